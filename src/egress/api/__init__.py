@@ -1,0 +1,1 @@
+"""HTTP API: app factory, one router per resource, schemas, auth, problem errors."""

@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+import egress
+from egress.api import errors
+from egress.api.routers import configurations, connections, executions, health, templates
+from egress.container import Container
+
+log = logging.getLogger(__name__)
+
+
+def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = container.worker(name="embedded") if with_worker else None
+        if worker is not None:
+            worker.start()
+            log.info("embedded worker started (%s slots)", container.settings.worker_concurrency)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop(container.settings.shutdown_grace_s)
+            container.engine.dispose()
+
+    app = FastAPI(
+        title="Egress",
+        version=egress.__version__,
+        description="Asynchronous data extraction and bulk export.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    errors.install(app)
+    for module in (health, connections, templates, configurations, executions):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,110 @@
+"""Every error is RFC 9457 problem JSON naming the field and the problem; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from egress.domain.errors import Conflict, EgressError, Invalid, NotFound
+from egress.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://egress.dev/problems/{status}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _pointer(loc: tuple[str | int, ...] | list[str | int]) -> str:
+    """``("body", "destination", "path")`` → ``destination.path``; query/header keep their kind."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        err = next(e for e in raw if e.get("type") == "json_invalid")
+        reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+        return problem(400, f"the request body is not valid JSON: {reason}")
+    errors = [
+        {"field": _pointer(e["loc"]), "location": str(e["loc"][0]), "message": e["msg"]}
+        for e in raw
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, f"invalid request: {summary}", errors)
+
+
+def _egress(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EgressError)
+    if isinstance(exc, NotFound):
+        return problem(404, exc.detail)
+    if isinstance(exc, Conflict):
+        return problem(409, exc.detail)
+    if isinstance(exc, Invalid):
+        errors = [
+            {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg}
+            for e in exc.errors
+        ]
+        return problem(422, exc.detail, errors)
+    return problem(400, exc.detail)
+
+
+def _source(request: Request, exc: Exception) -> JSONResponse:
+    return problem(
+        422,
+        f"the connection's source could not be read: {exc}",
+        [{"field": "connection", "location": "path", "message": str(exc)}],
+    )
+
+
+def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(EgressError, _egress)
+    app.add_exception_handler(SourceError, _source)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

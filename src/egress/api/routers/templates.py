@@ -1,0 +1,75 @@
+"""/api/v1/templates: discovered (one per table) and custom dataset definitions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from egress.api.auth import CurrentPrincipal, Services
+from egress.api.routers.common import page_request
+from egress.api.schemas import FieldOut, ListEnvelope, TemplateCreate, TemplateOut
+from egress.db.templates import TemplateRecord
+from egress.domain.errors import Invalid, NotFound
+from egress.domain.paging import PageRequest
+from egress.services import catalog
+
+router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
+
+
+def _out(t: TemplateRecord) -> TemplateOut:
+    return TemplateOut(
+        id=t.id,
+        name=t.name,
+        kind=t.kind,
+        connection_id=t.connection_id,
+        table=t.source_table,
+        fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
+        primary_key=t.primary_key,
+        cursor_field=t.cursor_field,
+        date_field=t.date_field,
+    )
+
+
+@router.get("", response_model=ListEnvelope[TemplateOut])
+def list_templates(
+    c: Services,
+    p: CurrentPrincipal,
+    page: Annotated[PageRequest, Depends(page_request)],
+    connection_id: Annotated[
+        str | None,
+        Query(alias="connectionId", description="discover this connection's tables first"),
+    ] = None,
+) -> ListEnvelope[TemplateOut]:
+    if connection_id is not None:
+        catalog.discover(c, p.workspace_id, connection_id)
+    result = c.templates.list_page(p.workspace_id, connection_id, page)
+    return ListEnvelope.of([_out(t) for t in result.items], page.page, page.limit, result.total)
+
+
+@router.post("", status_code=201, response_model=TemplateOut)
+def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> TemplateOut:
+    try:
+        c.connections.get(p.workspace_id, body.connection_id)
+    except NotFound as exc:
+        raise Invalid.at(
+            ("body", "connectionId"), f"unknown connection {body.connection_id!r}"
+        ) from exc
+    return _out(
+        catalog.create_custom_template(
+            c,
+            p.workspace_id,
+            body.connection_id,
+            body.name,
+            body.table,
+            body.fields,
+            body.primary_key,
+            body.cursor_field,
+            body.date_field,
+        )
+    )
+
+
+@router.get("/{template_id}", response_model=TemplateOut)
+def get_template(template_id: str, c: Services, p: CurrentPrincipal) -> TemplateOut:
+    return _out(c.templates.get(p.workspace_id, template_id))

@@ -1,0 +1,234 @@
+"""Request and response bodies. Field names are camelCase on the wire, as in seed 000."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from egress.domain.paging import total_pages
+
+T = TypeVar("T")
+_NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f]+$"}
+Name = Field(**_NAME_RULES)
+OptionalName = Field(default=None, **_NAME_RULES)
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Request(Wire):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ListEnvelope(Wire, Generic[T]):
+    data: list[T]
+    page: int
+    limit: int
+    total_size: int
+    total_pages: int
+
+    @classmethod
+    def of(cls, items: list[T], page: int, limit: int, total: int) -> ListEnvelope[T]:
+        return cls(
+            data=items,
+            page=page,
+            limit=limit,
+            total_size=total,
+            total_pages=total_pages(total, limit),
+        )
+
+
+# ----------------------------------------------------------------- connections
+ConnectionType = Literal["postgresql", "sqlite"]
+
+
+class ConnectionCreate(Request):
+    name: str = Name
+    type: ConnectionType
+    settings: dict[str, Any]
+    secrets: dict[str, str] = Field(default_factory=dict)
+
+
+class ConnectionPatch(Request):
+    name: str | None = OptionalName
+    settings: dict[str, Any] | None = None
+    secrets: dict[str, str] | None = None
+
+
+class ConnectionOut(Wire):
+    id: str
+    name: str
+    type: str
+    settings: dict[str, Any]
+    secret_names: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionTestOut(Wire):
+    ok: bool
+    error: str | None = None
+
+
+# ------------------------------------------------------------------- templates
+class FieldOut(Wire):
+    name: str
+    type: str
+    nullable: bool
+
+
+class TemplateCreate(Request):
+    connection_id: str
+    name: str = Field(min_length=1, max_length=400)
+    table: str = Field(min_length=1, max_length=400)
+    fields: list[str] | None = Field(default=None, min_length=1)
+    primary_key: list[str] | None = None
+    cursor_field: str | None = None
+    date_field: str | None = None
+
+
+class TemplateOut(Wire):
+    id: str
+    name: str
+    kind: str
+    connection_id: str
+    table: str
+    fields: list[FieldOut]
+    primary_key: list[str]
+    cursor_field: str | None
+    date_field: str | None
+
+
+# -------------------------------------------------------------- configurations
+Format = Literal["csv", "jsonl", "parquet"]
+Compression = Literal["none", "gzip"]
+
+
+class StorageDestination(Request):
+    type: Literal["storage"]
+    path: str = Field(default="", max_length=1000)
+
+
+def _as_utc_start(value: Any) -> Any:
+    """Dates are accepted and mean midnight UTC; date-times must carry a time zone."""
+    if isinstance(value, str) and len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=None).isoformat() + "Z"
+    return value
+
+
+class ConfigurationFields(Request):
+    fields: list[str] | None = Field(default=None, min_length=1)
+    format: Format
+    compression: Compression = "none"
+    destination: StorageDestination
+    file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _dates(cls, value: Any) -> Any:
+        return _as_utc_start(value)
+
+
+class ConfigurationCreate(ConfigurationFields):
+    name: str = Name
+    template_id: str
+
+
+class ConfigurationPatch(Request):
+    name: str | None = OptionalName
+    template_id: str | None = None
+    fields: list[str] | None = Field(default=None, min_length=1)
+    format: Format | None = None
+    compression: Compression | None = None
+    destination: StorageDestination | None = None
+    file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _dates(cls, value: Any) -> Any:
+        return _as_utc_start(value)
+
+
+class ConfigurationOut(Wire):
+    id: str
+    name: str
+    template_id: str
+    fields: list[str] | None
+    format: str
+    compression: str
+    destination: dict[str, Any]
+    file_name_pattern: str | None
+    start_date: datetime | None
+    end_date: datetime | None
+    status: str
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# ------------------------------------------------------------------ executions
+class TriggerRequest(Request):
+    """Run options; later options (date range, filters) extend this body."""
+
+
+class FileOut(Wire):
+    file_name: str
+    download_url: str
+    size_bytes: int
+    sha256: str
+
+
+class ProgressOut(Wire):
+    processed: int
+
+
+class RunOut(Wire):
+    run: int
+    status: str
+    process_id: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    record_count: int | None
+    error_message: str | None
+    attempt: int
+    file: FileOut | None
+    progress: ProgressOut | None = None
+
+
+class ExecutionOut(Wire):
+    extract_configuration_name: str
+    extract_configuration_id: str
+    id: str
+    latest_status: str
+    latest_process_id: str | None
+    latest_record_count: int | None
+    created_at: datetime
+    trigger: str
+    progress: ProgressOut | None
+    runs: list[RunOut]
+
+
+class ExecutionSummaryOut(Wire):
+    id: str
+    extract_configuration_id: str
+    latest_status: str
+    latest_started_at: datetime | None
+    latest_completed_at: datetime | None
+    latest_run_record_count: int | None
+    total_runs: int

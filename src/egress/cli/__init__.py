@@ -1,0 +1,1 @@
+"""The ``egress`` command: serve, worker, db, demo."""

@@ -1,0 +1,159 @@
+"""``egress``: run the service, a worker, migrations, or the demo."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from egress.container import Container
+from egress.db.migrate import upgrade
+from egress.settings import Settings
+
+app = typer.Typer(
+    help="Egress: asynchronous data extraction and bulk export.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _setup(settings: Settings) -> Container:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    container = Container.build(settings)
+    upgrade(settings.resolved_database_url)
+    container.bootstrap()
+    return container
+
+
+def _server(container: Container, with_worker: bool) -> uvicorn.Server:
+    from egress.api.app import create_app
+
+    s = container.settings
+    config = uvicorn.Config(
+        create_app(container, with_worker=with_worker),
+        host=s.host,
+        port=s.port,
+        log_level=s.log_level.lower(),
+        timeout_graceful_shutdown=int(s.shutdown_grace_s) + 5,
+    )
+    return uvicorn.Server(config)
+
+
+@app.command()
+def serve(
+    no_worker: bool = typer.Option(False, "--no-worker", help="serve only the API"),
+) -> None:
+    """Migrate the database, then serve the API (and, by default, an embedded worker)."""
+    container = _setup(Settings())
+    _server(container, with_worker=not no_worker).run()
+
+
+@app.command()
+def worker(name: str = typer.Option("worker", help="name shown in processId")) -> None:
+    """Run the claim loop alone, against the configured metadata database."""
+    settings = Settings()
+    container = _setup(settings)
+    w = container.worker(name=name)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    w.start()
+    stop.wait()
+    console.print(f"stopping: finishing running runs (grace {settings.shutdown_grace_s:.0f}s)")
+    w.stop(settings.shutdown_grace_s)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to the metadata database."""
+    settings = Settings()
+    settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    console.print(f"database at head: {settings.resolved_database_url.split('@')[-1]}")
+
+
+@app.command()
+def demo(rows: int = typer.Option(5000, help="orders in the generated sample database")) -> None:
+    """Seed a demo workspace, run one extraction end to end, then keep serving."""
+    from egress.client import Client
+    from egress.demo import create_orders_db, run_demo
+
+    settings = Settings()
+    settings.ensure_data_dir()
+    token_file = settings.resolved_data_dir / "demo-token"
+    if not settings.bootstrap_token:
+        if not token_file.exists():
+            token_file.write_text(secrets.token_hex(24))
+            token_file.chmod(0o600)
+        settings.bootstrap_token = token_file.read_text().strip()
+    token = settings.bootstrap_token
+    db_path = settings.resolved_data_dir / "demo" / "shop.db"
+    if not db_path.exists():
+        create_orders_db(db_path, rows)
+        console.print(f"generated sample database: {db_path} ({rows} orders)")
+    container = _setup(settings)
+    server = _server(container, with_worker=True)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise typer.Exit(1)
+        time.sleep(0.05)
+    base = f"http://{settings.host}:{settings.port}"
+    with Client(base, token) as client:
+        result = run_demo(client, db_path, settings.resolved_data_dir / "downloads")
+    _print_demo(base, token, result)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join()
+
+
+def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
+    """Plain print: the curl lines must survive copy and paste unwrapped."""
+    execution = result["execution"]
+    config = result["config"]
+    assert isinstance(execution, dict) and isinstance(config, dict)
+    latest = execution["runs"][-1]
+    print("\n=== Egress demo ===")
+    print(f"execution {execution['id']}: {execution['latestStatus']}")
+    print(f"records:   {latest['recordCount']}")
+    path = result["file"]
+    if isinstance(path, Path):
+        print(f"file:      {path}")
+        with path.open(encoding="utf-8") as fh:
+            for _ in range(4):
+                print("  | " + fh.readline().rstrip("\n"))
+    cfg = f"{base}/api/v1/extraction-configurations/{config['id']}"
+    auth = f'-H "Authorization: Bearer {token}"'
+    print(f"\nServing {base} (docs: {base}/docs)")
+    print(f"Bearer token: {token}\n")
+    print("# trigger a new execution")
+    print(f"curl -s -X POST {auth} {cfg}/executions")
+    print("# poll an execution (this one, or the id the trigger returned)")
+    print(f"curl -s {auth} {cfg}/executions/{execution['id']}")
+    print("# download its file")
+    print(f"curl -sOJ {auth} {cfg}/executions/{execution['id']}/download")
+    print("\nCtrl-C to stop.", flush=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,85 @@
+"""Builds every long-lived part from Settings, once: the one wiring place for API, CLI, worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from egress.crypto import SecretBox, load_secret_box
+from egress.db.configurations import ConfigurationRepo
+from egress.db.connections import ConnectionRepo
+from egress.db.engine import make_engine
+from egress.db.executions import ExecutionRepo
+from egress.db.templates import TemplateRepo
+from egress.db.workspaces import WorkspaceRepo
+from egress.domain.clock import Clock, utcnow
+from egress.engine.runner import Runner
+from egress.settings import Settings
+from egress.storage import Storage
+from egress.worker.loop import Worker
+from egress.worker.wakeup import Wakeup
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    secret_box: SecretBox
+    storage: Storage
+    workspaces: WorkspaceRepo
+    connections: ConnectionRepo
+    templates: TemplateRepo
+    configurations: ConfigurationRepo
+    executions: ExecutionRepo
+    clock: Clock = utcnow
+    wakeup: Wakeup = field(default_factory=Wakeup)
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock = utcnow) -> Container:
+        settings.ensure_data_dir()
+        engine = make_engine(settings.resolved_database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            secret_box=load_secret_box(settings),
+            storage=Storage(settings.resolved_storage_url),
+            workspaces=WorkspaceRepo(engine),
+            connections=ConnectionRepo(engine),
+            templates=TemplateRepo(engine),
+            configurations=ConfigurationRepo(engine),
+            executions=ExecutionRepo(engine),
+            clock=clock,
+        )
+
+    def runner(self) -> Runner:
+        return Runner(
+            self.connections,
+            self.executions,
+            self.storage,
+            self.secret_box,
+            self.clock,
+            self.settings.batch_rows,
+        )
+
+    def worker(self, name: str = "worker") -> Worker:
+        s = self.settings
+        return Worker(
+            self.executions,
+            self.runner(),
+            self.clock,
+            concurrency=s.worker_concurrency,
+            lease_s=s.lease_s,
+            heartbeat_s=s.heartbeat_s,
+            poll_s=s.poll_s,
+            max_attempts=s.max_attempts,
+            wakeup=self.wakeup,
+            name=name,
+        )
+
+    def bootstrap(self) -> None:
+        """Make EGRESS_BOOTSTRAP_TOKEN an admin token of the workspace named ``default``."""
+        token = self.settings.bootstrap_token
+        if token:
+            ws = self.workspaces.ensure_workspace("default")
+            self.workspaces.ensure_token(ws, token, role="admin", name="bootstrap")

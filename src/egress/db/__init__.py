@@ -1,0 +1,1 @@
+"""Metadata persistence: tables, repositories and migrations. The only place with metadata SQL."""

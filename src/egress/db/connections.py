@@ -1,0 +1,148 @@
+"""Connections: source systems with settings and encrypted, write-only secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from egress.db.paging import Page, fetch_page
+from egress.db.tables import connections, extraction_configurations, templates
+from egress.domain.clock import new_id, utcnow
+from egress.domain.errors import Conflict, NotFound
+from egress.domain.paging import PageRequest
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    id: str
+    workspace_id: str
+    name: str
+    type: str
+    settings: dict[str, Any]
+    sealed_secrets: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(row: Row[Any]) -> ConnectionRecord:
+    return ConnectionRecord(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        name=row.name,
+        type=row.type,
+        settings=dict(row.settings),
+        sealed_secrets=row.secrets,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"a connection named {name!r} already exists in this workspace")
+
+
+class ConnectionRepo:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create(
+        self,
+        workspace_id: str,
+        name: str,
+        type_: str,
+        settings: dict[str, Any],
+        sealed_secrets: str | None,
+    ) -> ConnectionRecord:
+        now = utcnow()
+        conn_id = new_id()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    connections.insert().values(
+                        id=conn_id,
+                        workspace_id=workspace_id,
+                        name=name,
+                        type=type_,
+                        settings=settings,
+                        secrets=sealed_secrets,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise _name_taken(name) from exc
+        return self.get(workspace_id, conn_id)
+
+    def get(self, workspace_id: str, conn_id: str) -> ConnectionRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(connections).where(
+                    connections.c.workspace_id == workspace_id, connections.c.id == conn_id
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"connection {conn_id} not found")
+        return _record(row)
+
+    def list_page(self, workspace_id: str, page: PageRequest) -> Page[ConnectionRecord]:
+        query = (
+            sa.select(connections)
+            .where(connections.c.workspace_id == workspace_id)
+            .order_by(connections.c.created_at, connections.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows, total = fetch_page(conn, query, page)
+        return Page([_record(r) for r in rows], total, page)
+
+    def update(self, workspace_id: str, conn_id: str, **values: Any) -> ConnectionRecord:
+        self.get(workspace_id, conn_id)
+        if "sealed_secrets" in values:
+            values["secrets"] = values.pop("sealed_secrets")
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    connections.update()
+                    .where(connections.c.workspace_id == workspace_id, connections.c.id == conn_id)
+                    .values(updated_at=utcnow(), **values)
+                )
+        except IntegrityError as exc:
+            raise _name_taken(str(values.get("name"))) from exc
+        return self.get(workspace_id, conn_id)
+
+    def delete(self, workspace_id: str, conn_id: str) -> None:
+        self.get(workspace_id, conn_id)
+        with self._engine.begin() as conn:
+            used_by = (
+                conn.execute(
+                    sa.select(extraction_configurations.c.name)
+                    .join(templates, templates.c.id == extraction_configurations.c.template_id)
+                    .where(
+                        templates.c.connection_id == conn_id,
+                        extraction_configurations.c.workspace_id == workspace_id,
+                    )
+                    .order_by(extraction_configurations.c.name)
+                )
+                .scalars()
+                .all()
+            )
+            if used_by:
+                names = ", ".join(used_by)
+                raise Conflict(
+                    f"the connection is used by extraction configurations: {names}; "
+                    "delete them first"
+                )
+            conn.execute(
+                templates.delete().where(
+                    templates.c.workspace_id == workspace_id, templates.c.connection_id == conn_id
+                )
+            )
+            conn.execute(
+                connections.delete().where(
+                    connections.c.workspace_id == workspace_id, connections.c.id == conn_id
+                )
+            )

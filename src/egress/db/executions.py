@@ -1,0 +1,623 @@
+"""Executions and their runs: the queue, leases, fencing and results.
+
+A run row *is* the job: creating an execution enqueues its first run in the same transaction.
+Every state change is one conditional UPDATE on the expected status (and, for a worker, its
+lease token), so two actors can never both win and a worker that lost its lease commits nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from egress.db.paging import Page, fetch_page
+from egress.db.tables import executions, extraction_configurations, run_files, runs
+from egress.domain.clock import new_id
+from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.paging import PageRequest
+from egress.domain.status import ACTIVE, RunStatus, cancel_blocker, rerun_blocker
+
+# Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
+_INSERT_RETRIES = 5
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+_ACTIVE_VALUES = [s.value for s in ACTIVE]
+
+
+class _LeaseLost(Exception):
+    """Rolls back an outcome whose lease was lost before it could be recorded."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    sub_extract_id: str
+    sub_extract_value: str | None
+    storage_key: str
+    file_name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    record_count: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    run_number: int
+    status: RunStatus
+    attempt: int
+    process_id: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    record_count: int | None
+    processed: int | None
+    error_message: str | None
+    files: list[FileRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    id: str
+    workspace_id: str
+    configuration_id: str
+    parameters: dict[str, Any]
+    trigger: str
+    created_at: datetime
+    runs: list[RunRecord]
+
+    @property
+    def latest(self) -> RunRecord:
+        return self.runs[-1]
+
+    def run(self, number: int) -> RunRecord | None:
+        return next((r for r in self.runs if r.run_number == number), None)
+
+
+@dataclass(frozen=True)
+class ExecutionSummary:
+    id: str
+    configuration_id: str
+    latest_status: RunStatus
+    latest_started_at: datetime | None
+    latest_completed_at: datetime | None
+    latest_record_count: int | None
+    total_runs: int
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    run_id: str
+    workspace_id: str
+    execution_id: str
+    configuration_id: str
+    run_number: int
+    attempt: int
+    lease_token: str
+    process_id: str
+    started_at: datetime
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    alive: bool  # False: the lease is gone; the worker must stop and commit nothing
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: RunStatus
+    record_count: int
+    error_message: str | None = None
+    files: list[FileRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReapCounts:
+    requeued: int
+    failed: int
+
+
+def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        run_number=row.run_number,
+        status=RunStatus(row.status),
+        attempt=row.attempt,
+        process_id=row.process_id,
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        record_count=row.record_count,
+        processed=row.processed,
+        error_message=row.error_message,
+        files=files,
+    )
+
+
+def _file_record(row: Row[Any]) -> FileRecord:
+    return FileRecord(
+        sub_extract_id=row.sub_extract_id,
+        sub_extract_value=row.sub_extract_value,
+        storage_key=row.storage_key,
+        file_name=row.file_name,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        record_count=row.record_count,
+    )
+
+
+class ExecutionRepo:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # ----------------------------------------------------------------- triggering
+    def create(
+        self,
+        workspace_id: str,
+        configuration_id: str,
+        parameters: dict[str, Any],
+        trigger: str,
+        now: datetime,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Create an execution with run 1 queued; returns (execution, created).
+
+        The same idempotency key with the same request hash within 24 h returns the earlier
+        execution instead of creating one; with a different hash it is refused.
+        """
+        for _ in range(_INSERT_RETRIES):
+            try:
+                with self._engine.begin() as conn:
+                    if idempotency_key is not None:
+                        earlier = self._idempotent_match(
+                            conn, workspace_id, configuration_id, idempotency_key, request_hash, now
+                        )
+                        if earlier is not None:
+                            return self.get(workspace_id, configuration_id, earlier), False
+                    exec_id = new_id()
+                    conn.execute(
+                        executions.insert().values(
+                            id=exec_id,
+                            workspace_id=workspace_id,
+                            configuration_id=configuration_id,
+                            parameters=parameters,
+                            trigger=trigger,
+                            idempotency_key=idempotency_key,
+                            request_hash=request_hash,
+                            created_at=now,
+                        )
+                    )
+                    self._enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
+            except IntegrityError:
+                continue  # lost a race for the active slot or the key: look again
+            return self.get(workspace_id, configuration_id, exec_id), True
+        raise Conflict("too many concurrent triggers of this configuration; try again")
+
+    def _idempotent_match(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        configuration_id: str,
+        key: str,
+        request_hash: str | None,
+        now: datetime,
+    ) -> str | None:
+        row = conn.execute(
+            sa.select(executions.c.id, executions.c.request_hash, executions.c.created_at).where(
+                executions.c.workspace_id == workspace_id,
+                executions.c.configuration_id == configuration_id,
+                executions.c.idempotency_key == key,
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        if now - row.created_at > IDEMPOTENCY_WINDOW:
+            # The key expired: free it for this new request.
+            conn.execute(
+                executions.update().where(executions.c.id == row.id).values(idempotency_key=None)
+            )
+            return None
+        if row.request_hash != request_hash:
+            raise Invalid.at(
+                ("header", "Idempotency-Key"),
+                "this key was already used with a different request body",
+            )
+        return str(row.id)
+
+    def _enqueue_run(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        configuration_id: str,
+        execution_id: str,
+        run_number: int,
+        now: datetime,
+    ) -> None:
+        busy = conn.execute(
+            sa.select(runs.c.id)
+            .where(runs.c.configuration_id == configuration_id, runs.c.status.in_(_ACTIVE_VALUES))
+            .limit(1)
+        ).first()
+        held = conn.execute(
+            sa.select(runs.c.id)
+            .where(
+                runs.c.configuration_id == configuration_id,
+                runs.c.status == RunStatus.ON_HOLD.value,
+            )
+            .limit(1)
+        ).first()
+        status = RunStatus.ON_HOLD if busy or held else RunStatus.PENDING
+        conn.execute(
+            runs.insert().values(
+                id=new_id(),
+                workspace_id=workspace_id,
+                execution_id=execution_id,
+                configuration_id=configuration_id,
+                run_number=run_number,
+                status=status.value,
+                attempt=1,
+                queued_at=now,
+                cancel_requested=False,
+            )
+        )
+        if held and not busy:
+            self._release_next(conn, configuration_id)  # heal a queue left without an active run
+
+    def rerun(
+        self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime
+    ) -> ExecutionRecord:
+        for _ in range(_INSERT_RETRIES):
+            try:
+                with self._engine.begin() as conn:
+                    latest = conn.execute(
+                        sa.select(runs.c.run_number, runs.c.status)
+                        .where(runs.c.execution_id == execution_id)
+                        .order_by(runs.c.run_number.desc())
+                        .limit(1)
+                        .with_for_update()
+                    ).one()
+                    blocker = rerun_blocker(RunStatus(latest.status))
+                    if blocker:
+                        raise Conflict(blocker)
+                    self._enqueue_run(
+                        conn,
+                        workspace_id,
+                        configuration_id,
+                        execution_id,
+                        latest.run_number + 1,
+                        now,
+                    )
+            except IntegrityError:
+                continue
+            return self.get(workspace_id, configuration_id, execution_id)
+        raise Conflict("too many concurrent re-runs of this execution; try again")
+
+    # -------------------------------------------------------------------- reading
+    def get(self, workspace_id: str, configuration_id: str, execution_id: str) -> ExecutionRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(executions).where(
+                    executions.c.workspace_id == workspace_id,
+                    executions.c.configuration_id == configuration_id,
+                    executions.c.id == execution_id,
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"execution {execution_id} not found")
+            run_rows = conn.execute(
+                sa.select(runs)
+                .where(runs.c.execution_id == execution_id)
+                .order_by(runs.c.run_number)
+            ).all()
+            files: dict[str, list[FileRecord]] = defaultdict(list)
+            for f in conn.execute(
+                sa.select(run_files)
+                .where(run_files.c.run_id.in_([r.id for r in run_rows]))
+                .order_by(run_files.c.sub_extract_id)
+            ):
+                files[f.run_id].append(_file_record(f))
+        return ExecutionRecord(
+            id=row.id,
+            workspace_id=row.workspace_id,
+            configuration_id=row.configuration_id,
+            parameters=dict(row.parameters),
+            trigger=row.trigger,
+            created_at=row.created_at,
+            runs=[_run_record(r, files[r.id]) for r in run_rows],
+        )
+
+    def list_page(
+        self, workspace_id: str, configuration_id: str, page: PageRequest
+    ) -> Page[ExecutionSummary]:
+        latest_no = (
+            sa.select(runs.c.execution_id, sa.func.max(runs.c.run_number).label("n"))
+            .group_by(runs.c.execution_id)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                executions.c.id,
+                executions.c.configuration_id,
+                runs.c.status,
+                runs.c.started_at,
+                runs.c.completed_at,
+                runs.c.record_count,
+                latest_no.c.n,
+            )
+            .join(latest_no, latest_no.c.execution_id == executions.c.id)
+            .join(
+                runs,
+                sa.and_(runs.c.execution_id == executions.c.id, runs.c.run_number == latest_no.c.n),
+            )
+            .where(
+                executions.c.workspace_id == workspace_id,
+                executions.c.configuration_id == configuration_id,
+            )
+            .order_by(executions.c.created_at.desc(), executions.c.id.desc())
+        )
+        with self._engine.connect() as conn:
+            rows, total = fetch_page(conn, query, page)
+        items = [
+            ExecutionSummary(
+                id=r.id,
+                configuration_id=r.configuration_id,
+                latest_status=RunStatus(r.status),
+                latest_started_at=r.started_at,
+                latest_completed_at=r.completed_at,
+                latest_record_count=r.record_count,
+                total_runs=r.n,
+            )
+            for r in rows
+        ]
+        return Page(items, total, page)
+
+    # -------------------------------------------------------------------- workers
+    def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
+        """Take the oldest PENDING run, if any, under a fresh lease."""
+        token = secrets.token_hex(16)
+        oldest = (
+            sa.select(runs.c.id)
+            .where(runs.c.status == RunStatus.PENDING.value)
+            .order_by(runs.c.queued_at, runs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                runs.update()
+                .where(runs.c.id == oldest, runs.c.status == RunStatus.PENDING.value)
+                .values(
+                    status=RunStatus.IN_PROGRESS.value,
+                    lease_token=token,
+                    process_id=process_id,
+                    lease_expires_at=now + lease,
+                    started_at=now,
+                    processed=0,
+                    progress_at=now,
+                )
+                .returning(
+                    runs.c.id,
+                    runs.c.workspace_id,
+                    runs.c.execution_id,
+                    runs.c.configuration_id,
+                    runs.c.run_number,
+                    runs.c.attempt,
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            params = conn.execute(
+                sa.select(executions.c.parameters).where(executions.c.id == row.execution_id)
+            ).scalar_one()
+        return ClaimedRun(
+            run_id=row.id,
+            workspace_id=row.workspace_id,
+            execution_id=row.execution_id,
+            configuration_id=row.configuration_id,
+            run_number=row.run_number,
+            attempt=row.attempt,
+            lease_token=token,
+            process_id=process_id,
+            started_at=now,
+            parameters=dict(params),
+        )
+
+    def heartbeat(
+        self, run_id: str, lease_token: str, processed: int, lease: timedelta, now: datetime
+    ) -> Heartbeat:
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                runs.update()
+                .where(
+                    runs.c.id == run_id,
+                    runs.c.lease_token == lease_token,
+                    runs.c.status == RunStatus.IN_PROGRESS.value,
+                )
+                .values(lease_expires_at=now + lease, processed=processed, progress_at=now)
+                .returning(runs.c.cancel_requested)
+            ).one_or_none()
+        if row is None:
+            return Heartbeat(alive=False, cancel_requested=False)
+        return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
+
+    def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> bool:
+        """Record the outcome, fenced by the lease token. False: the lease was lost first."""
+        try:
+            with self._engine.begin() as conn:
+                self._record_outcome(conn, claimed, outcome, now)
+        except _LeaseLost:
+            return False
+        return True
+
+    def _record_outcome(
+        self, conn: Connection, claimed: ClaimedRun, outcome: Outcome, now: datetime
+    ) -> None:
+        updated = conn.execute(
+            runs.update()
+            .where(
+                runs.c.id == claimed.run_id,
+                runs.c.lease_token == claimed.lease_token,
+                runs.c.status == RunStatus.IN_PROGRESS.value,
+            )
+            .values(
+                status=outcome.status.value,
+                completed_at=now,
+                record_count=outcome.record_count,
+                processed=outcome.record_count,
+                progress_at=now,
+                error_message=outcome.error_message,
+                lease_token=None,
+                lease_expires_at=None,
+            )
+        ).rowcount
+        if updated != 1:
+            raise _LeaseLost
+        for f in outcome.files:
+            conn.execute(
+                run_files.insert().values(
+                    id=new_id(),
+                    workspace_id=claimed.workspace_id,
+                    run_id=claimed.run_id,
+                    created_at=now,
+                    **f.__dict__,
+                )
+            )
+        self._release_next(conn, claimed.configuration_id)
+
+    def _release_next(self, conn: Connection, configuration_id: str) -> None:
+        """The configuration's active run ended: the oldest held run becomes PENDING."""
+        oldest_held = (
+            sa.select(runs.c.id)
+            .where(
+                runs.c.configuration_id == configuration_id,
+                runs.c.status == RunStatus.ON_HOLD.value,
+            )
+            .order_by(runs.c.queued_at, runs.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == oldest_held, runs.c.status == RunStatus.ON_HOLD.value)
+            .values(status=RunStatus.PENDING.value)
+        )
+
+    def release(self, claimed: ClaimedRun) -> bool:
+        """Give a run back to the queue at once (graceful shutdown), fenced by the lease."""
+        with self._engine.begin() as conn:
+            return (
+                conn.execute(
+                    runs.update()
+                    .where(
+                        runs.c.id == claimed.run_id,
+                        runs.c.lease_token == claimed.lease_token,
+                        runs.c.status == RunStatus.IN_PROGRESS.value,
+                    )
+                    .values(
+                        status=RunStatus.PENDING.value,
+                        attempt=runs.c.attempt + 1,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        processed=None,
+                    )
+                ).rowcount
+                == 1
+            )
+
+    def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
+        """Runs whose lease expired: back to PENDING (attempt + 1), or FAILED after the last."""
+        requeued = failed = 0
+        with self._engine.begin() as conn:
+            expired = conn.execute(
+                sa.select(runs.c.id, runs.c.attempt, runs.c.lease_token, runs.c.configuration_id)
+                .where(
+                    runs.c.status == RunStatus.IN_PROGRESS.value,
+                    runs.c.lease_expires_at < now,
+                )
+                .with_for_update(skip_locked=True)
+            ).all()
+            for r in expired:
+                fence = sa.and_(
+                    runs.c.id == r.id,
+                    runs.c.lease_token == r.lease_token,
+                    runs.c.status == RunStatus.IN_PROGRESS.value,
+                )
+                if r.attempt >= max_attempts:
+                    conn.execute(
+                        runs.update()
+                        .where(fence)
+                        .values(
+                            status=RunStatus.FAILED.value,
+                            completed_at=now,
+                            error_message=f"worker lost after {r.attempt} attempts",
+                            lease_token=None,
+                            lease_expires_at=None,
+                        )
+                    )
+                    self._release_next(conn, r.configuration_id)
+                    failed += 1
+                else:
+                    conn.execute(
+                        runs.update()
+                        .where(fence)
+                        .values(
+                            status=RunStatus.PENDING.value,
+                            attempt=r.attempt + 1,
+                            lease_token=None,
+                            lease_expires_at=None,
+                            processed=None,
+                        )
+                    )
+                    requeued += 1
+        return ReapCounts(requeued=requeued, failed=failed)
+
+    def cancel(
+        self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime
+    ) -> ExecutionRecord:
+        """PENDING/ON_HOLD runs end at once; an IN_PROGRESS run is asked to stop."""
+        execution = self.get(workspace_id, configuration_id, execution_id)
+        latest = execution.latest
+        blocker = cancel_blocker(latest.status)
+        if blocker:
+            raise Conflict(blocker)
+        with self._engine.begin() as conn:
+            if latest.status is RunStatus.IN_PROGRESS:
+                changed = conn.execute(
+                    runs.update()
+                    .where(runs.c.id == latest.id, runs.c.status == RunStatus.IN_PROGRESS.value)
+                    .values(cancel_requested=True)
+                ).rowcount
+            else:
+                changed = conn.execute(
+                    runs.update()
+                    .where(runs.c.id == latest.id, runs.c.status == latest.status.value)
+                    .values(status=RunStatus.CANCELLED.value, completed_at=now)
+                ).rowcount
+                if changed and latest.status is RunStatus.PENDING:
+                    self._release_next(conn, configuration_id)
+            if not changed:
+                raise Conflict("the run changed status while cancelling; look again and retry")
+        return self.get(workspace_id, configuration_id, execution_id)
+
+    def configuration_name(self, workspace_id: str, configuration_id: str) -> str:
+        with self._engine.connect() as conn:
+            name = conn.execute(
+                sa.select(extraction_configurations.c.name).where(
+                    extraction_configurations.c.workspace_id == workspace_id,
+                    extraction_configurations.c.id == configuration_id,
+                )
+            ).scalar_one_or_none()
+        if name is None:
+            raise NotFound(f"extraction configuration {configuration_id} not found")
+        return str(name)

@@ -1,0 +1,192 @@
+"""SQLAlchemy Core tables. Every row carries its workspace; every query filters by it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = sa.String(36)
+
+
+def _workspace_fk() -> sa.Column[str]:
+    return sa.Column("workspace_id", ID, sa.ForeignKey("workspaces.id"), nullable=False)
+
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("name", sa.String(200), nullable=False),
+    # sha256 of the token: tokens are long random strings, so a fast hash is enough.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("settings", sa.JSON(), nullable=False),
+    sa.Column("secrets", sa.Text(), nullable=True),  # Fernet token, never returned
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column(
+        "connection_id", ID, sa.ForeignKey("connections.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(400), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # discovered | custom
+    sa.Column("source_table", sa.String(400), nullable=False),
+    sa.Column("fields", sa.JSON(), nullable=False),
+    sa.Column("primary_key", sa.JSON(), nullable=False),
+    sa.Column("cursor_field", sa.String(200), nullable=True),
+    sa.Column("date_field", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("workspace_id", "connection_id", "name"),
+)
+
+extraction_configurations = sa.Table(
+    "extraction_configurations",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("template_id", ID, sa.ForeignKey("templates.id"), nullable=False),
+    sa.Column("fields", sa.JSON(), nullable=True),
+    sa.Column("format", sa.String(20), nullable=False),
+    sa.Column("compression", sa.String(20), nullable=False),
+    sa.Column("destination", sa.JSON(), nullable=False),
+    sa.Column("file_name_pattern", sa.String(400), nullable=True),
+    sa.Column("start_date", UTCDateTime(), nullable=True),
+    sa.Column("end_date", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column(
+        "configuration_id", ID, sa.ForeignKey("extraction_configurations.id"), nullable=False
+    ),
+    # Frozen snapshot of the configuration, template and run options: re-runs reuse it.
+    sa.Column("parameters", sa.JSON(), nullable=False),
+    sa.Column("trigger", sa.String(20), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("workspace_id", "configuration_id", "idempotency_key"),
+    sa.Index("ix_executions_configuration_created", "configuration_id", "created_at"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("execution_id", ID, sa.ForeignKey("executions.id"), nullable=False),
+    sa.Column("configuration_id", ID, nullable=False),
+    sa.Column("run_number", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("queued_at", UTCDateTime(), nullable=False),
+    sa.Column("process_id", sa.String(200), nullable=True),
+    sa.Column("lease_token", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("record_count", sa.BigInteger(), nullable=True),
+    sa.Column("processed", sa.BigInteger(), nullable=True),
+    sa.Column("progress_at", UTCDateTime(), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.UniqueConstraint("execution_id", "run_number"),
+    # The invariant lives in the database, not only in Python checks that can race.
+    sa.Index(
+        "uq_runs_one_active_per_configuration",
+        "configuration_id",
+        unique=True,
+        sqlite_where=sa.text("status IN ('PENDING', 'IN_PROGRESS')"),
+        postgresql_where=sa.text("status IN ('PENDING', 'IN_PROGRESS')"),
+    ),
+    sa.Index("ix_runs_status_queued", "status", "queued_at"),
+)
+
+run_files = sa.Table(
+    "run_files",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("sub_extract_id", sa.String(200), nullable=False),
+    sa.Column("sub_extract_value", sa.Text(), nullable=True),
+    sa.Column("storage_key", sa.String(1000), nullable=False),
+    sa.Column("file_name", sa.String(400), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("record_count", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("run_id", "sub_extract_id"),
+)

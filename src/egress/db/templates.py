@@ -1,0 +1,180 @@
+"""Templates: discovered (one per source table, kept in sync) and custom ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from egress.db.paging import Page, fetch_page
+from egress.db.tables import extraction_configurations, templates
+from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.clock import new_id, utcnow
+from egress.domain.errors import Conflict, NotFound
+from egress.domain.paging import PageRequest
+
+DISCOVERED = "discovered"
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class TemplateRecord:
+    id: str
+    workspace_id: str
+    connection_id: str
+    name: str
+    kind: str
+    source_table: str
+    fields: list[ColumnInfo]
+    primary_key: list[str]
+    cursor_field: str | None
+    date_field: str | None
+    created_at: datetime
+
+    def field(self, name: str) -> ColumnInfo | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The frozen form stored on every execution."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "sourceTable": self.source_table,
+            "fields": [f.as_dict() for f in self.fields],
+            "primaryKey": self.primary_key,
+            "cursorField": self.cursor_field,
+            "dateField": self.date_field,
+        }
+
+
+def _record(row: Row[Any]) -> TemplateRecord:
+    return TemplateRecord(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        connection_id=row.connection_id,
+        name=row.name,
+        kind=row.kind,
+        source_table=row.source_table,
+        fields=[ColumnInfo(**f) for f in row.fields],
+        primary_key=list(row.primary_key),
+        cursor_field=row.cursor_field,
+        date_field=row.date_field,
+        created_at=row.created_at,
+    )
+
+
+class TemplateRepo:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def sync_discovered(
+        self, workspace_id: str, connection_id: str, tables: list[TableInfo]
+    ) -> None:
+        """Make the discovered templates match the source's tables; keep ids stable."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            existing = {
+                r.name: r.id
+                for r in conn.execute(
+                    sa.select(templates.c.id, templates.c.name).where(
+                        templates.c.workspace_id == workspace_id,
+                        templates.c.connection_id == connection_id,
+                        templates.c.kind == DISCOVERED,
+                    )
+                )
+            }
+            for table in tables:
+                values = {
+                    "fields": [c.as_dict() for c in table.columns],
+                    "primary_key": table.primary_key,
+                    "updated_at": now,
+                }
+                if table.qualified_name in existing:
+                    conn.execute(
+                        templates.update()
+                        .where(templates.c.id == existing.pop(table.qualified_name))
+                        .values(**values)
+                    )
+                else:
+                    conn.execute(
+                        templates.insert().values(
+                            id=new_id(),
+                            workspace_id=workspace_id,
+                            connection_id=connection_id,
+                            name=table.qualified_name,
+                            kind=DISCOVERED,
+                            source_table=table.qualified_name,
+                            cursor_field=None,
+                            date_field=None,
+                            created_at=now,
+                            **values,
+                        )
+                    )
+            # Tables that vanished: drop their templates unless a configuration still uses one.
+            in_use = sa.select(extraction_configurations.c.template_id)
+            conn.execute(
+                templates.delete().where(
+                    templates.c.id.in_(list(existing.values())), templates.c.id.not_in(in_use)
+                )
+            )
+
+    def create_custom(
+        self,
+        workspace_id: str,
+        connection_id: str,
+        name: str,
+        source_table: str,
+        fields: list[ColumnInfo],
+        primary_key: list[str],
+        cursor_field: str | None,
+        date_field: str | None,
+    ) -> TemplateRecord:
+        now = utcnow()
+        tpl_id = new_id()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    templates.insert().values(
+                        id=tpl_id,
+                        workspace_id=workspace_id,
+                        connection_id=connection_id,
+                        name=name,
+                        kind=CUSTOM,
+                        source_table=source_table,
+                        fields=[f.as_dict() for f in fields],
+                        primary_key=primary_key,
+                        cursor_field=cursor_field,
+                        date_field=date_field,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"a template named {name!r} already exists on this connection") from exc
+        return self.get(workspace_id, tpl_id)
+
+    def get(self, workspace_id: str, tpl_id: str) -> TemplateRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(templates).where(
+                    templates.c.workspace_id == workspace_id, templates.c.id == tpl_id
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"template {tpl_id} not found")
+        return _record(row)
+
+    def list_page(
+        self, workspace_id: str, connection_id: str | None, page: PageRequest
+    ) -> Page[TemplateRecord]:
+        query = sa.select(templates).where(templates.c.workspace_id == workspace_id)
+        if connection_id is not None:
+            query = query.where(templates.c.connection_id == connection_id)
+        query = query.order_by(templates.c.kind.desc(), templates.c.name, templates.c.id)
+        with self._engine.connect() as conn:
+            rows, total = fetch_page(conn, query, page)
+        return Page([_record(r) for r in rows], total, page)

@@ -1,0 +1,42 @@
+"""Errors the rules raise; the API turns each class into one HTTP status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one input field; ``loc`` is its path, e.g. ``("body", "fields", 2)``."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+
+@dataclass
+class EgressError(Exception):
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass
+class NotFound(EgressError):
+    """The object does not exist in the caller's workspace (404, never 403)."""
+
+
+@dataclass
+class Conflict(EgressError):
+    """The request is valid but the object's current state forbids it (409)."""
+
+
+@dataclass
+class Invalid(EgressError):
+    """The input breaks a rule (422); ``errors`` point at the offending fields."""
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    @classmethod
+    def at(cls, loc: tuple[str | int, ...], msg: str) -> Invalid:
+        return cls(detail=f"{'.'.join(str(p) for p in loc)}: {msg}", errors=[FieldError(loc, msg)])

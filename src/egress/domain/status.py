@@ -1,0 +1,70 @@
+"""Run and configuration statuses, and the one transition table every actor obeys."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    ON_HOLD = "ON_HOLD"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    COMPLETED_NO_DATA = "COMPLETED_NO_DATA"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class ConfigStatus(StrEnum):
+    DRAFT = "DRAFT"
+    SUBMITTED = "SUBMITTED"
+
+
+# At most one run per configuration may be in one of these (a partial unique index enforces it).
+ACTIVE: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.IN_PROGRESS})
+TERMINAL: frozenset[RunStatus] = frozenset(
+    {RunStatus.COMPLETED, RunStatus.COMPLETED_NO_DATA, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+# Seed 000: a re-run needs a Completed or Failed latest run, not "Completed (no data), On hold".
+RERUNNABLE: frozenset[RunStatus] = frozenset({RunStatus.COMPLETED, RunStatus.FAILED})
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.ON_HOLD: frozenset({RunStatus.PENDING, RunStatus.CANCELLED}),
+    RunStatus.PENDING: frozenset({RunStatus.IN_PROGRESS, RunStatus.CANCELLED}),
+    RunStatus.IN_PROGRESS: frozenset(
+        {
+            RunStatus.COMPLETED,
+            RunStatus.COMPLETED_NO_DATA,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+            # Lease expired (worker lost): back to the queue for another attempt.
+            RunStatus.PENDING,
+        }
+    ),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.COMPLETED_NO_DATA: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: RunStatus, target: RunStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def rerun_blocker(latest: RunStatus) -> str | None:
+    """Why a re-run is refused, or None when it is allowed."""
+    if latest in RERUNNABLE:
+        return None
+    return (
+        f"the latest run is {latest.value}; a re-run needs the latest run to be COMPLETED or FAILED"
+    )
+
+
+def cancel_blocker(current: RunStatus) -> str | None:
+    """Why a cancel is refused, or None when the run can still be cancelled."""
+    if can_transition(current, RunStatus.CANCELLED):
+        return None
+    return (
+        f"the run already ended with status {current.value}; only unfinished runs can be cancelled"
+    )

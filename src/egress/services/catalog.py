@@ -1,0 +1,116 @@
+"""Browsing a connection: its element tree, and the templates discovered from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from egress.container import Container
+from egress.db.templates import TemplateRecord
+from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.errors import Invalid
+from egress.sources import Source, SourceError, open_source
+
+
+def source_for(c: Container, workspace_id: str, connection_id: str) -> Source:
+    record = c.connections.get(workspace_id, connection_id)
+    return open_source(record.type, record.settings, c.secret_box.open(record.sealed_secrets))
+
+
+def test_connection(c: Container, workspace_id: str, connection_id: str) -> str | None:
+    """None when the source answers, else the driver's message."""
+    try:
+        source_for(c, workspace_id, connection_id).check()
+    except SourceError as exc:
+        return str(exc)
+    return None
+
+
+def discover(c: Container, workspace_id: str, connection_id: str) -> list[TableInfo]:
+    """Read the source's catalog and keep the discovered templates in step with it."""
+    tables = source_for(c, workspace_id, connection_id).catalog()
+    c.templates.sync_discovered(workspace_id, connection_id, tables)
+    return tables
+
+
+def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, Any]]:
+    folders: dict[str, dict[str, Any]] = {}
+    for t in tables:
+        folder = folders.setdefault(
+            t.schema,
+            {
+                "id": t.schema,
+                "elementType": "FOLDER",
+                "name": t.schema,
+                "path": t.schema,
+                "children": [],
+            },
+        )
+        folder["children"].append(
+            {
+                "id": t.qualified_name,
+                "elementType": "FILE",
+                "name": t.name,
+                "path": f"{t.schema}/{t.name}",
+                "kind": t.kind,
+                "children": [
+                    {
+                        "id": f"{t.qualified_name}.{col.name}",
+                        "elementType": "COLUMN",
+                        "name": col.name,
+                        "path": f"{t.schema}/{t.name}/{col.name}",
+                        "type": col.type,
+                        "nullable": col.nullable,
+                    }
+                    for col in t.columns
+                ],
+            }
+        )
+    return list(folders.values())
+
+
+def _check_field(loc: str, name: str | None, fields: list[ColumnInfo]) -> None:
+    if name is not None and name not in {f.name for f in fields}:
+        raise Invalid.at(("body", loc), f"unknown field {name!r}")
+
+
+def create_custom_template(
+    c: Container,
+    workspace_id: str,
+    connection_id: str,
+    name: str,
+    table: str,
+    fields: list[str] | None,
+    primary_key: list[str] | None,
+    cursor_field: str | None,
+    date_field: str | None,
+) -> TemplateRecord:
+    c.connections.get(workspace_id, connection_id)  # 404 before we touch the source
+    tables = {t.qualified_name: t for t in discover(c, workspace_id, connection_id)}
+    base = tables.get(table)
+    if base is None:
+        raise Invalid.at(("body", "table"), f"no table or view {table!r} on this connection")
+    chosen = base.columns
+    if fields is not None:
+        unknown = [f for f in fields if base.column(f) is None]
+        if unknown:
+            raise Invalid.at(
+                ("body", "fields"), f"unknown field(s) {', '.join(map(repr, unknown))}"
+            )
+        chosen = [col for name_ in fields if (col := base.column(name_)) is not None]
+    for key in primary_key or []:
+        _check_field("primaryKey", key, chosen)
+    _check_field("cursorField", cursor_field, chosen)
+    _check_field("dateField", date_field, chosen)
+    names = {col.name for col in chosen}
+    if primary_key is None:  # inherit the table's key only if every key column is kept
+        primary_key = base.primary_key if set(base.primary_key) <= names else []
+    return c.templates.create_custom(
+        workspace_id,
+        connection_id,
+        name,
+        table,
+        chosen,
+        primary_key,
+        cursor_field,
+        date_field,
+    )

@@ -1,0 +1,66 @@
+"""Validating extraction configurations against their template before they are stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from egress.container import Container
+from egress.db.configurations import ConfigurationRecord
+from egress.domain.errors import Invalid, NotFound
+from egress.domain.naming import normalize_destination_path, validate_pattern
+from egress.domain.plan import select_fields
+
+
+def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Check a full set of configuration values; returns them ready to store."""
+    try:
+        template = c.templates.get(workspace_id, values["template_id"])
+    except NotFound as exc:
+        raise Invalid.at(
+            ("body", "templateId"), f"unknown template {values['template_id']!r}"
+        ) from exc
+    select_fields(template.fields, values["fields"])
+    if values["format"] == "parquet" and values["compression"] != "none":
+        raise Invalid.at(
+            ("body", "compression"),
+            "parquet files are compressed internally (zstd); compression must be 'none'",
+        )
+    if values["file_name_pattern"] is not None:
+        validate_pattern(values["file_name_pattern"])
+    start: datetime | None = values["start_date"]
+    end: datetime | None = values["end_date"]
+    if start is not None and end is not None and end <= start:
+        raise Invalid.at(("body", "endDate"), "must be after startDate")
+    destination = dict(values["destination"])
+    destination["path"] = normalize_destination_path(destination.get("path", ""))
+    return {**values, "destination": destination}
+
+
+def create(c: Container, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
+    return c.configurations.create(workspace_id, validated_values(c, workspace_id, values))
+
+
+def update(
+    c: Container, workspace_id: str, cfg_id: str, changes: dict[str, Any]
+) -> ConfigurationRecord:
+    """PUT and PATCH alike: merge the changes, re-validate the whole, store."""
+    current = c.configurations.get(workspace_id, cfg_id)
+    merged = {
+        "name": current.name,
+        "template_id": current.template_id,
+        "fields": current.fields,
+        "format": current.format,
+        "compression": current.compression,
+        "destination": current.destination,
+        "file_name_pattern": current.file_name_pattern,
+        "start_date": current.start_date,
+        "end_date": current.end_date,
+        **changes,
+    }
+    return c.configurations.update(workspace_id, cfg_id, validated_values(c, workspace_id, merged))
+
+
+def delete(c: Container, workspace_id: str, cfg_id: str) -> None:
+    for key in c.configurations.delete(workspace_id, cfg_id):
+        c.storage.delete(key)

@@ -1,0 +1,89 @@
+"""Triggering, re-running, cancelling executions, and finding their files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from egress.container import Container
+from egress.db.executions import ExecutionRecord, FileRecord
+from egress.domain.configuration import trigger_blocker
+from egress.domain.errors import Conflict, NotFound
+from egress.domain.status import RunStatus
+
+
+def _request_hash(options: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def trigger(
+    c: Container,
+    workspace_id: str,
+    cfg_id: str,
+    options: dict[str, Any],
+    trigger_kind: str = "api",
+    idempotency_key: str | None = None,
+) -> tuple[ExecutionRecord, bool]:
+    """Freeze the configuration and options into a new execution; its run 1 is queued."""
+    now = c.clock()
+    cfg = c.configurations.get(workspace_id, cfg_id)
+    blocker = trigger_blocker(cfg.status, cfg.end_date, now)
+    if blocker:
+        raise Conflict(blocker)
+    template = c.templates.get(workspace_id, cfg.template_id)
+    connection = c.connections.get(workspace_id, template.connection_id)
+    parameters = {
+        "configuration": cfg.snapshot(),
+        "template": template.snapshot(),
+        "connection": {"id": connection.id, "type": connection.type},
+        "options": options,
+    }
+    execution, created = c.executions.create(
+        workspace_id,
+        cfg_id,
+        parameters,
+        trigger_kind,
+        now,
+        idempotency_key=idempotency_key,
+        request_hash=_request_hash(options) if idempotency_key else None,
+    )
+    if created:
+        c.wakeup.notify()
+    return execution, created
+
+
+def rerun(c: Container, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
+    execution = c.executions.rerun(workspace_id, cfg_id, execution_id, c.clock())
+    c.wakeup.notify()
+    return execution
+
+
+def cancel(c: Container, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
+    execution = c.executions.cancel(workspace_id, cfg_id, execution_id, c.clock())
+    c.wakeup.notify()  # a cancelled PENDING run may have released a held one
+    return execution
+
+
+def file_of_run(execution: ExecutionRecord, run: int | None) -> tuple[int, FileRecord]:
+    """The file of run ``run``, or of the latest run that has one."""
+    destination = execution.parameters["configuration"]["destination"]
+    if destination.get("type") != "storage":
+        raise Conflict("only extractions delivered to storage produce a downloadable file")
+    if run is not None:
+        record = execution.run(run)
+        if record is None:
+            raise NotFound(f"execution {execution.id} has no run {run}")
+        if not record.files:
+            raise NotFound(_no_file(run, record.status))
+        return run, record.files[0]
+    for record in reversed(execution.runs):
+        if record.files:
+            return record.run_number, record.files[0]
+    raise NotFound("no run of this execution has produced a file yet")
+
+
+def _no_file(run: int, status: RunStatus) -> str:
+    if status is RunStatus.COMPLETED_NO_DATA:
+        return f"run {run} matched no records, so it has no file"
+    return f"run {run} has no file (status {status.value})"

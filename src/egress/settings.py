@@ -1,0 +1,66 @@
+"""All configuration of Egress in one place: ``EGRESS_*`` environment variables.
+
+Every default serves the embedded mode (SQLite metadata, local files under the data dir,
+worker inside ``egress serve``), so a fresh machine needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Long enough that a GC pause or a slow batch never loses a healthy lease, short enough that a
+# killed worker's run is picked up again within half a minute.
+DEFAULT_LEASE_S = 30.0
+# Heartbeats extend the lease, publish progress and pick up cancels: at most once a second.
+DEFAULT_HEARTBEAT_S = 1.0
+# Idle workers look for new runs this often when nothing wakes them earlier.
+DEFAULT_POLL_S = 0.5
+# Arrow batches of this many rows keep memory flat while amortising per-batch overhead.
+DEFAULT_BATCH_ROWS = 65_536
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EGRESS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./egress-data"))
+    database_url: str | None = None
+    storage_url: str | None = None
+    secret_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    bootstrap_token: str | None = None
+    lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
+    heartbeat_s: float = Field(default=DEFAULT_HEARTBEAT_S, gt=0)
+    poll_s: float = Field(default=DEFAULT_POLL_S, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1)
+    log_level: str = "INFO"
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'egress.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.resolved_data_dir / "files").as_uri()
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.resolved_data_dir / "secret.key"
+
+    def ensure_data_dir(self) -> None:
+        self.resolved_data_dir.mkdir(parents=True, exist_ok=True)

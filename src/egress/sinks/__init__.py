@@ -1,0 +1,1 @@
+"""File writers: CSV, JSONL and Parquet over a checksummed byte stream."""

@@ -1,0 +1,61 @@
+"""Logical types ↔ Arrow types, and conforming source batches to the plan's schema."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from egress.domain.catalog import ColumnInfo
+from egress.domain.types import parse_decimal
+
+_SIMPLE: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "decimal": pa.string(),
+    "string": pa.string(),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "binary": pa.binary(),
+    "json": pa.string(),
+    "uuid": pa.string(),
+}
+
+
+def arrow_type(logical: str) -> pa.DataType:
+    dec = parse_decimal(logical)
+    if dec is not None:
+        return pa.decimal128(*dec)
+    return _SIMPLE[logical]
+
+
+def arrow_schema(fields: list[ColumnInfo]) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(f.name, arrow_type(f.type), nullable=True, metadata={"egress.type": f.type})
+            for f in fields
+        ]
+    )
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast each column of a source batch to the plan's type (extension types unwrapped)."""
+    columns = []
+    for i, target in enumerate(schema):
+        col = batch.column(i)
+        if isinstance(col.type, pa.ExtensionType):
+            col = col.storage
+        if not col.type.equals(target.type):
+            try:
+                col = pc.cast(col, target.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(
+                    f"column {target.name!r}: cannot convert to {target.type}: {exc}"
+                ) from exc
+        columns.append(col)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

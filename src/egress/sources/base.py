@@ -1,0 +1,41 @@
+"""The one protocol every connector implements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+import pyarrow as pa
+
+from egress.domain.catalog import TableInfo
+from egress.domain.plan import ReadPlan
+
+
+class SourceError(Exception):
+    """A problem with the source a user can act on (the driver's message, cleaned up)."""
+
+
+class Source(Protocol):
+    def check(self) -> None:
+        """Connect and run a trivial query; raise SourceError with the driver's message."""
+
+    def catalog(self) -> list[TableInfo]:
+        """Every readable table and view with its columns and primary key."""
+
+    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream the plan's rows as batches conforming to ``arrow_schema(plan.fields)``."""
+
+    def close(self) -> None: ...
+
+
+class CsvFastPath(Protocol):
+    """A source that can write the plan's rows as CSV itself, faster than through Arrow."""
+
+    def can_copy_csv(self, plan: ReadPlan) -> bool: ...
+
+    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
+        """Write data rows (no header) in Egress's CSV format; return the row count."""
+
+
+class ProgressFn(Protocol):
+    def __call__(self, processed: int) -> None: ...

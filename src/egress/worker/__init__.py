@@ -1,0 +1,1 @@
+"""The claim loop: leases, heartbeats, the reaper, graceful shutdown."""

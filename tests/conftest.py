@@ -1,0 +1,212 @@
+"""Shared fixtures: real PostgreSQL databases, SQLite files, a real server on a free port.
+
+PostgreSQL: EGRESS_TEST_POSTGRES_URL if set, else the server on 127.0.0.1:5432 (started by
+scripts/services.sh, which `make test` runs first). With CI=true a missing server fails the
+run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from egress.container import Container
+from egress.db.migrate import upgrade
+from egress.settings import Settings
+
+ADMIN_URL = os.environ.get("EGRESS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _postgres_available() -> str | None:
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    problem = _postgres_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI and not reachable: {problem}")
+        pytest.skip(f"PostgreSQL not reachable ({problem}); run scripts/services.sh")
+    return ADMIN_URL
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    name: str
+    url: str  # libpq URL
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_factory(postgres_admin_url: str) -> Iterator[object]:
+    """Creates throwaway databases; drops them all at the end of the session."""
+    created: list[str] = []
+
+    def make(prefix: str = "egress_t") -> PgDatabase:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        created.append(name)
+        base = postgres_admin_url.rsplit("/", 1)[0]
+        return PgDatabase(name=name, url=f"{base}/{name}")
+
+    yield make
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_db(pg_factory: object) -> PgDatabase:
+    return pg_factory()  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty metadata database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'meta.db'}"
+    else:
+        db: PgDatabase = request.getfixturevalue("pg_factory")("egress_meta")
+        url = db.sqlalchemy_url
+    upgrade(url)
+    return url
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **extra: object) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key=None,
+        bootstrap_token=None,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def container(tmp_path: Path, metadata_url: str) -> Iterator[Container]:
+    c = Container.build(make_settings(tmp_path, metadata_url, poll_s=0.05, heartbeat_s=0.2))
+    yield c
+    c.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=30,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(tmp_path: Path, env_extra: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Server:
+    """`egress serve` as a real process on a free port; waits for /healthz."""
+    port = free_port()
+    token = secrets.token_hex(16)
+    data_dir = tmp_path / "server-data"
+    env = {
+        **os.environ,
+        "EGRESS_DATA_DIR": str(data_dir),
+        "EGRESS_PORT": str(port),
+        "EGRESS_BOOTSTRAP_TOKEN": token,
+        "EGRESS_POLL_S": "0.1",
+        "EGRESS_HEARTBEAT_S": "0.2",
+        "EGRESS_LOG_LEVEL": "INFO",
+        **(env_extra or {}),
+    }
+    log_path = tmp_path / f"server-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "egress.cli.main", "serve", *args],
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", token, process, data_dir, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{server.log()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A real `egress serve` (SQLite metadata, local files, embedded worker)."""
+    s = start_server(tmp_path)
+    yield s
+    stop_server(s)
+
+
+def wait_for_status(
+    client: httpx.Client, config_id: str, execution_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, object]:
+    """Poll execution details until latestStatus is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/api/v1/extraction-configurations/{config_id}/executions/{execution_id}")
+        assert r.status_code == 200, r.text
+        body: dict[str, object] = r.json()
+        if body["latestStatus"] in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {body['latestStatus']} after {timeout}s: {body}")
+        time.sleep(0.05)
+
+
+__all__ = ["PgDatabase", "Server", "make_settings", "sa", "start_server", "stop_server", "wait_for_status"]
