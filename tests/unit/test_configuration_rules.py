@@ -1,0 +1,37 @@
+"""Which configurations are active and which can be triggered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from egress.domain.configuration import is_active, trigger_blocker
+from egress.domain.status import ConfigStatus
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def test_draft_is_never_active_and_cannot_be_triggered() -> None:
+    assert not is_active(ConfigStatus.DRAFT, None, None, NOW)
+    message = trigger_blocker(ConfigStatus.DRAFT, None, NOW)
+    assert message is not None and "DRAFT" in message
+
+
+def test_submitted_without_dates_is_active() -> None:
+    assert is_active(ConfigStatus.SUBMITTED, None, None, NOW)
+    assert trigger_blocker(ConfigStatus.SUBMITTED, None, NOW) is None
+
+
+def test_active_window_start_inclusive_end_exclusive() -> None:
+    s = ConfigStatus.SUBMITTED
+    assert is_active(s, NOW, NOW + DAY, NOW)
+    assert not is_active(s, NOW + DAY, None, NOW)
+    assert not is_active(s, None, NOW, NOW)
+    assert is_active(s, None, NOW + DAY, NOW)
+
+
+def test_past_end_date_blocks_trigger_but_future_start_does_not() -> None:
+    s = ConfigStatus.SUBMITTED
+    message = trigger_blocker(s, NOW - DAY, NOW)
+    assert message is not None and "endDate" in message
+    assert trigger_blocker(s, NOW + DAY, NOW) is None
