@@ -18,6 +18,7 @@ from egress.engine.runner import Runner
 from egress.settings import Settings
 from egress.storage import Storage
 from egress.worker.loop import Worker
+from egress.worker.pg_listen import PgListener
 from egress.worker.wakeup import Wakeup
 
 
@@ -74,6 +75,11 @@ class Container:
             poll_s=s.poll_s,
             max_attempts=s.max_attempts,
             wakeup=self.wakeup,
+            listener=(
+                PgListener(s.resolved_database_url, self.wakeup)
+                if self.engine.dialect.name == "postgresql"
+                else None
+            ),
             name=name,
         )
 

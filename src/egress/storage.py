@@ -11,11 +11,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import obstore
+from obstore.exceptions import AlreadyExistsError
 from obstore.store import from_url
 
 TMP_PREFIX = ".tmp"
 # Chunks streamed to HTTP clients: big enough to amortise calls, small enough to stay flat.
 STREAM_CHUNK = 1 << 20
+
+
+class DestinationExists(Exception):
+    """The final key is taken; publishing would overwrite someone else's file."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -35,8 +44,12 @@ class Storage:
     def open_writer(self, key: str) -> obstore.WritableFile:
         return obstore.open_writer(self._store, key)
 
-    def rename(self, src: str, dst: str) -> None:
-        obstore.rename(self._store, src, dst)
+    def publish(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` unless ``dst`` exists: a run never replaces another's file."""
+        try:
+            obstore.rename(self._store, src, dst, overwrite=False)
+        except AlreadyExistsError as exc:
+            raise DestinationExists(dst) from exc
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -62,5 +75,10 @@ class Storage:
                 yield ObjectInfo(key=meta["path"], size=meta["size"])
 
 
+def tmp_prefix(run_id: str, lease_token: str) -> str:
+    """Each attempt writes under its own prefix, so cleaning one never touches another."""
+    return f"{TMP_PREFIX}/{run_id}/{lease_token}"
+
+
 def tmp_key(run_id: str, lease_token: str, file_name: str) -> str:
-    return f"{TMP_PREFIX}/{run_id}/{lease_token}/{file_name}"
+    return f"{tmp_prefix(run_id, lease_token)}/{file_name}"

@@ -26,14 +26,15 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
-def _setup(settings: Settings) -> Container:
+def _setup(settings: Settings, migrate: bool = True) -> Container:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     container = Container.build(settings)
-    upgrade(settings.resolved_database_url)
+    if migrate:
+        upgrade(settings.resolved_database_url)
     container.bootstrap()
     return container
 
@@ -63,9 +64,9 @@ def serve(
 
 @app.command()
 def worker(name: str = typer.Option("worker", help="name shown in processId")) -> None:
-    """Run the claim loop alone, against the configured metadata database."""
+    """Run the claim loop alone, against a metadata database migrated by serve or db upgrade."""
     settings = Settings()
-    container = _setup(settings)
+    container = _setup(settings, migrate=False)
     w = container.worker(name=name)
     stop = threading.Event()
 

@@ -27,6 +27,7 @@ from egress.domain.status import ACTIVE, RunStatus, cancel_blocker, rerun_blocke
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+RUNS_CHANNEL = "egress_runs"
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
@@ -120,9 +121,25 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """What a dead attempt may have left in storage: its temporary files, a half-published key."""
+
+    run_id: str
+    lease_token: str
+    publishing_key: str | None
+
+
+@dataclass(frozen=True)
 class ReapCounts:
     requeued: int
     failed: int
+    leftovers: list[Leftover] = field(default_factory=list)
+
+
+def _notify(conn: Connection) -> None:
+    """Wake listening workers when this transaction commits (PostgreSQL only; SQLite polls)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_CHANNEL})
 
 
 def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
@@ -242,6 +259,7 @@ class ExecutionRepo:
         execution_id: str,
         run_number: int,
         now: datetime,
+        idempotency_key: str | None = None,
     ) -> None:
         busy = conn.execute(
             sa.select(runs.c.id)
@@ -268,17 +286,30 @@ class ExecutionRepo:
                 attempt=1,
                 queued_at=now,
                 cancel_requested=False,
+                idempotency_key=idempotency_key,
             )
         )
         if held and not busy:
             self._release_next(conn, configuration_id)  # heal a queue left without an active run
+        elif status is RunStatus.PENDING:
+            _notify(conn)
 
     def rerun(
-        self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime
-    ) -> ExecutionRecord:
+        self,
+        workspace_id: str,
+        configuration_id: str,
+        execution_id: str,
+        now: datetime,
+        idempotency_key: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Queue run N+1; returns (execution, created). A repeated key creates nothing."""
         for _ in range(_INSERT_RETRIES):
             try:
                 with self._engine.begin() as conn:
+                    if idempotency_key is not None and self._rerun_seen(
+                        conn, execution_id, idempotency_key, now
+                    ):
+                        return self.get(workspace_id, configuration_id, execution_id), False
                     latest = conn.execute(
                         sa.select(runs.c.run_number, runs.c.status)
                         .where(runs.c.execution_id == execution_id)
@@ -296,11 +327,25 @@ class ExecutionRepo:
                         execution_id,
                         latest.run_number + 1,
                         now,
+                        idempotency_key,
                     )
             except IntegrityError:
                 continue
-            return self.get(workspace_id, configuration_id, execution_id)
+            return self.get(workspace_id, configuration_id, execution_id), True
         raise Conflict("too many concurrent re-runs of this execution; try again")
+
+    def _rerun_seen(self, conn: Connection, execution_id: str, key: str, now: datetime) -> bool:
+        row = conn.execute(
+            sa.select(runs.c.id, runs.c.queued_at).where(
+                runs.c.execution_id == execution_id, runs.c.idempotency_key == key
+            )
+        ).one_or_none()
+        if row is None:
+            return False
+        if now - row.queued_at > IDEMPOTENCY_WINDOW:
+            conn.execute(runs.update().where(runs.c.id == row.id).values(idempotency_key=None))
+            return False
+        return True
 
     # -------------------------------------------------------------------- reading
     def get(self, workspace_id: str, configuration_id: str, execution_id: str) -> ExecutionRecord:
@@ -451,6 +496,31 @@ class ExecutionRepo:
             return Heartbeat(alive=False, cancel_requested=False)
         return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
 
+    def mark_publishing(self, claimed: ClaimedRun, key: str) -> bool:
+        """Record the key about to be published, fenced; False when the lease is gone."""
+        with self._engine.begin() as conn:
+            return (
+                conn.execute(
+                    runs.update()
+                    .where(
+                        runs.c.id == claimed.run_id,
+                        runs.c.lease_token == claimed.lease_token,
+                        runs.c.status == RunStatus.IN_PROGRESS.value,
+                    )
+                    .values(publishing_key=key)
+                ).rowcount
+                == 1
+            )
+
+    def is_referenced(self, storage_key: str) -> bool:
+        with self._engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(run_files.c.id).where(run_files.c.storage_key == storage_key).limit(1)
+                ).first()
+                is not None
+            )
+
     def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> bool:
         """Record the outcome, fenced by the lease token. False: the lease was lost first."""
         try:
@@ -479,6 +549,7 @@ class ExecutionRepo:
                 error_message=outcome.error_message,
                 lease_token=None,
                 lease_expires_at=None,
+                publishing_key=None,
             )
         ).rowcount
         if updated != 1:
@@ -507,15 +578,18 @@ class ExecutionRepo:
             .limit(1)
             .scalar_subquery()
         )
-        conn.execute(
+        released = conn.execute(
             runs.update()
             .where(runs.c.id == oldest_held, runs.c.status == RunStatus.ON_HOLD.value)
             .values(status=RunStatus.PENDING.value)
-        )
+        ).rowcount
+        if released:
+            _notify(conn)
 
     def release(self, claimed: ClaimedRun) -> bool:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease."""
         with self._engine.begin() as conn:
+            _notify(conn)
             return (
                 conn.execute(
                     runs.update()
@@ -529,6 +603,7 @@ class ExecutionRepo:
                         attempt=runs.c.attempt + 1,
                         lease_token=None,
                         lease_expires_at=None,
+                        publishing_key=None,
                         processed=None,
                     )
                 ).rowcount
@@ -538,9 +613,16 @@ class ExecutionRepo:
     def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
         """Runs whose lease expired: back to PENDING (attempt + 1), or FAILED after the last."""
         requeued = failed = 0
+        leftovers: list[Leftover] = []
         with self._engine.begin() as conn:
             expired = conn.execute(
-                sa.select(runs.c.id, runs.c.attempt, runs.c.lease_token, runs.c.configuration_id)
+                sa.select(
+                    runs.c.id,
+                    runs.c.attempt,
+                    runs.c.lease_token,
+                    runs.c.configuration_id,
+                    runs.c.publishing_key,
+                )
                 .where(
                     runs.c.status == RunStatus.IN_PROGRESS.value,
                     runs.c.lease_expires_at < now,
@@ -553,6 +635,8 @@ class ExecutionRepo:
                     runs.c.lease_token == r.lease_token,
                     runs.c.status == RunStatus.IN_PROGRESS.value,
                 )
+                leftovers.append(Leftover(r.id, r.lease_token, r.publishing_key))
+                cleared = {"lease_token": None, "lease_expires_at": None, "publishing_key": None}
                 if r.attempt >= max_attempts:
                     conn.execute(
                         runs.update()
@@ -561,8 +645,7 @@ class ExecutionRepo:
                             status=RunStatus.FAILED.value,
                             completed_at=now,
                             error_message=f"worker lost after {r.attempt} attempts",
-                            lease_token=None,
-                            lease_expires_at=None,
+                            **cleared,
                         )
                     )
                     self._release_next(conn, r.configuration_id)
@@ -574,13 +657,14 @@ class ExecutionRepo:
                         .values(
                             status=RunStatus.PENDING.value,
                             attempt=r.attempt + 1,
-                            lease_token=None,
-                            lease_expires_at=None,
                             processed=None,
+                            **cleared,
                         )
                     )
                     requeued += 1
-        return ReapCounts(requeued=requeued, failed=failed)
+            if requeued:
+                _notify(conn)
+        return ReapCounts(requeued=requeued, failed=failed, leftovers=leftovers)
 
     def cancel(
         self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime

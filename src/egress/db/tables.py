@@ -161,7 +161,12 @@ runs = sa.Table(
     sa.Column("progress_at", UTCDateTime(), nullable=True),
     sa.Column("cancel_requested", sa.Boolean(), nullable=False),
     sa.Column("error_message", sa.Text(), nullable=True),
+    # Final key a worker is about to publish: the reaper deletes it if the worker dies mid-way.
+    sa.Column("publishing_key", sa.String(1000), nullable=True),
+    # Idempotency-Key of the re-run that created this run (run 1 uses the execution's key).
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
+    sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.
     sa.Index(
         "uq_runs_one_active_per_configuration",

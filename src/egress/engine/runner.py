@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRepo
-from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Outcome
+from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
 from egress.domain.clock import Clock
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
@@ -36,7 +36,7 @@ from egress.sinks.stream import HashingStream
 from egress.sinks.writers import WRITERS, content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
-from egress.storage import Storage, tmp_key
+from egress.storage import DestinationExists, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,15 @@ class Runner:
                 self._storage.delete(temp_key)
                 self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
                 return
-            if self._storage.head(final_key) is not None:
+            if not self._executions.mark_publishing(claimed, final_key):
+                raise LeaseLost
+            try:
+                self._storage.publish(temp_key, final_key)
+            except DestinationExists as exc:
                 raise SourceError(
                     f"a file already exists at {final_key!r}; make fileNamePattern unique per run "
                     "(keep {executionStartUtc} or {executionId}, and {run})"
-                )
-            self._storage.rename(temp_key, final_key)
+                ) from exc
         except RunCancelled:
             self._storage.delete(temp_key)
             self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
@@ -129,6 +132,14 @@ class Runner:
         ):
             self._storage.delete(final_key)  # our own unique key: unpublish, never someone else's
             raise LeaseLost
+
+    def discard(self, leftover: Leftover) -> None:
+        """Remove what a dead attempt left behind: temporary files, an unrecorded publication."""
+        for obj in self._storage.list(tmp_prefix(leftover.run_id, leftover.lease_token)):
+            self._storage.delete(obj.key)
+        key = leftover.publishing_key
+        if key is not None and not self._executions.is_referenced(key):
+            self._storage.delete(key)
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         record = self._connections.get(claimed.workspace_id, claimed.parameters["connection"]["id"])

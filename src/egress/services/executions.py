@@ -53,9 +53,18 @@ def trigger(
     return execution, created
 
 
-def rerun(c: Container, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
-    execution = c.executions.rerun(workspace_id, cfg_id, execution_id, c.clock())
-    c.wakeup.notify()
+def rerun(
+    c: Container,
+    workspace_id: str,
+    cfg_id: str,
+    execution_id: str,
+    idempotency_key: str | None = None,
+) -> ExecutionRecord:
+    execution, created = c.executions.rerun(
+        workspace_id, cfg_id, execution_id, c.clock(), idempotency_key
+    )
+    if created:
+        c.wakeup.notify()
     return execution
 
 

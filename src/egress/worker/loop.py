@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from typing import Protocol
 
 from egress.db.executions import ClaimedRun, ExecutionRepo, ReapCounts
 from egress.domain.clock import Clock
@@ -15,6 +16,14 @@ from egress.engine.runner import Runner
 from egress.worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """Something that calls ``wakeup.notify()`` when runs are queued elsewhere."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Worker:
@@ -30,6 +39,7 @@ class Worker:
         poll_s: float,
         max_attempts: int,
         wakeup: Wakeup | None = None,
+        listener: Listener | None = None,
         name: str = "worker",
     ) -> None:
         self._executions = executions
@@ -42,6 +52,7 @@ class Worker:
         self._max_attempts = max_attempts
         self.wakeup = wakeup or Wakeup()
         self._name = name
+        self._listener = listener
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._active: dict[str, RunControl] = {}
@@ -80,6 +91,8 @@ class Worker:
 
     def reap_once(self) -> ReapCounts:
         counts = self._executions.reap(self._clock(), self._max_attempts)
+        for leftover in counts.leftovers:
+            self._runner.discard(leftover)
         if counts.requeued or counts.failed:
             log.warning("reaper: %s runs requeued, %s failed", counts.requeued, counts.failed)
             self.wakeup.notify()
@@ -106,6 +119,8 @@ class Worker:
 
     # --------------------------------------------------------------- the loops
     def start(self) -> None:
+        if self._listener is not None:
+            self._listener.start()
         for slot in range(self._concurrency):
             t = threading.Thread(target=self._slot_loop, args=(slot,), name=f"worker-{slot}")
             t.start()
@@ -144,3 +159,5 @@ class Worker:
                 control.request_release()
         for t in self._threads:
             t.join()
+        if self._listener is not None:
+            self._listener.stop()

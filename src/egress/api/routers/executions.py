@@ -149,10 +149,16 @@ def get_execution(
 
 @router.post("/{execution_id}/rerun", status_code=202, response_model=ExecutionOut)
 def rerun_execution(
-    config_id: str, execution_id: str, response: Response, c: Services, p: CurrentPrincipal
+    config_id: str,
+    execution_id: str,
+    response: Response,
+    c: Services,
+    p: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionOut:
     c.executions.get(p.workspace_id, config_id, execution_id)
-    return _accepted(service.rerun(c, p.workspace_id, config_id, execution_id), response)
+    execution = service.rerun(c, p.workspace_id, config_id, execution_id, idempotency_key)
+    return _accepted(execution, response)
 
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
