@@ -26,7 +26,9 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.settings import Settings
 
-ADMIN_URL = os.environ.get("EGRESS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "EGRESS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -139,7 +141,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp_path: Path, env_extra: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Server:
+def start_server(
+    tmp_path: Path, env_extra: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Server:
     """`egress serve` as a real process on a free port; waits for /healthz."""
     port = free_port()
     token = secrets.token_hex(16)
@@ -209,4 +213,12 @@ def wait_for_status(
         time.sleep(0.05)
 
 
-__all__ = ["PgDatabase", "Server", "make_settings", "sa", "start_server", "stop_server", "wait_for_status"]
+__all__ = [
+    "PgDatabase",
+    "Server",
+    "make_settings",
+    "sa",
+    "start_server",
+    "stop_server",
+    "wait_for_status",
+]

@@ -83,7 +83,7 @@ def seed_source(source_url: str, rows: int) -> None:
         )
 
 
-def _spawn(name: str, env: dict[str, str], work_dir: Path) -> _Proc:
+def spawn_worker(name: str, env: dict[str, str], work_dir: Path) -> _Proc:
     log = work_dir / f"{name}.log"
     with log.open("ab") as fh:
         popen = subprocess.Popen(
@@ -171,7 +171,7 @@ def run_chaos(cfg: ChaosConfig) -> ChaosReport:
         "EGRESS_SHUTDOWN_GRACE_S": "0",
         "EGRESS_BATCH_ROWS": "8192",
     }
-    procs = [_spawn(f"w{i}", env, cfg.work_dir) for i in range(cfg.workers)]
+    procs = [spawn_worker(f"w{i}", env, cfg.work_dir) for i in range(cfg.workers)]
     started = time.monotonic()
     pairs = []
     for i in range(cfg.executions):
@@ -205,7 +205,7 @@ def run_chaos(cfg: ChaosConfig) -> ChaosReport:
             else:
                 proc.popen.kill()
                 proc.popen.wait()
-                procs[victim] = _spawn(proc.name, env, cfg.work_dir)
+                procs[victim] = spawn_worker(proc.name, env, cfg.work_dir)
                 kills += 1
             next_hit = time.monotonic() + rnd.uniform(*cfg.kill_interval_s)
         time.sleep(0.1)

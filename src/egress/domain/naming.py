@@ -90,5 +90,17 @@ def render_file_name(pattern: str, parts: NameParts) -> str:
     return sanitize_segment("".join(out))
 
 
+def name_candidates(name: str, ext: str, execution_id: str, attempt: int) -> list[str]:
+    """The rendered name, then variants that stay unique when two runs render the same name
+    (e.g. two executions started within the same second)."""
+    stem = name.removesuffix(f".{ext}")
+    short = sanitize_segment(execution_id.replace("-", "")[:8])
+    return [
+        name,
+        f"{stem}_{short}.{ext}",
+        f"{stem}_{short}_a{attempt}.{ext}",
+    ]
+
+
 def storage_key(destination_path: str, file_name: str) -> str:
     return f"{destination_path}/{file_name}" if destination_path else file_name

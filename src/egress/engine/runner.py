@@ -26,6 +26,7 @@ from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
     NameParts,
     file_extension,
+    name_candidates,
     render_file_name,
     storage_key,
 )
@@ -52,6 +53,10 @@ class WrittenFile:
     sha256: str
 
 
+class RunFailure(Exception):
+    """A run cannot complete for a reason the user can act on (not the source's fault)."""
+
+
 class Runner:
     def __init__(
         self,
@@ -74,17 +79,18 @@ class Runner:
         params = claimed.parameters
         cfg = params["configuration"]
         fmt, compression = cfg["format"], cfg["compression"]
+        ext = file_extension(fmt, compression)
         name = render_file_name(
             cfg["fileNamePattern"] or DEFAULT_FILE_NAME_PATTERN,
             NameParts(
                 configuration_name=cfg["name"],
                 started_at=claimed.started_at,
                 run=claimed.run_number,
-                ext=file_extension(fmt, compression),
+                ext=ext,
                 execution_id=claimed.execution_id,
             ),
         )
-        final_key = storage_key(cfg["destination"]["path"], name)
+        destination = cfg["destination"]["path"]
         temp_key = tmp_key(claimed.run_id, claimed.lease_token, name)
         try:
             plan = plan_from_snapshot(params)
@@ -95,15 +101,7 @@ class Runner:
                 self._storage.delete(temp_key)
                 self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
                 return
-            if not self._executions.mark_publishing(claimed, final_key):
-                raise LeaseLost
-            try:
-                self._storage.publish(temp_key, final_key)
-            except DestinationExists as exc:
-                raise SourceError(
-                    f"a file already exists at {final_key!r}; make fileNamePattern unique per run "
-                    "(keep {executionStartUtc} or {executionId}, and {run})"
-                ) from exc
+            name, final_key = self._publish(claimed, temp_key, destination, name, ext)
         except RunCancelled:
             self._storage.delete(temp_key)
             self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
@@ -113,7 +111,7 @@ class Runner:
             raise
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete(temp_key)
-            if not isinstance(exc, SourceError | ValueError | OSError):
+            if not isinstance(exc, SourceError | RunFailure | ValueError | OSError):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
             self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, _message(exc)))
             return
@@ -132,6 +130,21 @@ class Runner:
         ):
             self._storage.delete(final_key)  # our own unique key: unpublish, never someone else's
             raise LeaseLost
+
+    def _publish(
+        self, claimed: ClaimedRun, temp_key: str, destination: str, name: str, ext: str
+    ) -> tuple[str, str]:
+        """Move the finished file to the first free final name; never overwrite one."""
+        for candidate in name_candidates(name, ext, claimed.execution_id, claimed.attempt):
+            key = storage_key(destination, candidate)
+            if not self._executions.mark_publishing(claimed, key):
+                raise LeaseLost
+            try:
+                self._storage.publish(temp_key, key)
+            except DestinationExists:
+                continue
+            return candidate, key
+        raise RunFailure(f"every candidate file name under {destination!r} is taken ({name!r})")
 
     def discard(self, leftover: Leftover) -> None:
         """Remove what a dead attempt left behind: temporary files, an unrecorded publication."""
@@ -193,7 +206,7 @@ class Runner:
 
 
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, SourceError | ValueError):
+    if isinstance(exc, SourceError | RunFailure | ValueError):
         return str(exc)
     if isinstance(exc, pa.ArrowException):
         return f"data conversion failed: {exc}"

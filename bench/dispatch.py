@@ -1,0 +1,182 @@
+"""Dispatch latency and throughput: 4 `egress worker` processes on PostgreSQL metadata.
+
+    .venv/bin/python bench/dispatch.py [--executions 1000] [--workers 4] [--idle-samples 100]
+
+Phase 1 (idle): one trigger at a time while every worker is idle; trigger → IN_PROGRESS is
+the run's started_at minus its queued_at (both written by this machine's clock).
+Phase 2 (burst): --executions triggers of a tiny extraction (each on its own configuration, so
+none waits ON_HOLD), then executions completed per second and trigger → IN_PROGRESS under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.chaos import spawn_worker
+
+from egress.container import Container
+from egress.db.migrate import upgrade
+from egress.db.tables import runs
+from egress.domain.paging import PageRequest
+from egress.services import catalog, configurations, executions
+from egress.settings import Settings
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TERMINAL = ("COMPLETED", "COMPLETED_NO_DATA", "FAILED", "CANCELLED")
+
+
+def _database(prefix: str) -> str:
+    name = f"{prefix}_{secrets.token_hex(3)}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    return name
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _latencies_ms(c: Container) -> list[float]:
+    """trigger → IN_PROGRESS of every started run, in trigger order."""
+    with c.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.queued_at, runs.c.started_at)
+            .where(runs.c.started_at.is_not(None))
+            .order_by(runs.c.queued_at)
+        ).all()
+    return [(r.started_at - r.queued_at).total_seconds() * 1000 for r in rows]
+
+
+def _wait_all_done(c: Container, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with c.engine.connect() as conn:
+            left = conn.execute(
+                sa.select(sa.func.count()).where(runs.c.status.not_in(TERMINAL))
+            ).scalar_one()
+        if left == 0:
+            return
+        time.sleep(0.02)
+    raise TimeoutError("runs still unfinished")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--executions", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--idle-samples", type=int, default=100)
+    args = parser.parse_args()
+    meta, source = _database("dispatch_meta"), _database("dispatch_src")
+    base = ADMIN.rsplit("/", 1)[0]
+    meta_url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{meta}"
+    work = Path(tempfile.mkdtemp(prefix="egress-dispatch-"))
+    key = Fernet.generate_key().decode()
+    procs = []
+    try:
+        with psycopg.connect(f"{base}/{source}", autocommit=True) as conn:
+            conn.execute("CREATE TABLE tiny (id int PRIMARY KEY, name text)")
+            conn.execute("INSERT INTO tiny SELECT g, 'n' || g FROM generate_series(1, 10) g")
+        upgrade(meta_url)
+        settings = Settings(
+            data_dir=work / "data",
+            database_url=meta_url,
+            storage_url=(work / "files").as_uri(),
+            secret_key=key,
+        )
+        c = Container.build(settings)
+        ws = c.workspaces.ensure_workspace("bench")
+        conn_rec = c.connections.create(
+            ws,
+            "src",
+            "postgresql",
+            {"host": "127.0.0.1", "port": 5432, "database": source, "user": "postgres"},
+            None,
+        )
+        catalog.discover(c, ws, conn_rec.id)
+        template = c.templates.list_page(ws, conn_rec.id, PageRequest(0, 10)).items[0]
+        total = args.executions + args.idle_samples
+        config_ids = []
+        for i in range(total):
+            record = configurations.create(
+                c,
+                ws,
+                {
+                    "name": f"tiny_{i}",
+                    "template_id": template.id,
+                    "fields": None,
+                    "format": "csv",
+                    "compression": "none",
+                    "destination": {"type": "storage", "path": "d"},
+                    "file_name_pattern": None,
+                    "start_date": None,
+                    "end_date": None,
+                },
+            )
+            c.configurations.update(ws, record.id, {"status": "SUBMITTED"})
+            config_ids.append(record.id)
+        env = {
+            **os.environ,
+            "EGRESS_DATABASE_URL": meta_url,
+            "EGRESS_STORAGE_URL": (work / "files").as_uri(),
+            "EGRESS_SECRET_KEY": key,
+            "EGRESS_DATA_DIR": str(work / "data"),
+            "EGRESS_WORKER_CONCURRENCY": "2",
+            "EGRESS_LOG_LEVEL": "WARNING",
+        }
+        procs = [spawn_worker(f"w{i}", env, work) for i in range(args.workers)]
+        time.sleep(3)  # let every worker connect and LISTEN before measuring idle latency
+
+        for cfg_id in config_ids[: args.idle_samples]:
+            executions.trigger(c, ws, cfg_id, {})
+            _wait_all_done(c, 30)
+        idle = _latencies_ms(c)
+
+        started = time.monotonic()
+        for cfg_id in config_ids[args.idle_samples :]:
+            executions.trigger(c, ws, cfg_id, {})
+        trigger_s = time.monotonic() - started
+        _wait_all_done(c, 600)
+        burst_s = time.monotonic() - started
+        loaded = _latencies_ms(c)[len(idle) :]
+        print(f"workers: {args.workers} processes x 2 slots, PostgreSQL metadata, LISTEN/NOTIFY")
+        print(
+            f"idle   trigger→IN_PROGRESS  median {statistics.median(idle):7.1f} ms"
+            f"   p99 {_pct(idle, 99):7.1f} ms   (n={len(idle)})"
+        )
+        print(
+            f"burst  trigger→IN_PROGRESS  median {statistics.median(loaded):7.1f} ms"
+            f"   p99 {_pct(loaded, 99):7.1f} ms   (n={len(loaded)})"
+        )
+        print(
+            f"burst  {args.executions} executions in {burst_s:.1f} s "
+            f"({args.executions / burst_s:.1f} executions/s; triggering took {trigger_s:.1f} s)"
+        )
+        c.engine.dispose()
+    finally:
+        for p in procs:
+            p.popen.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.popen.wait(timeout=30)
+        with psycopg.connect(ADMIN, autocommit=True) as conn:
+            for name in (meta, source):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
