@@ -61,6 +61,7 @@ class Container:
             self.secret_box,
             self.clock,
             self.settings.batch_rows,
+            self.settings.max_split_parts,
         )
 
     def worker(self, name: str = "worker") -> Worker:

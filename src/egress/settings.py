@@ -21,6 +21,8 @@ DEFAULT_HEARTBEAT_S = 1.0
 DEFAULT_POLL_S = 0.5
 # Arrow batches of this many rows keep memory flat while amortising per-batch overhead.
 DEFAULT_BATCH_ROWS = 65_536
+# Each part of a split run keeps a file open; this bounds open files and memory per run.
+DEFAULT_MAX_SPLIT_PARTS = 1000
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1)
+    max_split_parts: int = Field(default=DEFAULT_MAX_SPLIT_PARTS, ge=1)
     log_level: str = "INFO"
 
     @cached_property

@@ -7,14 +7,21 @@ reader never sees a partial file at a published name.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import obstore
 from obstore.exceptions import AlreadyExistsError
 from obstore.store import from_url
 
 TMP_PREFIX = ".tmp"
+# Object stores need multipart parts of at least 5 MiB; a local folder needs no big buffer.
+MIN_MULTIPART_BYTES = 5 << 20
+LOCAL_BUFFER_BYTES = 256 << 10
 # Chunks streamed to HTTP clients: big enough to amortise calls, small enough to stay flat.
 STREAM_CHUNK = 1 << 20
 
@@ -36,13 +43,30 @@ class ObjectInfo:
 class Storage:
     def __init__(self, url: str) -> None:
         self.url = url
-        if url.startswith("file:"):
+        self.is_local = url.startswith("file:")
+        self._local_root = Path(url2pathname(urlparse(url).path)) if self.is_local else None
+        if self.is_local:
             self._store = from_url(url, mkdir=True)
         else:
             self._store = from_url(url)
 
-    def open_writer(self, key: str) -> obstore.WritableFile:
-        return obstore.open_writer(self._store, key)
+    def writer_buffer(self, preferred: int) -> int:
+        """Smallest sensible upload buffer: many split parts may be open at once."""
+        return (
+            min(preferred, LOCAL_BUFFER_BYTES)
+            if self.is_local
+            else max(preferred, MIN_MULTIPART_BYTES)
+        )
+
+    def open_writer(self, key: str, buffer_bytes: int) -> obstore.WritableFile:
+        """A streaming writer; on object stores, a multipart upload of ``buffer_bytes`` parts."""
+        return obstore.open_writer(self._store, key, buffer_size=buffer_bytes)
+
+    def put(self, key: str, data: bytes) -> None:
+        obstore.put(self._store, key, data)
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
 
     def publish(self, src: str, dst: str) -> None:
         """Move ``src`` to ``dst`` unless ``dst`` exists: a run never replaces another's file."""
@@ -54,6 +78,18 @@ class Storage:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             obstore.delete(self._store, key)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete everything under ``prefix`` — on a local folder including the staging files
+        an interrupted upload leaves (``name#1``), which listing does not show."""
+        if self._local_root is not None:
+            target = self._local_root / prefix
+            shutil.rmtree(target, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the run's folder, once its last attempt is gone
+                target.parent.rmdir()
+            return
+        for obj in list(self.list(prefix)):
+            self.delete(obj.key)
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -193,12 +193,15 @@ def run_chaos(cfg: ChaosConfig) -> ChaosReport:
             if not candidates:
                 time.sleep(0.05)
                 continue  # hit a worker in the middle of a run, not an idle one
-            disruptions += 1
             victim = rnd.choice(candidates)
             proc = procs[victim]
+            proc.popen.send_signal(signal.SIGSTOP)
+            if proc.popen.pid not in _busy_pids(c):
+                proc.popen.send_signal(signal.SIGCONT)  # its run ended in between: try again
+                continue
+            disruptions += 1
             if cfg.freeze_every and disruptions % cfg.freeze_every == 0:
                 # A zombie: frozen past its lease, then woken while others own its runs.
-                proc.popen.send_signal(signal.SIGSTOP)
                 time.sleep(cfg.lease_s * 2.5)
                 proc.popen.send_signal(signal.SIGCONT)
                 freezes += 1
@@ -257,6 +260,8 @@ def _verify(
             continue
         f = run.files[0]
         referenced.add(f.storage_key)
+        if run.manifest_key:
+            referenced.add(run.manifest_key)
         data = (storage_dir / f.storage_key).read_bytes()
         if f.storage_key.endswith(".csv"):
             table = pacsv.read_csv(io.BytesIO(data))
@@ -268,7 +273,7 @@ def _verify(
     on_disk = {str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*") if p.is_file()}
     stray = sorted(on_disk - referenced)
     if stray:
-        report.problems.append(f"unreferenced objects in storage: {stray[:10]}")
+        report.problems.append(f"unreferenced objects in storage: {stray}")
     missing = sorted(referenced - on_disk)
     if missing:
         report.problems.append(f"referenced files missing from storage: {missing[:10]}")

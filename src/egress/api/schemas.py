@@ -132,6 +132,9 @@ class ConfigurationFields(Request):
     compression: Compression = "none"
     destination: StorageDestination
     file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
+    split_by: str | None = Field(
+        default=None, min_length=1, max_length=200, description="write one file per value"
+    )
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
 
@@ -154,6 +157,9 @@ class ConfigurationPatch(Request):
     compression: Compression | None = None
     destination: StorageDestination | None = None
     file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
+    split_by: str | None = Field(
+        default=None, min_length=1, max_length=200, description="write one file per value"
+    )
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
 
@@ -172,6 +178,7 @@ class ConfigurationOut(Wire):
     compression: str
     destination: dict[str, Any]
     file_name_pattern: str | None
+    split_by: str | None
     start_date: datetime | None
     end_date: datetime | None
     status: str
@@ -189,8 +196,21 @@ class TriggerRequest(Request):
 class FileOut(Wire):
     file_name: str
     download_url: str
-    size_bytes: int
-    sha256: str
+    size_bytes: int | None = None  # None for a zip of a split run's parts, built on the fly
+    sha256: str | None = None
+
+
+class SubExtractOut(Wire):
+    id: str
+    value: str | None
+    status: str
+    record_count: int | None
+    file: FileOut | None
+
+
+class SubExtractStatusOut(SubExtractOut):
+    execution_id: str
+    run: int
 
 
 class ProgressOut(Wire):
@@ -208,6 +228,7 @@ class RunOut(Wire):
     error_message: str | None
     attempt: int
     file: FileOut | None
+    sub_extracts: list[SubExtractOut]
     progress: ProgressOut | None = None
 
 
@@ -221,6 +242,7 @@ class ExecutionOut(Wire):
     created_at: datetime
     trigger: str
     progress: ProgressOut | None
+    sub_extracts: list[SubExtractOut]
     runs: list[RunOut]
 
 

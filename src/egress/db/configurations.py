@@ -31,6 +31,7 @@ class ConfigurationRecord:
     compression: str
     destination: dict[str, Any]
     file_name_pattern: str | None
+    split_by: str | None
     start_date: datetime | None
     end_date: datetime | None
     status: ConfigStatus
@@ -49,6 +50,7 @@ class ConfigurationRecord:
             "compression": self.compression,
             "destination": self.destination,
             "fileNamePattern": self.file_name_pattern,
+            "splitBy": self.split_by,
         }
 
 
@@ -63,6 +65,7 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
         compression=row.compression,
         destination=dict(row.destination),
         file_name_pattern=row.file_name_pattern,
+        split_by=row.split_by,
         start_date=row.start_date,
         end_date=row.end_date,
         status=ConfigStatus(row.status),

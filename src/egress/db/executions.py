@@ -18,7 +18,13 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.paging import Page, fetch_page
-from egress.db.tables import executions, extraction_configurations, run_files, runs
+from egress.db.tables import (
+    executions,
+    extraction_configurations,
+    pending_publications,
+    run_files,
+    runs,
+)
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.paging import PageRequest
@@ -60,6 +66,7 @@ class RunRecord:
     record_count: int | None
     processed: int | None
     error_message: str | None
+    manifest_key: str | None = None
     files: list[FileRecord] = field(default_factory=list)
 
 
@@ -118,6 +125,7 @@ class Outcome:
     record_count: int
     error_message: str | None = None
     files: list[FileRecord] = field(default_factory=list)
+    manifest_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ class Leftover:
 
     run_id: str
     lease_token: str
-    publishing_key: str | None
+    publishing_keys: list[str]
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         record_count=row.record_count,
         processed=row.processed,
         error_message=row.error_message,
+        manifest_key=row.manifest_key,
         files=files,
     )
 
@@ -496,27 +505,41 @@ class ExecutionRepo:
             return Heartbeat(alive=False, cancel_requested=False)
         return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
 
-    def mark_publishing(self, claimed: ClaimedRun, key: str) -> bool:
-        """Record the key about to be published, fenced; False when the lease is gone."""
-        with self._engine.begin() as conn:
-            return (
+    def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
+        """Record the keys about to be published, fenced; False when the lease is gone."""
+        try:
+            with self._engine.begin() as conn:
+                self._fence(conn, claimed)
                 conn.execute(
-                    runs.update()
-                    .where(
-                        runs.c.id == claimed.run_id,
-                        runs.c.lease_token == claimed.lease_token,
-                        runs.c.status == RunStatus.IN_PROGRESS.value,
-                    )
-                    .values(publishing_key=key)
-                ).rowcount
-                == 1
+                    pending_publications.insert(),
+                    [{"run_id": claimed.run_id, "storage_key": key} for key in keys],
+                )
+        except _LeaseLost:
+            return False
+        return True
+
+    def _fence(self, conn: Connection, claimed: ClaimedRun) -> None:
+        """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
+        held = conn.execute(
+            sa.select(runs.c.id)
+            .where(
+                runs.c.id == claimed.run_id,
+                runs.c.lease_token == claimed.lease_token,
+                runs.c.status == RunStatus.IN_PROGRESS.value,
             )
+            .with_for_update()
+        ).first()
+        if held is None:
+            raise _LeaseLost
 
     def is_referenced(self, storage_key: str) -> bool:
         with self._engine.connect() as conn:
             return (
                 conn.execute(
-                    sa.select(run_files.c.id).where(run_files.c.storage_key == storage_key).limit(1)
+                    sa.select(run_files.c.id)
+                    .where(run_files.c.storage_key == storage_key)
+                    .union_all(sa.select(runs.c.id).where(runs.c.manifest_key == storage_key))
+                    .limit(1)
                 ).first()
                 is not None
             )
@@ -549,11 +572,14 @@ class ExecutionRepo:
                 error_message=outcome.error_message,
                 lease_token=None,
                 lease_expires_at=None,
-                publishing_key=None,
+                manifest_key=outcome.manifest_key,
             )
         ).rowcount
         if updated != 1:
             raise _LeaseLost
+        conn.execute(
+            pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
+        )
         for f in outcome.files:
             conn.execute(
                 run_files.insert().values(
@@ -603,7 +629,6 @@ class ExecutionRepo:
                         attempt=runs.c.attempt + 1,
                         lease_token=None,
                         lease_expires_at=None,
-                        publishing_key=None,
                         processed=None,
                     )
                 ).rowcount
@@ -621,7 +646,6 @@ class ExecutionRepo:
                     runs.c.attempt,
                     runs.c.lease_token,
                     runs.c.configuration_id,
-                    runs.c.publishing_key,
                 )
                 .where(
                     runs.c.status == RunStatus.IN_PROGRESS.value,
@@ -635,8 +659,15 @@ class ExecutionRepo:
                     runs.c.lease_token == r.lease_token,
                     runs.c.status == RunStatus.IN_PROGRESS.value,
                 )
-                leftovers.append(Leftover(r.id, r.lease_token, r.publishing_key))
-                cleared = {"lease_token": None, "lease_expires_at": None, "publishing_key": None}
+                pending = pending_publications.c.run_id == r.id
+                keys = list(
+                    conn.execute(
+                        sa.select(pending_publications.c.storage_key).where(pending)
+                    ).scalars()
+                )
+                conn.execute(pending_publications.delete().where(pending))
+                leftovers.append(Leftover(r.id, r.lease_token, keys))
+                cleared = {"lease_token": None, "lease_expires_at": None}
                 if r.attempt >= max_attempts:
                     conn.execute(
                         runs.update()

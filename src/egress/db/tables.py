@@ -113,6 +113,7 @@ extraction_configurations = sa.Table(
     sa.Column("compression", sa.String(20), nullable=False),
     sa.Column("destination", sa.JSON(), nullable=False),
     sa.Column("file_name_pattern", sa.String(400), nullable=True),
+    sa.Column("split_by", sa.String(200), nullable=True),
     sa.Column("start_date", UTCDateTime(), nullable=True),
     sa.Column("end_date", UTCDateTime(), nullable=True),
     sa.Column("status", sa.String(20), nullable=False),
@@ -161,8 +162,7 @@ runs = sa.Table(
     sa.Column("progress_at", UTCDateTime(), nullable=True),
     sa.Column("cancel_requested", sa.Boolean(), nullable=False),
     sa.Column("error_message", sa.Text(), nullable=True),
-    # Final key a worker is about to publish: the reaper deletes it if the worker dies mid-way.
-    sa.Column("publishing_key", sa.String(1000), nullable=True),
+    sa.Column("manifest_key", sa.String(1000), nullable=True),
     # Idempotency-Key of the re-run that created this run (run 1 uses the execution's key).
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
@@ -194,4 +194,12 @@ run_files = sa.Table(
     sa.Column("record_count", sa.BigInteger(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("run_id", "sub_extract_id"),
+)
+
+# Keys a worker is about to publish: the reaper deletes them if the worker dies mid-way.
+pending_publications = sa.Table(
+    "pending_publications",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("storage_key", sa.String(1000), primary_key=True),
 )

@@ -1,20 +1,21 @@
 """Carry out one claimed run and commit its outcome under the commit protocol (DESIGN §5).
 
-1. Stream the source into a file under a temporary key, hashing as it goes.
-2. On success, rename it to its final key, then record status, counts and file in one
-   metadata transaction fenced by the lease token. If the fence fails (the lease was lost),
-   delete the file again: a zombie never publishes.
-3. On any failure or cancellation, delete the temporary file: nothing partial is published.
+1. Stream the source into files under temporary keys (one per sub-extract when split),
+   hashing as they go.
+2. On success, record the final keys as pending (fenced by the lease), rename every file to its
+   final key (never overwriting), publish the run's manifest, then record status, counts and
+   files in one metadata transaction fenced by the lease token. If that fence fails, delete
+   what was published again: a zombie never publishes.
+3. On any failure or cancellation, delete the temporary files: nothing partial is published.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
+import json
 import logging
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any
 
 import pyarrow as pa
 
@@ -28,33 +29,73 @@ from egress.domain.naming import (
     file_extension,
     name_candidates,
     render_file_name,
+    sanitize_segment,
     storage_key,
 )
 from egress.domain.plan import ReadPlan, plan_from_snapshot
+from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import LeaseLost, RunCancelled, RunControl, RunReleased
-from egress.sinks.stream import HashingStream
-from egress.sinks.writers import WRITERS, content_type
+from egress.sinks.file import FileSink, WrittenFile
+from egress.sinks.split import SplitRouter, TooManyParts
+from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
 from egress.storage import DestinationExists, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
 
-# Buffer between the format writers and storage: fewer, larger writes.
-WRITE_BUFFER_BYTES = 1 << 20
-ALL = "all"
-
-
-@dataclass(frozen=True)
-class WrittenFile:
-    rows: int
-    size: int
-    sha256: str
+# Upload buffer of a single output file: few, large writes.
+FILE_BUFFER_BYTES = 8 << 20
+# Per open part of a split run: many may be open at once, so keep each small.
+PART_BUFFER_BYTES = 64 << 10
+MANIFEST = "manifest.json"
 
 
 class RunFailure(Exception):
     """A run cannot complete for a reason the user can act on (not the source's fault)."""
+
+
+@dataclass
+class Written:
+    """One finished temporary file and what it becomes."""
+
+    sub_extract_id: str
+    value: str | None
+    temp_key: str
+    file: WrittenFile
+    name: str = ""
+    final_key: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything about one run that does not change while it runs."""
+
+    claimed: ClaimedRun
+    plan: ReadPlan
+    fmt: str
+    compression: str
+    ext: str
+    destination: str
+    pattern: str
+    configuration_name: str
+    split_by: str | None
+
+    def file_name(self, value: str | None = None, *, split: bool = False) -> str:
+        name = self.configuration_name
+        if split:
+            name = f"{name}_{'null' if value is None else sanitize_segment(value)}"
+        return render_file_name(
+            self.pattern,
+            NameParts(
+                configuration_name=name,
+                started_at=self.claimed.started_at,
+                run=self.claimed.run_number,
+                ext=self.ext,
+                execution_id=self.claimed.execution_id,
+            ),
+        )
 
 
 class Runner:
@@ -66,6 +107,7 @@ class Runner:
         secret_box: SecretBox,
         clock: Clock,
         batch_rows: int,
+        max_split_parts: int,
     ) -> None:
         self._connections = connections
         self._executions = executions
@@ -73,86 +115,172 @@ class Runner:
         self._box = secret_box
         self._clock = clock
         self._batch_rows = batch_rows
+        self._max_parts = max_split_parts
 
+    # ------------------------------------------------------------------ one run
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
         """Run to an outcome. Raises RunReleased/LeaseLost without committing anything."""
-        params = claimed.parameters
-        cfg = params["configuration"]
-        fmt, compression = cfg["format"], cfg["compression"]
-        ext = file_extension(fmt, compression)
-        name = render_file_name(
-            cfg["fileNamePattern"] or DEFAULT_FILE_NAME_PATTERN,
-            NameParts(
-                configuration_name=cfg["name"],
-                started_at=claimed.started_at,
-                run=claimed.run_number,
-                ext=ext,
-                execution_id=claimed.execution_id,
-            ),
-        )
-        destination = cfg["destination"]["path"]
-        temp_key = tmp_key(claimed.run_id, claimed.lease_token, name)
+        job = self._job(claimed)
+        prefix = tmp_prefix(claimed.run_id, claimed.lease_token)
         try:
-            plan = plan_from_snapshot(params)
             source = self._open_source(claimed)
-            written = self._write(source, plan, fmt, compression, temp_key, control)
+            written = self._write(job, source, control)
             control.checkpoint()
-            if written.rows == 0:
-                self._storage.delete(temp_key)
+            if sum(w.file.rows for w in written) == 0:
+                self._storage.delete_prefix(prefix)
                 self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
                 return
-            name, final_key = self._publish(claimed, temp_key, destination, name, ext)
+            manifest_key = self._publish(job, written)
         except RunCancelled:
-            self._storage.delete(temp_key)
+            self._storage.delete_prefix(prefix)
             self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
             return
         except (LeaseLost, RunReleased):
-            self._storage.delete(temp_key)
+            self._storage.delete_prefix(prefix)
             raise
         except Exception as exc:  # every failure ends the run with a message a user can act on
-            self._storage.delete(temp_key)
+            self._storage.delete_prefix(prefix)
             if not isinstance(exc, SourceError | RunFailure | ValueError | OSError):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
             self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, _message(exc)))
             return
-        file = FileRecord(
-            sub_extract_id=ALL,
-            sub_extract_value=None,
-            storage_key=final_key,
-            file_name=name,
-            content_type=content_type(fmt, compression),
-            size_bytes=written.size,
-            sha256=written.sha256,
-            record_count=written.rows,
-        )
-        if not self._executions.finish(
-            claimed, Outcome(RunStatus.COMPLETED, written.rows, files=[file]), self._clock()
-        ):
-            self._storage.delete(final_key)  # our own unique key: unpublish, never someone else's
+        files = [
+            FileRecord(
+                sub_extract_id=w.sub_extract_id,
+                sub_extract_value=w.value,
+                storage_key=w.final_key,
+                file_name=w.name,
+                content_type=content_type(job.fmt, job.compression),
+                size_bytes=w.file.size,
+                sha256=w.file.sha256,
+                record_count=w.file.rows,
+            )
+            for w in written
+        ]
+        total = sum(f.record_count for f in files)
+        outcome = Outcome(RunStatus.COMPLETED, total, files=files, manifest_key=manifest_key)
+        if not self._executions.finish(claimed, outcome, self._clock()):
+            # Our own keys (publishing never overwrites): unpublish, never someone else's.
+            for f in files:
+                self._storage.delete(f.storage_key)
+            self._storage.delete(manifest_key)
             raise LeaseLost
 
-    def _publish(
-        self, claimed: ClaimedRun, temp_key: str, destination: str, name: str, ext: str
-    ) -> tuple[str, str]:
-        """Move the finished file to the first free final name; never overwrite one."""
-        for candidate in name_candidates(name, ext, claimed.execution_id, claimed.attempt):
-            key = storage_key(destination, candidate)
-            if not self._executions.mark_publishing(claimed, key):
-                raise LeaseLost
-            try:
-                self._storage.publish(temp_key, key)
-            except DestinationExists:
-                continue
-            return candidate, key
-        raise RunFailure(f"every candidate file name under {destination!r} is taken ({name!r})")
+    def _job(self, claimed: ClaimedRun) -> Job:
+        cfg = claimed.parameters["configuration"]
+        return Job(
+            claimed=claimed,
+            plan=plan_from_snapshot(claimed.parameters),
+            fmt=cfg["format"],
+            compression=cfg["compression"],
+            ext=file_extension(cfg["format"], cfg["compression"]),
+            destination=cfg["destination"]["path"],
+            pattern=cfg["fileNamePattern"] or DEFAULT_FILE_NAME_PATTERN,
+            configuration_name=cfg["name"],
+            split_by=cfg.get("splitBy"),
+        )
 
+    # ----------------------------------------------------------------- writing
+    def _sink(self, job: Job, temp_name: str, buffer: int) -> FileSink:
+        claimed = job.claimed
+        return FileSink(
+            self._storage,
+            tmp_key(claimed.run_id, claimed.lease_token, temp_name),
+            job.fmt,
+            job.compression,
+            arrow_schema(job.plan.fields),
+            self._storage.writer_buffer(buffer),
+        )
+
+    def _write(self, job: Job, source: Source, control: RunControl) -> list[Written]:
+        if job.split_by:
+            return self._write_split(job, source, control)
+        sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES)
+        try:
+            fast = getattr(source, "can_copy_csv", None)
+            if job.fmt == "csv" and fast is not None and fast(job.plan):
+                rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
+                file = sink.close(rows)
+            else:
+                for batch in self._batches(job, source):
+                    sink.write(batch)
+                    control.report(sink.rows)
+                file = sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        return [Written(ALL, None, sink.key, file)]
+
+    def _write_split(self, job: Job, source: Source, control: RunControl) -> list[Written]:
+        assert job.split_by is not None
+        router = SplitRouter(
+            job.split_by,
+            self._max_parts,
+            lambda pid, _value: self._sink(job, f"{pid}.{job.ext}", PART_BUFFER_BYTES),
+        )
+        rows = 0
+        try:
+            for batch in self._batches(job, source):
+                router.write(batch)
+                rows += batch.num_rows
+                control.report(rows)
+            return [
+                Written(p.sub_extract_id, p.value, p.sink.key, p.sink.close())
+                for p in router.parts.values()
+            ]
+        except BaseException as exc:
+            for part in router.parts.values():
+                part.sink.abort()
+            if isinstance(exc, TooManyParts):
+                raise RunFailure(str(exc)) from exc
+            raise
+
+    def _batches(self, job: Job, source: Source) -> Any:
+        batches = source.read(job.plan, self._batch_rows)
+        with contextlib.closing(batches):  # type: ignore[type-var]
+            yield from batches
+
+    # --------------------------------------------------------------- publishing
+    def _free_key(self, job: Job, name: str, ext: str, taken: set[str]) -> tuple[str, str]:
+        claimed = job.claimed
+        for candidate in name_candidates(name, ext, claimed.execution_id, claimed.attempt):
+            key = storage_key(job.destination, candidate)
+            if key not in taken and not self._storage.exists(key):
+                taken.add(key)
+                return candidate, key
+        raise RunFailure(f"every candidate file name under {job.destination!r} is taken ({name!r})")
+
+    def _publish(self, job: Job, written: list[Written]) -> str:
+        """Move every file to a free final key, then publish the manifest; returns its key."""
+        taken: set[str] = set()
+        split = job.split_by is not None
+        for w in written:
+            w.name, w.final_key = self._free_key(
+                job, job.file_name(w.value, split=split), job.ext, taken
+            )
+        base = job.file_name().removesuffix(f".{job.ext}")
+        _, manifest_key = self._free_key(job, f"{base}.{MANIFEST}", MANIFEST, taken)
+        if not self._executions.mark_publishing(job.claimed, sorted(taken)):
+            raise LeaseLost
+        published: list[str] = []
+        try:
+            for w in written:
+                self._storage.publish(w.temp_key, w.final_key)
+                published.append(w.final_key)
+            self._storage.put(manifest_key, _manifest(job, written))
+        except DestinationExists as exc:
+            for key in published:
+                self._storage.delete(key)
+            raise RunFailure(f"a file appeared at {exc.key!r} while publishing; run again") from exc
+        return manifest_key
+
+    # ------------------------------------------------------------------ helpers
     def discard(self, leftover: Leftover) -> None:
-        """Remove what a dead attempt left behind: temporary files, an unrecorded publication."""
-        for obj in self._storage.list(tmp_prefix(leftover.run_id, leftover.lease_token)):
-            self._storage.delete(obj.key)
-        key = leftover.publishing_key
-        if key is not None and not self._executions.is_referenced(key):
-            self._storage.delete(key)
+        """Remove what a dead attempt left behind: temporary files, unrecorded publications."""
+        self._storage.delete_prefix(tmp_prefix(leftover.run_id, leftover.lease_token))
+        for key in leftover.publishing_keys:
+            if not self._executions.is_referenced(key):
+                self._storage.delete(key)
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         record = self._connections.get(claimed.workspace_id, claimed.parameters["connection"]["id"])
@@ -162,47 +290,30 @@ class Runner:
         if not self._executions.finish(claimed, outcome, self._clock()):
             raise LeaseLost
 
-    def _write(
-        self,
-        source: Source,
-        plan: ReadPlan,
-        fmt: str,
-        compression: str,
-        key: str,
-        control: RunControl,
-    ) -> WrittenFile:
-        raw = self._storage.open_writer(key)
-        hashing = HashingStream(raw)
-        buffered = io.BufferedWriter(hashing, WRITE_BUFFER_BYTES)  # type: ignore[type-var]
-        out: BinaryIO = buffered
-        if compression == "gzip":
-            out = gzip.GzipFile(fileobj=buffered, mode="wb", mtime=0)  # type: ignore[assignment]
-        try:
-            fast = getattr(source, "can_copy_csv", None)
-            if fmt == "csv" and fast is not None and fast(plan):
-                rows = source.copy_csv(plan, out, control.report)  # type: ignore[attr-defined]
-            else:
-                rows = self._write_batches(source, plan, fmt, out, control)
-            if out is not buffered:
-                out.close()
-            buffered.flush()
-        finally:
-            raw.close()
-        return WrittenFile(rows=rows, size=hashing.size, sha256=hashing.sha256)
 
-    def _write_batches(
-        self, source: Source, plan: ReadPlan, fmt: str, out: BinaryIO, control: RunControl
-    ) -> int:
-        writer = WRITERS[fmt](out, arrow_schema(plan.fields))
-        rows = 0
-        batches = source.read(plan, self._batch_rows)
-        with contextlib.closing(batches):  # type: ignore[type-var]
-            for batch in batches:
-                writer.write(batch)
-                rows += batch.num_rows
-                control.report(rows)
-        writer.close()
-        return rows
+def _manifest(job: Job, written: list[Written]) -> bytes:
+    params = job.claimed.parameters
+    body = {
+        "configuration": params["configuration"],
+        "template": {"id": params["template"]["id"], "name": params["template"]["name"]},
+        "executionId": job.claimed.execution_id,
+        "run": job.claimed.run_number,
+        "startedAt": job.claimed.started_at.isoformat(),
+        "parameters": params.get("options", {}),
+        "files": [
+            {
+                "name": w.name,
+                "key": w.final_key,
+                "subExtractId": w.sub_extract_id,
+                "subExtractValue": w.value,
+                "recordCount": w.file.rows,
+                "bytes": w.file.size,
+                "sha256": w.file.sha256,
+            }
+            for w in written
+        ],
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False).encode()
 
 
 def _message(exc: BaseException) -> str:

@@ -26,8 +26,23 @@ def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) ->
             ("body", "compression"),
             "parquet files are compressed internally (zstd); compression must be 'none'",
         )
-    if values["file_name_pattern"] is not None:
-        validate_pattern(values["file_name_pattern"])
+    pattern = values["file_name_pattern"]
+    if pattern is not None:
+        validate_pattern(pattern)
+    split_by = values.get("split_by")
+    if split_by is not None:
+        if template.field(split_by) is None:
+            raise Invalid.at(
+                ("body", "splitBy"),
+                f"unknown field {split_by!r}; the template has: "
+                f"{', '.join(f.name for f in template.fields)}",
+            )
+        if pattern is not None and "{configurationName}" not in pattern:
+            raise Invalid.at(
+                ("body", "fileNamePattern"),
+                "with splitBy, the pattern must contain {configurationName}: "
+                "each part's value is added after it",
+            )
     start: datetime | None = values["start_date"]
     end: datetime | None = values["end_date"]
     if start is not None and end is not None and end <= start:
@@ -54,6 +69,7 @@ def update(
         "compression": current.compression,
         "destination": current.destination,
         "file_name_pattern": current.file_name_pattern,
+        "split_by": current.split_by,
         "start_date": current.start_date,
         "end_date": current.end_date,
         **changes,

@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 from egress.container import Container
-from egress.db.executions import ExecutionRecord, FileRecord
+from egress.db.executions import ExecutionRecord, FileRecord, RunRecord
 from egress.domain.configuration import trigger_blocker
 from egress.domain.errors import Conflict, NotFound
-from egress.domain.status import RunStatus
+from egress.domain.split import ALL
+from egress.domain.status import TERMINAL, RunStatus
 
 
 def _request_hash(options: dict[str, Any]) -> str:
@@ -74,8 +75,12 @@ def cancel(c: Container, workspace_id: str, cfg_id: str, execution_id: str) -> E
     return execution
 
 
-def file_of_run(execution: ExecutionRecord, run: int | None) -> tuple[int, FileRecord]:
-    """The file of run ``run``, or of the latest run that has one."""
+def is_split(execution: ExecutionRecord) -> bool:
+    return bool(execution.parameters["configuration"].get("splitBy"))
+
+
+def run_with_files(execution: ExecutionRecord, run: int | None) -> RunRecord:
+    """Run ``run``, or the latest run that has files; 404 when there is none to download."""
     destination = execution.parameters["configuration"]["destination"]
     if destination.get("type") != "storage":
         raise Conflict("only extractions delivered to storage produce a downloadable file")
@@ -85,11 +90,31 @@ def file_of_run(execution: ExecutionRecord, run: int | None) -> tuple[int, FileR
             raise NotFound(f"execution {execution.id} has no run {run}")
         if not record.files:
             raise NotFound(_no_file(run, record.status))
-        return run, record.files[0]
+        return record
     for record in reversed(execution.runs):
         if record.files:
-            return record.run_number, record.files[0]
+            return record
     raise NotFound("no run of this execution has produced a file yet")
+
+
+def sub_extract(
+    execution: ExecutionRecord, sub_extract_id: str, run: int | None
+) -> tuple[RunRecord, FileRecord | None]:
+    """A part of run ``run`` (default latest); ``all`` is the whole of an unsplit run."""
+    record = execution.latest if run is None else execution.run(run)
+    if record is None:
+        raise NotFound(f"execution {execution.id} has no run {run}")
+    found = next((f for f in record.files if f.sub_extract_id == sub_extract_id), None)
+    if found is not None:
+        return record, found
+    if sub_extract_id == ALL and not is_split(execution):
+        return record, None
+    if record.status in TERMINAL:
+        raise NotFound(f"run {record.run_number} has no sub-extract {sub_extract_id!r}")
+    raise NotFound(
+        f"sub-extract {sub_extract_id!r} is not known yet: run {record.run_number} is "
+        f"{record.status.value}, and parts appear when it completes"
+    )
 
 
 def _no_file(run: int, status: RunStatus) -> str:

@@ -36,6 +36,7 @@ def _out(c: Container, r: ConfigurationRecord) -> ConfigurationOut:
         compression=r.compression,
         destination=r.destination,
         file_name_pattern=r.file_name_pattern,
+        split_by=r.split_by,
         start_date=r.start_date,
         end_date=r.end_date,
         status=r.status.value,
@@ -58,6 +59,7 @@ def _values(body: ConfigurationCreate) -> dict[str, object]:
         "compression": body.compression,
         "destination": body.destination.model_dump(),
         "file_name_pattern": body.file_name_pattern,
+        "split_by": body.split_by,
         "start_date": body.start_date,
         "end_date": body.end_date,
     }

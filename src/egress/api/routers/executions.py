@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from egress.api.auth import CurrentPrincipal, Services
-from egress.api.errors import problem
-from egress.api.ranges import Unsatisfiable, parse_range
+from egress.api.downloads import stream_file, stream_zip
 from egress.api.routers.common import page_request
 from egress.api.schemas import (
     ExecutionOut,
@@ -20,10 +17,13 @@ from egress.api.schemas import (
     ListEnvelope,
     ProgressOut,
     RunOut,
+    SubExtractOut,
+    SubExtractStatusOut,
     TriggerRequest,
 )
-from egress.db.executions import ExecutionRecord, RunRecord
+from egress.db.executions import ExecutionRecord, FileRecord, RunRecord
 from egress.domain.paging import PageRequest
+from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.services import executions as service
 
@@ -50,16 +50,55 @@ def _progress(run: RunRecord) -> ProgressOut | None:
     return None
 
 
-def _run_out(config_id: str, execution_id: str, run: RunRecord) -> RunOut:
-    file = None
-    if run.files:
-        f = run.files[0]
-        file = FileOut(
-            file_name=f.file_name,
-            download_url=f"{_base(config_id, execution_id)}/download?run={run.run_number}",
-            size_bytes=f.size_bytes,
-            sha256=f.sha256,
+def _file_out(url: str, f: FileRecord) -> FileOut:
+    return FileOut(
+        file_name=f.file_name, download_url=url, size_bytes=f.size_bytes, sha256=f.sha256
+    )
+
+
+def _sub_extracts(base: str, execution: ExecutionRecord, run: RunRecord) -> list[SubExtractOut]:
+    if not service.is_split(execution):
+        whole = run.files[0] if run.files else None
+        url = f"{base}/sub-extracts/{ALL}/download?run={run.run_number}"
+        return [
+            SubExtractOut(
+                id=ALL,
+                value=None,
+                status=run.status.value,
+                record_count=run.record_count,
+                file=_file_out(url, whole) if whole else None,
+            )
+        ]
+    return [
+        SubExtractOut(
+            id=f.sub_extract_id,
+            value=f.sub_extract_value,
+            status=run.status.value,
+            record_count=f.record_count,
+            file=_file_out(
+                f"{base}/sub-extracts/{f.sub_extract_id}/download?run={run.run_number}", f
+            ),
         )
+        for f in run.files
+    ]
+
+
+def _run_file(base: str, execution: ExecutionRecord, run: RunRecord) -> FileOut | None:
+    if not run.files:
+        return None
+    url = f"{base}/download?run={run.run_number}"
+    if service.is_split(execution):
+        return FileOut(file_name=_zip_name(execution, run), download_url=url)
+    return _file_out(url, run.files[0])
+
+
+def _zip_name(execution: ExecutionRecord, run: RunRecord) -> str:
+    name = execution.parameters["configuration"]["name"]
+    return f"{name}_{execution.id[:8]}_v{run.run_number}.zip"
+
+
+def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
+    base = _base(execution.configuration_id, execution.id)
     return RunOut(
         run=run.run_number,
         status=run.status.value,
@@ -70,7 +109,8 @@ def _run_out(config_id: str, execution_id: str, run: RunRecord) -> RunOut:
         record_count=run.record_count,
         error_message=run.error_message,
         attempt=run.attempt,
-        file=file,
+        file=_run_file(base, execution, run),
+        sub_extracts=_sub_extracts(base, execution, run),
         progress=_progress(run),
     )
 
@@ -78,6 +118,7 @@ def _run_out(config_id: str, execution_id: str, run: RunRecord) -> RunOut:
 def details(execution: ExecutionRecord) -> ExecutionOut:
     latest = execution.latest
     cfg = execution.parameters["configuration"]
+    runs = [_run_out(execution, r) for r in execution.runs]
     return ExecutionOut(
         extract_configuration_name=cfg["name"],
         extract_configuration_id=execution.configuration_id,
@@ -88,7 +129,8 @@ def details(execution: ExecutionRecord) -> ExecutionOut:
         created_at=execution.created_at,
         trigger=execution.trigger,
         progress=_progress(latest),
-        runs=[_run_out(execution.configuration_id, execution.id, r) for r in execution.runs],
+        sub_extracts=runs[-1].sub_extracts,
+        runs=runs,
     )
 
 
@@ -168,6 +210,9 @@ def cancel_execution(
     return details(service.cancel(c, p.workspace_id, config_id, execution_id))
 
 
+RunQuery = Annotated[int | None, Query(ge=1, description="run number; default: latest")]
+
+
 @router.get(
     "/{execution_id}/download",
     response_class=StreamingResponse,
@@ -179,39 +224,59 @@ def download(
     request: Request,
     c: Services,
     p: CurrentPrincipal,
-    run: Annotated[
-        int | None, Query(ge=1, description="run number; default latest with a file")
-    ] = None,
+    run: RunQuery = None,
+) -> Response:
+    """The run's file; for a split run, a zip of all its parts (streamed)."""
+    execution = c.executions.get(p.workspace_id, config_id, execution_id)
+    record = service.run_with_files(execution, run)
+    if service.is_split(execution):
+        return stream_zip(c.storage, _zip_name(execution, record), record.files)
+    return stream_file(request, c.storage, record.files[0])
+
+
+@router.get("/{execution_id}/sub-extracts/{sub_extract_id}", response_model=SubExtractStatusOut)
+def get_sub_extract(
+    config_id: str,
+    execution_id: str,
+    sub_extract_id: str,
+    c: Services,
+    p: CurrentPrincipal,
+    run: RunQuery = None,
+) -> SubExtractStatusOut:
+    execution = c.executions.get(p.workspace_id, config_id, execution_id)
+    record, f = service.sub_extract(execution, sub_extract_id, run)
+    base = _base(config_id, execution_id)
+    url = f"{base}/sub-extracts/{sub_extract_id}/download?run={record.run_number}"
+    return SubExtractStatusOut(
+        id=sub_extract_id,
+        value=f.sub_extract_value if f else None,
+        execution_id=execution.id,
+        run=record.run_number,
+        status=record.status.value,
+        record_count=f.record_count if f else record.record_count,
+        file=_file_out(url, f) if f else None,
+    )
+
+
+@router.get(
+    "/{execution_id}/sub-extracts/{sub_extract_id}/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
+)
+def download_sub_extract(
+    config_id: str,
+    execution_id: str,
+    sub_extract_id: str,
+    request: Request,
+    c: Services,
+    p: CurrentPrincipal,
+    run: RunQuery = None,
 ) -> Response:
     execution = c.executions.get(p.workspace_id, config_id, execution_id)
-    _run, file = service.file_of_run(execution, run)
-    etag = f'"{file.sha256}"'
-    digest = base64.b64encode(bytes.fromhex(file.sha256)).decode()
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Digest": f"sha-256={digest}",
-        "Repr-Digest": f"sha-256=:{digest}:",
-        "Content-Disposition": f'attachment; filename="{file.file_name}"',
-    }
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    try:
-        byte_range = parse_range(request.headers.get("range"), file.size_bytes)
-    except Unsatisfiable:
-        return problem(
-            416,
-            f"the range is outside the file ({file.size_bytes} bytes)",
-            headers={"Content-Range": f"bytes */{file.size_bytes}"},
-        )
-    if_range = request.headers.get("if-range")
-    if byte_range is not None and if_range is not None and if_range != etag:
-        byte_range = None  # the client's copy is stale: send the whole current file
-    if byte_range is None:
-        body: Iterator[bytes] = c.storage.stream(file.storage_key)
-        headers["Content-Length"] = str(file.size_bytes)
-        return StreamingResponse(body, media_type=file.content_type, headers=headers)
-    body = c.storage.stream(file.storage_key, byte_range.start, byte_range.end + 1)
-    headers["Content-Length"] = str(byte_range.length)
-    headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{file.size_bytes}"
-    return StreamingResponse(body, status_code=206, media_type=file.content_type, headers=headers)
+    if run is None:
+        run = service.run_with_files(execution, None).run_number
+    record, f = service.sub_extract(execution, sub_extract_id, run)
+    if f is None:
+        service.run_with_files(execution, record.run_number)  # raises the precise 404/409
+        raise AssertionError("unreachable")  # pragma: no cover
+    return stream_file(request, c.storage, f)

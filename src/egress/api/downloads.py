@@ -1,0 +1,117 @@
+"""Streaming a stored file (with Range, ETag, Digest) or a zip of a split run's parts."""
+
+from __future__ import annotations
+
+import base64
+import zipfile
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+
+from egress.api.errors import problem
+from egress.api.ranges import Unsatisfiable, parse_range
+from egress.db.executions import FileRecord
+from egress.storage import Storage
+
+# Already-compressed formats are stored in the zip as they are.
+_COMPRESSED = ("application/gzip", "application/vnd.apache.parquet")
+
+
+def disposition(file_name: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name."""
+    fallback = file_name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
+
+
+def stream_file(request: Request, storage: Storage, file: FileRecord) -> Response:
+    etag = f'"{file.sha256}"'
+    digest = base64.b64encode(bytes.fromhex(file.sha256)).decode()
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Digest": f"sha-256={digest}",
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "Content-Disposition": disposition(file.file_name),
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    try:
+        byte_range = parse_range(request.headers.get("range"), file.size_bytes)
+    except Unsatisfiable:
+        return problem(
+            416,
+            f"the range is outside the file ({file.size_bytes} bytes)",
+            headers={"Content-Range": f"bytes */{file.size_bytes}"},
+        )
+    if_range = request.headers.get("if-range")
+    if byte_range is not None and if_range is not None and if_range != etag:
+        byte_range = None  # the client's copy is stale: send the whole current file
+    if byte_range is None:
+        headers["Content-Length"] = str(file.size_bytes)
+        return StreamingResponse(
+            storage.stream(file.storage_key), media_type=file.content_type, headers=headers
+        )
+    headers["Content-Length"] = str(byte_range.length)
+    headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{file.size_bytes}"
+    return StreamingResponse(
+        storage.stream(file.storage_key, byte_range.start, byte_range.end + 1),
+        status_code=206,
+        media_type=file.content_type,
+        headers=headers,
+    )
+
+
+class _Spool:
+    """A write-only sink that hands out what was written since the last take()."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        out, self._chunks = b"".join(self._chunks), []
+        return out
+
+
+def _zip_chunks(storage: Storage, files: list[FileRecord]) -> Iterator[bytes]:
+    spool = _Spool()
+    # A non-seekable target makes zipfile write data descriptors: nothing is held in memory
+    # beyond one chunk of one part.
+    with zipfile.ZipFile(spool, mode="w", allowZip64=True) as archive:
+        for f in files:
+            method = zipfile.ZIP_STORED if f.content_type in _COMPRESSED else zipfile.ZIP_DEFLATED
+            info = zipfile.ZipInfo(f.file_name)
+            info.compress_type = method
+            with archive.open(info, mode="w", force_zip64=True) as entry:
+                for chunk in storage.stream(f.storage_key):
+                    entry.write(chunk)
+                    if data := spool.take():
+                        yield data
+            if data := spool.take():
+                yield data
+    if data := spool.take():
+        yield data
+
+
+def stream_zip(storage: Storage, name: str, files: list[FileRecord]) -> Response:
+    return StreamingResponse(
+        _zip_chunks(storage, files),
+        media_type="application/zip",
+        headers={"Content-Disposition": disposition(name)},
+    )

@@ -1,0 +1,76 @@
+"""One output file being written: storage writer → sha256/size → buffer → gzip → format."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from egress.sinks.stream import HashingStream
+from egress.sinks.writers import WRITERS, BatchWriter
+from egress.storage import Storage
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    rows: int
+    size: int
+    sha256: str
+
+
+class FileSink:
+    """Write batches (or raw bytes of the format, for fast paths) to ``key``."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        key: str,
+        fmt: str,
+        compression: str,
+        schema: pa.Schema,
+        buffer_bytes: int,
+    ) -> None:
+        self.key = key
+        self._raw = storage.open_writer(key, buffer_bytes)
+        self._hashing = HashingStream(self._raw)
+        self._buffered = io.BufferedWriter(self._hashing, buffer_bytes)  # type: ignore[type-var]
+        self.stream: BinaryIO = self._buffered
+        if compression == "gzip":
+            self.stream = gzip.GzipFile(fileobj=self._buffered, mode="wb", mtime=0)  # type: ignore[assignment]
+        self._fmt = fmt
+        self._schema = schema
+        self._writer: BatchWriter | None = None
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._writer = WRITERS[self._fmt](self.stream, self._schema)
+        self._writer.write(batch)
+        self.rows += batch.num_rows
+
+    def close(self, rows: int | None = None) -> WrittenFile:
+        """Finish the format and the upload; ``rows`` overrides the count (fast paths)."""
+        try:
+            if self._writer is None and rows is None:
+                self._writer = WRITERS[self._fmt](self.stream, self._schema)
+            if self._writer is not None:
+                self._writer.close()
+            if self.stream is not self._buffered:
+                self.stream.close()
+            self._buffered.flush()
+        finally:
+            self._raw.close()
+        return WrittenFile(
+            rows=self.rows if rows is None else rows,
+            size=self._hashing.size,
+            sha256=self._hashing.sha256,
+        )
+
+    def abort(self) -> None:
+        """Stop writing; the caller deletes the temporary object."""
+        with contextlib.suppress(Exception):  # the upload is discarded anyway
+            self._raw.close()

@@ -1,0 +1,175 @@
+"""Split by an attribute: one file per value in one pass, every part equal to the source rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from egress.container import Container
+from egress.db.migrate import upgrade
+from egress.domain.paging import PageRequest
+from egress.domain.split import sub_extract_id
+from egress.domain.status import RunStatus
+from egress.services import catalog, configurations, executions
+from tests.conftest import make_settings
+
+REGIONS = ["EU", "NA", "APAC", "LATAM", "MEA", "Nordics", "Zürich/CH", "a b"]
+
+
+@pytest.fixture
+def c(tmp_path: Path) -> Container:
+    settings = make_settings(tmp_path, max_split_parts=20)
+    settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    return Container.build(settings)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "src.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE sales (id INTEGER PRIMARY KEY, region TEXT, posted DATE,"
+            " paid BOOLEAN, amount DECIMAL(10,2))"
+        )
+        rows = []
+        for i in range(1, 2001):
+            region = None if i % 23 == 0 else REGIONS[i % len(REGIONS)]
+            rows.append((i, region, f"2026-01-{1 + i % 5:02d}", i % 3 == 0, f"{i}.50"))
+        db.executemany("INSERT INTO sales VALUES (?, ?, ?, ?, ?)", rows)
+        db.execute("CREATE TABLE many (id INTEGER PRIMARY KEY, k TEXT)")
+        db.executemany("INSERT INTO many VALUES (?, ?)", [(i, f"k{i}") for i in range(50)])
+    return path
+
+
+def _source_rows(path: Path, table: str = "sales") -> list[dict[str, Any]]:
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY id")]
+
+
+def _setup(
+    c: Container, source: Path, split_by: str, fmt: str, table: str = "sales"
+) -> tuple[str, str]:
+    ws = c.workspaces.ensure_workspace("t")
+    existing = c.connections.list_page(ws, PageRequest(0, 10)).items
+    conn = (
+        existing[0]
+        if existing
+        else c.connections.create(ws, "src", "sqlite", {"path": str(source)}, None)
+    )
+    catalog.discover(c, ws, conn.id)
+    tpl = next(
+        t
+        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
+        if t.name == f"main.{table}"
+    )
+    cfg = configurations.create(
+        c,
+        ws,
+        {
+            "name": f"split_{split_by}_{fmt}",
+            "template_id": tpl.id,
+            "fields": None,
+            "format": fmt,
+            "compression": "none",
+            "destination": {"type": "storage", "path": "parts"},
+            "file_name_pattern": None,
+            "split_by": split_by,
+            "start_date": None,
+            "end_date": None,
+        },
+    )
+    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
+    return ws, cfg.id
+
+
+def _read(c: Container, key: str, fmt: str) -> list[dict[str, Any]]:
+    data = b"".join(c.storage.stream(key))
+    if fmt == "parquet":
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    if fmt == "jsonl":
+        return [json.loads(line) for line in data.decode().splitlines()]
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+def _canonical(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):  # SQLite booleans
+        return "true" if value else "false"
+    return str(value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("split_by", ["region", "posted", "paid"])
+def test_every_part_holds_exactly_the_rows_with_its_value(
+    c: Container, source: Path, split_by: str, fmt: str
+) -> None:
+    ws, cfg = _setup(c, source, split_by, fmt)
+    execution, _ = executions.trigger(c, ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, execution.id).latest
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    expected: dict[str | None, list[int]] = defaultdict(list)
+    for row in _source_rows(source):
+        value = row[split_by]
+        key = _canonical(value) if split_by == "paid" else value
+        expected[key].append(row["id"])
+    by_value = {f.sub_extract_value: f for f in run.files}
+    assert set(by_value) == set(expected)
+    assert run.record_count == 2000
+    for value, ids in expected.items():
+        f = by_value[value]
+        assert f.sub_extract_id == sub_extract_id(value)
+        assert f.record_count == len(ids)
+        rows = _read(c, f.storage_key, fmt)
+        assert sorted(int(r["id"]) for r in rows) == ids
+        shown = "null" if value is None else value.replace("/", "_").replace(" ", "_")
+        assert f.file_name.startswith(f"split_{split_by}_{fmt}_{shown}_")
+    manifest_key = next(o.key for o in c.storage.list() if o.key.endswith(".manifest.json"))
+    manifest = json.loads(b"".join(c.storage.stream(manifest_key)))
+    assert manifest["executionId"] == execution.id and manifest["run"] == 1
+    assert {m["subExtractValue"] for m in manifest["files"]} == set(expected)
+    for m in manifest["files"]:
+        f = by_value[m["subExtractValue"]]
+        assert (m["name"], m["recordCount"], m["bytes"], m["sha256"]) == (
+            f.file_name,
+            f.record_count,
+            f.size_bytes,
+            f.sha256,
+        )
+    # Nothing but the parts and the manifest is left in storage.
+    keys = sorted(o.key for o in c.storage.list())
+    assert keys == sorted([f.storage_key for f in run.files] + [manifest_key])
+
+
+def test_text_split_has_eight_values_and_nulls(c: Container, source: Path) -> None:
+    ws, cfg = _setup(c, source, "region", "csv")
+    execution, _ = executions.trigger(c, ws, cfg, {})
+    c.worker().run_once()
+    values = {f.sub_extract_value for f in c.executions.get(ws, cfg, execution.id).latest.files}
+    assert values == {*REGIONS, None}
+
+
+def test_too_many_parts_fails_and_publishes_nothing(c: Container, source: Path) -> None:
+    ws, cfg = _setup(c, source, "k", "csv", table="many")
+    execution, _ = executions.trigger(c, ws, cfg, {})
+    c.worker().run_once()
+    run = c.executions.get(ws, cfg, execution.id).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message is not None
+    assert "more than 20 distinct values" in run.error_message
+    assert "EGRESS_MAX_SPLIT_PARTS" in run.error_message
+    assert run.files == []
+    assert list(c.storage.list()) == []
