@@ -32,6 +32,11 @@ class ConfigurationRecord:
     destination: dict[str, Any]
     file_name_pattern: str | None
     split_by: str | None
+    filter: str | None
+    extract_only_new: bool
+    date_from: str | None
+    date_to: str | None
+    watermark: Any
     start_date: datetime | None
     end_date: datetime | None
     status: ConfigStatus
@@ -66,6 +71,11 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
         destination=dict(row.destination),
         file_name_pattern=row.file_name_pattern,
         split_by=row.split_by,
+        filter=row.filter,
+        extract_only_new=bool(row.extract_only_new),
+        date_from=row.date_from,
+        date_to=row.date_to,
+        watermark=row.watermark,
         start_date=row.start_date,
         end_date=row.end_date,
         status=ConfigStatus(row.status),

@@ -114,6 +114,13 @@ extraction_configurations = sa.Table(
     sa.Column("destination", sa.JSON(), nullable=False),
     sa.Column("file_name_pattern", sa.String(400), nullable=True),
     sa.Column("split_by", sa.String(200), nullable=True),
+    # Defaults for run options; a trigger's own values override them.
+    sa.Column("filter", sa.Text(), nullable=True),
+    sa.Column("extract_only_new", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("date_from", sa.String(40), nullable=True),
+    sa.Column("date_to", sa.String(40), nullable=True),
+    # Incremental extraction: the highest cursor value a completed run has delivered.
+    sa.Column("watermark", sa.JSON(), nullable=True),
     sa.Column("start_date", UTCDateTime(), nullable=True),
     sa.Column("end_date", UTCDateTime(), nullable=True),
     sa.Column("status", sa.String(20), nullable=False),

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
+from egress.domain.options import DateRange, Window, date_range
+
+
+@dataclass(frozen=True)
+class KeySelection:
+    """Selected rows: records whose ``fields`` equal one of ``values``."""
+
+    fields: list[str]
+    values: list[list[Any]]
 
 
 @dataclass(frozen=True)
 class ReadPlan:
     source_table: str  # "schema.table"
-    fields: list[ColumnInfo]
+    fields: list[ColumnInfo]  # what is written, in order
+    columns: list[ColumnInfo] = field(default_factory=list)  # every template field (filters)
+    dates: DateRange | None = None
+    where: str | None = None
+    keys: KeySelection | None = None
+    window: Window | None = None
+
+    def column_type(self, name: str) -> str:
+        found = next((c for c in self.columns or self.fields if c.name == name), None)
+        return found.type if found else "string"
 
     @property
     def schema_name(self) -> str:
@@ -40,10 +58,18 @@ def select_fields(template_fields: list[ColumnInfo], wanted: list[str] | None) -
     return [by_name[name] for name in wanted]
 
 
-def plan_from_snapshot(parameters: dict[str, Any]) -> ReadPlan:
+def plan_from_snapshot(parameters: dict[str, Any], window: Window | None = None) -> ReadPlan:
+    """The plan of a run, from its execution's frozen parameters (and incremental window)."""
     template = parameters["template"]
-    fields = [ColumnInfo(**f) for f in template["fields"]]
+    columns = [ColumnInfo(**f) for f in template["fields"]]
+    options = parameters.get("options", {})
+    rows = options.get("rows")
     return ReadPlan(
         source_table=template["sourceTable"],
-        fields=select_fields(fields, parameters["configuration"]["fields"]),
+        fields=select_fields(columns, parameters["configuration"]["fields"]),
+        columns=columns,
+        dates=date_range(template.get("dateField"), options.get("dateFrom"), options.get("dateTo")),
+        where=options.get("whereClause"),
+        keys=KeySelection(rows["fields"], rows["values"]) if rows else None,
+        window=window,
     )

@@ -1,22 +1,45 @@
-"""Plan → SELECT statement in a source's dialect."""
+"""Plan → SELECT statement in a source's dialect, with every value as a named parameter."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
 
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
+from egress.query.where import bind_where, parse_where
 
-ColumnSql = Callable[[ColumnInfo], exp.Expression]
+ColumnSql = Callable[[ColumnInfo], exp.Expr]
+
+
+@dataclass
+class Params:
+    """Named parameters (``p0``, ``p1``…); the dialect renders the placeholders."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    convert: Callable[[Any], Any] = lambda v: v
+
+    def bind(self, value: Any) -> exp.Placeholder:
+        name = f"p{len(self.values)}"
+        self.values[name] = self.convert(value)
+        return exp.Placeholder(this=name)
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: dict[str, Any]
 
 
 def column(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def plain_column(field: ColumnInfo) -> exp.Expression:
+def plain_column(field: ColumnInfo) -> exp.Expr:
     return column(field.name)
 
 
@@ -24,6 +47,67 @@ def table(plan: ReadPlan) -> exp.Table:
     return exp.table_(plan.table_name, db=plan.schema_name, quoted=True)
 
 
-def select_statement(plan: ReadPlan, dialect: str, column_sql: ColumnSql = plain_column) -> str:
+def sqlite_value(value: Any) -> Any:
+    """SQLite keeps dates as ISO text: compare with the same text form."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def conditions(plan: ReadPlan, params: Params) -> list[exp.Expr]:
+    out: list[exp.Expr] = []
+    if plan.dates is not None:
+        col = column(plan.dates.field)
+        if plan.dates.start is not None:
+            out.append(exp.GTE(this=col.copy(), expression=params.bind(plan.dates.start.value)))
+        if plan.dates.end is not None:
+            op = exp.LTE if plan.dates.end.inclusive else exp.LT
+            out.append(op(this=col.copy(), expression=params.bind(plan.dates.end.value)))
+    if plan.window is not None:
+        col = column(plan.window.field)
+        if plan.window.low is not None:
+            out.append(exp.GT(this=col.copy(), expression=params.bind(plan.window.low)))
+        out.append(exp.LTE(this=col.copy(), expression=params.bind(plan.window.high)))
+    if plan.where:
+        tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
+        out.append(exp.Paren(this=bind_where(tree, params.bind)))
+    if plan.keys is not None:
+        out.append(_key_match(plan.keys.fields, plan.keys.values, params))
+    return out
+
+
+def _key_match(fields: list[str], values: list[list[Any]], params: Params) -> exp.Expr:
+    if len(fields) == 1:
+        return exp.In(this=column(fields[0]), expressions=[params.bind(v[0]) for v in values])
+    rows = [
+        exp.and_(
+            *[
+                exp.EQ(this=column(f), expression=params.bind(v))
+                for f, v in zip(fields, row, strict=True)
+            ]
+        )
+        for row in values
+    ]
+    return exp.Paren(this=exp.or_(*rows))
+
+
+def select_statement(
+    plan: ReadPlan,
+    dialect: str,
+    column_sql: ColumnSql = plain_column,
+    convert: Callable[[Any], Any] | None = None,
+) -> Statement:
+    params = Params(convert=convert or (lambda v: v))
     projections = [exp.alias_(column_sql(f), f.name, quoted=True) for f in plan.fields]
-    return exp.select(*projections).from_(table(plan)).sql(dialect=dialect)
+    query = exp.select(*projections).from_(table(plan))
+    where = conditions(plan, params)
+    if where:
+        query = query.where(exp.and_(*where))
+    return Statement(query.sql(dialect=dialect), params.values)
+
+
+def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:
+    """The high-water mark of the cursor field (no filters: the window is on the cursor)."""
+    return exp.select(exp.Max(this=column(field_name))).from_(table(plan)).sql(dialect=dialect)

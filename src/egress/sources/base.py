@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
 
@@ -24,6 +24,9 @@ class Source(Protocol):
 
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream the plan's rows as batches conforming to ``arrow_schema(plan.fields)``."""
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        """The largest value of ``field`` now (an incremental run's high-water mark)."""
 
     def close(self) -> None: ...
 

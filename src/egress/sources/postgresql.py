@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal
@@ -16,7 +17,7 @@ from sqlglot import exp
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, parse_decimal
-from egress.query.select import column, select_statement
+from egress.query.select import Statement, column, max_statement, select_statement
 from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import ProgressFn, SourceError
 
@@ -27,7 +28,8 @@ SESSION_SETTINGS = (
     "SET IntervalStyle = 'iso_8601'",
     "SET extra_float_digits = 1",
 )
-COPY_CHUNK_FLUSH_BYTES = 1 << 20
+# A '%' left in SQL text (only possible inside a quoted identifier) must not read as a parameter.
+_PERCENT = re.compile(r"%(?!\(p\d+\)s)")
 
 _NATIVE: dict[str, str] = {
     "bool": "boolean",
@@ -205,9 +207,24 @@ class PostgresSource:
             info.columns.append(ColumnInfo(col, logical_type(typname, typmod), not notnull))
         return list(tables.values())
 
+    def _sql(self, conn: psycopg.Connection[Any], statement: Statement) -> str:
+        """Merge the parameters with psycopg's own quoting (ADBC and COPY cannot bind them
+        untyped); every value was a parameter in the AST, never text in the query."""
+        sql = _PERCENT.sub("%%", statement.sql)
+        return psycopg.ClientCursor(conn).mogrify(sql, statement.params)
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        try:
+            with self._psycopg() as conn:
+                row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
+        except psycopg.Error as exc:
+            raise SourceError(_clean(exc)) from exc
+        return row[0] if row else None
+
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
-        sql = select_statement(plan, "postgres", _arrow_path_sql)
+        with self._psycopg() as pconn:
+            sql = self._sql(pconn, select_statement(plan, "postgres", _arrow_path_sql))
         try:
             conn = adbc_pg.connect(self._uri())
         except Exception as exc:
@@ -230,7 +247,6 @@ class PostgresSource:
         return all(f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields)
 
     def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
-        inner = select_statement(plan, "postgres", _copy_sql)
         quoted = [f.name for f in plan.fields if _is_text(f.type)]
         force = ""
         if quoted:
@@ -239,10 +255,11 @@ class PostgresSource:
                 + ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
                 + ")"
             )
-        statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
         out.write(csv_header([f.name for f in plan.fields]))
         approx_rows = 0
         with self._psycopg() as conn, conn.cursor() as cur:
+            inner = self._sql(conn, select_statement(plan, "postgres", _copy_sql))
+            statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
             try:
                 with cur.copy(statement) as copy:
                     for chunk in copy:

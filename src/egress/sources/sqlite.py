@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, parse_decimal
-from egress.query.select import select_statement
+from egress.query.select import max_statement, select_statement, sqlite_value
 from egress.sources.arrow_types import arrow_schema, arrow_type
 from egress.sources.base import SourceError
 
@@ -154,12 +154,23 @@ class SqliteSource:
         finally:
             conn.close()
 
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        conn = self._connect()
+        try:
+            row = conn.execute(max_statement(plan, field, "sqlite")).fetchone()
+        except sqlite3.Error as exc:
+            raise SourceError(str(exc)) from exc
+        finally:
+            conn.close()
+        return row[0] if row else None
+
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         conn = self._connect()
         try:
+            statement = select_statement(plan, "sqlite", convert=sqlite_value)
             try:
-                cur = conn.execute(select_statement(plan, "sqlite"))
+                cur = conn.execute(statement.sql, statement.params)
             except sqlite3.Error as exc:
                 raise SourceError(str(exc)) from exc
             while rows := cur.fetchmany(batch_rows):

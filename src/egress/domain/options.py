@@ -1,0 +1,124 @@
+"""Run options (seed 001/002): date range, filter, selected rows, incremental — the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from egress.domain.catalog import ColumnInfo
+from egress.domain.errors import Invalid
+
+# Selected rows travel inside the execution and the query: keep them a bounded list.
+DEFAULT_MAX_SELECTED_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One end of a date range: ``value`` compared with >= / <= (inclusive) or < (exclusive)."""
+
+    value: datetime | date
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class DateRange:
+    field: str
+    start: Bound | None
+    end: Bound | None
+
+
+def parse_when(text: str, loc: tuple[str, ...]) -> date | datetime:
+    """``2026-01-31`` is a date; ISO timestamps are UTC unless they carry an offset."""
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Invalid.at(loc, f"{text!r} is not an ISO date (2026-01-31) or timestamp") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def date_range(
+    date_field: str | None, date_from: str | None, date_to: str | None
+) -> DateRange | None:
+    """Inclusive dates: dateTo 2026-01-31 takes all of that day."""
+    if date_from is None and date_to is None:
+        return None
+    if date_field is None:
+        field = "dateFrom" if date_from is not None else "dateTo"
+        raise Invalid.at(
+            ("body", field), "the template has no dateField, so runs cannot take a date range"
+        )
+    start = parse_when(date_from, ("body", "dateFrom")) if date_from else None
+    end = parse_when(date_to, ("body", "dateTo")) if date_to else None
+    if start is not None and end is not None and _as_datetime(start) > _as_datetime(end):
+        raise Invalid.at(("body", "dateFrom"), f"dateFrom {date_from} is after dateTo {date_to}")
+    return DateRange(
+        field=date_field,
+        start=Bound(start, inclusive=True) if start is not None else None,
+        end=_end_bound(end) if end is not None else None,
+    )
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+def _end_bound(end: date | datetime) -> Bound:
+    if isinstance(end, datetime):
+        return Bound(end, inclusive=True)
+    return Bound(end + timedelta(days=1), inclusive=False)  # the whole last day
+
+
+def selection(
+    rows: list[dict[str, Any]] | None,
+    select_all: bool | None,
+    fields: list[ColumnInfo],
+    primary_key: list[str],
+    max_rows: int,
+) -> tuple[list[str], list[list[Any]]] | None:
+    """(key fields, key values per row) for selected rows, or None for "all records"."""
+    if select_all is None:
+        select_all = rows is None
+    if select_all:
+        if rows is not None:
+            raise Invalid.at(("body", "rows"), "must be omitted when selectAll is true")
+        return None
+    if not rows:
+        raise Invalid.at(("body", "rows"), "is required (and not empty) when selectAll is false")
+    if len(rows) > max_rows:
+        raise Invalid.at(
+            ("body", "rows"), f"has {len(rows)} rows; at most {max_rows} can be selected"
+        )
+    known = {f.name for f in fields}
+    keys = list(primary_key) if primary_key else sorted(rows[0])
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise Invalid.at(("body", "rows", i), "must be an object")
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise Invalid.at(
+                ("body", "rows", i), f"misses the key field(s) {', '.join(map(repr, missing))}"
+            )
+        if not primary_key:
+            unknown = sorted(set(row) - known)
+            if unknown:
+                raise Invalid.at(("body", "rows", i), f"unknown field(s) {', '.join(unknown)}")
+            if sorted(row) != keys:
+                raise Invalid.at(
+                    ("body", "rows", i),
+                    "without a primary key every row must give the same fields",
+                )
+    return keys, [[row[k] for k in keys] for row in rows]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Incremental window on the cursor field: (low, high]; low None means from the start."""
+
+    field: str
+    low: Any
+    high: Any

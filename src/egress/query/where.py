@@ -1,0 +1,194 @@
+"""whereClause: parse with sqlglot, allow only a small safe grammar, render with bound literals.
+
+Allowed: column references to the template's fields, literals, comparisons, AND/OR/NOT,
+IN (list), BETWEEN, LIKE/ILIKE, IS [NOT] NULL, arithmetic, parentheses, and the pure functions
+lower, upper, trim, coalesce, date, abs, length. Everything else — subqueries, other tables,
+comments, several statements, unknown columns or functions — is refused with a message that
+quotes the offending part. Literals never reach SQL text: they become bound parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from egress.domain.errors import Invalid
+
+MAX_LENGTH = 4000
+MAX_DEPTH = 64
+LOC = ("body", "whereClause")
+
+_ALLOWED: tuple[type[exp.Expr], ...] = (
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Tuple,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.Is,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Neg,
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Coalesce,
+    exp.Date,
+    exp.Abs,
+    exp.Length,
+)
+_FUNCTIONS = "lower, upper, trim, coalesce, date, abs, length"
+
+
+def _refuse(message: str) -> Invalid:
+    return Invalid.at(LOC, message)
+
+
+def _depth(node: exp.Expr) -> int:
+    deepest = 0
+    stack: list[tuple[exp.Expr, int]] = [(node, 1)]
+    while stack:
+        current, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((child, d + 1) for child in current.iter_expressions())
+    return deepest
+
+
+def _comments(nodes: Iterable[exp.Expr]) -> bool:
+    return any(n.comments for n in nodes)
+
+
+def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
+    """Validate ``text`` against the grammar and the template's fields; return its AST."""
+    if len(text) > MAX_LENGTH:
+        raise _refuse(f"is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    if not text.strip():
+        raise _refuse("is empty")
+    if ";" in text:
+        raise _refuse("must be a single expression; ';' is not allowed")
+    if "--" in text or "/*" in text:
+        raise _refuse("comments are not allowed")
+    if text.count("(") > MAX_DEPTH:
+        raise _refuse(f"nests deeper than {MAX_DEPTH} levels")
+    try:
+        statements = sqlglot.parse(text, read="postgres")
+    except (ParseError, TokenError) as exc:
+        raise _refuse(f"is not a valid expression: {_first_line(exc)}") from exc
+    except RecursionError as exc:
+        raise _refuse(f"nests deeper than {MAX_DEPTH} levels") from exc
+    if len(statements) != 1 or statements[0] is None:
+        raise _refuse("must be a single expression")
+    tree = statements[0]
+    if _depth(tree) > MAX_DEPTH:
+        raise _refuse(f"nests deeper than {MAX_DEPTH} levels")
+    nodes = list(tree.walk())
+    if _comments(nodes):
+        raise _refuse("comments are not allowed")
+    known = set(fields)
+    for node in nodes:
+        if isinstance(node, exp.Anonymous):
+            raise _refuse(
+                f"function {node.name}() is not allowed (in {node.sql()!r}); "
+                f"allowed functions: {_FUNCTIONS}"
+            )
+        if isinstance(node, exp.Func) and not isinstance(node, _ALLOWED):
+            name = node.sql_name().lower()
+            raise _refuse(
+                f"function {name}() is not allowed (in {node.sql()!r}); "
+                f"allowed functions: {_FUNCTIONS}"
+            )
+        if not isinstance(node, _ALLOWED):
+            raise _refuse(f"{_describe(node)} is not allowed (in {node.sql()!r})")
+        if isinstance(node, exp.Column):
+            if node.table or node.args.get("db") or node.args.get("catalog"):
+                raise _refuse(f"column {node.sql()!r} must not name a table")
+            if node.name not in known:
+                raise _refuse(
+                    f"unknown column {node.name!r}; the template's fields are: "
+                    f"{', '.join(sorted(known))}"
+                )
+        if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest")):
+            raise _refuse(f"IN takes a list of values, not a query (in {node.sql()!r})")
+    if not _is_boolean(tree):
+        raise _refuse("must be a boolean condition, e.g. region = 'EU' AND amount > 100")
+    return tree
+
+
+def _is_boolean(tree: exp.Expr) -> bool:
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    return isinstance(
+        tree,
+        exp.EQ
+        | exp.NEQ
+        | exp.GT
+        | exp.GTE
+        | exp.LT
+        | exp.LTE
+        | exp.And
+        | exp.Or
+        | exp.Not
+        | exp.In
+        | exp.Between
+        | exp.Like
+        | exp.ILike
+        | exp.Is
+        | exp.Boolean
+        | exp.Column,
+    )
+
+
+def _describe(node: exp.Expr) -> str:
+    if isinstance(node, exp.Select | exp.Subquery | exp.Query):
+        return "a subquery"
+    if isinstance(node, exp.Table):
+        return "a table reference"
+    return f"{type(node).__name__.upper()} ({node.key})"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _literal_value(node: exp.Literal) -> Any:
+    if node.is_string:
+        return node.this
+    text = node.this
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def bind_where(tree: exp.Expr, bind: Callable[[Any], exp.Expr]) -> exp.Expr:
+    """A copy of ``tree`` with quoted columns and every literal replaced by ``bind(value)``."""
+
+    def visit(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Literal):
+            return bind(_literal_value(node))
+        if isinstance(node, exp.Column):
+            return exp.column(node.name, quoted=True)
+        return node
+
+    return tree.copy().transform(visit)
