@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from egress.domain.options import DEFAULT_MAX_SELECTED_ROWS
+
 # Long enough that a GC pause or a slow batch never loses a healthy lease, short enough that a
 # killed worker's run is picked up again within half a minute.
 DEFAULT_LEASE_S = 30.0
@@ -43,6 +45,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1)
     max_split_parts: int = Field(default=DEFAULT_MAX_SPLIT_PARTS, ge=1)
+    max_selected_rows: int = Field(default=DEFAULT_MAX_SELECTED_ROWS, ge=1)
     log_level: str = "INFO"
 
     @cached_property

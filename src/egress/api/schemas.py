@@ -135,6 +135,10 @@ class ConfigurationFields(Request):
     split_by: str | None = Field(
         default=None, min_length=1, max_length=200, description="write one file per value"
     )
+    filter: str | None = Field(default=None, max_length=100_000, description="default whereClause")
+    extract_only_new: bool | None = None
+    date_from: str | None = Field(default=None, max_length=40)
+    date_to: str | None = Field(default=None, max_length=40)
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
 
@@ -160,6 +164,10 @@ class ConfigurationPatch(Request):
     split_by: str | None = Field(
         default=None, min_length=1, max_length=200, description="write one file per value"
     )
+    filter: str | None = Field(default=None, max_length=100_000, description="default whereClause")
+    extract_only_new: bool | None = None
+    date_from: str | None = Field(default=None, max_length=40)
+    date_to: str | None = Field(default=None, max_length=40)
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
 
@@ -179,6 +187,11 @@ class ConfigurationOut(Wire):
     destination: dict[str, Any]
     file_name_pattern: str | None
     split_by: str | None
+    filter: str | None
+    extract_only_new: bool
+    date_from: str | None
+    date_to: str | None
+    watermark: Any
     start_date: datetime | None
     end_date: datetime | None
     status: str
@@ -190,7 +203,26 @@ class ConfigurationOut(Wire):
 
 # ------------------------------------------------------------------ executions
 class TriggerRequest(Request):
-    """Run options; later options (date range, filters) extend this body."""
+    """Run options (seeds 001/002); each overrides the configuration's default."""
+
+    date_from: str | None = Field(
+        default=None, max_length=40, description="inclusive date or ISO timestamp"
+    )
+    date_to: str | None = Field(
+        default=None, max_length=40, description="inclusive date or ISO timestamp"
+    )
+    extract_only_new: bool | None = Field(
+        default=None, description="incremental: only records past the watermark"
+    )
+    where_clause: str | None = Field(
+        default=None, max_length=100_000, description="SQL condition over the template's fields"
+    )
+    rows: list[dict[str, Any]] | None = Field(
+        default=None, description="selected rows, by primary key"
+    )
+    select_all: bool | None = Field(
+        default=None, description="true: all matching records (rows must be absent)"
+    )
 
 
 class FileOut(Wire):
@@ -241,6 +273,8 @@ class ExecutionOut(Wire):
     latest_record_count: int | None
     created_at: datetime
     trigger: str
+    options: dict[str, Any]
+    window: dict[str, Any] | None
     progress: ProgressOut | None
     sub_extracts: list[SubExtractOut]
     runs: list[RunOut]

@@ -126,6 +126,8 @@ class Outcome:
     error_message: str | None = None
     files: list[FileRecord] = field(default_factory=list)
     manifest_key: str | None = None
+    # Incremental runs: the configuration's watermark moves to this on success, never back.
+    watermark: Any = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,13 @@ class ReapCounts:
     requeued: int
     failed: int
     leftovers: list[Leftover] = field(default_factory=list)
+
+
+def _later(value: Any, current: Any) -> bool:
+    """Watermarks are ints, floats or ISO-like text of one source: compare like with like."""
+    if isinstance(value, int | float) and isinstance(current, int | float):
+        return value > current
+    return str(value) > str(current)
 
 
 def _notify(conn: Connection) -> None:
@@ -518,6 +527,49 @@ class ExecutionRepo:
             return False
         return True
 
+    def watermark(self, configuration_id: str) -> Any:
+        with self._engine.connect() as conn:
+            return conn.execute(
+                sa.select(extraction_configurations.c.watermark).where(
+                    extraction_configurations.c.id == configuration_id
+                )
+            ).scalar_one_or_none()
+
+    def freeze_window(self, claimed: ClaimedRun, window: dict[str, Any]) -> bool:
+        """Store the incremental window on the execution once, fenced; re-runs reuse it."""
+        try:
+            with self._engine.begin() as conn:
+                self._fence(conn, claimed)
+                params = dict(
+                    conn.execute(
+                        sa.select(executions.c.parameters).where(
+                            executions.c.id == claimed.execution_id
+                        )
+                    ).scalar_one()
+                )
+                params.setdefault("window", window)
+                conn.execute(
+                    executions.update()
+                    .where(executions.c.id == claimed.execution_id)
+                    .values(parameters=params)
+                )
+        except _LeaseLost:
+            return False
+        return True
+
+    def _advance_watermark(self, conn: Connection, configuration_id: str, value: Any) -> None:
+        current = conn.execute(
+            sa.select(extraction_configurations.c.watermark)
+            .where(extraction_configurations.c.id == configuration_id)
+            .with_for_update()
+        ).scalar_one_or_none()
+        if current is None or _later(value, current):
+            conn.execute(
+                extraction_configurations.update()
+                .where(extraction_configurations.c.id == configuration_id)
+                .values(watermark=value)
+            )
+
     def _fence(self, conn: Connection, claimed: ClaimedRun) -> None:
         """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
         held = conn.execute(
@@ -580,6 +632,8 @@ class ExecutionRepo:
         conn.execute(
             pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
         )
+        if outcome.watermark is not None:
+            self._advance_watermark(conn, claimed.configuration_id, outcome.watermark)
         for f in outcome.files:
             conn.execute(
                 run_files.insert().values(

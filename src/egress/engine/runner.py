@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ from egress.domain.naming import (
     sanitize_segment,
     storage_key,
 )
+from egress.domain.options import Window
 from egress.domain.plan import ReadPlan, plan_from_snapshot
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
@@ -124,11 +126,17 @@ class Runner:
         prefix = tmp_prefix(claimed.run_id, claimed.lease_token)
         try:
             source = self._open_source(claimed)
+            job = self._with_window(job, source)
+            window = job.plan.window
+            watermark = window.high if window is not None else None
+            if window is not None and window.high is None:  # the source is empty
+                self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
+                return
             written = self._write(job, source, control)
             control.checkpoint()
             if sum(w.file.rows for w in written) == 0:
                 self._storage.delete_prefix(prefix)
-                self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
+                self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark))
                 return
             manifest_key = self._publish(job, written)
         except RunCancelled:
@@ -158,7 +166,9 @@ class Runner:
             for w in written
         ]
         total = sum(f.record_count for f in files)
-        outcome = Outcome(RunStatus.COMPLETED, total, files=files, manifest_key=manifest_key)
+        outcome = Outcome(
+            RunStatus.COMPLETED, total, files=files, manifest_key=manifest_key, watermark=watermark
+        )
         if not self._executions.finish(claimed, outcome, self._clock()):
             # Our own keys (publishing never overwrites): unpublish, never someone else's.
             for f in files:
@@ -179,6 +189,25 @@ class Runner:
             configuration_name=cfg["name"],
             split_by=cfg.get("splitBy"),
         )
+
+    def _with_window(self, job: Job, source: Source) -> Job:
+        """Incremental runs read (watermark, high-water mark]; the window is frozen on the
+        execution the first time, so every attempt and re-run reads exactly the same records."""
+        params = job.claimed.parameters
+        if not params.get("options", {}).get("extractOnlyNew"):
+            return job
+        frozen = params.get("window")
+        if frozen is None:
+            cursor = params["template"]["cursorField"]
+            frozen = {
+                "field": cursor,
+                "low": self._executions.watermark(job.claimed.configuration_id),
+                "high": json_value(source.max_value(job.plan, cursor)),
+            }
+            if not self._executions.freeze_window(job.claimed, frozen):
+                raise LeaseLost
+        window = Window(field=frozen["field"], low=frozen["low"], high=frozen["high"])
+        return replace(job, plan=replace(job.plan, window=window))
 
     # ----------------------------------------------------------------- writing
     def _sink(self, job: Job, temp_name: str, buffer: int) -> FileSink:
@@ -291,6 +320,19 @@ class Runner:
             raise LeaseLost
 
 
+def json_value(value: Any) -> Any:
+    """A cursor value as it is stored in JSON and bound back into queries."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # Decimal, UUID, …: their text form sorts and casts back
+
+
 def _manifest(job: Job, written: list[Written]) -> bytes:
     params = job.claimed.parameters
     body = {
@@ -300,6 +342,7 @@ def _manifest(job: Job, written: list[Written]) -> bytes:
         "run": job.claimed.run_number,
         "startedAt": job.claimed.started_at.isoformat(),
         "parameters": params.get("options", {}),
+        "window": asdict(job.plan.window) if job.plan.window else None,
         "files": [
             {
                 "name": w.name,

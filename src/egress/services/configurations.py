@@ -9,7 +9,9 @@ from egress.container import Container
 from egress.db.configurations import ConfigurationRecord
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.naming import normalize_destination_path, validate_pattern
+from egress.domain.options import date_range
 from egress.domain.plan import select_fields
+from egress.query.where import parse_where
 
 
 def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +45,11 @@ def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) ->
                 "with splitBy, the pattern must contain {configurationName}: "
                 "each part's value is added after it",
             )
+    if values.get("filter") is not None:
+        parse_where(values["filter"], [f.name for f in template.fields])
+    if values.get("extract_only_new") and template.cursor_field is None:
+        raise Invalid.at(("body", "extractOnlyNew"), "the template has no cursorField")
+    date_range(template.date_field, values.get("date_from"), values.get("date_to"))
     start: datetime | None = values["start_date"]
     end: datetime | None = values["end_date"]
     if start is not None and end is not None and end <= start:
@@ -70,6 +77,10 @@ def update(
         "destination": current.destination,
         "file_name_pattern": current.file_name_pattern,
         "split_by": current.split_by,
+        "filter": current.filter,
+        "extract_only_new": current.extract_only_new,
+        "date_from": current.date_from,
+        "date_to": current.date_to,
         "start_date": current.start_date,
         "end_date": current.end_date,
         **changes,

@@ -7,11 +7,15 @@ import json
 from typing import Any
 
 from egress.container import Container
+from egress.db.configurations import ConfigurationRecord
 from egress.db.executions import ExecutionRecord, FileRecord, RunRecord
+from egress.db.templates import TemplateRecord
 from egress.domain.configuration import trigger_blocker
-from egress.domain.errors import Conflict, NotFound
+from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.options import date_range, selection
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
+from egress.query.where import parse_where
 
 
 def _request_hash(options: dict[str, Any]) -> str:
@@ -38,7 +42,7 @@ def trigger(
         "configuration": cfg.snapshot(),
         "template": template.snapshot(),
         "connection": {"id": connection.id, "type": connection.type},
-        "options": options,
+        "options": resolve_options(cfg, template, options, c.settings.max_selected_rows),
     }
     execution, created = c.executions.create(
         workspace_id,
@@ -52,6 +56,36 @@ def trigger(
     if created:
         c.wakeup.notify()
     return execution, created
+
+
+def resolve_options(
+    cfg: ConfigurationRecord, template: TemplateRecord, body: dict[str, Any], max_rows: int
+) -> dict[str, Any]:
+    """The trigger's options over the configuration's defaults, checked and normalised: this
+    is what the execution freezes and every re-run reuses."""
+    date_from = body.get("dateFrom", cfg.date_from)
+    date_to = body.get("dateTo", cfg.date_to)
+    where = body.get("whereClause", cfg.filter)
+    only_new = bool(body.get("extractOnlyNew", cfg.extract_only_new))
+    date_range(template.date_field, date_from, date_to)
+    if where is not None:
+        parse_where(where, [f.name for f in template.fields])
+    chosen = selection(
+        body.get("rows"), body.get("selectAll"), template.fields, template.primary_key, max_rows
+    )
+    if only_new and template.cursor_field is None:
+        raise Invalid.at(
+            ("body", "extractOnlyNew"),
+            "the template has no cursorField, so it cannot extract only new records",
+        )
+    return {
+        "dateFrom": date_from,
+        "dateTo": date_to,
+        "whereClause": where,
+        "rows": {"fields": chosen[0], "values": chosen[1]} if chosen else None,
+        "selectAll": chosen is None,
+        "extractOnlyNew": only_new,
+    }
 
 
 def rerun(

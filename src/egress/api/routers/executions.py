@@ -128,6 +128,8 @@ def details(execution: ExecutionRecord) -> ExecutionOut:
         latest_record_count=latest.record_count,
         created_at=execution.created_at,
         trigger=execution.trigger,
+        options=execution.parameters.get("options", {}),
+        window=execution.parameters.get("window"),
         progress=_progress(latest),
         sub_extracts=runs[-1].sub_extracts,
         runs=runs,
