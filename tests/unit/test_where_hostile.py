@@ -1,0 +1,187 @@
+"""A corpus of hostile whereClause inputs: every one is refused before any source is touched."""
+
+from __future__ import annotations
+
+import pytest
+
+from egress.domain.errors import Invalid
+from egress.query.where import MAX_DEPTH, MAX_LENGTH, parse_where
+
+FIELDS = ["id", "region", "amount", "note", "happened"]
+
+_PAYLOADS = [
+    "1; DROP TABLE events",
+    "1); DROP TABLE events; --",
+    "id = 1; SELECT pg_sleep(10)",
+    "id = 1 -- comment",
+    "id = 1 /* comment */",
+    "id = 1 /*! MySQL */",
+    "pg_sleep(5) IS NULL",
+    "id = (SELECT 1)",
+    "id IN (SELECT id FROM events)",
+    "EXISTS (SELECT 1)",
+    "id = (SELECT count(*) FROM information_schema.tables)",
+    "region = (SELECT table_name FROM information_schema.tables LIMIT 1)",
+    "id = ANY(SELECT 1)",
+    "id = version()",
+    "region = current_user",
+    "region = current_database()",
+    "region = session_user",
+    "id = txid_current()",
+    "id = pg_backend_pid()",
+    "region = pg_read_file('/etc/passwd')",
+    "lo_import('/etc/passwd') = 1",
+    "region = set_config('a', 'b', false)",
+    "id = dblink_exec('x')",
+    "region = CAST(id AS text)",
+    "region::text = 'x'",
+    "events.id = 1",
+    "public.events.id = 1",
+    "secret = 1",
+    "id = $1",
+    "id = ?",
+    "id = :p0",
+    "id = %(p0)s",
+    "region = $$x$$",
+    "region = E'\\x27'",
+    "region = U&'\\0041'",
+    "id = 1 UNION SELECT 1",
+    "1 = 1 UNION ALL SELECT password FROM users",
+    "id = 1 OR 1 = (SELECT 1 FROM pg_user)",
+    "region LIKE (SELECT 'x')",
+    "CASE WHEN id = 1 THEN true END",
+    "id = ROW(1)",
+    "id = ARRAY[1][1]",
+    "region = 'a' || (SELECT 'b')",
+    "generate_series(1, 10) = id",
+    "id = random()",
+    "id = now()",
+    "happened = now()",
+    "region SIMILAR TO 'x'",
+    "region ~ 'x'",
+    "id = nextval('seq')",
+    "id = (VALUES (1))",
+    "WITH x AS (SELECT 1) SELECT * FROM x",
+    "SELECT 1",
+    "DELETE FROM events",
+    "UPDATE events SET id = 1",
+    "INSERT INTO events VALUES (1)",
+    "TRUNCATE events",
+    "COPY events TO '/tmp/x'",
+    "id = 1 INTO OUTFILE '/tmp/x'",
+    "GRANT ALL ON events TO public",
+    "",
+    "   ",
+    "1",
+    "'x'",
+    "NULL",
+    "id = 'unterminated",
+    "id = = 1",
+    "(id = 1",
+    "id = 1)",
+    "id = \u037e 1",  # Greek question mark looks like ';'
+    "id = 1\u037e DROP TABLE events",
+    "id = 1 \uff1b DROP TABLE events",  # full-width semicolon
+    "id = 1\x00; DROP TABLE events",
+    "id = 1 \u2014\u2014 comment",
+    "reg\u0131on = 'EU'",  # dotless i: not a field
+    "\u0456d = 1",  # Cyrillic i
+    "id = sleep(5)",
+    "benchmark(1000000, md5('x')) = 1",
+    "id = load_file('/etc/passwd')",
+    "id = 1 AND sqlite_version() = '3'",
+    "id = randomblob(10)",
+    "id = (SELECT name FROM sqlite_master)",
+    "region = char(65)",
+    "id = unicode('a')",
+    "id = zeroblob(1)",
+    "region = printf('%s', 'x')",
+    "region = replace(note, 'a', 'b')",
+    "id = typeof(id)",
+    "region = group_concat(region)",
+    "count(*) > 0",
+    "max(id) = 1",
+    "id = 1 ORDER BY 1",
+    "id = 1 LIMIT 1",
+    "id = 1 GROUP BY id",
+    "id = 1 HAVING 1 = 1",
+    "id = 1 WINDOW w AS ()",
+]
+
+
+def _nested(depth: int) -> str:
+    return "(" * depth + "id = 1" + ")" * depth
+
+
+def _generated() -> list[str]:
+    out: list[str] = []
+    for fn in ["pg_sleep", "sleep", "dblink", "version", "pg_ls_dir", "lo_export", "query_to_xml"]:
+        for arg in ["1", "'x'", "id"]:
+            out.append(f"{fn}({arg}) IS NOT NULL")
+            out.append(f"id = 1 AND {fn}({arg}) = 1")
+    for table in ["information_schema.tables", "pg_catalog.pg_user", "sqlite_master", "users"]:
+        out.append(f"id IN (SELECT 1 FROM {table})")
+        out.append(f"{table}.id = 1")
+        out.append(f"id = (SELECT max(id) FROM {table})")
+    for sep in [";", ";;", " ; ", ";\n"]:
+        for tail in ["DROP TABLE events", "SELECT 1", "COMMIT", "BEGIN"]:
+            out.append(f"id = 1{sep}{tail}")
+    for quote in ["' OR '1'='1", "'; DROP TABLE events; --", "\\' OR 1=1 --", "x' OR pg_sleep(1)"]:
+        out.append(f"region = '{quote}")
+        out.append(f"region = {quote}")
+    for comment in ["--", "/*", "*/ OR 1=1 /*", "-- x\n OR 1=1"]:
+        out.append(f"id = 1 {comment}")
+    for fn in ["upper", "lower", "length", "abs"]:
+        out.append(f"{fn}((SELECT 'x')) = region")
+        out.append(f"{fn}(secret) = 1")
+    for kw in ["CREATE TABLE x (a int)", "ALTER TABLE events ADD c int", "VACUUM", "ANALYZE"]:
+        out.append(kw)
+        out.append(f"id = 1; {kw}")
+    out += [_nested(MAX_DEPTH + 1), _nested(500), "NOT " * 200 + "id = 1"]
+    out += ["id = " + "1 + " * 70 + "1"]
+    out.append("region = '" + "x" * MAX_LENGTH + "'")
+    out.append("id IN (" + ", ".join(["1"] * 2000) + ")")
+    return out
+
+
+CORPUS = _PAYLOADS + _generated()
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 200
+
+
+@pytest.mark.parametrize("text", CORPUS, ids=[f"hostile{i}" for i in range(len(CORPUS))])
+def test_hostile_input_is_refused(text: str) -> None:
+    with pytest.raises(Invalid) as err:
+        parse_where(text, FIELDS)
+    assert err.value.errors[0].loc == ("body", "whereClause")
+    assert err.value.errors[0].msg  # says what is wrong
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "region = 'EU' AND amount > 100",
+        "note IS NULL OR note LIKE 'gift%'",
+        "id IN (1, 2, 3) AND NOT region = 'NA'",
+        "id BETWEEN 10 AND 20",
+        "lower(trim(region)) = 'eu' AND coalesce(amount, 0) >= abs(-5)",
+        "date(happened) = '2026-01-01'",
+        "length(note) > 3 AND region ILIKE 'e%'",
+        "(amount * 2 + 1) / 3 > id % 7",
+        "region = 'O''Brien'",
+        "region = ';' AND note = '--'",
+    ],
+)
+def test_allowed_grammar_parses(text: str) -> None:
+    parse_where(text, FIELDS)
+
+
+def test_messages_point_at_the_offending_part() -> None:
+    with pytest.raises(Invalid, match=r"function pg_sleep\(\) is not allowed"):
+        parse_where("id = 1 AND pg_sleep(1) IS NULL", FIELDS)
+    with pytest.raises(Invalid, match="unknown column 'secret'"):
+        parse_where("secret = 1", FIELDS)
+    with pytest.raises(Invalid, match="a subquery is not allowed"):
+        parse_where("id = (SELECT 1)", FIELDS)
