@@ -28,6 +28,9 @@ CONTENT_TYPES = {
 }
 
 
+JSONL_SLICE_ROWS = 8192
+
+
 class BatchWriter(Protocol):
     def write(self, batch: pa.RecordBatch) -> None: ...
 
@@ -84,11 +87,17 @@ class JsonlWriter:
         self._out = out
         self._names = schema.names
         self._renderers = [_json_renderer(f) for f in schema]
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def write(self, batch: pa.RecordBatch) -> None:
+        # Python objects cost ~10x their Arrow size: render a slice at a time.
+        for offset in range(0, batch.num_rows, JSONL_SLICE_ROWS):
+            self._write_slice(batch.slice(offset, JSONL_SLICE_ROWS))
+
+    def _write_slice(self, batch: pa.RecordBatch) -> None:
         columns = [render(col) for render, col in zip(self._renderers, batch.columns, strict=True)]
         names = self._names
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        dumps = self._dumps
         lines = [dumps(dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]
         if lines:
             self._out.write(("\n".join(lines) + "\n").encode())

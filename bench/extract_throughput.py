@@ -1,0 +1,292 @@
+"""Extraction throughput through the running service, side by side with `psql \\copy`.
+
+    .venv/bin/python bench/extract_throughput.py [--rows 1000000] [--recreate] [--scaling]
+
+Creates (once) a PostgreSQL database `egress_bench` with an `orders` table of --rows rows and
+12 mixed columns, starts a real `egress serve` (SQLite metadata, local files, embedded worker)
+on a free port, and times trigger → COMPLETED over HTTP for: CSV (COPY fast path), CSV through
+Arrow (a float column disables the fast path), JSONL, Parquet, and Parquet split by region.
+`psql \\copy … CSV HEADER` of the same columns is timed in the same run. Peak RSS of the
+server is sampled during each extraction. --scaling repeats CSV and Parquet at a quarter of
+the rows with a fresh server, to show that memory does not grow with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB = "egress_bench"
+COLUMNS = (
+    "id, order_number, customer, region, quantity, amount, is_gift, order_date, created_at,"
+    " shipped_at, notes, ref"
+)
+
+
+def create_table(rows: int, recreate: bool) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone()
+        if exists and recreate:
+            conn.execute(f'DROP DATABASE "{DB}" WITH (FORCE)')  # type: ignore[arg-type]
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB}"')  # type: ignore[arg-type]
+    url = ADMIN.rsplit("/", 1)[0] + f"/{DB}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'orders'").fetchone()
+        if have and have[0]:
+            count = conn.execute("SELECT count(*) FROM orders").fetchone()
+            if count and count[0] == rows:
+                return
+            conn.execute("DROP TABLE orders")
+        print(f"generating {rows:,} rows …", flush=True)
+        conn.execute(
+            """CREATE TABLE orders (
+                id bigint PRIMARY KEY, order_number text NOT NULL, customer text NOT NULL,
+                region text NOT NULL, quantity int NOT NULL, amount numeric(12,2) NOT NULL,
+                is_gift boolean NOT NULL, order_date date NOT NULL,
+                created_at timestamptz NOT NULL, shipped_at timestamp, notes text, ref uuid,
+                weight double precision)"""
+        )
+        conn.execute(
+            """INSERT INTO orders SELECT g, 'ORD-' || lpad(g::text, 8, '0'),
+                'customer ' || (g %% 9973),
+                (ARRAY['EU','NA','APAC','LATAM','MEA','CN','IN','OC'])[1 + g %% 8],
+                1 + g %% 9, ((g %% 100000) / 100.0)::numeric(12,2), g %% 10 = 0,
+                date '2026-01-01' + (g %% 365),
+                timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second',
+                CASE WHEN g %% 3 = 0 THEN NULL
+                     ELSE timestamp '2026-01-02' + g * interval '1 second' END,
+                CASE WHEN g %% 4 = 0 THEN NULL ELSE 'note ' || g || ' - ünïcødé' END,
+                md5(g::text)::uuid, g * 0.125
+              FROM generate_series(1, %s) g""",
+            (rows,),
+        )
+        conn.execute("ANALYZE orders")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+
+
+def start_server(work: Path) -> Server:
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "EGRESS_DATA_DIR": str(work),
+        "EGRESS_PORT": str(port),
+        "EGRESS_BOOTSTRAP_TOKEN": token,
+        "EGRESS_LOG_LEVEL": "WARNING",
+        "EGRESS_WORKER_CONCURRENCY": "1",
+    }
+    log = (work.parent / f"{work.name}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "egress.cli.main", "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return Server(process, url, token)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class PeakRss:
+    """Samples the server's RSS every 50 ms while an extraction runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_kb(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self.peak = rss_kb(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def extract(
+    http: httpx.Client,
+    template: str,
+    name: str,
+    fmt: str,
+    fields: list[str],
+    pid: int,
+    split_by: str | None = None,
+) -> tuple[float, int, int]:
+    body: dict[str, object] = {
+        "name": name,
+        "templateId": template,
+        "fields": fields,
+        "format": fmt,
+        "destination": {"type": "storage", "path": "bench"},
+    }
+    if split_by:
+        body["splitBy"] = split_by
+    cfg = http.post("/api/v1/extraction-configurations", json=body).raise_for_status().json()
+    http.post(f"/api/v1/extraction-configurations/{cfg['id']}/submit").raise_for_status()
+    with PeakRss(pid) as rss:
+        started = time.perf_counter()
+        ex = http.post(f"/api/v1/extraction-configurations/{cfg['id']}/executions").json()
+        while True:
+            d = http.get(
+                f"/api/v1/extraction-configurations/{cfg['id']}/executions/{ex['id']}"
+            ).json()
+            if d["latestStatus"] in ("COMPLETED", "FAILED", "COMPLETED_NO_DATA"):
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    if d["latestStatus"] != "COMPLETED":
+        raise RuntimeError(f"{name}: {d['runs'][-1]['errorMessage']}")
+    return elapsed, int(d["latestRecordCount"]), rss.peak
+
+
+def psql_copy(rows: int, out: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            DB,
+            "-q",
+            "-c",
+            f"\\copy (SELECT {COLUMNS} FROM orders) TO '{out}' CSV HEADER",
+        ],
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def run_suite(rows: int, cases: list[str], label: str) -> None:
+    work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
+    server = start_server(work / "data")
+    fields = [c.strip() for c in COLUMNS.split(",")]
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
+        ) as http:
+            conn = (
+                http.post(
+                    "/api/v1/connections",
+                    json={
+                        "name": "bench",
+                        "type": "postgresql",
+                        "settings": {
+                            "host": "127.0.0.1",
+                            "port": 5432,
+                            "database": DB,
+                            "user": "postgres",
+                        },
+                    },
+                )
+                .raise_for_status()
+                .json()
+            )
+            tpl = next(
+                t
+                for t in http.get("/api/v1/templates", params={"connectionId": conn["id"]}).json()[
+                    "data"
+                ]
+                if t["name"] == "public.orders"
+            )
+            base_rss = rss_kb(server.process.pid)
+            idle_mib = base_rss / 1024
+            print(f"\n{label}: {rows:,} rows, 12 columns; server RSS at idle {idle_mib:.0f} MiB")
+            print(f"{'case':34} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'peak RSS':>9}")
+            psql_s = psql_copy(rows, work / "psql.csv")
+            psql_label = "psql \\copy CSV"
+            print(f"{psql_label:34} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8} {'-':>9}")
+            for case in cases:
+                fmt, case_fields, split = {
+                    "csv (COPY fast path)": ("csv", fields, None),
+                    "csv (Arrow path)": ("csv", [*fields, "weight"], None),
+                    "jsonl": ("jsonl", fields, None),
+                    "parquet": ("parquet", fields, None),
+                    "parquet split by region (8)": ("parquet", fields, "region"),
+                    "csv split by region (8, Arrow)": ("csv", fields, "region"),
+                }[case]
+                name = f"b{secrets.token_hex(3)}"
+                secs, count, peak = extract(
+                    http, tpl["id"], name, fmt, case_fields, server.process.pid, split
+                )
+                assert count == rows, (case, count)
+                print(
+                    f"{case:34} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
+                    f" {peak / 1024:7.0f} MiB",
+                    flush=True,
+                )
+    finally:
+        server.process.terminate()
+        server.process.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--recreate", action="store_true")
+    parser.add_argument("--scaling", action="store_true")
+    args = parser.parse_args()
+    all_cases = [
+        "csv (COPY fast path)",
+        "csv (Arrow path)",
+        "jsonl",
+        "parquet",
+        "parquet split by region (8)",
+        "csv split by region (8, Arrow)",
+    ]
+    create_table(args.rows, args.recreate)
+    run_suite(args.rows, all_cases, "full")
+    if args.scaling:
+        small = args.rows // 4
+        create_table(small, False)
+        run_suite(
+            small, ["csv (COPY fast path)", "parquet", "parquet split by region (8)"], "scaling"
+        )
+        create_table(args.rows, False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
