@@ -247,7 +247,7 @@ class PostgresSource:
         return all(f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields)
 
     def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
-        quoted = [f.name for f in plan.fields if _is_text(f.type)]
+        quoted = [f.name for f in plan.fields if f.type in _AS_TEXT]  # Arrow strings
         force = ""
         if quoted:
             force = (

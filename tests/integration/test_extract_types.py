@@ -1,0 +1,383 @@
+"""Type fidelity: every common type from real PostgreSQL and SQLite sources, read back from
+CSV, JSONL and Parquet, equals what was inserted. The PostgreSQL COPY fast path writes the same
+bytes as the Arrow path.
+
+Rendering rules checked here (README "Output formats"):
+CSV — NULL is an empty field, an empty string is ""; timestamps `YYYY-MM-DD HH:MM:SS.ffffff`
+(+`Z` when time-zoned, in UTC); booleans true/false; decimals with their scale; binary base64.
+JSONL — ISO 8601 timestamps with `T`; decimals as strings; binary base64; JSON embedded.
+Parquet — decimal128, timestamp[us] (UTC when time-zoned), date32, bool, int widths kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import hashlib
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from egress.container import Container
+from egress.db.executions import RunRecord
+from egress.db.migrate import upgrade
+from egress.domain.paging import PageRequest
+from egress.domain.plan import ReadPlan
+from egress.domain.status import RunStatus
+from egress.services import catalog, configurations, executions
+from egress.sinks.file import FileSink
+from egress.sources.arrow_types import arrow_schema
+from egress.sources.postgresql import PostgresSettings, PostgresSource
+from tests.conftest import PgDatabase, make_settings
+
+TRICKY = 'héllo, "wörld"\nsecond line 🎉'
+
+PG_TABLE = """CREATE TABLE everything (
+    id bigint PRIMARY KEY, i2 int2, i4 int4, i8 int8, r real, d double precision,
+    n numeric(12,2), big numeric, b boolean, t text, v varchar(20), dt date, tm time,
+    ts timestamp, tz timestamptz, by bytea, j json, jb jsonb, u uuid)"""
+PG_ROWS = [
+    (
+        1,
+        -32768,
+        2147483647,
+        9223372036854775807,
+        1.5,
+        -2.25e100,
+        Decimal("-1234567890.12"),
+        Decimal("1e30"),
+        True,
+        TRICKY,
+        "",
+        date(1, 1, 1),
+        time(23, 59, 59, 999999),
+        datetime(2026, 5, 28, 14, 0, 0, 123456),
+        datetime(2026, 5, 28, 16, 0, 0, tzinfo=UTC),
+        b"\x00\x01\xff",
+        '{"a": [1, 2]}',
+        '{"k": "v"}',
+        "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+    ),
+    (
+        2,
+        0,
+        0,
+        0,
+        0.0,
+        0.0,
+        Decimal("0.00"),
+        Decimal("0.000000001"),
+        False,
+        "",
+        "x",
+        date(9999, 12, 31),
+        time(0, 0),
+        datetime(1970, 1, 1),
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        b"",
+        "null",
+        "[]",
+        "00000000-0000-0000-0000-000000000000",
+    ),
+    (3, *([None] * 18)),
+]
+
+
+@pytest.fixture
+def c(tmp_path: Path) -> Iterator[Container]:
+    settings = make_settings(tmp_path)
+    settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    container = Container.build(settings)
+    yield container
+    container.engine.dispose()
+
+
+@pytest.fixture
+def pg(pg_db: PgDatabase) -> PgDatabase:
+    with pg_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(PG_TABLE)
+        cur.execute("SET TIME ZONE 'Europe/Warsaw'")  # inserted with a non-UTC session
+        cur.executemany(f"INSERT INTO everything VALUES ({', '.join(['%s'] * 19)})", PG_ROWS)
+        cur.execute("CREATE TABLE empty (id int PRIMARY KEY)")
+    return pg_db
+
+
+def _extract(
+    c: Container,
+    kind: str,
+    settings: dict[str, Any],
+    table: str,
+    fmt: str,
+    compression: str = "none",
+) -> tuple[RunRecord, bytes]:
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, f"{kind}_{fmt}_{compression}_{table}", kind, settings, None)
+    catalog.discover(c, ws, conn.id)
+    tpl = next(
+        t
+        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
+        if t.name.endswith(f".{table}")
+    )
+    cfg = configurations.create(
+        c,
+        ws,
+        {
+            "name": f"x_{fmt}_{compression}_{table}",
+            "template_id": tpl.id,
+            "fields": None,
+            "format": fmt,
+            "compression": compression,
+            "destination": {"type": "storage", "path": "out"},
+            "file_name_pattern": None,
+            "start_date": None,
+            "end_date": None,
+        },
+    )
+    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
+    ex, _ = executions.trigger(c, ws, cfg.id, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg.id, ex.id).latest
+    data = b"".join(c.storage.stream(run.files[0].storage_key)) if run.files else b""
+    return run, data
+
+
+def _pg_settings(db: PgDatabase) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"}
+
+
+def test_postgres_csv(c: Container, pg: PgDatabase) -> None:
+    run, data = _extract(c, "postgresql", _pg_settings(pg), "everything", "csv")
+    assert run.status is RunStatus.COMPLETED and run.record_count == 3
+    lines = data.decode().split("\n")
+    assert lines[0] == ",".join(
+        f'"{n}"'
+        for n in [
+            "id",
+            "i2",
+            "i4",
+            "i8",
+            "r",
+            "d",
+            "n",
+            "big",
+            "b",
+            "t",
+            "v",
+            "dt",
+            "tm",
+            "ts",
+            "tz",
+            "by",
+            "j",
+            "jb",
+            "u",
+        ]
+    )
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(data.decode()))}
+    one, two, nulls = rows["1"], rows["2"], rows["3"]
+    assert (one["i2"], one["i4"], one["i8"]) == ("-32768", "2147483647", "9223372036854775807")
+    assert (one["r"], one["d"]) == ("1.5", "-2.25e+100")
+    assert (one["n"], one["big"], two["n"], two["big"]) == (
+        "-1234567890.12",
+        "1000000000000000000000000000000",
+        "0.00",
+        "0.000000001",
+    )
+    assert (one["b"], two["b"]) == ("true", "false")
+    assert (one["t"], one["v"], two["t"]) == (TRICKY, "", "")
+    assert (one["dt"], two["dt"]) == ("0001-01-01", "9999-12-31")
+    assert one["tm"] == "23:59:59.999999"
+    assert one["ts"] == "2026-05-28 14:00:00.123456"
+    assert one["tz"] == "2026-05-28 16:00:00.000000Z"
+    assert two["tz"] == "1969-12-31 23:59:59.000000Z"
+    assert base64.b64decode(one["by"]) == b"\x00\x01\xff" and two["by"] == ""
+    assert json.loads(one["j"]) == {"a": [1, 2]} and json.loads(one["jb"]) == {"k": "v"}
+    assert one["u"] == "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+    assert all(v == "" for k, v in nulls.items() if k != "id")
+    # NULL is an empty field, an empty string is "": the raw line tells them apart.
+    null_line = next(line for line in lines if line.startswith("3,"))
+    assert null_line == "3" + "," * 18 and ',"",' in data.decode()
+    assert run.files[0].sha256 == hashlib.sha256(data).hexdigest()
+    assert run.files[0].size_bytes == len(data)
+
+
+def test_postgres_jsonl(c: Container, pg: PgDatabase) -> None:
+    _run, data = _extract(c, "postgresql", _pg_settings(pg), "everything", "jsonl")
+    rows = {r["id"]: r for r in map(json.loads, data.decode().splitlines())}
+    one, two, nulls = rows[1], rows[2], rows[3]
+    assert (one["i8"], one["r"], one["d"]) == (9223372036854775807, 1.5, -2.25e100)
+    assert (one["n"], one["big"], two["big"]) == (
+        "-1234567890.12",
+        "1000000000000000000000000000000",
+        "0.000000001",
+    )
+    assert (one["b"], one["t"], one["v"]) == (True, TRICKY, "")
+    assert (one["dt"], one["tm"]) == ("0001-01-01", "23:59:59.999999")
+    assert one["ts"] == "2026-05-28T14:00:00.123456"
+    assert one["tz"] == "2026-05-28T16:00:00.000000Z"
+    assert base64.b64decode(one["by"]) == b"\x00\x01\xff"
+    assert (one["j"], one["jb"], two["j"], two["jb"]) == ({"a": [1, 2]}, {"k": "v"}, None, [])
+    assert one["u"] == "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+    assert all(v is None for k, v in nulls.items() if k != "id")
+
+
+def test_postgres_parquet(c: Container, pg: PgDatabase) -> None:
+    _run, data = _extract(c, "postgresql", _pg_settings(pg), "everything", "parquet")
+    table = pq.read_table(io.BytesIO(data))
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["i2"] == "int16" and types["i4"] == "int32" and types["r"] == "float"
+    assert types["n"] == "decimal128(12, 2)" and types["big"] == "string"
+    assert types["ts"] == "timestamp[us]" and types["tz"] == "timestamp[us, tz=UTC]"
+    rows = {r["id"]: r for r in table.to_pylist()}
+    one = rows[1]
+    assert one["n"] == Decimal("-1234567890.12") and one["big"] == "1000000000000000000000000000000"
+    assert one["ts"] == datetime(2026, 5, 28, 14, 0, 0, 123456)
+    assert one["tz"] == datetime(2026, 5, 28, 16, 0, tzinfo=UTC)
+    assert one["dt"] == date(1, 1, 1) and one["tm"] == time(23, 59, 59, 999999)
+    assert (one["by"], one["t"], one["b"]) == (b"\x00\x01\xff", TRICKY, True)
+    assert all(v is None for k, v in rows[3].items() if k != "id")
+
+
+def test_gzip_csv_decompresses_to_the_same_rows(c: Container, pg: PgDatabase) -> None:
+    plain = _extract(c, "postgresql", _pg_settings(pg), "everything", "csv")[1]
+    run, zipped = _extract(c, "postgresql", _pg_settings(pg), "everything", "csv", "gzip")
+    assert run.files[0].file_name.endswith(".csv.gz")
+    assert gzip.decompress(zipped) == plain
+
+
+def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
+    c: Container, pg: PgDatabase
+) -> None:
+    source = PostgresSource(PostgresSettings(**_pg_settings(pg)), {})
+    tables = {t.name: t for t in source.catalog()}
+    safe = [
+        col
+        for col in tables["everything"].columns
+        if col.type not in ("float32", "float64", "time", "binary")
+    ]
+    plan = ReadPlan("public.everything", safe, safe)
+    assert source.can_copy_csv(plan)
+
+    def render(fast: bool) -> bytes:
+        key = f"cmp/{fast}.csv"
+        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20)
+        if fast:
+            rows = source.copy_csv(plan, sink.stream, lambda n: None)
+            sink.close(rows)
+        else:
+            for batch in source.read(plan, 1000):
+                sink.write(batch)
+            sink.close()
+        return b"".join(c.storage.stream(key))
+
+    assert render(True) == render(False)
+
+
+def test_sqlite_types(c: Container, tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, r REAL, s TEXT, bl BLOB, flag BOOLEAN,"
+            " d DATE, dt DATETIME, amt DECIMAL(10,2), num NUMERIC, js JSON, late INTEGER)"
+        )
+        rows = [
+            (
+                i,
+                i / 4,
+                f"s{i} {TRICKY}" if i % 2 else "",
+                bytes([i % 256]),
+                i % 2,
+                f"2026-01-{1 + i % 28:02d}",
+                f"2026-01-01 10:{i % 60:02d}:00",
+                f"{i}.25",
+                i * 1.5,
+                json.dumps({"i": i}),
+                None if i <= 2000 else i,
+            )
+            for i in range(1, 2501)
+        ]
+        db.executemany(f"INSERT INTO t VALUES ({', '.join('?' * 11)})", rows)
+    settings = {"path": str(path)}
+    for fmt in ("csv", "jsonl", "parquet"):
+        run, data = _extract(c, "sqlite", settings, "t", fmt)
+        assert run.status is RunStatus.COMPLETED, run.error_message
+        assert run.record_count == 2500
+        if fmt == "parquet":
+            got = {r["id"]: r for r in pq.read_table(io.BytesIO(data)).to_pylist()}
+            r = got[2001]
+            assert r["late"] == 2001 and got[1]["late"] is None
+            assert r["amt"] == Decimal("2001.25") and r["flag"] is True
+            assert r["dt"] == datetime(2026, 1, 1, 10, 21) and r["d"] == date(2026, 1, 14)
+            assert r["bl"] == bytes([2001 % 256]) and r["js"] == '{"i": 2001}'
+        elif fmt == "jsonl":
+            got = {r["id"]: r for r in map(json.loads, data.decode().splitlines())}
+            r = got[2001]
+            assert (r["late"], r["amt"], r["flag"], r["js"]) == (2001, "2001.25", True, {"i": 2001})
+            assert r["dt"] == "2026-01-01T10:21:00.000000" and got[2]["s"] == ""
+        else:
+            got = {int(r["id"]): r for r in csv.DictReader(io.StringIO(data.decode()))}
+            r = got[2001]
+            assert (r["late"], r["amt"], r["flag"], r["s"]) == (
+                "2001",
+                "2001.25",
+                "true",
+                f"s2001 {TRICKY}",
+            )
+            assert got[1]["late"] == "" and got[2]["s"] == ""
+
+
+def test_source_failure_fails_the_run_with_the_drivers_message(
+    c: Container, pg: PgDatabase
+) -> None:
+    with pg.connect() as conn:
+        conn.execute("CREATE TABLE doomed (id int)")
+        conn.execute("INSERT INTO doomed VALUES (1)")
+    ws = c.workspaces.ensure_workspace("t")
+    conn_rec = c.connections.create(ws, "doom", "postgresql", _pg_settings(pg), None)
+    catalog.discover(c, ws, conn_rec.id)
+    tpl = next(
+        t
+        for t in c.templates.list_page(ws, conn_rec.id, PageRequest(0, 50)).items
+        if t.name == "public.doomed"
+    )
+    cfg = configurations.create(
+        c,
+        ws,
+        {
+            "name": "doomed",
+            "template_id": tpl.id,
+            "fields": None,
+            "format": "parquet",
+            "compression": "none",
+            "destination": {"type": "storage", "path": "out"},
+            "file_name_pattern": None,
+            "start_date": None,
+            "end_date": None,
+        },
+    )
+    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
+    with pg.connect() as conn:
+        conn.execute("DROP TABLE doomed")
+    ex, _ = executions.trigger(c, ws, cfg.id, {})
+    c.worker().run_once()
+    run = c.executions.get(ws, cfg.id, ex.id).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message is not None and "does not exist" in run.error_message
+    assert run.files == [] and list(c.storage.list()) == []
+
+
+def test_empty_table_completes_with_no_data_and_no_file(c: Container, pg: PgDatabase) -> None:
+    run, data = _extract(c, "postgresql", _pg_settings(pg), "empty", "csv")
+    assert run.status is RunStatus.COMPLETED_NO_DATA and run.record_count == 0
+    assert run.files == [] and data == b""
+    assert [o.key for o in c.storage.list()] == []
