@@ -211,32 +211,59 @@ class ExecutionRepo:
         execution instead of creating one; with a different hash it is refused.
         """
         for _ in range(_INSERT_RETRIES):
+            earlier: str | None = None
             try:
                 with self._engine.begin() as conn:
                     if idempotency_key is not None:
                         earlier = self._idempotent_match(
                             conn, workspace_id, configuration_id, idempotency_key, request_hash, now
                         )
-                        if earlier is not None:
-                            return self.get(workspace_id, configuration_id, earlier), False
-                    exec_id = new_id()
-                    conn.execute(
-                        executions.insert().values(
-                            id=exec_id,
-                            workspace_id=workspace_id,
-                            configuration_id=configuration_id,
-                            parameters=parameters,
-                            trigger=trigger,
-                            idempotency_key=idempotency_key,
-                            request_hash=request_hash,
-                            created_at=now,
+                    if earlier is not None:
+                        exec_id = earlier
+                    else:
+                        exec_id = self._insert_execution(
+                            conn,
+                            workspace_id,
+                            configuration_id,
+                            parameters,
+                            trigger,
+                            now,
+                            idempotency_key,
+                            request_hash,
                         )
-                    )
-                    self._enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
             except IntegrityError:
                 continue  # lost a race for the active slot or the key: look again
-            return self.get(workspace_id, configuration_id, exec_id), True
+            # Read after commit: a second connection inside the transaction would wait on
+            # SQLite's write lock held by this very request.
+            return self.get(workspace_id, configuration_id, exec_id), earlier is None
         raise Conflict("too many concurrent triggers of this configuration; try again")
+
+    def _insert_execution(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        configuration_id: str,
+        parameters: dict[str, Any],
+        trigger: str,
+        now: datetime,
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> str:
+        exec_id = new_id()
+        conn.execute(
+            executions.insert().values(
+                id=exec_id,
+                workspace_id=workspace_id,
+                configuration_id=configuration_id,
+                parameters=parameters,
+                trigger=trigger,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                created_at=now,
+            )
+        )
+        self._enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
+        return exec_id
 
     def _idempotent_match(
         self,
@@ -322,35 +349,54 @@ class ExecutionRepo:
     ) -> tuple[ExecutionRecord, bool]:
         """Queue run N+1; returns (execution, created). A repeated key creates nothing."""
         for _ in range(_INSERT_RETRIES):
+            seen = False
             try:
                 with self._engine.begin() as conn:
-                    if idempotency_key is not None and self._rerun_seen(
+                    seen = idempotency_key is not None and self._rerun_seen(
                         conn, execution_id, idempotency_key, now
-                    ):
-                        return self.get(workspace_id, configuration_id, execution_id), False
-                    latest = conn.execute(
-                        sa.select(runs.c.run_number, runs.c.status)
-                        .where(runs.c.execution_id == execution_id)
-                        .order_by(runs.c.run_number.desc())
-                        .limit(1)
-                        .with_for_update()
-                    ).one()
-                    blocker = rerun_blocker(RunStatus(latest.status))
-                    if blocker:
-                        raise Conflict(blocker)
-                    self._enqueue_run(
-                        conn,
-                        workspace_id,
-                        configuration_id,
-                        execution_id,
-                        latest.run_number + 1,
-                        now,
-                        idempotency_key,
                     )
+                    if not seen:
+                        self._queue_rerun(
+                            conn,
+                            workspace_id,
+                            configuration_id,
+                            execution_id,
+                            now,
+                            idempotency_key,
+                        )
             except IntegrityError:
                 continue
-            return self.get(workspace_id, configuration_id, execution_id), True
+            return self.get(workspace_id, configuration_id, execution_id), not seen
         raise Conflict("too many concurrent re-runs of this execution; try again")
+
+    def _queue_rerun(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        configuration_id: str,
+        execution_id: str,
+        now: datetime,
+        idempotency_key: str | None,
+    ) -> None:
+        latest = conn.execute(
+            sa.select(runs.c.run_number, runs.c.status)
+            .where(runs.c.execution_id == execution_id)
+            .order_by(runs.c.run_number.desc())
+            .limit(1)
+            .with_for_update()
+        ).one()
+        blocker = rerun_blocker(RunStatus(latest.status))
+        if blocker:
+            raise Conflict(blocker)
+        self._enqueue_run(
+            conn,
+            workspace_id,
+            configuration_id,
+            execution_id,
+            latest.run_number + 1,
+            now,
+            idempotency_key,
+        )
 
     def _rerun_seen(self, conn: Connection, execution_id: str, key: str, now: datetime) -> bool:
         row = conn.execute(

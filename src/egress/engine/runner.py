@@ -246,6 +246,7 @@ class Runner:
             job.split_by,
             self._max_parts,
             lambda pid, _value: self._sink(job, f"{pid}.{job.ext}", PART_BUFFER_BYTES),
+            flush_rows=self._batch_rows,
         )
         rows = 0
         try:
@@ -253,6 +254,7 @@ class Runner:
                 router.write(batch)
                 rows += batch.num_rows
                 control.report(rows)
+            router.close()
             return [
                 Written(p.sub_extract_id, p.value, p.sink.key, p.sink.close())
                 for p in router.parts.values()

@@ -24,16 +24,25 @@ class Part:
 
 
 class SplitRouter:
+    """Routes rows to one sink per value. Each value's rows are gathered until ``flush_rows``
+    (so Parquet gets row groups of a useful size, not one sliver per batch and value); all
+    gathered rows together never exceed twice that, so memory stays bounded."""
+
     def __init__(
         self,
         field: str,
         max_parts: int,
         open_sink: Callable[[str, str | None], FileSink],
+        flush_rows: int,
     ) -> None:
         self._field = field
         self._max_parts = max_parts
         self._open = open_sink
+        self._flush_rows = flush_rows
         self.parts: dict[str, Part] = {}
+        self._pending: dict[str, list[pa.RecordBatch]] = {}
+        self._pending_rows: dict[str, int] = {}
+        self._total = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
         column = batch.column(batch.schema.get_field_index(self._field))
@@ -43,7 +52,27 @@ class SplitRouter:
         for code in range(len(dictionary)):
             rows = batch.filter(pc.equal(codes, code))
             if rows.num_rows:
-                self._part(dictionary[code].as_py()).sink.write(rows)
+                self._gather(self._part(dictionary[code].as_py()), rows)
+        while self._total > 2 * self._flush_rows:
+            self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
+
+    def close(self) -> None:
+        """Write out everything still gathered."""
+        for pid in list(self._pending):
+            self._flush(pid)
+
+    def _gather(self, part: Part, rows: pa.RecordBatch) -> None:
+        pid = part.sub_extract_id
+        self._pending.setdefault(pid, []).append(rows)
+        self._pending_rows[pid] = self._pending_rows.get(pid, 0) + rows.num_rows
+        self._total += rows.num_rows
+        if self._pending_rows[pid] >= self._flush_rows:
+            self._flush(pid)
+
+    def _flush(self, pid: str) -> None:
+        batches = self._pending.pop(pid)
+        self._total -= self._pending_rows.pop(pid)
+        self.parts[pid].sink.write(pa.concat_batches(batches))
 
     def _part(self, raw: object) -> Part:
         value = canonical_value(raw)
