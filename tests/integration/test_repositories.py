@@ -1,0 +1,210 @@
+"""The metadata repositories, one behavioural suite on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from egress.db.configurations import ConfigurationRepo
+from egress.db.connections import ConnectionRepo
+from egress.db.engine import make_engine
+from egress.db.executions import ExecutionRepo, Outcome
+from egress.db.tables import metadata, runs
+from egress.db.templates import TemplateRepo
+from egress.db.workspaces import WorkspaceRepo
+from egress.domain.catalog import ColumnInfo
+from egress.domain.errors import Conflict, NotFound
+from egress.domain.paging import PageRequest
+from egress.domain.status import RunStatus
+
+T0 = datetime(2026, 5, 28, 14, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+class Repos:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.workspaces = WorkspaceRepo(self.engine)
+        self.connections = ConnectionRepo(self.engine)
+        self.templates = TemplateRepo(self.engine)
+        self.configurations = ConfigurationRepo(self.engine)
+        self.executions = ExecutionRepo(self.engine)
+
+    def configuration(self, ws: str, name: str) -> str:
+        conn = self.connections.create(ws, f"c_{name}", "sqlite", {"path": "/x.db"}, None)
+        tpl = self.templates.create_custom(
+            ws, conn.id, "t", "main.t", [ColumnInfo("id", "int64")], ["id"], None, None
+        )
+        cfg = self.configurations.create(
+            ws,
+            {
+                "name": name,
+                "template_id": tpl.id,
+                "fields": None,
+                "format": "csv",
+                "compression": "none",
+                "destination": {"type": "storage", "path": ""},
+                "file_name_pattern": None,
+                "start_date": None,
+                "end_date": None,
+            },
+        )
+        return cfg.id
+
+
+@pytest.fixture
+def repos(metadata_url: str) -> Repos:
+    return Repos(metadata_url)
+
+
+def test_migrations_match_the_models(repos: Repos) -> None:
+    with repos.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_tokens_and_workspaces(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    assert repos.workspaces.ensure_workspace("a") == ws
+    repos.workspaces.ensure_token(ws, "tok", "admin", "t")
+    principal = repos.workspaces.principal_for_token("tok")
+    assert principal is not None and principal.workspace_id == ws and principal.role == "admin"
+    assert repos.workspaces.principal_for_token("nope") is None
+
+
+def test_workspaces_are_isolated(repos: Repos) -> None:
+    a = repos.workspaces.ensure_workspace("a")
+    b = repos.workspaces.ensure_workspace("b")
+    cfg = repos.configuration(a, "mine")
+    conn_id = repos.connections.list_page(a, PageRequest()).items[0].id
+    with pytest.raises(NotFound):
+        repos.connections.get(b, conn_id)
+    with pytest.raises(NotFound):
+        repos.configurations.get(b, cfg)
+    with pytest.raises(NotFound):
+        repos.connections.delete(b, conn_id)
+    assert repos.connections.list_page(b, PageRequest()).total == 0
+    assert repos.configurations.list_page(b, None, PageRequest()).total == 0
+    ex, _ = repos.executions.create(a, cfg, {"configuration": {}}, "api", T0)
+    with pytest.raises(NotFound):
+        repos.executions.get(b, cfg, ex.id)
+
+
+def test_names_are_unique_per_workspace_and_used_connections_stay(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    repos.configuration(ws, "x")
+    conn_id = repos.connections.list_page(ws, PageRequest()).items[0].id
+    with pytest.raises(Conflict, match="already exists"):
+        repos.connections.create(ws, "c_x", "sqlite", {"path": "/y.db"}, None)
+    with pytest.raises(Conflict, match="x"):
+        repos.connections.delete(ws, conn_id)
+
+
+def test_paging(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    for i in range(5):
+        repos.connections.create(ws, f"c{i}", "sqlite", {"path": "/x.db"}, None)
+    page = repos.connections.list_page(ws, PageRequest(page=2, limit=2))
+    assert page.total == 5 and [c.name for c in page.items] == ["c4"]
+
+
+def test_one_active_run_per_configuration_is_a_database_invariant(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    with pytest.raises(IntegrityError), repos.engine.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                id="dup",
+                workspace_id=ws,
+                execution_id=ex.id,
+                configuration_id=cfg,
+                run_number=2,
+                status="PENDING",
+                attempt=1,
+                queued_at=T0,
+                cancel_requested=False,
+            )
+        )
+
+
+def test_fencing_a_zombie_cannot_finish_after_its_lease_was_taken(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    zombie = repos.executions.claim("w1", LEASE, T0)
+    assert zombie is not None
+    counts = repos.executions.reap(T0 + LEASE * 2, max_attempts=3)
+    assert (counts.requeued, counts.failed) == (1, 0)
+    assert counts.leftovers[0].lease_token == zombie.lease_token
+    fresh = repos.executions.claim("w2", LEASE, T0 + LEASE * 2)
+    assert fresh is not None and fresh.lease_token != zombie.lease_token and fresh.attempt == 2
+    assert not repos.executions.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0)
+    assert not repos.executions.heartbeat(zombie.run_id, zombie.lease_token, 5, LEASE, T0).alive
+    assert not repos.executions.mark_publishing(zombie, ["k"])
+    assert repos.executions.finish(fresh, Outcome(RunStatus.COMPLETED, 7), T0 + LEASE * 3)
+    latest = repos.executions.get(ws, cfg, ex.id).latest
+    assert (latest.status, latest.record_count, latest.process_id) == (RunStatus.COMPLETED, 7, "w2")
+
+
+def test_reaper_fails_a_run_after_the_last_attempt(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
+    now = T0
+    for _ in range(2):
+        assert repos.executions.claim("w", LEASE, now) is not None
+        now += LEASE * 2
+        repos.executions.reap(now, max_attempts=2)
+    latest = repos.executions.get(ws, cfg, ex.id).latest
+    assert latest.status is RunStatus.FAILED
+    assert latest.error_message == "worker lost after 2 attempts"
+    assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING
+
+
+def test_concurrent_triggers_queue_one_pending_and_the_rest_on_hold(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    errors: list[BaseException] = []
+
+    def trigger() -> None:
+        try:
+            repos.executions.create(ws, cfg, {}, "api", datetime.now(UTC))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=trigger) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with repos.engine.connect() as conn:
+        statuses = sorted(conn.execute(sa.select(runs.c.status)).scalars())
+    assert statuses == ["ON_HOLD"] * 7 + ["PENDING"]
+
+
+def test_concurrent_claims_take_each_run_once(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    for i in range(20):
+        repos.executions.create(ws, repos.configuration(ws, f"c{i}"), {}, "api", T0)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (run := repos.executions.claim(name, LEASE, T0)) is not None:
+            with lock:
+                claimed.append(run.run_id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 20 and len(set(claimed)) == 20
