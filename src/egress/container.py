@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from egress.crypto import SecretBox, load_secret_box
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
+from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
 from egress.db.templates import TemplateRepo
@@ -16,6 +17,7 @@ from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.engine.runner import Runner
 from egress.settings import Settings
+from egress.sinks.data_table import Warehouse
 from egress.storage import Storage
 from egress.worker.loop import Worker
 from egress.worker.pg_listen import PgListener
@@ -33,6 +35,8 @@ class Container:
     templates: TemplateRepo
     configurations: ConfigurationRepo
     executions: ExecutionRepo
+    data_tables: DataTableRepo
+    warehouse: Warehouse
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -50,6 +54,8 @@ class Container:
             templates=TemplateRepo(engine),
             configurations=ConfigurationRepo(engine),
             executions=ExecutionRepo(engine),
+            data_tables=DataTableRepo(engine),
+            warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
             clock=clock,
         )
 
@@ -58,6 +64,8 @@ class Container:
             self.connections,
             self.executions,
             self.storage,
+            self.data_tables,
+            self.warehouse,
             self.secret_box,
             self.clock,
             self.settings.batch_rows,

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./egress-data"))
     database_url: str | None = None
     storage_url: str | None = None
+    warehouse_url: str | None = None
     secret_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.resolved_data_dir / "files").as_uri()
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        """Where data tables live: a SQLite file in the data dir unless set."""
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"sqlite:///{self.resolved_data_dir / 'warehouse.db'}"
 
     @property
     def secret_key_path(self) -> Path:

@@ -206,7 +206,7 @@ def _config(world: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         ({"format": "parquet", "compression": "gzip"}, "compression", "zstd"),
         ({"fileNamePattern": "{nope}.{ext}"}, "fileNamePattern", "unknown placeholder"),
         ({"destination": {"type": "storage", "path": "a/../../etc"}}, "destination.path", ".."),
-        ({"destination": {"type": "ftp"}}, "destination.type", "storage"),
+        ({"destination": {"type": "ftp"}}, "destination", "storage"),
         ({"startDate": "2026-05-01", "endDate": "2026-04-01"}, "endDate", "after startDate"),
         ({"startDate": "2026-05-01T10:00:00"}, "startDate", "timezone"),
         ({"splitBy": "nope"}, "splitBy", "unknown field"),

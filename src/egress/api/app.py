@@ -11,7 +11,14 @@ from fastapi.responses import RedirectResponse
 
 import egress
 from egress.api import errors
-from egress.api.routers import configurations, connections, executions, health, templates
+from egress.api.routers import (
+    configurations,
+    connections,
+    data_tables,
+    executions,
+    health,
+    templates,
+)
 from egress.container import Container
 
 log = logging.getLogger(__name__)
@@ -39,7 +46,7 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
     )
     app.state.container = container
     errors.install(app)
-    for module in (health, connections, templates, configurations, executions):
+    for module in (health, connections, templates, configurations, executions, data_tables):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -119,6 +119,17 @@ class StorageDestination(Request):
     path: str = Field(default="", max_length=1000)
 
 
+class DataTableDestination(Request):
+    type: Literal["dataTable"]
+    data_table: str = Field(
+        pattern=r"^[a-z_][a-z0-9_]{0,39}$", description="lower-case letters, digits, underscore"
+    )
+    mode: Literal["append", "upsert"] = "append"
+
+
+Destination = Annotated[StorageDestination | DataTableDestination, Field(discriminator="type")]
+
+
 def _as_utc_start(value: Any) -> Any:
     """Dates are accepted and mean midnight UTC; date-times must carry a time zone."""
     if isinstance(value, str) and len(value) == 10:
@@ -130,7 +141,7 @@ class ConfigurationFields(Request):
     fields: list[str] | None = Field(default=None, min_length=1)
     format: Format
     compression: Compression = "none"
-    destination: StorageDestination
+    destination: Destination
     file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
     split_by: str | None = Field(
         default=None, min_length=1, max_length=200, description="write one file per value"
@@ -159,7 +170,7 @@ class ConfigurationPatch(Request):
     fields: list[str] | None = Field(default=None, min_length=1)
     format: Format | None = None
     compression: Compression | None = None
-    destination: StorageDestination | None = None
+    destination: Destination | None = None
     file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
     split_by: str | None = Field(
         default=None, min_length=1, max_length=200, description="write one file per value"
@@ -288,3 +299,23 @@ class ExecutionSummaryOut(Wire):
     latest_completed_at: datetime | None
     latest_run_record_count: int | None
     total_runs: int
+
+
+# ----------------------------------------------------------------- data tables
+class DataTableSummaryOut(Wire):
+    id: str
+    name: str
+    row_count: int
+    updated_at: datetime
+
+
+class DataTableOut(DataTableSummaryOut):
+    fields: list[FieldOut]
+    primary_key: list[str]
+    created_at: datetime
+    configurations: list[dict[str, str]]
+
+
+class RowsOut(Wire):
+    data: list[dict[str, Any]]
+    next_cursor: str | None

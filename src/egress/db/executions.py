@@ -630,6 +630,17 @@ class ExecutionRepo:
         if held is None:
             raise _LeaseLost
 
+    def holds_lease(self, claimed: ClaimedRun, now: datetime) -> bool:
+        with self._engine.connect() as conn:
+            expires = conn.execute(
+                sa.select(runs.c.lease_expires_at).where(
+                    runs.c.id == claimed.run_id,
+                    runs.c.lease_token == claimed.lease_token,
+                    runs.c.status == RunStatus.IN_PROGRESS.value,
+                )
+            ).scalar_one_or_none()
+        return expires is not None and expires > now
+
     def is_referenced(self, storage_key: str) -> bool:
         with self._engine.connect() as conn:
             return (

@@ -210,3 +210,19 @@ pending_publications = sa.Table(
     sa.Column("run_id", ID, sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("storage_key", sa.String(1000), primary_key=True),
 )
+
+# Managed tables in the warehouse database; `physical_name` is unique across workspaces.
+data_tables = sa.Table(
+    "data_tables",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("physical_name", sa.String(63), nullable=False, unique=True),
+    sa.Column("fields", sa.JSON(), nullable=False),
+    sa.Column("primary_key", sa.JSON(), nullable=False),
+    sa.Column("row_count", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRepo
+from egress.db.data_tables import DataTableRepo
 from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
 from egress.domain.clock import Clock
 from egress.domain.naming import (
@@ -38,6 +39,7 @@ from egress.domain.plan import ReadPlan, plan_from_snapshot
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import LeaseLost, RunCancelled, RunControl, RunReleased
+from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
@@ -83,6 +85,7 @@ class Job:
     pattern: str
     configuration_name: str
     split_by: str | None
+    data_table: dict[str, Any] | None
 
     def file_name(self, value: str | None = None, *, split: bool = False) -> str:
         name = self.configuration_name
@@ -106,6 +109,8 @@ class Runner:
         connections: ConnectionRepo,
         executions: ExecutionRepo,
         storage: Storage,
+        data_tables: DataTableRepo,
+        warehouse: Warehouse,
         secret_box: SecretBox,
         clock: Clock,
         batch_rows: int,
@@ -114,6 +119,8 @@ class Runner:
         self._connections = connections
         self._executions = executions
         self._storage = storage
+        self._data_tables = data_tables
+        self._warehouse = warehouse
         self._box = secret_box
         self._clock = clock
         self._batch_rows = batch_rows
@@ -132,6 +139,11 @@ class Runner:
             if window is not None and window.high is None:  # the source is empty
                 self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
                 return
+            if job.data_table is not None:
+                rows = self._load(job, source, control)
+                status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
+                self._finish(claimed, Outcome(status, rows, watermark=watermark))
+                return
             written = self._write(job, source, control)
             control.checkpoint()
             if sum(w.file.rows for w in written) == 0:
@@ -146,6 +158,9 @@ class Runner:
         except (LeaseLost, RunReleased):
             self._storage.delete_prefix(prefix)
             raise
+        except LoadError as exc:
+            self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, str(exc)))
+            return
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete_prefix(prefix)
             if not isinstance(exc, SourceError | RunFailure | ValueError | OSError):
@@ -184,10 +199,11 @@ class Runner:
             fmt=cfg["format"],
             compression=cfg["compression"],
             ext=file_extension(cfg["format"], cfg["compression"]),
-            destination=cfg["destination"]["path"],
+            destination=cfg["destination"].get("path", ""),
             pattern=cfg["fileNamePattern"] or DEFAULT_FILE_NAME_PATTERN,
             configuration_name=cfg["name"],
             split_by=cfg.get("splitBy"),
+            data_table=cfg["destination"] if cfg["destination"]["type"] == "dataTable" else None,
         )
 
     def _with_window(self, job: Job, source: Source) -> Job:
@@ -208,6 +224,40 @@ class Runner:
                 raise LeaseLost
         window = Window(field=frozen["field"], low=frozen["low"], high=frozen["high"])
         return replace(job, plan=replace(job.plan, window=window))
+
+    def _load(self, job: Job, source: Source, control: RunControl) -> int:
+        """Load into the data table in one warehouse transaction, committed only while this
+        worker still holds the run's lease."""
+        assert job.data_table is not None
+        claimed = job.claimed
+        primary_key = claimed.parameters["template"]["primaryKey"]
+        table = self._data_tables.ensure(
+            claimed.workspace_id,
+            job.data_table["dataTable"],
+            physical_name(claimed.workspace_id, job.data_table["dataTable"]),
+            job.plan.fields,
+            primary_key if job.data_table["mode"] == "upsert" else [],
+        )
+
+        def still_leased() -> None:
+            control.checkpoint()
+            if not self._executions.holds_lease(claimed, self._clock()):
+                raise LeaseLost
+
+        result = self._warehouse.load(
+            run_id=claimed.run_id,
+            name=table.physical_name,
+            fields=job.plan.fields,
+            known=table.fields,
+            primary_key=table.primary_key,
+            mode=job.data_table["mode"],
+            batches=self._batches(job, source),
+            before_commit=still_leased,
+            on_rows=control.report,
+        )
+        merged = {f.name: f for f in table.fields} | {f.name: f for f in job.plan.fields}
+        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows)
+        return result.rows
 
     # ----------------------------------------------------------------- writing
     def _sink(self, job: Job, temp_name: str, buffer: int) -> FileSink:
@@ -320,6 +370,11 @@ class Runner:
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._executions.finish(claimed, outcome, self._clock()):
             raise LeaseLost
+
+
+def physical_name(workspace_id: str, name: str) -> str:
+    """Warehouse table of a workspace's data table: distinct per workspace, a valid identifier."""
+    return f"dt_{workspace_id.replace('-', '')[:12]}_{name}"[:63]
 
 
 def json_value(value: Any) -> Any:

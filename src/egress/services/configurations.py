@@ -55,7 +55,16 @@ def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) ->
     if start is not None and end is not None and end <= start:
         raise Invalid.at(("body", "endDate"), "must be after startDate")
     destination = dict(values["destination"])
-    destination["path"] = normalize_destination_path(destination.get("path", ""))
+    if destination["type"] == "storage":
+        destination["path"] = normalize_destination_path(destination.get("path", ""))
+    else:
+        if destination.get("mode") == "upsert" and not template.primary_key:
+            raise Invalid.at(
+                ("body", "destination", "mode"),
+                "upsert merges by primary key and the template has none",
+            )
+        if split_by is not None:
+            raise Invalid.at(("body", "splitBy"), "is only for storage destinations")
     return {**values, "destination": destination}
 
 

@@ -62,7 +62,7 @@ def _values(body: ConfigurationCreate) -> dict[str, object]:
         "fields": body.fields,
         "format": body.format,
         "compression": body.compression,
-        "destination": body.destination.model_dump(),
+        "destination": body.destination.model_dump(by_alias=True),
         "file_name_pattern": body.file_name_pattern,
         "split_by": body.split_by,
         "filter": body.filter,
@@ -109,6 +109,8 @@ def patch_configuration(
     config_id: str, body: ConfigurationPatch, c: Services, p: CurrentPrincipal
 ) -> ConfigurationOut:
     changes = body.model_dump(exclude_unset=True)
+    if body.destination is not None:
+        changes["destination"] = body.destination.model_dump(by_alias=True)
     for key in _REQUIRED:
         if key in changes and changes[key] is None:
             raise Invalid.at(("body", to_camel(key)), "must not be null")

@@ -1,0 +1,131 @@
+"""The catalogue of data tables (their rows live in the warehouse database)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from egress.db.paging import Page, fetch_page
+from egress.db.tables import data_tables, extraction_configurations
+from egress.domain.catalog import ColumnInfo
+from egress.domain.clock import new_id, utcnow
+from egress.domain.errors import NotFound
+from egress.domain.paging import PageRequest
+
+T = data_tables
+
+
+@dataclass(frozen=True)
+class DataTableRecord:
+    id: str
+    workspace_id: str
+    name: str
+    physical_name: str
+    fields: list[ColumnInfo]
+    primary_key: list[str]
+    row_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(row: Row[Any]) -> DataTableRecord:
+    return DataTableRecord(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        name=row.name,
+        physical_name=row.physical_name,
+        fields=[ColumnInfo(**f) for f in row.fields],
+        primary_key=list(row.primary_key),
+        row_count=row.row_count,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class DataTableRepo:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def find(self, workspace_id: str, name: str) -> DataTableRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T).where(T.c.workspace_id == workspace_id, T.c.name == name)
+            ).one_or_none()
+        return _record(row) if row else None
+
+    def ensure(
+        self,
+        workspace_id: str,
+        name: str,
+        physical_name: str,
+        fields: list[ColumnInfo],
+        primary_key: list[str],
+    ) -> DataTableRecord:
+        found = self.find(workspace_id, name)
+        if found is not None:
+            return found
+        now = utcnow()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    T.insert().values(
+                        id=new_id(),
+                        workspace_id=workspace_id,
+                        name=name,
+                        physical_name=physical_name,
+                        fields=[f.as_dict() for f in fields],
+                        primary_key=primary_key,
+                        row_count=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # created concurrently: read it below
+        found = self.find(workspace_id, name)
+        assert found is not None
+        return found
+
+    def loaded(self, table_id: str, fields: list[ColumnInfo], row_count: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                T.update()
+                .where(T.c.id == table_id)
+                .values(
+                    fields=[f.as_dict() for f in fields], row_count=row_count, updated_at=utcnow()
+                )
+            )
+
+    def get(self, workspace_id: str, table_id: str) -> DataTableRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id == table_id)
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"data table {table_id} not found")
+        return _record(row)
+
+    def list_page(self, workspace_id: str, page: PageRequest) -> Page[DataTableRecord]:
+        query = sa.select(T).where(T.c.workspace_id == workspace_id).order_by(T.c.name)
+        with self._engine.connect() as conn:
+            rows, total = fetch_page(conn, query, page)
+        return Page([_record(r) for r in rows], total, page)
+
+    def loading_configurations(self, workspace_id: str, name: str) -> list[dict[str, str]]:
+        cfg = extraction_configurations
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(cfg.c.id, cfg.c.name, cfg.c.destination)
+                .where(cfg.c.workspace_id == workspace_id)
+                .order_by(cfg.c.name)
+            ).all()
+        return [
+            {"id": r.id, "name": r.name, "mode": r.destination.get("mode", "append")}
+            for r in rows
+            if r.destination.get("type") == "dataTable" and r.destination.get("dataTable") == name
+        ]
