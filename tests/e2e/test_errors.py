@@ -15,6 +15,7 @@ from egress.db.engine import make_engine
 from egress.db.workspaces import WorkspaceRepo
 from egress.demo import create_orders_db
 from tests.conftest import Server, start_server, stop_server, wait_for_status
+from tests.support.http import sqlite_template, submitted_configuration
 
 API = "/api/v1"
 SECRET = "s3cr3t-pa55word-never-shown"
@@ -44,26 +45,15 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def world(http: httpx.Client, shop: Path) -> dict[str, Any]:
-    conn = http.post(
-        f"{API}/connections",
-        json={"name": "shop", "type": "sqlite", "settings": {"path": str(shop)}},
-    ).json()
-    tpl = next(
-        t
-        for t in http.get(f"{API}/templates", params={"connectionId": conn["id"]}).json()["data"]
-        if t["name"] == "main.orders"
-    )
-    cfg = http.post(
-        f"{API}/extraction-configurations",
-        json={
-            "name": "errs",
-            "templateId": tpl["id"],
-            "format": "csv",
-            "destination": {"type": "storage", "path": "e"},
-        },
-    ).json()
+    tpl_id = sqlite_template(http, shop, "shop", "orders")
+    cfg = {
+        "id": submitted_configuration(
+            http, tpl_id, "errs", destination={"type": "storage", "path": "e"}
+        )
+    }
+    conn = http.get(f"{API}/connections").json()["data"][0]
+    tpl = http.get(f"{API}/templates/{tpl_id}").json()
     base = f"{API}/extraction-configurations/{cfg['id']}"
-    http.post(f"{base}/submit")
     eid = http.post(f"{base}/executions").json()["id"]
     details = wait_for_status(http, cfg["id"], eid, DONE)
     return {"conn": conn, "tpl": tpl, "cfg": cfg, "base": base, "eid": eid, "details": details}

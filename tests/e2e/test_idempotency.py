@@ -10,6 +10,7 @@ import pytest
 
 from egress.demo import create_orders_db
 from tests.conftest import Server, start_server, stop_server
+from tests.support.http import sqlite_template, submitted_configuration
 
 API = "/api/v1"
 
@@ -29,22 +30,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 def _configuration(server: Server, db: Path) -> str:
     with server.client() as http:
-        conn = http.post(
-            f"{API}/connections",
-            json={"name": "shop", "type": "sqlite", "settings": {"path": str(db)}},
-        ).json()
-        tpl = http.get(f"{API}/templates", params={"connectionId": conn["id"]}).json()["data"][0]
-        cfg = http.post(
-            f"{API}/extraction-configurations",
-            json={
-                "name": "idem",
-                "templateId": tpl["id"],
-                "format": "csv",
-                "destination": {"type": "storage", "path": "i"},
-            },
-        ).json()
-        http.post(f"{API}/extraction-configurations/{cfg['id']}/submit")
-        return str(cfg["id"])
+        return submitted_configuration(http, sqlite_template(http, db, "shop", "orders"), "idem")
 
 
 def test_concurrent_identical_triggers_create_one_execution(server: Server, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Server, start_server, stop_server, wait_for_status
+from tests.support.http import sqlite_template, submitted_configuration
 
 API = "/api/v1"
 
@@ -38,25 +39,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config(server: Server, db: Path, name: str, **extra: object) -> str:
     with server.client() as http:
-        conn = http.post(
-            f"{API}/connections",
-            json={"name": f"c_{name}", "type": "sqlite", "settings": {"path": str(db)}},
-        ).json()
-        tpl = http.get(f"{API}/templates", params={"connectionId": conn["id"]}).json()["data"][0]
-        r = http.post(
-            f"{API}/extraction-configurations",
-            json={
-                "name": name,
-                "templateId": tpl["id"],
-                "format": "csv",
-                "destination": {"type": "storage", "path": "split"},
-                **extra,
-            },
+        return submitted_configuration(
+            http, sqlite_template(http, db, f"c_{name}", "orders"), name, **extra
         )
-        assert r.status_code == 201, r.text
-        cfg = r.json()["id"]
-        assert http.post(f"{API}/extraction-configurations/{cfg}/submit").status_code == 200
-        return str(cfg)
 
 
 def test_split_run_over_http(server: Server, db: Path) -> None:

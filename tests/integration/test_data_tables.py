@@ -20,6 +20,7 @@ from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from egress.services import catalog, configurations, executions
 from tests.conftest import make_settings
+from tests.support.factories import submitted_configuration
 
 _n = itertools.count()
 
@@ -58,23 +59,14 @@ def _config(c: Container, source: Path, mode: str, table: str = "items_copy") ->
     conn = c.connections.create(ws, f"src{next(_n)}", "sqlite", {"path": str(source)}, None)
     catalog.discover(c, ws, conn.id)
     tpl = c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items[0]
-    cfg = configurations.create(
+    cfg_id = submitted_configuration(
         c,
         ws,
-        {
-            "name": f"load_{next(_n)}",
-            "template_id": tpl.id,
-            "fields": None,
-            "format": "csv",
-            "compression": "none",
-            "destination": {"type": "dataTable", "dataTable": table, "mode": mode},
-            "file_name_pattern": None,
-            "start_date": None,
-            "end_date": None,
-        },
+        tpl.id,
+        f"load_{next(_n)}",
+        destination={"type": "dataTable", "dataTable": table, "mode": mode},
     )
-    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
-    return ws, cfg.id
+    return ws, cfg_id
 
 
 def _run(c: Container, ws: str, cfg: str, **options: Any) -> Any:

@@ -33,11 +33,12 @@ from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, executions
+from egress.services import catalog, executions
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from tests.conftest import PgDatabase, make_settings
+from tests.support.factories import submitted_configuration
 
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
 
@@ -128,25 +129,12 @@ def _extract(
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
         if t.name.endswith(f".{table}")
     )
-    cfg = configurations.create(
-        c,
-        ws,
-        {
-            "name": f"x_{fmt}_{compression}_{table}",
-            "template_id": tpl.id,
-            "fields": None,
-            "format": fmt,
-            "compression": compression,
-            "destination": {"type": "storage", "path": "out"},
-            "file_name_pattern": None,
-            "start_date": None,
-            "end_date": None,
-        },
+    cfg_id = submitted_configuration(
+        c, ws, tpl.id, f"x_{fmt}_{compression}_{table}", format=fmt, compression=compression
     )
-    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
-    ex, _ = executions.trigger(c, ws, cfg.id, {})
+    ex, _ = executions.trigger(c, ws, cfg_id, {})
     assert c.worker().run_once()
-    run = c.executions.get(ws, cfg.id, ex.id).latest
+    run = c.executions.get(ws, cfg_id, ex.id).latest
     data = b"".join(c.storage.stream(run.files[0].storage_key)) if run.files else b""
     return run, data
 
@@ -350,27 +338,12 @@ def test_source_failure_fails_the_run_with_the_drivers_message(
         for t in c.templates.list_page(ws, conn_rec.id, PageRequest(0, 50)).items
         if t.name == "public.doomed"
     )
-    cfg = configurations.create(
-        c,
-        ws,
-        {
-            "name": "doomed",
-            "template_id": tpl.id,
-            "fields": None,
-            "format": "parquet",
-            "compression": "none",
-            "destination": {"type": "storage", "path": "out"},
-            "file_name_pattern": None,
-            "start_date": None,
-            "end_date": None,
-        },
-    )
-    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
+    cfg_id = submitted_configuration(c, ws, tpl.id, "doomed", format="parquet")
     with pg.connect() as conn:
         conn.execute("DROP TABLE doomed")
-    ex, _ = executions.trigger(c, ws, cfg.id, {})
+    ex, _ = executions.trigger(c, ws, cfg_id, {})
     c.worker().run_once()
-    run = c.executions.get(ws, cfg.id, ex.id).latest
+    run = c.executions.get(ws, cfg_id, ex.id).latest
     assert run.status is RunStatus.FAILED
     assert run.error_message is not None and "does not exist" in run.error_message
     assert run.files == [] and list(c.storage.list()) == []

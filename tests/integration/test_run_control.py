@@ -17,8 +17,9 @@ from egress.db.executions import ExecutionRecord
 from egress.domain.errors import Conflict
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, executions
+from egress.services import catalog, executions
 from tests.conftest import PgDatabase
+from tests.support.factories import submitted_configuration
 
 SLOW_ROWS = 40_000
 
@@ -54,23 +55,10 @@ def setup(container: Container, slow_source: PgDatabase) -> Callable[[str], tupl
     counter = itertools.count()
 
     def make(table: str) -> tuple[str, str]:
-        record = configurations.create(
-            container,
-            ws,
-            {
-                "name": f"cfg_{table}_{next(counter)}",
-                "template_id": templates[f"public.{table}"],
-                "fields": None,
-                "format": "csv",
-                "compression": "none",
-                "destination": {"type": "storage", "path": "out"},
-                "file_name_pattern": None,
-                "start_date": None,
-                "end_date": None,
-            },
+        record_id = submitted_configuration(
+            container, ws, templates[f"public.{table}"], f"cfg_{table}_{next(counter)}"
         )
-        container.configurations.update(ws, record.id, {"status": "SUBMITTED"})
-        return ws, record.id
+        return ws, record_id
 
     return make
 

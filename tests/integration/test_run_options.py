@@ -21,8 +21,9 @@ from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, executions
+from egress.services import catalog, executions
 from tests.conftest import PgDatabase, make_settings
+from tests.support.factories import submitted_configuration
 
 REGIONS = ["EU", "NA", "APAC"]
 START = datetime(2026, 1, 1)
@@ -149,23 +150,8 @@ def env(c: Container, source: Source) -> Env:
     tpl = catalog.create_custom_template(
         c, ws, conn.id, "events_tpl", f"{schema}.events", None, None, "id", "happened"
     )
-    cfg = configurations.create(
-        c,
-        ws,
-        {
-            "name": f"events_{next(_names)}",
-            "template_id": tpl.id,
-            "fields": None,
-            "format": "csv",
-            "compression": "none",
-            "destination": {"type": "storage", "path": "out"},
-            "file_name_pattern": None,
-            "start_date": None,
-            "end_date": None,
-        },
-    )
-    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
-    return Env(c, ws, cfg.id)
+    cfg_id = submitted_configuration(c, ws, tpl.id, f"events_{next(_names)}")
+    return Env(c, ws, cfg_id)
 
 
 def expected(
@@ -311,23 +297,8 @@ def test_incremental_needs_a_cursor_field(c: Container, source: Source) -> None:
         if t.name.endswith("events")
     )
     assert tables
-    cfg = configurations.create(
-        c,
-        ws,
-        {
-            "name": "plain",
-            "template_id": tpl.id,
-            "fields": None,
-            "format": "csv",
-            "compression": "none",
-            "destination": {"type": "storage", "path": "out"},
-            "file_name_pattern": None,
-            "start_date": None,
-            "end_date": None,
-        },
-    )
-    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
+    cfg_id = submitted_configuration(c, ws, tpl.id, "plain")
     with pytest.raises(Invalid, match="no cursorField"):
-        executions.trigger(c, ws, cfg.id, {"extractOnlyNew": True})
+        executions.trigger(c, ws, cfg_id, {"extractOnlyNew": True})
     with pytest.raises(Invalid, match="no dateField"):
-        executions.trigger(c, ws, cfg.id, {"dateFrom": "2026-01-01"})
+        executions.trigger(c, ws, cfg_id, {"dateFrom": "2026-01-01"})

@@ -18,8 +18,9 @@ from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.split import sub_extract_id
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, executions
+from egress.services import catalog, executions
 from tests.conftest import make_settings
+from tests.support.factories import submitted_configuration
 
 REGIONS = ["EU", "NA", "APAC", "LATAM", "MEA", "Nordics", "Zürich/CH", "a b"]
 
@@ -72,24 +73,16 @@ def _setup(
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
         if t.name == f"main.{table}"
     )
-    cfg = configurations.create(
+    cfg_id = submitted_configuration(
         c,
         ws,
-        {
-            "name": f"split_{split_by}_{fmt}",
-            "template_id": tpl.id,
-            "fields": None,
-            "format": fmt,
-            "compression": "none",
-            "destination": {"type": "storage", "path": "parts"},
-            "file_name_pattern": None,
-            "split_by": split_by,
-            "start_date": None,
-            "end_date": None,
-        },
+        tpl.id,
+        f"split_{split_by}_{fmt}",
+        format=fmt,
+        destination={"type": "storage", "path": "parts"},
+        split_by=split_by,
     )
-    c.configurations.update(ws, cfg.id, {"status": "SUBMITTED"})
-    return ws, cfg.id
+    return ws, cfg_id
 
 
 def _read(c: Container, key: str, fmt: str) -> list[dict[str, Any]]:

@@ -28,8 +28,9 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.db.tables import runs
 from egress.domain.paging import PageRequest
-from egress.services import catalog, configurations, executions
+from egress.services import catalog, executions
 from egress.settings import Settings
+from tests.support.factories import submitted_configuration
 
 TERMINAL = {"COMPLETED", "COMPLETED_NO_DATA", "FAILED", "CANCELLED"}
 
@@ -139,23 +140,16 @@ def run_chaos(cfg: ChaosConfig) -> ChaosReport:
     )
     config_ids = []
     for i in range(cfg.configurations):
-        record = configurations.create(
+        record_id = submitted_configuration(
             c,
             ws,
-            {
-                "name": f"chaos_{i}",
-                "template_id": template.id,
-                "fields": None,
-                "format": "csv" if i % 2 == 0 else "parquet",
-                "compression": "none",
-                "destination": {"type": "storage", "path": "chaos"},
-                "file_name_pattern": "{configurationName}_{executionId}_v{run}.{ext}",
-                "start_date": None,
-                "end_date": None,
-            },
+            template.id,
+            f"chaos_{i}",
+            format="csv" if i % 2 == 0 else "parquet",
+            destination={"type": "storage", "path": "chaos"},
+            file_name_pattern="{configurationName}_{executionId}_v{run}.{ext}",
         )
-        c.configurations.update(ws, record.id, {"status": "SUBMITTED"})
-        config_ids.append(record.id)
+        config_ids.append(record_id)
 
     env = {
         **os.environ,
