@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the services the tests talk to are running: PostgreSQL on 127.0.0.1:5432.
-# Installs PostgreSQL 15 from Debian's packages and starts a cluster if none answers.
+# Make sure the services the tests talk to are running: PostgreSQL on 127.0.0.1:5432 and
+# MariaDB on 127.0.0.1:3306. Installs them from Debian's packages and starts them if none answers.
 # With CI=true a service that cannot be started fails the run (tests never skip silently).
 set -uo pipefail
 
@@ -51,5 +51,28 @@ ensure_postgres() {
   fail "PostgreSQL did not come up on $PG_HOST:$PG_PORT"
 }
 
+mysql_up() {
+  command -v mysqladmin >/dev/null 2>&1 && mysqladmin -uroot -h127.0.0.1 -P3306 status >/dev/null 2>&1
+}
+
+ensure_mariadb() {
+  if [ -n "${EGRESS_TEST_MYSQL_URL:-}" ]; then return 0; fi
+  mysql_up && return 0
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || fail "MariaDB is not installed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server >/dev/null \
+      || fail "apt-get install mariadb-server failed"
+  fi
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd >/dev/null 2>&1 \
+    || fail "could not start mariadbd"
+  for _ in $(seq 1 60); do mysql_up && break; sleep 0.5; done
+  mysql_up || fail "MariaDB did not come up on 127.0.0.1:3306"
+  # Debian's root uses unix_socket auth; the tests connect over TCP with an empty password.
+  mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')" >/dev/null 2>&1 || true
+}
+
 ensure_postgres
 echo "services: PostgreSQL ready"
+ensure_mariadb
+echo "services: MariaDB ready"

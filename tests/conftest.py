@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
+import pymysql
 import pytest
 import sqlalchemy as sa
 
@@ -30,6 +32,12 @@ ADMIN_URL = os.environ.get(
     "EGRESS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI") == "true"
+MYSQL = {
+    "host": os.environ.get("EGRESS_TEST_MYSQL_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("EGRESS_TEST_MYSQL_PORT", "3306")),
+    "user": os.environ.get("EGRESS_TEST_MYSQL_USER", "root"),
+    "password": os.environ.get("EGRESS_TEST_MYSQL_PASSWORD", ""),
+}
 
 
 def _postgres_available() -> str | None:
@@ -80,6 +88,72 @@ def pg_factory(postgres_admin_url: str) -> Iterator[object]:
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class MysqlDatabase:
+    name: str
+
+    @property
+    def settings(self) -> dict[str, object]:
+        return {
+            "host": MYSQL["host"],
+            "port": MYSQL["port"],
+            "database": self.name,
+            "user": MYSQL["user"],
+        }
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return {"password": str(MYSQL["password"])} if MYSQL["password"] else {}
+
+    def connect(self) -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(
+            host=str(MYSQL["host"]),
+            port=int(MYSQL["port"]),
+            user=str(MYSQL["user"]),
+            password=str(MYSQL["password"]),
+            database=self.name,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def mysql_factory() -> Iterator[object]:
+    """Throwaway MariaDB/MySQL databases (dropped at the end of the session)."""
+    try:
+        admin = pymysql.connect(
+            host=str(MYSQL["host"]),
+            port=int(MYSQL["port"]),
+            user=str(MYSQL["user"]),
+            password=str(MYSQL["password"]),
+            autocommit=True,
+            connect_timeout=3,
+        )
+    except pymysql.Error as exc:
+        if IN_CI:
+            pytest.fail(f"MariaDB/MySQL is required in CI and not reachable: {exc}")
+        pytest.skip(f"MariaDB/MySQL not reachable ({exc}); run scripts/services.sh")
+    created: list[str] = []
+
+    def make(prefix: str = "egress_m") -> MysqlDatabase:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        created.append(name)
+        return MysqlDatabase(name)
+
+    yield make
+    with admin.cursor() as cur:
+        for name in created:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.close()
+
+
+@pytest.fixture
+def mysql_db(mysql_factory: object) -> MysqlDatabase:
+    return mysql_factory()  # type: ignore[operator,no-any-return]
 
 
 @pytest.fixture

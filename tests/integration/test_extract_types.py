@@ -37,7 +37,7 @@ from egress.services import catalog, executions
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.postgresql import PostgresSettings, PostgresSource
-from tests.conftest import PgDatabase, make_settings
+from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
@@ -354,3 +354,56 @@ def test_empty_table_completes_with_no_data_and_no_file(c: Container, pg: PgData
     assert run.status is RunStatus.COMPLETED_NO_DATA and run.record_count == 0
     assert run.files == [] and data == b""
     assert [o.key for o in c.storage.list()] == []
+
+
+MYSQL_TABLE = """CREATE TABLE everything (
+    id BIGINT PRIMARY KEY, b TINYINT(1), i INT, ui INT UNSIGNED, ub BIGINT UNSIGNED, f FLOAT,
+    d DOUBLE, n DECIMAL(12,2), s VARCHAR(50), tx LONGTEXT, dt DATE, tm TIME(6),
+    ts DATETIME(6), tz TIMESTAMP(6) NULL, bl BLOB, bt BIT(1), e ENUM('a','b'))"""
+
+
+def test_mysql_types(c: Container, mysql_db: MysqlDatabase) -> None:
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(MYSQL_TABLE)
+        cur.execute("SET time_zone = '+02:00'")  # inserted with a non-UTC session
+        cur.execute(
+            "INSERT INTO everything VALUES (1, 1, -5, 4000000000, 18446744073709551615, 1.5,"
+            " -2.25e100, -1234567890.12, %s, '', '1000-01-01', '23:59:59.999999',"
+            " '2026-05-28 14:00:00.123456', '2026-05-28 18:00:00', X'0001FF', b'1', 'b')",
+            (TRICKY,),
+        )
+        cur.execute("INSERT INTO everything (id, b, bt) VALUES (2, 0, b'0'), (3, NULL, NULL)")
+    settings = mysql_db.settings
+    for fmt in ("csv", "jsonl", "parquet"):
+        run, data = _extract(c, "mysql", {**settings}, "everything", fmt)
+        assert run.status is RunStatus.COMPLETED and run.record_count == 3, run.error_message
+        if fmt == "parquet":
+            rows = {r["id"]: r for r in pq.read_table(io.BytesIO(data)).to_pylist()}
+            one = rows[1]
+            assert (one["b"], one["i"], one["ui"]) == (True, -5, 4000000000)
+            assert one["ub"] == Decimal("18446744073709551615")
+            assert (one["f"], one["d"], one["n"]) == (1.5, -2.25e100, Decimal("-1234567890.12"))
+            assert (one["s"], one["tx"], one["e"]) == (TRICKY, "", "b")
+            assert (one["dt"], one["tm"]) == (date(1000, 1, 1), time(23, 59, 59, 999999))
+            assert one["ts"] == datetime(2026, 5, 28, 14, 0, 0, 123456)
+            assert one["tz"] == datetime(2026, 5, 28, 16, 0, tzinfo=UTC)
+            assert (one["bl"], one["bt"], rows[2]["bt"], rows[2]["b"]) == (
+                b"\x00\x01\xff",
+                True,
+                False,
+                False,
+            )
+            assert all(v is None for k, v in rows[3].items() if k != "id")
+        elif fmt == "jsonl":
+            rows = {r["id"]: r for r in map(json.loads, data.decode().splitlines())}
+            one = rows[1]
+            assert (one["ub"], one["n"], one["tz"]) == (
+                "18446744073709551615",
+                "-1234567890.12",
+                "2026-05-28T16:00:00.000000Z",
+            )
+            assert base64.b64decode(one["bl"]) == b"\x00\x01\xff" and one["bt"] is True
+        else:
+            rows = {r["id"]: r for r in csv.DictReader(io.StringIO(data.decode()))}
+            assert (rows["1"]["s"], rows["1"]["tx"], rows["3"]["s"]) == (TRICKY, "", "")
+            assert rows["1"]["ts"] == "2026-05-28 14:00:00.123456"

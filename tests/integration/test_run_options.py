@@ -22,7 +22,7 @@ from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from egress.services import catalog, executions
-from tests.conftest import PgDatabase, make_settings
+from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
 REGIONS = ["EU", "NA", "APAC"]
@@ -48,6 +48,7 @@ class Source:
     settings: dict[str, Any]
     insert: Callable[[list[tuple[Any, ...]]], None]
     execute: Callable[[str], None]
+    schema: str
 
 
 def _pg_source(db: PgDatabase) -> Source:
@@ -70,6 +71,7 @@ def _pg_source(db: PgDatabase) -> Source:
         {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"},
         insert,
         execute,
+        "public",
     )
     insert(ROWS)
     return source
@@ -95,13 +97,34 @@ def _sqlite_source(path: Path) -> Source:
             conn.execute(sql)
 
     insert(ROWS)
-    return Source("sqlite", {"path": str(path)}, insert, execute)
+    return Source("sqlite", {"path": str(path)}, insert, execute, "main")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+def _mysql_source(db: MysqlDatabase) -> Source:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE events (id BIGINT PRIMARY KEY, region VARCHAR(10), amount DECIMAL(10,2),"
+            " happened DATETIME, note TEXT)"
+        )
+
+    def insert(rows: list[tuple[Any, ...]]) -> None:
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s)", rows)
+
+    def execute(sql: str) -> None:
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql)
+
+    insert(ROWS)
+    return Source("mysql", db.settings, insert, execute, db.name)
+
+
+@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
     if request.param == "postgresql":
         return _pg_source(request.getfixturevalue("pg_db"))
+    if request.param == "mysql":
+        return _mysql_source(request.getfixturevalue("mysql_db"))
     return _sqlite_source(tmp_path / "events.db")
 
 
@@ -146,9 +169,8 @@ _names = itertools.count()
 def env(c: Container, source: Source) -> Env:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"src{next(_names)}", source.kind, source.settings, None)
-    schema = "public" if source.kind == "postgresql" else "main"
     tpl = catalog.create_custom_template(
-        c, ws, conn.id, "events_tpl", f"{schema}.events", None, None, "id", "happened"
+        c, ws, conn.id, "events_tpl", f"{source.schema}.events", None, None, "id", "happened"
     )
     cfg_id = submitted_configuration(c, ws, tpl.id, f"events_{next(_names)}")
     return Env(c, ws, cfg_id)

@@ -1,6 +1,6 @@
-"""Property: a random whereClause from the allowed grammar selects, on a real PostgreSQL and a
-real SQLite source, exactly the rows the same predicate selects when evaluated in Python
-(with SQL's three-valued NULL logic)."""
+"""Property: a random whereClause from the allowed grammar selects, on real PostgreSQL, SQLite
+and MariaDB sources, exactly the rows the same predicate selects when evaluated in Python (with
+SQL's three-valued NULL logic)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.sources import Source
+from egress.sources.mysql import MysqlSettings, MysqlSource
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from egress.sources.sqlite import SqliteSettings, SqliteSource
-from tests.conftest import PgDatabase
+from tests.conftest import MysqlDatabase, PgDatabase
 
 WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape"]
 DATA = [
@@ -172,7 +173,9 @@ def _ids(source: Source, where: str, schema: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def sources(pg_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Source, str]]:
+def sources(
+    pg_factory: Any, mysql_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> list[tuple[Source, str]]:
     db: PgDatabase = pg_factory("egress_prop")
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE things (id int PRIMARY KEY, a int, b text, d int)")
@@ -184,7 +187,16 @@ def sources(pg_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> list[t
     pg = PostgresSource(
         PostgresSettings(host="127.0.0.1", port=5432, database=db.name, user="postgres"), {}
     )
-    return [(pg, "public"), (SqliteSource(SqliteSettings(path=str(path)), {}), "main")]
+    mdb: MysqlDatabase = mysql_factory("egress_prop")
+    with mdb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE things (id INT PRIMARY KEY, a INT, b VARCHAR(20), d INT)")
+        cur.executemany("INSERT INTO things VALUES (%s, %s, %s, %s)", DATA)
+    my = MysqlSource(MysqlSettings(**mdb.settings), mdb.secrets)  # type: ignore[arg-type]
+    return [
+        (pg, "public"),
+        (SqliteSource(SqliteSettings(path=str(path)), {}), "main"),
+        (my, mdb.name),
+    ]
 
 
 @settings(

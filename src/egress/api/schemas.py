@@ -49,7 +49,7 @@ class ListEnvelope(Wire, Generic[T]):
 
 
 # ----------------------------------------------------------------- connections
-ConnectionType = Literal["postgresql", "sqlite"]
+ConnectionType = Literal["postgresql", "mysql", "sqlite"]
 
 
 class ConnectionCreate(Request):

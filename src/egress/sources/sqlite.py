@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
-from egress.domain.types import decimal_type, parse_decimal
+from egress.domain.types import decimal_type
 from egress.query.select import max_statement, select_statement, sqlite_value
-from egress.sources.arrow_types import arrow_schema, arrow_type
+from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import SourceError
+from egress.sources.rows import rows_to_batch
 
 SCHEMA = "main"
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
@@ -71,51 +69,6 @@ def logical_type(declared: str) -> str:
         if needle in t:
             return logical
     return "string"
-
-
-def _parse_python(logical: str) -> Callable[[Any], Any]:
-    """Per-value fallback when a column's stored values need more than an Arrow cast."""
-    if logical in ("timestamp", "timestamptz"):
-
-        def to_dt(v: Any) -> Any:
-            if isinstance(v, int | float):
-                return datetime.fromtimestamp(v).replace(tzinfo=None)
-            value = datetime.fromisoformat(str(v))
-            if logical == "timestamptz" and value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
-            return value
-
-        return to_dt
-    if logical == "date":
-        return lambda v: date.fromisoformat(str(v)[:10])
-    if logical == "time":
-        return lambda v: time.fromisoformat(str(v))
-    if logical == "boolean":
-        return lambda v: str(v).strip().lower() in ("1", "true", "t", "yes", "y")
-    if logical == "binary":
-        return lambda v: v if isinstance(v, bytes) else str(v).encode()
-    if parse_decimal(logical) is not None:
-        return lambda v: Decimal(str(v))
-    return str
-
-
-def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
-    target = arrow_type(logical)
-    try:
-        if logical in ("timestamp", "timestamptz", "date", "time") or parse_decimal(logical):
-            strings = pa.array([None if v is None else str(v) for v in values], pa.string())
-            return pc.cast(strings, target)
-        return pc.cast(pa.array(values), target)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    parse = _parse_python(logical)
-    try:
-        return pa.array([None if v is None else parse(v) for v in values], target)
-    except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        bad = next((v for v in values if v is not None), None)
-        raise SourceError(
-            f"column {name!r} is declared {logical} but holds a value that is not: {bad!r} ({exc})"
-        ) from exc
 
 
 class SqliteSource:
@@ -174,12 +127,7 @@ class SqliteSource:
             except sqlite3.Error as exc:
                 raise SourceError(str(exc)) from exc
             while rows := cur.fetchmany(batch_rows):
-                columns = list(zip(*rows, strict=True))
-                arrays = [
-                    _column_array(f.name, list(col), f.type)
-                    for f, col in zip(plan.fields, columns, strict=True)
-                ]
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+                yield rows_to_batch(rows, plan.fields, schema)
         finally:
             conn.close()
 

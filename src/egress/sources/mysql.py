@@ -1,0 +1,189 @@
+"""MySQL and MariaDB over PyMySQL with an unbuffered (server-side) cursor: rows stream in
+batches, never a whole result in memory."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+import pymysql.cursors
+from pydantic import BaseModel, ConfigDict, Field
+
+from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.plan import ReadPlan
+from egress.domain.types import decimal_type
+from egress.query.select import Statement, max_statement, select_statement
+from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import SourceError
+from egress.sources.rows import rows_to_batch
+
+_SYSTEM = ("information_schema", "mysql", "performance_schema", "sys")
+# Named placeholders as sqlglot renders them for MySQL, and any other '%' in the text.
+_PLACEHOLDER = re.compile(r":(p\d+)\b")
+
+_CATALOG_SQL = """
+SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
+       c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY
+FROM information_schema.COLUMNS c
+JOIN information_schema.TABLES t
+  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+WHERE c.TABLE_SCHEMA = %s
+ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION
+"""
+_PK_SQL = """
+SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = %s AND CONSTRAINT_NAME = 'PRIMARY'
+ORDER BY TABLE_NAME, ORDINAL_POSITION
+"""
+
+
+class MysqlSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=3306, ge=1, le=65535)
+    database: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+    ssl: bool = Field(default=False, description="require TLS")
+    ssl_ca: str | None = Field(default=None, description="CA bundle path to verify the server")
+    connect_timeout: int = Field(default=10, ge=1, le=300)
+
+
+def logical_type(data_type: str, column_type: str, precision: int | None, scale: int | None) -> str:
+    t, full = data_type.lower(), column_type.lower()
+    unsigned = "unsigned" in full
+    if t == "tinyint" and full.startswith("tinyint(1)"):
+        return "boolean"
+    if t == "bit":
+        return "boolean" if full == "bit(1)" else "int64"
+    if t in ("tinyint", "smallint", "year"):
+        return "int32" if unsigned and t == "smallint" else "int16"
+    if t in ("mediumint", "int", "integer"):
+        return "int64" if unsigned else "int32"
+    if t == "bigint":
+        return "decimal(20,0)" if unsigned else "int64"
+    if t == "float":
+        return "float32"
+    if t in ("double", "real"):
+        return "float64"
+    if t in ("decimal", "numeric"):
+        return decimal_type(precision or 10, scale or 0)
+    if t == "date":
+        return "date"
+    if t == "time":
+        return "time"
+    if t == "datetime":
+        return "timestamp"
+    if t == "timestamp":
+        return "timestamptz"  # stored in UTC; the session reads it in UTC
+    if t == "json":
+        return "json"
+    if t in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"):
+        return "binary"
+    return "string"  # char, varchar, text, enum, set, …
+
+
+def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
+    """sqlglot's ``:p0`` placeholders as PyMySQL's ``%(p0)s``; other '%' escaped."""
+    text = statement.sql.replace("%", "%%")
+    return _PLACEHOLDER.sub(r"%(\1)s", text), statement.params
+
+
+class MysqlSource:
+    def __init__(self, settings: MysqlSettings, secrets: dict[str, str]) -> None:
+        self._s = settings
+        self._password = secrets.get("password", "")
+
+    def _connect(self, unbuffered: bool = False) -> pymysql.connections.Connection[Any]:
+        ssl: dict[str, Any] | None = None
+        if self._s.ssl or self._s.ssl_ca:
+            ssl = {"ca": self._s.ssl_ca} if self._s.ssl_ca else {"check_hostname": False}
+        try:
+            conn = pymysql.connect(
+                host=self._s.host,
+                port=self._s.port,
+                user=self._s.user,
+                password=self._password,
+                database=self._s.database,
+                charset="utf8mb4",
+                connect_timeout=self._s.connect_timeout,
+                ssl=ssl,
+                cursorclass=(pymysql.cursors.SSCursor if unbuffered else pymysql.cursors.Cursor),
+                init_command="SET time_zone = '+00:00'",
+            )
+        except pymysql.Error as exc:
+            raise SourceError(_clean(exc)) from exc
+        return conn
+
+    def check(self) -> None:
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+
+    def catalog(self) -> list[TableInfo]:
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                cur.execute(_CATALOG_SQL, (self._s.database,))
+                rows = cur.fetchall()
+                cur.execute(_PK_SQL, (self._s.database,))
+                pk_rows = cur.fetchall()
+        except pymysql.Error as exc:
+            raise SourceError(_clean(exc)) from exc
+        keys: dict[str, list[str]] = defaultdict(list)
+        for table, column in pk_rows:
+            keys[table].append(column)
+        tables: dict[str, TableInfo] = {}
+        for schema, table, kind, col, dtype, ctype, prec, scale, nullable, _key in rows:
+            if schema in _SYSTEM:
+                continue
+            info = tables.get(table)
+            if info is None:
+                info = TableInfo(
+                    schema=schema,
+                    name=table,
+                    columns=[],
+                    primary_key=keys.get(table, []),
+                    kind="view" if kind == "VIEW" else "table",
+                )
+                tables[table] = info
+            info.columns.append(
+                ColumnInfo(col, logical_type(dtype, ctype, prec, scale), nullable == "YES")
+            )
+        return list(tables.values())
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                cur.execute(max_statement(plan, field, "mysql"))
+                row = cur.fetchone()
+        except pymysql.Error as exc:
+            raise SourceError(_clean(exc)) from exc
+        return row[0] if row else None
+
+    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        schema = arrow_schema(plan.fields)
+        sql, params = _sql(select_statement(plan, "mysql"))
+        conn = self._connect(unbuffered=True)
+        try:
+            with conn.cursor() as cur:
+                try:
+                    cur.execute(sql, params)
+                    while rows := cur.fetchmany(batch_rows):
+                        yield rows_to_batch(rows, plan.fields, schema)
+                except pymysql.Error as exc:
+                    raise SourceError(_clean(exc)) from exc
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        return None
+
+
+def _clean(exc: BaseException) -> str:
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) == 2 and isinstance(args[1], str):
+        return f"{args[1]} (MySQL error {args[0]})"
+    return str(exc) or type(exc).__name__

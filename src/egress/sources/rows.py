@@ -1,0 +1,94 @@
+"""Python rows (from DB-API drivers) → Arrow batches typed by the plan's logical types.
+
+Drivers such as sqlite3 and PyMySQL return Python values whose types may vary row to row
+(SQLite is dynamically typed); each column is converted against its declared logical type,
+with a per-value fallback and an error that names the column and the offending value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from egress.domain.catalog import ColumnInfo
+from egress.domain.types import parse_decimal
+from egress.sources.arrow_types import arrow_type
+from egress.sources.base import SourceError
+
+
+def rows_to_batch(
+    rows: Sequence[Sequence[Any]], fields: list[ColumnInfo], schema: pa.Schema
+) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    arrays = [
+        _column_array(f.name, list(col), f.type) for f, col in zip(fields, columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _parse_python(logical: str) -> Callable[[Any], Any]:
+    """Per-value fallback when a column's stored values need more than an Arrow cast."""
+    if logical in ("timestamp", "timestamptz"):
+
+        def to_dt(v: Any) -> Any:
+            if isinstance(v, int | float):
+                return datetime.fromtimestamp(v).replace(tzinfo=None)
+            value = datetime.fromisoformat(str(v))
+            if logical == "timestamptz" and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return to_dt
+    if logical == "date":
+        return lambda v: date.fromisoformat(str(v)[:10])
+    if logical == "time":
+        return _time
+    if logical == "boolean":
+        return _bool
+    if logical in ("int16", "int32", "int64"):
+        return lambda v: int.from_bytes(v, "big") if isinstance(v, bytes) else int(v)  # BIT(n)
+    if logical == "binary":
+        return lambda v: v if isinstance(v, bytes) else str(v).encode()
+    if parse_decimal(logical) is not None:
+        return lambda v: Decimal(str(v))
+    return str
+
+
+def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
+    target = arrow_type(logical)
+    try:  # typed drivers (PyMySQL) already hand out the right Python types
+        return pa.array(values, target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        pass
+    try:
+        if logical in ("timestamp", "timestamptz", "date", "time") or parse_decimal(logical):
+            strings = pa.array([None if v is None else str(v) for v in values], pa.string())
+            return pc.cast(strings, target)
+        return pc.cast(pa.array(values), target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    parse = _parse_python(logical)
+    try:
+        return pa.array([None if v is None else parse(v) for v in values], target)
+    except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        bad = next((v for v in values if v is not None), None)
+        raise SourceError(
+            f"column {name!r} is declared {logical} but holds a value that is not: {bad!r} ({exc})"
+        ) from exc
+
+
+def _time(value: Any) -> time:
+    if isinstance(value, timedelta):  # MySQL TIME comes back as a duration
+        return (datetime.min + value).time()
+    return time.fromisoformat(str(value))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bytes):  # MySQL BIT(1)
+        return int.from_bytes(value, "big") != 0
+    return str(value).strip().lower() in ("1", "true", "t", "yes", "y")
