@@ -267,6 +267,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--recreate", action="store_true")
     parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--cases", help="comma-separated subset, e.g. 'parquet,parquet split'")
     args = parser.parse_args()
     all_cases = [
         "csv (COPY fast path)",
@@ -277,6 +278,9 @@ def main() -> int:
         "csv split by region (8, Arrow)",
     ]
     create_table(args.rows, args.recreate)
+    if args.cases:
+        wanted = [w.strip() for w in args.cases.split(",")]
+        all_cases = [c for c in all_cases if any(c.startswith(w) for w in wanted)]
     run_suite(args.rows, all_cases, "full")
     if args.scaling:
         large = args.rows * 4

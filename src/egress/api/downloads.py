@@ -25,6 +25,15 @@ def disposition(file_name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
 
 
+def none_match(header: str | None, etag: str) -> bool:
+    """If-None-Match (RFC 9110 §13.1.2): ``*`` or a list of tags, compared weakly."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return etag in {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
 def stream_file(request: Request, storage: Storage, file: FileRecord) -> Response:
     etag = f'"{file.sha256}"'
     digest = base64.b64encode(bytes.fromhex(file.sha256)).decode()
@@ -35,7 +44,7 @@ def stream_file(request: Request, storage: Storage, file: FileRecord) -> Respons
         "Repr-Digest": f"sha-256=:{digest}:",
         "Content-Disposition": disposition(file.file_name),
     }
-    if request.headers.get("if-none-match") == etag:
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     try:
         byte_range = parse_range(request.headers.get("range"), file.size_bytes)

@@ -47,10 +47,13 @@ class FileSink:
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        self.write_many([batch])
+
+    def write_many(self, batches: list[pa.RecordBatch]) -> None:
         if self._writer is None:
             self._writer = WRITERS[self._fmt](self.stream, self._schema)
-        self._writer.write(batch)
-        self.rows += batch.num_rows
+        self._writer.write_many(batches)
+        self.rows += sum(b.num_rows for b in batches)
 
     def close(self, rows: int | None = None) -> WrittenFile:
         """Finish the format and the upload; ``rows`` overrides the count (fast paths)."""

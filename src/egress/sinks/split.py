@@ -47,12 +47,18 @@ class SplitRouter:
     def write(self, batch: pa.RecordBatch) -> None:
         column = batch.column(batch.schema.get_field_index(self._field))
         encoded = pc.dictionary_encode(column, null_encoding="encode")
-        codes = encoded.indices
         dictionary = encoded.dictionary
-        for code in range(len(dictionary)):
-            rows = batch.filter(pc.equal(codes, code))
-            if rows.num_rows:
-                self._gather(self._part(dictionary[code].as_py()), rows)
+        if len(dictionary) == 1:
+            self._gather(self._part(dictionary[0].as_py()), batch)
+        else:
+            # One sort and one gather, then a zero-copy slice per value.
+            order = pc.sort_indices(encoded.indices)
+            grouped = batch.take(order)
+            offset = 0
+            for entry in pc.value_counts(encoded.indices.take(order)):
+                code, count = entry["values"].as_py(), entry["counts"].as_py()
+                self._gather(self._part(dictionary[code].as_py()), grouped.slice(offset, count))
+                offset += count
         while self._total > 2 * self._flush_rows:
             self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
 
@@ -72,7 +78,7 @@ class SplitRouter:
     def _flush(self, pid: str) -> None:
         batches = self._pending.pop(pid)
         self._total -= self._pending_rows.pop(pid)
-        self.parts[pid].sink.write(pa.concat_batches(batches))
+        self.parts[pid].sink.write_many(batches)
 
     def _part(self, raw: object) -> Part:
         value = canonical_value(raw)

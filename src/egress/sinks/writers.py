@@ -34,6 +34,9 @@ JSONL_SLICE_ROWS = 8192
 class BatchWriter(Protocol):
     def write(self, batch: pa.RecordBatch) -> None: ...
 
+    def write_many(self, batches: list[pa.RecordBatch]) -> None:
+        """Write several batches as one unit (one Parquet row group), without concatenating."""
+
     def close(self) -> None:
         """Finish the format (footer); the underlying stream stays open."""
 
@@ -62,6 +65,10 @@ class CsvWriter:
     def write(self, batch: pa.RecordBatch) -> None:
         columns = [_base64_column(c) if pa.types.is_binary(c.type) else c for c in batch.columns]
         self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self._schema))
+
+    def write_many(self, batches: list[pa.RecordBatch]) -> None:
+        for batch in batches:
+            self.write(batch)
 
     def close(self) -> None:
         self._writer.close()
@@ -102,6 +109,10 @@ class JsonlWriter:
         if lines:
             self._out.write(("\n".join(lines) + "\n").encode())
 
+    def write_many(self, batches: list[pa.RecordBatch]) -> None:
+        for batch in batches:
+            self.write(batch)
+
     def close(self) -> None:
         return None
 
@@ -112,6 +123,9 @@ class ParquetWriter:
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
+
+    def write_many(self, batches: list[pa.RecordBatch]) -> None:
+        self._writer.write_table(pa.Table.from_batches(batches), row_group_size=1 << 30)
 
     def close(self) -> None:
         self._writer.close()

@@ -75,6 +75,9 @@ def patch_connection(
     connection_id: str, body: ConnectionPatch, c: Services, p: CurrentPrincipal
 ) -> ConnectionOut:
     current = c.connections.get(p.workspace_id, connection_id)
+    for key in ("name", "settings"):  # null would silently mean "unchanged"
+        if key in body.model_fields_set and getattr(body, key) is None:
+            raise Invalid.at(("body", key), "must not be null")
     changes: dict[str, object] = {}
     if body.name is not None:
         changes["name"] = body.name
