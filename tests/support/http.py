@@ -11,15 +11,25 @@ import httpx
 API = "/api/v1"
 
 
-def sqlite_template(http: httpx.Client, db: Path, connection_name: str, table: str) -> str:
-    """Register ``db`` as a connection and return the id of the template of ``table``."""
+def sqlite_connection(http: httpx.Client, db: Path, name: str) -> str:
     r = http.post(
-        f"{API}/connections",
-        json={"name": connection_name, "type": "sqlite", "settings": {"path": str(db)}},
+        f"{API}/connections", json={"name": name, "type": "sqlite", "settings": {"path": str(db)}}
     )
     assert r.status_code == 201, r.text
-    templates = http.get(f"{API}/templates", params={"connectionId": r.json()["id"]}).json()
-    return str(next(t["id"] for t in templates["data"] if t["name"] == f"main.{table}"))
+    return str(r.json()["id"])
+
+
+def template(http: httpx.Client, connection_id: str, name: str) -> dict[str, Any]:
+    r = http.get(f"{API}/templates", params={"connectionId": connection_id})
+    assert r.status_code == 200, r.text
+    found: dict[str, Any] = next(t for t in r.json()["data"] if t["name"] == name)
+    return found
+
+
+def sqlite_template(http: httpx.Client, db: Path, connection_name: str, table: str) -> str:
+    """Register ``db`` as a connection and return the id of the template of ``table``."""
+    connection = sqlite_connection(http, db, connection_name)
+    return str(template(http, connection, f"main.{table}")["id"])
 
 
 def submitted_configuration(http: httpx.Client, template_id: str, name: str, **body: Any) -> str:
@@ -34,5 +44,6 @@ def submitted_configuration(http: httpx.Client, template_id: str, name: str, **b
     r = http.post(f"{API}/extraction-configurations", json=payload)
     assert r.status_code == 201, r.text
     cfg = str(r.json()["id"])
-    assert http.post(f"{API}/extraction-configurations/{cfg}/submit").status_code == 200
+    submitted = http.post(f"{API}/extraction-configurations/{cfg}/submit")
+    assert submitted.status_code == 200, submitted.text
     return cfg

@@ -1,0 +1,93 @@
+"""What every end-to-end module shares: a server per module whose log must stay clean, a client
+that fails the test on any 5xx at the request that caused it, and the problem+json check."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import Server, start_server, stop_server
+from tests.support.http import sqlite_connection, template
+from tests.support.http import submitted_configuration as configuration
+
+API = "/api/v1"
+CONFIGS = f"{API}/extraction-configurations"
+DONE = {"COMPLETED", "COMPLETED_NO_DATA", "FAILED", "CANCELLED"}
+PROBLEM = "application/problem+json"
+_SERVER_ERROR = re.compile(r'HTTP/1\.[01]" 5\d\d')
+
+
+def _no_server_errors(response: httpx.Response) -> None:
+    if response.status_code >= 500:
+        response.read()
+        raise AssertionError(
+            f"{response.request.method} {response.request.url} answered "
+            f"{response.status_code}: {response.text[:2000]}"
+        )
+
+
+def api(server: Server, token: str | None = None) -> httpx.Client:
+    """A client with ``token`` (default: the bootstrap token); any 5xx fails the test."""
+    client = server.client(token)
+    client.event_hooks["response"] = [_no_server_errors]
+    return client
+
+
+def anonymous(server: Server) -> httpx.Client:
+    """No Authorization header at all; any 5xx fails the test."""
+    return httpx.Client(
+        base_url=server.base_url, timeout=30, event_hooks={"response": [_no_server_errors]}
+    )
+
+
+def assert_clean_log(log: str, secrets: Iterable[str] = ()) -> None:
+    """No stack trace, no 5xx in the access log, and none of ``secrets`` anywhere."""
+    assert "Traceback" not in log, log[-4000:]
+    bad = [line for line in log.splitlines() if _SERVER_ERROR.search(line)]
+    assert not bad, "\n".join(bad)
+    for secret in secrets:
+        assert secret not in log, "a secret was written to the server log"
+
+
+@contextmanager
+def running_server(
+    tmp: Path,
+    *,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    secrets: Iterable[str] = (),
+) -> Iterator[Server]:
+    """A real `egress serve`; on the way out its log is checked (see ``assert_clean_log``)."""
+    server = start_server(tmp, env_extra=env, args=args)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+    assert_clean_log(server.log(), secrets)
+
+
+def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    """``r`` is an RFC 9457 problem with ``status``; ``field``, if given, is among its errors."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = r.json()
+    assert {"type", "title", "status", "detail"} <= set(body), body
+    assert body["status"] == status and body["title"] and body["detail"]
+    if field is not None:
+        assert field in [e["field"] for e in body.get("errors", [])], body
+    return body
+
+
+__all__ = ["configuration", "sqlite_connection", "template"]
+
+
+def trigger(http: httpx.Client, config_id: str, **options: Any) -> dict[str, Any]:
+    r = http.post(f"{CONFIGS}/{config_id}/executions", json=options or None)
+    assert r.status_code == 202, r.text
+    body: dict[str, Any] = r.json()
+    return body
