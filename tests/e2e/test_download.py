@@ -100,6 +100,15 @@ def test_headers_identify_the_file(http: httpx.Client, done: dict[str, Any]) -> 
     assert rows[0] == FIELDS and len(rows) == 201
 
 
+def test_head_answers_the_headers_without_the_body(
+    http: httpx.Client, done: dict[str, Any]
+) -> None:
+    r = http.head(done["url"])
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == str(len(done["data"]))
+    assert r.headers["etag"] == f'"{hashlib.sha256(done["data"]).hexdigest()}"'
+
+
 def test_byte_ranges(http: httpx.Client, done: dict[str, Any]) -> None:
     url, data = done["url"], done["data"]
     size = len(data)

@@ -123,7 +123,7 @@ def test_full_flow_on_a_sqlite_source(http: httpx.Client, shop: Path) -> None:
     assert {c["elementType"] for c in columns.values()} == {"COLUMN"}
     assert columns["amount"]["path"] == "main/orders/amount"
     types = {name: (c["type"], c["nullable"]) for name, c in columns.items()}
-    assert types["id"][0] == "int64"
+    assert types["id"] == ("int64", False)  # INTEGER PRIMARY KEY is the rowid: never NULL
     assert types["order_number"] == ("string", False)
     assert types["quantity"] == ("int64", False)
     assert types["amount"] == ("decimal(12,2)", False)

@@ -98,7 +98,15 @@ class SqliteSource:
             tables = []
             for name, kind in objects:
                 info = conn.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall()
-                columns = [ColumnInfo(c[1], logical_type(c[2] or ""), not c[3]) for c in info]
+                # An INTEGER PRIMARY KEY is the rowid: never NULL, whatever notnull says.
+                columns = [
+                    ColumnInfo(
+                        c[1],
+                        logical_type(c[2] or ""),
+                        not c[3] and not (c[5] and (c[2] or "").upper() == "INTEGER"),
+                    )
+                    for c in info
+                ]
                 pk = [c[1] for c in sorted((c for c in info if c[5]), key=lambda c: c[5])]
                 tables.append(TableInfo(SCHEMA, name, columns, pk, kind))
             return tables

@@ -215,8 +215,9 @@ def cancel_execution(
 RunQuery = Annotated[int | None, Query(ge=1, description="run number; default: latest")]
 
 
-@router.get(
+@router.api_route(
     "/{execution_id}/download",
+    methods=["GET", "HEAD"],
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
 )
@@ -260,8 +261,9 @@ def get_sub_extract(
     )
 
 
-@router.get(
+@router.api_route(
     "/{execution_id}/sub-extracts/{sub_extract_id}/download",
+    methods=["GET", "HEAD"],
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
 )
