@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.domain.catalog import ColumnInfo
-from egress.domain.types import parse_decimal
+from egress.domain.types import decimal_type, parse_decimal
 
 _SIMPLE: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
@@ -32,6 +32,39 @@ def arrow_type(logical: str) -> pa.DataType:
     if dec is not None:
         return pa.decimal128(*dec)
     return _SIMPLE[logical]
+
+
+def logical_from_arrow(t: pa.DataType) -> str:
+    """The logical type of an Arrow type a driver or file reader reports (best fit)."""
+    if isinstance(t, pa.ExtensionType):
+        t = t.storage_type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
+        return "int16"
+    if pa.types.is_int32(t) or pa.types.is_uint16(t):
+        return "int32"
+    if pa.types.is_integer(t):
+        return "int64"
+    if pa.types.is_float16(t) or pa.types.is_float32(t):
+        return "float32"
+    if pa.types.is_floating(t):
+        return "float64"
+    if pa.types.is_decimal(t):
+        return decimal_type(t.precision, t.scale)
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_time(t):
+        return "time"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "binary"
+    if pa.types.is_nested(t):
+        return "json"
+    return "string"
 
 
 def arrow_schema(fields: list[ColumnInfo]) -> pa.Schema:
