@@ -5,7 +5,8 @@
 Creates (once) a PostgreSQL database `egress_bench` with an `orders` table of --rows rows and
 12 mixed columns, starts a real `egress serve` (SQLite metadata, local files, embedded worker)
 on a free port, and times trigger → COMPLETED over HTTP for: CSV (COPY fast path), CSV through
-Arrow (a float column disables the fast path), JSONL, Parquet, and Parquet split by region.
+Arrow (a float column disables the fast path), JSONL, Parquet, Parquet split by region, and the
+same rows read back from a folder of Parquet files (a `files` connection) into CSV.
 `psql \\copy … CSV HEADER` of the same columns is timed in the same run. Peak RSS of the
 server is sampled during each extraction. --scaling repeats CSV, JSONL and Parquet at
 4x the rows with a fresh server, to show that memory does not grow with the table.
@@ -25,8 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc_pg
 import httpx
 import psycopg
+import pyarrow.parquet as pq
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB = "egress_bench"
@@ -179,6 +182,29 @@ def extract(
     return elapsed, int(d["latestRecordCount"]), rss.peak
 
 
+def parquet_folder(out: Path) -> Path:
+    """The orders table as a folder of Parquet files of 250,000 rows (the files-source case)."""
+    folder = out / "orders"
+    folder.mkdir(parents=True)
+    url = ADMIN.rsplit("/", 1)[0] + f"/{DB}"
+    select = COLUMNS.replace("ref", "ref::text AS ref")
+    with adbc_pg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT {select} FROM orders ORDER BY id")
+        writer: pq.ParquetWriter | None = None
+        part = in_part = 0
+        for batch in cur.fetch_record_batch():
+            if writer is None:
+                writer = pq.ParquetWriter(folder / f"part-{part:03d}.parquet", batch.schema)
+            writer.write_batch(batch)
+            in_part += batch.num_rows
+            if in_part >= 250_000:
+                writer.close()
+                writer, part, in_part = None, part + 1, 0
+        if writer is not None:
+            writer.close()
+    return out
+
+
 def psql_copy(rows: int, out: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
@@ -231,6 +257,23 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                 ]
                 if t["name"] == "public.orders"
             )
+            if any(case.startswith("files") for case in cases):
+                root = parquet_folder(work / "lake")
+                lake = (
+                    http.post(
+                        "/api/v1/connections",
+                        json={"name": "lake", "type": "files", "settings": {"url": root.as_uri()}},
+                    )
+                    .raise_for_status()
+                    .json()
+                )
+                lake_tpl = next(
+                    t
+                    for t in http.get(
+                        "/api/v1/templates", params={"connectionId": lake["id"]}
+                    ).json()["data"]
+                    if t["name"] == "orders"
+                )
             base_rss = rss_kb(server.process.pid)
             idle_mib = base_rss / 1024
             print(f"\n{label}: {rows:,} rows, 12 columns; server RSS at idle {idle_mib:.0f} MiB")
@@ -246,10 +289,12 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                     "parquet": ("parquet", fields, None),
                     "parquet split by region (8)": ("parquet", fields, "region"),
                     "csv split by region (8, Arrow)": ("csv", fields, "region"),
+                    "files: parquet folder → csv": ("csv", fields, None),
                 }[case]
+                source_tpl = lake_tpl if case.startswith("files") else tpl
                 name = f"b{secrets.token_hex(3)}"
                 secs, count, peak = extract(
-                    http, tpl["id"], name, fmt, case_fields, server.process.pid, split
+                    http, source_tpl["id"], name, fmt, case_fields, server.process.pid, split
                 )
                 assert count == rows, (case, count)
                 print(
@@ -276,6 +321,7 @@ def main() -> int:
         "parquet",
         "parquet split by region (8)",
         "csv split by region (8, Arrow)",
+        "files: parquet folder → csv",
     ]
     create_table(args.rows, args.recreate)
     if args.cases:
@@ -287,7 +333,13 @@ def main() -> int:
         create_table(large, False)
         run_suite(
             large,
-            ["csv (COPY fast path)", "jsonl", "parquet", "parquet split by region (8)"],
+            [
+                "csv (COPY fast path)",
+                "jsonl",
+                "parquet",
+                "parquet split by region (8)",
+                "files: parquet folder → csv",
+            ],
             "scaling (4x rows, fresh server)",
         )
     return 0

@@ -1,8 +1,9 @@
-"""Shared fixtures: real PostgreSQL databases, SQLite files, a real server on a free port.
+"""Shared fixtures: real PostgreSQL databases, SQLite files, a real server on a free port, and
+an S3 endpoint (moto_server).
 
 PostgreSQL: EGRESS_TEST_POSTGRES_URL if set, else the server on 127.0.0.1:5432 (started by
-scripts/services.sh, which `make test` runs first). With CI=true a missing server fails the
-run instead of skipping.
+scripts/services.sh, which `make test` runs first). With CI=true a missing server (or a
+moto_server that does not start) fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.settings import Settings
+from tests.support.s3 import S3Server, S3Unavailable, start_s3_server
 
 ADMIN_URL = os.environ.get(
     "EGRESS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -261,6 +263,19 @@ def stop_server(server: Server) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server for the session; tests take fresh buckets from it (``new_bucket``)."""
+    try:
+        s3 = start_s3_server(free_port(), tmp_path_factory.mktemp("moto"))
+    except S3Unavailable as exc:
+        if IN_CI:
+            pytest.fail(f"moto_server is required in CI and did not start: {exc}")
+        pytest.skip(f"moto_server did not start ({exc}); install the dev extra (moto[server])")
+    yield s3
+    s3.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
 from egress.db.templates import TemplateRepo
-from egress.db.workspaces import WorkspaceRepo
+from egress.db.workspaces import ADMIN, WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.engine.runner import Runner
 from egress.settings import Settings
@@ -97,4 +97,4 @@ class Container:
         token = self.settings.bootstrap_token
         if token:
             ws = self.workspaces.ensure_workspace("default")
-            self.workspaces.ensure_token(ws, token, role="admin", name="bootstrap")
+            self.workspaces.ensure_token(ws, token, role=ADMIN, name="bootstrap")

@@ -25,6 +25,10 @@ DEFAULT_POLL_S = 0.5
 DEFAULT_BATCH_ROWS = 65_536
 # Each part of a split run keeps a file open; this bounds open files and memory per run.
 DEFAULT_MAX_SPLIT_PARTS = 1000
+# A presigned download URL outlives the redirect long enough to start a slow download, yet a
+# leaked one soon stops working. SigV4 refuses URLs that live longer than seven days.
+DEFAULT_DOWNLOAD_URL_TTL_S = 900
+MAX_DOWNLOAD_URL_TTL_S = 7 * 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1)
     max_split_parts: int = Field(default=DEFAULT_MAX_SPLIT_PARTS, ge=1)
     max_selected_rows: int = Field(default=DEFAULT_MAX_SELECTED_ROWS, ge=1)
+    download_url_ttl_s: int = Field(
+        default=DEFAULT_DOWNLOAD_URL_TTL_S, gt=0, le=MAX_DOWNLOAD_URL_TTL_S
+    )
     log_level: str = "INFO"
 
     @cached_property

@@ -2,6 +2,11 @@
 
 Files are written under a temporary key and only renamed to their final key on success, so a
 reader never sees a partial file at a published name.
+
+Buckets (``s3://bucket/prefix``, ``gs://…``, ``az://…``) take their endpoint, region and
+credentials from the environment exactly as obstore reads it (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ALLOW_HTTP``, …), so
+Egress adds no settings of its own for them.
 """
 
 from __future__ import annotations
@@ -10,13 +15,18 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import obstore
-from obstore.exceptions import AlreadyExistsError
-from obstore.store import from_url
+from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
+from obstore.store import AzureStore, GCSStore, S3Store, from_url
+
+# What a failing store raises: the OS for a local folder, obstore for a bucket.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BaseError)
 
 TMP_PREFIX = ".tmp"
 # Object stores need multipart parts of at least 5 MiB; a local folder needs no big buffer.
@@ -49,6 +59,9 @@ class Storage:
             self._store = from_url(url, mkdir=True)
         else:
             self._store = from_url(url)
+        # Plain S3 cannot copy-if-not-exists unless AWS_COPY_IF_NOT_EXISTS says how; the first
+        # publish that obstore refuses switches this store to check-then-move for good.
+        self._atomic_publish = True
 
     def writer_buffer(self, preferred: int) -> int:
         """Smallest sensible upload buffer: many split parts may be open at once."""
@@ -70,10 +83,22 @@ class Storage:
 
     def publish(self, src: str, dst: str) -> None:
         """Move ``src`` to ``dst`` unless ``dst`` exists: a run never replaces another's file."""
-        try:
-            obstore.rename(self._store, src, dst, overwrite=False)
-        except AlreadyExistsError as exc:
-            raise DestinationExists(dst) from exc
+        if self._atomic_publish:
+            try:
+                obstore.rename(self._store, src, dst, overwrite=False)
+                return
+            except AlreadyExistsError as exc:
+                raise DestinationExists(dst) from exc
+            except NotSupportedError:
+                self._atomic_publish = False
+        # Check, then copy and delete. A file created at ``dst`` between the check and the copy
+        # would be replaced. Final names differ by configuration, run start and run number, and
+        # the runner adds the execution id (then the attempt) to a name it finds taken, so two
+        # runs meet on one name only if both pick it within this window: narrow, not closed.
+        # AWS_COPY_IF_NOT_EXISTS (``multipart`` on AWS S3) enables the atomic path above.
+        if self.exists(dst):
+            raise DestinationExists(dst)
+        obstore.rename(self._store, src, dst, overwrite=True)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -88,8 +113,12 @@ class Storage:
             with contextlib.suppress(OSError):  # the run's folder, once its last attempt is gone
                 target.parent.rmdir()
             return
-        for obj in list(self.list(prefix)):
-            self.delete(obj.key)
+        # Listed in full before deleting, so pagination never skips a key; one bulk request
+        # per 1,000 keys on S3. Uploads a dead worker left incomplete are not listed: a bucket
+        # lifecycle rule (AbortIncompleteMultipartUpload) removes them.
+        keys = [obj.key for obj in self.list(prefix)]
+        if keys:
+            obstore.delete(self._store, keys)
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -104,6 +133,13 @@ class Storage:
         result = obstore.get(self._store, key, options=options)  # type: ignore[arg-type]
         for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
             yield bytes(chunk)
+
+    def presign(self, key: str, method: Literal["GET", "HEAD"], ttl: timedelta) -> str | None:
+        """A URL that lets anyone ``method`` the object until ``ttl`` passes, signed with the
+        store's credentials; None when the store cannot sign (a local folder)."""
+        if not isinstance(self._store, S3Store | GCSStore | AzureStore):
+            return None
+        return obstore.sign(self._store, method, key, ttl)
 
     def list(self, prefix: str | None = None) -> Iterator[ObjectInfo]:
         for page in obstore.list(self._store, prefix):

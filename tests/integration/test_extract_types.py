@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
-from egress.db.executions import RunRecord
 from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
@@ -38,7 +37,7 @@ from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import extract_once, submitted_configuration
 
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
 
@@ -113,38 +112,12 @@ def pg(pg_db: PgDatabase) -> PgDatabase:
     return pg_db
 
 
-def _extract(
-    c: Container,
-    kind: str,
-    settings: dict[str, Any],
-    table: str,
-    fmt: str,
-    compression: str = "none",
-) -> tuple[RunRecord, bytes]:
-    ws = c.workspaces.ensure_workspace("t")
-    conn = c.connections.create(ws, f"{kind}_{fmt}_{compression}_{table}", kind, settings, None)
-    catalog.discover(c, ws, conn.id)
-    tpl = next(
-        t
-        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
-        if t.name.endswith(f".{table}")
-    )
-    cfg_id = submitted_configuration(
-        c, ws, tpl.id, f"x_{fmt}_{compression}_{table}", format=fmt, compression=compression
-    )
-    ex, _ = executions.trigger(c, ws, cfg_id, {})
-    assert c.worker().run_once()
-    run = c.executions.get(ws, cfg_id, ex.id).latest
-    data = b"".join(c.storage.stream(run.files[0].storage_key)) if run.files else b""
-    return run, data
-
-
 def _pg_settings(db: PgDatabase) -> dict[str, Any]:
     return {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"}
 
 
 def test_postgres_csv(c: Container, pg: PgDatabase) -> None:
-    run, data = _extract(c, "postgresql", _pg_settings(pg), "everything", "csv")
+    run, data = extract_once(c, "postgresql", _pg_settings(pg), "everything", "csv")
     assert run.status is RunStatus.COMPLETED and run.record_count == 3
     lines = data.decode().split("\n")
     assert lines[0] == ",".join(
@@ -200,7 +173,7 @@ def test_postgres_csv(c: Container, pg: PgDatabase) -> None:
 
 
 def test_postgres_jsonl(c: Container, pg: PgDatabase) -> None:
-    _run, data = _extract(c, "postgresql", _pg_settings(pg), "everything", "jsonl")
+    _run, data = extract_once(c, "postgresql", _pg_settings(pg), "everything", "jsonl")
     rows = {r["id"]: r for r in map(json.loads, data.decode().splitlines())}
     one, two, nulls = rows[1], rows[2], rows[3]
     assert (one["i8"], one["r"], one["d"]) == (9223372036854775807, 1.5, -2.25e100)
@@ -220,7 +193,7 @@ def test_postgres_jsonl(c: Container, pg: PgDatabase) -> None:
 
 
 def test_postgres_parquet(c: Container, pg: PgDatabase) -> None:
-    _run, data = _extract(c, "postgresql", _pg_settings(pg), "everything", "parquet")
+    _run, data = extract_once(c, "postgresql", _pg_settings(pg), "everything", "parquet")
     table = pq.read_table(io.BytesIO(data))
     types = {f.name: str(f.type) for f in table.schema}
     assert types["i2"] == "int16" and types["i4"] == "int32" and types["r"] == "float"
@@ -237,8 +210,8 @@ def test_postgres_parquet(c: Container, pg: PgDatabase) -> None:
 
 
 def test_gzip_csv_decompresses_to_the_same_rows(c: Container, pg: PgDatabase) -> None:
-    plain = _extract(c, "postgresql", _pg_settings(pg), "everything", "csv")[1]
-    run, zipped = _extract(c, "postgresql", _pg_settings(pg), "everything", "csv", "gzip")
+    plain = extract_once(c, "postgresql", _pg_settings(pg), "everything", "csv")[1]
+    run, zipped = extract_once(c, "postgresql", _pg_settings(pg), "everything", "csv", "gzip")
     assert run.files[0].file_name.endswith(".csv.gz")
     assert gzip.decompress(zipped) == plain
 
@@ -297,7 +270,7 @@ def test_sqlite_types(c: Container, tmp_path: Path) -> None:
         db.executemany(f"INSERT INTO t VALUES ({', '.join('?' * 11)})", rows)
     settings = {"path": str(path)}
     for fmt in ("csv", "jsonl", "parquet"):
-        run, data = _extract(c, "sqlite", settings, "t", fmt)
+        run, data = extract_once(c, "sqlite", settings, "t", fmt)
         assert run.status is RunStatus.COMPLETED, run.error_message
         assert run.record_count == 2500
         if fmt == "parquet":
@@ -350,7 +323,7 @@ def test_source_failure_fails_the_run_with_the_drivers_message(
 
 
 def test_empty_table_completes_with_no_data_and_no_file(c: Container, pg: PgDatabase) -> None:
-    run, data = _extract(c, "postgresql", _pg_settings(pg), "empty", "csv")
+    run, data = extract_once(c, "postgresql", _pg_settings(pg), "empty", "csv")
     assert run.status is RunStatus.COMPLETED_NO_DATA and run.record_count == 0
     assert run.files == [] and data == b""
     assert [o.key for o in c.storage.list()] == []
@@ -375,7 +348,7 @@ def test_mysql_types(c: Container, mysql_db: MysqlDatabase) -> None:
         cur.execute("INSERT INTO everything (id, b, bt) VALUES (2, 0, b'0'), (3, NULL, NULL)")
     settings = mysql_db.settings
     for fmt in ("csv", "jsonl", "parquet"):
-        run, data = _extract(c, "mysql", {**settings}, "everything", fmt)
+        run, data = extract_once(c, "mysql", {**settings}, "everything", fmt)
         assert run.status is RunStatus.COMPLETED and run.record_count == 3, run.error_message
         if fmt == "parquet":
             rows = {r["id"]: r for r in pq.read_table(io.BytesIO(data)).to_pylist()}

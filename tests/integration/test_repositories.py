@@ -18,7 +18,7 @@ from egress.db.executions import ExecutionRepo, Outcome
 from egress.db.tables import metadata, runs
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
@@ -103,6 +103,23 @@ def test_names_are_unique_per_workspace_and_used_connections_stay(repos: Repos) 
         repos.connections.create(ws, "c_x", "sqlite", {"path": "/y.db"}, None)
     with pytest.raises(Conflict, match="x"):
         repos.connections.delete(ws, conn_id)
+
+
+def test_a_table_appearing_under_a_custom_templates_name_leaves_that_template(
+    repos: Repos,
+) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    conn = repos.connections.create(ws, "src", "sqlite", {"path": "/x.db"}, None)
+    mine = repos.templates.create_custom(
+        ws, conn.id, "main.later", "main.t", [ColumnInfo("id", "int64")], ["id"], None, None
+    )
+    table = TableInfo("main", "later", [ColumnInfo("x", "string")])
+    repos.templates.sync_discovered(ws, conn.id, [table, TableInfo("main", "t", [])])
+    names = {
+        (t.name, t.kind, t.id == mine.id)
+        for t in repos.templates.list_page(ws, conn.id, PageRequest()).items
+    }
+    assert names == {("main.later", "custom", True), ("main.t", "discovered", False)}
 
 
 def test_paging(repos: Repos) -> None:

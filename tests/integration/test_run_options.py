@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
@@ -47,8 +49,8 @@ class Source:
     kind: str
     settings: dict[str, Any]
     insert: Callable[[list[tuple[Any, ...]]], None]
-    execute: Callable[[str], None]
-    schema: str
+    rename: Callable[[str, str], None]  # the events table (folder), away and back
+    table: str  # the events table's name in the catalog
 
 
 def _pg_source(db: PgDatabase) -> Source:
@@ -62,16 +64,16 @@ def _pg_source(db: PgDatabase) -> Source:
         with db.connect() as conn, conn.cursor() as cur:
             cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s)", rows)
 
-    def execute(sql: str) -> None:
+    def rename(old: str, new: str) -> None:
         with db.connect() as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(f"ALTER TABLE {old} RENAME TO {new}")  # type: ignore[arg-type]
 
     source = Source(
         "postgresql",
         {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"},
         insert,
-        execute,
-        "public",
+        rename,
+        "public.events",
     )
     insert(ROWS)
     return source
@@ -92,12 +94,12 @@ def _sqlite_source(path: Path) -> Source:
                 [(r[0], r[1], str(r[2]), r[3].isoformat(sep=" "), r[4]) for r in rows],
             )
 
-    def execute(sql: str) -> None:
+    def rename(old: str, new: str) -> None:
         with sqlite3.connect(path, timeout=30) as conn:
-            conn.execute(sql)
+            conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
     insert(ROWS)
-    return Source("sqlite", {"path": str(path)}, insert, execute, "main")
+    return Source("sqlite", {"path": str(path)}, insert, rename, "main.events")
 
 
 def _mysql_source(db: MysqlDatabase) -> Source:
@@ -111,20 +113,53 @@ def _mysql_source(db: MysqlDatabase) -> Source:
         with db.connect() as conn, conn.cursor() as cur:
             cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s)", rows)
 
-    def execute(sql: str) -> None:
+    def rename(old: str, new: str) -> None:
         with db.connect() as conn, conn.cursor() as cur:
-            cur.execute(sql)
+            cur.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
     insert(ROWS)
-    return Source("mysql", db.settings, insert, execute, db.name)
+    return Source("mysql", db.settings, insert, rename, f"{db.name}.events")
 
 
-@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
+def _files_source(root: Path) -> Source:
+    """A folder of Parquet files; each insert adds one file, written under a hidden name and
+    renamed, as a producer must so a run never reads a half-written file."""
+    folder = root / "events"
+    folder.mkdir(parents=True)
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("region", pa.string()),
+            ("amount", pa.decimal128(10, 2)),
+            ("happened", pa.timestamp("us")),
+            ("note", pa.string()),
+        ]
+    )
+    parts = itertools.count()
+
+    def insert(rows: list[tuple[Any, ...]]) -> None:
+        table = pa.Table.from_pylist(
+            [dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema
+        )
+        name = f"part-{next(parts):05d}.parquet"
+        pq.write_table(table, root / "events" / f".{name}")
+        (root / "events" / f".{name}").rename(root / "events" / name)
+
+    def rename(old: str, new: str) -> None:
+        (root / old).rename(root / new)
+
+    insert(ROWS)
+    return Source("files", {"url": root.as_uri()}, insert, rename, "events")
+
+
+@pytest.fixture(params=["postgresql", "sqlite", "mysql", "files"])
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
     if request.param == "postgresql":
         return _pg_source(request.getfixturevalue("pg_db"))
     if request.param == "mysql":
         return _mysql_source(request.getfixturevalue("mysql_db"))
+    if request.param == "files":
+        return _files_source(tmp_path / "in")
     return _sqlite_source(tmp_path / "events.db")
 
 
@@ -170,7 +205,7 @@ def env(c: Container, source: Source) -> Env:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"src{next(_names)}", source.kind, source.settings, None)
     tpl = catalog.create_custom_template(
-        c, ws, conn.id, "events_tpl", f"{source.schema}.events", None, None, "id", "happened"
+        c, ws, conn.id, "events_tpl", source.table, None, ["id"], "id", "happened"
     )
     cfg_id = submitted_configuration(c, ws, tpl.id, f"events_{next(_names)}")
     return Env(c, ws, cfg_id)
@@ -274,13 +309,13 @@ def test_incremental_runs_take_each_record_exactly_once(env: Env, source: Source
 def test_failed_incremental_run_moves_no_watermark(env: Env, source: Source) -> None:
     env.run(extractOnlyNew=True)
     source.insert([row(i) for i in range(301, 311)])
-    source.execute("ALTER TABLE events RENAME TO events_away")
+    source.rename("events", "events_away")
     execution, _ = executions.trigger(env.c, env.ws, env.cfg, {"extractOnlyNew": True})
     env.c.worker().run_once()
     failed = env.c.executions.get(env.ws, env.cfg, execution.id).latest
     assert failed.status is RunStatus.FAILED
     assert env.c.configurations.get(env.ws, env.cfg).watermark == 300
-    source.execute("ALTER TABLE events_away RENAME TO events")
+    source.rename("events_away", "events")
     _, ids = env.run(extractOnlyNew=True)
     assert ids == list(range(301, 311))
 

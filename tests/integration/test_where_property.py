@@ -1,6 +1,6 @@
 """Property: a random whereClause from the allowed grammar selects, on real PostgreSQL, SQLite
-and MariaDB sources, exactly the rows the same predicate selects when evaluated in Python (with
-SQL's three-valued NULL logic)."""
+and MariaDB sources and on a Parquet file (Arrow compute expressions), exactly the rows the same
+predicate selects when evaluated in Python (with SQL's three-valued NULL logic)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,8 @@ from hypothesis import strategies as st
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.sources import Source
+from egress.sources.arrow_types import arrow_schema
+from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.mysql import MysqlSettings, MysqlSource
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from egress.sources.sqlite import SqliteSettings, SqliteSource
@@ -165,10 +169,8 @@ def expressions() -> st.SearchStrategy[Expr]:
     )
 
 
-def _ids(source: Source, where: str, schema: str) -> list[int]:
-    plan = ReadPlan(
-        source_table=f"{schema}.things", fields=[FIELDS[0]], columns=FIELDS, where=where
-    )
+def _ids(source: Source, where: str, table: str) -> list[int]:
+    plan = ReadPlan(source_table=table, fields=[FIELDS[0]], columns=FIELDS, where=where)
     return sorted(i for batch in source.read(plan, 1000) for i in batch.column(0).to_pylist())
 
 
@@ -192,10 +194,20 @@ def sources(
         cur.execute("CREATE TABLE things (id INT PRIMARY KEY, a INT, b VARCHAR(20), d INT)")
         cur.executemany("INSERT INTO things VALUES (%s, %s, %s, %s)", DATA)
     my = MysqlSource(MysqlSettings(**mdb.settings), mdb.secrets)  # type: ignore[arg-type]
+    files = path.parent / "files"
+    files.mkdir()
+    pq.write_table(
+        pa.Table.from_pylist(
+            [dict(zip(("id", "a", "b", "d"), r, strict=True)) for r in DATA],
+            schema=arrow_schema(FIELDS),
+        ),
+        files / "things.parquet",
+    )
     return [
-        (pg, "public"),
-        (SqliteSource(SqliteSettings(path=str(path)), {}), "main"),
-        (my, mdb.name),
+        (pg, "public.things"),
+        (SqliteSource(SqliteSettings(path=str(path)), {}), "main.things"),
+        (my, f"{mdb.name}.things"),
+        (FilesSource(FilesSettings(url=files.as_uri()), {}), "things.parquet"),
     ]
 
 
@@ -209,5 +221,5 @@ def test_where_clause_selects_what_python_selects(
     sources: list[tuple[Source, str]], expr: Expr
 ) -> None:
     want = sorted(r[0] for r in DATA if expr.eval(r) is True)
-    for source, schema in sources:
-        assert _ids(source, expr.sql, schema) == want, (type(source).__name__, expr.sql)
+    for source, table in sources:
+        assert _ids(source, expr.sql, table) == want, (type(source).__name__, expr.sql)

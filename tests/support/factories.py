@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from egress.container import Container
-from egress.services import configurations
+from egress.db.executions import RunRecord
+from egress.domain.paging import PageRequest
+from egress.services import catalog, configurations, executions
 
 
 def configuration_values(template_id: str, name: str, **overrides: Any) -> dict[str, Any]:
@@ -34,3 +36,31 @@ def submitted_configuration(
     )
     c.configurations.update(workspace_id, record.id, {"status": "SUBMITTED"})
     return record.id
+
+
+def extract_once(
+    c: Container,
+    kind: str,
+    settings: dict[str, Any],
+    table: str,
+    fmt: str,
+    compression: str = "none",
+) -> tuple[RunRecord, bytes]:
+    """Register a connection, configure ``table`` (a template named ``table`` or ``*.table``)
+    in ``fmt``, run it once on this thread; the run and its first file's bytes."""
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, f"{kind}_{fmt}_{compression}_{table}", kind, settings, None)
+    catalog.discover(c, ws, conn.id)
+    tpl = next(
+        t
+        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 100)).items
+        if t.name == table or t.name.endswith(f".{table}")
+    )
+    cfg_id = submitted_configuration(
+        c, ws, tpl.id, f"x_{fmt}_{compression}_{tpl.id[:8]}", format=fmt, compression=compression
+    )
+    ex, _ = executions.trigger(c, ws, cfg_id, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg_id, ex.id).latest
+    data = b"".join(c.storage.stream(run.files[0].storage_key)) if run.files else b""
+    return run, data

@@ -1,20 +1,26 @@
-"""Streaming a stored file (with Range, ETag, Digest) or a zip of a split run's parts."""
+"""Serving a stored file: a redirect to a presigned URL on a bucket, else streamed (with Range,
+ETag, Digest); or a zip of a split run's parts, always streamed."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
+from obstore.exceptions import BaseError as StoreError
 
 from egress.api.errors import problem
 from egress.api.ranges import Unsatisfiable, parse_range
 from egress.db.executions import FileRecord
 from egress.storage import Storage
 
+log = logging.getLogger(__name__)
 # Already-compressed formats are stored in the zip as they are.
 _COMPRESSED = ("application/gzip", "application/vnd.apache.parquet")
 
@@ -32,6 +38,21 @@ def none_match(header: str | None, etag: str) -> bool:
     if header.strip() == "*":
         return True
     return etag in {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
+def serve_file(request: Request, storage: Storage, file: FileRecord, ttl_s: int) -> Response:
+    """On a bucket, ``307`` to a URL signed for ``ttl_s`` seconds: the bytes go from the store
+    to the client without passing through the API. A local folder is streamed."""
+    method: Literal["GET", "HEAD"] = "HEAD" if request.method == "HEAD" else "GET"
+    try:
+        url = storage.presign(file.storage_key, method, timedelta(seconds=ttl_s))
+    except StoreError as exc:  # e.g. credentials that could not be fetched
+        log.warning("signing a download URL for %s failed: %s", file.storage_key, exc)
+        return problem(503, "the file store could not sign a download URL; try again later")
+    if url is None:
+        return stream_file(request, storage, file)
+    # The URL expires: no cache may keep the redirect longer than the signature lives.
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
 
 def stream_file(request: Request, storage: Storage, file: FileRecord) -> Response:

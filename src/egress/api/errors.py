@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from egress.domain.errors import Conflict, EgressError, Invalid, NotFound
+from egress.domain.errors import Conflict, EgressError, Forbidden, Invalid, NotFound
 from egress.sources.base import SourceError
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ TITLES = {
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -73,6 +74,8 @@ def _egress(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EgressError)
     if isinstance(exc, NotFound):
         return problem(404, exc.detail)
+    if isinstance(exc, Forbidden):
+        return problem(403, exc.detail)
     if isinstance(exc, Conflict):
         return problem(409, exc.detail)
     if isinstance(exc, Invalid):

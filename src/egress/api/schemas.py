@@ -49,7 +49,7 @@ class ListEnvelope(Wire, Generic[T]):
 
 
 # ----------------------------------------------------------------- connections
-ConnectionType = Literal["postgresql", "mysql", "sqlite"]
+ConnectionType = Literal["postgresql", "mysql", "sqlite", "files"]
 
 
 class ConnectionCreate(Request):
@@ -90,7 +90,11 @@ class FieldOut(Wire):
 class TemplateCreate(Request):
     connection_id: str
     name: str = Field(min_length=1, max_length=400)
-    table: str = Field(min_length=1, max_length=400)
+    table: str | None = Field(default=None, min_length=1, max_length=400)
+    query: str | None = Field(
+        default=None,
+        description="instead of table: one SELECT (admins only); its columns are the fields",
+    )
     fields: list[str] | None = Field(default=None, min_length=1)
     primary_key: list[str] | None = None
     cursor_field: str | None = None
@@ -102,7 +106,8 @@ class TemplateOut(Wire):
     name: str
     kind: str
     connection_id: str
-    table: str
+    table: str | None  # null for a SQL template
+    query: str | None  # a SQL template's SELECT; null for a table's template
     fields: list[FieldOut]
     primary_key: list[str]
     cursor_field: str | None

@@ -152,7 +152,7 @@ def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
     print("# poll an execution (this one, or the id the trigger returned)")
     print(f"curl -s {auth} {cfg}/executions/{execution['id']}")
     print("# download its file")
-    print(f"curl -sOJ {auth} {cfg}/executions/{execution['id']}/download")
+    print(f"curl -sLOJ {auth} {cfg}/executions/{execution['id']}/download")
     print("\nCtrl-C to stop.", flush=True)
 
 

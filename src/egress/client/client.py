@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -38,11 +39,7 @@ class Client:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"detail": response.text}
-            raise ApiError(response.status_code, body)
+            raise _error(response)
         return response.json() if response.content else None
 
     # -------------------------------------------------------------- resources
@@ -94,16 +91,31 @@ class Client:
             time.sleep(interval)
 
     def download(self, download_url: str, directory: Path) -> Path:
-        """Stream a run's file into ``directory`` under the name the server gives it."""
-        with self._http.stream("GET", download_url) as response:
+        """Stream a run's file into ``directory`` under the name the server gives it.
+
+        With files in a bucket the API redirects to a presigned URL; httpx drops the token on
+        the way there (another origin), and the object's key ends with the file name."""
+        with self._http.stream("GET", download_url, follow_redirects=True) as response:
             if response.status_code >= 400:
                 response.read()
-                raise ApiError(response.status_code, response.json())
+                raise _error(response)
             disposition = response.headers.get("content-disposition", "")
-            name = disposition.split('filename="', 1)[1].split('"', 1)[0]
+            if 'filename="' in disposition:
+                name = disposition.split('filename="', 1)[1].split('"', 1)[0]
+            else:
+                name = unquote(response.url.path.rsplit("/", 1)[-1])
             target = directory / Path(name).name
             directory.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as fh:
                 for chunk in response.iter_bytes():
                     fh.write(chunk)
         return target
+
+
+def _error(response: httpx.Response) -> ApiError:
+    """Problem JSON from the API; anything else (e.g. a bucket's XML error) as its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text}
+    return ApiError(response.status_code, body)

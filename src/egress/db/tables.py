@@ -91,7 +91,10 @@ templates = sa.Table(
     ),
     sa.Column("name", sa.String(400), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),  # discovered | custom
+    # '' when the template reads `query`: making the column nullable would rebuild this
+    # table on SQLite, which configurations reference.
     sa.Column("source_table", sa.String(400), nullable=False),
+    sa.Column("query", sa.Text(), nullable=True),  # a SQL template's SELECT (admins only)
     sa.Column("fields", sa.JSON(), nullable=False),
     sa.Column("primary_key", sa.JSON(), nullable=False),
     sa.Column("cursor_field", sa.String(200), nullable=True),

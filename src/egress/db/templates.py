@@ -28,12 +28,13 @@ class TemplateRecord:
     connection_id: str
     name: str
     kind: str
-    source_table: str
+    source_table: str  # "" for a SQL template
     fields: list[ColumnInfo]
     primary_key: list[str]
     cursor_field: str | None
     date_field: str | None
     created_at: datetime
+    query: str | None = None  # a SQL template's SELECT, read instead of a table
 
     def field(self, name: str) -> ColumnInfo | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -48,6 +49,7 @@ class TemplateRecord:
             "primaryKey": self.primary_key,
             "cursorField": self.cursor_field,
             "dateField": self.date_field,
+            "query": self.query,
         }
 
 
@@ -64,6 +66,7 @@ def _record(row: Row[Any]) -> TemplateRecord:
         cursor_field=row.cursor_field,
         date_field=row.date_field,
         created_at=row.created_at,
+        query=row.query,
     )
 
 
@@ -77,17 +80,23 @@ class TemplateRepo:
         """Make the discovered templates match the source's tables; keep ids stable."""
         now = utcnow()
         with self._engine.begin() as conn:
-            existing = {
-                r.name: r.id
-                for r in conn.execute(
-                    sa.select(templates.c.id, templates.c.name).where(
-                        templates.c.workspace_id == workspace_id,
-                        templates.c.connection_id == connection_id,
-                        templates.c.kind == DISCOVERED,
-                    )
+            existing: dict[str, str] = {}
+            custom: set[str] = set()
+            for r in conn.execute(
+                sa.select(templates.c.id, templates.c.name, templates.c.kind).where(
+                    templates.c.workspace_id == workspace_id,
+                    templates.c.connection_id == connection_id,
                 )
-            }
+            ):
+                if r.kind == DISCOVERED:
+                    existing[r.name] = r.id
+                else:
+                    custom.add(r.name)
             for table in tables:
+                if table.qualified_name in custom:
+                    # A custom template took this name before the table appeared: it wins,
+                    # the table stays reachable through the catalog and a renamed template.
+                    continue
                 values = {
                     "fields": [c.as_dict() for c in table.columns],
                     "primary_key": table.primary_key,
@@ -132,7 +141,9 @@ class TemplateRepo:
         primary_key: list[str],
         cursor_field: str | None,
         date_field: str | None,
+        query: str | None = None,
     ) -> TemplateRecord:
+        """A custom template over ``source_table``, or over ``query`` (``source_table`` "")."""
         now = utcnow()
         tpl_id = new_id()
         try:
@@ -149,6 +160,7 @@ class TemplateRepo:
                         primary_key=primary_key,
                         cursor_field=cursor_field,
                         date_field=date_field,
+                        query=query,
                         created_at=now,
                         updated_at=now,
                     )

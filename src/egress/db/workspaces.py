@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from egress.db.tables import api_tokens, workspaces
 from egress.domain.clock import new_id, utcnow
 
+ADMIN = "admin"
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -19,6 +21,10 @@ class Principal:
     workspace_id: str
     role: str
     token_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
 
 
 def hash_token(token: str) -> str:

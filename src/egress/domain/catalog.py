@@ -21,11 +21,12 @@ class TableInfo:
     name: str
     columns: list[ColumnInfo]
     primary_key: list[str] = field(default_factory=list)
-    kind: str = "table"  # table | view
+    kind: str = "table"  # table | view | file | folder (a folder of files as one dataset)
+    path: str | None = None  # files: the path relative to the connection, which names it
 
     @property
     def qualified_name(self) -> str:
-        return f"{self.schema}.{self.name}"
+        return self.path if self.path is not None else f"{self.schema}.{self.name}"
 
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)

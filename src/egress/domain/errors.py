@@ -27,6 +27,11 @@ class NotFound(EgressError):
 
 
 @dataclass
+class Forbidden(EgressError):
+    """The caller's role may not do this in its workspace (403)."""
+
+
+@dataclass
 class Conflict(EgressError):
     """The request is valid but the object's current state forbids it (409)."""
 

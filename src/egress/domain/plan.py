@@ -20,13 +20,14 @@ class KeySelection:
 
 @dataclass(frozen=True)
 class ReadPlan:
-    source_table: str  # "schema.table"
+    source_table: str  # "schema.table"; empty when ``query`` is set
     fields: list[ColumnInfo]  # what is written, in order
     columns: list[ColumnInfo] = field(default_factory=list)  # every template field (filters)
     dates: DateRange | None = None
     where: str | None = None
     keys: KeySelection | None = None
     window: Window | None = None
+    query: str | None = None  # a SQL template's SELECT: read from it instead of a table
 
     def column_type(self, name: str) -> str:
         found = next((c for c in self.columns or self.fields if c.name == name), None)
@@ -72,4 +73,5 @@ def plan_from_snapshot(parameters: dict[str, Any], window: Window | None = None)
         where=options.get("whereClause"),
         keys=KeySelection(rows["fields"], rows["values"]) if rows else None,
         window=window,
+        query=template.get("query"),
     )

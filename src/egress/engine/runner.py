@@ -45,7 +45,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
-from egress.storage import DestinationExists, Storage, tmp_key, tmp_prefix
+from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Runner:
             return
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete_prefix(prefix)
-            if not isinstance(exc, SourceError | RunFailure | ValueError | OSError):
+            if not isinstance(exc, (SourceError, RunFailure, ValueError, *STORAGE_ERRORS)):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
             self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, _message(exc)))
             return
@@ -421,6 +421,6 @@ def _message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, pa.ArrowException):
         return f"data conversion failed: {exc}"
-    if isinstance(exc, OSError):
+    if isinstance(exc, STORAGE_ERRORS):
         return f"storage error: {exc}"
     return f"internal error ({type(exc).__name__}): {exc}"

@@ -11,6 +11,7 @@ from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
+from egress.query.custom import subquery
 from egress.query.where import bind_where, parse_where
 
 ColumnSql = Callable[[ColumnInfo], exp.Expr]
@@ -43,7 +44,11 @@ def plain_column(field: ColumnInfo) -> exp.Expr:
     return column(field.name)
 
 
-def table(plan: ReadPlan) -> exp.Table:
+def relation(plan: ReadPlan, dialect: str) -> exp.Table | exp.Subquery:
+    """What the plan reads: its table, or a SQL template's query as ``(<query>) AS "q"``,
+    so every filter, window and key selection wraps the query the same way."""
+    if plan.query is not None:
+        return subquery(plan.query, dialect)
     return exp.table_(plan.table_name, db=plan.schema_name, quoted=True)
 
 
@@ -101,7 +106,7 @@ def select_statement(
 ) -> Statement:
     params = Params(convert=convert or (lambda v: v))
     projections = [exp.alias_(column_sql(f), f.name, quoted=True) for f in plan.fields]
-    query = exp.select(*projections).from_(table(plan))
+    query = exp.select(*projections).from_(relation(plan, dialect))
     where = conditions(plan, params)
     if where:
         query = query.where(exp.and_(*where))
@@ -110,4 +115,8 @@ def select_statement(
 
 def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:
     """The high-water mark of the cursor field (no filters: the window is on the cursor)."""
-    return exp.select(exp.Max(this=column(field_name))).from_(table(plan)).sql(dialect=dialect)
+    return (
+        exp.select(exp.Max(this=column(field_name)))
+        .from_(relation(plan, dialect))
+        .sql(dialect=dialect)
+    )

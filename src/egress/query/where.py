@@ -175,7 +175,8 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _literal_value(node: exp.Literal) -> Any:
+def literal_value(node: exp.Literal) -> Any:
+    """The Python value of a SQL literal (text, int or float)."""
     if node.is_string:
         return node.this
     text = node.this
@@ -190,7 +191,7 @@ def bind_where(tree: exp.Expr, bind: Callable[[Any], exp.Expr]) -> exp.Expr:
 
     def visit(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Literal):
-            return bind(_literal_value(node))
+            return bind(literal_value(node))
         if isinstance(node, exp.Column):
             return exp.column(node.name, quoted=True)
         return node

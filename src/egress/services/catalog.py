@@ -8,7 +8,10 @@ from egress.container import Container
 from egress.db.templates import TemplateRecord
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
+from egress.query.custom import LOC as QUERY_LOC
+from egress.query.custom import check_query
 from egress.sources import Source, SourceError, open_source
+from egress.sources.base import QueryError, QuerySource
 
 
 def source_for(c: Container, workspace_id: str, connection_id: str) -> Source:
@@ -35,6 +38,8 @@ def discover(c: Container, workspace_id: str, connection_id: str) -> list[TableI
 def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, Any]]:
     folders: dict[str, dict[str, Any]] = {}
     for t in tables:
+        if t.kind == "folder":  # a folder dataset is a template, not an element of its own
+            continue
         folder = folders.setdefault(
             t.schema,
             {
@@ -50,14 +55,14 @@ def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, 
                 "id": t.qualified_name,
                 "elementType": "FILE",
                 "name": t.name,
-                "path": f"{t.schema}/{t.name}",
+                "path": t.path or f"{t.schema}/{t.name}",
                 "kind": t.kind,
                 "children": [
                     {
                         "id": f"{t.qualified_name}.{col.name}",
                         "elementType": "COLUMN",
                         "name": col.name,
-                        "path": f"{t.schema}/{t.name}/{col.name}",
+                        "path": f"{t.path or f'{t.schema}/{t.name}'}/{col.name}",
                         "type": col.type,
                         "nullable": col.nullable,
                     }
@@ -113,4 +118,52 @@ def create_custom_template(
         primary_key,
         cursor_field,
         date_field,
+    )
+
+
+def create_query_template(
+    c: Container,
+    workspace_id: str,
+    connection_id: str,
+    name: str,
+    query: str,
+    primary_key: list[str] | None,
+    cursor_field: str | None,
+    date_field: str | None,
+) -> TemplateRecord:
+    """A SQL template: an admin's SELECT (the caller checks the role), checked by parsing in
+    the source's dialect; its fields are the result columns a ``LIMIT 0`` probe reports."""
+    source = source_for(c, workspace_id, connection_id)
+    if not isinstance(source, QuerySource):
+        raise Invalid.at(
+            ("body", "connectionId"),
+            "SQL templates need a database connection (postgresql, sqlite or mysql)",
+        )
+    text = check_query(query, source.dialect)
+    try:
+        columns = source.describe(text)
+    except QueryError as exc:
+        raise Invalid.at(QUERY_LOC, f"the source cannot run it: {exc}") from exc
+    names = [col.name for col in columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # filters name columns, so each must be unambiguous
+        raise Invalid.at(
+            QUERY_LOC,
+            f"returns the column(s) {', '.join(map(repr, repeated))} more than once; "
+            "give each its own alias",
+        )
+    for key in primary_key or []:
+        _check_field("primaryKey", key, columns)
+    _check_field("cursorField", cursor_field, columns)
+    _check_field("dateField", date_field, columns)
+    return c.templates.create_custom(
+        workspace_id,
+        connection_id,
+        name,
+        "",
+        columns,
+        primary_key or [],
+        cursor_field,
+        date_field,
+        query=text,
     )

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from egress.sources.base import Source, SourceError
+from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.mysql import MysqlSettings, MysqlSource
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from egress.sources.sqlite import SqliteSettings, SqliteSource
@@ -24,6 +25,7 @@ CONNECTORS: dict[str, Connector] = {
     "postgresql": Connector(PostgresSettings, frozenset({"password"}), PostgresSource),
     "sqlite": Connector(SqliteSettings, frozenset(), SqliteSource),
     "mysql": Connector(MysqlSettings, frozenset({"password"}), MysqlSource),
+    "files": Connector(FilesSettings, frozenset({"accessKeyId", "secretAccessKey"}), FilesSource),
 }
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from egress.domain.catalog import TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 
 
 class SourceError(Exception):
     """A problem with the source a user can act on (the driver's message, cleaned up)."""
+
+
+class QueryError(SourceError):
+    """The source was reached but refused the query itself (bad SQL, unknown table, …)."""
 
 
 class Source(Protocol):
@@ -29,6 +33,17 @@ class Source(Protocol):
         """The largest value of ``field`` now (an incremental run's high-water mark)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class QuerySource(Protocol):
+    """A source that speaks SQL, so it can read a SQL template's query (files cannot)."""
+
+    dialect: str  # sqlglot's name for the source's SQL, e.g. "postgres"
+
+    def describe(self, query: str) -> list[ColumnInfo]:
+        """The result columns of a checked query, from a ``LIMIT 0`` probe; QueryError when
+        the source refuses the query."""
 
 
 class CsvFastPath(Protocol):

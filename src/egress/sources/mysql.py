@@ -12,13 +12,15 @@ import pyarrow as pa
 import pymysql
 import pymysql.cursors
 from pydantic import BaseModel, ConfigDict, Field
+from pymysql.constants import FIELD_TYPE, FLAG
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
+from egress.query.custom import probe_statement
 from egress.query.select import Statement, max_statement, select_statement
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import SourceError
+from egress.sources.base import QueryError, SourceError
 from egress.sources.rows import rows_to_batch
 
 _SYSTEM = ("information_schema", "mysql", "performance_schema", "sys")
@@ -87,6 +89,59 @@ def logical_type(data_type: str, column_type: str, precision: int | None, scale:
     return "string"  # char, varchar, text, enum, set, …
 
 
+# Result-column type codes as information_schema's DATA_TYPE, so ``logical_type`` maps both.
+_DATA_TYPES = {
+    FIELD_TYPE.DECIMAL: "decimal",
+    FIELD_TYPE.NEWDECIMAL: "decimal",
+    FIELD_TYPE.TINY: "tinyint",
+    FIELD_TYPE.SHORT: "smallint",
+    FIELD_TYPE.INT24: "mediumint",
+    FIELD_TYPE.LONG: "int",
+    FIELD_TYPE.LONGLONG: "bigint",
+    FIELD_TYPE.YEAR: "year",
+    FIELD_TYPE.FLOAT: "float",
+    FIELD_TYPE.DOUBLE: "double",
+    FIELD_TYPE.BIT: "bit",
+    FIELD_TYPE.DATE: "date",
+    FIELD_TYPE.NEWDATE: "date",
+    FIELD_TYPE.TIME: "time",
+    FIELD_TYPE.DATETIME: "datetime",
+    FIELD_TYPE.TIMESTAMP: "timestamp",
+    FIELD_TYPE.JSON: "json",
+}
+# Strings and blobs share type codes; the binary character set tells bytes from text.
+_BINARY_CHARSET = 63
+_BYTES_OR_TEXT = {
+    FIELD_TYPE.TINY_BLOB,
+    FIELD_TYPE.MEDIUM_BLOB,
+    FIELD_TYPE.LONG_BLOB,
+    FIELD_TYPE.BLOB,
+    FIELD_TYPE.VAR_STRING,
+    FIELD_TYPE.STRING,
+    FIELD_TYPE.VARCHAR,
+    FIELD_TYPE.GEOMETRY,
+}
+
+
+def result_column(field: Any) -> ColumnInfo:
+    """A result column (PyMySQL's field descriptor) as a catalog column."""
+    data_type = _DATA_TYPES.get(field.type_code)
+    if data_type is None:
+        binary = field.type_code in _BYTES_OR_TEXT and field.charsetnr == _BINARY_CHARSET
+        data_type = "blob" if binary else "text"
+    # BIT(1) is a boolean whatever its flags say; COLUMN_TYPE never calls it unsigned.
+    unsigned = " unsigned" if field.flags & FLAG.UNSIGNED and data_type != "bit" else ""
+    precision = None
+    if data_type == "decimal":  # the display length counts the sign and the decimal point
+        precision = field.length - (1 if field.scale else 0) - (0 if unsigned else 1)
+    column_type = f"{data_type}({field.length}){unsigned}"
+    return ColumnInfo(
+        field.name,
+        logical_type(data_type, column_type, precision, field.scale),
+        not field.flags & FLAG.NOT_NULL,
+    )
+
+
 def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
     """sqlglot's ``:p0`` placeholders as PyMySQL's ``%(p0)s``; other '%' escaped."""
     text = statement.sql.replace("%", "%%")
@@ -94,6 +149,8 @@ def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
 
 
 class MysqlSource:
+    dialect = "mysql"
+
     def __init__(self, settings: MysqlSettings, secrets: dict[str, str]) -> None:
         self._s = settings
         self._password = secrets.get("password", "")
@@ -115,6 +172,9 @@ class MysqlSource:
                 cursorclass=(pymysql.cursors.SSCursor if unbuffered else pymysql.cursors.Cursor),
                 init_command="SET time_zone = '+00:00'",
             )
+            # Egress only reads: a SQL template calling a function that writes fails instead.
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
         except pymysql.Error as exc:
             raise SourceError(_clean(exc)) from exc
         return conn
@@ -153,6 +213,16 @@ class MysqlSource:
                 ColumnInfo(col, logical_type(dtype, ctype, prec, scale), nullable == "YES")
             )
         return list(tables.values())
+
+    def describe(self, query: str) -> list[ColumnInfo]:
+        with self._connect() as conn, conn.cursor() as cur:
+            try:
+                cur.execute(probe_statement(query, self.dialect))
+            except pymysql.Error as exc:
+                raise QueryError(_clean(exc)) from exc
+            # The description lacks the unsigned flag and the character set; the field
+            # descriptors of the result carry both.
+            return [result_column(f) for f in cur._result.fields]
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:

@@ -17,12 +17,15 @@ from sqlglot import exp
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, parse_decimal
+from egress.query.custom import probe_statement
 from egress.query.select import Statement, column, max_statement, select_statement
 from egress.sources.arrow_types import arrow_schema, conform
-from egress.sources.base import ProgressFn, SourceError
+from egress.sources.base import ProgressFn, QueryError, SourceError
 
-# Every session renders values the same way, whichever path (Arrow or COPY) reads them.
+# Every session renders values the same way, whichever path (Arrow or COPY) reads them, and
+# only reads: a SQL template that calls a function with side effects fails instead of writing.
 SESSION_SETTINGS = (
+    "SET default_transaction_read_only = on",
     "SET TIME ZONE 'UTC'",
     "SET DateStyle = 'ISO, YMD'",
     "SET IntervalStyle = 'iso_8601'",
@@ -146,6 +149,8 @@ def csv_header(names: list[str]) -> bytes:
 
 
 class PostgresSource:
+    dialect = "postgres"
+
     def __init__(self, settings: PostgresSettings, secrets: dict[str, str]) -> None:
         self._s = settings
         self._password = secrets.get("password")
@@ -206,6 +211,31 @@ class PostgresSource:
                 tables[(schema, table)] = info
             info.columns.append(ColumnInfo(col, logical_type(typname, typmod), not notnull))
         return list(tables.values())
+
+    def describe(self, query: str) -> list[ColumnInfo]:
+        with self._psycopg() as conn:
+            try:
+                cur = conn.execute(probe_statement(query, self.dialect))
+            except psycopg.Error as exc:
+                raise QueryError(_clean(exc)) from exc
+            columns = cur.description or []
+            result = cur.pgresult
+            assert result is not None, "an executed statement has a result"
+            # The probe reports type OIDs (domains already resolved to their base type) and
+            # typmods: the same inputs the catalog maps from pg_attribute.
+            try:
+                typnames = dict(
+                    conn.execute(
+                        "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s::oid[])",
+                        ([c.type_code for c in columns],),
+                    ).fetchall()
+                )
+            except psycopg.Error as exc:
+                raise SourceError(_clean(exc)) from exc
+        return [
+            ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
+            for i, c in enumerate(columns)
+        ]
 
     def _sql(self, conn: psycopg.Connection[Any], statement: Statement) -> str:
         """Merge the parameters with psycopg's own quoting (ADBC and COPY cannot bind them

@@ -15,16 +15,21 @@ from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
-from egress.query.select import max_statement, select_statement, sqlite_value
-from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import SourceError
+from egress.query.custom import probe_statement, subquery
+from egress.query.select import column, max_statement, select_statement, sqlite_value
+from egress.sources.arrow_types import arrow_schema, logical_from_arrow
+from egress.sources.base import QueryError, SourceError
 from egress.sources.rows import rows_to_batch
 
 SCHEMA = "main"
+_PROBE_VIEW = "egress_probe"
+# Rows read to type a query's computed columns, which have no declared type (see describe).
+_SAMPLE_ROWS = 1000
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
@@ -71,7 +76,18 @@ def logical_type(declared: str) -> str:
     return "string"
 
 
+def _sampled_type(values: list[Any]) -> str:
+    """The logical type of a computed column's values: Arrow's inference over the non-null
+    ones; text when they disagree (integers and reals make float64) or there are none."""
+    try:
+        return logical_from_arrow(pa.array([v for v in values if v is not None]).type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return "string"
+
+
 class SqliteSource:
+    dialect = "sqlite"
+
     def __init__(self, settings: SqliteSettings, secrets: dict[str, str]) -> None:
         self._path = Path(settings.path)
 
@@ -114,6 +130,36 @@ class SqliteSource:
             raise SourceError(str(exc)) from exc
         finally:
             conn.close()
+
+    def describe(self, query: str) -> list[ColumnInfo]:
+        """sqlite3 reports no result types. A TEMP view over the probe (temp objects need no
+        write access) gives the declared type of each column taken straight from a table;
+        computed columns have none, so a sample of their values types them."""
+        probe = probe_statement(query, self.dialect)
+        conn = self._connect()
+        try:
+            conn.execute(probe)
+            conn.execute(f'CREATE TEMP VIEW "{_PROBE_VIEW}" AS {probe}')
+            info = conn.execute(
+                "SELECT name, type FROM pragma_table_info(?, 'temp')", (_PROBE_VIEW,)
+            ).fetchall()
+            types = {name: logical_type(declared) for name, declared in info if declared}
+            computed = [name for name, declared in info if not declared]
+            if computed:
+                sample = (
+                    exp.select(*[column(name) for name in computed])
+                    .from_(subquery(query, self.dialect))
+                    .limit(_SAMPLE_ROWS)
+                    .sql(dialect=self.dialect)
+                )
+                rows = conn.execute(sample).fetchall()
+                for i, name in enumerate(computed):
+                    types[name] = _sampled_type([r[i] for r in rows])
+        except sqlite3.Error as exc:
+            raise QueryError(str(exc)) from exc
+        finally:
+            conn.close()
+        return [ColumnInfo(name, types[name]) for name, _ in info]
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         conn = self._connect()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from egress.api.auth import CurrentPrincipal, Services
-from egress.api.downloads import stream_file, stream_zip
+from egress.api.downloads import serve_file, stream_zip
 from egress.api.routers.common import page_request
 from egress.api.schemas import (
     ExecutionOut,
@@ -213,13 +213,19 @@ def cancel_execution(
 
 
 RunQuery = Annotated[int | None, Query(ge=1, description="run number; default: latest")]
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}},
+    206: {},
+    307: {"description": "object storage: `Location` is a presigned URL of the file"},
+    416: {},
+}
 
 
 @router.api_route(
     "/{execution_id}/download",
     methods=["GET", "HEAD"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
+    responses=_DOWNLOAD_RESPONSES,
 )
 def download(
     config_id: str,
@@ -229,12 +235,13 @@ def download(
     p: CurrentPrincipal,
     run: RunQuery = None,
 ) -> Response:
-    """The run's file; for a split run, a zip of all its parts (streamed)."""
+    """The run's file; for a split run, a zip of all its parts (streamed from storage even on a
+    bucket: there is no single object to redirect to)."""
     execution = c.executions.get(p.workspace_id, config_id, execution_id)
     record = service.run_with_files(execution, run)
     if service.is_split(execution):
         return stream_zip(c.storage, _zip_name(execution, record), record.files)
-    return stream_file(request, c.storage, record.files[0])
+    return serve_file(request, c.storage, record.files[0], c.settings.download_url_ttl_s)
 
 
 @router.get("/{execution_id}/sub-extracts/{sub_extract_id}", response_model=SubExtractStatusOut)
@@ -265,7 +272,7 @@ def get_sub_extract(
     "/{execution_id}/sub-extracts/{sub_extract_id}/download",
     methods=["GET", "HEAD"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
+    responses=_DOWNLOAD_RESPONSES,
 )
 def download_sub_extract(
     config_id: str,
@@ -283,4 +290,4 @@ def download_sub_extract(
     if f is None:
         service.run_with_files(execution, record.run_number)  # raises the precise 404/409
         raise AssertionError("unreachable")  # pragma: no cover
-    return stream_file(request, c.storage, f)
+    return serve_file(request, c.storage, f, c.settings.download_url_ttl_s)

@@ -10,7 +10,7 @@ from egress.api.auth import CurrentPrincipal, Services
 from egress.api.routers.common import page_request
 from egress.api.schemas import FieldOut, ListEnvelope, TemplateCreate, TemplateOut
 from egress.db.templates import TemplateRecord
-from egress.domain.errors import Invalid, NotFound
+from egress.domain.errors import FieldError, Forbidden, Invalid, NotFound
 from egress.domain.paging import PageRequest
 from egress.services import catalog
 
@@ -23,7 +23,8 @@ def _out(t: TemplateRecord) -> TemplateOut:
         name=t.name,
         kind=t.kind,
         connection_id=t.connection_id,
-        table=t.source_table,
+        table=None if t.query is not None else t.source_table,
+        query=t.query,
         fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
         primary_key=t.primary_key,
         cursor_field=t.cursor_field,
@@ -47,14 +48,50 @@ def list_templates(
     return ListEnvelope.of([_out(t) for t in result.items], page.page, page.limit, result.total)
 
 
+def _one_of_table_or_query(body: TemplateCreate) -> None:
+    if (body.table is None) != (body.query is None):
+        return
+    msg = (
+        "give either table or query, not both"
+        if body.table is not None
+        else "a template needs a table or a query"
+    )
+    raise Invalid(
+        detail=f"table, query: {msg}",
+        errors=[FieldError(("body", "table"), msg), FieldError(("body", "query"), msg)],
+    )
+
+
 @router.post("", status_code=201, response_model=TemplateOut)
 def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> TemplateOut:
+    _one_of_table_or_query(body)
+    if body.query is not None and not p.is_admin:
+        raise Forbidden("only admins may create SQL templates")
     try:
         c.connections.get(p.workspace_id, body.connection_id)
     except NotFound as exc:
         raise Invalid.at(
             ("body", "connectionId"), f"unknown connection {body.connection_id!r}"
         ) from exc
+    if body.query is not None:
+        if body.fields is not None:
+            raise Invalid.at(
+                ("body", "fields"),
+                "a SQL template's fields are its query's columns: choose them in the SELECT",
+            )
+        return _out(
+            catalog.create_query_template(
+                c,
+                p.workspace_id,
+                body.connection_id,
+                body.name,
+                body.query,
+                body.primary_key,
+                body.cursor_field,
+                body.date_field,
+            )
+        )
+    assert body.table is not None  # one of the two, checked above
     return _out(
         catalog.create_custom_template(
             c,

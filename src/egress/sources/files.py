@@ -1,0 +1,336 @@
+"""Files and folders of CSV, Parquet and JSONL (optionally gzip) on disk or in an S3 bucket.
+
+Each data file is a dataset, and so is each folder whose data files share one format and one
+schema (``sales`` for ``sales/2026-01.parquet`` and ``sales/2026-02.parquet``). Schemas come from
+Parquet footers or from inference over the first block of a CSV/JSONL file; reads stream through
+``pyarrow.dataset`` with the plan's filter pushed into the scan, batch by batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.errors import Invalid
+from egress.domain.plan import ReadPlan
+from egress.query.arrow_filter import plan_filter
+from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
+from egress.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+
+ROOT = "."
+# Suffix → pyarrow.dataset format; ".gz" on top is decompressed transparently.
+_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "json",
+    ".ndjson": "json",
+}
+# Small read-ahead: a few batches in flight, not whole files, keeps memory flat.
+_BATCH_READAHEAD = 2
+_FRAGMENT_READAHEAD = 1
+_CSV_ROW = re.compile(r"Row #(\d+)")
+_JSON_ROW = re.compile(r"in row (\d+)")
+
+
+class FilesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, description="file:///abs/folder or s3://bucket/prefix")
+    endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL")
+    region: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme == "file":
+            if not parsed.path.startswith("/"):
+                raise ValueError("a file: URL needs an absolute path, e.g. file:///data/in")
+        elif parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ValueError("an s3: URL needs a bucket, e.g. s3://bucket/prefix")
+        else:
+            raise ValueError("must be a file:///… or s3://bucket/… URL")
+        return value
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # relative to the connection's root, "/"-separated
+    format: str  # csv | parquet | json
+
+
+def data_format(name: str) -> str | None:
+    lower = name.lower().removesuffix(".gz")
+    return next((fmt for suffix, fmt in _FORMATS.items() if lower.endswith(suffix)), None)
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ROOT
+
+
+class FilesSource:
+    def __init__(self, settings: FilesSettings, secrets: dict[str, str]) -> None:
+        parsed = urlparse(settings.url)
+        if parsed.scheme == "file":
+            self._fs: pafs.FileSystem = pafs.LocalFileSystem()
+            self._root = url2pathname(parsed.path).rstrip("/") or "/"
+        else:
+            self._fs = _s3_filesystem(settings, secrets)
+            self._root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+
+    # -------------------------------------------------------------- discovery
+
+    def _absolute(self, relative: str) -> str:
+        return self._root if relative == ROOT else f"{self._root}/{relative}"
+
+    def _data_files(self, under: str = ROOT) -> list[DataFile]:
+        try:
+            infos = self._fs.get_file_info(
+                pafs.FileSelector(self._absolute(under), recursive=under == ROOT)
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(f"cannot list {self._absolute(under)}: {_clean(exc)}") from exc
+        files = []
+        for info in infos:
+            if info.type != pafs.FileType.File:
+                continue
+            relative = info.path[len(self._root) :].lstrip("/")
+            fmt = data_format(info.base_name)
+            if fmt is not None and not any(p.startswith((".", "_")) for p in relative.split("/")):
+                files.append(DataFile(relative, fmt))
+        return sorted(files, key=lambda f: f.path)
+
+    def check(self) -> None:
+        try:
+            info = self._fs.get_file_info(self._root)
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(f"cannot reach {self._root}: {_clean(exc)}") from exc
+        if info.type != pafs.FileType.Directory:
+            raise SourceError(f"{self._root} is not a folder")
+
+    def catalog(self) -> list[TableInfo]:
+        self.check()
+        tables: list[TableInfo] = []
+        by_folder: dict[str, list[tuple[DataFile, pa.Schema]]] = {}
+        for f in self._data_files():
+            try:
+                schema = self._native_schema([f])
+            except SourceError as exc:  # one unreadable file must not hide the others
+                log.warning("skipping %s: %s", f.path, exc)
+                continue
+            folder = _parent(f.path)
+            name = f.path.rsplit("/", 1)[-1]
+            tables.append(TableInfo(folder, name, _columns(schema), kind="file", path=f.path))
+            by_folder.setdefault(folder, []).append((f, schema))
+        for folder, members in by_folder.items():
+            schema = _shared_schema(members)
+            if schema is not None:
+                tables.append(
+                    TableInfo(folder, folder, _columns(schema), kind="folder", path=folder)
+                )
+        return tables
+
+    def _resolve(self, relative: str) -> list[DataFile]:
+        """The data files of a template: one file, or a folder's direct data files."""
+        try:
+            info = self._fs.get_file_info(self._absolute(relative))
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(f"cannot read {relative}: {_clean(exc)}") from exc
+        if info.type == pafs.FileType.File:
+            fmt = data_format(info.base_name)
+            if fmt is None:
+                raise SourceError(f"{relative} is not a CSV, Parquet or JSONL file")
+            return [DataFile(relative, fmt)]
+        if info.type == pafs.FileType.Directory:
+            files = [f for f in self._data_files(relative) if _parent(f.path) == relative]
+            if len({f.format for f in files}) > 1:
+                raise SourceError(f"{relative} mixes file formats; use one template per file")
+            return files
+        raise SourceError(f"{relative} no longer exists")
+
+    def _native_schema(self, files: list[DataFile]) -> pa.Schema:
+        """The schema the files declare (Parquet) or suggest (inferred from the first block)."""
+        try:
+            return ds.dataset(
+                [self._absolute(f.path) for f in files[:1]],
+                format=files[0].format,
+                filesystem=self._fs,
+            ).schema
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(self._explain(exc, files[0])) from exc
+
+    # -------------------------------------------------------------- reading
+
+    def _dataset(self, plan: ReadPlan) -> tuple[ds.Dataset, list[DataFile]]:
+        files = self._resolve(plan.source_table)
+        if not files:
+            return None, files
+        native = self._native_schema(files)
+        # The template's logical types decide how text is parsed, so every file of a folder
+        # (and every later version of a file) is read the same way; nested values stay native.
+        fields = []
+        for col in plan.columns or plan.fields:
+            if col.name not in native.names:
+                raise SourceError(f"{plan.source_table}: column {col.name!r} no longer exists")
+            wanted = native.field(col.name).type if col.type == "json" else arrow_type(col.type)
+            fields.append(pa.field(col.name, wanted))
+        schema = pa.schema(fields)
+        try:
+            dataset = ds.dataset(
+                [self._absolute(f.path) for f in files],
+                schema=schema,
+                format=_file_format(files[0].format, schema),
+                filesystem=self._fs,
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(self._explain(exc, files[0])) from exc
+        return dataset, files
+
+    def _scan(
+        self, plan: ReadPlan, columns: list[str], batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        dataset, files = self._dataset(plan)
+        if dataset is None:
+            return
+        try:
+            condition = plan_filter(plan, dataset.schema)
+        except Invalid as exc:
+            raise SourceError("; ".join(f"whereClause: {e.msg}" for e in exc.errors)) from exc
+        scanner = dataset.scanner(
+            columns=columns,
+            filter=condition,
+            batch_size=batch_rows,
+            batch_readahead=_BATCH_READAHEAD,
+            fragment_readahead=_FRAGMENT_READAHEAD,
+        )
+        batches = scanner.to_batches()
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException) as exc:
+                raise SourceError(self._explain(exc, files[0], len(files) > 1)) from exc
+            if batch.num_rows:
+                yield batch
+
+    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        schema = arrow_schema(plan.fields)
+        for batch in self._scan(plan, [f.name for f in plan.fields], batch_rows):
+            try:
+                yield conform(_nested_as_json(batch), schema)
+            except ValueError as exc:
+                raise SourceError(f"{plan.source_table}: {exc}") from exc
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        # The high-water mark is over all records: no filter, like the databases' MAX().
+        unfiltered = ReadPlan(plan.source_table, plan.fields, plan.columns)
+        best: Any = None
+        for batch in self._scan(unfiltered, [field], 65_536):
+            value = pc.max(batch.column(0)).as_py()
+            if value is not None and (best is None or value > best):
+                best = value
+        return best
+
+    def close(self) -> None:
+        return None
+
+    # -------------------------------------------------------------- errors
+
+    def _explain(self, exc: BaseException, file: DataFile, several: bool = False) -> str:
+        """Arrow's message with the file's relative name and the line of the problem."""
+        text = _clean(exc)
+        quoted = re.search(r"input source '([^']+)'", text)
+        name = file.path
+        if quoted:
+            name = quoted.group(1)[len(self._root) :].lstrip("/") or name
+            text = text[quoted.end() :].lstrip(": ").removeprefix("Invalid: ")
+        elif several:
+            name = f"{_parent(file.path)}/*"
+        where = ""
+        if (row := _CSV_ROW.search(text)) is not None:
+            where = f" line {row.group(1)}"  # Arrow counts the header as row 1: a line number
+        elif (row := _JSON_ROW.search(text)) is not None:
+            where = f" line {int(row.group(1)) + 1}"  # JSON rows count from 0
+        return f"{name}{where}: {text}"
+
+
+def _shared_schema(members: list[tuple[DataFile, pa.Schema]]) -> pa.Schema | None:
+    """One schema for a folder's files: same format, same columns, types that widen into one
+    another (int32 and int64, int and float, an all-empty CSV column and anything)."""
+    formats = {f.format for f, _ in members}
+    names = {tuple(schema.names) for _, schema in members}
+    if len(formats) != 1 or len(names) != 1:
+        return None
+    try:
+        return pa.unify_schemas([s for _, s in members], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _columns(schema: pa.Schema) -> list[ColumnInfo]:
+    return [ColumnInfo(f.name, logical_from_arrow(f.type), f.nullable) for f in schema]
+
+
+def _file_format(fmt: str, schema: pa.Schema) -> ds.FileFormat:
+    if fmt == "csv":
+        # Read every column as its template type instead of re-inferring per block.
+        convert = ds.CsvFileFormat().default_fragment_scan_options.convert_options
+        convert.column_types = {f.name: f.type for f in schema}
+        # An empty field is NULL, a quoted "" the empty string: the same rule Egress writes by.
+        convert.strings_can_be_null = True
+        convert.quoted_strings_can_be_null = False
+        return ds.CsvFileFormat(convert_options=convert)
+    if fmt == "json":
+        return ds.JsonFileFormat()
+    return ds.ParquetFileFormat()
+
+
+def _nested_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Structs, lists and maps become JSON text (the ``json`` logical type)."""
+    if not any(pa.types.is_nested(t) for t in batch.schema.types):
+        return batch
+    columns = []
+    for col in batch.columns:
+        if pa.types.is_nested(col.type):
+            col = pa.array(
+                [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
+                pa.string(),
+            )
+        columns.append(col)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _s3_filesystem(settings: FilesSettings, secrets: dict[str, str]) -> pafs.FileSystem:
+    options: dict[str, Any] = {}
+    if settings.endpoint:
+        endpoint = urlparse(settings.endpoint)
+        options["endpoint_override"] = endpoint.netloc or endpoint.path
+        options["scheme"] = endpoint.scheme or "https"
+    if settings.region:
+        options["region"] = settings.region
+    if "accessKeyId" in secrets:
+        options["access_key"] = secrets["accessKeyId"]
+        options["secret_key"] = secrets.get("secretAccessKey", "")
+    return pafs.S3FileSystem(**options)
+
+
+def _clean(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,150 @@
+"""A `files` connection through the HTTP API: browse a folder of Parquet and CSV files, extract
+a folder dataset with a filter, download the exact rows; bad settings and a malformed file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import Server, wait_for_status
+from tests.e2e.helpers import (
+    API,
+    CONFIGS,
+    DONE,
+    api,
+    configuration,
+    problem,
+    running_server,
+    trigger,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("files")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> Iterator[httpx.Client]:
+    with api(server) as client:
+        yield client
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    root = tmp_path / "landing"
+    (root / "sales").mkdir(parents=True)
+    for month, rows in (("01", [(1, "EU", 10.5), (2, "NA", 3.0)]), ("02", [(3, "EU", 99.0)])):
+        table = pa.table(
+            {
+                "id": [r[0] for r in rows],
+                "region": [r[1] for r in rows],
+                "amount": [r[2] for r in rows],
+            }
+        )
+        pq.write_table(table, root / "sales" / f"2026-{month}.parquet")
+    (root / "sales" / "README.md").write_text("monthly sales")
+    (root / "orders.csv").write_text("id,total\n1,5\n2,7\n")
+    return root
+
+
+def _connect(http: httpx.Client, root: Path, name: str) -> str:
+    r = http.post(
+        f"{API}/connections",
+        json={"name": name, "type": "files", "settings": {"url": root.as_uri()}},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _template(http: httpx.Client, conn: str, name: str) -> dict[str, object]:
+    listed = http.get(f"{API}/templates", params={"connectionId": conn, "limit": 100})
+    assert listed.status_code == 200, listed.text
+    return next(t for t in listed.json()["data"] if t["name"] == name)
+
+
+def test_browse_extract_and_download_a_folder(http: httpx.Client, landing: Path) -> None:
+    conn = _connect(http, landing, "landing")
+    assert http.post(f"{API}/connections/{conn}/test").json() == {"ok": True, "error": None}
+
+    elements = http.get(f"{API}/connections/{conn}/elements").json()["data"]
+    assert [(e["elementType"], e["name"]) for e in elements] == [
+        ("FOLDER", "."),
+        ("FOLDER", "sales"),
+    ]
+    files = {f["path"]: f for folder in elements for f in folder["children"]}
+    assert sorted(files) == ["orders.csv", "sales/2026-01.parquet", "sales/2026-02.parquet"]
+    assert [(c["name"], c["type"]) for c in files["orders.csv"]["children"]] == [
+        ("id", "int64"),
+        ("total", "int64"),
+    ]
+
+    sales = _template(http, conn, "sales")
+    assert sales["fields"] == [
+        {"name": "id", "type": "int64", "nullable": True},
+        {"name": "region", "type": "string", "nullable": True},
+        {"name": "amount", "type": "float64", "nullable": True},
+    ]
+    cfg = configuration(http, str(sales["id"]), "eu_sales", fields=["id", "amount"])
+    eid = trigger(http, cfg, whereClause="region = 'EU' AND amount > 10")["id"]
+    details = wait_for_status(http, cfg, eid, DONE)
+    assert details["latestStatus"] == "COMPLETED", details
+    assert details["latestRecordCount"] == 2
+    download = http.get(f"{CONFIGS}/{cfg}/executions/{eid}/download")
+    assert download.status_code == 200
+    assert list(csv.reader(io.StringIO(download.text))) == [
+        ["id", "amount"],
+        ["1", "10.5"],
+        ["3", "99"],
+    ]
+
+
+def test_a_malformed_file_fails_the_run_with_file_and_line(
+    http: httpx.Client, landing: Path
+) -> None:
+    conn = _connect(http, landing, "landing_bad")
+    cfg = configuration(http, str(_template(http, conn, "orders.csv")["id"]), "orders_bad")
+    (landing / "orders.csv").write_text("id,total\n1,5\n2,seven\n")
+    eid = trigger(http, cfg)["id"]
+    details = wait_for_status(http, cfg, eid, DONE)
+    run = details["runs"][0]  # type: ignore[index]
+    assert run["status"] == "FAILED"
+    assert run["errorMessage"].startswith("orders.csv line 3: "), run["errorMessage"]
+    assert "seven" in run["errorMessage"]
+    problem(http.get(f"{CONFIGS}/{cfg}/executions/{eid}/download"), 404)
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "message"),
+    [
+        ({"url": "ftp://example.com/in"}, "settings.url", "file:///… or s3://bucket"),
+        ({"url": "file:relative/path"}, "settings.url", "absolute path"),
+        ({"url": "s3:///no-bucket"}, "settings.url", "needs a bucket"),
+        ({"url": "file:///in", "colour": "blue"}, "settings.colour", "Extra inputs"),
+    ],
+)
+def test_bad_settings_are_a_422_naming_the_field(
+    http: httpx.Client, settings: dict[str, str], field: str, message: str
+) -> None:
+    r = http.post(f"{API}/connections", json={"name": "bad", "type": "files", "settings": settings})
+    body = problem(r, 422, field)
+    assert message in body["detail"], body
+
+
+def test_a_missing_folder_is_reported_by_the_connection_test(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    conn = _connect(http, tmp_path / "nowhere", "nowhere")
+    assert http.post(f"{API}/connections/{conn}/test").json() == {
+        "ok": False,
+        "error": f"{tmp_path / 'nowhere'} is not a folder",
+    }
+    problem(http.get(f"{API}/connections/{conn}/elements"), 422)

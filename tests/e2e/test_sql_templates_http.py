@@ -1,0 +1,206 @@
+"""SQL templates over HTTP: an admin creates one over a JOIN, configures, triggers with filters
+and downloads exactly the expected rows; a non-admin gets 403; bad queries are 422 at query."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from egress.db.engine import make_engine
+from egress.db.workspaces import WorkspaceRepo
+from tests.conftest import Server, wait_for_status
+from tests.e2e.helpers import API, CONFIGS, DONE, api, configuration, problem, running_server
+
+REGIONS = ["EU", "NA", "APAC"]
+CUSTOMERS = [(i, f"customer {i}", REGIONS[i % 3]) for i in range(1, 7)]
+# (id, customer_id, amount, ordered_at)
+ORDERS = [
+    (i, i % 6 + 1, f"{i * 7 % 90}.25", f"2026-01-{1 + i % 28:02d} 10:00:00") for i in range(1, 81)
+]
+QUERY = (
+    "SELECT o.id, c.name AS customer, c.region, o.amount, o.amount * 2 AS doubled, o.ordered_at\n"
+    "FROM orders AS o JOIN customers AS c ON c.id = o.customer_id"
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("sql_templates")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> Iterator[httpx.Client]:
+    with api(server) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def member(server: Server) -> Iterator[httpx.Client]:
+    """A client with a non-admin token of the same workspace, made in the server's database."""
+    engine = make_engine(f"sqlite:///{server.data_dir}/egress.db")
+    repo = WorkspaceRepo(engine)
+    token = secrets.token_hex(16)
+    repo.ensure_token(repo.ensure_workspace("default"), token, role="member", name="member")
+    engine.dispose()
+    with api(server, token) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def connection(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("shop") / "shop.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, region TEXT)")
+        conn.execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER,"
+            " amount DECIMAL(10,2), ordered_at DATETIME)"
+        )
+        conn.executemany("INSERT INTO customers VALUES (?, ?, ?)", CUSTOMERS)
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", ORDERS)
+    r = http.post(
+        f"{API}/connections",
+        json={"name": "shop", "type": "sqlite", "settings": {"path": str(path)}},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _create(client: httpx.Client, connection: str, name: str, **body: Any) -> httpx.Response:
+    return client.post(f"{API}/templates", json={"connectionId": connection, "name": name, **body})
+
+
+def test_an_admin_extracts_a_query_template(http: httpx.Client, connection: str) -> None:
+    r = _create(
+        http,
+        connection,
+        "eu_orders",
+        query=QUERY + ";",
+        primaryKey=["id"],
+        cursorField="id",
+        dateField="ordered_at",
+    )
+    assert r.status_code == 201, r.text
+    tpl = r.json()
+    assert (tpl["kind"], tpl["table"], tpl["query"]) == ("custom", None, QUERY)
+    assert [(f["name"], f["type"]) for f in tpl["fields"]] == [
+        ("id", "int64"),
+        ("customer", "string"),
+        ("region", "string"),
+        ("amount", "decimal(10,2)"),
+        ("doubled", "float64"),
+        ("ordered_at", "timestamp"),
+    ]
+    assert (tpl["primaryKey"], tpl["cursorField"], tpl["dateField"]) == (
+        ["id"],
+        "id",
+        "ordered_at",
+    )
+    assert http.get(f"{API}/templates/{tpl['id']}").json() == tpl
+
+    cfg = configuration(http, tpl["id"], "eu_orders", fields=["id", "customer", "doubled"])
+    r = http.post(
+        f"{CONFIGS}/{cfg}/executions",
+        json={
+            "whereClause": "region = 'EU' AND doubled > 50",
+            "dateFrom": "2026-01-05",
+            "dateTo": "2026-01-20",
+            "extractOnlyNew": True,
+        },
+    )
+    assert r.status_code == 202, r.text
+    details = wait_for_status(http, cfg, r.json()["id"], DONE)
+    assert details["latestStatus"] == "COMPLETED", details
+    text = http.get(details["runs"][0]["file"]["downloadUrl"]).text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["id", "customer", "doubled"]
+    region = {cid: reg for cid, _, reg in CUSTOMERS}
+    expected = [
+        (i, f"customer {cid}", Decimal(amount) * 2)
+        for i, cid, amount, at in ORDERS
+        if region[cid] == "EU"
+        and Decimal(amount) * 2 > 50
+        and "2026-01-05" <= at[:10] <= "2026-01-20"
+    ]
+    assert expected
+    assert [(int(i), name, Decimal(d)) for i, name, d in rows[1:]] == expected
+    assert details["runs"][0]["recordCount"] == len(expected)
+    # The incremental window closed at the largest cursor value the query returns.
+    assert http.get(f"{CONFIGS}/{cfg}").json()["watermark"] == 80
+
+
+def test_a_non_admin_may_not_create_a_sql_template(
+    member: httpx.Client, http: httpx.Client, connection: str
+) -> None:
+    body = problem(_create(member, connection, "mine", query="SELECT id FROM orders"), 403)
+    assert body["detail"] == "only admins may create SQL templates"
+    # Table templates stay open to every role, and everyone reads SQL templates.
+    assert _create(member, connection, "orders_too", table="main.orders").status_code == 201
+    shared = _create(http, connection, "shared", query="SELECT id FROM orders")
+    assert shared.status_code == 201, shared.text
+    seen = member.get(f"{API}/templates/{shared.json()['id']}")
+    assert (seen.status_code, seen.json()["query"]) == (200, "SELECT id FROM orders")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("CREATE TABLE stolen AS SELECT * FROM orders", "found CREATE"),
+        ("DROP TABLE orders", "found DROP"),
+        ("SELECT 1; SELECT 2", "single statement"),
+        ("DELETE FROM orders", "found DELETE"),
+        ("SELECT * FROM orders FOR UPDATE", "locking clause"),
+        ("SELECT id FROM no_such_table", "no such table: no_such_table"),
+        ("SELECT id, nope FROM orders", "no such column: nope"),
+        ("SELECT FROM WHERE", "is not valid SQL"),
+        ("", "is empty"),
+        ("x" * 100_001, "the limit is 100000"),
+    ],
+)
+def test_bad_queries_are_422_at_query(
+    http: httpx.Client, connection: str, query: str, message: str
+) -> None:
+    body = problem(_create(http, connection, "bad", query=query), 422, "query")
+    assert message in body["detail"]
+
+
+def test_table_or_query_exactly_one(http: httpx.Client, connection: str) -> None:
+    both = problem(
+        _create(http, connection, "both", table="main.orders", query="SELECT 1 AS a"), 422
+    )
+    assert {e["field"] for e in both["errors"]} == {"table", "query"}
+    neither = problem(_create(http, connection, "neither"), 422)
+    assert {e["field"] for e in neither["errors"]} == {"table", "query"}
+    problem(
+        _create(http, connection, "narrowed", query="SELECT id FROM orders", fields=["id"]),
+        422,
+        "fields",
+    )
+    problem(
+        _create(http, connection, "keyed", query="SELECT id FROM orders", dateField="at"),
+        422,
+        "dateField",
+    )
+
+
+def test_a_files_connection_takes_no_sql(http: httpx.Client, tmp_path: Path) -> None:
+    r = http.post(
+        f"{API}/connections",
+        json={"name": "drop", "type": "files", "settings": {"url": tmp_path.as_uri()}},
+    )
+    assert r.status_code == 201, r.text
+    body = problem(_create(http, r.json()["id"], "sql", query="SELECT 1 AS a"), 422)
+    assert body["errors"][0]["field"] == "connectionId"
+
+
+def test_an_unknown_connection_is_422(http: httpx.Client) -> None:
+    problem(_create(http, "nope", "sql", query="SELECT 1 AS a"), 422, "connectionId")
