@@ -78,7 +78,9 @@ def create_table(rows: int, recreate: bool) -> None:
               FROM generate_series(1, %s) g""",
             (rows,),
         )
-        conn.execute("ANALYZE orders")
+        # Sets hint bits and the visibility map now, so the first timed scan (psql's, as it
+        # happens) is not the one that pays for rewriting every page of a fresh table.
+        conn.execute("VACUUM (ANALYZE) orders")
 
 
 def free_port() -> int:
