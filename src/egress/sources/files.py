@@ -32,6 +32,9 @@ from egress.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 
+_BATCH_READAHEAD = 2
+_FRAGMENT_READAHEAD = 1
+
 ROOT = "."
 # Suffix → pyarrow.dataset format; ".gz" on top is decompressed transparently.
 _FORMATS = {
@@ -214,8 +217,11 @@ class FilesSource:
             columns=columns,
             filter=condition,
             batch_size=batch_rows,
-            # The threaded scanner reads ahead as fast as it can: behind a slower sink it held
-            # ~900 MiB on 4 M rows (bench/README.md). Serial scanning stays flat and cost 3%.
+            # Bounded read-ahead needs all three: the threaded scanner (whatever its read-ahead)
+            # and the default read-ahead (even serial) each held 800-900 MiB behind a slower
+            # sink on 4 M rows; together they keep a few batches in flight (bench/README.md).
+            batch_readahead=_BATCH_READAHEAD,
+            fragment_readahead=_FRAGMENT_READAHEAD,
             use_threads=False,
         )
         batches = scanner.to_batches()
