@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
-from obstore.store import AzureStore, GCSStore, S3Store, from_url
+from obstore.store import AzureStore, GCSStore, ObjectStore, S3Store, from_url
 
 # What a failing store raises: the OS for a local folder, obstore for a bucket.
 STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BaseError)
@@ -63,17 +64,27 @@ class Storage:
         # publish that obstore refuses switches this store to check-then-move for good.
         self._atomic_publish = True
 
-    def writer_buffer(self, preferred: int) -> int:
-        """Smallest sensible upload buffer: many split parts may be open at once."""
-        return (
-            min(preferred, LOCAL_BUFFER_BYTES)
-            if self.is_local
-            else max(preferred, MIN_MULTIPART_BYTES)
-        )
+    def open_writer(self, key: str, buffer_bytes: int, *, one_of_many: bool = False) -> Upload:
+        """A streaming writer of ``key``.
 
-    def open_writer(self, key: str, buffer_bytes: int) -> obstore.WritableFile:
-        """A streaming writer; on object stores, a multipart upload of ``buffer_bytes`` parts."""
-        return obstore.open_writer(self._store, key, buffer_size=buffer_bytes)
+        On a local folder, a buffered file. On an object store, a multipart upload — whose parts
+        must be at least 5 MiB, so a writer that is ``one_of_many`` open at once (a split part)
+        spools to a local temporary file instead and uploads when closed: 1,000 parts then hold
+        1,000 small buffers, not 5 GiB of multipart parts.
+        """
+        if self.is_local:
+            return _ObstoreUpload(
+                obstore.open_writer(
+                    self._store, key, buffer_size=min(buffer_bytes, LOCAL_BUFFER_BYTES)
+                )
+            )
+        if one_of_many:
+            return _SpooledUpload(self._store, key)
+        return _ObstoreUpload(
+            obstore.open_writer(
+                self._store, key, buffer_size=max(buffer_bytes, MIN_MULTIPART_BYTES)
+            )
+        )
 
     def put(self, key: str, data: bytes) -> None:
         obstore.put(self._store, key, data)
@@ -145,6 +156,58 @@ class Storage:
         for page in obstore.list(self._store, prefix):
             for meta in page:
                 yield ObjectInfo(key=meta["path"], size=meta["size"])
+
+
+class Upload(Protocol):
+    """Bytes on their way to one object: ``close`` finishes it, ``discard`` gives it up (the
+    caller deletes whatever reached the store)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def close(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class _ObstoreUpload:
+    def __init__(self, writer: obstore.WritableFile) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes, /) -> object:
+        return self._writer.write(data)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):  # the partial object is deleted by the caller
+            self._writer.close()
+
+
+class _SpooledUpload:
+    """A local temporary file, uploaded as one multipart upload when closed."""
+
+    def __init__(self, store: ObjectStore, key: str) -> None:
+        self._store = store
+        self._key = key
+        # Lives as long as the upload: close() or discard() closes it.
+        self._spool = tempfile.TemporaryFile(prefix="egress-part-")  # noqa: SIM115
+
+    def write(self, data: bytes, /) -> object:
+        return self._spool.write(data)
+
+    def close(self) -> None:
+        try:
+            self._spool.seek(0)
+            writer = obstore.open_writer(self._store, self._key, buffer_size=MIN_MULTIPART_BYTES)
+            while chunk := self._spool.read(STREAM_CHUNK):
+                writer.write(chunk)
+            writer.close()
+        finally:
+            self._spool.close()
+
+    def discard(self) -> None:
+        self._spool.close()
 
 
 def tmp_prefix(run_id: str, lease_token: str) -> str:

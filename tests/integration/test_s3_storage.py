@@ -18,7 +18,7 @@ from starlette.requests import Request
 from egress.api.downloads import serve_file
 from egress.api.errors import PROBLEM
 from egress.db.executions import FileRecord
-from egress.storage import MIN_MULTIPART_BYTES, DestinationExists, Storage, tmp_key
+from egress.storage import DestinationExists, Storage, tmp_key
 from tests.support.s3 import S3Server
 
 PREFIX = "exports"
@@ -54,21 +54,30 @@ def test_streams_a_multipart_upload_and_reads_it_back(
     storage: Storage, s3_server: S3Server
 ) -> None:
     data = random.Random(6).randbytes(13 * MiB + 12345)
-    key = tmp_key("run", "lease", "big.bin")
-    buffer = storage.writer_buffer(256 << 10)
-    assert buffer == MIN_MULTIPART_BYTES  # an object store never gets parts below S3's minimum
-    with storage.open_writer(key, buffer) as writer:
+    bucket = urlparse(storage.url).netloc
+    # A lone writer streams; one of many (a split part) spools locally and uploads on close.
+    for one_of_many in (False, True):
+        key = tmp_key("run", "lease", f"big-{one_of_many}.bin")
+        # Asking for 256 KiB parts still gets S3's 5 MiB minimum.
+        writer = storage.open_writer(key, 256 << 10, one_of_many=one_of_many)
         for start in range(0, len(data), MiB):
             writer.write(data[start : start + MiB])
+            if one_of_many:
+                assert storage.head(key) is None  # nothing reaches the bucket before close
+        writer.close()
 
-    info = storage.head(key)
-    assert info is not None and info.size == len(data)
-    # S3 marks a multipart object's ETag with its part count: 13 MiB in 5 MiB parts is three.
-    bucket = urlparse(storage.url).netloc
-    etag = httpx.head(f"{s3_server.endpoint}/{bucket}/{PREFIX}/{key}").headers["etag"]
-    assert etag.strip('"').endswith("-3"), etag
+        info = storage.head(key)
+        assert info is not None and info.size == len(data)
+        # S3 marks a multipart object's ETag with its part count: 13 MiB in 5 MiB parts is 3.
+        etag = httpx.head(f"{s3_server.endpoint}/{bucket}/{PREFIX}/{key}").headers["etag"]
+        assert etag.strip('"').endswith("-3"), etag
+        assert _read(storage, key) == data
 
-    assert _read(storage, key) == data
+    discarded = tmp_key("run", "lease", "discarded.bin")
+    writer = storage.open_writer(discarded, 256 << 10, one_of_many=True)
+    writer.write(b"partial")
+    writer.discard()
+    assert storage.head(discarded) is None
     assert b"".join(storage.stream(key, 5, 17)) == data[5:17]
     across = 5 * MiB - 10  # a range spanning the first part boundary
     assert b"".join(storage.stream(key, across, across + 20)) == data[across : across + 20]

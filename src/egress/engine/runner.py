@@ -260,7 +260,7 @@ class Runner:
         return result.rows
 
     # ----------------------------------------------------------------- writing
-    def _sink(self, job: Job, temp_name: str, buffer: int) -> FileSink:
+    def _sink(self, job: Job, temp_name: str, buffer: int, one_of_many: bool = False) -> FileSink:
         claimed = job.claimed
         return FileSink(
             self._storage,
@@ -268,7 +268,8 @@ class Runner:
             job.fmt,
             job.compression,
             arrow_schema(job.plan.fields),
-            self._storage.writer_buffer(buffer),
+            buffer,
+            one_of_many=one_of_many,
         )
 
     def _write(self, job: Job, source: Source, control: RunControl) -> list[Written]:
@@ -295,7 +296,9 @@ class Runner:
         router = SplitRouter(
             job.split_by,
             self._max_parts,
-            lambda pid, _value: self._sink(job, f"{pid}.{job.ext}", PART_BUFFER_BYTES),
+            lambda pid, _value: self._sink(
+                job, f"{pid}.{job.ext}", PART_BUFFER_BYTES, one_of_many=True
+            ),
             flush_rows=self._batch_rows,
         )
         rows = 0

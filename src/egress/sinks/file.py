@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 from dataclasses import dataclass
@@ -33,9 +32,11 @@ class FileSink:
         compression: str,
         schema: pa.Schema,
         buffer_bytes: int,
+        *,
+        one_of_many: bool = False,
     ) -> None:
         self.key = key
-        self._raw = storage.open_writer(key, buffer_bytes)
+        self._raw = storage.open_writer(key, buffer_bytes, one_of_many=one_of_many)
         self._hashing = HashingStream(self._raw)
         self._buffered = io.BufferedWriter(self._hashing, buffer_bytes)  # type: ignore[type-var]
         self.stream: BinaryIO = self._buffered
@@ -75,5 +76,4 @@ class FileSink:
 
     def abort(self) -> None:
         """Stop writing; the caller deletes the temporary object."""
-        with contextlib.suppress(Exception):  # the upload is discarded anyway
-            self._raw.close()
+        self._raw.discard()
