@@ -8,6 +8,7 @@ import csv
 import io
 import itertools
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
 from egress.domain.status import RunStatus
 from egress.services import catalog, executions
+from egress.sources import base
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
@@ -337,3 +339,27 @@ def test_a_writing_function_cannot_write_on_mariadb(c: Container, mysql_db: Mysq
     with mysql_db.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM log")
         assert cur.fetchone() == (0,)
+
+
+# Ordering 50 M generated rows: the sample that types the computed column waits for all of
+# them. (PostgreSQL and MariaDB stop a LIMIT 0 probe before running the query, so only their
+# statement limits guard them, untested here.)
+SLOW_QUERY = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50000000)"
+    " SELECT x * 1.5 AS v FROM n ORDER BY v DESC"
+)
+
+
+def test_a_query_too_slow_to_describe_is_refused_in_time(
+    c: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "PROBE_TIMEOUT_S", 0.5)
+    source = _sqlite_source(tmp_path / "slow.db")
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, "slow", source.kind, source.settings, None)
+    started = time.monotonic()
+    with pytest.raises(Invalid) as err:
+        catalog.create_query_template(c, ws, conn.id, "slow", SLOW_QUERY, None, None, None)
+    assert time.monotonic() - started < 4
+    assert err.value.errors[0].loc == ("body", "query")
+    assert "did not return its columns within 0.5 s" in err.value.detail

@@ -19,6 +19,15 @@ class QueryError(SourceError):
     """The source was reached but refused the query itself (bad SQL, unknown table, …)."""
 
 
+# Describing a SQL template runs its LIMIT 0 probe inside an API request: a query that makes
+# even that slow (a sleep, a function over a huge table) is refused rather than holding it.
+PROBE_TIMEOUT_S = 30.0
+
+
+def probe_too_slow() -> str:
+    return f"the query did not return its columns within {PROBE_TIMEOUT_S:g} s (LIMIT 0 probe)"
+
+
 class Source(Protocol):
     def check(self) -> None:
         """Connect and run a trivial query; raise SourceError with the driver's message."""

@@ -19,10 +19,14 @@ from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement
 from egress.query.select import Statement, max_statement, select_statement
+from egress.sources import base
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import QueryError, SourceError
 from egress.sources.rows import rows_to_batch
 
+# "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
+_STATEMENT_TIMEOUT = 1969
+_EXECUTION_TIMEOUT = 3024
 _SYSTEM = ("information_schema", "mysql", "performance_schema", "sys")
 # Named placeholders as sqlglot renders them for MySQL, and any other '%' in the text.
 _PLACEHOLDER = re.compile(r":(p\d+)\b")
@@ -216,8 +220,17 @@ class MysqlSource:
 
     def describe(self, query: str) -> list[ColumnInfo]:
         with self._connect() as conn, conn.cursor() as cur:
+            try:  # MariaDB's limit, in seconds (MySQL's max_execution_time covers SELECTs only)
+                cur.execute("SET SESSION max_statement_time = %s", (base.PROBE_TIMEOUT_S,))
+            except pymysql.Error:
+                cur.execute(
+                    "SET SESSION max_execution_time = %s", (int(base.PROBE_TIMEOUT_S * 1000),)
+                )
             try:
                 cur.execute(probe_statement(query, self.dialect))
+            except pymysql.err.OperationalError as exc:
+                slow = exc.args[0] in (_STATEMENT_TIMEOUT, _EXECUTION_TIMEOUT)
+                raise QueryError(base.probe_too_slow() if slow else _clean(exc)) from exc
             except pymysql.Error as exc:
                 raise QueryError(_clean(exc)) from exc
             # The description lacks the unsigned flag and the character set; the field

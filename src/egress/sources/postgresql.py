@@ -19,6 +19,7 @@ from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, parse_decimal
 from egress.query.custom import probe_statement
 from egress.query.select import Statement, column, max_statement, select_statement
+from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import ProgressFn, QueryError, SourceError
 
@@ -214,8 +215,12 @@ class PostgresSource:
 
     def describe(self, query: str) -> list[ColumnInfo]:
         with self._psycopg() as conn:
+            timeout_ms = str(int(base.PROBE_TIMEOUT_S * 1000))
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
             try:
                 cur = conn.execute(probe_statement(query, self.dialect))
+            except psycopg.errors.QueryCanceled as exc:
+                raise QueryError(base.probe_too_slow()) from exc
             except psycopg.Error as exc:
                 raise QueryError(_clean(exc)) from exc
             columns = cur.description or []

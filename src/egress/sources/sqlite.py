@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement, subquery
 from egress.query.select import column, max_statement, select_statement, sqlite_value
+from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import QueryError, SourceError
 from egress.sources.rows import rows_to_batch
@@ -137,6 +139,9 @@ class SqliteSource:
         computed columns have none, so a sample of their values types them."""
         probe = probe_statement(query, self.dialect)
         conn = self._connect()
+        deadline = time.monotonic() + base.PROBE_TIMEOUT_S
+        # A non-zero answer interrupts the statement ("interrupted"), checked every 10k steps.
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
             conn.execute(probe)
             conn.execute(f'CREATE TEMP VIEW "{_PROBE_VIEW}" AS {probe}')
@@ -156,7 +161,8 @@ class SqliteSource:
                 for i, name in enumerate(computed):
                     types[name] = _sampled_type([r[i] for r in rows])
         except sqlite3.Error as exc:
-            raise QueryError(str(exc)) from exc
+            slow = time.monotonic() > deadline
+            raise QueryError(base.probe_too_slow() if slow else str(exc)) from exc
         finally:
             conn.close()
         return [ColumnInfo(name, types[name]) for name, _ in info]
