@@ -53,6 +53,7 @@ def landing(tmp_path: Path) -> Path:
         pq.write_table(table, root / "sales" / f"2026-{month}.parquet")
     (root / "sales" / "README.md").write_text("monthly sales")
     (root / "orders.csv").write_text("id,total\n1,5\n2,7\n")
+    (root / "broken.parquet").write_bytes(b"PAR1 but not really")
     return root
 
 
@@ -81,7 +82,15 @@ def test_browse_extract_and_download_a_folder(http: httpx.Client, landing: Path)
         ("FOLDER", "sales"),
     ]
     files = {f["path"]: f for folder in elements for f in folder["children"]}
-    assert sorted(files) == ["orders.csv", "sales/2026-01.parquet", "sales/2026-02.parquet"]
+    assert sorted(files) == [
+        "broken.parquet",
+        "orders.csv",
+        "sales/2026-01.parquet",
+        "sales/2026-02.parquet",
+    ]
+    assert files["broken.parquet"]["children"] == []
+    assert files["broken.parquet"]["error"].startswith("broken.parquet: ")
+    assert "error" not in files["orders.csv"]
     assert [(c["name"], c["type"]) for c in files["orders.csv"]["children"]] == [
         ("id", "int64"),
         ("total", "int64"),

@@ -252,10 +252,15 @@ def test_discovery_files_folders_and_what_is_ignored(c: Container, tmp_path: Pat
     (root / "mixed" / "a.csv").write_text("id,x\n1,2\n")
     (root / "mixed" / "b.csv").write_text("id,y\n1,2\n")  # other columns: no folder dataset
     (root / "top.jsonl").write_text('{"id": 1}\n')
+    (root / "broken").mkdir()
+    (root / "broken" / "good.csv").write_text("id\n1\n")
+    (root / "broken" / "bad.parquet").write_bytes(b"not parquet at all")
 
     source = FilesSource(FilesSettings(url=root.as_uri()), {})
     tables = source.catalog()
     assert _names(tables) == {
+        "broken/bad.parquet": "file",
+        "broken/good.csv": "file",
         "mixed/a.csv": "file",
         "mixed/b.csv": "file",
         "sales/2026-01.parquet": "file",
@@ -279,18 +284,24 @@ def test_discovery_files_folders_and_what_is_ignored(c: Container, tmp_path: Pat
     conn = c.connections.create(ws, "files", "files", {"url": root.as_uri()}, None)
     tree = catalog.element_tree(conn.id, catalog.discover(c, ws, conn.id))
     assert [(f["elementType"], f["name"]) for f in tree] == [
+        ("FOLDER", "broken"),
         ("FOLDER", "mixed"),
         ("FOLDER", "sales"),
         ("FOLDER", "."),
     ]
-    sales_files = tree[1]["children"]
+    bad = tree[0]["children"][0]
+    assert (bad["path"], bad["children"]) == ("broken/bad.parquet", [])
+    assert bad["error"].startswith("broken/bad.parquet: Parquet magic bytes not found")
+    assert "error" not in tree[0]["children"][1]
+    sales_files = tree[2]["children"]
     assert [(f["elementType"], f["path"]) for f in sales_files] == [
         ("FILE", "sales/2026-01.parquet"),
         ("FILE", "sales/2026-02.parquet"),
     ]
     assert [col["name"] for col in sales_files[0]["children"]] == ["id", "region"]
     names = {t.name for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items}
-    assert {"sales", "sales/2026-01.parquet", "top.jsonl", "."} <= names
+    assert {"sales", "sales/2026-01.parquet", "top.jsonl", ".", "broken/good.csv"} <= names
+    assert "broken/bad.parquet" not in names and "broken" not in names  # nothing to read there
 
 
 def test_a_malformed_file_fails_the_run_naming_file_and_line(c: Container, tmp_path: Path) -> None:
@@ -322,7 +333,10 @@ def test_a_malformed_file_fails_the_run_naming_file_and_line(c: Container, tmp_p
 def test_json_errors_name_the_line_and_missing_folders_are_clear(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"id": 1}\n{"id": 2}\n{"id": "x"}\n')
     source = FilesSource(FilesSettings(url=tmp_path.as_uri()), {})
-    assert source.catalog() == []  # an unreadable file is skipped, not fatal to browsing
+    # An unreadable file is listed with its problem (and gets no template), not fatal to browsing.
+    (listed,) = source.catalog()
+    assert (listed.qualified_name, listed.columns) == ("bad.jsonl", [])
+    assert listed.error is not None and listed.error.startswith("bad.jsonl line 3: ")
     with pytest.raises(SourceError, match=r"^bad\.jsonl line 3: "):
         list(source.read(ReadPlan("bad.jsonl", [], []), 100))
     with pytest.raises(SourceError, match="is not a folder"):

@@ -93,6 +93,8 @@ class TemplateRepo:
                 else:
                     custom.add(r.name)
             for table in tables:
+                if table.error is not None:
+                    continue  # unreadable: listed in the catalog, nothing to extract yet
                 if table.qualified_name in custom:
                     # A custom template took this name before the table appeared: it wins,
                     # the table stays reachable through the catalog and a renamed template.

@@ -23,6 +23,7 @@ class TableInfo:
     primary_key: list[str] = field(default_factory=list)
     kind: str = "table"  # table | view | file | folder (a folder of files as one dataset)
     path: str | None = None  # files: the path relative to the connection, which names it
+    error: str | None = None  # files: why it cannot be read (shown in the catalog, no template)
 
     @property
     def qualified_name(self) -> str:

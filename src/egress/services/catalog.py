@@ -57,6 +57,7 @@ def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, 
                 "name": t.name,
                 "path": t.path or f"{t.schema}/{t.name}",
                 "kind": t.kind,
+                **({"error": t.error} if t.error is not None else {}),
                 "children": [
                     {
                         "id": f"{t.qualified_name}.{col.name}",

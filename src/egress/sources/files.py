@@ -9,7 +9,6 @@ Parquet footers or from inference over the first block of a CSV/JSONL file; read
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
 from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
 from egress.sources.base import SourceError
-
-log = logging.getLogger(__name__)
 
 _BATCH_READAHEAD = 2
 _FRAGMENT_READAHEAD = 1
@@ -128,16 +125,17 @@ class FilesSource:
     def catalog(self) -> list[TableInfo]:
         self.check()
         tables: list[TableInfo] = []
-        by_folder: dict[str, list[tuple[DataFile, pa.Schema]]] = {}
+        by_folder: dict[str, list[tuple[DataFile, pa.Schema | None]]] = {}
         for f in self._data_files():
-            try:
-                schema = self._native_schema([f])
-            except SourceError as exc:  # one unreadable file must not hide the others
-                log.warning("skipping %s: %s", f.path, exc)
-                continue
             folder = _parent(f.path)
             name = f.path.rsplit("/", 1)[-1]
-            tables.append(TableInfo(folder, name, _columns(schema), kind="file", path=f.path))
+            schema: pa.Schema | None = None
+            try:
+                schema = self._native_schema([f])
+            except SourceError as exc:  # shown on its own; it must not hide the other files
+                tables.append(TableInfo(folder, name, [], kind="file", path=f.path, error=str(exc)))
+            else:
+                tables.append(TableInfo(folder, name, _columns(schema), kind="file", path=f.path))
             by_folder.setdefault(folder, []).append((f, schema))
         for folder, members in by_folder.items():
             schema = _shared_schema(members)
@@ -276,15 +274,19 @@ class FilesSource:
         return f"{name}{where}: {text}"
 
 
-def _shared_schema(members: list[tuple[DataFile, pa.Schema]]) -> pa.Schema | None:
-    """One schema for a folder's files: same format, same columns, types that widen into one
-    another (int32 and int64, int and float, an all-empty CSV column and anything)."""
+def _shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema | None:
+    """One schema for a folder's files: all readable, same format, same columns, types that
+    widen into one another (int32 and int64, int and float, an all-empty CSV column and
+    anything)."""
+    schemas = [schema for _, schema in members if schema is not None]
+    if len(schemas) != len(members):
+        return None
     formats = {f.format for f, _ in members}
-    names = {tuple(schema.names) for _, schema in members}
+    names = {tuple(schema.names) for schema in schemas}
     if len(formats) != 1 or len(names) != 1:
         return None
     try:
-        return pa.unify_schemas([s for _, s in members], promote_options="permissive")
+        return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
 
