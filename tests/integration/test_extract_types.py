@@ -380,3 +380,20 @@ def test_mysql_types(c: Container, mysql_db: MysqlDatabase) -> None:
             rows = {r["id"]: r for r in csv.DictReader(io.StringIO(data.decode()))}
             assert (rows["1"]["s"], rows["1"]["tx"], rows["3"]["s"]) == (TRICKY, "", "")
             assert rows["1"]["ts"] == "2026-05-28 14:00:00.123456"
+
+
+def test_a_sqlite_value_that_does_not_fit_its_column_fails_the_run(
+    c: Container, tmp_path: Path
+) -> None:
+    """SQLite stores 2.5 in an INTEGER column; writing 2 would be a silent change."""
+    path = tmp_path / "loose.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE loose (id INTEGER PRIMARY KEY, qty INTEGER)")
+        db.executemany("INSERT INTO loose VALUES (?, ?)", [(1, 3), (2, 2.5), (3, 4)])
+    run, data = extract_once(c, "sqlite", {"path": str(path)}, "loose", "parquet")
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "column 'qty' is declared int64 but holds 2.5: not a whole number; it would lose its"
+        " fraction"
+    )
+    assert data == b"" and run.files == []

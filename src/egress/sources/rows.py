@@ -20,6 +20,8 @@ from egress.domain.types import parse_decimal
 from egress.sources.arrow_types import arrow_type
 from egress.sources.base import SourceError
 
+_INTEGERS = frozenset({"int16", "int32", "int64"})
+
 
 def rows_to_batch(
     rows: Sequence[Sequence[Any]], fields: list[ColumnInfo], schema: pa.Schema
@@ -50,8 +52,8 @@ def _parse_python(logical: str) -> Callable[[Any], Any]:
         return _time
     if logical == "boolean":
         return _bool
-    if logical in ("int16", "int32", "int64"):
-        return lambda v: int.from_bytes(v, "big") if isinstance(v, bytes) else int(v)  # BIT(n)
+    if logical in _INTEGERS:
+        return _int
     if logical == "binary":
         return lambda v: v if isinstance(v, bytes) else str(v).encode()
     if parse_decimal(logical) is not None:
@@ -61,10 +63,13 @@ def _parse_python(logical: str) -> Callable[[Any], Any]:
 
 def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
     target = arrow_type(logical)
-    try:  # typed drivers (PyMySQL) already hand out the right Python types
-        return pa.array(values, target)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-        pass
+    # Typed drivers (PyMySQL) already hand out the right Python types. Not for integers:
+    # pa.array([2.5], int64) truncates silently; inferring then casting safely refuses.
+    if logical not in _INTEGERS:
+        try:
+            return pa.array(values, target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+            pass
     try:
         if logical in ("timestamp", "timestamptz", "date", "time") or parse_decimal(logical):
             strings = pa.array([None if v is None else str(v) for v in values], pa.string())
@@ -73,13 +78,18 @@ def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
     parse = _parse_python(logical)
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(None if value is None else parse(value))
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise SourceError(
+                f"column {name!r} is declared {logical} but holds {value!r}: {exc}"
+            ) from exc
     try:
-        return pa.array([None if v is None else parse(v) for v in values], target)
-    except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        bad = next((v for v in values if v is not None), None)
-        raise SourceError(
-            f"column {name!r} is declared {logical} but holds a value that is not: {bad!r} ({exc})"
-        ) from exc
+        return pa.array(parsed, target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SourceError(f"column {name!r} does not fit {logical}: {exc}") from exc
 
 
 def _time(value: Any) -> time:
@@ -88,7 +98,22 @@ def _time(value: Any) -> time:
     return time.fromisoformat(str(value))
 
 
+def _int(value: Any) -> int:
+    if isinstance(value, bytes):  # MySQL BIT(n)
+        return int.from_bytes(value, "big")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not a whole number; it would lose its fraction")
+    return int(value)  # int("2.5") raises: text must be a whole number too
+
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y"})
+_FALSE = frozenset({"0", "false", "f", "no", "n"})
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bytes):  # MySQL BIT(1)
         return int.from_bytes(value, "big") != 0
-    return str(value).strip().lower() in ("1", "true", "t", "yes", "y")
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError("not a boolean (true/false, 1/0, yes/no)")
