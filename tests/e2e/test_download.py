@@ -200,6 +200,8 @@ def test_unknown_runs_and_executions(http: httpx.Client, done: dict[str, Any]) -
     base = f"{CONFIGS}/{cfg}/executions"
     assert "99" in problem(http.get(f"{base}/{eid}/download", params={"run": 99}), 404)["detail"]
     problem(http.get(f"{base}/{eid}/download", params={"run": 0}), 422, "query.run")
+    problem(http.get(f"{base}/{eid}/download", params={"run": 2**31}), 422, "query.run")
+    problem(http.get(f"{base}/{eid}/sub-extracts/all", params={"run": 10**30}), 422, "query.run")
     problem(http.get(f"{base}/{eid}/download", params={"run": "latest"}), 422, "query.run")
     problem(http.get(f"{base}/00000000-0000-0000-0000-000000000000/download"), 404)
     problem(http.get(f"{base}/nope/download"), 404)

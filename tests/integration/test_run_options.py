@@ -254,6 +254,27 @@ def test_where_clause_combines_with_date_range(env: Env) -> None:
     assert ids == expected(lambda r: r[1] != "NA" and lo <= r[3] < hi)
 
 
+def test_a_huge_number_in_a_filter_matches_nothing_or_fails_clearly(
+    env: Env, source: Source
+) -> None:
+    """Beyond 64 bits: PostgreSQL and MariaDB compare it as a numeric; SQLite and Arrow cannot
+    bind it, and the run fails saying so (never an internal error)."""
+    execution, _ = executions.trigger(
+        env.c, env.ws, env.cfg, {"whereClause": "id = 99999999999999999999"}
+    )
+    assert env.c.worker().run_once()
+    run = env.c.executions.get(env.ws, env.cfg, execution.id).latest
+    if source.kind in ("sqlite", "files"):
+        assert run.status is RunStatus.FAILED
+        assert run.error_message in (
+            "a value in the filter does not fit SQLite: Python int too large to convert to"
+            " SQLite INTEGER",
+            "whereClause: 99999999999999999999 cannot be compared with values of type int64",
+        )
+    else:
+        assert run.status is RunStatus.COMPLETED_NO_DATA, run.error_message
+
+
 def test_selected_rows(env: Env) -> None:
     _, ids = env.run(selectAll=False, rows=[{"id": 17, "region": "ignored"}, {"id": 42}])
     assert ids == [17, 42]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 DEFAULT_LIMIT = 50
 # Large enough for scripts to page quickly, small enough that one page is cheap to serve.
 MAX_LIMIT = 1000
+# Keeps page * limit inside a 64-bit OFFSET (a bigger page number is a 422, not an overflow).
+MAX_PAGE = 10_000_000
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ def plan_filter(plan: ReadPlan, schema: pa.Schema) -> Expression | None:
 
 
 def _typed(value: Any, schema: pa.Schema, field: str) -> pa.Scalar:
-    return _cast(value, schema.field(field).type, repr(field))
+    target = schema.field(field).type
+    return _cast(value, target, f"{field!r} (of type {target})")
 
 
 def _cast(value: Any, target: pa.DataType, against: str) -> pa.Scalar:
@@ -101,18 +102,17 @@ def _cast(value: Any, target: pa.DataType, against: str) -> pa.Scalar:
         pa.ArrowTypeError,
     ) as exc:
         shown = value.isoformat() if isinstance(value, date) else repr(value)
-        raise Invalid.at(
-            LOC, f"{shown} cannot be compared with {against} (of type {target})"
-        ) from exc
+        raise Invalid.at(LOC, f"{shown} cannot be compared with {against}") from exc
 
 
 def _value_set(values: list[Any], target: pa.DataType, against: str) -> pa.Array:
     """Values for ``isin``, of ``target``'s type."""
-    scalars = [_cast(v, target, against).as_py() for v in values]
+    described = f"{against} (of type {target})"
+    scalars = [_cast(v, target, described).as_py() for v in values]
     try:
         return pa.array(scalars).cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise Invalid.at(LOC, f"values for {against} do not fit its type {target}: {exc}") from exc
+        raise Invalid.at(LOC, f"values for {described} do not fit: {exc}") from exc
 
 
 def _key_match(keys: KeySelection, schema: pa.Schema) -> Expression:
@@ -153,7 +153,7 @@ class _Renderer:
             value = literal_value(node)
             if hint is None:
                 return pc.scalar(value)
-            return pc.scalar(_cast(value, hint, f"a value of type {hint}"))
+            return pc.scalar(_cast(value, hint, f"values of type {hint}"))
         if isinstance(node, exp.Boolean):
             return pc.scalar(bool(node.this))
         if isinstance(node, exp.Null):

@@ -211,6 +211,8 @@ class FilesSource:
             condition = plan_filter(plan, dataset.schema)
         except Invalid as exc:
             raise SourceError("; ".join(f"whereClause: {e.msg}" for e in exc.errors)) from exc
+        except OverflowError as exc:  # a filter value beyond Arrow's 64-bit integers
+            raise SourceError(f"a value in the filter does not fit Arrow: {exc}") from exc
         scanner = dataset.scanner(
             columns=columns,
             filter=condition,

@@ -186,6 +186,8 @@ class SqliteSource:
                 cur = conn.execute(statement.sql, statement.params)
             except sqlite3.Error as exc:
                 raise SourceError(str(exc)) from exc
+            except OverflowError as exc:  # a filter value beyond SQLite's 64-bit integers
+                raise SourceError(f"a value in the filter does not fit SQLite: {exc}") from exc
             while rows := cur.fetchmany(batch_rows):
                 yield rows_to_batch(rows, plan.fields, schema)
         finally:

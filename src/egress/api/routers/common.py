@@ -8,11 +8,11 @@ from fastapi import Query
 from pydantic import BaseModel, ValidationError
 
 from egress.domain.errors import FieldError, Invalid
-from egress.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
+from egress.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE, PageRequest
 
 
 def page_request(
-    page: Annotated[int, Query(ge=0, description="0-based page number")] = 0,
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE, description="0-based page number")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
 ) -> PageRequest:
     return PageRequest(page=page, limit=limit)

@@ -212,7 +212,10 @@ def cancel_execution(
     return details(service.cancel(c, p.workspace_id, config_id, execution_id))
 
 
-RunQuery = Annotated[int | None, Query(ge=1, description="run number; default: latest")]
+# Run numbers are 32-bit in the database: a larger one cannot exist (422, not an overflow).
+RunQuery = Annotated[
+    int | None, Query(ge=1, le=2**31 - 1, description="run number; default: latest")
+]
 _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}},
     206: {},
