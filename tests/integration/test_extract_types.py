@@ -397,3 +397,102 @@ def test_a_sqlite_value_that_does_not_fit_its_column_fails_the_run(
         " fraction"
     )
     assert data == b"" and run.files == []
+
+
+SQLITE_EDGE_TABLE = (
+    "CREATE TABLE edge (id INTEGER PRIMARY KEY, big INTEGER, r REAL, s TEXT, bl BLOB,"
+    " flag BOOLEAN, d DATE, dt DATETIME, tz TIMESTAMPTZ, amt DECIMAL(38,10))"
+)
+SQLITE_EDGE_ROWS: list[tuple[Any, ...]] = [
+    (
+        1,
+        9223372036854775807,
+        -1.7976931348623157e308,
+        TRICKY,
+        b"\x00\xff",
+        1,
+        "0001-01-01",
+        "9999-12-31 23:59:59.999999",
+        "2026-05-28 16:00:00+00:00",
+        "12345.0123456789",  # SQLite keeps 15 significant digits of a NUMERIC (a REAL)
+    ),
+    (
+        2,
+        -9223372036854775808,
+        5e-324,
+        "",
+        b"",
+        0,
+        "9999-12-31",
+        "1970-01-01 00:00:00",
+        "1969-12-31 23:59:59+00:00",
+        "-0.0000000001",
+    ),
+    (3, *([None] * 9)),
+]
+
+
+def test_sqlite_edge_values_in_every_format(c: Container, tmp_path: Path) -> None:
+    path = tmp_path / "edge.db"
+    with sqlite3.connect(path) as db:
+        db.execute(SQLITE_EDGE_TABLE)
+        db.executemany(f"INSERT INTO edge VALUES ({', '.join('?' * 10)})", SQLITE_EDGE_ROWS)
+    want = {
+        1: {
+            "big": 9223372036854775807,
+            "r": -1.7976931348623157e308,
+            "s": TRICKY,
+            "bl": b"\x00\xff",
+            "flag": True,
+            "d": date(1, 1, 1),
+            "dt": datetime(9999, 12, 31, 23, 59, 59, 999999),
+            "tz": datetime(2026, 5, 28, 16, 0, tzinfo=UTC),
+            "amt": Decimal("12345.0123456789"),
+        },
+        2: {
+            "big": -9223372036854775808,
+            "r": 5e-324,
+            "s": "",
+            "bl": b"",
+            "flag": False,
+            "d": date(9999, 12, 31),
+            "dt": datetime(1970, 1, 1),
+            "tz": datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+            "amt": Decimal("-0.0000000001"),
+        },
+        3: dict.fromkeys(["big", "r", "s", "bl", "flag", "d", "dt", "tz", "amt"]),
+    }
+    settings = {"path": str(path)}
+
+    _run, data = extract_once(c, "sqlite", settings, "edge", "parquet")
+    table = pq.read_table(io.BytesIO(data))
+    assert str(table.schema.field("amt").type) == "decimal128(38, 10)"
+    assert {r.pop("id"): r for r in table.to_pylist()} == want
+
+    def decoded(row: dict[str, Any], text_bytes: bool) -> dict[str, Any]:
+        def value(key: str, v: Any) -> Any:
+            if v is None or (v == "" and key not in ("s", "bl")):
+                return None
+            return {
+                "bl": base64.b64decode,
+                "d": date.fromisoformat,
+                "dt": datetime.fromisoformat,
+                "tz": datetime.fromisoformat,
+                "amt": Decimal,
+                "big": int,
+                "r": float,
+                "flag": (lambda x: x == "true") if text_bytes else (lambda x: x),
+            }.get(key, lambda x: x)(v)
+
+        return {k: value(k, v) for k, v in row.items() if k != "id"}
+
+    _run, data = extract_once(c, "sqlite", settings, "edge", "jsonl")
+    got = {r["id"]: decoded(r, False) for r in map(json.loads, data.decode().splitlines())}
+    assert got == want
+
+    _run, data = extract_once(c, "sqlite", settings, "edge", "csv")
+    got = {int(r["id"]): decoded(r, True) for r in csv.DictReader(io.StringIO(data.decode()))}
+    # csv.DictReader reads "" and NULL alike: row 3's NULLs come back as the empty text/bytes.
+    assert got == {**want, 3: {**want[3], "s": "", "bl": b""}}
+    assert data.decode().splitlines()[-1] == "3" + "," * 9
+    assert '2,-9223372036854775808,5e-324,"",""' in data.decode()
