@@ -28,6 +28,7 @@ from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
 from egress.services import catalog, executions
 from egress.sources import SourceError
+from egress.sources import files as files_module
 from egress.sources.files import FilesSettings, FilesSource
 from tests.conftest import make_settings
 from tests.support.factories import extract_once, submitted_configuration
@@ -379,3 +380,31 @@ def test_a_bucket_on_a_real_s3_server(c: Container, s3_server: S3Server) -> None
     assert run.status is RunStatus.COMPLETED, run.error_message
     data = b"".join(c.storage.stream(run.files[0].storage_key)).decode()
     assert data.splitlines() == ['"id","region"', '1,"EU"', '3,"EU"']
+
+
+def test_browsing_again_reads_only_the_files_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        pq.write_table(pa.table({"id": [1], name: ["x"]}), root / f"{name}.parquet")
+    opened: list[str] = []
+    real_dataset = files_module.ds.dataset
+
+    def counting(paths: list[str], **kwargs: Any) -> Any:
+        opened.extend(Path(p).name for p in paths)
+        return real_dataset(paths, **kwargs)
+
+    monkeypatch.setattr(files_module.ds, "dataset", counting)
+    source = FilesSource(FilesSettings(url=root.as_uri()), {})
+    source.catalog()
+    assert sorted(opened) == ["a.parquet", "b.parquet", "c.parquet"]
+
+    opened.clear()
+    pq.write_table(pa.table({"id": [1], "renamed": [2]}), root / "b.parquet")
+    tables = {
+        t.qualified_name: t for t in FilesSource(FilesSettings(url=root.as_uri()), {}).catalog()
+    }
+    assert opened == ["b.parquet"]  # the others are known by size and modification time
+    assert [c.name for c in tables["b.parquet"].columns] == ["id", "renamed"]

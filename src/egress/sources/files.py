@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +73,34 @@ class FilesSettings(BaseModel):
 class DataFile:
     path: str  # relative to the connection's root, "/"-separated
     format: str  # csv | parquet | json
+    version: tuple[int | None, int | None] = (None, None)  # size, mtime_ns: a new file when changed
+
+
+class _SchemaCache:
+    """Schemas (or why a file is unreadable) by file version, across requests: browsing a
+    bucket reads each file's footer or first block once, not on every catalog call."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[str, str, int, int], pa.Schema | str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int, int]) -> pa.Schema | str | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, str, int, int], value: pa.Schema | str) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
+_SCHEMAS = _SchemaCache(capacity=20_000)
 
 
 def data_format(name: str) -> str | None:
@@ -111,7 +141,7 @@ class FilesSource:
             relative = info.path[len(self._root) :].lstrip("/")
             fmt = data_format(info.base_name)
             if fmt is not None and not any(p.startswith((".", "_")) for p in relative.split("/")):
-                files.append(DataFile(relative, fmt))
+                files.append(DataFile(relative, fmt, _version(info)))
         return sorted(files, key=lambda f: f.path)
 
     def check(self) -> None:
@@ -155,7 +185,7 @@ class FilesSource:
             fmt = data_format(info.base_name)
             if fmt is None:
                 raise SourceError(f"{relative} is not a CSV, Parquet or JSONL file")
-            return [DataFile(relative, fmt)]
+            return [DataFile(relative, fmt, _version(info))]
         if info.type == pafs.FileType.Directory:
             files = [f for f in self._data_files(relative) if _parent(f.path) == relative]
             if len({f.format for f in files}) > 1:
@@ -164,15 +194,30 @@ class FilesSource:
         raise SourceError(f"{relative} no longer exists")
 
     def _native_schema(self, files: list[DataFile]) -> pa.Schema:
-        """The schema the files declare (Parquet) or suggest (inferred from the first block)."""
+        """The schema the first file declares (Parquet) or suggests (inferred from its first
+        block), cached by the file's size and modification time."""
+        first = files[0]
+        size, mtime = first.version
+        key = None
+        if size is not None and mtime is not None:
+            key = (self._fs.type_name, self._absolute(first.path), size, mtime)
+            cached = _SCHEMAS.get(key)
+            if isinstance(cached, str):
+                raise SourceError(cached)
+            if cached is not None:
+                return cached
         try:
-            return ds.dataset(
-                [self._absolute(f.path) for f in files[:1]],
-                format=files[0].format,
-                filesystem=self._fs,
+            schema = ds.dataset(
+                [self._absolute(first.path)], format=first.format, filesystem=self._fs
             ).schema
         except (OSError, pa.ArrowException) as exc:
-            raise SourceError(self._explain(exc, files[0])) from exc
+            problem = self._explain(exc, first)
+            if key is not None:
+                _SCHEMAS.put(key, problem)
+            raise SourceError(problem) from exc
+        if key is not None:
+            _SCHEMAS.put(key, schema)
+        return schema
 
     # -------------------------------------------------------------- reading
 
@@ -291,6 +336,10 @@ def _shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schem
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
+
+
+def _version(info: pafs.FileInfo) -> tuple[int | None, int | None]:
+    return info.size, info.mtime_ns
 
 
 def _columns(schema: pa.Schema) -> list[ColumnInfo]:
