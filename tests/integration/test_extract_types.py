@@ -489,6 +489,7 @@ def test_sqlite_edge_values_in_every_format(c: Container, tmp_path: Path) -> Non
     _run, data = extract_once(c, "sqlite", settings, "edge", "jsonl")
     got = {r["id"]: decoded(r, False) for r in map(json.loads, data.decode().splitlines())}
     assert got == want
+    assert '"amt":"-0.0000000001"' in data.decode()  # plain digits with the scale, no 1E-10
 
     _run, data = extract_once(c, "sqlite", settings, "edge", "csv")
     got = {int(r["id"]): decoded(r, True) for r in csv.DictReader(io.StringIO(data.decode()))}
@@ -496,3 +497,94 @@ def test_sqlite_edge_values_in_every_format(c: Container, tmp_path: Path) -> Non
     assert got == {**want, 3: {**want[3], "s": "", "bl": b""}}
     assert data.decode().splitlines()[-1] == "3" + "," * 9
     assert '2,-9223372036854775808,5e-324,"",""' in data.decode()
+
+
+def test_mysql_edge_values_in_every_format(c: Container, mysql_db: MysqlDatabase) -> None:
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE edge (id INT PRIMARY KEY, big BIGINT, i INT, d DOUBLE,"
+            " wide DECIMAL(65,30), s VARCHAR(60) CHARACTER SET utf8mb4, dt DATE,"
+            " ts DATETIME(6), tz TIMESTAMP(6) NULL)"
+        )
+        cur.execute("SET time_zone = '+00:00'")
+        cur.executemany(
+            "INSERT INTO edge VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    1,
+                    9223372036854775807,
+                    -2147483648,
+                    1.7976931348623157e308,
+                    "12345678901234567890123456789012345.123456789012345678901234567891",
+                    TRICKY,
+                    "1000-01-01",
+                    "9999-12-31 23:59:59.999999",
+                    "1970-01-01 00:00:01",
+                ),
+                (
+                    2,
+                    -9223372036854775808,
+                    2147483647,
+                    -5e-324,
+                    "-0.000000000000000000000000000001",
+                    "",
+                    "9999-12-31",
+                    "1000-01-01 00:00:00",
+                    "2038-01-19 03:14:07.999999",
+                ),
+                (3, *([None] * 8)),
+            ],
+        )
+    want = {
+        1: {
+            "big": 9223372036854775807,
+            "i": -2147483648,
+            "d": 1.7976931348623157e308,
+            "wide": "12345678901234567890123456789012345.123456789012345678901234567891",
+            "s": TRICKY,
+            "dt": date(1000, 1, 1),
+            "ts": datetime(9999, 12, 31, 23, 59, 59, 999999),
+            "tz": datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+        },
+        2: {
+            "big": -9223372036854775808,
+            "i": 2147483647,
+            "d": -5e-324,
+            "wide": "-0.000000000000000000000000000001",
+            "s": "",
+            "dt": date(9999, 12, 31),
+            "ts": datetime(1000, 1, 1),
+            "tz": datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=UTC),
+        },
+        3: dict.fromkeys(["big", "i", "d", "wide", "s", "dt", "ts", "tz"]),
+    }
+    settings = {**mysql_db.settings}
+
+    run, data = extract_once(c, "mysql", settings, "edge", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    table = pq.read_table(io.BytesIO(data))
+    assert str(table.schema.field("wide").type) == "string"  # beyond 38 digits: exact text
+    assert {r.pop("id"): r for r in table.to_pylist()} == want
+
+    def decoded(row: dict[str, Any]) -> dict[str, Any]:
+        parse: dict[str, Any] = {
+            "big": int,
+            "i": int,
+            "d": float,
+            "dt": date.fromisoformat,
+            "ts": datetime.fromisoformat,
+            "tz": datetime.fromisoformat,
+        }
+        return {
+            k: None if v is None or (v == "" and k != "s") else parse.get(k, lambda x: x)(v)
+            for k, v in row.items()
+            if k != "id"
+        }
+
+    _run, data = extract_once(c, "mysql", settings, "edge", "jsonl")
+    assert {r["id"]: decoded(r) for r in map(json.loads, data.decode().splitlines())} == want
+
+    _run, data = extract_once(c, "mysql", settings, "edge", "csv")
+    rows = {int(r["id"]): decoded(r) for r in csv.DictReader(io.StringIO(data.decode()))}
+    assert rows == {**want, 3: {**want[3], "s": ""}}  # "" vs NULL: see the raw line below
+    assert data.decode().splitlines()[-1] == "3" + "," * 8

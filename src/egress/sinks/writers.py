@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
@@ -74,6 +75,13 @@ class CsvWriter:
         self._writer.close()
 
 
+def _plain_decimals(col: pa.Array) -> list[str | None]:
+    """Decimals as text with their scale. Arrow prints magnitudes below 1e-6 in scientific
+    notation ("1.000E-7"); those few are rewritten plainly ("0.0000001000")."""
+    text: list[str | None] = pc.cast(col, pa.string()).to_pylist()
+    return [v if v is None or "E" not in v else format(Decimal(v), "f") for v in text]
+
+
 def _json_renderer(field: pa.Field) -> Callable[[pa.Array], list[Any]]:
     t = field.type
     logical = (field.metadata or {}).get(b"egress.type", b"").decode()
@@ -82,7 +90,9 @@ def _json_renderer(field: pa.Field) -> Callable[[pa.Array], list[Any]]:
     if pa.types.is_timestamp(t):
         fmt = "%Y-%m-%dT%H:%M:%S" + ("Z" if t.tz else "")
         return lambda col: pc.strftime(col, format=fmt).to_pylist()
-    if pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_decimal(t):
+    if pa.types.is_decimal(t):
+        return _plain_decimals
+    if pa.types.is_date(t) or pa.types.is_time(t):
         return lambda col: pc.cast(col, pa.string()).to_pylist()
     if pa.types.is_binary(t):
         return lambda col: _base64_column(col).to_pylist()

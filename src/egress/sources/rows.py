@@ -58,6 +58,8 @@ def _parse_python(logical: str) -> Callable[[Any], Any]:
         return lambda v: v if isinstance(v, bytes) else str(v).encode()
     if parse_decimal(logical) is not None:
         return lambda v: Decimal(str(v))
+    if logical == "decimal":  # unbounded, carried as text: plain digits, never "1E-30"
+        return lambda v: format(v, "f") if isinstance(v, Decimal) else str(v)
     return str
 
 
@@ -74,7 +76,8 @@ def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
         if logical in ("timestamp", "timestamptz", "date", "time") or parse_decimal(logical):
             strings = pa.array([None if v is None else str(v) for v in values], pa.string())
             return pc.cast(strings, target)
-        return pc.cast(pa.array(values), target)
+        if logical != "decimal":  # Arrow would print a small decimal as "-1E-30"
+            return pc.cast(pa.array(values), target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
     parse = _parse_python(logical)
