@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.settings import Settings
+from tests.support.policy import files_root
 from tests.support.s3 import S3Server, S3Unavailable, start_s3_server
 
 ADMIN_URL = os.environ.get(
@@ -176,6 +177,7 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **extra: object) -> Settings:
+    extra.setdefault("files_roots", str(files_root(tmp_path)))
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -232,6 +234,7 @@ def start_server(
         "EGRESS_POLL_S": "0.1",
         "EGRESS_HEARTBEAT_S": "0.2",
         "EGRESS_LOG_LEVEL": "INFO",
+        "EGRESS_FILES_ROOTS": str(files_root(tmp_path)),
         **(env_extra or {}),
     }
     log_path = tmp_path / f"server-{port}.log"

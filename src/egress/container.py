@@ -18,6 +18,7 @@ from egress.domain.clock import Clock, utcnow
 from egress.engine.runner import Runner
 from egress.settings import Settings
 from egress.sinks.data_table import Warehouse
+from egress.sources.policy import SourcePolicy
 from egress.storage import Storage
 from egress.worker.loop import Worker
 from egress.worker.pg_listen import PgListener
@@ -37,6 +38,7 @@ class Container:
     executions: ExecutionRepo
     data_tables: DataTableRepo
     warehouse: Warehouse
+    policy: SourcePolicy
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -56,6 +58,7 @@ class Container:
             executions=ExecutionRepo(engine),
             data_tables=DataTableRepo(engine),
             warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
+            policy=SourcePolicy.from_settings(settings),
             clock=clock,
         )
 
@@ -67,6 +70,7 @@ class Container:
             self.data_tables,
             self.warehouse,
             self.secret_box,
+            self.policy,
             self.clock,
             self.settings.batch_rows,
             self.settings.max_split_parts,

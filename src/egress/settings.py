@@ -29,6 +29,20 @@ DEFAULT_MAX_SPLIT_PARTS = 1000
 # leaked one soon stops working. SigV4 refuses URLs that live longer than seven days.
 DEFAULT_DOWNLOAD_URL_TTL_S = 900
 MAX_DOWNLOAD_URL_TTL_S = 7 * 24 * 3600
+# Connecting to a source (TCP, TLS, handshake) and every interactive source call (/test, catalog
+# browsing, describing a SQL template) must answer within this, or the request fails clearly.
+DEFAULT_SOURCE_TIMEOUT_S = 15.0
+# A run's source that sends nothing for this long is stuck, not slow: a big sort's first row
+# takes minutes, not five.
+DEFAULT_SOURCE_STALL_S = 300.0
+# Interactive source calls run in their own small pool, so a hanging source cannot take every
+# request thread of the API; a full pool answers 429.
+DEFAULT_SOURCE_POOL_SIZE = 8
+# Catalog listings stop here with a clear error instead of walking /usr or a symlink loop.
+DEFAULT_CATALOG_MAX_DEPTH = 16
+DEFAULT_CATALOG_MAX_ENTRIES = 100_000
+# Link-local addresses, where clouds serve instance credentials (169.254.169.254, fd00:ec2::254).
+DEFAULT_CONNECTION_DENY_HOSTS = "169.254.0.0/16,fe80::/10,fd00:ec2::254"
 
 
 class Settings(BaseSettings):
@@ -55,6 +69,18 @@ class Settings(BaseSettings):
         default=DEFAULT_DOWNLOAD_URL_TTL_S, gt=0, le=MAX_DOWNLOAD_URL_TTL_S
     )
     log_level: str = "INFO"
+    # Trust boundaries of tenant connections (README "Security model"; sources/policy.py).
+    files_roots: str | None = Field(
+        default=None, description="comma-separated absolute folders; default <data dir>/sources"
+    )
+    files_ambient_credentials: bool = False
+    source_timeout_s: float = Field(default=DEFAULT_SOURCE_TIMEOUT_S, gt=0)
+    source_stall_s: float = Field(default=DEFAULT_SOURCE_STALL_S, gt=0)
+    source_pool_size: int = Field(default=DEFAULT_SOURCE_POOL_SIZE, ge=1, le=256)
+    catalog_max_depth: int = Field(default=DEFAULT_CATALOG_MAX_DEPTH, ge=1)
+    catalog_max_entries: int = Field(default=DEFAULT_CATALOG_MAX_ENTRIES, ge=1)
+    connection_deny_hosts: str = DEFAULT_CONNECTION_DENY_HOSTS
+    connection_allow_hosts: str | None = None
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -219,7 +219,7 @@ def test_gzip_csv_decompresses_to_the_same_rows(c: Container, pg: PgDatabase) ->
 def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
     c: Container, pg: PgDatabase
 ) -> None:
-    source = PostgresSource(PostgresSettings(**_pg_settings(pg)), {})
+    source = PostgresSource(PostgresSettings(**_pg_settings(pg)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     safe = [
         col

@@ -32,6 +32,7 @@ from egress.sources import files as files_module
 from egress.sources.files import FilesSettings, FilesSource
 from tests.conftest import make_settings
 from tests.support.factories import extract_once, submitted_configuration
+from tests.support.policy import policy_for
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
@@ -257,7 +258,7 @@ def test_discovery_files_folders_and_what_is_ignored(c: Container, tmp_path: Pat
     (root / "broken" / "good.csv").write_text("id\n1\n")
     (root / "broken" / "bad.parquet").write_bytes(b"not parquet at all")
 
-    source = FilesSource(FilesSettings(url=root.as_uri()), {})
+    source = FilesSource(FilesSettings(url=root.as_uri()), {}, policy_for(tmp_path))
     tables = source.catalog()
     assert _names(tables) == {
         "broken/bad.parquet": "file",
@@ -333,7 +334,7 @@ def test_a_malformed_file_fails_the_run_naming_file_and_line(c: Container, tmp_p
 
 def test_json_errors_name_the_line_and_missing_folders_are_clear(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"id": 1}\n{"id": 2}\n{"id": "x"}\n')
-    source = FilesSource(FilesSettings(url=tmp_path.as_uri()), {})
+    source = FilesSource(FilesSettings(url=tmp_path.as_uri()), {}, policy_for(tmp_path))
     # An unreadable file is listed with its problem (and gets no template), not fatal to browsing.
     (listed,) = source.catalog()
     assert (listed.qualified_name, listed.columns) == ("bad.jsonl", [])
@@ -341,7 +342,9 @@ def test_json_errors_name_the_line_and_missing_folders_are_clear(tmp_path: Path)
     with pytest.raises(SourceError, match=r"^bad\.jsonl line 3: "):
         list(source.read(ReadPlan("bad.jsonl", [], []), 100))
     with pytest.raises(SourceError, match="is not a folder"):
-        FilesSource(FilesSettings(url=(tmp_path / "nope").as_uri()), {}).check()
+        FilesSource(
+            FilesSettings(url=(tmp_path / "nope").as_uri()), {}, policy_for(tmp_path)
+        ).check()
 
 
 def test_settings_are_validated() -> None:
@@ -397,14 +400,15 @@ def test_browsing_again_reads_only_the_files_that_changed(
         return real_dataset(paths, **kwargs)
 
     monkeypatch.setattr(files_module.ds, "dataset", counting)
-    source = FilesSource(FilesSettings(url=root.as_uri()), {})
+    source = FilesSource(FilesSettings(url=root.as_uri()), {}, policy_for(tmp_path))
     source.catalog()
     assert sorted(opened) == ["a.parquet", "b.parquet", "c.parquet"]
 
     opened.clear()
     pq.write_table(pa.table({"id": [1], "renamed": [2]}), root / "b.parquet")
     tables = {
-        t.qualified_name: t for t in FilesSource(FilesSettings(url=root.as_uri()), {}).catalog()
+        t.qualified_name: t
+        for t in FilesSource(FilesSettings(url=root.as_uri()), {}, policy_for(tmp_path)).catalog()
     }
     assert opened == ["b.parquet"]  # the others are known by size and modification time
     assert [c.name for c in tables["b.parquet"].columns] == ["id", "renamed"]

@@ -25,6 +25,7 @@ from egress.sources.mysql import MysqlSettings, MysqlSource
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from egress.sources.sqlite import SqliteSettings, SqliteSource
 from tests.conftest import MysqlDatabase, PgDatabase
+from tests.support.policy import policy_for
 
 WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape"]
 DATA = [
@@ -183,17 +184,20 @@ def sources(
         cur.execute("CREATE TABLE things (id int PRIMARY KEY, a int, b text, d int)")
         cur.executemany("INSERT INTO things VALUES (%s, %s, %s, %s)", DATA)
     path: Path = tmp_path_factory.mktemp("prop") / "things.db"
+    policy = policy_for(path.parent)
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE things (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, d INTEGER)")
         conn.executemany("INSERT INTO things VALUES (?, ?, ?, ?)", DATA)
     pg = PostgresSource(
-        PostgresSettings(host="127.0.0.1", port=5432, database=db.name, user="postgres"), {}
+        PostgresSettings(host="127.0.0.1", port=5432, database=db.name, user="postgres"),
+        {},
+        policy,
     )
     mdb: MysqlDatabase = mysql_factory("egress_prop")
     with mdb.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE things (id INT PRIMARY KEY, a INT, b VARCHAR(20), d INT)")
         cur.executemany("INSERT INTO things VALUES (%s, %s, %s, %s)", DATA)
-    my = MysqlSource(MysqlSettings(**mdb.settings), mdb.secrets)  # type: ignore[arg-type]
+    my = MysqlSource(MysqlSettings(**mdb.settings), mdb.secrets, policy)  # type: ignore[arg-type]
     files = path.parent / "files"
     files.mkdir()
     pq.write_table(
@@ -205,9 +209,9 @@ def sources(
     )
     return [
         (pg, "public.things"),
-        (SqliteSource(SqliteSettings(path=str(path)), {}), "main.things"),
+        (SqliteSource(SqliteSettings(path=str(path)), {}, policy), "main.things"),
         (my, f"{mdb.name}.things"),
-        (FilesSource(FilesSettings(url=files.as_uri()), {}), "things.parquet"),
+        (FilesSource(FilesSettings(url=files.as_uri()), {}, policy), "things.parquet"),
     ]
 
 

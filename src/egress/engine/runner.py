@@ -45,6 +45,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Runner:
         data_tables: DataTableRepo,
         warehouse: Warehouse,
         secret_box: SecretBox,
+        policy: SourcePolicy,
         clock: Clock,
         batch_rows: int,
         max_split_parts: int,
@@ -122,6 +124,7 @@ class Runner:
         self._data_tables = data_tables
         self._warehouse = warehouse
         self._box = secret_box
+        self._policy = policy
         self._clock = clock
         self._batch_rows = batch_rows
         self._max_parts = max_split_parts
@@ -368,7 +371,9 @@ class Runner:
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         record = self._connections.get(claimed.workspace_id, claimed.parameters["connection"]["id"])
-        return open_source(record.type, record.settings, self._box.open(record.sealed_secrets))
+        return open_source(
+            record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
+        )
 
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._executions.finish(claimed, outcome, self._clock()):

@@ -15,8 +15,10 @@ from egress.sources.base import QueryError, QuerySource
 
 
 def source_for(c: Container, workspace_id: str, connection_id: str) -> Source:
+    """A source opened inside an API request: interactive, so every call is time-limited."""
     record = c.connections.get(workspace_id, connection_id)
-    return open_source(record.type, record.settings, c.secret_box.open(record.sealed_secrets))
+    secrets = c.secret_box.open(record.sealed_secrets)
+    return open_source(record.type, record.settings, secrets, c.policy.interactive())
 
 
 def test_connection(c: Container, workspace_id: str, connection_id: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from egress.sources.base import Source, SourceError
 from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.mysql import MysqlSettings, MysqlSource
+from egress.sources.policy import SourcePolicy
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from egress.sources.sqlite import SqliteSettings, SqliteSource
 
@@ -18,7 +20,9 @@ from egress.sources.sqlite import SqliteSettings, SqliteSource
 class Connector:
     settings_model: type[BaseModel]
     secret_names: frozenset[str]
-    factory: Any  # (settings model instance, secrets) -> Source
+    factory: Any  # (settings model instance, secrets, policy) -> Source
+    # Checks settings against the trust policy when they are saved; raises Invalid.
+    admit: Callable[[Any, SourcePolicy], None] | None = None
 
 
 CONNECTORS: dict[str, Connector] = {
@@ -29,10 +33,15 @@ CONNECTORS: dict[str, Connector] = {
 }
 
 
-def open_source(type_: str, settings: dict[str, Any], secrets: dict[str, str]) -> Source:
+def open_source(
+    type_: str, settings: dict[str, Any], secrets: dict[str, str], policy: SourcePolicy
+) -> Source:
+    """A source for stored settings; the policy is checked again here, since what a stored
+    name points at may have changed since it was saved."""
     connector = CONNECTORS[type_]
-    source: Source = connector.factory(connector.settings_model.model_validate(settings), secrets)
+    model = connector.settings_model.model_validate(settings)
+    source: Source = connector.factory(model, secrets, policy)
     return source
 
 
-__all__ = ["CONNECTORS", "Connector", "Source", "SourceError", "open_source"]
+__all__ = ["CONNECTORS", "Connector", "Source", "SourceError", "SourcePolicy", "open_source"]

@@ -30,6 +30,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
 from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
 from egress.sources.base import SourceError
+from egress.sources.policy import SourcePolicy
 
 _BATCH_READAHEAD = 2
 _FRAGMENT_READAHEAD = 1
@@ -113,7 +114,10 @@ def _parent(path: str) -> str:
 
 
 class FilesSource:
-    def __init__(self, settings: FilesSettings, secrets: dict[str, str]) -> None:
+    def __init__(
+        self, settings: FilesSettings, secrets: dict[str, str], policy: SourcePolicy
+    ) -> None:
+        self._policy = policy
         parsed = urlparse(settings.url)
         if parsed.scheme == "file":
             self._fs: pafs.FileSystem = pafs.LocalFileSystem()

@@ -22,6 +22,7 @@ from egress.query.select import Statement, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import QueryError, SourceError
+from egress.sources.policy import SourcePolicy
 from egress.sources.rows import rows_to_batch
 
 # "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
@@ -155,7 +156,10 @@ def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
 class MysqlSource:
     dialect = "mysql"
 
-    def __init__(self, settings: MysqlSettings, secrets: dict[str, str]) -> None:
+    def __init__(
+        self, settings: MysqlSettings, secrets: dict[str, str], policy: SourcePolicy
+    ) -> None:
+        self._policy = policy
         self._s = settings
         self._password = secrets.get("password", "")
 

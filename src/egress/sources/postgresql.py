@@ -22,6 +22,7 @@ from egress.query.select import Statement, column, max_statement, select_stateme
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import ProgressFn, QueryError, SourceError
+from egress.sources.policy import SourcePolicy
 
 # Every session renders values the same way, whichever path (Arrow or COPY) reads them, and
 # only reads: a SQL template that calls a function with side effects fails instead of writing.
@@ -152,7 +153,10 @@ def csv_header(names: list[str]) -> bytes:
 class PostgresSource:
     dialect = "postgres"
 
-    def __init__(self, settings: PostgresSettings, secrets: dict[str, str]) -> None:
+    def __init__(
+        self, settings: PostgresSettings, secrets: dict[str, str], policy: SourcePolicy
+    ) -> None:
+        self._policy = policy
         self._s = settings
         self._password = secrets.get("password")
 

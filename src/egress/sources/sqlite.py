@@ -26,6 +26,7 @@ from egress.query.select import column, max_statement, select_statement, sqlite_
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import QueryError, SourceError
+from egress.sources.policy import SourcePolicy
 from egress.sources.rows import rows_to_batch
 
 SCHEMA = "main"
@@ -90,7 +91,10 @@ def _sampled_type(values: list[Any]) -> str:
 class SqliteSource:
     dialect = "sqlite"
 
-    def __init__(self, settings: SqliteSettings, secrets: dict[str, str]) -> None:
+    def __init__(
+        self, settings: SqliteSettings, secrets: dict[str, str], policy: SourcePolicy
+    ) -> None:
+        self._policy = policy
         self._path = Path(settings.path)
 
     def _connect(self) -> sqlite3.Connection:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from egress.api.auth import CurrentPrincipal, Services
-from egress.api.routers.common import page_request, validate_model
+from egress.api.routers.common import page_request
 from egress.api.schemas import (
     ConnectionCreate,
     ConnectionOut,
@@ -19,8 +19,7 @@ from egress.container import Container
 from egress.db.connections import ConnectionRecord
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
-from egress.services import catalog
-from egress.sources import CONNECTORS
+from egress.services import catalog, connections
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
 
@@ -31,30 +30,18 @@ def _out(c: Container, r: ConnectionRecord) -> ConnectionOut:
         name=r.name,
         type=r.type,
         settings=r.settings,
-        secret_names=sorted(c.secret_box.open(r.sealed_secrets)),
+        secret_names=connections.secret_names(c, r),
         created_at=r.created_at,
         updated_at=r.updated_at,
     )
 
 
-def _checked(type_: str, settings: dict[str, object], secrets: dict[str, str]) -> dict[str, object]:
-    connector = CONNECTORS[type_]
-    model = validate_model(connector.settings_model, settings, "settings")
-    unknown = sorted(set(secrets) - connector.secret_names)
-    if unknown:
-        allowed = ", ".join(sorted(connector.secret_names)) or "none"
-        raise Invalid.at(
-            ("body", "secrets", unknown[0]),
-            f"unknown secret for a {type_} connection (allowed: {allowed})",
-        )
-    return model.model_dump(mode="json")
-
-
 @router.post("", status_code=201, response_model=ConnectionOut)
 def create_connection(body: ConnectionCreate, c: Services, p: CurrentPrincipal) -> ConnectionOut:
-    settings = _checked(body.type, body.settings, body.secrets)
-    sealed = c.secret_box.seal(body.secrets) if body.secrets else None
-    return _out(c, c.connections.create(p.workspace_id, body.name, body.type, settings, sealed))
+    record = connections.create(
+        c, p.workspace_id, body.name, body.type, body.settings, body.secrets
+    )
+    return _out(c, record)
 
 
 @router.get("", response_model=ListEnvelope[ConnectionOut])
@@ -74,20 +61,13 @@ def get_connection(connection_id: str, c: Services, p: CurrentPrincipal) -> Conn
 def patch_connection(
     connection_id: str, body: ConnectionPatch, c: Services, p: CurrentPrincipal
 ) -> ConnectionOut:
-    current = c.connections.get(p.workspace_id, connection_id)
     for key in ("name", "settings"):  # null would silently mean "unchanged"
         if key in body.model_fields_set and getattr(body, key) is None:
             raise Invalid.at(("body", key), "must not be null")
-    changes: dict[str, object] = {}
-    if body.name is not None:
-        changes["name"] = body.name
-    secrets = c.secret_box.open(current.sealed_secrets)
-    if body.secrets is not None:
-        secrets = {**secrets, **body.secrets}
-        changes["sealed_secrets"] = c.secret_box.seal(secrets)
-    settings = current.settings if body.settings is None else body.settings
-    changes["settings"] = _checked(current.type, settings, body.secrets or {})
-    return _out(c, c.connections.update(p.workspace_id, connection_id, **changes))
+    record = connections.update(
+        c, p.workspace_id, connection_id, body.name, body.settings, body.secrets
+    )
+    return _out(c, record)
 
 
 @router.delete("/{connection_id}", status_code=204)
