@@ -7,8 +7,9 @@ points at can change after it was checked (a symlink swapped in, a DNS record).
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -110,3 +111,32 @@ def _server_database(url: str) -> tuple[str, int, str] | None:
     if scheme not in default_port or not parsed.hostname:
         return None
     return (parsed.hostname, parsed.port or default_port[scheme], parsed.path.lstrip("/"))
+
+
+class HostDenied(Exception):
+    """A connection names an address the policy does not let tenants reach."""
+
+
+def allowed_addresses(host: str, port: int, policy: SourcePolicy) -> list[str]:
+    """The addresses ``host`` resolves to now, all checked against the deny and allow lists.
+
+    Drivers must then connect to one of these addresses (not the name again), so a DNS answer
+    that changes between check and connect cannot slip past. Raises HostDenied naming no
+    address (the answer must not turn Egress into a resolver for the tenant).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise HostDenied(f"cannot resolve host {host!r}") from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        ip = ip_address(address.split("%", 1)[0])
+        mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:169.254.169.254 is 169.254.169.254
+        ip = mapped or ip
+        if any(ip in net for net in policy.deny_hosts):
+            raise HostDenied(f"host {host!r} is not allowed (a denied address range)")
+        if policy.allow_hosts is not None and not any(ip in net for net in policy.allow_hosts):
+            raise HostDenied(f"host {host!r} is not in EGRESS_CONNECTION_ALLOW_HOSTS")
+    if not addresses:
+        raise HostDenied(f"cannot resolve host {host!r}")
+    return addresses
