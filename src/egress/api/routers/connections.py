@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from egress.api.auth import CurrentPrincipal, Services
+from egress.api.auth import CurrentPrincipal, ManageConnection, ManageConnections, Services
 from egress.api.routers.common import page_request, validate_model
 from egress.api.schemas import (
     ConnectionCreate,
@@ -51,7 +51,7 @@ def _checked(type_: str, settings: dict[str, object], secrets: dict[str, str]) -
 
 
 @router.post("", status_code=201, response_model=ConnectionOut)
-def create_connection(body: ConnectionCreate, c: Services, p: CurrentPrincipal) -> ConnectionOut:
+def create_connection(body: ConnectionCreate, c: Services, p: ManageConnections) -> ConnectionOut:
     settings = _checked(body.type, body.settings, body.secrets)
     sealed = c.secret_box.seal(body.secrets) if body.secrets else None
     return _out(c, c.connections.create(p.workspace_id, body.name, body.type, settings, sealed))
@@ -72,7 +72,7 @@ def get_connection(connection_id: str, c: Services, p: CurrentPrincipal) -> Conn
 
 @router.patch("/{connection_id}", response_model=ConnectionOut)
 def patch_connection(
-    connection_id: str, body: ConnectionPatch, c: Services, p: CurrentPrincipal
+    connection_id: str, body: ConnectionPatch, c: Services, p: ManageConnection
 ) -> ConnectionOut:
     current = c.connections.get(p.workspace_id, connection_id)
     for key in ("name", "settings"):  # null would silently mean "unchanged"
@@ -91,7 +91,7 @@ def patch_connection(
 
 
 @router.delete("/{connection_id}", status_code=204)
-def delete_connection(connection_id: str, c: Services, p: CurrentPrincipal) -> Response:
+def delete_connection(connection_id: str, c: Services, p: ManageConnection) -> Response:
     c.connections.delete(p.workspace_id, connection_id)
     return Response(status_code=204)
 
