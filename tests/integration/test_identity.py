@@ -7,7 +7,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,10 +25,11 @@ from egress.signing import load_signing_ring, new_signing_key_entry
 from tests.conftest import make_settings
 
 K1, K2 = new_signing_key_entry(), new_signing_key_entry()
+Build = Callable[..., Container]
 
 
 @pytest.fixture
-def build(tmp_path: Path, metadata_url: str) -> Iterator[object]:
+def build(tmp_path: Path, metadata_url: str) -> Iterator[Build]:
     """Containers on one metadata database and data dir, with the settings given."""
     made: list[Container] = []
 
@@ -64,8 +65,8 @@ def _legacy_token(c: Container, workspace_id: str, token: str) -> str:
     return token_id
 
 
-def test_a_token_authenticates_until_it_expires_or_is_revoked(build: object) -> None:
-    c: Container = build()  # type: ignore[operator]
+def test_a_token_authenticates_until_it_expires_or_is_revoked(build: Build) -> None:
+    c = build()
     ws = identity.create_workspace(c, "a")
     with pytest.raises(Conflict):
         identity.create_workspace(c, "a")
@@ -89,8 +90,8 @@ def test_a_token_authenticates_until_it_expires_or_is_revoked(build: object) -> 
         identity.authenticate(c, new.token)
 
 
-def test_a_legacy_sha256_token_works_once_and_is_then_stored_as_an_hmac(build: object) -> None:
-    c: Container = build(signing_keys=K1)  # type: ignore[operator]
+def test_a_legacy_sha256_token_works_once_and_is_then_stored_as_an_hmac(build: Build) -> None:
+    c = build(signing_keys=K1)
     ws = c.workspaces.ensure_workspace("a")
     token_id = _legacy_token(c, ws, "low-entropy")
     assert identity.authenticate(c, "low-entropy").token_id == token_id
@@ -100,8 +101,8 @@ def test_a_legacy_sha256_token_works_once_and_is_then_stored_as_an_hmac(build: o
     assert identity.authenticate(c, "low-entropy").token_id == token_id
 
 
-def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: object) -> None:
-    first: Container = build(signing_keys=K1)  # type: ignore[operator]
+def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: Build) -> None:
+    first = build(signing_keys=K1)
     first.settings.bootstrap_token = "dev-token"
     ws = first.workspaces.ensure_workspace("default")
     token_id = _legacy_token(first, ws, "dev-token")  # made by an older release
@@ -109,7 +110,7 @@ def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: object) ->
     assert _row(first, token_id).key_id == K1.split(":")[0]  # re-hashed at start, not on use
     assert len(identity.list_tokens(first)) == 1
 
-    rotated: Container = build(signing_keys=f"{K2},{K1}")  # type: ignore[operator]
+    rotated = build(signing_keys=f"{K2},{K1}")
     rotated.settings.bootstrap_token = "dev-token"
     identity.ensure_bootstrap_token(rotated)
     assert _row(rotated, token_id).key_id == K2.split(":")[0]
@@ -121,9 +122,9 @@ def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: object) ->
         identity.authenticate(rotated, "dev-token")
 
 
-def test_a_hash_counts_only_under_the_key_it_names(build: object) -> None:
+def test_a_hash_counts_only_under_the_key_it_names(build: Build) -> None:
     """A row claiming key k2 but holding the sha256 of a token is not that token."""
-    c: Container = build(signing_keys=f"{K2},{K1}")  # type: ignore[operator]
+    c = build(signing_keys=f"{K2},{K1}")
     token_id = _legacy_token(c, c.workspaces.ensure_workspace("a"), "guess")
     with c.engine.begin() as conn:
         conn.execute(
