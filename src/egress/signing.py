@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from egress.crypto import read_or_create_key_file
 from egress.settings import Settings
 
+log = logging.getLogger(__name__)
 KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # HMAC-SHA256 gains nothing from keys longer than its block, and is weak with short ones.
 MIN_KEY_BYTES = 32
@@ -127,5 +129,11 @@ def load_signing_ring(settings: Settings) -> SigningRing:
     """EGRESS_SIGNING_KEYS, else one key generated once into the data dir (mode 0600)."""
     if settings.signing_keys:
         return SigningRing(parse_signing_keys(settings.signing_keys))
+    if settings.database_url:
+        log.warning(
+            "EGRESS_SIGNING_KEYS is unset: using %s. Every process sharing this metadata "
+            "database needs the same keys, or tokens made by one fail on another.",
+            settings.signing_key_path,
+        )
     text = read_or_create_key_file(settings.signing_key_path, new_signing_key_entry().encode())
     return SigningRing(parse_signing_keys(text.decode()))

@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from egress.db.tables import api_tokens, workspaces
 from egress.domain.clock import new_id, utcnow
 from egress.domain.errors import Conflict, NotFound
-from egress.domain.identity import ADMIN
 
 
 @dataclass(frozen=True)
@@ -21,23 +20,19 @@ class Principal:
     """Who is calling: every repository call is scoped by ``workspace_id``."""
 
     workspace_id: str
-    role: str
+    role: str  # admin | editor (domain.identity)
     token_id: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
 
 
 @dataclass(frozen=True)
 class TokenRecord:
-    """A token as stored: never the token, and its hash never leaves the repository's callers."""
+    """A token as stored: its hash and key id, never the token itself."""
 
     id: str
     workspace_id: str
     workspace_name: str
     name: str
-    role: str
+    role: str  # admin | editor (domain.identity)
     key_id: str | None
     token_hash: str
     created_at: datetime
