@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,7 @@ class Server:
     process: subprocess.Popen[bytes]
     data_dir: Path
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # the process's: `egress admin` reuses it
 
     def client(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(
@@ -244,7 +245,7 @@ def start_server(
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = Server(f"http://127.0.0.1:{port}", token, process, data_dir, log_path)
+    server = Server(f"http://127.0.0.1:{port}", token, process, data_dir, log_path, env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -13,10 +13,11 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
 from egress.db.templates import TemplateRepo
-from egress.db.workspaces import ADMIN, WorkspaceRepo
+from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.engine.runner import Runner
 from egress.settings import Settings
+from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
 from egress.sources.policy import SourcePolicy
 from egress.storage import Storage
@@ -30,6 +31,7 @@ class Container:
     settings: Settings
     engine: Engine
     secret_box: SecretBox
+    signing: SigningRing
     storage: Storage
     workspaces: WorkspaceRepo
     connections: ConnectionRepo
@@ -50,6 +52,7 @@ class Container:
             settings=settings,
             engine=engine,
             secret_box=load_secret_box(settings),
+            signing=load_signing_ring(settings),
             storage=Storage(settings.resolved_storage_url),
             workspaces=WorkspaceRepo(engine),
             connections=ConnectionRepo(engine),
@@ -95,10 +98,3 @@ class Container:
             ),
             name=name,
         )
-
-    def bootstrap(self) -> None:
-        """Make EGRESS_BOOTSTRAP_TOKEN an admin token of the workspace named ``default``."""
-        token = self.settings.bootstrap_token
-        if token:
-            ws = self.workspaces.ensure_workspace("default")
-            self.workspaces.ensure_token(ws, token, role=ADMIN, name="bootstrap")

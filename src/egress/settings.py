@@ -52,7 +52,13 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_url: str | None = None
     warehouse_url: str | None = None
+    # Fernet keys sealing connection secrets, comma-separated: the first seals, all open.
+    # Unset: EGRESS_SECRET_KEY, else <data dir>/secret.key (generated), as a ring of one.
+    secret_keys: str | None = None
     secret_key: str | None = None
+    # "<id>:<base64>" HMAC keys, comma-separated: the first signs, all verify (token hashes,
+    # cursors). Unset: one key generated into <data dir>/signing.key.
+    signing_keys: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     worker_concurrency: int = Field(default=2, ge=1, le=64)
@@ -108,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def secret_key_path(self) -> Path:
         return self.resolved_data_dir / "secret.key"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.resolved_data_dir / "signing.key"
 
     def ensure_data_dir(self) -> None:
         self.resolved_data_dir.mkdir(parents=True, exist_ok=True)

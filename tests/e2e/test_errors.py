@@ -4,7 +4,6 @@ connections and configurations managed through their endpoints; secrets never sh
 from __future__ import annotations
 
 import re
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from egress.db.engine import make_engine
-from egress.db.workspaces import WorkspaceRepo
 from egress.demo import create_orders_db
 from tests.conftest import Server, free_port, wait_for_status
 from tests.e2e.helpers import (
@@ -30,6 +27,7 @@ from tests.e2e.helpers import (
     template,
     trigger,
 )
+from tests.support.identity import create_token, create_workspace
 
 SECRET = "s3cr3t-pa55word-never-shown"
 SECRET_2 = "an0ther-s3cret-rotated-in"
@@ -112,9 +110,8 @@ def test_every_api_route_needs_a_token(server: Server) -> None:
 
 
 def test_another_workspace_sees_nothing(server: Server, world: dict[str, Any]) -> None:
-    repo = WorkspaceRepo(make_engine(f"sqlite:///{server.data_dir}/egress.db"))
-    token = secrets.token_hex(16)
-    repo.ensure_token(repo.ensure_workspace("other"), token, role="admin", name="t")
+    create_workspace(server, "other")
+    token = create_token(server, "other", "admin")
     conn, tpl, base, eid = world["conn"], world["tpl"]["id"], world["base"], world["eid"]
     execution = f"{base}/executions/{eid}"
     with api(server, token) as other:

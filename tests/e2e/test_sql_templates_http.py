@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from egress.db.engine import make_engine
-from egress.db.workspaces import WorkspaceRepo
 from tests.conftest import Server, wait_for_status
 from tests.e2e.helpers import API, CONFIGS, DONE, api, configuration, problem, running_server
+from tests.support.identity import create_token
 
 REGIONS = ["EU", "NA", "APAC"]
 CUSTOMERS = [(i, f"customer {i}", REGIONS[i % 3]) for i in range(1, 7)]
@@ -46,13 +44,8 @@ def http(server: Server) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def member(server: Server) -> Iterator[httpx.Client]:
-    """A client with a non-admin token of the same workspace, made in the server's database."""
-    engine = make_engine(f"sqlite:///{server.data_dir}/egress.db")
-    repo = WorkspaceRepo(engine)
-    token = secrets.token_hex(16)
-    repo.ensure_token(repo.ensure_workspace("default"), token, role="member", name="member")
-    engine.dispose()
-    with api(server, token) as client:
+    """A client with an editor token of the same workspace."""
+    with api(server, create_token(server, "default", "editor")) as client:
         yield client
 
 
@@ -142,7 +135,10 @@ def test_a_non_admin_may_not_create_a_sql_template(
     member: httpx.Client, http: httpx.Client, connection: str
 ) -> None:
     body = problem(_create(member, connection, "mine", query="SELECT id FROM orders"), 403)
-    assert body["detail"] == "only admins may create SQL templates"
+    assert (
+        body["detail"]
+        == "creating SQL templates needs the admin role; this token's role is 'editor'"
+    )
     # Table templates stay open to every role, and everyone reads SQL templates.
     assert _create(member, connection, "orders_too", table="main.orders").status_code == 201
     shared = _create(http, connection, "shared", query="SELECT id FROM orders")

@@ -68,13 +68,9 @@ def test_migrations_match_the_models(repos: Repos) -> None:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
-def test_tokens_and_workspaces(repos: Repos) -> None:
+def test_workspaces_are_ensured_once(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     assert repos.workspaces.ensure_workspace("a") == ws
-    repos.workspaces.ensure_token(ws, "tok", "admin", "t")
-    principal = repos.workspaces.principal_for_token("tok")
-    assert principal is not None and principal.workspace_id == ws and principal.role == "admin"
-    assert repos.workspaces.principal_for_token("nope") is None
 
 
 def test_workspaces_are_isolated(repos: Repos) -> None:

@@ -23,6 +23,7 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
+from egress.domain.identity import ADMIN
 from egress.domain.status import RunStatus
 from egress.services import catalog, executions
 from egress.sources import base
@@ -154,7 +155,7 @@ class Env:
     def template(self, query: str = QUERY, **keys: Any) -> str:
         keys = {"primary_key": ["id"], "cursor_field": "id", "date_field": "ordered_at", **keys}
         tpl = catalog.create_query_template(
-            self.c, self.ws, self.connection_id, f"sql_{next(_names)}", query, **keys
+            self.c, self.ws, self.connection_id, f"sql_{next(_names)}", query, **keys, role=ADMIN
         )
         return tpl.id
 
@@ -294,6 +295,7 @@ def test_repeated_column_names_are_refused(c: Container, pg_db: PgDatabase) -> N
             None,
             None,
             None,
+            role=ADMIN,
         )
 
 
@@ -305,7 +307,7 @@ def test_a_writing_function_cannot_write_on_postgresql(c: Container, pg_db: PgDa
     ws = c.workspaces.ensure_workspace("t")
     conn_id = c.connections.create(ws, "pg", source.kind, source.settings, None).id
     tpl = catalog.create_query_template(
-        c, ws, conn_id, "seq", "SELECT nextval('s') AS n", None, None, None
+        c, ws, conn_id, "seq", "SELECT nextval('s') AS n", None, None, None, role=ADMIN
     )
     assert tpl.fields == [ColumnInfo("n", "int64")]  # the probe produced no row
     cfg = submitted_configuration(c, ws, tpl.id, "seq")
@@ -333,7 +335,15 @@ def test_a_writing_function_cannot_write_on_mariadb(c: Container, mysql_db: Mysq
     conn_id = c.connections.create(ws, "my", source.kind, source.settings, None).id
     with pytest.raises(Invalid, match="READ ONLY") as err:
         catalog.create_query_template(
-            c, ws, conn_id, "bump", "SELECT id, bump() AS n FROM orders", None, None, None
+            c,
+            ws,
+            conn_id,
+            "bump",
+            "SELECT id, bump() AS n FROM orders",
+            None,
+            None,
+            None,
+            role=ADMIN,
         )
     assert err.value.errors[0].loc == ("body", "query")
     with mysql_db.connect() as conn, conn.cursor() as cur:
@@ -359,7 +369,9 @@ def test_a_query_too_slow_to_describe_is_refused_in_time(
     conn = c.connections.create(ws, "slow", source.kind, source.settings, None)
     started = time.monotonic()
     with pytest.raises(Invalid) as err:
-        catalog.create_query_template(c, ws, conn.id, "slow", SLOW_QUERY, None, None, None)
+        catalog.create_query_template(
+            c, ws, conn.id, "slow", SLOW_QUERY, None, None, None, role=ADMIN
+        )
     assert time.monotonic() - started < 4
     assert err.value.errors[0].loc == ("body", "query")
     assert "did not return its columns within 0.5 s" in err.value.detail

@@ -10,7 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from egress.domain.errors import Conflict, EgressError, Forbidden, Invalid, NotFound
+from egress.domain.errors import (
+    BadRequest,
+    Conflict,
+    EgressError,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+)
 from egress.sources.base import SourceError
 
 log = logging.getLogger(__name__)
@@ -70,20 +78,27 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
     return problem(422, f"invalid request: {summary}", errors)
 
 
+# Sent with every 401, so clients know to present (another) bearer token.
+CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
 def _egress(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EgressError)
+    if isinstance(exc, Unauthenticated):
+        return problem(401, exc.detail, headers=CHALLENGE)
     if isinstance(exc, NotFound):
         return problem(404, exc.detail)
     if isinstance(exc, Forbidden):
         return problem(403, exc.detail)
     if isinstance(exc, Conflict):
         return problem(409, exc.detail)
-    if isinstance(exc, Invalid):
+    if isinstance(exc, FieldProblem):
         errors = [
             {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg}
             for e in exc.errors
         ]
-        return problem(422, exc.detail, errors)
+        status = 400 if isinstance(exc, BadRequest) else 422
+        return problem(status, exc.detail, errors)
     return problem(400, exc.detail)
 
 

@@ -14,8 +14,10 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from egress.cli.admin import admin_app
 from egress.container import Container
 from egress.db.migrate import upgrade
+from egress.services.identity import ensure_bootstrap_token
 from egress.settings import Settings
 
 app = typer.Typer(
@@ -23,6 +25,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
 console = Console()
 
 
@@ -35,7 +38,7 @@ def _setup(settings: Settings, migrate: bool = True) -> Container:
     container = Container.build(settings)
     if migrate:
         upgrade(settings.resolved_database_url)
-    container.bootstrap()
+    ensure_bootstrap_token(container)
     return container
 
 

@@ -61,10 +61,15 @@ api_tokens = sa.Table(
     sa.Column("id", ID, primary_key=True),
     _workspace_fk(),
     sa.Column("name", sa.String(200), nullable=False),
-    # sha256 of the token: tokens are long random strings, so a fast hash is enough.
+    # HMAC-SHA256 (hex) of the token under signing key `key_id`: a copied database alone
+    # cannot confirm a guessed token. NULL `key_id`: a plain sha256 from before 0007, replaced
+    # by an HMAC the first time the token is used.
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 connections = sa.Table(

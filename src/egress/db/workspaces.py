@@ -1,17 +1,18 @@
-"""Workspaces (tenants) and API tokens."""
+"""Workspaces (tenants) and API tokens. Tokens are stored only as hashes (see services.identity)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import IntegrityError
 
 from egress.db.tables import api_tokens, workspaces
 from egress.domain.clock import new_id, utcnow
-
-ADMIN = "admin"
+from egress.domain.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)
@@ -19,16 +20,46 @@ class Principal:
     """Who is calling: every repository call is scoped by ``workspace_id``."""
 
     workspace_id: str
-    role: str
+    role: str  # admin | editor (domain.identity)
     token_id: str
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A token as stored: its hash and key id, never the token itself."""
+
+    id: str
+    workspace_id: str
+    workspace_name: str
+    name: str
+    role: str  # admin | editor (domain.identity)
+    key_id: str | None
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_TOKEN_COLUMNS = (
+    api_tokens.c.id,
+    api_tokens.c.workspace_id,
+    workspaces.c.name.label("workspace_name"),
+    api_tokens.c.name,
+    api_tokens.c.role,
+    api_tokens.c.key_id,
+    api_tokens.c.token_hash,
+    api_tokens.c.created_at,
+    api_tokens.c.expires_at,
+    api_tokens.c.revoked_at,
+)
+
+
+def _token(row: Row[Any]) -> TokenRecord:
+    return TokenRecord(**row._asdict())
+
+
+def _select_tokens() -> sa.Select[Any]:
+    return sa.select(*_TOKEN_COLUMNS).join(workspaces, workspaces.c.id == api_tokens.c.workspace_id)
 
 
 class WorkspaceRepo:
@@ -46,31 +77,93 @@ class WorkspaceRepo:
             conn.execute(workspaces.insert().values(id=ws_id, name=name, created_at=utcnow()))
             return ws_id
 
-    def ensure_token(self, workspace_id: str, token: str, role: str, name: str) -> None:
-        digest = hash_token(token)
-        with self._engine.begin() as conn:
-            existing = conn.execute(
-                sa.select(api_tokens.c.id).where(api_tokens.c.token_hash == digest)
-            ).scalar_one_or_none()
-            values = {"workspace_id": workspace_id, "role": role, "name": name}
-            if existing is None:
-                conn.execute(
-                    api_tokens.insert().values(
-                        id=new_id(), token_hash=digest, created_at=utcnow(), **values
-                    )
-                )
-            else:
-                conn.execute(
-                    api_tokens.update().where(api_tokens.c.id == existing).values(**values)
-                )
+    def create_workspace(self, name: str) -> str:
+        ws_id = new_id()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(workspaces.insert().values(id=ws_id, name=name, created_at=utcnow()))
+        except IntegrityError as exc:
+            raise Conflict(f"a workspace named {name!r} already exists") from exc
+        return ws_id
 
-    def principal_for_token(self, token: str) -> Principal | None:
+    def workspace_id(self, name: str) -> str:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(api_tokens.c.id, api_tokens.c.workspace_id, api_tokens.c.role).where(
-                    api_tokens.c.token_hash == hash_token(token)
+            found = conn.execute(
+                sa.select(workspaces.c.id).where(workspaces.c.name == name)
+            ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"no workspace named {name!r}")
+        return str(found)
+
+    def add_token(
+        self,
+        workspace_id: str,
+        name: str,
+        role: str,
+        key_id: str,
+        token_hash: str,
+        created_at: datetime,
+        expires_at: datetime | None,
+    ) -> TokenRecord:
+        token_id = new_id()
+        with self._engine.begin() as conn:
+            conn.execute(
+                api_tokens.insert().values(
+                    id=token_id,
+                    workspace_id=workspace_id,
+                    name=name,
+                    role=role,
+                    key_id=key_id,
+                    token_hash=token_hash,
+                    created_at=created_at,
+                    expires_at=expires_at,
                 )
-            ).one_or_none()
+            )
+            return _token(conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one())
+
+    def find_token(self, hashes: dict[str, str | None]) -> TokenRecord | None:
+        """The token stored as one of ``hashes`` (hash → the key id it was made with)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                _select_tokens().where(api_tokens.c.token_hash.in_(list(hashes)))
+            ).all()
+        # A hash only counts under the key it was computed with (NULL: legacy sha256).
+        matches = [_token(r) for r in rows if hashes[r.token_hash] == r.key_id]
+        return matches[0] if matches else None
+
+    def rehash_token(self, token_id: str, old_hash: str, key_id: str, new_hash: str) -> None:
+        """Store the token's hash under another key; a no-op if someone else already did."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id, api_tokens.c.token_hash == old_hash)
+                .values(key_id=key_id, token_hash=new_hash)
+            )
+
+    def update_token(self, token_id: str, *, workspace_id: str, role: str, name: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id)
+                .values(workspace_id=workspace_id, role=role, name=name)
+            )
+
+    def tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
+        query = _select_tokens().order_by(workspaces.c.name, api_tokens.c.created_at)
+        if workspace_id is not None:
+            query = query.where(api_tokens.c.workspace_id == workspace_id)
+        with self._engine.connect() as conn:
+            return [_token(r) for r in conn.execute(query)]
+
+    def revoke_token(self, token_id: str, now: datetime) -> TokenRecord:
+        """Revoke once: revoking again keeps the first time."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one_or_none()
         if row is None:
-            return None
-        return Principal(workspace_id=row.workspace_id, role=row.role, token_id=row.id)
+            raise NotFound(f"no token with id {token_id!r}")
+        return _token(row)

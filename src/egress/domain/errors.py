@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,11 @@ class EgressError(Exception):
 
 
 @dataclass
+class Unauthenticated(EgressError):
+    """The request carries no valid credentials: missing, unknown, expired or revoked (401)."""
+
+
+@dataclass
 class NotFound(EgressError):
     """The object does not exist in the caller's workspace (404, never 403)."""
 
@@ -37,11 +43,21 @@ class Conflict(EgressError):
 
 
 @dataclass
-class Invalid(EgressError):
-    """The input breaks a rule (422); ``errors`` point at the offending fields."""
+class FieldProblem(EgressError):
+    """A problem with named input fields; ``errors`` point at them."""
 
     errors: list[FieldError] = field(default_factory=list)
 
     @classmethod
-    def at(cls, loc: tuple[str | int, ...], msg: str) -> Invalid:
+    def at(cls, loc: tuple[str | int, ...], msg: str) -> Self:
         return cls(detail=f"{'.'.join(str(p) for p in loc)}: {msg}", errors=[FieldError(loc, msg)])
+
+
+@dataclass
+class Invalid(FieldProblem):
+    """The input breaks a rule (422)."""
+
+
+@dataclass
+class BadRequest(FieldProblem):
+    """The input is not something this server could have issued, e.g. a forged cursor (400)."""

@@ -8,6 +8,7 @@ from egress.container import Container
 from egress.db.templates import TemplateRecord
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
+from egress.domain.identity import require_admin
 from egress.query.custom import LOC as QUERY_LOC
 from egress.query.custom import check_query
 from egress.sources import Source, SourceError, open_source
@@ -133,9 +134,12 @@ def create_query_template(
     primary_key: list[str] | None,
     cursor_field: str | None,
     date_field: str | None,
+    *,
+    role: str,
 ) -> TemplateRecord:
-    """A SQL template: an admin's SELECT (the caller checks the role), checked by parsing in
-    the source's dialect; its fields are the result columns a ``LIMIT 0`` probe reports."""
+    """A SQL template: an admin's SELECT, checked by parsing in the source's dialect; its
+    fields are the result columns a ``LIMIT 0`` probe reports."""
+    require_admin(role, "creating SQL templates")
     source = source_for(c, workspace_id, connection_id)
     if not isinstance(source, QuerySource):
         raise Invalid.at(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from egress.api.auth import CurrentPrincipal, Services
+from egress.api.auth import CurrentPrincipal, ManageConnection, ManageConnections, Services
 from egress.api.routers.common import page_request
 from egress.api.schemas import (
     ConnectionCreate,
@@ -37,7 +37,7 @@ def _out(c: Container, r: ConnectionRecord) -> ConnectionOut:
 
 
 @router.post("", status_code=201, response_model=ConnectionOut)
-def create_connection(body: ConnectionCreate, c: Services, p: CurrentPrincipal) -> ConnectionOut:
+def create_connection(body: ConnectionCreate, c: Services, p: ManageConnections) -> ConnectionOut:
     record = connections.create(
         c, p.workspace_id, body.name, body.type, body.settings, body.secrets
     )
@@ -59,7 +59,7 @@ def get_connection(connection_id: str, c: Services, p: CurrentPrincipal) -> Conn
 
 @router.patch("/{connection_id}", response_model=ConnectionOut)
 def patch_connection(
-    connection_id: str, body: ConnectionPatch, c: Services, p: CurrentPrincipal
+    connection_id: str, body: ConnectionPatch, c: Services, p: ManageConnection
 ) -> ConnectionOut:
     for key in ("name", "settings"):  # null would silently mean "unchanged"
         if key in body.model_fields_set and getattr(body, key) is None:
@@ -71,7 +71,7 @@ def patch_connection(
 
 
 @router.delete("/{connection_id}", status_code=204)
-def delete_connection(connection_id: str, c: Services, p: CurrentPrincipal) -> Response:
+def delete_connection(connection_id: str, c: Services, p: ManageConnection) -> Response:
     c.connections.delete(p.workspace_id, connection_id)
     return Response(status_code=204)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -18,8 +17,8 @@ from egress.api.schemas import (
     ListEnvelope,
     RowsOut,
 )
-from egress.domain.errors import Invalid
 from egress.domain.paging import MAX_LIMIT, PageRequest
+from egress.services import data_tables
 from egress.sinks.data_table import HIDDEN_ID
 
 router = APIRouter(prefix="/api/v1/data-tables", tags=["data tables"])
@@ -52,20 +51,6 @@ def get_data_table(table_id: str, c: Services, p: CurrentPrincipal) -> DataTable
     )
 
 
-def _decode(cursor: str, width: int) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError as exc:
-        raise Invalid.at(("query", "cursor"), "is not a cursor this endpoint returned") from exc
-    if not isinstance(values, list) or len(values) != width:
-        raise Invalid.at(("query", "cursor"), "is not a cursor this endpoint returned")
-    return values
-
-
-def _encode(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # exact, as in JSONL exports
@@ -82,12 +67,6 @@ def list_rows(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> RowsOut:
-    t = c.data_tables.get(p.workspace_id, table_id)
-    order = t.primary_key or [HIDDEN_ID]
-    after = _decode(cursor, len(order)) if cursor else None
-    rows = c.warehouse.rows(t.physical_name, order, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = _encode([rows[-1][k] for k in order]) if more else None
-    data = [{k: _plain(v) for k, v in row.items() if k != HIDDEN_ID} for row in rows]
-    return RowsOut(data=data, next_cursor=next_cursor)
+    page = data_tables.rows_page(c, p.workspace_id, table_id, limit, cursor)
+    data = [{k: _plain(v) for k, v in row.items() if k != HIDDEN_ID} for row in page.rows]
+    return RowsOut(data=data, next_cursor=page.next_cursor)

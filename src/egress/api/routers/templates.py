@@ -10,7 +10,7 @@ from egress.api.auth import CurrentPrincipal, Services
 from egress.api.routers.common import page_request
 from egress.api.schemas import FieldOut, ListEnvelope, TemplateCreate, TemplateOut
 from egress.db.templates import TemplateRecord
-from egress.domain.errors import FieldError, Forbidden, Invalid, NotFound
+from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.paging import PageRequest
 from egress.services import catalog
 
@@ -65,8 +65,6 @@ def _one_of_table_or_query(body: TemplateCreate) -> None:
 @router.post("", status_code=201, response_model=TemplateOut)
 def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> TemplateOut:
     _one_of_table_or_query(body)
-    if body.query is not None and not p.is_admin:
-        raise Forbidden("only admins may create SQL templates")
     try:
         c.connections.get(p.workspace_id, body.connection_id)
     except NotFound as exc:
@@ -89,6 +87,7 @@ def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> T
                 body.primary_key,
                 body.cursor_field,
                 body.date_field,
+                role=p.role,
             )
         )
     assert body.table is not None  # one of the two, checked above

@@ -1,0 +1,62 @@
+"""Roles, what each may do, and API token lifetimes: the rules every face (CLI, HTTP) shares."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from egress.domain.errors import Forbidden, Invalid
+
+ADMIN = "admin"
+EDITOR = "editor"
+ROLES = (ADMIN, EDITOR)
+
+# A token that outlives ten years is a token nobody remembers to rotate.
+MAX_TOKEN_DAYS = 3650
+# Generated tokens: a recognisable prefix (secret scanners, logs) and 256 random bits.
+TOKEN_PREFIX = "egr_"
+TOKEN_BYTES = 32
+
+
+# Workspace and token names fit their columns and print on one line.
+MAX_NAME_LENGTH = 200
+
+
+def check_name(name: str, loc: tuple[str | int, ...]) -> str:
+    if not name.strip() or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise Invalid.at(
+            loc, f"must be 1 to {MAX_NAME_LENGTH} printable characters, not only spaces"
+        )
+    return name
+
+
+def check_role(role: str, loc: tuple[str | int, ...] = ("role",)) -> str:
+    if role not in ROLES:
+        raise Invalid.at(loc, f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+    return role
+
+
+def require_admin(role: str, action: str) -> None:
+    """Connections, SQL templates and tokens are the admin's; an editor may do everything else.
+
+    ``action`` completes "… needs the admin role", e.g. "changing connections".
+    """
+    if role != ADMIN:
+        raise Forbidden(f"{action} needs the admin role; this token's role is {role!r}")
+
+
+def token_expiry(now: datetime, days: int | None) -> datetime | None:
+    """When a token made ``now`` stops working: ``days`` whole days later, or never (None)."""
+    if days is None:
+        return None
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise Invalid.at(("expiresIn",), f"must be between 1 and {MAX_TOKEN_DAYS} days, not {days}")
+    return now + timedelta(days=days)
+
+
+def token_state(now: datetime, expires_at: datetime | None, revoked_at: datetime | None) -> str:
+    """``valid``, ``expired`` or ``revoked``: only a valid token authenticates."""
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is not None and expires_at <= now:
+        return "expired"
+    return "valid"

@@ -1,0 +1,36 @@
+"""``egress admin`` as a user runs it: a subprocess against a running server's data dir."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import Server
+
+
+def egress_admin(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``egress admin ARGS`` with the server's environment (same database and keys)."""
+    return subprocess.run(
+        [sys.executable, "-m", "egress.cli.main", "admin", *args],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"{result.args}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def create_workspace(server: Server, name: str) -> str:
+    """The new workspace's id."""
+    return _ok(egress_admin(server, "create-workspace", name)).strip()
+
+
+def create_token(server: Server, workspace: str, role: str, *options: str) -> str:
+    """A new token (the last line of the command's output)."""
+    args = ("create-token", "--workspace", workspace, "--role", role, *options)
+    return _ok(egress_admin(server, *args)).strip().splitlines()[-1]
