@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from egress.domain.errors import Conflict, EgressError, Forbidden, Invalid, NotFound
+from egress.domain.errors import Busy, Conflict, EgressError, Forbidden, Invalid, NotFound
 from egress.sources.base import SourceError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ TITLES = {
     413: "Content Too Large",
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -78,6 +79,8 @@ def _egress(request: Request, exc: Exception) -> JSONResponse:
         return problem(403, exc.detail)
     if isinstance(exc, Conflict):
         return problem(409, exc.detail)
+    if isinstance(exc, Busy):
+        return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, Invalid):
         errors = [
             {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg}

@@ -37,6 +37,13 @@ class Conflict(EgressError):
 
 
 @dataclass
+class Busy(EgressError):
+    """Too many calls of this kind are running; retry after ``retry_after_s`` (429)."""
+
+    retry_after_s: int = 1
+
+
+@dataclass
 class Invalid(EgressError):
     """The input breaks a rule (422); ``errors`` point at the offending fields."""
 
