@@ -123,6 +123,21 @@ def test_changing_the_address_without_the_secrets_is_refused(
         assert OLD_SECRET.encode() not in fake.received
 
 
+def test_a_connection_without_secrets_moves_freely_and_sent_secrets_replace(
+    http: httpx.Client,
+) -> None:
+    cid = pg(http)
+    moved = {"host": "localhost", "port": 5432, "database": "template1", "user": "postgres"}
+    r = http.patch(f"{API}/connections/{cid}", json={"settings": moved})
+    assert r.status_code == 200 and r.json()["secretNames"] == []
+    with_secret = http.patch(f"{API}/connections/{cid}", json={"secrets": {"password": "x"}})
+    assert with_secret.json()["secretNames"] == ["password"]
+    # Moving with an empty set of secrets clears the stored ones.
+    back = {"settings": moved | {"database": "postgres"}, "secrets": {}}
+    r = http.patch(f"{API}/connections/{cid}", json=back)
+    assert r.status_code == 200 and r.json()["secretNames"] == []
+
+
 def _timed(call: Any) -> tuple[float, httpx.Response]:
     started = time.monotonic()
     response = call()
