@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
 from egress.sources.policy import SourcePolicy
+from egress.sources.pool import SourcePool
 from egress.storage import Storage
 from egress.worker.loop import Worker
 from egress.worker.pg_listen import PgListener
@@ -41,6 +43,7 @@ class Container:
     data_tables: DataTableRepo
     warehouse: Warehouse
     policy: SourcePolicy
+    source_pool: SourcePool
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -62,6 +65,10 @@ class Container:
             data_tables=DataTableRepo(engine),
             warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
             policy=SourcePolicy.from_settings(settings),
+            # A slot frees within the source timeout (connect, then read).
+            source_pool=SourcePool(
+                settings.source_pool_size, retry_after_s=math.ceil(settings.source_timeout_s)
+            ),
             clock=clock,
         )
 

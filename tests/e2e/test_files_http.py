@@ -74,7 +74,11 @@ def _template(http: httpx.Client, conn: str, name: str) -> dict[str, object]:
 
 def test_browse_extract_and_download_a_folder(http: httpx.Client, landing: Path) -> None:
     conn = _connect(http, landing, "landing")
-    assert http.post(f"{API}/connections/{conn}/test").json() == {"ok": True, "error": None}
+    assert http.post(f"{API}/connections/{conn}/test").json() == {
+        "ok": True,
+        "error": None,
+        "warnings": [],
+    }
 
     elements = http.get(f"{API}/connections/{conn}/elements").json()["data"]
     assert [(e["elementType"], e["name"]) for e in elements] == [
@@ -155,5 +159,6 @@ def test_a_missing_folder_is_reported_by_the_connection_test(
     assert http.post(f"{API}/connections/{conn}/test").json() == {
         "ok": False,
         "error": f"{tmp_path / 'nowhere'} is not a folder",
+        "warnings": [],
     }
     problem(http.get(f"{API}/connections/{conn}/elements"), 422)

@@ -370,7 +370,7 @@ def test_a_bucket_on_a_real_s3_server(c: Container, s3_server: S3Server) -> None
     ws = c.workspaces.ensure_workspace("t")
     secrets = {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}
     conn = c.connections.create(ws, "lake", "files", settings, c.secret_box.seal(secrets))
-    assert catalog.test_connection(c, ws, conn.id) is None
+    assert catalog.test_connection(c, ws, conn.id) == (None, [])
     names = {t.qualified_name for t in catalog.discover(c, ws, conn.id)}
     assert names == {"sales", "sales/2026-01.parquet", "sales/2026-02.parquet"}
     tpl = next(

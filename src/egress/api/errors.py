@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from egress.domain.errors import (
     BadRequest,
+    Busy,
     Conflict,
     EgressError,
     FieldProblem,
@@ -33,6 +34,7 @@ TITLES = {
     413: "Content Too Large",
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -92,6 +94,8 @@ def _egress(request: Request, exc: Exception) -> JSONResponse:
         return problem(403, exc.detail)
     if isinstance(exc, Conflict):
         return problem(409, exc.detail)
+    if isinstance(exc, Busy):
+        return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, FieldProblem):
         errors = [
             {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg}

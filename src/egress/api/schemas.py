@@ -78,6 +78,8 @@ class ConnectionOut(Wire):
 class ConnectionTestOut(Wire):
     ok: bool
     error: str | None = None
+    # Advice about the connection's user (a superuser, or one that can write).
+    warnings: list[str] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------- templates

@@ -43,6 +43,13 @@ class Conflict(EgressError):
 
 
 @dataclass
+class Busy(EgressError):
+    """Too many calls of this kind are running; retry after ``retry_after_s`` (429)."""
+
+    retry_after_s: int = 1
+
+
+@dataclass
 class FieldProblem(EgressError):
     """A problem with named input fields; ``errors`` point at them."""
 

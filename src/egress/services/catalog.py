@@ -12,7 +12,7 @@ from egress.domain.identity import require_admin
 from egress.query.custom import LOC as QUERY_LOC
 from egress.query.custom import check_query
 from egress.sources import Source, SourceError, open_source
-from egress.sources.base import QueryError, QuerySource
+from egress.sources.base import AccessAudit, QueryError, QuerySource
 
 
 def source_for(c: Container, workspace_id: str, connection_id: str) -> Source:
@@ -22,13 +22,19 @@ def source_for(c: Container, workspace_id: str, connection_id: str) -> Source:
     return open_source(record.type, record.settings, secrets, c.policy.interactive())
 
 
-def test_connection(c: Container, workspace_id: str, connection_id: str) -> str | None:
-    """None when the source answers, else the driver's message."""
+def test_connection(
+    c: Container, workspace_id: str, connection_id: str
+) -> tuple[str | None, list[str]]:
+    """(None, warnings) when the source answers, else (its error, []). Warnings advise a
+    least-privilege read-only user where the connection's user is a superuser or can write."""
+    source = source_for(c, workspace_id, connection_id)
     try:
-        source_for(c, workspace_id, connection_id).check()
+        if isinstance(source, AccessAudit):
+            return None, source.check_access()
+        source.check()
     except SourceError as exc:
-        return str(exc)
-    return None
+        return str(exc), []
+    return None, []
 
 
 def discover(c: Container, workspace_id: str, connection_id: str) -> list[TableInfo]:

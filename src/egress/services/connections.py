@@ -11,6 +11,11 @@ from egress.db.connections import ConnectionRecord
 from egress.domain.errors import FieldError, Invalid
 from egress.sources import CONNECTORS
 
+# Settings that say where a connection's secrets go: changing one without entering the secrets
+# again would send the stored secrets to a new address (a server of the requester's choosing).
+ADDRESS_SETTINGS = ("host", "port", "database", "user", "url", "endpoint", "region")
+REENTER_SECRETS = "re-enter the secrets when the address changes"
+
 
 def checked_settings(
     c: Container, type_: str, settings: dict[str, Any], secrets: dict[str, str]
@@ -53,21 +58,42 @@ def update(
     settings: dict[str, Any] | None,
     secrets: dict[str, str] | None,
 ) -> ConnectionRecord:
-    """Change a connection; ``None`` leaves a part unchanged, sent secrets are merged in."""
+    """Change a connection; ``None`` leaves a part unchanged. Sent secrets are merged in, or
+    replace the stored ones when the address changes (then they must be sent)."""
     current = c.connections.get(workspace_id, connection_id)
     changes: dict[str, object] = {}
     if name is not None:
         changes["name"] = name
-    if secrets is not None:
-        merged = {**c.secret_box.open(current.sealed_secrets), **secrets}
-        changes["sealed_secrets"] = c.secret_box.seal(merged)
     new_settings = current.settings if settings is None else settings
-    changes["settings"] = checked_settings(c, current.type, new_settings, secrets or {})
+    stored = checked_settings(c, current.type, new_settings, secrets or {})
+    changes["settings"] = stored
+    moved = _address(stored) != _address(_normal(current.type, current.settings))
+    kept = c.secret_box.open(current.sealed_secrets)
+    if moved and kept and secrets is None:
+        raise Invalid.at(("body", "secrets"), REENTER_SECRETS)
+    if secrets is not None:
+        new_secrets = secrets if moved else {**kept, **secrets}
+        changes["sealed_secrets"] = c.secret_box.seal(new_secrets) if new_secrets else None
     return c.connections.update(workspace_id, connection_id, **changes)
 
 
 def secret_names(c: Container, record: ConnectionRecord) -> list[str]:
     return sorted(c.secret_box.open(record.sealed_secrets))
+
+
+def _normal(type_: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Stored settings with today's defaults filled in (older rows may lack a field)."""
+    try:
+        normal: dict[str, Any] = (
+            CONNECTORS[type_].settings_model.model_validate(settings).model_dump(mode="json")
+        )
+    except ValidationError:
+        return settings
+    return normal
+
+
+def _address(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: settings.get(key) for key in ADDRESS_SETTINGS}
 
 
 def _validated(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from egress.sources.base import Source, SourceError
 from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.mysql import MysqlSettings, MysqlSource
-from egress.sources.policy import SourcePolicy
+from egress.sources.policy import SourcePolicy, admit_server
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from egress.sources.sqlite import SqliteSettings, SqliteSource
 
@@ -25,10 +25,16 @@ class Connector:
     admit: Callable[[Any, SourcePolicy], None] | None = None
 
 
+def _admit_server(settings: PostgresSettings | MysqlSettings, policy: SourcePolicy) -> None:
+    admit_server(settings.host, settings.port, settings.database, policy)
+
+
 CONNECTORS: dict[str, Connector] = {
-    "postgresql": Connector(PostgresSettings, frozenset({"password"}), PostgresSource),
+    "postgresql": Connector(
+        PostgresSettings, frozenset({"password"}), PostgresSource, _admit_server
+    ),
     "sqlite": Connector(SqliteSettings, frozenset(), SqliteSource),
-    "mysql": Connector(MysqlSettings, frozenset({"password"}), MysqlSource),
+    "mysql": Connector(MysqlSettings, frozenset({"password"}), MysqlSource, _admit_server),
     "files": Connector(FilesSettings, frozenset({"accessKeyId", "secretAccessKey"}), FilesSource),
 }
 

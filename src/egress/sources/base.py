@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol, runtime_checkable
+from urllib.parse import quote
 
 import pyarrow as pa
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
+
+log = logging.getLogger("egress.sources")
 
 
 class SourceError(Exception):
@@ -19,13 +23,44 @@ class QueryError(SourceError):
     """The source was reached but refused the query itself (bad SQL, unknown table, …)."""
 
 
+class ConnectFailed(SourceError):
+    """Connecting failed. The message is only one of the generic classes below: what a
+    foreign service or a driver said about a tenant-chosen address (a banner, a greeting's
+    first bytes, whether a name resolves) must not reach the client; the server log has it."""
+
+
+# The classes of connection failure a client is told (README "Security model").
+COULD_NOT_CONNECT = "could not connect"
+TIMED_OUT = "timed out"
+AUTHENTICATION_FAILED = "authentication failed"
+DATABASE_NOT_FOUND = "database not found"  # only said after the server accepted the user
+TLS_FAILED = "TLS failed"
+HOST_NOT_ALLOWED = "host not allowed"
+
+
+def connect_failed(kind: str, where: str, detail: str, secret: str | None) -> ConnectFailed:
+    """The client's generic error; the driver's full text goes to the log, the secret masked
+    in every spelling a driver might echo (plain or URL-quoted)."""
+    if secret:
+        for spelling in (secret, quote(secret, safe="")):
+            detail = detail.replace(spelling, "***")
+    log.warning("connecting to %s failed (%s): %s", where, kind, detail.strip())
+    return ConnectFailed(kind)
+
+
 # Describing a SQL template runs its LIMIT 0 probe inside an API request: a query that makes
 # even that slow (a sleep, a function over a huge table) is refused rather than holding it.
 PROBE_TIMEOUT_S = 30.0
 
 
-def probe_too_slow() -> str:
-    return f"the query did not return its columns within {PROBE_TIMEOUT_S:g} s (LIMIT 0 probe)"
+def probe_limit_s(read_timeout_s: float | None) -> float:
+    """The probe's limit: PROBE_TIMEOUT_S, or the interactive read timeout when shorter."""
+    return min(PROBE_TIMEOUT_S, read_timeout_s or PROBE_TIMEOUT_S)
+
+
+def probe_too_slow(limit_s: float | None = None) -> str:
+    limit = PROBE_TIMEOUT_S if limit_s is None else limit_s
+    return f"the query did not return its columns within {limit:g} s (LIMIT 0 probe)"
 
 
 class Source(Protocol):
@@ -42,6 +77,14 @@ class Source(Protocol):
         """The largest value of ``field`` now (an incremental run's high-water mark)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AccessAudit(Protocol):
+    """A source whose user's privileges can be checked (database servers)."""
+
+    def check_access(self) -> list[str]:
+        """Like ``check``, and warnings when the user is a superuser or can write."""
 
 
 @runtime_checkable

@@ -3,7 +3,12 @@ batches, never a whole result in memory."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import ssl
+import stat
+import struct
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -21,8 +26,14 @@ from egress.query.custom import probe_statement
 from egress.query.select import Statement, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import QueryError, SourceError
-from egress.sources.policy import SourcePolicy
+from egress.sources.base import ConnectFailed, QueryError, SourceError
+from egress.sources.policy import (
+    HostDenied,
+    HostUnresolved,
+    SourcePolicy,
+    connect_timeout_s,
+    server_addresses,
+)
 from egress.sources.rows import rows_to_batch
 
 # "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
@@ -46,6 +57,60 @@ SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 WHERE TABLE_SCHEMA = %s AND CONSTRAINT_NAME = 'PRIMARY'
 ORDER BY TABLE_NAME, ORDINAL_POSITION
 """
+
+
+# The socket limit of interactive calls waits this much longer than the server's own statement
+# limit, so a slow query is reported by the server, clearly, and the socket limit only catches
+# a server that stopped answering.
+SERVER_LIMIT_GRACE_S = 2.0
+# Client error codes: the server's address cannot be reached, or went away; TLS failed.
+_CANNOT_CONNECT = (2002, 2003, 2005, 2006, 2013)
+_SSL_ERROR = 2026
+_ACCESS_DENIED = (1044, 1045, 1698, 1251, 2059, 2061)
+_UNKNOWN_DATABASE = 1049
+# What PyMySQL raises when the peer's bytes are not the MySQL protocol at all.
+_GARBLED = (pymysql.err.InternalError, struct.error, IndexError, UnicodeError, ValueError)
+NOT_MYSQL = "not a MySQL server"
+BAD_SSL_CA = "ssl_ca is not a readable CA certificate file"
+# A CA bundle is kilobytes; the system bundle is about 200 KiB.
+MAX_SSL_CA_BYTES = 4 * 1024 * 1024
+SUPERUSER_WARNING = (
+    "the connection's user has SUPER (or ALL) privileges: give Egress a least-privilege,"
+    " read-only user"
+)
+WRITER_WARNING = (
+    "the connection's user can write (INSERT, UPDATE, DELETE or CREATE privileges):"
+    " give Egress a least-privilege, read-only user"
+)
+_WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE"}
+# The current user's privileges at every level; information_schema lists other users' too
+# when the user may read the grant tables, hence the GRANTEE filter.
+_ACCESS_SQL = """
+SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %(g)s
+UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %(g)s
+UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %(g)s
+"""
+
+
+def connect_error_class(exc: BaseException) -> str:
+    """The generic class of a failure while PyMySQL connects and logs in."""
+    if isinstance(exc, _GARBLED):
+        return NOT_MYSQL
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = str(exc).lower()
+    if code in _ACCESS_DENIED:
+        return base.AUTHENTICATION_FAILED
+    if code == _UNKNOWN_DATABASE:
+        return base.DATABASE_NOT_FOUND
+    if code == _SSL_ERROR or isinstance(exc, ssl.SSLError):
+        return base.TLS_FAILED
+    if "timed out" in text or isinstance(exc, TimeoutError):
+        return base.TIMED_OUT
+    if code in _CANNOT_CONNECT or isinstance(exc, OSError):
+        return base.COULD_NOT_CONNECT
+    # A server error before login is complete that is none of the above: a MySQL server
+    # would not send it, so it is something else answering.
+    return NOT_MYSQL
 
 
 class MysqlSettings(BaseModel):
@@ -163,33 +228,105 @@ class MysqlSource:
         self._s = settings
         self._password = secrets.get("password", "")
 
-    def _connect(self, unbuffered: bool = False) -> pymysql.connections.Connection[Any]:
-        ssl: dict[str, Any] | None = None
-        if self._s.ssl or self._s.ssl_ca:
-            ssl = {"ca": self._s.ssl_ca} if self._s.ssl_ca else {"check_hostname": False}
+    def _failed(self, kind: str, detail: object) -> ConnectFailed:
+        where = f"mysql {self._s.host}:{self._s.port}/{self._s.database}"
+        return base.connect_failed(kind, where, str(detail), self._password)
+
+    def _ssl(self) -> dict[str, Any] | None:
+        if not (self._s.ssl or self._s.ssl_ca):
+            return None
+        if not self._s.ssl_ca:
+            return {"check_hostname": False}
+        # Checked here since PyMySQL raises its errors unwrapped; one message whether the file
+        # is missing or not a CA, so the answer tells nothing about the server's files. Only a
+        # small regular file is read (not /dev/zero, not a FIFO that never ends).
         try:
-            conn = pymysql.connect(
-                host=self._s.host,
-                port=self._s.port,
-                user=self._s.user,
-                password=self._password,
-                database=self._s.database,
-                charset="utf8mb4",
-                connect_timeout=self._s.connect_timeout,
-                ssl=ssl,
-                cursorclass=(pymysql.cursors.SSCursor if unbuffered else pymysql.cursors.Cursor),
-                init_command="SET time_zone = '+00:00'",
-            )
-            # Egress only reads: a SQL template calling a function that writes fails instead.
+            info = os.stat(self._s.ssl_ca)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SSL_CA_BYTES:
+                raise SourceError(BAD_SSL_CA)
+            ssl.create_default_context(cafile=self._s.ssl_ca)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise SourceError(BAD_SSL_CA) from exc
+        return {"ca": self._s.ssl_ca}
+
+    def _socket(self, timeout: float) -> socket.socket:
+        """A TCP connection to a checked address (never the name again, so a DNS answer that
+        changed since the check cannot slip past); PyMySQL keeps the name for TLS."""
+        try:
+            addresses = server_addresses(self._s.host, self._s.port, self._s.database, self._policy)
+        except HostUnresolved as exc:
+            raise self._failed(base.COULD_NOT_CONNECT, exc) from exc
+        except HostDenied as exc:
+            raise self._failed(base.HOST_NOT_ALLOWED, exc) from exc
+        errors: list[OSError] = []
+        for address in addresses:
+            try:
+                sock = socket.create_connection((address, self._s.port), timeout)
+            except OSError as exc:
+                errors.append(exc)
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            return sock
+        kind = base.TIMED_OUT if all(isinstance(e, TimeoutError) for e in errors) else None
+        raise self._failed(kind or base.COULD_NOT_CONNECT, "; ".join(map(str, errors)))
+
+    def _connect(self, unbuffered: bool = False) -> pymysql.connections.Connection[Any]:
+        timeout = connect_timeout_s(self._s.connect_timeout, self._policy)
+        conn = pymysql.connect(
+            host=self._s.host,
+            port=self._s.port,
+            user=self._s.user,
+            password=self._password,
+            database=self._s.database,
+            charset="utf8mb4",
+            connect_timeout=timeout,
+            # The handshake reads and writes under the connect limit: a peer that accepts and
+            # never speaks must not hold the caller (PyMySQL's default waits forever).
+            read_timeout=timeout,
+            write_timeout=timeout,
+            ssl=self._ssl(),
+            cursorclass=(pymysql.cursors.SSCursor if unbuffered else pymysql.cursors.Cursor),
+            init_command="SET time_zone = '+00:00'",
+            defer_connect=True,
+        )
+        try:
+            conn.connect(self._socket(timeout))
+        except (pymysql.Error, *_GARBLED, OSError) as exc:
+            raise self._failed(connect_error_class(exc), exc) from exc
+        # Then: interactive calls wait for the server at most their read timeout; runs wait
+        # without a socket limit (a big sort's first row may take long; the stall limit
+        # covers a source that stops). PyMySQL has no public setter for it.
+        read_timeout = self._policy.read_timeout_s
+        conn._read_timeout = None if read_timeout is None else read_timeout + SERVER_LIMIT_GRACE_S
+        try:
             with conn.cursor() as cur:
+                if read_timeout is not None:
+                    _limit_statements(cur, read_timeout)
+                # Egress only reads: a SQL template calling a function that writes fails.
                 cur.execute("SET SESSION TRANSACTION READ ONLY")
         except pymysql.Error as exc:
+            conn.close()
             raise SourceError(_clean(exc)) from exc
         return conn
 
     def check(self) -> None:
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
+
+    def check_access(self) -> list[str]:
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT CURRENT_USER()")
+                row = cur.fetchone()
+                user, _, host = str(row[0] if row else "").rpartition("@")
+                cur.execute(_ACCESS_SQL, {"g": f"'{user}'@'{host}'"})
+                privileges = {str(p).upper() for (p,) in cur.fetchall()}
+        except pymysql.Error as exc:
+            raise SourceError(_clean(exc)) from exc
+        if "SUPER" in privileges:
+            return [SUPERUSER_WARNING]
+        return [WRITER_WARNING] if privileges & _WRITES else []
 
     def catalog(self) -> list[TableInfo]:
         try:
@@ -223,18 +360,14 @@ class MysqlSource:
         return list(tables.values())
 
     def describe(self, query: str) -> list[ColumnInfo]:
+        limit_s = base.probe_limit_s(self._policy.read_timeout_s)
         with self._connect() as conn, conn.cursor() as cur:
-            try:  # MariaDB's limit, in seconds (MySQL's max_execution_time covers SELECTs only)
-                cur.execute("SET SESSION max_statement_time = %s", (base.PROBE_TIMEOUT_S,))
-            except pymysql.Error:
-                cur.execute(
-                    "SET SESSION max_execution_time = %s", (int(base.PROBE_TIMEOUT_S * 1000),)
-                )
+            _limit_statements(cur, limit_s)
             try:
                 cur.execute(probe_statement(query, self.dialect))
             except pymysql.err.OperationalError as exc:
                 slow = exc.args[0] in (_STATEMENT_TIMEOUT, _EXECUTION_TIMEOUT)
-                raise QueryError(base.probe_too_slow() if slow else _clean(exc)) from exc
+                raise QueryError(base.probe_too_slow(limit_s) if slow else _clean(exc)) from exc
             except pymysql.Error as exc:
                 raise QueryError(_clean(exc)) from exc
             # The description lacks the unsigned flag and the character set; the field
@@ -267,6 +400,14 @@ class MysqlSource:
 
     def close(self) -> None:
         return None
+
+
+def _limit_statements(cur: Any, seconds: float) -> None:
+    """The server stops this session's statements after ``seconds``."""
+    try:  # MariaDB's limit, in seconds (MySQL's max_execution_time covers SELECTs only)
+        cur.execute("SET SESSION max_statement_time = %s", (seconds,))
+    except pymysql.Error:
+        cur.execute("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
 
 
 def _clean(exc: BaseException) -> str:

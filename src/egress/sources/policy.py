@@ -13,6 +13,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from urllib.parse import urlparse
 
+from egress.domain.errors import Invalid
 from egress.settings import Settings
 
 Network = IPv4Network | IPv6Network
@@ -117,6 +118,14 @@ class HostDenied(Exception):
     """A connection names an address the policy does not let tenants reach."""
 
 
+class HostUnresolved(HostDenied):
+    """The host does not resolve (now): not reachable, though not a policy refusal."""
+
+
+class OwnDatabase(HostDenied):
+    """The connection names Egress's own metadata or warehouse database."""
+
+
 def allowed_addresses(host: str, port: int, policy: SourcePolicy) -> list[str]:
     """The addresses ``host`` resolves to now, all checked against the deny and allow lists.
 
@@ -127,7 +136,7 @@ def allowed_addresses(host: str, port: int, policy: SourcePolicy) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise HostDenied(f"cannot resolve host {host!r}") from exc
+        raise HostUnresolved(f"cannot resolve host {host!r}") from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         ip = ip_address(address.split("%", 1)[0])
@@ -138,5 +147,55 @@ def allowed_addresses(host: str, port: int, policy: SourcePolicy) -> list[str]:
         if policy.allow_hosts is not None and not any(ip in net for net in policy.allow_hosts):
             raise HostDenied(f"host {host!r} is not in EGRESS_CONNECTION_ALLOW_HOSTS")
     if not addresses:
-        raise HostDenied(f"cannot resolve host {host!r}")
+        raise HostUnresolved(f"cannot resolve host {host!r}")
     return addresses
+
+
+def _addresses(host: str, port: int) -> set[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return set()
+    return {str(info[4][0]).split("%", 1)[0] for info in infos}
+
+
+def names_own_database(
+    addresses: list[str], port: int, database: str, policy: SourcePolicy
+) -> bool:
+    """Whether (addresses, port, database) is Egress's own metadata or warehouse database,
+    compared by resolved address so ``localhost`` and ``127.0.0.1`` are one server."""
+    mine = set(addresses)
+    for own_host, own_port, own_database in policy.own_databases:
+        if (own_port, own_database) == (port, database) and mine & _addresses(own_host, port):
+            return True
+    return False
+
+
+def server_addresses(host: str, port: int, database: str, policy: SourcePolicy) -> list[str]:
+    """The checked addresses a database driver connects to (``allowed_addresses``), refusing
+    Egress's own databases too; raises HostDenied."""
+    addresses = allowed_addresses(host, port, policy)
+    if names_own_database(addresses, port, database, policy):
+        raise OwnDatabase(f"{host}:{port}/{database} is one of Egress's own databases")
+    return addresses
+
+
+def admit_server(host: str, port: int, database: str, policy: SourcePolicy) -> None:
+    """Refuse a database server connection on save (422) when it names a denied address or
+    Egress's own database. A host that does not resolve yet is saved (it may exist later);
+    connecting checks again."""
+    try:
+        server_addresses(host, port, database, policy)
+    except HostUnresolved:
+        return
+    except OwnDatabase as exc:
+        msg = "names Egress's own metadata or warehouse database"
+        raise Invalid.at(("body", "settings", "database"), msg) from exc
+    except HostDenied as exc:
+        msg = "host not allowed (EGRESS_CONNECTION_DENY_HOSTS, EGRESS_CONNECTION_ALLOW_HOSTS)"
+        raise Invalid.at(("body", "settings", "host"), msg) from exc
+
+
+def connect_timeout_s(own_s: float, policy: SourcePolicy) -> float:
+    """A connection's connect and handshake limit: its own setting, capped by the policy."""
+    return min(own_s, policy.connect_timeout_s)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
@@ -21,8 +22,14 @@ from egress.query.custom import probe_statement
 from egress.query.select import Statement, column, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
-from egress.sources.base import ProgressFn, QueryError, SourceError
-from egress.sources.policy import SourcePolicy
+from egress.sources.base import ConnectFailed, ProgressFn, QueryError, SourceError
+from egress.sources.policy import (
+    HostDenied,
+    HostUnresolved,
+    SourcePolicy,
+    connect_timeout_s,
+    server_addresses,
+)
 
 # Every session renders values the same way, whichever path (Arrow or COPY) reads them, and
 # only reads: a SQL template that calls a function with side effects fails instead of writing.
@@ -87,6 +94,62 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = key.attnum
 WHERE k.contype = 'p'
 ORDER BY n.nspname, c.relname, key.pos
 """
+
+
+_ACCESS_SQL = """
+SELECT r.rolsuper,
+       EXISTS (
+         SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'f')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_%'
+           AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
+                OR has_table_privilege(c.oid, 'DELETE'))
+       )
+       OR has_database_privilege(current_database(), 'CREATE')
+       OR EXISTS (
+         SELECT 1 FROM pg_namespace n
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_%' AND has_schema_privilege(n.oid, 'CREATE')
+       )
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+# libpq's words for a peer that is not a PostgreSQL server at all.
+_NOT_POSTGRES = (
+    "expected authentication request",
+    "invalid response to ssl negotiation",
+    "invalid response to gssapi negotiation",
+    "unexpected message from server",
+    "invalid length of startup packet",
+)
+_AUTH = ("authentication failed", "no password supplied", "pg_hba.conf", 'role "')
+
+
+def connect_error_class(exc: BaseException) -> str:
+    """The generic class of a libpq connection failure (psycopg's or ADBC's wording)."""
+    # The reason follows the last "…, port N failed:" (the text before names the host).
+    reason = str(exc).lower().rsplit("failed:", 1)[-1]
+    if isinstance(exc, psycopg.errors.ConnectionTimeout) or "timeout expired" in reason:
+        return base.TIMED_OUT
+    if any(words in reason for words in _NOT_POSTGRES):
+        return NOT_POSTGRES
+    if 'database "' in reason and "does not exist" in reason:
+        return base.DATABASE_NOT_FOUND
+    if any(words in reason for words in _AUTH):
+        return base.AUTHENTICATION_FAILED
+    if "ssl" in reason or "certificate" in reason:
+        return base.TLS_FAILED
+    return base.COULD_NOT_CONNECT
+
+
+NOT_POSTGRES = "not a PostgreSQL server"
+SUPERUSER_WARNING = (
+    "the connection's user is a superuser: give Egress a least-privilege, read-only role"
+)
+WRITER_WARNING = (
+    "the connection's user can write (INSERT, UPDATE or DELETE on a table, or CREATE on the"
+    " database or a schema): give Egress a least-privilege, read-only role"
+)
 
 
 class PostgresSettings(BaseModel):
@@ -160,37 +223,84 @@ class PostgresSource:
         self._s = settings
         self._password = secrets.get("password")
 
+    def _where(self) -> str:
+        return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
+
+    def _failed(self, kind: str, detail: object) -> ConnectFailed:
+        return base.connect_failed(kind, self._where(), str(detail), self._password)
+
+    def _target(self) -> tuple[list[str], dict[str, Any]]:
+        """The checked addresses (libpq ``hostaddr``: libpq connects to them and resolves
+        nothing; ``host`` stays the name, for TLS verification) and the connection limits."""
+        try:
+            addresses = server_addresses(self._s.host, self._s.port, self._s.database, self._policy)
+        except HostUnresolved as exc:
+            raise self._failed(base.COULD_NOT_CONNECT, exc) from exc
+        except HostDenied as exc:
+            raise self._failed(base.HOST_NOT_ALLOWED, exc) from exc
+        timeout = connect_timeout_s(self._s.connect_timeout, self._policy)
+        limits = {
+            "sslmode": self._s.sslmode,
+            # libpq counts whole seconds (psycopg makes anything under 2 into 2).
+            "connect_timeout": str(max(1, math.ceil(timeout))),
+            # Data the server never acknowledges fails the connection instead of waiting for
+            # the kernel's retransmission limit (about 15 minutes).
+            "tcp_user_timeout": str(int(timeout * 1000)),
+        }
+        return addresses, limits
+
     def _psycopg(self) -> psycopg.Connection[Any]:
+        addresses, limits = self._target()
         try:
             conn = psycopg.connect(
-                host=self._s.host,
-                port=self._s.port,
+                host=",".join([self._s.host] * len(addresses)),
+                hostaddr=",".join(addresses),
+                port=",".join([str(self._s.port)] * len(addresses)),
                 dbname=self._s.database,
                 user=self._s.user,
                 password=self._password,
-                sslmode=self._s.sslmode,
-                connect_timeout=self._s.connect_timeout,
                 autocommit=True,
+                **limits,
             )
         except psycopg.Error as exc:
-            raise SourceError(_clean(exc)) from exc
-        for stmt in SESSION_SETTINGS:
+            raise self._failed(connect_error_class(exc), exc) from exc
+        for stmt in self._session_settings():
             conn.execute(stmt)
         return conn
 
-    def _uri(self) -> str:
+    def _session_settings(self) -> tuple[str, ...]:
+        read_timeout = self._policy.read_timeout_s
+        if read_timeout is None:  # a run: a big sort's first row may take long (stall limit)
+            return SESSION_SETTINGS
+        return (*SESSION_SETTINGS, f"SET statement_timeout = {int(read_timeout * 1000)}")
+
+    def _adbc(self) -> Any:
+        addresses, limits = self._target()
         auth = quote(self._s.user, safe="")
         if self._password:
             auth += ":" + quote(self._password, safe="")
-        return (
-            f"postgresql://{auth}@{quote(self._s.host, safe='')}:{self._s.port}/"
-            f"{quote(self._s.database, safe='')}?sslmode={self._s.sslmode}"
-            f"&connect_timeout={self._s.connect_timeout}"
-        )
+        hosts = ",".join(f"{quote(self._s.host, safe='')}:{self._s.port}" for _ in addresses)
+        params = urlencode({"hostaddr": ",".join(addresses), **limits})
+        uri = f"postgresql://{auth}@{hosts}/{quote(self._s.database, safe='')}?{params}"
+        try:
+            return adbc_pg.connect(uri)
+        except Exception as exc:  # the driver's errors share no base class with psycopg's
+            raise self._failed(connect_error_class(exc), exc) from exc
 
     def check(self) -> None:
         with self._psycopg() as conn:
             conn.execute("SELECT 1")
+
+    def check_access(self) -> list[str]:
+        try:
+            with self._psycopg() as conn:
+                row = conn.execute(_ACCESS_SQL).fetchone()
+        except psycopg.Error as exc:
+            raise SourceError(_clean(exc)) from exc
+        superuser, writer = row if row else (False, False)
+        if superuser:
+            return [SUPERUSER_WARNING]
+        return [WRITER_WARNING] if writer else []
 
     def catalog(self) -> list[TableInfo]:
         try:
@@ -218,13 +328,14 @@ class PostgresSource:
         return list(tables.values())
 
     def describe(self, query: str) -> list[ColumnInfo]:
+        limit_s = base.probe_limit_s(self._policy.read_timeout_s)
         with self._psycopg() as conn:
-            timeout_ms = str(int(base.PROBE_TIMEOUT_S * 1000))
+            timeout_ms = str(int(limit_s * 1000))
             conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
             try:
                 cur = conn.execute(probe_statement(query, self.dialect))
             except psycopg.errors.QueryCanceled as exc:
-                raise QueryError(base.probe_too_slow()) from exc
+                raise QueryError(base.probe_too_slow(limit_s)) from exc
             except psycopg.Error as exc:
                 raise QueryError(_clean(exc)) from exc
             columns = cur.description or []
@@ -264,13 +375,10 @@ class PostgresSource:
         schema = arrow_schema(plan.fields)
         with self._psycopg() as pconn:
             sql = self._sql(pconn, select_statement(plan, "postgres", _arrow_path_sql))
-        try:
-            conn = adbc_pg.connect(self._uri())
-        except Exception as exc:
-            raise SourceError(_clean(exc)) from exc
+        conn = self._adbc()
         try:
             with conn.cursor() as cur:
-                for stmt in SESSION_SETTINGS:
+                for stmt in self._session_settings():
                     cur.execute(stmt)
                 try:
                     cur.execute(sql)

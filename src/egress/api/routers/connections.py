@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from egress.api.auth import CurrentPrincipal, ManageConnection, ManageConnections, Services
-from egress.api.routers.common import page_request
+from egress.api.routers.common import in_source_pool, page_request
 from egress.api.schemas import (
     ConnectionCreate,
     ConnectionOut,
@@ -77,13 +77,20 @@ def delete_connection(connection_id: str, c: Services, p: ManageConnection) -> R
 
 
 @router.post("/{connection_id}/test", response_model=ConnectionTestOut)
-def test_connection(connection_id: str, c: Services, p: CurrentPrincipal) -> ConnectionTestOut:
-    error = catalog.test_connection(c, p.workspace_id, connection_id)
-    return ConnectionTestOut(ok=error is None, error=error)
+async def test_connection(
+    connection_id: str, c: Services, p: CurrentPrincipal
+) -> ConnectionTestOut:
+    error, warnings = await in_source_pool(
+        c, lambda: catalog.test_connection(c, p.workspace_id, connection_id)
+    )
+    return ConnectionTestOut(ok=error is None, error=error, warnings=warnings)
 
 
 @router.get("/{connection_id}/elements")
-def list_elements(connection_id: str, c: Services, p: CurrentPrincipal) -> dict[str, object]:
-    c.connections.get(p.workspace_id, connection_id)
-    tables = catalog.discover(c, p.workspace_id, connection_id)
-    return {"data": catalog.element_tree(connection_id, tables)}
+async def list_elements(connection_id: str, c: Services, p: CurrentPrincipal) -> dict[str, object]:
+    def browse() -> dict[str, object]:
+        c.connections.get(p.workspace_id, connection_id)
+        tables = catalog.discover(c, p.workspace_id, connection_id)
+        return {"data": catalog.element_tree(connection_id, tables)}
+
+    return await in_source_pool(c, browse)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
 
 from egress.api.auth import CurrentPrincipal, Services
-from egress.api.routers.common import page_request
+from egress.api.routers.common import in_source_pool, page_request
 from egress.api.schemas import FieldOut, ListEnvelope, TemplateCreate, TemplateOut
+from egress.container import Container
 from egress.db.templates import TemplateRecord
+from egress.db.workspaces import Principal
 from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.paging import PageRequest
 from egress.services import catalog
@@ -33,7 +36,7 @@ def _out(t: TemplateRecord) -> TemplateOut:
 
 
 @router.get("", response_model=ListEnvelope[TemplateOut])
-def list_templates(
+async def list_templates(
     c: Services,
     p: CurrentPrincipal,
     page: Annotated[PageRequest, Depends(page_request)],
@@ -42,10 +45,16 @@ def list_templates(
         Query(alias="connectionId", description="discover this connection's tables first"),
     ] = None,
 ) -> ListEnvelope[TemplateOut]:
-    if connection_id is not None:
-        catalog.discover(c, p.workspace_id, connection_id)
-    result = c.templates.list_page(p.workspace_id, connection_id, page)
-    return ListEnvelope.of([_out(t) for t in result.items], page.page, page.limit, result.total)
+    def listed() -> ListEnvelope[TemplateOut]:
+        if connection_id is not None:
+            catalog.discover(c, p.workspace_id, connection_id)
+        result = c.templates.list_page(p.workspace_id, connection_id, page)
+        items = [_out(t) for t in result.items]
+        return ListEnvelope.of(items, page.page, page.limit, result.total)
+
+    if connection_id is None:  # no source call: the API's own threads
+        return await run_in_threadpool(listed)
+    return await in_source_pool(c, listed)
 
 
 def _one_of_table_or_query(body: TemplateCreate) -> None:
@@ -63,7 +72,12 @@ def _one_of_table_or_query(body: TemplateCreate) -> None:
 
 
 @router.post("", status_code=201, response_model=TemplateOut)
-def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> TemplateOut:
+async def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> TemplateOut:
+    """Both kinds read the source (its catalog, or the query's columns): in the source pool."""
+    return await in_source_pool(c, lambda: _create_template(body, c, p))
+
+
+def _create_template(body: TemplateCreate, c: Container, p: Principal) -> TemplateOut:
     _one_of_table_or_query(body)
     try:
         c.connections.get(p.workspace_id, body.connection_id)
