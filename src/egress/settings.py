@@ -43,6 +43,11 @@ DEFAULT_CATALOG_MAX_DEPTH = 16
 DEFAULT_CATALOG_MAX_ENTRIES = 100_000
 # Link-local addresses, where clouds serve instance credentials (169.254.169.254, fd00:ec2::254).
 DEFAULT_CONNECTION_DENY_HOSTS = "169.254.0.0/16,fe80::/10,fd00:ec2::254"
+# The largest request body: far above any real configuration or connection (SQL templates and
+# whereClauses stop at 100,000 characters, selected rows at 10,000), far below what hurts memory.
+DEFAULT_MAX_BODY_BYTES = 8 << 20
+# The data dir and everything Egress creates are for the user it runs as only (see cli.main).
+DATA_DIR_MODE = 0o700
 
 
 class Settings(BaseSettings):
@@ -74,6 +79,7 @@ class Settings(BaseSettings):
     download_url_ttl_s: int = Field(
         default=DEFAULT_DOWNLOAD_URL_TTL_S, gt=0, le=MAX_DOWNLOAD_URL_TTL_S
     )
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     log_level: str = "INFO"
     # Trust boundaries of tenant connections (README "Security model"; sources/policy.py).
     files_roots: str | None = Field(
@@ -120,4 +126,9 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "signing.key"
 
     def ensure_data_dir(self) -> None:
-        self.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir holds every workspace's metadata, secrets and files: only the user Egress
+        runs as may enter it (0700), also one an older version created more open."""
+        path = self.resolved_data_dir
+        path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o777 != DATA_DIR_MODE:
+            path.chmod(DATA_DIR_MODE)

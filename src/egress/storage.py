@@ -121,8 +121,16 @@ class Storage:
         if self._local_root is not None:
             target = self._local_root / prefix
             shutil.rmtree(target, ignore_errors=True)
-            with contextlib.suppress(OSError):  # the run's folder, once its last attempt is gone
-                target.parent.rmdir()
+            # Then the folders above it that this left empty (the run's folder once its last
+            # attempt is gone, ``.tmp``): rmdir refuses a folder another run is writing into,
+            # and the store creates missing folders again when it writes.
+            for folder in target.parents:
+                if folder == self._local_root:
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
             return
         # Listed in full before deleting, so pagination never skips a key; one bulk request
         # per 1,000 keys on S3. Uploads a dead worker left incomplete are not listed: a bucket
@@ -210,10 +218,11 @@ class _SpooledUpload:
         self._spool.close()
 
 
-def tmp_prefix(run_id: str, lease_token: str) -> str:
-    """Each attempt writes under its own prefix, so cleaning one never touches another."""
-    return f"{TMP_PREFIX}/{run_id}/{lease_token}"
+def tmp_prefix(workspace_id: str, run_id: str, lease_token: str) -> str:
+    """Each attempt writes under its own prefix, so cleaning one never touches another; like
+    every key a run writes, it starts with the workspace's id."""
+    return f"{workspace_id}/{TMP_PREFIX}/{run_id}/{lease_token}"
 
 
-def tmp_key(run_id: str, lease_token: str, file_name: str) -> str:
-    return f"{tmp_prefix(run_id, lease_token)}/{file_name}"
+def tmp_key(workspace_id: str, run_id: str, lease_token: str, file_name: str) -> str:
+    return f"{tmp_prefix(workspace_id, run_id, lease_token)}/{file_name}"

@@ -112,7 +112,7 @@ def _rows(data: bytes) -> list[list[str]]:
 
 
 def _no_temporary_objects(s3_server: S3Server, bucket: str) -> None:
-    assert not [k for k in s3_server.keys(bucket) if k.startswith(f"{PREFIX}/.tmp/")]
+    assert not [k for k in s3_server.keys(bucket) if "/.tmp/" in k]
 
 
 def test_download_redirects_to_a_presigned_url(
@@ -141,8 +141,11 @@ def test_download_redirects_to_a_presigned_url(
     sub = details["subExtracts"][0]["file"]["downloadUrl"]
     assert browser.get(_redirect(http, sub)).content == got.content
 
-    # Published beside each other under the configured prefix, nothing temporary left over.
-    key = f"{PREFIX}/out/{file['fileName']}"
+    # Published beside each other under the configured prefix and the workspace's own
+    # namespace, nothing temporary left over.
+    (key,) = [k for k in s3_server.keys(bucket) if k.endswith(f"/out/{file['fileName']}")]
+    workspace, rest = key.removeprefix(f"{PREFIX}/").split("/", 1)
+    assert workspace and rest == f"out/{file['fileName']}"
     manifest_key = f"{key.removesuffix('.csv')}.manifest.json"
     assert {key, manifest_key} <= set(s3_server.keys(bucket))
     manifest = json.loads(bytes(obstore.get(s3_server.store(bucket), manifest_key).bytes()))

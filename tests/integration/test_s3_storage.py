@@ -57,7 +57,7 @@ def test_streams_a_multipart_upload_and_reads_it_back(
     bucket = urlparse(storage.url).netloc
     # A lone writer streams; one of many (a split part) spools locally and uploads on close.
     for one_of_many in (False, True):
-        key = tmp_key("run", "lease", f"big-{one_of_many}.bin")
+        key = tmp_key("ws", "run", "lease", f"big-{one_of_many}.bin")
         # Asking for 256 KiB parts still gets S3's 5 MiB minimum.
         writer = storage.open_writer(key, 256 << 10, one_of_many=one_of_many)
         for start in range(0, len(data), MiB):
@@ -73,7 +73,7 @@ def test_streams_a_multipart_upload_and_reads_it_back(
         assert etag.strip('"').endswith("-3"), etag
         assert _read(storage, key) == data
 
-    discarded = tmp_key("run", "lease", "discarded.bin")
+    discarded = tmp_key("ws", "run", "lease", "discarded.bin")
     writer = storage.open_writer(discarded, 256 << 10, one_of_many=True)
     writer.write(b"partial")
     writer.discard()
@@ -85,7 +85,7 @@ def test_streams_a_multipart_upload_and_reads_it_back(
 
 
 def test_publish_moves_the_temporary_file(storage: Storage) -> None:
-    src, dst = tmp_key("run", "lease", "a.csv"), "out/a.csv"
+    src, dst = tmp_key("ws", "run", "lease", "a.csv"), "out/a.csv"
     _put(storage, src, b"id\n1\n")
     storage.publish(src, dst)
     assert storage.head(src) is None
@@ -93,7 +93,7 @@ def test_publish_moves_the_temporary_file(storage: Storage) -> None:
 
 
 def test_publish_never_overwrites(storage: Storage) -> None:
-    src, dst = tmp_key("run", "lease", "a.csv"), "out/a.csv"
+    src, dst = tmp_key("ws", "run", "lease", "a.csv"), "out/a.csv"
     _put(storage, dst, b"someone else's file")
     _put(storage, src, b"ours")
     with pytest.raises(DestinationExists) as raised:
@@ -108,22 +108,22 @@ def test_publish_never_overwrites(storage: Storage) -> None:
 
 
 def test_list_head_and_delete_prefix(storage: Storage) -> None:
-    mine = [tmp_key("run", "lease", name) for name in ("a.csv", "b.csv", "c/d.csv")]
+    mine = [tmp_key("ws", "run", "lease", name) for name in ("a.csv", "b.csv", "c/d.csv")]
     for key in mine:
         _put(storage, key, key.encode())
     # Same leading characters, another path segment: deleting "lease" must not touch it.
-    neighbour = tmp_key("run", "lease2", "a.csv")
+    neighbour = tmp_key("ws", "run", "lease2", "a.csv")
     _put(storage, neighbour, b"x")
 
-    assert sorted(o.key for o in storage.list(".tmp/run/lease")) == sorted(mine)
+    assert sorted(o.key for o in storage.list("ws/.tmp/run/lease")) == sorted(mine)
     info = storage.head(mine[0])
     assert info is not None and (info.key, info.size) == (mine[0], len(mine[0]))
     assert storage.head("out/missing.csv") is None
     assert not storage.exists("out/missing.csv")
 
-    storage.delete_prefix(".tmp/run/lease")
-    assert [o.key for o in storage.list(".tmp")] == [neighbour]
-    storage.delete_prefix(".tmp/run/nothing-here")  # an empty prefix is not an error
+    storage.delete_prefix("ws/.tmp/run/lease")
+    assert [o.key for o in storage.list("ws/.tmp")] == [neighbour]
+    storage.delete_prefix("ws/.tmp/run/nothing-here")  # an empty prefix is not an error
     storage.delete("out/missing.csv")  # nor is deleting what is not there
 
 

@@ -9,12 +9,15 @@ import pytest
 from egress.domain.errors import Invalid
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
+    MAX_FILE_NAME_BYTES,
     NameParts,
     file_extension,
+    name_candidates,
     normalize_destination_path,
     render_file_name,
     sanitize_segment,
     storage_key,
+    truncate_utf8,
     validate_pattern,
 )
 
@@ -77,6 +80,12 @@ def test_configuration_name_with_separators_cannot_escape() -> None:
         ("{run:>5}.{ext}", "only {executionStartUtc} takes a format"),
         ("{configurationName}", "must contain {ext}"),
         ("{configurationName", "malformed pattern"),
+        ("{{ext}}", "must contain {ext}"),
+        ("{ext}", "needs a name before the extension"),
+        (".{ext}", "needs a name before the extension"),
+        ("{ext}.{ext}", "needs a name before the extension"),
+        ("..{ext}", "needs a name before the extension"),
+        ("_.{ext}", "needs a name before the extension"),
     ],
 )
 def test_bad_patterns_are_refused(pattern: str, message: str) -> None:
@@ -111,5 +120,90 @@ def test_extensions_and_keys() -> None:
     assert file_extension("csv", "none") == "csv"
     assert file_extension("jsonl", "gzip") == "jsonl.gz"
     assert file_extension("parquet", "none") == "parquet"
-    assert storage_key("", "f.csv") == "f.csv"
-    assert storage_key("a/b", "f.csv") == "a/b/f.csv"
+    assert storage_key("ws1", "", "f.csv") == "ws1/f.csv"
+    assert storage_key("ws1", "a/b", "f.csv") == "ws1/a/b/f.csv"
+
+
+def test_keys_of_two_workspaces_never_meet() -> None:
+    assert storage_key("ws-a", "out", "f.csv") != storage_key("ws-b", "out", "f.csv")
+    assert not storage_key("ws-b", "out", "f.csv").startswith("ws-a/")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "{configurationName}.{ext}",
+        "x.{ext}",
+        "{run}.{ext}",
+        "{configurationName}_{ext}",
+        "{executionStartUtc}.{ext}",
+        "{{literal}}-{configurationName}.{ext}",
+    ],
+)
+def test_patterns_with_a_stem_are_accepted(pattern: str) -> None:
+    validate_pattern(pattern)
+
+
+def _bytes(name: str) -> int:
+    return len(name.encode())
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["x" * 300, "Zürich" * 60, "日本語" * 100, "😀" * 90, "a" * 237 + "é" * 5],
+)
+@pytest.mark.parametrize("ext", ["csv", "jsonl.gz", "parquet"])
+def test_long_names_keep_their_extension_and_fit(name: str, ext: str) -> None:
+    parts = NameParts(name, PARTS.started_at, 13, ext, "e1")
+    rendered = render_file_name(DEFAULT_FILE_NAME_PATTERN, parts)
+    assert rendered.endswith(f"_v13.{ext}") or rendered.endswith(f".{ext}")
+    assert _bytes(rendered) <= MAX_FILE_NAME_BYTES <= 255
+    assert rendered.encode().decode() == rendered  # no character cut in half
+    for candidate in name_candidates(rendered, ext, "3f1a2b3c-0000", attempt=2):
+        assert candidate.endswith(f".{ext}") and _bytes(candidate) <= MAX_FILE_NAME_BYTES
+
+
+def test_a_long_pattern_keeps_its_extension() -> None:
+    pattern = "{configurationName}_" + "p" * 380 + ".{ext}"
+    validate_pattern(pattern)
+    rendered = render_file_name(pattern, PARTS)
+    assert rendered.startswith("daily_orders_ppp") and rendered.endswith(".csv")
+    assert _bytes(rendered) <= MAX_FILE_NAME_BYTES
+
+
+def test_shortened_names_stay_distinct() -> None:
+    """Two split parts whose values differ only beyond the cut still get two names."""
+    base = "n" * 190
+    names = {
+        render_file_name(DEFAULT_FILE_NAME_PATTERN, NameParts(f"{base}_{value}", *_rest()))
+        for value in ("x" * 100 + "EU", "x" * 100 + "US")
+    }
+    assert len(names) == 2
+
+
+def _rest() -> tuple[datetime, int, str, str]:
+    return PARTS.started_at, 1, "csv", "e1"
+
+
+def test_short_names_are_unchanged() -> None:
+    assert render_file_name("{configurationName}.{ext}", PARTS) == "daily_orders.csv"
+    assert render_file_name("{configurationName}_{ext}", PARTS) == "daily_orders_csv"
+    assert name_candidates("a.csv", "csv", "3f1a2b3c-99", 2) == [
+        "a.csv",
+        "a_3f1a2b3c.csv",
+        "a_3f1a2b3c_a2.csv",
+    ]
+
+
+def test_manifest_names_fit_too() -> None:
+    base = "m" * 236
+    first = name_candidates(f"{base}.manifest.json", "manifest.json", "e", 1)[0]
+    assert first.endswith(".manifest.json") and _bytes(first) <= MAX_FILE_NAME_BYTES
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "expected"),
+    [("abc", 2, "ab"), ("éé", 3, "é"), ("😀x", 3, ""), ("😀x", 4, "😀"), ("a", 0, "")],
+)
+def test_truncate_utf8_never_cuts_a_character(value: str, limit: int, expected: str) -> None:
+    assert truncate_utf8(value, limit) == expected

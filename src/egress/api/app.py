@@ -6,11 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 import egress
-from egress.api import errors
+from egress.api import errors, limits
 from egress.api.routers import (
     configurations,
     connections,
@@ -43,8 +43,10 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
         version=egress.__version__,
         description="Asynchronous data extraction and bulk export.",
         lifespan=lifespan,
+        dependencies=[Depends(limits.reject_nul)],
     )
     app.state.container = container
+    app.add_middleware(limits.BodyLimit, max_bytes=container.settings.max_body_bytes)
     errors.install(app)
     for module in (health, connections, templates, configurations, executions, data_tables):
         app.include_router(module.router)

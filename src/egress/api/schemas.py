@@ -6,14 +6,16 @@ from datetime import date, datetime, time
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from egress.domain.options import checked_utc
 from egress.domain.paging import total_pages
 
 T = TypeVar("T")
@@ -50,19 +52,32 @@ class ListEnvelope(Wire, Generic[T]):
 
 # ----------------------------------------------------------------- connections
 ConnectionType = Literal["postgresql", "mysql", "sqlite", "files"]
+# Settings and secrets are hosts, paths, URLs, keys and passwords: 64 KiB is far beyond any of
+# them, and bounds what one connection stores, seals and hands to a driver.
+MAX_SETTING_BYTES = 64 << 10
+
+
+def _capped(value: Any) -> Any:
+    if isinstance(value, str) and len(value.encode()) > MAX_SETTING_BYTES:
+        raise ValueError(f"is longer than {MAX_SETTING_BYTES} bytes")
+    return value
+
+
+SettingValue = Annotated[Any, AfterValidator(_capped)]
+SecretValue = Annotated[str, AfterValidator(_capped)]
 
 
 class ConnectionCreate(Request):
     name: str = Name
     type: ConnectionType
-    settings: dict[str, Any]
-    secrets: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, SettingValue]
+    secrets: dict[str, SecretValue] = Field(default_factory=dict)
 
 
 class ConnectionPatch(Request):
     name: str | None = OptionalName
-    settings: dict[str, Any] | None = None
-    secrets: dict[str, str] | None = None
+    settings: dict[str, SettingValue] | None = None
+    secrets: dict[str, SecretValue] | None = None
 
 
 class ConnectionOut(Wire):
@@ -144,6 +159,12 @@ def _as_utc_start(value: Any) -> Any:
     return value
 
 
+# An effective date: a date (midnight UTC) or a zoned timestamp that exists in UTC.
+EffectiveDate = Annotated[
+    AwareDatetime, BeforeValidator(_as_utc_start), AfterValidator(checked_utc)
+]
+
+
 class ConfigurationFields(Request):
     fields: list[str] | None = Field(default=None, min_length=1)
     format: Format
@@ -157,13 +178,8 @@ class ConfigurationFields(Request):
     extract_only_new: bool | None = None
     date_from: str | None = Field(default=None, max_length=40)
     date_to: str | None = Field(default=None, max_length=40)
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
-
-    @field_validator("start_date", "end_date", mode="before")
-    @classmethod
-    def _dates(cls, value: Any) -> Any:
-        return _as_utc_start(value)
+    start_date: EffectiveDate | None = None
+    end_date: EffectiveDate | None = None
 
 
 class ConfigurationCreate(ConfigurationFields):
@@ -186,13 +202,8 @@ class ConfigurationPatch(Request):
     extract_only_new: bool | None = None
     date_from: str | None = Field(default=None, max_length=40)
     date_to: str | None = Field(default=None, max_length=40)
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
-
-    @field_validator("start_date", "end_date", mode="before")
-    @classmethod
-    def _dates(cls, value: Any) -> Any:
-        return _as_utc_start(value)
+    start_date: EffectiveDate | None = None
+    end_date: EffectiveDate | None = None
 
 
 class ConfigurationOut(Wire):

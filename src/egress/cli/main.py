@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -27,6 +28,15 @@ db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 console = Console()
+# Files and folders the process creates — SQLite databases with their -wal/-shm files, the
+# warehouse, the secret key, output files under a local store — are the running user's only.
+PRIVATE_UMASK = 0o077
+
+
+@app.callback()
+def _private_files() -> None:
+    """Egress: asynchronous data extraction and bulk export."""
+    os.umask(PRIVATE_UMASK)
 
 
 def _setup(settings: Settings, migrate: bool = True) -> Container:

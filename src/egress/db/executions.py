@@ -135,6 +135,7 @@ class Leftover:
     """What a dead attempt may have left in storage: its temporary files, a half-published key."""
 
     run_id: str
+    workspace_id: str
     lease_token: str
     publishing_keys: list[str]
 
@@ -754,6 +755,7 @@ class ExecutionRepo:
             expired = conn.execute(
                 sa.select(
                     runs.c.id,
+                    runs.c.workspace_id,
                     runs.c.attempt,
                     runs.c.lease_token,
                     runs.c.configuration_id,
@@ -777,7 +779,7 @@ class ExecutionRepo:
                     ).scalars()
                 )
                 conn.execute(pending_publications.delete().where(pending))
-                leftovers.append(Leftover(r.id, r.lease_token, keys))
+                leftovers.append(Leftover(r.id, r.workspace_id, r.lease_token, keys))
                 cleared = {"lease_token": None, "lease_expires_at": None}
                 if r.attempt >= max_attempts:
                     conn.execute(

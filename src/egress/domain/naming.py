@@ -6,6 +6,7 @@ every rendered name is one path segment, and destination paths cannot climb out 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from dataclasses import dataclass
@@ -16,18 +17,46 @@ from egress.domain.errors import Invalid
 DEFAULT_FILE_NAME_PATTERN = "{configurationName}_{executionStartUtc:%Y-%m-%d_%H-%M-%S}_v{run}.{ext}"
 DEFAULT_TIME_FORMAT = "%Y-%m-%d_%H-%M-%S"
 PLACEHOLDERS = frozenset({"configurationName", "executionStartUtc", "run", "ext", "executionId"})
-# Most filesystems and object stores cap a segment at 255 bytes; leave room for suffixes.
-MAX_SEGMENT_LEN = 200
+# A folder segment or split value, in UTF-8 bytes: file systems cap a segment at 255 bytes, and
+# a split value is only part of a file name.
+MAX_SEGMENT_BYTES = 200
+# A whole file name, in UTF-8 bytes: 255 is the usual file-system limit, and a local store first
+# writes a staging file ``<name>#<n>`` beside it, so leave room for that.
+MAX_FILE_NAME_BYTES = 240
+# Added to a stem that had to be shortened, so names that differ only in the cut-off tail stay
+# distinct.
+_DIGEST_CHARS = 8
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
 
+def _clean(value: str) -> str:
+    """Word characters, dot, dash; no leading dots, no ``..``; may be empty."""
+    return re.sub(r"\.{2,}", ".", _UNSAFE.sub("_", value).lstrip("."))
+
+
+def truncate_utf8(value: str, max_bytes: int) -> str:
+    """The longest prefix of ``value`` that fits ``max_bytes`` in UTF-8, never half a character."""
+    return value.encode()[: max(max_bytes, 0)].decode(errors="ignore")
+
+
 def sanitize_segment(value: str) -> str:
     """One safe path segment: word characters, dot, dash; no leading dots, never empty."""
-    cleaned = _UNSAFE.sub("_", value).lstrip(".")
-    cleaned = re.sub(r"\.{2,}", ".", cleaned)[:MAX_SEGMENT_LEN]
-    return cleaned or "_"
+    return truncate_utf8(_clean(value), MAX_SEGMENT_BYTES) or "_"
+
+
+def fit_name(stem: str, suffix: str) -> str:
+    """``stem + suffix`` within MAX_FILE_NAME_BYTES: only the stem is shortened (the suffix is
+    the extension), and a shortened stem ends with a digest of the whole one."""
+    if len((stem + suffix).encode()) <= MAX_FILE_NAME_BYTES:
+        return stem + suffix
+    # A suffix is an extension (at most ``.manifest.json``) unless an old stored pattern put
+    # text after {ext}; keep at least half of the name for the stem.
+    suffix = truncate_utf8(suffix, MAX_FILE_NAME_BYTES // 2)
+    digest = hashlib.sha256(stem.encode()).hexdigest()[:_DIGEST_CHARS]
+    room = MAX_FILE_NAME_BYTES - len(suffix.encode()) - len(digest) - 1
+    return f"{truncate_utf8(stem, room)}_{digest}{suffix}"
 
 
 def file_extension(fmt: str, compression: str) -> str:
@@ -69,13 +98,47 @@ def validate_pattern(pattern: str) -> None:
             raise Invalid.at(loc, f"conversions such as !{conversion} are not allowed")
         if spec and name != "executionStartUtc":
             raise Invalid.at(loc, f"only {{executionStartUtc}} takes a format, not {{{name}}}")
-    if "{ext}" not in pattern:
+    if not any(name == "ext" for _literal, name, _spec, _conv in parsed):
         raise Invalid.at(loc, "must contain {ext} so the file keeps its format's extension")
+    head, _dot, _tail = _split_pattern(pattern)
+    if not any(
+        name not in (None, "ext") or _clean(literal).strip("_-") for literal, name, _ in head
+    ):
+        raise Invalid.at(
+            loc,
+            "needs a name before the extension: a placeholder such as {configurationName} or "
+            "some text (a pattern that is only {ext}, or only an extension, names no file)",
+        )
+
+
+# A parsed pattern: (literal text, placeholder or None, time format) per piece.
+_Pieces = list[tuple[str, str | None, str]]
+
+
+def _split_pattern(pattern: str) -> tuple[_Pieces, bool, _Pieces]:
+    """(stem, whether a dot precedes the extension, suffix) of a pattern: the suffix starts at
+    its last ``{ext}``."""
+    pieces = [(lit, name, spec or "") for lit, name, spec, _ in string.Formatter().parse(pattern)]
+    last = max((i for i, piece in enumerate(pieces) if piece[1] == "ext"), default=None)
+    if last is None:
+        return pieces, False, []
+    literal = pieces[last][0]
+    head = [*pieces[:last], (literal.removesuffix("."), None, "")]
+    return head, literal.endswith("."), [("", "ext", ""), *pieces[last + 1 :]]
 
 
 def render_file_name(pattern: str, parts: NameParts) -> str:
+    """The file name: one safe segment of at most MAX_FILE_NAME_BYTES that keeps its extension
+    (``.{ext}``); a long stem is shortened, never the extension."""
+    head, dot, tail = _split_pattern(pattern)
+    stem = _clean(_render(head, parts)).rstrip(".") or "_"
+    suffix = _clean(_render(tail, parts))
+    return fit_name(stem, f".{suffix}" if dot else suffix)
+
+
+def _render(pieces: _Pieces, parts: NameParts) -> str:
     out: list[str] = []
-    for literal, name, spec, _conv in string.Formatter().parse(pattern):
+    for literal, name, spec in pieces:
         out.append(literal)
         if name == "configurationName":
             out.append(parts.configuration_name)
@@ -87,20 +150,23 @@ def render_file_name(pattern: str, parts: NameParts) -> str:
             out.append(parts.ext)
         elif name == "executionId":
             out.append(parts.execution_id)
-    return sanitize_segment("".join(out))
+    return "".join(out)
 
 
 def name_candidates(name: str, ext: str, execution_id: str, attempt: int) -> list[str]:
     """The rendered name, then variants that stay unique when two runs render the same name
-    (e.g. two executions started within the same second)."""
-    stem = name.removesuffix(f".{ext}")
+    (e.g. two executions started within the same second); each fits MAX_FILE_NAME_BYTES."""
+    suffix = f".{ext}" if name.endswith(f".{ext}") else ""
+    stem = name.removesuffix(suffix)
     short = sanitize_segment(execution_id.replace("-", "")[:8])
     return [
-        name,
-        f"{stem}_{short}.{ext}",
-        f"{stem}_{short}_a{attempt}.{ext}",
+        fit_name(stem, suffix),
+        fit_name(f"{stem}_{short}", suffix),
+        fit_name(f"{stem}_{short}_a{attempt}", suffix),
     ]
 
 
-def storage_key(destination_path: str, file_name: str) -> str:
-    return f"{destination_path}/{file_name}" if destination_path else file_name
+def storage_key(workspace_id: str, destination_path: str, file_name: str) -> str:
+    """Every workspace has its own namespace: keys start with its id, so two workspaces that
+    pick the same destination path never meet."""
+    return "/".join(p for p in (workspace_id, destination_path, file_name) if p)

@@ -28,6 +28,19 @@ class DateRange:
     end: Bound | None
 
 
+def checked_utc(value: datetime) -> datetime:
+    """An aware timestamp that has a UTC equivalent (sources and the metadata compare in UTC);
+    ``0001-01-01T00:00:00+14:00`` has none. ValueError otherwise."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: in UTC it must fall between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+        ) from exc
+    return value
+
+
 def parse_when(text: str, loc: tuple[str, ...]) -> date | datetime:
     """``2026-01-31`` is a date; ISO timestamps are UTC unless they carry an offset."""
     try:
@@ -36,7 +49,10 @@ def parse_when(text: str, loc: tuple[str, ...]) -> date | datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise Invalid.at(loc, f"{text!r} is not an ISO date (2026-01-31) or timestamp") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return checked_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
+    except ValueError as exc:
+        raise Invalid.at(loc, str(exc)) from exc
 
 
 def date_range(
@@ -70,6 +86,8 @@ def _as_datetime(value: date | datetime) -> datetime:
 def _end_bound(end: date | datetime) -> Bound:
     if isinstance(end, datetime):
         return Bound(end, inclusive=True)
+    if end == date.max:  # no next day to stop before: up to the last instant instead
+        return Bound(datetime.max.replace(tzinfo=UTC), inclusive=True)
     return Bound(end + timedelta(days=1), inclusive=False)  # the whole last day
 
 
@@ -103,6 +121,13 @@ def selection(
             raise Invalid.at(
                 ("body", "rows", i), f"misses the key field(s) {', '.join(map(repr, missing))}"
             )
+        for k in keys:
+            if isinstance(row[k], dict | list):
+                raise Invalid.at(
+                    ("body", "rows", i, k),
+                    "must be a single value (a string, number, boolean or null), "
+                    "not an object or an array",
+                )
         if not primary_key:
             unknown = sorted(set(row) - known)
             if unknown:

@@ -133,7 +133,7 @@ class Runner:
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
         """Run to an outcome. Raises RunReleased/LeaseLost without committing anything."""
         job = self._job(claimed)
-        prefix = tmp_prefix(claimed.run_id, claimed.lease_token)
+        prefix = tmp_prefix(claimed.workspace_id, claimed.run_id, claimed.lease_token)
         try:
             source = self._open_source(claimed)
             job = self._with_window(job, source)
@@ -154,6 +154,7 @@ class Runner:
                 self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark))
                 return
             manifest_key = self._publish(job, written)
+            self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         except RunCancelled:
             self._storage.delete_prefix(prefix)
             self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
@@ -267,7 +268,7 @@ class Runner:
         claimed = job.claimed
         return FileSink(
             self._storage,
-            tmp_key(claimed.run_id, claimed.lease_token, temp_name),
+            tmp_key(claimed.workspace_id, claimed.run_id, claimed.lease_token, temp_name),
             job.fmt,
             job.compression,
             arrow_schema(job.plan.fields),
@@ -331,7 +332,7 @@ class Runner:
     def _free_key(self, job: Job, name: str, ext: str, taken: set[str]) -> tuple[str, str]:
         claimed = job.claimed
         for candidate in name_candidates(name, ext, claimed.execution_id, claimed.attempt):
-            key = storage_key(job.destination, candidate)
+            key = storage_key(claimed.workspace_id, job.destination, candidate)
             if key not in taken and not self._storage.exists(key):
                 taken.add(key)
                 return candidate, key
@@ -364,7 +365,9 @@ class Runner:
     # ------------------------------------------------------------------ helpers
     def discard(self, leftover: Leftover) -> None:
         """Remove what a dead attempt left behind: temporary files, unrecorded publications."""
-        self._storage.delete_prefix(tmp_prefix(leftover.run_id, leftover.lease_token))
+        self._storage.delete_prefix(
+            tmp_prefix(leftover.workspace_id, leftover.run_id, leftover.lease_token)
+        )
         for key in leftover.publishing_keys:
             if not self._executions.is_referenced(key):
                 self._storage.delete(key)
