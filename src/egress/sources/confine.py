@@ -74,6 +74,14 @@ def is_allowed(real: Path, policy: SourcePolicy) -> bool:
     return any(is_inside(real, root) for root in policy.files_roots) and not is_own(real, policy)
 
 
+def is_passable(real: Path, policy: SourcePolicy) -> bool:
+    """Whether a listing may enter a folder: any allowed one, and the data dir itself (inside a
+    root), which holds the open ``sources`` folder among Egress's own files; each of its
+    entries is checked in turn."""
+    inside_a_root = any(is_inside(real, root) for root in policy.files_roots)
+    return is_allowed(real, policy) or (real == policy.data_dir and inside_a_root)
+
+
 def refusal(policy: SourcePolicy) -> str:
     roots = ", ".join(str(r) for r in policy.files_roots)
     return f"must be inside a files root ({roots}; EGRESS_FILES_ROOTS) and not Egress's own files"

@@ -230,17 +230,19 @@ class FilesSource:
                     location = item.path  # real: its folder is real and it is no symlink
                     if item.is_symlink():
                         location = os.path.realpath(item.path)
-                    if not confine.is_allowed(Path(location), self._policy):
-                        yield None
-                        continue
                     st = os.stat(location)
                 except OSError:
+                    yield None
+                    continue
+                is_dir = stat.S_ISDIR(st.st_mode)
+                check = confine.is_passable if is_dir else confine.is_allowed
+                if not check(Path(location), self._policy):
                     yield None
                     continue
                 yield Entry(
                     item.name,
                     location,
-                    stat.S_ISDIR(st.st_mode),
+                    is_dir,
                     (st.st_size, st.st_mtime_ns),
                     (st.st_dev, st.st_ino),
                 )
