@@ -495,8 +495,9 @@ def _s3_filesystem(
 ) -> pafs.FileSystem:
     options: dict[str, Any] = {
         "connect_timeout": policy.connect_timeout_s,
-        # The SDK's socket read timeout: a run's bucket that sends nothing is stalled.
-        "request_timeout": policy.read_timeout_s or policy.stall_s,
+        # No bytes for this long fails the request (then retried by the SDK). Runs get it too:
+        # an object read has no big sort behind it, so a silent bucket is a stalled one.
+        "request_timeout": policy.connect_timeout_s,
     }
     if settings.endpoint:
         scheme, _, _ = endpoint_address(settings.endpoint)
