@@ -192,9 +192,9 @@ class FilesSource:
     def _absolute(self, relative: str) -> str:
         return self._root if relative == ROOT else f"{self._root}/{relative}"
 
-    def _data_files(self, under: str = ROOT) -> list[DataFile]:
-        """The data files of the whole tree (``ROOT``) or of one folder's direct files, within
-        the catalog limits: the walk stops at the first entry beyond them."""
+    def _data_files(self, under: str = ROOT, recursive: bool = True) -> list[DataFile]:
+        """The data files below a folder (or only its direct ones), within the catalog limits:
+        the walk stops at the first entry beyond them."""
         start = self._absolute(under)
         if self._local:
             try:
@@ -210,7 +210,6 @@ class FilesSource:
                 raise SourceError(f"cannot list {under}: {clean(exc)}") from exc
             identity = (st.st_dev, st.st_ino)
         files = []
-        recursive = under == ROOT
         for relative, entry in walk(lister, start, self._policy, recursive, identity):
             if under != ROOT:
                 relative = f"{under}/{relative}"
@@ -302,7 +301,7 @@ class FilesSource:
                 raise SourceError(f"{relative} is not a CSV, Parquet or JSONL file")
             return [DataFile(relative, fmt, _version(info))]
         if info.type == pafs.FileType.Directory:
-            files = [f for f in self._data_files(relative) if _parent(f.path) == relative]
+            files = self._data_files(relative, recursive=False)
             if len({f.format for f in files}) > 1:
                 raise SourceError(f"{relative} mixes file formats; use one template per file")
             return files
