@@ -196,16 +196,14 @@ class FilesSource:
         """The data files below a folder (or only its direct ones), within the catalog limits:
         the walk stops at the first entry beyond them."""
         start = self._absolute(under)
-        if self._local:
-            try:
-                start = str(confine.confined(start, self._policy))
-            except confine.PathRefused as exc:
-                raise SourceError(f"{under}: {exc}") from exc
         lister = self._local_entries if self._local else self._remote_entries
         identity = None
         if self._local:
             try:
+                start = str(confine.confined(start, self._policy))
                 st = os.stat(start)
+            except confine.PathRefused as exc:
+                raise SourceError(f"{under}: {exc}") from exc
             except OSError as exc:
                 raise SourceError(f"cannot list {under}: {clean(exc)}") from exc
             identity = (st.st_dev, st.st_ino)
