@@ -102,9 +102,12 @@ def _find(items: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] |
 
 def run_demo(client: Client, db_path: Path, downloads: Path) -> dict[str, Any]:
     """Connection → template → submitted configuration → trigger → wait → download."""
-    connection = _find(client.connections(), "name", "demo_shop") or client.create_connection(
-        name="demo_shop", type="sqlite", settings={"path": str(db_path)}
-    )
+    settings = {"path": str(db_path)}
+    connection = _find(client.connections(), "name", "demo_shop")
+    if connection is None:
+        connection = client.create_connection(name="demo_shop", type="sqlite", settings=settings)
+    elif connection["settings"] != settings:  # a data dir from before the files roots
+        connection = client.update_connection(connection["id"], settings=settings)
     template = _find(client.templates(connection["id"]), "name", "main.orders")
     assert template is not None, "the demo database has an orders table"
     config = _find(client.configurations(), "name", "daily_orders")

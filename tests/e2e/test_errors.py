@@ -306,7 +306,7 @@ def test_connection_delete(http: httpx.Client, world: dict[str, Any], tmp_path: 
 def test_missing_sqlite_file_is_a_clear_4xx(http: httpx.Client, tmp_path: Path) -> None:
     cid = sqlite_connection(http, tmp_path / "no.db", "ghost")
     body = problem(http.get(f"{API}/connections/{cid}/elements"), 422, "connection")
-    assert "no SQLite database file" in body["detail"]
+    assert "cannot open" in body["detail"] and "as a SQLite database" in body["detail"]
     problem(http.get(f"{API}/templates", params={"connectionId": cid}), 422, "connection")
     test = http.post(f"{API}/connections/{cid}/test").json()
     assert test["ok"] is False and test["error"]

@@ -108,6 +108,7 @@ def demo(rows: int = typer.Option(5000, help="orders in the generated sample dat
     """Seed a demo workspace, run one extraction end to end, then keep serving."""
     from egress.client import Client
     from egress.demo import create_orders_db, run_demo
+    from egress.sources.policy import SourcePolicy
 
     settings = Settings()
     settings.ensure_data_dir()
@@ -118,7 +119,8 @@ def demo(rows: int = typer.Option(5000, help="orders in the generated sample dat
             token_file.chmod(0o600)
         settings.bootstrap_token = token_file.read_text().strip()
     token = settings.bootstrap_token
-    db_path = settings.resolved_data_dir / "demo" / "shop.db"
+    # Inside the first files root (by default <data dir>/sources), where sqlite paths may point.
+    db_path = SourcePolicy.from_settings(settings).files_roots[0] / "demo" / "shop.db"
     if not db_path.exists():
         create_orders_db(db_path, rows)
         console.print(f"generated sample database: {db_path} ({rows} orders)")

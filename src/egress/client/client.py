@@ -50,6 +50,11 @@ class Client:
         result: dict[str, Any] = self._call("POST", "/api/v1/connections", json=body)
         return result
 
+    def update_connection(self, connection_id: str, **body: Any) -> dict[str, Any]:
+        path = f"/api/v1/connections/{connection_id}"
+        result: dict[str, Any] = self._call("PATCH", path, json=body)
+        return result
+
     def templates(self, connection_id: str) -> list[dict[str, Any]]:
         params = {"connectionId": connection_id, "limit": 1000}
         return list(self._call("GET", "/api/v1/templates", params=params)["data"])

@@ -27,8 +27,8 @@ def test_connection(
 ) -> tuple[str | None, list[str]]:
     """(None, warnings) when the source answers, else (its error, []). Warnings advise a
     least-privilege read-only user where the connection's user is a superuser or can write."""
-    source = source_for(c, workspace_id, connection_id)
     try:
+        source = source_for(c, workspace_id, connection_id)
         if isinstance(source, AccessAudit):
             return None, source.check_access()
         source.check()

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from egress.sources import files, sqlite
 from egress.sources.base import Source, SourceError
 from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.mysql import MysqlSettings, MysqlSource
@@ -33,9 +34,11 @@ CONNECTORS: dict[str, Connector] = {
     "postgresql": Connector(
         PostgresSettings, frozenset({"password"}), PostgresSource, _admit_server
     ),
-    "sqlite": Connector(SqliteSettings, frozenset(), SqliteSource),
+    "sqlite": Connector(SqliteSettings, frozenset(), SqliteSource, sqlite.admit),
     "mysql": Connector(MysqlSettings, frozenset({"password"}), MysqlSource, _admit_server),
-    "files": Connector(FilesSettings, frozenset({"accessKeyId", "secretAccessKey"}), FilesSource),
+    "files": Connector(
+        FilesSettings, frozenset({"accessKeyId", "secretAccessKey"}), FilesSource, files.admit
+    ),
 }
 
 
@@ -45,7 +48,11 @@ def open_source(
     """A source for stored settings; the policy is checked again here, since what a stored
     name points at may have changed since it was saved."""
     connector = CONNECTORS[type_]
-    model = connector.settings_model.model_validate(settings)
+    try:
+        model = connector.settings_model.model_validate(settings)
+    except ValidationError as exc:  # saved before a rule was tightened
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SourceError(f"the connection's settings are no longer valid: {problems}") from exc
     source: Source = connector.factory(model, secrets, policy)
     return source
 

@@ -48,6 +48,11 @@ def connect_failed(kind: str, where: str, detail: str, secret: str | None) -> Co
     return ConnectFailed(kind)
 
 
+def clean(exc: BaseException) -> str:
+    """A driver's message on one line (or the exception's class when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 # Describing a SQL template runs its LIMIT 0 probe inside an API request: a query that makes
 # even that slow (a sleep, a function over a huge table) is refused rather than holding it.
 PROBE_TIMEOUT_S = 30.0

@@ -9,14 +9,16 @@ Parquet footers or from inference over the first block of a CSV/JSONL file; read
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from urllib.parse import urlparse, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,9 +30,11 @@ from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
+from egress.sources import confine
 from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
-from egress.sources.base import SourceError
-from egress.sources.policy import SourcePolicy
+from egress.sources.base import SourceError, clean
+from egress.sources.policy import HostDenied, SourcePolicy, allowed_addresses
+from egress.sources.walk import Entry, walk
 
 _BATCH_READAHEAD = 2
 _FRAGMENT_READAHEAD = 1
@@ -52,7 +56,9 @@ class FilesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, description="file:///abs/folder or s3://bucket/prefix")
-    endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL")
+    endpoint: str | None = Field(
+        default=None, description="S3-compatible endpoint: http(s)://host[:port]"
+    )
     region: str | None = None
 
     @field_validator("url")
@@ -60,14 +66,62 @@ class FilesSettings(BaseModel):
     def _supported(cls, value: str) -> str:
         parsed = urlparse(value)
         if parsed.scheme == "file":
-            if not parsed.path.startswith("/"):
-                raise ValueError("a file: URL needs an absolute path, e.g. file:///data/in")
+            confine.file_url_path(value)
         elif parsed.scheme == "s3":
             if not parsed.netloc:
                 raise ValueError("an s3: URL needs a bucket, e.g. s3://bucket/prefix")
         else:
             raise ValueError("must be a file:///… or s3://bucket/… URL")
         return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            endpoint_address(value)
+        return value
+
+
+def endpoint_address(endpoint: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an S3 endpoint, which must be exactly ``http(s)://host[:port]``:
+    a path, query, fragment or user name has no meaning for S3 and only hides the target."""
+    problem = "must be http://host[:port] or https://host[:port]"
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(problem)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(problem)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ValueError(problem) from exc
+    return parts.scheme, parts.hostname, port
+
+
+def admit(settings: FilesSettings, policy: SourcePolicy) -> None:
+    """What a saved files connection may name: a folder inside a files root, or a bucket that
+    is not Egress's own storage behind an endpoint the host lists allow."""
+    try:
+        _checked_location(settings, policy)
+    except confine.PathRefused as exc:
+        raise Invalid.at(("body", "settings", "url"), str(exc)) from exc
+    except HostDenied as exc:
+        raise Invalid.at(("body", "settings", "endpoint"), str(exc)) from exc
+
+
+def _checked_location(settings: FilesSettings, policy: SourcePolicy) -> str:
+    """The root the source lists: a real local folder, or ``bucket/prefix``. Raises
+    PathRefused or HostDenied."""
+    parsed = urlparse(settings.url)
+    if parsed.scheme == "file":
+        return str(confine.confined(confine.file_url_path(settings.url), policy))
+    if policy.own_bucket is not None and parsed.netloc == policy.own_bucket:
+        raise confine.PathRefused("names Egress's own storage bucket")
+    if settings.endpoint:
+        # S3 clients resolve the name again themselves; this narrows, not closes, the window.
+        _, host, port = endpoint_address(settings.endpoint)
+        allowed_addresses(host, port, policy)
+    return f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -109,6 +163,11 @@ def data_format(name: str) -> str | None:
     return next((fmt for suffix, fmt in _FORMATS.items() if lower.endswith(suffix)), None)
 
 
+def _hidden(name: str) -> bool:
+    """Names Egress never lists: dot files and Spark/Hive markers (``_SUCCESS``, ``_temporary``)."""
+    return name.startswith((".", "_"))
+
+
 def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ROOT
 
@@ -118,41 +177,86 @@ class FilesSource:
         self, settings: FilesSettings, secrets: dict[str, str], policy: SourcePolicy
     ) -> None:
         self._policy = policy
-        parsed = urlparse(settings.url)
-        if parsed.scheme == "file":
+        self._local = urlparse(settings.url).scheme == "file"
+        try:
+            self._root = _checked_location(settings, policy)
+        except (confine.PathRefused, HostDenied) as exc:
+            raise SourceError(f"{settings.url}: {exc}") from exc
+        if self._local:
             self._fs: pafs.FileSystem = pafs.LocalFileSystem()
-            self._root = url2pathname(parsed.path).rstrip("/") or "/"
         else:
-            self._fs = _s3_filesystem(settings, secrets)
-            self._root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+            self._fs = _s3_filesystem(settings, secrets, policy)
 
     # -------------------------------------------------------------- discovery
 
     def _absolute(self, relative: str) -> str:
         return self._root if relative == ROOT else f"{self._root}/{relative}"
 
-    def _data_files(self, under: str = ROOT) -> list[DataFile]:
-        try:
-            infos = self._fs.get_file_info(
-                pafs.FileSelector(self._absolute(under), recursive=under == ROOT)
-            )
-        except (OSError, pa.ArrowException) as exc:
-            raise SourceError(f"cannot list {self._absolute(under)}: {_clean(exc)}") from exc
+    def _data_files(self, under: str = ROOT, recursive: bool = True) -> list[DataFile]:
+        """The data files below a folder (or only its direct ones), within the catalog limits:
+        the walk stops at the first entry beyond them."""
+        start = self._absolute(under)
+        lister = self._local_entries if self._local else self._remote_entries
+        identity = None
+        if self._local:
+            try:
+                start = str(confine.confined(start, self._policy))
+                st = os.stat(start)
+            except confine.PathRefused as exc:
+                raise SourceError(f"{under}: {exc}") from exc
+            except OSError as exc:
+                raise SourceError(f"cannot list {under}: {clean(exc)}") from exc
+            identity = (st.st_dev, st.st_ino)
         files = []
-        for info in infos:
-            if info.type != pafs.FileType.File:
-                continue
-            relative = info.path[len(self._root) :].lstrip("/")
-            fmt = data_format(info.base_name)
-            if fmt is not None and not any(p.startswith((".", "_")) for p in relative.split("/")):
-                files.append(DataFile(relative, fmt, _version(info)))
+        for relative, entry in walk(lister, start, self._policy, recursive, identity):
+            if under != ROOT:
+                relative = f"{under}/{relative}"
+            if not entry.is_dir and (fmt := data_format(entry.name)) is not None:
+                files.append(DataFile(relative, fmt, entry.version))
         return sorted(files, key=lambda f: f.path)
+
+    def _local_entries(self, folder: str) -> Iterator[Entry | None]:
+        """A local folder's entries by real path; None for one skipped (a symlink leaving the
+        roots, Egress's own files, a vanished file). Symlinks inside the roots are followed."""
+        with os.scandir(folder) as entries:
+            for item in entries:
+                if _hidden(item.name):
+                    yield None
+                    continue
+                try:
+                    location = item.path  # real: its folder is real and it is no symlink
+                    if item.is_symlink():
+                        location = os.path.realpath(item.path)
+                    st = os.stat(location)
+                except OSError:
+                    yield None
+                    continue
+                is_dir = stat.S_ISDIR(st.st_mode)
+                check = confine.is_passable if is_dir else confine.is_allowed
+                if not check(Path(location), self._policy):
+                    yield None
+                    continue
+                yield Entry(
+                    item.name,
+                    location,
+                    is_dir,
+                    (st.st_size, st.st_mtime_ns),
+                    (st.st_dev, st.st_ino),
+                )
+
+    def _remote_entries(self, folder: str) -> Iterator[Entry | None]:
+        for info in self._fs.get_file_info(pafs.FileSelector(folder)):
+            if _hidden(info.base_name):
+                yield None
+                continue
+            is_dir = info.type == pafs.FileType.Directory
+            yield Entry(info.base_name, info.path, is_dir, _version(info), None)
 
     def check(self) -> None:
         try:
             info = self._fs.get_file_info(self._root)
         except (OSError, pa.ArrowException) as exc:
-            raise SourceError(f"cannot reach {self._root}: {_clean(exc)}") from exc
+            raise SourceError(f"cannot reach {self._root}: {clean(exc)}") from exc
         if info.type != pafs.FileType.Directory:
             raise SourceError(f"{self._root} is not a folder")
 
@@ -181,17 +285,21 @@ class FilesSource:
 
     def _resolve(self, relative: str) -> list[DataFile]:
         """The data files of a template: one file, or a folder's direct data files."""
+        if self._local and not confine.is_allowed(
+            Path(os.path.realpath(self._absolute(relative))), self._policy
+        ):
+            raise SourceError(f"{relative}: {confine.refusal(self._policy)}")
         try:
             info = self._fs.get_file_info(self._absolute(relative))
         except (OSError, pa.ArrowException) as exc:
-            raise SourceError(f"cannot read {relative}: {_clean(exc)}") from exc
+            raise SourceError(f"cannot read {relative}: {clean(exc)}") from exc
         if info.type == pafs.FileType.File:
             fmt = data_format(info.base_name)
             if fmt is None:
                 raise SourceError(f"{relative} is not a CSV, Parquet or JSONL file")
             return [DataFile(relative, fmt, _version(info))]
         if info.type == pafs.FileType.Directory:
-            files = [f for f in self._data_files(relative) if _parent(f.path) == relative]
+            files = self._data_files(relative, recursive=False)
             if len({f.format for f in files}) > 1:
                 raise SourceError(f"{relative} mixes file formats; use one template per file")
             return files
@@ -309,7 +417,7 @@ class FilesSource:
 
     def _explain(self, exc: BaseException, file: DataFile, several: bool = False) -> str:
         """Arrow's message with the file's relative name and the line of the problem."""
-        text = _clean(exc)
+        text = clean(exc)
         quoted = re.search(r"input source '([^']+)'", text)
         name = file.path
         if quoted:
@@ -379,19 +487,27 @@ def _nested_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
-def _s3_filesystem(settings: FilesSettings, secrets: dict[str, str]) -> pafs.FileSystem:
-    options: dict[str, Any] = {}
+def _s3_filesystem(
+    settings: FilesSettings, secrets: dict[str, str], policy: SourcePolicy
+) -> pafs.FileSystem:
+    options: dict[str, Any] = {
+        "connect_timeout": policy.connect_timeout_s,
+        # No bytes for this long fails the request (then retried by the SDK). Runs get it too:
+        # an object read has no big sort behind it, so a silent bucket is a stalled one.
+        "request_timeout": policy.connect_timeout_s,
+    }
     if settings.endpoint:
-        endpoint = urlparse(settings.endpoint)
-        options["endpoint_override"] = endpoint.netloc or endpoint.path
-        options["scheme"] = endpoint.scheme or "https"
+        scheme, _, _ = endpoint_address(settings.endpoint)
+        options["endpoint_override"] = urlsplit(settings.endpoint).netloc
+        options["scheme"] = scheme
     if settings.region:
         options["region"] = settings.region
     if "accessKeyId" in secrets:
         options["access_key"] = secrets["accessKeyId"]
         options["secret_key"] = secrets.get("secretAccessKey", "")
+    else:
+        # Without keys the SDK would sign with the machine's own credentials (environment,
+        # ~/.aws, instance metadata): only where the operator allows it, and never towards an
+        # endpoint the tenant chose.
+        options["anonymous"] = not (policy.ambient_credentials and not settings.endpoint)
     return pafs.S3FileSystem(**options)
-
-
-def _clean(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

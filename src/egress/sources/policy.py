@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from egress.domain.errors import Invalid
 from egress.settings import Settings
@@ -45,10 +45,11 @@ class SourcePolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> SourcePolicy:
         data_dir = settings.resolved_data_dir
+        # Real paths, since the paths checked against them are real (symlinks followed).
         roots = (
-            tuple(Path(p.strip()) for p in settings.files_roots.split(",") if p.strip())
+            tuple(Path(p.strip()).resolve() for p in settings.files_roots.split(",") if p.strip())
             if settings.files_roots
-            else (data_dir / SOURCES_FOLDER,)
+            else ((data_dir / SOURCES_FOLDER).resolve(),)
         )
         own_paths = tuple(
             p
@@ -101,7 +102,7 @@ def _local_path(url: str) -> Path | None:
         path = url.split(":///", 1)[-1]
         return Path(path).resolve() if path and path != ":memory:" else None
     if parsed.scheme == "file":
-        return Path(parsed.path).resolve()
+        return Path(unquote(parsed.path)).resolve()
     return None
 
 

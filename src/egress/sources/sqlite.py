@@ -7,11 +7,11 @@ dynamically typed, so we read with sqlite3 and build batches against the declare
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement, subquery
 from egress.query.select import column, max_statement, select_statement, sqlite_value
-from egress.sources import base
+from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import QueryError, SourceError
 from egress.sources.policy import SourcePolicy
@@ -33,6 +34,7 @@ SCHEMA = "main"
 _PROBE_VIEW = "egress_probe"
 # Rows read to type a query's computed columns, which have no declared type (see describe).
 _SAMPLE_ROWS = 1000
+log = logging.getLogger(__name__)
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
@@ -43,10 +45,16 @@ class SqliteSettings(BaseModel):
 
     @field_validator("path")
     @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not Path(value).is_absolute():
-            raise ValueError("must be an absolute path to a SQLite database file")
-        return value
+    def _plain(cls, value: str) -> str:
+        return confine.checked_spelling(value)
+
+
+def admit(settings: SqliteSettings, policy: SourcePolicy) -> None:
+    """A saved path must lie in a files root (checked again whenever the source is opened)."""
+    try:
+        confine.confined(settings.path, policy)
+    except confine.PathRefused as exc:
+        raise Invalid.at(("body", "settings", "path"), str(exc)) from exc
 
 
 def logical_type(declared: str) -> str:
@@ -88,6 +96,13 @@ def _sampled_type(values: list[Any]) -> str:
         return "string"
 
 
+def _cannot_open(path: str) -> str:
+    return (
+        f"cannot open {path} as a SQLite database: it is missing, not a SQLite database file, "
+        "or outside the files roots"
+    )
+
+
 class SqliteSource:
     dialect = "sqlite"
 
@@ -95,16 +110,24 @@ class SqliteSource:
         self, settings: SqliteSettings, secrets: dict[str, str], policy: SourcePolicy
     ) -> None:
         self._policy = policy
-        self._path = Path(settings.path)
+        self._path = settings.path
 
     def _connect(self) -> sqlite3.Connection:
-        if not self._path.is_file():
-            raise SourceError(f"no SQLite database file at {self._path}")
+        """A read-only connection to the checked real path (read-only never creates a file).
+        A missing file, a folder, a non-database and a forbidden path all get one answer, so
+        the error tells nothing about what exists outside the roots."""
         try:
-            conn = sqlite3.connect(f"{self._path.as_uri()}?mode=ro", uri=True)
+            real = confine.confined(self._path, self._policy)
+            conn = sqlite3.connect(f"{real.as_uri()}?mode=ro", uri=True)
+        except (confine.PathRefused, sqlite3.Error) as exc:
+            log.info("sqlite source %s: %s", self._path, exc)
+            raise SourceError(_cannot_open(self._path)) from exc
+        try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
-            raise SourceError(f"cannot open {self._path}: {exc}") from exc
+            conn.close()
+            log.info("sqlite source %s: %s", self._path, exc)
+            raise SourceError(_cannot_open(self._path)) from exc
         return conn
 
     def check(self) -> None:
