@@ -29,7 +29,7 @@ from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
 from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
-from egress.sources.base import SourceError
+from egress.sources.base import OpenCalls, SourceError
 from egress.sources.policy import SourcePolicy
 
 _BATCH_READAHEAD = 2
@@ -118,6 +118,7 @@ class FilesSource:
         self, settings: FilesSettings, secrets: dict[str, str], policy: SourcePolicy
     ) -> None:
         self._policy = policy
+        self._calls = OpenCalls()
         parsed = urlparse(settings.url)
         if parsed.scheme == "file":
             self._fs: pafs.FileSystem = pafs.LocalFileSystem()
@@ -275,6 +276,7 @@ class FilesSource:
         )
         batches = scanner.to_batches()
         while True:
+            self._calls.check()
             try:
                 batch = next(batches)
             except StopIteration:
@@ -304,6 +306,11 @@ class FilesSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        # pyarrow cannot stop a read in flight from another thread: the scan ends before the
+        # next batch.
+        self._calls.interrupt()
 
     # -------------------------------------------------------------- errors
 

@@ -21,7 +21,7 @@ from egress.query.custom import probe_statement
 from egress.query.select import Statement, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import QueryError, SourceError
+from egress.sources.base import OpenCalls, QueryError, SocketRef, SourceError
 from egress.sources.policy import SourcePolicy
 from egress.sources.rows import rows_to_batch
 
@@ -162,6 +162,7 @@ class MysqlSource:
         self._policy = policy
         self._s = settings
         self._password = secrets.get("password", "")
+        self._calls = OpenCalls()
 
     def _connect(self, unbuffered: bool = False) -> pymysql.connections.Connection[Any]:
         ssl: dict[str, Any] | None = None
@@ -185,6 +186,7 @@ class MysqlSource:
                 cur.execute("SET SESSION TRANSACTION READ ONLY")
         except pymysql.Error as exc:
             raise SourceError(_clean(exc)) from exc
+        self._track(conn)
         return conn
 
     def check(self) -> None:
@@ -267,6 +269,18 @@ class MysqlSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        self._calls.interrupt()
+
+    def _track(self, conn: pymysql.connections.Connection[Any]) -> None:
+        # PyMySQL reads with plain blocking socket calls: shutting the socket down is what
+        # makes a blocked recv return (closing it from another thread would not).
+        try:
+            self._calls.track(SocketRef.of(conn._sock.fileno()).shutdown)
+        except BaseException:
+            conn.close()
+            raise
 
 
 def _clean(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ from egress.query.custom import probe_statement, subquery
 from egress.query.select import column, max_statement, select_statement, sqlite_value
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
-from egress.sources.base import QueryError, SourceError
+from egress.sources.base import OpenCalls, QueryError, SourceError
 from egress.sources.policy import SourcePolicy
 from egress.sources.rows import rows_to_batch
 
@@ -96,6 +96,7 @@ class SqliteSource:
     ) -> None:
         self._policy = policy
         self._path = Path(settings.path)
+        self._calls = OpenCalls()
 
     def _connect(self) -> sqlite3.Connection:
         if not self._path.is_file():
@@ -105,6 +106,7 @@ class SqliteSource:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
             raise SourceError(f"cannot open {self._path}: {exc}") from exc
+        self._track(conn)
         return conn
 
     def check(self) -> None:
@@ -199,3 +201,15 @@ class SqliteSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        self._calls.interrupt()
+
+    def _track(self, conn: sqlite3.Connection) -> None:
+        # sqlite3's interrupt() is the one call meant for another thread: the statement in
+        # flight fails with "interrupted"; a closed connection refuses it (ignored).
+        try:
+            self._calls.track(conn.interrupt)
+        except BaseException:
+            conn.close()
+            raise
