@@ -53,12 +53,12 @@ def mysql_source(mysql_db: MysqlDatabase) -> MysqlDatabase:
 
 
 @contextmanager
-def pg_locked(db: PgDatabase) -> Iterator[psycopg.Connection[Any]]:
+def pg_locked(db: PgDatabase) -> Iterator[None]:
     """Every read of ``hang`` waits on this lock, inside the driver, until the block ends."""
     conn = psycopg.connect(db.url)
     conn.execute("LOCK TABLE hang IN ACCESS EXCLUSIVE MODE")
     try:
-        yield conn
+        yield
     finally:
         conn.rollback()
         conn.close()

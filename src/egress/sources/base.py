@@ -68,6 +68,10 @@ class OpenCalls:
         self._lock = threading.Lock()
         self._interrupted = False
 
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
     def track(self, stop: Callable[[], None]) -> None:
         """Register a handle just opened; once interrupted, it is stopped and refused."""
         with self._lock:

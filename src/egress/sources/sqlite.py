@@ -33,6 +33,8 @@ SCHEMA = "main"
 _PROBE_VIEW = "egress_probe"
 # Rows read to type a query's computed columns, which have no declared type (see describe).
 _SAMPLE_ROWS = 1000
+# SQLite virtual machine steps between two looks at the interrupt flag (well under 1 ms).
+_PROGRESS_STEPS = 10_000
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
@@ -206,8 +208,11 @@ class SqliteSource:
         self._calls.interrupt()
 
     def _track(self, conn: sqlite3.Connection) -> None:
-        # sqlite3's interrupt() is the one call meant for another thread: the statement in
-        # flight fails with "interrupted"; a closed connection refuses it (ignored).
+        # sqlite3's interrupt() is the one call meant for another thread, but it is lost when
+        # no statement runs yet; the progress handler also stops one started after it (a
+        # non-zero answer fails the statement with "interrupted"). SQL template describing
+        # replaces the handler with its own deadline.
+        conn.set_progress_handler(lambda: int(self._calls.interrupted), _PROGRESS_STEPS)
         try:
             self._calls.track(conn.interrupt)
         except BaseException:
