@@ -122,8 +122,13 @@ class Worker:
         counts = self._executions.reap(self._clock(), self._max_attempts)
         for leftover in counts.leftovers:
             self._runner.discard(leftover)
-        if counts.requeued or counts.failed:
-            log.warning("reaper: %s runs requeued, %s failed", counts.requeued, counts.failed)
+        if counts.requeued or counts.failed or counts.cancelled:
+            log.warning(
+                "reaper: %s runs requeued, %s failed, %s cancelled",
+                counts.requeued,
+                counts.failed,
+                counts.cancelled,
+            )
             self.wakeup.notify()
         return counts
 
