@@ -97,6 +97,7 @@ class Container:
             heartbeat_s=s.heartbeat_s,
             poll_s=s.poll_s,
             max_attempts=s.max_attempts,
+            stall_s=self.policy.stall_s,
             wakeup=self.wakeup,
             listener=(
                 PgListener(s.resolved_database_url, self.wakeup)

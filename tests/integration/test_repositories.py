@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.engine import make_engine
-from egress.db.executions import ExecutionRepo, Outcome
+from egress.db.executions import ClaimedRun, ExecutionRepo, Outcome
 from egress.db.tables import metadata, runs
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
@@ -221,3 +221,109 @@ def test_concurrent_claims_take_each_run_once(repos: Repos) -> None:
     for t in threads:
         t.join()
     assert len(claimed) == 20 and len(set(claimed)) == 20
+
+
+def _claimed_with_cancel_requested(repos: Repos, ws: str, cfg: str) -> tuple[str, ClaimedRun]:
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    claimed = repos.executions.claim("w1", LEASE, T0)
+    assert claimed is not None
+    repos.executions.cancel(ws, cfg, ex.id, T0)
+    return ex.id, claimed
+
+
+def test_the_reaper_ends_a_cancel_requested_run_cancelled_never_pending(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    eid, zombie = _claimed_with_cancel_requested(repos, ws, cfg)
+    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
+    counts = repos.executions.reap(T0 + LEASE * 2, max_attempts=3)
+    assert (counts.requeued, counts.failed, counts.cancelled) == (0, 0, 1)
+    assert counts.leftovers[0].lease_token == zombie.lease_token
+    run = repos.executions.get(ws, cfg, eid).latest
+    assert (run.status, run.attempt, run.error_message) == (RunStatus.CANCELLED, 1, None)
+    assert run.completed_at is not None
+    # Nothing left to claim but the held run, released because the active one ended.
+    assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING
+    again = repos.executions.claim("w2", LEASE, T0 + LEASE * 2)
+    assert again is not None and again.execution_id == held.id
+    assert not repos.executions.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0 + LEASE * 3)
+    assert repos.executions.get(ws, cfg, eid).latest.status is RunStatus.CANCELLED
+
+
+def test_a_run_given_back_at_shutdown_after_a_cancel_request_ends_cancelled(
+    repos: Repos,
+) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
+    assert repos.executions.release(claimed, T0) is RunStatus.CANCELLED
+    assert repos.executions.get(ws, cfg, eid).latest.status is RunStatus.CANCELLED
+    assert repos.executions.claim("w2", LEASE, T0) is None
+    assert repos.executions.release(claimed, T0) is None  # the lease is gone
+
+
+def test_release_requeues_without_counting_against_the_attempts(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    for attempt in (1, 2, 3):
+        claimed = repos.executions.claim("w", LEASE, T0)
+        assert claimed is not None and claimed.attempt == attempt
+        assert repos.executions.release(claimed, T0) is RunStatus.PENDING
+    run = repos.executions.get(ws, cfg, ex.id).latest
+    assert (run.status, run.attempt, run.error_message) == (RunStatus.PENDING, 4, None)
+
+
+def test_a_failed_attempt_is_retried_then_fails_with_its_reason(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
+    first = repos.executions.claim("w", LEASE, T0)
+    assert first is not None
+    assert repos.executions.fail_attempt(first, T0, 2, "stalled") is RunStatus.PENDING
+    run = repos.executions.get(ws, cfg, ex.id).latest
+    assert (run.status, run.attempt, run.error_message) == (
+        RunStatus.PENDING,
+        2,
+        "stalled; attempt 1 of 2",
+    )
+    assert repos.executions.fail_attempt(first, T0, 2, "stalled") is None  # fenced
+    second = repos.executions.claim("w", LEASE, T0)
+    assert second is not None and second.attempt == 2
+    assert repos.executions.fail_attempt(second, T0, 2, "stalled") is RunStatus.FAILED
+    run = repos.executions.get(ws, cfg, ex.id).latest
+    assert (run.status, run.attempt, run.error_message) == (
+        RunStatus.FAILED,
+        2,
+        "stalled; attempt 2 of 2",
+    )
+    assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING
+
+
+def test_a_failed_attempt_of_a_cancel_requested_run_ends_cancelled(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
+    assert repos.executions.fail_attempt(claimed, T0, 3, "stalled") is RunStatus.CANCELLED
+    run = repos.executions.get(ws, cfg, eid).latest
+    assert (run.status, run.attempt, run.error_message) == (RunStatus.CANCELLED, 1, None)
+
+
+def test_a_queued_run_with_a_cancel_request_is_never_claimed_and_reaped_cancelled(
+    repos: Repos,
+) -> None:
+    """What an older version left behind: a released run still carrying its cancel request."""
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
+    with repos.engine.begin() as conn:
+        conn.execute(
+            runs.update().where(runs.c.execution_id == ex.id).values(cancel_requested=True)
+        )
+    assert repos.executions.claim("w", LEASE, T0) is None
+    counts = repos.executions.reap(T0, max_attempts=3)
+    assert counts.cancelled == 1
+    assert repos.executions.get(ws, cfg, ex.id).latest.status is RunStatus.CANCELLED
+    assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING

@@ -11,6 +11,7 @@ from egress.domain.status import (
     TERMINAL,
     TRANSITIONS,
     RunStatus,
+    after_lost_attempt,
     can_transition,
     cancel_blocker,
     rerun_blocker,
@@ -66,3 +67,24 @@ def test_unfinished_runs_can_be_cancelled(status: RunStatus) -> None:
 def test_finished_runs_cannot_be_cancelled(status: RunStatus) -> None:
     message = cancel_blocker(status)
     assert message is not None and status.value in message
+
+
+@pytest.mark.parametrize(
+    ("attempt", "max_attempts", "cancel_requested", "expected"),
+    [
+        (1, 3, False, S.PENDING),
+        (2, 3, False, S.PENDING),
+        (3, 3, False, S.FAILED),
+        (1, 1, False, S.FAILED),
+        (7, None, False, S.PENDING),  # a shutdown hand-back does not count against attempts
+        (1, 3, True, S.CANCELLED),
+        (3, 3, True, S.CANCELLED),
+        (7, None, True, S.CANCELLED),
+    ],
+)
+def test_a_lost_attempt_requeues_fails_after_the_last_and_a_cancel_always_wins(
+    attempt: int, max_attempts: int | None, cancel_requested: bool, expected: RunStatus
+) -> None:
+    target = after_lost_attempt(attempt, max_attempts, cancel_requested)
+    assert target is expected
+    assert can_transition(S.IN_PROGRESS, target)

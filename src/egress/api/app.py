@@ -28,13 +28,14 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = container.worker(name="embedded") if with_worker else None
+        app.state.worker = worker  # `egress serve` starts its shutdown at SIGTERM
         if worker is not None:
             worker.start()
             log.info("embedded worker started (%s slots)", container.settings.worker_concurrency)
         try:
             yield
         finally:
-            if worker is not None:
+            if worker is not None:  # returns when the stop begun at SIGTERM is done
                 worker.stop(container.settings.shutdown_grace_s)
             container.engine.dispose()
 

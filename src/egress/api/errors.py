@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from egress.domain.errors import (
     BadRequest,
@@ -130,3 +132,31 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SourceError, _source)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(CancelledAtShutdown)
+
+
+class CancelledAtShutdown:
+    """uvicorn cancels the requests still running when the shutdown grace ends (a thread blocked
+    in a source call is left behind): they answer 503, not a 500 with a stack trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            log.warning("%s %s cancelled at shutdown", scope["method"], scope["path"])
+            if not started:
+                response = problem(503, "the server is shutting down; try again")
+                await response(scope, receive, send)

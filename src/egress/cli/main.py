@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import signal
@@ -13,6 +14,7 @@ from types import FrameType
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from egress.cli.admin import admin_app
@@ -20,6 +22,7 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.services.identity import ensure_bootstrap_token
 from egress.settings import Settings
+from egress.worker.loop import Worker
 
 app = typer.Typer(
     help="Egress: asynchronous data extraction and bulk export.", no_args_is_help=True
@@ -52,18 +55,39 @@ def _setup(settings: Settings, migrate: bool = True) -> Container:
     return container
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, with the embedded worker's shutdown started at the signal, alongside uvicorn's
+    own drain of requests, so that both fit in one grace (EGRESS_SHUTDOWN_GRACE_S)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, grace_s: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._grace_s = grace_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        worker: Worker | None = getattr(self._app.state, "worker", None)
+        if worker is not None and not self.should_exit:
+            threading.Thread(
+                target=worker.stop, args=(self._grace_s,), name="worker-stop", daemon=True
+            ).start()
+        super().handle_exit(sig, frame)
+
+
 def _server(container: Container, with_worker: bool) -> uvicorn.Server:
     from egress.api.app import create_app
 
     s = container.settings
+    app = create_app(container, with_worker=with_worker)
     config = uvicorn.Config(
-        create_app(container, with_worker=with_worker),
+        app,
         host=s.host,
         port=s.port,
         log_level=s.log_level.lower(),
-        timeout_graceful_shutdown=int(s.shutdown_grace_s) + 5,
+        # Requests still running after the grace are cancelled (a thread blocked in a driver
+        # call is left behind: the process exits without it).
+        timeout_graceful_shutdown=math.ceil(s.shutdown_grace_s),
     )
-    return uvicorn.Server(config)
+    return _Server(config, app, s.shutdown_grace_s)
 
 
 @app.command()

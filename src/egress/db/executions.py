@@ -28,7 +28,13 @@ from egress.db.tables import (
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.paging import PageRequest
-from egress.domain.status import ACTIVE, RunStatus, cancel_blocker, rerun_blocker
+from egress.domain.status import (
+    ACTIVE,
+    RunStatus,
+    after_lost_attempt,
+    cancel_blocker,
+    rerun_blocker,
+)
 
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
@@ -144,7 +150,19 @@ class Leftover:
 class ReapCounts:
     requeued: int
     failed: int
+    cancelled: int = 0
     leftovers: list[Leftover] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """An IN_PROGRESS run's attempt as the row said when it was locked."""
+
+    run_id: str
+    lease_token: str
+    attempt: int
+    cancel_requested: bool
+    configuration_id: str
 
 
 def _later(value: Any, current: Any) -> bool:
@@ -497,7 +515,8 @@ class ExecutionRepo:
         token = secrets.token_hex(16)
         oldest = (
             sa.select(runs.c.id)
-            .where(runs.c.status == RunStatus.PENDING.value)
+            # A queued run with a cancel request is the reaper's to cancel, never to run.
+            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_requested.is_(False))
             .order_by(runs.c.queued_at, runs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -724,32 +743,95 @@ class ExecutionRepo:
         if released:
             _notify(conn)
 
-    def release(self, claimed: ClaimedRun) -> bool:
-        """Give a run back to the queue at once (graceful shutdown), fenced by the lease."""
+    def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
+        """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a
+        run whose cancel was requested ends CANCELLED instead. None: the lease was gone."""
+        return self._end_own_attempt(claimed, now, None, None)
+
+    def fail_attempt(
+        self, claimed: ClaimedRun, now: datetime, max_attempts: int, reason: str
+    ) -> RunStatus | None:
+        """This attempt failed for ``reason`` (the source stalled): another attempt, FAILED
+        after the last, CANCELLED when cancelled meanwhile. None: the lease was gone."""
+        return self._end_own_attempt(claimed, now, max_attempts, reason)
+
+    def _end_own_attempt(
+        self, claimed: ClaimedRun, now: datetime, max_attempts: int | None, reason: str | None
+    ) -> RunStatus | None:
         with self._engine.begin() as conn:
-            _notify(conn)
-            return (
-                conn.execute(
-                    runs.update()
-                    .where(
-                        runs.c.id == claimed.run_id,
-                        runs.c.lease_token == claimed.lease_token,
-                        runs.c.status == RunStatus.IN_PROGRESS.value,
-                    )
-                    .values(
-                        status=RunStatus.PENDING.value,
-                        attempt=runs.c.attempt + 1,
-                        lease_token=None,
-                        lease_expires_at=None,
-                        processed=None,
-                    )
-                ).rowcount
-                == 1
+            row = conn.execute(
+                sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)
+                .where(
+                    runs.c.id == claimed.run_id,
+                    runs.c.lease_token == claimed.lease_token,
+                    runs.c.status == RunStatus.IN_PROGRESS.value,
+                )
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                return None
+            return self._end_attempt(
+                conn,
+                _Attempt(
+                    row.id,
+                    claimed.lease_token,
+                    row.attempt,
+                    bool(row.cancel_requested),
+                    claimed.configuration_id,
+                ),
+                now,
+                max_attempts,
+                reason,
             )
 
+    def _end_attempt(
+        self,
+        conn: Connection,
+        run: _Attempt,
+        now: datetime,
+        max_attempts: int | None,
+        reason: str | None,
+    ) -> RunStatus | None:
+        """End an attempt that has no outcome of its own: one conditional UPDATE, fenced by
+        the attempt's lease, to where ``after_lost_attempt`` says."""
+        target = after_lost_attempt(run.attempt, max_attempts, run.cancel_requested)
+        values: dict[str, Any] = {
+            "status": target.value,
+            "lease_token": None,
+            "lease_expires_at": None,
+        }
+        if target is RunStatus.PENDING:
+            values |= {"attempt": run.attempt + 1, "processed": None}
+        else:
+            values["completed_at"] = now
+        if target is RunStatus.CANCELLED:
+            values["error_message"] = None
+        elif reason is not None:
+            values["error_message"] = f"{reason}; attempt {run.attempt} of {max_attempts}"
+        elif target is RunStatus.FAILED:
+            values["error_message"] = f"worker lost after {run.attempt} attempts"
+        updated = conn.execute(
+            runs.update()
+            .where(
+                runs.c.id == run.run_id,
+                runs.c.lease_token == run.lease_token,
+                runs.c.status == RunStatus.IN_PROGRESS.value,
+            )
+            .values(**values)
+        ).rowcount
+        if updated != 1:
+            return None
+        if target is RunStatus.PENDING:
+            _notify(conn)
+        else:
+            self._release_next(conn, run.configuration_id)
+        return target
+
     def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
-        """Runs whose lease expired: back to PENDING (attempt + 1), or FAILED after the last."""
-        requeued = failed = 0
+        """Runs whose lease expired: back to PENDING (attempt + 1), FAILED after the last,
+        CANCELLED when their cancel was requested. Queued runs with a cancel request (left by
+        an older version) end CANCELLED too: a cancelled run never runs again."""
+        requeued = failed = cancelled = 0
         leftovers: list[Leftover] = []
         with self._engine.begin() as conn:
             expired = conn.execute(
@@ -759,6 +841,7 @@ class ExecutionRepo:
                     runs.c.attempt,
                     runs.c.lease_token,
                     runs.c.configuration_id,
+                    runs.c.cancel_requested,
                 )
                 .where(
                     runs.c.status == RunStatus.IN_PROGRESS.value,
@@ -767,11 +850,6 @@ class ExecutionRepo:
                 .with_for_update(skip_locked=True)
             ).all()
             for r in expired:
-                fence = sa.and_(
-                    runs.c.id == r.id,
-                    runs.c.lease_token == r.lease_token,
-                    runs.c.status == RunStatus.IN_PROGRESS.value,
-                )
                 pending = pending_publications.c.run_id == r.id
                 keys = list(
                     conn.execute(
@@ -780,35 +858,36 @@ class ExecutionRepo:
                 )
                 conn.execute(pending_publications.delete().where(pending))
                 leftovers.append(Leftover(r.id, r.workspace_id, r.lease_token, keys))
-                cleared = {"lease_token": None, "lease_expires_at": None}
-                if r.attempt >= max_attempts:
-                    conn.execute(
-                        runs.update()
-                        .where(fence)
-                        .values(
-                            status=RunStatus.FAILED.value,
-                            completed_at=now,
-                            error_message=f"worker lost after {r.attempt} attempts",
-                            **cleared,
-                        )
-                    )
-                    self._release_next(conn, r.configuration_id)
-                    failed += 1
-                else:
-                    conn.execute(
-                        runs.update()
-                        .where(fence)
-                        .values(
-                            status=RunStatus.PENDING.value,
-                            attempt=r.attempt + 1,
-                            processed=None,
-                            **cleared,
-                        )
-                    )
-                    requeued += 1
-            if requeued:
-                _notify(conn)
-        return ReapCounts(requeued=requeued, failed=failed, leftovers=leftovers)
+                attempt = _Attempt(
+                    r.id, r.lease_token, r.attempt, bool(r.cancel_requested), r.configuration_id
+                )
+                target = self._end_attempt(conn, attempt, now, max_attempts, None)
+                requeued += target is RunStatus.PENDING
+                failed += target is RunStatus.FAILED
+                cancelled += target is RunStatus.CANCELLED
+            cancelled += self._cancel_queued(conn, now)
+        return ReapCounts(
+            requeued=requeued, failed=failed, cancelled=cancelled, leftovers=leftovers
+        )
+
+    def _cancel_queued(self, conn: Connection, now: datetime) -> int:
+        queued = conn.execute(
+            sa.select(runs.c.id, runs.c.status, runs.c.configuration_id)
+            .where(
+                runs.c.status.in_([RunStatus.PENDING.value, RunStatus.ON_HOLD.value]),
+                runs.c.cancel_requested.is_(True),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for r in queued:
+            changed = conn.execute(
+                runs.update()
+                .where(runs.c.id == r.id, runs.c.status == r.status)
+                .values(status=RunStatus.CANCELLED.value, completed_at=now)
+            ).rowcount
+            if changed and r.status == RunStatus.PENDING.value:
+                self._release_next(conn, r.configuration_id)
+        return len(queued)
 
     def cancel(
         self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime

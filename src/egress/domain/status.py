@@ -52,6 +52,18 @@ def can_transition(current: RunStatus, target: RunStatus) -> bool:
     return target in TRANSITIONS[current]
 
 
+def after_lost_attempt(attempt: int, max_attempts: int | None, cancel_requested: bool) -> RunStatus:
+    """Where an IN_PROGRESS run goes when an attempt ends without an outcome of its own (its
+    worker was lost, gave it back at shutdown, or its source stalled). A requested cancel
+    always wins: a cancelled run never runs again. After the last attempt it FAILED; else it
+    waits for another. ``max_attempts`` None: the attempt does not count (a shutdown)."""
+    if cancel_requested:
+        return RunStatus.CANCELLED
+    if max_attempts is not None and attempt >= max_attempts:
+        return RunStatus.FAILED
+    return RunStatus.PENDING
+
+
 def rerun_blocker(latest: RunStatus) -> str | None:
     """Why a re-run is refused, or None when it is allowed."""
     if latest in RERUNNABLE:

@@ -38,7 +38,14 @@ from egress.domain.options import Window
 from egress.domain.plan import ReadPlan, plan_from_snapshot
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
-from egress.engine.control import LeaseLost, RunCancelled, RunControl, RunReleased
+from egress.engine.control import (
+    LeaseLost,
+    RunCancelled,
+    RunControl,
+    RunInterrupted,
+    RunReleased,
+    RunStalled,
+)
 from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.split import SplitRouter, TooManyParts
@@ -131,35 +138,45 @@ class Runner:
 
     # ------------------------------------------------------------------ one run
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
-        """Run to an outcome. Raises RunReleased/LeaseLost without committing anything."""
+        """Run to an outcome. Raises RunReleased/RunStalled/LeaseLost without committing
+        anything (the worker gives the run back, fails the attempt, or lets it go)."""
         job = self._job(claimed)
         prefix = tmp_prefix(claimed.workspace_id, claimed.run_id, claimed.lease_token)
         try:
-            source = self._open_source(claimed)
-            job = self._with_window(job, source)
-            window = job.plan.window
-            watermark = window.high if window is not None else None
-            if window is not None and window.high is None:  # the source is empty
-                self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
-                return
-            if job.data_table is not None:
-                rows = self._load(job, source, control)
-                status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
-                self._finish(claimed, Outcome(status, rows, watermark=watermark))
-                return
-            written = self._write(job, source, control)
-            control.checkpoint()
-            if sum(w.file.rows for w in written) == 0:
-                self._storage.delete_prefix(prefix)
-                self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark))
-                return
+            try:
+                source = self._open_source(claimed)
+                control.attach(source.interrupt)
+                job = self._with_window(job, source, control)
+                window = job.plan.window
+                watermark = window.high if window is not None else None
+                if window is not None and window.high is None:  # the source is empty
+                    self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
+                    return
+                if job.data_table is not None:
+                    rows = self._load(job, source, control)
+                    status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
+                    self._finish(claimed, Outcome(status, rows, watermark=watermark))
+                    return
+                written = self._write(job, source, control)
+                control.checkpoint()
+                if sum(w.file.rows for w in written) == 0:
+                    self._storage.delete_prefix(prefix)
+                    outcome = Outcome(RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark)
+                    self._finish(claimed, outcome)
+                    return
+            except Exception as exc:
+                if not isinstance(exc, RunInterrupted):
+                    # A driver call that fails because it was interrupted fails for the
+                    # reason it was interrupted for, not with the driver's message.
+                    control.checkpoint()
+                raise
             manifest_key = self._publish(job, written)
             self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         except RunCancelled:
             self._storage.delete_prefix(prefix)
             self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
             return
-        except (LeaseLost, RunReleased):
+        except (LeaseLost, RunReleased, RunStalled):
             self._storage.delete_prefix(prefix)
             raise
         except LoadError as exc:
@@ -210,7 +227,7 @@ class Runner:
             data_table=cfg["destination"] if cfg["destination"]["type"] == "dataTable" else None,
         )
 
-    def _with_window(self, job: Job, source: Source) -> Job:
+    def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
         """Incremental runs read (watermark, high-water mark]; the window is frozen on the
         execution the first time, so every attempt and re-run reads exactly the same records."""
         params = job.claimed.parameters
@@ -219,10 +236,12 @@ class Runner:
         frozen = params.get("window")
         if frozen is None:
             cursor = params["template"]["cursorField"]
+            with control.awaiting_source():
+                high = source.max_value(job.plan, cursor)
             frozen = {
                 "field": cursor,
                 "low": self._executions.watermark(job.claimed.configuration_id),
-                "high": json_value(source.max_value(job.plan, cursor)),
+                "high": json_value(high),
             }
             if not self._executions.freeze_window(job.claimed, frozen):
                 raise LeaseLost
@@ -255,7 +274,7 @@ class Runner:
             known=table.fields,
             primary_key=table.primary_key,
             mode=job.data_table["mode"],
-            batches=self._batches(job, source),
+            batches=self._batches(job, source, control),
             before_commit=still_leased,
             on_rows=control.report,
         )
@@ -283,10 +302,11 @@ class Runner:
         try:
             fast = getattr(source, "can_copy_csv", None)
             if job.fmt == "csv" and fast is not None and fast(job.plan):
-                rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
+                with control.awaiting_source():
+                    rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
                 file = sink.close(rows)
             else:
-                for batch in self._batches(job, source):
+                for batch in self._batches(job, source, control):
                     sink.write(batch)
                     control.report(sink.rows)
                 file = sink.close()
@@ -307,7 +327,7 @@ class Runner:
         )
         rows = 0
         try:
-            for batch in self._batches(job, source):
+            for batch in self._batches(job, source, control):
                 router.write(batch)
                 rows += batch.num_rows
                 control.report(rows)
@@ -323,10 +343,16 @@ class Runner:
                 raise RunFailure(str(exc)) from exc
             raise
 
-    def _batches(self, job: Job, source: Source) -> Any:
+    def _batches(self, job: Job, source: Source, control: RunControl) -> Any:
+        """The source's batches; the stall limit runs while waiting for each one."""
         batches = source.read(job.plan, self._batch_rows)
         with contextlib.closing(batches):  # type: ignore[type-var]
-            yield from batches
+            while True:
+                with control.awaiting_source():
+                    batch = next(batches, None)
+                if batch is None:
+                    return
+                yield batch
 
     # --------------------------------------------------------------- publishing
     def _free_key(self, job: Job, name: str, ext: str, taken: set[str]) -> tuple[str, str]:

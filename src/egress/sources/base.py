@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import quote
 
@@ -82,6 +86,76 @@ class Source(Protocol):
         """The largest value of ``field`` now (an incremental run's high-water mark)."""
 
     def close(self) -> None: ...
+
+    def interrupt(self) -> None:
+        """Make the driver call in flight on another thread return (with an error) soon, and
+        every later call fail: called by the run's watchdog on cancel, stall or shutdown."""
+
+
+INTERRUPTED = "the source call was interrupted"
+
+
+class OpenCalls:
+    """How to stop each driver call a source has open (a connection, a cursor), so another
+    thread can interrupt the one in flight. A source object lives for one run or one request,
+    so stoppers are kept until it goes; each must tolerate a handle already closed."""
+
+    def __init__(self) -> None:
+        self._stoppers: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._interrupted = False
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    def track(self, stop: Callable[[], None]) -> None:
+        """Register a handle just opened; once interrupted, it is stopped and refused."""
+        with self._lock:
+            if not self._interrupted:
+                self._stoppers.append(stop)
+                return
+        _quietly(stop)
+        raise SourceError(INTERRUPTED)
+
+    def check(self) -> None:
+        """Between batches: a source with nothing to stop (files) ends here."""
+        if self._interrupted:
+            raise SourceError(INTERRUPTED)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._interrupted = True
+            stoppers = list(self._stoppers)
+        for stop in stoppers:
+            _quietly(stop)
+
+
+def _quietly(stop: Callable[[], None]) -> None:
+    try:
+        stop()
+    except Exception:  # closed meanwhile, or the server is gone: nothing left to stop
+        log.debug("interrupting a source call failed", exc_info=True)
+
+
+@dataclass(frozen=True)
+class SocketRef:
+    """A driver's socket by descriptor and by its two ends: shutting it down later must never
+    hit another socket that reused the descriptor after the driver closed its own."""
+
+    fd: int
+    ends: tuple[Any, Any]
+
+    @classmethod
+    def of(cls, fd: int) -> SocketRef:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            return cls(fd, (sock.getsockname(), sock.getpeername()))
+
+    def shutdown(self) -> None:
+        """A read blocked on the socket returns at once, whatever the peer does (or not)."""
+        with socket.socket(fileno=os.dup(self.fd)) as sock:
+            if (sock.getsockname(), sock.getpeername()) == self.ends:
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
 from egress.sources import confine
 from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
-from egress.sources.base import SourceError, clean
+from egress.sources.base import OpenCalls, SourceError, clean
 from egress.sources.policy import HostDenied, SourcePolicy, allowed_addresses
 from egress.sources.walk import Entry, walk
 
@@ -177,6 +177,7 @@ class FilesSource:
         self, settings: FilesSettings, secrets: dict[str, str], policy: SourcePolicy
     ) -> None:
         self._policy = policy
+        self._calls = OpenCalls()
         self._local = urlparse(settings.url).scheme == "file"
         try:
             self._root = _checked_location(settings, policy)
@@ -383,6 +384,7 @@ class FilesSource:
         )
         batches = scanner.to_batches()
         while True:
+            self._calls.check()
             try:
                 batch = next(batches)
             except StopIteration:
@@ -412,6 +414,11 @@ class FilesSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        # pyarrow cannot stop a read in flight from another thread: the scan ends before the
+        # next batch.
+        self._calls.interrupt()
 
     # -------------------------------------------------------------- errors
 

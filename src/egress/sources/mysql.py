@@ -26,7 +26,7 @@ from egress.query.custom import probe_statement
 from egress.query.select import Statement, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import ConnectFailed, QueryError, SourceError
+from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
 from egress.sources.policy import (
     HostDenied,
     HostUnresolved,
@@ -227,6 +227,7 @@ class MysqlSource:
         self._policy = policy
         self._s = settings
         self._password = secrets.get("password", "")
+        self._calls = OpenCalls()
 
     def _failed(self, kind: str, detail: object) -> ConnectFailed:
         where = f"mysql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -308,6 +309,7 @@ class MysqlSource:
         except pymysql.Error as exc:
             conn.close()
             raise SourceError(_clean(exc)) from exc
+        self._track(conn)
         return conn
 
     def check(self) -> None:
@@ -400,6 +402,18 @@ class MysqlSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        self._calls.interrupt()
+
+    def _track(self, conn: pymysql.connections.Connection[Any]) -> None:
+        # PyMySQL reads with plain blocking socket calls: shutting the socket down is what
+        # makes a blocked recv return (closing it from another thread would not).
+        try:
+            self._calls.track(SocketRef.of(conn._sock.fileno()).shutdown)
+        except BaseException:
+            conn.close()
+            raise
 
 
 def _limit_statements(cur: Any, seconds: float) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, Literal
 from urllib.parse import quote, urlencode
 
@@ -22,7 +24,14 @@ from egress.query.custom import probe_statement
 from egress.query.select import Statement, column, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
-from egress.sources.base import ConnectFailed, ProgressFn, QueryError, SourceError
+from egress.sources.base import (
+    ConnectFailed,
+    OpenCalls,
+    ProgressFn,
+    QueryError,
+    SocketRef,
+    SourceError,
+)
 from egress.sources.policy import (
     HostDenied,
     HostUnresolved,
@@ -30,6 +39,8 @@ from egress.sources.policy import (
     connect_timeout_s,
     server_addresses,
 )
+
+log = logging.getLogger(__name__)
 
 # Every session renders values the same way, whichever path (Arrow or COPY) reads them, and
 # only reads: a SQL template that calls a function with side effects fails instead of writing.
@@ -222,6 +233,7 @@ class PostgresSource:
         self._policy = policy
         self._s = settings
         self._password = secrets.get("password")
+        self._calls = OpenCalls()
 
     def _where(self) -> str:
         return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -264,6 +276,7 @@ class PostgresSource:
             )
         except psycopg.Error as exc:
             raise self._failed(connect_error_class(exc), exc) from exc
+        self._track_psycopg(conn)
         for stmt in self._session_settings():
             conn.execute(stmt)
         return conn
@@ -378,6 +391,7 @@ class PostgresSource:
         conn = self._adbc()
         try:
             with conn.cursor() as cur:
+                self._track_adbc(cur)
                 for stmt in self._session_settings():
                     cur.execute(stmt)
                 try:
@@ -420,6 +434,39 @@ class PostgresSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        self._calls.interrupt()
+
+    def _track_psycopg(self, conn: psycopg.Connection[Any]) -> None:
+        def stop() -> None:
+            # The server stops the query (a lock wait, a sleep) on a connection of its own, in
+            # the background since the server itself may hang; shutting our socket down makes
+            # the blocked read return now even then.
+            _in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
+            ref.shutdown()
+
+        try:
+            ref = SocketRef.of(conn.fileno())
+            self._calls.track(stop)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _track_adbc(self, cur: adbc_pg.Cursor) -> None:
+        # ADBC gives no socket; its cancel asks the server over a connection of its own and
+        # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
+        self._calls.track(lambda: _in_background(cur.adbc_cancel))
+
+
+def _in_background(call: Callable[[], object]) -> None:
+    def run() -> None:
+        try:
+            call()
+        except Exception:  # the connection ended meanwhile, or the server is unreachable
+            log.debug("cancelling a PostgreSQL query failed", exc_info=True)
+
+    threading.Thread(target=run, name="pg-cancel", daemon=True).start()
 
 
 def _clean(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from egress.query.custom import probe_statement, subquery
 from egress.query.select import column, max_statement, select_statement, sqlite_value
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
-from egress.sources.base import QueryError, SourceError
+from egress.sources.base import OpenCalls, QueryError, SourceError
 from egress.sources.policy import SourcePolicy
 from egress.sources.rows import rows_to_batch
 
@@ -35,6 +35,8 @@ _PROBE_VIEW = "egress_probe"
 # Rows read to type a query's computed columns, which have no declared type (see describe).
 _SAMPLE_ROWS = 1000
 log = logging.getLogger(__name__)
+# SQLite virtual machine steps between two looks at the interrupt flag (well under 1 ms).
+_PROGRESS_STEPS = 10_000
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
@@ -111,6 +113,7 @@ class SqliteSource:
     ) -> None:
         self._policy = policy
         self._path = settings.path
+        self._calls = OpenCalls()
 
     def _connect(self) -> sqlite3.Connection:
         """A read-only connection to the checked real path (read-only never creates a file).
@@ -128,6 +131,7 @@ class SqliteSource:
             conn.close()
             log.info("sqlite source %s: %s", self._path, exc)
             raise SourceError(_cannot_open(self._path)) from exc
+        self._track(conn)
         return conn
 
     def check(self) -> None:
@@ -222,3 +226,18 @@ class SqliteSource:
 
     def close(self) -> None:
         return None
+
+    def interrupt(self) -> None:
+        self._calls.interrupt()
+
+    def _track(self, conn: sqlite3.Connection) -> None:
+        # sqlite3's interrupt() is the one call meant for another thread, but it is lost when
+        # no statement runs yet; the progress handler also stops one started after it (a
+        # non-zero answer fails the statement with "interrupted"). SQL template describing
+        # replaces the handler with its own deadline.
+        conn.set_progress_handler(lambda: int(self._calls.interrupted), _PROGRESS_STEPS)
+        try:
+            self._calls.track(conn.interrupt)
+        except BaseException:
+            conn.close()
+            raise

@@ -6,16 +6,34 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Protocol
 
-from egress.db.executions import ClaimedRun, ExecutionRepo, ReapCounts
+from egress.db.executions import ClaimedRun, ExecutionRepo, Outcome, ReapCounts
 from egress.domain.clock import Clock
-from egress.engine.control import LeaseLost, RunControl, RunReleased
+from egress.domain.status import RunStatus
+from egress.engine.control import (
+    LeaseLost,
+    RunCancelled,
+    RunControl,
+    RunReleased,
+    RunStalled,
+    stall_reason,
+)
 from egress.engine.runner import Runner
 from egress.worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
+
+# After a stop signal interrupted its source, how long a run's own thread gets to come back
+# from the driver call before the watchdog records the outcome in its place: a driver that
+# ignores the interrupt keeps its thread, never the run (cancel sticks within 2 s).
+TAKEOVER_S = 1.0
+# How long stop() waits past the grace for interrupted runs to be given back; longer than a
+# takeover. A thread still busy then is left behind (the reaper recovers its run).
+RELEASE_WAIT_S = TAKEOVER_S + 1.0
+_STOPPED_TICK_S = 0.1
 
 
 class Listener(Protocol):
@@ -38,6 +56,7 @@ class Worker:
         heartbeat_s: float,
         poll_s: float,
         max_attempts: int,
+        stall_s: float,
         wakeup: Wakeup | None = None,
         listener: Listener | None = None,
         name: str = "worker",
@@ -50,10 +69,13 @@ class Worker:
         self._heartbeat_s = heartbeat_s
         self._poll_s = poll_s
         self._max_attempts = max_attempts
+        self._stall_s = stall_s
         self.wakeup = wakeup or Wakeup()
         self._name = name
         self._listener = listener
         self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._releasing = False
         self._threads: list[threading.Thread] = []
         self._active: dict[str, RunControl] = {}
         self._lock = threading.Lock()
@@ -70,21 +92,28 @@ class Worker:
         control = RunControl()
         with self._lock:
             self._active[claimed.run_id] = control
+            if self._releasing:  # claimed while stop() was giving runs back
+                control.request_release()
         done = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=(claimed, control, done), daemon=True, name="heartbeat"
+        watchdog = threading.Thread(
+            target=self._watch, args=(claimed, control, done), daemon=True, name="watchdog"
         )
-        beat.start()
+        watchdog.start()
         try:
             self._runner.execute(claimed, control)
         except RunReleased:
-            self._executions.release(claimed)
-            log.info("run %s released for another worker", claimed.run_id)
+            ended = self._executions.release(claimed, self._clock())
+            log.info("run %s given back at shutdown: %s", claimed.run_id, ended)
+        except RunStalled as stalled:
+            ended = self._executions.fail_attempt(
+                claimed, self._clock(), self._max_attempts, str(stalled)
+            )
+            log.warning("run %s: %s; now %s", claimed.run_id, stalled, ended)
         except LeaseLost:
             log.warning("run %s: lease lost; committed nothing", claimed.run_id)
         finally:
             done.set()
-            beat.join()
+            watchdog.join()
             with self._lock:
                 self._active.pop(claimed.run_id, None)
         return True
@@ -93,36 +122,91 @@ class Worker:
         counts = self._executions.reap(self._clock(), self._max_attempts)
         for leftover in counts.leftovers:
             self._runner.discard(leftover)
-        if counts.requeued or counts.failed:
-            log.warning("reaper: %s runs requeued, %s failed", counts.requeued, counts.failed)
+        if counts.requeued or counts.failed or counts.cancelled:
+            log.warning(
+                "reaper: %s runs requeued, %s failed, %s cancelled",
+                counts.requeued,
+                counts.failed,
+                counts.cancelled,
+            )
             self.wakeup.notify()
         return counts
 
-    def _heartbeat(self, claimed: ClaimedRun, control: RunControl, done: threading.Event) -> None:
-        while not done.wait(self._heartbeat_s):
-            try:
-                beat = self._executions.heartbeat(
-                    claimed.run_id,
-                    claimed.lease_token,
-                    control.processed,
-                    self._lease,
-                    self._clock(),
-                )
-            except Exception:
-                log.exception("heartbeat of run %s failed; will retry", claimed.run_id)
-                continue
-            if not beat.alive:
-                control.lease_lost()
+    def _watch(self, claimed: ClaimedRun, control: RunControl, done: threading.Event) -> None:
+        """The run's watchdog: heartbeats (lease, progress, cancel requests), the stall limit,
+        and the takeover of a run whose thread does not come back from an interrupted call."""
+        next_beat = time.monotonic() + self._heartbeat_s
+        while True:
+            wake = next_beat
+            if control.stopped_at is not None:  # look often until the run's thread is back
+                soon = time.monotonic() + _STOPPED_TICK_S
+                wake = min(wake, max(control.stopped_at + TAKEOVER_S, soon))
+            if done.wait(max(0.0, wake - time.monotonic())):
                 return
-            if beat.cancel_requested:
-                control.request_cancel()
+            now = time.monotonic()
+            if (
+                control.stopped_at is not None
+                and now >= control.stopped_at + TAKEOVER_S
+                and control.in_source_call
+            ):
+                self._take_over(claimed, control)
+                return
+            if now < next_beat:
+                continue
+            next_beat = now + self._heartbeat_s
+            if not self._beat(claimed, control):
+                return
+            if control.stalled(self._stall_s):
+                control.stall(stall_reason(self._stall_s))
+
+    def _beat(self, claimed: ClaimedRun, control: RunControl) -> bool:
+        """One heartbeat; False when the lease is gone (nothing more to watch)."""
+        try:
+            beat = self._executions.heartbeat(
+                claimed.run_id, claimed.lease_token, control.processed, self._lease, self._clock()
+            )
+        except Exception:
+            log.exception("heartbeat of run %s failed; will retry", claimed.run_id)
+            return True
+        if not beat.alive:
+            control.lease_lost()
+            return False
+        if beat.cancel_requested:
+            control.request_cancel()
+        return True
+
+    def _take_over(self, claimed: ClaimedRun, control: RunControl) -> None:
+        """Record, fenced by the lease, what the stuck run would have recorded itself; if its
+        thread ever comes back, its own outcome finds the lease gone and commits nothing."""
+        reason = control.reason()
+        now = self._clock()
+        ended: RunStatus | None = None
+        if isinstance(reason, RunCancelled):
+            outcome = Outcome(RunStatus.CANCELLED, control.processed)
+            ended = RunStatus.CANCELLED if self._executions.finish(claimed, outcome, now) else None
+        elif isinstance(reason, RunStalled):
+            ended = self._executions.fail_attempt(claimed, now, self._max_attempts, str(reason))
+        elif isinstance(reason, RunReleased):
+            ended = self._executions.release(claimed, now)
+        log.warning(
+            "run %s: the source call did not return %.0f s after it was interrupted (%s); "
+            "recorded %s in its place",
+            claimed.run_id,
+            TAKEOVER_S,
+            type(reason).__name__,
+            ended,
+        )
 
     # --------------------------------------------------------------- the loops
     def start(self) -> None:
         if self._listener is not None:
             self._listener.start()
         for slot in range(self._concurrency):
-            t = threading.Thread(target=self._slot_loop, args=(slot,), name=f"worker-{slot}")
+            # Daemon: a slot stuck in a driver call that ignores interrupts must not keep the
+            # process alive after stop() gave its run back.
+            t = threading.Thread(
+                target=self._slot_loop, args=(slot,), name=f"worker-{slot}", daemon=True
+            )
             t.start()
             self._threads.append(t)
         reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
@@ -147,17 +231,32 @@ class Worker:
                 log.exception("reaper: unexpected error")
 
     def stop(self, grace_s: float) -> None:
-        """Stop claiming; let running runs finish for ``grace_s``, then give them back."""
-        self._stopping.set()
+        """Stop claiming; let running runs finish for ``grace_s``, then interrupt them and give
+        them back. Returns within about ``grace_s + RELEASE_WAIT_S``; a second call (from
+        another thread) waits for the first."""
+        with self._lock:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+        if not first:
+            self._stopped.wait()
+            return
         for _ in self._threads:
             self.wakeup.notify()
-        deadline = self._clock() + timedelta(seconds=grace_s)
-        for t in self._threads:
-            t.join(max(0.0, (deadline - self._clock()).total_seconds()))
+        deadline = time.monotonic() + grace_s
+        self._join(deadline)
         with self._lock:
+            self._releasing = True
             for control in self._active.values():
                 control.request_release()
-        for t in self._threads:
-            t.join()
+        self._join(deadline + RELEASE_WAIT_S)
+        with self._lock:
+            left = list(self._active)
+        if left:
+            log.warning("stopping with runs still in driver calls: %s", ", ".join(left))
         if self._listener is not None:
             self._listener.stop()
+        self._stopped.set()
+
+    def _join(self, deadline: float) -> None:
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
