@@ -588,3 +588,167 @@ def test_mysql_edge_values_in_every_format(c: Container, mysql_db: MysqlDatabase
     rows = {int(r["id"]): decoded(r) for r in csv.DictReader(io.StringIO(data.decode()))}
     assert rows == {**want, 3: {**want[3], "s": ""}}  # "" vs NULL: see the raw line below
     assert data.decode().splitlines()[-1] == "3" + "," * 8
+
+
+# --- issue 11: the types real schemas carry -------------------------------------------------
+
+
+def strict_json_lines(data: bytes) -> list[dict[str, Any]]:
+    """Parse JSONL as JSON.parse would: bare NaN/Infinity are rejected."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"not JSON: {token}")
+
+    return [json.loads(line, parse_constant=refuse) for line in data.decode().splitlines()]
+
+
+PG_SPECIAL_TABLE = """CREATE TABLE special (
+    id int PRIMARY KEY, ts timestamp, tz timestamptz, d date, f float8, r real,
+    ia int[], ta text[], na numeric[], tsa timestamp[], m money, o oid, rc regclass,
+    n numeric, iv interval)"""
+PG_SPECIAL_ROWS = """INSERT INTO special VALUES
+ (1, '2026-05-28 14:00:00.5', '2026-05-28 16:00:00+00', '2026-05-28', 'NaN', 'Infinity',
+  '{1,2,NULL}', ARRAY['a,b', 'c"d', NULL], '{1.50,NaN}', '{2020-01-01 10:00:00}', 12.34,
+  4000000000, 'pg_class', 'NaN', '1 day 2 hours 3.5 seconds'),
+ (2, NULL, NULL, NULL, '-Infinity', -0.5, '{}', '{}', NULL, NULL, -1, 0, NULL, 1.5, '-1 mon'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
+
+
+@pytest.fixture
+def special(pg_db: PgDatabase) -> PgDatabase:
+    with pg_db.connect() as conn:
+        conn.execute(PG_SPECIAL_TABLE)
+        conn.execute(PG_SPECIAL_ROWS)
+        conn.execute("CREATE TABLE inf (id int PRIMARY KEY, a timestamp, b timestamptz, c date)")
+        conn.execute("INSERT INTO inf VALUES (1, 'infinity', '-infinity', 'infinity')")
+        conn.execute("INSERT INTO inf VALUES (2, '-infinity', 'infinity', '-infinity')")
+        conn.execute("INSERT INTO inf VALUES (3, '2026-01-02 03:04:05', NULL, '2026-01-02')")
+    return pg_db
+
+
+def test_postgres_infinity_is_a_word_in_text_formats(c: Container, special: PgDatabase) -> None:
+    run, data = extract_once(c, "postgresql", _pg_settings(special), "inf", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '"id","a","b","c"',
+        '1,"infinity","-infinity","infinity"',
+        '2,"-infinity","infinity","-infinity"',
+        '3,"2026-01-02 03:04:05.000000",,"2026-01-02"',
+    ]
+    run, data = extract_once(c, "postgresql", _pg_settings(special), "inf", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert strict_json_lines(data) == [
+        {"id": 1, "a": "infinity", "b": "-infinity", "c": "infinity"},
+        {"id": 2, "a": "-infinity", "b": "infinity", "c": "-infinity"},
+        {"id": 3, "a": "2026-01-02T03:04:05.000000", "b": None, "c": "2026-01-02"},
+    ]
+
+
+def test_postgres_infinity_fails_a_parquet_run_naming_the_column(
+    c: Container, special: PgDatabase
+) -> None:
+    run, data = extract_once(c, "postgresql", _pg_settings(special), "inf", "parquet")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "column 'a' holds 'infinity', which Parquet cannot represent; export it as CSV or"
+        " JSONL, or filter it out with a whereClause"
+    )
+
+
+def test_postgres_special_types_in_every_format(c: Container, special: PgDatabase) -> None:
+    settings = _pg_settings(special)
+    run, data = extract_once(c, "postgresql", settings, "special", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    rows = {r.pop("id"): r for r in strict_json_lines(data)}
+    assert rows[1] == {
+        "ts": "2026-05-28T14:00:00.500000",
+        "tz": "2026-05-28T16:00:00.000000Z",
+        "d": "2026-05-28",
+        "f": "NaN",
+        "r": "Infinity",
+        "ia": [1, 2, None],
+        "ta": ["a,b", 'c"d', None],
+        "na": ["1.50", "NaN"],
+        "tsa": ["2020-01-01T10:00:00.000000"],
+        "m": "12.34",
+        "o": 4000000000,
+        "rc": 1259,  # pg_class's oid
+        "n": "NaN",
+        "iv": "P1DT2H3.5S",
+    }
+    assert (rows[2]["f"], rows[2]["ia"], rows[2]["ta"], rows[2]["m"], rows[2]["o"]) == (
+        "-Infinity",
+        [],
+        [],
+        "-1.00",
+        0,
+    )
+    assert rows[2]["iv"] == "P-1M"
+    assert all(v is None for v in rows[3].values())
+
+    run, data = extract_once(c, "postgresql", settings, "special", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    got = {r["id"]: r for r in csv.DictReader(io.StringIO(data.decode()))}
+    assert json.loads(got["1"]["ia"]) == [1, 2, None]
+    assert json.loads(got["1"]["ta"]) == ["a,b", 'c"d', None]
+    assert (got["1"]["m"], got["1"]["o"], got["1"]["rc"], got["1"]["n"]) == (
+        "12.34",
+        "4000000000",
+        "1259",
+        "NaN",
+    )
+    assert got["2"]["ia"] == "[]" and got["3"]["ia"] == ""
+
+    run, data = extract_once(c, "postgresql", settings, "special", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    table = pq.read_table(io.BytesIO(data))
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["ia"] == "list<element: int32>" and types["ta"] == "list<element: string>"
+    assert types["o"] == "int64" and types["m"] == "string" and types["n"] == "string"
+    parquet_rows = {r.pop("id"): r for r in table.to_pylist()}
+    one = parquet_rows[1]
+    assert one["ia"] == [1, 2, None] and one["ta"] == ["a,b", 'c"d', None]
+    assert one["tsa"] == [datetime(2020, 1, 1, 10)]
+    assert one["f"] != one["f"] and one["r"] == float("inf")  # NaN stays NaN in Parquet
+    assert (one["m"], one["o"], one["n"]) == ("12.34", 4000000000, "NaN")
+    assert parquet_rows[2]["ia"] == [] and parquet_rows[3]["ia"] is None
+
+
+def test_postgres_multidimensional_array_fails_naming_the_column(
+    c: Container, pg_db: PgDatabase
+) -> None:
+    with pg_db.connect() as conn:
+        conn.execute("CREATE TABLE grid (id int PRIMARY KEY, g int[])")
+        conn.execute("INSERT INTO grid VALUES (1, '{1,2}'), (2, '{{1,2},{3,4}}')")
+    for fmt in ("csv", "jsonl", "parquet"):
+        run, data = extract_once(c, "postgresql", _pg_settings(pg_db), "grid", fmt)
+        assert run.status is RunStatus.FAILED and data == b""
+        assert run.error_message == (
+            "column 'g' holds a 2-dimensional array; only one-dimensional arrays can be"
+            " exported (list<T>)"
+        )
+
+
+def test_copy_fast_path_matches_the_arrow_path_on_special_values(
+    c: Container, special: PgDatabase
+) -> None:
+    """Infinite dates/timestamps, money, oids and numeric NaN: COPY and Arrow agree byte for
+    byte (arrays and floats always take the Arrow path)."""
+    source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
+    tables = {t.name: t for t in source.catalog()}
+    for name in ("inf", "special"):
+        fields = [
+            col
+            for col in tables[name].columns
+            if not col.type.startswith("list<") and col.type not in ("float32", "float64")
+        ]
+        plan = ReadPlan(f"public.{name}", fields, fields)
+        assert source.can_copy_csv(plan)
+        fast = io.BytesIO()
+        source.copy_csv(plan, fast, lambda n: None)
+        key = f"cmp/{name}.csv"
+        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20)
+        for batch in source.read(plan, 1000):
+            sink.write(batch)
+        sink.close()
+        assert fast.getvalue() == b"".join(c.storage.stream(key)), name
