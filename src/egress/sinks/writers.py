@@ -149,10 +149,14 @@ def _json_timestamps(fmt: str) -> Callable[[pa.Array], list[Any]]:
     def render(col: pa.Array) -> list[Any]:
         masks = infinity_masks(col)
         if masks is None:
-            return pc.strftime(col, format=fmt).to_pylist()
+            values: list[Any] = pc.strftime(col, format=fmt).to_pylist()
+            return values
         finite = pc.if_else(pc.or_(masks[0], masks[1]), pa.scalar(None, col.type), col)
         text = pc.strftime(finite, format=fmt)
-        return pc.if_else(masks[0], "infinity", pc.if_else(masks[1], "-infinity", text)).to_pylist()
+        values = pc.if_else(
+            masks[0], "infinity", pc.if_else(masks[1], "-infinity", text)
+        ).to_pylist()
+        return values
 
     return render
 

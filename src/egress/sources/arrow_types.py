@@ -47,7 +47,7 @@ _INFINITY: dict[pa.DataType, tuple[int, int]] = {
 
 
 def can_be_infinite(t: pa.DataType) -> bool:
-    return pa.types.is_timestamp(t) or pa.types.is_date32(t)
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date32(t))
 
 
 def infinity_masks(col: pa.Array) -> tuple[pa.Array, pa.Array] | None:
