@@ -19,7 +19,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from egress.sources.postgresql import PostgresSettings, PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import extract_once, submitted_configuration
 
+_US = timedelta(microseconds=1)
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
 
 PG_TABLE = """CREATE TABLE everything (
@@ -357,7 +358,8 @@ def test_mysql_types(c: Container, mysql_db: MysqlDatabase) -> None:
             assert one["ub"] == Decimal("18446744073709551615")
             assert (one["f"], one["d"], one["n"]) == (1.5, -2.25e100, Decimal("-1234567890.12"))
             assert (one["s"], one["tx"], one["e"]) == (TRICKY, "", "b")
-            assert (one["dt"], one["tm"]) == (date(1000, 1, 1), time(23, 59, 59, 999999))
+            # MySQL TIME is a duration (issue 11): duration[us] in Parquet
+            assert (one["dt"], one["tm"]) == (date(1000, 1, 1), timedelta(hours=24) - _US)
             assert one["ts"] == datetime(2026, 5, 28, 14, 0, 0, 123456)
             assert one["tz"] == datetime(2026, 5, 28, 16, 0, tzinfo=UTC)
             assert (one["bl"], one["bt"], rows[2]["bt"], rows[2]["b"]) == (
@@ -752,3 +754,137 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
             sink.write(batch)
         sink.close()
         assert fast.getvalue() == b"".join(c.storage.stream(key)), name
+
+
+MYSQL_SPECIAL_TABLE = """CREATE TABLE special (
+    id INT PRIMARY KEY, flag TINYINT(1), d DATE, dt DATETIME(6), tm TIME(6), g GEOMETRY,
+    p POINT, j JSON, f DOUBLE)"""
+
+
+def _mysql_special(db: MysqlDatabase) -> None:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(MYSQL_SPECIAL_TABLE)
+        cur.execute("SET SESSION sql_mode = ''")  # lets legacy zero and invalid dates in
+        cur.execute(
+            "INSERT INTO special VALUES"
+            " (1, 1, '2026-05-28', '2026-05-28 14:00:00.5', '-838:59:59', ST_GeomFromText("
+            "'POINT(1 2)', 4326), ST_GeomFromText('POINT(3 4)'), '{\"a\": [1, 2.5]}', 1.5),"
+            " (2, 0, '0000-00-00', '0000-00-00 00:00:00', '838:59:59.000001', NULL, NULL,"
+            " '[]', -0.0),"
+            " (3, NULL, '2026-02-30', NULL, '-00:00:01', NULL, NULL, NULL, NULL)"
+        )
+
+
+def _point_wkb(x: float, y: float) -> bytes:
+    import struct
+
+    return struct.pack("<BIdd", 1, 1, x, y)
+
+
+def test_mysql_special_types_in_every_format(c: Container, mysql_db: MysqlDatabase) -> None:
+    _mysql_special(mysql_db)
+    settings = {**mysql_db.settings}
+    want = {
+        1: {
+            "flag": True,
+            "d": date(2026, 5, 28),
+            "dt": datetime(2026, 5, 28, 14, 0, 0, 500000),
+            "tm": -timedelta(hours=838, minutes=59, seconds=59),
+            "g": _point_wkb(1, 2),
+            "p": _point_wkb(3, 4),
+            "f": 1.5,
+        },
+        2: {
+            "flag": False,
+            "d": None,  # zeroDates "null" (the default)
+            "dt": None,
+            "tm": timedelta(hours=838, minutes=59, seconds=59, microseconds=1),
+            "g": None,
+            "p": None,
+            "f": -0.0,
+        },
+        3: {
+            "flag": None,
+            "d": None,  # an invalid date under a lax sql_mode
+            "dt": None,
+            "tm": -timedelta(seconds=1),
+            "g": None,
+            "p": None,
+            "f": None,
+        },
+    }
+    run, data = extract_once(c, "mysql", settings, "special", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    table = pq.read_table(io.BytesIO(data))
+    assert str(table.schema.field("tm").type) == "duration[us]"
+    assert str(table.schema.field("g").type) == "binary"
+    got = {r.pop("id"): r for r in table.to_pylist()}
+    assert {k: {n: v for n, v in r.items() if n != "j"} for k, r in got.items()} == want
+    assert (got[1]["j"], got[2]["j"]) == ('{"a": [1, 2.5]}', "[]")
+
+    run, data = extract_once(c, "mysql", settings, "special", "jsonl")
+    rows = {r.pop("id"): r for r in strict_json_lines(data)}
+    assert rows[1] == {
+        "flag": True,
+        "d": "2026-05-28",
+        "dt": "2026-05-28T14:00:00.500000",
+        "tm": "-838:59:59.000000",
+        "g": base64.b64encode(_point_wkb(1, 2)).decode(),
+        "p": base64.b64encode(_point_wkb(3, 4)).decode(),
+        "j": {"a": [1, 2.5]},  # JSON embedded as JSON, like PostgreSQL's json
+        "f": 1.5,
+    }
+    assert (rows[2]["d"], rows[2]["tm"], rows[2]["j"], rows[3]["tm"]) == (
+        None,
+        "838:59:59.000001",
+        [],
+        "-00:00:01.000000",
+    )
+
+    run, data = extract_once(c, "mysql", settings, "special", "csv")
+    lines = data.decode().splitlines()
+    assert lines[3] == '3,,,,"-00:00:01.000000",,,,'
+    first = next(csv.DictReader(io.StringIO(data.decode())))
+    assert (first["tm"], first["d"], json.loads(first["j"])) == (
+        "-838:59:59.000000",
+        "2026-05-28",
+        {"a": [1, 2.5]},
+    )
+
+
+def test_mysql_zero_dates_fail_when_asked(c: Container, mysql_db: MysqlDatabase) -> None:
+    _mysql_special(mysql_db)
+    settings = {**mysql_db.settings, "zeroDates": "fail"}
+    run, _ = extract_once(c, "mysql", settings, "special", "csv")
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "column 'd' holds the zero or invalid date '0000-00-00'; set the connection's"
+        ' zeroDates to "null" to read such dates as NULL'
+    )
+
+
+def test_mysql_tinyint1_other_than_0_or_1(c: Container, mysql_db: MysqlDatabase) -> None:
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE flags (id INT PRIMARY KEY, b TINYINT(1))")
+        cur.execute("INSERT INTO flags VALUES (1, 1), (2, 2), (3, -1), (4, 0)")
+    run, data = extract_once(c, "mysql", {**mysql_db.settings}, "flags", "jsonl")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "column 'b' is TINYINT(1), read as boolean, but holds 2; set the connection's"
+        " tinyint1AsBoolean to false to read it as an integer"
+    )
+    settings = {**mysql_db.settings, "tinyint1AsBoolean": False}
+    run, data = extract_once(c, "mysql", settings, "flags", "csv")  # another connection
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == ['"id","b"', "1,1", "2,2", "3,-1", "4,0"]
+
+
+def test_mariadb_json_alias_is_json(c: Container, mysql_db: MysqlDatabase) -> None:
+    """MariaDB's JSON is LONGTEXT with a json_valid CHECK: typed json; plain LONGTEXT stays
+    a string."""
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE docs (id INT PRIMARY KEY, j JSON, t LONGTEXT)")
+        cur.execute("""INSERT INTO docs VALUES (1, '{"k": "v"}', '{"k": "v"}')""")
+    run, data = extract_once(c, "mysql", {**mysql_db.settings}, "docs", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert strict_json_lines(data) == [{"id": 1, "j": {"k": "v"}, "t": '{"k": "v"}'}]
