@@ -19,7 +19,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from egress.sources.postgresql import PostgresSettings, PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import extract_once, submitted_configuration
 
+_US = timedelta(microseconds=1)
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
 
 PG_TABLE = """CREATE TABLE everything (
@@ -357,7 +358,8 @@ def test_mysql_types(c: Container, mysql_db: MysqlDatabase) -> None:
             assert one["ub"] == Decimal("18446744073709551615")
             assert (one["f"], one["d"], one["n"]) == (1.5, -2.25e100, Decimal("-1234567890.12"))
             assert (one["s"], one["tx"], one["e"]) == (TRICKY, "", "b")
-            assert (one["dt"], one["tm"]) == (date(1000, 1, 1), time(23, 59, 59, 999999))
+            # MySQL TIME is a duration (issue 11): duration[us] in Parquet
+            assert (one["dt"], one["tm"]) == (date(1000, 1, 1), timedelta(hours=24) - _US)
             assert one["ts"] == datetime(2026, 5, 28, 14, 0, 0, 123456)
             assert one["tz"] == datetime(2026, 5, 28, 16, 0, tzinfo=UTC)
             assert (one["bl"], one["bt"], rows[2]["bt"], rows[2]["b"]) == (
@@ -588,3 +590,301 @@ def test_mysql_edge_values_in_every_format(c: Container, mysql_db: MysqlDatabase
     rows = {int(r["id"]): decoded(r) for r in csv.DictReader(io.StringIO(data.decode()))}
     assert rows == {**want, 3: {**want[3], "s": ""}}  # "" vs NULL: see the raw line below
     assert data.decode().splitlines()[-1] == "3" + "," * 8
+
+
+# --- issue 11: the types real schemas carry -------------------------------------------------
+
+
+def strict_json_lines(data: bytes) -> list[dict[str, Any]]:
+    """Parse JSONL as JSON.parse would: bare NaN/Infinity are rejected."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"not JSON: {token}")
+
+    return [json.loads(line, parse_constant=refuse) for line in data.decode().splitlines()]
+
+
+PG_SPECIAL_TABLE = """CREATE TABLE special (
+    id int PRIMARY KEY, ts timestamp, tz timestamptz, d date, f float8, r real,
+    ia int[], ta text[], na numeric[], tsa timestamp[], m money, o oid, rc regclass,
+    n numeric, iv interval)"""
+PG_SPECIAL_ROWS = """INSERT INTO special VALUES
+ (1, '2026-05-28 14:00:00.5', '2026-05-28 16:00:00+00', '2026-05-28', 'NaN', 'Infinity',
+  '{1,2,NULL}', ARRAY['a,b', 'c"d', NULL], '{1.50,NaN}', '{2020-01-01 10:00:00}', 12.34,
+  4000000000, 'pg_class', 'NaN', '1 day 2 hours 3.5 seconds'),
+ (2, NULL, NULL, NULL, '-Infinity', -0.5, '{}', '{}', NULL, NULL, -1, 0, NULL, 1.5, '-1 mon'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
+
+
+@pytest.fixture
+def special(pg_db: PgDatabase) -> PgDatabase:
+    with pg_db.connect() as conn:
+        conn.execute(PG_SPECIAL_TABLE)
+        conn.execute(PG_SPECIAL_ROWS)
+        conn.execute("CREATE TABLE inf (id int PRIMARY KEY, a timestamp, b timestamptz, c date)")
+        conn.execute("INSERT INTO inf VALUES (1, 'infinity', '-infinity', 'infinity')")
+        conn.execute("INSERT INTO inf VALUES (2, '-infinity', 'infinity', '-infinity')")
+        conn.execute("INSERT INTO inf VALUES (3, '2026-01-02 03:04:05', NULL, '2026-01-02')")
+    return pg_db
+
+
+def test_postgres_infinity_is_a_word_in_text_formats(c: Container, special: PgDatabase) -> None:
+    run, data = extract_once(c, "postgresql", _pg_settings(special), "inf", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '"id","a","b","c"',
+        '1,"infinity","-infinity","infinity"',
+        '2,"-infinity","infinity","-infinity"',
+        '3,"2026-01-02 03:04:05.000000",,"2026-01-02"',
+    ]
+    run, data = extract_once(c, "postgresql", _pg_settings(special), "inf", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert strict_json_lines(data) == [
+        {"id": 1, "a": "infinity", "b": "-infinity", "c": "infinity"},
+        {"id": 2, "a": "-infinity", "b": "infinity", "c": "-infinity"},
+        {"id": 3, "a": "2026-01-02T03:04:05.000000", "b": None, "c": "2026-01-02"},
+    ]
+
+
+def test_postgres_infinity_fails_a_parquet_run_naming_the_column(
+    c: Container, special: PgDatabase
+) -> None:
+    run, data = extract_once(c, "postgresql", _pg_settings(special), "inf", "parquet")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "column 'a' holds 'infinity', which Parquet cannot represent; export it as CSV or"
+        " JSONL, or filter it out with a whereClause"
+    )
+
+
+def test_postgres_special_types_in_every_format(c: Container, special: PgDatabase) -> None:
+    settings = _pg_settings(special)
+    run, data = extract_once(c, "postgresql", settings, "special", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    rows = {r.pop("id"): r for r in strict_json_lines(data)}
+    assert rows[1] == {
+        "ts": "2026-05-28T14:00:00.500000",
+        "tz": "2026-05-28T16:00:00.000000Z",
+        "d": "2026-05-28",
+        "f": "NaN",
+        "r": "Infinity",
+        "ia": [1, 2, None],
+        "ta": ["a,b", 'c"d', None],
+        "na": ["1.50", "NaN"],
+        "tsa": ["2020-01-01T10:00:00.000000"],
+        "m": "12.34",
+        "o": 4000000000,
+        "rc": 1259,  # pg_class's oid
+        "n": "NaN",
+        "iv": "P1DT2H3.5S",
+    }
+    assert (rows[2]["f"], rows[2]["ia"], rows[2]["ta"], rows[2]["m"], rows[2]["o"]) == (
+        "-Infinity",
+        [],
+        [],
+        "-1.00",
+        0,
+    )
+    assert rows[2]["iv"] == "P-1M"
+    assert all(v is None for v in rows[3].values())
+
+    run, data = extract_once(c, "postgresql", settings, "special", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    got = {r["id"]: r for r in csv.DictReader(io.StringIO(data.decode()))}
+    assert json.loads(got["1"]["ia"]) == [1, 2, None]
+    assert json.loads(got["1"]["ta"]) == ["a,b", 'c"d', None]
+    assert (got["1"]["m"], got["1"]["o"], got["1"]["rc"], got["1"]["n"]) == (
+        "12.34",
+        "4000000000",
+        "1259",
+        "NaN",
+    )
+    assert got["2"]["ia"] == "[]" and got["3"]["ia"] == ""
+
+    run, data = extract_once(c, "postgresql", settings, "special", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    table = pq.read_table(io.BytesIO(data))
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["ia"] == "list<element: int32>" and types["ta"] == "list<element: string>"
+    assert types["o"] == "int64" and types["m"] == "string" and types["n"] == "string"
+    parquet_rows = {r.pop("id"): r for r in table.to_pylist()}
+    one = parquet_rows[1]
+    assert one["ia"] == [1, 2, None] and one["ta"] == ["a,b", 'c"d', None]
+    assert one["tsa"] == [datetime(2020, 1, 1, 10)]
+    assert one["f"] != one["f"] and one["r"] == float("inf")  # NaN stays NaN in Parquet
+    assert (one["m"], one["o"], one["n"]) == ("12.34", 4000000000, "NaN")
+    assert parquet_rows[2]["ia"] == [] and parquet_rows[3]["ia"] is None
+
+
+def test_postgres_multidimensional_array_fails_naming_the_column(
+    c: Container, pg_db: PgDatabase
+) -> None:
+    with pg_db.connect() as conn:
+        conn.execute("CREATE TABLE grid (id int PRIMARY KEY, g int[])")
+        conn.execute("INSERT INTO grid VALUES (1, '{1,2}'), (2, '{{1,2},{3,4}}')")
+    for fmt in ("csv", "jsonl", "parquet"):
+        run, data = extract_once(c, "postgresql", _pg_settings(pg_db), "grid", fmt)
+        assert run.status is RunStatus.FAILED and data == b""
+        assert run.error_message == (
+            "column 'g' holds a 2-dimensional array; only one-dimensional arrays can be"
+            " exported (list<T>)"
+        )
+
+
+def test_copy_fast_path_matches_the_arrow_path_on_special_values(
+    c: Container, special: PgDatabase
+) -> None:
+    """Infinite dates/timestamps, money, oids and numeric NaN: COPY and Arrow agree byte for
+    byte (arrays and floats always take the Arrow path)."""
+    source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
+    tables = {t.name: t for t in source.catalog()}
+    for name in ("inf", "special"):
+        fields = [
+            col
+            for col in tables[name].columns
+            if not col.type.startswith("list<") and col.type not in ("float32", "float64")
+        ]
+        plan = ReadPlan(f"public.{name}", fields, fields)
+        assert source.can_copy_csv(plan)
+        fast = io.BytesIO()
+        source.copy_csv(plan, fast, lambda n: None)
+        key = f"cmp/{name}.csv"
+        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20)
+        for batch in source.read(plan, 1000):
+            sink.write(batch)
+        sink.close()
+        assert fast.getvalue() == b"".join(c.storage.stream(key)), name
+
+
+MYSQL_SPECIAL_TABLE = """CREATE TABLE special (
+    id INT PRIMARY KEY, flag TINYINT(1), d DATE, dt DATETIME(6), tm TIME(6), g GEOMETRY,
+    p POINT, j JSON, f DOUBLE)"""
+
+
+def _mysql_special(db: MysqlDatabase) -> None:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(MYSQL_SPECIAL_TABLE)
+        cur.execute("SET SESSION sql_mode = ''")  # lets legacy zero and invalid dates in
+        cur.execute(
+            "INSERT INTO special VALUES"
+            " (1, 1, '2026-05-28', '2026-05-28 14:00:00.5', '-838:59:59', ST_GeomFromText("
+            "'POINT(1 2)', 4326), ST_GeomFromText('POINT(3 4)'), '{\"a\": [1, 2.5]}', 1.5),"
+            " (2, 0, '0000-00-00', '0000-00-00 00:00:00', '838:59:59.000001', NULL, NULL,"
+            " '[]', -0.0),"
+            " (3, NULL, '2026-02-30', NULL, '-00:00:01', NULL, NULL, NULL, NULL)"
+        )
+
+
+def _point_wkb(x: float, y: float) -> bytes:
+    import struct
+
+    return struct.pack("<BIdd", 1, 1, x, y)
+
+
+def test_mysql_special_types_in_every_format(c: Container, mysql_db: MysqlDatabase) -> None:
+    _mysql_special(mysql_db)
+    settings = {**mysql_db.settings}
+    want = {
+        1: {
+            "flag": True,
+            "d": date(2026, 5, 28),
+            "dt": datetime(2026, 5, 28, 14, 0, 0, 500000),
+            "tm": -timedelta(hours=838, minutes=59, seconds=59),
+            "g": _point_wkb(1, 2),
+            "p": _point_wkb(3, 4),
+            "f": 1.5,
+        },
+        2: {
+            "flag": False,
+            "d": None,  # zeroDates "null" (the default)
+            "dt": None,
+            "tm": timedelta(hours=838, minutes=59, seconds=59, microseconds=1),
+            "g": None,
+            "p": None,
+            "f": -0.0,
+        },
+        3: {
+            "flag": None,
+            "d": None,  # an invalid date under a lax sql_mode
+            "dt": None,
+            "tm": -timedelta(seconds=1),
+            "g": None,
+            "p": None,
+            "f": None,
+        },
+    }
+    run, data = extract_once(c, "mysql", settings, "special", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    table = pq.read_table(io.BytesIO(data))
+    assert str(table.schema.field("tm").type) == "duration[us]"
+    assert str(table.schema.field("g").type) == "binary"
+    got = {r.pop("id"): r for r in table.to_pylist()}
+    assert {k: {n: v for n, v in r.items() if n != "j"} for k, r in got.items()} == want
+    assert (got[1]["j"], got[2]["j"]) == ('{"a": [1, 2.5]}', "[]")
+
+    run, data = extract_once(c, "mysql", settings, "special", "jsonl")
+    rows = {r.pop("id"): r for r in strict_json_lines(data)}
+    assert rows[1] == {
+        "flag": True,
+        "d": "2026-05-28",
+        "dt": "2026-05-28T14:00:00.500000",
+        "tm": "-838:59:59.000000",
+        "g": base64.b64encode(_point_wkb(1, 2)).decode(),
+        "p": base64.b64encode(_point_wkb(3, 4)).decode(),
+        "j": {"a": [1, 2.5]},  # JSON embedded as JSON, like PostgreSQL's json
+        "f": 1.5,
+    }
+    assert (rows[2]["d"], rows[2]["tm"], rows[2]["j"], rows[3]["tm"]) == (
+        None,
+        "838:59:59.000001",
+        [],
+        "-00:00:01.000000",
+    )
+
+    run, data = extract_once(c, "mysql", settings, "special", "csv")
+    lines = data.decode().splitlines()
+    assert lines[3] == '3,,,,"-00:00:01.000000",,,,'
+    first = next(csv.DictReader(io.StringIO(data.decode())))
+    assert (first["tm"], first["d"], json.loads(first["j"])) == (
+        "-838:59:59.000000",
+        "2026-05-28",
+        {"a": [1, 2.5]},
+    )
+
+
+def test_mysql_zero_dates_fail_when_asked(c: Container, mysql_db: MysqlDatabase) -> None:
+    _mysql_special(mysql_db)
+    settings = {**mysql_db.settings, "zeroDates": "fail"}
+    run, _ = extract_once(c, "mysql", settings, "special", "csv")
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "column 'd' holds the zero or invalid date '0000-00-00'; set the connection's"
+        ' zeroDates to "null" to read such dates as NULL'
+    )
+
+
+def test_mysql_tinyint1_other_than_0_or_1(c: Container, mysql_db: MysqlDatabase) -> None:
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE flags (id INT PRIMARY KEY, b TINYINT(1))")
+        cur.execute("INSERT INTO flags VALUES (1, 1), (2, 2), (3, -1), (4, 0)")
+    run, data = extract_once(c, "mysql", {**mysql_db.settings}, "flags", "jsonl")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "column 'b' is TINYINT(1), read as boolean, but holds 2; set the connection's"
+        " tinyint1AsBoolean to false to read it as an integer"
+    )
+    settings = {**mysql_db.settings, "tinyint1AsBoolean": False}
+    run, data = extract_once(c, "mysql", settings, "flags", "csv")  # another connection
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == ['"id","b"', "1,1", "2,2", "3,-1", "4,0"]
+
+
+def test_mariadb_json_alias_is_json(c: Container, mysql_db: MysqlDatabase) -> None:
+    """MariaDB's JSON is LONGTEXT with a json_valid CHECK: typed json; plain LONGTEXT stays
+    a string."""
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE docs (id INT PRIMARY KEY, j JSON, t LONGTEXT)")
+        cur.execute("""INSERT INTO docs VALUES (1, '{"k": "v"}', '{"k": "v"}')""")
+    run, data = extract_once(c, "mysql", {**mysql_db.settings}, "docs", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert strict_json_lines(data) == [{"id": 1, "j": {"k": "v"}, "t": '{"k": "v"}'}]

@@ -21,6 +21,7 @@ SIMPLE_TYPES = frozenset(
         "time",
         "timestamp",
         "timestamptz",
+        "duration",  # a signed span of time (MySQL TIME), microseconds
         "binary",
         "json",
         "uuid",
@@ -28,6 +29,7 @@ SIMPLE_TYPES = frozenset(
 )
 MAX_DECIMAL_PRECISION = 38
 _DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
+_LIST = re.compile(r"^list<(.+)>$")
 
 
 def decimal_type(precision: int, scale: int) -> str:
@@ -42,5 +44,19 @@ def parse_decimal(logical: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def list_type(element: str) -> str:
+    """A one-dimensional array of ``element`` values (``list<int32>``)."""
+    return f"list<{element}>"
+
+
+def parse_list(logical: str) -> str | None:
+    """The element type of a ``list<T>``, else None."""
+    match = _LIST.match(logical)
+    return match.group(1) if match else None
+
+
 def is_valid(logical: str) -> bool:
+    element = parse_list(logical)
+    if element is not None:
+        return parse_list(element) is None and is_valid(element)
     return logical in SIMPLE_TYPES or parse_decimal(logical) is not None

@@ -7,6 +7,7 @@ run whose worker died after the load committed is not loaded twice by its next a
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.types import parse_decimal
+from egress.sinks.writers import refuse_infinities
 
 HIDDEN_ID = "_egress_id"  # row id of tables without a primary key (keyset paging)
 LEDGER = "egress_loads"
@@ -51,9 +53,10 @@ def sa_type(logical: str) -> sa.types.TypeEngine[Any]:
         "time": sa.Time(),
         "timestamp": sa.DateTime(),
         "timestamptz": sa.DateTime(timezone=True),
+        "duration": sa.Interval(),
         "binary": sa.LargeBinary(),
     }
-    return simple.get(logical, sa.Text())
+    return simple.get(logical, sa.Text())  # strings, JSON, UUIDs, and lists as JSON text
 
 
 def _ledger(meta: sa.MetaData) -> sa.Table:
@@ -139,8 +142,9 @@ class Warehouse:
         return stage
 
     def _insert(self, conn: Connection, stage: sa.Table, batch: pa.RecordBatch) -> None:
+        refuse_infinities(batch, "a data table")
         names = batch.schema.names
-        columns = [col.to_pylist() for col in batch.columns]
+        columns = [_values(col) for col in batch.columns]
         if conn.dialect.name == "postgresql":
             raw = conn.connection.driver_connection
             assert raw is not None
@@ -168,6 +172,13 @@ class Warehouse:
             if after is not None:
                 query = query.where(sa.tuple_(*keys) > sa.tuple_(*after))
             return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _values(col: pa.Array) -> list[Any]:
+    values: list[Any] = col.to_pylist()
+    if pa.types.is_list(col.type):  # stored as JSON array text
+        return [None if v is None else json.dumps(v, default=str) for v in values]
+    return values
 
 
 def _sqlite_value(value: Any) -> Any:

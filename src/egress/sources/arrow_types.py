@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.domain.catalog import ColumnInfo
-from egress.domain.types import decimal_type, parse_decimal
+from egress.domain.types import decimal_type, parse_decimal, parse_list
 
 _SIMPLE: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
@@ -21,6 +21,7 @@ _SIMPLE: dict[str, pa.DataType] = {
     "time": pa.time64("us"),
     "timestamp": pa.timestamp("us"),
     "timestamptz": pa.timestamp("us", tz="UTC"),
+    "duration": pa.duration("us"),
     "binary": pa.binary(),
     "json": pa.string(),
     "uuid": pa.string(),
@@ -31,7 +32,59 @@ def arrow_type(logical: str) -> pa.DataType:
     dec = parse_decimal(logical)
     if dec is not None:
         return pa.decimal128(*dec)
+    element = parse_list(logical)
+    if element is not None:
+        return pa.list_(arrow_type(element))
     return _SIMPLE[logical]
+
+
+# PostgreSQL's 'infinity' and '-infinity' dates and timestamps travel in Arrow as the extreme
+# values of the storage type (no real date comes near them); each format renders or refuses them.
+_INFINITY: dict[pa.DataType, tuple[int, int]] = {
+    pa.int64(): (2**63 - 1, -(2**63)),
+    pa.int32(): (2**31 - 1, -(2**31)),
+}
+
+
+def can_be_infinite(t: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date32(t))
+
+
+def infinity_masks(col: pa.Array) -> tuple[pa.Array, pa.Array] | None:
+    """Where a date/timestamp column holds +infinity and -infinity; None when it holds neither."""
+    storage = col.view(pa.int64() if pa.types.is_timestamp(col.type) else pa.int32())
+    high, low = _INFINITY[storage.type]
+    positive = pc.fill_null(pc.equal(storage, high), False)
+    negative = pc.fill_null(pc.equal(storage, low), False)
+    if not (pc.any(positive).as_py() or pc.any(negative).as_py()):
+        return None
+    return positive, negative
+
+
+def with_infinities(col: pa.Array, positive: pa.Array, negative: pa.Array) -> pa.Array:
+    """``col`` with the masked values set to +/-infinity (the inverse of ``infinity_masks``)."""
+    storage_type = pa.int64() if pa.types.is_timestamp(col.type) else pa.int32()
+    high, low = _INFINITY[storage_type]
+    storage = col.view(storage_type)
+    storage = pc.if_else(positive, pa.scalar(high, storage_type), storage)
+    storage = pc.if_else(negative, pa.scalar(low, storage_type), storage)
+    return storage.view(col.type)
+
+
+def first_infinity(col: pa.Array) -> str | None:
+    """'infinity' or '-infinity' when the column (or a list's items) holds either."""
+    if pa.types.is_list(col.type):
+        return first_infinity(col.flatten())
+    if not can_be_infinite(col.type):
+        return None
+    masks = infinity_masks(col)
+    if masks is None:
+        return None
+    first_positive = pc.index(masks[0], True).as_py()
+    first_negative = pc.index(masks[1], True).as_py()
+    if first_negative < 0 or 0 <= first_positive < first_negative:
+        return "infinity"
+    return "-infinity"
 
 
 def logical_from_arrow(t: pa.DataType) -> str:
@@ -58,6 +111,8 @@ def logical_from_arrow(t: pa.DataType) -> str:
         return "date"
     if pa.types.is_time(t):
         return "time"
+    if pa.types.is_duration(t):
+        return "duration"
     if pa.types.is_timestamp(t):
         return "timestamptz" if t.tz else "timestamp"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):

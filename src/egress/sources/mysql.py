@@ -11,7 +11,7 @@ import stat
 import struct
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pymysql
@@ -34,7 +34,7 @@ from egress.sources.policy import (
     connect_timeout_s,
     server_addresses,
 )
-from egress.sources.rows import rows_to_batch
+from egress.sources.rows import ColumnFix, rows_to_batch
 
 # "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
 _STATEMENT_TIMEOUT = 1969
@@ -51,6 +51,12 @@ JOIN information_schema.TABLES t
   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
 WHERE c.TABLE_SCHEMA = %s
 ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION
+"""
+# MariaDB's JSON is LONGTEXT plus a CHECK (json_valid(`col`)) named after the column; MySQL's
+# CHECK_CONSTRAINTS has no TABLE_NAME (its JSON is a type of its own), so this fails there.
+_JSON_CHECKS_SQL = """
+SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = %s AND CHECK_CLAUSE = CONCAT('json_valid(`', CONSTRAINT_NAME, '`)')
 """
 _PK_SQL = """
 SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
@@ -123,12 +129,42 @@ class MysqlSettings(BaseModel):
     ssl: bool = Field(default=False, description="require TLS")
     ssl_ca: str | None = Field(default=None, description="CA bundle path to verify the server")
     connect_timeout: int = Field(default=10, ge=1, le=300)
+    # camelCase: the names users type in the connection's settings
+    tinyint1AsBoolean: bool = Field(
+        default=True,
+        description="TINYINT(1) is boolean (values other than 0/1 fail the run); false: int16",
+    )
+    zeroDates: Literal["null", "fail"] = Field(
+        default="null",
+        description="zero or invalid dates ('0000-00-00', '2026-02-30') are read as NULL or fail",
+    )
 
 
-def logical_type(data_type: str, column_type: str, precision: int | None, scale: int | None) -> str:
+_GEOMETRY = frozenset(
+    {
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+        "geomcollection",
+    }
+)
+
+
+def logical_type(
+    data_type: str,
+    column_type: str,
+    precision: int | None,
+    scale: int | None,
+    tinyint1_as_boolean: bool = True,
+) -> str:
     t, full = data_type.lower(), column_type.lower()
     unsigned = "unsigned" in full
-    if t == "tinyint" and full.startswith("tinyint(1)"):
+    if t == "tinyint" and full.startswith("tinyint(1)") and tinyint1_as_boolean:
         return "boolean"
     if t == "bit":
         return "boolean" if full == "bit(1)" else "int64"
@@ -147,15 +183,15 @@ def logical_type(data_type: str, column_type: str, precision: int | None, scale:
     if t == "date":
         return "date"
     if t == "time":
-        return "time"
+        return "duration"  # a signed span up to ±838:59:59, not a time of day
     if t == "datetime":
         return "timestamp"
     if t == "timestamp":
         return "timestamptz"  # stored in UTC; the session reads it in UTC
     if t == "json":
         return "json"
-    if t in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"):
-        return "binary"
+    if t in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob") or t in _GEOMETRY:
+        return "binary"  # geometries as standard WKB (the SRID prefix is dropped)
     return "string"  # char, varchar, text, enum, set, …
 
 
@@ -193,9 +229,10 @@ _BYTES_OR_TEXT = {
 }
 
 
-def result_column(field: Any) -> ColumnInfo:
+def result_column(field: Any, tinyint1_as_boolean: bool = True) -> ColumnInfo:
     """A result column (PyMySQL's field descriptor) as a catalog column."""
-    data_type = _DATA_TYPES.get(field.type_code)
+    data_type = "geometry" if field.type_code == FIELD_TYPE.GEOMETRY else None
+    data_type = data_type or _DATA_TYPES.get(field.type_code)
     if data_type is None:
         binary = field.type_code in _BYTES_OR_TEXT and field.charsetnr == _BINARY_CHARSET
         data_type = "blob" if binary else "text"
@@ -207,9 +244,60 @@ def result_column(field: Any) -> ColumnInfo:
     column_type = f"{data_type}({field.length}){unsigned}"
     return ColumnInfo(
         field.name,
-        logical_type(data_type, column_type, precision, field.scale),
+        logical_type(data_type, column_type, precision, field.scale, tinyint1_as_boolean),
         not field.flags & FLAG.NOT_NULL,
     )
+
+
+_DATES = frozenset({FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE, FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP})
+
+
+def _zero_dates(mode: str) -> ColumnFix:
+    """PyMySQL hands out a date it cannot represent ('0000-00-00', '2026-02-30') as its text."""
+
+    def fix(name: str, values: list[Any]) -> list[Any]:
+        bad = next((v for v in values if isinstance(v, str)), None)
+        if bad is None:
+            return values
+        if mode == "fail":
+            raise SourceError(
+                f"column {name!r} holds the zero or invalid date {bad!r}; set the connection's"
+                ' zeroDates to "null" to read such dates as NULL'
+            )
+        return [None if isinstance(v, str) else v for v in values]
+
+    return fix
+
+
+def _strict_tinyint1(name: str, values: list[Any]) -> list[Any]:
+    bad = next((v for v in values if v is not None and v not in (0, 1)), None)
+    if bad is not None:
+        raise SourceError(
+            f"column {name!r} is TINYINT(1), read as boolean, but holds {bad}; set the"
+            " connection's tinyint1AsBoolean to false to read it as an integer"
+        )
+    return values
+
+
+def _wkb(name: str, values: list[Any]) -> list[Any]:
+    """MySQL stores a geometry as a 4-byte SRID and standard WKB: keep the WKB."""
+    return [None if v is None else bytes(v[4:]) for v in values]
+
+
+def column_fixes(
+    description: Any, fields: list[ColumnInfo], settings: MysqlSettings
+) -> dict[int, ColumnFix]:
+    """The per-column rules the result's type codes call for."""
+    fixes: dict[int, ColumnFix] = {}
+    for i, (desc, field) in enumerate(zip(description, fields, strict=True)):
+        type_code = desc[1]
+        if type_code in _DATES:
+            fixes[i] = _zero_dates(settings.zeroDates)
+        elif type_code == FIELD_TYPE.GEOMETRY:
+            fixes[i] = _wkb
+        elif type_code == FIELD_TYPE.TINY and field.type == "boolean":
+            fixes[i] = _strict_tinyint1
+    return fixes
 
 
 def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
@@ -337,6 +425,11 @@ class MysqlSource:
                 rows = cur.fetchall()
                 cur.execute(_PK_SQL, (self._s.database,))
                 pk_rows = cur.fetchall()
+                try:
+                    cur.execute(_JSON_CHECKS_SQL, (self._s.database,))
+                    json_columns = set(cur.fetchall())
+                except pymysql.err.OperationalError:  # MySQL: JSON is its own DATA_TYPE
+                    json_columns = set()
         except pymysql.Error as exc:
             raise SourceError(_clean(exc)) from exc
         keys: dict[str, list[str]] = defaultdict(list)
@@ -356,9 +449,10 @@ class MysqlSource:
                     kind="view" if kind == "VIEW" else "table",
                 )
                 tables[table] = info
-            info.columns.append(
-                ColumnInfo(col, logical_type(dtype, ctype, prec, scale), nullable == "YES")
-            )
+            logical = logical_type(dtype, ctype, prec, scale, self._s.tinyint1AsBoolean)
+            if (table, col) in json_columns and logical == "string":
+                logical = "json"
+            info.columns.append(ColumnInfo(col, logical, nullable == "YES"))
         return list(tables.values())
 
     def describe(self, query: str) -> list[ColumnInfo]:
@@ -374,7 +468,7 @@ class MysqlSource:
                 raise QueryError(_clean(exc)) from exc
             # The description lacks the unsigned flag and the character set; the field
             # descriptors of the result carry both.
-            return [result_column(f) for f in cur._result.fields]
+            return [result_column(f, self._s.tinyint1AsBoolean) for f in cur._result.fields]
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:
@@ -393,8 +487,9 @@ class MysqlSource:
             with conn.cursor() as cur:
                 try:
                     cur.execute(sql, params)
+                    fixes = column_fixes(cur.description, plan.fields, self._s)
                     while rows := cur.fetchmany(batch_rows):
-                        yield rows_to_batch(rows, plan.fields, schema)
+                        yield rows_to_batch(rows, plan.fields, schema, fixes)
                 except pymysql.Error as exc:
                     raise SourceError(_clean(exc)) from exc
         finally:

@@ -14,16 +14,17 @@ from urllib.parse import quote, urlencode
 import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
-from egress.domain.types import decimal_type, parse_decimal
+from egress.domain.types import decimal_type, list_type, parse_decimal, parse_list
 from egress.query.custom import probe_statement
 from egress.query.select import Statement, column, max_statement, select_statement
 from egress.sources import base
-from egress.sources.arrow_types import arrow_schema, conform
+from egress.sources.arrow_types import arrow_schema, can_be_infinite, conform, with_infinities
 from egress.sources.base import (
     ConnectFailed,
     OpenCalls,
@@ -74,13 +75,59 @@ _NATIVE: dict[str, str] = {
     "json": "json",
     "jsonb": "json",
     "uuid": "uuid",
+    "money": "decimal",  # read as money::numeric: its scale follows lc_monetary
+    # Object identifiers are unsigned 32-bit: int64 holds every one (read as ::int8).
+    "oid": "int64",
+    **dict.fromkeys(
+        [
+            "regclass",
+            "regcollation",
+            "regconfig",
+            "regdictionary",
+            "regnamespace",
+            "regoper",
+            "regoperator",
+            "regproc",
+            "regprocedure",
+            "regrole",
+            "regtype",
+        ],
+        "int64",
+    ),
 }
 # Logical types whose values travel as text from PostgreSQL (cast in the SELECT).
 _AS_TEXT = {"string", "json", "uuid", "decimal"}
+# Array elements: the SQL type an array is cast to, so ADBC reads a list of it.
+_ELEMENT_SQL = {
+    "boolean": "BOOLEAN[]",
+    "int16": "SMALLINT[]",
+    "int32": "INT[]",
+    "int64": "BIGINT[]",
+    "float32": "REAL[]",
+    "float64": "DOUBLE PRECISION[]",
+    "date": "DATE[]",
+    "time": "TIME[]",
+    "timestamp": "TIMESTAMP[]",
+    "timestamptz": "TIMESTAMPTZ[]",
+    "binary": "BYTEA[]",
+}
+# ADBC reads 'infinity'/'-infinity' as the int64 (or int32 days) sentinels shifted from
+# PostgreSQL's 2000-01-01 epoch to 1970's, wrapping around: no real value is that far back.
+_PG_EPOCH_US = 946_684_800_000_000
+_PG_EPOCH_DAYS = 10_957
+_ADBC_INFINITY = {
+    pa.int64(): (-(2**63) + _PG_EPOCH_US - 1, -(2**63) + _PG_EPOCH_US),
+    pa.int32(): (-(2**31) + _PG_EPOCH_DAYS - 1, -(2**31) + _PG_EPOCH_DAYS),
+}
+# A marker a multi-dimensional array makes PostgreSQL quote back in its error message.
+_MULTIDIM = "egress-multidimensional-array"
+_MULTIDIM_ERROR = re.compile(_MULTIDIM + r':(\d+):(.*)"', re.M)
 
 _CATALOG_SQL = """
 SELECT n.nspname AS schema_name, c.relname AS table_name, c.relkind,
-       a.attname, COALESCE(bt.typname, t.typname) AS typname,
+       a.attname,
+       CASE WHEN COALESCE(bt.typcategory, t.typcategory) = 'A' AND et.oid IS NOT NULL
+            THEN et.typname || '[]' ELSE COALESCE(bt.typname, t.typname) END AS typname,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
        a.attnotnull
 FROM pg_class c
@@ -88,6 +135,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN pg_type et ON et.oid = COALESCE(bt.typelem, t.typelem)
 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -175,6 +223,10 @@ class PostgresSettings(BaseModel):
 
 
 def logical_type(typname: str, typmod: int) -> str:
+    """The logical type of a column's declared type (``int4[]`` for an array of int4)."""
+    if typname.endswith("[]"):
+        element = logical_type(typname[:-2], -1)
+        return list_type(element if element in _ELEMENT_SQL else _text_element(element))
     if typname == "numeric":
         if typmod < 0:
             return "decimal"
@@ -182,17 +234,91 @@ def logical_type(typname: str, typmod: int) -> str:
     return _NATIVE.get(typname, "string")
 
 
+def _text_element(logical: str) -> str:
+    """Array elements read as text: decimals stay decimals, anything else is a string."""
+    return "decimal" if logical == "decimal" or parse_decimal(logical) else "string"
+
+
 def _is_text(logical: str) -> bool:
     return logical in _AS_TEXT or parse_decimal(logical) is not None
 
 
 def _arrow_path_sql(field: ColumnInfo) -> exp.Expression:
+    """What the Arrow path selects for a column: every rule keys on the logical type only."""
     col = column(field.name)
+    element = parse_list(field.type)
+    if element is not None:
+        return _array_sql(field.name, element)
+    if field.type == "decimal" or parse_decimal(field.type):  # also money, as digits
+        return exp.cast(exp.cast(col, "NUMERIC"), "TEXT")
+    if field.type == "int64":  # also oid and reg* (unsigned 32-bit)
+        return exp.cast(col, "BIGINT")
     return exp.cast(col, "TEXT") if _is_text(field.type) else col
+
+
+def _array_sql(name: str, element: str) -> exp.Expression:
+    """A one-dimensional array as its element's array type; a multi-dimensional value fails
+    (ADBC would flatten it silently) with an error naming the column."""
+    col = column(name)
+    value: exp.Expression = col
+    if element in _ELEMENT_SQL:
+        target = exp.DataType.build(_ELEMENT_SQL[element], dialect="postgres")
+    else:
+        if element == "decimal":  # money[] too: digits, not '$12.34'
+            value = exp.cast(col, exp.DataType.build("NUMERIC[]", dialect="postgres"))
+        target = exp.DataType.build("TEXT[]", dialect="postgres")
+    ndims = exp.Anonymous(this="array_ndims", expressions=[col.copy()])
+    # Not a constant (PostgreSQL would fold it when planning): cast only where it is reached.
+    marker = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.Literal.string(f"{_MULTIDIM}:"), expression=exp.cast(ndims, "TEXT")
+        ),
+        expression=exp.Literal.string(f":{name}"),
+    )
+    too_deep = exp.GT(this=ndims.copy(), expression=exp.Literal.number(1))
+    return exp.Case(
+        ifs=[exp.If(this=too_deep, true=exp.cast(marker, target.copy()))],
+        default=exp.Cast(this=value, to=target),
+    )
+
+
+def _read_error(exc: BaseException) -> SourceError:
+    """The driver's message, or what a multi-dimensional array means to the user."""
+    match = _MULTIDIM_ERROR.search(str(exc))
+    if match:
+        return SourceError(
+            f"column {match.group(2)!r} holds a {match.group(1)}-dimensional array; only"
+            " one-dimensional arrays can be exported (list<T>)"
+        )
+    return SourceError(_clean(exc))
+
+
+def _infinities(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """ADBC's wrapped-around infinite dates and timestamps as Egress's infinity sentinels."""
+    columns = [_column_infinities(col) for col in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _column_infinities(col: pa.Array) -> pa.Array:
+    if pa.types.is_list(col.type) and can_be_infinite(col.type.value_type):
+        values = _column_infinities(col.values)
+        return pa.ListArray.from_arrays(col.offsets, values, mask=col.is_null())
+    if not can_be_infinite(col.type):
+        return col
+    storage_type = pa.int64() if pa.types.is_timestamp(col.type) else pa.int32()
+    storage = col.view(storage_type)
+    high, low = _ADBC_INFINITY[storage_type]
+    positive = pc.fill_null(pc.equal(storage, high), False)
+    negative = pc.fill_null(pc.equal(storage, low), False)
+    if not (pc.any(positive).as_py() or pc.any(negative).as_py()):
+        return col
+    return with_infinities(col, positive, negative)
 
 
 # Types the COPY fast path renders exactly as Egress's Arrow CSV writer does.
 _COPY_SAFE = {"boolean", "int16", "int32", "int64", "date", "timestamp", "timestamptz"}
+# Quoted by Arrow's CSV writer (it writes them as text: an infinite one is a word).
+_COPY_QUOTED = _AS_TEXT | {"date", "timestamp", "timestamptz"}
 
 
 def _copy_sql(field: ColumnInfo) -> exp.Expression:
@@ -204,17 +330,21 @@ def _copy_sql(field: ColumnInfo) -> exp.Expression:
                 exp.If(this=exp.Not(this=col.copy()), true=exp.Literal.string("false")),
             ]
         )
-    if field.type == "timestamptz":
-        return exp.Anonymous(
+    if field.type in ("timestamp", "timestamptz"):
+        utc = field.type == "timestamptz"
+        rendered = exp.Anonymous(
             this="to_char",
             expressions=[
-                exp.AtTimeZone(this=col, zone=exp.Literal.string("UTC")),
-                exp.Literal.string('YYYY-MM-DD HH24:MI:SS.US"Z"'),
+                exp.AtTimeZone(this=col, zone=exp.Literal.string("UTC")) if utc else col,
+                exp.Literal.string(
+                    'YYYY-MM-DD HH24:MI:SS.US"Z"' if utc else "YYYY-MM-DD HH24:MI:SS.US"
+                ),
             ],
         )
-    if field.type == "timestamp":
-        return exp.Anonymous(
-            this="to_char", expressions=[col, exp.Literal.string("YYYY-MM-DD HH24:MI:SS.US")]
+        # to_char gives NULL for 'infinity'; its text form is the word itself.
+        finite = exp.Anonymous(this="isfinite", expressions=[col.copy()])
+        return exp.Case(
+            ifs=[exp.If(this=finite, true=rendered)], default=exp.cast(col.copy(), "TEXT")
         )
     return _arrow_path_sql(field)
 
@@ -397,10 +527,12 @@ class PostgresSource:
                 try:
                     cur.execute(sql)
                     reader = cur.fetch_record_batch()
+                    for batch in reader:
+                        yield _infinities(conform(batch, schema))
+                except (SourceError, ValueError):
+                    raise
                 except Exception as exc:
-                    raise SourceError(_clean(exc)) from exc
-                for batch in reader:
-                    yield conform(batch, schema)
+                    raise _read_error(exc) from exc
         finally:
             conn.close()
 
@@ -408,7 +540,7 @@ class PostgresSource:
         return all(f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields)
 
     def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
-        quoted = [f.name for f in plan.fields if f.type in _AS_TEXT]  # Arrow strings
+        quoted = [f.name for f in plan.fields if f.type in _COPY_QUOTED]
         force = ""
         if quoted:
             force = (
@@ -429,7 +561,7 @@ class PostgresSource:
                         approx_rows += bytes(chunk).count(b"\n")
                         on_progress(approx_rows)
             except psycopg.Error as exc:
-                raise SourceError(_clean(exc)) from exc
+                raise _read_error(exc) from exc
             return int(cur.rowcount)
 
     def close(self) -> None:

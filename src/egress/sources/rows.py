@@ -7,7 +7,7 @@ with a per-value fallback and an error that names the column and the offending v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,13 +23,23 @@ from egress.sources.base import SourceError
 _INTEGERS = frozenset({"int16", "int32", "int64"})
 
 
+# A source's own rule for one column's raw values (e.g. MySQL's zero dates), by position.
+ColumnFix = Callable[[str, list[Any]], list[Any]]
+
+
 def rows_to_batch(
-    rows: Sequence[Sequence[Any]], fields: list[ColumnInfo], schema: pa.Schema
+    rows: Sequence[Sequence[Any]],
+    fields: list[ColumnInfo],
+    schema: pa.Schema,
+    fixes: Mapping[int, ColumnFix] | None = None,
 ) -> pa.RecordBatch:
     columns = list(zip(*rows, strict=True))
-    arrays = [
-        _column_array(f.name, list(col), f.type) for f, col in zip(fields, columns, strict=True)
-    ]
+    arrays = []
+    for i, (f, col) in enumerate(zip(fields, columns, strict=True)):
+        values = list(col)
+        if fixes and i in fixes:
+            values = fixes[i](f.name, values)
+        arrays.append(_column_array(f.name, values, f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -76,7 +86,9 @@ def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
         if logical in ("timestamp", "timestamptz", "date", "time") or parse_decimal(logical):
             strings = pa.array([None if v is None else str(v) for v in values], pa.string())
             return pc.cast(strings, target)
-        if logical != "decimal":  # Arrow would print a small decimal as "-1E-30"
+        # Not decimals (Arrow would print a small one as "-1E-30") nor booleans (a cast
+        # makes 2 or -1 true: each value is checked below instead).
+        if logical not in ("decimal", "boolean"):
             return pc.cast(pa.array(values), target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
