@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
+from egress.sources.policy import HostDenied, HostUnresolved, SourcePolicy, server_addresses
 
 log = logging.getLogger("egress.sources")
 
@@ -50,6 +51,22 @@ def connect_failed(kind: str, where: str, detail: str, secret: str | None) -> Co
             detail = detail.replace(spelling, "***")
     log.warning("connecting to %s failed (%s): %s", where, kind, detail.strip())
     return ConnectFailed(kind)
+
+
+def server_addresses_or_fail(
+    host: str, port: int, database: str, policy: SourcePolicy, failed: FailFn
+) -> list[str]:
+    """The checked addresses of a database server, or the generic failure a client may see."""
+    try:
+        return server_addresses(host, port, database, policy)
+    except HostUnresolved as exc:
+        raise failed(COULD_NOT_CONNECT, exc) from exc
+    except HostDenied as exc:
+        raise failed(HOST_NOT_ALLOWED, exc) from exc
+
+
+class FailFn(Protocol):
+    def __call__(self, kind: str, detail: object) -> ConnectFailed: ...
 
 
 def clean(exc: BaseException) -> str:

@@ -28,11 +28,8 @@ from egress.sources import base
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
 from egress.sources.policy import (
-    HostDenied,
-    HostUnresolved,
     SourcePolicy,
     connect_timeout_s,
-    server_addresses,
 )
 from egress.sources.rows import ColumnFix, rows_to_batch
 
@@ -341,12 +338,10 @@ class MysqlSource:
     def _socket(self, timeout: float) -> socket.socket:
         """A TCP connection to a checked address (never the name again, so a DNS answer that
         changed since the check cannot slip past); PyMySQL keeps the name for TLS."""
-        try:
-            addresses = server_addresses(self._s.host, self._s.port, self._s.database, self._policy)
-        except HostUnresolved as exc:
-            raise self._failed(base.COULD_NOT_CONNECT, exc) from exc
-        except HostDenied as exc:
-            raise self._failed(base.HOST_NOT_ALLOWED, exc) from exc
+        s = self._s
+        addresses = base.server_addresses_or_fail(
+            s.host, s.port, s.database, self._policy, self._failed
+        )
         errors: list[OSError] = []
         for address in addresses:
             try:

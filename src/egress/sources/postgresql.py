@@ -34,11 +34,8 @@ from egress.sources.base import (
     SourceError,
 )
 from egress.sources.policy import (
-    HostDenied,
-    HostUnresolved,
     SourcePolicy,
     connect_timeout_s,
-    server_addresses,
 )
 
 log = logging.getLogger(__name__)
@@ -374,12 +371,10 @@ class PostgresSource:
     def _target(self) -> tuple[list[str], dict[str, Any]]:
         """The checked addresses (libpq ``hostaddr``: libpq connects to them and resolves
         nothing; ``host`` stays the name, for TLS verification) and the connection limits."""
-        try:
-            addresses = server_addresses(self._s.host, self._s.port, self._s.database, self._policy)
-        except HostUnresolved as exc:
-            raise self._failed(base.COULD_NOT_CONNECT, exc) from exc
-        except HostDenied as exc:
-            raise self._failed(base.HOST_NOT_ALLOWED, exc) from exc
+        s = self._s
+        addresses = base.server_addresses_or_fail(
+            s.host, s.port, s.database, self._policy, self._failed
+        )
         timeout = connect_timeout_s(self._s.connect_timeout, self._policy)
         limits = {
             "sslmode": self._s.sslmode,
