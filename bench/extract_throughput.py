@@ -105,6 +105,8 @@ def start_server(work: Path) -> Server:
         "EGRESS_BOOTSTRAP_TOKEN": token,
         "EGRESS_LOG_LEVEL": "WARNING",
         "EGRESS_WORKER_CONCURRENCY": "1",
+        # The Parquet folder of the files case sits beside the data dir, in the bench's folder.
+        "EGRESS_FILES_ROOTS": str(work.parent),
     }
     log = (work.parent / f"{work.name}.log").open("wb")
     process = subprocess.Popen(
