@@ -282,15 +282,27 @@ def test_ssl_ca_missing_or_not_a_certificate_is_a_clear_answer(
 ) -> None:
     not_a_cert = tmp_path / "ca.pem"
     not_a_cert.write_text("hello\n")
+    swapped = tmp_path / "swapped.pem"  # inside the roots when saved, a link out later
     answers = []
-    for path in (tmp_path / "missing.pem", not_a_cert, tmp_path, Path("/dev/zero")):
+    for path in (tmp_path / "missing.pem", not_a_cert, tmp_path, swapped):
         settings = {**mysql_db.settings, "ssl": True, "ssl_ca": str(path)}
         cid = connection(http, "mysql", mysql_db.secrets, **settings)
+        if path == swapped:  # a real CA bundle, but outside the files roots
+            swapped.symlink_to("/etc/ssl/certs/ca-certificates.crt")
         r = http.post(f"{API}/connections/{cid}/test")
         assert r.status_code == 200
         answers.append(r.json())
     # The same answer for each: it tells nothing about the server's files.
     assert answers == [{"ok": False, "error": BAD_SSL_CA, "warnings": []}] * 4
+
+
+def test_ssl_ca_outside_the_files_roots_is_refused_on_save(
+    http: httpx.Client, mysql_db: MysqlDatabase
+) -> None:
+    for path in ("/dev/zero", "/etc/ssl/certs/ca-certificates.crt", "/tmp/../etc/passwd", "ca"):
+        settings = {**mysql_db.settings, "ssl": True, "ssl_ca": path}
+        body = {"name": f"ca {path}", "type": "mysql", "settings": settings}
+        problem(http.post(f"{API}/connections", json=body), 422, "settings.ssl_ca")
 
 
 def test_postgresql_warnings_advise_a_read_only_role(http: httpx.Client, pg_db: PgDatabase) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from egress.sources import files, sqlite
+from egress.sources import files, mysql, sqlite
 from egress.sources.base import Source, SourceError
 from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.mysql import MysqlSettings, MysqlSource
@@ -26,7 +26,7 @@ class Connector:
     admit: Callable[[Any, SourcePolicy], None] | None = None
 
 
-def _admit_server(settings: PostgresSettings | MysqlSettings, policy: SourcePolicy) -> None:
+def _admit_server(settings: PostgresSettings, policy: SourcePolicy) -> None:
     admit_server(settings.host, settings.port, settings.database, policy)
 
 
@@ -35,7 +35,7 @@ CONNECTORS: dict[str, Connector] = {
         PostgresSettings, frozenset({"password"}), PostgresSource, _admit_server
     ),
     "sqlite": Connector(SqliteSettings, frozenset(), SqliteSource, sqlite.admit),
-    "mysql": Connector(MysqlSettings, frozenset({"password"}), MysqlSource, _admit_server),
+    "mysql": Connector(MysqlSettings, frozenset({"password"}), MysqlSource, mysql.admit),
     "files": Connector(
         FilesSettings, frozenset({"accessKeyId", "secretAccessKey"}), FilesSource, files.admit
     ),

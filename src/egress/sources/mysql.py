@@ -20,17 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymysql.constants import FIELD_TYPE, FLAG
 
 from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement
 from egress.query.select import Statement, max_statement, select_statement
-from egress.sources import base
+from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
-from egress.sources.policy import (
-    SourcePolicy,
-    connect_timeout_s,
-)
+from egress.sources.policy import SourcePolicy, admit_server, connect_timeout_s
 from egress.sources.rows import ColumnFix, rows_to_batch
 
 # "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
@@ -150,6 +148,16 @@ _GEOMETRY = frozenset(
         "geomcollection",
     }
 )
+
+
+def admit(settings: MysqlSettings, policy: SourcePolicy) -> None:
+    """The server must be one a tenant may reach, and ``ssl_ca`` lie in a files root."""
+    admit_server(settings.host, settings.port, settings.database, policy)
+    if settings.ssl_ca is not None:
+        try:
+            confine.confined(confine.checked_spelling(settings.ssl_ca), policy)
+        except confine.PathRefused as exc:
+            raise Invalid.at(("body", "settings", "ssl_ca"), str(exc)) from exc
 
 
 def logical_type(
@@ -326,14 +334,17 @@ class MysqlSource:
         # Checked here since PyMySQL raises its errors unwrapped; one message whether the file
         # is missing or not a CA, so the answer tells nothing about the server's files. Only a
         # small regular file is read (not /dev/zero, not a FIFO that never ends).
+        # It is a path a request named, so it is confined like a sqlite path (checked again
+        # here: a symlink may have been swapped in since it was saved).
         try:
-            info = os.stat(self._s.ssl_ca)
+            real = str(confine.confined(confine.checked_spelling(self._s.ssl_ca), self._policy))
+            info = os.stat(real)
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SSL_CA_BYTES:
                 raise SourceError(BAD_SSL_CA)
-            ssl.create_default_context(cafile=self._s.ssl_ca)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+            ssl.create_default_context(cafile=real)
+        except (OSError, ssl.SSLError, ValueError) as exc:  # PathRefused is a ValueError
             raise SourceError(BAD_SSL_CA) from exc
-        return {"ca": self._s.ssl_ca}
+        return {"ca": real}
 
     def _socket(self, timeout: float) -> socket.socket:
         """A TCP connection to a checked address (never the name again, so a DNS answer that
