@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
+from egress.db.executions import RunRecord
 from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.split import sub_extract_id
@@ -166,3 +167,63 @@ def test_too_many_parts_fails_and_publishes_nothing(c: Container, source: Path) 
     assert "EGRESS_MAX_SPLIT_PARTS" in run.error_message
     assert run.files == []
     assert list(c.storage.list()) == []
+
+
+def _split_unexported(
+    c: Container, kind: str, settings: dict[str, Any], table: str, fields: list[str], fmt: str
+) -> RunRecord:
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, f"{kind}_{fmt}", kind, settings, None)
+    catalog.discover(c, ws, conn.id)
+    tpl = next(
+        t
+        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
+        if t.name in (table, f"public.{table}", f"main.{table}")
+    )
+    cfg = submitted_configuration(
+        c, ws, tpl.id, f"{kind}_{fmt}", format=fmt, fields=fields, split_by="region"
+    )
+    execution, _ = executions.trigger(c, ws, cfg, {})
+    assert c.worker().run_once()
+    return c.executions.get(ws, cfg, execution.id).latest
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("kind", ["files", "postgresql", "sqlite"])
+def test_split_by_a_field_that_is_not_exported_splits_by_that_field(
+    c: Container, tmp_path: Path, request: pytest.FixtureRequest, kind: str, fmt: str
+) -> None:
+    """The split column is read by name, routes the rows, and stays out of the files (it used
+    to be the last exported column: parts named after ``id`` values)."""
+    rows = [(i, 10 * i, ["EU", "US", "APAC"][i % 3]) for i in range(1, 16)]
+    if kind == "files":
+        folder = tmp_path / "in"
+        folder.mkdir()
+        lines = "".join(f"{i},{v},{r}\n" for i, v, r in rows)
+        (folder / "sales.csv").write_text(f"id,v,region\n{lines}")
+        settings: dict[str, Any] = {"url": folder.as_uri()}
+        table = "sales.csv"
+    elif kind == "postgresql":
+        db = request.getfixturevalue("pg_db")
+        with db.connect() as conn:
+            conn.execute("CREATE TABLE sales (id int PRIMARY KEY, v int, region text)")
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO sales VALUES (%s, %s, %s)", rows)
+        settings = {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"}
+        table = "sales"
+    else:
+        path = tmp_path / "split.db"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE sales (id INTEGER PRIMARY KEY, v INTEGER, region TEXT)")
+            db.executemany("INSERT INTO sales VALUES (?, ?, ?)", rows)
+        settings = {"path": str(path)}
+        table = "sales"
+    run = _split_unexported(c, kind, settings, table, ["id", "v"], fmt)
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert {f.sub_extract_value for f in run.files} == {"EU", "US", "APAC"}
+    for f in run.files:
+        got = _read(c, f.storage_key, fmt)
+        assert all(list(r) == ["id", "v"] for r in got)  # the split field is not in the file
+        want = sorted((i, v) for i, v, r in rows if r == f.sub_extract_value)
+        assert sorted((int(r["id"]), int(r["v"])) for r in got) == want
+        assert f.record_count == len(want)

@@ -24,6 +24,7 @@ from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
+from egress.domain.catalog import ColumnInfo
 from egress.domain.clock import Clock
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
@@ -94,6 +95,7 @@ class Job:
     configuration_name: str
     split_by: str | None
     data_table: dict[str, Any] | None
+    output: list[ColumnInfo]  # the configuration's fields: what the files hold
 
     def file_name(self, value: str | None = None, *, split: bool = False) -> str:
         name = self.configuration_name
@@ -214,9 +216,10 @@ class Runner:
 
     def _job(self, claimed: ClaimedRun) -> Job:
         cfg = claimed.parameters["configuration"]
+        plan = plan_from_snapshot(claimed.parameters)
         return Job(
             claimed=claimed,
-            plan=plan_from_snapshot(claimed.parameters),
+            plan=with_split_field(plan, cfg.get("splitBy")),
             fmt=cfg["format"],
             compression=cfg["compression"],
             ext=file_extension(cfg["format"], cfg["compression"]),
@@ -225,6 +228,7 @@ class Runner:
             configuration_name=cfg["name"],
             split_by=cfg.get("splitBy"),
             data_table=cfg["destination"] if cfg["destination"]["type"] == "dataTable" else None,
+            output=plan.fields,
         )
 
     def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
@@ -290,7 +294,7 @@ class Runner:
             tmp_key(claimed.workspace_id, claimed.run_id, claimed.lease_token, temp_name),
             job.fmt,
             job.compression,
-            arrow_schema(job.plan.fields),
+            arrow_schema(job.output),
             buffer,
             one_of_many=one_of_many,
         )
@@ -319,6 +323,7 @@ class Runner:
         assert job.split_by is not None
         router = SplitRouter(
             job.split_by,
+            [f.name for f in job.output],
             self._max_parts,
             lambda pid, _value: self._sink(
                 job, f"{pid}.{job.ext}", PART_BUFFER_BYTES, one_of_many=True
@@ -407,6 +412,14 @@ class Runner:
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._executions.finish(claimed, outcome, self._clock()):
             raise LeaseLost
+
+
+def with_split_field(plan: ReadPlan, split_by: str | None) -> ReadPlan:
+    """The plan reads the split field even when the files leave it out: the router needs it."""
+    if split_by is None or any(f.name == split_by for f in plan.fields):
+        return plan
+    extra = next(c for c in plan.columns if c.name == split_by)
+    return replace(plan, fields=[*plan.fields, extra])
 
 
 def physical_name(workspace_id: str, name: str) -> str:

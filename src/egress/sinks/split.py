@@ -31,11 +31,13 @@ class SplitRouter:
     def __init__(
         self,
         field: str,
+        output: list[str],
         max_parts: int,
         open_sink: Callable[[str, str | None], FileSink],
         flush_rows: int,
     ) -> None:
         self._field = field
+        self._output = output
         self._max_parts = max_parts
         self._open = open_sink
         self._flush_rows = flush_rows
@@ -45,8 +47,11 @@ class SplitRouter:
         self._total = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        column = batch.column(batch.schema.get_field_index(self._field))
+        """``batch`` holds the split field (by name) and every output column; the parts get
+        the output columns only."""
+        column = batch.column(self._field)
         encoded = pc.dictionary_encode(column, null_encoding="encode")
+        batch = batch.select(self._output)
         dictionary = encoded.dictionary
         if len(dictionary) == 1:
             self._gather(self._part(dictionary[0].as_py()), batch)
