@@ -162,3 +162,42 @@ def test_a_missing_folder_is_reported_by_the_connection_test(
         "warnings": [],
     }
     problem(http.get(f"{API}/connections/{conn}/elements"), 422)
+
+
+def test_a_custom_template_sets_csv_column_types(
+    http: httpx.Client, landing: Path, tmp_path: Path
+) -> None:
+    """``columnTypes`` overrides inference: account numbers without leading zeros in the first
+    rows still keep a later ``00042`` when the template says they are text."""
+    (landing / "accounts.csv").write_text("account,balance\n12345,10\n00042,2.5\n")
+    conn = _connect(http, landing, "landing_types")
+    body = {"connectionId": conn, "name": "accounts", "table": "accounts.csv"}
+    r = http.post(
+        f"{API}/templates",
+        json={**body, "columnTypes": {"account": "string", "balance": "decimal(10,2)"}},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["fields"] == [
+        {"name": "account", "type": "string", "nullable": True},
+        {"name": "balance", "type": "decimal(10,2)", "nullable": True},
+    ]
+    cfg = configuration(http, r.json()["id"], "accounts")
+    eid = trigger(http, cfg)["id"]
+    assert wait_for_status(http, cfg, eid, DONE)["latestStatus"] == "COMPLETED"
+    download = http.get(f"{CONFIGS}/{cfg}/executions/{eid}/download")
+    assert download.text.splitlines() == [
+        '"account","balance"',
+        '"12345",10.00',
+        '"00042",2.50',
+    ]
+
+    for types, field, message in [
+        ({"nope": "string"}, "columnTypes.nope", "unknown field"),
+        ({"account": "json"}, "columnTypes.account", "not a type CSV text can be read as"),
+        ({"account": "decimal(40,2)"}, "columnTypes.account", "not a type CSV text"),
+    ]:
+        r = http.post(f"{API}/templates", json={**body, "name": "x", "columnTypes": types})
+        assert message in problem(r, 422, field)["detail"]
+    parquet = {"connectionId": conn, "name": "y", "table": "sales/2026-01.parquet"}
+    r = http.post(f"{API}/templates", json={**parquet, "columnTypes": {"id": "string"}})
+    assert "only CSV files" in problem(r, 422, "columnTypes")["detail"]

@@ -208,7 +208,7 @@ def test_csv_and_jsonl_sources_plain_and_gzip(c: Container, tmp_path: Path) -> N
             {
                 "id": 1,
                 "name": TRICKY,
-                "price": 10.5,
+                "price": "10.50",  # a decimal with the column's scale, never a float
                 "day": "2026-01-31",
                 "at": "2026-01-31T23:59:59.000000",
                 "at_tz": "2026-01-31T10:00:00.000000Z",
@@ -217,7 +217,7 @@ def test_csv_and_jsonl_sources_plain_and_gzip(c: Container, tmp_path: Path) -> N
             {
                 "id": 2,
                 "name": "",
-                "price": 0.25,
+                "price": "0.25",
                 "day": "0001-01-01",
                 "at": "1970-01-01T00:00:00.000000",
                 "at_tz": "1970-01-01T00:00:00.000000Z",
@@ -413,3 +413,63 @@ def test_browsing_again_reads_only_the_files_that_changed(
     }
     assert opened == ["b.parquet"]  # the others are known by size and modification time
     assert [c.name for c in tables["b.parquet"].columns] == ["id", "renamed"]
+
+
+NULL_LOOKALIKES = ["NA", "N/A", "null", "NULL", "nan", "#N/A", "None", "-"]
+
+
+def test_csv_text_that_looks_like_null_stays_text(c: Container, tmp_path: Path) -> None:
+    """Only an empty field is NULL: Namibia's code and North America's region survive."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lines = "".join(f"{i},{v},{v}\n" for i, v in enumerate(NULL_LOOKALIKES))
+    (folder / "codes.csv").write_text(f'id,code,region\n{lines}99,,""\n')
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "codes.csv", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    assert rows == [
+        *({"id": i, "code": v, "region": v} for i, v in enumerate(NULL_LOOKALIKES)),
+        {"id": 99, "code": None, "region": ""},
+    ]
+
+
+def test_a_connection_can_name_its_null_marker(c: Container, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "m.csv").write_text("id,amount,note\n1,NA,NA\n2,5,N/A\n3,,x\n")
+    settings = {"url": folder.as_uri(), "csvNullValues": ["NA"]}
+    run, data = extract_once(c, "files", settings, "m.csv", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert [json.loads(line) for line in data.decode().splitlines()] == [
+        {"id": 1, "amount": None, "note": None},  # NA is NULL, so amount stays a number
+        {"id": 2, "amount": 5, "note": "N/A"},
+        {"id": 3, "amount": None, "note": "x"},
+    ]
+
+
+def test_csv_inference_never_changes_a_value(c: Container, tmp_path: Path) -> None:
+    """Leading zeros stay text, integers beyond int64 and plain decimals stay exact."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text(
+        "id,zip,big,amount,ratio,sci\n"
+        "1,01234,99999999999999999999,12345678901234567890.12,0.5,1.5e3\n"
+        "2,98765,1,0.10,-.25,2\n"
+    )
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(tmp_path))
+    table = next(t for t in source.catalog() if t.kind == "file")
+    assert [(col.name, col.type) for col in table.columns] == [
+        ("id", "int64"),
+        ("zip", "string"),
+        ("big", "decimal(38,0)"),
+        ("amount", "decimal(38,2)"),
+        ("ratio", "decimal(38,2)"),
+        ("sci", "float64"),
+    ]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "accounts.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '"id","zip","big","amount","ratio","sci"',
+        '1,"01234",99999999999999999999,12345678901234567890.12,0.50,1500',
+        '2,"98765",1,0.10,-0.25,2',
+    ]

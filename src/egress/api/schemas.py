@@ -116,6 +116,10 @@ class TemplateCreate(Request):
     primary_key: list[str] | None = None
     cursor_field: str | None = None
     date_field: str | None = None
+    column_types: dict[str, str] | None = Field(
+        default=None,
+        description='CSV files: a type per field instead of the inferred one ({"zip": "string"})',
+    )
 
 
 class TemplateOut(Wire):

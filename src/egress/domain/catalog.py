@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from egress.domain.errors import Invalid
+from egress.domain.types import decimal_type, parse_decimal
+
+# The logical types CSV text can be parsed into exactly (``columnTypes`` of a template).
+CSV_TYPES = frozenset(
+    {
+        "boolean",
+        "int16",
+        "int32",
+        "int64",
+        "float32",
+        "float64",
+        "decimal",
+        "string",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +45,7 @@ class TableInfo:
     kind: str = "table"  # table | view | file | folder (a folder of files as one dataset)
     path: str | None = None  # files: the path relative to the connection, which names it
     error: str | None = None  # files: why it cannot be read (shown in the catalog, no template)
+    format: str | None = None  # files: csv | parquet | json
 
     @property
     def qualified_name(self) -> str:
@@ -31,3 +53,30 @@ class TableInfo:
 
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)
+
+
+def with_column_types(
+    columns: list[ColumnInfo], column_types: dict[str, str], table: TableInfo
+) -> list[ColumnInfo]:
+    """A custom template's own types for some columns (``columnTypes``): only for CSV files,
+    whose text is parsed into whatever type the template says; a value that does not parse
+    then fails the run instead of being changed."""
+    loc = ("body", "columnTypes")
+    if not column_types:
+        return columns
+    if table.format != "csv":
+        raise Invalid.at(
+            loc, "only CSV files take column types; other sources have their declared types"
+        )
+    names = {c.name for c in columns}
+    for name, logical in column_types.items():
+        if name not in names:
+            raise Invalid.at((*loc, name), f"unknown field {name!r}")
+        bounded = parse_decimal(logical)
+        if logical not in CSV_TYPES and (bounded is None or decimal_type(*bounded) != logical):
+            raise Invalid.at(
+                (*loc, name),
+                f"{logical!r} is not a type CSV text can be read as; use one of "
+                f"{', '.join(sorted(CSV_TYPES))} or decimal(p,s) with p at most 38",
+            )
+    return [replace(c, type=column_types.get(c.name, c.type)) for c in columns]

@@ -6,7 +6,7 @@ from typing import Any
 
 from egress.container import Container
 from egress.db.templates import TemplateRecord
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo, with_column_types
 from egress.domain.errors import Invalid
 from egress.domain.identity import require_admin
 from egress.query.custom import LOC as QUERY_LOC
@@ -98,6 +98,7 @@ def create_custom_template(
     primary_key: list[str] | None,
     cursor_field: str | None,
     date_field: str | None,
+    column_types: dict[str, str] | None = None,
 ) -> TemplateRecord:
     c.connections.get(workspace_id, connection_id)  # 404 before we touch the source
     tables = {t.qualified_name: t for t in discover(c, workspace_id, connection_id)}
@@ -112,6 +113,7 @@ def create_custom_template(
                 ("body", "fields"), f"unknown field(s) {', '.join(map(repr, unknown))}"
             )
         chosen = [col for name_ in fields if (col := base.column(name_)) is not None]
+    chosen = with_column_types(chosen, column_types or {}, base)
     for key in primary_key or []:
         _check_field("primaryKey", key, chosen)
     _check_field("cursorField", cursor_field, chosen)

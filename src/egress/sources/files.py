@@ -22,6 +22,7 @@ from urllib.parse import urlparse, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -49,6 +50,13 @@ _FORMATS = {
     ".ndjson": "json",
 }
 _CSV_ROW = re.compile(r"Row #(\d+)")
+# A number written plainly: digits with an optional decimal point, no exponent.
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d*)(?:\.(\d*))?$")
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
+# A float64 holds every decimal number of up to 15 significant digits exactly (round trip).
+_FLOAT_DIGITS = 15
+# Bounds a connection's list of NULL spellings (each one is a whole field's text).
+MAX_CSV_NULL_VALUES = 100
 _JSON_ROW = re.compile(r"in row (\d+)")
 
 
@@ -60,6 +68,11 @@ class FilesSettings(BaseModel):
         default=None, description="S3-compatible endpoint: http(s)://host[:port]"
     )
     region: str | None = None
+    csvNullValues: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_CSV_NULL_VALUES,
+        description='CSV fields that also mean NULL (e.g. ["NA"]); an empty field always does',
+    )
 
     @field_validator("url")
     @classmethod
@@ -131,23 +144,26 @@ class DataFile:
     version: tuple[int | None, int | None] = (None, None)  # size, mtime_ns: a new file when changed
 
 
+_CacheKey = tuple[str, str, int, int, tuple[str, ...]]
+
+
 class _SchemaCache:
     """Schemas (or why a file is unreadable) by file version, across requests: browsing a
     bucket reads each file's footer or first block once, not on every catalog call."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[tuple[str, str, int, int], pa.Schema | str] = OrderedDict()
+        self._entries: OrderedDict[_CacheKey, pa.Schema | str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, int, int]) -> pa.Schema | str | None:
+    def get(self, key: _CacheKey) -> pa.Schema | str | None:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, str, int, int], value: pa.Schema | str) -> None:
+    def put(self, key: _CacheKey, value: pa.Schema | str) -> None:
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
@@ -179,6 +195,7 @@ class FilesSource:
         self._policy = policy
         self._calls = OpenCalls()
         self._local = urlparse(settings.url).scheme == "file"
+        self._nulls = tuple(settings.csvNullValues)
         try:
             self._root = _checked_location(settings, policy)
         except (confine.PathRefused, HostDenied) as exc:
@@ -274,13 +291,23 @@ class FilesSource:
             except SourceError as exc:  # shown on its own; it must not hide the other files
                 tables.append(TableInfo(folder, name, [], kind="file", path=f.path, error=str(exc)))
             else:
-                tables.append(TableInfo(folder, name, _columns(schema), kind="file", path=f.path))
+                columns = _columns(schema)
+                tables.append(
+                    TableInfo(folder, name, columns, kind="file", path=f.path, format=f.format)
+                )
             by_folder.setdefault(folder, []).append((f, schema))
         for folder, members in by_folder.items():
             schema = _shared_schema(members)
             if schema is not None:
                 tables.append(
-                    TableInfo(folder, folder, _columns(schema), kind="folder", path=folder)
+                    TableInfo(
+                        folder,
+                        folder,
+                        _columns(schema),
+                        kind="folder",
+                        path=folder,
+                        format=members[0][0].format,
+                    )
                 )
         return tables
 
@@ -313,7 +340,7 @@ class FilesSource:
         size, mtime = first.version
         key = None
         if size is not None and mtime is not None:
-            key = (self._fs.type_name, self._absolute(first.path), size, mtime)
+            key = (self._fs.type_name, self._absolute(first.path), size, mtime, self._nulls)
             cached = _SCHEMAS.get(key)
             if isinstance(cached, str):
                 raise SourceError(cached)
@@ -321,8 +348,12 @@ class FilesSource:
                 return cached
         try:
             schema = ds.dataset(
-                [self._absolute(first.path)], format=first.format, filesystem=self._fs
+                [self._absolute(first.path)],
+                format=_file_format(first.format, None, self._nulls),
+                filesystem=self._fs,
             ).schema
+            if first.format == "csv":
+                schema = self._exact_csv_schema(first, schema)
         except (OSError, pa.ArrowException) as exc:
             problem = self._explain(exc, first)
             if key is not None:
@@ -331,6 +362,25 @@ class FilesSource:
         if key is not None:
             _SCHEMAS.put(key, schema)
         return schema
+
+    def _exact_csv_schema(self, file: DataFile, inferred: pa.Schema) -> pa.Schema:
+        """Arrow's inference, corrected where it would change a value: the numeric columns
+        are read again as text from the same first block and typed by ``exact_type``."""
+        numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or _is_float(f.type)]
+        if not numeric:
+            return inferred
+        convert = _csv_convert(self._nulls)
+        convert.column_types = dict.fromkeys(numeric, pa.string())
+        convert.include_columns = numeric
+        with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+            first = pcsv.open_csv(stream, convert_options=convert).read_next_batch()
+        for name in numeric:
+            values = [v for v in first.column(name).to_pylist() if v is not None]
+            index = inferred.get_field_index(name)
+            inferred = inferred.set(
+                index, pa.field(name, exact_type(inferred.field(name).type, values))
+            )
+        return inferred
 
     # -------------------------------------------------------------- reading
 
@@ -352,7 +402,7 @@ class FilesSource:
             dataset = ds.dataset(
                 [self._absolute(f.path) for f in files],
                 schema=schema,
-                format=_file_format(files[0].format, schema),
+                format=_file_format(files[0].format, schema, self._nulls),
                 filesystem=self._fs,
             )
         except (OSError, pa.ArrowException) as exc:
@@ -465,14 +515,52 @@ def _columns(schema: pa.Schema) -> list[ColumnInfo]:
     return [ColumnInfo(f.name, logical_from_arrow(f.type), f.nullable) for f in schema]
 
 
-def _file_format(fmt: str, schema: pa.Schema) -> ds.FileFormat:
+def _is_float(t: pa.DataType) -> bool:
+    return bool(pa.types.is_floating(t))
+
+
+def exact_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
+    """The type for a CSV column Arrow inferred as ``inferred`` (an integer or float type) from
+    ``values`` (its non-NULL texts), such that every value keeps its exact value: a leading
+    zero (``01234``) keeps the column text, integers beyond int64 are ``decimal(38,0)``, numbers
+    written with a decimal point are ``decimal(38,s)`` with the largest scale seen, and only
+    exponents, ``nan`` and ``inf`` make a float — of at most 15 significant digits."""
+    if any(_LEADING_ZERO.match(v) for v in values):
+        return pa.string()
+    if pa.types.is_integer(inferred):
+        return inferred
+    plain = [m for v in values if (m := _PLAIN_NUMBER.match(v)) and any(map(str.isdigit, v))]
+    if len(plain) == len(values):
+        scale = max((len(m.group(2) or "") for m in plain), default=0)
+        whole = max((len(m.group(1)) for m in plain), default=1)
+        return pa.decimal128(38, scale) if whole + scale <= 38 else pa.string()
+    if any(_significant_digits(v) > _FLOAT_DIGITS for v in values):
+        return pa.string()
+    return inferred
+
+
+def _significant_digits(text: str) -> int:
+    mantissa = re.split(r"[eE]", text, maxsplit=1)[0]
+    return len(mantissa.lstrip("+-").replace(".", "").lstrip("0"))
+
+
+def _csv_convert(null_values: tuple[str, ...]) -> pcsv.ConvertOptions:
+    """Only an empty field is NULL (plus the connection's own spellings), and a quoted ""
+    is the empty string: the rule Egress writes by. Arrow's default also reads NA, N/A,
+    null, NULL, nan, #N/A… as NULL, which would erase Namibia's country code."""
+    return pcsv.ConvertOptions(
+        null_values=["", *null_values],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+
+
+def _file_format(fmt: str, schema: pa.Schema | None, null_values: tuple[str, ...]) -> ds.FileFormat:
+    """The dataset format; ``schema`` (the template's types) when reading, None to infer."""
     if fmt == "csv":
-        # Read every column as its template type instead of re-inferring per block.
-        convert = ds.CsvFileFormat().default_fragment_scan_options.convert_options
-        convert.column_types = {f.name: f.type for f in schema}
-        # An empty field is NULL, a quoted "" the empty string: the same rule Egress writes by.
-        convert.strings_can_be_null = True
-        convert.quoted_strings_can_be_null = False
+        convert = _csv_convert(null_values)
+        if schema is not None:  # read every column as its template type, never re-inferred
+            convert.column_types = {f.name: f.type for f in schema}
         return ds.CsvFileFormat(convert_options=convert)
     if fmt == "json":
         return ds.JsonFileFormat()

@@ -86,6 +86,11 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
             ("body", "connectionId"), f"unknown connection {body.connection_id!r}"
         ) from exc
     if body.query is not None:
+        if body.column_types is not None:
+            raise Invalid.at(
+                ("body", "columnTypes"),
+                "a SQL template's types are its query's: cast in the SELECT instead",
+            )
         if body.fields is not None:
             raise Invalid.at(
                 ("body", "fields"),
@@ -116,6 +121,7 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
             body.primary_key,
             body.cursor_field,
             body.date_field,
+            body.column_types,
         )
     )
 
