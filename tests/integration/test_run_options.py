@@ -234,6 +234,22 @@ def test_date_range_with_timestamps(env: Env) -> None:
     assert ids == expected(lambda r: lo <= r[3] <= hi)
 
 
+@pytest.mark.parametrize(
+    ("date_from", "date_to"),
+    [
+        ("2026-01-01T15:00:00+08:00", "2026-01-01T16:00:00-05:00"),
+        ("2026-01-01T02:00:00-05:00", "2026-01-02T05:00:00+08:00"),
+        ("2026-01-01T07:00:00Z", "2026-01-01T21:00:00+00:00"),
+    ],
+)
+def test_date_range_offsets_are_converted_to_utc(env: Env, date_from: str, date_to: str) -> None:
+    """A timestamp column without a time zone holds UTC: the range's offsets are applied
+    before they are dropped, on every source (they used to be dropped as they were)."""
+    _, ids = env.run(dateFrom=date_from, dateTo=date_to)
+    lo, hi = datetime(2026, 1, 1, 7), datetime(2026, 1, 1, 21)
+    assert ids == expected(lambda r: lo <= r[3] <= hi) == [1, 2, 3]
+
+
 def test_where_clause(env: Env) -> None:
     _, ids = env.run(whereClause="region = 'EU' AND amount > 100")
     assert ids == expected(lambda r: r[1] == "EU" and r[2] > 100)

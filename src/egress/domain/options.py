@@ -41,6 +41,15 @@ def checked_utc(value: datetime) -> datetime:
     return value
 
 
+def naive_utc(value: Any) -> Any:
+    """An aware timestamp as the naive UTC one that a column without a time zone (read as UTC)
+    is compared with; other values unchanged. Dropping the offset without converting first
+    would move the instant by the offset."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
 def parse_when(text: str, loc: tuple[str, ...]) -> date | datetime:
     """``2026-01-31`` is a date; ISO timestamps are UTC unless they carry an offset."""
     try:

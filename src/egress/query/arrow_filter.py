@@ -20,6 +20,7 @@ from pyarrow.compute import Expression
 from sqlglot import exp
 
 from egress.domain.errors import Invalid
+from egress.domain.options import naive_utc
 from egress.domain.plan import KeySelection, ReadPlan
 from egress.query.where import LOC, literal_value, parse_where
 
@@ -83,8 +84,8 @@ def _typed(value: Any, schema: pa.Schema, field: str) -> pa.Scalar:
 
 def _cast(value: Any, target: pa.DataType, against: str) -> pa.Scalar:
     """``value`` as a scalar comparable with ``target`` (text forms of dates and numbers too)."""
-    if isinstance(value, datetime) and pa.types.is_timestamp(target) and target.tz is None:
-        value = value.replace(tzinfo=None)
+    if pa.types.is_timestamp(target) and target.tz is None:
+        value = naive_utc(value)
     if isinstance(value, datetime) and pa.types.is_date(target):
         value = value.date() if value.time() == datetime.min.time() else value
     is_number = isinstance(value, int | float | Decimal) and not isinstance(value, bool)

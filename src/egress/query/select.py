@@ -10,6 +10,7 @@ from typing import Any
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo
+from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
 from egress.query.custom import subquery
 from egress.query.where import bind_where, parse_where
@@ -53,9 +54,9 @@ def relation(plan: ReadPlan, dialect: str) -> exp.Table | exp.Subquery:
 
 
 def sqlite_value(value: Any) -> Any:
-    """SQLite keeps dates as ISO text: compare with the same text form."""
+    """SQLite keeps dates as ISO text (UTC): compare with the same text form."""
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat(sep=" ")
+        return naive_utc(value).isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
     return value

@@ -21,6 +21,7 @@ from pymysql.constants import FIELD_TYPE, FLAG
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
+from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement
@@ -487,7 +488,8 @@ class MysqlSource:
 
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
-        sql, params = _sql(select_statement(plan, "mysql"))
+        # PyMySQL writes an aware datetime without its offset: give it the UTC one.
+        sql, params = _sql(select_statement(plan, "mysql", convert=naive_utc))
         conn = self._connect(unbuffered=True)
         try:
             with conn.cursor() as cur:
