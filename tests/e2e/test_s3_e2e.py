@@ -146,7 +146,7 @@ def test_download_redirects_to_a_presigned_url(
     (key,) = [k for k in s3_server.keys(bucket) if k.endswith(f"/out/{file['fileName']}")]
     workspace, rest = key.removeprefix(f"{PREFIX}/").split("/", 1)
     assert workspace and rest == f"out/{file['fileName']}"
-    manifest_key = f"{key.removesuffix('.csv')}.manifest.json"
+    manifest_key = f"{key}.manifest.json"  # the data file's whole name + .manifest.json
     assert {key, manifest_key} <= set(s3_server.keys(bucket))
     manifest = json.loads(bytes(obstore.get(s3_server.store(bucket), manifest_key).bytes()))
     assert manifest["executionId"] == details["id"]

@@ -16,6 +16,7 @@ import pytest
 from egress.container import Container
 from egress.db.executions import RunRecord
 from egress.db.migrate import upgrade
+from egress.domain.naming import split_label
 from egress.domain.paging import PageRequest
 from egress.domain.split import sub_extract_id
 from egress.domain.status import RunStatus
@@ -227,3 +228,63 @@ def test_split_by_a_field_that_is_not_exported_splits_by_that_field(
         want = sorted((i, v) for i, v, r in rows if r == f.sub_extract_value)
         assert sorted((int(r["id"]), int(r["v"])) for r in got) == want
         assert f.record_count == len(want)
+
+
+def test_values_that_sanitise_to_one_name_each_get_their_own_file(
+    c: Container, tmp_path: Path
+) -> None:
+    """``a/b``, ``a b``, ``a_b``, ``a?b`` used to fail the run (three candidate names for four
+    files); now every value has its own stable name, whatever the row order."""
+    path = tmp_path / "clash.db"
+    values = ["a/b", "a b", "a_b", "a?b", "null"]
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE clash (id INTEGER PRIMARY KEY, k TEXT)")
+        db.executemany("INSERT INTO clash VALUES (?, ?)", list(enumerate([*values, None])))
+    ws, cfg = _setup(c, path, "k", "csv", table="clash")
+    names: list[dict[str | None, str]] = []
+    for _ in range(2):
+        execution, _ = executions.trigger(c, ws, cfg, {})
+        assert c.worker().run_once()
+        run = c.executions.get(ws, cfg, execution.id).latest
+        assert run.status is RunStatus.COMPLETED, run.error_message
+        assert len({f.file_name for f in run.files}) == 6
+        for f in run.files:
+            assert f.file_name.startswith(f"split_k_csv_{split_label(f.sub_extract_value)}_")
+            assert [r["k"] for r in _read(c, f.storage_key, "csv")] == [f.sub_extract_value or ""]
+        names.append({f.sub_extract_value: f.file_name.split("_20")[0] for f in run.files})
+        with sqlite3.connect(path) as db:  # the same values in the opposite row order
+            db.execute("UPDATE clash SET id = 100 - id")
+    assert names[0] == names[1]
+
+
+def test_a_pattern_that_names_every_run_alike_fails_the_later_run(
+    c: Container, source: Path
+) -> None:
+    """As the README says: no silent ``_<execution id>`` suffix for such a pattern. The first
+    run's file and manifest sit side by side: the data file's name plus ``.manifest.json``."""
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, "src", "sqlite", {"path": str(source)}, None)
+    catalog.discover(c, ws, conn.id)
+    tpl = next(
+        t
+        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
+        if t.name == "main.many"
+    )
+    cfg = submitted_configuration(
+        c, ws, tpl.id, "fixed", file_name_pattern="{configurationName}_v{run}.{ext}"
+    )
+    first, _ = executions.trigger(c, ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, first.id).latest
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert run.files[0].file_name == "fixed_v1.csv"
+    keys = sorted(o.key.rsplit("/", 1)[-1] for o in c.storage.list())
+    assert keys == ["fixed_v1.csv", "fixed_v1.csv.manifest.json"]
+
+    second, _ = executions.trigger(c, ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, second.id).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message is not None
+    assert "'fixed_v1.csv'" in run.error_message and "same names" in run.error_message
+    assert sorted(o.key.rsplit("/", 1)[-1] for o in c.storage.list()) == keys

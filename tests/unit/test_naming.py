@@ -12,13 +12,16 @@ from egress.domain.naming import (
     MAX_FILE_NAME_BYTES,
     NameParts,
     file_extension,
+    manifest_name,
     name_candidates,
     normalize_destination_path,
     render_file_name,
     sanitize_segment,
+    split_label,
     storage_key,
     truncate_utf8,
     validate_pattern,
+    varies_per_run,
 )
 
 PARTS = NameParts(
@@ -207,3 +210,39 @@ def test_manifest_names_fit_too() -> None:
 )
 def test_truncate_utf8_never_cuts_a_character(value: str, limit: int, expected: str) -> None:
     assert truncate_utf8(value, limit) == expected
+
+
+def test_split_values_that_sanitise_alike_get_distinct_stable_labels() -> None:
+    values = ["a/b", "a b", "a_b", "a?b", "null", None]
+    labels = [split_label(v) for v in values]
+    assert len(set(labels)) == len(values)
+    assert labels[2] == "a_b" and labels[5] == "null"  # already safe: the value itself
+    assert all(label.startswith("a_b_") and len(label) == 12 for label in labels[:2])
+    assert labels[4].startswith("null_") and labels[3].startswith("a_b_")
+    assert [split_label(v) for v in reversed(values)] == labels[::-1]  # order plays no part
+    assert all(sanitize_segment(label) == label for label in labels)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "varies"),
+    [
+        (DEFAULT_FILE_NAME_PATTERN, True),
+        ("{configurationName}_{executionId}_{run}.{ext}", True),
+        ("{configurationName}_{executionId}.{ext}", False),  # a re-run renders it again
+        ("{configurationName}_v{run}.{ext}", False),
+        ("orders.{ext}", False),
+    ],
+)
+def test_patterns_that_vary_per_run(pattern: str, varies: bool) -> None:
+    assert varies_per_run(pattern) is varies
+
+
+def test_a_pattern_that_does_not_vary_has_no_fallback_names() -> None:
+    assert name_candidates("a.csv", "csv", "3f1a2b3c-99", 2, per_run=False) == ["a.csv"]
+
+
+def test_a_manifest_is_named_after_its_whole_file_name() -> None:
+    assert manifest_name("X_1.csv") == "X_1.csv.manifest.json"
+    assert manifest_name("X_1.parquet") == "X_1.parquet.manifest.json"
+    long = manifest_name("m" * 236 + ".csv")
+    assert long.endswith(".manifest.json") and _bytes(long) <= MAX_FILE_NAME_BYTES

@@ -27,6 +27,9 @@ MAX_FILE_NAME_BYTES = 240
 # distinct.
 _DIGEST_CHARS = 8
 
+MANIFEST_SUFFIX = ".manifest.json"
+NULL_LABEL = "null"  # the split part of NULL values
+
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
@@ -153,17 +156,50 @@ def _render(pieces: _Pieces, parts: NameParts) -> str:
     return "".join(out)
 
 
-def name_candidates(name: str, ext: str, execution_id: str, attempt: int) -> list[str]:
-    """The rendered name, then variants that stay unique when two runs render the same name
-    (e.g. two executions started within the same second); each fits MAX_FILE_NAME_BYTES."""
+def varies_per_run(pattern: str) -> bool:
+    """Whether two runs render different names: the run's start time, or the execution and the
+    run number together. Without it every run (or every re-run) renders the same name."""
+    names = {name for _lit, name, _spec, _conv in string.Formatter().parse(pattern) if name}
+    return "executionStartUtc" in names or {"executionId", "run"} <= names
+
+
+def name_candidates(
+    name: str, ext: str, execution_id: str, attempt: int, *, per_run: bool = True
+) -> list[str]:
+    """The rendered name, then — for a pattern that varies per run (``per_run``) — variants
+    for when two runs still render the same name (two executions started within the same
+    second); each fits MAX_FILE_NAME_BYTES. A pattern that gives every run the same name gets
+    no variants: the later run fails rather than publish under a name nobody chose."""
     suffix = f".{ext}" if name.endswith(f".{ext}") else ""
     stem = name.removesuffix(suffix)
+    if not per_run:
+        return [fit_name(stem, suffix)]
     short = sanitize_segment(execution_id.replace("-", "")[:8])
     return [
         fit_name(stem, suffix),
         fit_name(f"{stem}_{short}", suffix),
         fit_name(f"{stem}_{short}_a{attempt}", suffix),
     ]
+
+
+def manifest_name(file_name: str) -> str:
+    """A run's manifest sits beside its file: the data file's whole name plus
+    ``.manifest.json`` (``X_1.csv.manifest.json``); a split run uses the name its unsplit
+    file would have had. Deleting a file deletes the key this gives."""
+    return fit_name(file_name, MANIFEST_SUFFIX)
+
+
+def split_label(value: str | None) -> str:
+    """What a split part's name shows of its value: the value itself when it is already a safe
+    name segment, else its sanitised form plus 8 hex digits of a hash of the value — so a value
+    gets the same name on every run, and values that sanitise alike (``a/b``, ``a b``, ``a?b``
+    beside ``a_b``) never compete for one name. NULL is ``null``; the text ``null`` is hashed."""
+    if value is None:
+        return NULL_LABEL
+    clean = sanitize_segment(value)
+    if clean == value and value != NULL_LABEL:
+        return value
+    return f"{clean}_{hashlib.sha256(value.encode()).hexdigest()[:_DIGEST_CHARS]}"
 
 
 def storage_key(workspace_id: str, destination_path: str, file_name: str) -> str:

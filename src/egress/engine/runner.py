@@ -30,10 +30,12 @@ from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
     NameParts,
     file_extension,
+    manifest_name,
     name_candidates,
     render_file_name,
-    sanitize_segment,
+    split_label,
     storage_key,
+    varies_per_run,
 )
 from egress.domain.options import Window
 from egress.domain.plan import ReadPlan, plan_from_snapshot
@@ -62,7 +64,6 @@ log = logging.getLogger(__name__)
 FILE_BUFFER_BYTES = 8 << 20
 # Per open part of a split run: many may be open at once, so keep each small.
 PART_BUFFER_BYTES = 64 << 10
-MANIFEST = "manifest.json"
 
 
 class RunFailure(Exception):
@@ -100,7 +101,7 @@ class Job:
     def file_name(self, value: str | None = None, *, split: bool = False) -> str:
         name = self.configuration_name
         if split:
-            name = f"{name}_{'null' if value is None else sanitize_segment(value)}"
+            name = f"{name}_{split_label(value)}"
         return render_file_name(
             self.pattern,
             NameParts(
@@ -360,25 +361,44 @@ class Runner:
                 yield batch
 
     # --------------------------------------------------------------- publishing
-    def _free_key(self, job: Job, name: str, ext: str, taken: set[str]) -> tuple[str, str]:
+    def _final_names(self, job: Job, written: list[Written]) -> str:
+        """Give every file its final name and key, all from the same candidate (the rendered
+        names, else each with the execution's short id, else also the attempt), the first one
+        under which no key is taken; returns the manifest's key."""
         claimed = job.claimed
-        for candidate in name_candidates(name, ext, claimed.execution_id, claimed.attempt):
-            key = storage_key(claimed.workspace_id, job.destination, candidate)
-            if key not in taken and not self._storage.exists(key):
-                taken.add(key)
-                return candidate, key
-        raise RunFailure(f"every candidate file name under {job.destination!r} is taken ({name!r})")
+        per_run = varies_per_run(job.pattern)
+
+        def candidates(name: str) -> list[str]:
+            return name_candidates(
+                name, job.ext, claimed.execution_id, claimed.attempt, per_run=per_run
+            )
+
+        def key(name: str) -> str:
+            return storage_key(claimed.workspace_id, job.destination, name)
+
+        split = job.split_by is not None
+        files = [candidates(job.file_name(w.value, split=split)) for w in written]
+        runs = candidates(job.file_name())
+        for i, base in enumerate(runs):
+            names = [options[i] for options in files]
+            keys = [key(n) for n in names] + [key(manifest_name(base))]
+            if len(set(keys)) == len(keys) and not any(map(self._storage.exists, keys)):
+                for w, name in zip(written, names, strict=True):
+                    w.name, w.final_key = name, key(name)
+                return keys[-1]
+        where = f" under {job.destination!r}" if job.destination else ""
+        if not per_run:
+            raise RunFailure(
+                f"a file of this run already exists{where} ({runs[0]!r}): the file name pattern "
+                f"{job.pattern!r} gives every run the same names; add {{executionStartUtc}}, "
+                "or {executionId} and {run}"
+            )
+        raise RunFailure(f"every candidate file name{where} is taken ({runs[0]!r})")
 
     def _publish(self, job: Job, written: list[Written]) -> str:
         """Move every file to a free final key, then publish the manifest; returns its key."""
-        taken: set[str] = set()
-        split = job.split_by is not None
-        for w in written:
-            w.name, w.final_key = self._free_key(
-                job, job.file_name(w.value, split=split), job.ext, taken
-            )
-        base = job.file_name().removesuffix(f".{job.ext}")
-        _, manifest_key = self._free_key(job, f"{base}.{MANIFEST}", MANIFEST, taken)
+        manifest_key = self._final_names(job, written)
+        taken = [w.final_key for w in written] + [manifest_key]
         if not self._executions.mark_publishing(job.claimed, sorted(taken)):
             raise LeaseLost
         published: list[str] = []
