@@ -473,3 +473,23 @@ def test_csv_inference_never_changes_a_value(c: Container, tmp_path: Path) -> No
         '1,"01234",99999999999999999999,12345678901234567890.12,0.50,1500',
         '2,"98765",1,0.10,-0.25,2',
     ]
+
+
+def test_a_jsonl_error_names_the_line_in_the_file(tmp_path: Path) -> None:
+    """Not the row within Arrow's block (``line 8339`` for line 100,002), and blank lines
+    count as lines."""
+    folder = tmp_path / "events"
+    folder.mkdir()
+    good = "".join(json.dumps({"id": i, "pad": "x" * 40}) + "\n" for i in range(3))
+    (folder / "a.jsonl").write_text(good)
+    lines = [json.dumps({"id": i, "pad": "x" * 40}) for i in range(100_000)]
+    lines[50_000] = ""  # a blank line is still a line
+    (folder / "b.jsonl").write_text("\n".join([*lines, '{"id": "bad"}', '{"id": 1}']) + "\n")
+    source = FilesSource(FilesSettings(url=tmp_path.as_uri()), {}, policy_for(tmp_path))
+    table = next(t for t in source.catalog() if t.qualified_name == "events")
+    plan = ReadPlan("events", table.columns, table.columns)
+    with pytest.raises(SourceError) as caught:
+        for _ in source.read(plan, 10_000):
+            pass
+    assert str(caught.value).startswith("events/b.jsonl line 100001: "), str(caught.value)
+    assert "row" not in str(caught.value)

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.json as pjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from egress.domain.catalog import ColumnInfo, TableInfo
@@ -440,7 +441,8 @@ class FilesSource:
             except StopIteration:
                 return
             except (OSError, pa.ArrowException) as exc:
-                raise SourceError(self._explain(exc, files[0], len(files) > 1)) from exc
+                located = files[0].format == "json" and self._locate_json(files, dataset.schema)
+                raise SourceError(located or self._explain(exc, files[0], len(files) > 1)) from exc
             if batch.num_rows:
                 yield batch
 
@@ -471,6 +473,42 @@ class FilesSource:
         self._calls.interrupt()
 
     # -------------------------------------------------------------- errors
+
+    def _locate_json(self, files: list[DataFile], schema: pa.Schema) -> str | None:
+        """Arrow's JSON reader counts rows within a block (``row 8338`` for line 100,002): after
+        a failure, read the files again block by block to name the file and the line in it."""
+        options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        for file in files:
+            rows = 0
+            try:
+                with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+                    for batch in pjson.open_json(stream, parse_options=options):
+                        self._calls.check()
+                        rows += batch.num_rows
+            except (OSError, pa.ArrowException) as exc:
+                text = clean(exc)
+                row = _JSON_ROW.search(text)
+                if row is None:
+                    return f"{file.path}: {text}"
+                line = self._physical_line(file, rows + int(row.group(1)))
+                return f"{file.path} line {line}: {text.replace(row.group(0), '').rstrip()}"
+        return None
+
+    def _physical_line(self, file: DataFile, row: int) -> int:
+        """The line number of the ``row``-th (from 0) non-blank line: Arrow skips blank ones."""
+        line, seen, carry = 0, -1, b""
+        with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+            while True:
+                chunk = stream.read(1 << 20)
+                parts = (carry + chunk).split(b"\n")
+                carry = parts.pop() if chunk else b""
+                for part in parts:
+                    line += 1
+                    seen += bool(part.strip())
+                    if seen == row:
+                        return line
+                if not chunk:
+                    return line
 
     def _explain(self, exc: BaseException, file: DataFile, several: bool = False) -> str:
         """Arrow's message with the file's relative name and the line of the problem."""
