@@ -493,3 +493,28 @@ def test_a_jsonl_error_names_the_line_in_the_file(tmp_path: Path) -> None:
             pass
     assert str(caught.value).startswith("events/b.jsonl line 100001: "), str(caught.value)
     assert "row" not in str(caught.value)
+
+
+def test_gzipped_parquet_files_are_read(c: Container, tmp_path: Path) -> None:
+    """``.parquet.gz`` is listed as a data file, so it is read (it used to fail with "magic
+    bytes not found"), alone and in a folder beside a plain Parquet file."""
+    folder = tmp_path / "in"
+    (folder / "sales").mkdir(parents=True)
+    for name, rows in (("a.parquet", [1, 2]), ("b.parquet.gz", [3])):
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"id": rows, "region": ["EU"] * len(rows)}), buffer)
+        data = buffer.getvalue()
+        (folder / "sales" / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    settings = {"url": folder.as_uri()}
+    run, data = extract_once(c, "files", settings, "sales/b.parquet.gz", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == ['"id","region"', '3,"EU"']
+    run, data = extract_once(c, "files", settings, "sales", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert sorted(data.decode().splitlines()[1:]) == ['1,"EU"', '2,"EU"', '3,"EU"']
+    # A broken one is named by its own path, not the temporary copy's.
+    (folder / "sales" / "b.parquet.gz").write_bytes(gzip.compress(b"not parquet"))
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(tmp_path))
+    broken = next(t for t in source.catalog() if t.qualified_name == "sales/b.parquet.gz")
+    assert broken.error is not None
+    assert broken.error.startswith("sales/b.parquet.gz: "), broken.error

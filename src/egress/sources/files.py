@@ -8,10 +8,12 @@ Parquet footers or from inference over the first block of a CSV/JSONL file; read
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import stat
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -197,6 +199,7 @@ class FilesSource:
         self._calls = OpenCalls()
         self._local = urlparse(settings.url).scheme == "file"
         self._nulls = tuple(settings.csvNullValues)
+        self._unzipped: dict[str, str] = {}  # a decompressed copy → the file's relative path
         try:
             self._root = _checked_location(settings, policy)
         except (confine.PathRefused, HostDenied) as exc:
@@ -348,11 +351,10 @@ class FilesSource:
             if cached is not None:
                 return cached
         try:
-            schema = ds.dataset(
-                [self._absolute(first.path)],
-                format=_file_format(first.format, None, self._nulls),
-                filesystem=self._fs,
-            ).schema
+            with contextlib.ExitStack() as scratch:
+                schema = self._open_dataset(
+                    [first], _file_format(first.format, None, self._nulls), None, scratch
+                ).schema
             if first.format == "csv":
                 schema = self._exact_csv_schema(first, schema)
         except (OSError, pa.ArrowException) as exc:
@@ -385,7 +387,45 @@ class FilesSource:
 
     # -------------------------------------------------------------- reading
 
-    def _dataset(self, plan: ReadPlan) -> tuple[ds.Dataset, list[DataFile]]:
+    def _open_dataset(
+        self,
+        files: list[DataFile],
+        fmt: ds.FileFormat,
+        schema: pa.Schema | None,
+        scratch: contextlib.ExitStack,
+    ) -> ds.Dataset:
+        """A dataset of ``files``. Parquet needs random access, which a gzip stream cannot
+        give: a ``.parquet.gz`` is first decompressed into a local temporary file, removed
+        when ``scratch`` closes."""
+        plain = [f for f in files if not _gzipped_parquet(f)]
+        gzipped = [f for f in files if _gzipped_parquet(f)]
+        parts = []
+        if plain:
+            paths = [self._absolute(f.path) for f in plain]
+            parts.append(ds.dataset(paths, schema=schema, format=fmt, filesystem=self._fs))
+        if gzipped:
+            folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="egress-parquet-"))
+            local = [self._gunzip(f, folder, i) for i, f in enumerate(gzipped)]
+            parts.append(
+                ds.dataset(local, schema=schema, format=fmt, filesystem=pafs.LocalFileSystem())
+            )
+        return parts[0] if len(parts) == 1 else ds.dataset(parts)
+
+    def _gunzip(self, file: DataFile, folder: str, index: int) -> str:
+        target = os.path.join(folder, f"{index}.parquet")
+        self._unzipped[target] = file.path  # errors name the file, not the copy
+        with (  # the stream gunzips: the name ends with .gz
+            self._fs.open_input_stream(self._absolute(file.path)) as src,
+            open(target, "wb") as out,
+        ):
+            while chunk := src.read(1 << 20):
+                self._calls.check()
+                out.write(chunk)
+        return target
+
+    def _dataset(
+        self, plan: ReadPlan, scratch: contextlib.ExitStack
+    ) -> tuple[ds.Dataset, list[DataFile]]:
         files = self._resolve(plan.source_table)
         if not files:
             return None, files
@@ -400,12 +440,8 @@ class FilesSource:
             fields.append(pa.field(col.name, wanted))
         schema = pa.schema(fields)
         try:
-            dataset = ds.dataset(
-                [self._absolute(f.path) for f in files],
-                schema=schema,
-                format=_file_format(files[0].format, schema, self._nulls),
-                filesystem=self._fs,
-            )
+            fmt = _file_format(files[0].format, schema, self._nulls)
+            dataset = self._open_dataset(files, fmt, schema, scratch)
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(self._explain(exc, files[0])) from exc
         return dataset, files
@@ -413,7 +449,13 @@ class FilesSource:
     def _scan(
         self, plan: ReadPlan, columns: list[str], batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
-        dataset, files = self._dataset(plan)
+        with contextlib.ExitStack() as scratch:
+            yield from self._scan_in(plan, columns, batch_rows, scratch)
+
+    def _scan_in(
+        self, plan: ReadPlan, columns: list[str], batch_rows: int, scratch: contextlib.ExitStack
+    ) -> Iterator[pa.RecordBatch]:
+        dataset, files = self._dataset(plan, scratch)
         if dataset is None:
             return
         try:
@@ -516,7 +558,9 @@ class FilesSource:
         quoted = re.search(r"input source '([^']+)'", text)
         name = file.path
         if quoted:
-            name = quoted.group(1)[len(self._root) :].lstrip("/") or name
+            name = self._unzipped.get(quoted.group(1)) or (
+                quoted.group(1)[len(self._root) :].lstrip("/") or name
+            )
             text = text[quoted.end() :].lstrip(": ").removeprefix("Invalid: ")
         elif several:
             name = f"{_parent(file.path)}/*"
@@ -526,6 +570,10 @@ class FilesSource:
         elif (row := _JSON_ROW.search(text)) is not None:
             where = f" line {int(row.group(1)) + 1}"  # JSON rows count from 0
         return f"{name}{where}: {text}"
+
+
+def _gzipped_parquet(file: DataFile) -> bool:
+    return file.format == "parquet" and file.path.lower().endswith(".gz")
 
 
 def _shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema | None:
