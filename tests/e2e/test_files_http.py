@@ -201,3 +201,29 @@ def test_a_custom_template_sets_csv_column_types(
     parquet = {"connectionId": conn, "name": "y", "table": "sales/2026-01.parquet"}
     r = http.post(f"{API}/templates", json={**parquet, "columnTypes": {"id": "string"}})
     assert "only CSV files" in problem(r, 422, "columnTypes")["detail"]
+
+
+def test_files_that_differ_from_the_template_leave_warnings_on_the_run(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    """A column only one file has is not read, a column a file lacks is NULL: the run still
+    completes, and its details say so, naming file and column."""
+    root = tmp_path / "drift"
+    (root / "orders").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (root / "orders" / f"{name}.csv").write_text(f"id,region\n{ord(name)},EU\n")
+    conn = _connect(http, root, "drift")
+    cfg = configuration(http, str(_template(http, conn, "orders")["id"]), "drift")
+    (root / "orders" / "b.csv").write_text("id,region,extra\n98,EU,x\n")
+    (root / "orders" / "c.csv").write_text("id\n99\n")
+    eid = trigger(http, cfg)["id"]
+    details = wait_for_status(http, cfg, eid, DONE)
+    run = details["runs"][0]  # type: ignore[index]
+    assert run["status"] == "COMPLETED", run
+    assert run["warnings"] == [
+        "orders/b.csv: column 'extra' is not in the template (orders/a.csv has no such "
+        "column); it was not read",
+        "orders/c.csv: has no column 'region'; its rows have NULL there",
+    ]
+    rows = http.get(f"{CONFIGS}/{cfg}/executions/{eid}/download").text.splitlines()
+    assert sorted(rows[1:]) == ['97,"EU"', '98,"EU"', "99,"]

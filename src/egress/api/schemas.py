@@ -291,6 +291,7 @@ class RunOut(Wire):
     completed_at: datetime | None
     record_count: int | None
     error_message: str | None
+    warnings: list[str] = Field(default_factory=list)
     attempt: int
     file: FileOut | None
     sub_extracts: list[SubExtractOut]

@@ -74,6 +74,7 @@ class RunRecord:
     error_message: str | None
     manifest_key: str | None = None
     files: list[FileRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class Outcome:
     error_message: str | None = None
     files: list[FileRecord] = field(default_factory=list)
     manifest_key: str | None = None
+    warnings: list[str] = field(default_factory=list)
     # Incremental runs: the configuration's watermark moves to this on success, never back.
     watermark: Any = None
 
@@ -193,6 +195,7 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         error_message=row.error_message,
         manifest_key=row.manifest_key,
         files=files,
+        warnings=list(row.warnings or []),
     )
 
 
@@ -702,6 +705,7 @@ class ExecutionRepo:
                 lease_token=None,
                 lease_expires_at=None,
                 manifest_key=outcome.manifest_key,
+                warnings=outcome.warnings or None,
             )
         ).rowcount
         if updated != 1:

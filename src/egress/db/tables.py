@@ -178,6 +178,7 @@ runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean(), nullable=False),
     sa.Column("error_message", sa.Text(), nullable=True),
     sa.Column("manifest_key", sa.String(1000), nullable=True),
+    sa.Column("warnings", sa.JSON(), nullable=True),  # what the run noticed (files sources)
     # Idempotency-Key of the re-run that created this run (run 1 uses the execution's key).
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),

@@ -55,6 +55,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import Noticing
 from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
 
@@ -158,13 +159,19 @@ class Runner:
                 if job.data_table is not None:
                     rows = self._load(job, source, control)
                     status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
-                    self._finish(claimed, Outcome(status, rows, watermark=watermark))
+                    outcome = Outcome(status, rows, watermark=watermark, warnings=_warnings(source))
+                    self._finish(claimed, outcome)
                     return
                 written = self._write(job, source, control)
                 control.checkpoint()
                 if sum(w.file.rows for w in written) == 0:
                     self._storage.delete_prefix(prefix)
-                    outcome = Outcome(RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark)
+                    outcome = Outcome(
+                        RunStatus.COMPLETED_NO_DATA,
+                        0,
+                        watermark=watermark,
+                        warnings=_warnings(source),
+                    )
                     self._finish(claimed, outcome)
                     return
             except Exception as exc:
@@ -206,7 +213,12 @@ class Runner:
         ]
         total = sum(f.record_count for f in files)
         outcome = Outcome(
-            RunStatus.COMPLETED, total, files=files, manifest_key=manifest_key, watermark=watermark
+            RunStatus.COMPLETED,
+            total,
+            files=files,
+            manifest_key=manifest_key,
+            watermark=watermark,
+            warnings=_warnings(source),
         )
         if not self._executions.finish(claimed, outcome, self._clock()):
             # Our own keys (publishing never overwrites): unpublish, never someone else's.
@@ -484,6 +496,10 @@ def _manifest(job: Job, written: list[Written]) -> bytes:
         ],
     }
     return json.dumps(body, indent=2, ensure_ascii=False).encode()
+
+
+def _warnings(source: Source) -> list[str]:
+    return source.warnings() if isinstance(source, Noticing) else []
 
 
 def _message(exc: BaseException) -> str:

@@ -176,6 +176,15 @@ class SocketRef:
 
 
 @runtime_checkable
+class Noticing(Protocol):
+    """A source that notices what a run should report without failing for it (files: a file
+    of a folder with a column the others lack, or without one the template has)."""
+
+    def warnings(self) -> list[str]:
+        """What the reads so far noticed, each naming the file and the column."""
+
+
+@runtime_checkable
 class AccessAudit(Protocol):
     """A source whose user's privileges can be checked (database servers)."""
 

@@ -200,6 +200,7 @@ class FilesSource:
         self._local = urlparse(settings.url).scheme == "file"
         self._nulls = tuple(settings.csvNullValues)
         self._unzipped: dict[str, str] = {}  # a decompressed copy → the file's relative path
+        self._noticed: dict[str, None] = {}  # warnings, in order, each once
         try:
             self._root = _checked_location(settings, policy)
         except (confine.PathRefused, HostDenied) as exc:
@@ -387,6 +388,31 @@ class FilesSource:
 
     # -------------------------------------------------------------- reading
 
+    def _notice_differences(
+        self, files: list[DataFile], first: pa.Schema, template: list[str]
+    ) -> None:
+        """A dataset reads every file with the template's columns: a column only some files
+        have is not read, and a template column a file lacks is NULL in its rows. Say so."""
+        for file in files[1:]:
+            try:
+                names = self._native_schema([file]).names
+            except SourceError:
+                continue  # the scan fails on it, naming it
+            for name in names:
+                if name not in first.names:
+                    self._noticed[
+                        f"{file.path}: column {name!r} is not in the template "
+                        f"({files[0].path} has no such column); it was not read"
+                    ] = None
+            for name in template:
+                if name not in names:
+                    self._noticed[
+                        f"{file.path}: has no column {name!r}; its rows have NULL there"
+                    ] = None
+
+    def warnings(self) -> list[str]:
+        return list(self._noticed)
+
     def _open_dataset(
         self,
         files: list[DataFile],
@@ -439,6 +465,7 @@ class FilesSource:
             wanted = native.field(col.name).type if col.type == "json" else arrow_type(col.type)
             fields.append(pa.field(col.name, wanted))
         schema = pa.schema(fields)
+        self._notice_differences(files, native, schema.names)
         try:
             fmt = _file_format(files[0].format, schema, self._nulls)
             dataset = self._open_dataset(files, fmt, schema, scratch)

@@ -108,6 +108,7 @@ def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
         completed_at=run.completed_at,
         record_count=run.record_count,
         error_message=run.error_message,
+        warnings=run.warnings,
         attempt=run.attempt,
         file=_run_file(base, execution, run),
         sub_extracts=_sub_extracts(base, execution, run),
