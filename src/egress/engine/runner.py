@@ -53,7 +53,14 @@ from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.policy import SourcePolicy
-from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
+from egress.storage import (
+    STORAGE_ERRORS,
+    DestinationExists,
+    ObjectHeaders,
+    Storage,
+    tmp_key,
+    tmp_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +290,9 @@ class Runner:
         return result.rows
 
     # ----------------------------------------------------------------- writing
-    def _sink(self, job: Job, temp_name: str, buffer: int, one_of_many: bool = False) -> FileSink:
+    def _sink(
+        self, job: Job, temp_name: str, buffer: int, name: str, one_of_many: bool = False
+    ) -> FileSink:
         claimed = job.claimed
         return FileSink(
             self._storage,
@@ -292,13 +301,14 @@ class Runner:
             job.compression,
             arrow_schema(job.plan.fields),
             buffer,
+            name,
             one_of_many=one_of_many,
         )
 
     def _write(self, job: Job, source: Source, control: RunControl) -> list[Written]:
         if job.split_by:
             return self._write_split(job, source, control)
-        sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES)
+        sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES, job.file_name())
         try:
             fast = getattr(source, "can_copy_csv", None)
             if job.fmt == "csv" and fast is not None and fast(job.plan):
@@ -320,8 +330,12 @@ class Runner:
         router = SplitRouter(
             job.split_by,
             self._max_parts,
-            lambda pid, _value: self._sink(
-                job, f"{pid}.{job.ext}", PART_BUFFER_BYTES, one_of_many=True
+            lambda pid, value: self._sink(
+                job,
+                f"{pid}.{job.ext}",
+                PART_BUFFER_BYTES,
+                job.file_name(value, split=True),
+                one_of_many=True,
             ),
             flush_rows=self._batch_rows,
         )
@@ -373,7 +387,7 @@ class Runner:
                 job, job.file_name(w.value, split=split), job.ext, taken
             )
         base = job.file_name().removesuffix(f".{job.ext}")
-        _, manifest_key = self._free_key(job, f"{base}.{MANIFEST}", MANIFEST, taken)
+        manifest_name, manifest_key = self._free_key(job, f"{base}.{MANIFEST}", MANIFEST, taken)
         if not self._executions.mark_publishing(job.claimed, sorted(taken)):
             raise LeaseLost
         published: list[str] = []
@@ -381,7 +395,11 @@ class Runner:
             for w in written:
                 self._storage.publish(w.temp_key, w.final_key)
                 published.append(w.final_key)
-            self._storage.put(manifest_key, _manifest(job, written))
+            self._storage.put(
+                manifest_key,
+                _manifest(job, written),
+                ObjectHeaders("application/json", manifest_name),
+            )
         except DestinationExists as exc:
             for key in published:
                 self._storage.delete(key)
