@@ -25,6 +25,7 @@ from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
 from egress.domain.clock import Clock
+from egress.domain.data_tables import UPSERT, Loading, loading_conflict
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
     NameParts,
@@ -181,19 +182,21 @@ class Runner:
             self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         except RunCancelled:
             self._storage.delete_prefix(prefix)
-            self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
+            self._finish(claimed, Outcome.stopped(RunStatus.CANCELLED, control.processed))
             return
         except (LeaseLost, RunReleased, RunStalled):
             self._storage.delete_prefix(prefix)
             raise
         except LoadError as exc:
-            self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, str(exc)))
+            self._finish(claimed, Outcome.stopped(RunStatus.FAILED, control.processed, str(exc)))
             return
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete_prefix(prefix)
             if not isinstance(exc, (SourceError, RunFailure, ValueError, *STORAGE_ERRORS)):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
-            self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, _message(exc)))
+            self._finish(
+                claimed, Outcome.stopped(RunStatus.FAILED, control.processed, _message(exc))
+            )
             return
         files = [
             FileRecord(
@@ -260,14 +263,32 @@ class Runner:
         worker still holds the run's lease."""
         assert job.data_table is not None
         claimed = job.claimed
-        primary_key = claimed.parameters["template"]["primaryKey"]
+        template = claimed.parameters["template"]
+        name, mode = job.data_table["dataTable"], job.data_table["mode"]
+        wanted = Loading(
+            mode,
+            template["primaryKey"] if mode == UPSERT else [],
+            template["id"],
+            template["name"],
+        )
         table = self._data_tables.ensure(
             claimed.workspace_id,
-            job.data_table["dataTable"],
-            physical_name(claimed.workspace_id, job.data_table["dataTable"]),
+            name,
+            physical_name(claimed.workspace_id, name),
             job.plan.fields,
-            primary_key if job.data_table["mode"] == "upsert" else [],
+            wanted.primary_key,
+            template["id"],
         )
+        # Checked when the configuration was saved; checked again here, as another
+        # configuration's first load, or a template whose key changed, may have come between.
+        existing = Loading(
+            table.mode,
+            table.primary_key,
+            table.template_id,
+            template["name"] if table.template_id == template["id"] else table.template_id or "",
+        )
+        if conflict := loading_conflict(name, existing, wanted):
+            raise LoadError(conflict)
 
         def still_leased() -> None:
             control.checkpoint()
@@ -280,13 +301,13 @@ class Runner:
             fields=job.plan.fields,
             known=table.fields,
             primary_key=table.primary_key,
-            mode=job.data_table["mode"],
+            mode=mode,
             batches=self._batches(job, source, control),
             before_commit=still_leased,
             on_rows=control.report,
         )
         merged = {f.name: f for f in table.fields} | {f.name: f for f in job.plan.fields}
-        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows)
+        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template["id"])
         return result.rows
 
     # ----------------------------------------------------------------- writing
