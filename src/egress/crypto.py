@@ -23,6 +23,13 @@ class SecretBox:
     def seal(self, secrets: dict[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(secrets).encode()).decode()
 
+    def can_open(self, token: str) -> bool:
+        try:
+            self._fernet.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
+
     def open(self, token: str | None) -> dict[str, str]:
         if not token:
             return {}
@@ -70,6 +77,15 @@ def _fernet_keys(text: str) -> list[bytes]:
                 "(32 bytes, URL-safe base64: Fernet.generate_key())"
             ) from None
     return keys
+
+
+def secret_ring_source(settings: Settings) -> str:
+    """Where this process's secret ring comes from, for messages."""
+    if settings.secret_keys:
+        return "EGRESS_SECRET_KEYS"
+    if settings.secret_key:
+        return "EGRESS_SECRET_KEY (EGRESS_SECRET_KEYS is unset)"
+    return f"{settings.secret_key_path} (EGRESS_SECRET_KEYS and EGRESS_SECRET_KEY are unset)"
 
 
 def load_secret_box(settings: Settings) -> SecretBox:

@@ -12,19 +12,25 @@ Egress adds no settings of its own for them.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
 from obstore.store import AzureStore, GCSStore, ObjectStore, S3Store, from_url
+
+from egress.domain.naming import content_disposition
+
+if TYPE_CHECKING:
+    from obstore import Attributes
 
 # What a failing store raises: the OS for a local folder, obstore for a bucket.
 STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BaseError)
@@ -46,6 +52,21 @@ class DestinationExists(Exception):
 
 
 @dataclass(frozen=True)
+class ObjectHeaders:
+    """What a bucket answers a download of the object with (a presigned URL reaches the bucket,
+    not the API). A local folder keeps no such metadata: the API sets these when it streams."""
+
+    content_type: str
+    file_name: str
+
+    def attributes(self) -> Attributes:
+        return {
+            "Content-Type": self.content_type,
+            "Content-Disposition": content_disposition(self.file_name),
+        }
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
@@ -63,14 +84,27 @@ class Storage:
         # Plain S3 cannot copy-if-not-exists unless AWS_COPY_IF_NOT_EXISTS says how; the first
         # publish that obstore refuses switches this store to check-then-move for good.
         self._atomic_publish = True
+        # That variable's ``multipart`` copy (AWS) creates the object without the source's
+        # Content-Type and Content-Disposition: publishing copies once more to keep them.
+        self._copy_drops_headers = isinstance(self._store, S3Store) and os.environ.get(
+            "AWS_COPY_IF_NOT_EXISTS", ""
+        ).startswith("multipart")
 
-    def open_writer(self, key: str, buffer_bytes: int, *, one_of_many: bool = False) -> Upload:
+    def open_writer(
+        self,
+        key: str,
+        buffer_bytes: int,
+        headers: ObjectHeaders,
+        *,
+        one_of_many: bool = False,
+    ) -> Upload:
         """A streaming writer of ``key``.
 
         On a local folder, a buffered file. On an object store, a multipart upload — whose parts
         must be at least 5 MiB, so a writer that is ``one_of_many`` open at once (a split part)
         spools to a local temporary file instead and uploads when closed: 1,000 parts then hold
-        1,000 small buffers, not 5 GiB of multipart parts.
+        1,000 small buffers, not 5 GiB of multipart parts. The object carries ``headers``, and
+        publishing's server-side copy keeps them.
         """
         if self.is_local:
             return _ObstoreUpload(
@@ -79,15 +113,19 @@ class Storage:
                 )
             )
         if one_of_many:
-            return _SpooledUpload(self._store, key)
+            return _SpooledUpload(self._store, key, headers.attributes())
         return _ObstoreUpload(
             obstore.open_writer(
-                self._store, key, buffer_size=max(buffer_bytes, MIN_MULTIPART_BYTES)
+                self._store,
+                key,
+                buffer_size=max(buffer_bytes, MIN_MULTIPART_BYTES),
+                attributes=headers.attributes(),
             )
         )
 
-    def put(self, key: str, data: bytes) -> None:
-        obstore.put(self._store, key, data)
+    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
+        attributes = None if self.is_local else headers.attributes()
+        obstore.put(self._store, key, data, attributes=attributes)
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
@@ -96,7 +134,13 @@ class Storage:
         """Move ``src`` to ``dst`` unless ``dst`` exists: a run never replaces another's file."""
         if self._atomic_publish:
             try:
-                obstore.rename(self._store, src, dst, overwrite=False)
+                if self._copy_drops_headers:
+                    obstore.copy(self._store, src, dst, overwrite=False)
+                    # ``dst`` is ours since the copy above: this one only restores its headers.
+                    obstore.copy(self._store, src, dst, overwrite=True)
+                    obstore.delete(self._store, src)
+                else:
+                    obstore.rename(self._store, src, dst, overwrite=False)
                 return
             except AlreadyExistsError as exc:
                 raise DestinationExists(dst) from exc
@@ -195,9 +239,10 @@ class _ObstoreUpload:
 class _SpooledUpload:
     """A local temporary file, uploaded as one multipart upload when closed."""
 
-    def __init__(self, store: ObjectStore, key: str) -> None:
+    def __init__(self, store: ObjectStore, key: str, attributes: Attributes) -> None:
         self._store = store
         self._key = key
+        self._attributes = attributes
         # Lives as long as the upload: close() or discard() closes it.
         self._spool = tempfile.TemporaryFile(prefix="egress-part-")  # noqa: SIM115
 
@@ -207,7 +252,12 @@ class _SpooledUpload:
     def close(self) -> None:
         try:
             self._spool.seek(0)
-            writer = obstore.open_writer(self._store, self._key, buffer_size=MIN_MULTIPART_BYTES)
+            writer = obstore.open_writer(
+                self._store,
+                self._key,
+                buffer_size=MIN_MULTIPART_BYTES,
+                attributes=self._attributes,
+            )
             while chunk := self._spool.read(STREAM_CHUNK):
                 writer.write(chunk)
             writer.close()

@@ -75,12 +75,18 @@ def test_data_table_api(server: Server, tmp_path: Path) -> None:
         table = tables["data"][0]
         assert (table["name"], table["rowCount"]) == ("prices", 25)
         detail = http.get(f"{API}/data-tables/{table['id']}").json()
-        assert detail["primaryKey"] == ["sku"]
+        assert (detail["mode"], detail["primaryKey"], detail["templateId"]) == (
+            "upsert",
+            ["sku"],
+            tpl["id"],
+        )
         assert detail["fields"] == [
             {"name": "sku", "type": "string", "nullable": True},
             {"name": "price", "type": "decimal(8,2)", "nullable": True},
         ]
-        assert detail["configurations"] == [{"id": cid, "name": "to_table", "mode": "upsert"}]
+        assert detail["configurations"] == [
+            {"id": cid, "name": "to_table", "mode": "upsert", "templateId": tpl["id"]}
+        ]
 
         seen: list[dict[str, str]] = []
         cursor = None
@@ -98,3 +104,65 @@ def test_data_table_api(server: Server, tmp_path: Path) -> None:
         broken = http.get(f"{API}/data-tables/{table['id']}/rows", params={"cursor": "!!"})
         assert broken.status_code == 400  # only the server makes cursors (signed)
         assert http.get(f"{API}/data-tables/nope").status_code == 404
+
+
+def test_a_failed_first_load_and_a_mismatched_configuration(server: Server, tmp_path: Path) -> None:
+    db = tmp_path / "codes.db"
+    with sqlite3.connect(db) as conn:  # SQLite lets a TEXT primary key hold NULL
+        conn.execute("CREATE TABLE codes (code TEXT PRIMARY KEY, label TEXT)")
+        conn.executemany(
+            "INSERT INTO codes VALUES (?, ?)", [("NA", "Namibia"), (None, "?"), ("DE", "Germany")]
+        )
+    with server.client() as http:
+        conn_id = http.post(
+            f"{API}/connections",
+            json={"name": "codes", "type": "sqlite", "settings": {"path": str(db)}},
+        ).json()["id"]
+        tpl = http.get(f"{API}/templates", params={"connectionId": conn_id}).json()["data"][0]
+        body = {
+            "name": "codes_sync",
+            "templateId": tpl["id"],
+            "format": "csv",
+            "destination": {"type": "dataTable", "dataTable": "codes", "mode": "upsert"},
+        }
+        cid = http.post(f"{API}/extraction-configurations", json=body).json()["id"]
+        http.post(f"{API}/extraction-configurations/{cid}/submit")
+        eid = http.post(f"{API}/extraction-configurations/{cid}/executions").json()["id"]
+        details = wait_for_status(http, cid, eid, {"COMPLETED", "FAILED"})
+        assert details["latestStatus"] == "FAILED"
+        run = details["runs"][0]
+        assert run["errorMessage"] == (
+            "the data table's key cannot be NULL, and the source has NULL in key column "
+            "'code' in 1 row; nothing was loaded"
+        )
+        # Three records read, none delivered: progress, not a record count.
+        assert (details["latestRecordCount"], run["recordCount"]) == (None, None)
+        assert run["progress"] == {"processed": 3}
+        listed = http.get(f"{API}/extraction-configurations/{cid}/executions").json()["data"]
+        assert listed[0]["latestRunRecordCount"] is None
+
+        # Listed, with no rows: its first load never committed.
+        (table,) = http.get(f"{API}/data-tables").json()["data"]
+        assert (table["name"], table["rowCount"]) == ("codes", 0)
+        rows = http.get(f"{API}/data-tables/{table['id']}/rows")
+        assert rows.status_code == 200 and rows.json() == {"data": [], "nextCursor": None}
+
+        # Another configuration may not append into it, nor may this one switch to append.
+        appending = http.post(
+            f"{API}/extraction-configurations",
+            json={
+                **body,
+                "name": "codes_log",
+                "destination": {**body["destination"], "mode": "append"},
+            },
+        )
+        assert appending.status_code == 409
+        assert appending.json()["detail"].startswith(
+            "data table 'codes' was created to be loaded by upsert on (code) from template "
+        )
+        switched = http.patch(
+            f"{API}/extraction-configurations/{cid}",
+            json={"destination": {"type": "dataTable", "dataTable": "codes", "mode": "append"}},
+        )
+        assert switched.status_code == 409
+        assert "this configuration would load it by append" in switched.json()["detail"]

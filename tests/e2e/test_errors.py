@@ -461,11 +461,12 @@ def test_trigger_rules(http: httpx.Client, world: dict[str, Any]) -> None:
     assert "endDate" in body["detail"]
     assert http.get(f"{CONFIGS}/{ended['id']}/executions").json()["totalSize"] == 0
 
-    # Not started yet: inactive, but a manual trigger is allowed.
+    # Not started yet: inactive, and a trigger is refused naming the start date.
     future = configuration(http, world["tpl"]["id"], "future", startDate="2999-01-01")
     assert http.get(f"{CONFIGS}/{future}").json()["active"] is False
-    eid = trigger(http, future)["id"]
-    assert wait_for_status(http, future, eid, DONE)["latestStatus"] == "COMPLETED"
+    body = problem(http.post(f"{CONFIGS}/{future}/executions"), 409)
+    assert "startDate (2999-01-01T00:00:00+00:00)" in body["detail"]
+    assert http.get(f"{CONFIGS}/{future}/executions").json()["totalSize"] == 0
 
     problem(http.post(f"{world['base']}/executions/nope/rerun"), 404)
     completed = f"{world['base']}/executions/{world['eid']}/cancel"

@@ -129,6 +129,11 @@ def test_download_redirects_to_a_presigned_url(
     location = _redirect(http, file["downloadUrl"])
     got = browser.get(location)
     assert got.status_code == 200
+    # The bucket answers with the object's own headers, set when it was uploaded.
+    assert got.headers["content-type"] == "text/csv; charset=utf-8"
+    assert got.headers["content-disposition"] == (
+        f"attachment; filename=\"{file['fileName']}\"; filename*=UTF-8''{file['fileName']}"
+    )
     assert len(got.content) == file["sizeBytes"]
     assert hashlib.sha256(got.content).hexdigest() == file["sha256"]
     assert _rows(got.content) == [[str(i), name, city] for i, name, city in PEOPLE]
@@ -221,3 +226,20 @@ def test_no_redirect_without_a_token(
         r = no_token.get(url)
     problem(r, 401)
     assert "location" not in r.headers
+
+
+def test_deleting_a_configuration_empties_its_folder_in_the_bucket(
+    http: httpx.Client, connection_id: str, s3_server: S3Server, bucket: str
+) -> None:
+    tpl = template(http, connection_id, "main.people")["id"]
+    cfg = configuration(
+        http, tpl, "people_gone", splitBy="city", destination={"type": "storage", "path": "gone"}
+    )
+    _completed(http, cfg)
+    _completed(http, cfg)
+    mine = [k for k in s3_server.keys(bucket) if "/gone/" in k]
+    assert len([k for k in mine if k.endswith(".manifest.json")]) == 2
+    assert len(mine) == 2 * (1 + len({city for _, _, city in PEOPLE}))
+
+    assert http.delete(f"{CONFIGS}/{cfg}").status_code == 204
+    assert [k for k in s3_server.keys(bucket) if "/gone/" in k] == []

@@ -10,17 +10,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
 from egress.container import Container
 from egress.db.migrate import upgrade
+from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Conflict, Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, executions
+from egress.services import catalog, configurations, data_tables, executions
+from egress.sinks.data_table import target_table
 from tests.conftest import make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import configuration_values, submitted_configuration
 
 _n = itertools.count()
 
@@ -160,3 +164,164 @@ def test_rules(c: Container, source: Path) -> None:
                 "destination": {"type": "dataTable", "dataTable": "x", "mode": "append"},
             },
         )
+
+
+# ------------------------------------------------------------------------ keys that are NULL
+def _files_template(c: Container, tmp_path: Path, table: pa.Table, key: list[str]) -> str:
+    """A files connection on one Parquet file, and a template of it keyed by ``key``."""
+    folder = tmp_path / f"in{next(_n)}"
+    folder.mkdir()
+    pq.write_table(table, folder / "keys.parquet")
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, f"files{next(_n)}", "files", {"url": folder.as_uri()}, None)
+    tpl = catalog.create_custom_template(
+        c, ws, conn.id, f"keyed{next(_n)}", "keys.parquet", None, key, None, None
+    )
+    return tpl.id
+
+
+def test_a_null_key_fails_the_run_and_is_never_invented(c: Container, tmp_path: Path) -> None:
+    """An int32 key on a SQLite warehouse was an INTEGER PRIMARY KEY, i.e. the rowid: NULL
+    became 2, 3, 4… and rows were lost. Now the run fails naming the column and the count."""
+    rows = pa.table({"id": pa.array([1, None, None], pa.int32()), "v": pa.array(["x", "y", "z"])})
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _files_template(c, tmp_path, rows, ["id"])
+    destination = {"type": "dataTable", "dataTable": "nullkeys", "mode": "upsert"}
+    cfg = submitted_configuration(c, ws, tpl, "nullkeys", destination=destination)
+    for _ in range(2):  # the same on every run: nothing is loaded, nothing is made up
+        run = _run(c, ws, cfg).latest
+        assert run.status is RunStatus.FAILED
+        assert run.error_message == (
+            "the data table's key cannot be NULL, and the source has NULL in key column "
+            "'id' in 2 rows; nothing was loaded"
+        )
+        # It read 3 records and delivered none: progress, not a record count.
+        assert (run.record_count, run.processed) == (None, 3)
+    # Its first load never committed: listed with no rows, and its rows page is empty.
+    table = next(t for t in c.data_tables.list_page(ws, PageRequest(0, 10)).items)
+    assert (table.name, table.row_count) == ("nullkeys", 0)
+    assert data_tables.rows_page(c, ws, table.id, 10, None).rows == []
+
+
+def test_a_null_in_any_column_of_a_composite_key_fails_the_run(
+    c: Container, tmp_path: Path
+) -> None:
+    path = tmp_path / "composite.db"
+    with sqlite3.connect(path) as db:  # SQLite lets a non-INTEGER primary key hold NULL
+        db.execute("CREATE TABLE pairs (a TEXT, b BIGINT, v TEXT, PRIMARY KEY (a, b))")
+        db.executemany(
+            "INSERT INTO pairs VALUES (?, ?, ?)",
+            [("k", 1, "ok"), (None, 2, "no a"), ("k", None, "no b"), (None, None, "neither")],
+        )
+    ws, cfg = _config(c, path, "upsert", "pairs_copy")
+    run = _run(c, ws, cfg).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message is not None
+    assert "key column 'a' in 2 rows, 'b' in 2 rows; nothing was loaded" in run.error_message
+    # Fixed at the source, the next run loads.
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM pairs WHERE a IS NULL OR b IS NULL")
+    assert _run(c, ws, cfg).latest.status is RunStatus.COMPLETED
+    with c.warehouse.engine.connect() as conn:
+        physical = c.data_tables.find(ws, "pairs_copy")
+        assert physical is not None
+        got = conn.execute(sa.text(f'SELECT a, b, v FROM "{physical.physical_name}"')).all()
+    assert [tuple(r) for r in got] == [("k", 1, "ok")]
+
+
+def test_a_keyed_sqlite_table_refuses_a_null_key_by_itself() -> None:
+    """Besides the loader's check: the warehouse table cannot turn NULL into a rowid."""
+    engine = sa.create_engine("sqlite://")
+    table = target_table(
+        sa.MetaData(), "t", [ColumnInfo("id", "int32"), ColumnInfo("v", "string")], ["id"]
+    )
+    with engine.begin() as conn:
+        table.create(conn)
+        with pytest.raises(sa.exc.IntegrityError, match="NOT NULL"):
+            conn.execute(table.insert().values(id=None, v="y"))
+
+
+# ----------------------------------------------- one table, one mode, one key, one template
+def _values(tpl: str, name: str, table: str, mode: str, **extra: Any) -> dict[str, Any]:
+    return configuration_values(
+        tpl, name, destination={"type": "dataTable", "dataTable": table, "mode": mode}, **extra
+    )
+
+
+def test_a_table_is_loaded_only_as_it_was_created(c: Container, source: Path) -> None:
+    ws, cfg = _config(c, source, "upsert", "items_copy")
+    tpl = c.configurations.get(ws, cfg).template_id
+    assert _run(c, ws, cfg).latest.status is RunStatus.COMPLETED
+
+    # Another mode, into the table that merges by id: refused when saved.
+    with pytest.raises(Conflict) as append:
+        configurations.create(c, ws, _values(tpl, "log", "items_copy", "append"))
+    assert str(append.value) == (
+        "data table 'items_copy' was created to be loaded by upsert on (id) from template "
+        "'main.items'; this configuration would load it by append from template 'main.items'. "
+        "A data table keeps the mode, key and template it was created with: load into a data "
+        "table of another name"
+    )
+    # Switching the loading configuration itself to append: refused too.
+    with pytest.raises(Conflict, match="would load it by append"):
+        configurations.update(
+            c, ws, cfg, {"destination": {"type": "dataTable", "dataTable": "items_copy"}}
+        )
+    # Another key (a custom template keyed by name).
+    conn_id = c.templates.get(ws, tpl).connection_id
+    by_name = catalog.create_custom_template(
+        c, ws, conn_id, "by_name", "main.items", None, ["name"], None, None
+    )
+    with pytest.raises(Conflict, match=r"would load it by upsert on \(name\) from template"):
+        configurations.create(c, ws, _values(by_name.id, "k", "items_copy", "upsert"))
+    # Same key, another template.
+    same_key = catalog.create_custom_template(
+        c, ws, conn_id, "same_key", "main.items", ["id", "name"], ["id"], None, None
+    )
+    with pytest.raises(Conflict, match="from template 'same_key'"):
+        configurations.create(c, ws, _values(same_key.id, "t", "items_copy", "upsert"))
+    # The same way from the same template: a second loader is fine.
+    second = configurations.create(c, ws, _values(tpl, "again", "items_copy", "upsert"))
+    # An upsert must deliver its key.
+    with pytest.raises(Invalid, match="fields must include 'id'") as no_key:
+        configurations.update(c, ws, second.id, {"fields": ["name", "qty"]})
+    assert no_key.value.errors[0].loc == ("body", "fields")
+
+
+def test_before_the_first_load_the_configurations_define_the_table(
+    c: Container, source: Path
+) -> None:
+    ws, cfg = _config(c, source, "append", "not_yet")
+    tpl = c.configurations.get(ws, cfg).template_id
+    name = c.configurations.get(ws, cfg).name
+    with pytest.raises(Conflict) as raised:
+        configurations.create(c, ws, _values(tpl, "other", "not_yet", "upsert"))
+    assert str(raised.value).startswith(
+        f"configuration {name!r} loads data table 'not_yet' by append from template "
+        "'main.items'; this configuration would load it by upsert on (id)"
+    )
+    # The configuration alone may still change its own mind before anything was loaded.
+    configurations.update(
+        c, ws, cfg, {"destination": {"type": "dataTable", "dataTable": "not_yet", "mode": "upsert"}}
+    )
+
+
+def test_a_run_checks_the_table_again(c: Container, source: Path) -> None:
+    """A configuration saved before these rules (stored unchecked here) fails its run with the
+    same message, the table untouched, instead of an IntegrityError from the warehouse."""
+    ws, cfg = _config(c, source, "upsert", "checked")
+    _run(c, ws, cfg)
+    before = _table(c, ws, "checked")
+    legacy = submitted_configuration(c, ws, c.configurations.get(ws, cfg).template_id, "legacy")
+    c.configurations.update(
+        ws, legacy, {"destination": {"type": "dataTable", "dataTable": "checked", "mode": "append"}}
+    )
+    run = _run(c, ws, legacy).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message is not None
+    assert run.error_message.startswith(
+        "data table 'checked' was created to be loaded by upsert on (id) from template "
+        "'main.items'; this configuration would load it by append"
+    )
+    assert (run.record_count, run.processed) == (None, 0)
+    assert _table(c, ws, "checked") == before

@@ -232,7 +232,7 @@ def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
 
     def render(fast: bool) -> bytes:
         key = f"cmp/{fast}.csv"
-        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20)
+        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20, "x.csv")
         if fast:
             rows = source.copy_csv(plan, sink.stream, lambda n: None)
             sink.close(rows)
@@ -749,7 +749,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
         fast = io.BytesIO()
         source.copy_csv(plan, fast, lambda n: None)
         key = f"cmp/{name}.csv"
-        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20)
+        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20, "x.csv")
         for batch in source.read(plan, 1000):
             sink.write(batch)
         sink.close()

@@ -18,11 +18,12 @@ from starlette.requests import Request
 from egress.api.downloads import serve_file
 from egress.api.errors import PROBLEM
 from egress.db.executions import FileRecord
-from egress.storage import DestinationExists, Storage, tmp_key
+from egress.storage import DestinationExists, ObjectHeaders, Storage, tmp_key
 from tests.support.s3 import S3Server
 
 PREFIX = "exports"
 MiB = 1 << 20
+BINARY = ObjectHeaders("application/octet-stream", "data.bin")
 
 
 @pytest.fixture(params=["check-then-move", "copy-if-not-exists"])
@@ -42,7 +43,7 @@ def storage(
 
 
 def _put(storage: Storage, key: str, data: bytes) -> None:
-    storage.put(key, data)
+    storage.put(key, data, BINARY)
     assert storage.head(key) is not None
 
 
@@ -59,7 +60,7 @@ def test_streams_a_multipart_upload_and_reads_it_back(
     for one_of_many in (False, True):
         key = tmp_key("ws", "run", "lease", f"big-{one_of_many}.bin")
         # Asking for 256 KiB parts still gets S3's 5 MiB minimum.
-        writer = storage.open_writer(key, 256 << 10, one_of_many=one_of_many)
+        writer = storage.open_writer(key, 256 << 10, BINARY, one_of_many=one_of_many)
         for start in range(0, len(data), MiB):
             writer.write(data[start : start + MiB])
             if one_of_many:
@@ -74,7 +75,7 @@ def test_streams_a_multipart_upload_and_reads_it_back(
         assert _read(storage, key) == data
 
     discarded = tmp_key("ws", "run", "lease", "discarded.bin")
-    writer = storage.open_writer(discarded, 256 << 10, one_of_many=True)
+    writer = storage.open_writer(discarded, 256 << 10, BINARY, one_of_many=True)
     writer.write(b"partial")
     writer.discard()
     assert storage.head(discarded) is None
@@ -105,6 +106,32 @@ def test_publish_never_overwrites(storage: Storage) -> None:
     storage.publish(src, "out/b.csv")
     assert _read(storage, "out/b.csv") == b"ours"
     assert storage.head(src) is None
+
+
+@pytest.mark.parametrize("one_of_many", [False, True])
+def test_a_published_object_downloads_with_its_type_and_name(
+    storage: Storage, one_of_many: bool
+) -> None:
+    """A presigned download reaches the bucket, not the API: the object itself carries the
+    Content-Type and Content-Disposition it was uploaded with, through publishing's copy."""
+    src, dst = tmp_key("ws", "run", "lease", "part.csv"), "out/Zürich_v1.csv.gz"
+    writer = storage.open_writer(
+        src, MiB, ObjectHeaders("application/gzip", "Zürich_v1.csv.gz"), one_of_many=one_of_many
+    )
+    writer.write(b"\x1f\x8b fake gzip")
+    writer.close()
+    storage.publish(src, dst)
+    storage.put("out/m.json", b"{}", ObjectHeaders("application/json", "m.json"))
+    for key, content_type, name in [
+        (dst, "application/gzip", "filename*=UTF-8''Z%C3%BCrich_v1.csv.gz"),
+        ("out/m.json", "application/json", 'filename="m.json"'),
+    ]:
+        url = storage.presign(key, "GET", timedelta(seconds=60))
+        assert url is not None
+        r = httpx.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == content_type
+        assert r.headers["content-disposition"].startswith("attachment;")
+        assert name in r.headers["content-disposition"]
 
 
 def test_list_head_and_delete_prefix(storage: Storage) -> None:
@@ -146,7 +173,7 @@ def test_presigned_urls_serve_the_object_to_anyone(storage: Storage) -> None:
 def test_a_local_folder_cannot_sign(tmp_path: Path) -> None:
     """Downloads from a local folder stream through the API: there is nothing to redirect to."""
     storage = Storage((tmp_path / "files").as_uri())
-    storage.put("out/a.csv", b"x")
+    storage.put("out/a.csv", b"x", BINARY)
     assert storage.presign("out/a.csv", "GET", timedelta(seconds=60)) is None
 
 

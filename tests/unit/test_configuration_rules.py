@@ -13,13 +13,13 @@ DAY = timedelta(days=1)
 
 def test_draft_is_never_active_and_cannot_be_triggered() -> None:
     assert not is_active(ConfigStatus.DRAFT, None, None, NOW)
-    message = trigger_blocker(ConfigStatus.DRAFT, None, NOW)
+    message = trigger_blocker(ConfigStatus.DRAFT, None, None, NOW)
     assert message is not None and "DRAFT" in message
 
 
 def test_submitted_without_dates_is_active() -> None:
     assert is_active(ConfigStatus.SUBMITTED, None, None, NOW)
-    assert trigger_blocker(ConfigStatus.SUBMITTED, None, NOW) is None
+    assert trigger_blocker(ConfigStatus.SUBMITTED, None, None, NOW) is None
 
 
 def test_active_window_start_inclusive_end_exclusive() -> None:
@@ -30,8 +30,17 @@ def test_active_window_start_inclusive_end_exclusive() -> None:
     assert is_active(s, None, NOW + DAY, NOW)
 
 
-def test_past_end_date_blocks_trigger_but_future_start_does_not() -> None:
+def test_past_end_date_blocks_trigger() -> None:
     s = ConfigStatus.SUBMITTED
-    message = trigger_blocker(s, NOW - DAY, NOW)
+    message = trigger_blocker(s, None, NOW - DAY, NOW)
     assert message is not None and "endDate" in message
-    assert trigger_blocker(s, NOW + DAY, NOW) is None
+    assert trigger_blocker(s, None, NOW + DAY, NOW) is None
+
+
+def test_future_start_date_blocks_trigger_until_it_is_reached() -> None:
+    s = ConfigStatus.SUBMITTED
+    message = trigger_blocker(s, NOW + DAY, None, NOW)
+    assert message is not None and "startDate" in message
+    assert (NOW + DAY).isoformat() in message
+    assert trigger_blocker(s, NOW, None, NOW) is None  # start inclusive, as for is_active
+    assert trigger_blocker(s, NOW - DAY, None, NOW) is None

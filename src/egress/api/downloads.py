@@ -9,7 +9,6 @@ import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Literal
-from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -18,17 +17,12 @@ from obstore.exceptions import BaseError as StoreError
 from egress.api.errors import problem
 from egress.api.ranges import Unsatisfiable, parse_range
 from egress.db.executions import FileRecord
+from egress.domain.naming import content_disposition
 from egress.storage import Storage
 
 log = logging.getLogger(__name__)
 # Already-compressed formats are stored in the zip as they are.
 _COMPRESSED = ("application/gzip", "application/vnd.apache.parquet")
-
-
-def disposition(file_name: str) -> str:
-    """RFC 6266: an ASCII fallback plus the exact UTF-8 name."""
-    fallback = file_name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
 
 
 def none_match(header: str | None, etag: str) -> bool:
@@ -63,7 +57,7 @@ def stream_file(request: Request, storage: Storage, file: FileRecord) -> Respons
         "ETag": etag,
         "Digest": f"sha-256={digest}",
         "Repr-Digest": f"sha-256=:{digest}:",
-        "Content-Disposition": disposition(file.file_name),
+        "Content-Disposition": content_disposition(file.file_name),
     }
     if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -143,5 +137,5 @@ def stream_zip(storage: Storage, name: str, files: list[FileRecord]) -> Response
     return StreamingResponse(
         _zip_chunks(storage, files),
         media_type="application/zip",
-        headers={"Content-Disposition": disposition(name)},
+        headers={"Content-Disposition": content_disposition(name)},
     )

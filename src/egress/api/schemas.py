@@ -334,7 +334,9 @@ class DataTableSummaryOut(Wire):
 
 class DataTableOut(DataTableSummaryOut):
     fields: list[FieldOut]
+    mode: str  # how it is loaded, for good: "upsert" by primaryKey, or "append"
     primary_key: list[str]
+    template_id: str | None  # the template it is loaded from (null: not recorded yet)
     created_at: datetime
     configurations: list[dict[str, str]]
 

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import typer
 import uvicorn
@@ -19,8 +20,9 @@ from rich.console import Console
 
 from egress.cli.admin import admin_app
 from egress.container import Container
-from egress.db.migrate import upgrade
+from egress.db.migrate import migration_problem, upgrade
 from egress.services.identity import ensure_bootstrap_token
+from egress.services.preflight import NotReady, check_key_rings
 from egress.settings import Settings
 from egress.worker.loop import Worker
 
@@ -31,6 +33,7 @@ db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 console = Console()
+log = logging.getLogger(__name__)
 # Files and folders the process creates — SQLite databases with their -wal/-shm files, the
 # warehouse, the secret key, output files under a local store — are the running user's only.
 PRIVATE_UMASK = 0o077
@@ -43,6 +46,8 @@ def _private_files() -> None:
 
 
 def _setup(settings: Settings, migrate: bool = True) -> Container:
+    """Logging, a migrated metadata database (migrated here, or checked when ``migrate`` is
+    False) and key rings that fit it; otherwise one line on stderr and exit status 1."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -51,8 +56,19 @@ def _setup(settings: Settings, migrate: bool = True) -> Container:
     container = Container.build(settings)
     if migrate:
         upgrade(settings.resolved_database_url)
+    elif problem := migration_problem(settings.resolved_database_url):
+        _refuse(problem)
+    try:
+        check_key_rings(container)
+    except NotReady as exc:
+        _refuse(str(exc))
     ensure_bootstrap_token(container)
     return container
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 class _Server(uvicorn.Server):
@@ -113,6 +129,7 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     w.start()
+    log.info("worker %s started (%s slots)", name, settings.worker_concurrency)
     stop.wait()
     console.print(f"stopping: finishing running runs (grace {settings.shutdown_grace_s:.0f}s)")
     w.stop(settings.shutdown_grace_s)

@@ -104,17 +104,24 @@ class Client:
             if response.status_code >= 400:
                 response.read()
                 raise _error(response)
-            disposition = response.headers.get("content-disposition", "")
-            if 'filename="' in disposition:
-                name = disposition.split('filename="', 1)[1].split('"', 1)[0]
-            else:
-                name = unquote(response.url.path.rsplit("/", 1)[-1])
+            name = _file_name(response)
             target = directory / Path(name).name
             directory.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as fh:
                 for chunk in response.iter_bytes():
                     fh.write(chunk)
         return target
+
+
+def _file_name(response: httpx.Response) -> str:
+    """RFC 6266: the exact UTF-8 ``filename*`` first, then the ASCII ``filename``; without
+    either, the URL's last segment."""
+    disposition: str = response.headers.get("content-disposition", "")
+    if "filename*=UTF-8''" in disposition:
+        return unquote(disposition.split("filename*=UTF-8''", 1)[1].split(";", 1)[0].strip())
+    if 'filename="' in disposition:
+        return disposition.split('filename="', 1)[1].split('"', 1)[0]
+    return unquote(response.url.path.rsplit("/", 1)[-1])
 
 
 def _error(response: httpx.Response) -> ApiError:

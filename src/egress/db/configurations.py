@@ -148,7 +148,8 @@ class ConfigurationRepo:
         return self.get(workspace_id, cfg_id)
 
     def delete(self, workspace_id: str, cfg_id: str) -> list[str]:
-        """Delete the configuration and its history; returns the storage keys to remove."""
+        """Delete the configuration and its history; returns the storage keys to remove (every
+        run's files and manifest)."""
         self.get(workspace_id, cfg_id)
         unfinished = [s.value for s in (*ACTIVE, RunStatus.ON_HOLD)]
         with self._engine.begin() as conn:
@@ -162,11 +163,11 @@ class ConfigurationRepo:
                     "the configuration has unfinished runs; wait for them or cancel them first"
                 )
             run_ids = sa.select(runs.c.id).where(runs.c.configuration_id == cfg_id)
-            keys = list(
-                conn.execute(
-                    sa.select(run_files.c.storage_key).where(run_files.c.run_id.in_(run_ids))
-                ).scalars()
+            files = sa.select(run_files.c.storage_key).where(run_files.c.run_id.in_(run_ids))
+            manifests = sa.select(runs.c.manifest_key).where(
+                runs.c.configuration_id == cfg_id, runs.c.manifest_key.is_not(None)
             )
+            keys = list(conn.execute(files.union_all(manifests)).scalars())
             conn.execute(run_files.delete().where(run_files.c.run_id.in_(run_ids)))
             conn.execute(runs.delete().where(runs.c.configuration_id == cfg_id))
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))

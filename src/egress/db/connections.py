@@ -99,6 +99,17 @@ class ConnectionRepo:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)
 
+    def sealed_secrets(self) -> list[tuple[str, str]]:
+        """(connection id, sealed secrets) of every connection with secrets, all workspaces:
+        what a process's key ring must open (start-up check)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(connections.c.id, connections.c.secrets)
+                .where(connections.c.secrets.is_not(None), connections.c.secrets != "")
+                .order_by(connections.c.created_at, connections.c.id)
+            ).all()
+        return [(r.id, r.secrets) for r in rows]
+
     def update(self, workspace_id: str, conn_id: str, **values: Any) -> ConnectionRecord:
         self.get(workspace_id, conn_id)
         if "sealed_secrets" in values:

@@ -14,6 +14,7 @@ from egress.db.paging import Page, fetch_page
 from egress.db.tables import data_tables, extraction_configurations
 from egress.domain.catalog import ColumnInfo
 from egress.domain.clock import new_id, utcnow
+from egress.domain.data_tables import APPEND, UPSERT
 from egress.domain.errors import NotFound
 from egress.domain.paging import PageRequest
 
@@ -27,10 +28,16 @@ class DataTableRecord:
     name: str
     physical_name: str
     fields: list[ColumnInfo]
-    primary_key: list[str]
+    primary_key: list[str]  # [] for a table loaded by append
+    template_id: str | None
     row_count: int
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def mode(self) -> str:
+        """Upsert tables merge by their key; append tables have none."""
+        return UPSERT if self.primary_key else APPEND
 
 
 def _record(row: Row[Any]) -> DataTableRecord:
@@ -41,6 +48,7 @@ def _record(row: Row[Any]) -> DataTableRecord:
         physical_name=row.physical_name,
         fields=[ColumnInfo(**f) for f in row.fields],
         primary_key=list(row.primary_key),
+        template_id=row.template_id,
         row_count=row.row_count,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -65,6 +73,7 @@ class DataTableRepo:
         physical_name: str,
         fields: list[ColumnInfo],
         primary_key: list[str],
+        template_id: str,
     ) -> DataTableRecord:
         found = self.find(workspace_id, name)
         if found is not None:
@@ -80,6 +89,7 @@ class DataTableRepo:
                         physical_name=physical_name,
                         fields=[f.as_dict() for f in fields],
                         primary_key=primary_key,
+                        template_id=template_id,
                         row_count=0,
                         created_at=now,
                         updated_at=now,
@@ -91,13 +101,20 @@ class DataTableRepo:
         assert found is not None
         return found
 
-    def loaded(self, table_id: str, fields: list[ColumnInfo], row_count: int) -> None:
+    def loaded(
+        self, table_id: str, fields: list[ColumnInfo], row_count: int, template_id: str
+    ) -> None:
+        """After a load: the table's schema and size; a table that had no template recorded
+        is bound to the one it was just loaded from."""
         with self._engine.begin() as conn:
             conn.execute(
                 T.update()
                 .where(T.c.id == table_id)
                 .values(
-                    fields=[f.as_dict() for f in fields], row_count=row_count, updated_at=utcnow()
+                    fields=[f.as_dict() for f in fields],
+                    row_count=row_count,
+                    template_id=sa.func.coalesce(T.c.template_id, template_id),
+                    updated_at=utcnow(),
                 )
             )
 
@@ -120,12 +137,17 @@ class DataTableRepo:
         cfg = extraction_configurations
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(cfg.c.id, cfg.c.name, cfg.c.destination)
+                sa.select(cfg.c.id, cfg.c.name, cfg.c.template_id, cfg.c.destination)
                 .where(cfg.c.workspace_id == workspace_id)
                 .order_by(cfg.c.name)
             ).all()
         return [
-            {"id": r.id, "name": r.name, "mode": r.destination.get("mode", "append")}
+            {
+                "id": r.id,
+                "name": r.name,
+                "mode": r.destination.get("mode", "append"),
+                "templateId": r.template_id,
+            }
             for r in rows
             if r.destination.get("type") == "dataTable" and r.destination.get("dataTable") == name
         ]

@@ -129,13 +129,22 @@ class Heartbeat:
 @dataclass(frozen=True)
 class Outcome:
     status: RunStatus
-    record_count: int
+    record_count: int | None  # records delivered; None for a run that delivered nothing
     error_message: str | None = None
     files: list[FileRecord] = field(default_factory=list)
     manifest_key: str | None = None
     warnings: list[str] = field(default_factory=list)
     # Incremental runs: the configuration's watermark moves to this on success, never back.
     watermark: Any = None
+    processed: int | None = None  # records read, when they differ from those delivered
+
+    @classmethod
+    def stopped(
+        cls, status: RunStatus, processed: int, error_message: str | None = None
+    ) -> Outcome:
+        """A failed or cancelled run: what it read stays its progress, never its record count
+        (it delivered nothing)."""
+        return cls(status, None, error_message, processed=processed)
 
 
 @dataclass(frozen=True)
@@ -699,7 +708,7 @@ class ExecutionRepo:
                 status=outcome.status.value,
                 completed_at=now,
                 record_count=outcome.record_count,
-                processed=outcome.record_count,
+                processed=outcome.record_count if outcome.processed is None else outcome.processed,
                 progress_at=now,
                 error_message=outcome.error_message,
                 lease_token=None,

@@ -230,6 +230,9 @@ data_tables = sa.Table(
     sa.Column("physical_name", sa.String(63), nullable=False, unique=True),
     sa.Column("fields", sa.JSON(), nullable=False),
     sa.Column("primary_key", sa.JSON(), nullable=False),
+    # The template it is loaded from (NULL: created before this was recorded; its next load
+    # records it). Not a foreign key: the table outlives a deleted template.
+    sa.Column("template_id", ID, nullable=True),
     sa.Column("row_count", sa.BigInteger(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),

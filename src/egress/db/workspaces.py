@@ -155,6 +155,16 @@ class WorkspaceRepo:
         with self._engine.connect() as conn:
             return [_token(r) for r in conn.execute(query)]
 
+    def token_key_ids(self) -> set[str]:
+        """Signing keys the unrevoked tokens' hashes were made with (start-up check)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(api_tokens.c.key_id)
+                .where(api_tokens.c.key_id.is_not(None), api_tokens.c.revoked_at.is_(None))
+                .distinct()
+            ).scalars()
+            return {str(k) for k in rows}
+
     def revoke_token(self, token_id: str, now: datetime) -> TokenRecord:
         """Revoke once: revoking again keeps the first time."""
         with self._engine.begin() as conn:

@@ -18,10 +18,14 @@ def is_active(
     return not (end is not None and now >= end)
 
 
-def trigger_blocker(status: ConfigStatus, end: datetime | None, now: datetime) -> str | None:
-    """Why a trigger is refused, or None. A not-yet-started configuration may be triggered."""
+def trigger_blocker(
+    status: ConfigStatus, start: datetime | None, end: datetime | None, now: datetime
+) -> str | None:
+    """Why a trigger is refused, or None: only an active configuration runs."""
     if status is ConfigStatus.DRAFT:
         return "the configuration is a DRAFT; submit it before triggering"
+    if start is not None and now < start:
+        return f"the configuration starts at its startDate ({start.isoformat()}); it cannot run yet"
     if end is not None and now >= end:
         return f"the configuration reached its endDate ({end.isoformat()}); it can no longer run"
     return None

@@ -11,6 +11,7 @@ import re
 import string
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from egress.domain.errors import Invalid
 
@@ -206,3 +207,9 @@ def storage_key(workspace_id: str, destination_path: str, file_name: str) -> str
     """Every workspace has its own namespace: keys start with its id, so two workspaces that
     pick the same destination path never meet."""
     return "/".join(p for p in (workspace_id, destination_path, file_name) if p)
+
+
+def content_disposition(file_name: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name."""
+    fallback = file_name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"

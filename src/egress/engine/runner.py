@@ -26,6 +26,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
 from egress.domain.catalog import ColumnInfo
 from egress.domain.clock import Clock
+from egress.domain.data_tables import UPSERT, Loading, loading_conflict
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
     NameParts,
@@ -57,7 +58,14 @@ from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import Noticing
 from egress.sources.policy import SourcePolicy
-from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
+from egress.storage import (
+    STORAGE_ERRORS,
+    DestinationExists,
+    ObjectHeaders,
+    Storage,
+    tmp_key,
+    tmp_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,19 +192,21 @@ class Runner:
             self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         except RunCancelled:
             self._storage.delete_prefix(prefix)
-            self._finish(claimed, Outcome(RunStatus.CANCELLED, control.processed))
+            self._finish(claimed, Outcome.stopped(RunStatus.CANCELLED, control.processed))
             return
         except (LeaseLost, RunReleased, RunStalled):
             self._storage.delete_prefix(prefix)
             raise
         except LoadError as exc:
-            self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, str(exc)))
+            self._finish(claimed, Outcome.stopped(RunStatus.FAILED, control.processed, str(exc)))
             return
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete_prefix(prefix)
             if not isinstance(exc, (SourceError, RunFailure, ValueError, *STORAGE_ERRORS)):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
-            self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, _message(exc)))
+            self._finish(
+                claimed, Outcome.stopped(RunStatus.FAILED, control.processed, _message(exc))
+            )
             return
         files = [
             FileRecord(
@@ -270,14 +280,32 @@ class Runner:
         worker still holds the run's lease."""
         assert job.data_table is not None
         claimed = job.claimed
-        primary_key = claimed.parameters["template"]["primaryKey"]
+        template = claimed.parameters["template"]
+        name, mode = job.data_table["dataTable"], job.data_table["mode"]
+        wanted = Loading(
+            mode,
+            template["primaryKey"] if mode == UPSERT else [],
+            template["id"],
+            template["name"],
+        )
         table = self._data_tables.ensure(
             claimed.workspace_id,
-            job.data_table["dataTable"],
-            physical_name(claimed.workspace_id, job.data_table["dataTable"]),
+            name,
+            physical_name(claimed.workspace_id, name),
             job.plan.fields,
-            primary_key if job.data_table["mode"] == "upsert" else [],
+            wanted.primary_key,
+            template["id"],
         )
+        # Checked when the configuration was saved; checked again here, as another
+        # configuration's first load, or a template whose key changed, may have come between.
+        existing = Loading(
+            table.mode,
+            table.primary_key,
+            table.template_id,
+            template["name"] if table.template_id == template["id"] else table.template_id or "",
+        )
+        if conflict := loading_conflict(name, existing, wanted):
+            raise LoadError(conflict)
 
         def still_leased() -> None:
             control.checkpoint()
@@ -290,17 +318,19 @@ class Runner:
             fields=job.plan.fields,
             known=table.fields,
             primary_key=table.primary_key,
-            mode=job.data_table["mode"],
+            mode=mode,
             batches=self._batches(job, source, control),
             before_commit=still_leased,
             on_rows=control.report,
         )
         merged = {f.name: f for f in table.fields} | {f.name: f for f in job.plan.fields}
-        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows)
+        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template["id"])
         return result.rows
 
     # ----------------------------------------------------------------- writing
-    def _sink(self, job: Job, temp_name: str, buffer: int, one_of_many: bool = False) -> FileSink:
+    def _sink(
+        self, job: Job, temp_name: str, buffer: int, name: str, one_of_many: bool = False
+    ) -> FileSink:
         claimed = job.claimed
         return FileSink(
             self._storage,
@@ -309,13 +339,14 @@ class Runner:
             job.compression,
             arrow_schema(job.output),
             buffer,
+            name,
             one_of_many=one_of_many,
         )
 
     def _write(self, job: Job, source: Source, control: RunControl) -> list[Written]:
         if job.split_by:
             return self._write_split(job, source, control)
-        sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES)
+        sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES, job.file_name())
         try:
             fast = getattr(source, "can_copy_csv", None)
             if job.fmt == "csv" and fast is not None and fast(job.plan):
@@ -338,8 +369,12 @@ class Runner:
             job.split_by,
             [f.name for f in job.output],
             self._max_parts,
-            lambda pid, _value: self._sink(
-                job, f"{pid}.{job.ext}", PART_BUFFER_BYTES, one_of_many=True
+            lambda pid, value: self._sink(
+                job,
+                f"{pid}.{job.ext}",
+                PART_BUFFER_BYTES,
+                job.file_name(value, split=True),
+                one_of_many=True,
             ),
             flush_rows=self._batch_rows,
         )
@@ -410,6 +445,7 @@ class Runner:
     def _publish(self, job: Job, written: list[Written]) -> str:
         """Move every file to a free final key, then publish the manifest; returns its key."""
         manifest_key = self._final_names(job, written)
+        manifest_name = manifest_key.rsplit("/", 1)[-1]
         taken = [w.final_key for w in written] + [manifest_key]
         if not self._executions.mark_publishing(job.claimed, sorted(taken)):
             raise LeaseLost
@@ -418,7 +454,11 @@ class Runner:
             for w in written:
                 self._storage.publish(w.temp_key, w.final_key)
                 published.append(w.final_key)
-            self._storage.put(manifest_key, _manifest(job, written))
+            self._storage.put(
+                manifest_key,
+                _manifest(job, written),
+                ObjectHeaders("application/json", manifest_name),
+            )
         except DestinationExists as exc:
             for key in published:
                 self._storage.delete(key)

@@ -7,15 +7,20 @@ from typing import Any
 
 from egress.container import Container
 from egress.db.configurations import ConfigurationRecord
-from egress.domain.errors import Invalid, NotFound
+from egress.db.templates import TemplateRecord
+from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
+from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.naming import normalize_destination_path, validate_pattern
 from egress.domain.options import date_range
 from egress.domain.plan import select_fields
 from egress.query.where import parse_where
 
 
-def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Check a full set of configuration values; returns them ready to store."""
+def validated_values(
+    c: Container, workspace_id: str, values: dict[str, Any], cfg_id: str | None = None
+) -> dict[str, Any]:
+    """Check a full set of configuration values (of configuration ``cfg_id`` when it exists
+    already); returns them ready to store."""
     try:
         template = c.templates.get(workspace_id, values["template_id"])
     except NotFound as exc:
@@ -58,14 +63,66 @@ def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) ->
     if destination["type"] == "storage":
         destination["path"] = normalize_destination_path(destination.get("path", ""))
     else:
-        if destination.get("mode") == "upsert" and not template.primary_key:
+        if destination.get("mode") == UPSERT and not template.primary_key:
             raise Invalid.at(
                 ("body", "destination", "mode"),
                 "upsert merges by primary key and the template has none",
             )
         if split_by is not None:
             raise Invalid.at(("body", "splitBy"), "is only for storage destinations")
+        _check_loading(c, workspace_id, template, values["fields"], destination, cfg_id)
     return {**values, "destination": destination}
+
+
+def _check_loading(
+    c: Container,
+    workspace_id: str,
+    template: TemplateRecord,
+    fields: list[str] | None,
+    destination: dict[str, Any],
+    cfg_id: str | None,
+) -> None:
+    """An upsert delivers its whole key, and a data table is loaded as it was created (by its
+    catalogue entry, or before its first load by the configurations that already target it)."""
+    mode = destination.get("mode", APPEND)
+    key = template.primary_key if mode == UPSERT else []
+    missing = [k for k in key if fields is not None and k not in fields]
+    if missing:
+        raise Invalid.at(
+            ("body", "fields"),
+            f"an upsert merges by the key ({', '.join(key)}); fields must include "
+            f"{', '.join(map(repr, missing))}",
+        )
+    name = destination["dataTable"]
+    wanted = Loading(mode, key, template.id, template.name)
+    table = c.data_tables.find(workspace_id, name)
+    if table is not None:
+        existing = Loading(
+            table.mode,
+            table.primary_key,
+            table.template_id,
+            _template_name(c, workspace_id, table.template_id),
+        )
+        if conflict := loading_conflict(name, existing, wanted):
+            raise Conflict(conflict)
+    for other in c.data_tables.loading_configurations(workspace_id, name):
+        if other["id"] == cfg_id:
+            continue
+        other_template = c.templates.get(workspace_id, other["templateId"])
+        other_key = other_template.primary_key if other["mode"] == UPSERT else []
+        existing = Loading(other["mode"], other_key, other_template.id, other_template.name)
+        if conflict := loading_conflict(name, existing, wanted, other["name"]):
+            raise Conflict(conflict)
+
+
+def _template_name(c: Container, workspace_id: str, template_id: str | None) -> str:
+    """For messages: the template's name, or its id once it is gone."""
+    if template_id is None:
+        return ""
+    try:
+        return c.templates.get(workspace_id, template_id).name
+    except NotFound:
+        return template_id
 
 
 def create(c: Container, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
@@ -94,7 +151,9 @@ def update(
         "end_date": current.end_date,
         **changes,
     }
-    return c.configurations.update(workspace_id, cfg_id, validated_values(c, workspace_id, merged))
+    return c.configurations.update(
+        workspace_id, cfg_id, validated_values(c, workspace_id, merged, cfg_id)
+    )
 
 
 def delete(c: Container, workspace_id: str, cfg_id: str) -> None:

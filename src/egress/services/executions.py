@@ -33,7 +33,7 @@ def trigger(
     """Freeze the configuration and options into a new execution; its run 1 is queued."""
     now = c.clock()
     cfg = c.configurations.get(workspace_id, cfg_id)
-    blocker = trigger_blocker(cfg.status, cfg.end_date, now)
+    blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
     if blocker:
         raise Conflict(blocker)
     template = c.templates.get(workspace_id, cfg.template_id)

@@ -83,9 +83,12 @@ def target_table(
             )
         )
     columns += [
-        sa.Column(f.name, sa_type(f.type), primary_key=f.name in primary_key) for f in fields
+        sa.Column(f.name, sa_type(f.type), primary_key=f.name in primary_key, autoincrement=False)
+        for f in fields
     ]
-    return sa.Table(name, meta, *columns)
+    # On SQLite a keyed table has no rowid: an INTEGER PRIMARY KEY would otherwise be the rowid,
+    # which turns a NULL key into a new number instead of refusing it.
+    return sa.Table(name, meta, *columns, sqlite_with_rowid=not primary_key)
 
 
 class Warehouse:
@@ -106,6 +109,12 @@ class Warehouse:
     ) -> LoadResult:
         """Load ``batches`` into ``name``; ``known`` is the schema the table had so far."""
         _check_types(fields, known)
+        missing = [k for k in primary_key if k not in {f.name for f in fields}]
+        if missing:
+            raise LoadError(
+                f"the data table merges by ({', '.join(primary_key)}) and the extraction does "
+                f"not deliver {', '.join(map(repr, missing))}"
+            )
         with self.engine.begin() as conn:
             meta = sa.MetaData()
             ledger = _ledger(meta)
@@ -120,10 +129,14 @@ class Warehouse:
             _add_new_columns(conn, table, fields)
             stage = self._stage(conn, fields)
             rows = 0
+            null_keys = dict.fromkeys(primary_key, 0)
             for batch in batches:
+                for key in primary_key:
+                    null_keys[key] += batch.column(key).null_count
                 self._insert(conn, stage, batch)
                 rows += batch.num_rows
                 on_rows(rows)
+            _refuse_null_keys(null_keys)
             if rows:
                 _merge(conn, table, stage, [f.name for f in fields], primary_key, mode)
             conn.execute(ledger.insert().values(run_id=run_id, table_name=name, rows=rows))
@@ -166,6 +179,8 @@ class Warehouse:
     ) -> list[dict[str, Any]]:
         """Keyset page of a table, for previews."""
         with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(name):  # its first load has not committed yet
+                return []
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
             keys = [table.c[k] for k in order]
             query = sa.select(table).order_by(*keys).limit(limit)
@@ -187,6 +202,17 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, time):
         return value.isoformat()
     return value
+
+
+def _refuse_null_keys(null_keys: dict[str, int]) -> None:
+    """A row without its key cannot be merged: the whole load fails, naming every key column
+    that was NULL and in how many rows."""
+    nulls = [f"{key!r} in {n} row{'s' if n > 1 else ''}" for key, n in null_keys.items() if n]
+    if nulls:
+        raise LoadError(
+            f"the data table's key cannot be NULL, and the source has NULL in key column "
+            f"{', '.join(nulls)}; nothing was loaded"
+        )
 
 
 def _check_types(fields: list[ColumnInfo], known: list[ColumnInfo]) -> None:

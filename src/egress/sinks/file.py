@@ -10,8 +10,8 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from egress.sinks.stream import HashingStream
-from egress.sinks.writers import WRITERS, BatchWriter
-from egress.storage import Storage
+from egress.sinks.writers import WRITERS, BatchWriter, content_type
+from egress.storage import ObjectHeaders, Storage
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class WrittenFile:
 
 
 class FileSink:
-    """Write batches (or raw bytes of the format, for fast paths) to ``key``."""
+    """Write batches (or raw bytes of the format, for fast paths) to ``key``; a bucket serves
+    it as ``download_name`` of the format's content type."""
 
     def __init__(
         self,
@@ -32,11 +33,13 @@ class FileSink:
         compression: str,
         schema: pa.Schema,
         buffer_bytes: int,
+        download_name: str,
         *,
         one_of_many: bool = False,
     ) -> None:
         self.key = key
-        self._raw = storage.open_writer(key, buffer_bytes, one_of_many=one_of_many)
+        headers = ObjectHeaders(content_type(fmt, compression), download_name)
+        self._raw = storage.open_writer(key, buffer_bytes, headers, one_of_many=one_of_many)
         self._hashing = HashingStream(self._raw)
         self._buffered = io.BufferedWriter(self._hashing, buffer_bytes)  # type: ignore[type-var]
         self.stream: BinaryIO = self._buffered

@@ -182,7 +182,7 @@ class Worker:
         now = self._clock()
         ended: RunStatus | None = None
         if isinstance(reason, RunCancelled):
-            outcome = Outcome(RunStatus.CANCELLED, control.processed)
+            outcome = Outcome.stopped(RunStatus.CANCELLED, control.processed)
             ended = RunStatus.CANCELLED if self._executions.finish(claimed, outcome, now) else None
         elif isinstance(reason, RunStalled):
             ended = self._executions.fail_attempt(claimed, now, self._max_attempts, str(reason))

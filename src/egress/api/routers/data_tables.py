@@ -46,7 +46,9 @@ def get_data_table(table_id: str, c: Services, p: CurrentPrincipal) -> DataTable
         updated_at=t.updated_at,
         created_at=t.created_at,
         fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
+        mode=t.mode,
         primary_key=t.primary_key,
+        template_id=t.template_id,
         configurations=c.data_tables.loading_configurations(p.workspace_id, t.name),
     )
 

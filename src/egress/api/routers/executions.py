@@ -45,8 +45,12 @@ def _base(config_id: str, execution_id: str) -> str:
 
 
 def _progress(run: RunRecord) -> ProgressOut | None:
+    """Records read: while the run is in progress, and where it stopped when it failed or was
+    cancelled (such a run delivered nothing, so it has no record count)."""
     if run.status is RunStatus.IN_PROGRESS:
         return ProgressOut(processed=run.processed or 0)
+    if run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and run.processed is not None:
+        return ProgressOut(processed=run.processed)
     return None
 
 
