@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +25,13 @@ from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
 from egress.domain.clock import Clock
+from egress.domain.incremental import (
+    DEFAULT_LAGS,
+    Observation,
+    kept_observations,
+    lagged_mark,
+    later,
+)
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
     NameParts,
@@ -52,6 +59,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import SnapshotSource
 from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
 
@@ -94,6 +102,18 @@ class Job:
     configuration_name: str
     split_by: str | None
     data_table: dict[str, Any] | None
+    window: dict[str, Any] | None = None  # the frozen incremental window, as stored
+
+    def copies_csv(self, source: Source) -> bool:
+        """Whether the rows go through the source's own CSV writer (one file, CSV)."""
+        fast = getattr(source, "can_copy_csv", None)
+        return (
+            self.fmt == "csv"
+            and self.split_by is None
+            and self.data_table is None
+            and fast is not None
+            and bool(fast(self.plan))
+        )
 
     def file_name(self, value: str | None = None, *, split: bool = False) -> str:
         name = self.configuration_name
@@ -142,6 +162,7 @@ class Runner:
         anything (the worker gives the run back, fails the attempt, or lets it go)."""
         job = self._job(claimed)
         prefix = tmp_prefix(claimed.workspace_id, claimed.run_id, claimed.lease_token)
+        source: Source | None = None
         try:
             try:
                 source = self._open_source(claimed)
@@ -149,19 +170,23 @@ class Runner:
                 job = self._with_window(job, source, control)
                 window = job.plan.window
                 watermark = window.high if window is not None else None
-                if window is not None and window.high is None:  # the source is empty
+                if window is not None and window.high is None:  # nothing to take (yet)
                     self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
                     return
                 if job.data_table is not None:
                     rows = self._load(job, source, control)
                     status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
-                    self._finish(claimed, Outcome(status, rows, watermark=watermark))
+                    self._finish(
+                        claimed, Outcome(status, rows, watermark=watermark, window=job.window)
+                    )
                     return
                 written = self._write(job, source, control)
                 control.checkpoint()
                 if sum(w.file.rows for w in written) == 0:
                     self._storage.delete_prefix(prefix)
-                    outcome = Outcome(RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark)
+                    outcome = Outcome(
+                        RunStatus.COMPLETED_NO_DATA, 0, watermark=watermark, window=job.window
+                    )
                     self._finish(claimed, outcome)
                     return
             except Exception as exc:
@@ -188,6 +213,9 @@ class Runner:
                 log.exception("run %s failed unexpectedly", claimed.run_id)
             self._finish(claimed, Outcome(RunStatus.FAILED, control.processed, _message(exc)))
             return
+        finally:
+            if source is not None:
+                source.close()  # ends a snapshot transaction a failed run left open
         files = [
             FileRecord(
                 sub_extract_id=w.sub_extract_id,
@@ -203,7 +231,12 @@ class Runner:
         ]
         total = sum(f.record_count for f in files)
         outcome = Outcome(
-            RunStatus.COMPLETED, total, files=files, manifest_key=manifest_key, watermark=watermark
+            RunStatus.COMPLETED,
+            total,
+            files=files,
+            manifest_key=manifest_key,
+            watermark=watermark,
+            window=job.window,
         )
         if not self._executions.finish(claimed, outcome, self._clock()):
             # Our own keys (publishing never overwrites): unpublish, never someone else's.
@@ -228,25 +261,72 @@ class Runner:
         )
 
     def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
-        """Incremental runs read (watermark, high-water mark]; the window is frozen on the
-        execution the first time, so every attempt and re-run reads exactly the same records."""
+        """Incremental runs read (watermark, mark]; the window is frozen on the execution the
+        first time, so every attempt and re-run reads exactly the same records."""
         params = job.claimed.parameters
         if not params.get("options", {}).get("extractOnlyNew"):
             return job
         frozen = params.get("window")
+        within = None
         if frozen is None:
-            cursor = params["template"]["cursorField"]
+            frozen = self._freeze_window(job, source, control)
+        elif "snapshot" in frozen:  # read again outside that snapshot: only the rows it saw
+            within = frozen["snapshot"]
+        window = Window(
+            field=frozen["field"],
+            low=frozen["low"],
+            high=frozen["high"],
+            after=frozen.get("after"),
+            within=within,
+        )
+        return replace(job, plan=replace(job.plan, window=window), window=frozen)
+
+    def _freeze_window(self, job: Job, source: Source, control: RunControl) -> dict[str, Any]:
+        """PostgreSQL tables: the mark and the rows in one snapshot, plus the rows committed
+        behind the previous mark since the previous snapshot. Every other source: the mark the
+        source already held ``incrementalLag`` ago (README "Incremental extraction")."""
+        claimed = job.claimed
+        params = claimed.parameters
+        cursor = params["template"]["cursorField"]
+        state = self._executions.incremental_state(claimed.configuration_id)
+        mark = None
+        if isinstance(source, SnapshotSource):
             with control.awaiting_source():
-                high = source.max_value(job.plan, cursor)
+                mark = source.begin_snapshot(job.plan, cursor, copy_csv=job.copies_csv(source))
+        observations = None
+        if mark is not None:
+            late = state.snapshot is not None and not state.quiet
             frozen = {
                 "field": cursor,
-                "low": self._executions.watermark(job.claimed.configuration_id),
-                "high": json_value(high),
+                "low": state.watermark,
+                "high": json_value(mark.high),
+                "snapshot": mark.snapshot,
+                "quiet": mark.quiet,
+                "previousSnapshot": state.snapshot,
+                # The late-commit scan reads every row at or below the mark: skipped when
+                # nothing was in progress in the previous snapshot.
+                "after": state.snapshot if late else None,
             }
-            if not self._executions.freeze_window(job.claimed, frozen):
-                raise LeaseLost
-        window = Window(field=frozen["field"], low=frozen["low"], high=frozen["high"])
-        return replace(job, plan=replace(job.plan, window=window))
+        else:
+            lag = run_lag(params)
+            with control.awaiting_source():
+                seen = json_value(source.max_value(job.plan, cursor))
+            now = self._clock()
+            observations = state.observations
+            if seen is not None:
+                observations = kept_observations([*observations, Observation(now, seen)], now, lag)
+            high = lagged_mark(observations, now, lag)
+            if state.watermark is not None and (high is None or not later(high, state.watermark)):
+                high = state.watermark  # nothing new is old enough yet
+            frozen = {
+                "field": cursor,
+                "low": state.watermark,
+                "high": high,
+                "lag": lag.total_seconds(),
+            }
+        if not self._executions.freeze_window(claimed, frozen, observations):
+            raise LeaseLost
+        return frozen
 
     def _load(self, job: Job, source: Source, control: RunControl) -> int:
         """Load into the data table in one warehouse transaction, committed only while this
@@ -300,8 +380,7 @@ class Runner:
             return self._write_split(job, source, control)
         sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES)
         try:
-            fast = getattr(source, "can_copy_csv", None)
-            if job.fmt == "csv" and fast is not None and fast(job.plan):
+            if job.copies_csv(source):
                 with control.awaiting_source():
                     rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
                 file = sink.close(rows)
@@ -407,6 +486,14 @@ class Runner:
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._executions.finish(claimed, outcome, self._clock()):
             raise LeaseLost
+
+
+def run_lag(parameters: dict[str, Any]) -> timedelta:
+    """The run's incrementalLag: its own (frozen with its options), else its source's default."""
+    seconds = parameters.get("options", {}).get("incrementalLag")
+    if seconds is not None:
+        return timedelta(seconds=seconds)
+    return DEFAULT_LAGS[parameters["connection"]["type"]]
 
 
 def physical_name(workspace_id: str, name: str) -> str:

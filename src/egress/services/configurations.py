@@ -8,6 +8,7 @@ from typing import Any
 from egress.container import Container
 from egress.db.configurations import ConfigurationRecord
 from egress.domain.errors import Invalid, NotFound
+from egress.domain.incremental import lag_seconds
 from egress.domain.naming import normalize_destination_path, validate_pattern
 from egress.domain.options import date_range
 from egress.domain.plan import select_fields
@@ -65,7 +66,8 @@ def validated_values(c: Container, workspace_id: str, values: dict[str, Any]) ->
             )
         if split_by is not None:
             raise Invalid.at(("body", "splitBy"), "is only for storage destinations")
-    return {**values, "destination": destination}
+    lag = lag_seconds(values.get("incremental_lag"), ("body", "incrementalLag"))
+    return {**values, "destination": destination, "incremental_lag": lag}
 
 
 def create(c: Container, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
@@ -88,6 +90,7 @@ def update(
         "split_by": current.split_by,
         "filter": current.filter,
         "extract_only_new": current.extract_only_new,
+        "incremental_lag": current.incremental_lag,
         "date_from": current.date_from,
         "date_to": current.date_to,
         "start_date": current.start_date,
