@@ -180,6 +180,11 @@ class ConfigurationFields(Request):
     )
     filter: str | None = Field(default=None, max_length=100_000, description="default whereClause")
     extract_only_new: bool | None = None
+    incremental_lag: float | str | None = Field(
+        default=None,
+        description="incremental: how long a cursor value must have been seen before a run"
+        ' takes it, in seconds or as "30s", "5m", "1h" (sources without snapshots)',
+    )
     date_from: str | None = Field(default=None, max_length=40)
     date_to: str | None = Field(default=None, max_length=40)
     start_date: EffectiveDate | None = None
@@ -204,6 +209,11 @@ class ConfigurationPatch(Request):
     )
     filter: str | None = Field(default=None, max_length=100_000, description="default whereClause")
     extract_only_new: bool | None = None
+    incremental_lag: float | str | None = Field(
+        default=None,
+        description="incremental: how long a cursor value must have been seen before a run"
+        ' takes it, in seconds or as "30s", "5m", "1h" (sources without snapshots)',
+    )
     date_from: str | None = Field(default=None, max_length=40)
     date_to: str | None = Field(default=None, max_length=40)
     start_date: EffectiveDate | None = None
@@ -222,6 +232,7 @@ class ConfigurationOut(Wire):
     split_by: str | None
     filter: str | None
     extract_only_new: bool
+    incremental_lag: float | None = Field(description="seconds; null: the source's default")
     date_from: str | None
     date_to: str | None
     watermark: Any
@@ -246,6 +257,11 @@ class TriggerRequest(Request):
     )
     extract_only_new: bool | None = Field(
         default=None, description="incremental: only records past the watermark"
+    )
+    incremental_lag: float | str | None = Field(
+        default=None,
+        description="incremental: how long a cursor value must have been seen before a run"
+        ' takes it, in seconds or as "30s", "5m", "1h" (sources without snapshots)',
     )
     where_clause: str | None = Field(
         default=None, max_length=100_000, description="SQL condition over the template's fields"

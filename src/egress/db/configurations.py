@@ -34,6 +34,7 @@ class ConfigurationRecord:
     split_by: str | None
     filter: str | None
     extract_only_new: bool
+    incremental_lag: float | None
     date_from: str | None
     date_to: str | None
     watermark: Any
@@ -73,6 +74,7 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
         split_by=row.split_by,
         filter=row.filter,
         extract_only_new=bool(row.extract_only_new),
+        incremental_lag=row.incremental_lag,
         date_from=row.date_from,
         date_to=row.date_to,
         watermark=row.watermark,

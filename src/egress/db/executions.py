@@ -27,6 +27,7 @@ from egress.db.tables import (
 )
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.incremental import Observation, later
 from egress.domain.paging import PageRequest
 from egress.domain.status import (
     ACTIVE,
@@ -137,6 +138,9 @@ class Outcome:
     # Incremental runs: the configuration's watermark moves to this on success, never back.
     watermark: Any = None
     processed: int | None = None  # records read, when they differ from those delivered
+    # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
+    # from the state the window was built on (a re-run of an older execution moves nothing).
+    window: dict[str, Any] | None = None
 
     @classmethod
     def stopped(
@@ -145,6 +149,16 @@ class Outcome:
         """A failed or cancelled run: what it read stays its progress, never its record count
         (it delivered nothing)."""
         return cls(status, None, error_message, processed=processed)
+
+
+@dataclass(frozen=True)
+class IncrementalState:
+    """What a configuration's next incremental run builds on."""
+
+    watermark: Any
+    snapshot: str | None  # the last completed snapshot window's own snapshot
+    quiet: bool  # nothing was in progress in ``snapshot``: no late commit to look for
+    observations: list[Observation]
 
 
 @dataclass(frozen=True)
@@ -174,13 +188,6 @@ class _Attempt:
     attempt: int
     cancel_requested: bool
     configuration_id: str
-
-
-def _later(value: Any, current: Any) -> bool:
-    """Watermarks are ints, floats or ISO-like text of one source: compare like with like."""
-    if isinstance(value, int | float) and isinstance(current, int | float):
-        return value > current
-    return str(value) > str(current)
 
 
 def _notify(conn: Connection) -> None:
@@ -606,18 +613,39 @@ class ExecutionRepo:
         return True
 
     def watermark(self, configuration_id: str) -> Any:
-        with self._engine.connect() as conn:
-            return conn.execute(
-                sa.select(extraction_configurations.c.watermark).where(
-                    extraction_configurations.c.id == configuration_id
-                )
-            ).scalar_one_or_none()
+        return self.incremental_state(configuration_id).watermark
 
-    def freeze_window(self, claimed: ClaimedRun, window: dict[str, Any]) -> bool:
-        """Store the incremental window on the execution once, fenced; re-runs reuse it."""
+    def incremental_state(self, configuration_id: str) -> IncrementalState:
+        T = extraction_configurations
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T.c.watermark, T.c.incremental_state).where(T.c.id == configuration_id)
+            ).one()
+        state = row.incremental_state or {}
+        return IncrementalState(
+            watermark=row.watermark,
+            snapshot=state.get("snapshot"),
+            quiet=bool(state.get("quiet")),
+            observations=[Observation.from_json(o) for o in state.get("observations", [])],
+        )
+
+    def freeze_window(
+        self,
+        claimed: ClaimedRun,
+        window: dict[str, Any],
+        observations: list[Observation] | None = None,
+    ) -> bool:
+        """Store the incremental window on the execution once, fenced; re-runs reuse it. A
+        lagged window records the configuration's observations (with the run's own) with it."""
         try:
             with self._engine.begin() as conn:
                 self._fence(conn, claimed)
+                if observations is not None:
+                    self._set_state(
+                        conn,
+                        claimed.configuration_id,
+                        observations=[o.to_json() for o in observations],
+                    )
                 params = dict(
                     conn.execute(
                         sa.select(executions.c.parameters).where(
@@ -641,12 +669,52 @@ class ExecutionRepo:
             .where(extraction_configurations.c.id == configuration_id)
             .with_for_update()
         ).scalar_one_or_none()
-        if current is None or _later(value, current):
+        if current is None or later(value, current):
             conn.execute(
                 extraction_configurations.update()
                 .where(extraction_configurations.c.id == configuration_id)
                 .values(watermark=value)
             )
+
+    def _state(self, conn: Connection, configuration_id: str) -> tuple[Any, dict[str, Any]]:
+        """The configuration's watermark and incremental state, locked until commit."""
+        T = extraction_configurations
+        row = conn.execute(
+            sa.select(T.c.watermark, T.c.incremental_state)
+            .where(T.c.id == configuration_id)
+            .with_for_update()
+        ).one()
+        return row.watermark, dict(row.incremental_state or {})
+
+    def _set_state(self, conn: Connection, configuration_id: str, **changes: Any) -> None:
+        _, state = self._state(conn, configuration_id)
+        conn.execute(
+            extraction_configurations.update()
+            .where(extraction_configurations.c.id == configuration_id)
+            .values(incremental_state={**state, **changes})
+        )
+
+    def _advance_snapshot(
+        self, conn: Connection, configuration_id: str, window: dict[str, Any]
+    ) -> None:
+        """Move the watermark and snapshot to the window's, only from the pair it was built
+        on: rows at or below the watermark visible in the snapshot are all delivered."""
+        watermark, state = self._state(conn, configuration_id)
+        if watermark != window["low"] or state.get("snapshot") != window["previousSnapshot"]:
+            return
+        high = window["high"]
+        conn.execute(
+            extraction_configurations.update()
+            .where(extraction_configurations.c.id == configuration_id)
+            .values(
+                watermark=high if watermark is None or later(high, watermark) else watermark,
+                incremental_state={
+                    **state,
+                    "snapshot": window["snapshot"],
+                    "quiet": window["quiet"],
+                },
+            )
+        )
 
     def _fence(self, conn: Connection, claimed: ClaimedRun) -> None:
         """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
@@ -722,7 +790,9 @@ class ExecutionRepo:
         conn.execute(
             pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
         )
-        if outcome.watermark is not None:
+        if outcome.window is not None and "snapshot" in outcome.window:
+            self._advance_snapshot(conn, claimed.configuration_id, outcome.window)
+        elif outcome.watermark is not None:
             self._advance_watermark(conn, claimed.configuration_id, outcome.watermark)
         for f in outcome.files:
             conn.execute(

@@ -129,6 +129,11 @@ extraction_configurations = sa.Table(
     sa.Column("date_to", sa.String(40), nullable=True),
     # Incremental extraction: the highest cursor value a completed run has delivered.
     sa.Column("watermark", sa.JSON(), nullable=True),
+    # Seconds a cursor value must have been seen before a run takes it (None: the source's
+    # default); and what the next run builds on: the last snapshot (PostgreSQL) or the
+    # cursor maxima runs saw, with when (every other source).
+    sa.Column("incremental_lag", sa.Float(), nullable=True),
+    sa.Column("incremental_state", sa.JSON(), nullable=True),
     sa.Column("start_date", UTCDateTime(), nullable=True),
     sa.Column("end_date", UTCDateTime(), nullable=True),
     sa.Column("status", sa.String(20), nullable=False),

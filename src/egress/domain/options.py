@@ -151,8 +151,15 @@ def selection(
 
 @dataclass(frozen=True)
 class Window:
-    """Incremental window on the cursor field: (low, high]; low None means from the start."""
+    """Incremental window on the cursor field: (low, high]; low None means from the start.
+
+    PostgreSQL snapshot windows (``pg_snapshot`` text) add: rows at or below ``low`` that were
+    not visible in ``after`` (the previous run's snapshot) committed behind the mark since, and
+    are taken too; ``within`` (the run's own snapshot) keeps a re-read to exactly the rows that
+    run saw, so every attempt and re-run reproduces them."""
 
     field: str
     low: Any
     high: Any
+    after: str | None = None
+    within: str | None = None

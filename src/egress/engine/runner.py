@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -27,6 +27,13 @@ from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover
 from egress.domain.catalog import ColumnInfo
 from egress.domain.clock import Clock
 from egress.domain.data_tables import UPSERT, Loading, loading_conflict
+from egress.domain.incremental import (
+    DEFAULT_LAGS,
+    Observation,
+    kept_observations,
+    lagged_mark,
+    later,
+)
 from egress.domain.naming import (
     DEFAULT_FILE_NAME_PATTERN,
     NameParts,
@@ -56,7 +63,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import Noticing
+from egress.sources.base import Noticing, SnapshotSource
 from egress.sources.policy import SourcePolicy
 from egress.storage import (
     STORAGE_ERRORS,
@@ -106,6 +113,18 @@ class Job:
     split_by: str | None
     data_table: dict[str, Any] | None
     output: list[ColumnInfo]  # the configuration's fields: what the files hold
+    window: dict[str, Any] | None = None  # the frozen incremental window, as stored
+
+    def copies_csv(self, source: Source) -> bool:
+        """Whether the rows go through the source's own CSV writer (one file, CSV)."""
+        fast = getattr(source, "can_copy_csv", None)
+        return (
+            self.fmt == "csv"
+            and self.split_by is None
+            and self.data_table is None
+            and fast is not None
+            and bool(fast(self.plan))
+        )
 
     def file_name(self, value: str | None = None, *, split: bool = False) -> str:
         name = self.configuration_name
@@ -154,6 +173,7 @@ class Runner:
         anything (the worker gives the run back, fails the attempt, or lets it go)."""
         job = self._job(claimed)
         prefix = tmp_prefix(claimed.workspace_id, claimed.run_id, claimed.lease_token)
+        source: Source | None = None
         try:
             try:
                 source = self._open_source(claimed)
@@ -161,13 +181,19 @@ class Runner:
                 job = self._with_window(job, source, control)
                 window = job.plan.window
                 watermark = window.high if window is not None else None
-                if window is not None and window.high is None:  # the source is empty
+                if window is not None and window.high is None:  # nothing to take (yet)
                     self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
                     return
                 if job.data_table is not None:
                     rows = self._load(job, source, control)
                     status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
-                    outcome = Outcome(status, rows, watermark=watermark, warnings=_warnings(source))
+                    outcome = Outcome(
+                        status,
+                        rows,
+                        watermark=watermark,
+                        warnings=_warnings(source),
+                        window=job.window,
+                    )
                     self._finish(claimed, outcome)
                     return
                 written = self._write(job, source, control)
@@ -179,6 +205,7 @@ class Runner:
                         0,
                         watermark=watermark,
                         warnings=_warnings(source),
+                        window=job.window,
                     )
                     self._finish(claimed, outcome)
                     return
@@ -208,6 +235,9 @@ class Runner:
                 claimed, Outcome.stopped(RunStatus.FAILED, control.processed, _message(exc))
             )
             return
+        finally:
+            if source is not None:
+                source.close()  # ends a snapshot transaction a failed run left open
         files = [
             FileRecord(
                 sub_extract_id=w.sub_extract_id,
@@ -229,6 +259,7 @@ class Runner:
             manifest_key=manifest_key,
             watermark=watermark,
             warnings=_warnings(source),
+            window=job.window,
         )
         if not self._executions.finish(claimed, outcome, self._clock()):
             # Our own keys (publishing never overwrites): unpublish, never someone else's.
@@ -255,25 +286,72 @@ class Runner:
         )
 
     def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
-        """Incremental runs read (watermark, high-water mark]; the window is frozen on the
-        execution the first time, so every attempt and re-run reads exactly the same records."""
+        """Incremental runs read (watermark, mark]; the window is frozen on the execution the
+        first time, so every attempt and re-run reads exactly the same records."""
         params = job.claimed.parameters
         if not params.get("options", {}).get("extractOnlyNew"):
             return job
         frozen = params.get("window")
+        within = None
         if frozen is None:
-            cursor = params["template"]["cursorField"]
+            frozen = self._freeze_window(job, source, control)
+        elif "snapshot" in frozen:  # read again outside that snapshot: only the rows it saw
+            within = frozen["snapshot"]
+        window = Window(
+            field=frozen["field"],
+            low=frozen["low"],
+            high=frozen["high"],
+            after=frozen.get("after"),
+            within=within,
+        )
+        return replace(job, plan=replace(job.plan, window=window), window=frozen)
+
+    def _freeze_window(self, job: Job, source: Source, control: RunControl) -> dict[str, Any]:
+        """PostgreSQL tables: the mark and the rows in one snapshot, plus the rows committed
+        behind the previous mark since the previous snapshot. Every other source: the mark the
+        source already held ``incrementalLag`` ago (README "Incremental extraction")."""
+        claimed = job.claimed
+        params = claimed.parameters
+        cursor = params["template"]["cursorField"]
+        state = self._executions.incremental_state(claimed.configuration_id)
+        mark = None
+        if isinstance(source, SnapshotSource):
             with control.awaiting_source():
-                high = source.max_value(job.plan, cursor)
+                mark = source.begin_snapshot(job.plan, cursor, copy_csv=job.copies_csv(source))
+        observations = None
+        if mark is not None:
+            late = state.snapshot is not None and not state.quiet
             frozen = {
                 "field": cursor,
-                "low": self._executions.watermark(job.claimed.configuration_id),
-                "high": json_value(high),
+                "low": state.watermark,
+                "high": json_value(mark.high),
+                "snapshot": mark.snapshot,
+                "quiet": mark.quiet,
+                "previousSnapshot": state.snapshot,
+                # The late-commit scan reads every row at or below the mark: skipped when
+                # nothing was in progress in the previous snapshot.
+                "after": state.snapshot if late else None,
             }
-            if not self._executions.freeze_window(job.claimed, frozen):
-                raise LeaseLost
-        window = Window(field=frozen["field"], low=frozen["low"], high=frozen["high"])
-        return replace(job, plan=replace(job.plan, window=window))
+        else:
+            lag = run_lag(params)
+            with control.awaiting_source():
+                seen = json_value(source.max_value(job.plan, cursor))
+            now = self._clock()
+            observations = state.observations
+            if seen is not None:
+                observations = kept_observations([*observations, Observation(now, seen)], now, lag)
+            high = lagged_mark(observations, now, lag)
+            if state.watermark is not None and (high is None or not later(high, state.watermark)):
+                high = state.watermark  # nothing new is old enough yet
+            frozen = {
+                "field": cursor,
+                "low": state.watermark,
+                "high": high,
+                "lag": lag.total_seconds(),
+            }
+        if not self._executions.freeze_window(claimed, frozen, observations):
+            raise LeaseLost
+        return frozen
 
     def _load(self, job: Job, source: Source, control: RunControl) -> int:
         """Load into the data table in one warehouse transaction, committed only while this
@@ -348,8 +426,7 @@ class Runner:
             return self._write_split(job, source, control)
         sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES, job.file_name())
         try:
-            fast = getattr(source, "can_copy_csv", None)
-            if job.fmt == "csv" and fast is not None and fast(job.plan):
+            if job.copies_csv(source):
                 with control.awaiting_source():
                     rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
                 file = sink.close(rows)
@@ -492,6 +569,14 @@ def with_split_field(plan: ReadPlan, split_by: str | None) -> ReadPlan:
         return plan
     extra = next(c for c in plan.columns if c.name == split_by)
     return replace(plan, fields=[*plan.fields, extra])
+
+
+def run_lag(parameters: dict[str, Any]) -> timedelta:
+    """The run's incrementalLag: its own (frozen with its options), else its source's default."""
+    seconds = parameters.get("options", {}).get("incrementalLag")
+    if seconds is not None:
+        return timedelta(seconds=seconds)
+    return DEFAULT_LAGS[parameters["connection"]["type"]]
 
 
 def physical_name(workspace_id: str, name: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo
-from egress.domain.options import naive_utc
+from egress.domain.options import Window, naive_utc
 from egress.domain.plan import ReadPlan
 from egress.query.custom import subquery
 from egress.query.where import bind_where, parse_where
@@ -72,16 +72,78 @@ def conditions(plan: ReadPlan, params: Params) -> list[exp.Expr]:
             op = exp.LTE if plan.dates.end.inclusive else exp.LT
             out.append(op(this=col.copy(), expression=params.bind(plan.dates.end.value)))
     if plan.window is not None:
-        col = column(plan.window.field)
-        if plan.window.low is not None:
-            out.append(exp.GT(this=col.copy(), expression=params.bind(plan.window.low)))
-        out.append(exp.LTE(this=col.copy(), expression=params.bind(plan.window.high)))
+        out.extend(_window(plan.window, params))
     if plan.where:
         tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
         out.append(exp.Paren(this=bind_where(tree, params.bind)))
     if plan.keys is not None:
         out.append(_key_match(plan.keys.fields, plan.keys.values, params))
     return out
+
+
+def _window(window: Window, params: Params) -> list[exp.Expr]:
+    """(low, high] on the cursor; on PostgreSQL snapshot windows also the rows at or below low
+    that committed after the previous run's snapshot, and only rows its own snapshot saw."""
+    col = column(window.field)
+    out: list[exp.Expr] = []
+    if window.low is not None:
+        out.append(exp.GT(this=col.copy(), expression=params.bind(window.low)))
+    out.append(exp.LTE(this=col.copy(), expression=params.bind(window.high)))
+    if window.after is not None and window.low is not None:
+        late = exp.and_(
+            exp.LTE(this=col.copy(), expression=params.bind(window.low)),
+            exp.Not(this=_visible_in(window.after, params)),
+        )
+        out = [exp.Paren(this=exp.or_(exp.Paren(this=exp.and_(*out)), exp.Paren(this=late)))]
+    if window.within is not None:
+        out.append(_visible_in(window.within, params))
+    return out
+
+
+# xmin is 32 bits and wraps; pg_snapshot holds 64-bit ids (xid8, with the epoch). A live row's
+# xmin lies within 2^31 of the current snapshot's xmax, so the nearest 64-bit id with the same
+# low 32 bits is its full id.
+_HALF = 2**31
+_LOW32 = 2**32 - 1
+
+
+def _as_bigint(value: exp.Expr) -> exp.Expr:
+    return exp.cast(exp.cast(value, "TEXT"), "BIGINT")
+
+
+def full_xmin() -> exp.Expr:
+    """The row's ``xmin`` widened to ``xid8`` (PostgreSQL has no cast from xid)."""
+    reference = _as_bigint(
+        exp.Anonymous(
+            this="pg_snapshot_xmax",
+            expressions=[exp.Anonymous(this="pg_current_snapshot", expressions=[])],
+        )
+    )
+    offset = exp.Paren(
+        this=exp.BitwiseAnd(
+            this=exp.Paren(
+                this=exp.Add(
+                    this=exp.Sub(this=_as_bigint(column("xmin")), expression=reference.copy()),
+                    expression=exp.Literal.number(_HALF),
+                )
+            ),
+            expression=exp.Literal.number(_LOW32),
+        )
+    )
+    full = exp.Sub(
+        this=exp.Add(this=reference, expression=offset), expression=exp.Literal.number(_HALF)
+    )
+    return exp.cast(exp.cast(exp.Paren(this=full), "TEXT"), exp.DataType.build("xid8", udt=True))
+
+
+def _visible_in(snapshot: str, params: Params) -> exp.Expr:
+    return exp.Anonymous(
+        this="pg_visible_in_snapshot",
+        expressions=[
+            full_xmin(),
+            exp.cast(params.bind(snapshot), exp.DataType.build("pg_snapshot", udt=True)),
+        ],
+    )
 
 
 def _key_match(fields: list[str], values: list[list[Any]], params: Params) -> exp.Expr:

@@ -10,6 +10,7 @@ from egress.db.configurations import ConfigurationRecord
 from egress.db.templates import TemplateRecord
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.incremental import lag_seconds
 from egress.domain.naming import normalize_destination_path, validate_pattern
 from egress.domain.options import date_range
 from egress.domain.plan import select_fields
@@ -71,7 +72,8 @@ def validated_values(
         if split_by is not None:
             raise Invalid.at(("body", "splitBy"), "is only for storage destinations")
         _check_loading(c, workspace_id, template, values["fields"], destination, cfg_id)
-    return {**values, "destination": destination}
+    lag = lag_seconds(values.get("incremental_lag"), ("body", "incrementalLag"))
+    return {**values, "destination": destination, "incremental_lag": lag}
 
 
 def _check_loading(
@@ -145,6 +147,7 @@ def update(
         "split_by": current.split_by,
         "filter": current.filter,
         "extract_only_new": current.extract_only_new,
+        "incremental_lag": current.incremental_lag,
         "date_from": current.date_from,
         "date_to": current.date_to,
         "start_date": current.start_date,

@@ -12,6 +12,7 @@ from egress.db.executions import ExecutionRecord, FileRecord, RunRecord
 from egress.db.templates import TemplateRecord
 from egress.domain.configuration import trigger_blocker
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
@@ -67,6 +68,7 @@ def resolve_options(
     date_to = body.get("dateTo", cfg.date_to)
     where = body.get("whereClause", cfg.filter)
     only_new = bool(body.get("extractOnlyNew", cfg.extract_only_new))
+    lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incrementalLag"))
     date_range(template.date_field, date_from, date_to)
     if where is not None:
         parse_where(where, [f.name for f in template.fields])
@@ -85,6 +87,7 @@ def resolve_options(
         "rows": {"fields": chosen[0], "values": chosen[1]} if chosen else None,
         "selectAll": chosen is None,
         "extractOnlyNew": only_new,
+        "incrementalLag": lag,
     }
 
 

@@ -203,6 +203,24 @@ class QuerySource(Protocol):
         the source refuses the query."""
 
 
+@dataclass(frozen=True)
+class SnapshotMark:
+    """Where an incremental run starts on a source with MVCC snapshots (PostgreSQL), read in the
+    one transaction its rows are then read in."""
+
+    high: Any  # the cursor's largest value visible in the snapshot
+    snapshot: str  # the snapshot (pg_snapshot text; subtransactions in progress included)
+    quiet: bool  # nothing was in progress: no row can commit later behind ``high``
+
+
+@runtime_checkable
+class SnapshotSource(Protocol):
+    def begin_snapshot(self, plan: ReadPlan, field: str, *, copy_csv: bool) -> SnapshotMark | None:
+        """Open one snapshot transaction, read the mark in it and keep it for the next
+        ``read`` (or ``copy_csv`` when asked); None when the plan's relation has no row
+        versions to see (a view, a SQL template): the run falls back to the safety lag."""
+
+
 class CsvFastPath(Protocol):
     """A source that can write the plan's rows as CSV itself, faster than through Arrow."""
 

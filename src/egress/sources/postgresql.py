@@ -30,6 +30,7 @@ from egress.sources.base import (
     OpenCalls,
     ProgressFn,
     QueryError,
+    SnapshotMark,
     SocketRef,
     SourceError,
 )
@@ -170,6 +171,37 @@ SELECT r.rolsuper,
        )
 FROM pg_roles r WHERE r.rolname = current_user
 """
+# Before an incremental run's transaction: may its relation's rows be read by visibility (a
+# table has xmin; a view or a foreign table has not), and was anything in progress (a session
+# of this database inside a transaction — even one holding no transaction id yet — or one
+# hidden from this user)? A standby shows neither the primary's sessions nor their locks.
+_IDLE_SQL = """NOT EXISTS (
+         SELECT 1 FROM pg_stat_activity a
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+           AND a.backend_type <> 'autovacuum worker'
+           AND (a.xact_start IS NOT NULL OR a.state IS NULL)
+       )"""
+_SNAPSHOT_PRE_SQL = f"""
+SELECT (SELECT c.relkind IN ('r', 'p', 'm') FROM pg_class c WHERE c.oid = to_regclass({{rel}})),
+       pg_is_in_recovery(), pg_current_snapshot()::text, {_IDLE_SQL}
+"""
+# The first statement of the run's REPEATABLE READ transaction: its snapshot, the mark, and
+# which ids between the snapshot's xmin and xmax are still in progress. pg_snapshot lists
+# top-level transactions only; a row written under a savepoint carries its subtransaction's
+# id, which pg_xact_status reports in progress while its top-level transaction runs. (One
+# status lookup per id started since the oldest transaction in progress.)
+_SNAPSHOT_SQL = f"""
+SELECT pg_current_snapshot()::text, ({{max}}),
+       (SELECT string_agg(x::text, ',')
+        FROM generate_series(pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+                             pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1) AS x
+        WHERE pg_xact_status(x::text::xid8) = 'in progress'),
+       {_IDLE_SQL}
+"""
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# A transaction in progress in the snapshot that ended before the statuses were read leaves
+# its subtransactions unknown: take a new snapshot (each try races a different transaction).
+SNAPSHOT_TRIES = 5
 # libpq's words for a peer that is not a PostgreSQL server at all.
 _NOT_POSTGRES = (
     "expected authentication request",
@@ -361,6 +393,8 @@ class PostgresSource:
         self._s = settings
         self._password = secrets.get("password")
         self._calls = OpenCalls()
+        # An incremental run's snapshot transaction, between the mark and the rows.
+        self._held: psycopg.Connection[Any] | Any | None = None
 
     def _where(self) -> str:
         return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -412,7 +446,7 @@ class PostgresSource:
             return SESSION_SETTINGS
         return (*SESSION_SETTINGS, f"SET statement_timeout = {int(read_timeout * 1000)}")
 
-    def _adbc(self) -> Any:
+    def _adbc(self, autocommit: bool = False) -> Any:
         addresses, limits = self._target()
         auth = quote(self._s.user, safe="")
         if self._password:
@@ -421,7 +455,7 @@ class PostgresSource:
         params = urlencode({"hostaddr": ",".join(addresses), **limits})
         uri = f"postgresql://{auth}@{hosts}/{quote(self._s.database, safe='')}?{params}"
         try:
-            return adbc_pg.connect(uri)
+            return adbc_pg.connect(uri, autocommit=autocommit)
         except Exception as exc:  # the driver's errors share no base class with psycopg's
             raise self._failed(connect_error_class(exc), exc) from exc
 
@@ -509,16 +543,74 @@ class PostgresSource:
             raise SourceError(_clean(exc)) from exc
         return row[0] if row else None
 
+    def begin_snapshot(self, plan: ReadPlan, field: str, *, copy_csv: bool) -> SnapshotMark | None:
+        if plan.query is not None:
+            return None
+        rel = exp.table_(plan.table_name, db=plan.schema_name, quoted=True).sql("postgres")
+        pre = _SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
+        sql = _SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
+        conn: Any = self._psycopg() if copy_csv else self._adbc_session()
+        try:
+            for attempt in range(SNAPSHOT_TRIES):
+                has_xmin, standby, before, idle = _one(conn, pre)
+                if not has_xmin:
+                    conn.close()
+                    return None
+                _one(conn, BEGIN_SNAPSHOT)
+                snapshot, high, running, still_idle = _one(conn, sql)
+                # A standby's snapshot lists subtransactions among the ids in progress itself.
+                complete = snapshot if standby else _with_subtransactions(snapshot, running or "")
+                # Quiet: no session of this database was inside a transaction just before or
+                # just after the snapshot, none is in progress in it, and no transaction ended
+                # in between (xmax, the next id, did not move).
+                quiet = bool(
+                    idle
+                    and still_idle
+                    and not standby
+                    and _xip(before) == _xip(snapshot) == []
+                    and _xmax(before) == _xmax(snapshot)
+                )
+                # Try again when the snapshot lost a transaction's subtransactions, or missed
+                # being quiet only because something (in any database) committed meanwhile.
+                again = complete is None or (idle and still_idle and not quiet)
+                if not again or attempt == SNAPSHOT_TRIES - 1:
+                    break
+                _one(conn, "ROLLBACK")
+        except SourceError:
+            conn.close()
+            raise
+        except Exception as exc:  # psycopg's or ADBC's error: the driver's message
+            conn.close()
+            raise SourceError(_clean(exc)) from exc
+        self._held = conn
+        return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
+
+    def _adbc_session(self) -> Any:
+        """An ADBC connection that commits nothing itself (the snapshot transaction is
+        begun explicitly), with the session settings applied."""
+        conn = self._adbc(autocommit=True)
+        cur = conn.cursor()
+        self._track_adbc(cur)
+        for stmt in self._session_settings():
+            cur.execute(stmt)
+        return conn
+
+    def _take_held(self) -> Any:
+        conn, self._held = self._held, None
+        return conn
+
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         with self._psycopg() as pconn:
             sql = self._sql(pconn, select_statement(plan, "postgres", _arrow_path_sql))
-        conn = self._adbc()
+        held = self._take_held()
+        conn = held if held is not None else self._adbc()
         try:
             with conn.cursor() as cur:
                 self._track_adbc(cur)
-                for stmt in self._session_settings():
-                    cur.execute(stmt)
+                if held is None:
+                    for stmt in self._session_settings():
+                        cur.execute(stmt)
                 try:
                     cur.execute(sql)
                     reader = cur.fetch_record_batch()
@@ -545,7 +637,8 @@ class PostgresSource:
             )
         out.write(csv_header([f.name for f in plan.fields]))
         approx_rows = 0
-        with self._psycopg() as conn, conn.cursor() as cur:
+        held = self._take_held()
+        with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
             inner = self._sql(conn, select_statement(plan, "postgres", _copy_sql))
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
             try:
@@ -560,7 +653,9 @@ class PostgresSource:
             return int(cur.rowcount)
 
     def close(self) -> None:
-        return None
+        held = self._take_held()
+        if held is not None:  # the run ended before reading its rows: end the transaction
+            held.close()
 
     def interrupt(self) -> None:
         self._calls.interrupt()
@@ -584,6 +679,39 @@ class PostgresSource:
         # ADBC gives no socket; its cancel asks the server over a connection of its own and
         # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
         self._calls.track(lambda: _in_background(cur.adbc_cancel))
+
+
+def _one(conn: Any, sql: str) -> Any:
+    """One row of a statement on a psycopg or an ADBC connection (both DB-API cursors)."""
+    if isinstance(conn, psycopg.Connection):
+        cursor = conn.execute(sql)
+        return cursor.fetchone() if cursor.description else None
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone() if cur.description else None
+
+
+def _xmax(snapshot: str) -> int:
+    return int(snapshot.split(":")[1])
+
+
+def _xip(snapshot: str) -> list[int]:
+    listed = snapshot.split(":")[2]
+    return [int(x) for x in listed.split(",")] if listed else []
+
+
+def _with_subtransactions(snapshot: str, running: str) -> str | None:
+    """The snapshot with the subtransaction ids of its transactions in progress (``running``:
+    the ids below its xmax in progress when read, after it) added to the list of ids in
+    progress, so pg_visible_in_snapshot answers for rows written under savepoints; None when
+    a transaction of the list ended before ``running`` was read."""
+    xmin, xmax = int(snapshot.split(":")[0]), _xmax(snapshot)
+    in_progress = set(_xip(snapshot))
+    still = {int(x) for x in running.split(",") if x}
+    if not in_progress <= still:
+        return None
+    listed = sorted(in_progress | still)
+    return f"{xmin}:{xmax}:{','.join(map(str, listed))}"
 
 
 def _in_background(call: Callable[[], object]) -> None:

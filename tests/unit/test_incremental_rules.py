@@ -1,0 +1,82 @@
+"""The safety lag's rules: durations, the mark a run may advance to, the observations kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from egress.domain.errors import Invalid
+from egress.domain.incremental import (
+    MAX_OBSERVATIONS,
+    Observation,
+    kept_observations,
+    lagged_mark,
+    parse_lag,
+)
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+LOC = ("body", "incrementalLag")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        (0, 0),
+        (2.5, 2.5),
+        ("90s", 90),
+        ("90", 90),
+        ("5m", 300),
+        ("1h", 3600),
+        ("250ms", 0.25),
+        (" 2 s ", 2),
+    ],
+)
+def test_lag_durations(value: object, seconds: float | None) -> None:
+    lag = parse_lag(value, LOC)
+    assert (None if lag is None else lag.total_seconds()) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("soon", "not a duration"),
+        ("-5s", "not a duration"),
+        (-1, "between 0 seconds and 1 day"),
+        ("25h", "between 0 seconds and 1 day"),
+        (True, "must be a duration"),
+        ([1], "must be a"),
+    ],
+)
+def test_bad_lags_name_the_field(value: object, message: str) -> None:
+    with pytest.raises(Invalid, match=message) as err:
+        parse_lag(value, LOC)
+    assert err.value.errors[0].loc == LOC
+
+
+def test_the_mark_is_the_newest_maximum_seen_at_least_the_lag_ago() -> None:
+    lag = timedelta(seconds=30)
+    seen = [Observation(T0, 10), Observation(T0 + timedelta(seconds=20), 12)]
+    assert lagged_mark(seen, T0 + timedelta(seconds=29), lag) is None  # nothing old enough
+    assert lagged_mark(seen, T0 + timedelta(seconds=30), lag) == 10
+    assert lagged_mark(seen, T0 + timedelta(seconds=50), lag) == 12
+    assert lagged_mark(seen, T0, timedelta(0)) == 10  # no lag: what was just seen
+
+
+def test_kept_observations_drop_only_what_can_never_be_the_mark_again() -> None:
+    lag = timedelta(seconds=30)
+    seen = [Observation(T0 + timedelta(seconds=s), s) for s in (0, 10, 20, 40, 50)]
+    now = T0 + timedelta(seconds=55)
+    kept = kept_observations(seen, now, lag)
+    assert [o.high for o in kept] == [20, 40, 50]
+    assert lagged_mark(kept, now, lag) == lagged_mark(seen, now, lag)
+
+
+def test_frequent_runs_under_a_long_lag_are_thinned_never_past_the_newest() -> None:
+    lag = timedelta(hours=1)
+    seen = [Observation(T0 + timedelta(seconds=s), s) for s in range(1000)]
+    kept = kept_observations(seen, T0 + timedelta(seconds=1000), lag)
+    assert len(kept) <= MAX_OBSERVATIONS
+    assert kept[0].high == 0 and kept[-1].high == 999
+    assert [o.high for o in kept] == sorted(o.high for o in kept)
