@@ -89,7 +89,7 @@ def test_headers_identify_the_file(http: httpx.Client, done: dict[str, Any]) -> 
     assert r.headers["digest"] == f"sha-256={base64.b64encode(bytes.fromhex(sha)).decode()}"
     assert r.headers["accept-ranges"] == "bytes"
     # A non-ASCII name: an ASCII fallback plus the exact UTF-8 name (RFC 6266).
-    name = file["fileName"]
+    name = file["name"]
     assert name.startswith("Zürich_orders_") and name.endswith("_v1.csv")
     disposition = r.headers["content-disposition"]
     assert disposition.startswith("attachment;")
@@ -172,7 +172,7 @@ def test_gzip_compression(http: httpx.Client, connection_id: str, done: dict[str
     tpl = template(http, connection_id, "main.orders")
     cfg = configuration(http, tpl["id"], "zipped", fields=FIELDS, compression="gzip")
     file = _completed(http, cfg)["runs"][0]["file"]
-    assert file["fileName"].endswith("_v1.csv.gz")
+    assert file["name"].endswith("_v1.csv.gz")
     r = http.get(file["downloadUrl"])
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/gzip"

@@ -209,7 +209,7 @@ def test_full_flow_on_a_sqlite_source(http: httpx.Client, shop: Path) -> None:
     assert {"fileName", "downloadUrl"} <= set(run["file"])
     assert run["file"]["downloadUrl"] == f"{base}/executions/{eid}/download?run=1"
     stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d"
-    assert re.fullmatch(rf"daily_orders_{stamp}_v1\.csv", run["file"]["fileName"])
+    assert re.fullmatch(rf"daily_orders_{stamp}_v1\.csv", run["file"]["name"])
 
     # Download: every row equals the source, for exactly the chosen fields.
     body = http.get(run["file"]["downloadUrl"])
@@ -265,16 +265,16 @@ def test_full_flow_on_a_sqlite_source(http: httpx.Client, shop: Path) -> None:
     first, second = details["runs"]
     assert first == run
     assert (second["run"], second["status"], second["recordCount"]) == (2, "COMPLETED", 500)
-    assert second["file"]["fileName"].endswith("_v2.csv")
-    assert second["file"]["fileName"] != run["file"]["fileName"]
+    assert second["file"]["name"].endswith("_v2.csv")
+    assert second["file"]["name"] != run["file"]["name"]
     assert second["file"]["downloadUrl"] == f"{base}/executions/{eid}/download?run=2"
     one = http.get(f"{base}/executions/{eid}/download", params={"run": 1})
     two = http.get(f"{base}/executions/{eid}/download", params={"run": 2})
     latest = http.get(f"{base}/executions/{eid}/download")
     assert (one.status_code, two.status_code, latest.status_code) == (200, 200, 200)
-    assert run["file"]["fileName"] in one.headers["content-disposition"]
-    assert second["file"]["fileName"] in two.headers["content-disposition"]
-    assert second["file"]["fileName"] in latest.headers["content-disposition"]
+    assert run["file"]["name"] in one.headers["content-disposition"]
+    assert second["file"]["name"] in two.headers["content-disposition"]
+    assert second["file"]["name"] in latest.headers["content-disposition"]
     assert one.content == two.content == body.content  # same source, same bytes
 
     item = http.get(f"{base}/executions").json()["data"][0]
@@ -380,7 +380,7 @@ def test_postgresql_source_to_jsonl_and_parquet(http: httpx.Client, pg_items: Pg
         assert details["latestStatus"] == "COMPLETED", details
         assert details["latestRecordCount"] == len(PG_ROWS)
         file = details["runs"][0]["file"]
-        assert file["fileName"].endswith(f"_v1.{fmt}")
+        assert file["name"].endswith(f"_v1.{fmt}")
         data = http.get(file["downloadUrl"])
         assert data.status_code == 200
         if fmt == "jsonl":

@@ -148,15 +148,15 @@ def test_download_redirects_to_a_presigned_url(
 
     # Published beside each other under the configured prefix and the workspace's own
     # namespace, nothing temporary left over.
-    (key,) = [k for k in s3_server.keys(bucket) if k.endswith(f"/out/{file['fileName']}")]
+    (key,) = [k for k in s3_server.keys(bucket) if k.endswith(f"/out/{file['name']}")]
     workspace, rest = key.removeprefix(f"{PREFIX}/").split("/", 1)
-    assert workspace and rest == f"out/{file['fileName']}"
+    assert workspace and rest == f"out/{file['name']}"
     manifest_key = f"{key}.manifest.json"  # the data file's whole name + .manifest.json
     assert {key, manifest_key} <= set(s3_server.keys(bucket))
     manifest = json.loads(bytes(obstore.get(s3_server.store(bucket), manifest_key).bytes()))
     assert manifest["executionId"] == details["id"]
     assert [(f["name"], f["sha256"], f["recordCount"]) for f in manifest["files"]] == [
-        (file["fileName"], file["sha256"], len(PEOPLE))
+        (file["name"], file["sha256"], len(PEOPLE))
     ]
     _no_temporary_objects(s3_server, bucket)
 
@@ -170,7 +170,7 @@ def test_the_python_client_follows_the_redirect(
     file = _completed(http, cfg)["runs"][0]["file"]
     with Client(server.base_url, server.token) as client:
         path = client.download(file["downloadUrl"], tmp_path)
-    assert path.name == file["fileName"] and path.name.startswith("Zürich_people_")
+    assert path.name == file["name"] and path.name.startswith("Zürich_people_")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == file["sha256"]
 
 
@@ -203,7 +203,7 @@ def test_split_run_zip_streams_from_the_bucket(
     zipped = http.get(details["runs"][0]["file"]["downloadUrl"])
     assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
-        assert sorted(archive.namelist()) == sorted(p["file"]["fileName"] for p in parts)
+        assert sorted(archive.namelist()) == sorted(p["file"]["name"] for p in parts)
         rows = [row for name in archive.namelist() for row in _rows(archive.read(name))]
     assert sorted(rows, key=lambda row: int(row[0])) == [
         [str(i), name, city] for i, name, city in PEOPLE

@@ -356,7 +356,7 @@ def test_long_names_keep_their_extension(http: httpx.Client, orders: str) -> Non
     )
     details = _run(http, cfg)
     assert details["latestStatus"] == "COMPLETED", details
-    file_name = details["runs"][0]["file"]["fileName"]
+    file_name = details["runs"][0]["file"]["name"]
     assert file_name.startswith("Zürich_orders_éé") and file_name.endswith(".csv.gz")
     assert len(file_name.encode()) <= 255
     got = http.get(details["runs"][0]["file"]["downloadUrl"])
@@ -370,7 +370,7 @@ def test_long_split_values_keep_their_extension(http: httpx.Client, orders: str)
     cfg = _configuration(http, orders, "s" * 200, splitBy="customer_email")
     details = _run(http, cfg)
     assert details["latestStatus"] == "COMPLETED", details
-    names = [s["file"]["fileName"] for s in details["subExtracts"]]
+    names = [s["file"]["name"] for s in details["subExtracts"]]
     assert len(names) == len(set(names)) > 1
     assert all(n.endswith(".csv") and len(n.encode()) <= 255 for n in names)
 
@@ -419,8 +419,8 @@ def test_workspaces_write_to_their_own_namespaces(server: Server, http: httpx.Cl
         files = _files(root)
         a = {f for f in files if "same_name" in f and f.startswith(f"{ws_a}/")}
         b = {f for f in files if "same_name" in f and f.startswith(f"{ws_b}/")}
-        assert {f"{ws_a}/out/{run_a['file']['fileName']}"} <= a
-        assert {f"{ws_b}/out/{run_b['file']['fileName']}"} <= b
+        assert {f"{ws_a}/out/{run_a['file']['name']}"} <= a
+        assert {f"{ws_b}/out/{run_b['file']['name']}"} <= b
         assert len(a) == len(b) == 2  # the file and its manifest each
         assert all(f.startswith((f"{ws_a}/", f"{ws_b}/")) for f in files), files
         # Each workspace downloads its own bytes.
@@ -439,8 +439,8 @@ def test_runs_recorded_before_namespaces_keep_their_keys(
     details = _run(http, cfg)
     file = details["runs"][0]["file"]
     root = server.data_dir / "files"
-    (new_key,) = [f for f in _files(root) if f.endswith(f"/out/{file['fileName']}")]
-    old_key = f"out/{file['fileName']}"
+    (new_key,) = [f for f in _files(root) if f.endswith(f"/out/{file['name']}")]
+    old_key = f"out/{file['name']}"
     (root / "out").mkdir(mode=0o700, exist_ok=True)
     (root / new_key).rename(root / old_key)
     engine = make_engine(f"sqlite:///{server.data_dir / 'egress.db'}")

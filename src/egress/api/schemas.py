@@ -275,7 +275,8 @@ class TriggerRequest(Request):
 
 
 class FileOut(Wire):
-    file_name: str
+    file_name: str  # the file's path under its destination, as seed 000 shows it
+    name: str  # the bare file name (the download's Content-Disposition)
     download_url: str
     size_bytes: int | None = None  # None for a zip of a split run's parts, built on the fly
     sha256: str | None = None

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import executions, extraction_configurations, run_files, runs
-from egress.domain.clock import new_id, utcnow
+from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
 from egress.domain.status import ACTIVE, ConfigStatus, RunStatus
@@ -91,12 +92,9 @@ def _name_taken(name: object) -> Conflict:
     return Conflict(f"an extraction configuration named {name!r} already exists")
 
 
-class ConfigurationRepo:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class ConfigurationRepo(Repository):
     def create(self, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
-        now = utcnow()
+        now = self._clock()
         cfg_id = new_id()
         try:
             with self._engine.begin() as conn:
@@ -116,7 +114,7 @@ class ConfigurationRepo:
         return self.get(workspace_id, cfg_id)
 
     def get(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
             ).one_or_none()
@@ -131,7 +129,7 @@ class ConfigurationRepo:
         if status is not None:
             query = query.where(T.c.status == status.value)
         query = query.order_by(T.c.created_at.desc(), T.c.id)
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)
 
@@ -143,7 +141,7 @@ class ConfigurationRepo:
                 conn.execute(
                     T.update()
                     .where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
-                    .values(version=T.c.version + 1, updated_at=utcnow(), **values)
+                    .values(version=T.c.version + 1, updated_at=self._clock(), **values)
                 )
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import connections, extraction_configurations, templates
-from egress.domain.clock import new_id, utcnow
+from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
 
@@ -46,10 +47,7 @@ def _name_taken(name: str) -> Conflict:
     return Conflict(f"a connection named {name!r} already exists in this workspace")
 
 
-class ConnectionRepo:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class ConnectionRepo(Repository):
     def create(
         self,
         workspace_id: str,
@@ -58,7 +56,7 @@ class ConnectionRepo:
         settings: dict[str, Any],
         sealed_secrets: str | None,
     ) -> ConnectionRecord:
-        now = utcnow()
+        now = self._clock()
         conn_id = new_id()
         try:
             with self._engine.begin() as conn:
@@ -79,7 +77,7 @@ class ConnectionRepo:
         return self.get(workspace_id, conn_id)
 
     def get(self, workspace_id: str, conn_id: str) -> ConnectionRecord:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(connections).where(
                     connections.c.workspace_id == workspace_id, connections.c.id == conn_id
@@ -95,14 +93,14 @@ class ConnectionRepo:
             .where(connections.c.workspace_id == workspace_id)
             .order_by(connections.c.created_at, connections.c.id)
         )
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)
 
     def sealed_secrets(self) -> list[tuple[str, str]]:
         """(connection id, sealed secrets) of every connection with secrets, all workspaces:
         what a process's key ring must open (start-up check)."""
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(
                 sa.select(connections.c.id, connections.c.secrets)
                 .where(connections.c.secrets.is_not(None), connections.c.secrets != "")
@@ -119,7 +117,7 @@ class ConnectionRepo:
                 conn.execute(
                     connections.update()
                     .where(connections.c.workspace_id == workspace_id, connections.c.id == conn_id)
-                    .values(updated_at=utcnow(), **values)
+                    .values(updated_at=self._clock(), **values)
                 )
         except IntegrityError as exc:
             raise _name_taken(str(values.get("name"))) from exc

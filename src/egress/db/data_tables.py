@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import data_tables, extraction_configurations
 from egress.domain.catalog import ColumnInfo
-from egress.domain.clock import new_id, utcnow
+from egress.domain.clock import new_id
 from egress.domain.data_tables import APPEND, UPSERT
 from egress.domain.errors import NotFound
 from egress.domain.paging import PageRequest
@@ -55,12 +56,9 @@ def _record(row: Row[Any]) -> DataTableRecord:
     )
 
 
-class DataTableRepo:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class DataTableRepo(Repository):
     def find(self, workspace_id: str, name: str) -> DataTableRecord | None:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(T).where(T.c.workspace_id == workspace_id, T.c.name == name)
             ).one_or_none()
@@ -78,7 +76,7 @@ class DataTableRepo:
         found = self.find(workspace_id, name)
         if found is not None:
             return found
-        now = utcnow()
+        now = self._clock()
         try:
             with self._engine.begin() as conn:
                 conn.execute(
@@ -114,12 +112,12 @@ class DataTableRepo:
                     fields=[f.as_dict() for f in fields],
                     row_count=row_count,
                     template_id=sa.func.coalesce(T.c.template_id, template_id),
-                    updated_at=utcnow(),
+                    updated_at=self._clock(),
                 )
             )
 
     def get(self, workspace_id: str, table_id: str) -> DataTableRecord:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id == table_id)
             ).one_or_none()
@@ -129,13 +127,13 @@ class DataTableRepo:
 
     def list_page(self, workspace_id: str, page: PageRequest) -> Page[DataTableRecord]:
         query = sa.select(T).where(T.c.workspace_id == workspace_id).order_by(T.c.name)
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)
 
     def loading_configurations(self, workspace_id: str, name: str) -> list[dict[str, str]]:
         cfg = extraction_configurations
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(
                 sa.select(cfg.c.id, cfg.c.name, cfg.c.template_id, cfg.c.destination)
                 .where(cfg.c.workspace_id == workspace_id)

@@ -8,8 +8,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from egress.domain.clock import Clock, utcnow
+
 # A writer waits this long for SQLite's single write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option marking an engine whose transactions only read (see ``read_only``).
+READ_ONLY = "egress_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -34,6 +38,26 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front: a read that later writes can never deadlock
-        # against another writer ("database is locked" on lock upgrade).
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read is a deferred transaction: a WAL snapshot that neither waits for nor holds the
+        # write lock, so polling never queues behind a heartbeat. Anything else may write and
+        # takes the lock up front (IMMEDIATE): a transaction that reads and then writes can
+        # then never fail its lock upgrade ("database is locked") against another writer.
+        read = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Engine:
+    """``engine`` (same pool, same events) for transactions that only read; never write
+    through it: on SQLite its transactions do not take the write lock."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+class Repository:
+    """What every metadata repository holds: the engine for transactions that may write
+    (``self._engine.begin()``), a read-only view of it for those that only read
+    (``self._reads.connect()``), and the clock that stamps what it writes."""
+
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._reads = read_only(engine)
+        self._clock = clock

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import (
     executions,
@@ -228,10 +229,7 @@ def _file_record(row: Row[Any]) -> FileRecord:
     )
 
 
-class ExecutionRepo:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class ExecutionRepo(Repository):
     # ----------------------------------------------------------------- triggering
     def create(
         self,
@@ -451,7 +449,7 @@ class ExecutionRepo:
 
     # -------------------------------------------------------------------- reading
     def get(self, workspace_id: str, configuration_id: str, execution_id: str) -> ExecutionRecord:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(executions).where(
                     executions.c.workspace_id == workspace_id,
@@ -512,7 +510,7 @@ class ExecutionRepo:
             )
             .order_by(executions.c.created_at.desc(), executions.c.id.desc())
         )
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         items = [
             ExecutionSummary(
@@ -617,7 +615,7 @@ class ExecutionRepo:
 
     def incremental_state(self, configuration_id: str) -> IncrementalState:
         T = extraction_configurations
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(T.c.watermark, T.c.incremental_state).where(T.c.id == configuration_id)
             ).one()
@@ -731,7 +729,7 @@ class ExecutionRepo:
             raise _LeaseLost
 
     def holds_lease(self, claimed: ClaimedRun, now: datetime) -> bool:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             expires = conn.execute(
                 sa.select(runs.c.lease_expires_at).where(
                     runs.c.id == claimed.run_id,
@@ -742,7 +740,7 @@ class ExecutionRepo:
         return expires is not None and expires > now
 
     def is_referenced(self, storage_key: str) -> bool:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             return (
                 conn.execute(
                     sa.select(run_files.c.id)
@@ -1001,7 +999,7 @@ class ExecutionRepo:
         return self.get(workspace_id, configuration_id, execution_id)
 
     def configuration_name(self, workspace_id: str, configuration_id: str) -> str:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             name = conn.execute(
                 sa.select(extraction_configurations.c.name).where(
                     extraction_configurations.c.workspace_id == workspace_id,

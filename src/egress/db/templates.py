@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import extraction_configurations, templates
 from egress.domain.catalog import ColumnInfo, TableInfo
-from egress.domain.clock import new_id, utcnow
+from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
 
@@ -70,15 +71,12 @@ def _record(row: Row[Any]) -> TemplateRecord:
     )
 
 
-class TemplateRepo:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class TemplateRepo(Repository):
     def sync_discovered(
         self, workspace_id: str, connection_id: str, tables: list[TableInfo]
     ) -> None:
         """Make the discovered templates match the source's tables; keep ids stable."""
-        now = utcnow()
+        now = self._clock()
         with self._engine.begin() as conn:
             existing: dict[str, str] = {}
             custom: set[str] = set()
@@ -146,7 +144,7 @@ class TemplateRepo:
         query: str | None = None,
     ) -> TemplateRecord:
         """A custom template over ``source_table``, or over ``query`` (``source_table`` "")."""
-        now = utcnow()
+        now = self._clock()
         tpl_id = new_id()
         try:
             with self._engine.begin() as conn:
@@ -172,7 +170,7 @@ class TemplateRepo:
         return self.get(workspace_id, tpl_id)
 
     def get(self, workspace_id: str, tpl_id: str) -> TemplateRecord:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(templates).where(
                     templates.c.workspace_id == workspace_id, templates.c.id == tpl_id
@@ -189,6 +187,6 @@ class TemplateRepo:
         if connection_id is not None:
             query = query.where(templates.c.connection_id == connection_id)
         query = query.order_by(templates.c.kind.desc(), templates.c.name, templates.c.id)
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.engine import Repository
 from egress.db.tables import api_tokens, workspaces
-from egress.domain.clock import new_id, utcnow
+from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 
 
@@ -62,10 +63,7 @@ def _select_tokens() -> sa.Select[Any]:
     return sa.select(*_TOKEN_COLUMNS).join(workspaces, workspaces.c.id == api_tokens.c.workspace_id)
 
 
-class WorkspaceRepo:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class WorkspaceRepo(Repository):
     def ensure_workspace(self, name: str) -> str:
         with self._engine.begin() as conn:
             found = conn.execute(
@@ -74,20 +72,22 @@ class WorkspaceRepo:
             if found is not None:
                 return str(found)
             ws_id = new_id()
-            conn.execute(workspaces.insert().values(id=ws_id, name=name, created_at=utcnow()))
+            conn.execute(workspaces.insert().values(id=ws_id, name=name, created_at=self._clock()))
             return ws_id
 
     def create_workspace(self, name: str) -> str:
         ws_id = new_id()
         try:
             with self._engine.begin() as conn:
-                conn.execute(workspaces.insert().values(id=ws_id, name=name, created_at=utcnow()))
+                conn.execute(
+                    workspaces.insert().values(id=ws_id, name=name, created_at=self._clock())
+                )
         except IntegrityError as exc:
             raise Conflict(f"a workspace named {name!r} already exists") from exc
         return ws_id
 
     def workspace_id(self, name: str) -> str:
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             found = conn.execute(
                 sa.select(workspaces.c.id).where(workspaces.c.name == name)
             ).scalar_one_or_none()
@@ -123,7 +123,7 @@ class WorkspaceRepo:
 
     def find_token(self, hashes: dict[str, str | None]) -> TokenRecord | None:
         """The token stored as one of ``hashes`` (hash → the key id it was made with)."""
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(
                 _select_tokens().where(api_tokens.c.token_hash.in_(list(hashes)))
             ).all()
@@ -152,12 +152,12 @@ class WorkspaceRepo:
         query = _select_tokens().order_by(workspaces.c.name, api_tokens.c.created_at)
         if workspace_id is not None:
             query = query.where(api_tokens.c.workspace_id == workspace_id)
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             return [_token(r) for r in conn.execute(query)]
 
     def token_key_ids(self) -> set[str]:
         """Signing keys the unrevoked tokens' hashes were made with (start-up check)."""
-        with self._engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(
                 sa.select(api_tokens.c.key_id)
                 .where(api_tokens.c.key_id.is_not(None), api_tokens.c.revoked_at.is_(None))

@@ -22,6 +22,7 @@ from egress.engine.control import (
     stall_reason,
 )
 from egress.engine.runner import Runner
+from egress.worker.periodic import Periodic
 from egress.worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._active: dict[str, RunControl] = {}
         self._lock = threading.Lock()
+        # Often enough that a dead worker's run is back within a third of a lease.
+        reap_every = max(0.5, min(self._lease.total_seconds() / 3, 5.0))
+        self.reaper = Periodic("reaper", reap_every, self.reap_once)
 
     def process_id(self, slot: int) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{self._name}-{slot}"
@@ -209,8 +213,7 @@ class Worker:
             )
             t.start()
             self._threads.append(t)
-        reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
-        reaper.start()
+        self.reaper.start()
 
     def _slot_loop(self, slot: int) -> None:
         while not self._stopping.is_set():
@@ -222,14 +225,6 @@ class Worker:
             if not worked:
                 self.wakeup.wait(self._poll_s)
 
-    def _reaper_loop(self) -> None:
-        interval = max(0.5, min(self._lease.total_seconds() / 3, 5.0))
-        while not self._stopping.wait(interval):
-            try:
-                self.reap_once()
-            except Exception:
-                log.exception("reaper: unexpected error")
-
     def stop(self, grace_s: float) -> None:
         """Stop claiming; let running runs finish for ``grace_s``, then interrupt them and give
         them back. Returns within about ``grace_s + RELEASE_WAIT_S``; a second call (from
@@ -240,6 +235,7 @@ class Worker:
         if not first:
             self._stopped.wait()
             return
+        self.reaper.stop()
         for _ in self._threads:
             self.wakeup.notify()
         deadline = time.monotonic() + grace_s

@@ -54,9 +54,20 @@ def _progress(run: RunRecord) -> ProgressOut | None:
     return None
 
 
-def _file_out(url: str, f: FileRecord) -> FileOut:
+def _path(execution: ExecutionRecord, name: str) -> str:
+    """Seed 000's ``fileName``: the path under the destination, e.g. ``/exports/orders/x.csv``
+    (the workspace prefix of the storage key is not the user's to see)."""
+    folder = execution.parameters["configuration"]["destination"].get("path", "")
+    return "/" + "/".join(p for p in (folder, name) if p)
+
+
+def _file_out(execution: ExecutionRecord, url: str, f: FileRecord) -> FileOut:
     return FileOut(
-        file_name=f.file_name, download_url=url, size_bytes=f.size_bytes, sha256=f.sha256
+        file_name=_path(execution, f.file_name),
+        name=f.file_name,
+        download_url=url,
+        size_bytes=f.size_bytes,
+        sha256=f.sha256,
     )
 
 
@@ -70,7 +81,7 @@ def _sub_extracts(base: str, execution: ExecutionRecord, run: RunRecord) -> list
                 value=None,
                 status=run.status.value,
                 record_count=run.record_count,
-                file=_file_out(url, whole) if whole else None,
+                file=_file_out(execution, url, whole) if whole else None,
             )
         ]
     return [
@@ -80,7 +91,9 @@ def _sub_extracts(base: str, execution: ExecutionRecord, run: RunRecord) -> list
             status=run.status.value,
             record_count=f.record_count,
             file=_file_out(
-                f"{base}/sub-extracts/{f.sub_extract_id}/download?run={run.run_number}", f
+                execution,
+                f"{base}/sub-extracts/{f.sub_extract_id}/download?run={run.run_number}",
+                f,
             ),
         )
         for f in run.files
@@ -92,8 +105,9 @@ def _run_file(base: str, execution: ExecutionRecord, run: RunRecord) -> FileOut 
         return None
     url = f"{base}/download?run={run.run_number}"
     if service.is_split(execution):
-        return FileOut(file_name=_zip_name(execution, run), download_url=url)
-    return _file_out(url, run.files[0])
+        name = _zip_name(execution, run)
+        return FileOut(file_name=_path(execution, name), name=name, download_url=url)
+    return _file_out(execution, url, run.files[0])
 
 
 def _zip_name(execution: ExecutionRecord, run: RunRecord) -> str:
@@ -272,7 +286,7 @@ def get_sub_extract(
         run=record.run_number,
         status=record.status.value,
         record_count=f.record_count if f else record.record_count,
-        file=_file_out(url, f) if f else None,
+        file=_file_out(execution, url, f) if f else None,
     )
 
 
