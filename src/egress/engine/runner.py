@@ -46,12 +46,14 @@ from egress.engine.control import (
     RunReleased,
     RunStalled,
 )
+from egress.query.select import columns_read, star_query
 from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import QuerySource
 from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
 
@@ -146,6 +148,7 @@ class Runner:
             try:
                 source = self._open_source(claimed)
                 control.attach(source.interrupt)
+                self._check_columns(job, source, control)
                 job = self._with_window(job, source, control)
                 window = job.plan.window
                 watermark = window.high if window is not None else None
@@ -227,11 +230,30 @@ class Runner:
             data_table=cfg["destination"] if cfg["destination"]["type"] == "dataTable" else None,
         )
 
+    def _check_columns(self, job: Job, source: Source, control: RunControl) -> None:
+        """A column the template knows but the table no longer has fails the run up front,
+        named, instead of as the driver's error halfway (files check their own columns)."""
+        table = job.plan.table
+        if table is None or not isinstance(source, QuerySource):
+            return
+        params = job.claimed.parameters
+        cursor = params["template"]["cursorField"] if _incremental(params) else None
+        with control.awaiting_source():
+            present = {c.name for c in source.describe(star_query(table, source.dialect))}
+        missing = [name for name in columns_read(job.plan, cursor) if name not in present]
+        if missing:
+            raise RunFailure(
+                f"the source table {table.display} no longer has the column(s) "
+                f"{', '.join(map(repr, missing))} this run reads; listing the connection's "
+                "templates refreshes a discovered template (then choose the configuration's "
+                "fields again), a custom template must be recreated"
+            )
+
     def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
         """Incremental runs read (watermark, high-water mark]; the window is frozen on the
         execution the first time, so every attempt and re-run reads exactly the same records."""
         params = job.claimed.parameters
-        if not params.get("options", {}).get("extractOnlyNew"):
+        if not _incremental(params):
             return job
         frozen = params.get("window")
         if frozen is None:
@@ -407,6 +429,10 @@ class Runner:
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._executions.finish(claimed, outcome, self._clock()):
             raise LeaseLost
+
+
+def _incremental(parameters: dict[str, Any]) -> bool:
+    return bool(parameters.get("options", {}).get("extractOnlyNew"))
 
 
 def physical_name(workspace_id: str, name: str) -> str:

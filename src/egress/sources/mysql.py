@@ -4,7 +4,6 @@ batches, never a whole result in memory."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 import ssl
 import stat
@@ -24,7 +23,7 @@ from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement
-from egress.query.select import Statement, max_statement, select_statement
+from egress.query.select import max_statement, select_statement
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
@@ -35,8 +34,6 @@ from egress.sources.rows import ColumnFix, rows_to_batch
 _STATEMENT_TIMEOUT = 1969
 _EXECUTION_TIMEOUT = 3024
 _SYSTEM = ("information_schema", "mysql", "performance_schema", "sys")
-# Named placeholders as sqlglot renders them for MySQL, and any other '%' in the text.
-_PLACEHOLDER = re.compile(r":(p\d+)\b")
 
 _CATALOG_SQL = """
 SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
@@ -305,12 +302,6 @@ def column_fixes(
     return fixes
 
 
-def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
-    """sqlglot's ``:p0`` placeholders as PyMySQL's ``%(p0)s``; other '%' escaped."""
-    text = statement.sql.replace("%", "%%")
-    return _PLACEHOLDER.sub(r"%(\1)s", text), statement.params
-
-
 class MysqlSource:
     dialect = "mysql"
 
@@ -487,12 +478,15 @@ class MysqlSource:
 
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
-        sql, params = _sql(select_statement(plan, "mysql"))
         conn = self._connect(unbuffered=True)
         try:
+            # PyMySQL's parameters are %-formatting of the whole text: instead its own quoting
+            # (which knows the session's charset and NO_BACKSLASH_ESCAPES) renders each value
+            # into its place in the tree, and the text is executed without arguments.
+            query = select_statement(plan, self.dialect, quote=conn.escape).sql
             with conn.cursor() as cur:
                 try:
-                    cur.execute(sql, params)
+                    cur.execute(query)
                     fixes = column_fixes(cur.description, plan.fields, self._s)
                     while rows := cur.fetchmany(batch_rows):
                         yield rows_to_batch(rows, plan.fields, schema, fixes)

@@ -15,6 +15,7 @@ import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
@@ -22,7 +23,7 @@ from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, list_type, parse_decimal, parse_list
 from egress.query.custom import probe_statement
-from egress.query.select import Statement, column, max_statement, select_statement
+from egress.query.select import ColumnSql, column, max_statement, select_statement
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, can_be_infinite, conform, with_infinities
 from egress.sources.base import (
@@ -49,8 +50,6 @@ SESSION_SETTINGS = (
     "SET IntervalStyle = 'iso_8601'",
     "SET extra_float_digits = 1",
 )
-# A '%' left in SQL text (only possible inside a quoted identifier) must not read as a parameter.
-_PERCENT = re.compile(r"%(?!\(p\d+\)s)")
 
 _NATIVE: dict[str, str] = {
     "bool": "boolean",
@@ -495,11 +494,17 @@ class PostgresSource:
             for i, c in enumerate(columns)
         ]
 
-    def _sql(self, conn: psycopg.Connection[Any], statement: Statement) -> str:
-        """Merge the parameters with psycopg's own quoting (ADBC and COPY cannot bind them
-        untyped); every value was a parameter in the AST, never text in the query."""
-        sql = _PERCENT.sub("%%", statement.sql)
-        return psycopg.ClientCursor(conn).mogrify(sql, statement.params)
+    def _select(self, conn: psycopg.Connection[Any], plan: ReadPlan, column_sql: ColumnSql) -> str:
+        """The plan's SELECT with each value quoted by psycopg into its place in the tree:
+        COPY takes no parameters and ADBC binds only typed ones (``date > text`` fails)."""
+
+        def quote(value: Any) -> str:
+            try:
+                return sql.Literal(value).as_string(conn)
+            except psycopg.Error as exc:  # e.g. a NUL character, which text cannot hold
+                raise SourceError(f"a value in the filter cannot be sent: {_clean(exc)}") from exc
+
+        return select_statement(plan, self.dialect, column_sql, quote=quote).sql
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:
@@ -512,7 +517,7 @@ class PostgresSource:
     def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         with self._psycopg() as pconn:
-            sql = self._sql(pconn, select_statement(plan, "postgres", _arrow_path_sql))
+            query = self._select(pconn, plan, _arrow_path_sql)
         conn = self._adbc()
         try:
             with conn.cursor() as cur:
@@ -520,7 +525,7 @@ class PostgresSource:
                 for stmt in self._session_settings():
                     cur.execute(stmt)
                 try:
-                    cur.execute(sql)
+                    cur.execute(query)
                     reader = cur.fetch_record_batch()
                     for batch in reader:
                         yield _infinities(conform(batch, schema))
@@ -546,7 +551,7 @@ class PostgresSource:
         out.write(csv_header([f.name for f in plan.fields]))
         approx_rows = 0
         with self._psycopg() as conn, conn.cursor() as cur:
-            inner = self._sql(conn, select_statement(plan, "postgres", _copy_sql))
+            inner = self._select(conn, plan, _copy_sql)
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
             try:
                 with cur.copy(statement) as copy:

@@ -26,7 +26,9 @@ def _out(t: TemplateRecord) -> TemplateOut:
         name=t.name,
         kind=t.kind,
         connection_id=t.connection_id,
-        table=None if t.query is not None else t.source_table,
+        table=None if t.source is None else t.source_table,
+        schema_=None if t.source is None else t.source.schema,
+        table_name=None if t.source is None else t.source.name,
         query=t.query,
         fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
         primary_key=t.primary_key,
@@ -86,6 +88,8 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
             ("body", "connectionId"), f"unknown connection {body.connection_id!r}"
         ) from exc
     if body.query is not None:
+        if body.schema_ is not None:
+            raise Invalid.at(("body", "schema"), "a SQL template names its tables in the query")
         if body.fields is not None:
             raise Invalid.at(
                 ("body", "fields"),
@@ -116,6 +120,7 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
             body.primary_key,
             body.cursor_field,
             body.date_field,
+            schema=body.schema_,
         )
     )
 
