@@ -52,7 +52,7 @@ from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
-from egress.sources.arrow_types import arrow_schema
+from egress.sources.arrow_types import arrow_schema, byte_slices
 from egress.sources.base import QuerySource
 from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, DestinationExists, Storage, tmp_key, tmp_prefix
@@ -125,6 +125,7 @@ class Runner:
         policy: SourcePolicy,
         clock: Clock,
         batch_rows: int,
+        batch_bytes: int,
         max_split_parts: int,
     ) -> None:
         self._connections = connections
@@ -136,6 +137,7 @@ class Runner:
         self._policy = policy
         self._clock = clock
         self._batch_rows = batch_rows
+        self._batch_bytes = batch_bytes
         self._max_parts = max_split_parts
 
     # ------------------------------------------------------------------ one run
@@ -366,15 +368,16 @@ class Runner:
             raise
 
     def _batches(self, job: Job, source: Source, control: RunControl) -> Any:
-        """The source's batches; the stall limit runs while waiting for each one."""
-        batches = source.read(job.plan, self._batch_rows)
+        """The source's batches, none over the byte bound (a source that could only bound its
+        own roughly is sliced here); the stall limit runs while waiting for each one."""
+        batches = source.read(job.plan, self._batch_rows, self._batch_bytes)
         with contextlib.closing(batches):  # type: ignore[type-var]
             while True:
                 with control.awaiting_source():
                     batch = next(batches, None)
                 if batch is None:
                     return
-                yield batch
+                yield from byte_slices(batch, self._batch_bytes)
 
     # --------------------------------------------------------------- publishing
     def _free_key(self, job: Job, name: str, ext: str, taken: set[str]) -> tuple[str, str]:

@@ -401,7 +401,11 @@ class FilesSource:
             if batch.num_rows:
                 yield batch
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        # The scan's batches are rows of one block (CSV, JSONL) or row group (Parquet): the
+        # runner slices any over the byte bound before a writer sees it.
         schema = arrow_schema(plan.fields)
         for batch in self._scan(plan, [f.name for f in plan.fields], batch_rows):
             try:

@@ -28,7 +28,7 @@ from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
 from egress.sources.policy import SourcePolicy, admit_server, connect_timeout_s
-from egress.sources.rows import ColumnFix, rows_to_batch
+from egress.sources.rows import ColumnFix, bounded_rows, rows_to_batch
 
 # "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
 _STATEMENT_TIMEOUT = 1969
@@ -476,7 +476,9 @@ class MysqlSource:
             raise SourceError(_clean(exc)) from exc
         return row[0] if row else None
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         conn = self._connect(unbuffered=True)
         try:
@@ -488,7 +490,7 @@ class MysqlSource:
                 try:
                     cur.execute(query)
                     fixes = column_fixes(cur.description, plan.fields, self._s)
-                    while rows := cur.fetchmany(batch_rows):
+                    for rows in bounded_rows(cur, plan.fields, batch_rows, batch_bytes):
                         yield rows_to_batch(rows, plan.fields, schema, fixes)
                 except pymysql.Error as exc:
                     raise SourceError(_clean(exc)) from exc

@@ -15,6 +15,7 @@ import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+from adbc_driver_postgresql import StatementOptions
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
@@ -115,6 +116,10 @@ _ADBC_INFINITY = {
     pa.int64(): (-(2**63) + _PG_EPOCH_US - 1, -(2**63) + _PG_EPOCH_US),
     pa.int32(): (-(2**31) + _PG_EPOCH_DAYS - 1, -(2**31) + _PG_EPOCH_DAYS),
 }
+# ADBC ends a batch once it holds this many bytes (its own default): kept unless
+# EGRESS_BATCH_BYTES is smaller.
+ADBC_BATCH_HINT_BYTES = 16 << 20
+BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
 # A marker a multi-dimensional array makes PostgreSQL quote back in its error message.
 _MULTIDIM = "egress-multidimensional-array"
 _MULTIDIM_ERROR = re.compile(_MULTIDIM + r':(\d+):(.*)"', re.M)
@@ -207,6 +212,39 @@ WRITER_WARNING = (
 )
 
 
+# What a SQL_ASCII database's bytes are (it stores them unchecked and cannot convert them):
+# the Python codec that decodes them, and the client_encoding that passes them unchanged.
+SOURCE_ENCODINGS = {
+    "utf-8": "UTF8",
+    "latin-1": "LATIN1",
+    "iso-8859-15": "LATIN9",
+    "windows-1252": "WIN1252",
+    "windows-1251": "WIN1251",
+    "koi8-r": "KOI8R",
+    "shift_jis": "SJIS",
+    "euc-jp": "EUC_JP",
+    "gbk": "GBK",
+    "big5": "BIG5",
+}
+SourceEncoding = Literal[
+    "utf-8",
+    "latin-1",
+    "iso-8859-15",
+    "windows-1252",
+    "windows-1251",
+    "koi8-r",
+    "shift_jis",
+    "euc-jp",
+    "gbk",
+    "big5",
+]
+# Every session speaks UTF-8: the server converts from the database's encoding (LATIN1, …).
+CLIENT_ENCODING = "UTF8"
+SQL_ASCII = "SQL_ASCII"
+# Logical types whose text comes from the database's bytes as they are (the rest is ASCII).
+_RAW_TEXT = frozenset({"string", "json"})
+
+
 class PostgresSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -216,6 +254,11 @@ class PostgresSettings(BaseModel):
     user: str = Field(min_length=1)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     connect_timeout: int = Field(default=10, ge=1, le=300)
+    # camelCase: the names users type in the connection's settings
+    sourceEncoding: SourceEncoding = Field(
+        default="utf-8",
+        description="SQL_ASCII databases only: the encoding of their bytes (strictly decoded)",
+    )
 
 
 def logical_type(typname: str, typmod: int) -> str:
@@ -276,6 +319,45 @@ def _array_sql(name: str, element: str) -> exp.Expression:
         ifs=[exp.If(this=too_deep, true=exp.cast(marker, target.copy()))],
         default=exp.Cast(this=value, to=target),
     )
+
+
+def _raw_text_sql(field: ColumnInfo) -> exp.Expression:
+    """The Arrow path's column, but text from a SQL_ASCII database as its bytes (decoded
+    here): the server sends SQL_ASCII text unconverted, whatever it holds."""
+    if field.type not in _RAW_TEXT:
+        return _arrow_path_sql(field)
+    return exp.Anonymous(
+        this="convert_to",
+        expressions=[exp.cast(column(field.name), "TEXT"), exp.Literal.string(SQL_ASCII)],
+    )
+
+
+def _decoded(batch: pa.RecordBatch, fields: list[ColumnInfo], codec: str) -> pa.RecordBatch:
+    """The raw-text columns of a SQL_ASCII batch decoded strictly with ``codec``."""
+    columns = [
+        _decode(f.name, col, codec) if f.type in _RAW_TEXT else col
+        for f, col in zip(fields, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _decode(name: str, raw: pa.Array, codec: str) -> pa.Array:
+    if codec == "utf-8":
+        try:  # Arrow checks UTF-8 itself; a failure is located below
+            return pc.cast(raw, pa.string())
+        except pa.ArrowInvalid:
+            pass
+    values: list[str | None] = []
+    for value in raw.to_pylist():
+        try:
+            values.append(None if value is None else value.decode(codec))
+        except UnicodeDecodeError as exc:
+            bad = value[max(0, exc.start - 8) : exc.end + 8]
+            raise SourceError(
+                f"column {name!r} holds bytes that are not valid {codec} (near {bad!r}); set "
+                "the connection's sourceEncoding to the encoding its SQL_ASCII database holds"
+            ) from exc
+    return pa.array(values, pa.string())
 
 
 def _read_error(exc: BaseException) -> SourceError:
@@ -360,6 +442,7 @@ class PostgresSource:
         self._s = settings
         self._password = secrets.get("password")
         self._calls = OpenCalls()
+        self._sql_ascii: bool | None = None  # known from the first session's server_encoding
 
     def _where(self) -> str:
         return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -396,6 +479,7 @@ class PostgresSource:
                 user=self._s.user,
                 password=self._password,
                 autocommit=True,
+                client_encoding=CLIENT_ENCODING,
                 **limits,
             )
         except psycopg.Error as exc:
@@ -403,7 +487,19 @@ class PostgresSource:
         self._track_psycopg(conn)
         for stmt in self._session_settings():
             conn.execute(stmt)
+        self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
+        if self._sql_ascii and self._s.sourceEncoding != "utf-8":
+            # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
+            # psycopg decodes names and values as what they are.
+            pg_name = SOURCE_ENCODINGS[self._s.sourceEncoding]
+            conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(pg_name)))
         return conn
+
+    def _is_sql_ascii(self) -> bool:
+        """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
+        if self._sql_ascii is None:
+            self._psycopg().close()
+        return bool(self._sql_ascii)
 
     def _session_settings(self) -> tuple[str, ...]:
         read_timeout = self._policy.read_timeout_s
@@ -417,7 +513,11 @@ class PostgresSource:
         if self._password:
             auth += ":" + quote(self._password, safe="")
         hosts = ",".join(f"{quote(self._s.host, safe='')}:{self._s.port}" for _ in addresses)
-        params = urlencode({"hostaddr": ",".join(addresses), **limits})
+        # A SQL_ASCII database in another encoding: labelled so, since the server would refuse
+        # its non-UTF-8 bytes (ADBC reads every column name when it connects).
+        legacy = self._sql_ascii and self._s.sourceEncoding != "utf-8"
+        encoding = SOURCE_ENCODINGS[self._s.sourceEncoding] if legacy else CLIENT_ENCODING
+        params = urlencode({"hostaddr": ",".join(addresses), "client_encoding": encoding, **limits})
         uri = f"postgresql://{auth}@{hosts}/{quote(self._s.database, safe='')}?{params}"
         try:
             return adbc_pg.connect(uri)
@@ -444,7 +544,7 @@ class PostgresSource:
             with self._psycopg() as conn:
                 rows = conn.execute(_CATALOG_SQL).fetchall()
                 pk_rows = conn.execute(_PK_SQL).fetchall()
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeDecodeError) as exc:  # names in a SQL_ASCII database
             raise SourceError(_clean(exc)) from exc
         keys: dict[tuple[str, str], list[str]] = defaultdict(list)
         for schema, table, col in pk_rows:
@@ -473,7 +573,7 @@ class PostgresSource:
                 cur = conn.execute(probe_statement(query, self.dialect))
             except psycopg.errors.QueryCanceled as exc:
                 raise QueryError(base.probe_too_slow(limit_s)) from exc
-            except psycopg.Error as exc:
+            except (psycopg.Error, UnicodeDecodeError) as exc:
                 raise QueryError(_clean(exc)) from exc
             columns = cur.description or []
             result = cur.pgresult
@@ -498,7 +598,20 @@ class PostgresSource:
         """The plan's SELECT with each value quoted by psycopg into its place in the tree:
         COPY takes no parameters and ADBC binds only typed ones (``date > text`` fails)."""
 
+        codec = self._s.sourceEncoding
+        legacy = self._is_sql_ascii() and codec != "utf-8"
+
         def quote(value: Any) -> str:
+            if legacy and isinstance(value, str) and not value.isascii():
+                # The query text travels as UTF-8 and SQL_ASCII keeps bytes as they come: the
+                # value goes as its bytes in the database's own encoding.
+                try:
+                    raw = value.encode(codec)
+                except UnicodeEncodeError as exc:
+                    raise SourceError(
+                        f"the filter value {value!r} cannot be written in {codec}"
+                    ) from exc
+                return f"convert_from('\\x{raw.hex()}'::bytea, '{SQL_ASCII}')"
             try:
                 return sql.Literal(value).as_string(conn)
             except psycopg.Error as exc:  # e.g. a NUL character, which text cannot hold
@@ -510,24 +623,31 @@ class PostgresSource:
         try:
             with self._psycopg() as conn:
                 row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeDecodeError) as exc:
             raise SourceError(_clean(exc)) from exc
         return row[0] if row else None
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         with self._psycopg() as pconn:
-            query = self._select(pconn, plan, _arrow_path_sql)
+            raw = self._sql_ascii is True
+            query = self._select(pconn, plan, _raw_text_sql if raw else _arrow_path_sql)
         conn = self._adbc()
         try:
             with conn.cursor() as cur:
                 self._track_adbc(cur)
                 for stmt in self._session_settings():
                     cur.execute(stmt)
+                hint = min(batch_bytes or ADBC_BATCH_HINT_BYTES, ADBC_BATCH_HINT_BYTES)
+                cur.adbc_statement.set_options(**{BATCH_HINT_OPTION: str(hint)})
                 try:
                     cur.execute(query)
                     reader = cur.fetch_record_batch()
                     for batch in reader:
+                        if raw:
+                            batch = _decoded(batch, plan.fields, self._s.sourceEncoding)
                         yield _infinities(conform(batch, schema))
                 except (SourceError, ValueError):
                     raise
@@ -537,7 +657,10 @@ class PostgresSource:
             conn.close()
 
     def can_copy_csv(self, plan: ReadPlan) -> bool:
-        return all(f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields)
+        # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
+        return not self._is_sql_ascii() and all(
+            f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields
+        )
 
     def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
         quoted = [f.name for f in plan.fields if f.type in _COPY_QUOTED]
