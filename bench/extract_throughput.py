@@ -370,10 +370,16 @@ def run_wide(rows: int) -> None:
         "mysql": {"host": "127.0.0.1", "port": 3306, "database": DB, "user": "root"},
         "postgresql": {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"},
     }
-    for label, batch_bytes in (
-        ("default EGRESS_BATCH_BYTES", None),
-        ("rows only", UNBOUNDED_BYTES),
-    ):
+    cases = [
+        (kind, label, batch_bytes)
+        for kind in connections
+        for label, batch_bytes in (
+            ("EGRESS_BATCH_BYTES 16 MiB (default)", None),
+            ("EGRESS_BATCH_BYTES 64 MiB", str(64 << 20)),
+            ("rows only (65,536 a batch)", UNBOUNDED_BYTES),
+        )
+    ]
+    for kind, label, batch_bytes in cases:  # a fresh server each: RSS never shrinks back
         work = Path(tempfile.mkdtemp(prefix="egress-bench-wide-"))
         env = {"EGRESS_BATCH_BYTES": batch_bytes} if batch_bytes else {}
         server = start_server(work / "data", env)
@@ -381,30 +387,29 @@ def run_wide(rows: int) -> None:
             with httpx.Client(
                 base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
             ) as http:
-                for kind, settings in connections.items():
-                    conn = (
-                        http.post(
-                            "/api/v1/connections",
-                            json={"name": kind, "type": kind, "settings": settings},
-                        )
-                        .raise_for_status()
-                        .json()
+                conn = (
+                    http.post(
+                        "/api/v1/connections",
+                        json={"name": kind, "type": kind, "settings": connections[kind]},
                     )
-                    listed = http.get(
-                        "/api/v1/templates", params={"connectionId": conn["id"], "limit": 200}
-                    ).json()["data"]
-                    tpl = next(t for t in listed if t["tableName"] == "wide")
-                    secs, count, peak = extract(
-                        http,
-                        tpl["id"],
-                        f"w{secrets.token_hex(3)}",
-                        "csv",
-                        ["id", "w", "body"],
-                        server.process.pid,
-                    )
-                    assert count == rows, (kind, count)
-                    case = f"{kind}, {label}"
-                    print(f"{case:44} {secs:8.2f} {peak / 1024:7.0f} MiB", flush=True)
+                    .raise_for_status()
+                    .json()
+                )
+                listed = http.get(
+                    "/api/v1/templates", params={"connectionId": conn["id"], "limit": 200}
+                ).json()["data"]
+                tpl = next(t for t in listed if t["tableName"] == "wide")
+                secs, count, peak = extract(
+                    http,
+                    tpl["id"],
+                    f"w{secrets.token_hex(3)}",
+                    "csv",
+                    ["id", "w", "body"],
+                    server.process.pid,
+                )
+                assert count == rows, (kind, count)
+                case = f"{kind}, {label}"
+                print(f"{case:44} {secs:8.2f} {peak / 1024:7.0f} MiB", flush=True)
         finally:
             server.process.terminate()
             server.process.wait(30)

@@ -23,11 +23,11 @@ from tests.conftest import MysqlDatabase, PgDatabase, Server, wait_for_status
 from tests.e2e.helpers import API, CONFIGS, DONE, api, configuration, problem, running_server
 
 # Every name a placeholder scheme or a naive dot split could misread.
-COLUMNS = ["id", "a.b", 'q"uote', "sp ace", "pct%", "%(p0)s", ":p0", "?"]
+COLUMNS = ["id", "a.b", 'q"uote', "sp ace", "pct%", "%(p0)s", ":p0", "?", "p:p0"]
 ROWS = [
-    (1, "a.b", 'say "hi"', "x y", "50%", "%(p0)s", ":p0", "?"),
-    (2, "c.d", "it's", "x  y", "5%", "p0", "p0", "!"),
-    (3, "e", "\\", "z", "%", "%s", ":p1", "??"),
+    (1, "a.b", 'say "hi"', "x y", "50%", "%(p0)s", ":p0", "?", "p:p0"),
+    (2, "c.d", "it's", "x  y", "5%", "p0", "p0", "!", "p:p1"),
+    (3, "e", "\\", "z", "%", "%s", ":p1", "??", "%%"),
 ]
 # Matches row 1 only; every literal holds a placeholder lookalike.
 WHERE = """"pct%" = '50%' AND "%(p0)s" = '%(p0)s' AND ":p0" = ':p0' AND "?" = '?'"""

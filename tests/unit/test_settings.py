@@ -43,9 +43,9 @@ def test_max_body_bytes_defaults_to_8_mib(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings().max_body_bytes == 65536
 
 
-def test_batch_bytes_defaults_to_64_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_bytes_defaults_to_16_mib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EGRESS_BATCH_BYTES", raising=False)
-    assert Settings().batch_bytes == DEFAULT_BATCH_BYTES == 64 << 20
+    assert Settings().batch_bytes == DEFAULT_BATCH_BYTES == 16 << 20
     monkeypatch.setenv("EGRESS_BATCH_BYTES", str(1 << 20))
     assert Settings().batch_bytes == 1 << 20
     monkeypatch.setenv("EGRESS_BATCH_BYTES", "100")
