@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
 from egress.container import Container
 from egress.db.migrate import upgrade
@@ -23,6 +24,7 @@ from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from egress.services import catalog, executions
 from egress.sources import SourceError
+from egress.sources.postgresql import PostgresSettings
 from tests.conftest import make_settings
 from tests.support.factories import submitted_configuration
 
@@ -177,3 +179,8 @@ def test_sql_ascii_bytes_that_do_not_decode_fail_the_run_naming_the_column(
     # Only ASCII rows: they decode, so the run completes.
     ok = _run(c, ws, submitted_configuration(c, ws, tpl.id, "ascii_only"), whereClause="id = 4")
     assert ok.status == RunStatus.COMPLETED and ok.record_count == 1
+
+
+def test_an_unknown_source_encoding_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValidationError, match="must be one of utf-8, latin-1"):
+        PostgresSettings(host="h", database="d", user="u", sourceEncoding="ebcdic")

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from adbc_driver_postgresql import StatementOptions
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
@@ -226,18 +226,6 @@ SOURCE_ENCODINGS = {
     "gbk": "GBK",
     "big5": "BIG5",
 }
-SourceEncoding = Literal[
-    "utf-8",
-    "latin-1",
-    "iso-8859-15",
-    "windows-1252",
-    "windows-1251",
-    "koi8-r",
-    "shift_jis",
-    "euc-jp",
-    "gbk",
-    "big5",
-]
 # Every session speaks UTF-8: the server converts from the database's encoding (LATIN1, …).
 CLIENT_ENCODING = "UTF8"
 SQL_ASCII = "SQL_ASCII"
@@ -255,10 +243,17 @@ class PostgresSettings(BaseModel):
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     connect_timeout: int = Field(default=10, ge=1, le=300)
     # camelCase: the names users type in the connection's settings
-    sourceEncoding: SourceEncoding = Field(
+    sourceEncoding: str = Field(
         default="utf-8",
         description="SQL_ASCII databases only: the encoding of their bytes (strictly decoded)",
     )
+
+    @field_validator("sourceEncoding")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in SOURCE_ENCODINGS:
+            raise ValueError(f"must be one of {', '.join(SOURCE_ENCODINGS)}")
+        return value
 
 
 def logical_type(typname: str, typmod: int) -> str:
