@@ -1,6 +1,7 @@
 """Extraction throughput through the running service, side by side with `psql \\copy`.
 
     .venv/bin/python bench/extract_throughput.py [--rows 1000000] [--recreate] [--scaling]
+    .venv/bin/python bench/extract_throughput.py --wide 200000
 
 Creates (once) a PostgreSQL database `egress_bench` with an `orders` table of --rows rows and
 12 mixed columns, starts a real `egress serve` (SQLite metadata, local files, embedded worker)
@@ -10,6 +11,9 @@ same rows read back from a folder of Parquet files (a `files` connection) into C
 `psql \\copy … CSV HEADER` of the same columns is timed in the same run. Peak RSS of the
 server is sampled during each extraction. --scaling repeats CSV, JSONL and Parquet at
 4x the rows with a fresh server, to show that memory does not grow with the table.
+--wide N instead extracts N rows of 2 KB text from MariaDB/MySQL (127.0.0.1:3306, root) and
+PostgreSQL into CSV (Arrow path), with EGRESS_BATCH_BYTES at its default and effectively off,
+recording the server's peak RSS: what bounding batches by bytes saves on wide rows.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import adbc_driver_postgresql.dbapi as adbc_pg
 import httpx
 import psycopg
 import pyarrow.parquet as pq
+import pymysql
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB = "egress_bench"
@@ -96,7 +101,7 @@ class Server:
     token: str
 
 
-def start_server(work: Path) -> Server:
+def start_server(work: Path, extra_env: dict[str, str] | None = None) -> Server:
     port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -107,6 +112,7 @@ def start_server(work: Path) -> Server:
         "EGRESS_WORKER_CONCURRENCY": "1",
         # The Parquet folder of the files case sits beside the data dir, in the bench's folder.
         "EGRESS_FILES_ROOTS": str(work.parent),
+        **(extra_env or {}),
     }
     log = (work.parent / f"{work.name}.log").open("wb")
     process = subprocess.Popen(
@@ -311,13 +317,115 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
         server.process.wait(30)
 
 
+WIDE_TEXT_BYTES = 2000
+# Batches bounded by rows only, as before EGRESS_BATCH_BYTES: a bound no batch reaches.
+UNBOUNDED_BYTES = str(1 << 40)
+
+
+def create_wide_tables(rows: int) -> None:
+    """``wide`` (id, a float that keeps PostgreSQL off the COPY path, 2 KB of text) in MySQL
+    and PostgreSQL ``egress_bench`` databases; created once per row count."""
+    body = f"repeat(chr(65 + g %% 26), {WIDE_TEXT_BYTES})"
+    url = ADMIN.rsplit("/", 1)[0] + f"/{DB}"
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{DB}"')  # type: ignore[arg-type]
+    with psycopg.connect(url, autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'wide'").fetchone()
+        count = conn.execute("SELECT count(*) FROM wide").fetchone() if have and have[0] else None
+        if not count or count[0] != rows:
+            print(f"generating {rows:,} wide rows in PostgreSQL …", flush=True)
+            conn.execute("DROP TABLE IF EXISTS wide")
+            conn.execute("CREATE TABLE wide (id bigint PRIMARY KEY, w float8, body text)")
+            conn.execute(
+                f"INSERT INTO wide SELECT g, g * 0.5, {body} FROM generate_series(1, %s) g",  # type: ignore[arg-type]
+                (rows,),
+            )
+    my = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    with my.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DB}`")
+        cur.execute(f"USE `{DB}`")
+        cur.execute("CREATE TABLE IF NOT EXISTS wide (id BIGINT PRIMARY KEY, w DOUBLE, body TEXT)")
+        cur.execute("SELECT count(*) FROM wide")
+        if cur.fetchone()[0] != rows:  # type: ignore[index]
+            print(f"generating {rows:,} wide rows in MySQL …", flush=True)
+            cur.execute("TRUNCATE wide")
+            for start in range(0, rows, 10_000):
+                cur.executemany(
+                    "INSERT INTO wide VALUES (%s, %s, REPEAT(CHAR(65 + %s), %s))",
+                    [
+                        (g, g * 0.5, g % 26, WIDE_TEXT_BYTES)
+                        for g in range(start + 1, min(start + 10_000, rows) + 1)
+                    ],
+                )
+    my.close()
+
+
+def run_wide(rows: int) -> None:
+    """Peak RSS of wide-row extractions with batches bounded by bytes (the default) and not."""
+    create_wide_tables(rows)
+    print(f"\nwide rows: {rows:,} rows of {WIDE_TEXT_BYTES:,} bytes of text, CSV")
+    print(f"{'case':44} {'seconds':>8} {'peak RSS':>9}")
+    connections = {
+        "mysql": {"host": "127.0.0.1", "port": 3306, "database": DB, "user": "root"},
+        "postgresql": {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"},
+    }
+    cases = [
+        (kind, label, batch_bytes)
+        for kind in connections
+        for label, batch_bytes in (
+            ("EGRESS_BATCH_BYTES 16 MiB (default)", None),
+            ("EGRESS_BATCH_BYTES 64 MiB", str(64 << 20)),
+            ("rows only (65,536 a batch)", UNBOUNDED_BYTES),
+        )
+    ]
+    for kind, label, batch_bytes in cases:  # a fresh server each: RSS never shrinks back
+        work = Path(tempfile.mkdtemp(prefix="egress-bench-wide-"))
+        env = {"EGRESS_BATCH_BYTES": batch_bytes} if batch_bytes else {}
+        server = start_server(work / "data", env)
+        try:
+            with httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
+            ) as http:
+                conn = (
+                    http.post(
+                        "/api/v1/connections",
+                        json={"name": kind, "type": kind, "settings": connections[kind]},
+                    )
+                    .raise_for_status()
+                    .json()
+                )
+                listed = http.get(
+                    "/api/v1/templates", params={"connectionId": conn["id"], "limit": 200}
+                ).json()["data"]
+                tpl = next(t for t in listed if t["tableName"] == "wide")
+                secs, count, peak = extract(
+                    http,
+                    tpl["id"],
+                    f"w{secrets.token_hex(3)}",
+                    "csv",
+                    ["id", "w", "body"],
+                    server.process.pid,
+                )
+                assert count == rows, (kind, count)
+                case = f"{kind}, {label}"
+                print(f"{case:44} {secs:8.2f} {peak / 1024:7.0f} MiB", flush=True)
+        finally:
+            server.process.terminate()
+            server.process.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--recreate", action="store_true")
     parser.add_argument("--scaling", action="store_true")
     parser.add_argument("--cases", help="comma-separated subset, e.g. 'parquet,parquet split'")
+    parser.add_argument("--wide", type=int, metavar="N", help="only the wide-rows case, N rows")
     args = parser.parse_args()
+    if args.wide:
+        run_wide(args.wide)
+        return 0
     all_cases = [
         "csv (COPY fast path)",
         "csv (Arrow path)",

@@ -83,6 +83,7 @@ class Container:
             self.policy,
             self.clock,
             self.settings.batch_rows,
+            self.settings.batch_bytes,
             self.settings.max_split_parts,
         )
 

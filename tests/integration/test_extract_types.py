@@ -29,6 +29,7 @@ import pytest
 
 from egress.container import Container
 from egress.db.migrate import upgrade
+from egress.domain.catalog import TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
@@ -227,7 +228,7 @@ def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
         for col in tables["everything"].columns
         if col.type not in ("float32", "float64", "time", "binary")
     ]
-    plan = ReadPlan("public.everything", safe, safe)
+    plan = ReadPlan(TableRef("public", "everything"), safe, safe)
     assert source.can_copy_csv(plan)
 
     def render(fast: bool) -> bytes:
@@ -744,7 +745,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
             for col in tables[name].columns
             if not col.type.startswith("list<") and col.type not in ("float32", "float64")
         ]
-        plan = ReadPlan(f"public.{name}", fields, fields)
+        plan = ReadPlan(TableRef("public", name), fields, fields)
         assert source.can_copy_csv(plan)
         fast = io.BytesIO()
         source.copy_csv(plan, fast, lambda n: None)

@@ -22,7 +22,7 @@ import pytest
 
 from egress.container import Container
 from egress.db.migrate import upgrade
-from egress.domain.catalog import TableInfo
+from egress.domain.catalog import TableInfo, TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
@@ -277,7 +277,7 @@ def test_discovery_files_folders_and_what_is_ignored(c: Container, tmp_path: Pat
         ("id", "int64"),
         ("region", "string"),
     ]
-    plan = ReadPlan("sales", sales.columns, sales.columns, where="region = 'EU'")
+    plan = ReadPlan(TableRef(None, "sales"), sales.columns, sales.columns, where="region = 'EU'")
     assert [r for b in source.read(plan, 100) for r in b.to_pylist()] == [
         {"id": 1, "region": "EU"},
         {"id": 3, "region": "EU"},
@@ -341,7 +341,7 @@ def test_json_errors_name_the_line_and_missing_folders_are_clear(tmp_path: Path)
     assert (listed.qualified_name, listed.columns) == ("bad.jsonl", [])
     assert listed.error is not None and listed.error.startswith("bad.jsonl line 3: ")
     with pytest.raises(SourceError, match=r"^bad\.jsonl line 3: "):
-        list(source.read(ReadPlan("bad.jsonl", [], []), 100))
+        list(source.read(ReadPlan(TableRef(None, "bad.jsonl"), [], []), 100))
     with pytest.raises(SourceError, match="is not a folder"):
         FilesSource(
             FilesSettings(url=(tmp_path / "nope").as_uri()), {}, policy_for(tmp_path)
@@ -487,7 +487,7 @@ def test_a_jsonl_error_names_the_line_in_the_file(tmp_path: Path) -> None:
     (folder / "b.jsonl").write_text("\n".join([*lines, '{"id": "bad"}', '{"id": 1}']) + "\n")
     source = FilesSource(FilesSettings(url=tmp_path.as_uri()), {}, policy_for(tmp_path))
     table = next(t for t in source.catalog() if t.qualified_name == "events")
-    plan = ReadPlan("events", table.columns, table.columns)
+    plan = ReadPlan(TableRef(None, "events"), table.columns, table.columns)
     with pytest.raises(SourceError) as caught:
         for _ in source.read(plan, 10_000):
             pass

@@ -45,7 +45,7 @@ def _extract_all(source: Any, queries: list[str]) -> dict[str, str]:
     failures: dict[str, str] = {}
     for query in queries:
         fields = source.describe(query)
-        plan = ReadPlan("", fields, fields, query=query)
+        plan = ReadPlan(None, fields, fields, query=query)
         for fmt in ("csv", "jsonl", "parquet"):
             out = io.BytesIO()
             writer = WRITERS[fmt](out, arrow_schema(fields))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,12 +17,14 @@ from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ClaimedRun, ExecutionRepo, Outcome
+from egress.db.migrate import upgrade
 from egress.db.tables import metadata, runs
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo, TableRef
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
+from egress.domain.plan import plan_from_snapshot
 from egress.domain.status import RunStatus
 
 T0 = datetime(2026, 5, 28, 14, 0, tzinfo=UTC)
@@ -39,7 +43,7 @@ class Repos:
     def configuration(self, ws: str, name: str) -> str:
         conn = self.connections.create(ws, f"c_{name}", "sqlite", {"path": "/x.db"}, None)
         tpl = self.templates.create_custom(
-            ws, conn.id, "t", "main.t", [ColumnInfo("id", "int64")], ["id"], None, None
+            ws, conn.id, "t", TableRef("main", "t"), [ColumnInfo("id", "int64")], ["id"], None, None
         )
         cfg = self.configurations.create(
             ws,
@@ -107,7 +111,14 @@ def test_a_table_appearing_under_a_custom_templates_name_leaves_that_template(
     ws = repos.workspaces.ensure_workspace("a")
     conn = repos.connections.create(ws, "src", "sqlite", {"path": "/x.db"}, None)
     mine = repos.templates.create_custom(
-        ws, conn.id, "main.later", "main.t", [ColumnInfo("id", "int64")], ["id"], None, None
+        ws,
+        conn.id,
+        "main.later",
+        TableRef("main", "t"),
+        [ColumnInfo("id", "int64")],
+        ["id"],
+        None,
+        None,
     )
     table = TableInfo("main", "later", [ColumnInfo("x", "string")])
     repos.templates.sync_discovered(ws, conn.id, [table, TableInfo("main", "t", [])])
@@ -327,3 +338,123 @@ def test_a_queued_run_with_a_cancel_request_is_never_claimed_and_reaped_cancelle
     assert counts.cancelled == 1
     assert repos.executions.get(ws, cfg, ex.id).latest.status is RunStatus.CANCELLED
     assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING
+
+
+def test_discovered_templates_of_dotted_names_never_collide(repos: Repos) -> None:
+    """Schema "x.y" table z and schema x table "y.z" are two templates (was one name, 500)."""
+    ws = repos.workspaces.ensure_workspace("a")
+    conn = repos.connections.create(ws, "pg", "postgresql", {"host": "h"}, None)
+    tables = [TableInfo("x.y", "z", []), TableInfo("x", "y.z", []), TableInfo('a"b', "c", [])]
+    repos.templates.sync_discovered(ws, conn.id, tables)
+    repos.templates.sync_discovered(ws, conn.id, tables)  # again: the same three, same ids
+    listed = {t.name: t.source for t in repos.templates.list_page(ws, conn.id, PageRequest()).items}
+    assert listed == {
+        '"x.y".z': TableRef("x.y", "z"),
+        'x."y.z"': TableRef("x", "y.z"),
+        '"a""b".c': TableRef('a"b', "c"),
+    }
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0011_keeps_existing_templates_and_snapshots_reading_the_same_table(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Rows from before 0011 get the parts the old first-dot split gave them (what they read),
+    files templates their path, SQL templates none; frozen execution snapshots too."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("pg_factory")("egress_mig").sqlalchemy_url
+    upgrade(url, "0007")
+    old = Repos(url)
+    ws = old.workspaces.ensure_workspace("a")
+    pg = old.connections.create(ws, "pg", "postgresql", {"host": "h"}, None)
+    files = old.connections.create(ws, "files", "files", {"url": "file:///x"}, None)
+    now = datetime.now(UTC)
+    tpl = sa.table(
+        "templates",
+        *(sa.column(c) for c in ("id", "workspace_id", "connection_id", "name", "kind")),
+        *(sa.column(c) for c in ("source_table", "query", "created_at", "updated_at")),
+        sa.column("fields", sa.JSON),
+        sa.column("primary_key", sa.JSON),
+    )
+    rows = [
+        ("t1", pg.id, "public.orders", None),
+        ("t2", pg.id, "x.y.z", None),
+        ("t3", files.id, "sales/2026-01.csv", None),
+        ("t4", pg.id, "", "SELECT 1 AS one"),
+    ]
+    with old.engine.begin() as conn:
+        for tid, cid, source, query in rows:
+            conn.execute(
+                tpl.insert().values(
+                    id=tid,
+                    workspace_id=ws,
+                    connection_id=cid,
+                    name=f"n{tid}",
+                    kind="custom",
+                    source_table=source,
+                    query=query,
+                    fields=[],
+                    primary_key=[],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    cfg = old.configurations.create(
+        ws,
+        {
+            "name": "c",
+            "template_id": "t2",
+            "fields": None,
+            "format": "csv",
+            "compression": "none",
+            "destination": {"type": "storage", "path": ""},
+            "file_name_pattern": None,
+            "start_date": None,
+            "end_date": None,
+        },
+    ).id
+    snapshot = {
+        "template": {
+            "sourceTable": "x.y.z",
+            "query": None,
+            "fields": [{"name": "id", "type": "int64"}],
+        },
+        "configuration": {"fields": None},
+        "connection": {"id": pg.id, "type": "postgresql"},
+    }
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.table(
+                "executions",
+                *(sa.column(c) for c in ("id", "workspace_id", "configuration_id", "trigger")),
+                sa.column("created_at"),
+                sa.column("parameters", sa.JSON),
+            )
+            .insert()
+            .values(
+                id="e1",
+                workspace_id=ws,
+                configuration_id=cfg,
+                trigger="MANUAL",
+                created_at=now,
+                parameters=snapshot,
+            )
+        )
+    old.engine.dispose()
+    upgrade(url)
+    repos = Repos(url)
+    with repos.engine.connect() as conn:
+        frozen = conn.execute(
+            sa.text("SELECT parameters FROM executions WHERE id = 'e1'")
+        ).scalar_one()
+    frozen = json.loads(frozen) if isinstance(frozen, str) else frozen
+    assert plan_from_snapshot(frozen).table == TableRef("x", "y.z")
+    sources = {tid: repos.templates.get(ws, tid).source for tid, *_ in rows}
+    assert sources == {
+        "t1": TableRef("public", "orders"),
+        "t2": TableRef("x", "y.z"),
+        "t3": TableRef(None, "sales/2026-01.csv"),
+        "t4": None,
+    }

@@ -20,7 +20,7 @@ import pytest
 
 from egress.container import Container
 from egress.db.executions import ExecutionRecord
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Conflict
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
@@ -259,7 +259,7 @@ def _pg_waiters(db: PgDatabase) -> int:
     return int(str(row[0])) if row else 0
 
 
-HANG_PLAN = ReadPlan("public.hang", [ColumnInfo("id", "int32")])
+HANG_PLAN = ReadPlan(TableRef("public", "hang"), [ColumnInfo("id", "int32")])
 
 
 @pytest.mark.parametrize("path", ["arrow", "copy"])
@@ -303,7 +303,7 @@ def test_interrupt_returns_a_mysql_read_blocked_on_a_table_lock(
         cur.execute("CREATE TABLE hang (id INT PRIMARY KEY)")
         cur.executemany("INSERT INTO hang VALUES (%s)", [(i,) for i in range(HANG_ROWS)])
     source = open_source("mysql", mysql_db.settings, mysql_db.secrets, policy_for(tmp_path))
-    plan = ReadPlan(f"{mysql_db.name}.hang", [ColumnInfo("id", "int32")])
+    plan = ReadPlan(TableRef(mysql_db.name, "hang"), [ColumnInfo("id", "int32")])
     locker = mysql_db.connect()
     try:
         with locker.cursor() as cur:
@@ -337,7 +337,7 @@ def test_interrupt_stops_a_sqlite_query_that_never_ends(tmp_path: Path) -> None:
         )
     conn.close()
     source = open_source("sqlite", {"path": str(path)}, {}, policy_for(tmp_path))
-    plan = ReadPlan("main.forever", [ColumnInfo("id", "int64")])
+    plan = ReadPlan(TableRef("main", "forever"), [ColumnInfo("id", "int64")])
     thread, errors = _in_thread(lambda: list(source.read(plan, 10)))
     _assert_interrupted(source, thread, errors)
     assert "interrupted" in str(errors[0])
@@ -348,7 +348,7 @@ def test_interrupt_stops_a_files_read_before_the_next_batch(tmp_path: Path) -> N
     folder.mkdir()
     (folder / "t.csv").write_text("id\n" + "".join(f"{i}\n" for i in range(100)))
     source = open_source("files", {"url": folder.as_uri()}, {}, policy_for(tmp_path))
-    batches = source.read(ReadPlan("t.csv", [ColumnInfo("id", "int64")]), 10)
+    batches = source.read(ReadPlan(TableRef(None, "t.csv"), [ColumnInfo("id", "int64")]), 10)
     assert next(batches).num_rows == 10
     source.interrupt()
     with pytest.raises(SourceError, match="interrupted"):
@@ -383,7 +383,7 @@ def _silent_configuration(c: Container, port: int) -> tuple[str, str]:
     settings = {"host": "127.0.0.1", "port": port, "database": "d", "user": "u"}
     conn = c.connections.create(ws, "silent", "mysql", settings | {"connect_timeout": 300}, None)
     tpl = c.templates.create_custom(
-        ws, conn.id, "t", "d.t", [ColumnInfo("id", "int64")], ["id"], None, None
+        ws, conn.id, "t", TableRef("d", "t"), [ColumnInfo("id", "int64")], ["id"], None, None
     )
     return ws, submitted_configuration(c, ws, tpl.id, "silent")
 

@@ -188,7 +188,7 @@ def delivered(records: list[dict[str, str]]) -> list[tuple[int, str, str]]:
 
 def test_the_query_columns_become_the_template_fields(env: Env, source: Source) -> None:
     tpl = env.c.templates.get(env.ws, env.template())
-    assert tpl.query == QUERY and tpl.source_table == ""
+    assert tpl.query == QUERY and tpl.source is None
     assert [(f.name, f.type) for f in tpl.fields] == [
         ("id", "int64"),
         ("customer", "string"),

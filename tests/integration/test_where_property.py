@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.plan import ReadPlan
 from egress.sources import Source
 from egress.sources.arrow_types import arrow_schema
@@ -170,8 +170,8 @@ def expressions() -> st.SearchStrategy[Expr]:
     )
 
 
-def _ids(source: Source, where: str, table: str) -> list[int]:
-    plan = ReadPlan(source_table=table, fields=[FIELDS[0]], columns=FIELDS, where=where)
+def _ids(source: Source, where: str, table: TableRef) -> list[int]:
+    plan = ReadPlan(table=table, fields=[FIELDS[0]], columns=FIELDS, where=where)
     return sorted(i for batch in source.read(plan, 1000) for i in batch.column(0).to_pylist())
 
 
@@ -208,10 +208,13 @@ def sources(
         files / "things.parquet",
     )
     return [
-        (pg, "public.things"),
-        (SqliteSource(SqliteSettings(path=str(path)), {}, policy), "main.things"),
-        (my, f"{mdb.name}.things"),
-        (FilesSource(FilesSettings(url=files.as_uri()), {}, policy), "things.parquet"),
+        (pg, TableRef("public", "things")),
+        (SqliteSource(SqliteSettings(path=str(path)), {}, policy), TableRef("main", "things")),
+        (my, TableRef(mdb.name, "things")),
+        (
+            FilesSource(FilesSettings(url=files.as_uri()), {}, policy),
+            TableRef(None, "things.parquet"),
+        ),
     ]
 
 

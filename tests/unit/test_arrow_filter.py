@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.options import Window, date_range
 from egress.domain.plan import KeySelection, ReadPlan
@@ -42,7 +42,7 @@ TABLE = pa.table(
 
 
 def ids(**plan: object) -> list[int]:
-    p = ReadPlan("t.parquet", COLUMNS, COLUMNS, **plan)  # type: ignore[arg-type]
+    p = ReadPlan(TableRef(None, "t.parquet"), COLUMNS, COLUMNS, **plan)  # type: ignore[arg-type]
     condition = plan_filter(p, TABLE.schema)
     return sorted(ds.dataset(TABLE).to_table(filter=condition)["id"].to_pylist())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.plan import plan_from_snapshot, select_fields
 from egress.domain.types import decimal_type, is_valid, parse_decimal
@@ -38,11 +38,16 @@ def test_repeated_fields_are_refused() -> None:
 
 def test_plan_from_snapshot() -> None:
     snapshot = {
-        "template": {"sourceTable": "public.orders", "fields": [f.as_dict() for f in FIELDS]},
+        "template": {
+            "sourceTable": "public.orders",
+            "sourceSchema": "public",
+            "sourceName": "orders",
+            "fields": [f.as_dict() for f in FIELDS],
+        },
         "configuration": {"fields": ["region"]},
     }
     plan = plan_from_snapshot(snapshot)
-    assert (plan.schema_name, plan.table_name) == ("public", "orders")
+    assert plan.table == TableRef("public", "orders")
     assert [f.name for f in plan.fields] == ["region"]
 
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from egress.settings import (
     DATA_DIR_MODE,
+    DEFAULT_BATCH_BYTES,
     DEFAULT_DOWNLOAD_URL_TTL_S,
     DEFAULT_MAX_BODY_BYTES,
     MAX_DOWNLOAD_URL_TTL_S,
@@ -40,6 +41,16 @@ def test_max_body_bytes_defaults_to_8_mib(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings().max_body_bytes == DEFAULT_MAX_BODY_BYTES == 8 << 20
     monkeypatch.setenv("EGRESS_MAX_BODY_BYTES", "65536")
     assert Settings().max_body_bytes == 65536
+
+
+def test_batch_bytes_defaults_to_16_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EGRESS_BATCH_BYTES", raising=False)
+    assert Settings().batch_bytes == DEFAULT_BATCH_BYTES == 16 << 20
+    monkeypatch.setenv("EGRESS_BATCH_BYTES", str(1 << 20))
+    assert Settings().batch_bytes == 1 << 20
+    monkeypatch.setenv("EGRESS_BATCH_BYTES", "100")
+    with pytest.raises(ValidationError, match="batch_bytes"):
+        Settings()
 
 
 def test_the_data_dir_is_private_even_when_it_already_existed(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.options import Window
 from egress.domain.plan import ReadPlan, plan_from_snapshot
@@ -188,5 +188,31 @@ def test_a_plan_with_a_query_selects_from_it_with_bound_filters() -> None:
 
 
 def test_a_plan_without_a_query_still_reads_its_table() -> None:
-    plan = ReadPlan("public.orders", FIELDS[:1])
+    plan = ReadPlan(TableRef("public", "orders"), FIELDS[:1])
     assert select_statement(plan, "postgres").sql == 'SELECT "id" AS "id" FROM "public"."orders"'
+
+
+def test_quoted_values_sit_in_the_tree_and_nothing_else_is_read_as_a_placeholder() -> None:
+    """Values rendered by a driver's quoting (PostgreSQL, MySQL): the statement carries no
+    parameters, and %-, name- or ?-lookalikes in names and literals stay as they are."""
+    fields = [ColumnInfo("%(p0)s", "string"), ColumnInfo(":p0", "string"), ColumnInfo("?", "int64")]
+    plan = ReadPlan(
+        TableRef("x.y", "z%"),
+        fields,
+        fields,
+        where="""":p0" = ':p1' AND "?" IN (1, 2)""",
+        query=None,
+    )
+    quoted: list[object] = []
+
+    def quote(value: object) -> str:
+        quoted.append(value)
+        return f"<{value}>"
+
+    statement = select_statement(plan, "postgres", quote=quote)
+    assert statement.params == {}
+    assert quoted == [":p1", 1, 2]
+    assert statement.sql == (
+        'SELECT "%(p0)s" AS "%(p0)s", ":p0" AS ":p0", "?" AS "?" FROM "x.y"."z%" '
+        'WHERE (":p0" = (<:p1>) AND "?" IN ((<1>), (<2>)))'
+    )

@@ -107,7 +107,20 @@ class FieldOut(Wire):
 class TemplateCreate(Request):
     connection_id: str
     name: str = Field(min_length=1, max_length=400)
-    table: str | None = Field(default=None, min_length=1, max_length=400)
+    table: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description='a table as listed (public.orders, "x.y".z) or a file path; with schema:'
+        " the bare table name",
+    )
+    schema_: str | None = Field(
+        default=None,
+        alias="schema",
+        min_length=1,
+        max_length=400,
+        description="the table's schema, given apart from table (no quoting needed)",
+    )
     query: str | None = Field(
         default=None,
         description="instead of table: one SELECT (admins only); its columns are the fields",
@@ -127,7 +140,10 @@ class TemplateOut(Wire):
     name: str
     kind: str
     connection_id: str
-    table: str | None  # null for a SQL template
+    table: str | None  # the shown name (public.orders, "x.y".z); null for a SQL template
+    # The table's parts: its schema (null for files and SQL templates) and its own name.
+    schema_: str | None = Field(alias="schema")
+    table_name: str | None
     query: str | None  # a SQL template's SELECT; null for a table's template
     fields: list[FieldOut]
     primary_key: list[str]

@@ -99,6 +99,10 @@ templates = sa.Table(
     # '' when the template reads `query`: making the column nullable would rebuild this
     # table on SQLite, which configurations reference.
     sa.Column("source_table", sa.String(400), nullable=False),
+    # The table read, as parts (NULL for a SQL template; a files template: its path as the
+    # name, no schema). ``source_table`` is only their shown form.
+    sa.Column("source_schema", sa.String(400), nullable=True),
+    sa.Column("source_name", sa.String(1000), nullable=True),
     sa.Column("query", sa.Text(), nullable=True),  # a SQL template's SELECT (admins only)
     sa.Column("fields", sa.JSON(), nullable=False),
     sa.Column("primary_key", sa.JSON(), nullable=False),

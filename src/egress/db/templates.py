@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import extraction_configurations, templates
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo, TableRef
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
@@ -29,13 +29,14 @@ class TemplateRecord:
     connection_id: str
     name: str
     kind: str
-    source_table: str  # "" for a SQL template
+    source_table: str  # the table's shown name; "" for a SQL template
     fields: list[ColumnInfo]
     primary_key: list[str]
     cursor_field: str | None
     date_field: str | None
     created_at: datetime
     query: str | None = None  # a SQL template's SELECT, read instead of a table
+    source: TableRef | None = None  # the table read, as parts; None for a SQL template
 
     def field(self, name: str) -> ColumnInfo | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -46,6 +47,8 @@ class TemplateRecord:
             "id": self.id,
             "name": self.name,
             "sourceTable": self.source_table,
+            "sourceSchema": self.source.schema if self.source else None,
+            "sourceName": self.source.name if self.source else None,
             "fields": [f.as_dict() for f in self.fields],
             "primaryKey": self.primary_key,
             "cursorField": self.cursor_field,
@@ -68,6 +71,7 @@ def _record(row: Row[Any]) -> TemplateRecord:
         date_field=row.date_field,
         created_at=row.created_at,
         query=row.query,
+        source=None if row.source_name is None else TableRef(row.source_schema, row.source_name),
     )
 
 
@@ -75,19 +79,26 @@ class TemplateRepo(Repository):
     def sync_discovered(
         self, workspace_id: str, connection_id: str, tables: list[TableInfo]
     ) -> None:
-        """Make the discovered templates match the source's tables; keep ids stable."""
+        """Make the discovered templates match the source's tables; keep ids stable. A table
+        is matched by its parts, and its template named by their unambiguous shown form."""
         now = self._clock()
         with self._engine.begin() as conn:
-            existing: dict[str, str] = {}
+            existing: dict[TableRef, str] = {}
             custom: set[str] = set()
             for r in conn.execute(
-                sa.select(templates.c.id, templates.c.name, templates.c.kind).where(
+                sa.select(
+                    templates.c.id,
+                    templates.c.name,
+                    templates.c.kind,
+                    templates.c.source_schema,
+                    templates.c.source_name,
+                ).where(
                     templates.c.workspace_id == workspace_id,
                     templates.c.connection_id == connection_id,
                 )
             ):
                 if r.kind == DISCOVERED:
-                    existing[r.name] = r.id
+                    existing[TableRef(r.source_schema, r.source_name)] = r.id
                 else:
                     custom.add(r.name)
             for table in tables:
@@ -98,14 +109,16 @@ class TemplateRepo(Repository):
                     # the table stays reachable through the catalog and a renamed template.
                     continue
                 values = {
+                    "name": table.qualified_name,
+                    "source_table": table.qualified_name,
                     "fields": [c.as_dict() for c in table.columns],
                     "primary_key": table.primary_key,
                     "updated_at": now,
                 }
-                if table.qualified_name in existing:
+                if table.ref in existing:
                     conn.execute(
                         templates.update()
-                        .where(templates.c.id == existing.pop(table.qualified_name))
+                        .where(templates.c.id == existing.pop(table.ref))
                         .values(**values)
                     )
                 else:
@@ -114,9 +127,9 @@ class TemplateRepo(Repository):
                             id=new_id(),
                             workspace_id=workspace_id,
                             connection_id=connection_id,
-                            name=table.qualified_name,
                             kind=DISCOVERED,
-                            source_table=table.qualified_name,
+                            source_schema=table.ref.schema,
+                            source_name=table.ref.name,
                             cursor_field=None,
                             date_field=None,
                             created_at=now,
@@ -136,14 +149,14 @@ class TemplateRepo(Repository):
         workspace_id: str,
         connection_id: str,
         name: str,
-        source_table: str,
+        source: TableRef | None,
         fields: list[ColumnInfo],
         primary_key: list[str],
         cursor_field: str | None,
         date_field: str | None,
         query: str | None = None,
     ) -> TemplateRecord:
-        """A custom template over ``source_table``, or over ``query`` (``source_table`` "")."""
+        """A custom template over the table ``source``, or over ``query`` (``source`` None)."""
         now = self._clock()
         tpl_id = new_id()
         try:
@@ -155,7 +168,9 @@ class TemplateRepo(Repository):
                         connection_id=connection_id,
                         name=name,
                         kind=CUSTOM,
-                        source_table=source_table,
+                        source_table=source.display if source else "",
+                        source_schema=source.schema if source else None,
+                        source_name=source.name if source else None,
                         fields=[f.as_dict() for f in fields],
                         primary_key=primary_key,
                         cursor_field=cursor_field,

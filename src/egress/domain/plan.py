@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.options import DateRange, Window, date_range
 
@@ -20,7 +20,7 @@ class KeySelection:
 
 @dataclass(frozen=True)
 class ReadPlan:
-    source_table: str  # "schema.table"; empty when ``query`` is set
+    table: TableRef | None  # None when ``query`` is set
     fields: list[ColumnInfo]  # what is written, in order
     columns: list[ColumnInfo] = field(default_factory=list)  # every template field (filters)
     dates: DateRange | None = None
@@ -32,14 +32,6 @@ class ReadPlan:
     def column_type(self, name: str) -> str:
         found = next((c for c in self.columns or self.fields if c.name == name), None)
         return found.type if found else "string"
-
-    @property
-    def schema_name(self) -> str:
-        return self.source_table.split(".", 1)[0]
-
-    @property
-    def table_name(self) -> str:
-        return self.source_table.split(".", 1)[1]
 
 
 def select_fields(template_fields: list[ColumnInfo], wanted: list[str] | None) -> list[ColumnInfo]:
@@ -66,7 +58,7 @@ def plan_from_snapshot(parameters: dict[str, Any], window: Window | None = None)
     options = parameters.get("options", {})
     rows = options.get("rows")
     return ReadPlan(
-        source_table=template["sourceTable"],
+        table=table_ref(template),
         fields=select_fields(columns, parameters["configuration"]["fields"]),
         columns=columns,
         dates=date_range(template.get("dateField"), options.get("dateFrom"), options.get("dateTo")),
@@ -75,3 +67,10 @@ def plan_from_snapshot(parameters: dict[str, Any], window: Window | None = None)
         window=window,
         query=template.get("query"),
     )
+
+
+def table_ref(template: dict[str, Any]) -> TableRef | None:
+    """The parts a template snapshot reads (none for a SQL template)."""
+    if template.get("query") is not None:
+        return None
+    return TableRef(template["sourceSchema"], template["sourceName"])

@@ -57,13 +57,14 @@ from egress.engine.control import (
     RunReleased,
     RunStalled,
 )
+from egress.query.select import columns_read, star_query
 from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
-from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import Noticing, SnapshotSource
+from egress.sources.arrow_types import arrow_schema, byte_slices
+from egress.sources.base import Noticing, QuerySource, SnapshotSource
 from egress.sources.policy import SourcePolicy
 from egress.storage import (
     STORAGE_ERRORS,
@@ -154,6 +155,7 @@ class Runner:
         policy: SourcePolicy,
         clock: Clock,
         batch_rows: int,
+        batch_bytes: int,
         max_split_parts: int,
     ) -> None:
         self._connections = connections
@@ -165,6 +167,7 @@ class Runner:
         self._policy = policy
         self._clock = clock
         self._batch_rows = batch_rows
+        self._batch_bytes = batch_bytes
         self._max_parts = max_split_parts
 
     # ------------------------------------------------------------------ one run
@@ -178,6 +181,7 @@ class Runner:
             try:
                 source = self._open_source(claimed)
                 control.attach(source.interrupt)
+                self._check_columns(job, source, control)
                 job = self._with_window(job, source, control)
                 window = job.plan.window
                 watermark = window.high if window is not None else None
@@ -285,11 +289,30 @@ class Runner:
             output=plan.fields,
         )
 
+    def _check_columns(self, job: Job, source: Source, control: RunControl) -> None:
+        """A column the template knows but the table no longer has fails the run up front,
+        named, instead of as the driver's error halfway (files check their own columns)."""
+        table = job.plan.table
+        if table is None or not isinstance(source, QuerySource):
+            return
+        params = job.claimed.parameters
+        cursor = params["template"]["cursorField"] if _incremental(params) else None
+        with control.awaiting_source():
+            present = {c.name for c in source.describe(star_query(table, source.dialect))}
+        missing = [name for name in columns_read(job.plan, cursor) if name not in present]
+        if missing:
+            raise RunFailure(
+                f"the source table {table.display} no longer has the column(s) "
+                f"{', '.join(map(repr, missing))} this run reads; listing the connection's "
+                "templates refreshes a discovered template (then choose the configuration's "
+                "fields again), a custom template must be recreated"
+            )
+
     def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
         """Incremental runs read (watermark, mark]; the window is frozen on the execution the
         first time, so every attempt and re-run reads exactly the same records."""
         params = job.claimed.parameters
-        if not params.get("options", {}).get("extractOnlyNew"):
+        if not _incremental(params):
             return job
         frozen = params.get("window")
         within = None
@@ -474,15 +497,16 @@ class Runner:
             raise
 
     def _batches(self, job: Job, source: Source, control: RunControl) -> Any:
-        """The source's batches; the stall limit runs while waiting for each one."""
-        batches = source.read(job.plan, self._batch_rows)
+        """The source's batches, none over the byte bound (a source that could only bound its
+        own roughly is sliced here); the stall limit runs while waiting for each one."""
+        batches = source.read(job.plan, self._batch_rows, self._batch_bytes)
         with contextlib.closing(batches):  # type: ignore[type-var]
             while True:
                 with control.awaiting_source():
                     batch = next(batches, None)
                 if batch is None:
                     return
-                yield batch
+                yield from byte_slices(batch, self._batch_bytes)
 
     # --------------------------------------------------------------- publishing
     def _final_names(self, job: Job, written: list[Written]) -> str:
@@ -577,6 +601,10 @@ def run_lag(parameters: dict[str, Any]) -> timedelta:
     if seconds is not None:
         return timedelta(seconds=seconds)
     return DEFAULT_LAGS[parameters["connection"]["type"]]
+
+
+def _incremental(parameters: dict[str, Any]) -> bool:
+    return bool(parameters.get("options", {}).get("extractOnlyNew"))
 
 
 def physical_name(workspace_id: str, name: str) -> str:

@@ -1,4 +1,17 @@
-"""Plan → SELECT statement in a source's dialect, with every value as a named parameter."""
+"""Plan → SELECT statement in a source's dialect: a sqlglot tree rendered once, every value
+placed in it as a parameter node.
+
+How a value reaches the driver is the driver's own mechanism, chosen by the source, and
+finished SQL text is never passed through ``%``- or name-based substitution (DESIGN §11):
+
+- bound at the protocol level: ``:p0``… placeholders and a dict of values (sqlite3), or
+- rendered in its place in the tree by the driver's own quoting, for drivers that cannot bind
+  it: PostgreSQL's COPY takes no parameters and ADBC binds only typed ones (``date > text``
+  fails), and PyMySQL's "parameters" are ``%``-formatting of the whole text.
+
+A ``%``, ``%(p0)s``, ``:p0`` or ``?`` inside a literal or a quoted identifier is therefore
+never read as a placeholder.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +22,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.options import Window, naive_utc
 from egress.domain.plan import ReadPlan
 from egress.query.custom import subquery
@@ -18,23 +31,35 @@ from egress.query.where import bind_where, parse_where
 ColumnSql = Callable[[ColumnInfo], exp.Expr]
 
 
+# A driver's quoting of one value as a SQL literal (psycopg's ``sql.Literal``, PyMySQL's
+# ``escape``).
+Quote = Callable[[Any], str]
+
+
 @dataclass
 class Params:
-    """Named parameters (``p0``, ``p1``…); the dialect renders the placeholders."""
+    """The values of one statement. Without ``quote``: named placeholders (``p0``, ``p1``…)
+    bound by the driver. With it: each value becomes its driver-quoted literal, a leaf of the
+    tree, and ``values`` stays empty."""
 
     values: dict[str, Any] = field(default_factory=dict)
     convert: Callable[[Any], Any] = lambda v: v
+    quote: Quote | None = None
 
-    def bind(self, value: Any) -> exp.Placeholder:
+    def bind(self, value: Any) -> exp.Expr:
+        value = self.convert(value)
+        if self.quote is not None:
+            # A Var renders its text as it is: the driver's literal, never re-read for markers.
+            return exp.Paren(this=exp.Var(this=self.quote(value)))
         name = f"p{len(self.values)}"
-        self.values[name] = self.convert(value)
+        self.values[name] = value
         return exp.Placeholder(this=name)
 
 
 @dataclass(frozen=True)
 class Statement:
     sql: str
-    params: dict[str, Any]
+    params: dict[str, Any]  # empty when the values were quoted into the tree
 
 
 def column(name: str) -> exp.Column:
@@ -50,7 +75,13 @@ def relation(plan: ReadPlan, dialect: str) -> exp.Table | exp.Subquery:
     so every filter, window and key selection wraps the query the same way."""
     if plan.query is not None:
         return subquery(plan.query, dialect)
-    return exp.table_(plan.table_name, db=plan.schema_name, quoted=True)
+    assert plan.table is not None, "a plan reads a table or a query"
+    return table_sql(plan.table)
+
+
+def table_sql(table: TableRef) -> exp.Table:
+    """A table by its parts, each a quoted identifier: dots and quotes stay inside the part."""
+    return exp.table_(table.name, db=table.schema, quoted=True)
 
 
 def sqlite_value(value: Any) -> Any:
@@ -166,8 +197,10 @@ def select_statement(
     dialect: str,
     column_sql: ColumnSql = plain_column,
     convert: Callable[[Any], Any] | None = None,
+    quote: Quote | None = None,
 ) -> Statement:
-    params = Params(convert=convert or (lambda v: v))
+    """The plan's SELECT; values bound by name, or quoted in place when ``quote`` is given."""
+    params = Params(convert=convert or (lambda v: v), quote=quote)
     projections = [exp.alias_(column_sql(f), f.name, quoted=True) for f in plan.fields]
     query = exp.select(*projections).from_(relation(plan, dialect))
     where = conditions(plan, params)
@@ -183,3 +216,24 @@ def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:
         .from_(relation(plan, dialect))
         .sql(dialect=dialect)
     )
+
+
+def columns_read(plan: ReadPlan, cursor_field: str | None = None) -> list[str]:
+    """Every column a run of ``plan`` names in SQL: its fields, then those its date range,
+    ``cursor_field`` (an incremental run), selected rows and whereClause filter on."""
+    names = [f.name for f in plan.fields]
+    if plan.dates is not None:
+        names.append(plan.dates.field)
+    if cursor_field is not None:
+        names.append(cursor_field)
+    if plan.keys is not None:
+        names.extend(plan.keys.fields)
+    if plan.where:
+        tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
+        names.extend(col.name for col in tree.find_all(exp.Column))
+    return list(dict.fromkeys(names))
+
+
+def star_query(table: TableRef, dialect: str) -> str:
+    """``SELECT * FROM <table>``: what a source describes to list a table's columns now."""
+    return exp.select("*").from_(table_sql(table)).sql(dialect=dialect)

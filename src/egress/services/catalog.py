@@ -6,7 +6,7 @@ from typing import Any
 
 from egress.container import Container
 from egress.db.templates import TemplateRecord
-from egress.domain.catalog import ColumnInfo, TableInfo, with_column_types
+from egress.domain.catalog import ColumnInfo, TableInfo, TableRef, quoted_part, with_column_types
 from egress.domain.errors import Invalid
 from egress.domain.identity import require_admin
 from egress.query.custom import LOC as QUERY_LOC
@@ -69,7 +69,7 @@ def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, 
                 **({"error": t.error} if t.error is not None else {}),
                 "children": [
                     {
-                        "id": f"{t.qualified_name}.{col.name}",
+                        "id": f"{t.qualified_name}.{quoted_part(col.name)}",
                         "elementType": "COLUMN",
                         "name": col.name,
                         "path": f"{t.path or f'{t.schema}/{t.name}'}/{col.name}",
@@ -99,12 +99,20 @@ def create_custom_template(
     cursor_field: str | None,
     date_field: str | None,
     column_types: dict[str, str] | None = None,
+    schema: str | None = None,
 ) -> TemplateRecord:
+    """A template over one table: ``table`` is its shown name (``public.orders``,
+    ``"x.y".z``, a file's path), or its bare name when ``schema`` is given apart."""
     c.connections.get(workspace_id, connection_id)  # 404 before we touch the source
-    tables = {t.qualified_name: t for t in discover(c, workspace_id, connection_id)}
-    base = tables.get(table)
+    tables = discover(c, workspace_id, connection_id)
+    if schema is not None:
+        base = next((t for t in tables if t.ref == TableRef(schema, table)), None)
+        wanted = TableRef(schema, table).display
+    else:
+        base = next((t for t in tables if t.qualified_name == table), None)
+        wanted = table
     if base is None:
-        raise Invalid.at(("body", "table"), f"no table or view {table!r} on this connection")
+        raise Invalid.at(("body", "table"), f"no table or view {wanted!r} on this connection")
     chosen = base.columns
     if fields is not None:
         unknown = [f for f in fields if base.column(f) is None]
@@ -125,7 +133,7 @@ def create_custom_template(
         workspace_id,
         connection_id,
         name,
-        table,
+        base.ref,
         chosen,
         primary_key,
         cursor_field,
@@ -175,7 +183,7 @@ def create_query_template(
         workspace_id,
         connection_id,
         name,
-        "",
+        None,
         columns,
         primary_key or [],
         cursor_field,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -147,3 +149,14 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
                 ) from exc
         columns.append(col)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def byte_slices(batch: pa.RecordBatch, batch_bytes: int) -> Iterator[pa.RecordBatch]:
+    """``batch`` as zero-copy slices of about ``batch_bytes`` each (one row at least)."""
+    size = batch.nbytes
+    if size <= batch_bytes or batch.num_rows <= 1:
+        yield batch
+        return
+    step = max(1, batch.num_rows * batch_bytes // size)
+    for offset in range(0, batch.num_rows, step):
+        yield batch.slice(offset, step)

@@ -96,8 +96,11 @@ class Source(Protocol):
     def catalog(self) -> list[TableInfo]:
         """Every readable table and view with its columns and primary key."""
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Stream the plan's rows as batches conforming to ``arrow_schema(plan.fields)``."""
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the plan's rows as batches conforming to ``arrow_schema(plan.fields)``, each
+        of at most ``batch_rows`` rows and (roughly, when given) ``batch_bytes`` bytes."""
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         """The largest value of ``field`` now (an incremental run's high-water mark)."""

@@ -177,6 +177,12 @@ class _SchemaCache:
 _SCHEMAS = _SchemaCache(capacity=20_000)
 
 
+def _path(plan: ReadPlan) -> str:
+    """A files template reads a path relative to the connection (its table has no schema)."""
+    assert plan.table is not None, "files have no SQL templates"
+    return plan.table.name
+
+
 def data_format(name: str) -> str | None:
     lower = name.lower().removesuffix(".gz")
     return next((fmt for suffix, fmt in _FORMATS.items() if lower.endswith(suffix)), None)
@@ -452,7 +458,8 @@ class FilesSource:
     def _dataset(
         self, plan: ReadPlan, scratch: contextlib.ExitStack
     ) -> tuple[ds.Dataset, list[DataFile]]:
-        files = self._resolve(plan.source_table)
+        path = _path(plan)
+        files = self._resolve(path)
         if not files:
             return None, files
         native = self._native_schema(files)
@@ -461,7 +468,7 @@ class FilesSource:
         fields = []
         for col in plan.columns or plan.fields:
             if col.name not in native.names:
-                raise SourceError(f"{plan.source_table}: column {col.name!r} no longer exists")
+                raise SourceError(f"{path}: column {col.name!r} no longer exists")
             wanted = native.field(col.name).type if col.type == "json" else arrow_type(col.type)
             fields.append(pa.field(col.name, wanted))
         schema = pa.schema(fields)
@@ -515,17 +522,21 @@ class FilesSource:
             if batch.num_rows:
                 yield batch
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        # The scan's batches are rows of one block (CSV, JSONL) or row group (Parquet): the
+        # runner slices any over the byte bound before a writer sees it.
         schema = arrow_schema(plan.fields)
         for batch in self._scan(plan, [f.name for f in plan.fields], batch_rows):
             try:
                 yield conform(_nested_as_json(batch), schema)
             except ValueError as exc:
-                raise SourceError(f"{plan.source_table}: {exc}") from exc
+                raise SourceError(f"{_path(plan)}: {exc}") from exc
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         # The high-water mark is over all records: no filter, like the databases' MAX().
-        unfiltered = ReadPlan(plan.source_table, plan.fields, plan.columns)
+        unfiltered = ReadPlan(plan.table, plan.fields, plan.columns)
         best: Any = None
         for batch in self._scan(unfiltered, [field], 65_536):
             value = pc.max(batch.column(0)).as_py()

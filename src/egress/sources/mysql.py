@@ -4,7 +4,6 @@ batches, never a whole result in memory."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 import ssl
 import stat
@@ -25,19 +24,17 @@ from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement
-from egress.query.select import Statement, max_statement, select_statement
+from egress.query.select import max_statement, select_statement
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
 from egress.sources.policy import SourcePolicy, admit_server, connect_timeout_s
-from egress.sources.rows import ColumnFix, rows_to_batch
+from egress.sources.rows import ColumnFix, bounded_rows, rows_to_batch
 
 # "Query execution was interrupted": MariaDB's max_statement_time, MySQL's max_execution_time.
 _STATEMENT_TIMEOUT = 1969
 _EXECUTION_TIMEOUT = 3024
 _SYSTEM = ("information_schema", "mysql", "performance_schema", "sys")
-# Named placeholders as sqlglot renders them for MySQL, and any other '%' in the text.
-_PLACEHOLDER = re.compile(r":(p\d+)\b")
 
 _CATALOG_SQL = """
 SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
@@ -306,12 +303,6 @@ def column_fixes(
     return fixes
 
 
-def _sql(statement: Statement) -> tuple[str, dict[str, Any]]:
-    """sqlglot's ``:p0`` placeholders as PyMySQL's ``%(p0)s``; other '%' escaped."""
-    text = statement.sql.replace("%", "%%")
-    return _PLACEHOLDER.sub(r"%(\1)s", text), statement.params
-
-
 class MysqlSource:
     dialect = "mysql"
 
@@ -486,17 +477,22 @@ class MysqlSource:
             raise SourceError(_clean(exc)) from exc
         return row[0] if row else None
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
-        # PyMySQL writes an aware datetime without its offset: give it the UTC one.
-        sql, params = _sql(select_statement(plan, "mysql", convert=naive_utc))
         conn = self._connect(unbuffered=True)
         try:
+            # PyMySQL's parameters are %-formatting of the whole text: instead its own quoting
+            # (which knows the session's charset and NO_BACKSLASH_ESCAPES) renders each value
+            # into its place in the tree, and the text is executed without arguments.
+            # PyMySQL writes an aware datetime without its offset: it gets the UTC one.
+            query = select_statement(plan, self.dialect, convert=naive_utc, quote=conn.escape).sql
             with conn.cursor() as cur:
                 try:
-                    cur.execute(sql, params)
+                    cur.execute(query)
                     fixes = column_fixes(cur.description, plan.fields, self._s)
-                    while rows := cur.fetchmany(batch_rows):
+                    for rows in bounded_rows(cur, plan.fields, batch_rows, batch_bytes):
                         yield rows_to_batch(rows, plan.fields, schema, fixes)
                 except pymysql.Error as exc:
                     raise SourceError(_clean(exc)) from exc

@@ -15,14 +15,16 @@ import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from adbc_driver_postgresql import StatementOptions
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, list_type, parse_decimal, parse_list
 from egress.query.custom import probe_statement
-from egress.query.select import Statement, column, max_statement, select_statement
+from egress.query.select import ColumnSql, column, max_statement, select_statement, table_sql
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, can_be_infinite, conform, with_infinities
 from egress.sources.base import (
@@ -50,8 +52,6 @@ SESSION_SETTINGS = (
     "SET IntervalStyle = 'iso_8601'",
     "SET extra_float_digits = 1",
 )
-# A '%' left in SQL text (only possible inside a quoted identifier) must not read as a parameter.
-_PERCENT = re.compile(r"%(?!\(p\d+\)s)")
 
 _NATIVE: dict[str, str] = {
     "bool": "boolean",
@@ -117,6 +117,10 @@ _ADBC_INFINITY = {
     pa.int64(): (-(2**63) + _PG_EPOCH_US - 1, -(2**63) + _PG_EPOCH_US),
     pa.int32(): (-(2**31) + _PG_EPOCH_DAYS - 1, -(2**31) + _PG_EPOCH_DAYS),
 }
+# ADBC ends a batch once it holds this many bytes (its own default): kept unless
+# EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
+ADBC_BATCH_HINT_BYTES = 16 << 20
+BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
 # A marker a multi-dimensional array makes PostgreSQL quote back in its error message.
 _MULTIDIM = "egress-multidimensional-array"
 _MULTIDIM_ERROR = re.compile(_MULTIDIM + r':(\d+):(.*)"', re.M)
@@ -240,6 +244,27 @@ WRITER_WARNING = (
 )
 
 
+# What a SQL_ASCII database's bytes are (it stores them unchecked and cannot convert them):
+# the Python codec that decodes them, and the client_encoding that passes them unchanged.
+SOURCE_ENCODINGS = {
+    "utf-8": "UTF8",
+    "latin-1": "LATIN1",
+    "iso-8859-15": "LATIN9",
+    "windows-1252": "WIN1252",
+    "windows-1251": "WIN1251",
+    "koi8-r": "KOI8R",
+    "shift_jis": "SJIS",
+    "euc-jp": "EUC_JP",
+    "gbk": "GBK",
+    "big5": "BIG5",
+}
+# Every session speaks UTF-8: the server converts from the database's encoding (LATIN1, …).
+CLIENT_ENCODING = "UTF8"
+SQL_ASCII = "SQL_ASCII"
+# Logical types whose text comes from the database's bytes as they are (the rest is ASCII).
+_RAW_TEXT = frozenset({"string", "json"})
+
+
 class PostgresSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -249,6 +274,18 @@ class PostgresSettings(BaseModel):
     user: str = Field(min_length=1)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     connect_timeout: int = Field(default=10, ge=1, le=300)
+    # camelCase: the names users type in the connection's settings
+    sourceEncoding: str = Field(
+        default="utf-8",
+        description="SQL_ASCII databases only: the encoding of their bytes (strictly decoded)",
+    )
+
+    @field_validator("sourceEncoding")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in SOURCE_ENCODINGS:
+            raise ValueError(f"must be one of {', '.join(SOURCE_ENCODINGS)}")
+        return value
 
 
 def logical_type(typname: str, typmod: int) -> str:
@@ -309,6 +346,45 @@ def _array_sql(name: str, element: str) -> exp.Expression:
         ifs=[exp.If(this=too_deep, true=exp.cast(marker, target.copy()))],
         default=exp.Cast(this=value, to=target),
     )
+
+
+def _raw_text_sql(field: ColumnInfo) -> exp.Expression:
+    """The Arrow path's column, but text from a SQL_ASCII database as its bytes (decoded
+    here): the server sends SQL_ASCII text unconverted, whatever it holds."""
+    if field.type not in _RAW_TEXT:
+        return _arrow_path_sql(field)
+    return exp.Anonymous(
+        this="convert_to",
+        expressions=[exp.cast(column(field.name), "TEXT"), exp.Literal.string(SQL_ASCII)],
+    )
+
+
+def _decoded(batch: pa.RecordBatch, fields: list[ColumnInfo], codec: str) -> pa.RecordBatch:
+    """The raw-text columns of a SQL_ASCII batch decoded strictly with ``codec``."""
+    columns = [
+        _decode(f.name, col, codec) if f.type in _RAW_TEXT else col
+        for f, col in zip(fields, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _decode(name: str, raw: pa.Array, codec: str) -> pa.Array:
+    if codec == "utf-8":
+        try:  # Arrow checks UTF-8 itself; a failure is located below
+            return pc.cast(raw, pa.string())
+        except pa.ArrowInvalid:
+            pass
+    values: list[str | None] = []
+    for value in raw.to_pylist():
+        try:
+            values.append(None if value is None else value.decode(codec))
+        except UnicodeDecodeError as exc:
+            bad = value[max(0, exc.start - 8) : exc.end + 8]
+            raise SourceError(
+                f"column {name!r} holds bytes that are not valid {codec} (near {bad!r}); set "
+                "the connection's sourceEncoding to the encoding its SQL_ASCII database holds"
+            ) from exc
+    return pa.array(values, pa.string())
 
 
 def _read_error(exc: BaseException) -> SourceError:
@@ -395,6 +471,7 @@ class PostgresSource:
         self._calls = OpenCalls()
         # An incremental run's snapshot transaction, between the mark and the rows.
         self._held: psycopg.Connection[Any] | Any | None = None
+        self._sql_ascii: bool | None = None  # known from the first session's server_encoding
 
     def _where(self) -> str:
         return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -431,6 +508,7 @@ class PostgresSource:
                 user=self._s.user,
                 password=self._password,
                 autocommit=True,
+                client_encoding=CLIENT_ENCODING,
                 **limits,
             )
         except psycopg.Error as exc:
@@ -438,7 +516,19 @@ class PostgresSource:
         self._track_psycopg(conn)
         for stmt in self._session_settings():
             conn.execute(stmt)
+        self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
+        if self._sql_ascii and self._s.sourceEncoding != "utf-8":
+            # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
+            # psycopg decodes names and values as what they are.
+            pg_name = SOURCE_ENCODINGS[self._s.sourceEncoding]
+            conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(pg_name)))
         return conn
+
+    def _is_sql_ascii(self) -> bool:
+        """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
+        if self._sql_ascii is None:
+            self._psycopg().close()
+        return bool(self._sql_ascii)
 
     def _session_settings(self) -> tuple[str, ...]:
         read_timeout = self._policy.read_timeout_s
@@ -452,7 +542,11 @@ class PostgresSource:
         if self._password:
             auth += ":" + quote(self._password, safe="")
         hosts = ",".join(f"{quote(self._s.host, safe='')}:{self._s.port}" for _ in addresses)
-        params = urlencode({"hostaddr": ",".join(addresses), **limits})
+        # A SQL_ASCII database in another encoding: labelled so, since the server would refuse
+        # its non-UTF-8 bytes (ADBC reads every column name when it connects).
+        legacy = self._sql_ascii and self._s.sourceEncoding != "utf-8"
+        encoding = SOURCE_ENCODINGS[self._s.sourceEncoding] if legacy else CLIENT_ENCODING
+        params = urlencode({"hostaddr": ",".join(addresses), "client_encoding": encoding, **limits})
         uri = f"postgresql://{auth}@{hosts}/{quote(self._s.database, safe='')}?{params}"
         try:
             return adbc_pg.connect(uri, autocommit=autocommit)
@@ -479,7 +573,7 @@ class PostgresSource:
             with self._psycopg() as conn:
                 rows = conn.execute(_CATALOG_SQL).fetchall()
                 pk_rows = conn.execute(_PK_SQL).fetchall()
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeDecodeError) as exc:  # names in a SQL_ASCII database
             raise SourceError(_clean(exc)) from exc
         keys: dict[tuple[str, str], list[str]] = defaultdict(list)
         for schema, table, col in pk_rows:
@@ -508,7 +602,7 @@ class PostgresSource:
                 cur = conn.execute(probe_statement(query, self.dialect))
             except psycopg.errors.QueryCanceled as exc:
                 raise QueryError(base.probe_too_slow(limit_s)) from exc
-            except psycopg.Error as exc:
+            except (psycopg.Error, UnicodeDecodeError) as exc:
                 raise QueryError(_clean(exc)) from exc
             columns = cur.description or []
             result = cur.pgresult
@@ -529,24 +623,44 @@ class PostgresSource:
             for i, c in enumerate(columns)
         ]
 
-    def _sql(self, conn: psycopg.Connection[Any], statement: Statement) -> str:
-        """Merge the parameters with psycopg's own quoting (ADBC and COPY cannot bind them
-        untyped); every value was a parameter in the AST, never text in the query."""
-        sql = _PERCENT.sub("%%", statement.sql)
-        return psycopg.ClientCursor(conn).mogrify(sql, statement.params)
+    def _select(self, conn: psycopg.Connection[Any], plan: ReadPlan, column_sql: ColumnSql) -> str:
+        """The plan's SELECT with each value quoted by psycopg into its place in the tree:
+        COPY takes no parameters and ADBC binds only typed ones (``date > text`` fails)."""
+
+        codec = self._s.sourceEncoding
+        legacy = self._is_sql_ascii() and codec != "utf-8"
+
+        def quote(value: Any) -> str:
+            if legacy and isinstance(value, str) and not value.isascii():
+                # The query text travels as UTF-8 and SQL_ASCII keeps bytes as they come: the
+                # value goes as its bytes in the database's own encoding.
+                try:
+                    raw = value.encode(codec)
+                except UnicodeEncodeError as exc:
+                    raise SourceError(
+                        f"the filter value {value!r} cannot be written in {codec}"
+                    ) from exc
+                return f"convert_from('\\x{raw.hex()}'::bytea, '{SQL_ASCII}')"
+            try:
+                return sql.Literal(value).as_string(conn)
+            except psycopg.Error as exc:  # e.g. a NUL character, which text cannot hold
+                raise SourceError(f"a value in the filter cannot be sent: {_clean(exc)}") from exc
+
+        return select_statement(plan, self.dialect, column_sql, quote=quote).sql
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:
             with self._psycopg() as conn:
                 row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeDecodeError) as exc:
             raise SourceError(_clean(exc)) from exc
         return row[0] if row else None
 
     def begin_snapshot(self, plan: ReadPlan, field: str, *, copy_csv: bool) -> SnapshotMark | None:
         if plan.query is not None:
             return None
-        rel = exp.table_(plan.table_name, db=plan.schema_name, quoted=True).sql("postgres")
+        assert plan.table is not None  # a table, not a SQL template (checked above)
+        rel = table_sql(plan.table).sql("postgres")
         pre = _SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
         sql = _SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
         conn: Any = self._psycopg() if copy_csv else self._adbc_session()
@@ -599,10 +713,13 @@ class PostgresSource:
         conn, self._held = self._held, None
         return conn
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         with self._psycopg() as pconn:
-            sql = self._sql(pconn, select_statement(plan, "postgres", _arrow_path_sql))
+            raw = self._sql_ascii is True
+            query = self._select(pconn, plan, _raw_text_sql if raw else _arrow_path_sql)
         held = self._take_held()
         conn = held if held is not None else self._adbc()
         try:
@@ -611,10 +728,14 @@ class PostgresSource:
                 if held is None:
                     for stmt in self._session_settings():
                         cur.execute(stmt)
+                hint = min(batch_bytes or ADBC_BATCH_HINT_BYTES, ADBC_BATCH_HINT_BYTES)
+                cur.adbc_statement.set_options(**{BATCH_HINT_OPTION: str(hint)})
                 try:
-                    cur.execute(sql)
+                    cur.execute(query)
                     reader = cur.fetch_record_batch()
                     for batch in reader:
+                        if raw:
+                            batch = _decoded(batch, plan.fields, self._s.sourceEncoding)
                         yield _infinities(conform(batch, schema))
                 except (SourceError, ValueError):
                     raise
@@ -624,7 +745,10 @@ class PostgresSource:
             conn.close()
 
     def can_copy_csv(self, plan: ReadPlan) -> bool:
-        return all(f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields)
+        # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
+        return not self._is_sql_ascii() and all(
+            f.type in _COPY_SAFE or _is_text(f.type) for f in plan.fields
+        )
 
     def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
         quoted = [f.name for f in plan.fields if f.type in _COPY_QUOTED]
@@ -639,7 +763,7 @@ class PostgresSource:
         approx_rows = 0
         held = self._take_held()
         with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
-            inner = self._sql(conn, select_statement(plan, "postgres", _copy_sql))
+            inner = self._select(conn, plan, _copy_sql)
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
             try:
                 with cur.copy(statement) as copy:

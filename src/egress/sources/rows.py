@@ -7,7 +7,7 @@ with a per-value fallback and an error that names the column and the offending v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,42 @@ _INTEGERS = frozenset({"int16", "int32", "int64"})
 
 # A source's own rule for one column's raw values (e.g. MySQL's zero dates), by position.
 ColumnFix = Callable[[str, list[Any]], list[Any]]
+# What a value of a fixed-width type (a number, a date, a boolean) weighs, about, in Python.
+_SCALAR_BYTES = 8
+# Logical types whose values are fixed-width; any other (text, bytes, JSON, lists) is measured.
+_FIXED_WIDTH = frozenset(
+    {"boolean", "int16", "int32", "int64", "float32", "float64"}
+    | {"date", "time", "timestamp", "timestamptz", "duration", "uuid"}
+)
+
+
+def _width(value: Any) -> int:
+    return len(value) if isinstance(value, str | bytes | bytearray) else _SCALAR_BYTES
+
+
+def bounded_rows(
+    rows: Iterable[Sequence[Any]],
+    fields: list[ColumnInfo],
+    batch_rows: int,
+    batch_bytes: int | None,
+) -> Iterator[list[Sequence[Any]]]:
+    """A DB-API cursor's rows in lists of at most ``batch_rows`` rows; with ``batch_bytes``, a
+    list also ends as soon as its values reach about that many bytes (text and bytes by their
+    length), so it holds at most one row more than the bound: a 50 MB value is a list of its
+    own."""
+    measured = [i for i, f in enumerate(fields) if f.type not in _FIXED_WIDTH]
+    fixed = _SCALAR_BYTES * (len(fields) - len(measured))
+    batch: list[Sequence[Any]] = []
+    size = 0
+    for row in rows:
+        batch.append(row)
+        if batch_bytes is not None:
+            size += fixed + sum(_width(row[i]) for i in measured)
+        if len(batch) >= batch_rows or (batch_bytes is not None and size >= batch_bytes):
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def rows_to_batch(

@@ -28,7 +28,7 @@ from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import OpenCalls, QueryError, SourceError
 from egress.sources.policy import SourcePolicy
-from egress.sources.rows import rows_to_batch
+from egress.sources.rows import bounded_rows, rows_to_batch
 
 SCHEMA = "main"
 _PROBE_VIEW = "egress_probe"
@@ -208,7 +208,9 @@ class SqliteSource:
             conn.close()
         return row[0] if row else None
 
-    def read(self, plan: ReadPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(plan.fields)
         conn = self._connect()
         try:
@@ -219,7 +221,7 @@ class SqliteSource:
                 raise SourceError(str(exc)) from exc
             except OverflowError as exc:  # a filter value beyond SQLite's 64-bit integers
                 raise SourceError(f"a value in the filter does not fit SQLite: {exc}") from exc
-            while rows := cur.fetchmany(batch_rows):
+            for rows in bounded_rows(cur, plan.fields, batch_rows, batch_bytes):
                 yield rows_to_batch(rows, plan.fields, schema)
         finally:
             conn.close()

@@ -26,7 +26,9 @@ def _out(t: TemplateRecord) -> TemplateOut:
         name=t.name,
         kind=t.kind,
         connection_id=t.connection_id,
-        table=None if t.query is not None else t.source_table,
+        table=None if t.source is None else t.source_table,
+        schema_=None if t.source is None else t.source.schema,
+        table_name=None if t.source is None else t.source.name,
         query=t.query,
         fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
         primary_key=t.primary_key,
@@ -91,6 +93,8 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
                 ("body", "columnTypes"),
                 "a SQL template's types are its query's: cast in the SELECT instead",
             )
+        if body.schema_ is not None:
+            raise Invalid.at(("body", "schema"), "a SQL template names its tables in the query")
         if body.fields is not None:
             raise Invalid.at(
                 ("body", "fields"),
@@ -122,6 +126,7 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
             body.cursor_field,
             body.date_field,
             body.column_types,
+            schema=body.schema_,
         )
     )
 
