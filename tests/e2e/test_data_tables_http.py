@@ -136,10 +136,10 @@ def test_a_failed_first_load_and_a_mismatched_configuration(server: Server, tmp_
             "'code' in 1 row; nothing was loaded"
         )
         # Three records read, none delivered: progress, not a record count.
-        assert (details["latestRecordCount"], run["recordCount"]) == (None, None)
+        assert (details["latestRecordCount"], run["recordCount"]) == (0, 0)
         assert run["progress"] == {"processed": 3}
         listed = http.get(f"{API}/extraction-configurations/{cid}/executions").json()["data"]
-        assert listed[0]["latestRunRecordCount"] is None
+        assert listed[0]["latestRunRecordCount"] == 0
 
         # Listed, with no rows: its first load never committed.
         (table,) = http.get(f"{API}/data-tables").json()["data"]

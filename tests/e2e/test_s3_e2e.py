@@ -132,7 +132,7 @@ def test_download_redirects_to_a_presigned_url(
     # The bucket answers with the object's own headers, set when it was uploaded.
     assert got.headers["content-type"] == "text/csv; charset=utf-8"
     assert got.headers["content-disposition"] == (
-        f"attachment; filename=\"{file['fileName']}\"; filename*=UTF-8''{file['fileName']}"
+        f"attachment; filename=\"{file['name']}\"; filename*=UTF-8''{file['name']}"
     )
     assert len(got.content) == file["sizeBytes"]
     assert hashlib.sha256(got.content).hexdigest() == file["sha256"]

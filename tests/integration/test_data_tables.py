@@ -196,7 +196,7 @@ def test_a_null_key_fails_the_run_and_is_never_invented(c: Container, tmp_path: 
             "'id' in 2 rows; nothing was loaded"
         )
         # It read 3 records and delivered none: progress, not a record count.
-        assert (run.record_count, run.processed) == (None, 3)
+        assert (run.record_count, run.processed) == (0, 3)
     # Its first load never committed: listed with no rows, and its rows page is empty.
     table = next(t for t in c.data_tables.list_page(ws, PageRequest(0, 10)).items)
     assert (table.name, table.row_count) == ("nullkeys", 0)

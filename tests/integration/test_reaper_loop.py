@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from egress.container import Container
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.status import RunStatus
 from tests.conftest import make_settings
 
@@ -21,7 +21,7 @@ def test_the_reaper_round_requeues_an_expired_run(tmp_path: Path, metadata_url: 
         ws = c.workspaces.ensure_workspace("a")
         conn = c.connections.create(ws, "src", "sqlite", {"path": "/x.db"}, None)
         tpl = c.templates.create_custom(
-            ws, conn.id, "t", "main.t", [ColumnInfo("id", "int64")], ["id"], None, None
+            ws, conn.id, "t", TableRef("main", "t"), [ColumnInfo("id", "int64")], ["id"], None, None
         )
         values = {"name": "cfg", "template_id": tpl.id, "fields": None, "format": "csv"}
         values |= {"compression": "none", "destination": {"type": "storage", "path": ""}}

@@ -365,7 +365,7 @@ def test_migration_0011_keeps_existing_templates_and_snapshots_reading_the_same_
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
         url = request.getfixturevalue("pg_factory")("egress_mig").sqlalchemy_url
-    upgrade(url, "0007")
+    upgrade(url, "0010")
     old = Repos(url)
     ws = old.workspaces.ensure_workspace("a")
     pg = old.connections.create(ws, "pg", "postgresql", {"host": "h"}, None)

@@ -23,7 +23,7 @@ from egress.db.migrate import upgrade
 from egress.db.tables import workspaces
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
-from egress.domain.catalog import ColumnInfo
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.paging import PageRequest
 
 T0 = datetime(2026, 5, 28, 14, 0, tzinfo=UTC)
@@ -76,7 +76,7 @@ def test_repository_reads_go_on_while_a_writer_holds_the_lock(engine: sa.Engine,
     ws = ws_repo.ensure_workspace("a")
     conn = ConnectionRepo(engine).create(ws, "src", "sqlite", {"path": "/x.db"}, None)
     tpl = TemplateRepo(engine).create_custom(
-        ws, conn.id, "t", "main.t", [ColumnInfo("id", "int64")], ["id"], None, None
+        ws, conn.id, "t", TableRef("main", "t"), [ColumnInfo("id", "int64")], ["id"], None, None
     )
     values = {"name": "cfg", "template_id": tpl.id, "fields": None, "format": "csv"}
     values |= {"compression": "none", "destination": {"type": "storage", "path": ""}}

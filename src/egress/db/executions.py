@@ -147,9 +147,9 @@ class Outcome:
     def stopped(
         cls, status: RunStatus, processed: int, error_message: str | None = None
     ) -> Outcome:
-        """A failed or cancelled run: what it read stays its progress, never its record count
-        (it delivered nothing)."""
-        return cls(status, None, error_message, processed=processed)
+        """A failed or cancelled run delivered nothing: its record count is 0 (a number, as the
+        seed API's shape has it) and what it read stays its progress."""
+        return cls(status, 0, error_message, processed=processed)
 
 
 @dataclass(frozen=True)
