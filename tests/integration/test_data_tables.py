@@ -323,5 +323,5 @@ def test_a_run_checks_the_table_again(c: Container, source: Path) -> None:
         "data table 'checked' was created to be loaded by upsert on (id) from template "
         "'main.items'; this configuration would load it by append"
     )
-    assert (run.record_count, run.processed) == (None, 0)
+    assert (run.record_count, run.processed) == (0, 0)
     assert _table(c, ws, "checked") == before
