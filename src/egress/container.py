@@ -13,6 +13,7 @@ from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
+from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
@@ -40,6 +41,7 @@ class Container:
     templates: TemplateRepo
     configurations: ConfigurationRepo
     executions: ExecutionRepo
+    run_queue: RunQueue
     data_tables: DataTableRepo
     warehouse: Warehouse
     policy: SourcePolicy
@@ -62,6 +64,7 @@ class Container:
             templates=TemplateRepo(engine, clock),
             configurations=ConfigurationRepo(engine, clock),
             executions=ExecutionRepo(engine, clock),
+            run_queue=RunQueue(engine, clock),
             data_tables=DataTableRepo(engine, clock),
             warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
             policy=SourcePolicy.from_settings(settings),
@@ -75,7 +78,7 @@ class Container:
     def runner(self) -> Runner:
         return Runner(
             self.connections,
-            self.executions,
+            self.run_queue,
             self.storage,
             self.data_tables,
             self.warehouse,
@@ -90,7 +93,7 @@ class Container:
     def worker(self, name: str = "worker") -> Worker:
         s = self.settings
         return Worker(
-            self.executions,
+            self.run_queue,
             self.runner(),
             self.clock,
             concurrency=s.worker_concurrency,

@@ -63,10 +63,9 @@ class Env:
         return self.ids(execution_id)
 
     def window(self, execution_id: str) -> dict[str, Any]:
-        window: dict[str, Any] = self.c.executions.get(self.ws, self.cfg, execution_id).parameters[
-            "window"
-        ]
-        return window
+        window = self.c.executions.get(self.ws, self.cfg, execution_id).spec.window
+        assert window is not None
+        return window.to_json()
 
     def ids(self, execution_id: str) -> list[int]:
         run = self.c.executions.get(self.ws, self.cfg, execution_id).latest

@@ -10,6 +10,7 @@ from egress.container import Container
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.status import RunStatus
 from tests.conftest import make_settings
+from tests.support.factories import BARE_SPEC
 
 T0 = datetime(2026, 5, 28, 14, 0, tzinfo=UTC)
 
@@ -26,8 +27,8 @@ def test_the_reaper_round_requeues_an_expired_run(tmp_path: Path, metadata_url: 
         values = {"name": "cfg", "template_id": tpl.id, "fields": None, "format": "csv"}
         values |= {"compression": "none", "destination": {"type": "storage", "path": ""}}
         cfg = c.configurations.create(ws, values | {"file_name_pattern": None})
-        execution, _ = c.executions.create(ws, cfg.id, {}, "api", T0)
-        assert c.executions.claim("lost-worker", timedelta(seconds=30), T0) is not None
+        execution, _ = c.executions.create(ws, cfg.id, BARE_SPEC, "api", T0)
+        assert c.run_queue.claim("lost-worker", timedelta(seconds=30), T0) is not None
 
         worker = c.worker()
         assert worker.reaper.interval == 5.0  # a third of the lease, at most 5 s

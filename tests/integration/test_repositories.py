@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.engine import make_engine
-from egress.db.executions import ClaimedRun, ExecutionRepo, Outcome
+from egress.db.executions import ExecutionRepo
 from egress.db.migrate import upgrade
+from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
 from egress.db.tables import metadata, runs
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
@@ -25,7 +26,9 @@ from egress.domain.catalog import ColumnInfo, TableInfo, TableRef
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
 from egress.domain.plan import plan_from_snapshot
+from egress.domain.spec import ExecutionSpec
 from egress.domain.status import RunStatus
+from tests.support.factories import BARE_SPEC
 
 T0 = datetime(2026, 5, 28, 14, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -39,6 +42,7 @@ class Repos:
         self.templates = TemplateRepo(self.engine)
         self.configurations = ConfigurationRepo(self.engine)
         self.executions = ExecutionRepo(self.engine)
+        self.queue = RunQueue(self.engine)
 
     def configuration(self, ws: str, name: str) -> str:
         conn = self.connections.create(ws, f"c_{name}", "sqlite", {"path": "/x.db"}, None)
@@ -90,7 +94,7 @@ def test_workspaces_are_isolated(repos: Repos) -> None:
         repos.connections.delete(b, conn_id)
     assert repos.connections.list_page(b, PageRequest()).total == 0
     assert repos.configurations.list_page(b, None, PageRequest()).total == 0
-    ex, _ = repos.executions.create(a, cfg, {"configuration": {}}, "api", T0)
+    ex, _ = repos.executions.create(a, cfg, BARE_SPEC, "api", T0)
     with pytest.raises(NotFound):
         repos.executions.get(b, cfg, ex.id)
 
@@ -140,7 +144,7 @@ def test_paging(repos: Repos) -> None:
 def test_one_active_run_per_configuration_is_a_database_invariant(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
     with pytest.raises(IntegrityError), repos.engine.begin() as conn:
         conn.execute(
             runs.insert().values(
@@ -160,18 +164,18 @@ def test_one_active_run_per_configuration_is_a_database_invariant(repos: Repos) 
 def test_fencing_a_zombie_cannot_finish_after_its_lease_was_taken(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
-    zombie = repos.executions.claim("w1", LEASE, T0)
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    zombie = repos.queue.claim("w1", LEASE, T0)
     assert zombie is not None
-    counts = repos.executions.reap(T0 + LEASE * 2, max_attempts=3)
+    counts = repos.queue.reap(T0 + LEASE * 2, max_attempts=3)
     assert (counts.requeued, counts.failed) == (1, 0)
     assert counts.leftovers[0].lease_token == zombie.lease_token
-    fresh = repos.executions.claim("w2", LEASE, T0 + LEASE * 2)
+    fresh = repos.queue.claim("w2", LEASE, T0 + LEASE * 2)
     assert fresh is not None and fresh.lease_token != zombie.lease_token and fresh.attempt == 2
-    assert not repos.executions.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0)
-    assert not repos.executions.heartbeat(zombie.run_id, zombie.lease_token, 5, LEASE, T0).alive
-    assert not repos.executions.mark_publishing(zombie, ["k"])
-    assert repos.executions.finish(fresh, Outcome(RunStatus.COMPLETED, 7), T0 + LEASE * 3)
+    assert not repos.queue.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0)
+    assert not repos.queue.heartbeat(zombie.run_id, zombie.lease_token, 5, LEASE, T0).alive
+    assert not repos.queue.mark_publishing(zombie, ["k"])
+    assert repos.queue.finish(fresh, Outcome(RunStatus.COMPLETED, 7), T0 + LEASE * 3)
     latest = repos.executions.get(ws, cfg, ex.id).latest
     assert (latest.status, latest.record_count, latest.process_id) == (RunStatus.COMPLETED, 7, "w2")
 
@@ -179,13 +183,13 @@ def test_fencing_a_zombie_cannot_finish_after_its_lease_was_taken(repos: Repos) 
 def test_reaper_fails_a_run_after_the_last_attempt(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
-    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    held, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0 + timedelta(seconds=1))
     now = T0
     for _ in range(2):
-        assert repos.executions.claim("w", LEASE, now) is not None
+        assert repos.queue.claim("w", LEASE, now) is not None
         now += LEASE * 2
-        repos.executions.reap(now, max_attempts=2)
+        repos.queue.reap(now, max_attempts=2)
     latest = repos.executions.get(ws, cfg, ex.id).latest
     assert latest.status is RunStatus.FAILED
     assert latest.error_message == "worker lost after 2 attempts"
@@ -199,7 +203,7 @@ def test_concurrent_triggers_queue_one_pending_and_the_rest_on_hold(repos: Repos
 
     def trigger() -> None:
         try:
-            repos.executions.create(ws, cfg, {}, "api", datetime.now(UTC))
+            repos.executions.create(ws, cfg, BARE_SPEC, "api", datetime.now(UTC))
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -217,12 +221,12 @@ def test_concurrent_triggers_queue_one_pending_and_the_rest_on_hold(repos: Repos
 def test_concurrent_claims_take_each_run_once(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     for i in range(20):
-        repos.executions.create(ws, repos.configuration(ws, f"c{i}"), {}, "api", T0)
+        repos.executions.create(ws, repos.configuration(ws, f"c{i}"), BARE_SPEC, "api", T0)
     claimed: list[str] = []
     lock = threading.Lock()
 
     def worker(name: str) -> None:
-        while (run := repos.executions.claim(name, LEASE, T0)) is not None:
+        while (run := repos.queue.claim(name, LEASE, T0)) is not None:
             with lock:
                 claimed.append(run.run_id)
 
@@ -235,8 +239,8 @@ def test_concurrent_claims_take_each_run_once(repos: Repos) -> None:
 
 
 def _claimed_with_cancel_requested(repos: Repos, ws: str, cfg: str) -> tuple[str, ClaimedRun]:
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
-    claimed = repos.executions.claim("w1", LEASE, T0)
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    claimed = repos.queue.claim("w1", LEASE, T0)
     assert claimed is not None
     repos.executions.cancel(ws, cfg, ex.id, T0)
     return ex.id, claimed
@@ -246,8 +250,8 @@ def test_the_reaper_ends_a_cancel_requested_run_cancelled_never_pending(repos: R
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
     eid, zombie = _claimed_with_cancel_requested(repos, ws, cfg)
-    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
-    counts = repos.executions.reap(T0 + LEASE * 2, max_attempts=3)
+    held, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0 + timedelta(seconds=1))
+    counts = repos.queue.reap(T0 + LEASE * 2, max_attempts=3)
     assert (counts.requeued, counts.failed, counts.cancelled) == (0, 0, 1)
     assert counts.leftovers[0].lease_token == zombie.lease_token
     run = repos.executions.get(ws, cfg, eid).latest
@@ -255,9 +259,9 @@ def test_the_reaper_ends_a_cancel_requested_run_cancelled_never_pending(repos: R
     assert run.completed_at is not None
     # Nothing left to claim but the held run, released because the active one ended.
     assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING
-    again = repos.executions.claim("w2", LEASE, T0 + LEASE * 2)
+    again = repos.queue.claim("w2", LEASE, T0 + LEASE * 2)
     assert again is not None and again.execution_id == held.id
-    assert not repos.executions.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0 + LEASE * 3)
+    assert not repos.queue.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0 + LEASE * 3)
     assert repos.executions.get(ws, cfg, eid).latest.status is RunStatus.CANCELLED
 
 
@@ -267,20 +271,20 @@ def test_a_run_given_back_at_shutdown_after_a_cancel_request_ends_cancelled(
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
     eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
-    assert repos.executions.release(claimed, T0) is RunStatus.CANCELLED
+    assert repos.queue.release(claimed, T0) is RunStatus.CANCELLED
     assert repos.executions.get(ws, cfg, eid).latest.status is RunStatus.CANCELLED
-    assert repos.executions.claim("w2", LEASE, T0) is None
-    assert repos.executions.release(claimed, T0) is None  # the lease is gone
+    assert repos.queue.claim("w2", LEASE, T0) is None
+    assert repos.queue.release(claimed, T0) is None  # the lease is gone
 
 
 def test_release_requeues_without_counting_against_the_attempts(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
     for attempt in (1, 2, 3):
-        claimed = repos.executions.claim("w", LEASE, T0)
+        claimed = repos.queue.claim("w", LEASE, T0)
         assert claimed is not None and claimed.attempt == attempt
-        assert repos.executions.release(claimed, T0) is RunStatus.PENDING
+        assert repos.queue.release(claimed, T0) is RunStatus.PENDING
     run = repos.executions.get(ws, cfg, ex.id).latest
     assert (run.status, run.attempt, run.error_message) == (RunStatus.PENDING, 4, None)
 
@@ -288,21 +292,21 @@ def test_release_requeues_without_counting_against_the_attempts(repos: Repos) ->
 def test_a_failed_attempt_is_retried_then_fails_with_its_reason(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
-    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
-    first = repos.executions.claim("w", LEASE, T0)
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    held, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0 + timedelta(seconds=1))
+    first = repos.queue.claim("w", LEASE, T0)
     assert first is not None
-    assert repos.executions.fail_attempt(first, T0, 2, "stalled") is RunStatus.PENDING
+    assert repos.queue.fail_attempt(first, T0, 2, "stalled") is RunStatus.PENDING
     run = repos.executions.get(ws, cfg, ex.id).latest
     assert (run.status, run.attempt, run.error_message) == (
         RunStatus.PENDING,
         2,
         "stalled; attempt 1 of 2",
     )
-    assert repos.executions.fail_attempt(first, T0, 2, "stalled") is None  # fenced
-    second = repos.executions.claim("w", LEASE, T0)
+    assert repos.queue.fail_attempt(first, T0, 2, "stalled") is None  # fenced
+    second = repos.queue.claim("w", LEASE, T0)
     assert second is not None and second.attempt == 2
-    assert repos.executions.fail_attempt(second, T0, 2, "stalled") is RunStatus.FAILED
+    assert repos.queue.fail_attempt(second, T0, 2, "stalled") is RunStatus.FAILED
     run = repos.executions.get(ws, cfg, ex.id).latest
     assert (run.status, run.attempt, run.error_message) == (
         RunStatus.FAILED,
@@ -316,7 +320,7 @@ def test_a_failed_attempt_of_a_cancel_requested_run_ends_cancelled(repos: Repos)
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
     eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
-    assert repos.executions.fail_attempt(claimed, T0, 3, "stalled") is RunStatus.CANCELLED
+    assert repos.queue.fail_attempt(claimed, T0, 3, "stalled") is RunStatus.CANCELLED
     run = repos.executions.get(ws, cfg, eid).latest
     assert (run.status, run.attempt, run.error_message) == (RunStatus.CANCELLED, 1, None)
 
@@ -327,14 +331,14 @@ def test_a_queued_run_with_a_cancel_request_is_never_claimed_and_reaped_cancelle
     """What an older version left behind: a released run still carrying its cancel request."""
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
-    ex, _ = repos.executions.create(ws, cfg, {}, "api", T0)
-    held, _ = repos.executions.create(ws, cfg, {}, "api", T0 + timedelta(seconds=1))
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    held, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0 + timedelta(seconds=1))
     with repos.engine.begin() as conn:
         conn.execute(
             runs.update().where(runs.c.execution_id == ex.id).values(cancel_requested=True)
         )
-    assert repos.executions.claim("w", LEASE, T0) is None
-    counts = repos.executions.reap(T0, max_attempts=3)
+    assert repos.queue.claim("w", LEASE, T0) is None
+    counts = repos.queue.reap(T0, max_attempts=3)
     assert counts.cancelled == 1
     assert repos.executions.get(ws, cfg, ex.id).latest.status is RunStatus.CANCELLED
     assert repos.executions.get(ws, cfg, held.id).latest.status is RunStatus.PENDING
@@ -450,7 +454,7 @@ def test_migration_0011_keeps_existing_templates_and_snapshots_reading_the_same_
             sa.text("SELECT parameters FROM executions WHERE id = 'e1'")
         ).scalar_one()
     frozen = json.loads(frozen) if isinstance(frozen, str) else frozen
-    assert plan_from_snapshot(frozen).table == TableRef("x", "y.z")
+    assert plan_from_snapshot(ExecutionSpec.from_json(frozen)).table == TableRef("x", "y.z")
     sources = {tid: repos.templates.get(ws, tid).source for tid, *_ in rows}
     assert sources == {
         "t1": TableRef("public", "orders"),

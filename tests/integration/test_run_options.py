@@ -326,7 +326,8 @@ def test_incremental_runs_take_each_record_exactly_once(env: Env, source: Source
     first_id, first = env.run(extractOnlyNew=True)
     assert first == expected(lambda r: True)
     ex = env.c.executions.get(env.ws, env.cfg, first_id)
-    window = ex.parameters["window"]
+    assert ex.spec.window is not None
+    window = ex.spec.window.to_json()
     assert {k: window[k] for k in ("field", "low", "high")} == {
         "field": "id",
         "low": None,

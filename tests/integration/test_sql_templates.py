@@ -198,7 +198,7 @@ def test_the_query_columns_become_the_template_fields(env: Env, source: Source) 
         ("ordered_at", "timestamp"),
     ]
     assert (tpl.primary_key, tpl.cursor_field, tpl.date_field) == (["id"], "id", "ordered_at")
-    assert tpl.snapshot()["query"] == QUERY
+    assert tpl.snapshot().query == QUERY
 
 
 def test_filters_dates_and_the_incremental_window_wrap_the_query(env: Env, source: Source) -> None:

@@ -25,6 +25,7 @@ from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.paging import PageRequest
+from tests.support.factories import BARE_SPEC
 
 T0 = datetime(2026, 5, 28, 14, 0, tzinfo=UTC)
 
@@ -82,7 +83,7 @@ def test_repository_reads_go_on_while_a_writer_holds_the_lock(engine: sa.Engine,
     values |= {"compression": "none", "destination": {"type": "storage", "path": ""}}
     cfg = ConfigurationRepo(engine).create(ws, values | {"file_name_pattern": None})
     executions = ExecutionRepo(engine)
-    execution, _ = executions.create(ws, cfg.id, {"configuration": {}}, "api", T0)
+    execution, _ = executions.create(ws, cfg.id, BARE_SPEC, "api", T0)
 
     writer = sqlite3.connect(db, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # a worker's heartbeat, say, in the middle of its write

@@ -7,7 +7,19 @@ from typing import Any
 from egress.container import Container
 from egress.db.executions import RunRecord
 from egress.domain.paging import PageRequest
+from egress.domain.spec import ExecutionSpec
 from egress.services import catalog, configurations, executions
+
+# A frozen spec for queue tests whose runs are never carried out: table main.t, one int column.
+BARE_SPEC = ExecutionSpec.from_json(
+    {
+        "template": {
+            "sourceSchema": "main",
+            "sourceName": "t",
+            "fields": [{"name": "id", "type": "int64"}],
+        }
+    }
+)
 
 
 def configuration_values(template_id: str, name: str, **overrides: Any) -> dict[str, Any]:

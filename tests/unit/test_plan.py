@@ -7,6 +7,7 @@ import pytest
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.plan import plan_from_snapshot, select_fields
+from egress.domain.spec import ExecutionSpec
 from egress.domain.types import decimal_type, is_valid, parse_decimal
 
 FIELDS = [
@@ -46,7 +47,7 @@ def test_plan_from_snapshot() -> None:
         },
         "configuration": {"fields": ["region"]},
     }
-    plan = plan_from_snapshot(snapshot)
+    plan = plan_from_snapshot(ExecutionSpec.from_json(snapshot))
     assert plan.table == TableRef("public", "orders")
     assert [f.name for f in plan.fields] == ["region"]
 

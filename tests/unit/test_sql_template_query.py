@@ -10,6 +10,7 @@ from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.options import Window
 from egress.domain.plan import ReadPlan, plan_from_snapshot
+from egress.domain.spec import ExecutionSpec
 from egress.query.custom import MAX_LENGTH, check_query, probe_statement
 from egress.query.select import max_statement, select_statement
 
@@ -173,7 +174,7 @@ def test_a_plan_with_a_query_selects_from_it_with_bound_filters() -> None:
         "configuration": {"fields": ["id", "region"]},
         "options": {"whereClause": "region = 'EU'", "dateFrom": "2026-01-01"},
     }
-    plan = plan_from_snapshot(snapshot, Window("id", 10, 20))
+    plan = plan_from_snapshot(ExecutionSpec.from_json(snapshot), Window("id", 10, 20))
     statement = select_statement(plan, "postgres")
     assert statement.sql == (
         'SELECT "id" AS "id", "region" AS "region" FROM (SELECT o.id, c.region, o.at '

@@ -12,10 +12,17 @@ from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
-from egress.db.tables import executions, extraction_configurations, run_files, runs
+from egress.db.tables import (
+    executions,
+    extraction_configurations,
+    run_events,
+    run_files,
+    runs,
+)
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
+from egress.domain.spec import ConfigurationSnapshot
 from egress.domain.status import ACTIVE, ConfigStatus, RunStatus
 
 T = extraction_configurations
@@ -46,19 +53,19 @@ class ConfigurationRecord:
     created_at: datetime
     updated_at: datetime
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ConfigurationSnapshot:
         """The frozen form stored on every execution."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "version": self.version,
-            "fields": self.fields,
-            "format": self.format,
-            "compression": self.compression,
-            "destination": self.destination,
-            "fileNamePattern": self.file_name_pattern,
-            "splitBy": self.split_by,
-        }
+        return ConfigurationSnapshot(
+            id=self.id,
+            name=self.name,
+            version=self.version,
+            fields=self.fields,
+            format=self.format,
+            compression=self.compression,
+            destination=self.destination,
+            file_name_pattern=self.file_name_pattern,
+            split_by=self.split_by,
+        )
 
 
 def _record(row: Row[Any]) -> ConfigurationRecord:
@@ -169,6 +176,7 @@ class ConfigurationRepo(Repository):
             )
             keys = list(conn.execute(files.union_all(manifests)).scalars())
             conn.execute(run_files.delete().where(run_files.c.run_id.in_(run_ids)))
+            conn.execute(run_events.delete().where(run_events.c.run_id.in_(run_ids)))
             conn.execute(runs.delete().where(runs.c.configuration_id == cfg_id))
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))
             conn.execute(T.delete().where(T.c.workspace_id == workspace_id, T.c.id == cfg_id))

@@ -1,13 +1,12 @@
-"""Executions and their runs: the queue, leases, fencing and results.
+"""Executions as users see them: create (with idempotency), re-run, cancel, and the reads.
 
 A run row *is* the job: creating an execution enqueues its first run in the same transaction.
-Every state change is one conditional UPDATE on the expected status (and, for a worker, its
-lease token), so two actors can never both win and a worker that lost its lease commits nothing.
+What workers do with runs is the run queue's (``run_queue.py``); every status change goes
+through ``transitions.transition``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,34 +18,17 @@ from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
-from egress.db.tables import (
-    executions,
-    extraction_configurations,
-    pending_publications,
-    run_files,
-    runs,
-)
+from egress.db.tables import executions, extraction_configurations, run_files, runs
+from egress.db.transitions import enqueue_run, release_next, transition
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
-from egress.domain.incremental import Observation, later
 from egress.domain.paging import PageRequest
-from egress.domain.status import (
-    ACTIVE,
-    RunStatus,
-    after_lost_attempt,
-    cancel_blocker,
-    rerun_blocker,
-)
+from egress.domain.spec import ExecutionSpec
+from egress.domain.status import RunKind, RunStatus, cancel_blocker, rerun_blocker
 
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-RUNS_CHANNEL = "egress_runs"
-_ACTIVE_VALUES = [s.value for s in ACTIVE]
-
-
-class _LeaseLost(Exception):
-    """Rolls back an outcome whose lease was lost before it could be recorded."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +47,7 @@ class FileRecord:
 class RunRecord:
     id: str
     run_number: int
+    kind: RunKind
     status: RunStatus
     attempt: int
     process_id: str | None
@@ -84,7 +67,7 @@ class ExecutionRecord:
     id: str
     workspace_id: str
     configuration_id: str
-    parameters: dict[str, Any]
+    spec: ExecutionSpec
     trigger: str
     created_at: datetime
     runs: list[RunRecord]
@@ -108,99 +91,11 @@ class ExecutionSummary:
     total_runs: int
 
 
-@dataclass(frozen=True)
-class ClaimedRun:
-    run_id: str
-    workspace_id: str
-    execution_id: str
-    configuration_id: str
-    run_number: int
-    attempt: int
-    lease_token: str
-    process_id: str
-    started_at: datetime
-    parameters: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    alive: bool  # False: the lease is gone; the worker must stop and commit nothing
-    cancel_requested: bool
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: RunStatus
-    record_count: int | None  # records delivered; None for a run that delivered nothing
-    error_message: str | None = None
-    files: list[FileRecord] = field(default_factory=list)
-    manifest_key: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    # Incremental runs: the configuration's watermark moves to this on success, never back.
-    watermark: Any = None
-    processed: int | None = None  # records read, when they differ from those delivered
-    # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
-    # from the state the window was built on (a re-run of an older execution moves nothing).
-    window: dict[str, Any] | None = None
-
-    @classmethod
-    def stopped(
-        cls, status: RunStatus, processed: int, error_message: str | None = None
-    ) -> Outcome:
-        """A failed or cancelled run delivered nothing: its record count is 0 (a number, as the
-        seed API's shape has it) and what it read stays its progress."""
-        return cls(status, 0, error_message, processed=processed)
-
-
-@dataclass(frozen=True)
-class IncrementalState:
-    """What a configuration's next incremental run builds on."""
-
-    watermark: Any
-    snapshot: str | None  # the last completed snapshot window's own snapshot
-    quiet: bool  # nothing was in progress in ``snapshot``: no late commit to look for
-    observations: list[Observation]
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """What a dead attempt may have left in storage: its temporary files, a half-published key."""
-
-    run_id: str
-    workspace_id: str
-    lease_token: str
-    publishing_keys: list[str]
-
-
-@dataclass(frozen=True)
-class ReapCounts:
-    requeued: int
-    failed: int
-    cancelled: int = 0
-    leftovers: list[Leftover] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """An IN_PROGRESS run's attempt as the row said when it was locked."""
-
-    run_id: str
-    lease_token: str
-    attempt: int
-    cancel_requested: bool
-    configuration_id: str
-
-
-def _notify(conn: Connection) -> None:
-    """Wake listening workers when this transaction commits (PostgreSQL only; SQLite polls)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_CHANNEL})
-
-
 def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
     return RunRecord(
         id=row.id,
         run_number=row.run_number,
+        kind=RunKind(row.kind),
         status=RunStatus(row.status),
         attempt=row.attempt,
         process_id=row.process_id,
@@ -235,7 +130,7 @@ class ExecutionRepo(Repository):
         self,
         workspace_id: str,
         configuration_id: str,
-        parameters: dict[str, Any],
+        spec: ExecutionSpec,
         trigger: str,
         now: datetime,
         idempotency_key: str | None = None,
@@ -261,7 +156,7 @@ class ExecutionRepo(Repository):
                             conn,
                             workspace_id,
                             configuration_id,
-                            parameters,
+                            spec,
                             trigger,
                             now,
                             idempotency_key,
@@ -279,7 +174,7 @@ class ExecutionRepo(Repository):
         conn: Connection,
         workspace_id: str,
         configuration_id: str,
-        parameters: dict[str, Any],
+        spec: ExecutionSpec,
         trigger: str,
         now: datetime,
         idempotency_key: str | None,
@@ -291,14 +186,14 @@ class ExecutionRepo(Repository):
                 id=exec_id,
                 workspace_id=workspace_id,
                 configuration_id=configuration_id,
-                parameters=parameters,
+                parameters=spec.to_json(),
                 trigger=trigger,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
             )
         )
-        self._enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
+        enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
         return exec_id
 
     def _idempotent_match(
@@ -331,49 +226,6 @@ class ExecutionRepo(Repository):
                 "this key was already used with a different request body",
             )
         return str(row.id)
-
-    def _enqueue_run(
-        self,
-        conn: Connection,
-        workspace_id: str,
-        configuration_id: str,
-        execution_id: str,
-        run_number: int,
-        now: datetime,
-        idempotency_key: str | None = None,
-    ) -> None:
-        busy = conn.execute(
-            sa.select(runs.c.id)
-            .where(runs.c.configuration_id == configuration_id, runs.c.status.in_(_ACTIVE_VALUES))
-            .limit(1)
-        ).first()
-        held = conn.execute(
-            sa.select(runs.c.id)
-            .where(
-                runs.c.configuration_id == configuration_id,
-                runs.c.status == RunStatus.ON_HOLD.value,
-            )
-            .limit(1)
-        ).first()
-        status = RunStatus.ON_HOLD if busy or held else RunStatus.PENDING
-        conn.execute(
-            runs.insert().values(
-                id=new_id(),
-                workspace_id=workspace_id,
-                execution_id=execution_id,
-                configuration_id=configuration_id,
-                run_number=run_number,
-                status=status.value,
-                attempt=1,
-                queued_at=now,
-                cancel_requested=False,
-                idempotency_key=idempotency_key,
-            )
-        )
-        if held and not busy:
-            self._release_next(conn, configuration_id)  # heal a queue left without an active run
-        elif status is RunStatus.PENDING:
-            _notify(conn)
 
     def rerun(
         self,
@@ -415,7 +267,7 @@ class ExecutionRepo(Repository):
         idempotency_key: str | None,
     ) -> None:
         latest = conn.execute(
-            sa.select(runs.c.run_number, runs.c.status)
+            sa.select(runs.c.run_number, runs.c.status, runs.c.kind)
             .where(runs.c.execution_id == execution_id)
             .order_by(runs.c.run_number.desc())
             .limit(1)
@@ -424,13 +276,14 @@ class ExecutionRepo(Repository):
         blocker = rerun_blocker(RunStatus(latest.status))
         if blocker:
             raise Conflict(blocker)
-        self._enqueue_run(
+        enqueue_run(
             conn,
             workspace_id,
             configuration_id,
             execution_id,
             latest.run_number + 1,
             now,
+            RunKind(latest.kind),
             idempotency_key,
         )
 
@@ -475,7 +328,7 @@ class ExecutionRepo(Repository):
             id=row.id,
             workspace_id=row.workspace_id,
             configuration_id=row.configuration_id,
-            parameters=dict(row.parameters),
+            spec=ExecutionSpec.from_json(row.parameters),
             trigger=row.trigger,
             created_at=row.created_at,
             runs=[_run_record(r, files[r.id]) for r in run_rows],
@@ -526,450 +379,6 @@ class ExecutionRepo(Repository):
         ]
         return Page(items, total, page)
 
-    # -------------------------------------------------------------------- workers
-    def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
-        """Take the oldest PENDING run, if any, under a fresh lease."""
-        token = secrets.token_hex(16)
-        oldest = (
-            sa.select(runs.c.id)
-            # A queued run with a cancel request is the reaper's to cancel, never to run.
-            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_requested.is_(False))
-            .order_by(runs.c.queued_at, runs.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                runs.update()
-                .where(runs.c.id == oldest, runs.c.status == RunStatus.PENDING.value)
-                .values(
-                    status=RunStatus.IN_PROGRESS.value,
-                    lease_token=token,
-                    process_id=process_id,
-                    lease_expires_at=now + lease,
-                    started_at=now,
-                    processed=0,
-                    progress_at=now,
-                )
-                .returning(
-                    runs.c.id,
-                    runs.c.workspace_id,
-                    runs.c.execution_id,
-                    runs.c.configuration_id,
-                    runs.c.run_number,
-                    runs.c.attempt,
-                )
-            ).one_or_none()
-            if row is None:
-                return None
-            params = conn.execute(
-                sa.select(executions.c.parameters).where(executions.c.id == row.execution_id)
-            ).scalar_one()
-        return ClaimedRun(
-            run_id=row.id,
-            workspace_id=row.workspace_id,
-            execution_id=row.execution_id,
-            configuration_id=row.configuration_id,
-            run_number=row.run_number,
-            attempt=row.attempt,
-            lease_token=token,
-            process_id=process_id,
-            started_at=now,
-            parameters=dict(params),
-        )
-
-    def heartbeat(
-        self, run_id: str, lease_token: str, processed: int, lease: timedelta, now: datetime
-    ) -> Heartbeat:
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                runs.update()
-                .where(
-                    runs.c.id == run_id,
-                    runs.c.lease_token == lease_token,
-                    runs.c.status == RunStatus.IN_PROGRESS.value,
-                )
-                .values(lease_expires_at=now + lease, processed=processed, progress_at=now)
-                .returning(runs.c.cancel_requested)
-            ).one_or_none()
-        if row is None:
-            return Heartbeat(alive=False, cancel_requested=False)
-        return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
-
-    def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
-        """Record the keys about to be published, fenced; False when the lease is gone."""
-        try:
-            with self._engine.begin() as conn:
-                self._fence(conn, claimed)
-                conn.execute(
-                    pending_publications.insert(),
-                    [{"run_id": claimed.run_id, "storage_key": key} for key in keys],
-                )
-        except _LeaseLost:
-            return False
-        return True
-
-    def watermark(self, configuration_id: str) -> Any:
-        return self.incremental_state(configuration_id).watermark
-
-    def incremental_state(self, configuration_id: str) -> IncrementalState:
-        T = extraction_configurations
-        with self._reads.connect() as conn:
-            row = conn.execute(
-                sa.select(T.c.watermark, T.c.incremental_state).where(T.c.id == configuration_id)
-            ).one()
-        state = row.incremental_state or {}
-        return IncrementalState(
-            watermark=row.watermark,
-            snapshot=state.get("snapshot"),
-            quiet=bool(state.get("quiet")),
-            observations=[Observation.from_json(o) for o in state.get("observations", [])],
-        )
-
-    def freeze_window(
-        self,
-        claimed: ClaimedRun,
-        window: dict[str, Any],
-        observations: list[Observation] | None = None,
-    ) -> bool:
-        """Store the incremental window on the execution once, fenced; re-runs reuse it. A
-        lagged window records the configuration's observations (with the run's own) with it."""
-        try:
-            with self._engine.begin() as conn:
-                self._fence(conn, claimed)
-                if observations is not None:
-                    self._set_state(
-                        conn,
-                        claimed.configuration_id,
-                        observations=[o.to_json() for o in observations],
-                    )
-                params = dict(
-                    conn.execute(
-                        sa.select(executions.c.parameters).where(
-                            executions.c.id == claimed.execution_id
-                        )
-                    ).scalar_one()
-                )
-                params.setdefault("window", window)
-                conn.execute(
-                    executions.update()
-                    .where(executions.c.id == claimed.execution_id)
-                    .values(parameters=params)
-                )
-        except _LeaseLost:
-            return False
-        return True
-
-    def _advance_watermark(self, conn: Connection, configuration_id: str, value: Any) -> None:
-        current = conn.execute(
-            sa.select(extraction_configurations.c.watermark)
-            .where(extraction_configurations.c.id == configuration_id)
-            .with_for_update()
-        ).scalar_one_or_none()
-        if current is None or later(value, current):
-            conn.execute(
-                extraction_configurations.update()
-                .where(extraction_configurations.c.id == configuration_id)
-                .values(watermark=value)
-            )
-
-    def _state(self, conn: Connection, configuration_id: str) -> tuple[Any, dict[str, Any]]:
-        """The configuration's watermark and incremental state, locked until commit."""
-        T = extraction_configurations
-        row = conn.execute(
-            sa.select(T.c.watermark, T.c.incremental_state)
-            .where(T.c.id == configuration_id)
-            .with_for_update()
-        ).one()
-        return row.watermark, dict(row.incremental_state or {})
-
-    def _set_state(self, conn: Connection, configuration_id: str, **changes: Any) -> None:
-        _, state = self._state(conn, configuration_id)
-        conn.execute(
-            extraction_configurations.update()
-            .where(extraction_configurations.c.id == configuration_id)
-            .values(incremental_state={**state, **changes})
-        )
-
-    def _advance_snapshot(
-        self, conn: Connection, configuration_id: str, window: dict[str, Any]
-    ) -> None:
-        """Move the watermark and snapshot to the window's, only from the pair it was built
-        on: rows at or below the watermark visible in the snapshot are all delivered."""
-        watermark, state = self._state(conn, configuration_id)
-        if watermark != window["low"] or state.get("snapshot") != window["previousSnapshot"]:
-            return
-        high = window["high"]
-        conn.execute(
-            extraction_configurations.update()
-            .where(extraction_configurations.c.id == configuration_id)
-            .values(
-                watermark=high if watermark is None or later(high, watermark) else watermark,
-                incremental_state={
-                    **state,
-                    "snapshot": window["snapshot"],
-                    "quiet": window["quiet"],
-                },
-            )
-        )
-
-    def _fence(self, conn: Connection, claimed: ClaimedRun) -> None:
-        """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
-        held = conn.execute(
-            sa.select(runs.c.id)
-            .where(
-                runs.c.id == claimed.run_id,
-                runs.c.lease_token == claimed.lease_token,
-                runs.c.status == RunStatus.IN_PROGRESS.value,
-            )
-            .with_for_update()
-        ).first()
-        if held is None:
-            raise _LeaseLost
-
-    def holds_lease(self, claimed: ClaimedRun, now: datetime) -> bool:
-        with self._reads.connect() as conn:
-            expires = conn.execute(
-                sa.select(runs.c.lease_expires_at).where(
-                    runs.c.id == claimed.run_id,
-                    runs.c.lease_token == claimed.lease_token,
-                    runs.c.status == RunStatus.IN_PROGRESS.value,
-                )
-            ).scalar_one_or_none()
-        return expires is not None and expires > now
-
-    def is_referenced(self, storage_key: str) -> bool:
-        with self._reads.connect() as conn:
-            return (
-                conn.execute(
-                    sa.select(run_files.c.id)
-                    .where(run_files.c.storage_key == storage_key)
-                    .union_all(sa.select(runs.c.id).where(runs.c.manifest_key == storage_key))
-                    .limit(1)
-                ).first()
-                is not None
-            )
-
-    def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> bool:
-        """Record the outcome, fenced by the lease token. False: the lease was lost first."""
-        try:
-            with self._engine.begin() as conn:
-                self._record_outcome(conn, claimed, outcome, now)
-        except _LeaseLost:
-            return False
-        return True
-
-    def _record_outcome(
-        self, conn: Connection, claimed: ClaimedRun, outcome: Outcome, now: datetime
-    ) -> None:
-        updated = conn.execute(
-            runs.update()
-            .where(
-                runs.c.id == claimed.run_id,
-                runs.c.lease_token == claimed.lease_token,
-                runs.c.status == RunStatus.IN_PROGRESS.value,
-            )
-            .values(
-                status=outcome.status.value,
-                completed_at=now,
-                record_count=outcome.record_count,
-                processed=outcome.record_count if outcome.processed is None else outcome.processed,
-                progress_at=now,
-                error_message=outcome.error_message,
-                lease_token=None,
-                lease_expires_at=None,
-                manifest_key=outcome.manifest_key,
-                warnings=outcome.warnings or None,
-            )
-        ).rowcount
-        if updated != 1:
-            raise _LeaseLost
-        conn.execute(
-            pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
-        )
-        if outcome.window is not None and "snapshot" in outcome.window:
-            self._advance_snapshot(conn, claimed.configuration_id, outcome.window)
-        elif outcome.watermark is not None:
-            self._advance_watermark(conn, claimed.configuration_id, outcome.watermark)
-        for f in outcome.files:
-            conn.execute(
-                run_files.insert().values(
-                    id=new_id(),
-                    workspace_id=claimed.workspace_id,
-                    run_id=claimed.run_id,
-                    created_at=now,
-                    **f.__dict__,
-                )
-            )
-        self._release_next(conn, claimed.configuration_id)
-
-    def _release_next(self, conn: Connection, configuration_id: str) -> None:
-        """The configuration's active run ended: the oldest held run becomes PENDING."""
-        oldest_held = (
-            sa.select(runs.c.id)
-            .where(
-                runs.c.configuration_id == configuration_id,
-                runs.c.status == RunStatus.ON_HOLD.value,
-            )
-            .order_by(runs.c.queued_at, runs.c.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        released = conn.execute(
-            runs.update()
-            .where(runs.c.id == oldest_held, runs.c.status == RunStatus.ON_HOLD.value)
-            .values(status=RunStatus.PENDING.value)
-        ).rowcount
-        if released:
-            _notify(conn)
-
-    def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
-        """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a
-        run whose cancel was requested ends CANCELLED instead. None: the lease was gone."""
-        return self._end_own_attempt(claimed, now, None, None)
-
-    def fail_attempt(
-        self, claimed: ClaimedRun, now: datetime, max_attempts: int, reason: str
-    ) -> RunStatus | None:
-        """This attempt failed for ``reason`` (the source stalled): another attempt, FAILED
-        after the last, CANCELLED when cancelled meanwhile. None: the lease was gone."""
-        return self._end_own_attempt(claimed, now, max_attempts, reason)
-
-    def _end_own_attempt(
-        self, claimed: ClaimedRun, now: datetime, max_attempts: int | None, reason: str | None
-    ) -> RunStatus | None:
-        with self._engine.begin() as conn:
-            row = conn.execute(
-                sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)
-                .where(
-                    runs.c.id == claimed.run_id,
-                    runs.c.lease_token == claimed.lease_token,
-                    runs.c.status == RunStatus.IN_PROGRESS.value,
-                )
-                .with_for_update()
-            ).one_or_none()
-            if row is None:
-                return None
-            return self._end_attempt(
-                conn,
-                _Attempt(
-                    row.id,
-                    claimed.lease_token,
-                    row.attempt,
-                    bool(row.cancel_requested),
-                    claimed.configuration_id,
-                ),
-                now,
-                max_attempts,
-                reason,
-            )
-
-    def _end_attempt(
-        self,
-        conn: Connection,
-        run: _Attempt,
-        now: datetime,
-        max_attempts: int | None,
-        reason: str | None,
-    ) -> RunStatus | None:
-        """End an attempt that has no outcome of its own: one conditional UPDATE, fenced by
-        the attempt's lease, to where ``after_lost_attempt`` says."""
-        target = after_lost_attempt(run.attempt, max_attempts, run.cancel_requested)
-        values: dict[str, Any] = {
-            "status": target.value,
-            "lease_token": None,
-            "lease_expires_at": None,
-        }
-        if target is RunStatus.PENDING:
-            values |= {"attempt": run.attempt + 1, "processed": None}
-        else:
-            values["completed_at"] = now
-        if target is RunStatus.CANCELLED:
-            values["error_message"] = None
-        elif reason is not None:
-            values["error_message"] = f"{reason}; attempt {run.attempt} of {max_attempts}"
-        elif target is RunStatus.FAILED:
-            values["error_message"] = f"worker lost after {run.attempt} attempts"
-        updated = conn.execute(
-            runs.update()
-            .where(
-                runs.c.id == run.run_id,
-                runs.c.lease_token == run.lease_token,
-                runs.c.status == RunStatus.IN_PROGRESS.value,
-            )
-            .values(**values)
-        ).rowcount
-        if updated != 1:
-            return None
-        if target is RunStatus.PENDING:
-            _notify(conn)
-        else:
-            self._release_next(conn, run.configuration_id)
-        return target
-
-    def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
-        """Runs whose lease expired: back to PENDING (attempt + 1), FAILED after the last,
-        CANCELLED when their cancel was requested. Queued runs with a cancel request (left by
-        an older version) end CANCELLED too: a cancelled run never runs again."""
-        requeued = failed = cancelled = 0
-        leftovers: list[Leftover] = []
-        with self._engine.begin() as conn:
-            expired = conn.execute(
-                sa.select(
-                    runs.c.id,
-                    runs.c.workspace_id,
-                    runs.c.attempt,
-                    runs.c.lease_token,
-                    runs.c.configuration_id,
-                    runs.c.cancel_requested,
-                )
-                .where(
-                    runs.c.status == RunStatus.IN_PROGRESS.value,
-                    runs.c.lease_expires_at < now,
-                )
-                .with_for_update(skip_locked=True)
-            ).all()
-            for r in expired:
-                pending = pending_publications.c.run_id == r.id
-                keys = list(
-                    conn.execute(
-                        sa.select(pending_publications.c.storage_key).where(pending)
-                    ).scalars()
-                )
-                conn.execute(pending_publications.delete().where(pending))
-                leftovers.append(Leftover(r.id, r.workspace_id, r.lease_token, keys))
-                attempt = _Attempt(
-                    r.id, r.lease_token, r.attempt, bool(r.cancel_requested), r.configuration_id
-                )
-                target = self._end_attempt(conn, attempt, now, max_attempts, None)
-                requeued += target is RunStatus.PENDING
-                failed += target is RunStatus.FAILED
-                cancelled += target is RunStatus.CANCELLED
-            cancelled += self._cancel_queued(conn, now)
-        return ReapCounts(
-            requeued=requeued, failed=failed, cancelled=cancelled, leftovers=leftovers
-        )
-
-    def _cancel_queued(self, conn: Connection, now: datetime) -> int:
-        queued = conn.execute(
-            sa.select(runs.c.id, runs.c.status, runs.c.configuration_id)
-            .where(
-                runs.c.status.in_([RunStatus.PENDING.value, RunStatus.ON_HOLD.value]),
-                runs.c.cancel_requested.is_(True),
-            )
-            .with_for_update(skip_locked=True)
-        ).all()
-        for r in queued:
-            changed = conn.execute(
-                runs.update()
-                .where(runs.c.id == r.id, runs.c.status == r.status)
-                .values(status=RunStatus.CANCELLED.value, completed_at=now)
-            ).rowcount
-            if changed and r.status == RunStatus.PENDING.value:
-                self._release_next(conn, r.configuration_id)
-        return len(queued)
-
     def cancel(
         self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime
     ) -> ExecutionRecord:
@@ -981,19 +390,26 @@ class ExecutionRepo(Repository):
             raise Conflict(blocker)
         with self._engine.begin() as conn:
             if latest.status is RunStatus.IN_PROGRESS:
+                # Not a status change: its worker stops and ends it CANCELLED.
                 changed = conn.execute(
                     runs.update()
                     .where(runs.c.id == latest.id, runs.c.status == RunStatus.IN_PROGRESS.value)
                     .values(cancel_requested=True)
                 ).rowcount
             else:
-                changed = conn.execute(
-                    runs.update()
-                    .where(runs.c.id == latest.id, runs.c.status == latest.status.value)
-                    .values(status=RunStatus.CANCELLED.value, completed_at=now)
-                ).rowcount
+                changed = (
+                    transition(
+                        conn,
+                        latest.id,
+                        latest.status,
+                        RunStatus.CANCELLED,
+                        now,
+                        {"completed_at": now},
+                    )
+                    is not None
+                )
                 if changed and latest.status is RunStatus.PENDING:
-                    self._release_next(conn, configuration_id)
+                    release_next(conn, configuration_id, now)
             if not changed:
                 raise Conflict("the run changed status while cancelling; look again and retry")
         return self.get(workspace_id, configuration_id, execution_id)

@@ -190,6 +190,8 @@ runs = sa.Table(
     sa.Column("warnings", sa.JSON(), nullable=True),  # what the run noticed (files sources)
     # Idempotency-Key of the re-run that created this run (run 1 uses the execution's key).
     sa.Column("idempotency_key", sa.String(200), nullable=True),
+    # What the run does (domain.status.RunKind): every kind shares this queue.
+    sa.Column("kind", sa.String(20), nullable=False, server_default="extract"),
     sa.UniqueConstraint("execution_id", "run_number"),
     sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.
@@ -219,6 +221,20 @@ run_files = sa.Table(
     sa.Column("record_count", sa.BigInteger(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("run_id", "sub_extract_id"),
+)
+
+# The outbox: one row per run status change (and per run created, ``from_status`` NULL), in the
+# transaction that made it; webhooks and progress streams read it in ``id`` order.
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _workspace_fk(),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("from_status", sa.String(20), nullable=True),
+    sa.Column("to_status", sa.String(20), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_run_events_run", "run_id"),
 )
 
 # Keys a worker is about to publish: the reaper deletes them if the worker dies mid-way.

@@ -17,6 +17,7 @@ from egress.domain.catalog import ColumnInfo, TableInfo, TableRef
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
+from egress.domain.spec import TemplateSnapshot
 
 DISCOVERED = "discovered"
 CUSTOM = "custom"
@@ -41,20 +42,19 @@ class TemplateRecord:
     def field(self, name: str) -> ColumnInfo | None:
         return next((f for f in self.fields if f.name == name), None)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> TemplateSnapshot:
         """The frozen form stored on every execution."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "sourceTable": self.source_table,
-            "sourceSchema": self.source.schema if self.source else None,
-            "sourceName": self.source.name if self.source else None,
-            "fields": [f.as_dict() for f in self.fields],
-            "primaryKey": self.primary_key,
-            "cursorField": self.cursor_field,
-            "dateField": self.date_field,
-            "query": self.query,
-        }
+        return TemplateSnapshot(
+            id=self.id,
+            name=self.name,
+            source_table=self.source_table,
+            source=self.source,
+            fields=list(self.fields),
+            primary_key=self.primary_key,
+            cursor_field=self.cursor_field,
+            date_field=self.date_field,
+            query=self.query,
+        )
 
 
 def _record(row: Row[Any]) -> TemplateRecord:

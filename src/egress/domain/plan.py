@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.options import DateRange, Window, date_range
+
+if TYPE_CHECKING:  # the spec holds a KeySelection: a runtime import would be circular
+    from egress.domain.spec import ExecutionSpec
 
 
 @dataclass(frozen=True)
@@ -51,26 +54,16 @@ def select_fields(template_fields: list[ColumnInfo], wanted: list[str] | None) -
     return [by_name[name] for name in wanted]
 
 
-def plan_from_snapshot(parameters: dict[str, Any], window: Window | None = None) -> ReadPlan:
-    """The plan of a run, from its execution's frozen parameters (and incremental window)."""
-    template = parameters["template"]
-    columns = [ColumnInfo(**f) for f in template["fields"]]
-    options = parameters.get("options", {})
-    rows = options.get("rows")
+def plan_from_snapshot(spec: ExecutionSpec, window: Window | None = None) -> ReadPlan:
+    """The plan of a run, from its execution's frozen spec (and incremental window)."""
+    template, options = spec.template, spec.options
     return ReadPlan(
-        table=table_ref(template),
-        fields=select_fields(columns, parameters["configuration"]["fields"]),
-        columns=columns,
-        dates=date_range(template.get("dateField"), options.get("dateFrom"), options.get("dateTo")),
-        where=options.get("whereClause"),
-        keys=KeySelection(rows["fields"], rows["values"]) if rows else None,
+        table=template.source,
+        fields=select_fields(template.fields, spec.configuration.fields),
+        columns=list(template.fields),
+        dates=date_range(template.date_field, options.date_from, options.date_to),
+        where=options.where_clause,
+        keys=options.rows,
         window=window,
-        query=template.get("query"),
+        query=template.query,
     )
-
-
-def table_ref(template: dict[str, Any]) -> TableRef | None:
-    """The parts a template snapshot reads (none for a SQL template)."""
-    if template.get("query") is not None:
-        return None
-    return TableRef(template["sourceSchema"], template["sourceName"])

@@ -80,3 +80,25 @@ def cancel_blocker(current: RunStatus) -> str | None:
     return (
         f"the run already ended with status {current.value}; only unfinished runs can be cancelled"
     )
+
+
+class RunKind(StrEnum):
+    """What a run does; every kind shares the queue, leases, reaper and commit protocol."""
+
+    EXTRACT = "extract"
+
+
+# The statuses a run is created in: queued at once, or held behind its configuration's active run.
+INITIAL: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.ON_HOLD})
+
+
+class IllegalTransition(Exception):
+    """A change the transition table forbids: a bug in the caller, never a user's error."""
+
+    def __init__(self, current: RunStatus, target: RunStatus) -> None:
+        super().__init__(f"a run may not go from {current.value} to {target.value}")
+
+
+def check_transition(current: RunStatus, target: RunStatus) -> None:
+    if not can_transition(current, target):
+        raise IllegalTransition(current, target)

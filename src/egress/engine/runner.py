@@ -23,7 +23,8 @@ import pyarrow as pa
 from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
-from egress.db.executions import ClaimedRun, ExecutionRepo, FileRecord, Leftover, Outcome
+from egress.db.executions import FileRecord
+from egress.db.run_queue import ClaimedRun, Leftover, Outcome, RunQueue
 from egress.domain.catalog import ColumnInfo
 from egress.domain.clock import Clock
 from egress.domain.data_tables import UPSERT, Loading, loading_conflict
@@ -47,6 +48,7 @@ from egress.domain.naming import (
 )
 from egress.domain.options import Window
 from egress.domain.plan import ReadPlan, plan_from_snapshot
+from egress.domain.spec import ExecutionSpec, FrozenWindow, SnapshotMark
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import (
@@ -114,7 +116,7 @@ class Job:
     split_by: str | None
     data_table: dict[str, Any] | None
     output: list[ColumnInfo]  # the configuration's fields: what the files hold
-    window: dict[str, Any] | None = None  # the frozen incremental window, as stored
+    window: FrozenWindow | None = None  # the frozen incremental window
 
     def copies_csv(self, source: Source) -> bool:
         """Whether the rows go through the source's own CSV writer (one file, CSV)."""
@@ -147,7 +149,7 @@ class Runner:
     def __init__(
         self,
         connections: ConnectionRepo,
-        executions: ExecutionRepo,
+        queue: RunQueue,
         storage: Storage,
         data_tables: DataTableRepo,
         warehouse: Warehouse,
@@ -159,7 +161,7 @@ class Runner:
         max_split_parts: int,
     ) -> None:
         self._connections = connections
-        self._executions = executions
+        self._queue = queue
         self._storage = storage
         self._data_tables = data_tables
         self._warehouse = warehouse
@@ -265,7 +267,7 @@ class Runner:
             warnings=_warnings(source),
             window=job.window,
         )
-        if not self._executions.finish(claimed, outcome, self._clock()):
+        if not self._queue.finish(claimed, outcome, self._clock()):
             # Our own keys (publishing never overwrites): unpublish, never someone else's.
             for f in files:
                 self._storage.delete(f.storage_key)
@@ -273,19 +275,19 @@ class Runner:
             raise LeaseLost
 
     def _job(self, claimed: ClaimedRun) -> Job:
-        cfg = claimed.parameters["configuration"]
-        plan = plan_from_snapshot(claimed.parameters)
+        cfg = claimed.spec.configuration
+        plan = plan_from_snapshot(claimed.spec)
         return Job(
             claimed=claimed,
-            plan=with_split_field(plan, cfg.get("splitBy")),
-            fmt=cfg["format"],
-            compression=cfg["compression"],
-            ext=file_extension(cfg["format"], cfg["compression"]),
-            destination=cfg["destination"].get("path", ""),
-            pattern=cfg["fileNamePattern"] or DEFAULT_FILE_NAME_PATTERN,
-            configuration_name=cfg["name"],
-            split_by=cfg.get("splitBy"),
-            data_table=cfg["destination"] if cfg["destination"]["type"] == "dataTable" else None,
+            plan=with_split_field(plan, cfg.split_by),
+            fmt=cfg.format,
+            compression=cfg.compression,
+            ext=file_extension(cfg.format, cfg.compression),
+            destination=cfg.folder,
+            pattern=cfg.file_name_pattern or DEFAULT_FILE_NAME_PATTERN,
+            configuration_name=cfg.name,
+            split_by=cfg.split_by,
+            data_table=cfg.data_table,
             output=plan.fields,
         )
 
@@ -295,8 +297,8 @@ class Runner:
         table = job.plan.table
         if table is None or not isinstance(source, QuerySource):
             return
-        params = job.claimed.parameters
-        cursor = params["template"]["cursorField"] if _incremental(params) else None
+        spec = job.claimed.spec
+        cursor = spec.template.cursor_field if spec.incremental else None
         with control.awaiting_source():
             present = {c.name for c in source.describe(star_query(table, source.dialect))}
         missing = [name for name in columns_read(job.plan, cursor) if name not in present]
@@ -311,32 +313,32 @@ class Runner:
     def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
         """Incremental runs read (watermark, mark]; the window is frozen on the execution the
         first time, so every attempt and re-run reads exactly the same records."""
-        params = job.claimed.parameters
-        if not _incremental(params):
+        spec = job.claimed.spec
+        if not spec.incremental:
             return job
-        frozen = params.get("window")
+        frozen = spec.window
         within = None
         if frozen is None:
             frozen = self._freeze_window(job, source, control)
-        elif "snapshot" in frozen:  # read again outside that snapshot: only the rows it saw
-            within = frozen["snapshot"]
+        elif frozen.snapshot is not None:  # read again outside that snapshot: only its rows
+            within = frozen.snapshot.snapshot
         window = Window(
-            field=frozen["field"],
-            low=frozen["low"],
-            high=frozen["high"],
-            after=frozen.get("after"),
+            field=frozen.field,
+            low=frozen.low,
+            high=frozen.high,
+            after=frozen.snapshot.after if frozen.snapshot else None,
             within=within,
         )
         return replace(job, plan=replace(job.plan, window=window), window=frozen)
 
-    def _freeze_window(self, job: Job, source: Source, control: RunControl) -> dict[str, Any]:
+    def _freeze_window(self, job: Job, source: Source, control: RunControl) -> FrozenWindow:
         """PostgreSQL tables: the mark and the rows in one snapshot, plus the rows committed
         behind the previous mark since the previous snapshot. Every other source: the mark the
         source already held ``incrementalLag`` ago (README "Incremental extraction")."""
         claimed = job.claimed
-        params = claimed.parameters
-        cursor = params["template"]["cursorField"]
-        state = self._executions.incremental_state(claimed.configuration_id)
+        cursor = claimed.spec.template.cursor_field
+        assert cursor is not None  # checked when triggered: only new records need a cursor
+        state = self._queue.incremental_state(claimed.configuration_id)
         mark = None
         if isinstance(source, SnapshotSource):
             with control.awaiting_source():
@@ -344,19 +346,21 @@ class Runner:
         observations = None
         if mark is not None:
             late = state.snapshot is not None and not state.quiet
-            frozen = {
-                "field": cursor,
-                "low": state.watermark,
-                "high": json_value(mark.high),
-                "snapshot": mark.snapshot,
-                "quiet": mark.quiet,
-                "previousSnapshot": state.snapshot,
-                # The late-commit scan reads every row at or below the mark: skipped when
-                # nothing was in progress in the previous snapshot.
-                "after": state.snapshot if late else None,
-            }
+            frozen = FrozenWindow(
+                cursor,
+                state.watermark,
+                json_value(mark.high),
+                SnapshotMark(
+                    snapshot=mark.snapshot,
+                    quiet=mark.quiet,
+                    previous_snapshot=state.snapshot,
+                    # The late-commit scan reads every row at or below the mark: skipped when
+                    # nothing was in progress in the previous snapshot.
+                    after=state.snapshot if late else None,
+                ),
+            )
         else:
-            lag = run_lag(params)
+            lag = run_lag(claimed.spec)
             with control.awaiting_source():
                 seen = json_value(source.max_value(job.plan, cursor))
             now = self._clock()
@@ -366,13 +370,8 @@ class Runner:
             high = lagged_mark(observations, now, lag)
             if state.watermark is not None and (high is None or not later(high, state.watermark)):
                 high = state.watermark  # nothing new is old enough yet
-            frozen = {
-                "field": cursor,
-                "low": state.watermark,
-                "high": high,
-                "lag": lag.total_seconds(),
-            }
-        if not self._executions.freeze_window(claimed, frozen, observations):
+            frozen = FrozenWindow(cursor, state.watermark, high, lag=lag.total_seconds())
+        if not self._queue.freeze_window(claimed, frozen, observations):
             raise LeaseLost
         return frozen
 
@@ -381,13 +380,13 @@ class Runner:
         worker still holds the run's lease."""
         assert job.data_table is not None
         claimed = job.claimed
-        template = claimed.parameters["template"]
+        template = claimed.spec.template
         name, mode = job.data_table["dataTable"], job.data_table["mode"]
         wanted = Loading(
             mode,
-            template["primaryKey"] if mode == UPSERT else [],
-            template["id"],
-            template["name"],
+            template.primary_key if mode == UPSERT else [],
+            template.id,
+            template.name,
         )
         table = self._data_tables.ensure(
             claimed.workspace_id,
@@ -395,7 +394,7 @@ class Runner:
             physical_name(claimed.workspace_id, name),
             job.plan.fields,
             wanted.primary_key,
-            template["id"],
+            template.id,
         )
         # Checked when the configuration was saved; checked again here, as another
         # configuration's first load, or a template whose key changed, may have come between.
@@ -403,14 +402,14 @@ class Runner:
             table.mode,
             table.primary_key,
             table.template_id,
-            template["name"] if table.template_id == template["id"] else table.template_id or "",
+            template.name if table.template_id == template.id else table.template_id or "",
         )
         if conflict := loading_conflict(name, existing, wanted):
             raise LoadError(conflict)
 
         def still_leased() -> None:
             control.checkpoint()
-            if not self._executions.holds_lease(claimed, self._clock()):
+            if not self._queue.holds_lease(claimed, self._clock()):
                 raise LeaseLost
 
         result = self._warehouse.load(
@@ -425,7 +424,7 @@ class Runner:
             on_rows=control.report,
         )
         merged = {f.name: f for f in table.fields} | {f.name: f for f in job.plan.fields}
-        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template["id"])
+        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template.id)
         return result.rows
 
     # ----------------------------------------------------------------- writing
@@ -548,7 +547,7 @@ class Runner:
         manifest_key = self._final_names(job, written)
         manifest_name = manifest_key.rsplit("/", 1)[-1]
         taken = [w.final_key for w in written] + [manifest_key]
-        if not self._executions.mark_publishing(job.claimed, sorted(taken)):
+        if not self._queue.mark_publishing(job.claimed, sorted(taken)):
             raise LeaseLost
         published: list[str] = []
         try:
@@ -573,17 +572,17 @@ class Runner:
             tmp_prefix(leftover.workspace_id, leftover.run_id, leftover.lease_token)
         )
         for key in leftover.publishing_keys:
-            if not self._executions.is_referenced(key):
+            if not self._queue.is_referenced(key):
                 self._storage.delete(key)
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
-        record = self._connections.get(claimed.workspace_id, claimed.parameters["connection"]["id"])
+        record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
         return open_source(
             record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
         )
 
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
-        if not self._executions.finish(claimed, outcome, self._clock()):
+        if not self._queue.finish(claimed, outcome, self._clock()):
             raise LeaseLost
 
 
@@ -595,16 +594,12 @@ def with_split_field(plan: ReadPlan, split_by: str | None) -> ReadPlan:
     return replace(plan, fields=[*plan.fields, extra])
 
 
-def run_lag(parameters: dict[str, Any]) -> timedelta:
+def run_lag(spec: ExecutionSpec) -> timedelta:
     """The run's incrementalLag: its own (frozen with its options), else its source's default."""
-    seconds = parameters.get("options", {}).get("incrementalLag")
+    seconds = spec.options.incremental_lag
     if seconds is not None:
         return timedelta(seconds=seconds)
-    return DEFAULT_LAGS[parameters["connection"]["type"]]
-
-
-def _incremental(parameters: dict[str, Any]) -> bool:
-    return bool(parameters.get("options", {}).get("extractOnlyNew"))
+    return DEFAULT_LAGS[spec.connection.type]
 
 
 def physical_name(workspace_id: str, name: str) -> str:
@@ -626,14 +621,14 @@ def json_value(value: Any) -> Any:
 
 
 def _manifest(job: Job, written: list[Written]) -> bytes:
-    params = job.claimed.parameters
+    spec = job.claimed.spec
     body = {
-        "configuration": params["configuration"],
-        "template": {"id": params["template"]["id"], "name": params["template"]["name"]},
+        "configuration": spec.configuration.to_json(),
+        "template": {"id": spec.template.id, "name": spec.template.name},
         "executionId": job.claimed.execution_id,
         "run": job.claimed.run_number,
         "startedAt": job.claimed.started_at.isoformat(),
-        "parameters": params.get("options", {}),
+        "parameters": spec.options.to_json(),
         "window": asdict(job.plan.window) if job.plan.window else None,
         "files": [
             {

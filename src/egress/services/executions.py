@@ -14,6 +14,8 @@ from egress.domain.configuration import trigger_blocker
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
+from egress.domain.plan import KeySelection
+from egress.domain.spec import ConnectionRef, ExecutionSpec, RunOptions
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
 from egress.query.where import parse_where
@@ -39,16 +41,16 @@ def trigger(
         raise Conflict(blocker)
     template = c.templates.get(workspace_id, cfg.template_id)
     connection = c.connections.get(workspace_id, template.connection_id)
-    parameters = {
-        "configuration": cfg.snapshot(),
-        "template": template.snapshot(),
-        "connection": {"id": connection.id, "type": connection.type},
-        "options": resolve_options(cfg, template, options, c.settings.max_selected_rows),
-    }
+    spec = ExecutionSpec(
+        configuration=cfg.snapshot(),
+        template=template.snapshot(),
+        connection=ConnectionRef(connection.id, connection.type),
+        options=resolve_options(cfg, template, options, c.settings.max_selected_rows),
+    )
     execution, created = c.executions.create(
         workspace_id,
         cfg_id,
-        parameters,
+        spec,
         trigger_kind,
         now,
         idempotency_key=idempotency_key,
@@ -61,7 +63,7 @@ def trigger(
 
 def resolve_options(
     cfg: ConfigurationRecord, template: TemplateRecord, body: dict[str, Any], max_rows: int
-) -> dict[str, Any]:
+) -> RunOptions:
     """The trigger's options over the configuration's defaults, checked and normalised: this
     is what the execution freezes and every re-run reuses."""
     date_from = body.get("dateFrom", cfg.date_from)
@@ -80,15 +82,15 @@ def resolve_options(
             ("body", "extractOnlyNew"),
             "the template has no cursorField, so it cannot extract only new records",
         )
-    return {
-        "dateFrom": date_from,
-        "dateTo": date_to,
-        "whereClause": where,
-        "rows": {"fields": chosen[0], "values": chosen[1]} if chosen else None,
-        "selectAll": chosen is None,
-        "extractOnlyNew": only_new,
-        "incrementalLag": lag,
-    }
+    return RunOptions(
+        date_from=date_from,
+        date_to=date_to,
+        where_clause=where,
+        rows=KeySelection(*chosen) if chosen else None,
+        select_all=chosen is None,
+        extract_only_new=only_new,
+        incremental_lag=lag,
+    )
 
 
 def rerun(
@@ -113,13 +115,12 @@ def cancel(c: Container, workspace_id: str, cfg_id: str, execution_id: str) -> E
 
 
 def is_split(execution: ExecutionRecord) -> bool:
-    return bool(execution.parameters["configuration"].get("splitBy"))
+    return execution.spec.split
 
 
 def run_with_files(execution: ExecutionRecord, run: int | None) -> RunRecord:
     """Run ``run``, or the latest run that has files; 404 when there is none to download."""
-    destination = execution.parameters["configuration"]["destination"]
-    if destination.get("type") != "storage":
+    if not execution.spec.configuration.to_storage:
         raise Conflict("only extractions delivered to storage produce a downloadable file")
     if run is not None:
         record = execution.run(run)

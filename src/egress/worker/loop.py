@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 from typing import Protocol
 
-from egress.db.executions import ClaimedRun, ExecutionRepo, Outcome, ReapCounts
+from egress.db.run_queue import ClaimedRun, Outcome, ReapCounts, RunQueue
 from egress.domain.clock import Clock
 from egress.domain.status import RunStatus
 from egress.engine.control import (
@@ -48,7 +48,7 @@ class Listener(Protocol):
 class Worker:
     def __init__(
         self,
-        executions: ExecutionRepo,
+        queue: RunQueue,
         runner: Runner,
         clock: Clock,
         *,
@@ -62,7 +62,7 @@ class Worker:
         listener: Listener | None = None,
         name: str = "worker",
     ) -> None:
-        self._executions = executions
+        self._queue = queue
         self._runner = runner
         self._clock = clock
         self._concurrency = concurrency
@@ -90,7 +90,7 @@ class Worker:
     # ------------------------------------------------------------ one step each
     def run_once(self, slot: int = 0) -> bool:
         """Claim and carry out one run; False when the queue was empty."""
-        claimed = self._executions.claim(self.process_id(slot), self._lease, self._clock())
+        claimed = self._queue.claim(self.process_id(slot), self._lease, self._clock())
         if claimed is None:
             return False
         control = RunControl()
@@ -106,10 +106,10 @@ class Worker:
         try:
             self._runner.execute(claimed, control)
         except RunReleased:
-            ended = self._executions.release(claimed, self._clock())
+            ended = self._queue.release(claimed, self._clock())
             log.info("run %s given back at shutdown: %s", claimed.run_id, ended)
         except RunStalled as stalled:
-            ended = self._executions.fail_attempt(
+            ended = self._queue.fail_attempt(
                 claimed, self._clock(), self._max_attempts, str(stalled)
             )
             log.warning("run %s: %s; now %s", claimed.run_id, stalled, ended)
@@ -123,7 +123,7 @@ class Worker:
         return True
 
     def reap_once(self) -> ReapCounts:
-        counts = self._executions.reap(self._clock(), self._max_attempts)
+        counts = self._queue.reap(self._clock(), self._max_attempts)
         for leftover in counts.leftovers:
             self._runner.discard(leftover)
         if counts.requeued or counts.failed or counts.cancelled:
@@ -166,7 +166,7 @@ class Worker:
     def _beat(self, claimed: ClaimedRun, control: RunControl) -> bool:
         """One heartbeat; False when the lease is gone (nothing more to watch)."""
         try:
-            beat = self._executions.heartbeat(
+            beat = self._queue.heartbeat(
                 claimed.run_id, claimed.lease_token, control.processed, self._lease, self._clock()
             )
         except Exception:
@@ -187,11 +187,11 @@ class Worker:
         ended: RunStatus | None = None
         if isinstance(reason, RunCancelled):
             outcome = Outcome.stopped(RunStatus.CANCELLED, control.processed)
-            ended = RunStatus.CANCELLED if self._executions.finish(claimed, outcome, now) else None
+            ended = RunStatus.CANCELLED if self._queue.finish(claimed, outcome, now) else None
         elif isinstance(reason, RunStalled):
-            ended = self._executions.fail_attempt(claimed, now, self._max_attempts, str(reason))
+            ended = self._queue.fail_attempt(claimed, now, self._max_attempts, str(reason))
         elif isinstance(reason, RunReleased):
-            ended = self._executions.release(claimed, now)
+            ended = self._queue.release(claimed, now)
         log.warning(
             "run %s: the source call did not return %.0f s after it was interrupted (%s); "
             "recorded %s in its place",

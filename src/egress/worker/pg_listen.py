@@ -13,7 +13,7 @@ import threading
 import psycopg
 from sqlalchemy.engine import make_url
 
-from egress.db.executions import RUNS_CHANNEL
+from egress.db.transitions import RUNS_CHANNEL
 from egress.worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)

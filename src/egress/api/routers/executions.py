@@ -57,7 +57,7 @@ def _progress(run: RunRecord) -> ProgressOut | None:
 def _path(execution: ExecutionRecord, name: str) -> str:
     """Seed 000's ``fileName``: the path under the destination, e.g. ``/exports/orders/x.csv``
     (the workspace prefix of the storage key is not the user's to see)."""
-    folder = execution.parameters["configuration"]["destination"].get("path", "")
+    folder = execution.spec.configuration.folder
     return "/" + "/".join(p for p in (folder, name) if p)
 
 
@@ -111,7 +111,7 @@ def _run_file(base: str, execution: ExecutionRecord, run: RunRecord) -> FileOut 
 
 
 def _zip_name(execution: ExecutionRecord, run: RunRecord) -> str:
-    name = execution.parameters["configuration"]["name"]
+    name = execution.spec.configuration.name
     return f"{name}_{execution.id[:8]}_v{run.run_number}.zip"
 
 
@@ -136,10 +136,10 @@ def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
 
 def details(execution: ExecutionRecord) -> ExecutionOut:
     latest = execution.latest
-    cfg = execution.parameters["configuration"]
+    cfg = execution.spec.configuration
     runs = [_run_out(execution, r) for r in execution.runs]
     return ExecutionOut(
-        extract_configuration_name=cfg["name"],
+        extract_configuration_name=cfg.name,
         extract_configuration_id=execution.configuration_id,
         id=execution.id,
         latest_status=latest.status.value,
@@ -147,8 +147,8 @@ def details(execution: ExecutionRecord) -> ExecutionOut:
         latest_record_count=latest.record_count,
         created_at=execution.created_at,
         trigger=execution.trigger,
-        options=execution.parameters.get("options", {}),
-        window=execution.parameters.get("window"),
+        options=execution.spec.options.to_json(),
+        window=execution.spec.window.to_json() if execution.spec.window else None,
         progress=_progress(latest),
         sub_extracts=runs[-1].sub_extracts,
         runs=runs,

@@ -1,0 +1,473 @@
+"""The run queue: what workers do with runs (claim, heartbeat, fence, publish intent, finish,
+release, fail an attempt) and the reaper.
+
+A run row *is* the job. Every status change goes through ``transitions.transition`` (the
+domain's table, a conditional UPDATE, an outbox row); a worker's changes are fenced by its
+lease token, so a worker that lost its lease commits nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from egress.db.engine import Repository
+from egress.db.executions import FileRecord
+from egress.db.tables import executions, pending_publications, run_files, runs
+from egress.db.transitions import notify, release_next, transition
+from egress.db.watermarks import (
+    IncrementalState,
+    advance_snapshot,
+    advance_watermark,
+    read_state,
+    set_state,
+)
+from egress.domain.clock import new_id
+from egress.domain.incremental import Observation
+from egress.domain.spec import ExecutionSpec, FrozenWindow
+from egress.domain.status import RunKind, RunStatus, after_lost_attempt
+
+__all__ = ["IncrementalState"]  # re-exported: the runner reads it from the queue
+
+
+class _LeaseLost(Exception):
+    """Rolls back an outcome whose lease was lost before it could be recorded."""
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    run_id: str
+    workspace_id: str
+    execution_id: str
+    configuration_id: str
+    run_number: int
+    kind: RunKind
+    attempt: int
+    lease_token: str
+    process_id: str
+    started_at: datetime
+    spec: ExecutionSpec
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    alive: bool  # False: the lease is gone; the worker must stop and commit nothing
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: RunStatus
+    record_count: int | None  # records delivered; None for a run that delivered nothing
+    error_message: str | None = None
+    files: list[FileRecord] = field(default_factory=list)
+    manifest_key: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    # Incremental runs: the configuration's watermark moves to this on success, never back.
+    watermark: Any = None
+    processed: int | None = None  # records read, when they differ from those delivered
+    # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
+    # from the state the window was built on (a re-run of an older execution moves nothing).
+    window: FrozenWindow | None = None
+
+    @classmethod
+    def stopped(
+        cls, status: RunStatus, processed: int, error_message: str | None = None
+    ) -> Outcome:
+        """A failed or cancelled run delivered nothing: its record count is 0 (a number, as the
+        seed API's shape has it) and what it read stays its progress."""
+        return cls(status, 0, error_message, processed=processed)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """What a dead attempt may have left in storage: its temporary files, a half-published key."""
+
+    run_id: str
+    workspace_id: str
+    lease_token: str
+    publishing_keys: list[str]
+
+
+@dataclass(frozen=True)
+class ReapCounts:
+    requeued: int
+    failed: int
+    cancelled: int = 0
+    leftovers: list[Leftover] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """An IN_PROGRESS run's attempt as the row said when it was locked."""
+
+    run_id: str
+    lease_token: str
+    attempt: int
+    cancel_requested: bool
+    configuration_id: str
+
+
+def _leased(run_id: str, lease_token: str) -> list[sa.ColumnElement[bool]]:
+    """The lease fence: the run is still IN_PROGRESS under this very lease."""
+    return [
+        runs.c.id == run_id,
+        runs.c.lease_token == lease_token,
+        runs.c.status == RunStatus.IN_PROGRESS.value,
+    ]
+
+
+class RunQueue(Repository):
+    def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
+        """Take the oldest PENDING run, if any, under a fresh lease."""
+        token = secrets.token_hex(16)
+        oldest = (
+            sa.select(runs.c.id)
+            # A queued run with a cancel request is the reaper's to cancel, never to run.
+            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_requested.is_(False))
+            .order_by(runs.c.queued_at, runs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self._engine.begin() as conn:
+            row = transition(
+                conn,
+                oldest,
+                RunStatus.PENDING,
+                RunStatus.IN_PROGRESS,
+                now,
+                {
+                    "lease_token": token,
+                    "process_id": process_id,
+                    "lease_expires_at": now + lease,
+                    "started_at": now,
+                    "processed": 0,
+                    "progress_at": now,
+                },
+                returning=(
+                    runs.c.execution_id,
+                    runs.c.configuration_id,
+                    runs.c.run_number,
+                    runs.c.kind,
+                    runs.c.attempt,
+                ),
+            )
+            if row is None:
+                return None
+            params = conn.execute(
+                sa.select(executions.c.parameters).where(executions.c.id == row.execution_id)
+            ).scalar_one()
+        return ClaimedRun(
+            run_id=row.id,
+            workspace_id=row.workspace_id,
+            execution_id=row.execution_id,
+            configuration_id=row.configuration_id,
+            run_number=row.run_number,
+            kind=RunKind(row.kind),
+            attempt=row.attempt,
+            lease_token=token,
+            process_id=process_id,
+            started_at=now,
+            spec=ExecutionSpec.from_json(params),
+        )
+
+    def heartbeat(
+        self, run_id: str, lease_token: str, processed: int, lease: timedelta, now: datetime
+    ) -> Heartbeat:
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                runs.update()
+                .where(
+                    *_leased(run_id, lease_token),
+                )
+                .values(lease_expires_at=now + lease, processed=processed, progress_at=now)
+                .returning(runs.c.cancel_requested)
+            ).one_or_none()
+        if row is None:
+            return Heartbeat(alive=False, cancel_requested=False)
+        return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
+
+    def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
+        """Record the keys about to be published, fenced; False when the lease is gone."""
+        try:
+            with self._engine.begin() as conn:
+                self._fence(conn, claimed)
+                conn.execute(
+                    pending_publications.insert(),
+                    [{"run_id": claimed.run_id, "storage_key": key} for key in keys],
+                )
+        except _LeaseLost:
+            return False
+        return True
+
+    def incremental_state(self, configuration_id: str) -> IncrementalState:
+        with self._reads.connect() as conn:
+            return read_state(conn, configuration_id)
+
+    def freeze_window(
+        self,
+        claimed: ClaimedRun,
+        window: FrozenWindow,
+        observations: list[Observation] | None = None,
+    ) -> bool:
+        """Store the incremental window on the execution once, fenced; re-runs reuse it. A
+        lagged window records the configuration's observations (with the run's own) with it."""
+        try:
+            with self._engine.begin() as conn:
+                self._fence(conn, claimed)
+                if observations is not None:
+                    set_state(
+                        conn,
+                        claimed.configuration_id,
+                        observations=[o.to_json() for o in observations],
+                    )
+                stored = conn.execute(
+                    sa.select(executions.c.parameters).where(
+                        executions.c.id == claimed.execution_id
+                    )
+                ).scalar_one()
+                params = dict(stored)
+                params.setdefault("window", window.to_json())
+                conn.execute(
+                    executions.update()
+                    .where(executions.c.id == claimed.execution_id)
+                    .values(parameters=params)
+                )
+        except _LeaseLost:
+            return False
+        return True
+
+    def _fence(self, conn: Connection, claimed: ClaimedRun) -> None:
+        """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
+        held = conn.execute(
+            sa.select(runs.c.id)
+            .where(
+                *_leased(claimed.run_id, claimed.lease_token),
+            )
+            .with_for_update()
+        ).first()
+        if held is None:
+            raise _LeaseLost
+
+    def holds_lease(self, claimed: ClaimedRun, now: datetime) -> bool:
+        with self._reads.connect() as conn:
+            expires = conn.execute(
+                sa.select(runs.c.lease_expires_at).where(
+                    *_leased(claimed.run_id, claimed.lease_token),
+                )
+            ).scalar_one_or_none()
+        return expires is not None and expires > now
+
+    def is_referenced(self, storage_key: str) -> bool:
+        with self._reads.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(run_files.c.id)
+                    .where(run_files.c.storage_key == storage_key)
+                    .union_all(sa.select(runs.c.id).where(runs.c.manifest_key == storage_key))
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> bool:
+        """Record the outcome, fenced by the lease token. False: the lease was lost first."""
+        try:
+            with self._engine.begin() as conn:
+                self._record_outcome(conn, claimed, outcome, now)
+        except _LeaseLost:
+            return False
+        return True
+
+    def _record_outcome(
+        self, conn: Connection, claimed: ClaimedRun, outcome: Outcome, now: datetime
+    ) -> None:
+        recorded = transition(
+            conn,
+            claimed.run_id,
+            RunStatus.IN_PROGRESS,
+            outcome.status,
+            now,
+            {
+                "completed_at": now,
+                "record_count": outcome.record_count,
+                "processed": (
+                    outcome.record_count if outcome.processed is None else outcome.processed
+                ),
+                "progress_at": now,
+                "error_message": outcome.error_message,
+                "lease_token": None,
+                "lease_expires_at": None,
+                "manifest_key": outcome.manifest_key,
+                "warnings": outcome.warnings or None,
+            },
+            where=[runs.c.lease_token == claimed.lease_token],
+        )
+        if recorded is None:
+            raise _LeaseLost
+        conn.execute(
+            pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
+        )
+        if outcome.window is not None and outcome.window.snapshot is not None:
+            advance_snapshot(conn, claimed.configuration_id, outcome.window)
+        elif outcome.watermark is not None:
+            advance_watermark(conn, claimed.configuration_id, outcome.watermark)
+        for f in outcome.files:
+            conn.execute(
+                run_files.insert().values(
+                    id=new_id(),
+                    workspace_id=claimed.workspace_id,
+                    run_id=claimed.run_id,
+                    created_at=now,
+                    **f.__dict__,
+                )
+            )
+        release_next(conn, claimed.configuration_id, now)
+
+    def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
+        """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a
+        run whose cancel was requested ends CANCELLED instead. None: the lease was gone."""
+        return self._end_own_attempt(claimed, now, None, None)
+
+    def fail_attempt(
+        self, claimed: ClaimedRun, now: datetime, max_attempts: int, reason: str
+    ) -> RunStatus | None:
+        """This attempt failed for ``reason`` (the source stalled): another attempt, FAILED
+        after the last, CANCELLED when cancelled meanwhile. None: the lease was gone."""
+        return self._end_own_attempt(claimed, now, max_attempts, reason)
+
+    def _end_own_attempt(
+        self, claimed: ClaimedRun, now: datetime, max_attempts: int | None, reason: str | None
+    ) -> RunStatus | None:
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)
+                .where(
+                    *_leased(claimed.run_id, claimed.lease_token),
+                )
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                return None
+            return self._end_attempt(
+                conn,
+                _Attempt(
+                    row.id,
+                    claimed.lease_token,
+                    row.attempt,
+                    bool(row.cancel_requested),
+                    claimed.configuration_id,
+                ),
+                now,
+                max_attempts,
+                reason,
+            )
+
+    def _end_attempt(
+        self,
+        conn: Connection,
+        run: _Attempt,
+        now: datetime,
+        max_attempts: int | None,
+        reason: str | None,
+    ) -> RunStatus | None:
+        """End an attempt that has no outcome of its own: one conditional UPDATE, fenced by
+        the attempt's lease, to where ``after_lost_attempt`` says."""
+        target = after_lost_attempt(run.attempt, max_attempts, run.cancel_requested)
+        values: dict[str, Any] = {
+            "lease_token": None,
+            "lease_expires_at": None,
+        }
+        if target is RunStatus.PENDING:
+            values |= {"attempt": run.attempt + 1, "processed": None}
+        else:
+            values["completed_at"] = now
+        if target is RunStatus.CANCELLED:
+            values["error_message"] = None
+        elif reason is not None:
+            values["error_message"] = f"{reason}; attempt {run.attempt} of {max_attempts}"
+        elif target is RunStatus.FAILED:
+            values["error_message"] = f"worker lost after {run.attempt} attempts"
+        ended = transition(
+            conn,
+            run.run_id,
+            RunStatus.IN_PROGRESS,
+            target,
+            now,
+            values,
+            where=[runs.c.lease_token == run.lease_token],
+        )
+        if ended is None:
+            return None
+        if target is RunStatus.PENDING:
+            notify(conn)
+        else:
+            release_next(conn, run.configuration_id, now)
+        return target
+
+    def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
+        """Runs whose lease expired: back to PENDING (attempt + 1), FAILED after the last,
+        CANCELLED when their cancel was requested. Queued runs with a cancel request (left by
+        an older version) end CANCELLED too: a cancelled run never runs again."""
+        requeued = failed = cancelled = 0
+        leftovers: list[Leftover] = []
+        with self._engine.begin() as conn:
+            expired = conn.execute(
+                sa.select(
+                    runs.c.id,
+                    runs.c.workspace_id,
+                    runs.c.attempt,
+                    runs.c.lease_token,
+                    runs.c.configuration_id,
+                    runs.c.cancel_requested,
+                )
+                .where(
+                    runs.c.status == RunStatus.IN_PROGRESS.value,
+                    runs.c.lease_expires_at < now,
+                )
+                .with_for_update(skip_locked=True)
+            ).all()
+            for r in expired:
+                pending = pending_publications.c.run_id == r.id
+                keys = list(
+                    conn.execute(
+                        sa.select(pending_publications.c.storage_key).where(pending)
+                    ).scalars()
+                )
+                conn.execute(pending_publications.delete().where(pending))
+                leftovers.append(Leftover(r.id, r.workspace_id, r.lease_token, keys))
+                attempt = _Attempt(
+                    r.id, r.lease_token, r.attempt, bool(r.cancel_requested), r.configuration_id
+                )
+                target = self._end_attempt(conn, attempt, now, max_attempts, None)
+                requeued += target is RunStatus.PENDING
+                failed += target is RunStatus.FAILED
+                cancelled += target is RunStatus.CANCELLED
+            cancelled += self._cancel_queued(conn, now)
+        return ReapCounts(
+            requeued=requeued, failed=failed, cancelled=cancelled, leftovers=leftovers
+        )
+
+    def _cancel_queued(self, conn: Connection, now: datetime) -> int:
+        queued = conn.execute(
+            sa.select(runs.c.id, runs.c.status, runs.c.configuration_id)
+            .where(
+                runs.c.status.in_([RunStatus.PENDING.value, RunStatus.ON_HOLD.value]),
+                runs.c.cancel_requested.is_(True),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for r in queued:
+            before = RunStatus(r.status)
+            changed = transition(
+                conn, r.id, before, RunStatus.CANCELLED, now, {"completed_at": now}
+            )
+            if changed is not None and before is RunStatus.PENDING:
+                release_next(conn, r.configuration_id, now)
+        return len(queued)

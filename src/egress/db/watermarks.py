@@ -1,0 +1,83 @@
+"""A configuration's incremental state as the run queue reads and moves it: the watermark, the
+last snapshot and the observations, each change under the configuration row's lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from egress.db.tables import extraction_configurations as T
+from egress.domain.incremental import Observation, later
+from egress.domain.spec import FrozenWindow
+
+
+@dataclass(frozen=True)
+class IncrementalState:
+    """What a configuration's next incremental run builds on."""
+
+    watermark: Any
+    snapshot: str | None  # the last completed snapshot window's own snapshot
+    quiet: bool  # nothing was in progress in ``snapshot``: no late commit to look for
+    observations: list[Observation]
+
+
+def read_state(conn: Connection, configuration_id: str) -> IncrementalState:
+    row = conn.execute(
+        sa.select(T.c.watermark, T.c.incremental_state).where(T.c.id == configuration_id)
+    ).one()
+    state = row.incremental_state or {}
+    return IncrementalState(
+        watermark=row.watermark,
+        snapshot=state.get("snapshot"),
+        quiet=bool(state.get("quiet")),
+        observations=[Observation.from_json(o) for o in state.get("observations", [])],
+    )
+
+
+def _locked(conn: Connection, configuration_id: str) -> tuple[Any, dict[str, Any]]:
+    """The configuration's watermark and incremental state, locked until commit."""
+    row = conn.execute(
+        sa.select(T.c.watermark, T.c.incremental_state)
+        .where(T.c.id == configuration_id)
+        .with_for_update()
+    ).one()
+    return row.watermark, dict(row.incremental_state or {})
+
+
+def set_state(conn: Connection, configuration_id: str, **changes: Any) -> None:
+    _, state = _locked(conn, configuration_id)
+    conn.execute(
+        T.update().where(T.c.id == configuration_id).values(incremental_state={**state, **changes})
+    )
+
+
+def advance_watermark(conn: Connection, configuration_id: str, value: Any) -> None:
+    """The watermark moves forward only, never back."""
+    current, _ = _locked(conn, configuration_id)
+    if current is None or later(value, current):
+        conn.execute(T.update().where(T.c.id == configuration_id).values(watermark=value))
+
+
+def advance_snapshot(conn: Connection, configuration_id: str, window: FrozenWindow) -> None:
+    """Move the watermark and snapshot to the window's, only from the pair it was built on:
+    rows at or below the watermark visible in the snapshot are all delivered."""
+    assert window.snapshot is not None
+    watermark, state = _locked(conn, configuration_id)
+    if watermark != window.low or state.get("snapshot") != window.snapshot.previous_snapshot:
+        return
+    high = window.high
+    conn.execute(
+        T.update()
+        .where(T.c.id == configuration_id)
+        .values(
+            watermark=high if watermark is None or later(high, watermark) else watermark,
+            incremental_state={
+                **state,
+                "snapshot": window.snapshot.snapshot,
+                "quiet": window.snapshot.quiet,
+            },
+        )
+    )
