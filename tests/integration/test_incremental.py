@@ -302,7 +302,7 @@ def test_mysql_default_lag_and_bad_lags(c: Container, mysql_db: MysqlDatabase) -
     for bad, message in [("5 parsecs", "not a duration"), (-1, "between 0 seconds and 1 day")]:
         with pytest.raises(Invalid, match=message) as err:
             env.run(incrementalLag=bad)
-        assert err.value.errors[0].loc == ("body", "incrementalLag")
+        assert err.value.errors[0].loc == ("body", "incremental_lag")
 
 
 # ---------------------------------------------------------------- concurrent writers

@@ -306,9 +306,9 @@ def test_selected_rows(env: Env) -> None:
         ({"selectAll": False}, "rows", "required"),
         ({"rows": [{"region": "EU"}]}, "rows.0", "misses the key field(s) 'id'"),
         ({"rows": [{"id": i} for i in range(51)]}, "rows", "at most 50"),
-        ({"dateFrom": "2026-02-01", "dateTo": "2026-01-01"}, "dateFrom", "after dateTo"),
-        ({"dateFrom": "yesterday"}, "dateFrom", "not an ISO date"),
-        ({"whereClause": "nope = 1"}, "whereClause", "unknown column 'nope'"),
+        ({"dateFrom": "2026-02-01", "dateTo": "2026-01-01"}, "date_from", "after dateTo"),
+        ({"dateFrom": "yesterday"}, "date_from", "not an ISO date"),
+        ({"whereClause": "nope = 1"}, "where_clause", "unknown column 'nope'"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(

@@ -281,7 +281,7 @@ def test_an_unknown_table_names_the_driver_message(env: Env, source: Source) -> 
 def test_keys_must_be_result_columns(env: Env) -> None:
     with pytest.raises(Invalid) as err:
         env.template(cursor_field="ordered")
-    assert err.value.errors[0].loc == ("body", "cursorField")
+    assert err.value.errors[0].loc == ("body", "cursor_field")
 
 
 def test_repeated_column_names_are_refused(c: Container, pg_db: PgDatabase) -> None:

@@ -115,9 +115,9 @@ class CatalogService:
             chosen = [col for name_ in fields if (col := base.column(name_)) is not None]
         chosen = with_column_types(chosen, column_types or {}, base)
         for key in primary_key or []:
-            _check_field("primaryKey", key, chosen)
-        _check_field("cursorField", cursor_field, chosen)
-        _check_field("dateField", date_field, chosen)
+            _check_field("primary_key", key, chosen)
+        _check_field("cursor_field", cursor_field, chosen)
+        _check_field("date_field", date_field, chosen)
         names = {col.name for col in chosen}
         if primary_key is None:  # inherit the table's key only if every key column is kept
             primary_key = base.primary_key if set(base.primary_key) <= names else []
@@ -150,7 +150,7 @@ class CatalogService:
         source = self.source_for(workspace_id, connection_id)
         if not isinstance(source, QuerySource):
             raise Invalid.at(
-                ("body", "connectionId"),
+                ("body", "connection_id"),
                 "SQL templates need a database connection (postgresql, sqlite or mysql)",
             )
         text = check_query(query, source.dialect)
@@ -167,9 +167,9 @@ class CatalogService:
                 "give each its own alias",
             )
         for key in primary_key or []:
-            _check_field("primaryKey", key, columns)
-        _check_field("cursorField", cursor_field, columns)
-        _check_field("dateField", date_field, columns)
+            _check_field("primary_key", key, columns)
+        _check_field("cursor_field", cursor_field, columns)
+        _check_field("date_field", date_field, columns)
         return self._templates.create_custom(
             workspace_id,
             connection_id,

@@ -95,7 +95,7 @@ class ConfigurationService:
             template = self._templates.get(workspace_id, values["template_id"])
         except NotFound as exc:
             raise Invalid.at(
-                ("body", "templateId"), f"unknown template {values['template_id']!r}"
+                ("body", "template_id"), f"unknown template {values['template_id']!r}"
             ) from exc
         select_fields(template.fields, values["fields"])
         if values["format"] == "parquet" and values["compression"] != "none":
@@ -110,25 +110,25 @@ class ConfigurationService:
         if split_by is not None:
             if template.field(split_by) is None:
                 raise Invalid.at(
-                    ("body", "splitBy"),
+                    ("body", "split_by"),
                     f"unknown field {split_by!r}; the template has: "
                     f"{', '.join(f.name for f in template.fields)}",
                 )
             if pattern is not None and "{configurationName}" not in pattern:
                 raise Invalid.at(
-                    ("body", "fileNamePattern"),
+                    ("body", "file_name_pattern"),
                     "with splitBy, the pattern must contain {configurationName}: "
                     "each part's value is added after it",
                 )
         if values.get("filter") is not None:
             parse_where(values["filter"], [f.name for f in template.fields])
         if values.get("extract_only_new") and template.cursor_field is None:
-            raise Invalid.at(("body", "extractOnlyNew"), "the template has no cursorField")
+            raise Invalid.at(("body", "extract_only_new"), "the template has no cursorField")
         date_range(template.date_field, values.get("date_from"), values.get("date_to"))
         start: datetime | None = values["start_date"]
         end: datetime | None = values["end_date"]
         if start is not None and end is not None and end <= start:
-            raise Invalid.at(("body", "endDate"), "must be after startDate")
+            raise Invalid.at(("body", "end_date"), "must be after startDate")
         destination = dict(values["destination"])
         if destination["type"] == "storage":
             destination["path"] = normalize_destination_path(destination.get("path", ""))
@@ -139,9 +139,9 @@ class ConfigurationService:
                     "upsert merges by primary key and the template has none",
                 )
             if split_by is not None:
-                raise Invalid.at(("body", "splitBy"), "is only for storage destinations")
+                raise Invalid.at(("body", "split_by"), "is only for storage destinations")
             self._check_loading(workspace_id, template, values["fields"], destination, cfg_id)
-        lag = lag_seconds(values.get("incremental_lag"), ("body", "incrementalLag"))
+        lag = lag_seconds(values.get("incremental_lag"), ("body", "incremental_lag"))
         return {**values, "destination": destination, "incremental_lag": lag}
 
     def _check_loading(

@@ -40,7 +40,7 @@ def resolve_options(
     date_to = body.get("dateTo", cfg.date_to)
     where = body.get("whereClause", cfg.filter)
     only_new = bool(body.get("extractOnlyNew", cfg.extract_only_new))
-    lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incrementalLag"))
+    lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incremental_lag"))
     date_range(template.date_field, date_from, date_to)
     if where is not None:
         parse_where(where, [f.name for f in template.fields])
@@ -49,7 +49,7 @@ def resolve_options(
     )
     if only_new and template.cursor_field is None:
         raise Invalid.at(
-            ("body", "extractOnlyNew"),
+            ("body", "extract_only_new"),
             "the template has no cursorField, so it cannot extract only new records",
         )
     return {
