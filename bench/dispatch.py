@@ -32,7 +32,6 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.db.tables import runs
 from egress.domain.paging import PageRequest
-from egress.services import catalog, configurations, executions
 from egress.settings import Settings
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -107,13 +106,12 @@ def main() -> int:
             {"host": "127.0.0.1", "port": 5432, "database": source, "user": "postgres"},
             None,
         )
-        catalog.discover(c, ws, conn_rec.id)
+        c.services.catalog.discover(ws, conn_rec.id)
         template = c.templates.list_page(ws, conn_rec.id, PageRequest(0, 10)).items[0]
         total = args.executions + args.idle_samples
         config_ids = []
         for i in range(total):
-            record = configurations.create(
-                c,
+            record = c.services.configurations.create(
                 ws,
                 {
                     "name": f"tiny_{i}",
@@ -142,13 +140,13 @@ def main() -> int:
         time.sleep(3)  # let every worker connect and LISTEN before measuring idle latency
 
         for cfg_id in config_ids[: args.idle_samples]:
-            executions.trigger(c, ws, cfg_id, {})
+            c.services.executions.trigger(ws, cfg_id, {})
             _wait_all_done(c, 30)
         idle = _latencies_ms(c)
 
         started = time.monotonic()
         for cfg_id in config_ids[args.idle_samples :]:
-            executions.trigger(c, ws, cfg_id, {})
+            c.services.executions.trigger(ws, cfg_id, {})
         trigger_s = time.monotonic() - started
         _wait_all_done(c, 600)
         loaded = _latencies_ms(c)[len(idle) :]
@@ -157,7 +155,7 @@ def main() -> int:
         for p in procs:
             p.popen.send_signal(signal.SIGSTOP)
         for cfg_id in config_ids[args.idle_samples :]:
-            executions.trigger(c, ws, cfg_id, {})
+            c.services.executions.trigger(ws, cfg_id, {})
         started = time.monotonic()
         for p in procs:
             p.popen.send_signal(signal.SIGCONT)

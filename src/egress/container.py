@@ -18,6 +18,13 @@ from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.engine.runner import Runner
+from egress.services import Services
+from egress.services.catalog import CatalogService
+from egress.services.configurations import ConfigurationService
+from egress.services.connections import ConnectionService
+from egress.services.data_tables import DataTableService
+from egress.services.executions import ExecutionService
+from egress.services.identity import IdentityService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
@@ -73,6 +80,29 @@ class Container:
                 settings.source_pool_size, retry_after_s=math.ceil(settings.source_timeout_s)
             ),
             clock=clock,
+        )
+
+    @property
+    def services(self) -> Services:
+        """The use cases over this container's parts. Built on each use (a few small objects)
+        so that they always hold the parts the container holds now, e.g. a test's clock."""
+        return Services(
+            configurations=ConfigurationService(
+                self.configurations, self.templates, self.data_tables, self.storage
+            ),
+            executions=ExecutionService(
+                self.configurations,
+                self.templates,
+                self.connections,
+                self.executions,
+                self.wakeup,
+                self.clock,
+                self.settings.max_selected_rows,
+            ),
+            connections=ConnectionService(self.connections, self.secret_box, self.policy),
+            catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
+            data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
+            identity=IdentityService(self.workspaces, self.signing, self.clock),
         )
 
     def runner(self) -> Runner:

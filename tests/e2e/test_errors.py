@@ -506,3 +506,22 @@ def test_unknown_ids_are_404(http: httpx.Client, world: dict[str, Any]) -> None:
         r = http.request(method, path, json=bodies.get(method))
         body = problem(r, 404)
         assert body["type"].endswith("/404") and body["title"] == "Not Found", (method, path)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dateFrom": "yesterday"}, "dateFrom"),
+        ({"incrementalLag": "soon"}, "incrementalLag"),
+        ({"whereClause": "nope = 1"}, "whereClause"),
+    ],
+)
+def test_a_422_names_the_field_as_the_native_client_sent_it(
+    http: httpx.Client, world: dict[str, Any], body: dict[str, Any], field: str
+) -> None:
+    """The services name fields logically (``date_from``); the native face answers with its
+    camelCase name, in ``errors`` and in ``detail``."""
+    r = http.post(f"{world['base']}/executions", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field
+    assert r.json()["detail"].startswith(f"body.{field}: ")

@@ -13,7 +13,6 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, executions
 from tests.conftest import make_settings
 from tests.support.factories import submitted_configuration
 
@@ -39,7 +38,7 @@ def template_id(c: Container, tmp_path: Path) -> str:
         )
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "src", "sqlite", {"path": str(path)}, None)
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     return next(
         t.id
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
@@ -48,7 +47,7 @@ def template_id(c: Container, tmp_path: Path) -> str:
 
 
 def _run(c: Container, ws: str, cfg: str) -> None:
-    execution, _ = executions.trigger(c, ws, cfg, {})
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run.status is RunStatus.COMPLETED, run.error_message
@@ -66,5 +65,5 @@ def test_deleting_a_configuration_deletes_its_files_and_manifests(
     manifests = [k for k in published if k.endswith(".manifest.json")]
     assert len(manifests) == 2 and len(published) == 2 * (4 if split_by else 2)
 
-    configurations.delete(c, ws, cfg)
+    c.services.configurations.delete(ws, cfg)
     assert [o.key for o in c.storage.list(ws)] == []

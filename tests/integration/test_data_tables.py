@@ -21,7 +21,7 @@ from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Conflict, Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, configurations, data_tables, executions
+from egress.services import executions
 from egress.sinks.data_table import target_table
 from tests.conftest import make_settings
 from tests.support.factories import configuration_values, submitted_configuration
@@ -61,7 +61,7 @@ def source(tmp_path: Path) -> Path:
 def _config(c: Container, source: Path, mode: str, table: str = "items_copy") -> tuple[str, str]:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"src{next(_n)}", "sqlite", {"path": str(source)}, None)
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     tpl = c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items[0]
     cfg_id = submitted_configuration(
         c,
@@ -74,7 +74,7 @@ def _config(c: Container, source: Path, mode: str, table: str = "items_copy") ->
 
 
 def _run(c: Container, ws: str, cfg: str, **options: Any) -> Any:
-    execution, _ = executions.trigger(c, ws, cfg, options)
+    execution, _ = c.services.executions.trigger(ws, cfg, options)
     assert c.worker().run_once()
     return c.executions.get(ws, cfg, execution.id)
 
@@ -155,8 +155,7 @@ def test_rules(c: Container, source: Path) -> None:
         "end_date": None,
     }
     with pytest.raises(Invalid, match="is only for storage"):
-        configurations.create(
-            c,
+        c.services.configurations.create(
             ws,
             {
                 **base,
@@ -174,8 +173,8 @@ def _files_template(c: Container, tmp_path: Path, table: pa.Table, key: list[str
     pq.write_table(table, folder / "keys.parquet")
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"files{next(_n)}", "files", {"url": folder.as_uri()}, None)
-    tpl = catalog.create_custom_template(
-        c, ws, conn.id, f"keyed{next(_n)}", "keys.parquet", None, key, None, None
+    tpl = c.services.catalog.create_custom_template(
+        ws, conn.id, f"keyed{next(_n)}", "keys.parquet", None, key, None, None
     )
     return tpl.id
 
@@ -200,7 +199,7 @@ def test_a_null_key_fails_the_run_and_is_never_invented(c: Container, tmp_path: 
     # Its first load never committed: listed with no rows, and its rows page is empty.
     table = next(t for t in c.data_tables.list_page(ws, PageRequest(0, 10)).items)
     assert (table.name, table.row_count) == ("nullkeys", 0)
-    assert data_tables.rows_page(c, ws, table.id, 10, None).rows == []
+    assert c.services.data_tables.rows_page(ws, table.id, 10, None).rows == []
 
 
 def test_a_null_in_any_column_of_a_composite_key_fails_the_run(
@@ -255,7 +254,7 @@ def test_a_table_is_loaded_only_as_it_was_created(c: Container, source: Path) ->
 
     # Another mode, into the table that merges by id: refused when saved.
     with pytest.raises(Conflict) as append:
-        configurations.create(c, ws, _values(tpl, "log", "items_copy", "append"))
+        c.services.configurations.create(ws, _values(tpl, "log", "items_copy", "append"))
     assert str(append.value) == (
         "data table 'items_copy' was created to be loaded by upsert on (id) from template "
         "'main.items'; this configuration would load it by append from template 'main.items'. "
@@ -264,27 +263,27 @@ def test_a_table_is_loaded_only_as_it_was_created(c: Container, source: Path) ->
     )
     # Switching the loading configuration itself to append: refused too.
     with pytest.raises(Conflict, match="would load it by append"):
-        configurations.update(
-            c, ws, cfg, {"destination": {"type": "dataTable", "dataTable": "items_copy"}}
+        c.services.configurations.update(
+            ws, cfg, {"destination": {"type": "dataTable", "dataTable": "items_copy"}}
         )
     # Another key (a custom template keyed by name).
     conn_id = c.templates.get(ws, tpl).connection_id
-    by_name = catalog.create_custom_template(
-        c, ws, conn_id, "by_name", "main.items", None, ["name"], None, None
+    by_name = c.services.catalog.create_custom_template(
+        ws, conn_id, "by_name", "main.items", None, ["name"], None, None
     )
     with pytest.raises(Conflict, match=r"would load it by upsert on \(name\) from template"):
-        configurations.create(c, ws, _values(by_name.id, "k", "items_copy", "upsert"))
+        c.services.configurations.create(ws, _values(by_name.id, "k", "items_copy", "upsert"))
     # Same key, another template.
-    same_key = catalog.create_custom_template(
-        c, ws, conn_id, "same_key", "main.items", ["id", "name"], ["id"], None, None
+    same_key = c.services.catalog.create_custom_template(
+        ws, conn_id, "same_key", "main.items", ["id", "name"], ["id"], None, None
     )
     with pytest.raises(Conflict, match="from template 'same_key'"):
-        configurations.create(c, ws, _values(same_key.id, "t", "items_copy", "upsert"))
+        c.services.configurations.create(ws, _values(same_key.id, "t", "items_copy", "upsert"))
     # The same way from the same template: a second loader is fine.
-    second = configurations.create(c, ws, _values(tpl, "again", "items_copy", "upsert"))
+    second = c.services.configurations.create(ws, _values(tpl, "again", "items_copy", "upsert"))
     # An upsert must deliver its key.
     with pytest.raises(Invalid, match="fields must include 'id'") as no_key:
-        configurations.update(c, ws, second.id, {"fields": ["name", "qty"]})
+        c.services.configurations.update(ws, second.id, {"fields": ["name", "qty"]})
     assert no_key.value.errors[0].loc == ("body", "fields")
 
 
@@ -295,14 +294,14 @@ def test_before_the_first_load_the_configurations_define_the_table(
     tpl = c.configurations.get(ws, cfg).template_id
     name = c.configurations.get(ws, cfg).name
     with pytest.raises(Conflict) as raised:
-        configurations.create(c, ws, _values(tpl, "other", "not_yet", "upsert"))
+        c.services.configurations.create(ws, _values(tpl, "other", "not_yet", "upsert"))
     assert str(raised.value).startswith(
         f"configuration {name!r} loads data table 'not_yet' by append from template "
         "'main.items'; this configuration would load it by upsert on (id)"
     )
     # The configuration alone may still change its own mind before anything was loaded.
-    configurations.update(
-        c, ws, cfg, {"destination": {"type": "dataTable", "dataTable": "not_yet", "mode": "upsert"}}
+    c.services.configurations.update(
+        ws, cfg, {"destination": {"type": "dataTable", "dataTable": "not_yet", "mode": "upsert"}}
     )
 
 

@@ -33,7 +33,6 @@ from egress.domain.catalog import TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.postgresql import PostgresSettings, PostgresSource
@@ -307,7 +306,7 @@ def test_source_failure_fails_the_run_with_the_drivers_message(
         conn.execute("INSERT INTO doomed VALUES (1)")
     ws = c.workspaces.ensure_workspace("t")
     conn_rec = c.connections.create(ws, "doom", "postgresql", _pg_settings(pg), None)
-    catalog.discover(c, ws, conn_rec.id)
+    c.services.catalog.discover(ws, conn_rec.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn_rec.id, PageRequest(0, 50)).items
@@ -316,7 +315,7 @@ def test_source_failure_fails_the_run_with_the_drivers_message(
     cfg_id = submitted_configuration(c, ws, tpl.id, "doomed", format="parquet")
     with pg.connect() as conn:
         conn.execute("DROP TABLE doomed")
-    ex, _ = executions.trigger(c, ws, cfg_id, {})
+    ex, _ = c.services.executions.trigger(ws, cfg_id, {})
     c.worker().run_once()
     run = c.executions.get(ws, cfg_id, ex.id).latest
     assert run.status is RunStatus.FAILED

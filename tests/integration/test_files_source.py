@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from egress.api.native.presenters import element_tree
 from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.catalog import TableInfo, TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from egress.sources import SourceError
 from egress.sources import files as files_module
 from egress.sources.files import FilesSettings, FilesSource
@@ -285,7 +285,7 @@ def test_discovery_files_folders_and_what_is_ignored(c: Container, tmp_path: Pat
 
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "files", "files", {"url": root.as_uri()}, None)
-    tree = catalog.element_tree(conn.id, catalog.discover(c, ws, conn.id))
+    tree = element_tree(c.services.catalog.discover(ws, conn.id))
     assert [(f["elementType"], f["name"]) for f in tree] == [
         ("FOLDER", "broken"),
         ("FOLDER", "mixed"),
@@ -314,7 +314,7 @@ def test_a_malformed_file_fails_the_run_naming_file_and_line(c: Container, tmp_p
     (root / "orders" / "b.csv").write_text("id,amount\n3,4\n")
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "files", "files", {"url": root.as_uri()}, None)
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
@@ -323,7 +323,7 @@ def test_a_malformed_file_fails_the_run_naming_file_and_line(c: Container, tmp_p
     cfg = submitted_configuration(c, ws, tpl.id, "orders", format="parquet")
     # After discovery, a producer appends a bad line to one file.
     (root / "orders" / "b.csv").write_text("id,amount\n3,4\n4,four\n")
-    ex, _ = executions.trigger(c, ws, cfg, {})
+    ex, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, ex.id).latest
     assert run.status is RunStatus.FAILED
@@ -371,14 +371,14 @@ def test_a_bucket_on_a_real_s3_server(c: Container, s3_server: S3Server) -> None
     ws = c.workspaces.ensure_workspace("t")
     secrets = {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}
     conn = c.connections.create(ws, "lake", "files", settings, c.secret_box.seal(secrets))
-    assert catalog.test_connection(c, ws, conn.id) == (None, [])
-    names = {t.qualified_name for t in catalog.discover(c, ws, conn.id)}
+    assert c.services.catalog.test_connection(ws, conn.id) == (None, [])
+    names = {t.qualified_name for t in c.services.catalog.discover(ws, conn.id)}
     assert names == {"sales", "sales/2026-01.parquet", "sales/2026-02.parquet"}
     tpl = next(
         t for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items if t.name == "sales"
     )
     cfg = submitted_configuration(c, ws, tpl.id, "sales", format="csv")
-    ex, _ = executions.trigger(c, ws, cfg, {"whereClause": "region = 'EU'"})
+    ex, _ = c.services.executions.trigger(ws, cfg, {"whereClause": "region = 'EU'"})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, ex.id).latest
     assert run.status is RunStatus.COMPLETED, run.error_message

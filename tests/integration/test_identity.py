@@ -67,38 +67,40 @@ def _legacy_token(c: Container, workspace_id: str, token: str) -> str:
 
 def test_a_token_authenticates_until_it_expires_or_is_revoked(build: Build) -> None:
     c = build()
-    ws = identity.create_workspace(c, "a")
+    ws = c.services.identity.create_workspace("a")
     with pytest.raises(Conflict):
-        identity.create_workspace(c, "a")
-    new = identity.create_token(c, ws, "editor", "t", expires_in_days=1)
-    principal = identity.authenticate(c, new.token)
+        c.services.identity.create_workspace("a")
+    new = c.services.identity.create_token(ws, "editor", "t", expires_in_days=1)
+    principal = c.services.identity.authenticate(new.token)
     assert (principal.workspace_id, principal.role, principal.token_id) == (
         ws,
         "editor",
         new.record.id,
     )
     with pytest.raises(Unauthenticated, match="not valid"):
-        identity.authenticate(c, new.token + "x")
+        c.services.identity.authenticate(new.token + "x")
     c.clock = lambda: utcnow() + timedelta(days=1)
     with pytest.raises(Unauthenticated, match="has expired"):
-        identity.authenticate(c, new.token)
+        c.services.identity.authenticate(new.token)
     c.clock = utcnow
-    identity.revoke_token(c, new.record.id)
+    c.services.identity.revoke_token(new.record.id)
     first = _row(c, new.record.id).revoked_at
-    assert identity.revoke_token(c, new.record.id).revoked_at == first  # revoking again: no-op
+    assert (
+        c.services.identity.revoke_token(new.record.id).revoked_at == first
+    )  # revoking again: no-op
     with pytest.raises(Unauthenticated, match="has been revoked"):
-        identity.authenticate(c, new.token)
+        c.services.identity.authenticate(new.token)
 
 
 def test_a_legacy_sha256_token_works_once_and_is_then_stored_as_an_hmac(build: Build) -> None:
     c = build(signing_keys=K1)
     ws = c.workspaces.ensure_workspace("a")
     token_id = _legacy_token(c, ws, "low-entropy")
-    assert identity.authenticate(c, "low-entropy").token_id == token_id
+    assert c.services.identity.authenticate("low-entropy").token_id == token_id
     row = _row(c, token_id)
     assert row.key_id == K1.split(":")[0]
     assert row.token_hash == identity.token_hash(c.signing, row.key_id, "low-entropy")
-    assert identity.authenticate(c, "low-entropy").token_id == token_id
+    assert c.services.identity.authenticate("low-entropy").token_id == token_id
 
 
 def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: Build) -> None:
@@ -106,20 +108,22 @@ def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: Build) -> 
     first.settings.bootstrap_token = "dev-token"
     ws = first.workspaces.ensure_workspace("default")
     token_id = _legacy_token(first, ws, "dev-token")  # made by an older release
-    identity.ensure_bootstrap_token(first)
+    first.services.identity.ensure_bootstrap_token(first.settings.bootstrap_token)
     assert _row(first, token_id).key_id == K1.split(":")[0]  # re-hashed at start, not on use
-    assert len(identity.list_tokens(first)) == 1
+    assert len(first.services.identity.list_tokens()) == 1
 
     rotated = build(signing_keys=f"{K2},{K1}")
     rotated.settings.bootstrap_token = "dev-token"
-    identity.ensure_bootstrap_token(rotated)
+    rotated.services.identity.ensure_bootstrap_token(rotated.settings.bootstrap_token)
     assert _row(rotated, token_id).key_id == K2.split(":")[0]
-    assert identity.authenticate(rotated, "dev-token").role == "admin"
+    assert rotated.services.identity.authenticate("dev-token").role == "admin"
 
-    identity.revoke_token(rotated, token_id)
-    identity.ensure_bootstrap_token(rotated)  # a restart does not undo a revocation
+    rotated.services.identity.revoke_token(token_id)
+    rotated.services.identity.ensure_bootstrap_token(
+        rotated.settings.bootstrap_token
+    )  # a restart does not undo a revocation
     with pytest.raises(Unauthenticated):
-        identity.authenticate(rotated, "dev-token")
+        rotated.services.identity.authenticate("dev-token")
 
 
 def test_a_hash_counts_only_under_the_key_it_names(build: Build) -> None:
@@ -131,7 +135,7 @@ def test_a_hash_counts_only_under_the_key_it_names(build: Build) -> None:
             api_tokens.update().where(api_tokens.c.id == token_id).values(key_id=K2.split(":")[0])
         )
     with pytest.raises(Unauthenticated):
-        identity.authenticate(c, "guess")
+        c.services.identity.authenticate("guess")
 
 
 def test_key_files_are_generated_once_with_mode_0600(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
@@ -51,8 +50,8 @@ class Env:
 
     def run(self, **options: Any) -> tuple[str, list[int]]:
         """Trigger an incremental run and carry it out; its execution and delivered ids."""
-        execution, _ = executions.trigger(
-            self.c, self.ws, self.cfg, {"extractOnlyNew": True, **options}
+        execution, _ = self.c.services.executions.trigger(
+            self.ws, self.cfg, {"extractOnlyNew": True, **options}
         )
         assert self.c.worker().run_once()
         return execution.id, self.ids(execution.id)
@@ -98,8 +97,8 @@ def _env(
 ) -> Env:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"src{next(_names)}", kind, settings, None)
-    tpl = catalog.create_custom_template(
-        c, ws, conn.id, f"tpl{next(_names)}", table, None, ["id"], cursor, None
+    tpl = c.services.catalog.create_custom_template(
+        ws, conn.id, f"tpl{next(_names)}", table, None, ["id"], cursor, None
     )
     cfg = submitted_configuration(
         c, ws, tpl.id, f"cfg{next(_names)}", format=fmt, incremental_lag=lag
@@ -235,8 +234,8 @@ def test_postgres_failed_run_moves_nothing(c: Container, pg_db: PgDatabase) -> N
         a.execute("BEGIN")
         a.execute("INSERT INTO ev (v) VALUES ('slow')")  # 11
         b.execute("INSERT INTO ev (v) VALUES ('fast')")  # 12
-        execution, _ = executions.trigger(
-            env.c, env.ws, env.cfg, {"extractOnlyNew": True, "whereClause": "1 / (id - id) = 1"}
+        execution, _ = env.c.services.executions.trigger(
+            env.ws, env.cfg, {"extractOnlyNew": True, "whereClause": "1 / (id - id) = 1"}
         )
         assert env.c.worker().run_once()
         failed = env.c.executions.get(env.ws, env.cfg, execution.id).latest
@@ -302,7 +301,7 @@ def test_mysql_default_lag_and_bad_lags(c: Container, mysql_db: MysqlDatabase) -
     for bad, message in [("5 parsecs", "not a duration"), (-1, "between 0 seconds and 1 day")]:
         with pytest.raises(Invalid, match=message) as err:
             env.run(incrementalLag=bad)
-        assert err.value.errors[0].loc == ("body", "incrementalLag")
+        assert err.value.errors[0].loc == ("body", "incremental_lag")
 
 
 # ---------------------------------------------------------------- concurrent writers

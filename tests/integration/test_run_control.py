@@ -25,7 +25,6 @@ from egress.domain.errors import Conflict
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from egress.sources import Source, SourceError, open_source
 from egress.worker.loop import RELEASE_WAIT_S
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
@@ -58,7 +57,7 @@ def setup(container: Container, slow_source: PgDatabase) -> Callable[[str], tupl
         {"host": "127.0.0.1", "port": 5432, "database": slow_source.name, "user": "postgres"},
         None,
     )
-    catalog.discover(container, ws, conn.id)
+    container.services.catalog.discover(ws, conn.id)
     templates = {
         t.name: t.id for t in container.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
     }
@@ -112,55 +111,55 @@ def test_cancel_pending_and_on_hold_end_at_once(
     container: Container, setup: Callable[[str], tuple[str, str]]
 ) -> None:
     ws, cfg = setup("fast")
-    first, _ = executions.trigger(container, ws, cfg, {})
-    second, _ = executions.trigger(container, ws, cfg, {})
-    third, _ = executions.trigger(container, ws, cfg, {})
+    first, _ = container.services.executions.trigger(ws, cfg, {})
+    second, _ = container.services.executions.trigger(ws, cfg, {})
+    third, _ = container.services.executions.trigger(ws, cfg, {})
     assert [first.latest.status, second.latest.status, third.latest.status] == [
         RunStatus.PENDING,
         RunStatus.ON_HOLD,
         RunStatus.ON_HOLD,
     ]
-    held = executions.cancel(container, ws, cfg, second.id)
+    held = container.services.executions.cancel(ws, cfg, second.id)
     assert held.latest.status is RunStatus.CANCELLED
-    pending = executions.cancel(container, ws, cfg, first.id)
+    pending = container.services.executions.cancel(ws, cfg, first.id)
     assert pending.latest.status is RunStatus.CANCELLED
     # Cancelling the active run released the next held one, in order.
     assert _get(container, ws, cfg, third.id).latest.status is RunStatus.PENDING
     with pytest.raises(Conflict, match="CANCELLED"):
-        executions.cancel(container, ws, cfg, first.id)
+        container.services.executions.cancel(ws, cfg, first.id)
 
 
 def test_cancel_in_progress_stops_within_two_seconds_and_publishes_nothing(
     container: Container, setup: Callable[[str], tuple[str, str]], worker: object
 ) -> None:
     ws, cfg = setup("slow")
-    ex, _ = executions.trigger(container, ws, cfg, {})
+    ex, _ = container.services.executions.trigger(ws, cfg, {})
     _wait(container, ws, cfg, ex.id, lambda e: (e.latest.processed or 0) > 0)
     asked = time.monotonic()
-    executions.cancel(container, ws, cfg, ex.id)
+    container.services.executions.cancel(ws, cfg, ex.id)
     done = _wait(container, ws, cfg, ex.id, lambda e: e.latest.status is RunStatus.CANCELLED, 10)
     assert time.monotonic() - asked < 2.0
     assert done.latest.files == []
     assert _objects(container) == []  # neither a final nor a temporary file
     with pytest.raises(Conflict):
-        executions.cancel(container, ws, cfg, ex.id)
+        container.services.executions.cancel(ws, cfg, ex.id)
 
 
 def test_finished_run_cannot_be_cancelled(
     container: Container, setup: Callable[[str], tuple[str, str]], worker: object
 ) -> None:
     ws, cfg = setup("fast")
-    ex, _ = executions.trigger(container, ws, cfg, {})
+    ex, _ = container.services.executions.trigger(ws, cfg, {})
     _wait(container, ws, cfg, ex.id, lambda e: e.latest.status is RunStatus.COMPLETED)
     with pytest.raises(Conflict, match="COMPLETED"):
-        executions.cancel(container, ws, cfg, ex.id)
+        container.services.executions.cancel(ws, cfg, ex.id)
 
 
 def test_five_quick_triggers_run_one_at_a_time_in_trigger_order(
     container: Container, setup: Callable[[str], tuple[str, str]]
 ) -> None:
     ws, cfg = setup("fast")
-    ids = [executions.trigger(container, ws, cfg, {})[0].id for _ in range(5)]
+    ids = [container.services.executions.trigger(ws, cfg, {})[0].id for _ in range(5)]
     statuses = [_get(container, ws, cfg, i).latest.status for i in ids]
     assert statuses == [RunStatus.PENDING] + [RunStatus.ON_HOLD] * 4
     w = container.worker(name="order")
@@ -177,7 +176,7 @@ def test_progress_is_visible_while_in_progress(
     container: Container, setup: Callable[[str], tuple[str, str]], worker: object
 ) -> None:
     ws, cfg = setup("slow")
-    ex, _ = executions.trigger(container, ws, cfg, {})
+    ex, _ = container.services.executions.trigger(ws, cfg, {})
     seen: list[int] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -199,7 +198,7 @@ def test_shutdown_hands_running_runs_back_for_another_worker(
     ws, cfg = setup("slow")
     first = container.worker(name="leaving")
     first.start()
-    ex, _ = executions.trigger(container, ws, cfg, {})
+    ex, _ = container.services.executions.trigger(ws, cfg, {})
     _wait(container, ws, cfg, ex.id, lambda e: (e.latest.processed or 0) > 0)
     first.stop(0)  # no grace: release at once
     run = _get(container, ws, cfg, ex.id).latest
@@ -408,7 +407,7 @@ def test_a_stalled_run_whose_driver_ignores_the_interrupt_is_taken_over(
     w = c.worker(name="stall")
     w.start()
     try:
-        ex, _ = executions.trigger(c, ws, cfg, {})
+        ex, _ = c.services.executions.trigger(ws, cfg, {})
         done = _wait(c, ws, cfg, ex.id, lambda e: e.latest.status is RunStatus.FAILED, 20)
         run = done.latest
         assert run.attempt == 2
@@ -426,7 +425,7 @@ def test_stop_gives_back_a_run_whose_driver_ignores_the_interrupt(
     ws, cfg = _silent_configuration(container, silent_port)
     w = container.worker(name="leaving")
     w.start()
-    ex, _ = executions.trigger(container, ws, cfg, {})
+    ex, _ = container.services.executions.trigger(ws, cfg, {})
     _wait(container, ws, cfg, ex.id, lambda e: e.latest.status is RunStatus.IN_PROGRESS)
     asked = time.monotonic()
     w.stop(0)

@@ -23,7 +23,6 @@ from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
@@ -180,7 +179,7 @@ class Env:
     cfg: str
 
     def run(self, **options: Any) -> tuple[str, list[int]]:
-        execution, _ = executions.trigger(self.c, self.ws, self.cfg, options)
+        execution, _ = self.c.services.executions.trigger(self.ws, self.cfg, options)
         assert self.c.worker().run_once()
         return execution.id, self.ids(execution.id)
 
@@ -204,8 +203,8 @@ _names = itertools.count()
 def env(c: Container, source: Source) -> Env:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"src{next(_names)}", source.kind, source.settings, None)
-    tpl = catalog.create_custom_template(
-        c, ws, conn.id, "events_tpl", source.table, None, ["id"], "id", "happened"
+    tpl = c.services.catalog.create_custom_template(
+        ws, conn.id, "events_tpl", source.table, None, ["id"], "id", "happened"
     )
     cfg_id = submitted_configuration(c, ws, tpl.id, f"events_{next(_names)}")
     # These tests check the window mechanics with writers that commit at once: no safety lag
@@ -279,8 +278,8 @@ def test_a_huge_number_in_a_filter_matches_nothing_or_fails_clearly(
 ) -> None:
     """Beyond 64 bits: PostgreSQL and MariaDB compare it as a numeric; SQLite and Arrow cannot
     bind it, and the run fails saying so (never an internal error)."""
-    execution, _ = executions.trigger(
-        env.c, env.ws, env.cfg, {"whereClause": "id = 99999999999999999999"}
+    execution, _ = env.c.services.executions.trigger(
+        env.ws, env.cfg, {"whereClause": "id = 99999999999999999999"}
     )
     assert env.c.worker().run_once()
     run = env.c.executions.get(env.ws, env.cfg, execution.id).latest
@@ -307,16 +306,16 @@ def test_selected_rows(env: Env) -> None:
         ({"selectAll": False}, "rows", "required"),
         ({"rows": [{"region": "EU"}]}, "rows.0", "misses the key field(s) 'id'"),
         ({"rows": [{"id": i} for i in range(51)]}, "rows", "at most 50"),
-        ({"dateFrom": "2026-02-01", "dateTo": "2026-01-01"}, "dateFrom", "after dateTo"),
-        ({"dateFrom": "yesterday"}, "dateFrom", "not an ISO date"),
-        ({"whereClause": "nope = 1"}, "whereClause", "unknown column 'nope'"),
+        ({"dateFrom": "2026-02-01", "dateTo": "2026-01-01"}, "date_from", "after dateTo"),
+        ({"dateFrom": "yesterday"}, "date_from", "not an ISO date"),
+        ({"whereClause": "nope = 1"}, "where_clause", "unknown column 'nope'"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(
     env: Env, options: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(Invalid) as err:
-        executions.trigger(env.c, env.ws, env.cfg, options)
+        env.c.services.executions.trigger(env.ws, env.cfg, options)
     assert message in err.value.detail
     assert ".".join(str(p) for p in err.value.errors[0].loc[1:]) == field
     assert env.c.executions.list_page(env.ws, env.cfg, PageRequest(0, 10)).total == 0
@@ -359,7 +358,7 @@ def test_failed_incremental_run_moves_no_watermark(env: Env, source: Source) -> 
     env.run(extractOnlyNew=True)
     source.insert([row(i) for i in range(301, 311)])
     source.rename("events", "events_away")
-    execution, _ = executions.trigger(env.c, env.ws, env.cfg, {"extractOnlyNew": True})
+    execution, _ = env.c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
     env.c.worker().run_once()
     failed = env.c.executions.get(env.ws, env.cfg, execution.id).latest
     assert failed.status is RunStatus.FAILED
@@ -396,7 +395,7 @@ def test_inserts_during_a_run_land_in_exactly_one_execution(env: Env, source: So
 def test_incremental_needs_a_cursor_field(c: Container, source: Source) -> None:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "plain", source.kind, source.settings, None)
-    tables = catalog.discover(c, ws, conn.id)
+    tables = c.services.catalog.discover(ws, conn.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
@@ -405,6 +404,6 @@ def test_incremental_needs_a_cursor_field(c: Container, source: Source) -> None:
     assert tables
     cfg_id = submitted_configuration(c, ws, tpl.id, "plain")
     with pytest.raises(Invalid, match="no cursorField"):
-        executions.trigger(c, ws, cfg_id, {"extractOnlyNew": True})
+        c.services.executions.trigger(ws, cfg_id, {"extractOnlyNew": True})
     with pytest.raises(Invalid, match="no dateField"):
-        executions.trigger(c, ws, cfg_id, {"dateFrom": "2026-01-01"})
+        c.services.executions.trigger(ws, cfg_id, {"dateFrom": "2026-01-01"})

@@ -16,7 +16,6 @@ from egress.db.executions import RunRecord
 from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
@@ -70,7 +69,7 @@ def test_a_dropped_column_fails_the_run_naming_it(
     sql("INSERT INTO items VALUES (1, 'a1', 'b1', 'c1')")
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "src", kind, settings, None)
-    tables = catalog.discover(c, ws, conn.id)
+    tables = c.services.catalog.discover(ws, conn.id)
     tpl = next(t for t in c.templates.list_page(ws, conn.id, PageRequest()).items)
     assert [f.name for f in tpl.fields] == ["id", "a", "b", "c"], tables
     everything = submitted_configuration(c, ws, tpl.id, "everything")
@@ -90,7 +89,7 @@ def test_a_dropped_column_fails_the_run_naming_it(
     assert _run(c, ws, some).status == RunStatus.COMPLETED
 
     # Listing refreshes the discovered template: a configuration made now reads what is there.
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     assert [f.name for f in c.templates.get(ws, tpl.id).fields] == ["id", "a"]
     assert _run(c, ws, submitted_configuration(c, ws, tpl.id, "after")).status == (
         RunStatus.COMPLETED
@@ -98,7 +97,7 @@ def test_a_dropped_column_fails_the_run_naming_it(
 
 
 def _run(c: Container, ws: str, cfg: str, **options: Any) -> RunRecord:
-    execution, _ = executions.trigger(c, ws, cfg, options)
+    execution, _ = c.services.executions.trigger(ws, cfg, options)
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run is not None

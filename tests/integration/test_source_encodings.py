@@ -22,7 +22,6 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from egress.sources import SourceError
 from egress.sources.postgresql import PostgresSettings
 from tests.conftest import make_settings
@@ -78,7 +77,7 @@ def _connection(c: Container, ws: str, name: str, **extra: Any) -> str:
 
 
 def _run(c: Container, ws: str, cfg: str, **options: Any) -> Any:
-    execution, _ = executions.trigger(c, ws, cfg, options)
+    execution, _ = c.services.executions.trigger(ws, cfg, options)
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run is not None
@@ -104,7 +103,7 @@ def test_a_latin1_database_arrives_as_utf8_and_filters_match_its_text(
     _fill(postgres_admin_url, name, "UTF8")
     ws = c.workspaces.ensure_workspace("t")
     conn = _connection(c, ws, name)
-    catalog.discover(c, ws, conn)
+    c.services.catalog.discover(ws, conn)
     tpl = next(
         t for t in c.templates.list_page(ws, conn, PageRequest()).items if t.name == "public.t"
     )
@@ -130,10 +129,10 @@ def test_a_sql_ascii_database_is_decoded_with_its_source_encoding(
     # Default utf-8: a name that is not UTF-8 is the server's clear refusal, never bytes.
     plain = _connection(c, ws, name)
     with pytest.raises(SourceError, match="invalid byte sequence for encoding"):
-        catalog.discover(c, ws, plain)
+        c.services.catalog.discover(ws, plain)
 
     latin = _connection(c, ws, name, sourceEncoding="latin-1")
-    tables = {t.qualified_name: t for t in catalog.discover(c, ws, latin)}
+    tables = {t.qualified_name: t for t in c.services.catalog.discover(ws, latin)}
     assert tables.keys() == {"public.señal", "public.t"}
     assert [(col.name, col.type) for col in tables["public.t"].columns] == [
         ("id", "int32"),
@@ -166,7 +165,7 @@ def test_sql_ascii_bytes_that_do_not_decode_fail_the_run_naming_the_column(
     _fill(postgres_admin_url, name, "LATIN1")
     ws = c.workspaces.ensure_workspace("t")
     conn = _connection(c, ws, name)
-    tables = catalog.discover(c, ws, conn)  # ASCII names: browsing is fine
+    tables = c.services.catalog.discover(ws, conn)  # ASCII names: browsing is fine
     assert [(col.name, col.type) for col in tables[0].columns] == [("id", "int32"), ("s", "string")]
     tpl = next(
         t for t in c.templates.list_page(ws, conn, PageRequest()).items if t.name == "public.t"

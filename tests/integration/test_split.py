@@ -20,7 +20,6 @@ from egress.domain.naming import split_label
 from egress.domain.paging import PageRequest
 from egress.domain.split import sub_extract_id
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from tests.conftest import make_settings
 from tests.support.factories import submitted_configuration
 
@@ -69,7 +68,7 @@ def _setup(
         if existing
         else c.connections.create(ws, "src", "sqlite", {"path": str(source)}, None)
     )
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
@@ -112,7 +111,7 @@ def test_every_part_holds_exactly_the_rows_with_its_value(
     c: Container, source: Path, split_by: str, fmt: str
 ) -> None:
     ws, cfg = _setup(c, source, split_by, fmt)
-    execution, _ = executions.trigger(c, ws, cfg, {})
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run.status is RunStatus.COMPLETED, run.error_message
@@ -151,7 +150,7 @@ def test_every_part_holds_exactly_the_rows_with_its_value(
 
 def test_text_split_has_eight_values_and_nulls(c: Container, source: Path) -> None:
     ws, cfg = _setup(c, source, "region", "csv")
-    execution, _ = executions.trigger(c, ws, cfg, {})
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
     c.worker().run_once()
     values = {f.sub_extract_value for f in c.executions.get(ws, cfg, execution.id).latest.files}
     assert values == {*REGIONS, None}
@@ -159,7 +158,7 @@ def test_text_split_has_eight_values_and_nulls(c: Container, source: Path) -> No
 
 def test_too_many_parts_fails_and_publishes_nothing(c: Container, source: Path) -> None:
     ws, cfg = _setup(c, source, "k", "csv", table="many")
-    execution, _ = executions.trigger(c, ws, cfg, {})
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
     c.worker().run_once()
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run.status is RunStatus.FAILED
@@ -175,7 +174,7 @@ def _split_unexported(
 ) -> RunRecord:
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"{kind}_{fmt}", kind, settings, None)
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 50)).items
@@ -184,7 +183,7 @@ def _split_unexported(
     cfg = submitted_configuration(
         c, ws, tpl.id, f"{kind}_{fmt}", format=fmt, fields=fields, split_by="region"
     )
-    execution, _ = executions.trigger(c, ws, cfg, {})
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     return c.executions.get(ws, cfg, execution.id).latest
 
@@ -243,7 +242,7 @@ def test_values_that_sanitise_to_one_name_each_get_their_own_file(
     ws, cfg = _setup(c, path, "k", "csv", table="clash")
     names: list[dict[str | None, str]] = []
     for _ in range(2):
-        execution, _ = executions.trigger(c, ws, cfg, {})
+        execution, _ = c.services.executions.trigger(ws, cfg, {})
         assert c.worker().run_once()
         run = c.executions.get(ws, cfg, execution.id).latest
         assert run.status is RunStatus.COMPLETED, run.error_message
@@ -264,7 +263,7 @@ def test_a_pattern_that_names_every_run_alike_fails_the_later_run(
     run's file and manifest sit side by side: the data file's name plus ``.manifest.json``."""
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "src", "sqlite", {"path": str(source)}, None)
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
@@ -273,7 +272,7 @@ def test_a_pattern_that_names_every_run_alike_fails_the_later_run(
     cfg = submitted_configuration(
         c, ws, tpl.id, "fixed", file_name_pattern="{configurationName}_v{run}.{ext}"
     )
-    first, _ = executions.trigger(c, ws, cfg, {})
+    first, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, first.id).latest
     assert run.status is RunStatus.COMPLETED, run.error_message
@@ -281,7 +280,7 @@ def test_a_pattern_that_names_every_run_alike_fails_the_later_run(
     keys = sorted(o.key.rsplit("/", 1)[-1] for o in c.storage.list())
     assert keys == ["fixed_v1.csv", "fixed_v1.csv.manifest.json"]
 
-    second, _ = executions.trigger(c, ws, cfg, {})
+    second, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, second.id).latest
     assert run.status is RunStatus.FAILED

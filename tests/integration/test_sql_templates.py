@@ -25,7 +25,6 @@ from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
 from egress.domain.identity import ADMIN
 from egress.domain.status import RunStatus
-from egress.services import catalog, executions
 from egress.sources import base
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
@@ -154,13 +153,13 @@ class Env:
 
     def template(self, query: str = QUERY, **keys: Any) -> str:
         keys = {"primary_key": ["id"], "cursor_field": "id", "date_field": "ordered_at", **keys}
-        tpl = catalog.create_query_template(
-            self.c, self.ws, self.connection_id, f"sql_{next(_names)}", query, **keys, role=ADMIN
+        tpl = self.c.services.catalog.create_query_template(
+            self.ws, self.connection_id, f"sql_{next(_names)}", query, **keys, role=ADMIN
         )
         return tpl.id
 
     def run(self, cfg: str, **options: Any) -> list[dict[str, str]]:
-        execution, _ = executions.trigger(self.c, self.ws, cfg, options)
+        execution, _ = self.c.services.executions.trigger(self.ws, cfg, options)
         assert self.c.worker().run_once()
         run = self.c.executions.get(self.ws, cfg, execution.id).latest
         assert run is not None
@@ -238,7 +237,7 @@ def test_the_arrow_path_reads_the_query_too(env: Env, tmp_path: Path) -> None:
     cfg = submitted_configuration(
         env.c, env.ws, env.template(), f"pq{next(_names)}", format="parquet"
     )
-    execution, _ = executions.trigger(env.c, env.ws, cfg, {"whereClause": "region = 'NA'"})
+    execution, _ = env.c.services.executions.trigger(env.ws, cfg, {"whereClause": "region = 'NA'"})
     assert env.c.worker().run_once()
     run = env.c.executions.get(env.ws, cfg, execution.id).latest
     assert run is not None and run.status is RunStatus.COMPLETED, run and run.error_message
@@ -282,7 +281,7 @@ def test_an_unknown_table_names_the_driver_message(env: Env, source: Source) -> 
 def test_keys_must_be_result_columns(env: Env) -> None:
     with pytest.raises(Invalid) as err:
         env.template(cursor_field="ordered")
-    assert err.value.errors[0].loc == ("body", "cursorField")
+    assert err.value.errors[0].loc == ("body", "cursor_field")
 
 
 def test_repeated_column_names_are_refused(c: Container, pg_db: PgDatabase) -> None:
@@ -290,8 +289,7 @@ def test_repeated_column_names_are_refused(c: Container, pg_db: PgDatabase) -> N
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "pg", source.kind, source.settings, None)
     with pytest.raises(Invalid, match="'id' more than once"):
-        catalog.create_query_template(
-            c,
+        c.services.catalog.create_query_template(
             ws,
             conn.id,
             "dup",
@@ -310,12 +308,12 @@ def test_a_writing_function_cannot_write_on_postgresql(c: Container, pg_db: PgDa
         conn.execute("CREATE SEQUENCE s")
     ws = c.workspaces.ensure_workspace("t")
     conn_id = c.connections.create(ws, "pg", source.kind, source.settings, None).id
-    tpl = catalog.create_query_template(
-        c, ws, conn_id, "seq", "SELECT nextval('s') AS n", None, None, None, role=ADMIN
+    tpl = c.services.catalog.create_query_template(
+        ws, conn_id, "seq", "SELECT nextval('s') AS n", None, None, None, role=ADMIN
     )
     assert tpl.fields == [ColumnInfo("n", "int64")]  # the probe produced no row
     cfg = submitted_configuration(c, ws, tpl.id, "seq")
-    execution, _ = executions.trigger(c, ws, cfg, {})
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run is not None and run.status is RunStatus.FAILED
@@ -338,8 +336,7 @@ def test_a_writing_function_cannot_write_on_mariadb(c: Container, mysql_db: Mysq
     ws = c.workspaces.ensure_workspace("t")
     conn_id = c.connections.create(ws, "my", source.kind, source.settings, None).id
     with pytest.raises(Invalid, match="READ ONLY") as err:
-        catalog.create_query_template(
-            c,
+        c.services.catalog.create_query_template(
             ws,
             conn_id,
             "bump",
@@ -373,8 +370,8 @@ def test_a_query_too_slow_to_describe_is_refused_in_time(
     conn = c.connections.create(ws, "slow", source.kind, source.settings, None)
     started = time.monotonic()
     with pytest.raises(Invalid) as err:
-        catalog.create_query_template(
-            c, ws, conn.id, "slow", SLOW_QUERY, None, None, None, role=ADMIN
+        c.services.catalog.create_query_template(
+            ws, conn.id, "slow", SLOW_QUERY, None, None, None, role=ADMIN
         )
     assert time.monotonic() - started < 4
     assert err.value.errors[0].loc == ("body", "query")

@@ -28,7 +28,6 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.db.tables import runs
 from egress.domain.paging import PageRequest
-from egress.services import catalog, executions
 from egress.settings import Settings
 from tests.support.factories import submitted_configuration
 
@@ -132,7 +131,7 @@ def run_chaos(cfg: ChaosConfig) -> ChaosReport:
         },
         None,
     )
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     template = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(page=0, limit=1000)).items
@@ -170,7 +169,7 @@ def run_chaos(cfg: ChaosConfig) -> ChaosReport:
     pairs = []
     for i in range(cfg.executions):
         cfg_id = config_ids[i % len(config_ids)]
-        execution, _ = executions.trigger(c, ws, cfg_id, {})
+        execution, _ = c.services.executions.trigger(ws, cfg_id, {})
         pairs.append((cfg_id, execution.id))
 
     kills = freezes = disruptions = 0

@@ -8,7 +8,6 @@ from egress.container import Container
 from egress.db.executions import RunRecord
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ExecutionSpec
-from egress.services import catalog, configurations, executions
 
 # A frozen spec for queue tests whose runs are never carried out: table main.t, one int column.
 BARE_SPEC = ExecutionSpec.from_json(
@@ -43,8 +42,8 @@ def submitted_configuration(
     c: Container, workspace_id: str, template_id: str, name: str, **overrides: Any
 ) -> str:
     """Create a configuration through the service (validated) and submit it; its id."""
-    record = configurations.create(
-        c, workspace_id, configuration_values(template_id, name, **overrides)
+    record = c.services.configurations.create(
+        workspace_id, configuration_values(template_id, name, **overrides)
     )
     c.configurations.update(workspace_id, record.id, {"status": "SUBMITTED"})
     return record.id
@@ -62,7 +61,7 @@ def extract_once(
     in ``fmt``, run it once on this thread; the run and its first file's bytes."""
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"{kind}_{fmt}_{compression}_{table}", kind, settings, None)
-    catalog.discover(c, ws, conn.id)
+    c.services.catalog.discover(ws, conn.id)
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn.id, PageRequest(0, 100)).items
@@ -71,7 +70,7 @@ def extract_once(
     cfg_id = submitted_configuration(
         c, ws, tpl.id, f"x_{fmt}_{compression}_{tpl.id[:8]}", format=fmt, compression=compression
     )
-    ex, _ = executions.trigger(c, ws, cfg_id, {})
+    ex, _ = c.services.executions.trigger(ws, cfg_id, {})
     assert c.worker().run_once()
     run = c.executions.get(ws, cfg_id, ex.id).latest
     data = b"".join(c.storage.stream(run.files[0].storage_key)) if run.files else b""

@@ -16,7 +16,7 @@ from egress.domain.incremental import (
 )
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-LOC = ("body", "incrementalLag")
+LOC = ("body", "incremental_lag")
 
 
 @pytest.mark.parametrize(

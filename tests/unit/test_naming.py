@@ -95,7 +95,7 @@ def test_bad_patterns_are_refused(pattern: str, message: str) -> None:
     with pytest.raises(Invalid) as err:
         validate_pattern(pattern)
     assert message in err.value.detail
-    assert err.value.errors[0].loc == ("body", "fileNamePattern")
+    assert err.value.errors[0].loc == ("body", "file_name_pattern")
 
 
 @pytest.mark.parametrize(

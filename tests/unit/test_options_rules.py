@@ -18,9 +18,9 @@ FIELDS = [ColumnInfo("id", "int64", False), ColumnInfo("name", "string", True)]
 @pytest.mark.parametrize(
     ("date_from", "date_to", "field"),
     [
-        ("0001-01-01T00:00:00+14:00", None, "dateFrom"),
-        (None, "9999-12-31T23:59:59-14:00", "dateTo"),
-        ("0001-01-01T13:59:59+14:00", "2026-01-01", "dateFrom"),
+        ("0001-01-01T00:00:00+14:00", None, "date_from"),
+        (None, "9999-12-31T23:59:59-14:00", "date_to"),
+        ("0001-01-01T13:59:59+14:00", "2026-01-01", "date_from"),
     ],
 )
 def test_timestamps_without_a_utc_equivalent_are_invalid(

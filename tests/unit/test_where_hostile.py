@@ -155,7 +155,7 @@ def test_corpus_is_large_enough() -> None:
 def test_hostile_input_is_refused(text: str) -> None:
     with pytest.raises(Invalid) as err:
         parse_where(text, FIELDS)
-    assert err.value.errors[0].loc == ("body", "whereClause")
+    assert err.value.errors[0].loc == ("body", "where_clause")
     assert err.value.errors[0].msg  # says what is wrong
 
 

@@ -10,15 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 import egress
-from egress.api import errors, limits
-from egress.api.routers import (
-    configurations,
-    connections,
-    data_tables,
-    executions,
-    health,
-    templates,
-)
+from egress.api import limits, native
 from egress.container import Container
 
 log = logging.getLogger(__name__)
@@ -48,9 +40,7 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
     )
     app.state.container = container
     app.add_middleware(limits.BodyLimit, max_bytes=container.settings.max_body_bytes)
-    errors.install(app)
-    for module in (health, connections, templates, configurations, executions, data_tables):
-        app.include_router(module.router)
+    native.install(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

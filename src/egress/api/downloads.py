@@ -12,13 +12,12 @@ from typing import Literal
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from obstore.exceptions import BaseError as StoreError
 
 from egress.api.errors import problem
 from egress.api.ranges import Unsatisfiable, parse_range
-from egress.db.executions import FileRecord
 from egress.domain.naming import content_disposition
-from egress.storage import Storage
+from egress.services.executions import FileRecord
+from egress.storage import STORAGE_ERRORS, Storage
 
 log = logging.getLogger(__name__)
 # Already-compressed formats are stored in the zip as they are.
@@ -40,7 +39,7 @@ def serve_file(request: Request, storage: Storage, file: FileRecord, ttl_s: int)
     method: Literal["GET", "HEAD"] = "HEAD" if request.method == "HEAD" else "GET"
     try:
         url = storage.presign(file.storage_key, method, timedelta(seconds=ttl_s))
-    except StoreError as exc:  # e.g. credentials that could not be fetched
+    except STORAGE_ERRORS as exc:  # e.g. credentials that could not be fetched
         log.warning("signing a download URL for %s failed: %s", file.storage_key, exc)
         return problem(503, "the file store could not sign a download URL; try again later")
     if url is None:
@@ -139,3 +138,17 @@ def stream_zip(storage: Storage, name: str, files: list[FileRecord]) -> Response
         media_type="application/zip",
         headers={"Content-Disposition": content_disposition(name)},
     )
+
+
+class Downloads:
+    """Serving the files a service found, from the store they were written to."""
+
+    def __init__(self, storage: Storage, ttl_s: int) -> None:
+        self._storage = storage
+        self._ttl_s = ttl_s
+
+    def file(self, request: Request, file: FileRecord) -> Response:
+        return serve_file(request, self._storage, file, self._ttl_s)
+
+    def zip(self, name: str, files: list[FileRecord]) -> Response:
+        return stream_zip(self._storage, name, files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,12 +18,13 @@ from egress.domain.errors import (
     Busy,
     Conflict,
     EgressError,
+    FieldError,
     FieldProblem,
     Forbidden,
     NotFound,
     Unauthenticated,
+    describe,
 )
-from egress.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -86,7 +88,30 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-def _egress(request: Request, exc: Exception) -> JSONResponse:
+# A face's name for a field, given its logical name (``date_from`` → ``dateFrom`` natively).
+WireName = Callable[[str], str]
+
+
+def wire_loc(loc: tuple[str | int, ...], wire_name: WireName) -> tuple[str | int, ...]:
+    """A logical location named as the face's clients send it. Only the top-level field is
+    renamed: below it are the client's own keys (connection settings, row values)."""
+    if len(loc) < 2 or not isinstance(loc[1], str):
+        return loc
+    return (loc[0], wire_name(loc[1]), *loc[2:])
+
+
+def _field_problem(exc: FieldProblem, wire_name: WireName) -> JSONResponse:
+    located = [FieldError(wire_loc(e.loc, wire_name), e.msg) for e in exc.errors]
+    detail = exc.detail
+    if len(exc.errors) == 1 and detail == describe(exc.errors[0].loc, exc.errors[0].msg):
+        detail = describe(located[0].loc, located[0].msg)  # made by ``at``: name it anew
+    errors = [
+        {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg} for e in located
+    ]
+    return problem(400 if isinstance(exc, BadRequest) else 422, detail, errors)
+
+
+def _egress(request: Request, exc: Exception, wire_name: WireName) -> JSONResponse:
     assert isinstance(exc, EgressError)
     if isinstance(exc, Unauthenticated):
         return problem(401, exc.detail, headers=CHALLENGE)
@@ -99,12 +124,7 @@ def _egress(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Busy):
         return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, FieldProblem):
-        errors = [
-            {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg}
-            for e in exc.errors
-        ]
-        status = 400 if isinstance(exc, BadRequest) else 422
-        return problem(status, exc.detail, errors)
+        return _field_problem(exc, wire_name)
     return problem(400, exc.detail)
 
 
@@ -126,10 +146,13 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "an unexpected error occurred; it has been logged")
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(EgressError, _egress)
-    app.add_exception_handler(SourceError, _source)
+def install(app: FastAPI, wire_name: WireName, source_errors: tuple[type[Exception], ...]) -> None:
+    """A face's error format: problem JSON naming fields by ``wire_name``; ``source_errors``
+    (a connection's source could not be read) answer 422."""
+    app.add_exception_handler(RequestValidationError, _validation)  # already in wire names
+    app.add_exception_handler(EgressError, lambda r, e: _egress(r, e, wire_name))
+    for source_error in source_errors:
+        app.add_exception_handler(source_error, _source)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(CancelledAtShutdown)

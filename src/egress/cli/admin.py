@@ -18,7 +18,6 @@ from egress.db.migrate import upgrade
 from egress.db.workspaces import TokenRecord
 from egress.domain.errors import EgressError
 from egress.domain.identity import ROLES
-from egress.services import identity
 from egress.settings import Settings
 
 admin_app = typer.Typer(help="Workspaces and API tokens.", no_args_is_help=True)
@@ -49,7 +48,7 @@ def _when(value: datetime | None) -> str:
 def create_workspace(name: str = typer.Argument(..., help="unique workspace name")) -> None:
     """Create a workspace; prints its id."""
     with _container() as c:
-        typer.echo(identity.create_workspace(c, name))
+        typer.echo(c.services.identity.create_workspace(name))
 
 
 @admin_app.command("create-token")
@@ -63,7 +62,9 @@ def create_token(
 ) -> None:
     """Create an API token; prints it once, alone on the last line. Only its HMAC is stored."""
     with _container() as c:
-        new = identity.create_token(c, c.workspaces.workspace_id(workspace), role, name, expires_in)
+        new = c.services.identity.create_token(
+            c.workspaces.workspace_id(workspace), role, name, expires_in
+        )
         r = new.record
         typer.echo(
             f"created {r.role} token {r.id} ({r.name!r}) in workspace {r.workspace_name!r}, "
@@ -93,7 +94,7 @@ def list_tokens(
     with _container() as c:
         ws = None if workspace is None else c.workspaces.workspace_id(workspace)
         rows = [["id", "workspace", "name", "role", "created", "expires", "revoked"]]
-        rows += [_row(r) for r in identity.list_tokens(c, ws)]
+        rows += [_row(r) for r in c.services.identity.list_tokens(ws)]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -103,5 +104,5 @@ def list_tokens(
 def revoke_token(token_id: str = typer.Argument(..., help="the id list-tokens shows")) -> None:
     """Revoke a token: requests with it are 401 from now on."""
     with _container() as c:
-        r = identity.revoke_token(c, token_id)
+        r = c.services.identity.revoke_token(token_id)
         typer.echo(f"revoked token {r.id} ({r.name!r}) of workspace {r.workspace_name!r}")

@@ -21,7 +21,6 @@ from rich.console import Console
 from egress.cli.admin import admin_app
 from egress.container import Container
 from egress.db.migrate import migration_problem, upgrade
-from egress.services.identity import ensure_bootstrap_token
 from egress.services.preflight import NotReady, check_key_rings
 from egress.settings import Settings
 from egress.worker.loop import Worker
@@ -62,7 +61,7 @@ def _setup(settings: Settings, migrate: bool = True) -> Container:
         check_key_rings(container)
     except NotReady as exc:
         _refuse(str(exc))
-    ensure_bootstrap_token(container)
+    container.services.identity.ensure_bootstrap_token(container.settings.bootstrap_token)
     return container
 
 

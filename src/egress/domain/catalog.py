@@ -91,7 +91,7 @@ def with_column_types(
     """A custom template's own types for some columns (``columnTypes``): only for CSV files,
     whose text is parsed into whatever type the template says; a value that does not parse
     then fails the run instead of being changed."""
-    loc = ("body", "columnTypes")
+    loc = ("body", "column_types")
     if not column_types:
         return columns
     if table.format != "csv":

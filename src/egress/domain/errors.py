@@ -14,6 +14,11 @@ class FieldError:
     msg: str
 
 
+def describe(loc: tuple[str | int, ...], msg: str) -> str:
+    """A field problem in one line: ``body.date_from: must be a date``."""
+    return f"{'.'.join(str(p) for p in loc)}: {msg}"
+
+
 @dataclass
 class EgressError(Exception):
     detail: str
@@ -57,7 +62,9 @@ class FieldProblem(EgressError):
 
     @classmethod
     def at(cls, loc: tuple[str | int, ...], msg: str) -> Self:
-        return cls(detail=f"{'.'.join(str(p) for p in loc)}: {msg}", errors=[FieldError(loc, msg)])
+        """The problem of one field, named by its logical name (``("body", "date_from")``):
+        each face names it as its clients send it."""
+        return cls(detail=describe(loc, msg), errors=[FieldError(loc, msg)])
 
 
 @dataclass

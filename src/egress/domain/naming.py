@@ -87,7 +87,7 @@ class NameParts:
 
 def validate_pattern(pattern: str) -> None:
     """Refuse unknown placeholders, attribute access and bad time formats at save time."""
-    loc = ("body", "fileNamePattern")
+    loc = ("body", "file_name_pattern")
     try:
         parsed = list(string.Formatter().parse(pattern))
     except ValueError as exc:

@@ -71,14 +71,14 @@ def date_range(
     if date_from is None and date_to is None:
         return None
     if date_field is None:
-        field = "dateFrom" if date_from is not None else "dateTo"
+        field = "date_from" if date_from is not None else "date_to"
         raise Invalid.at(
             ("body", field), "the template has no dateField, so runs cannot take a date range"
         )
-    start = parse_when(date_from, ("body", "dateFrom")) if date_from else None
-    end = parse_when(date_to, ("body", "dateTo")) if date_to else None
+    start = parse_when(date_from, ("body", "date_from")) if date_from else None
+    end = parse_when(date_to, ("body", "date_to")) if date_to else None
     if start is not None and end is not None and _as_datetime(start) > _as_datetime(end):
-        raise Invalid.at(("body", "dateFrom"), f"dateFrom {date_from} is after dateTo {date_to}")
+        raise Invalid.at(("body", "date_from"), f"dateFrom {date_from} is after dateTo {date_to}")
     return DateRange(
         field=date_field,
         start=Bound(start, inclusive=True) if start is not None else None,

@@ -20,7 +20,7 @@ from egress.domain.errors import Invalid
 
 MAX_LENGTH = 4000
 MAX_DEPTH = 64
-LOC = ("body", "whereClause")
+LOC = ("body", "where_clause")
 
 _ALLOWED: tuple[type[exp.Expr], ...] = (
     exp.Column,

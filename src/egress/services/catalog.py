@@ -2,85 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from egress.container import Container
-from egress.db.templates import TemplateRecord
-from egress.domain.catalog import ColumnInfo, TableInfo, TableRef, quoted_part, with_column_types
+from egress.crypto import SecretBox
+from egress.db.connections import ConnectionRepo
+from egress.db.paging import Page
+from egress.db.templates import TemplateRecord as TemplateRecord
+from egress.db.templates import TemplateRepo
+from egress.domain.catalog import ColumnInfo, TableInfo, TableRef, with_column_types
 from egress.domain.errors import Invalid
 from egress.domain.identity import require_admin
+from egress.domain.paging import PageRequest
 from egress.query.custom import LOC as QUERY_LOC
 from egress.query.custom import check_query
 from egress.sources import Source, SourceError, open_source
 from egress.sources.base import AccessAudit, QueryError, QuerySource
-
-
-def source_for(c: Container, workspace_id: str, connection_id: str) -> Source:
-    """A source opened inside an API request: interactive, so every call is time-limited."""
-    record = c.connections.get(workspace_id, connection_id)
-    secrets = c.secret_box.open(record.sealed_secrets)
-    return open_source(record.type, record.settings, secrets, c.policy.interactive())
-
-
-def test_connection(
-    c: Container, workspace_id: str, connection_id: str
-) -> tuple[str | None, list[str]]:
-    """(None, warnings) when the source answers, else (its error, []). Warnings advise a
-    least-privilege read-only user where the connection's user is a superuser or can write."""
-    try:
-        source = source_for(c, workspace_id, connection_id)
-        if isinstance(source, AccessAudit):
-            return None, source.check_access()
-        source.check()
-    except SourceError as exc:
-        return str(exc), []
-    return None, []
-
-
-def discover(c: Container, workspace_id: str, connection_id: str) -> list[TableInfo]:
-    """Read the source's catalog and keep the discovered templates in step with it."""
-    tables = source_for(c, workspace_id, connection_id).catalog()
-    c.templates.sync_discovered(workspace_id, connection_id, tables)
-    return tables
-
-
-def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, Any]]:
-    folders: dict[str, dict[str, Any]] = {}
-    for t in tables:
-        if t.kind == "folder":  # a folder dataset is a template, not an element of its own
-            continue
-        folder = folders.setdefault(
-            t.schema,
-            {
-                "id": t.schema,
-                "elementType": "FOLDER",
-                "name": t.schema,
-                "path": t.schema,
-                "children": [],
-            },
-        )
-        folder["children"].append(
-            {
-                "id": t.qualified_name,
-                "elementType": "FILE",
-                "name": t.name,
-                "path": t.path or f"{t.schema}/{t.name}",
-                "kind": t.kind,
-                **({"error": t.error} if t.error is not None else {}),
-                "children": [
-                    {
-                        "id": f"{t.qualified_name}.{quoted_part(col.name)}",
-                        "elementType": "COLUMN",
-                        "name": col.name,
-                        "path": f"{t.path or f'{t.schema}/{t.name}'}/{col.name}",
-                        "type": col.type,
-                        "nullable": col.nullable,
-                    }
-                    for col in t.columns
-                ],
-            }
-        )
-    return list(folders.values())
+from egress.sources.policy import SourcePolicy
 
 
 def _check_field(loc: str, name: str | None, fields: list[ColumnInfo]) -> None:
@@ -88,105 +23,161 @@ def _check_field(loc: str, name: str | None, fields: list[ColumnInfo]) -> None:
         raise Invalid.at(("body", loc), f"unknown field {name!r}")
 
 
-def create_custom_template(
-    c: Container,
-    workspace_id: str,
-    connection_id: str,
-    name: str,
-    table: str,
-    fields: list[str] | None,
-    primary_key: list[str] | None,
-    cursor_field: str | None,
-    date_field: str | None,
-    column_types: dict[str, str] | None = None,
-    schema: str | None = None,
-) -> TemplateRecord:
-    """A template over one table: ``table`` is its shown name (``public.orders``,
-    ``"x.y".z``, a file's path), or its bare name when ``schema`` is given apart."""
-    c.connections.get(workspace_id, connection_id)  # 404 before we touch the source
-    tables = discover(c, workspace_id, connection_id)
-    if schema is not None:
-        base = next((t for t in tables if t.ref == TableRef(schema, table)), None)
-        wanted = TableRef(schema, table).display
-    else:
-        base = next((t for t in tables if t.qualified_name == table), None)
-        wanted = table
-    if base is None:
-        raise Invalid.at(("body", "table"), f"no table or view {wanted!r} on this connection")
-    chosen = base.columns
-    if fields is not None:
-        unknown = [f for f in fields if base.column(f) is None]
-        if unknown:
+class CatalogService:
+    """A connection's catalog, and the templates (discovered, custom, SQL) made over it."""
+
+    def __init__(
+        self,
+        connections: ConnectionRepo,
+        templates: TemplateRepo,
+        secret_box: SecretBox,
+        policy: SourcePolicy,
+    ) -> None:
+        self._connections = connections
+        self._templates = templates
+        self._secret_box = secret_box
+        self._policy = policy
+
+    def get_template(self, workspace_id: str, template_id: str) -> TemplateRecord:
+        return self._templates.get(workspace_id, template_id)
+
+    def list_templates(
+        self, workspace_id: str, connection_id: str | None, page: PageRequest
+    ) -> Page[TemplateRecord]:
+        """With ``connection_id``, that connection's tables are discovered first."""
+        if connection_id is not None:
+            self.discover(workspace_id, connection_id)
+        return self._templates.list_page(workspace_id, connection_id, page)
+
+    def elements(self, workspace_id: str, connection_id: str) -> list[TableInfo]:
+        """The connection's tables, read from the source (404 first for another's)."""
+        self._connections.get(workspace_id, connection_id)
+        return self.discover(workspace_id, connection_id)
+
+    def source_for(self, workspace_id: str, connection_id: str) -> Source:
+        """A source opened inside an API request: interactive, so every call is time-limited."""
+        record = self._connections.get(workspace_id, connection_id)
+        secrets = self._secret_box.open(record.sealed_secrets)
+        return open_source(record.type, record.settings, secrets, self._policy.interactive())
+
+    def test_connection(
+        self, workspace_id: str, connection_id: str
+    ) -> tuple[str | None, list[str]]:
+        """(None, warnings) when the source answers, else (its error, []). Warnings advise a
+        least-privilege read-only user where the connection's user is a superuser or can write."""
+        try:
+            source = self.source_for(workspace_id, connection_id)
+            if isinstance(source, AccessAudit):
+                return None, source.check_access()
+            source.check()
+        except SourceError as exc:
+            return str(exc), []
+        return None, []
+
+    def discover(self, workspace_id: str, connection_id: str) -> list[TableInfo]:
+        """Read the source's catalog and keep the discovered templates in step with it."""
+        tables = self.source_for(workspace_id, connection_id).catalog()
+        self._templates.sync_discovered(workspace_id, connection_id, tables)
+        return tables
+
+    def create_custom_template(
+        self,
+        workspace_id: str,
+        connection_id: str,
+        name: str,
+        table: str,
+        fields: list[str] | None,
+        primary_key: list[str] | None,
+        cursor_field: str | None,
+        date_field: str | None,
+        column_types: dict[str, str] | None = None,
+        schema: str | None = None,
+    ) -> TemplateRecord:
+        """A template over one table: ``table`` is its shown name (``public.orders``,
+        ``"x.y".z``, a file's path), or its bare name when ``schema`` is given apart."""
+        self._connections.get(workspace_id, connection_id)  # 404 before we touch the source
+        tables = self.discover(workspace_id, connection_id)
+        if schema is not None:
+            base = next((t for t in tables if t.ref == TableRef(schema, table)), None)
+            wanted = TableRef(schema, table).display
+        else:
+            base = next((t for t in tables if t.qualified_name == table), None)
+            wanted = table
+        if base is None:
+            raise Invalid.at(("body", "table"), f"no table or view {wanted!r} on this connection")
+        chosen = base.columns
+        if fields is not None:
+            unknown = [f for f in fields if base.column(f) is None]
+            if unknown:
+                raise Invalid.at(
+                    ("body", "fields"), f"unknown field(s) {', '.join(map(repr, unknown))}"
+                )
+            chosen = [col for name_ in fields if (col := base.column(name_)) is not None]
+        chosen = with_column_types(chosen, column_types or {}, base)
+        for key in primary_key or []:
+            _check_field("primary_key", key, chosen)
+        _check_field("cursor_field", cursor_field, chosen)
+        _check_field("date_field", date_field, chosen)
+        names = {col.name for col in chosen}
+        if primary_key is None:  # inherit the table's key only if every key column is kept
+            primary_key = base.primary_key if set(base.primary_key) <= names else []
+        return self._templates.create_custom(
+            workspace_id,
+            connection_id,
+            name,
+            base.ref,
+            chosen,
+            primary_key,
+            cursor_field,
+            date_field,
+        )
+
+    def create_query_template(
+        self,
+        workspace_id: str,
+        connection_id: str,
+        name: str,
+        query: str,
+        primary_key: list[str] | None,
+        cursor_field: str | None,
+        date_field: str | None,
+        *,
+        role: str,
+    ) -> TemplateRecord:
+        """A SQL template: an admin's SELECT, checked by parsing in the source's dialect; its
+        fields are the result columns a ``LIMIT 0`` probe reports."""
+        require_admin(role, "creating SQL templates")
+        source = self.source_for(workspace_id, connection_id)
+        if not isinstance(source, QuerySource):
             raise Invalid.at(
-                ("body", "fields"), f"unknown field(s) {', '.join(map(repr, unknown))}"
+                ("body", "connection_id"),
+                "SQL templates need a database connection (postgresql, sqlite or mysql)",
             )
-        chosen = [col for name_ in fields if (col := base.column(name_)) is not None]
-    chosen = with_column_types(chosen, column_types or {}, base)
-    for key in primary_key or []:
-        _check_field("primaryKey", key, chosen)
-    _check_field("cursorField", cursor_field, chosen)
-    _check_field("dateField", date_field, chosen)
-    names = {col.name for col in chosen}
-    if primary_key is None:  # inherit the table's key only if every key column is kept
-        primary_key = base.primary_key if set(base.primary_key) <= names else []
-    return c.templates.create_custom(
-        workspace_id,
-        connection_id,
-        name,
-        base.ref,
-        chosen,
-        primary_key,
-        cursor_field,
-        date_field,
-    )
-
-
-def create_query_template(
-    c: Container,
-    workspace_id: str,
-    connection_id: str,
-    name: str,
-    query: str,
-    primary_key: list[str] | None,
-    cursor_field: str | None,
-    date_field: str | None,
-    *,
-    role: str,
-) -> TemplateRecord:
-    """A SQL template: an admin's SELECT, checked by parsing in the source's dialect; its
-    fields are the result columns a ``LIMIT 0`` probe reports."""
-    require_admin(role, "creating SQL templates")
-    source = source_for(c, workspace_id, connection_id)
-    if not isinstance(source, QuerySource):
-        raise Invalid.at(
-            ("body", "connectionId"),
-            "SQL templates need a database connection (postgresql, sqlite or mysql)",
+        text = check_query(query, source.dialect)
+        try:
+            columns = source.describe(text)
+        except QueryError as exc:
+            raise Invalid.at(QUERY_LOC, f"the source cannot run it: {exc}") from exc
+        names = [col.name for col in columns]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:  # filters name columns, so each must be unambiguous
+            raise Invalid.at(
+                QUERY_LOC,
+                f"returns the column(s) {', '.join(map(repr, repeated))} more than once; "
+                "give each its own alias",
+            )
+        for key in primary_key or []:
+            _check_field("primary_key", key, columns)
+        _check_field("cursor_field", cursor_field, columns)
+        _check_field("date_field", date_field, columns)
+        return self._templates.create_custom(
+            workspace_id,
+            connection_id,
+            name,
+            None,
+            columns,
+            primary_key or [],
+            cursor_field,
+            date_field,
+            query=text,
         )
-    text = check_query(query, source.dialect)
-    try:
-        columns = source.describe(text)
-    except QueryError as exc:
-        raise Invalid.at(QUERY_LOC, f"the source cannot run it: {exc}") from exc
-    names = [col.name for col in columns]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:  # filters name columns, so each must be unambiguous
-        raise Invalid.at(
-            QUERY_LOC,
-            f"returns the column(s) {', '.join(map(repr, repeated))} more than once; "
-            "give each its own alias",
-        )
-    for key in primary_key or []:
-        _check_field("primaryKey", key, columns)
-    _check_field("cursorField", cursor_field, columns)
-    _check_field("dateField", date_field, columns)
-    return c.templates.create_custom(
-        workspace_id,
-        connection_id,
-        name,
-        None,
-        columns,
-        primary_key or [],
-        cursor_field,
-        date_field,
-        query=text,
-    )

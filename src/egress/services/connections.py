@@ -6,10 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from egress.container import Container
-from egress.db.connections import ConnectionRecord
+from egress.crypto import SecretBox
+from egress.db.connections import ConnectionRecord as ConnectionRecord
+from egress.db.connections import ConnectionRepo
+from egress.db.paging import Page
 from egress.domain.errors import FieldError, Invalid
+from egress.domain.paging import PageRequest
 from egress.sources import CONNECTORS
+from egress.sources.policy import SourcePolicy
 
 # Settings that say where a connection's secrets go: changing one without entering the secrets
 # again would send the stored secrets to a new address (a server of the requester's choosing).
@@ -17,68 +21,84 @@ ADDRESS_SETTINGS = ("host", "port", "database", "user", "url", "endpoint", "regi
 REENTER_SECRETS = "re-enter the secrets when the address changes"
 
 
-def checked_settings(
-    c: Container, type_: str, settings: dict[str, Any], secrets: dict[str, str]
-) -> dict[str, Any]:
-    """The settings as stored: valid for the connector, inside the trust policy, and with
-    only secrets the connector knows."""
-    connector = CONNECTORS[type_]
-    model = _validated(connector.settings_model, settings)
-    unknown = sorted(set(secrets) - connector.secret_names)
-    if unknown:
-        allowed = ", ".join(sorted(connector.secret_names)) or "none"
-        raise Invalid.at(
-            ("body", "secrets", unknown[0]),
-            f"unknown secret for a {type_} connection (allowed: {allowed})",
-        )
-    if connector.admit is not None:
-        connector.admit(model, c.policy)
-    stored: dict[str, Any] = model.model_dump(mode="json")
-    return stored
+class ConnectionService:
+    """Connections: their settings checked, their secrets sealed and merged."""
 
+    def __init__(
+        self, connections: ConnectionRepo, secret_box: SecretBox, policy: SourcePolicy
+    ) -> None:
+        self._connections = connections
+        self._secret_box = secret_box
+        self._policy = policy
 
-def create(
-    c: Container,
-    workspace_id: str,
-    name: str,
-    type_: str,
-    settings: dict[str, Any],
-    secrets: dict[str, str],
-) -> ConnectionRecord:
-    stored = checked_settings(c, type_, settings, secrets)
-    sealed = c.secret_box.seal(secrets) if secrets else None
-    return c.connections.create(workspace_id, name, type_, stored, sealed)
+    def get(self, workspace_id: str, connection_id: str) -> ConnectionRecord:
+        return self._connections.get(workspace_id, connection_id)
 
+    def list_page(self, workspace_id: str, page: PageRequest) -> Page[ConnectionRecord]:
+        return self._connections.list_page(workspace_id, page)
 
-def update(
-    c: Container,
-    workspace_id: str,
-    connection_id: str,
-    name: str | None,
-    settings: dict[str, Any] | None,
-    secrets: dict[str, str] | None,
-) -> ConnectionRecord:
-    """Change a connection; ``None`` leaves a part unchanged. Sent secrets are merged in, or
-    replace the stored ones when the address changes (then they must be sent)."""
-    current = c.connections.get(workspace_id, connection_id)
-    changes: dict[str, object] = {}
-    if name is not None:
-        changes["name"] = name
-    new_settings = current.settings if settings is None else settings
-    stored = checked_settings(c, current.type, new_settings, secrets or {})
-    changes["settings"] = stored
-    moved = _address(stored) != _address(_normal(current.type, current.settings))
-    kept = c.secret_box.open(current.sealed_secrets)
-    if moved and kept and secrets is None:
-        raise Invalid.at(("body", "secrets"), REENTER_SECRETS)
-    if secrets is not None:
-        new_secrets = secrets if moved else {**kept, **secrets}
-        changes["sealed_secrets"] = c.secret_box.seal(new_secrets) if new_secrets else None
-    return c.connections.update(workspace_id, connection_id, **changes)
+    def delete(self, workspace_id: str, connection_id: str) -> None:
+        self._connections.delete(workspace_id, connection_id)
 
+    def checked_settings(
+        self, type_: str, settings: dict[str, Any], secrets: dict[str, str]
+    ) -> dict[str, Any]:
+        """The settings as stored: valid for the connector, inside the trust policy, and with
+        only secrets the connector knows."""
+        connector = CONNECTORS[type_]
+        model = _validated(connector.settings_model, settings)
+        unknown = sorted(set(secrets) - connector.secret_names)
+        if unknown:
+            allowed = ", ".join(sorted(connector.secret_names)) or "none"
+            raise Invalid.at(
+                ("body", "secrets", unknown[0]),
+                f"unknown secret for a {type_} connection (allowed: {allowed})",
+            )
+        if connector.admit is not None:
+            connector.admit(model, self._policy)
+        stored: dict[str, Any] = model.model_dump(mode="json")
+        return stored
 
-def secret_names(c: Container, record: ConnectionRecord) -> list[str]:
-    return sorted(c.secret_box.open(record.sealed_secrets))
+    def create(
+        self,
+        workspace_id: str,
+        name: str,
+        type_: str,
+        settings: dict[str, Any],
+        secrets: dict[str, str],
+    ) -> ConnectionRecord:
+        stored = self.checked_settings(type_, settings, secrets)
+        sealed = self._secret_box.seal(secrets) if secrets else None
+        return self._connections.create(workspace_id, name, type_, stored, sealed)
+
+    def update(
+        self,
+        workspace_id: str,
+        connection_id: str,
+        name: str | None,
+        settings: dict[str, Any] | None,
+        secrets: dict[str, str] | None,
+    ) -> ConnectionRecord:
+        """Change a connection; ``None`` leaves a part unchanged. Sent secrets are merged in, or
+        replace the stored ones when the address changes (then they must be sent)."""
+        current = self._connections.get(workspace_id, connection_id)
+        changes: dict[str, object] = {}
+        if name is not None:
+            changes["name"] = name
+        new_settings = current.settings if settings is None else settings
+        stored = self.checked_settings(current.type, new_settings, secrets or {})
+        changes["settings"] = stored
+        moved = _address(stored) != _address(_normal(current.type, current.settings))
+        kept = self._secret_box.open(current.sealed_secrets)
+        if moved and kept and secrets is None:
+            raise Invalid.at(("body", "secrets"), REENTER_SECRETS)
+        if secrets is not None:
+            new_secrets = secrets if moved else {**kept, **secrets}
+            changes["sealed_secrets"] = self._secret_box.seal(new_secrets) if new_secrets else None
+        return self._connections.update(workspace_id, connection_id, **changes)
+
+    def secret_names(self, record: ConnectionRecord) -> list[str]:
+        return sorted(self._secret_box.open(record.sealed_secrets))
 
 
 def _normal(type_: str, settings: dict[str, Any]) -> dict[str, Any]:

@@ -6,59 +6,31 @@ import hashlib
 import json
 from typing import Any
 
-from egress.container import Container
-from egress.db.configurations import ConfigurationRecord
-from egress.db.executions import ExecutionRecord, FileRecord, RunRecord
-from egress.db.templates import TemplateRecord
+from egress.db.configurations import ConfigurationRecord, ConfigurationRepo
+from egress.db.connections import ConnectionRepo
+from egress.db.executions import ExecutionRecord as ExecutionRecord
+from egress.db.executions import ExecutionRepo
+from egress.db.executions import ExecutionSummary as ExecutionSummary
+from egress.db.executions import FileRecord as FileRecord
+from egress.db.executions import RunRecord as RunRecord
+from egress.db.paging import Page
+from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.domain.clock import Clock
 from egress.domain.configuration import trigger_blocker
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
+from egress.domain.paging import PageRequest
 from egress.domain.plan import KeySelection
 from egress.domain.spec import ConnectionRef, ExecutionSpec, RunOptions
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
 from egress.query.where import parse_where
+from egress.worker.wakeup import Wakeup
 
 
 def _request_hash(options: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def trigger(
-    c: Container,
-    workspace_id: str,
-    cfg_id: str,
-    options: dict[str, Any],
-    trigger_kind: str = "api",
-    idempotency_key: str | None = None,
-) -> tuple[ExecutionRecord, bool]:
-    """Freeze the configuration and options into a new execution; its run 1 is queued."""
-    now = c.clock()
-    cfg = c.configurations.get(workspace_id, cfg_id)
-    blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
-    if blocker:
-        raise Conflict(blocker)
-    template = c.templates.get(workspace_id, cfg.template_id)
-    connection = c.connections.get(workspace_id, template.connection_id)
-    spec = ExecutionSpec(
-        configuration=cfg.snapshot(),
-        template=template.snapshot(),
-        connection=ConnectionRef(connection.id, connection.type),
-        options=resolve_options(cfg, template, options, c.settings.max_selected_rows),
-    )
-    execution, created = c.executions.create(
-        workspace_id,
-        cfg_id,
-        spec,
-        trigger_kind,
-        now,
-        idempotency_key=idempotency_key,
-        request_hash=_request_hash(options) if idempotency_key else None,
-    )
-    if created:
-        c.wakeup.notify()
-    return execution, created
 
 
 def resolve_options(
@@ -70,7 +42,7 @@ def resolve_options(
     date_to = body.get("dateTo", cfg.date_to)
     where = body.get("whereClause", cfg.filter)
     only_new = bool(body.get("extractOnlyNew", cfg.extract_only_new))
-    lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incrementalLag"))
+    lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incremental_lag"))
     date_range(template.date_field, date_from, date_to)
     if where is not None:
         parse_where(where, [f.name for f in template.fields])
@@ -79,7 +51,7 @@ def resolve_options(
     )
     if only_new and template.cursor_field is None:
         raise Invalid.at(
-            ("body", "extractOnlyNew"),
+            ("body", "extract_only_new"),
             "the template has no cursorField, so it cannot extract only new records",
         )
     return RunOptions(
@@ -93,25 +65,126 @@ def resolve_options(
     )
 
 
-def rerun(
-    c: Container,
-    workspace_id: str,
-    cfg_id: str,
-    execution_id: str,
-    idempotency_key: str | None = None,
-) -> ExecutionRecord:
-    execution, created = c.executions.rerun(
-        workspace_id, cfg_id, execution_id, c.clock(), idempotency_key
-    )
-    if created:
-        c.wakeup.notify()
-    return execution
+class ExecutionService:
+    """Executions of a configuration: what the user side of the run queue offers."""
 
+    def __init__(
+        self,
+        configurations: ConfigurationRepo,
+        templates: TemplateRepo,
+        connections: ConnectionRepo,
+        executions: ExecutionRepo,
+        wakeup: Wakeup,
+        clock: Clock,
+        max_selected_rows: int,
+    ) -> None:
+        self._configurations = configurations
+        self._templates = templates
+        self._connections = connections
+        self._executions = executions
+        self._wakeup = wakeup
+        self._clock = clock
+        self._max_selected_rows = max_selected_rows
 
-def cancel(c: Container, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
-    execution = c.executions.cancel(workspace_id, cfg_id, execution_id, c.clock())
-    c.wakeup.notify()  # a cancelled PENDING run may have released a held one
-    return execution
+    def trigger(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        options: dict[str, Any],
+        trigger_kind: str = "api",
+        idempotency_key: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Freeze the configuration and options into a new execution; its run 1 is queued."""
+        now = self._clock()
+        cfg = self._configurations.get(workspace_id, cfg_id)
+        blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
+        if blocker:
+            raise Conflict(blocker)
+        template = self._templates.get(workspace_id, cfg.template_id)
+        connection = self._connections.get(workspace_id, template.connection_id)
+        spec = ExecutionSpec(
+            configuration=cfg.snapshot(),
+            template=template.snapshot(),
+            connection=ConnectionRef(connection.id, connection.type),
+            options=resolve_options(cfg, template, options, self._max_selected_rows),
+        )
+        execution, created = self._executions.create(
+            workspace_id,
+            cfg_id,
+            spec,
+            trigger_kind,
+            now,
+            idempotency_key=idempotency_key,
+            request_hash=_request_hash(options) if idempotency_key else None,
+        )
+        if created:
+            self._wakeup.notify()
+        return execution, created
+
+    def get(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
+        return self._executions.get(workspace_id, cfg_id, execution_id)
+
+    def list_page(
+        self, workspace_id: str, cfg_id: str, page: PageRequest
+    ) -> Page[ExecutionSummary]:
+        self._configurations.get(workspace_id, cfg_id)  # 404 for another workspace's
+        return self._executions.list_page(workspace_id, cfg_id, page)
+
+    def rerun(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        execution_id: str,
+        idempotency_key: str | None = None,
+    ) -> ExecutionRecord:
+        self._executions.get(workspace_id, cfg_id, execution_id)
+        execution, created = self._executions.rerun(
+            workspace_id, cfg_id, execution_id, self._clock(), idempotency_key
+        )
+        if created:
+            self._wakeup.notify()
+        return execution
+
+    def cancel(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
+        execution = self._executions.cancel(workspace_id, cfg_id, execution_id, self._clock())
+        self._wakeup.notify()  # a cancelled PENDING run may have released a held one
+        return execution
+
+    def download(
+        self, workspace_id: str, cfg_id: str, execution_id: str, run: int | None
+    ) -> tuple[ExecutionRecord, RunRecord]:
+        """The execution and its run whose file(s) a download serves."""
+        execution = self._executions.get(workspace_id, cfg_id, execution_id)
+        return execution, run_with_files(execution, run)
+
+    def sub_extract(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        execution_id: str,
+        sub_extract_id: str,
+        run: int | None,
+    ) -> tuple[ExecutionRecord, RunRecord, FileRecord | None]:
+        execution = self._executions.get(workspace_id, cfg_id, execution_id)
+        return (execution, *sub_extract(execution, sub_extract_id, run))
+
+    def sub_extract_file(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        execution_id: str,
+        sub_extract_id: str,
+        run: int | None,
+    ) -> FileRecord:
+        """The file of a part to download: of run ``run``, or of the latest run with files."""
+        execution = self._executions.get(workspace_id, cfg_id, execution_id)
+        if run is None:
+            run = run_with_files(execution, None).run_number
+        record, f = sub_extract(execution, sub_extract_id, run)
+        if f is None:
+            run_with_files(execution, record.run_number)  # raises the precise 404/409
+            raise AssertionError("unreachable")  # pragma: no cover
+        return f
 
 
 def is_split(execution: ExecutionRecord) -> bool:

@@ -13,8 +13,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from egress.container import Container
-from egress.db.workspaces import Principal, TokenRecord
+from egress.db.workspaces import Principal, TokenRecord, WorkspaceRepo
+from egress.domain.clock import Clock
 from egress.domain.errors import Unauthenticated
 from egress.domain.identity import (
     ADMIN,
@@ -52,71 +52,78 @@ def _candidate_hashes(ring: SigningRing, token: str) -> dict[str, str | None]:
     return found
 
 
-def _upgrade_hash(c: Container, record: TokenRecord, token: str) -> None:
-    current = c.signing.current.id
-    if record.key_id != current:
-        c.workspaces.rehash_token(
-            record.id, record.token_hash, current, token_hash(c.signing, current, token)
+class IdentityService:
+    """Workspaces, API tokens, and who a bearer token belongs to."""
+
+    def __init__(self, workspaces: WorkspaceRepo, signing: SigningRing, clock: Clock) -> None:
+        self._workspaces = workspaces
+        self._signing = signing
+        self._clock = clock
+
+    def _upgrade_hash(self, record: TokenRecord, token: str) -> None:
+        current = self._signing.current.id
+        if record.key_id != current:
+            self._workspaces.rehash_token(
+                record.id, record.token_hash, current, token_hash(self._signing, current, token)
+            )
+
+    def create_workspace(self, name: str) -> str:
+        return self._workspaces.create_workspace(check_name(name, ("name",)))
+
+    def create_token(
+        self, workspace_id: str, role: str, name: str, expires_in_days: int | None = None
+    ) -> NewToken:
+        now = self._clock()
+        token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        key_id = self._signing.current.id
+        record = self._workspaces.add_token(
+            workspace_id,
+            check_name(name, ("name",)),
+            check_role(role),
+            key_id,
+            token_hash(self._signing, key_id, token),
+            now,
+            token_expiry(now, expires_in_days),
         )
+        return NewToken(record, token)
 
+    def list_tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
+        return self._workspaces.tokens(workspace_id)
 
-def create_workspace(c: Container, name: str) -> str:
-    return c.workspaces.create_workspace(check_name(name, ("name",)))
+    def revoke_token(self, token_id: str) -> TokenRecord:
+        return self._workspaces.revoke_token(token_id, self._clock())
 
+    def authenticate(self, token: str) -> Principal:
+        """The caller a bearer token stands for; Unauthenticated unless it is known and valid."""
+        record = self._workspaces.find_token(_candidate_hashes(self._signing, token))
+        if record is None:
+            raise Unauthenticated("the bearer token is not valid")
+        state = token_state(self._clock(), record.expires_at, record.revoked_at)
+        if state != "valid":
+            raise Unauthenticated(f"the bearer token {_STATE_MESSAGES[state]}")
+        self._upgrade_hash(record, token)
+        return Principal(workspace_id=record.workspace_id, role=record.role, token_id=record.id)
 
-def create_token(
-    c: Container, workspace_id: str, role: str, name: str, expires_in_days: int | None = None
-) -> NewToken:
-    now = c.clock()
-    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    key_id = c.signing.current.id
-    record = c.workspaces.add_token(
-        workspace_id,
-        check_name(name, ("name",)),
-        check_role(role),
-        key_id,
-        token_hash(c.signing, key_id, token),
-        now,
-        token_expiry(now, expires_in_days),
-    )
-    return NewToken(record, token)
+    def ensure_bootstrap_token(self, token: str | None) -> None:
+        """Make EGRESS_BOOTSTRAP_TOKEN an admin token of the workspace ``default`` (every start).
 
-
-def list_tokens(c: Container, workspace_id: str | None = None) -> list[TokenRecord]:
-    return c.workspaces.tokens(workspace_id)
-
-
-def revoke_token(c: Container, token_id: str) -> TokenRecord:
-    return c.workspaces.revoke_token(token_id, c.clock())
-
-
-def authenticate(c: Container, token: str) -> Principal:
-    """The caller a bearer token stands for; Unauthenticated unless it is known and valid."""
-    record = c.workspaces.find_token(_candidate_hashes(c.signing, token))
-    if record is None:
-        raise Unauthenticated("the bearer token is not valid")
-    state = token_state(c.clock(), record.expires_at, record.revoked_at)
-    if state != "valid":
-        raise Unauthenticated(f"the bearer token {_STATE_MESSAGES[state]}")
-    _upgrade_hash(c, record, token)
-    return Principal(workspace_id=record.workspace_id, role=record.role, token_id=record.id)
-
-
-def ensure_bootstrap_token(c: Container) -> None:
-    """Make EGRESS_BOOTSTRAP_TOKEN an admin token of the workspace ``default`` (every start).
-
-    A revoked bootstrap token stays revoked: revocation is the operator's last word.
-    """
-    token = c.settings.bootstrap_token
-    if not token:
-        return
-    ws = c.workspaces.ensure_workspace(BOOTSTRAP_WORKSPACE)
-    record = c.workspaces.find_token(_candidate_hashes(c.signing, token))
-    if record is None:
-        key_id = c.signing.current.id
-        c.workspaces.add_token(
-            ws, "bootstrap", ADMIN, key_id, token_hash(c.signing, key_id, token), c.clock(), None
-        )
-        return
-    _upgrade_hash(c, record, token)
-    c.workspaces.update_token(record.id, workspace_id=ws, role=ADMIN, name="bootstrap")
+        A revoked bootstrap token stays revoked: revocation is the operator's last word.
+        """
+        if not token:
+            return
+        ws = self._workspaces.ensure_workspace(BOOTSTRAP_WORKSPACE)
+        record = self._workspaces.find_token(_candidate_hashes(self._signing, token))
+        if record is None:
+            key_id = self._signing.current.id
+            self._workspaces.add_token(
+                ws,
+                "bootstrap",
+                ADMIN,
+                key_id,
+                token_hash(self._signing, key_id, token),
+                self._clock(),
+                None,
+            )
+            return
+        self._upgrade_hash(record, token)
+        self._workspaces.update_token(record.id, workspace_id=ws, role=ADMIN, name="bootstrap")

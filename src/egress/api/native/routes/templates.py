@@ -7,40 +7,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from egress.api.auth import CurrentPrincipal, Services
-from egress.api.routers.common import in_source_pool, page_request
-from egress.api.schemas import FieldOut, ListEnvelope, TemplateCreate, TemplateOut
-from egress.container import Container
-from egress.db.templates import TemplateRecord
-from egress.db.workspaces import Principal
+from egress.api.native.presenters import template_out
+from egress.api.native.routes.common import page_request
+from egress.api.native.schemas import ListEnvelope, TemplateCreate, TemplateOut
+from egress.api.wiring import CurrentPrincipal, InSourcePool, ServicesDep
 from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.paging import PageRequest
-from egress.services import catalog
+from egress.services import Services
+from egress.services.catalog import TemplateRecord
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 
 
-def _out(t: TemplateRecord) -> TemplateOut:
-    return TemplateOut(
-        id=t.id,
-        name=t.name,
-        kind=t.kind,
-        connection_id=t.connection_id,
-        table=None if t.source is None else t.source_table,
-        schema_=None if t.source is None else t.source.schema,
-        table_name=None if t.source is None else t.source.name,
-        query=t.query,
-        fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
-        primary_key=t.primary_key,
-        cursor_field=t.cursor_field,
-        date_field=t.date_field,
-    )
-
-
 @router.get("", response_model=ListEnvelope[TemplateOut])
 async def list_templates(
-    c: Services,
+    s: ServicesDep,
     p: CurrentPrincipal,
+    pool: InSourcePool,
     page: Annotated[PageRequest, Depends(page_request)],
     connection_id: Annotated[
         str | None,
@@ -48,15 +31,13 @@ async def list_templates(
     ] = None,
 ) -> ListEnvelope[TemplateOut]:
     def listed() -> ListEnvelope[TemplateOut]:
-        if connection_id is not None:
-            catalog.discover(c, p.workspace_id, connection_id)
-        result = c.templates.list_page(p.workspace_id, connection_id, page)
-        items = [_out(t) for t in result.items]
+        result = s.catalog.list_templates(p.workspace_id, connection_id, page)
+        items = [template_out(t) for t in result.items]
         return ListEnvelope.of(items, page.page, page.limit, result.total)
 
     if connection_id is None:  # no source call: the API's own threads
         return await run_in_threadpool(listed)
-    return await in_source_pool(c, listed)
+    return await pool(listed)
 
 
 def _one_of_table_or_query(body: TemplateCreate) -> None:
@@ -74,15 +55,19 @@ def _one_of_table_or_query(body: TemplateCreate) -> None:
 
 
 @router.post("", status_code=201, response_model=TemplateOut)
-async def create_template(body: TemplateCreate, c: Services, p: CurrentPrincipal) -> TemplateOut:
+async def create_template(
+    body: TemplateCreate, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
+) -> TemplateOut:
     """Both kinds read the source (its catalog, or the query's columns): in the source pool."""
-    return await in_source_pool(c, lambda: _create_template(body, c, p))
+    return template_out(await pool(lambda: _create_template(body, s, p.workspace_id, p.role)))
 
 
-def _create_template(body: TemplateCreate, c: Container, p: Principal) -> TemplateOut:
+def _create_template(
+    body: TemplateCreate, s: Services, workspace_id: str, role: str
+) -> TemplateRecord:
     _one_of_table_or_query(body)
     try:
-        c.connections.get(p.workspace_id, body.connection_id)
+        s.connections.get(workspace_id, body.connection_id)
     except NotFound as exc:
         raise Invalid.at(
             ("body", "connectionId"), f"unknown connection {body.connection_id!r}"
@@ -100,37 +85,31 @@ def _create_template(body: TemplateCreate, c: Container, p: Principal) -> Templa
                 ("body", "fields"),
                 "a SQL template's fields are its query's columns: choose them in the SELECT",
             )
-        return _out(
-            catalog.create_query_template(
-                c,
-                p.workspace_id,
-                body.connection_id,
-                body.name,
-                body.query,
-                body.primary_key,
-                body.cursor_field,
-                body.date_field,
-                role=p.role,
-            )
-        )
-    assert body.table is not None  # one of the two, checked above
-    return _out(
-        catalog.create_custom_template(
-            c,
-            p.workspace_id,
+        return s.catalog.create_query_template(
+            workspace_id,
             body.connection_id,
             body.name,
-            body.table,
-            body.fields,
+            body.query,
             body.primary_key,
             body.cursor_field,
             body.date_field,
-            body.column_types,
-            schema=body.schema_,
+            role=role,
         )
+    assert body.table is not None  # one of the two, checked above
+    return s.catalog.create_custom_template(
+        workspace_id,
+        body.connection_id,
+        body.name,
+        body.table,
+        body.fields,
+        body.primary_key,
+        body.cursor_field,
+        body.date_field,
+        body.column_types,
+        schema=body.schema_,
     )
 
 
 @router.get("/{template_id}", response_model=TemplateOut)
-def get_template(template_id: str, c: Services, p: CurrentPrincipal) -> TemplateOut:
-    return _out(c.templates.get(p.workspace_id, template_id))
+def get_template(template_id: str, s: ServicesDep, p: CurrentPrincipal) -> TemplateOut:
+    return template_out(s.catalog.get_template(p.workspace_id, template_id))

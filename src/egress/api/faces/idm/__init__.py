@@ -1,0 +1,1 @@
+"""Seed 003 (bulk export). Mapping only, no rules (see ``faces``)."""

@@ -1,0 +1,1 @@
+"""Seed 002 (workspace runs). Mapping only, no rules (see ``faces``)."""

@@ -1,0 +1,33 @@
+"""The native face: Egress's own API (the seed-000 shapes), camelCase on the wire.
+
+Its routes parse a request, call one service method and present the answer
+(``presenters``); the rules live in the services and the domain.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic.alias_generators import to_camel
+
+from egress.api import errors
+from egress.api.native.routes import (
+    configurations,
+    connections,
+    data_tables,
+    executions,
+    health,
+    templates,
+)
+from egress.api.wiring import SOURCE_ERRORS
+
+
+def wire_name(logical: str) -> str:
+    """A field's logical name (``date_from``) as this face's clients send it (``dateFrom``)."""
+    return to_camel(logical) if "_" in logical else logical
+
+
+def install(app: FastAPI) -> None:
+    """This face's routes and error format."""
+    errors.install(app, wire_name, SOURCE_ERRORS)
+    for module in (health, connections, templates, configurations, executions, data_tables):
+        app.include_router(module.router)

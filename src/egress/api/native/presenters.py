@@ -1,0 +1,290 @@
+"""The native face's answers: service results → the wire shapes of ``schemas``."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from egress.api.native.schemas import (
+    ConfigurationOut,
+    ConnectionOut,
+    DataTableOut,
+    DataTableSummaryOut,
+    ExecutionOut,
+    ExecutionSummaryOut,
+    FieldOut,
+    FileOut,
+    ProgressOut,
+    RunOut,
+    SubExtractOut,
+    TemplateOut,
+)
+from egress.domain.catalog import TableInfo, quoted_part
+from egress.domain.configuration import is_active
+from egress.domain.split import ALL
+from egress.domain.status import RunStatus
+from egress.services.catalog import TemplateRecord
+from egress.services.configurations import ConfigurationRecord
+from egress.services.connections import ConnectionRecord
+from egress.services.data_tables import DataTableDetails, DataTableRecord
+from egress.services.executions import (
+    ExecutionRecord,
+    ExecutionSummary,
+    FileRecord,
+    RunRecord,
+    is_split,
+)
+
+
+def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut:
+    return ConfigurationOut(
+        id=r.id,
+        name=r.name,
+        template_id=r.template_id,
+        fields=r.fields,
+        format=r.format,
+        compression=r.compression,
+        destination=r.destination,
+        file_name_pattern=r.file_name_pattern,
+        split_by=r.split_by,
+        filter=r.filter,
+        extract_only_new=r.extract_only_new,
+        incremental_lag=r.incremental_lag,
+        date_from=r.date_from,
+        date_to=r.date_to,
+        watermark=r.watermark,
+        start_date=r.start_date,
+        end_date=r.end_date,
+        status=r.status.value,
+        active=is_active(r.status, r.start_date, r.end_date, now),
+        version=r.version,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def connection_out(r: ConnectionRecord, secret_names: list[str]) -> ConnectionOut:
+    return ConnectionOut(
+        id=r.id,
+        name=r.name,
+        type=r.type,
+        settings=r.settings,
+        secret_names=secret_names,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def template_out(t: TemplateRecord) -> TemplateOut:
+    return TemplateOut(
+        id=t.id,
+        name=t.name,
+        kind=t.kind,
+        connection_id=t.connection_id,
+        table=None if t.source is None else t.source_table,
+        schema_=None if t.source is None else t.source.schema,
+        table_name=None if t.source is None else t.source.name,
+        query=t.query,
+        fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
+        primary_key=t.primary_key,
+        cursor_field=t.cursor_field,
+        date_field=t.date_field,
+    )
+
+
+def data_table_summary_out(t: DataTableRecord) -> DataTableSummaryOut:
+    return DataTableSummaryOut(id=t.id, name=t.name, row_count=t.row_count, updated_at=t.updated_at)
+
+
+def data_table_out(d: DataTableDetails) -> DataTableOut:
+    t = d.table
+    return DataTableOut(
+        id=t.id,
+        name=t.name,
+        row_count=t.row_count,
+        updated_at=t.updated_at,
+        created_at=t.created_at,
+        fields=[FieldOut(name=f.name, type=f.type, nullable=f.nullable) for f in t.fields],
+        mode=t.mode,
+        primary_key=t.primary_key,
+        template_id=t.template_id,
+        configurations=d.configurations,
+    )
+
+
+def plain(value: Any) -> Any:
+    """A data table's value as JSON."""
+    if isinstance(value, Decimal):
+        return str(value)  # exact, as in JSONL exports
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def execution_summary_out(s: ExecutionSummary) -> ExecutionSummaryOut:
+    return ExecutionSummaryOut(
+        id=s.id,
+        extract_configuration_id=s.configuration_id,
+        latest_status=s.latest_status.value,
+        latest_started_at=s.latest_started_at,
+        latest_completed_at=s.latest_completed_at,
+        latest_run_record_count=s.latest_record_count,
+        total_runs=s.total_runs,
+    )
+
+
+def execution_url(config_id: str, execution_id: str) -> str:
+    return f"/api/v1/extraction-configurations/{config_id}/executions/{execution_id}"
+
+
+def _progress(run: RunRecord) -> ProgressOut | None:
+    """Records read: while the run is in progress, and where it stopped when it failed or was
+    cancelled (such a run delivered nothing, so it has no record count)."""
+    if run.status is RunStatus.IN_PROGRESS:
+        return ProgressOut(processed=run.processed or 0)
+    if run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and run.processed is not None:
+        return ProgressOut(processed=run.processed)
+    return None
+
+
+def _path(execution: ExecutionRecord, name: str) -> str:
+    """Seed 000's ``fileName``: the path under the destination, e.g. ``/exports/orders/x.csv``
+    (the workspace prefix of the storage key is not the user's to see)."""
+    folder = execution.spec.configuration.folder
+    return "/" + "/".join(p for p in (folder, name) if p)
+
+
+def file_out(execution: ExecutionRecord, url: str, f: FileRecord) -> FileOut:
+    return FileOut(
+        file_name=_path(execution, f.file_name),
+        name=f.file_name,
+        download_url=url,
+        size_bytes=f.size_bytes,
+        sha256=f.sha256,
+    )
+
+
+def _sub_extracts(base: str, execution: ExecutionRecord, run: RunRecord) -> list[SubExtractOut]:
+    if not is_split(execution):
+        whole = run.files[0] if run.files else None
+        url = f"{base}/sub-extracts/{ALL}/download?run={run.run_number}"
+        return [
+            SubExtractOut(
+                id=ALL,
+                value=None,
+                status=run.status.value,
+                record_count=run.record_count,
+                file=file_out(execution, url, whole) if whole else None,
+            )
+        ]
+    return [
+        SubExtractOut(
+            id=f.sub_extract_id,
+            value=f.sub_extract_value,
+            status=run.status.value,
+            record_count=f.record_count,
+            file=file_out(
+                execution,
+                f"{base}/sub-extracts/{f.sub_extract_id}/download?run={run.run_number}",
+                f,
+            ),
+        )
+        for f in run.files
+    ]
+
+
+def _run_file(base: str, execution: ExecutionRecord, run: RunRecord) -> FileOut | None:
+    if not run.files:
+        return None
+    url = f"{base}/download?run={run.run_number}"
+    if is_split(execution):
+        name = zip_name(execution, run)
+        return FileOut(file_name=_path(execution, name), name=name, download_url=url)
+    return file_out(execution, url, run.files[0])
+
+
+def zip_name(execution: ExecutionRecord, run: RunRecord) -> str:
+    name = execution.spec.configuration.name
+    return f"{name}_{execution.id[:8]}_v{run.run_number}.zip"
+
+
+def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
+    base = execution_url(execution.configuration_id, execution.id)
+    return RunOut(
+        run=run.run_number,
+        status=run.status.value,
+        process_id=run.process_id,
+        queued_at=run.queued_at,
+        started_at=run.started_at,
+        completed_at=run.completed_at,
+        record_count=run.record_count,
+        error_message=run.error_message,
+        warnings=run.warnings,
+        attempt=run.attempt,
+        file=_run_file(base, execution, run),
+        sub_extracts=_sub_extracts(base, execution, run),
+        progress=_progress(run),
+    )
+
+
+def execution_out(execution: ExecutionRecord) -> ExecutionOut:
+    latest = execution.latest
+    cfg = execution.spec.configuration
+    runs = [_run_out(execution, r) for r in execution.runs]
+    return ExecutionOut(
+        extract_configuration_name=cfg.name,
+        extract_configuration_id=execution.configuration_id,
+        id=execution.id,
+        latest_status=latest.status.value,
+        latest_process_id=latest.process_id,
+        latest_record_count=latest.record_count,
+        created_at=execution.created_at,
+        trigger=execution.trigger,
+        options=execution.spec.options.to_json(),
+        window=execution.spec.window.to_json() if execution.spec.window else None,
+        progress=_progress(latest),
+        sub_extracts=runs[-1].sub_extracts,
+        runs=runs,
+    )
+
+
+def element_tree(tables: list[TableInfo]) -> list[dict[str, Any]]:
+    """A connection's tables as the tree of folders, files and columns the UI browses."""
+    folders: dict[str, dict[str, Any]] = {}
+    for t in tables:
+        if t.kind == "folder":  # a folder dataset is a template, not an element of its own
+            continue
+        folder = folders.setdefault(
+            t.schema,
+            {
+                "id": t.schema,
+                "elementType": "FOLDER",
+                "name": t.schema,
+                "path": t.schema,
+                "children": [],
+            },
+        )
+        folder["children"].append(
+            {
+                "id": t.qualified_name,
+                "elementType": "FILE",
+                "name": t.name,
+                "path": t.path or f"{t.schema}/{t.name}",
+                "kind": t.kind,
+                **({"error": t.error} if t.error is not None else {}),
+                "children": [
+                    {
+                        "id": f"{t.qualified_name}.{quoted_part(col.name)}",
+                        "elementType": "COLUMN",
+                        "name": col.name,
+                        "path": f"{t.path or f'{t.schema}/{t.name}'}/{col.name}",
+                        "type": col.type,
+                        "nullable": col.nullable,
+                    }
+                    for col in t.columns
+                ],
+            }
+        )
+    return list(folders.values())
