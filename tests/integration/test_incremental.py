@@ -25,6 +25,7 @@ import pytest
 from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
+from egress.domain.incremental import TRX_START_MARGIN_S
 from egress.domain.status import RunStatus
 from egress.services import catalog, executions
 from egress.sources.mysql_transactions import PROCESS_WARNING
@@ -297,18 +298,18 @@ def test_mysql_late_commit_is_delivered_once_the_lag_has_passed(
     c.engine.dispose()
 
 
-def _next_server_second(db: MysqlDatabase) -> None:
-    """Wait (polled, under a second) until the server's clock enters a new second: InnoDB
-    keeps a transaction's start in whole seconds."""
+def _past_the_start_margin(db: MysqlDatabase) -> None:
+    """Wait (polled, at most two seconds) until a transaction started now counts as started
+    after the reads so far: InnoDB keeps a start in whole seconds, and Egress wants a margin."""
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
-        start = int(cur.fetchone()[0])
-        deadline = time.monotonic() + 3
+        wanted = int(cur.fetchone()[0]) + 1 + TRX_START_MARGIN_S
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
-            if int(cur.fetchone()[0]) > start:
+            if int(cur.fetchone()[0]) >= wanted:
                 return
-            time.sleep(0.02)
+            time.sleep(0.05)
     raise AssertionError("the server's clock did not move")
 
 
@@ -361,7 +362,7 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
         with b.cursor() as cur:
             cur.execute("INSERT INTO ev (v) VALUES ('before')")  # id 11
         assert env.run()[1] == []  # 11 seen now: not yet lag old
-        _next_server_second(mysql_db)
+        _past_the_start_margin(mysql_db)
         a.begin()
         with a.cursor() as cur:
             cur.execute("INSERT INTO ev (v) VALUES ('slow')")

@@ -35,6 +35,10 @@ DEFAULT_LAGS: dict[str, timedelta] = {
 }
 # A lag is for transactions in flight, not a schedule: a day bounds a mistyped unit.
 MAX_LAG = timedelta(days=1)
+# InnoDB takes an AUTO_INCREMENT id just before it marks its transaction started, and NOW() is
+# the statement's start, which precedes the transaction's when the statement opens it: a read
+# counts as before a transaction only if it was this much earlier (it only delays the mark).
+TRX_START_MARGIN_S = 1.0
 # Observations kept per configuration (a JSON column): frequent runs under a long lag are
 # thinned, which only ever delays the mark, never moves it past a row in flight.
 MAX_OBSERVATIONS = 256
@@ -106,11 +110,13 @@ class Observation:
 
 def _usable(o: Observation, now: datetime, lag: timedelta, oldest_open: float | None) -> bool:
     """``lag`` old, and taken before the oldest open transaction started (``oldest_open`` is
-    whole seconds, truncated: comparing strictly keeps a same-second start on the safe side;
-    an observation without the server's clock is usable only when nothing is open)."""
+    whole seconds, truncated, so the margin is between one and two seconds); an observation
+    without the server's clock is usable only when nothing is open."""
     if o.at > now - lag:
         return False
-    return oldest_open is None or (o.server_at is not None and o.server_at < oldest_open)
+    if oldest_open is None:
+        return True
+    return o.server_at is not None and o.server_at < oldest_open - TRX_START_MARGIN_S
 
 
 def lagged_mark(
