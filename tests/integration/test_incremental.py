@@ -10,6 +10,7 @@ import csv
 import io
 import itertools
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,9 @@ import pytest
 from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
+from egress.domain.incremental import TRX_START_MARGIN_S
 from egress.domain.status import RunStatus
+from egress.sources.mysql_transactions import PROCESS_WARNING
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 
@@ -47,6 +50,7 @@ class Env:
     ws: str
     cfg: str
     fmt: str
+    connection: str
 
     def run(self, **options: Any) -> tuple[str, list[int]]:
         """Trigger an incremental run and carry it out; its execution and delivered ids."""
@@ -94,16 +98,18 @@ def _env(
     cursor: str = "id",
     fmt: str = "csv",
     lag: float | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> Env:
     ws = c.workspaces.ensure_workspace("t")
-    conn = c.connections.create(ws, f"src{next(_names)}", kind, settings, None)
+    sealed = c.secret_box.seal(secrets) if secrets else None
+    conn = c.connections.create(ws, f"src{next(_names)}", kind, settings, sealed)
     tpl = c.services.catalog.create_custom_template(
         ws, conn.id, f"tpl{next(_names)}", table, None, ["id"], cursor, None
     )
     cfg = submitted_configuration(
         c, ws, tpl.id, f"cfg{next(_names)}", format=fmt, incremental_lag=lag
     )
-    return Env(c, ws, cfg, fmt)
+    return Env(c, ws, cfg, fmt, conn.id)
 
 
 @pytest.fixture
@@ -288,6 +294,131 @@ def test_mysql_late_commit_is_delivered_once_the_lag_has_passed(
     assert env.run()[1] == []
     assert c.configurations.get(env.ws, env.cfg).watermark == 12
     c.engine.dispose()
+
+
+def _past_the_start_margin(db: MysqlDatabase) -> None:
+    """Wait (polled, at most two seconds) until a transaction started now counts as started
+    after the reads so far: InnoDB keeps a start in whole seconds, and Egress wants a margin."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+        wanted = int(cur.fetchone()[0]) + 1 + TRX_START_MARGIN_S
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            cur.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+            if int(cur.fetchone()[0]) >= wanted:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the server's clock did not move")
+
+
+def _first_delivery(env: Env, clock: FakeClock) -> list[int]:
+    """Runs until one delivers something. The server is shared: another session's open
+    transaction holds the mark too (as it should) until it ends."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        clock.now += timedelta(seconds=1)
+        ids = env.run()[1]
+        if ids:
+            return ids
+        time.sleep(0.05)
+    raise AssertionError("no run delivered anything")
+
+
+def _mysql_user(db: MysqlDatabase, *grants: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """A user who may read the test database (plus ``grants``): its settings and secrets."""
+    user, password = f"egress_{secrets.token_hex(4)}", secrets.token_hex(8)
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT SELECT ON `{db.name}`.* TO '{user}'@'%'")
+        for grant in grants:
+            cur.execute(f"GRANT {grant} ON *.* TO '{user}'@'%'")
+    return {**db.settings, "user": user}, {"password": password}
+
+
+def _drop_mysql_user(db: MysqlDatabase, settings: dict[str, Any]) -> None:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP USER '{settings['user']}'@'%'")
+
+
+def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
+    tmp_path: Path, mysql_db: MysqlDatabase
+) -> None:
+    """A transaction held open three times the lag: the mark goes up to what was seen before
+    it started, and no further until it ends, so its row comes with the next run."""
+    _mysql_ev(mysql_db)
+    settings, user_secrets = _mysql_user(mysql_db, "PROCESS")
+    clock = FakeClock()
+    c = _container(tmp_path, clock)
+    lag = timedelta(seconds=1)
+    table = f"{mysql_db.name}.ev"
+    env = _env(c, "mysql", settings, table, lag=lag.total_seconds(), secrets=user_secrets)
+    a, b = mysql_db.connect(), mysql_db.connect()
+    try:
+        assert c.services.catalog.test_connection(env.ws, env.connection) == (None, [])
+        assert env.run()[1] == []
+        assert _first_delivery(env, clock) == list(range(1, 11))
+        with b.cursor() as cur:
+            cur.execute("INSERT INTO ev (v) VALUES ('before')")  # id 11
+        assert env.run()[1] == []  # 11 seen now: not yet lag old
+        _past_the_start_margin(mysql_db)
+        a.begin()
+        with a.cursor() as cur:
+            cur.execute("INSERT INTO ev (v) VALUES ('slow')")
+            assert cur.lastrowid == 12
+        with b.cursor() as cur:
+            cur.execute("INSERT INTO ev (v) VALUES ('fast')")
+            assert cur.lastrowid == 13
+        # 11 was seen before the transaction started: taken while it is still open.
+        assert _first_delivery(env, clock) == [11]
+        for _ in range(3):  # held three lags: 13 is old enough, but seen after it started
+            clock.now += lag
+            execution, ids = env.run()
+            assert ids == []
+            assert env.window(execution)["high"] == 11
+        a.commit()
+        assert _first_delivery(env, clock) == [12, 13]
+        assert c.configurations.get(env.ws, env.cfg).watermark == 13
+    finally:
+        a.close()
+        b.close()
+        c.engine.dispose()
+        _drop_mysql_user(mysql_db, settings)
+
+
+def test_mysql_without_process_warns_and_relies_on_the_lag(
+    tmp_path: Path, mysql_db: MysqlDatabase
+) -> None:
+    """The weaker guarantee the README states: without PROCESS a row whose transaction stays
+    open longer than the lag is missed, and /test says so."""
+    _mysql_ev(mysql_db)
+    settings, user_secrets = _mysql_user(mysql_db)
+    clock = FakeClock()
+    c = _container(tmp_path, clock)
+    lag = timedelta(seconds=1)
+    table = f"{mysql_db.name}.ev"
+    env = _env(c, "mysql", settings, table, lag=lag.total_seconds(), secrets=user_secrets)
+    assert c.services.catalog.test_connection(env.ws, env.connection) == (None, [PROCESS_WARNING])
+    a, b = mysql_db.connect(), mysql_db.connect()
+    try:
+        assert env.run()[1] == []
+        clock.now += lag
+        assert env.run()[1] == list(range(1, 11))
+        a.begin()
+        with a.cursor() as cur:
+            cur.execute("INSERT INTO ev (v) VALUES ('slow')")  # id 11, held three lags
+        with b.cursor() as cur:
+            cur.execute("INSERT INTO ev (v) VALUES ('fast')")  # id 12
+        assert env.run()[1] == []
+        clock.now += 3 * lag
+        assert env.run()[1] == [12]
+        a.commit()
+        clock.now += lag
+        assert env.run()[1] == []  # 11 committed behind the mark: missed, as documented
+    finally:
+        a.close()
+        b.close()
+        c.engine.dispose()
+        _drop_mysql_user(mysql_db, settings)
 
 
 def test_mysql_default_lag_and_bad_lags(c: Container, mysql_db: MysqlDatabase) -> None:

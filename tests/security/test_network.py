@@ -24,6 +24,7 @@ from egress.sources.base import (
 )
 from egress.sources.mysql import BAD_SSL_CA, NOT_MYSQL
 from egress.sources.mysql import SUPERUSER_WARNING as MYSQL_SUPERUSER
+from egress.sources.mysql_transactions import PROCESS_WARNING as MYSQL_NO_PROCESS
 from egress.sources.postgresql import NOT_POSTGRES, WRITER_WARNING
 from egress.sources.postgresql import SUPERUSER_WARNING as PG_SUPERUSER
 from tests.conftest import MysqlDatabase, PgDatabase, Server, free_port
@@ -329,10 +330,14 @@ def test_postgresql_warnings_advise_a_read_only_role(http: httpx.Client, pg_db: 
 def test_mysql_warnings_advise_a_read_only_user(
     http: httpx.Client, mysql_db: MysqlDatabase
 ) -> None:
-    reader, password = f"egress_ro_{secrets.token_hex(3)}", secrets.token_hex(8)
+    """Without PROCESS, /test also says incremental runs cannot see open transactions."""
+    reader, watcher = (f"egress_{k}_{secrets.token_hex(3)}" for k in ("ro", "pr"))
+    password = secrets.token_hex(8)
     with mysql_db.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{reader}'@'%%' IDENTIFIED BY %s", (password,))
-        cur.execute(f"GRANT SELECT ON `{mysql_db.name}`.* TO '{reader}'@'%'")
+        for user in (reader, watcher):
+            cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT SELECT ON `{mysql_db.name}`.* TO '{user}'@'%'")
+        cur.execute(f"GRANT PROCESS ON *.* TO '{watcher}'@'%'")
     try:
         root = connection(http, "mysql", mysql_db.secrets, **mysql_db.settings)
         assert http.post(f"{API}/connections/{root}/test").json() == {
@@ -340,16 +345,19 @@ def test_mysql_warnings_advise_a_read_only_user(
             "error": None,
             "warnings": [MYSQL_SUPERUSER],
         }
-        settings = {**mysql_db.settings, "user": reader}
-        ro = connection(http, "mysql", {"password": password}, **settings)
-        assert http.post(f"{API}/connections/{ro}/test").json() == {
-            "ok": True,
-            "error": None,
-            "warnings": [],
-        }
+        expected = {reader: [MYSQL_NO_PROCESS], watcher: []}
+        for user, warnings in expected.items():
+            settings = {**mysql_db.settings, "user": user}
+            cid = connection(http, "mysql", {"password": password}, **settings)
+            assert http.post(f"{API}/connections/{cid}/test").json() == {
+                "ok": True,
+                "error": None,
+                "warnings": warnings,
+            }, user
     finally:
         with mysql_db.connect() as conn, conn.cursor() as cur:
-            cur.execute(f"DROP USER '{reader}'@'%'")
+            for user in (reader, watcher):
+                cur.execute(f"DROP USER '{user}'@'%'")
 
 
 def test_egress_own_database_cannot_be_a_connection(tmp_path: Path, pg_factory: Any) -> None:

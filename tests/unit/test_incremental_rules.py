@@ -9,6 +9,7 @@ import pytest
 from egress.domain.errors import Invalid
 from egress.domain.incremental import (
     MAX_OBSERVATIONS,
+    TRX_START_MARGIN_S,
     Observation,
     kept_observations,
     lagged_mark,
@@ -80,3 +81,42 @@ def test_frequent_runs_under_a_long_lag_are_thinned_never_past_the_newest() -> N
     assert len(kept) <= MAX_OBSERVATIONS
     assert kept[0].high == 0 and kept[-1].high == 999
     assert [o.high for o in kept] == sorted(o.high for o in kept)
+
+
+def test_an_open_transaction_holds_the_mark_at_a_maximum_seen_before_it_started() -> None:
+    """A transaction takes its ids after it starts, so they lie above any maximum read before
+    that: the mark may go there (and no further) whatever the transaction's age."""
+    lag = timedelta(seconds=1)
+    seen = [Observation(T0 + timedelta(seconds=s), 10 + s, 1000.0 + s) for s in (0, 5, 10)]
+    now = T0 + timedelta(seconds=60)  # all three are lag old
+    assert lagged_mark(seen, now, lag) == 20  # nothing open (or PROCESS unseen): the lag alone
+    # Started more than the margin after the 2nd read: the mark may go that far.
+    assert lagged_mark(seen, now, lag, oldest_open=1005.0 + TRX_START_MARGIN_S + 0.5) == 15
+    assert lagged_mark(seen, now, lag, oldest_open=1005.0 + TRX_START_MARGIN_S) == 10
+    assert lagged_mark(seen, now, lag, oldest_open=1005.0) == 10
+    assert lagged_mark(seen, now, lag, oldest_open=1000.0) is None  # open since before all
+    # Both rules hold: a read taken before the transaction but not yet lag old is not usable.
+    assert lagged_mark(seen, T0 + timedelta(seconds=10), timedelta(seconds=5), 1020.0) == 15
+    # Seen without the server's clock: usable only while nothing is open.
+    unclocked = [Observation(T0, 10)]
+    assert lagged_mark(unclocked, now, lag) == 10
+    assert lagged_mark(unclocked, now, lag, oldest_open=2000.0) is None
+
+
+def test_kept_observations_keep_what_an_open_transaction_may_still_release() -> None:
+    lag = timedelta(seconds=1)
+    seen = [Observation(T0 + timedelta(seconds=s), s, 1000.0 + s) for s in (0, 10, 20, 40, 50)]
+    now = T0 + timedelta(seconds=55)
+    kept = kept_observations(seen, now, lag, oldest_open=1015.0)
+    assert [o.high for o in kept] == [10, 20, 40, 50]  # 10 is the mark; 20-50 may follow
+    assert lagged_mark(kept, now, lag, 1015.0) == lagged_mark(seen, now, lag, 1015.0) == 10
+    assert lagged_mark(kept, now, lag, 1041.5) == 40  # an older transaction has ended
+    # Once the transaction has ended, the newest lag-old maximum is the mark again.
+    assert lagged_mark(kept, now + lag, lag) == 50
+
+
+def test_observations_keep_the_server_clock_in_json() -> None:
+    clocked, plain = Observation(T0, 12, 1000.5), Observation(T0, 12)
+    assert Observation.from_json(clocked.to_json()) == clocked
+    assert plain.to_json() == [T0.isoformat(), 12]  # as stored before the server's clock
+    assert Observation.from_json(plain.to_json()) == plain

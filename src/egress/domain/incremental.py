@@ -4,6 +4,11 @@ A source without snapshots (MySQL/MariaDB, SQLite, files, PostgreSQL views and S
 cannot tell which rows are still in flight, so a run may only advance the mark to the largest
 cursor value the source already held ``lag`` earlier: every transaction that had taken a
 smaller value by then has committed (or rolled back) if none stays open longer than the lag.
+
+MySQL/MariaDB can also show the transactions still open (with the PROCESS privilege): an
+observation taken on the server's clock before the oldest of them started is safe whatever its
+age, since a transaction takes its AUTO_INCREMENT ids and NOW() values after it starts, above
+every maximum read before. Both rules must hold.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ DEFAULT_LAGS: dict[str, timedelta] = {
 }
 # A lag is for transactions in flight, not a schedule: a day bounds a mistyped unit.
 MAX_LAG = timedelta(days=1)
+# InnoDB takes an AUTO_INCREMENT id just before it marks its transaction started, and NOW() is
+# the statement's start, which precedes the transaction's when the statement opens it: a read
+# counts as before a transaction only if it was this much earlier (it only delays the mark).
+TRX_START_MARGIN_S = 1.0
 # Observations kept per configuration (a JSON column): frequent runs under a long lag are
 # thinned, which only ever delays the mark, never moves it past a row in flight.
 MAX_OBSERVATIONS = 256
@@ -73,35 +82,68 @@ def later(value: Any, current: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class ServerClock:
+    """Read on the source server right after its maximum: the server's clock, and the start of
+    the oldest transaction then open that can write (None: none), both in epoch seconds."""
+
+    now: float
+    oldest_open: float | None
+
+
+@dataclass(frozen=True)
 class Observation:
-    """The cursor's maximum a run saw in the source, and when (the worker's clock)."""
+    """The cursor's maximum a run saw in the source, and when: the worker's clock, and the
+    source server's own (epoch seconds; None when the source shows no open transactions)."""
 
     at: datetime
     high: Any
+    server_at: float | None = None
 
     def to_json(self) -> list[Any]:
-        return [self.at.isoformat(), self.high]
+        stored = [self.at.isoformat(), self.high]
+        return stored if self.server_at is None else [*stored, self.server_at]
 
     @classmethod
     def from_json(cls, value: list[Any]) -> Observation:
-        return cls(datetime.fromisoformat(value[0]), value[1])
+        return cls(datetime.fromisoformat(value[0]), value[1], *value[2:3])
 
 
-def lagged_mark(observations: list[Observation], now: datetime, lag: timedelta) -> Any:
+def _usable(o: Observation, now: datetime, lag: timedelta, oldest_open: float | None) -> bool:
+    """``lag`` old, and taken before the oldest open transaction started (``oldest_open`` is
+    whole seconds, truncated, so the margin is between one and two seconds); an observation
+    without the server's clock is usable only when nothing is open."""
+    if o.at > now - lag:
+        return False
+    if oldest_open is None:
+        return True
+    return o.server_at is not None and o.server_at < oldest_open - TRX_START_MARGIN_S
+
+
+def lagged_mark(
+    observations: list[Observation],
+    now: datetime,
+    lag: timedelta,
+    oldest_open: float | None = None,
+) -> Any:
     """The mark a run may advance to: the newest maximum seen at least ``lag`` before ``now``
-    (None when no observation is that old yet: the run takes nothing new)."""
-    old_enough = [o for o in observations if o.at <= now - lag]
-    return old_enough[-1].high if old_enough else None
+    and before the oldest transaction still open started (None when there is none yet: the
+    run takes nothing new)."""
+    usable = [o for o in observations if _usable(o, now, lag, oldest_open)]
+    return usable[-1].high if usable else None
 
 
 def kept_observations(
-    observations: list[Observation], now: datetime, lag: timedelta
+    observations: list[Observation],
+    now: datetime,
+    lag: timedelta,
+    oldest_open: float | None = None,
 ) -> list[Observation]:
-    """What later runs still need: the newest observation already ``lag`` old and all younger
-    ones (older ones can never be the newest old enough again)."""
+    """What later runs still need: the newest usable observation and all younger ones. Older
+    ones can never be the newest usable again: the lag only passes, and a transaction open
+    later that started before now is open now, so the oldest start only moves forward."""
     ordered = sorted(observations, key=lambda o: o.at)
-    old_enough = [i for i, o in enumerate(ordered) if o.at <= now - lag]
-    kept = ordered[old_enough[-1] :] if old_enough else ordered
+    usable = [i for i, o in enumerate(ordered) if _usable(o, now, lag, oldest_open)]
+    kept = ordered[usable[-1] :] if usable else ordered
     while len(kept) > MAX_OBSERVATIONS:
         kept = [kept[0], *kept[1:-1:2], kept[-1]]  # every other one between the two ends
     return kept

@@ -31,6 +31,7 @@ from egress.domain.data_tables import UPSERT, Loading, loading_conflict
 from egress.domain.incremental import (
     DEFAULT_LAGS,
     Observation,
+    ServerClock,
     kept_observations,
     lagged_mark,
     later,
@@ -66,7 +67,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
-from egress.sources.base import Noticing, QuerySource, SnapshotSource
+from egress.sources.base import Noticing, OpenTransactionsSource, QuerySource, SnapshotSource
 from egress.sources.policy import SourcePolicy
 from egress.storage import (
     STORAGE_ERRORS,
@@ -362,12 +363,14 @@ class Runner:
         else:
             lag = run_lag(claimed.spec)
             with control.awaiting_source():
-                seen = json_value(source.max_value(job.plan, cursor))
+                seen, clock = _max_and_clock(source, job.plan, cursor)
             now = self._clock()
+            server_at, oldest = (None, None) if clock is None else (clock.now, clock.oldest_open)
             observations = state.observations
             if seen is not None:
-                observations = kept_observations([*observations, Observation(now, seen)], now, lag)
-            high = lagged_mark(observations, now, lag)
+                observed = [*observations, Observation(now, json_value(seen), server_at)]
+                observations = kept_observations(observed, now, lag, oldest)
+            high = lagged_mark(observations, now, lag, oldest)
             if state.watermark is not None and (high is None or not later(high, state.watermark)):
                 high = state.watermark  # nothing new is old enough yet
             frozen = FrozenWindow(cursor, state.watermark, high, lag=lag.total_seconds())
@@ -600,6 +603,13 @@ def run_lag(spec: ExecutionSpec) -> timedelta:
     if seconds is not None:
         return timedelta(seconds=seconds)
     return DEFAULT_LAGS[spec.connection.type]
+
+
+def _max_and_clock(source: Source, plan: ReadPlan, field: str) -> tuple[Any, ServerClock | None]:
+    """The cursor's maximum, with the server's clock where the source shows open transactions."""
+    if isinstance(source, OpenTransactionsSource):
+        return source.max_value_and_clock(plan, field)
+    return source.max_value(plan, field), None
 
 
 def physical_name(workspace_id: str, name: str) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pyarrow as pa
 
 from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.incremental import ServerClock
 from egress.domain.plan import ReadPlan
 from egress.sources.policy import HostDenied, HostUnresolved, SourcePolicy, server_addresses
 
@@ -222,6 +223,15 @@ class SnapshotSource(Protocol):
         """Open one snapshot transaction, read the mark in it and keep it for the next
         ``read`` (or ``copy_csv`` when asked); None when the plan's relation has no row
         versions to see (a view, a SQL template): the run falls back to the safety lag."""
+
+
+@runtime_checkable
+class OpenTransactionsSource(Protocol):
+    """A source that can show its open transactions (MySQL/MariaDB with PROCESS)."""
+
+    def max_value_and_clock(self, plan: ReadPlan, field: str) -> tuple[Any, ServerClock | None]:
+        """``max_value``, then on the same connection the server's clock and the oldest open
+        transaction's start (None when the user may not see them)."""
 
 
 class CsvFastPath(Protocol):

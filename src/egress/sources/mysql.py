@@ -20,6 +20,7 @@ from pymysql.constants import FIELD_TYPE, FLAG
 
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
+from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
@@ -28,6 +29,7 @@ from egress.query.select import max_statement, select_statement
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
+from egress.sources.mysql_transactions import PROCESS_WARNING, server_clock
 from egress.sources.policy import SourcePolicy, admit_server, connect_timeout_s
 from egress.sources.rows import ColumnFix, bounded_rows, rows_to_batch
 
@@ -410,11 +412,14 @@ class MysqlSource:
                 user, _, host = str(row[0] if row else "").rpartition("@")
                 cur.execute(_ACCESS_SQL, {"g": f"'{user}'@'{host}'"})
                 privileges = {str(p).upper() for (p,) in cur.fetchall()}
+                sees_transactions = server_clock(cur) is not None
         except pymysql.Error as exc:
             raise SourceError(_clean(exc)) from exc
         if "SUPER" in privileges:
-            return [SUPERUSER_WARNING]
-        return [WRITER_WARNING] if privileges & _WRITES else []
+            warnings = [SUPERUSER_WARNING]
+        else:
+            warnings = [WRITER_WARNING] if privileges & _WRITES else []
+        return warnings if sees_transactions else [*warnings, PROCESS_WARNING]
 
     def catalog(self) -> list[TableInfo]:
         try:
@@ -469,13 +474,21 @@ class MysqlSource:
             return [result_column(f, self._s.tinyint1AsBoolean) for f in cur._result.fields]
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
+        return self._max(plan, field, with_clock=False)[0]
+
+    def max_value_and_clock(self, plan: ReadPlan, field: str) -> tuple[Any, ServerClock | None]:
+        return self._max(plan, field, with_clock=True)
+
+    def _max(self, plan: ReadPlan, field: str, with_clock: bool) -> tuple[Any, ServerClock | None]:
         try:
             with self._connect() as conn, conn.cursor() as cur:
                 cur.execute(max_statement(plan, field, "mysql"))
                 row = cur.fetchone()
+                # After the maximum: every id or NOW() taken later lies above it.
+                clock = server_clock(cur) if with_clock else None
         except pymysql.Error as exc:
             raise SourceError(_clean(exc)) from exc
-        return row[0] if row else None
+        return (row[0] if row else None), clock
 
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
