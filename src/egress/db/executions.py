@@ -77,6 +77,13 @@ class RunRecord:
     manifest_key: str | None = None
     files: list[FileRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    retryable: bool | None = None  # whether the failure in error_message was transient
+    not_before: datetime | None = None  # a PENDING run waiting for a retry: not claimed before
+
+    @property
+    def next_attempt_at(self) -> datetime | None:
+        """When a run waiting for a retry may run next; None when it is not waiting."""
+        return self.not_before if self.status is RunStatus.PENDING else None
 
 
 @dataclass(frozen=True)
@@ -142,14 +149,17 @@ class Outcome:
     # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
     # from the state the window was built on (a re-run of an older execution moves nothing).
     window: dict[str, Any] | None = None
+    retryable: bool | None = None  # a FAILED outcome: whether its failure was transient
 
     @classmethod
     def stopped(
         cls, status: RunStatus, processed: int, error_message: str | None = None
     ) -> Outcome:
         """A failed or cancelled run delivered nothing: its record count is 0 (a number, as the
-        seed API's shape has it) and what it read stays its progress."""
-        return cls(status, 0, error_message, processed=processed)
+        seed API's shape has it) and what it read stays its progress. A run fails through an
+        outcome only for a terminal reason (transient ones go back to the queue first)."""
+        retryable = False if status is RunStatus.FAILED else None
+        return cls(status, 0, error_message, processed=processed, retryable=retryable)
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,8 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         manifest_key=row.manifest_key,
         files=files,
         warnings=list(row.warnings or []),
+        retryable=row.retryable,
+        not_before=row.not_before,
     )
 
 
@@ -532,8 +544,13 @@ class ExecutionRepo(Repository):
         token = secrets.token_hex(16)
         oldest = (
             sa.select(runs.c.id)
-            # A queued run with a cancel request is the reaper's to cancel, never to run.
-            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_requested.is_(False))
+            # A queued run with a cancel request is the reaper's to cancel, never to run; one
+            # waiting for a retry runs when its backoff is over.
+            .where(
+                runs.c.status == RunStatus.PENDING.value,
+                runs.c.cancel_requested.is_(False),
+                sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
+            )
             .order_by(runs.c.queued_at, runs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -551,6 +568,7 @@ class ExecutionRepo(Repository):
                     started_at=now,
                     processed=0,
                     progress_at=now,
+                    not_before=None,
                 )
                 .returning(
                     runs.c.id,
@@ -781,6 +799,7 @@ class ExecutionRepo(Repository):
                 lease_expires_at=None,
                 manifest_key=outcome.manifest_key,
                 warnings=outcome.warnings or None,
+                retryable=outcome.retryable,
             )
         ).rowcount
         if updated != 1:
@@ -827,17 +846,28 @@ class ExecutionRepo(Repository):
     def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a
         run whose cancel was requested ends CANCELLED instead. None: the lease was gone."""
-        return self._end_own_attempt(claimed, now, None, None)
+        return self._end_own_attempt(claimed, now, None, None, None)
 
     def fail_attempt(
-        self, claimed: ClaimedRun, now: datetime, max_attempts: int, reason: str
+        self,
+        claimed: ClaimedRun,
+        now: datetime,
+        max_attempts: int,
+        reason: str,
+        not_before: datetime | None = None,
     ) -> RunStatus | None:
-        """This attempt failed for ``reason`` (the source stalled): another attempt, FAILED
-        after the last, CANCELLED when cancelled meanwhile. None: the lease was gone."""
-        return self._end_own_attempt(claimed, now, max_attempts, reason)
+        """This attempt failed for a transient ``reason`` (the source stalled, a connection
+        broke): another attempt, not claimed before ``not_before``; FAILED after the last,
+        CANCELLED when cancelled meanwhile. None: the lease was gone."""
+        return self._end_own_attempt(claimed, now, max_attempts, reason, not_before)
 
     def _end_own_attempt(
-        self, claimed: ClaimedRun, now: datetime, max_attempts: int | None, reason: str | None
+        self,
+        claimed: ClaimedRun,
+        now: datetime,
+        max_attempts: int | None,
+        reason: str | None,
+        not_before: datetime | None,
     ) -> RunStatus | None:
         with self._engine.begin() as conn:
             row = conn.execute(
@@ -851,6 +881,10 @@ class ExecutionRepo(Repository):
             ).one_or_none()
             if row is None:
                 return None
+            # The attempt removed what it was publishing; the next one may choose those keys.
+            conn.execute(
+                pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
+            )
             return self._end_attempt(
                 conn,
                 _Attempt(
@@ -863,6 +897,7 @@ class ExecutionRepo(Repository):
                 now,
                 max_attempts,
                 reason,
+                not_before,
             )
 
     def _end_attempt(
@@ -872,6 +907,7 @@ class ExecutionRepo(Repository):
         now: datetime,
         max_attempts: int | None,
         reason: str | None,
+        not_before: datetime | None = None,
     ) -> RunStatus | None:
         """End an attempt that has no outcome of its own: one conditional UPDATE, fenced by
         the attempt's lease, to where ``after_lost_attempt`` says."""
@@ -882,15 +918,17 @@ class ExecutionRepo(Repository):
             "lease_expires_at": None,
         }
         if target is RunStatus.PENDING:
-            values |= {"attempt": run.attempt + 1, "processed": None}
+            values |= {"attempt": run.attempt + 1, "processed": None, "not_before": not_before}
         else:
             values["completed_at"] = now
         if target is RunStatus.CANCELLED:
-            values["error_message"] = None
+            values |= {"error_message": None, "retryable": None}
         elif reason is not None:
             values["error_message"] = f"{reason}; attempt {run.attempt} of {max_attempts}"
         elif target is RunStatus.FAILED:
             values["error_message"] = f"worker lost after {run.attempt} attempts"
+        if values.get("error_message"):
+            values["retryable"] = True  # every attempt lost this way may succeed another time
         updated = conn.execute(
             runs.update()
             .where(

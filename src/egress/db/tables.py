@@ -190,6 +190,10 @@ runs = sa.Table(
     sa.Column("warnings", sa.JSON(), nullable=True),  # what the run noticed (files sources)
     # Idempotency-Key of the re-run that created this run (run 1 uses the execution's key).
     sa.Column("idempotency_key", sa.String(200), nullable=True),
+    # A run waiting for a retry after a transient failure is not claimed before this.
+    sa.Column("not_before", UTCDateTime(), nullable=True),
+    # Whether the failure that ended the last attempt was transient (None: no failure).
+    sa.Column("retryable", sa.Boolean(), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
     sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.
