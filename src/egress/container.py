@@ -17,6 +17,7 @@ from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
+from egress.domain.retry import Backoff
 from egress.engine.runner import Runner
 from egress.services import Services
 from egress.services.catalog import CatalogService
@@ -132,6 +133,7 @@ class Container:
             poll_s=s.poll_s,
             max_attempts=s.max_attempts,
             stall_s=self.policy.stall_s,
+            backoff=Backoff(s.retry_base_s, s.retry_max_s),
             wakeup=self.wakeup,
             listener=(
                 PgListener(s.resolved_database_url, self.wakeup)

@@ -21,6 +21,11 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_HEARTBEAT_S = 1.0
 # Idle workers look for new runs this often when nothing wakes them earlier.
 DEFAULT_POLL_S = 0.5
+# A run that failed for a transient reason waits about this long before its second attempt
+# (doubling per attempt, with jitter): a deadlock or a dropped connection clears in seconds.
+DEFAULT_RETRY_BASE_S = 2.0
+# ...and never longer than this between attempts, however many EGRESS_MAX_ATTEMPTS allows.
+DEFAULT_RETRY_MAX_S = 300.0
 # Arrow batches of this many rows keep memory flat while amortising per-batch overhead.
 DEFAULT_BATCH_ROWS = 65_536
 # ...and end at this many bytes of values: 65,536 rows of 2 KB held 1.2 GB as Python objects;
@@ -76,6 +81,8 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=DEFAULT_HEARTBEAT_S, gt=0)
     poll_s: float = Field(default=DEFAULT_POLL_S, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    retry_base_s: float = Field(default=DEFAULT_RETRY_BASE_S, ge=0)
+    retry_max_s: float = Field(default=DEFAULT_RETRY_MAX_S, ge=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1)
     batch_bytes: int = Field(default=DEFAULT_BATCH_BYTES, ge=1024)

@@ -60,6 +60,13 @@ class RunRecord:
     manifest_key: str | None = None
     files: list[FileRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    retryable: bool | None = None  # whether the failure in error_message was transient
+    not_before: datetime | None = None  # a PENDING run waiting for a retry: not claimed before
+
+    @property
+    def next_attempt_at(self) -> datetime | None:
+        """When a run waiting for a retry may run next; None when it is not waiting."""
+        return self.not_before if self.status is RunStatus.PENDING else None
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         manifest_key=row.manifest_key,
         files=files,
         warnings=list(row.warnings or []),
+        retryable=row.retryable,
+        not_before=row.not_before,
     )
 
 

@@ -74,14 +74,17 @@ class Outcome:
     # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
     # from the state the window was built on (a re-run of an older execution moves nothing).
     window: FrozenWindow | None = None
+    retryable: bool | None = None  # a FAILED outcome: whether its failure was transient
 
     @classmethod
     def stopped(
         cls, status: RunStatus, processed: int, error_message: str | None = None
     ) -> Outcome:
         """A failed or cancelled run delivered nothing: its record count is 0 (a number, as the
-        seed API's shape has it) and what it read stays its progress."""
-        return cls(status, 0, error_message, processed=processed)
+        seed API's shape has it) and what it read stays its progress. A run fails through an
+        outcome only for a terminal reason (transient ones go back to the queue first)."""
+        retryable = False if status is RunStatus.FAILED else None
+        return cls(status, 0, error_message, processed=processed, retryable=retryable)
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,13 @@ class RunQueue(Repository):
         token = secrets.token_hex(16)
         oldest = (
             sa.select(runs.c.id)
-            # A queued run with a cancel request is the reaper's to cancel, never to run.
-            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_requested.is_(False))
+            # A queued run with a cancel request is the reaper's to cancel, never to run; one
+            # waiting for a retry runs when its backoff is over.
+            .where(
+                runs.c.status == RunStatus.PENDING.value,
+                runs.c.cancel_requested.is_(False),
+                sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
+            )
             .order_by(runs.c.queued_at, runs.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -149,6 +157,7 @@ class RunQueue(Repository):
                     "started_at": now,
                     "processed": 0,
                     "progress_at": now,
+                    "not_before": None,
                 },
                 returning=(
                     runs.c.execution_id,
@@ -306,6 +315,7 @@ class RunQueue(Repository):
                 "lease_expires_at": None,
                 "manifest_key": outcome.manifest_key,
                 "warnings": outcome.warnings or None,
+                "retryable": outcome.retryable,
             },
             where=[runs.c.lease_token == claimed.lease_token],
         )
@@ -333,17 +343,28 @@ class RunQueue(Repository):
     def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a
         run whose cancel was requested ends CANCELLED instead. None: the lease was gone."""
-        return self._end_own_attempt(claimed, now, None, None)
+        return self._end_own_attempt(claimed, now, None, None, None)
 
     def fail_attempt(
-        self, claimed: ClaimedRun, now: datetime, max_attempts: int, reason: str
+        self,
+        claimed: ClaimedRun,
+        now: datetime,
+        max_attempts: int,
+        reason: str,
+        not_before: datetime | None = None,
     ) -> RunStatus | None:
-        """This attempt failed for ``reason`` (the source stalled): another attempt, FAILED
-        after the last, CANCELLED when cancelled meanwhile. None: the lease was gone."""
-        return self._end_own_attempt(claimed, now, max_attempts, reason)
+        """This attempt failed for a transient ``reason`` (the source stalled, a connection
+        broke): another attempt, not claimed before ``not_before``; FAILED after the last,
+        CANCELLED when cancelled meanwhile. None: the lease was gone."""
+        return self._end_own_attempt(claimed, now, max_attempts, reason, not_before)
 
     def _end_own_attempt(
-        self, claimed: ClaimedRun, now: datetime, max_attempts: int | None, reason: str | None
+        self,
+        claimed: ClaimedRun,
+        now: datetime,
+        max_attempts: int | None,
+        reason: str | None,
+        not_before: datetime | None,
     ) -> RunStatus | None:
         with self._engine.begin() as conn:
             row = conn.execute(
@@ -355,6 +376,10 @@ class RunQueue(Repository):
             ).one_or_none()
             if row is None:
                 return None
+            # The attempt removed what it was publishing; the next one may choose those keys.
+            conn.execute(
+                pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
+            )
             return self._end_attempt(
                 conn,
                 _Attempt(
@@ -367,6 +392,7 @@ class RunQueue(Repository):
                 now,
                 max_attempts,
                 reason,
+                not_before,
             )
 
     def _end_attempt(
@@ -376,6 +402,7 @@ class RunQueue(Repository):
         now: datetime,
         max_attempts: int | None,
         reason: str | None,
+        not_before: datetime | None = None,
     ) -> RunStatus | None:
         """End an attempt that has no outcome of its own: one conditional UPDATE, fenced by
         the attempt's lease, to where ``after_lost_attempt`` says."""
@@ -385,15 +412,17 @@ class RunQueue(Repository):
             "lease_expires_at": None,
         }
         if target is RunStatus.PENDING:
-            values |= {"attempt": run.attempt + 1, "processed": None}
+            values |= {"attempt": run.attempt + 1, "processed": None, "not_before": not_before}
         else:
             values["completed_at"] = now
         if target is RunStatus.CANCELLED:
-            values["error_message"] = None
+            values |= {"error_message": None, "retryable": None}
         elif reason is not None:
             values["error_message"] = f"{reason}; attempt {run.attempt} of {max_attempts}"
         elif target is RunStatus.FAILED:
             values["error_message"] = f"worker lost after {run.attempt} attempts"
+        if values.get("error_message"):
+            values["retryable"] = True  # every attempt lost this way may succeed another time
         ended = transition(
             conn,
             run.run_id,

@@ -192,6 +192,10 @@ runs = sa.Table(
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     # What the run does (domain.status.RunKind): every kind shares this queue.
     sa.Column("kind", sa.String(20), nullable=False, server_default="extract"),
+    # A run waiting for a retry after a transient failure is not claimed before this.
+    sa.Column("not_before", UTCDateTime(), nullable=True),
+    # Whether the failure that ended the last attempt was transient (None: no failure).
+    sa.Column("retryable", sa.Boolean(), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
     sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.

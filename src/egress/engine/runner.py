@@ -7,6 +7,8 @@
    files in one metadata transaction fenced by the lease token. If that fence fails, delete
    what was published again: a zombie never publishes.
 3. On any failure or cancellation, delete the temporary files: nothing partial is published.
+   A transient failure (engine/faults.py) raises TransientFailure for the worker to try the run
+   again later; any other failure ends the run FAILED.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from egress.engine.control import (
     RunReleased,
     RunStalled,
 )
+from egress.engine.faults import TransientFailure, is_transient
 from egress.query.select import columns_read, star_query
 from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink, WrittenFile
@@ -236,6 +239,8 @@ class Runner:
             return
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete_prefix(prefix)
+            if is_transient(exc):
+                raise TransientFailure(_message(exc)) from exc
             if not isinstance(exc, (SourceError, RunFailure, ValueError, *STORAGE_ERRORS)):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
             self._finish(
@@ -562,10 +567,15 @@ class Runner:
                 _manifest(job, written),
                 ObjectHeaders("application/json", manifest_name),
             )
-        except DestinationExists as exc:
+        except Exception as exc:  # publish all or nothing: what this attempt moved goes again
             for key in published:
-                self._storage.delete(key)
-            raise RunFailure(f"a file appeared at {exc.key!r} while publishing; run again") from exc
+                with contextlib.suppress(*STORAGE_ERRORS):  # the failure may be the store's own
+                    self._storage.delete(key)
+            if isinstance(exc, DestinationExists):
+                raise RunFailure(
+                    f"a file appeared at {exc.key!r} while publishing; run again"
+                ) from exc
+            raise
         return manifest_key
 
     # ------------------------------------------------------------------ helpers

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from egress.db.run_queue import ClaimedRun, Outcome, ReapCounts, RunQueue
 from egress.domain.clock import Clock
+from egress.domain.retry import Backoff
 from egress.domain.status import RunStatus
 from egress.engine.control import (
     LeaseLost,
@@ -21,6 +24,7 @@ from egress.engine.control import (
     RunStalled,
     stall_reason,
 )
+from egress.engine.faults import TransientFailure
 from egress.engine.runner import Runner
 from egress.worker.periodic import Periodic
 from egress.worker.wakeup import Wakeup
@@ -58,9 +62,11 @@ class Worker:
         poll_s: float,
         max_attempts: int,
         stall_s: float,
+        backoff: Backoff,
         wakeup: Wakeup | None = None,
         listener: Listener | None = None,
         name: str = "worker",
+        random_source: Callable[[], float] = random.random,
     ) -> None:
         self._queue = queue
         self._runner = runner
@@ -71,6 +77,8 @@ class Worker:
         self._poll_s = poll_s
         self._max_attempts = max_attempts
         self._stall_s = stall_s
+        self._backoff = backoff
+        self._random = random_source
         self.wakeup = wakeup or Wakeup()
         self._name = name
         self._listener = listener
@@ -108,11 +116,9 @@ class Worker:
         except RunReleased:
             ended = self._queue.release(claimed, self._clock())
             log.info("run %s given back at shutdown: %s", claimed.run_id, ended)
-        except RunStalled as stalled:
-            ended = self._queue.fail_attempt(
-                claimed, self._clock(), self._max_attempts, str(stalled)
-            )
-            log.warning("run %s: %s; now %s", claimed.run_id, stalled, ended)
+        except (RunStalled, TransientFailure) as failure:
+            ended = self._retry_later(claimed, str(failure))
+            log.warning("run %s: %s; now %s", claimed.run_id, failure, ended)
         except LeaseLost:
             log.warning("run %s: lease lost; committed nothing", claimed.run_id)
         finally:
@@ -189,7 +195,7 @@ class Worker:
             outcome = Outcome.stopped(RunStatus.CANCELLED, control.processed)
             ended = RunStatus.CANCELLED if self._queue.finish(claimed, outcome, now) else None
         elif isinstance(reason, RunStalled):
-            ended = self._queue.fail_attempt(claimed, now, self._max_attempts, str(reason))
+            ended = self._retry_later(claimed, str(reason), now)
         elif isinstance(reason, RunReleased):
             ended = self._queue.release(claimed, now)
         log.warning(
@@ -200,6 +206,15 @@ class Worker:
             type(reason).__name__,
             ended,
         )
+
+    def _retry_later(
+        self, claimed: ClaimedRun, reason: str, now: datetime | None = None
+    ) -> RunStatus | None:
+        """The attempt failed for a transient reason: the run waits out its backoff in the
+        queue (FAILED after the last attempt)."""
+        now = now or self._clock()
+        not_before = now + self._backoff.delay(claimed.attempt, self._random)
+        return self._queue.fail_attempt(claimed, now, self._max_attempts, reason, not_before)
 
     # --------------------------------------------------------------- the loops
     def start(self) -> None:

@@ -324,8 +324,12 @@ class RunOut(Wire):
     completed_at: datetime | None
     record_count: int | None
     error_message: str | None
+    # Whether the failure in errorMessage was transient (another attempt or a re-run may
+    # succeed) or terminal (fix the cause first); null without a failure.
+    retryable: bool | None = None
     warnings: list[str] = Field(default_factory=list)
     attempt: int
+    next_attempt_at: datetime | None = None  # a PENDING run waiting out its retry backoff
     file: FileOut | None
     sub_extracts: list[SubExtractOut]
     progress: ProgressOut | None = None

@@ -1,7 +1,7 @@
 """Templates keep the table they read as parts (schema, name), never a joined string.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-11-26
 
 Before, ``source_table`` held "schema.table" and every read split it at the first dot, so a
