@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import io
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,32 +18,18 @@ import httpx
 import pytest
 
 from egress.demo import create_orders_db
-from tests.conftest import Server, wait_for_status
+from tests.conftest import wait_for_status
 from tests.e2e.helpers import (
     CONFIGS,
     DONE,
-    api,
     configuration,
     problem,
-    running_server,
     sqlite_connection,
     template,
     trigger,
 )
 
 FIELDS = ["id", "customer_name", "amount", "notes"]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("download")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,29 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import Server, wait_for_status
+from tests.conftest import wait_for_status
 from tests.e2e.helpers import (
     API,
     CONFIGS,
     DONE,
-    api,
     configuration,
     problem,
-    running_server,
     trigger,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("files")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 @pytest.fixture

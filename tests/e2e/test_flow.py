@@ -9,7 +9,6 @@ import io
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,15 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.demo import create_orders_db
-from tests.conftest import PgDatabase, Server, wait_for_status
+from tests.conftest import PgDatabase, wait_for_status
 from tests.e2e.helpers import (
     API,
     CONFIGS,
     DONE,
-    api,
     configuration,
     problem,
-    running_server,
     sqlite_connection,
     template,
     trigger,
@@ -68,20 +65,8 @@ RUN_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("flow")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return create_orders_db(tmp_path_factory.mktemp("shop") / "shop.db", rows=500)
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 def _source_rows(db: Path) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import MysqlDatabase, PgDatabase, Server, wait_for_status
-from tests.e2e.helpers import API, CONFIGS, DONE, api, configuration, problem, running_server
+from tests.conftest import MysqlDatabase, PgDatabase, wait_for_status
+from tests.e2e.helpers import API, CONFIGS, DONE, configuration, problem
 
 # Every name a placeholder scheme or a naive dot split could misread.
 COLUMNS = ["id", "a.b", 'q"uote', "sp ace", "pct%", "%(p0)s", ":p0", "?", "p:p0"]
@@ -35,18 +34,6 @@ WHERE = """"pct%" = '50%' AND "%(p0)s" = '%(p0)s' AND ":p0" = ':p0' AND "?" = '?
 # were ever merged by text substitution.
 TAG = "rate %(p0)s :p0 ? %s"
 BREAKOUT = "' OR 1=1 OR 'x' = '"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("identifiers")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 def _connection(http: httpx.Client, name: str, kind: str, settings: dict[str, Any]) -> str:

@@ -6,28 +6,20 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PgDatabase, Server, start_server, stop_server, wait_for_status
+from tests.conftest import PgDatabase, Server, wait_for_status
 from tests.support.http import submitted_configuration
 from tests.unit.test_where_hostile import CORPUS
 
 API = "/api/v1"
 DONE = {"COMPLETED", "COMPLETED_NO_DATA", "FAILED", "CANCELLED"}
 ROWS = [(i, ["EU", "NA"][i % 2], f"2026-01-{1 + i % 20:02d} 12:00:00") for i in range(1, 41)]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("options"))
-    yield s
-    stop_server(s)
-    assert "Traceback" not in s.log()
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -30,12 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def template_id(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> str:
     db = create_orders_db(tmp_path_factory.mktemp("src") / "shop.db", rows=10)
     return str(template(http, sqlite_connection(http, db, "shop"), "main.orders")["id"])

@@ -25,7 +25,6 @@ from tests.e2e.helpers import (
     CONFIGS,
     DONE,
     anonymous,
-    api,
     configuration,
     problem,
     running_server,
@@ -62,12 +61,6 @@ def server(
     }
     with running_server(tmp_path_factory.mktemp("s3"), env=env) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import re
 import sqlite3
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from egress.domain.status import RunStatus
-from tests.conftest import Server, wait_for_status
+from tests.conftest import wait_for_status
 from tests.e2e.helpers import (
     CONFIGS,
     DONE,
@@ -94,18 +93,6 @@ def conforms(ours: Any, seed: Any, nullable: set[str], path: str = "") -> None:
         assert isinstance(ours, str) and ISO_UTC.fullmatch(ours), f"{path} = {ours!r}"
     else:
         assert type(ours) is type(seed), f"{path} = {ours!r}, the seed has {seed!r}"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("seed000")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,14 @@ import csv
 import io
 import sqlite3
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, start_server, stop_server, wait_for_status
+from tests.conftest import Server, wait_for_status
 from tests.support.http import sqlite_template, submitted_configuration
 
 API = "/api/v1"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("split"))
-    yield s
-    stop_server(s)
-    assert "Traceback" not in s.log()
 
 
 @pytest.fixture(scope="module")

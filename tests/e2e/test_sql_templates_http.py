@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, wait_for_status
-from tests.e2e.helpers import API, CONFIGS, DONE, api, configuration, problem, running_server
+from tests.e2e.helpers import API, CONFIGS, DONE, api, configuration, problem
 from tests.support.identity import create_token
 
 REGIONS = ["EU", "NA", "APAC"]
@@ -28,18 +28,6 @@ QUERY = (
     "SELECT o.id, c.name AS customer, c.region, o.amount, o.amount * 2 AS doubled, o.ordered_at\n"
     "FROM orders AS o JOIN customers AS c ON c.id = o.customer_id"
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("sql_templates")) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def http(server: Server) -> Iterator[httpx.Client]:
-    with api(server) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from typing import Any
 
 import obstore
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -28,7 +29,6 @@ from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
 from egress.sources import SourceError
-from egress.sources import files as files_module
 from egress.sources.files import FilesSettings, FilesSource
 from tests.conftest import make_settings
 from tests.support.factories import extract_once, submitted_configuration
@@ -394,13 +394,13 @@ def test_browsing_again_reads_only_the_files_that_changed(
     for name in ("a", "b", "c"):
         pq.write_table(pa.table({"id": [1], name: ["x"]}), root / f"{name}.parquet")
     opened: list[str] = []
-    real_dataset = files_module.ds.dataset
+    real_dataset = ds.dataset
 
     def counting(paths: list[str], **kwargs: Any) -> Any:
         opened.extend(Path(p).name for p in paths)
         return real_dataset(paths, **kwargs)
 
-    monkeypatch.setattr(files_module.ds, "dataset", counting)
+    monkeypatch.setattr(ds, "dataset", counting)
     source = FilesSource(FilesSettings(url=root.as_uri()), {}, policy_for(tmp_path))
     source.catalog()
     assert sorted(opened) == ["a.parquet", "b.parquet", "c.parquet"]

@@ -27,7 +27,7 @@ from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.incremental import TRX_START_MARGIN_S
 from egress.domain.status import RunStatus
-from egress.sources.mysql_transactions import PROCESS_WARNING
+from egress.sources.mysql.transactions import PROCESS_WARNING
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 

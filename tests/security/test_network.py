@@ -24,7 +24,7 @@ from egress.sources.base import (
 )
 from egress.sources.mysql import BAD_SSL_CA, NOT_MYSQL
 from egress.sources.mysql import SUPERUSER_WARNING as MYSQL_SUPERUSER
-from egress.sources.mysql_transactions import PROCESS_WARNING as MYSQL_NO_PROCESS
+from egress.sources.mysql.transactions import PROCESS_WARNING as MYSQL_NO_PROCESS
 from egress.sources.postgresql import NOT_POSTGRES, WRITER_WARNING
 from egress.sources.postgresql import SUPERUSER_WARNING as PG_SUPERUSER
 from tests.conftest import MysqlDatabase, PgDatabase, Server, free_port

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import pytest
 
 from egress.settings import Settings
@@ -215,7 +216,7 @@ def test_ambient_credentials_only_when_allowed_and_never_with_an_endpoint(
     anonymous: bool | None,
 ) -> None:
     made: list[dict[str, Any]] = []
-    monkeypatch.setattr(files.pafs, "S3FileSystem", lambda **kw: made.append(kw))
+    monkeypatch.setattr(pafs, "S3FileSystem", lambda **kw: made.append(kw))
     policy = _policy(tmp_path, files_ambient_credentials=ambient, source_timeout_s=7)
     files.FilesSource(FilesSettings(url="s3://b/p", endpoint=endpoint), secrets, policy)
     assert made[0].get("anonymous") is anonymous

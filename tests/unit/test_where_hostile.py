@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from egress.domain.errors import Invalid
@@ -147,8 +149,32 @@ def _generated() -> list[str]:
 CORPUS = _PAYLOADS + _generated()
 
 
-def test_corpus_is_large_enough() -> None:
-    assert len(CORPUS) >= 200
+# Every way the grammar refuses an input (a fragment of its message).
+REFUSALS = [
+    "is empty",
+    "characters long; the limit is",
+    "is not a valid expression",
+    "must be a single expression",
+    "must be a boolean condition",
+    "comments are not allowed",
+    "nests deeper than",
+    "a subquery is not allowed",
+    "IN takes a list of values, not a query",
+    "must not name a table",
+    "unknown column",
+    "is not allowed",  # a function or an expression kind outside the grammar
+]
+
+
+def test_corpus_is_large_distinct_and_reaches_every_refusal() -> None:
+    assert len(set(CORPUS)) == len(CORPUS) >= 200
+    messages = []
+    for text in CORPUS:
+        with pytest.raises(Invalid) as err:
+            parse_where(text, FIELDS)
+        messages.append(err.value.errors[0].msg)
+    unreached = [r for r in REFUSALS if not any(r in m for m in messages)]
+    assert unreached == []
 
 
 @pytest.mark.parametrize("text", CORPUS, ids=[f"hostile{i}" for i in range(len(CORPUS))])
@@ -159,23 +185,40 @@ def test_hostile_input_is_refused(text: str) -> None:
     assert err.value.errors[0].msg  # says what is wrong
 
 
+# (id, region, amount, note, happened): what the allowed grammar is run against.
+ROWS = [
+    (1, "EU", 150, "gift card", "2026-01-01 10:00:00"),
+    (2, "NA", 50, None, "2026-01-02 00:00:00"),
+    (3, "eu ", 0, "gift", "2026-01-01 00:00:00"),
+    (12, "O'Brien", None, "x", None),
+    (15, ";", 10, "--", "2026-02-01 00:00:00"),
+]
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "ids"),
     [
-        "region = 'EU' AND amount > 100",
-        "note IS NULL OR note LIKE 'gift%'",
-        "id IN (1, 2, 3) AND NOT region = 'NA'",
-        "id BETWEEN 10 AND 20",
-        "lower(trim(region)) = 'eu' AND coalesce(amount, 0) >= abs(-5)",
-        "date(happened) = '2026-01-01'",
-        "length(note) > 3 AND region ILIKE 'e%'",
-        "(amount * 2 + 1) / 3 > id % 7",
-        "region = 'O''Brien'",
-        "region = ';' AND note = '--'",
+        ("region = 'EU' AND amount > 100", [1]),
+        ("note IS NULL OR note LIKE 'gift%'", [1, 2, 3]),
+        ("id IN (1, 2, 3) AND NOT region = 'NA'", [1, 3]),
+        ("id BETWEEN 10 AND 20", [12, 15]),
+        ("lower(trim(region)) = 'eu' AND coalesce(amount, 0) >= abs(-5)", [1]),
+        ("date(happened) = '2026-01-01'", [1, 3]),
+        ("length(note) > 3 AND region ILIKE 'e%'", [1, 3]),
+        ("(amount * 2 + 1) / 3 > id % 7", [1, 2, 15]),
+        ("region = 'O''Brien'", [12]),
+        ("region = ';' AND note = '--'", [15]),
     ],
 )
-def test_allowed_grammar_parses(text: str) -> None:
-    parse_where(text, FIELDS)
+def test_allowed_grammar_parses_to_the_condition_written(text: str, ids: list[int]) -> None:
+    """Each allowed form parses, and the tree keeps its meaning: run against known rows it
+    selects exactly the rows the condition as written selects."""
+    tree = parse_where(text, FIELDS)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (id INTEGER, region TEXT, amount INTEGER, note TEXT, happened TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", ROWS)
+    query = f"SELECT id FROM t WHERE {tree.sql('sqlite')} ORDER BY id"
+    assert [row[0] for row in db.execute(query)] == ids
 
 
 def test_messages_point_at_the_offending_part() -> None:

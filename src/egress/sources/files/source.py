@@ -9,18 +9,14 @@ Parquet footers or from inference over the first block of a CSV/JSONL file; read
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import stat
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,164 +24,44 @@ import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.json as pjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import TableInfo
 from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
 from egress.sources import confine
-from egress.sources.arrow_types import arrow_schema, arrow_type, conform, logical_from_arrow
+from egress.sources.arrow_types import arrow_schema, arrow_type, conform
 from egress.sources.base import OpenCalls, SourceError, clean
-from egress.sources.policy import HostDenied, SourcePolicy, allowed_addresses
+from egress.sources.files.formats import (
+    CSV_ROW,
+    JSON_ROW,
+    DataFile,
+    columns_of,
+    csv_convert,
+    data_format,
+    exact_type,
+    file_format,
+    file_version,
+    gzipped_parquet,
+    is_float,
+    nested_as_json,
+    shared_schema,
+)
+from egress.sources.files.schemas import SCHEMAS
+from egress.sources.files.settings import FilesSettings, checked_location, s3_filesystem
+from egress.sources.policy import HostDenied, SourcePolicy
 from egress.sources.walk import Entry, walk
 
 _BATCH_READAHEAD = 2
 _FRAGMENT_READAHEAD = 1
 
 ROOT = "."
-# Suffix → pyarrow.dataset format; ".gz" on top is decompressed transparently.
-_FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "json",
-    ".ndjson": "json",
-}
-_CSV_ROW = re.compile(r"Row #(\d+)")
-# A number written plainly: digits with an optional decimal point, no exponent.
-_PLAIN_NUMBER = re.compile(r"^[+-]?(\d*)(?:\.(\d*))?$")
-_LEADING_ZERO = re.compile(r"^[+-]?0\d")
-# A float64 holds every decimal number of up to 15 significant digits exactly (round trip).
-_FLOAT_DIGITS = 15
-# Bounds a connection's list of NULL spellings (each one is a whole field's text).
-MAX_CSV_NULL_VALUES = 100
-_JSON_ROW = re.compile(r"in row (\d+)")
-
-
-class FilesSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=1, description="file:///abs/folder or s3://bucket/prefix")
-    endpoint: str | None = Field(
-        default=None, description="S3-compatible endpoint: http(s)://host[:port]"
-    )
-    region: str | None = None
-    csvNullValues: list[str] = Field(
-        default_factory=list,
-        max_length=MAX_CSV_NULL_VALUES,
-        description='CSV fields that also mean NULL (e.g. ["NA"]); an empty field always does',
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _supported(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme == "file":
-            confine.file_url_path(value)
-        elif parsed.scheme == "s3":
-            if not parsed.netloc:
-                raise ValueError("an s3: URL needs a bucket, e.g. s3://bucket/prefix")
-        else:
-            raise ValueError("must be a file:///… or s3://bucket/… URL")
-        return value
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None:
-            endpoint_address(value)
-        return value
-
-
-def endpoint_address(endpoint: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an S3 endpoint, which must be exactly ``http(s)://host[:port]``:
-    a path, query, fragment or user name has no meaning for S3 and only hides the target."""
-    problem = "must be http://host[:port] or https://host[:port]"
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(problem)
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ValueError(problem)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise ValueError(problem) from exc
-    return parts.scheme, parts.hostname, port
-
-
-def admit(settings: FilesSettings, policy: SourcePolicy) -> None:
-    """What a saved files connection may name: a folder inside a files root, or a bucket that
-    is not Egress's own storage behind an endpoint the host lists allow."""
-    try:
-        _checked_location(settings, policy)
-    except confine.PathRefused as exc:
-        raise Invalid.at(("body", "settings", "url"), str(exc)) from exc
-    except HostDenied as exc:
-        raise Invalid.at(("body", "settings", "endpoint"), str(exc)) from exc
-
-
-def _checked_location(settings: FilesSettings, policy: SourcePolicy) -> str:
-    """The root the source lists: a real local folder, or ``bucket/prefix``. Raises
-    PathRefused or HostDenied."""
-    parsed = urlparse(settings.url)
-    if parsed.scheme == "file":
-        return str(confine.confined(confine.file_url_path(settings.url), policy))
-    if policy.own_bucket is not None and parsed.netloc == policy.own_bucket:
-        raise confine.PathRefused("names Egress's own storage bucket")
-    if settings.endpoint:
-        # S3 clients resolve the name again themselves; this narrows, not closes, the window.
-        _, host, port = endpoint_address(settings.endpoint)
-        allowed_addresses(host, port, policy)
-    return f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
-
-
-@dataclass(frozen=True)
-class DataFile:
-    path: str  # relative to the connection's root, "/"-separated
-    format: str  # csv | parquet | json
-    version: tuple[int | None, int | None] = (None, None)  # size, mtime_ns: a new file when changed
-
-
-_CacheKey = tuple[str, str, int, int, tuple[str, ...]]
-
-
-class _SchemaCache:
-    """Schemas (or why a file is unreadable) by file version, across requests: browsing a
-    bucket reads each file's footer or first block once, not on every catalog call."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._entries: OrderedDict[_CacheKey, pa.Schema | str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: _CacheKey) -> pa.Schema | str | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
-
-    def put(self, key: _CacheKey, value: pa.Schema | str) -> None:
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-
-
-_SCHEMAS = _SchemaCache(capacity=20_000)
 
 
 def _path(plan: ReadPlan) -> str:
     """A files template reads a path relative to the connection (its table has no schema)."""
     assert plan.table is not None, "files have no SQL templates"
     return plan.table.name
-
-
-def data_format(name: str) -> str | None:
-    lower = name.lower().removesuffix(".gz")
-    return next((fmt for suffix, fmt in _FORMATS.items() if lower.endswith(suffix)), None)
 
 
 def _hidden(name: str) -> bool:
@@ -208,13 +84,13 @@ class FilesSource:
         self._unzipped: dict[str, str] = {}  # a decompressed copy → the file's relative path
         self._noticed: dict[str, None] = {}  # warnings, in order, each once
         try:
-            self._root = _checked_location(settings, policy)
+            self._root = checked_location(settings, policy)
         except (confine.PathRefused, HostDenied) as exc:
             raise SourceError(f"{settings.url}: {exc}") from exc
         if self._local:
             self._fs: pafs.FileSystem = pafs.LocalFileSystem()
         else:
-            self._fs = _s3_filesystem(settings, secrets, policy)
+            self._fs = s3_filesystem(settings, secrets, policy)
 
     # -------------------------------------------------------------- discovery
 
@@ -279,7 +155,7 @@ class FilesSource:
                 yield None
                 continue
             is_dir = info.type == pafs.FileType.Directory
-            yield Entry(info.base_name, info.path, is_dir, _version(info), None)
+            yield Entry(info.base_name, info.path, is_dir, file_version(info), None)
 
     def check(self) -> None:
         try:
@@ -302,19 +178,19 @@ class FilesSource:
             except SourceError as exc:  # shown on its own; it must not hide the other files
                 tables.append(TableInfo(folder, name, [], kind="file", path=f.path, error=str(exc)))
             else:
-                columns = _columns(schema)
+                columns = columns_of(schema)
                 tables.append(
                     TableInfo(folder, name, columns, kind="file", path=f.path, format=f.format)
                 )
             by_folder.setdefault(folder, []).append((f, schema))
         for folder, members in by_folder.items():
-            schema = _shared_schema(members)
+            schema = shared_schema(members)
             if schema is not None:
                 tables.append(
                     TableInfo(
                         folder,
                         folder,
-                        _columns(schema),
+                        columns_of(schema),
                         kind="folder",
                         path=folder,
                         format=members[0][0].format,
@@ -336,7 +212,7 @@ class FilesSource:
             fmt = data_format(info.base_name)
             if fmt is None:
                 raise SourceError(f"{relative} is not a CSV, Parquet or JSONL file")
-            return [DataFile(relative, fmt, _version(info))]
+            return [DataFile(relative, fmt, file_version(info))]
         if info.type == pafs.FileType.Directory:
             files = self._data_files(relative, recursive=False)
             if len({f.format for f in files}) > 1:
@@ -352,7 +228,7 @@ class FilesSource:
         key = None
         if size is not None and mtime is not None:
             key = (self._fs.type_name, self._absolute(first.path), size, mtime, self._nulls)
-            cached = _SCHEMAS.get(key)
+            cached = SCHEMAS.get(key)
             if isinstance(cached, str):
                 raise SourceError(cached)
             if cached is not None:
@@ -360,26 +236,26 @@ class FilesSource:
         try:
             with contextlib.ExitStack() as scratch:
                 schema = self._open_dataset(
-                    [first], _file_format(first.format, None, self._nulls), None, scratch
+                    [first], file_format(first.format, None, self._nulls), None, scratch
                 ).schema
             if first.format == "csv":
                 schema = self._exact_csv_schema(first, schema)
         except (OSError, pa.ArrowException) as exc:
             problem = self._explain(exc, first)
             if key is not None:
-                _SCHEMAS.put(key, problem)
+                SCHEMAS.put(key, problem)
             raise SourceError(problem) from exc
         if key is not None:
-            _SCHEMAS.put(key, schema)
+            SCHEMAS.put(key, schema)
         return schema
 
     def _exact_csv_schema(self, file: DataFile, inferred: pa.Schema) -> pa.Schema:
         """Arrow's inference, corrected where it would change a value: the numeric columns
         are read again as text from the same first block and typed by ``exact_type``."""
-        numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or _is_float(f.type)]
+        numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or is_float(f.type)]
         if not numeric:
             return inferred
-        convert = _csv_convert(self._nulls)
+        convert = csv_convert(self._nulls)
         convert.column_types = dict.fromkeys(numeric, pa.string())
         convert.include_columns = numeric
         with self._fs.open_input_stream(self._absolute(file.path)) as stream:
@@ -429,8 +305,8 @@ class FilesSource:
         """A dataset of ``files``. Parquet needs random access, which a gzip stream cannot
         give: a ``.parquet.gz`` is first decompressed into a local temporary file, removed
         when ``scratch`` closes."""
-        plain = [f for f in files if not _gzipped_parquet(f)]
-        gzipped = [f for f in files if _gzipped_parquet(f)]
+        plain = [f for f in files if not gzipped_parquet(f)]
+        gzipped = [f for f in files if gzipped_parquet(f)]
         parts = []
         if plain:
             paths = [self._absolute(f.path) for f in plain]
@@ -474,7 +350,7 @@ class FilesSource:
         schema = pa.schema(fields)
         self._notice_differences(files, native, schema.names)
         try:
-            fmt = _file_format(files[0].format, schema, self._nulls)
+            fmt = file_format(files[0].format, schema, self._nulls)
             dataset = self._open_dataset(files, fmt, schema, scratch)
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(self._explain(exc, files[0])) from exc
@@ -530,7 +406,7 @@ class FilesSource:
         schema = arrow_schema(plan.fields)
         for batch in self._scan(plan, [f.name for f in plan.fields], batch_rows):
             try:
-                yield conform(_nested_as_json(batch), schema)
+                yield conform(nested_as_json(batch), schema)
             except ValueError as exc:
                 raise SourceError(f"{_path(plan)}: {exc}") from exc
 
@@ -567,7 +443,7 @@ class FilesSource:
                         rows += batch.num_rows
             except (OSError, pa.ArrowException) as exc:
                 text = clean(exc)
-                row = _JSON_ROW.search(text)
+                row = JSON_ROW.search(text)
                 if row is None:
                     return f"{file.path}: {text}"
                 line = self._physical_line(file, rows + int(row.group(1)))
@@ -603,130 +479,8 @@ class FilesSource:
         elif several:
             name = f"{_parent(file.path)}/*"
         where = ""
-        if (row := _CSV_ROW.search(text)) is not None:
+        if (row := CSV_ROW.search(text)) is not None:
             where = f" line {row.group(1)}"  # Arrow counts the header as row 1: a line number
-        elif (row := _JSON_ROW.search(text)) is not None:
+        elif (row := JSON_ROW.search(text)) is not None:
             where = f" line {int(row.group(1)) + 1}"  # JSON rows count from 0
         return f"{name}{where}: {text}"
-
-
-def _gzipped_parquet(file: DataFile) -> bool:
-    return file.format == "parquet" and file.path.lower().endswith(".gz")
-
-
-def _shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema | None:
-    """One schema for a folder's files: all readable, same format, same columns, types that
-    widen into one another (int32 and int64, int and float, an all-empty CSV column and
-    anything)."""
-    schemas = [schema for _, schema in members if schema is not None]
-    if len(schemas) != len(members):
-        return None
-    formats = {f.format for f, _ in members}
-    names = {tuple(schema.names) for schema in schemas}
-    if len(formats) != 1 or len(names) != 1:
-        return None
-    try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-
-
-def _version(info: pafs.FileInfo) -> tuple[int | None, int | None]:
-    return info.size, info.mtime_ns
-
-
-def _columns(schema: pa.Schema) -> list[ColumnInfo]:
-    return [ColumnInfo(f.name, logical_from_arrow(f.type), f.nullable) for f in schema]
-
-
-def _is_float(t: pa.DataType) -> bool:
-    return bool(pa.types.is_floating(t))
-
-
-def exact_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
-    """The type for a CSV column Arrow inferred as ``inferred`` (an integer or float type) from
-    ``values`` (its non-NULL texts), such that every value keeps its exact value: a leading
-    zero (``01234``) keeps the column text, integers beyond int64 are ``decimal(38,0)``, numbers
-    written with a decimal point are ``decimal(38,s)`` with the largest scale seen, and only
-    exponents, ``nan`` and ``inf`` make a float — of at most 15 significant digits."""
-    if any(_LEADING_ZERO.match(v) for v in values):
-        return pa.string()
-    if pa.types.is_integer(inferred):
-        return inferred
-    plain = [m for v in values if (m := _PLAIN_NUMBER.match(v)) and any(map(str.isdigit, v))]
-    if len(plain) == len(values):
-        scale = max((len(m.group(2) or "") for m in plain), default=0)
-        whole = max((len(m.group(1)) for m in plain), default=1)
-        return pa.decimal128(38, scale) if whole + scale <= 38 else pa.string()
-    if any(_significant_digits(v) > _FLOAT_DIGITS for v in values):
-        return pa.string()
-    return inferred
-
-
-def _significant_digits(text: str) -> int:
-    mantissa = re.split(r"[eE]", text, maxsplit=1)[0]
-    return len(mantissa.lstrip("+-").replace(".", "").lstrip("0"))
-
-
-def _csv_convert(null_values: tuple[str, ...]) -> pcsv.ConvertOptions:
-    """Only an empty field is NULL (plus the connection's own spellings), and a quoted ""
-    is the empty string: the rule Egress writes by. Arrow's default also reads NA, N/A,
-    null, NULL, nan, #N/A… as NULL, which would erase Namibia's country code."""
-    return pcsv.ConvertOptions(
-        null_values=["", *null_values],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-
-
-def _file_format(fmt: str, schema: pa.Schema | None, null_values: tuple[str, ...]) -> ds.FileFormat:
-    """The dataset format; ``schema`` (the template's types) when reading, None to infer."""
-    if fmt == "csv":
-        convert = _csv_convert(null_values)
-        if schema is not None:  # read every column as its template type, never re-inferred
-            convert.column_types = {f.name: f.type for f in schema}
-        return ds.CsvFileFormat(convert_options=convert)
-    if fmt == "json":
-        return ds.JsonFileFormat()
-    return ds.ParquetFileFormat()
-
-
-def _nested_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Structs, lists and maps become JSON text (the ``json`` logical type)."""
-    if not any(pa.types.is_nested(t) for t in batch.schema.types):
-        return batch
-    columns = []
-    for col in batch.columns:
-        if pa.types.is_nested(col.type):
-            col = pa.array(
-                [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
-                pa.string(),
-            )
-        columns.append(col)
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
-
-
-def _s3_filesystem(
-    settings: FilesSettings, secrets: dict[str, str], policy: SourcePolicy
-) -> pafs.FileSystem:
-    options: dict[str, Any] = {
-        "connect_timeout": policy.connect_timeout_s,
-        # No bytes for this long fails the request (then retried by the SDK). Runs get it too:
-        # an object read has no big sort behind it, so a silent bucket is a stalled one.
-        "request_timeout": policy.connect_timeout_s,
-    }
-    if settings.endpoint:
-        scheme, _, _ = endpoint_address(settings.endpoint)
-        options["endpoint_override"] = urlsplit(settings.endpoint).netloc
-        options["scheme"] = scheme
-    if settings.region:
-        options["region"] = settings.region
-    if "accessKeyId" in secrets:
-        options["access_key"] = secrets["accessKeyId"]
-        options["secret_key"] = secrets.get("secretAccessKey", "")
-    else:
-        # Without keys the SDK would sign with the machine's own credentials (environment,
-        # ~/.aws, instance metadata): only where the operator allows it, and never towards an
-        # endpoint the tenant chose.
-        options["anonymous"] = not (policy.ambient_credentials and not settings.endpoint)
-    return pafs.S3FileSystem(**options)

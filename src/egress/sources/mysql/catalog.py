@@ -1,0 +1,35 @@
+"""The MySQL catalog queries: tables and their columns, MariaDB's JSON checks, primary
+keys, and the connection's user's privileges."""
+
+from __future__ import annotations
+
+SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys")
+
+CATALOG_SQL = """
+SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
+       c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY
+FROM information_schema.COLUMNS c
+JOIN information_schema.TABLES t
+  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+WHERE c.TABLE_SCHEMA = %s
+ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION
+"""
+# MariaDB's JSON is LONGTEXT plus a CHECK (json_valid(`col`)) named after the column; MySQL's
+# CHECK_CONSTRAINTS has no TABLE_NAME (its JSON is a type of its own), so this fails there.
+JSON_CHECKS_SQL = """
+SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = %s AND CHECK_CLAUSE = CONCAT('json_valid(`', CONSTRAINT_NAME, '`)')
+"""
+PK_SQL = """
+SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = %s AND CONSTRAINT_NAME = 'PRIMARY'
+ORDER BY TABLE_NAME, ORDINAL_POSITION
+"""
+WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE"}
+# The current user's privileges at every level; information_schema lists other users' too
+# when the user may read the grant tables, hence the GRANTEE filter.
+ACCESS_SQL = """
+SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %(g)s
+UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %(g)s
+UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %(g)s
+"""

@@ -1,0 +1,82 @@
+"""The PostgreSQL catalog queries: tables, views and their columns, primary keys, and what
+the connection's user may change."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.sources.postgresql.columns import logical_type
+
+CATALOG_SQL = """
+SELECT n.nspname AS schema_name, c.relname AS table_name, c.relkind,
+       a.attname,
+       CASE WHEN COALESCE(bt.typcategory, t.typcategory) = 'A' AND et.oid IS NOT NULL
+            THEN et.typname || '[]' ELSE COALESCE(bt.typname, t.typname) END AS typname,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+       a.attnotnull
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN pg_type et ON et.oid = COALESCE(bt.typelem, t.typelem)
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+  AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+PK_SQL = """
+SELECT n.nspname, c.relname, a.attname
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN LATERAL unnest(k.conkey) WITH ORDINALITY AS key(attnum, pos) ON true
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = key.attnum
+WHERE k.contype = 'p'
+ORDER BY n.nspname, c.relname, key.pos
+"""
+
+
+ACCESS_SQL = """
+SELECT r.rolsuper,
+       EXISTS (
+         SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'f')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_%'
+           AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
+                OR has_table_privilege(c.oid, 'DELETE'))
+       )
+       OR has_database_privilege(current_database(), 'CREATE')
+       OR EXISTS (
+         SELECT 1 FROM pg_namespace n
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_%' AND has_schema_privilege(n.oid, 'CREATE')
+       )
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def tables_from(rows: list[Any], pk_rows: list[Any]) -> list[TableInfo]:
+    """The catalog's tables from the rows of CATALOG_SQL and PK_SQL."""
+    keys: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for schema, table, col in pk_rows:
+        keys[(schema, table)].append(col)
+    tables: dict[tuple[str, str], TableInfo] = {}
+    for schema, table, relkind, col, typname, typmod, notnull in rows:
+        info = tables.get((schema, table))
+        if info is None:
+            info = TableInfo(
+                schema=schema,
+                name=table,
+                columns=[],
+                primary_key=keys.get((schema, table), []),
+                kind="table" if relkind in ("r", "p", "f") else "view",
+            )
+            tables[(schema, table)] = info
+        info.columns.append(ColumnInfo(col, logical_type(typname, typmod), not notnull))
+    return list(tables.values())

@@ -1,0 +1,182 @@
+"""PostgreSQL types as logical types, and the SQL that reads each column on the Arrow
+path and on the COPY fast path."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from egress.domain.catalog import ColumnInfo
+from egress.domain.types import decimal_type, list_type, parse_decimal, parse_list
+from egress.query.select import column
+from egress.sources.postgresql.settings import SQL_ASCII
+
+_NATIVE: dict[str, str] = {
+    "bool": "boolean",
+    "int2": "int16",
+    "int4": "int32",
+    "int8": "int64",
+    "float4": "float32",
+    "float8": "float64",
+    "text": "string",
+    "varchar": "string",
+    "bpchar": "string",
+    "name": "string",
+    "citext": "string",
+    "date": "date",
+    "time": "time",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamptz",
+    "bytea": "binary",
+    "json": "json",
+    "jsonb": "json",
+    "uuid": "uuid",
+    "money": "decimal",  # read as money::numeric: its scale follows lc_monetary
+    # Object identifiers are unsigned 32-bit: int64 holds every one (read as ::int8).
+    "oid": "int64",
+    **dict.fromkeys(
+        [
+            "regclass",
+            "regcollation",
+            "regconfig",
+            "regdictionary",
+            "regnamespace",
+            "regoper",
+            "regoperator",
+            "regproc",
+            "regprocedure",
+            "regrole",
+            "regtype",
+        ],
+        "int64",
+    ),
+}
+# Logical types whose values travel as text from PostgreSQL (cast in the SELECT).
+AS_TEXT = {"string", "json", "uuid", "decimal"}
+# Array elements: the SQL type an array is cast to, so ADBC reads a list of it.
+_ELEMENT_SQL = {
+    "boolean": "BOOLEAN[]",
+    "int16": "SMALLINT[]",
+    "int32": "INT[]",
+    "int64": "BIGINT[]",
+    "float32": "REAL[]",
+    "float64": "DOUBLE PRECISION[]",
+    "date": "DATE[]",
+    "time": "TIME[]",
+    "timestamp": "TIMESTAMP[]",
+    "timestamptz": "TIMESTAMPTZ[]",
+    "binary": "BYTEA[]",
+}
+# ADBC reads 'infinity'/'-infinity' as the int64 (or int32 days) sentinels shifted from
+# A marker a multi-dimensional array makes PostgreSQL quote back in its error message.
+MULTIDIM = "egress-multidimensional-array"
+
+# Logical types whose text comes from the database's bytes as they are (the rest is ASCII).
+RAW_TEXT = frozenset({"string", "json"})
+
+
+def logical_type(typname: str, typmod: int) -> str:
+    """The logical type of a column's declared type (``int4[]`` for an array of int4)."""
+    if typname.endswith("[]"):
+        element = logical_type(typname[:-2], -1)
+        return list_type(element if element in _ELEMENT_SQL else _text_element(element))
+    if typname == "numeric":
+        if typmod < 0:
+            return "decimal"
+        return decimal_type(((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF)
+    return _NATIVE.get(typname, "string")
+
+
+def _text_element(logical: str) -> str:
+    """Array elements read as text: decimals stay decimals, anything else is a string."""
+    return "decimal" if logical == "decimal" or parse_decimal(logical) else "string"
+
+
+def is_text(logical: str) -> bool:
+    return logical in AS_TEXT or parse_decimal(logical) is not None
+
+
+def arrow_path_sql(field: ColumnInfo) -> exp.Expression:
+    """What the Arrow path selects for a column: every rule keys on the logical type only."""
+    col = column(field.name)
+    element = parse_list(field.type)
+    if element is not None:
+        return _array_sql(field.name, element)
+    if field.type == "decimal" or parse_decimal(field.type):  # also money, as digits
+        return exp.cast(exp.cast(col, "NUMERIC"), "TEXT")
+    if field.type == "int64":  # also oid and reg* (unsigned 32-bit)
+        return exp.cast(col, "BIGINT")
+    return exp.cast(col, "TEXT") if is_text(field.type) else col
+
+
+def _array_sql(name: str, element: str) -> exp.Expression:
+    """A one-dimensional array as its element's array type; a multi-dimensional value fails
+    (ADBC would flatten it silently) with an error naming the column."""
+    col = column(name)
+    value: exp.Expression = col
+    if element in _ELEMENT_SQL:
+        target = exp.DataType.build(_ELEMENT_SQL[element], dialect="postgres")
+    else:
+        if element == "decimal":  # money[] too: digits, not '$12.34'
+            value = exp.cast(col, exp.DataType.build("NUMERIC[]", dialect="postgres"))
+        target = exp.DataType.build("TEXT[]", dialect="postgres")
+    ndims = exp.Anonymous(this="array_ndims", expressions=[col.copy()])
+    # Not a constant (PostgreSQL would fold it when planning): cast only where it is reached.
+    marker = exp.DPipe(
+        this=exp.DPipe(this=exp.Literal.string(f"{MULTIDIM}:"), expression=exp.cast(ndims, "TEXT")),
+        expression=exp.Literal.string(f":{name}"),
+    )
+    too_deep = exp.GT(this=ndims.copy(), expression=exp.Literal.number(1))
+    return exp.Case(
+        ifs=[exp.If(this=too_deep, true=exp.cast(marker, target.copy()))],
+        default=exp.Cast(this=value, to=target),
+    )
+
+
+def raw_text_sql(field: ColumnInfo) -> exp.Expression:
+    """The Arrow path's column, but text from a SQL_ASCII database as its bytes (decoded
+    here): the server sends SQL_ASCII text unconverted, whatever it holds."""
+    if field.type not in RAW_TEXT:
+        return arrow_path_sql(field)
+    return exp.Anonymous(
+        this="convert_to",
+        expressions=[exp.cast(column(field.name), "TEXT"), exp.Literal.string(SQL_ASCII)],
+    )
+
+
+# Types the COPY fast path renders exactly as Egress's Arrow CSV writer does.
+COPY_SAFE = {"boolean", "int16", "int32", "int64", "date", "timestamp", "timestamptz"}
+# Quoted by Arrow's CSV writer (it writes them as text: an infinite one is a word).
+COPY_QUOTED = AS_TEXT | {"date", "timestamp", "timestamptz"}
+
+
+def copy_sql(field: ColumnInfo) -> exp.Expression:
+    col = column(field.name)
+    if field.type == "boolean":
+        return exp.Case(
+            ifs=[
+                exp.If(this=col, true=exp.Literal.string("true")),
+                exp.If(this=exp.Not(this=col.copy()), true=exp.Literal.string("false")),
+            ]
+        )
+    if field.type in ("timestamp", "timestamptz"):
+        utc = field.type == "timestamptz"
+        rendered = exp.Anonymous(
+            this="to_char",
+            expressions=[
+                exp.AtTimeZone(this=col, zone=exp.Literal.string("UTC")) if utc else col,
+                exp.Literal.string(
+                    'YYYY-MM-DD HH24:MI:SS.US"Z"' if utc else "YYYY-MM-DD HH24:MI:SS.US"
+                ),
+            ],
+        )
+        # to_char gives NULL for 'infinity'; its text form is the word itself.
+        finite = exp.Anonymous(this="isfinite", expressions=[col.copy()])
+        return exp.Case(
+            ifs=[exp.If(this=finite, true=rendered)], default=exp.cast(col.copy(), "TEXT")
+        )
+    return arrow_path_sql(field)
+
+
+def csv_header(names: list[str]) -> bytes:
+    """The header line exactly as pyarrow's CSV writer renders it."""
+    return (",".join('"' + n.replace('"', '""') + '"' for n in names) + "\n").encode()

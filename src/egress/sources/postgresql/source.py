@@ -1,0 +1,409 @@
+"""The PostgreSQL source: connections (checked addresses, limits, cancel), catalog, probe,
+snapshot, and reads over ADBC or COPY."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode
+
+import adbc_driver_postgresql.dbapi as adbc_pg
+import psycopg
+import pyarrow as pa
+from adbc_driver_postgresql import StatementOptions
+from psycopg import sql
+from sqlglot import exp
+
+from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.plan import ReadPlan
+from egress.query.custom import probe_statement
+from egress.query.select import ColumnSql, max_statement, select_statement, table_sql
+from egress.sources import base
+from egress.sources.arrow_types import arrow_schema, conform
+from egress.sources.base import (
+    ConnectFailed,
+    OpenCalls,
+    ProgressFn,
+    QueryError,
+    SnapshotMark,
+    SocketRef,
+    SourceError,
+)
+from egress.sources.policy import (
+    SourcePolicy,
+    connect_timeout_s,
+)
+from egress.sources.postgresql.batches import decoded, infinities, read_error
+from egress.sources.postgresql.catalog import ACCESS_SQL, CATALOG_SQL, PK_SQL, tables_from
+from egress.sources.postgresql.columns import (
+    COPY_QUOTED,
+    COPY_SAFE,
+    arrow_path_sql,
+    copy_sql,
+    csv_header,
+    is_text,
+    logical_type,
+    raw_text_sql,
+)
+from egress.sources.postgresql.connect import (
+    SUPERUSER_WARNING,
+    WRITER_WARNING,
+    connect_error_class,
+    first_line,
+    in_background,
+)
+from egress.sources.postgresql.settings import (
+    CLIENT_ENCODING,
+    SESSION_SETTINGS,
+    SOURCE_ENCODINGS,
+    SQL_ASCII,
+    PostgresSettings,
+)
+from egress.sources.postgresql.snapshot import (
+    BEGIN_SNAPSHOT,
+    SNAPSHOT_PRE_SQL,
+    SNAPSHOT_SQL,
+    SNAPSHOT_TRIES,
+    one_row,
+    with_subtransactions,
+    xip_of,
+    xmax_of,
+)
+
+# ADBC ends a batch once it holds this many bytes (its own default): kept unless
+# EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
+ADBC_BATCH_HINT_BYTES = 16 << 20
+BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
+
+
+class PostgresSource:
+    dialect = "postgres"
+
+    def __init__(
+        self, settings: PostgresSettings, secrets: dict[str, str], policy: SourcePolicy
+    ) -> None:
+        self._policy = policy
+        self._s = settings
+        self._password = secrets.get("password")
+        self._calls = OpenCalls()
+        # An incremental run's snapshot transaction, between the mark and the rows.
+        self._held: psycopg.Connection[Any] | Any | None = None
+        self._sql_ascii: bool | None = None  # known from the first session's server_encoding
+
+    def _where(self) -> str:
+        return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
+
+    def _failed(self, kind: str, detail: object) -> ConnectFailed:
+        return base.connect_failed(kind, self._where(), str(detail), self._password)
+
+    def _target(self) -> tuple[list[str], dict[str, Any]]:
+        """The checked addresses (libpq ``hostaddr``: libpq connects to them and resolves
+        nothing; ``host`` stays the name, for TLS verification) and the connection limits."""
+        s = self._s
+        addresses = base.server_addresses_or_fail(
+            s.host, s.port, s.database, self._policy, self._failed
+        )
+        timeout = connect_timeout_s(self._s.connect_timeout, self._policy)
+        limits = {
+            "sslmode": self._s.sslmode,
+            # libpq counts whole seconds (psycopg makes anything under 2 into 2).
+            "connect_timeout": str(max(1, math.ceil(timeout))),
+            # Data the server never acknowledges fails the connection instead of waiting for
+            # the kernel's retransmission limit (about 15 minutes).
+            "tcp_user_timeout": str(int(timeout * 1000)),
+        }
+        return addresses, limits
+
+    def _psycopg(self) -> psycopg.Connection[Any]:
+        addresses, limits = self._target()
+        try:
+            conn = psycopg.connect(
+                host=",".join([self._s.host] * len(addresses)),
+                hostaddr=",".join(addresses),
+                port=",".join([str(self._s.port)] * len(addresses)),
+                dbname=self._s.database,
+                user=self._s.user,
+                password=self._password,
+                autocommit=True,
+                client_encoding=CLIENT_ENCODING,
+                **limits,
+            )
+        except psycopg.Error as exc:
+            raise self._failed(connect_error_class(exc), exc) from exc
+        self._track_psycopg(conn)
+        for stmt in self._session_settings():
+            conn.execute(stmt)
+        self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
+        if self._sql_ascii and self._s.sourceEncoding != "utf-8":
+            # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
+            # psycopg decodes names and values as what they are.
+            pg_name = SOURCE_ENCODINGS[self._s.sourceEncoding]
+            conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(pg_name)))
+        return conn
+
+    def _is_sql_ascii(self) -> bool:
+        """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
+        if self._sql_ascii is None:
+            self._psycopg().close()
+        return bool(self._sql_ascii)
+
+    def _session_settings(self) -> tuple[str, ...]:
+        read_timeout = self._policy.read_timeout_s
+        if read_timeout is None:  # a run: a big sort's first row may take long (stall limit)
+            return SESSION_SETTINGS
+        return (*SESSION_SETTINGS, f"SET statement_timeout = {int(read_timeout * 1000)}")
+
+    def _adbc(self, autocommit: bool = False) -> Any:
+        addresses, limits = self._target()
+        auth = quote(self._s.user, safe="")
+        if self._password:
+            auth += ":" + quote(self._password, safe="")
+        hosts = ",".join(f"{quote(self._s.host, safe='')}:{self._s.port}" for _ in addresses)
+        # A SQL_ASCII database in another encoding: labelled so, since the server would refuse
+        # its non-UTF-8 bytes (ADBC reads every column name when it connects).
+        legacy = self._sql_ascii and self._s.sourceEncoding != "utf-8"
+        encoding = SOURCE_ENCODINGS[self._s.sourceEncoding] if legacy else CLIENT_ENCODING
+        params = urlencode({"hostaddr": ",".join(addresses), "client_encoding": encoding, **limits})
+        uri = f"postgresql://{auth}@{hosts}/{quote(self._s.database, safe='')}?{params}"
+        try:
+            return adbc_pg.connect(uri, autocommit=autocommit)
+        except Exception as exc:  # the driver's errors share no base class with psycopg's
+            raise self._failed(connect_error_class(exc), exc) from exc
+
+    def check(self) -> None:
+        with self._psycopg() as conn:
+            conn.execute("SELECT 1")
+
+    def check_access(self) -> list[str]:
+        try:
+            with self._psycopg() as conn:
+                row = conn.execute(ACCESS_SQL).fetchone()
+        except psycopg.Error as exc:
+            raise SourceError(first_line(exc)) from exc
+        superuser, writer = row if row else (False, False)
+        if superuser:
+            return [SUPERUSER_WARNING]
+        return [WRITER_WARNING] if writer else []
+
+    def catalog(self) -> list[TableInfo]:
+        try:
+            with self._psycopg() as conn:
+                rows = conn.execute(CATALOG_SQL).fetchall()
+                pk_rows = conn.execute(PK_SQL).fetchall()
+        except (psycopg.Error, UnicodeDecodeError) as exc:  # names in a SQL_ASCII database
+            raise SourceError(first_line(exc)) from exc
+        return tables_from(rows, pk_rows)
+
+    def describe(self, query: str) -> list[ColumnInfo]:
+        limit_s = base.probe_limit_s(self._policy.read_timeout_s)
+        with self._psycopg() as conn:
+            timeout_ms = str(int(limit_s * 1000))
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+            try:
+                cur = conn.execute(probe_statement(query, self.dialect))
+            except psycopg.errors.QueryCanceled as exc:
+                raise QueryError(base.probe_too_slow(limit_s)) from exc
+            except (psycopg.Error, UnicodeDecodeError) as exc:
+                raise QueryError(first_line(exc)) from exc
+            columns = cur.description or []
+            result = cur.pgresult
+            assert result is not None, "an executed statement has a result"
+            # The probe reports type OIDs (domains already resolved to their base type) and
+            # typmods: the same inputs the catalog maps from pg_attribute.
+            try:
+                typnames = dict(
+                    conn.execute(
+                        "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s::oid[])",
+                        ([c.type_code for c in columns],),
+                    ).fetchall()
+                )
+            except psycopg.Error as exc:
+                raise SourceError(first_line(exc)) from exc
+        return [
+            ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
+            for i, c in enumerate(columns)
+        ]
+
+    def _select(self, conn: psycopg.Connection[Any], plan: ReadPlan, column_sql: ColumnSql) -> str:
+        """The plan's SELECT with each value quoted by psycopg into its place in the tree:
+        COPY takes no parameters and ADBC binds only typed ones (``date > text`` fails)."""
+
+        codec = self._s.sourceEncoding
+        legacy = self._is_sql_ascii() and codec != "utf-8"
+
+        def quote(value: Any) -> str:
+            if legacy and isinstance(value, str) and not value.isascii():
+                # The query text travels as UTF-8 and SQL_ASCII keeps bytes as they come: the
+                # value goes as its bytes in the database's own encoding.
+                try:
+                    raw = value.encode(codec)
+                except UnicodeEncodeError as exc:
+                    raise SourceError(
+                        f"the filter value {value!r} cannot be written in {codec}"
+                    ) from exc
+                return f"convert_from('\\x{raw.hex()}'::bytea, '{SQL_ASCII}')"
+            try:
+                return sql.Literal(value).as_string(conn)
+            except psycopg.Error as exc:  # e.g. a NUL character, which text cannot hold
+                raise SourceError(
+                    f"a value in the filter cannot be sent: {first_line(exc)}"
+                ) from exc
+
+        return select_statement(plan, self.dialect, column_sql, quote=quote).sql
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        try:
+            with self._psycopg() as conn:
+                row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
+        except (psycopg.Error, UnicodeDecodeError) as exc:
+            raise SourceError(first_line(exc)) from exc
+        return row[0] if row else None
+
+    def begin_snapshot(self, plan: ReadPlan, field: str, *, copy_csv: bool) -> SnapshotMark | None:
+        if plan.query is not None:
+            return None
+        assert plan.table is not None  # a table, not a SQL template (checked above)
+        rel = table_sql(plan.table).sql("postgres")
+        pre = SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
+        sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
+        conn: Any = self._psycopg() if copy_csv else self._adbc_session()
+        try:
+            for attempt in range(SNAPSHOT_TRIES):
+                has_xmin, standby, before, idle = one_row(conn, pre)
+                if not has_xmin:
+                    conn.close()
+                    return None
+                one_row(conn, BEGIN_SNAPSHOT)
+                snapshot, high, running, still_idle = one_row(conn, sql)
+                # A standby's snapshot lists subtransactions among the ids in progress itself.
+                complete = snapshot if standby else with_subtransactions(snapshot, running or "")
+                # Quiet: no session of this database was inside a transaction just before or
+                # just after the snapshot, none is in progress in it, and no transaction ended
+                # in between (xmax, the next id, did not move).
+                quiet = bool(
+                    idle
+                    and still_idle
+                    and not standby
+                    and xip_of(before) == xip_of(snapshot) == []
+                    and xmax_of(before) == xmax_of(snapshot)
+                )
+                # Try again when the snapshot lost a transaction's subtransactions, or missed
+                # being quiet only because something (in any database) committed meanwhile.
+                again = complete is None or (idle and still_idle and not quiet)
+                if not again or attempt == SNAPSHOT_TRIES - 1:
+                    break
+                one_row(conn, "ROLLBACK")
+        except SourceError:
+            conn.close()
+            raise
+        except Exception as exc:  # psycopg's or ADBC's error: the driver's message
+            conn.close()
+            raise SourceError(first_line(exc)) from exc
+        self._held = conn
+        return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
+
+    def _adbc_session(self) -> Any:
+        """An ADBC connection that commits nothing itself (the snapshot transaction is
+        begun explicitly), with the session settings applied."""
+        conn = self._adbc(autocommit=True)
+        cur = conn.cursor()
+        self._track_adbc(cur)
+        for stmt in self._session_settings():
+            cur.execute(stmt)
+        return conn
+
+    def _take_held(self) -> Any:
+        conn, self._held = self._held, None
+        return conn
+
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        schema = arrow_schema(plan.fields)
+        with self._psycopg() as pconn:
+            raw = self._sql_ascii is True
+            query = self._select(pconn, plan, raw_text_sql if raw else arrow_path_sql)
+        held = self._take_held()
+        conn = held if held is not None else self._adbc()
+        try:
+            with conn.cursor() as cur:
+                self._track_adbc(cur)
+                if held is None:
+                    for stmt in self._session_settings():
+                        cur.execute(stmt)
+                hint = min(batch_bytes or ADBC_BATCH_HINT_BYTES, ADBC_BATCH_HINT_BYTES)
+                cur.adbc_statement.set_options(**{BATCH_HINT_OPTION: str(hint)})
+                try:
+                    cur.execute(query)
+                    reader = cur.fetch_record_batch()
+                    for batch in reader:
+                        if raw:
+                            batch = decoded(batch, plan.fields, self._s.sourceEncoding)
+                        yield infinities(conform(batch, schema))
+                except (SourceError, ValueError):
+                    raise
+                except Exception as exc:
+                    raise read_error(exc) from exc
+        finally:
+            conn.close()
+
+    def can_copy_csv(self, plan: ReadPlan) -> bool:
+        # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
+        return not self._is_sql_ascii() and all(
+            f.type in COPY_SAFE or is_text(f.type) for f in plan.fields
+        )
+
+    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
+        quoted = [f.name for f in plan.fields if f.type in COPY_QUOTED]
+        force = ""
+        if quoted:
+            force = (
+                ", FORCE_QUOTE ("
+                + ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
+                + ")"
+            )
+        out.write(csv_header([f.name for f in plan.fields]))
+        approx_rows = 0
+        held = self._take_held()
+        with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
+            inner = self._select(conn, plan, copy_sql)
+            statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
+            try:
+                with cur.copy(statement) as copy:
+                    for chunk in copy:
+                        out.write(chunk)
+                        # Progress only: a quoted value may hold newlines; the total is exact.
+                        approx_rows += bytes(chunk).count(b"\n")
+                        on_progress(approx_rows)
+            except psycopg.Error as exc:
+                raise read_error(exc) from exc
+            return int(cur.rowcount)
+
+    def close(self) -> None:
+        held = self._take_held()
+        if held is not None:  # the run ended before reading its rows: end the transaction
+            held.close()
+
+    def interrupt(self) -> None:
+        self._calls.interrupt()
+
+    def _track_psycopg(self, conn: psycopg.Connection[Any]) -> None:
+        def stop() -> None:
+            # The server stops the query (a lock wait, a sleep) on a connection of its own, in
+            # the background since the server itself may hang; shutting our socket down makes
+            # the blocked read return now even then.
+            in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
+            ref.shutdown()
+
+        try:
+            ref = SocketRef.of(conn.fileno())
+            self._calls.track(stop)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _track_adbc(self, cur: adbc_pg.Cursor) -> None:
+        # ADBC gives no socket; its cancel asks the server over a connection of its own and
+        # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
+        self._calls.track(lambda: in_background(cur.adbc_cancel))
