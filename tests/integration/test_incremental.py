@@ -289,11 +289,31 @@ def test_mysql_late_commit_is_delivered_once_the_lag_has_passed(
     finally:
         a.close()
         b.close()
+    _no_open_writers(mysql_db)
     clock.now += lag
     assert env.run()[1] == [11, 12]
     assert env.run()[1] == []
     assert c.configurations.get(env.ws, env.cfg).watermark == 12
     c.engine.dispose()
+
+
+def _no_open_writers(db: MysqlDatabase) -> None:
+    """Wait (polled) until innodb_trx no longer lists a committed transaction: InnoDB refreshes
+    that view only when it was last read more than 100 ms ago, so right after a commit it may
+    still show it open (which only holds the mark back, never past a row) — and polling faster
+    than that would keep it stale."""
+    query = (
+        "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_is_read_only = 0"
+        " AND trx_autocommit_non_locking = 0 AND trx_mysql_thread_id <> CONNECTION_ID()"
+    )
+    deadline = time.monotonic() + 5
+    with db.connect() as conn, conn.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute(query)
+            if cur.fetchone()[0] == 0:
+                return
+            time.sleep(0.2)
+    raise AssertionError("a writing transaction is still open on the server")
 
 
 def _past_the_start_margin(db: MysqlDatabase) -> None:
