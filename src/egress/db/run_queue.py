@@ -9,7 +9,7 @@ lease token, so a worker that lost its lease commits nothing.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from egress.db.engine import Repository
-from egress.db.executions import FileRecord
+from egress.db.run_records import ClaimedRun, Heartbeat, Leftover, Outcome, ReapCounts
 from egress.db.tables import executions, pending_publications, run_files, runs
 from egress.db.transitions import notify, release_next, transition
 from egress.db.watermarks import (
@@ -32,77 +32,13 @@ from egress.domain.incremental import Observation
 from egress.domain.spec import ExecutionSpec, FrozenWindow
 from egress.domain.status import RunKind, RunStatus, after_lost_attempt
 
-__all__ = ["IncrementalState"]  # re-exported: the runner reads it from the queue
+# Re-exported: the runner reads the incremental state from the queue, and callers import the
+# queue's records from here.
+__all__ = ["ClaimedRun", "Heartbeat", "IncrementalState", "Leftover", "Outcome", "ReapCounts"]
 
 
 class _LeaseLost(Exception):
     """Rolls back an outcome whose lease was lost before it could be recorded."""
-
-
-@dataclass(frozen=True)
-class ClaimedRun:
-    run_id: str
-    workspace_id: str
-    execution_id: str
-    configuration_id: str
-    run_number: int
-    kind: RunKind
-    attempt: int
-    lease_token: str
-    process_id: str
-    started_at: datetime
-    spec: ExecutionSpec
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    alive: bool  # False: the lease is gone; the worker must stop and commit nothing
-    cancel_requested: bool
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: RunStatus
-    record_count: int | None  # records delivered; None for a run that delivered nothing
-    error_message: str | None = None
-    files: list[FileRecord] = field(default_factory=list)
-    manifest_key: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    # Incremental runs: the configuration's watermark moves to this on success, never back.
-    watermark: Any = None
-    processed: int | None = None  # records read, when they differ from those delivered
-    # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
-    # from the state the window was built on (a re-run of an older execution moves nothing).
-    window: FrozenWindow | None = None
-    retryable: bool | None = None  # a FAILED outcome: whether its failure was transient
-
-    @classmethod
-    def stopped(
-        cls, status: RunStatus, processed: int, error_message: str | None = None
-    ) -> Outcome:
-        """A failed or cancelled run delivered nothing: its record count is 0 (a number, as the
-        seed API's shape has it) and what it read stays its progress. A run fails through an
-        outcome only for a terminal reason (transient ones go back to the queue first)."""
-        retryable = False if status is RunStatus.FAILED else None
-        return cls(status, 0, error_message, processed=processed, retryable=retryable)
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """What a dead attempt may have left in storage: its temporary files, a half-published key."""
-
-    run_id: str
-    workspace_id: str
-    lease_token: str
-    publishing_keys: list[str]
-
-
-@dataclass(frozen=True)
-class ReapCounts:
-    requeued: int
-    failed: int
-    cancelled: int = 0
-    leftovers: list[Leftover] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,15 @@
 3. On any failure or cancellation, delete the temporary files: nothing partial is published.
    A transient failure (engine/faults.py) raises TransientFailure for the worker to try the run
    again later; any other failure ends the run FAILED.
+
+Freezing an incremental window is `engine/windows.py`, choosing final names and publishing
+is `engine/publish.py`; both work on the run's `engine/job.Job`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -27,31 +27,10 @@ from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Leftover, Outcome, RunQueue
-from egress.domain.catalog import ColumnInfo
 from egress.domain.clock import Clock
 from egress.domain.data_tables import UPSERT, Loading, loading_conflict
-from egress.domain.incremental import (
-    DEFAULT_LAGS,
-    Observation,
-    ServerClock,
-    kept_observations,
-    lagged_mark,
-    later,
-)
-from egress.domain.naming import (
-    DEFAULT_FILE_NAME_PATTERN,
-    NameParts,
-    file_extension,
-    manifest_name,
-    name_candidates,
-    render_file_name,
-    split_label,
-    storage_key,
-    varies_per_run,
-)
-from egress.domain.options import Window
-from egress.domain.plan import ReadPlan, plan_from_snapshot
-from egress.domain.spec import ExecutionSpec, FrozenWindow, SnapshotMark
+from egress.domain.naming import DEFAULT_FILE_NAME_PATTERN, file_extension
+from egress.domain.plan import plan_from_snapshot
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import (
@@ -63,23 +42,19 @@ from egress.engine.control import (
     RunStalled,
 )
 from egress.engine.faults import TransientFailure, is_transient
+from egress.engine.job import Job, RunFailure, Written, with_split_field
+from egress.engine.publish import publish
+from egress.engine.windows import with_window
 from egress.query.select import columns_read, star_query
 from egress.sinks.data_table import LoadError, Warehouse
-from egress.sinks.file import FileSink, WrittenFile
+from egress.sinks.file import FileSink
 from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
-from egress.sources.base import Noticing, OpenTransactionsSource, QuerySource, SnapshotSource
+from egress.sources.base import Noticing, QuerySource
 from egress.sources.policy import SourcePolicy
-from egress.storage import (
-    STORAGE_ERRORS,
-    DestinationExists,
-    ObjectHeaders,
-    Storage,
-    tmp_key,
-    tmp_prefix,
-)
+from egress.storage import STORAGE_ERRORS, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -87,66 +62,6 @@ log = logging.getLogger(__name__)
 FILE_BUFFER_BYTES = 8 << 20
 # Per open part of a split run: many may be open at once, so keep each small.
 PART_BUFFER_BYTES = 64 << 10
-
-
-class RunFailure(Exception):
-    """A run cannot complete for a reason the user can act on (not the source's fault)."""
-
-
-@dataclass
-class Written:
-    """One finished temporary file and what it becomes."""
-
-    sub_extract_id: str
-    value: str | None
-    temp_key: str
-    file: WrittenFile
-    name: str = ""
-    final_key: str = ""
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything about one run that does not change while it runs."""
-
-    claimed: ClaimedRun
-    plan: ReadPlan
-    fmt: str
-    compression: str
-    ext: str
-    destination: str
-    pattern: str
-    configuration_name: str
-    split_by: str | None
-    data_table: dict[str, Any] | None
-    output: list[ColumnInfo]  # the configuration's fields: what the files hold
-    window: FrozenWindow | None = None  # the frozen incremental window
-
-    def copies_csv(self, source: Source) -> bool:
-        """Whether the rows go through the source's own CSV writer (one file, CSV)."""
-        fast = getattr(source, "can_copy_csv", None)
-        return (
-            self.fmt == "csv"
-            and self.split_by is None
-            and self.data_table is None
-            and fast is not None
-            and bool(fast(self.plan))
-        )
-
-    def file_name(self, value: str | None = None, *, split: bool = False) -> str:
-        name = self.configuration_name
-        if split:
-            name = f"{name}_{split_label(value)}"
-        return render_file_name(
-            self.pattern,
-            NameParts(
-                configuration_name=name,
-                started_at=self.claimed.started_at,
-                run=self.claimed.run_number,
-                ext=self.ext,
-                execution_id=self.claimed.execution_id,
-            ),
-        )
 
 
 class Runner:
@@ -188,7 +103,7 @@ class Runner:
                 source = self._open_source(claimed)
                 control.attach(source.interrupt)
                 self._check_columns(job, source, control)
-                job = self._with_window(job, source, control)
+                job = with_window(job, source, control, self._queue, self._clock)
                 window = job.plan.window
                 watermark = window.high if window is not None else None
                 if window is not None and window.high is None:  # nothing to take (yet)
@@ -225,7 +140,7 @@ class Runner:
                     # reason it was interrupted for, not with the driver's message.
                     control.checkpoint()
                 raise
-            manifest_key = self._publish(job, written)
+            manifest_key = publish(self._storage, self._queue, job, written)
             self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         except RunCancelled:
             self._storage.delete_prefix(prefix)
@@ -315,73 +230,6 @@ class Runner:
                 "templates refreshes a discovered template (then choose the configuration's "
                 "fields again), a custom template must be recreated"
             )
-
-    def _with_window(self, job: Job, source: Source, control: RunControl) -> Job:
-        """Incremental runs read (watermark, mark]; the window is frozen on the execution the
-        first time, so every attempt and re-run reads exactly the same records."""
-        spec = job.claimed.spec
-        if not spec.incremental:
-            return job
-        frozen = spec.window
-        within = None
-        if frozen is None:
-            frozen = self._freeze_window(job, source, control)
-        elif frozen.snapshot is not None:  # read again outside that snapshot: only its rows
-            within = frozen.snapshot.snapshot
-        window = Window(
-            field=frozen.field,
-            low=frozen.low,
-            high=frozen.high,
-            after=frozen.snapshot.after if frozen.snapshot else None,
-            within=within,
-        )
-        return replace(job, plan=replace(job.plan, window=window), window=frozen)
-
-    def _freeze_window(self, job: Job, source: Source, control: RunControl) -> FrozenWindow:
-        """PostgreSQL tables: the mark and the rows in one snapshot, plus the rows committed
-        behind the previous mark since the previous snapshot. Every other source: the mark the
-        source already held ``incrementalLag`` ago (README "Incremental extraction")."""
-        claimed = job.claimed
-        cursor = claimed.spec.template.cursor_field
-        assert cursor is not None  # checked when triggered: only new records need a cursor
-        state = self._queue.incremental_state(claimed.configuration_id)
-        mark = None
-        if isinstance(source, SnapshotSource):
-            with control.awaiting_source():
-                mark = source.begin_snapshot(job.plan, cursor, copy_csv=job.copies_csv(source))
-        observations = None
-        if mark is not None:
-            late = state.snapshot is not None and not state.quiet
-            frozen = FrozenWindow(
-                cursor,
-                state.watermark,
-                json_value(mark.high),
-                SnapshotMark(
-                    snapshot=mark.snapshot,
-                    quiet=mark.quiet,
-                    previous_snapshot=state.snapshot,
-                    # The late-commit scan reads every row at or below the mark: skipped when
-                    # nothing was in progress in the previous snapshot.
-                    after=state.snapshot if late else None,
-                ),
-            )
-        else:
-            lag = run_lag(claimed.spec)
-            with control.awaiting_source():
-                seen, clock = _max_and_clock(source, job.plan, cursor)
-            now = self._clock()
-            server_at, oldest = (None, None) if clock is None else (clock.now, clock.oldest_open)
-            observations = state.observations
-            if seen is not None:
-                observed = [*observations, Observation(now, json_value(seen), server_at)]
-                observations = kept_observations(observed, now, lag, oldest)
-            high = lagged_mark(observations, now, lag, oldest)
-            if state.watermark is not None and (high is None or not later(high, state.watermark)):
-                high = state.watermark  # nothing new is old enough yet
-            frozen = FrozenWindow(cursor, state.watermark, high, lag=lag.total_seconds())
-        if not self._queue.freeze_window(claimed, frozen, observations):
-            raise LeaseLost
-        return frozen
 
     def _load(self, job: Job, source: Source, control: RunControl) -> int:
         """Load into the data table in one warehouse transaction, committed only while this
@@ -515,69 +363,6 @@ class Runner:
                     return
                 yield from byte_slices(batch, self._batch_bytes)
 
-    # --------------------------------------------------------------- publishing
-    def _final_names(self, job: Job, written: list[Written]) -> str:
-        """Give every file its final name and key, all from the same candidate (the rendered
-        names, else each with the execution's short id, else also the attempt), the first one
-        under which no key is taken; returns the manifest's key."""
-        claimed = job.claimed
-        per_run = varies_per_run(job.pattern)
-
-        def candidates(name: str) -> list[str]:
-            return name_candidates(
-                name, job.ext, claimed.execution_id, claimed.attempt, per_run=per_run
-            )
-
-        def key(name: str) -> str:
-            return storage_key(claimed.workspace_id, job.destination, name)
-
-        split = job.split_by is not None
-        files = [candidates(job.file_name(w.value, split=split)) for w in written]
-        runs = candidates(job.file_name())
-        for i, base in enumerate(runs):
-            names = [options[i] for options in files]
-            keys = [key(n) for n in names] + [key(manifest_name(base))]
-            if len(set(keys)) == len(keys) and not any(map(self._storage.exists, keys)):
-                for w, name in zip(written, names, strict=True):
-                    w.name, w.final_key = name, key(name)
-                return keys[-1]
-        where = f" under {job.destination!r}" if job.destination else ""
-        if not per_run:
-            raise RunFailure(
-                f"a file of this run already exists{where} ({runs[0]!r}): the file name pattern "
-                f"{job.pattern!r} gives every run the same names; add {{executionStartUtc}}, "
-                "or {executionId} and {run}"
-            )
-        raise RunFailure(f"every candidate file name{where} is taken ({runs[0]!r})")
-
-    def _publish(self, job: Job, written: list[Written]) -> str:
-        """Move every file to a free final key, then publish the manifest; returns its key."""
-        manifest_key = self._final_names(job, written)
-        manifest_name = manifest_key.rsplit("/", 1)[-1]
-        taken = [w.final_key for w in written] + [manifest_key]
-        if not self._queue.mark_publishing(job.claimed, sorted(taken)):
-            raise LeaseLost
-        published: list[str] = []
-        try:
-            for w in written:
-                self._storage.publish(w.temp_key, w.final_key)
-                published.append(w.final_key)
-            self._storage.put(
-                manifest_key,
-                _manifest(job, written),
-                ObjectHeaders("application/json", manifest_name),
-            )
-        except Exception as exc:  # publish all or nothing: what this attempt moved goes again
-            for key in published:
-                with contextlib.suppress(*STORAGE_ERRORS):  # the failure may be the store's own
-                    self._storage.delete(key)
-            if isinstance(exc, DestinationExists):
-                raise RunFailure(
-                    f"a file appeared at {exc.key!r} while publishing; run again"
-                ) from exc
-            raise
-        return manifest_key
-
     # ------------------------------------------------------------------ helpers
     def discard(self, leftover: Leftover) -> None:
         """Remove what a dead attempt left behind: temporary files, unrecorded publications."""
@@ -599,71 +384,9 @@ class Runner:
             raise LeaseLost
 
 
-def with_split_field(plan: ReadPlan, split_by: str | None) -> ReadPlan:
-    """The plan reads the split field even when the files leave it out: the router needs it."""
-    if split_by is None or any(f.name == split_by for f in plan.fields):
-        return plan
-    extra = next(c for c in plan.columns if c.name == split_by)
-    return replace(plan, fields=[*plan.fields, extra])
-
-
-def run_lag(spec: ExecutionSpec) -> timedelta:
-    """The run's incrementalLag: its own (frozen with its options), else its source's default."""
-    seconds = spec.options.incremental_lag
-    if seconds is not None:
-        return timedelta(seconds=seconds)
-    return DEFAULT_LAGS[spec.connection.type]
-
-
-def _max_and_clock(source: Source, plan: ReadPlan, field: str) -> tuple[Any, ServerClock | None]:
-    """The cursor's maximum, with the server's clock where the source shows open transactions."""
-    if isinstance(source, OpenTransactionsSource):
-        return source.max_value_and_clock(plan, field)
-    return source.max_value(plan, field), None
-
-
 def physical_name(workspace_id: str, name: str) -> str:
     """Warehouse table of a workspace's data table: distinct per workspace, a valid identifier."""
     return f"dt_{workspace_id.replace('-', '')[:12]}_{name}"[:63]
-
-
-def json_value(value: Any) -> Any:
-    """A cursor value as it is stored in JSON and bound back into queries."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)  # Decimal, UUID, …: their text form sorts and casts back
-
-
-def _manifest(job: Job, written: list[Written]) -> bytes:
-    spec = job.claimed.spec
-    body = {
-        "configuration": spec.configuration.to_json(),
-        "template": {"id": spec.template.id, "name": spec.template.name},
-        "executionId": job.claimed.execution_id,
-        "run": job.claimed.run_number,
-        "startedAt": job.claimed.started_at.isoformat(),
-        "parameters": spec.options.to_json(),
-        "window": asdict(job.plan.window) if job.plan.window else None,
-        "files": [
-            {
-                "name": w.name,
-                "key": w.final_key,
-                "subExtractId": w.sub_extract_id,
-                "subExtractValue": w.value,
-                "recordCount": w.file.rows,
-                "bytes": w.file.size,
-                "sha256": w.file.sha256,
-            }
-            for w in written
-        ],
-    }
-    return json.dumps(body, indent=2, ensure_ascii=False).encode()
 
 
 def _warnings(source: Source) -> list[str]:

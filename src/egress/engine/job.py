@@ -1,0 +1,83 @@
+"""What a run is about, as the runner, the window freezing and the publishing share it: the
+job (everything that does not change while a run runs) and each file it wrote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from egress.db.run_queue import ClaimedRun
+from egress.domain.catalog import ColumnInfo
+from egress.domain.naming import NameParts, render_file_name, split_label
+from egress.domain.plan import ReadPlan
+from egress.domain.spec import FrozenWindow
+from egress.sinks.file import WrittenFile
+from egress.sources import Source
+
+
+class RunFailure(Exception):
+    """A run cannot complete for a reason the user can act on (not the source's fault)."""
+
+
+@dataclass
+class Written:
+    """One finished temporary file and what it becomes."""
+
+    sub_extract_id: str
+    value: str | None
+    temp_key: str
+    file: WrittenFile
+    name: str = ""
+    final_key: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything about one run that does not change while it runs."""
+
+    claimed: ClaimedRun
+    plan: ReadPlan
+    fmt: str
+    compression: str
+    ext: str
+    destination: str
+    pattern: str
+    configuration_name: str
+    split_by: str | None
+    data_table: dict[str, Any] | None
+    output: list[ColumnInfo]  # the configuration's fields: what the files hold
+    window: FrozenWindow | None = None  # the frozen incremental window
+
+    def copies_csv(self, source: Source) -> bool:
+        """Whether the rows go through the source's own CSV writer (one file, CSV)."""
+        fast = getattr(source, "can_copy_csv", None)
+        return (
+            self.fmt == "csv"
+            and self.split_by is None
+            and self.data_table is None
+            and fast is not None
+            and bool(fast(self.plan))
+        )
+
+    def file_name(self, value: str | None = None, *, split: bool = False) -> str:
+        name = self.configuration_name
+        if split:
+            name = f"{name}_{split_label(value)}"
+        return render_file_name(
+            self.pattern,
+            NameParts(
+                configuration_name=name,
+                started_at=self.claimed.started_at,
+                run=self.claimed.run_number,
+                ext=self.ext,
+                execution_id=self.claimed.execution_id,
+            ),
+        )
+
+
+def with_split_field(plan: ReadPlan, split_by: str | None) -> ReadPlan:
+    """The plan reads the split field even when the files leave it out: the router needs it."""
+    if split_by is None or any(f.name == split_by for f in plan.fields):
+        return plan
+    extra = next(c for c in plan.columns if c.name == split_by)
+    return replace(plan, fields=[*plan.fields, extra])

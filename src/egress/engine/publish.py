@@ -1,0 +1,104 @@
+"""Publishing a run's files (DESIGN §5, step 2): choose final names no other file holds,
+record them as pending (fenced by the lease), move every file to its final key without
+overwriting, then write the run's manifest. All or nothing: a failure removes what moved."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict
+
+from egress.db.run_queue import RunQueue
+from egress.domain.naming import manifest_name, name_candidates, storage_key, varies_per_run
+from egress.engine.control import LeaseLost
+from egress.engine.job import Job, RunFailure, Written
+from egress.storage import STORAGE_ERRORS, DestinationExists, ObjectHeaders, Storage
+
+
+def final_names(storage: Storage, job: Job, written: list[Written]) -> str:
+    """Give every file its final name and key, all from the same candidate (the rendered
+    names, else each with the execution's short id, else also the attempt), the first one
+    under which no key is taken; returns the manifest's key."""
+    claimed = job.claimed
+    per_run = varies_per_run(job.pattern)
+
+    def candidates(name: str) -> list[str]:
+        return name_candidates(
+            name, job.ext, claimed.execution_id, claimed.attempt, per_run=per_run
+        )
+
+    def key(name: str) -> str:
+        return storage_key(claimed.workspace_id, job.destination, name)
+
+    split = job.split_by is not None
+    files = [candidates(job.file_name(w.value, split=split)) for w in written]
+    runs = candidates(job.file_name())
+    for i, base in enumerate(runs):
+        names = [options[i] for options in files]
+        keys = [key(n) for n in names] + [key(manifest_name(base))]
+        if len(set(keys)) == len(keys) and not any(map(storage.exists, keys)):
+            for w, name in zip(written, names, strict=True):
+                w.name, w.final_key = name, key(name)
+            return keys[-1]
+    where = f" under {job.destination!r}" if job.destination else ""
+    if not per_run:
+        raise RunFailure(
+            f"a file of this run already exists{where} ({runs[0]!r}): the file name pattern "
+            f"{job.pattern!r} gives every run the same names; add {{executionStartUtc}}, "
+            "or {executionId} and {run}"
+        )
+    raise RunFailure(f"every candidate file name{where} is taken ({runs[0]!r})")
+
+
+def publish(storage: Storage, queue: RunQueue, job: Job, written: list[Written]) -> str:
+    """Move every file to a free final key, then publish the manifest; returns its key."""
+    manifest_key = final_names(storage, job, written)
+    manifest_file = manifest_key.rsplit("/", 1)[-1]
+    taken = [w.final_key for w in written] + [manifest_key]
+    if not queue.mark_publishing(job.claimed, sorted(taken)):
+        raise LeaseLost
+    published: list[str] = []
+    try:
+        for w in written:
+            storage.publish(w.temp_key, w.final_key)
+            published.append(w.final_key)
+        storage.put(
+            manifest_key,
+            manifest(job, written),
+            ObjectHeaders("application/json", manifest_file),
+        )
+    except Exception as exc:  # publish all or nothing: what this attempt moved goes again
+        for key in published:
+            with contextlib.suppress(*STORAGE_ERRORS):  # the failure may be the store's own
+                storage.delete(key)
+        if isinstance(exc, DestinationExists):
+            raise RunFailure(f"a file appeared at {exc.key!r} while publishing; run again") from exc
+        raise
+    return manifest_key
+
+
+def manifest(job: Job, written: list[Written]) -> bytes:
+    """The run's manifest: what it ran with and every file it published."""
+    spec = job.claimed.spec
+    body = {
+        "configuration": spec.configuration.to_json(),
+        "template": {"id": spec.template.id, "name": spec.template.name},
+        "executionId": job.claimed.execution_id,
+        "run": job.claimed.run_number,
+        "startedAt": job.claimed.started_at.isoformat(),
+        "parameters": spec.options.to_json(),
+        "window": asdict(job.plan.window) if job.plan.window else None,
+        "files": [
+            {
+                "name": w.name,
+                "key": w.final_key,
+                "subExtractId": w.sub_extract_id,
+                "subExtractValue": w.value,
+                "recordCount": w.file.rows,
+                "bytes": w.file.size,
+                "sha256": w.file.sha256,
+            }
+            for w in written
+        ],
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False).encode()

@@ -1,0 +1,131 @@
+"""Freezing an incremental run's window (README "Incremental extraction"): the first attempt
+fixes (watermark, mark] on the execution, so every attempt and re-run reads the same records.
+
+PostgreSQL tables take the mark and the rows in one snapshot; every other source takes the
+mark it already held ``incrementalLag`` ago, by the pure rules of ``domain/incremental.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from egress.db.run_queue import RunQueue
+from egress.domain.clock import Clock
+from egress.domain.incremental import (
+    DEFAULT_LAGS,
+    Observation,
+    ServerClock,
+    kept_observations,
+    lagged_mark,
+    later,
+)
+from egress.domain.options import Window
+from egress.domain.plan import ReadPlan
+from egress.domain.spec import ExecutionSpec, FrozenWindow, SnapshotMark
+from egress.engine.control import LeaseLost, RunControl
+from egress.engine.job import Job
+from egress.sources import Source
+from egress.sources.base import OpenTransactionsSource, SnapshotSource
+
+
+def with_window(
+    job: Job, source: Source, control: RunControl, queue: RunQueue, clock: Clock
+) -> Job:
+    """Incremental runs read (watermark, mark]; the window is frozen on the execution the
+    first time, so every attempt and re-run reads exactly the same records."""
+    spec = job.claimed.spec
+    if not spec.incremental:
+        return job
+    frozen = spec.window
+    within = None
+    if frozen is None:
+        frozen = freeze_window(job, source, control, queue, clock)
+    elif frozen.snapshot is not None:  # read again outside that snapshot: only its rows
+        within = frozen.snapshot.snapshot
+    window = Window(
+        field=frozen.field,
+        low=frozen.low,
+        high=frozen.high,
+        after=frozen.snapshot.after if frozen.snapshot else None,
+        within=within,
+    )
+    return replace(job, plan=replace(job.plan, window=window), window=frozen)
+
+
+def freeze_window(
+    job: Job, source: Source, control: RunControl, queue: RunQueue, clock: Clock
+) -> FrozenWindow:
+    """PostgreSQL tables: the mark and the rows in one snapshot, plus the rows committed
+    behind the previous mark since the previous snapshot. Every other source: the mark the
+    source already held ``incrementalLag`` ago (README "Incremental extraction")."""
+    claimed = job.claimed
+    cursor = claimed.spec.template.cursor_field
+    assert cursor is not None  # checked when triggered: only new records need a cursor
+    state = queue.incremental_state(claimed.configuration_id)
+    mark = None
+    if isinstance(source, SnapshotSource):
+        with control.awaiting_source():
+            mark = source.begin_snapshot(job.plan, cursor, copy_csv=job.copies_csv(source))
+    observations = None
+    if mark is not None:
+        late = state.snapshot is not None and not state.quiet
+        frozen = FrozenWindow(
+            cursor,
+            state.watermark,
+            json_value(mark.high),
+            SnapshotMark(
+                snapshot=mark.snapshot,
+                quiet=mark.quiet,
+                previous_snapshot=state.snapshot,
+                # The late-commit scan reads every row at or below the mark: skipped when
+                # nothing was in progress in the previous snapshot.
+                after=state.snapshot if late else None,
+            ),
+        )
+    else:
+        lag = run_lag(claimed.spec)
+        with control.awaiting_source():
+            seen, server = _max_and_clock(source, job.plan, cursor)
+        now = clock()
+        server_at, oldest = (None, None) if server is None else (server.now, server.oldest_open)
+        observations = state.observations
+        if seen is not None:
+            observed = [*observations, Observation(now, json_value(seen), server_at)]
+            observations = kept_observations(observed, now, lag, oldest)
+        high = lagged_mark(observations, now, lag, oldest)
+        if state.watermark is not None and (high is None or not later(high, state.watermark)):
+            high = state.watermark  # nothing new is old enough yet
+        frozen = FrozenWindow(cursor, state.watermark, high, lag=lag.total_seconds())
+    if not queue.freeze_window(claimed, frozen, observations):
+        raise LeaseLost
+    return frozen
+
+
+def run_lag(spec: ExecutionSpec) -> timedelta:
+    """The run's incrementalLag: its own (frozen with its options), else its source's default."""
+    seconds = spec.options.incremental_lag
+    if seconds is not None:
+        return timedelta(seconds=seconds)
+    return DEFAULT_LAGS[spec.connection.type]
+
+
+def _max_and_clock(source: Source, plan: ReadPlan, field: str) -> tuple[Any, ServerClock | None]:
+    """The cursor's maximum, with the server's clock where the source shows open transactions."""
+    if isinstance(source, OpenTransactionsSource):
+        return source.max_value_and_clock(plan, field)
+    return source.max_value(plan, field), None
+
+
+def json_value(value: Any) -> Any:
+    """A cursor value as it is stored in JSON and bound back into queries."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # Decimal, UUID, …: their text form sorts and casts back
