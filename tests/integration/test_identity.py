@@ -72,7 +72,7 @@ def test_a_token_authenticates_until_it_expires_or_is_revoked(build: Build) -> N
         c.services.identity.create_workspace("a")
     new = c.services.identity.create_token(ws, "editor", "t", expires_in_days=1)
     principal = c.services.identity.authenticate(new.token)
-    assert (principal.workspace_id, principal.role, principal.token_id) == (
+    assert (principal.workspace_id, principal.role, principal.subject.id) == (
         ws,
         "editor",
         new.record.id,
@@ -96,11 +96,11 @@ def test_a_legacy_sha256_token_works_once_and_is_then_stored_as_an_hmac(build: B
     c = build(signing_keys=K1)
     ws = c.workspaces.ensure_workspace("a")
     token_id = _legacy_token(c, ws, "low-entropy")
-    assert c.services.identity.authenticate("low-entropy").token_id == token_id
+    assert c.services.identity.authenticate("low-entropy").subject.id == token_id
     row = _row(c, token_id)
     assert row.key_id == K1.split(":")[0]
     assert row.token_hash == identity.token_hash(c.signing, row.key_id, "low-entropy")
-    assert c.services.identity.authenticate("low-entropy").token_id == token_id
+    assert c.services.identity.authenticate("low-entropy").subject.id == token_id
 
 
 def test_the_bootstrap_token_survives_the_upgrade_and_rotation(build: Build) -> None:

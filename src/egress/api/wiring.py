@@ -20,8 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from egress.api.downloads import Downloads
 from egress.container import Container
-from egress.db.workspaces import Principal
-from egress.domain.identity import require_admin
+from egress.domain.identity import Principal, require_admin
 from egress.services import Services
 from egress.sources.base import SourceError
 from egress.sources.pool import SourcePool

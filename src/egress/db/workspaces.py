@@ -17,15 +17,6 @@ from egress.domain.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is calling: every repository call is scoped by ``workspace_id``."""
-
-    workspace_id: str
-    role: str  # admin | editor (domain.identity)
-    token_id: str
-
-
-@dataclass(frozen=True)
 class TokenRecord:
     """A token as stored: its hash and key id, never the token itself."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from egress.domain.errors import Forbidden, Invalid
@@ -15,6 +16,35 @@ MAX_TOKEN_DAYS = 3650
 # Generated tokens: a recognisable prefix (secret scanners, logs) and 256 random bits.
 TOKEN_PREFIX = "egr_"
 TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who acts: ``type`` is user | client | token | system; ``name`` is for people to read."""
+
+    type: str
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: every repository call is scoped by ``workspace_id``.
+
+    ``subject`` is the credential as authenticated; ``on_behalf_of`` the user behind a personal
+    token, when there is one.
+    """
+
+    workspace_id: str
+    role: str  # one of ROLES
+    subject: Subject
+    auth_method: str = "token"
+    on_behalf_of: Subject | None = None
+
+    @property
+    def actor(self) -> Subject:
+        """Who rules that speak of "the user" count: one active export per user, audit actor."""
+        return self.on_behalf_of or self.subject
 
 
 # Workspace and token names fit their columns and print on one line.

@@ -13,13 +13,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from egress.db.workspaces import Principal, TokenRecord, WorkspaceRepo
+from egress.db.workspaces import TokenRecord, WorkspaceRepo
 from egress.domain.clock import Clock
 from egress.domain.errors import Unauthenticated
 from egress.domain.identity import (
     ADMIN,
     TOKEN_BYTES,
     TOKEN_PREFIX,
+    Principal,
+    Subject,
     check_name,
     check_role,
     token_expiry,
@@ -102,7 +104,11 @@ class IdentityService:
         if state != "valid":
             raise Unauthenticated(f"the bearer token {_STATE_MESSAGES[state]}")
         self._upgrade_hash(record, token)
-        return Principal(workspace_id=record.workspace_id, role=record.role, token_id=record.id)
+        return Principal(
+            workspace_id=record.workspace_id,
+            role=record.role,
+            subject=Subject("token", record.id, record.name),
+        )
 
     def ensure_bootstrap_token(self, token: str | None) -> None:
         """Make EGRESS_BOOTSTRAP_TOKEN an admin token of the workspace ``default`` (every start).
