@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.json as pjson
 
 from egress.domain.catalog import TableInfo
 from egress.domain.errors import Invalid
@@ -47,6 +46,7 @@ from egress.sources.files.formats import (
     nested_as_json,
     shared_schema,
 )
+from egress.sources.files.jsonl import read_jsonl
 from egress.sources.files.schemas import SCHEMAS
 from egress.sources.files.settings import FilesSettings, checked_location, s3_filesystem
 from egress.sources.policy import HostDenied, SourcePolicy
@@ -374,18 +374,21 @@ class FilesSource:
             raise SourceError("; ".join(f"whereClause: {e.msg}" for e in exc.errors)) from exc
         except OverflowError as exc:  # a filter value beyond Arrow's 64-bit integers
             raise SourceError(f"a value in the filter does not fit Arrow: {exc}") from exc
-        scanner = dataset.scanner(
-            columns=columns,
-            filter=condition,
-            batch_size=batch_rows,
-            # Bounded read-ahead needs all three: the threaded scanner (whatever its read-ahead)
-            # and the default read-ahead (even serial) each held 800-900 MiB behind a slower
-            # sink on 4 M rows; together they keep a few batches in flight (bench/README.md).
-            batch_readahead=_BATCH_READAHEAD,
-            fragment_readahead=_FRAGMENT_READAHEAD,
-            use_threads=False,
-        )
-        batches = scanner.to_batches()
+        if files[0].format == "json":
+            batches = self._jsonl_batches(files, dataset.schema, condition, columns, batch_rows)
+        else:
+            batches = dataset.scanner(
+                columns=columns,
+                filter=condition,
+                batch_size=batch_rows,
+                # Bounded read-ahead needs all three: the threaded scanner (whatever its
+                # read-ahead) and the default read-ahead (even serial) each held 800-900 MiB
+                # behind a slower sink on 4 M rows; together they keep a few batches in flight
+                # (bench/README.md).
+                batch_readahead=_BATCH_READAHEAD,
+                fragment_readahead=_FRAGMENT_READAHEAD,
+                use_threads=False,
+            ).to_batches()
         while True:
             self._calls.check()
             try:
@@ -393,10 +396,36 @@ class FilesSource:
             except StopIteration:
                 return
             except (OSError, pa.ArrowException) as exc:
-                located = files[0].format == "json" and self._locate_json(files, dataset.schema)
-                raise SourceError(located or self._explain(exc, files[0], len(files) > 1)) from exc
+                raise SourceError(self._explain(exc, files[0], len(files) > 1)) from exc
             if batch.num_rows:
                 yield batch
+
+    def _jsonl_batches(
+        self,
+        files: list[DataFile],
+        schema: pa.Schema,
+        condition: pc.Expression | None,
+        columns: list[str],
+        batch_rows: int,
+    ) -> Iterator[pa.RecordBatch]:
+        """JSONL files one after the other, read by ``jsonl`` so that keys the template lacks
+        are named on the run (the dataset scan drops them silently)."""
+        for file in files:
+            try:
+                known = self._native_schema([file]).names
+            except SourceError:
+                known = []  # the read below fails on it, naming the line
+            try:
+                with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+                    notice = self._noticed.setdefault
+                    for table in read_jsonl(
+                        stream, file.path, schema, known, notice, self._calls.check
+                    ):
+                        if condition is not None:
+                            table = table.filter(condition)
+                        yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+            except (OSError, pa.ArrowException) as exc:
+                raise SourceError(f"{file.path}: {clean(exc)}") from exc
 
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
@@ -429,42 +458,6 @@ class FilesSource:
         self._calls.interrupt()
 
     # -------------------------------------------------------------- errors
-
-    def _locate_json(self, files: list[DataFile], schema: pa.Schema) -> str | None:
-        """Arrow's JSON reader counts rows within a block (``row 8338`` for line 100,002): after
-        a failure, read the files again block by block to name the file and the line in it."""
-        options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-        for file in files:
-            rows = 0
-            try:
-                with self._fs.open_input_stream(self._absolute(file.path)) as stream:
-                    for batch in pjson.open_json(stream, parse_options=options):
-                        self._calls.check()
-                        rows += batch.num_rows
-            except (OSError, pa.ArrowException) as exc:
-                text = clean(exc)
-                row = JSON_ROW.search(text)
-                if row is None:
-                    return f"{file.path}: {text}"
-                line = self._physical_line(file, rows + int(row.group(1)))
-                return f"{file.path} line {line}: {text.replace(row.group(0), '').rstrip()}"
-        return None
-
-    def _physical_line(self, file: DataFile, row: int) -> int:
-        """The line number of the ``row``-th (from 0) non-blank line: Arrow skips blank ones."""
-        line, seen, carry = 0, -1, b""
-        with self._fs.open_input_stream(self._absolute(file.path)) as stream:
-            while True:
-                chunk = stream.read(1 << 20)
-                parts = (carry + chunk).split(b"\n")
-                carry = parts.pop() if chunk else b""
-                for part in parts:
-                    line += 1
-                    seen += bool(part.strip())
-                    if seen == row:
-                        return line
-                if not chunk:
-                    return line
 
     def _explain(self, exc: BaseException, file: DataFile, several: bool = False) -> str:
         """Arrow's message with the file's relative name and the line of the problem."""
