@@ -15,7 +15,6 @@ import pytest
 
 from egress.container import Container
 from egress.db.executions import RunRecord
-from egress.db.migrate import upgrade
 from egress.domain.catalog import TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
@@ -23,8 +22,7 @@ from egress.domain.status import RunStatus
 from egress.sources import SourceError
 from egress.sources.files import FilesSettings, FilesSource
 from egress.sources.files.jsonl import BLOCK_BYTES
-from tests.conftest import make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import sqlite_container, submitted_configuration
 from tests.support.policy import policy_for
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
@@ -74,12 +72,8 @@ def _csv_line(row: dict[str, Any]) -> str:
 
 @pytest.fixture
 def c(tmp_path: Path) -> Iterator[Container]:
-    settings = make_settings(tmp_path)
-    settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
-    container = Container.build(settings)
-    yield container
-    container.engine.dispose()
+    with sqlite_container(tmp_path) as container:
+        yield container
 
 
 def _run(

@@ -189,6 +189,14 @@ class Noticing(Protocol):
 
 
 @runtime_checkable
+class CsvNullSpellings(Protocol):
+    """A source of CSV files, whose column types depend on which texts mean NULL (files)."""
+
+    def infer_columns(self, path: str, null_values: tuple[str, ...]) -> list[ColumnInfo]:
+        """The columns of a file or folder inferred with ``null_values`` as NULL spellings."""
+
+
+@runtime_checkable
 class AccessAudit(Protocol):
     """A source whose user's privileges can be checked (database servers)."""
 

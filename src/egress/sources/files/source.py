@@ -14,6 +14,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from egress.domain.catalog import TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
@@ -198,6 +199,16 @@ class FilesSource:
                 )
         return tables
 
+    def infer_columns(self, path: str, null_values: tuple[str, ...]) -> list[ColumnInfo]:
+        """The columns of a file or folder as read with other NULL spellings (a custom
+        template's own): a column whose only odd values are those spellings gets a type."""
+        files = self._resolve(path)
+        members = [(f, self._native_schema([f], null_values)) for f in files]
+        schema = shared_schema(members) if members else None
+        if schema is None:
+            raise SourceError(f"{path}: no data files with one shared schema")
+        return columns_of(schema)
+
     def _resolve(self, relative: str) -> list[DataFile]:
         """The data files of a template: one file, or a folder's direct data files."""
         if self._local and not confine.is_allowed(
@@ -220,14 +231,18 @@ class FilesSource:
             return files
         raise SourceError(f"{relative} no longer exists")
 
-    def _native_schema(self, files: list[DataFile]) -> pa.Schema:
+    def _native_schema(
+        self, files: list[DataFile], nulls: tuple[str, ...] | None = None
+    ) -> pa.Schema:
         """The schema the first file declares (Parquet) or suggests (inferred from its first
-        block), cached by the file's size and modification time."""
+        block, ``nulls`` or the connection's NULL spellings), cached by the file's size and
+        modification time."""
         first = files[0]
         size, mtime = first.version
+        nulls = self._nulls if nulls is None else nulls
         key = None
         if size is not None and mtime is not None:
-            key = (self._fs.type_name, self._absolute(first.path), size, mtime, self._nulls)
+            key = (self._fs.type_name, self._absolute(first.path), size, mtime, nulls)
             cached = SCHEMAS.get(key)
             if isinstance(cached, str):
                 raise SourceError(cached)
@@ -236,10 +251,10 @@ class FilesSource:
         try:
             with contextlib.ExitStack() as scratch:
                 schema = self._open_dataset(
-                    [first], file_format(first.format, None, self._nulls), None, scratch
+                    [first], file_format(first.format, None, nulls), None, scratch
                 ).schema
             if first.format == "csv":
-                schema = self._exact_csv_schema(first, schema)
+                schema = self._exact_csv_schema(first, schema, nulls)
         except (OSError, pa.ArrowException) as exc:
             problem = self._explain(exc, first)
             if key is not None:
@@ -249,13 +264,15 @@ class FilesSource:
             SCHEMAS.put(key, schema)
         return schema
 
-    def _exact_csv_schema(self, file: DataFile, inferred: pa.Schema) -> pa.Schema:
+    def _exact_csv_schema(
+        self, file: DataFile, inferred: pa.Schema, nulls: tuple[str, ...]
+    ) -> pa.Schema:
         """Arrow's inference, corrected where it would change a value: the numeric columns
         are read again as text from the same first block and typed by ``exact_type``."""
         numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or is_float(f.type)]
         if not numeric:
             return inferred
-        convert = csv_convert(self._nulls)
+        convert = csv_convert(nulls)
         convert.column_types = dict.fromkeys(numeric, pa.string())
         convert.include_columns = numeric
         with self._fs.open_input_stream(self._absolute(file.path)) as stream:
@@ -350,7 +367,8 @@ class FilesSource:
         schema = pa.schema(fields)
         self._notice_differences(files, native, schema.names)
         try:
-            fmt = file_format(files[0].format, schema, self._nulls)
+            nulls = self._nulls if plan.null_values is None else plan.null_values
+            fmt = file_format(files[0].format, schema, nulls)
             dataset = self._open_dataset(files, fmt, schema, scratch)
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(self._explain(exc, files[0])) from exc
@@ -441,7 +459,7 @@ class FilesSource:
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         # The high-water mark is over all records: no filter, like the databases' MAX().
-        unfiltered = ReadPlan(plan.table, plan.fields, plan.columns)
+        unfiltered = replace(plan, dates=None, where=None, keys=None, window=None)
         best: Any = None
         for batch in self._scan(unfiltered, [field], 65_536):
             value = pc.max(batch.column(0)).as_py()
