@@ -78,6 +78,8 @@ def _create_template(
                 ("body", "columnTypes"),
                 "a SQL template's types are its query's: cast in the SELECT instead",
             )
+        if body.csv_null_values is not None:
+            raise Invalid.at(("body", "csvNullValues"), "only CSV files take NULL spellings")
         if body.schema_ is not None:
             raise Invalid.at(("body", "schema"), "a SQL template names its tables in the query")
         if body.fields is not None:
@@ -107,6 +109,7 @@ def _create_template(
         body.date_field,
         body.column_types,
         schema=body.schema_,
+        null_values=body.csv_null_values,
     )
 
 
