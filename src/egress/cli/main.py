@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from rich.console import Console
 
 from egress.cli.admin import admin_app
+from egress.client import Configuration, Execution
 from egress.container import Container
 from egress.db.migrate import migration_problem, upgrade
 from egress.services.preflight import NotReady, check_key_rings
@@ -187,27 +188,26 @@ def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
     """Plain print: the curl lines must survive copy and paste unwrapped."""
     execution = result["execution"]
     config = result["config"]
-    assert isinstance(execution, dict) and isinstance(config, dict)
-    latest = execution["runs"][-1]
+    assert isinstance(execution, Execution) and isinstance(config, Configuration)
     print("\n=== Egress demo ===")
-    print(f"execution {execution['id']}: {execution['latestStatus']}")
-    print(f"records:   {latest['recordCount']}")
+    print(f"execution {execution.id}: {execution.latest_status}")
+    print(f"records:   {execution.latest.record_count}")
     path = result["file"]
     if isinstance(path, Path):
         print(f"file:      {path}")
         with path.open(encoding="utf-8") as fh:
             for _ in range(4):
                 print("  | " + fh.readline().rstrip("\n"))
-    cfg = f"{base}/api/v1/extraction-configurations/{config['id']}"
+    cfg = f"{base}/api/v1/extraction-configurations/{config.id}"
     auth = f'-H "Authorization: Bearer {token}"'
     print(f"\nServing {base} (docs: {base}/docs)")
     print(f"Bearer token: {token}\n")
     print("# trigger a new execution")
     print(f"curl -s -X POST {auth} {cfg}/executions")
     print("# poll an execution (this one, or the id the trigger returned)")
-    print(f"curl -s {auth} {cfg}/executions/{execution['id']}")
+    print(f"curl -s {auth} {cfg}/executions/{execution.id}")
     print("# download its file")
-    print(f"curl -sLOJ {auth} {cfg}/executions/{execution['id']}/download")
+    print(f"curl -sLOJ {auth} {cfg}/executions/{execution.id}/download")
     print("\nCtrl-C to stop.", flush=True)
 
 
