@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from pydantic.fields import FieldInfo
 
 from egress.client import (
     AsyncClient,
@@ -28,6 +29,7 @@ from egress.client import (
     RunFailed,
     Unauthorized,
 )
+from egress.client.models import MODEL_SCHEMAS
 from egress.demo import create_orders_db
 from tests.conftest import Server
 from tests.support.cutproxy import cut_proxy
@@ -250,3 +252,21 @@ def test_the_async_client(server: Server, shop: Path, orders_template: str, tmp_
     done, [path] = asyncio.run(flow())
     assert done.latest_status == "COMPLETED"
     assert _csv(path) == _source(shop, "region = 'NA'")
+
+
+def test_models_match_the_servers_openapi_document(client: Client) -> None:
+    """Every SDK model has exactly the fields of the schema it mirrors, and a value the server
+    may leave out or send as null is optional in the model: a change on either side fails here."""
+    schemas = client.request("GET", "/openapi.json").json()["components"]["schemas"]
+    for model, name in MODEL_SCHEMAS.items():
+        schema = schemas[name]
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        assert set(fields) == set(schema["properties"]), (model.__name__, name)
+        for key, prop in schema["properties"].items():
+            nullable = {"type": "null"} in prop.get("anyOf", [])
+            if nullable or key not in schema.get("required", []):
+                assert not fields[key].is_required() or _allows_none(fields[key]), (name, key)
+
+
+def _allows_none(field: FieldInfo) -> bool:
+    return type(None) in getattr(field.annotation, "__args__", ())

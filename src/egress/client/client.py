@@ -11,7 +11,7 @@ import httpx
 
 from egress.client.download import ByteProgress
 from egress.client.errors import EgressError
-from egress.client.flows import Flow, request
+from egress.client.flows import request
 from egress.client.models import Execution
 from egress.client.resources import (
     Configurations,
@@ -86,9 +86,6 @@ class Client(_Areas):
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Any API call (``params``, ``json``, ``headers``); error answers raise typed errors."""
         return self._driver.run(request(method, path, **kwargs))
-
-    def run(self, flow: Flow[Any]) -> Any:
-        return self._driver.run(flow)
 
     def download(
         self,
