@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 import uvicorn
@@ -19,12 +19,15 @@ from fastapi import FastAPI
 from rich.console import Console
 
 from egress.cli.admin import admin_app
+from egress.cli.remote import State, err, remote, save_profile
+from egress.cli.resources import configs_app, connections_app, templates_app
+from egress.cli.runs import download, executions_app, run
 from egress.client import Configuration, Execution
-from egress.container import Container
-from egress.db.migrate import migration_problem, upgrade
-from egress.services.preflight import NotReady, check_key_rings
 from egress.settings import Settings
-from egress.worker.loop import Worker
+
+if TYPE_CHECKING:  # imported when a server command runs: client commands start quickly
+    from egress.container import Container
+    from egress.worker.loop import Worker
 
 app = typer.Typer(
     help="Egress: asynchronous data extraction and bulk export.", no_args_is_help=True
@@ -32,6 +35,12 @@ app = typer.Typer(
 db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+app.add_typer(connections_app, name="connections")
+app.add_typer(templates_app, name="templates")
+app.add_typer(configs_app, name="configs")
+app.add_typer(executions_app, name="executions")
+app.command("run")(run)
+app.command("download")(download)
 console = Console()
 log = logging.getLogger(__name__)
 # Files and folders the process creates — SQLite databases with their -wal/-shm files, the
@@ -40,14 +49,45 @@ PRIVATE_UMASK = 0o077
 
 
 @app.callback()
-def _private_files() -> None:
+def _root(
+    profile: str = typer.Option(
+        "default", "--profile", envvar="EGRESS_PROFILE", help="saved server to talk to"
+    ),
+) -> None:
     """Egress: asynchronous data extraction and bulk export."""
     os.umask(PRIVATE_UMASK)
+    State.profile = profile
+
+
+@app.command()
+def login(
+    url: str = typer.Option(..., "--url", help="the server, e.g. http://127.0.0.1:8000"),
+    token: str = typer.Option(..., "--token", help="an API token", prompt=True, hide_input=True),
+    profile: str | None = typer.Option(None, "--profile", help="save under this name"),
+) -> None:
+    """Check the token against the server, then save URL and token as a profile (a 0600 file
+    in the user's config directory); EGRESS_URL / EGRESS_TOKEN still override it."""
+    name = profile or State.profile
+    check = remote(_check_login)
+    check(url, token)
+    path = save_profile(name, url, token)
+    err.print(f"logged in to {url} (profile {name!r}, saved in {path})", highlight=False)
+
+
+def _check_login(url: str, token: str) -> None:
+    from egress.client import Client
+
+    with Client(url, token) as c:
+        c.connections.list(limit=1)
 
 
 def _setup(settings: Settings, migrate: bool = True) -> Container:
     """Logging, a migrated metadata database (migrated here, or checked when ``migrate`` is
     False) and key rings that fit it; otherwise one line on stderr and exit status 1."""
+    from egress.container import Container
+    from egress.db.migrate import migration_problem, upgrade
+    from egress.services.preflight import NotReady, check_key_rings
+
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -138,6 +178,8 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations to the metadata database."""
+    from egress.db.migrate import upgrade
+
     settings = Settings()
     settings.ensure_data_dir()
     upgrade(settings.resolved_database_url)

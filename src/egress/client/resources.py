@@ -4,6 +4,7 @@ an ``AsyncClient`` an awaitable of it — one definition for both."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -286,7 +287,10 @@ class Executions(_Area):
     ) -> Paths:
         """The run's file (a split run: each part) streamed to disk, resumed after a broken
         transfer, verified against its sha256 and only then renamed into place; returns the
-        paths. ``to``: a file name, or a directory (default: the current one)."""
+        paths. ``to``: a file name, or a directory (an existing one, or a name ending in
+        ``/``; default: the current one)."""
+        if isinstance(to, str) and to.endswith(("/", os.sep)):
+            Path(to).mkdir(parents=True, exist_ok=True)
         path = execution_path(execution, configuration)
         target = Path(to) if to is not None else None
         return self._run(_download(path, run, sub_extract, target, on_progress))
