@@ -14,8 +14,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 from rich.console import Console
 
 from egress.cli.admin import admin_app
@@ -26,8 +24,9 @@ from egress.client import Configuration, Execution
 from egress.settings import Settings
 
 if TYPE_CHECKING:  # imported when a server command runs: client commands start quickly
+    import uvicorn
+
     from egress.container import Container
-    from egress.worker.loop import Worker
 
 app = typer.Typer(
     help="Egress: asynchronous data extraction and bulk export.", no_args_is_help=True
@@ -111,26 +110,11 @@ def _refuse(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, with the embedded worker's shutdown started at the signal, alongside uvicorn's
-    own drain of requests, so that both fit in one grace (EGRESS_SHUTDOWN_GRACE_S)."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI, grace_s: float) -> None:
-        super().__init__(config)
-        self._app = app
-        self._grace_s = grace_s
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        worker: Worker | None = getattr(self._app.state, "worker", None)
-        if worker is not None and not self.should_exit:
-            threading.Thread(
-                target=worker.stop, args=(self._grace_s,), name="worker-stop", daemon=True
-            ).start()
-        super().handle_exit(sig, frame)
-
-
 def _server(container: Container, with_worker: bool) -> uvicorn.Server:
+    import uvicorn
+
     from egress.api.app import create_app
+    from egress.cli.serving import GracefulServer
 
     s = container.settings
     app = create_app(container, with_worker=with_worker)
@@ -143,7 +127,7 @@ def _server(container: Container, with_worker: bool) -> uvicorn.Server:
         # call is left behind: the process exits without it).
         timeout_graceful_shutdown=math.ceil(s.shutdown_grace_s),
     )
-    return _Server(config, app, s.shutdown_grace_s)
+    return GracefulServer(config, app, s.shutdown_grace_s)
 
 
 @app.command()
