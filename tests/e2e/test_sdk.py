@@ -9,6 +9,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,3 +271,18 @@ def test_models_match_the_servers_openapi_document(client: Client) -> None:
 
 def _allows_none(field: FieldInfo) -> bool:
     return type(None) in getattr(field.annotation, "__args__", ())
+
+
+def test_docs_load_without_internet_access(client: Client) -> None:
+    """Swagger UI's page, script and style come from the server itself (the package), so /docs
+    works on a machine that cannot reach a CDN. (Here: this module's server is already up.)"""
+    page = client.request("GET", "/docs").text
+    assert "cdn" not in page.lower() and "https://" not in page
+    scripts = re.findall(r'src="([^"]+)"', page) + re.findall(r'href="([^"]+\.css)"', page)
+    assert scripts == ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"]
+    for asset in scripts:
+        response = client.request("GET", asset)
+        assert len(response.content) > 10_000, asset
+    assert "SwaggerUIBundle" in client.request("GET", scripts[0]).text
+    with pytest.raises(NotFound):
+        client.request("GET", "/redoc")  # not offered: no package ships ReDoc

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -153,10 +154,25 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     w.start()
-    log.info("worker %s started (%s slots)", name, settings.worker_concurrency)
+    log.info(
+        "worker %s started: %s slots, metadata database %s, storage %s",
+        name,
+        settings.worker_concurrency,
+        without_credentials(settings.resolved_database_url),
+        without_credentials(settings.resolved_storage_url),
+    )
     stop.wait()
     console.print(f"stopping: finishing running runs (grace {settings.shutdown_grace_s:.0f}s)")
     w.stop(settings.shutdown_grace_s)
+
+
+def without_credentials(url: str) -> str:
+    """A URL fit for a log: no user name, no password (``postgresql://u:p@h/db`` →
+    ``postgresql://h/db``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @db_app.command("upgrade")
@@ -167,7 +183,7 @@ def db_upgrade() -> None:
     settings = Settings()
     settings.ensure_data_dir()
     upgrade(settings.resolved_database_url)
-    console.print(f"database at head: {settings.resolved_database_url.split('@')[-1]}")
+    console.print(f"database at head: {without_credentials(settings.resolved_database_url)}")
 
 
 @app.command()
