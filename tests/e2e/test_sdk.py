@@ -29,6 +29,7 @@ from egress.client import (
     NotFound,
     RunFailed,
     Unauthorized,
+    WaitTimeout,
 )
 from egress.client.models import MODEL_SCHEMAS
 from egress.demo import create_orders_db
@@ -37,6 +38,10 @@ from tests.support.cutproxy import cut_proxy
 
 ORDERS = 3000
 FIELDS = ["id", "order_number", "customer_name", "region", "amount"]
+SLOW_QUERY = (  # a source that takes minutes: 30 million generated rows
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) "
+    "SELECT x AS id FROM c"
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +63,15 @@ def orders_template(client: Client, shop: Path) -> str:
 
 
 def _config(client: Client, template_id: str, name: str, **extra: object) -> str:
-    created = client.configurations.create(
-        name=name,
-        template_id=template_id,
-        fields=FIELDS,
-        format="csv",
-        destination={"type": "storage", "path": "sdk"},
+    body = {
+        "name": name,
+        "template_id": template_id,
+        "fields": FIELDS,
+        "format": "csv",
+        "destination": {"type": "storage", "path": "sdk"},
         **extra,
-    )
+    }
+    created = client.configurations.create(**body)
     assert created.status == "DRAFT"
     return client.configurations.submit(created).id
 
@@ -108,7 +114,6 @@ def test_resources_round_trip(client: Client, shop: Path, orders_template: str) 
     with pytest.raises(NotFound):
         client.configurations.get(cfg.id)
     client.connections.delete(conn)
-    assert client.data_tables.list().total_size == 0
 
 
 def test_trigger_wait_and_download(
@@ -131,8 +136,15 @@ def test_trigger_wait_and_download(
     assert [s.id for s in client.executions.list(cfg).data] == [execution.id]
     assert client.executions.find(execution.id).id == execution.id
 
-    [path] = client.download(done, to=tmp_path)
-    assert path.parent == tmp_path and path.name == done.latest.file.name  # type: ignore[union-attr]
+    rerun = client.executions.rerun(done)
+    assert [r.run for r in rerun.runs] == [1, 2]
+    again = client.executions.wait(rerun.id, cfg, timeout=60)
+    assert [r.status for r in again.runs] == ["COMPLETED", "COMPLETED"]
+    [first] = client.download(again, run=1, to=tmp_path / "run1.csv")
+    assert _csv(first) == expected
+
+    [path] = client.download(done, to=tmp_path)  # the latest run's, as the server says now
+    assert path.parent == tmp_path and path.name == again.latest.file.name  # type: ignore[union-attr]
     assert _csv(path) == expected
     assert not list(tmp_path.glob("*.part*"))
     # To a file name of one's own; the same call again overwrites it, verified again.
@@ -160,6 +172,41 @@ def test_failed_run_raises_run_failed(client: Client, tmp_path: Path) -> None:
     assert failed.value.retryable is False
     with pytest.raises(NoFile):
         client.download(failed.value.execution, to=tmp_path)
+
+
+def test_wait_gives_up_after_its_timeout_and_a_cancelled_run_returns(
+    client: Client, shop: Path
+) -> None:
+    connection = client.connections.create("slow", "sqlite", {"path": str(shop)})
+    template = client.templates.create(connection_id=connection.id, name="slow", query=SLOW_QUERY)
+    cfg = client.configurations.create(
+        name="slow", template_id=template.id, format="csv", destination={"type": "storage"}
+    )
+    execution = client.configurations.trigger(client.configurations.submit(cfg))
+    with pytest.raises(WaitTimeout) as timed_out:
+        execution.wait(timeout=1)
+    assert timed_out.value.execution.latest_status in {"PENDING", "IN_PROGRESS"}
+    assert isinstance(timed_out.value, TimeoutError)
+    client.executions.cancel(execution)
+    assert execution.wait(timeout=60).latest_status == "CANCELLED"
+
+
+def test_data_tables(client: Client, orders_template: str) -> None:
+    cfg = _config(
+        client,
+        orders_template,
+        "to_table",
+        destination={"type": "dataTable", "dataTable": "orders_copy", "mode": "upsert"},
+        filter="id <= 150",
+    )
+    assert client.configurations.trigger(cfg).wait(60).latest.record_count == 150
+    [summary] = [t for t in client.data_tables.list().data if t.name == "orders_copy"]
+    table = client.data_tables.get(summary)
+    assert (table.row_count, table.mode, table.primary_key) == (150, "upsert", ["id"])
+    first = client.data_tables.rows(table, limit=100)
+    rest = client.data_tables.rows(table, limit=100, cursor=first.next_cursor)
+    ids = [r["id"] for r in first.data + rest.data]
+    assert ids == list(range(1, 151)) and rest.next_cursor is None
 
 
 def test_errors_are_typed_and_carry_the_problem(client: Client, server: Server) -> None:
@@ -237,6 +284,9 @@ def test_a_split_run_downloads_part_by_part(
     rows = sorted((row for p in paths for row in _csv(p)), key=lambda r: int(r[0]))
     assert rows == _source(shop)
     eu = next(s for s in parts if s.value == "EU")
+    status = client.executions.sub_extract(done, eu.id)
+    assert (status.value, status.run, status.status) == ("EU", 1, "COMPLETED")
+    assert status.record_count == len(_source(shop, "region = 'EU'"))
     [one] = client.download(done, sub_extract=eu.id, to=tmp_path)
     assert _csv(one) == _source(shop, "region = 'EU'")
 
