@@ -39,8 +39,6 @@ app.add_typer(connections_app, name="connections")
 app.add_typer(templates_app, name="templates")
 app.add_typer(configs_app, name="configs")
 app.add_typer(executions_app, name="executions")
-app.command("run")(run)
-app.command("download")(download)
 console = Console()
 log = logging.getLogger(__name__)
 # Files and folders the process creates — SQLite databases with their -wal/-shm files, the
@@ -65,8 +63,7 @@ def login(
     token: str = typer.Option(..., "--token", help="an API token", prompt=True, hide_input=True),
     profile: str | None = typer.Option(None, "--profile", help="save under this name"),
 ) -> None:
-    """Check the token against the server, then save URL and token as a profile (a 0600 file
-    in the user's config directory); EGRESS_URL / EGRESS_TOKEN still override it."""
+    """Check a token against a server and save both as a profile (EGRESS_URL/TOKEN override)."""
     name = profile or State.profile
     check = remote(_check_login)
     check(url, token)
@@ -252,6 +249,10 @@ def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
     print(f"curl -sLOJ {auth} {cfg}/executions/{execution.id}/download")
     print("\nCtrl-C to stop.", flush=True)
 
+
+# Client commands, listed after the server's own.
+app.command("run")(run)
+app.command("download")(download)
 
 if __name__ == "__main__":
     app()

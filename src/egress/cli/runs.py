@@ -158,8 +158,7 @@ def run(
     download: Path | None = typer.Option(None, "--download", help="then save its files here"),
     as_json: bool = JsonOption,
 ) -> None:
-    """Trigger a configuration; with --wait (or --download), follow the run and exit 1 unless
-    it completes."""
+    """Trigger a configuration; --wait follows the run (exit 1 unless it completes)."""
     with client() as c:
         execution = c.configurations.trigger(
             config_id,
@@ -272,8 +271,7 @@ def download(
     sub_extract: str | None = typer.Option(None, "--sub-extract", help="one part of a split run"),
     output: Path | None = typer.Option(None, "-o", "--output", help="file or directory"),
 ) -> None:
-    """Save a run's file (each part of a split run), resuming a broken transfer and checking
-    its sha256 before putting it in place."""
+    """Save a run's verified file(s), resuming a broken transfer."""
     with client() as c:
         execution = _execution(c, execution_id, config)
         for path in _download(c, execution, run, sub_extract, output):
