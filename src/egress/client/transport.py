@@ -30,6 +30,12 @@ def _build(http: httpx.Client | httpx.AsyncClient, step: Send) -> httpx.Request:
     )
 
 
+def _wanted(step: Step, response: httpx.Response) -> bool:
+    """Whether to read a body nobody streamed: yes for a plain request, and for an error's
+    problem JSON; not for a file the sink declined (it could be large)."""
+    return not isinstance(step, Stream) or response.status_code >= 400
+
+
 class SyncDriver:
     def __init__(self, api: httpx.Client, bucket: httpx.Client) -> None:
         self.api, self.bucket = api, bucket
@@ -58,7 +64,7 @@ class SyncDriver:
             if isinstance(step, Stream) and step.sink.start(response):
                 for chunk in response.iter_bytes():
                     step.sink.write(chunk)
-            else:
+            elif _wanted(step, response):
                 response.read()
         finally:
             response.close()
@@ -95,7 +101,7 @@ class AsyncDriver:
             if isinstance(step, Stream) and step.sink.start(response):
                 async for chunk in response.aiter_bytes():
                     step.sink.write(chunk)
-            else:
+            elif _wanted(step, response):
                 await response.aread()
         finally:
             await response.aclose()
