@@ -155,15 +155,22 @@ def test_download_redirects_to_a_presigned_url(
 
 
 def test_the_python_client_follows_the_redirect(
-    server: Server, http: httpx.Client, connection_id: str, tmp_path: Path
+    server: Server, http: httpx.Client, connection_id: str, tmp_path: Path, s3_server: S3Server
 ) -> None:
     """The SDK lands on the bucket without handing it the token, names the file as the run's
     file is named (not ASCII here), and verifies it against the run's sha256."""
     cfg = configuration(http, template(http, connection_id, "main.people")["id"], "Zürich people")
     details = _completed(http, cfg)
     file = details["runs"][0]["file"]
+    to_bucket: list[httpx.Request] = []
     with Client(server.base_url, server.token) as client:
+        client._bucket.event_hooks["request"].append(to_bucket.append)
         [path] = client.download(client.executions.get(details["id"], cfg), to=tmp_path)
+    [request] = to_bucket  # the presigned URL, and no Egress token with it
+    assert request.url.host == urlparse(s3_server.endpoint).hostname and "X-Amz-Signature" in str(
+        request.url
+    )
+    assert "authorization" not in request.headers
     assert path.name == file["name"] and path.name.startswith("Zürich_people_")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == file["sha256"]
 
