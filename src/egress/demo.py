@@ -135,5 +135,6 @@ def run_demo(client: Client, db_path: Path, downloads: Path) -> dict[str, Any]:
     execution = client.configurations.trigger(config).wait(timeout=600)
     result: dict[str, Any] = {"config": config, "execution": execution, "file": None}
     if execution.latest.file:
+        downloads.mkdir(parents=True, exist_ok=True)  # a folder: the file keeps its own name
         [result["file"]] = client.download(execution, to=downloads)
     return result

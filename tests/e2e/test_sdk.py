@@ -32,7 +32,7 @@ from egress.client import (
     WaitTimeout,
 )
 from egress.client.models import MODEL_SCHEMAS
-from egress.demo import create_orders_db
+from egress.demo import create_orders_db, run_demo
 from tests.conftest import Server
 from tests.support.cutproxy import cut_proxy
 
@@ -336,3 +336,15 @@ def test_docs_load_without_internet_access(client: Client) -> None:
     assert "SwaggerUIBundle" in client.request("GET", scripts[0]).text
     with pytest.raises(NotFound):
         client.request("GET", "/redoc")  # not offered: no package ships ReDoc
+
+
+def test_the_demo_runs_on_the_sdk(client: Client, tmp_path: Path) -> None:
+    """`egress demo`'s steps, twice: the second time it finds its connection and
+    configuration again, and each time the file lands in the downloads folder."""
+    db = create_orders_db(tmp_path / "demo.db", rows=300)
+    for _ in range(2):
+        result = run_demo(client, db, tmp_path / "downloads")
+        assert result["execution"].latest_status == "COMPLETED"
+        assert result["file"].parent == tmp_path / "downloads"
+        assert len(result["file"].read_text(encoding="utf-8").splitlines()) == 301
+    assert [c.name for c in client.connections.list(limit=200).data].count("demo_shop") == 1
