@@ -182,17 +182,25 @@ def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, shop: P
         stderr=secondary,
     )
     os.close(secondary)
-    screen = _read_until(primary, "IN_PROGRESS")
+    _read_until(primary, "IN_PROGRESS")
     proc.send_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
-    screen += _read_until(primary, "cancel execution")
+    _read_until(primary, "cancel execution")
+    os.write(primary, b"n\n")  # no: it goes on following the run
+    _read_until(primary, "records")
+    assert proc.poll() is None
+    with Client(server.base_url, server.token) as client:
+        [running] = client.executions.list(cfg).data
+        assert running.latest_status == "IN_PROGRESS"
+    proc.send_signal(signal.SIGINT)
+    _read_until(primary, "cancel execution")
     os.write(primary, b"y\n")
-    screen += _read_until(primary, "CANCELLED", proc)
+    screen = _read_until(primary, "CANCELLED")
     assert proc.wait(timeout=60) == 1
     assert "cancelling" in screen
     os.close(primary)
 
 
-def _read_until(fd: int, text: str, proc: subprocess.Popen[bytes] | None = None) -> str:
+def _read_until(fd: int, text: str) -> str:
     seen = ""
     deadline = time.monotonic() + 90
     while text not in seen:
