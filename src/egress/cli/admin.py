@@ -10,15 +10,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
-from egress.container import Container
-from egress.db.migrate import upgrade
-from egress.db.workspaces import TokenRecord
 from egress.domain.errors import EgressError
 from egress.domain.identity import ROLES
 from egress.settings import Settings
+
+if TYPE_CHECKING:  # the container is imported when a command runs: `egress --help` stays quick
+    from egress.container import Container
+    from egress.db.workspaces import TokenRecord
 
 admin_app = typer.Typer(help="Workspaces and API tokens.", no_args_is_help=True)
 
@@ -27,6 +29,9 @@ admin_app = typer.Typer(help="Workspaces and API tokens.", no_args_is_help=True)
 def _container() -> Iterator[Container]:
     """A migrated database; a rule broken is one line on stderr and exit status 1."""
     logging.basicConfig(level=logging.WARNING)  # stdout is for the command's own output
+    from egress.container import Container
+    from egress.db.migrate import upgrade
+
     settings = Settings()
     container = Container.build(settings)
     try:
