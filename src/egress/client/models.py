@@ -80,6 +80,7 @@ class Template(Model):
     primary_key: list[str]
     cursor_field: str | None
     date_field: str | None
+    csv_null_values: list[str] | None = None  # a CSV template's own; None: its connection's
 
 
 class Configuration(Model):
