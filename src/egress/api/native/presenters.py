@@ -214,6 +214,7 @@ def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
     base = execution_url(execution.configuration_id, execution.id)
     return RunOut(
         run=run.run_number,
+        kind=run.kind.value,
         status=run.status.value,
         process_id=run.process_id,
         queued_at=run.queued_at,

@@ -317,6 +317,9 @@ class ProgressOut(Wire):
 
 class RunOut(Wire):
     run: int
+    # What the run does: "extract" (an extraction configuration's run); every kind of job
+    # shares the run queue, so one execution's runs are all of one kind.
+    kind: str
     status: str
     process_id: str | None
     queued_at: datetime
