@@ -74,6 +74,7 @@ def test_a_template_is_made_over_a_table_or_a_query(
     query = "SELECT id FROM sales"
     for extra, field in (
         ({"column_types": {"id": "string"}}, "column_types"),
+        ({"csv_null_values": ["NA"]}, "csv_null_values"),
         ({"schema": "main"}, "schema"),
         ({"fields": ["id"]}, "fields"),
     ):

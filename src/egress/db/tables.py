@@ -110,6 +110,8 @@ templates = sa.Table(
     sa.Column("date_field", sa.String(200), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # A custom CSV template's NULL spellings, instead of its connection's (NULL: the connection's).
+    sa.Column("csv_null_values", sa.JSON(), nullable=True),
     sa.UniqueConstraint("workspace_id", "connection_id", "name"),
 )
 

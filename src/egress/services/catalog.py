@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord as TemplateRecord
 from egress.db.templates import TemplateRepo
-from egress.domain.catalog import ColumnInfo, TableInfo, TableRef, with_column_types
+from egress.domain.catalog import (
+    ColumnInfo,
+    TableInfo,
+    TableRef,
+    csv_null_values,
+    with_column_types,
+)
 from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.identity import require_admin
 from egress.domain.paging import PageRequest
 from egress.query.custom import LOC as QUERY_LOC
 from egress.query.custom import check_query
 from egress.sources import Source, SourceError, open_source
-from egress.sources.base import AccessAudit, QueryError, QuerySource
+from egress.sources.base import AccessAudit, CsvNullSpellings, QueryError, QuerySource
 from egress.sources.policy import SourcePolicy
 
 
@@ -35,6 +41,7 @@ class NewTemplate:
     cursor_field: str | None = None
     date_field: str | None = None
     column_types: dict[str, str] | None = None
+    csv_null_values: list[str] | None = None  # a CSV table's own NULL spellings
 
 
 def _one_of_table_or_query(new: NewTemplate) -> None:
@@ -58,6 +65,8 @@ def _check_query_shape(new: NewTemplate) -> None:
             ("body", "column_types"),
             "a SQL template's types are its query's: cast in the SELECT instead",
         )
+    if new.csv_null_values is not None:
+        raise Invalid.at(("body", "csv_null_values"), "only CSV files take NULL spellings")
     if new.schema is not None:
         raise Invalid.at(("body", "schema"), "a SQL template names its tables in the query")
     if new.fields is not None:
@@ -163,6 +172,7 @@ class CatalogService:
             new.date_field,
             new.column_types,
             schema=new.schema,
+            null_values=new.csv_null_values,
         )
 
     def create_custom_template(
@@ -177,9 +187,12 @@ class CatalogService:
         date_field: str | None,
         column_types: dict[str, str] | None = None,
         schema: str | None = None,
+        null_values: list[str] | None = None,
     ) -> TemplateRecord:
         """A template over one table: ``table`` is its shown name (``public.orders``,
-        ``"x.y".z``, a file's path), or its bare name when ``schema`` is given apart."""
+        ``"x.y".z``, a file's path), or its bare name when ``schema`` is given apart. A CSV
+        table's template may have its own NULL spellings (``null_values``): its types are then
+        inferred with them, and its reads use them instead of the connection's."""
         self._connections.get(workspace_id, connection_id)  # 404 before we touch the source
         tables = self.discover(workspace_id, connection_id)
         if schema is not None:
@@ -190,6 +203,8 @@ class CatalogService:
             wanted = table
         if base is None:
             raise Invalid.at(("body", "table"), f"no table or view {wanted!r} on this connection")
+        if null_values is not None:
+            base = self._with_null_values(workspace_id, connection_id, base, null_values)
         chosen = base.columns
         if fields is not None:
             unknown = [f for f in fields if base.column(f) is None]
@@ -215,7 +230,21 @@ class CatalogService:
             primary_key,
             cursor_field,
             date_field,
+            csv_null_values=null_values,
         )
+
+    def _with_null_values(
+        self, workspace_id: str, connection_id: str, base: TableInfo, values: list[str]
+    ) -> TableInfo:
+        """``base`` with its columns as its CSV text reads with ``values`` meaning NULL."""
+        spellings = csv_null_values(values, base)
+        source = self.source_for(workspace_id, connection_id)
+        assert isinstance(source, CsvNullSpellings) and base.path is not None  # CSV: files
+        try:
+            columns = source.infer_columns(base.path, spellings)
+        except SourceError as exc:
+            raise Invalid.at(("body", "table"), str(exc)) from exc
+        return replace(base, columns=columns)
 
     def create_query_template(
         self,

@@ -70,6 +70,7 @@ def template_out(t: TemplateRecord) -> TemplateOut:
         primary_key=t.primary_key,
         cursor_field=t.cursor_field,
         date_field=t.date_field,
+        csv_null_values=t.csv_null_values,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from egress.domain.catalog import MAX_CSV_NULL_VALUE_CHARS, MAX_CSV_NULL_VALUES
 from egress.domain.configuration import Configuration
 from egress.domain.options import checked_utc
 from egress.domain.paging import total_pages
@@ -135,6 +136,14 @@ class TemplateCreate(Request):
         default=None,
         description='CSV files: a type per field instead of the inferred one ({"zip": "string"})',
     )
+    csv_null_values: list[Annotated[str, Field(max_length=MAX_CSV_NULL_VALUE_CHARS)]] | None = (
+        Field(
+            default=None,
+            max_length=MAX_CSV_NULL_VALUES,
+            description='CSV files: the fields that mean NULL besides an empty one (["NA"]), '
+            "instead of the connection's csvNullValues",
+        )
+    )
 
 
 class TemplateOut(Wire):
@@ -151,6 +160,7 @@ class TemplateOut(Wire):
     primary_key: list[str]
     cursor_field: str | None
     date_field: str | None
+    csv_null_values: list[str] | None  # a CSV template's own; null: its connection's
 
 
 # -------------------------------------------------------------- configurations
