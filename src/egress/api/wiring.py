@@ -41,7 +41,14 @@ def _services(request: Request) -> Services:
     return _container(request).services
 
 
-def _now(request: Request) -> datetime:
+# The dependencies below only look something up: they are ``async`` so that FastAPI calls
+# them in the event loop, where a sync one would cost a hop to the thread pool and back (a
+# status poll is dominated by such per-request overheads, not by its query).
+async def _services_dep(request: Request) -> Services:
+    return _services(request)
+
+
+async def _now(request: Request) -> datetime:
     return _container(request).clock()
 
 
@@ -67,17 +74,17 @@ class SourceCalls:
         return await asyncio.wrap_future(self._pool.submit(call))
 
 
-def _source_calls(request: Request) -> SourceCalls:
+async def _source_calls(request: Request) -> SourceCalls:
     return SourceCalls(_container(request).source_pool)
 
 
-def _downloads(request: Request) -> Downloads:
+async def _downloads(request: Request) -> Downloads:
     c = _container(request)
     return Downloads(c.storage, c.settings.download_url_ttl_s)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(_services_dep)]
 Now = Annotated[datetime, Depends(_now)]
 InSourcePool = Annotated[SourceCalls, Depends(_source_calls)]
 FileDownloads = Annotated[Downloads, Depends(_downloads)]

@@ -15,13 +15,10 @@ from egress.api.native.schemas import (
     ListEnvelope,
 )
 from egress.api.wiring import CurrentPrincipal, Now, ServicesDep
-from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import ConfigStatus
 
 router = APIRouter(prefix="/api/v1/extraction-configurations", tags=["extraction configurations"])
-
-_REQUIRED = ("name", "template_id", "format", "compression", "destination")
 
 
 def _values(body: ConfigurationCreate | ConfigurationPatch, *, unset: bool) -> dict[str, object]:
@@ -77,10 +74,7 @@ def patch_configuration(
     config_id: str, body: ConfigurationPatch, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
     changes = _values(body, unset=False)
-    for key in _REQUIRED:
-        if key in changes and changes[key] is None:
-            raise Invalid.at(("body", key), "must not be null")
-    return configuration_out(s.configurations.update(p.workspace_id, config_id, changes), now)
+    return configuration_out(s.configurations.patch(p.workspace_id, config_id, changes), now)
 
 
 @router.delete("/{config_id}", status_code=204)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from egress.api.native.presenters import (
     execution_out,
@@ -76,10 +77,13 @@ def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
-def get_execution(
+async def get_execution(
     config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
 ) -> ExecutionOut:
-    return execution_out(s.executions.get(p.workspace_id, config_id, execution_id))
+    """The status poll: its read is the one hop to the thread pool; presenting and checking
+    the answer stay in the event loop (a sync route costs a hop for each)."""
+    execution = await run_in_threadpool(s.executions.get, p.workspace_id, config_id, execution_id)
+    return execution_out(execution)
 
 
 @router.post("/{execution_id}/rerun", status_code=202, response_model=ExecutionOut)
