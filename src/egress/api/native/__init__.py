@@ -18,7 +18,7 @@ from egress.api.native.routes import (
     health,
     templates,
 )
-from egress.api.wiring import SOURCE_ERRORS
+from egress.api.wiring import SOURCE_ERRORS, declare_roles
 
 
 def wire_name(logical: str) -> str:
@@ -30,4 +30,5 @@ def install(app: FastAPI) -> None:
     """This face's routes and error format."""
     errors.install(app, wire_name, SOURCE_ERRORS)
     for module in (health, connections, templates, configurations, executions, data_tables):
+        declare_roles(module.router)
         app.include_router(module.router)

@@ -14,7 +14,7 @@ from egress.api.native.schemas import (
     ConfigurationPatch,
     ListEnvelope,
 )
-from egress.api.wiring import CurrentPrincipal, Now, ServicesDep
+from egress.api.wiring import Editor, Now, ServicesDep, Viewer
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import ConfigStatus
@@ -37,7 +37,7 @@ def _values(body: ConfigurationCreate | ConfigurationPatch, *, unset: bool) -> d
 
 @router.post("", status_code=201, response_model=ConfigurationOut)
 def create_configuration(
-    body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
+    body: ConfigurationCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     return configuration_out(
         s.configurations.create(p.workspace_id, _values(body, unset=True)), now
@@ -47,7 +47,7 @@ def create_configuration(
 @router.get("", response_model=ListEnvelope[ConfigurationOut])
 def list_configurations(
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     now: Now,
     page: Annotated[PageRequest, Depends(page_request)],
     status: Annotated[ConfigStatus | None, Query()] = None,
@@ -58,15 +58,13 @@ def list_configurations(
 
 
 @router.get("/{config_id}", response_model=ConfigurationOut)
-def get_configuration(
-    config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
-) -> ConfigurationOut:
+def get_configuration(config_id: str, s: ServicesDep, p: Viewer, now: Now) -> ConfigurationOut:
     return configuration_out(s.configurations.get(p.workspace_id, config_id), now)
 
 
 @router.put("/{config_id}", response_model=ConfigurationOut)
 def replace_configuration(
-    config_id: str, body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
+    config_id: str, body: ConfigurationCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True))
     return configuration_out(record, now)
@@ -74,7 +72,7 @@ def replace_configuration(
 
 @router.patch("/{config_id}", response_model=ConfigurationOut)
 def patch_configuration(
-    config_id: str, body: ConfigurationPatch, s: ServicesDep, p: CurrentPrincipal, now: Now
+    config_id: str, body: ConfigurationPatch, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     changes = _values(body, unset=False)
     for key in _REQUIRED:
@@ -84,13 +82,11 @@ def patch_configuration(
 
 
 @router.delete("/{config_id}", status_code=204)
-def delete_configuration(config_id: str, s: ServicesDep, p: CurrentPrincipal) -> Response:
+def delete_configuration(config_id: str, s: ServicesDep, p: Editor) -> Response:
     s.configurations.delete(p.workspace_id, config_id)
     return Response(status_code=204)
 
 
 @router.post("/{config_id}/submit", response_model=ConfigurationOut)
-def submit_configuration(
-    config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
-) -> ConfigurationOut:
+def submit_configuration(config_id: str, s: ServicesDep, p: Editor, now: Now) -> ConfigurationOut:
     return configuration_out(s.configurations.submit(p.workspace_id, config_id), now)

@@ -22,7 +22,7 @@ from egress.api.native.schemas import (
     SubExtractStatusOut,
     TriggerRequest,
 )
-from egress.api.wiring import CurrentPrincipal, FileDownloads, ServicesDep
+from egress.api.wiring import Editor, FileDownloads, ServicesDep, Viewer
 from egress.domain.paging import PageRequest
 from egress.services.executions import ExecutionRecord, is_split
 
@@ -52,7 +52,7 @@ def trigger_execution(
     config_id: str,
     response: Response,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
     idempotency_key: IdempotencyKey = None,
     body: OptionalTrigger = None,
 ) -> ExecutionOut:
@@ -67,7 +67,7 @@ def trigger_execution(
 def list_executions(
     config_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     page: Annotated[PageRequest, Depends(page_request)],
 ) -> ListEnvelope[ExecutionSummaryOut]:
     result = s.executions.list_page(p.workspace_id, config_id, page)
@@ -76,9 +76,7 @@ def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
-def get_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
-) -> ExecutionOut:
+def get_execution(config_id: str, execution_id: str, s: ServicesDep, p: Viewer) -> ExecutionOut:
     return execution_out(s.executions.get(p.workspace_id, config_id, execution_id))
 
 
@@ -88,7 +86,7 @@ def rerun_execution(
     execution_id: str,
     response: Response,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionOut:
     execution = s.executions.rerun(p.workspace_id, config_id, execution_id, idempotency_key)
@@ -96,9 +94,7 @@ def rerun_execution(
 
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
-def cancel_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
-) -> ExecutionOut:
+def cancel_execution(config_id: str, execution_id: str, s: ServicesDep, p: Editor) -> ExecutionOut:
     return execution_out(s.executions.cancel(p.workspace_id, config_id, execution_id))
 
 
@@ -125,7 +121,7 @@ def download(
     execution_id: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     files: FileDownloads,
     run: RunQuery = None,
 ) -> Response:
@@ -143,7 +139,7 @@ def get_sub_extract(
     execution_id: str,
     sub_extract_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     run: RunQuery = None,
 ) -> SubExtractStatusOut:
     execution, record, f = s.executions.sub_extract(
@@ -174,7 +170,7 @@ def download_sub_extract(
     sub_extract_id: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     files: FileDownloads,
     run: RunQuery = None,
 ) -> Response:
