@@ -107,6 +107,15 @@ CASES: dict[tuple[str, str], Case] = {
     # Authorised, the cancel of a finished run is refused by the run's state, not the caller.
     ("POST", f"{EXE}/cancel"): Case(success=409),
     ("POST", f"{EXE}/rerun"): Case(spare=("execution_id", "finished")),
+    ("POST", f"{API}/tokens"): Case(lambda w: {"name": w.unique("pat")}),
+    ("DELETE", f"{API}/tokens/{{token_id}}"): Case(spare=("token_id", "tokens")),
+    ("POST", f"{API}/users"): Case(
+        lambda w: {"email": f"{w.unique('u')}@x.test", "role": "viewer"}
+    ),
+    ("PATCH", f"{API}/users/{{user_id}}"): Case(lambda w: {"role": "editor"}),
+    ("DELETE", f"{API}/users/{{user_id}}"): Case(spare=("user_id", "users")),
+    ("POST", f"{API}/clients"): Case(lambda w: {"name": w.unique("c"), "role": "viewer"}),
+    ("DELETE", f"{API}/clients/{{client_id}}"): Case(spare=("client_id", "clients")),
 }
 
 
@@ -149,6 +158,12 @@ def _finished_execution(http: httpx.Client, config_id: str) -> str:
     body = wait_for_status(http, config_id, execution, DONE)
     assert body["latestStatus"] == "COMPLETED", body
     return execution
+
+
+def _made(http: httpx.Client, collection: str, body: dict[str, Any]) -> str:
+    r = http.post(f"{API}/{collection}", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def _draft(http: httpx.Client, w: World) -> str:
@@ -197,6 +212,14 @@ def world(tenants: Tenants) -> World:
         w.spare["connections"] = [sqlite_connection(http, w.shop, f"spare-{r}") for r in ROLES]
         w.spare["drafts"] = [_draft(http, w) for _ in range(8)]
         w.spare["finished"] = [_finished_execution(http, config) for _ in ROLES]
+        w.ids["user_id"] = _made(http, "users", {"email": "matrix@x.test", "role": "viewer"})
+        w.ids["client_id"] = _made(http, "clients", {"name": "matrix", "role": "viewer"})
+        w.ids["token_id"] = _made(http, "tokens", {"name": "matrix"})
+        w.spare["users"] = [_made(http, "users", {"email": "spare@x.test", "role": "viewer"})]
+        w.spare["clients"] = [_made(http, "clients", {"name": "spare", "role": "viewer"})]
+        w.spare["tokens:admin"] = [_made(http, "tokens", {"name": "spare"})]
+    with tenants.client(a.editor) as http:
+        w.spare["tokens:editor"] = [_made(http, "tokens", {"name": "spare"})]
     return w
 
 
@@ -277,9 +300,9 @@ def test_route_matrix(tenants: Tenants, world: World) -> None:
             if not at_least(role, route.role):
                 continue
             ids = dict(world.ids)
-            if case.spare:
+            if case.spare:  # a pool of the role's own objects, else the shared one
                 param, pool = case.spare
-                ids[param] = world.spare[pool].pop()
+                ids[param] = world.spare.get(f"{pool}:{role}", world.spare.get(pool, [])).pop()
             r = _call(route, world.tokens[role], world, ids)
             expected = case.success or route.success
             if r.status_code != expected:

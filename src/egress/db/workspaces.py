@@ -30,6 +30,10 @@ class TokenRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    # Personal tokens only: who it acts for (Subject fields); None for operator tokens.
+    creator_type: str | None = None
+    creator_id: str | None = None
+    creator_name: str | None = None
 
 
 _TOKEN_COLUMNS = (
@@ -43,6 +47,9 @@ _TOKEN_COLUMNS = (
     api_tokens.c.created_at,
     api_tokens.c.expires_at,
     api_tokens.c.revoked_at,
+    api_tokens.c.creator_type,
+    api_tokens.c.creator_id,
+    api_tokens.c.creator_name,
 )
 
 
@@ -86,6 +93,15 @@ class WorkspaceRepo(Repository):
             raise NotFound(f"no workspace named {name!r}")
         return str(found)
 
+    def workspace_name(self, workspace_id: str) -> str:
+        with self._reads.connect() as conn:
+            found = conn.execute(
+                sa.select(workspaces.c.name).where(workspaces.c.id == workspace_id)
+            ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"no workspace with id {workspace_id!r}")
+        return str(found)
+
     def add_token(
         self,
         workspace_id: str,
@@ -95,8 +111,13 @@ class WorkspaceRepo(Repository):
         token_hash: str,
         created_at: datetime,
         expires_at: datetime | None,
+        creator: tuple[str, str, str] | None = None,
     ) -> TokenRecord:
+        """``creator``: (type, id, name) of whom a personal token acts for."""
         token_id = new_id()
+        made_by = dict(
+            zip(("creator_type", "creator_id", "creator_name"), creator or (), strict=False)
+        )
         with self._engine.begin() as conn:
             conn.execute(
                 api_tokens.insert().values(
@@ -108,6 +129,7 @@ class WorkspaceRepo(Repository):
                     token_hash=token_hash,
                     created_at=created_at,
                     expires_at=expires_at,
+                    **made_by,
                 )
             )
             return _token(conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one())
@@ -139,12 +161,24 @@ class WorkspaceRepo(Repository):
                 .values(workspace_id=workspace_id, role=role, name=name)
             )
 
-    def tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
+    def tokens(
+        self, workspace_id: str | None = None, creator: tuple[str, str] | None = None
+    ) -> list[TokenRecord]:
+        """All tokens, or a workspace's; with ``creator`` (type, id) only those acting for it."""
         query = _select_tokens().order_by(workspaces.c.name, api_tokens.c.created_at)
         if workspace_id is not None:
             query = query.where(api_tokens.c.workspace_id == workspace_id)
+        if creator is not None:
+            query = query.where(
+                api_tokens.c.creator_type == creator[0], api_tokens.c.creator_id == creator[1]
+            )
         with self._reads.connect() as conn:
             return [_token(r) for r in conn.execute(query)]
+
+    def token(self, token_id: str) -> TokenRecord | None:
+        with self._reads.connect() as conn:
+            row = conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one_or_none()
+        return None if row is None else _token(row)
 
     def token_key_ids(self) -> set[str]:
         """Signing keys the unrevoked tokens' hashes were made with (start-up check)."""

@@ -12,6 +12,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.users import UserService
 
 
 @dataclass(frozen=True)
@@ -22,3 +23,4 @@ class Services:
     catalog: CatalogService
     data_tables: DataTableService
     identity: IdentityService
+    users: UserService

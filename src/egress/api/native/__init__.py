@@ -16,6 +16,7 @@ from egress.api.native.routes import (
     data_tables,
     executions,
     health,
+    identity,
     templates,
 )
 from egress.api.wiring import SOURCE_ERRORS, declare_roles
@@ -29,6 +30,14 @@ def wire_name(logical: str) -> str:
 def install(app: FastAPI) -> None:
     """This face's routes and error format."""
     errors.install(app, wire_name, SOURCE_ERRORS)
-    for module in (health, connections, templates, configurations, executions, data_tables):
+    for module in (
+        health,
+        identity,
+        connections,
+        templates,
+        configurations,
+        executions,
+        data_tables,
+    ):
         declare_roles(module.router)
         app.include_router(module.router)
