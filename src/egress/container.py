@@ -14,6 +14,7 @@ from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
+from egress.db.oauth import GrantRepo
 from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
 from egress.db.users import ClientRepo, UserRepo
@@ -28,6 +29,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.oauth import OAuthServer
 from egress.services.revocation import RevocationCache
 from egress.services.users import UserService
 from egress.settings import Settings
@@ -60,6 +62,7 @@ class Container:
     source_pool: SourcePool
     users: UserRepo
     clients: ClientRepo
+    grants: GrantRepo
     access_tokens: AccessTokens
     revocation_cache: RevocationCache
     clock: Clock = utcnow
@@ -91,6 +94,7 @@ class Container:
             ),
             users=UserRepo(engine, clock),
             clients=ClientRepo(engine, clock),
+            grants=GrantRepo(engine, clock),
             access_tokens=AccessTokens(signing, clock, settings.access_token_ttl_s),
             revocation_cache=RevocationCache(settings.revocation_cache_s),
             clock=clock,
@@ -100,6 +104,7 @@ class Container:
     def services(self) -> Services:
         """The use cases over this container's parts. Built on each use (a few small objects)
         so that they always hold the parts the container holds now, e.g. a test's clock."""
+        users = UserService(self.users, self.clients, self.signing)
         return Services(
             configurations=ConfigurationService(
                 self.configurations, self.templates, self.data_tables, self.storage
@@ -125,7 +130,8 @@ class Container:
                 self.revocation_cache,
                 self.clock,
             ),
-            users=UserService(self.users, self.clients, self.signing),
+            users=users,
+            oauth=OAuthServer(users, self.grants, self.access_tokens, self.signing, self.clock),
         )
 
     def runner(self) -> Runner:

@@ -25,11 +25,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from egress.access_tokens import AccessTokens
 from egress.container import Container
 from egress.db.engine import make_engine
 from egress.db.tables import metadata
 from egress.domain.identity import ADMIN, EDITOR, VIEWER, at_least
 from egress.settings import Settings
+from egress.signing import load_signing_ring
 from tests.conftest import wait_for_status
 from tests.e2e.helpers import API, CONFIGS, DONE, trigger
 from tests.security.conftest import Tenants
@@ -39,6 +41,12 @@ from tests.support.identity import create_token
 # Routes anyone may call: liveness and the ways to get a credential in the first place.
 PUBLIC = {
     ("GET", "/healthz"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/oauth/jwks.json"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
+    ("POST", "/oauth/token"),
+    ("POST", "/api/v3/token"),
 }
 ROLES = (VIEWER, EDITOR, ADMIN)
 
@@ -141,7 +149,29 @@ def _expired_token(data_dir: Path, workspace_id: str) -> str:
 
 
 def _tampered(token: str) -> str:
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
+    """One character changed in the middle (the last one of a JWT may be padding bits)."""
+    n = len(token) // 2
+    return token[:n] + ("A" if token[n] != "A" else "B") + token[n + 1 :]
+
+
+def _expired_jwt(data_dir: Path, workspace_id: str) -> str:
+    """An admin access token signed with the server's own key, an hour past its expiry."""
+    then = datetime.now(UTC) - timedelta(hours=2)
+    ring = load_signing_ring(Settings(data_dir=data_dir))
+    claims = {"sub": "m", "sub_type": "client", "ws": workspace_id, "role": ADMIN}
+    return AccessTokens(ring, lambda: then, 3600).issue(claims)
+
+
+def _client_jwt(http: httpx.Client) -> str:
+    """An admin access token of a client, by the client credentials grant."""
+    client = http.post(f"{API}/clients", json={"name": "matrix-jwt", "role": ADMIN}).json()
+    r = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["clientId"], client["clientSecret"]),
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
 
 
 def _shop(folder: Path) -> Path:
@@ -190,6 +220,9 @@ def world(tenants: Tenants) -> World:
         http=httpx.Client(base_url=server.base_url, timeout=30),
     )
     with tenants.client(a.admin) as http:
+        jwt = _client_jwt(http)
+        w.refused["expired access token"] = _expired_jwt(server.data_dir, a.id)
+        w.refused["tampered access token"] = _tampered(jwt)
         connection = sqlite_connection(http, w.shop, "matrix")
         tpl = str(template(http, connection, "main.items")["id"])
         w.ids.update(connection_id=connection, template_id=tpl)

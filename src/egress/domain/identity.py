@@ -53,6 +53,9 @@ class Principal:
         return self.on_behalf_of or self.subject
 
 
+# Long enough that a guessed password is not the weak point (NIST SP 800-63B asks for 8+).
+MIN_PASSWORD_LENGTH = 12
+
 # Workspace and token names fit their columns and print on one line.
 MAX_NAME_LENGTH = 200
 

@@ -12,6 +12,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.oauth import OAuthServer
 from egress.services.users import UserService
 
 
@@ -24,3 +25,4 @@ class Services:
     data_tables: DataTableService
     identity: IdentityService
     users: UserService
+    oauth: OAuthServer

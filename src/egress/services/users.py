@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from egress.db.paging import Page
 from egress.db.users import ClientRecord, ClientRepo, MemberRecord, UserCredentials, UserRepo
-from egress.domain.errors import Invalid
+from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import check_name, check_role
 from egress.domain.paging import PageRequest
 from egress.signing import SigningRing
@@ -97,10 +97,12 @@ class UserService:
             return None
         return found if found and found.password_hash else None
 
-    def standing(self, workspace_id: str, user_id: str) -> str | None:
-        """The user's role in the workspace, or None when they are not a member."""
-        found = self._users.standing(workspace_id, user_id)
-        return None if found is None else found[0]
+    def member(self, workspace_id: str, user_id: str) -> MemberRecord | None:
+        """The user as a member of the workspace, or None when they are not one."""
+        try:
+            return self._users.get(workspace_id, user_id)
+        except NotFound:
+            return None
 
     # ----------------------------------------------------------------------- clients
     def create_client(

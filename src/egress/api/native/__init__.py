@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic.alias_generators import to_camel
 
-from egress.api import errors
+from egress.api import errors, oauth
 from egress.api.native.routes import (
     configurations,
     connections,
@@ -32,6 +32,7 @@ def install(app: FastAPI) -> None:
     errors.install(app, wire_name, SOURCE_ERRORS)
     for module in (
         health,
+        oauth,
         identity,
         connections,
         templates,

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from egress.api.native.schemas import Name, OptionalName, Request, Wire
-from egress.domain.identity import MAX_TOKEN_DAYS
+from egress.domain.identity import MAX_TOKEN_DAYS, MIN_PASSWORD_LENGTH
 
 Role = Literal["admin", "editor", "viewer"]
 
@@ -56,12 +56,12 @@ class NewTokenOut(TokenOut):
 class UserCreate(Request):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")
     role: Role
-    password: str | None = Field(default=None, min_length=12, max_length=1024)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=1024)
 
 
 class UserPatch(Request):
     role: Role | None = None
-    password: str | None = Field(default=None, min_length=12, max_length=1024)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=1024)
 
 
 class UserOut(Wire):
