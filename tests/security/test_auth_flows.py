@@ -1,6 +1,6 @@
 """Authentication flows against a real server over a socket: OAuth 2.0 (client credentials,
 authorization code + PKCE, refresh rotation), seed 001's /api/v3/token, personal access
-tokens and /api/v1/me, and revocation taking effect on the next request (the server runs with
+tokens and /api/v1/me, and revocation taking effect on the next request (test servers run with
 EGRESS_REVOCATION_CACHE_S=0; the cache's own window is tested in tests/unit/test_revocation.py).
 """
 
@@ -24,11 +24,6 @@ from tests.security.conftest import Tenants
 
 REDIRECT = "http://127.0.0.1:9/callback"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def tenants_env() -> dict[str, str]:
-    return {"EGRESS_REVOCATION_CACHE_S": "0"}
 
 
 def _client(tenants: Tenants, role: str, **body: Any) -> dict[str, Any]:
