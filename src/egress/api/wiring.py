@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from egress.api.downloads import Downloads
 from egress.container import Container
-from egress.domain.identity import ADMIN, EDITOR, VIEWER, Principal, require_admin, require_role
+from egress.domain.identity import ADMIN, EDITOR, VIEWER, Principal, require_role
 from egress.services import Services
 from egress.sources.base import SourceError
 from egress.sources.pool import SourcePool
@@ -107,28 +107,28 @@ class Requires:
 Viewer = Annotated[Principal, Depends(Requires(VIEWER))]
 Editor = Annotated[Principal, Depends(Requires(EDITOR))]
 Admin = Annotated[Principal, Depends(Requires(ADMIN))]
-ManageConnections = Annotated[
-    Principal, Depends(Requires(ADMIN, "creating, changing or deleting connections"))
+_CONNECTIONS = "creating, changing or deleting connections"
+ManageConnections = Annotated[Principal, Depends(Requires(ADMIN, _CONNECTIONS))]
+
+
+class _ManageConnection(Requires):
+    """Requires(ADMIN) for one connection, looked up first: another workspace's is 404."""
+
+    def __call__(  # type: ignore[override]  # FastAPI reads this signature
+        self, connection_id: str, s: ServicesDep, p: CurrentPrincipal
+    ) -> Principal:
+        s.connections.get(p.workspace_id, connection_id)
+        return super().__call__(p)
+
+
+ManageConnection = Annotated[
+    Principal,
+    Depends(_ManageConnection(ADMIN, _CONNECTIONS)),
 ]
 
 
-def _manage_connection(connection_id: str, s: ServicesDep, p: CurrentPrincipal) -> Principal:
-    """Another workspace's connection is 404 before any 403."""
-    s.connections.get(p.workspace_id, connection_id)
-    require_admin(p.role, "creating, changing or deleting connections")
-    return p
-
-
-# Declared like Requires(ADMIN) for the route matrix: see ``minimum_role``.
-_manage_connection.minimum = ADMIN  # type: ignore[attr-defined]
-ManageConnection = Annotated[Principal, Depends(_manage_connection)]
-
-
 def _declared(dependant: Dependant) -> set[str]:
-    found: set[str] = set()
-    minimum = getattr(dependant.call, "minimum", None)
-    if isinstance(minimum, str):
-        found.add(minimum)
+    found = {dependant.call.minimum} if isinstance(dependant.call, Requires) else set()
     for sub in dependant.dependencies:
         found |= _declared(sub)
     return found

@@ -11,9 +11,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
+from egress.db.paging import Page, fetch_page
 from egress.db.tables import api_tokens, workspaces
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
+from egress.domain.paging import PageRequest
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,22 @@ class WorkspaceRepo(Repository):
             raise Conflict(f"a workspace named {name!r} already exists") from exc
         return ws_id
 
-    def workspace_id(self, name: str) -> str:
+    def _workspace(self, wanted: sa.Column[str], given: sa.Column[str], value: str) -> str | None:
         with self._reads.connect() as conn:
-            found = conn.execute(
-                sa.select(workspaces.c.id).where(workspaces.c.name == name)
-            ).scalar_one_or_none()
+            found = conn.execute(sa.select(wanted).where(given == value)).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def workspace_id(self, name: str) -> str:
+        found = self._workspace(workspaces.c.id, workspaces.c.name, name)
         if found is None:
             raise NotFound(f"no workspace named {name!r}")
-        return str(found)
+        return found
 
     def workspace_name(self, workspace_id: str) -> str:
-        with self._reads.connect() as conn:
-            found = conn.execute(
-                sa.select(workspaces.c.name).where(workspaces.c.id == workspace_id)
-            ).scalar_one_or_none()
+        found = self._workspace(workspaces.c.name, workspaces.c.id, workspace_id)
         if found is None:
             raise NotFound(f"no workspace with id {workspace_id!r}")
-        return str(found)
+        return found
 
     def add_token(
         self,
@@ -161,19 +162,29 @@ class WorkspaceRepo(Repository):
                 .values(workspace_id=workspace_id, role=role, name=name)
             )
 
-    def tokens(
-        self, workspace_id: str | None = None, creator: tuple[str, str] | None = None
-    ) -> list[TokenRecord]:
-        """All tokens, or a workspace's; with ``creator`` (type, id) only those acting for it."""
+    def tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
         query = _select_tokens().order_by(workspaces.c.name, api_tokens.c.created_at)
         if workspace_id is not None:
             query = query.where(api_tokens.c.workspace_id == workspace_id)
+        with self._reads.connect() as conn:
+            return [_token(r) for r in conn.execute(query)]
+
+    def tokens_page(
+        self, workspace_id: str, creator: tuple[str, str] | None, page: PageRequest
+    ) -> Page[TokenRecord]:
+        """A workspace's tokens; with ``creator`` (type, id) only those acting for it."""
+        query = (
+            _select_tokens()
+            .where(api_tokens.c.workspace_id == workspace_id)
+            .order_by(api_tokens.c.created_at, api_tokens.c.id)
+        )
         if creator is not None:
             query = query.where(
                 api_tokens.c.creator_type == creator[0], api_tokens.c.creator_id == creator[1]
             )
         with self._reads.connect() as conn:
-            return [_token(r) for r in conn.execute(query)]
+            rows, total = fetch_page(conn, query, page)
+        return Page([_token(r) for r in rows], total, page)
 
     def token(self, token_id: str) -> TokenRecord | None:
         with self._reads.connect() as conn:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from egress.access_tokens import AccessTokens, looks_like_jwt
+from egress.db.paging import Page
 from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import TokenRecord, WorkspaceRepo
 from egress.domain.clock import Clock
@@ -39,6 +40,7 @@ from egress.domain.identity import (
     token_expiry,
     token_state,
 )
+from egress.domain.paging import PageRequest
 from egress.services.revocation import RevocationCache
 from egress.signing import SigningRing
 
@@ -162,11 +164,10 @@ class IdentityService:
             raise Forbidden(f"a {p.role} cannot make a token with the {wanted} role")
         return self.create_token(p.workspace_id, wanted, name, expires_in_days, creator=p.actor)
 
-    def personal_tokens(self, p: Principal) -> list[TokenRecord]:
+    def personal_tokens(self, p: Principal, page: PageRequest) -> Page[TokenRecord]:
         """An admin sees every token of the workspace; anyone else the ones acting for them."""
-        if p.role == ADMIN:
-            return self._workspaces.tokens(p.workspace_id)
-        return self._workspaces.tokens(p.workspace_id, creator=(p.actor.type, p.actor.id))
+        mine = None if p.role == ADMIN else (p.actor.type, p.actor.id)
+        return self._workspaces.tokens_page(p.workspace_id, mine, page)
 
     def revoke_personal_token(self, p: Principal, token_id: str) -> TokenRecord:
         record = self._workspaces.token(token_id)

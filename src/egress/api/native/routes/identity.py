@@ -48,9 +48,9 @@ def create_token(body: TokenCreate, s: ServicesDep, p: Editor) -> NewTokenOut:
 @router.get("/api/v1/tokens", response_model=ListEnvelope[TokenOut])
 def list_tokens(s: ServicesDep, p: Editor, page: Page) -> ListEnvelope[TokenOut]:
     """An admin sees every token of the workspace; an editor the ones acting for them."""
-    tokens = s.identity.personal_tokens(p)
-    items = [token_out(t) for t in tokens[page.offset : page.offset + page.limit]]
-    return ListEnvelope.of(items, page.page, page.limit, len(tokens))
+    result = s.identity.personal_tokens(p, page)
+    items = [token_out(t) for t in result.items]
+    return ListEnvelope.of(items, page.page, page.limit, result.total)
 
 
 @router.delete("/api/v1/tokens/{token_id}", status_code=204)
