@@ -400,3 +400,24 @@ def test_bootstrap_and_operator_tokens_keep_working(tenants: Tenants) -> None:
     me = _me(tenants, tenants.server.token).json()
     assert me["workspaceName"] == "default" and me["authMethod"] == "token"
     assert me["subject"]["type"] == "token" and me["role"] == "admin"
+
+
+def test_a_user_of_two_workspaces_keeps_their_own_password(tenants: Tenants) -> None:
+    body = {"email": "cy@example.test", "role": "viewer", "password": PASSWORD}
+    with tenants.client(tenants.a.admin) as a:
+        user = a.post(f"{API}/users", json=body).json()
+        problem(a.post(f"{API}/users", json=body | {"password": None}), 409)  # a member already
+    with tenants.client(tenants.b.admin) as b:
+        problem(b.post(f"{API}/users", json=body), 409)  # cannot set another's password
+        joined = b.post(f"{API}/users", json=body | {"password": None, "role": "admin"})
+        assert joined.status_code == 201 and joined.json()["id"] == user["id"]
+        assert joined.json()["hasPassword"] and joined.json()["role"] == "admin"
+    with tenants.client(tenants.a.admin) as a:
+        problem(a.patch(f"{API}/users/{user['id']}", json={"password": "x" * 20}), 409)
+        changed = a.patch(f"{API}/users/{user['id']}", json={"role": "editor"})
+        assert changed.json()["role"] == "editor"
+        emails = [u["email"] for u in a.get(f"{API}/users").json()["data"]]
+        assert "cy@example.test" in emails
+        problem(a.post(f"{API}/users", json=body | {"password": "short"}), 422, "password")
+    with tenants.client(tenants.b.admin) as b:  # B's membership is B's own
+        assert b.get(f"{API}/users/{user['id']}").json()["role"] == "admin"

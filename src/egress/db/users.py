@@ -168,7 +168,8 @@ class UserRepo(Repository):
                     )
                     .values(role=role)
                 )
-            conn.execute(users.update().where(users.c.id == user_id).values(not_before=now))
+            if role is not None or password_hash is not None:
+                conn.execute(users.update().where(users.c.id == user_id).values(not_before=now))
             return self._get(conn, workspace_id, user_id)
 
     def remove_member(self, workspace_id: str, user_id: str) -> None:
