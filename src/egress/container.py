@@ -131,7 +131,9 @@ class Container:
                 self.clock,
             ),
             users=users,
-            oauth=OAuthServer(users, self.grants, self.access_tokens, self.signing, self.clock),
+            make_oauth=lambda: OAuthServer(
+                users, self.grants, self.access_tokens, self.signing, self.clock
+            ),
         )
 
     def runner(self) -> Runner:

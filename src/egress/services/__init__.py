@@ -4,7 +4,9 @@ them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
@@ -25,4 +27,9 @@ class Services:
     data_tables: DataTableService
     identity: IdentityService
     users: UserService
-    oauth: OAuthServer
+    # Built on first use: only the OAuth routes need it, and every request builds Services.
+    make_oauth: Callable[[], OAuthServer]
+
+    @cached_property
+    def oauth(self) -> OAuthServer:
+        return self.make_oauth()
