@@ -109,6 +109,13 @@ def test_wrong_secret_and_unknown_grant_are_refused_the_oauth_way(tenants: Tenan
         )
         assert password.status_code == 400
         assert password.json()["error"] == "unsupported_grant_type"
+        twice = http.post(
+            "/oauth/token",
+            content="grant_type=client_credentials&grant_type=client_credentials",
+            headers={"Content-Type": "application/x-www-form-urlencoded"}
+            | _basic(client["clientId"], client["clientSecret"]),
+        )
+        assert problem(twice, 400, "grant_type")["detail"].endswith("more than once")
 
 
 def test_revoking_a_client_stops_its_access_tokens(tenants: Tenants) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -41,12 +42,22 @@ async def _oauth_request(request: Request) -> OAuthRequest:
         except UnicodeDecodeError as exc:
             raise BadRequest.at(("body",), "must be UTF-8 form data") from exc
         params += parse_qsl(body, keep_blank_values=True)
+    seen = [k for k, _ in params]
+    if repeated := sorted({k for k in seen if seen.count(k) > 1}):  # RFC 6749 §3.1, §3.2
+        raise BadRequest.at((repeated[0],), "must not be given more than once")
     headers = (
         {"Authorization": request.headers["authorization"]}
         if ("authorization" in request.headers)
         else {}
     )
-    return OAuthRequest(request.method, str(request.url), headers, params)
+    try:
+        return OAuthRequest(request.method, str(request.url), headers, params)
+    except InsecureTransportError as exc:  # plain http to a non-loopback address
+        raise BadRequest.at(
+            ("url",),
+            "OAuth needs https (plain http only on loopback; behind a TLS proxy, "
+            "run with forwarded headers trusted)",
+        ) from exc
 
 
 def _response(answer: Answer) -> Response:
@@ -97,8 +108,8 @@ async def seed_token(request: Request, s: ServicesDep) -> dict[str, Any]:
     if not request.headers.get("authorization", "").lower().startswith("basic "):
         raise Unauthenticated("HTTP Basic credentials of an OAuth client are required")
     oauth = await _oauth_request(request)
-    oauth.payload.data.setdefault("grant_type", "client_credentials")
-    oauth.payload.datalist.setdefault("grant_type", ["client_credentials"])
+    oauth.payload.data["grant_type"] = "client_credentials"  # whatever the body says
+    oauth.payload.datalist["grant_type"] = ["client_credentials"]
     status, body, _ = s.oauth.token(oauth)
     if status != 200:
         reason = body.get("error", "invalid_client")
