@@ -7,7 +7,6 @@ first, also while a server runs on it. Rules live in ``services.identity``; this
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,13 +17,10 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.db.workspaces import TokenRecord
 from egress.domain.errors import EgressError
-from egress.domain.identity import MIN_PASSWORD_LENGTH, ROLES
+from egress.domain.identity import ROLES
 from egress.settings import Settings
-from egress.signing import new_signing_key_entry
 
-admin_app = typer.Typer(
-    help="Workspaces, API tokens, users, OAuth clients and signing keys.", no_args_is_help=True
-)
+admin_app = typer.Typer(help="Workspaces and API tokens.", no_args_is_help=True)
 
 
 @contextmanager
@@ -122,6 +118,10 @@ def create_user(
     ),
 ) -> None:
     """Add a user to a workspace (a new account, or an existing one by email); prints its id."""
+    import sys
+
+    from egress.domain.identity import MIN_PASSWORD_LENGTH
+
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         typer.echo(f"error: the password needs at least {MIN_PASSWORD_LENGTH} characters", err=True)
@@ -155,6 +155,8 @@ def create_client(
 def rotate_signing_key() -> None:
     """Add a new signing key in front of the ring: it signs from the next start on, the older
     keys still verify (tokens, cursors and access tokens signed before keep working)."""
+    from egress.signing import new_signing_key_entry
+
     settings = Settings()
     entry = new_signing_key_entry()
     if settings.signing_keys:
