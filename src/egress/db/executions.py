@@ -22,6 +22,7 @@ from egress.db.tables import executions, extraction_configurations, run_files, r
 from egress.db.transitions import enqueue_run, release_next, transition
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ExecutionSpec
 from egress.domain.status import RunKind, RunStatus, cancel_blocker, rerun_blocker
@@ -78,6 +79,7 @@ class ExecutionRecord:
     trigger: str
     created_at: datetime
     runs: list[RunRecord]
+    triggered_by: Subject = SYSTEM
 
     @property
     def latest(self) -> RunRecord:
@@ -144,6 +146,7 @@ class ExecutionRepo(Repository):
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        triggered_by: Subject = SYSTEM,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
@@ -170,6 +173,7 @@ class ExecutionRepo(Repository):
                             now,
                             idempotency_key,
                             request_hash,
+                            triggered_by,
                         )
             except IntegrityError:
                 continue  # lost a race for the active slot or the key: look again
@@ -188,6 +192,7 @@ class ExecutionRepo(Repository):
         now: datetime,
         idempotency_key: str | None,
         request_hash: str | None,
+        triggered_by: Subject,
     ) -> str:
         exec_id = new_id()
         conn.execute(
@@ -200,6 +205,7 @@ class ExecutionRepo(Repository):
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
+                triggered_by=subject_json(triggered_by),
             )
         )
         enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
@@ -341,6 +347,7 @@ class ExecutionRepo(Repository):
             trigger=row.trigger,
             created_at=row.created_at,
             runs=[_run_record(r, files[r.id]) for r in run_rows],
+            triggered_by=subject_from_json(row.triggered_by),
         )
 
     def list_page(

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from egress.services.audit import AuditService
 from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.links import SignedLinks
+from egress.services.sign_ins import SignInGuard
 
 
 @dataclass(frozen=True)
@@ -22,3 +25,6 @@ class Services:
     catalog: CatalogService
     data_tables: DataTableService
     identity: IdentityService
+    audit: AuditService
+    sign_ins: SignInGuard
+    links: SignedLinks

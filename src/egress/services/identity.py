@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass
 
 from egress.db.workspaces import TokenRecord, WorkspaceRepo
+from egress.domain import audit as a
+from egress.domain.audit import OPERATOR, AuditObject
 from egress.domain.clock import Clock
 from egress.domain.errors import Unauthenticated
 from egress.domain.identity import (
@@ -27,6 +29,7 @@ from egress.domain.identity import (
     token_expiry,
     token_state,
 )
+from egress.services.audit import AuditService
 from egress.signing import SigningRing
 
 # Mixed into every token HMAC: a value signed for another purpose never matches a token hash.
@@ -57,10 +60,24 @@ def _candidate_hashes(ring: SigningRing, token: str) -> dict[str, str | None]:
 class IdentityService:
     """Workspaces, API tokens, and who a bearer token belongs to."""
 
-    def __init__(self, workspaces: WorkspaceRepo, signing: SigningRing, clock: Clock) -> None:
+    def __init__(
+        self, workspaces: WorkspaceRepo, signing: SigningRing, clock: Clock, audit: AuditService
+    ) -> None:
         self._workspaces = workspaces
         self._signing = signing
         self._clock = clock
+        self._audit = audit
+
+    def _record(self, action: str, record: TokenRecord, by: Principal | None) -> None:
+        """``by`` None: the operator through ``egress admin``."""
+        self._audit.record(
+            action,
+            AuditObject("token", record.id),
+            by=by,
+            workspace_id=record.workspace_id,
+            actor=None if by else OPERATOR,
+            detail={"name": record.name, "role": record.role},
+        )
 
     def _upgrade_hash(self, record: TokenRecord, token: str) -> None:
         current = self._signing.current.id
@@ -73,7 +90,12 @@ class IdentityService:
         return self._workspaces.create_workspace(check_name(name, ("name",)))
 
     def create_token(
-        self, workspace_id: str, role: str, name: str, expires_in_days: int | None = None
+        self,
+        workspace_id: str,
+        role: str,
+        name: str,
+        expires_in_days: int | None = None,
+        by: Principal | None = None,
     ) -> NewToken:
         now = self._clock()
         token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
@@ -87,13 +109,16 @@ class IdentityService:
             now,
             token_expiry(now, expires_in_days),
         )
+        self._record(a.TOKEN_CREATE, record, by)
         return NewToken(record, token)
 
     def list_tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
         return self._workspaces.tokens(workspace_id)
 
-    def revoke_token(self, token_id: str) -> TokenRecord:
-        return self._workspaces.revoke_token(token_id, self._clock())
+    def revoke_token(self, token_id: str, by: Principal | None = None) -> TokenRecord:
+        record = self._workspaces.revoke_token(token_id, self._clock())
+        self._record(a.TOKEN_REVOKE, record, by)
+        return record
 
     def authenticate(self, token: str) -> Principal:
         """The caller a bearer token stands for; Unauthenticated unless it is known and valid."""
@@ -101,14 +126,13 @@ class IdentityService:
         if record is None:
             raise Unauthenticated("the bearer token is not valid")
         state = token_state(self._clock(), record.expires_at, record.revoked_at)
+        subject = Subject("token", record.id, record.name)
         if state != "valid":
-            raise Unauthenticated(f"the bearer token {_STATE_MESSAGES[state]}")
+            raise Unauthenticated(
+                f"the bearer token {_STATE_MESSAGES[state]}", record.workspace_id, subject
+            )
         self._upgrade_hash(record, token)
-        return Principal(
-            workspace_id=record.workspace_id,
-            role=record.role,
-            subject=Subject("token", record.id, record.name),
-        )
+        return Principal(workspace_id=record.workspace_id, role=record.role, subject=subject)
 
     def ensure_bootstrap_token(self, token: str | None) -> None:
         """Make EGRESS_BOOTSTRAP_TOKEN an admin token of the workspace ``default`` (every start).

@@ -11,11 +11,13 @@ from pydantic.alias_generators import to_camel
 
 from egress.api import errors
 from egress.api.native.routes import (
+    audit,
     configurations,
     connections,
     data_tables,
     executions,
     health,
+    links,
     templates,
 )
 from egress.api.wiring import SOURCE_ERRORS
@@ -29,5 +31,14 @@ def wire_name(logical: str) -> str:
 def install(app: FastAPI) -> None:
     """This face's routes and error format."""
     errors.install(app, wire_name, SOURCE_ERRORS)
-    for module in (health, connections, templates, configurations, executions, data_tables):
+    for module in (
+        health,
+        connections,
+        templates,
+        configurations,
+        executions,
+        links,
+        data_tables,
+        audit,
+    ):
         app.include_router(module.router)

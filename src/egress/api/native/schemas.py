@@ -296,6 +296,9 @@ class FileOut(Wire):
     download_url: str
     size_bytes: int | None = None  # None for a zip of a split run's parts, built on the fly
     sha256: str | None = None
+    # The same download without a bearer header (for browsers), until signedUrlExpiresAt.
+    signed_url: str | None = None
+    signed_url_expires_at: datetime | None = None
 
 
 class SubExtractOut(Wire):
@@ -335,6 +338,28 @@ class RunOut(Wire):
     progress: ProgressOut | None = None
 
 
+class SubjectOut(Wire):
+    type: str  # user | client | token | system
+    id: str
+    name: str
+
+
+class AuditObjectOut(Wire):
+    type: str
+    id: str
+
+
+class AuditEventOut(Wire):
+    id: int
+    at: datetime
+    actor: SubjectOut
+    action: str
+    object: AuditObjectOut | None
+    outcome: str  # success | failure
+    source_address: str | None
+    detail: dict[str, Any]
+
+
 class ExecutionOut(Wire):
     extract_configuration_name: str
     extract_configuration_id: str
@@ -344,6 +369,7 @@ class ExecutionOut(Wire):
     latest_record_count: int | None
     created_at: datetime
     trigger: str
+    triggered_by: SubjectOut
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: ProgressOut | None

@@ -40,7 +40,7 @@ def create_configuration(
     body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
     return configuration_out(
-        s.configurations.create(p.workspace_id, _values(body, unset=True)), now
+        s.configurations.create(p.workspace_id, _values(body, unset=True), by=p), now
     )
 
 
@@ -68,7 +68,7 @@ def get_configuration(
 def replace_configuration(
     config_id: str, body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
-    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True))
+    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True), by=p)
     return configuration_out(record, now)
 
 
@@ -80,12 +80,12 @@ def patch_configuration(
     for key in _REQUIRED:
         if key in changes and changes[key] is None:
             raise Invalid.at(("body", key), "must not be null")
-    return configuration_out(s.configurations.update(p.workspace_id, config_id, changes), now)
+    return configuration_out(s.configurations.update(p.workspace_id, config_id, changes, by=p), now)
 
 
 @router.delete("/{config_id}", status_code=204)
 def delete_configuration(config_id: str, s: ServicesDep, p: CurrentPrincipal) -> Response:
-    s.configurations.delete(p.workspace_id, config_id)
+    s.configurations.delete(p.workspace_id, config_id, by=p)
     return Response(status_code=204)
 
 
@@ -93,4 +93,4 @@ def delete_configuration(config_id: str, s: ServicesDep, p: CurrentPrincipal) ->
 def submit_configuration(
     config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
-    return configuration_out(s.configurations.submit(p.workspace_id, config_id), now)
+    return configuration_out(s.configurations.submit(p.workspace_id, config_id, by=p), now)
