@@ -13,19 +13,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import executions, extraction_configurations, run_files, runs
 from egress.db.transitions import enqueue_run, release_next, transition
-from egress.domain.clock import new_id
+from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ExecutionSpec
-from egress.domain.status import RunKind, RunStatus, cancel_blocker, rerun_blocker
+from egress.domain.status import (
+    CONFIGURATION_HOLD_REASON,
+    RunKind,
+    RunStatus,
+    cancel_blocker,
+    rerun_blocker,
+)
 
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
@@ -63,6 +69,7 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
     retryable: bool | None = None  # whether the failure in error_message was transient
     not_before: datetime | None = None  # a PENDING run waiting for a retry: not claimed before
+    hold_reason: str | None = None  # why an ON_HOLD run waits
 
     @property
     def next_attempt_at(self) -> datetime | None:
@@ -119,6 +126,11 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         warnings=list(row.warnings or []),
         retryable=row.retryable,
         not_before=row.not_before,
+        hold_reason=(
+            (row.hold_reason or CONFIGURATION_HOLD_REASON)
+            if row.status == RunStatus.ON_HOLD.value
+            else None
+        ),
     )
 
 
@@ -136,6 +148,13 @@ def _file_record(row: Row[Any]) -> FileRecord:
 
 
 class ExecutionRepo(Repository):
+    def __init__(
+        self, engine: Engine, clock: Clock = utcnow, max_runs_per_workspace: int | None = None
+    ) -> None:
+        super().__init__(engine, clock)
+        # Runs of a workspace active at once: further ones are created ON_HOLD.
+        self._max_runs = max_runs_per_workspace
+
     # ----------------------------------------------------------------- triggering
     def create(
         self,
@@ -208,7 +227,15 @@ class ExecutionRepo(Repository):
                 triggered_by=subject_json(triggered_by),
             )
         )
-        enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
+        enqueue_run(
+            conn,
+            workspace_id,
+            configuration_id,
+            exec_id,
+            1,
+            now,
+            max_per_workspace=self._max_runs,
+        )
         return exec_id
 
     def _idempotent_match(
@@ -300,6 +327,7 @@ class ExecutionRepo(Repository):
             now,
             RunKind(latest.kind),
             idempotency_key,
+            self._max_runs,
         )
 
     def _rerun_seen(self, conn: Connection, execution_id: str, key: str, now: datetime) -> bool:
@@ -425,7 +453,7 @@ class ExecutionRepo(Repository):
                     is not None
                 )
                 if changed and latest.status is RunStatus.PENDING:
-                    release_next(conn, configuration_id, now)
+                    release_next(conn, workspace_id, now, self._max_runs)
             if not changed:
                 raise Conflict("the run changed status while cancelling; look again and retry")
         return self.get(workspace_id, configuration_id, execution_id)

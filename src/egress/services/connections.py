@@ -121,8 +121,9 @@ class ConnectionService:
             new_secrets = secrets if moved else {**kept, **secrets}
             changes["sealed_secrets"] = self._secret_box.seal(new_secrets) if new_secrets else None
         record = self._connections.update(workspace_id, connection_id, **changes)
-        # Which secrets changed, never their values: a secret change is what admins look for.
-        detail: dict[str, object] = {"changed": sorted(k for k in changes if k != "sealed_secrets")}
+        # What the request changed, and which secrets — never their values.
+        sent = {"name": name, "settings": settings, "secrets": secrets}
+        detail: dict[str, object] = {"changed": [k for k, v in sent.items() if v is not None]}
         if secrets is not None:
             detail["secrets"] = sorted(secrets)
         self._audit.record(

@@ -263,6 +263,7 @@ def _run_out(execution: ExecutionRecord, run: RunRecord, links: LinkIssuer | Non
         warnings=run.warnings,
         attempt=run.attempt,
         next_attempt_at=run.next_attempt_at,
+        hold_reason=run.hold_reason,
         file=_run_file(base, execution, run, links),
         sub_extracts=_sub_extracts(base, execution, run, links),
         progress=_progress(run),

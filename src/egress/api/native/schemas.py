@@ -333,6 +333,7 @@ class RunOut(Wire):
     warnings: list[str] = Field(default_factory=list)
     attempt: int
     next_attempt_at: datetime | None = None  # a PENDING run waiting out its retry backoff
+    hold_reason: str | None = None  # why an ON_HOLD run waits
     file: FileOut | None
     sub_extracts: list[SubExtractOut]
     progress: ProgressOut | None = None
