@@ -29,6 +29,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.key_rotation import KeyRotation
 from egress.services.limits import RateLimits
 from egress.services.links import SignedLinks
 from egress.services.sign_ins import SignInGuard
@@ -126,6 +127,7 @@ class Container:
             audit=audit,
             sign_ins=SignInGuard(audit, limits),
             links=links,
+            key_rotation=KeyRotation(self.connections, self.secret_box),
         )
 
     def runner(self) -> Runner:

@@ -106,3 +106,20 @@ def revoke_token(token_id: str = typer.Argument(..., help="the id list-tokens sh
     with _container() as c:
         r = c.services.identity.revoke_token(token_id)
         typer.echo(f"revoked token {r.id} ({r.name!r}) of workspace {r.workspace_name!r}")
+
+
+@admin_app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-seal every connection's secrets under the first key of EGRESS_SECRET_KEYS.
+
+    Put the new key first, keeping the old ones, in every process's EGRESS_SECRET_KEYS; run
+    this once (again is harmless); then drop the old keys everywhere."""
+    with _container() as c:
+        n = c.services.key_rotation.rotate()
+        typer.echo(
+            f"re-sealed {n.resealed}, already current {n.current}, changed meanwhile "
+            f"{n.changed_meanwhile}, unreadable {n.unreadable}"
+        )
+        if n.unreadable:
+            typer.echo("some secrets open with no key of the ring: see the log above", err=True)
+            raise typer.Exit(1)

@@ -13,6 +13,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.key_rotation import KeyRotation
 from egress.services.links import SignedLinks
 from egress.services.sign_ins import SignInGuard
 
@@ -28,3 +29,4 @@ class Services:
     audit: AuditService
     sign_ins: SignInGuard
     links: SignedLinks
+    key_rotation: KeyRotation
