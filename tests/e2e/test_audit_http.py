@@ -219,4 +219,7 @@ def test_every_audited_action_is_on_record_once(server: Server, db: Path) -> Non
     assert (body["page"], body["limit"], body["totalSize"], body["totalPages"]) == (1, 5, 23, 5)
     assert [e["id"] for e in body["data"]] == [e["id"] for e in events[5:10]]
     problem(http.get(f"{API}/audit-events", params={"action": "nap"}), 422, "query.action")
-    problem(http.get(f"{API}/audit-events", params={"from": "yesterday"}), 422, "query.from")
+    for bad in ("yesterday", "2026-12-01T00:00:00", "0001-01-01T00:00:00+14:00"):
+        problem(http.get(f"{API}/audit-events", params={"from": bad}), 422, "query.from")
+    window = {"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+    problem(http.get(f"{API}/audit-events", params=window), 422, "query.to")

@@ -9,6 +9,8 @@ change that did not happen. Sign-ins (bearer-token failures today; OAuth sign-in
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from egress.db.audit import AuditRepo
@@ -76,6 +78,19 @@ class AuditService:
             raise Invalid.at(
                 ("query", "action"), f"unknown action; actions are: {', '.join(ACTIONS)}"
             )
+        where = replace(where, start=_utc(where.start, "from"), end=_utc(where.end, "to"))
         if where.start and where.end and where.start >= where.end:
             raise Invalid.at(("query", "to"), "must be later than 'from'")
         return self._repo.list_page(principal.workspace_id, where, page)
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """A filter time in UTC; one without a zone, or with no UTC equivalent, is a 422."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise Invalid.at(("query", name), "must name its time zone, e.g. 2026-12-01T00:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise Invalid.at(("query", name), "has no UTC equivalent") from None

@@ -130,8 +130,6 @@ class ExecutionService:
 
         ``by``: the caller (its actor becomes ``triggeredBy``); None for what Egress starts
         itself (schedules, backfills), recorded as the system."""
-        if by is not None:
-            self._limits.trigger(by)
         now = self._clock()
         cfg = self._configurations.get(workspace_id, cfg_id)
         blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
@@ -145,6 +143,8 @@ class ExecutionService:
             connection=ConnectionRef(connection.id, connection.type),
             options=resolve_options(cfg, template, options, self._max_selected_rows),
         )
+        if by is not None:  # a valid trigger spends one of the caller's (a refused one none)
+            self._limits.trigger(by)
         execution, created = self._executions.create(
             workspace_id,
             cfg_id,
