@@ -26,8 +26,13 @@ from tests.e2e.helpers import (
 from tests.support.identity import create_token
 
 SIGNING_KEYS = new_signing_key_entry()
-# 3 triggers a minute: one every 20 s; 2 failed sign-ins a minute: one every 30 s.
-LIMITS = {"EGRESS_TRIGGERS_PER_MINUTE": "3", "EGRESS_FAILED_SIGNINS_PER_MINUTE": "2"}
+# 3 triggers a minute: one every 20 s; 2 failed sign-ins a minute: one every 30 s; one run of
+# the workspace queued or running at a time (no worker runs them here).
+LIMITS = {
+    "EGRESS_TRIGGERS_PER_MINUTE": "3",
+    "EGRESS_FAILED_SIGNINS_PER_MINUTE": "2",
+    "EGRESS_MAX_RUNS_PER_WORKSPACE": "1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +71,32 @@ def test_a_users_triggers_are_limited_across_replicas(
     with api(a) as admin:
         tpl = template(admin, sqlite_connection(admin, db, "t"), "main.t")["id"]
         cfg = configuration(admin, tpl, "limited")
+        other_cfg = configuration(admin, tpl, "another")
     editor = create_token(a, "default", "editor")
     url = f"{CONFIGS}/{cfg}/executions"
     with api(a, editor) as on_a, api(b, editor) as on_b:
-        assert [c.post(url).status_code for c in (on_a, on_b, on_a)] == [202, 202, 202]
+        first, second, _ = (c.post(url) for c in (on_a, on_b, on_a))
+        assert [r.status_code for r in (first, second, _)] == [202, 202, 202]
+        assert first.json()["runs"][0]["holdReason"] is None
+        assert second.json()["runs"][0]["status"] == "ON_HOLD"
+        assert second.json()["runs"][0]["holdReason"] == (
+            "waiting for the configuration's queued or running run to end"
+        )
         refused = on_b.post(url)
         body = problem(refused, 429)
         assert 1 <= int(refused.headers["retry-after"]) <= 20  # a token every 20 s
         assert "at most 3 a minute per user" in body["detail"]
         assert on_a.post(url).status_code == 429
-    # Another user's triggers have a bucket of their own.
+    # Another user's triggers have a bucket of their own; its run waits for the workspace's
+    # only slot, which a run of the first configuration holds.
     with api(b) as admin_on_b:
-        assert admin_on_b.post(url).status_code == 202
+        r = admin_on_b.post(f"{CONFIGS}/{other_cfg}/executions")
+        assert r.status_code == 202, r.text
+        assert (r.json()["runs"][0]["status"], r.json()["runs"][0]["holdReason"]) == (
+            "ON_HOLD",
+            "waiting for a free slot: the workspace has 1 runs queued or running "
+            "(EGRESS_MAX_RUNS_PER_WORKSPACE)",
+        )
 
 
 def test_failed_sign_ins_are_limited_per_address_across_replicas(
