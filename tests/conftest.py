@@ -240,6 +240,11 @@ def start_server(
         "EGRESS_LOG_LEVEL": "INFO",
         "EGRESS_FILES_ROOTS": str(files_root(tmp_path)),
         "EGRESS_REVOCATION_CACHE_S": "0",  # revocation seen on the next request (make_settings)
+        # One token and one address drive a whole module here (fuzzing, the credential
+        # matrix): the fair-use limits would answer 429 to the tests' own volume. The limits
+        # are tested by tests/e2e/test_limits_http.py, which sets its own.
+        "EGRESS_TRIGGERS_PER_MINUTE": "1000000",
+        "EGRESS_FAILED_SIGNINS_PER_MINUTE": "1000000",
         **(env_extra or {}),
     }
     log_path = tmp_path / f"server-{port}.log"

@@ -276,3 +276,15 @@ def test_deleting_a_configuration_empties_its_folder_in_the_bucket(
 
     assert http.delete(f"{CONFIGS}/{cfg}").status_code == 204
     assert [k for k in s3_server.keys(bucket) if "/gone/" in k] == []
+
+
+def test_a_signed_link_redirects_to_a_fresh_presigned_url(
+    http: httpx.Client, browser: httpx.Client, connection_id: str
+) -> None:
+    cfg = configuration(http, template(http, connection_id, "main.people")["id"], "signed")
+    file = _completed(http, cfg)["runs"][0]["file"]
+    assert file["signedUrl"].startswith(http.base_url.scheme + "://")
+    # No token at all: the link is the credential; the bytes still come from the bucket.
+    got = browser.get(_redirect(browser, file["signedUrl"]))
+    assert got.status_code == 200
+    assert hashlib.sha256(got.content).hexdigest() == file["sha256"]

@@ -28,6 +28,7 @@ from egress.api.downloads import Downloads
 from egress.container import Container
 from egress.domain.identity import ADMIN, EDITOR, VIEWER, Principal, require_role
 from egress.services import Services
+from egress.services.links import LinkIssuer
 from egress.sources.base import SourceError
 from egress.sources.pool import SourcePool
 
@@ -58,6 +59,12 @@ async def _now(request: Request) -> datetime:
     return _container(request).clock()
 
 
+def _source_address(request: Request) -> str | None:
+    """The peer's address (behind a proxy, uvicorn's ``--forwarded-allow-ips`` makes it the
+    client's): what the audit trail and the failed sign-in limit count."""
+    return request.client.host if request.client else None
+
+
 def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -66,7 +73,10 @@ def principal(
         raise HTTPException(
             401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    return _services(request).identity.authenticate(credentials.credentials)
+    s = _services(request)
+    return s.sign_ins.authenticate(
+        _source_address(request), lambda: s.identity.authenticate(credentials.credentials)
+    )
 
 
 class SourceCalls:
@@ -90,6 +100,16 @@ async def _downloads(request: Request) -> Downloads:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def _link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:
+    c = _container(request)
+    base = c.settings.public_url or str(request.base_url)
+    return LinkIssuer(c.services.links, base, p.actor)
+
+
+SignedUrls = Annotated[LinkIssuer, Depends(_link_issuer)]
+SourceAddress = Annotated[str | None, Depends(_source_address)]
 ServicesDep = Annotated[Services, Depends(_services_dep)]
 Now = Annotated[datetime, Depends(_now)]
 InSourcePool = Annotated[SourceCalls, Depends(_source_calls)]

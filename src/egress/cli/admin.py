@@ -175,3 +175,20 @@ def rotate_signing_key() -> None:
     aside.chmod(0o600)
     aside.replace(path)  # atomic: a process starting now reads the old ring or the new one
     typer.echo(f"added signing key {entry.split(':')[0]} to {path}; restart Egress to sign with it")
+
+
+@admin_app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-seal every connection's secrets under the first key of EGRESS_SECRET_KEYS.
+
+    Put the new key first, keeping the old ones, in every process's EGRESS_SECRET_KEYS; run
+    this once (again is harmless); then drop the old keys everywhere."""
+    with _container() as c:
+        n = c.services.key_rotation.rotate()
+        typer.echo(
+            f"re-sealed {n.resealed}, already current {n.current}, changed meanwhile "
+            f"{n.changed_meanwhile}, unreadable {n.unreadable}"
+        )
+        if n.unreadable:
+            typer.echo("some secrets open with no key of the ring: see the log above", err=True)
+            raise typer.Exit(1)

@@ -238,6 +238,8 @@ executions = sa.Table(
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Column("request_hash", sa.String(64), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Who triggered it: {"type", "id", "name"} (NULL before 0017: shown as the system).
+    sa.Column("triggered_by", sa.JSON(), nullable=True),
     sa.UniqueConstraint("workspace_id", "configuration_id", "idempotency_key"),
     sa.Index("ix_executions_configuration_created", "configuration_id", "created_at"),
 )
@@ -273,6 +275,8 @@ runs = sa.Table(
     sa.Column("not_before", UTCDateTime(), nullable=True),
     # Whether the failure that ended the last attempt was transient (None: no failure).
     sa.Column("retryable", sa.Boolean(), nullable=True),
+    # Why an ON_HOLD run waits (NULL: behind its configuration's active run).
+    sa.Column("hold_reason", sa.String(400), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
     sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.
@@ -343,4 +347,34 @@ data_tables = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# The audit trail: append-only (no code path updates or deletes a row). ``workspace_id`` NULL:
+# a failed sign-in whose credential names no workspace.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("workspace_id", ID, sa.ForeignKey("workspaces.id"), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor_type", sa.String(20), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("actor_name", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("source_address", sa.String(64), nullable=True),
+    sa.Column("detail", sa.JSON(), nullable=True),
+    sa.Index("ix_audit_events_workspace_at", "workspace_id", "at"),
+)
+
+# Token buckets of the fair-use limits, shared by every API replica: ``tokens`` left at
+# ``updated_at`` (refilled by time when next read).
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("tokens", sa.Float(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -33,12 +33,28 @@ class Subject:
     name: str
 
 
+# Anything Egress starts without a caller: schedules, backfills, executions from before 0017.
+SYSTEM = Subject("system", "system", "system")
+
+
+def subject_json(subject: Subject) -> dict[str, str]:
+    return {"type": subject.type, "id": subject.id, "name": subject.name}
+
+
+def subject_from_json(value: object) -> Subject:
+    """A stored subject; anything else (NULL from before it was stored) is the system."""
+    if isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("type", "id")):
+        return Subject(value["type"], value["id"], str(value.get("name") or ""))
+    return SYSTEM
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: every repository call is scoped by ``workspace_id``.
 
     ``subject`` is the credential as authenticated; ``on_behalf_of`` the user behind a personal
-    token, when there is one.
+    token, when there is one. ``source_address`` is where the request came from (the audit
+    trail records it; None outside HTTP).
     """
 
     workspace_id: str
@@ -46,6 +62,7 @@ class Principal:
     subject: Subject
     auth_method: str = "token"
     on_behalf_of: Subject | None = None
+    source_address: str | None = None
 
     @property
     def actor(self) -> Subject:

@@ -8,13 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+from egress.services.audit import AuditService
 from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.key_rotation import KeyRotation
+from egress.services.links import SignedLinks
 from egress.services.oauth import OAuthServer
+from egress.services.sign_ins import SignInGuard
 from egress.services.users import UserService
 
 
@@ -27,6 +31,10 @@ class Services:
     data_tables: DataTableService
     identity: IdentityService
     users: UserService
+    audit: AuditService
+    sign_ins: SignInGuard
+    links: SignedLinks
+    key_rotation: KeyRotation
     # Built on first use: only the OAuth routes need it, and every request builds Services.
     make_oauth: Callable[[], OAuthServer]
 

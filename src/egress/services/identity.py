@@ -24,6 +24,8 @@ from egress.access_tokens import AccessTokens, looks_like_jwt
 from egress.db.paging import Page
 from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import TokenRecord, WorkspaceRepo
+from egress.domain import audit as a
+from egress.domain.audit import OPERATOR, AuditObject
 from egress.domain.clock import Clock
 from egress.domain.errors import Forbidden, NotFound, Unauthenticated
 from egress.domain.identity import (
@@ -41,6 +43,7 @@ from egress.domain.identity import (
     token_state,
 )
 from egress.domain.paging import PageRequest
+from egress.services.audit import AuditService
 from egress.services.revocation import RevocationCache
 from egress.signing import SigningRing
 
@@ -101,6 +104,7 @@ class IdentityService:
         access_tokens: AccessTokens,
         cache: RevocationCache,
         clock: Clock,
+        audit: AuditService,
     ) -> None:
         self._workspaces = workspaces
         self._users = users
@@ -109,6 +113,18 @@ class IdentityService:
         self._access = access_tokens
         self._cache = cache
         self._clock = clock
+        self._audit = audit
+
+    def _record(self, action: str, record: TokenRecord, by: Principal | None) -> None:
+        """``by`` None: the operator through ``egress admin``."""
+        self._audit.record(
+            action,
+            AuditObject("token", record.id),
+            by=by,
+            workspace_id=record.workspace_id,
+            actor=None if by else OPERATOR,
+            detail={"name": record.name, "role": record.role},
+        )
 
     def _upgrade_hash(self, record: TokenRecord, token: str) -> None:
         current = self._signing.current.id
@@ -130,6 +146,7 @@ class IdentityService:
         name: str,
         expires_in_days: int | None = None,
         creator: Subject | None = None,
+        by: Principal | None = None,
     ) -> NewToken:
         """An operator token, or with ``creator`` a personal one acting for them."""
         now = self._clock()
@@ -146,13 +163,16 @@ class IdentityService:
             token_expiry(now, expires_in_days),
             None if creator is None else (creator.type, creator.id, creator.name),
         )
+        self._record(a.TOKEN_CREATE, record, by)
         return NewToken(record, token)
 
     def list_tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
         return self._workspaces.tokens(workspace_id)
 
-    def revoke_token(self, token_id: str) -> TokenRecord:
-        return self._workspaces.revoke_token(token_id, self._clock())
+    def revoke_token(self, token_id: str, by: Principal | None = None) -> TokenRecord:
+        record = self._workspaces.revoke_token(token_id, self._clock())
+        self._record(a.TOKEN_REVOKE, record, by)
+        return record
 
     # ------------------------------------------------------------ personal access tokens
     def create_personal_token(
@@ -162,7 +182,9 @@ class IdentityService:
         wanted = check_role(role or p.role, ("body", "role"))
         if not at_least(p.role, wanted):
             raise Forbidden(f"a {p.role} cannot make a token with the {wanted} role")
-        return self.create_token(p.workspace_id, wanted, name, expires_in_days, creator=p.actor)
+        return self.create_token(
+            p.workspace_id, wanted, name, expires_in_days, creator=p.actor, by=p
+        )
 
     def personal_tokens(self, p: Principal, page: PageRequest) -> Page[TokenRecord]:
         """An admin sees every token of the workspace; anyone else the ones acting for them."""
@@ -174,7 +196,7 @@ class IdentityService:
         mine = record is not None and _creator(record) == p.actor
         if record is None or record.workspace_id != p.workspace_id or not (mine or p.role == ADMIN):
             raise NotFound(f"token {token_id} not found")
-        return self._workspaces.revoke_token(token_id, self._clock())
+        return self.revoke_token(token_id, by=p)
 
     # ------------------------------------------------------------------ authentication
     def authenticate(self, token: str) -> Principal:
@@ -196,12 +218,14 @@ class IdentityService:
             raise Unauthenticated("the bearer token is not valid")
         record = known.record
         state = token_state(self._clock(), record.expires_at, record.revoked_at)
+        subject = Subject("token", record.id, record.name)
         if state != "valid":
-            raise Unauthenticated(f"the bearer token {_STATE_MESSAGES[state]}")
+            raise Unauthenticated(
+                f"the bearer token {_STATE_MESSAGES[state]}", record.workspace_id, subject
+            )
         if loaded:  # read from the database just now
             self._upgrade_hash(record, token)
         creator = _creator(record)
-        subject = Subject("token", record.id, record.name)
         if creator is None:
             return Principal(record.workspace_id, record.role, subject)
         if known.creator_role is None:

@@ -11,12 +11,14 @@ from pydantic.alias_generators import to_camel
 
 from egress.api import errors, oauth
 from egress.api.native.routes import (
+    audit,
     configurations,
     connections,
     data_tables,
     executions,
     health,
     identity,
+    links,
     templates,
 )
 from egress.api.wiring import SOURCE_ERRORS, declare_roles
@@ -38,7 +40,9 @@ def install(app: FastAPI) -> None:
         templates,
         configurations,
         executions,
+        links,
         data_tables,
+        audit,
     ):
         declare_roles(module.router)
         app.include_router(module.router)

@@ -37,7 +37,7 @@ def create_configuration(
     body: ConfigurationCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     return configuration_out(
-        s.configurations.create(p.workspace_id, _values(body, unset=True)), now
+        s.configurations.create(p.workspace_id, _values(body, unset=True), by=p), now
     )
 
 
@@ -63,7 +63,7 @@ def get_configuration(config_id: str, s: ServicesDep, p: Viewer, now: Now) -> Co
 def replace_configuration(
     config_id: str, body: ConfigurationCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
-    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True))
+    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True), by=p)
     return configuration_out(record, now)
 
 
@@ -72,15 +72,15 @@ def patch_configuration(
     config_id: str, body: ConfigurationPatch, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     changes = _values(body, unset=False)
-    return configuration_out(s.configurations.patch(p.workspace_id, config_id, changes), now)
+    return configuration_out(s.configurations.patch(p.workspace_id, config_id, changes, by=p), now)
 
 
 @router.delete("/{config_id}", status_code=204)
 def delete_configuration(config_id: str, s: ServicesDep, p: Editor) -> Response:
-    s.configurations.delete(p.workspace_id, config_id)
+    s.configurations.delete(p.workspace_id, config_id, by=p)
     return Response(status_code=204)
 
 
 @router.post("/{config_id}/submit", response_model=ConfigurationOut)
 def submit_configuration(config_id: str, s: ServicesDep, p: Editor, now: Now) -> ConfigurationOut:
-    return configuration_out(s.configurations.submit(p.workspace_id, config_id), now)
+    return configuration_out(s.configurations.submit(p.workspace_id, config_id, by=p), now)

@@ -38,7 +38,9 @@ def _out(service: ConnectionService, r: ConnectionRecord) -> ConnectionOut:
 def create_connection(
     body: ConnectionCreate, s: ServicesDep, p: ManageConnections
 ) -> ConnectionOut:
-    record = s.connections.create(p.workspace_id, body.name, body.type, body.settings, body.secrets)
+    record = s.connections.create(
+        p.workspace_id, body.name, body.type, body.settings, body.secrets, by=p
+    )
     return _out(s.connections, record)
 
 
@@ -64,14 +66,14 @@ def patch_connection(
         if key in body.model_fields_set and getattr(body, key) is None:
             raise Invalid.at(("body", key), "must not be null")
     record = s.connections.update(
-        p.workspace_id, connection_id, body.name, body.settings, body.secrets
+        p.workspace_id, connection_id, body.name, body.settings, body.secrets, by=p
     )
     return _out(s.connections, record)
 
 
 @router.delete("/{connection_id}", status_code=204)
 def delete_connection(connection_id: str, s: ServicesDep, p: ManageConnection) -> Response:
-    s.connections.delete(p.workspace_id, connection_id)
+    s.connections.delete(p.workspace_id, connection_id, by=p)
     return Response(status_code=204)
 
 
