@@ -36,7 +36,6 @@ from tests.conftest import wait_for_status
 from tests.e2e.helpers import API, CONFIGS, DONE, trigger
 from tests.security.conftest import Tenants
 from tests.support.http import sqlite_connection, submitted_configuration, template
-from tests.support.identity import create_token
 
 # Routes anyone may call: liveness and the ways to get a credential in the first place.
 PUBLIC = {
@@ -147,12 +146,14 @@ def _snapshot(db: sa.Engine) -> str:
     return digest.hexdigest()
 
 
-def _expired_token(data_dir: Path, workspace_id: str) -> str:
-    """An admin token that expired yesterday, made by the service with its clock set back."""
-    past = datetime.now(UTC) - timedelta(days=2)
-    c = Container.build(Settings(data_dir=data_dir), clock=lambda: past)
+def _token(data_dir: Path, workspace_id: str, role: str, *, expired: bool = False) -> str:
+    """A token made by the identity service on the server's database and keys (in-process:
+    quicker than another ``egress admin`` process); ``expired``: one that expired yesterday,
+    made with the clock set back."""
+    made_at = datetime.now(UTC) - timedelta(days=2 if expired else 0)
+    c = Container.build(Settings(data_dir=data_dir), clock=lambda: made_at)
     try:
-        return c.services.identity.create_token(workspace_id, ADMIN, "expired", 1).token
+        return c.services.identity.create_token(workspace_id, role, f"m-{role}", 1).token
     finally:
         c.engine.dispose()
         c.warehouse.engine.dispose()
@@ -215,13 +216,13 @@ def _draft(http: httpx.Client, w: World) -> str:
 @pytest.fixture(scope="module")
 def world(tenants: Tenants) -> World:
     server = tenants.server
-    viewer = create_token(server, tenants.a.name, VIEWER, "--name", "alpha-viewer")
+    viewer = _token(server.data_dir, tenants.a.id, VIEWER)
     a = tenants.a
     w = World(
         tokens={VIEWER: viewer, EDITOR: a.editor, ADMIN: a.admin},
         refused={
             "no token": None,
-            "expired": _expired_token(server.data_dir, a.id),
+            "expired": _token(server.data_dir, a.id, ADMIN, expired=True),
             "tampered": _tampered(a.admin),
         },
         other=tenants.b.admin,

@@ -52,12 +52,12 @@ class GrantRepo(Repository):
         with self._engine.begin() as conn:
             conn.execute(oauth_codes.insert().values(created_at=self._clock(), **values))
 
-    def code(self, code_hash: str, client_id: str) -> CodeRecord | None:
-        """The unused, unexpired code issued to ``client_id``."""
+    def code(self, code_hashes: list[str], client_id: str) -> CodeRecord | None:
+        """The unused, unexpired code issued to ``client_id`` stored as one of the hashes."""
         with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(oauth_codes).where(
-                    oauth_codes.c.code_hash == code_hash,
+                    oauth_codes.c.code_hash.in_(code_hashes),
                     oauth_codes.c.client_id == client_id,
                     oauth_codes.c.used_at.is_(None),
                     oauth_codes.c.expires_at > self._clock(),
@@ -101,11 +101,12 @@ class GrantRepo(Repository):
             )
         return token_id
 
-    def refresh(self, token_hash: str) -> RefreshRecord | None:
+    def refresh(self, token_hashes: list[str]) -> RefreshRecord | None:
+        """The refresh token stored as one of the hashes (one per signing key)."""
         with self._reads.connect() as conn:
             row = conn.execute(
-                sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-            ).one_or_none()
+                sa.select(refresh_tokens).where(refresh_tokens.c.token_hash.in_(token_hashes))
+            ).first()
         return None if row is None else RefreshRecord(**row._asdict())
 
     def use_refresh(self, token_id: str) -> bool:

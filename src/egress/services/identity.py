@@ -259,7 +259,8 @@ class IdentityService:
             (kind, workspace_id, subject_id),
             lambda: (self._standing(kind, workspace_id, subject_id),),
         )[0]
-        if standing is None or (standing[1] is not None and claims["iat"] < standing[1]):
+        # iat has whole seconds: a token of the very second of a revocation counts as before it.
+        if standing is None or (standing[1] is not None and claims["iat"] <= standing[1]):
             raise Unauthenticated("the bearer token has been revoked")
         subject = Subject(kind, subject_id, str(claims.get("name", "")))
         return Principal(workspace_id, lower_role(claims["role"], standing[0]), subject, AUTH_OAUTH)

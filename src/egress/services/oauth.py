@@ -164,7 +164,7 @@ class _AuthorizationCode(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         )
 
     def query_authorization_code(self, code: str, client: _Client) -> _Code | None:
-        found = self.server.grants.code(self.server.hash(CODE_PURPOSE, code), client.record.id)
+        found = self.server.grants.code(self.server.hashes(CODE_PURPOSE, code), client.record.id)
         return None if found is None else _Code(found)
 
     def delete_authorization_code(self, authorization_code: _Code) -> None:
@@ -187,7 +187,7 @@ class _RefreshToken(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> _Refresh | None:
         s = self.server
-        found = s.grants.refresh(s.hash(REFRESH_PURPOSE, refresh_token))
+        found = s.grants.refresh(s.hashes(REFRESH_PURPOSE, refresh_token))
         if found is None:
             return None
         if found.used_at is not None or found.revoked_at is not None:
@@ -235,7 +235,13 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(_RefreshToken)
 
     def hash(self, purpose: str, value: str) -> str:
+        """How a code or refresh token is stored: HMAC under the current signing key."""
         return self.signing.mac(self.signing.current, purpose, value.encode()).hex()
+
+    def hashes(self, purpose: str, value: str) -> list[str]:
+        """Every way it may have been stored: a refresh token made before a key rotation is
+        still found (it lives 30 days; the rotation must not sign everyone out)."""
+        return [self.signing.mac(k, purpose, value.encode()).hex() for k in self.signing.keys]
 
     def member(self, user_id: str, client: _Client) -> SignedIn | None:
         """Only a user still a member of the client's workspace gets tokens (checked again at

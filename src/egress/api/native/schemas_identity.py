@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from egress.api.native.schemas import Name, OptionalName, Request, Wire
+from egress.api.native.schemas import Name, Request, Wire
 from egress.domain.identity import MAX_TOKEN_DAYS, MIN_PASSWORD_LENGTH
 
 Role = Literal["admin", "editor", "viewer"]
@@ -99,6 +99,3 @@ class ClientOut(Wire):
 class NewClientOut(ClientOut):
     client_id: str
     client_secret: str | None = Field(description="shown only now; None for a public client")
-
-
-__all__ = ["OptionalName"]
