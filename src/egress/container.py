@@ -25,6 +25,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
@@ -87,23 +88,38 @@ class Container:
     def services(self) -> Services:
         """The use cases over this container's parts. Built on each use (a few small objects)
         so that they always hold the parts the container holds now, e.g. a test's clock."""
+        configurations = ConfigurationService(
+            self.configurations, self.templates, self.data_tables, self.storage
+        )
+        executions = ExecutionService(
+            self.configurations,
+            self.templates,
+            self.connections,
+            self.executions,
+            self.wakeup,
+            self.clock,
+            self.settings.max_selected_rows,
+        )
+        connections = ConnectionService(self.connections, self.secret_box, self.policy)
+        catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
         return Services(
-            configurations=ConfigurationService(
-                self.configurations, self.templates, self.data_tables, self.storage
-            ),
-            executions=ExecutionService(
-                self.configurations,
-                self.templates,
-                self.connections,
-                self.executions,
-                self.wakeup,
-                self.clock,
-                self.settings.max_selected_rows,
-            ),
-            connections=ConnectionService(self.connections, self.secret_box, self.policy),
-            catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
+            configurations=configurations,
+            executions=executions,
+            connections=connections,
+            catalog=catalog,
             data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
             identity=IdentityService(self.workspaces, self.signing, self.clock),
+            extracts=ExtractService(
+                configurations,
+                executions,
+                catalog,
+                connections,
+                self.configurations,
+                self.templates,
+                self.executions,
+                self.data_tables,
+                self.clock,
+            ),
         )
 
     def runner(self) -> Runner:

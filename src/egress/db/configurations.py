@@ -18,6 +18,7 @@ from egress.db.tables import (
     run_events,
     run_files,
     runs,
+    templates,
 )
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
@@ -52,6 +53,10 @@ class ConfigurationRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    account: str | None = None
+    conditions: list[dict[str, Any]] | None = None  # as given; compiled into ``filter``
+    additional_params: dict[str, Any] | None = None
+    system_columns: bool = False
 
     def snapshot(self) -> ConfigurationSnapshot:
         """The frozen form stored on every execution."""
@@ -65,6 +70,8 @@ class ConfigurationRecord:
             destination=self.destination,
             file_name_pattern=self.file_name_pattern,
             split_by=self.split_by,
+            account=self.account,
+            system_columns=self.system_columns,
         )
 
 
@@ -92,6 +99,10 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        account=row.account,
+        conditions=row.conditions,
+        additional_params=row.additional_params,
+        system_columns=bool(row.system_columns),
     )
 
 
@@ -130,11 +141,26 @@ class ConfigurationRepo(Repository):
         return _record(row)
 
     def list_page(
-        self, workspace_id: str, status: ConfigStatus | None, page: PageRequest
+        self,
+        workspace_id: str,
+        status: ConfigStatus | None,
+        page: PageRequest,
+        connection_id: str | None = None,
+        data_table: str | None = None,
     ) -> Page[ConfigurationRecord]:
+        """With ``connection_id``, those reading that connection; with ``data_table``, those
+        loading the data table of that name."""
         query = sa.select(T).where(T.c.workspace_id == workspace_id)
         if status is not None:
             query = query.where(T.c.status == status.value)
+        if connection_id is not None:
+            reading = sa.select(templates.c.id).where(
+                templates.c.workspace_id == workspace_id,
+                templates.c.connection_id == connection_id,
+            )
+            query = query.where(T.c.template_id.in_(reading))
+        if data_table is not None:
+            query = query.where(T.c.destination["dataTable"].as_string() == data_table)
         query = query.order_by(T.c.created_at.desc(), T.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
