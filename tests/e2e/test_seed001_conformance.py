@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server
 from tests.e2e.helpers import PROBLEM, sqlite_connection, template
 
 V3 = "/api/v3"
