@@ -248,6 +248,14 @@ def test_accounts_of_one_connection(http: httpx.Client, setup: dict[str, str]) -
     body = bad_request(create(http, **base, extra=1), "extra")
     bad_request(create(http, data_table_title="x"), "template_id")
     bad_request(
+        create(http, **base, template_settings={"fields": ["kind", "nope"]}),
+        "template_settings.fields",
+    )
+    bad_request(
+        create(http, **base, template_settings={"filters": [{"field": "n", "operator": "~"}]}),
+        "template_settings.filters.0.operator",
+    )
+    bad_request(
         create(
             http,
             **base,
@@ -255,12 +263,14 @@ def test_accounts_of_one_connection(http: httpx.Client, setup: dict[str, str]) -
                 "filters": [{"field": "kind", "operator": "contains", "value": "50%"}]
             },
         ),
-        "filters.0.value",
+        "template_settings.filters.0.value",
     )
     bad_request(create(http, **base, sync_historical_data="2025-02-25"), "sync_historical_data")
     # The system columns (account_id, ...) cannot overwrite a source column of that name.
     clash = template(http, setup["connection"], "main.clash")["id"]
-    body = bad_request(create(http, data_table_title="clash", template_id=clash), "fields")
+    body = bad_request(
+        create(http, data_table_title="clash", template_id=clash), "template_settings.fields"
+    )
     assert "'account_id'" in body["detail"]
     assert create(http, **base, accounts=["main"]).status_code == 201
 

@@ -28,6 +28,7 @@ from egress.api.faces.extracts.schemas import (
     Page,
 )
 from egress.api.wiring import CurrentPrincipal, InSourcePool, ServicesDep
+from egress.domain.errors import FieldError, FieldProblem, describe
 from egress.domain.paging import MAX_LIMIT, MAX_PAGE, PageRequest
 from egress.services.extracts import NewExtract
 
@@ -38,6 +39,25 @@ v3 = APIRouter(tags=["extracts (seed 001)"])
 DEFAULT_PAGE_SIZE = 100
 PageNo = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+
+
+# What a create body holds inside ``template_settings``: a problem with one is named there.
+_SETTINGS = ("fields", "filters", "additional_params")
+
+
+def _in_settings(exc: FieldProblem) -> FieldProblem:
+    """``exc`` with the fields of ``template_settings`` named as the create body holds them
+    (``template_settings.filters.0.value``, not ``filters.0.value``)."""
+
+    def moved(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        inside = len(loc) > 1 and loc[0] == "body" and loc[1] in _SETTINGS
+        return ("body", "template_settings", *loc[1:]) if inside else loc
+
+    errors = [FieldError(moved(e.loc), e.msg) for e in exc.errors]
+    detail = exc.detail
+    if len(exc.errors) == 1 and detail == describe(exc.errors[0].loc, exc.errors[0].msg):
+        detail = describe(errors[0].loc, errors[0].msg)
+    return type(exc)(detail=detail, errors=errors)
 
 
 def _conditions(filters: list[Filter] | None) -> list[dict[str, object]] | None:
@@ -56,8 +76,10 @@ async def _create(
         conditions=None if settings is None else _conditions(settings.filters),
         additional_params=None if settings is None else settings.additional_params,
     )
-    # The account is checked against the connection's catalog: a source call.
-    return extract_out(await pool(lambda: s.extracts.create(p.workspace_id, new)))
+    try:  # the account is checked against the connection's catalog: a source call
+        return extract_out(await pool(lambda: s.extracts.create(p.workspace_id, new)))
+    except FieldProblem as exc:
+        raise _in_settings(exc) from exc
 
 
 v31.add_api_route(
