@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import PROBLEM, sqlite_connection, template
+from tests.conftest import Server
+from tests.e2e.helpers import PROBLEM, api, sqlite_connection, template
+from tests.support.identity import create_token, create_workspace
 
 V3 = "/api/v3"
 SEED_FIELDS = {
@@ -334,3 +336,20 @@ def test_datasources_connections_and_templates(http: httpx.Client, setup: dict[s
     assert setup["dated"] in {t["id"] for t in templates["results"]}
     missing = http.get(f"{V3}/datasources/oracle/connections")
     assert missing.status_code == 404 and missing.json()["details"]
+
+
+def test_another_workspace_sees_nothing(
+    server: Server, http: httpx.Client, setup: dict[str, str]
+) -> None:
+    """Extracts, connections and accounts of another workspace are 404 (never 403)."""
+    mine = create(http, data_table_title="private", template_id=setup["events"]).json()
+    create_workspace(server, "elsewhere")
+    with api(server, create_token(server, "elsewhere", "admin")) as other:
+        assert other.get(f"{V3}/extracts/{mine['id']}").status_code == 404
+        assert other.patch(f"{V3}/extracts/{mine['id']}", json={}).status_code == 404
+        assert other.post(f"{V3}/extracts/{mine['id']}/run").status_code == 404
+        assert other.get(f"{V3}/extracts").json()["count"] == 0
+        assert other.get(f"{V3}/connections/{setup['connection']}/accounts").status_code == 404
+        assert other.get(f"{V3}/datasources/sqlite/connections").json()["count"] == 0
+        taken = create(other, data_table_title="x", template_id=setup["events"])
+        bad_request(taken, "template_id")
