@@ -7,6 +7,7 @@ error_text, schedules_limit, sync_historical_data``; run with ``date_from``/``da
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.helpers import PROBLEM, api, sqlite_connection, template
+from tests.e2e.helpers import PROBLEM, anonymous, api, sqlite_connection, template
 from tests.support.identity import create_token, create_workspace
 
 V3 = "/api/v3"
@@ -353,3 +354,16 @@ def test_another_workspace_sees_nothing(
         assert other.get(f"{V3}/datasources/sqlite/connections").json()["count"] == 0
         taken = create(other, data_table_title="x", template_id=setup["events"])
         bad_request(taken, "template_id")
+
+
+@pytest.mark.parametrize("prefix", [V3, f"{V3}.1"])
+def test_every_face_route_needs_a_token(server: Server, prefix: str) -> None:
+    spec = httpx.get(f"{server.base_url}{prefix}/openapi.json").json()
+    assert spec["paths"]
+    with anonymous(server) as client:
+        for path, methods in spec["paths"].items():
+            concrete = prefix + re.sub(r"\{[^}]+\}", "x", path)
+            for method in methods:
+                r = client.request(method.upper(), concrete)
+                assert r.status_code == 401, (method, concrete, r.text)
+                assert r.json()["details"] == "a bearer token is required"
