@@ -214,9 +214,15 @@ def test_update_replaces_and_patch_leaves_omitted_fields(
     assert body["additional_params"] == {"k": 2}
     assert body["fields"] == ["id", "amount"]
     assert body["filters"] == [{"field": "amount", "operator": ">", "value": 15}]
+    native = f"/api/v1/extraction-configurations/{extract['id']}"
+    assert http.get(native).json()["filter"] == '"amount" > 15'  # the compiled whereClause
     patched = http.patch(url, json={"filters": [{"field": "id", "operator": "is_not_null"}]})
     assert patched.json()["filters"] == [{"field": "id", "operator": "is_not_null", "value": None}]
     assert patched.json()["additional_params"] == {"k": 2}
+    assert http.get(native).json()["filter"] == 'NOT "id" IS NULL'
+    assert http.patch(native, json={"filter": "id > 1"}).status_code == 200
+    assert http.get(url).json()["filters"] == []  # a native whereClause replaces them
+    http.patch(url, json={"filters": patched.json()["filters"]})
 
     replaced = http.put(url, json={"fields": ["id", "region"]})
     assert replaced.status_code == 200, replaced.text
@@ -224,6 +230,7 @@ def test_update_replaces_and_patch_leaves_omitted_fields(
     assert body["fields"] == ["id", "region"]
     assert (body["filters"], body["additional_params"]) == ([], {})
     assert http.get(url).json() == body
+    assert http.get(native).json()["filter"] is None  # no conditions, no filter left behind
 
     bad_request(http.patch(url, json={"title": "renamed"}), "title")  # not updatable
     bad_request(http.put(url, json={"fields": ["nope"]}), "fields")

@@ -78,6 +78,8 @@ class ConfigurationService:
         current = self._configurations.get(workspace_id, cfg_id)
         if "filter" in changes and "conditions" not in changes:
             changes = {**changes, "conditions": None}  # a whereClause replaces the conditions
+        elif "conditions" in changes and "filter" not in changes:
+            changes = {**changes, "filter": None}  # compiled again below, or none is left
         merged = {**{key: getattr(current, key) for key in FIELDS}, **changes}
         return self._configurations.update(
             workspace_id, cfg_id, self.validated(workspace_id, merged, cfg_id)
