@@ -7,14 +7,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from egress.access_tokens import AccessTokens
 from egress.crypto import SecretBox, load_secret_box
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
+from egress.db.oauth import GrantRepo
 from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
+from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.domain.retry import Backoff
@@ -27,6 +30,9 @@ from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
+from egress.services.oauth import OAuthServer
+from egress.services.revocation import RevocationCache
+from egress.services.users import UserService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
@@ -55,6 +61,11 @@ class Container:
     warehouse: Warehouse
     policy: SourcePolicy
     source_pool: SourcePool
+    users: UserRepo
+    clients: ClientRepo
+    grants: GrantRepo
+    access_tokens: AccessTokens
+    revocation_cache: RevocationCache
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -62,11 +73,12 @@ class Container:
     def build(cls, settings: Settings, clock: Clock = utcnow) -> Container:
         settings.ensure_data_dir()
         engine = make_engine(settings.resolved_database_url)
+        signing = load_signing_ring(settings)
         return cls(
             settings=settings,
             engine=engine,
             secret_box=load_secret_box(settings),
-            signing=load_signing_ring(settings),
+            signing=signing,
             storage=Storage(settings.resolved_storage_url),
             workspaces=WorkspaceRepo(engine, clock),
             connections=ConnectionRepo(engine, clock),
@@ -81,6 +93,11 @@ class Container:
             source_pool=SourcePool(
                 settings.source_pool_size, retry_after_s=math.ceil(settings.source_timeout_s)
             ),
+            users=UserRepo(engine, clock),
+            clients=ClientRepo(engine, clock),
+            grants=GrantRepo(engine, clock),
+            access_tokens=AccessTokens(signing, clock, settings.access_token_ttl_s),
+            revocation_cache=RevocationCache(settings.revocation_cache_s),
             clock=clock,
         )
 
@@ -102,13 +119,13 @@ class Container:
         )
         connections = ConnectionService(self.connections, self.secret_box, self.policy)
         catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
+        users = UserService(self.users, self.clients, self.signing)
         return Services(
             configurations=configurations,
             executions=executions,
             connections=connections,
             catalog=catalog,
             data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
-            identity=IdentityService(self.workspaces, self.signing, self.clock),
             extracts=ExtractService(
                 configurations,
                 executions,
@@ -119,6 +136,19 @@ class Container:
                 self.executions,
                 self.data_tables,
                 self.clock,
+            ),
+            identity=IdentityService(
+                self.workspaces,
+                self.users,
+                self.clients,
+                self.signing,
+                self.access_tokens,
+                self.revocation_cache,
+                self.clock,
+            ),
+            users=users,
+            make_oauth=lambda: OAuthServer(
+                users, self.grants, self.access_tokens, self.signing, self.clock
             ),
         )
 

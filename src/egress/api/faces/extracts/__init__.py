@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from egress.api import errors, limits
 from egress.api.faces.extracts.routes import v3, v31
-from egress.api.wiring import SOURCE_ERRORS
+from egress.api.wiring import SOURCE_ERRORS, declare_roles
 
 DIALECT = errors.Dialect(unprocessable=400, details=True)
 
@@ -30,5 +30,6 @@ def install(app: FastAPI) -> None:
         )
         face.state.container = app.state.container
         errors.install(face, wire_name, SOURCE_ERRORS, DIALECT)
+        declare_roles(router)
         face.include_router(router)
         app.mount(prefix, face)

@@ -27,7 +27,7 @@ from egress.api.faces.extracts.schemas import (
     Filter,
     Page,
 )
-from egress.api.wiring import CurrentPrincipal, InSourcePool, ServicesDep
+from egress.api.wiring import Editor, InSourcePool, ServicesDep, Viewer
 from egress.domain.errors import FieldError, FieldProblem, describe
 from egress.domain.paging import MAX_LIMIT, MAX_PAGE, PageRequest
 from egress.services.extracts import NewExtract
@@ -64,9 +64,7 @@ def _conditions(filters: list[Filter] | None) -> list[dict[str, object]] | None:
     return None if filters is None else [f.model_dump() for f in filters]
 
 
-async def _create(
-    body: ExtractCreate, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
-) -> ExtractOut:
+async def _create(body: ExtractCreate, s: ServicesDep, p: Editor, pool: InSourcePool) -> ExtractOut:
     settings = body.template_settings
     new = NewExtract(
         title=body.data_table_title,
@@ -92,7 +90,7 @@ v3.add_api_route("/extracts", _create, methods=["POST"], status_code=201, respon
 def list_extracts(
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     page: PageNo = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
     connection_id: Annotated[str | None, Query(max_length=36)] = None,
@@ -106,7 +104,7 @@ def list_extracts(
 
 
 @v3.get("/extracts/{extract_id}", response_model=ExtractOut)
-def get_extract(extract_id: str, s: ServicesDep, p: CurrentPrincipal) -> ExtractOut:
+def get_extract(extract_id: str, s: ServicesDep, p: Viewer) -> ExtractOut:
     return extract_out(s.extracts.get(p.workspace_id, extract_id))
 
 
@@ -120,16 +118,12 @@ def _changes(body: ExtractUpdate) -> dict[str, object]:
 
 
 @v3.put("/extracts/{extract_id}", response_model=ExtractOut)
-def replace_extract(
-    extract_id: str, body: ExtractUpdate, s: ServicesDep, p: CurrentPrincipal
-) -> ExtractOut:
+def replace_extract(extract_id: str, body: ExtractUpdate, s: ServicesDep, p: Editor) -> ExtractOut:
     return extract_out(s.extracts.update(p.workspace_id, extract_id, _changes(body), replace=True))
 
 
 @v3.patch("/extracts/{extract_id}", response_model=ExtractOut)
-def patch_extract(
-    extract_id: str, body: ExtractUpdate, s: ServicesDep, p: CurrentPrincipal
-) -> ExtractOut:
+def patch_extract(extract_id: str, body: ExtractUpdate, s: ServicesDep, p: Editor) -> ExtractOut:
     return extract_out(s.extracts.update(p.workspace_id, extract_id, _changes(body), replace=False))
 
 
@@ -137,7 +131,7 @@ def patch_extract(
 def run_extract(
     extract_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
     body: ExtractRunRequest | None = None,
 ) -> ExtractRunOut:
     body = body or ExtractRunRequest()
@@ -147,14 +141,14 @@ def run_extract(
 
 @v3.get("/connections/{connection_id}/accounts", response_model=Accounts)
 async def list_accounts(
-    connection_id: str, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
+    connection_id: str, s: ServicesDep, p: Viewer, pool: InSourcePool
 ) -> Accounts:
     names = await pool(lambda: s.extracts.accounts(p.workspace_id, connection_id))
     return Accounts(results=[account_out(n) for n in names])
 
 
 @v3.get("/datasources", response_model=Page[Datasource])
-def list_datasources(s: ServicesDep, p: CurrentPrincipal) -> Page[Datasource]:
+def list_datasources(s: ServicesDep, p: Viewer) -> Page[Datasource]:
     types = s.connections.types()
     return Page(
         count=len(types), next=None, previous=None, results=list(map(datasource_out, types))
@@ -166,7 +160,7 @@ def list_datasource_connections(
     request: Request,
     datasource_name: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     page: PageNo = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> Page[Connection]:
@@ -182,7 +176,7 @@ async def list_extract_templates(
     request: Request,
     datasource_name: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     pool: InSourcePool,
     page: PageNo = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,

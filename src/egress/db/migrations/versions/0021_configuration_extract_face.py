@@ -7,7 +7,7 @@ compiled into ``filter``; ``additional_params`` — free-form JSON kept and show
 ``__insert_date``.
 
 Revision ID: 0021
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-01
 
 Existing configurations have none of them (NULL): they read and load as before.
@@ -20,8 +20,8 @@ from alembic import op
 
 revision = "0021"
 # Helpers branch in parallel and the integrator re-points this at merge; it follows main's
-# head (0015) so that this branch migrates to one head and its tests run.
-down_revision = "0015"
+# head (0016) so that this branch migrates to one head and its tests run.
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
