@@ -374,3 +374,19 @@ def test_every_face_route_needs_a_token(server: Server, prefix: str) -> None:
                 r = client.request(method.upper(), concrete)
                 assert r.status_code == 401, (method, concrete, r.text)
                 assert r.json()["details"] == "a bearer token is required"
+
+
+def test_a_viewer_reads_and_an_editor_changes(
+    server: Server, http: httpx.Client, setup: dict[str, str]
+) -> None:
+    mine = create(http, data_table_title="roles", template_id=setup["events"]).json()
+    with api(server, create_token(server, "default", "viewer")) as viewer:
+        assert viewer.get(f"{V3}/extracts/{mine['id']}").status_code == 200
+        assert viewer.get(f"{V3}/connections/{setup['connection']}/accounts").status_code == 200
+        for r in (
+            viewer.patch(f"{V3}/extracts/{mine['id']}", json={}),
+            viewer.post(f"{V3}/extracts/{mine['id']}/run"),
+            create(viewer, data_table_title="no", template_id=setup["events"]),
+        ):
+            assert r.status_code == 403, r.text
+            assert r.json()["details"] == r.json()["detail"]
