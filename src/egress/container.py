@@ -31,6 +31,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
 from egress.services.limits import RateLimits
@@ -121,26 +122,41 @@ class Container:
             self.rate_buckets, self.clock, s.triggers_per_minute, s.failed_signins_per_minute
         )
         links = SignedLinks(self.signing, self.clock, s.signed_url_ttl_s)
+        configurations = ConfigurationService(
+            self.configurations, self.templates, self.data_tables, self.storage, audit
+        )
+        executions = ExecutionService(
+            self.configurations,
+            self.templates,
+            self.connections,
+            self.executions,
+            self.wakeup,
+            self.clock,
+            s.max_selected_rows,
+            audit,
+            limits,
+            links,
+        )
+        connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
+        catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
         users = UserService(self.users, self.clients, self.signing)
         return Services(
-            configurations=ConfigurationService(
-                self.configurations, self.templates, self.data_tables, self.storage, audit
-            ),
-            executions=ExecutionService(
+            configurations=configurations,
+            executions=executions,
+            connections=connections,
+            catalog=catalog,
+            data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
+            extracts=ExtractService(
+                configurations,
+                executions,
+                catalog,
+                connections,
                 self.configurations,
                 self.templates,
-                self.connections,
                 self.executions,
-                self.wakeup,
+                self.data_tables,
                 self.clock,
-                s.max_selected_rows,
-                audit,
-                limits,
-                links,
             ),
-            connections=ConnectionService(self.connections, self.secret_box, self.policy, audit),
-            catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
-            data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
             identity=IdentityService(
                 self.workspaces,
                 self.users,

@@ -106,6 +106,20 @@ class Configuration(Model):
     version: int
     created_at: datetime
     updated_at: datetime
+    # Set by the seed-001 extracts face: the account read, whether loads add the system
+    # columns, the structured filter as given and the client's free-form parameters.
+    account: str | None = None
+    system_columns: bool = False
+    conditions: list[dict[str, Any]] | None = None
+    additional_params: dict[str, Any] | None = None
+
+
+class Subject(Model):
+    """Who did something: a user, an OAuth client, a token, or the system."""
+
+    type: str
+    id: str
+    name: str
 
 
 class File(Model):
@@ -114,6 +128,8 @@ class File(Model):
     download_url: str
     size_bytes: int | None = None
     sha256: str | None = None
+    signed_url: str | None = None  # the same download without a bearer header, until…
+    signed_url_expires_at: datetime | None = None
 
 
 class SubExtract(Model):
@@ -135,6 +151,7 @@ class Progress(Model):
 
 class Run(Model):
     run: int
+    kind: str = "extract"  # extract | export: every kind of job shares the run queue
     status: str
     process_id: str | None
     queued_at: datetime
@@ -146,6 +163,7 @@ class Run(Model):
     warnings: list[str] = Field(default_factory=list)
     attempt: int
     next_attempt_at: datetime | None = None
+    hold_reason: str | None = None
     file: File | None
     sub_extracts: list[SubExtract]
     progress: Progress | None = None
@@ -169,6 +187,7 @@ class Execution(Model):
     latest_record_count: int | None
     created_at: datetime
     trigger: str
+    triggered_by: Subject | None = None
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: Progress | None

@@ -110,12 +110,13 @@ class ConnectionRepo(Repository):
             raise NotFound(f"connection {conn_id} not found")
         return _record(row)
 
-    def list_page(self, workspace_id: str, page: PageRequest) -> Page[ConnectionRecord]:
-        query = (
-            sa.select(connections)
-            .where(connections.c.workspace_id == workspace_id)
-            .order_by(connections.c.created_at, connections.c.id)
-        )
+    def list_page(
+        self, workspace_id: str, page: PageRequest, type_: str | None = None
+    ) -> Page[ConnectionRecord]:
+        query = sa.select(connections).where(connections.c.workspace_id == workspace_id)
+        if type_ is not None:
+            query = query.where(connections.c.type == type_)
+        query = query.order_by(connections.c.created_at, connections.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)

@@ -107,6 +107,15 @@ class ExecutionSummary:
     total_runs: int
 
 
+@dataclass(frozen=True)
+class SyncState:
+    """A configuration's latest run (status, failure) and when a run last succeeded."""
+
+    latest_status: RunStatus | None
+    latest_error: str | None
+    last_success_at: datetime | None
+
+
 def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
     return RunRecord(
         id=row.id,
@@ -488,6 +497,27 @@ class ExecutionRepo(Repository):
             if not changed:
                 raise Conflict("the run changed status while cancelling; look again and retry")
         return self.get(workspace_id, configuration_id, execution_id)
+
+    def sync_state(self, workspace_id: str, configuration_id: str) -> SyncState:
+        ok = (RunStatus.COMPLETED.value, RunStatus.COMPLETED_NO_DATA.value)
+        mine = sa.and_(
+            runs.c.workspace_id == workspace_id, runs.c.configuration_id == configuration_id
+        )
+        with self._reads.connect() as conn:
+            latest = conn.execute(
+                sa.select(runs.c.status, runs.c.error_message)
+                .where(mine)
+                .order_by(runs.c.queued_at.desc(), runs.c.id.desc())
+                .limit(1)
+            ).one_or_none()
+            success = conn.execute(
+                sa.select(sa.func.max(runs.c.completed_at)).where(mine, runs.c.status.in_(ok))
+            ).scalar_one_or_none()
+        return SyncState(
+            None if latest is None else RunStatus(latest.status),
+            None if latest is None else latest.error_message,
+            success,
+        )
 
     def configuration_name(self, workspace_id: str, configuration_id: str) -> str:
         with self._reads.connect() as conn:

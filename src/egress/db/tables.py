@@ -221,6 +221,13 @@ extraction_configurations = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The account (schema, MySQL database, folder) it reads; its structured filter as given
+    # (compiled into `filter`); free-form parameters kept for the client; and whether its
+    # data-table loads add the system columns (account_id, account_name, __insert_date).
+    sa.Column("account", sa.String(400), nullable=True),
+    sa.Column("conditions", sa.JSON(), nullable=True),
+    sa.Column("additional_params", sa.JSON(), nullable=True),
+    sa.Column("system_columns", sa.Boolean(), nullable=True),  # NULL: false
     sa.UniqueConstraint("workspace_id", "name"),
 )
 

@@ -14,6 +14,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
 from egress.services.links import SignedLinks
@@ -30,6 +31,7 @@ class Services:
     catalog: CatalogService
     data_tables: DataTableService
     identity: IdentityService
+    extracts: ExtractService
     users: UserService
     audit: AuditService
     sign_ins: SignInGuard

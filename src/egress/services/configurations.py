@@ -22,6 +22,7 @@ from egress.domain.options import date_range
 from egress.domain.paging import PageRequest
 from egress.domain.plan import select_fields
 from egress.domain.status import ConfigStatus
+from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
 from egress.services.audit import AuditService
 from egress.storage import Storage
@@ -82,6 +83,10 @@ class ConfigurationService:
     ) -> ConfigurationRecord:
         """PUT and PATCH alike: merge the changes, re-validate the whole, store."""
         current = self._configurations.get(workspace_id, cfg_id)
+        if "filter" in changes and "conditions" not in changes:
+            changes = {**changes, "conditions": None}  # a whereClause replaces the conditions
+        elif "conditions" in changes and "filter" not in changes:
+            changes = {**changes, "filter": None}  # compiled again below, or none is left
         merged = {**{key: getattr(current, key) for key in SETTABLE}, **changes}
         record = self._configurations.update(
             workspace_id, cfg_id, self.validated(workspace_id, merged, cfg_id)
@@ -148,6 +153,12 @@ class ConfigurationService:
                     "with splitBy, the pattern must contain {configurationName}: "
                     "each part's value is added after it",
                 )
+        if values.get("conditions") is not None:
+            conditions = [Condition(**c) for c in values["conditions"]]
+            values = {
+                **values,
+                "filter": compile_conditions(conditions, [f.name for f in template.fields]),
+            }
         if values.get("filter") is not None:
             parse_where(values["filter"], [f.name for f in template.fields])
         if values.get("extract_only_new") and template.cursor_field is None:

@@ -12,7 +12,7 @@ from egress.db.connections import ConnectionRepo
 from egress.db.paging import Page
 from egress.domain import audit as a
 from egress.domain.audit import AuditObject
-from egress.domain.errors import FieldError, Invalid
+from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.identity import Principal
 from egress.domain.paging import PageRequest
 from egress.services.audit import AuditService
@@ -43,8 +43,19 @@ class ConnectionService:
     def get(self, workspace_id: str, connection_id: str) -> ConnectionRecord:
         return self._connections.get(workspace_id, connection_id)
 
-    def list_page(self, workspace_id: str, page: PageRequest) -> Page[ConnectionRecord]:
-        return self._connections.list_page(workspace_id, page)
+    def list_page(
+        self, workspace_id: str, page: PageRequest, type_: str | None = None
+    ) -> Page[ConnectionRecord]:
+        """With ``type_``, only connections of that type (an unknown type is 404)."""
+        if type_ is not None and type_ not in CONNECTORS:
+            raise NotFound(
+                f"no connection type {type_!r}; the types are: {', '.join(self.types())}"
+            )
+        return self._connections.list_page(workspace_id, page, type_)
+
+    def types(self) -> list[str]:
+        """The connection types this server reads."""
+        return list(CONNECTORS)
 
     def delete(self, workspace_id: str, connection_id: str, by: Principal | None = None) -> None:
         self._connections.delete(workspace_id, connection_id)
