@@ -14,6 +14,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
 from egress.db.run_queue import RunQueue
+from egress.db.schedules import ScheduleRepo
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
@@ -26,6 +27,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.identity import IdentityService
+from egress.services.scheduler import Fired, SchedulerService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
@@ -33,6 +35,7 @@ from egress.sources.policy import SourcePolicy
 from egress.sources.pool import SourcePool
 from egress.storage import Storage
 from egress.worker.loop import Worker
+from egress.worker.periodic import Periodic
 from egress.worker.pg_listen import PgListener
 from egress.worker.wakeup import Wakeup
 
@@ -50,6 +53,7 @@ class Container:
     configurations: ConfigurationRepo
     executions: ExecutionRepo
     run_queue: RunQueue
+    schedules: ScheduleRepo
     data_tables: DataTableRepo
     warehouse: Warehouse
     policy: SourcePolicy
@@ -73,6 +77,7 @@ class Container:
             configurations=ConfigurationRepo(engine, clock),
             executions=ExecutionRepo(engine, clock),
             run_queue=RunQueue(engine, clock),
+            schedules=ScheduleRepo(engine, clock),
             data_tables=DataTableRepo(engine, clock),
             warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
             policy=SourcePolicy.from_settings(settings),
@@ -89,21 +94,41 @@ class Container:
         so that they always hold the parts the container holds now, e.g. a test's clock."""
         return Services(
             configurations=ConfigurationService(
-                self.configurations, self.templates, self.data_tables, self.storage
-            ),
-            executions=ExecutionService(
                 self.configurations,
                 self.templates,
-                self.connections,
-                self.executions,
-                self.wakeup,
+                self.data_tables,
+                self.storage,
+                self.schedules,
                 self.clock,
-                self.settings.max_selected_rows,
+                self.settings.schedules_limit,
             ),
+            executions=self._executions(),
             connections=ConnectionService(self.connections, self.secret_box, self.policy),
             catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
             data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
             identity=IdentityService(self.workspaces, self.signing, self.clock),
+        )
+
+    def _executions(self) -> ExecutionService:
+        return ExecutionService(
+            self.configurations,
+            self.templates,
+            self.connections,
+            self.executions,
+            self.wakeup,
+            self.clock,
+            self.settings.max_selected_rows,
+        )
+
+    def scheduler_service(self) -> SchedulerService:
+        return SchedulerService(
+            self.schedules, self._executions(), self.clock, self.settings.schedule_max_lateness_s
+        )
+
+    def scheduler(self) -> Periodic[list[Fired]]:
+        """The scheduler loop (``egress scheduler``, and inside ``egress serve``)."""
+        return Periodic(
+            "scheduler", self.settings.scheduler_interval_s, self.scheduler_service().run_once
         )
 
     def runner(self) -> Runner:

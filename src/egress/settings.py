@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from egress.domain.options import DEFAULT_MAX_SELECTED_ROWS
+from egress.domain.schedules import DEFAULT_MAX_LATENESS_S, DEFAULT_SCHEDULES_LIMIT
 
 # Long enough that a GC pause or a slow batch never loses a healthy lease, short enough that a
 # killed worker's run is picked up again within half a minute.
@@ -55,6 +56,8 @@ DEFAULT_CONNECTION_DENY_HOSTS = "169.254.0.0/16,fe80::/10,fd00:ec2::254"
 # The largest request body: far above any real configuration or connection (SQL templates and
 # whereClauses stop at 100,000 characters, selected rows at 10,000), far below what hurts memory.
 DEFAULT_MAX_BODY_BYTES = 8 << 20
+# A scheduler round looks for due slots this often: a slot fires within about this long.
+DEFAULT_SCHEDULER_INTERVAL_S = 0.5
 # The data dir and everything Egress creates are for the user it runs as only (see cli.main).
 DATA_DIR_MODE = 0o700
 
@@ -105,6 +108,11 @@ class Settings(BaseSettings):
     catalog_max_entries: int = Field(default=DEFAULT_CATALOG_MAX_ENTRIES, ge=1)
     connection_deny_hosts: str = DEFAULT_CONNECTION_DENY_HOSTS
     connection_allow_hosts: str | None = None
+    # Schedules (README "Schedules and backfill"): per-configuration default limit, how far
+    # back a catch-up window may start, and how often a scheduler round runs.
+    schedules_limit: int = Field(default=DEFAULT_SCHEDULES_LIMIT, ge=0)
+    schedule_max_lateness_s: float = Field(default=DEFAULT_MAX_LATENESS_S, gt=0)
+    scheduler_interval_s: float = Field(default=DEFAULT_SCHEDULER_INTERVAL_S, gt=0)
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -88,11 +88,11 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def _server(container: Container, with_worker: bool) -> uvicorn.Server:
+def _server(container: Container, with_worker: bool, with_scheduler: bool = True) -> uvicorn.Server:
     from egress.api.app import create_app
 
     s = container.settings
-    app = create_app(container, with_worker=with_worker)
+    app = create_app(container, with_worker=with_worker, with_scheduler=with_scheduler)
     config = uvicorn.Config(
         app,
         host=s.host,
@@ -107,11 +107,33 @@ def _server(container: Container, with_worker: bool) -> uvicorn.Server:
 
 @app.command()
 def serve(
-    no_worker: bool = typer.Option(False, "--no-worker", help="serve only the API"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="serve without the worker"),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="serve without the scheduler"),
 ) -> None:
-    """Migrate the database, then serve the API (and, by default, an embedded worker)."""
+    """Migrate the database, then serve the API (and, by default, an embedded worker and
+    scheduler)."""
     container = _setup(Settings())
-    _server(container, with_worker=not no_worker).run()
+    _server(container, with_worker=not no_worker, with_scheduler=not no_scheduler).run()
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler alone (any number may run at once: each slot fires once), against a
+    metadata database migrated by serve or db upgrade."""
+    settings = Settings()
+    container = _setup(settings, migrate=False)
+    loop = container.scheduler()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    loop.start()
+    log.info("scheduler started (a round every %ss)", settings.scheduler_interval_s)
+    stop.wait()
+    loop.stop(settings.shutdown_grace_s)
 
 
 @app.command()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
+from egress.db.schedules import ScheduleRecord, load_schedules, replace_schedules
+from egress.db.sync_state import BackfillProgress, SyncFacts, backfill_state, sync_facts
 from egress.db.tables import (
     executions,
     extraction_configurations,
@@ -19,6 +21,7 @@ from egress.db.tables import (
     run_files,
     runs,
 )
+from egress.db.tables import schedules as schedule_rows
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
@@ -52,6 +55,14 @@ class ConfigurationRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    schedules_limit: int | None = None  # None: EGRESS_SCHEDULES_LIMIT
+    sync_historical_data: str | None = None  # the backfill's first day
+    backfill_window: str = "month"
+    backfill_to: str | None = None  # the backfill's end (exclusive): the day it was set
+    paused: bool = False
+    schedules: list[ScheduleRecord] = field(default_factory=list)
+    sync: SyncFacts = field(default_factory=SyncFacts)
+    backfill: BackfillProgress | None = None
 
     def snapshot(self) -> ConfigurationSnapshot:
         """The frozen form stored on every execution."""
@@ -68,7 +79,12 @@ class ConfigurationRecord:
         )
 
 
-def _record(row: Row[Any]) -> ConfigurationRecord:
+def _record(
+    row: Row[Any],
+    schedules: list[ScheduleRecord] | None = None,
+    sync: SyncFacts | None = None,
+    backfill: BackfillProgress | None = None,
+) -> ConfigurationRecord:
     return ConfigurationRecord(
         id=row.id,
         workspace_id=row.workspace_id,
@@ -92,7 +108,31 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        schedules_limit=row.schedules_limit,
+        sync_historical_data=row.sync_historical_data,
+        backfill_window=row.backfill_window,
+        backfill_to=row.backfill_to,
+        paused=bool(row.paused),
+        schedules=schedules or [],
+        sync=sync or SyncFacts(),
+        backfill=backfill,
     )
+
+
+def _records(conn: Connection, rows: list[Row[Any]]) -> list[ConfigurationRecord]:
+    """Records with their schedules, sync facts and backfill progress, read in a few queries."""
+    ids = [r.id for r in rows]
+    schedules = load_schedules(conn, ids)
+    facts = sync_facts(conn, ids)
+    out = []
+    for r in rows:
+        progress = None
+        if r.sync_historical_data is not None and r.backfill_to is not None:
+            progress = backfill_state(
+                conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window
+            ).progress
+        out.append(_record(r, schedules.get(r.id, []), facts.get(r.id), progress))
+    return out
 
 
 def _name_taken(name: object) -> Conflict:
@@ -100,7 +140,12 @@ def _name_taken(name: object) -> Conflict:
 
 
 class ConfigurationRepo(Repository):
-    def create(self, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
+    def create(
+        self,
+        workspace_id: str,
+        values: dict[str, Any],
+        schedules: list[ScheduleRecord] | None = None,
+    ) -> ConfigurationRecord:
         now = self._clock()
         cfg_id = new_id()
         try:
@@ -116,6 +161,7 @@ class ConfigurationRepo(Repository):
                         **values,
                     )
                 )
+                replace_schedules(conn, workspace_id, cfg_id, schedules or [], now)
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
@@ -125,9 +171,9 @@ class ConfigurationRepo(Repository):
             row = conn.execute(
                 sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
             ).one_or_none()
-        if row is None:
-            raise NotFound(f"extraction configuration {cfg_id} not found")
-        return _record(row)
+            if row is None:
+                raise NotFound(f"extraction configuration {cfg_id} not found")
+            return _records(conn, [row])[0]
 
     def list_page(
         self, workspace_id: str, status: ConfigStatus | None, page: PageRequest
@@ -138,18 +184,28 @@ class ConfigurationRepo(Repository):
         query = query.order_by(T.c.created_at.desc(), T.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
-        return Page([_record(r) for r in rows], total, page)
+            return Page(_records(conn, list(rows)), total, page)
 
-    def update(self, workspace_id: str, cfg_id: str, values: dict[str, Any]) -> ConfigurationRecord:
-        """Apply changes and bump the version; executions keep their frozen snapshot."""
+    def update(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        values: dict[str, Any],
+        schedules: list[ScheduleRecord] | None = None,
+    ) -> ConfigurationRecord:
+        """Apply changes (and, when given, make ``schedules`` its schedules) and bump the
+        version; executions keep their frozen snapshot."""
         self.get(workspace_id, cfg_id)
+        now = self._clock()
         try:
             with self._engine.begin() as conn:
                 conn.execute(
                     T.update()
                     .where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
-                    .values(version=T.c.version + 1, updated_at=self._clock(), **values)
+                    .values(version=T.c.version + 1, updated_at=now, **values)
                 )
+                if schedules is not None:
+                    replace_schedules(conn, workspace_id, cfg_id, schedules, now)
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
@@ -179,5 +235,6 @@ class ConfigurationRepo(Repository):
             conn.execute(run_events.delete().where(run_events.c.run_id.in_(run_ids)))
             conn.execute(runs.delete().where(runs.c.configuration_id == cfg_id))
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))
+            conn.execute(schedule_rows.delete().where(schedule_rows.c.configuration_id == cfg_id))
             conn.execute(T.delete().where(T.c.workspace_id == workspace_id, T.c.id == cfg_id))
         return keys

@@ -18,11 +18,13 @@ from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
+from egress.db.schedules import advance_schedule
 from egress.db.tables import executions, extraction_configurations, run_files, runs
 from egress.db.transitions import enqueue_run, release_next, transition
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.paging import PageRequest
+from egress.domain.schedules import Slot, SlotTaken
 from egress.domain.spec import ExecutionSpec
 from egress.domain.status import RunKind, RunStatus, cancel_blocker, rerun_blocker
 
@@ -78,6 +80,9 @@ class ExecutionRecord:
     trigger: str
     created_at: datetime
     runs: list[RunRecord]
+    schedule_id: str | None = None  # the slot a scheduled or backfill execution fired for
+    due_at: datetime | None = None
+    catch_up: bool | None = None
 
     @property
     def latest(self) -> RunRecord:
@@ -144,11 +149,14 @@ class ExecutionRepo(Repository):
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        slot: Slot | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
         The same idempotency key with the same request hash within 24 h returns the earlier
-        execution instead of creating one; with a different hash it is refused.
+        execution instead of creating one; with a different hash it is refused. A ``slot``
+        (schedule or backfill) is fired once: its schedule advances in this transaction and
+        its key is unique; ``SlotTaken`` when another scheduler was first.
         """
         for _ in range(_INSERT_RETRIES):
             earlier: str | None = None
@@ -161,6 +169,8 @@ class ExecutionRepo(Repository):
                     if earlier is not None:
                         exec_id = earlier
                     else:
+                        if slot is not None and not advance_schedule(conn, slot, now):
+                            raise SlotTaken(slot.schedule_id)
                         exec_id = self._insert_execution(
                             conn,
                             workspace_id,
@@ -170,8 +180,11 @@ class ExecutionRepo(Repository):
                             now,
                             idempotency_key,
                             request_hash,
+                            slot,
                         )
             except IntegrityError:
+                if slot is not None and self._slot_fired(configuration_id, slot):
+                    raise SlotTaken(slot.schedule_id) from None
                 continue  # lost a race for the active slot or the key: look again
             # Read after commit: a second connection inside the transaction would wait on
             # SQLite's write lock held by this very request.
@@ -188,6 +201,7 @@ class ExecutionRepo(Repository):
         now: datetime,
         idempotency_key: str | None,
         request_hash: str | None,
+        slot: Slot | None,
     ) -> str:
         exec_id = new_id()
         conn.execute(
@@ -200,10 +214,25 @@ class ExecutionRepo(Repository):
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
+                schedule_id=slot.schedule_id if slot else None,
+                due_at=slot.due_at if slot else None,
+                window_end=slot.window_end if slot else None,
+                catch_up=slot.catch_up if slot else None,
             )
         )
         enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
         return exec_id
+
+    def _slot_fired(self, configuration_id: str, slot: Slot) -> bool:
+        with self._reads.connect() as conn:
+            found = conn.execute(
+                sa.select(executions.c.id).where(
+                    executions.c.configuration_id == configuration_id,
+                    executions.c.schedule_id == slot.schedule_id,
+                    executions.c.due_at == slot.due_at,
+                )
+            ).first()
+        return found is not None
 
     def _idempotent_match(
         self,
@@ -341,6 +370,9 @@ class ExecutionRepo(Repository):
             trigger=row.trigger,
             created_at=row.created_at,
             runs=[_run_record(r, files[r.id]) for r in run_rows],
+            schedule_id=row.schedule_id,
+            due_at=row.due_at,
+            catch_up=row.catch_up,
         )
 
     def list_page(

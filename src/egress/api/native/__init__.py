@@ -16,6 +16,7 @@ from egress.api.native.routes import (
     data_tables,
     executions,
     health,
+    schedules,
     templates,
 )
 from egress.api.wiring import SOURCE_ERRORS
@@ -29,5 +30,6 @@ def wire_name(logical: str) -> str:
 def install(app: FastAPI) -> None:
     """This face's routes and error format."""
     errors.install(app, wire_name, SOURCE_ERRORS)
-    for module in (health, connections, templates, configurations, executions, data_tables):
+    modules = (health, connections, templates, configurations, schedules, executions, data_tables)
+    for module in modules:
         app.include_router(module.router)

@@ -6,8 +6,10 @@ import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from egress.api.native.schemas import (
+    BackfillOut,
     ConfigurationOut,
     ConnectionOut,
     DataTableOut,
@@ -18,15 +20,17 @@ from egress.api.native.schemas import (
     FileOut,
     ProgressOut,
     RunOut,
+    ScheduleOut,
     SubExtractOut,
     TemplateOut,
 )
 from egress.domain.catalog import TableInfo, quoted_part
 from egress.domain.configuration import is_active
+from egress.domain.schedules import local_iso, sync_status, utc_iso
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.services.catalog import TemplateRecord
-from egress.services.configurations import ConfigurationRecord
+from egress.services.configurations import ConfigurationRecord, ScheduleRecord
 from egress.services.connections import ConnectionRecord
 from egress.services.data_tables import DataTableDetails, DataTableRecord
 from egress.services.executions import (
@@ -38,7 +42,26 @@ from egress.services.executions import (
 )
 
 
+def schedule_out(s: ScheduleRecord, fires: bool = True) -> ScheduleOut:
+    """``fires``: whether the configuration lets it fire (submitted, in its dates, not
+    paused); a schedule that will not fire has no next run."""
+    due = s.next_due_at if s.enabled and fires else None
+    return ScheduleOut(
+        id=s.id,
+        cron=s.cron,
+        timezone=s.timezone,
+        enabled=s.enabled,
+        date_window=s.date_window,
+        next_run_at=utc_iso(due) if due else None,
+        next_run_at_local=local_iso(due, ZoneInfo(s.timezone)) if due else None,
+        last_fired_at=s.last_fired_at,
+        gaps=s.gaps,
+    )
+
+
 def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut:
+    active = is_active(r.status, r.start_date, r.end_date, now)
+    progress = r.backfill
     return ConfigurationOut(
         id=r.id,
         name=r.name,
@@ -58,10 +81,31 @@ def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut
         start_date=r.start_date,
         end_date=r.end_date,
         status=r.status.value,
-        active=is_active(r.status, r.start_date, r.end_date, now),
+        active=active,
         version=r.version,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        schedules=[schedule_out(s, active and not r.paused) for s in r.schedules],
+        schedules_limit=r.schedules_limit,
+        sync_historical_data=r.sync_historical_data,
+        backfill_window=r.backfill_window,
+        backfill=None
+        if progress is None
+        else BackfillOut(
+            from_=progress.start,
+            windows_total=progress.windows_total,
+            windows_done=progress.windows_done,
+            windows_failed=progress.windows_failed,
+        ),
+        paused=r.paused,
+        last_sync=r.sync.last_sync,
+        sync_status=sync_status(
+            active=active,
+            paused=r.paused,
+            running=r.sync.running,
+            last_finished_failed=r.sync.failed,
+        ),
+        error_text=r.sync.error_text,
     )
 
 
@@ -244,6 +288,9 @@ def execution_out(execution: ExecutionRecord) -> ExecutionOut:
         latest_record_count=latest.record_count,
         created_at=execution.created_at,
         trigger=execution.trigger,
+        schedule_id=execution.schedule_id if execution.trigger == "schedule" else None,
+        due_at=execution.due_at,
+        catch_up=execution.catch_up,
         options=execution.spec.options.to_json(),
         window=execution.spec.window.to_json() if execution.spec.window else None,
         progress=_progress(latest),

@@ -185,6 +185,57 @@ EffectiveDate = Annotated[
 ]
 
 
+DateWindow = Literal["previousHour", "previousDay", "previousWeek", "previousMonth"]
+BackfillWindow = Literal["day", "week", "month"]
+# At most this many schedules in one body, whatever a configuration's schedulesLimit.
+MAX_SCHEDULES = 100
+
+
+class ScheduleIn(Request):
+    id: str | None = Field(default=None, max_length=36, description="keep it to keep the slot")
+    cron: str = Field(min_length=1, max_length=200, description='"0 2 * * *" or @daily')
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
+    enabled: bool = True
+    date_window: DateWindow | None = None
+
+
+class SchedulePatch(Request):
+    cron: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    enabled: bool | None = None
+    date_window: DateWindow | None = None
+
+
+class ScheduleOut(Wire):
+    id: str
+    cron: str
+    timezone: str
+    enabled: bool
+    date_window: str | None
+    next_run_at: str | None = Field(description="ISO 8601 in UTC")
+    next_run_at_local: str | None = Field(description="ISO 8601 with the zone's offset")
+    last_fired_at: datetime | None
+    gaps: list[dict[str, str]] = Field(
+        description="windows a catch-up could not cover (EGRESS_SCHEDULE_MAX_LATENESS_S)"
+    )
+
+
+class FireTimeOut(Wire):
+    at: str
+    at_local: str
+
+
+class PreviewOut(Wire):
+    data: list[FireTimeOut]
+
+
+class BackfillOut(Wire):
+    from_: str = Field(alias="from")
+    windows_total: int
+    windows_done: int
+    windows_failed: int
+
+
 class ConfigurationFields(Request):
     fields: list[str] | None = Field(default=None, min_length=1)
     format: Format
@@ -205,6 +256,12 @@ class ConfigurationFields(Request):
     date_to: str | None = Field(default=None, max_length=40)
     start_date: EffectiveDate | None = None
     end_date: EffectiveDate | None = None
+    schedules: list[ScheduleIn] = Field(default_factory=list, max_length=MAX_SCHEDULES)
+    schedules_limit: int | None = Field(default=None, ge=0, le=MAX_SCHEDULES)
+    sync_historical_data: str | None = Field(
+        default=None, max_length=10, description="ISO date: backfill [that day, today)"
+    )
+    backfill_window: BackfillWindow = "month"
 
 
 class ConfigurationCreate(ConfigurationFields):
@@ -234,6 +291,10 @@ class ConfigurationPatch(Request):
     date_to: str | None = Field(default=None, max_length=40)
     start_date: EffectiveDate | None = None
     end_date: EffectiveDate | None = None
+    schedules: list[ScheduleIn] | None = Field(default=None, max_length=MAX_SCHEDULES)
+    schedules_limit: int | None = Field(default=None, ge=0, le=MAX_SCHEDULES)
+    sync_historical_data: str | None = Field(default=None, max_length=10)
+    backfill_window: BackfillWindow | None = None
 
 
 class ConfigurationOut(Wire):
@@ -259,6 +320,15 @@ class ConfigurationOut(Wire):
     version: int
     created_at: datetime
     updated_at: datetime
+    schedules: list[ScheduleOut]
+    schedules_limit: int | None = Field(description="null: the default, EGRESS_SCHEDULES_LIMIT")
+    sync_historical_data: str | None
+    backfill_window: str
+    backfill: BackfillOut | None
+    paused: bool
+    last_sync: datetime | None
+    sync_status: str = Field(description="inactive | paused | syncing | error | active")
+    error_text: str | None
 
 
 # ------------------------------------------------------------------ executions
@@ -270,6 +340,9 @@ class TriggerRequest(Request):
     )
     date_to: str | None = Field(
         default=None, max_length=40, description="inclusive date or ISO timestamp"
+    )
+    date_to_exclusive: bool | None = Field(
+        default=None, description="true: records before dateTo (half-open [dateFrom, dateTo))"
     )
     extract_only_new: bool | None = Field(
         default=None, description="incremental: only records past the watermark"
@@ -344,6 +417,9 @@ class ExecutionOut(Wire):
     latest_record_count: int | None
     created_at: datetime
     trigger: str
+    schedule_id: str | None = None
+    due_at: datetime | None = None
+    catch_up: bool | None = None
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: ProgressOut | None

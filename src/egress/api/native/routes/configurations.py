@@ -21,7 +21,15 @@ from egress.domain.status import ConfigStatus
 
 router = APIRouter(prefix="/api/v1/extraction-configurations", tags=["extraction configurations"])
 
-_REQUIRED = ("name", "template_id", "format", "compression", "destination")
+_REQUIRED = (
+    "name",
+    "template_id",
+    "format",
+    "compression",
+    "destination",
+    "schedules",
+    "backfill_window",
+)
 
 
 def _values(body: ConfigurationCreate | ConfigurationPatch, *, unset: bool) -> dict[str, object]:
@@ -40,7 +48,7 @@ def create_configuration(
     body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
     return configuration_out(
-        s.configurations.create(p.workspace_id, _values(body, unset=True)), now
+        s.configurations.create(p.workspace_id, _values(body, unset=True), p.role), now
     )
 
 
@@ -68,7 +76,7 @@ def get_configuration(
 def replace_configuration(
     config_id: str, body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
-    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True))
+    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True), p.role)
     return configuration_out(record, now)
 
 
@@ -80,7 +88,8 @@ def patch_configuration(
     for key in _REQUIRED:
         if key in changes and changes[key] is None:
             raise Invalid.at(("body", key), "must not be null")
-    return configuration_out(s.configurations.update(p.workspace_id, config_id, changes), now)
+    record = s.configurations.update(p.workspace_id, config_id, changes, p.role)
+    return configuration_out(record, now)
 
 
 @router.delete("/{config_id}", status_code=204)
@@ -94,3 +103,22 @@ def submit_configuration(
     config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ConfigurationOut:
     return configuration_out(s.configurations.submit(p.workspace_id, config_id), now)
+
+
+@router.post("/{config_id}/pause", response_model=ConfigurationOut)
+def pause_configuration(
+    config_id: str,
+    s: ServicesDep,
+    p: CurrentPrincipal,
+    now: Now,
+    cancel_queued: Annotated[bool, Query(alias="cancelQueued")] = False,
+) -> ConfigurationOut:
+    """Stop schedule and backfill firing; manual triggers still run."""
+    return configuration_out(s.configurations.pause(p.workspace_id, config_id, cancel_queued), now)
+
+
+@router.post("/{config_id}/resume", response_model=ConfigurationOut)
+def resume_configuration(
+    config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
+) -> ConfigurationOut:
+    return configuration_out(s.configurations.resume(p.workspace_id, config_id), now)

@@ -1,0 +1,127 @@
+"""The scheduler: fires due schedules and enqueues backfill windows, one round at a time.
+
+A round reads what is due and fires each slot through ``ExecutionService.trigger`` — the path
+a manual trigger takes (frozen spec, on-hold queueing, one active run) — with the slot, which
+the repository inserts under its unique key in the transaction that advances the schedule.
+Any number of schedulers may run rounds at once: a slot another one fired is ``SlotTaken``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from egress.db.schedules import Backfill, DueSchedule, ScheduleRepo
+from egress.domain.clock import Clock
+from egress.domain.errors import EgressError
+from egress.domain.schedules import BACKFILL, Slot, SlotTaken, local_iso, plan_firing
+from egress.services.executions import ExecutionService
+
+log = logging.getLogger(__name__)
+
+# Schedules fired per round at most: a round stays short; the next one takes the rest.
+ROUND_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One execution a round created."""
+
+    configuration_id: str
+    execution_id: str
+    trigger: str  # schedule | backfill
+    schedule_id: str | None
+    due_at: datetime
+    catch_up: bool
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        schedules: ScheduleRepo,
+        executions: ExecutionService,
+        clock: Clock,
+        max_lateness_s: float,
+    ) -> None:
+        self._schedules = schedules
+        self._executions = executions
+        self._clock = clock
+        self._max_lateness = timedelta(seconds=max_lateness_s)
+
+    def run_once(self) -> list[Fired]:
+        """One round: every due schedule fires its latest slot, every idle backfill enqueues
+        its next window. Returns what this round (not another scheduler) created."""
+        now = self._clock()
+        fired = [f for due in self._schedules.due(now, ROUND_LIMIT) if (f := self._fire(due, now))]
+        fired += [f for b in self._schedules.backfills(now) if (f := self._backfill(b))]
+        return fired
+
+    def _fire(self, due: DueSchedule, now: datetime) -> Fired | None:
+        s = due.schedule
+        assert s.next_due_at is not None  # due() reads only schedules with a next slot
+        zone = ZoneInfo(s.timezone)
+        firing = plan_firing(
+            s.cron, zone, s.next_due_at, now, s.date_window, s.window_end, self._max_lateness
+        )
+        slot = Slot(
+            schedule_id=s.id,
+            due_at=firing.due_at,
+            window_end=firing.window[1] if firing.window else None,
+            catch_up=firing.catch_up,
+            expected_due=s.next_due_at,
+            next_due_at=firing.next_due_at,
+            gap=firing.gap,
+        )
+        if due.start_date is not None and firing.due_at < due.start_date:
+            self._schedules.skip(slot)  # only a configuration within its dates fires
+            return None
+        options: dict[str, object] = {}
+        if firing.window is not None:
+            start, end = firing.window
+            options = {
+                "dateFrom": local_iso(start, zone),
+                "dateTo": local_iso(end, zone),
+                "dateToExclusive": True,
+            }
+        try:
+            execution, _ = self._executions.trigger(
+                due.workspace_id, due.configuration_id, options, "schedule", slot=slot
+            )
+        except SlotTaken:
+            return None
+        except EgressError as exc:
+            # The configuration cannot run now (e.g. its template changed): skip the slot
+            # rather than retry it every round; the next window still starts where the last
+            # one that ran ended.
+            log.warning("schedule %s of %s skipped a slot: %s", s.id, due.configuration_id, exc)
+            self._schedules.skip(slot)
+            return None
+        return Fired(
+            due.configuration_id, execution.id, "schedule", s.id, slot.due_at, slot.catch_up
+        )
+
+    def _backfill(self, b: Backfill) -> Fired | None:
+        if b.state.busy or not b.state.remaining:
+            return None  # the next window waits for the previous one to end
+        lo, hi = b.state.remaining[0]
+        start = datetime.combine(lo, time(0), tzinfo=UTC)
+        end = datetime.combine(hi, time(0), tzinfo=UTC)
+        slot = Slot(schedule_id=BACKFILL, due_at=start, window_end=end)
+        options = {
+            "dateFrom": start.isoformat(),
+            "dateTo": end.isoformat(),
+            "dateToExclusive": True,
+            "extractOnlyNew": False,  # a backfill never uses or moves the watermark
+        }
+        try:
+            execution, _ = self._executions.trigger(
+                b.workspace_id, b.configuration_id, options, "backfill", slot=slot
+            )
+        except SlotTaken:
+            return None
+        except EgressError as exc:
+            log.warning("backfill of %s cannot enqueue %s: %s", b.configuration_id, lo, exc)
+            return None
+        return Fired(b.configuration_id, execution.id, "backfill", None, start, False)
