@@ -166,14 +166,16 @@ class ConfigurationRepo(Repository):
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
 
-    def get(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
+    def get(self, workspace_id: str, cfg_id: str, details: bool = True) -> ConfigurationRecord:
+        """The configuration; without ``details`` (a trigger needs none) its schedules, sync
+        facts and backfill progress are not read."""
         with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
             ).one_or_none()
             if row is None:
                 raise NotFound(f"extraction configuration {cfg_id} not found")
-            return _records(conn, [row])[0]
+            return _records(conn, [row])[0] if details else _record(row)
 
     def list_page(
         self, workspace_id: str, status: ConfigStatus | None, page: PageRequest
@@ -195,7 +197,7 @@ class ConfigurationRepo(Repository):
     ) -> ConfigurationRecord:
         """Apply changes (and, when given, make ``schedules`` its schedules) and bump the
         version; executions keep their frozen snapshot."""
-        self.get(workspace_id, cfg_id)
+        self.get(workspace_id, cfg_id, details=False)
         now = self._clock()
         try:
             with self._engine.begin() as conn:
@@ -213,7 +215,7 @@ class ConfigurationRepo(Repository):
     def delete(self, workspace_id: str, cfg_id: str) -> list[str]:
         """Delete the configuration and its history; returns the storage keys to remove (every
         run's files and manifest)."""
-        self.get(workspace_id, cfg_id)
+        self.get(workspace_id, cfg_id, details=False)
         unfinished = [s.value for s in (*ACTIVE, RunStatus.ON_HOLD)]
         with self._engine.begin() as conn:
             busy = conn.execute(

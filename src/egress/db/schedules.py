@@ -157,6 +157,14 @@ class ScheduleRepo(Repository):
             for r in rows
         ]
 
+    def still_due(self, schedule_id: str, expected: datetime) -> bool:
+        """Whether no other scheduler has fired this schedule's slot since it was read."""
+        with self._reads.connect() as conn:
+            current = conn.execute(
+                sa.select(S.c.next_due_at).where(S.c.id == schedule_id)
+            ).scalar_one_or_none()
+        return current == expected
+
     def skip(self, slot: Slot) -> bool:
         """Advance past a slot without firing it (before the start date, or a trigger that
         cannot be made); the same guard as a firing."""

@@ -66,8 +66,9 @@ def check_timezone(name: str, loc: Loc) -> ZoneInfo:
 
 
 def _wall(t: datetime, zone: ZoneInfo) -> datetime:
-    """``t``'s local wall time, naive."""
-    return t.astimezone(zone).replace(tzinfo=None)
+    """``t``'s local wall time, naive (through UTC: ``astimezone`` to a datetime's own zone
+    returns it unchanged, even a wall time that does not exist)."""
+    return t.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
 
 
 def _offset(wall: datetime, zone: ZoneInfo, fold: int) -> timedelta:

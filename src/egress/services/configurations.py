@@ -278,7 +278,7 @@ class ConfigurationService:
         for i, item in enumerate(values.get("schedules") or []):
             if item.get("date_window") is not None and template.date_field is None:
                 raise Invalid.at(
-                    ("body", "schedules", i, "date_window"),
+                    ("body", "schedules", i, "dateWindow"),
                     "the template has no dateField, so runs cannot take a date window",
                 )
         since = values.get("sync_historical_data")

@@ -101,7 +101,7 @@ class ExecutionService:
         """Freeze the configuration and options into a new execution; its run 1 is queued.
         The scheduler fires through here too, with the ``slot`` it fires (once)."""
         now = self._clock()
-        cfg = self._configurations.get(workspace_id, cfg_id)
+        cfg = self._configurations.get(workspace_id, cfg_id, details=False)
         blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
         if blocker:
             raise Conflict(blocker)
@@ -133,7 +133,7 @@ class ExecutionService:
     def list_page(
         self, workspace_id: str, cfg_id: str, page: PageRequest
     ) -> Page[ExecutionSummary]:
-        self._configurations.get(workspace_id, cfg_id)  # 404 for another workspace's
+        self._configurations.get(workspace_id, cfg_id, details=False)  # 404 for another's
         return self._executions.list_page(workspace_id, cfg_id, page)
 
     def rerun(

@@ -9,6 +9,7 @@ Any number of schedulers may run rounds at once: a slot another one fired is ``S
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -54,13 +55,19 @@ class SchedulerService:
         """One round: every due schedule fires its latest slot, every idle backfill enqueues
         its next window. Returns what this round (not another scheduler) created."""
         now = self._clock()
-        fired = [f for due in self._schedules.due(now, ROUND_LIMIT) if (f := self._fire(due, now))]
+        due = self._schedules.due(now, ROUND_LIMIT)
+        # Concurrent schedulers read the same due list: in their own random orders they mostly
+        # fire different slots instead of all queueing on the same schedule row's lock.
+        random.shuffle(due)
+        fired = [f for d in due if (f := self._fire(d, now))]
         fired += [f for b in self._schedules.backfills(now) if (f := self._backfill(b))]
         return fired
 
     def _fire(self, due: DueSchedule, now: datetime) -> Fired | None:
         s = due.schedule
         assert s.next_due_at is not None  # due() reads only schedules with a next slot
+        if not self._schedules.still_due(s.id, s.next_due_at):
+            return None  # fired by another scheduler since this round read it
         zone = ZoneInfo(s.timezone)
         firing = plan_firing(
             s.cron, zone, s.next_due_at, now, s.date_window, s.window_end, self._max_lateness
