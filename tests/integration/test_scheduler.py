@@ -24,6 +24,7 @@ from egress.db.tables import executions
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Forbidden, Invalid
 from egress.domain.identity import ADMIN, EDITOR
+from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from egress.services.scheduler import Fired
 from tests.conftest import PgDatabase, make_settings
@@ -175,14 +176,8 @@ def test_downtime_fires_once_and_its_window_covers_everything_since_the_last(
     assert schedule.gaps == [
         {"from": "2026-05-31T23:00:00+00:00", "to": "2026-06-02T23:00:00+00:00"}
     ]
-    ids = [e.id for e in c.executions.list_page(ws, cfg, _page()).items]
+    ids = [e.id for e in c.executions.list_page(ws, cfg, PageRequest(0, 100)).items]
     assert len(ids) == 2
-
-
-def _page() -> Any:
-    from egress.domain.paging import PageRequest
-
-    return PageRequest(0, 100)
 
 
 def test_schedules_keep_their_ids_and_the_limit_is_the_admins(c: Container, tmp_path: Path) -> None:
