@@ -133,29 +133,61 @@ def advance_schedule(conn: Connection, slot: Slot, now: datetime) -> bool:
     return bool(changed)
 
 
-class ScheduleRepo(Repository):
-    def due(self, now: datetime, limit: int) -> list[DueSchedule]:
-        """Enabled schedules whose slot has come, of submitted, unpaused configurations within
-        their end date (a slot before the start date is skipped by the scheduler)."""
-        query = (
-            sa.select(S, configs.c.start_date)
-            .join(configs, configs.c.id == S.c.configuration_id)
-            .where(
-                S.c.enabled.is_(True),
-                S.c.next_due_at <= now,
-                configs.c.status == ConfigStatus.SUBMITTED.value,
-                configs.c.paused.is_(False),
-                sa.or_(configs.c.end_date.is_(None), configs.c.end_date > now),
-            )
-            .order_by(S.c.next_due_at)
-            .limit(limit)
+def _due(conn: Connection, now: datetime, limit: int) -> list[DueSchedule]:
+    """Enabled schedules whose slot has come, of submitted, unpaused configurations within
+    their end date (a slot before the start date is skipped by the scheduler)."""
+    query = (
+        sa.select(S, configs.c.start_date)
+        .join(configs, configs.c.id == S.c.configuration_id)
+        .where(
+            S.c.enabled.is_(True),
+            S.c.next_due_at <= now,
+            configs.c.status == ConfigStatus.SUBMITTED.value,
+            configs.c.paused.is_(False),
+            sa.or_(configs.c.end_date.is_(None), configs.c.end_date > now),
         )
+        .order_by(S.c.next_due_at)
+        .limit(limit)
+    )
+    return [
+        DueSchedule(_schedule(r), r.workspace_id, r.configuration_id, r.start_date)
+        for r in conn.execute(query).all()
+    ]
+
+
+def _backfills(conn: Connection, now: datetime) -> list[Backfill]:
+    """Configurations whose backfill may enqueue its next window now, with where it stands
+    (busy: a window's run is still queued or running)."""
+    query = sa.select(
+        configs.c.id,
+        configs.c.workspace_id,
+        configs.c.sync_historical_data,
+        configs.c.backfill_to,
+        configs.c.backfill_window,
+    ).where(
+        configs.c.sync_historical_data.is_not(None),
+        configs.c.backfill_to.is_not(None),
+        configs.c.status == ConfigStatus.SUBMITTED.value,
+        configs.c.paused.is_(False),
+        sa.or_(configs.c.start_date.is_(None), configs.c.start_date <= now),
+        sa.or_(configs.c.end_date.is_(None), configs.c.end_date > now),
+    )
+    return [
+        Backfill(
+            r.workspace_id,
+            r.id,
+            backfill_state(conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window),
+        )
+        for r in conn.execute(query).all()
+    ]
+
+
+class ScheduleRepo(Repository):
+    def pending(self, now: datetime, limit: int) -> tuple[list[DueSchedule], list[Backfill]]:
+        """What a scheduler round has to look at, read on one connection (a round that finds
+        nothing costs two queries)."""
         with self._reads.connect() as conn:
-            rows = conn.execute(query).all()
-        return [
-            DueSchedule(_schedule(r), r.workspace_id, r.configuration_id, r.start_date)
-            for r in rows
-        ]
+            return _due(conn, now, limit), _backfills(conn, now)
 
     def still_due(self, schedule_id: str, expected: datetime) -> bool:
         """Whether no other scheduler has fired this schedule's slot since it was read."""
@@ -220,32 +252,6 @@ class ScheduleRepo(Repository):
                     .values(schedule_id=None)
                 )
         return cancelled
-
-    def backfills(self, now: datetime) -> list[Backfill]:
-        """Configurations whose backfill may enqueue its next window now, with where it stands
-        (busy: a window's run is still queued or running)."""
-        query = sa.select(
-            configs.c.id,
-            configs.c.workspace_id,
-            configs.c.sync_historical_data,
-            configs.c.backfill_to,
-            configs.c.backfill_window,
-        ).where(
-            configs.c.sync_historical_data.is_not(None),
-            configs.c.backfill_to.is_not(None),
-            configs.c.status == ConfigStatus.SUBMITTED.value,
-            configs.c.paused.is_(False),
-            sa.or_(configs.c.start_date.is_(None), configs.c.start_date <= now),
-            sa.or_(configs.c.end_date.is_(None), configs.c.end_date > now),
-        )
-        out: list[Backfill] = []
-        with self._reads.connect() as conn:
-            for r in conn.execute(query).all():
-                state = backfill_state(
-                    conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window
-                )
-                out.append(Backfill(r.workspace_id, r.id, state))
-        return out
 
 
 @dataclass(frozen=True)
