@@ -121,8 +121,15 @@ def scheduler() -> None:
     """Run the scheduler alone (any number may run at once: each slot fires once), against a
     metadata database migrated by serve or db upgrade."""
     settings = Settings()
-    container = _setup(settings, migrate=False)
-    loop = container.scheduler()
+    loop = _setup(settings, migrate=False).scheduler()
+    loop.start()
+    log.info("scheduler started (a round every %ss)", settings.scheduler_interval_s)
+    _wait_for_signal()
+    loop.stop(settings.shutdown_grace_s)
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -130,10 +137,7 @@ def scheduler() -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    loop.start()
-    log.info("scheduler started (a round every %ss)", settings.scheduler_interval_s)
     stop.wait()
-    loop.stop(settings.shutdown_grace_s)
 
 
 @app.command()
@@ -142,16 +146,9 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
     settings = Settings()
     container = _setup(settings, migrate=False)
     w = container.worker(name=name)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     w.start()
     log.info("worker %s started (%s slots)", name, settings.worker_concurrency)
-    stop.wait()
+    _wait_for_signal()
     console.print(f"stopping: finishing running runs (grace {settings.shutdown_grace_s:.0f}s)")
     w.stop(settings.shutdown_grace_s)
 

@@ -16,7 +16,7 @@ or before t" are found by walking wall times from ``t``'s own wall time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -132,7 +132,7 @@ def upcoming(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list[dat
     return out
 
 
-def local_iso(t: datetime, zone: ZoneInfo) -> str:
+def local_iso(t: datetime, zone: tzinfo) -> str:
     """ISO 8601 with the zone's offset at ``t``."""
     return t.astimezone(zone).isoformat()
 

@@ -12,7 +12,7 @@ import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from egress.db.schedules import Backfill, DueSchedule, ScheduleRepo
@@ -94,14 +94,7 @@ class SchedulerService:
         if due.start_date is not None and firing.due_at < due.start_date:
             self._schedules.skip(slot)  # only a configuration within its dates fires
             return None
-        options: dict[str, object] = {}
-        if firing.window is not None:
-            start, end = firing.window
-            options = {
-                "dateFrom": local_iso(start, zone),
-                "dateTo": local_iso(end, zone),
-                "dateToExclusive": True,
-            }
+        options = {} if firing.window is None else _window(*firing.window, zone)
         try:
             execution, _ = self._executions.trigger(
                 due.workspace_id, due.configuration_id, options, "schedule", slot=slot
@@ -126,12 +119,8 @@ class SchedulerService:
         start = datetime.combine(lo, time(0), tzinfo=UTC)
         end = datetime.combine(hi, time(0), tzinfo=UTC)
         slot = Slot(schedule_id=BACKFILL, due_at=start, window_end=end)
-        options = {
-            "dateFrom": start.isoformat(),
-            "dateTo": end.isoformat(),
-            "dateToExclusive": True,
-            "extractOnlyNew": False,  # a backfill never uses or moves the watermark
-        }
+        # A backfill never uses or moves the watermark.
+        options = {**_window(start, end, UTC), "extractOnlyNew": False}
         try:
             execution, _ = self._executions.trigger(
                 b.workspace_id, b.configuration_id, options, "backfill", slot=slot
@@ -142,3 +131,12 @@ class SchedulerService:
             log.warning("backfill of %s cannot enqueue %s: %s", b.configuration_id, lo, exc)
             return None
         return Fired(b.configuration_id, execution.id, "backfill", None, start, False)
+
+
+def _window(start: datetime, end: datetime, zone: tzinfo) -> dict[str, object]:
+    """A half-open date window as trigger options, shown in ``zone``."""
+    return {
+        "dateFrom": local_iso(start, zone),
+        "dateTo": local_iso(end, zone),
+        "dateToExclusive": True,
+    }
