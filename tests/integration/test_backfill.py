@@ -176,3 +176,32 @@ def test_backfill_needs_a_date_field_and_a_past_day(c: Container, tmp_path: Path
     )
     with pytest.raises(Invalid, match="no dateField"):
         configs.create(ws, configuration_values(plain.id, "b", sync_historical_data="2026-01-01"))
+
+
+def test_a_window_cancelled_by_a_pause_runs_again_after_resume(
+    c: Container, tmp_path: Path
+) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, _source(tmp_path))
+    configs = c.services.configurations
+    record = configs.create(
+        ws,
+        configuration_values(
+            tpl, "paused", sync_historical_data="2026-06-07", backfill_window="day"
+        ),
+    )
+    configs.submit(ws, record.id)
+    [first] = c.scheduler_service().run_once()
+    configs.pause(ws, record.id, cancel_queued=True)
+    assert c.executions.get(ws, record.id, first.execution_id).latest.status is RunStatus.CANCELLED
+    assert c.scheduler_service().run_once() == []  # paused
+    configs.resume(ws, record.id)
+    windows = _drain(c, ws, record.id)
+    assert [(lo[:10], ids) for lo, _, ids in windows] == [
+        ("2026-06-07", _ids_between("2026-06-07", "2026-06-08")),
+        ("2026-06-08", _ids_between("2026-06-08", "2026-06-09")),
+        ("2026-06-09", _ids_between("2026-06-09", "2026-06-10")),
+    ]
+    progress = configs.get(ws, record.id).backfill
+    assert progress is not None
+    assert (progress.windows_total, progress.windows_done, progress.windows_failed) == (3, 3, 0)

@@ -212,23 +212,23 @@ class ScheduleRepo(Repository):
         self, workspace_id: str, cfg_id: str, now: datetime, *, backfill_only: bool
     ) -> int:
         """Cancel the configuration's queued (PENDING/ON_HOLD) runs of scheduled and backfill
-        executions (only backfill ones with ``backfill_only``); how many were cancelled. With
-        ``backfill_only`` (the backfill was cleared), every backfill execution also gives up
-        its slot key, so a backfill set again later starts afresh."""
-        kinds = [BACKFILL] if backfill_only else None
-        cancelled = 0
+        executions (only backfill ones with ``backfill_only``); how many were cancelled.
+
+        A backfill window cancelled this way gives up its slot key, so the backfill enqueues
+        it again when it resumes; with ``backfill_only`` (the backfill was cleared) every
+        backfill execution does, so a backfill set again later starts afresh."""
+        slotted: sa.ColumnElement[bool] = executions.c.schedule_id.is_not(None)
+        if backfill_only:
+            slotted = executions.c.schedule_id == BACKFILL
+        cancelled: list[str] = []  # their executions
         with self._engine.begin() as conn:
-            slotted = sa.select(executions.c.id).where(
-                executions.c.workspace_id == workspace_id,
-                executions.c.configuration_id == cfg_id,
-                executions.c.schedule_id.in_(kinds)
-                if kinds
-                else executions.c.schedule_id.is_not(None),
-            )
             queued = conn.execute(
-                sa.select(runs.c.id, runs.c.status)
+                sa.select(runs.c.id, runs.c.status, runs.c.execution_id, executions.c.schedule_id)
+                .join(executions, executions.c.id == runs.c.execution_id)
                 .where(
-                    runs.c.execution_id.in_(slotted),
+                    executions.c.workspace_id == workspace_id,
+                    executions.c.configuration_id == cfg_id,
+                    slotted,
                     runs.c.status.in_([RunStatus.PENDING.value, RunStatus.ON_HOLD.value]),
                 )
                 .order_by(runs.c.queued_at.desc())  # held ones first: none is released
@@ -238,20 +238,19 @@ class ScheduleRepo(Repository):
                 before = RunStatus(run.status)
                 done = {"completed_at": now}
                 if transition(conn, run.id, before, RunStatus.CANCELLED, now, done):
-                    cancelled += 1
+                    cancelled.append(run.execution_id)
                     freed = freed or before is RunStatus.PENDING
             if freed:  # the active slot is free: a manual trigger held behind them goes next
                 release_next(conn, cfg_id, now)
+            released: sa.ColumnElement[bool] = executions.c.id.in_(cancelled)
             if backfill_only:
-                conn.execute(
-                    executions.update()
-                    .where(
-                        executions.c.configuration_id == cfg_id,
-                        executions.c.schedule_id == BACKFILL,
-                    )
-                    .values(schedule_id=None)
-                )
-        return cancelled
+                released = executions.c.configuration_id == cfg_id
+            conn.execute(
+                executions.update()
+                .where(released, executions.c.schedule_id == BACKFILL)
+                .values(schedule_id=None)
+            )
+        return len(cancelled)
 
 
 @dataclass(frozen=True)
