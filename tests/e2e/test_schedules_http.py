@@ -70,6 +70,7 @@ def test_schedules_on_configurations_and_their_sub_routes(
     assert schedule["nextRunAt"] is None  # a draft does not fire
     sid = schedule["id"]
     base = f"{CONFIGS}/{cfg['id']}"
+    assert http.get(f"{base}/schedules/{sid}").json()["nextRunAt"] is None
     # submitted but paused: still no backfill window or schedule fires
     assert http.post(f"{base}/pause").json()["syncStatus"] == "inactive"
     submitted = http.post(f"{base}/submit").json()
@@ -87,6 +88,7 @@ def test_schedules_on_configurations_and_their_sub_routes(
     added = http.post(f"{base}/schedules", json={"cron": "@hourly"})
     assert added.status_code == 201, added.text
     assert added.json()["timezone"] == "UTC" and added.json()["enabled"] is True
+    assert added.json()["nextRunAt"].endswith(":00:00Z")  # @hourly, the configuration fires
     changed = http.patch(f"{base}/schedules/{sid}", json={"cron": "30 3 * * *"})
     assert changed.status_code == 200 and changed.json()["id"] == sid
     assert changed.json()["cron"] == "30 3 * * *"

@@ -290,29 +290,29 @@ class ConfigurationService:
                 raise Invalid.at(loc, "the template has no dateField, so it cannot backfill")
         return {**values, "destination": destination, "incremental_lag": lag}
 
-    def schedule(self, workspace_id: str, cfg_id: str, schedule_id: str) -> ScheduleRecord:
+    def schedule(
+        self, workspace_id: str, cfg_id: str, schedule_id: str
+    ) -> tuple[ConfigurationRecord, ScheduleRecord]:
+        """The configuration and its schedule ``schedule_id``."""
         cfg = self._configurations.get(workspace_id, cfg_id)
-        found = next((s for s in cfg.schedules if s.id == schedule_id), None)
-        if found is None:
-            raise NotFound(f"schedule {schedule_id} not found")
-        return found
+        return cfg, _find(cfg, schedule_id)
 
     def preview(
         self, workspace_id: str, cfg_id: str, schedule_id: str, count: int
     ) -> tuple[ScheduleRecord, list[datetime]]:
         """The schedule and its next ``count`` fire times after now."""
-        found = self.schedule(workspace_id, cfg_id, schedule_id)
+        _, found = self.schedule(workspace_id, cfg_id, schedule_id)
         zone = check_timezone(found.timezone, ("timezone",))
         return found, upcoming(found.cron, zone, self._clock(), count)
 
     def add_schedule(
         self, workspace_id: str, cfg_id: str, item: dict[str, Any], role: str | None = None
-    ) -> ScheduleRecord:
+    ) -> tuple[ConfigurationRecord, ScheduleRecord]:
         cfg = self._configurations.get(workspace_id, cfg_id)
         item = {k: v for k, v in item.items() if k != "id"}
         items = [*(_as_values(s) for s in cfg.schedules), item]
         stored = self.update(workspace_id, cfg_id, {"schedules": items}, role)
-        return stored.schedules[-1]
+        return stored, stored.schedules[-1]
 
     def change_schedule(
         self,
@@ -321,19 +321,17 @@ class ConfigurationService:
         schedule_id: str,
         changes: dict[str, Any],
         role: str | None = None,
-    ) -> ScheduleRecord:
-        cfg = self._configurations.get(workspace_id, cfg_id)
-        self.schedule(workspace_id, cfg_id, schedule_id)
+    ) -> tuple[ConfigurationRecord, ScheduleRecord]:
+        cfg, _ = self.schedule(workspace_id, cfg_id, schedule_id)
         items = [
             {**_as_values(s), **changes, "id": s.id} if s.id == schedule_id else _as_values(s)
             for s in cfg.schedules
         ]
-        self.update(workspace_id, cfg_id, {"schedules": items}, role)
-        return self.schedule(workspace_id, cfg_id, schedule_id)
+        stored = self.update(workspace_id, cfg_id, {"schedules": items}, role)
+        return stored, _find(stored, schedule_id)
 
     def delete_schedule(self, workspace_id: str, cfg_id: str, schedule_id: str) -> None:
-        cfg = self._configurations.get(workspace_id, cfg_id)
-        self.schedule(workspace_id, cfg_id, schedule_id)
+        cfg, _ = self.schedule(workspace_id, cfg_id, schedule_id)
         items = [_as_values(s) for s in cfg.schedules if s.id != schedule_id]
         self.update(workspace_id, cfg_id, {"schedules": items})
 
@@ -385,6 +383,13 @@ class ConfigurationService:
             return self._templates.get(workspace_id, template_id).name
         except NotFound:
             return template_id
+
+
+def _find(cfg: ConfigurationRecord, schedule_id: str) -> ScheduleRecord:
+    found = next((s for s in cfg.schedules if s.id == schedule_id), None)
+    if found is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return found
 
 
 def _stored(values: dict[str, Any]) -> dict[str, Any]:

@@ -42,10 +42,10 @@ from egress.services.executions import (
 )
 
 
-def schedule_out(s: ScheduleRecord, fires: bool = True) -> ScheduleOut:
-    """``fires``: whether the configuration lets it fire (submitted, in its dates, not
-    paused); a schedule that will not fire has no next run."""
-    due = s.next_due_at if s.enabled and fires else None
+def schedule_out(s: ScheduleRecord, firing: bool) -> ScheduleOut:
+    """``firing``: whether its configuration fires now (``fires``); a schedule that will not
+    fire has no next run."""
+    due = s.next_due_at if s.enabled and firing else None
     return ScheduleOut(
         id=s.id,
         cron=s.cron,
@@ -57,6 +57,12 @@ def schedule_out(s: ScheduleRecord, fires: bool = True) -> ScheduleOut:
         last_fired_at=s.last_fired_at,
         gaps=s.gaps,
     )
+
+
+def fires(r: ConfigurationRecord, now: datetime) -> bool:
+    """Whether the configuration's schedules fire now: submitted, within its dates, not
+    paused."""
+    return is_active(r.status, r.start_date, r.end_date, now) and not r.paused
 
 
 def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut:
@@ -85,7 +91,7 @@ def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut
         version=r.version,
         created_at=r.created_at,
         updated_at=r.updated_at,
-        schedules=[schedule_out(s, active and not r.paused) for s in r.schedules],
+        schedules=[schedule_out(s, fires(r, now)) for s in r.schedules],
         schedules_limit=r.schedules_limit,
         sync_historical_data=r.sync_historical_data,
         backfill_window=r.backfill_window,

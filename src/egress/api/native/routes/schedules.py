@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
 
-from egress.api.native.presenters import schedule_out
+from egress.api.native.presenters import fires, schedule_out
 from egress.api.native.schemas import (
     FireTimeOut,
     PreviewOut,
@@ -15,7 +15,7 @@ from egress.api.native.schemas import (
     ScheduleOut,
     SchedulePatch,
 )
-from egress.api.wiring import CurrentPrincipal, ServicesDep
+from egress.api.wiring import CurrentPrincipal, Now, ServicesDep
 from egress.domain.errors import Invalid
 from egress.domain.schedules import local_iso, utc_iso
 
@@ -26,39 +26,48 @@ MAX_PREVIEW = 100
 
 
 @router.get("", response_model=list[ScheduleOut])
-def list_schedules(config_id: str, s: ServicesDep, p: CurrentPrincipal) -> list[ScheduleOut]:
-    return [schedule_out(x) for x in s.configurations.get(p.workspace_id, config_id).schedules]
+def list_schedules(
+    config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
+) -> list[ScheduleOut]:
+    cfg = s.configurations.get(p.workspace_id, config_id)
+    return [schedule_out(x, fires(cfg, now)) for x in cfg.schedules]
 
 
 @router.post("", status_code=201, response_model=ScheduleOut)
 def add_schedule(
-    config_id: str, body: ScheduleIn, s: ServicesDep, p: CurrentPrincipal
+    config_id: str, body: ScheduleIn, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ScheduleOut:
     if body.id is not None:
         raise Invalid.at(("body", "id"), "is given by the service; leave it out")
-    record = s.configurations.add_schedule(p.workspace_id, config_id, body.model_dump(), p.role)
-    return schedule_out(record)
+    cfg, added = s.configurations.add_schedule(p.workspace_id, config_id, body.model_dump(), p.role)
+    return schedule_out(added, fires(cfg, now))
 
 
 @router.get("/{schedule_id}", response_model=ScheduleOut)
 def get_schedule(
-    config_id: str, schedule_id: str, s: ServicesDep, p: CurrentPrincipal
+    config_id: str, schedule_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
 ) -> ScheduleOut:
-    return schedule_out(s.configurations.schedule(p.workspace_id, config_id, schedule_id))
+    cfg, found = s.configurations.schedule(p.workspace_id, config_id, schedule_id)
+    return schedule_out(found, fires(cfg, now))
 
 
 @router.patch("/{schedule_id}", response_model=ScheduleOut)
 def patch_schedule(
-    config_id: str, schedule_id: str, body: SchedulePatch, s: ServicesDep, p: CurrentPrincipal
+    config_id: str,
+    schedule_id: str,
+    body: SchedulePatch,
+    s: ServicesDep,
+    p: CurrentPrincipal,
+    now: Now,
 ) -> ScheduleOut:
     changes = body.model_dump(exclude_unset=True)
     for key in ("cron", "timezone", "enabled"):
         if key in changes and changes[key] is None:
             raise Invalid.at(("body", key), "must not be null")
-    record = s.configurations.change_schedule(
+    cfg, changed = s.configurations.change_schedule(
         p.workspace_id, config_id, schedule_id, changes, p.role
     )
-    return schedule_out(record)
+    return schedule_out(changed, fires(cfg, now))
 
 
 @router.delete("/{schedule_id}", status_code=204)
