@@ -342,3 +342,34 @@ def test_three_concurrent_schedulers_fire_each_of_1000_slots_once(
     for k in containers:
         k.engine.dispose()
         k.warehouse.engine.dispose()
+
+
+def test_only_configurations_within_their_dates_fire(
+    c: Container, clock: Clock, tmp_path: Path
+) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, _source(tmp_path, []))
+    starts = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    cfg = _configuration(
+        c,
+        ws,
+        tpl,
+        "dated",
+        schedules=[_daily("0 * * * *", window=None)],
+        start_date=starts,
+        end_date=starts + timedelta(hours=2),
+    )
+    scheduler = c.scheduler_service()
+    clock.now = datetime(2026, 6, 1, 1, 0, 1, tzinfo=UTC)  # before the start date: skipped
+    assert scheduler.run_once() == []
+    assert c.services.configurations.get(ws, cfg).schedules[0].next_due_at == datetime(
+        2026, 6, 1, 2, tzinfo=UTC
+    )
+    clock.now = starts + timedelta(seconds=1)  # 12:00 is the first slot within the dates
+    [fired] = scheduler.run_once()
+    assert fired.due_at == starts
+    clock.now = starts + timedelta(hours=1, seconds=1)
+    assert len(scheduler.run_once()) == 1
+    clock.now = starts + timedelta(hours=2, seconds=1)  # the end date has come: no more
+    assert scheduler.run_once() == []
+    assert c.executions.list_page(ws, cfg, PageRequest(0, 100)).total == 2

@@ -95,22 +95,10 @@ class SchedulerService:
             self._schedules.skip(slot)  # only a configuration within its dates fires
             return None
         options = {} if firing.window is None else _window(*firing.window, zone)
-        try:
-            execution, _ = self._executions.trigger(
-                due.workspace_id, due.configuration_id, options, "schedule", slot=slot
-            )
-        except SlotTaken:
+        created = self._trigger(due.workspace_id, due.configuration_id, options, "schedule", slot)
+        if created is None:
             return None
-        except EgressError as exc:
-            # The configuration cannot run now (e.g. its template changed): skip the slot
-            # rather than retry it every round; the next window still starts where the last
-            # one that ran ended.
-            log.warning("schedule %s of %s skipped a slot: %s", s.id, due.configuration_id, exc)
-            self._schedules.skip(slot)
-            return None
-        return Fired(
-            due.configuration_id, execution.id, "schedule", s.id, slot.due_at, slot.catch_up
-        )
+        return Fired(due.configuration_id, created, "schedule", s.id, slot.due_at, slot.catch_up)
 
     def _backfill(self, b: Backfill) -> Fired | None:
         if b.state.busy or not b.state.remaining:
@@ -121,16 +109,29 @@ class SchedulerService:
         slot = Slot(schedule_id=BACKFILL, due_at=start, window_end=end)
         # A backfill never uses or moves the watermark.
         options = {**_window(start, end, UTC), "extractOnlyNew": False}
+        created = self._trigger(b.workspace_id, b.configuration_id, options, "backfill", slot)
+        if created is None:
+            return None
+        return Fired(b.configuration_id, created, "backfill", None, start, False)
+
+    def _trigger(
+        self, workspace_id: str, cfg_id: str, options: dict[str, object], kind: str, slot: Slot
+    ) -> str | None:
+        """Fire ``slot`` the way a manual trigger runs; the new execution's id, or None when
+        another scheduler fired it first or the configuration cannot run now (e.g. its
+        template changed). A schedule then skips the slot rather than retry it every round
+        (its next window still starts where the last one that ran ended); a backfill tries
+        the window again next round."""
         try:
-            execution, _ = self._executions.trigger(
-                b.workspace_id, b.configuration_id, options, "backfill", slot=slot
-            )
+            execution, _ = self._executions.trigger(workspace_id, cfg_id, options, kind, slot=slot)
         except SlotTaken:
             return None
         except EgressError as exc:
-            log.warning("backfill of %s cannot enqueue %s: %s", b.configuration_id, lo, exc)
+            log.warning("%s slot %s of %s not fired: %s", kind, slot.due_at, cfg_id, exc)
+            if kind == "schedule":
+                self._schedules.skip(slot)
             return None
-        return Fired(b.configuration_id, execution.id, "backfill", None, start, False)
+        return execution.id
 
 
 def _window(start: datetime, end: datetime, zone: tzinfo) -> dict[str, object]:
