@@ -145,12 +145,27 @@ def test_previous_fire_in_the_second_pass_of_a_repeated_hour() -> None:
     )
 
 
-def test_a_year_of_hourly_slots_never_repeats_or_goes_back() -> None:
-    for zone in (LONDON, NEW_YORK, SYDNEY):
-        times = upcoming("@hourly", zone, utc(2026, 1, 1), 24 * 365)
-        assert all(a < b for a, b in itertools.pairwise(times))
-        # one slot lost in each spring-forward gap, one repeated hour skipped in each fall back
-        assert len({local_iso(t, zone)[:13] for t in times}) == len(times)
+# Two days before each DST change of 2026 in each zone.
+AROUND_CHANGES = [
+    (LONDON, utc(2026, 3, 27)),
+    (LONDON, utc(2026, 10, 23)),
+    (NEW_YORK, utc(2026, 3, 6)),
+    (NEW_YORK, utc(2026, 10, 30)),
+    (SYDNEY, utc(2026, 4, 3)),
+    (SYDNEY, utc(2026, 10, 2)),
+]
+
+
+@pytest.mark.parametrize(("zone", "start"), AROUND_CHANGES)
+def test_hourly_slots_across_a_change_never_repeat_or_go_back(
+    zone: ZoneInfo, start: datetime
+) -> None:
+    times = upcoming("@hourly", zone, start, 24 * 4)
+    assert all(a < b for a, b in itertools.pairwise(times))
+    # each local hour fires once: none twice in a repeated hour, the lost one not at all
+    assert len({local_iso(t, zone)[:13] for t in times}) == len(times)
+    # UTC spacing is an hour, or two where a repeated hour is skipped
+    assert times[-1] - times[0] in (timedelta(hours=95), timedelta(hours=96))
 
 
 def test_iso_forms() -> None:
