@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from egress.db.schedules import Backfill, DueSchedule, ScheduleRepo
 from egress.domain.clock import Clock
-from egress.domain.errors import EgressError
+from egress.domain.errors import Conflict, EgressError
 from egress.domain.schedules import BACKFILL, Slot, SlotTaken, local_iso, plan_firing
 from egress.services.executions import ExecutionService
 
@@ -118,17 +118,18 @@ class SchedulerService:
         self, workspace_id: str, cfg_id: str, options: dict[str, object], kind: str, slot: Slot
     ) -> str | None:
         """Fire ``slot`` the way a manual trigger runs; the new execution's id, or None when
-        another scheduler fired it first or the configuration cannot run now (e.g. its
-        template changed). A schedule then skips the slot rather than retry it every round
-        (its next window still starts where the last one that ran ended); a backfill tries
-        the window again next round."""
+        another scheduler fired it first or the configuration cannot run now. A schedule
+        skips a slot its configuration cannot take (its template changed or is gone) rather
+        than retry it every round — its next window still starts where the last one that ran
+        ended —, but tries again after a conflict (a race with a concurrent change); a
+        backfill tries its window again next round."""
         try:
             execution, _ = self._executions.trigger(workspace_id, cfg_id, options, kind, slot=slot)
         except SlotTaken:
             return None
         except EgressError as exc:
             log.warning("%s slot %s of %s not fired: %s", kind, slot.due_at, cfg_id, exc)
-            if kind == "schedule":
+            if kind == "schedule" and not isinstance(exc, Conflict):
                 self._schedules.skip(slot)
             return None
         return execution.id
