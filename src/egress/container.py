@@ -18,6 +18,7 @@ from egress.db.executions import ExecutionRepo
 from egress.db.oauth import GrantRepo
 from egress.db.rate_buckets import RateBucketRepo
 from egress.db.run_queue import RunQueue
+from egress.db.schedules import ScheduleRepo
 from egress.db.templates import TemplateRepo
 from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import WorkspaceRepo
@@ -38,6 +39,7 @@ from egress.services.limits import RateLimits
 from egress.services.links import SignedLinks
 from egress.services.oauth import OAuthServer
 from egress.services.revocation import RevocationCache
+from egress.services.scheduler import Fired, SchedulerService
 from egress.services.sign_ins import SignInGuard
 from egress.services.users import UserService
 from egress.settings import Settings
@@ -47,6 +49,7 @@ from egress.sources.policy import SourcePolicy
 from egress.sources.pool import SourcePool
 from egress.storage import Storage
 from egress.worker.loop import Worker
+from egress.worker.periodic import Periodic
 from egress.worker.pg_listen import PgListener
 from egress.worker.wakeup import Wakeup
 
@@ -64,6 +67,7 @@ class Container:
     configurations: ConfigurationRepo
     executions: ExecutionRepo
     run_queue: RunQueue
+    schedules: ScheduleRepo
     data_tables: DataTableRepo
     audit: AuditRepo
     rate_buckets: RateBucketRepo
@@ -95,6 +99,7 @@ class Container:
             configurations=ConfigurationRepo(engine, clock),
             executions=ExecutionRepo(engine, clock, settings.max_runs_per_workspace),
             run_queue=RunQueue(engine, clock, settings.max_runs_per_workspace),
+            schedules=ScheduleRepo(engine, clock, settings.max_runs_per_workspace),
             data_tables=DataTableRepo(engine, clock),
             audit=AuditRepo(engine, clock),
             rate_buckets=RateBucketRepo(engine, clock),
@@ -116,27 +121,18 @@ class Container:
     def services(self) -> Services:
         """The use cases over this container's parts. Built on each use (a few small objects)
         so that they always hold the parts the container holds now, e.g. a test's clock."""
-        s = self.settings
-        audit = AuditService(self.audit, self.clock)
-        limits = RateLimits(
-            self.rate_buckets, self.clock, s.triggers_per_minute, s.failed_signins_per_minute
-        )
-        links = SignedLinks(self.signing, self.clock, s.signed_url_ttl_s)
+        audit = self._audit()
         configurations = ConfigurationService(
-            self.configurations, self.templates, self.data_tables, self.storage, audit
-        )
-        executions = ExecutionService(
             self.configurations,
             self.templates,
-            self.connections,
-            self.executions,
-            self.wakeup,
+            self.data_tables,
+            self.storage,
+            self.schedules,
             self.clock,
-            s.max_selected_rows,
+            self.settings.schedules_limit,
             audit,
-            limits,
-            links,
         )
+        executions = self._executions(audit)
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
         catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
         users = UserService(self.users, self.clients, self.signing)
@@ -153,7 +149,6 @@ class Container:
                 connections,
                 self.configurations,
                 self.templates,
-                self.executions,
                 self.data_tables,
                 self.clock,
             ),
@@ -172,9 +167,49 @@ class Container:
                 users, self.grants, self.access_tokens, self.signing, self.clock
             ),
             audit=audit,
-            sign_ins=SignInGuard(audit, limits),
-            links=links,
+            sign_ins=SignInGuard(audit, self._limits()),
+            links=self._links(),
             key_rotation=KeyRotation(self.connections, self.secret_box),
+        )
+
+    def _audit(self) -> AuditService:
+        return AuditService(self.audit, self.clock)
+
+    def _limits(self) -> RateLimits:
+        s = self.settings
+        return RateLimits(
+            self.rate_buckets, self.clock, s.triggers_per_minute, s.failed_signins_per_minute
+        )
+
+    def _links(self) -> SignedLinks:
+        return SignedLinks(self.signing, self.clock, self.settings.signed_url_ttl_s)
+
+    def _executions(self, audit: AuditService) -> ExecutionService:
+        return ExecutionService(
+            self.configurations,
+            self.templates,
+            self.connections,
+            self.executions,
+            self.wakeup,
+            self.clock,
+            self.settings.max_selected_rows,
+            audit,
+            self._limits(),
+            self._links(),
+        )
+
+    def scheduler_service(self) -> SchedulerService:
+        return SchedulerService(
+            self.schedules,
+            self._executions(self._audit()),
+            self.clock,
+            self.settings.schedule_max_lateness_s,
+        )
+
+    def scheduler(self) -> Periodic[list[Fired]]:
+        """The scheduler loop (``egress scheduler``, and inside ``egress serve``)."""
+        return Periodic(
+            "scheduler", self.settings.scheduler_interval_s, self.scheduler_service().run_once
         )
 
     def runner(self) -> Runner:

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from egress.domain.options import DEFAULT_MAX_SELECTED_ROWS
+from egress.domain.schedules import DEFAULT_MAX_LATENESS_S, DEFAULT_SCHEDULES_LIMIT
 
 # Long enough that a GC pause or a slow batch never loses a healthy lease, short enough that a
 # killed worker's run is picked up again within half a minute.
@@ -71,6 +72,8 @@ DEFAULT_FAILED_SIGNINS_PER_MINUTE = 20
 DEFAULT_MAX_RUNS_PER_WORKSPACE = 50
 # A signed file link works this long: enough to hand it to a browser or a colleague today.
 DEFAULT_SIGNED_URL_TTL_S = 3600
+# A scheduler round looks for due slots this often: a slot fires within about this long.
+DEFAULT_SCHEDULER_INTERVAL_S = 0.5
 # The data dir and everything Egress creates are for the user it runs as only (see cli.main).
 DATA_DIR_MODE = 0o700
 
@@ -131,6 +134,11 @@ class Settings(BaseSettings):
     # Identity (README "Authentication and roles").
     access_token_ttl_s: int = Field(default=DEFAULT_ACCESS_TOKEN_TTL_S, ge=60, le=24 * 3600)
     revocation_cache_s: float = Field(default=DEFAULT_REVOCATION_CACHE_S, ge=0, le=300)
+    # Schedules (README "Schedules and backfill"): per-configuration default limit, how far
+    # back a catch-up window may start, and how often a scheduler round runs.
+    schedules_limit: int = Field(default=DEFAULT_SCHEDULES_LIMIT, ge=0)
+    schedule_max_lateness_s: float = Field(default=DEFAULT_MAX_LATENESS_S, gt=0)
+    scheduler_interval_s: float = Field(default=DEFAULT_SCHEDULER_INTERVAL_S, gt=0)
 
     @cached_property
     def resolved_data_dir(self) -> Path:

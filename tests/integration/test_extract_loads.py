@@ -64,7 +64,7 @@ def test_loads_add_the_system_columns(c: Container, tmp_path: Path) -> None:
     c.services.executions.trigger(ws, cfg.id, {})  # the native trigger of the same configuration
     assert c.worker().run_once()
     done = c.services.extracts.get(ws, cfg.id)
-    assert (done.status, done.sync.last_success_at) == ("active", LOADED_AT)
+    assert (done.status, done.configuration.sync.last_sync) == ("active", LOADED_AT)
     assert done.data_table_id is not None
     rows = c.services.data_tables.rows_page(ws, done.data_table_id, 10, None).rows
     assert rows == [

@@ -81,6 +81,15 @@ class Case:
     success: int | None = None  # default: the route's 2xx in the OpenAPI document
 
 
+def _schedule(http: httpx.Client, config_id: str) -> str:
+    """A schedule of the configuration (its limit raised so the matrix's own POSTs fit)."""
+    cfg = f"{API}/extraction-configurations/{config_id}"
+    http.patch(cfg, json={"schedulesLimit": 20}).raise_for_status()
+    r = http.post(f"{cfg}/schedules", json={"cron": "0 3 * * *"})
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
 def _connection_body(w: World) -> dict[str, Any]:
     return {"name": w.unique("conn"), "type": "sqlite", "settings": {"path": str(w.shop)}}
 
@@ -114,6 +123,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", CFG): Case(spare=("config_id", "drafts")),
     ("POST", f"{CFG}/submit"): Case(spare=("config_id", "drafts")),
     ("POST", f"{CFG}/executions"): Case(lambda w: {}),
+    ("POST", f"{CFG}/schedules"): Case(lambda w: {"cron": "0 2 * * *"}),
+    ("PATCH", f"{CFG}/schedules/{{schedule_id}}"): Case(lambda w: {"enabled": True}),
+    ("DELETE", f"{CFG}/schedules/{{schedule_id}}"): Case(spare=("schedule_id", "schedules")),
     # Authorised, the cancel of a finished run is refused by the run's state, not the caller.
     ("POST", f"{EXE}/cancel"): Case(success=409),
     ("POST", f"{EXE}/rerun"): Case(spare=("execution_id", "finished")),
@@ -253,6 +265,8 @@ def world(tenants: Tenants) -> World:
             sub_extract_id="all",
             table_id=str(tables[0]["id"]),
         )
+        w.ids["schedule_id"] = _schedule(http, config)
+        w.spare["schedules"] = [_schedule(http, config) for _ in ROLES]
         w.spare["connections"] = [sqlite_connection(http, w.shop, f"spare-{r}") for r in ROLES]
         w.spare["drafts"] = [_draft(http, w) for _ in range(8)]
         w.spare["finished"] = [_finished_execution(http, config) for _ in ROLES]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from egress.domain.identity import Principal, Subject
 from tests.conftest import Server
 
 
@@ -34,3 +35,8 @@ def create_token(server: Server, workspace: str, role: str, *options: str) -> st
     """A new token (the last line of the command's output)."""
     args = ("create-token", "--workspace", workspace, "--role", role, *options)
     return _ok(egress_admin(server, *args)).strip().splitlines()[-1]
+
+
+def caller(workspace_id: str, role: str) -> Principal:
+    """A caller with ``role`` for service calls made in-process (what a route would pass)."""
+    return Principal(workspace_id, role, Subject("token", f"test-{role}", f"test {role}"))

@@ -3,14 +3,12 @@ whereClause grammar, a data table's name from a title, the one-word sync status.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from egress.domain.configuration import sync_status
 from egress.domain.data_tables import NAME_PATTERN, name_for_title, system_column_clash
 from egress.domain.errors import Invalid
-from egress.domain.status import ConfigStatus, RunStatus
 from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
 
@@ -87,22 +85,3 @@ def test_system_columns_clash_with_a_source_column_of_their_name() -> None:
 
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("status", "end", "latest", "word"),
-    [
-        (ConfigStatus.SUBMITTED, None, None, "active"),
-        (ConfigStatus.SUBMITTED, None, RunStatus.COMPLETED, "active"),
-        (ConfigStatus.SUBMITTED, None, RunStatus.FAILED, "error"),
-        (ConfigStatus.SUBMITTED, None, RunStatus.IN_PROGRESS, "syncing"),
-        (ConfigStatus.SUBMITTED, None, RunStatus.ON_HOLD, "syncing"),
-        (ConfigStatus.DRAFT, None, RunStatus.FAILED, "inactive"),
-        (ConfigStatus.SUBMITTED, NOW - timedelta(days=1), RunStatus.COMPLETED, "inactive"),
-        (ConfigStatus.SUBMITTED, NOW - timedelta(days=1), RunStatus.PENDING, "syncing"),
-    ],
-)
-def test_sync_status(
-    status: ConfigStatus, end: datetime | None, latest: RunStatus | None, word: str
-) -> None:
-    assert sync_status(status, None, end, NOW, latest) == word

@@ -17,7 +17,9 @@ from egress.container import Container
 log = logging.getLogger(__name__)
 
 
-def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
+def create_app(
+    container: Container, *, with_worker: bool = True, with_scheduler: bool = False
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = container.worker(name="embedded") if with_worker else None
@@ -25,9 +27,15 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
         if worker is not None:
             worker.start()
             log.info("embedded worker started (%s slots)", container.settings.worker_concurrency)
+        scheduler = container.scheduler() if with_scheduler else None
+        if scheduler is not None:
+            scheduler.start()
+            log.info("embedded scheduler started")
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop(container.settings.shutdown_grace_s)
             if worker is not None:  # returns when the stop begun at SIGTERM is done
                 worker.stop(container.settings.shutdown_grace_s)
             container.engine.dispose()

@@ -117,7 +117,7 @@ def _refuse(message: str) -> NoReturn:
 EMBEDDED_SWITCH_INTERVAL_S = 0.001
 
 
-def _server(container: Container, with_worker: bool) -> uvicorn.Server:
+def _server(container: Container, with_worker: bool, with_scheduler: bool = True) -> uvicorn.Server:
     import uvicorn
 
     from egress.api.app import create_app
@@ -126,7 +126,7 @@ def _server(container: Container, with_worker: bool) -> uvicorn.Server:
     if with_worker:
         sys.setswitchinterval(EMBEDDED_SWITCH_INTERVAL_S)
     s = container.settings
-    app = create_app(container, with_worker=with_worker)
+    app = create_app(container, with_worker=with_worker, with_scheduler=with_scheduler)
     config = uvicorn.Config(
         app,
         host=s.host,
@@ -146,11 +146,37 @@ def _server(container: Container, with_worker: bool) -> uvicorn.Server:
 
 @app.command()
 def serve(
-    no_worker: bool = typer.Option(False, "--no-worker", help="serve only the API"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="serve without the worker"),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="serve without the scheduler"),
 ) -> None:
-    """Migrate the database, then serve the API (and, by default, an embedded worker)."""
+    """Migrate the database, then serve the API (and, by default, an embedded worker and
+    scheduler)."""
     container = _setup(Settings())
-    _server(container, with_worker=not no_worker).run()
+    _server(container, with_worker=not no_worker, with_scheduler=not no_scheduler).run()
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler alone (any number may run at once: each slot fires once), against a
+    metadata database migrated by serve or db upgrade."""
+    settings = Settings()
+    loop = _setup(settings, migrate=False).scheduler()
+    loop.start()
+    log.info("scheduler started (a round every %ss)", settings.scheduler_interval_s)
+    _wait_for_signal()
+    loop.stop(settings.shutdown_grace_s)
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    stop.wait()
 
 
 @app.command()
@@ -159,13 +185,6 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
     settings = Settings()
     container = _setup(settings, migrate=False)
     w = container.worker(name=name)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     w.start()
     log.info(
         "worker %s started: %s slots, metadata database %s, storage %s",
@@ -174,7 +193,7 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
         without_credentials(settings.resolved_database_url),
         without_credentials(settings.resolved_storage_url),
     )
-    stop.wait()
+    _wait_for_signal()
     console.print(f"stopping: finishing running runs (grace {settings.shutdown_grace_s:.0f}s)")
     w.stop(settings.shutdown_grace_s)
 

@@ -83,6 +83,25 @@ class Template(Model):
     csv_null_values: list[str] | None = None  # a CSV template's own; None: its connection's
 
 
+class Schedule(Model):
+    id: str
+    cron: str
+    timezone: str
+    enabled: bool
+    date_window: str | None
+    next_run_at: str | None
+    next_run_at_local: str | None
+    last_fired_at: datetime | None
+    gaps: list[dict[str, str]] = Field(default_factory=list)
+
+
+class Backfill(Model):
+    from_: str = Field(alias="from")
+    windows_total: int
+    windows_done: int
+    windows_failed: int
+
+
 class Configuration(Model):
     id: str
     name: str
@@ -112,6 +131,16 @@ class Configuration(Model):
     system_columns: bool = False
     conditions: list[dict[str, Any]] | None = None
     additional_params: dict[str, Any] | None = None
+    # Schedules, backfill and sync state (README "Schedules and backfill").
+    schedules: list[Schedule] = Field(default_factory=list)
+    schedules_limit: int | None = None
+    sync_historical_data: str | None = None
+    backfill_window: str = "month"
+    backfill: Backfill | None = None
+    paused: bool = False
+    last_sync: datetime | None = None
+    sync_status: str = "inactive"
+    error_text: str | None = None
 
 
 class Subject(Model):
@@ -188,6 +217,9 @@ class Execution(Model):
     created_at: datetime
     trigger: str
     triggered_by: Subject | None = None
+    schedule_id: str | None = None  # a scheduled execution's schedule and slot
+    due_at: datetime | None = None
+    catch_up: bool | None = None
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: Progress | None

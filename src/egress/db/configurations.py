@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
+from egress.db.schedules import ScheduleRecord, load_schedules, replace_schedules
+from egress.db.sync_state import BackfillProgress, SyncFacts, backfill_state, sync_facts
 from egress.db.tables import (
     executions,
     extraction_configurations,
@@ -19,6 +21,7 @@ from egress.db.tables import (
     runs,
     templates,
 )
+from egress.db.tables import schedules as schedule_rows
 from egress.domain.clock import new_id
 from egress.domain.configuration import Configuration
 from egress.domain.errors import Conflict, NotFound
@@ -29,11 +32,25 @@ T = extraction_configurations
 
 
 # The stored form is the domain's type; its fields are the table's columns of the same names.
-ConfigurationRecord = Configuration
 _COLUMNS = tuple(f.name for f in fields(Configuration))
 
 
-def _record(row: Row[Any]) -> ConfigurationRecord:
+@dataclass(frozen=True, kw_only=True)
+class ConfigurationRecord(Configuration):
+    """A stored configuration with what is read beside it: its schedules (rows of their own),
+    its sync facts (from its runs) and its backfill's progress."""
+
+    schedules: list[ScheduleRecord] = field(default_factory=list)
+    sync: SyncFacts = field(default_factory=SyncFacts)
+    backfill: BackfillProgress | None = None
+
+
+def _record(
+    row: Row[Any],
+    schedules: list[ScheduleRecord] | None = None,
+    sync: SyncFacts | None = None,
+    backfill: BackfillProgress | None = None,
+) -> ConfigurationRecord:
     values = {name: getattr(row, name) for name in _COLUMNS}
     return ConfigurationRecord(
         **values
@@ -43,8 +60,28 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
             "extract_only_new": bool(row.extract_only_new),
             "status": ConfigStatus(row.status),
             "system_columns": bool(row.system_columns),  # NULL: false
-        }
+            "paused": bool(row.paused),
+        },
+        schedules=schedules or [],
+        sync=sync or SyncFacts(),
+        backfill=backfill,
     )
+
+
+def _records(conn: Connection, rows: list[Row[Any]]) -> list[ConfigurationRecord]:
+    """Records with their schedules, sync facts and backfill progress, read in a few queries."""
+    ids = [r.id for r in rows]
+    schedules = load_schedules(conn, ids)
+    facts = sync_facts(conn, ids)
+    out = []
+    for r in rows:
+        progress = None
+        if r.sync_historical_data is not None and r.backfill_to is not None:
+            progress = backfill_state(
+                conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window
+            ).progress
+        out.append(_record(r, schedules.get(r.id, []), facts.get(r.id), progress))
+    return out
 
 
 def _name_taken(name: object) -> Conflict:
@@ -52,7 +89,12 @@ def _name_taken(name: object) -> Conflict:
 
 
 class ConfigurationRepo(Repository):
-    def create(self, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
+    def create(
+        self,
+        workspace_id: str,
+        values: dict[str, Any],
+        schedules: list[ScheduleRecord] | None = None,
+    ) -> ConfigurationRecord:
         now = self._clock()
         cfg_id = new_id()
         try:
@@ -68,18 +110,21 @@ class ConfigurationRepo(Repository):
                         **values,
                     )
                 )
+                replace_schedules(conn, workspace_id, cfg_id, schedules or [], now)
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
 
-    def get(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
+    def get(self, workspace_id: str, cfg_id: str, details: bool = True) -> ConfigurationRecord:
+        """The configuration; without ``details`` (a trigger needs none) its schedules, sync
+        facts and backfill progress are not read."""
         with self._reads.connect() as conn:
             row = conn.execute(
                 sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
             ).one_or_none()
-        if row is None:
-            raise NotFound(f"extraction configuration {cfg_id} not found")
-        return _record(row)
+            if row is None:
+                raise NotFound(f"extraction configuration {cfg_id} not found")
+            return _records(conn, [row])[0] if details else _record(row)
 
     def list_page(
         self,
@@ -105,18 +150,28 @@ class ConfigurationRepo(Repository):
         query = query.order_by(T.c.created_at.desc(), T.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
-        return Page([_record(r) for r in rows], total, page)
+            return Page(_records(conn, list(rows)), total, page)
 
-    def update(self, workspace_id: str, cfg_id: str, values: dict[str, Any]) -> ConfigurationRecord:
-        """Apply changes and bump the version; executions keep their frozen snapshot."""
-        self.get(workspace_id, cfg_id)
+    def update(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        values: dict[str, Any],
+        schedules: list[ScheduleRecord] | None = None,
+    ) -> ConfigurationRecord:
+        """Apply changes (and, when given, make ``schedules`` its schedules) and bump the
+        version; executions keep their frozen snapshot."""
+        self.get(workspace_id, cfg_id, details=False)
+        now = self._clock()
         try:
             with self._engine.begin() as conn:
                 conn.execute(
                     T.update()
                     .where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
-                    .values(version=T.c.version + 1, updated_at=self._clock(), **values)
+                    .values(version=T.c.version + 1, updated_at=now, **values)
                 )
+                if schedules is not None:
+                    replace_schedules(conn, workspace_id, cfg_id, schedules, now)
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
@@ -124,7 +179,7 @@ class ConfigurationRepo(Repository):
     def delete(self, workspace_id: str, cfg_id: str) -> list[str]:
         """Delete the configuration and its history; returns the storage keys to remove (every
         run's files and manifest)."""
-        self.get(workspace_id, cfg_id)
+        self.get(workspace_id, cfg_id, details=False)
         unfinished = [s.value for s in (*ACTIVE, RunStatus.ON_HOLD)]
         with self._engine.begin() as conn:
             busy = conn.execute(
@@ -146,5 +201,6 @@ class ConfigurationRepo(Repository):
             conn.execute(run_events.delete().where(run_events.c.run_id.in_(run_ids)))
             conn.execute(runs.delete().where(runs.c.configuration_id == cfg_id))
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))
+            conn.execute(schedule_rows.delete().where(schedule_rows.c.configuration_id == cfg_id))
             conn.execute(T.delete().where(T.c.workspace_id == workspace_id, T.c.id == cfg_id))
         return keys

@@ -18,12 +18,14 @@ from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
+from egress.db.schedules import advance_schedule
 from egress.db.tables import executions, extraction_configurations, run_files, runs
 from egress.db.transitions import enqueue_run, release_next, transition
 from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
 from egress.domain.paging import PageRequest
+from egress.domain.schedules import Slot, SlotTaken
 from egress.domain.spec import ExecutionSpec
 from egress.domain.status import (
     CONFIGURATION_HOLD_REASON,
@@ -87,6 +89,9 @@ class ExecutionRecord:
     created_at: datetime
     runs: list[RunRecord]
     triggered_by: Subject = SYSTEM
+    schedule_id: str | None = None  # the slot a scheduled or backfill execution fired for
+    due_at: datetime | None = None
+    catch_up: bool | None = None
 
     @property
     def latest(self) -> RunRecord:
@@ -105,15 +110,6 @@ class ExecutionSummary:
     latest_completed_at: datetime | None
     latest_record_count: int | None
     total_runs: int
-
-
-@dataclass(frozen=True)
-class SyncState:
-    """A configuration's latest run (status, failure) and when a run last succeeded."""
-
-    latest_status: RunStatus | None
-    latest_error: str | None
-    last_success_at: datetime | None
 
 
 def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
@@ -173,6 +169,9 @@ def _details_query() -> sa.Select[Any]:
             executions.c.trigger.label("execution_trigger"),
             executions.c.created_at.label("execution_created_at"),
             executions.c.triggered_by.label("execution_triggered_by"),
+            executions.c.schedule_id.label("execution_schedule_id"),
+            executions.c.due_at.label("execution_due_at"),
+            executions.c.catch_up.label("execution_catch_up"),
             *runs.c,
             *(run_files.c[name].label(f"file_{name}") for name in _FILE_COLUMNS),
         )
@@ -212,11 +211,14 @@ class ExecutionRepo(Repository):
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         triggered_by: Subject = SYSTEM,
+        slot: Slot | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
         The same idempotency key with the same request hash within 24 h returns the earlier
-        execution instead of creating one; with a different hash it is refused.
+        execution instead of creating one; with a different hash it is refused. A ``slot``
+        (schedule or backfill) is fired once: its schedule advances in this transaction and
+        its key is unique; ``SlotTaken`` when another scheduler was first.
         """
         for _ in range(_INSERT_RETRIES):
             earlier: str | None = None
@@ -229,6 +231,8 @@ class ExecutionRepo(Repository):
                     if earlier is not None:
                         exec_id = earlier
                     else:
+                        if slot is not None and not advance_schedule(conn, slot, now):
+                            raise SlotTaken(slot.schedule_id)
                         exec_id = self._insert_execution(
                             conn,
                             workspace_id,
@@ -239,8 +243,11 @@ class ExecutionRepo(Repository):
                             idempotency_key,
                             request_hash,
                             triggered_by,
+                            slot,
                         )
             except IntegrityError:
+                if slot is not None and self._slot_fired(configuration_id, slot):
+                    raise SlotTaken(slot.schedule_id) from None
                 continue  # lost a race for the active slot or the key: look again
             # Read after commit: a second connection inside the transaction would wait on
             # SQLite's write lock held by this very request.
@@ -258,6 +265,7 @@ class ExecutionRepo(Repository):
         idempotency_key: str | None,
         request_hash: str | None,
         triggered_by: Subject,
+        slot: Slot | None,
     ) -> str:
         exec_id = new_id()
         conn.execute(
@@ -271,6 +279,10 @@ class ExecutionRepo(Repository):
                 request_hash=request_hash,
                 created_at=now,
                 triggered_by=subject_json(triggered_by),
+                schedule_id=slot.schedule_id if slot else None,
+                due_at=slot.due_at if slot else None,
+                window_end=slot.window_end if slot else None,
+                catch_up=slot.catch_up if slot else None,
             )
         )
         enqueue_run(
@@ -283,6 +295,17 @@ class ExecutionRepo(Repository):
             max_per_workspace=self._max_runs,
         )
         return exec_id
+
+    def _slot_fired(self, configuration_id: str, slot: Slot) -> bool:
+        with self._reads.connect() as conn:
+            found = conn.execute(
+                sa.select(executions.c.id).where(
+                    executions.c.configuration_id == configuration_id,
+                    executions.c.schedule_id == slot.schedule_id,
+                    executions.c.due_at == slot.due_at,
+                )
+            ).first()
+        return found is not None
 
     def _idempotent_match(
         self,
@@ -416,6 +439,9 @@ class ExecutionRepo(Repository):
             created_at=head.execution_created_at,
             runs=[_run_record(r, files[run_id]) for run_id, r in run_rows.items()],
             triggered_by=subject_from_json(head.execution_triggered_by),
+            schedule_id=head.execution_schedule_id,
+            due_at=head.execution_due_at,
+            catch_up=head.execution_catch_up,
         )
 
     def list_page(
@@ -497,27 +523,6 @@ class ExecutionRepo(Repository):
             if not changed:
                 raise Conflict("the run changed status while cancelling; look again and retry")
         return self.get(workspace_id, configuration_id, execution_id)
-
-    def sync_state(self, workspace_id: str, configuration_id: str) -> SyncState:
-        ok = (RunStatus.COMPLETED.value, RunStatus.COMPLETED_NO_DATA.value)
-        mine = sa.and_(
-            runs.c.workspace_id == workspace_id, runs.c.configuration_id == configuration_id
-        )
-        with self._reads.connect() as conn:
-            latest = conn.execute(
-                sa.select(runs.c.status, runs.c.error_message)
-                .where(mine)
-                .order_by(runs.c.queued_at.desc(), runs.c.id.desc())
-                .limit(1)
-            ).one_or_none()
-            success = conn.execute(
-                sa.select(sa.func.max(runs.c.completed_at)).where(mine, runs.c.status.in_(ok))
-            ).scalar_one_or_none()
-        return SyncState(
-            None if latest is None else RunStatus(latest.status),
-            None if latest is None else latest.error_message,
-            success,
-        )
 
     def configuration_name(self, workspace_id: str, configuration_id: str) -> str:
         with self._reads.connect() as conn:

@@ -228,7 +228,40 @@ extraction_configurations = sa.Table(
     sa.Column("conditions", sa.JSON(), nullable=True),
     sa.Column("additional_params", sa.JSON(), nullable=True),
     sa.Column("system_columns", sa.Boolean(), nullable=True),  # NULL: false
+    # Schedules and backfill (issue 16): NULL limit means EGRESS_SCHEDULES_LIMIT; the backfill
+    # covers [sync_historical_data, backfill_to) in backfill_window windows; paused stops both.
+    sa.Column("schedules_limit", sa.Integer(), nullable=True),
+    sa.Column("sync_historical_data", sa.String(10), nullable=True),
+    sa.Column("backfill_window", sa.String(10), nullable=False, server_default="month"),
+    sa.Column("backfill_to", sa.String(10), nullable=True),
+    sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# A configuration's schedules, with the state the scheduler advances: ``next_due_at`` is the
+# next slot (indexed: a round reads only what is due), ``window_end`` where the previous date
+# window ended, ``gaps`` what max lateness left uncovered.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column(
+        "configuration_id", ID, sa.ForeignKey("extraction_configurations.id"), nullable=False
+    ),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("cron", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("date_window", sa.String(20), nullable=True),
+    sa.Column("next_due_at", UTCDateTime(), nullable=True),
+    sa.Column("last_due_at", UTCDateTime(), nullable=True),
+    sa.Column("last_fired_at", UTCDateTime(), nullable=True),
+    sa.Column("window_end", UTCDateTime(), nullable=True),
+    sa.Column("gaps", sa.JSON(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_schedules_next_due_at", "next_due_at"),
+    sa.Index("ix_schedules_configuration_id", "configuration_id"),
 )
 
 executions = sa.Table(
@@ -247,8 +280,16 @@ executions = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # Who triggered it: {"type", "id", "name"} (NULL before 0017: shown as the system).
     sa.Column("triggered_by", sa.JSON(), nullable=True),
+    # A scheduled or backfill execution's slot: the schedule (``backfill`` for a backfill
+    # window), when it was due (a backfill window's start), where its window ends, and whether
+    # it caught up missed slots. The unique index makes each slot fire once, whoever fires it.
+    sa.Column("schedule_id", sa.String(36), nullable=True),
+    sa.Column("due_at", UTCDateTime(), nullable=True),
+    sa.Column("window_end", UTCDateTime(), nullable=True),
+    sa.Column("catch_up", sa.Boolean(), nullable=True),
     sa.UniqueConstraint("workspace_id", "configuration_id", "idempotency_key"),
     sa.Index("ix_executions_configuration_created", "configuration_id", "created_at"),
+    sa.Index("uq_executions_slot", "configuration_id", "schedule_id", "due_at", unique=True),
 )
 
 runs = sa.Table(

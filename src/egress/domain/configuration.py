@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, get_args, get_type_hints
 
 from egress.domain.spec import ConfigurationSnapshot
-from egress.domain.status import ConfigStatus, RunStatus
+from egress.domain.status import ConfigStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +37,14 @@ class Configuration(ConfigurationSnapshot):
     # free-form parameters kept for the client (``additional_params``).
     conditions: list[dict[str, Any]] | None = None
     additional_params: dict[str, Any] | None = None
+    # Schedules and backfill: None limit means EGRESS_SCHEDULES_LIMIT; the backfill covers
+    # [sync_historical_data, backfill_to) in backfill_window windows; paused stops both. (The
+    # schedules themselves are rows of their own: see db.configurations.ConfigurationRecord.)
+    schedules_limit: int | None = None
+    sync_historical_data: str | None = None  # the backfill's first day
+    backfill_window: str = "month"
+    backfill_to: str | None = None  # the backfill's end (exclusive): the day it was set
+    paused: bool = False
 
     def snapshot(self) -> ConfigurationSnapshot:
         """The frozen form stored on every execution."""
@@ -46,7 +54,17 @@ class Configuration(ConfigurationSnapshot):
 
 # What Egress keeps about a configuration, as opposed to what its user sets.
 KEPT_BY_EGRESS = frozenset(
-    {"id", "workspace_id", "watermark", "status", "version", "created_at", "updated_at"}
+    {
+        "id",
+        "workspace_id",
+        "watermark",
+        "status",
+        "version",
+        "created_at",
+        "updated_at",
+        "backfill_to",
+        "paused",
+    }
 )
 # What is fixed when a configuration is made (by the seed-001 face): the account it reads and
 # whether its loads add the system columns.
@@ -86,25 +104,3 @@ def trigger_blocker(
     if end is not None and now >= end:
         return f"the configuration reached its endDate ({end.isoformat()}); it can no longer run"
     return None
-
-
-# What a configuration is doing, as one word (the seed-001 ``status``): a run queued, running
-# or waiting → syncing; not active (a draft, or outside its dates) → inactive; its latest run
-# failed → error; else active. The schedules issue adds ``paused`` on top of this.
-SYNCING, INACTIVE, ERROR, ACTIVE = "syncing", "inactive", "error", "active"
-
-
-def sync_status(
-    status: ConfigStatus,
-    start: datetime | None,
-    end: datetime | None,
-    now: datetime,
-    latest_run: RunStatus | None,
-) -> str:
-    if latest_run in (RunStatus.PENDING, RunStatus.IN_PROGRESS, RunStatus.ON_HOLD):
-        return SYNCING
-    if not is_active(status, start, end, now):
-        return INACTIVE
-    if latest_run is RunStatus.FAILED:
-        return ERROR
-    return ACTIVE

@@ -65,9 +65,14 @@ def parse_when(text: str, loc: tuple[str, ...]) -> date | datetime:
 
 
 def date_range(
-    date_field: str | None, date_from: str | None, date_to: str | None
+    date_field: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    to_exclusive: bool = False,
 ) -> DateRange | None:
-    """Inclusive dates: dateTo 2026-01-31 takes all of that day."""
+    """Inclusive dates: dateTo 2026-01-31 takes all of that day. With ``to_exclusive``
+    (``dateToExclusive``) the range is half-open: records before dateTo, so a record at exactly
+    midnight belongs to one window only (dateTo 2026-01-31 stops before that day)."""
     if date_from is None and date_to is None:
         return None
     if date_field is None:
@@ -82,7 +87,7 @@ def date_range(
     return DateRange(
         field=date_field,
         start=Bound(start, inclusive=True) if start is not None else None,
-        end=_end_bound(end) if end is not None else None,
+        end=_end_bound(end, to_exclusive) if end is not None else None,
     )
 
 
@@ -92,7 +97,9 @@ def _as_datetime(value: date | datetime) -> datetime:
     return datetime.combine(value, time(0), tzinfo=UTC)
 
 
-def _end_bound(end: date | datetime) -> Bound:
+def _end_bound(end: date | datetime, exclusive: bool) -> Bound:
+    if exclusive:
+        return Bound(_as_datetime(end), inclusive=False)
     if isinstance(end, datetime):
         return Bound(end, inclusive=True)
     if end == date.max:  # no next day to stop before: up to the last instant instead

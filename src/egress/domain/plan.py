@@ -62,7 +62,9 @@ def plan_from_snapshot(spec: ExecutionSpec, window: Window | None = None) -> Rea
         table=template.source,
         fields=select_fields(template.fields, spec.configuration.fields),
         columns=list(template.fields),
-        dates=date_range(template.date_field, options.date_from, options.date_to),
+        dates=date_range(
+            template.date_field, options.date_from, options.date_to, options.date_to_exclusive
+        ),
         where=options.where_clause,
         keys=options.rows,
         window=window,

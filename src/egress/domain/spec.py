@@ -153,9 +153,10 @@ class RunOptions:
     select_all: bool = True
     extract_only_new: bool = False
     incremental_lag: float | None = None  # seconds; None: the source's default
+    date_to_exclusive: bool = False  # half-open [dateFrom, dateTo) (schedules, backfill)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dateFrom": self.date_from,
             "dateTo": self.date_to,
             "whereClause": self.where_clause,
@@ -164,6 +165,9 @@ class RunOptions:
             "extractOnlyNew": self.extract_only_new,
             "incrementalLag": self.incremental_lag,
         }
+        if self.date_to_exclusive:  # written only when set: older specs read back unchanged
+            out["dateToExclusive"] = True
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunOptions:
@@ -176,6 +180,7 @@ class RunOptions:
             select_all=bool(data.get("selectAll", rows is None)),
             extract_only_new=bool(data.get("extractOnlyNew")),
             incremental_lag=data.get("incrementalLag"),
+            date_to_exclusive=bool(data.get("dateToExclusive")),
         )
 
 

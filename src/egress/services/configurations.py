@@ -9,18 +9,29 @@ from egress.db.configurations import ConfigurationRecord as ConfigurationRecord
 from egress.db.configurations import ConfigurationRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
+from egress.db.schedules import ScheduleRecord as ScheduleRecord
+from egress.db.schedules import ScheduleRepo
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain import audit as a
 from egress.domain.audit import AuditObject
-from egress.domain.configuration import REQUIRED, SETTABLE
+from egress.domain.clock import Clock, new_id
+from egress.domain.configuration import REQUIRED, SETTABLE, is_active
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
-from egress.domain.errors import Conflict, Invalid, NotFound
-from egress.domain.identity import Principal
+from egress.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from egress.domain.identity import ADMIN, Principal
 from egress.domain.incremental import lag_seconds
 from egress.domain.naming import normalize_destination_path, validate_pattern
 from egress.domain.options import date_range
 from egress.domain.paging import PageRequest
 from egress.domain.plan import select_fields
+from egress.domain.schedules import (
+    check_cron,
+    check_timezone,
+    next_fire,
+    parse_day,
+    sync_status,
+    upcoming,
+)
 from egress.domain.status import ConfigStatus
 from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
@@ -35,12 +46,18 @@ class ConfigurationService:
         templates: TemplateRepo,
         data_tables: DataTableRepo,
         storage: Storage,
+        schedules: ScheduleRepo,
+        clock: Clock,
+        schedules_limit: int,
         audit: AuditService,
     ) -> None:
         self._configurations = configurations
         self._templates = templates
         self._data_tables = data_tables
         self._storage = storage
+        self._schedules = schedules
+        self._clock = clock
+        self._schedules_limit = schedules_limit
         self._audit = audit
 
     def _record(
@@ -70,7 +87,11 @@ class ConfigurationService:
     def create(
         self, workspace_id: str, values: dict[str, Any], by: Principal | None = None
     ) -> ConfigurationRecord:
-        record = self._configurations.create(workspace_id, self.validated(workspace_id, values))
+        """``by`` is the caller: only an admin may raise ``schedulesLimit``."""
+        values = self.validated(workspace_id, values)
+        wanted = self._schedules_of(values, None, by)
+        values = {**_stored(values), **self._backfill_of(values, None)}
+        record = self._configurations.create(workspace_id, values, wanted)
         self._record(a.CONFIGURATION_CREATE, workspace_id, record.id, by)
         return record
 
@@ -81,16 +102,22 @@ class ConfigurationService:
         changes: dict[str, Any],
         by: Principal | None = None,
     ) -> ConfigurationRecord:
-        """PUT and PATCH alike: merge the changes, re-validate the whole, store."""
+        """PUT and PATCH alike: merge the changes, re-validate the whole, store. Schedules are
+        matched by ``id`` (one without is new), so an existing one keeps its state."""
         current = self._configurations.get(workspace_id, cfg_id)
         if "filter" in changes and "conditions" not in changes:
             changes = {**changes, "conditions": None}  # a whereClause replaces the conditions
         elif "conditions" in changes and "filter" not in changes:
             changes = {**changes, "filter": None}  # compiled again below, or none is left
         merged = {**{key: getattr(current, key) for key in SETTABLE}, **changes}
-        record = self._configurations.update(
-            workspace_id, cfg_id, self.validated(workspace_id, merged, cfg_id)
-        )
+        if "schedules" not in changes:
+            merged["schedules"] = [_as_values(s) for s in current.schedules]
+        values = self.validated(workspace_id, merged, cfg_id)
+        wanted = self._schedules_of(values, current, by)
+        values = {**_stored(values), **self._backfill_of(values, current)}
+        if current.sync_historical_data is not None and values["sync_historical_data"] is None:
+            self._schedules.cancel_queued(workspace_id, cfg_id, self._clock(), backfill_only=True)
+        record = self._configurations.update(workspace_id, cfg_id, values, wanted)
         self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, {"changed": sorted(changes)})
         return record
 
@@ -98,8 +125,8 @@ class ConfigurationService:
         self, workspace_id: str, cfg_id: str, changes: dict[str, Any], by: Principal | None = None
     ) -> ConfigurationRecord:
         """Change only the values given; one that a configuration cannot be without (a name,
-        a format, …) may not be given as null."""
-        for key in REQUIRED:
+        a format, its schedules list, …) may not be given as null."""
+        for key in (*REQUIRED, "schedules"):
             if key in changes and changes[key] is None:
                 raise Invalid.at(("body", key), "must not be null")
         return self.update(workspace_id, cfg_id, changes, by=by)
@@ -107,12 +134,119 @@ class ConfigurationService:
     def submit(
         self, workspace_id: str, cfg_id: str, by: Principal | None = None
     ) -> ConfigurationRecord:
-        self._configurations.get(workspace_id, cfg_id)
+        current = self._configurations.get(workspace_id, cfg_id)
+        # Slots from before the submission are not owed: schedules start from now.
         record = self._configurations.update(
-            workspace_id, cfg_id, {"status": ConfigStatus.SUBMITTED.value}
+            workspace_id,
+            cfg_id,
+            {"status": ConfigStatus.SUBMITTED.value},
+            self._restarted(current.schedules),
         )
         self._record(a.CONFIGURATION_SUBMIT, workspace_id, cfg_id, by)
         return record
+
+    def pause(
+        self, workspace_id: str, cfg_id: str, cancel_queued: bool, by: Principal | None = None
+    ) -> ConfigurationRecord:
+        """Stop schedule and backfill firing (manual triggers still run); with
+        ``cancel_queued`` also cancel their queued runs."""
+        self._configurations.get(workspace_id, cfg_id)
+        if cancel_queued:
+            self._schedules.cancel_queued(workspace_id, cfg_id, self._clock(), backfill_only=False)
+        record = self._configurations.update(workspace_id, cfg_id, {"paused": True})
+        detail = {"changed": ["paused"], "cancelQueued": cancel_queued}
+        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, detail)
+        return record
+
+    def resume(
+        self, workspace_id: str, cfg_id: str, by: Principal | None = None
+    ) -> ConfigurationRecord:
+        """Fire again from the next slot on: the paused slots are not replayed, but the next
+        window starts where the last one ended."""
+        current = self._configurations.get(workspace_id, cfg_id)
+        record = self._configurations.update(
+            workspace_id, cfg_id, {"paused": False}, self._restarted(current.schedules)
+        )
+        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, {"changed": ["paused"]})
+        return record
+
+    def _restarted(self, schedules: list[ScheduleRecord]) -> list[ScheduleRecord]:
+        now = self._clock()
+        return [
+            ScheduleRecord(
+                **{**_as_values(s), "next_due_at": _first_due(s.cron, s.timezone, s.enabled, now)}
+            )
+            for s in schedules
+        ]
+
+    def _schedules_of(
+        self, values: dict[str, Any], current: ConfigurationRecord | None, by: Principal | None
+    ) -> list[ScheduleRecord]:
+        """The schedules in ``values``, checked (cron, zone, limit, ids), each with its next
+        slot: kept when its cron, zone and enabled flag did not change, else from now."""
+        limit = values.get("schedules_limit")
+        before = self._schedules_limit
+        if current is not None and current.schedules_limit is not None:
+            before = current.schedules_limit
+        role = None if by is None else by.role
+        if limit is not None and limit > before and role != ADMIN:
+            raise Forbidden(
+                f"raising schedulesLimit above {before} needs the admin role; "
+                f"this token's role is {role!r}"
+            )
+        limit = self._schedules_limit if limit is None else limit
+        items: list[dict[str, Any]] = values.get("schedules") or []
+        if len(items) > limit:
+            raise Invalid.at(
+                ("body", "schedules"),
+                f"has {len(items)} schedules; the limit (schedulesLimit) is {limit}",
+            )
+        known = {s.id: s for s in current.schedules} if current else {}
+        now = self._clock()
+        out: list[ScheduleRecord] = []
+        for i, item in enumerate(items):
+            loc = ("body", "schedules", i)
+            sid = item.get("id")
+            if sid is not None and sid not in known:
+                raise Invalid.at(
+                    (*loc, "id"), f"unknown schedule {sid!r} (leave id out for a new one)"
+                )
+            if sid is not None and sid in {s.id for s in out}:
+                raise Invalid.at((*loc, "id"), f"schedule {sid!r} is listed twice")
+            cron = check_cron(item["cron"], (*loc, "cron"))
+            check_timezone(item["timezone"], (*loc, "timezone"))
+            enabled = bool(item.get("enabled", True))
+            old = known.get(sid) if sid else None
+            same = old is not None and (old.cron, old.timezone, old.enabled) == (
+                cron,
+                item["timezone"],
+                enabled,
+            )
+            out.append(
+                ScheduleRecord(
+                    id=sid or new_id(),
+                    cron=cron,
+                    timezone=item["timezone"],
+                    enabled=enabled,
+                    date_window=item.get("date_window"),
+                    next_due_at=old.next_due_at
+                    if same and old is not None
+                    else _first_due(cron, item["timezone"], enabled, now),
+                )
+            )
+        return out
+
+    def _backfill_of(
+        self, values: dict[str, Any], current: ConfigurationRecord | None
+    ) -> dict[str, Any]:
+        """``backfill_to``: the day the backfill was set (its end, exclusive), kept while the
+        start moves; cleared with it."""
+        start = values.get("sync_historical_data")
+        if start is None:
+            return {"backfill_to": None}
+        if current is not None and current.backfill_to is not None:
+            return {"backfill_to": current.backfill_to}
+        return {"backfill_to": self._clock().date().isoformat()}
 
     def delete(self, workspace_id: str, cfg_id: str, by: Principal | None = None) -> None:
         for key in self._configurations.delete(workspace_id, cfg_id):
@@ -181,7 +315,67 @@ class ConfigurationService:
                 raise Invalid.at(("body", "split_by"), "is only for storage destinations")
             self._check_loading(workspace_id, template, values["fields"], destination, cfg_id)
         lag = lag_seconds(values.get("incremental_lag"), ("body", "incremental_lag"))
+        for i, item in enumerate(values.get("schedules") or []):
+            if item.get("date_window") is not None and template.date_field is None:
+                raise Invalid.at(
+                    ("body", "schedules", i, "dateWindow"),
+                    "the template has no dateField, so runs cannot take a date window",
+                )
+        since = values.get("sync_historical_data")
+        if since is not None:
+            loc = ("body", "sync_historical_data")
+            if parse_day(since, loc) >= self._clock().date():
+                raise Invalid.at(loc, "must be a day before today (the backfill ends today)")
+            if template.date_field is None:
+                raise Invalid.at(loc, "the template has no dateField, so it cannot backfill")
         return {**values, "destination": destination, "incremental_lag": lag}
+
+    def schedule(
+        self, workspace_id: str, cfg_id: str, schedule_id: str
+    ) -> tuple[ConfigurationRecord, ScheduleRecord]:
+        """The configuration and its schedule ``schedule_id``."""
+        cfg = self._configurations.get(workspace_id, cfg_id)
+        return cfg, _find(cfg, schedule_id)
+
+    def preview(
+        self, workspace_id: str, cfg_id: str, schedule_id: str, count: int
+    ) -> tuple[ScheduleRecord, list[datetime]]:
+        """The schedule and its next ``count`` fire times after now."""
+        _, found = self.schedule(workspace_id, cfg_id, schedule_id)
+        zone = check_timezone(found.timezone, ("timezone",))
+        return found, upcoming(found.cron, zone, self._clock(), count)
+
+    def add_schedule(
+        self, workspace_id: str, cfg_id: str, item: dict[str, Any], by: Principal | None = None
+    ) -> tuple[ConfigurationRecord, ScheduleRecord]:
+        cfg = self._configurations.get(workspace_id, cfg_id)
+        item = {k: v for k, v in item.items() if k != "id"}
+        items = [*(_as_values(s) for s in cfg.schedules), item]
+        stored = self.update(workspace_id, cfg_id, {"schedules": items}, by)
+        return stored, stored.schedules[-1]
+
+    def change_schedule(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        schedule_id: str,
+        changes: dict[str, Any],
+        by: Principal | None = None,
+    ) -> tuple[ConfigurationRecord, ScheduleRecord]:
+        cfg, _ = self.schedule(workspace_id, cfg_id, schedule_id)
+        items = [
+            {**_as_values(s), **changes, "id": s.id} if s.id == schedule_id else _as_values(s)
+            for s in cfg.schedules
+        ]
+        stored = self.update(workspace_id, cfg_id, {"schedules": items}, by)
+        return stored, _find(stored, schedule_id)
+
+    def delete_schedule(
+        self, workspace_id: str, cfg_id: str, schedule_id: str, by: Principal | None = None
+    ) -> None:
+        cfg, _ = self.schedule(workspace_id, cfg_id, schedule_id)
+        items = [_as_values(s) for s in cfg.schedules if s.id != schedule_id]
+        self.update(workspace_id, cfg_id, {"schedules": items}, by)
 
     def _check_loading(
         self,
@@ -231,3 +425,44 @@ class ConfigurationService:
             return self._templates.get(workspace_id, template_id).name
         except NotFound:
             return template_id
+
+
+def sync_status_of(r: ConfigurationRecord, now: datetime) -> str:
+    """Seed 001's one-word status of a configuration now (``syncStatus``; the rule is
+    ``domain.schedules.sync_status``), shown by the native API and the extracts face."""
+    return sync_status(
+        active=is_active(r.status, r.start_date, r.end_date, now),
+        paused=r.paused,
+        running=r.sync.running,
+        last_finished_failed=r.sync.failed,
+    )
+
+
+def _find(cfg: ConfigurationRecord, schedule_id: str) -> ScheduleRecord:
+    found = next((s for s in cfg.schedules if s.id == schedule_id), None)
+    if found is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return found
+
+
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """The configuration's own columns (its schedules are rows of their own)."""
+    return {k: v for k, v in values.items() if k != "schedules"}
+
+
+def _as_values(s: ScheduleRecord) -> dict[str, Any]:
+    """A stored schedule as the values a request gives (its state left out)."""
+    return {
+        "id": s.id,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "enabled": s.enabled,
+        "date_window": s.date_window,
+    }
+
+
+def _first_due(cron: str, zone: str, enabled: bool, now: datetime) -> datetime | None:
+    """The first slot after ``now`` (a disabled schedule has none)."""
+    if not enabled:
+        return None
+    return next_fire(cron, check_timezone(zone, ("timezone",)), now)

@@ -25,6 +25,7 @@ from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
 from egress.domain.paging import PageRequest
 from egress.domain.plan import KeySelection
+from egress.domain.schedules import Slot
 from egress.domain.spec import ConnectionRef, ExecutionSpec, RunOptions
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
@@ -46,10 +47,11 @@ def resolve_options(
     is what the execution freezes and every re-run reuses."""
     date_from = body.get("dateFrom", cfg.date_from)
     date_to = body.get("dateTo", cfg.date_to)
+    to_exclusive = bool(body.get("dateToExclusive"))
     where = body.get("whereClause", cfg.filter)
     only_new = bool(body.get("extractOnlyNew", cfg.extract_only_new))
     lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incremental_lag"))
-    date_range(template.date_field, date_from, date_to)
+    date_range(template.date_field, date_from, date_to, to_exclusive)
     if where is not None:
         parse_where(where, [f.name for f in template.fields])
     chosen = selection(
@@ -68,6 +70,7 @@ def resolve_options(
         select_all=chosen is None,
         extract_only_new=only_new,
         incremental_lag=lag,
+        date_to_exclusive=to_exclusive,
     )
 
 
@@ -125,13 +128,15 @@ class ExecutionService:
         trigger_kind: str = "api",
         idempotency_key: str | None = None,
         by: Principal | None = None,
+        slot: Slot | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Freeze the configuration and options into a new execution; its run 1 is queued.
 
         ``by``: the caller (its actor becomes ``triggeredBy``); None for what Egress starts
-        itself (schedules, backfills), recorded as the system."""
+        itself (schedules, backfills), recorded as the system. The scheduler fires through
+        here too, with the ``slot`` it fires (once)."""
         now = self._clock()
-        cfg = self._configurations.get(workspace_id, cfg_id)
+        cfg = self._configurations.get(workspace_id, cfg_id, details=False)
         blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
         if blocker:
             raise Conflict(blocker)
@@ -154,6 +159,7 @@ class ExecutionService:
             idempotency_key=idempotency_key,
             request_hash=_request_hash(options) if idempotency_key else None,
             triggered_by=by.actor if by else SYSTEM,
+            slot=slot,
         )
         if created:
             self._wakeup.notify()
@@ -166,7 +172,7 @@ class ExecutionService:
     def list_page(
         self, workspace_id: str, cfg_id: str, page: PageRequest
     ) -> Page[ExecutionSummary]:
-        self._configurations.get(workspace_id, cfg_id)  # 404 for another workspace's
+        self._configurations.get(workspace_id, cfg_id, details=False)  # 404 for another's
         return self._executions.list_page(workspace_id, cfg_id, page)
 
     def rerun(

@@ -10,17 +10,15 @@ from typing import Any
 
 from egress.db.configurations import ConfigurationRepo
 from egress.db.data_tables import DataTableRepo
-from egress.db.executions import ExecutionRepo, SyncState
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain.clock import Clock
-from egress.domain.configuration import sync_status
 from egress.domain.data_tables import mode_for_key, name_for_title, system_column_clash
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal
 from egress.domain.paging import MAX_LIMIT, PageRequest
 from egress.services.catalog import CatalogService
-from egress.services.configurations import ConfigurationRecord, ConfigurationService
+from egress.services.configurations import ConfigurationRecord, ConfigurationService, sync_status_of
 from egress.services.connections import ConnectionService
 from egress.services.executions import ExecutionService
 
@@ -45,8 +43,7 @@ class Extract:
     configuration: ConfigurationRecord
     connection_id: str
     data_table_id: str | None  # None until its first load creates the table
-    sync: SyncState
-    status: str  # see domain.configuration.sync_status
+    status: str  # services.configurations.sync_status_of
 
 
 class ExtractService:
@@ -58,7 +55,6 @@ class ExtractService:
         connections: ConnectionService,
         configuration_repo: ConfigurationRepo,
         templates: TemplateRepo,
-        execution_repo: ExecutionRepo,
         data_tables: DataTableRepo,
         clock: Clock,
     ) -> None:
@@ -68,7 +64,6 @@ class ExtractService:
         self._connections = connections
         self._configuration_repo = configuration_repo
         self._templates = templates
-        self._execution_repo = execution_repo
         self._data_tables = data_tables
         self._clock = clock
 
@@ -127,13 +122,8 @@ class ExtractService:
             if table_name is None
             else self._data_tables.find(record.workspace_id, str(table_name))
         )
-        sync = self._execution_repo.sync_state(record.workspace_id, record.id)
-        status = sync_status(
-            record.status, record.start_date, record.end_date, self._clock(), sync.latest_status
-        )
-        return Extract(
-            record, template.connection_id, None if table is None else table.id, sync, status
-        )
+        status = sync_status_of(record, self._clock())
+        return Extract(record, template.connection_id, None if table is None else table.id, status)
 
     def list_page(
         self,

@@ -19,6 +19,7 @@ from egress.api.native.routes import (
     health,
     identity,
     links,
+    schedules,
     templates,
 )
 from egress.api.wiring import SOURCE_ERRORS, declare_roles
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
         connections,
         templates,
         configurations,
+        schedules,
         executions,
         links,
         data_tables,

@@ -7,10 +7,12 @@ from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from egress.api.native.schemas import (
     AuditEventOut,
     AuditObjectOut,
+    BackfillOut,
     ConfigurationOut,
     ConnectionOut,
     DataTableOut,
@@ -21,18 +23,20 @@ from egress.api.native.schemas import (
     FileOut,
     ProgressOut,
     RunOut,
+    ScheduleOut,
     SubExtractOut,
     SubjectOut,
     TemplateOut,
 )
 from egress.domain.audit import AuditEvent
 from egress.domain.catalog import TableInfo, quoted_part
-from egress.domain.configuration import is_active
+from egress.domain.configuration import Configuration, is_active
 from egress.domain.identity import Subject
+from egress.domain.schedules import local_iso, utc_iso
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.services.catalog import TemplateRecord
-from egress.services.configurations import ConfigurationRecord
+from egress.services.configurations import ConfigurationRecord, ScheduleRecord, sync_status_of
 from egress.services.connections import ConnectionRecord
 from egress.services.data_tables import DataTableDetails, DataTableRecord
 from egress.services.executions import (
@@ -45,9 +49,49 @@ from egress.services.executions import (
 from egress.services.links import RUN_FILE, LinkIssuer, SignedLink
 
 
+def schedule_out(s: ScheduleRecord, firing: bool) -> ScheduleOut:
+    """``firing``: whether its configuration fires now (``fires``); a schedule that will not
+    fire has no next run."""
+    due = s.next_due_at if s.enabled and firing else None
+    return ScheduleOut(
+        id=s.id,
+        cron=s.cron,
+        timezone=s.timezone,
+        enabled=s.enabled,
+        date_window=s.date_window,
+        next_run_at=utc_iso(due) if due else None,
+        next_run_at_local=local_iso(due, ZoneInfo(s.timezone)) if due else None,
+        last_fired_at=s.last_fired_at,
+        gaps=s.gaps,
+    )
+
+
+def fires(r: ConfigurationRecord, now: datetime) -> bool:
+    """Whether the configuration's schedules fire now: submitted, within its dates, not
+    paused."""
+    return is_active(r.status, r.start_date, r.end_date, now) and not r.paused
+
+
 def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut:
-    shown = {f.name: getattr(r, f.name) for f in fields(r)}
-    return ConfigurationOut(**shown, active=is_active(r.status, r.start_date, r.end_date, now))
+    active = is_active(r.status, r.start_date, r.end_date, now)
+    progress = r.backfill
+    shown = {f.name: getattr(r, f.name) for f in fields(Configuration)}
+    return ConfigurationOut(
+        **shown,
+        active=active,
+        schedules=[schedule_out(s, fires(r, now)) for s in r.schedules],
+        backfill=None
+        if progress is None
+        else BackfillOut(
+            from_=progress.start,
+            windows_total=progress.windows_total,
+            windows_done=progress.windows_done,
+            windows_failed=progress.windows_failed,
+        ),
+        last_sync=r.sync.last_sync,
+        sync_status=sync_status_of(r, now),
+        error_text=r.sync.error_text,
+    )
 
 
 def connection_out(r: ConnectionRecord, secret_names: list[str]) -> ConnectionOut:
@@ -284,6 +328,9 @@ def execution_out(execution: ExecutionRecord, links: LinkIssuer | None = None) -
         created_at=execution.created_at,
         trigger=execution.trigger,
         triggered_by=subject_out(execution.triggered_by),
+        schedule_id=execution.schedule_id if execution.trigger == "schedule" else None,
+        due_at=execution.due_at,
+        catch_up=execution.catch_up,
         options=execution.spec.options.to_json(),
         window=execution.spec.window.to_json() if execution.spec.window else None,
         progress=_progress(latest),

@@ -197,6 +197,57 @@ EffectiveDate = Annotated[
 ]
 
 
+DateWindow = Literal["previousHour", "previousDay", "previousWeek", "previousMonth"]
+BackfillWindow = Literal["day", "week", "month"]
+# At most this many schedules in one body, whatever a configuration's schedulesLimit.
+MAX_SCHEDULES = 100
+
+
+class ScheduleIn(Request):
+    id: str | None = Field(default=None, max_length=36, description="keep it to keep the slot")
+    cron: str = Field(min_length=1, max_length=200, description='"0 2 * * *" or @daily')
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
+    enabled: bool = True
+    date_window: DateWindow | None = None
+
+
+class SchedulePatch(Request):
+    cron: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    enabled: bool | None = None
+    date_window: DateWindow | None = None
+
+
+class ScheduleOut(Wire):
+    id: str
+    cron: str
+    timezone: str
+    enabled: bool
+    date_window: str | None
+    next_run_at: str | None = Field(description="ISO 8601 in UTC")
+    next_run_at_local: str | None = Field(description="ISO 8601 with the zone's offset")
+    last_fired_at: datetime | None
+    gaps: list[dict[str, str]] = Field(
+        description="windows a catch-up could not cover (EGRESS_SCHEDULE_MAX_LATENESS_S)"
+    )
+
+
+class FireTimeOut(Wire):
+    at: str
+    at_local: str
+
+
+class PreviewOut(Wire):
+    data: list[FireTimeOut]
+
+
+class BackfillOut(Wire):
+    from_: str = Field(alias="from")
+    windows_total: int
+    windows_done: int
+    windows_failed: int
+
+
 class ConfigurationOptions(Request):
     """What a configuration may leave out: the same in a whole body (POST, PUT) and a PATCH."""
 
@@ -216,6 +267,12 @@ class ConfigurationOptions(Request):
     date_to: str | None = Field(default=None, max_length=40)
     start_date: EffectiveDate | None = None
     end_date: EffectiveDate | None = None
+    schedules: list[ScheduleIn] = Field(default_factory=list, max_length=MAX_SCHEDULES)
+    schedules_limit: int | None = Field(default=None, ge=0, le=MAX_SCHEDULES)
+    sync_historical_data: str | None = Field(
+        default=None, max_length=10, description="ISO date: backfill [that day, today)"
+    )
+    backfill_window: BackfillWindow = "month"
 
 
 class ConfigurationFields(ConfigurationOptions):
@@ -247,6 +304,13 @@ class ConfigurationOut(Configuration):
     workspace_id: str = Field(default="", exclude=True)  # the caller's own: not shown
     incremental_lag: float | None = Field(description="seconds; null: the source's default")
     active: bool  # submitted and within its effective dates, now
+    schedules: list[ScheduleOut]  # with their next slots
+    schedules_limit: int | None = Field(description="null: the default, EGRESS_SCHEDULES_LIMIT")
+    backfill_to: str | None = Field(default=None, exclude=True)  # how backfill below is counted
+    backfill: BackfillOut | None
+    last_sync: datetime | None
+    sync_status: str = Field(description="inactive | paused | syncing | error | active")
+    error_text: str | None
 
 
 # ------------------------------------------------------------------ executions
@@ -258,6 +322,9 @@ class TriggerRequest(Request):
     )
     date_to: str | None = Field(
         default=None, max_length=40, description="inclusive date or ISO timestamp"
+    )
+    date_to_exclusive: bool | None = Field(
+        default=None, description="true: records before dateTo (half-open [dateFrom, dateTo))"
     )
     extract_only_new: bool | None = Field(
         default=None, description="incremental: only records past the watermark"
@@ -362,6 +429,9 @@ class ExecutionOut(Wire):
     created_at: datetime
     trigger: str
     triggered_by: SubjectOut
+    schedule_id: str | None = None
+    due_at: datetime | None = None
+    catch_up: bool | None = None
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: ProgressOut | None

@@ -33,9 +33,9 @@ def extract_out(e: Extract) -> ExtractOut:
         account_id=r.account,
         account_name=r.account,
         created_at=r.created_at,
-        last_sync=e.sync.last_success_at,
+        last_sync=e.configuration.sync.last_sync,
         status=e.status,  # one of sync_status's words
-        error_text=e.sync.latest_error,
+        error_text=e.configuration.sync.error_text,
         schedules_limit=SCHEDULES_LIMIT,
         sync_historical_data=None,
         fields=r.fields,

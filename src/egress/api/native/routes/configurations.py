@@ -84,3 +84,21 @@ def delete_configuration(config_id: str, s: ServicesDep, p: Editor) -> Response:
 @router.post("/{config_id}/submit", response_model=ConfigurationOut)
 def submit_configuration(config_id: str, s: ServicesDep, p: Editor, now: Now) -> ConfigurationOut:
     return configuration_out(s.configurations.submit(p.workspace_id, config_id, by=p), now)
+
+
+@router.post("/{config_id}/pause", response_model=ConfigurationOut)
+def pause_configuration(
+    config_id: str,
+    s: ServicesDep,
+    p: Editor,
+    now: Now,
+    cancel_queued: Annotated[bool, Query(alias="cancelQueued")] = False,
+) -> ConfigurationOut:
+    """Stop schedule and backfill firing; manual triggers still run."""
+    record = s.configurations.pause(p.workspace_id, config_id, cancel_queued, by=p)
+    return configuration_out(record, now)
+
+
+@router.post("/{config_id}/resume", response_model=ConfigurationOut)
+def resume_configuration(config_id: str, s: ServicesDep, p: Editor, now: Now) -> ConfigurationOut:
+    return configuration_out(s.configurations.resume(p.workspace_id, config_id, by=p), now)

@@ -1,0 +1,268 @@
+"""Schedules and the state the scheduler advances; what a scheduler round reads.
+
+A firing advances its schedule with one conditional UPDATE on the ``next_due_at`` the
+scheduler read (``advance_schedule``), in the transaction that inserts the execution: of any
+number of schedulers reading the same due schedule, one wins and the others match nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, Row
+
+from egress.db.engine import Repository
+from egress.db.sync_state import BackfillState, backfill_state
+from egress.db.tables import executions, runs
+from egress.db.tables import extraction_configurations as configs
+from egress.db.tables import schedules as S
+from egress.db.transitions import release_next, transition
+from egress.domain.clock import Clock, utcnow
+from egress.domain.schedules import BACKFILL, Slot
+from egress.domain.status import ConfigStatus, RunStatus
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    id: str
+    cron: str
+    timezone: str
+    enabled: bool
+    date_window: str | None
+    next_due_at: datetime | None = None
+    last_fired_at: datetime | None = None
+    window_end: datetime | None = None
+    gaps: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DueSchedule:
+    """A schedule a round found due, with what firing it needs of its configuration."""
+
+    schedule: ScheduleRecord
+    workspace_id: str
+    configuration_id: str
+    start_date: datetime | None
+
+
+def _schedule(row: Row[Any]) -> ScheduleRecord:
+    return ScheduleRecord(
+        id=row.id,
+        cron=row.cron,
+        timezone=row.timezone,
+        enabled=bool(row.enabled),
+        date_window=row.date_window,
+        next_due_at=row.next_due_at,
+        last_fired_at=row.last_fired_at,
+        window_end=row.window_end,
+        gaps=list(row.gaps or []),
+    )
+
+
+def load_schedules(conn: Connection, cfg_ids: list[str]) -> dict[str, list[ScheduleRecord]]:
+    """Each configuration's schedules, in their order."""
+    out: dict[str, list[ScheduleRecord]] = defaultdict(list)
+    if cfg_ids:
+        for row in conn.execute(
+            sa.select(S).where(S.c.configuration_id.in_(cfg_ids)).order_by(S.c.position)
+        ):
+            out[row.configuration_id].append(_schedule(row))
+    return out
+
+
+def replace_schedules(
+    conn: Connection,
+    workspace_id: str,
+    cfg_id: str,
+    wanted: list[ScheduleRecord],
+    now: datetime,
+) -> None:
+    """Make the configuration's schedules ``wanted``: matched by id, an existing one keeps its
+    state (last firing, window end, gaps); others are inserted; the rest deleted."""
+    keep = [s.id for s in wanted]
+    conn.execute(S.delete().where(S.c.configuration_id == cfg_id, S.c.id.not_in(keep)))
+    existing = set(conn.execute(sa.select(S.c.id).where(S.c.configuration_id == cfg_id)).scalars())
+    for position, s in enumerate(wanted):
+        values = {
+            "position": position,
+            "cron": s.cron,
+            "timezone": s.timezone,
+            "enabled": s.enabled,
+            "date_window": s.date_window,
+            "next_due_at": s.next_due_at,
+        }
+        if s.id in existing:
+            conn.execute(S.update().where(S.c.id == s.id).values(**values))
+        else:
+            conn.execute(
+                S.insert().values(
+                    id=s.id,
+                    workspace_id=workspace_id,
+                    configuration_id=cfg_id,
+                    created_at=now,
+                    **values,
+                )
+            )
+
+
+def advance_schedule(conn: Connection, slot: Slot, now: datetime) -> bool:
+    """Move a schedule past ``slot`` if it is still where the scheduler read it; False when
+    another scheduler moved it first. Backfill slots have no schedule row: their unique key
+    is their guard."""
+    if slot.schedule_id == BACKFILL:
+        return True
+    values: dict[str, Any] = {
+        "next_due_at": slot.next_due_at,
+        "last_due_at": slot.due_at,
+        "last_fired_at": now,
+    }
+    if slot.window_end is not None:
+        values["window_end"] = slot.window_end
+    if slot.gap is not None:
+        gaps = conn.execute(sa.select(S.c.gaps).where(S.c.id == slot.schedule_id)).scalar()
+        gap = {"from": slot.gap[0].isoformat(), "to": slot.gap[1].isoformat()}
+        values["gaps"] = [*(gaps or []), gap]
+    changed = conn.execute(
+        S.update()
+        .where(S.c.id == slot.schedule_id, S.c.next_due_at == slot.expected_due)
+        .values(**values)
+    ).rowcount
+    return bool(changed)
+
+
+def _due(conn: Connection, now: datetime, limit: int) -> list[DueSchedule]:
+    """Enabled schedules whose slot has come, of submitted, unpaused configurations within
+    their end date (a slot before the start date is skipped by the scheduler)."""
+    query = (
+        sa.select(S, configs.c.start_date)
+        .join(configs, configs.c.id == S.c.configuration_id)
+        .where(
+            S.c.enabled.is_(True),
+            S.c.next_due_at <= now,
+            configs.c.status == ConfigStatus.SUBMITTED.value,
+            configs.c.paused.is_(False),
+            sa.or_(configs.c.end_date.is_(None), configs.c.end_date > now),
+        )
+        .order_by(S.c.next_due_at)
+        .limit(limit)
+    )
+    return [
+        DueSchedule(_schedule(r), r.workspace_id, r.configuration_id, r.start_date)
+        for r in conn.execute(query).all()
+    ]
+
+
+def _backfills(conn: Connection, now: datetime) -> list[Backfill]:
+    """Configurations whose backfill may enqueue its next window now, with where it stands
+    (busy: a window's run is still queued or running)."""
+    query = sa.select(
+        configs.c.id,
+        configs.c.workspace_id,
+        configs.c.sync_historical_data,
+        configs.c.backfill_to,
+        configs.c.backfill_window,
+    ).where(
+        configs.c.sync_historical_data.is_not(None),
+        configs.c.backfill_to.is_not(None),
+        configs.c.status == ConfigStatus.SUBMITTED.value,
+        configs.c.paused.is_(False),
+        sa.or_(configs.c.start_date.is_(None), configs.c.start_date <= now),
+        sa.or_(configs.c.end_date.is_(None), configs.c.end_date > now),
+    )
+    return [
+        Backfill(
+            r.workspace_id,
+            r.id,
+            backfill_state(conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window),
+        )
+        for r in conn.execute(query).all()
+    ]
+
+
+class ScheduleRepo(Repository):
+    def __init__(
+        self, engine: Engine, clock: Clock = utcnow, max_runs_per_workspace: int | None = None
+    ) -> None:
+        super().__init__(engine, clock)
+        # Runs of a workspace active at once: what a cancelled queued run hands its slot on to.
+        self._max_runs = max_runs_per_workspace
+
+    def pending(self, now: datetime, limit: int) -> tuple[list[DueSchedule], list[Backfill]]:
+        """What a scheduler round has to look at, read on one connection (a round that finds
+        nothing costs two queries)."""
+        with self._reads.connect() as conn:
+            return _due(conn, now, limit), _backfills(conn, now)
+
+    def still_due(self, schedule_id: str, expected: datetime) -> bool:
+        """Whether no other scheduler has fired this schedule's slot since it was read."""
+        with self._reads.connect() as conn:
+            current = conn.execute(
+                sa.select(S.c.next_due_at).where(S.c.id == schedule_id)
+            ).scalar_one_or_none()
+        return current == expected
+
+    def skip(self, slot: Slot) -> bool:
+        """Advance past a slot without firing it (before the start date, or a trigger that
+        cannot be made); the same guard as a firing."""
+        with self._engine.begin() as conn:
+            changed = conn.execute(
+                S.update()
+                .where(S.c.id == slot.schedule_id, S.c.next_due_at == slot.expected_due)
+                .values(next_due_at=slot.next_due_at, last_due_at=slot.due_at)
+            ).rowcount
+        return bool(changed)
+
+    def cancel_queued(
+        self, workspace_id: str, cfg_id: str, now: datetime, *, backfill_only: bool
+    ) -> int:
+        """Cancel the configuration's queued (PENDING/ON_HOLD) runs of scheduled and backfill
+        executions (only backfill ones with ``backfill_only``); how many were cancelled.
+
+        A backfill window cancelled this way gives up its slot key, so the backfill enqueues
+        it again when it resumes; with ``backfill_only`` (the backfill was cleared) every
+        backfill execution does, so a backfill set again later starts afresh."""
+        slotted: sa.ColumnElement[bool] = executions.c.schedule_id.is_not(None)
+        if backfill_only:
+            slotted = executions.c.schedule_id == BACKFILL
+        cancelled: list[str] = []  # their executions
+        with self._engine.begin() as conn:
+            queued = conn.execute(
+                sa.select(runs.c.id, runs.c.status, runs.c.execution_id, executions.c.schedule_id)
+                .join(executions, executions.c.id == runs.c.execution_id)
+                .where(
+                    executions.c.workspace_id == workspace_id,
+                    executions.c.configuration_id == cfg_id,
+                    slotted,
+                    runs.c.status.in_([RunStatus.PENDING.value, RunStatus.ON_HOLD.value]),
+                )
+                .order_by(runs.c.queued_at.desc())  # held ones first: none is released
+            ).all()
+            freed = False
+            for run in queued:
+                before = RunStatus(run.status)
+                done = {"completed_at": now}
+                if transition(conn, run.id, before, RunStatus.CANCELLED, now, done):
+                    cancelled.append(run.execution_id)
+                    freed = freed or before is RunStatus.PENDING
+            if freed:  # the active slot is free: a manual trigger held behind them goes next
+                release_next(conn, workspace_id, now, self._max_runs)
+            released: sa.ColumnElement[bool] = executions.c.id.in_(cancelled)
+            if backfill_only:
+                released = executions.c.configuration_id == cfg_id
+            conn.execute(
+                executions.update()
+                .where(released, executions.c.schedule_id == BACKFILL)
+                .values(schedule_id=None)
+            )
+        return len(cancelled)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    workspace_id: str
+    configuration_id: str
+    state: BackfillState
