@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import (
@@ -100,7 +101,9 @@ def _name_taken(name: object) -> Conflict:
 
 
 class ConfigurationRepo(Repository):
-    def create(self, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
+    def create(
+        self, workspace_id: str, values: dict[str, Any], audit: AuditHook | None = None
+    ) -> ConfigurationRecord:
         now = self._clock()
         cfg_id = new_id()
         try:
@@ -116,6 +119,8 @@ class ConfigurationRepo(Repository):
                         **values,
                     )
                 )
+                if audit is not None:
+                    audit(conn, cfg_id, {})
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
@@ -140,7 +145,13 @@ class ConfigurationRepo(Repository):
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)
 
-    def update(self, workspace_id: str, cfg_id: str, values: dict[str, Any]) -> ConfigurationRecord:
+    def update(
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        values: dict[str, Any],
+        audit: AuditHook | None = None,
+    ) -> ConfigurationRecord:
         """Apply changes and bump the version; executions keep their frozen snapshot."""
         self.get(workspace_id, cfg_id)
         try:
@@ -150,11 +161,13 @@ class ConfigurationRepo(Repository):
                     .where(T.c.workspace_id == workspace_id, T.c.id == cfg_id)
                     .values(version=T.c.version + 1, updated_at=self._clock(), **values)
                 )
+                if audit is not None:
+                    audit(conn, cfg_id, {})
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
 
-    def delete(self, workspace_id: str, cfg_id: str) -> list[str]:
+    def delete(self, workspace_id: str, cfg_id: str, audit: AuditHook | None = None) -> list[str]:
         """Delete the configuration and its history; returns the storage keys to remove (every
         run's files and manifest)."""
         self.get(workspace_id, cfg_id)
@@ -180,4 +193,6 @@ class ConfigurationRepo(Repository):
             conn.execute(runs.delete().where(runs.c.configuration_id == cfg_id))
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))
             conn.execute(T.delete().where(T.c.workspace_id == workspace_id, T.c.id == cfg_id))
+            if audit is not None:
+                audit(conn, cfg_id, {})
         return keys

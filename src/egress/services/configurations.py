@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord as ConfigurationRecord
 from egress.db.configurations import ConfigurationRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain import audit as a
-from egress.domain.audit import AuditObject
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import Principal
@@ -61,20 +61,15 @@ class ConfigurationService:
         self._storage = storage
         self._audit = audit
 
-    def _record(
+    def _audit_hook(
         self,
         action: str,
         workspace_id: str,
-        cfg_id: str,
         by: Principal | None,
         detail: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit.record(
-            action,
-            AuditObject("configuration", cfg_id),
-            by=by,
-            workspace_id=workspace_id,
-            detail=detail,
+    ) -> AuditHook:
+        return self._audit.hook(
+            action, "configuration", by=by, workspace_id=workspace_id, detail=detail
         )
 
     def get(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
@@ -88,9 +83,11 @@ class ConfigurationService:
     def create(
         self, workspace_id: str, values: dict[str, Any], by: Principal | None = None
     ) -> ConfigurationRecord:
-        record = self._configurations.create(workspace_id, self.validated(workspace_id, values))
-        self._record(a.CONFIGURATION_CREATE, workspace_id, record.id, by)
-        return record
+        return self._configurations.create(
+            workspace_id,
+            self.validated(workspace_id, values),
+            self._audit_hook(a.CONFIGURATION_CREATE, workspace_id, by),
+        )
 
     def update(
         self,
@@ -102,26 +99,30 @@ class ConfigurationService:
         """PUT and PATCH alike: merge the changes, re-validate the whole, store."""
         current = self._configurations.get(workspace_id, cfg_id)
         merged = {**{key: getattr(current, key) for key in FIELDS}, **changes}
-        record = self._configurations.update(
-            workspace_id, cfg_id, self.validated(workspace_id, merged, cfg_id)
+        return self._configurations.update(
+            workspace_id,
+            cfg_id,
+            self.validated(workspace_id, merged, cfg_id),
+            self._audit_hook(
+                a.CONFIGURATION_UPDATE, workspace_id, by, {"changed": sorted(changes)}
+            ),
         )
-        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, {"changed": sorted(changes)})
-        return record
 
     def submit(
         self, workspace_id: str, cfg_id: str, by: Principal | None = None
     ) -> ConfigurationRecord:
         self._configurations.get(workspace_id, cfg_id)
-        record = self._configurations.update(
-            workspace_id, cfg_id, {"status": ConfigStatus.SUBMITTED.value}
+        return self._configurations.update(
+            workspace_id,
+            cfg_id,
+            {"status": ConfigStatus.SUBMITTED.value},
+            self._audit_hook(a.CONFIGURATION_SUBMIT, workspace_id, by),
         )
-        self._record(a.CONFIGURATION_SUBMIT, workspace_id, cfg_id, by)
-        return record
 
     def delete(self, workspace_id: str, cfg_id: str, by: Principal | None = None) -> None:
-        for key in self._configurations.delete(workspace_id, cfg_id):
+        audit = self._audit_hook(a.CONFIGURATION_DELETE, workspace_id, by)
+        for key in self._configurations.delete(workspace_id, cfg_id, audit):
             self._storage.delete(key)
-        self._record(a.CONFIGURATION_DELETE, workspace_id, cfg_id, by)
 
     def validated(
         self, workspace_id: str, values: dict[str, Any], cfg_id: str | None = None
