@@ -349,4 +349,9 @@ def test_sub_extract_status_of_split_and_unsplit_runs(http: httpx.Client, templa
         details["latestStatus"],
         details["latestRecordCount"],
     )
-    assert status["file"] == details["runs"][0]["subExtracts"][0]["file"]
+    # Each answer signs its own links (their expiry moves on): the rest is the same file.
+    unsigned = [
+        {k: v for k, v in f.items() if k not in ("signedUrl", "signedUrlExpiresAt")}
+        for f in (status["file"], details["runs"][0]["subExtracts"][0]["file"])
+    ]
+    assert unsigned[0] == unsigned[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,10 @@ from egress.db.tables import audit_events
 from egress.domain.audit import AuditEvent, AuditFilter, AuditObject
 from egress.domain.identity import Subject
 from egress.domain.paging import PageRequest
+
+# Writes a change's audit entry inside the change's own transaction: called by a repository
+# with that transaction, the object's id and what only the repository knows (e.g. a run number).
+AuditHook = Callable[[Connection, str, dict[str, Any]], None]
 
 
 def append_event(conn: Connection, event: AuditEvent) -> None:

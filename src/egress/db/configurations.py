@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.schedules import ScheduleRecord, load_schedules, replace_schedules
@@ -94,6 +95,7 @@ class ConfigurationRepo(Repository):
         workspace_id: str,
         values: dict[str, Any],
         schedules: list[ScheduleRecord] | None = None,
+        audit: AuditHook | None = None,
     ) -> ConfigurationRecord:
         now = self._clock()
         cfg_id = new_id()
@@ -111,6 +113,8 @@ class ConfigurationRepo(Repository):
                     )
                 )
                 replace_schedules(conn, workspace_id, cfg_id, schedules or [], now)
+                if audit is not None:
+                    audit(conn, cfg_id, {})
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
@@ -158,6 +162,7 @@ class ConfigurationRepo(Repository):
         cfg_id: str,
         values: dict[str, Any],
         schedules: list[ScheduleRecord] | None = None,
+        audit: AuditHook | None = None,
     ) -> ConfigurationRecord:
         """Apply changes (and, when given, make ``schedules`` its schedules) and bump the
         version; executions keep their frozen snapshot."""
@@ -172,11 +177,13 @@ class ConfigurationRepo(Repository):
                 )
                 if schedules is not None:
                     replace_schedules(conn, workspace_id, cfg_id, schedules, now)
+                if audit is not None:
+                    audit(conn, cfg_id, {})
         except IntegrityError as exc:
             raise _name_taken(values.get("name")) from exc
         return self.get(workspace_id, cfg_id)
 
-    def delete(self, workspace_id: str, cfg_id: str) -> list[str]:
+    def delete(self, workspace_id: str, cfg_id: str, audit: AuditHook | None = None) -> list[str]:
         """Delete the configuration and its history; returns the storage keys to remove (every
         run's files and manifest)."""
         self.get(workspace_id, cfg_id, details=False)
@@ -203,4 +210,6 @@ class ConfigurationRepo(Repository):
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))
             conn.execute(schedule_rows.delete().where(schedule_rows.c.configuration_id == cfg_id))
             conn.execute(T.delete().where(T.c.workspace_id == workspace_id, T.c.id == cfg_id))
+            if audit is not None:
+                audit(conn, cfg_id, {})
         return keys

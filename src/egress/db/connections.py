@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import connections, extraction_configurations, templates
@@ -78,6 +79,7 @@ class ConnectionRepo(Repository):
         type_: str,
         settings: dict[str, Any],
         sealed_secrets: str | None,
+        audit: AuditHook | None = None,
     ) -> ConnectionRecord:
         now = self._clock()
         conn_id = new_id()
@@ -95,6 +97,8 @@ class ConnectionRepo(Repository):
                         updated_at=now,
                     )
                 )
+                if audit is not None:
+                    audit(conn, conn_id, {})
         except IntegrityError as exc:
             raise _name_taken(name) from exc
         return self.get(workspace_id, conn_id)
@@ -132,7 +136,9 @@ class ConnectionRepo(Repository):
             ).all()
         return [(r.id, r.secrets) for r in rows]
 
-    def update(self, workspace_id: str, conn_id: str, **values: Any) -> ConnectionRecord:
+    def update(
+        self, workspace_id: str, conn_id: str, audit: AuditHook | None = None, **values: Any
+    ) -> ConnectionRecord:
         self.get(workspace_id, conn_id)
         if "sealed_secrets" in values:
             values["secrets"] = values.pop("sealed_secrets")
@@ -143,11 +149,13 @@ class ConnectionRepo(Repository):
                     .where(connections.c.workspace_id == workspace_id, connections.c.id == conn_id)
                     .values(updated_at=self._clock(), **values)
                 )
+                if audit is not None:
+                    audit(conn, conn_id, {})
         except IntegrityError as exc:
             raise _name_taken(str(values.get("name"))) from exc
         return self.get(workspace_id, conn_id)
 
-    def delete(self, workspace_id: str, conn_id: str) -> None:
+    def delete(self, workspace_id: str, conn_id: str, audit: AuditHook | None = None) -> None:
         self.get(workspace_id, conn_id)
         with self._engine.begin() as conn:
             used_by = (
@@ -179,3 +187,5 @@ class ConnectionRepo(Repository):
                     connections.c.workspace_id == workspace_id, connections.c.id == conn_id
                 )
             )
+            if audit is not None:
+                audit(conn, conn_id, {})

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.schedules import advance_schedule
@@ -212,6 +213,7 @@ class ExecutionRepo(Repository):
         request_hash: str | None = None,
         triggered_by: Subject = SYSTEM,
         slot: Slot | None = None,
+        audit: AuditHook | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
@@ -245,6 +247,8 @@ class ExecutionRepo(Repository):
                             triggered_by,
                             slot,
                         )
+                        if audit is not None:  # only what was created: a replay did nothing
+                            audit(conn, exec_id, {})
             except IntegrityError:
                 if slot is not None and self._slot_fired(configuration_id, slot):
                     raise SlotTaken(slot.schedule_id) from None
@@ -345,6 +349,7 @@ class ExecutionRepo(Repository):
         execution_id: str,
         now: datetime,
         idempotency_key: str | None = None,
+        audit: AuditHook | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Queue run N+1; returns (execution, created). A repeated key creates nothing."""
         for _ in range(_INSERT_RETRIES):
@@ -355,7 +360,7 @@ class ExecutionRepo(Repository):
                         conn, execution_id, idempotency_key, now
                     )
                     if not seen:
-                        self._queue_rerun(
+                        run = self._queue_rerun(
                             conn,
                             workspace_id,
                             configuration_id,
@@ -363,6 +368,8 @@ class ExecutionRepo(Repository):
                             now,
                             idempotency_key,
                         )
+                        if audit is not None:
+                            audit(conn, execution_id, {"run": run})
             except IntegrityError:
                 continue
             return self.get(workspace_id, configuration_id, execution_id), not seen
@@ -376,7 +383,8 @@ class ExecutionRepo(Repository):
         execution_id: str,
         now: datetime,
         idempotency_key: str | None,
-    ) -> None:
+    ) -> int:
+        """Queue the next run; returns its number."""
         latest = conn.execute(
             sa.select(runs.c.run_number, runs.c.status, runs.c.kind)
             .where(runs.c.execution_id == execution_id)
@@ -398,6 +406,7 @@ class ExecutionRepo(Repository):
             idempotency_key,
             self._max_runs,
         )
+        return int(latest.run_number) + 1
 
     def _rerun_seen(self, conn: Connection, execution_id: str, key: str, now: datetime) -> bool:
         row = conn.execute(
@@ -490,7 +499,12 @@ class ExecutionRepo(Repository):
         return Page(items, total, page)
 
     def cancel(
-        self, workspace_id: str, configuration_id: str, execution_id: str, now: datetime
+        self,
+        workspace_id: str,
+        configuration_id: str,
+        execution_id: str,
+        now: datetime,
+        audit: AuditHook | None = None,
     ) -> ExecutionRecord:
         """PENDING/ON_HOLD runs end at once; an IN_PROGRESS run is asked to stop."""
         execution = self.get(workspace_id, configuration_id, execution_id)
@@ -522,6 +536,8 @@ class ExecutionRepo(Repository):
                     release_next(conn, workspace_id, now, self._max_runs)
             if not changed:
                 raise Conflict("the run changed status while cancelling; look again and retry")
+            if audit is not None:
+                audit(conn, execution_id, {"run": latest.run_number})
         return self.get(workspace_id, configuration_id, execution_id)
 
     def configuration_name(self, workspace_id: str, configuration_id: str) -> str:

@@ -1,19 +1,20 @@
 """The audit trail: every service that changes something, serves a file or signs someone in
 records it here; admins read it back.
 
-``record`` is written right after the change commits (each service calls it once its
-repository returned): a crash between the two can lose an entry, but the trail never shows a
-change that did not happen. Sign-ins (bearer-token failures today; OAuth sign-ins too) call
-``record`` with the workspace, actor and source address they know.
+A change that is a metadata write is recorded in its own transaction: the service hands its
+repository a ``hook`` that writes the entry there. Anything else (downloads, sign-ins, token
+changes) calls ``record`` right after the fact: a crash in between can lose that entry, but
+the trail never shows something that did not happen. Sign-ins (bearer-token failures today;
+OAuth sign-ins too) call ``record`` with the workspace, actor and source address they know.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from egress.db.audit import AuditRepo
+from egress.db.audit import AuditHook, AuditRepo, append_event
 from egress.db.paging import Page
 from egress.domain.audit import (
     ACTIONS,
@@ -27,6 +28,9 @@ from egress.domain.clock import Clock
 from egress.domain.errors import Invalid
 from egress.domain.identity import Principal, Subject, require_admin
 from egress.domain.paging import PageRequest
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 class AuditService:
@@ -51,22 +55,56 @@ class AuditService:
         it pass them yourself (a failed sign-in: ``workspace_id`` None when the credential
         names none, ``actor`` None for an unknown credential). ``action`` is one of
         ``domain.audit.ACTIONS``; ``outcome`` ``success`` or ``failure``."""
+        self._repo.append(
+            self._event(action, obj, by, workspace_id, actor, source_address, outcome, detail)
+        )
+
+    def hook(
+        self,
+        action: str,
+        object_type: str,
+        *,
+        by: Principal | None,
+        workspace_id: str,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditHook:
+        """The entry of a change, for a repository to write in the change's own transaction
+        (it gives the object's id and any detail only it knows). Same fields as ``record``."""
+
+        def write(conn: Connection, object_id: str, more: dict[str, Any]) -> None:
+            obj = AuditObject(object_type, object_id)
+            details = {**(detail or {}), **more}
+            append_event(
+                conn, self._event(action, obj, by, workspace_id, None, None, SUCCESS, details)
+            )
+
+        return write
+
+    def _event(
+        self,
+        action: str,
+        obj: AuditObject | None,
+        by: Principal | None,
+        workspace_id: str | None,
+        actor: Subject | None,
+        source_address: str | None,
+        outcome: str,
+        detail: dict[str, Any] | None,
+    ) -> AuditEvent:
         assert action in ACTIONS, action
         if by is not None:
             workspace_id = workspace_id or by.workspace_id
             actor = actor or by.actor
             source_address = source_address or by.source_address
-        self._repo.append(
-            AuditEvent(
-                workspace_id=workspace_id,
-                at=self._clock(),
-                actor=actor or ANONYMOUS,
-                action=action,
-                object=obj,
-                outcome=outcome,
-                source_address=source_address,
-                detail=detail or {},
-            )
+        return AuditEvent(
+            workspace_id=workspace_id,
+            at=self._clock(),
+            actor=actor or ANONYMOUS,
+            action=action,
+            object=obj,
+            outcome=outcome,
+            source_address=source_address,
+            detail=detail or {},
         )
 
     def list_page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord as ConfigurationRecord
 from egress.db.configurations import ConfigurationRepo
 from egress.db.data_tables import DataTableRepo
@@ -13,7 +14,6 @@ from egress.db.schedules import ScheduleRecord as ScheduleRecord
 from egress.db.schedules import ScheduleRepo
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain import audit as a
-from egress.domain.audit import AuditObject
 from egress.domain.clock import Clock, new_id
 from egress.domain.configuration import REQUIRED, SETTABLE, is_active
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
@@ -60,20 +60,15 @@ class ConfigurationService:
         self._schedules_limit = schedules_limit
         self._audit = audit
 
-    def _record(
+    def _audit_hook(
         self,
         action: str,
         workspace_id: str,
-        cfg_id: str,
         by: Principal | None,
         detail: dict[str, Any] | None = None,
-    ) -> None:
-        self._audit.record(
-            action,
-            AuditObject("configuration", cfg_id),
-            by=by,
-            workspace_id=workspace_id,
-            detail=detail,
+    ) -> AuditHook:
+        return self._audit.hook(
+            action, "configuration", by=by, workspace_id=workspace_id, detail=detail
         )
 
     def get(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
@@ -91,9 +86,9 @@ class ConfigurationService:
         values = self.validated(workspace_id, values)
         wanted = self._schedules_of(values, None, by)
         values = {**_stored(values), **self._backfill_of(values, None)}
-        record = self._configurations.create(workspace_id, values, wanted)
-        self._record(a.CONFIGURATION_CREATE, workspace_id, record.id, by)
-        return record
+        return self._configurations.create(
+            workspace_id, values, wanted, self._audit_hook(a.CONFIGURATION_CREATE, workspace_id, by)
+        )
 
     def update(
         self,
@@ -117,9 +112,15 @@ class ConfigurationService:
         values = {**_stored(values), **self._backfill_of(values, current)}
         if current.sync_historical_data is not None and values["sync_historical_data"] is None:
             self._schedules.cancel_queued(workspace_id, cfg_id, self._clock(), backfill_only=True)
-        record = self._configurations.update(workspace_id, cfg_id, values, wanted)
-        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, {"changed": sorted(changes)})
-        return record
+        return self._configurations.update(
+            workspace_id,
+            cfg_id,
+            values,
+            wanted,
+            self._audit_hook(
+                a.CONFIGURATION_UPDATE, workspace_id, by, {"changed": sorted(changes)}
+            ),
+        )
 
     def patch(
         self, workspace_id: str, cfg_id: str, changes: dict[str, Any], by: Principal | None = None
@@ -136,14 +137,13 @@ class ConfigurationService:
     ) -> ConfigurationRecord:
         current = self._configurations.get(workspace_id, cfg_id)
         # Slots from before the submission are not owed: schedules start from now.
-        record = self._configurations.update(
+        return self._configurations.update(
             workspace_id,
             cfg_id,
             {"status": ConfigStatus.SUBMITTED.value},
             self._restarted(current.schedules),
+            self._audit_hook(a.CONFIGURATION_SUBMIT, workspace_id, by),
         )
-        self._record(a.CONFIGURATION_SUBMIT, workspace_id, cfg_id, by)
-        return record
 
     def pause(
         self, workspace_id: str, cfg_id: str, cancel_queued: bool, by: Principal | None = None
@@ -153,10 +153,9 @@ class ConfigurationService:
         self._configurations.get(workspace_id, cfg_id)
         if cancel_queued:
             self._schedules.cancel_queued(workspace_id, cfg_id, self._clock(), backfill_only=False)
-        record = self._configurations.update(workspace_id, cfg_id, {"paused": True})
         detail = {"changed": ["paused"], "cancelQueued": cancel_queued}
-        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, detail)
-        return record
+        hook = self._audit_hook(a.CONFIGURATION_UPDATE, workspace_id, by, detail)
+        return self._configurations.update(workspace_id, cfg_id, {"paused": True}, None, hook)
 
     def resume(
         self, workspace_id: str, cfg_id: str, by: Principal | None = None
@@ -164,11 +163,10 @@ class ConfigurationService:
         """Fire again from the next slot on: the paused slots are not replayed, but the next
         window starts where the last one ended."""
         current = self._configurations.get(workspace_id, cfg_id)
-        record = self._configurations.update(
-            workspace_id, cfg_id, {"paused": False}, self._restarted(current.schedules)
+        hook = self._audit_hook(a.CONFIGURATION_UPDATE, workspace_id, by, {"changed": ["paused"]})
+        return self._configurations.update(
+            workspace_id, cfg_id, {"paused": False}, self._restarted(current.schedules), hook
         )
-        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, {"changed": ["paused"]})
-        return record
 
     def _restarted(self, schedules: list[ScheduleRecord]) -> list[ScheduleRecord]:
         now = self._clock()
@@ -249,9 +247,9 @@ class ConfigurationService:
         return {"backfill_to": self._clock().date().isoformat()}
 
     def delete(self, workspace_id: str, cfg_id: str, by: Principal | None = None) -> None:
-        for key in self._configurations.delete(workspace_id, cfg_id):
+        audit = self._audit_hook(a.CONFIGURATION_DELETE, workspace_id, by)
+        for key in self._configurations.delete(workspace_id, cfg_id, audit):
             self._storage.delete(key)
-        self._record(a.CONFIGURATION_DELETE, workspace_id, cfg_id, by)
 
     def validated(
         self, workspace_id: str, values: dict[str, Any], cfg_id: str | None = None

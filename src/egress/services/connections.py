@@ -7,11 +7,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from egress.crypto import SecretBox
+from egress.db.audit import AuditHook
 from egress.db.connections import ConnectionRecord as ConnectionRecord
 from egress.db.connections import ConnectionRepo
 from egress.db.paging import Page
 from egress.domain import audit as a
-from egress.domain.audit import AuditObject
 from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.identity import Principal
 from egress.domain.paging import PageRequest
@@ -57,13 +57,20 @@ class ConnectionService:
         """The connection types this server reads."""
         return list(CONNECTORS)
 
+    def _audit_hook(
+        self,
+        action: str,
+        workspace_id: str,
+        by: Principal | None,
+        detail: dict[str, object] | None = None,
+    ) -> AuditHook:
+        return self._audit.hook(
+            action, "connection", by=by, workspace_id=workspace_id, detail=detail
+        )
+
     def delete(self, workspace_id: str, connection_id: str, by: Principal | None = None) -> None:
-        self._connections.delete(workspace_id, connection_id)
-        self._audit.record(
-            a.CONNECTION_DELETE,
-            AuditObject("connection", connection_id),
-            by=by,
-            workspace_id=workspace_id,
+        self._connections.delete(
+            workspace_id, connection_id, self._audit_hook(a.CONNECTION_DELETE, workspace_id, by)
         )
 
     def checked_settings(
@@ -96,15 +103,10 @@ class ConnectionService:
     ) -> ConnectionRecord:
         stored = self.checked_settings(type_, settings, secrets)
         sealed = self._secret_box.seal(secrets) if secrets else None
-        record = self._connections.create(workspace_id, name, type_, stored, sealed)
-        self._audit.record(
-            a.CONNECTION_CREATE,
-            AuditObject("connection", record.id),
-            by=by,
-            workspace_id=workspace_id,
-            detail={"secrets": sorted(secrets)},
+        audit = self._audit_hook(
+            a.CONNECTION_CREATE, workspace_id, by, {"secrets": sorted(secrets)}
         )
-        return record
+        return self._connections.create(workspace_id, name, type_, stored, sealed, audit)
 
     def update(
         self,
@@ -131,20 +133,13 @@ class ConnectionService:
         if secrets is not None:
             new_secrets = secrets if moved else {**kept, **secrets}
             changes["sealed_secrets"] = self._secret_box.seal(new_secrets) if new_secrets else None
-        record = self._connections.update(workspace_id, connection_id, **changes)
         # What the request changed, and which secrets — never their values.
         sent = {"name": name, "settings": settings, "secrets": secrets}
         detail: dict[str, object] = {"changed": [k for k, v in sent.items() if v is not None]}
         if secrets is not None:
             detail["secrets"] = sorted(secrets)
-        self._audit.record(
-            a.CONNECTION_UPDATE,
-            AuditObject("connection", connection_id),
-            by=by,
-            workspace_id=workspace_id,
-            detail=detail,
-        )
-        return record
+        audit = self._audit_hook(a.CONNECTION_UPDATE, workspace_id, by, detail)
+        return self._connections.update(workspace_id, connection_id, audit, **changes)
 
     def secret_names(self, record: ConnectionRecord) -> list[str]:
         return sorted(self._secret_box.open(record.sealed_secrets))

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord, ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.executions import ExecutionRecord as ExecutionRecord
@@ -101,6 +102,18 @@ class ExecutionService:
         self._limits = limits
         self._links = links
 
+    def _hook(
+        self, action: str, workspace_id: str, cfg_id: str, by: Principal | None, **detail: Any
+    ) -> AuditHook:
+        """An execution change's entry, written in the change's transaction."""
+        return self._audit.hook(
+            action,
+            "execution",
+            by=by,
+            workspace_id=workspace_id,
+            detail={"configurationId": cfg_id, **detail},
+        )
+
     def _record(
         self,
         action: str,
@@ -160,10 +173,10 @@ class ExecutionService:
             request_hash=_request_hash(options) if idempotency_key else None,
             triggered_by=by.actor if by else SYSTEM,
             slot=slot,
+            audit=self._hook(a.EXECUTION_TRIGGER, workspace_id, cfg_id, by, trigger=trigger_kind),
         )
         if created:
             self._wakeup.notify()
-            self._record(a.EXECUTION_TRIGGER, execution, by, {"trigger": trigger_kind})
         return execution, created
 
     def get(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
@@ -185,19 +198,28 @@ class ExecutionService:
     ) -> ExecutionRecord:
         self._executions.get(workspace_id, cfg_id, execution_id)
         execution, created = self._executions.rerun(
-            workspace_id, cfg_id, execution_id, self._clock(), idempotency_key
+            workspace_id,
+            cfg_id,
+            execution_id,
+            self._clock(),
+            idempotency_key,
+            self._hook(a.EXECUTION_RERUN, workspace_id, cfg_id, by),
         )
         if created:
             self._wakeup.notify()
-            self._record(a.EXECUTION_RERUN, execution, by, {"run": execution.latest.run_number})
         return execution
 
     def cancel(
         self, workspace_id: str, cfg_id: str, execution_id: str, by: Principal | None = None
     ) -> ExecutionRecord:
-        execution = self._executions.cancel(workspace_id, cfg_id, execution_id, self._clock())
+        execution = self._executions.cancel(
+            workspace_id,
+            cfg_id,
+            execution_id,
+            self._clock(),
+            self._hook(a.EXECUTION_CANCEL, workspace_id, cfg_id, by),
+        )
         self._wakeup.notify()  # a cancelled PENDING run may have released a held one
-        self._record(a.EXECUTION_CANCEL, execution, by, {"run": execution.latest.run_number})
         return execution
 
     def _downloaded(

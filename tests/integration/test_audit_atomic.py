@@ -1,0 +1,56 @@
+"""Audit entries of metadata changes share the change's transaction, on both backends: an
+entry that cannot be written undoes the change, and a refused change leaves no entry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from egress.db.audit import AuditRepo
+from egress.domain.audit import AuditFilter, AuditObject
+from egress.domain.errors import Conflict
+from egress.domain.identity import Principal, Subject
+from egress.domain.paging import PageRequest
+from egress.services.audit import AuditService
+from tests.integration.test_repositories import Repos
+from tests.support.factories import BARE_SPEC
+
+T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def repos(metadata_url: str) -> Repos:
+    return Repos(metadata_url)
+
+
+def test_an_entry_commits_or_rolls_back_with_its_change(repos: Repos) -> None:
+    ws = repos.workspaces.ensure_workspace("a")
+    audit = AuditService(AuditRepo(repos.engine), lambda: T0)
+    admin = Principal(ws, "admin", Subject("token", "t1", "ci"), source_address="10.0.0.7")
+
+    def broken(conn: Connection, object_id: str, more: dict[str, Any]) -> None:
+        raise RuntimeError("the audit table is unwritable")
+
+    with pytest.raises(RuntimeError):
+        repos.connections.create(ws, "lost", "sqlite", {"path": "/x.db"}, None, broken)
+    assert repos.connections.list_page(ws, PageRequest()).items == []
+
+    cfg = repos.configuration(ws, "x")
+    hook = audit.hook("execution.cancel", "execution", by=admin, workspace_id=ws)
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    repos.executions.cancel(ws, cfg, ex.id, T0, hook)
+    with pytest.raises(Conflict):  # already cancelled: refused, and nothing recorded
+        repos.executions.cancel(ws, cfg, ex.id, T0, hook)
+    entries = audit.list_page(admin, AuditFilter(), PageRequest()).items
+    assert [(e.action, e.object, e.actor, e.source_address, e.detail) for e in entries] == [
+        (
+            "execution.cancel",
+            AuditObject("execution", ex.id),
+            Subject("token", "t1", "ci"),
+            "10.0.0.7",
+            {"run": 1},
+        )
+    ]
