@@ -13,10 +13,12 @@ from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
+from egress.db.requests import RequestRepo
 from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
+from egress.domain.export import RETENTION_EVERY_S
 from egress.domain.retry import Backoff
 from egress.engine.runner import Runner
 from egress.services import Services
@@ -25,6 +27,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.exports import ExportService
 from egress.services.identity import IdentityService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
@@ -33,6 +36,7 @@ from egress.sources.policy import SourcePolicy
 from egress.sources.pool import SourcePool
 from egress.storage import Storage
 from egress.worker.loop import Worker
+from egress.worker.periodic import Periodic
 from egress.worker.pg_listen import PgListener
 from egress.worker.wakeup import Wakeup
 
@@ -50,6 +54,7 @@ class Container:
     configurations: ConfigurationRepo
     executions: ExecutionRepo
     run_queue: RunQueue
+    requests: RequestRepo
     data_tables: DataTableRepo
     warehouse: Warehouse
     policy: SourcePolicy
@@ -73,6 +78,7 @@ class Container:
             configurations=ConfigurationRepo(engine, clock),
             executions=ExecutionRepo(engine, clock),
             run_queue=RunQueue(engine, clock),
+            requests=RequestRepo(engine, clock),
             data_tables=DataTableRepo(engine, clock),
             warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
             policy=SourcePolicy.from_settings(settings),
@@ -104,6 +110,19 @@ class Container:
             catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
             data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
             identity=IdentityService(self.workspaces, self.signing, self.clock),
+            exports=ExportService(
+                self.requests,
+                self.templates,
+                self.connections,
+                self.data_tables,
+                self.storage,
+                self.signing,
+                self.wakeup,
+                self.clock,
+                self.settings.export_job_limit,
+                self.settings.export_url_ttl_s,
+                self.settings.public_url,
+            ),
         )
 
     def runner(self) -> Runner:
@@ -141,4 +160,11 @@ class Container:
                 else None
             ),
             name=name,
+            loops=[
+                Periodic(
+                    "export-retention",
+                    RETENTION_EVERY_S,
+                    lambda: self.services.exports.delete_expired(),
+                )
+            ],
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from egress.domain.export import DEFAULT_EXPORT_JOB_LIMIT, DEFAULT_EXPORT_URL_TTL_S
 from egress.domain.options import DEFAULT_MAX_SELECTED_ROWS
 
 # Long enough that a GC pause or a slow batch never loses a healthy lease, short enough that a
@@ -105,6 +106,11 @@ class Settings(BaseSettings):
     catalog_max_entries: int = Field(default=DEFAULT_CATALOG_MAX_ENTRIES, ge=1)
     connection_deny_hosts: str = DEFAULT_CONNECTION_DENY_HOSTS
     connection_allow_hosts: str | None = None
+    # Bulk export (seed 003): objects per job, how long a job's fileUrl (and file) lives, and
+    # the base of absolute URLs handed out (default: the base URL the request came to).
+    export_job_limit: int = Field(default=DEFAULT_EXPORT_JOB_LIMIT, ge=1)
+    export_url_ttl_s: int = Field(default=DEFAULT_EXPORT_URL_TTL_S, gt=0)
+    public_url: str | None = None
 
     @cached_property
     def resolved_data_dir(self) -> Path:

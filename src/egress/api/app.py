@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 
 import egress
 from egress.api import limits, native
+from egress.api.faces import idm
 from egress.container import Container
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
     app.state.container = container
     app.add_middleware(limits.BodyLimit, max_bytes=container.settings.max_body_bytes)
     native.install(app)
+    idm.install(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import executions, extraction_configurations, run_files, runs
-from egress.db.transitions import enqueue_run, release_next, transition
+from egress.db.transitions import cancel_run, enqueue_run
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.paging import PageRequest
@@ -29,6 +29,7 @@ from egress.domain.status import RunKind, RunStatus, cancel_blocker, rerun_block
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+CHANGED_WHILE_CANCELLING = "the run changed status while cancelling; look again and retry"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class ExecutionSummary:
     total_runs: int
 
 
-def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
+def run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
     return RunRecord(
         id=row.id,
         run_number=row.run_number,
@@ -120,7 +121,7 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
     )
 
 
-def _file_record(row: Row[Any]) -> FileRecord:
+def file_record(row: Row[Any]) -> FileRecord:
     return FileRecord(
         sub_extract_id=row.sub_extract_id,
         sub_extract_value=row.sub_extract_value,
@@ -332,7 +333,7 @@ class ExecutionRepo(Repository):
                 .where(run_files.c.run_id.in_([r.id for r in run_rows]))
                 .order_by(run_files.c.sub_extract_id)
             ):
-                files[f.run_id].append(_file_record(f))
+                files[f.run_id].append(file_record(f))
         return ExecutionRecord(
             id=row.id,
             workspace_id=row.workspace_id,
@@ -340,7 +341,7 @@ class ExecutionRepo(Repository):
             spec=ExecutionSpec.from_json(row.parameters),
             trigger=row.trigger,
             created_at=row.created_at,
-            runs=[_run_record(r, files[r.id]) for r in run_rows],
+            runs=[run_record(r, files[r.id]) for r in run_rows],
         )
 
     def list_page(
@@ -398,29 +399,8 @@ class ExecutionRepo(Repository):
         if blocker:
             raise Conflict(blocker)
         with self._engine.begin() as conn:
-            if latest.status is RunStatus.IN_PROGRESS:
-                # Not a status change: its worker stops and ends it CANCELLED.
-                changed = conn.execute(
-                    runs.update()
-                    .where(runs.c.id == latest.id, runs.c.status == RunStatus.IN_PROGRESS.value)
-                    .values(cancel_requested=True)
-                ).rowcount
-            else:
-                changed = (
-                    transition(
-                        conn,
-                        latest.id,
-                        latest.status,
-                        RunStatus.CANCELLED,
-                        now,
-                        {"completed_at": now},
-                    )
-                    is not None
-                )
-                if changed and latest.status is RunStatus.PENDING:
-                    release_next(conn, configuration_id, now)
-            if not changed:
-                raise Conflict("the run changed status while cancelling; look again and retry")
+            if not cancel_run(conn, latest.id, latest.status, configuration_id, now):
+                raise Conflict(CHANGED_WHILE_CANCELLING)
         return self.get(workspace_id, configuration_id, execution_id)
 
     def configuration_name(self, workspace_id: str, configuration_id: str) -> str:

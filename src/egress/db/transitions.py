@@ -81,13 +81,15 @@ def enqueue_run(
     conn: Connection,
     workspace_id: str,
     configuration_id: str,
-    execution_id: str,
+    execution_id: str | None,
     run_number: int,
     now: datetime,
     kind: RunKind = RunKind.EXTRACT,
     idempotency_key: str | None = None,
-) -> None:
-    """Create a run: PENDING, or ON_HOLD behind the configuration's active or held runs."""
+    owner: str | None = None,
+) -> str:
+    """Create a run: PENDING, or ON_HOLD behind the configuration's active or held runs;
+    returns its id. An ``owner``'s second active run breaks a unique index (IntegrityError)."""
     busy = conn.execute(
         sa.select(runs.c.id)
         .where(runs.c.configuration_id == configuration_id, runs.c.status.in_(_ACTIVE_VALUES))
@@ -116,6 +118,7 @@ def enqueue_run(
             queued_at=now,
             cancel_requested=False,
             idempotency_key=idempotency_key,
+            owner=owner,
         )
     )
     _event(conn, workspace_id, run_id, None, status, now)
@@ -123,6 +126,26 @@ def enqueue_run(
         release_next(conn, configuration_id, now)  # heal a queue left without an active run
     elif status is RunStatus.PENDING:
         notify(conn)
+    return run_id
+
+
+def cancel_run(
+    conn: Connection, run_id: str, status: RunStatus, configuration_id: str, now: datetime
+) -> bool:
+    """PENDING/ON_HOLD runs end CANCELLED at once; an IN_PROGRESS run is asked to stop (its
+    worker ends it CANCELLED). False when the run changed status meanwhile."""
+    if status is RunStatus.IN_PROGRESS:
+        # Not a status change: its worker stops and ends it CANCELLED.
+        changed = conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.IN_PROGRESS.value)
+            .values(cancel_requested=True)
+        ).rowcount
+        return bool(changed)
+    ended = transition(conn, run_id, status, RunStatus.CANCELLED, now, {"completed_at": now})
+    if ended is not None and status is RunStatus.PENDING:
+        release_next(conn, configuration_id, now)
+    return ended is not None
 
 
 def release_next(conn: Connection, configuration_id: str, now: datetime) -> None:

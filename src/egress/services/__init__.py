@@ -11,6 +11,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.exports import ExportService
 from egress.services.identity import IdentityService
 
 
@@ -22,3 +23,4 @@ class Services:
     catalog: CatalogService
     data_tables: DataTableService
     identity: IdentityService
+    exports: ExportService

@@ -1,0 +1,159 @@
+"""One bulk-export job (a run of kind ``export``, seed 003): the object's rows in key order
+after the request's cursor, at most ``limit`` of them, into one file published under the
+commit protocol; the outcome carries the count and where the next job starts.
+
+It reads ``limit + 1`` rows: the extra one only says that more remain (and is not written),
+so the last job of a chain ends with no next cursor rather than with an empty job after it.
+The key columns are read even when the request's ``fields`` leave them out: the next cursor
+is the last written row's key. Rows go through Arrow (never a source's own CSV writer, which
+would hide the last key).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+
+from egress.db.executions import FileRecord
+from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
+from egress.domain.catalog import TableInfo
+from egress.domain.export import EXPORT_FOLDER, ExportSpec
+from egress.domain.naming import file_extension, storage_key
+from egress.domain.plan import ReadPlan, plan_from_snapshot, select_fields
+from egress.domain.split import ALL
+from egress.domain.status import RunStatus
+from egress.engine.control import LeaseLost, RunControl
+from egress.sinks.data_table import Warehouse
+from egress.sinks.file import FileSink
+from egress.sinks.writers import content_type
+from egress.sources import Source
+from egress.sources.arrow_types import arrow_schema
+from egress.storage import Storage, tmp_key
+
+Batches = Callable[[ReadPlan, Source, RunControl], Iterator[pa.RecordBatch]]
+
+
+@dataclass(frozen=True)
+class ExportParts:
+    """What the runner lends an export job."""
+
+    storage: Storage
+    queue: RunQueue
+    prefix: str  # the attempt's temporary prefix
+    batches: Batches  # the runner's bounded, stall-watched batches of a plan
+    buffer_bytes: int
+
+
+class WarehouseTable:
+    """A data table read like a source (``Warehouse.read``): only what an export uses."""
+
+    def __init__(self, warehouse: Warehouse, physical_name: str) -> None:
+        self._warehouse = warehouse
+        self._name = physical_name
+
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        return self._warehouse.read(self._name, plan, batch_rows, batch_bytes)
+
+    def check(self) -> None:
+        return None
+
+    def catalog(self) -> list[TableInfo]:
+        return []
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        raise NotImplementedError("data tables are not read incrementally")
+
+    def close(self) -> None:
+        return None
+
+    def interrupt(self) -> None:
+        # A stop takes effect between batches (RunControl checks before each one).
+        return None
+
+
+def export_plan(export: ExportSpec) -> ReadPlan:
+    """The job's read: the written fields plus any key field they leave out, after the
+    cursor, in key order, one row more than the job may write."""
+    plan = plan_from_snapshot(export.execution)
+    have = {f.name for f in plan.fields}
+    extra = [c for c in plan.columns if c.name in export.key and c.name not in have]
+    return replace(
+        plan,
+        fields=[*plan.fields, *extra],
+        order=list(export.key),
+        after=export.after,
+        limit=export.limit + 1,
+    )
+
+
+def json_values(values: list[Any]) -> list[Any]:
+    """Key values as JSON keeps them (dates and decimals as text, which every source's
+    comparison converts back to the column's type)."""
+    loaded: list[Any] = json.loads(json.dumps(values, default=str))
+    return loaded
+
+
+def run_export(
+    claimed: ClaimedRun,
+    export: ExportSpec,
+    source: Source,
+    control: RunControl,
+    parts: ExportParts,
+) -> Outcome:
+    spec = export.execution
+    output = select_fields(spec.template.fields, spec.configuration.fields)
+    names = [f.name for f in output]
+    fmt = spec.configuration.format
+    name = f"{claimed.execution_id}.{file_extension(fmt, 'none')}"  # the request id
+    sink = FileSink(
+        parts.storage,
+        tmp_key(claimed.workspace_id, claimed.run_id, claimed.lease_token, name),
+        fmt,
+        "none",
+        arrow_schema(output),
+        parts.buffer_bytes,
+        name,
+    )
+    last: list[Any] | None = None
+    more = False
+    try:
+        for batch in parts.batches(export_plan(export), source, control):
+            room = export.limit - sink.rows
+            if batch.num_rows > room:
+                more, batch = True, batch.slice(0, room)
+            if batch.num_rows:
+                end = batch.num_rows - 1
+                last = [batch.column(k)[end].as_py() for k in export.key]
+                sink.write(batch.select(names))
+                control.report(sink.rows)
+            if more:
+                break
+        file = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    control.checkpoint()
+    # One name per request: another attempt of the job publishes the same key.
+    final = storage_key(claimed.workspace_id, EXPORT_FOLDER, name)
+    if not parts.queue.mark_publishing(claimed, [final]):
+        raise LeaseLost
+    parts.storage.publish(sink.key, final)
+    parts.storage.delete_prefix(parts.prefix)
+    record = FileRecord(
+        sub_extract_id=ALL,
+        sub_extract_value=None,
+        storage_key=final,
+        file_name=name,
+        content_type=content_type(fmt, "none"),
+        size_bytes=file.size,
+        sha256=file.sha256,
+        record_count=file.rows,
+    )
+    after = json_values(last) if more and last is not None else None
+    return Outcome(RunStatus.COMPLETED, file.rows, files=[record], result={"after": after})
