@@ -208,14 +208,14 @@ class RequestRepo(Repository):
         return self.get(workspace_id, request_id)
 
     def expired_files(self, completed_before: datetime, limit: int) -> list[FileRecord]:
-        """Export files of jobs completed before ``completed_before`` (the retention task's)."""
+        """Export files of jobs completed at or before ``completed_before`` (retention)."""
         with self._reads.connect() as conn:
             rows = conn.execute(
                 sa.select(run_files)
                 .join(runs, runs.c.id == run_files.c.run_id)
                 .where(
                     runs.c.kind == RunKind.EXPORT.value,
-                    runs.c.completed_at < completed_before,
+                    runs.c.completed_at <= completed_before,
                 )
                 .order_by(runs.c.completed_at)
                 .limit(limit)
