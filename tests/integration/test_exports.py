@@ -6,6 +6,7 @@ retention task, progress while running, and a worker killed mid-job."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +23,13 @@ from egress.db.migrate import upgrade
 from egress.domain.errors import BadRequest, Busy, Forbidden, Invalid, NotFound
 from egress.domain.export import RequestStatus
 from egress.domain.identity import Principal, Subject
-from egress.domain.paging import PageRequest
+from egress.domain.paging import KeysetCursor, PageRequest
 from egress.domain.plan import ReadPlan
 from egress.engine.control import RunControl
 from egress.services.exports import RequestView
 from egress.sources import Source
 from tests.conftest import PgDatabase, make_settings
+from tests.support.factories import submitted_configuration
 
 CHAIN = 250_001
 
@@ -152,7 +154,6 @@ def test_cursors_that_are_not_this_objects_are_400(tmp_path: Path, pg_db: PgData
         assert caught.value.errors[0].loc == ("body", "cursor")
     # Authentic, but issued for another object (a data-table cursor, or another workspace's).
     other = c.services.data_tables._encode
-    from egress.domain.paging import KeysetCursor
 
     with pytest.raises(BadRequest):
         c.services.exports.export(p, ws, obj, other(KeysetCursor("x", [2])), "jsonl", None)
@@ -364,3 +365,38 @@ def test_cancel_and_the_list_of_my_requests(tmp_path: Path, pg_db: PgDatabase) -
     failed = c.services.exports.list_page(p, RequestStatus.FAILED, PageRequest(0, 10), "http://x/")
     assert [v.request_id for v in failed.items] == [second.request_id]
     assert c.services.exports.list_page(_user(ws, "bob"), None, PageRequest(0, 10), "x").total == 0
+
+
+@pytest.mark.parametrize("mode", ["upsert", "append"])
+def test_a_data_table_exports_in_key_order_or_by_its_row_id(tmp_path: Path, mode: str) -> None:
+    c = _container(tmp_path, export_job_limit=2)
+    ws = c.workspaces.ensure_workspace("firm")
+    p = _user(ws)
+    src = tmp_path / "sources" / "codes.db"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(src) as db:
+        db.execute("CREATE TABLE codes (code TEXT PRIMARY KEY, label TEXT)")
+        db.executemany("INSERT INTO codes VALUES (?, ?)", [("c", "see"), ("a", "ay"), ("b", "bee")])
+    conn_rec = c.connections.create(ws, "codes", "sqlite", {"path": str(src)}, None)
+    c.services.catalog.discover(ws, conn_rec.id)
+    tpl = c.templates.list_page(ws, conn_rec.id, PageRequest(0, 10)).items[0]
+    destination = {"type": "dataTable", "dataTable": "codes", "mode": mode}
+    cfg = submitted_configuration(c, ws, tpl.id, "load", destination=destination)
+    c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    key = ["code"] if mode == "upsert" else ["_egress_id"]
+    listed = c.services.exports.objects(p, ws)
+    assert ("codes", "dataTable", key, 3) in [
+        (o.name, o.kind, o.key, o.approximate_count) for o in listed
+    ]
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        done = _run(c, p, c.services.exports.export(p, ws, "codes", cursor, "jsonl", None))
+        rows += _lines(c, p, done)
+        cursor = done.next_cursor
+        if cursor is None:
+            break
+    expected = ["a", "b", "c"] if mode == "upsert" else ["c", "a", "b"]  # key or load order
+    assert [r["code"] for r in rows] == expected
+    assert all(set(r) == {"code", "label"} for r in rows)  # the hidden row id is not written
