@@ -116,9 +116,7 @@ def decode_cursor(raw: bytes, workspace_id: str, object_name: str, width: int) -
     return None if found is None else found.after
 
 
-def export_fields(
-    fields: list[ColumnInfo], wanted: list[str] | None, key: list[str]
-) -> list[str] | None:
+def export_fields(fields: list[ColumnInfo], wanted: list[str] | None) -> list[str] | None:
     """The fields written (None: all); ``wanted`` must name known fields."""
     if wanted is None:
         return None

@@ -150,7 +150,7 @@ class ExportService:
         request_id = new_request_id()
         template, connection, kind = self._object(workspace_id, object_name)
         after = self._after(workspace_id, object_name, cursor, len(template.primary_key))
-        chosen = export_fields(template.fields, fields, template.primary_key)
+        chosen = export_fields(template.fields, fields)
         if chosen is None and kind == DATA_TABLE:
             chosen = [f.name for f in template.fields if f.name != ROW_ID]
         spec = ExportSpec(

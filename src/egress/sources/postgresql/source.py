@@ -35,7 +35,13 @@ from egress.sources.policy import (
     connect_timeout_s,
 )
 from egress.sources.postgresql.batches import decoded, infinities, read_error
-from egress.sources.postgresql.catalog import ACCESS_SQL, CATALOG_SQL, PK_SQL, tables_from
+from egress.sources.postgresql.catalog import (
+    ACCESS_SQL,
+    CATALOG_SQL,
+    PK_SQL,
+    UNIQUE_SQL,
+    tables_from,
+)
 from egress.sources.postgresql.columns import (
     COPY_QUOTED,
     COPY_SAFE,
@@ -191,9 +197,10 @@ class PostgresSource:
             with self._psycopg() as conn:
                 rows = conn.execute(CATALOG_SQL).fetchall()
                 pk_rows = conn.execute(PK_SQL).fetchall()
+                unique_rows = conn.execute(UNIQUE_SQL).fetchall()
         except (psycopg.Error, UnicodeDecodeError) as exc:  # names in a SQL_ASCII database
             raise SourceError(first_line(exc)) from exc
-        return tables_from(rows, pk_rows)
+        return tables_from(rows, pk_rows, unique_rows)
 
     def describe(self, query: str) -> list[ColumnInfo]:
         limit_s = base.probe_limit_s(self._policy.read_timeout_s)
