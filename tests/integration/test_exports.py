@@ -367,9 +367,20 @@ def test_cancel_and_the_list_of_my_requests(tmp_path: Path, pg_db: PgDatabase) -
     assert c.services.exports.list_page(_user(ws, "bob"), None, PageRequest(0, 10), "x").total == 0
 
 
-@pytest.mark.parametrize("mode", ["upsert", "append"])
-def test_a_data_table_exports_in_key_order_or_by_its_row_id(tmp_path: Path, mode: str) -> None:
-    c = _container(tmp_path, export_job_limit=2)
+@pytest.mark.parametrize(
+    ("mode", "warehouse"),
+    [
+        ("upsert", "sqlite"),
+        ("append", "sqlite"),
+        ("upsert", "postgresql"),
+        ("append", "postgresql"),
+    ],
+)
+def test_a_data_table_exports_in_key_order_or_by_its_row_id(
+    tmp_path: Path, pg_factory: Any, mode: str, warehouse: str
+) -> None:
+    url = None if warehouse == "sqlite" else pg_factory("egress_wh").sqlalchemy_url
+    c = _container(tmp_path, export_job_limit=2, warehouse_url=url)
     ws = c.workspaces.ensure_workspace("firm")
     p = _user(ws)
     src = tmp_path / "sources" / "codes.db"

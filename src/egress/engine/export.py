@@ -30,8 +30,9 @@ from egress.engine.control import LeaseLost, RunControl
 from egress.sinks.data_table import Warehouse
 from egress.sinks.file import FileSink
 from egress.sinks.writers import content_type
-from egress.sources import Source
+from egress.sources import Source, open_source
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.policy import SourcePolicy
 from egress.storage import Storage, tmp_key
 
 Batches = Callable[[ReadPlan, Source, RunControl], Iterator[pa.RecordBatch]]
@@ -75,6 +76,26 @@ class WarehouseTable:
     def interrupt(self) -> None:
         # A stop takes effect between batches (RunControl checks before each one).
         return None
+
+
+def warehouse_source(warehouse: Warehouse, policy: SourcePolicy, physical_name: str) -> Source:
+    """What a data table's export reads: on a PostgreSQL warehouse the PostgreSQL connector
+    (ADBC, Arrow all the way; read-only sessions), under a policy that lets Egress reach its
+    own warehouse, which tenant connections may not; elsewhere (SQLite) ``Warehouse.read``."""
+    url = warehouse.engine.url
+    if url.get_backend_name() != "postgresql":
+        return WarehouseTable(warehouse, physical_name)
+    settings = {
+        "host": url.host or "localhost",
+        "port": url.port or 5432,
+        "database": url.database or "",
+        "user": url.username or "",
+    }
+    if "sslmode" in url.query:
+        settings["sslmode"] = str(url.query["sslmode"])
+    secrets = {"password": url.password} if url.password else {}
+    own = replace(policy, own_databases=(), deny_hosts=(), allow_hosts=None)
+    return open_source("postgresql", settings, secrets, own)
 
 
 def export_plan(export: ExportSpec) -> ReadPlan:

@@ -42,7 +42,7 @@ from egress.engine.control import (
     RunReleased,
     RunStalled,
 )
-from egress.engine.export import ExportParts, WarehouseTable, run_export
+from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_split_field
 from egress.engine.publish import publish
@@ -382,7 +382,9 @@ class Runner:
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         if claimed.spec.connection.type == WAREHOUSE:  # an export of a data table
-            return WarehouseTable(self._warehouse, claimed.spec.template.source_table)
+            return warehouse_source(
+                self._warehouse, self._policy, claimed.spec.template.source_table
+            )
         record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
         return open_source(
             record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
