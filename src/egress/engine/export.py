@@ -5,8 +5,9 @@ commit protocol; the outcome carries the count and where the next job starts.
 It reads ``limit + 1`` rows: the extra one only says that more remain (and is not written),
 so the last job of a chain ends with no next cursor rather than with an empty job after it.
 The key columns are read even when the request's ``fields`` leave them out: the next cursor
-is the last written row's key. Rows go through Arrow (never a source's own CSV writer, which
-would hide the last key).
+is the last written row's key. CSV from a ``KeysetSource`` (PostgreSQL) goes through its COPY
+path instead: the job's last key and whether more follow are read first, in the snapshot
+transaction the COPY then runs in, so the file holds exactly those rows.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import LeaseLost, RunControl
 from egress.sinks.data_table import Warehouse
-from egress.sinks.file import FileSink
+from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.writers import content_type
 from egress.sources import Source, open_source
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import KeysetSource
 from egress.sources.policy import SourcePolicy
 from egress.storage import Storage, tmp_key
 
@@ -120,6 +122,33 @@ def json_values(values: list[Any]) -> list[Any]:
     return loaded
 
 
+def _write(
+    sink: FileSink,
+    plan: ReadPlan,
+    export: ExportSpec,
+    names: list[str],
+    source: Source,
+    control: RunControl,
+    parts: ExportParts,
+) -> tuple[WrittenFile, list[Any] | None, bool]:
+    """Through Arrow: the file, the last written row's key, and whether more rows remain
+    (the plan reads one row past the job for that)."""
+    last: list[Any] | None = None
+    more = False
+    for batch in parts.batches(plan, source, control):
+        room = export.limit - sink.rows
+        if batch.num_rows > room:
+            more, batch = True, batch.slice(0, room)
+        if batch.num_rows:
+            end = batch.num_rows - 1
+            last = [batch.column(k)[end].as_py() for k in export.key]
+            sink.write(batch.select(names))
+            control.report(sink.rows)
+        if more:
+            break
+    return sink.close(), last, more
+
+
 def run_export(
     claimed: ClaimedRun,
     export: ExportSpec,
@@ -141,21 +170,19 @@ def run_export(
         parts.buffer_bytes,
         name,
     )
-    last: list[Any] | None = None
-    more = False
+    plan = export_plan(export)
+    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
+    copy_plan = replace(plan, fields=output, limit=export.limit)
+    fast = fmt == "csv" and isinstance(source, KeysetSource) and source.can_copy_csv(copy_plan)
     try:
-        for batch in parts.batches(export_plan(export), source, control):
-            room = export.limit - sink.rows
-            if batch.num_rows > room:
-                more, batch = True, batch.slice(0, room)
-            if batch.num_rows:
-                end = batch.num_rows - 1
-                last = [batch.column(k)[end].as_py() for k in export.key]
-                sink.write(batch.select(names))
-                control.report(sink.rows)
-            if more:
-                break
-        file = sink.close()
+        if fast:
+            assert isinstance(source, KeysetSource)
+            with control.awaiting_source():
+                last, more = source.begin_keyset(copy_plan)
+                rows = source.copy_csv(copy_plan, sink.stream, control.report)
+            file = sink.close(rows)
+        else:
+            file, last, more = _write(sink, plan, export, names, source, control, parts)
     except BaseException:
         sink.abort()
         raise

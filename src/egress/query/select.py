@@ -232,6 +232,8 @@ def select_statement(
         query = query.order_by(*[_input_column(plan, k) for k in plan.order])
     if plan.limit is not None:
         query = query.limit(plan.limit)
+    if plan.offset is not None:
+        query = query.offset(plan.offset)
     return Statement(query.sql(dialect=dialect), params.values)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -18,7 +19,13 @@ from sqlglot import exp
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
-from egress.query.select import ColumnSql, max_statement, select_statement, table_sql
+from egress.query.select import (
+    ColumnSql,
+    max_statement,
+    plain_column,
+    select_statement,
+    table_sql,
+)
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import (
@@ -309,6 +316,25 @@ class PostgresSource:
             raise SourceError(first_line(exc)) from exc
         self._held = conn
         return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
+
+    def begin_keyset(self, plan: ReadPlan) -> tuple[list[Any] | None, bool]:
+        assert plan.limit is not None and plan.order
+        by_name = {c.name: c for c in plan.columns or plan.fields}
+        bounds = replace(
+            plan, fields=[by_name[k] for k in plan.order], limit=2, offset=plan.limit - 1
+        )
+        conn = self._psycopg()
+        try:
+            one_row(conn, BEGIN_SNAPSHOT)
+            rows = conn.execute(self._select(conn, bounds, plain_column)).fetchall()
+        except psycopg.Error as exc:
+            conn.close()
+            raise read_error(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._held = conn
+        return (list(rows[0]) if rows else None), len(rows) == 2
 
     def _adbc_session(self) -> Any:
         """An ADBC connection that commits nothing itself (the snapshot transaction is
