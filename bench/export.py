@@ -24,23 +24,17 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from extract_throughput import ADMIN, DB, create_table, psql_copy, start_server
+from extract_throughput import (
+    ADMIN,
+    COLUMNS,
+    bench_connection,
+    create_table,
+    psql_copy,
+    start_server,
+)
 
 WAREHOUSE = "egress_bench_wh"
-FIELDS = [
-    "id",
-    "order_number",
-    "customer",
-    "region",
-    "quantity",
-    "amount",
-    "is_gift",
-    "order_date",
-    "created_at",
-    "shipped_at",
-    "notes",
-    "ref",
-]
+FIELDS = [c.strip() for c in COLUMNS.split(",")]
 
 
 def fresh_warehouse() -> str:
@@ -129,21 +123,9 @@ def main() -> int:
             with sqlite3.connect(work / "data" / "egress.db") as meta:
                 found = meta.execute("SELECT id FROM workspaces WHERE name = 'default'")
                 firm = found.fetchone()[0]
-            conn = http.post(
-                "/api/v1/connections",
-                json={
-                    "name": "bench",
-                    "type": "postgresql",
-                    "settings": {
-                        "host": "127.0.0.1",
-                        "port": 5432,
-                        "database": DB,
-                        "user": "postgres",
-                    },
-                },
-            ).raise_for_status()
+            connection = bench_connection(http)
             templates = http.get(
-                "/api/v1/templates", params={"connectionId": conn.json()["id"], "limit": 100}
+                "/api/v1/templates", params={"connectionId": connection, "limit": 100}
             ).json()["data"]
             template = next(t["id"] for t in templates if t["name"] == "public.orders")
             print("loading the data table …", flush=True)
