@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 CURSOR_PURPOSE = "export-cursor"
 FILE_PURPOSE = "export-file"
-FILE_PATH = "/api/v1/export-files/{token}"
+FILE_PATH = "/export-files/{token}"
 # Sources whose catalog reads a discovered template's key from its PRIMARY KEY constraint.
 ENFORCING_SOURCES = frozenset({"postgresql", "mysql", "sqlite"})
 # A client told to come back: about when a small job has moved on.

@@ -11,3 +11,4 @@ from egress.api.faces.idm import routes
 
 def install(app: FastAPI) -> None:
     app.include_router(routes.router)
+    app.include_router(routes.links)

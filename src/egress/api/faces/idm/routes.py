@@ -14,6 +14,9 @@ from egress.domain.export import STATUS_FILTER
 from egress.domain.paging import PageRequest, total_pages
 
 router = APIRouter(prefix="/api/v1", tags=["bulk export (seed 003)"])
+# Signed file links live outside /api/, whose every route needs a bearer token: the link's
+# signature is its credential.
+links = APIRouter(tags=["bulk export (seed 003)"])
 StatusName = Annotated[str | None, Query(pattern="^(Pending|InProgress|Completed|Failed)$")]
 
 
@@ -74,7 +77,7 @@ def list_requests(
     }
 
 
-@router.api_route("/export-files/{token}", methods=["GET", "HEAD"])
+@links.api_route("/export-files/{token}", methods=["GET", "HEAD"])
 def export_file(token: str, request: Request, s: ServicesDep, files: FileDownloads) -> Response:
     """No bearer token: the signed link is the credential (403 when expired or changed)."""
     return files.file(request, s.exports.file(token))
