@@ -32,6 +32,7 @@ from tests.e2e.helpers import (
     sqlite_connection,
     template,
     trigger,
+    workspace_id,
 )
 from tests.support.s3 import S3Server
 
@@ -249,8 +250,7 @@ def test_an_export_file_url_redirects_to_a_fresh_presigned_url(
     bucket: str,
 ) -> None:
     """Seed 003 on a bucket: the fileUrl (no token) answers 307 to a short-lived presigned URL."""
-    with sqlite3.connect(server.data_dir / "egress.db") as meta:
-        firm = meta.execute("SELECT id FROM workspaces WHERE name = 'default'").fetchone()[0]
+    firm = workspace_id(server)
     tpl = template(http, connection_id, "main.people")["id"]
     request_id = http.post(f"{API_V1}/idm/{firm}/t-{tpl}/export", json={"format": "csv"}).json()[
         "requestId"

@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Server
-from tests.e2e.helpers import anonymous, api, problem
-from tests.support.identity import create_token, create_workspace
+from tests.e2e.helpers import anonymous, api, problem, workspace_id
 
 API = "/api/v1"
 REQUEST_ID = re.compile(r"^export-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -71,10 +70,9 @@ def _shape(body: dict[str, Any]) -> None:
 
 
 def test_seed_003_line_by_line(server: Server, tmp_path: Path) -> None:
-    firm = create_workspace(server, "firm")
-    admin = create_token(server, "firm", "admin")
+    firm = workspace_id(server)  # the bootstrap token's workspace
     db = _source(tmp_path)
-    with api(server, admin) as http, anonymous(server) as web:
+    with api(server) as http, anonymous(server) as web:
         conn_id = http.post(
             f"{API}/connections",
             json={"name": "firm", "type": "sqlite", "settings": {"path": str(db)}},
