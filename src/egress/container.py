@@ -7,15 +7,18 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from egress.access_tokens import AccessTokens
 from egress.crypto import SecretBox, load_secret_box
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
+from egress.db.oauth import GrantRepo
 from egress.db.requests import RequestRepo
 from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
+from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.domain.export import RETENTION_EVERY_S
@@ -29,6 +32,9 @@ from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
 from egress.services.identity import IdentityService
+from egress.services.oauth import OAuthServer
+from egress.services.revocation import RevocationCache
+from egress.services.users import UserService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
@@ -59,6 +65,11 @@ class Container:
     warehouse: Warehouse
     policy: SourcePolicy
     source_pool: SourcePool
+    users: UserRepo
+    clients: ClientRepo
+    grants: GrantRepo
+    access_tokens: AccessTokens
+    revocation_cache: RevocationCache
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -66,11 +77,12 @@ class Container:
     def build(cls, settings: Settings, clock: Clock = utcnow) -> Container:
         settings.ensure_data_dir()
         engine = make_engine(settings.resolved_database_url)
+        signing = load_signing_ring(settings)
         return cls(
             settings=settings,
             engine=engine,
             secret_box=load_secret_box(settings),
-            signing=load_signing_ring(settings),
+            signing=signing,
             storage=Storage(settings.resolved_storage_url),
             workspaces=WorkspaceRepo(engine, clock),
             connections=ConnectionRepo(engine, clock),
@@ -86,6 +98,11 @@ class Container:
             source_pool=SourcePool(
                 settings.source_pool_size, retry_after_s=math.ceil(settings.source_timeout_s)
             ),
+            users=UserRepo(engine, clock),
+            clients=ClientRepo(engine, clock),
+            grants=GrantRepo(engine, clock),
+            access_tokens=AccessTokens(signing, clock, settings.access_token_ttl_s),
+            revocation_cache=RevocationCache(settings.revocation_cache_s),
             clock=clock,
         )
 
@@ -93,6 +110,7 @@ class Container:
     def services(self) -> Services:
         """The use cases over this container's parts. Built on each use (a few small objects)
         so that they always hold the parts the container holds now, e.g. a test's clock."""
+        users = UserService(self.users, self.clients, self.signing)
         return Services(
             configurations=ConfigurationService(
                 self.configurations, self.templates, self.data_tables, self.storage
@@ -109,7 +127,19 @@ class Container:
             connections=ConnectionService(self.connections, self.secret_box, self.policy),
             catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
             data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
-            identity=IdentityService(self.workspaces, self.signing, self.clock),
+            identity=IdentityService(
+                self.workspaces,
+                self.users,
+                self.clients,
+                self.signing,
+                self.access_tokens,
+                self.revocation_cache,
+                self.clock,
+            ),
+            users=users,
+            make_oauth=lambda: OAuthServer(
+                users, self.grants, self.access_tokens, self.signing, self.clock
+            ),
             exports=ExportService(
                 self.requests,
                 self.templates,

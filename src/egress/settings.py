@@ -56,6 +56,12 @@ DEFAULT_CONNECTION_DENY_HOSTS = "169.254.0.0/16,fe80::/10,fd00:ec2::254"
 # The largest request body: far above any real configuration or connection (SQL templates and
 # whereClauses stop at 100,000 characters, selected rows at 10,000), far below what hurts memory.
 DEFAULT_MAX_BODY_BYTES = 8 << 20
+# OAuth access tokens (JWTs) are checked without the database: short-lived, so a leaked one soon
+# stops working; revocation reaches them through the per-subject not-before check instead.
+DEFAULT_ACCESS_TOKEN_TTL_S = 3600
+# What the database said about a credential is reused this long: the most a revocation, a
+# removed user or a lowered role can take to apply, and what spares polling a query per request.
+DEFAULT_REVOCATION_CACHE_S = 5.0
 # The data dir and everything Egress creates are for the user it runs as only (see cli.main).
 DATA_DIR_MODE = 0o700
 
@@ -106,6 +112,9 @@ class Settings(BaseSettings):
     catalog_max_entries: int = Field(default=DEFAULT_CATALOG_MAX_ENTRIES, ge=1)
     connection_deny_hosts: str = DEFAULT_CONNECTION_DENY_HOSTS
     connection_allow_hosts: str | None = None
+    # Identity (README "Authentication and roles").
+    access_token_ttl_s: int = Field(default=DEFAULT_ACCESS_TOKEN_TTL_S, ge=60, le=24 * 3600)
+    revocation_cache_s: float = Field(default=DEFAULT_REVOCATION_CACHE_S, ge=0, le=300)
     # Bulk export (seed 003): objects per job, how long a job's fileUrl (and file) lives, and
     # the base of absolute URLs handed out (default: the base URL the request came to).
     export_job_limit: int = Field(default=DEFAULT_EXPORT_JOB_LIMIT, ge=1)

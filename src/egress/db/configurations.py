@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,78 +19,29 @@ from egress.db.tables import (
     runs,
 )
 from egress.domain.clock import new_id
+from egress.domain.configuration import Configuration
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
-from egress.domain.spec import ConfigurationSnapshot
 from egress.domain.status import ACTIVE, ConfigStatus, RunStatus
 
 T = extraction_configurations
 
 
-@dataclass(frozen=True)
-class ConfigurationRecord:
-    id: str
-    workspace_id: str
-    name: str
-    template_id: str
-    fields: list[str] | None
-    format: str
-    compression: str
-    destination: dict[str, Any]
-    file_name_pattern: str | None
-    split_by: str | None
-    filter: str | None
-    extract_only_new: bool
-    incremental_lag: float | None
-    date_from: str | None
-    date_to: str | None
-    watermark: Any
-    start_date: datetime | None
-    end_date: datetime | None
-    status: ConfigStatus
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    def snapshot(self) -> ConfigurationSnapshot:
-        """The frozen form stored on every execution."""
-        return ConfigurationSnapshot(
-            id=self.id,
-            name=self.name,
-            version=self.version,
-            fields=self.fields,
-            format=self.format,
-            compression=self.compression,
-            destination=self.destination,
-            file_name_pattern=self.file_name_pattern,
-            split_by=self.split_by,
-        )
+# The stored form is the domain's type; its fields are the table's columns of the same names.
+ConfigurationRecord = Configuration
+_COLUMNS = tuple(f.name for f in fields(Configuration))
 
 
 def _record(row: Row[Any]) -> ConfigurationRecord:
+    values = {name: getattr(row, name) for name in _COLUMNS}
     return ConfigurationRecord(
-        id=row.id,
-        workspace_id=row.workspace_id,
-        name=row.name,
-        template_id=row.template_id,
-        fields=list(row.fields) if row.fields is not None else None,
-        format=row.format,
-        compression=row.compression,
-        destination=dict(row.destination),
-        file_name_pattern=row.file_name_pattern,
-        split_by=row.split_by,
-        filter=row.filter,
-        extract_only_new=bool(row.extract_only_new),
-        incremental_lag=row.incremental_lag,
-        date_from=row.date_from,
-        date_to=row.date_to,
-        watermark=row.watermark,
-        start_date=row.start_date,
-        end_date=row.end_date,
-        status=ConfigStatus(row.status),
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        **values
+        | {
+            "fields": list(row.fields) if row.fields is not None else None,
+            "destination": dict(row.destination),
+            "extract_only_new": bool(row.extract_only_new),
+            "status": ConfigStatus(row.status),
+        }
     )
 
 

@@ -121,17 +121,54 @@ def run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
     )
 
 
-def file_record(row: Row[Any]) -> FileRecord:
-    return FileRecord(
-        sub_extract_id=row.sub_extract_id,
-        sub_extract_value=row.sub_extract_value,
-        storage_key=row.storage_key,
-        file_name=row.file_name,
-        content_type=row.content_type,
-        size_bytes=row.size_bytes,
-        sha256=row.sha256,
-        record_count=row.record_count,
+# The file columns of the details read, labelled apart from the run's own (id, record_count, …).
+_FILE_COLUMNS = (
+    "sub_extract_id",
+    "sub_extract_value",
+    "storage_key",
+    "file_name",
+    "content_type",
+    "size_bytes",
+    "sha256",
+    "record_count",
+)
+
+
+def file_record(row: Row[Any], prefix: str = "") -> FileRecord:
+    """A ``run_files`` row's file (its columns named with ``prefix``, as in the details read)."""
+    return FileRecord(**{name: getattr(row, f"{prefix}{name}") for name in _FILE_COLUMNS})
+
+
+def _details_query() -> sa.Select[Any]:
+    """An execution's details in one query (a status poll's only read): its runs, each joined
+    to its files, in run and part order. The frozen parameters, the widest value, come on the
+    first row only: a split run with many parts does not repeat them per part.
+
+    Built once, with bound parameters, so a poll neither builds nor hashes a statement."""
+    first = sa.func.row_number().over(order_by=(runs.c.run_number, run_files.c.sub_extract_id))
+    return (
+        sa.select(
+            sa.case((first == 1, executions.c.parameters), else_=sa.null()).label("parameters"),
+            executions.c.trigger.label("execution_trigger"),
+            executions.c.created_at.label("execution_created_at"),
+            *runs.c,
+            *(run_files.c[name].label(f"file_{name}") for name in _FILE_COLUMNS),
+        )
+        .select_from(
+            executions.join(runs, runs.c.execution_id == executions.c.id).outerjoin(
+                run_files, run_files.c.run_id == runs.c.id
+            )
+        )
+        .where(
+            executions.c.workspace_id == sa.bindparam("workspace_id"),
+            executions.c.configuration_id == sa.bindparam("configuration_id"),
+            executions.c.id == sa.bindparam("execution_id"),
+        )
+        .order_by(runs.c.run_number, run_files.c.sub_extract_id)
     )
+
+
+_DETAILS = _details_query()
 
 
 class ExecutionRepo(Repository):
@@ -312,36 +349,30 @@ class ExecutionRepo(Repository):
 
     # -------------------------------------------------------------------- reading
     def get(self, workspace_id: str, configuration_id: str, execution_id: str) -> ExecutionRecord:
+        keys = {
+            "workspace_id": workspace_id,
+            "configuration_id": configuration_id,
+            "execution_id": execution_id,
+        }
         with self._reads.connect() as conn:
-            row = conn.execute(
-                sa.select(executions).where(
-                    executions.c.workspace_id == workspace_id,
-                    executions.c.configuration_id == configuration_id,
-                    executions.c.id == execution_id,
-                )
-            ).one_or_none()
-            if row is None:
-                raise NotFound(f"execution {execution_id} not found")
-            run_rows = conn.execute(
-                sa.select(runs)
-                .where(runs.c.execution_id == execution_id)
-                .order_by(runs.c.run_number)
-            ).all()
-            files: dict[str, list[FileRecord]] = defaultdict(list)
-            for f in conn.execute(
-                sa.select(run_files)
-                .where(run_files.c.run_id.in_([r.id for r in run_rows]))
-                .order_by(run_files.c.sub_extract_id)
-            ):
-                files[f.run_id].append(file_record(f))
+            rows = conn.execute(_DETAILS, keys).all()
+        if not rows:  # an execution always has its run 1: no row, no execution
+            raise NotFound(f"execution {execution_id} not found")
+        run_rows: dict[str, Row[Any]] = {}
+        files: dict[str, list[FileRecord]] = defaultdict(list)
+        for r in rows:
+            run_rows.setdefault(r.id, r)
+            if r.file_sub_extract_id is not None:  # the outer join's row of a run without files
+                files[r.id].append(file_record(r, "file_"))
+        head = rows[0]
         return ExecutionRecord(
-            id=row.id,
-            workspace_id=row.workspace_id,
-            configuration_id=row.configuration_id,
-            spec=ExecutionSpec.from_json(row.parameters),
-            trigger=row.trigger,
-            created_at=row.created_at,
-            runs=[run_record(r, files[r.id]) for r in run_rows],
+            id=execution_id,
+            workspace_id=workspace_id,
+            configuration_id=configuration_id,
+            spec=ExecutionSpec.from_json(head.parameters),
+            trigger=head.execution_trigger,
+            created_at=head.execution_created_at,
+            runs=[run_record(r, files[run_id]) for run_id, r in run_rows.items()],
         )
 
     def list_page(

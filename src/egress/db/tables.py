@@ -70,6 +70,81 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # A personal access token (egp_) acts for its creator — a user, client or token
+    # (Subject.type/id/name) — and never with more than the creator's current role. NULL: a
+    # token an operator made with `egress admin create-token` (egr_).
+    sa.Column("creator_type", sa.String(10), nullable=True),
+    sa.Column("creator_id", sa.String(36), nullable=True),
+    sa.Column("creator_name", sa.String(320), nullable=True),
+)
+
+# People. An email is one user across workspaces; `not_before`: access tokens issued before it
+# no longer count (set on removal, role change and password reset).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=True),  # argon2id; NULL: none set yet
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("not_before", UTCDateTime(), nullable=True),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("workspace_id", ID, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# OAuth 2.0 clients, each bound to one workspace and role. `secret_hash` (HMAC under signing key
+# `key_id`, like tokens) is NULL for a public client (a browser app using PKCE).
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("redirect_uris", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+# Authorization codes (stored as HMACs, used once) and refresh tokens: a refresh rotates into
+# a new token of the same `family_id`; presenting a used one revokes the whole family.
+oauth_codes = sa.Table(
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", ID, sa.ForeignKey("oauth_clients.id"), nullable=False),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("redirect_uri", sa.String(2000), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("code_challenge_method", sa.String(10), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("family_id", ID, nullable=False, index=True),
+    sa.Column("client_id", ID, sa.ForeignKey("oauth_clients.id"), nullable=False),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 connections = sa.Table(
@@ -110,6 +185,8 @@ templates = sa.Table(
     sa.Column("date_field", sa.String(200), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # A custom CSV template's NULL spellings, instead of its connection's (NULL: the connection's).
+    sa.Column("csv_null_values", sa.JSON(), nullable=True),
     sa.UniqueConstraint("workspace_id", "connection_id", "name"),
 )
 

@@ -38,6 +38,7 @@ class TemplateRecord:
     created_at: datetime
     query: str | None = None  # a SQL template's SELECT, read instead of a table
     source: TableRef | None = None  # the table read, as parts; None for a SQL template
+    csv_null_values: list[str] | None = None  # a CSV template's own; None: the connection's
 
     def field(self, name: str) -> ColumnInfo | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -54,6 +55,7 @@ class TemplateRecord:
             cursor_field=self.cursor_field,
             date_field=self.date_field,
             query=self.query,
+            csv_null_values=self.csv_null_values,
         )
 
 
@@ -72,6 +74,7 @@ def _record(row: Row[Any]) -> TemplateRecord:
         created_at=row.created_at,
         query=row.query,
         source=None if row.source_name is None else TableRef(row.source_schema, row.source_name),
+        csv_null_values=row.csv_null_values,
     )
 
 
@@ -155,6 +158,7 @@ class TemplateRepo(Repository):
         cursor_field: str | None,
         date_field: str | None,
         query: str | None = None,
+        csv_null_values: list[str] | None = None,
     ) -> TemplateRecord:
         """A custom template over the table ``source``, or over ``query`` (``source`` None)."""
         now = self._clock()
@@ -176,6 +180,7 @@ class TemplateRepo(Repository):
                         cursor_field=cursor_field,
                         date_field=date_field,
                         query=query,
+                        csv_null_values=csv_null_values,
                         created_at=now,
                         updated_at=now,
                     )

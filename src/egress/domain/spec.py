@@ -81,8 +81,12 @@ class TemplateSnapshot:
     cursor_field: str | None
     date_field: str | None
     query: str | None
+    csv_null_values: list[str] | None = None  # a CSV template's own NULL spellings
 
     def to_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        if self.csv_null_values is not None:  # absent otherwise: older specs keep their shape
+            shown["csvNullValues"] = self.csv_null_values
         return {
             "id": self.id,
             "name": self.name,
@@ -94,6 +98,7 @@ class TemplateSnapshot:
             "cursorField": self.cursor_field,
             "dateField": self.date_field,
             "query": self.query,
+            **shown,
         }
 
     @classmethod
@@ -113,6 +118,7 @@ class TemplateSnapshot:
             cursor_field=data.get("cursorField"),
             date_field=data.get("dateField"),
             query=query,
+            csv_null_values=data.get("csvNullValues"),
         )
 
 

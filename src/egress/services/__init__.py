@@ -4,7 +4,9 @@ them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
@@ -13,6 +15,8 @@ from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
 from egress.services.identity import IdentityService
+from egress.services.oauth import OAuthServer
+from egress.services.users import UserService
 
 
 @dataclass(frozen=True)
@@ -24,3 +28,10 @@ class Services:
     data_tables: DataTableService
     identity: IdentityService
     exports: ExportService
+    users: UserService
+    # Built on first use: only the OAuth routes need it, and every request builds Services.
+    make_oauth: Callable[[], OAuthServer]
+
+    @cached_property
+    def oauth(self) -> OAuthServer:
+        return self.make_oauth()

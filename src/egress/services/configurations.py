@@ -10,6 +10,7 @@ from egress.db.configurations import ConfigurationRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.domain.configuration import REQUIRED, SETTABLE
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.incremental import lag_seconds
@@ -20,26 +21,6 @@ from egress.domain.plan import select_fields
 from egress.domain.status import ConfigStatus
 from egress.query.where import parse_where
 from egress.storage import Storage
-
-# The values a configuration is made of, by their logical names: what create takes in full and
-# update merges changes into.
-FIELDS = (
-    "name",
-    "template_id",
-    "fields",
-    "format",
-    "compression",
-    "destination",
-    "file_name_pattern",
-    "split_by",
-    "filter",
-    "extract_only_new",
-    "incremental_lag",
-    "date_from",
-    "date_to",
-    "start_date",
-    "end_date",
-)
 
 
 class ConfigurationService:
@@ -71,10 +52,18 @@ class ConfigurationService:
     ) -> ConfigurationRecord:
         """PUT and PATCH alike: merge the changes, re-validate the whole, store."""
         current = self._configurations.get(workspace_id, cfg_id)
-        merged = {**{key: getattr(current, key) for key in FIELDS}, **changes}
+        merged = {**{key: getattr(current, key) for key in SETTABLE}, **changes}
         return self._configurations.update(
             workspace_id, cfg_id, self.validated(workspace_id, merged, cfg_id)
         )
+
+    def patch(self, workspace_id: str, cfg_id: str, changes: dict[str, Any]) -> ConfigurationRecord:
+        """Change only the values given; one that a configuration cannot be without (a name,
+        a format, …) may not be given as null."""
+        for key in REQUIRED:
+            if key in changes and changes[key] is None:
+                raise Invalid.at(("body", key), "must not be null")
+        return self.update(workspace_id, cfg_id, changes)
 
     def submit(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
         self._configurations.get(workspace_id, cfg_id)

@@ -9,16 +9,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic.alias_generators import to_camel
 
-from egress.api import errors
+from egress.api import errors, oauth
 from egress.api.native.routes import (
     configurations,
     connections,
     data_tables,
     executions,
     health,
+    identity,
     templates,
 )
-from egress.api.wiring import SOURCE_ERRORS
+from egress.api.wiring import SOURCE_ERRORS, declare_roles
 
 
 def wire_name(logical: str) -> str:
@@ -29,5 +30,15 @@ def wire_name(logical: str) -> str:
 def install(app: FastAPI) -> None:
     """This face's routes and error format."""
     errors.install(app, wire_name, SOURCE_ERRORS)
-    for module in (health, connections, templates, configurations, executions, data_tables):
+    for module in (
+        health,
+        oauth,
+        identity,
+        connections,
+        templates,
+        configurations,
+        executions,
+        data_tables,
+    ):
+        declare_roles(module.router)
         app.include_router(module.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -39,30 +40,8 @@ from egress.services.executions import (
 
 
 def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut:
-    return ConfigurationOut(
-        id=r.id,
-        name=r.name,
-        template_id=r.template_id,
-        fields=r.fields,
-        format=r.format,
-        compression=r.compression,
-        destination=r.destination,
-        file_name_pattern=r.file_name_pattern,
-        split_by=r.split_by,
-        filter=r.filter,
-        extract_only_new=r.extract_only_new,
-        incremental_lag=r.incremental_lag,
-        date_from=r.date_from,
-        date_to=r.date_to,
-        watermark=r.watermark,
-        start_date=r.start_date,
-        end_date=r.end_date,
-        status=r.status.value,
-        active=is_active(r.status, r.start_date, r.end_date, now),
-        version=r.version,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
-    )
+    shown = {f.name: getattr(r, f.name) for f in fields(r)}
+    return ConfigurationOut(**shown, active=is_active(r.status, r.start_date, r.end_date, now))
 
 
 def connection_out(r: ConnectionRecord, secret_names: list[str]) -> ConnectionOut:
@@ -91,6 +70,7 @@ def template_out(t: TemplateRecord) -> TemplateOut:
         primary_key=t.primary_key,
         cursor_field=t.cursor_field,
         date_field=t.date_field,
+        csv_null_values=t.csv_null_values,
     )
 
 
@@ -214,6 +194,7 @@ def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
     base = execution_url(execution.configuration_id, execution.id)
     return RunOut(
         run=run.run_number,
+        kind=run.kind.value,
         status=run.status.value,
         process_id=run.process_id,
         queued_at=run.queued_at,

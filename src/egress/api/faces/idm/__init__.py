@@ -7,8 +7,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from egress.api.faces.idm import routes
+from egress.api.wiring import declare_roles
 
 
 def install(app: FastAPI) -> None:
+    declare_roles(routes.router)
     app.include_router(routes.router)
     app.include_router(routes.links)

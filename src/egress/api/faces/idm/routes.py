@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from egress.api.faces.idm.presenters import object_out, request_out, request_summary_out
 from egress.api.faces.idm.schemas import ExportBody
 from egress.api.native.routes.common import page_request
-from egress.api.wiring import CurrentPrincipal, FileDownloads, ServicesDep
+from egress.api.wiring import Editor, FileDownloads, ServicesDep, Viewer
 from egress.domain.export import STATUS_FILTER
 from egress.domain.paging import PageRequest, total_pages
 
@@ -25,7 +25,7 @@ def _base(request: Request) -> str:
 
 
 @router.get("/idm/{firmId}/objects")
-def list_objects(firmId: str, s: ServicesDep, p: CurrentPrincipal) -> dict[str, Any]:
+def list_objects(firmId: str, s: ServicesDep, p: Viewer) -> dict[str, Any]:
     found = s.exports.objects(p, firmId)
     return {"data": [object_out(o) for o in found]}
 
@@ -35,7 +35,7 @@ def export(
     firmId: str,
     objects: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
     body: Annotated[ExportBody | None, Body()] = None,
 ) -> dict[str, str]:
     b = body or ExportBody()
@@ -48,13 +48,13 @@ def get_request(
     requestId: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
 ) -> dict[str, Any]:
     return request_out(s.exports.get(p, requestId, _base(request)))
 
 
 @router.delete("/request/{requestId}")
-def cancel_request(requestId: str, s: ServicesDep, p: CurrentPrincipal) -> dict[str, Any]:
+def cancel_request(requestId: str, s: ServicesDep, p: Editor) -> dict[str, Any]:
     return request_out(s.exports.cancel(p, requestId))
 
 
@@ -62,7 +62,7 @@ def cancel_request(requestId: str, s: ServicesDep, p: CurrentPrincipal) -> dict[
 def list_requests(
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     page: Annotated[PageRequest, Depends(page_request)],
     status: StatusName = None,
 ) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from egress.api.native.presenters import (
     execution_out,
@@ -22,7 +23,7 @@ from egress.api.native.schemas import (
     SubExtractStatusOut,
     TriggerRequest,
 )
-from egress.api.wiring import CurrentPrincipal, FileDownloads, ServicesDep
+from egress.api.wiring import Editor, FileDownloads, ServicesDep, Viewer
 from egress.domain.paging import PageRequest
 from egress.services.executions import ExecutionRecord, is_split
 
@@ -52,7 +53,7 @@ def trigger_execution(
     config_id: str,
     response: Response,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
     idempotency_key: IdempotencyKey = None,
     body: OptionalTrigger = None,
 ) -> ExecutionOut:
@@ -67,7 +68,7 @@ def trigger_execution(
 def list_executions(
     config_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     page: Annotated[PageRequest, Depends(page_request)],
 ) -> ListEnvelope[ExecutionSummaryOut]:
     result = s.executions.list_page(p.workspace_id, config_id, page)
@@ -76,10 +77,13 @@ def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
-def get_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
+async def get_execution(
+    config_id: str, execution_id: str, s: ServicesDep, p: Viewer
 ) -> ExecutionOut:
-    return execution_out(s.executions.get(p.workspace_id, config_id, execution_id))
+    """The status poll: its read is the one hop to the thread pool; presenting and checking
+    the answer stay in the event loop (a sync route costs a hop for each)."""
+    execution = await run_in_threadpool(s.executions.get, p.workspace_id, config_id, execution_id)
+    return execution_out(execution)
 
 
 @router.post("/{execution_id}/rerun", status_code=202, response_model=ExecutionOut)
@@ -88,7 +92,7 @@ def rerun_execution(
     execution_id: str,
     response: Response,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionOut:
     execution = s.executions.rerun(p.workspace_id, config_id, execution_id, idempotency_key)
@@ -96,9 +100,7 @@ def rerun_execution(
 
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
-def cancel_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
-) -> ExecutionOut:
+def cancel_execution(config_id: str, execution_id: str, s: ServicesDep, p: Editor) -> ExecutionOut:
     return execution_out(s.executions.cancel(p.workspace_id, config_id, execution_id))
 
 
@@ -125,7 +127,7 @@ def download(
     execution_id: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     files: FileDownloads,
     run: RunQuery = None,
 ) -> Response:
@@ -143,7 +145,7 @@ def get_sub_extract(
     execution_id: str,
     sub_extract_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     run: RunQuery = None,
 ) -> SubExtractStatusOut:
     execution, record, f = s.executions.sub_extract(
@@ -174,7 +176,7 @@ def download_sub_extract(
     sub_extract_id: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     files: FileDownloads,
     run: RunQuery = None,
 ) -> Response:

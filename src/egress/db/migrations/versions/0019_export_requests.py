@@ -3,7 +3,7 @@ run's ``owner`` with the partial unique index allowing one active export job per
 ``runs.execution_id`` nullable (an export job has no execution; its request holds its spec).
 
 Revision ID: 0019
-Revises: 0013
+Revises: 0016 (written against 0013; re-chained after merging main)
 Create Date: 2026-12-01
 
 Making ``execution_id`` nullable rebuilds ``runs`` on SQLite; ``env.py`` turns SQLite's foreign
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
