@@ -215,6 +215,13 @@ def parquet_folder(out: Path) -> Path:
     return out
 
 
+def bench_connection(http: httpx.Client) -> str:
+    """The id of a new connection to the bench database."""
+    settings = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
+    body = {"name": "bench", "type": "postgresql", "settings": settings}
+    return str(http.post("/api/v1/connections", json=body).raise_for_status().json()["id"])
+
+
 def psql_copy(rows: int, out: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
@@ -243,23 +250,7 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
         ) as http:
-            conn = (
-                http.post(
-                    "/api/v1/connections",
-                    json={
-                        "name": "bench",
-                        "type": "postgresql",
-                        "settings": {
-                            "host": "127.0.0.1",
-                            "port": 5432,
-                            "database": DB,
-                            "user": "postgres",
-                        },
-                    },
-                )
-                .raise_for_status()
-                .json()
-            )
+            conn = {"id": bench_connection(http)}
             tpl = next(
                 t
                 for t in http.get("/api/v1/templates", params={"connectionId": conn["id"]}).json()[

@@ -17,12 +17,14 @@ from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
 from egress.db.oauth import GrantRepo
 from egress.db.rate_buckets import RateBucketRepo
+from egress.db.requests import RequestRepo
 from egress.db.run_queue import RunQueue
 from egress.db.schedules import ScheduleRepo
 from egress.db.templates import TemplateRepo
 from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
+from egress.domain.export import RETENTION_EVERY_S
 from egress.domain.retry import Backoff
 from egress.engine.runner import Runner
 from egress.services import Services
@@ -32,6 +34,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.exports import ExportService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
@@ -68,6 +71,7 @@ class Container:
     executions: ExecutionRepo
     run_queue: RunQueue
     schedules: ScheduleRepo
+    requests: RequestRepo
     data_tables: DataTableRepo
     audit: AuditRepo
     rate_buckets: RateBucketRepo
@@ -100,6 +104,7 @@ class Container:
             executions=ExecutionRepo(engine, clock, settings.max_runs_per_workspace),
             run_queue=RunQueue(engine, clock, settings.max_runs_per_workspace),
             schedules=ScheduleRepo(engine, clock, settings.max_runs_per_workspace),
+            requests=RequestRepo(engine, clock, settings.max_runs_per_workspace),
             data_tables=DataTableRepo(engine, clock),
             audit=AuditRepo(engine, clock),
             rate_buckets=RateBucketRepo(engine, clock),
@@ -165,6 +170,19 @@ class Container:
             users=users,
             make_oauth=lambda: OAuthServer(
                 users, self.grants, self.access_tokens, self.signing, self.clock
+            ),
+            exports=ExportService(
+                self.requests,
+                self.templates,
+                self.connections,
+                self.data_tables,
+                self.storage,
+                self.signing,
+                self.wakeup,
+                self.clock,
+                self.settings.export_job_limit,
+                self.settings.export_url_ttl_s,
+                self.settings.public_url,
             ),
             audit=audit,
             sign_ins=SignInGuard(audit, self._limits()),
@@ -247,4 +265,11 @@ class Container:
                 else None
             ),
             name=name,
+            loops=[
+                Periodic(
+                    "export-retention",
+                    RETENTION_EVERY_S,
+                    lambda: self.services.exports.delete_expired(),
+                )
+            ],
         )

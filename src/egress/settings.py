@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from egress.domain.export import DEFAULT_EXPORT_JOB_LIMIT, DEFAULT_EXPORT_URL_TTL_S
 from egress.domain.options import DEFAULT_MAX_SELECTED_ROWS
 from egress.domain.schedules import DEFAULT_MAX_LATENESS_S, DEFAULT_SCHEDULES_LIMIT
 
@@ -139,6 +140,10 @@ class Settings(BaseSettings):
     schedules_limit: int = Field(default=DEFAULT_SCHEDULES_LIMIT, ge=0)
     schedule_max_lateness_s: float = Field(default=DEFAULT_MAX_LATENESS_S, gt=0)
     scheduler_interval_s: float = Field(default=DEFAULT_SCHEDULER_INTERVAL_S, gt=0)
+    # Bulk export (seed 003): objects per job, how long a job's fileUrl (and file) lives, and
+    # the base of absolute URLs handed out (default: the base URL the request came to).
+    export_job_limit: int = Field(default=DEFAULT_EXPORT_JOB_LIMIT, ge=1)
+    export_url_ttl_s: int = Field(default=DEFAULT_EXPORT_URL_TTL_S, gt=0)
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -4,6 +4,7 @@ that fails the test on any 5xx at the request that caused it, and the problem+js
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,15 @@ def running_server(
     finally:
         stop_server(server)
     assert_clean_log(server.log(), secrets)
+
+
+def workspace_id(server: Server, name: str = "default") -> str:
+    """A workspace's id, read from the server's metadata database (the bootstrap token's
+    workspace is ``default``)."""
+    with sqlite3.connect(server.data_dir / "egress.db") as meta:
+        found = meta.execute("SELECT id FROM workspaces WHERE name = ?", (name,)).fetchone()
+    assert found is not None, name
+    return str(found[0])
 
 
 def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import sqlite3
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +32,12 @@ from tests.e2e.helpers import (
     sqlite_connection,
     template,
     trigger,
+    workspace_id,
 )
 from tests.support.s3 import S3Server
 
 PREFIX = "exports"
+API_V1 = "/api/v1"
 TTL_S = 120
 # Values a CSV writer must quote or escape, so the bytes that come back prove a faithful copy.
 PEOPLE = [
@@ -288,3 +291,32 @@ def test_a_signed_link_redirects_to_a_fresh_presigned_url(
     got = browser.get(_redirect(browser, file["signedUrl"]))
     assert got.status_code == 200
     assert hashlib.sha256(got.content).hexdigest() == file["sha256"]
+
+
+def test_an_export_file_url_redirects_to_a_fresh_presigned_url(
+    server: Server,
+    http: httpx.Client,
+    browser: httpx.Client,
+    connection_id: str,
+    s3_server: S3Server,
+    bucket: str,
+) -> None:
+    """Seed 003 on a bucket: the fileUrl (no token) answers 307 to a short-lived presigned URL."""
+    firm = workspace_id(server)
+    tpl = template(http, connection_id, "main.people")["id"]
+    request_id = http.post(f"{API_V1}/idm/{firm}/t-{tpl}/export", json={"format": "csv"}).json()[
+        "requestId"
+    ]
+    for _ in range(600):
+        body = http.get(f"{API_V1}/request/{request_id}").json()
+        if body["status"] in ("Completed", "Failed"):
+            break
+        time.sleep(0.05)
+    assert body["status"] == "Completed", body
+    assert body["result"]["total"] == len(PEOPLE) and body["result"]["nextCursor"] is None
+    with anonymous(server) as web:
+        location = _redirect(web, body["result"]["fileUrl"])
+    got = browser.get(location)
+    assert got.status_code == 200
+    assert [[int(r[0]), r[1], r[2]] for r in _rows(got.content)] == [list(p) for p in PEOPLE]
+    _no_temporary_objects(s3_server, bucket)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,9 @@ PUBLIC = {
     # A signed file link is its own credential (tests/e2e/test_errors.py: one not issued is 403).
     ("GET", "/api/v1/links/run-file/{token}"),
     ("HEAD", "/api/v1/links/run-file/{token}"),
+    # A bulk export's file link: its signature is the credential (403 when changed or expired).
+    ("GET", "/export-files/{token}"),
+    ("HEAD", "/export-files/{token}"),
 }
 ROLES = (VIEWER, EDITOR, ADMIN)
 
@@ -138,6 +142,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", f"{API}/users/{{user_id}}"): Case(spare=("user_id", "users")),
     ("POST", f"{API}/clients"): Case(lambda w: {"name": w.unique("c"), "role": "viewer"}),
     ("DELETE", f"{API}/clients/{{client_id}}"): Case(spare=("client_id", "clients")),
+    ("POST", f"{API}/idm/{{firmId}}/{{objects}}/export"): Case(lambda w: {}),
+    # Authorised, the cancel of a finished export is refused by its state, not the caller.
+    ("DELETE", f"{API}/request/{{requestId}}"): Case(success=409),
 }
 
 
@@ -213,6 +220,20 @@ def _finished_execution(http: httpx.Client, config_id: str) -> str:
     return execution
 
 
+def _finished_export(http: httpx.Client, firm: str, template_id: str) -> str:
+    """A completed export request of the admin (who may then start another)."""
+    r = http.post(f"{API}/idm/{firm}/t-{template_id}/export")
+    assert r.status_code == 200, r.text
+    request_id = str(r.json()["requestId"])
+    for _ in range(600):
+        status = http.get(f"{API}/request/{request_id}").json()["status"]
+        if status in ("Completed", "Failed"):
+            break
+        time.sleep(0.05)
+    assert status == "Completed", status
+    return request_id
+
+
 def _made(http: httpx.Client, collection: str, body: dict[str, Any]) -> str:
     r = http.post(f"{API}/{collection}", json=body)
     assert r.status_code == 201, r.text
@@ -270,6 +291,7 @@ def world(tenants: Tenants) -> World:
         w.spare["connections"] = [sqlite_connection(http, w.shop, f"spare-{r}") for r in ROLES]
         w.spare["drafts"] = [_draft(http, w) for _ in range(8)]
         w.spare["finished"] = [_finished_execution(http, config) for _ in ROLES]
+        w.ids.update(firmId=a.id, objects=f"t-{tpl}", requestId=_finished_export(http, a.id, tpl))
         w.ids["user_id"] = _made(http, "users", {"email": "matrix@x.test", "role": "viewer"})
         w.ids["client_id"] = _made(http, "clients", {"name": "matrix", "role": "viewer"})
         w.ids["token_id"] = _made(http, "tokens", {"name": "matrix"})

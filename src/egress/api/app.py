@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 import egress
 from egress.api import docs, limits, native
-from egress.api.faces import extracts
+from egress.api.faces import extracts, idm
 from egress.container import Container
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def create_app(
     app.add_middleware(limits.BodyLimit, max_bytes=container.settings.max_body_bytes)
     native.install(app)
     extracts.install(app)
+    idm.install(app)
     docs.install(app)
 
     @app.get("/", include_in_schema=False)

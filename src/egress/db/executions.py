@@ -21,7 +21,7 @@ from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.schedules import advance_schedule
 from egress.db.tables import executions, extraction_configurations, run_files, runs
-from egress.db.transitions import enqueue_run, release_next, transition
+from egress.db.transitions import cancel_run, enqueue_run
 from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
@@ -39,6 +39,7 @@ from egress.domain.status import (
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+CHANGED_WHILE_CANCELLING = "the run changed status while cancelling; look again and retry"
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class ExecutionSummary:
     total_runs: int
 
 
-def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
+def run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
     return RunRecord(
         id=row.id,
         run_number=row.run_number,
@@ -153,8 +154,9 @@ _FILE_COLUMNS = (
 )
 
 
-def _file_record(row: Row[Any]) -> FileRecord:
-    return FileRecord(**{name: getattr(row, f"file_{name}") for name in _FILE_COLUMNS})
+def file_record(row: Row[Any], prefix: str = "") -> FileRecord:
+    """A ``run_files`` row's file (its columns named with ``prefix``, as in the details read)."""
+    return FileRecord(**{name: getattr(row, f"{prefix}{name}") for name in _FILE_COLUMNS})
 
 
 def _details_query() -> sa.Select[Any]:
@@ -437,7 +439,7 @@ class ExecutionRepo(Repository):
         for r in rows:
             run_rows.setdefault(r.id, r)
             if r.file_sub_extract_id is not None:  # the outer join's row of a run without files
-                files[r.id].append(_file_record(r))
+                files[r.id].append(file_record(r, "file_"))
         head = rows[0]
         return ExecutionRecord(
             id=execution_id,
@@ -446,7 +448,7 @@ class ExecutionRepo(Repository):
             spec=ExecutionSpec.from_json(head.parameters),
             trigger=head.execution_trigger,
             created_at=head.execution_created_at,
-            runs=[_run_record(r, files[run_id]) for run_id, r in run_rows.items()],
+            runs=[run_record(r, files[run_id]) for run_id, r in run_rows.items()],
             triggered_by=subject_from_json(head.execution_triggered_by),
             schedule_id=head.execution_schedule_id,
             due_at=head.execution_due_at,
@@ -513,29 +515,8 @@ class ExecutionRepo(Repository):
         if blocker:
             raise Conflict(blocker)
         with self._engine.begin() as conn:
-            if latest.status is RunStatus.IN_PROGRESS:
-                # Not a status change: its worker stops and ends it CANCELLED.
-                changed = conn.execute(
-                    runs.update()
-                    .where(runs.c.id == latest.id, runs.c.status == RunStatus.IN_PROGRESS.value)
-                    .values(cancel_requested=True)
-                ).rowcount
-            else:
-                changed = (
-                    transition(
-                        conn,
-                        latest.id,
-                        latest.status,
-                        RunStatus.CANCELLED,
-                        now,
-                        {"completed_at": now},
-                    )
-                    is not None
-                )
-                if changed and latest.status is RunStatus.PENDING:
-                    release_next(conn, workspace_id, now, self._max_runs)
-            if not changed:
-                raise Conflict("the run changed status while cancelling; look again and retry")
+            if not cancel_run(conn, latest.id, latest.status, workspace_id, now, self._max_runs):
+                raise Conflict(CHANGED_WHILE_CANCELLING)
             if audit is not None:
                 audit(conn, execution_id, {"run": latest.run_number})
         return self.get(workspace_id, configuration_id, execution_id)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from egress.db.engine import Repository
 from egress.db.run_records import ClaimedRun, Heartbeat, Leftover, Outcome, ReapCounts
-from egress.db.tables import executions, pending_publications, run_files, runs
+from egress.db.tables import executions, pending_publications, requests, run_files, runs
 from egress.db.transitions import notify, release_next, transition
 from egress.db.watermarks import (
     IncrementalState,
@@ -28,6 +28,7 @@ from egress.db.watermarks import (
     set_state,
 )
 from egress.domain.clock import Clock, new_id, utcnow
+from egress.domain.export import ExportSpec
 from egress.domain.incremental import Observation
 from egress.domain.spec import ExecutionSpec, FrozenWindow
 from egress.domain.status import RunKind, RunStatus, after_lost_attempt
@@ -112,13 +113,22 @@ class RunQueue(Repository):
             )
             if row is None:
                 return None
-            params = conn.execute(
-                sa.select(executions.c.parameters).where(executions.c.id == row.execution_id)
-            ).scalar_one()
+            export: ExportSpec | None = None
+            if row.execution_id is None:  # an export job: its request holds what it does
+                request = conn.execute(
+                    sa.select(requests.c.id, requests.c.spec).where(requests.c.run_id == row.id)
+                ).one()
+                export = ExportSpec.from_json(request.spec)
+                spec, execution_id = export.execution, request.id
+            else:
+                params = conn.execute(
+                    sa.select(executions.c.parameters).where(executions.c.id == row.execution_id)
+                ).scalar_one()
+                spec, execution_id = ExecutionSpec.from_json(params), row.execution_id
         return ClaimedRun(
             run_id=row.id,
             workspace_id=row.workspace_id,
-            execution_id=row.execution_id,
+            execution_id=execution_id,
             configuration_id=row.configuration_id,
             run_number=row.run_number,
             kind=RunKind(row.kind),
@@ -126,7 +136,8 @@ class RunQueue(Repository):
             lease_token=token,
             process_id=process_id,
             started_at=now,
-            spec=ExecutionSpec.from_json(params),
+            spec=spec,
+            export=export,
         )
 
     def heartbeat(
@@ -267,6 +278,12 @@ class RunQueue(Repository):
         conn.execute(
             pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
         )
+        if outcome.result is not None:
+            conn.execute(
+                requests.update()
+                .where(requests.c.run_id == claimed.run_id)
+                .values(result=outcome.result)
+            )
         if outcome.window is not None and outcome.window.snapshot is not None:
             advance_snapshot(conn, claimed.configuration_id, outcome.window)
         elif outcome.watermark is not None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from egress.db.executions import FileRecord
+from egress.domain.export import ExportSpec
 from egress.domain.spec import ExecutionSpec, FrozenWindow
 from egress.domain.status import RunKind, RunStatus
 
@@ -24,7 +25,8 @@ class ClaimedRun:
     lease_token: str
     process_id: str
     started_at: datetime
-    spec: ExecutionSpec
+    spec: ExecutionSpec  # an export job's: what its request reads and how it writes it
+    export: ExportSpec | None = None  # set for a run of kind export
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Outcome:
     # from the state the window was built on (a re-run of an older execution moves nothing).
     window: FrozenWindow | None = None
     retryable: bool | None = None  # a FAILED outcome: whether its failure was transient
+    result: dict[str, Any] | None = None  # recorded on the run's request (an export's cursor)
 
     @classmethod
     def stopped(

@@ -297,7 +297,9 @@ runs = sa.Table(
     metadata,
     sa.Column("id", ID, primary_key=True),
     _workspace_fk(),
-    sa.Column("execution_id", ID, sa.ForeignKey("executions.id"), nullable=False),
+    # NULL for an export job, which has no execution: its request (``requests``) holds it.
+    sa.Column("execution_id", ID, sa.ForeignKey("executions.id"), nullable=True),
+    # An export job's: the request's own id (so the per-configuration rules never meet).
     sa.Column("configuration_id", ID, nullable=False),
     sa.Column("run_number", sa.Integer(), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
@@ -325,6 +327,8 @@ runs = sa.Table(
     sa.Column("retryable", sa.Boolean(), nullable=True),
     # Why an ON_HOLD run waits (NULL: behind its configuration's active run).
     sa.Column("hold_reason", sa.String(400), nullable=True),
+    # The user an export job counts against (``<subject type>:<id>``); NULL for extractions.
+    sa.Column("owner", sa.String(200), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
     sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.
@@ -335,7 +339,34 @@ runs = sa.Table(
         sqlite_where=sa.text("status IN ('PENDING', 'IN_PROGRESS')"),
         postgresql_where=sa.text("status IN ('PENDING', 'IN_PROGRESS')"),
     ),
+    # Seed 003: one export job Pending or InProgress per user, under any number of API
+    # replicas and simultaneous requests (NULL owners, i.e. extractions, never collide).
+    sa.Index(
+        "uq_runs_one_active_per_owner",
+        "owner",
+        unique=True,
+        sqlite_where=sa.text("status IN ('PENDING', 'ON_HOLD', 'IN_PROGRESS')"),
+        postgresql_where=sa.text("status IN ('PENDING', 'ON_HOLD', 'IN_PROGRESS')"),
+    ),
     sa.Index("ix_runs_status_queued", "status", "queued_at"),
+)
+
+# Requests as the seed-003 face (and later seed 002) hands them out: an id the client polls,
+# mapped to the run doing the work, with who asked and what the work returned.
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # export-<uuid>
+    _workspace_fk(),
+    sa.Column("kind", sa.String(20), nullable=False),  # the run's kind
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id"), nullable=False, unique=True),
+    sa.Column("object", sa.String(400), nullable=True),
+    sa.Column("spec", sa.JSON(), nullable=True),  # an export job's ExportSpec
+    # What the job returned: an export's next cursor position (``after``), or null at the end.
+    sa.Column("result", sa.JSON(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_requests_owner_created", "workspace_id", "owner", "created_at"),
 )
 
 run_files = sa.Table(

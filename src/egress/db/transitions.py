@@ -83,15 +83,17 @@ def enqueue_run(
     conn: Connection,
     workspace_id: str,
     configuration_id: str,
-    execution_id: str,
+    execution_id: str | None,
     run_number: int,
     now: datetime,
     kind: RunKind = RunKind.EXTRACT,
     idempotency_key: str | None = None,
     max_per_workspace: int | None = None,
-) -> None:
+    owner: str | None = None,
+) -> str:
     """Create a run: PENDING, or ON_HOLD behind the configuration's active or held runs, or
-    (with a reason saying so) while the workspace has ``max_per_workspace`` runs active."""
+    (with a reason saying so) while the workspace has ``max_per_workspace`` runs active;
+    returns its id. An ``owner``'s second active run breaks a unique index (IntegrityError)."""
     _lock_workspace(conn, workspace_id)
     busy = conn.execute(
         sa.select(runs.c.id)
@@ -127,6 +129,7 @@ def enqueue_run(
             cancel_requested=False,
             idempotency_key=idempotency_key,
             hold_reason=reason,
+            owner=owner,
         )
     )
     _event(conn, workspace_id, run_id, None, status, now)
@@ -135,6 +138,31 @@ def enqueue_run(
         release_next(conn, workspace_id, now, max_per_workspace)
     elif status is RunStatus.PENDING:
         notify(conn)
+    return run_id
+
+
+def cancel_run(
+    conn: Connection,
+    run_id: str,
+    status: RunStatus,
+    workspace_id: str,
+    now: datetime,
+    max_per_workspace: int | None = None,
+) -> bool:
+    """PENDING/ON_HOLD runs end CANCELLED at once; an IN_PROGRESS run is asked to stop (its
+    worker ends it CANCELLED). False when the run changed status meanwhile."""
+    if status is RunStatus.IN_PROGRESS:
+        # Not a status change: its worker stops and ends it CANCELLED.
+        changed = conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.IN_PROGRESS.value)
+            .values(cancel_requested=True)
+        ).rowcount
+        return bool(changed)
+    ended = transition(conn, run_id, status, RunStatus.CANCELLED, now, {"completed_at": now})
+    if ended is not None and status is RunStatus.PENDING:
+        release_next(conn, workspace_id, now, max_per_workspace)
+    return ended is not None
 
 
 def _lock_workspace(conn: Connection, workspace_id: str) -> None:

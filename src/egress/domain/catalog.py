@@ -90,6 +90,42 @@ class TableInfo:
         return next((c for c in self.columns if c.name == name), None)
 
 
+def enforced_key(table: TableInfo, unique_keys: list[list[str]]) -> list[str]:
+    """The key a table's rows are unique by, as its source enforces it: its PRIMARY KEY, else
+    its shortest UNIQUE key over NOT NULL columns (the first listed among equals); [] when it
+    has neither. A UNIQUE key over a nullable column allows many NULLs: it is not a key."""
+    if table.primary_key:
+        return table.primary_key
+    not_null = {c.name for c in table.columns if not c.nullable}
+    keys: list[list[str]] = [k for k in unique_keys if k and all(c in not_null for c in k)]
+    return sorted(keys, key=len)[0] if keys else []  # stable: the first among equals
+
+
+def with_enforced_keys(
+    tables: list[TableInfo], unique_keys: dict[tuple[str, str], list[list[str]]]
+) -> list[TableInfo]:
+    """``tables`` with ``enforced_key`` as their key; ``unique_keys`` by (schema, name), each
+    a UNIQUE index's columns in order (the catalog's own query)."""
+    return [
+        replace(t, primary_key=enforced_key(t, unique_keys.get((t.schema, t.name), [])))
+        for t in tables
+    ]
+
+
+def group_unique_keys(
+    rows: list[tuple[str, str, str, str]],
+) -> dict[tuple[str, str], list[list[str]]]:
+    """Rows of (schema, table, index, column), ordered by index and column position → each
+    table's UNIQUE keys."""
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for schema, table, index, column in rows:
+        found.setdefault((schema, table, index), []).append(column)
+    keys: dict[tuple[str, str], list[list[str]]] = {}
+    for (schema, table, _index), columns in found.items():
+        keys.setdefault((schema, table), []).append(columns)
+    return keys
+
+
 def with_column_types(
     columns: list[ColumnInfo], column_types: dict[str, str], table: TableInfo
 ) -> list[ColumnInfo]:

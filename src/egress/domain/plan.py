@@ -32,6 +32,12 @@ class ReadPlan:
     window: Window | None = None
     query: str | None = None  # a SQL template's SELECT: read from it instead of a table
     null_values: tuple[str, ...] | None = None  # CSV: the template's NULL spellings, if its own
+    # Keyset reading (export jobs): rows in ``order`` after the key values ``after``, at
+    # most ``limit`` of them (from the ``offset``-th on, for finding a job's last key).
+    order: list[str] = field(default_factory=list)
+    after: list[Any] | None = None
+    limit: int | None = None
+    offset: int | None = None
 
     def column_type(self, name: str) -> str:
         found = next((c for c in self.columns or self.fields if c.name == name), None)

@@ -86,6 +86,7 @@ class RunKind(StrEnum):
     """What a run does; every kind shares the queue, leases, reaper and commit protocol."""
 
     EXTRACT = "extract"
+    EXPORT = "export"  # one job of a bulk export (seed 003): a keyset slice of one object
 
 
 def workspace_hold_reason(limit: int) -> str:
@@ -99,6 +100,10 @@ def workspace_hold_reason(limit: int) -> str:
 # Why a run waits ON_HOLD behind its own configuration (shown when nothing else was stored).
 CONFIGURATION_HOLD_REASON = "waiting for the configuration's queued or running run to end"
 
+# A user has at most one export job in one of these (a partial unique index over runs.owner).
+OWNER_ACTIVE: frozenset[RunStatus] = frozenset(
+    {RunStatus.PENDING, RunStatus.ON_HOLD, RunStatus.IN_PROGRESS}
+)
 
 # The statuses a run is created in: queued at once, or held behind its configuration's active run.
 INITIAL: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.ON_HOLD})

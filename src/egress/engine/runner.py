@@ -29,8 +29,9 @@ from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Leftover, Outcome, RunQueue
 from egress.domain.clock import Clock
 from egress.domain.data_tables import UPSERT, Loading, loading_conflict, system_column_clash
+from egress.domain.export import WAREHOUSE
 from egress.domain.naming import DEFAULT_FILE_NAME_PATTERN, file_extension
-from egress.domain.plan import plan_from_snapshot
+from egress.domain.plan import ReadPlan, plan_from_snapshot
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import (
@@ -41,6 +42,7 @@ from egress.engine.control import (
     RunReleased,
     RunStalled,
 )
+from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_split_field
 from egress.engine.publish import publish
@@ -96,53 +98,24 @@ class Runner:
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
         """Run to an outcome. Raises RunReleased/RunStalled/LeaseLost without committing
         anything (the worker gives the run back, fails the attempt, or lets it go)."""
-        job = self._job(claimed)
         prefix = tmp_prefix(claimed.workspace_id, claimed.run_id, claimed.lease_token)
         source: Source | None = None
         try:
             try:
                 source = self._open_source(claimed)
                 control.attach(source.interrupt)
-                self._check_columns(job, source, control)
-                job = with_window(job, source, control, self._queue, self._clock)
-                window = job.plan.window
-                watermark = window.high if window is not None else None
-                if window is not None and window.high is None:  # nothing to take (yet)
-                    self._finish(claimed, Outcome(RunStatus.COMPLETED_NO_DATA, 0))
-                    return
-                if job.data_table is not None:
-                    rows = self._load(job, source, control)
-                    status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
-                    outcome = Outcome(
-                        status,
-                        rows,
-                        watermark=watermark,
-                        warnings=_warnings(source),
-                        window=job.window,
+                if claimed.export is not None:
+                    outcome = run_export(
+                        claimed, claimed.export, source, control, self._export_parts(prefix)
                     )
-                    self._finish(claimed, outcome)
-                    return
-                written = self._write(job, source, control)
-                control.checkpoint()
-                if sum(w.file.rows for w in written) == 0:
-                    self._storage.delete_prefix(prefix)
-                    outcome = Outcome(
-                        RunStatus.COMPLETED_NO_DATA,
-                        0,
-                        watermark=watermark,
-                        warnings=_warnings(source),
-                        window=job.window,
-                    )
-                    self._finish(claimed, outcome)
-                    return
+                else:
+                    outcome = self._extract(claimed, source, control, prefix)
             except Exception as exc:
                 if not isinstance(exc, RunInterrupted):
                     # A driver call that fails because it was interrupted fails for the
                     # reason it was interrupted for, not with the driver's message.
                     control.checkpoint()
                 raise
-            manifest_key = publish(self._storage, self._queue, job, written)
-            self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         except RunCancelled:
             self._storage.delete_prefix(prefix)
             self._finish(claimed, Outcome.stopped(RunStatus.CANCELLED, control.processed))
@@ -166,6 +139,44 @@ class Runner:
         finally:
             if source is not None:
                 source.close()  # ends a snapshot transaction a failed run left open
+        if not self._queue.finish(claimed, outcome, self._clock()):
+            # Our own keys (publishing never overwrites): unpublish, never someone else's.
+            for f in outcome.files:
+                self._storage.delete(f.storage_key)
+            if outcome.manifest_key is not None:
+                self._storage.delete(outcome.manifest_key)
+            raise LeaseLost
+
+    def _extract(
+        self, claimed: ClaimedRun, source: Source, control: RunControl, prefix: str
+    ) -> Outcome:
+        """An extraction: its files published (or its data table loaded); the outcome."""
+        job = self._job(claimed)
+        self._check_columns(job, source, control)
+        job = with_window(job, source, control, self._queue, self._clock)
+        window = job.plan.window
+        watermark = window.high if window is not None else None
+        if window is not None and window.high is None:  # nothing to take (yet)
+            return Outcome(RunStatus.COMPLETED_NO_DATA, 0)
+        if job.data_table is not None:
+            rows = self._load(job, source, control)
+            status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
+            return Outcome(
+                status, rows, watermark=watermark, warnings=_warnings(source), window=job.window
+            )
+        written = self._write(job, source, control)
+        control.checkpoint()
+        if sum(w.file.rows for w in written) == 0:
+            self._storage.delete_prefix(prefix)
+            return Outcome(
+                RunStatus.COMPLETED_NO_DATA,
+                0,
+                watermark=watermark,
+                warnings=_warnings(source),
+                window=job.window,
+            )
+        manifest_key = publish(self._storage, self._queue, job, written)
+        self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
         files = [
             FileRecord(
                 sub_extract_id=w.sub_extract_id,
@@ -179,22 +190,18 @@ class Runner:
             )
             for w in written
         ]
-        total = sum(f.record_count for f in files)
-        outcome = Outcome(
+        return Outcome(
             RunStatus.COMPLETED,
-            total,
+            sum(f.record_count for f in files),
             files=files,
             manifest_key=manifest_key,
             watermark=watermark,
             warnings=_warnings(source),
             window=job.window,
         )
-        if not self._queue.finish(claimed, outcome, self._clock()):
-            # Our own keys (publishing never overwrites): unpublish, never someone else's.
-            for f in files:
-                self._storage.delete(f.storage_key)
-            self._storage.delete(manifest_key)
-            raise LeaseLost
+
+    def _export_parts(self, prefix: str) -> ExportParts:
+        return ExportParts(self._storage, self._queue, prefix, self._batches, FILE_BUFFER_BYTES)
 
     def _job(self, claimed: ClaimedRun) -> Job:
         cfg = claimed.spec.configuration
@@ -239,7 +246,7 @@ class Runner:
         claimed = job.claimed
         template = claimed.spec.template
         name, mode = job.data_table["dataTable"], job.data_table["mode"]
-        fields, batches = job.plan.fields, self._batches(job, source, control)
+        fields, batches = job.plan.fields, self._batches(job.plan, source, control)
         cfg = claimed.spec.configuration
         if cfg.system_columns:
             if clash := system_column_clash([f.name for f in fields]):
@@ -317,7 +324,7 @@ class Runner:
                     rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
                 file = sink.close(rows)
             else:
-                for batch in self._batches(job, source, control):
+                for batch in self._batches(job.plan, source, control):
                     sink.write(batch)
                     control.report(sink.rows)
                 file = sink.close()
@@ -343,7 +350,7 @@ class Runner:
         )
         rows = 0
         try:
-            for batch in self._batches(job, source, control):
+            for batch in self._batches(job.plan, source, control):
                 router.write(batch)
                 rows += batch.num_rows
                 control.report(rows)
@@ -359,10 +366,10 @@ class Runner:
                 raise RunFailure(str(exc)) from exc
             raise
 
-    def _batches(self, job: Job, source: Source, control: RunControl) -> Any:
+    def _batches(self, plan: ReadPlan, source: Source, control: RunControl) -> Any:
         """The source's batches, none over the byte bound (a source that could only bound its
         own roughly is sliced here); the stall limit runs while waiting for each one."""
-        batches = source.read(job.plan, self._batch_rows, self._batch_bytes)
+        batches = source.read(plan, self._batch_rows, self._batch_bytes)
         with contextlib.closing(batches):  # type: ignore[type-var]
             while True:
                 with control.awaiting_source():
@@ -382,6 +389,10 @@ class Runner:
                 self._storage.delete(key)
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
+        if claimed.spec.connection.type == WAREHOUSE:  # an export of a data table
+            return warehouse_source(
+                self._warehouse, self._policy, claimed.spec.template.source_table
+            )
         record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
         return open_source(
             record.type, record.settings, self._box.open(record.sealed_secrets), self._policy

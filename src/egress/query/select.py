@@ -25,7 +25,7 @@ from sqlglot import exp
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.options import Window, naive_utc
 from egress.domain.plan import ReadPlan
-from egress.query.custom import subquery
+from egress.query.custom import ALIAS, subquery
 from egress.query.where import bind_where, parse_where
 
 ColumnSql = Callable[[ColumnInfo], exp.Expr]
@@ -109,7 +109,29 @@ def conditions(plan: ReadPlan, params: Params) -> list[exp.Expr]:
         out.append(exp.Paren(this=bind_where(tree, params.bind)))
     if plan.keys is not None:
         out.append(_key_match(plan.keys.fields, plan.keys.values, params))
+    if plan.after is not None:
+        out.append(_after(plan.order, plan.after, params))
     return out
+
+
+def _input_column(plan: ReadPlan, name: str) -> exp.Column:
+    """The relation's own column, qualified: in ORDER BY a bare name would mean the output
+    column of that name, which a source may have rendered as text (PostgreSQL's COPY path)."""
+    if plan.query is not None:
+        return exp.column(name, table=ALIAS, quoted=True)
+    assert plan.table is not None
+    return exp.column(name, table=plan.table.name, db=plan.table.schema, quoted=True)
+
+
+def _after(order: list[str], after: list[Any], params: Params) -> exp.Expr:
+    """Rows whose key comes after ``after`` in key order: a row-value comparison, which
+    PostgreSQL, MySQL and SQLite all evaluate (and PostgreSQL reads as an index range)."""
+    if len(order) == 1:
+        return exp.GT(this=column(order[0]), expression=params.bind(after[0]))
+    return exp.GT(
+        this=exp.Tuple(expressions=[column(k) for k in order]),
+        expression=exp.Tuple(expressions=[params.bind(v) for v in after]),
+    )
 
 
 def _window(window: Window, params: Params) -> list[exp.Expr]:
@@ -206,6 +228,12 @@ def select_statement(
     where = conditions(plan, params)
     if where:
         query = query.where(exp.and_(*where))
+    if plan.order:
+        query = query.order_by(*[_input_column(plan, k) for k in plan.order])
+    if plan.limit is not None:
+        query = query.limit(plan.limit)
+    if plan.offset is not None:
+        query = query.offset(plan.offset)
     return Statement(query.sql(dialect=dialect), params.values)
 
 

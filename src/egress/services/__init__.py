@@ -14,6 +14,7 @@ from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.exports import ExportService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
@@ -32,6 +33,7 @@ class Services:
     data_tables: DataTableService
     identity: IdentityService
     extracts: ExtractService
+    exports: ExportService
     users: UserService
     audit: AuditService
     sign_ins: SignInGuard

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
@@ -20,8 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from egress.domain.catalog import ColumnInfo
+from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal
 from egress.sinks.writers import refuse_infinities
+from egress.sources.arrow_types import arrow_schema
+from egress.sources.rows import bounded_rows, rows_to_batch
 
 HIDDEN_ID = "_egress_id"  # row id of tables without a primary key (keyset paging)
 LEDGER = "egress_loads"
@@ -187,6 +190,28 @@ class Warehouse:
             if after is not None:
                 query = query.where(sa.tuple_(*keys) > sa.tuple_(*after))
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def read(
+        self, name: str, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """A table's rows as ``plan`` asks (fields; keyset ``after``/``order``/``limit``),
+        streamed through a server-side cursor in bounded batches: a bulk export's reader."""
+        schema = arrow_schema(plan.fields)
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(name):  # never loaded yet: no rows
+                return
+            table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+            keys = [table.c[k] for k in plan.order]
+            query = sa.select(*[table.c[f.name] for f in plan.fields]).order_by(*keys)
+            if plan.after is not None:
+                query = query.where(sa.tuple_(*keys) > sa.tuple_(*plan.after))
+            if plan.limit is not None:
+                query = query.limit(plan.limit)
+            result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
+                query
+            )
+            for rows in bounded_rows(result, plan.fields, batch_rows, batch_bytes):
+                yield rows_to_batch(rows, plan.fields, schema)
 
 
 def _values(col: pa.Array) -> list[Any]:

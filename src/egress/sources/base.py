@@ -243,6 +243,21 @@ class OpenTransactionsSource(Protocol):
         transaction's start (None when the user may not see them)."""
 
 
+@runtime_checkable
+class KeysetSource(Protocol):
+    """A source that can fix a keyset slice in a snapshot before copying it (PostgreSQL): an
+    export job then writes through ``copy_csv`` and still knows its last key."""
+
+    def begin_keyset(self, plan: ReadPlan) -> tuple[list[Any] | None, bool]:
+        """Open one snapshot transaction and find in it the key of the plan's ``limit``-th
+        row after ``after`` (None: fewer rows remain) and whether any row follows it; the
+        transaction is kept for the next ``copy_csv``, which so copies exactly those rows."""
+
+    def can_copy_csv(self, plan: ReadPlan) -> bool: ...
+
+    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int: ...
+
+
 class CsvFastPath(Protocol):
     """A source that can write the plan's rows as CSV itself, faster than through Arrow."""
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlglot import exp
 
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo, with_enforced_keys
 from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
@@ -145,6 +145,7 @@ class SqliteSource:
                 "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
             ).fetchall()
             tables = []
+            unique: dict[tuple[str, str], list[list[str]]] = {}
             for name, kind in objects:
                 info = conn.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall()
                 # An INTEGER PRIMARY KEY is the rowid: never NULL, whatever notnull says.
@@ -158,7 +159,9 @@ class SqliteSource:
                 ]
                 pk = [c[1] for c in sorted((c for c in info if c[5]), key=lambda c: c[5])]
                 tables.append(TableInfo(SCHEMA, name, columns, pk, kind))
-            return tables
+                if not pk:
+                    unique[(SCHEMA, name)] = _unique_keys(conn, name)
+            return with_enforced_keys(tables, unique)
         except sqlite3.Error as exc:
             raise SourceError(str(exc)) from exc
         finally:
@@ -243,3 +246,19 @@ class SqliteSource:
         except BaseException:
             conn.close()
             raise
+
+
+def _unique_keys(conn: sqlite3.Connection, table: str) -> list[list[str]]:
+    """A table's UNIQUE indexes over plain columns and every row (no expression, no WHERE)."""
+    keys = []
+    for _seq, index, unique, _origin, partial in conn.execute(
+        "SELECT * FROM pragma_index_list(?)", (table,)
+    ).fetchall():
+        if not unique or partial:
+            continue
+        columns = conn.execute(
+            "SELECT name FROM pragma_index_info(?) ORDER BY seqno", (index,)
+        ).fetchall()
+        if columns and all(c[0] is not None for c in columns):
+            keys.append([c[0] for c in columns])
+    return keys

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from egress.db.run_queue import ClaimedRun, Outcome, ReapCounts, RunQueue
 from egress.domain.clock import Clock
@@ -67,6 +67,7 @@ class Worker:
         listener: Listener | None = None,
         name: str = "worker",
         random_source: Callable[[], float] = random.random,
+        loops: list[Periodic[Any]] | None = None,
     ) -> None:
         self._queue = queue
         self._runner = runner
@@ -91,6 +92,8 @@ class Worker:
         # Often enough that a dead worker's run is back within a third of a lease.
         reap_every = max(0.5, min(self._lease.total_seconds() / 3, 5.0))
         self.reaper = Periodic("reaper", reap_every, self.reap_once)
+        # Other background loops run beside the reaper (e.g. the export files' retention).
+        self.loops = [self.reaper, *(loops or [])]
 
     def process_id(self, slot: int) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{self._name}-{slot}"
@@ -228,7 +231,8 @@ class Worker:
             )
             t.start()
             self._threads.append(t)
-        self.reaper.start()
+        for loop in self.loops:
+            loop.start()
 
     def _slot_loop(self, slot: int) -> None:
         while not self._stopping.is_set():
@@ -250,7 +254,8 @@ class Worker:
         if not first:
             self._stopped.wait()
             return
-        self.reaper.stop()
+        for loop in self.loops:
+            loop.stop()
         for _ in self._threads:
             self.wakeup.notify()
         deadline = time.monotonic() + grace_s

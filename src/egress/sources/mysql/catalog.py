@@ -25,6 +25,17 @@ SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 WHERE TABLE_SCHEMA = %s AND CONSTRAINT_NAME = 'PRIMARY'
 ORDER BY TABLE_NAME, ORDINAL_POSITION
 """
+# UNIQUE indexes over plain columns (MySQL 8's functional key parts have no COLUMN_NAME).
+UNIQUE_SQL = """
+SELECT s.TABLE_SCHEMA, s.TABLE_NAME, s.INDEX_NAME, s.COLUMN_NAME
+FROM information_schema.STATISTICS s
+WHERE s.TABLE_SCHEMA = %s AND s.NON_UNIQUE = 0 AND s.INDEX_NAME <> 'PRIMARY'
+  AND NOT EXISTS (
+    SELECT 1 FROM information_schema.STATISTICS f
+    WHERE f.TABLE_SCHEMA = s.TABLE_SCHEMA AND f.TABLE_NAME = s.TABLE_NAME
+      AND f.INDEX_NAME = s.INDEX_NAME AND f.COLUMN_NAME IS NULL)
+ORDER BY s.TABLE_NAME, s.INDEX_NAME, s.SEQ_IN_INDEX
+"""
 WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE"}
 # The current user's privileges at every level; information_schema lists other users' too
 # when the user may read the grant tables, hence the GRANTEE filter.

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pymysql
 import pymysql.cursors
 
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
 from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
@@ -30,6 +30,7 @@ from egress.sources.mysql.catalog import (
     JSON_CHECKS_SQL,
     PK_SQL,
     SYSTEM_SCHEMAS,
+    UNIQUE_SQL,
     WRITES,
 )
 from egress.sources.mysql.columns import column_fixes, logical_type, result_column
@@ -175,6 +176,8 @@ class MysqlSource:
                 rows = cur.fetchall()
                 cur.execute(PK_SQL, (self._s.database,))
                 pk_rows = cur.fetchall()
+                cur.execute(UNIQUE_SQL, (self._s.database,))
+                unique_rows = list(cur.fetchall())
                 try:
                     cur.execute(JSON_CHECKS_SQL, (self._s.database,))
                     json_columns = set(cur.fetchall())
@@ -203,7 +206,7 @@ class MysqlSource:
             if (table, col) in json_columns and logical == "string":
                 logical = "json"
             info.columns.append(ColumnInfo(col, logical, nullable == "YES"))
-        return list(tables.values())
+        return with_enforced_keys(list(tables.values()), group_unique_keys(unique_rows))
 
     def describe(self, query: str) -> list[ColumnInfo]:
         limit_s = base.probe_limit_s(self._policy.read_timeout_s)

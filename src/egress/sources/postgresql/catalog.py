@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
 from egress.sources.postgresql.columns import logical_type
 
 CATALOG_SQL = """
@@ -40,6 +40,23 @@ WHERE k.contype = 'p'
 ORDER BY n.nspname, c.relname, key.pos
 """
 
+# UNIQUE indexes (constraints or not) a key can rest on: valid, checked at once (not
+# deferrable), over plain columns (no expression), over every row (no WHERE).
+UNIQUE_SQL = """
+SELECT n.nspname, c.relname, ic.relname, a.attname
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN LATERAL unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) WITH ORDINALITY AS key(attnum, pos)
+  ON true
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = key.attnum
+WHERE i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indimmediate
+  AND i.indpred IS NULL AND i.indexprs IS NULL
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY n.nspname, c.relname, ic.relname, key.pos
+"""
+
 
 ACCESS_SQL = """
 SELECT r.rolsuper,
@@ -61,8 +78,11 @@ FROM pg_roles r WHERE r.rolname = current_user
 """
 
 
-def tables_from(rows: list[Any], pk_rows: list[Any]) -> list[TableInfo]:
-    """The catalog's tables from the rows of CATALOG_SQL and PK_SQL."""
+def tables_from(
+    rows: list[Any], pk_rows: list[Any], unique_rows: list[Any] | None = None
+) -> list[TableInfo]:
+    """The catalog's tables from the rows of CATALOG_SQL, PK_SQL and UNIQUE_SQL: a table
+    without a primary key is keyed by a UNIQUE NOT NULL key when it has one."""
     keys: dict[tuple[str, str], list[str]] = defaultdict(list)
     for schema, table, col in pk_rows:
         keys[(schema, table)].append(col)
@@ -79,4 +99,4 @@ def tables_from(rows: list[Any], pk_rows: list[Any]) -> list[TableInfo]:
             )
             tables[(schema, table)] = info
         info.columns.append(ColumnInfo(col, logical_type(typname, typmod), not notnull))
-    return list(tables.values())
+    return with_enforced_keys(list(tables.values()), group_unique_keys(unique_rows or []))

@@ -4,7 +4,9 @@ snapshot, and reads over ADBC or COPY."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -18,7 +20,13 @@ from sqlglot import exp
 from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
-from egress.query.select import ColumnSql, max_statement, select_statement, table_sql
+from egress.query.select import (
+    ColumnSql,
+    max_statement,
+    plain_column,
+    select_statement,
+    table_sql,
+)
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import (
@@ -35,7 +43,13 @@ from egress.sources.policy import (
     connect_timeout_s,
 )
 from egress.sources.postgresql.batches import decoded, infinities, read_error
-from egress.sources.postgresql.catalog import ACCESS_SQL, CATALOG_SQL, PK_SQL, tables_from
+from egress.sources.postgresql.catalog import (
+    ACCESS_SQL,
+    CATALOG_SQL,
+    PK_SQL,
+    UNIQUE_SQL,
+    tables_from,
+)
 from egress.sources.postgresql.columns import (
     COPY_QUOTED,
     COPY_SAFE,
@@ -71,6 +85,9 @@ from egress.sources.postgresql.snapshot import (
     xmax_of,
 )
 
+# COPY output is passed on in blocks of about this size, or this often.
+COPY_BLOCK_BYTES = 1 << 20
+COPY_BLOCK_S = 0.5
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
 ADBC_BATCH_HINT_BYTES = 16 << 20
@@ -191,9 +208,10 @@ class PostgresSource:
             with self._psycopg() as conn:
                 rows = conn.execute(CATALOG_SQL).fetchall()
                 pk_rows = conn.execute(PK_SQL).fetchall()
+                unique_rows = conn.execute(UNIQUE_SQL).fetchall()
         except (psycopg.Error, UnicodeDecodeError) as exc:  # names in a SQL_ASCII database
             raise SourceError(first_line(exc)) from exc
-        return tables_from(rows, pk_rows)
+        return tables_from(rows, pk_rows, unique_rows)
 
     def describe(self, query: str) -> list[ColumnInfo]:
         limit_s = base.probe_limit_s(self._policy.read_timeout_s)
@@ -303,6 +321,25 @@ class PostgresSource:
         self._held = conn
         return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
 
+    def begin_keyset(self, plan: ReadPlan) -> tuple[list[Any] | None, bool]:
+        assert plan.limit is not None and plan.order
+        by_name = {c.name: c for c in plan.columns or plan.fields}
+        bounds = replace(
+            plan, fields=[by_name[k] for k in plan.order], limit=2, offset=plan.limit - 1
+        )
+        conn = self._psycopg()
+        try:
+            one_row(conn, BEGIN_SNAPSHOT)
+            rows = conn.execute(self._select(conn, bounds, plain_column)).fetchall()
+        except psycopg.Error as exc:
+            conn.close()
+            raise read_error(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._held = conn
+        return (list(rows[0]) if rows else None), len(rows) == 2
+
     def _adbc_session(self) -> Any:
         """An ADBC connection that commits nothing itself (the snapshot transaction is
         begun explicitly), with the session settings applied."""
@@ -371,10 +408,25 @@ class PostgresSource:
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
             try:
                 with cur.copy(statement) as copy:
+                    # psycopg hands over one row per chunk: writing and reporting each one
+                    # cost more than the copy itself, so rows are passed on in blocks (at
+                    # most COPY_BLOCK_BYTES held; at least every COPY_BLOCK_S, so a slow
+                    # query still shows progress and is not taken for a stalled one).
+                    block: list[bytes] = []
+                    held_bytes, flushed = 0, time.monotonic()
                     for chunk in copy:
-                        out.write(chunk)
-                        # Progress only: a quoted value may hold newlines; the total is exact.
-                        approx_rows += bytes(chunk).count(b"\n")
+                        data = bytes(chunk)
+                        block.append(data)
+                        held_bytes += len(data)
+                        if held_bytes < COPY_BLOCK_BYTES and time.monotonic() - flushed < (
+                            COPY_BLOCK_S
+                        ):
+                            continue
+                        approx_rows += _write_block(out, block)
+                        on_progress(approx_rows)
+                        block, held_bytes, flushed = [], 0, time.monotonic()
+                    if block:
+                        approx_rows += _write_block(out, block)
                         on_progress(approx_rows)
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
@@ -407,3 +459,11 @@ class PostgresSource:
         # ADBC gives no socket; its cancel asks the server over a connection of its own and
         # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
         self._calls.track(lambda: in_background(cur.adbc_cancel))
+
+
+def _write_block(out: BinaryIO, block: list[bytes]) -> int:
+    """Write rows of COPY output; about how many (progress only: a quoted value may hold
+    newlines; the total is exact)."""
+    data = b"".join(block)
+    out.write(data)
+    return data.count(b"\n")

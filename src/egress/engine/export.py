@@ -1,0 +1,207 @@
+"""One bulk-export job (a run of kind ``export``, seed 003): the object's rows in key order
+after the request's cursor, at most ``limit`` of them, into one file published under the
+commit protocol; the outcome carries the count and where the next job starts.
+
+It reads ``limit + 1`` rows: the extra one only says that more remain (and is not written),
+so the last job of a chain ends with no next cursor rather than with an empty job after it.
+The key columns are read even when the request's ``fields`` leave them out: the next cursor
+is the last written row's key. CSV from a ``KeysetSource`` (PostgreSQL) goes through its COPY
+path instead: the job's last key and whether more follow are read first, in the snapshot
+transaction the COPY then runs in, so the file holds exactly those rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+
+from egress.db.executions import FileRecord
+from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
+from egress.domain.catalog import TableInfo
+from egress.domain.export import EXPORT_FOLDER, ExportSpec
+from egress.domain.naming import file_extension, storage_key
+from egress.domain.plan import ReadPlan, plan_from_snapshot, select_fields
+from egress.domain.split import ALL
+from egress.domain.status import RunStatus
+from egress.engine.control import LeaseLost, RunControl
+from egress.sinks.data_table import Warehouse
+from egress.sinks.file import FileSink, WrittenFile
+from egress.sinks.writers import content_type
+from egress.sources import Source, open_source
+from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import KeysetSource
+from egress.sources.policy import SourcePolicy
+from egress.storage import Storage, tmp_key
+
+Batches = Callable[[ReadPlan, Source, RunControl], Iterator[pa.RecordBatch]]
+
+
+@dataclass(frozen=True)
+class ExportParts:
+    """What the runner lends an export job."""
+
+    storage: Storage
+    queue: RunQueue
+    prefix: str  # the attempt's temporary prefix
+    batches: Batches  # the runner's bounded, stall-watched batches of a plan
+    buffer_bytes: int
+
+
+class WarehouseTable:
+    """A data table read like a source (``Warehouse.read``): only what an export uses."""
+
+    def __init__(self, warehouse: Warehouse, physical_name: str) -> None:
+        self._warehouse = warehouse
+        self._name = physical_name
+
+    def read(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        return self._warehouse.read(self._name, plan, batch_rows, batch_bytes)
+
+    def check(self) -> None:
+        return None
+
+    def catalog(self) -> list[TableInfo]:
+        return []
+
+    def max_value(self, plan: ReadPlan, field: str) -> Any:
+        raise NotImplementedError("data tables are not read incrementally")
+
+    def close(self) -> None:
+        return None
+
+    def interrupt(self) -> None:
+        # A stop takes effect between batches (RunControl checks before each one).
+        return None
+
+
+def warehouse_source(warehouse: Warehouse, policy: SourcePolicy, physical_name: str) -> Source:
+    """What a data table's export reads: on a PostgreSQL warehouse the PostgreSQL connector
+    (ADBC, Arrow all the way; read-only sessions), under a policy that lets Egress reach its
+    own warehouse, which tenant connections may not; elsewhere (SQLite) ``Warehouse.read``."""
+    url = warehouse.engine.url
+    if url.get_backend_name() != "postgresql":
+        return WarehouseTable(warehouse, physical_name)
+    settings = {
+        "host": url.host or "localhost",
+        "port": url.port or 5432,
+        "database": url.database or "",
+        "user": url.username or "",
+    }
+    if "sslmode" in url.query:
+        settings["sslmode"] = str(url.query["sslmode"])
+    secrets = {"password": url.password} if url.password else {}
+    own = replace(policy, own_databases=(), deny_hosts=(), allow_hosts=None)
+    return open_source("postgresql", settings, secrets, own)
+
+
+def export_plan(export: ExportSpec) -> ReadPlan:
+    """The job's read: the written fields plus any key field they leave out, after the
+    cursor, in key order, one row more than the job may write."""
+    plan = plan_from_snapshot(export.execution)
+    have = {f.name for f in plan.fields}
+    extra = [c for c in plan.columns if c.name in export.key and c.name not in have]
+    return replace(
+        plan,
+        fields=[*plan.fields, *extra],
+        order=list(export.key),
+        after=export.after,
+        limit=export.limit + 1,
+    )
+
+
+def json_values(values: list[Any]) -> list[Any]:
+    """Key values as JSON keeps them (dates and decimals as text, which every source's
+    comparison converts back to the column's type)."""
+    loaded: list[Any] = json.loads(json.dumps(values, default=str))
+    return loaded
+
+
+def _write(
+    sink: FileSink,
+    plan: ReadPlan,
+    export: ExportSpec,
+    names: list[str],
+    source: Source,
+    control: RunControl,
+    parts: ExportParts,
+) -> tuple[WrittenFile, list[Any] | None, bool]:
+    """Through Arrow: the file, the last written row's key, and whether more rows remain
+    (the plan reads one row past the job for that)."""
+    last: list[Any] | None = None
+    more = False
+    for batch in parts.batches(plan, source, control):
+        room = export.limit - sink.rows
+        if batch.num_rows > room:
+            more, batch = True, batch.slice(0, room)
+        if batch.num_rows:
+            end = batch.num_rows - 1
+            last = [batch.column(k)[end].as_py() for k in export.key]
+            sink.write(batch.select(names))
+            control.report(sink.rows)
+        if more:
+            break
+    return sink.close(), last, more
+
+
+def run_export(
+    claimed: ClaimedRun,
+    export: ExportSpec,
+    source: Source,
+    control: RunControl,
+    parts: ExportParts,
+) -> Outcome:
+    spec = export.execution
+    output = select_fields(spec.template.fields, spec.configuration.fields)
+    names = [f.name for f in output]
+    fmt = spec.configuration.format
+    name = f"{claimed.execution_id}.{file_extension(fmt, 'none')}"  # the request id
+    sink = FileSink(
+        parts.storage,
+        tmp_key(claimed.workspace_id, claimed.run_id, claimed.lease_token, name),
+        fmt,
+        "none",
+        arrow_schema(output),
+        parts.buffer_bytes,
+        name,
+    )
+    plan = export_plan(export)
+    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
+    copy_plan = replace(plan, fields=output, limit=export.limit)
+    fast = fmt == "csv" and isinstance(source, KeysetSource) and source.can_copy_csv(copy_plan)
+    try:
+        if fast:
+            assert isinstance(source, KeysetSource)
+            with control.awaiting_source():
+                last, more = source.begin_keyset(copy_plan)
+                rows = source.copy_csv(copy_plan, sink.stream, control.report)
+            file = sink.close(rows)
+        else:
+            file, last, more = _write(sink, plan, export, names, source, control, parts)
+    except BaseException:
+        sink.abort()
+        raise
+    control.checkpoint()
+    # One name per request: another attempt of the job publishes the same key.
+    final = storage_key(claimed.workspace_id, EXPORT_FOLDER, name)
+    if not parts.queue.mark_publishing(claimed, [final]):
+        raise LeaseLost
+    parts.storage.publish(sink.key, final)
+    parts.storage.delete_prefix(parts.prefix)
+    record = FileRecord(
+        sub_extract_id=ALL,
+        sub_extract_value=None,
+        storage_key=final,
+        file_name=name,
+        content_type=content_type(fmt, "none"),
+        size_bytes=file.size,
+        sha256=file.sha256,
+        record_count=file.rows,
+    )
+    after = json_values(last) if more and last is not None else None
+    return Outcome(RunStatus.COMPLETED, file.rows, files=[record], result={"after": after})

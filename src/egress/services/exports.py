@@ -1,0 +1,332 @@
+"""Bulk export (seed 003): the exportable objects, export requests (one job each, a run of kind
+``export``), reading them back in the seed's terms, their signed file links, and the retention
+of their files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from egress.db.connections import ConnectionRepo
+from egress.db.data_tables import DataTableRecord, DataTableRepo
+from egress.db.executions import FileRecord
+from egress.db.paging import Page
+from egress.db.requests import OwnerBusy, RequestRecord, RequestRepo
+from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.domain.catalog import ColumnInfo, TableRef
+from egress.domain.clock import Clock
+from egress.domain.errors import BadRequest, Busy, Invalid, NotFound
+from egress.domain.export import (
+    DATA_TABLE,
+    EXPORT_FOLDER,
+    ROW_ID,
+    TEMPLATE,
+    TEMPLATE_PREFIX,
+    WAREHOUSE,
+    ExportSpec,
+    RequestStatus,
+    decode_cursor,
+    encode_cursor,
+    export_fields,
+    file_expiry,
+    new_request_id,
+    request_status,
+    unenforced_key_reason,
+)
+from egress.domain.identity import Principal
+from egress.domain.links import Link
+from egress.domain.paging import PageRequest
+from egress.domain.spec import ConfigurationSnapshot, ConnectionRef, ExecutionSpec, TemplateSnapshot
+from egress.domain.status import RunStatus
+from egress.services.signed_links import SignedLinks
+from egress.signing import BadSignature, SigningRing
+from egress.storage import STORAGE_ERRORS, Storage
+from egress.worker.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+CURSOR_PURPOSE = "export-cursor"
+FILE_PURPOSE = "export-file"
+FILE_PATH = "/export-files/{token}"
+# Sources whose catalog reads a discovered template's key from its PRIMARY KEY constraint.
+ENFORCING_SOURCES = frozenset({"postgresql", "mysql", "sqlite"})
+# A client told to come back: about when a small job has moved on.
+RETRY_AFTER_S = 5
+_BAD_CURSOR = "is not a nextCursor this server returned for this object"
+_LIST_BATCH = 1000
+# The retention task deletes at most this many files a round (the next round goes on).
+RETENTION_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ExportObject:
+    name: str  # as used in the path
+    kind: str  # DATA_TABLE | TEMPLATE
+    key: list[str]
+    approximate_count: int | None  # None: not known without asking the source
+    title: str  # the data table's or template's own name
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as the seed reads it."""
+
+    request_id: str
+    status: RequestStatus
+    object: str | None
+    created_at: datetime
+    hold_reason: str | None = None
+    processed: int | None = None
+    total: int | None = None
+    file_url: str | None = None
+    next_cursor: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+def owner_of(principal: Principal) -> str:
+    """The user a rule counts (a personal token counts as its creator)."""
+    actor = principal.actor
+    return f"{actor.type}:{actor.id}"
+
+
+class ExportService:
+    def __init__(
+        self,
+        requests: RequestRepo,
+        templates: TemplateRepo,
+        connections: ConnectionRepo,
+        data_tables: DataTableRepo,
+        storage: Storage,
+        signing: SigningRing,
+        wakeup: Wakeup,
+        clock: Clock,
+        job_limit: int,
+        url_ttl_s: int,
+        public_url: str | None,
+    ) -> None:
+        self._requests = requests
+        self._templates = templates
+        self._connections = connections
+        self._data_tables = data_tables
+        self._storage = storage
+        self._cursors = signing.signer(CURSOR_PURPOSE)
+        self._links = SignedLinks(signing, FILE_PURPOSE)
+        self._wakeup = wakeup
+        self._clock = clock
+        self._limit = job_limit
+        self._ttl_s = url_ttl_s
+        self._public_url = public_url
+
+    # ----------------------------------------------------------------- objects
+    def objects(self, principal: Principal, firm_id: str) -> list[ExportObject]:
+        workspace_id = _firm(principal, firm_id)
+        found = [
+            ExportObject(t.name, DATA_TABLE, t.primary_key or [ROW_ID], t.row_count, t.name)
+            for t in _all(lambda p: self._data_tables.list_page(workspace_id, p))
+        ]
+        types = {c.id: c.type for c in _all(lambda p: self._connections.list_page(workspace_id, p))}
+        for t in _all(lambda p: self._templates.list_page(workspace_id, None, p)):
+            if _template_reason(t, types.get(t.connection_id, "")) is None:
+                name = f"{TEMPLATE_PREFIX}{t.id}"
+                found.append(ExportObject(name, TEMPLATE, t.primary_key, None, t.name))
+        return found
+
+    # ----------------------------------------------------------------- export
+    def export(
+        self,
+        principal: Principal,
+        firm_id: str,
+        object_name: str,
+        cursor: str | None,
+        fmt: str,
+        fields: list[str] | None,
+    ) -> RequestView:
+        """Queue one export job; Busy naming the user's active request instead."""
+        workspace_id = _firm(principal, firm_id)
+        request_id = new_request_id()
+        template, connection, kind = self._object(workspace_id, object_name)
+        after = self._after(workspace_id, object_name, cursor, len(template.primary_key))
+        chosen = export_fields(template.fields, fields)
+        if chosen is None and kind == DATA_TABLE:
+            chosen = [f.name for f in template.fields if f.name != ROW_ID]
+        spec = ExportSpec(
+            object=object_name,
+            kind=kind,
+            key=template.primary_key,
+            after=after,
+            limit=self._limit,
+            execution=ExecutionSpec(
+                configuration=ConfigurationSnapshot(
+                    id=request_id,
+                    name=object_name,
+                    version=1,
+                    fields=chosen,
+                    format=fmt,
+                    compression="none",
+                    destination={"type": "storage", "path": EXPORT_FOLDER},
+                    file_name_pattern=None,
+                    split_by=None,
+                ),
+                template=template,
+                connection=connection,
+            ),
+        )
+        try:
+            record = self._requests.create_export(
+                workspace_id, request_id, owner_of(principal), spec, self._clock()
+            )
+        except OwnerBusy as busy:
+            raise Busy(
+                f"you already have an export job Pending or InProgress: {busy.request_id}; "
+                "one export job per user at a time, poll it and try again when it is done",
+                retry_after_s=RETRY_AFTER_S,
+            ) from None
+        self._wakeup.notify()
+        return self._view(record, None)
+
+    def _object(self, workspace_id: str, name: str) -> tuple[TemplateSnapshot, ConnectionRef, str]:
+        """What the object reads, as a template snapshot, and through which connection."""
+        missing = NotFound(f"object {name!r} not found in this firm")
+        if name.startswith(TEMPLATE_PREFIX):
+            try:
+                t = self._templates.get(workspace_id, name.removeprefix(TEMPLATE_PREFIX))
+            except NotFound:
+                raise missing from None
+            connection = self._connections.get(workspace_id, t.connection_id)
+            reason = _template_reason(t, connection.type)
+            if reason is not None:
+                raise Invalid.at(("path", "objects"), f"{name} cannot be exported: {reason}")
+            return t.snapshot(), ConnectionRef(connection.id, connection.type), TEMPLATE
+        table = self._data_tables.find(workspace_id, name)
+        if table is None:
+            raise missing
+        return _table_snapshot(table), ConnectionRef("", WAREHOUSE), DATA_TABLE
+
+    def _after(
+        self, workspace_id: str, object_name: str, cursor: str | None, width: int
+    ) -> list[Any] | None:
+        if cursor is None:
+            return None
+        try:
+            raw = self._cursors.verify(cursor)
+        except (BadSignature, ValueError) as exc:
+            raise BadRequest.at(("body", "cursor"), _BAD_CURSOR) from exc
+        after = decode_cursor(raw, workspace_id, object_name, width)
+        if after is None:  # ours, but for another workspace, object or key
+            raise BadRequest.at(("body", "cursor"), _BAD_CURSOR)
+        return after
+
+    # ---------------------------------------------------------------- requests
+    def get(self, principal: Principal, request_id: str, base_url: str) -> RequestView:
+        return self._view(self._requests.get(principal.workspace_id, request_id), base_url)
+
+    def list_page(
+        self,
+        principal: Principal,
+        status: RequestStatus | None,
+        page: PageRequest,
+        base_url: str,
+    ) -> Page[RequestView]:
+        found = self._requests.list_page(principal.workspace_id, owner_of(principal), status, page)
+        return Page([self._view(r, base_url) for r in found.items], found.total, page)
+
+    def cancel(self, principal: Principal, request_id: str) -> RequestView:
+        record = self._requests.cancel(principal.workspace_id, request_id, self._clock())
+        self._wakeup.notify()
+        return self._view(record, None)
+
+    def _view(self, r: RequestRecord, base_url: str | None) -> RequestView:
+        run = r.run
+        status = request_status(run.status, run.attempt)
+        view = RequestView(r.id, status, r.object, r.created_at)
+        if status is RequestStatus.PENDING:
+            hold = "waiting for another job to end" if run.status is RunStatus.ON_HOLD else None
+            return replace(view, hold_reason=hold)
+        if status is RequestStatus.IN_PROGRESS:
+            return replace(view, processed=run.processed or 0)
+        if status is RequestStatus.FAILED:
+            cancelled = run.status is RunStatus.CANCELLED
+            message = "cancelled" if cancelled else run.error_message or "failed"
+            return replace(view, error=message, retryable=bool(run.retryable))
+        after = (r.result or {}).get("after")
+        cursor = None
+        if after is not None and r.object is not None:
+            cursor = self._cursors.sign(encode_cursor(r.workspace_id, r.object, after))
+        url = None
+        if base_url is not None and run.completed_at is not None:
+            link = Link(r.workspace_id, r.id, file_expiry(run.completed_at, self._ttl_s))
+            url = self._links.url(self._public_url or base_url, FILE_PATH, link)
+        return replace(view, total=run.record_count or 0, file_url=url, next_cursor=cursor)
+
+    # ------------------------------------------------------------------ files
+    def file(self, token: str) -> FileRecord:
+        """The file a signed link opens (no bearer token: the link is the credential)."""
+        link = self._links.open(token, self._clock())
+        record = self._requests.get(link.workspace_id, link.target)
+        if not record.run.files:
+            raise NotFound("this export's file is gone")
+        return record.run.files[0]
+
+    def delete_expired(self) -> int:
+        """One round of the retention task: delete export files whose links have expired."""
+        before = self._clock() - timedelta(seconds=self._ttl_s)
+        deleted = 0
+        for f in self._requests.expired_files(before, RETENTION_BATCH):
+            try:
+                self._storage.delete(f.storage_key)
+            except STORAGE_ERRORS as exc:  # the next round tries again
+                log.warning("deleting expired export file %s failed: %s", f.storage_key, exc)
+                continue
+            self._requests.forget_file(f.storage_key)
+            deleted += 1
+        return deleted
+
+
+def _firm(principal: Principal, firm_id: str) -> str:
+    """The firm is the caller's workspace; any other id is not found (never forbidden)."""
+    if firm_id != principal.workspace_id:
+        raise NotFound(f"firm {firm_id} not found")
+    return principal.workspace_id
+
+
+def _template_reason(t: TemplateRecord, connection_type: str) -> str | None:
+    if t.query is not None:
+        return unenforced_key_reason("query", t.primary_key, False)
+    # A discovered template's key is the table's PRIMARY KEY as its catalog read it; a custom
+    # template's key, a view's or a file's is only declared.
+    enforced = t.kind == "discovered" and connection_type in ENFORCING_SOURCES
+    return unenforced_key_reason("table", t.primary_key, enforced)
+
+
+def _table_snapshot(t: DataTableRecord) -> TemplateSnapshot:
+    """A data table read as a template: its warehouse table, ordered by its key (the hidden
+    row id when it has none)."""
+    fields = list(t.fields)
+    if not t.primary_key:
+        fields.append(ColumnInfo(ROW_ID, "int64", False))
+    return TemplateSnapshot(
+        id=t.id,
+        name=t.name,
+        source_table=t.physical_name,
+        source=TableRef(None, t.physical_name),
+        fields=fields,
+        primary_key=t.primary_key or [ROW_ID],
+        cursor_field=None,
+        date_field=None,
+        query=None,
+    )
+
+
+def _all(fetch: Any) -> Iterator[Any]:
+    """Every item of a paged repository list."""
+    page = 0
+    while True:
+        got = fetch(PageRequest(page, _LIST_BATCH))
+        yield from got.items
+        if (page + 1) * _LIST_BATCH >= got.total:
+            return
+        page += 1
