@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
+import struct
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -178,3 +180,20 @@ def test_batches_larger_than_a_slice(monkeypatch: Any) -> None:
     monkeypatch.setattr(jsonl, "JSONL_SLICE_ROWS", 3)
     batch = pa.concat_batches([_batch()] * 5)
     assert _written(batch) == _reference(batch)
+
+
+def test_floats_are_pythons_float_text() -> None:
+    """Arrow renders the common floats, Python the rest: together exactly json.dumps's text."""
+    rng = random.Random(19)
+    values: list[float | None] = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0]
+    values += [1e15, 123456.0, 0.1, 1 / 3, 5e-324, 1.7976931348623157e308, math.nan, None]
+    for _ in range(8_000):
+        values.append(struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0])
+        values.append(rng.random() * 10 ** rng.randint(-8, 20) * rng.choice((1, -1)))
+        values.append(round(rng.uniform(-1e6, 1e6), rng.randint(0, 4)))
+    for arrow_type in (pa.float64(), pa.float32()):
+        field = pa.field("f", arrow_type)
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(values, arrow_type)], schema=pa.schema([field])
+        )
+        assert _written(batch) == _reference(batch)

@@ -80,7 +80,23 @@ def _float_text(v: float | None) -> str | None:
 
 
 def _floats(col: pa.Array) -> Rendered:
-    return _bare(pa.array(map(_float_text, col.to_pylist()), pa.string(), size=len(col)))
+    """Python's float text (``repr``) is the shortest round-trip digits, in fixed notation
+    with at least one decimal for 1e-4 <= |x| < 1e16. Arrow's cast has the same digits but its
+    own choice of notation and no ``.0``: where Arrow wrote fixed notation and Python would
+    too, its text (plus ``.0`` when it has no point) is Python's; the rest goes through repr."""
+    wide = pc.cast(col, pa.float64())  # a float32 exactly, as Python sees it
+    text = pc.cast(wide, pa.string())
+    size = pc.abs(wide)
+    in_range = pc.or_(pc.and_(pc.greater_equal(size, 1e-4), pc.less(size, 1e16)), pc.equal(size, 0))
+    plain = pc.fill_null(pc.and_(in_range, pc.invert(pc.match_substring(text, "e"))), True)
+    text = pc.if_else(
+        pc.match_substring(text, "."), text, pc.binary_join_element_wise(text, ".0", "")
+    )
+    if pc.all(plain).as_py():
+        return _bare(text)
+    other = pc.invert(plain)
+    rest = [_float_text(v) for v in pc.filter(col, other).to_pylist()]
+    return _bare(pc.replace_with_mask(text, other, pa.array(rest, pa.string())))
 
 
 def _by_value(field: pa.Field) -> Render:

@@ -75,6 +75,16 @@ from egress.sources.postgresql.snapshot import (
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
 ADBC_BATCH_HINT_BYTES = 16 << 20
 BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
+COPY_BLOCK_BYTES = 1 << 20
+
+
+def _write_block(out: BinaryIO, block: bytearray) -> int:
+    """Write and empty ``block``; its line count (progress only: a quoted value may hold
+    newlines; the run's total comes from the server)."""
+    out.write(block)
+    lines = block.count(b"\n")
+    block.clear()
+    return lines
 
 
 class PostgresSource:
@@ -369,13 +379,18 @@ class PostgresSource:
         with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
             inner = self._select(conn, plan, copy_sql)
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
+            # libpq hands over one row at a time: rows are gathered here and written, counted
+            # and reported a block at a time, so each row costs one append.
+            block = bytearray()
             try:
                 with cur.copy(statement) as copy:
                     for chunk in copy:
-                        out.write(chunk)
-                        # Progress only: a quoted value may hold newlines; the total is exact.
-                        approx_rows += bytes(chunk).count(b"\n")
-                        on_progress(approx_rows)
+                        block += chunk
+                        if len(block) >= COPY_BLOCK_BYTES:
+                            approx_rows += _write_block(out, block)
+                            on_progress(approx_rows)
+                approx_rows += _write_block(out, block)
+                on_progress(approx_rows)
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
             return int(cur.rowcount)
