@@ -4,6 +4,7 @@ snapshot, and reads over ADBC or COPY."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
@@ -76,6 +77,7 @@ from egress.sources.postgresql.snapshot import (
 ADBC_BATCH_HINT_BYTES = 16 << 20
 BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
 COPY_BLOCK_BYTES = 1 << 20
+COPY_REPORT_S = 0.2
 
 
 def _write_block(out: BinaryIO, block: bytearray) -> int:
@@ -380,15 +382,18 @@ class PostgresSource:
             inner = self._select(conn, plan, copy_sql)
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
             # libpq hands over one row at a time: rows are gathered here and written, counted
-            # and reported a block at a time, so each row costs one append.
+            # and reported a block (or, from a slow source, a fraction of a second: progress
+            # also keeps the stall limit off) at a time, so a row costs an append and a clock.
             block = bytearray()
+            due = time.monotonic() + COPY_REPORT_S
             try:
                 with cur.copy(statement) as copy:
                     for chunk in copy:
                         block += chunk
-                        if len(block) >= COPY_BLOCK_BYTES:
+                        if len(block) >= COPY_BLOCK_BYTES or time.monotonic() >= due:
                             approx_rows += _write_block(out, block)
                             on_progress(approx_rows)
+                            due = time.monotonic() + COPY_REPORT_S
                 approx_rows += _write_block(out, block)
                 on_progress(approx_rows)
             except psycopg.Error as exc:
