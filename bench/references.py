@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc_pg
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pymysql
 
@@ -21,6 +23,7 @@ COLUMNS = (
     "id, order_number, customer, region, quantity, amount, is_gift, order_date, created_at,"
     " shipped_at, notes, ref"
 )
+DECIMAL = pa.decimal128(12, 2)
 
 
 def psql_copy(out: Path) -> float:
@@ -51,9 +54,13 @@ def adbc_parquet(out: Path) -> float:
     with adbc_pg.connect(DB_URL) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT {select} FROM orders")
         reader = cur.fetch_record_batch()
-        with pq.ParquetWriter(out, reader.schema, compression="zstd") as writer:
+        # numeric arrives as text: DECIMAL in the file, as Egress (and connectorx) write it.
+        at = reader.schema.get_field_index("amount")
+        schema = reader.schema.set(at, pa.field("amount", DECIMAL))
+        with pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for batch in reader:
-                writer.write_batch(batch)
+                amount = pc.cast(batch.column(at), DECIMAL)
+                writer.write_batch(batch.set_column(at, "amount", amount))
     return time.perf_counter() - started
 
 

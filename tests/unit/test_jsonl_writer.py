@@ -197,3 +197,12 @@ def test_floats_are_pythons_float_text() -> None:
             [pa.array(values, arrow_type)], schema=pa.schema([field])
         )
         assert _written(batch) == _reference(batch)
+
+
+def test_text_typed_decimals_and_uuids_are_escaped_too() -> None:
+    """A SQLite column declared DECIMAL or UUID may hold any text."""
+    schema = arrow_schema([ColumnInfo("dec", "decimal"), ColumnInfo("u", "uuid")])
+    text = pa.array(['say "hi"\\', "\x01"], pa.string())
+    batch = pa.RecordBatch.from_arrays([text, text], schema=schema)
+    assert _written(batch) == _reference(batch)
+    assert json.loads(_written(batch).split(b"\n")[0]) == {"dec": 'say "hi"\\', "u": 'say "hi"\\'}

@@ -5,12 +5,11 @@ A source's batches come from the database (driver and server busy) and are then 
 while the other works. The drivers and pyarrow release the GIL, so reading one batch ahead on
 a thread of its own overlaps the two — on the machine of the benchmark, that is what brings a
 Parquet extraction level with a bare ADBC → pyarrow loop. Memory: at most ``depth`` batches
-more than before.
+more than before (one, by default).
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -20,6 +19,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _ITEM, _DONE, _ERROR = "item", "done", "error"
+_END = object()
 _POLL_S = 0.05
 
 
@@ -35,26 +35,30 @@ def read_ahead(
     producer runs inside ``waiting()`` (the stall limit: a stop signal interrupts the source,
     which ends the producer). An error of the producer is raised to the consumer, in order;
     closing this generator early stops the producer at its next batch and waits for it."""
-    slots: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    # Never full: the semaphore below bounds what is in it.
+    slots: queue.Queue[tuple[str, object]] = queue.Queue()
     stop = threading.Event()
 
-    def put(entry: tuple[str, object]) -> bool:
+    # The producer reads the next item only once the consumer has taken the last one but
+    # ``depth``: at most depth + 1 items exist at once (one being written, depth being read).
+    room = threading.Semaphore(depth)
+
+    def wait_for_room() -> bool:
         while not stop.is_set():
-            try:
-                slots.put(entry, timeout=_POLL_S)
+            if room.acquire(timeout=_POLL_S):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def produce() -> None:
         try:
-            for item in items:
-                if not put((_ITEM, item)):
+            while wait_for_room():
+                item = next(items, _END)
+                if item is _END:
+                    slots.put((_DONE, None))
                     return
-            put((_DONE, None))
+                slots.put((_ITEM, item))
         except BaseException as exc:  # handed to the consumer, raised there
-            put((_ERROR, exc))
+            slots.put((_ERROR, exc))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -66,6 +70,7 @@ def read_ahead(
         while True:
             with waiting():
                 kind, value = slots.get()
+            room.release()
             if kind == _ITEM:
                 yield value  # type: ignore[misc]
             elif kind == _DONE:
@@ -74,10 +79,6 @@ def read_ahead(
                 assert isinstance(value, BaseException)
                 raise value
     finally:
-        stop.set()
+        stop.set()  # a producer waiting for room sees it; one reading finishes that item first
         with waiting():
-            while thread.is_alive():
-                # Emptied, so a producer blocked on a full queue sees the stop flag.
-                with contextlib.suppress(queue.Empty):
-                    slots.get(timeout=_POLL_S)
             thread.join()

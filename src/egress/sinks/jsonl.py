@@ -154,9 +154,8 @@ def renderer_for(field: pa.Field) -> Render:
         return lambda col: _content(date_text(col))
     if pa.types.is_time(t):
         return lambda col: _content(pc.cast(col, pa.string()))
-    if logical == "decimal" or logical.startswith("decimal("):  # digits as text: no escaping
-        return _content
     if pa.types.is_string(t) or pa.types.is_large_string(t):
+        # Also decimals and UUIDs as text: a SQLite column so declared may hold any text.
         return _strings
     return _by_value(field)
 
