@@ -163,11 +163,19 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (robust to a shared machine's load,
+    unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PeakRss:
-    """Samples the server's RSS every 50 ms while an extraction runs."""
+    """Samples the server's RSS every 50 ms while an extraction runs; ``cpu`` is the server's
+    CPU seconds over the extraction."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.pid, self.peak, self.cpu, self._stop = pid, 0, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -176,12 +184,14 @@ class PeakRss:
 
     def __enter__(self) -> PeakRss:
         self.peak = rss_kb(self.pid)
+        self.cpu = -cpu_s(self.pid)
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu += cpu_s(self.pid)
 
 
 def extract(
@@ -192,7 +202,7 @@ def extract(
     fields: list[str],
     pid: int,
     split_by: str | None = None,
-) -> tuple[float, int, int]:
+) -> tuple[float, int, int, float]:
     body: dict[str, object] = {
         "name": name,
         "templateId": template,
@@ -217,7 +227,7 @@ def extract(
         elapsed = time.perf_counter() - started
     if d["latestStatus"] != "COMPLETED":
         raise RuntimeError(f"{name}: {d['runs'][-1]['errorMessage']}")
-    return elapsed, int(d["latestRecordCount"]), rss.peak
+    return elapsed, int(d["latestRecordCount"]), rss.peak, rss.cpu
 
 
 def parquet_folder(out: Path) -> Path:
@@ -289,7 +299,7 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
             print(f"\n{label}: {rows:,} rows, 12 columns; server RSS at idle {idle_mib:.0f} MiB")
             print(
                 f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
-                f" {'peak RSS':>9}"
+                f" {'peak RSS':>9} {'CPU s':>7}"
             )
             psql_s = psql_copy(work / "psql.csv")
             psql_label = "psql \\copy CSV"
@@ -304,14 +314,14 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                         f" {psql_s / ref_s:7.2f}x {'1.00x':>7}"
                     )
                 name = f"b{secrets.token_hex(3)}"
-                secs, count, peak = extract(
+                secs, count, peak, cpu = extract(
                     http, templates[source], name, fmt, [*fields, *extra], server.process.pid, split
                 )
                 assert count == rows, (case, count)
                 vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
                 print(
                     f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
-                    f" {vs_ref:>7} {peak / 1024:7.0f} MiB",
+                    f" {vs_ref:>7} {peak / 1024:7.0f} MiB {cpu:7.2f}",
                     flush=True,
                 )
     finally:
@@ -401,7 +411,7 @@ def run_wide(rows: int) -> None:
                     "/api/v1/templates", params={"connectionId": conn["id"], "limit": 200}
                 ).json()["data"]
                 tpl = next(t for t in listed if t["tableName"] == "wide")
-                secs, count, peak = extract(
+                secs, count, peak, _cpu = extract(
                     http,
                     tpl["id"],
                     f"w{secrets.token_hex(3)}",
