@@ -6,6 +6,7 @@ temporary folder)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,8 @@ import pyarrow.parquet as pq
 import pymysql
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB = "egress_bench"
+# EGRESS_BENCH_DB: a database of one's own, when others run the benchmark on the same servers.
+DB = os.environ.get("EGRESS_BENCH_DB", "egress_bench")
 DB_URL = ADMIN.rsplit("/", 1)[0] + f"/{DB}"
 COLUMNS = (
     "id, order_number, customer, region, quantity, amount, is_gift, order_date, created_at,"
