@@ -4,9 +4,10 @@ texts (one per row), and one element-wise join makes the lines.
 The bytes are exactly those of ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``
 over the values ``render.json_renderer`` gives (the rules in ``writers``'s docstring): the
 columns Arrow can render exactly (integers, booleans, dates, times, timestamps, decimals, text
-without characters JSON escapes) are rendered by Arrow's kernels; floats by Python's ``repr``
-(JSON's own float text, which Arrow's differs from); the rest (JSON columns, lists, binary,
-durations, the rare strings that need escaping) value by value, as before.
+without characters JSON escapes) are rendered by Arrow's kernels; floats by Arrow's cast where
+its text is Python's ``repr`` (JSON's own float text), by ``repr`` elsewhere; the rest (JSON
+columns, lists, binary, durations, the rare strings that need escaping) value by value, as
+before.
 """
 
 from __future__ import annotations
