@@ -1,20 +1,31 @@
 """Status polls per second: `GET` execution details over keep-alive connections, idle and while
-one extraction runs, on SQLite and on PostgreSQL metadata; and the same client against a bare
-FastAPI route returning a constant (the framework's ceiling on this machine).
+one extraction runs, on SQLite and on PostgreSQL metadata, with the worker embedded in `egress
+serve` and in its own `egress worker` process (`serve --no-worker`, the deployment the README
+recommends under load); and the same client against a bare FastAPI route returning a constant
+(the framework's ceiling on this machine).
 
     .venv/bin/python bench/polling.py [--rows 1000000] [--seconds 10] [--connections 8]
-                                      [--backends sqlite,postgresql] [--python-client]
+                                      [--backends sqlite,postgresql]
+                                      [--deployments embedded,separate] [--cached-auth]
+                                      [--python-client]
+
+--cached-auth adds, for each metadata database, the separate deployment with a server whose
+token check answers from memory after the first request (patched in by this script, not a
+product setting): what a poll costs without its token lookup in the metadata database.
 
 The load comes from `wrk` when it is on the PATH (Debian: `apt-get install wrk`; 2 threads,
 --connections keep-alive connections), else from --connections Python threads, each with its
 own keep-alive httpx client. The extraction is a JSONL export of --rows orders from a SQLite
 source (the slow format: the run stays IN_PROGRESS for the whole measurement; the script says
 so if it did not). PostgreSQL metadata goes into a throwaway database on 127.0.0.1:5432.
+Beside each figure: the server process's CPU time per request (user + system, from /proc), which
+moves far less than requests per second when other jobs share the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
 import shutil
@@ -58,15 +69,57 @@ CEILING_APP = textwrap.dedent(
 )
 
 
+# Imported by the server process through PYTHONPATH (--cached-auth): its token check answers
+# from memory after the first request, as a revocation cache would.
+CACHED_AUTH = textwrap.dedent(
+    """
+    import functools
+    from egress.services import identity
+
+    _check = identity.IdentityService.authenticate
+    _known = {}
+
+    @functools.wraps(_check)
+    def authenticate(self, token):
+        if token not in _known:
+            _known[token] = _check(self, token)
+        return _known[token]
+
+    identity.IdentityService.authenticate = authenticate
+    """
+)
+
+
 @dataclass(frozen=True)
 class Load:
     rate: float  # requests per second
     p99_ms: float
     client: str
+    cpu_ms: float | None = None  # the server process's CPU time per request
 
 
 # (url, bearer token or None, seconds, connections) → the load it sustained
 Measure = Callable[[str, str | None, int, int], Load]
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(measure: Measure, pid: int, url: str, token: str | None, s: int, c: int) -> Load:
+    """``measure``, with the CPU time process ``pid`` spent per request meanwhile."""
+    before = _cpu_s(pid)
+    load = measure(url, token, s, c)
+    after = _cpu_s(pid)
+    if before is None or after is None or load.rate == 0:
+        return load
+    per_request = (after - before) * 1000 / (load.rate * s)
+    return Load(load.rate, load.p99_ms, load.client, per_request)
 
 
 def wrk(url: str, token: str | None, seconds: int, connections: int) -> Load:
@@ -115,7 +168,7 @@ def ceiling(measure: Measure, seconds: int, connections: int) -> Load:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        return measure(url, None, seconds, connections)
+        return measured(measure, process.pid, url, None, seconds, connections)
     finally:
         process.terminate()
         process.wait()
@@ -137,14 +190,44 @@ def _drop(name: str | None) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_backend(
-    backend: str, work: Path, source: Path, measure: Measure, seconds: int, connections: int
-) -> tuple[Load, Load, str]:
-    env, database = _metadata_url(backend)
+@dataclass(frozen=True)
+class Setup:
+    backend: str  # sqlite | postgresql
+    deployment: str  # embedded | separate
+    cached_auth: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.deployment + (", cached token" if self.cached_auth else "")
+
+
+def _start(setup: Setup, folder: Path) -> tuple[Server, subprocess.Popen[bytes] | None, str | None]:
+    """The API server (and, separately, the worker) of ``setup``; its PostgreSQL database."""
+    env, database = _metadata_url(setup.backend)
     # The server's own defaults, not the test suite's faster heartbeat and poll.
     env |= {"EGRESS_HEARTBEAT_S": str(DEFAULT_HEARTBEAT_S), "EGRESS_POLL_S": str(DEFAULT_POLL_S)}
-    (work / backend).mkdir()
-    server: Server = start_server(work / backend, env_extra=env)
+    if setup.cached_auth:
+        (folder / "patch").mkdir()
+        (folder / "patch" / "sitecustomize.py").write_text(CACHED_AUTH)
+        path = [str(folder / "patch"), os.environ.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    separate = setup.deployment == "separate"
+    server = start_server(folder, env_extra=env, args=("--no-worker",) if separate else ())
+    worker = None
+    if separate:
+        command = [sys.executable, "-m", "egress.cli.main", "worker", "--name", "bench"]
+        log = (folder / "worker.log").open("wb")
+        worker = subprocess.Popen(command, env=server.env, stdout=log, stderr=subprocess.STDOUT)
+    return server, worker, database
+
+
+def run_setup(
+    setup: Setup, work: Path, source: Path, measure: Measure, seconds: int, connections: int
+) -> tuple[Load, Load, str]:
+    folder = work / f"{setup.backend}-{setup.deployment}{'-cached' if setup.cached_auth else ''}"
+    folder.mkdir()
+    server, worker, database = _start(setup, folder)
+    pid = server.process.pid
     try:
         with server.client() as http:
             tpl = sqlite_template(http, source, "shop", "orders")
@@ -152,16 +235,12 @@ def run_backend(
             big = submitted_configuration(http, tpl, "big", format="jsonl")
             eid = http.post(f"{CONFIGS}/{small}/executions").json()["id"]
             wait_for_status(http, small, eid, {"COMPLETED"})
-            idle = measure(
-                f"{server.base_url}{CONFIGS}/{small}/executions/{eid}",
-                server.token,
-                seconds,
-                connections,
-            )
+            url = f"{server.base_url}{CONFIGS}/{small}/executions/{eid}"
+            idle = measured(measure, pid, url, server.token, seconds, connections)
             eid = http.post(f"{CONFIGS}/{big}/executions").json()["id"]
             wait_for_status(http, big, eid, {"IN_PROGRESS"})
             url = f"{server.base_url}{CONFIGS}/{big}/executions/{eid}"
-            busy = measure(url, server.token, seconds, connections)
+            busy = measured(measure, pid, url, server.token, seconds, connections)
             after = http.get(url).json()
             note = (
                 f"run still IN_PROGRESS after the window, {after['progress']['processed']:,} "
@@ -172,8 +251,19 @@ def run_backend(
             http.post(f"{url}/cancel")
         return idle, busy, note
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait()
         stop_server(server)
         _drop(database)
+
+
+def _row(backend: str, label: str, state: str, load: Load, top: Load) -> str:
+    cpu = f"{load.cpu_ms:.2f}" if load.cpu_ms is not None else "-"
+    return (
+        f"{backend:<11} {label:<24} {state:<21} {load.rate:>7,.0f} "
+        f"{load.rate / top.rate:>9.2f}x {load.p99_ms:>8.1f} {cpu:>8}"
+    )
 
 
 def main() -> int:
@@ -182,6 +272,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--deployments", default="embedded,separate")
+    parser.add_argument("--cached-auth", action="store_true", help="also with a cached token check")
     parser.add_argument("--python-client", action="store_true", help="even if wrk is installed")
     args = parser.parse_args()
     measure: Measure
@@ -191,6 +283,13 @@ def main() -> int:
         if not args.python_client:
             print("wrk not found (Debian: apt-get install wrk): using Python threads")
         measure = python_threads
+    setups = [
+        Setup(backend, deployment)
+        for backend in args.backends.split(",")
+        for deployment in args.deployments.split(",")
+    ]
+    if args.cached_auth:
+        setups += [Setup(b, "separate", cached_auth=True) for b in args.backends.split(",")]
 
     with tempfile.TemporaryDirectory(prefix="egress-poll-") as tmp:
         work = Path(tmp)
@@ -198,21 +297,18 @@ def main() -> int:
         (work / "src").mkdir()
         source = create_orders_db(work / "src" / "shop.db", rows=args.rows)
         top = ceiling(measure, args.seconds, args.connections)
-        print(
-            f"ceiling (bare FastAPI route, {top.client}): {top.rate:,.0f} req/s, "
-            f"p99 {top.p99_ms:.1f} ms"
-        )
-        print(f"{'metadata':<11} {'state':<22} {'req/s':>8} {'of ceiling':>10} {'p99 ms':>8}")
-        for backend in args.backends.split(","):
-            idle, busy, note = run_backend(
-                backend, work, source, measure, args.seconds, args.connections
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        print(f"{when} UTC, load {os.getloadavg()[0]:.1f}, {top.client}")
+        header = f"{'metadata':<11} {'worker':<24} {'state':<21} {'req/s':>7} {'of ceiling':>10}"
+        print(f"{header} {'p99 ms':>8} {'CPU ms/req':>8}")
+        print(_row("-", "bare FastAPI route", "ceiling", top, top))
+        for setup in setups:
+            idle, busy, note = run_setup(
+                setup, work, source, measure, args.seconds, args.connections
             )
-            for state, load in (("idle", idle), ("one JSONL extraction", busy)):
-                print(
-                    f"{backend:<11} {state:<22} {load.rate:>8,.0f} "
-                    f"{load.rate / top.rate:>9.2f}x {load.p99_ms:>8.1f}"
-                )
-            print(f"  ({note})")
+            print(_row(setup.backend, setup.label, "idle", idle, top))
+            print(_row(setup.backend, setup.label, "one JSONL extraction", busy, top))
+            print(f"  ({note}; load {os.getloadavg()[0]:.1f})", flush=True)
     return 0
 
 

@@ -192,6 +192,7 @@ def test_details_have_the_seed_shape_with_every_run(
         (2, "COMPLETED", len(ROWS)),
     ]
     for run in (first, second):
+        assert run["kind"] == "extract"  # our documented addition to the seed's run shape
         assert run["startedAt"] <= run["completedAt"]
         # The seed's downloadUrl: …/executions/{id}/download?run=N, relative to the host.
         url = f"{CONFIGS}/{cfg}/executions/{eid}/download?run={run['run']}"

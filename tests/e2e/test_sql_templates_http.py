@@ -176,6 +176,12 @@ def test_table_or_query_exactly_one(http: httpx.Client, connection: str) -> None
         422,
         "dateField",
     )
+    typed = {"id": "string"}
+    problem(
+        _create(http, connection, "typed", query="SELECT id FROM orders", columnTypes=typed),
+        422,
+        "columnTypes",
+    )
 
 
 def test_a_files_connection_takes_no_sql(http: httpx.Client, tmp_path: Path) -> None:

@@ -23,15 +23,13 @@ import pytest
 
 from egress.api.native.presenters import element_tree
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.catalog import TableInfo, TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
 from egress.sources import SourceError
 from egress.sources.files import FilesSettings, FilesSource
-from tests.conftest import make_settings
-from tests.support.factories import extract_once, submitted_configuration
+from tests.support.factories import extract_once, sqlite_container, submitted_configuration
 from tests.support.policy import policy_for
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
@@ -123,12 +121,8 @@ _CSV_DECODE: dict[str, Callable[[str], Any]] = {
 
 @pytest.fixture
 def c(tmp_path: Path) -> Iterator[Container]:
-    settings = make_settings(tmp_path)
-    settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
-    container = Container.build(settings)
-    yield container
-    container.engine.dispose()
+    with sqlite_container(tmp_path) as container:
+        yield container
 
 
 def _decode_row(row: dict[str, Any], decoders: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from egress.container import Container
 from egress.db.executions import RunRecord
+from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ExecutionSpec
+from tests.conftest import make_settings
+
+
+@contextmanager
+def sqlite_container(tmp_path: Path) -> Iterator[Container]:
+    """A container on a migrated SQLite metadata database in ``tmp_path`` (its own data dir)."""
+    settings = make_settings(tmp_path)
+    settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    container = Container.build(settings)
+    try:
+        yield container
+    finally:
+        container.engine.dispose()
+
 
 # A frozen spec for queue tests whose runs are never carried out: table main.t, one int column.
 BARE_SPEC = ExecutionSpec.from_json(

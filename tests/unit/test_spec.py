@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from egress.domain.catalog import ColumnInfo, TableRef
-from egress.domain.plan import KeySelection
+from egress.domain.plan import KeySelection, plan_from_snapshot
 from egress.domain.spec import SPEC_VERSION, ExecutionSpec, FrozenWindow, SnapshotMark
 
 TEMPLATE = {
@@ -113,3 +113,14 @@ def test_a_sql_template_snapshot_reads_no_table() -> None:
 def test_a_spec_from_a_newer_version_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="version 2 is newer"):
         ExecutionSpec.from_json({"version": 2, "template": TEMPLATE})
+
+
+def test_a_template_s_own_csv_null_values_are_frozen_and_reach_the_plan() -> None:
+    """Stored only when the template has its own list (older specs keep their shape); the
+    run's plan reads with it, or with the connection's when there is none (None)."""
+    base = {"configuration": CONFIGURATION, "connection": {"id": "k1", "type": "files"}}
+    for nulls, expected in (([], ()), (["NA", "-"], ("NA", "-")), (None, None)):
+        template = TEMPLATE if nulls is None else {**TEMPLATE, "csvNullValues": nulls}
+        spec = ExecutionSpec.from_json({**base, "template": template})
+        assert spec.to_json()["template"] == template
+        assert plan_from_snapshot(spec).null_values == expected

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,80 +17,33 @@ from egress.db.tables import (
     run_events,
     run_files,
     runs,
+    templates,
 )
 from egress.domain.clock import new_id
+from egress.domain.configuration import Configuration
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.paging import PageRequest
-from egress.domain.spec import ConfigurationSnapshot
 from egress.domain.status import ACTIVE, ConfigStatus, RunStatus
 
 T = extraction_configurations
 
 
-@dataclass(frozen=True)
-class ConfigurationRecord:
-    id: str
-    workspace_id: str
-    name: str
-    template_id: str
-    fields: list[str] | None
-    format: str
-    compression: str
-    destination: dict[str, Any]
-    file_name_pattern: str | None
-    split_by: str | None
-    filter: str | None
-    extract_only_new: bool
-    incremental_lag: float | None
-    date_from: str | None
-    date_to: str | None
-    watermark: Any
-    start_date: datetime | None
-    end_date: datetime | None
-    status: ConfigStatus
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    def snapshot(self) -> ConfigurationSnapshot:
-        """The frozen form stored on every execution."""
-        return ConfigurationSnapshot(
-            id=self.id,
-            name=self.name,
-            version=self.version,
-            fields=self.fields,
-            format=self.format,
-            compression=self.compression,
-            destination=self.destination,
-            file_name_pattern=self.file_name_pattern,
-            split_by=self.split_by,
-        )
+# The stored form is the domain's type; its fields are the table's columns of the same names.
+ConfigurationRecord = Configuration
+_COLUMNS = tuple(f.name for f in fields(Configuration))
 
 
 def _record(row: Row[Any]) -> ConfigurationRecord:
+    values = {name: getattr(row, name) for name in _COLUMNS}
     return ConfigurationRecord(
-        id=row.id,
-        workspace_id=row.workspace_id,
-        name=row.name,
-        template_id=row.template_id,
-        fields=list(row.fields) if row.fields is not None else None,
-        format=row.format,
-        compression=row.compression,
-        destination=dict(row.destination),
-        file_name_pattern=row.file_name_pattern,
-        split_by=row.split_by,
-        filter=row.filter,
-        extract_only_new=bool(row.extract_only_new),
-        incremental_lag=row.incremental_lag,
-        date_from=row.date_from,
-        date_to=row.date_to,
-        watermark=row.watermark,
-        start_date=row.start_date,
-        end_date=row.end_date,
-        status=ConfigStatus(row.status),
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        **values
+        | {
+            "fields": list(row.fields) if row.fields is not None else None,
+            "destination": dict(row.destination),
+            "extract_only_new": bool(row.extract_only_new),
+            "status": ConfigStatus(row.status),
+            "system_columns": bool(row.system_columns),  # NULL: false
+        }
     )
 
 
@@ -130,11 +82,26 @@ class ConfigurationRepo(Repository):
         return _record(row)
 
     def list_page(
-        self, workspace_id: str, status: ConfigStatus | None, page: PageRequest
+        self,
+        workspace_id: str,
+        status: ConfigStatus | None,
+        page: PageRequest,
+        connection_id: str | None = None,
+        data_table: str | None = None,
     ) -> Page[ConfigurationRecord]:
+        """With ``connection_id``, those reading that connection; with ``data_table``, those
+        loading the data table of that name."""
         query = sa.select(T).where(T.c.workspace_id == workspace_id)
         if status is not None:
             query = query.where(T.c.status == status.value)
+        if connection_id is not None:
+            reading = sa.select(templates.c.id).where(
+                templates.c.workspace_id == workspace_id,
+                templates.c.connection_id == connection_id,
+            )
+            query = query.where(T.c.template_id.in_(reading))
+        if data_table is not None:
+            query = query.where(T.c.destination["dataTable"].as_string() == data_table)
         query = query.order_by(T.c.created_at.desc(), T.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)

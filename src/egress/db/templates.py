@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
-from egress.db.tables import extraction_configurations, templates
+from egress.db.tables import connections, extraction_configurations, templates
 from egress.domain.catalog import ColumnInfo, TableInfo, TableRef
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
@@ -38,6 +38,7 @@ class TemplateRecord:
     created_at: datetime
     query: str | None = None  # a SQL template's SELECT, read instead of a table
     source: TableRef | None = None  # the table read, as parts; None for a SQL template
+    csv_null_values: list[str] | None = None  # a CSV template's own; None: the connection's
 
     def field(self, name: str) -> ColumnInfo | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -54,6 +55,7 @@ class TemplateRecord:
             cursor_field=self.cursor_field,
             date_field=self.date_field,
             query=self.query,
+            csv_null_values=self.csv_null_values,
         )
 
 
@@ -72,6 +74,7 @@ def _record(row: Row[Any]) -> TemplateRecord:
         created_at=row.created_at,
         query=row.query,
         source=None if row.source_name is None else TableRef(row.source_schema, row.source_name),
+        csv_null_values=row.csv_null_values,
     )
 
 
@@ -155,6 +158,7 @@ class TemplateRepo(Repository):
         cursor_field: str | None,
         date_field: str | None,
         query: str | None = None,
+        csv_null_values: list[str] | None = None,
     ) -> TemplateRecord:
         """A custom template over the table ``source``, or over ``query`` (``source`` None)."""
         now = self._clock()
@@ -176,6 +180,7 @@ class TemplateRepo(Repository):
                         cursor_field=cursor_field,
                         date_field=date_field,
                         query=query,
+                        csv_null_values=csv_null_values,
                         created_at=now,
                         updated_at=now,
                     )
@@ -196,11 +201,20 @@ class TemplateRepo(Repository):
         return _record(row)
 
     def list_page(
-        self, workspace_id: str, connection_id: str | None, page: PageRequest
+        self,
+        workspace_id: str,
+        connection_id: str | None,
+        page: PageRequest,
+        connection_type: str | None = None,
     ) -> Page[TemplateRecord]:
         query = sa.select(templates).where(templates.c.workspace_id == workspace_id)
         if connection_id is not None:
             query = query.where(templates.c.connection_id == connection_id)
+        if connection_type is not None:
+            of_type = sa.select(connections.c.id).where(
+                connections.c.workspace_id == workspace_id, connections.c.type == connection_type
+            )
+            query = query.where(templates.c.connection_id.in_(of_type))
         query = query.order_by(templates.c.kind.desc(), templates.c.name, templates.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)

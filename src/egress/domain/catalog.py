@@ -7,6 +7,11 @@ from dataclasses import dataclass, field, replace
 from egress.domain.errors import Invalid
 from egress.domain.types import decimal_type, parse_decimal
 
+# Bounds a list of CSV NULL spellings (a connection's or a template's ``csvNullValues``): each
+# is a whole field's text, compared with every field read.
+MAX_CSV_NULL_VALUES = 100
+MAX_CSV_NULL_VALUE_CHARS = 100
+
 # The logical types CSV text can be parsed into exactly (``columnTypes`` of a template).
 CSV_TYPES = frozenset(
     {
@@ -110,3 +115,29 @@ def with_column_types(
                 f"{', '.join(sorted(CSV_TYPES))} or decimal(p,s) with p at most 38",
             )
     return [replace(c, type=column_types.get(c.name, c.type)) for c in columns]
+
+
+def csv_null_values(values: list[str], table: TableInfo) -> tuple[str, ...]:
+    """A custom template's own NULL spellings (``csvNullValues``), instead of its connection's:
+    only for CSV files, whose text is all there is to tell a NULL by."""
+    loc = ("body", "csv_null_values")
+    if table.format != "csv":
+        raise Invalid.at(loc, "only CSV files take NULL spellings; other formats have real NULLs")
+    if len(values) > MAX_CSV_NULL_VALUES:
+        raise Invalid.at(loc, f"at most {MAX_CSV_NULL_VALUES} spellings")
+    for i, value in enumerate(values):
+        if len(value) > MAX_CSV_NULL_VALUE_CHARS:
+            raise Invalid.at((*loc, i), f"at most {MAX_CSV_NULL_VALUE_CHARS} characters")
+    return tuple(values)
+
+
+def accounts_of(tables: list[TableInfo]) -> list[str]:
+    """A connection's accounts — its schemas (PostgreSQL), databases (MySQL) or folders holding
+    files (files connections; ``.`` the top) — from its catalog, sorted."""
+    return sorted({t.schema for t in tables})
+
+
+def account_of(tables: list[TableInfo], ref: TableRef | None) -> str | None:
+    """The account the table ``ref`` is in (None for a SQL template, or a table that is gone)."""
+    found = next((t for t in tables if ref is not None and t.ref == ref), None)
+    return None if found is None else found.schema

@@ -1,10 +1,67 @@
-"""Lifecycle rules of an extraction configuration: active window and triggerability."""
+"""An extraction configuration — the one list of its fields — and its lifecycle rules: active
+window and triggerability."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any, get_args, get_type_hints
 
-from egress.domain.status import ConfigStatus
+from egress.domain.spec import ConfigurationSnapshot
+from egress.domain.status import ConfigStatus, RunStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class Configuration(ConfigurationSnapshot):
+    """An extraction configuration as stored: the part an execution freezes (the snapshot's
+    fields: id, name, version, fields, format, compression, destination, file name pattern,
+    split-by) and the rest. Its fields are listed only here and there: the repository reads
+    and writes them by these names, the services validate and merge the ones a user sets
+    (``SETTABLE``), and each face's wire shape derives from this class (the native
+    ``ConfigurationOut`` is a subclass), so a new field is added here and in the table."""
+
+    workspace_id: str
+    template_id: str
+    filter: str | None  # the default whereClause
+    extract_only_new: bool
+    incremental_lag: float | None  # seconds; None: the source's default
+    date_from: str | None
+    date_to: str | None
+    watermark: Any
+    start_date: datetime | None
+    end_date: datetime | None
+    status: ConfigStatus
+    created_at: datetime
+    updated_at: datetime
+    # Its structured filter as given (seed 001's ``filters``), compiled into ``filter``; and
+    # free-form parameters kept for the client (``additional_params``).
+    conditions: list[dict[str, Any]] | None = None
+    additional_params: dict[str, Any] | None = None
+
+    def snapshot(self) -> ConfigurationSnapshot:
+        """The frozen form stored on every execution."""
+        kept = {f.name: getattr(self, f.name) for f in fields(ConfigurationSnapshot)}
+        return ConfigurationSnapshot(**kept)
+
+
+# What Egress keeps about a configuration, as opposed to what its user sets.
+KEPT_BY_EGRESS = frozenset(
+    {"id", "workspace_id", "watermark", "status", "version", "created_at", "updated_at"}
+)
+# What is fixed when a configuration is made (by the seed-001 face): the account it reads and
+# whether its loads add the system columns.
+FIXED_AT_CREATE = frozenset({"account", "system_columns"})
+# The values a user sets, by their logical names: what create takes in full and update merges
+# changes into.
+SETTABLE = tuple(
+    f.name for f in fields(Configuration) if f.name not in KEPT_BY_EGRESS | FIXED_AT_CREATE
+)
+# The settable values a configuration cannot be without (its type does not admit None).
+REQUIRED = tuple(
+    name
+    for name, hint in get_type_hints(Configuration).items()
+    if name in SETTABLE and type(None) not in get_args(hint)
+)
 
 
 def is_active(
@@ -29,3 +86,25 @@ def trigger_blocker(
     if end is not None and now >= end:
         return f"the configuration reached its endDate ({end.isoformat()}); it can no longer run"
     return None
+
+
+# What a configuration is doing, as one word (the seed-001 ``status``): a run queued, running
+# or waiting → syncing; not active (a draft, or outside its dates) → inactive; its latest run
+# failed → error; else active. The schedules issue adds ``paused`` on top of this.
+SYNCING, INACTIVE, ERROR, ACTIVE = "syncing", "inactive", "error", "active"
+
+
+def sync_status(
+    status: ConfigStatus,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    latest_run: RunStatus | None,
+) -> str:
+    if latest_run in (RunStatus.PENDING, RunStatus.IN_PROGRESS, RunStatus.ON_HOLD):
+        return SYNCING
+    if not is_active(status, start, end, now):
+        return INACTIVE
+    if latest_run is RunStatus.FAILED:
+        return ERROR
+    return ACTIVE

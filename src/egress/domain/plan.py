@@ -31,6 +31,7 @@ class ReadPlan:
     keys: KeySelection | None = None
     window: Window | None = None
     query: str | None = None  # a SQL template's SELECT: read from it instead of a table
+    null_values: tuple[str, ...] | None = None  # CSV: the template's NULL spellings, if its own
 
     def column_type(self, name: str) -> str:
         found = next((c for c in self.columns or self.fields if c.name == name), None)
@@ -66,4 +67,5 @@ def plan_from_snapshot(spec: ExecutionSpec, window: Window | None = None) -> Rea
         keys=options.rows,
         window=window,
         query=template.query,
+        null_values=None if template.csv_null_values is None else tuple(template.csv_null_values),
     )

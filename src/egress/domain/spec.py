@@ -28,6 +28,8 @@ class ConfigurationSnapshot:
     destination: dict[str, Any]  # {"type": "storage", "path"} or {"type": "dataTable", …}
     file_name_pattern: str | None
     split_by: str | None
+    account: str | None = None  # the account it reads (schema, MySQL database, folder)
+    system_columns: bool = False  # loads add account_id, account_name, __insert_date
 
     @property
     def to_storage(self) -> bool:
@@ -43,7 +45,7 @@ class ConfigurationSnapshot:
         return self.destination if self.destination.get("type") == "dataTable" else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "version": self.version,
@@ -54,6 +56,9 @@ class ConfigurationSnapshot:
             "fileNamePattern": self.file_name_pattern,
             "splitBy": self.split_by,
         }
+        if self.system_columns:  # only then: snapshots without them stay as they were
+            data |= {"account": self.account, "systemColumns": True}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConfigurationSnapshot:
@@ -67,6 +72,8 @@ class ConfigurationSnapshot:
             destination=dict(data.get("destination") or {"type": "storage", "path": ""}),
             file_name_pattern=data.get("fileNamePattern"),
             split_by=data.get("splitBy"),
+            account=data.get("account"),
+            system_columns=bool(data.get("systemColumns", False)),
         )
 
 
@@ -81,8 +88,12 @@ class TemplateSnapshot:
     cursor_field: str | None
     date_field: str | None
     query: str | None
+    csv_null_values: list[str] | None = None  # a CSV template's own NULL spellings
 
     def to_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        if self.csv_null_values is not None:  # absent otherwise: older specs keep their shape
+            shown["csvNullValues"] = self.csv_null_values
         return {
             "id": self.id,
             "name": self.name,
@@ -94,6 +105,7 @@ class TemplateSnapshot:
             "cursorField": self.cursor_field,
             "dateField": self.date_field,
             "query": self.query,
+            **shown,
         }
 
     @classmethod
@@ -113,6 +125,7 @@ class TemplateSnapshot:
             cursor_field=data.get("cursorField"),
             date_field=data.get("dateField"),
             query=query,
+            csv_null_values=data.get("csvNullValues"),
         )
 
 

@@ -182,10 +182,19 @@ class SocketRef:
 @runtime_checkable
 class Noticing(Protocol):
     """A source that notices what a run should report without failing for it (files: a file
-    of a folder with a column the others lack, or without one the template has)."""
+    of a folder with a column the others lack, or without one the template has; a JSONL key
+    the template lacks because it first appears after the first 1 MiB)."""
 
     def warnings(self) -> list[str]:
         """What the reads so far noticed, each naming the file and the column."""
+
+
+@runtime_checkable
+class CsvNullSpellings(Protocol):
+    """A source of CSV files, whose column types depend on which texts mean NULL (files)."""
+
+    def infer_columns(self, path: str, null_values: tuple[str, ...]) -> list[ColumnInfo]:
+        """The columns of a file or folder inferred with ``null_values`` as NULL spellings."""
 
 
 @runtime_checkable

@@ -12,9 +12,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    dataclasses,
 )
 from pydantic.alias_generators import to_camel
 
+from egress.domain.catalog import MAX_CSV_NULL_VALUE_CHARS, MAX_CSV_NULL_VALUES
+from egress.domain.configuration import Configuration
 from egress.domain.options import checked_utc
 from egress.domain.paging import total_pages
 
@@ -133,6 +136,14 @@ class TemplateCreate(Request):
         default=None,
         description='CSV files: a type per field instead of the inferred one ({"zip": "string"})',
     )
+    csv_null_values: list[Annotated[str, Field(max_length=MAX_CSV_NULL_VALUE_CHARS)]] | None = (
+        Field(
+            default=None,
+            max_length=MAX_CSV_NULL_VALUES,
+            description='CSV files: the fields that mean NULL besides an empty one (["NA"]), '
+            "instead of the connection's csvNullValues",
+        )
+    )
 
 
 class TemplateOut(Wire):
@@ -149,6 +160,7 @@ class TemplateOut(Wire):
     primary_key: list[str]
     cursor_field: str | None
     date_field: str | None
+    csv_null_values: list[str] | None  # a CSV template's own; null: its connection's
 
 
 # -------------------------------------------------------------- configurations
@@ -185,11 +197,10 @@ EffectiveDate = Annotated[
 ]
 
 
-class ConfigurationFields(Request):
+class ConfigurationOptions(Request):
+    """What a configuration may leave out: the same in a whole body (POST, PUT) and a PATCH."""
+
     fields: list[str] | None = Field(default=None, min_length=1)
-    format: Format
-    compression: Compression = "none"
-    destination: Destination
     file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
     split_by: str | None = Field(
         default=None, min_length=1, max_length=200, description="write one file per value"
@@ -205,6 +216,12 @@ class ConfigurationFields(Request):
     date_to: str | None = Field(default=None, max_length=40)
     start_date: EffectiveDate | None = None
     end_date: EffectiveDate | None = None
+
+
+class ConfigurationFields(ConfigurationOptions):
+    format: Format
+    compression: Compression = "none"
+    destination: Destination
 
 
 class ConfigurationCreate(ConfigurationFields):
@@ -212,53 +229,24 @@ class ConfigurationCreate(ConfigurationFields):
     template_id: str
 
 
-class ConfigurationPatch(Request):
+class ConfigurationPatch(ConfigurationOptions):
+    """Only what is given changes; what a configuration cannot be without may not be null."""
+
     name: str | None = OptionalName
     template_id: str | None = None
-    fields: list[str] | None = Field(default=None, min_length=1)
     format: Format | None = None
     compression: Compression | None = None
     destination: Destination | None = None
-    file_name_pattern: str | None = Field(default=None, min_length=1, max_length=400)
-    split_by: str | None = Field(
-        default=None, min_length=1, max_length=200, description="write one file per value"
-    )
-    filter: str | None = Field(default=None, max_length=100_000, description="default whereClause")
-    extract_only_new: bool | None = None
-    incremental_lag: float | str | None = Field(
-        default=None,
-        description="incremental: how long a cursor value must have been seen before a run"
-        ' takes it, in seconds or as "30s", "5m", "1h" (sources without snapshots)',
-    )
-    date_from: str | None = Field(default=None, max_length=40)
-    date_to: str | None = Field(default=None, max_length=40)
-    start_date: EffectiveDate | None = None
-    end_date: EffectiveDate | None = None
 
 
-class ConfigurationOut(Wire):
-    id: str
-    name: str
-    template_id: str
-    fields: list[str] | None
-    format: str
-    compression: str
-    destination: dict[str, Any]
-    file_name_pattern: str | None
-    split_by: str | None
-    filter: str | None
-    extract_only_new: bool
+@dataclasses.dataclass(frozen=True, kw_only=True, config=Wire.model_config)
+class ConfigurationOut(Configuration):
+    """A configuration as shown: its fields are the domain's ``Configuration``'s (listed there
+    once), camelCase on the wire, with ``active`` added and the workspace left out."""
+
+    workspace_id: str = Field(default="", exclude=True)  # the caller's own: not shown
     incremental_lag: float | None = Field(description="seconds; null: the source's default")
-    date_from: str | None
-    date_to: str | None
-    watermark: Any
-    start_date: datetime | None
-    end_date: datetime | None
-    status: str
-    active: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    active: bool  # submitted and within its effective dates, now
 
 
 # ------------------------------------------------------------------ executions
@@ -296,6 +284,9 @@ class FileOut(Wire):
     download_url: str
     size_bytes: int | None = None  # None for a zip of a split run's parts, built on the fly
     sha256: str | None = None
+    # The same download without a bearer header (for browsers), until signedUrlExpiresAt.
+    signed_url: str | None = None
+    signed_url_expires_at: datetime | None = None
 
 
 class SubExtractOut(Wire):
@@ -317,6 +308,9 @@ class ProgressOut(Wire):
 
 class RunOut(Wire):
     run: int
+    # What the run does: "extract" (an extraction configuration's run); every kind of job
+    # shares the run queue, so one execution's runs are all of one kind.
+    kind: str
     status: str
     process_id: str | None
     queued_at: datetime
@@ -330,9 +324,32 @@ class RunOut(Wire):
     warnings: list[str] = Field(default_factory=list)
     attempt: int
     next_attempt_at: datetime | None = None  # a PENDING run waiting out its retry backoff
+    hold_reason: str | None = None  # why an ON_HOLD run waits
     file: FileOut | None
     sub_extracts: list[SubExtractOut]
     progress: ProgressOut | None = None
+
+
+class SubjectOut(Wire):
+    type: str  # user | client | token | system
+    id: str
+    name: str
+
+
+class AuditObjectOut(Wire):
+    type: str
+    id: str
+
+
+class AuditEventOut(Wire):
+    id: int
+    at: datetime
+    actor: SubjectOut
+    action: str
+    object: AuditObjectOut | None
+    outcome: str  # success | failure
+    source_address: str | None
+    detail: dict[str, Any]
 
 
 class ExecutionOut(Wire):
@@ -344,6 +361,7 @@ class ExecutionOut(Wire):
     latest_record_count: int | None
     created_at: datetime
     trigger: str
+    triggered_by: SubjectOut
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: ProgressOut | None

@@ -6,7 +6,6 @@ which format and how Arrow reads it), ``schemas`` (schemas kept by file version)
 
 from egress.sources.files.formats import DataFile, data_format, exact_type
 from egress.sources.files.settings import (
-    MAX_CSV_NULL_VALUES,
     FilesSettings,
     admit,
     endpoint_address,
@@ -14,7 +13,6 @@ from egress.sources.files.settings import (
 from egress.sources.files.source import FilesSource
 
 __all__ = [
-    "MAX_CSV_NULL_VALUES",
     "DataFile",
     "FilesSettings",
     "FilesSource",

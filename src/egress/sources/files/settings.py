@@ -9,12 +9,10 @@ from urllib.parse import urlparse, urlsplit
 import pyarrow.fs as pafs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from egress.domain.catalog import MAX_CSV_NULL_VALUES
 from egress.domain.errors import Invalid
 from egress.sources import confine
 from egress.sources.policy import HostDenied, SourcePolicy, allowed_addresses
-
-# Bounds a connection's list of NULL spellings (each one is a whole field's text).
-MAX_CSV_NULL_VALUES = 100
 
 
 class FilesSettings(BaseModel):

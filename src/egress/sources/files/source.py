@@ -14,6 +14,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,9 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.json as pjson
 
-from egress.domain.catalog import TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
@@ -47,6 +47,7 @@ from egress.sources.files.formats import (
     nested_as_json,
     shared_schema,
 )
+from egress.sources.files.jsonl import read_jsonl
 from egress.sources.files.schemas import SCHEMAS
 from egress.sources.files.settings import FilesSettings, checked_location, s3_filesystem
 from egress.sources.policy import HostDenied, SourcePolicy
@@ -198,6 +199,16 @@ class FilesSource:
                 )
         return tables
 
+    def infer_columns(self, path: str, null_values: tuple[str, ...]) -> list[ColumnInfo]:
+        """The columns of a file or folder as read with other NULL spellings (a custom
+        template's own): a column whose only odd values are those spellings gets a type."""
+        files = self._resolve(path)
+        members = [(f, self._native_schema([f], null_values)) for f in files]
+        schema = shared_schema(members) if members else None
+        if schema is None:
+            raise SourceError(f"{path}: no data files with one shared schema")
+        return columns_of(schema)
+
     def _resolve(self, relative: str) -> list[DataFile]:
         """The data files of a template: one file, or a folder's direct data files."""
         if self._local and not confine.is_allowed(
@@ -220,14 +231,18 @@ class FilesSource:
             return files
         raise SourceError(f"{relative} no longer exists")
 
-    def _native_schema(self, files: list[DataFile]) -> pa.Schema:
+    def _native_schema(
+        self, files: list[DataFile], nulls: tuple[str, ...] | None = None
+    ) -> pa.Schema:
         """The schema the first file declares (Parquet) or suggests (inferred from its first
-        block), cached by the file's size and modification time."""
+        block, ``nulls`` or the connection's NULL spellings), cached by the file's size and
+        modification time."""
         first = files[0]
         size, mtime = first.version
+        nulls = self._nulls if nulls is None else nulls
         key = None
         if size is not None and mtime is not None:
-            key = (self._fs.type_name, self._absolute(first.path), size, mtime, self._nulls)
+            key = (self._fs.type_name, self._absolute(first.path), size, mtime, nulls)
             cached = SCHEMAS.get(key)
             if isinstance(cached, str):
                 raise SourceError(cached)
@@ -236,10 +251,10 @@ class FilesSource:
         try:
             with contextlib.ExitStack() as scratch:
                 schema = self._open_dataset(
-                    [first], file_format(first.format, None, self._nulls), None, scratch
+                    [first], file_format(first.format, None, nulls), None, scratch
                 ).schema
             if first.format == "csv":
-                schema = self._exact_csv_schema(first, schema)
+                schema = self._exact_csv_schema(first, schema, nulls)
         except (OSError, pa.ArrowException) as exc:
             problem = self._explain(exc, first)
             if key is not None:
@@ -249,13 +264,15 @@ class FilesSource:
             SCHEMAS.put(key, schema)
         return schema
 
-    def _exact_csv_schema(self, file: DataFile, inferred: pa.Schema) -> pa.Schema:
+    def _exact_csv_schema(
+        self, file: DataFile, inferred: pa.Schema, nulls: tuple[str, ...]
+    ) -> pa.Schema:
         """Arrow's inference, corrected where it would change a value: the numeric columns
         are read again as text from the same first block and typed by ``exact_type``."""
         numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or is_float(f.type)]
         if not numeric:
             return inferred
-        convert = csv_convert(self._nulls)
+        convert = csv_convert(nulls)
         convert.column_types = dict.fromkeys(numeric, pa.string())
         convert.include_columns = numeric
         with self._fs.open_input_stream(self._absolute(file.path)) as stream:
@@ -350,7 +367,8 @@ class FilesSource:
         schema = pa.schema(fields)
         self._notice_differences(files, native, schema.names)
         try:
-            fmt = file_format(files[0].format, schema, self._nulls)
+            nulls = self._nulls if plan.null_values is None else plan.null_values
+            fmt = file_format(files[0].format, schema, nulls)
             dataset = self._open_dataset(files, fmt, schema, scratch)
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(self._explain(exc, files[0])) from exc
@@ -374,18 +392,21 @@ class FilesSource:
             raise SourceError("; ".join(f"whereClause: {e.msg}" for e in exc.errors)) from exc
         except OverflowError as exc:  # a filter value beyond Arrow's 64-bit integers
             raise SourceError(f"a value in the filter does not fit Arrow: {exc}") from exc
-        scanner = dataset.scanner(
-            columns=columns,
-            filter=condition,
-            batch_size=batch_rows,
-            # Bounded read-ahead needs all three: the threaded scanner (whatever its read-ahead)
-            # and the default read-ahead (even serial) each held 800-900 MiB behind a slower
-            # sink on 4 M rows; together they keep a few batches in flight (bench/README.md).
-            batch_readahead=_BATCH_READAHEAD,
-            fragment_readahead=_FRAGMENT_READAHEAD,
-            use_threads=False,
-        )
-        batches = scanner.to_batches()
+        if files[0].format == "json":
+            batches = self._jsonl_batches(files, dataset.schema, condition, columns, batch_rows)
+        else:
+            batches = dataset.scanner(
+                columns=columns,
+                filter=condition,
+                batch_size=batch_rows,
+                # Bounded read-ahead needs all three: the threaded scanner (whatever its
+                # read-ahead) and the default read-ahead (even serial) each held 800-900 MiB
+                # behind a slower sink on 4 M rows; together they keep a few batches in flight
+                # (bench/README.md).
+                batch_readahead=_BATCH_READAHEAD,
+                fragment_readahead=_FRAGMENT_READAHEAD,
+                use_threads=False,
+            ).to_batches()
         while True:
             self._calls.check()
             try:
@@ -393,10 +414,36 @@ class FilesSource:
             except StopIteration:
                 return
             except (OSError, pa.ArrowException) as exc:
-                located = files[0].format == "json" and self._locate_json(files, dataset.schema)
-                raise SourceError(located or self._explain(exc, files[0], len(files) > 1)) from exc
+                raise SourceError(self._explain(exc, files[0], len(files) > 1)) from exc
             if batch.num_rows:
                 yield batch
+
+    def _jsonl_batches(
+        self,
+        files: list[DataFile],
+        schema: pa.Schema,
+        condition: pc.Expression | None,
+        columns: list[str],
+        batch_rows: int,
+    ) -> Iterator[pa.RecordBatch]:
+        """JSONL files one after the other, read by ``jsonl`` so that keys the template lacks
+        are named on the run (the dataset scan drops them silently)."""
+        for file in files:
+            try:
+                known = self._native_schema([file]).names
+            except SourceError:
+                known = []  # the read below fails on it, naming the line
+            try:
+                with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+                    notice = self._noticed.setdefault
+                    for table in read_jsonl(
+                        stream, file.path, schema, known, notice, self._calls.check
+                    ):
+                        if condition is not None:
+                            table = table.filter(condition)
+                        yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+            except (OSError, pa.ArrowException) as exc:
+                raise SourceError(f"{file.path}: {clean(exc)}") from exc
 
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
@@ -412,7 +459,7 @@ class FilesSource:
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         # The high-water mark is over all records: no filter, like the databases' MAX().
-        unfiltered = ReadPlan(plan.table, plan.fields, plan.columns)
+        unfiltered = replace(plan, dates=None, where=None, keys=None, window=None)
         best: Any = None
         for batch in self._scan(unfiltered, [field], 65_536):
             value = pc.max(batch.column(0)).as_py()
@@ -429,42 +476,6 @@ class FilesSource:
         self._calls.interrupt()
 
     # -------------------------------------------------------------- errors
-
-    def _locate_json(self, files: list[DataFile], schema: pa.Schema) -> str | None:
-        """Arrow's JSON reader counts rows within a block (``row 8338`` for line 100,002): after
-        a failure, read the files again block by block to name the file and the line in it."""
-        options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-        for file in files:
-            rows = 0
-            try:
-                with self._fs.open_input_stream(self._absolute(file.path)) as stream:
-                    for batch in pjson.open_json(stream, parse_options=options):
-                        self._calls.check()
-                        rows += batch.num_rows
-            except (OSError, pa.ArrowException) as exc:
-                text = clean(exc)
-                row = JSON_ROW.search(text)
-                if row is None:
-                    return f"{file.path}: {text}"
-                line = self._physical_line(file, rows + int(row.group(1)))
-                return f"{file.path} line {line}: {text.replace(row.group(0), '').rstrip()}"
-        return None
-
-    def _physical_line(self, file: DataFile, row: int) -> int:
-        """The line number of the ``row``-th (from 0) non-blank line: Arrow skips blank ones."""
-        line, seen, carry = 0, -1, b""
-        with self._fs.open_input_stream(self._absolute(file.path)) as stream:
-            while True:
-                chunk = stream.read(1 << 20)
-                parts = (carry + chunk).split(b"\n")
-                carry = parts.pop() if chunk else b""
-                for part in parts:
-                    line += 1
-                    seen += bool(part.strip())
-                    if seen == row:
-                        return line
-                if not chunk:
-                    return line
 
     def _explain(self, exc: BaseException, file: DataFile, several: bool = False) -> str:
         """Arrow's message with the file's relative name and the line of the problem."""

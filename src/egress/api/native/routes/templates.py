@@ -10,11 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from egress.api.native.presenters import template_out
 from egress.api.native.routes.common import page_request
 from egress.api.native.schemas import ListEnvelope, TemplateCreate, TemplateOut
-from egress.api.wiring import CurrentPrincipal, InSourcePool, ServicesDep
-from egress.domain.errors import FieldError, Invalid, NotFound
+from egress.api.wiring import Editor, InSourcePool, ServicesDep, Viewer
 from egress.domain.paging import PageRequest
-from egress.services import Services
-from egress.services.catalog import TemplateRecord
+from egress.services.catalog import NewTemplate
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 
@@ -22,7 +20,7 @@ router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 @router.get("", response_model=ListEnvelope[TemplateOut])
 async def list_templates(
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     pool: InSourcePool,
     page: Annotated[PageRequest, Depends(page_request)],
     connection_id: Annotated[
@@ -40,76 +38,17 @@ async def list_templates(
     return await pool(listed)
 
 
-def _one_of_table_or_query(body: TemplateCreate) -> None:
-    if (body.table is None) != (body.query is None):
-        return
-    msg = (
-        "give either table or query, not both"
-        if body.table is not None
-        else "a template needs a table or a query"
-    )
-    raise Invalid(
-        detail=f"table, query: {msg}",
-        errors=[FieldError(("body", "table"), msg), FieldError(("body", "query"), msg)],
-    )
-
-
 @router.post("", status_code=201, response_model=TemplateOut)
 async def create_template(
-    body: TemplateCreate, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
+    body: TemplateCreate, s: ServicesDep, p: Editor, pool: InSourcePool
 ) -> TemplateOut:
     """Both kinds read the source (its catalog, or the query's columns): in the source pool."""
-    return template_out(await pool(lambda: _create_template(body, s, p.workspace_id, p.role)))
-
-
-def _create_template(
-    body: TemplateCreate, s: Services, workspace_id: str, role: str
-) -> TemplateRecord:
-    _one_of_table_or_query(body)
-    try:
-        s.connections.get(workspace_id, body.connection_id)
-    except NotFound as exc:
-        raise Invalid.at(
-            ("body", "connectionId"), f"unknown connection {body.connection_id!r}"
-        ) from exc
-    if body.query is not None:
-        if body.column_types is not None:
-            raise Invalid.at(
-                ("body", "columnTypes"),
-                "a SQL template's types are its query's: cast in the SELECT instead",
-            )
-        if body.schema_ is not None:
-            raise Invalid.at(("body", "schema"), "a SQL template names its tables in the query")
-        if body.fields is not None:
-            raise Invalid.at(
-                ("body", "fields"),
-                "a SQL template's fields are its query's columns: choose them in the SELECT",
-            )
-        return s.catalog.create_query_template(
-            workspace_id,
-            body.connection_id,
-            body.name,
-            body.query,
-            body.primary_key,
-            body.cursor_field,
-            body.date_field,
-            role=role,
-        )
-    assert body.table is not None  # one of the two, checked above
-    return s.catalog.create_custom_template(
-        workspace_id,
-        body.connection_id,
-        body.name,
-        body.table,
-        body.fields,
-        body.primary_key,
-        body.cursor_field,
-        body.date_field,
-        body.column_types,
-        schema=body.schema_,
-    )
+    values = body.model_dump()
+    values["schema"] = values.pop("schema_")
+    new = NewTemplate(**values)
+    return template_out(await pool(lambda: s.catalog.create_template(p.workspace_id, p.role, new)))
 
 
 @router.get("/{template_id}", response_model=TemplateOut)
-def get_template(template_id: str, s: ServicesDep, p: CurrentPrincipal) -> TemplateOut:
+def get_template(template_id: str, s: ServicesDep, p: Viewer) -> TemplateOut:
     return template_out(s.catalog.get_template(p.workspace_id, template_id))
