@@ -24,17 +24,18 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from extract_throughput import (
-    ADMIN,
-    COLUMNS,
-    bench_connection,
-    create_table,
-    psql_copy,
-    start_server,
-)
+from extract_throughput import create_table, start_server
+from references import ADMIN, COLUMNS, DB, psql_copy
 
 WAREHOUSE = "egress_bench_wh"
 FIELDS = [c.strip() for c in COLUMNS.split(",")]
+
+
+def bench_connection(http: httpx.Client) -> str:
+    """The id of a new connection to the bench database."""
+    settings = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
+    body = {"name": "bench", "type": "postgresql", "settings": settings}
+    return str(http.post("/api/v1/connections", json=body).raise_for_status().json()["id"])
 
 
 def fresh_warehouse() -> str:
@@ -130,7 +131,7 @@ def main() -> int:
             template = next(t["id"] for t in templates if t["name"] == "public.orders")
             print("loading the data table …", flush=True)
             load_data_table(http, template)
-            copy_s = psql_copy(args.rows, work / "psql.csv")
+            copy_s = psql_copy(work / "psql.csv")
             rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1)]
             for fmt in args.formats.split(","):
                 for label, obj in (("template", f"t-{template}"), ("data table", "orders_dt")):

@@ -1,16 +1,20 @@
 """Extraction throughput through the running service, side by side with `psql \\copy`.
 
-    .venv/bin/python bench/extract_throughput.py [--rows 1000000] [--recreate] [--scaling]
+    .venv/bin/python bench/extract_throughput.py [--rows 1000000] [--recreate] [--cases …]
+    .venv/bin/python bench/extract_throughput.py --scaling [--scale 10]
     .venv/bin/python bench/extract_throughput.py --wide 200000
 
 Creates (once) a PostgreSQL database `egress_bench` with an `orders` table of --rows rows and
 12 mixed columns, starts a real `egress serve` (SQLite metadata, local files, embedded worker)
 on a free port, and times trigger → COMPLETED over HTTP for: CSV (COPY fast path), CSV through
 Arrow (a float column disables the fast path), JSONL, Parquet, Parquet split by region, and the
-same rows read back from a folder of Parquet files (a `files` connection) into CSV.
-`psql \\copy … CSV HEADER` of the same columns is timed in the same run. Peak RSS of the
-server is sampled during each extraction. --scaling repeats CSV, JSONL and Parquet at
-4x the rows with a fresh server, to show that memory does not grow with the table.
+same rows read back from a folder of Parquet files (a `files` connection) into CSV and Parquet,
+and the same rows from MariaDB/MySQL (127.0.0.1:3306, root) into CSV. `psql \\copy … CSV HEADER`
+of the same columns is timed in the same run, and beside the Parquet, files and MySQL cases the
+reference tool for them (bench/references.py: raw ADBC → pyarrow Parquet, DuckDB, `mariadb
+--batch`). Peak RSS of the server is sampled during each extraction. --scaling repeats CSV,
+JSONL and Parquet at --scale (4) times the rows with a fresh server, to show that memory does
+not grow with the table.
 --wide N instead extracts N rows of 2 KB text from MariaDB/MySQL (127.0.0.1:3306, root) and
 PostgreSQL into CSV (Arrow path), with EGRESS_BATCH_BYTES at its default and effectively off,
 recording the server's peak RSS: what bounding batches by bytes saves on wide rows.
@@ -36,12 +40,36 @@ import psycopg
 import pyarrow.parquet as pq
 import pymysql
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB = "egress_bench"
-COLUMNS = (
-    "id, order_number, customer, region, quantity, amount, is_gift, order_date, created_at,"
-    " shipped_at, notes, ref"
+from references import (
+    ADMIN,
+    COLUMNS,
+    DB,
+    adbc_parquet,
+    duckdb_files,
+    mariadb_batch,
+    mysql_orders,
+    psql_copy,
 )
+
+# Each Egress case: (format, extra columns, split field, source); the reference it is
+# compared with beside psql, timed just before it in the same run.
+CASES: dict[str, tuple[str, list[str], str | None, str]] = {
+    "csv (COPY fast path)": ("csv", [], None, "postgresql"),
+    "csv (Arrow path)": ("csv", ["weight"], None, "postgresql"),
+    "jsonl": ("jsonl", [], None, "postgresql"),
+    "parquet": ("parquet", [], None, "postgresql"),
+    "parquet split by region (8)": ("parquet", [], "region", "postgresql"),
+    "csv split by region (8, Arrow)": ("csv", [], "region", "postgresql"),
+    "files: parquet folder → csv": ("csv", [], None, "files"),
+    "files: parquet folder → parquet": ("parquet", [], None, "files"),
+    "mysql: csv": ("csv", [], None, "mysql"),
+}
+REFERENCES = {
+    "parquet": "ADBC → pyarrow Parquet (raw Python)",
+    "files: parquet folder → csv": "DuckDB folder → CSV (2 threads)",
+    "files: parquet folder → parquet": "DuckDB folder → Parquet (2 threads)",
+    "mysql: csv": "mariadb --batch > file",
+}
 
 
 def create_table(rows: int, recreate: bool) -> None:
@@ -135,11 +163,19 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (robust to a shared machine's load,
+    unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PeakRss:
-    """Samples the server's RSS every 50 ms while an extraction runs."""
+    """Samples the server's RSS every 50 ms while an extraction runs; ``cpu`` is the server's
+    CPU seconds over the extraction."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.pid, self.peak, self.cpu, self._stop = pid, 0, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -148,12 +184,14 @@ class PeakRss:
 
     def __enter__(self) -> PeakRss:
         self.peak = rss_kb(self.pid)
+        self.cpu = -cpu_s(self.pid)
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu += cpu_s(self.pid)
 
 
 def extract(
@@ -164,7 +202,7 @@ def extract(
     fields: list[str],
     pid: int,
     split_by: str | None = None,
-) -> tuple[float, int, int]:
+) -> tuple[float, int, int, float]:
     body: dict[str, object] = {
         "name": name,
         "templateId": template,
@@ -189,7 +227,7 @@ def extract(
         elapsed = time.perf_counter() - started
     if d["latestStatus"] != "COMPLETED":
         raise RuntimeError(f"{name}: {d['runs'][-1]['errorMessage']}")
-    return elapsed, int(d["latestRecordCount"]), rss.peak
+    return elapsed, int(d["latestRecordCount"]), rss.peak, rss.cpu
 
 
 def parquet_folder(out: Path) -> Path:
@@ -215,92 +253,75 @@ def parquet_folder(out: Path) -> Path:
     return out
 
 
-def bench_connection(http: httpx.Client) -> str:
-    """The id of a new connection to the bench database."""
-    settings = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
-    body = {"name": "bench", "type": "postgresql", "settings": settings}
-    return str(http.post("/api/v1/connections", json=body).raise_for_status().json()["id"])
-
-
-def psql_copy(rows: int, out: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            DB,
-            "-q",
-            "-c",
-            f"\\copy (SELECT {COLUMNS} FROM orders) TO '{out}' CSV HEADER",
-        ],
-        check=True,
+def source_template(http: httpx.Client, kind: str, settings: dict[str, object]) -> str:
+    """Register a connection of ``kind``; the id of its ``orders`` template."""
+    conn = (
+        http.post("/api/v1/connections", json={"name": kind, "type": kind, "settings": settings})
+        .raise_for_status()
+        .json()
     )
-    return time.perf_counter() - started
+    listed = http.get(
+        "/api/v1/templates", params={"connectionId": conn["id"], "limit": 200}
+    ).json()["data"]
+    return str(next(t for t in listed if t["tableName"] == "orders" or t["name"] == "orders")["id"])
+
+
+def time_reference(case: str, work: Path, lake: Path | None) -> float:
+    if case == "parquet":
+        return adbc_parquet(work / "reference.parquet")
+    if case == "mysql: csv":
+        return mariadb_batch(work / "mariadb.tsv")
+    assert lake is not None
+    fmt = "csv" if case.endswith("csv") else "parquet"
+    return duckdb_files(lake / "orders", work / f"duckdb.{fmt}", fmt)
 
 
 def run_suite(rows: int, cases: list[str], label: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
     server = start_server(work / "data")
     fields = [c.strip() for c in COLUMNS.split(",")]
+    pg = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
+    my = {"host": "127.0.0.1", "port": 3306, "database": DB, "user": "root"}
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
         ) as http:
-            conn = {"id": bench_connection(http)}
-            tpl = next(
-                t
-                for t in http.get("/api/v1/templates", params={"connectionId": conn["id"]}).json()[
-                    "data"
-                ]
-                if t["name"] == "public.orders"
-            )
-            if any(case.startswith("files") for case in cases):
-                root = parquet_folder(work / "lake")
-                lake = (
-                    http.post(
-                        "/api/v1/connections",
-                        json={"name": "lake", "type": "files", "settings": {"url": root.as_uri()}},
-                    )
-                    .raise_for_status()
-                    .json()
-                )
-                lake_tpl = next(
-                    t
-                    for t in http.get(
-                        "/api/v1/templates", params={"connectionId": lake["id"]}
-                    ).json()["data"]
-                    if t["name"] == "orders"
-                )
+            templates = {"postgresql": source_template(http, "postgresql", pg)}
+            lake = None
+            if any(CASES[case][3] == "files" for case in cases):
+                lake = parquet_folder(work / "lake")
+                templates["files"] = source_template(http, "files", {"url": lake.as_uri()})
+            if any(CASES[case][3] == "mysql" for case in cases):
+                mysql_orders(rows)
+                templates["mysql"] = source_template(http, "mysql", my)
             base_rss = rss_kb(server.process.pid)
             idle_mib = base_rss / 1024
             print(f"\n{label}: {rows:,} rows, 12 columns; server RSS at idle {idle_mib:.0f} MiB")
-            print(f"{'case':34} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'peak RSS':>9}")
-            psql_s = psql_copy(rows, work / "psql.csv")
+            print(
+                f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
+                f" {'peak RSS':>9} {'CPU s':>7}"
+            )
+            psql_s = psql_copy(work / "psql.csv")
             psql_label = "psql \\copy CSV"
-            print(f"{psql_label:34} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8} {'-':>9}")
+            print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
             for case in cases:
-                fmt, case_fields, split = {
-                    "csv (COPY fast path)": ("csv", fields, None),
-                    "csv (Arrow path)": ("csv", [*fields, "weight"], None),
-                    "jsonl": ("jsonl", fields, None),
-                    "parquet": ("parquet", fields, None),
-                    "parquet split by region (8)": ("parquet", fields, "region"),
-                    "csv split by region (8, Arrow)": ("csv", fields, "region"),
-                    "files: parquet folder → csv": ("csv", fields, None),
-                }[case]
-                source_tpl = lake_tpl if case.startswith("files") else tpl
+                fmt, extra, split, source = CASES[case]
+                ref_s = None
+                if case in REFERENCES:
+                    ref_s = time_reference(case, work, lake)
+                    print(
+                        f"{REFERENCES[case]:38} {ref_s:8.2f} {rows / ref_s:10,.0f}"
+                        f" {psql_s / ref_s:7.2f}x {'1.00x':>7}"
+                    )
                 name = f"b{secrets.token_hex(3)}"
-                secs, count, peak = extract(
-                    http, source_tpl["id"], name, fmt, case_fields, server.process.pid, split
+                secs, count, peak, cpu = extract(
+                    http, templates[source], name, fmt, [*fields, *extra], server.process.pid, split
                 )
                 assert count == rows, (case, count)
+                vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
                 print(
-                    f"{case:34} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
-                    f" {peak / 1024:7.0f} MiB",
+                    f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
+                    f" {vs_ref:>7} {peak / 1024:7.0f} MiB {cpu:7.2f}",
                     flush=True,
                 )
     finally:
@@ -390,7 +411,7 @@ def run_wide(rows: int) -> None:
                     "/api/v1/templates", params={"connectionId": conn["id"], "limit": 200}
                 ).json()["data"]
                 tpl = next(t for t in listed if t["tableName"] == "wide")
-                secs, count, peak = extract(
+                secs, count, peak, _cpu = extract(
                     http,
                     tpl["id"],
                     f"w{secrets.token_hex(3)}",
@@ -411,28 +432,21 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--recreate", action="store_true")
     parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--scale", type=int, default=4, help="--scaling's row multiplier")
     parser.add_argument("--cases", help="comma-separated subset, e.g. 'parquet,parquet split'")
     parser.add_argument("--wide", type=int, metavar="N", help="only the wide-rows case, N rows")
     args = parser.parse_args()
     if args.wide:
         run_wide(args.wide)
         return 0
-    all_cases = [
-        "csv (COPY fast path)",
-        "csv (Arrow path)",
-        "jsonl",
-        "parquet",
-        "parquet split by region (8)",
-        "csv split by region (8, Arrow)",
-        "files: parquet folder → csv",
-    ]
+    all_cases = list(CASES)
     create_table(args.rows, args.recreate)
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",")]
         all_cases = [c for c in all_cases if any(c.startswith(w) for w in wanted)]
     run_suite(args.rows, all_cases, "full")
     if args.scaling:
-        large = args.rows * 4
+        large = args.rows * args.scale
         create_table(large, False)
         run_suite(
             large,
@@ -443,7 +457,7 @@ def main() -> int:
                 "parquet split by region (8)",
                 "files: parquet folder → csv",
             ],
-            "scaling (4x rows, fresh server)",
+            f"scaling ({args.scale}x rows, fresh server)",
         )
     return 0
 

@@ -46,6 +46,7 @@ from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_split_field
 from egress.engine.publish import publish
+from egress.engine.read_ahead import read_ahead
 from egress.engine.system_columns import with_system_columns, with_system_fields
 from egress.engine.windows import with_window
 from egress.query.select import columns_read, star_query
@@ -368,14 +369,12 @@ class Runner:
 
     def _batches(self, plan: ReadPlan, source: Source, control: RunControl) -> Any:
         """The source's batches, none over the byte bound (a source that could only bound its
-        own roughly is sliced here); the stall limit runs while waiting for each one."""
+        own roughly is sliced here), read one ahead of the writing; the stall limit runs while
+        waiting for each one."""
         batches = source.read(plan, self._batch_rows, self._batch_bytes)
-        with contextlib.closing(batches):  # type: ignore[type-var]
-            while True:
-                with control.awaiting_source():
-                    batch = next(batches, None)
-                if batch is None:
-                    return
+        ahead = read_ahead(batches, control.awaiting_source)
+        with contextlib.closing(ahead):
+            for batch in ahead:
                 yield from byte_slices(batch, self._batch_bytes)
 
     # ------------------------------------------------------------------ helpers

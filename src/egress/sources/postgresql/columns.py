@@ -151,13 +151,8 @@ COPY_QUOTED = AS_TEXT | {"date", "timestamp", "timestamptz"}
 
 def copy_sql(field: ColumnInfo) -> exp.Expression:
     col = column(field.name)
-    if field.type == "boolean":
-        return exp.Case(
-            ifs=[
-                exp.If(this=col, true=exp.Literal.string("true")),
-                exp.If(this=exp.Not(this=col.copy()), true=exp.Literal.string("false")),
-            ]
-        )
+    if field.type == "boolean":  # 'true'/'false' (COPY itself writes t/f)
+        return exp.cast(col, "TEXT")
     if field.type in ("timestamp", "timestamptz"):
         utc = field.type == "timestamptz"
         rendered = exp.Anonymous(

@@ -85,13 +85,21 @@ from egress.sources.postgresql.snapshot import (
     xmax_of,
 )
 
-# COPY output is passed on in blocks of about this size, or this often.
-COPY_BLOCK_BYTES = 1 << 20
-COPY_BLOCK_S = 0.5
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
 ADBC_BATCH_HINT_BYTES = 16 << 20
 BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
+COPY_BLOCK_BYTES = 1 << 20
+COPY_REPORT_S = 0.2
+
+
+def _write_block(out: BinaryIO, block: bytearray) -> int:
+    """Write and empty ``block``; its line count (progress only: a quoted value may hold
+    newlines; the run's total comes from the server)."""
+    out.write(block)
+    lines = block.count(b"\n")
+    block.clear()
+    return lines
 
 
 class PostgresSource:
@@ -406,28 +414,21 @@ class PostgresSource:
         with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
             inner = self._select(conn, plan, copy_sql)
             statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
+            # libpq hands over one row at a time: rows are gathered here and written, counted
+            # and reported a block (or, from a slow source, a fraction of a second: progress
+            # also keeps the stall limit off) at a time, so a row costs an append and a clock.
+            block = bytearray()
+            due = time.monotonic() + COPY_REPORT_S
             try:
                 with cur.copy(statement) as copy:
-                    # psycopg hands over one row per chunk: writing and reporting each one
-                    # cost more than the copy itself, so rows are passed on in blocks (at
-                    # most COPY_BLOCK_BYTES held; at least every COPY_BLOCK_S, so a slow
-                    # query still shows progress and is not taken for a stalled one).
-                    block: list[bytes] = []
-                    held_bytes, flushed = 0, time.monotonic()
                     for chunk in copy:
-                        data = bytes(chunk)
-                        block.append(data)
-                        held_bytes += len(data)
-                        if held_bytes < COPY_BLOCK_BYTES and time.monotonic() - flushed < (
-                            COPY_BLOCK_S
-                        ):
-                            continue
-                        approx_rows += _write_block(out, block)
-                        on_progress(approx_rows)
-                        block, held_bytes, flushed = [], 0, time.monotonic()
-                    if block:
-                        approx_rows += _write_block(out, block)
-                        on_progress(approx_rows)
+                        block += chunk
+                        if len(block) >= COPY_BLOCK_BYTES or time.monotonic() >= due:
+                            approx_rows += _write_block(out, block)
+                            on_progress(approx_rows)
+                            due = time.monotonic() + COPY_REPORT_S
+                approx_rows += _write_block(out, block)
+                on_progress(approx_rows)
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
             return int(cur.rowcount)
@@ -459,11 +460,3 @@ class PostgresSource:
         # ADBC gives no socket; its cancel asks the server over a connection of its own and
         # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
         self._calls.track(lambda: in_background(cur.adbc_cancel))
-
-
-def _write_block(out: BinaryIO, block: list[bytes]) -> int:
-    """Write rows of COPY output; about how many (progress only: a quoted value may hold
-    newlines; the total is exact)."""
-    data = b"".join(block)
-    out.write(data)
-    return data.count(b"\n")

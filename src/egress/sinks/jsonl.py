@@ -1,0 +1,210 @@
+"""The JSONL writer, column at a time: each column becomes an Arrow string array of JSON
+texts (one per row), and one element-wise join makes the lines.
+
+The bytes are exactly those of ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``
+over the values ``render.json_renderer`` gives (the rules in ``writers``'s docstring): the
+columns Arrow can render exactly (integers, booleans, dates, times, timestamps, decimals, text
+without characters JSON escapes) are rendered by Arrow's kernels; floats by Arrow's cast where
+its text is Python's ``repr`` (JSON's own float text), by ``repr`` elsewhere; the rest (JSON
+columns, lists, binary, durations, the rare strings that need escaping) value by value, as
+before.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from egress.sinks.render import (
+    date_text,
+    json_renderer,
+    json_timestamp_format,
+    plain_decimals,
+    timestamp_text,
+)
+from egress.sources.arrow_types import infinity_masks
+
+# Rows rendered at once: the Python-rendered columns cost ~10x their Arrow size.
+JSONL_SLICE_ROWS = 32768
+
+# allow_nan=False: a non-finite float left anywhere fails the run, never invalid JSON.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# What json.dumps escapes with ensure_ascii=False: '"', '\' and the C0 control characters.
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+_QUOTE = pa.scalar('"')
+_EMPTY = pa.scalar("")
+_FLOAT_WORDS = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A column's values as JSON text (NULL for a null). ``quoted``: the text is a string's
+    escaped content, still to be put in quotes with ``suffix`` (e.g. ``Z``) before the closing
+    one; when a column has no nulls, the quotes go into the glue between values, for free."""
+
+    text: pa.Array
+    quoted: bool
+    suffix: str = ""
+
+
+Render = Callable[[pa.Array], Rendered]
+
+
+def _bare(text: pa.Array) -> Rendered:
+    return Rendered(text, quoted=False)
+
+
+def _content(text: pa.Array, suffix: str = "") -> Rendered:
+    return Rendered(text, quoted=True, suffix=suffix)
+
+
+def _strings(col: pa.Array) -> Rendered:
+    escape = pc.fill_null(pc.match_substring_regex(col, _NEEDS_ESCAPE), False)
+    if not pc.any(escape).as_py():
+        return _content(col)
+    escaped = [_dumps(v)[1:-1] for v in pc.filter(col, escape).to_pylist()]
+    return _content(pc.replace_with_mask(col, escape, pa.array(escaped, pa.string())))
+
+
+def _float_text(v: float | None) -> str | None:
+    if v is None:
+        return None
+    if math.isfinite(v):
+        return repr(v)  # what json.dumps writes for a float
+    return '"NaN"' if math.isnan(v) else _FLOAT_WORDS[v]
+
+
+def _floats(col: pa.Array) -> Rendered:
+    """Python's float text (``repr``) is the shortest round-trip digits, in fixed notation
+    with at least one decimal for 1e-4 <= |x| < 1e16. Arrow's cast has the same digits but its
+    own choice of notation and no ``.0``: where Arrow wrote fixed notation and Python would
+    too, its text (plus ``.0`` when it has no point) is Python's; the rest goes through repr."""
+    wide = pc.cast(col, pa.float64())  # a float32 exactly, as Python sees it
+    text = pc.cast(wide, pa.string())
+    size = pc.abs(wide)
+    in_range = pc.or_(pc.and_(pc.greater_equal(size, 1e-4), pc.less(size, 1e16)), pc.equal(size, 0))
+    plain = pc.fill_null(pc.and_(in_range, pc.invert(pc.match_substring(text, "e"))), True)
+    text = pc.if_else(
+        pc.match_substring(text, "."), text, pc.binary_join_element_wise(text, ".0", "")
+    )
+    if pc.all(plain).as_py():
+        return _bare(text)
+    other = pc.invert(plain)
+    rest = [_float_text(v) for v in pc.filter(col, other).to_pylist()]
+    return _bare(pc.replace_with_mask(text, other, pa.array(rest, pa.string())))
+
+
+def _by_value(field: pa.Field) -> Render:
+    """Every value through Python's JSON encoder: the reference the fast paths match."""
+    render = json_renderer(field)
+
+    def rendered(col: pa.Array) -> Rendered:
+        values = render(col)
+        return _bare(pa.array([None if v is None else _dumps(v) for v in values], pa.string()))
+
+    return rendered
+
+
+def _timestamps(t: pa.TimestampType) -> Render:
+    zone = "Z" if t.tz else ""
+    naive = pa.timestamp(t.unit)
+
+    def rendered(col: pa.Array) -> Rendered:
+        if infinity_masks(col) is not None:  # rare: words among the values
+            return _content(timestamp_text(col, json_timestamp_format(t)))
+        # Arrow's cast is strftime's text with a space for the T, and much faster; the UTC
+        # instant read as a naive time is its UTC wall clock.
+        text = pc.cast(col.view(naive), pa.string())
+        return _content(pc.replace_substring(text, " ", "T", max_replacements=1), zone)
+
+    return rendered
+
+
+def _decimals(col: pa.Array) -> Rendered:
+    text = pc.cast(col, pa.string())
+    if pc.any(pc.match_substring(text, "E")).as_py():
+        text = pa.array(plain_decimals(col), pa.string())
+    return _content(text)
+
+
+def renderer_for(field: pa.Field) -> Render:
+    """How one column becomes the JSON text of each of its values."""
+    t = field.type
+    logical = (field.metadata or {}).get(b"egress.type", b"").decode()
+    if logical == "json" or pa.types.is_list(t) or pa.types.is_binary(t):
+        return _by_value(field)
+    if pa.types.is_duration(t):
+        return _by_value(field)
+    if pa.types.is_boolean(t):
+        return lambda col: _bare(pc.if_else(col, "true", "false"))
+    if pa.types.is_integer(t):
+        return lambda col: _bare(pc.cast(col, pa.string()))
+    if pa.types.is_floating(t):
+        return _floats
+    if pa.types.is_timestamp(t):
+        return _timestamps(t)
+    if pa.types.is_decimal(t):
+        return _decimals
+    if pa.types.is_date(t):
+        return lambda col: _content(date_text(col))
+    if pa.types.is_time(t):
+        return lambda col: _content(pc.cast(col, pa.string()))
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        # Also decimals and UUIDs as text: a SQLite column so declared may hold any text.
+        return _strings
+    return _by_value(field)
+
+
+class JsonlWriter:
+    def __init__(self, out: BinaryIO, schema: pa.Schema) -> None:
+        self._out = out
+        self._renders = [renderer_for(f) for f in schema]
+        self._keys = [_dumps(name) + ":" for name in schema.names]
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for offset in range(0, batch.num_rows, JSONL_SLICE_ROWS):
+            self._write_slice(batch.slice(offset, JSONL_SLICE_ROWS))
+
+    def _write_slice(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        parts: list[pa.Array | pa.Scalar] = []
+        glue = "{"  # what goes between the previous value and the next one
+        for key, render, col in zip(self._keys, self._renders, batch.columns, strict=True):
+            value = render(col)
+            text = value.text
+            if value.quoted and not text.null_count:
+                parts += [pa.scalar(glue + key + '"'), text]
+                glue = value.suffix + '",'
+                continue
+            if value.quoted:
+                text = pc.binary_join_element_wise(
+                    _QUOTE, text, pa.scalar(value.suffix + '"'), _EMPTY
+                )
+            parts += [
+                pa.scalar(glue + key),
+                pc.fill_null(text, "null") if text.null_count else text,
+            ]
+            glue = ","
+        end = pa.scalar(("{}" if glue == "{" else glue[:-1] + "}") + "\n")
+        if not parts:  # no columns: '{}' per row
+            parts = [pa.repeat(_EMPTY, batch.num_rows)]
+        lines = pc.binary_join_element_wise(*parts, end, _EMPTY)
+        # The lines sit back to back in the array's data buffer: written as they are.
+        _validity, offsets, data = lines.buffers()
+        ends = memoryview(offsets).cast("i")  # int32 offsets: a slice's text is < 2 GiB
+        first, last = ends[lines.offset], ends[lines.offset + len(lines)]
+        self._out.write(memoryview(data)[first:last])
+
+    def write_many(self, batches: list[pa.RecordBatch]) -> None:
+        for batch in batches:
+            self.write(batch)
+
+    def close(self) -> None:
+        return None
