@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to are running: PostgreSQL on 127.0.0.1:5432 and
-# MariaDB on 127.0.0.1:3306. Installs them from Debian's packages and starts them if none answers.
+# MariaDB on 127.0.0.1:3306, and jq for the README examples. Installs them from Debian's packages and starts them if none answers.
 # With CI=true a service that cannot be started fails the run (tests never skip silently).
 set -uo pipefail
 
@@ -72,6 +72,14 @@ ensure_mariadb() {
   mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')" >/dev/null 2>&1 || true
 }
 
+# The README's shell examples (run verbatim by a test) pipe through jq.
+ensure_jq() {
+  command -v jq >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || fail "jq is not installed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null || fail "apt-get install jq failed"
+}
+
+ensure_jq
 ensure_postgres
 echo "services: PostgreSQL ready"
 ensure_mariadb

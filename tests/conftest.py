@@ -178,6 +178,9 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **extra: object) -> Settings:
     extra.setdefault("files_roots", str(files_root(tmp_path)))
+    # Tests revoke and expect the next request to see it; the cache's own window is tested
+    # with an injected clock (tests/unit/test_revocation.py, test_credential_cache.py).
+    extra.setdefault("revocation_cache_s", 0)
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -236,6 +239,12 @@ def start_server(
         "EGRESS_HEARTBEAT_S": "0.2",
         "EGRESS_LOG_LEVEL": "INFO",
         "EGRESS_FILES_ROOTS": str(files_root(tmp_path)),
+        "EGRESS_REVOCATION_CACHE_S": "0",  # revocation seen on the next request (make_settings)
+        # One token and one address drive a whole module here (fuzzing, the credential
+        # matrix): the fair-use limits would answer 429 to the tests' own volume. The limits
+        # are tested by tests/e2e/test_limits_http.py, which sets its own.
+        "EGRESS_TRIGGERS_PER_MINUTE": "1000000",
+        "EGRESS_FAILED_SIGNINS_PER_MINUTE": "1000000",
         **(env_extra or {}),
     }
     log_path = tmp_path / f"server-{port}.log"

@@ -7,25 +7,39 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from egress.access_tokens import AccessTokens
 from egress.crypto import SecretBox, load_secret_box
+from egress.db.audit import AuditRepo
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo
+from egress.db.oauth import GrantRepo
+from egress.db.rate_buckets import RateBucketRepo
 from egress.db.run_queue import RunQueue
 from egress.db.templates import TemplateRepo
+from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.domain.retry import Backoff
 from egress.engine.runner import Runner
 from egress.services import Services
+from egress.services.audit import AuditService
 from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
+from egress.services.key_rotation import KeyRotation
+from egress.services.limits import RateLimits
+from egress.services.links import SignedLinks
+from egress.services.oauth import OAuthServer
+from egress.services.revocation import RevocationCache
+from egress.services.sign_ins import SignInGuard
+from egress.services.users import UserService
 from egress.settings import Settings
 from egress.signing import SigningRing, load_signing_ring
 from egress.sinks.data_table import Warehouse
@@ -51,9 +65,16 @@ class Container:
     executions: ExecutionRepo
     run_queue: RunQueue
     data_tables: DataTableRepo
+    audit: AuditRepo
+    rate_buckets: RateBucketRepo
     warehouse: Warehouse
     policy: SourcePolicy
     source_pool: SourcePool
+    users: UserRepo
+    clients: ClientRepo
+    grants: GrantRepo
+    access_tokens: AccessTokens
+    revocation_cache: RevocationCache
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -61,25 +82,33 @@ class Container:
     def build(cls, settings: Settings, clock: Clock = utcnow) -> Container:
         settings.ensure_data_dir()
         engine = make_engine(settings.resolved_database_url)
+        signing = load_signing_ring(settings)
         return cls(
             settings=settings,
             engine=engine,
             secret_box=load_secret_box(settings),
-            signing=load_signing_ring(settings),
+            signing=signing,
             storage=Storage(settings.resolved_storage_url),
             workspaces=WorkspaceRepo(engine, clock),
             connections=ConnectionRepo(engine, clock),
             templates=TemplateRepo(engine, clock),
             configurations=ConfigurationRepo(engine, clock),
-            executions=ExecutionRepo(engine, clock),
-            run_queue=RunQueue(engine, clock),
+            executions=ExecutionRepo(engine, clock, settings.max_runs_per_workspace),
+            run_queue=RunQueue(engine, clock, settings.max_runs_per_workspace),
             data_tables=DataTableRepo(engine, clock),
+            audit=AuditRepo(engine, clock),
+            rate_buckets=RateBucketRepo(engine, clock),
             warehouse=Warehouse(make_engine(settings.resolved_warehouse_url)),
             policy=SourcePolicy.from_settings(settings),
             # A slot frees within the source timeout (connect, then read).
             source_pool=SourcePool(
                 settings.source_pool_size, retry_after_s=math.ceil(settings.source_timeout_s)
             ),
+            users=UserRepo(engine, clock),
+            clients=ClientRepo(engine, clock),
+            grants=GrantRepo(engine, clock),
+            access_tokens=AccessTokens(signing, clock, settings.access_token_ttl_s),
+            revocation_cache=RevocationCache(settings.revocation_cache_s),
             clock=clock,
         )
 
@@ -87,23 +116,65 @@ class Container:
     def services(self) -> Services:
         """The use cases over this container's parts. Built on each use (a few small objects)
         so that they always hold the parts the container holds now, e.g. a test's clock."""
+        s = self.settings
+        audit = AuditService(self.audit, self.clock)
+        limits = RateLimits(
+            self.rate_buckets, self.clock, s.triggers_per_minute, s.failed_signins_per_minute
+        )
+        links = SignedLinks(self.signing, self.clock, s.signed_url_ttl_s)
+        configurations = ConfigurationService(
+            self.configurations, self.templates, self.data_tables, self.storage, audit
+        )
+        executions = ExecutionService(
+            self.configurations,
+            self.templates,
+            self.connections,
+            self.executions,
+            self.wakeup,
+            self.clock,
+            s.max_selected_rows,
+            audit,
+            limits,
+            links,
+        )
+        connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
+        catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
+        users = UserService(self.users, self.clients, self.signing)
         return Services(
-            configurations=ConfigurationService(
-                self.configurations, self.templates, self.data_tables, self.storage
-            ),
-            executions=ExecutionService(
+            configurations=configurations,
+            executions=executions,
+            connections=connections,
+            catalog=catalog,
+            data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
+            extracts=ExtractService(
+                configurations,
+                executions,
+                catalog,
+                connections,
                 self.configurations,
                 self.templates,
-                self.connections,
                 self.executions,
-                self.wakeup,
+                self.data_tables,
                 self.clock,
-                self.settings.max_selected_rows,
             ),
-            connections=ConnectionService(self.connections, self.secret_box, self.policy),
-            catalog=CatalogService(self.connections, self.templates, self.secret_box, self.policy),
-            data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
-            identity=IdentityService(self.workspaces, self.signing, self.clock),
+            identity=IdentityService(
+                self.workspaces,
+                self.users,
+                self.clients,
+                self.signing,
+                self.access_tokens,
+                self.revocation_cache,
+                self.clock,
+                audit,
+            ),
+            users=users,
+            make_oauth=lambda: OAuthServer(
+                users, self.grants, self.access_tokens, self.signing, self.clock
+            ),
+            audit=audit,
+            sign_ins=SignInGuard(audit, limits),
+            links=links,
+            key_rotation=KeyRotation(self.connections, self.secret_box),
         )
 
     def runner(self) -> Runner:

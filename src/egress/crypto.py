@@ -19,6 +19,20 @@ from egress.settings import Settings
 class SecretBox:
     def __init__(self, keys: list[bytes]) -> None:
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._first = Fernet(keys[0])
+
+    def is_current(self, token: str) -> bool:
+        """Sealed under the ring's first key already (nothing to rotate)."""
+        try:
+            self._first.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
+
+    def reseal(self, token: str) -> str:
+        """The same secrets sealed under the first key (any key of the ring opens ``token``);
+        ``InvalidToken`` when none does."""
+        return self._fernet.rotate(token.encode()).decode()
 
     def seal(self, secrets: dict[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(secrets).encode()).decode()

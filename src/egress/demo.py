@@ -96,25 +96,24 @@ def create_orders_db(path: Path, rows: int = DEMO_ROWS, seed: int = 42) -> Path:
     return path
 
 
-def _find(items: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] | None:
-    return next((i for i in items if i.get(key) == value), None)
-
-
 def run_demo(client: Client, db_path: Path, downloads: Path) -> dict[str, Any]:
     """Connection → template → submitted configuration → trigger → wait → download."""
     settings = {"path": str(db_path)}
-    connection = _find(client.connections(), "name", "demo_shop")
+    connections = client.connections.list(limit=1000).data
+    connection = next((c for c in connections if c.name == "demo_shop"), None)
     if connection is None:
-        connection = client.create_connection(name="demo_shop", type="sqlite", settings=settings)
-    elif connection["settings"] != settings:  # a data dir from before the files roots
-        connection = client.update_connection(connection["id"], settings=settings)
-    template = _find(client.templates(connection["id"]), "name", "main.orders")
+        connection = client.connections.create("demo_shop", "sqlite", settings)
+    elif connection.settings != settings:  # a data dir from before the files roots
+        connection = client.connections.update(connection, settings=settings)
+    templates = client.templates.list(connection, limit=1000).data
+    template = next((t for t in templates if t.name == "main.orders"), None)
     assert template is not None, "the demo database has an orders table"
-    config = _find(client.configurations(), "name", "daily_orders")
+    configs = client.configurations.list(limit=1000).data
+    config = next((c for c in configs if c.name == "daily_orders"), None)
     if config is None:
-        config = client.create_configuration(
+        config = client.configurations.create(
             name="daily_orders",
-            templateId=template["id"],
+            template_id=template.id,
             fields=[
                 "id",
                 "order_number",
@@ -131,12 +130,11 @@ def run_demo(client: Client, db_path: Path, downloads: Path) -> dict[str, Any]:
             format="csv",
             destination={"type": "storage", "path": "exports/orders"},
         )
-    if config["status"] == "DRAFT":
-        config = client.submit(config["id"])
-    execution = client.trigger(config["id"])
-    details = client.wait(config["id"], execution["id"])
-    latest = details["runs"][-1]
-    result: dict[str, Any] = {"config": config, "execution": details, "file": None}
-    if latest["file"]:
-        result["file"] = client.download(latest["file"]["downloadUrl"], downloads)
+    if config.status == "DRAFT":
+        config = client.configurations.submit(config)
+    execution = client.configurations.trigger(config).wait(timeout=600)
+    result: dict[str, Any] = {"config": config, "execution": execution, "file": None}
+    if execution.latest.file:
+        downloads.mkdir(parents=True, exist_ok=True)  # a folder: the file keeps its own name
+        [result["file"]] = client.download(execution, to=downloads)
     return result

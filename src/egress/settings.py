@@ -55,6 +55,22 @@ DEFAULT_CONNECTION_DENY_HOSTS = "169.254.0.0/16,fe80::/10,fd00:ec2::254"
 # The largest request body: far above any real configuration or connection (SQL templates and
 # whereClauses stop at 100,000 characters, selected rows at 10,000), far below what hurts memory.
 DEFAULT_MAX_BODY_BYTES = 8 << 20
+# OAuth access tokens (JWTs) are checked without the database: short-lived, so a leaked one soon
+# stops working; revocation reaches them through the per-subject not-before check instead.
+DEFAULT_ACCESS_TOKEN_TTL_S = 3600
+# What the database said about a credential is reused this long: the most a revocation, a
+# removed user or a lowered role can take to apply, and what spares polling a query per request.
+DEFAULT_REVOCATION_CACHE_S = 5.0
+# Fair-use limits (README "Limits"): a burst of this many, then this many a minute. Triggers
+# count per user (the actor behind a token); failed sign-ins per source address, which is
+# what slows a guessing client down without locking a real user out for long.
+DEFAULT_TRIGGERS_PER_MINUTE = 60
+DEFAULT_FAILED_SIGNINS_PER_MINUTE = 20
+# Runs of one workspace queued or running at once; further ones wait ON_HOLD. Far above the
+# default worker concurrency, so only a workspace flooding the queue ever waits.
+DEFAULT_MAX_RUNS_PER_WORKSPACE = 50
+# A signed file link works this long: enough to hand it to a browser or a colleague today.
+DEFAULT_SIGNED_URL_TTL_S = 3600
 # The data dir and everything Egress creates are for the user it runs as only (see cli.main).
 DATA_DIR_MODE = 0o700
 
@@ -93,6 +109,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     log_level: str = "INFO"
+    triggers_per_minute: int = Field(default=DEFAULT_TRIGGERS_PER_MINUTE, ge=1)
+    failed_signins_per_minute: int = Field(default=DEFAULT_FAILED_SIGNINS_PER_MINUTE, ge=1)
+    max_runs_per_workspace: int = Field(default=DEFAULT_MAX_RUNS_PER_WORKSPACE, ge=1)
+    signed_url_ttl_s: int = Field(default=DEFAULT_SIGNED_URL_TTL_S, gt=0, le=7 * 24 * 3600)
+    # The base of absolute links Egress hands out (signed URLs), e.g. https://egress.example;
+    # unset: the base URL of the request that asked for them.
+    public_url: str | None = None
     # Trust boundaries of tenant connections (README "Security model"; sources/policy.py).
     files_roots: str | None = Field(
         default=None, description="comma-separated absolute folders; default <data dir>/sources"
@@ -105,6 +128,9 @@ class Settings(BaseSettings):
     catalog_max_entries: int = Field(default=DEFAULT_CATALOG_MAX_ENTRIES, ge=1)
     connection_deny_hosts: str = DEFAULT_CONNECTION_DENY_HOSTS
     connection_allow_hosts: str | None = None
+    # Identity (README "Authentication and roles").
+    access_token_ttl_s: int = Field(default=DEFAULT_ACCESS_TOKEN_TTL_S, ge=60, le=24 * 3600)
+    revocation_cache_s: float = Field(default=DEFAULT_REVOCATION_CACHE_S, ge=0, le=300)
 
     @cached_property
     def resolved_data_dir(self) -> Path:

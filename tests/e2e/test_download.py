@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from egress.demo import create_orders_db
-from tests.conftest import wait_for_status
+from tests.conftest import Server, wait_for_status
 from tests.e2e.helpers import (
     CONFIGS,
     DONE,
+    anonymous,
     configuration,
     problem,
     sqlite_connection,
@@ -199,3 +200,25 @@ def test_unknown_runs_and_executions(http: httpx.Client, done: dict[str, Any]) -
 
 def _template_of(http: httpx.Client, cfg: str) -> str:
     return str(http.get(f"{CONFIGS}/{cfg}").json()["templateId"])
+
+
+def test_a_signed_link_downloads_without_a_token_and_cannot_be_altered(
+    http: httpx.Client, server: Server, done: dict[str, Any], connection_id: str
+) -> None:
+    file = done["details"]["runs"][0]["file"]
+    part = done["details"]["runs"][0]["subExtracts"][0]["file"]
+    assert file["signedUrlExpiresAt"] and part["signedUrl"] != file["signedUrl"]
+    with anonymous(server) as browser:
+        r = browser.get(file["signedUrl"])
+        assert r.status_code == 200 and r.content == done["data"]
+        assert r.headers["etag"] == f'"{file["sha256"]}"'
+        ranged = browser.get(part["signedUrl"], headers={"Range": "bytes=0-9"})
+        assert ranged.status_code == 206 and ranged.content == done["data"][:10]
+
+        # Another execution's link, with this one's payload pasted in: refused, like any edit.
+        other = _completed(http, done["cfg"])["runs"][0]["file"]["signedUrl"]
+        key, payload, _mac = file["signedUrl"].rsplit("/", 1)[1].split(".")
+        forged = other.rsplit("/", 1)[0] + "/" + ".".join([key, payload, other.rsplit(".", 1)[1]])
+        for bad in (forged, file["signedUrl"][:-3] + "AAA", file["signedUrl"] + "x"):
+            body = problem(browser.get(bad), 403)
+            assert body["detail"] == "this link is not valid: it was not issued by this server"

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -155,3 +156,32 @@ def test_tokens_signed_with_a_key_this_process_lacks_are_logged(
         "API tokens were signed with key id(s) k-other, which EGRESS_SIGNING_KEYS of this "
         "process lacks"
     )
+
+
+def test_a_worker_logs_one_line_at_start_without_credentials(
+    tmp_path: Path, pg_factory: Any
+) -> None:
+    """Name, slots, metadata database and storage, so an operator sees what it works on; the
+    database's user and password stay out of the log."""
+    db = pg_factory("egress_wlog")
+    url = db.sqlalchemy_url.replace(
+        "postgresql+psycopg://postgres@", "postgresql+psycopg://postgres:hunter2@"
+    )
+    upgrade(url)
+    w = _worker(tmp_path / "data", EGRESS_DATABASE_URL=url, EGRESS_WORKER_CONCURRENCY="3")
+    deadline = time.monotonic() + EXIT_WITHIN_S
+    try:
+        while "started" not in w.output():
+            assert w.process.poll() is None and time.monotonic() < deadline, w.output()
+            time.sleep(0.1)
+    finally:
+        w.process.terminate()
+        w.process.wait(timeout=30)
+    [line] = [ln for ln in w.output().splitlines() if "worker w started" in ln]
+    host = url.split("@", 1)[1]
+    storage = (tmp_path / "data" / "files").as_uri()
+    assert line.endswith(
+        f"worker w started: 3 slots, metadata database postgresql+psycopg://{host}, "
+        f"storage {storage}"
+    ), line
+    assert "hunter2" not in w.output() and "postgres:" not in line

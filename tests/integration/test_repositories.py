@@ -405,20 +405,32 @@ def test_migration_0011_keeps_existing_templates_and_snapshots_reading_the_same_
                     updated_at=now,
                 )
             )
-    cfg = old.configurations.create(
-        ws,
-        {
-            "name": "c",
-            "template_id": "t2",
-            "fields": None,
-            "format": "csv",
-            "compression": "none",
-            "destination": {"type": "storage", "path": ""},
-            "file_name_pattern": None,
-            "start_date": None,
-            "end_date": None,
-        },
-    ).id
+    # Written as 0010 had it: today's repository reads columns added after 0010.
+    cfg = "c1"
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.table(
+                "extraction_configurations",
+                *(sa.column(c) for c in ("id", "workspace_id", "name", "template_id", "format")),
+                *(sa.column(c) for c in ("compression", "status", "version")),
+                *(sa.column(c) for c in ("created_at", "updated_at")),
+                sa.column("destination", sa.JSON),
+            )
+            .insert()
+            .values(
+                id=cfg,
+                workspace_id=ws,
+                name="c",
+                template_id="t2",
+                format="csv",
+                compression="none",
+                status="DRAFT",
+                version=1,
+                created_at=now,
+                updated_at=now,
+                destination={"type": "storage", "path": ""},
+            )
+        )
     snapshot = {
         "template": {
             "sourceTable": "x.y.z",

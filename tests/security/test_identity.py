@@ -108,7 +108,7 @@ def test_create_token_prints_the_token_alone_on_the_last_line(tenants: Tenants) 
     [
         (("create-workspace", "alpha"), "a workspace named 'alpha' already exists"),
         (("create-token", "--workspace", "nope", "--role", "admin"), "no workspace named 'nope'"),
-        (("create-token", "--workspace", "alpha", "--role", "viewer"), "unknown role 'viewer'"),
+        (("create-token", "--workspace", "alpha", "--role", "owner"), "unknown role 'owner'"),
         (
             ("create-token", "--workspace", "alpha", "--role", "admin", "--expires-in", "0"),
             "expiresIn: must be between 1 and 3650 days",

@@ -8,10 +8,17 @@ import pytest
 
 from egress.domain.errors import Forbidden, Invalid
 from egress.domain.identity import (
+    ADMIN,
+    EDITOR,
     MAX_TOKEN_DAYS,
+    ROLES,
+    VIEWER,
+    at_least,
     check_name,
     check_role,
+    lower_role,
     require_admin,
+    require_role,
     token_expiry,
     token_state,
 )
@@ -27,10 +34,18 @@ def test_only_the_admin_role_passes_the_admin_rule() -> None:
         require_admin("member", "x")  # a role from before roles were checked
 
 
-def test_roles_are_admin_and_editor() -> None:
-    assert check_role("editor") == "editor"
-    with pytest.raises(Invalid, match="roles are: admin, editor"):
-        check_role("viewer")
+def test_roles_are_admin_editor_and_viewer() -> None:
+    assert check_role("viewer") == "viewer"
+    with pytest.raises(Invalid, match="roles are: admin, editor, viewer"):
+        check_role("owner")
+
+
+def test_each_role_may_what_the_roles_below_it_may() -> None:
+    assert [r for r in ROLES if at_least(r, EDITOR)] == [ADMIN, EDITOR]
+    assert at_least(VIEWER, VIEWER) and not at_least("member", VIEWER)
+    assert lower_role(ADMIN, VIEWER) == lower_role(VIEWER, EDITOR) == VIEWER
+    with pytest.raises(Forbidden, match=r"triggering needs the editor role; .* role is 'viewer'"):
+        require_role(VIEWER, EDITOR, "triggering")
 
 
 def test_expiry_is_whole_days_from_now_or_never() -> None:

@@ -10,7 +10,8 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 import egress
-from egress.api import limits, native
+from egress.api import docs, limits, native
+from egress.api.faces import extracts
 from egress.container import Container
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,14 @@ def create_app(container: Container, *, with_worker: bool = True) -> FastAPI:
         description="Asynchronous data extraction and bulk export.",
         lifespan=lifespan,
         dependencies=[Depends(limits.reject_nul)],
+        docs_url=None,  # served from the package by api.docs, not from a CDN
+        redoc_url=None,
     )
     app.state.container = container
     app.add_middleware(limits.BodyLimit, max_bytes=container.settings.max_body_bytes)
     native.install(app)
+    extracts.install(app)
+    docs.install(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

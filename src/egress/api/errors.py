@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,12 +45,28 @@ TITLES = {
 }
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How a face words its problems beyond RFC 9457's members: the status of input it cannot
+    process (a vendor that documents no 422 answers 400), and whether the body repeats
+    ``detail`` as the vendor's ``details`` member."""
+
+    unprocessable: int = 422
+    details: bool = False
+
+
+NATIVE = Dialect()
+
+
 def problem(
     status: int,
     detail: str,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    dialect: Dialect = NATIVE,
 ) -> JSONResponse:
+    if status == 422:
+        status = dialect.unprocessable
     body: dict[str, Any] = {
         "type": f"https://egress.dev/problems/{status}",
         "title": TITLES.get(status, "Error"),
@@ -58,6 +75,8 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    if dialect.details:
+        body["details"] = detail
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -69,19 +88,19 @@ def _pointer(loc: tuple[str | int, ...] | list[str | int]) -> str:
     return ".".join(str(p) for p in parts) or "body"
 
 
-def _validation(request: Request, exc: Exception) -> JSONResponse:
+def _validation(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in raw):
         err = next(e for e in raw if e.get("type") == "json_invalid")
         reason = (err.get("ctx") or {}).get("error", "invalid JSON")
-        return problem(400, f"the request body is not valid JSON: {reason}")
+        return problem(400, f"the request body is not valid JSON: {reason}", dialect=dialect)
     errors = [
         {"field": _pointer(e["loc"]), "location": str(e["loc"][0]), "message": e["msg"]}
         for e in raw
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(422, f"invalid request: {summary}", errors)
+    return problem(422, f"invalid request: {summary}", errors, dialect=dialect)
 
 
 # Sent with every 401, so clients know to present (another) bearer token.
@@ -100,7 +119,7 @@ def wire_loc(loc: tuple[str | int, ...], wire_name: WireName) -> tuple[str | int
     return (loc[0], wire_name(loc[1]), *loc[2:])
 
 
-def _field_problem(exc: FieldProblem, wire_name: WireName) -> JSONResponse:
+def _field_problem(exc: FieldProblem, wire_name: WireName, dialect: Dialect) -> JSONResponse:
     located = [FieldError(wire_loc(e.loc, wire_name), e.msg) for e in exc.errors]
     detail = exc.detail
     if len(exc.errors) == 1 and detail == describe(exc.errors[0].loc, exc.errors[0].msg):
@@ -108,53 +127,68 @@ def _field_problem(exc: FieldProblem, wire_name: WireName) -> JSONResponse:
     errors = [
         {"field": _pointer(e.loc), "location": str(e.loc[0]), "message": e.msg} for e in located
     ]
-    return problem(400 if isinstance(exc, BadRequest) else 422, detail, errors)
+    status = 400 if isinstance(exc, BadRequest) else 422
+    return problem(status, detail, errors, dialect=dialect)
 
 
-def _egress(request: Request, exc: Exception, wire_name: WireName) -> JSONResponse:
+def _egress(
+    request: Request, exc: Exception, wire_name: WireName, dialect: Dialect
+) -> JSONResponse:
     assert isinstance(exc, EgressError)
     if isinstance(exc, Unauthenticated):
-        return problem(401, exc.detail, headers=CHALLENGE)
-    if isinstance(exc, NotFound):
-        return problem(404, exc.detail)
-    if isinstance(exc, Forbidden):
-        return problem(403, exc.detail)
-    if isinstance(exc, Conflict):
-        return problem(409, exc.detail)
-    if isinstance(exc, Busy):
-        return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
+        return problem(401, exc.detail, headers=CHALLENGE, dialect=dialect)
     if isinstance(exc, FieldProblem):
-        return _field_problem(exc, wire_name)
-    return problem(400, exc.detail)
+        return _field_problem(exc, wire_name, dialect)
+    status = 400
+    headers = None
+    if isinstance(exc, NotFound):
+        status = 404
+    elif isinstance(exc, Forbidden):
+        status = 403
+    elif isinstance(exc, Conflict):
+        status = 409
+    elif isinstance(exc, Busy):
+        status, headers = 429, {"Retry-After": str(exc.retry_after_s)}
+    return problem(status, exc.detail, headers=headers, dialect=dialect)
 
 
-def _source(request: Request, exc: Exception) -> JSONResponse:
+def _source(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
     return problem(
         422,
         f"the connection's source could not be read: {exc}",
         [{"field": "connection", "location": "path", "message": str(exc)}],
+        dialect=dialect,
     )
 
 
-def _http(request: Request, exc: Exception) -> JSONResponse:
+def _http(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    return problem(exc.status_code, str(exc.detail), headers=headers, dialect=dialect)
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def _unexpected(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem(500, "an unexpected error occurred; it has been logged")
+    return problem(500, "an unexpected error occurred; it has been logged", dialect=dialect)
 
 
-def install(app: FastAPI, wire_name: WireName, source_errors: tuple[type[Exception], ...]) -> None:
-    """A face's error format: problem JSON naming fields by ``wire_name``; ``source_errors``
-    (a connection's source could not be read) answer 422."""
-    app.add_exception_handler(RequestValidationError, _validation)  # already in wire names
-    app.add_exception_handler(EgressError, lambda r, e: _egress(r, e, wire_name))
+def install(
+    app: FastAPI,
+    wire_name: WireName,
+    source_errors: tuple[type[Exception], ...],
+    dialect: Dialect = NATIVE,
+) -> None:
+    """A face's error format: problem JSON naming fields by ``wire_name``, worded by
+    ``dialect``; ``source_errors`` (a connection's source could not be read) answer 422 (or
+    the dialect's status for it)."""
+    app.add_exception_handler(
+        RequestValidationError, lambda r, e: _validation(r, e, dialect)
+    )  # already in wire names
+    app.add_exception_handler(EgressError, lambda r, e: _egress(r, e, wire_name, dialect))
     for source_error in source_errors:
-        app.add_exception_handler(source_error, _source)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(Exception, _unexpected)
+        app.add_exception_handler(source_error, lambda r, e: _source(r, e, dialect))
+    app.add_exception_handler(StarletteHTTPException, lambda r, e: _http(r, e, dialect))
+    app.add_exception_handler(Exception, lambda r, e: _unexpected(r, e, dialect))
     app.add_middleware(CancelledAtShutdown)
 
 

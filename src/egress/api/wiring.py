@@ -3,9 +3,13 @@
 Routes take what they need from here — the services, the caller (a bearer token decides the
 workspace and role), the pool of interactive source calls, file downloads — and never import
 ``egress.db``, ``egress.sinks``, ``egress.sources`` or ``obstore`` themselves
-(tests/unit/test_api_layering.py checks this). Routes that only an admin may use declare
-``ManageConnections`` (or ``ManageConnection`` for one connection); the rule itself is
-``domain.identity.require_admin``.
+(tests/unit/test_api_layering.py checks this).
+
+Every route that needs a caller declares its minimum role with one of ``Viewer``, ``Editor``
+or ``Admin`` (``Requires(role)``; ``ManageConnection`` also looks the connection up first, so
+another workspace's is 404, not 403). ``minimum_role`` reads that declaration back:
+``declare_roles`` publishes it in the OpenAPI document (``x-egress-role``) and the route matrix
+test (tests/security/test_route_matrix.py) refuses a route that declares none.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from egress.api.downloads import Downloads
 from egress.container import Container
-from egress.domain.identity import Principal, require_admin
+from egress.domain.identity import ADMIN, EDITOR, VIEWER, Principal, require_role
 from egress.services import Services
+from egress.services.links import LinkIssuer
 from egress.sources.base import SourceError
 from egress.sources.pool import SourcePool
 
@@ -52,6 +59,12 @@ async def _now(request: Request) -> datetime:
     return _container(request).clock()
 
 
+def _source_address(request: Request) -> str | None:
+    """The peer's address (behind a proxy, uvicorn's ``--forwarded-allow-ips`` makes it the
+    client's): what the audit trail and the failed sign-in limit count."""
+    return request.client.host if request.client else None
+
+
 def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -60,7 +73,10 @@ def principal(
         raise HTTPException(
             401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    return _services(request).identity.authenticate(credentials.credentials)
+    s = _services(request)
+    return s.sign_ins.authenticate(
+        _source_address(request), lambda: s.identity.authenticate(credentials.credentials)
+    )
 
 
 class SourceCalls:
@@ -84,22 +100,77 @@ async def _downloads(request: Request) -> Downloads:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def _link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:
+    c = _container(request)
+    base = c.settings.public_url or str(request.base_url)
+    return LinkIssuer(c.services.links, base, p.actor)
+
+
+SignedUrls = Annotated[LinkIssuer, Depends(_link_issuer)]
+SourceAddress = Annotated[str | None, Depends(_source_address)]
 ServicesDep = Annotated[Services, Depends(_services_dep)]
 Now = Annotated[datetime, Depends(_now)]
 InSourcePool = Annotated[SourceCalls, Depends(_source_calls)]
 FileDownloads = Annotated[Downloads, Depends(_downloads)]
 
 
-def _manage_connections(p: CurrentPrincipal) -> Principal:
-    require_admin(p.role, "creating, changing or deleting connections")
-    return p
+class Requires:
+    """A route's minimum role, as a dependency: 401 without a valid credential, 403 below it.
+
+    The role is checked before the route looks anything up, so a 403 says nothing about
+    whether an id exists."""
+
+    def __init__(self, minimum: str, action: str = "this request") -> None:
+        self.minimum = minimum
+        self.action = action
+
+    def __call__(self, p: CurrentPrincipal) -> Principal:
+        require_role(p.role, self.minimum, self.action)
+        return p
 
 
-def _manage_connection(connection_id: str, s: ServicesDep, p: CurrentPrincipal) -> Principal:
-    """Another workspace's connection is 404 before any 403."""
-    s.connections.get(p.workspace_id, connection_id)
-    return _manage_connections(p)
+Viewer = Annotated[Principal, Depends(Requires(VIEWER))]
+Editor = Annotated[Principal, Depends(Requires(EDITOR))]
+Admin = Annotated[Principal, Depends(Requires(ADMIN))]
+_CONNECTIONS = "creating, changing or deleting connections"
+ManageConnections = Annotated[Principal, Depends(Requires(ADMIN, _CONNECTIONS))]
 
 
-ManageConnections = Annotated[Principal, Depends(_manage_connections)]
-ManageConnection = Annotated[Principal, Depends(_manage_connection)]
+class _ManageConnection(Requires):
+    """Requires(ADMIN) for one connection, looked up first: another workspace's is 404."""
+
+    def __call__(  # type: ignore[override]  # FastAPI reads this signature
+        self, connection_id: str, s: ServicesDep, p: CurrentPrincipal
+    ) -> Principal:
+        s.connections.get(p.workspace_id, connection_id)
+        return super().__call__(p)
+
+
+ManageConnection = Annotated[
+    Principal,
+    Depends(_ManageConnection(ADMIN, _CONNECTIONS)),
+]
+
+
+def _declared(dependant: Dependant) -> set[str]:
+    found = {dependant.call.minimum} if isinstance(dependant.call, Requires) else set()
+    for sub in dependant.dependencies:
+        found |= _declared(sub)
+    return found
+
+
+def minimum_role(route: APIRoute) -> str | None:
+    """The role a route declares (None: it declares none — public, or a mistake)."""
+    declared = _declared(route.dependant)
+    assert len(declared) <= 1, f"{route.path} declares several minimum roles: {declared}"
+    return declared.pop() if declared else None
+
+
+def declare_roles(router: APIRouter) -> None:
+    """Show each route's minimum role in the OpenAPI document as ``x-egress-role`` (call it
+    before the router is included: the app copies its routes' settings)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and (role := minimum_role(route)) is not None:
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-egress-role": role}

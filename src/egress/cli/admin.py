@@ -10,15 +10,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 
-from egress.container import Container
-from egress.db.migrate import upgrade
-from egress.db.workspaces import TokenRecord
 from egress.domain.errors import EgressError
 from egress.domain.identity import ROLES
 from egress.settings import Settings
+
+if TYPE_CHECKING:  # the container is imported when a command runs: `egress --help` stays quick
+    from egress.container import Container
+    from egress.db.workspaces import TokenRecord
 
 admin_app = typer.Typer(help="Workspaces and API tokens.", no_args_is_help=True)
 
@@ -27,6 +29,9 @@ admin_app = typer.Typer(help="Workspaces and API tokens.", no_args_is_help=True)
 def _container() -> Iterator[Container]:
     """A migrated database; a rule broken is one line on stderr and exit status 1."""
     logging.basicConfig(level=logging.WARNING)  # stdout is for the command's own output
+    from egress.container import Container
+    from egress.db.migrate import upgrade
+
     settings = Settings()
     container = Container.build(settings)
     try:
@@ -106,3 +111,84 @@ def revoke_token(token_id: str = typer.Argument(..., help="the id list-tokens sh
     with _container() as c:
         r = c.services.identity.revoke_token(token_id)
         typer.echo(f"revoked token {r.id} ({r.name!r}) of workspace {r.workspace_name!r}")
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: str = typer.Argument(..., help="the user's email (their sign-in name)"),
+    workspace: str = typer.Option(..., "--workspace", help="the workspace's name"),
+    role: str = typer.Option(..., "--role", help=f"one of: {', '.join(ROLES)}"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read a password from the first line of stdin"
+    ),
+) -> None:
+    """Add a user to a workspace (a new account, or an existing one by email); prints its id."""
+    import sys
+
+    from egress.domain.identity import MIN_PASSWORD_LENGTH
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        typer.echo(f"error: the password needs at least {MIN_PASSWORD_LENGTH} characters", err=True)
+        raise typer.Exit(1)
+    with _container() as c:
+        member = c.services.users.add(c.workspaces.workspace_id(workspace), email, role, password)
+        typer.echo(member.id)
+
+
+@admin_app.command("create-client")
+def create_client(
+    name: str = typer.Argument(..., help="a label for the client"),
+    workspace: str = typer.Option(..., "--workspace", help="the workspace's name"),
+    role: str = typer.Option(..., "--role", help=f"one of: {', '.join(ROLES)}"),
+    redirect_uri: list[str] = typer.Option(
+        [], "--redirect-uri", help="for the authorization code flow (repeatable)"
+    ),
+    public: bool = typer.Option(False, "--public", help="a browser app: no secret, PKCE only"),
+) -> None:
+    """Create an OAuth client; prints its id, then its secret (shown only now) on the last line."""
+    with _container() as c:
+        ws = c.workspaces.workspace_id(workspace)
+        new = c.services.users.create_client(ws, name, role, redirect_uri, public=public)
+        typer.echo(f"created {new.record.role} client {new.record.name!r} in {workspace!r}")
+        typer.echo(new.record.id)
+        if new.secret is not None:
+            typer.echo(new.secret)
+
+
+@admin_app.command("rotate-signing-key")
+def rotate_signing_key() -> None:
+    """Add a new signing key in front of the ring: it signs from the next start on, the older
+    keys still verify (tokens, cursors and access tokens signed before keep working)."""
+    from egress.signing import new_signing_key_entry
+
+    settings = Settings()
+    entry = new_signing_key_entry()
+    if settings.signing_keys:
+        typer.echo("EGRESS_SIGNING_KEYS is set: give every process this value and restart them:")
+        typer.echo(f"{entry},{settings.signing_keys}")
+        return
+    path = settings.signing_key_path
+    old = path.read_text().strip() if path.exists() else ""
+    aside = path.with_name(f".{path.name}.new")
+    aside.write_text(f"{entry},{old}" if old else entry)
+    aside.chmod(0o600)
+    aside.replace(path)  # atomic: a process starting now reads the old ring or the new one
+    typer.echo(f"added signing key {entry.split(':')[0]} to {path}; restart Egress to sign with it")
+
+
+@admin_app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-seal every connection's secrets under the first key of EGRESS_SECRET_KEYS.
+
+    Put the new key first, keeping the old ones, in every process's EGRESS_SECRET_KEYS; run
+    this once (again is harmless); then drop the old keys everywhere."""
+    with _container() as c:
+        n = c.services.key_rotation.rotate()
+        typer.echo(
+            f"re-sealed {n.resealed}, already current {n.current}, changed meanwhile "
+            f"{n.changed_meanwhile}, unreadable {n.unreadable}"
+        )
+        if n.unreadable:
+            typer.echo("some secrets open with no key of the ring: see the log above", err=True)
+            raise typer.Exit(1)

@@ -12,19 +12,23 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 from rich.console import Console
 
 from egress.cli.admin import admin_app
-from egress.container import Container
-from egress.db.migrate import migration_problem, upgrade
-from egress.services.preflight import NotReady, check_key_rings
+from egress.cli.remote import State, err, remote, save_profile
+from egress.cli.resources import configs_app, connections_app, templates_app
+from egress.cli.runs import download, executions_app, run
+from egress.client import Configuration, Execution
 from egress.settings import Settings
-from egress.worker.loop import Worker
+
+if TYPE_CHECKING:  # imported when a server command runs: client commands start quickly
+    import uvicorn
+
+    from egress.container import Container
 
 app = typer.Typer(
     help="Egress: asynchronous data extraction and bulk export.", no_args_is_help=True
@@ -32,6 +36,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+app.add_typer(connections_app, name="connections")
+app.add_typer(templates_app, name="templates")
+app.add_typer(configs_app, name="configs")
+app.add_typer(executions_app, name="executions")
 console = Console()
 log = logging.getLogger(__name__)
 # Files and folders the process creates — SQLite databases with their -wal/-shm files, the
@@ -40,14 +48,44 @@ PRIVATE_UMASK = 0o077
 
 
 @app.callback()
-def _private_files() -> None:
+def _root(
+    profile: str = typer.Option(
+        "default", "--profile", envvar="EGRESS_PROFILE", help="saved server to talk to"
+    ),
+) -> None:
     """Egress: asynchronous data extraction and bulk export."""
     os.umask(PRIVATE_UMASK)
+    State.profile = profile
+
+
+@app.command()
+def login(
+    url: str = typer.Option(..., "--url", help="the server, e.g. http://127.0.0.1:8000"),
+    token: str = typer.Option(..., "--token", help="an API token", prompt=True, hide_input=True),
+    profile: str | None = typer.Option(None, "--profile", help="save under this name"),
+) -> None:
+    """Check a token against a server and save both as a profile (EGRESS_URL/TOKEN override)."""
+    name = profile or State.profile
+    check = remote(_check_login)
+    check(url, token)
+    path = save_profile(name, url, token)
+    err.print(f"logged in to {url} (profile {name!r}, saved in {path})", highlight=False)
+
+
+def _check_login(url: str, token: str) -> None:
+    from egress.client import Client
+
+    with Client(url, token) as c:
+        c.connections.list(limit=1)
 
 
 def _setup(settings: Settings, migrate: bool = True) -> Container:
     """Logging, a migrated metadata database (migrated here, or checked when ``migrate`` is
     False) and key rings that fit it; otherwise one line on stderr and exit status 1."""
+    from egress.container import Container
+    from egress.db.migrate import migration_problem, upgrade
+    from egress.services.preflight import NotReady, check_key_rings
+
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -71,24 +109,6 @@ def _refuse(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, with the embedded worker's shutdown started at the signal, alongside uvicorn's
-    own drain of requests, so that both fit in one grace (EGRESS_SHUTDOWN_GRACE_S)."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI, grace_s: float) -> None:
-        super().__init__(config)
-        self._app = app
-        self._grace_s = grace_s
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        worker: Worker | None = getattr(self._app.state, "worker", None)
-        if worker is not None and not self.should_exit:
-            threading.Thread(
-                target=worker.stop, args=(self._grace_s,), name="worker-stop", daemon=True
-            ).start()
-        super().handle_exit(sig, frame)
-
-
 # How often Python hands the GIL to another waiting thread when the worker shares the process
 # with the API (Python's default: 5 ms). The event loop needs the GIL back after every wait, so
 # while an extraction thread computes, each request waited up to 5 ms several times over: at
@@ -98,7 +118,10 @@ EMBEDDED_SWITCH_INTERVAL_S = 0.001
 
 
 def _server(container: Container, with_worker: bool) -> uvicorn.Server:
+    import uvicorn
+
     from egress.api.app import create_app
+    from egress.cli.serving import GracefulServer
 
     if with_worker:
         sys.setswitchinterval(EMBEDDED_SWITCH_INTERVAL_S)
@@ -118,7 +141,7 @@ def _server(container: Container, with_worker: bool) -> uvicorn.Server:
         # call is left behind: the process exits without it).
         timeout_graceful_shutdown=math.ceil(s.shutdown_grace_s),
     )
-    return _Server(config, app, s.shutdown_grace_s)
+    return GracefulServer(config, app, s.shutdown_grace_s)
 
 
 @app.command()
@@ -144,19 +167,36 @@ def worker(name: str = typer.Option("worker", help="name shown in processId")) -
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     w.start()
-    log.info("worker %s started (%s slots)", name, settings.worker_concurrency)
+    log.info(
+        "worker %s started: %s slots, metadata database %s, storage %s",
+        name,
+        settings.worker_concurrency,
+        without_credentials(settings.resolved_database_url),
+        without_credentials(settings.resolved_storage_url),
+    )
     stop.wait()
     console.print(f"stopping: finishing running runs (grace {settings.shutdown_grace_s:.0f}s)")
     w.stop(settings.shutdown_grace_s)
 
 
+def without_credentials(url: str) -> str:
+    """A URL fit for a log: no user name, no password (``postgresql://u:p@h/db`` →
+    ``postgresql://h/db``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations to the metadata database."""
+    from egress.db.migrate import upgrade
+
     settings = Settings()
     settings.ensure_data_dir()
     upgrade(settings.resolved_database_url)
-    console.print(f"database at head: {settings.resolved_database_url.split('@')[-1]}")
+    console.print(f"database at head: {without_credentials(settings.resolved_database_url)}")
 
 
 @app.command()
@@ -203,29 +243,32 @@ def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
     """Plain print: the curl lines must survive copy and paste unwrapped."""
     execution = result["execution"]
     config = result["config"]
-    assert isinstance(execution, dict) and isinstance(config, dict)
-    latest = execution["runs"][-1]
+    assert isinstance(execution, Execution) and isinstance(config, Configuration)
     print("\n=== Egress demo ===")
-    print(f"execution {execution['id']}: {execution['latestStatus']}")
-    print(f"records:   {latest['recordCount']}")
+    print(f"execution {execution.id}: {execution.latest_status}")
+    print(f"records:   {execution.latest.record_count}")
     path = result["file"]
     if isinstance(path, Path):
         print(f"file:      {path}")
         with path.open(encoding="utf-8") as fh:
             for _ in range(4):
                 print("  | " + fh.readline().rstrip("\n"))
-    cfg = f"{base}/api/v1/extraction-configurations/{config['id']}"
+    cfg = f"{base}/api/v1/extraction-configurations/{config.id}"
     auth = f'-H "Authorization: Bearer {token}"'
     print(f"\nServing {base} (docs: {base}/docs)")
     print(f"Bearer token: {token}\n")
     print("# trigger a new execution")
     print(f"curl -s -X POST {auth} {cfg}/executions")
     print("# poll an execution (this one, or the id the trigger returned)")
-    print(f"curl -s {auth} {cfg}/executions/{execution['id']}")
+    print(f"curl -s {auth} {cfg}/executions/{execution.id}")
     print("# download its file")
-    print(f"curl -sLOJ {auth} {cfg}/executions/{execution['id']}/download")
+    print(f"curl -sLOJ {auth} {cfg}/executions/{execution.id}/download")
     print("\nCtrl-C to stop.", flush=True)
 
+
+# Client commands, listed after the server's own.
+app.command("run")(run)
+app.command("download")(download)
 
 if __name__ == "__main__":
     app()

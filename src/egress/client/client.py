@@ -1,34 +1,81 @@
-"""A small synchronous client for the Egress REST API."""
+"""``Client`` and ``AsyncClient``: the API's resources as namespaces over httpx."""
 
 from __future__ import annotations
 
-import time
+import os
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, cast
 
 import httpx
 
-TERMINAL = {"COMPLETED", "COMPLETED_NO_DATA", "FAILED", "CANCELLED"}
+from egress.client.download import ByteProgress
+from egress.client.errors import EgressError
+from egress.client.flows import request
+from egress.client.models import Execution
+from egress.client.resources import (
+    Configurations,
+    Connections,
+    DataTables,
+    Executions,
+    Runner,
+    Templates,
+)
+from egress.client.transport import AsyncDriver, SyncDriver
+
+DEFAULT_TIMEOUT = 30.0
 
 
-class ApiError(Exception):
-    """A problem+json answer from the API."""
+def _settings(base_url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
+    """Arguments first, then ``EGRESS_URL`` / ``EGRESS_TOKEN``."""
+    url = base_url or os.environ.get("EGRESS_URL")
+    if not url:
+        raise EgressError("no Egress URL: pass base_url or set EGRESS_URL")
+    token = token or os.environ.get("EGRESS_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return url.rstrip("/"), headers
 
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        super().__init__(f"{status}: {problem.get('detail', problem)}")
-        self.status = status
-        self.problem = problem
+
+class _Areas:
+    """The namespaces, over one runner (sync results, or awaitables of them)."""
+
+    def _areas(self, runner: Runner) -> None:
+        self.executions = Executions(runner)
+        bound = self.executions._run  # executions returned anywhere can wait() themselves
+        self.connections = Connections(bound)
+        self.templates = Templates(bound)
+        self.configurations = Configurations(bound)
+        self.data_tables = DataTables(bound)
 
 
-class Client:
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+class Client(_Areas):
+    """The Egress API, synchronously::
+
+    with Client("http://127.0.0.1:8000", token) as client:
+        execution = client.configurations.trigger(config_id).wait()
+        [path] = client.download(execution, to="out/")
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        url, headers = _settings(base_url, token)
+        self.base_url = url
         self._http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            base_url=url, headers=headers, timeout=timeout, transport=transport
         )
+        self._bucket = httpx.Client(timeout=timeout)  # presigned URLs: no token
+        self._driver = SyncDriver(self._http, self._bucket)
+        self._areas(self._driver.run)
 
     def close(self) -> None:
         self._http.close()
+        self._bucket.close()
 
     def __enter__(self) -> Client:
         return self
@@ -36,98 +83,72 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            raise _error(response)
-        return response.json() if response.content else None
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any API call (``params``, ``json``, ``headers``); error answers raise typed errors."""
+        return self._driver.run(request(method, path, **kwargs))
 
-    # -------------------------------------------------------------- resources
-    def connections(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/v1/connections", params={"limit": 1000})["data"])
-
-    def create_connection(self, **body: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/v1/connections", json=body)
-        return result
-
-    def update_connection(self, connection_id: str, **body: Any) -> dict[str, Any]:
-        path = f"/api/v1/connections/{connection_id}"
-        result: dict[str, Any] = self._call("PATCH", path, json=body)
-        return result
-
-    def templates(self, connection_id: str) -> list[dict[str, Any]]:
-        params = {"connectionId": connection_id, "limit": 1000}
-        return list(self._call("GET", "/api/v1/templates", params=params)["data"])
-
-    def configurations(self) -> list[dict[str, Any]]:
-        path = "/api/v1/extraction-configurations"
-        return list(self._call("GET", path, params={"limit": 1000})["data"])
-
-    def create_configuration(self, **body: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/v1/extraction-configurations", json=body)
-        return result
-
-    def submit(self, config_id: str) -> dict[str, Any]:
-        path = f"/api/v1/extraction-configurations/{config_id}/submit"
-        result: dict[str, Any] = self._call("POST", path)
-        return result
-
-    def trigger(self, config_id: str, **options: Any) -> dict[str, Any]:
-        path = f"/api/v1/extraction-configurations/{config_id}/executions"
-        result: dict[str, Any] = self._call("POST", path, json=options)
-        return result
-
-    def execution(self, config_id: str, execution_id: str) -> dict[str, Any]:
-        path = f"/api/v1/extraction-configurations/{config_id}/executions/{execution_id}"
-        result: dict[str, Any] = self._call("GET", path)
-        return result
-
-    def wait(
-        self, config_id: str, execution_id: str, timeout: float = 600, interval: float = 0.2
-    ) -> dict[str, Any]:
-        """Poll until the latest run reaches a terminal status."""
-        deadline = time.monotonic() + timeout
-        while True:
-            details = self.execution(config_id, execution_id)
-            if details["latestStatus"] in TERMINAL:
-                return details
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_id} still {details['latestStatus']}")
-            time.sleep(interval)
-
-    def download(self, download_url: str, directory: Path) -> Path:
-        """Stream a run's file into ``directory`` under the name the server gives it.
-
-        With files in a bucket the API redirects to a presigned URL; httpx drops the token on
-        the way there (another origin), and the object's key ends with the file name."""
-        with self._http.stream("GET", download_url, follow_redirects=True) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise _error(response)
-            name = _file_name(response)
-            target = directory / Path(name).name
-            directory.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as fh:
-                for chunk in response.iter_bytes():
-                    fh.write(chunk)
-        return target
+    def download(
+        self,
+        execution: Execution,
+        run: int | None = None,
+        sub_extract: str | None = None,
+        to: str | Path | None = None,
+        on_progress: ByteProgress | None = None,
+    ) -> list[Path]:
+        """See ``Executions.download``."""
+        return self.executions.download(
+            execution, run=run, sub_extract=sub_extract, to=to, on_progress=on_progress
+        )
 
 
-def _file_name(response: httpx.Response) -> str:
-    """RFC 6266: the exact UTF-8 ``filename*`` first, then the ASCII ``filename``; without
-    either, the URL's last segment."""
-    disposition: str = response.headers.get("content-disposition", "")
-    if "filename*=UTF-8''" in disposition:
-        return unquote(disposition.split("filename*=UTF-8''", 1)[1].split(";", 1)[0].strip())
-    if 'filename="' in disposition:
-        return disposition.split('filename="', 1)[1].split('"', 1)[0]
-    return unquote(response.url.path.rsplit("/", 1)[-1])
+class AsyncClient(_Areas):
+    """The same namespaces and methods as ``Client``, each returning an awaitable::
 
+    async with AsyncClient() as client:
+        execution = await client.configurations.trigger(config_id)
+        execution = await client.executions.wait(execution)
+    """
 
-def _error(response: httpx.Response) -> ApiError:
-    """Problem JSON from the API; anything else (e.g. a bucket's XML error) as its text."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"detail": response.text}
-    return ApiError(response.status_code, body)
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        url, headers = _settings(base_url, token)
+        self.base_url = url
+        self._http = httpx.AsyncClient(
+            base_url=url, headers=headers, timeout=timeout, transport=transport
+        )
+        self._bucket = httpx.AsyncClient(timeout=timeout)
+        self._driver = AsyncDriver(self._http, self._bucket)
+        # The namespaces are typed with the sync results; here each call returns an awaitable.
+        self._areas(cast(Runner, self._driver.run))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._bucket.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self._driver.run(request(method, path, **kwargs))
+
+    async def download(
+        self,
+        execution: Execution,
+        run: int | None = None,
+        sub_extract: str | None = None,
+        to: str | Path | None = None,
+        on_progress: ByteProgress | None = None,
+    ) -> list[Path]:
+        pending = self.executions.download(
+            execution, run=run, sub_extract=sub_extract, to=to, on_progress=on_progress
+        )
+        return await cast(Awaitable[list[Path]], pending)

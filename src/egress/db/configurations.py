@@ -17,6 +17,7 @@ from egress.db.tables import (
     run_events,
     run_files,
     runs,
+    templates,
 )
 from egress.domain.clock import new_id
 from egress.domain.configuration import Configuration
@@ -41,6 +42,7 @@ def _record(row: Row[Any]) -> ConfigurationRecord:
             "destination": dict(row.destination),
             "extract_only_new": bool(row.extract_only_new),
             "status": ConfigStatus(row.status),
+            "system_columns": bool(row.system_columns),  # NULL: false
         }
     )
 
@@ -80,11 +82,26 @@ class ConfigurationRepo(Repository):
         return _record(row)
 
     def list_page(
-        self, workspace_id: str, status: ConfigStatus | None, page: PageRequest
+        self,
+        workspace_id: str,
+        status: ConfigStatus | None,
+        page: PageRequest,
+        connection_id: str | None = None,
+        data_table: str | None = None,
     ) -> Page[ConfigurationRecord]:
+        """With ``connection_id``, those reading that connection; with ``data_table``, those
+        loading the data table of that name."""
         query = sa.select(T).where(T.c.workspace_id == workspace_id)
         if status is not None:
             query = query.where(T.c.status == status.value)
+        if connection_id is not None:
+            reading = sa.select(templates.c.id).where(
+                templates.c.workspace_id == workspace_id,
+                templates.c.connection_id == connection_id,
+            )
+            query = query.where(T.c.template_id.in_(reading))
+        if data_table is not None:
+            query = query.where(T.c.destination["dataTable"].as_string() == data_table)
         query = query.order_by(T.c.created_at.desc(), T.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)

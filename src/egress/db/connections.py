@@ -48,6 +48,29 @@ def _name_taken(name: str) -> Conflict:
 
 
 class ConnectionRepo(Repository):
+    def sealed_after(self, after_id: str, limit: int) -> list[tuple[str, str]]:
+        """``(id, sealed secrets)`` of every workspace's connections with secrets, by id after
+        ``after_id``: a key rotation walks them a page at a time."""
+        with self._reads.connect() as conn:
+            rows = conn.execute(
+                sa.select(connections.c.id, connections.c.secrets)
+                .where(connections.c.secrets.is_not(None), connections.c.id > after_id)
+                .order_by(connections.c.id)
+                .limit(limit)
+            ).all()
+        return [(r.id, r.secrets) for r in rows]
+
+    def reseal(self, connection_id: str, before: str, after: str) -> bool:
+        """Replace the sealed secrets if they are still ``before``: a change made meanwhile
+        (sealed under the new key already) wins."""
+        with self._engine.begin() as conn:
+            changed = conn.execute(
+                connections.update()
+                .where(connections.c.id == connection_id, connections.c.secrets == before)
+                .values(secrets=after)
+            ).rowcount
+        return bool(changed)
+
     def create(
         self,
         workspace_id: str,
@@ -87,12 +110,13 @@ class ConnectionRepo(Repository):
             raise NotFound(f"connection {conn_id} not found")
         return _record(row)
 
-    def list_page(self, workspace_id: str, page: PageRequest) -> Page[ConnectionRecord]:
-        query = (
-            sa.select(connections)
-            .where(connections.c.workspace_id == workspace_id)
-            .order_by(connections.c.created_at, connections.c.id)
-        )
+    def list_page(
+        self, workspace_id: str, page: PageRequest, type_: str | None = None
+    ) -> Page[ConnectionRecord]:
+        query = sa.select(connections).where(connections.c.workspace_id == workspace_id)
+        if type_ is not None:
+            query = query.where(connections.c.type == type_)
+        query = query.order_by(connections.c.created_at, connections.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r) for r in rows], total, page)

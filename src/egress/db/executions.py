@@ -13,18 +13,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import executions, extraction_configurations, run_files, runs
 from egress.db.transitions import enqueue_run, release_next, transition
-from egress.domain.clock import new_id
+from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ExecutionSpec
-from egress.domain.status import RunKind, RunStatus, cancel_blocker, rerun_blocker
+from egress.domain.status import (
+    CONFIGURATION_HOLD_REASON,
+    RunKind,
+    RunStatus,
+    cancel_blocker,
+    rerun_blocker,
+)
 
 # Two triggers racing for the "one active run" slot: the loser retries as ON_HOLD.
 _INSERT_RETRIES = 5
@@ -62,6 +69,7 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
     retryable: bool | None = None  # whether the failure in error_message was transient
     not_before: datetime | None = None  # a PENDING run waiting for a retry: not claimed before
+    hold_reason: str | None = None  # why an ON_HOLD run waits
 
     @property
     def next_attempt_at(self) -> datetime | None:
@@ -78,6 +86,7 @@ class ExecutionRecord:
     trigger: str
     created_at: datetime
     runs: list[RunRecord]
+    triggered_by: Subject = SYSTEM
 
     @property
     def latest(self) -> RunRecord:
@@ -96,6 +105,15 @@ class ExecutionSummary:
     latest_completed_at: datetime | None
     latest_record_count: int | None
     total_runs: int
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """A configuration's latest run (status, failure) and when a run last succeeded."""
+
+    latest_status: RunStatus | None
+    latest_error: str | None
+    last_success_at: datetime | None
 
 
 def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
@@ -117,6 +135,11 @@ def _run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         warnings=list(row.warnings or []),
         retryable=row.retryable,
         not_before=row.not_before,
+        hold_reason=(
+            (row.hold_reason or CONFIGURATION_HOLD_REASON)
+            if row.status == RunStatus.ON_HOLD.value
+            else None
+        ),
     )
 
 
@@ -149,6 +172,7 @@ def _details_query() -> sa.Select[Any]:
             sa.case((first == 1, executions.c.parameters), else_=sa.null()).label("parameters"),
             executions.c.trigger.label("execution_trigger"),
             executions.c.created_at.label("execution_created_at"),
+            executions.c.triggered_by.label("execution_triggered_by"),
             *runs.c,
             *(run_files.c[name].label(f"file_{name}") for name in _FILE_COLUMNS),
         )
@@ -170,6 +194,13 @@ _DETAILS = _details_query()
 
 
 class ExecutionRepo(Repository):
+    def __init__(
+        self, engine: Engine, clock: Clock = utcnow, max_runs_per_workspace: int | None = None
+    ) -> None:
+        super().__init__(engine, clock)
+        # Runs of a workspace active at once: further ones are created ON_HOLD.
+        self._max_runs = max_runs_per_workspace
+
     # ----------------------------------------------------------------- triggering
     def create(
         self,
@@ -180,6 +211,7 @@ class ExecutionRepo(Repository):
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        triggered_by: Subject = SYSTEM,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
@@ -206,6 +238,7 @@ class ExecutionRepo(Repository):
                             now,
                             idempotency_key,
                             request_hash,
+                            triggered_by,
                         )
             except IntegrityError:
                 continue  # lost a race for the active slot or the key: look again
@@ -224,6 +257,7 @@ class ExecutionRepo(Repository):
         now: datetime,
         idempotency_key: str | None,
         request_hash: str | None,
+        triggered_by: Subject,
     ) -> str:
         exec_id = new_id()
         conn.execute(
@@ -236,9 +270,18 @@ class ExecutionRepo(Repository):
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
+                triggered_by=subject_json(triggered_by),
             )
         )
-        enqueue_run(conn, workspace_id, configuration_id, exec_id, 1, now)
+        enqueue_run(
+            conn,
+            workspace_id,
+            configuration_id,
+            exec_id,
+            1,
+            now,
+            max_per_workspace=self._max_runs,
+        )
         return exec_id
 
     def _idempotent_match(
@@ -330,6 +373,7 @@ class ExecutionRepo(Repository):
             now,
             RunKind(latest.kind),
             idempotency_key,
+            self._max_runs,
         )
 
     def _rerun_seen(self, conn: Connection, execution_id: str, key: str, now: datetime) -> bool:
@@ -371,6 +415,7 @@ class ExecutionRepo(Repository):
             trigger=head.execution_trigger,
             created_at=head.execution_created_at,
             runs=[_run_record(r, files[run_id]) for run_id, r in run_rows.items()],
+            triggered_by=subject_from_json(head.execution_triggered_by),
         )
 
     def list_page(
@@ -448,10 +493,31 @@ class ExecutionRepo(Repository):
                     is not None
                 )
                 if changed and latest.status is RunStatus.PENDING:
-                    release_next(conn, configuration_id, now)
+                    release_next(conn, workspace_id, now, self._max_runs)
             if not changed:
                 raise Conflict("the run changed status while cancelling; look again and retry")
         return self.get(workspace_id, configuration_id, execution_id)
+
+    def sync_state(self, workspace_id: str, configuration_id: str) -> SyncState:
+        ok = (RunStatus.COMPLETED.value, RunStatus.COMPLETED_NO_DATA.value)
+        mine = sa.and_(
+            runs.c.workspace_id == workspace_id, runs.c.configuration_id == configuration_id
+        )
+        with self._reads.connect() as conn:
+            latest = conn.execute(
+                sa.select(runs.c.status, runs.c.error_message)
+                .where(mine)
+                .order_by(runs.c.queued_at.desc(), runs.c.id.desc())
+                .limit(1)
+            ).one_or_none()
+            success = conn.execute(
+                sa.select(sa.func.max(runs.c.completed_at)).where(mine, runs.c.status.in_(ok))
+            ).scalar_one_or_none()
+        return SyncState(
+            None if latest is None else RunStatus(latest.status),
+            None if latest is None else latest.error_message,
+            success,
+        )
 
     def configuration_name(self, workspace_id: str, configuration_id: str) -> str:
         with self._reads.connect() as conn:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from egress.db.engine import Repository
 from egress.db.run_records import ClaimedRun, Heartbeat, Leftover, Outcome, ReapCounts
@@ -27,7 +27,7 @@ from egress.db.watermarks import (
     read_state,
     set_state,
 )
-from egress.domain.clock import new_id
+from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.incremental import Observation
 from egress.domain.spec import ExecutionSpec, FrozenWindow
 from egress.domain.status import RunKind, RunStatus, after_lost_attempt
@@ -62,6 +62,13 @@ def _leased(run_id: str, lease_token: str) -> list[sa.ColumnElement[bool]]:
 
 
 class RunQueue(Repository):
+    def __init__(
+        self, engine: Engine, clock: Clock = utcnow, max_runs_per_workspace: int | None = None
+    ) -> None:
+        super().__init__(engine, clock)
+        # Runs of a workspace active at once; held runs are released only below it.
+        self._max_runs = max_runs_per_workspace
+
     def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
         """Take the oldest PENDING run, if any, under a fresh lease."""
         token = secrets.token_hex(16)
@@ -274,7 +281,7 @@ class RunQueue(Repository):
                     **f.__dict__,
                 )
             )
-        release_next(conn, claimed.configuration_id, now)
+        release_next(conn, claimed.workspace_id, now, self._max_runs)
 
     def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a
@@ -373,7 +380,7 @@ class RunQueue(Repository):
         if target is RunStatus.PENDING:
             notify(conn)
         else:
-            release_next(conn, run.configuration_id, now)
+            release_next(conn, ended.workspace_id, now, self._max_runs)
         return target
 
     def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
@@ -421,7 +428,7 @@ class RunQueue(Repository):
 
     def _cancel_queued(self, conn: Connection, now: datetime) -> int:
         queued = conn.execute(
-            sa.select(runs.c.id, runs.c.status, runs.c.configuration_id)
+            sa.select(runs.c.id, runs.c.status, runs.c.workspace_id)
             .where(
                 runs.c.status.in_([RunStatus.PENDING.value, RunStatus.ON_HOLD.value]),
                 runs.c.cancel_requested.is_(True),
@@ -434,5 +441,5 @@ class RunQueue(Repository):
                 conn, r.id, before, RunStatus.CANCELLED, now, {"completed_at": now}
             )
             if changed is not None and before is RunStatus.PENDING:
-                release_next(conn, r.configuration_id, now)
+                release_next(conn, r.workspace_id, now, self._max_runs)
         return len(queued)

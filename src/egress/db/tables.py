@@ -70,6 +70,81 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # A personal access token (egp_) acts for its creator — a user, client or token
+    # (Subject.type/id/name) — and never with more than the creator's current role. NULL: a
+    # token an operator made with `egress admin create-token` (egr_).
+    sa.Column("creator_type", sa.String(10), nullable=True),
+    sa.Column("creator_id", sa.String(36), nullable=True),
+    sa.Column("creator_name", sa.String(320), nullable=True),
+)
+
+# People. An email is one user across workspaces; `not_before`: access tokens issued before it
+# no longer count (set on removal, role change and password reset).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=True),  # argon2id; NULL: none set yet
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("not_before", UTCDateTime(), nullable=True),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("workspace_id", ID, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# OAuth 2.0 clients, each bound to one workspace and role. `secret_hash` (HMAC under signing key
+# `key_id`, like tokens) is NULL for a public client (a browser app using PKCE).
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _workspace_fk(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("redirect_uris", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+# Authorization codes (stored as HMACs, used once) and refresh tokens: a refresh rotates into
+# a new token of the same `family_id`; presenting a used one revokes the whole family.
+oauth_codes = sa.Table(
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", ID, sa.ForeignKey("oauth_clients.id"), nullable=False),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("redirect_uri", sa.String(2000), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("code_challenge_method", sa.String(10), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("family_id", ID, nullable=False, index=True),
+    sa.Column("client_id", ID, sa.ForeignKey("oauth_clients.id"), nullable=False),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 connections = sa.Table(
@@ -146,6 +221,13 @@ extraction_configurations = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The account (schema, MySQL database, folder) it reads; its structured filter as given
+    # (compiled into `filter`); free-form parameters kept for the client; and whether its
+    # data-table loads add the system columns (account_id, account_name, __insert_date).
+    sa.Column("account", sa.String(400), nullable=True),
+    sa.Column("conditions", sa.JSON(), nullable=True),
+    sa.Column("additional_params", sa.JSON(), nullable=True),
+    sa.Column("system_columns", sa.Boolean(), nullable=True),  # NULL: false
     sa.UniqueConstraint("workspace_id", "name"),
 )
 
@@ -163,6 +245,8 @@ executions = sa.Table(
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Column("request_hash", sa.String(64), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Who triggered it: {"type", "id", "name"} (NULL before 0017: shown as the system).
+    sa.Column("triggered_by", sa.JSON(), nullable=True),
     sa.UniqueConstraint("workspace_id", "configuration_id", "idempotency_key"),
     sa.Index("ix_executions_configuration_created", "configuration_id", "created_at"),
 )
@@ -198,6 +282,8 @@ runs = sa.Table(
     sa.Column("not_before", UTCDateTime(), nullable=True),
     # Whether the failure that ended the last attempt was transient (None: no failure).
     sa.Column("retryable", sa.Boolean(), nullable=True),
+    # Why an ON_HOLD run waits (NULL: behind its configuration's active run).
+    sa.Column("hold_reason", sa.String(400), nullable=True),
     sa.UniqueConstraint("execution_id", "run_number"),
     sa.UniqueConstraint("execution_id", "idempotency_key"),
     # The invariant lives in the database, not only in Python checks that can race.
@@ -268,4 +354,34 @@ data_tables = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# The audit trail: append-only (no code path updates or deletes a row). ``workspace_id`` NULL:
+# a failed sign-in whose credential names no workspace.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("workspace_id", ID, sa.ForeignKey("workspaces.id"), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor_type", sa.String(20), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("actor_name", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("source_address", sa.String(64), nullable=True),
+    sa.Column("detail", sa.JSON(), nullable=True),
+    sa.Index("ix_audit_events_workspace_at", "workspace_id", "at"),
+)
+
+# Token buckets of the fair-use limits, shared by every API replica: ``tokens`` left at
+# ``updated_at`` (refilled by time when next read).
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("tokens", sa.Float(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
-from egress.db.tables import extraction_configurations, templates
+from egress.db.tables import connections, extraction_configurations, templates
 from egress.domain.catalog import ColumnInfo, TableInfo, TableRef
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
@@ -201,11 +201,20 @@ class TemplateRepo(Repository):
         return _record(row)
 
     def list_page(
-        self, workspace_id: str, connection_id: str | None, page: PageRequest
+        self,
+        workspace_id: str,
+        connection_id: str | None,
+        page: PageRequest,
+        connection_type: str | None = None,
     ) -> Page[TemplateRecord]:
         query = sa.select(templates).where(templates.c.workspace_id == workspace_id)
         if connection_id is not None:
             query = query.where(templates.c.connection_id == connection_id)
+        if connection_type is not None:
+            of_type = sa.select(connections.c.id).where(
+                connections.c.workspace_id == workspace_id, connections.c.type == connection_type
+            )
+            query = query.where(templates.c.connection_id.in_(of_type))
         query = query.order_by(templates.c.kind.desc(), templates.c.name, templates.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)

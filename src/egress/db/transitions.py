@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
 
 from egress.db.tables import run_events, runs
 from egress.domain.clock import new_id
@@ -21,6 +22,7 @@ from egress.domain.status import (
     RunKind,
     RunStatus,
     check_transition,
+    workspace_hold_reason,
 )
 
 RUNS_CHANNEL = "egress_runs"
@@ -86,8 +88,11 @@ def enqueue_run(
     now: datetime,
     kind: RunKind = RunKind.EXTRACT,
     idempotency_key: str | None = None,
+    max_per_workspace: int | None = None,
 ) -> None:
-    """Create a run: PENDING, or ON_HOLD behind the configuration's active or held runs."""
+    """Create a run: PENDING, or ON_HOLD behind the configuration's active or held runs, or
+    (with a reason saying so) while the workspace has ``max_per_workspace`` runs active."""
+    _lock_workspace(conn, workspace_id)
     busy = conn.execute(
         sa.select(runs.c.id)
         .where(runs.c.configuration_id == configuration_id, runs.c.status.in_(_ACTIVE_VALUES))
@@ -102,6 +107,11 @@ def enqueue_run(
         .limit(1)
     ).first()
     status = RunStatus.ON_HOLD if busy or held else RunStatus.PENDING
+    reason = None
+    full = max_per_workspace is not None and _active(conn, workspace_id) >= max_per_workspace
+    if status is RunStatus.PENDING and full:
+        assert max_per_workspace is not None
+        status, reason = RunStatus.ON_HOLD, workspace_hold_reason(max_per_workspace)
     run_id = new_id()
     conn.execute(
         runs.insert().values(
@@ -116,26 +126,94 @@ def enqueue_run(
             queued_at=now,
             cancel_requested=False,
             idempotency_key=idempotency_key,
+            hold_reason=reason,
         )
     )
     _event(conn, workspace_id, run_id, None, status, now)
     if held and not busy:
-        release_next(conn, configuration_id, now)  # heal a queue left without an active run
+        # heal a queue left without an active run
+        release_next(conn, workspace_id, now, max_per_workspace)
     elif status is RunStatus.PENDING:
         notify(conn)
 
 
-def release_next(conn: Connection, configuration_id: str, now: datetime) -> None:
-    """The configuration's active run ended: the oldest held run becomes PENDING."""
-    oldest_held = (
-        sa.select(runs.c.id)
-        .where(
-            runs.c.configuration_id == configuration_id,
-            runs.c.status == RunStatus.ON_HOLD.value,
+def _lock_workspace(conn: Connection, workspace_id: str) -> None:
+    """Serialise the workspace's queue changes, so two replicas never both take its last
+    free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"egress-runs:{workspace_id}"},
         )
-        .order_by(runs.c.queued_at, runs.c.id)
-        .limit(1)
-        .scalar_subquery()
+
+
+def _active(conn: Connection, workspace_id: str) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(runs)
+            .where(runs.c.workspace_id == workspace_id, runs.c.status.in_(_ACTIVE_VALUES))
+        ).scalar_one()
     )
-    if transition(conn, oldest_held, RunStatus.ON_HOLD, RunStatus.PENDING, now) is not None:
+
+
+def _releasable(workspace_id: str) -> sa.Select[tuple[str]]:
+    """The workspace's held runs that wait for nothing but a free slot: first of their
+    configuration's held runs (FIFO per configuration), with no active run of it; oldest first."""
+    # Aliases throughout: used inside an UPDATE of ``runs``, nothing may correlate to it.
+    held = runs.alias("held")
+    active = runs.alias("active")
+    earlier = runs.alias("earlier")
+    return (
+        sa.select(held.c.id)
+        .where(
+            held.c.workspace_id == workspace_id,
+            held.c.status == RunStatus.ON_HOLD.value,
+            ~sa.exists().where(
+                active.c.configuration_id == held.c.configuration_id,
+                active.c.status.in_(_ACTIVE_VALUES),
+            ),
+            ~sa.exists().where(
+                earlier.c.configuration_id == held.c.configuration_id,
+                earlier.c.status == RunStatus.ON_HOLD.value,
+                sa.or_(
+                    earlier.c.queued_at < held.c.queued_at,
+                    sa.and_(earlier.c.queued_at == held.c.queued_at, earlier.c.id < held.c.id),
+                ),
+            ),
+        )
+        .order_by(held.c.queued_at, held.c.id)
+    )
+
+
+def release_next(
+    conn: Connection, workspace_id: str, now: datetime, max_per_workspace: int | None = None
+) -> None:
+    """A run of the workspace stopped being active: held runs that wait for nothing else
+    become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
+    active; the rest say they wait for the workspace's limit."""
+    _lock_workspace(conn, workspace_id)
+    released = False
+    while max_per_workspace is None or _active(conn, workspace_id) < max_per_workspace:
+        run_id = conn.execute(_releasable(workspace_id).limit(1)).scalar_one_or_none()
+        if run_id is None:
+            break
+        try:
+            with conn.begin_nested():  # a concurrent release took this configuration's slot
+                changed = transition(
+                    conn, run_id, RunStatus.ON_HOLD, RunStatus.PENDING, now, {"hold_reason": None}
+                )
+        except IntegrityError:
+            break
+        if changed is None:
+            break
+        released = True
+    else:
+        assert max_per_workspace is not None
+        conn.execute(
+            runs.update()
+            .where(runs.c.id.in_(_releasable(workspace_id).order_by(None)))
+            .values(hold_reason=workspace_hold_reason(max_per_workspace))
+        )
+    if released:
         notify(conn)

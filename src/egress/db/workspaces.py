@@ -11,9 +11,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.engine import Repository
+from egress.db.paging import Page, fetch_page
 from egress.db.tables import api_tokens, workspaces
 from egress.domain.clock import new_id
 from egress.domain.errors import Conflict, NotFound
+from egress.domain.paging import PageRequest
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class TokenRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    # Personal tokens only: who it acts for (Subject fields); None for operator tokens.
+    creator_type: str | None = None
+    creator_id: str | None = None
+    creator_name: str | None = None
 
 
 _TOKEN_COLUMNS = (
@@ -43,6 +49,9 @@ _TOKEN_COLUMNS = (
     api_tokens.c.created_at,
     api_tokens.c.expires_at,
     api_tokens.c.revoked_at,
+    api_tokens.c.creator_type,
+    api_tokens.c.creator_id,
+    api_tokens.c.creator_name,
 )
 
 
@@ -77,14 +86,22 @@ class WorkspaceRepo(Repository):
             raise Conflict(f"a workspace named {name!r} already exists") from exc
         return ws_id
 
-    def workspace_id(self, name: str) -> str:
+    def _workspace(self, wanted: sa.Column[str], given: sa.Column[str], value: str) -> str | None:
         with self._reads.connect() as conn:
-            found = conn.execute(
-                sa.select(workspaces.c.id).where(workspaces.c.name == name)
-            ).scalar_one_or_none()
+            found = conn.execute(sa.select(wanted).where(given == value)).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def workspace_id(self, name: str) -> str:
+        found = self._workspace(workspaces.c.id, workspaces.c.name, name)
         if found is None:
             raise NotFound(f"no workspace named {name!r}")
-        return str(found)
+        return found
+
+    def workspace_name(self, workspace_id: str) -> str:
+        found = self._workspace(workspaces.c.name, workspaces.c.id, workspace_id)
+        if found is None:
+            raise NotFound(f"no workspace with id {workspace_id!r}")
+        return found
 
     def add_token(
         self,
@@ -95,8 +112,13 @@ class WorkspaceRepo(Repository):
         token_hash: str,
         created_at: datetime,
         expires_at: datetime | None,
+        creator: tuple[str, str, str] | None = None,
     ) -> TokenRecord:
+        """``creator``: (type, id, name) of whom a personal token acts for."""
         token_id = new_id()
+        made_by = dict(
+            zip(("creator_type", "creator_id", "creator_name"), creator or (), strict=False)
+        )
         with self._engine.begin() as conn:
             conn.execute(
                 api_tokens.insert().values(
@@ -108,6 +130,7 @@ class WorkspaceRepo(Repository):
                     token_hash=token_hash,
                     created_at=created_at,
                     expires_at=expires_at,
+                    **made_by,
                 )
             )
             return _token(conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one())
@@ -145,6 +168,28 @@ class WorkspaceRepo(Repository):
             query = query.where(api_tokens.c.workspace_id == workspace_id)
         with self._reads.connect() as conn:
             return [_token(r) for r in conn.execute(query)]
+
+    def tokens_page(
+        self, workspace_id: str, creator: tuple[str, str] | None, page: PageRequest
+    ) -> Page[TokenRecord]:
+        """A workspace's tokens; with ``creator`` (type, id) only those acting for it."""
+        query = (
+            _select_tokens()
+            .where(api_tokens.c.workspace_id == workspace_id)
+            .order_by(api_tokens.c.created_at, api_tokens.c.id)
+        )
+        if creator is not None:
+            query = query.where(
+                api_tokens.c.creator_type == creator[0], api_tokens.c.creator_id == creator[1]
+            )
+        with self._reads.connect() as conn:
+            rows, total = fetch_page(conn, query, page)
+        return Page([_token(r) for r in rows], total, page)
+
+    def token(self, token_id: str) -> TokenRecord | None:
+        with self._reads.connect() as conn:
+            row = conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one_or_none()
+        return None if row is None else _token(row)
 
     def token_key_ids(self) -> set[str]:
         """Signing keys the unrevoked tokens' hashes were made with (start-up check)."""

@@ -129,3 +129,15 @@ def csv_null_values(values: list[str], table: TableInfo) -> tuple[str, ...]:
         if len(value) > MAX_CSV_NULL_VALUE_CHARS:
             raise Invalid.at((*loc, i), f"at most {MAX_CSV_NULL_VALUE_CHARS} characters")
     return tuple(values)
+
+
+def accounts_of(tables: list[TableInfo]) -> list[str]:
+    """A connection's accounts — its schemas (PostgreSQL), databases (MySQL) or folders holding
+    files (files connections; ``.`` the top) — from its catalog, sorted."""
+    return sorted({t.schema for t in tables})
+
+
+def account_of(tables: list[TableInfo], ref: TableRef | None) -> str | None:
+    """The account the table ``ref`` is in (None for a SQL template, or a table that is gone)."""
+    found = next((t for t in tables if ref is not None and t.ref == ref), None)
+    return None if found is None else found.schema

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, get_args, get_type_hints
 
 from egress.domain.spec import ConfigurationSnapshot
-from egress.domain.status import ConfigStatus
+from egress.domain.status import ConfigStatus, RunStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +33,10 @@ class Configuration(ConfigurationSnapshot):
     status: ConfigStatus
     created_at: datetime
     updated_at: datetime
+    # Its structured filter as given (seed 001's ``filters``), compiled into ``filter``; and
+    # free-form parameters kept for the client (``additional_params``).
+    conditions: list[dict[str, Any]] | None = None
+    additional_params: dict[str, Any] | None = None
 
     def snapshot(self) -> ConfigurationSnapshot:
         """The frozen form stored on every execution."""
@@ -44,9 +48,14 @@ class Configuration(ConfigurationSnapshot):
 KEPT_BY_EGRESS = frozenset(
     {"id", "workspace_id", "watermark", "status", "version", "created_at", "updated_at"}
 )
+# What is fixed when a configuration is made (by the seed-001 face): the account it reads and
+# whether its loads add the system columns.
+FIXED_AT_CREATE = frozenset({"account", "system_columns"})
 # The values a user sets, by their logical names: what create takes in full and update merges
 # changes into.
-SETTABLE = tuple(f.name for f in fields(Configuration) if f.name not in KEPT_BY_EGRESS)
+SETTABLE = tuple(
+    f.name for f in fields(Configuration) if f.name not in KEPT_BY_EGRESS | FIXED_AT_CREATE
+)
 # The settable values a configuration cannot be without (its type does not admit None).
 REQUIRED = tuple(
     name
@@ -77,3 +86,25 @@ def trigger_blocker(
     if end is not None and now >= end:
         return f"the configuration reached its endDate ({end.isoformat()}); it can no longer run"
     return None
+
+
+# What a configuration is doing, as one word (the seed-001 ``status``): a run queued, running
+# or waiting → syncing; not active (a draft, or outside its dates) → inactive; its latest run
+# failed → error; else active. The schedules issue adds ``paused`` on top of this.
+SYNCING, INACTIVE, ERROR, ACTIVE = "syncing", "inactive", "error", "active"
+
+
+def sync_status(
+    status: ConfigStatus,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    latest_run: RunStatus | None,
+) -> str:
+    if latest_run in (RunStatus.PENDING, RunStatus.IN_PROGRESS, RunStatus.ON_HOLD):
+        return SYNCING
+    if not is_active(status, start, end, now):
+        return INACTIVE
+    if latest_run is RunStatus.FAILED:
+        return ERROR
+    return ACTIVE

@@ -8,7 +8,11 @@ and again when a run starts, with the same message.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
+
+from egress.domain.catalog import ColumnInfo
 
 UPSERT = "upsert"
 APPEND = "append"
@@ -53,4 +57,47 @@ def loading_conflict(
         f"{subject} {existing.describe()}; this configuration would load it {wanted.describe()}. "
         "A data table keeps the mode, key and template it was created with: load into a data "
         "table of another name"
+    )
+
+
+# A data table's name: lower-case letters, digits and underscores, as the native API demands.
+NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+_NAME_MAX = 40
+
+
+def name_for_title(title: str) -> str:
+    """The data table a title (seed 001's ``data_table_title``, e.g. ``Orders 2025``) loads:
+    the title itself when it is a valid name, else its lower-cased letters and digits joined by
+    ``_`` plus a hash of the whole title, so two titles never share a table by accident."""
+    if NAME_PATTERN.match(title):
+        return title
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    digest = hashlib.sha256(title.encode()).hexdigest()[:8]
+    if not slug or slug[0].isdigit():
+        slug = f"t_{slug}".rstrip("_")
+    return f"{slug[: _NAME_MAX - len(digest) - 1].rstrip('_')}_{digest}"
+
+
+def mode_for_key(primary_key: list[str]) -> str:
+    """How a new data table loads from a template: upsert by its key, or append without one."""
+    return UPSERT if primary_key else APPEND
+
+
+# Columns an extract made through the seed-001 face adds to every load of its data table: the
+# account read and when the run loaded the rows (the vendor's system columns).
+SYSTEM_COLUMNS = (
+    ColumnInfo("account_id", "string"),
+    ColumnInfo("account_name", "string"),
+    ColumnInfo("__insert_date", "timestamptz"),
+)
+
+
+def system_column_clash(fields: list[str]) -> str | None:
+    """Why the system columns cannot be added to rows with ``fields``, or None."""
+    clash = [c.name for c in SYSTEM_COLUMNS if c.name in fields]
+    if not clash:
+        return None
+    return (
+        f"the extracted fields include {', '.join(map(repr, clash))}, which the data table's "
+        "system columns (account_id, account_name, __insert_date) would overwrite"
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from egress.domain.identity import Subject
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,13 @@ class EgressError(Exception):
 
 @dataclass
 class Unauthenticated(EgressError):
-    """The request carries no valid credentials: missing, unknown, expired or revoked (401)."""
+    """The request carries no valid credentials: missing, unknown, expired or revoked (401).
+
+    ``workspace_id``/``subject``: whose credential it was, when it names one (an expired or
+    revoked token): the audit trail files the failed sign-in there."""
+
+    workspace_id: str | None = None
+    subject: Subject | None = None
 
 
 @dataclass

@@ -9,12 +9,18 @@ from egress.domain.errors import Forbidden, Invalid
 
 ADMIN = "admin"
 EDITOR = "editor"
-ROLES = (ADMIN, EDITOR)
+VIEWER = "viewer"
+ROLES = (ADMIN, EDITOR, VIEWER)
+# Each role may do everything the roles below it may: viewer < editor < admin.
+_RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
 # A token that outlives ten years is a token nobody remembers to rotate.
 MAX_TOKEN_DAYS = 3650
 # Generated tokens: a recognisable prefix (secret scanners, logs) and 256 random bits.
+# ``egr_``: made by an operator (``egress admin create-token``); ``egp_``: a personal access
+# token made through the API, acting for its creator.
 TOKEN_PREFIX = "egr_"
+PERSONAL_TOKEN_PREFIX = "egp_"
 TOKEN_BYTES = 32
 
 
@@ -27,12 +33,28 @@ class Subject:
     name: str
 
 
+# Anything Egress starts without a caller: schedules, backfills, executions from before 0017.
+SYSTEM = Subject("system", "system", "system")
+
+
+def subject_json(subject: Subject) -> dict[str, str]:
+    return {"type": subject.type, "id": subject.id, "name": subject.name}
+
+
+def subject_from_json(value: object) -> Subject:
+    """A stored subject; anything else (NULL from before it was stored) is the system."""
+    if isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("type", "id")):
+        return Subject(value["type"], value["id"], str(value.get("name") or ""))
+    return SYSTEM
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: every repository call is scoped by ``workspace_id``.
 
     ``subject`` is the credential as authenticated; ``on_behalf_of`` the user behind a personal
-    token, when there is one.
+    token, when there is one. ``source_address`` is where the request came from (the audit
+    trail records it; None outside HTTP).
     """
 
     workspace_id: str
@@ -40,12 +62,16 @@ class Principal:
     subject: Subject
     auth_method: str = "token"
     on_behalf_of: Subject | None = None
+    source_address: str | None = None
 
     @property
     def actor(self) -> Subject:
         """Who rules that speak of "the user" count: one active export per user, audit actor."""
         return self.on_behalf_of or self.subject
 
+
+# Long enough that a guessed password is not the weak point (NIST SP 800-63B asks for 8+).
+MIN_PASSWORD_LENGTH = 12
 
 # Workspace and token names fit their columns and print on one line.
 MAX_NAME_LENGTH = 200
@@ -65,13 +91,28 @@ def check_role(role: str, loc: tuple[str | int, ...] = ("role",)) -> str:
     return role
 
 
+def at_least(role: str, minimum: str) -> bool:
+    """A role stored before roles were checked (e.g. ``member``) ranks below every role."""
+    return _RANK.get(role, -1) >= _RANK[minimum]
+
+
+def lower_role(a: str, b: str) -> str:
+    """The lesser of two roles: a personal token never outranks the one who made it."""
+    return a if _RANK.get(a, -1) <= _RANK.get(b, -1) else b
+
+
+def require_role(role: str, minimum: str, action: str) -> None:
+    """``action`` completes "… needs the <minimum> role", e.g. "triggering executions"."""
+    if not at_least(role, minimum):
+        raise Forbidden(f"{action} needs the {minimum} role; this token's role is {role!r}")
+
+
 def require_admin(role: str, action: str) -> None:
-    """Connections, SQL templates and tokens are the admin's; an editor may do everything else.
+    """Connections, SQL templates, users, clients and others' tokens are the admin's.
 
     ``action`` completes "… needs the admin role", e.g. "changing connections".
     """
-    if role != ADMIN:
-        raise Forbidden(f"{action} needs the admin role; this token's role is {role!r}")
+    require_role(role, ADMIN, action)
 
 
 def token_expiry(now: datetime, days: int | None) -> datetime | None:

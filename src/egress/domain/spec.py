@@ -28,6 +28,8 @@ class ConfigurationSnapshot:
     destination: dict[str, Any]  # {"type": "storage", "path"} or {"type": "dataTable", …}
     file_name_pattern: str | None
     split_by: str | None
+    account: str | None = None  # the account it reads (schema, MySQL database, folder)
+    system_columns: bool = False  # loads add account_id, account_name, __insert_date
 
     @property
     def to_storage(self) -> bool:
@@ -43,7 +45,7 @@ class ConfigurationSnapshot:
         return self.destination if self.destination.get("type") == "dataTable" else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "version": self.version,
@@ -54,6 +56,9 @@ class ConfigurationSnapshot:
             "fileNamePattern": self.file_name_pattern,
             "splitBy": self.split_by,
         }
+        if self.system_columns:  # only then: snapshots without them stay as they were
+            data |= {"account": self.account, "systemColumns": True}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConfigurationSnapshot:
@@ -67,6 +72,8 @@ class ConfigurationSnapshot:
             destination=dict(data.get("destination") or {"type": "storage", "path": ""}),
             file_name_pattern=data.get("fileNamePattern"),
             split_by=data.get("splitBy"),
+            account=data.get("account"),
+            system_columns=bool(data.get("systemColumns", False)),
         )
 
 

@@ -88,6 +88,18 @@ class RunKind(StrEnum):
     EXTRACT = "extract"
 
 
+def workspace_hold_reason(limit: int) -> str:
+    """Why an ON_HOLD run waits when its configuration is free but its workspace is full."""
+    return (
+        f"waiting for a free slot: the workspace has {limit} runs queued or running "
+        "(EGRESS_MAX_RUNS_PER_WORKSPACE)"
+    )
+
+
+# Why a run waits ON_HOLD behind its own configuration (shown when nothing else was stored).
+CONFIGURATION_HOLD_REASON = "waiting for the configuration's queued or running run to end"
+
+
 # The statuses a run is created in: queued at once, or held behind its configuration's active run.
 INITIAL: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.ON_HOLD})
 

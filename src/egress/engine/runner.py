@@ -28,7 +28,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Leftover, Outcome, RunQueue
 from egress.domain.clock import Clock
-from egress.domain.data_tables import UPSERT, Loading, loading_conflict
+from egress.domain.data_tables import UPSERT, Loading, loading_conflict, system_column_clash
 from egress.domain.naming import DEFAULT_FILE_NAME_PATTERN, file_extension
 from egress.domain.plan import plan_from_snapshot
 from egress.domain.split import ALL
@@ -44,6 +44,7 @@ from egress.engine.control import (
 from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_split_field
 from egress.engine.publish import publish
+from egress.engine.system_columns import with_system_columns, with_system_fields
 from egress.engine.windows import with_window
 from egress.query.select import columns_read, star_query
 from egress.sinks.data_table import LoadError, Warehouse
@@ -238,6 +239,13 @@ class Runner:
         claimed = job.claimed
         template = claimed.spec.template
         name, mode = job.data_table["dataTable"], job.data_table["mode"]
+        fields, batches = job.plan.fields, self._batches(job, source, control)
+        cfg = claimed.spec.configuration
+        if cfg.system_columns:
+            if clash := system_column_clash([f.name for f in fields]):
+                raise RunFailure(clash)
+            fields = with_system_fields(fields)
+            batches = with_system_columns(batches, cfg.account, self._clock())
         wanted = Loading(
             mode,
             template.primary_key if mode == UPSERT else [],
@@ -248,7 +256,7 @@ class Runner:
             claimed.workspace_id,
             name,
             physical_name(claimed.workspace_id, name),
-            job.plan.fields,
+            fields,
             wanted.primary_key,
             template.id,
         )
@@ -271,15 +279,15 @@ class Runner:
         result = self._warehouse.load(
             run_id=claimed.run_id,
             name=table.physical_name,
-            fields=job.plan.fields,
+            fields=fields,
             known=table.fields,
             primary_key=table.primary_key,
             mode=mode,
-            batches=self._batches(job, source, control),
+            batches=batches,
             before_commit=still_leased,
             on_rows=control.report,
         )
-        merged = {f.name: f for f in table.fields} | {f.name: f for f in job.plan.fields}
+        merged = {f.name: f for f in table.fields} | {f.name: f for f in fields}
         self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template.id)
         return result.rows
 

@@ -4,14 +4,23 @@ them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
+from egress.services.audit import AuditService
 from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
+from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
+from egress.services.key_rotation import KeyRotation
+from egress.services.links import SignedLinks
+from egress.services.oauth import OAuthServer
+from egress.services.sign_ins import SignInGuard
+from egress.services.users import UserService
 
 
 @dataclass(frozen=True)
@@ -22,3 +31,15 @@ class Services:
     catalog: CatalogService
     data_tables: DataTableService
     identity: IdentityService
+    extracts: ExtractService
+    users: UserService
+    audit: AuditService
+    sign_ins: SignInGuard
+    links: SignedLinks
+    key_rotation: KeyRotation
+    # Built on first use: only the OAuth routes need it, and every request builds Services.
+    make_oauth: Callable[[], OAuthServer]
+
+    @cached_property
+    def oauth(self) -> OAuthServer:
+        return self.make_oauth()

@@ -13,6 +13,8 @@ from egress.domain.catalog import (
     ColumnInfo,
     TableInfo,
     TableRef,
+    account_of,
+    accounts_of,
     csv_null_values,
     with_column_types,
 )
@@ -111,6 +113,34 @@ class CatalogService:
         """The connection's tables, read from the source (404 first for another's)."""
         self._connections.get(workspace_id, connection_id)
         return self.discover(workspace_id, connection_id)
+
+    def accounts(self, workspace_id: str, connection_id: str) -> list[str]:
+        """The connection's accounts (schemas, MySQL databases, folders), read from the source."""
+        return accounts_of(self.elements(workspace_id, connection_id))
+
+    def account_check(
+        self, workspace_id: str, template: TemplateRecord, wanted: list[str] | None
+    ) -> str | None:
+        """The one account a configuration over ``template`` reads: ``wanted`` (at most one,
+        of the template's connection, the one its table is in), or the table's own."""
+        loc = ("body", "accounts")
+        if wanted is not None and len(wanted) > 1:
+            raise Invalid.at(loc, f"an extract reads one account; {len(wanted)} were given")
+        tables = self.elements(workspace_id, template.connection_id)
+        own = account_of(tables, template.source)
+        if not wanted:
+            return own
+        known = accounts_of(tables)
+        if wanted[0] not in known:
+            raise Invalid.at(
+                (*loc, 0),
+                f"{wanted[0]!r} is not an account of connection {template.connection_id}; "
+                f"its accounts are: {', '.join(known)}",
+            )
+        if wanted[0] != own:
+            reads = "no single account (a SQL template)" if own is None else f"account {own!r}"
+            raise Invalid.at((*loc, 0), f"template {template.id} reads {reads}, not {wanted[0]!r}")
+        return own
 
     def source_for(self, workspace_id: str, connection_id: str) -> Source:
         """A source opened inside an API request: interactive, so every call is time-limited."""

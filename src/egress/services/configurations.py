@@ -10,16 +10,21 @@ from egress.db.configurations import ConfigurationRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.domain import audit as a
+from egress.domain.audit import AuditObject
 from egress.domain.configuration import REQUIRED, SETTABLE
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.identity import Principal
 from egress.domain.incremental import lag_seconds
 from egress.domain.naming import normalize_destination_path, validate_pattern
 from egress.domain.options import date_range
 from egress.domain.paging import PageRequest
 from egress.domain.plan import select_fields
 from egress.domain.status import ConfigStatus
+from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
+from egress.services.audit import AuditService
 from egress.storage import Storage
 
 
@@ -30,11 +35,29 @@ class ConfigurationService:
         templates: TemplateRepo,
         data_tables: DataTableRepo,
         storage: Storage,
+        audit: AuditService,
     ) -> None:
         self._configurations = configurations
         self._templates = templates
         self._data_tables = data_tables
         self._storage = storage
+        self._audit = audit
+
+    def _record(
+        self,
+        action: str,
+        workspace_id: str,
+        cfg_id: str,
+        by: Principal | None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self._audit.record(
+            action,
+            AuditObject("configuration", cfg_id),
+            by=by,
+            workspace_id=workspace_id,
+            detail=detail,
+        )
 
     def get(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
         return self._configurations.get(workspace_id, cfg_id)
@@ -44,36 +67,57 @@ class ConfigurationService:
     ) -> Page[ConfigurationRecord]:
         return self._configurations.list_page(workspace_id, status, page)
 
-    def create(self, workspace_id: str, values: dict[str, Any]) -> ConfigurationRecord:
-        return self._configurations.create(workspace_id, self.validated(workspace_id, values))
+    def create(
+        self, workspace_id: str, values: dict[str, Any], by: Principal | None = None
+    ) -> ConfigurationRecord:
+        record = self._configurations.create(workspace_id, self.validated(workspace_id, values))
+        self._record(a.CONFIGURATION_CREATE, workspace_id, record.id, by)
+        return record
 
     def update(
-        self, workspace_id: str, cfg_id: str, changes: dict[str, Any]
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        changes: dict[str, Any],
+        by: Principal | None = None,
     ) -> ConfigurationRecord:
         """PUT and PATCH alike: merge the changes, re-validate the whole, store."""
         current = self._configurations.get(workspace_id, cfg_id)
+        if "filter" in changes and "conditions" not in changes:
+            changes = {**changes, "conditions": None}  # a whereClause replaces the conditions
+        elif "conditions" in changes and "filter" not in changes:
+            changes = {**changes, "filter": None}  # compiled again below, or none is left
         merged = {**{key: getattr(current, key) for key in SETTABLE}, **changes}
-        return self._configurations.update(
+        record = self._configurations.update(
             workspace_id, cfg_id, self.validated(workspace_id, merged, cfg_id)
         )
+        self._record(a.CONFIGURATION_UPDATE, workspace_id, cfg_id, by, {"changed": sorted(changes)})
+        return record
 
-    def patch(self, workspace_id: str, cfg_id: str, changes: dict[str, Any]) -> ConfigurationRecord:
+    def patch(
+        self, workspace_id: str, cfg_id: str, changes: dict[str, Any], by: Principal | None = None
+    ) -> ConfigurationRecord:
         """Change only the values given; one that a configuration cannot be without (a name,
         a format, …) may not be given as null."""
         for key in REQUIRED:
             if key in changes and changes[key] is None:
                 raise Invalid.at(("body", key), "must not be null")
-        return self.update(workspace_id, cfg_id, changes)
+        return self.update(workspace_id, cfg_id, changes, by=by)
 
-    def submit(self, workspace_id: str, cfg_id: str) -> ConfigurationRecord:
+    def submit(
+        self, workspace_id: str, cfg_id: str, by: Principal | None = None
+    ) -> ConfigurationRecord:
         self._configurations.get(workspace_id, cfg_id)
-        return self._configurations.update(
+        record = self._configurations.update(
             workspace_id, cfg_id, {"status": ConfigStatus.SUBMITTED.value}
         )
+        self._record(a.CONFIGURATION_SUBMIT, workspace_id, cfg_id, by)
+        return record
 
-    def delete(self, workspace_id: str, cfg_id: str) -> None:
+    def delete(self, workspace_id: str, cfg_id: str, by: Principal | None = None) -> None:
         for key in self._configurations.delete(workspace_id, cfg_id):
             self._storage.delete(key)
+        self._record(a.CONFIGURATION_DELETE, workspace_id, cfg_id, by)
 
     def validated(
         self, workspace_id: str, values: dict[str, Any], cfg_id: str | None = None
@@ -109,6 +153,12 @@ class ConfigurationService:
                     "with splitBy, the pattern must contain {configurationName}: "
                     "each part's value is added after it",
                 )
+        if values.get("conditions") is not None:
+            conditions = [Condition(**c) for c in values["conditions"]]
+            values = {
+                **values,
+                "filter": compile_conditions(conditions, [f.name for f in template.fields]),
+            }
         if values.get("filter") is not None:
             parse_where(values["filter"], [f.name for f in template.fields])
         if values.get("extract_only_new") and template.cursor_field is None:

@@ -10,8 +10,12 @@ from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRecord as ConnectionRecord
 from egress.db.connections import ConnectionRepo
 from egress.db.paging import Page
-from egress.domain.errors import FieldError, Invalid
+from egress.domain import audit as a
+from egress.domain.audit import AuditObject
+from egress.domain.errors import FieldError, Invalid, NotFound
+from egress.domain.identity import Principal
 from egress.domain.paging import PageRequest
+from egress.services.audit import AuditService
 from egress.sources import CONNECTORS
 from egress.sources.policy import SourcePolicy
 
@@ -25,20 +29,42 @@ class ConnectionService:
     """Connections: their settings checked, their secrets sealed and merged."""
 
     def __init__(
-        self, connections: ConnectionRepo, secret_box: SecretBox, policy: SourcePolicy
+        self,
+        connections: ConnectionRepo,
+        secret_box: SecretBox,
+        policy: SourcePolicy,
+        audit: AuditService,
     ) -> None:
         self._connections = connections
         self._secret_box = secret_box
         self._policy = policy
+        self._audit = audit
 
     def get(self, workspace_id: str, connection_id: str) -> ConnectionRecord:
         return self._connections.get(workspace_id, connection_id)
 
-    def list_page(self, workspace_id: str, page: PageRequest) -> Page[ConnectionRecord]:
-        return self._connections.list_page(workspace_id, page)
+    def list_page(
+        self, workspace_id: str, page: PageRequest, type_: str | None = None
+    ) -> Page[ConnectionRecord]:
+        """With ``type_``, only connections of that type (an unknown type is 404)."""
+        if type_ is not None and type_ not in CONNECTORS:
+            raise NotFound(
+                f"no connection type {type_!r}; the types are: {', '.join(self.types())}"
+            )
+        return self._connections.list_page(workspace_id, page, type_)
 
-    def delete(self, workspace_id: str, connection_id: str) -> None:
+    def types(self) -> list[str]:
+        """The connection types this server reads."""
+        return list(CONNECTORS)
+
+    def delete(self, workspace_id: str, connection_id: str, by: Principal | None = None) -> None:
         self._connections.delete(workspace_id, connection_id)
+        self._audit.record(
+            a.CONNECTION_DELETE,
+            AuditObject("connection", connection_id),
+            by=by,
+            workspace_id=workspace_id,
+        )
 
     def checked_settings(
         self, type_: str, settings: dict[str, Any], secrets: dict[str, str]
@@ -66,10 +92,19 @@ class ConnectionService:
         type_: str,
         settings: dict[str, Any],
         secrets: dict[str, str],
+        by: Principal | None = None,
     ) -> ConnectionRecord:
         stored = self.checked_settings(type_, settings, secrets)
         sealed = self._secret_box.seal(secrets) if secrets else None
-        return self._connections.create(workspace_id, name, type_, stored, sealed)
+        record = self._connections.create(workspace_id, name, type_, stored, sealed)
+        self._audit.record(
+            a.CONNECTION_CREATE,
+            AuditObject("connection", record.id),
+            by=by,
+            workspace_id=workspace_id,
+            detail={"secrets": sorted(secrets)},
+        )
+        return record
 
     def update(
         self,
@@ -78,6 +113,7 @@ class ConnectionService:
         name: str | None,
         settings: dict[str, Any] | None,
         secrets: dict[str, str] | None,
+        by: Principal | None = None,
     ) -> ConnectionRecord:
         """Change a connection; ``None`` leaves a part unchanged. Sent secrets are merged in, or
         replace the stored ones when the address changes (then they must be sent)."""
@@ -95,7 +131,20 @@ class ConnectionService:
         if secrets is not None:
             new_secrets = secrets if moved else {**kept, **secrets}
             changes["sealed_secrets"] = self._secret_box.seal(new_secrets) if new_secrets else None
-        return self._connections.update(workspace_id, connection_id, **changes)
+        record = self._connections.update(workspace_id, connection_id, **changes)
+        # What the request changed, and which secrets — never their values.
+        sent = {"name": name, "settings": settings, "secrets": secrets}
+        detail: dict[str, object] = {"changed": [k for k, v in sent.items() if v is not None]}
+        if secrets is not None:
+            detail["secrets"] = sorted(secrets)
+        self._audit.record(
+            a.CONNECTION_UPDATE,
+            AuditObject("connection", connection_id),
+            by=by,
+            workspace_id=workspace_id,
+            detail=detail,
+        )
+        return record
 
     def secret_names(self, record: ConnectionRecord) -> list[str]:
         return sorted(self._secret_box.open(record.sealed_secrets))

@@ -15,9 +15,12 @@ from egress.db.executions import FileRecord as FileRecord
 from egress.db.executions import RunRecord as RunRecord
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.domain import audit as a
+from egress.domain.audit import AuditObject
 from egress.domain.clock import Clock
 from egress.domain.configuration import trigger_blocker
 from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.identity import SYSTEM, Principal, Subject
 from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
 from egress.domain.paging import PageRequest
@@ -26,6 +29,9 @@ from egress.domain.spec import ConnectionRef, ExecutionSpec, RunOptions
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
 from egress.query.where import parse_where
+from egress.services.audit import AuditService
+from egress.services.limits import RateLimits
+from egress.services.links import RUN_FILE, SignedLinks
 from egress.worker.wakeup import Wakeup
 
 
@@ -77,6 +83,9 @@ class ExecutionService:
         wakeup: Wakeup,
         clock: Clock,
         max_selected_rows: int,
+        audit: AuditService,
+        limits: RateLimits,
+        links: SignedLinks,
     ) -> None:
         self._configurations = configurations
         self._templates = templates
@@ -85,6 +94,28 @@ class ExecutionService:
         self._wakeup = wakeup
         self._clock = clock
         self._max_selected_rows = max_selected_rows
+        self._audit = audit
+        self._limits = limits
+        self._links = links
+
+    def _record(
+        self,
+        action: str,
+        execution: ExecutionRecord,
+        by: Principal | None,
+        detail: dict[str, Any],
+        actor: Subject | None = None,
+        source_address: str | None = None,
+    ) -> None:
+        self._audit.record(
+            action,
+            AuditObject("execution", execution.id),
+            by=by,
+            workspace_id=execution.workspace_id,
+            actor=actor,
+            source_address=source_address,
+            detail={"configurationId": execution.configuration_id, **detail},
+        )
 
     def trigger(
         self,
@@ -93,8 +124,12 @@ class ExecutionService:
         options: dict[str, Any],
         trigger_kind: str = "api",
         idempotency_key: str | None = None,
+        by: Principal | None = None,
     ) -> tuple[ExecutionRecord, bool]:
-        """Freeze the configuration and options into a new execution; its run 1 is queued."""
+        """Freeze the configuration and options into a new execution; its run 1 is queued.
+
+        ``by``: the caller (its actor becomes ``triggeredBy``); None for what Egress starts
+        itself (schedules, backfills), recorded as the system."""
         now = self._clock()
         cfg = self._configurations.get(workspace_id, cfg_id)
         blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
@@ -108,6 +143,8 @@ class ExecutionService:
             connection=ConnectionRef(connection.id, connection.type),
             options=resolve_options(cfg, template, options, self._max_selected_rows),
         )
+        if by is not None:  # a valid trigger spends one of the caller's (a refused one none)
+            self._limits.trigger(by)
         execution, created = self._executions.create(
             workspace_id,
             cfg_id,
@@ -116,9 +153,11 @@ class ExecutionService:
             now,
             idempotency_key=idempotency_key,
             request_hash=_request_hash(options) if idempotency_key else None,
+            triggered_by=by.actor if by else SYSTEM,
         )
         if created:
             self._wakeup.notify()
+            self._record(a.EXECUTION_TRIGGER, execution, by, {"trigger": trigger_kind})
         return execution, created
 
     def get(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
@@ -136,6 +175,7 @@ class ExecutionService:
         cfg_id: str,
         execution_id: str,
         idempotency_key: str | None = None,
+        by: Principal | None = None,
     ) -> ExecutionRecord:
         self._executions.get(workspace_id, cfg_id, execution_id)
         execution, created = self._executions.rerun(
@@ -143,19 +183,66 @@ class ExecutionService:
         )
         if created:
             self._wakeup.notify()
+            self._record(a.EXECUTION_RERUN, execution, by, {"run": execution.latest.run_number})
         return execution
 
-    def cancel(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
+    def cancel(
+        self, workspace_id: str, cfg_id: str, execution_id: str, by: Principal | None = None
+    ) -> ExecutionRecord:
         execution = self._executions.cancel(workspace_id, cfg_id, execution_id, self._clock())
         self._wakeup.notify()  # a cancelled PENDING run may have released a held one
+        self._record(a.EXECUTION_CANCEL, execution, by, {"run": execution.latest.run_number})
         return execution
 
+    def _downloaded(
+        self,
+        execution: ExecutionRecord,
+        record: RunRecord,
+        f: FileRecord | None,
+        by: Principal | None,
+        link: Subject | None = None,
+        source_address: str | None = None,
+    ) -> None:
+        """A file (``f``), or the zip of a split run's parts (None), is being served."""
+        detail: dict[str, Any] = {"run": record.run_number}
+        if f is not None:
+            detail.update(subExtractId=f.sub_extract_id, file=f.file_name)
+        if link is not None:
+            detail["via"] = a.SIGNED_LINK
+        action = a.FILE_DOWNLOAD if f is not None else a.ZIP_DOWNLOAD
+        self._record(action, execution, by, detail, link, source_address)
+
     def download(
-        self, workspace_id: str, cfg_id: str, execution_id: str, run: int | None
-    ) -> tuple[ExecutionRecord, RunRecord]:
-        """The execution and its run whose file(s) a download serves."""
+        self,
+        workspace_id: str,
+        cfg_id: str,
+        execution_id: str,
+        run: int | None,
+        by: Principal | None = None,
+    ) -> tuple[ExecutionRecord, RunRecord, FileRecord | None]:
+        """What a run's download serves: its file, or None for the zip of a split run's parts."""
         execution = self._executions.get(workspace_id, cfg_id, execution_id)
-        return execution, run_with_files(execution, run)
+        record = run_with_files(execution, run)
+        f = None if is_split(execution) else record.files[0]
+        self._downloaded(execution, record, f, by)
+        return execution, record, f
+
+    def signed_download(
+        self, token: str, source_address: str | None
+    ) -> tuple[ExecutionRecord, RunRecord, FileRecord | None]:
+        """What a signed link serves (as ``download`` / ``sub_extract_file`` for its ids);
+        Forbidden (403) for a tampered or expired link."""
+        target = self._links.open(RUN_FILE, token)
+        cfg_id, execution_id, run, sub_extract_id = target.ids
+        execution = self._executions.get(target.workspace_id, cfg_id, execution_id)
+        f: FileRecord | None
+        if sub_extract_id:
+            record, f = self._file_of(execution, sub_extract_id, int(run))
+        else:
+            record = run_with_files(execution, int(run))
+            f = None if is_split(execution) else record.files[0]
+        self._downloaded(execution, record, f, None, target.issued_to, source_address)
+        return execution, record, f
 
     def sub_extract(
         self,
@@ -175,16 +262,24 @@ class ExecutionService:
         execution_id: str,
         sub_extract_id: str,
         run: int | None,
+        by: Principal | None = None,
     ) -> FileRecord:
         """The file of a part to download: of run ``run``, or of the latest run with files."""
         execution = self._executions.get(workspace_id, cfg_id, execution_id)
+        record, f = self._file_of(execution, sub_extract_id, run)
+        self._downloaded(execution, record, f, by)
+        return f
+
+    def _file_of(
+        self, execution: ExecutionRecord, sub_extract_id: str, run: int | None
+    ) -> tuple[RunRecord, FileRecord]:
         if run is None:
             run = run_with_files(execution, None).run_number
         record, f = sub_extract(execution, sub_extract_id, run)
         if f is None:
             run_with_files(execution, record.run_number)  # raises the precise 404/409
             raise AssertionError("unreachable")  # pragma: no cover
-        return f
+        return record, f
 
 
 def is_split(execution: ExecutionRecord) -> bool:

@@ -9,16 +9,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic.alias_generators import to_camel
 
-from egress.api import errors
+from egress.api import errors, oauth
 from egress.api.native.routes import (
+    audit,
     configurations,
     connections,
     data_tables,
     executions,
     health,
+    identity,
+    links,
     templates,
 )
-from egress.api.wiring import SOURCE_ERRORS
+from egress.api.wiring import SOURCE_ERRORS, declare_roles
 
 
 def wire_name(logical: str) -> str:
@@ -29,5 +32,17 @@ def wire_name(logical: str) -> str:
 def install(app: FastAPI) -> None:
     """This face's routes and error format."""
     errors.install(app, wire_name, SOURCE_ERRORS)
-    for module in (health, connections, templates, configurations, executions, data_tables):
+    for module in (
+        health,
+        oauth,
+        identity,
+        connections,
+        templates,
+        configurations,
+        executions,
+        links,
+        data_tables,
+        audit,
+    ):
+        declare_roles(module.router)
         app.include_router(module.router)

@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from egress.api.native.schemas import (
+    AuditEventOut,
+    AuditObjectOut,
     ConfigurationOut,
     ConnectionOut,
     DataTableOut,
@@ -20,10 +22,13 @@ from egress.api.native.schemas import (
     ProgressOut,
     RunOut,
     SubExtractOut,
+    SubjectOut,
     TemplateOut,
 )
+from egress.domain.audit import AuditEvent
 from egress.domain.catalog import TableInfo, quoted_part
 from egress.domain.configuration import is_active
+from egress.domain.identity import Subject
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.services.catalog import TemplateRecord
@@ -37,6 +42,7 @@ from egress.services.executions import (
     RunRecord,
     is_split,
 )
+from egress.services.links import RUN_FILE, LinkIssuer, SignedLink
 
 
 def configuration_out(r: ConfigurationRecord, now: datetime) -> ConfigurationOut:
@@ -136,27 +142,53 @@ def _path(execution: ExecutionRecord, name: str) -> str:
     return "/" + "/".join(p for p in (folder, name) if p)
 
 
-def file_out(execution: ExecutionRecord, url: str, f: FileRecord) -> FileOut:
+def signed_run_file(
+    links: LinkIssuer | None, execution: ExecutionRecord, run: int, sub_extract_id: str = ""
+) -> SignedLink | None:
+    """The signed link of a run's download (``sub_extract_id`` "") or of one of its parts."""
+    if links is None:
+        return None
+    ids = (execution.configuration_id, execution.id, str(run), sub_extract_id)
+    return links(RUN_FILE, execution.workspace_id, ids)
+
+
+def _signed(signed: SignedLink | None) -> dict[str, Any]:
+    if signed is None:
+        return {}
+    return {"signed_url": signed.url, "signed_url_expires_at": signed.expires_at}
+
+
+def file_out(
+    execution: ExecutionRecord, url: str, f: FileRecord, signed: SignedLink | None = None
+) -> FileOut:
     return FileOut(
         file_name=_path(execution, f.file_name),
         name=f.file_name,
         download_url=url,
         size_bytes=f.size_bytes,
         sha256=f.sha256,
+        **_signed(signed),
     )
 
 
-def _sub_extracts(base: str, execution: ExecutionRecord, run: RunRecord) -> list[SubExtractOut]:
+def _sub_extracts(
+    base: str, execution: ExecutionRecord, run: RunRecord, links: LinkIssuer | None
+) -> list[SubExtractOut]:
+    n = run.run_number
     if not is_split(execution):
         whole = run.files[0] if run.files else None
-        url = f"{base}/sub-extracts/{ALL}/download?run={run.run_number}"
+        url = f"{base}/sub-extracts/{ALL}/download?run={n}"
         return [
             SubExtractOut(
                 id=ALL,
                 value=None,
                 status=run.status.value,
                 record_count=run.record_count,
-                file=file_out(execution, url, whole) if whole else None,
+                file=(
+                    file_out(execution, url, whole, signed_run_file(links, execution, n, ALL))
+                    if whole
+                    else None
+                ),
             )
         ]
     return [
@@ -167,22 +199,28 @@ def _sub_extracts(base: str, execution: ExecutionRecord, run: RunRecord) -> list
             record_count=f.record_count,
             file=file_out(
                 execution,
-                f"{base}/sub-extracts/{f.sub_extract_id}/download?run={run.run_number}",
+                f"{base}/sub-extracts/{f.sub_extract_id}/download?run={n}",
                 f,
+                signed_run_file(links, execution, n, f.sub_extract_id),
             ),
         )
         for f in run.files
     ]
 
 
-def _run_file(base: str, execution: ExecutionRecord, run: RunRecord) -> FileOut | None:
+def _run_file(
+    base: str, execution: ExecutionRecord, run: RunRecord, links: LinkIssuer | None
+) -> FileOut | None:
     if not run.files:
         return None
     url = f"{base}/download?run={run.run_number}"
+    signed = signed_run_file(links, execution, run.run_number)
     if is_split(execution):
         name = zip_name(execution, run)
-        return FileOut(file_name=_path(execution, name), name=name, download_url=url)
-    return file_out(execution, url, run.files[0])
+        return FileOut(
+            file_name=_path(execution, name), name=name, download_url=url, **_signed(signed)
+        )
+    return file_out(execution, url, run.files[0], signed)
 
 
 def zip_name(execution: ExecutionRecord, run: RunRecord) -> str:
@@ -190,7 +228,7 @@ def zip_name(execution: ExecutionRecord, run: RunRecord) -> str:
     return f"{name}_{execution.id[:8]}_v{run.run_number}.zip"
 
 
-def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
+def _run_out(execution: ExecutionRecord, run: RunRecord, links: LinkIssuer | None) -> RunOut:
     base = execution_url(execution.configuration_id, execution.id)
     return RunOut(
         run=run.run_number,
@@ -206,16 +244,36 @@ def _run_out(execution: ExecutionRecord, run: RunRecord) -> RunOut:
         warnings=run.warnings,
         attempt=run.attempt,
         next_attempt_at=run.next_attempt_at,
-        file=_run_file(base, execution, run),
-        sub_extracts=_sub_extracts(base, execution, run),
+        hold_reason=run.hold_reason,
+        file=_run_file(base, execution, run, links),
+        sub_extracts=_sub_extracts(base, execution, run, links),
         progress=_progress(run),
     )
 
 
-def execution_out(execution: ExecutionRecord) -> ExecutionOut:
+def subject_out(s: Subject) -> SubjectOut:
+    return SubjectOut(type=s.type, id=s.id, name=s.name)
+
+
+def audit_event_out(e: AuditEvent) -> AuditEventOut:
+    assert e.id is not None  # read back from the table
+    return AuditEventOut(
+        id=e.id,
+        at=e.at,
+        actor=subject_out(e.actor),
+        action=e.action,
+        object=AuditObjectOut(type=e.object.type, id=e.object.id) if e.object else None,
+        outcome=e.outcome,
+        source_address=e.source_address,
+        detail=e.detail,
+    )
+
+
+def execution_out(execution: ExecutionRecord, links: LinkIssuer | None = None) -> ExecutionOut:
+    """``links``: sign each file's link for this caller (left out, files carry no signed URL)."""
     latest = execution.latest
     cfg = execution.spec.configuration
-    runs = [_run_out(execution, r) for r in execution.runs]
+    runs = [_run_out(execution, r, links) for r in execution.runs]
     return ExecutionOut(
         extract_configuration_name=cfg.name,
         extract_configuration_id=execution.configuration_id,
@@ -225,6 +283,7 @@ def execution_out(execution: ExecutionRecord) -> ExecutionOut:
         latest_record_count=latest.record_count,
         created_at=execution.created_at,
         trigger=execution.trigger,
+        triggered_by=subject_out(execution.triggered_by),
         options=execution.spec.options.to_json(),
         window=execution.spec.window.to_json() if execution.spec.window else None,
         progress=_progress(latest),

@@ -284,6 +284,9 @@ class FileOut(Wire):
     download_url: str
     size_bytes: int | None = None  # None for a zip of a split run's parts, built on the fly
     sha256: str | None = None
+    # The same download without a bearer header (for browsers), until signedUrlExpiresAt.
+    signed_url: str | None = None
+    signed_url_expires_at: datetime | None = None
 
 
 class SubExtractOut(Wire):
@@ -321,9 +324,32 @@ class RunOut(Wire):
     warnings: list[str] = Field(default_factory=list)
     attempt: int
     next_attempt_at: datetime | None = None  # a PENDING run waiting out its retry backoff
+    hold_reason: str | None = None  # why an ON_HOLD run waits
     file: FileOut | None
     sub_extracts: list[SubExtractOut]
     progress: ProgressOut | None = None
+
+
+class SubjectOut(Wire):
+    type: str  # user | client | token | system
+    id: str
+    name: str
+
+
+class AuditObjectOut(Wire):
+    type: str
+    id: str
+
+
+class AuditEventOut(Wire):
+    id: int
+    at: datetime
+    actor: SubjectOut
+    action: str
+    object: AuditObjectOut | None
+    outcome: str  # success | failure
+    source_address: str | None
+    detail: dict[str, Any]
 
 
 class ExecutionOut(Wire):
@@ -335,6 +361,7 @@ class ExecutionOut(Wire):
     latest_record_count: int | None
     created_at: datetime
     trigger: str
+    triggered_by: SubjectOut
     options: dict[str, Any]
     window: dict[str, Any] | None
     progress: ProgressOut | None

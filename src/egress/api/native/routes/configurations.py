@@ -14,7 +14,7 @@ from egress.api.native.schemas import (
     ConfigurationPatch,
     ListEnvelope,
 )
-from egress.api.wiring import CurrentPrincipal, Now, ServicesDep
+from egress.api.wiring import Editor, Now, ServicesDep, Viewer
 from egress.domain.paging import PageRequest
 from egress.domain.status import ConfigStatus
 
@@ -34,17 +34,17 @@ def _values(body: ConfigurationCreate | ConfigurationPatch, *, unset: bool) -> d
 
 @router.post("", status_code=201, response_model=ConfigurationOut)
 def create_configuration(
-    body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
+    body: ConfigurationCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     return configuration_out(
-        s.configurations.create(p.workspace_id, _values(body, unset=True)), now
+        s.configurations.create(p.workspace_id, _values(body, unset=True), by=p), now
     )
 
 
 @router.get("", response_model=ListEnvelope[ConfigurationOut])
 def list_configurations(
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     now: Now,
     page: Annotated[PageRequest, Depends(page_request)],
     status: Annotated[ConfigStatus | None, Query()] = None,
@@ -55,36 +55,32 @@ def list_configurations(
 
 
 @router.get("/{config_id}", response_model=ConfigurationOut)
-def get_configuration(
-    config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
-) -> ConfigurationOut:
+def get_configuration(config_id: str, s: ServicesDep, p: Viewer, now: Now) -> ConfigurationOut:
     return configuration_out(s.configurations.get(p.workspace_id, config_id), now)
 
 
 @router.put("/{config_id}", response_model=ConfigurationOut)
 def replace_configuration(
-    config_id: str, body: ConfigurationCreate, s: ServicesDep, p: CurrentPrincipal, now: Now
+    config_id: str, body: ConfigurationCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
-    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True))
+    record = s.configurations.update(p.workspace_id, config_id, _values(body, unset=True), by=p)
     return configuration_out(record, now)
 
 
 @router.patch("/{config_id}", response_model=ConfigurationOut)
 def patch_configuration(
-    config_id: str, body: ConfigurationPatch, s: ServicesDep, p: CurrentPrincipal, now: Now
+    config_id: str, body: ConfigurationPatch, s: ServicesDep, p: Editor, now: Now
 ) -> ConfigurationOut:
     changes = _values(body, unset=False)
-    return configuration_out(s.configurations.patch(p.workspace_id, config_id, changes), now)
+    return configuration_out(s.configurations.patch(p.workspace_id, config_id, changes, by=p), now)
 
 
 @router.delete("/{config_id}", status_code=204)
-def delete_configuration(config_id: str, s: ServicesDep, p: CurrentPrincipal) -> Response:
-    s.configurations.delete(p.workspace_id, config_id)
+def delete_configuration(config_id: str, s: ServicesDep, p: Editor) -> Response:
+    s.configurations.delete(p.workspace_id, config_id, by=p)
     return Response(status_code=204)
 
 
 @router.post("/{config_id}/submit", response_model=ConfigurationOut)
-def submit_configuration(
-    config_id: str, s: ServicesDep, p: CurrentPrincipal, now: Now
-) -> ConfigurationOut:
-    return configuration_out(s.configurations.submit(p.workspace_id, config_id), now)
+def submit_configuration(config_id: str, s: ServicesDep, p: Editor, now: Now) -> ConfigurationOut:
+    return configuration_out(s.configurations.submit(p.workspace_id, config_id, by=p), now)

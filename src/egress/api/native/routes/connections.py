@@ -16,11 +16,12 @@ from egress.api.native.schemas import (
     ListEnvelope,
 )
 from egress.api.wiring import (
-    CurrentPrincipal,
+    Editor,
     InSourcePool,
     ManageConnection,
     ManageConnections,
     ServicesDep,
+    Viewer,
 )
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
@@ -37,13 +38,15 @@ def _out(service: ConnectionService, r: ConnectionRecord) -> ConnectionOut:
 def create_connection(
     body: ConnectionCreate, s: ServicesDep, p: ManageConnections
 ) -> ConnectionOut:
-    record = s.connections.create(p.workspace_id, body.name, body.type, body.settings, body.secrets)
+    record = s.connections.create(
+        p.workspace_id, body.name, body.type, body.settings, body.secrets, by=p
+    )
     return _out(s.connections, record)
 
 
 @router.get("", response_model=ListEnvelope[ConnectionOut])
 def list_connections(
-    s: ServicesDep, p: CurrentPrincipal, page: Annotated[PageRequest, Depends(page_request)]
+    s: ServicesDep, p: Viewer, page: Annotated[PageRequest, Depends(page_request)]
 ) -> ListEnvelope[ConnectionOut]:
     result = s.connections.list_page(p.workspace_id, page)
     items = [_out(s.connections, r) for r in result.items]
@@ -51,7 +54,7 @@ def list_connections(
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut)
-def get_connection(connection_id: str, s: ServicesDep, p: CurrentPrincipal) -> ConnectionOut:
+def get_connection(connection_id: str, s: ServicesDep, p: Viewer) -> ConnectionOut:
     return _out(s.connections, s.connections.get(p.workspace_id, connection_id))
 
 
@@ -63,20 +66,20 @@ def patch_connection(
         if key in body.model_fields_set and getattr(body, key) is None:
             raise Invalid.at(("body", key), "must not be null")
     record = s.connections.update(
-        p.workspace_id, connection_id, body.name, body.settings, body.secrets
+        p.workspace_id, connection_id, body.name, body.settings, body.secrets, by=p
     )
     return _out(s.connections, record)
 
 
 @router.delete("/{connection_id}", status_code=204)
 def delete_connection(connection_id: str, s: ServicesDep, p: ManageConnection) -> Response:
-    s.connections.delete(p.workspace_id, connection_id)
+    s.connections.delete(p.workspace_id, connection_id, by=p)
     return Response(status_code=204)
 
 
 @router.post("/{connection_id}/test", response_model=ConnectionTestOut)
 async def test_connection(
-    connection_id: str, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
+    connection_id: str, s: ServicesDep, p: Editor, pool: InSourcePool
 ) -> ConnectionTestOut:
     error, warnings = await pool(lambda: s.catalog.test_connection(p.workspace_id, connection_id))
     return ConnectionTestOut(ok=error is None, error=error, warnings=warnings)
@@ -84,7 +87,7 @@ async def test_connection(
 
 @router.get("/{connection_id}/elements")
 async def list_elements(
-    connection_id: str, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
+    connection_id: str, s: ServicesDep, p: Viewer, pool: InSourcePool
 ) -> dict[str, object]:
     tables = await pool(lambda: s.catalog.elements(p.workspace_id, connection_id))
     return {"data": element_tree(tables)}

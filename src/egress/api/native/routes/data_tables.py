@@ -14,7 +14,7 @@ from egress.api.native.schemas import (
     ListEnvelope,
     RowsOut,
 )
-from egress.api.wiring import CurrentPrincipal, ServicesDep
+from egress.api.wiring import ServicesDep, Viewer
 from egress.domain.paging import MAX_LIMIT, PageRequest
 
 router = APIRouter(prefix="/api/v1/data-tables", tags=["data tables"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/data-tables", tags=["data tables"])
 
 @router.get("", response_model=ListEnvelope[DataTableSummaryOut])
 def list_data_tables(
-    s: ServicesDep, p: CurrentPrincipal, page: Annotated[PageRequest, Depends(page_request)]
+    s: ServicesDep, p: Viewer, page: Annotated[PageRequest, Depends(page_request)]
 ) -> ListEnvelope[DataTableSummaryOut]:
     result = s.data_tables.list_page(p.workspace_id, page)
     items = [data_table_summary_out(t) for t in result.items]
@@ -30,7 +30,7 @@ def list_data_tables(
 
 
 @router.get("/{table_id}", response_model=DataTableOut)
-def get_data_table(table_id: str, s: ServicesDep, p: CurrentPrincipal) -> DataTableOut:
+def get_data_table(table_id: str, s: ServicesDep, p: Viewer) -> DataTableOut:
     return data_table_out(s.data_tables.get(p.workspace_id, table_id))
 
 
@@ -38,7 +38,7 @@ def get_data_table(table_id: str, s: ServicesDep, p: CurrentPrincipal) -> DataTa
 def list_rows(
     table_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> RowsOut:

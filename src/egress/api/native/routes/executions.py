@@ -8,11 +8,13 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from egress.api.downloads import Downloads
 from egress.api.native.presenters import (
     execution_out,
     execution_summary_out,
     execution_url,
     file_out,
+    signed_run_file,
     zip_name,
 )
 from egress.api.native.routes.common import page_request
@@ -23,9 +25,10 @@ from egress.api.native.schemas import (
     SubExtractStatusOut,
     TriggerRequest,
 )
-from egress.api.wiring import CurrentPrincipal, FileDownloads, ServicesDep
+from egress.api.wiring import Editor, FileDownloads, ServicesDep, SignedUrls, Viewer
 from egress.domain.paging import PageRequest
-from egress.services.executions import ExecutionRecord, is_split
+from egress.services.executions import ExecutionRecord, FileRecord, RunRecord
+from egress.services.links import LinkIssuer
 
 PREFIX = "/api/v1/extraction-configurations/{config_id}/executions"
 router = APIRouter(prefix=PREFIX, tags=["executions"])
@@ -40,9 +43,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _accepted(execution: ExecutionRecord, response: Response) -> ExecutionOut:
+def _accepted(execution: ExecutionRecord, response: Response, links: LinkIssuer) -> ExecutionOut:
     response.headers["Location"] = execution_url(execution.configuration_id, execution.id)
-    return execution_out(execution)
+    return execution_out(execution, links)
 
 
 OptionalTrigger = Annotated[TriggerRequest | None, Body()]
@@ -53,22 +56,23 @@ def trigger_execution(
     config_id: str,
     response: Response,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
+    links: SignedUrls,
     idempotency_key: IdempotencyKey = None,
     body: OptionalTrigger = None,
 ) -> ExecutionOut:
     options = body.model_dump(by_alias=True, exclude_unset=True) if body else {}
     execution, _created = s.executions.trigger(
-        p.workspace_id, config_id, options, idempotency_key=idempotency_key
+        p.workspace_id, config_id, options, idempotency_key=idempotency_key, by=p
     )
-    return _accepted(execution, response)
+    return _accepted(execution, response, links)
 
 
 @router.get("", response_model=ListEnvelope[ExecutionSummaryOut])
 def list_executions(
     config_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     page: Annotated[PageRequest, Depends(page_request)],
 ) -> ListEnvelope[ExecutionSummaryOut]:
     result = s.executions.list_page(p.workspace_id, config_id, page)
@@ -78,12 +82,12 @@ def list_executions(
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
 async def get_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
+    config_id: str, execution_id: str, s: ServicesDep, p: Viewer, links: SignedUrls
 ) -> ExecutionOut:
     """The status poll: its read is the one hop to the thread pool; presenting and checking
     the answer stay in the event loop (a sync route costs a hop for each)."""
     execution = await run_in_threadpool(s.executions.get, p.workspace_id, config_id, execution_id)
-    return execution_out(execution)
+    return execution_out(execution, links)
 
 
 @router.post("/{execution_id}/rerun", status_code=202, response_model=ExecutionOut)
@@ -92,25 +96,26 @@ def rerun_execution(
     execution_id: str,
     response: Response,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Editor,
+    links: SignedUrls,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionOut:
-    execution = s.executions.rerun(p.workspace_id, config_id, execution_id, idempotency_key)
-    return _accepted(execution, response)
+    execution = s.executions.rerun(p.workspace_id, config_id, execution_id, idempotency_key, by=p)
+    return _accepted(execution, response, links)
 
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
 def cancel_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: CurrentPrincipal
+    config_id: str, execution_id: str, s: ServicesDep, p: Editor, links: SignedUrls
 ) -> ExecutionOut:
-    return execution_out(s.executions.cancel(p.workspace_id, config_id, execution_id))
+    return execution_out(s.executions.cancel(p.workspace_id, config_id, execution_id, by=p), links)
 
 
 # Run numbers are 32-bit in the database: a larger one cannot exist (422, not an overflow).
 RunQuery = Annotated[
     int | None, Query(ge=1, le=2**31 - 1, description="run number; default: latest")
 ]
-_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}},
     206: {},
     307: {"description": "object storage: `Location` is a presigned URL of the file"},
@@ -122,23 +127,35 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/{execution_id}/download",
     methods=["GET", "HEAD"],
     response_class=StreamingResponse,
-    responses=_DOWNLOAD_RESPONSES,
+    responses=DOWNLOAD_RESPONSES,
 )
 def download(
     config_id: str,
     execution_id: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     files: FileDownloads,
     run: RunQuery = None,
 ) -> Response:
     """The run's file; for a split run, a zip of all its parts (streamed from storage even on a
     bucket: there is no single object to redirect to)."""
-    execution, record = s.executions.download(p.workspace_id, config_id, execution_id, run)
-    if is_split(execution):
+    execution, record, f = s.executions.download(p.workspace_id, config_id, execution_id, run, by=p)
+    return serve_run_download(files, request, execution, record, f)
+
+
+def serve_run_download(
+    files: Downloads,
+    request: Request,
+    execution: ExecutionRecord,
+    record: RunRecord,
+    f: FileRecord | None,
+) -> Response:
+    """A run's file ``f``, or (None) the zip of a split run's parts: the one way both the
+    bearer download and a signed link serve it."""
+    if f is None:
         return files.zip(zip_name(execution, record), record.files)
-    return files.file(request, record.files[0])
+    return files.file(request, f)
 
 
 @router.get("/{execution_id}/sub-extracts/{sub_extract_id}", response_model=SubExtractStatusOut)
@@ -147,7 +164,8 @@ def get_sub_extract(
     execution_id: str,
     sub_extract_id: str,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
+    links: SignedUrls,
     run: RunQuery = None,
 ) -> SubExtractStatusOut:
     execution, record, f = s.executions.sub_extract(
@@ -162,7 +180,16 @@ def get_sub_extract(
         run=record.run_number,
         status=record.status.value,
         record_count=f.record_count if f else record.record_count,
-        file=file_out(execution, url, f) if f else None,
+        file=(
+            file_out(
+                execution,
+                url,
+                f,
+                signed_run_file(links, execution, record.run_number, sub_extract_id),
+            )
+            if f
+            else None
+        ),
     )
 
 
@@ -170,7 +197,7 @@ def get_sub_extract(
     "/{execution_id}/sub-extracts/{sub_extract_id}/download",
     methods=["GET", "HEAD"],
     response_class=StreamingResponse,
-    responses=_DOWNLOAD_RESPONSES,
+    responses=DOWNLOAD_RESPONSES,
 )
 def download_sub_extract(
     config_id: str,
@@ -178,9 +205,11 @@ def download_sub_extract(
     sub_extract_id: str,
     request: Request,
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     files: FileDownloads,
     run: RunQuery = None,
 ) -> Response:
-    f = s.executions.sub_extract_file(p.workspace_id, config_id, execution_id, sub_extract_id, run)
+    f = s.executions.sub_extract_file(
+        p.workspace_id, config_id, execution_id, sub_extract_id, run, by=p
+    )
     return files.file(request, f)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from egress.api.native.presenters import template_out
 from egress.api.native.routes.common import page_request
 from egress.api.native.schemas import ListEnvelope, TemplateCreate, TemplateOut
-from egress.api.wiring import CurrentPrincipal, InSourcePool, ServicesDep
+from egress.api.wiring import Editor, InSourcePool, ServicesDep, Viewer
 from egress.domain.paging import PageRequest
 from egress.services.catalog import NewTemplate
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 @router.get("", response_model=ListEnvelope[TemplateOut])
 async def list_templates(
     s: ServicesDep,
-    p: CurrentPrincipal,
+    p: Viewer,
     pool: InSourcePool,
     page: Annotated[PageRequest, Depends(page_request)],
     connection_id: Annotated[
@@ -40,7 +40,7 @@ async def list_templates(
 
 @router.post("", status_code=201, response_model=TemplateOut)
 async def create_template(
-    body: TemplateCreate, s: ServicesDep, p: CurrentPrincipal, pool: InSourcePool
+    body: TemplateCreate, s: ServicesDep, p: Editor, pool: InSourcePool
 ) -> TemplateOut:
     """Both kinds read the source (its catalog, or the query's columns): in the source pool."""
     values = body.model_dump()
@@ -50,5 +50,5 @@ async def create_template(
 
 
 @router.get("/{template_id}", response_model=TemplateOut)
-def get_template(template_id: str, s: ServicesDep, p: CurrentPrincipal) -> TemplateOut:
+def get_template(template_id: str, s: ServicesDep, p: Viewer) -> TemplateOut:
     return template_out(s.catalog.get_template(p.workspace_id, template_id))

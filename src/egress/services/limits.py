@@ -1,0 +1,61 @@
+"""Fair-use limits that answer 429 + Retry-After: triggers per minute per actor, failed
+sign-ins per minute per source address. The buckets are rows of the metadata database, so
+every API replica sharing it counts against the same limit."""
+
+from __future__ import annotations
+
+from egress.db.rate_buckets import RateBucketRepo
+from egress.domain.clock import Clock
+from egress.domain.errors import Busy
+from egress.domain.identity import Principal
+from egress.domain.limits import Bucket, retry_after
+
+
+class RateLimits:
+    def __init__(
+        self,
+        buckets: RateBucketRepo,
+        clock: Clock,
+        triggers_per_minute: int,
+        failed_sign_ins_per_minute: int,
+    ) -> None:
+        self._buckets = buckets
+        self._clock = clock
+        self._triggers = Bucket(triggers_per_minute)
+        self._sign_ins = Bucket(failed_sign_ins_per_minute)
+
+    def trigger(self, by: Principal) -> None:
+        """Spend one of the actor's triggers (the user behind a personal token, so that one
+        user's tokens share one limit); Busy (429) when there is none left."""
+        actor = by.actor
+        key = f"trigger:{by.workspace_id}:{actor.type}:{actor.id}"
+        wait = self._buckets.take(key, self._triggers, self._clock())
+        if wait:
+            raise Busy(
+                f"too many triggers: at most {self._triggers.per_minute} a minute per user "
+                "(EGRESS_TRIGGERS_PER_MINUTE); try again later",
+                retry_after(wait),
+            )
+
+    def _sign_in_key(self, source_address: str | None) -> str:
+        return f"sign-in-failures:{source_address or 'unknown'}"
+
+    def _refuse_sign_in(self, wait: float) -> Busy:
+        return Busy(
+            f"too many failed sign-ins from this address: at most {self._sign_ins.per_minute} "
+            "a minute (EGRESS_FAILED_SIGNINS_PER_MINUTE); try again later",
+            retry_after(wait),
+        )
+
+    def before_sign_in(self, source_address: str | None) -> None:
+        """Busy (429) while the address has used up its failed sign-ins."""
+        wait = self._buckets.wait(self._sign_in_key(source_address), self._sign_ins, self._clock())
+        if wait:
+            raise self._refuse_sign_in(wait)
+
+    def failed_sign_in(self, source_address: str | None) -> None:
+        """Count a failed sign-in; Busy (429) when it was one too many."""
+        key = self._sign_in_key(source_address)
+        wait = self._buckets.take(key, self._sign_ins, self._clock())
+        if wait:
+            raise self._refuse_sign_in(wait)

@@ -1,0 +1,89 @@
+"""Authenticating a token reads the metadata database at most once per revocation window,
+and a revocation still takes effect when the window ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from egress.container import Container
+from egress.db.migrate import upgrade
+from egress.domain.errors import Unauthenticated
+from egress.domain.identity import Principal, Subject
+from egress.services.revocation import RevocationCache
+from egress.settings import Settings
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    settings = Settings(data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+    c = Container.build(settings)
+    yield c
+    c.engine.dispose()
+    c.warehouse.engine.dispose()
+
+
+def _count_queries(engine: sa.Engine) -> list[str]:
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_personal_token_is_checked_against_the_database_once_per_window(
+    container: Container,
+) -> None:
+    t = [0.0]
+    container.revocation_cache = RevocationCache(5, monotonic=lambda: t[0])
+    identity = container.services.identity
+    ws = identity.create_workspace("w")
+    operator = identity.create_token(ws, "editor", "ops")
+    creator = identity.authenticate(operator.token)
+    personal = identity.create_personal_token(creator, "poller", "viewer", None)
+    queries = _count_queries(container.engine)
+
+    first = identity.authenticate(personal.token)
+    reads = len(queries)
+    assert reads > 0
+    for _ in range(50):  # a client polling: no more database reads
+        assert container.services.identity.authenticate(personal.token) == first
+    assert len(queries) == reads
+    assert first == Principal(
+        ws,
+        "viewer",
+        Subject("token", personal.record.id, "poller"),
+        "personal_token",
+        Subject("token", operator.record.id, "ops"),
+    )
+
+    identity.revoke_token(operator.record.id)  # the creator goes away
+    t[0] += 4.9
+    assert identity.authenticate(personal.token).role == "viewer"  # within the window
+    t[0] += 0.2
+    with pytest.raises(Unauthenticated, match="creator no longer has access"):
+        identity.authenticate(personal.token)
+
+
+def test_expiry_is_checked_on_every_request_even_from_the_cache(tmp_path: Path) -> None:
+    now = [datetime(2026, 12, 1, tzinfo=UTC)]
+    settings = Settings(data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+    container = Container.build(settings, clock=lambda: now[0])
+    identity = container.services.identity
+    ws = identity.create_workspace("w")
+    token = identity.create_token(ws, "admin", "short", 1)
+    assert identity.authenticate(token.token).role == "admin"
+    now[0] += timedelta(days=1, seconds=1)
+    with pytest.raises(Unauthenticated, match="has expired"):
+        container.services.identity.authenticate(token.token)
+    container.engine.dispose()
+    container.warehouse.engine.dispose()
