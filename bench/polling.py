@@ -9,9 +9,11 @@ recommends under load); and the same client against a bare FastAPI route returni
                                       [--deployments embedded,separate] [--cached-auth]
                                       [--python-client]
 
---cached-auth adds, for each metadata database, the separate deployment with a server whose
-token check answers from memory after the first request (patched in by this script, not a
-product setting): what a poll costs without its token lookup in the metadata database.
+Every server runs with the product's defaults (heartbeat, poll, and the revocation cache that
+answers a token check from memory for EGRESS_REVOCATION_CACHE_S). --cached-auth adds, for each
+metadata database, the separate deployment with a server whose sign-in guard does not read its
+rate bucket either (patched in by this script, not a product setting): what a poll costs when
+authenticating it costs no query.
 
 The load comes from `wrk` when it is on the PATH (Debian: `apt-get install wrk`; 2 threads,
 --connections keep-alive connections), else from --connections Python threads, each with its
@@ -49,7 +51,7 @@ from tests.conftest import Server, free_port, start_server, stop_server, wait_fo
 from tests.support.http import sqlite_template, submitted_configuration
 
 from egress.demo import create_orders_db
-from egress.settings import DEFAULT_HEARTBEAT_S, DEFAULT_POLL_S
+from egress.settings import DEFAULT_HEARTBEAT_S, DEFAULT_POLL_S, DEFAULT_REVOCATION_CACHE_S
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONFIGS = "/api/v1/extraction-configurations"
@@ -69,23 +71,14 @@ CEILING_APP = textwrap.dedent(
 )
 
 
-# Imported by the server process through PYTHONPATH (--cached-auth): its token check answers
-# from memory after the first request, as a revocation cache would.
+# Imported by the server process through PYTHONPATH (--cached-auth): the sign-in guard's
+# rate-bucket read is skipped, so that with the revocation cache a poll's authentication costs
+# no query at all.
 CACHED_AUTH = textwrap.dedent(
     """
-    import functools
-    from egress.services import identity
+    from egress.services import limits
 
-    _check = identity.IdentityService.authenticate
-    _known = {}
-
-    @functools.wraps(_check)
-    def authenticate(self, token):
-        if token not in _known:
-            _known[token] = _check(self, token)
-        return _known[token]
-
-    identity.IdentityService.authenticate = authenticate
+    limits.RateLimits.before_sign_in = lambda self, source_address: None
     """
 )
 
@@ -198,14 +191,19 @@ class Setup:
 
     @property
     def label(self) -> str:
-        return self.deployment + (", cached token" if self.cached_auth else "")
+        return self.deployment + (", auth in memory" if self.cached_auth else "")
 
 
 def _start(setup: Setup, folder: Path) -> tuple[Server, subprocess.Popen[bytes] | None, str | None]:
     """The API server (and, separately, the worker) of ``setup``; its PostgreSQL database."""
     env, database = _metadata_url(setup.backend)
-    # The server's own defaults, not the test suite's faster heartbeat and poll.
-    env |= {"EGRESS_HEARTBEAT_S": str(DEFAULT_HEARTBEAT_S), "EGRESS_POLL_S": str(DEFAULT_POLL_S)}
+    # The server's own defaults, not the test suite's faster heartbeat and poll, nor its
+    # revocation cache turned off.
+    env |= {
+        "EGRESS_HEARTBEAT_S": str(DEFAULT_HEARTBEAT_S),
+        "EGRESS_POLL_S": str(DEFAULT_POLL_S),
+        "EGRESS_REVOCATION_CACHE_S": str(DEFAULT_REVOCATION_CACHE_S),
+    }
     if setup.cached_auth:
         (folder / "patch").mkdir()
         (folder / "patch" / "sitecustomize.py").write_text(CACHED_AUTH)
