@@ -127,6 +127,7 @@ class Container:
         """The use cases over this container's parts. Built on each use (a few small objects)
         so that they always hold the parts the container holds now, e.g. a test's clock."""
         audit = self._audit()
+        links = self._links()
         configurations = ConfigurationService(
             self.configurations,
             self.templates,
@@ -178,6 +179,7 @@ class Container:
                 self.data_tables,
                 self.storage,
                 self.signing,
+                links,
                 self.wakeup,
                 self.clock,
                 self.settings.export_job_limit,
@@ -186,7 +188,7 @@ class Container:
             ),
             audit=audit,
             sign_ins=SignInGuard(audit, self._limits()),
-            links=self._links(),
+            links=links,
             key_rotation=KeyRotation(self.connections, self.secret_box),
         )
 

@@ -1,14 +1,11 @@
 """The pure rules of bulk export: seed statuses from run statuses, keyset SQL, the export
-spec's stored form, and signed links."""
+spec's stored form (their signed file links: tests/unit/test_signed_links.py)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from egress.domain.catalog import ColumnInfo, TableRef
-from egress.domain.errors import Forbidden
 from egress.domain.export import (
     ExportSpec,
     RequestStatus,
@@ -17,13 +14,10 @@ from egress.domain.export import (
     request_status,
     unenforced_key_reason,
 )
-from egress.domain.links import Link
 from egress.domain.plan import ReadPlan
 from egress.domain.spec import ExecutionSpec
 from egress.domain.status import RunStatus
 from egress.query.select import select_statement
-from egress.services.signed_links import SignedLinks
-from egress.signing import SigningKey, SigningRing
 
 S = RequestStatus
 
@@ -76,21 +70,3 @@ def test_only_enforced_keys_page() -> None:
     assert "no primary key" in (unenforced_key_reason("table", [], True) or "")
     assert "not enforced" in (unenforced_key_reason("query", ["id"], False) or "")
     assert "does not enforce" in (unenforced_key_reason("table", ["id"], False) or "")
-
-
-def test_signed_links_open_until_they_expire_and_only_for_their_purpose() -> None:
-    ring = SigningRing([SigningKey("k1", b"k" * 32)])
-    links = SignedLinks(ring, "export-file")
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    link = Link("ws", "export-1", at + timedelta(hours=1))
-    url = links.url("https://egress.example/", "/files/{token}", link)
-    token = url.removeprefix("https://egress.example/files/")
-    assert links.open(token, at) == link
-    with pytest.raises(Forbidden, match="expired"):
-        links.open(token, at + timedelta(hours=1))
-    with pytest.raises(Forbidden, match="not valid"):
-        SignedLinks(ring, "another-purpose").open(token, at)
-    with pytest.raises(Forbidden, match="not valid"):
-        links.open(token.replace(".", ".x", 1), at)
-    rotated = SigningRing([SigningKey("k2", b"j" * 32), *ring.keys])
-    assert SignedLinks(rotated, "export-file").open(token, at) == link  # old keys verify

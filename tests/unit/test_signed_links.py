@@ -11,7 +11,7 @@ import pytest
 
 from egress.domain.errors import Forbidden
 from egress.domain.identity import Subject
-from egress.services.links import RUN_FILE, LinkTarget, SignedLinks
+from egress.services.links import EXPORT_FILE, RUN_FILE, LinkTarget, SignedLinks
 from egress.signing import SigningRing, new_signing_key_entry, parse_signing_keys
 
 K1, K2 = new_signing_key_entry(), new_signing_key_entry()
@@ -80,9 +80,31 @@ def test_a_link_opens_only_its_own_kind_and_survives_key_rotation() -> None:
     clock = Clock()
     token = _token(links(clock, K1).issue(TARGET, "http://h").url)
     with pytest.raises(Forbidden):
-        links(clock, K1).open("export-file", token)
+        links(clock, K1).open(EXPORT_FILE, token)
     # A new signing key in front: links signed with the old one keep working while it is in
     # the ring, and stop once it is removed.
     assert links(clock, f"{K2},{K1}").open(RUN_FILE, token) == TARGET
     with pytest.raises(Forbidden):
         links(clock, K2).open(RUN_FILE, token)
+
+
+def test_an_export_file_link_expires_when_its_issuer_says_at_its_own_path() -> None:
+    """Seed 003's fileUrl: /export-files/<token>, expiring at completedAt + the export TTL (not
+    the link TTL), the same URL whenever it is issued, and no run-file link opens there."""
+    clock = Clock()
+    export = LinkTarget(EXPORT_FILE, "ws1", ("req1",), Subject("user", "u1", ""))
+    at = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
+    signed = links(clock).issue(export, "https://egress.example/", at)
+    assert signed.url.startswith("https://egress.example/export-files/")
+    assert signed.expires_at == at
+    clock.now += timedelta(minutes=10)
+    assert links(clock).issue(export, "https://egress.example/", at) == signed
+    assert links(clock).open(EXPORT_FILE, _token(signed.url)) == export
+    with pytest.raises(Forbidden, match="not issued by this server"):
+        links(clock).open(RUN_FILE, _token(signed.url))
+    run_file = _token(links(clock).issue(TARGET, "http://h").url)
+    with pytest.raises(Forbidden, match="not issued by this server"):
+        links(clock).open(EXPORT_FILE, run_file)
+    clock.now = at
+    with pytest.raises(Forbidden, match="expired at 2026-12-01T12:30:00Z; export again"):
+        links(clock).open(EXPORT_FILE, _token(signed.url))

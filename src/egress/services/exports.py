@@ -36,12 +36,11 @@ from egress.domain.export import (
     request_status,
     unenforced_key_reason,
 )
-from egress.domain.identity import Principal
-from egress.domain.links import Link
+from egress.domain.identity import Principal, Subject
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ConfigurationSnapshot, ConnectionRef, ExecutionSpec, TemplateSnapshot
 from egress.domain.status import RunStatus
-from egress.services.signed_links import SignedLinks
+from egress.services.links import EXPORT_FILE, LinkTarget, SignedLinks
 from egress.signing import BadSignature, SigningRing
 from egress.storage import STORAGE_ERRORS, Storage
 from egress.worker.wakeup import Wakeup
@@ -49,8 +48,6 @@ from egress.worker.wakeup import Wakeup
 log = logging.getLogger(__name__)
 
 CURSOR_PURPOSE = "export-cursor"
-FILE_PURPOSE = "export-file"
-FILE_PATH = "/export-files/{token}"
 # Sources whose catalog reads a discovered template's key from its PRIMARY KEY constraint.
 ENFORCING_SOURCES = frozenset({"postgresql", "mysql", "sqlite"})
 # A client told to come back: about when a small job has moved on.
@@ -102,6 +99,7 @@ class ExportService:
         data_tables: DataTableRepo,
         storage: Storage,
         signing: SigningRing,
+        links: SignedLinks,
         wakeup: Wakeup,
         clock: Clock,
         job_limit: int,
@@ -114,7 +112,7 @@ class ExportService:
         self._data_tables = data_tables
         self._storage = storage
         self._cursors = signing.signer(CURSOR_PURPOSE)
-        self._links = SignedLinks(signing, FILE_PURPOSE)
+        self._links = links
         self._wakeup = wakeup
         self._clock = clock
         self._limit = job_limit
@@ -258,15 +256,20 @@ class ExportService:
             cursor = self._cursors.sign(encode_cursor(r.workspace_id, r.object, after))
         url = None
         if base_url is not None and run.completed_at is not None:
-            link = Link(r.workspace_id, r.id, file_expiry(run.completed_at, self._ttl_s))
-            url = self._links.url(self._public_url or base_url, FILE_PATH, link)
+            # Issued to the request's owner, expiring with the file: the same URL for every read.
+            owner_type, _, owner_id = r.owner.partition(":")
+            target = LinkTarget(
+                EXPORT_FILE, r.workspace_id, (r.id,), Subject(owner_type, owner_id, "")
+            )
+            expires = file_expiry(run.completed_at, self._ttl_s)
+            url = self._links.issue(target, self._public_url or base_url, expires).url
         return replace(view, total=run.record_count or 0, file_url=url, next_cursor=cursor)
 
     # ------------------------------------------------------------------ files
     def file(self, token: str) -> FileRecord:
         """The file a signed link opens (no bearer token: the link is the credential)."""
-        link = self._links.open(token, self._clock())
-        record = self._requests.get(link.workspace_id, link.target)
+        link = self._links.open(EXPORT_FILE, token)
+        record = self._requests.get(link.workspace_id, link.ids[0])
         if not record.run.files:
             raise NotFound("this export's file is gone")
         return record.run.files[0]

@@ -1,11 +1,15 @@
 """Signed links: URLs that open one object without a bearer header, until they expire.
 
-One place for every kind of link (execution files here; bulk-export files use it too). A
-link's token is ``Signer("signed-link").sign`` of a small JSON payload — kind, workspace, the
-object's ids, who it was issued to, expiry — so changing any part of it (another file's ids, a
-later expiry) breaks the signature. Each kind has its own route, ``/api/v1/links/<kind>/<token>``,
-and ``open`` refuses a token of another kind. Keys come from the signing ring
-(``EGRESS_SIGNING_KEYS``): links signed with an older key keep working while it is in the ring.
+One place for every kind of link: execution files (``run-file``) and seed-003 bulk-export
+files (``export-file``). A link's token is ``Signer("signed-link").sign`` of a small JSON
+payload — kind, workspace, the object's ids, who it was issued to, expiry — so changing any part
+of it (another file's ids, a later expiry) breaks the signature. Each kind has its own route
+(``link_path``: ``/api/v1/links/<kind>/<token>``, except the export file's ``/export-files/``,
+the path seed 003's clients were given), and ``open`` refuses a token of another kind. A link
+expires ``ttl_s`` after it is issued unless the caller fixes the moment (an export file's link
+expires at completedAt + ``EGRESS_EXPORT_URL_TTL_S``, the same URL whenever it is read). Keys
+come from the signing ring (``EGRESS_SIGNING_KEYS``): links signed with an older key keep
+working while it is in the ring.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ LINKS_PATH = "/api/v1/links"
 # An execution's file: ids (configuration id, execution id, run number, sub-extract id — "" for
 # the run's own download: its file, or the zip of a split run's parts).
 RUN_FILE = "run-file"
+# A bulk-export request's file: ids (request id,).
+EXPORT_FILE = "export-file"
+# Where each kind opens when not under LINKS_PATH, and what to do once its link has expired.
+_PATHS = {EXPORT_FILE: "/export-files"}
+_RENEW = {
+    RUN_FILE: "get a fresh one from the execution",
+    EXPORT_FILE: "export again for a new file",
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,8 @@ class SignedLink:
 
 
 def link_path(kind: str) -> str:
-    return f"{LINKS_PATH}/{kind}"
+    """The route prefix that opens links of ``kind`` (the token follows it)."""
+    return _PATHS.get(kind, f"{LINKS_PATH}/{kind}")
 
 
 class SignedLinks:
@@ -52,10 +65,12 @@ class SignedLinks:
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_s)
 
-    def issue(self, target: LinkTarget, base_url: str) -> SignedLink:
+    def issue(
+        self, target: LinkTarget, base_url: str, expires_at: datetime | None = None
+    ) -> SignedLink:
         """An absolute link to ``target`` under ``base_url`` (``EGRESS_PUBLIC_URL``, else the
-        request's own base URL)."""
-        expires = (self._clock() + self._ttl).replace(microsecond=0)
+        request's own base URL), valid until ``expires_at`` (default: ``ttl_s`` from now)."""
+        expires = (expires_at or self._clock() + self._ttl).replace(microsecond=0)
         payload = {
             "k": target.kind,
             "w": target.workspace_id,
@@ -85,7 +100,7 @@ class SignedLinks:
         if self._clock() >= expires:
             raise Forbidden(
                 f"this link expired at {expires.isoformat().replace('+00:00', 'Z')}; "
-                "get a fresh one from the execution"
+                f"{_RENEW.get(kind, 'ask for a new one')}"
             )
         return target
 

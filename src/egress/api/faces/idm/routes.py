@@ -12,11 +12,12 @@ from egress.api.native.routes.common import page_request
 from egress.api.wiring import Editor, FileDownloads, ServicesDep, Viewer
 from egress.domain.export import STATUS_FILTER
 from egress.domain.paging import PageRequest, total_pages
+from egress.services.links import EXPORT_FILE, link_path
 
 router = APIRouter(prefix="/api/v1", tags=["bulk export (seed 003)"])
 # Signed file links live outside /api/, whose every route needs a bearer token: the link's
 # signature is its credential.
-links = APIRouter(tags=["bulk export (seed 003)"])
+links = APIRouter(prefix=link_path(EXPORT_FILE), tags=["bulk export (seed 003)"])
 StatusName = Annotated[str | None, Query(pattern="^(Pending|InProgress|Completed|Failed)$")]
 
 
@@ -77,7 +78,7 @@ def list_requests(
     }
 
 
-@links.api_route("/export-files/{token}", methods=["GET", "HEAD"])
+@links.api_route("/{token}", methods=["GET", "HEAD"])
 def export_file(token: str, request: Request, s: ServicesDep, files: FileDownloads) -> Response:
     """No bearer token: the signed link is the credential (403 when expired or changed)."""
     return files.file(request, s.exports.file(token))
