@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from egress.domain.schedules import DEFAULT_SCHEDULES_LIMIT
 from tests.conftest import Server
 from tests.e2e.helpers import PROBLEM, anonymous, api, sqlite_connection, template
 from tests.support.identity import create_token, create_workspace
@@ -161,6 +162,7 @@ def test_create_get_and_run_an_extract(http: httpx.Client, setup: dict[str, str]
     assert extract["filters"] == filters  # shown back as given
     assert extract["additional_params"] == {"time_granularity": "day", "nested": {"a": [1, 2]}}
     assert extract["schedules"] == [] and extract["sync_historical_data"] is None
+    assert extract["schedules_limit"] == DEFAULT_SCHEDULES_LIMIT  # EGRESS_SCHEDULES_LIMIT
     assert extract["data_table_id"] is None  # created by the first load
     assert http.get(f"{V3}/extracts/{extract['id']}").json() == extract
 
@@ -238,9 +240,74 @@ def test_update_replaces_and_patch_leaves_omitted_fields(
         http.patch(url, json={"filters": [{"field": "amount", "operator": "~", "value": 1}]}),
         "filters.0.operator",
     )
-    bad_request(http.patch(url, json={"schedules": [{"cron": "0 * * * *"}]}), "schedules")
+    bad_request(http.patch(url, json={"schedules": [{"cron": "0 * * *"}]}), "schedules.0.cron")
     assert http.get(f"{V3}/extracts/nope").status_code == 404
     assert http.get(f"{V3}/extracts/nope").json()["details"]
+
+
+def test_schedules_backfill_pause_and_resume(http: httpx.Client, setup: dict[str, str]) -> None:
+    """Lines 6, 10, 36-39 and 57: schedules (the native items, snake_case, kept by ``id``),
+    ``schedules_limit``, ``sync_historical_data``; pause and resume."""
+    nightly = {"cron": "0 2 * * *", "timezone": "Europe/London", "date_window": "previousDay"}
+    r = create(http, data_table_title="scheduled", template_id=setup["dated"], schedules=[nightly])
+    assert r.status_code == 201, r.text
+    extract = r.json()
+    assert_seed_shape(extract)
+    [schedule] = extract["schedules"]
+    assert {k: schedule[k] for k in nightly} == nightly and schedule["enabled"] is True
+    assert schedule["id"] and schedule["next_run_at"] is not None
+    url = f"{V3}/extracts/{extract['id']}"
+    assert http.get(url).json() == extract
+    native = f"/api/v1/extraction-configurations/{extract['id']}"
+    assert [s["id"] for s in http.get(native).json()["schedules"]] == [schedule["id"]]
+
+    patched = http.patch(url, json={"additional_params": {"k": 1}})  # schedules left alone
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["schedules"] == extract["schedules"]
+    hourly = {"cron": "@hourly", "timezone": "UTC", "enabled": True, "date_window": None}
+    patched = http.patch(url, json={"schedules": [{**nightly, "id": schedule["id"]}, hourly]})
+    assert patched.status_code == 200, patched.text
+    kept, added = patched.json()["schedules"]
+    assert kept == schedule  # matched by id: same slot
+    assert added["id"] not in (None, schedule["id"]) and added["cron"] == "@hourly"
+
+    paused = http.post(f"{url}/pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["status"] == "paused"
+    assert [s["next_run_at"] for s in paused.json()["schedules"]] == [None, None]
+    assert http.get(native).json()["paused"] is True
+    # While paused nothing fires, so the backfill can be set without runs starting.
+    backfill = http.patch(url, json={"sync_historical_data": "2025-02-01"})
+    assert backfill.status_code == 200, backfill.text
+    assert backfill.json()["sync_historical_data"] == "2025-02-01"
+    assert backfill.json()["status"] == "paused"
+    assert http.get(native).json()["syncHistoricalData"] == "2025-02-01"
+
+    # PUT replaces: the schedule given stays (by id), the one left out and the backfill go.
+    replaced = http.put(url, json={"schedules": [{**nightly, "id": schedule["id"]}]})
+    assert replaced.status_code == 200, replaced.text
+    assert [s["id"] for s in replaced.json()["schedules"]] == [schedule["id"]]
+    assert replaced.json()["sync_historical_data"] is None
+
+    resumed = http.post(f"{url}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "active"
+    assert resumed.json()["schedules"][0]["next_run_at"] is not None
+    assert http.get(native).json()["paused"] is False
+
+    body = bad_request(http.patch(url, json={"schedules": [{"id": "nope", "cron": "@daily"}]}))
+    assert [e["field"] for e in body["errors"]] == ["schedules.0.id"]
+    bad_request(http.patch(url, json={"schedules": [{"cron": "@daily", "x": 1}]}), "schedules.0.x")
+    too_many = [{"cron": "@daily"}] * (DEFAULT_SCHEDULES_LIMIT + 1)
+    bad_request(http.patch(url, json={"schedules": too_many}), "schedules")
+    body = bad_request(http.patch(url, json={"sync_historical_data": "2999-01-01"}))
+    assert "before today" in body["detail"]
+    assert http.post(f"{V3}/extracts/nope/pause").status_code == 404
+    undated = create(
+        http, data_table_title="undated", template_id=setup["events"], schedules=[nightly]
+    )
+    body = bad_request(undated, "schedules.0.date_window")  # named as sent
+    assert "no dateField" in body["detail"]
 
 
 def test_accounts_of_one_connection(http: httpx.Client, setup: dict[str, str]) -> None:
@@ -275,7 +342,10 @@ def test_accounts_of_one_connection(http: httpx.Client, setup: dict[str, str]) -
         ),
         "template_settings.filters.0.value",
     )
-    bad_request(create(http, **base, sync_historical_data="2025-02-25"), "sync_historical_data")
+    body = bad_request(
+        create(http, **base, sync_historical_data="2025-02-25"), "sync_historical_data"
+    )
+    assert "no dateField" in body["detail"]
     # The system columns (account_id, ...) cannot overwrite a source column of that name.
     clash = template(http, setup["connection"], "main.clash")["id"]
     body = bad_request(
@@ -356,6 +426,7 @@ def test_another_workspace_sees_nothing(
         assert other.get(f"{V3}/extracts/{mine['id']}").status_code == 404
         assert other.patch(f"{V3}/extracts/{mine['id']}", json={}).status_code == 404
         assert other.post(f"{V3}/extracts/{mine['id']}/run").status_code == 404
+        assert other.post(f"{V3}/extracts/{mine['id']}/pause").status_code == 404
         assert other.get(f"{V3}/extracts").json()["count"] == 0
         assert other.get(f"{V3}/connections/{setup['connection']}/accounts").status_code == 404
         assert other.get(f"{V3}/datasources/sqlite/connections").json()["count"] == 0
@@ -386,6 +457,8 @@ def test_a_viewer_reads_and_an_editor_changes(
         for r in (
             viewer.patch(f"{V3}/extracts/{mine['id']}", json={}),
             viewer.post(f"{V3}/extracts/{mine['id']}/run"),
+            viewer.post(f"{V3}/extracts/{mine['id']}/pause"),
+            viewer.post(f"{V3}/extracts/{mine['id']}/resume"),
             create(viewer, data_table_title="no", template_id=setup["events"]),
         ):
             assert r.status_code == 403, r.text

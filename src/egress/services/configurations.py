@@ -183,9 +183,7 @@ class ConfigurationService:
         """The schedules in ``values``, checked (cron, zone, limit, ids), each with its next
         slot: kept when its cron, zone and enabled flag did not change, else from now."""
         limit = values.get("schedules_limit")
-        before = self._schedules_limit
-        if current is not None and current.schedules_limit is not None:
-            before = current.schedules_limit
+        before = self._schedules_limit if current is None else self.schedules_limit_of(current)
         role = None if by is None else by.role
         if limit is not None and limit > before and role != ADMIN:
             raise Forbidden(
@@ -233,6 +231,10 @@ class ConfigurationService:
                 )
             )
         return out
+
+    def schedules_limit_of(self, r: ConfigurationRecord) -> int:
+        """How many schedules ``r`` may have: its own limit, else EGRESS_SCHEDULES_LIMIT."""
+        return self._schedules_limit if r.schedules_limit is None else r.schedules_limit
 
     def _backfill_of(
         self, values: dict[str, Any], current: ConfigurationRecord | None
@@ -316,7 +318,7 @@ class ConfigurationService:
         for i, item in enumerate(values.get("schedules") or []):
             if item.get("date_window") is not None and template.date_field is None:
                 raise Invalid.at(
-                    ("body", "schedules", i, "dateWindow"),
+                    ("body", "schedules", i, "date_window"),
                     "the template has no dateField, so runs cannot take a date window",
                 )
         since = values.get("sync_historical_data")

@@ -5,7 +5,8 @@ system columns, and the one-word sync status."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from egress.db.configurations import ConfigurationRepo
@@ -22,10 +23,16 @@ from egress.services.configurations import ConfigurationRecord, ConfigurationSer
 from egress.services.connections import ConnectionService
 from egress.services.executions import ExecutionService
 
-# What an extract's update may change (seed 001: fields, filters, additional parameters; the
-# schedules issue adds schedules and the historical sync), by logical name, and what a PUT
-# sets the ones it leaves out to.
-UPDATABLE: dict[str, Any] = {"fields": None, "conditions": None, "additional_params": None}
+# What an extract's update may change (seed 001: schedules, fields, filters, additional
+# parameters and the historical sync), by logical name, and what a PUT sets the ones it leaves
+# out to.
+UPDATABLE: dict[str, Any] = {
+    "fields": None,
+    "conditions": None,
+    "additional_params": None,
+    "schedules": [],
+    "sync_historical_data": None,
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class NewExtract:
     fields: list[str] | None
     conditions: list[dict[str, Any]] | None
     additional_params: dict[str, Any] | None
+    schedules: list[dict[str, Any]] = field(default_factory=list)  # native items (cron, …)
+    sync_historical_data: str | None = None  # ISO day the backfill starts from
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class Extract:
     connection_id: str
     data_table_id: str | None  # None until its first load creates the table
     status: str  # services.configurations.sync_status_of
+    schedules_limit: int  # the configuration's, else EGRESS_SCHEDULES_LIMIT
+    at: datetime  # the moment ``status`` (and whether its schedules fire) was read at
 
 
 class ExtractService:
@@ -106,6 +117,8 @@ class ExtractService:
             "conditions": new.conditions,
             "additional_params": new.additional_params,
             "system_columns": True,
+            "schedules": new.schedules,
+            "sync_historical_data": new.sync_historical_data,
         }
         record = self._configurations.create(workspace_id, values, by=by)
         self._configurations.submit(workspace_id, record.id, by=by)
@@ -122,8 +135,15 @@ class ExtractService:
             if table_name is None
             else self._data_tables.find(record.workspace_id, str(table_name))
         )
-        status = sync_status_of(record, self._clock())
-        return Extract(record, template.connection_id, None if table is None else table.id, status)
+        now = self._clock()
+        return Extract(
+            record,
+            template.connection_id,
+            None if table is None else table.id,
+            sync_status_of(record, now),
+            self._configurations.schedules_limit_of(record),
+            now,
+        )
 
     def list_page(
         self,
@@ -180,6 +200,15 @@ class ExtractService:
         }
         execution, _created = self._executions.trigger(workspace_id, extract_id, options, by=by)
         return self.get(workspace_id, extract_id), execution.id
+
+    def pause(self, workspace_id: str, extract_id: str, by: Principal | None = None) -> Extract:
+        """Stop its schedules and backfill (seed 001 has no cancelling of queued runs)."""
+        self._configurations.pause(workspace_id, extract_id, cancel_queued=False, by=by)
+        return self.get(workspace_id, extract_id)
+
+    def resume(self, workspace_id: str, extract_id: str, by: Principal | None = None) -> Extract:
+        self._configurations.resume(workspace_id, extract_id, by=by)
+        return self.get(workspace_id, extract_id)
 
     def accounts(self, workspace_id: str, connection_id: str) -> list[str]:
         return self._catalog.accounts(workspace_id, connection_id)

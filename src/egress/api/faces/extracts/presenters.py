@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from egress.api.faces.extracts.schemas import (
@@ -12,19 +13,19 @@ from egress.api.faces.extracts.schemas import (
     ExtractTemplate,
     Page,
 )
+from egress.api.native.presenters import fires, schedule_out
 from egress.services.catalog import TemplateRecord
 from egress.services.configurations import ConfigurationRecord
 from egress.services.connections import ConnectionRecord
 from egress.services.extracts import Extract
 
-# How many schedules an extract may have: none until the schedules issue brings them.
-SCHEDULES_LIMIT = 0
 # The vendor's display names of the connection types.
 TITLES = {"postgresql": "PostgreSQL", "mysql": "MySQL", "sqlite": "SQLite", "files": "Files"}
 
 
 def extract_out(e: Extract) -> ExtractOut:
     r: ConfigurationRecord = e.configuration
+    firing = fires(r, e.at)
     return ExtractOut(
         id=r.id,
         title=r.name,
@@ -36,14 +37,19 @@ def extract_out(e: Extract) -> ExtractOut:
         last_sync=e.configuration.sync.last_sync,
         status=e.status,  # one of sync_status's words
         error_text=e.configuration.sync.error_text,
-        schedules_limit=SCHEDULES_LIMIT,
-        sync_historical_data=None,
+        schedules_limit=e.schedules_limit,
+        sync_historical_data=_day(r.sync_historical_data),
         fields=r.fields,
         filters=r.conditions or [],
         additional_params=r.additional_params or {},
-        schedules=[],
+        # The native items (next slot, last firing, …) by their snake_case names.
+        schedules=[schedule_out(s, firing).model_dump() for s in r.schedules],
         data_table_id=e.data_table_id,
     )
+
+
+def _day(iso: str | None) -> date | None:
+    return None if iso is None else date.fromisoformat(iso)
 
 
 def page_out(items: list[Any], total: int, url: Any, page: int, size: int) -> Page[Any]:

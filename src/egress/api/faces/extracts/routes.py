@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
@@ -26,6 +27,7 @@ from egress.api.faces.extracts.schemas import (
     ExtractUpdate,
     Filter,
     Page,
+    Schedule,
 )
 from egress.api.wiring import Editor, InSourcePool, ServicesDep, Viewer
 from egress.domain.errors import FieldError, FieldProblem, describe
@@ -64,6 +66,15 @@ def _conditions(filters: list[Filter] | None) -> list[dict[str, object]] | None:
     return None if filters is None else [f.model_dump() for f in filters]
 
 
+def _schedules(schedules: list[Schedule] | None) -> list[dict[str, Any]]:
+    """The native schedule items (null: none)."""
+    return [s.model_dump() for s in schedules or []]
+
+
+def _day(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
 async def _create(body: ExtractCreate, s: ServicesDep, p: Editor, pool: InSourcePool) -> ExtractOut:
     settings = body.template_settings
     new = NewExtract(
@@ -73,6 +84,8 @@ async def _create(body: ExtractCreate, s: ServicesDep, p: Editor, pool: InSource
         fields=None if settings is None else settings.fields,
         conditions=None if settings is None else _conditions(settings.filters),
         additional_params=None if settings is None else settings.additional_params,
+        schedules=_schedules(body.schedules),
+        sync_historical_data=_day(body.sync_historical_data),
     )
     try:  # the account is checked against the connection's catalog: a source call
         return extract_out(await pool(lambda: s.extracts.create(p.workspace_id, new, by=p)))
@@ -110,10 +123,15 @@ def get_extract(extract_id: str, s: ServicesDep, p: Viewer) -> ExtractOut:
 
 def _changes(body: ExtractUpdate) -> dict[str, object]:
     """The updatable attributes given, by their logical names."""
-    given = body.model_fields_set - {"schedules", "sync_historical_data"}
-    changes: dict[str, object] = {key: getattr(body, key) for key in given if key != "filters"}
+    given = body.model_fields_set
+    mapped = {"filters", "schedules", "sync_historical_data"}
+    changes: dict[str, object] = {key: getattr(body, key) for key in given - mapped}
     if "filters" in given:
         changes["conditions"] = _conditions(body.filters)
+    if "schedules" in given:
+        changes["schedules"] = _schedules(body.schedules)
+    if "sync_historical_data" in given:
+        changes["sync_historical_data"] = _day(body.sync_historical_data)
     return changes
 
 
@@ -143,6 +161,16 @@ def run_extract(
         p.workspace_id, extract_id, body.date_from, body.date_to, by=p
     )
     return ExtractRunOut(**extract_out(extract).model_dump(), execution_id=execution_id)
+
+
+@v3.post("/extracts/{extract_id}/pause", response_model=ExtractOut)
+def pause_extract(extract_id: str, s: ServicesDep, p: Editor) -> ExtractOut:
+    return extract_out(s.extracts.pause(p.workspace_id, extract_id, by=p))
+
+
+@v3.post("/extracts/{extract_id}/resume", response_model=ExtractOut)
+def resume_extract(extract_id: str, s: ServicesDep, p: Editor) -> ExtractOut:
+    return extract_out(s.extracts.resume(p.workspace_id, extract_id, by=p))
 
 
 @v3.get("/connections/{connection_id}/accounts", response_model=Accounts)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from egress.api.native.schemas import MAX_SCHEDULES, DateWindow
 from egress.query.conditions import OPERATORS
 
 T = TypeVar("T")
 _STRICT = ConfigDict(extra="forbid")
 Operator = Literal[OPERATORS]  # type: ignore[valid-type]
-# The schedules issue brings schedules and the historical sync; until then a value for
-# either is refused rather than stored and silently never acted on.
-_NOT_YET = "is not supported by this server yet; send null or leave it out"
 
 
 class Filter(BaseModel):
@@ -24,16 +22,20 @@ class Filter(BaseModel):
     value: Any = None
 
 
-def _no_schedules(value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    if value:
-        raise ValueError(_NOT_YET)
-    return value
+class Schedule(BaseModel):
+    """The native schedule item (``ScheduleIn``) with its names in snake_case, as this face
+    speaks (the seed names no shape of its own). The rules (cron, zone, limit, ids) are the
+    configurations service's."""
+
+    model_config = _STRICT
+    id: str | None = Field(default=None, max_length=36, description="keep it to keep the slot")
+    cron: str = Field(min_length=1, max_length=200, description='"0 2 * * *" or @daily')
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
+    enabled: bool = True
+    date_window: DateWindow | None = None
 
 
-def _no_backfill(value: date | None) -> date | None:
-    if value is not None:
-        raise ValueError(_NOT_YET)
-    return value
+Schedules = Annotated[list[Schedule] | None, Field(max_length=MAX_SCHEDULES)]
 
 
 class TemplateSettings(BaseModel):
@@ -48,12 +50,9 @@ class ExtractCreate(BaseModel):
     data_table_title: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
     template_id: str = Field(min_length=1, max_length=36)
     template_settings: TemplateSettings | None = None
-    schedules: list[dict[str, Any]] | None = None
+    schedules: Schedules = None
     sync_historical_data: date | None = None
     accounts: list[str] | None = None
-
-    _schedules = field_validator("schedules")(_no_schedules)
-    _backfill = field_validator("sync_historical_data")(_no_backfill)
 
 
 class ExtractUpdate(BaseModel):
@@ -63,11 +62,8 @@ class ExtractUpdate(BaseModel):
     fields: list[str] | None = None
     filters: list[Filter] | None = None
     additional_params: dict[str, Any] | None = None
-    schedules: list[dict[str, Any]] | None = None
+    schedules: Schedules = None
     sync_historical_data: date | None = None
-
-    _schedules = field_validator("schedules")(_no_schedules)
-    _backfill = field_validator("sync_historical_data")(_no_backfill)
 
 
 class ExtractRunRequest(BaseModel):
