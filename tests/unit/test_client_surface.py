@@ -10,7 +10,14 @@ import pytest
 
 import egress.client
 from egress.client import AsyncClient, Client, EgressError, Execution
-from egress.client.resources import Configurations, Connections, DataTables, Executions, Templates
+from egress.client.resources import (
+    Configurations,
+    Connections,
+    DataTables,
+    Executions,
+    Exports,
+    Templates,
+)
 
 ALL = [
     "ApiError",
@@ -28,6 +35,11 @@ ALL = [
     "Element",
     "Execution",
     "ExecutionSummary",
+    "ExportFailed",
+    "ExportIndex",
+    "ExportJob",
+    "ExportObject",
+    "ExportProgress",
     "File",
     "Forbidden",
     "Invalid",
@@ -86,6 +98,10 @@ SIGNATURES = {
     "DataTables.get": "(self, data_table: 'DataTableSummary | str') -> 'DataTable'",
     "DataTables.list": "(self, *, page: 'int' = 0, limit: 'int' = 50) -> 'Page[DataTableSummary]'",
     "DataTables.rows": "(self, data_table: 'DataTableSummary | str', *, limit: 'int' = 100, cursor: 'str | None' = None) -> 'Rows'",
+    "Client.export_all": "(self, object: 'str', to: 'str | Path', *, format: 'str' = 'jsonl', fields: 'list[str] | None' = None, firm: 'str | None' = None, on_progress: 'ExportCallback | None' = None, jobs: 'int | None' = None) -> 'ExportIndex'",
+    "AsyncClient.export_all": "(self, object: 'str', to: 'str | Path', *, format: 'str' = 'jsonl', fields: 'list[str] | None' = None, firm: 'str | None' = None, on_progress: 'ExportCallback | None' = None, jobs: 'int | None' = None) -> 'ExportIndex'",
+    "Exports.objects": "(self, *, firm: 'str | None' = None) -> 'list[ex.ExportObject]'",
+    "Exports.export_all": "(self, object: 'str', to: 'str | Path', *, format: 'str' = 'jsonl', fields: 'list[str] | None' = None, firm: 'str | None' = None, on_progress: 'ex.ExportCallback | None' = None, jobs: 'int | None' = None) -> 'ex.ExportIndex'",
     "Execution.wait": "(self, timeout: 'float | None' = None, on_progress: 'Callable[[Execution], None] | None' = None) -> 'Execution'",
 }
 CLASSES = (
@@ -96,9 +112,17 @@ CLASSES = (
     Configurations,
     Executions,
     DataTables,
+    Exports,
     Execution,
 )
-NAMESPACES = {"connections", "templates", "configurations", "executions", "data_tables"}
+NAMESPACES = {
+    "connections",
+    "templates",
+    "configurations",
+    "executions",
+    "data_tables",
+    "exports",
+}
 
 
 def _public(cls: type) -> dict[str, str]:

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from egress.cli.admin import admin_app
+from egress.cli.exporting import export
 from egress.cli.remote import State, err, remote, save_profile
 from egress.cli.resources import configs_app, connections_app, templates_app
 from egress.cli.runs import download, executions_app, run
@@ -288,6 +289,7 @@ def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
 # Client commands, listed after the server's own.
 app.command("run")(run)
 app.command("download")(download)
+app.command("export")(export)
 
 if __name__ == "__main__":
     app()

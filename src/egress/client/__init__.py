@@ -9,6 +9,7 @@ from egress.client.errors import (
     ChecksumMismatch,
     Conflict,
     EgressError,
+    ExportFailed,
     Forbidden,
     Invalid,
     NoFile,
@@ -21,6 +22,7 @@ from egress.client.errors import (
     Unauthorized,
     WaitTimeout,
 )
+from egress.client.exports import ExportIndex, ExportJob, ExportObject, ExportProgress
 from egress.client.models import (
     Configuration,
     Connection,
@@ -57,6 +59,11 @@ __all__ = [
     "Element",
     "Execution",
     "ExecutionSummary",
+    "ExportFailed",
+    "ExportIndex",
+    "ExportJob",
+    "ExportObject",
+    "ExportProgress",
     "File",
     "Forbidden",
     "Invalid",

@@ -11,6 +11,7 @@ import httpx
 
 from egress.client.download import ByteProgress
 from egress.client.errors import EgressError
+from egress.client.exports import ExportCallback, ExportIndex
 from egress.client.flows import request
 from egress.client.models import Execution
 from egress.client.resources import (
@@ -18,6 +19,7 @@ from egress.client.resources import (
     Connections,
     DataTables,
     Executions,
+    Exports,
     Runner,
     Templates,
 )
@@ -46,6 +48,7 @@ class _Areas:
         self.templates = Templates(bound)
         self.configurations = Configurations(bound)
         self.data_tables = DataTables(bound)
+        self.exports = Exports(bound)
 
 
 class Client(_Areas):
@@ -100,6 +103,22 @@ class Client(_Areas):
             execution, run=run, sub_extract=sub_extract, to=to, on_progress=on_progress
         )
 
+    def export_all(
+        self,
+        object: str,
+        to: str | Path,
+        *,
+        format: str = "jsonl",
+        fields: list[str] | None = None,
+        firm: str | None = None,
+        on_progress: ExportCallback | None = None,
+        jobs: int | None = None,
+    ) -> ExportIndex:
+        """See ``Exports.export_all``."""
+        return self.exports.export_all(
+            object, to, format=format, fields=fields, firm=firm, on_progress=on_progress, jobs=jobs
+        )
+
 
 class AsyncClient(_Areas):
     """The same namespaces and methods as ``Client``, each returning an awaitable::
@@ -152,3 +171,19 @@ class AsyncClient(_Areas):
             execution, run=run, sub_extract=sub_extract, to=to, on_progress=on_progress
         )
         return await cast(Awaitable[list[Path]], pending)
+
+    async def export_all(
+        self,
+        object: str,
+        to: str | Path,
+        *,
+        format: str = "jsonl",
+        fields: list[str] | None = None,
+        firm: str | None = None,
+        on_progress: ExportCallback | None = None,
+        jobs: int | None = None,
+    ) -> ExportIndex:
+        pending = self.exports.export_all(
+            object, to, format=format, fields=fields, firm=firm, on_progress=on_progress, jobs=jobs
+        )
+        return await cast(Awaitable[ExportIndex], pending)

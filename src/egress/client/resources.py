@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from egress.client import download as dl
+from egress.client import exports as ex
 from egress.client.errors import NotFound
 from egress.client.flows import Flow, camel, empty, parsed, wait
 from egress.client.models import (
@@ -346,3 +347,29 @@ class DataTables(_Area):
         """One page of rows; pass ``next_cursor`` back for the next one."""
         path = f"{DATA_TABLES}/{_id(data_table)}/rows"
         return self._run(parsed(Rows, "GET", path, params={"limit": limit, "cursor": cursor}))
+
+
+class Exports(_Area):
+    """The bulk-export API (seed 003). ``firm``: the workspace id of its paths (default: the
+    token's workspace)."""
+
+    def objects(self, *, firm: str | None = None) -> list[ex.ExportObject]:
+        """What can be exported: data tables by name, templates as ``t-<id>``."""
+        return self._run(ex.objects(firm))
+
+    def export_all(
+        self,
+        object: str,
+        to: str | Path,
+        *,
+        format: str = "jsonl",
+        fields: list[str] | None = None,
+        firm: str | None = None,
+        on_progress: ex.ExportCallback | None = None,
+        jobs: int | None = None,
+    ) -> ex.ExportIndex:
+        """Every object, job after job following ``nextCursor``: one file per job in ``to``
+        plus ``index.json``; run again after an interruption, it resumes where it stopped.
+        ``jobs``: stop after that many more jobs (the index says whether it is complete)."""
+        flow = ex.export_all(object, Path(to), format, fields, firm, on_progress, jobs)
+        return self._run(flow)
