@@ -138,6 +138,30 @@ def test_a_cli_session(logged_in: Cli, shop: Path, tmp_path: Path) -> None:
     cli("configs", "show", cfg["id"], code=3)
 
 
+def test_schedules_and_pausing(logged_in: Cli, server: Server, shop: Path) -> None:
+    cli = logged_in
+    with Client(server.base_url, server.token) as client:
+        conn = client.connections.create("nightly", "sqlite", {"path": str(shop)})
+        [tpl] = [t for t in client.templates.list(conn).data if t.name == "main.orders"]
+        cfg = client.configurations.create(
+            name="nightly", template_id=tpl.id, format="csv", destination={"type": "storage"}
+        )
+        cfg_id = client.configurations.submit(cfg).id
+    sch = cli.json("schedules", "add", cfg_id, "0 2 * * *", "--tz", "Europe/London")
+    assert (sch["cron"], sch["timezone"], sch["enabled"]) == ("0 2 * * *", "Europe/London", True)
+    assert [s["id"] for s in cli.json("schedules", "list", cfg_id)] == [sch["id"]]
+    times = cli.json("schedules", "preview", cfg_id, sch["id"], "-n", "3")
+    assert len(times) == 3 and all("T02:00:00" in t["atLocal"] for t in times), times
+    assert times[0]["at"] == sch["nextRunAt"]
+
+    paused = cli.json("configs", "pause", cfg_id, "--cancel-queued")
+    assert paused["paused"] is True
+    assert cli.json("configs", "resume", cfg_id)["paused"] is False
+    assert cli("schedules", "remove", cfg_id, sch["id"]).stdout.strip() == f"removed {sch['id']}"
+    with Client(server.base_url, server.token) as client:
+        assert client.schedules.list(cfg_id) == []
+
+
 def test_a_failed_run_exits_1_with_its_error(logged_in: Cli, tmp_path: Path) -> None:
     cli = logged_in
     db = tmp_path / "fragile.db"

@@ -23,6 +23,7 @@ from egress.cli.exporting import export
 from egress.cli.remote import State, err, remote, save_profile
 from egress.cli.resources import configs_app, connections_app, templates_app
 from egress.cli.runs import download, executions_app, run
+from egress.cli.schedules import schedules_app
 from egress.client import Configuration, Execution
 from egress.settings import Settings
 
@@ -40,6 +41,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(connections_app, name="connections")
 app.add_typer(templates_app, name="templates")
 app.add_typer(configs_app, name="configs")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(executions_app, name="executions")
 console = Console()
 log = logging.getLogger(__name__)

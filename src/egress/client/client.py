@@ -21,6 +21,7 @@ from egress.client.resources import (
     Executions,
     Exports,
     Runner,
+    Schedules,
     Templates,
 )
 from egress.client.transport import AsyncDriver, SyncDriver
@@ -47,6 +48,7 @@ class _Areas:
         self.connections = Connections(bound)
         self.templates = Templates(bound)
         self.configurations = Configurations(bound)
+        self.schedules = Schedules(bound)
         self.data_tables = DataTables(bound)
         self.exports = Exports(bound)
 

@@ -23,8 +23,10 @@ from egress.client.models import (
     Element,
     Execution,
     ExecutionSummary,
+    FireTime,
     Page,
     Rows,
+    Schedule,
     SubExtractStatus,
     Template,
 )
@@ -38,6 +40,7 @@ DATA_TABLES = f"{API}/data-tables"
 Paths = list[Path]
 SelectedRows = list[dict[str, Any]]  # selected rows, by primary key
 Elements = list[Element]
+FireTimes = list[FireTime]
 
 
 class Runner(Protocol):
@@ -175,6 +178,20 @@ class Configurations(_Area):
         path = f"{CONFIGURATIONS}/{_id(configuration)}/submit"
         return self._run(parsed(Configuration, "POST", path))
 
+    def pause(
+        self, configuration: Configuration | str, *, cancel_queued: bool = False
+    ) -> Configuration:
+        """Stop schedule and backfill firing (manual triggers still run); ``cancel_queued``
+        also cancels the queued runs of scheduled and backfill executions."""
+        path = f"{CONFIGURATIONS}/{_id(configuration)}/pause"
+        params = {"cancelQueued": "true"} if cancel_queued else None
+        return self._run(parsed(Configuration, "POST", path, params=params))
+
+    def resume(self, configuration: Configuration | str) -> Configuration:
+        """Fire again from the next slot on (paused slots are not replayed)."""
+        path = f"{CONFIGURATIONS}/{_id(configuration)}/resume"
+        return self._run(parsed(Configuration, "POST", path))
+
     def trigger(
         self,
         configuration: Configuration | str,
@@ -203,6 +220,51 @@ class Configurations(_Area):
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         path = f"{CONFIGURATIONS}/{_id(configuration)}/executions"
         return self._run(parsed(Execution, "POST", path, json=body, headers=headers))
+
+
+def _schedules(configuration: Configuration | str) -> str:
+    return f"{CONFIGURATIONS}/{_id(configuration)}/schedules"
+
+
+class Schedules(_Area):
+    """A configuration's schedules, one at a time (cron in a time zone)."""
+
+    def list(self, configuration: Configuration | str) -> list[Schedule]:
+        return self._run(parsed(list[Schedule], "GET", _schedules(configuration)))
+
+    def get(self, configuration: Configuration | str, schedule: Schedule | str) -> Schedule:
+        path = f"{_schedules(configuration)}/{_id(schedule)}"
+        return self._run(parsed(Schedule, "GET", path))
+
+    def add(
+        self,
+        configuration: Configuration | str,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        enabled: bool = True,
+        date_window: str | None = None,
+    ) -> Schedule:
+        """``cron``: five fields or a macro (``@daily``); ``date_window``: ``previousHour``,
+        ``previousDay``, ``previousWeek`` or ``previousMonth``."""
+        body = {"cron": cron, "timezone": timezone, "enabled": enabled, "dateWindow": date_window}
+        return self._run(parsed(Schedule, "POST", _schedules(configuration), json=body))
+
+    def remove(self, configuration: Configuration | str, schedule: Schedule | str) -> None:
+        return self._run(empty("DELETE", f"{_schedules(configuration)}/{_id(schedule)}"))
+
+    def preview(
+        self, configuration: Configuration | str, schedule: Schedule | str, *, count: int = 5
+    ) -> FireTimes:
+        """The next ``count`` fire times from now."""
+        return self._run(_preview(f"{_schedules(configuration)}/{_id(schedule)}/preview", count))
+
+
+def _preview(path: str, count: int) -> Flow[list[FireTime]]:
+    page: dict[str, list[FireTime]] = yield from parsed(
+        dict[str, list[FireTime]], "GET", path, params={"count": count}
+    )
+    return page["data"]
 
 
 def execution_path(execution: Execution | str, configuration: Configuration | str | None) -> str:
