@@ -52,6 +52,19 @@ class Configuration(ConfigurationSnapshot):
         return ConfigurationSnapshot(**kept)
 
 
+# The format stored for a data-table destination left without one: nothing is written as a file,
+# so none is used (a storage destination must name its own).
+DATA_TABLE_FORMAT = "csv"
+
+
+def format_for(format: str | None, destination: dict[str, Any]) -> str | None:
+    """The configuration's format: the one given, or for a data table (no file) the stored
+    placeholder; None when a storage destination was given none."""
+    if format is not None or destination.get("type") == "storage":
+        return format
+    return DATA_TABLE_FORMAT
+
+
 # What Egress keeps about a configuration, as opposed to what its user sets.
 KEPT_BY_EGRESS = frozenset(
     {

@@ -14,6 +14,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain.clock import Clock
+from egress.domain.configuration import DATA_TABLE_FORMAT
 from egress.domain.data_tables import mode_for_key, name_for_title, system_column_clash
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal
@@ -101,7 +102,7 @@ class ExtractService:
             "name": new.title,
             "template_id": template.id,
             "fields": new.fields,
-            "format": "csv",
+            "format": DATA_TABLE_FORMAT,
             "compression": "none",
             "destination": destination,
             "file_name_pattern": None,
