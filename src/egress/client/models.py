@@ -183,6 +183,7 @@ class SubExtractStatus(SubExtract):
 
 class Progress(Model):
     processed: int
+    estimated_total: int | None = None  # the source's estimate, when it has one
 
 
 class Run(Model):

@@ -173,7 +173,7 @@ def _progress(run: RunRecord) -> ProgressOut | None:
     """Records read: while the run is in progress, and where it stopped when it failed or was
     cancelled (such a run delivered nothing, so it has no record count)."""
     if run.status is RunStatus.IN_PROGRESS:
-        return ProgressOut(processed=run.processed or 0)
+        return ProgressOut(processed=run.processed or 0, estimated_total=run.estimated_rows)
     if run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and run.processed is not None:
         return ProgressOut(processed=run.processed)
     return None

@@ -381,6 +381,11 @@ class SubExtractStatusOut(SubExtractOut):
 
 class ProgressOut(Wire):
     processed: int
+    estimated_total: int | None = Field(
+        default=None,
+        description="the source's estimate of the records this run reads (PostgreSQL's "
+        "planner), while it is in progress; null when not known",
+    )
 
 
 class RunOut(Wire):
