@@ -383,8 +383,8 @@ class ProgressOut(Wire):
     processed: int
     estimated_total: int | None = Field(
         default=None,
-        description="the source's estimate of the records this run reads (PostgreSQL's "
-        "planner), while it is in progress; null when not known",
+        description="the source's estimate of the records this run reads (EXPLAIN on "
+        "PostgreSQL, MySQL), while it is in progress; null when not known",
     )
 
 
