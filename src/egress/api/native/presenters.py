@@ -175,7 +175,7 @@ def _progress(run: RunRecord) -> ProgressOut | None:
     if run.status is RunStatus.IN_PROGRESS:
         return ProgressOut(processed=run.processed or 0, estimated_total=run.estimated_rows)
     if run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and run.processed is not None:
-        return ProgressOut(processed=run.processed)
+        return ProgressOut(processed=run.processed, estimated_total=run.estimated_rows)
     return None
 
 

@@ -384,7 +384,7 @@ class ProgressOut(Wire):
     estimated_total: int | None = Field(
         default=None,
         description="the source's estimate of the records this run reads (EXPLAIN on "
-        "PostgreSQL, MySQL), while it is in progress; null when not known",
+        "PostgreSQL, MySQL); null when not known",
     )
 
 

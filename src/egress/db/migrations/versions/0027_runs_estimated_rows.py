@@ -1,5 +1,6 @@
 """Runs: ``estimated_rows``, the source's estimate of the rows a run reads (PostgreSQL's
-planner, MySQL's optimizer), shown as ``progress.estimatedTotal`` so a client can show a percentage and an ETA.
+planner, MySQL's optimizer), shown as ``progress.estimatedTotal`` so that a client can show a
+percentage and an ETA.
 
 Revision ID: 0027
 Revises: 0019
