@@ -35,6 +35,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
+from egress.services.extraction_runs import ExtractionRunService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
@@ -186,6 +187,7 @@ class Container:
                 self.settings.export_url_ttl_s,
                 self.settings.public_url,
             ),
+            extraction_runs=ExtractionRunService(configurations, self.templates, executions),
             audit=audit,
             sign_ins=SignInGuard(audit, self._limits()),
             links=links,

@@ -15,6 +15,7 @@ from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
+from egress.services.extraction_runs import ExtractionRunService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
@@ -34,6 +35,7 @@ class Services:
     identity: IdentityService
     extracts: ExtractService
     exports: ExportService
+    extraction_runs: ExtractionRunService
     users: UserService
     audit: AuditService
     sign_ins: SignInGuard

@@ -36,10 +36,10 @@ from egress.domain.export import (
     request_status,
     unenforced_key_reason,
 )
-from egress.domain.identity import Principal, Subject
+from egress.domain.identity import Principal, Subject, own_workspace
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ConfigurationSnapshot, ConnectionRef, ExecutionSpec, TemplateSnapshot
-from egress.domain.status import RunStatus
+from egress.domain.status import RunKind, RunStatus
 from egress.services.links import EXPORT_FILE, LinkTarget, SignedLinks
 from egress.signing import BadSignature, SigningRing
 from egress.storage import STORAGE_ERRORS, Storage
@@ -82,6 +82,7 @@ class RequestView:
     next_cursor: str | None = None
     error: str | None = None
     retryable: bool = False
+    execution_id: str | None = None  # an extraction's (seed 002); None for an export job
 
 
 def owner_of(principal: Principal) -> str:
@@ -240,7 +241,7 @@ class ExportService:
     def _view(self, r: RequestRecord, base_url: str | None) -> RequestView:
         run = r.run
         status = request_status(run.status, run.attempt)
-        view = RequestView(r.id, status, r.object, r.created_at)
+        view = RequestView(r.id, status, r.object, r.created_at, execution_id=r.execution_id)
         if status is RequestStatus.PENDING:
             hold = "waiting for another job to end" if run.status is RunStatus.ON_HOLD else None
             return replace(view, hold_reason=hold)
@@ -255,7 +256,9 @@ class ExportService:
         if after is not None and r.object is not None:
             cursor = self._cursors.sign(encode_cursor(r.workspace_id, r.object, after))
         url = None
-        if base_url is not None and run.completed_at is not None:
+        # An extraction has a file to link only when it wrote one (not a data-table load).
+        has_file = r.kind is RunKind.EXPORT or len(run.files) == 1
+        if base_url is not None and run.completed_at is not None and has_file:
             # Issued to the request's owner, expiring with the file: the same URL for every read.
             owner_type, _, owner_id = r.owner.partition(":")
             target = LinkTarget(
@@ -290,10 +293,7 @@ class ExportService:
 
 
 def _firm(principal: Principal, firm_id: str) -> str:
-    """The firm is the caller's workspace; any other id is not found (never forbidden)."""
-    if firm_id != principal.workspace_id:
-        raise NotFound(f"firm {firm_id} not found")
-    return principal.workspace_id
+    return own_workspace(principal, firm_id, "firm")
 
 
 def _template_reason(t: TemplateRecord, connection_type: str) -> str | None:
