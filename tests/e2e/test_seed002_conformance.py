@@ -305,3 +305,136 @@ def test_request_resource_is_shared_with_bulk_export(
     body = poll(http, export["requestId"])
     assert body["requestId"] == export["requestId"] and "executionId" not in body
     assert problem(http.get(f"{STATUS}/extraction-unknown"), 404)
+
+
+def _extraction(s: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The vendor's configuration object over main.people."""
+    return {
+        "title": "People",
+        "elementType": "FILE",
+        "elementId": s["file"],
+        "primaryKeyColumnId": [s["columns"]["id"]],
+        "outputConfiguration": {"createNewWorkbook": True, "title": "people_noco"},
+        "storeExtractedData": True,
+        "scheduleType": "CRON",
+        "schedule": {"cronExpression": "0 2 * * *"},
+        "columnConfiguration": [
+            {"name": "id", "description": "the key", "uiMetadata": {"title": "Id"}}
+            | {"uiDataType": "TEXT"},
+            {"name": "name"},
+        ],
+        **changes,
+    }
+
+
+def test_configuration_routes(http: httpx.Client, setup: dict[str, Any]) -> None:
+    """The configuration routes of the seed's API family: create, attached to an element,
+    replace (the full object), delete — each a native configuration underneath."""
+    base = f"{NOCO}/{setup['workspace']}/extraction"
+    made = http.post(base, json=_extraction(setup))
+    assert made.status_code == 201, made.text
+    cfg = made.json()
+    assert cfg["inputTableId"] == setup["template"]  # the table's own key: its template
+    assert cfg["columnConfiguration"] == _extraction(setup)["columnConfiguration"]
+    assert (cfg["scheduleType"], cfg["schedule"]["cronExpression"]) == ("CRON", "0 2 * * *")
+    assert cfg["primaryKeyColumnId"] == [setup["columns"]["id"]]
+    native = http.get(f"{API}/extraction-configurations/{cfg['id']}").json()
+    assert native["name"] == "People" and native["fields"] == ["id", "name"]
+    assert native["status"] == "SUBMITTED"
+    assert native["destination"] == {"type": "dataTable", "dataTable": "people_noco"} | {
+        "mode": "upsert"
+    }
+    assert [s["cron"] for s in native["schedules"]] == ["0 2 * * *"]
+
+    run(http, run_url(setup, cfg["id"]))
+    assert {
+        k: set(r) >= {"id", "name"} and "age" not in r
+        for k, r in table_rows(http, "people_noco").items()
+    } == {"a": True, "b": True, "c": True}
+    table_id = http.get(f"{base}/FILE/{setup['file']}").json()
+    assert [c["outputConfiguration"]["tableId"] for c in table_id if c["id"] == cfg["id"]] != [None]
+
+    def attached(kind: str, element: str) -> bool:
+        r = http.get(f"{base}/{kind}/{element}")
+        assert r.status_code == 200, r.text
+        return cfg["id"] in [c["id"] for c in r.json()]
+
+    assert attached("FILE", setup["file"]) and attached("FOLDER", setup["folder"])
+    assert attached("COLUMN", setup["columns"]["name"])
+    assert not attached("COLUMN", setup["columns"]["age"])  # not one of its columns
+
+    full = _extraction(setup, id=cfg["id"], scheduleType="MANUAL", schedule=None)
+    full["columnConfiguration"] = [{"name": "id"}, {"name": "age"}]
+    replaced = http.put(f"{base}/{cfg['id']}", json=full)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["scheduleType"] == "MANUAL" and replaced.json()["schedule"] is None
+    assert attached("COLUMN", setup["columns"]["age"])
+    native = http.get(f"{API}/extraction-configurations/{cfg['id']}").json()
+    assert native["fields"] == ["id", "age"] and native["schedules"] == []
+    r = http.put(f"{base}/{cfg['id']}", json={**full, "id": "another"})
+    assert [e["field"] for e in problem(r, 422)["errors"]] == ["id"]
+
+    assert http.delete(f"{base}/{cfg['id']}").status_code == 204
+    assert problem(http.get(f"{API}/extraction-configurations/{cfg['id']}"), 404)
+    assert problem(http.delete(f"{base}/{cfg['id']}"), 404)
+
+
+def test_configuration_object_mapping(http: httpx.Client, setup: dict[str, Any]) -> None:
+    """outputConfiguration (new or existing data table), storeExtractedData, a key other than
+    the table's (primaryKeyColumnId), and what Egress cannot do: a column the source does not
+    hold, the ADVANCED mode — each a 422 saying so, naming the field as sent."""
+    base = f"{NOCO}/{setup['workspace']}/extraction"
+    keyed = http.post(
+        base,
+        json=_extraction(
+            setup,
+            title="by name",
+            primaryKeyColumnId=[setup["columns"]["name"]],
+            outputConfiguration={"createNewWorkbook": True, "title": "people_by_name"},
+        ),
+    )
+    assert keyed.status_code == 201, keyed.text
+    custom = http.get(f"{API}/templates/{keyed.json()['inputTableId']}").json()
+    assert custom["primaryKey"] == ["name"] and custom["id"] != setup["template"]
+
+    run(http, run_url(setup, loading(http, setup, "people_existing")))
+    tables = http.get(f"{API}/data-tables").json()["data"]
+    existing = next(t for t in tables if t["name"] == "people_existing")
+    into = http.post(
+        base,
+        json=_extraction(
+            setup,
+            title="into existing",
+            outputConfiguration={"createNewWorkbook": False, "tableId": existing["id"]},
+            columnConfiguration=None,
+        ),
+    )
+    assert into.status_code == 201, into.text
+    native = http.get(f"{API}/extraction-configurations/{into.json()['id']}").json()
+    assert native["destination"]["dataTable"] == "people_existing"
+
+    to_file = http.post(base, json=_extraction(setup, title="a file", storeExtractedData=False))
+    assert to_file.status_code == 201, to_file.text
+    assert to_file.json()["storeExtractedData"] is False
+    native = http.get(f"{API}/extraction-configurations/{to_file.json()['id']}").json()
+    assert native["destination"]["type"] == "storage"
+
+    def refused(field: str, **changes: Any) -> str:
+        body = problem(http.post(base, json=_extraction(setup, **changes)), 422)
+        assert [e["field"] for e in body["errors"]] == [field], body
+        return str(body["detail"])
+
+    derived = [{"name": "id"}, {"name": "sentiment", "description": "how they feel"}]
+    assert "extracts what the source holds" in refused(
+        "columnConfiguration.1.name", columnConfiguration=derived
+    )
+    assert "extracts what the source holds" in refused("extractionMode", extractionMode="ADVANCED")
+    refused("schedule.cronExpression", schedule=None)
+    refused("elementType", elementType="FOLDER", elementId=setup["folder"])
+    refused("elementId", elementId="AAAAAAAAAAAAAAAA")
+    refused("primaryKeyColumnId.0", primaryKeyColumnId=["AAAAAAAAAAAAAAAA"])
+    refused("outputConfiguration.tableId", outputConfiguration={"createNewWorkbook": False})
+    refused("columnConfiguration", columnConfiguration=[{"name": "name"}])  # key not read
+    other = f"{NOCO}/not-my-workspace/extraction"
+    assert problem(http.post(other, json=_extraction(setup)), 404)
+    assert problem(http.get(f"{other}/FILE/{setup['file']}"), 404)

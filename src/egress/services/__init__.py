@@ -13,6 +13,7 @@ from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
+from egress.services.element_configurations import ElementConfigurationService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
 from egress.services.extraction_runs import ExtractionRunService
@@ -36,6 +37,7 @@ class Services:
     extracts: ExtractService
     exports: ExportService
     extraction_runs: ExtractionRunService
+    element_configurations: ElementConfigurationService
     users: UserService
     audit: AuditService
     sign_ins: SignInGuard

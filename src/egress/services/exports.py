@@ -5,7 +5,6 @@ of their files."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRecord, DataTableRepo
 from egress.db.executions import FileRecord
-from egress.db.paging import Page
+from egress.db.paging import Page, every_item
 from egress.db.requests import OwnerBusy, RequestRecord, RequestRepo
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain.catalog import ColumnInfo, TableRef
@@ -53,7 +52,6 @@ ENFORCING_SOURCES = frozenset({"postgresql", "mysql", "sqlite"})
 # A client told to come back: about when a small job has moved on.
 RETRY_AFTER_S = 5
 _BAD_CURSOR = "is not a nextCursor this server returned for this object"
-_LIST_BATCH = 1000
 # The retention task deletes at most this many files a round (the next round goes on).
 RETENTION_BATCH = 500
 
@@ -125,10 +123,12 @@ class ExportService:
         workspace_id = _firm(principal, firm_id)
         found = [
             ExportObject(t.name, DATA_TABLE, t.primary_key or [ROW_ID], t.row_count, t.name)
-            for t in _all(lambda p: self._data_tables.list_page(workspace_id, p))
+            for t in every_item(lambda p: self._data_tables.list_page(workspace_id, p))
         ]
-        types = {c.id: c.type for c in _all(lambda p: self._connections.list_page(workspace_id, p))}
-        for t in _all(lambda p: self._templates.list_page(workspace_id, None, p)):
+        types = {
+            c.id: c.type for c in every_item(lambda p: self._connections.list_page(workspace_id, p))
+        }
+        for t in every_item(lambda p: self._templates.list_page(workspace_id, None, p)):
             if _template_reason(t, types.get(t.connection_id, "")) is None:
                 name = f"{TEMPLATE_PREFIX}{t.id}"
                 found.append(ExportObject(name, TEMPLATE, t.primary_key, None, t.name))
@@ -322,14 +322,3 @@ def _table_snapshot(t: DataTableRecord) -> TemplateSnapshot:
         date_field=None,
         query=None,
     )
-
-
-def _all(fetch: Any) -> Iterator[Any]:
-    """Every item of a paged repository list."""
-    page = 0
-    while True:
-        got = fetch(PageRequest(page, _LIST_BATCH))
-        yield from got.items
-        if (page + 1) * _LIST_BATCH >= got.total:
-            return
-        page += 1

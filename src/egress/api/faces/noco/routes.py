@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,9 +12,22 @@ from starlette.concurrency import run_in_threadpool
 
 from egress.api.errors import relocated
 from egress.api.faces.idm.presenters import request_out
-from egress.api.faces.noco.schemas import ElementType, RunAccepted, RunBody
-from egress.api.wiring import Editor, ServicesDep, Viewer
+from egress.api.faces.noco.presenters import extraction_out
+from egress.api.faces.noco.schemas import (
+    CronSchedule,
+    ElementType,
+    ExtractionIn,
+    ExtractionOut,
+    OutputConfiguration,
+    RunAccepted,
+    RunBody,
+)
+from egress.api.wiring import Editor, InSourcePool, ServicesDep, Viewer
 from egress.domain.errors import FieldProblem
+from egress.services.element_configurations import (
+    ElementConfiguration,
+    NewElementConfiguration,
+)
 
 router = APIRouter(tags=["extraction runs (seed 002)"])
 WORKSPACE = "/noCo/api/v2/workspaces/{workspaceId}"
@@ -85,3 +99,90 @@ def request_status(requestId: str, request: Request, s: ServicesDep, p: Viewer) 
     if view.execution_id is not None:
         shown["executionId"] = view.execution_id
     return shown
+
+
+# Where the configurations service names a value this face's clients send elsewhere.
+_SENT_AS: dict[str | int, tuple[str | int, ...]] = {
+    "name": ("title",),
+    "fields": ("columnConfiguration",),
+    "template_id": ("inputTableId",),
+    "destination": ("outputConfiguration",),
+    "schedules": ("schedule", "cronExpression"),
+}
+
+
+def _as_sent(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    if len(loc) > 1 and loc[0] == "body" and loc[1] in _SENT_AS:
+        return ("body", *_SENT_AS[loc[1]])
+    return loc
+
+
+def _new(body: ExtractionIn) -> NewElementConfiguration:
+    output = body.outputConfiguration or OutputConfiguration(title=body.title)
+    schedule = body.schedule or CronSchedule()
+    columns = body.columnConfiguration
+    kept: dict[str, Any] = {"outputConfiguration": output.model_dump(exclude={"tableId"})}
+    if columns is not None:
+        kept["columnConfiguration"] = [c.model_dump(exclude_none=True) for c in columns]
+    return NewElementConfiguration(
+        title=body.title,
+        element_type=body.elementType,
+        element_id=body.elementId,
+        template_id=body.inputTableId,
+        key_ids=body.primaryKeyColumnId,
+        new_table=output.createNewWorkbook,
+        table_title=output.title,
+        table_id=output.tableId,
+        store=body.storeExtractedData,
+        scheduled=body.scheduleType == "CRON",
+        cron=schedule.cronExpression,
+        timezone=schedule.timezone,
+        columns=None if columns is None else [c.name for c in columns],
+        advanced=body.extractionMode == "ADVANCED",
+        kept=kept,
+        id=body.id,
+    )
+
+
+async def _sourced(pool: InSourcePool, call: Callable[[], ElementConfiguration]) -> ExtractionOut:
+    """A configuration change, in the source pool: a new key makes a template (a source call)."""
+    try:
+        return extraction_out(await pool(call))
+    except FieldProblem as exc:
+        raise relocated(exc, _as_sent) from exc
+
+
+@router.post(WORKSPACE + "/extraction", status_code=201, response_model=ExtractionOut)
+async def create_extraction(
+    workspaceId: str, body: ExtractionIn, s: ServicesDep, p: Editor, pool: InSourcePool
+) -> ExtractionOut:
+    new = _new(body)
+    return await _sourced(pool, lambda: s.element_configurations.create(p, workspaceId, new))
+
+
+@router.put(WORKSPACE + "/extraction/{extractionId}", response_model=ExtractionOut)
+async def replace_extraction(
+    workspaceId: str,
+    extractionId: str,
+    body: ExtractionIn,
+    s: ServicesDep,
+    p: Editor,
+    pool: InSourcePool,
+) -> ExtractionOut:
+    new = _new(body)
+    return await _sourced(
+        pool, lambda: s.element_configurations.replace(p, workspaceId, extractionId, new)
+    )
+
+
+@router.delete(WORKSPACE + "/extraction/{extractionId}", status_code=204)
+def delete_extraction(workspaceId: str, extractionId: str, s: ServicesDep, p: Editor) -> None:
+    s.element_configurations.delete(p, workspaceId, extractionId)
+
+
+@router.get(WORKSPACE + "/extraction/{elementType}/{elementId}", response_model=list[ExtractionOut])
+def element_extractions(
+    workspaceId: str, elementType: ElementType, elementId: str, s: ServicesDep, p: Viewer
+) -> list[ExtractionOut]:
+    found = s.element_configurations.attached(p, workspaceId, elementType, elementId)
+    return [extraction_out(e) for e in found]

@@ -32,3 +32,64 @@ class RunAccepted(BaseModel):
     requestId: str
     executionId: str
     status: Literal["Pending"]
+
+
+class UiMetadata(BaseModel):
+    """The vendor's display hints, kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+    title: str | None = Field(default=None, max_length=200)
+
+
+class ColumnConfiguration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="a column of the source table")
+    description: str | None = Field(default=None, max_length=10_000)
+    uiMetadata: UiMetadata | None = None
+    uiDataType: str | None = Field(default=None, max_length=100)
+
+
+class OutputConfiguration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    createNewWorkbook: bool = Field(default=True, description="true: a new data table")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    tableId: str | None = Field(default=None, max_length=36, description="an existing one")
+
+
+class CronSchedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cronExpression: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
+
+
+class ExtractionIn(BaseModel):
+    """The vendor's configuration object (PUT: the full object, ``id`` included or not)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, max_length=36)
+    title: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
+    elementType: ElementType
+    elementId: str = Field(min_length=1, max_length=100)
+    inputTableId: str | None = Field(default=None, max_length=36)
+    primaryKeyColumnId: list[str] | None = Field(default=None, max_length=64)
+    outputConfiguration: OutputConfiguration | None = None
+    storeExtractedData: bool = True
+    scheduleType: Literal["MANUAL", "CRON"] = "MANUAL"
+    schedule: CronSchedule | None = None
+    columnConfiguration: list[ColumnConfiguration] | None = Field(default=None, max_length=2000)
+    extractionMode: Literal["BASIC", "ADVANCED"] = "BASIC"
+
+
+class ExtractionOut(BaseModel):
+    id: str
+    title: str
+    elementType: str
+    elementId: str
+    inputTableId: str
+    primaryKeyColumnId: list[str]
+    outputConfiguration: dict[str, Any]
+    storeExtractedData: bool
+    scheduleType: Literal["MANUAL", "CRON"]
+    schedule: dict[str, Any] | None
+    columnConfiguration: list[dict[str, Any]]
+    extractionMode: Literal["BASIC"]
