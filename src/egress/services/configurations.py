@@ -427,6 +427,30 @@ class ConfigurationService:
             return template_id
 
 
+def loading_values(
+    name: str, template_id: str, fields: list[str] | None, destination: dict[str, Any]
+) -> dict[str, Any]:
+    """A new configuration's values as a seed face makes one: ``name`` reading ``fields`` of
+    ``template_id`` into ``destination``, every other setting at its default (add to it)."""
+    return {
+        "name": name,
+        "template_id": template_id,
+        "fields": fields,
+        "format": "csv",
+        "compression": "none",
+        "destination": destination,
+        "file_name_pattern": None,
+        "split_by": None,
+        "filter": None,
+        "extract_only_new": False,
+        "incremental_lag": None,
+        "date_from": None,
+        "date_to": None,
+        "start_date": None,
+        "end_date": None,
+    }
+
+
 def sync_status_of(r: ConfigurationRecord, now: datetime) -> str:
     """Seed 001's one-word status of a configuration now (``syncStatus``; the rule is
     ``domain.schedules.sync_status``), shown by the native API and the extracts face."""

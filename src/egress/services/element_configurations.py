@@ -25,7 +25,7 @@ from egress.domain.data_tables import mode_for_key, name_for_title
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal, own_workspace
 from egress.services.catalog import CatalogService
-from egress.services.configurations import ConfigurationService
+from egress.services.configurations import ConfigurationService, loading_values
 from egress.services.extracts import Extract, ExtractService
 
 # Where the vendor's own attributes (element, column descriptions, …) are kept for the client.
@@ -232,22 +232,7 @@ class ElementConfigurationService:
             raise Invalid.at(loc, "is required when scheduleType is CRON")
         schedules = [{"cron": new.cron, "timezone": new.timezone}] if new.scheduled else []
         kept = {"elementType": new.element_type, "elementId": new.element_id, **new.kept}
-        return {
-            "name": new.title,
-            "template_id": t.id,
-            "fields": new.columns or None,
-            "format": "csv",
-            "compression": "none",
-            "destination": destination,
-            "file_name_pattern": None,
-            "split_by": None,
-            "filter": None,
-            "extract_only_new": False,
-            "incremental_lag": None,
-            "date_from": None,
-            "date_to": None,
-            "start_date": None,
-            "end_date": None,
+        return loading_values(new.title, t.id, new.columns or None, destination) | {
             "conditions": None,
             "additional_params": {KEPT: kept},
             "schedules": schedules,

@@ -19,7 +19,12 @@ from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal
 from egress.domain.paging import MAX_LIMIT, PageRequest
 from egress.services.catalog import CatalogService
-from egress.services.configurations import ConfigurationRecord, ConfigurationService, sync_status_of
+from egress.services.configurations import (
+    ConfigurationRecord,
+    ConfigurationService,
+    loading_values,
+    sync_status_of,
+)
 from egress.services.connections import ConnectionService
 from egress.services.executions import ExecutionService
 
@@ -97,22 +102,7 @@ class ExtractService:
             "dataTable": name_for_title(new.title),
             "mode": mode_for_key(template.primary_key),
         }
-        values: dict[str, Any] = {
-            "name": new.title,
-            "template_id": template.id,
-            "fields": new.fields,
-            "format": "csv",
-            "compression": "none",
-            "destination": destination,
-            "file_name_pattern": None,
-            "split_by": None,
-            "filter": None,
-            "extract_only_new": False,
-            "incremental_lag": None,
-            "date_from": None,
-            "date_to": None,
-            "start_date": None,
-            "end_date": None,
+        values = loading_values(new.title, template.id, new.fields, destination) | {
             "account": account,
             "conditions": new.conditions,
             "additional_params": new.additional_params,
