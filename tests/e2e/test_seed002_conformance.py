@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.helpers import PROBLEM, api, problem, workspace_id
+from tests.e2e.helpers import PROBLEM, anonymous, api, problem, workspace_id
 from tests.support.http import sqlite_connection, submitted_configuration, template
 from tests.support.identity import other_workspace
+from tests.support.oauth import PASSWORD, REDIRECT, authorization_code, exchange, pkce
 
 API = "/api/v1"
 NOCO = "/noCo/api/v2/workspaces"
@@ -438,3 +439,27 @@ def test_configuration_object_mapping(http: httpx.Client, setup: dict[str, Any])
     other = f"{NOCO}/not-my-workspace/extraction"
     assert problem(http.post(other, json=_extraction(setup)), 404)
     assert problem(http.get(f"{other}/FILE/{setup['file']}"), 404)
+
+
+def test_oauth_authorization_code_token(
+    server: Server, http: httpx.Client, setup: dict[str, Any]
+) -> None:
+    """Lines 22-24 (``Authorization: Bearer <token>``, required) and 60 (OAuth 2.0 with the
+    authorization code grant): a user's token from that flow starts a run; none is 401."""
+    user = {"email": "ada@example.test", "role": "editor", "password": PASSWORD}
+    assert http.post(f"{API}/users", json=user).status_code == 201
+    client = http.post(
+        f"{API}/clients",
+        json={"name": "noco-app", "role": "editor", "public": True, "redirectUris": [REDIRECT]},
+    ).json()
+    app = {"client_id": client["clientId"]}
+    verifier, challenge = pkce()
+    with anonymous(server) as web:
+        web.follow_redirects = False
+        code = authorization_code(web, app, challenge)
+        token = exchange(web, app, code, verifier).json()["access_token"]
+        url = run_url(setup, submitted_configuration(http, setup["template"], "oauth"))
+        r = web.post(url, headers={"Authorization": f"Bearer {token}"}, json={"selectAll": True})
+        assert r.status_code == 202, r.text
+        assert poll(http, r.json()["requestId"])["status"] == "Completed"
+        assert problem(web.post(url, json={"selectAll": True}), 401)
