@@ -29,7 +29,7 @@ from egress.db.execution_records import (
 from egress.db.paging import Page, fetch_page
 from egress.db.schedules import advance_schedule
 from egress.db.tables import executions, extraction_configurations, runs
-from egress.db.transitions import cancel_run, enqueue_run
+from egress.db.transitions import RequestTicket, cancel_run, enqueue_run, insert_request
 from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
@@ -80,13 +80,15 @@ class ExecutionRepo(Repository):
         triggered_by: Subject = SYSTEM,
         slot: Slot | None = None,
         audit: AuditHook | None = None,
+        request: RequestTicket | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
         The same idempotency key with the same request hash within 24 h returns the earlier
         execution instead of creating one; with a different hash it is refused. A ``slot``
         (schedule or backfill) is fired once: its schedule advances in this transaction and
-        its key is unique; ``SlotTaken`` when another scheduler was first.
+        its key is unique; ``SlotTaken`` when another scheduler was first. A ``request``
+        ticket makes run 1 pollable as that request (seed 002).
         """
         for _ in range(_INSERT_RETRIES):
             earlier: str | None = None
@@ -112,6 +114,7 @@ class ExecutionRepo(Repository):
                             request_hash,
                             triggered_by,
                             slot,
+                            request,
                         )
                         if audit is not None:  # only what was created: a replay did nothing
                             audit(conn, exec_id, {})
@@ -136,6 +139,7 @@ class ExecutionRepo(Repository):
         request_hash: str | None,
         triggered_by: Subject,
         slot: Slot | None,
+        request: RequestTicket | None = None,
     ) -> str:
         exec_id = new_id()
         conn.execute(
@@ -155,7 +159,7 @@ class ExecutionRepo(Repository):
                 catch_up=slot.catch_up if slot else None,
             )
         )
-        enqueue_run(
+        run_id = enqueue_run(
             conn,
             workspace_id,
             configuration_id,
@@ -164,6 +168,8 @@ class ExecutionRepo(Repository):
             now,
             max_per_workspace=self._max_runs,
         )
+        if request is not None:
+            insert_request(conn, workspace_id, request, RunKind.EXTRACT, run_id, now)
         return exec_id
 
     def _slot_fired(self, configuration_id: str, slot: Slot) -> bool:

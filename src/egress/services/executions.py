@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from egress.db.audit import AuditHook
@@ -16,6 +17,7 @@ from egress.db.executions import FileRecord as FileRecord
 from egress.db.executions import RunRecord as RunRecord
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.db.transitions import RequestTicket
 from egress.domain import audit as a
 from egress.domain.audit import AuditObject
 from egress.domain.clock import Clock
@@ -142,12 +144,15 @@ class ExecutionService:
         idempotency_key: str | None = None,
         by: Principal | None = None,
         slot: Slot | None = None,
+        fields: list[str] | None = None,
+        request: RequestTicket | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Freeze the configuration and options into a new execution; its run 1 is queued.
 
         ``by``: the caller (its actor becomes ``triggeredBy``); None for what Egress starts
         itself (schedules, backfills), recorded as the system. The scheduler fires through
-        here too, with the ``slot`` it fires (once)."""
+        here too, with the ``slot`` it fires (once). ``fields``: this execution reads only
+        these (seed 002's run from one column); ``request``: run 1 is pollable as it."""
         now = self._clock()
         cfg = self._configurations.get(workspace_id, cfg_id, details=False)
         blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
@@ -155,8 +160,9 @@ class ExecutionService:
             raise Conflict(blocker)
         template = self._templates.get(workspace_id, cfg.template_id)
         connection = self._connections.get(workspace_id, template.connection_id)
+        snapshot = cfg.snapshot()
         spec = ExecutionSpec(
-            configuration=cfg.snapshot(),
+            configuration=snapshot if fields is None else replace(snapshot, fields=fields),
             template=template.snapshot(),
             connection=ConnectionRef(connection.id, connection.type),
             options=resolve_options(cfg, template, options, self._max_selected_rows),
@@ -173,6 +179,7 @@ class ExecutionService:
             request_hash=_request_hash(options) if idempotency_key else None,
             triggered_by=by.actor if by else SYSTEM,
             slot=slot,
+            request=request,
             audit=self._hook(a.EXECUTION_TRIGGER, workspace_id, cfg_id, by, trigger=trigger_kind),
         )
         if created:
