@@ -117,3 +117,27 @@ def trigger_blocker(
     if end is not None and now >= end:
         return f"the configuration reached its endDate ({end.isoformat()}); it can no longer run"
     return None
+
+
+def loading_values(
+    name: str, template_id: str, fields: list[str] | None, destination: dict[str, Any]
+) -> dict[str, Any]:
+    """A new configuration's values as a seed face makes one: ``name`` reading ``fields`` of
+    ``template_id`` into ``destination``, every other setting at its default (add to it)."""
+    return {
+        "name": name,
+        "template_id": template_id,
+        "fields": fields,
+        "format": DATA_TABLE_FORMAT,
+        "compression": "none",
+        "destination": destination,
+        "file_name_pattern": None,
+        "split_by": None,
+        "filter": None,
+        "extract_only_new": False,
+        "incremental_lag": None,
+        "date_from": None,
+        "date_to": None,
+        "start_date": None,
+        "end_date": None,
+    }

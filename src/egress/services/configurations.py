@@ -16,7 +16,6 @@ from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain import audit as a
 from egress.domain.clock import Clock, new_id
 from egress.domain.configuration import (
-    DATA_TABLE_FORMAT,
     REQUIRED,
     SETTABLE,
     format_for,
@@ -434,30 +433,6 @@ class ConfigurationService:
             return self._templates.get(workspace_id, template_id).name
         except NotFound:
             return template_id
-
-
-def loading_values(
-    name: str, template_id: str, fields: list[str] | None, destination: dict[str, Any]
-) -> dict[str, Any]:
-    """A new configuration's values as a seed face makes one: ``name`` reading ``fields`` of
-    ``template_id`` into ``destination``, every other setting at its default (add to it)."""
-    return {
-        "name": name,
-        "template_id": template_id,
-        "fields": fields,
-        "format": DATA_TABLE_FORMAT,
-        "compression": "none",
-        "destination": destination,
-        "file_name_pattern": None,
-        "split_by": None,
-        "filter": None,
-        "extract_only_new": False,
-        "incremental_lag": None,
-        "date_from": None,
-        "date_to": None,
-        "start_date": None,
-        "end_date": None,
-    }
 
 
 def sync_status_of(r: ConfigurationRecord, now: datetime) -> str:

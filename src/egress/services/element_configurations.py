@@ -21,11 +21,12 @@ from egress.domain.catalog import (
     element_id,
     element_paths,
 )
+from egress.domain.configuration import loading_values
 from egress.domain.data_tables import mode_for_key, name_for_title
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal, own_workspace
 from egress.services.catalog import CatalogService
-from egress.services.configurations import ConfigurationService, loading_values
+from egress.services.configurations import ConfigurationService
 from egress.services.extracts import Extract, ExtractService
 
 # Where the vendor's own attributes (element, column descriptions, …) are kept for the client.

@@ -14,6 +14,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain.clock import Clock
+from egress.domain.configuration import loading_values
 from egress.domain.data_tables import mode_for_key, name_for_title, system_column_clash
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal
@@ -22,7 +23,6 @@ from egress.services.catalog import CatalogService
 from egress.services.configurations import (
     ConfigurationRecord,
     ConfigurationService,
-    loading_values,
     sync_status_of,
 )
 from egress.services.connections import ConnectionService
