@@ -19,7 +19,7 @@ def egress_admin(server: Server, *args: str) -> subprocess.CompletedProcess[str]
         env=server.env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # a loaded shared machine: imports alone can take 30 s
         check=False,
     )
 
