@@ -137,6 +137,7 @@ class Container:
             self.clock,
             self.settings.schedules_limit,
             audit,
+            self.settings.max_parallelism,
         )
         executions = self._executions(audit)
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
