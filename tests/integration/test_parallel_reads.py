@@ -16,18 +16,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
+from egress.db.executions import RunRecord
 from egress.db.migrate import upgrade
 from egress.domain.catalog import ColumnInfo, TableRef
-from egress.db.executions import RunRecord
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.sources.policy import SourcePolicy
-from egress.sources.postgresql import PostgresSettings, PostgresSource
+from egress.sources import open_source
+from egress.sources.base import PartitionedSource
 from tests.conftest import PgDatabase, make_settings
 from tests.integration.test_extract_types import PG_ROWS, PG_TABLE
-from tests.support.factories import submitted_configuration
+from tests.support.factories import configuration_values, submitted_configuration
+from tests.support.policy import policy_for
 
 MORE_ROWS = 500  # beyond the edge rows: ranges with many rows each
 
@@ -106,3 +107,77 @@ def test_postgres_parallel_read_holds_exactly_the_rows_of_the_serial_read(
     assert run.status is RunStatus.COMPLETED and run.warnings == []
     assert run.record_count == serial.record_count == len(PG_ROWS) + MORE_ROWS
     assert len(run.files) == 1 and _rows(fmt, data) == _rows(fmt, one)
+
+
+def test_a_table_without_a_usable_key_is_read_in_one_session_and_the_run_says_so(
+    c: Container, pg: PgDatabase
+) -> None:
+    source = Source(c, "postgresql", _pg(pg))
+    _serial, one = source.run("nokey", "parquet")
+    run, data = source.run("nokey", "parquet", parallelism=2)
+    assert run.status is RunStatus.COMPLETED and _rows("parquet", data) == _rows("parquet", one)
+    assert run.warnings == [
+        "parallelism 2: read in one session, as the template has no one-column integer "
+        "primary key to cut into ranges"
+    ]
+
+
+def test_filters_and_incremental_windows_apply_to_every_partition(
+    c: Container, pg: PgDatabase
+) -> None:
+    source = Source(c, "postgresql", _pg(pg))
+    tpl = c.services.catalog.create_custom_template(
+        source.ws, source.conn.id, "inc", "public.everything", None, ["id"], "id", None
+    )
+    cfg = submitted_configuration(
+        c, source.ws, tpl.id, "inc", format="csv", parallelism=2, filter="i4 >= 100"
+    )
+
+    def run() -> list[int]:
+        ex, _ = c.services.executions.trigger(source.ws, cfg, {"extractOnlyNew": True})
+        assert c.worker().run_once()
+        latest = c.executions.get(source.ws, cfg, ex.id).latest
+        assert latest.status is RunStatus.COMPLETED and latest.warnings == []
+        data = b"".join(c.storage.stream(latest.files[0].storage_key)).decode()
+        return sorted(int(r["id"]) for r in csv.DictReader(io.StringIO(data)))
+
+    assert run() == [1, *range(100, MORE_ROWS + 10)]  # row 1's i4 is 2147483647
+    with pg.connect() as conn:
+        conn.execute("INSERT INTO everything (id, i4) VALUES (5000, 1), (5001, 500), (5002, 7)")
+    assert run() == [5001]
+
+
+def test_rows_written_after_the_snapshot_reach_no_partition(tmp_path: Path, pg: PgDatabase) -> None:
+    """Writers between the sessions' start and their reads change nothing they deliver:
+    every partition reads the one exported snapshot."""
+    src = open_source("postgresql", _pg(pg), {}, policy_for(tmp_path))
+    assert isinstance(src, PartitionedSource)
+    fields = [ColumnInfo("id", "int64"), ColumnInfo("t", "string")]
+    plan = ReadPlan(
+        table=TableRef("public", "everything"),
+        fields=fields,
+        parallelism=3,
+        partition_key="id",
+    )
+    before = {(r["id"], r["t"]) for b in src.read(plan, 1000) for r in b.to_pylist()}
+    streams = src.read_partitions(plan, 50)
+    assert len(streams) == 3
+    with pg.connect() as conn:
+        conn.execute("DELETE FROM everything WHERE id BETWEEN 10 AND 200")
+        conn.execute("UPDATE everything SET t = 'changed' WHERE id > 200")
+        conn.execute("INSERT INTO everything (id, t) VALUES (100000, 'new'), (-5, 'new')")
+    got = [(r["id"], r["t"]) for s in streams for b in s for r in b.to_pylist()]
+    src.close()
+    assert len(got) == len(before) and set(got) == before
+
+
+def test_parallelism_beyond_the_maximum_is_refused(c: Container, pg: PgDatabase) -> None:
+    source = Source(c, "postgresql", _pg(pg))
+    tpl = c.services.catalog.create_custom_template(
+        source.ws, source.conn.id, "big", "public.everything", None, ["id"], None, None
+    )
+    with pytest.raises(Invalid, match="EGRESS_MAX_PARALLELISM") as exc:
+        c.services.configurations.create(
+            source.ws, configuration_values(tpl.id, "wide", parallelism=5)
+        )
+    assert [e.loc for e in exc.value.errors] == [("body", "parallelism")]

@@ -164,7 +164,11 @@ class Runner:
             rows = self._load(job, source, control)
             status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
             return Outcome(
-                status, rows, watermark=watermark, warnings=[*job.notes, *_warnings(source)], window=job.window
+                status,
+                rows,
+                watermark=watermark,
+                warnings=[*job.notes, *_warnings(source)],
+                window=job.window,
             )
         written = self._write(job, source, control)
         control.checkpoint()
