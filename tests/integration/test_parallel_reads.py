@@ -25,8 +25,10 @@ from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
 from egress.sources import open_source
 from egress.sources.base import PartitionedSource
-from tests.conftest import PgDatabase, make_settings
-from tests.integration.test_extract_types import PG_ROWS, PG_TABLE
+from egress.sources.mysql.transactions import NO_RELOAD
+from tests.conftest import MysqlDatabase, PgDatabase, make_settings
+from tests.integration.test_extract_types import MYSQL_TABLE, PG_ROWS, PG_TABLE, TRICKY
+from tests.integration.test_incremental import _drop_mysql_user, _mysql_user
 from tests.support.factories import configuration_values, submitted_configuration
 from tests.support.policy import policy_for
 
@@ -63,9 +65,16 @@ def _pg(db: PgDatabase) -> dict[str, Any]:
 class Source:
     """One connection's templates, run on this thread with any configuration."""
 
-    def __init__(self, c: Container, kind: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        c: Container,
+        kind: str,
+        settings: dict[str, Any],
+        secrets: dict[str, str] | None = None,
+    ) -> None:
         self.c, self.ws = c, c.workspaces.ensure_workspace("t")
-        self.conn = c.connections.create(self.ws, kind, kind, settings, None)
+        sealed = c.secret_box.seal(secrets) if secrets else None
+        self.conn = c.connections.create(self.ws, kind, kind, settings, sealed)
         c.services.catalog.discover(self.ws, self.conn.id)
         self.runs = 0
 
@@ -181,3 +190,47 @@ def test_parallelism_beyond_the_maximum_is_refused(c: Container, pg: PgDatabase)
             source.ws, configuration_values(tpl.id, "wide", parallelism=5)
         )
     assert [e.loc for e in exc.value.errors] == [("body", "parallelism")]
+
+
+@pytest.fixture
+def maria(mysql_db: MysqlDatabase) -> MysqlDatabase:
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(MYSQL_TABLE)
+        cur.execute(
+            "INSERT INTO everything VALUES (1, 1, -5, 4000000000, 18446744073709551615, 1.5,"
+            " -2.25e100, -1234567890.12, %s, '', '1000-01-01', '23:59:59.999999',"
+            " '2026-05-28 14:00:00.123456', '2026-05-28 18:00:00', X'0001FF', b'1', 'b')",
+            (TRICKY,),
+        )
+        cur.execute("INSERT INTO everything (id, b, bt) VALUES (2, 0, b'0'), (3, NULL, NULL)")
+        cur.executemany(
+            "INSERT INTO everything (id, i, s, n) VALUES (%s, %s, %s, %s)",
+            [(i, i, f"row {i}", i / 7) for i in range(10, MORE_ROWS + 10)],
+        )
+    return mysql_db
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_mariadb_with_reload_reads_in_parallel_the_rows_of_the_serial_read(
+    c: Container, maria: MysqlDatabase, fmt: str
+) -> None:
+    source = Source(c, "mysql", maria.settings)
+    serial, one = source.run("everything", fmt)
+    run, data = source.run("everything", fmt, parallelism=3)
+    assert run.status is RunStatus.COMPLETED and run.warnings == [], run.error_message
+    assert run.record_count == serial.record_count == 3 + MORE_ROWS
+    assert _rows(fmt, data) == _rows(fmt, one)
+
+
+def test_mariadb_without_reload_reads_in_one_session_and_says_so(
+    c: Container, maria: MysqlDatabase
+) -> None:
+    settings, secrets = _mysql_user(maria, "PROCESS")
+    try:
+        source = Source(c, "mysql", settings, secrets)
+        _serial, one = source.run("everything", "parquet")
+        run, data = source.run("everything", "parquet", parallelism=2)
+    finally:
+        _drop_mysql_user(maria, settings)
+    assert run.status is RunStatus.COMPLETED and _rows("parquet", data) == _rows("parquet", one)
+    assert run.warnings == [f"parallelism 2: read in one session, as {NO_RELOAD}"]
