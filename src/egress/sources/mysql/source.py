@@ -315,7 +315,7 @@ class MysqlSource:
             assert key is not None
             with sessions[0].cursor() as cur:
                 cur.execute(bounds_statement(plan, key, self.dialect, sessions[0].escape))
-                low, high = cur.fetchone() or (None, None)
+                low, high = cur.fetchone()
         except BaseException as exc:
             for conn in sessions:
                 conn.close()
