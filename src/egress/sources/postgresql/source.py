@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
@@ -70,6 +70,7 @@ from egress.sources.postgresql.connect import (
     first_line,
     in_background,
 )
+from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
     SESSION_SETTINGS,
@@ -255,30 +256,8 @@ class PostgresSource:
         ]
 
     def _quoter(self, conn: psycopg.Connection[Any]) -> Quote:
-        """Each value quoted by psycopg into its place in the tree: COPY takes no parameters
-        and ADBC binds only typed ones (``date > text`` fails)."""
-        codec = self._s.sourceEncoding
-        legacy = self._is_sql_ascii() and codec != "utf-8"
-
-        def quote(value: Any) -> str:
-            if legacy and isinstance(value, str) and not value.isascii():
-                # The query text travels as UTF-8 and SQL_ASCII keeps bytes as they come: the
-                # value goes as its bytes in the database's own encoding.
-                try:
-                    raw = value.encode(codec)
-                except UnicodeEncodeError as exc:
-                    raise SourceError(
-                        f"the filter value {value!r} cannot be written in {codec}"
-                    ) from exc
-                return f"convert_from('\\x{raw.hex()}'::bytea, '{SQL_ASCII}')"
-            try:
-                return sql.Literal(value).as_string(conn)
-            except psycopg.Error as exc:  # e.g. a NUL character, which text cannot hold
-                raise SourceError(
-                    f"a value in the filter cannot be sent: {first_line(exc)}"
-                ) from exc
-
-        return quote
+        legacy = self._is_sql_ascii() and self._s.sourceEncoding != "utf-8"
+        return quoter(conn, self._s.sourceEncoding if legacy else None)
 
     def _select(self, conn: psycopg.Connection[Any], plan: ReadPlan, column_sql: ColumnSql) -> str:
         return select_statement(plan, self.dialect, column_sql, quote=self._quoter(conn)).sql
@@ -414,17 +393,10 @@ class PostgresSource:
     def read_partitions(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> list[Iterator[pa.RecordBatch]]:
-        sessions = self._partition_sessions(plan, self._adbc_session, self._column_sql())
-        return [self._stream(conn, part, query, batch_bytes) for conn, part, query in sessions]
-
-    def _partition_sessions(
-        self, plan: ReadPlan, connect: Callable[[], Any], column_sql: ColumnSql
-    ) -> list[tuple[Any, ReadPlan, str]]:
-        """One session per key range of the plan, all in one snapshot: the first session's
-        (an incremental run's held one, or a new one) exported to the others. Each comes with
-        its range's plan and query."""
+        """One session per key range, all in one snapshot: the first session's (an
+        incremental run's held one, or a new one) exported to the others."""
         held = self._take_held()
-        sessions = [held if held is not None else connect()]
+        sessions = [held if held is not None else self._adbc_session()]
         try:
             if held is None:
                 one_row(sessions[0], BEGIN_SNAPSHOT)
@@ -439,17 +411,20 @@ class PostgresSource:
                 ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
                 parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
                 for _ in parts[1:]:
-                    sessions.append(connect())
+                    sessions.append(self._adbc_session())
                     one_row(sessions[-1], BEGIN_SNAPSHOT)
                     one_row(sessions[-1], f"SET TRANSACTION SNAPSHOT {quote(exported)}")
-                queries = [self._select(pconn, part, column_sql) for part in parts]
+                queries = [self._select(pconn, part, self._column_sql()) for part in parts]
         except BaseException as exc:
             for conn in sessions:
                 conn.close()
             if isinstance(exc, psycopg.Error | adbc_pg.Error):
                 raise read_error(exc) from exc
             raise
-        return list(zip(sessions, parts, queries, strict=True))
+        return [
+            self._stream(conn, part, query, batch_bytes)
+            for conn, part, query in zip(sessions, parts, queries, strict=True)
+        ]
 
     def can_copy_csv(self, plan: ReadPlan) -> bool:
         # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
