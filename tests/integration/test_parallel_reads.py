@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.integration.test_extract_types import MYSQL_TABLE, PG_ROWS, PG_TABLE, TRICKY
 from tests.integration.test_incremental import _drop_mysql_user, _mysql_user
 from tests.support.factories import configuration_values, submitted_configuration
-from tests.support.policy import policy_for
+from tests.support.policy import files_root, policy_for
 
 MORE_ROWS = 500  # beyond the edge rows: ranges with many rows each
 
@@ -234,3 +235,15 @@ def test_mariadb_without_reload_reads_in_one_session_and_says_so(
         _drop_mysql_user(maria, settings)
     assert run.status is RunStatus.COMPLETED and _rows("parquet", data) == _rows("parquet", one)
     assert run.warnings == [f"parallelism 2: read in one session, as {NO_RELOAD}"]
+
+
+def test_sqlite_is_read_in_one_session_and_the_run_says_so(c: Container, tmp_path: Path) -> None:
+    path = files_root(tmp_path) / "shop.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"n{i}") for i in range(100)])
+    run, data = Source(c, "sqlite", {"path": str(path)}).run("t", "csv", parallelism=2)
+    assert run.status is RunStatus.COMPLETED and len(_rows("csv", data)) == 100
+    assert run.warnings == [
+        "parallelism 2: read in one session, as this type of source has no parallel reads"
+    ]

@@ -88,7 +88,7 @@ def with_parallelism(job: Job, source: Source) -> Job:
     if isinstance(source, PartitionedSource):
         reason = source.partition_blocker(plan)
     else:
-        reason = "this type of source is read in one session"
+        reason = "this type of source has no parallel reads"
     if reason is None:
         return job
     note = f"parallelism {plan.parallelism}: read in one session, as {reason}"
