@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -356,9 +357,9 @@ class Runner:
         )
         rows = 0
         try:
-            for batch in self._batches(job.plan, source, control):
-                router.write(batch)
-                rows += batch.num_rows
+            for grouped in self._batches(job.plan, source, control, router.group):
+                router.write(grouped)
+                rows += sum(part.num_rows for _value, part in grouped)
                 control.report(rows)
             router.close()
             return [
@@ -372,20 +373,39 @@ class Runner:
                 raise RunFailure(str(exc)) from exc
             raise
 
-    def _batches(self, plan: ReadPlan, source: Source, control: RunControl) -> Any:
+    def _batches(
+        self,
+        plan: ReadPlan,
+        source: Source,
+        control: RunControl,
+        prepare: Callable[[pa.RecordBatch], Any] = lambda batch: batch,
+    ) -> Iterator[Any]:
         """The source's batches, none over the byte bound (a source that could only bound its
-        own roughly is sliced here), read one ahead of the writing; the stall limit runs while
-        waiting for each one."""
+        own roughly is sliced here), each passed through ``prepare`` (a split's grouping of
+        rows by value), all on the reading thread(s), one ahead of the writing; the stall
+        limit runs while waiting for each one."""
         if plan.parallelism > 1 and isinstance(source, PartitionedSource):
             with control.awaiting_source():  # the snapshot's sessions are opened here
                 streams = source.read_partitions(plan, self._batch_rows, self._batch_bytes)
         else:
             streams = [source.read(plan, self._batch_rows, self._batch_bytes)]
-        # One batch read ahead per stream: each partition's session keeps streaming.
-        ahead = read_ahead(streams, control.awaiting_source, depth=len(streams))
+
+        def prepared(stream: Iterator[pa.RecordBatch]) -> Iterator[Any]:
+            try:
+                for batch in stream:
+                    for piece in byte_slices(batch, self._batch_bytes):
+                        yield prepare(piece)
+            finally:  # on the reading thread, which read_ahead closes this on
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        # One item read ahead per stream: each partition's session keeps streaming.
+        ahead = read_ahead(
+            [prepared(s) for s in streams], control.awaiting_source, depth=len(streams)
+        )
         with contextlib.closing(ahead):
-            for batch in ahead:
-                yield from byte_slices(batch, self._batch_bytes)
+            yield from ahead
 
     # ------------------------------------------------------------------ helpers
     def discard(self, leftover: Leftover) -> None:
