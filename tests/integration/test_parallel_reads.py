@@ -4,6 +4,7 @@ is read in one session and the run says why."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,7 +25,9 @@ from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.sources import open_source
+from egress.engine.faults import is_transient
+from egress.engine.read_ahead import read_ahead
+from egress.sources import SourceError, open_source
 from egress.sources.base import PartitionedSource
 from egress.sources.mysql.transactions import NO_RELOAD
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
@@ -247,3 +250,30 @@ def test_sqlite_is_read_in_one_session_and_the_run_says_so(c: Container, tmp_pat
     assert run.warnings == [
         "parallelism 2: read in one session, as this type of source has no parallel reads"
     ]
+
+
+def test_losing_the_session_that_holds_the_snapshot_fails_every_partition_for_a_retry(
+    tmp_path: Path, pg: PgDatabase
+) -> None:
+    """The snapshot's own session dies before the reads: the read fails (no partition
+    delivers a partial answer) with a failure the worker retries as a whole."""
+    src = open_source("postgresql", _pg(pg), {}, policy_for(tmp_path))
+    assert isinstance(src, PartitionedSource)
+    plan = ReadPlan(
+        table=TableRef("public", "everything"),
+        fields=[ColumnInfo("id", "int64")],
+        parallelism=2,
+        partition_key="id",
+    )
+    streams = src.read_partitions(plan, 50)
+    with pg.connect() as conn:
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE '%pg_export_snapshot%'"
+        ).fetchall()
+    assert killed == [(True,)]
+    with pytest.raises(SourceError) as exc:
+        list(read_ahead(streams, contextlib.nullcontext, depth=2))
+    src.close()
+    assert is_transient(exc.value)
