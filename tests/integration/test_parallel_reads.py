@@ -277,3 +277,26 @@ def test_losing_the_session_that_holds_the_snapshot_fails_every_partition_for_a_
         list(read_ahead(streams, contextlib.nullcontext, depth=2))
     src.close()
     assert is_transient(exc.value)
+
+
+def test_mariadb_rows_written_after_the_sessions_start_reach_no_partition(
+    tmp_path: Path, maria: MysqlDatabase
+) -> None:
+    src = open_source("mysql", maria.settings, maria.secrets, policy_for(tmp_path))
+    assert isinstance(src, PartitionedSource)
+    plan = ReadPlan(
+        table=TableRef(maria.name, "everything"),
+        fields=[ColumnInfo("id", "int64"), ColumnInfo("s", "string")],
+        parallelism=3,
+        partition_key="id",
+    )
+    before = {(r["id"], r["s"]) for b in src.read(plan, 1000) for r in b.to_pylist()}
+    streams = src.read_partitions(plan, 50)
+    assert len(streams) == 3
+    with maria.connect() as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM everything WHERE id BETWEEN 10 AND 200")
+        cur.execute("UPDATE everything SET s = 'changed' WHERE id > 200")
+        cur.execute("INSERT INTO everything (id, s) VALUES (100000, 'new'), (-5, 'new')")
+        conn.commit()
+    got = [(r["id"], r["s"]) for s in streams for b in s for r in b.to_pylist()]
+    assert len(got) == len(before) and set(got) == before
