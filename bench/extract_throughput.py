@@ -51,18 +51,22 @@ from references import (
     psql_copy,
 )
 
-# Each Egress case: (format, extra columns, split field, source); the reference it is
-# compared with beside psql, timed just before it in the same run.
-CASES: dict[str, tuple[str, list[str], str | None, str]] = {
-    "csv (COPY fast path)": ("csv", [], None, "postgresql"),
-    "csv (Arrow path)": ("csv", ["weight"], None, "postgresql"),
-    "jsonl": ("jsonl", [], None, "postgresql"),
-    "parquet": ("parquet", [], None, "postgresql"),
-    "parquet split by region (8)": ("parquet", [], "region", "postgresql"),
-    "csv split by region (8, Arrow)": ("csv", [], "region", "postgresql"),
-    "files: parquet folder → csv": ("csv", [], None, "files"),
-    "files: parquet folder → parquet": ("parquet", [], None, "files"),
-    "mysql: csv": ("csv", [], None, "mysql"),
+# Each Egress case: (format, extra columns, split field, source, parallelism); the reference
+# it is compared with beside psql, timed just before it in the same run.
+CASES: dict[str, tuple[str, list[str], str | None, str, int]] = {
+    "csv (COPY fast path)": ("csv", [], None, "postgresql", 1),
+    "csv (Arrow path)": ("csv", ["weight"], None, "postgresql", 1),
+    "jsonl": ("jsonl", [], None, "postgresql", 1),
+    "parquet": ("parquet", [], None, "postgresql", 1),
+    "parquet split by region (8)": ("parquet", [], "region", "postgresql", 1),
+    "csv split by region (8, Arrow)": ("csv", [], "region", "postgresql", 1),
+    "files: parquet folder → csv": ("csv", [], None, "files", 1),
+    "files: parquet folder → parquet": ("parquet", [], None, "files", 1),
+    "mysql: csv": ("csv", [], None, "mysql", 1),
+    "parallel 2: csv": ("csv", [], None, "postgresql", 2),
+    "parallel 2: jsonl": ("jsonl", [], None, "postgresql", 2),
+    "parallel 2: parquet": ("parquet", [], None, "postgresql", 2),
+    "parallel 2: mysql csv": ("csv", [], None, "mysql", 2),
 }
 REFERENCES = {
     "parquet": "ADBC → pyarrow Parquet (raw Python)",
@@ -202,6 +206,7 @@ def extract(
     fields: list[str],
     pid: int,
     split_by: str | None = None,
+    parallelism: int = 1,
 ) -> tuple[float, int, int, float]:
     body: dict[str, object] = {
         "name": name,
@@ -212,6 +217,8 @@ def extract(
     }
     if split_by:
         body["splitBy"] = split_by
+    if parallelism > 1:
+        body["parallelism"] = parallelism
     cfg = http.post("/api/v1/extraction-configurations", json=body).raise_for_status().json()
     http.post(f"/api/v1/extraction-configurations/{cfg['id']}/submit").raise_for_status()
     with PeakRss(pid) as rss:
@@ -305,7 +312,7 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
             psql_label = "psql \\copy CSV"
             print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
             for case in cases:
-                fmt, extra, split, source = CASES[case]
+                fmt, extra, split, source, parallelism = CASES[case]
                 ref_s = None
                 if case in REFERENCES:
                     ref_s = time_reference(case, work, lake)
@@ -315,7 +322,14 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                     )
                 name = f"b{secrets.token_hex(3)}"
                 secs, count, peak, cpu = extract(
-                    http, templates[source], name, fmt, [*fields, *extra], server.process.pid, split
+                    http,
+                    templates[source],
+                    name,
+                    fmt,
+                    [*fields, *extra],
+                    server.process.pid,
+                    split,
+                    parallelism,
                 )
                 assert count == rows, (case, count)
                 vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"

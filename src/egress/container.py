@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from egress.access_tokens import AccessTokens
+from egress.arrow_memory import release_promptly
 from egress.crypto import SecretBox, load_secret_box
 from egress.db.audit import AuditRepo
 from egress.db.configurations import ConfigurationRepo
@@ -91,6 +92,7 @@ class Container:
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utcnow) -> Container:
         settings.ensure_data_dir()
+        release_promptly()  # every process that runs extractions builds one
         engine = make_engine(settings.resolved_database_url)
         signing = load_signing_ring(settings)
         return cls(
@@ -139,6 +141,7 @@ class Container:
             self.clock,
             self.settings.schedules_limit,
             audit,
+            self.settings.max_parallelism,
         )
         executions = self._executions(audit)
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)

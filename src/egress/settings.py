@@ -36,6 +36,7 @@ DEFAULT_BATCH_ROWS = 65_536
 DEFAULT_BATCH_BYTES = 16 << 20
 # Each part of a split run keeps a file open; this bounds open files and memory per run.
 DEFAULT_MAX_SPLIT_PARTS = 1000
+DEFAULT_MAX_PARALLELISM = 4
 # A presigned download URL outlives the redirect long enough to start a slow download, yet a
 # leaked one soon stops working. SigV4 refuses URLs that live longer than seven days.
 DEFAULT_DOWNLOAD_URL_TTL_S = 900
@@ -107,6 +108,8 @@ class Settings(BaseSettings):
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1)
     batch_bytes: int = Field(default=DEFAULT_BATCH_BYTES, ge=1024)
     max_split_parts: int = Field(default=DEFAULT_MAX_SPLIT_PARTS, ge=1)
+    # The most sessions one run may read its source with (a configuration's parallelism).
+    max_parallelism: int = Field(default=DEFAULT_MAX_PARALLELISM, ge=1, le=64)
     max_selected_rows: int = Field(default=DEFAULT_MAX_SELECTED_ROWS, ge=1)
     download_url_ttl_s: int = Field(
         default=DEFAULT_DOWNLOAD_URL_TTL_S, gt=0, le=MAX_DOWNLOAD_URL_TTL_S

@@ -49,6 +49,7 @@ def test_a_patch_may_not_null_what_a_configuration_cannot_be_without(
         "destination",
         "extract_only_new",
         "backfill_window",
+        "parallelism",
     }
     for key in REQUIRED:
         with pytest.raises(Invalid, match="must not be null") as exc:

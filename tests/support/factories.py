@@ -75,9 +75,11 @@ def extract_once(
     table: str,
     fmt: str,
     compression: str = "none",
+    **overrides: Any,
 ) -> tuple[RunRecord, bytes]:
     """Register a connection, configure ``table`` (a template named ``table`` or ``*.table``)
-    in ``fmt``, run it once on this thread; the run and its first file's bytes."""
+    in ``fmt`` (and ``overrides``), run it once on this thread; the run and its first file's
+    bytes."""
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, f"{kind}_{fmt}_{compression}_{table}", kind, settings, None)
     c.services.catalog.discover(ws, conn.id)
@@ -87,7 +89,13 @@ def extract_once(
         if t.name == table or t.name.endswith(f".{table}")
     )
     cfg_id = submitted_configuration(
-        c, ws, tpl.id, f"x_{fmt}_{compression}_{tpl.id[:8]}", format=fmt, compression=compression
+        c,
+        ws,
+        tpl.id,
+        f"x_{fmt}_{compression}_{tpl.id[:8]}",
+        format=fmt,
+        compression=compression,
+        **overrides,
     )
     ex, _ = c.services.executions.trigger(ws, cfg_id, {})
     assert c.worker().run_once()

@@ -177,6 +177,9 @@ def configs_create(
     split_by: str | None = typer.Option(None, "--split-by"),
     filter: str | None = typer.Option(None, "--filter", help="default whereClause"),
     only_new: bool | None = typer.Option(None, "--only-new/--all-records"),
+    parallelism: int | None = typer.Option(
+        None, "--parallelism", help="sessions reading key ranges of one snapshot"
+    ),
     submit: bool = typer.Option(False, "--submit", help="submit it right away"),
     as_json: bool = JsonOption,
 ) -> None:
@@ -190,6 +193,7 @@ def configs_create(
         "splitBy": split_by,
         "filter": filter,
         "extractOnlyNew": only_new,
+        "parallelism": parallelism,
     }
     body.update({k: v for k, v in flags.items() if v is not None})
     if path is not None:

@@ -145,6 +145,7 @@ class Configuration(Model):
     backfill_window: str = "month"
     backfill: Backfill | None = None
     paused: bool = False
+    parallelism: int = 1  # sessions reading key ranges of one snapshot (README "Parallel reads")
     last_sync: datetime | None = None
     sync_status: str = "inactive"
     error_text: str | None = None

@@ -63,6 +63,7 @@ def _record(
             "status": ConfigStatus(row.status),
             "system_columns": bool(row.system_columns),  # NULL: false
             "paused": bool(row.paused),
+            "parallelism": row.parallelism or 1,  # NULL: 1
         },
         schedules=schedules or [],
         sync=sync or SyncFacts(),

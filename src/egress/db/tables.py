@@ -235,6 +235,8 @@ extraction_configurations = sa.Table(
     sa.Column("backfill_window", sa.String(10), nullable=False, server_default="month"),
     sa.Column("backfill_to", sa.String(10), nullable=True),
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # Sessions reading key ranges of one snapshot (issue 19); NULL: 1.
+    sa.Column("parallelism", sa.Integer(), nullable=True),
     sa.UniqueConstraint("workspace_id", "name"),
 )
 

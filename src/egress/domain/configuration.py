@@ -15,10 +15,11 @@ from egress.domain.status import ConfigStatus
 class Configuration(ConfigurationSnapshot):
     """An extraction configuration as stored: the part an execution freezes (the snapshot's
     fields: id, name, version, fields, format, compression, destination, file name pattern,
-    split-by) and the rest. Its fields are listed only here and there: the repository reads
-    and writes them by these names, the services validate and merge the ones a user sets
-    (``SETTABLE``), and each face's wire shape derives from this class (the native
-    ``ConfigurationOut`` is a subclass), so a new field is added here and in the table."""
+    split-by, account, system columns, parallelism) and the rest. Its fields are listed only
+    here and there: the repository reads and writes them by these names, the services
+    validate and merge the ones a user sets (``SETTABLE``), and each face's wire shape derives
+    from this class (the native ``ConfigurationOut`` is a subclass), so a new field is added
+    here and in the table."""
 
     workspace_id: str
     template_id: str

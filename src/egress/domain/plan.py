@@ -22,6 +22,27 @@ class KeySelection:
 
 
 @dataclass(frozen=True)
+class KeyRange:
+    """One partition of a parallel read: rows whose ``field`` is in [low, high) (None: open)."""
+
+    field: str
+    low: int | None
+    high: int | None
+
+
+INTEGER_TYPES = frozenset({"int16", "int32", "int64"})
+
+
+def key_ranges(field: str, low: int, high: int, parts: int) -> list[KeyRange]:
+    """[low, high] cut into ``parts`` ranges of equal width (fewer when it holds fewer
+    values); the first and the last stay open, so every row of the plan is in exactly one."""
+    parts = max(1, min(parts, high - low + 1))
+    cuts = [low + (high - low + 1) * i // parts for i in range(1, parts)]
+    bounds: list[int | None] = [None, *cuts, None]
+    return [KeyRange(field, bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+@dataclass(frozen=True)
 class ReadPlan:
     table: TableRef | None  # None when ``query`` is set
     fields: list[ColumnInfo]  # what is written, in order
@@ -38,6 +59,11 @@ class ReadPlan:
     after: list[Any] | None = None
     limit: int | None = None
     offset: int | None = None
+    # A parallel read (configuration ``parallelism``): how many sessions, by which key; and
+    # the one range a partition's session reads.
+    parallelism: int = 1
+    partition_key: str | None = None
+    key_range: KeyRange | None = None
 
     def column_type(self, name: str) -> str:
         found = next((c for c in self.columns or self.fields if c.name == name), None)
@@ -76,4 +102,14 @@ def plan_from_snapshot(spec: ExecutionSpec, window: Window | None = None) -> Rea
         window=window,
         query=template.query,
         null_values=None if template.csv_null_values is None else tuple(template.csv_null_values),
+        parallelism=spec.configuration.parallelism,
+        partition_key=_partition_key(template.primary_key, template.fields),
     )
+
+
+def _partition_key(primary_key: list[str], fields: list[ColumnInfo]) -> str | None:
+    """The key a parallel read cuts into ranges: a one-column integer primary key."""
+    types = {f.name: f.type for f in fields}
+    if len(primary_key) == 1 and types.get(primary_key[0]) in INTEGER_TYPES:
+        return primary_key[0]
+    return None

@@ -30,6 +30,7 @@ class ConfigurationSnapshot:
     split_by: str | None
     account: str | None = None  # the account it reads (schema, MySQL database, folder)
     system_columns: bool = False  # loads add account_id, account_name, __insert_date
+    parallelism: int = 1  # sessions reading key ranges of one snapshot (README "Parallel reads")
 
     @property
     def to_storage(self) -> bool:
@@ -58,6 +59,8 @@ class ConfigurationSnapshot:
         }
         if self.system_columns:  # only then: snapshots without them stay as they were
             data |= {"account": self.account, "systemColumns": True}
+        if self.parallelism != 1:
+            data["parallelism"] = self.parallelism
         return data
 
     @classmethod
@@ -74,6 +77,7 @@ class ConfigurationSnapshot:
             split_by=data.get("splitBy"),
             account=data.get("account"),
             system_columns=bool(data.get("systemColumns", False)),
+            parallelism=int(data.get("parallelism", 1)),
         )
 
 

@@ -112,6 +112,7 @@ def export_plan(export: ExportSpec) -> ReadPlan:
         order=list(export.key),
         after=export.after,
         limit=export.limit + 1,
+        parallelism=1,  # in key order, one job's slice at a time
     )
 
 

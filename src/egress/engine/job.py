@@ -13,6 +13,7 @@ from egress.domain.plan import ReadPlan
 from egress.domain.spec import FrozenWindow
 from egress.sinks.file import WrittenFile
 from egress.sources import Source
+from egress.sources.base import PartitionedSource
 
 
 class RunFailure(Exception):
@@ -47,13 +48,16 @@ class Job:
     data_table: dict[str, Any] | None
     output: list[ColumnInfo]  # the configuration's fields: what the files hold
     window: FrozenWindow | None = None  # the frozen incremental window
+    notes: tuple[str, ...] = ()  # run warnings of its own (a parallel plan read serially)
 
     def copies_csv(self, source: Source) -> bool:
-        """Whether the rows go through the source's own CSV writer (one file, CSV)."""
+        """Whether the rows go through the source's own CSV writer (one file, CSV, one
+        session: a parallel read goes through Arrow)."""
         fast = getattr(source, "can_copy_csv", None)
         return (
             self.fmt == "csv"
             and self.split_by is None
+            and self.plan.parallelism == 1
             and self.data_table is None
             and fast is not None
             and bool(fast(self.plan))
@@ -73,6 +77,22 @@ class Job:
                 execution_id=self.claimed.execution_id,
             ),
         )
+
+
+def with_parallelism(job: Job, source: Source) -> Job:
+    """A plan of ``parallelism`` > 1 that its source must read in one session is read so,
+    and the run says why (README "Parallel reads")."""
+    plan = job.plan
+    if plan.parallelism <= 1:
+        return job
+    if isinstance(source, PartitionedSource):
+        reason = source.partition_blocker(plan)
+    else:
+        reason = "this type of source has no parallel reads"
+    if reason is None:
+        return job
+    note = f"parallelism {plan.parallelism}: read in one session, as {reason}"
+    return replace(job, plan=replace(plan, parallelism=1), notes=(*job.notes, note))
 
 
 def with_split_field(plan: ReadPlan, split_by: str | None) -> ReadPlan:

@@ -24,23 +24,26 @@ _POLL_S = 0.05
 
 
 def read_ahead(
-    items: Iterator[T],
+    streams: list[Iterator[T]],
     waiting: Callable[[], AbstractContextManager[object]],
     depth: int = 1,
 ) -> Generator[T, None, None]:
-    """``items`` produced on a thread of their own, at most ``depth`` ahead of the consumer.
+    """The items of ``streams`` produced on threads of their own (one per stream: the
+    partitions of a parallel read), interleaved as they come, at most ``depth`` ahead of the
+    consumer in all.
 
-    The producer thread owns ``items`` from its first to its last step and closes it (a
+    Each producer thread owns its stream from its first to its last step and closes it (a
     generator's ``finally`` runs there, where it ran). Every wait of the consumer on the
-    producer runs inside ``waiting()`` (the stall limit: a stop signal interrupts the source,
-    which ends the producer). An error of the producer is raised to the consumer, in order;
-    closing this generator early stops the producer at its next batch and waits for it."""
+    producers runs inside ``waiting()`` (the stall limit: a stop signal interrupts the
+    source, which ends the producers). The first error of a producer is raised to the
+    consumer, in order; closing this generator early (or that error) stops every producer at
+    its next item and waits for them."""
     # Never full: the semaphore below bounds what is in it.
     slots: queue.Queue[tuple[str, object]] = queue.Queue()
     stop = threading.Event()
 
-    # The producer reads the next item only once the consumer has taken the last one but
-    # ``depth``: at most depth + 1 items exist at once (one being written, depth being read).
+    # A producer reads its next item only once the consumer has taken all but ``depth``:
+    # at most depth + producers items exist at once (``depth`` queued, one being read by each).
     room = threading.Semaphore(depth)
 
     def wait_for_room() -> bool:
@@ -49,11 +52,12 @@ def read_ahead(
                 return True
         return False
 
-    def produce() -> None:
+    def produce(items: Iterator[T]) -> None:
         try:
             while wait_for_room():
                 item = next(items, _END)
                 if item is _END:
+                    room.release()  # took a place for nothing
                     slots.put((_DONE, None))
                     return
                 slots.put((_ITEM, item))
@@ -64,21 +68,27 @@ def read_ahead(
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=produce, name="egress-read-ahead", daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(target=produce, args=(s,), name="egress-read-ahead", daemon=True)
+        for s in streams
+    ]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
     try:
-        while True:
+        while running:
             with waiting():
                 kind, value = slots.get()
-            room.release()
             if kind == _ITEM:
+                room.release()
                 yield value  # type: ignore[misc]
             elif kind == _DONE:
-                return
+                running -= 1
             else:
                 assert isinstance(value, BaseException)
                 raise value
     finally:
         stop.set()  # a producer waiting for room sees it; one reading finishes that item first
         with waiting():
-            thread.join()
+            for thread in threads:
+                thread.join()

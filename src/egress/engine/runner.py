@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -44,7 +45,7 @@ from egress.engine.control import (
 )
 from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, is_transient
-from egress.engine.job import Job, RunFailure, Written, with_split_field
+from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
 from egress.engine.publish import publish
 from egress.engine.read_ahead import read_ahead
 from egress.engine.system_columns import with_system_columns, with_system_fields
@@ -56,7 +57,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
-from egress.sources.base import Noticing, QuerySource, RowEstimates
+from egress.sources.base import Noticing, PartitionedSource, QuerySource, RowEstimates
 from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, Storage, tmp_key, tmp_prefix
 
@@ -154,7 +155,8 @@ class Runner:
         """An extraction: its files published (or its data table loaded); the outcome."""
         job = self._job(claimed)
         self._check_columns(job, source, control)
-        job = with_window(job, source, control, self._queue, self._clock)
+        # Before the window: whether a partitioned read follows decides the snapshot's session.
+        job = with_window(with_parallelism(job, source), source, control, self._queue, self._clock)
         window = job.plan.window
         watermark = window.high if window is not None else None
         if window is not None and window.high is None:  # nothing to take (yet)
@@ -164,7 +166,11 @@ class Runner:
             rows = self._load(job, source, control)
             status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
             return Outcome(
-                status, rows, watermark=watermark, warnings=_warnings(source), window=job.window
+                status,
+                rows,
+                watermark=watermark,
+                warnings=[*job.notes, *_warnings(source)],
+                window=job.window,
             )
         written = self._write(job, source, control)
         control.checkpoint()
@@ -174,7 +180,7 @@ class Runner:
                 RunStatus.COMPLETED_NO_DATA,
                 0,
                 watermark=watermark,
-                warnings=_warnings(source),
+                warnings=[*job.notes, *_warnings(source)],
                 window=job.window,
             )
         manifest_key = publish(self._storage, self._queue, job, written)
@@ -198,7 +204,7 @@ class Runner:
             files=files,
             manifest_key=manifest_key,
             watermark=watermark,
-            warnings=_warnings(source),
+            warnings=[*job.notes, *_warnings(source)],
             window=job.window,
         )
 
@@ -362,9 +368,9 @@ class Runner:
         )
         rows = 0
         try:
-            for batch in self._batches(job.plan, source, control):
-                router.write(batch)
-                rows += batch.num_rows
+            for grouped in self._batches(job.plan, source, control, router.group):
+                router.write(grouped)
+                rows += sum(part.num_rows for _value, part in grouped)
                 control.report(rows)
             router.close()
             return [
@@ -378,15 +384,39 @@ class Runner:
                 raise RunFailure(str(exc)) from exc
             raise
 
-    def _batches(self, plan: ReadPlan, source: Source, control: RunControl) -> Any:
+    def _batches(
+        self,
+        plan: ReadPlan,
+        source: Source,
+        control: RunControl,
+        prepare: Callable[[pa.RecordBatch], Any] = lambda batch: batch,
+    ) -> Iterator[Any]:
         """The source's batches, none over the byte bound (a source that could only bound its
-        own roughly is sliced here), read one ahead of the writing; the stall limit runs while
-        waiting for each one."""
-        batches = source.read(plan, self._batch_rows, self._batch_bytes)
-        ahead = read_ahead(batches, control.awaiting_source)
+        own roughly is sliced here), each passed through ``prepare`` (a split's grouping of
+        rows by value), all on the reading thread(s), one ahead of the writing; the stall
+        limit runs while waiting for each one."""
+        if plan.parallelism > 1 and isinstance(source, PartitionedSource):
+            with control.awaiting_source():  # the snapshot's sessions are opened here
+                streams = source.read_partitions(plan, self._batch_rows, self._batch_bytes)
+        else:
+            streams = [source.read(plan, self._batch_rows, self._batch_bytes)]
+
+        def prepared(stream: Iterator[pa.RecordBatch]) -> Iterator[Any]:
+            try:
+                for batch in stream:
+                    for piece in byte_slices(batch, self._batch_bytes):
+                        yield prepare(piece)
+            finally:  # on the reading thread, which read_ahead closes this on
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        # One item read ahead per stream: each partition's session keeps streaming.
+        ahead = read_ahead(
+            [prepared(s) for s in streams], control.awaiting_source, depth=len(streams)
+        )
         with contextlib.closing(ahead):
-            for batch in ahead:
-                yield from byte_slices(batch, self._batch_bytes)
+            yield from ahead
 
     # ------------------------------------------------------------------ helpers
     def discard(self, leftover: Leftover) -> None:

@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.options import Window, naive_utc
-from egress.domain.plan import ReadPlan
+from egress.domain.plan import KeyRange, ReadPlan
 from egress.query.custom import ALIAS, subquery
 from egress.query.where import bind_where, parse_where
 
@@ -111,6 +111,18 @@ def conditions(plan: ReadPlan, params: Params) -> list[exp.Expr]:
         out.append(_key_match(plan.keys.fields, plan.keys.values, params))
     if plan.after is not None:
         out.append(_after(plan.order, plan.after, params))
+    if plan.key_range is not None:
+        out.extend(_in_range(plan.key_range, params))
+    return out
+
+
+def _in_range(key_range: KeyRange, params: Params) -> list[exp.Expr]:
+    col = column(key_range.field)
+    out: list[exp.Expr] = []
+    if key_range.low is not None:
+        out.append(exp.GTE(this=col.copy(), expression=params.bind(key_range.low)))
+    if key_range.high is not None:
+        out.append(exp.LT(this=col.copy(), expression=params.bind(key_range.high)))
     return out
 
 
@@ -244,6 +256,18 @@ def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:
         .from_(relation(plan, dialect))
         .sql(dialect=dialect)
     )
+
+
+def bounds_statement(plan: ReadPlan, key: str, dialect: str, quote: Quote | None = None) -> str:
+    """The smallest and largest ``key`` among the plan's rows (its filters applied): what a
+    parallel read cuts into ranges."""
+    params = Params(quote=quote)
+    col = column(key)
+    query = exp.select(exp.Min(this=col.copy()), exp.Max(this=col)).from_(relation(plan, dialect))
+    where = conditions(plan, params)
+    if where:
+        query = query.where(exp.and_(*where))
+    return query.sql(dialect=dialect)
 
 
 def columns_read(plan: ReadPlan, cursor_field: str | None = None) -> list[str]:

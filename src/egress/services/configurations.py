@@ -55,6 +55,7 @@ class ConfigurationService:
         clock: Clock,
         schedules_limit: int,
         audit: AuditService,
+        max_parallelism: int = 1,
     ) -> None:
         self._configurations = configurations
         self._templates = templates
@@ -64,6 +65,7 @@ class ConfigurationService:
         self._clock = clock
         self._schedules_limit = schedules_limit
         self._audit = audit
+        self._max_parallelism = max_parallelism
 
     def _audit_hook(
         self,
@@ -322,6 +324,12 @@ class ConfigurationService:
             if split_by is not None:
                 raise Invalid.at(("body", "split_by"), "is only for storage destinations")
             self._check_loading(workspace_id, template, values["fields"], destination, cfg_id)
+        parallelism = values.get("parallelism", 1)
+        if parallelism > self._max_parallelism:
+            raise Invalid.at(
+                ("body", "parallelism"),
+                f"at most {self._max_parallelism} (EGRESS_MAX_PARALLELISM)",
+            )
         lag = lag_seconds(values.get("incremental_lag"), ("body", "incremental_lag"))
         for i, item in enumerate(values.get("schedules") or []):
             if item.get("date_window") is not None and template.date_field is None:

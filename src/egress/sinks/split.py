@@ -11,6 +11,9 @@ import pyarrow.compute as pc
 from egress.domain.split import canonical_value, sub_extract_id
 from egress.sinks.file import FileSink
 
+# A batch's rows by value of the split field: (raw value, its rows), each value once.
+Grouped = list[tuple[object, pa.RecordBatch]]
+
 
 class TooManyParts(Exception):
     pass
@@ -46,24 +49,31 @@ class SplitRouter:
         self._pending_rows: dict[str, int] = {}
         self._total = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        """``batch`` holds the split field (by name) and every output column; the parts get
-        the output columns only."""
+    def group(self, batch: pa.RecordBatch) -> Grouped:
+        """``batch``'s output columns (it holds the split field too, by name) as one slice per
+        value of the split field. It touches no state of the router: the runner calls it on
+        the reading thread, so the gathering of rows overlaps the writing."""
         column = batch.column(self._field)
         encoded = pc.dictionary_encode(column, null_encoding="encode")
         batch = batch.select(self._output)
         dictionary = encoded.dictionary
         if len(dictionary) == 1:
-            self._gather(self._part(dictionary[0].as_py()), batch)
-        else:
-            # One sort and one gather, then a zero-copy slice per value.
-            order = pc.sort_indices(encoded.indices)
-            grouped = batch.take(order)
-            offset = 0
-            for entry in pc.value_counts(encoded.indices.take(order)):
-                code, count = entry["values"].as_py(), entry["counts"].as_py()
-                self._gather(self._part(dictionary[code].as_py()), grouped.slice(offset, count))
-                offset += count
+            return [(dictionary[0].as_py(), batch)]
+        # One sort and one gather, then a zero-copy slice per value.
+        order = pc.sort_indices(encoded.indices)
+        grouped = batch.take(order)
+        out: Grouped = []
+        offset = 0
+        for entry in pc.value_counts(encoded.indices.take(order)):
+            code, count = entry["values"].as_py(), entry["counts"].as_py()
+            out.append((dictionary[code].as_py(), grouped.slice(offset, count)))
+            offset += count
+        return out
+
+    def write(self, grouped: Grouped) -> None:
+        """A batch's rows as ``group`` gave them, to their parts."""
+        for raw, rows in grouped:
+            self._gather(self._part(raw), rows)
         while self._total > 2 * self._flush_rows:
             self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
 

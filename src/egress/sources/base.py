@@ -258,6 +258,25 @@ class KeysetSource(Protocol):
     def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int: ...
 
 
+# Why a source reads a parallel plan in one session (a run warning says so).
+NO_PARTITION_KEY = "the template has no one-column integer primary key to cut into ranges"
+
+
+@runtime_checkable
+class PartitionedSource(Protocol):
+    """A source that can read a plan in ``plan.parallelism`` sessions of one consistent
+    snapshot, each a range of ``plan.partition_key`` (README "Parallel reads")."""
+
+    def partition_blocker(self, plan: ReadPlan) -> str | None:
+        """Why this plan must be read in one session (None: it can be partitioned)."""
+
+    def read_partitions(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> list[Iterator[pa.RecordBatch]]:
+        """The plan's rows as one stream per key range, the snapshot already shared by all
+        (each stream may run on a thread of its own); together exactly ``read``'s rows."""
+
+
 class CsvFastPath(Protocol):
     """A source that can write the plan's rows as CSV itself, faster than through Arrow."""
 

@@ -281,6 +281,11 @@ class ConfigurationOptions(Request):
         default=None, max_length=10, description="ISO date: backfill [that day, today)"
     )
     backfill_window: BackfillWindow = "month"
+    parallelism: int = Field(
+        default=1,
+        ge=1,
+        description="sessions reading key ranges of one snapshot (at most EGRESS_MAX_PARALLELISM)",
+    )
 
 
 class ConfigurationFields(ConfigurationOptions):

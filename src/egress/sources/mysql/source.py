@@ -9,6 +9,7 @@ import ssl
 import stat
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -18,14 +19,20 @@ import pymysql.cursors
 from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
 from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
-from egress.domain.plan import ReadPlan
+from egress.domain.plan import ReadPlan, key_ranges
 from egress.query.custom import probe_statement
-from egress.query.select import max_statement, select_statement
+from egress.query.select import bounds_statement, max_statement, select_statement
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import ConnectFailed, OpenCalls, QueryError, SocketRef, SourceError
+from egress.sources.base import (
+    NO_PARTITION_KEY,
+    ConnectFailed,
+    OpenCalls,
+    QueryError,
+    SocketRef,
+    SourceError,
+)
 from egress.sources.mysql.catalog import (
-    ACCESS_SQL,
     CATALOG_SQL,
     JSON_CHECKS_SQL,
     PK_SQL,
@@ -48,7 +55,12 @@ from egress.sources.mysql.connect import (
     limit_statements,
 )
 from egress.sources.mysql.settings import MysqlSettings
-from egress.sources.mysql.transactions import PROCESS_WARNING, server_clock
+from egress.sources.mysql.transactions import (
+    NO_RELOAD,
+    PROCESS_WARNING,
+    privileges,
+    server_clock,
+)
 from egress.sources.policy import SourcePolicy, connect_timeout_s
 from egress.sources.rows import bounded_rows, rows_to_batch
 
@@ -155,18 +167,14 @@ class MysqlSource:
     def check_access(self) -> list[str]:
         try:
             with self._connect() as conn, conn.cursor() as cur:
-                cur.execute("SELECT CURRENT_USER()")
-                row = cur.fetchone()
-                user, _, host = str(row[0] if row else "").rpartition("@")
-                cur.execute(ACCESS_SQL, {"g": f"'{user}'@'{host}'"})
-                privileges = {str(p).upper() for (p,) in cur.fetchall()}
+                granted = privileges(cur)
                 sees_transactions = server_clock(cur) is not None
         except pymysql.Error as exc:
             raise SourceError(clean_error(exc)) from exc
-        if "SUPER" in privileges:
+        if "SUPER" in granted:
             warnings = [SUPERUSER_WARNING]
         else:
-            warnings = [WRITER_WARNING] if privileges & WRITES else []
+            warnings = [WRITER_WARNING] if granted & WRITES else []
         return warnings if sees_transactions else [*warnings, PROCESS_WARNING]
 
     def catalog(self) -> list[TableInfo]:
@@ -262,14 +270,20 @@ class MysqlSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
+        yield from self._stream(self._connect(unbuffered=True), plan, batch_rows, batch_bytes)
+
+    def _stream(
+        self,
+        conn: pymysql.connections.Connection[Any],
+        plan: ReadPlan,
+        batch_rows: int,
+        batch_bytes: int | None,
+    ) -> Iterator[pa.RecordBatch]:
+        """The plan's batches read on ``conn`` (perhaps in its snapshot transaction), which
+        is closed at the end."""
         schema = arrow_schema(plan.fields)
-        conn = self._connect(unbuffered=True)
         try:
-            # PyMySQL's parameters are %-formatting of the whole text: instead its own quoting
-            # (which knows the session's charset and NO_BACKSLASH_ESCAPES) renders each value
-            # into its place in the tree, and the text is executed without arguments.
-            # PyMySQL writes an aware datetime without its offset: it gets the UTC one.
-            query = select_statement(plan, self.dialect, convert=naive_utc, quote=conn.escape).sql
+            query = self._query(conn, plan)
             with conn.cursor() as cur:
                 try:
                     cur.execute(query)
@@ -280,6 +294,58 @@ class MysqlSource:
                     raise SourceError(clean_error(exc)) from exc
         finally:
             conn.close()
+
+    def _query(self, conn: pymysql.connections.Connection[Any], plan: ReadPlan) -> str:
+        # PyMySQL's parameters are %-formatting of the whole text: instead its own quoting
+        # (which knows the session's charset and NO_BACKSLASH_ESCAPES) renders each value
+        # into its place in the tree, and the text is executed without arguments.
+        # PyMySQL writes an aware datetime without its offset: it gets the UTC one.
+        return select_statement(plan, self.dialect, convert=naive_utc, quote=conn.escape).sql
+
+    def partition_blocker(self, plan: ReadPlan) -> str | None:
+        if plan.partition_key is None:
+            return NO_PARTITION_KEY
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                may_reload = "RELOAD" in privileges(cur)
+        except pymysql.Error as exc:
+            raise SourceError(clean_error(exc)) from exc
+        return None if may_reload else NO_RELOAD
+
+    def read_partitions(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> list[Iterator[pa.RecordBatch]]:
+        """Writes are held off (FLUSH TABLES WITH READ LOCK, which needs RELOAD) while every
+        session starts its consistent snapshot, so all see the same data; then released."""
+        sessions: list[pymysql.connections.Connection[Any]] = []
+        try:
+            with self._connect() as lock, lock.cursor() as held:
+                held.execute("FLUSH TABLES WITH READ LOCK")
+                try:
+                    for _ in range(plan.parallelism):
+                        sessions.append(self._connect(unbuffered=True))
+                        with sessions[-1].cursor() as cur:
+                            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                finally:
+                    held.execute("UNLOCK TABLES")
+            key = plan.partition_key
+            assert key is not None
+            with sessions[0].cursor() as cur:
+                cur.execute(bounds_statement(plan, key, self.dialect, sessions[0].escape))
+                low, high = cur.fetchone()
+        except BaseException as exc:
+            for conn in sessions:
+                conn.close()
+            if isinstance(exc, pymysql.Error):
+                raise SourceError(clean_error(exc)) from exc
+            raise
+        ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
+        for conn in sessions[len(ranges) :]:  # fewer key values than sessions
+            conn.close()
+        return [
+            self._stream(conn, replace(plan, key_range=r, parallelism=1), batch_rows, batch_bytes)
+            for conn, r in zip(sessions, ranges, strict=False)
+        ]
 
     def close(self) -> None:
         return None

@@ -1,6 +1,7 @@
 """MySQL/MariaDB: the server's clock and the oldest transaction still open, read right after an
 incremental run's ``max(cursor)`` on the same connection, so the mark never passes a row that a
-long transaction may still commit (README "Incremental extraction under concurrent writers")."""
+long transaction may still commit (README "Incremental extraction under concurrent writers");
+and the privileges a session's user holds (RELOAD lines a parallel read's snapshots up)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from typing import Any
 import pymysql
 
 from egress.domain.incremental import ServerClock
+from egress.sources.mysql.catalog import ACCESS_SQL
 
 PROCESS_WARNING = (
     "the connection's user lacks the PROCESS privilege, so incremental runs cannot see open"
     " transactions: they rely on incrementalLag alone, and a row whose transaction stays open"
     " longer than the lag can be missed (GRANT PROCESS ON *.* to the user to close that gap)"
+)
+
+# Why a parallel read runs in one session (issue 19): lining the sessions' snapshots up holds
+# writes off for a moment with FLUSH TABLES WITH READ LOCK.
+NO_RELOAD = (
+    "the connection's user lacks the RELOAD privilege, which lines the sessions' snapshots "
+    "up (GRANT RELOAD ON *.* to the user to read in parallel)"
 )
 
 # innodb_trx renders trx_started in the server process's own time zone (whole seconds), not
@@ -43,3 +52,12 @@ def server_clock(cur: Any) -> ServerClock | None:
         raise
     now, oldest = row
     return ServerClock(float(now), None if oldest is None else float(oldest))
+
+
+def privileges(cur: Any) -> set[str]:
+    """The privileges granted to the session's user (globally, on a schema or a table)."""
+    cur.execute("SELECT CURRENT_USER()")
+    row = cur.fetchone()
+    user, _, host = str(row[0] if row else "").rpartition("@")
+    cur.execute(ACCESS_SQL, {"g": f"'{user}'@'{host}'"})
+    return {str(p).upper() for (p,) in cur.fetchall()}

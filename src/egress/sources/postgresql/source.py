@@ -19,10 +19,12 @@ from psycopg import sql
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
-from egress.domain.plan import ReadPlan
+from egress.domain.plan import ReadPlan, key_ranges
 from egress.query.custom import probe_statement
 from egress.query.select import (
     ColumnSql,
+    Quote,
+    bounds_statement,
     max_statement,
     plain_column,
     select_statement,
@@ -31,6 +33,7 @@ from egress.query.select import (
 from egress.sources import base
 from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import (
+    NO_PARTITION_KEY,
     ConnectFailed,
     OpenCalls,
     ProgressFn,
@@ -68,6 +71,7 @@ from egress.sources.postgresql.connect import (
     first_line,
     in_background,
 )
+from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
     SESSION_SETTINGS,
@@ -252,32 +256,12 @@ class PostgresSource:
             for i, c in enumerate(columns)
         ]
 
+    def _quoter(self, conn: psycopg.Connection[Any]) -> Quote:
+        legacy = self._is_sql_ascii() and self._s.sourceEncoding != "utf-8"
+        return quoter(conn, self._s.sourceEncoding if legacy else None)
+
     def _select(self, conn: psycopg.Connection[Any], plan: ReadPlan, column_sql: ColumnSql) -> str:
-        """The plan's SELECT with each value quoted by psycopg into its place in the tree:
-        COPY takes no parameters and ADBC binds only typed ones (``date > text`` fails)."""
-
-        codec = self._s.sourceEncoding
-        legacy = self._is_sql_ascii() and codec != "utf-8"
-
-        def quote(value: Any) -> str:
-            if legacy and isinstance(value, str) and not value.isascii():
-                # The query text travels as UTF-8 and SQL_ASCII keeps bytes as they come: the
-                # value goes as its bytes in the database's own encoding.
-                try:
-                    raw = value.encode(codec)
-                except UnicodeEncodeError as exc:
-                    raise SourceError(
-                        f"the filter value {value!r} cannot be written in {codec}"
-                    ) from exc
-                return f"convert_from('\\x{raw.hex()}'::bytea, '{SQL_ASCII}')"
-            try:
-                return sql.Literal(value).as_string(conn)
-            except psycopg.Error as exc:  # e.g. a NUL character, which text cannot hold
-                raise SourceError(
-                    f"a value in the filter cannot be sent: {first_line(exc)}"
-                ) from exc
-
-        return select_statement(plan, self.dialect, column_sql, quote=quote).sql
+        return select_statement(plan, self.dialect, column_sql, quote=self._quoter(conn)).sql
 
     def estimate_rows(self, plan: ReadPlan) -> int | None:
         """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read)."""
@@ -382,18 +366,26 @@ class PostgresSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        schema = arrow_schema(plan.fields)
         with self._psycopg() as pconn:
-            raw = self._sql_ascii is True
-            query = self._select(pconn, plan, raw_text_sql if raw else arrow_path_sql)
+            query = self._select(pconn, plan, self._column_sql())
         held = self._take_held()
-        conn = held if held is not None else self._adbc()
+        yield from self._stream(
+            held if held is not None else self._adbc_session(), plan, query, batch_bytes
+        )
+
+    def _column_sql(self) -> ColumnSql:
+        return raw_text_sql if self._sql_ascii is True else arrow_path_sql
+
+    def _stream(
+        self, conn: Any, plan: ReadPlan, query: str, batch_bytes: int | None
+    ) -> Iterator[pa.RecordBatch]:
+        """The query's batches on ``conn`` (an ADBC session, perhaps in its snapshot
+        transaction), which is closed at the end."""
+        schema = arrow_schema(plan.fields)
+        raw = self._sql_ascii is True
         try:
             with conn.cursor() as cur:
                 self._track_adbc(cur)
-                if held is None:
-                    for stmt in self._session_settings():
-                        cur.execute(stmt)
                 hint = min(batch_bytes or ADBC_BATCH_HINT_BYTES, ADBC_BATCH_HINT_BYTES)
                 cur.adbc_statement.set_options(**{BATCH_HINT_OPTION: str(hint)})
                 try:
@@ -409,6 +401,47 @@ class PostgresSource:
                     raise read_error(exc) from exc
         finally:
             conn.close()
+
+    def partition_blocker(self, plan: ReadPlan) -> str | None:
+        if plan.partition_key is None:
+            return NO_PARTITION_KEY
+        return None
+
+    def read_partitions(
+        self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
+    ) -> list[Iterator[pa.RecordBatch]]:
+        """One session per key range, all in one snapshot: the first session's (an
+        incremental run's held one, or a new one) exported to the others."""
+        held = self._take_held()
+        sessions = [held if held is not None else self._adbc_session()]
+        try:
+            if held is None:
+                one_row(sessions[0], BEGIN_SNAPSHOT)
+            with self._psycopg() as pconn:
+                quote = self._quoter(pconn)
+                key = plan.partition_key
+                assert key is not None
+                bounds = bounds_statement(plan, key, self.dialect, quote)
+                exported, low, high = one_row(
+                    sessions[0], f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
+                )
+                ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
+                parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
+                for _ in parts[1:]:
+                    sessions.append(self._adbc_session())
+                    one_row(sessions[-1], BEGIN_SNAPSHOT)
+                    one_row(sessions[-1], f"SET TRANSACTION SNAPSHOT {quote(exported)}")
+                queries = [self._select(pconn, part, self._column_sql()) for part in parts]
+        except BaseException as exc:
+            for conn in sessions:
+                conn.close()
+            if isinstance(exc, psycopg.Error | adbc_pg.Error):
+                raise read_error(exc) from exc
+            raise
+        return [
+            self._stream(conn, part, query, batch_bytes)
+            for conn, part, query in zip(sessions, parts, queries, strict=True)
+        ]
 
     def can_copy_csv(self, plan: ReadPlan) -> bool:
         # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
