@@ -141,7 +141,7 @@ class Container:
         executions = self._executions(audit)
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
         catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
-        users = UserService(self.users, self.clients, self.signing)
+        users = UserService(self.users, self.clients, self.signing, audit)
         return Services(
             configurations=configurations,
             executions=executions,
