@@ -38,7 +38,7 @@ from egress.services.exports import ExportService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
-from egress.services.limits import RateLimits
+from egress.services.limits import PRUNE_EVERY_S, RateLimits
 from egress.services.links import SignedLinks
 from egress.services.oauth import OAuthServer
 from egress.services.revocation import RevocationCache
@@ -272,6 +272,7 @@ class Container:
                     "export-retention",
                     RETENTION_EVERY_S,
                     lambda: self.services.exports.delete_expired(),
-                )
+                ),
+                Periodic("rate-bucket-prune", PRUNE_EVERY_S, lambda: self._limits().prune_full()),
             ],
         )
