@@ -142,6 +142,7 @@ class Container:
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
         catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
         users = UserService(self.users, self.clients, self.signing, audit)
+        sign_ins = SignInGuard(audit, self._limits())
         return Services(
             configurations=configurations,
             executions=executions,
@@ -170,7 +171,7 @@ class Container:
             ),
             users=users,
             make_oauth=lambda: OAuthServer(
-                users, self.grants, self.access_tokens, self.signing, self.clock
+                users, self.grants, self.access_tokens, self.signing, self.clock, sign_ins
             ),
             exports=ExportService(
                 self.requests,
@@ -187,7 +188,7 @@ class Container:
                 self.settings.public_url,
             ),
             audit=audit,
-            sign_ins=SignInGuard(audit, self._limits()),
+            sign_ins=sign_ins,
             links=links,
             key_rotation=KeyRotation(self.connections, self.secret_box),
         )

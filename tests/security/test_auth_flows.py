@@ -21,6 +21,7 @@ from egress.settings import Settings
 from egress.signing import load_signing_ring
 from tests.e2e.helpers import API, CONFIGS, anonymous, problem
 from tests.security.conftest import Tenants
+from tests.support.identity import post_sign_in
 
 REDIRECT = "http://127.0.0.1:9/callback"
 PASSWORD = "correct horse battery"
@@ -196,7 +197,7 @@ def _sign_in(
     http: httpx.Client, params: dict[str, str], password: str = PASSWORD
 ) -> httpx.Response:
     form = {"email": "ada@example.test", "password": password, "decision": "allow"}
-    return http.post("/oauth/authorize", params=params, data=form)
+    return post_sign_in(http, params, form)
 
 
 def _code(http: httpx.Client, app: dict[str, Any], challenge: str) -> str:
@@ -340,7 +341,7 @@ def test_removing_a_user_stops_their_access_tokens(tenants: Tenants) -> None:
     verifier, challenge = _pkce()
     with anonymous(tenants.server) as http:
         form = {"email": "bo@example.test", "password": PASSWORD, "decision": "allow"}
-        r = http.post("/oauth/authorize", params=_authorize_params(app, challenge), data=form)
+        r = post_sign_in(http, _authorize_params(app, challenge), form)
         code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
         token = _exchange(http, app, code, verifier).json()["access_token"]
     assert _me(tenants, token).status_code == 200

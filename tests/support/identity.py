@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 import sys
+
+import httpx
 
 from egress.domain.identity import Principal, Subject
 from tests.conftest import Server
@@ -40,3 +44,17 @@ def create_token(server: Server, workspace: str, role: str, *options: str) -> st
 def caller(workspace_id: str, role: str) -> Principal:
     """A caller with ``role`` for service calls made in-process (what a route would pass)."""
     return Principal(workspace_id, role, Subject("token", f"test-{role}", f"test {role}"))
+
+
+_CSRF_FIELD = re.compile(r"name='csrf' value='([^']*)'")
+
+
+def post_sign_in(
+    http: httpx.Client, params: dict[str, str], form: dict[str, str]
+) -> httpx.Response:
+    """The sign-in form as a browser sends it: the page first (its cookie and hidden CSRF
+    field, when it shows a form), then the form."""
+    page = http.get("/oauth/authorize", params=params)
+    found = _CSRF_FIELD.search(page.text)
+    csrf = {"csrf": html.unescape(found.group(1))} if found else {}
+    return http.post("/oauth/authorize", params=params, data={**form, **csrf})
