@@ -7,8 +7,6 @@ EGRESS_REVOCATION_CACHE_S=0; the cache's own window is tested in tests/unit/test
 from __future__ import annotations
 
 import base64
-import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +19,7 @@ from egress.settings import Settings
 from egress.signing import load_signing_ring
 from tests.e2e.helpers import API, CONFIGS, anonymous, problem
 from tests.security.conftest import Tenants
-from tests.support.identity import post_sign_in
+from tests.support.identity import pkce, post_sign_in
 
 REDIRECT = "http://127.0.0.1:9/callback"
 PASSWORD = "correct horse battery"
@@ -160,12 +158,6 @@ def test_another_workspaces_client_token_sees_only_its_workspace(tenants: Tenant
 # --- authorization code + PKCE, refresh rotation ------------------------------------------------
 
 
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 @pytest.fixture(scope="module")
 def browser_app(tenants: Tenants) -> dict[str, Any]:
     """A public client (PKCE, no secret) and a user of workspace A with a password."""
@@ -229,7 +221,7 @@ def _exchange(http: httpx.Client, app: dict[str, Any], code: str, verifier: str)
 def test_authorization_code_with_pkce_signs_a_user_in(
     tenants: Tenants, browser_app: dict[str, Any]
 ) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
         http.follow_redirects = False
         code = _code(http, browser_app, challenge)
@@ -259,7 +251,7 @@ def test_authorization_code_with_pkce_signs_a_user_in(
 def test_authorization_requests_without_an_s256_challenge_are_refused(
     tenants: Tenants, browser_app: dict[str, Any], change: dict[str, str], error: str
 ) -> None:
-    _, challenge = _pkce()
+    _, challenge = pkce()
     params = _authorize_params(browser_app, challenge) | change
     with anonymous(tenants.server) as http:
         r = http.get("/oauth/authorize", params=params)
@@ -270,7 +262,7 @@ def test_authorization_requests_without_an_s256_challenge_are_refused(
 def test_wrong_redirect_uri_is_never_redirected_to(
     tenants: Tenants, browser_app: dict[str, Any]
 ) -> None:
-    _, challenge = _pkce()
+    _, challenge = pkce()
     params = _authorize_params(browser_app, challenge, redirect_uri="https://evil.test/cb")
     with anonymous(tenants.server) as http:
         r = http.get("/oauth/authorize", params=params)
@@ -281,7 +273,7 @@ def test_wrong_redirect_uri_is_never_redirected_to(
 
 
 def test_pkce_failures_and_a_wrong_password(tenants: Tenants, browser_app: dict[str, Any]) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
         wrong = _sign_in(http, _authorize_params(browser_app, challenge), password="not it at all")
         assert wrong.status_code == 401 and "not right" in wrong.text
@@ -305,7 +297,7 @@ def test_pkce_failures_and_a_wrong_password(tenants: Tenants, browser_app: dict[
 def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_family(
     tenants: Tenants, browser_app: dict[str, Any]
 ) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
         first = _exchange(http, browser_app, _code(http, browser_app, challenge), verifier).json()
 
@@ -338,7 +330,7 @@ def test_removing_a_user_stops_their_access_tokens(tenants: Tenants) -> None:
         ).json()
     client = _client(tenants, "viewer", public=True, redirectUris=[REDIRECT])
     app = {"client_id": client["clientId"]}
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
         form = {"email": "bo@example.test", "password": PASSWORD, "decision": "allow"}
         r = post_sign_in(http, _authorize_params(app, challenge), form)

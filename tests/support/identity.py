@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
+import secrets
 import subprocess
 import sys
 
@@ -58,3 +61,10 @@ def post_sign_in(
     found = _CSRF_FIELD.search(page.text)
     csrf = {"csrf": html.unescape(found.group(1))} if found else {}
     return http.post("/oauth/authorize", params=params, data={**form, **csrf})
+
+
+def pkce() -> tuple[str, str]:
+    """A PKCE (verifier, S256 challenge) pair."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
