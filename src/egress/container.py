@@ -186,6 +186,7 @@ class Container:
                 self.settings.export_job_limit,
                 self.settings.export_url_ttl_s,
                 self.settings.public_url,
+                audit,
             ),
             audit=audit,
             sign_ins=sign_ins,
