@@ -32,6 +32,7 @@ from tests.e2e.helpers import (
     trigger,
 )
 from tests.support.identity import (
+    authorize_params,
     create_token,
     create_workspace,
     egress_admin,
@@ -258,13 +259,7 @@ def test_identity_changes_and_oauth_sign_ins_are_on_record(server: Server) -> No
         assert http.delete(f"{API}/tokens/{personal['id']}").status_code == 204
     machine_id, secret = machine["clientId"], machine["clientSecret"]
     verifier, challenge = pkce()
-    params = {
-        "response_type": "code",
-        "client_id": web,
-        "redirect_uri": REDIRECT,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    params = authorize_params(web, REDIRECT, challenge)
     with anonymous(server) as browser:
         good = {"grant_type": "client_credentials"}
         assert browser.post("/oauth/token", data=good, auth=(machine_id, secret)).is_success

@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
     sqlite_connection,
     template,
 )
-from tests.support.identity import create_token, pkce, post_sign_in
+from tests.support.identity import authorize_params, create_token, pkce, post_sign_in
 
 SIGNING_KEYS = new_signing_key_entry()
 REDIRECT = "http://127.0.0.1:9/callback"
@@ -144,13 +144,7 @@ def test_oauth_sign_ins_count_against_the_same_address_limit(
         assert 1 <= int(refused.headers["retry-after"]) <= 30
         problem(on_b.post("/oauth/token", data=grant, auth=wrong), 429)
     _, challenge = pkce()
-    params = {
-        "response_type": "code",
-        "client_id": web,
-        "redirect_uri": REDIRECT,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    params = authorize_params(web, REDIRECT, challenge)
     form = {"email": body["email"], "password": "not it", "decision": "allow"}
     with _from(b, "127.0.0.5") as browser:
         assert [post_sign_in(browser, params, form).status_code for _ in range(2)] == [401, 401]

@@ -19,7 +19,7 @@ from egress.settings import Settings
 from egress.signing import load_signing_ring
 from tests.e2e.helpers import API, CONFIGS, anonymous, problem
 from tests.security.conftest import Tenants
-from tests.support.identity import pkce, post_sign_in
+from tests.support.identity import authorize_params, pkce, post_sign_in
 
 REDIRECT = "http://127.0.0.1:9/callback"
 PASSWORD = "correct horse battery"
@@ -174,15 +174,7 @@ def browser_app(tenants: Tenants) -> dict[str, Any]:
 
 
 def _authorize_params(app: dict[str, Any], challenge: str, **extra: str) -> dict[str, str]:
-    return {
-        "response_type": "code",
-        "client_id": app["client_id"],
-        "redirect_uri": REDIRECT,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": "s1",
-        **extra,
-    }
+    return authorize_params(app["client_id"], REDIRECT, challenge) | {"state": "s1", **extra}
 
 
 def _sign_in(
