@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from egress.container import Container
 from egress.db.audit import AuditRepo
+from egress.db.users import ClientRepo, UserRepo
 from egress.domain.audit import AuditFilter, AuditObject
 from egress.domain.errors import Conflict
 from egress.domain.identity import Principal, Subject
@@ -39,6 +40,15 @@ def test_an_entry_commits_or_rolls_back_with_its_change(repos: Repos) -> None:
     with pytest.raises(RuntimeError):
         repos.connections.create(ws, "lost", "sqlite", {"path": "/x.db"}, None, broken)
     assert repos.connections.list_page(ws, PageRequest()).items == []
+    users, clients = UserRepo(repos.engine), ClientRepo(repos.engine)
+    with pytest.raises(RuntimeError):
+        users.add_member(ws, "lost@example.test", "viewer", None, broken)
+    with pytest.raises(RuntimeError):
+        clients.add(ws, "lost", "viewer", None, ["https://app.test/cb"], broken)
+    with pytest.raises(RuntimeError):
+        repos.workspaces.add_token(ws, "lost", "viewer", "k1", "h1", T0, None, None, broken)
+    assert users.members(ws, PageRequest()).total == clients.list_page(ws, PageRequest()).total == 0
+    assert repos.workspaces.tokens(ws) == []
 
     cfg = repos.configuration(ws, "x")
     hook = audit.hook("execution.cancel", "execution", by=admin, workspace_id=ws)
