@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -57,6 +58,12 @@ async def _oauth_request(request: Request, source_address: str | None) -> OAuthR
         if ("authorization" in request.headers)
         else {}
     )
+    try:  # Authlib decodes Basic credentials as UTF-8 without catching the error
+        extract_basic_authorization(headers)
+    except UnicodeDecodeError as exc:
+        raise BadRequest.at(
+            ("header", "authorization"), "HTTP Basic credentials must be UTF-8 'id:secret'"
+        ) from exc
     try:
         return OAuthRequest(request.method, str(request.url), headers, params, source_address)
     except InsecureTransportError as exc:  # plain http to a non-loopback address

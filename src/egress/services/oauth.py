@@ -369,9 +369,10 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
             actor = Subject("user", user.id, user.email)
             self.sign_ins.succeeded(address, client.workspace_id, actor, PASSWORD_METHOD)
             return user
-        named = None if user is None else Subject("user", user.id, user.email)
+        # Filed under the client's workspace without naming the person: a non-member's account
+        # is none of that workspace's business.
         reason = "wrong email or password" if user is None else "not a member of the workspace"
-        self.sign_ins.failed(address, client.workspace_id, named, PASSWORD_METHOD, reason)
+        self.sign_ins.failed(address, client.workspace_id, None, PASSWORD_METHOD, reason)
         return user
 
     def consent(self, request: OAuthRequest) -> ClientRecord:
