@@ -257,6 +257,9 @@ def test_identity_changes_and_oauth_sign_ins_are_on_record(server: Server) -> No
         web = http.post(f"{API}/clients", json=web_body).json()["clientId"]
         personal = http.post(f"{API}/tokens", json={"name": "mine"}).json()
         assert http.delete(f"{API}/tokens/{personal['id']}").status_code == 204
+    with api(server) as elsewhere:  # a person of another workspace only
+        body = {"email": "eve@else.test", "role": "admin", "password": PASSWORD}
+        assert elsewhere.post(f"{API}/users", json=body).status_code == 201
     machine_id, secret = machine["clientId"], machine["clientSecret"]
     verifier, challenge = pkce()
     params = authorize_params(web, REDIRECT, challenge)
@@ -270,6 +273,10 @@ def test_identity_changes_and_oauth_sign_ins_are_on_record(server: Server) -> No
         forged = browser.post("/oauth/authorize", params=params, data=form)  # no CSRF field
         assert forged.status_code == 403 and "reload the page" in forged.text
         assert post_sign_in(browser, params, form).status_code == 401
+        outsider = post_sign_in(
+            browser, params, {**form, "email": body["email"], "password": PASSWORD}
+        )
+        assert parse_qs(urlsplit(outsider.headers["location"]).query)["error"] == ["access_denied"]
         signed_in = post_sign_in(browser, params, {**form, "password": PASSWORD})
         assert signed_in.status_code == 302, signed_in.text
         code = parse_qs(urlsplit(signed_in.headers["location"]).query)["code"][0]
@@ -331,6 +338,7 @@ def test_identity_changes_and_oauth_sign_ins_are_on_record(server: Server) -> No
         sign_in(etl, "client_credentials", "invalid_client"),
         sign_in(etl, "client_credentials"),  # /api/v3/token
         sign_in(nobody, "password", "wrong email or password"),
+        sign_in(nobody, "password", "not a member of the workspace"),  # not named here
         sign_in(ada_user, "password"),
         sign_in(ada_user, "authorization_code"),
         sign_in(web_client, "authorization_code", "invalid_grant"),
