@@ -118,7 +118,7 @@ def test_wrong_secret_and_unknown_grant_are_refused_the_oauth_way(tenants: Tenan
         not_utf8 = {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()}
         grant = {"grant_type": "client_credentials"}
         for path in ("/oauth/token", "/api/v3/token"):
-            problem(http.post(path, data=grant, headers=not_utf8), 400, "authorization")
+            problem(http.post(path, data=grant, headers=not_utf8), 400, "header.authorization")
 
 
 def test_revoking_a_client_stops_its_access_tokens(tenants: Tenants) -> None:
