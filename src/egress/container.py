@@ -41,7 +41,7 @@ from egress.services.extraction_runs import ExtractionRunService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
-from egress.services.limits import RateLimits
+from egress.services.limits import PRUNE_EVERY_S, RateLimits
 from egress.services.links import SignedLinks
 from egress.services.oauth import OAuthServer
 from egress.services.revocation import RevocationCache
@@ -146,7 +146,7 @@ class Container:
         executions = self._executions(audit)
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
         catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
-        users = UserService(self.users, self.clients, self.signing)
+        users = UserService(self.users, self.clients, self.signing, audit)
         extracts = ExtractService(
             configurations,
             executions,
@@ -157,6 +157,7 @@ class Container:
             self.data_tables,
             self.clock,
         )
+        sign_ins = SignInGuard(audit, self._limits())
         return Services(
             configurations=configurations,
             executions=executions,
@@ -176,7 +177,7 @@ class Container:
             ),
             users=users,
             make_oauth=lambda: OAuthServer(
-                users, self.grants, self.access_tokens, self.signing, self.clock
+                users, self.grants, self.access_tokens, self.signing, self.clock, sign_ins
             ),
             exports=ExportService(
                 self.requests,
@@ -191,13 +192,14 @@ class Container:
                 self.settings.export_job_limit,
                 self.settings.export_url_ttl_s,
                 self.settings.public_url,
+                audit,
             ),
             extraction_runs=ExtractionRunService(configurations, self.templates, executions),
             element_configurations=ElementConfigurationService(
                 configurations, extracts, catalog, self.templates, self.data_tables
             ),
             audit=audit,
-            sign_ins=SignInGuard(audit, self._limits()),
+            sign_ins=sign_ins,
             links=links,
             key_rotation=KeyRotation(self.connections, self.secret_box),
         )
@@ -282,6 +284,7 @@ class Container:
                     "export-retention",
                     RETENTION_EVERY_S,
                     lambda: self.services.exports.delete_expired(),
-                )
+                ),
+                Periodic("rate-bucket-prune", PRUNE_EVERY_S, lambda: self._limits().prune_full()),
             ],
         )

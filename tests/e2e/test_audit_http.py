@@ -1,7 +1,8 @@
-"""The audit trail over HTTP: every audited action of a real session — CLI token changes,
-connections, configurations, triggers, a cancel, a re-run, file, zip and signed-link downloads,
-a failed sign-in — appears once, with actor, object, outcome and source address; admins read it
-with filters and pages, editors are refused. ``triggeredBy`` names the caller."""
+"""The audit trail over HTTP: every audited action of a real session — CLI and personal token
+changes, connections, configurations, triggers, a cancel, a re-run, file, zip and signed-link
+downloads, failed bearer sign-ins, users, roles and clients, OAuth sign-ins — appears once,
+with actor, object, outcome and source address; admins read it with filters and pages,
+editors are refused. ``triggeredBy`` names the caller."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -29,10 +31,13 @@ from tests.e2e.helpers import (
     template,
     trigger,
 )
-from tests.support.identity import create_token, egress_admin
+from tests.support.identity import create_token, create_workspace, egress_admin
+from tests.support.oauth import authorize_query, pkce, post_sign_in
 
 OPERATOR = {"type": "operator", "id": "cli", "name": "egress admin"}
 LOCAL = "127.0.0.1"
+REDIRECT = "http://127.0.0.1:9/callback"
+PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +228,114 @@ def test_every_audited_action_is_on_record_once(server: Server, db: Path) -> Non
         problem(http.get(f"{API}/audit-events", params={"from": bad}), 422, "query.from")
     window = {"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
     problem(http.get(f"{API}/audit-events", params=window), 422, "query.to")
+
+
+def test_identity_changes_and_oauth_sign_ins_are_on_record(server: Server) -> None:
+    """Users, clients, personal tokens and every kind of OAuth sign-in, in a workspace of
+    their own: each change once, written with it; each sign-in with its outcome."""
+    create_workspace(server, "team")
+    admin_token = create_token(server, "team", "admin", "--name", "boss")
+    admin_id = next(i for n, i in _token_ids(server).items() if n == "boss")
+    admin = {"type": "token", "id": admin_id, "name": "boss"}
+    with api(server, admin_token) as http:
+        ada = http.post(
+            f"{API}/users", json={"email": "Ada@team.test", "role": "editor", "password": PASSWORD}
+        ).json()["id"]
+        bo = http.post(f"{API}/users", json={"email": "bo@team.test", "role": "viewer"}).json()
+        assert http.patch(f"{API}/users/{bo['id']}", json={"role": "editor"}).status_code == 200
+        assert http.patch(f"{API}/users/{bo['id']}", json={"role": "editor"}).status_code == 200
+        r = http.patch(f"{API}/users/{bo['id']}", json={"password": "y" * 16})
+        assert r.status_code == 200, r.text
+        machine = http.post(f"{API}/clients", json={"name": "etl", "role": "editor"}).json()
+        web_body = {"name": "web", "role": "admin", "public": True, "redirectUris": [REDIRECT]}
+        web = http.post(f"{API}/clients", json=web_body).json()["clientId"]
+        personal = http.post(f"{API}/tokens", json={"name": "mine"}).json()
+        assert http.delete(f"{API}/tokens/{personal['id']}").status_code == 204
+    with api(server) as elsewhere:  # a person of another workspace only
+        body = {"email": "eve@else.test", "role": "admin", "password": PASSWORD}
+        assert elsewhere.post(f"{API}/users", json=body).status_code == 201
+    machine_id, secret = machine["clientId"], machine["clientSecret"]
+    verifier, challenge = pkce()
+    params = authorize_query(web, REDIRECT, challenge)
+    with anonymous(server) as browser:
+        good = {"grant_type": "client_credentials"}
+        assert browser.post("/oauth/token", data=good, auth=(machine_id, secret)).is_success
+        wrong = browser.post("/oauth/token", data=good, auth=(machine_id, "egs_wrong"))
+        assert wrong.status_code == 401, wrong.text
+        assert browser.post("/api/v3/token", auth=(machine_id, secret)).is_success
+        form = {"email": "ada@team.test", "password": "not it", "decision": "allow"}
+        forged = browser.post("/oauth/authorize", params=params, data=form)  # no CSRF field
+        assert forged.status_code == 403 and "reload the page" in forged.text
+        assert post_sign_in(browser, params, form).status_code == 401
+        outsider = post_sign_in(
+            browser, params, {**form, "email": body["email"], "password": PASSWORD}
+        )
+        assert parse_qs(urlsplit(outsider.headers["location"]).query)["error"] == ["access_denied"]
+        signed_in = post_sign_in(browser, params, {**form, "password": PASSWORD})
+        assert signed_in.status_code == 302, signed_in.text
+        code = parse_qs(urlsplit(signed_in.headers["location"]).query)["code"][0]
+        exchange = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": web,
+            "code_verifier": verifier,
+        }
+        assert browser.post("/oauth/token", data=exchange).is_success
+        assert browser.post("/oauth/token", data=exchange).status_code == 400  # reused code
+    with api(server, admin_token) as http:
+        assert http.delete(f"{API}/clients/{machine_id}").status_code == 204
+        assert http.delete(f"{API}/users/{bo['id']}").status_code == 204
+        events = http.get(f"{API}/audit-events", params={"limit": 100}).json()["data"]
+
+    ada_user = {"type": "user", "id": ada, "name": "ada@team.test"}
+    etl = {"type": "client", "id": machine_id, "name": "etl"}
+    web_client = {"type": "client", "id": web, "name": "web"}
+    nobody = {"type": "anonymous", "id": "", "name": ""}
+
+    def by_admin(action: str, obj: tuple[str, str], **detail: Any) -> tuple[Any, ...]:
+        return (action, admin, {"type": obj[0], "id": obj[1]}, "success", LOCAL, detail)
+
+    def sign_in(actor: dict[str, Any], method: str, reason: str | None = None) -> tuple:
+        outcome = "success" if reason is None else "failure"
+        detail = {"method": method, **({"reason": reason} if reason else {})}
+        return ("sign-in", actor, None, outcome, LOCAL, detail)
+
+    client_detail = {"name": "etl", "role": "editor", "public": False}
+    assert [_entry(e) for e in reversed(events)] == [
+        (
+            "token.create",
+            OPERATOR,
+            {"type": "token", "id": admin_id},
+            "success",
+            None,
+            {"name": "boss", "role": "admin"},
+        ),
+        by_admin(
+            "user.invite", ("user", ada), email="ada@team.test", role="editor", passwordSet=True
+        ),
+        by_admin(
+            "user.invite",
+            ("user", bo["id"]),
+            email="bo@team.test",
+            role="viewer",
+            passwordSet=False,
+        ),
+        # The second PATCH changed nothing: no entry.
+        by_admin("role.change", ("user", bo["id"]), **{"from": "viewer", "to": "editor"}),
+        by_admin("user.password", ("user", bo["id"])),
+        by_admin("client.create", ("client", machine_id), **client_detail),
+        by_admin("client.create", ("client", web), name="web", role="admin", public=True),
+        by_admin("token.create", ("token", personal["id"]), name="mine", role="admin"),
+        by_admin("token.revoke", ("token", personal["id"]), name="mine", role="admin"),
+        sign_in(etl, "client_credentials"),
+        sign_in(etl, "client_credentials", "invalid_client"),
+        sign_in(etl, "client_credentials"),  # /api/v3/token
+        sign_in(nobody, "password", "wrong email or password"),
+        sign_in(nobody, "password", "not a member of the workspace"),  # not named here
+        sign_in(ada_user, "password"),
+        sign_in(ada_user, "authorization_code"),
+        sign_in(web_client, "authorization_code", "invalid_grant"),
+        by_admin("client.revoke", ("client", machine_id), name="etl", role="editor"),
+        by_admin("user.remove", ("user", bo["id"]), email="bo@team.test", role="editor"),
+    ]

@@ -24,8 +24,10 @@ from tests.e2e.helpers import (
     template,
 )
 from tests.support.identity import create_token
+from tests.support.oauth import authorize_query, pkce, post_sign_in
 
 SIGNING_KEYS = new_signing_key_entry()
+REDIRECT = "http://127.0.0.1:9/callback"
 # 3 triggers a minute: one every 20 s; 2 failed sign-ins a minute: one every 30 s; one run of
 # the workspace queued or running at a time (no worker runs them here).
 LIMITS = {
@@ -51,11 +53,11 @@ def replicas(
         yield a, b
 
 
-def _from(server: Server, address: str, token: str) -> httpx.Client:
+def _from(server: Server, address: str, token: str | None = None) -> httpx.Client:
     """A client whose requests come from ``address`` (any 127.0.0.0/8 address is local)."""
     return httpx.Client(
         base_url=server.base_url,
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {token}"} if token else {},
         transport=httpx.HTTPTransport(local_address=address),
         timeout=30,
     )
@@ -119,3 +121,35 @@ def test_failed_sign_ins_are_limited_per_address_across_replicas(
     # ...and every other address is unaffected.
     with _from(b, "127.0.0.3", a.token) as elsewhere:
         assert elsewhere.get(f"{API}/connections").status_code == 200
+
+
+def test_oauth_sign_ins_count_against_the_same_address_limit(
+    replicas: tuple[Server, Server],
+) -> None:
+    """The token endpoints (problem JSON) and the sign-in page (an HTML page saying so) share
+    the failed sign-in limit of the address, across replicas, with Retry-After."""
+    a, b = replicas
+    with api(a) as admin:
+        client = admin.post(f"{API}/clients", json={"name": "etl", "role": "viewer"}).json()
+        body = {"email": "limited@example.test", "role": "viewer", "password": "p" * 16}
+        assert admin.post(f"{API}/users", json=body).status_code == 201
+        web_body = {"name": "web", "role": "viewer", "public": True, "redirectUris": [REDIRECT]}
+        web = admin.post(f"{API}/clients", json=web_body).json()["clientId"]
+    wrong = (client["clientId"], "egs_wrong")
+    with _from(a, "127.0.0.4") as on_a, _from(b, "127.0.0.4") as on_b:
+        grant = {"grant_type": "client_credentials"}
+        assert on_a.post("/oauth/token", data=grant, auth=wrong).status_code == 401
+        problem(on_b.post("/api/v3/token", auth=wrong), 401)
+        refused = on_a.post("/api/v3/token", auth=(client["clientId"], client["clientSecret"]))
+        assert "too many failed sign-ins" in problem(refused, 429)["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 30
+        problem(on_b.post("/oauth/token", data=grant, auth=wrong), 429)
+    _, challenge = pkce()
+    params = authorize_query(web, REDIRECT, challenge)
+    form = {"email": body["email"], "password": "not it", "decision": "allow"}
+    with _from(b, "127.0.0.5") as browser:
+        assert [post_sign_in(browser, params, form).status_code for _ in range(2)] == [401, 401]
+        page = post_sign_in(browser, params, {**form, "password": body["password"]})
+        assert page.status_code == 429 and "Too many sign-in attempts" in page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert 1 <= int(page.headers["retry-after"]) <= 30

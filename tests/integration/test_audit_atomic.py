@@ -1,5 +1,6 @@
 """Audit entries of metadata changes share the change's transaction, on both backends: an
-entry that cannot be written undoes the change, and a refused change leaves no entry."""
+entry that cannot be written undoes the change, and a refused change leaves no entry. Secret
+changes name the secrets, never their values."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Connection
 
+from egress.container import Container
 from egress.db.audit import AuditRepo
+from egress.db.users import ClientRepo, UserRepo
 from egress.domain.audit import AuditFilter, AuditObject
 from egress.domain.errors import Conflict
 from egress.domain.identity import Principal, Subject
@@ -37,6 +40,15 @@ def test_an_entry_commits_or_rolls_back_with_its_change(repos: Repos) -> None:
     with pytest.raises(RuntimeError):
         repos.connections.create(ws, "lost", "sqlite", {"path": "/x.db"}, None, broken)
     assert repos.connections.list_page(ws, PageRequest()).items == []
+    users, clients = UserRepo(repos.engine), ClientRepo(repos.engine)
+    with pytest.raises(RuntimeError):
+        users.add_member(ws, "lost@example.test", "viewer", None, broken)
+    with pytest.raises(RuntimeError):
+        clients.add(ws, "lost", "viewer", None, ["https://app.test/cb"], broken)
+    with pytest.raises(RuntimeError):
+        repos.workspaces.add_token(ws, "lost", "viewer", "k1", "h1", T0, None, None, broken)
+    assert users.members(ws, PageRequest()).total == clients.list_page(ws, PageRequest()).total == 0
+    assert repos.workspaces.tokens(ws) == []
 
     cfg = repos.configuration(ws, "x")
     hook = audit.hook("execution.cancel", "execution", by=admin, workspace_id=ws)
@@ -54,3 +66,27 @@ def test_an_entry_commits_or_rolls_back_with_its_change(repos: Repos) -> None:
             {"run": 1},
         )
     ]
+
+
+def test_secret_changes_are_on_record_by_name_never_by_value(container: Container) -> None:
+    c = container
+    ws = c.workspaces.ensure_workspace("a")
+    admin = Principal(ws, "admin", Subject("token", "t1", "ci"), source_address="10.0.0.7")
+    settings = {"host": "db.internal", "port": 5432, "database": "shop", "user": "etl"}
+    made = c.services.connections.create(
+        ws, "pg", "postgresql", settings, {"password": "first-secret"}, admin
+    )
+    c.services.connections.update(ws, made.id, None, None, {"password": "second-secret"}, admin)
+    c.services.connections.update(ws, made.id, "shop", None, None, admin)
+    entries = c.services.audit.list_page(admin, AuditFilter(), PageRequest()).items
+    assert [(e.action, e.object, e.detail) for e in reversed(entries)] == [
+        ("connection.create", AuditObject("connection", made.id), {"secrets": ["password"]}),
+        (
+            "connection.update",
+            AuditObject("connection", made.id),
+            {"changed": ["secrets"], "secrets": ["password"]},
+        ),
+        ("connection.update", AuditObject("connection", made.id), {"changed": ["name"]}),
+    ]
+    recorded = str([e.detail for e in entries])
+    assert "first-secret" not in recorded and "second-secret" not in recorded

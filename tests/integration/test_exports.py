@@ -21,6 +21,7 @@ import egress.engine.export
 import egress.engine.runner
 from egress.container import Container
 from egress.db.migrate import upgrade
+from egress.domain.audit import AuditFilter, AuditObject
 from egress.domain.errors import BadRequest, Busy, Forbidden, Invalid, NotFound
 from egress.domain.export import RequestStatus
 from egress.domain.identity import Principal, Subject
@@ -370,6 +371,19 @@ def test_cancel_and_the_list_of_my_requests(tmp_path: Path, pg_db: PgDatabase) -
     failed = c.services.exports.list_page(p, RequestStatus.FAILED, PageRequest(0, 10), "http://x/")
     assert [v.request_id for v in failed.items] == [second.request_id]
     assert c.services.exports.list_page(_user(ws, "bob"), None, PageRequest(0, 10), "x").total == 0
+    # On the audit trail: both requests, the cancel, and the file through its signed link.
+    token = first.file_url.rsplit("/", 1)[-1]  # type: ignore[union-attr]
+    name = c.services.exports.file(token, "10.0.0.9").file_name
+    admin = Principal(ws, "admin", Subject("token", "t", "ops"))
+    events = c.services.audit.list_page(admin, AuditFilter(), PageRequest(0, 10)).items
+    ann, link = Subject("user", "id-ann", "ann"), Subject("user", "id-ann", "")
+    one, two = (AuditObject("export", v.request_id) for v in (first, second))
+    assert [(e.action, e.actor, e.object, e.source_address, e.detail) for e in events[::-1]] == [
+        ("export.create", ann, one, None, {"object": obj, "format": "jsonl"}),
+        ("export.create", ann, two, None, {"object": obj, "format": "parquet"}),
+        ("export.cancel", ann, two, None, {}),
+        ("file.download", link, one, "10.0.0.9", {"file": name, "via": "signed-link"}),
+    ]
 
 
 @pytest.mark.parametrize(

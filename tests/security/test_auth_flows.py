@@ -26,6 +26,7 @@ from tests.support.oauth import (
     authorize_params,
     exchange,
     pkce,
+    post_sign_in,
     sign_in,
 )
 
@@ -120,6 +121,10 @@ def test_wrong_secret_and_unknown_grant_are_refused_the_oauth_way(tenants: Tenan
             | _basic(client["clientId"], client["clientSecret"]),
         )
         assert problem(twice, 400, "grant_type")["detail"].endswith("more than once")
+        not_utf8 = {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()}
+        grant = {"grant_type": "client_credentials"}
+        for path in ("/oauth/token", "/api/v3/token"):
+            problem(http.post(path, data=grant, headers=not_utf8), 400, "header.authorization")
 
 
 def test_revoking_a_client_stops_its_access_tokens(tenants: Tenants) -> None:
@@ -286,24 +291,49 @@ def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_family(
         assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
 
 
+def _user_token(tenants: Tenants, admin: str, email: str) -> str:
+    """An access token of the user, signed in with a new public client of ``admin``'s
+    workspace."""
+    with tenants.client(admin) as http:
+        body = {"name": "web", "role": "admin", "public": True, "redirectUris": [REDIRECT]}
+        app = {"client_id": http.post(f"{API}/clients", json=body).json()["clientId"]}
+    verifier, challenge = pkce()
+    with anonymous(tenants.server) as http:
+        form = {"email": email, "password": PASSWORD, "decision": "allow"}
+        r = post_sign_in(http, authorize_params(app, challenge), form)
+        code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+        return str(exchange(http, app, code, verifier).json()["access_token"])
+
+
 def test_removing_a_user_stops_their_access_tokens(tenants: Tenants) -> None:
     with tenants.client(tenants.a.admin) as http:
         user = http.post(
             f"{API}/users",
             json={"email": "bo@example.test", "role": "viewer", "password": PASSWORD},
         ).json()
-    client = _client(tenants, "viewer", public=True, redirectUris=[REDIRECT])
-    app = {"client_id": client["clientId"]}
-    verifier, challenge = pkce()
-    with anonymous(tenants.server) as http:
-        form = {"email": "bo@example.test", "password": PASSWORD, "decision": "allow"}
-        r = http.post("/oauth/authorize", params=authorize_params(app, challenge), data=form)
-        code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
-        token = exchange(http, app, code, verifier).json()["access_token"]
+    token = _user_token(tenants, tenants.a.admin, "bo@example.test")
     assert _me(tenants, token).status_code == 200
     with tenants.client(tenants.a.admin) as http:
         assert http.delete(f"{API}/users/{user['id']}").status_code == 204
     problem(_me(tenants, token), 401)
+
+
+def test_ending_a_users_access_in_one_workspace_keeps_their_other_ones(tenants: Tenants) -> None:
+    body = {"email": "di@example.test", "role": "editor", "password": PASSWORD}
+    with tenants.client(tenants.a.admin) as a:
+        user = a.post(f"{API}/users", json=body).json()
+    with tenants.client(tenants.b.admin) as b:
+        assert b.post(f"{API}/users", json=body | {"password": None}).status_code == 201
+    in_a, in_b = (_user_token(tenants, t.admin, body["email"]) for t in (tenants.a, tenants.b))
+    assert _me(tenants, in_a).json()["role"] == _me(tenants, in_b).json()["role"] == "editor"
+    with tenants.client(tenants.a.admin) as a:  # a lower role in A ends A's tokens only
+        assert a.patch(f"{API}/users/{user['id']}", json={"role": "viewer"}).status_code == 200
+    problem(_me(tenants, in_a), 401)
+    assert _me(tenants, in_b).json()["role"] == "editor"
+    with tenants.client(tenants.a.admin) as a:  # and so does leaving A
+        assert a.delete(f"{API}/users/{user['id']}").status_code == 204
+    me = _me(tenants, in_b).json()
+    assert (me["workspaceId"], me["role"]) == (tenants.b.id, "editor")
 
 
 def test_metadata_document_points_at_the_endpoints(tenants: Tenants) -> None:

@@ -14,6 +14,7 @@ import httpx
 
 from tests.e2e.helpers import API, anonymous, running_server
 from tests.support.identity import egress_admin
+from tests.support.oauth import post_sign_in
 
 REDIRECT = "http://127.0.0.1:9/cb"
 
@@ -47,7 +48,8 @@ def _signed_in_refresh_token(base_url: str, admin: httpx.Client) -> tuple[str, s
         "code_challenge_method": "S256",
     }
     form = {"email": body["email"], "password": body["password"], "decision": "allow"}
-    signed_in = httpx.post(f"{base_url}/oauth/authorize", params=params, data=form)
+    with httpx.Client(base_url=base_url) as browser:
+        signed_in = post_sign_in(browser, params, form)
     code = parse_qs(urlsplit(signed_in.headers["location"]).query)["code"][0]
     tokens = httpx.post(
         f"{base_url}/oauth/token",

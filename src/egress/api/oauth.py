@@ -2,10 +2,11 @@
 ``POST /api/v3/token``. Public routes: they are how a caller gets a credential.
 
 Only HTTP lives here — turning a request into ``services.oauth.OAuthRequest`` and Authlib's
-``(status, body, headers)`` back into a response, and the sign-in page; the protocol is
-Authlib's, the storage ``services.oauth``'s. ``/oauth/token`` answers errors in the shape
-RFC 6749 prescribes (``{"error", "error_description"}``), which OAuth client libraries parse;
-every other route answers problem JSON.
+``(status, body, headers)`` back into a response, and the sign-in page with its CSRF cookie
+and hidden field (``services.sign_in_forms``); the protocol is Authlib's, the storage, the
+audit and the failed sign-in limit ``services.oauth``'s. ``/oauth/token`` answers errors in
+the shape RFC 6749 prescribes (``{"error", "error_description"}``), which OAuth client
+libraries parse; every other route answers problem JSON.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from egress.api.wiring import ServicesDep
-from egress.domain.errors import BadRequest, Unauthenticated
+from egress.api.wiring import ServicesDep, SourceAddress
+from egress.domain.errors import BadRequest, Busy, Forbidden, Unauthenticated
 from egress.services.oauth import Answer, OAuthRequest
+from egress.services.sign_in_forms import (
+    BROWSER_COOKIE,
+    FORM_FIELD,
+    FORM_TTL_S,
+    new_browser_id,
+)
 
 router = APIRouter(tags=["oauth"])
 # The sign-in page must never be framed (clickjacking) nor cached (it carries the request).
@@ -34,7 +42,7 @@ _PAGE_HEADERS = {
 }
 
 
-async def _oauth_request(request: Request) -> OAuthRequest:
+async def _oauth_request(request: Request, source_address: str | None) -> OAuthRequest:
     params = list(request.query_params.multi_items())
     if request.method == "POST":
         try:
@@ -50,8 +58,14 @@ async def _oauth_request(request: Request) -> OAuthRequest:
         if ("authorization" in request.headers)
         else {}
     )
+    try:  # Authlib decodes Basic credentials as UTF-8 without catching the error
+        extract_basic_authorization(headers)
+    except UnicodeDecodeError as exc:
+        raise BadRequest.at(
+            ("header", "authorization"), "HTTP Basic credentials must be UTF-8 'id:secret'"
+        ) from exc
     try:
-        return OAuthRequest(request.method, str(request.url), headers, params)
+        return OAuthRequest(request.method, str(request.url), headers, params, source_address)
     except InsecureTransportError as exc:  # plain http to a non-loopback address
         raise BadRequest.at(
             ("url",),
@@ -96,18 +110,19 @@ def jwks(s: ServicesDep) -> dict[str, Any]:
 
 
 @router.post("/oauth/token")
-async def token(request: Request, s: ServicesDep) -> Response:
+async def token(request: Request, s: ServicesDep, addr: SourceAddress) -> Response:
     """``grant_type`` = ``client_credentials``, ``authorization_code`` (with ``code_verifier``)
-    or ``refresh_token``; form-encoded, client credentials by HTTP Basic or in the form."""
-    return _response(s.oauth.token(await _oauth_request(request)))
+    or ``refresh_token``; form-encoded, client credentials by HTTP Basic or in the form. Every
+    request is a sign-in on the audit trail; an address with too many failed ones gets 429."""
+    return _response(s.oauth.token(await _oauth_request(request, addr)))
 
 
 @router.post("/api/v3/token")
-async def seed_token(request: Request, s: ServicesDep) -> dict[str, Any]:
+async def seed_token(request: Request, s: ServicesDep, addr: SourceAddress) -> dict[str, Any]:
     """Seed 001: HTTP Basic with an OAuth client's id and secret → an access token."""
     if not request.headers.get("authorization", "").lower().startswith("basic "):
         raise Unauthenticated("HTTP Basic credentials of an OAuth client are required")
-    oauth = await _oauth_request(request)
+    oauth = await _oauth_request(request, addr)
     oauth.payload.data["grant_type"] = "client_credentials"  # whatever the body says
     oauth.payload.datalist["grant_type"] = ["client_credentials"]
     status, body, _ = s.oauth.token(oauth)
@@ -118,14 +133,16 @@ async def seed_token(request: Request, s: ServicesDep) -> dict[str, Any]:
     return {k: body[k] for k in ("access_token", "token_type", "expires_in")}
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(
+    title: str, body: str, status: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     text = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;"
         "max-width:26rem;margin:4rem auto}}label,input,button{{display:block;margin:.4rem 0}}"
         f"</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
-    return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
+    return HTMLResponse(text, status_code=status, headers={**_PAGE_HEADERS, **(headers or {})})
 
 
 def _error_page(answer: Answer) -> Response:
@@ -137,44 +154,77 @@ def _error_page(answer: Answer) -> Response:
     return _page("Sign-in is not possible", f"<p>{html.escape(str(message))}</p>", status)
 
 
+def _refused_page(error: Forbidden | Busy) -> HTMLResponse:
+    if isinstance(error, Busy):
+        return _page(
+            "Too many sign-in attempts",
+            f"<p>{html.escape(error.detail)}</p><p>Try again in {error.retry_after_s} seconds.</p>",
+            429,
+            {"Retry-After": str(error.retry_after_s)},
+        )
+    return _page("Sign-in is not possible", f"<p>{html.escape(error.detail)}</p>", 403)
+
+
 @router.get("/oauth/authorize", response_class=HTMLResponse)
-async def authorize_page(request: Request, s: ServicesDep) -> Response:
+async def authorize_page(request: Request, s: ServicesDep, addr: SourceAddress) -> Response:
     """The sign-in and consent page of the authorization code flow."""
-    oauth = await _oauth_request(request)
+    oauth = await _oauth_request(request, addr)
     try:
         client = s.oauth.consent(oauth)
     except OAuth2Error as error:
         return _error_page(s.oauth.error_answer(oauth, error))
+    browser = request.cookies.get(BROWSER_COOKIE) or new_browser_id()
+    csrf = s.oauth.forms.issue(browser, request.query_params.multi_items())
     form = (
         f"<p><b>{html.escape(client.name)}</b> asks to act for you in this workspace with at "
         f"most the <b>{html.escape(client.role)}</b> role.</p>"
         "<form method='post'>"
+        f"<input type='hidden' name='{FORM_FIELD}' value='{html.escape(csrf)}'>"
         "<label>Email <input name='email' type='email' autocomplete='username' required></label>"
         "<label>Password <input name='password' type='password' "
         "autocomplete='current-password' required></label>"
         "<button name='decision' value='allow'>Sign in and allow</button>"
         "<button name='decision' value='deny' formnovalidate>Deny</button></form>"
     )
-    return _page("Sign in to Egress", form)
+    page = _page("Sign in to Egress", form)
+    page.set_cookie(
+        BROWSER_COOKIE,
+        browser,
+        max_age=FORM_TTL_S,
+        path="/oauth",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return page
 
 
 @router.post("/oauth/authorize", response_class=HTMLResponse)
-async def authorize(request: Request, s: ServicesDep) -> Response:
-    """The consent form: allowed with a right password → redirect with a code; denied →
-    redirect with ``access_denied``; a wrong password shows the page again."""
-    oauth = await _oauth_request(request)
+async def authorize(request: Request, s: ServicesDep, addr: SourceAddress) -> Response:
+    """The consent form (with the page's CSRF field and cookie, else 403): allowed with a
+    right password → redirect with a code; denied → redirect with ``access_denied``; a wrong
+    password shows the page again; too many failed sign-ins from the address → 429."""
+    oauth = await _oauth_request(request, addr)
     try:
         s.oauth.consent(oauth)
     except OAuth2Error as error:
         return _error_page(s.oauth.error_answer(oauth, error))
     form = oauth.form
     user = None
-    if form.get("decision") == "allow":
-        user = s.users.check_password(form.get("email", ""), form.get("password", ""))
-        if user is None:
-            return _page(
-                "Sign in to Egress",
-                "<p>The email or password is not right.</p><p><a href=''>Try again</a></p>",
-                401,
-            )
+    try:
+        s.oauth.forms.check(
+            form.get(FORM_FIELD),
+            request.cookies.get(BROWSER_COOKIE),
+            request.query_params.multi_items(),
+        )
+        if form.get("decision") == "allow":
+            user = s.oauth.sign_in(oauth, form.get("email", ""), form.get("password", ""))
+    except (Forbidden, Busy) as error:
+        return _refused_page(error)
+    if form.get("decision") == "allow" and user is None:
+        return _page(
+            "Sign in to Egress",
+            "<p>The email or password is not right.</p><p><a href=''>Try again</a></p>",
+            401,
+        )
     return _response(s.oauth.authorize(oauth, user))

@@ -49,6 +49,14 @@ class RateBucketRepo(Repository):
                 continue
         return bucket.wait(0.0)
 
+    def prune(self, idle_since: datetime) -> int:
+        """Delete the buckets nobody took from since ``idle_since``; how many went."""
+        with self._engine.begin() as conn:
+            gone = conn.execute(
+                rate_buckets.delete().where(rate_buckets.c.updated_at < idle_since)
+            ).rowcount
+        return int(gone)
+
     def wait(self, key: str, bucket: Bucket, now: datetime) -> float:
         """Seconds until ``key``'s bucket holds a token again (0: it holds one now)."""
         with self._reads.connect() as conn:

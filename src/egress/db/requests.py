@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.executions import (
     CHANGED_WHILE_CANCELLING,
@@ -128,6 +129,7 @@ class RequestRepo(Repository):
         owner: str,
         spec: ExportSpec,
         now: datetime,
+        audit: AuditHook | None = None,
     ) -> RequestRecord:
         """Queue an export job for ``owner``; OwnerBusy naming the active request instead."""
         for _ in range(_INSERT_RETRIES):
@@ -149,6 +151,8 @@ class RequestRepo(Repository):
                     insert_request(
                         conn, workspace_id, ticket, RunKind.EXPORT, run_id, now, spec.to_json()
                     )
+                    if audit is not None:
+                        audit(conn, request_id, {})
             except IntegrityError:
                 active = self.active(owner)
                 if active is not None:
@@ -197,7 +201,9 @@ class RequestRepo(Repository):
             rows, total = fetch_page(conn, query, page)
         return Page([_record(r, []) for r in rows], total, page)
 
-    def cancel(self, workspace_id: str, request_id: str, now: datetime) -> RequestRecord:
+    def cancel(
+        self, workspace_id: str, request_id: str, now: datetime, audit: AuditHook | None = None
+    ) -> RequestRecord:
         found = self.get(workspace_id, request_id)
         run = found.run
         blocker = cancel_blocker(run.status)
@@ -206,6 +212,8 @@ class RequestRepo(Repository):
         with self._engine.begin() as conn:
             if not cancel_run(conn, run.id, run.status, workspace_id, now, self._max_runs):
                 raise Conflict(CHANGED_WHILE_CANCELLING)
+            if audit is not None:
+                audit(conn, request_id, {})
         return self.get(workspace_id, request_id)
 
     def expired_files(self, completed_before: datetime, limit: int) -> list[FileRecord]:

@@ -79,7 +79,7 @@ api_tokens = sa.Table(
 )
 
 # People. An email is one user across workspaces; `not_before`: access tokens issued before it
-# no longer count (set on removal, role change and password reset).
+# no longer count, in any workspace (set on a password reset).
 users = sa.Table(
     "users",
     metadata,
@@ -97,6 +97,9 @@ memberships = sa.Table(
     sa.Column("user_id", ID, sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The workspace's own not-before (a role change, a re-invitation): the user's access tokens
+    # of this workspace issued before it no longer count; their other workspaces' still do.
+    sa.Column("not_before", UTCDateTime(), nullable=True),
 )
 
 # OAuth 2.0 clients, each bound to one workspace and role. `secret_hash` (HMAC under signing key

@@ -8,12 +8,13 @@ workspace's user or client is indistinguishable from a missing one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import memberships, oauth_clients, users
@@ -83,10 +84,19 @@ def _select_members(workspace_id: str) -> sa.Select[Any]:
 
 class UserRepo(Repository):
     def add_member(
-        self, workspace_id: str, email: str, role: str, password_hash: str | None
+        self,
+        workspace_id: str,
+        email: str,
+        role: str,
+        password_hash: str | None,
+        audit: AuditHook | None = None,
     ) -> MemberRecord:
         """A new user, or an existing one (by email) joining this workspace; an existing user
-        keeps their password: an admin of one workspace never sets another's password."""
+        keeps their password: an admin of one workspace never sets another's password.
+
+        The membership's not-before is one second before the join's whole second: access
+        tokens of an earlier membership (removed, now invited again) stay ended, while one
+        signed in the join's own second counts (token times have whole seconds)."""
         now = self._clock()
         with self._engine.begin() as conn:
             found = conn.execute(
@@ -107,9 +117,15 @@ class UserRepo(Repository):
                     raise Conflict(f"{email} is already a member of this workspace")
             conn.execute(
                 memberships.insert().values(
-                    workspace_id=workspace_id, user_id=user_id, role=role, created_at=now
+                    workspace_id=workspace_id,
+                    user_id=user_id,
+                    role=role,
+                    created_at=now,
+                    not_before=now.replace(microsecond=0) - timedelta(seconds=1),
                 )
             )
+            if audit is not None:
+                audit(conn, user_id, {})
             return self._get(conn, workspace_id, user_id)
 
     @staticmethod
@@ -140,12 +156,20 @@ class UserRepo(Repository):
         return Page([_member(r) for r in rows], total, page)
 
     def update_member(
-        self, workspace_id: str, user_id: str, role: str | None, password_hash: str | None
+        self,
+        workspace_id: str,
+        user_id: str,
+        role: str | None,
+        password_hash: str | None,
+        on_role: AuditHook | None = None,
+        on_password: AuditHook | None = None,
     ) -> MemberRecord:
-        """Either change ends the user's current access tokens (``not_before``)."""
+        """A new role ends the user's access tokens of this workspace, a new password their
+        access tokens everywhere (``not_before``). ``on_role`` is called (with the old and new
+        role) when the role changes, ``on_password`` when the password is set."""
         now = self._clock()
         with self._engine.begin() as conn:
-            self._get(conn, workspace_id, user_id)
+            before = self._get(conn, workspace_id, user_id)
             if password_hash is not None:
                 others = conn.execute(
                     sa.select(sa.func.count()).where(
@@ -158,31 +182,38 @@ class UserRepo(Repository):
                         "workspace's to set"
                     )
                 conn.execute(
-                    users.update().where(users.c.id == user_id).values(password_hash=password_hash)
+                    users.update()
+                    .where(users.c.id == user_id)
+                    .values(password_hash=password_hash, not_before=now)
                 )
-            if role is not None:
+                if on_password is not None:
+                    on_password(conn, user_id, {})
+            if role is not None and role != before.role:
                 conn.execute(
                     memberships.update()
                     .where(
                         memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
                     )
-                    .values(role=role)
+                    .values(role=role, not_before=now)
                 )
-            if role is not None or password_hash is not None:
-                conn.execute(users.update().where(users.c.id == user_id).values(not_before=now))
+                if on_role is not None:
+                    on_role(conn, user_id, {"from": before.role, "to": role})
             return self._get(conn, workspace_id, user_id)
 
-    def remove_member(self, workspace_id: str, user_id: str) -> None:
+    def remove_member(
+        self, workspace_id: str, user_id: str, audit: AuditHook | None = None
+    ) -> None:
+        """Only this workspace's membership ends (its access tokens with it); the user's other
+        workspaces keep theirs."""
         with self._engine.begin() as conn:
-            self._get(conn, workspace_id, user_id)
+            member = self._get(conn, workspace_id, user_id)
             conn.execute(
                 memberships.delete().where(
                     memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
                 )
             )
-            conn.execute(
-                users.update().where(users.c.id == user_id).values(not_before=self._clock())
-            )
+            if audit is not None:
+                audit(conn, user_id, {"email": member.email, "role": member.role})
 
     def credentials(self, email: str) -> UserCredentials | None:
         with self._reads.connect() as conn:
@@ -194,14 +225,22 @@ class UserRepo(Repository):
         return None if row is None else UserCredentials(**row._asdict())
 
     def standing(self, workspace_id: str, user_id: str) -> tuple[str, datetime | None] | None:
-        """(role in the workspace, not_before), or None when the user is not a member."""
+        """(role in the workspace, not-before: the later of the user's and the membership's),
+        or None when the user is not a member."""
         with self._reads.connect() as conn:
             row = conn.execute(
-                sa.select(memberships.c.role, users.c.not_before)
+                sa.select(
+                    memberships.c.role,
+                    users.c.not_before,
+                    memberships.c.not_before.label("member_not_before"),
+                )
                 .join(users, users.c.id == memberships.c.user_id)
                 .where(memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id)
             ).one_or_none()
-        return None if row is None else (str(row.role), row.not_before)
+        if row is None:
+            return None
+        times = [t for t in (row.not_before, row.member_not_before) if t is not None]
+        return str(row.role), max(times, default=None)
 
 
 def _client(row: Row[Any]) -> ClientRecord:
@@ -216,6 +255,7 @@ class ClientRepo(Repository):
         role: str,
         secret: tuple[str, str] | None,
         redirect_uris: list[str],
+        audit: AuditHook | None = None,
     ) -> ClientRecord:
         """``secret``: (key id, HMAC of the secret); None for a public client."""
         client_id = new_id()
@@ -233,6 +273,8 @@ class ClientRepo(Repository):
                     created_at=self._clock(),
                 )
             )
+            if audit is not None:
+                audit(conn, client_id, {})
             row = conn.execute(
                 sa.select(oauth_clients).where(oauth_clients.c.id == client_id)
             ).one()
@@ -262,12 +304,14 @@ class ClientRepo(Repository):
             rows, total = fetch_page(conn, query, page)
         return Page([_client(r) for r in rows], total, page)
 
-    def revoke(self, workspace_id: str, client_id: str) -> None:
+    def revoke(self, workspace_id: str, client_id: str, audit: AuditHook | None = None) -> None:
         """Revoke once: revoking again keeps the first time."""
-        self.get(workspace_id, client_id)
+        client = self.get(workspace_id, client_id)
         with self._engine.begin() as conn:
             conn.execute(
                 oauth_clients.update()
                 .where(oauth_clients.c.id == client_id, oauth_clients.c.revoked_at.is_(None))
                 .values(revoked_at=self._clock())
             )
+            if audit is not None:
+                audit(conn, client_id, {"name": client.name, "role": client.role})

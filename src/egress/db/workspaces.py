@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from egress.db.audit import AuditHook
 from egress.db.engine import Repository
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import api_tokens, workspaces
@@ -113,6 +114,7 @@ class WorkspaceRepo(Repository):
         created_at: datetime,
         expires_at: datetime | None,
         creator: tuple[str, str, str] | None = None,
+        audit: AuditHook | None = None,
     ) -> TokenRecord:
         """``creator``: (type, id, name) of whom a personal token acts for."""
         token_id = new_id()
@@ -133,6 +135,8 @@ class WorkspaceRepo(Repository):
                     **made_by,
                 )
             )
+            if audit is not None:
+                audit(conn, token_id, {})
             return _token(conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one())
 
     def find_token(self, hashes: dict[str, str | None]) -> TokenRecord | None:
@@ -201,7 +205,9 @@ class WorkspaceRepo(Repository):
             ).scalars()
             return {str(k) for k in rows}
 
-    def revoke_token(self, token_id: str, now: datetime) -> TokenRecord:
+    def revoke_token(
+        self, token_id: str, now: datetime, audit: AuditHook | None = None
+    ) -> TokenRecord:
         """Revoke once: revoking again keeps the first time."""
         with self._engine.begin() as conn:
             conn.execute(
@@ -210,6 +216,8 @@ class WorkspaceRepo(Repository):
                 .values(revoked_at=now)
             )
             row = conn.execute(_select_tokens().where(api_tokens.c.id == token_id)).one_or_none()
-        if row is None:
-            raise NotFound(f"no token with id {token_id!r}")
+            if row is None:
+                raise NotFound(f"no token with id {token_id!r}")
+            if audit is not None:
+                audit(conn, token_id, {})
         return _token(row)

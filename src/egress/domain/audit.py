@@ -33,6 +33,13 @@ EXECUTION_CANCEL = "execution.cancel"
 FILE_DOWNLOAD = "file.download"
 ZIP_DOWNLOAD = "zip.download"
 ROLE_CHANGE = "role.change"
+USER_INVITE = "user.invite"
+USER_PASSWORD = "user.password"
+USER_REMOVE = "user.remove"
+CLIENT_CREATE = "client.create"
+CLIENT_REVOKE = "client.revoke"
+EXPORT_CREATE = "export.create"
+EXPORT_CANCEL = "export.cancel"
 ACTIONS = (
     SIGN_IN,
     TOKEN_CREATE,
@@ -50,6 +57,13 @@ ACTIONS = (
     FILE_DOWNLOAD,
     ZIP_DOWNLOAD,
     ROLE_CHANGE,
+    USER_INVITE,
+    USER_PASSWORD,
+    USER_REMOVE,
+    CLIENT_CREATE,
+    CLIENT_REVOKE,
+    EXPORT_CREATE,
+    EXPORT_CANCEL,
 )
 # Who acts when nobody signed in: a failed sign-in's unknown credential.
 ANONYMOUS = Subject("anonymous", "", "")

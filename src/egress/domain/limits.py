@@ -6,6 +6,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+# Any bucket refills from empty in a minute (``per_minute`` tokens at ``per_minute`` a minute):
+# one untouched that long is full, the same as no row at all, so it may be deleted.
+FULL_AFTER_S = 60.0
+
 
 @dataclass(frozen=True)
 class Bucket:

@@ -1,11 +1,12 @@
 """The audit trail: every service that changes something, serves a file or signs someone in
 records it here; admins read it back.
 
-A change that is a metadata write is recorded in its own transaction: the service hands its
-repository a ``hook`` that writes the entry there. Anything else (downloads, sign-ins, token
-changes) calls ``record`` right after the fact: a crash in between can lose that entry, but
-the trail never shows something that did not happen. Sign-ins (bearer-token failures today;
-OAuth sign-ins too) call ``record`` with the workspace, actor and source address they know.
+A change that is a metadata write (connections, configurations, runs, tokens, users, clients)
+is recorded in its own transaction: the service hands its repository a ``hook`` that writes
+the entry there. Anything else (downloads, sign-ins) calls ``record`` right after the fact: a
+crash in between can lose that entry, but the trail never shows something that did not
+happen. Sign-ins (bearer tokens, the OAuth sign-in page and token endpoint, through
+``services.sign_ins``) call ``record`` with the workspace, actor and source address they know.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class AuditService:
         by: Principal | None,
         workspace_id: str,
         detail: dict[str, Any] | None = None,
+        actor: Subject | None = None,
     ) -> AuditHook:
         """The entry of a change, for a repository to write in the change's own transaction
         (it gives the object's id and any detail only it knows). Same fields as ``record``."""
@@ -75,7 +77,7 @@ class AuditService:
             obj = AuditObject(object_type, object_id)
             details = {**(detail or {}), **more}
             append_event(
-                conn, self._event(action, obj, by, workspace_id, None, None, SUCCESS, details)
+                conn, self._event(action, obj, by, workspace_id, actor, None, SUCCESS, details)
             )
 
         return write

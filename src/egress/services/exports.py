@@ -15,6 +15,8 @@ from egress.db.executions import FileRecord
 from egress.db.paging import Page, every_item
 from egress.db.requests import OwnerBusy, RequestRecord, RequestRepo
 from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.domain import audit as a
+from egress.domain.audit import AuditObject
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.clock import Clock
 from egress.domain.errors import BadRequest, Busy, Invalid, NotFound
@@ -39,6 +41,7 @@ from egress.domain.identity import Principal, Subject, own_workspace
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ConfigurationSnapshot, ConnectionRef, ExecutionSpec, TemplateSnapshot
 from egress.domain.status import RunKind, RunStatus
+from egress.services.audit import AuditService
 from egress.services.links import EXPORT_FILE, LinkTarget, SignedLinks
 from egress.signing import BadSignature, SigningRing
 from egress.storage import STORAGE_ERRORS, Storage
@@ -104,7 +107,9 @@ class ExportService:
         job_limit: int,
         url_ttl_s: int,
         public_url: str | None,
+        audit: AuditService,
     ) -> None:
+        self._audit = audit
         self._requests = requests
         self._templates = templates
         self._connections = connections
@@ -175,8 +180,20 @@ class ExportService:
             ),
         )
         try:
+            detail = {"object": object_name, "format": fmt}
             record = self._requests.create_export(
-                workspace_id, request_id, owner_of(principal), spec, self._clock()
+                workspace_id,
+                request_id,
+                owner_of(principal),
+                spec,
+                self._clock(),
+                self._audit.hook(
+                    a.EXPORT_CREATE,
+                    "export",
+                    by=principal,
+                    workspace_id=workspace_id,
+                    detail=detail,
+                ),
             )
         except OwnerBusy as busy:
             raise Busy(
@@ -234,7 +251,9 @@ class ExportService:
         return Page([self._view(r, base_url) for r in found.items], found.total, page)
 
     def cancel(self, principal: Principal, request_id: str) -> RequestView:
-        record = self._requests.cancel(principal.workspace_id, request_id, self._clock())
+        ws = principal.workspace_id
+        hook = self._audit.hook(a.EXPORT_CANCEL, "export", by=principal, workspace_id=ws)
+        record = self._requests.cancel(ws, request_id, self._clock(), hook)
         self._wakeup.notify()
         return self._view(record, None)
 
@@ -269,13 +288,23 @@ class ExportService:
         return replace(view, total=run.record_count or 0, file_url=url, next_cursor=cursor)
 
     # ------------------------------------------------------------------ files
-    def file(self, token: str) -> FileRecord:
-        """The file a signed link opens (no bearer token: the link is the credential)."""
+    def file(self, token: str, source_address: str | None = None) -> FileRecord:
+        """The file a signed link opens (no bearer token: the link is the credential), on
+        the audit trail as a download by whom the link was issued to."""
         link = self._links.open(EXPORT_FILE, token)
         record = self._requests.get(link.workspace_id, link.ids[0])
         if not record.run.files:
             raise NotFound("this export's file is gone")
-        return record.run.files[0]
+        f = record.run.files[0]
+        self._audit.record(
+            a.FILE_DOWNLOAD,
+            AuditObject("export", record.id),
+            workspace_id=link.workspace_id,
+            actor=link.issued_to,
+            source_address=source_address,
+            detail={"file": f.file_name, "via": a.SIGNED_LINK},
+        )
+        return f
 
     def delete_expired(self) -> int:
         """One round of the retention task: delete export files whose links have expired."""

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from egress.access_tokens import AccessTokens, looks_like_jwt
+from egress.db.audit import AuditHook
 from egress.db.paging import Page
 from egress.db.users import ClientRepo, UserRepo
 from egress.db.workspaces import TokenRecord, WorkspaceRepo
 from egress.domain import audit as a
-from egress.domain.audit import OPERATOR, AuditObject
+from egress.domain.audit import OPERATOR
 from egress.domain.clock import Clock
 from egress.domain.errors import Forbidden, NotFound, Unauthenticated
 from egress.domain.identity import (
@@ -115,15 +116,18 @@ class IdentityService:
         self._clock = clock
         self._audit = audit
 
-    def _record(self, action: str, record: TokenRecord, by: Principal | None) -> None:
-        """``by`` None: the operator through ``egress admin``."""
-        self._audit.record(
+    def _hook(
+        self, action: str, workspace_id: str, name: str, role: str, by: Principal | None
+    ) -> AuditHook:
+        """A token change's entry, written in its transaction; ``by`` None: the operator
+        through ``egress admin``."""
+        return self._audit.hook(
             action,
-            AuditObject("token", record.id),
+            "token",
             by=by,
-            workspace_id=record.workspace_id,
+            workspace_id=workspace_id,
             actor=None if by else OPERATOR,
-            detail={"name": record.name, "role": record.role},
+            detail={"name": name, "role": role},
         )
 
     def _upgrade_hash(self, record: TokenRecord, token: str) -> None:
@@ -153,26 +157,29 @@ class IdentityService:
         prefix = TOKEN_PREFIX if creator is None else PERSONAL_TOKEN_PREFIX
         token = prefix + secrets.token_urlsafe(TOKEN_BYTES)
         key_id = self._signing.current.id
+        name, role = check_name(name, ("name",)), check_role(role)
         record = self._workspaces.add_token(
             workspace_id,
-            check_name(name, ("name",)),
-            check_role(role),
+            name,
+            role,
             key_id,
             token_hash(self._signing, key_id, token),
             now,
             token_expiry(now, expires_in_days),
             None if creator is None else (creator.type, creator.id, creator.name),
+            self._hook(a.TOKEN_CREATE, workspace_id, name, role, by),
         )
-        self._record(a.TOKEN_CREATE, record, by)
         return NewToken(record, token)
 
     def list_tokens(self, workspace_id: str | None = None) -> list[TokenRecord]:
         return self._workspaces.tokens(workspace_id)
 
     def revoke_token(self, token_id: str, by: Principal | None = None) -> TokenRecord:
-        record = self._workspaces.revoke_token(token_id, self._clock())
-        self._record(a.TOKEN_REVOKE, record, by)
-        return record
+        found = self._workspaces.token(token_id)
+        if found is None:
+            raise NotFound(f"no token with id {token_id!r}")
+        hook = self._hook(a.TOKEN_REVOKE, found.workspace_id, found.name, found.role, by)
+        return self._workspaces.revoke_token(token_id, self._clock(), hook)
 
     # ------------------------------------------------------------ personal access tokens
     def create_personal_token(

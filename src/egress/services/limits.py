@@ -4,11 +4,16 @@ every API replica sharing it counts against the same limit."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from egress.db.rate_buckets import RateBucketRepo
 from egress.domain.clock import Clock
 from egress.domain.errors import Busy
 from egress.domain.identity import Principal
-from egress.domain.limits import Bucket, retry_after
+from egress.domain.limits import FULL_AFTER_S, Bucket, retry_after
+
+# How often the worker deletes full buckets (``prune_full``).
+PRUNE_EVERY_S = 300.0
 
 
 class RateLimits:
@@ -52,6 +57,11 @@ class RateLimits:
         wait = self._buckets.wait(self._sign_in_key(source_address), self._sign_ins, self._clock())
         if wait:
             raise self._refuse_sign_in(wait)
+
+    def prune_full(self) -> int:
+        """Delete the buckets that have refilled (each address or actor seen leaves one row
+        otherwise); a later request simply starts a new full one. How many went."""
+        return self._buckets.prune(self._clock() - timedelta(seconds=FULL_AFTER_S))
 
     def failed_sign_in(self, source_address: str | None) -> None:
         """Count a failed sign-in; Busy (429) when it was one too many."""

@@ -4,7 +4,9 @@ and ``refresh_token`` with rotation and reuse detection. No ``password`` grant.
 
 This module supplies what Authlib leaves to its user — where clients, codes and refresh
 tokens live, how a token looks (an ES256 JWT from ``access_tokens``: workspace, subject, role,
-expiry, key id) — and is framework-free: ``api/oauth.py`` turns HTTP requests into
+expiry, key id) — and makes every sign-in (the sign-in page's password, each token request) go
+through ``services.sign_ins``: on the audit trail, and refused with 429 for an address that
+failed too often. It is framework-free: ``api/oauth.py`` turns HTTP requests into
 ``OAuthRequest`` and Authlib's ``(status, body, headers)`` answers back into responses.
 """
 
@@ -19,13 +21,16 @@ from typing import Any, ClassVar
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from egress.access_tokens import AccessTokens
 from egress.db.oauth import CodeRecord, GrantRepo, RefreshRecord
 from egress.db.users import ClientRecord, UserCredentials
 from egress.domain.clock import Clock
-from egress.domain.identity import lower_role
+from egress.domain.identity import Subject, lower_role
+from egress.services.sign_in_forms import SignInForms
+from egress.services.sign_ins import SignInGuard
 from egress.services.users import UserService
 from egress.signing import SigningRing
 
@@ -37,6 +42,9 @@ REFRESH_TTL = timedelta(days=30)
 CODE_PURPOSE = "oauth-code"
 REFRESH_PURPOSE = "oauth-refresh"
 SCOPE = "api"
+# How a sign-in happened, as its audit entry says: the sign-in page, or a token request's grant.
+PASSWORD_METHOD = "password"
+_METHODS = ("authorization_code", "client_credentials", "refresh_token")
 Answer = tuple[int, Any, list[tuple[str, str]]]
 
 
@@ -44,9 +52,15 @@ class OAuthRequest(OAuth2Request):  # type: ignore[misc]  # Authlib is untyped
     """A request as Authlib reads it: method, URL, headers and the query+form parameters."""
 
     def __init__(
-        self, method: str, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
+        self,
+        method: str,
+        uri: str,
+        headers: dict[str, str],
+        params: list[tuple[str, str]],
+        source_address: str | None = None,
     ) -> None:
         super().__init__(method, uri, headers=headers)
+        self.source_address = source_address
         data: dict[str, str] = {}
         datalist: defaultdict[str, list[str]] = defaultdict(list)
         for k, v in params:
@@ -222,8 +236,11 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         access_tokens: AccessTokens,
         signing: SigningRing,
         clock: Clock,
+        sign_ins: SignInGuard,
     ) -> None:
         super().__init__(scopes_supported=[SCOPE])
+        self.sign_ins = sign_ins
+        self.forms = SignInForms(signing, clock)
         self.users = users
         self.grants = grant_repo
         self.access_tokens = access_tokens
@@ -307,8 +324,56 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ what the API calls
     def token(self, request: OAuthRequest) -> Answer:
+        """A token request, as a sign-in: Busy (429) while the address has failed too often;
+        an answer other than 200 counts as a failure (and may turn into Busy)."""
+        address = request.source_address
+        self.sign_ins.before(address)
         answer: Answer = self.create_token_response(request)
+        status, body, _ = answer
+        workspace_id, actor = self._caller(request)
+        grant = request.payload.grant_type
+        method = grant if grant in _METHODS else "unknown_grant"
+        if status == 200:
+            assert actor is not None  # a token is only issued to an authenticated client
+            self.sign_ins.succeeded(address, workspace_id, actor, method)
+        else:
+            reason = body.get("error", "invalid_request") if isinstance(body, dict) else str(status)
+            self.sign_ins.failed(address, workspace_id, actor, method, reason)
         return answer
+
+    def _caller(self, request: OAuthRequest) -> tuple[str | None, Subject | None]:
+        """(workspace, actor) a token request named: the signed-in user, else the client
+        (authenticated or only named), else nobody."""
+        record: ClientRecord | None = request.client.record if request.client else None
+        if record is None:
+            client_id = request.payload.client_id or extract_basic_authorization(request.headers)[0]
+            record = self.users.client(client_id) if client_id else None
+        if record is None:
+            return None, None
+        user: SignedIn | None = request.user
+        if user is not None:
+            return record.workspace_id, Subject("user", user.user_id, user.email)
+        return record.workspace_id, Subject("client", record.id, record.name)
+
+    def sign_in(self, request: OAuthRequest, email: str, password: str) -> UserCredentials | None:
+        """The user whose password this is (None: a wrong one), for the client the page is
+        for: Busy (429) while the address has failed too often; a wrong password, or a person
+        who is not a member of the client's workspace (``authorize`` then denies them), is a
+        failure on record (and may turn into Busy)."""
+        address = request.source_address
+        self.sign_ins.before(address)
+        client = self.consent(request)
+        user = self.users.check_password(email, password)
+        member = None if user is None else self.users.member(client.workspace_id, user.id)
+        if user is not None and member is not None:
+            actor = Subject("user", user.id, user.email)
+            self.sign_ins.succeeded(address, client.workspace_id, actor, PASSWORD_METHOD)
+            return user
+        # Filed under the client's workspace without naming the person: a non-member's account
+        # is none of that workspace's business.
+        reason = "wrong email or password" if user is None else "not a member of the workspace"
+        self.sign_ins.failed(address, client.workspace_id, None, PASSWORD_METHOD, reason)
+        return user
 
     def consent(self, request: OAuthRequest) -> ClientRecord:
         """The client a sign-in page is for; Authlib's OAuth2Error if the request is not one

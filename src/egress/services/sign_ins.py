@@ -1,8 +1,9 @@
 """Every sign-in goes through here: refused early (429) for an address that failed too often,
 recorded in the audit trail when it fails, and the caller stamped with its source address.
 
-Today the bearer-token check of ``api/wiring.py`` uses it; an OAuth sign-in wraps its own
-credential check the same way (and records its successes with ``AuditService.record``).
+The bearer-token check of ``api/wiring.py`` calls ``authenticate``; the OAuth sign-in page and
+token endpoint (``services.oauth``), which check credentials of their own, call ``before``,
+then ``succeeded`` or ``failed``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 
 from egress.domain import audit as a
 from egress.domain.errors import Unauthenticated
-from egress.domain.identity import Principal
+from egress.domain.identity import Principal, Subject
 from egress.services.audit import AuditService
 from egress.services.limits import RateLimits
 
@@ -35,14 +36,41 @@ class SignInGuard:
         try:
             principal = check()
         except Unauthenticated as exc:
-            self._audit.record(
-                a.SIGN_IN,
-                workspace_id=exc.workspace_id,
-                actor=exc.subject,
-                source_address=source_address,
-                outcome=a.FAILURE,
-                detail={"method": method, "reason": exc.detail},
-            )
-            self._limits.failed_sign_in(source_address)
+            self.failed(source_address, exc.workspace_id, exc.subject, method, exc.detail)
             raise
         return replace(principal, source_address=source_address)
+
+    def before(self, source_address: str | None) -> None:
+        """Busy (429) while the address has used up its failed sign-ins."""
+        self._limits.before_sign_in(source_address)
+
+    def succeeded(
+        self, source_address: str | None, workspace_id: str | None, actor: Subject, method: str
+    ) -> None:
+        self._audit.record(
+            a.SIGN_IN,
+            workspace_id=workspace_id,
+            actor=actor,
+            source_address=source_address,
+            detail={"method": method},
+        )
+
+    def failed(
+        self,
+        source_address: str | None,
+        workspace_id: str | None,
+        actor: Subject | None,
+        method: str,
+        reason: str,
+    ) -> None:
+        """Record the failure and count it against the address; Busy (429) when it was one
+        too many. ``workspace_id`` and ``actor``: whom the credential named, if anyone."""
+        self._audit.record(
+            a.SIGN_IN,
+            workspace_id=workspace_id,
+            actor=actor,
+            source_address=source_address,
+            outcome=a.FAILURE,
+            detail={"method": method, "reason": reason},
+        )
+        self._limits.failed_sign_in(source_address)

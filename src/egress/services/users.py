@@ -1,5 +1,8 @@
 """Users (email + argon2id password, a role per workspace) and OAuth clients (id + secret,
-bound to one workspace and role), as admins and ``egress admin`` manage them."""
+bound to one workspace and role), as admins and ``egress admin`` manage them.
+
+Every change is on the audit trail, written in the change's own transaction: ``by`` is the
+admin who made it, None the operator through ``egress admin``."""
 
 from __future__ import annotations
 
@@ -7,16 +10,21 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from egress.db.audit import AuditHook
 from egress.db.paging import Page
 from egress.db.users import ClientRecord, ClientRepo, MemberRecord, UserCredentials, UserRepo
+from egress.domain import audit as a
+from egress.domain.audit import OPERATOR
 from egress.domain.errors import Invalid, NotFound
-from egress.domain.identity import check_name, check_role
+from egress.domain.identity import Principal, check_name, check_role
 from egress.domain.paging import PageRequest
+from egress.services.audit import AuditService
 from egress.signing import SigningRing
 
 # Client secrets are HMACs under the signing ring, like tokens, under a purpose of their own.
@@ -57,16 +65,49 @@ def _check_redirect_uri(uri: str, n: int) -> str:
 
 
 class UserService:
-    def __init__(self, users: UserRepo, clients: ClientRepo, signing: SigningRing) -> None:
+    def __init__(
+        self, users: UserRepo, clients: ClientRepo, signing: SigningRing, audit: AuditService
+    ) -> None:
         self._users = users
         self._clients = clients
         self._signing = signing
+        self._audit = audit
+
+    def _hook(
+        self,
+        action: str,
+        object_type: str,
+        workspace_id: str,
+        by: Principal | None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditHook:
+        return self._audit.hook(
+            action,
+            object_type,
+            by=by,
+            workspace_id=workspace_id,
+            detail=detail,
+            actor=None if by else OPERATOR,
+        )
 
     # ------------------------------------------------------------------------- users
-    def add(self, workspace_id: str, email: str, role: str, password: str | None) -> MemberRecord:
+    def add(
+        self,
+        workspace_id: str,
+        email: str,
+        role: str,
+        password: str | None,
+        by: Principal | None = None,
+    ) -> MemberRecord:
         hashed = None if password is None else _hasher.hash(password)
+        email, role = normalise_email(email), check_role(role, ("body", "role"))
+        detail = {"email": email, "role": role, "passwordSet": hashed is not None}
         return self._users.add_member(
-            workspace_id, normalise_email(email), check_role(role, ("body", "role")), hashed
+            workspace_id,
+            email,
+            role,
+            hashed,
+            self._hook(a.USER_INVITE, "user", workspace_id, by, detail),
         )
 
     def list_page(self, workspace_id: str, page: PageRequest) -> Page[MemberRecord]:
@@ -76,15 +117,29 @@ class UserService:
         return self._users.get(workspace_id, user_id)
 
     def update(
-        self, workspace_id: str, user_id: str, role: str | None, password: str | None
+        self,
+        workspace_id: str,
+        user_id: str,
+        role: str | None,
+        password: str | None,
+        by: Principal | None = None,
     ) -> MemberRecord:
         if role is not None:
             check_role(role, ("body", "role"))
         hashed = None if password is None else _hasher.hash(password)
-        return self._users.update_member(workspace_id, user_id, role, hashed)
+        return self._users.update_member(
+            workspace_id,
+            user_id,
+            role,
+            hashed,
+            on_role=self._hook(a.ROLE_CHANGE, "user", workspace_id, by),
+            on_password=self._hook(a.USER_PASSWORD, "user", workspace_id, by),
+        )
 
-    def remove(self, workspace_id: str, user_id: str) -> None:
-        self._users.remove_member(workspace_id, user_id)
+    def remove(self, workspace_id: str, user_id: str, by: Principal | None = None) -> None:
+        self._users.remove_member(
+            workspace_id, user_id, self._hook(a.USER_REMOVE, "user", workspace_id, by)
+        )
 
     def check_password(self, email: str, password: str) -> UserCredentials | None:
         """The user whose password this is, or None (unknown email, no password, wrong)."""
@@ -113,6 +168,7 @@ class UserService:
         redirect_uris: list[str],
         *,
         public: bool = False,
+        by: Principal | None = None,
     ) -> NewClient:
         uris = [_check_redirect_uri(u, n) for n, u in enumerate(redirect_uris)]
         if public and not uris:
@@ -120,12 +176,15 @@ class UserService:
         secret = None if public else CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
         key = self._signing.current
         stored = None if secret is None else (key.id, self._secret_hash(key.id, secret))
+        name, role = check_name(name, ("body", "name")), check_role(role, ("body", "role"))
+        detail = {"name": name, "role": role, "public": public}
         record = self._clients.add(
             workspace_id,
-            check_name(name, ("body", "name")),
-            check_role(role, ("body", "role")),
+            name,
+            role,
             stored,
             uris,
+            self._hook(a.CLIENT_CREATE, "client", workspace_id, by, detail),
         )
         return NewClient(record, secret)
 
@@ -149,5 +208,7 @@ class UserService:
     def clients_page(self, workspace_id: str, page: PageRequest) -> Page[ClientRecord]:
         return self._clients.list_page(workspace_id, page)
 
-    def revoke_client(self, workspace_id: str, client_id: str) -> None:
-        self._clients.revoke(workspace_id, client_id)
+    def revoke_client(self, workspace_id: str, client_id: str, by: Principal | None = None) -> None:
+        self._clients.revoke(
+            workspace_id, client_id, self._hook(a.CLIENT_REVOKE, "client", workspace_id, by)
+        )

@@ -61,7 +61,7 @@ def revoke_token(token_id: str, s: ServicesDep, p: Editor) -> Response:
 
 @router.post("/api/v1/users", status_code=201, response_model=UserOut)
 def create_user(body: UserCreate, s: ServicesDep, p: Admin) -> UserOut:
-    return user_out(s.users.add(p.workspace_id, body.email, body.role, body.password))
+    return user_out(s.users.add(p.workspace_id, body.email, body.role, body.password, by=p))
 
 
 @router.get("/api/v1/users", response_model=ListEnvelope[UserOut])
@@ -77,19 +77,19 @@ def get_user(user_id: str, s: ServicesDep, p: Admin) -> UserOut:
 
 @router.patch("/api/v1/users/{user_id}", response_model=UserOut)
 def patch_user(user_id: str, body: UserPatch, s: ServicesDep, p: Admin) -> UserOut:
-    return user_out(s.users.update(p.workspace_id, user_id, body.role, body.password))
+    return user_out(s.users.update(p.workspace_id, user_id, body.role, body.password, by=p))
 
 
 @router.delete("/api/v1/users/{user_id}", status_code=204)
 def remove_user(user_id: str, s: ServicesDep, p: Admin) -> Response:
-    s.users.remove(p.workspace_id, user_id)
+    s.users.remove(p.workspace_id, user_id, by=p)
     return Response(status_code=204)
 
 
 @router.post("/api/v1/clients", status_code=201, response_model=NewClientOut)
 def create_client(body: ClientCreate, s: ServicesDep, p: Admin) -> NewClientOut:
     new = s.users.create_client(
-        p.workspace_id, body.name, body.role, body.redirect_uris, public=body.public
+        p.workspace_id, body.name, body.role, body.redirect_uris, public=body.public, by=p
     )
     return new_client_out(new)
 
@@ -104,5 +104,5 @@ def list_clients(s: ServicesDep, p: Admin, page: Page) -> ListEnvelope[ClientOut
 
 @router.delete("/api/v1/clients/{client_id}", status_code=204)
 def revoke_client(client_id: str, s: ServicesDep, p: Admin) -> Response:
-    s.users.revoke_client(p.workspace_id, client_id)
+    s.users.revoke_client(p.workspace_id, client_id, by=p)
     return Response(status_code=204)
