@@ -1,5 +1,6 @@
 """Authenticating a token reads the metadata database at most once per revocation window,
-and a revocation still takes effect when the window ends."""
+and a revocation still takes effect when the window ends; the same for the failed sign-in
+limit's bucket, across two replicas sharing one database."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import sqlalchemy as sa
 
 from egress.container import Container
 from egress.db.migrate import upgrade
-from egress.domain.errors import Unauthenticated
+from egress.domain.errors import Busy, Unauthenticated
 from egress.domain.identity import Principal, Subject
+from egress.services import Services
 from egress.services.revocation import RevocationCache
 from egress.settings import Settings
 
@@ -87,3 +89,44 @@ def test_expiry_is_checked_on_every_request_even_from_the_cache(tmp_path: Path) 
         container.services.identity.authenticate(token.token)
     container.engine.dispose()
     container.warehouse.engine.dispose()
+
+
+def test_the_sign_in_limit_reads_its_bucket_once_per_window_and_holds_across_replicas(
+    tmp_path: Path,
+) -> None:
+    t = [0.0]
+    settings = Settings(data_dir=tmp_path, failed_signins_per_minute=2)
+    upgrade(settings.resolved_database_url)
+    replicas = [Container.build(settings) for _ in range(2)]
+    for c in replicas:  # each replica remembers on its own
+        c.revocation_cache = RevocationCache(5, monotonic=lambda: t[0])
+    a, b = (c.services for c in replicas)
+    ws = a.identity.create_workspace("w")
+    token = a.identity.create_token(ws, "viewer", "poller").token
+
+    def sign_in(on: Services, address: str, credential: str) -> Principal:
+        return on.sign_ins.authenticate(address, lambda: on.identity.authenticate(credential))
+
+    assert sign_in(b, "10.0.0.9", token).role == "viewer"
+    queries = _count_queries(replicas[1].engine)
+    for _ in range(50):  # a client polling through b: neither its token nor its bucket is read
+        sign_in(b, "10.0.0.9", token)
+    assert queries == []
+
+    for guess in ("egr_guess1", "egr_guess2"):  # two failures through a use up the address
+        with pytest.raises(Unauthenticated):
+            sign_in(a, "10.0.0.9", guess)
+    with pytest.raises(Busy, match="too many failed sign-ins"):
+        sign_in(a, "10.0.0.9", "egr_guess3")
+    with pytest.raises(Busy):  # a counted them: it refuses a valid token at once
+        sign_in(a, "10.0.0.9", token)
+
+    t[0] += 4.9  # b did not see them: it answers from memory for the rest of its window...
+    assert sign_in(b, "10.0.0.9", token).role == "viewer"
+    t[0] += 0.2  # ...then reads the shared bucket and refuses too
+    with pytest.raises(Busy, match="too many failed sign-ins"):
+        sign_in(b, "10.0.0.9", token)
+    assert sign_in(b, "10.0.0.10", token).role == "viewer"  # other addresses are unaffected
+    for c in replicas:
+        c.engine.dispose()
+        c.warehouse.engine.dispose()
