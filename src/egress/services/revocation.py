@@ -6,7 +6,8 @@ every poll. So the answer is kept for ``EGRESS_REVOCATION_CACHE_S`` (default 5 s
 exactly how long a revocation, a removed user or a lowered role can take to be noticed. The
 cache lives on the Container (one per process); each API replica has its own, so the bound
 holds on every replica. Expiry times are checked against the clock on every request, never
-cached. The failed sign-in limit keeps here, the same way, which addresses may still sign in
+cached: an access token's verified signature is remembered, never its expiry. The failed
+sign-in limit keeps here, the same way, which addresses may still sign in
 (``services/limits.py``).
 """
 
