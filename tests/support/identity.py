@@ -16,7 +16,7 @@ def egress_admin(server: Server, *args: str) -> subprocess.CompletedProcess[str]
         env=server.env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # a command waits over 60 s for a core when the machine is loaded
         check=False,
     )
 
