@@ -6,14 +6,11 @@ recommends under load); and the same client against a bare FastAPI route returni
 
     .venv/bin/python bench/polling.py [--rows 1000000] [--seconds 10] [--connections 8]
                                       [--backends sqlite,postgresql]
-                                      [--deployments embedded,separate] [--cached-auth]
-                                      [--python-client]
+                                      [--deployments embedded,separate] [--python-client]
 
 Every server runs with the product's defaults (heartbeat, poll, and the revocation cache that
-answers a token check from memory for EGRESS_REVOCATION_CACHE_S). --cached-auth adds, for each
-metadata database, the separate deployment with a server whose sign-in guard does not read its
-rate bucket either (patched in by this script, not a product setting): what a poll costs when
-authenticating it costs no query.
+answers a token check and the caller's sign-in limit from memory for
+EGRESS_REVOCATION_CACHE_S).
 
 The load comes from `wrk` when it is on the PATH (Debian: `apt-get install wrk`; 2 threads,
 --connections keep-alive connections), else from --connections Python threads, each with its
@@ -67,18 +64,6 @@ CEILING_APP = textwrap.dedent(
     def constant() -> dict[str, str]:
         return {"status": "COMPLETED"}
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-    """
-)
-
-
-# Imported by the server process through PYTHONPATH (--cached-auth): the sign-in guard's
-# rate-bucket read is skipped, so that with the revocation cache a poll's authentication costs
-# no query at all.
-CACHED_AUTH = textwrap.dedent(
-    """
-    from egress.services import limits
-
-    limits.RateLimits.before_sign_in = lambda self, source_address: None
     """
 )
 
@@ -187,11 +172,6 @@ def _drop(name: str | None) -> None:
 class Setup:
     backend: str  # sqlite | postgresql
     deployment: str  # embedded | separate
-    cached_auth: bool = False
-
-    @property
-    def label(self) -> str:
-        return self.deployment + (", auth in memory" if self.cached_auth else "")
 
 
 def _start(setup: Setup, folder: Path) -> tuple[Server, subprocess.Popen[bytes] | None, str | None]:
@@ -204,11 +184,6 @@ def _start(setup: Setup, folder: Path) -> tuple[Server, subprocess.Popen[bytes] 
         "EGRESS_POLL_S": str(DEFAULT_POLL_S),
         "EGRESS_REVOCATION_CACHE_S": str(DEFAULT_REVOCATION_CACHE_S),
     }
-    if setup.cached_auth:
-        (folder / "patch").mkdir()
-        (folder / "patch" / "sitecustomize.py").write_text(CACHED_AUTH)
-        path = [str(folder / "patch"), os.environ.get("PYTHONPATH", "")]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     separate = setup.deployment == "separate"
     server = start_server(folder, env_extra=env, args=("--no-worker",) if separate else ())
     worker = None
@@ -222,7 +197,7 @@ def _start(setup: Setup, folder: Path) -> tuple[Server, subprocess.Popen[bytes] 
 def run_setup(
     setup: Setup, work: Path, source: Path, measure: Measure, seconds: int, connections: int
 ) -> tuple[Load, Load, str]:
-    folder = work / f"{setup.backend}-{setup.deployment}{'-cached' if setup.cached_auth else ''}"
+    folder = work / f"{setup.backend}-{setup.deployment}"
     folder.mkdir()
     server, worker, database = _start(setup, folder)
     pid = server.process.pid
@@ -271,7 +246,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--deployments", default="embedded,separate")
-    parser.add_argument("--cached-auth", action="store_true", help="also with a cached token check")
     parser.add_argument("--python-client", action="store_true", help="even if wrk is installed")
     args = parser.parse_args()
     measure: Measure
@@ -286,8 +260,6 @@ def main() -> int:
         for backend in args.backends.split(",")
         for deployment in args.deployments.split(",")
     ]
-    if args.cached_auth:
-        setups += [Setup(b, "separate", cached_auth=True) for b in args.backends.split(",")]
 
     with tempfile.TemporaryDirectory(prefix="egress-poll-") as tmp:
         work = Path(tmp)
@@ -304,8 +276,8 @@ def main() -> int:
             idle, busy, note = run_setup(
                 setup, work, source, measure, args.seconds, args.connections
             )
-            print(_row(setup.backend, setup.label, "idle", idle, top))
-            print(_row(setup.backend, setup.label, "one JSONL extraction", busy, top))
+            print(_row(setup.backend, setup.deployment, "idle", idle, top))
+            print(_row(setup.backend, setup.deployment, "one JSONL extraction", busy, top))
             print(f"  ({note}; load {os.getloadavg()[0]:.1f})", flush=True)
     return 0
 

@@ -255,7 +255,9 @@ def start_server(
         stderr=subprocess.STDOUT,
     )
     server = Server(f"http://127.0.0.1:{port}", token, process, data_dir, log_path, env)
-    deadline = time.monotonic() + 30
+    # Generous: migrating a fresh database takes over 30 s when the machine is loaded, and a
+    # server that cannot start exits early (reported at once above).
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")

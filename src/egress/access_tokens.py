@@ -69,22 +69,33 @@ class AccessTokens:
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a token this server signed and that has not expired."""
+        return self.current(self.signed_claims(token))
+
+    def signed_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token this server signed, expired or not: what may be remembered
+        for the token (the signature check is most of the cost of ``verify``)."""
         try:
-            decoded = jwt.decode(token, self._keys, algorithms=[ALGORITHM])
-            registry = jwt.JWTClaimsRegistry(
-                now=int(self._clock().timestamp()),
-                leeway=0,
-                iss={"essential": True, "value": ISSUER},
-                exp={"essential": True},
-                iat={"essential": True},
-            )
-            registry.validate(decoded.claims)
+            return dict(jwt.decode(token, self._keys, algorithms=[ALGORITHM]).claims)
+        except (JoseError, ValueError) as exc:  # ValueError: not JSON, or an unknown key id
+            raise Unauthenticated("the bearer token is not valid") from exc
+
+    def current(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """``claims`` if they are valid now (issuer, expiry): checked on every use."""
+        registry = jwt.JWTClaimsRegistry(
+            now=int(self._clock().timestamp()),
+            leeway=0,
+            iss={"essential": True, "value": ISSUER},
+            exp={"essential": True},
+            iat={"essential": True},
+        )
+        try:
+            registry.validate(claims)
         except JoseError as exc:
             reason = "has expired" if exc.error == "expired_token" else "is not valid"
             raise Unauthenticated(f"the bearer token {reason}") from exc
-        except ValueError as exc:  # not even JSON, or an unknown key id
+        except ValueError as exc:  # a claim of the wrong type
             raise Unauthenticated("the bearer token is not valid") from exc
-        return dict(decoded.claims)
+        return claims
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.as_dict(private=False) for k in self._keys.keys]}

@@ -126,10 +126,20 @@ class Container:
             clock=clock,
         )
 
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        self.__dict__.pop("_services", None)  # built again over the part just replaced
+
     @property
     def services(self) -> Services:
-        """The use cases over this container's parts. Built on each use (a few small objects)
-        so that they always hold the parts the container holds now, e.g. a test's clock."""
+        """The use cases over this container's parts: built once (every request uses them),
+        and again after a part is replaced (e.g. a test's clock)."""
+        built: Services | None = self.__dict__.get("_services")
+        if built is None:
+            built = self.__dict__["_services"] = self._build_services()
+        return built
+
+    def _build_services(self) -> Services:
         audit = self._audit()
         links = self._links()
         configurations = ConfigurationService(
@@ -210,7 +220,11 @@ class Container:
     def _limits(self) -> RateLimits:
         s = self.settings
         return RateLimits(
-            self.rate_buckets, self.clock, s.triggers_per_minute, s.failed_signins_per_minute
+            self.rate_buckets,
+            self.clock,
+            s.triggers_per_minute,
+            s.failed_signins_per_minute,
+            self.revocation_cache,
         )
 
     def _links(self) -> SignedLinks:

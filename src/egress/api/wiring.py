@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from egress.api.downloads import Downloads
 from egress.container import Container
@@ -65,18 +66,26 @@ def _source_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def principal(
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller: from memory in the event loop when the revocation cache knows the token and
+    the address (a polling client, nearly always), else in a thread (it reads the database)."""
     if credentials is None:
         raise HTTPException(
             401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
     s = _services(request)
-    return s.sign_ins.authenticate(
-        _source_address(request), lambda: s.identity.authenticate(credentials.credentials)
-    )
+    address = _source_address(request)
+
+    def check() -> Principal:
+        return s.identity.authenticate(credentials.credentials)
+
+    found = s.sign_ins.remembered(address, check)
+    if found is not None:
+        return found
+    return await run_in_threadpool(s.sign_ins.authenticate, address, check)
 
 
 class SourceCalls:
@@ -102,7 +111,7 @@ async def _downloads(request: Request) -> Downloads:
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
-def _link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:
+async def _link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:
     c = _container(request)
     base = c.settings.public_url or str(request.base_url)
     return LinkIssuer(c.services.links, base, p.actor)
@@ -126,7 +135,7 @@ class Requires:
         self.minimum = minimum
         self.action = action
 
-    def __call__(self, p: CurrentPrincipal) -> Principal:
+    async def __call__(self, p: CurrentPrincipal) -> Principal:
         require_role(p.role, self.minimum, self.action)
         return p
 
@@ -141,11 +150,11 @@ ManageConnections = Annotated[Principal, Depends(Requires(ADMIN, _CONNECTIONS))]
 class _ManageConnection(Requires):
     """Requires(ADMIN) for one connection, looked up first: another workspace's is 404."""
 
-    def __call__(  # type: ignore[override]  # FastAPI reads this signature
+    async def __call__(  # type: ignore[override]  # FastAPI reads this signature
         self, connection_id: str, s: ServicesDep, p: CurrentPrincipal
     ) -> Principal:
-        s.connections.get(p.workspace_id, connection_id)
-        return super().__call__(p)
+        await run_in_threadpool(s.connections.get, p.workspace_id, connection_id)
+        return await super().__call__(p)
 
 
 ManageConnection = Annotated[

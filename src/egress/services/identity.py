@@ -209,7 +209,8 @@ class IdentityService:
     def authenticate(self, token: str) -> Principal:
         """The caller a bearer credential stands for; Unauthenticated unless it is valid."""
         if looks_like_jwt(token):
-            return self._from_access_token(self._access.verify(token))
+            claims = self._cache.get(("jwt", token), lambda: self._access.signed_claims(token))
+            return self._from_access_token(self._access.current(claims))
         key = ("token", hashlib.sha256(token.encode()).hexdigest())
         loaded: list[_Known] = []
 

@@ -1,6 +1,13 @@
 """Fair-use limits that answer 429 + Retry-After: triggers per minute per actor, failed
 sign-ins per minute per source address. The buckets are rows of the metadata database, so
-every API replica sharing it counts against the same limit."""
+every API replica sharing it counts against the same limit.
+
+Every authenticated request asks whether its address may still sign in; reading the bucket for
+each would put a query in front of every status poll. So an address whose bucket held a token
+is remembered in the ``RevocationCache`` (``EGRESS_REVOCATION_CACHE_S``): a failure this
+replica counts forgets it at once, and an address whose failures another replica counted is
+refused here at most that long later. An exhausted bucket is never remembered.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from egress.domain.clock import Clock
 from egress.domain.errors import Busy
 from egress.domain.identity import Principal
 from egress.domain.limits import FULL_AFTER_S, Bucket, retry_after
+from egress.services.revocation import RevocationCache
 
 # How often the worker deletes full buckets (``prune_full``).
 PRUNE_EVERY_S = 300.0
@@ -23,8 +31,10 @@ class RateLimits:
         clock: Clock,
         triggers_per_minute: int,
         failed_sign_ins_per_minute: int,
+        memory: RevocationCache,
     ) -> None:
         self._buckets = buckets
+        self._memory = memory
         self._clock = clock
         self._triggers = Bucket(triggers_per_minute)
         self._sign_ins = Bucket(failed_sign_ins_per_minute)
@@ -54,8 +64,15 @@ class RateLimits:
 
     def before_sign_in(self, source_address: str | None) -> None:
         """Busy (429) while the address has used up its failed sign-ins."""
-        wait = self._buckets.wait(self._sign_in_key(source_address), self._sign_ins, self._clock())
-        if wait:
+        key = self._sign_in_key(source_address)
+        wait = 0.0
+
+        def load() -> bool | None:
+            nonlocal wait
+            wait = self._buckets.wait(key, self._sign_ins, self._clock())
+            return None if wait else True  # None: not remembered
+
+        if self._memory.get(key, load) is None:
             raise self._refuse_sign_in(wait)
 
     def prune_full(self) -> int:
@@ -67,5 +84,6 @@ class RateLimits:
         """Count a failed sign-in; Busy (429) when it was one too many."""
         key = self._sign_in_key(source_address)
         wait = self._buckets.take(key, self._sign_ins, self._clock())
+        self._memory.forget(key)  # after the take: a read racing it cannot remember the old level
         if wait:
             raise self._refuse_sign_in(wait)

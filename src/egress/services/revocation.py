@@ -6,20 +6,30 @@ every poll. So the answer is kept for ``EGRESS_REVOCATION_CACHE_S`` (default 5 s
 exactly how long a revocation, a removed user or a lowered role can take to be noticed. The
 cache lives on the Container (one per process); each API replica has its own, so the bound
 holds on every replica. Expiry times are checked against the clock on every request, never
-cached.
+cached: an access token's verified signature is remembered, never its expiry. The failed
+sign-in limit keeps here, the same way, which addresses may still sign in
+(``services/limits.py``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 # A bound on memory: past this many entries the cache starts again (a burst of distinct
 # credentials then costs one database read each, as without a cache).
 MAX_ENTRIES = 10_000
+# Set by ``only_remembered``: this task (or thread) must not read the database.
+_ONLY_REMEMBERED: ContextVar[bool] = ContextVar("only_remembered", default=False)
+
+
+class NotRemembered(Exception):
+    """Within ``only_remembered``: the answer would need a database read."""
 
 
 class RevocationCache:
@@ -39,6 +49,8 @@ class RevocationCache:
             if found is not None and found[0] > now:
                 value: T = found[1]
                 return value
+        if _ONLY_REMEMBERED.get():
+            raise NotRemembered(key)
         value = load()
         if self.ttl_s > 0 and value is not None:
             with self._lock:
@@ -51,3 +63,14 @@ class RevocationCache:
         """This process changed what ``key`` stands for: its next request reads it again."""
         with self._lock:
             self._entries.pop(key, None)
+
+
+@contextmanager
+def only_remembered() -> Iterator[None]:
+    """Within it, ``get`` answers from memory or raises NotRemembered instead of loading:
+    the event loop may then authenticate a request itself, without a hop to a thread."""
+    token = _ONLY_REMEMBERED.set(True)
+    try:
+        yield
+    finally:
+        _ONLY_REMEMBERED.reset(token)

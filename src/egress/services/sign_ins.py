@@ -16,6 +16,7 @@ from egress.domain.errors import Unauthenticated
 from egress.domain.identity import Principal, Subject
 from egress.services.audit import AuditService
 from egress.services.limits import RateLimits
+from egress.services.revocation import NotRemembered, only_remembered
 
 
 class SignInGuard:
@@ -74,3 +75,17 @@ class SignInGuard:
             detail={"method": method, "reason": reason},
         )
         self._limits.failed_sign_in(source_address)
+
+    def remembered(
+        self, source_address: str | None, check: Callable[[], Principal]
+    ) -> Principal | None:
+        """``authenticate`` answered from memory alone (the revocation cache), or None when
+        that takes the database — a read, or recording a failure: call ``authenticate`` then,
+        off the event loop."""
+        try:
+            with only_remembered():
+                self._limits.before_sign_in(source_address)
+                principal = check()
+        except (NotRemembered, Unauthenticated):
+            return None
+        return replace(principal, source_address=source_address)
