@@ -131,6 +131,7 @@ class Container:
         configurations = ConfigurationService(
             self.configurations,
             self.templates,
+            self.connections,
             self.data_tables,
             self.storage,
             self.schedules,

@@ -138,6 +138,7 @@ class Configuration(Model):
     backfill_window: str = "month"
     backfill: Backfill | None = None
     paused: bool = False
+    csv_dialect: str | None = None  # None/"egress": Egress's CSV; "postgres": PostgreSQL's
     last_sync: datetime | None = None
     sync_status: str = "inactive"
     error_text: str | None = None

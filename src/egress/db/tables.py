@@ -235,6 +235,8 @@ extraction_configurations = sa.Table(
     sa.Column("backfill_window", sa.String(10), nullable=False, server_default="month"),
     sa.Column("backfill_to", sa.String(10), nullable=True),
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # How CSV files render values: NULL is Egress's own rendering, 'postgres' PostgreSQL's.
+    sa.Column("csv_dialect", sa.String(20), nullable=True),
     sa.UniqueConstraint("workspace_id", "name"),
 )
 

@@ -15,6 +15,9 @@ from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.plan import KeySelection
 
 SPEC_VERSION = 1
+# A configuration's csvDialect that writes PostgreSQL's own text rendering (plain COPY);
+# "egress" (or none) is Egress's documented rendering, the same for every source.
+POSTGRES_DIALECT = "postgres"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ConfigurationSnapshot:
     split_by: str | None
     account: str | None = None  # the account it reads (schema, MySQL database, folder)
     system_columns: bool = False  # loads add account_id, account_name, __insert_date
+    csv_dialect: str | None = None  # None: Egress's CSV rendering; "postgres": PostgreSQL's
 
     @property
     def to_storage(self) -> bool:
@@ -58,6 +62,8 @@ class ConfigurationSnapshot:
         }
         if self.system_columns:  # only then: snapshots without them stay as they were
             data |= {"account": self.account, "systemColumns": True}
+        if self.csv_dialect is not None:  # likewise
+            data["csvDialect"] = self.csv_dialect
         return data
 
     @classmethod
@@ -74,6 +80,7 @@ class ConfigurationSnapshot:
             split_by=data.get("splitBy"),
             account=data.get("account"),
             system_columns=bool(data.get("systemColumns", False)),
+            csv_dialect=data.get("csvDialect"),
         )
 
 

@@ -47,10 +47,17 @@ class Job:
     data_table: dict[str, Any] | None
     output: list[ColumnInfo]  # the configuration's fields: what the files hold
     window: FrozenWindow | None = None  # the frozen incremental window
+    native_csv: bool = False  # csvDialect "postgres": the source's own CSV rendering
 
     def copies_csv(self, source: Source) -> bool:
-        """Whether the rows go through the source's own CSV writer (one file, CSV)."""
+        """Whether the rows go through the source's own CSV writer (one file, CSV): always in
+        the source's own rendering (the configuration admits it only there), else when the
+        source renders Egress's CSV exactly."""
         fast = getattr(source, "can_copy_csv", None)
+        if self.native_csv:
+            if fast is None:
+                raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
+            return True
         return (
             self.fmt == "csv"
             and self.split_by is None

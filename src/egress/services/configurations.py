@@ -8,6 +8,7 @@ from typing import Any
 from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord as ConfigurationRecord
 from egress.db.configurations import ConfigurationRepo
+from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.schedules import ScheduleRecord as ScheduleRecord
@@ -32,6 +33,7 @@ from egress.domain.schedules import (
     sync_status,
     upcoming,
 )
+from egress.domain.spec import POSTGRES_DIALECT
 from egress.domain.status import ConfigStatus
 from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
@@ -44,6 +46,7 @@ class ConfigurationService:
         self,
         configurations: ConfigurationRepo,
         templates: TemplateRepo,
+        connections: ConnectionRepo,
         data_tables: DataTableRepo,
         storage: Storage,
         schedules: ScheduleRepo,
@@ -53,6 +56,7 @@ class ConfigurationService:
     ) -> None:
         self._configurations = configurations
         self._templates = templates
+        self._connections = connections
         self._data_tables = data_tables
         self._storage = storage
         self._schedules = schedules
@@ -273,6 +277,8 @@ class ConfigurationService:
         pattern = values["file_name_pattern"]
         if pattern is not None:
             validate_pattern(pattern)
+        if values.get("csv_dialect") == POSTGRES_DIALECT:
+            self._check_postgres_dialect(workspace_id, template, values)
         split_by = values.get("split_by")
         if split_by is not None:
             if template.field(split_by) is None:
@@ -376,6 +382,23 @@ class ConfigurationService:
         cfg, _ = self.schedule(workspace_id, cfg_id, schedule_id)
         items = [_as_values(s) for s in cfg.schedules if s.id != schedule_id]
         self.update(workspace_id, cfg_id, {"schedules": items}, by)
+
+    def _check_postgres_dialect(
+        self, workspace_id: str, template: TemplateRecord, values: dict[str, Any]
+    ) -> None:
+        """PostgreSQL's own rendering is a plain ``COPY`` into one CSV file: only a PostgreSQL
+        source has it, and only one unsplit CSV file in storage takes it as it is."""
+        loc = ("body", "csv_dialect")
+        kind = self._connections.get(workspace_id, template.connection_id).type
+        if kind != "postgresql":
+            raise Invalid.at(
+                loc,
+                f"'postgres' is PostgreSQL's own rendering; this template reads a {kind} source",
+            )
+        if values["format"] != "csv":
+            raise Invalid.at(loc, "'postgres' renders CSV; the format is " + values["format"])
+        if values["destination"]["type"] != "storage" or values.get("split_by") is not None:
+            raise Invalid.at(loc, "'postgres' writes one CSV file: no splitBy, no data table")
 
     def _check_loading(
         self,

@@ -166,6 +166,7 @@ class TemplateOut(Wire):
 # -------------------------------------------------------------- configurations
 Format = Literal["csv", "jsonl", "parquet"]
 Compression = Literal["none", "gzip"]
+CsvDialect = Literal["egress", "postgres"]
 
 
 class StorageDestination(Request):
@@ -273,6 +274,11 @@ class ConfigurationOptions(Request):
         default=None, max_length=10, description="ISO date: backfill [that day, today)"
     )
     backfill_window: BackfillWindow = "month"
+    csv_dialect: CsvDialect | None = Field(
+        default=None,
+        description='CSV rendering: "egress" (the default, the same for every source) or'
+        ' "postgres" (PostgreSQL\'s own text rendering through plain COPY: fastest)',
+    )
 
 
 class ConfigurationFields(ConfigurationOptions):

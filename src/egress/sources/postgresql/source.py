@@ -93,6 +93,15 @@ COPY_BLOCK_BYTES = 1 << 20
 COPY_REPORT_S = 0.2
 
 
+def _force_quote(plan: ReadPlan) -> str:
+    """COPY's option quoting the columns Arrow's CSV writer quotes (Egress's rendering)."""
+    quoted = [f.name for f in plan.fields if f.type in COPY_QUOTED]
+    if not quoted:
+        return ""
+    names = ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
+    return f", FORCE_QUOTE ({names})"
+
+
 def _write_block(out: BinaryIO, block: bytearray) -> int:
     """Write and empty ``block``; its line count (progress only: a quoted value may hold
     newlines; the run's total comes from the server)."""
@@ -399,21 +408,27 @@ class PostgresSource:
             f.type in COPY_SAFE or is_text(f.type) for f in plan.fields
         )
 
-    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
-        quoted = [f.name for f in plan.fields if f.type in COPY_QUOTED]
-        force = ""
-        if quoted:
-            force = (
-                ", FORCE_QUOTE ("
-                + ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
-                + ")"
-            )
-        out.write(csv_header([f.name for f in plan.fields]))
+    def copy_csv(
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+    ) -> int:
+        """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
+        (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
+        least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
+        if native:
+            if self._is_sql_ascii():
+                raise SourceError(
+                    "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
+                    " that Egress decodes itself); use the default csvDialect"
+                )
+            column_sql, options = plain_column, ", HEADER"
+        else:
+            column_sql, options = copy_sql, _force_quote(plan)
+            out.write(csv_header([f.name for f in plan.fields]))
         approx_rows = 0
         held = self._take_held()
         with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
-            inner = self._select(conn, plan, copy_sql)
-            statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
+            inner = self._select(conn, plan, column_sql)
+            statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{options})"
             # libpq hands over one row at a time: rows are gathered here and written, counted
             # and reported a block (or, from a slow source, a fraction of a second: progress
             # also keeps the stall limit off) at a time, so a row costs an append and a clock.
