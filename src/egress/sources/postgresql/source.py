@@ -4,7 +4,6 @@ snapshot, and reads over ADBC or COPY."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, BinaryIO
@@ -67,6 +66,7 @@ from egress.sources.postgresql.connect import (
     first_line,
     in_background,
 )
+from egress.sources.postgresql.copy_out import copy_out
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
     SESSION_SETTINGS,
@@ -89,8 +89,6 @@ from egress.sources.postgresql.snapshot import (
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
 ADBC_BATCH_HINT_BYTES = 16 << 20
 BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
-COPY_BLOCK_BYTES = 1 << 20
-COPY_REPORT_S = 0.2
 
 
 def _force_quote(plan: ReadPlan) -> str:
@@ -100,15 +98,6 @@ def _force_quote(plan: ReadPlan) -> str:
         return ""
     names = ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
     return f", FORCE_QUOTE ({names})"
-
-
-def _write_block(out: BinaryIO, block: bytearray) -> int:
-    """Write and empty ``block``; its line count (progress only: a quoted value may hold
-    newlines; the run's total comes from the server)."""
-    out.write(block)
-    lines = block.count(b"\n")
-    block.clear()
-    return lines
 
 
 class PostgresSource:
@@ -424,29 +413,15 @@ class PostgresSource:
         else:
             column_sql, options = copy_sql, _force_quote(plan)
             out.write(csv_header([f.name for f in plan.fields]))
-        approx_rows = 0
         held = self._take_held()
-        with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
+        with held if held is not None else self._psycopg() as conn:
             inner = self._select(conn, plan, column_sql)
-            statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{options})"
-            # libpq hands over one row at a time: rows are gathered here and written, counted
-            # and reported a block (or, from a slow source, a fraction of a second: progress
-            # also keeps the stall limit off) at a time, so a row costs an append and a clock.
-            block = bytearray()
-            due = time.monotonic() + COPY_REPORT_S
             try:
-                with cur.copy(statement) as copy:
-                    for chunk in copy:
-                        block += chunk
-                        if len(block) >= COPY_BLOCK_BYTES or time.monotonic() >= due:
-                            approx_rows += _write_block(out, block)
-                            on_progress(approx_rows)
-                            due = time.monotonic() + COPY_REPORT_S
-                approx_rows += _write_block(out, block)
-                on_progress(approx_rows)
+                return copy_out(
+                    conn, f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{options})", out, on_progress
+                )
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
-            return int(cur.rowcount)
 
     def close(self) -> None:
         held = self._take_held()
