@@ -7,7 +7,8 @@
 Creates (once) a PostgreSQL database `egress_bench` with an `orders` table of --rows rows and
 12 mixed columns, starts a real `egress serve` (SQLite metadata, local files, embedded worker)
 on a free port, and times trigger → COMPLETED over HTTP for: CSV (COPY fast path), CSV through
-Arrow (a float column disables the fast path), JSONL, Parquet, Parquet split by region, and the
+Arrow (a float column disables the fast path), CSV with csvDialect "postgres" (plain COPY, the
+float column included), JSONL, Parquet, Parquet split by region, and the
 same rows read back from a folder of Parquet files (a `files` connection) into CSV and Parquet,
 and the same rows from MariaDB/MySQL (127.0.0.1:3306, root) into CSV. `psql \\copy … CSV HEADER`
 of the same columns is timed in the same run, and beside the Parquet, files and MySQL cases the
@@ -56,6 +57,7 @@ from references import (
 CASES: dict[str, tuple[str, list[str], str | None, str, int]] = {
     "csv (COPY fast path)": ("csv", [], None, "postgresql", 1),
     "csv (Arrow path)": ("csv", ["weight"], None, "postgresql", 1),
+    "csv (csvDialect postgres, + the float)": ("csv", ["weight"], None, "postgresql", 1),
     "jsonl": ("jsonl", [], None, "postgresql", 1),
     "parquet": ("parquet", [], None, "postgresql", 1),
     "parquet split by region (8)": ("parquet", [], "region", "postgresql", 1),
@@ -68,7 +70,15 @@ CASES: dict[str, tuple[str, list[str], str | None, str, int]] = {
     "parallel 2: parquet": ("parquet", [], None, "postgresql", 2),
     "parallel 2: mysql csv": ("csv", [], None, "mysql", 2),
 }
+# Cases configured with csvDialect "postgres" (PostgreSQL's own rendering, plain COPY).
+POSTGRES_DIALECT_CASES = {"csv (csvDialect postgres, + the float)"}
+# psql again, just before each CSV/JSONL case: a shared machine's load moves within a run.
+PSQL_AGAIN = "psql \\copy CSV (again, just before)"
 REFERENCES = {
+    "csv (COPY fast path)": PSQL_AGAIN,
+    "csv (Arrow path)": PSQL_AGAIN,
+    "csv (csvDialect postgres, + the float)": PSQL_AGAIN,
+    "jsonl": PSQL_AGAIN,
     "parquet": "ADBC → pyarrow Parquet (raw Python)",
     "files: parquet folder → csv": "DuckDB folder → CSV (2 threads)",
     "files: parquet folder → parquet": "DuckDB folder → Parquet (2 threads)",
@@ -207,6 +217,7 @@ def extract(
     pid: int,
     split_by: str | None = None,
     parallelism: int = 1,
+    csv_dialect: str | None = None,
 ) -> tuple[float, int, int, float]:
     body: dict[str, object] = {
         "name": name,
@@ -219,6 +230,8 @@ def extract(
         body["splitBy"] = split_by
     if parallelism > 1:
         body["parallelism"] = parallelism
+    if csv_dialect:
+        body["csvDialect"] = csv_dialect
     cfg = http.post("/api/v1/extraction-configurations", json=body).raise_for_status().json()
     http.post(f"/api/v1/extraction-configurations/{cfg['id']}/submit").raise_for_status()
     with PeakRss(pid) as rss:
@@ -276,6 +289,8 @@ def source_template(http: httpx.Client, kind: str, settings: dict[str, object]) 
 def time_reference(case: str, work: Path, lake: Path | None) -> float:
     if case == "parquet":
         return adbc_parquet(work / "reference.parquet")
+    if REFERENCES[case] == PSQL_AGAIN:
+        return psql_copy(work / "psql-again.csv")
     if case == "mysql: csv":
         return mariadb_batch(work / "mariadb.tsv")
     assert lake is not None
@@ -321,6 +336,7 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                         f" {psql_s / ref_s:7.2f}x {'1.00x':>7}"
                     )
                 name = f"b{secrets.token_hex(3)}"
+                dialect = "postgres" if case in POSTGRES_DIALECT_CASES else None
                 secs, count, peak, cpu = extract(
                     http,
                     templates[source],
@@ -330,6 +346,7 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                     server.process.pid,
                     split,
                     parallelism,
+                    dialect,
                 )
                 assert count == rows, (case, count)
                 vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"

@@ -145,6 +145,7 @@ class Container:
         configurations = ConfigurationService(
             self.configurations,
             self.templates,
+            self.connections,
             self.data_tables,
             self.storage,
             self.schedules,

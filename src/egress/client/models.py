@@ -146,6 +146,7 @@ class Configuration(Model):
     backfill: Backfill | None = None
     paused: bool = False
     parallelism: int = 1  # sessions reading key ranges of one snapshot (README "Parallel reads")
+    csv_dialect: str | None = None  # None/"egress": Egress's CSV; "postgres": PostgreSQL's
     last_sync: datetime | None = None
     sync_status: str = "inactive"
     error_text: str | None = None

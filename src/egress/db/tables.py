@@ -240,6 +240,8 @@ extraction_configurations = sa.Table(
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
     # Sessions reading key ranges of one snapshot (issue 19); NULL: 1.
     sa.Column("parallelism", sa.Integer(), nullable=True),
+    # How CSV files render values: NULL is Egress's own rendering, 'postgres' PostgreSQL's.
+    sa.Column("csv_dialect", sa.String(20), nullable=True),
     sa.UniqueConstraint("workspace_id", "name"),
 )
 

@@ -15,6 +15,9 @@ from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.plan import KeySelection
 
 SPEC_VERSION = 1
+# A configuration's csvDialect that writes PostgreSQL's own text rendering (plain COPY);
+# "egress" (or none) is Egress's documented rendering, the same for every source.
+POSTGRES_DIALECT = "postgres"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class ConfigurationSnapshot:
     account: str | None = None  # the account it reads (schema, MySQL database, folder)
     system_columns: bool = False  # loads add account_id, account_name, __insert_date
     parallelism: int = 1  # sessions reading key ranges of one snapshot (README "Parallel reads")
+    csv_dialect: str | None = None  # None: Egress's CSV rendering; "postgres": PostgreSQL's
 
     @property
     def to_storage(self) -> bool:
@@ -61,6 +65,8 @@ class ConfigurationSnapshot:
             data |= {"account": self.account, "systemColumns": True}
         if self.parallelism != 1:
             data["parallelism"] = self.parallelism
+        if self.csv_dialect is not None:  # likewise
+            data["csvDialect"] = self.csv_dialect
         return data
 
     @classmethod
@@ -78,6 +84,7 @@ class ConfigurationSnapshot:
             account=data.get("account"),
             system_columns=bool(data.get("systemColumns", False)),
             parallelism=int(data.get("parallelism", 1)),
+            csv_dialect=data.get("csvDialect"),
         )
 
 
@@ -281,3 +288,19 @@ class ExecutionSpec:
             options=RunOptions.from_json(data.get("options") or {}),
             window=FrozenWindow.from_json(window) if window is not None else None,
         )
+
+
+def postgres_dialect_problem(source_type: str, values: dict[str, Any]) -> str | None:
+    """Why a configuration's ``values`` cannot take csvDialect "postgres", or None: PostgreSQL's
+    own rendering is one plain ``COPY`` in one session into one CSV file in storage."""
+    if source_type != "postgresql":
+        return (
+            f"'postgres' is PostgreSQL's own rendering; this template reads a {source_type} source"
+        )
+    if values["format"] != "csv":
+        return f"'postgres' renders CSV; the format is {values['format']}"
+    if values["destination"]["type"] != "storage" or values.get("split_by") is not None:
+        return "'postgres' writes one CSV file: no splitBy, no data table"
+    if (values.get("parallelism") or 1) > 1:
+        return "'postgres' is one COPY in one session: parallelism must be 1"
+    return None

@@ -49,11 +49,18 @@ class Job:
     output: list[ColumnInfo]  # the configuration's fields: what the files hold
     window: FrozenWindow | None = None  # the frozen incremental window
     notes: tuple[str, ...] = ()  # run warnings of its own (a parallel plan read serially)
+    native_csv: bool = False  # csvDialect "postgres": the source's own CSV rendering
 
     def copies_csv(self, source: Source) -> bool:
         """Whether the rows go through the source's own CSV writer (one file, CSV, one
-        session: a parallel read goes through Arrow)."""
+        session): always in the source's own rendering (the configuration admits it only
+        there), else when the source renders Egress's CSV exactly (a parallel read goes
+        through Arrow)."""
         fast = getattr(source, "can_copy_csv", None)
+        if self.native_csv:
+            if fast is None:
+                raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
+            return True
         return (
             self.fmt == "csv"
             and self.split_by is None

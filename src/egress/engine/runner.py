@@ -33,6 +33,7 @@ from egress.domain.data_tables import UPSERT, Loading, loading_conflict, system_
 from egress.domain.export import WAREHOUSE
 from egress.domain.naming import DEFAULT_FILE_NAME_PATTERN, file_extension
 from egress.domain.plan import ReadPlan, plan_from_snapshot
+from egress.domain.spec import POSTGRES_DIALECT
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import (
@@ -226,6 +227,7 @@ class Runner:
             split_by=cfg.split_by,
             data_table=cfg.data_table,
             output=plan.fields,
+            native_csv=cfg.csv_dialect == POSTGRES_DIALECT,
         )
 
     def _estimate(self, job: Job, source: Source, control: RunControl) -> None:
@@ -339,7 +341,9 @@ class Runner:
         try:
             if job.copies_csv(source):
                 with control.awaiting_source():
-                    rows = source.copy_csv(job.plan, sink.stream, control.report)  # type: ignore[attr-defined]
+                    rows = source.copy_csv(  # type: ignore[attr-defined]
+                        job.plan, sink.stream, control.report, native=job.native_csv
+                    )
                 file = sink.close(rows)
             else:
                 for batch in self._batches(job.plan, source, control):

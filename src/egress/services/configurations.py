@@ -8,6 +8,7 @@ from typing import Any
 from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord as ConfigurationRecord
 from egress.db.configurations import ConfigurationRepo
+from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.schedules import ScheduleRecord as ScheduleRecord
@@ -37,6 +38,7 @@ from egress.domain.schedules import (
     sync_status,
     upcoming,
 )
+from egress.domain.spec import POSTGRES_DIALECT, postgres_dialect_problem
 from egress.domain.status import ConfigStatus
 from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
@@ -49,6 +51,7 @@ class ConfigurationService:
         self,
         configurations: ConfigurationRepo,
         templates: TemplateRepo,
+        connections: ConnectionRepo,
         data_tables: DataTableRepo,
         storage: Storage,
         schedules: ScheduleRepo,
@@ -59,6 +62,7 @@ class ConfigurationService:
     ) -> None:
         self._configurations = configurations
         self._templates = templates
+        self._connections = connections
         self._data_tables = data_tables
         self._storage = storage
         self._schedules = schedules
@@ -283,6 +287,11 @@ class ConfigurationService:
         pattern = values["file_name_pattern"]
         if pattern is not None:
             validate_pattern(pattern)
+        if values.get("csv_dialect") == POSTGRES_DIALECT:
+            kind = self._connections.get(workspace_id, template.connection_id).type
+            problem = postgres_dialect_problem(kind, values)
+            if problem:
+                raise Invalid.at(("body", "csv_dialect"), problem)
         split_by = values.get("split_by")
         if split_by is not None:
             if template.field(split_by) is None:

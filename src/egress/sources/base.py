@@ -255,7 +255,9 @@ class KeysetSource(Protocol):
 
     def can_copy_csv(self, plan: ReadPlan) -> bool: ...
 
-    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int: ...
+    def copy_csv(
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+    ) -> int: ...
 
 
 # Why a source reads a parallel plan in one session (a run warning says so).
@@ -282,8 +284,11 @@ class CsvFastPath(Protocol):
 
     def can_copy_csv(self, plan: ReadPlan) -> bool: ...
 
-    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
-        """Write data rows (no header) in Egress's CSV format; return the row count."""
+    def copy_csv(
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+    ) -> int:
+        """Write the header and rows in Egress's CSV format (``native``: the source's own
+        rendering, csvDialect "postgres"); return the row count."""
 
 
 class ProgressFn(Protocol):

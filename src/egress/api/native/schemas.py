@@ -166,6 +166,7 @@ class TemplateOut(Wire):
 # -------------------------------------------------------------- configurations
 Format = Literal["csv", "jsonl", "parquet"]
 Compression = Literal["none", "gzip"]
+CsvDialect = Literal["egress", "postgres"]
 
 
 class StorageDestination(Request):
@@ -285,6 +286,11 @@ class ConfigurationOptions(Request):
         default=1,
         ge=1,
         description="sessions reading key ranges of one snapshot (at most EGRESS_MAX_PARALLELISM)",
+    )
+    csv_dialect: CsvDialect | None = Field(
+        default=None,
+        description='CSV rendering: "egress" (the default, the same for every source) or'
+        ' "postgres" (PostgreSQL\'s own text rendering through plain COPY: fastest)',
     )
 
 

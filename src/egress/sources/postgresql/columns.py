@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo
+from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type, list_type, parse_decimal, parse_list
 from egress.query.select import column
 from egress.sources.postgresql.settings import SQL_ASCII
@@ -175,3 +176,12 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
 def csv_header(names: list[str]) -> bytes:
     """The header line exactly as pyarrow's CSV writer renders it."""
     return (",".join('"' + n.replace('"', '""') + '"' for n in names) + "\n").encode()
+
+
+def force_quote(plan: ReadPlan) -> str:
+    """COPY's option quoting the columns Arrow's CSV writer quotes (Egress's rendering)."""
+    quoted = [f.name for f in plan.fields if f.type in COPY_QUOTED]
+    if not quoted:
+        return ""
+    names = ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
+    return f", FORCE_QUOTE ({names})"

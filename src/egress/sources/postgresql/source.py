@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, BinaryIO
@@ -55,11 +54,11 @@ from egress.sources.postgresql.catalog import (
     tables_from,
 )
 from egress.sources.postgresql.columns import (
-    COPY_QUOTED,
     COPY_SAFE,
     arrow_path_sql,
     copy_sql,
     csv_header,
+    force_quote,
     is_text,
     logical_type,
     raw_text_sql,
@@ -71,6 +70,7 @@ from egress.sources.postgresql.connect import (
     first_line,
     in_background,
 )
+from egress.sources.postgresql.copy_out import copy_out
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
@@ -94,17 +94,6 @@ from egress.sources.postgresql.snapshot import (
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
 ADBC_BATCH_HINT_BYTES = 16 << 20
 BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
-COPY_BLOCK_BYTES = 1 << 20
-COPY_REPORT_S = 0.2
-
-
-def _write_block(out: BinaryIO, block: bytearray) -> int:
-    """Write and empty ``block``; its line count (progress only: a quoted value may hold
-    newlines; the run's total comes from the server)."""
-    out.write(block)
-    lines = block.count(b"\n")
-    block.clear()
-    return lines
 
 
 class PostgresSource:
@@ -449,39 +438,31 @@ class PostgresSource:
             f.type in COPY_SAFE or is_text(f.type) for f in plan.fields
         )
 
-    def copy_csv(self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn) -> int:
-        quoted = [f.name for f in plan.fields if f.type in COPY_QUOTED]
-        force = ""
-        if quoted:
-            force = (
-                ", FORCE_QUOTE ("
-                + ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)
-                + ")"
-            )
-        out.write(csv_header([f.name for f in plan.fields]))
-        approx_rows = 0
+    def copy_csv(
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+    ) -> int:
+        """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
+        (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
+        least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
+        if native:
+            if self._is_sql_ascii():
+                raise SourceError(
+                    "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
+                    " that Egress decodes itself); use the default csvDialect"
+                )
+            column_sql, options = plain_column, ", HEADER"
+        else:
+            column_sql, options = copy_sql, force_quote(plan)
+            out.write(csv_header([f.name for f in plan.fields]))
         held = self._take_held()
-        with held if held is not None else self._psycopg() as conn, conn.cursor() as cur:
-            inner = self._select(conn, plan, copy_sql)
-            statement = f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{force})"
-            # libpq hands over one row at a time: rows are gathered here and written, counted
-            # and reported a block (or, from a slow source, a fraction of a second: progress
-            # also keeps the stall limit off) at a time, so a row costs an append and a clock.
-            block = bytearray()
-            due = time.monotonic() + COPY_REPORT_S
+        with held if held is not None else self._psycopg() as conn:
+            inner = self._select(conn, plan, column_sql)
             try:
-                with cur.copy(statement) as copy:
-                    for chunk in copy:
-                        block += chunk
-                        if len(block) >= COPY_BLOCK_BYTES or time.monotonic() >= due:
-                            approx_rows += _write_block(out, block)
-                            on_progress(approx_rows)
-                            due = time.monotonic() + COPY_REPORT_S
-                approx_rows += _write_block(out, block)
-                on_progress(approx_rows)
+                return copy_out(
+                    conn, f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{options})", out, on_progress
+                )
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
-            return int(cur.rowcount)
 
     def close(self) -> None:
         held = self._take_held()
