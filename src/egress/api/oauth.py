@@ -20,11 +20,65 @@ from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from egress.api.errors import PROBLEM
+from egress.api.openapi import PROBLEM_REF
 from egress.api.wiring import ServicesDep
 from egress.domain.errors import BadRequest, Unauthenticated
 from egress.services.oauth import Answer, OAuthRequest
 
 router = APIRouter(tags=["oauth"])
+# What these routes read and answer, which FastAPI cannot see: they parse the form themselves.
+_TEXT = {"type": "string"}
+_FORM = {
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "grant_type": {
+                        "enum": ["authorization_code", "client_credentials", "refresh_token"]
+                    },
+                    **{
+                        name: _TEXT
+                        for name in (
+                            "client_id",
+                            "client_secret",
+                            "code",
+                            "code_verifier",
+                            "redirect_uri",
+                            "refresh_token",
+                            "scope",
+                        )
+                    },
+                },
+            }
+        }
+    }
+}
+_OAUTH_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": _TEXT, "error_description": _TEXT},
+            "required": ["error"],
+        }
+    }
+}
+_MALFORMED = {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "RFC 6749 §5.2 (a grant or code not valid), or a malformed form",
+        "content": {**_OAUTH_ERROR, **_MALFORMED},
+    },
+    401: {"description": "the client is not known or not authenticated", "content": _OAUTH_ERROR},
+}
+_HTML = {"text/html": {"schema": _TEXT}}
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": _HTML},
+    302: {"description": "back to the client's redirect URI, with a code or an error"},
+    400: {"description": "the request cannot be signed into", "content": {**_HTML, **_MALFORMED}},
+    401: {"description": "the email or password is not right", "content": _HTML},
+}
 # The sign-in page must never be framed (clickjacking) nor cached (it carries the request).
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -95,14 +149,18 @@ def jwks(s: ServicesDep) -> dict[str, Any]:
     return s.oauth.access_tokens.jwks()
 
 
-@router.post("/oauth/token")
+@router.post("/oauth/token", responses=_TOKEN_RESPONSES, openapi_extra={"requestBody": _FORM})
 async def token(request: Request, s: ServicesDep) -> Response:
     """``grant_type`` = ``client_credentials``, ``authorization_code`` (with ``code_verifier``)
     or ``refresh_token``; form-encoded, client credentials by HTTP Basic or in the form."""
     return _response(s.oauth.token(await _oauth_request(request)))
 
 
-@router.post("/api/v3/token")
+@router.post(
+    "/api/v3/token",
+    responses={401: {"description": "no HTTP Basic credentials, or not an OAuth client's"}},
+    openapi_extra={"requestBody": _FORM},
+)
 async def seed_token(request: Request, s: ServicesDep) -> dict[str, Any]:
     """Seed 001: HTTP Basic with an OAuth client's id and secret → an access token."""
     if not request.headers.get("authorization", "").lower().startswith("basic "):
@@ -137,7 +195,7 @@ def _error_page(answer: Answer) -> Response:
     return _page("Sign-in is not possible", f"<p>{html.escape(str(message))}</p>", status)
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse)
+@router.get("/oauth/authorize", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 async def authorize_page(request: Request, s: ServicesDep) -> Response:
     """The sign-in and consent page of the authorization code flow."""
     oauth = await _oauth_request(request)
@@ -158,7 +216,7 @@ async def authorize_page(request: Request, s: ServicesDep) -> Response:
     return _page("Sign in to Egress", form)
 
 
-@router.post("/oauth/authorize", response_class=HTMLResponse)
+@router.post("/oauth/authorize", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 async def authorize(request: Request, s: ServicesDep) -> Response:
     """The consent form: allowed with a right password → redirect with a code; denied →
     redirect with ``access_denied``; a wrong password shows the page again."""

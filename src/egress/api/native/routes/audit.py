@@ -11,7 +11,7 @@ from egress.api.native.presenters import audit_event_out
 from egress.api.native.routes.common import page_request
 from egress.api.native.schemas import AuditEventOut, ListEnvelope
 from egress.api.wiring import Admin, ServicesDep
-from egress.domain.audit import AuditFilter
+from egress.domain.audit import ACTIONS, AuditFilter
 from egress.domain.paging import PageRequest
 
 router = APIRouter(prefix="/api/v1/audit-events", tags=["audit"])
@@ -23,7 +23,15 @@ def list_audit_events(
     p: Admin,
     page: Annotated[PageRequest, Depends(page_request)],
     actor: Annotated[str | None, Query(max_length=64, description="the actor's id")] = None,
-    action: Annotated[str | None, Query(max_length=64, description="e.g. file.download")] = None,
+    action: Annotated[
+        str | None,
+        # The service names the actions when refusing one; the document lists them too.
+        Query(
+            max_length=64,
+            description="e.g. file.download",
+            json_schema_extra={"enum": list(ACTIONS)},
+        ),
+    ] = None,
     start: Annotated[datetime | None, Query(alias="from", description="at or after")] = None,
     end: Annotated[datetime | None, Query(alias="to", description="before")] = None,
 ) -> ListEnvelope[AuditEventOut]:
