@@ -30,6 +30,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        (root / "server").mkdir()
         server = start_server(root / "server")
         try:
             db = create_orders_db(root / "shop.db", rows=500)
