@@ -12,11 +12,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from egress.demo import create_orders_db
 from tests.conftest import free_port
+from tests.support.newcomer import newcomer_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"(?:<!-- readme-test: (\S+)(?: ([^>]*?))? -->\n)?```sh\n(.*?)```", re.DOTALL)
@@ -48,20 +47,8 @@ def test_every_block_is_run_or_says_why_not() -> None:
 
 def test_the_readme_runs_in_order(tmp_path: Path) -> None:
     home = tmp_path / "newcomer"
-    venv_bin = home / ".venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    for name, command in (("egress", "-m egress.cli.main"), ("python", "")):
-        shim = venv_bin / name
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {command} "$@"\n')
-        shim.chmod(0o755)
-    create_orders_db(home / "egress-data" / "sources" / "demo" / "shop.db")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
-    env.update(
-        PATH=f"{venv_bin}{os.pathsep}{env['PATH']}",
-        PYTHONPATH=os.pathsep.join(sys.path),
-        XDG_CONFIG_HOME=str(home / "config"),
-        EGRESS_PORT=str(free_port()),
-        STATE=str(tmp_path / "state.sh"),
+    env = newcomer_env(
+        home, home / ".venv" / "bin", EGRESS_PORT=str(free_port()), STATE=str(tmp_path / "state.sh")
     )
     (tmp_path / "state.sh").write_text("")
     groups: list[int] = []
