@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from egress.demo import create_orders_db
 from tests.conftest import Server
+from tests.support.newcomer import newcomer_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"<!-- readme-test: (\S+)(?: (\S+))? -->\n```\w+\n(.*?)```", re.DOTALL)
@@ -32,18 +30,9 @@ def shell(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[dic
     (its port and token in EGRESS_PORT / EGRESS_BOOTSTRAP_TOKEN), a fresh config dir, and
     the demo database where `make demo` puts it."""
     home = tmp_path_factory.mktemp("newcomer")
-    bin_dir = home / "bin"
-    bin_dir.mkdir()
-    for name, command in (("egress", "-m egress.cli.main"), ("python", "")):
-        shim = bin_dir / name
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {command} "$@"\n')
-        shim.chmod(0o755)
-    create_orders_db(home / "egress-data" / "sources" / "demo" / "shop.db")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
-    env.update(
-        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
-        PYTHONPATH=os.pathsep.join(sys.path),
-        XDG_CONFIG_HOME=str(home / "config"),
+    env = newcomer_env(
+        home,
+        home / "bin",
         EGRESS_PORT=server.base_url.rsplit(":", 1)[1],
         EGRESS_BOOTSTRAP_TOKEN=server.token,
     )

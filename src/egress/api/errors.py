@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -173,9 +174,23 @@ def _source(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
     )
 
 
+def _allowed(request: Request) -> str:
+    """Every method the app's OpenAPI document lists for the request's path: Starlette's 405
+    names only those of the first route matching it, while FastAPI makes one per method."""
+    root = request.scope.get("root_path", "")  # a face's mount point
+    path = request.url.path.removeprefix(root) if root else request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in operations}
+    return ", ".join(sorted(methods))
+
+
 def _http(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
     return problem(exc.status_code, str(exc.detail), headers=headers, dialect=dialect)
 
 

@@ -22,6 +22,8 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from egress.api.errors import PROBLEM
+from egress.api.openapi import PROBLEM_REF
 from egress.api.wiring import ServicesDep, SourceAddress
 from egress.domain.errors import BadRequest, Busy, Forbidden, Unauthenticated
 from egress.services.oauth import Answer, OAuthRequest
@@ -33,6 +35,61 @@ from egress.services.sign_in_forms import (
 )
 
 router = APIRouter(tags=["oauth"])
+# What these routes read and answer, which FastAPI cannot see: they parse the form themselves.
+_TEXT = {"type": "string"}
+_FORM = {
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "grant_type": {
+                        "enum": ["authorization_code", "client_credentials", "refresh_token"]
+                    },
+                    **{
+                        name: _TEXT
+                        for name in (
+                            "client_id",
+                            "client_secret",
+                            "code",
+                            "code_verifier",
+                            "redirect_uri",
+                            "refresh_token",
+                            "scope",
+                        )
+                    },
+                },
+            }
+        }
+    }
+}
+_OAUTH_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": _TEXT, "error_description": _TEXT},
+            "required": ["error"],
+        }
+    }
+}
+_MALFORMED = {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "RFC 6749 §5.2 (a grant or code not valid), or a malformed form",
+        "content": {**_OAUTH_ERROR, **_MALFORMED},
+    },
+    401: {"description": "the client is not known or not authenticated", "content": _OAUTH_ERROR},
+    429: {"description": "too many failed sign-ins from this address", "content": _MALFORMED},
+}
+_HTML = {"text/html": {"schema": _TEXT}}
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": _HTML},
+    302: {"description": "back to the client's redirect URI, with a code or an error"},
+    400: {"description": "the request cannot be signed into", "content": {**_HTML, **_MALFORMED}},
+    401: {"description": "the email or password is not right", "content": _HTML},
+    403: {"description": "the form's CSRF field or cookie is missing or wrong", "content": _HTML},
+    429: {"description": "too many failed sign-ins from this address", "content": _HTML},
+}
 # The sign-in page must never be framed (clickjacking) nor cached (it carries the request).
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -109,7 +166,7 @@ def jwks(s: ServicesDep) -> dict[str, Any]:
     return s.oauth.access_tokens.jwks()
 
 
-@router.post("/oauth/token")
+@router.post("/oauth/token", responses=_TOKEN_RESPONSES, openapi_extra={"requestBody": _FORM})
 async def token(request: Request, s: ServicesDep, addr: SourceAddress) -> Response:
     """``grant_type`` = ``client_credentials``, ``authorization_code`` (with ``code_verifier``)
     or ``refresh_token``; form-encoded, client credentials by HTTP Basic or in the form. Every
@@ -117,7 +174,11 @@ async def token(request: Request, s: ServicesDep, addr: SourceAddress) -> Respon
     return _response(s.oauth.token(await _oauth_request(request, addr)))
 
 
-@router.post("/api/v3/token")
+@router.post(
+    "/api/v3/token",
+    responses={401: {"description": "no HTTP Basic credentials, or not an OAuth client's"}},
+    openapi_extra={"requestBody": _FORM},
+)
 async def seed_token(request: Request, s: ServicesDep, addr: SourceAddress) -> dict[str, Any]:
     """Seed 001: HTTP Basic with an OAuth client's id and secret → an access token."""
     if not request.headers.get("authorization", "").lower().startswith("basic "):
@@ -165,7 +226,7 @@ def _refused_page(error: Forbidden | Busy) -> HTMLResponse:
     return _page("Sign-in is not possible", f"<p>{html.escape(error.detail)}</p>", 403)
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse)
+@router.get("/oauth/authorize", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 async def authorize_page(request: Request, s: ServicesDep, addr: SourceAddress) -> Response:
     """The sign-in and consent page of the authorization code flow."""
     oauth = await _oauth_request(request, addr)
@@ -199,7 +260,7 @@ async def authorize_page(request: Request, s: ServicesDep, addr: SourceAddress) 
     return page
 
 
-@router.post("/oauth/authorize", response_class=HTMLResponse)
+@router.post("/oauth/authorize", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 async def authorize(request: Request, s: ServicesDep, addr: SourceAddress) -> Response:
     """The consent form (with the page's CSRF field and cookie, else 403): allowed with a
     right password → redirect with a code; denied → redirect with ``access_denied``; a wrong

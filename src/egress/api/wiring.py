@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.dependencies.models import Dependant
@@ -30,12 +30,20 @@ from egress.container import Container
 from egress.domain.identity import ADMIN, EDITOR, VIEWER, Principal, require_role
 from egress.services import Services
 from egress.services.links import LinkIssuer
+from egress.sinks.writers import CONTENT_TYPES
 from egress.sources.base import SourceError
 from egress.sources.pool import SourcePool
 
 T = TypeVar("T")
 # What a source raises when it cannot be read: every face answers it as a problem of its own.
 SOURCE_ERRORS: tuple[type[Exception], ...] = (SourceError,)
+
+# What a downloaded file can be, for the OpenAPI document: each format, gzipped, or a split
+# run's parts zipped together.
+FILE_CONTENT: dict[str, Any] = {
+    media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+    for media in (*CONTENT_TYPES.values(), "application/gzip", "application/zip")
+}
 
 _bearer = HTTPBearer(auto_error=False, description="An Egress API token")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic.alias_generators import to_camel
 
-from egress.api import errors, oauth
+from egress.api import errors, oauth, openapi
 from egress.api.native.routes import (
     audit,
     configurations,
@@ -31,8 +31,9 @@ def wire_name(logical: str) -> str:
 
 
 def install(app: FastAPI) -> None:
-    """This face's routes and error format."""
+    """This face's routes, error format and OpenAPI document."""
     errors.install(app, wire_name, SOURCE_ERRORS)
+    openapi.install(app)
     for module in (
         health,
         oauth,

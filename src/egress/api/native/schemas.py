@@ -24,7 +24,19 @@ from egress.domain.paging import total_pages
 T = TypeVar("T")
 _NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f]+$"}
 Name = Field(**_NAME_RULES)
-OptionalName = Field(default=None, **_NAME_RULES)
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """The field's schema without its null member (and its null default)."""
+    members = [m for m in schema.pop("anyOf") if m.get("type") != "null"]
+    schema.pop("default", None)
+    schema.update(members[0])
+
+
+def NotNull(**rules: Any) -> Any:  # used like pydantic's Field
+    """A PATCH field that may be left out but not sent as null (the rule that refuses null is
+    the service's): None stands for "not given", and the OpenAPI document does not offer null."""
+    return Field(default=None, json_schema_extra=_not_null, **rules)
 
 
 class Wire(BaseModel):
@@ -78,8 +90,8 @@ class ConnectionCreate(Request):
 
 
 class ConnectionPatch(Request):
-    name: str | None = OptionalName
-    settings: dict[str, SettingValue] | None = None
+    name: str | None = NotNull(**_NAME_RULES)
+    settings: dict[str, SettingValue] | None = NotNull()
     secrets: dict[str, SecretValue] | None = None
 
 
@@ -212,18 +224,25 @@ BackfillWindow = Literal["day", "week", "month"]
 MAX_SCHEDULES = 100
 
 
-class ScheduleIn(Request):
-    id: str | None = Field(default=None, max_length=36, description="keep it to keep the slot")
+class ScheduleCreate(Request):
+    """A new schedule (``POST …/schedules``): the service gives it its id."""
+
     cron: str = Field(min_length=1, max_length=200, description='"0 2 * * *" or @daily')
     timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
     enabled: bool = True
     date_window: DateWindow | None = None
 
 
+class ScheduleIn(ScheduleCreate):
+    """An item of a configuration's ``schedules`` list: one with an id keeps its slot."""
+
+    id: str | None = Field(default=None, max_length=36, description="keep it to keep the slot")
+
+
 class SchedulePatch(Request):
-    cron: str | None = Field(default=None, min_length=1, max_length=200)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    enabled: bool | None = None
+    cron: str | None = NotNull(min_length=1, max_length=200)
+    timezone: str | None = NotNull(min_length=1, max_length=64)
+    enabled: bool | None = NotNull()
     date_window: DateWindow | None = None
 
 
@@ -310,11 +329,12 @@ class ConfigurationCreate(ConfigurationFields):
 class ConfigurationPatch(ConfigurationOptions):
     """Only what is given changes; what a configuration cannot be without may not be null."""
 
-    name: str | None = OptionalName
-    template_id: str | None = None
-    format: Format | None = None
-    compression: Compression | None = None
-    destination: Destination | None = None
+    name: str | None = NotNull(**_NAME_RULES)
+    template_id: str | None = NotNull()
+    format: Format | None = NotNull()
+    compression: Compression | None = NotNull()
+    destination: Destination | None = NotNull()
+    extract_only_new: bool | None = NotNull()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, config=Wire.model_config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from egress.api import errors, limits
+from egress.api import errors, limits, openapi
 from egress.api.faces.extracts.routes import v3, v31
 from egress.api.wiring import SOURCE_ERRORS, declare_roles
 
@@ -30,6 +30,7 @@ def install(app: FastAPI) -> None:
         )
         face.state.container = app.state.container
         errors.install(face, wire_name, SOURCE_ERRORS, DIALECT)
+        openapi.install(face, DIALECT)
         declare_roles(router)
         face.include_router(router)
         app.mount(prefix, face)

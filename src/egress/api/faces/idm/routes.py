@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from egress.api.faces.idm.presenters import object_out, request_out, request_summary_out
 from egress.api.faces.idm.schemas import ExportBody
 from egress.api.native.routes.common import page_request
-from egress.api.wiring import Editor, FileDownloads, ServicesDep, SourceAddress, Viewer
+from egress.api.wiring import (
+    FILE_CONTENT,
+    Editor,
+    FileDownloads,
+    ServicesDep,
+    SourceAddress,
+    Viewer,
+)
 from egress.domain.export import STATUS_FILTER
 from egress.domain.paging import PageRequest, total_pages
 from egress.services.links import EXPORT_FILE, link_path
@@ -78,7 +85,14 @@ def list_requests(
     }
 
 
-@links.api_route("/{token}", methods=["GET", "HEAD"])
+@links.api_route(
+    "/{token}",
+    methods=["GET", "HEAD"],
+    responses={
+        200: {"content": FILE_CONTENT},
+        403: {"description": "the link is expired or altered"},
+    },
+)
 def export_file(
     token: str, request: Request, s: ServicesDep, files: FileDownloads, source: SourceAddress
 ) -> Response:

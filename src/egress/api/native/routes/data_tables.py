@@ -34,7 +34,11 @@ def get_data_table(table_id: str, s: ServicesDep, p: Viewer) -> DataTableOut:
     return data_table_out(s.data_tables.get(p.workspace_id, table_id))
 
 
-@router.get("/{table_id}/rows", response_model=RowsOut)
+@router.get(
+    "/{table_id}/rows",
+    response_model=RowsOut,
+    responses={400: {"description": "the cursor was not issued by this server"}},
+)
 def list_rows(
     table_id: str,
     s: ServicesDep,

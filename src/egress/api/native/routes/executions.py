@@ -25,7 +25,14 @@ from egress.api.native.schemas import (
     SubExtractStatusOut,
     TriggerRequest,
 )
-from egress.api.wiring import Editor, FileDownloads, ServicesDep, SignedUrls, Viewer
+from egress.api.wiring import (
+    FILE_CONTENT,
+    Editor,
+    FileDownloads,
+    ServicesDep,
+    SignedUrls,
+    Viewer,
+)
 from egress.domain.paging import PageRequest
 from egress.services.executions import ExecutionRecord, FileRecord, RunRecord
 from egress.services.links import LinkIssuer
@@ -116,10 +123,11 @@ RunQuery = Annotated[
     int | None, Query(ge=1, le=2**31 - 1, description="run number; default: latest")
 ]
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/octet-stream": {}}},
-    206: {},
+    200: {"content": FILE_CONTENT},
+    206: {"description": "the requested Range of the file", "content": FILE_CONTENT},
     307: {"description": "object storage: `Location` is a presigned URL of the file"},
-    416: {},
+    409: {"description": "the configuration loads a data table: there is no file"},
+    416: {"description": "the Range is not within the file"},
 }
 
 

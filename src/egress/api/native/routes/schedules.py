@@ -11,7 +11,7 @@ from egress.api.native.presenters import fires, schedule_out
 from egress.api.native.schemas import (
     FireTimeOut,
     PreviewOut,
-    ScheduleIn,
+    ScheduleCreate,
     ScheduleOut,
     SchedulePatch,
 )
@@ -33,10 +33,8 @@ def list_schedules(config_id: str, s: ServicesDep, p: Viewer, now: Now) -> list[
 
 @router.post("", status_code=201, response_model=ScheduleOut)
 def add_schedule(
-    config_id: str, body: ScheduleIn, s: ServicesDep, p: Editor, now: Now
+    config_id: str, body: ScheduleCreate, s: ServicesDep, p: Editor, now: Now
 ) -> ScheduleOut:
-    if body.id is not None:
-        raise Invalid.at(("body", "id"), "is given by the service; leave it out")
     cfg, added = s.configurations.add_schedule(p.workspace_id, config_id, body.model_dump(), by=p)
     return schedule_out(added, fires(cfg, now))
 

@@ -17,7 +17,11 @@ from egress.services.catalog import NewTemplate
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
 
 
-@router.get("", response_model=ListEnvelope[TemplateOut])
+@router.get(
+    "",
+    response_model=ListEnvelope[TemplateOut],
+    responses={404: {"description": "no such connection (connectionId)"}},
+)
 async def list_templates(
     s: ServicesDep,
     p: Viewer,
