@@ -130,6 +130,14 @@ class ConfigurationRepo(Repository):
                 raise NotFound(f"extraction configuration {cfg_id} not found")
             return _records(conn, [row])[0] if details else _record(row)
 
+    def get_many(self, workspace_id: str, cfg_ids: list[str]) -> dict[str, ConfigurationRecord]:
+        """Configurations by id, without details (``get``'s), in one query; missing ones absent."""
+        with self._reads.connect() as conn:
+            rows = conn.execute(
+                sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id.in_(cfg_ids))
+            ).all()
+        return {row.id: _record(row) for row in rows}
+
     def list_page(
         self,
         workspace_id: str,

@@ -197,13 +197,16 @@ class ScheduleRepo(Repository):
         with self._reads.connect() as conn:
             return _due(conn, now, limit), _backfills(conn, now)
 
-    def still_due(self, schedule_id: str, expected: datetime) -> bool:
-        """Whether no other scheduler has fired this schedule's slot since it was read."""
+    def next_due(self, schedule_ids: list[str]) -> dict[str, datetime | None]:
+        """Each schedule's next slot now: one another scheduler fired since it was read has
+        moved on."""
+        if not schedule_ids:
+            return {}
         with self._reads.connect() as conn:
-            current = conn.execute(
-                sa.select(S.c.next_due_at).where(S.c.id == schedule_id)
-            ).scalar_one_or_none()
-        return current == expected
+            rows = conn.execute(
+                sa.select(S.c.id, S.c.next_due_at).where(S.c.id.in_(schedule_ids))
+            ).all()
+        return {r.id: r.next_due_at for r in rows}
 
     def skip(self, slot: Slot) -> bool:
         """Advance past a slot without firing it (before the start date, or a trigger that
