@@ -158,16 +158,15 @@ def _due(conn: Connection, now: datetime, limit: int) -> list[DueSchedule]:
 
 def _backfills(conn: Connection, now: datetime) -> list[Backfill]:
     """Configurations whose backfill may enqueue its next window now, with where it stands
-    (busy: a window's run is still queued or running)."""
+    (busy: a window's run is still queued or running). Its end is today (UTC), so each day
+    that passes adds the window that covers it."""
     query = sa.select(
         configs.c.id,
         configs.c.workspace_id,
         configs.c.sync_historical_data,
-        configs.c.backfill_to,
         configs.c.backfill_window,
     ).where(
         configs.c.sync_historical_data.is_not(None),
-        configs.c.backfill_to.is_not(None),
         configs.c.status == ConfigStatus.SUBMITTED.value,
         configs.c.paused.is_(False),
         sa.or_(configs.c.start_date.is_(None), configs.c.start_date <= now),
@@ -177,7 +176,7 @@ def _backfills(conn: Connection, now: datetime) -> list[Backfill]:
         Backfill(
             r.workspace_id,
             r.id,
-            backfill_state(conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window),
+            backfill_state(conn, r.id, r.sync_historical_data, now.date(), r.backfill_window),
         )
         for r in conn.execute(query).all()
     ]

@@ -306,7 +306,6 @@ class ConfigurationOut(Configuration):
     active: bool  # submitted and within its effective dates, now
     schedules: list[ScheduleOut]  # with their next slots
     schedules_limit: int | None = Field(description="null: the default, EGRESS_SCHEDULES_LIMIT")
-    backfill_to: str | None = Field(default=None, exclude=True)  # how backfill below is counted
     backfill: BackfillOut | None
     last_sync: datetime | None
     sync_status: str = Field(description="inactive | paused | syncing | error | active")
