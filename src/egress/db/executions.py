@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from egress.db.audit import AuditHook
+from egress.db.audit import AuditHook, batched
 from egress.db.engine import Repository
 from egress.db.execution_records import (
     DETAILS_QUERY,
@@ -28,7 +28,7 @@ from egress.db.execution_records import (
     run_record,
 )
 from egress.db.paging import Page, fetch_page
-from egress.db.schedules import advance_schedule
+from egress.db.schedules import advance_schedules
 from egress.db.tables import executions, extraction_configurations, runs
 from egress.db.transitions import NewRun, cancel_run, enqueue_run, enqueue_runs, lock_workspace
 from egress.domain.clock import Clock, new_id, utcnow
@@ -160,10 +160,12 @@ class ExecutionRepo(Repository):
             # The workspace's queue lock before any schedule row: the order every firing
             # takes, so two schedulers firing overlapping slots never deadlock.
             lock_workspace(conn, workspace_id)
+        slots = [n.slot for n in new if n.slot is not None]
+        advanced = advance_schedules(conn, slots, now) if slots else set()
         out: list[str | None] = []
         rows: list[dict[str, Any]] = []
         for n in new:
-            if n.slot is not None and not advance_schedule(conn, n.slot, now):
+            if n.slot is not None and n.slot not in advanced:
                 out.append(None)
                 continue
             rows.append(
@@ -189,9 +191,10 @@ class ExecutionRepo(Repository):
         conn.execute(executions.insert(), rows)
         queued = [NewRun(r["configuration_id"], r["id"], 1) for r in rows]
         enqueue_runs(conn, workspace_id, queued, now, self._max_runs)
-        for n, exec_id in zip(new, out, strict=True):
-            if exec_id is not None and n.audit is not None:  # a replay or a taken slot: none
-                n.audit(conn, exec_id, {})
+        with batched(conn):
+            for n, exec_id in zip(new, out, strict=True):
+                if exec_id is not None and n.audit is not None:  # a taken slot: none
+                    n.audit(conn, exec_id, {})
         return out
 
     def _slot_fired(self, configuration_id: str, slot: Slot) -> bool:

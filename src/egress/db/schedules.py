@@ -1,8 +1,9 @@
 """Schedules and the state the scheduler advances; what a scheduler round reads.
 
-A firing advances its schedule with one conditional UPDATE on the ``next_due_at`` the
-scheduler read (``advance_schedule``), in the transaction that inserts the execution: of any
-number of schedulers reading the same due schedule, one wins and the others match nothing.
+A firing advances its schedule only if it still has the ``next_due_at`` the scheduler read,
+checked with the row locked (``advance_schedules``), in the transaction that inserts the
+execution: of any number of schedulers reading the same due schedule, one wins and the others
+find it moved.
 """
 
 from __future__ import annotations
@@ -109,29 +110,60 @@ def replace_schedules(
             )
 
 
-def advance_schedule(conn: Connection, slot: Slot, now: datetime) -> bool:
-    """Move a schedule past ``slot`` if it is still where the scheduler read it; False when
-    another scheduler moved it first. Backfill slots have no schedule row: their unique key
-    is their guard."""
-    if slot.schedule_id == BACKFILL:
-        return True
-    values: dict[str, Any] = {
-        "next_due_at": slot.next_due_at,
-        "last_due_at": slot.due_at,
-        "last_fired_at": now,
+_ADVANCE = (
+    S.update()
+    .where(S.c.id == sa.bindparam("schedule_id"))
+    .values(
+        next_due_at=sa.bindparam("to_next_due_at"),
+        last_due_at=sa.bindparam("to_last_due_at"),
+        last_fired_at=sa.bindparam("to_last_fired_at"),
+        window_end=sa.bindparam("to_window_end"),
+        gaps=sa.bindparam("to_gaps", type_=S.c.gaps.type),
+    )
+)
+
+
+def advance_schedules(conn: Connection, slots: list[Slot], now: datetime) -> set[Slot]:
+    """Move each slot's schedule past it if it is still where the scheduler read it; the
+    slots whose schedules moved (one another scheduler moved first is left out). The rows
+    are locked as they are read (in id order, whoever reads them), so no other scheduler
+    moves one before this transaction ends. Backfill slots have no schedule row: their
+    unique key is their guard."""
+    ours = {s for s in slots if s.schedule_id == BACKFILL}
+    fired = [s for s in slots if s.schedule_id != BACKFILL]
+    if not fired:
+        return ours
+    current = {
+        r.id: r
+        for r in conn.execute(
+            sa.select(S.c.id, S.c.next_due_at, S.c.window_end, S.c.gaps)
+            .where(S.c.id.in_([s.schedule_id for s in fired]))
+            .order_by(S.c.id)
+            .with_for_update()
+        )
     }
-    if slot.window_end is not None:
-        values["window_end"] = slot.window_end
-    if slot.gap is not None:
-        gaps = conn.execute(sa.select(S.c.gaps).where(S.c.id == slot.schedule_id)).scalar()
-        gap = {"from": slot.gap[0].isoformat(), "to": slot.gap[1].isoformat()}
-        values["gaps"] = [*(gaps or []), gap]
-    changed = conn.execute(
-        S.update()
-        .where(S.c.id == slot.schedule_id, S.c.next_due_at == slot.expected_due)
-        .values(**values)
-    ).rowcount
-    return bool(changed)
+    rows: list[dict[str, Any]] = []
+    for s in fired:
+        row = current.get(s.schedule_id)
+        if row is None or row.next_due_at != s.expected_due:
+            continue
+        gaps = row.gaps
+        if s.gap is not None:
+            gaps = [*(gaps or []), {"from": s.gap[0].isoformat(), "to": s.gap[1].isoformat()}]
+        rows.append(
+            {
+                "schedule_id": s.schedule_id,
+                "to_next_due_at": s.next_due_at,
+                "to_last_due_at": s.due_at,
+                "to_last_fired_at": now,
+                "to_window_end": row.window_end if s.window_end is None else s.window_end,
+                "to_gaps": gaps,
+            }
+        )
+        ours.add(s)
+    if rows:
+        conn.execute(_ADVANCE, rows)
+    return ours
 
 
 # A round's two queries, built once: a scheduler runs one round every 0.5 s, mostly finding
