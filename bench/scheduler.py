@@ -1,6 +1,6 @@
 """The scheduler's cost and its firing delay, on PostgreSQL.
 
-    .venv/bin/python bench/scheduler.py [--configurations 10000] [--burst 200]
+    .venv/bin/python bench/scheduler.py [--configurations 10000] [--burst 200] [--only burst|cpu]
 
 1. CPU: ``--configurations`` submitted configurations with one hourly schedule each (spread
    over the minutes of the hour), one hour of simulated time through the injected clock, a
@@ -191,10 +191,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--configurations", type=int, default=10_000)
     parser.add_argument("--burst", type=int, default=200)
-    parser.add_argument("--skip-cpu", action="store_true", help="only the burst delay")
+    parser.add_argument("--only", choices=["burst", "cpu"], help="one of the two measures")
     args = parser.parse_args()
-    burst_delay(args.burst)
-    if not args.skip_cpu:
+    if args.only != "cpu":
+        burst_delay(args.burst)
+    if args.only != "burst":
         cpu_per_hour(args.configurations)
     return 0
 
