@@ -33,8 +33,10 @@ from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
+from egress.services.element_configurations import ElementConfigurationService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
+from egress.services.extraction_runs import ExtractionRunService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
@@ -142,22 +144,23 @@ class Container:
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)
         catalog = CatalogService(self.connections, self.templates, self.secret_box, self.policy)
         users = UserService(self.users, self.clients, self.signing)
+        extracts = ExtractService(
+            configurations,
+            executions,
+            catalog,
+            connections,
+            self.configurations,
+            self.templates,
+            self.data_tables,
+            self.clock,
+        )
         return Services(
             configurations=configurations,
             executions=executions,
             connections=connections,
             catalog=catalog,
             data_tables=DataTableService(self.data_tables, self.warehouse, self.signing),
-            extracts=ExtractService(
-                configurations,
-                executions,
-                catalog,
-                connections,
-                self.configurations,
-                self.templates,
-                self.data_tables,
-                self.clock,
-            ),
+            extracts=extracts,
             identity=IdentityService(
                 self.workspaces,
                 self.users,
@@ -185,6 +188,10 @@ class Container:
                 self.settings.export_job_limit,
                 self.settings.export_url_ttl_s,
                 self.settings.public_url,
+            ),
+            extraction_runs=ExtractionRunService(configurations, self.templates, executions),
+            element_configurations=ElementConfigurationService(
+                configurations, extracts, catalog, self.templates, self.data_tables
             ),
             audit=audit,
             sign_ins=SignInGuard(audit, self._limits()),

@@ -26,13 +26,11 @@ import pytest
 
 from egress.client import Client
 from egress.demo import create_orders_db
-from tests.conftest import Server
+from tests.conftest import PgDatabase, Server
 
 ROWS = 2000
-SLOW_QUERY = (  # a source that takes minutes: 30 million generated rows
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) "
-    "SELECT x AS id FROM c"
-)
+PG_ROWS = 30_000_000  # the planner knows generate_series' row count
+PG_SLOW_QUERY = f"SELECT g AS id, md5(g::text) AS h FROM generate_series(1, {PG_ROWS}) AS g"
 
 
 class Cli:
@@ -138,6 +136,30 @@ def test_a_cli_session(logged_in: Cli, shop: Path, tmp_path: Path) -> None:
     cli("configs", "show", cfg["id"], code=3)
 
 
+def test_schedules_and_pausing(logged_in: Cli, server: Server, shop: Path) -> None:
+    cli = logged_in
+    with Client(server.base_url, server.token) as client:
+        conn = client.connections.create("nightly", "sqlite", {"path": str(shop)})
+        [tpl] = [t for t in client.templates.list(conn).data if t.name == "main.orders"]
+        cfg = client.configurations.create(
+            name="nightly", template_id=tpl.id, format="csv", destination={"type": "storage"}
+        )
+        cfg_id = client.configurations.submit(cfg).id
+    sch = cli.json("schedules", "add", cfg_id, "0 2 * * *", "--tz", "Europe/London")
+    assert (sch["cron"], sch["timezone"], sch["enabled"]) == ("0 2 * * *", "Europe/London", True)
+    assert [s["id"] for s in cli.json("schedules", "list", cfg_id)] == [sch["id"]]
+    times = cli.json("schedules", "preview", cfg_id, sch["id"], "-n", "3")
+    assert len(times) == 3 and all("T02:00:00" in t["atLocal"] for t in times), times
+    assert times[0]["at"] == sch["nextRunAt"]
+
+    paused = cli.json("configs", "pause", cfg_id, "--cancel-queued")
+    assert paused["paused"] is True
+    assert cli.json("configs", "resume", cfg_id)["paused"] is False
+    assert cli("schedules", "remove", cfg_id, sch["id"]).stdout.strip() == f"removed {sch['id']}"
+    with Client(server.base_url, server.token) as client:
+        assert client.schedules.list(cfg_id) == []
+
+
 def test_a_failed_run_exits_1_with_its_error(logged_in: Cli, tmp_path: Path) -> None:
     cli = logged_in
     db = tmp_path / "fragile.db"
@@ -161,11 +183,14 @@ def test_a_failed_run_exits_1_with_its_error(logged_in: Cli, tmp_path: Path) -> 
     assert "FAILED:" in failed.stderr and cfg["id"] not in failed.stderr
 
 
-def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, shop: Path) -> None:
+def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, pg_db: PgDatabase) -> None:
+    """On PostgreSQL, whose planner estimates the rows a run reads: the bar shows a percentage
+    and an ETA against that estimate, which the API shows as ``progress.estimatedTotal``."""
     cli = logged_in
+    settings = {"host": "127.0.0.1", "port": 5432, "database": pg_db.name, "user": "postgres"}
     with Client(server.base_url, server.token) as client:
-        conn = client.connections.create("slow", "sqlite", {"path": str(shop)})
-        tpl = client.templates.create(connection_id=conn.id, name="slow", query=SLOW_QUERY)
+        conn = client.connections.create("slow", "postgresql", settings)
+        tpl = client.templates.create(connection_id=conn.id, name="slow", query=PG_SLOW_QUERY)
         cfg = client.configurations.create(
             name="slow", template_id=tpl.id, format="csv", destination={"type": "storage"}
         )
@@ -182,7 +207,8 @@ def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, shop: P
         stderr=secondary,
     )
     os.close(secondary)
-    _read_until(primary, "IN_PROGRESS")
+    screen = _read_until(primary, "ETA")
+    assert re.search(r"IN_PROGRESS .* \d+% of ~30,000,000, ETA", screen), screen[-2000:]
     proc.send_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
     _read_until(primary, "cancel execution")
     os.write(primary, b"n\n")  # no: it goes on following the run
@@ -191,6 +217,8 @@ def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, shop: P
     with Client(server.base_url, server.token) as client:
         [running] = client.executions.list(cfg).data
         assert running.latest_status == "IN_PROGRESS"
+        progress = client.executions.get(running.id, cfg).progress
+        assert progress is not None and progress.estimated_total == PG_ROWS
     proc.send_signal(signal.SIGINT)
     _read_until(primary, "cancel execution")
     os.write(primary, b"y\n")

@@ -45,12 +45,18 @@ def test_data_table_api(server: Server, tmp_path: Path) -> None:
         )
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "destination.dataTable.dataTable"
+        # A file needs a format; a data table, which has no file, does not.
+        no_format = http.post(
+            f"{API}/extraction-configurations",
+            json={"name": "file", "templateId": tpl["id"], "destination": {"type": "storage"}},
+        )
+        assert no_format.status_code == 422
+        assert [e["field"] for e in no_format.json()["errors"]] == ["format"]
         cfg = http.post(
             f"{API}/extraction-configurations",
             json={
                 "name": "to_table",
                 "templateId": tpl["id"],
-                "format": "csv",
                 "destination": {"type": "dataTable", "dataTable": "prices", "mode": "upsert"},
             },
         )
@@ -137,7 +143,7 @@ def test_a_failed_first_load_and_a_mismatched_configuration(server: Server, tmp_
         )
         # Three records read, none delivered: progress, not a record count.
         assert (details["latestRecordCount"], run["recordCount"]) == (0, 0)
-        assert run["progress"] == {"processed": 3}
+        assert run["progress"] == {"processed": 3, "estimatedTotal": None}  # SQLite: no estimate
         listed = http.get(f"{API}/extraction-configurations/{cid}/executions").json()["data"]
         assert listed[0]["latestRunRecordCount"] == 0
 

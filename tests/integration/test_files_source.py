@@ -279,7 +279,7 @@ def test_discovery_files_folders_and_what_is_ignored(c: Container, tmp_path: Pat
 
     ws = c.workspaces.ensure_workspace("t")
     conn = c.connections.create(ws, "files", "files", {"url": root.as_uri()}, None)
-    tree = element_tree(c.services.catalog.discover(ws, conn.id))
+    tree = element_tree(conn.id, c.services.catalog.discover(ws, conn.id))
     assert [(f["elementType"], f["name"]) for f in tree] == [
         ("FOLDER", "broken"),
         ("FOLDER", "mixed"),

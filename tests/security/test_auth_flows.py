@@ -7,8 +7,6 @@ EGRESS_REVOCATION_CACHE_S=0; the cache's own window is tested in tests/unit/test
 from __future__ import annotations
 
 import base64
-import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,9 +19,15 @@ from egress.settings import Settings
 from egress.signing import load_signing_ring
 from tests.e2e.helpers import API, CONFIGS, anonymous, problem
 from tests.security.conftest import Tenants
-
-REDIRECT = "http://127.0.0.1:9/callback"
-PASSWORD = "correct horse battery"
+from tests.support.oauth import (
+    PASSWORD,
+    REDIRECT,
+    authorization_code,
+    authorize_params,
+    exchange,
+    pkce,
+    sign_in,
+)
 
 
 def _client(tenants: Tenants, role: str, **body: Any) -> dict[str, Any]:
@@ -159,12 +163,6 @@ def test_another_workspaces_client_token_sees_only_its_workspace(tenants: Tenant
 # --- authorization code + PKCE, refresh rotation ------------------------------------------------
 
 
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 @pytest.fixture(scope="module")
 def browser_app(tenants: Tenants) -> dict[str, Any]:
     """A public client (PKCE, no secret) and a user of workspace A with a password."""
@@ -180,64 +178,19 @@ def browser_app(tenants: Tenants) -> dict[str, Any]:
     return {"client_id": client["clientId"], "user_id": user.json()["id"]}
 
 
-def _authorize_params(app: dict[str, Any], challenge: str, **extra: str) -> dict[str, str]:
-    return {
-        "response_type": "code",
-        "client_id": app["client_id"],
-        "redirect_uri": REDIRECT,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": "s1",
-        **extra,
-    }
-
-
-def _sign_in(
-    http: httpx.Client, params: dict[str, str], password: str = PASSWORD
-) -> httpx.Response:
-    form = {"email": "ada@example.test", "password": password, "decision": "allow"}
-    return http.post("/oauth/authorize", params=params, data=form)
-
-
-def _code(http: httpx.Client, app: dict[str, Any], challenge: str) -> str:
-    page = http.get("/oauth/authorize", params=_authorize_params(app, challenge))
-    assert page.status_code == 200 and "Sign in" in page.text, page.text
-    assert page.headers["x-frame-options"] == "DENY"
-    r = _sign_in(http, _authorize_params(app, challenge))
-    assert r.status_code == 302, r.text
-    location = urlsplit(r.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
-    query = parse_qs(location.query)
-    assert query["state"] == ["s1"]
-    return query["code"][0]
-
-
-def _exchange(http: httpx.Client, app: dict[str, Any], code: str, verifier: str) -> httpx.Response:
-    return http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "client_id": app["client_id"],
-            "code_verifier": verifier,
-        },
-    )
-
-
 def test_authorization_code_with_pkce_signs_a_user_in(
     tenants: Tenants, browser_app: dict[str, Any]
 ) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
         http.follow_redirects = False
-        code = _code(http, browser_app, challenge)
-        r = _exchange(http, browser_app, code, verifier)
+        code = authorization_code(http, browser_app, challenge)
+        r = exchange(http, browser_app, code, verifier)
         assert r.status_code == 200, r.text
         tokens = r.json()
         assert tokens["token_type"] == "Bearer" and tokens["refresh_token"]
         # The code is good once.
-        again = _exchange(http, browser_app, code, verifier)
+        again = exchange(http, browser_app, code, verifier)
         assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     me = _me(tenants, tokens["access_token"]).json()
     assert me["subject"] == {
@@ -258,8 +211,8 @@ def test_authorization_code_with_pkce_signs_a_user_in(
 def test_authorization_requests_without_an_s256_challenge_are_refused(
     tenants: Tenants, browser_app: dict[str, Any], change: dict[str, str], error: str
 ) -> None:
-    _, challenge = _pkce()
-    params = _authorize_params(browser_app, challenge) | change
+    _, challenge = pkce()
+    params = authorize_params(browser_app, challenge) | change
     with anonymous(tenants.server) as http:
         r = http.get("/oauth/authorize", params=params)
     assert r.status_code == 302, r.text  # to the registered redirect URI, with the error
@@ -269,23 +222,23 @@ def test_authorization_requests_without_an_s256_challenge_are_refused(
 def test_wrong_redirect_uri_is_never_redirected_to(
     tenants: Tenants, browser_app: dict[str, Any]
 ) -> None:
-    _, challenge = _pkce()
-    params = _authorize_params(browser_app, challenge, redirect_uri="https://evil.test/cb")
+    _, challenge = pkce()
+    params = authorize_params(browser_app, challenge, redirect_uri="https://evil.test/cb")
     with anonymous(tenants.server) as http:
         r = http.get("/oauth/authorize", params=params)
         assert r.status_code == 400 and "location" not in r.headers
         assert "redirect" in r.text.lower()
-        posted = _sign_in(http, params)
+        posted = sign_in(http, params)
         assert posted.status_code == 400 and "location" not in posted.headers
 
 
 def test_pkce_failures_and_a_wrong_password(tenants: Tenants, browser_app: dict[str, Any]) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
-        wrong = _sign_in(http, _authorize_params(browser_app, challenge), password="not it at all")
+        wrong = sign_in(http, authorize_params(browser_app, challenge), password="not it at all")
         assert wrong.status_code == 401 and "not right" in wrong.text
-        code = _code(http, browser_app, challenge)
-        bad = _exchange(http, browser_app, code, verifier[:-1] + "x")
+        code = authorization_code(http, browser_app, challenge)
+        bad = exchange(http, browser_app, code, verifier[:-1] + "x")
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
         missing = http.post(
             "/oauth/token",
@@ -297,16 +250,20 @@ def test_pkce_failures_and_a_wrong_password(tenants: Tenants, browser_app: dict[
             },
         )
         assert missing.status_code == 400, missing.text
-        other_uri = _exchange(http, browser_app, _code(http, browser_app, challenge), verifier)
+        other_uri = exchange(
+            http, browser_app, authorization_code(http, browser_app, challenge), verifier
+        )
         assert other_uri.status_code == 200  # control: the right verifier works
 
 
 def test_refresh_tokens_rotate_and_a_reused_one_revokes_the_family(
     tenants: Tenants, browser_app: dict[str, Any]
 ) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
-        first = _exchange(http, browser_app, _code(http, browser_app, challenge), verifier).json()
+        first = exchange(
+            http, browser_app, authorization_code(http, browser_app, challenge), verifier
+        ).json()
 
         def refresh(token: str) -> httpx.Response:
             return http.post(
@@ -337,12 +294,12 @@ def test_removing_a_user_stops_their_access_tokens(tenants: Tenants) -> None:
         ).json()
     client = _client(tenants, "viewer", public=True, redirectUris=[REDIRECT])
     app = {"client_id": client["clientId"]}
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     with anonymous(tenants.server) as http:
         form = {"email": "bo@example.test", "password": PASSWORD, "decision": "allow"}
-        r = http.post("/oauth/authorize", params=_authorize_params(app, challenge), data=form)
+        r = http.post("/oauth/authorize", params=authorize_params(app, challenge), data=form)
         code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
-        token = _exchange(http, app, code, verifier).json()["access_token"]
+        token = exchange(http, app, code, verifier).json()["access_token"]
     assert _me(tenants, token).status_code == 200
     with tenants.client(tenants.a.admin) as http:
         assert http.delete(f"{API}/users/{user['id']}").status_code == 204

@@ -107,6 +107,12 @@ def _configuration_body(w: World) -> dict[str, Any]:
     }
 
 
+def _extraction_body(w: World) -> dict[str, Any]:
+    """Seed 002's configuration object over the matrix's table."""
+    return {"title": w.unique("noco"), "elementType": "FILE", "elementId": w.ids["elementId"]}
+
+
+NOCO = "/noCo/api/v2/workspaces/{workspaceId}/extraction"
 CFG = f"{CONFIGS}/{{config_id}}"
 EXE = f"{CFG}/executions/{{execution_id}}"
 CASES: dict[tuple[str, str], Case] = {
@@ -145,6 +151,12 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", f"{API}/idm/{{firmId}}/{{objects}}/export"): Case(lambda w: {}),
     # Authorised, the cancel of a finished export is refused by its state, not the caller.
     ("DELETE", f"{API}/request/{{requestId}}"): Case(success=409),
+    ("POST", f"{NOCO}/{{extractionId}}/{{elementType}}/{{elementId}}/run"): Case(
+        lambda w: {"selectAll": True}
+    ),
+    ("POST", NOCO): Case(_extraction_body),
+    ("PUT", f"{NOCO}/{{extractionId}}"): Case(_extraction_body, spare=("extractionId", "drafts")),
+    ("DELETE", f"{NOCO}/{{extractionId}}"): Case(spare=("extractionId", "drafts")),
 }
 
 
@@ -234,6 +246,12 @@ def _finished_export(http: httpx.Client, firm: str, template_id: str) -> str:
     return request_id
 
 
+def _file_element(http: httpx.Client, connection_id: str, name: str) -> str:
+    """The catalog id of the table ``name`` (seed 002's FILE element)."""
+    tree = http.get(f"{API}/connections/{connection_id}/elements").json()["data"]
+    return str(next(f["id"] for d in tree for f in d["children"] if f["name"] == name))
+
+
 def _made(http: httpx.Client, collection: str, body: dict[str, Any]) -> str:
     r = http.post(f"{API}/{collection}", json=body)
     assert r.status_code == 201, r.text
@@ -289,9 +307,15 @@ def world(tenants: Tenants) -> World:
         w.ids["schedule_id"] = _schedule(http, config)
         w.spare["schedules"] = [_schedule(http, config) for _ in ROLES]
         w.spare["connections"] = [sqlite_connection(http, w.shop, f"spare-{r}") for r in ROLES]
-        w.spare["drafts"] = [_draft(http, w) for _ in range(8)]
+        w.spare["drafts"] = [_draft(http, w) for _ in range(12)]
         w.spare["finished"] = [_finished_execution(http, config) for _ in ROLES]
         w.ids.update(firmId=a.id, objects=f"t-{tpl}", requestId=_finished_export(http, a.id, tpl))
+        w.ids.update(
+            workspaceId=a.id,
+            extractionId=config,
+            elementType="FILE",
+            elementId=_file_element(http, connection, "items"),
+        )
         w.ids["user_id"] = _made(http, "users", {"email": "matrix@x.test", "role": "viewer"})
         w.ids["client_id"] = _made(http, "clients", {"name": "matrix", "role": "viewer"})
         w.ids["token_id"] = _made(http, "tokens", {"name": "matrix"})

@@ -9,8 +9,16 @@ import inspect
 import pytest
 
 import egress.client
-from egress.client import AsyncClient, Client, EgressError, Execution
-from egress.client.resources import Configurations, Connections, DataTables, Executions, Templates
+from egress.client import AsyncClient, Client, EgressError, Execution, aio
+from egress.client.resources import (
+    Configurations,
+    Connections,
+    DataTables,
+    Executions,
+    Exports,
+    Schedules,
+    Templates,
+)
 
 ALL = [
     "ApiError",
@@ -28,7 +36,13 @@ ALL = [
     "Element",
     "Execution",
     "ExecutionSummary",
+    "ExportFailed",
+    "ExportIndex",
+    "ExportJob",
+    "ExportObject",
+    "ExportProgress",
     "File",
+    "FireTime",
     "Forbidden",
     "Invalid",
     "NoFile",
@@ -41,6 +55,7 @@ ALL = [
     "Rows",
     "Run",
     "RunFailed",
+    "Schedule",
     "ServerError",
     "SubExtract",
     "SubExtractStatus",
@@ -86,6 +101,17 @@ SIGNATURES = {
     "DataTables.get": "(self, data_table: 'DataTableSummary | str') -> 'DataTable'",
     "DataTables.list": "(self, *, page: 'int' = 0, limit: 'int' = 50) -> 'Page[DataTableSummary]'",
     "DataTables.rows": "(self, data_table: 'DataTableSummary | str', *, limit: 'int' = 100, cursor: 'str | None' = None) -> 'Rows'",
+    "Client.export_all": "(self, object: 'str', to: 'str | Path', *, format: 'str' = 'jsonl', fields: 'list[str] | None' = None, firm: 'str | None' = None, on_progress: 'ExportCallback | None' = None, jobs: 'int | None' = None) -> 'ExportIndex'",
+    "AsyncClient.export_all": "(self, object: 'str', to: 'str | Path', *, format: 'str' = 'jsonl', fields: 'list[str] | None' = None, firm: 'str | None' = None, on_progress: 'ExportCallback | None' = None, jobs: 'int | None' = None) -> 'ExportIndex'",
+    "Exports.objects": "(self, *, firm: 'str | None' = None) -> 'list[ex.ExportObject]'",
+    "Exports.export_all": "(self, object: 'str', to: 'str | Path', *, format: 'str' = 'jsonl', fields: 'list[str] | None' = None, firm: 'str | None' = None, on_progress: 'ex.ExportCallback | None' = None, jobs: 'int | None' = None) -> 'ex.ExportIndex'",
+    "Configurations.pause": "(self, configuration: 'Configuration | str', *, cancel_queued: 'bool' = False) -> 'Configuration'",
+    "Configurations.resume": "(self, configuration: 'Configuration | str') -> 'Configuration'",
+    "Schedules.list": "(self, configuration: 'Configuration | str') -> 'list[Schedule]'",
+    "Schedules.get": "(self, configuration: 'Configuration | str', schedule: 'Schedule | str') -> 'Schedule'",
+    "Schedules.add": "(self, configuration: 'Configuration | str', cron: 'str', *, timezone: 'str' = 'UTC', enabled: 'bool' = True, date_window: 'str | None' = None) -> 'Schedule'",
+    "Schedules.remove": "(self, configuration: 'Configuration | str', schedule: 'Schedule | str') -> 'None'",
+    "Schedules.preview": "(self, configuration: 'Configuration | str', schedule: 'Schedule | str', *, count: 'int' = 5) -> 'FireTimes'",
     "Execution.wait": "(self, timeout: 'float | None' = None, on_progress: 'Callable[[Execution], None] | None' = None) -> 'Execution'",
 }
 CLASSES = (
@@ -96,9 +122,19 @@ CLASSES = (
     Configurations,
     Executions,
     DataTables,
+    Exports,
+    Schedules,
     Execution,
 )
-NAMESPACES = {"connections", "templates", "configurations", "executions", "data_tables"}
+NAMESPACES = {
+    "connections",
+    "templates",
+    "configurations",
+    "executions",
+    "data_tables",
+    "exports",
+    "schedules",
+}
 
 
 def _public(cls: type) -> dict[str, str]:
@@ -127,6 +163,19 @@ def test_both_clients_have_the_same_namespaces() -> None:
     for name in NAMESPACES:
         assert type(getattr(sync, name)) is type(getattr(aio, name))
     sync.close()
+
+
+def test_async_namespaces_are_typed_as_awaitables() -> None:
+    """What a type checker sees of ``AsyncClient``'s namespaces (``aio``): each method of the
+    sync namespace, with its very signature, as a coroutine."""
+    for cls in CLASSES[2:-1]:
+        twin = getattr(aio, f"Async{cls.__name__}")
+        sync = {k.split(".")[1]: v for k, v in _public(cls).items()}
+        typed = {k.split(".")[1]: v for k, v in _public(twin).items()}
+        assert typed == sync, cls.__name__
+        assert all(inspect.iscoroutinefunction(getattr(twin, name)) for name in typed)
+    aio_client = AsyncClient("http://127.0.0.1:9", "t")
+    assert aio_client.connections.list.__qualname__ == "Connections.list"  # the same code
 
 
 def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 import egress
 from egress.api import docs, limits, native
-from egress.api.faces import extracts, idm
+from egress.api.faces import extracts, idm, noco
 from egress.container import Container
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def create_app(
     native.install(app)
     extracts.install(app)
     idm.install(app)
+    noco.install(app)
     docs.install(app)
 
     @app.get("/", include_in_schema=False)

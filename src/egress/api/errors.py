@@ -119,6 +119,18 @@ def wire_loc(loc: tuple[str | int, ...], wire_name: WireName) -> tuple[str | int
     return (loc[0], wire_name(loc[1]), *loc[2:])
 
 
+def relocated(
+    exc: FieldProblem, move: Callable[[tuple[str | int, ...]], tuple[str | int, ...]]
+) -> FieldProblem:
+    """``exc`` with each field's location moved by ``move``: where a face's clients send a
+    field the services know elsewhere (inside ``template_settings``, in the query string)."""
+    errors = [FieldError(move(e.loc), e.msg) for e in exc.errors]
+    detail = exc.detail
+    if len(exc.errors) == 1 and detail == describe(exc.errors[0].loc, exc.errors[0].msg):
+        detail = describe(errors[0].loc, errors[0].msg)  # made by ``at``: name it anew
+    return type(exc)(detail=detail, errors=errors)
+
+
 def _field_problem(exc: FieldProblem, wire_name: WireName, dialect: Dialect) -> JSONResponse:
     located = [FieldError(wire_loc(e.loc, wire_name), e.msg) for e in exc.errors]
     detail = exc.detail

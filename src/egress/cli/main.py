@@ -19,9 +19,11 @@ import typer
 from rich.console import Console
 
 from egress.cli.admin import admin_app
+from egress.cli.exporting import export
 from egress.cli.remote import State, err, remote, save_profile
 from egress.cli.resources import configs_app, connections_app, templates_app
 from egress.cli.runs import download, executions_app, run
+from egress.cli.schedules import schedules_app
 from egress.client import Configuration, Execution
 from egress.settings import Settings
 
@@ -39,6 +41,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(connections_app, name="connections")
 app.add_typer(templates_app, name="templates")
 app.add_typer(configs_app, name="configs")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(executions_app, name="executions")
 console = Console()
 log = logging.getLogger(__name__)
@@ -288,6 +291,7 @@ def _print_demo(base: str, token: str, result: dict[str, object]) -> None:
 # Client commands, listed after the server's own.
 app.command("run")(run)
 app.command("download")(download)
+app.command("export")(export)
 
 if __name__ == "__main__":
     app()

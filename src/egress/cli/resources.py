@@ -243,3 +243,25 @@ def configs_delete(config_id: str) -> None:
     with client() as c:
         c.configurations.delete(config_id)
     out.print(f"deleted {config_id}", markup=False, highlight=False)
+
+
+@configs_app.command("pause")
+@remote
+def configs_pause(
+    config_id: str,
+    cancel_queued: bool = typer.Option(
+        False, "--cancel-queued", help="also cancel queued scheduled and backfill runs"
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Stop schedule and backfill firing (manual runs still work)."""
+    with client() as c:
+        show(c.configurations.pause(config_id, cancel_queued=cancel_queued), as_json)
+
+
+@configs_app.command("resume")
+@remote
+def configs_resume(config_id: str, as_json: bool = JsonOption) -> None:
+    """Fire again from the next slot on (paused slots are not replayed)."""
+    with client() as c:
+        show(c.configurations.resume(config_id), as_json)

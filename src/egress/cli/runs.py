@@ -4,6 +4,7 @@ progress bar (records, rate, elapsed), cancel on Ctrl-C, and fetch verified file
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,18 @@ class RecordRate(ProgressColumn):
         return Text(f"{task.completed / elapsed:,.0f} records/s")
 
 
+class Estimate(ProgressColumn):
+    """Percentage and time left, against the source's estimate of the run's records (shown
+    only while the run has one: a percentage of a guess is no percentage)."""
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("estimated") or task.total is None or task.finished:
+            return Text("")
+        left = task.time_remaining
+        eta = "-:--:--" if left is None else str(timedelta(seconds=round(left)))
+        return Text(f"{min(task.percentage, 100):.0f}% of ~{task.total:,.0f}, ETA {eta}")
+
+
 def _records_progress() -> Progress:
     return Progress(
         SpinnerColumn(finished_text="✓"),
@@ -62,6 +75,7 @@ def _records_progress() -> Progress:
         TextColumn("{task.completed:,.0f} records"),
         RecordRate(),
         TimeElapsedColumn(),
+        Estimate(),
         console=err,
     )
 
@@ -72,6 +86,10 @@ def _records(execution: Execution) -> int:
     return execution.latest.record_count or 0
 
 
+def _estimate(execution: Execution) -> int | None:
+    return execution.progress.estimated_total if execution.progress is not None else None
+
+
 def _follow(c: Client, execution: Execution) -> Execution:
     """Wait with a live bar; Ctrl-C asks whether to cancel the run (else keeps following)."""
     with _records_progress() as progress:
@@ -79,6 +97,8 @@ def _follow(c: Client, execution: Execution) -> Execution:
 
         def update(e: Execution) -> None:
             progress.update(task, description=e.latest_status, completed=_records(e))
+            if (estimate := _estimate(e)) is not None:
+                progress.update(task, total=max(estimate, 1), estimated=True)
             if e.done:
                 done = _records(e)
                 progress.update(task, total=max(done, 1), completed=done)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 
+from egress.client.aio import (
+    AsyncConfigurations,
+    AsyncConnections,
+    AsyncDataTables,
+    AsyncExecutions,
+    AsyncExports,
+    AsyncSchedules,
+    AsyncTemplates,
+)
 from egress.client.download import ByteProgress
 from egress.client.errors import EgressError
+from egress.client.exports import ExportCallback, ExportIndex
 from egress.client.flows import request
 from egress.client.models import Execution
 from egress.client.resources import (
@@ -18,7 +27,9 @@ from egress.client.resources import (
     Connections,
     DataTables,
     Executions,
+    Exports,
     Runner,
+    Schedules,
     Templates,
 )
 from egress.client.transport import AsyncDriver, SyncDriver
@@ -39,16 +50,18 @@ def _settings(base_url: str | None, token: str | None) -> tuple[str, dict[str, s
 class _Areas:
     """The namespaces, over one runner (sync results, or awaitables of them)."""
 
-    def _areas(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.executions = Executions(runner)
         bound = self.executions._run  # executions returned anywhere can wait() themselves
         self.connections = Connections(bound)
         self.templates = Templates(bound)
         self.configurations = Configurations(bound)
+        self.schedules = Schedules(bound)
         self.data_tables = DataTables(bound)
+        self.exports = Exports(bound)
 
 
-class Client(_Areas):
+class Client:
     """The Egress API, synchronously::
 
     with Client("http://127.0.0.1:8000", token) as client:
@@ -71,7 +84,14 @@ class Client(_Areas):
         )
         self._bucket = httpx.Client(timeout=timeout)  # presigned URLs: no token
         self._driver = SyncDriver(self._http, self._bucket)
-        self._areas(self._driver.run)
+        areas = _Areas(self._driver.run)
+        self.executions = areas.executions
+        self.connections = areas.connections
+        self.templates = areas.templates
+        self.configurations = areas.configurations
+        self.schedules = areas.schedules
+        self.data_tables = areas.data_tables
+        self.exports = areas.exports
 
     def close(self) -> None:
         self._http.close()
@@ -100,8 +120,24 @@ class Client(_Areas):
             execution, run=run, sub_extract=sub_extract, to=to, on_progress=on_progress
         )
 
+    def export_all(
+        self,
+        object: str,
+        to: str | Path,
+        *,
+        format: str = "jsonl",
+        fields: list[str] | None = None,
+        firm: str | None = None,
+        on_progress: ExportCallback | None = None,
+        jobs: int | None = None,
+    ) -> ExportIndex:
+        """See ``Exports.export_all``."""
+        return self.exports.export_all(
+            object, to, format=format, fields=fields, firm=firm, on_progress=on_progress, jobs=jobs
+        )
 
-class AsyncClient(_Areas):
+
+class AsyncClient:
     """The same namespaces and methods as ``Client``, each returning an awaitable::
 
     async with AsyncClient() as client:
@@ -124,8 +160,15 @@ class AsyncClient(_Areas):
         )
         self._bucket = httpx.AsyncClient(timeout=timeout)
         self._driver = AsyncDriver(self._http, self._bucket)
-        # The namespaces are typed with the sync results; here each call returns an awaitable.
-        self._areas(cast(Runner, self._driver.run))
+        # The sync namespaces, each call returning an awaitable here: typed as such (``aio``).
+        areas = _Areas(cast(Runner, self._driver.run))
+        self.executions = cast(AsyncExecutions, areas.executions)
+        self.connections = cast(AsyncConnections, areas.connections)
+        self.templates = cast(AsyncTemplates, areas.templates)
+        self.configurations = cast(AsyncConfigurations, areas.configurations)
+        self.schedules = cast(AsyncSchedules, areas.schedules)
+        self.data_tables = cast(AsyncDataTables, areas.data_tables)
+        self.exports = cast(AsyncExports, areas.exports)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -148,7 +191,21 @@ class AsyncClient(_Areas):
         to: str | Path | None = None,
         on_progress: ByteProgress | None = None,
     ) -> list[Path]:
-        pending = self.executions.download(
+        return await self.executions.download(
             execution, run=run, sub_extract=sub_extract, to=to, on_progress=on_progress
         )
-        return await cast(Awaitable[list[Path]], pending)
+
+    async def export_all(
+        self,
+        object: str,
+        to: str | Path,
+        *,
+        format: str = "jsonl",
+        fields: list[str] | None = None,
+        firm: str | None = None,
+        on_progress: ExportCallback | None = None,
+        jobs: int | None = None,
+    ) -> ExportIndex:
+        return await self.exports.export_all(
+            object, to, format=format, fields=fields, firm=firm, on_progress=on_progress, jobs=jobs
+        )

@@ -142,3 +142,12 @@ class ChecksumMismatch(EgressError):
     def __init__(self, name: str, expected: str, actual: str) -> None:
         self.name, self.expected, self.actual = name, expected, actual
         super().__init__(f"{name}: sha256 {actual} does not match the run's {expected}")
+
+
+class ExportFailed(EgressError):
+    """A bulk-export job ended ``Failed``: ``message`` says why, ``retryable`` whether starting
+    it again (``export_all`` once more: it resumes from the last completed cursor) may help."""
+
+    def __init__(self, request_id: str, message: str | None, retryable: bool) -> None:
+        self.request_id, self.message, self.retryable = request_id, message, retryable
+        super().__init__(f"export job {request_id} failed: {message}")

@@ -95,6 +95,13 @@ class Schedule(Model):
     gaps: list[dict[str, str]] = Field(default_factory=list)
 
 
+class FireTime(Model):
+    """A schedule's coming fire time, in UTC and in its time zone."""
+
+    at: str
+    at_local: str
+
+
 class Backfill(Model):
     from_: str = Field(alias="from")
     windows_total: int
@@ -176,6 +183,7 @@ class SubExtractStatus(SubExtract):
 
 class Progress(Model):
     processed: int
+    estimated_total: int | None = None  # the source's estimate, when it has one
 
 
 class Run(Model):
@@ -285,6 +293,8 @@ MODEL_SCHEMAS: dict[type[Model], str] = {
     TemplateField: "FieldOut",
     Template: "TemplateOut",
     Configuration: "ConfigurationOut",
+    Schedule: "ScheduleOut",
+    FireTime: "FireTimeOut",
     File: "FileOut",
     SubExtract: "SubExtractOut",
     SubExtractStatus: "SubExtractStatusOut",

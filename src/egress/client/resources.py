@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from egress.client import download as dl
+from egress.client import exports as ex
 from egress.client.errors import NotFound
 from egress.client.flows import Flow, camel, empty, parsed, wait
 from egress.client.models import (
@@ -22,8 +23,10 @@ from egress.client.models import (
     Element,
     Execution,
     ExecutionSummary,
+    FireTime,
     Page,
     Rows,
+    Schedule,
     SubExtractStatus,
     Template,
 )
@@ -37,6 +40,7 @@ DATA_TABLES = f"{API}/data-tables"
 Paths = list[Path]
 SelectedRows = list[dict[str, Any]]  # selected rows, by primary key
 Elements = list[Element]
+FireTimes = list[FireTime]
 
 
 class Runner(Protocol):
@@ -174,6 +178,20 @@ class Configurations(_Area):
         path = f"{CONFIGURATIONS}/{_id(configuration)}/submit"
         return self._run(parsed(Configuration, "POST", path))
 
+    def pause(
+        self, configuration: Configuration | str, *, cancel_queued: bool = False
+    ) -> Configuration:
+        """Stop schedule and backfill firing (manual triggers still run); ``cancel_queued``
+        also cancels the queued runs of scheduled and backfill executions."""
+        path = f"{CONFIGURATIONS}/{_id(configuration)}/pause"
+        params = {"cancelQueued": "true"} if cancel_queued else None
+        return self._run(parsed(Configuration, "POST", path, params=params))
+
+    def resume(self, configuration: Configuration | str) -> Configuration:
+        """Fire again from the next slot on (paused slots are not replayed)."""
+        path = f"{CONFIGURATIONS}/{_id(configuration)}/resume"
+        return self._run(parsed(Configuration, "POST", path))
+
     def trigger(
         self,
         configuration: Configuration | str,
@@ -202,6 +220,51 @@ class Configurations(_Area):
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         path = f"{CONFIGURATIONS}/{_id(configuration)}/executions"
         return self._run(parsed(Execution, "POST", path, json=body, headers=headers))
+
+
+def _schedules(configuration: Configuration | str) -> str:
+    return f"{CONFIGURATIONS}/{_id(configuration)}/schedules"
+
+
+class Schedules(_Area):
+    """A configuration's schedules, one at a time (cron in a time zone)."""
+
+    def list(self, configuration: Configuration | str) -> list[Schedule]:
+        return self._run(parsed(list[Schedule], "GET", _schedules(configuration)))
+
+    def get(self, configuration: Configuration | str, schedule: Schedule | str) -> Schedule:
+        path = f"{_schedules(configuration)}/{_id(schedule)}"
+        return self._run(parsed(Schedule, "GET", path))
+
+    def add(
+        self,
+        configuration: Configuration | str,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        enabled: bool = True,
+        date_window: str | None = None,
+    ) -> Schedule:
+        """``cron``: five fields or a macro (``@daily``); ``date_window``: ``previousHour``,
+        ``previousDay``, ``previousWeek`` or ``previousMonth``."""
+        body = {"cron": cron, "timezone": timezone, "enabled": enabled, "dateWindow": date_window}
+        return self._run(parsed(Schedule, "POST", _schedules(configuration), json=body))
+
+    def remove(self, configuration: Configuration | str, schedule: Schedule | str) -> None:
+        return self._run(empty("DELETE", f"{_schedules(configuration)}/{_id(schedule)}"))
+
+    def preview(
+        self, configuration: Configuration | str, schedule: Schedule | str, *, count: int = 5
+    ) -> FireTimes:
+        """The next ``count`` fire times from now."""
+        return self._run(_preview(f"{_schedules(configuration)}/{_id(schedule)}/preview", count))
+
+
+def _preview(path: str, count: int) -> Flow[list[FireTime]]:
+    page: dict[str, list[FireTime]] = yield from parsed(
+        dict[str, list[FireTime]], "GET", path, params={"count": count}
+    )
+    return page["data"]
 
 
 def execution_path(execution: Execution | str, configuration: Configuration | str | None) -> str:
@@ -346,3 +409,29 @@ class DataTables(_Area):
         """One page of rows; pass ``next_cursor`` back for the next one."""
         path = f"{DATA_TABLES}/{_id(data_table)}/rows"
         return self._run(parsed(Rows, "GET", path, params={"limit": limit, "cursor": cursor}))
+
+
+class Exports(_Area):
+    """The bulk-export API (seed 003). ``firm``: the workspace id of its paths (default: the
+    token's workspace)."""
+
+    def objects(self, *, firm: str | None = None) -> list[ex.ExportObject]:
+        """What can be exported: data tables by name, templates as ``t-<id>``."""
+        return self._run(ex.objects(firm))
+
+    def export_all(
+        self,
+        object: str,
+        to: str | Path,
+        *,
+        format: str = "jsonl",
+        fields: list[str] | None = None,
+        firm: str | None = None,
+        on_progress: ex.ExportCallback | None = None,
+        jobs: int | None = None,
+    ) -> ex.ExportIndex:
+        """Every object, job after job following ``nextCursor``: one file per job in ``to``
+        plus ``index.json``; run again after an interruption, it resumes where it stopped.
+        ``jobs``: stop after that many more jobs (the index says whether it is complete)."""
+        flow = ex.export_all(object, Path(to), format, fields, firm, on_progress, jobs)
+        return self._run(flow)

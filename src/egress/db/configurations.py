@@ -18,6 +18,7 @@ from egress.db.sync_state import BackfillProgress, SyncFacts, backfill_state, sy
 from egress.db.tables import (
     executions,
     extraction_configurations,
+    requests,
     run_events,
     run_files,
     runs,
@@ -216,6 +217,8 @@ class ConfigurationRepo(Repository):
             keys = list(conn.execute(files.union_all(manifests)).scalars())
             conn.execute(run_files.delete().where(run_files.c.run_id.in_(run_ids)))
             conn.execute(run_events.delete().where(run_events.c.run_id.in_(run_ids)))
+            # Seed-002 runs' requests go with their runs (polling one then answers 404).
+            conn.execute(requests.delete().where(requests.c.run_id.in_(run_ids)))
             conn.execute(runs.delete().where(runs.c.configuration_id == cfg_id))
             conn.execute(executions.delete().where(executions.c.configuration_id == cfg_id))
             conn.execute(schedule_rows.delete().where(schedule_rows.c.configuration_id == cfg_id))

@@ -42,6 +42,7 @@ class RunRecord:
     record_count: int | None
     processed: int | None
     error_message: str | None
+    estimated_rows: int | None = None  # the source's estimate of the rows it reads
     manifest_key: str | None = None
     files: list[FileRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -102,6 +103,7 @@ def run_record(row: Row[Any], files: list[FileRecord]) -> RunRecord:
         record_count=row.record_count,
         processed=row.processed,
         error_message=row.error_message,
+        estimated_rows=row.estimated_rows,
         manifest_key=row.manifest_key,
         files=files,
         warnings=list(row.warnings or []),

@@ -30,7 +30,15 @@ from egress.db.execution_records import (
 from egress.db.paging import Page, fetch_page
 from egress.db.schedules import advance_schedules
 from egress.db.tables import executions, extraction_configurations, runs
-from egress.db.transitions import NewRun, cancel_run, enqueue_run, enqueue_runs, lock_workspace
+from egress.db.transitions import (
+    NewRun,
+    RequestTicket,
+    cancel_run,
+    enqueue_run,
+    enqueue_runs,
+    insert_request,
+    lock_workspace,
+)
 from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
@@ -73,6 +81,7 @@ class NewExecution:
     idempotency_key: str | None = None
     request_hash: str | None = None
     audit: AuditHook | None = None  # its entry, written in its transaction
+    request: RequestTicket | None = None  # run 1 is pollable as this request (seed 002)
 
 
 class ExecutionRepo(Repository):
@@ -96,13 +105,15 @@ class ExecutionRepo(Repository):
         triggered_by: Subject = SYSTEM,
         slot: Slot | None = None,
         audit: AuditHook | None = None,
+        request: RequestTicket | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Create an execution with run 1 queued; returns (execution, created).
 
         The same idempotency key with the same request hash within 24 h returns the earlier
         execution instead of creating one; with a different hash it is refused. A ``slot``
         (schedule or backfill) is fired once: its schedule advances in this transaction and
-        its key is unique; ``SlotTaken`` when another scheduler was first.
+        its key is unique; ``SlotTaken`` when another scheduler was first. A ``request``
+        ticket makes run 1 pollable as that request (seed 002).
         """
         new = NewExecution(
             configuration_id,
@@ -113,6 +124,7 @@ class ExecutionRepo(Repository):
             idempotency_key,
             request_hash,
             audit,
+            request,
         )
         for _ in range(_INSERT_RETRIES):
             earlier: str | None = None
@@ -190,7 +202,11 @@ class ExecutionRepo(Repository):
             return out
         conn.execute(executions.insert(), rows)
         queued = [NewRun(r["configuration_id"], r["id"], 1) for r in rows]
-        enqueue_runs(conn, workspace_id, queued, now, self._max_runs)
+        run_ids = iter(enqueue_runs(conn, workspace_id, queued, now, self._max_runs))
+        for n, exec_id in zip(new, out, strict=True):
+            run_id = next(run_ids) if exec_id is not None else None
+            if n.request is not None and run_id is not None:
+                insert_request(conn, workspace_id, n.request, RunKind.EXTRACT, run_id, now)
         with batched(conn):
             for n, exec_id in zip(new, out, strict=True):
                 if exec_id is not None and n.audit is not None:  # a taken slot: none

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -28,3 +28,18 @@ def fetch_page(
     total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     rows = conn.execute(query.limit(page.limit).offset(page.offset)).all()
     return rows, int(total)
+
+
+# How many items ``every_item`` reads a page.
+_LIST_BATCH = 1000
+
+
+def every_item(fetch: Callable[[PageRequest], Page[T]]) -> Iterator[T]:
+    """Every item of a paged repository list, a page at a time."""
+    page = 0
+    while True:
+        got = fetch(PageRequest(page, _LIST_BATCH))
+        yield from got.items
+        if (page + 1) * _LIST_BATCH >= got.total:
+            return
+        page += 1

@@ -1,4 +1,5 @@
-"""Requests: the ids a client polls (``export-<uuid>``), each mapped to the run doing the work.
+"""Requests: the ids a client polls (``export-<uuid>``, ``extraction-<uuid>``), each mapped to
+the run doing the work.
 
 Creating an export request enqueues its run (kind ``export``, owned by the user) in the same
 transaction. The partial unique index ``uq_runs_one_active_per_owner`` makes "one active export
@@ -26,7 +27,7 @@ from egress.db.executions import (
 )
 from egress.db.paging import Page, fetch_page
 from egress.db.tables import requests, run_files, runs
-from egress.db.transitions import cancel_run, enqueue_run
+from egress.db.transitions import RequestTicket, cancel_run, enqueue_run, insert_request
 from egress.domain.clock import Clock, utcnow
 from egress.domain.errors import Conflict, NotFound
 from egress.domain.export import ExportSpec, RequestStatus
@@ -57,6 +58,7 @@ class RequestRecord:
     result: dict[str, Any] | None
     created_at: datetime
     run: RunRecord
+    execution_id: str | None  # an extraction's execution (None for an export job)
 
 
 def _query() -> sa.Select[Any]:
@@ -86,6 +88,7 @@ def _record(row: Row[Any], files: list[FileRecord]) -> RequestRecord:
         result=m["result"],
         created_at=m["created_at"],
         run=run_record(run, files),  # type: ignore[arg-type]
+        execution_id=m["run__execution_id"],
     )
 
 
@@ -142,17 +145,9 @@ class RequestRepo(Repository):
                         max_per_workspace=self._max_runs,
                         owner=owner,
                     )
-                    conn.execute(
-                        requests.insert().values(
-                            id=request_id,
-                            workspace_id=workspace_id,
-                            kind=RunKind.EXPORT.value,
-                            owner=owner,
-                            run_id=run_id,
-                            object=spec.object,
-                            spec=spec.to_json(),
-                            created_at=now,
-                        )
+                    ticket = RequestTicket(request_id, owner, spec.object)
+                    insert_request(
+                        conn, workspace_id, ticket, RunKind.EXPORT, run_id, now, spec.to_json()
                     )
             except IntegrityError:
                 active = self.active(owner)

@@ -157,6 +157,15 @@ class RunQueue(Repository):
             return Heartbeat(alive=False, cancel_requested=False)
         return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
 
+    def estimate(self, claimed: ClaimedRun, rows: int) -> None:
+        """Record the source's estimate of the rows the run reads (fenced by the lease)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(*_leased(claimed.run_id, claimed.lease_token))
+                .values(estimated_rows=rows)
+            )
+
     def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
         """Record the keys about to be published, fenced; False when the lease is gone."""
         try:
@@ -393,7 +402,12 @@ class RunQueue(Repository):
             "lease_expires_at": None,
         }
         if target is RunStatus.PENDING:
-            values |= {"attempt": run.attempt + 1, "processed": None, "not_before": not_before}
+            values |= {
+                "attempt": run.attempt + 1,
+                "processed": None,
+                "estimated_rows": None,
+                "not_before": not_before,
+            }
         else:
             values["completed_at"] = now
         if target is RunStatus.CANCELLED:

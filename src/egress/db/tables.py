@@ -311,6 +311,7 @@ runs = sa.Table(
     sa.Column("completed_at", UTCDateTime(), nullable=True),
     sa.Column("record_count", sa.BigInteger(), nullable=True),
     sa.Column("processed", sa.BigInteger(), nullable=True),
+    sa.Column("estimated_rows", sa.BigInteger(), nullable=True),  # the source's estimate
     sa.Column("progress_at", UTCDateTime(), nullable=True),
     sa.Column("cancel_requested", sa.Boolean(), nullable=False),
     sa.Column("error_message", sa.Text(), nullable=True),

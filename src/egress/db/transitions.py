@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from egress.db.tables import run_events, runs
+from egress.db.tables import requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
     ACTIVE,
@@ -90,6 +90,40 @@ class NewRun:
     kind: RunKind = RunKind.EXTRACT
     idempotency_key: str | None = None
     owner: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestTicket:
+    """The request a client polls for a run (seeds 002 and 003): its id, the user it is for
+    and what it is about (an export's object, an extraction's configuration)."""
+
+    id: str
+    owner: str
+    object: str | None
+
+
+def insert_request(
+    conn: Connection,
+    workspace_id: str,
+    ticket: RequestTicket,
+    kind: RunKind,
+    run_id: str,
+    now: datetime,
+    spec: dict[str, Any] | None = None,
+) -> None:
+    """The request row of ``run_id``, in the transaction that enqueues the run."""
+    conn.execute(
+        requests.insert().values(
+            id=ticket.id,
+            workspace_id=workspace_id,
+            kind=kind.value,
+            owner=ticket.owner,
+            run_id=run_id,
+            object=ticket.object,
+            spec=spec,
+            created_at=now,
+        )
+    )
 
 
 def enqueue_run(

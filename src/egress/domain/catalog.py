@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field, replace
 
-from egress.domain.errors import Invalid
+from egress.domain.errors import Invalid, NotFound
 from egress.domain.types import decimal_type, parse_decimal
 
 # Bounds a list of CSV NULL spellings (a connection's or a template's ``csvNullValues``): each
@@ -29,6 +31,58 @@ CSV_TYPES = frozenset(
         "timestamptz",
     }
 )
+
+
+# The element kinds of a connection's catalog (seed 002's elementType).
+FOLDER, FILE, COLUMN = "FOLDER", "FILE", "COLUMN"
+ELEMENT_TYPES = (FOLDER, FILE, COLUMN)
+# A files connection's top folder.
+ROOT_FOLDER = "."
+
+
+def element_id(connection_id: str, element_type: str, path: str) -> str:
+    """A catalog element's id: opaque, URL-safe (one path segment) and stable — a short hash
+    of its connection, kind and readable path (``public.orders.amount`` or ``sales/x.parquet``
+    cannot travel in a path segment; the path stays readable as the element's ``path``)."""
+    key = f"{connection_id}\0{element_type}\0{path}".encode()
+    digest = hashlib.blake2b(key, digest_size=12).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def element_paths(ref: TableRef) -> tuple[str, str]:
+    """(folder path, file path) of the table ``ref``: a database's schema and
+    ``schema/table``; a files connection's folder (``.`` the top) and the file's path."""
+    if ref.schema is None:
+        folder = ref.name.rsplit("/", 1)[0] if "/" in ref.name else ROOT_FOLDER
+        return folder, ref.name
+    return ref.schema, f"{ref.schema}/{ref.name}"
+
+
+def column_path(file_path: str, column: str) -> str:
+    return f"{file_path}/{column}"
+
+
+def element_fields(
+    connection_id: str,
+    ref: TableRef | None,
+    read: list[str],
+    primary_key: list[str],
+    element_type: str,
+    wanted: str,
+) -> list[str] | None:
+    """What a run of a configuration that reads ``read`` from ``ref`` extracts when started
+    from the element ``wanted``: every field (None) from its folder or file, one column and
+    the key from a column of it. Any other element is not one the configuration extracts."""
+    if ref is not None:
+        folder, file = element_paths(ref)
+        if element_type == FOLDER and wanted == element_id(connection_id, FOLDER, folder):
+            return None
+        if element_type == FILE and wanted == element_id(connection_id, FILE, file):
+            return None
+        for name in read if element_type == COLUMN else []:
+            if wanted == element_id(connection_id, COLUMN, column_path(file, name)):
+                return [*primary_key, *([] if name in primary_key else [name])]
+    raise NotFound(f"{element_type} element {wanted} is not one this configuration extracts")
 
 
 def quoted_part(part: str) -> str:

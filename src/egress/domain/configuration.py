@@ -51,6 +51,19 @@ class Configuration(ConfigurationSnapshot):
         return ConfigurationSnapshot(**kept)
 
 
+# The format stored for a data-table destination left without one: nothing is written as a file,
+# so none is used (a storage destination must name its own).
+DATA_TABLE_FORMAT = "csv"
+
+
+def format_for(format: str | None, destination: dict[str, Any]) -> str | None:
+    """The configuration's format: the one given, or for a data table (no file) the stored
+    placeholder; None when a storage destination was given none."""
+    if format is not None or destination.get("type") == "storage":
+        return format
+    return DATA_TABLE_FORMAT
+
+
 # What Egress keeps about a configuration, as opposed to what its user sets.
 KEPT_BY_EGRESS = frozenset(
     {
@@ -102,3 +115,27 @@ def trigger_blocker(
     if end is not None and now >= end:
         return f"the configuration reached its endDate ({end.isoformat()}); it can no longer run"
     return None
+
+
+def loading_values(
+    name: str, template_id: str, fields: list[str] | None, destination: dict[str, Any]
+) -> dict[str, Any]:
+    """A new configuration's values as a seed face makes one: ``name`` reading ``fields`` of
+    ``template_id`` into ``destination``, every other setting at its default (add to it)."""
+    return {
+        "name": name,
+        "template_id": template_id,
+        "fields": fields,
+        "format": DATA_TABLE_FORMAT,
+        "compression": "none",
+        "destination": destination,
+        "file_name_pattern": None,
+        "split_by": None,
+        "filter": None,
+        "extract_only_new": False,
+        "incremental_lag": None,
+        "date_from": None,
+        "date_to": None,
+        "start_date": None,
+        "end_date": None,
+    }

@@ -20,6 +20,8 @@ from egress.domain.spec import ExecutionSpec
 from egress.domain.status import RunStatus
 
 REQUEST_PREFIX = "export-"
+# A seed-002 extraction run's request, polled through the same request store.
+EXTRACTION_REQUEST_PREFIX = "extraction-"
 TEMPLATE_PREFIX = "t-"  # a template is addressed by its id: names repeat across connections
 DEFAULT_EXPORT_JOB_LIMIT = 100_000
 # A fileUrl lives this long after its job completed (the retention task deletes the file then).
@@ -62,8 +64,8 @@ def request_status(status: RunStatus, attempt: int) -> RequestStatus:
 STATUS_FILTER = {s.value: s for s in RequestStatus}
 
 
-def new_request_id() -> str:
-    return f"{REQUEST_PREFIX}{uuid.uuid4()}"
+def new_request_id(prefix: str = REQUEST_PREFIX) -> str:
+    return f"{prefix}{uuid.uuid4()}"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from egress.domain.errors import Forbidden, Invalid
+from egress.domain.errors import Forbidden, Invalid, NotFound
 
 ADMIN = "admin"
 EDITOR = "editor"
@@ -68,6 +68,14 @@ class Principal:
     def actor(self) -> Subject:
         """Who rules that speak of "the user" count: one active export per user, audit actor."""
         return self.on_behalf_of or self.subject
+
+
+def own_workspace(principal: Principal, workspace_id: str, noun: str = "workspace") -> str:
+    """A workspace named in a path (seed 003's firm, seed 002's workspace) is the caller's own;
+    any other is not found, never forbidden (no existence oracle)."""
+    if workspace_id != principal.workspace_id:
+        raise NotFound(f"{noun} {workspace_id} not found")
+    return workspace_id
 
 
 # Long enough that a guessed password is not the weak point (NIST SP 800-63B asks for 8+).

@@ -41,6 +41,23 @@ def checked_utc(value: datetime) -> datetime:
     return value
 
 
+def day_start(day: date) -> datetime:
+    """A plain date as a start: its first instant (midnight UTC)."""
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def day_after(day: date) -> date:
+    """A plain date as an end takes the whole day: it ends before the next day. One rule for a
+    run's ``dateTo`` and a configuration's ``endDate`` (README "Dates")."""
+    return day + timedelta(days=1)
+
+
+def day_end(day: date) -> datetime:
+    """That end as an instant: the next midnight UTC, exclusive (``9999-12-31`` has no next
+    day: the last instant instead)."""
+    return datetime.max.replace(tzinfo=UTC) if day == date.max else day_start(day_after(day))
+
+
 def naive_utc(value: Any) -> Any:
     """An aware timestamp as the naive UTC one that a column without a time zone (read as UTC)
     is compared with; other values unchanged. Dropping the offset without converting first
@@ -92,9 +109,7 @@ def date_range(
 
 
 def _as_datetime(value: date | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.combine(value, time(0), tzinfo=UTC)
+    return value if isinstance(value, datetime) else day_start(value)
 
 
 def _end_bound(end: date | datetime, exclusive: bool) -> Bound:
@@ -103,8 +118,8 @@ def _end_bound(end: date | datetime, exclusive: bool) -> Bound:
     if isinstance(end, datetime):
         return Bound(end, inclusive=True)
     if end == date.max:  # no next day to stop before: up to the last instant instead
-        return Bound(datetime.max.replace(tzinfo=UTC), inclusive=True)
-    return Bound(end + timedelta(days=1), inclusive=False)  # the whole last day
+        return Bound(day_end(end), inclusive=True)
+    return Bound(day_after(end), inclusive=False)  # the whole last day
 
 
 def selection(

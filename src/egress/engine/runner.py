@@ -56,7 +56,7 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
-from egress.sources.base import Noticing, QuerySource
+from egress.sources.base import Noticing, QuerySource, RowEstimates
 from egress.sources.policy import SourcePolicy
 from egress.storage import STORAGE_ERRORS, Storage, tmp_key, tmp_prefix
 
@@ -160,6 +160,7 @@ class Runner:
         watermark = window.high if window is not None else None
         if window is not None and window.high is None:  # nothing to take (yet)
             return Outcome(RunStatus.COMPLETED_NO_DATA, 0)
+        self._estimate(job, source, control)
         if job.data_table is not None:
             rows = self._load(job, source, control)
             status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
@@ -221,6 +222,16 @@ class Runner:
             data_table=cfg.data_table,
             output=plan.fields,
         )
+
+    def _estimate(self, job: Job, source: Source, control: RunControl) -> None:
+        """The source's estimate of the rows the run reads, recorded for its progress (a
+        client's percentage and ETA); a source that cannot say leaves it unknown."""
+        if not isinstance(source, RowEstimates):
+            return
+        with control.awaiting_source():
+            rows = source.estimate_rows(job.plan)
+        if rows is not None:
+            self._queue.estimate(job.claimed, rows)
 
     def _check_columns(self, job: Job, source: Source, control: RunControl) -> None:
         """A column the template knows but the table no longer has fails the run up front,

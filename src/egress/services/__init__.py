@@ -13,8 +13,10 @@ from egress.services.catalog import CatalogService
 from egress.services.configurations import ConfigurationService
 from egress.services.connections import ConnectionService
 from egress.services.data_tables import DataTableService
+from egress.services.element_configurations import ElementConfigurationService
 from egress.services.executions import ExecutionService
 from egress.services.exports import ExportService
+from egress.services.extraction_runs import ExtractionRunService
 from egress.services.extracts import ExtractService
 from egress.services.identity import IdentityService
 from egress.services.key_rotation import KeyRotation
@@ -34,6 +36,8 @@ class Services:
     identity: IdentityService
     extracts: ExtractService
     exports: ExportService
+    extraction_runs: ExtractionRunService
+    element_configurations: ElementConfigurationService
     users: UserService
     audit: AuditService
     sign_ins: SignInGuard

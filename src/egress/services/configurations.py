@@ -15,7 +15,12 @@ from egress.db.schedules import ScheduleRepo
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain import audit as a
 from egress.domain.clock import Clock, new_id
-from egress.domain.configuration import REQUIRED, SETTABLE, is_active
+from egress.domain.configuration import (
+    REQUIRED,
+    SETTABLE,
+    format_for,
+    is_active,
+)
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
 from egress.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from egress.domain.identity import ADMIN, Principal
@@ -253,6 +258,9 @@ class ConfigurationService:
                 ("body", "template_id"), f"unknown template {values['template_id']!r}"
             ) from exc
         select_fields(template.fields, values["fields"])
+        values = {**values, "format": format_for(values.get("format"), values["destination"])}
+        if values["format"] is None:
+            raise Invalid.at(("body", "format"), "a storage destination needs a format")
         if values["format"] == "parquet" and values["compression"] != "none":
             raise Invalid.at(
                 ("body", "compression"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from egress.db.executions import FileRecord as FileRecord
 from egress.db.executions import RunRecord as RunRecord
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
+from egress.db.transitions import RequestTicket
 from egress.domain import audit as a
 from egress.domain.audit import AuditObject
 from egress.domain.clock import Clock
@@ -189,14 +190,19 @@ class ExecutionService:
         trigger_kind: str = "api",
         idempotency_key: str | None = None,
         by: Principal | None = None,
+        fields: list[str] | None = None,
+        request: RequestTicket | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Freeze the configuration and options into a new execution; its run 1 is queued.
 
         ``by``: the caller (its actor becomes ``triggeredBy``); None for what Egress starts
-        itself, recorded as the system."""
+        itself, recorded as the system. ``fields``: this execution reads only these (seed 002's
+        run from one column); ``request``: run 1 is pollable as it."""
         now = self._clock()
         cfg = self._configurations.get(workspace_id, cfg_id, details=False)
         spec = self._freeze(workspace_id, cfg, options, now, {})
+        if fields is not None:
+            spec = replace(spec, configuration=replace(spec.configuration, fields=fields))
         if by is not None:  # a valid trigger spends one of the caller's (a refused one none)
             self._limits.trigger(by)
         execution, created = self._executions.create(
@@ -208,6 +214,7 @@ class ExecutionService:
             idempotency_key=idempotency_key,
             request_hash=_request_hash(options) if idempotency_key else None,
             triggered_by=by.actor if by else SYSTEM,
+            request=request,
             audit=self._hook(a.EXECUTION_TRIGGER, workspace_id, cfg_id, by, trigger=trigger_kind),
         )
         if created:

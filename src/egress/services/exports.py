@@ -5,7 +5,6 @@ of their files."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRecord, DataTableRepo
 from egress.db.executions import FileRecord
-from egress.db.paging import Page
+from egress.db.paging import Page, every_item
 from egress.db.requests import OwnerBusy, RequestRecord, RequestRepo
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain.catalog import ColumnInfo, TableRef
@@ -36,10 +35,10 @@ from egress.domain.export import (
     request_status,
     unenforced_key_reason,
 )
-from egress.domain.identity import Principal, Subject
+from egress.domain.identity import Principal, Subject, own_workspace
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ConfigurationSnapshot, ConnectionRef, ExecutionSpec, TemplateSnapshot
-from egress.domain.status import RunStatus
+from egress.domain.status import RunKind, RunStatus
 from egress.services.links import EXPORT_FILE, LinkTarget, SignedLinks
 from egress.signing import BadSignature, SigningRing
 from egress.storage import STORAGE_ERRORS, Storage
@@ -53,7 +52,6 @@ ENFORCING_SOURCES = frozenset({"postgresql", "mysql", "sqlite"})
 # A client told to come back: about when a small job has moved on.
 RETRY_AFTER_S = 5
 _BAD_CURSOR = "is not a nextCursor this server returned for this object"
-_LIST_BATCH = 1000
 # The retention task deletes at most this many files a round (the next round goes on).
 RETENTION_BATCH = 500
 
@@ -82,6 +80,7 @@ class RequestView:
     next_cursor: str | None = None
     error: str | None = None
     retryable: bool = False
+    execution_id: str | None = None  # an extraction's (seed 002); None for an export job
 
 
 def owner_of(principal: Principal) -> str:
@@ -124,10 +123,12 @@ class ExportService:
         workspace_id = _firm(principal, firm_id)
         found = [
             ExportObject(t.name, DATA_TABLE, t.primary_key or [ROW_ID], t.row_count, t.name)
-            for t in _all(lambda p: self._data_tables.list_page(workspace_id, p))
+            for t in every_item(lambda p: self._data_tables.list_page(workspace_id, p))
         ]
-        types = {c.id: c.type for c in _all(lambda p: self._connections.list_page(workspace_id, p))}
-        for t in _all(lambda p: self._templates.list_page(workspace_id, None, p)):
+        types = {
+            c.id: c.type for c in every_item(lambda p: self._connections.list_page(workspace_id, p))
+        }
+        for t in every_item(lambda p: self._templates.list_page(workspace_id, None, p)):
             if _template_reason(t, types.get(t.connection_id, "")) is None:
                 name = f"{TEMPLATE_PREFIX}{t.id}"
                 found.append(ExportObject(name, TEMPLATE, t.primary_key, None, t.name))
@@ -240,7 +241,7 @@ class ExportService:
     def _view(self, r: RequestRecord, base_url: str | None) -> RequestView:
         run = r.run
         status = request_status(run.status, run.attempt)
-        view = RequestView(r.id, status, r.object, r.created_at)
+        view = RequestView(r.id, status, r.object, r.created_at, execution_id=r.execution_id)
         if status is RequestStatus.PENDING:
             hold = "waiting for another job to end" if run.status is RunStatus.ON_HOLD else None
             return replace(view, hold_reason=hold)
@@ -255,7 +256,9 @@ class ExportService:
         if after is not None and r.object is not None:
             cursor = self._cursors.sign(encode_cursor(r.workspace_id, r.object, after))
         url = None
-        if base_url is not None and run.completed_at is not None:
+        # An extraction has a file to link only when it wrote one (not a data-table load).
+        has_file = r.kind is RunKind.EXPORT or len(run.files) == 1
+        if base_url is not None and run.completed_at is not None and has_file:
             # Issued to the request's owner, expiring with the file: the same URL for every read.
             owner_type, _, owner_id = r.owner.partition(":")
             target = LinkTarget(
@@ -290,10 +293,7 @@ class ExportService:
 
 
 def _firm(principal: Principal, firm_id: str) -> str:
-    """The firm is the caller's workspace; any other id is not found (never forbidden)."""
-    if firm_id != principal.workspace_id:
-        raise NotFound(f"firm {firm_id} not found")
-    return principal.workspace_id
+    return own_workspace(principal, firm_id, "firm")
 
 
 def _template_reason(t: TemplateRecord, connection_type: str) -> str | None:
@@ -322,14 +322,3 @@ def _table_snapshot(t: DataTableRecord) -> TemplateSnapshot:
         date_field=None,
         query=None,
     )
-
-
-def _all(fetch: Any) -> Iterator[Any]:
-    """Every item of a paged repository list."""
-    page = 0
-    while True:
-        got = fetch(PageRequest(page, _LIST_BATCH))
-        yield from got.items
-        if (page + 1) * _LIST_BATCH >= got.total:
-            return
-        page += 1

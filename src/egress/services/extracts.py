@@ -14,12 +14,17 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
 from egress.db.templates import TemplateRecord, TemplateRepo
 from egress.domain.clock import Clock
+from egress.domain.configuration import loading_values
 from egress.domain.data_tables import mode_for_key, name_for_title, system_column_clash
 from egress.domain.errors import Invalid, NotFound
 from egress.domain.identity import Principal
 from egress.domain.paging import MAX_LIMIT, PageRequest
 from egress.services.catalog import CatalogService
-from egress.services.configurations import ConfigurationRecord, ConfigurationService, sync_status_of
+from egress.services.configurations import (
+    ConfigurationRecord,
+    ConfigurationService,
+    sync_status_of,
+)
 from egress.services.connections import ConnectionService
 from egress.services.executions import ExecutionService
 
@@ -97,22 +102,7 @@ class ExtractService:
             "dataTable": name_for_title(new.title),
             "mode": mode_for_key(template.primary_key),
         }
-        values: dict[str, Any] = {
-            "name": new.title,
-            "template_id": template.id,
-            "fields": new.fields,
-            "format": "csv",
-            "compression": "none",
-            "destination": destination,
-            "file_name_pattern": None,
-            "split_by": None,
-            "filter": None,
-            "extract_only_new": False,
-            "incremental_lag": None,
-            "date_from": None,
-            "date_to": None,
-            "start_date": None,
-            "end_date": None,
+        values = loading_values(new.title, template.id, new.fields, destination) | {
             "account": account,
             "conditions": new.conditions,
             "additional_params": new.additional_params,

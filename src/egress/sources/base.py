@@ -269,3 +269,11 @@ class CsvFastPath(Protocol):
 
 class ProgressFn(Protocol):
     def __call__(self, processed: int) -> None: ...
+
+
+@runtime_checkable
+class RowEstimates(Protocol):
+    """A source whose planner estimates the rows a read returns, without reading them."""
+
+    def estimate_rows(self, plan: ReadPlan) -> int | None:
+        """About how many rows ``read(plan)`` returns; None when it cannot say."""

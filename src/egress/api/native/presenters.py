@@ -29,7 +29,15 @@ from egress.api.native.schemas import (
     TemplateOut,
 )
 from egress.domain.audit import AuditEvent
-from egress.domain.catalog import TableInfo, quoted_part
+from egress.domain.catalog import (
+    COLUMN,
+    FILE,
+    FOLDER,
+    TableInfo,
+    column_path,
+    element_id,
+    element_paths,
+)
 from egress.domain.configuration import Configuration, is_active
 from egress.domain.identity import Subject
 from egress.domain.schedules import local_iso, utc_iso
@@ -173,9 +181,9 @@ def _progress(run: RunRecord) -> ProgressOut | None:
     """Records read: while the run is in progress, and where it stopped when it failed or was
     cancelled (such a run delivered nothing, so it has no record count)."""
     if run.status is RunStatus.IN_PROGRESS:
-        return ProgressOut(processed=run.processed or 0)
+        return ProgressOut(processed=run.processed or 0, estimated_total=run.estimated_rows)
     if run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and run.processed is not None:
-        return ProgressOut(processed=run.processed)
+        return ProgressOut(processed=run.processed, estimated_total=run.estimated_rows)
     return None
 
 
@@ -339,36 +347,38 @@ def execution_out(execution: ExecutionRecord, links: LinkIssuer | None = None) -
     )
 
 
-def element_tree(tables: list[TableInfo]) -> list[dict[str, Any]]:
-    """A connection's tables as the tree of folders, files and columns the UI browses."""
+def element_tree(connection_id: str, tables: list[TableInfo]) -> list[dict[str, Any]]:
+    """A connection's tables as the tree of folders, files and columns the UI browses; ids
+    are opaque (``domain.catalog.element_id``), ``path`` the readable name."""
     folders: dict[str, dict[str, Any]] = {}
     for t in tables:
         if t.kind == "folder":  # a folder dataset is a template, not an element of its own
             continue
+        folder_path, file_path = element_paths(t.ref)
         folder = folders.setdefault(
-            t.schema,
+            folder_path,
             {
-                "id": t.schema,
-                "elementType": "FOLDER",
+                "id": element_id(connection_id, FOLDER, folder_path),
+                "elementType": FOLDER,
                 "name": t.schema,
-                "path": t.schema,
+                "path": folder_path,
                 "children": [],
             },
         )
         folder["children"].append(
             {
-                "id": t.qualified_name,
-                "elementType": "FILE",
+                "id": element_id(connection_id, FILE, file_path),
+                "elementType": FILE,
                 "name": t.name,
-                "path": t.path or f"{t.schema}/{t.name}",
+                "path": file_path,
                 "kind": t.kind,
                 **({"error": t.error} if t.error is not None else {}),
                 "children": [
                     {
-                        "id": f"{t.qualified_name}.{quoted_part(col.name)}",
-                        "elementType": "COLUMN",
+                        "id": element_id(connection_id, COLUMN, column_path(file_path, col.name)),
+                        "elementType": COLUMN,
                         "name": col.name,
-                        "path": f"{t.path or f'{t.schema}/{t.name}'}/{col.name}",
+                        "path": column_path(file_path, col.name),
                         "type": col.type,
                         "nullable": col.nullable,
                     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from egress.domain.catalog import MAX_CSV_NULL_VALUE_CHARS, MAX_CSV_NULL_VALUES
 from egress.domain.configuration import Configuration
-from egress.domain.options import checked_utc
+from egress.domain.options import checked_utc, day_end, day_start
 from egress.domain.paging import total_pages
 
 T = TypeVar("T")
@@ -185,16 +185,24 @@ Destination = Annotated[StorageDestination | DataTableDestination, Field(discrim
 
 
 def _as_utc_start(value: Any) -> Any:
-    """Dates are accepted and mean midnight UTC; date-times must carry a time zone."""
+    """A plain date as a start: its first instant; date-times must carry a time zone."""
     if isinstance(value, str) and len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=None).isoformat() + "Z"
+        return day_start(date.fromisoformat(value))
     return value
 
 
-# An effective date: a date (midnight UTC) or a zoned timestamp that exists in UTC.
-EffectiveDate = Annotated[
-    AwareDatetime, BeforeValidator(_as_utc_start), AfterValidator(checked_utc)
-]
+def _as_utc_end(value: Any) -> Any:
+    """A plain date as an end takes the whole day, as a run's ``dateTo`` does: it ends at the
+    next midnight UTC (exclusive)."""
+    if isinstance(value, str) and len(value) == 10:
+        return day_end(date.fromisoformat(value))
+    return value
+
+
+# An effective date: a zoned timestamp that exists in UTC, or a date (startDate: its midnight
+# UTC; endDate: the whole day, up to the next midnight).
+StartDate = Annotated[AwareDatetime, BeforeValidator(_as_utc_start), AfterValidator(checked_utc)]
+EndDate = Annotated[AwareDatetime, BeforeValidator(_as_utc_end), AfterValidator(checked_utc)]
 
 
 DateWindow = Literal["previousHour", "previousDay", "previousWeek", "previousMonth"]
@@ -265,8 +273,8 @@ class ConfigurationOptions(Request):
     )
     date_from: str | None = Field(default=None, max_length=40)
     date_to: str | None = Field(default=None, max_length=40)
-    start_date: EffectiveDate | None = None
-    end_date: EffectiveDate | None = None
+    start_date: StartDate | None = None
+    end_date: EndDate | None = None
     schedules: list[ScheduleIn] = Field(default_factory=list, max_length=MAX_SCHEDULES)
     schedules_limit: int | None = Field(default=None, ge=0, le=MAX_SCHEDULES)
     sync_historical_data: str | None = Field(
@@ -276,7 +284,9 @@ class ConfigurationOptions(Request):
 
 
 class ConfigurationFields(ConfigurationOptions):
-    format: Format
+    format: Format | None = Field(
+        default=None, description="required for a storage destination; a data table has no file"
+    )
     compression: Compression = "none"
     destination: Destination
 
@@ -370,6 +380,11 @@ class SubExtractStatusOut(SubExtractOut):
 
 class ProgressOut(Wire):
     processed: int
+    estimated_total: int | None = Field(
+        default=None,
+        description="the source's estimate of the records this run reads (EXPLAIN on "
+        "PostgreSQL, MySQL); null when not known",
+    )
 
 
 class RunOut(Wire):

@@ -242,6 +242,23 @@ class MysqlSource:
             raise SourceError(clean_error(exc)) from exc
         return (row[0] if row else None), clock
 
+    def estimate_rows(self, plan: ReadPlan) -> int | None:
+        """The optimizer's estimate (EXPLAIN: nothing is read): the first table's rows, times
+        the share its conditions keep where the server reports one (``filtered``)."""
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                query = select_statement(plan, self.dialect, convert=naive_utc, quote=conn.escape)
+                cur.execute(f"EXPLAIN {query.sql}")
+                names = [d[0].lower() for d in cur.description or ()]
+                row = cur.fetchone()
+        except (pymysql.Error, SourceError):
+            return None
+        found = dict(zip(names, row or (), strict=False))
+        if found.get("rows") is None:
+            return None
+        share = float(found["filtered"]) / 100 if found.get("filtered") is not None else 1.0
+        return round(float(found["rows"]) * share)
+
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:

@@ -3,6 +3,7 @@ snapshot, and reads over ADBC or COPY."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -277,6 +278,22 @@ class PostgresSource:
                 ) from exc
 
         return select_statement(plan, self.dialect, column_sql, quote=quote).sql
+
+    def estimate_rows(self, plan: ReadPlan) -> int | None:
+        """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read)."""
+        try:
+            with self._psycopg() as conn:
+                row = conn.execute(f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, copy_sql)}")
+                explained = row.fetchone()
+        except (psycopg.Error, SourceError):
+            return None
+        doc = explained[0] if explained else None
+        if isinstance(doc, str):
+            doc = json.loads(doc)
+        try:
+            return int(doc[0]["Plan"]["Plan Rows"])  # type: ignore[index]
+        except (TypeError, KeyError, IndexError, ValueError):
+            return None
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from egress.api.errors import relocated
 from egress.api.faces.extracts.presenters import (
     account_out,
     connection_out,
@@ -30,7 +31,7 @@ from egress.api.faces.extracts.schemas import (
     Schedule,
 )
 from egress.api.wiring import Editor, InSourcePool, ServicesDep, Viewer
-from egress.domain.errors import FieldError, FieldProblem, describe
+from egress.domain.errors import FieldProblem
 from egress.domain.paging import MAX_LIMIT, MAX_PAGE, PageRequest
 from egress.services.extracts import NewExtract
 
@@ -55,11 +56,7 @@ def _in_settings(exc: FieldProblem) -> FieldProblem:
         inside = len(loc) > 1 and loc[0] == "body" and loc[1] in _SETTINGS
         return ("body", "template_settings", *loc[1:]) if inside else loc
 
-    errors = [FieldError(moved(e.loc), e.msg) for e in exc.errors]
-    detail = exc.detail
-    if len(exc.errors) == 1 and detail == describe(exc.errors[0].loc, exc.errors[0].msg):
-        detail = describe(errors[0].loc, errors[0].msg)
-    return type(exc)(detail=detail, errors=errors)
+    return relocated(exc, moved)
 
 
 def _conditions(filters: list[Filter] | None) -> list[dict[str, object]] | None:

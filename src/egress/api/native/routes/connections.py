@@ -90,4 +90,4 @@ async def list_elements(
     connection_id: str, s: ServicesDep, p: Viewer, pool: InSourcePool
 ) -> dict[str, object]:
     tables = await pool(lambda: s.catalog.elements(p.workspace_id, connection_id))
-    return {"data": element_tree(tables)}
+    return {"data": element_tree(connection_id, tables)}

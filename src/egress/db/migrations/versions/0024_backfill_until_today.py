@@ -2,7 +2,7 @@
 day the backfill was set, which used to end it) goes.
 
 Revision ID: 0024
-Revises: 0019
+Revises: 0027 (written against 0019; re-chained after merging main)
 Create Date: 2026-12-01
 
 A backfill set before this upgrade continues past the day it was set: each day that passes
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0019"
+down_revision = "0027"  # re-chained after merging main (written against 0019)
 branch_labels = None
 depends_on = None
 
