@@ -141,7 +141,7 @@ def main() -> int:
 
         for cfg_id in config_ids[: args.idle_samples]:
             c.services.executions.trigger(ws, cfg_id, {})
-            _wait_all_done(c, 30)
+            _wait_all_done(c, 600)  # the first waits for the workers to start
         idle = _latencies_ms(c)
 
         started = time.monotonic()

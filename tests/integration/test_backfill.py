@@ -205,3 +205,28 @@ def test_a_window_cancelled_by_a_pause_runs_again_after_resume(
     progress = configs.get(ws, record.id).backfill
     assert progress is not None
     assert (progress.windows_total, progress.windows_done, progress.windows_failed) == (3, 3, 0)
+
+
+def test_the_backfill_end_is_today_and_moves_as_days_pass(
+    c: Container, clock: Clock, tmp_path: Path
+) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, _source(tmp_path))
+    configs = c.services.configurations
+    record = configs.create(
+        ws, configuration_values(tpl, "moving", sync_historical_data="2026-06-08")
+    )
+    configs.submit(ws, record.id)
+    windows = _drain(c, ws, record.id)
+    assert [(lo[:10], hi[:10]) for lo, hi, _ in windows] == [("2026-06-08", "2026-06-10")]
+
+    clock.now = NOW + timedelta(hours=11)  # still 10 June (UTC): today is not over
+    assert c.scheduler_service().run_once() == []
+    clock.now = NOW + timedelta(days=2)  # two days later: the days since, in one window
+    later = _drain(c, ws, record.id)
+    assert [(lo[:10], hi[:10], ids) for lo, hi, ids in later] == [
+        ("2026-06-10", "2026-06-12", _ids_between("2026-06-10", "2026-06-12"))
+    ]
+    progress = configs.get(ws, record.id).backfill
+    assert progress is not None
+    assert (progress.windows_total, progress.windows_done) == (2, 2)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,23 +21,44 @@ from egress.domain.paging import PageRequest
 AuditHook = Callable[[Connection, str, dict[str, Any]], None]
 
 
+_BATCH = "egress_audit_batch"
+
+
 def append_event(conn: Connection, event: AuditEvent) -> None:
-    """Append ``event`` in the caller's transaction (so it commits with the change)."""
-    conn.execute(
-        audit_events.insert().values(
-            workspace_id=event.workspace_id,
-            at=event.at,
-            actor_type=event.actor.type,
-            actor_id=event.actor.id or None,
-            actor_name=event.actor.name[:200] or None,
-            action=event.action,
-            object_type=event.object.type if event.object else None,
-            object_id=event.object.id if event.object else None,
-            outcome=event.outcome,
-            source_address=event.source_address,
-            detail=event.detail or None,
-        )
-    )
+    """Append ``event`` in the caller's transaction (so it commits with the change); inside
+    ``batched`` it is written with the others at the end."""
+    row = {
+        "workspace_id": event.workspace_id,
+        "at": event.at,
+        "actor_type": event.actor.type,
+        "actor_id": event.actor.id or None,
+        "actor_name": event.actor.name[:200] or None,
+        "action": event.action,
+        "object_type": event.object.type if event.object else None,
+        "object_id": event.object.id if event.object else None,
+        "outcome": event.outcome,
+        "source_address": event.source_address,
+        "detail": event.detail or None,
+    }
+    batch = conn.info.get(_BATCH)
+    if batch is not None:
+        batch.append(row)
+    else:
+        conn.execute(audit_events.insert().values(**row))
+
+
+@contextmanager
+def batched(conn: Connection) -> Iterator[None]:
+    """The entries appended on ``conn`` within, written in one statement at the end (a
+    scheduler round's executions: one round trip instead of one each)."""
+    rows: list[dict[str, Any]] = []
+    conn.info[_BATCH] = rows
+    try:
+        yield
+    finally:
+        del conn.info[_BATCH]
+    if rows:
+        conn.execute(audit_events.insert(), rows)
 
 
 def _event(row: Row[Any]) -> AuditEvent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,17 +72,18 @@ def _record(
     )
 
 
-def _records(conn: Connection, rows: list[Row[Any]]) -> list[ConfigurationRecord]:
-    """Records with their schedules, sync facts and backfill progress, read in a few queries."""
+def _records(conn: Connection, rows: list[Row[Any]], today: date) -> list[ConfigurationRecord]:
+    """Records with their schedules, sync facts and backfill progress (up to ``today``), read
+    in a few queries."""
     ids = [r.id for r in rows]
     schedules = load_schedules(conn, ids)
     facts = sync_facts(conn, ids)
     out = []
     for r in rows:
         progress = None
-        if r.sync_historical_data is not None and r.backfill_to is not None:
+        if r.sync_historical_data is not None:
             progress = backfill_state(
-                conn, r.id, r.sync_historical_data, r.backfill_to, r.backfill_window
+                conn, r.id, r.sync_historical_data, today, r.backfill_window
             ).progress
         out.append(_record(r, schedules.get(r.id, []), facts.get(r.id), progress))
     return out
@@ -130,7 +132,15 @@ class ConfigurationRepo(Repository):
             ).one_or_none()
             if row is None:
                 raise NotFound(f"extraction configuration {cfg_id} not found")
-            return _records(conn, [row])[0] if details else _record(row)
+            return _records(conn, [row], self._clock().date())[0] if details else _record(row)
+
+    def get_many(self, workspace_id: str, cfg_ids: list[str]) -> dict[str, ConfigurationRecord]:
+        """Configurations by id, without details (``get``'s), in one query; missing ones absent."""
+        with self._reads.connect() as conn:
+            rows = conn.execute(
+                sa.select(T).where(T.c.workspace_id == workspace_id, T.c.id.in_(cfg_ids))
+            ).all()
+        return {row.id: _record(row) for row in rows}
 
     def list_page(
         self,
@@ -156,7 +166,7 @@ class ConfigurationRepo(Repository):
         query = query.order_by(T.c.created_at.desc(), T.c.id)
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
-            return Page(_records(conn, list(rows)), total, page)
+            return Page(_records(conn, list(rows), self._clock().date()), total, page)
 
     def update(
         self,

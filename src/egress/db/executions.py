@@ -8,6 +8,7 @@ through ``transitions.transition``.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from egress.db.audit import AuditHook
+from egress.db.audit import AuditHook, batched
 from egress.db.engine import Repository
 from egress.db.execution_records import (
     DETAILS_QUERY,
@@ -27,9 +28,17 @@ from egress.db.execution_records import (
     run_record,
 )
 from egress.db.paging import Page, fetch_page
-from egress.db.schedules import advance_schedule
+from egress.db.schedules import advance_schedules
 from egress.db.tables import executions, extraction_configurations, runs
-from egress.db.transitions import RequestTicket, cancel_run, enqueue_run, insert_request
+from egress.db.transitions import (
+    NewRun,
+    RequestTicket,
+    cancel_run,
+    enqueue_run,
+    enqueue_runs,
+    insert_request,
+    lock_workspace,
+)
 from egress.domain.clock import Clock, new_id, utcnow
 from egress.domain.errors import Conflict, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Subject, subject_from_json, subject_json
@@ -53,10 +62,26 @@ __all__ = [  # the records live in execution_records; importers keep this one mo
     "ExecutionRepo",
     "ExecutionSummary",
     "FileRecord",
+    "NewExecution",
     "RunRecord",
     "file_record",
     "run_record",
 ]
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """An execution to create: the configuration and options frozen into ``spec``."""
+
+    configuration_id: str
+    spec: ExecutionSpec
+    trigger: str
+    triggered_by: Subject = SYSTEM
+    slot: Slot | None = None  # what a schedule or backfill fires (once)
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    audit: AuditHook | None = None  # its entry, written in its transaction
+    request: RequestTicket | None = None  # run 1 is pollable as this request (seed 002)
 
 
 class ExecutionRepo(Repository):
@@ -90,6 +115,17 @@ class ExecutionRepo(Repository):
         its key is unique; ``SlotTaken`` when another scheduler was first. A ``request``
         ticket makes run 1 pollable as that request (seed 002).
         """
+        new = NewExecution(
+            configuration_id,
+            spec,
+            trigger,
+            triggered_by,
+            slot,
+            idempotency_key,
+            request_hash,
+            audit,
+            request,
+        )
         for _ in range(_INSERT_RETRIES):
             earlier: str | None = None
             try:
@@ -101,23 +137,11 @@ class ExecutionRepo(Repository):
                     if earlier is not None:
                         exec_id = earlier
                     else:
-                        if slot is not None and not advance_schedule(conn, slot, now):
+                        created = self._fire(conn, workspace_id, [new], now)[0]
+                        if created is None:
+                            assert slot is not None  # only a slot's guard refuses
                             raise SlotTaken(slot.schedule_id)
-                        exec_id = self._insert_execution(
-                            conn,
-                            workspace_id,
-                            configuration_id,
-                            spec,
-                            trigger,
-                            now,
-                            idempotency_key,
-                            request_hash,
-                            triggered_by,
-                            slot,
-                            request,
-                        )
-                        if audit is not None:  # only what was created: a replay did nothing
-                            audit(conn, exec_id, {})
+                        exec_id = created
             except IntegrityError:
                 if slot is not None and self._slot_fired(configuration_id, slot):
                     raise SlotTaken(slot.schedule_id) from None
@@ -127,50 +151,67 @@ class ExecutionRepo(Repository):
             return self.get(workspace_id, configuration_id, exec_id), earlier is None
         raise Conflict("too many concurrent triggers of this configuration; try again")
 
-    def _insert_execution(
-        self,
-        conn: Connection,
-        workspace_id: str,
-        configuration_id: str,
-        spec: ExecutionSpec,
-        trigger: str,
-        now: datetime,
-        idempotency_key: str | None,
-        request_hash: str | None,
-        triggered_by: Subject,
-        slot: Slot | None,
-        request: RequestTicket | None = None,
-    ) -> str:
-        exec_id = new_id()
-        conn.execute(
-            executions.insert().values(
-                id=exec_id,
-                workspace_id=workspace_id,
-                configuration_id=configuration_id,
-                parameters=spec.to_json(),
-                trigger=trigger,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                created_at=now,
-                triggered_by=subject_json(triggered_by),
-                schedule_id=slot.schedule_id if slot else None,
-                due_at=slot.due_at if slot else None,
-                window_end=slot.window_end if slot else None,
-                catch_up=slot.catch_up if slot else None,
+    def create_many(
+        self, workspace_id: str, new: list[NewExecution], now: datetime
+    ) -> list[str | None] | None:
+        """Create executions of one workspace in one transaction (what a scheduler round fires
+        at once): each one's id, or None for a slot another scheduler fired first. None for
+        all when a unique key refused one of them: the caller creates them one by one."""
+        try:
+            with self._engine.begin() as conn:
+                return self._fire(conn, workspace_id, new, now)
+        except IntegrityError:
+            return None
+
+    def _fire(
+        self, conn: Connection, workspace_id: str, new: list[NewExecution], now: datetime
+    ) -> list[str | None]:
+        """Insert executions, each with run 1 queued, after advancing each slot's schedule;
+        None for a slot whose schedule another scheduler advanced first."""
+        if any(n.slot is not None for n in new):
+            # The workspace's queue lock before any schedule row: the order every firing
+            # takes, so two schedulers firing overlapping slots never deadlock.
+            lock_workspace(conn, workspace_id)
+        slots = [n.slot for n in new if n.slot is not None]
+        advanced = advance_schedules(conn, slots, now) if slots else set()
+        out: list[str | None] = []
+        rows: list[dict[str, Any]] = []
+        for n in new:
+            if n.slot is not None and n.slot not in advanced:
+                out.append(None)
+                continue
+            rows.append(
+                {
+                    "id": new_id(),
+                    "workspace_id": workspace_id,
+                    "configuration_id": n.configuration_id,
+                    "parameters": n.spec.to_json(),
+                    "trigger": n.trigger,
+                    "idempotency_key": n.idempotency_key,
+                    "request_hash": n.request_hash,
+                    "created_at": now,
+                    "triggered_by": subject_json(n.triggered_by),
+                    "schedule_id": n.slot.schedule_id if n.slot else None,
+                    "due_at": n.slot.due_at if n.slot else None,
+                    "window_end": n.slot.window_end if n.slot else None,
+                    "catch_up": n.slot.catch_up if n.slot else None,
+                }
             )
-        )
-        run_id = enqueue_run(
-            conn,
-            workspace_id,
-            configuration_id,
-            exec_id,
-            1,
-            now,
-            max_per_workspace=self._max_runs,
-        )
-        if request is not None:
-            insert_request(conn, workspace_id, request, RunKind.EXTRACT, run_id, now)
-        return exec_id
+            out.append(rows[-1]["id"])
+        if not rows:
+            return out
+        conn.execute(executions.insert(), rows)
+        queued = [NewRun(r["configuration_id"], r["id"], 1) for r in rows]
+        run_ids = iter(enqueue_runs(conn, workspace_id, queued, now, self._max_runs))
+        for n, exec_id in zip(new, out, strict=True):
+            run_id = next(run_ids) if exec_id is not None else None
+            if n.request is not None and run_id is not None:
+                insert_request(conn, workspace_id, n.request, RunKind.EXTRACT, run_id, now)
+        with batched(conn):
+            for n, exec_id in zip(new, out, strict=True):
+                if exec_id is not None and n.audit is not None:  # a taken slot: none
+                    n.audit(conn, exec_id, {})
+        return out
 
     def _slot_fired(self, configuration_id: str, slot: Slot) -> bool:
         with self._reads.connect() as conn:

@@ -9,6 +9,7 @@ lease token, so a worker that lost its lease commits nothing.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -236,17 +237,37 @@ class RunQueue(Repository):
             ).scalar_one_or_none()
         return expires is not None and expires > now
 
-    def is_referenced(self, storage_key: str) -> bool:
-        with self._reads.connect() as conn:
-            return (
-                conn.execute(
-                    sa.select(run_files.c.id)
-                    .where(run_files.c.storage_key == storage_key)
-                    .union_all(sa.select(runs.c.id).where(runs.c.manifest_key == storage_key))
-                    .limit(1)
-                ).first()
-                is not None
-            )
+    def unpublish(
+        self, run_id: str, lease_token: str, keys: list[str], delete: Callable[[str], None]
+    ) -> None:
+        """``delete`` the keys an attempt published without recording them, but none that a
+        later attempt (or another run) has claimed since: the reaper frees a lost attempt's
+        keys, so the attempt replacing it may publish under the same names while the lost one
+        is frozen. Checked and deleted under the run row's lock, which ``mark_publishing``
+        takes before any publication, so no key can be claimed between the two."""
+        if not keys:
+            return
+        with self._engine.begin() as conn:
+            holder = conn.execute(
+                sa.select(runs.c.lease_token).where(runs.c.id == run_id).with_for_update()
+            ).scalar_one_or_none()
+            claimed: set[str] = set()
+            if holder != lease_token:  # the lease is lost: its pending keys are not its own
+                claimed = set(
+                    conn.execute(
+                        sa.select(pending_publications.c.storage_key)
+                        .where(pending_publications.c.storage_key.in_(keys))
+                        .union_all(
+                            sa.select(run_files.c.storage_key).where(
+                                run_files.c.storage_key.in_(keys)
+                            ),
+                            sa.select(runs.c.manifest_key).where(runs.c.manifest_key.in_(keys)),
+                        )
+                    ).scalars()
+                )
+            for key in keys:
+                if key not in claimed:
+                    delete(key)
 
     def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> bool:
         """Record the outcome, fenced by the lease token. False: the lease was lost first."""

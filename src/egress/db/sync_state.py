@@ -112,7 +112,7 @@ class BackfillState:
 
 
 def backfill_state(
-    conn: Connection, cfg_id: str, start: str, end: str, window: str
+    conn: Connection, cfg_id: str, start: str, end: date, window: str
 ) -> BackfillState:
     """Where a backfill of ``[start, end)`` stands: windows covered by its executions (whatever
     their outcome), and the rest still to enqueue."""
@@ -124,6 +124,6 @@ def backfill_state(
         busy = busy or status in _UNFINISHED
         done += status in _SUCCESS
         failed += status == RunStatus.FAILED.value
-    remaining = backfill_plan(date.fromisoformat(start), date.fromisoformat(end), window, covered)
+    remaining = backfill_plan(date.fromisoformat(start), end, window, covered)
     total = len(covered) + len(remaining)
     return BackfillState(busy, remaining, BackfillProgress(start, total, done, failed))

@@ -232,11 +232,10 @@ extraction_configurations = sa.Table(
     sa.Column("additional_params", sa.JSON(), nullable=True),
     sa.Column("system_columns", sa.Boolean(), nullable=True),  # NULL: false
     # Schedules and backfill (issue 16): NULL limit means EGRESS_SCHEDULES_LIMIT; the backfill
-    # covers [sync_historical_data, backfill_to) in backfill_window windows; paused stops both.
+    # covers [sync_historical_data, today) in backfill_window windows; paused stops both.
     sa.Column("schedules_limit", sa.Integer(), nullable=True),
     sa.Column("sync_historical_data", sa.String(10), nullable=True),
     sa.Column("backfill_window", sa.String(10), nullable=False, server_default="month"),
-    sa.Column("backfill_to", sa.String(10), nullable=True),
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
     # Sessions reading key ranges of one snapshot (issue 19); NULL: 1.
     sa.Column("parallelism", sa.Integer(), nullable=True),

@@ -81,6 +81,18 @@ def transition(
 
 
 @dataclass(frozen=True)
+class NewRun:
+    """A run to queue (``enqueue_runs``)."""
+
+    configuration_id: str
+    execution_id: str | None
+    run_number: int
+    kind: RunKind = RunKind.EXTRACT
+    idempotency_key: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
 class RequestTicket:
     """The request a client polls for a run (seeds 002 and 003): its id, the user it is for
     and what it is about (an export's object, an extraction's configuration)."""
@@ -126,54 +138,85 @@ def enqueue_run(
     max_per_workspace: int | None = None,
     owner: str | None = None,
 ) -> str:
-    """Create a run: PENDING, or ON_HOLD behind the configuration's active or held runs, or
-    (with a reason saying so) while the workspace has ``max_per_workspace`` runs active;
-    returns its id. An ``owner``'s second active run breaks a unique index (IntegrityError)."""
-    _lock_workspace(conn, workspace_id)
-    busy = conn.execute(
-        sa.select(runs.c.id)
-        .where(runs.c.configuration_id == configuration_id, runs.c.status.in_(_ACTIVE_VALUES))
-        .limit(1)
-    ).first()
-    held = conn.execute(
-        sa.select(runs.c.id)
+    """``enqueue_runs`` of one run; returns its id."""
+    new = NewRun(configuration_id, execution_id, run_number, kind, idempotency_key, owner)
+    return enqueue_runs(conn, workspace_id, [new], now, max_per_workspace)[0]
+
+
+def enqueue_runs(
+    conn: Connection,
+    workspace_id: str,
+    new: Sequence[NewRun],
+    now: datetime,
+    max_per_workspace: int | None = None,
+) -> list[str]:
+    """Create runs of one workspace, in order: each PENDING, or ON_HOLD behind its
+    configuration's active or held runs (an earlier one of ``new`` included), or (with a
+    reason saying so) while the workspace has ``max_per_workspace`` runs active; returns their
+    ids. A few statements for any number of runs (the scheduler fires a round's slots at
+    once). An ``owner``'s second active run breaks a unique index (IntegrityError)."""
+    lock_workspace(conn, workspace_id)
+    cfg_ids = sorted({n.configuration_id for n in new})
+    queued = conn.execute(
+        sa.select(runs.c.configuration_id, runs.c.status)
         .where(
-            runs.c.configuration_id == configuration_id,
-            runs.c.status == RunStatus.ON_HOLD.value,
+            runs.c.configuration_id.in_(cfg_ids),
+            runs.c.status.in_([*_ACTIVE_VALUES, RunStatus.ON_HOLD.value]),
         )
-        .limit(1)
-    ).first()
-    status = RunStatus.ON_HOLD if busy or held else RunStatus.PENDING
-    reason = None
-    full = max_per_workspace is not None and _active(conn, workspace_id) >= max_per_workspace
-    if status is RunStatus.PENDING and full:
-        assert max_per_workspace is not None
-        status, reason = RunStatus.ON_HOLD, workspace_hold_reason(max_per_workspace)
-    run_id = new_id()
+        .distinct()
+    ).all()
+    busy = {r.configuration_id for r in queued if r.status != RunStatus.ON_HOLD.value}
+    held = {r.configuration_id for r in queued if r.status == RunStatus.ON_HOLD.value}
+    # A configuration with held runs and none active: its queue needs healing below.
+    stranded = held - busy
+    active = _active(conn, workspace_id) if max_per_workspace is not None else 0
+    rows: list[dict[str, Any]] = []
+    pending = False
+    for n in new:
+        status, reason = RunStatus.ON_HOLD, None
+        if n.configuration_id not in busy and n.configuration_id not in held:
+            if max_per_workspace is not None and active >= max_per_workspace:
+                reason = workspace_hold_reason(max_per_workspace)
+            else:
+                status, pending = RunStatus.PENDING, True
+                active += 1
+            busy.add(n.configuration_id)  # the next of this configuration waits behind it
+        rows.append(
+            {
+                "id": new_id(),
+                "workspace_id": workspace_id,
+                "execution_id": n.execution_id,
+                "configuration_id": n.configuration_id,
+                "run_number": n.run_number,
+                "kind": n.kind.value,
+                "status": status.value,
+                "attempt": 1,
+                "queued_at": now,
+                "cancel_requested": False,
+                "idempotency_key": n.idempotency_key,
+                "hold_reason": reason,
+                "owner": n.owner,
+            }
+        )
+    conn.execute(runs.insert(), rows)
     conn.execute(
-        runs.insert().values(
-            id=run_id,
-            workspace_id=workspace_id,
-            execution_id=execution_id,
-            configuration_id=configuration_id,
-            run_number=run_number,
-            kind=kind.value,
-            status=status.value,
-            attempt=1,
-            queued_at=now,
-            cancel_requested=False,
-            idempotency_key=idempotency_key,
-            hold_reason=reason,
-            owner=owner,
-        )
+        run_events.insert(),
+        [
+            {
+                "workspace_id": workspace_id,
+                "run_id": r["id"],
+                "from_status": None,
+                "to_status": r["status"],
+                "at": now,
+            }
+            for r in rows
+        ],
     )
-    _event(conn, workspace_id, run_id, None, status, now)
-    if held and not busy:
-        # heal a queue left without an active run
+    if stranded:
         release_next(conn, workspace_id, now, max_per_workspace)
-    elif status is RunStatus.PENDING:
+    if pending:
         notify(conn)
-    return run_id
+    return [r["id"] for r in rows]
 
 
 def cancel_run(
@@ -200,7 +243,7 @@ def cancel_run(
     return ended is not None
 
 
-def _lock_workspace(conn: Connection, workspace_id: str) -> None:
+def lock_workspace(conn: Connection, workspace_id: str) -> None:
     """Serialise the workspace's queue changes, so two replicas never both take its last
     free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer)."""
     if conn.dialect.name == "postgresql":
@@ -255,9 +298,11 @@ def release_next(
     """A run of the workspace stopped being active: held runs that wait for nothing else
     become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
     active; the rest say they wait for the workspace's limit."""
-    _lock_workspace(conn, workspace_id)
+    lock_workspace(conn, workspace_id)
     released = False
-    while max_per_workspace is None or _active(conn, workspace_id) < max_per_workspace:
+    # Counted once: under the workspace's lock only this loop changes it.
+    active = _active(conn, workspace_id) if max_per_workspace is not None else 0
+    while max_per_workspace is None or active < max_per_workspace:
         run_id = conn.execute(_releasable(workspace_id).limit(1)).scalar_one_or_none()
         if run_id is None:
             break
@@ -270,13 +315,19 @@ def release_next(
             break
         if changed is None:
             break
-        released = True
+        released, active = True, active + 1
     else:
         assert max_per_workspace is not None
+        reason = workspace_hold_reason(max_per_workspace)
         conn.execute(
             runs.update()
-            .where(runs.c.id.in_(_releasable(workspace_id).order_by(None)))
-            .values(hold_reason=workspace_hold_reason(max_per_workspace))
+            .where(
+                runs.c.id.in_(_releasable(workspace_id).order_by(None)),
+                # Most already say so: rewriting them all on every finish of a full workspace
+                # (1,000 queued runs: 950 rows a finish) was most of a drain's time.
+                runs.c.hold_reason.is_distinct_from(reason),
+            )
+            .values(hold_reason=reason)
         )
     if released:
         notify(conn)

@@ -39,12 +39,11 @@ class Configuration(ConfigurationSnapshot):
     conditions: list[dict[str, Any]] | None = None
     additional_params: dict[str, Any] | None = None
     # Schedules and backfill: None limit means EGRESS_SCHEDULES_LIMIT; the backfill covers
-    # [sync_historical_data, backfill_to) in backfill_window windows; paused stops both. (The
+    # [sync_historical_data, today) in backfill_window windows; paused stops both. (The
     # schedules themselves are rows of their own: see db.configurations.ConfigurationRecord.)
     schedules_limit: int | None = None
     sync_historical_data: str | None = None  # the backfill's first day
     backfill_window: str = "month"
-    backfill_to: str | None = None  # the backfill's end (exclusive): the day it was set
     paused: bool = False
 
     def snapshot(self) -> ConfigurationSnapshot:
@@ -76,7 +75,6 @@ KEPT_BY_EGRESS = frozenset(
         "version",
         "created_at",
         "updated_at",
-        "backfill_to",
         "paused",
     }
 )

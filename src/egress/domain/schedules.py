@@ -15,6 +15,7 @@ or before t" are found by walking wall times from ``t``'s own wall time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -99,6 +100,9 @@ def instant(wall: datetime, zone: ZoneInfo) -> datetime:
     return hi.replace(microsecond=0)
 
 
+# Cached: the schedules due in one round mostly share a cron and zone, and croniter's walk is
+# most of planning a firing (200 "* * * * *" slots of one minute: one walk, not 200).
+@functools.lru_cache(maxsize=4096)
 def next_fire(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
     """The first fire instant strictly after ``after`` (UTC)."""
     it = croniter(expr, _wall(after, zone))
@@ -109,6 +113,7 @@ def next_fire(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
     raise ValueError(f"no fire time found within {_MAX_STEPS} steps")
 
 
+@functools.lru_cache(maxsize=4096)
 def previous_fire(expr: str, zone: ZoneInfo, at_or_before: datetime) -> datetime:
     """The last fire instant at or before ``at_or_before`` (UTC)."""
     wall = _wall(at_or_before, zone)

@@ -68,9 +68,14 @@ def publish(storage: Storage, queue: RunQueue, job: Job, written: list[Written])
             ObjectHeaders("application/json", manifest_file),
         )
     except Exception as exc:  # publish all or nothing: what this attempt moved goes again
-        for key in published:
+        claimed = job.claimed
+
+        def delete(key: str) -> None:
             with contextlib.suppress(*STORAGE_ERRORS):  # the failure may be the store's own
                 storage.delete(key)
+
+        # Unless this attempt was frozen past its lease and the next one took those names.
+        queue.unpublish(claimed.run_id, claimed.lease_token, published, delete)
         if isinstance(exc, DestinationExists):
             raise RunFailure(f"a file appeared at {exc.key!r} while publishing; run again") from exc
         raise

@@ -143,11 +143,12 @@ class Runner:
             if source is not None:
                 source.close()  # ends a snapshot transaction a failed run left open
         if not self._queue.finish(claimed, outcome, self._clock()):
-            # Our own keys (publishing never overwrites): unpublish, never someone else's.
-            for f in outcome.files:
-                self._storage.delete(f.storage_key)
+            # What we published (publishing never overwrites), unless the attempt that
+            # replaced us has published under the same names since.
+            keys = [f.storage_key for f in outcome.files]
             if outcome.manifest_key is not None:
-                self._storage.delete(outcome.manifest_key)
+                keys.append(outcome.manifest_key)
+            self._queue.unpublish(claimed.run_id, claimed.lease_token, keys, self._storage.delete)
             raise LeaseLost
 
     def _extract(
@@ -428,9 +429,9 @@ class Runner:
         self._storage.delete_prefix(
             tmp_prefix(leftover.workspace_id, leftover.run_id, leftover.lease_token)
         )
-        for key in leftover.publishing_keys:
-            if not self._queue.is_referenced(key):
-                self._storage.delete(key)
+        self._queue.unpublish(
+            leftover.run_id, leftover.lease_token, leftover.publishing_keys, self._storage.delete
+        )
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         if claimed.spec.connection.type == WAREHOUSE:  # an export of a data table

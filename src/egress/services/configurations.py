@@ -96,7 +96,7 @@ class ConfigurationService:
         """``by`` is the caller: only an admin may raise ``schedulesLimit``."""
         values = self.validated(workspace_id, values)
         wanted = self._schedules_of(values, None, by)
-        values = {**_stored(values), **self._backfill_of(values, None)}
+        values = _stored(values)
         return self._configurations.create(
             workspace_id, values, wanted, self._audit_hook(a.CONFIGURATION_CREATE, workspace_id, by)
         )
@@ -120,7 +120,7 @@ class ConfigurationService:
             merged["schedules"] = [_as_values(s) for s in current.schedules]
         values = self.validated(workspace_id, merged, cfg_id)
         wanted = self._schedules_of(values, current, by)
-        values = {**_stored(values), **self._backfill_of(values, current)}
+        values = _stored(values)
         if current.sync_historical_data is not None and values["sync_historical_data"] is None:
             self._schedules.cancel_queued(workspace_id, cfg_id, self._clock(), backfill_only=True)
         return self._configurations.update(
@@ -246,18 +246,6 @@ class ConfigurationService:
     def schedules_limit_of(self, r: ConfigurationRecord) -> int:
         """How many schedules ``r`` may have: its own limit, else EGRESS_SCHEDULES_LIMIT."""
         return self._schedules_limit if r.schedules_limit is None else r.schedules_limit
-
-    def _backfill_of(
-        self, values: dict[str, Any], current: ConfigurationRecord | None
-    ) -> dict[str, Any]:
-        """``backfill_to``: the day the backfill was set (its end, exclusive), kept while the
-        start moves; cleared with it."""
-        start = values.get("sync_historical_data")
-        if start is None:
-            return {"backfill_to": None}
-        if current is not None and current.backfill_to is not None:
-            return {"backfill_to": current.backfill_to}
-        return {"backfill_to": self._clock().date().isoformat()}
 
     def delete(self, workspace_id: str, cfg_id: str, by: Principal | None = None) -> None:
         audit = self._audit_hook(a.CONFIGURATION_DELETE, workspace_id, by)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord, ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.executions import ExecutionRecord as ExecutionRecord
-from egress.db.executions import ExecutionRepo
+from egress.db.executions import ExecutionRepo, NewExecution
 from egress.db.executions import ExecutionSummary as ExecutionSummary
 from egress.db.executions import FileRecord as FileRecord
 from egress.db.executions import RunRecord as RunRecord
@@ -22,13 +24,13 @@ from egress.domain import audit as a
 from egress.domain.audit import AuditObject
 from egress.domain.clock import Clock
 from egress.domain.configuration import trigger_blocker
-from egress.domain.errors import Conflict, Invalid, NotFound
+from egress.domain.errors import Conflict, EgressError, Invalid, NotFound
 from egress.domain.identity import SYSTEM, Principal, Subject
 from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
 from egress.domain.paging import PageRequest
 from egress.domain.plan import KeySelection
-from egress.domain.schedules import Slot
+from egress.domain.schedules import Slot, SlotTaken
 from egress.domain.spec import ConnectionRef, ExecutionSpec, RunOptions
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
@@ -37,6 +39,24 @@ from egress.services.audit import AuditService
 from egress.services.limits import RateLimits
 from egress.services.links import RUN_FILE, SignedLinks
 from egress.worker.wakeup import Wakeup
+
+
+@dataclass(frozen=True)
+class SlotTrigger:
+    """A slot the scheduler fires: a schedule's or a backfill window's."""
+
+    workspace_id: str
+    cfg_id: str
+    options: dict[str, Any]
+    kind: str  # schedule | backfill
+    slot: Slot
+
+
+def _by_workspace(slots: list[SlotTrigger]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(slots):
+        groups[t.workspace_id].append(i)
+    return groups
 
 
 def _request_hash(options: dict[str, Any]) -> str:
@@ -135,6 +155,33 @@ class ExecutionService:
             detail={"configurationId": execution.configuration_id, **detail},
         )
 
+    def _freeze(
+        self,
+        workspace_id: str,
+        cfg: ConfigurationRecord,
+        options: dict[str, Any],
+        now: datetime,
+        parents: dict[str, Any],
+    ) -> ExecutionSpec:
+        """The configuration and the trigger's options frozen into a spec, or why it cannot
+        run now. ``parents`` caches the templates and connections a batch shares."""
+        blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
+        if blocker:
+            raise Conflict(blocker)
+        template: TemplateRecord = parents.get(cfg.template_id) or self._templates.get(
+            workspace_id, cfg.template_id
+        )
+        connection = parents.get(template.connection_id) or self._connections.get(
+            workspace_id, template.connection_id
+        )
+        parents[cfg.template_id], parents[template.connection_id] = template, connection
+        return ExecutionSpec(
+            configuration=cfg.snapshot(),
+            template=template.snapshot(),
+            connection=ConnectionRef(connection.id, connection.type),
+            options=resolve_options(cfg, template, options, self._max_selected_rows),
+        )
+
     def trigger(
         self,
         workspace_id: str,
@@ -143,30 +190,19 @@ class ExecutionService:
         trigger_kind: str = "api",
         idempotency_key: str | None = None,
         by: Principal | None = None,
-        slot: Slot | None = None,
         fields: list[str] | None = None,
         request: RequestTicket | None = None,
     ) -> tuple[ExecutionRecord, bool]:
         """Freeze the configuration and options into a new execution; its run 1 is queued.
 
         ``by``: the caller (its actor becomes ``triggeredBy``); None for what Egress starts
-        itself (schedules, backfills), recorded as the system. The scheduler fires through
-        here too, with the ``slot`` it fires (once). ``fields``: this execution reads only
-        these (seed 002's run from one column); ``request``: run 1 is pollable as it."""
+        itself, recorded as the system. ``fields``: this execution reads only these (seed 002's
+        run from one column); ``request``: run 1 is pollable as it."""
         now = self._clock()
         cfg = self._configurations.get(workspace_id, cfg_id, details=False)
-        blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
-        if blocker:
-            raise Conflict(blocker)
-        template = self._templates.get(workspace_id, cfg.template_id)
-        connection = self._connections.get(workspace_id, template.connection_id)
-        snapshot = cfg.snapshot()
-        spec = ExecutionSpec(
-            configuration=snapshot if fields is None else replace(snapshot, fields=fields),
-            template=template.snapshot(),
-            connection=ConnectionRef(connection.id, connection.type),
-            options=resolve_options(cfg, template, options, self._max_selected_rows),
-        )
+        spec = self._freeze(workspace_id, cfg, options, now, {})
+        if fields is not None:
+            spec = replace(spec, configuration=replace(spec.configuration, fields=fields))
         if by is not None:  # a valid trigger spends one of the caller's (a refused one none)
             self._limits.trigger(by)
         execution, created = self._executions.create(
@@ -178,13 +214,65 @@ class ExecutionService:
             idempotency_key=idempotency_key,
             request_hash=_request_hash(options) if idempotency_key else None,
             triggered_by=by.actor if by else SYSTEM,
-            slot=slot,
             request=request,
             audit=self._hook(a.EXECUTION_TRIGGER, workspace_id, cfg_id, by, trigger=trigger_kind),
         )
         if created:
             self._wakeup.notify()
         return execution, created
+
+    def fire(self, slots: list[SlotTrigger]) -> list[str | EgressError | None]:
+        """Fire what the scheduler found due, as the system, each as a trigger would (same
+        spec, queueing and audit) but a workspace's slots in one transaction: for each, the
+        new execution's id, None when another scheduler fired it first, or why it cannot
+        run."""
+        now = self._clock()
+        out: list[str | EgressError | None] = [None] * len(slots)
+        batches: dict[str, list[tuple[int, NewExecution]]] = defaultdict(list)
+        parents: dict[str, Any] = {}
+        for ws, group in _by_workspace(slots).items():
+            cfgs = self._configurations.get_many(ws, sorted({slots[i].cfg_id for i in group}))
+            for i in group:
+                t = slots[i]
+                try:
+                    cfg = cfgs.get(t.cfg_id)
+                    if cfg is None:
+                        raise NotFound(f"extraction configuration {t.cfg_id} not found")
+                    spec = self._freeze(ws, cfg, t.options, now, parents)
+                except EgressError as exc:
+                    out[i] = exc
+                    continue
+                audit = self._hook(a.EXECUTION_TRIGGER, ws, t.cfg_id, None, trigger=t.kind)
+                batches[ws].append(
+                    (i, NewExecution(t.cfg_id, spec, t.kind, SYSTEM, t.slot, audit=audit))
+                )
+        for ws, batch in batches.items():
+            ids = self._executions.create_many(ws, [n for _, n in batch], now)
+            for (i, new), created in zip(batch, ids or [None] * len(batch), strict=True):
+                out[i] = created if ids is not None else self._fire_alone(ws, new, now)
+        if any(isinstance(o, str) for o in out):
+            self._wakeup.notify()
+        return out
+
+    def _fire_alone(
+        self, workspace_id: str, new: NewExecution, now: datetime
+    ) -> str | EgressError | None:
+        """A slot of a batch a unique key refused: alone, to learn which one was taken."""
+        try:
+            execution, _ = self._executions.create(
+                workspace_id,
+                new.configuration_id,
+                new.spec,
+                new.trigger,
+                now,
+                slot=new.slot,
+                audit=new.audit,
+            )
+        except SlotTaken:
+            return None
+        except EgressError as exc:
+            return exc
+        return execution.id
 
     def get(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
         return self._executions.get(workspace_id, cfg_id, execution_id)

@@ -3,67 +3,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     dataclasses,
 )
-from pydantic.alias_generators import to_camel
 
+from egress.api.native.wire import _NAME_RULES, NotNull, Request, Wire
+from egress.api.native.wire import ListEnvelope as ListEnvelope
+from egress.api.native.wire import Name as Name
 from egress.domain.catalog import MAX_CSV_NULL_VALUE_CHARS, MAX_CSV_NULL_VALUES
 from egress.domain.configuration import Configuration
 from egress.domain.options import checked_utc, day_end, day_start
-from egress.domain.paging import total_pages
-
-T = TypeVar("T")
-_NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f]+$"}
-Name = Field(**_NAME_RULES)
-
-
-def _not_null(schema: dict[str, Any]) -> None:
-    """The field's schema without its null member (and its null default)."""
-    members = [m for m in schema.pop("anyOf") if m.get("type") != "null"]
-    schema.pop("default", None)
-    schema.update(members[0])
-
-
-def NotNull(**rules: Any) -> Any:  # used like pydantic's Field
-    """A PATCH field that may be left out but not sent as null (the rule that refuses null is
-    the service's): None stands for "not given", and the OpenAPI document does not offer null."""
-    return Field(default=None, json_schema_extra=_not_null, **rules)
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class Request(Wire):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class ListEnvelope(Wire, Generic[T]):
-    data: list[T]
-    page: int
-    limit: int
-    total_size: int
-    total_pages: int
-
-    @classmethod
-    def of(cls, items: list[T], page: int, limit: int, total: int) -> ListEnvelope[T]:
-        return cls(
-            data=items,
-            page=page,
-            limit=limit,
-            total_size=total,
-            total_pages=total_pages(total, limit),
-        )
-
 
 # ----------------------------------------------------------------- connections
 ConnectionType = Literal["postgresql", "mysql", "sqlite", "files"]
@@ -347,7 +302,6 @@ class ConfigurationOut(Configuration):
     active: bool  # submitted and within its effective dates, now
     schedules: list[ScheduleOut]  # with their next slots
     schedules_limit: int | None = Field(description="null: the default, EGRESS_SCHEDULES_LIMIT")
-    backfill_to: str | None = Field(default=None, exclude=True)  # how backfill below is counted
     backfill: BackfillOut | None
     last_sync: datetime | None
     sync_status: str = Field(description="inactive | paused | syncing | error | active")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from egress.api.native.schemas import Name, Request, Wire
+from egress.api.native.wire import Name, Request, Wire
 from egress.domain.identity import MAX_TOKEN_DAYS, MIN_PASSWORD_LENGTH
 
 Role = Literal["admin", "editor", "viewer"]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from egress.api.native.schemas import Request
+from egress.api.native.wire import Request
 
 # A cursor is a few key values, signed; far longer is not one of ours.
 MAX_CURSOR_CHARS = 8192
