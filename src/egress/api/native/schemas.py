@@ -13,7 +13,7 @@ from pydantic import (
     dataclasses,
 )
 
-from egress.api.native.wire import _NAME_RULES, NotNull, Request, Wire
+from egress.api.native.wire import NAME_RULES, NotNull, Request, Wire
 from egress.api.native.wire import ListEnvelope as ListEnvelope
 from egress.api.native.wire import Name as Name
 from egress.domain.catalog import MAX_CSV_NULL_VALUE_CHARS, MAX_CSV_NULL_VALUES
@@ -45,7 +45,7 @@ class ConnectionCreate(Request):
 
 
 class ConnectionPatch(Request):
-    name: str | None = NotNull(**_NAME_RULES)
+    name: str | None = NotNull(**NAME_RULES)
     settings: dict[str, SettingValue] | None = NotNull()
     secrets: dict[str, SecretValue] | None = None
 
@@ -284,7 +284,7 @@ class ConfigurationCreate(ConfigurationFields):
 class ConfigurationPatch(ConfigurationOptions):
     """Only what is given changes; what a configuration cannot be without may not be null."""
 
-    name: str | None = NotNull(**_NAME_RULES)
+    name: str | None = NotNull(**NAME_RULES)
     template_id: str | None = NotNull()
     format: Format | None = NotNull()
     compression: Compression | None = NotNull()

@@ -11,8 +11,8 @@ from pydantic.alias_generators import to_camel
 from egress.domain.paging import total_pages
 
 T = TypeVar("T")
-_NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f]+$"}
-Name = Field(**_NAME_RULES)
+NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f]+$"}
+Name = Field(**NAME_RULES)
 
 
 def _not_null(schema: dict[str, Any]) -> None:
