@@ -240,3 +240,24 @@ def _read_until(fd: int, text: str) -> str:
             except OSError:  # the child closed the terminal
                 break
     return seen
+
+
+def test_shell_completion_names_commands_and_subcommands(tmp_path: Path) -> None:
+    """What bash asks when Tab is pressed (the script `--show-completion bash` prints sets
+    these variables): the commands and subcommands that start with the typed word."""
+    egress = str(Path(sys.executable).parent / "egress")
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_EGRESS_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        env["COMP_CWORD"] = str(len(words.split(" ")) - 1)  # a trailing space: a new word
+        done = subprocess.run([egress], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("egress con") == ["connections", "configs"]
+    assert complete("egress configs pa") == ["pause"]
+    assert complete("egress schedules ") == ["add", "list", "remove", "preview"]
+    script = subprocess.run(
+        [egress, "--show-completion", "bash"], capture_output=True, text=True, timeout=120
+    )
+    assert "_EGRESS_COMPLETE=complete_bash" in script.stdout
