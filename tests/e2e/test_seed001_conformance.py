@@ -427,6 +427,8 @@ def test_another_workspace_sees_nothing(
         assert other.patch(f"{V3}/extracts/{mine['id']}", json={}).status_code == 404
         assert other.post(f"{V3}/extracts/{mine['id']}/run").status_code == 404
         assert other.post(f"{V3}/extracts/{mine['id']}/pause").status_code == 404
+        assert other.post(f"{V3}/extracts/{mine['id']}/resume").status_code == 404
+        assert other.put(f"{V3}/extracts/{mine['id']}", json={}).status_code == 404
         assert other.get(f"{V3}/extracts").json()["count"] == 0
         assert other.get(f"{V3}/connections/{setup['connection']}/accounts").status_code == 404
         assert other.get(f"{V3}/datasources/sqlite/connections").json()["count"] == 0
@@ -445,6 +447,26 @@ def test_every_face_route_needs_a_token(server: Server, prefix: str) -> None:
                 r = client.request(method.upper(), concrete)
                 assert r.status_code == 401, (method, concrete, r.text)
                 assert r.json()["details"] == "a bearer token is required"
+
+
+@pytest.mark.parametrize("prefix", [V3, f"{V3}.1"])
+def test_every_face_route_declares_its_role_and_refuses_a_lower_one(
+    server: Server, prefix: str
+) -> None:
+    """The face's own document, walked like the native route matrix: a route added later must
+    declare its minimum role, and a token below it is 403 before anything is looked up."""
+    spec = httpx.get(f"{server.base_url}{prefix}/openapi.json").json()
+    ranks = {"viewer": 0, "editor": 1, "admin": 2}
+    tokens = {role: create_token(server, "default", role) for role in ("viewer", "editor")}
+    for path, methods in spec["paths"].items():
+        concrete = prefix + re.sub(r"\{[^}]+\}", "x", path)
+        for method, op in methods.items():
+            role = op.get("x-egress-role")
+            assert role in ranks, (method, path, role)
+            for lower in [r for r in tokens if ranks[r] < ranks[role]]:
+                with api(server, tokens[lower]) as client:
+                    r = client.request(method.upper(), concrete, json={})
+                assert r.status_code == 403, (lower, method, concrete, r.text)
 
 
 def test_a_viewer_reads_and_an_editor_changes(
