@@ -1,14 +1,17 @@
 """Bulk export (seed 003) throughput, end to end, side by side with `psql \\copy`.
 
     .venv/bin/python bench/export.py [--rows 1000000] [--recreate] [--formats csv,jsonl]
+        [--poll 0.05]
 
-Uses the `orders` table of `bench/extract_throughput.py` (database `egress_bench`, created
-once), starts a real `egress serve` (SQLite metadata, local files, embedded worker, the
-warehouse in a PostgreSQL database `egress_bench_wh`), loads the table into a data table once,
-then exports --rows objects by following cursors with the default job size (10 jobs for
-1,000,000): POST export, poll every 50 ms until Completed, download the file from its
-`fileUrl`, next cursor — from the PostgreSQL template and from the data table. `psql \\copy`
-of the same columns is timed in the same run.
+Uses the `orders` table of `bench/extract_throughput.py` (database `egress_bench`, or
+EGRESS_BENCH_DB; created once), starts a real `egress serve` (SQLite metadata, local files,
+embedded worker, the warehouse in a PostgreSQL database `<that database>_wh`), loads the table
+into a data table once, then exports --rows objects by following cursors with the default job
+size (10 jobs for 1,000,000): POST export, poll every --poll seconds until Completed, download
+the file from its `fileUrl`, next cursor — from the PostgreSQL template and from the data
+table. `psql \\copy` of the same columns is timed once at the start and again just before each
+case (the ratio is to that one). Each case prints the median timeline of its jobs (POST →
+queued → claimed → completed → seen by the poll → downloaded) and the server's CPU seconds.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ import sqlite3
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from extract_throughput import create_table, start_server
+from extract_throughput import cpu_s, create_table, start_server
 from references import ADMIN, COLUMNS, DB, psql_copy
 
-WAREHOUSE = "egress_bench_wh"
+# Beside the bench database, named after it (EGRESS_BENCH_DB keeps concurrent benchmarks apart).
+WAREHOUSE = f"{DB}_wh"
 FIELDS = [c.strip() for c in COLUMNS.split(",")]
 
 
@@ -47,14 +54,14 @@ def fresh_warehouse() -> str:
     )
 
 
-def wait(http: httpx.Client, request_id: str) -> dict[str, object]:
+def wait(http: httpx.Client, request_id: str, poll_s: float) -> dict[str, object]:
     while True:
         body: dict[str, object] = http.get(f"/api/v1/request/{request_id}").json()
         if body["status"] in ("Completed", "Failed"):
             if body["status"] == "Failed":
                 raise RuntimeError(f"{request_id}: {body}")
             return body
-        time.sleep(0.05)
+        time.sleep(poll_s)
 
 
 def load_data_table(http: httpx.Client, template: str) -> None:
@@ -79,33 +86,83 @@ def load_data_table(http: httpx.Client, template: str) -> None:
         time.sleep(0.2)
 
 
-def chain(
-    http: httpx.Client, firm: str, obj: str, fmt: str, out: Path
-) -> tuple[float, float, int, int]:
-    """Seconds to the last Completed (exports only) and with every download; objects; jobs."""
+@dataclass
+class Job:
+    """One job's timeline, in seconds since the epoch: the client's POST, the server's
+    queued / claimed (started) / completed marks, the client seeing Completed, the download's
+    end."""
+
+    request_id: str
+    posted: float
+    seen: float = 0.0
+    downloaded: float = 0.0
+    queued: float = 0.0
+    started: float = 0.0
+    completed: float = 0.0
+
+
+@dataclass
+class Chain:
+    exporting: float = 0.0  # to each Completed, polls included
+    downloading: float = 0.0
+    total: int = 0
+    jobs: list[Job] = field(default_factory=list)
+
+
+def chain(http: httpx.Client, firm: str, obj: str, fmt: str, out: Path, poll_s: float) -> Chain:
+    """Follow the cursors from none to the end: exports and downloads timed apart."""
     cursor: str | None = None
-    exporting = downloading = 0.0
-    total = jobs = 0
+    done = Chain()
     while True:
-        started = time.perf_counter()
         body: dict[str, object] = {"format": fmt, "fields": FIELDS}
         if cursor:
             body["cursor"] = cursor
+        job = Job("", time.time())
         rid = http.post(f"/api/v1/idm/{firm}/{obj}/export", json=body).raise_for_status()
-        result = wait(http, rid.json()["requestId"])["result"]
+        job.request_id = rid.json()["requestId"]
+        result = wait(http, job.request_id, poll_s)["result"]
         assert isinstance(result, dict)
-        exporting += time.perf_counter() - started
-        started = time.perf_counter()
+        job.seen = time.time()
         with httpx.stream("GET", result["fileUrl"], timeout=300) as r, out.open("wb") as f:
             r.raise_for_status()
             for chunk in r.iter_bytes(1 << 20):
                 f.write(chunk)
-        downloading += time.perf_counter() - started
-        total += int(result["total"])
-        jobs += 1
+        job.downloaded = time.time()
+        done.exporting += job.seen - job.posted
+        done.downloading += job.downloaded - job.seen
+        done.total += int(result["total"])
+        done.jobs.append(job)
         cursor = result["nextCursor"]
         if cursor is None:
-            return exporting, exporting + downloading, total, jobs
+            return done
+
+
+def server_marks(meta: Path, jobs: list[Job]) -> None:
+    """The runs' queued, started (claimed) and completed times from the metadata database."""
+    with sqlite3.connect(meta) as db:
+        for job in jobs:
+            row = db.execute(
+                "SELECT r.queued_at, r.started_at, r.completed_at FROM requests q "
+                "JOIN runs r ON r.id = q.run_id WHERE q.id = ?",
+                (job.request_id,),
+            ).fetchone()
+            job.queued, job.started, job.completed = (
+                datetime.fromisoformat(v).replace(tzinfo=UTC).timestamp() for v in row
+            )
+
+
+def timeline(jobs: list[Job]) -> str:
+    """Median milliseconds of each step of a job."""
+
+    def ms(a: str, b: str) -> str:
+        return f"{median(getattr(j, b) - getattr(j, a) for j in jobs) * 1000:.0f}"
+
+    return (
+        f"POST→queued {ms('posted', 'queued')}, queued→claimed {ms('queued', 'started')}, "
+        f"claimed→completed {ms('started', 'completed')}, completed→seen "
+        f"{ms('completed', 'seen')}, download {ms('seen', 'downloaded')} (ms, median of "
+        f"{len(jobs)} jobs)"
+    )
 
 
 def main() -> int:
@@ -113,6 +170,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--recreate", action="store_true")
     parser.add_argument("--formats", default="csv,jsonl")
+    parser.add_argument("--poll", type=float, default=0.05, help="seconds between status polls")
     args = parser.parse_args()
     create_table(args.rows, args.recreate)
     work = Path(tempfile.mkdtemp(prefix="egress-bench-export-"))
@@ -132,22 +190,38 @@ def main() -> int:
             print("loading the data table …", flush=True)
             load_data_table(http, template)
             copy_s = psql_copy(work / "psql.csv")
-            rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1)]
+            rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1, copy_s, 0.0)]
             for fmt in args.formats.split(","):
                 for label, obj in (("template", f"t-{template}"), ("data table", "orders_dt")):
-                    exp_s, all_s, total, jobs = chain(http, firm, obj, fmt, work / "out")
-                    rows.append((f"{fmt.upper()} from the {label}", exp_s, all_s, total, jobs))
-                    print(rows[-1], flush=True)
+                    before = psql_copy(work / "psql.csv")  # the reference just before
+                    cpu = cpu_s(server.process.pid)
+                    done = chain(http, firm, obj, fmt, work / "out", args.poll)
+                    cpu = cpu_s(server.process.pid) - cpu
+                    server_marks(work / "data" / "egress.db", done.jobs)
+                    rows.append(
+                        (
+                            f"{fmt.upper()} from the {label}",
+                            done.exporting,
+                            done.exporting + done.downloading,
+                            done.total,
+                            len(done.jobs),
+                            before,
+                            cpu,
+                        )
+                    )
+                    print(rows[-1], timeline(done.jobs), sep="\n  ", flush=True)
     finally:
         server.process.terminate()
         server.process.wait(30)
-    print("\n| case | jobs | seconds (exports) | with downloads | objects/s | vs psql |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, exp_s, all_s, total, jobs in rows:
-        rate = total / all_s
+    print(
+        "\n| case | jobs | seconds (exports) | with downloads | objects/s | vs psql just before "
+        "(exports / with downloads) | server CPU s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, exp_s, all_s, total, jobs, ref_s, cpu in rows:
         print(
-            f"| {label} | {jobs} | {exp_s:.2f} | {all_s:.2f} | {rate:,.0f} | "
-            f"{copy_s / all_s:.2f}x |"
+            f"| {label} | {jobs} | {exp_s:.2f} | {all_s:.2f} | {total / all_s:,.0f} | "
+            f"{ref_s / exp_s:.2f}x / {ref_s / all_s:.2f}x | {cpu:.2f} |"
         )
     return 0
 

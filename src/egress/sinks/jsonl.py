@@ -37,6 +37,7 @@ JSONL_SLICE_ROWS = 32768
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 # What json.dumps escapes with ensure_ascii=False: '"', '\' and the C0 control characters.
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
 _QUOTE = pa.scalar('"')
 _EMPTY = pa.scalar("")
 _FLOAT_WORDS = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
@@ -64,7 +65,20 @@ def _content(text: pa.Array, suffix: str = "") -> Rendered:
     return Rendered(text, quoted=True, suffix=suffix)
 
 
+def _needs_no_escape(col: pa.Array) -> bool:
+    """Whether no value of a string column has a character JSON escapes: one C pass over the
+    column's text (``bytes.translate``), ~3x cheaper than the regex kernel on every value."""
+    _validity, offsets, data = col.buffers()
+    if data is None:
+        return True
+    ends = memoryview(offsets).cast("i")  # int32 offsets: string, not large_string
+    text = bytes(memoryview(data)[ends[col.offset] : ends[col.offset + len(col)]])
+    return len(text.translate(None, _ESCAPED_BYTES)) == len(text)
+
+
 def _strings(col: pa.Array) -> Rendered:
+    if pa.types.is_string(col.type) and _needs_no_escape(col):
+        return _content(col)
     escape = pc.fill_null(pc.match_substring_regex(col, _NEEDS_ESCAPE), False)
     if not pc.any(escape).as_py():
         return _content(col)
