@@ -756,6 +756,55 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
         assert fast.getvalue() == b"".join(c.storage.stream(key)), name
 
 
+def test_copy_fast_path_pads_every_fraction_and_renders_odd_years(
+    c: Container, pg_db: PgDatabase
+) -> None:
+    """PostgreSQL's text drops a fraction's trailing zeros; the COPY path pads it to six
+    digits by length, and renders BC, five-digit years and infinities as before (to_char or
+    the word), in UTC for a time-zoned column whatever the value's offset."""
+    values = [
+        "2026-05-28 14:00:00",
+        "2026-05-28 14:00:00.1",
+        "2026-05-28 14:00:00.12",
+        "2026-05-28 14:00:00.123",
+        "2026-05-28 14:00:00.1234",
+        "2026-05-28 14:00:00.12345",
+        "2026-05-28 14:00:00.123456",
+        "0001-01-01 00:00:00",
+        "9999-12-31 23:59:59.999999",
+        "0044-03-15 12:00:00.5 BC",
+        "10000-01-01 00:00:00",
+        "infinity",
+        None,
+    ]
+    with pg_db.connect() as conn:
+        conn.execute("CREATE TABLE stamps (id int PRIMARY KEY, ts timestamp, tz timestamptz)")
+        for i, v in enumerate(values):
+            zoned = None if v is None else v if v == "infinity" else f"{v} +02:00"
+            conn.execute("INSERT INTO stamps VALUES (%s, %s, %s)", (i, v, zoned))
+    source = PostgresSource(PostgresSettings(**_pg_settings(pg_db)), {}, c.policy)
+    fields = {t.name: t for t in source.catalog()}["stamps"].columns
+    out = io.BytesIO()
+    source.copy_csv(ReadPlan(TableRef("public", "stamps"), fields, fields), out, lambda n: None)
+    assert out.getvalue().decode().splitlines() == [
+        '"id","ts","tz"',
+        '0,"2026-05-28 14:00:00.000000","2026-05-28 12:00:00.000000Z"',
+        '1,"2026-05-28 14:00:00.100000","2026-05-28 12:00:00.100000Z"',
+        '2,"2026-05-28 14:00:00.120000","2026-05-28 12:00:00.120000Z"',
+        '3,"2026-05-28 14:00:00.123000","2026-05-28 12:00:00.123000Z"',
+        '4,"2026-05-28 14:00:00.123400","2026-05-28 12:00:00.123400Z"',
+        '5,"2026-05-28 14:00:00.123450","2026-05-28 12:00:00.123450Z"',
+        '6,"2026-05-28 14:00:00.123456","2026-05-28 12:00:00.123456Z"',
+        # 1 BC in UTC: to_char's year has no era (as before this rendering).
+        '7,"0001-01-01 00:00:00.000000","0001-12-31 22:00:00.000000Z"',
+        '8,"9999-12-31 23:59:59.999999","9999-12-31 21:59:59.999999Z"',
+        '9,"0044-03-15 12:00:00.500000","0044-03-15 10:00:00.500000Z"',
+        '10,"10000-01-01 00:00:00.000000","9999-12-31 22:00:00.000000Z"',
+        '11,"infinity","infinity"',
+        "12,,",
+    ]
+
+
 MYSQL_SPECIAL_TABLE = """CREATE TABLE special (
     id INT PRIMARY KEY, flag TINYINT(1), d DATE, dt DATETIME(6), tm TIME(6), g GEOMETRY,
     p POINT, j JSON, f DOUBLE)"""
