@@ -192,6 +192,9 @@ class Storage:
 
     def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of an object, in chunks."""
+        if self._local_root is not None:
+            yield from _file_chunks(self._local_root / key, start, end)
+            return
         options = {"range": (start, end)} if end is not None else {"range": {"offset": start}}
         result = obstore.get(self._store, key, options=options)  # type: ignore[arg-type]
         for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
@@ -208,6 +211,21 @@ class Storage:
         for page in obstore.list(self._store, prefix):
             for meta in page:
                 yield ObjectInfo(key=meta["path"], size=meta["size"])
+
+
+def _file_chunks(path: Path, start: int, end: int | None) -> Iterator[bytes]:
+    """A local object read straight from its file: about a tenth of the CPU of the store's
+    own stream, which the downloads of a local store spend most of their time in."""
+    with path.open("rb") as f:
+        f.seek(start)
+        left = None if end is None else end - start
+        while left is None or left > 0:
+            chunk = f.read(STREAM_CHUNK if left is None else min(STREAM_CHUNK, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
 
 
 class Upload(Protocol):

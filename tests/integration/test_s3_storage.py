@@ -18,7 +18,7 @@ from starlette.requests import Request
 from egress.api.downloads import serve_file
 from egress.api.errors import PROBLEM
 from egress.db.executions import FileRecord
-from egress.storage import DestinationExists, ObjectHeaders, Storage, tmp_key
+from egress.storage import STREAM_CHUNK, DestinationExists, ObjectHeaders, Storage, tmp_key
 from tests.support.s3 import S3Server
 
 PREFIX = "exports"
@@ -175,6 +175,23 @@ def test_a_local_folder_cannot_sign(tmp_path: Path) -> None:
     storage = Storage((tmp_path / "files").as_uri())
     storage.put("out/a.csv", b"x", BINARY)
     assert storage.presign("out/a.csv", "GET", timedelta(seconds=60)) is None
+
+
+def test_a_local_folder_streams_any_range_from_the_file(tmp_path: Path) -> None:
+    """Local objects are read from their files: whole, and any range, across chunks."""
+    storage = Storage((tmp_path / "files").as_uri())
+    data = bytes(range(256)) * (STREAM_CHUNK // 256 * 2 + 7)  # two chunks and a bit
+    storage.put("out/big.bin", data, BINARY)
+    assert b"".join(storage.stream("out/big.bin")) == data
+    for start, end in (
+        (0, 1),
+        (5, 17),
+        (STREAM_CHUNK - 3, STREAM_CHUNK + 3),
+        (len(data) - 9, None),
+    ):
+        assert b"".join(storage.stream("out/big.bin", start, end)) == data[start:end]
+    with pytest.raises(FileNotFoundError):
+        list(storage.stream("out/missing.bin"))
 
 
 def test_a_store_that_cannot_sign_answers_503(
