@@ -17,9 +17,11 @@ EGRESS_SHUTDOWN_GRACE_S.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -45,6 +47,13 @@ class Background:
     """The API process's handle on its supervisor."""
 
     pid: int
+    wakeup: PipeWakeup
+
+    def begin(self) -> None:
+        """Let the worker process start its loops (the API serves now): it waits for this
+        first byte, so the worker starts when the embedded one always did and leaves the
+        cores to the API's start-up until then."""
+        self.wakeup.notify()
 
     def terminate(self) -> None:
         """Begin the orderly stop (returns at once)."""
@@ -81,12 +90,14 @@ def start_background(container: Container, *, worker: bool, scheduler: bool) -> 
 
     def supervisor() -> int:
         os.close(write_fd)  # only the API holds it: its exit closes the pipe
-        return _supervise(parent, lambda: _work(container, read_fd, worker, scheduler))
+        return _supervise(
+            parent, lambda first: _work(container, read_fd, worker, scheduler, wait=first)
+        )
 
     pid = _fork(supervisor)
     os.close(read_fd)
     container.wakeup = PipeWakeup(write_fd)
-    return Background(pid)
+    return Background(pid, container.wakeup)
 
 
 def _fork(body: Callable[[], int]) -> int:
@@ -110,7 +121,9 @@ def _on_stop_signals(handler: Callable[[int, FrameType | None], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _supervise(parent: int, work: Callable[[], int]) -> int:
+def _supervise(parent: int, work: Callable[[bool], int]) -> int:
+    """Fork ``work`` (told whether it is the first), and again each time it dies of anything
+    but a stop, until stopped or orphaned."""
     stopping = False
     child = 0
 
@@ -123,9 +136,11 @@ def _supervise(parent: int, work: Callable[[], int]) -> int:
 
     _on_stop_signals(stop)
     failures = 0
+    first = True
     while True:
         started = time.monotonic()
-        child = _fork(work)
+        child = _fork(functools.partial(work, first))
+        first = False
         if stopping:  # the signal came while forking
             stop(signal.SIGTERM, None)
         status = _wait(child)
@@ -156,6 +171,14 @@ def _wait(child: int) -> int:
         time.sleep(_TICK_S)
 
 
+def _begun(fd: int, stop: threading.Event) -> bool:
+    """Wait for the first byte on the pipe; False if stopped or the pipe closed first."""
+    while not stop.is_set():
+        if select.select([fd], [], [], _TICK_S)[0]:
+            return bool(os.read(fd, 1))
+    return False
+
+
 def _described(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
@@ -163,11 +186,16 @@ def _described(status: int) -> str:
     return f"exited with status {code}"
 
 
-def _work(container: Container, wakeup_fd: int, with_worker: bool, with_scheduler: bool) -> int:
-    """The worker process: the loops, until a stop signal or the end of the API process."""
+def _work(
+    container: Container, wakeup_fd: int, with_worker: bool, with_scheduler: bool, wait: bool
+) -> int:
+    """The worker process: the loops, until a stop signal or the end of the API process;
+    ``wait``: first for ``Background.begin``."""
     stop = threading.Event()
     api_gone = threading.Event()
     _on_stop_signals(lambda _signum, _frame: stop.set())
+    if wait and not _begun(wakeup_fd, stop):
+        return 0  # stopped, or the API ended, before it served
 
     def on_close() -> None:
         api_gone.set()

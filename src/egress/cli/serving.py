@@ -3,6 +3,7 @@ commands do not pay for importing the web stack)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from types import FrameType
 
@@ -29,6 +30,11 @@ class GracefulServer(uvicorn.Server):
         self._app = app
         self._grace_s = grace_s
         self.background = background
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.background is not None and self.started:
+            self.background.begin()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         worker: Worker | None = getattr(self._app.state, "worker", None)
