@@ -238,6 +238,7 @@ def start_server(
         "EGRESS_POLL_S": "0.1",
         "EGRESS_HEARTBEAT_S": "0.2",
         "EGRESS_LOG_LEVEL": "INFO",
+        "EGRESS_ACCESS_LOG": "true",  # the log check of tests/e2e/helpers.py looks for 5xx in it
         "EGRESS_FILES_ROOTS": str(files_root(tmp_path)),
         "EGRESS_REVOCATION_CACHE_S": "0",  # revocation seen on the next request (make_settings)
         # One token and one address drive a whole module here (fuzzing, the credential

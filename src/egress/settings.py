@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +117,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     log_level: str = "INFO"
+    # One line per request costs a status poll about 5% of its CPU: off unless asked for.
+    access_log: bool = False
+    # Where `egress serve` runs its worker and scheduler: "process", a child forked at start,
+    # so an extraction never holds the API's GIL (bench/README.md, polling); "thread", inside
+    # the API process, for platforms without fork() or to debug both in one process.
+    embedded_worker: Literal["process", "thread"] = "process"
     triggers_per_minute: int = Field(default=DEFAULT_TRIGGERS_PER_MINUTE, ge=1)
     failed_signins_per_minute: int = Field(default=DEFAULT_FAILED_SIGNINS_PER_MINUTE, ge=1)
     max_runs_per_workspace: int = Field(default=DEFAULT_MAX_RUNS_PER_WORKSPACE, ge=1)

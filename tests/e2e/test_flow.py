@@ -7,8 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import signal
 import sqlite3
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.demo import create_orders_db
-from tests.conftest import PgDatabase, wait_for_status
+from tests.conftest import PgDatabase, Server, wait_for_status
 from tests.e2e.helpers import (
     API,
     CONFIGS,
@@ -446,3 +449,24 @@ def test_run_options_are_validated_through_http(http: httpx.Client, shop: Path) 
         want = [r[0] for r in db.execute("SELECT id FROM orders WHERE region='EU' AND id<=100")]
     assert sorted(int(r["id"]) for r in rows) == sorted(want) and want
     assert details["latestRecordCount"] == len(want)
+
+
+def test_the_worker_is_a_child_process_started_again_when_it_dies(
+    http: httpx.Client, server: Server, shop: Path
+) -> None:
+    """`egress serve` forks its worker: runs are carried out by another process than the
+    API's; killed, that process is logged and started again, and the next run completes."""
+    tpl = template(http, sqlite_connection(http, shop, "respawn"), "main.orders")
+    cfg = configuration(http, tpl["id"], "respawn")
+    first = wait_for_status(http, cfg, trigger(http, cfg)["id"], DONE)
+    pid = int(str(first["latestProcessId"]).split(":")[1])
+    assert first["latestStatus"] == "COMPLETED" and pid != server.process.pid
+    os.kill(pid, signal.SIGKILL)
+    logged = f"the worker process (pid {pid}) was killed by SIGKILL; starting another"
+    deadline = time.monotonic() + 30
+    while logged not in server.log():
+        assert time.monotonic() < deadline, server.log()[-3000:]
+        time.sleep(0.1)
+    second = wait_for_status(http, cfg, trigger(http, cfg)["id"], DONE)
+    assert second["latestStatus"] == "COMPLETED", second
+    assert int(str(second["latestProcessId"]).split(":")[1]) not in (pid, server.process.pid)

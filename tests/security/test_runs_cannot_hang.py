@@ -237,7 +237,8 @@ def test_a_cancel_requested_before_a_crash_ends_cancelled_after_the_restart(
             cfg = pg_config(http, pg_source, "crash")
             with pg_locked(pg_source):
                 eid = trigger(http, cfg)["id"]
-                worker = start_server(tmp_path, env)
+                # The worker inside the server process: freezing and killing it hit the worker.
+                worker = start_server(tmp_path, {**env, "EGRESS_EMBEDDED_WORKER": "thread"})
                 servers.append(worker)
                 wait_until(http, cfg, eid, {"IN_PROGRESS"})
                 # Frozen, the worker cannot see the cancel before it is killed.

@@ -42,3 +42,13 @@ def test_an_embedded_worker_shortens_the_gil_switch_interval(tmp_path: Path) -> 
     finally:
         sys.setswitchinterval(before)
         container.engine.dispose()
+
+
+def test_the_access_log_is_off_unless_asked_for(tmp_path: Path) -> None:
+    """A line per request costs a status poll about 5% of its CPU (README "Settings")."""
+    for extra, logged in (({}, False), ({"access_log": True}, True)):
+        container = Container.build(make_settings(tmp_path, **extra))
+        try:
+            assert _server(container, with_worker=False).config.access_log is logged
+        finally:
+            container.engine.dispose()

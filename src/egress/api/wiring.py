@@ -53,7 +53,7 @@ def _container(request: Request) -> Container:
     return c
 
 
-def _services(request: Request) -> Services:
+def services(request: Request) -> Services:
     return _container(request).services
 
 
@@ -61,7 +61,7 @@ def _services(request: Request) -> Services:
 # them in the event loop, where a sync one would cost a hop to the thread pool and back (a
 # status poll is dominated by such per-request overheads, not by its query).
 async def _services_dep(request: Request) -> Services:
-    return _services(request)
+    return services(request)
 
 
 async def _now(request: Request) -> datetime:
@@ -84,16 +84,29 @@ async def principal(
         raise HTTPException(
             401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    s = _services(request)
-    address = _source_address(request)
-
-    def check() -> Principal:
-        return s.identity.authenticate(credentials.credentials)
-
-    found = s.sign_ins.remembered(address, check)
+    found = remembered_principal(request, credentials.credentials)
     if found is not None:
         return found
-    return await run_in_threadpool(s.sign_ins.authenticate, address, check)
+    s = services(request)
+    check = _token_check(s, credentials.credentials)
+    return await run_in_threadpool(s.sign_ins.authenticate, _source_address(request), check)
+
+
+def _token_check(s: Services, token: str) -> Callable[[], Principal]:
+    return lambda: s.identity.authenticate(token)
+
+
+def remembered_principal(request: Request, token: str) -> Principal | None:
+    """The caller of ``token`` as the revocation cache remembers it, without the database
+    (None: it takes a read, or recording a failure)."""
+    s = services(request)
+    return s.sign_ins.remembered(_source_address(request), _token_check(s, token))
+
+
+def reads_in_event_loop(request: Request) -> bool:
+    """Whether a short metadata read may run in the event loop: a SQLite WAL read takes about
+    100 µs and never waits for the write lock, less than the hop to a thread and back."""
+    return _container(request).engine.dialect.name == "sqlite"
 
 
 class SourceCalls:
@@ -119,13 +132,13 @@ async def _downloads(request: Request) -> Downloads:
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
-async def _link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:
+async def link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:
     c = _container(request)
     base = c.settings.public_url or str(request.base_url)
     return LinkIssuer(c.services.links, base, p.actor)
 
 
-SignedUrls = Annotated[LinkIssuer, Depends(_link_issuer)]
+SignedUrls = Annotated[LinkIssuer, Depends(link_issuer)]
 SourceAddress = Annotated[str | None, Depends(_source_address)]
 ServicesDep = Annotated[Services, Depends(_services_dep)]
 Now = Annotated[datetime, Depends(_now)]

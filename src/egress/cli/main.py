@@ -28,8 +28,8 @@ from egress.client import Configuration, Execution
 from egress.settings import Settings
 
 if TYPE_CHECKING:  # imported when a server command runs: client commands start quickly
-    import uvicorn
-
+    from egress.cli.background import Background
+    from egress.cli.serving import GracefulServer
     from egress.container import Container
 
 app = typer.Typer(
@@ -120,7 +120,14 @@ def _refuse(message: str) -> NoReturn:
 EMBEDDED_SWITCH_INTERVAL_S = 0.001
 
 
-def _server(container: Container, with_worker: bool, with_scheduler: bool = True) -> uvicorn.Server:
+def _server(
+    container: Container,
+    with_worker: bool,
+    with_scheduler: bool = True,
+    background: Background | None = None,
+) -> GracefulServer:
+    """uvicorn over the API; ``with_worker``/``with_scheduler`` run those in this process
+    (EGRESS_EMBEDDED_WORKER thread), ``background`` is the child process running them."""
     import uvicorn
 
     from egress.api.app import create_app
@@ -135,6 +142,7 @@ def _server(container: Container, with_worker: bool, with_scheduler: bool = True
         host=s.host,
         port=s.port,
         log_level=s.log_level.lower(),
+        access_log=s.access_log,
         # The C event loop and HTTP parser (uvicorn[standard]), named rather than "auto" so a
         # missing one fails at start instead of silently serving on the slower pure-Python
         # ones: each costs a status poll a noticeable share of its CPU.
@@ -144,7 +152,30 @@ def _server(container: Container, with_worker: bool, with_scheduler: bool = True
         # call is left behind: the process exits without it).
         timeout_graceful_shutdown=math.ceil(s.shutdown_grace_s),
     )
-    return GracefulServer(config, app, s.shutdown_grace_s)
+    return GracefulServer(config, app, s.shutdown_grace_s, background)
+
+
+# How long past its grace the API waits for its worker process to stop before killing it.
+BACKGROUND_STOP_MARGIN_S = 5.0
+
+
+def _serving(container: Container, worker: bool, scheduler: bool) -> GracefulServer:
+    """The server of ``serve`` and ``demo``, its worker and scheduler where the settings say;
+    a child process is forked here, before uvicorn starts a thread or a loop."""
+    if container.settings.embedded_worker == "thread" or not (worker or scheduler):
+        return _server(container, with_worker=worker, with_scheduler=scheduler)
+    from egress.cli.background import start_background
+
+    background = start_background(container, worker=worker, scheduler=scheduler)
+    return _server(container, with_worker=False, with_scheduler=False, background=background)
+
+
+def _run(server: GracefulServer) -> None:
+    """Serve until stopped, then wait for the worker process (if any) to finish stopping."""
+    try:
+        server.run()
+    finally:
+        server.join_background(BACKGROUND_STOP_MARGIN_S)
 
 
 @app.command()
@@ -155,7 +186,7 @@ def serve(
     """Migrate the database, then serve the API (and, by default, an embedded worker and
     scheduler)."""
     container = _setup(Settings())
-    _server(container, with_worker=not no_worker, with_scheduler=not no_scheduler).run()
+    _run(_serving(container, worker=not no_worker, scheduler=not no_scheduler))
 
 
 @app.command()
@@ -243,8 +274,8 @@ def demo(rows: int = typer.Option(5000, help="orders in the generated sample dat
         create_orders_db(db_path, rows)
         console.print(f"generated sample database: {db_path} ({rows} orders)")
     container = _setup(settings)
-    server = _server(container, with_worker=True)
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = _serving(container, worker=True, scheduler=True)
+    thread = threading.Thread(target=_run, args=(server,), daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():

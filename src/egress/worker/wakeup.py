@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from collections.abc import Callable
 
 
 class Wakeup:
@@ -22,3 +25,34 @@ class Wakeup:
             if self._pending == 0:
                 self._cond.wait(timeout)
             self._pending = max(0, self._pending - 1)
+
+
+class PipeWakeup(Wakeup):
+    """The API's end when its worker is a child process: each notify is one byte on a pipe,
+    which the child's ``relay`` turns into a notify of its own ``Wakeup``."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        os.set_blocking(fd, False)  # a trigger never waits on a busy worker
+        self._fd = fd
+
+    def notify(self) -> None:
+        # A full pipe already holds wakeups the worker has yet to read; a child being
+        # restarted finds the run by polling.
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._fd, b"\x01")
+
+
+def relay(fd: int, wakeup: Wakeup, on_close: Callable[[], None]) -> threading.Thread:
+    """Start a thread turning the bytes of a ``PipeWakeup`` into ``wakeup.notify()`` calls;
+    ``on_close`` runs when the writer is gone (the API process ended)."""
+
+    def run() -> None:
+        while chunk := os.read(fd, 512):
+            for _ in chunk:
+                wakeup.notify()
+        on_close()
+
+    thread = threading.Thread(target=run, name="wakeup-relay", daemon=True)
+    thread.start()
+    return thread

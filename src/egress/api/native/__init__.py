@@ -7,9 +7,11 @@ Its routes parse a request, call one service method and present the answer
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic.alias_generators import to_camel
 
 from egress.api import errors, oauth, openapi
+from egress.api.native.poll import FastPoll
 from egress.api.native.routes import (
     audit,
     configurations,
@@ -32,6 +34,14 @@ def wire_name(logical: str) -> str:
 
 def install(app: FastAPI) -> None:
     """This face's routes, error format and OpenAPI document."""
+    [poll] = [
+        r
+        for r in executions.router.routes
+        if isinstance(r, APIRoute) and r.endpoint is executions.get_execution
+    ]
+    # Added before the error format's middleware, so inside it: a poll cancelled at shutdown
+    # answers 503 like any request.
+    app.add_middleware(FastPoll, route=poll)
     errors.install(app, wire_name, SOURCE_ERRORS)
     openapi.install(app)
     for module in (
