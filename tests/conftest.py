@@ -259,13 +259,18 @@ class Server:
 
 
 def start_server(
-    tmp_path: Path, env_extra: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    tmp_path: Path,
+    env_extra: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    *,
+    fresh: bool = False,
 ) -> Server:
-    """`egress serve` as a real process on a free port; waits for /healthz."""
+    """`egress serve` as a real process on a free port; waits for /healthz. Its metadata
+    database is a migrated copy unless ``fresh`` (then the server creates and migrates it)."""
     port = free_port()
     token = secrets.token_hex(16)
     data_dir = tmp_path / "server-data"
-    if not {"EGRESS_DATABASE_URL", "EGRESS_DATA_DIR"} & set(env_extra or {}):
+    if not fresh and not {"EGRESS_DATABASE_URL", "EGRESS_DATA_DIR"} & set(env_extra or {}):
         # The server still runs its migrations at start: from head, they have nothing to do.
         copy_migrated(data_dir / "egress.db")
     env = {

@@ -28,9 +28,10 @@ def _sqlite_template() -> Path:
 def copy_migrated(path: Path) -> bool:
     """Put a migrated SQLite metadata database at ``path`` unless one is there; whether it did.
     The online backup API copies the pages still in the template's WAL too."""
-    if path.exists():
+    if path.exists() and path.stat().st_size:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)  # as private as the server's own (its umask is 077)
     source, target = sqlite3.connect(_sqlite_template()), sqlite3.connect(path)
     try:
         source.backup(target)
