@@ -2,6 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Test processes: most of a test's time is a server subprocess starting, a poll or a timeout,
+# so more processes than cores still shortens the run (pytest-xdist; a module stays on one).
+TEST_WORKERS ?= 3
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 
 .PHONY: demo test install lint typecheck unit services bench clean
@@ -29,7 +32,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install services lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: install services
 	$(BIN)/python bench/extract_throughput.py

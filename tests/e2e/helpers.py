@@ -62,9 +62,10 @@ def running_server(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     secrets: Iterable[str] = (),
+    fresh: bool = False,
 ) -> Iterator[Server]:
     """A real `egress serve`; on the way out its log is checked (see ``assert_clean_log``)."""
-    server = start_server(tmp, env_extra=env, args=args)
+    server = start_server(tmp, env_extra=env, args=args, fresh=fresh)
     try:
         yield server
     finally:

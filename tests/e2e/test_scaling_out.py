@@ -21,6 +21,7 @@ from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.services.preflight import NotReady, check_key_rings
 from tests.conftest import make_settings
+from tests.support.migrated import migrate
 
 # Generous: the process only reads its settings and the database before deciding.
 EXIT_WITHIN_S = 30.0
@@ -90,7 +91,7 @@ def _sealed_connections(tmp_path: Path, keys: list[bytes]) -> Path:
     data_dir = tmp_path / "data"
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     for n, key in enumerate(keys):
         c = Container.build(make_settings(tmp_path, secret_keys=key.decode()))
         ws = c.workspaces.ensure_workspace("t")

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import make_settings
 from tests.integration.test_scheduler import Clock, _records, _template
 from tests.support.factories import configuration_values
+from tests.support.migrated import migrate
 
 NOW = datetime(2026, 6, 10, 12, tzinfo=UTC)
 FIRST_DAY = datetime(2026, 5, 8)
@@ -45,7 +45,7 @@ def clock() -> Clock:
 def _build(tmp_path: Path, clock: Clock) -> Container:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     return Container.build(settings, clock=clock)
 
 

@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 
 @pytest.fixture
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -14,18 +14,18 @@ import sqlalchemy as sa
 
 from egress.access_tokens import AccessTokens
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.errors import Busy, Unauthenticated
 from egress.domain.identity import Principal, Subject
 from egress.services import Services
 from egress.services.revocation import RevocationCache
 from egress.settings import Settings
+from tests.support.migrated import migrate
 
 
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[Container]:
     settings = Settings(data_dir=tmp_path)
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     c = Container.build(settings)
     yield c
     c.engine.dispose()
@@ -79,7 +79,7 @@ def test_a_personal_token_is_checked_against_the_database_once_per_window(
 def test_expiry_is_checked_on_every_request_even_from_the_cache(tmp_path: Path) -> None:
     now = [datetime(2026, 12, 1, tzinfo=UTC)]
     settings = Settings(data_dir=tmp_path)
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings, clock=lambda: now[0])
     identity = container.services.identity
     ws = identity.create_workspace("w")
@@ -97,7 +97,7 @@ def test_an_access_tokens_signature_is_checked_once_per_window_and_its_expiry_al
 ) -> None:
     now, t = [datetime(2026, 12, 1, tzinfo=UTC)], [0.0]
     settings = Settings(data_dir=tmp_path)
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings, clock=lambda: now[0])
     verified: list[str] = []
 
@@ -130,7 +130,7 @@ def test_the_sign_in_limit_reads_its_bucket_once_per_window_and_holds_across_rep
 ) -> None:
     t = [0.0]
     settings = Settings(data_dir=tmp_path, failed_signins_per_minute=2)
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     replicas = [Container.build(settings) for _ in range(2)]
     for c in replicas:  # each replica remembers on its own
         c.revocation_cache = RevocationCache(5, monotonic=lambda: t[0])

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 TABLE = """CREATE TABLE t (
     id int PRIMARY KEY, f float8, n numeric(8,3), b boolean, ts timestamp, tz timestamptz,
@@ -34,7 +34,7 @@ ROWS = """INSERT INTO t VALUES
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Conflict, Invalid
 from egress.domain.paging import PageRequest
@@ -25,6 +24,7 @@ from egress.services import executions
 from egress.sinks.data_table import target_table
 from tests.conftest import make_settings
 from tests.support.factories import configuration_values, submitted_configuration
+from tests.support.migrated import migrate
 
 _n = itertools.count()
 
@@ -36,7 +36,7 @@ def c(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Container]:
         extra["warehouse_url"] = request.getfixturevalue("pg_factory")("egress_wh").sqlalchemy_url
     settings = make_settings(tmp_path, **extra)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -20,7 +20,6 @@ import pytest
 import egress.engine.export
 import egress.engine.runner
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.audit import AuditFilter, AuditObject
 from egress.domain.errors import BadRequest, Busy, Forbidden, Invalid, NotFound
 from egress.domain.export import RequestStatus
@@ -33,6 +32,7 @@ from egress.sources import Source
 from egress.sources.postgresql import PostgresSource
 from tests.conftest import PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 CHAIN = 250_001
 
@@ -48,7 +48,7 @@ class Clock:
 def _container(tmp_path: Path, url: str | None = None, **settings: Any) -> Container:
     s = make_settings(tmp_path, url, heartbeat_s=0.1, poll_s=0.05, **settings)
     s.ensure_data_dir()
-    upgrade(s.resolved_database_url)
+    migrate(s.resolved_database_url)
     return Container.build(s, clock=settings.pop("clock", None) or Clock())
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.services.extracts import NewExtract
 from tests.conftest import make_settings
+from tests.support.migrated import migrate
 
 LOADED_AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ def c(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Container]:
         extra["warehouse_url"] = request.getfixturevalue("pg_db").sqlalchemy_url
     settings = make_settings(tmp_path, **extra)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings, clock=lambda: LOADED_AT)
     yield container
     container.engine.dispose()

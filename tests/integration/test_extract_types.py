@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.catalog import TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
@@ -38,6 +37,7 @@ from egress.sources.arrow_types import arrow_schema
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import extract_once, submitted_configuration
+from tests.support.migrated import migrate
 
 _US = timedelta(microseconds=1)
 TRICKY = 'héllo, "wörld"\nsecond line 🎉'
@@ -97,7 +97,7 @@ PG_ROWS = [
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -23,13 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.incremental import TRX_START_MARGIN_S
 from egress.domain.status import RunStatus
 from egress.sources.mysql.transactions import PROCESS_WARNING
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 _names = itertools.count()
 
@@ -84,7 +84,7 @@ class Env:
 def _container(tmp_path: Path, clock: Callable[[], datetime] | None = None) -> Container:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     if clock is None:
         return Container.build(settings)
     return Container.build(settings, clock=clock)

@@ -19,7 +19,6 @@ import pytest
 
 from egress.container import Container
 from egress.db.executions import RunRecord
-from egress.db.migrate import upgrade
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
@@ -34,6 +33,7 @@ from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.integration.test_extract_types import MYSQL_TABLE, PG_ROWS, PG_TABLE, TRICKY
 from tests.integration.test_incremental import _drop_mysql_user, _mysql_user
 from tests.support.factories import configuration_values, submitted_configuration
+from tests.support.migrated import migrate
 from tests.support.policy import files_root, policy_for
 
 MORE_ROWS = 500  # beyond the edge rows: ranges with many rows each
@@ -43,7 +43,7 @@ MORE_ROWS = 500  # beyond the edge rows: ranges with many rows each
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path, max_parallelism=4)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 REGIONS = ["EU", "NA", "APAC"]
 START = datetime(2026, 1, 1)
@@ -166,7 +166,7 @@ def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path, max_selected_rows=50)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -30,6 +30,7 @@ from egress.services.scheduler import Fired
 from tests.conftest import PgDatabase, make_settings
 from tests.support.factories import configuration_values
 from tests.support.identity import caller
+from tests.support.migrated import migrate
 
 START = datetime(2026, 6, 1, 0, 0, 30, tzinfo=UTC)
 
@@ -55,7 +56,7 @@ def _container(tmp_path: Path, url: str, clock: Clock) -> Container:
 def c(tmp_path: Path, clock: Clock) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings, clock=clock)
     yield container
     container.engine.dispose()

@@ -13,11 +13,11 @@ import pytest
 
 from egress.container import Container
 from egress.db.executions import RunRecord
-from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 Sql = Callable[[str], None]
 
@@ -26,7 +26,7 @@ Sql = Callable[[str], None]
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -15,13 +15,13 @@ import pytest
 
 from egress.container import Container
 from egress.db.executions import RunRecord
-from egress.db.migrate import upgrade
 from egress.domain.naming import split_label
 from egress.domain.paging import PageRequest
 from egress.domain.split import sub_extract_id
 from egress.domain.status import RunStatus
 from tests.conftest import make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 REGIONS = ["EU", "NA", "APAC", "LATAM", "MEA", "Nordics", "Zürich/CH", "a b"]
 
@@ -30,7 +30,7 @@ REGIONS = ["EU", "NA", "APAC", "LATAM", "MEA", "Nordics", "Zürich/CH", "a b"]
 def c(tmp_path: Path) -> Container:
     settings = make_settings(tmp_path, max_split_parts=20)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     return Container.build(settings)
 
 

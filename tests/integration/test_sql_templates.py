@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
 from egress.domain.identity import ADMIN
@@ -28,6 +27,7 @@ from egress.domain.status import RunStatus
 from egress.sources import base
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
 
 START = datetime(2026, 1, 1)
 REGIONS = ["EU", "NA", "APAC"]
@@ -136,7 +136,7 @@ def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
 def c(tmp_path: Path) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     yield container
     container.engine.dispose()

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from egress.container import Container
-from egress.db.migrate import upgrade
 from egress.db.run_records import ClaimedRun, Outcome
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.identity import ADMIN
@@ -24,6 +23,7 @@ from egress.storage import Storage
 from tests.conftest import make_settings
 from tests.support.factories import configuration_values
 from tests.support.identity import caller
+from tests.support.migrated import migrate
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -45,7 +45,7 @@ def clock() -> Clock:
 def c(tmp_path: Path, clock: Clock) -> Iterator[Container]:
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings, clock=clock)
     yield container
     container.engine.dispose()

@@ -33,7 +33,8 @@ STRING_CAP = 64 << 10
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("limits")) as s:
+    # fresh: the server creates its own metadata database (its mode is checked below)
+    with running_server(tmp_path_factory.mktemp("limits"), fresh=True) as s:
         yield s
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from egress.container import Container
 from egress.db.executions import RunRecord
-from egress.db.migrate import upgrade
 from egress.domain.paging import PageRequest
 from egress.domain.spec import ExecutionSpec
 from tests.conftest import make_settings
+from tests.support.migrated import migrate
 
 
 @contextmanager
@@ -20,7 +20,7 @@ def sqlite_container(tmp_path: Path) -> Iterator[Container]:
     """A container on a migrated SQLite metadata database in ``tmp_path`` (its own data dir)."""
     settings = make_settings(tmp_path)
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     container = Container.build(settings)
     try:
         yield container
