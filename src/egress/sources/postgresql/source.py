@@ -68,7 +68,6 @@ from egress.sources.postgresql.connect import (
     WRITER_WARNING,
     connect_error_class,
     first_line,
-    in_background,
 )
 from egress.sources.postgresql.copy_out import copy_out
 from egress.sources.postgresql.quoting import quoter
@@ -477,7 +476,7 @@ class PostgresSource:
             # The server stops the query (a lock wait, a sleep) on a connection of its own, in
             # the background since the server itself may hang; shutting our socket down makes
             # the blocked read return now even then.
-            in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
+            base.in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
             ref.shutdown()
 
         try:
@@ -490,4 +489,4 @@ class PostgresSource:
     def _track_adbc(self, cur: adbc_pg.Cursor) -> None:
         # ADBC gives no socket; its cancel asks the server over a connection of its own and
         # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
-        self._calls.track(lambda: in_background(cur.adbc_cancel))
+        self._calls.track(lambda: base.in_background(cur.adbc_cancel))
