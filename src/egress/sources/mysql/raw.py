@@ -14,6 +14,8 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from importlib.util import find_spec
+from itertools import chain, islice
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -76,6 +78,8 @@ _BINARY_CHARSET = 63
 _CLIENT_ADDRESS_SQL = "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
 
 Failed = Callable[[str, object], Exception]
+# Rows taken from libmysqlclient per step of the batching (``_bounded``).
+_STEP = 256
 
 
 def as_pymysql(exc: BaseException) -> pymysql.Error:
@@ -83,6 +87,8 @@ def as_pymysql(exc: BaseException) -> pymysql.Error:
     classes and the transient/terminal rules of the PyMySQL path apply unchanged."""
     code = getattr(exc, "errno", None)
     text = getattr(exc, "msg", None) or str(exc)
+    if "system error: 110" in text:  # ETIMEDOUT, in the words PyMySQL's classes look for
+        text += " (timed out)"
     if not isinstance(code, int) or code <= 0:
         return pymysql.err.OperationalError(2013, text)
     cls = pymysql.err.error_map.get(code, pymysql.err.OperationalError)
@@ -208,7 +214,8 @@ class RawSession:
                 ]
                 decoders = [_pymysql_decoder(d[8], d[6]) for d in described]
                 for rows in _bounded(conn.fetch_row, batch_rows, batch_bytes):
-                    columns = list(zip(*rows, strict=True))
+                    # A column at a time in C (zip(*rows) makes an iterator per row).
+                    columns = [list(map(itemgetter(i), rows)) for i in range(len(fields))]
                     arrays = []
                     for i, f in enumerate(fields):
                         raw = pa.array(columns[i], pa.binary())
@@ -238,17 +245,27 @@ def _bounded(
     fetch: Callable[[], tuple[bytes | None, ...] | None], batch_rows: int, batch_bytes: int | None
 ) -> Iterator[list[tuple[bytes | None, ...]]]:
     """Rows in lists of at most ``batch_rows``, ended too once their values reach about
-    ``batch_bytes`` (as ``rows.bounded_rows``; a raw value's size is its text's length,
-    measured in C: that per-row sum in Python cost more than the whole read)."""
+    ``batch_bytes`` (as ``rows.bounded_rows``, a raw value weighing its text's length).
+    Rows are taken and measured in steps of as many as about half the room left holds at the
+    average size so far (at most ``_STEP``), in C: measuring row by row in Python cost more
+    than the whole read. A step of big rows overshoots by at most that step."""
+    rows = iter(fetch, None)
     batch: list[tuple[bytes | None, ...]] = []
     size = 0
-    for row in iter(fetch, None):
-        batch.append(row)
+    row_size = 1.0  # the average so far, in bytes
+    step = 1
+    while chunk := list(islice(rows, step)):
+        batch.extend(chunk)
         if batch_bytes is not None:
-            size += sum(map(len, filter(None, row)))
+            size += sum(map(len, filter(None, chain.from_iterable(chunk))))
+            row_size = max(1.0, size / len(batch))
         if len(batch) >= batch_rows or (batch_bytes is not None and size >= batch_bytes):
             yield batch
             batch, size = [], 0
+        room = batch_rows - len(batch)
+        if batch_bytes is not None:
+            room = min(room, int((batch_bytes - size) / (2 * row_size)))
+        step = max(1, min(_STEP, room))
     if batch:
         yield batch
 
