@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
@@ -72,6 +71,7 @@ from egress.sources.postgresql.connect import (
 )
 from egress.sources.postgresql.copy_out import copy_out
 from egress.sources.postgresql.quoting import quoter
+from egress.sources.postgresql.sessions import IdleSession
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
     SESSION_SETTINGS,
@@ -109,7 +109,7 @@ class PostgresSource:
         # An incremental run's snapshot transaction, between the mark and the rows.
         self._held: psycopg.Connection[Any] | Any | None = None
         self._sql_ascii: bool | None = None  # known from the first session's server_encoding
-        self._idle: psycopg.Connection[Any] | None = None  # a run's session between calls
+        self._idle = IdleSession(self._psycopg, keep=policy.read_timeout_s is None)
 
     def _where(self) -> str:
         return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -162,32 +162,10 @@ class PostgresSource:
             conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(pg_name)))
         return conn
 
-    @contextmanager
-    def _session(self) -> Iterator[psycopg.Connection[Any]]:
-        """A session for one call. A run's calls (describe, estimate, quoting, COPY) share
-        one, kept idle in between and closed with the source by the runner: a session costs
-        the server a backend, most of a tiny run's work. An interactive call's source is
-        never closed, so its session ends with the call."""
-        conn = self._take_idle() or self._psycopg()
-        try:
-            yield conn
-        except BaseException:
-            conn.close()
-            raise
-        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        if self._policy.read_timeout_s is None and idle and not conn.closed:
-            self._idle = conn
-        else:
-            conn.close()
-
-    def _take_idle(self) -> psycopg.Connection[Any] | None:
-        conn, self._idle = self._idle, None
-        return conn
-
     def _is_sql_ascii(self) -> bool:
         """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
         if self._sql_ascii is None:
-            with self._session():
+            with self._idle.use():
                 pass
         return bool(self._sql_ascii)
 
@@ -218,12 +196,12 @@ class PostgresSource:
             raise self._failed(connect_error_class(exc), exc) from exc
 
     def check(self) -> None:
-        with self._session() as conn:
+        with self._idle.use() as conn:
             conn.execute("SELECT 1")
 
     def check_access(self) -> list[str]:
         try:
-            with self._session() as conn:
+            with self._idle.use() as conn:
                 row = conn.execute(ACCESS_SQL).fetchone()
         except psycopg.Error as exc:
             raise SourceError(first_line(exc)) from exc
@@ -234,7 +212,7 @@ class PostgresSource:
 
     def catalog(self) -> list[TableInfo]:
         try:
-            with self._session() as conn:
+            with self._idle.use() as conn:
                 rows = conn.execute(CATALOG_SQL).fetchall()
                 pk_rows = conn.execute(PK_SQL).fetchall()
                 unique_rows = conn.execute(UNIQUE_SQL).fetchall()
@@ -244,7 +222,7 @@ class PostgresSource:
 
     def describe(self, query: str) -> list[ColumnInfo]:
         limit_s = base.probe_limit_s(self._policy.read_timeout_s)
-        with self._session() as conn:
+        with self._idle.use() as conn:
             timeout_ms = str(int(limit_s * 1000))
             conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
             try:
@@ -283,7 +261,7 @@ class PostgresSource:
     def estimate_rows(self, plan: ReadPlan) -> int | None:
         """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read)."""
         try:
-            with self._session() as conn:
+            with self._idle.use() as conn:
                 row = conn.execute(f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, copy_sql)}")
                 explained = row.fetchone()
         except (psycopg.Error, SourceError):
@@ -298,7 +276,7 @@ class PostgresSource:
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:
-            with self._session() as conn:
+            with self._idle.use() as conn:
                 row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
         except (psycopg.Error, UnicodeDecodeError) as exc:
             raise SourceError(first_line(exc)) from exc
@@ -311,7 +289,7 @@ class PostgresSource:
         rel = table_sql(plan.table).sql("postgres")
         pre = SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
         sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
-        conn: Any = (self._take_idle() or self._psycopg()) if copy_csv else self._adbc_session()
+        conn: Any = self._idle.take() if copy_csv else self._adbc_session()
         try:
             for attempt in range(SNAPSHOT_TRIES):
                 has_xmin, standby, before, idle = one_row(conn, pre)
@@ -353,7 +331,7 @@ class PostgresSource:
         bounds = replace(
             plan, fields=[by_name[k] for k in plan.order], limit=2, offset=plan.limit - 1
         )
-        conn = self._take_idle() or self._psycopg()
+        conn = self._idle.take()
         try:
             one_row(conn, BEGIN_SNAPSHOT)
             rows = conn.execute(self._select(conn, bounds, plain_column)).fetchall()
@@ -383,7 +361,7 @@ class PostgresSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        with self._session() as pconn:
+        with self._idle.use() as pconn:
             query = self._select(pconn, plan, self._column_sql())
         held = self._take_held()
         yield from self._stream(
@@ -434,7 +412,7 @@ class PostgresSource:
         try:
             if held is None:
                 one_row(sessions[0], BEGIN_SNAPSHOT)
-            with self._session() as pconn:
+            with self._idle.use() as pconn:
                 quote = self._quoter(pconn)
                 key = plan.partition_key
                 assert key is not None
@@ -483,7 +461,7 @@ class PostgresSource:
             column_sql, options = copy_sql, force_quote(plan)
             out.write(csv_header([f.name for f in plan.fields]))
         held = self._take_held()
-        with held if held is not None else self._session() as conn:
+        with held if held is not None else self._idle.use() as conn:
             inner = self._select(conn, plan, column_sql)
             try:
                 return copy_out(
@@ -496,9 +474,7 @@ class PostgresSource:
         held = self._take_held()
         if held is not None:  # the run ended before reading its rows: end the transaction
             held.close()
-        idle = self._take_idle()
-        if idle is not None:
-            idle.close()
+        self._idle.close()
 
     def interrupt(self) -> None:
         self._calls.interrupt()
