@@ -61,6 +61,15 @@ def _latencies_ms(c: Container) -> list[float]:
     return [(r.started_at - r.queued_at).total_seconds() * 1000 for r in rows]
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far, from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_all_done(c: Container, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -156,11 +165,13 @@ def main() -> int:
             p.popen.send_signal(signal.SIGSTOP)
         for cfg_id in config_ids[args.idle_samples :]:
             c.services.executions.trigger(ws, cfg_id, {})
+        cpu_before = _cpu_s([p.popen.pid for p in procs])
         started = time.monotonic()
         for p in procs:
             p.popen.send_signal(signal.SIGCONT)
         _wait_all_done(c, 600)
         drain_s = time.monotonic() - started
+        drain_cpu = _cpu_s([p.popen.pid for p in procs]) - cpu_before
         print(f"workers: {args.workers} processes x 2 slots, PostgreSQL metadata, LISTEN/NOTIFY")
         print(
             f"idle   trigger→IN_PROGRESS  median {statistics.median(idle):7.1f} ms"
@@ -173,7 +184,8 @@ def main() -> int:
         )
         print(
             f"drain  {args.executions} queued executions in {drain_s:.1f} s"
-            f" = {args.executions / drain_s:.1f} executions/s"
+            f" = {args.executions / drain_s:.1f} executions/s;"
+            f" workers' CPU {drain_cpu:.1f} s = {drain_cpu / args.executions * 1000:.1f} ms each"
         )
         c.engine.dispose()
     finally:

@@ -1,6 +1,8 @@
 """A column dropped from a source table after its template was discovered (issue 13, item 20):
 a run that reads it fails up front naming it; a run that does not read it still completes;
-listing the templates again refreshes the discovered one."""
+listing the templates again refreshes the discovered one. That up-front check shares the
+run's one PostgreSQL session with the estimate, the quoting and the COPY (issue 19: a session
+is most of a tiny run's cost)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from egress.container import Container
 from egress.db.executions import RunRecord
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
+from egress.sources.postgresql import PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import extract_once, submitted_configuration
 from tests.support.migrated import migrate
 
 Sql = Callable[[str], None]
@@ -102,3 +105,32 @@ def _run(c: Container, ws: str, cfg: str, **options: Any) -> RunRecord:
     run = c.executions.get(ws, cfg, execution.id).latest
     assert run is not None
     return run
+
+
+@pytest.mark.parametrize(("fmt", "rows"), [("csv", b'1,"a"\n2,"b"\n'), ("jsonl", b'"id":2')])
+def test_a_run_opens_one_session(
+    c: Container,
+    pg_db: PgDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    rows: bytes,
+) -> None:
+    """CSV reads on that session (COPY); JSONL reads on an ADBC session of its own."""
+    with pg_db.connect() as conn:
+        conn.execute("CREATE TABLE tiny (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO tiny VALUES (1, 'a'), (2, 'b')")
+    opened: list[Any] = []
+    connect = PostgresSource._psycopg
+
+    def counted(self: PostgresSource) -> Any:
+        opened.append(connect(self))
+        return opened[-1]
+
+    settings = {"host": "127.0.0.1", "port": 5432, "database": pg_db.name, "user": "postgres"}
+    monkeypatch.setattr(PostgresSource, "_psycopg", counted)
+    run, data = extract_once(c, "postgresql", settings, "tiny", fmt)
+    assert run.status is RunStatus.COMPLETED and run.record_count == 2, run.error_message
+    assert rows in data
+    # One for discovering the template (an interactive call), one for the whole run.
+    assert len(opened) == 2
+    assert all(conn.closed for conn in opened)

@@ -159,6 +159,19 @@ def _quietly(stop: Callable[[], None]) -> None:
         log.debug("interrupting a source call failed", exc_info=True)
 
 
+def in_background(call: Callable[[], object]) -> None:
+    """A driver's cancel that asks the server over a connection of its own: the server itself
+    may hang, so the caller (an interrupt) must not wait for it."""
+
+    def run() -> None:
+        try:
+            call()
+        except Exception:  # the connection ended meanwhile, or the server is unreachable
+            log.debug("cancelling a source's query failed", exc_info=True)
+
+    threading.Thread(target=run, name="source-cancel", daemon=True).start()
+
+
 @dataclass(frozen=True)
 class SocketRef:
     """A driver's socket by descriptor and by its two ends: shutting it down later must never

@@ -75,7 +75,7 @@ def rows_to_batch(
         values = list(col)
         if fixes and i in fixes:
             values = fixes[i](f.name, values)
-        arrays.append(_column_array(f.name, values, f.type))
+        arrays.append(column_array(f.name, values, f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -109,7 +109,7 @@ def _parse_python(logical: str) -> Callable[[Any], Any]:
     return str
 
 
-def _column_array(name: str, values: list[Any], logical: str) -> pa.Array:
+def column_array(name: str, values: list[Any], logical: str) -> pa.Array:
     target = arrow_type(logical)
     # Typed drivers (PyMySQL) already hand out the right Python types. Not for integers:
     # pa.array([2.5], int64) truncates silently; inferring then casting safely refuses.

@@ -32,6 +32,7 @@ from egress.sources.base import (
     SocketRef,
     SourceError,
 )
+from egress.sources.mysql import raw
 from egress.sources.mysql.catalog import (
     CATALOG_SQL,
     JSON_CHECKS_SQL,
@@ -120,7 +121,9 @@ class MysqlSource:
         kind = base.TIMED_OUT if all(isinstance(e, TimeoutError) for e in errors) else None
         raise self._failed(kind or base.COULD_NOT_CONNECT, "; ".join(map(str, errors)))
 
-    def _connect(self, unbuffered: bool = False) -> pymysql.connections.Connection[Any]:
+    def _connect(
+        self, unbuffered: bool = False, tracked: bool = True
+    ) -> pymysql.connections.Connection[Any]:
         timeout = connect_timeout_s(self._s.connect_timeout, self._policy)
         conn = pymysql.connect(
             host=self._s.host,
@@ -157,7 +160,8 @@ class MysqlSource:
         except pymysql.Error as exc:
             conn.close()
             raise SourceError(clean_error(exc)) from exc
-        self._track(conn)
+        if tracked:
+            self._track(conn)
         return conn
 
     def check(self) -> None:
@@ -270,7 +274,29 @@ class MysqlSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        yield from self._stream(self._connect(unbuffered=True), plan, batch_rows, batch_bytes)
+        # The host name check of TLS with a CA needs PyMySQL's TLS on our own socket.
+        if self._s.ssl_ca or not raw.AVAILABLE:
+            yield from self._stream(self._connect(unbuffered=True), plan, batch_rows, batch_bytes)
+            return
+        s = self._s
+        session = raw.RawSession(
+            s,
+            self._password,
+            base.server_addresses_or_fail(s.host, s.port, s.database, self._policy, self._failed),
+            connect_timeout_s(s.connect_timeout, self._policy),
+            self._policy.read_timeout_s,
+            self._failed,
+        )
+        session.track(self._calls, self._kill)
+        query = select_statement(plan, self.dialect, convert=naive_utc, quote=session.escape).sql
+        schema = arrow_schema(plan.fields)
+        yield from session.stream(query, plan.fields, schema, s, batch_rows, batch_bytes)
+
+    def _kill(self, thread_id: int) -> None:
+        """Stops a statement of this source's over a connection of its own (not tracked: it
+        is the interrupt)."""
+        with self._connect(tracked=False) as conn, conn.cursor() as cur:
+            cur.execute(f"KILL QUERY {int(thread_id)}")
 
     def _stream(
         self,

@@ -1,17 +1,11 @@
 """PostgreSQL connection failures as generic classes, least-privilege warnings, and the
-helpers for a driver's message and a cancel that must not block."""
+helper for a driver's message."""
 
 from __future__ import annotations
-
-import logging
-import threading
-from collections.abc import Callable
 
 import psycopg
 
 from egress.sources import base
-
-log = logging.getLogger(__name__)
 
 # libpq's words for a peer that is not a PostgreSQL server at all.
 _NOT_POSTGRES = (
@@ -49,16 +43,6 @@ WRITER_WARNING = (
     "the connection's user can write (INSERT, UPDATE or DELETE on a table, or CREATE on the"
     " database or a schema): give Egress a least-privilege, read-only role"
 )
-
-
-def in_background(call: Callable[[], object]) -> None:
-    def run() -> None:
-        try:
-            call()
-        except Exception:  # the connection ended meanwhile, or the server is unreachable
-            log.debug("cancelling a PostgreSQL query failed", exc_info=True)
-
-    threading.Thread(target=run, name="pg-cancel", daemon=True).start()
 
 
 def first_line(exc: BaseException) -> str:

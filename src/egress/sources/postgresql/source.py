@@ -68,10 +68,10 @@ from egress.sources.postgresql.connect import (
     WRITER_WARNING,
     connect_error_class,
     first_line,
-    in_background,
 )
 from egress.sources.postgresql.copy_out import copy_out
 from egress.sources.postgresql.quoting import quoter
+from egress.sources.postgresql.sessions import IdleSession
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
     SESSION_SETTINGS,
@@ -113,6 +113,7 @@ class PostgresSource:
         # An incremental run's snapshot transaction, between the mark and the rows.
         self._held: psycopg.Connection[Any] | Any | None = None
         self._sql_ascii: bool | None = None  # known from the first session's server_encoding
+        self._idle = IdleSession(self._psycopg, keep=policy.read_timeout_s is None)
 
     def _where(self) -> str:
         return f"postgresql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -155,8 +156,8 @@ class PostgresSource:
         except psycopg.Error as exc:
             raise self._failed(connect_error_class(exc), exc) from exc
         self._track_psycopg(conn)
-        for stmt in self._session_settings():
-            conn.execute(stmt)
+        # One round trip for all of them (a tiny run's sessions are most of its work).
+        conn.execute("; ".join(self._session_settings()))
         self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
         if self._sql_ascii and self._s.sourceEncoding != "utf-8":
             # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
@@ -168,14 +169,18 @@ class PostgresSource:
     def _is_sql_ascii(self) -> bool:
         """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
         if self._sql_ascii is None:
-            self._psycopg().close()
+            with self._idle.use():
+                pass
         return bool(self._sql_ascii)
 
     def _session_settings(self) -> tuple[str, ...]:
+        return (*SESSION_SETTINGS, self._statement_limit())
+
+    def _statement_limit(self) -> str:
         read_timeout = self._policy.read_timeout_s
         if read_timeout is None:  # a run: a big sort's first row may take long (stall limit)
-            return SESSION_SETTINGS
-        return (*SESSION_SETTINGS, f"SET statement_timeout = {int(read_timeout * 1000)}")
+            return "RESET statement_timeout"
+        return f"SET statement_timeout = {int(read_timeout * 1000)}"
 
     def _adbc(self, autocommit: bool = False) -> Any:
         addresses, limits = self._target()
@@ -195,12 +200,12 @@ class PostgresSource:
             raise self._failed(connect_error_class(exc), exc) from exc
 
     def check(self) -> None:
-        with self._psycopg() as conn:
+        with self._idle.use() as conn:
             conn.execute("SELECT 1")
 
     def check_access(self) -> list[str]:
         try:
-            with self._psycopg() as conn:
+            with self._idle.use() as conn:
                 row = conn.execute(ACCESS_SQL).fetchone()
         except psycopg.Error as exc:
             raise SourceError(first_line(exc)) from exc
@@ -211,7 +216,7 @@ class PostgresSource:
 
     def catalog(self) -> list[TableInfo]:
         try:
-            with self._psycopg() as conn:
+            with self._idle.use() as conn:
                 rows = conn.execute(CATALOG_SQL).fetchall()
                 pk_rows = conn.execute(PK_SQL).fetchall()
                 unique_rows = conn.execute(UNIQUE_SQL).fetchall()
@@ -221,7 +226,7 @@ class PostgresSource:
 
     def describe(self, query: str) -> list[ColumnInfo]:
         limit_s = base.probe_limit_s(self._policy.read_timeout_s)
-        with self._psycopg() as conn:
+        with self._idle.use() as conn:
             timeout_ms = str(int(limit_s * 1000))
             conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
             try:
@@ -244,6 +249,7 @@ class PostgresSource:
                 )
             except psycopg.Error as exc:
                 raise SourceError(first_line(exc)) from exc
+            conn.execute(self._statement_limit())  # the session may serve the run's next calls
         return [
             ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
             for i, c in enumerate(columns)
@@ -259,7 +265,7 @@ class PostgresSource:
     def estimate_rows(self, plan: ReadPlan) -> int | None:
         """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read)."""
         try:
-            with self._psycopg() as conn:
+            with self._idle.use() as conn:
                 row = conn.execute(f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, copy_sql)}")
                 explained = row.fetchone()
         except (psycopg.Error, SourceError):
@@ -274,7 +280,7 @@ class PostgresSource:
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:
-            with self._psycopg() as conn:
+            with self._idle.use() as conn:
                 row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
         except (psycopg.Error, UnicodeDecodeError) as exc:
             raise SourceError(first_line(exc)) from exc
@@ -287,7 +293,7 @@ class PostgresSource:
         rel = table_sql(plan.table).sql("postgres")
         pre = SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
         sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
-        conn: Any = self._psycopg() if copy_csv else self._adbc_session()
+        conn: Any = self._idle.take() if copy_csv else self._adbc_session()
         try:
             for attempt in range(SNAPSHOT_TRIES):
                 has_xmin, standby, before, idle = one_row(conn, pre)
@@ -329,7 +335,7 @@ class PostgresSource:
         bounds = replace(
             plan, fields=[by_name[k] for k in plan.order], limit=2, offset=plan.limit - 1
         )
-        conn = self._psycopg()
+        conn = self._idle.take()
         try:
             one_row(conn, BEGIN_SNAPSHOT)
             rows = conn.execute(self._select(conn, bounds, plain_column)).fetchall()
@@ -359,7 +365,7 @@ class PostgresSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        with self._psycopg() as pconn:
+        with self._idle.use() as pconn:
             query = self._select(pconn, plan, self._column_sql())
         held = self._take_held()
         yield from self._stream(
@@ -410,7 +416,7 @@ class PostgresSource:
         try:
             if held is None:
                 one_row(sessions[0], BEGIN_SNAPSHOT)
-            with self._psycopg() as pconn:
+            with self._idle.use() as pconn:
                 quote = self._quoter(pconn)
                 key = plan.partition_key
                 assert key is not None
@@ -459,7 +465,7 @@ class PostgresSource:
             column_sql, options = copy_sql, force_quote(plan)
             out.write(csv_header([f.name for f in plan.fields]))
         held = self._take_held()
-        with held if held is not None else self._psycopg() as conn:
+        with held if held is not None else self._idle.use() as conn:
             inner = self._select(conn, plan, column_sql)
             try:
                 return copy_out(
@@ -472,6 +478,7 @@ class PostgresSource:
         held = self._take_held()
         if held is not None:  # the run ended before reading its rows: end the transaction
             held.close()
+        self._idle.close()
 
     def interrupt(self) -> None:
         self._calls.interrupt()
@@ -481,7 +488,7 @@ class PostgresSource:
             # The server stops the query (a lock wait, a sleep) on a connection of its own, in
             # the background since the server itself may hang; shutting our socket down makes
             # the blocked read return now even then.
-            in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
+            base.in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
             ref.shutdown()
 
         try:
@@ -494,4 +501,4 @@ class PostgresSource:
     def _track_adbc(self, cur: adbc_pg.Cursor) -> None:
         # ADBC gives no socket; its cancel asks the server over a connection of its own and
         # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
-        self._calls.track(lambda: in_background(cur.adbc_cancel))
+        self._calls.track(lambda: base.in_background(cur.adbc_cancel))
