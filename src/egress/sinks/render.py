@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress.sources.arrow_types import TEXT_YEARS, infinity_masks, outside_years
+from egress.sources.arrow_types import TEXT_YEARS, column_outside_years, infinity_masks
 
 
 def base64_column(col: pa.Array) -> pa.Array:
@@ -26,13 +26,13 @@ def base64_column(col: pa.Array) -> pa.Array:
 def refuse_years_beyond_text(batch: pa.RecordBatch) -> None:
     """Fail, naming the column, rather than write Arrow's "<value out of range>" text for a
     date or timestamp outside years -32767 to 32767."""
-    for field, col in zip(batch.schema, batch.columns, strict=True):
-        if outside_years(col, TEXT_YEARS):
-            raise ValueError(
-                f"column {field.name!r} holds a value dated outside the years -32767 to 32767,"
-                " which Egress cannot write as text; export it as Parquet, or filter it out with a"
-                " whereClause"
-            )
+    name = column_outside_years(batch, TEXT_YEARS)
+    if name is not None:
+        raise ValueError(
+            f"column {name!r} holds a value dated outside the years -32767 to 32767, which"
+            " Egress cannot write as text; export it as Parquet, or filter it out with a"
+            " whereClause"
+        )
 
 
 def date_text(col: pa.Array) -> pa.Array:

@@ -96,11 +96,18 @@ PYTHON_YEARS = (-719_162, 2_932_897)  # 0001-01-01, 10000-01-01
 _PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 
 
-def outside_years(col: pa.Array, years: tuple[int, int]) -> bool:
-    """Whether a date/timestamp column (or a list's items) holds a finite value outside
-    ``years`` (``TEXT_YEARS`` or ``PYTHON_YEARS``)."""
+def column_outside_years(batch: pa.RecordBatch, years: tuple[int, int]) -> str | None:
+    """The first column holding a finite date/timestamp outside ``years`` (``TEXT_YEARS`` or
+    ``PYTHON_YEARS``), or None."""
+    for field, col in zip(batch.schema, batch.columns, strict=True):
+        if _outside_years(col, years):
+            return str(field.name)
+    return None
+
+
+def _outside_years(col: pa.Array, years: tuple[int, int]) -> bool:
     if pa.types.is_list(col.type):
-        return outside_years(col.flatten(), years)
+        return _outside_years(col.flatten(), years)
     if not can_be_infinite(col.type):
         return False
     timestamp = pa.types.is_timestamp(col.type)
