@@ -202,6 +202,28 @@ def test_a_null_key_fails_the_run_and_is_never_invented(c: Container, tmp_path: 
     assert c.services.data_tables.rows_page(ws, table.id, 10, None).rows == []
 
 
+def test_a_year_outside_1_to_9999_fails_the_load_naming_the_column(
+    c: Container, tmp_path: Path
+) -> None:
+    """Rows reach the warehouse as Python values, which have no BC or five-digit years: the
+    run fails with the column's name instead of a driver's "date value out of range"."""
+    rows = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "d": pa.array([0, -735160], pa.int32()).view(pa.date32()),  # 1970-01-01, -0043-03-15
+        }
+    )
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _files_template(c, tmp_path, rows, ["id"])
+    destination = {"type": "dataTable", "dataTable": "bc", "mode": "upsert"}
+    run = _run(c, ws, submitted_configuration(c, ws, tpl, "bc", destination=destination)).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "column 'd' holds a value dated outside the years 1 to 9999, which a data table cannot"
+        " hold; export it as a file, or filter it out with a whereClause"
+    )
+
+
 def test_a_null_in_any_column_of_a_composite_key_fails_the_run(
     c: Container, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -616,6 +617,20 @@ PG_SPECIAL_ROWS = """INSERT INTO special VALUES
  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
 
 
+# BC (1 BC is year 0), the first and last years of 1-9999, five-digit years and the extremes
+# PostgreSQL holds that Arrow can write as text, as timestamp, timestamptz and date.
+ODD_YEARS = [
+    ("0044-03-15 12:00:00.5 BC", "0044-03-15 BC"),
+    ("0001-12-31 23:59:59.999999 BC", "0001-12-31 BC"),
+    ("0001-01-01 00:00:00 BC", "0001-01-01 BC"),
+    ("0001-01-01 00:00:00", "0001-01-01"),
+    ("9999-12-31 23:59:59.999999", "9999-12-31"),
+    ("10000-01-01 00:00:00", "10000-01-01"),
+    ("32767-12-31 23:59:59.999999", "32767-12-31"),
+    ("4713-01-01 00:00:00 BC", "4713-01-01 BC"),
+]
+
+
 @pytest.fixture
 def special(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.connect() as conn:
@@ -625,6 +640,11 @@ def special(pg_db: PgDatabase) -> PgDatabase:
         conn.execute("INSERT INTO inf VALUES (1, 'infinity', '-infinity', 'infinity')")
         conn.execute("INSERT INTO inf VALUES (2, '-infinity', 'infinity', '-infinity')")
         conn.execute("INSERT INTO inf VALUES (3, '2026-01-02 03:04:05', NULL, '2026-01-02')")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("CREATE TABLE odd (id int PRIMARY KEY, ts timestamp, tz timestamptz, d date)")
+        for i, (stamp, day) in enumerate(ODD_YEARS):
+            conn.execute("INSERT INTO odd VALUES (%s, %s, %s, %s)", (i, stamp, stamp, day))
+        conn.execute("INSERT INTO odd VALUES (%s, NULL, NULL, NULL)", (len(ODD_YEARS),))
     return pg_db
 
 
@@ -734,11 +754,11 @@ def test_postgres_multidimensional_array_fails_naming_the_column(
 def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     c: Container, special: PgDatabase
 ) -> None:
-    """Infinite dates/timestamps, money, oids and numeric NaN: COPY and Arrow agree byte for
-    byte (arrays and floats always take the Arrow path)."""
+    """Infinite dates/timestamps, BC and five-digit years, money, oids and numeric NaN: COPY
+    and Arrow agree byte for byte (arrays and floats always take the Arrow path)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
-    for name in ("inf", "special"):
+    for name in ("inf", "special", "odd"):
         fields = [
             col
             for col in tables[name].columns
@@ -760,8 +780,9 @@ def test_copy_fast_path_pads_every_fraction_and_renders_odd_years(
     c: Container, pg_db: PgDatabase
 ) -> None:
     """PostgreSQL's text drops a fraction's trailing zeros; the COPY path pads it to six
-    digits by length, and renders BC, five-digit years and infinities as before (to_char or
-    the word), in UTC for a time-zoned column whatever the value's offset."""
+    digits by length, writes BC and five-digit years as ISO 8601 astronomical years (1 BC is
+    0000, 44 BC -0043) and infinities as words, in UTC for a time-zoned column whatever the
+    value's offset."""
     values = [
         "2026-05-28 14:00:00",
         "2026-05-28 14:00:00.1",
@@ -795,14 +816,102 @@ def test_copy_fast_path_pads_every_fraction_and_renders_odd_years(
         '4,"2026-05-28 14:00:00.123400","2026-05-28 12:00:00.123400Z"',
         '5,"2026-05-28 14:00:00.123450","2026-05-28 12:00:00.123450Z"',
         '6,"2026-05-28 14:00:00.123456","2026-05-28 12:00:00.123456Z"',
-        # 1 BC in UTC: to_char's year has no era (as before this rendering).
-        '7,"0001-01-01 00:00:00.000000","0001-12-31 22:00:00.000000Z"',
+        # 0001-01-01 00:00 +02:00 is 22:00 UTC on the last day of 1 BC: year 0000.
+        '7,"0001-01-01 00:00:00.000000","0000-12-31 22:00:00.000000Z"',
         '8,"9999-12-31 23:59:59.999999","9999-12-31 21:59:59.999999Z"',
-        '9,"0044-03-15 12:00:00.500000","0044-03-15 10:00:00.500000Z"',
+        '9,"-0043-03-15 12:00:00.500000","-0043-03-15 10:00:00.500000Z"',
         '10,"10000-01-01 00:00:00.000000","9999-12-31 22:00:00.000000Z"',
         '11,"infinity","infinity"',
         "12,,",
     ]
+
+
+def test_years_outside_1_to_9999_are_iso_years_in_every_format(
+    c: Container, special: PgDatabase
+) -> None:
+    """CSV (the COPY path) and JSONL write ISO 8601 astronomical years; Parquet keeps the
+    instant (read back as microseconds/days from 1970)."""
+    settings = _pg_settings(special)
+    run, data = extract_once(c, "postgresql", settings, "odd", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '"id","ts","tz","d"',
+        '0,"-0043-03-15 12:00:00.500000","-0043-03-15 12:00:00.500000Z","-0043-03-15"',
+        '1,"0000-12-31 23:59:59.999999","0000-12-31 23:59:59.999999Z","0000-12-31"',
+        '2,"0000-01-01 00:00:00.000000","0000-01-01 00:00:00.000000Z","0000-01-01"',
+        '3,"0001-01-01 00:00:00.000000","0001-01-01 00:00:00.000000Z","0001-01-01"',
+        '4,"9999-12-31 23:59:59.999999","9999-12-31 23:59:59.999999Z","9999-12-31"',
+        '5,"10000-01-01 00:00:00.000000","10000-01-01 00:00:00.000000Z","10000-01-01"',
+        '6,"32767-12-31 23:59:59.999999","32767-12-31 23:59:59.999999Z","32767-12-31"',
+        '7,"-4712-01-01 00:00:00.000000","-4712-01-01 00:00:00.000000Z","-4712-01-01"',
+        "8,,,",
+    ]
+    run, data = extract_once(c, "postgresql", settings, "odd", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert [(r["ts"], r["tz"], r["d"]) for r in strict_json_lines(data)] == [
+        ("-0043-03-15T12:00:00.500000", "-0043-03-15T12:00:00.500000Z", "-0043-03-15"),
+        ("0000-12-31T23:59:59.999999", "0000-12-31T23:59:59.999999Z", "0000-12-31"),
+        ("0000-01-01T00:00:00.000000", "0000-01-01T00:00:00.000000Z", "0000-01-01"),
+        ("0001-01-01T00:00:00.000000", "0001-01-01T00:00:00.000000Z", "0001-01-01"),
+        ("9999-12-31T23:59:59.999999", "9999-12-31T23:59:59.999999Z", "9999-12-31"),
+        ("10000-01-01T00:00:00.000000", "10000-01-01T00:00:00.000000Z", "10000-01-01"),
+        ("32767-12-31T23:59:59.999999", "32767-12-31T23:59:59.999999Z", "32767-12-31"),
+        ("-4712-01-01T00:00:00.000000", "-4712-01-01T00:00:00.000000Z", "-4712-01-01"),
+        (None, None, None),
+    ]
+    run, data = extract_once(c, "postgresql", settings, "odd", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    table = pq.read_table(io.BytesIO(data))
+    assert str(table.schema.field("tz").type) == "timestamp[us, tz=UTC]"
+    micros = table.column("ts").combine_chunks().view(pa.int64()).to_pylist()
+    assert micros == table.column("tz").combine_chunks().view(pa.int64()).to_pylist()
+    days = table.column("d").combine_chunks().view(pa.int32()).to_pylist()
+    with special.connect() as conn:  # PostgreSQL's own count from 1970
+        want = conn.execute(
+            "SELECT (extract(epoch FROM ts) * 1000000)::int8, d - date '1970-01-01'"
+            " FROM odd ORDER BY id"
+        ).fetchall()
+    assert list(zip(micros, days, strict=True)) == [tuple(w) for w in want]
+    assert micros[0] == -63517780799500000 and days[2] == -719528  # 44 BC; 0000-01-01
+
+
+def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
+    c: Container, pg_db: PgDatabase
+) -> None:
+    """Arrow writes years -32767 to 32767 as text, and ADBC reads timestamps up to int64
+    microseconds from 1970 (294247 AD): past those a run fails rather than write
+    "<value out of range>" or a wrapped-around instant. The COPY path writes PostgreSQL's
+    own digits for both, exactly."""
+    with pg_db.connect() as conn:
+        conn.execute("CREATE TABLE late (id int PRIMARY KEY, d date)")
+        conn.execute("INSERT INTO late VALUES (1, '32768-01-01'), (2, '5874897-12-31')")
+        conn.execute("CREATE TABLE latest (id int PRIMARY KEY, ts timestamp)")
+        conn.execute("INSERT INTO latest VALUES (1, '294276-12-31 23:59:59.999999')")
+    settings = _pg_settings(pg_db)
+    run, data = extract_once(c, "postgresql", settings, "late", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == ['"id","d"', '1,"32768-01-01"', '2,"5874897-12-31"']
+    run, data = extract_once(c, "postgresql", settings, "late", "jsonl")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "column 'd' holds a value dated outside the years -32767 to 32767, which Egress"
+        " cannot write as text; export it as Parquet, or filter it out with a whereClause"
+    )
+    run, data = extract_once(c, "postgresql", settings, "late", "parquet")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    days = pq.read_table(io.BytesIO(data)).column("d").combine_chunks().view(pa.int32())
+    assert days.to_pylist() == [11248738, 2145042905]  # PostgreSQL's d - '1970-01-01'
+
+    run, data = extract_once(c, "postgresql", settings, "latest", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == ['"id","ts"', '1,"294276-12-31 23:59:59.999999"']
+    for fmt in ("jsonl", "parquet"):
+        run, data = extract_once(c, "postgresql", settings, "latest", fmt)
+        assert run.status is RunStatus.FAILED and data == b"", fmt
+        assert run.error_message == (
+            "column 'ts' holds a timestamp after 294247-01-10 04:00:54.775807 UTC, which the"
+            " PostgreSQL driver cannot read; filter it out with a whereClause"
+        )
 
 
 MYSQL_SPECIAL_TABLE = """CREATE TABLE special (

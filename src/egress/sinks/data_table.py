@@ -23,7 +23,7 @@ from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal
 from egress.sinks.writers import refuse_infinities
-from egress.sources.arrow_types import arrow_schema
+from egress.sources.arrow_types import PYTHON_YEARS, arrow_schema, column_outside_years
 from egress.sources.rows import bounded_rows, rows_to_batch
 
 HIDDEN_ID = "_egress_id"  # row id of tables without a primary key (keyset paging)
@@ -159,6 +159,7 @@ class Warehouse:
 
     def _insert(self, conn: Connection, stage: sa.Table, batch: pa.RecordBatch) -> None:
         refuse_infinities(batch, "a data table")
+        _refuse_years_beyond_python(batch)
         names = batch.schema.names
         columns = [_values(col) for col in batch.columns]
         if conn.dialect.name == "postgresql":
@@ -227,6 +228,16 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, time):
         return value.isoformat()
     return value
+
+
+def _refuse_years_beyond_python(batch: pa.RecordBatch) -> None:
+    """Rows reach the warehouse as Python values: a BC or five-digit year has none."""
+    name = column_outside_years(batch, PYTHON_YEARS)
+    if name is not None:
+        raise LoadError(
+            f"column {name!r} holds a value dated outside the years 1 to 9999, which a data"
+            " table cannot hold; export it as a file, or filter it out with a whereClause"
+        )
 
 
 def _refuse_null_keys(null_keys: dict[str, int]) -> None:

@@ -26,6 +26,7 @@ from egress.sinks.render import (
     json_renderer,
     json_timestamp_format,
     plain_decimals,
+    refuse_years_beyond_text,
     timestamp_text,
 )
 from egress.sources.arrow_types import infinity_masks
@@ -182,6 +183,7 @@ class JsonlWriter:
         self._keys = [_dumps(name) + ":" for name in schema.names]
 
     def write(self, batch: pa.RecordBatch) -> None:
+        refuse_years_beyond_text(batch)
         for offset in range(0, batch.num_rows, JSONL_SLICE_ROWS):
             self._write_slice(batch.slice(offset, JSONL_SLICE_ROWS))
 

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress.sources.arrow_types import infinity_masks
+from egress.sources.arrow_types import TEXT_YEARS, column_outside_years, infinity_masks
 
 
 def base64_column(col: pa.Array) -> pa.Array:
@@ -21,6 +21,18 @@ def base64_column(col: pa.Array) -> pa.Array:
         [None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
         pa.string(),
     )
+
+
+def refuse_years_beyond_text(batch: pa.RecordBatch) -> None:
+    """Fail, naming the column, rather than write Arrow's "<value out of range>" text for a
+    date or timestamp outside years -32767 to 32767."""
+    name = column_outside_years(batch, TEXT_YEARS)
+    if name is not None:
+        raise ValueError(
+            f"column {name!r} holds a value dated outside the years -32767 to 32767, which"
+            " Egress cannot write as text; export it as Parquet, or filter it out with a"
+            " whereClause"
+        )
 
 
 def date_text(col: pa.Array) -> pa.Array:

@@ -28,6 +28,7 @@ from egress.sinks.render import (
     duration_column,
     json_list_column,
     json_renderer,
+    refuse_years_beyond_text,
 )
 from egress.sources.arrow_types import can_be_infinite, first_infinity
 
@@ -75,6 +76,7 @@ class CsvWriter:
         self._writer = pacsv.CSVWriter(out, self._schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        refuse_years_beyond_text(batch)
         columns = [
             c if text is None else text(c)
             for c, text in zip(batch.columns, self._text, strict=True)

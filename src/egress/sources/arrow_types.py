@@ -89,6 +89,40 @@ def first_infinity(col: pa.Array) -> str | None:
     return "-infinity"
 
 
+# Years as days from 1970, [first, end): those Arrow writes as text (beyond, its text is
+# "<value out of range: …>") and those Python's datetime holds.
+TEXT_YEARS = (-12_687_428, 11_248_738)  # -32767-01-01, 32768-01-01
+PYTHON_YEARS = (-719_162, 2_932_897)  # 0001-01-01, 10000-01-01
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def column_outside_years(batch: pa.RecordBatch, years: tuple[int, int]) -> str | None:
+    """The first column holding a finite date/timestamp outside ``years`` (``TEXT_YEARS`` or
+    ``PYTHON_YEARS``), or None."""
+    for field, col in zip(batch.schema, batch.columns, strict=True):
+        if _outside_years(col, years):
+            return str(field.name)
+    return None
+
+
+def _outside_years(col: pa.Array, years: tuple[int, int]) -> bool:
+    if pa.types.is_list(col.type):
+        return _outside_years(col.flatten(), years)
+    if not can_be_infinite(col.type):
+        return False
+    timestamp = pa.types.is_timestamp(col.type)
+    storage = col.view(pa.int64() if timestamp else pa.int32())
+    per_day = _PER_DAY[col.type.unit] if timestamp else 1
+    # Clamped to the storage's range: nanoseconds never reach these years.
+    first, end = (max(min(d * per_day, 2**63 - 1), -(2**63)) for d in years)
+    high, low = _INFINITY[storage.type]
+    outside = pc.or_(
+        pc.and_(pc.less(storage, first), pc.not_equal(storage, low)),
+        pc.and_(pc.greater_equal(storage, end), pc.not_equal(storage, high)),
+    )
+    return pc.any(outside).as_py() is True
+
+
 def logical_from_arrow(t: pa.DataType) -> str:
     """The logical type of an Arrow type a driver or file reader reports (best fit)."""
     if isinstance(t, pa.ExtensionType):

@@ -68,9 +68,27 @@ def read_error(exc: BaseException) -> SourceError:
 
 
 def infinities(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """ADBC's wrapped-around infinite dates and timestamps as Egress's infinity sentinels."""
+    """ADBC's wrapped-around infinite dates and timestamps as Egress's infinity sentinels;
+    a timestamp ADBC wrapped around (past int64 microseconds from 1970) fails the read."""
+    for field, col in zip(batch.schema, batch.columns, strict=True):
+        if _wrapped_timestamps(col):
+            raise SourceError(
+                f"column {field.name!r} holds a timestamp after 294247-01-10 04:00:54.775807"
+                " UTC, which the PostgreSQL driver cannot read; filter it out with a whereClause"
+            )
     columns = [_column_infinities(col) for col in batch.columns]
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _wrapped_timestamps(col: pa.Array) -> bool:
+    """Values below ADBC's +infinity: real ones (4713 BC onwards) never are, a timestamp
+    whose microseconds from 1970 overflow int64 wraps around to there."""
+    if pa.types.is_list(col.type):
+        return _wrapped_timestamps(col.flatten())
+    if not pa.types.is_timestamp(col.type):
+        return False
+    storage = col.view(pa.int64())
+    return pc.any(pc.less(storage, _ADBC_INFINITY[pa.int64()][0])).as_py() is True
 
 
 def _column_infinities(col: pa.Array) -> pa.Array:

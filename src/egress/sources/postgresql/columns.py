@@ -151,18 +151,56 @@ COPY_QUOTED = AS_TEXT | {"date", "timestamp", "timestamptz"}
 
 
 # The years whose ISO text (DateStyle ISO) is ``YYYY-MM-DD HH:MI:SS[.f…]``: other timestamps
-# (BC, five-digit years, infinities) are rendered by ``to_char``, which is exact but costs the
-# server about as much as the rest of the COPY.
+# (BC, five-digit years) are rendered by ``to_char`` after their ISO year, which is exact but
+# costs the server about as much as the rest of the COPY; infinities are words.
 _PLAIN_YEARS = ("0001-01-01 00:00:00", "10000-01-01 00:00:00")
 # PostgreSQL's text of a timestamp drops trailing zeros of the fraction: what each length
 # lacks of Egress's six digits (19: whole seconds; 20 never occurs).
 _FRACTION_PADDING = {19: ".000000", 21: "00000", 22: "0000", 23: "000", 24: "00", 25: "0"}
 
 
+def _iso_year(value: exp.Expression) -> exp.Expression:
+    """The year as Arrow writes it (ISO 8601's astronomical years): 1 BC is ``0000``, 44 BC
+    ``-0043``, later years their digits (``10000``). PostgreSQL's text says ``0044 … BC``."""
+    year = exp.cast(exp.Extract(this=exp.var("YEAR"), expression=value), "INT")
+    before_christ = exp.DPipe(  # year is -44 for 44 BC (there is no year 0)
+        this=exp.Literal.string("-"),
+        expression=exp.Anonymous(
+            this="lpad",
+            expressions=[
+                exp.cast(exp.Sub(this=exp.Literal.number(-1), expression=year.copy()), "TEXT"),
+                exp.Literal.number(4),
+                exp.Literal.string("0"),
+            ],
+        ),
+    )
+    return exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.GT(this=year.copy(), expression=exp.Literal.number(0)),
+                true=exp.cast(year.copy(), "TEXT"),
+            ),
+            exp.If(
+                this=exp.EQ(this=year.copy(), expression=exp.Literal.number(-1)),
+                true=exp.Literal.string("0000"),
+            ),
+        ],
+        default=before_christ,
+    )
+
+
+def _odd_year(value: exp.Expression, rest: str) -> exp.Expression:
+    """A value outside years 1 to 9999: its ISO year, then ``to_char``'s ``rest``."""
+    return exp.DPipe(
+        this=_iso_year(value.copy()),
+        expression=exp.Anonymous(this="to_char", expressions=[value, exp.Literal.string(rest)]),
+    )
+
+
 def _timestamp_sql(field: ColumnInfo) -> exp.Expression:
     """``YYYY-MM-DD HH:MI:SS.ffffff`` (``Z`` when time-zoned, in UTC): the value's own text
     padded to six fraction digits by its byte length (a simple CASE, cheap for the server),
-    ``to_char`` outside years 1 to 9999, the word for an infinity."""
+    ``to_char`` with an ISO year outside years 1 to 9999, the word for an infinity."""
     col = column(field.name)
     utc = field.type == "timestamptz"
     wall = exp.AtTimeZone(this=col.copy(), zone=exp.Literal.string("UTC")) if utc else col.copy()
@@ -186,16 +224,30 @@ def _timestamp_sql(field: ColumnInfo) -> exp.Expression:
     plain_year = exp.and_(
         exp.GTE(this=col.copy(), expression=low), exp.LT(this=col.copy(), expression=high)
     )
-    pattern = 'YYYY-MM-DD HH24:MI:SS.US"Z"' if utc else "YYYY-MM-DD HH24:MI:SS.US"
-    rendered = exp.Anonymous(this="to_char", expressions=[wall, exp.Literal.string(pattern)])
+    rest = '-MM-DD HH24:MI:SS.US"Z"' if utc else "-MM-DD HH24:MI:SS.US"
     # to_char gives NULL for 'infinity'; its text form is the word itself.
     finite = exp.Anonymous(this="isfinite", expressions=[col.copy()])
     return exp.Case(
         ifs=[
             exp.If(this=plain_year, true=padded),
-            exp.If(this=finite, true=rendered),
+            exp.If(this=finite, true=_odd_year(wall, rest)),
         ],
         default=exp.cast(col, "TEXT"),
+    )
+
+
+def _date_sql(field: ColumnInfo) -> exp.Expression:
+    """PostgreSQL's text of a date (``YYYY-MM-DD``, five-digit years too, infinities as
+    words) except BC, which gets its ISO year: one comparison per row."""
+    col = column(field.name)
+    first = exp.cast(exp.Literal.string("0001-01-01"), "DATE")
+    finite = exp.Anonymous(this="isfinite", expressions=[col.copy()])
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.GTE(this=col.copy(), expression=first), true=exp.cast(col, "TEXT")),
+            exp.If(this=finite, true=_odd_year(col.copy(), "-MM-DD")),
+        ],
+        default=exp.cast(col.copy(), "TEXT"),
     )
 
 
@@ -205,6 +257,8 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
         return exp.cast(col, "TEXT")
     if field.type in ("timestamp", "timestamptz"):
         return _timestamp_sql(field)
+    if field.type == "date":
+        return _date_sql(field)
     return arrow_path_sql(field)
 
 
