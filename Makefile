@@ -32,7 +32,8 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install services lint typecheck
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -m serial
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
 
 bench: install services
 	$(BIN)/python bench/extract_throughput.py
