@@ -257,7 +257,11 @@ def test_shell_completion_names_commands_and_subcommands(tmp_path: Path) -> None
     assert complete("egress con") == ["connections", "configs"]
     assert complete("egress configs pa") == ["pause"]
     assert complete("egress schedules ") == ["add", "list", "remove", "preview"]
+    # The shell is the one the command runs in (typer asks the process tree), as a user's would.
     script = subprocess.run(
-        [egress, "--show-completion", "bash"], capture_output=True, text=True, timeout=120
+        ["bash", "-c", f'script=$({egress} --show-completion) && echo "$script"'],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "_EGRESS_COMPLETE=complete_bash" in script.stdout
