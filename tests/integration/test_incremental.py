@@ -388,6 +388,43 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
         mysql_db.drop_user(settings)
 
 
+def test_mysql_transaction_open_in_another_database_holds_the_mark(
+    tmp_path: Path, mysql_db: MysqlDatabase, mysql_factory: Callable[[], MysqlDatabase]
+) -> None:
+    """A writing transaction open anywhere on the server (it may write into any database)
+    holds the mark, even before the first delivery: the run completes with no data and moves
+    no watermark; once the transaction ends, a run takes every record. (Under pytest-xdist
+    other test modules' writers do this to each other's runs.)"""
+    _mysql_ev(mysql_db)
+    elsewhere = mysql_factory()
+    clock = FakeClock()
+    c = _container(tmp_path, clock)
+    env = _env(c, "mysql", mysql_db.settings, f"{mysql_db.name}.ev", lag=0.0)
+    holder = elsewhere.connect()
+    try:
+        with holder.cursor() as cur:
+            cur.execute("CREATE TABLE other (id BIGINT AUTO_INCREMENT PRIMARY KEY)")
+            holder.begin()
+            cur.execute("INSERT INTO other VALUES ()")
+        for _ in range(2):
+            clock.now += timedelta(seconds=1)
+            execution, _ = env.run()
+            latest = c.executions.get(env.ws, env.cfg, execution).latest
+            assert (latest.status, latest.record_count, latest.files) == (
+                RunStatus.COMPLETED_NO_DATA,
+                0,
+                [],
+            )
+            assert env.window(execution)["high"] is None
+            assert c.configurations.get(env.ws, env.cfg).watermark is None
+        holder.rollback()
+        assert _first_delivery(env, clock) == list(range(1, 11))
+        assert c.configurations.get(env.ws, env.cfg).watermark == 10
+    finally:
+        holder.close()
+        c.engine.dispose()
+
+
 def test_mysql_without_process_warns_and_relies_on_the_lag(
     tmp_path: Path, mysql_db: MysqlDatabase
 ) -> None:
