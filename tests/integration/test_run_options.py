@@ -158,10 +158,7 @@ def _files_source(root: Path) -> Source:
     return Source("files", {"url": root.as_uri()}, insert, rename, "events")
 
 
-# serial: another test process's open MariaDB transaction would hold the incremental mark.
-@pytest.fixture(
-    params=["postgresql", "sqlite", pytest.param("mysql", marks=pytest.mark.serial), "files"]
-)
+@pytest.fixture(params=["postgresql", "sqlite", "mysql", "files"])
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
     if request.param == "postgresql":
         return _pg_source(request.getfixturevalue("pg_db"))

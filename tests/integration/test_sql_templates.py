@@ -124,8 +124,7 @@ def _mysql_source(db: MysqlDatabase) -> Source:
     return Source("mysql", {**db.settings}, insert, "decimal(11,2)")
 
 
-# serial: another test process's open MariaDB transaction would hold the incremental mark.
-@pytest.fixture(params=["postgresql", "sqlite", pytest.param("mysql", marks=pytest.mark.serial)])
+@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
     if request.param == "postgresql":
         return _pg_source(request.getfixturevalue("pg_db"))
