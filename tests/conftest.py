@@ -148,6 +148,21 @@ class MysqlDatabase:
             autocommit=True,
         )
 
+    def user(self, *grants: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A user who may read this database (plus ``grants`` on every one): its connection
+        settings and secrets."""
+        user, password = f"egress_{secrets.token_hex(4)}", secrets.token_hex(8)
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT SELECT ON `{self.name}`.* TO '{user}'@'%'")
+            for grant in grants:
+                cur.execute(f"GRANT {grant} ON *.* TO '{user}'@'%'")
+        return {**self.settings, "user": user}, {"password": password}
+
+    def drop_user(self, settings: dict[str, Any]) -> None:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER '{settings['user']}'@'%'")
+
 
 @pytest.fixture(scope="session")
 def mysql_factory() -> Iterator[object]:
@@ -184,6 +199,18 @@ def mysql_factory() -> Iterator[object]:
 @pytest.fixture
 def mysql_db(mysql_factory: object) -> MysqlDatabase:
     return mysql_factory()  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture
+def mysql_reader(mysql_db: MysqlDatabase) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Settings and secrets of a user who may only read ``mysql_db``. Without PROCESS an
+    incremental run cannot see open transactions and relies on its lag alone: a test of the
+    window's mechanics then does not depend on what other sessions of the shared server (other
+    pytest-xdist processes) hold open. With PROCESS, any writing transaction open on the server
+    holds the mark, as it should (tests/integration/test_incremental.py)."""
+    settings, user_secrets = mysql_db.user()
+    yield settings, user_secrets
+    mysql_db.drop_user(settings)
 
 
 @pytest.fixture

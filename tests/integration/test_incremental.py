@@ -10,7 +10,6 @@ import csv
 import io
 import itertools
 import random
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from egress.domain.incremental import TRX_START_MARGIN_S
 from egress.domain.status import RunStatus
 from egress.sources.mysql.transactions import PROCESS_WARNING
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import source_connection, submitted_configuration
 from tests.support.migrated import migrate
 
 # The marks here read every open transaction of the server (PostgreSQL's snapshot, MariaDB's
@@ -105,15 +104,14 @@ def _env(
     secrets: dict[str, str] | None = None,
 ) -> Env:
     ws = c.workspaces.ensure_workspace("t")
-    sealed = c.secret_box.seal(secrets) if secrets else None
-    conn = c.connections.create(ws, f"src{next(_names)}", kind, settings, sealed)
+    conn = source_connection(c, ws, f"src{next(_names)}", kind, settings, secrets)
     tpl = c.services.catalog.create_custom_template(
-        ws, conn.id, f"tpl{next(_names)}", table, None, ["id"], cursor, None
+        ws, conn, f"tpl{next(_names)}", table, None, ["id"], cursor, None
     )
     cfg = submitted_configuration(
         c, ws, tpl.id, f"cfg{next(_names)}", format=fmt, incremental_lag=lag
     )
-    return Env(c, ws, cfg, fmt, conn.id)
+    return Env(c, ws, cfg, fmt, conn)
 
 
 @pytest.fixture
@@ -278,15 +276,18 @@ def _mysql_ev(db: MysqlDatabase) -> None:
 
 
 def test_mysql_late_commit_is_delivered_once_the_lag_has_passed(
-    tmp_path: Path, mysql_db: MysqlDatabase
+    tmp_path: Path, mysql_db: MysqlDatabase, mysql_reader: tuple[dict[str, Any], dict[str, str]]
 ) -> None:
     """The four steps on MariaDB: a run only advances to a maximum seen ``lag`` earlier, so id
-    12 waits with id 11, and both arrive together once the lag has passed."""
+    12 waits with id 11, and both arrive together once the lag has passed. (The lag alone: a
+    user without PROCESS, so what other sessions of the server hold open does not matter.)"""
     _mysql_ev(mysql_db)
     clock = FakeClock()
     c = _container(tmp_path, clock)
     lag = timedelta(seconds=30)
-    env = _env(c, "mysql", mysql_db.settings, f"{mysql_db.name}.ev", lag=lag.total_seconds())
+    settings, user_secrets = mysql_reader
+    table = f"{mysql_db.name}.ev"
+    env = _env(c, "mysql", settings, table, lag=lag.total_seconds(), secrets=user_secrets)
     assert env.run()[1] == []  # ids 1-10 seen now: taken once they are 30 s old
     clock.now += lag
     assert env.run()[1] == list(range(1, 11))
@@ -307,31 +308,11 @@ def test_mysql_late_commit_is_delivered_once_the_lag_has_passed(
     finally:
         a.close()
         b.close()
-    _no_open_writers(mysql_db)
     clock.now += lag
     assert env.run()[1] == [11, 12]
     assert env.run()[1] == []
     assert c.configurations.get(env.ws, env.cfg).watermark == 12
     c.engine.dispose()
-
-
-def _no_open_writers(db: MysqlDatabase) -> None:
-    """Wait (polled) until innodb_trx no longer lists a committed transaction: InnoDB refreshes
-    that view only when it was last read more than 100 ms ago, so right after a commit it may
-    still show it open (which only holds the mark back, never past a row) — and polling faster
-    than that would keep it stale."""
-    query = (
-        "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_is_read_only = 0"
-        " AND trx_autocommit_non_locking = 0 AND trx_mysql_thread_id <> CONNECTION_ID()"
-    )
-    deadline = time.monotonic() + 5
-    with db.connect() as conn, conn.cursor() as cur:
-        while time.monotonic() < deadline:
-            cur.execute(query)
-            if cur.fetchone()[0] == 0:
-                return
-            time.sleep(0.2)
-    raise AssertionError("a writing transaction is still open on the server")
 
 
 def _past_the_start_margin(db: MysqlDatabase) -> None:
@@ -362,29 +343,13 @@ def _first_delivery(env: Env, clock: FakeClock) -> list[int]:
     raise AssertionError("no run delivered anything")
 
 
-def _mysql_user(db: MysqlDatabase, *grants: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """A user who may read the test database (plus ``grants``): its settings and secrets."""
-    user, password = f"egress_{secrets.token_hex(4)}", secrets.token_hex(8)
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
-        cur.execute(f"GRANT SELECT ON `{db.name}`.* TO '{user}'@'%'")
-        for grant in grants:
-            cur.execute(f"GRANT {grant} ON *.* TO '{user}'@'%'")
-    return {**db.settings, "user": user}, {"password": password}
-
-
-def _drop_mysql_user(db: MysqlDatabase, settings: dict[str, Any]) -> None:
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP USER '{settings['user']}'@'%'")
-
-
 def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
     tmp_path: Path, mysql_db: MysqlDatabase
 ) -> None:
     """A transaction held open three times the lag: the mark goes up to what was seen before
     it started, and no further until it ends, so its row comes with the next run."""
     _mysql_ev(mysql_db)
-    settings, user_secrets = _mysql_user(mysql_db, "PROCESS")
+    settings, user_secrets = mysql_db.user("PROCESS")
     clock = FakeClock()
     c = _container(tmp_path, clock)
     lag = timedelta(seconds=1)
@@ -420,7 +385,44 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
         a.close()
         b.close()
         c.engine.dispose()
-        _drop_mysql_user(mysql_db, settings)
+        mysql_db.drop_user(settings)
+
+
+def test_mysql_transaction_open_in_another_database_holds_the_mark(
+    tmp_path: Path, mysql_db: MysqlDatabase, mysql_factory: Callable[[], MysqlDatabase]
+) -> None:
+    """A writing transaction open anywhere on the server (it may write into any database)
+    holds the mark, even before the first delivery: the run completes with no data and moves
+    no watermark; once the transaction ends, a run takes every record. (Under pytest-xdist
+    other test modules' writers do this to each other's runs.)"""
+    _mysql_ev(mysql_db)
+    elsewhere = mysql_factory()
+    clock = FakeClock()
+    c = _container(tmp_path, clock)
+    env = _env(c, "mysql", mysql_db.settings, f"{mysql_db.name}.ev", lag=0.0)
+    holder = elsewhere.connect()
+    try:
+        with holder.cursor() as cur:
+            cur.execute("CREATE TABLE other (id BIGINT AUTO_INCREMENT PRIMARY KEY)")
+            holder.begin()
+            cur.execute("INSERT INTO other VALUES ()")
+        for _ in range(2):
+            clock.now += timedelta(seconds=1)
+            execution, _ = env.run()
+            latest = c.executions.get(env.ws, env.cfg, execution).latest
+            assert (latest.status, latest.record_count, latest.files) == (
+                RunStatus.COMPLETED_NO_DATA,
+                0,
+                [],
+            )
+            assert env.window(execution)["high"] is None
+            assert c.configurations.get(env.ws, env.cfg).watermark is None
+        holder.rollback()
+        assert _first_delivery(env, clock) == list(range(1, 11))
+        assert c.configurations.get(env.ws, env.cfg).watermark == 10
+    finally:
+        holder.close()
+        c.engine.dispose()
 
 
 def test_mysql_without_process_warns_and_relies_on_the_lag(
@@ -429,7 +431,7 @@ def test_mysql_without_process_warns_and_relies_on_the_lag(
     """The weaker guarantee the README states: without PROCESS a row whose transaction stays
     open longer than the lag is missed, and /test says so."""
     _mysql_ev(mysql_db)
-    settings, user_secrets = _mysql_user(mysql_db)
+    settings, user_secrets = mysql_db.user()
     clock = FakeClock()
     c = _container(tmp_path, clock)
     lag = timedelta(seconds=1)
@@ -456,12 +458,15 @@ def test_mysql_without_process_warns_and_relies_on_the_lag(
         a.close()
         b.close()
         c.engine.dispose()
-        _drop_mysql_user(mysql_db, settings)
+        mysql_db.drop_user(settings)
 
 
-def test_mysql_default_lag_and_bad_lags(c: Container, mysql_db: MysqlDatabase) -> None:
+def test_mysql_default_lag_and_bad_lags(
+    c: Container, mysql_db: MysqlDatabase, mysql_reader: tuple[dict[str, Any], dict[str, str]]
+) -> None:
     _mysql_ev(mysql_db)
-    env = _env(c, "mysql", mysql_db.settings, f"{mysql_db.name}.ev")
+    settings, user_secrets = mysql_reader  # the lag alone, as above
+    env = _env(c, "mysql", settings, f"{mysql_db.name}.ev", secrets=user_secrets)
     execution, ids = env.run()
     assert ids == []  # the default lag (a minute) has not passed since ids 1-10 were seen
     assert env.window(execution)["lag"] == 60.0

@@ -31,7 +31,6 @@ from egress.sources.base import PartitionedSource
 from egress.sources.mysql.transactions import NO_RELOAD
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.integration.test_extract_types import MYSQL_TABLE, PG_ROWS, PG_TABLE, TRICKY
-from tests.integration.test_incremental import _drop_mysql_user, _mysql_user
 from tests.support.factories import configuration_values, submitted_configuration
 from tests.support.migrated import migrate
 from tests.support.policy import files_root, policy_for
@@ -229,13 +228,13 @@ def test_mariadb_with_reload_reads_in_parallel_the_rows_of_the_serial_read(
 def test_mariadb_without_reload_reads_in_one_session_and_says_so(
     c: Container, maria: MysqlDatabase
 ) -> None:
-    settings, secrets = _mysql_user(maria, "PROCESS")
+    settings, secrets = maria.user("PROCESS")
     try:
         source = Source(c, "mysql", settings, secrets)
         _serial, one = source.run("everything", "parquet")
         run, data = source.run("everything", "parquet", parallelism=2)
     finally:
-        _drop_mysql_user(maria, settings)
+        maria.drop_user(settings)
     assert run.status is RunStatus.COMPLETED and _rows("parquet", data) == _rows("parquet", one)
     assert run.warnings == [f"parallelism 2: read in one session, as {NO_RELOAD}"]
 

@@ -23,7 +23,7 @@ from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import source_connection, submitted_configuration
 from tests.support.migrated import migrate
 
 REGIONS = ["EU", "NA", "APAC"]
@@ -50,6 +50,10 @@ class Source:
     insert: Callable[[list[tuple[Any, ...]]], None]
     rename: Callable[[str, str], None]  # the events table (folder), away and back
     table: str  # the events table's name in the catalog
+    secrets: dict[str, str] | None = None
+
+    def connection(self, c: Container, ws: str, name: str) -> str:
+        return source_connection(c, ws, name, self.kind, self.settings, self.secrets)
 
 
 def _pg_source(db: PgDatabase) -> Source:
@@ -101,7 +105,10 @@ def _sqlite_source(path: Path) -> Source:
     return Source("sqlite", {"path": str(path)}, insert, rename, "main.events")
 
 
-def _mysql_source(db: MysqlDatabase) -> Source:
+def _mysql_source(db: MysqlDatabase, reader: tuple[dict[str, Any], dict[str, str]]) -> Source:
+    """Read by a user without PROCESS: these tests check the window's mechanics under the lag
+    alone, whatever other sessions of the shared server hold open (a writing transaction open
+    anywhere on it holds the mark of a user with PROCESS, tests/integration/test_incremental.py)."""
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute(
             "CREATE TABLE events (id BIGINT PRIMARY KEY, region VARCHAR(10), amount DECIMAL(10,2),"
@@ -117,7 +124,7 @@ def _mysql_source(db: MysqlDatabase) -> Source:
             cur.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
     insert(ROWS)
-    return Source("mysql", db.settings, insert, rename, f"{db.name}.events")
+    return Source("mysql", reader[0], insert, rename, f"{db.name}.events", reader[1])
 
 
 def _files_source(root: Path) -> Source:
@@ -151,15 +158,14 @@ def _files_source(root: Path) -> Source:
     return Source("files", {"url": root.as_uri()}, insert, rename, "events")
 
 
-# serial: another test process's open MariaDB transaction would hold the incremental mark.
-@pytest.fixture(
-    params=["postgresql", "sqlite", pytest.param("mysql", marks=pytest.mark.serial), "files"]
-)
+@pytest.fixture(params=["postgresql", "sqlite", "mysql", "files"])
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
     if request.param == "postgresql":
         return _pg_source(request.getfixturevalue("pg_db"))
     if request.param == "mysql":
-        return _mysql_source(request.getfixturevalue("mysql_db"))
+        return _mysql_source(
+            request.getfixturevalue("mysql_db"), request.getfixturevalue("mysql_reader")
+        )
     if request.param == "files":
         return _files_source(tmp_path / "in")
     return _sqlite_source(tmp_path / "events.db")
@@ -205,9 +211,9 @@ _names = itertools.count()
 @pytest.fixture
 def env(c: Container, source: Source) -> Env:
     ws = c.workspaces.ensure_workspace("t")
-    conn = c.connections.create(ws, f"src{next(_names)}", source.kind, source.settings, None)
+    conn = source.connection(c, ws, f"src{next(_names)}")
     tpl = c.services.catalog.create_custom_template(
-        ws, conn.id, "events_tpl", source.table, None, ["id"], "id", "happened"
+        ws, conn, "events_tpl", source.table, None, ["id"], "id", "happened"
     )
     cfg_id = submitted_configuration(c, ws, tpl.id, f"events_{next(_names)}")
     # These tests check the window mechanics with writers that commit at once: no safety lag
@@ -397,11 +403,11 @@ def test_inserts_during_a_run_land_in_exactly_one_execution(env: Env, source: So
 
 def test_incremental_needs_a_cursor_field(c: Container, source: Source) -> None:
     ws = c.workspaces.ensure_workspace("t")
-    conn = c.connections.create(ws, "plain", source.kind, source.settings, None)
-    tables = c.services.catalog.discover(ws, conn.id)
+    conn = source.connection(c, ws, "plain")
+    tables = c.services.catalog.discover(ws, conn)
     tpl = next(
         t
-        for t in c.templates.list_page(ws, conn.id, PageRequest(0, 10)).items
+        for t in c.templates.list_page(ws, conn, PageRequest(0, 10)).items
         if t.name.endswith("events")
     )
     assert tables

@@ -10,7 +10,7 @@ import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +26,7 @@ from egress.domain.identity import ADMIN
 from egress.domain.status import RunStatus
 from egress.sources import base
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import source_connection, submitted_configuration
 from tests.support.migrated import migrate
 
 START = datetime(2026, 1, 1)
@@ -62,6 +62,7 @@ class Source:
     insert: Callable[[list[Order]], None]
     # The computed column's type: the source's own arithmetic on DECIMAL(10,2).
     doubled_type: str
+    secrets: dict[str, str] | None = None
 
 
 def _pg_source(db: PgDatabase) -> Source:
@@ -123,13 +124,16 @@ def _mysql_source(db: MysqlDatabase) -> Source:
     return Source("mysql", {**db.settings}, insert, "decimal(11,2)")
 
 
-# serial: another test process's open MariaDB transaction would hold the incremental mark.
-@pytest.fixture(params=["postgresql", "sqlite", pytest.param("mysql", marks=pytest.mark.serial)])
+@pytest.fixture(params=["postgresql", "sqlite", "mysql"])
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:
     if request.param == "postgresql":
         return _pg_source(request.getfixturevalue("pg_db"))
     if request.param == "mysql":
-        return _mysql_source(request.getfixturevalue("mysql_db"))
+        # Read by a user without PROCESS: the incremental run relies on its lag alone, whatever
+        # other sessions of the shared server hold open (conftest ``mysql_reader``).
+        settings, secrets = request.getfixturevalue("mysql_reader")
+        source = _mysql_source(request.getfixturevalue("mysql_db"))
+        return replace(source, settings=settings, secrets=secrets)
     return _sqlite_source(tmp_path / "shop.db")
 
 
@@ -174,8 +178,8 @@ class Env:
 @pytest.fixture
 def env(c: Container, source: Source) -> Env:
     ws = c.workspaces.ensure_workspace("t")
-    conn = c.connections.create(ws, f"src{next(_names)}", source.kind, source.settings, None)
-    return Env(c, ws, conn.id)
+    name = f"src{next(_names)}"
+    return Env(c, ws, source_connection(c, ws, name, source.kind, source.settings, source.secrets))
 
 
 def expected(rows: list[Order], keep: Callable[[Order], bool]) -> list[tuple[int, str, str]]:

@@ -40,6 +40,19 @@ BARE_SPEC = ExecutionSpec.from_json(
 )
 
 
+def source_connection(
+    c: Container,
+    workspace_id: str,
+    name: str,
+    kind: str,
+    settings: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+) -> str:
+    """A connection with ``secrets`` sealed as the service stores them; its id."""
+    sealed = c.secret_box.seal(secrets) if secrets else None
+    return c.connections.create(workspace_id, name, kind, settings, sealed).id
+
+
 def configuration_values(template_id: str, name: str, **overrides: Any) -> dict[str, Any]:
     """A complete set of configuration values (CSV to storage), with ``overrides`` applied."""
     values: dict[str, Any] = {
