@@ -7,7 +7,9 @@ columns, read from /proc for the backend (``COPY (…) TO '/dev/null'``), 1,000,
 With --orders, the 12 columns of extract_throughput.py's ``orders`` table instead (run that
 first, with the same EGRESS_BENCH_DB): psql's plain COPY of them, against the statement the CSV
 fast path sends for them (Egress's rendering and its FORCE_QUOTE list) — the server's side of
-the default rendering's figure against ``psql \\copy``.
+the default rendering's figure against ``psql \\copy`` —, then ``psql \\copy`` itself writing
+each of the two into a file (wall seconds, alternating): how fast the default rendering's bytes
+can be written by the reference client, whatever Egress does.
 
 Needs the server on this machine (it reads /proc/<backend pid>/stat) and a superuser (COPY to
 a server file).
@@ -17,6 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
+import tempfile
+import time
 
 import psycopg
 
@@ -116,6 +122,33 @@ def main() -> None:
                 seconds[name].append(_cpu_s(pid) - before)
     for name, spent in seconds.items():
         print(f"{name}: server CPU s {sorted(spent)}", flush=True)
+    if args.orders:
+        _psql_files(url, queries, args.rounds)
+
+
+def _psql_files(url: str, queries: dict[str, tuple[str, str]], rounds: int) -> None:
+    """``psql \\copy`` of each query into a file, in Egress's session settings (UTC, ISO)."""
+    env = {**os.environ, "PGOPTIONS": "-c TimeZone=UTC -c DateStyle=ISO,YMD"}
+    walls: dict[str, list[float]] = {name: [] for name in queries}
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "out.csv")
+        for _ in range(rounds):
+            for name, (query, options) in queries.items():
+                started = time.perf_counter()
+                subprocess.run(
+                    ["psql", url, "-q", "-c", f"\\copy ({query}) TO '{out}' (FORMAT csv{options})"],
+                    check=True,
+                    env=env,
+                )
+                walls[name].append(time.perf_counter() - started)
+                sizes[name] = os.path.getsize(out)
+    for name, spent in walls.items():
+        print(
+            f"psql \\copy into a file, {name}: {sizes[name]:,} bytes, wall s"
+            f" {sorted(round(w, 2) for w in spent)} (median {statistics.median(spent):.2f})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
