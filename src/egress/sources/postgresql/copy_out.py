@@ -39,13 +39,16 @@ def copy_out(
         get = pg.get_copy_data
         while True:
             size, data = get(1)
-            if size > 0:
+            # Every row libpq holds (what one read of the socket brought), with nothing else
+            # per row: the clock and the block's size are looked at once per read.
+            while size > 0:
                 block += data
-                if len(block) >= BLOCK_BYTES or time.monotonic() >= due:
-                    approx_rows += _write_block(out, block)
-                    on_progress(approx_rows)
-                    due = time.monotonic() + REPORT_S
-            elif size == 0:  # nothing buffered: wait for the socket, then read what came
+                size, data = get(1)
+            if len(block) >= BLOCK_BYTES or time.monotonic() >= due:
+                approx_rows += _write_block(out, block)
+                on_progress(approx_rows)
+                due = time.monotonic() + REPORT_S
+            if size == 0:  # nothing buffered: wait for the socket, then read what came
                 select.select([pg.socket], [], [])
                 pg.consume_input()
             else:  # -1: the copy ended (-2, an error, is in the result read next)

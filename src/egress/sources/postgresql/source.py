@@ -83,11 +83,8 @@ from egress.sources.postgresql.snapshot import (
     BEGIN_SNAPSHOT,
     SNAPSHOT_PRE_SQL,
     SNAPSHOT_SQL,
-    SNAPSHOT_TRIES,
     one_row,
-    with_subtransactions,
-    xip_of,
-    xmax_of,
+    take_mark,
 )
 
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
@@ -263,10 +260,14 @@ class PostgresSource:
         return select_statement(plan, self.dialect, column_sql, quote=self._quoter(conn)).sql
 
     def estimate_rows(self, plan: ReadPlan) -> int | None:
-        """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read)."""
+        """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read). Its rows do
+        not depend on how columns are rendered: the plain columns cost least to build and plan
+        (the rendering's expressions took tens of ms of a run's start)."""
         try:
             with self._idle.use() as conn:
-                row = conn.execute(f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, copy_sql)}")
+                row = conn.execute(
+                    f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, plain_column)}"
+                )
                 explained = row.fetchone()
         except (psycopg.Error, SourceError):
             return None
@@ -295,39 +296,18 @@ class PostgresSource:
         sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
         conn: Any = self._idle.take() if copy_csv else self._adbc_session()
         try:
-            for attempt in range(SNAPSHOT_TRIES):
-                has_xmin, standby, before, idle = one_row(conn, pre)
-                if not has_xmin:
-                    conn.close()
-                    return None
-                one_row(conn, BEGIN_SNAPSHOT)
-                snapshot, high, running, still_idle = one_row(conn, sql)
-                # A standby's snapshot lists subtransactions among the ids in progress itself.
-                complete = snapshot if standby else with_subtransactions(snapshot, running or "")
-                # Quiet: no session of this database was inside a transaction just before or
-                # just after the snapshot, none is in progress in it, and no transaction ended
-                # in between (xmax, the next id, did not move).
-                quiet = bool(
-                    idle
-                    and still_idle
-                    and not standby
-                    and xip_of(before) == xip_of(snapshot) == []
-                    and xmax_of(before) == xmax_of(snapshot)
-                )
-                # Try again when the snapshot lost a transaction's subtransactions, or missed
-                # being quiet only because something (in any database) committed meanwhile.
-                again = complete is None or (idle and still_idle and not quiet)
-                if not again or attempt == SNAPSHOT_TRIES - 1:
-                    break
-                one_row(conn, "ROLLBACK")
+            mark = take_mark(conn, pre, sql)
         except SourceError:
             conn.close()
             raise
         except Exception as exc:  # psycopg's or ADBC's error: the driver's message
             conn.close()
             raise SourceError(first_line(exc)) from exc
+        if mark is None:
+            conn.close()
+            return None
         self._held = conn
-        return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
+        return mark
 
     def begin_keyset(self, plan: ReadPlan) -> tuple[list[Any] | None, bool]:
         assert plan.limit is not None and plan.order
