@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import select
 import time
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import psycopg
 from psycopg import errors, pq
@@ -21,10 +21,15 @@ BLOCK_BYTES = 1 << 20
 REPORT_S = 0.2
 
 
+class Copied(NamedTuple):
+    rows: int  # the server's count
+    last: bytes  # the last row's data, whole (libpq hands over one row at a time); b"" if none
+
+
 def copy_out(
     conn: psycopg.Connection[Any], statement: str, out: BinaryIO, on_progress: ProgressFn
-) -> int:
-    """Run ``statement`` on ``conn`` and write its data to ``out``; the server's row count.
+) -> Copied:
+    """Run ``statement`` on ``conn`` and write its data to ``out``.
     Rows are written, counted and reported a block (or, from a slow source, a fraction of a
     second: progress also keeps the stall limit off) at a time. Raises ``psycopg.Error``."""
     pg = conn.pgconn
@@ -34,6 +39,7 @@ def copy_out(
     try:
         _expect(pg, _result(pg), pq.ExecStatus.COPY_OUT, encoding)
         block = bytearray()
+        last: Any = b""
         approx_rows = 0
         due = time.monotonic() + REPORT_S
         get = pg.get_copy_data
@@ -41,6 +47,7 @@ def copy_out(
             size, data = get(1)
             if size > 0:
                 block += data
+                last = data
                 if len(block) >= BLOCK_BYTES or time.monotonic() >= due:
                     approx_rows += _write_block(out, block)
                     on_progress(approx_rows)
@@ -57,7 +64,7 @@ def copy_out(
         approx_rows += _write_block(out, block)
         on_progress(approx_rows)
         assert done is not None
-        return int(done.command_tuples or 0)
+        return Copied(int(done.command_tuples or 0), bytes(last))
     finally:
         pg.nonblocking = 0
 
