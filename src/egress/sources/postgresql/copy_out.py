@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import select
 import time
+from collections.abc import Callable
 from typing import Any, BinaryIO, NamedTuple
 
 import psycopg
 from psycopg import errors, pq
 
+from egress.domain.plan import ReadPlan
+from egress.query.select import ColumnSql, plain_column
 from egress.sources.base import ProgressFn
+from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
 
 BLOCK_BYTES = 1 << 20
 REPORT_S = 0.2
@@ -24,6 +28,26 @@ REPORT_S = 0.2
 class Copied(NamedTuple):
     rows: int  # the server's count
     last: bytes  # the last row's data, whole (libpq hands over one row at a time); b"" if none
+
+
+def copy_csv(
+    select: Callable[[ColumnSql], str],
+    plan: ReadPlan,
+    conn: psycopg.Connection[Any],
+    out: BinaryIO,
+    on_progress: ProgressFn,
+    *,
+    native: bool = False,
+) -> Copied:
+    """The plan's rows as CSV with a header (``select``: the plan's SELECT with a column
+    rendering): Egress's rendering, or with ``native`` PostgreSQL's own."""
+    if native:
+        column_sql, options = plain_column, ", HEADER"
+    else:
+        column_sql, options = copy_sql, force_quote(plan)
+        out.write(csv_header([f.name for f in plan.fields]))
+    statement = f"COPY ({select(column_sql)}) TO STDOUT WITH (FORMAT csv{options})"
+    return copy_out(conn, statement, out, on_progress)
 
 
 def copy_out(

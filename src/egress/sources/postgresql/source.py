@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -57,8 +58,6 @@ from egress.sources.postgresql.columns import (
     COPY_SAFE,
     arrow_path_sql,
     copy_sql,
-    csv_header,
-    force_quote,
     is_text,
     logical_type,
     raw_text_sql,
@@ -69,7 +68,7 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
-from egress.sources.postgresql.copy_out import Copied, copy_out
+from egress.sources.postgresql.copy_out import copy_csv
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
@@ -342,7 +341,9 @@ class PostgresSource:
                     conn,
                     plan,
                     lambda part: self._select(conn, part, plain_column),
-                    lambda: self._copy(conn, plan, out, on_progress),
+                    lambda: copy_csv(
+                        partial(self._select, conn, plan), plan, conn, out, on_progress
+                    ),
                 )
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
@@ -461,28 +462,10 @@ class PostgresSource:
         held = self._take_held()
         with held if held is not None else self._idle.use() as conn:
             try:
-                return self._copy(conn, plan, out, on_progress, native=native).rows
+                select = partial(self._select, conn, plan)
+                return copy_csv(select, plan, conn, out, on_progress, native=native).rows
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
-
-    def _copy(
-        self,
-        conn: psycopg.Connection[Any],
-        plan: ReadPlan,
-        out: BinaryIO,
-        on_progress: ProgressFn,
-        *,
-        native: bool = False,
-    ) -> Copied:
-        if native:
-            column_sql, options = plain_column, ", HEADER"
-        else:
-            column_sql, options = copy_sql, force_quote(plan)
-            out.write(csv_header([f.name for f in plan.fields]))
-        inner = self._select(conn, plan, column_sql)
-        return copy_out(
-            conn, f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{options})", out, on_progress
-        )
 
     def close(self) -> None:
         held = self._take_held()
