@@ -8,7 +8,7 @@ the version is the same, so it never serves a read older than a write it could h
 - SQLite: ``PRAGMA data_version`` on a connection of its own that never writes. SQLite moves
   it on every commit by any other connection, this process's or another's, so a write is seen
   by the very next check.
-- PostgreSQL: every commit through an Egress engine (``announce_commits``, installed by
+- PostgreSQL: every commit that wrote, through an Egress engine (``announce_commits``, installed by
   ``make_engine``) also sends ``NOTIFY egress_metadata`` in its transaction; a listening
   thread moves the version when one arrives (another process's write: within the delivery
   time, milliseconds), and this process moves it itself as soon as the committing
@@ -40,14 +40,18 @@ RECONNECT_DELAY_S = 1.0
 
 
 def announce_commits(engine: Engine) -> None:
-    """Send ``NOTIFY egress_metadata`` inside every transaction ``engine`` commits
+    """Send ``NOTIFY egress_metadata`` inside every transaction ``engine`` commits that wrote
     (PostgreSQL delivers it when, and only if, the commit succeeds)."""
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: Any) -> None:
-        dbapi = conn.connection.dbapi_connection
-        dbapi.execute(f"NOTIFY {CHANNEL}")
-        conn.connection.info[_COMMITTED] = True
+        # Only a transaction that wrote has a transaction id: the worker's empty claims and
+        # the transactions that only read leave every cache as it is.
+        wrote = conn.connection.dbapi_connection.execute(
+            "SELECT pg_notify(%s, '') WHERE txid_current_if_assigned() IS NOT NULL", (CHANNEL,)
+        ).fetchall()
+        if wrote:
+            conn.connection.info[_COMMITTED] = True
 
 
 class MetadataVersion:
