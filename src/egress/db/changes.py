@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -36,7 +37,13 @@ log = logging.getLogger(__name__)
 CHANNEL = "egress_metadata"
 _COMMITTED = "egress_committed"  # pool record flag: a commit went through this connection
 LISTEN_TIMEOUT_S = 1.0  # how long the listener blocks before checking whether to stop
-RECONNECT_DELAY_S = 1.0
+RECONNECT_DELAY_S = 2.0
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """``sqlalchemy_url`` as psycopg connects to it (for a LISTEN connection of its own)."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def announce_commits(engine: Engine) -> None:
@@ -52,6 +59,31 @@ def announce_commits(engine: Engine) -> None:
         ).fetchall()
         if wrote:
             conn.connection.info[_COMMITTED] = True
+
+
+def listen(
+    url: str,
+    channel: str,
+    stopping: threading.Event,
+    heard: Callable[[bool], None],
+    lost: Callable[[], None] = lambda: None,
+) -> None:
+    """LISTEN on ``channel`` on a connection of its own until ``stopping``, reconnecting when
+    it is lost: ``heard(True)`` once listening (what was sent before went unheard),
+    ``heard(False)`` on each notification, ``lost()`` whenever the connection ends."""
+    while not stopping.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {channel}")
+                heard(True)
+                while not stopping.is_set():
+                    for _ in conn.notifies(timeout=LISTEN_TIMEOUT_S, stop_after=1):
+                        heard(False)
+        except psycopg.Error as exc:
+            log.warning("LISTEN %s: connection lost (%s); reconnecting", channel, exc)
+            stopping.wait(RECONNECT_DELAY_S)
+        finally:
+            lost()
 
 
 class MetadataVersion:
@@ -81,8 +113,7 @@ class SqliteVersion(MetadataVersion):
 
 class PgVersion(MetadataVersion):
     def __init__(self, engine: Engine) -> None:
-        url = make_url(engine.url).set(drivername="postgresql")
-        self._url = url.render_as_string(hide_password=False)
+        self._url = libpq_url(engine.url.render_as_string(hide_password=False))
         self._generation = 0
         self._listening = False
         self._lock = threading.Lock()
@@ -110,22 +141,16 @@ class PgVersion(MetadataVersion):
             self._moved()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(self._url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    # Anything committed before LISTEN went unheard: start a new version.
-                    self._moved()
-                    self._listening = True
-                    while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=LISTEN_TIMEOUT_S, stop_after=1):
-                            self._moved()
-            except psycopg.Error as exc:
-                log.warning("metadata LISTEN connection lost (%s); reads uncached", exc)
-                self._stopping.wait(RECONNECT_DELAY_S)
-            finally:
-                self._listening = False
-                self._moved()
+        listen(self._url, CHANNEL, self._stopping, self._heard, self._lost)
+
+    def _heard(self, _connected: bool) -> None:
+        # A notification, or a new connection: what was committed before its LISTEN went unheard.
+        self._moved()
+        self._listening = True
+
+    def _lost(self) -> None:
+        self._listening = False
+        self._moved()
 
 
 def metadata_version(engine: Engine) -> MetadataVersion | None:
