@@ -30,8 +30,9 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from extract_throughput import cpu_s, create_table, start_server
+from extract_throughput import create_table
 from references import ADMIN, COLUMNS, DB, psql_copy
+from serving import cpu_s, start_server
 
 # Beside the bench database, named after it (EGRESS_BENCH_DB keeps concurrent benchmarks apart).
 WAREHOUSE = f"{DB}_wh"

@@ -5,6 +5,8 @@ retention task, progress while running, and a worker killed mid-job."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 import time
@@ -431,54 +433,86 @@ def test_a_data_table_exports_in_key_order_or_by_its_row_id(
     assert all(set(r) == {"code", "label"} for r in rows)  # the hidden row id is not written
 
 
+# Nine rows each (three full jobs of three: the last ends exactly at the last object). The
+# COPY path parses integer and text keys back from its last row; a date key is bounded by a
+# query before the COPY.
+KEYED_TABLES = {
+    "mixed": (
+        "CREATE TABLE mixed (day date, n int, label text, amount numeric(8,2),"
+        " at timestamptz, ok boolean, PRIMARY KEY (day, n))",
+        "INSERT INTO mixed SELECT date '2026-01-01' + g / 3, g % 3, 'x, \"' || g,"
+        " g * 1.25, timestamptz '2026-01-01 00:00+00' + g * interval '1 hour', g % 2 = 0"
+        " FROM generate_series(1, 8) g",
+        "INSERT INTO mixed VALUES ('2026-03-01', 0, NULL, NULL, NULL, NULL)",
+    ),
+    "words": (
+        "CREATE TABLE words (w text PRIMARY KEY, n int)",
+        "INSERT INTO words SELECT w, ordinality FROM unnest(ARRAY['', ' lead', 'a,b',"
+        " 'q\"uote\"', E'new\\nline', E'cr\\rlf\\n', 'back\\slash', 'ünï', 'z'])"
+        " WITH ORDINALITY AS w",
+    ),
+    "nums": (
+        "CREATE TABLE nums (k bigint, part smallint, label text, PRIMARY KEY (part, k))",
+        "INSERT INTO nums SELECT 9000000000000000000 - g, g % 2, NULL FROM generate_series(1, 9) g",
+    ),
+}
+
+
+@pytest.mark.parametrize("table", sorted(KEYED_TABLES))
 def test_csv_from_postgresql_is_the_same_through_copy_and_through_arrow(
-    tmp_path: Path, pg_db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_db: PgDatabase, monkeypatch: pytest.MonkeyPatch, table: str
 ) -> None:
-    """The COPY path (slice fixed in a snapshot) writes the bytes and cursors Arrow writes."""
+    """The COPY path (slice and its end fixed in a snapshot) writes the bytes and cursors
+    Arrow writes, and the last job, exactly full, has no next cursor."""
     c = _container(tmp_path, export_job_limit=3)
     ws = c.workspaces.ensure_workspace("firm")
     p = _user(ws)
     with pg_db.connect() as conn:
-        conn.execute(
-            "CREATE TABLE mixed (day date, n int, label text, amount numeric(8,2),"
-            " at timestamptz, ok boolean, PRIMARY KEY (day, n))"
-        )
-        conn.execute(
-            "INSERT INTO mixed SELECT date '2026-01-01' + g / 3, g % 3, 'x, \"' || g,"
-            " g * 1.25, timestamptz '2026-01-01 00:00+00' + g * interval '1 hour', g % 2 = 0"
-            " FROM generate_series(1, 8) g"
-        )
-        conn.execute("INSERT INTO mixed VALUES ('2026-03-01', 0, NULL, NULL, NULL, NULL)")
+        for statement in KEYED_TABLES[table]:
+            conn.execute(statement)
     items = _pg_object(c, pg_db, ws, 0)  # discovers the connection's tables
     conn_id = c.templates.get(ws, items.removeprefix("t-")).connection_id
     tpl = next(
         t
         for t in c.templates.list_page(ws, conn_id, PageRequest(0, 100)).items
-        if t.name == "public.mixed"
+        if t.name == f"public.{table}"
     )
 
-    def chain() -> list[tuple[str, int, str | None]]:
+    def chain() -> list[tuple[bytes, int, str | None]]:
         files, cursor = [], None
         while True:
             done = _run(c, p, c.services.exports.export(p, ws, f"t-{tpl.id}", cursor, "csv", None))
             f = c.services.exports.file(done.file_url.rsplit("/", 1)[-1])  # type: ignore[union-attr]
             after = c.requests.get(ws, done.request_id).result
-            files.append((f.sha256, f.record_count, json.dumps(after)))
+            data = b"".join(c.storage.stream(f.storage_key))
+            files.append((data, f.record_count, json.dumps(after)))
             cursor = done.next_cursor
             if cursor is None:
                 return files
 
-    real = PostgresSource.begin_keyset
+    real = PostgresSource.copy_keyset
     slices: list[Any] = []
 
-    def counted(self: PostgresSource, plan: ReadPlan) -> Any:
-        slices.append(real(self, plan))
+    def counted(self: PostgresSource, plan: ReadPlan, *args: Any) -> Any:
+        slices.append(real(self, plan, *args))
         return slices[-1]
 
-    monkeypatch.setattr(PostgresSource, "begin_keyset", counted)
+    monkeypatch.setattr(PostgresSource, "copy_keyset", counted)
     fast = chain()
-    assert len(slices) == 3  # every job took the COPY path
+    assert [(rows, last is None, more) for rows, last, more in slices] == [
+        (3, False, True),
+        (3, False, True),
+        (3, False, False),
+    ]  # every job took the COPY path
     monkeypatch.setattr(egress.engine.export, "KeysetSource", type("Never", (), {}))
     slow = chain()
     assert [n for _, n, _ in fast] == [3, 3, 3]
     assert fast == slow
+    assert json.loads(fast[-1][2]) == {"after": None}
+    # Every object once, in key order, read back from the three files by a CSV reader.
+    rows = [r for data, _, _ in fast for r in list(csv.reader(io.StringIO(data.decode())))[1:]]
+    if table == "words":
+        with pg_db.connect() as conn:
+            keys = [w for (w,) in conn.execute("SELECT w FROM words ORDER BY w")]
+        assert [r[0] for r in rows] == keys and len(keys) == 9
+    assert len(rows) == 9

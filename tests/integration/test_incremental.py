@@ -378,8 +378,13 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
             execution, ids = env.run()
             assert ids == []
             assert env.window(execution)["high"] == 11
+            (warning,) = c.executions.get(env.ws, env.cfg, execution).latest.warnings
+            assert "a transaction open on the source server since" in warning
+            assert "holds this run's window back" in warning
         a.commit()
         assert _first_delivery(env, clock) == [12, 13]
+        execution, ids = env.run()  # nothing open any more: no warning
+        assert (ids, c.executions.get(env.ws, env.cfg, execution).latest.warnings) == ([], [])
         assert c.configurations.get(env.ws, env.cfg).watermark == 13
     finally:
         a.close()
@@ -417,6 +422,8 @@ def test_mysql_transaction_open_in_another_database_holds_the_mark(
             )
             assert env.window(execution)["high"] is None
             assert c.configurations.get(env.ws, env.cfg).watermark is None
+            (warning,) = latest.warnings  # the user learns why nothing came, and what to end
+            assert "holds this run's window back" in warning
         holder.rollback()
         assert _first_delivery(env, clock) == list(range(1, 11))
         assert c.configurations.get(env.ws, env.cfg).watermark == 10

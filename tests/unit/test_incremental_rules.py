@@ -11,6 +11,8 @@ from egress.domain.incremental import (
     MAX_OBSERVATIONS,
     TRX_START_MARGIN_S,
     Observation,
+    ServerClock,
+    held_back_by,
     kept_observations,
     lagged_mark,
     parse_lag,
@@ -113,6 +115,26 @@ def test_kept_observations_keep_what_an_open_transaction_may_still_release() -> 
     assert lagged_mark(kept, now, lag, 1041.5) == 40  # an older transaction has ended
     # Once the transaction has ended, the newest lag-old maximum is the mark again.
     assert lagged_mark(kept, now + lag, lag) == 50
+
+
+def test_a_run_says_which_open_transaction_held_its_mark_back() -> None:
+    lag = timedelta(seconds=1)
+    seen = [Observation(T0 + timedelta(seconds=s), 10 + s, 1000.0 + s) for s in (0, 5, 10)]
+    now = T0 + timedelta(seconds=60)
+    open_since_1005 = ServerClock(now=1060.0, oldest_open=1005.0)
+    warning = held_back_by(seen, now, lag, open_since_1005, watermark=None)
+    assert warning == (
+        "a transaction open on the source server since 1970-01-01 00:16:45 UTC (55 s) holds"
+        " this run's window back: records seen after it started are taken once it ends"
+        " (find it in information_schema.innodb_trx)"
+    )
+    # Held back only past what the run had already taken: still a warning.
+    assert held_back_by(seen, now, lag, open_since_1005, watermark=15) is not None
+    # Nothing more to take even without it: the transaction changed nothing.
+    assert held_back_by(seen, now, lag, open_since_1005, watermark=20) is None
+    # Started after every lag-old read (younger than the lag): the lag alone decides.
+    assert held_back_by(seen, now, lag, ServerClock(1060.0, 1059.5), watermark=None) is None
+    assert held_back_by(seen, now, lag, ServerClock(1060.0, None), watermark=None) is None
 
 
 def test_observations_keep_the_server_clock_in_json() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from egress.domain.errors import Invalid
@@ -130,6 +130,34 @@ def lagged_mark(
     run takes nothing new)."""
     usable = [o for o in observations if _usable(o, now, lag, oldest_open)]
     return usable[-1].high if usable else None
+
+
+def held_back_by(
+    observations: list[Observation],
+    now: datetime,
+    lag: timedelta,
+    server: ServerClock,
+    watermark: Any,
+) -> str | None:
+    """Why the run stopped short, when the oldest open transaction (not the lag) held its mark
+    back: without it the run would have taken records past ``watermark`` and past the mark it
+    got. A user seeing runs without data wants to know which transaction to end; one younger
+    than the lag never changes the mark, so short ones say nothing."""
+    if server.oldest_open is None:
+        return None
+    free = lagged_mark(observations, now, lag)
+    held = lagged_mark(observations, now, lag, server.oldest_open)
+    if free is None or (held is not None and not later(free, held)):
+        return None
+    if watermark is not None and not later(free, watermark):
+        return None
+    started = datetime.fromtimestamp(server.oldest_open, UTC).replace(tzinfo=None)
+    open_s = max(0, round(server.now - server.oldest_open))
+    return (
+        f"a transaction open on the source server since {started.isoformat(sep=' ')} UTC"
+        f" ({open_s} s) holds this run's window back: records seen after it started are"
+        " taken once it ends (find it in information_schema.innodb_trx)"
+    )
 
 
 def kept_observations(

@@ -6,8 +6,8 @@ It reads ``limit + 1`` rows: the extra one only says that more remain (and is no
 so the last job of a chain ends with no next cursor rather than with an empty job after it.
 The key columns are read even when the request's ``fields`` leave them out: the next cursor
 is the last written row's key. CSV from a ``KeysetSource`` (PostgreSQL) goes through its COPY
-path instead: the job's last key and whether more follow are read first, in the snapshot
-transaction the COPY then runs in, so the file holds exactly those rows.
+path instead, which tells the last key and whether more follow from the same snapshot
+(``sources/postgresql/keyset.py``).
 """
 
 from __future__ import annotations
@@ -179,8 +179,7 @@ def run_export(
         if fast:
             assert isinstance(source, KeysetSource)
             with control.awaiting_source():
-                last, more = source.begin_keyset(copy_plan)
-                rows = source.copy_csv(copy_plan, sink.stream, control.report)
+                rows, last, more = source.copy_keyset(copy_plan, sink.stream, control.report)
             file = sink.close(rows)
         else:
             file, last, more = _write(sink, plan, export, names, source, control, parts)

@@ -162,7 +162,9 @@ class Runner:
         window = job.plan.window
         watermark = window.high if window is not None else None
         if window is not None and window.high is None:  # nothing to take (yet)
-            return Outcome(RunStatus.COMPLETED_NO_DATA, 0)
+            return Outcome(
+                RunStatus.COMPLETED_NO_DATA, 0, warnings=[*job.notes, *_warnings(source)]
+            )
         self._estimate(job, source, control)
         if job.data_table is not None:
             rows = self._load(job, source, control)

@@ -17,6 +17,7 @@ from egress.domain.incremental import (
     DEFAULT_LAGS,
     Observation,
     ServerClock,
+    held_back_by,
     kept_observations,
     lagged_mark,
     later,
@@ -40,8 +41,9 @@ def with_window(
         return job
     frozen = spec.window
     within = None
+    notes: tuple[str, ...] = ()
     if frozen is None:
-        frozen = freeze_window(job, source, control, queue, clock)
+        frozen, notes = freeze_window(job, source, control, queue, clock)
     elif frozen.snapshot is not None:  # read again outside that snapshot: only its rows
         within = frozen.snapshot.snapshot
     window = Window(
@@ -51,15 +53,18 @@ def with_window(
         after=frozen.snapshot.after if frozen.snapshot else None,
         within=within,
     )
-    return replace(job, plan=replace(job.plan, window=window), window=frozen)
+    return replace(
+        job, plan=replace(job.plan, window=window), window=frozen, notes=(*job.notes, *notes)
+    )
 
 
 def freeze_window(
     job: Job, source: Source, control: RunControl, queue: RunQueue, clock: Clock
-) -> FrozenWindow:
+) -> tuple[FrozenWindow, tuple[str, ...]]:
     """PostgreSQL tables: the mark and the rows in one snapshot, plus the rows committed
     behind the previous mark since the previous snapshot. Every other source: the mark the
-    source already held ``incrementalLag`` ago (README "Incremental extraction")."""
+    source already held ``incrementalLag`` ago (README "Incremental extraction"). With it,
+    the run's warning when an open transaction held the mark back."""
     claimed = job.claimed
     cursor = claimed.spec.template.cursor_field
     assert cursor is not None  # checked when triggered: only new records need a cursor
@@ -69,6 +74,7 @@ def freeze_window(
         with control.awaiting_source():
             mark = source.begin_snapshot(job.plan, cursor, copy_csv=job.copies_csv(source))
     observations = None
+    notes: tuple[str, ...] = ()
     if mark is not None:
         late = state.snapshot is not None and not state.quiet
         frozen = FrozenWindow(
@@ -95,12 +101,18 @@ def freeze_window(
             observed = [*observations, Observation(now, json_value(seen), server_at)]
             observations = kept_observations(observed, now, lag, oldest)
         high = lagged_mark(observations, now, lag, oldest)
+        held = (
+            None
+            if server is None
+            else held_back_by(observations, now, lag, server, state.watermark)
+        )
+        notes = () if held is None else (held,)
         if state.watermark is not None and (high is None or not later(high, state.watermark)):
             high = state.watermark  # nothing new is old enough yet
         frozen = FrozenWindow(cursor, state.watermark, high, lag=lag.total_seconds())
     if not queue.freeze_window(claimed, frozen, observations):
         raise LeaseLost
-    return frozen
+    return frozen, notes
 
 
 def run_lag(spec: ExecutionSpec) -> timedelta:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -235,18 +236,31 @@ def select_statement(
 ) -> Statement:
     """The plan's SELECT; values bound by name, or quoted in place when ``quote`` is given."""
     params = Params(convert=convert or (lambda v: v), quote=quote)
-    projections = [exp.alias_(column_sql(f), f.name, quoted=True) for f in plan.fields]
-    query = exp.select(*projections).from_(relation(plan, dialect))
+    projections = [
+        exp.alias_(exp.Var(this=_column_text(column_sql, f, dialect)), f.name, quoted=True)
+        for f in plan.fields
+    ]
+    # The tree is this call's own: the builders need not copy it at each step.
+    query = exp.select(*projections).from_(relation(plan, dialect), copy=False)
     where = conditions(plan, params)
     if where:
-        query = query.where(exp.and_(*where))
+        query = query.where(exp.and_(*where), copy=False)
     if plan.order:
-        query = query.order_by(*[_input_column(plan, k) for k in plan.order])
+        query = query.order_by(*[_input_column(plan, k) for k in plan.order], copy=False)
     if plan.limit is not None:
-        query = query.limit(plan.limit)
+        query = query.limit(plan.limit, copy=False)
     if plan.offset is not None:
-        query = query.offset(plan.offset)
+        query = query.offset(plan.offset, copy=False)
     return Statement(query.sql(dialect=dialect), params.values)
+
+
+@lru_cache(maxsize=4096)
+def _column_text(column_sql: ColumnSql, field: ColumnInfo, dialect: str) -> str:
+    """A column's rendered expression (a Var in the tree renders its text as it is): every
+    job of a chain selects the same columns, and building their sqlglot trees (the COPY
+    path's timestamp CASEs) cost more than a small job's query itself. ``column_sql`` is a
+    pure function of the column."""
+    return column_sql(field).sql(dialect=dialect)
 
 
 def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:

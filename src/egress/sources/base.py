@@ -258,19 +258,17 @@ class OpenTransactionsSource(Protocol):
 
 @runtime_checkable
 class KeysetSource(Protocol):
-    """A source that can fix a keyset slice in a snapshot before copying it (PostgreSQL): an
-    export job then writes through ``copy_csv`` and still knows its last key."""
+    """A source that can copy a keyset slice as CSV and still tell where it ends
+    (PostgreSQL): an export job then writes through its COPY."""
 
-    def begin_keyset(self, plan: ReadPlan) -> tuple[list[Any] | None, bool]:
-        """Open one snapshot transaction and find in it the key of the plan's ``limit``-th
-        row after ``after`` (None: fewer rows remain) and whether any row follows it; the
-        transaction is kept for the next ``copy_csv``, which so copies exactly those rows."""
+    def copy_keyset(
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn
+    ) -> tuple[int, list[Any] | None, bool]:
+        """Write the plan's ``limit`` rows after ``after`` (Egress's CSV, with a header) in
+        one snapshot; the row count, the last row's key when ``limit`` rows were written
+        (None: fewer remained), and whether any row follows it in that snapshot."""
 
     def can_copy_csv(self, plan: ReadPlan) -> bool: ...
-
-    def copy_csv(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
-    ) -> int: ...
 
 
 # Why a source reads a parallel plan in one session (a run warning says so).

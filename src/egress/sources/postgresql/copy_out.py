@@ -10,23 +10,52 @@ from __future__ import annotations
 
 import select
 import time
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, NamedTuple
 
 import psycopg
 from psycopg import errors, pq
 
+from egress.domain.plan import ReadPlan
+from egress.query.select import ColumnSql, plain_column
 from egress.sources.base import ProgressFn
+from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
 
 BLOCK_BYTES = 1 << 20
 REPORT_S = 0.2
 
 
+class Copied(NamedTuple):
+    rows: int  # the server's count
+    last: bytes  # the last row's data, whole (libpq hands over one row at a time); b"" if none
+
+
+def copy_csv(
+    select: Callable[[ColumnSql], str],
+    plan: ReadPlan,
+    conn: psycopg.Connection[Any],
+    out: BinaryIO,
+    on_progress: ProgressFn,
+    *,
+    native: bool = False,
+) -> Copied:
+    """The plan's rows as CSV with a header (``select``: the plan's SELECT with a column
+    rendering): Egress's rendering, or with ``native`` PostgreSQL's own."""
+    if native:
+        column_sql, options = plain_column, ", HEADER"
+    else:
+        column_sql, options = copy_sql, force_quote(plan)
+        out.write(csv_header([f.name for f in plan.fields]))
+    statement = f"COPY ({select(column_sql)}) TO STDOUT WITH (FORMAT csv{options})"
+    return copy_out(conn, statement, out, on_progress)
+
+
 def copy_out(
     conn: psycopg.Connection[Any], statement: str, out: BinaryIO, on_progress: ProgressFn
-) -> int:
-    """Run ``statement`` on ``conn`` and write its data to ``out``; the server's row count.
-    Rows are written, counted and reported a block (or, from a slow source, a fraction of a
-    second: progress also keeps the stall limit off) at a time. Raises ``psycopg.Error``."""
+) -> Copied:
+    """Run ``statement`` on ``conn`` and write its data to ``out``.
+    Rows are written and their count reported a block (or, from a slow source, a fraction of
+    a second: progress also keeps the stall limit off) at a time. Raises ``psycopg.Error``."""
     pg = conn.pgconn
     encoding = conn.info.encoding
     pg.send_query(statement.encode(encoding))
@@ -34,18 +63,27 @@ def copy_out(
     try:
         _expect(pg, _result(pg), pq.ExecStatus.COPY_OUT, encoding)
         block = bytearray()
-        approx_rows = 0
+        last: Any = b""
+        rows = 0
         due = time.monotonic() + REPORT_S
         get = pg.get_copy_data
+        # Per row only what must be: the row appended, counted and kept as the last one (no
+        # clock read: a row costs the server about a microsecond).
         while True:
             size, data = get(1)
             if size > 0:
                 block += data
-                if len(block) >= BLOCK_BYTES or time.monotonic() >= due:
-                    approx_rows += _write_block(out, block)
-                    on_progress(approx_rows)
+                last = data
+                rows += 1
+                if len(block) >= BLOCK_BYTES:
+                    _write_block(out, block)
+                    on_progress(rows)
                     due = time.monotonic() + REPORT_S
             elif size == 0:  # nothing buffered: wait for the socket, then read what came
+                if block and time.monotonic() >= due:  # a slow source: report meanwhile
+                    _write_block(out, block)
+                    on_progress(rows)
+                    due = time.monotonic() + REPORT_S
                 select.select([pg.socket], [], [])
                 pg.consume_input()
             else:  # -1: the copy ended (-2, an error, is in the result read next)
@@ -54,10 +92,10 @@ def copy_out(
         while _result(pg) is not None:  # the connection goes back idle
             pass
         _expect(pg, done, pq.ExecStatus.COMMAND_OK, encoding)
-        approx_rows += _write_block(out, block)
-        on_progress(approx_rows)
+        _write_block(out, block)
+        on_progress(rows)
         assert done is not None
-        return int(done.command_tuples or 0)
+        return Copied(int(done.command_tuples or 0), bytes(last))
     finally:
         pg.nonblocking = 0
 
@@ -80,10 +118,6 @@ def _expect(pg: Any, result: Any, status: pq.ExecStatus, encoding: str) -> None:
     raise errors.error_from_result(result, encoding=encoding)
 
 
-def _write_block(out: BinaryIO, block: bytearray) -> int:
-    """Write and empty ``block``; its line count (progress only: a quoted value may hold
-    newlines; the run's total comes from the server)."""
+def _write_block(out: BinaryIO, block: bytearray) -> None:
     out.write(block)
-    lines = block.count(b"\n")
     block.clear()
-    return lines

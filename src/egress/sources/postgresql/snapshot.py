@@ -7,6 +7,8 @@ from typing import Any
 
 import psycopg
 
+from egress.sources.base import SnapshotMark
+
 # Before an incremental run's transaction: may its relation's rows be read by visibility (a
 # table has xmin; a view or a foreign table has not), and was anything in progress (a session
 # of this database inside a transaction — even one holding no transaction id yet — or one
@@ -48,6 +50,37 @@ def one_row(conn: Any, sql: str) -> Any:
     with conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchone() if cur.description else None
+
+
+def take_mark(conn: Any, pre: str, sql: str) -> SnapshotMark | None:
+    """Begin the run's snapshot transaction on ``conn`` (psycopg or ADBC) and read its mark
+    (``pre``: SNAPSHOT_PRE_SQL, ``sql``: SNAPSHOT_SQL, of the plan's relation); None, with no
+    transaction begun, when the relation has no row versions to see."""
+    for attempt in range(SNAPSHOT_TRIES):
+        has_xmin, standby, before, idle = one_row(conn, pre)
+        if not has_xmin:
+            return None
+        one_row(conn, BEGIN_SNAPSHOT)
+        snapshot, high, running, still_idle = one_row(conn, sql)
+        # A standby's snapshot lists subtransactions among the ids in progress itself.
+        complete = snapshot if standby else with_subtransactions(snapshot, running or "")
+        # Quiet: no session of this database was inside a transaction just before or just
+        # after the snapshot, none is in progress in it, and no transaction ended in between
+        # (xmax, the next id, did not move).
+        quiet = bool(
+            idle
+            and still_idle
+            and not standby
+            and xip_of(before) == xip_of(snapshot) == []
+            and xmax_of(before) == xmax_of(snapshot)
+        )
+        # Try again when the snapshot lost a transaction's subtransactions, or missed being
+        # quiet only because something (in any database) committed meanwhile.
+        again = complete is None or (idle and still_idle and not quiet)
+        if not again or attempt == SNAPSHOT_TRIES - 1:
+            break
+        one_row(conn, "ROLLBACK")
+    return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
 
 
 def xmax_of(snapshot: str) -> int:

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
@@ -56,9 +57,6 @@ from egress.sources.postgresql.catalog import (
 from egress.sources.postgresql.columns import (
     COPY_SAFE,
     arrow_path_sql,
-    copy_sql,
-    csv_header,
-    force_quote,
     is_text,
     logical_type,
     raw_text_sql,
@@ -69,7 +67,8 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
-from egress.sources.postgresql.copy_out import copy_out
+from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
 from egress.sources.postgresql.settings import (
@@ -83,11 +82,8 @@ from egress.sources.postgresql.snapshot import (
     BEGIN_SNAPSHOT,
     SNAPSHOT_PRE_SQL,
     SNAPSHOT_SQL,
-    SNAPSHOT_TRIES,
     one_row,
-    with_subtransactions,
-    xip_of,
-    xmax_of,
+    take_mark,
 )
 
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
@@ -263,10 +259,14 @@ class PostgresSource:
         return select_statement(plan, self.dialect, column_sql, quote=self._quoter(conn)).sql
 
     def estimate_rows(self, plan: ReadPlan) -> int | None:
-        """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read)."""
+        """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read). Its rows do
+        not depend on how columns are rendered: the plain columns cost least to build and plan
+        (the rendering's expressions took tens of ms of a run's start)."""
         try:
             with self._idle.use() as conn:
-                row = conn.execute(f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, copy_sql)}")
+                row = conn.execute(
+                    f"EXPLAIN (FORMAT JSON) {self._select(conn, plan, plain_column)}"
+                )
                 explained = row.fetchone()
         except (psycopg.Error, SourceError):
             return None
@@ -295,58 +295,37 @@ class PostgresSource:
         sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
         conn: Any = self._idle.take() if copy_csv else self._adbc_session()
         try:
-            for attempt in range(SNAPSHOT_TRIES):
-                has_xmin, standby, before, idle = one_row(conn, pre)
-                if not has_xmin:
-                    conn.close()
-                    return None
-                one_row(conn, BEGIN_SNAPSHOT)
-                snapshot, high, running, still_idle = one_row(conn, sql)
-                # A standby's snapshot lists subtransactions among the ids in progress itself.
-                complete = snapshot if standby else with_subtransactions(snapshot, running or "")
-                # Quiet: no session of this database was inside a transaction just before or
-                # just after the snapshot, none is in progress in it, and no transaction ended
-                # in between (xmax, the next id, did not move).
-                quiet = bool(
-                    idle
-                    and still_idle
-                    and not standby
-                    and xip_of(before) == xip_of(snapshot) == []
-                    and xmax_of(before) == xmax_of(snapshot)
-                )
-                # Try again when the snapshot lost a transaction's subtransactions, or missed
-                # being quiet only because something (in any database) committed meanwhile.
-                again = complete is None or (idle and still_idle and not quiet)
-                if not again or attempt == SNAPSHOT_TRIES - 1:
-                    break
-                one_row(conn, "ROLLBACK")
+            mark = take_mark(conn, pre, sql)
         except SourceError:
             conn.close()
             raise
         except Exception as exc:  # psycopg's or ADBC's error: the driver's message
             conn.close()
             raise SourceError(first_line(exc)) from exc
+        if mark is None:
+            conn.close()
+            return None
         self._held = conn
-        return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
+        return mark
 
-    def begin_keyset(self, plan: ReadPlan) -> tuple[list[Any] | None, bool]:
-        assert plan.limit is not None and plan.order
-        by_name = {c.name: c for c in plan.columns or plan.fields}
-        bounds = replace(
-            plan, fields=[by_name[k] for k in plan.order], limit=2, offset=plan.limit - 1
-        )
-        conn = self._idle.take()
-        try:
-            one_row(conn, BEGIN_SNAPSHOT)
-            rows = conn.execute(self._select(conn, bounds, plain_column)).fetchall()
-        except psycopg.Error as exc:
-            conn.close()
-            raise read_error(exc) from exc
-        except BaseException:
-            conn.close()
-            raise
-        self._held = conn
-        return (list(rows[0]) if rows else None), len(rows) == 2
+    def copy_keyset(
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn
+    ) -> tuple[int, list[Any] | None, bool]:
+        """An export job's slice (``limit`` rows after ``after`` in key order) as CSV in one
+        snapshot: its row count, its last key when it is full (None: fewer rows remained),
+        and whether any row follows (``keyset.py``)."""
+        with self._idle.take() as conn:
+            try:
+                return copy_slice(
+                    conn,
+                    plan,
+                    lambda part: self._select(conn, part, plain_column),
+                    lambda: copy_csv(
+                        partial(self._select, conn, plan), plan, conn, out, on_progress
+                    ),
+                )
+            except psycopg.Error as exc:
+                raise read_error(exc) from exc
 
     def _adbc_session(self) -> Any:
         """An ADBC connection that commits nothing itself (the snapshot transaction is
@@ -454,23 +433,16 @@ class PostgresSource:
         """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
         (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
         least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
-        if native:
-            if self._is_sql_ascii():
-                raise SourceError(
-                    "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
-                    " that Egress decodes itself); use the default csvDialect"
-                )
-            column_sql, options = plain_column, ", HEADER"
-        else:
-            column_sql, options = copy_sql, force_quote(plan)
-            out.write(csv_header([f.name for f in plan.fields]))
+        if native and self._is_sql_ascii():
+            raise SourceError(
+                "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
+                " that Egress decodes itself); use the default csvDialect"
+            )
         held = self._take_held()
         with held if held is not None else self._idle.use() as conn:
-            inner = self._select(conn, plan, column_sql)
             try:
-                return copy_out(
-                    conn, f"COPY ({inner}) TO STDOUT WITH (FORMAT csv{options})", out, on_progress
-                )
+                select = partial(self._select, conn, plan)
+                return copy_csv(select, plan, conn, out, on_progress, native=native).rows
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
 

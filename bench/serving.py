@@ -1,0 +1,122 @@
+"""The benchmarks' `egress serve` process: started on a free port with a bootstrap token, and
+its process tree's memory (PSS) and CPU seconds, read from /proc."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+
+
+def start_server(work: Path, extra_env: dict[str, str] | None = None) -> Server:
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "EGRESS_DATA_DIR": str(work),
+        "EGRESS_PORT": str(port),
+        "EGRESS_BOOTSTRAP_TOKEN": token,
+        "EGRESS_LOG_LEVEL": "WARNING",
+        "EGRESS_WORKER_CONCURRENCY": "1",
+        # The Parquet folder of the files case sits beside the data dir, in the bench's folder.
+        "EGRESS_FILES_ROOTS": str(work.parent),
+        **(extra_env or {}),
+    }
+    log = (work.parent / f"{work.name}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "egress.cli.main", "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return Server(process, url, token)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def _tree(pid: int) -> list[int]:
+    """The server and its descendants (`egress serve` forks its worker into a child process)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue  # the process ended meanwhile
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def rss_kb(pid: int) -> int:
+    """Memory of the server's process tree: the proportional set size (PSS) summed, so the
+    pages a forked worker shares with its parent count once, not twice as RSS would."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the server's process tree so far (robust to a shared
+    machine's load, unlike wall time)."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class PeakRss:
+    """Samples the server's memory (its process tree's PSS) every 50 ms while an extraction
+    runs; ``cpu`` is the tree's CPU seconds over the extraction."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.cpu, self._stop = pid, 0, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_kb(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self.peak = rss_kb(self.pid)
+        self.cpu = -cpu_s(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.cpu += cpu_s(self.pid)

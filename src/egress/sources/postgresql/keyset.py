@@ -1,0 +1,66 @@
+"""Where an export job's COPY of a keyset slice ends: the next cursor and whether rows remain.
+
+When the key columns are written as text that is their cursor value (integers, and what the
+COPY casts to text as the Arrow path does), the next cursor is parsed from the COPY's last row,
+which libpq hands over whole, and one index probe after the COPY, in its snapshot, tells
+whether any row follows. Other keys are found before the COPY, in the same snapshot, by a
+bound query over the key (``OFFSET limit - 1``), which walks the slice's index entries once
+more."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+
+from egress.domain.plan import ReadPlan
+from egress.sources.postgresql.columns import is_text
+from egress.sources.postgresql.copy_out import Copied
+from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, one_row
+
+INTEGERS = {"int16", "int32", "int64"}
+
+
+def key_in_rows(plan: ReadPlan) -> bool:
+    """Whether the written CSV holds every key column as its exact cursor value."""
+    types = {f.name: f.type for f in plan.fields}
+    return all(types.get(k) in INTEGERS or is_text(types.get(k, "")) for k in plan.order)
+
+
+def row_key(row: bytes, encoding: str, plan: ReadPlan) -> list[Any]:
+    """The key of one CSV row of the plan's fields (a key column is never null)."""
+    values = next(csv.reader(io.StringIO(row.decode(encoding), newline="")))
+    at = {f.name: (i, f.type in INTEGERS) for i, f in enumerate(plan.fields)}
+    return [int(values[at[k][0]]) if at[k][1] else values[at[k][0]] for k in plan.order]
+
+
+def key_plan(plan: ReadPlan, **changes: Any) -> ReadPlan:
+    """The plan reading only its key columns."""
+    by_name = {c.name: c for c in plan.columns or plan.fields}
+    return replace(plan, fields=[by_name[k] for k in plan.order], **changes)
+
+
+def copy_slice(
+    conn: psycopg.Connection[Any],
+    plan: ReadPlan,
+    select: Callable[[ReadPlan], str],
+    copy: Callable[[], Copied],
+) -> tuple[int, list[Any] | None, bool]:
+    """On ``conn``, in one snapshot: ``copy`` of the plan's slice, its row count, its last
+    key when the slice is full (None: fewer rows remained) and whether any row follows."""
+    assert plan.limit is not None and plan.order
+    one_row(conn, BEGIN_SNAPSHOT)
+    if not key_in_rows(plan):
+        bound = key_plan(plan, limit=2, offset=plan.limit - 1)
+        found = conn.execute(select(bound)).fetchall()
+        return copy().rows, (list(found[0]) if found else None), len(found) == 2
+    rows, tail = copy()
+    if rows < plan.limit:
+        return rows, None, False
+    last = row_key(tail, conn.info.encoding, plan)
+    follows = conn.execute(select(key_plan(plan, after=last, limit=1))).fetchall()
+    return rows, last, bool(follows)
