@@ -11,10 +11,12 @@ from egress.access_tokens import AccessTokens
 from egress.arrow_memory import release_promptly
 from egress.crypto import SecretBox, load_secret_box
 from egress.db.audit import AuditRepo
+from egress.db.changes import metadata_version
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
+from egress.db.execution_cache import DetailsCache
 from egress.db.executions import ExecutionRepo
 from egress.db.oauth import GrantRepo
 from egress.db.rate_buckets import RateBucketRepo
@@ -88,6 +90,8 @@ class Container:
     revocation_cache: RevocationCache
     clock: Clock = utcnow
     wakeup: Wakeup = field(default_factory=Wakeup)
+    # Off until the API process attaches the metadata version (``create_app``'s lifespan).
+    details_cache: DetailsCache = field(default_factory=DetailsCache)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = utcnow) -> Container:
@@ -125,6 +129,13 @@ class Container:
             revocation_cache=RevocationCache(settings.revocation_cache_s),
             clock=clock,
         )
+
+    def cache_details(self) -> None:
+        """Serve execution details from memory while the metadata database has not changed
+        (``db/execution_cache.py``); ``details_cache.detach()`` stops it."""
+        version = metadata_version(self.engine)
+        if version is not None:
+            self.details_cache.attach(version)
 
     def __setattr__(self, name: str, value: object) -> None:
         super().__setattr__(name, value)
@@ -243,6 +254,7 @@ class Container:
             audit,
             self._limits(),
             self._links(),
+            self.details_cache,
         )
 
     def scheduler_service(self) -> SchedulerService:

@@ -31,6 +31,7 @@ def create_app(
         if scheduler is not None:
             scheduler.start()
             log.info("embedded scheduler started")
+        container.cache_details()  # only this process answers polls
         try:
             yield
         finally:
@@ -38,6 +39,7 @@ def create_app(
                 scheduler.stop(container.settings.shutdown_grace_s)
             if worker is not None:  # returns when the stop begun at SIGTERM is done
                 worker.stop(container.settings.shutdown_grace_s)
+            container.details_cache.detach()
             container.engine.dispose()
 
     app = FastAPI(

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from egress.db.changes import announce_commits
 from egress.domain.clock import Clock, utcnow
 
 # A writer waits this long for SQLite's single write lock before giving up.
@@ -21,7 +22,9 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    announce_commits(engine)  # what keeps other processes' read caches current
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from egress.db.audit import AuditHook
 from egress.db.configurations import ConfigurationRecord, ConfigurationRepo
 from egress.db.connections import ConnectionRepo
+from egress.db.execution_cache import DetailsCache
 from egress.db.executions import ExecutionRecord as ExecutionRecord
 from egress.db.executions import ExecutionRepo, NewExecution
 from egress.db.executions import ExecutionSummary as ExecutionSummary
@@ -112,6 +113,7 @@ class ExecutionService:
         audit: AuditService,
         limits: RateLimits,
         links: SignedLinks,
+        details: DetailsCache,
     ) -> None:
         self._configurations = configurations
         self._templates = templates
@@ -123,6 +125,7 @@ class ExecutionService:
         self._audit = audit
         self._limits = limits
         self._links = links
+        self._details = details
 
     def _hook(
         self, action: str, workspace_id: str, cfg_id: str, by: Principal | None, **detail: Any
@@ -275,7 +278,14 @@ class ExecutionService:
         return execution.id
 
     def get(self, workspace_id: str, cfg_id: str, execution_id: str) -> ExecutionRecord:
-        return self._executions.get(workspace_id, cfg_id, execution_id)
+        return self._details.get(self._executions.get, workspace_id, cfg_id, execution_id)
+
+    def remembered(
+        self, workspace_id: str, cfg_id: str, execution_id: str
+    ) -> ExecutionRecord | None:
+        """``get``'s answer if the details cache holds it current, without a database read
+        (None: call ``get``)."""
+        return self._details.cached(workspace_id, cfg_id, execution_id)
 
     def list_page(
         self, workspace_id: str, cfg_id: str, page: PageRequest

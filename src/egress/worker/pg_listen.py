@@ -7,24 +7,11 @@ fallback: a lost connection or a missed notification only costs one poll interva
 
 from __future__ import annotations
 
-import logging
 import threading
 
-import psycopg
-from sqlalchemy.engine import make_url
-
+from egress.db.changes import LISTEN_TIMEOUT_S, libpq_url, listen
 from egress.db.transitions import RUNS_CHANNEL
 from egress.worker.wakeup import Wakeup
-
-log = logging.getLogger(__name__)
-# How long the listener blocks before checking whether it should stop.
-LISTEN_TIMEOUT_S = 1.0
-RECONNECT_DELAY_S = 2.0
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 class PgListener:
@@ -42,14 +29,5 @@ class PgListener:
         self._thread.join(LISTEN_TIMEOUT_S * 3)
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(self._url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {RUNS_CHANNEL}")
-                    self._wakeup.notify()  # runs queued while we were not listening
-                    while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=LISTEN_TIMEOUT_S, stop_after=1):
-                            self._wakeup.notify()
-            except psycopg.Error as exc:
-                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
-                self._stopping.wait(RECONNECT_DELAY_S)
+        # On connecting too: runs queued while nobody listened.
+        listen(self._url, RUNS_CHANNEL, self._stopping, lambda _connected: self._wakeup.notify())

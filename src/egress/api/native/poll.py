@@ -75,9 +75,11 @@ class FastPoll:
             if caller is None or not at_least(caller.role, self._role):
                 return None
             s = services(request)
-            if reads_in_event_loop(request):
+            # Current in memory (most polls): no read, no hop to a thread.
+            execution = s.executions.remembered(caller.workspace_id, config_id, execution_id)
+            if execution is None and reads_in_event_loop(request):
                 execution = s.executions.get(caller.workspace_id, config_id, execution_id)
-            else:
+            elif execution is None:
                 execution = await run_in_threadpool(
                     s.executions.get, caller.workspace_id, config_id, execution_id
                 )
