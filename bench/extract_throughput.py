@@ -24,6 +24,7 @@ recording the server's peak RSS: what bounding batches by bytes saves on wide ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import socket
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,10 +328,19 @@ def time_reference(case: str, work: Path, lake: Path | None) -> float:
     return duckdb_files(lake / "orders", work / f"duckdb.{fmt}", fmt)
 
 
-def run_suite(rows: int, cases: list[str], label: str) -> None:
-    work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
-    server = start_server(work / "data")
-    fields = [c.strip() for c in COLUMNS.split(",")]
+@dataclass
+class Served:
+    """A server with the benchmark's connections registered: one template per source kind."""
+
+    server: Server
+    http: httpx.Client
+    templates: dict[str, str]
+    idle_kb: int
+
+
+@contextlib.contextmanager
+def serving(work: Path, kinds: set[str], lake: Path | None) -> Iterator[Served]:
+    server = start_server(work / f"data-{secrets.token_hex(3)}")
     pg = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
     my = {"host": "127.0.0.1", "port": 3306, "database": DB, "user": "root"}
     try:
@@ -337,28 +348,41 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
         ) as http:
             templates = {"postgresql": source_template(http, "postgresql", pg)}
-            lake = None
-            if any(CASES[case][3] == "files" for case in cases):
-                lake = parquet_folder(work / "lake")
+            if "files" in kinds:
+                assert lake is not None
                 templates["files"] = source_template(http, "files", {"url": lake.as_uri()})
-            if any(CASES[case][3] == "mysql" for case in cases):
-                mysql_orders(rows)
+            if "mysql" in kinds:
                 templates["mysql"] = source_template(http, "mysql", my)
-            base_rss = rss_kb(server.process.pid)
-            idle_mib = base_rss / 1024
-            print(
-                f"\n{label}: {rows:,} rows, 12 columns;"
-                f" server memory at idle {idle_mib:.0f} MiB (PSS of its processes)"
-            )
-            print(
-                f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
-                f" {'peak PSS':>9} {'CPU s':>7}"
-            )
-            psql_s = psql_copy(work / "psql.csv")
-            psql_label = "psql \\copy CSV"
-            print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
-            for case in cases:
-                fmt, extra, split, source, parallelism = CASES[case]
+            yield Served(server, http, templates, rss_kb(server.process.pid))
+    finally:
+        server.process.terminate()
+        server.process.wait(30)
+
+
+def run_suite(rows: int, cases: list[str], label: str, fresh: bool = False) -> None:
+    """Every case in turn, on one server, or (``fresh``) on a server of its own each, so that
+    no case's peak includes what an earlier one left mapped."""
+    work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
+    fields = [c.strip() for c in COLUMNS.split(",")]
+    kinds = {CASES[case][3] for case in cases}
+    lake = parquet_folder(work / "lake") if "files" in kinds else None
+    if "mysql" in kinds:
+        mysql_orders(rows)
+    with contextlib.ExitStack() as shared:
+        served = None if fresh else shared.enter_context(serving(work, kinds, lake))
+        idle = f"{served.idle_kb / 1024:.0f} MiB" if served else "per case, fresh servers"
+        print(f"\n{label}: {rows:,} rows, 12 columns; server memory at idle {idle} (PSS)")
+        print(
+            f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
+            f" {'peak PSS':>9} {'> idle':>8} {'CPU s':>7}"
+        )
+        psql_s = psql_copy(work / "psql.csv")
+        psql_label = "psql \\copy CSV"
+        print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
+        for case in cases:
+            fmt, extra, split, source, parallelism = CASES[case]
+            with contextlib.ExitStack() as own:
+                on = served or own.enter_context(serving(work, {source}, lake))
                 ref_s = None
                 if case in REFERENCES:
                     ref_s = time_reference(case, work, lake)
@@ -369,26 +393,24 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                 name = f"b{secrets.token_hex(3)}"
                 dialect = "postgres" if case in POSTGRES_DIALECT_CASES else None
                 secs, count, peak, cpu = extract(
-                    http,
-                    templates[source],
+                    on.http,
+                    on.templates[source],
                     name,
                     fmt,
                     [*fields, *extra],
-                    server.process.pid,
+                    on.server.process.pid,
                     split,
                     parallelism,
                     dialect,
                 )
-                assert count == rows, (case, count)
-                vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
-                print(
-                    f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
-                    f" {vs_ref:>7} {peak / 1024:7.0f} MiB {cpu:7.2f}",
-                    flush=True,
-                )
-    finally:
-        server.process.terminate()
-        server.process.wait(30)
+            assert count == rows, (case, count)
+            vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
+            print(
+                f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
+                f" {vs_ref:>7} {peak / 1024:5.0f} MiB {(peak - on.idle_kb) / 1024:4.0f} MiB"
+                f" {cpu:7.2f}",
+                flush=True,
+            )
 
 
 WIDE_TEXT_BYTES = 2000
@@ -496,6 +518,9 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true")
     parser.add_argument("--scale", type=int, default=4, help="--scaling's row multiplier")
     parser.add_argument("--cases", help="comma-separated subset, e.g. 'parquet,parquet split'")
+    parser.add_argument(
+        "--fresh", action="store_true", help="a fresh server for each case (memory per case)"
+    )
     parser.add_argument("--wide", type=int, metavar="N", help="only the wide-rows case, N rows")
     args = parser.parse_args()
     if args.wide:
@@ -506,7 +531,7 @@ def main() -> int:
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",")]
         all_cases = [c for c in all_cases if any(c.startswith(w) for w in wanted)]
-    run_suite(args.rows, all_cases, "full")
+    run_suite(args.rows, all_cases, "full", args.fresh)
     if args.scaling:
         large = args.rows * args.scale
         create_table(large, False)
