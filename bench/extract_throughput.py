@@ -25,9 +25,12 @@ recording the server's peak RSS: what bounding batches by bytes saves on wide ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +50,7 @@ from references import (
     mysql_orders,
     psql_copy,
 )
-from serving import PeakRss, rss_kb, start_server
+from serving import PeakRss, Server, rss_kb, start_server
 
 # Each Egress case: (format, extra columns, split field, source, parallelism); the reference
 # it is compared with beside psql, timed just before it in the same run.
@@ -224,10 +227,19 @@ def time_reference(case: str, work: Path, lake: Path | None) -> float:
     return duckdb_files(lake / "orders", work / f"duckdb.{fmt}", fmt)
 
 
-def run_suite(rows: int, cases: list[str], label: str) -> None:
-    work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
-    server = start_server(work / "data")
-    fields = [c.strip() for c in COLUMNS.split(",")]
+@dataclass
+class Served:
+    """A server with the benchmark's connections registered: one template per source kind."""
+
+    server: Server
+    http: httpx.Client
+    templates: dict[str, str]
+    idle_kb: int
+
+
+@contextlib.contextmanager
+def serving(work: Path, kinds: set[str], lake: Path | None) -> Iterator[Served]:
+    server = start_server(work / f"data-{secrets.token_hex(3)}")
     pg = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
     my = {"host": "127.0.0.1", "port": 3306, "database": DB, "user": "root"}
     try:
@@ -235,46 +247,63 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
         ) as http:
             templates = {"postgresql": source_template(http, "postgresql", pg)}
-            lake = None
-            if any(CASES[case][3] == "files" for case in cases):
-                lake = parquet_folder(work / "lake")
+            if "files" in kinds:
+                assert lake is not None
                 templates["files"] = source_template(http, "files", {"url": lake.as_uri()})
-            if any(CASES[case][3] == "mysql" for case in cases):
-                mysql_orders(rows)
+            if "mysql" in kinds:
                 templates["mysql"] = source_template(http, "mysql", my)
-            base_rss = rss_kb(server.process.pid)
-            idle_mib = base_rss / 1024
-            print(
-                f"\n{label}: {rows:,} rows, 12 columns;"
-                f" server memory at idle {idle_mib:.0f} MiB (PSS of its processes)"
-            )
-            print(
-                f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
-                f" {'peak PSS':>9} {'CPU s':>7} {'server s':>8}"
-            )
-            # A fresh server's first run pays its forked worker's one-time costs (imports,
-            # sqlglot's first PostgreSQL statement: ~0.1-0.3 s of CPU); the first case is run
-            # once untimed so that it is measured warm like the others, its time shown.
-            first = cases[0]
-            fmt, extra, split, source, parallelism = CASES[first]
-            dialect = "postgres" if first in POSTGRES_DIALECT_CASES else None
-            warm = extract(
-                http,
-                templates[source],
-                f"w{secrets.token_hex(3)}",
-                fmt,
-                [*fields, *extra],
-                server.process.pid,
-                split,
-                parallelism,
-                dialect,
-            )
-            print(f"{'(warm-up: ' + first + ')':38} {warm[0]:8.2f}  CPU s {warm[3]:.2f}")
-            psql_s = psql_copy(work / "psql.csv")
-            psql_label = "psql \\copy CSV"
-            print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
-            for case in cases:
-                fmt, extra, split, source, parallelism = CASES[case]
+            yield Served(server, http, templates, rss_kb(server.process.pid))
+    finally:
+        server.process.terminate()
+        server.process.wait(30)
+
+
+def run_case(on: Served, case: str, fields: list[str]) -> tuple[float, int, int, float, float]:
+    """One extraction of ``case``: seconds, rows, peak PSS (KiB), CPU s, the server's span."""
+    fmt, extra, split, source, parallelism = CASES[case]
+    dialect = "postgres" if case in POSTGRES_DIALECT_CASES else None
+    return extract(
+        on.http,
+        on.templates[source],
+        f"b{secrets.token_hex(3)}",
+        fmt,
+        [*fields, *extra],
+        on.server.process.pid,
+        split,
+        parallelism,
+        dialect,
+    )
+
+
+def run_suite(rows: int, cases: list[str], label: str, fresh: bool = False) -> None:
+    """Every case in turn, on one server, or (``fresh``) on a server of its own each, so that
+    no case's peak includes what an earlier one left mapped."""
+    work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
+    fields = [c.strip() for c in COLUMNS.split(",")]
+    kinds = {CASES[case][3] for case in cases}
+    lake = parquet_folder(work / "lake") if "files" in kinds else None
+    if "mysql" in kinds:
+        mysql_orders(rows)
+    with contextlib.ExitStack() as shared:
+        served = None if fresh else shared.enter_context(serving(work, kinds, lake))
+        idle = f"{served.idle_kb / 1024:.0f} MiB" if served else "per case, fresh servers"
+        print(f"\n{label}: {rows:,} rows, 12 columns; server memory at idle {idle} (PSS)")
+        print(
+            f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
+            f" {'peak PSS':>9} {'> idle':>8} {'CPU s':>7} {'server s':>8}"
+        )
+        psql_s = psql_copy(work / "psql.csv")
+        psql_label = "psql \\copy CSV"
+        print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
+        for case in cases:
+            with contextlib.ExitStack() as own:
+                on = served or own.enter_context(serving(work, {CASES[case][3]}, lake))
+                if served is None or case == cases[0]:
+                    # A fresh server's first run pays its forked worker's one-time costs
+                    # (imports, sqlglot's first PostgreSQL statement: ~0.1-0.3 s of CPU): run
+                    # once untimed so that the case is measured warm like the others.
+                    warm = run_case(on, case, fields)
+                    print(f"{'(warm-up: ' + case + ')':38} {warm[0]:8.2f}  CPU s {warm[3]:.2f}")
                 ref_s = None
                 if case in REFERENCES:
                     ref_s = time_reference(case, work, lake)
@@ -282,29 +311,15 @@ def run_suite(rows: int, cases: list[str], label: str) -> None:
                         f"{REFERENCES[case]:38} {ref_s:8.2f} {rows / ref_s:10,.0f}"
                         f" {psql_s / ref_s:7.2f}x {'1.00x':>7}"
                     )
-                name = f"b{secrets.token_hex(3)}"
-                dialect = "postgres" if case in POSTGRES_DIALECT_CASES else None
-                secs, count, peak, cpu, served = extract(
-                    http,
-                    templates[source],
-                    name,
-                    fmt,
-                    [*fields, *extra],
-                    server.process.pid,
-                    split,
-                    parallelism,
-                    dialect,
-                )
-                assert count == rows, (case, count)
-                vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
-                print(
-                    f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
-                    f" {vs_ref:>7} {peak / 1024:7.0f} MiB {cpu:7.2f} {served:8.2f}",
-                    flush=True,
-                )
-    finally:
-        server.process.terminate()
-        server.process.wait(30)
+                secs, count, peak, cpu, span = run_case(on, case, fields)
+            assert count == rows, (case, count)
+            vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
+            print(
+                f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
+                f" {vs_ref:>7} {peak / 1024:5.0f} MiB {(peak - on.idle_kb) / 1024:4.0f} MiB"
+                f" {cpu:7.2f} {span:8.2f}",
+                flush=True,
+            )
 
 
 WIDE_TEXT_BYTES = 2000
@@ -413,6 +428,9 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=4, help="--scaling's row multiplier")
     parser.add_argument("--cases", help="comma-separated subset, e.g. 'parquet,parquet split'")
     parser.add_argument("--wide", type=int, metavar="N", help="only the wide-rows case, N rows")
+    parser.add_argument(
+        "--fresh", action="store_true", help="a fresh server for each case (memory per case)"
+    )
     args = parser.parse_args()
     if args.wide:
         run_wide(args.wide)
@@ -422,7 +440,7 @@ def main() -> int:
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",")]
         all_cases = [c for c in all_cases if any(c.startswith(w) for w in wanted)]
-    run_suite(args.rows, all_cases, "full")
+    run_suite(args.rows, all_cases, "full", args.fresh)
     if args.scaling:
         large = args.rows * args.scale
         create_table(large, False)

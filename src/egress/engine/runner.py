@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from egress.arrow_memory import return_freed_memory
 from egress.crypto import SecretBox
 from egress.db.connections import ConnectionRepo
 from egress.db.data_tables import DataTableRepo
@@ -142,6 +143,7 @@ class Runner:
         finally:
             if source is not None:
                 source.close()  # ends a snapshot transaction a failed run left open
+            return_freed_memory()
         if not self._queue.finish(claimed, outcome, self._clock()):
             # What we published (publishing never overwrites), unless the attempt that
             # replaced us has published under the same names since.

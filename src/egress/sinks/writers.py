@@ -9,7 +9,8 @@ Value rendering rules (the same for every source):
   as strings, binary as base64, JSON columns embedded as JSON, lists as arrays; float NaN and
   infinities as the strings "NaN", "Infinity", "-Infinity".
 - Parquet: zstd-compressed, Arrow types kept (decimals as DECIMAL, timestamps in µs, lists as
-  LIST); an infinite date or timestamp fails the run (Parquet has no value for it).
+  LIST); an infinite date or timestamp fails the run (Parquet has no value for it); dictionary
+  encoding only for columns whose first rows repeat their values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -102,21 +104,54 @@ def refuse_infinities(batch: pa.RecordBatch, target: str) -> None:
             )
 
 
+# A column is dictionary-encoded when its first rows repeat values at least this many times
+# each on average. Arrow's writer would try a dictionary for every column and give up on
+# distinct ones only past a 1 MiB dictionary page: on the benchmark's mostly distinct columns
+# that hashing doubled the writer's CPU and the file's size (bench/README.md, issue 19).
+DICTIONARY_REPEATS = 8
+
+
+def dictionary_columns(batch: pa.RecordBatch) -> list[str]:
+    """The columns of ``batch`` with few distinct values (flat columns only: a nested one is
+    named by its leaf paths, and stays plain)."""
+    chosen = []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_nested(field.type) or pa.types.is_boolean(field.type):
+            continue
+        try:
+            distinct = pc.count_distinct(column, mode="all").as_py()
+        except pa.ArrowNotImplementedError:  # a type the kernel lacks: plain, as nested
+            continue
+        if distinct * DICTIONARY_REPEATS <= len(column):
+            chosen.append(field.name)
+    return chosen
+
+
 class ParquetWriter:
     def __init__(self, out: BinaryIO, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(out, schema, compression="zstd")
+        self._out = out
+        self._schema = schema
+        self._writer: pq.ParquetWriter | None = None
+
+    def _open(self, first: pa.RecordBatch | None) -> pq.ParquetWriter:
+        if self._writer is None:
+            dictionary = [] if first is None else dictionary_columns(first)
+            self._writer = pq.ParquetWriter(
+                self._out, self._schema, compression="zstd", use_dictionary=dictionary
+            )
+        return self._writer
 
     def write(self, batch: pa.RecordBatch) -> None:
-        refuse_infinities(batch, "Parquet")
-        self._writer.write_batch(batch)
+        self.write_many([batch])
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         for batch in batches:
             refuse_infinities(batch, "Parquet")
-        self._writer.write_table(pa.Table.from_batches(batches), row_group_size=1 << 30)
+        writer = self._open(batches[0] if batches else None)
+        writer.write_table(pa.Table.from_batches(batches, self._schema), row_group_size=1 << 30)
 
     def close(self) -> None:
-        self._writer.close()
+        self._open(None).close()
 
 
 WRITERS: dict[str, Callable[[BinaryIO, pa.Schema], BatchWriter]] = {
