@@ -28,6 +28,8 @@ from egress.engine.faults import is_transient
 from egress.engine.read_ahead import read_ahead
 from egress.sources import SourceError, open_source
 from egress.sources.base import PartitionedSource
+from egress.sources.mysql import raw
+from egress.sources.mysql.source import NO_CLIENT_LIBRARY
 from egress.sources.mysql.transactions import NO_RELOAD
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.integration.test_extract_types import MYSQL_TABLE, PG_ROWS, PG_TABLE, TRICKY
@@ -237,6 +239,18 @@ def test_mariadb_without_reload_reads_in_one_session_and_says_so(
         maria.drop_user(settings)
     assert run.status is RunStatus.COMPLETED and _rows("parquet", data) == _rows("parquet", one)
     assert run.warnings == [f"parallelism 2: read in one session, as {NO_RELOAD}"]
+
+
+def test_mariadb_without_libmysqlclient_reads_in_one_session_and_says_so(
+    c: Container, maria: MysqlDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyMySQL's sessions in parallel would only add Python work: the read stays serial."""
+    monkeypatch.setattr(raw, "AVAILABLE", False)
+    source = Source(c, "mysql", maria.settings)
+    _serial, one = source.run("everything", "csv")
+    run, data = source.run("everything", "csv", parallelism=2)
+    assert run.status is RunStatus.COMPLETED and _rows("csv", data) == _rows("csv", one)
+    assert run.warnings == [f"parallelism 2: read in one session, as {NO_CLIENT_LIBRARY}"]
 
 
 def test_sqlite_is_read_in_one_session_and_the_run_says_so(c: Container, tmp_path: Path) -> None:

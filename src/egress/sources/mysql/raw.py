@@ -184,6 +184,17 @@ class RawSession:
             self._conn.close()
             raise
 
+    def run(self, sql: str) -> list[tuple[Any, ...]]:
+        """A statement's rows (values as the server's text, in bytes)."""
+        try:
+            return _run(self._conn, sql)
+        except _mysql_connector.MySQLInterfaceError as exc:
+            error = as_pymysql(exc)
+            raise SourceError(clean_error(error)) from error
+
+    def close(self) -> None:
+        self._conn.close()
+
     def escape(self, value: Any) -> str:
         """A value as a SQL literal, by PyMySQL's own rules (``source``'s quoting) for this
         session's status (NO_BACKSLASH_ESCAPES)."""

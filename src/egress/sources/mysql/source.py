@@ -65,6 +65,13 @@ from egress.sources.mysql.transactions import (
 from egress.sources.policy import SourcePolicy, connect_timeout_s
 from egress.sources.rows import bounded_rows, rows_to_batch
 
+# Why a parallel read runs in one session (issue 19) without libmysqlclient's reads.
+NO_CLIENT_LIBRARY = "libmysqlclient (mysql-connector-python) is not installed"
+SSL_CA_READS = (
+    "a connection with ssl_ca is read through PyMySQL (its host name check needs it), whose"
+    " per-value decoding sessions in parallel would not outrun"
+)
+
 
 class MysqlSource:
     dialect = "mysql"
@@ -274,10 +281,16 @@ class MysqlSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        # The host name check of TLS with a CA needs PyMySQL's TLS on our own socket.
-        if self._s.ssl_ca or not raw.AVAILABLE:
+        if not self._reads_raw():
             yield from self._stream(self._connect(unbuffered=True), plan, batch_rows, batch_bytes)
             return
+        yield from self._raw_stream(self._raw_session(), plan, batch_rows, batch_bytes)
+
+    def _reads_raw(self) -> bool:
+        # The host name check of TLS with a CA needs PyMySQL's TLS on our own socket.
+        return not self._s.ssl_ca and raw.AVAILABLE
+
+    def _raw_session(self) -> raw.RawSession:
         s = self._s
         session = raw.RawSession(
             s,
@@ -288,9 +301,15 @@ class MysqlSource:
             self._failed,
         )
         session.track(self._calls, self._kill)
+        return session
+
+    def _raw_stream(
+        self, session: raw.RawSession, plan: ReadPlan, batch_rows: int, batch_bytes: int | None
+    ) -> Iterator[pa.RecordBatch]:
+        """The plan's batches read on ``session`` (perhaps in its snapshot), closed at the end."""
         query = select_statement(plan, self.dialect, convert=naive_utc, quote=session.escape).sql
         schema = arrow_schema(plan.fields)
-        yield from session.stream(query, plan.fields, schema, s, batch_rows, batch_bytes)
+        yield from session.stream(query, plan.fields, schema, self._s, batch_rows, batch_bytes)
 
     def _kill(self, thread_id: int) -> None:
         """Stops a statement of this source's over a connection of its own (not tracked: it
@@ -331,6 +350,10 @@ class MysqlSource:
     def partition_blocker(self, plan: ReadPlan) -> str | None:
         if plan.partition_key is None:
             return NO_PARTITION_KEY
+        if not self._reads_raw():
+            # PyMySQL decodes every value in Python: sessions of it in parallel only add
+            # Python work, so a parallel read takes libmysqlclient's.
+            return NO_CLIENT_LIBRARY if not raw.AVAILABLE else SSL_CA_READS
         try:
             with self._connect() as conn, conn.cursor() as cur:
                 may_reload = "RELOAD" in privileges(cur)
@@ -343,34 +366,33 @@ class MysqlSource:
     ) -> list[Iterator[pa.RecordBatch]]:
         """Writes are held off (FLUSH TABLES WITH READ LOCK, which needs RELOAD) while every
         session starts its consistent snapshot, so all see the same data; then released."""
-        sessions: list[pymysql.connections.Connection[Any]] = []
+        sessions: list[raw.RawSession] = []
         try:
             with self._connect() as lock, lock.cursor() as held:
                 held.execute("FLUSH TABLES WITH READ LOCK")
                 try:
                     for _ in range(plan.parallelism):
-                        sessions.append(self._connect(unbuffered=True))
-                        with sessions[-1].cursor() as cur:
-                            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                        sessions.append(self._raw_session())
+                        sessions[-1].run("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                 finally:
                     held.execute("UNLOCK TABLES")
             key = plan.partition_key
             assert key is not None
-            with sessions[0].cursor() as cur:
-                cur.execute(bounds_statement(plan, key, self.dialect, sessions[0].escape))
-                low, high = cur.fetchone()
+            first = sessions[0]
+            ((low, high),) = first.run(bounds_statement(plan, key, self.dialect, first.escape))
         except BaseException as exc:
-            for conn in sessions:
-                conn.close()
+            for session in sessions:
+                session.close()
             if isinstance(exc, pymysql.Error):
                 raise SourceError(clean_error(exc)) from exc
             raise
-        ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
-        for conn in sessions[len(ranges) :]:  # fewer key values than sessions
-            conn.close()
+        # The key is an integer column: its bounds come as the server's text.
+        ranges = [None] if low is None else key_ranges(key, int(low), int(high), plan.parallelism)
+        for session in sessions[len(ranges) :]:  # fewer key values than sessions
+            session.close()
         return [
-            self._stream(conn, replace(plan, key_range=r, parallelism=1), batch_rows, batch_bytes)
-            for conn, r in zip(sessions, ranges, strict=False)
+            self._raw_stream(s, replace(plan, key_range=r, parallelism=1), batch_rows, batch_bytes)
+            for s, r in zip(sessions, ranges, strict=False)
         ]
 
     def close(self) -> None:
