@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.engine import make_engine
-from egress.db.executions import ExecutionRepo
+from egress.db.executions import ExecutionRepo, FileRecord
 from egress.db.migrate import upgrade
 from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
 from egress.db.tables import metadata, runs
@@ -474,3 +474,30 @@ def test_migration_0011_keeps_existing_templates_and_snapshots_reading_the_same_
         "t3": TableRef(None, "sales/2026-01.csv"),
         "t4": None,
     }
+
+
+def test_a_cancel_accepted_while_the_run_published_wins_over_its_files(repos: Repos) -> None:
+    """The API answered the cancel 200 while the run was writing: it ends CANCELLED with no
+    files and nothing delivered (the runner deletes what it published), not COMPLETED."""
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
+    file = FileRecord(None, None, "k/x.csv", "x.csv", "text/csv", 10, "0" * 64, 3)
+    done = Outcome(RunStatus.COMPLETED, 3, files=[file])
+    assert repos.queue.finish(claimed, done, T0) is RunStatus.CANCELLED
+    run = repos.executions.get(ws, cfg, eid).latest
+    assert (run.status, run.record_count, run.files, run.processed) == (
+        RunStatus.CANCELLED,
+        0,
+        [],
+        3,
+    )
+
+
+def test_a_data_table_load_merged_before_the_cancel_stays_completed(repos: Repos) -> None:
+    """Merged rows cannot be taken back: the late cancel loses (no files, rows delivered)."""
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
+    assert repos.queue.finish(claimed, Outcome(RunStatus.COMPLETED, 5), T0) is RunStatus.COMPLETED
+    assert repos.executions.get(ws, cfg, eid).latest.status is RunStatus.COMPLETED

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from egress.db.engine import Repository
 from egress.db.run_records import ClaimedRun, Heartbeat, Leftover, Outcome, ReapCounts
 from egress.db.tables import executions, pending_publications, requests, run_files, runs
-from egress.db.transitions import notify, release_next, transition
+from egress.db.transitions import cancel_wins, notify, release_next, transition
 from egress.db.watermarks import (
     IncrementalState,
     advance_snapshot,
@@ -269,14 +269,17 @@ class RunQueue(Repository):
                 if key not in claimed:
                     delete(key)
 
-    def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> bool:
-        """Record the outcome, fenced by the lease token. False: the lease was lost first."""
+    def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> RunStatus | None:
+        """Record the outcome, fenced by the lease token: the status recorded (``cancel_wins``),
+        None when the lease was lost first."""
         try:
             with self._engine.begin() as conn:
+                if cancel_wins(conn, claimed.run_id, claimed.lease_token, outcome):
+                    outcome = outcome.cancelled()
                 self._record_outcome(conn, claimed, outcome, now)
         except _LeaseLost:
-            return False
-        return True
+            return None
+        return outcome.status
 
     def _record_outcome(
         self, conn: Connection, claimed: ClaimedRun, outcome: Outcome, now: datetime

@@ -62,6 +62,11 @@ class Outcome:
         retryable = False if status is RunStatus.FAILED else None
         return cls(status, 0, error_message, processed=processed, retryable=retryable)
 
+    def cancelled(self) -> Outcome:
+        """This success undone by a cancel that came while it published: what it read stays."""
+        read = self.processed if self.processed is not None else self.record_count
+        return Outcome.stopped(RunStatus.CANCELLED, read or 0)
+
 
 @dataclass(frozen=True)
 class Leftover:

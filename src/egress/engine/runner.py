@@ -144,14 +144,16 @@ class Runner:
             if source is not None:
                 source.close()  # ends a snapshot transaction a failed run left open
             return_freed_memory()
-        if not self._queue.finish(claimed, outcome, self._clock()):
+        recorded = self._queue.finish(claimed, outcome, self._clock())
+        if recorded is not outcome.status:  # lost the lease, or cancelled meanwhile
             # What we published (publishing never overwrites), unless the attempt that
             # replaced us has published under the same names since.
             keys = [f.storage_key for f in outcome.files]
             if outcome.manifest_key is not None:
                 keys.append(outcome.manifest_key)
             self._queue.unpublish(claimed.run_id, claimed.lease_token, keys, self._storage.delete)
-            raise LeaseLost
+            if recorded is None:
+                raise LeaseLost
 
     def _extract(
         self, claimed: ClaimedRun, source: Source, control: RunControl, prefix: str

@@ -196,7 +196,7 @@ class Worker:
         ended: RunStatus | None = None
         if isinstance(reason, RunCancelled):
             outcome = Outcome.stopped(RunStatus.CANCELLED, control.processed)
-            ended = RunStatus.CANCELLED if self._queue.finish(claimed, outcome, now) else None
+            ended = self._queue.finish(claimed, outcome, now)
         elif isinstance(reason, RunStalled):
             ended = self._retry_later(claimed, str(reason), now)
         elif isinstance(reason, RunReleased):
