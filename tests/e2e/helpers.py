@@ -3,7 +3,9 @@ that fails the test on any 5xx at the request that caused it, and the problem+js
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -71,6 +73,38 @@ def running_server(
     finally:
         stop_server(server)
     assert_clean_log(server.log(), secrets)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (``serve``'s supervisor and its worker process)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    below, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        below += children
+        frontier = children
+    return below
+
+
+@contextmanager
+def workers_paused(server: Server) -> Iterator[None]:
+    """The server's worker process stopped (SIGSTOP) meanwhile: what is queued stays queued,
+    so a rule about queued or running work is tested without racing the worker."""
+    stopped = _descendants(server.process.pid)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
 
 
 def workspace_id(server: Server, name: str = "default") -> str:
