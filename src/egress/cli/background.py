@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from egress.cli.stop_signals import stop_on_signals
 from egress.container import Container
 from egress.worker.wakeup import PipeWakeup, relay
 
@@ -193,7 +194,7 @@ def _work(
     ``wait``: first for ``Background.begin``."""
     stop = threading.Event()
     api_gone = threading.Event()
-    _on_stop_signals(lambda _signum, _frame: stop.set())
+    stop_on_signals(stop)
     if wait and not _begun(wakeup_fd, stop):
         return 0  # stopped, or the API ended, before it served
 

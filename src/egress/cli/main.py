@@ -6,12 +6,10 @@ import logging
 import math
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +22,7 @@ from egress.cli.remote import State, err, remote, save_profile
 from egress.cli.resources import configs_app, connections_app, templates_app
 from egress.cli.runs import download, executions_app, run
 from egress.cli.schedules import schedules_app
+from egress.cli.stop_signals import stop_on_signals
 from egress.client import Configuration, Execution
 from egress.settings import Settings
 
@@ -204,12 +203,7 @@ def scheduler() -> None:
 def _wait_for_signal() -> None:
     """Block until SIGTERM or SIGINT."""
     stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop_on_signals(stop)
     stop.wait()
 
 
