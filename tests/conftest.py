@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 from egress.container import Container
 from egress.db.migrate import upgrade
 from egress.settings import Settings
+from tests.support.listeners import free_port
 from tests.support.migrated import copy_migrated, migrate
 from tests.support.policy import files_root
 from tests.support.s3 import S3Server, S3Unavailable, start_s3_server
@@ -257,12 +257,6 @@ def container(tmp_path: Path, metadata_url: str) -> Iterator[Container]:
     c = Container.build(make_settings(tmp_path, metadata_url, poll_s=0.05, heartbeat_s=0.2))
     yield c
     c.engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

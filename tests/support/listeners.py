@@ -17,6 +17,13 @@ _NEGOTIATION_CODES = {80877103, 80877104}
 _CLEARTEXT_PASSWORD = b"R" + struct.pack("!ii", 8, 3)
 
 
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now (for a server to start on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass
 class Listener:
     port: int
