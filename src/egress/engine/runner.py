@@ -59,8 +59,15 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
-from egress.sources.base import Noticing, PartitionedSource, QuerySource, RowEstimates
+from egress.sources.base import (
+    Noticing,
+    PartitionedSource,
+    QuerySource,
+    ReusesSessions,
+    RowEstimates,
+)
 from egress.sources.policy import SourcePolicy
+from egress.sources.session_cache import SessionCache
 from egress.storage import STORAGE_ERRORS, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
@@ -97,6 +104,13 @@ class Runner:
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
         self._max_parts = max_split_parts
+        # Idle source sessions, reused by the next run of the same connection (an export
+        # chain's jobs): a new session was a fixed cost of every job (issue 17).
+        self._sessions = SessionCache()
+
+    def close(self) -> None:
+        """The worker stops: the idle source sessions end."""
+        self._sessions.close()
 
     # ------------------------------------------------------------------ one run
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
@@ -115,6 +129,8 @@ class Runner:
                 else:
                     outcome = self._extract(claimed, source, control, prefix)
             except Exception as exc:
+                if isinstance(source, ReusesSessions):  # a failed run's session is not reused
+                    source.drop_sessions()
                 if not isinstance(exc, RunInterrupted):
                     # A driver call that fails because it was interrupted fails for the
                     # reason it was interrupted for, not with the driver's message.
@@ -441,13 +457,17 @@ class Runner:
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         if claimed.spec.connection.type == WAREHOUSE:  # an export of a data table
-            return warehouse_source(
+            source = warehouse_source(
                 self._warehouse, self._policy, claimed.spec.template.source_table
             )
-        record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
-        return open_source(
-            record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
-        )
+        else:
+            record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
+            source = open_source(
+                record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
+            )
+        if isinstance(source, ReusesSessions):
+            source.reuse_sessions(self._sessions, claimed.spec.connection.id)
+        return source
 
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._queue.finish(claimed, outcome, self._clock()):

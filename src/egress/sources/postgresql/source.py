@@ -85,6 +85,7 @@ from egress.sources.postgresql.snapshot import (
     one_row,
     take_mark,
 )
+from egress.sources.session_cache import SessionCache, session_key
 
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
@@ -147,10 +148,19 @@ class PostgresSource:
                 password=self._password,
                 autocommit=True,
                 client_encoding=CLIENT_ENCODING,
+                # Never prepared: a reused session's DISCARD ALL drops the server's statements
+                # that psycopg's cache, which does not always notice, would go on naming.
+                prepare_threshold=None,
                 **limits,
             )
         except psycopg.Error as exc:
             raise self._failed(connect_error_class(exc), exc) from exc
+        self._prepare(conn)
+        return conn
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """A new session, or a reused one just reset, made this source's: tracked (so that
+        ``interrupt`` stops it) and set up."""
         self._track_psycopg(conn)
         # One round trip for all of them (a tiny run's sessions are most of its work).
         conn.execute("; ".join(self._session_settings()))
@@ -160,7 +170,13 @@ class PostgresSource:
             # psycopg decodes names and values as what they are.
             pg_name = SOURCE_ENCODINGS[self._s.sourceEncoding]
             conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(pg_name)))
-        return conn
+
+    def reuse_sessions(self, cache: SessionCache, owner: str) -> None:
+        key = session_key(owner, self._s.model_dump(mode="json"), self._password, self._policy)
+        self._idle.lend(cache, key, self._prepare)
+
+    def drop_sessions(self) -> None:
+        self._idle.drop()
 
     def _is_sql_ascii(self) -> bool:
         """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
@@ -314,9 +330,9 @@ class PostgresSource:
         """An export job's slice (``limit`` rows after ``after`` in key order) as CSV in one
         snapshot: its row count, its last key when it is full (None: fewer rows remained),
         and whether any row follows (``keyset.py``)."""
-        with self._idle.take() as conn:
+        with self._idle.use() as conn:
             try:
-                return copy_slice(
+                found = copy_slice(
                     conn,
                     plan,
                     lambda part: self._select(conn, part, plain_column),
@@ -324,8 +340,11 @@ class PostgresSource:
                         partial(self._select, conn, plan), plan, conn, out, on_progress
                     ),
                 )
+                # The snapshot's read-only transaction: ended, the session serves on.
+                conn.execute("ROLLBACK")
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
+        return found
 
     def _adbc_session(self) -> Any:
         """An ADBC connection that commits nothing itself (the snapshot transaction is
@@ -450,6 +469,7 @@ class PostgresSource:
         held = self._take_held()
         if held is not None:  # the run ended before reading its rows: end the transaction
             held.close()
+        self._calls.forget()  # its idle session may serve another run now
         self._idle.close()
 
     def interrupt(self) -> None:
