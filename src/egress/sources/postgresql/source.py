@@ -68,6 +68,7 @@ from egress.sources.postgresql.connect import (
     first_line,
 )
 from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
@@ -443,6 +444,27 @@ class PostgresSource:
             try:
                 select = partial(self._select, conn, plan)
                 return copy_csv(select, plan, conn, out, on_progress, native=native).rows
+            except psycopg.Error as exc:
+                raise read_error(exc) from exc
+
+    def can_copy_csv_split(self, plan: ReadPlan, split_by: str) -> bool:
+        return self.can_copy_csv(plan) and can_copy_split(split_field(plan, split_by))
+
+    def copy_csv_split(
+        self,
+        plan: ReadPlan,
+        split_by: str,
+        output: list[str],
+        open_part: OpenPart,
+        on_progress: ProgressFn,
+    ) -> dict[str | None, int]:
+        """A split run's rows as Egress's CSV through one COPY (``copy_split.py``); the rows
+        of each value."""
+        held = self._take_held()
+        with held if held is not None else self._idle.use() as conn:
+            try:
+                select = partial(self._select, conn, plan)
+                return copy_split(conn, select, plan, split_by, output, open_part, on_progress)
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
 
