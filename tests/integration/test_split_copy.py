@@ -21,7 +21,8 @@ from tests.support.migrated import migrate
 
 TABLE = """CREATE TABLE t (
     id int PRIMARY KEY, region text, code bigint, small smallint, flag boolean,
-    tag varchar(8), c char(4), note text, ts timestamp, d date, u uuid)"""
+    tag varchar(8), c char(4), note text, ts timestamp, d date, u uuid,
+    "egress split key" text)"""  # the name the COPY gives its key column
 AWKWARD = [
     "EU",
     None,
@@ -64,6 +65,7 @@ def _rows() -> list[tuple[Any, ...]]:
                 f"2026-01-0{1 + i % 5} 10:00",
                 f"2026-02-0{1 + i % 3}",
                 uid,
+                f"k{i % 2}",
             )
         )
     return rows
@@ -84,7 +86,7 @@ def pg(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.connect() as conn, conn.cursor() as cur:
         cur.execute(TABLE)
         cur.executemany(
-            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", _rows()
+            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", _rows()
         )
     return pg_db
 

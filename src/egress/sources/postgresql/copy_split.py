@@ -54,7 +54,11 @@ def split_statement(
     key of ``split_by`` (``plan`` reads it even when the files leave it out)."""
     key = f"q.{_name(split_by)}"  # what copy_sql made of it: the Arrow path's text
     columns = ", ".join(f"q.{_name(n)}" for n in output)
-    query = f"SELECT {key} AS {_name(KEY_ALIAS)}, {columns} FROM ({select_sql(copy_sql)}) AS q"
+    # A name of its own: FORCE_QUOTE names columns, and the first of a name would take it.
+    alias = KEY_ALIAS
+    while alias in output:
+        alias += "_"
+    query = f"SELECT {key} AS {_name(alias)}, {columns} FROM ({select_sql(copy_sql)}) AS q"
     out_plan = replace(plan, fields=[f for f in plan.fields if f.name in output])
     return f"COPY ({query}) TO STDOUT WITH (FORMAT csv{force_quote(out_plan)})"
 
