@@ -169,3 +169,44 @@ def test_copy_split_fails_on_too_many_parts_and_publishes_nothing(
     assert "more than 20 distinct values" in (run.error_message or "")
     assert run.files == []
     assert list(c.storage.list()) == []
+
+
+def test_an_incremental_split_copies_each_window_in_its_snapshot(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's mark and the split COPY share the snapshot's session (a held psycopg one)."""
+    held: list[bool] = []
+    real = PostgresSource.copy_csv_split
+
+    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
+        held.append(self._held is not None)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(
+        ws,
+        "pg_inc",
+        "postgresql",
+        {"host": "127.0.0.1", "port": 5432, "database": pg.name, "user": "postgres"},
+        None,
+    )
+    tpl = c.services.catalog.create_custom_template(
+        ws, conn.id, "t_tpl", "public.t", None, ["id"], "id", None
+    )
+    cfg = submitted_configuration(c, ws, tpl.id, "inc", format="csv", split_by="code")
+    c.configurations.update(ws, cfg, {"incremental_lag": 0.0})
+
+    def run() -> dict[str | None, int]:
+        ex, _ = c.services.executions.trigger(ws, cfg, {"extractOnlyNew": True})
+        assert c.worker().run_once()
+        latest = c.executions.get(ws, cfg, ex.id).latest
+        assert latest.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_NO_DATA)
+        return {f.sub_extract_value: f.record_count for f in latest.files}
+
+    first = run()
+    assert sum(first.values()) == 3000 and set(first) == {None, "-2", "-1", "0", "1", "2"}
+    with pg.connect() as db:
+        db.execute("INSERT INTO t (id, code) VALUES (3001, 7), (3002, NULL)")
+    assert run() == {"7": 1, None: 1}
+    assert held == [True, True]
