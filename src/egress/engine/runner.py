@@ -50,6 +50,7 @@ from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
 from egress.engine.publish import publish
 from egress.engine.read_ahead import read_ahead
+from egress.engine.split_copy import write_split_copy
 from egress.engine.system_columns import with_system_columns, with_system_fields
 from egress.engine.windows import with_window
 from egress.query.select import columns_read, star_query
@@ -395,6 +396,8 @@ class Runner:
         )
         rows = 0
         try:
+            if job.copies_csv(source):
+                return write_split_copy(job, source, control, router)
             for grouped in self._batches(job.plan, source, control, router.group):
                 router.write(grouped)
                 rows += sum(part.num_rows for _value, part in grouped)

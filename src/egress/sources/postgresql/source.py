@@ -39,7 +39,6 @@ from egress.sources.base import (
     ProgressFn,
     QueryError,
     SnapshotMark,
-    SocketRef,
     SourceError,
 )
 from egress.sources.policy import (
@@ -68,15 +67,17 @@ from egress.sources.postgresql.connect import (
     first_line,
 )
 from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
-    SESSION_SETTINGS,
     SOURCE_ENCODINGS,
     SQL_ASCII,
     PostgresSettings,
+    session_settings,
+    statement_limit,
 )
 from egress.sources.postgresql.snapshot import (
     BEGIN_SNAPSHOT,
@@ -85,6 +86,7 @@ from egress.sources.postgresql.snapshot import (
     one_row,
     take_mark,
 )
+from egress.sources.postgresql.tracking import track_adbc, track_psycopg
 from egress.sources.session_cache import SessionCache, session_key
 
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
@@ -161,9 +163,9 @@ class PostgresSource:
     def _prepare(self, conn: psycopg.Connection[Any]) -> None:
         """A new session, or a reused one just reset, made this source's: tracked (so that
         ``interrupt`` stops it) and set up."""
-        self._track_psycopg(conn)
+        track_psycopg(self._calls, conn, self._policy.connect_timeout_s)
         # One round trip for all of them (a tiny run's sessions are most of its work).
-        conn.execute("; ".join(self._session_settings()))
+        conn.execute("; ".join(session_settings(self._policy.read_timeout_s)))
         self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
         if self._sql_ascii and self._s.sourceEncoding != "utf-8":
             # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
@@ -184,15 +186,6 @@ class PostgresSource:
             with self._idle.use():
                 pass
         return bool(self._sql_ascii)
-
-    def _session_settings(self) -> tuple[str, ...]:
-        return (*SESSION_SETTINGS, self._statement_limit())
-
-    def _statement_limit(self) -> str:
-        read_timeout = self._policy.read_timeout_s
-        if read_timeout is None:  # a run: a big sort's first row may take long (stall limit)
-            return "RESET statement_timeout"
-        return f"SET statement_timeout = {int(read_timeout * 1000)}"
 
     def _adbc(self, autocommit: bool = False) -> Any:
         addresses, limits = self._target()
@@ -261,7 +254,8 @@ class PostgresSource:
                 )
             except psycopg.Error as exc:
                 raise SourceError(first_line(exc)) from exc
-            conn.execute(self._statement_limit())  # the session may serve the run's next calls
+            # The session may serve the run's next calls.
+            conn.execute(statement_limit(self._policy.read_timeout_s))
         return [
             ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
             for i, c in enumerate(columns)
@@ -351,8 +345,8 @@ class PostgresSource:
         begun explicitly), with the session settings applied."""
         conn = self._adbc(autocommit=True)
         cur = conn.cursor()
-        self._track_adbc(cur)
-        for stmt in self._session_settings():
+        track_adbc(self._calls, cur)
+        for stmt in session_settings(self._policy.read_timeout_s):
             cur.execute(stmt)
         return conn
 
@@ -382,7 +376,7 @@ class PostgresSource:
         raw = self._sql_ascii is True
         try:
             with conn.cursor() as cur:
-                self._track_adbc(cur)
+                track_adbc(self._calls, cur)
                 hint = min(batch_bytes or ADBC_BATCH_HINT_BYTES, ADBC_BATCH_HINT_BYTES)
                 cur.adbc_statement.set_options(**{BATCH_HINT_OPTION: str(hint)})
                 try:
@@ -465,6 +459,27 @@ class PostgresSource:
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
 
+    def can_copy_csv_split(self, plan: ReadPlan, split_by: str) -> bool:
+        return self.can_copy_csv(plan) and can_copy_split(split_field(plan, split_by))
+
+    def copy_csv_split(
+        self,
+        plan: ReadPlan,
+        split_by: str,
+        output: list[str],
+        open_part: OpenPart,
+        on_progress: ProgressFn,
+    ) -> dict[str | None, int]:
+        """A split run's rows as Egress's CSV through one COPY (``copy_split.py``); the rows
+        of each value."""
+        held = self._take_held()
+        with held if held is not None else self._idle.use() as conn:
+            try:
+                select = partial(self._select, conn, plan)
+                return copy_split(conn, select, plan, split_by, output, open_part, on_progress)
+            except psycopg.Error as exc:
+                raise read_error(exc) from exc
+
     def close(self) -> None:
         held = self._take_held()
         if held is not None:  # the run ended before reading its rows: end the transaction
@@ -474,23 +489,3 @@ class PostgresSource:
 
     def interrupt(self) -> None:
         self._calls.interrupt()
-
-    def _track_psycopg(self, conn: psycopg.Connection[Any]) -> None:
-        def stop() -> None:
-            # The server stops the query (a lock wait, a sleep) on a connection of its own, in
-            # the background since the server itself may hang; shutting our socket down makes
-            # the blocked read return now even then.
-            base.in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
-            ref.shutdown()
-
-        try:
-            ref = SocketRef.of(conn.fileno())
-            self._calls.track(stop)
-        except BaseException:
-            conn.close()
-            raise
-
-    def _track_adbc(self, cur: adbc_pg.Cursor) -> None:
-        # ADBC gives no socket; its cancel asks the server over a connection of its own and
-        # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
-        self._calls.track(lambda: base.in_background(cur.adbc_cancel))
