@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.serving import scratch_dir
 from tests.support.chaos import ChaosConfig, run_chaos
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -45,7 +45,7 @@ def main() -> int:
             ChaosConfig(
                 metadata_url=f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{meta}",
                 source_url=f"{base}/{source}",
-                work_dir=Path(tempfile.mkdtemp(prefix="egress-chaos-")),
+                work_dir=scratch_dir("egress-chaos-"),
                 workers=args.workers,
                 executions=args.executions,
                 configurations=args.configurations,

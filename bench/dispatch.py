@@ -16,7 +16,6 @@ import secrets
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.serving import scratch_dir
 from tests.support.chaos import spawn_worker
 
 from egress.container import Container
@@ -92,7 +92,7 @@ def main() -> int:
     meta, source = _database("dispatch_meta"), _database("dispatch_src")
     base = ADMIN.rsplit("/", 1)[0]
     meta_url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{meta}"
-    work = Path(tempfile.mkdtemp(prefix="egress-dispatch-"))
+    work = scratch_dir("egress-dispatch-")
     key = Fernet.generate_key().decode()
     procs = []
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent))
 from extract_throughput import create_table
 from references import ADMIN, COLUMNS, DB, psql_copy
-from serving import cpu_s, start_server
+from serving import cpu_s, scratch_dir, start_server
 
 # Beside the bench database, named after it (EGRESS_BENCH_DB keeps concurrent benchmarks apart).
 WAREHOUSE = f"{DB}_wh"
@@ -185,7 +184,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     create_table(args.rows, args.recreate)
-    work = Path(tempfile.mkdtemp(prefix="egress-bench-export-"))
+    work = scratch_dir("egress-bench-export-")
     server = start_server(work / "data", {"EGRESS_WAREHOUSE_URL": fresh_warehouse()})
     try:
         with httpx.Client(

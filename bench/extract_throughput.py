@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from references import (
     mysql_orders,
     psql_copy,
 )
-from serving import PeakRss, Server, rss_kb, start_server
+from serving import PeakRss, Server, rss_kb, scratch_dir, start_server
 
 # Each Egress case: (format, extra columns, split field, source, parallelism); the reference
 # it is compared with beside psql, timed just before it in the same run.
@@ -278,7 +277,7 @@ def run_case(on: Served, case: str, fields: list[str]) -> tuple[float, int, int,
 def run_suite(rows: int, cases: list[str], label: str, fresh: bool = False) -> None:
     """Every case in turn, on one server, or (``fresh``) on a server of its own each, so that
     no case's peak includes what an earlier one left mapped."""
-    work = Path(tempfile.mkdtemp(prefix="egress-bench-"))
+    work = scratch_dir("egress-bench-")
     fields = [c.strip() for c in COLUMNS.split(",")]
     kinds = {CASES[case][3] for case in cases}
     lake = parquet_folder(work / "lake") if "files" in kinds else None
@@ -385,7 +384,7 @@ def run_wide(rows: int) -> None:
         )
     ]
     for kind, label, batch_bytes in cases:  # a fresh server each: RSS never shrinks back
-        work = Path(tempfile.mkdtemp(prefix="egress-bench-wide-"))
+        work = scratch_dir("egress-bench-wide-")
         env = {"EGRESS_BATCH_BYTES": batch_bytes} if batch_bytes else {}
         server = start_server(work / "data", env)
         try:

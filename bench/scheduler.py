@@ -18,7 +18,6 @@ import secrets
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,8 @@ import psycopg
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.serving import scratch_dir
 
 from egress.container import Container
 from egress.db.migrate import upgrade
@@ -122,7 +123,7 @@ def cpu_per_hour(count: int) -> None:
     name, url = _database()
     try:
         upgrade(url)
-        work = Path(tempfile.mkdtemp(prefix="egress-bench-sched-"))
+        work = scratch_dir("egress-bench-sched-")
         start = datetime(2026, 6, 1, tzinfo=UTC)
         clock = Clock(start)
         c = _container(url, work, clock)
@@ -150,7 +151,7 @@ def burst_delay(count: int) -> None:
     name, url = _database()
     try:
         upgrade(url)
-        work = Path(tempfile.mkdtemp(prefix="egress-bench-sched-"))
+        work = scratch_dir("egress-bench-sched-")
         c = _container(url, work, Clock(None))
         now = datetime.now(UTC)
         _configurations(c, work, count, lambda i: "* * * * *", now)
