@@ -52,10 +52,10 @@ class Job:
     native_csv: bool = False  # csvDialect "postgres": the source's own CSV rendering
 
     def copies_csv(self, source: Source) -> bool:
-        """Whether the rows go through the source's own CSV writer (one file, CSV, one
-        session): always in the source's own rendering (the configuration admits it only
-        there), else when the source renders Egress's CSV exactly (a parallel read goes
-        through Arrow)."""
+        """Whether the rows go through the source's own CSV writer (one file, CSV; a
+        parallel read in one part per session, ``engine/parts.py``): always in the source's
+        own rendering (the configuration admits it only there), else when the source renders
+        Egress's CSV exactly (in parts too, or a parallel read goes through Arrow)."""
         fast = getattr(source, "can_copy_csv", None)
         if self.native_csv:
             if fast is None:
@@ -64,7 +64,7 @@ class Job:
         return (
             self.fmt == "csv"
             and self.split_by is None
-            and self.plan.parallelism == 1
+            and (self.plan.parallelism == 1 or hasattr(source, "copy_partitions"))
             and self.data_table is None
             and fast is not None
             and bool(fast(self.plan))

@@ -35,6 +35,7 @@ from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import (
     NO_PARTITION_KEY,
     ConnectFailed,
+    FilePart,
     OpenCalls,
     ProgressFn,
     QueryError,
@@ -68,6 +69,7 @@ from egress.sources.postgresql.connect import (
     first_line,
 )
 from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.copy_parts import copy_parts
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
@@ -433,11 +435,7 @@ class PostgresSource:
         """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
         (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
         least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
-        if native and self._is_sql_ascii():
-            raise SourceError(
-                "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
-                " that Egress decodes itself); use the default csvDialect"
-            )
+        self._refuse_native_sql_ascii(native)
         held = self._take_held()
         with held if held is not None else self._idle.use() as conn:
             try:
@@ -445,6 +443,24 @@ class PostgresSource:
                 return copy_csv(select, plan, conn, out, on_progress, native=native).rows
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
+
+    def copy_partitions(self, plan: ReadPlan, *, native: bool = False) -> list[FilePart]:
+        """``copy_csv`` in parts, one per key range (``copy_parts.py``)."""
+        self._refuse_native_sql_ascii(native)
+        first = self._take_held() or self._idle.take()
+        try:
+            quote = self._quoter(first)
+        except BaseException:
+            first.close()
+            raise
+        return copy_parts(first, self._psycopg, plan, self._select, quote, native=native)
+
+    def _refuse_native_sql_ascii(self, native: bool) -> None:
+        if native and self._is_sql_ascii():
+            raise SourceError(
+                "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
+                " that Egress decodes itself); use the default csvDialect"
+            )
 
     def close(self) -> None:
         held = self._take_held()
