@@ -18,7 +18,7 @@ Memory: per partition, what its writer buffers and one batch (or one COPY block)
 from __future__ import annotations
 
 import gzip
-import shutil
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -37,6 +37,8 @@ from egress.sources.base import FilePart, PartitionedSource, ProgressFn
 
 CONCATENATED_FORMATS = ("csv", "jsonl")
 COPY_BLOCK_BYTES = 1 << 20
+# How long the follower waits for more of a part still being written.
+FOLLOW_WAIT_S = 0.01
 
 
 class _Stopped(Exception):
@@ -79,6 +81,7 @@ def write_parts(out: BinaryIO, parts: list[FilePart], compression: str, control:
     counts = [0] * len(parts)
     lock = threading.Lock()
     failed = threading.Event()
+    done = [threading.Event() for _ in parts]
     errors: list[BaseException] = []
 
     def reporter(index: int) -> ProgressFn:
@@ -92,42 +95,68 @@ def write_parts(out: BinaryIO, parts: list[FilePart], compression: str, control:
 
         return report
 
+    def run(index: int, target: BinaryIO) -> None:
+        part = parts[index]
+        try:
+            if compression == "gzip":
+                with gzip.GzipFile(fileobj=target, mode="wb", mtime=0) as member:
+                    counts[index] = part.write(member, index == 0, reporter(index))  # type: ignore[arg-type]
+            else:
+                counts[index] = part.write(target, index == 0, reporter(index))
+            target.flush()  # all of it readable by the follower before ``done``
+            done[index].set()
+        except BaseException as exc:
+            with lock:
+                if not isinstance(exc, _Stopped):
+                    errors.append(exc)
+            failed.set()
+        finally:
+            part.close()
+
     with ExitStack() as spills:
         targets = [out] + [spills.enter_context(tempfile.TemporaryFile()) for _ in parts[1:]]
-
-        def run(index: int) -> None:
-            part = parts[index]
-            try:
-                target = targets[index]
-                if compression == "gzip":
-                    with gzip.GzipFile(fileobj=target, mode="wb", mtime=0) as member:
-                        counts[index] = part.write(member, index == 0, reporter(index))  # type: ignore[arg-type]
-                else:
-                    counts[index] = part.write(target, index == 0, reporter(index))
-            except BaseException as exc:
-                with lock:
-                    if not isinstance(exc, _Stopped):
-                        errors.append(exc)
-                failed.set()
-            finally:
-                part.close()
-
         threads = [
-            threading.Thread(target=run, args=(i,), name="egress-part", daemon=True)
-            for i in range(len(parts))
+            threading.Thread(target=run, args=(i, t), name="egress-part", daemon=True)
+            for i, t in enumerate(targets)
         ]
         for thread in threads:
             thread.start()
-        with control.awaiting_source():
-            for thread in threads:
-                thread.join()
+        try:
+            with control.awaiting_source():
+                threads[0].join()
+                # Each later part is appended while it is still being written: only what is
+                # left of the last one is copied once every part is done.
+                for spill, finished in zip(targets[1:], done[1:], strict=True):
+                    _follow(spill, finished, failed, out)
+        except BaseException:  # ``out`` failed: the parts stop at their next report
+            failed.set()
+            raise
+        finally:
+            with control.awaiting_source():
+                for thread in threads:
+                    thread.join()
         if errors:
             raise errors[0]
         control.checkpoint()
-        for spill in targets[1:]:
-            spill.seek(0)
-            shutil.copyfileobj(spill, out, COPY_BLOCK_BYTES)
     return sum(counts)
+
+
+def _follow(
+    spill: BinaryIO, finished: threading.Event, failed: threading.Event, out: BinaryIO
+) -> None:
+    """Copy ``spill`` into ``out`` as its part writes it, until the part has finished (or
+    any part failed). Reads at offsets of its own: the writer's file position is its own."""
+    fd, offset = spill.fileno(), 0
+    while not failed.is_set():
+        was_finished = finished.is_set()  # set after the part's last flush
+        chunk = os.pread(fd, COPY_BLOCK_BYTES, offset)
+        if chunk:
+            out.write(chunk)
+            offset += len(chunk)
+        elif was_finished:
+            return
+        else:
+            finished.wait(FOLLOW_WAIT_S)
 
 
 def _encode(
