@@ -5,7 +5,9 @@ or a cancel publishes nothing."""
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import threading
 import time
 from collections import Counter
@@ -145,3 +147,32 @@ def test_a_cancel_stops_every_part_and_publishes_nothing(c: Container, pg: PgDat
     latest = c.executions.get(source.ws, cfg, ex.id).latest
     assert latest.status is RunStatus.CANCELLED and latest.files == []
     assert [o.key for o in c.storage.list()] == []
+
+
+def test_an_incremental_copy_in_parts_reads_in_the_held_snapshot(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's snapshot session (psycopg, held since the mark) is the one the parts'
+    sessions import: the second run takes exactly the rows committed after the first."""
+    calls = _spy_copy_parts(monkeypatch)
+    source = Source(c, "postgresql", _pg(pg))
+    tpl = c.services.catalog.create_custom_template(
+        source.ws, source.conn.id, "inc", "public.everything", None, ["id"], "id", None
+    )
+    cfg = submitted_configuration(
+        c, source.ws, tpl.id, "inc", format="csv", fields=COPY_FIELDS, parallelism=2
+    )
+
+    def run() -> list[int]:
+        ex, _ = c.services.executions.trigger(source.ws, cfg, {"extractOnlyNew": True})
+        assert c.worker().run_once()
+        latest = c.executions.get(source.ws, cfg, ex.id).latest
+        assert latest.status is RunStatus.COMPLETED, latest.error_message
+        data = b"".join(c.storage.stream(latest.files[0].storage_key)).decode()
+        return sorted(int(r["id"]) for r in csv.DictReader(io.StringIO(data)))
+
+    assert run() == sorted([r[0] for r in PG_ROWS] + list(range(10, MORE_ROWS + 10)))
+    with pg.connect() as conn:
+        conn.execute("INSERT INTO everything (id, i4) VALUES (5000, 1), (5001, 2)")
+    assert run() == [5000, 5001]
+    assert calls == [2, 2]
