@@ -11,19 +11,26 @@ import io
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from egress.container import Container
+from egress.domain.catalog import ColumnInfo, TableRef
+from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.sources import SourceError
+from egress.engine.control import RunControl
+from egress.engine.faults import is_transient
+from egress.engine.parts import write_parts
+from egress.sources import SourceError, open_source
 from egress.sources.postgresql import copy_parts
 from egress.sources.postgresql.source import PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase
 from tests.integration.test_extract_types import PG_ROWS
 from tests.integration.test_parallel_reads import MORE_ROWS, Source, _pg, _rows, c, maria, pg
 from tests.support.factories import submitted_configuration
+from tests.support.policy import policy_for
 
 __all__ = ["c", "maria", "pg"]  # the fixtures, shared with test_parallel_reads
 
@@ -176,3 +183,26 @@ def test_an_incremental_copy_in_parts_reads_in_the_held_snapshot(
         conn.execute("INSERT INTO everything (id, i4) VALUES (5000, 1), (5001, 2)")
     assert run() == [5000, 5001]
     assert calls == [2, 2]
+
+
+def test_losing_the_session_that_holds_the_snapshot_fails_every_part_for_a_retry(
+    tmp_path: Path, pg: PgDatabase
+) -> None:
+    src = open_source("postgresql", _pg(pg), {}, policy_for(tmp_path))
+    assert isinstance(src, PostgresSource)
+    fields = [ColumnInfo("id", "int64"), ColumnInfo("t", "string")]
+    plan = ReadPlan(
+        table=TableRef("public", "everything"), fields=fields, parallelism=2, partition_key="id"
+    )
+    parts = src.copy_partitions(plan)
+    with pg.connect() as conn:
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE '%pg_export_snapshot%'"
+        ).fetchall()
+    assert killed == [(True,)]
+    with pytest.raises(SourceError) as exc:
+        write_parts(io.BytesIO(), parts, "none", RunControl())
+    src.close()
+    assert is_transient(exc.value)
