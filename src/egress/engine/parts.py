@@ -114,7 +114,12 @@ def write_parts(out: BinaryIO, parts: list[FilePart], compression: str, control:
             part.close()
 
     with ExitStack() as spills:
-        targets = [out] + [spills.enter_context(tempfile.TemporaryFile()) for _ in parts[1:]]
+        try:
+            targets = [out] + [spills.enter_context(tempfile.TemporaryFile()) for _ in parts[1:]]
+        except BaseException:  # no thread will run them: their sessions end here
+            for part in parts:
+                part.close()
+            raise
         threads = [
             threading.Thread(target=run, args=(i, t), name="egress-part", daemon=True)
             for i, t in enumerate(targets)
