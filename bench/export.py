@@ -1,7 +1,7 @@
 """Bulk export (seed 003) throughput, end to end, side by side with `psql \\copy`.
 
     .venv/bin/python bench/export.py [--rows 1000000] [--recreate] [--formats csv,jsonl]
-        [--poll 0.05]
+        [--poll 0.05] [--wait 30]
 
 Uses the `orders` table of `bench/extract_throughput.py` (database `egress_bench`, or
 EGRESS_BENCH_DB; created once), starts a real `egress serve` (SQLite metadata, local files,
@@ -10,7 +10,9 @@ into a data table once, then exports --rows objects by following cursors with th
 size (10 jobs for 1,000,000): POST export, poll every --poll seconds until Completed, download
 the file from its `fileUrl`, next cursor — from the PostgreSQL template and from the data
 table. `psql \\copy` of the same columns is timed once at the start and again just before each
-case (the ratio is to that one). Each case prints the median timeline of its jobs (POST →
+case (the ratio is to that one). With --wait, each case runs twice: polling every --poll
+seconds, then long-polling (``GET /api/v1/request/{id}?wait=<--wait>``, the Egress extra that
+answers as soon as the status changes). Each case prints the median timeline of its jobs (POST →
 queued → claimed → completed → seen by the poll → downloaded) and the server's CPU seconds.
 """
 
@@ -55,14 +57,18 @@ def fresh_warehouse() -> str:
     )
 
 
-def wait(http: httpx.Client, request_id: str, poll_s: float) -> dict[str, object]:
+def wait(http: httpx.Client, request_id: str, poll_s: float, wait_s: float) -> dict[str, object]:
+    """The request once it ended: polled every ``poll_s``, or long-polled (``wait_s`` > 0)."""
+    params = {"wait": wait_s} if wait_s > 0 else {}
     while True:
-        body: dict[str, object] = http.get(f"/api/v1/request/{request_id}").json()
+        found = http.get(f"/api/v1/request/{request_id}", params=params, timeout=wait_s + 60)
+        body: dict[str, object] = found.raise_for_status().json()
         if body["status"] in ("Completed", "Failed"):
             if body["status"] == "Failed":
                 raise RuntimeError(f"{request_id}: {body}")
             return body
-        time.sleep(poll_s)
+        if not wait_s:
+            time.sleep(poll_s)
 
 
 def load_data_table(http: httpx.Client, template: str) -> None:
@@ -110,7 +116,9 @@ class Chain:
     jobs: list[Job] = field(default_factory=list)
 
 
-def chain(http: httpx.Client, firm: str, obj: str, fmt: str, out: Path, poll_s: float) -> Chain:
+def chain(
+    http: httpx.Client, firm: str, obj: str, fmt: str, out: Path, poll_s: float, wait_s: float
+) -> Chain:
     """Follow the cursors from none to the end: exports and downloads timed apart."""
     cursor: str | None = None
     done = Chain()
@@ -121,7 +129,7 @@ def chain(http: httpx.Client, firm: str, obj: str, fmt: str, out: Path, poll_s: 
         job = Job("", time.time())
         rid = http.post(f"/api/v1/idm/{firm}/{obj}/export", json=body).raise_for_status()
         job.request_id = rid.json()["requestId"]
-        result = wait(http, job.request_id, poll_s)["result"]
+        result = wait(http, job.request_id, poll_s, wait_s)["result"]
         assert isinstance(result, dict)
         job.seen = time.time()
         with httpx.stream("GET", result["fileUrl"], timeout=300) as r, out.open("wb") as f:
@@ -172,6 +180,9 @@ def main() -> int:
     parser.add_argument("--recreate", action="store_true")
     parser.add_argument("--formats", default="csv,jsonl")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between status polls")
+    parser.add_argument(
+        "--wait", type=float, default=0, help="also long-poll each case with ?wait= seconds"
+    )
     args = parser.parse_args()
     create_table(args.rows, args.recreate)
     work = Path(tempfile.mkdtemp(prefix="egress-bench-export-"))
@@ -192,25 +203,31 @@ def main() -> int:
             load_data_table(http, template)
             copy_s = psql_copy(work / "psql.csv")
             rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1, copy_s, 0.0)]
-            for fmt in args.formats.split(","):
-                for label, obj in (("template", f"t-{template}"), ("data table", "orders_dt")):
-                    before = psql_copy(work / "psql.csv")  # the reference just before
-                    cpu = cpu_s(server.process.pid)
-                    done = chain(http, firm, obj, fmt, work / "out", args.poll)
-                    cpu = cpu_s(server.process.pid) - cpu
-                    server_marks(work / "data" / "egress.db", done.jobs)
-                    rows.append(
-                        (
-                            f"{fmt.upper()} from the {label}",
-                            done.exporting,
-                            done.exporting + done.downloading,
-                            done.total,
-                            len(done.jobs),
-                            before,
-                            cpu,
-                        )
+            waits = [("", 0.0)] + ([(", long poll", args.wait)] if args.wait else [])
+            cases = [
+                (fmt, label, obj, how, wait_s)
+                for fmt in args.formats.split(",")
+                for label, obj in (("template", f"t-{template}"), ("data table", "orders_dt"))
+                for how, wait_s in waits
+            ]
+            for fmt, label, obj, how, wait_s in cases:
+                before = psql_copy(work / "psql.csv")  # the reference just before
+                cpu = cpu_s(server.process.pid)
+                done = chain(http, firm, obj, fmt, work / "out", args.poll, wait_s)
+                cpu = cpu_s(server.process.pid) - cpu
+                server_marks(work / "data" / "egress.db", done.jobs)
+                rows.append(
+                    (
+                        f"{fmt.upper()} from the {label}{how}",
+                        done.exporting,
+                        done.exporting + done.downloading,
+                        done.total,
+                        len(done.jobs),
+                        before,
+                        cpu,
                     )
-                    print(rows[-1], timeline(done.jobs), sep="\n  ", flush=True)
+                )
+                print(rows[-1], timeline(done.jobs), sep="\n  ", flush=True)
     finally:
         server.process.terminate()
         server.process.wait(30)

@@ -62,7 +62,7 @@ CASES: dict[str, tuple[str, list[str], str | None, str, int]] = {
     "jsonl": ("jsonl", [], None, "postgresql", 1),
     "parquet": ("parquet", [], None, "postgresql", 1),
     "parquet split by region (8)": ("parquet", [], "region", "postgresql", 1),
-    "csv split by region (8, Arrow)": ("csv", [], "region", "postgresql", 1),
+    "csv split by region (8)": ("csv", [], "region", "postgresql", 1),
     "files: parquet folder → csv": ("csv", [], None, "files", 1),
     "files: parquet folder → parquet": ("parquet", [], None, "files", 1),
     "mysql: csv": ("csv", [], None, "mysql", 1),

@@ -129,7 +129,14 @@ async def _downloads(request: Request) -> Downloads:
     return Downloads(c.storage, c.settings.download_url_ttl_s)
 
 
+async def _change_version(request: Request) -> Callable[[], object | None]:
+    """How to read the metadata database's change version (``db/changes.py``; None:
+    unknown): what a long poll watches."""
+    return _container(request).details_cache.version
+
+
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+ChangeVersion = Annotated[Callable[[], object | None], Depends(_change_version)]
 
 
 async def link_issuer(request: Request, p: CurrentPrincipal) -> LinkIssuer:

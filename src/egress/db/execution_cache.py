@@ -49,6 +49,11 @@ class DetailsCache:
         if version is not None:
             version.close()
 
+    def version(self) -> object | None:
+        """The metadata database's change version now (None: unknown, or not attached)."""
+        version = self._version
+        return version.current() if version is not None else None
+
     def cached(
         self, workspace_id: str, configuration_id: str, execution_id: str
     ) -> ExecutionRecord | None:

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from egress.engine.control import RunControl
 from egress.engine.job import Job
+from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.writers import WRITERS, CsvWriter
 from egress.sources import Source
 from egress.sources.arrow_types import arrow_schema, byte_slices
@@ -72,6 +73,20 @@ def file_parts(job: Job, source: Source, batch_rows: int, batch_bytes: int) -> l
         )
         for stream in streams
     ]
+
+
+def write_parted(
+    sink: FileSink,
+    job: Job,
+    source: Source,
+    control: RunControl,
+    batch_rows: int,
+    batch_bytes: int,
+) -> WrittenFile:
+    """The job's one file, written in parts into ``sink`` (opened ``encoded``)."""
+    with control.awaiting_source():  # the snapshot's sessions are opened here
+        parts = file_parts(job, source, batch_rows, batch_bytes)
+    return sink.close(write_parts(sink.stream, parts, job.compression, control))
 
 
 def write_parts(out: BinaryIO, parts: list[FilePart], compression: str, control: RunControl) -> int:

@@ -48,9 +48,10 @@ from egress.engine.control import (
 from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
-from egress.engine.parts import file_parts, write_parts, writes_in_parts
+from egress.engine.parts import write_parted, writes_in_parts
 from egress.engine.publish import publish
 from egress.engine.read_ahead import read_ahead
+from egress.engine.split_copy import write_split_copy
 from egress.engine.system_columns import with_system_columns, with_system_fields
 from egress.engine.windows import with_window
 from egress.query.select import columns_read, star_query
@@ -60,8 +61,15 @@ from egress.sinks.split import SplitRouter, TooManyParts
 from egress.sinks.writers import content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
-from egress.sources.base import Noticing, PartitionedSource, QuerySource, RowEstimates
+from egress.sources.base import (
+    Noticing,
+    PartitionedSource,
+    QuerySource,
+    ReusesSessions,
+    RowEstimates,
+)
 from egress.sources.policy import SourcePolicy
+from egress.sources.session_cache import SessionCache
 from egress.storage import STORAGE_ERRORS, Storage, tmp_key, tmp_prefix
 
 log = logging.getLogger(__name__)
@@ -98,6 +106,13 @@ class Runner:
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
         self._max_parts = max_split_parts
+        # Idle source sessions, reused by the next run of the same connection (an export
+        # chain's jobs): a new session was a fixed cost of every job (issue 17).
+        self._sessions = SessionCache()
+
+    def close(self) -> None:
+        """The worker stops: the idle source sessions end."""
+        self._sessions.close()
 
     # ------------------------------------------------------------------ one run
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
@@ -116,6 +131,8 @@ class Runner:
                 else:
                     outcome = self._extract(claimed, source, control, prefix)
             except Exception as exc:
+                if isinstance(source, ReusesSessions):  # a failed run's session is not reused
+                    source.drop_sessions()
                 if not isinstance(exc, RunInterrupted):
                     # A driver call that fails because it was interrupted fails for the
                     # reason it was interrupted for, not with the driver's message.
@@ -348,9 +365,7 @@ class Runner:
         sink = self._sink(job, name, FILE_BUFFER_BYTES, name, encoded=in_parts)
         try:
             if in_parts:
-                with control.awaiting_source():  # the snapshot's sessions are opened here
-                    parts = file_parts(job, source, self._batch_rows, self._batch_bytes)
-                file = sink.close(write_parts(sink.stream, parts, job.compression, control))
+                file = write_parted(sink, job, source, control, self._batch_rows, self._batch_bytes)
             elif job.copies_csv(source):
                 with control.awaiting_source():
                     rows = source.copy_csv(  # type: ignore[attr-defined]
@@ -384,6 +399,8 @@ class Runner:
         )
         rows = 0
         try:
+            if job.copies_csv(source):
+                return write_split_copy(job, source, control, router)
             for grouped in self._batches(job.plan, source, control, router.group):
                 router.write(grouped)
                 rows += sum(part.num_rows for _value, part in grouped)
@@ -446,13 +463,17 @@ class Runner:
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         if claimed.spec.connection.type == WAREHOUSE:  # an export of a data table
-            return warehouse_source(
+            source = warehouse_source(
                 self._warehouse, self._policy, claimed.spec.template.source_table
             )
-        record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
-        return open_source(
-            record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
-        )
+        else:
+            record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
+            source = open_source(
+                record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
+            )
+        if isinstance(source, ReusesSessions):
+            source.reuse_sessions(self._sessions, claimed.spec.connection.id)
+        return source
 
     def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
         if not self._queue.finish(claimed, outcome, self._clock()):

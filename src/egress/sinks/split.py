@@ -73,7 +73,7 @@ class SplitRouter:
     def write(self, grouped: Grouped) -> None:
         """A batch's rows as ``group`` gave them, to their parts."""
         for raw, rows in grouped:
-            self._gather(self._part(raw), rows)
+            self._gather(self.part(raw), rows)
         while self._total > 2 * self._flush_rows:
             self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
 
@@ -95,7 +95,8 @@ class SplitRouter:
         self._total -= self._pending_rows.pop(pid)
         self.parts[pid].sink.write_many(batches)
 
-    def _part(self, raw: object) -> Part:
+    def part(self, raw: object) -> Part:
+        """The part of a value of the split field, its file opened when it is the first."""
         value = canonical_value(raw)
         pid = sub_extract_id(value)
         part = self.parts.get(pid)

@@ -17,6 +17,7 @@ from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.incremental import ServerClock
 from egress.domain.plan import ReadPlan
 from egress.sources.policy import HostDenied, HostUnresolved, SourcePolicy, server_addresses
+from egress.sources.session_cache import SessionCache
 
 log = logging.getLogger("egress.sources")
 
@@ -143,6 +144,12 @@ class OpenCalls:
         """Between batches: a source with nothing to stop (files) ends here."""
         if self._interrupted:
             raise SourceError(INTERRUPTED)
+
+    def forget(self) -> None:
+        """The handles went on to another run (a reused session): an interrupt of this
+        source, which may still come for a run that just ended, must not stop them."""
+        with self._lock:
+            self._stoppers.clear()
 
     def interrupt(self) -> None:
         with self._lock:
@@ -331,3 +338,16 @@ class RowEstimates(Protocol):
 
     def estimate_rows(self, plan: ReadPlan) -> int | None:
         """About how many rows ``read(plan)`` returns; None when it cannot say."""
+
+
+@runtime_checkable
+class ReusesSessions(Protocol):
+    """A source whose sessions can serve the next run of the same connection
+    (``sources/session_cache.py``): it resets a session's state before reusing it."""
+
+    def reuse_sessions(self, cache: SessionCache, owner: str) -> None:
+        """Take idle sessions from ``cache`` (filed under ``owner``, a connection id, and the
+        source's settings) and give them back at ``close`` while this run succeeds."""
+
+    def drop_sessions(self) -> None:
+        """The run failed or was cancelled: close its sessions instead of giving them back."""

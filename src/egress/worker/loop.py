@@ -271,6 +271,7 @@ class Worker:
             log.warning("stopping with runs still in driver calls: %s", ", ".join(left))
         if self._listener is not None:
             self._listener.stop()
+        self._runner.close()
         self._stopped.set()
 
     def _join(self, deadline: float) -> None:

@@ -31,7 +31,7 @@ def copy_parts(
     connect: Callable[[], Conn],
     plan: ReadPlan,
     select: Select,
-    quote: Quote,
+    quoter: Callable[[Conn], Quote],
     *,
     native: bool,
 ) -> list[FilePart]:
@@ -40,6 +40,7 @@ def copy_parts(
     every session from here on (each closes its own)."""
     sessions = [first]
     try:
+        quote = quoter(first)
         if first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             one_row(first, BEGIN_SNAPSHOT)
         key = plan.partition_key

@@ -1,6 +1,8 @@
 """A run's one psycopg session, shared by its calls (describe, estimate, quoting, COPY) and
 kept idle in between: a session costs the server a backend and the client a handshake, most
-of a tiny run's work (issue 19, the 1,000-execution drain)."""
+of a tiny run's work (issue 19, the 1,000-execution drain). Lent a worker's ``SessionCache``,
+it also outlives the run: the next run of the same connection takes it back, reset, instead
+of connecting (issue 17: an export chain's jobs)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from typing import Any
 
 import psycopg
 
+from egress.sources.session_cache import SessionCache
+
 Connect = Callable[[], psycopg.Connection[Any]]
+Reset = Callable[[psycopg.Connection[Any]], None]
 
 
 class IdleSession:
@@ -22,11 +27,40 @@ class IdleSession:
         self._connect = connect
         self._keep = keep
         self._conn: psycopg.Connection[Any] | None = None
+        self._cache: SessionCache | None = None
+        self._key = ""
+        self._reset: Reset | None = None
+
+    def lend(self, cache: SessionCache, key: str, reset: Reset) -> None:
+        """Take sessions from ``cache`` under ``key`` (each reset, then set up by ``reset``,
+        which raises ``psycopg.Error`` on a broken session) and give the idle one back at
+        ``close``."""
+        if self._keep:
+            self._cache, self._key, self._reset = cache, key, reset
 
     def take(self) -> psycopg.Connection[Any]:
         """The idle session (or a new one), now the caller's to close."""
         conn, self._conn = self._conn, None
-        return conn or self._connect()
+        return conn or self._reused() or self._connect()
+
+    def _reused(self) -> psycopg.Connection[Any] | None:
+        """A session a previous run left in the cache, reset; None if there is none or it is
+        broken (closed, then: the caller connects)."""
+        if self._cache is None or self._reset is None:
+            return None
+        conn: psycopg.Connection[Any] | None = self._cache.take(self._key)
+        if conn is None:
+            return None
+        try:
+            # Like a new session: DISCARD ALL drops the SET parameters, temporary tables,
+            # prepared statements, advisory locks and LISTENs a run left (and fails if a
+            # transaction were open), then ``reset`` sets the session up again.
+            conn.execute("DISCARD ALL")
+            self._reset(conn)
+        except psycopg.Error:
+            conn.close()
+            return None
+        return conn
 
     @contextmanager
     def use(self) -> Iterator[psycopg.Connection[Any]]:
@@ -38,13 +72,28 @@ class IdleSession:
         except BaseException:
             conn.close()
             raise
+        self.put(conn)
+
+    def put(self, conn: psycopg.Connection[Any]) -> None:
+        """``conn`` (taken) is idle again: kept if it is whole and no transaction is open,
+        else closed."""
         idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         if self._keep and idle and not conn.closed:
             self._conn = conn
         else:
             conn.close()
 
+    def drop(self) -> None:
+        """The run failed: its session is closed at ``close``, never given back."""
+        self._cache = None
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        if self._cache is not None and conn.info.transaction_status == (
+            psycopg.pq.TransactionStatus.IDLE
+        ):
+            self._cache.give(self._key, conn)
+        else:
             conn.close()

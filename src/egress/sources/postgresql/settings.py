@@ -18,6 +18,16 @@ SESSION_SETTINGS = (
 )
 
 
+def statement_limit(read_timeout_s: float | None) -> str:
+    if read_timeout_s is None:  # a run: a big sort's first row may take long (stall limit)
+        return "RESET statement_timeout"
+    return f"SET statement_timeout = {int(read_timeout_s * 1000)}"
+
+
+def session_settings(read_timeout_s: float | None) -> tuple[str, ...]:
+    return (*SESSION_SETTINGS, statement_limit(read_timeout_s))
+
+
 # What a SQL_ASCII database's bytes are (it stores them unchecked and cannot convert them):
 # the Python codec that decodes them, and the client_encoding that passes them unchanged.
 SOURCE_ENCODINGS = {

@@ -40,7 +40,6 @@ from egress.sources.base import (
     ProgressFn,
     QueryError,
     SnapshotMark,
-    SocketRef,
     SourceError,
 )
 from egress.sources.policy import (
@@ -68,17 +67,19 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
-from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.copy_out import copy_csv, refuse_native_sql_ascii
 from egress.sources.postgresql.copy_parts import copy_parts
+from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
 from egress.sources.postgresql.settings import (
     CLIENT_ENCODING,
-    SESSION_SETTINGS,
     SOURCE_ENCODINGS,
     SQL_ASCII,
     PostgresSettings,
+    session_settings,
+    statement_limit,
 )
 from egress.sources.postgresql.snapshot import (
     BEGIN_SNAPSHOT,
@@ -87,6 +88,8 @@ from egress.sources.postgresql.snapshot import (
     one_row,
     take_mark,
 )
+from egress.sources.postgresql.tracking import track_adbc, track_psycopg
+from egress.sources.session_cache import SessionCache, session_key
 
 # ADBC ends a batch once it holds this many bytes (its own default): kept unless
 # EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
@@ -149,20 +152,35 @@ class PostgresSource:
                 password=self._password,
                 autocommit=True,
                 client_encoding=CLIENT_ENCODING,
+                # Never prepared: a reused session's DISCARD ALL drops the server's statements
+                # that psycopg's cache, which does not always notice, would go on naming.
+                prepare_threshold=None,
                 **limits,
             )
         except psycopg.Error as exc:
             raise self._failed(connect_error_class(exc), exc) from exc
-        self._track_psycopg(conn)
+        self._prepare(conn)
+        return conn
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """A new session, or a reused one just reset, made this source's: tracked (so that
+        ``interrupt`` stops it) and set up."""
+        track_psycopg(self._calls, conn, self._policy.connect_timeout_s)
         # One round trip for all of them (a tiny run's sessions are most of its work).
-        conn.execute("; ".join(self._session_settings()))
+        conn.execute("; ".join(session_settings(self._policy.read_timeout_s)))
         self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
         if self._sql_ascii and self._s.sourceEncoding != "utf-8":
             # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
             # psycopg decodes names and values as what they are.
             pg_name = SOURCE_ENCODINGS[self._s.sourceEncoding]
             conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(pg_name)))
-        return conn
+
+    def reuse_sessions(self, cache: SessionCache, owner: str) -> None:
+        key = session_key(owner, self._s.model_dump(mode="json"), self._password, self._policy)
+        self._idle.lend(cache, key, self._prepare)
+
+    def drop_sessions(self) -> None:
+        self._idle.drop()
 
     def _is_sql_ascii(self) -> bool:
         """Whether the database is SQL_ASCII: its text is bytes this source decodes itself."""
@@ -170,15 +188,6 @@ class PostgresSource:
             with self._idle.use():
                 pass
         return bool(self._sql_ascii)
-
-    def _session_settings(self) -> tuple[str, ...]:
-        return (*SESSION_SETTINGS, self._statement_limit())
-
-    def _statement_limit(self) -> str:
-        read_timeout = self._policy.read_timeout_s
-        if read_timeout is None:  # a run: a big sort's first row may take long (stall limit)
-            return "RESET statement_timeout"
-        return f"SET statement_timeout = {int(read_timeout * 1000)}"
 
     def _adbc(self, autocommit: bool = False) -> Any:
         addresses, limits = self._target()
@@ -247,7 +256,8 @@ class PostgresSource:
                 )
             except psycopg.Error as exc:
                 raise SourceError(first_line(exc)) from exc
-            conn.execute(self._statement_limit())  # the session may serve the run's next calls
+            # The session may serve the run's next calls.
+            conn.execute(statement_limit(self._policy.read_timeout_s))
         return [
             ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
             for i, c in enumerate(columns)
@@ -316,9 +326,9 @@ class PostgresSource:
         """An export job's slice (``limit`` rows after ``after`` in key order) as CSV in one
         snapshot: its row count, its last key when it is full (None: fewer rows remained),
         and whether any row follows (``keyset.py``)."""
-        with self._idle.take() as conn:
+        with self._idle.use() as conn:
             try:
-                return copy_slice(
+                found = copy_slice(
                     conn,
                     plan,
                     lambda part: self._select(conn, part, plain_column),
@@ -326,16 +336,19 @@ class PostgresSource:
                         partial(self._select, conn, plan), plan, conn, out, on_progress
                     ),
                 )
+                # The snapshot's read-only transaction: ended, the session serves on.
+                conn.execute("ROLLBACK")
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
+        return found
 
     def _adbc_session(self) -> Any:
         """An ADBC connection that commits nothing itself (the snapshot transaction is
         begun explicitly), with the session settings applied."""
         conn = self._adbc(autocommit=True)
         cur = conn.cursor()
-        self._track_adbc(cur)
-        for stmt in self._session_settings():
+        track_adbc(self._calls, cur)
+        for stmt in session_settings(self._policy.read_timeout_s):
             cur.execute(stmt)
         return conn
 
@@ -365,7 +378,7 @@ class PostgresSource:
         raw = self._sql_ascii is True
         try:
             with conn.cursor() as cur:
-                self._track_adbc(cur)
+                track_adbc(self._calls, cur)
                 hint = min(batch_bytes or ADBC_BATCH_HINT_BYTES, ADBC_BATCH_HINT_BYTES)
                 cur.adbc_statement.set_options(**{BATCH_HINT_OPTION: str(hint)})
                 try:
@@ -435,7 +448,7 @@ class PostgresSource:
         """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
         (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
         least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
-        self._refuse_native_sql_ascii(native)
+        refuse_native_sql_ascii(native, self._is_sql_ascii())
         held = self._take_held()
         with held if held is not None else self._idle.use() as conn:
             try:
@@ -444,49 +457,39 @@ class PostgresSource:
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
 
+    def can_copy_csv_split(self, plan: ReadPlan, split_by: str) -> bool:
+        return self.can_copy_csv(plan) and can_copy_split(split_field(plan, split_by))
+
+    def copy_csv_split(
+        self,
+        plan: ReadPlan,
+        split_by: str,
+        output: list[str],
+        open_part: OpenPart,
+        on_progress: ProgressFn,
+    ) -> dict[str | None, int]:
+        """A split run's rows as Egress's CSV through one COPY (``copy_split.py``); the rows
+        of each value."""
+        held = self._take_held()
+        with held if held is not None else self._idle.use() as conn:
+            try:
+                select = partial(self._select, conn, plan)
+                return copy_split(conn, select, plan, split_by, output, open_part, on_progress)
+            except psycopg.Error as exc:
+                raise read_error(exc) from exc
+
     def copy_partitions(self, plan: ReadPlan, *, native: bool = False) -> list[FilePart]:
         """``copy_csv`` in parts, one per key range (``copy_parts.py``)."""
-        self._refuse_native_sql_ascii(native)
+        refuse_native_sql_ascii(native, self._is_sql_ascii())
         first = self._take_held() or self._idle.take()
-        try:
-            quote = self._quoter(first)
-        except BaseException:
-            first.close()
-            raise
-        return copy_parts(first, self._psycopg, plan, self._select, quote, native=native)
-
-    def _refuse_native_sql_ascii(self, native: bool) -> None:
-        if native and self._is_sql_ascii():
-            raise SourceError(
-                "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
-                " that Egress decodes itself); use the default csvDialect"
-            )
+        return copy_parts(first, self._psycopg, plan, self._select, self._quoter, native=native)
 
     def close(self) -> None:
         held = self._take_held()
         if held is not None:  # the run ended before reading its rows: end the transaction
             held.close()
+        self._calls.forget()  # its idle session may serve another run now
         self._idle.close()
 
     def interrupt(self) -> None:
         self._calls.interrupt()
-
-    def _track_psycopg(self, conn: psycopg.Connection[Any]) -> None:
-        def stop() -> None:
-            # The server stops the query (a lock wait, a sleep) on a connection of its own, in
-            # the background since the server itself may hang; shutting our socket down makes
-            # the blocked read return now even then.
-            base.in_background(lambda: conn.cancel_safe(timeout=self._policy.connect_timeout_s))
-            ref.shutdown()
-
-        try:
-            ref = SocketRef.of(conn.fileno())
-            self._calls.track(stop)
-        except BaseException:
-            conn.close()
-            raise
-
-    def _track_adbc(self, cur: adbc_pg.Cursor) -> None:
-        # ADBC gives no socket; its cancel asks the server over a connection of its own and
-        # blocks meanwhile, so it runs in the background (thread-safe by the ADBC spec).
-        self._calls.track(lambda: base.in_background(cur.adbc_cancel))

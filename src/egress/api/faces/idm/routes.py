@@ -5,26 +5,32 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from egress.api.faces.idm.presenters import object_out, request_out, request_summary_out
 from egress.api.faces.idm.schemas import ExportBody
+from egress.api.long_poll import MAX_WAIT_S, WaitSlots, until_changed
 from egress.api.native.routes.common import page_request
 from egress.api.wiring import (
     FILE_CONTENT,
+    ChangeVersion,
     Editor,
     FileDownloads,
     ServicesDep,
     SourceAddress,
     Viewer,
 )
-from egress.domain.export import STATUS_FILTER
+from egress.domain.export import STATUS_FILTER, RequestStatus
 from egress.domain.paging import PageRequest, total_pages
+from egress.services.exports import RequestView
 from egress.services.links import EXPORT_FILE, link_path
 
 router = APIRouter(prefix="/api/v1", tags=["bulk export (seed 003)"])
 # Signed file links live outside /api/, whose every route needs a bearer token: the link's
 # signature is its credential.
 links = APIRouter(prefix=link_path(EXPORT_FILE), tags=["bulk export (seed 003)"])
+# Long polls of requests held at once by this process (api/long_poll.py).
+WAITERS = WaitSlots()
 StatusName = Annotated[str | None, Query(pattern="^(Pending|InProgress|Completed|Failed)$")]
 
 
@@ -52,13 +58,32 @@ def export(
 
 
 @router.get("/request/{requestId}")
-def get_request(
+async def get_request(
     requestId: str,
     request: Request,
     s: ServicesDep,
     p: Viewer,
+    version: ChangeVersion,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="Egress extra: hold the answer up to this many seconds until the "
+            "request's status differs from the one it has now (0: answer at once)",
+        ),
+    ] = 0,
 ) -> dict[str, Any]:
-    return request_out(s.exports.get(p, requestId, _base(request)))
+    base = _base(request)
+
+    async def read() -> RequestView:
+        return await run_in_threadpool(s.exports.get, p, requestId, base)
+
+    return request_out(await until_changed(read, _status, wait, version, WAITERS))
+
+
+def _status(view: RequestView) -> RequestStatus:
+    return view.status
 
 
 @router.delete("/request/{requestId}")

@@ -1,0 +1,212 @@
+"""A split CSV run on PostgreSQL goes through one COPY whose rows are routed by their split key:
+every part byte for byte the Arrow path's part (names, ids, counts too), whatever the values
+hold — NULL, the empty text, the text 'null', commas, quotes, newlines, non-ASCII."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from egress.container import Container
+from egress.domain.paging import PageRequest
+from egress.domain.status import RunStatus
+from egress.sources.postgresql.source import PostgresSource
+from tests.conftest import PgDatabase, make_settings
+from tests.support.factories import submitted_configuration
+from tests.support.migrated import migrate
+
+TABLE = """CREATE TABLE t (
+    id int PRIMARY KEY, region text, code bigint, small smallint, flag boolean,
+    tag varchar(8), c char(4), note text, ts timestamp, d date, u uuid,
+    "egress split key" text)"""  # the name the COPY gives its key column
+AWKWARD = [
+    "EU",
+    None,
+    "",
+    "null",
+    "a,b",
+    'x"y',
+    'a"",b',
+    '"',
+    "multi\nline",
+    "\\.",
+    "Zürich/CH",
+    "  ",
+    "a b",
+    "a_b",
+    "v",
+]
+
+STARTED = re.compile(r"_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d")  # a run's start in its file names
+
+
+def _rows() -> list[tuple[Any, ...]]:
+    rows = []
+    for i in range(1, 3001):
+        region = AWKWARD[i % len(AWKWARD)]
+        code = None if i % 7 == 0 else (i % 5) - 2
+        flag = None if i % 11 == 0 else i % 2 == 0
+        note = 'he said "hi",\nthen left' if i % 3 == 0 else f"n{i}"
+        uid = f"00000000-0000-0000-0000-{i % 3:012d}"
+        rows.append(
+            (
+                i,
+                region,
+                code,
+                i % 4,
+                flag,
+                f"t{i % 3}",
+                "ab",
+                note,
+                f"2026-01-0{1 + i % 5} 10:00",
+                f"2026-02-0{1 + i % 3}",
+                uid,
+                f"k{i % 2}",
+            )
+        )
+    return rows
+
+
+@pytest.fixture
+def c(tmp_path: Path) -> Iterator[Container]:
+    settings = make_settings(tmp_path, max_split_parts=20)
+    settings.ensure_data_dir()
+    migrate(settings.resolved_database_url)
+    container = Container.build(settings)
+    yield container
+    container.engine.dispose()
+
+
+@pytest.fixture
+def pg(pg_db: PgDatabase) -> PgDatabase:
+    with pg_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(TABLE)
+        cur.executemany(
+            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", _rows()
+        )
+    return pg_db
+
+
+def _template(c: Container, ws: str, pg: PgDatabase) -> str:
+    settings = {"host": "127.0.0.1", "port": 5432, "database": pg.name, "user": "postgres"}
+    conn = c.connections.create(ws, "pg", "postgresql", settings, None)
+    c.services.catalog.discover(ws, conn.id)
+    page = c.templates.list_page(ws, conn.id, PageRequest(0, 100))
+    return next(t.id for t in page.items if t.name.endswith("t"))
+
+
+def _parts(
+    c: Container, ws: str, tpl: str, split_by: str, fields: list[str] | None, name: str
+) -> dict[str, Any]:
+    """Run a split CSV configuration once: each part's (value, name, count, bytes) by id."""
+    extra = {"fields": fields} if fields else {}
+    cfg = submitted_configuration(c, ws, tpl, name, format="csv", split_by=split_by, **extra)
+    ex, _ = c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, ex.id).latest
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    return {
+        f.sub_extract_id: (
+            f.sub_extract_value,
+            STARTED.sub("", f.file_name.replace(name, "N")),
+            f.record_count,
+            b"".join(c.storage.stream(f.storage_key)),
+        )
+        for f in run.files
+    }
+
+
+@pytest.mark.parametrize(
+    ("split_by", "fields"),
+    [
+        ("region", None),
+        ("code", None),
+        ("small", None),
+        ("flag", None),
+        ("tag", None),
+        ("c", None),
+        ("u", None),
+        ("region", ["id", "note", "ts", "d"]),  # the split field left out of the files
+    ],
+)
+def test_copy_split_writes_exactly_the_arrow_paths_parts(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch, split_by: str, fields: Any
+) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, pg)
+    copied: list[str] = []
+    real = PostgresSource.copy_csv_split
+
+    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
+        copied.append(args[1])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    by_copy = _parts(c, ws, tpl, split_by, fields, "by_copy")
+    assert copied == [split_by]
+    monkeypatch.setattr(PostgresSource, "can_copy_csv_split", lambda *_: False)
+    by_arrow = _parts(c, ws, tpl, split_by, fields, "by_arrow")
+    assert copied == [split_by]
+    assert by_copy == by_arrow
+    assert sum(p[2] for p in by_copy.values()) == 3000
+    if split_by == "region":
+        assert {p[0] for p in by_copy.values()} == set(AWKWARD)
+
+
+def test_copy_split_fails_on_too_many_parts_and_publishes_nothing(
+    c: Container, pg: PgDatabase
+) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    cfg = submitted_configuration(c, ws, _template(c, ws, pg), "many", format="csv", split_by="id")
+    ex, _ = c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, ex.id).latest
+    assert run.status is RunStatus.FAILED
+    assert "more than 20 distinct values" in (run.error_message or "")
+    assert run.files == []
+    assert list(c.storage.list()) == []
+
+
+def test_an_incremental_split_copies_each_window_in_its_snapshot(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's mark and the split COPY share the snapshot's session (a held psycopg one)."""
+    held: list[bool] = []
+    real = PostgresSource.copy_csv_split
+
+    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
+        held.append(self._held is not None)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(
+        ws,
+        "pg_inc",
+        "postgresql",
+        {"host": "127.0.0.1", "port": 5432, "database": pg.name, "user": "postgres"},
+        None,
+    )
+    tpl = c.services.catalog.create_custom_template(
+        ws, conn.id, "t_tpl", "public.t", None, ["id"], "id", None
+    )
+    cfg = submitted_configuration(c, ws, tpl.id, "inc", format="csv", split_by="code")
+    c.configurations.update(ws, cfg, {"incremental_lag": 0.0})
+
+    def run() -> dict[str | None, int]:
+        ex, _ = c.services.executions.trigger(ws, cfg, {"extractOnlyNew": True})
+        assert c.worker().run_once()
+        latest = c.executions.get(ws, cfg, ex.id).latest
+        assert latest.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_NO_DATA)
+        return {f.sub_extract_value: f.record_count for f in latest.files}
+
+    first = run()
+    assert sum(first.values()) == 3000 and set(first) == {None, "-2", "-1", "0", "1", "2"}
+    with pg.connect() as db:
+        db.execute("INSERT INTO t (id, code) VALUES (3001, 7), (3002, NULL)")
+    assert run() == {"7": 1, None: 1}
+    assert held == [True, True]

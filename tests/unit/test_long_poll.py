@@ -1,0 +1,69 @@
+"""``until_changed`` (the ``?wait=`` long poll of a request's status): answered on a change,
+or with the last status when the wait ends, or at once when every slot is taken."""
+
+from __future__ import annotations
+
+import asyncio
+
+from egress.api.long_poll import WaitSlots, until_changed
+
+
+class Store:
+    """A status that changes after ``changes_after`` reads, and a version that moves with it
+    (None: a version that is never known)."""
+
+    def __init__(self, changes_after: int | None, versioned: bool = True) -> None:
+        self.reads = 0
+        self._after = changes_after
+        self._versioned = versioned
+
+    async def read(self) -> str:
+        self.reads += 1
+        return self.status()
+
+    def status(self) -> str:
+        return "Completed" if self._after is not None and self.reads > self._after else "Pending"
+
+    def version(self) -> object | None:
+        if not self._versioned:
+            return None
+        # Moves once the status would change: the next read sees it.
+        return 1 if self._after is not None and self.reads >= self._after else 0
+
+
+def _wait(store: Store, wait_s: float, slots: WaitSlots | None = None) -> str:
+    return asyncio.run(
+        until_changed(store.read, _same, wait_s, store.version, slots or WaitSlots())
+    )
+
+
+def _same(status: str) -> str:
+    return status
+
+
+def test_a_change_answers_before_the_wait_ends() -> None:
+    store = Store(changes_after=1)
+    one = WaitSlots(limit=1)
+    assert _wait(store, 30, one) == "Completed"
+    assert store.reads == 2  # read again only once the version moved
+    assert one.enter()  # the waiter gave its slot back
+
+
+def test_no_change_answers_the_status_when_the_wait_ends() -> None:
+    store = Store(changes_after=None)
+    assert _wait(store, 0.05) == "Pending"
+    assert store.reads == 1  # the version never moved: never read again
+
+
+def test_an_unknown_version_reads_again_now_and_then() -> None:
+    store = Store(changes_after=1, versioned=False)
+    assert _wait(store, 30) == "Completed"
+
+
+def test_no_wait_and_a_full_cap_answer_at_once() -> None:
+    assert _wait(Store(changes_after=1), 0) == "Pending"
+    full = WaitSlots(limit=1)
+    assert full.enter()
+    store = Store(changes_after=1)
+    assert _wait(store, 30, full) == "Pending"
+    assert store.reads == 1
