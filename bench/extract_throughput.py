@@ -66,13 +66,19 @@ CASES: dict[str, tuple[str, list[str], str | None, str, int]] = {
     "files: parquet folder → parquet": ("parquet", [], None, "files", 1),
     "mysql: csv": ("csv", [], None, "mysql", 1),
     "parallel 2: csv": ("csv", [], None, "postgresql", 2),
+    "parallel 2: csv (Arrow path)": ("csv", ["weight"], None, "postgresql", 2),
+    "parallel 2: csv (csvDialect postgres)": ("csv", [], None, "postgresql", 2),
     "parallel 2: jsonl": ("jsonl", [], None, "postgresql", 2),
     "parallel 2: parquet": ("parquet", [], None, "postgresql", 2),
     "parallel 2: mysql csv": ("csv", [], None, "mysql", 2),
 }
 # Cases configured with csvDialect "postgres" (PostgreSQL's own rendering, plain COPY): the
 # same 12 columns as psql's (the like-for-like figure), and with the float column too.
-POSTGRES_DIALECT_CASES = {"csv (csvDialect postgres)", "csv (csvDialect postgres, + the float)"}
+POSTGRES_DIALECT_CASES = {
+    "csv (csvDialect postgres)",
+    "csv (csvDialect postgres, + the float)",
+    "parallel 2: csv (csvDialect postgres)",
+}
 # psql again, just before each CSV/JSONL case: a shared machine's load moves within a run.
 PSQL_AGAIN = "psql \\copy CSV (again, just before)"
 REFERENCES = {

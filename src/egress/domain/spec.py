@@ -292,7 +292,8 @@ class ExecutionSpec:
 
 def postgres_dialect_problem(source_type: str, values: dict[str, Any]) -> str | None:
     """Why a configuration's ``values`` cannot take csvDialect "postgres", or None: PostgreSQL's
-    own rendering is one plain ``COPY`` in one session into one CSV file in storage."""
+    own rendering is one plain ``COPY`` (one per session of a parallel read) into one CSV file in
+    storage."""
     if source_type != "postgresql":
         return (
             f"'postgres' is PostgreSQL's own rendering; this template reads a {source_type} source"
@@ -301,6 +302,4 @@ def postgres_dialect_problem(source_type: str, values: dict[str, Any]) -> str | 
         return f"'postgres' renders CSV; the format is {values['format']}"
     if values["destination"]["type"] != "storage" or values.get("split_by") is not None:
         return "'postgres' writes one CSV file: no splitBy, no data table"
-    if (values.get("parallelism") or 1) > 1:
-        return "'postgres' is one COPY in one session: parallelism must be 1"
     return None

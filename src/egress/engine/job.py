@@ -52,10 +52,11 @@ class Job:
     native_csv: bool = False  # csvDialect "postgres": the source's own CSV rendering
 
     def copies_csv(self, source: Source) -> bool:
-        """Whether the rows go through the source's own CSV writer (CSV, one session):
-        always in the source's own rendering (the configuration admits it only there), else
-        when the source renders Egress's CSV exactly — a split run too when it can also route
-        the rows by its field's values (a parallel read goes through Arrow)."""
+        """Whether the rows go through the source's own CSV writer (CSV): always in the
+        source's own rendering (the configuration admits it only there), else when the source
+        renders Egress's CSV exactly — a split run too when it can also route the rows by its
+        field's values (in one session: a parallel split goes through Arrow), a parallel read
+        of one file in one part per session (``engine/parts.py``)."""
         fast = getattr(source, "can_copy_csv", None)
         if self.native_csv:
             if fast is None:
@@ -63,12 +64,15 @@ class Job:
             return True
         return (
             self.fmt == "csv"
-            and self.plan.parallelism == 1
+            and (self.plan.parallelism == 1 or self._copies_parts(source))
             and self.data_table is None
             and fast is not None
             and bool(fast(self.plan))
             and (self.split_by is None or self._copies_split(source))
         )
+
+    def _copies_parts(self, source: Source) -> bool:
+        return self.split_by is None and hasattr(source, "copy_partitions")
 
     def _copies_split(self, source: Source) -> bool:
         split = getattr(source, "can_copy_csv_split", None)

@@ -48,6 +48,7 @@ from egress.engine.control import (
 from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
+from egress.engine.parts import write_parted, writes_in_parts
 from egress.engine.publish import publish
 from egress.engine.read_ahead import read_ahead
 from egress.engine.split_copy import write_split_copy
@@ -343,9 +344,7 @@ class Runner:
         return result.rows
 
     # ----------------------------------------------------------------- writing
-    def _sink(
-        self, job: Job, temp_name: str, buffer: int, name: str, one_of_many: bool = False
-    ) -> FileSink:
+    def _sink(self, job: Job, temp_name: str, buffer: int, name: str, **options: bool) -> FileSink:
         claimed = job.claimed
         return FileSink(
             self._storage,
@@ -355,15 +354,19 @@ class Runner:
             arrow_schema(job.output),
             buffer,
             name,
-            one_of_many=one_of_many,
+            **options,  # one_of_many (a split's part), encoded (parts of a parallel read)
         )
 
     def _write(self, job: Job, source: Source, control: RunControl) -> list[Written]:
         if job.split_by:
             return self._write_split(job, source, control)
-        sink = self._sink(job, job.file_name(), FILE_BUFFER_BYTES, job.file_name())
+        in_parts = writes_in_parts(job, source)
+        name = job.file_name()
+        sink = self._sink(job, name, FILE_BUFFER_BYTES, name, encoded=in_parts)
         try:
-            if job.copies_csv(source):
+            if in_parts:
+                file = write_parted(sink, job, source, control, self._batch_rows, self._batch_bytes)
+            elif job.copies_csv(source):
                 with control.awaiting_source():
                     rows = source.copy_csv(  # type: ignore[attr-defined]
                         job.plan, sink.stream, control.report, native=job.native_csv

@@ -36,6 +36,7 @@ class FileSink:
         download_name: str,
         *,
         one_of_many: bool = False,
+        encoded: bool = False,
     ) -> None:
         self.key = key
         headers = ObjectHeaders(content_type(fmt, compression), download_name)
@@ -43,7 +44,9 @@ class FileSink:
         self._hashing = HashingStream(self._raw)
         self._buffered = io.BufferedWriter(self._hashing, buffer_bytes)  # type: ignore[type-var]
         self.stream: BinaryIO = self._buffered
-        if compression == "gzip":
+        # ``encoded``: the caller writes the format's bytes, compressed, into ``stream`` itself
+        # (a parallel read's parts, each its own gzip member).
+        if compression == "gzip" and not encoded:
             self.stream = gzip.GzipFile(fileobj=self._buffered, mode="wb", mtime=0)  # type: ignore[assignment]
         self._fmt = fmt
         self._schema = schema

@@ -67,7 +67,7 @@ def _csv_text(field: pa.Field) -> Callable[[pa.Array], pa.Array] | None:
 
 
 class CsvWriter:
-    def __init__(self, out: BinaryIO, schema: pa.Schema) -> None:
+    def __init__(self, out: BinaryIO, schema: pa.Schema, *, header: bool = True) -> None:
         self._text = [_csv_text(f) for f in schema]
         self._schema = pa.schema(
             [
@@ -75,7 +75,8 @@ class CsvWriter:
                 for f, text in zip(schema, self._text, strict=True)
             ]
         )
-        self._writer = pacsv.CSVWriter(out, self._schema)
+        options = pacsv.WriteOptions(include_header=header)
+        self._writer = pacsv.CSVWriter(out, self._schema, write_options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
         refuse_years_beyond_text(batch)

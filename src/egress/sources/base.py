@@ -313,6 +313,25 @@ class ProgressFn(Protocol):
     def __call__(self, processed: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """One partition of a parallel read that writes its own part of the output file:
+    ``write(out, first, on_progress)`` writes its rows' bytes (the header only when
+    ``first``) and returns their count; ``close`` frees its session, written or not."""
+
+    write: Callable[[BinaryIO, bool, ProgressFn], int]
+    close: Callable[[], None]
+
+
+class CsvPartitions(Protocol):
+    """A ``CsvFastPath`` that also writes a parallel read's CSV itself, one part per key
+    range in sessions of one snapshot."""
+
+    def copy_partitions(self, plan: ReadPlan, *, native: bool = False) -> list[FilePart]:
+        """The parts, in key order: their bytes concatenated are ``copy_csv``'s (rows in
+        key-range order)."""
+
+
 @runtime_checkable
 class RowEstimates(Protocol):
     """A source whose planner estimates the rows a read returns, without reading them."""

@@ -18,7 +18,7 @@ from psycopg import errors, pq
 
 from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql, plain_column
-from egress.sources.base import ProgressFn
+from egress.sources.base import ProgressFn, SourceError
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
 
 BLOCK_BYTES = 1 << 20
@@ -38,16 +38,27 @@ def copy_csv(
     on_progress: ProgressFn,
     *,
     native: bool = False,
+    header: bool = True,
 ) -> Copied:
-    """The plan's rows as CSV with a header (``select``: the plan's SELECT with a column
-    rendering): Egress's rendering, or with ``native`` PostgreSQL's own."""
+    """The plan's rows as CSV, with a header unless told (a parallel read's later parts)
+    (``select``: the plan's SELECT with a column rendering): Egress's rendering, or with
+    ``native`` PostgreSQL's own."""
     if native:
-        column_sql, options = plain_column, ", HEADER"
+        column_sql, options = plain_column, ", HEADER" if header else ""
     else:
         column_sql, options = copy_sql, force_quote(plan)
-        out.write(csv_header([f.name for f in plan.fields]))
+        if header:
+            out.write(csv_header([f.name for f in plan.fields]))
     statement = f"COPY ({select(column_sql)}) TO STDOUT WITH (FORMAT csv{options})"
     return copy_out(conn, statement, out, on_progress)
+
+
+def refuse_native_sql_ascii(native: bool, sql_ascii: bool) -> None:
+    if native and sql_ascii:
+        raise SourceError(
+            "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
+            " that Egress decodes itself); use the default csvDialect"
+        )
 
 
 def copy_out(

@@ -35,6 +35,7 @@ from egress.sources.arrow_types import arrow_schema, conform
 from egress.sources.base import (
     NO_PARTITION_KEY,
     ConnectFailed,
+    FilePart,
     OpenCalls,
     ProgressFn,
     QueryError,
@@ -66,7 +67,8 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
-from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.copy_out import copy_csv, refuse_native_sql_ascii
+from egress.sources.postgresql.copy_parts import copy_parts
 from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
@@ -446,11 +448,7 @@ class PostgresSource:
         """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
         (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
         least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
-        if native and self._is_sql_ascii():
-            raise SourceError(
-                "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
-                " that Egress decodes itself); use the default csvDialect"
-            )
+        refuse_native_sql_ascii(native, self._is_sql_ascii())
         held = self._take_held()
         with held if held is not None else self._idle.use() as conn:
             try:
@@ -479,6 +477,12 @@ class PostgresSource:
                 return copy_split(conn, select, plan, split_by, output, open_part, on_progress)
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
+
+    def copy_partitions(self, plan: ReadPlan, *, native: bool = False) -> list[FilePart]:
+        """``copy_csv`` in parts, one per key range (``copy_parts.py``)."""
+        refuse_native_sql_ascii(native, self._is_sql_ascii())
+        first = self._take_held() or self._idle.take()
+        return copy_parts(first, self._psycopg, plan, self._select, self._quoter, native=native)
 
     def close(self) -> None:
         held = self._take_held()

@@ -1,0 +1,76 @@
+"""Single stream against ``parallelism: 2``, each format's pair back to back on one server in
+ABBA order (single, parallel; then parallel, single), ``--rounds`` rounds: on a shared machine
+the load moves within a run, and a pair timed side by side shares it. Medians and the median
+of the per-round ratios (single ÷ parallel). Uses ``extract_throughput``'s table and cases.
+
+    EGRESS_BENCH_DB=egress_bench_C PYTHONPATH=src .venv/bin/python bench/parallel_pairs.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import extract_throughput as et
+from references import COLUMNS, mysql_orders, psql_copy
+
+PAIRS = [
+    ("csv (COPY fast path)", "parallel 2: csv"),
+    ("csv (csvDialect postgres)", "parallel 2: csv (csvDialect postgres)"),
+    ("csv (Arrow path)", "parallel 2: csv (Arrow path)"),
+    ("jsonl", "parallel 2: jsonl"),
+    ("parquet", "parallel 2: parquet"),
+    ("mysql: csv", "parallel 2: mysql csv"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cases", help="comma-separated prefixes of the single cases")
+    args = parser.parse_args()
+    pairs = [(a, b) for a, b in PAIRS if b in et.CASES]
+    if args.cases:
+        wanted = [w.strip() for w in args.cases.split(",")]
+        pairs = [p for p in pairs if any(p[0].startswith(w) for w in wanted)]
+    et.create_table(args.rows, False)
+    kinds = {et.CASES[a][3] for a, _ in pairs}
+    if "mysql" in kinds:
+        mysql_orders(args.rows)
+    work = Path(tempfile.mkdtemp(prefix="egress-pairs-"))
+    fields = [c.strip() for c in COLUMNS.split(",")]
+    times: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    try:
+        with et.serving(work, kinds, None) as on:
+            et.run_case(on, pairs[0][0], fields)  # warm-up: the worker's one-time costs
+            for r in range(args.rounds):
+                psql_s = psql_copy(work / "psql.csv")
+                print(f"round {r + 1} load {os.getloadavg()[0]:.1f} psql {psql_s:.2f}s", flush=True)
+                for a, b in pairs:
+                    for case in (a, b) if r % 2 == 0 else (b, a):
+                        secs, count, _peak, cpu, _span = et.run_case(on, case, fields)
+                        assert count == args.rows, (case, count)
+                        times.setdefault(case, []).append(secs)
+                        cpus.setdefault(case, []).append(cpu)
+                        print(f"  {case:40} {secs:6.2f}s cpu {cpu:5.2f}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the runs' files: gigabytes
+    print(f"\nmedians over {args.rounds} rounds (load now {os.getloadavg()[0]:.1f})")
+    for a, b in pairs:
+        ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
+        print(
+            f"{a:28} {statistics.median(times[a]):6.2f}s cpu {statistics.median(cpus[a]):5.2f}"
+            f" | {b:40} {statistics.median(times[b]):6.2f}s cpu {statistics.median(cpus[b]):5.2f}"
+            f" | {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""A parallel read's CSV as one ``COPY`` per key range, each in a session of its own, all in
+the first session's exported snapshot (as ``read_partitions`` does for the Arrow path).
+
+Each part is what the single ``COPY`` writes for its range (the first with the header): the
+parts concatenated in key order are the single stream's bytes, rows in key-range order. The
+server renders each range in a backend of its own and the client only appends blocks, so two
+ranges use two cores where one ``COPY`` used about one (bench/README.md, issue 19)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from typing import Any, BinaryIO
+
+import psycopg
+
+from egress.domain.plan import ReadPlan, key_ranges
+from egress.query.select import ColumnSql, Quote, bounds_statement
+from egress.sources.base import FilePart, ProgressFn
+from egress.sources.postgresql.batches import read_error
+from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, one_row
+
+Conn = psycopg.Connection[Any]
+Select = Callable[[Conn, ReadPlan, ColumnSql], str]
+
+
+def copy_parts(
+    first: Conn,
+    connect: Callable[[], Conn],
+    plan: ReadPlan,
+    select: Select,
+    quoter: Callable[[Conn], Quote],
+    *,
+    native: bool,
+) -> list[FilePart]:
+    """The parts of ``plan``'s CSV. ``first``: the session whose snapshot the others share
+    (an incremental run's, already in its snapshot transaction, or an idle one); the parts own
+    every session from here on (each closes its own)."""
+    sessions = [first]
+    try:
+        quote = quoter(first)
+        if first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            one_row(first, BEGIN_SNAPSHOT)
+        key = plan.partition_key
+        assert key is not None  # partition_blocker let only a keyed plan through
+        bounds = bounds_statement(plan, key, "postgres", quote)
+        exported, low, high = one_row(
+            first, f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
+        )
+        ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
+        parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
+        for _ in parts[1:]:
+            sessions.append(connect())
+            one_row(sessions[-1], BEGIN_SNAPSHOT)
+            one_row(sessions[-1], f"SET TRANSACTION SNAPSHOT {quote(exported)}")
+    except BaseException as exc:
+        for conn in sessions:
+            conn.close()
+        if isinstance(exc, psycopg.Error):
+            raise read_error(exc) from exc
+        raise
+    return [
+        FilePart(partial(_copy, conn, part, select, native), conn.close)
+        for conn, part in zip(sessions, parts, strict=True)
+    ]
+
+
+def _copy(
+    conn: Conn,
+    plan: ReadPlan,
+    select: Select,
+    native: bool,
+    out: BinaryIO,
+    first: bool,
+    on_progress: ProgressFn,
+) -> int:
+    try:
+        return copy_csv(
+            partial(select, conn, plan), plan, conn, out, on_progress, native=native, header=first
+        ).rows
+    except psycopg.Error as exc:
+        raise read_error(exc) from exc
