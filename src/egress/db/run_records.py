@@ -84,3 +84,14 @@ class ReapCounts:
     failed: int
     cancelled: int = 0
     leftovers: list[Leftover] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An IN_PROGRESS run's attempt as the row said when it was locked."""
+
+    run_id: str
+    lease_token: str
+    attempt: int
+    cancel_requested: bool
+    configuration_id: str
