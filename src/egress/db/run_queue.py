@@ -25,6 +25,7 @@ from egress.db.run_records import (
     Outcome,
     ReapCounts,
 )
+from egress.db.run_statements import CLAIM_PARAMETERS, estimate_values, leased
 from egress.db.tables import executions, pending_publications, requests, run_files, runs
 from egress.db.transitions import cancel_wins, notify, release_next, transition
 from egress.db.watermarks import (
@@ -47,25 +48,6 @@ __all__ = ["ClaimedRun", "Heartbeat", "IncrementalState", "Leftover", "Outcome",
 
 class _LeaseLost(Exception):
     """Rolls back an outcome whose lease was lost before it could be recorded."""
-
-
-def _leased(run_id: str, lease_token: str) -> list[sa.ColumnElement[bool]]:
-    """The lease fence: the run is still IN_PROGRESS under this very lease."""
-    return [
-        runs.c.id == run_id,
-        runs.c.lease_token == lease_token,
-        runs.c.status == RunStatus.IN_PROGRESS.value,
-    ]
-
-
-# The claimed extraction's parameters, returned by the claim's UPDATE: a round trip less.
-_PARAMETERS = (
-    sa.select(executions.c.parameters)
-    .where(executions.c.id == runs.c.execution_id)
-    .correlate(runs)
-    .scalar_subquery()
-    .label("parameters")
-)
 
 
 class RunQueue(Repository):
@@ -115,7 +97,7 @@ class RunQueue(Repository):
                     runs.c.run_number,
                     runs.c.kind,
                     runs.c.attempt,
-                    _PARAMETERS,
+                    CLAIM_PARAMETERS,
                 ),
             )
             if row is None:
@@ -146,27 +128,25 @@ class RunQueue(Repository):
         )
 
     def heartbeat(
-        self, run_id: str, lease_token: str, processed: int, lease: timedelta, now: datetime
+        self,
+        run_id: str,
+        lease_token: str,
+        processed: int,
+        lease: timedelta,
+        now: datetime,
+        estimated_rows: int | None = None,
     ) -> Heartbeat:
         with self._engine.begin() as conn:
             row = conn.execute(
                 runs.update()
-                .where(*_leased(run_id, lease_token))
+                .where(*leased(run_id, lease_token))
                 .values(lease_expires_at=now + lease, processed=processed, progress_at=now)
+                .values(estimate_values(estimated_rows))
                 .returning(runs.c.cancel_requested)
             ).one_or_none()
         if row is None:
             return Heartbeat(alive=False, cancel_requested=False)
         return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
-
-    def estimate(self, claimed: ClaimedRun, rows: int) -> None:
-        """Record the source's estimate of the rows the run reads (fenced by the lease)."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                runs.update()
-                .where(*_leased(claimed.run_id, claimed.lease_token))
-                .values(estimated_rows=rows)
-            )
 
     def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
         """Record the keys about to be published, fenced; False when the lease is gone."""
@@ -222,7 +202,7 @@ class RunQueue(Repository):
         """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
         held = conn.execute(
             sa.select(runs.c.id)
-            .where(*_leased(claimed.run_id, claimed.lease_token))
+            .where(*leased(claimed.run_id, claimed.lease_token))
             .with_for_update()
         ).first()
         if held is None:
@@ -232,7 +212,7 @@ class RunQueue(Repository):
         with self._reads.connect() as conn:
             expires = conn.execute(
                 sa.select(runs.c.lease_expires_at).where(
-                    *_leased(claimed.run_id, claimed.lease_token)
+                    *leased(claimed.run_id, claimed.lease_token)
                 )
             ).scalar_one_or_none()
         return expires is not None and expires > now
@@ -303,6 +283,7 @@ class RunQueue(Repository):
                 "manifest_key": outcome.manifest_key,
                 "warnings": outcome.warnings or None,
                 "retryable": outcome.retryable,
+                **estimate_values(outcome.estimated_rows),
             },
             where=[runs.c.lease_token == claimed.lease_token],
         )
@@ -362,7 +343,7 @@ class RunQueue(Repository):
         with self._engine.begin() as conn:
             row = conn.execute(
                 sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)
-                .where(*_leased(claimed.run_id, claimed.lease_token))
+                .where(*leased(claimed.run_id, claimed.lease_token))
                 .with_for_update()
             ).one_or_none()
             if row is None:
