@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/dispatch.py [--executions 1000] [--workers 4] [--idle-samples 100]
 
+EGRESS_BENCH_DB=name: the metadata and source databases are name_meta and name_src (else
+random names), so concurrent benchmarks stay apart.
+
 Phase 1 (idle): one trigger at a time while every worker is idle; trigger → IN_PROGRESS is
 the run's started_at minus its queued_at (both written by this machine's clock).
 Phase 2 (burst): --executions triggers of a tiny extraction (each on its own configuration, so
@@ -38,9 +41,13 @@ ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TERMINAL = ("COMPLETED", "COMPLETED_NO_DATA", "FAILED", "CANCELLED")
 
 
-def _database(prefix: str) -> str:
-    name = f"{prefix}_{secrets.token_hex(3)}"
+def _database(role: str) -> str:
+    """A fresh database; named after EGRESS_BENCH_DB when set (a known name lets one set
+    per-database settings such as ``log_statement`` beforehand; a leftover is dropped)."""
+    bench = os.environ.get("EGRESS_BENCH_DB")
+    name = f"{bench}_{role}" if bench else f"dispatch_{role}_{secrets.token_hex(3)}"
     with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
         conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
     return name
 
@@ -89,7 +96,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--idle-samples", type=int, default=100)
     args = parser.parse_args()
-    meta, source = _database("dispatch_meta"), _database("dispatch_src")
+    meta, source = _database("meta"), _database("src")
     base = ADMIN.rsplit("/", 1)[0]
     meta_url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{meta}"
     work = scratch_dir("egress-dispatch-")

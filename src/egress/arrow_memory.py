@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -33,8 +35,18 @@ def return_freed_memory() -> None:
     server kept 72-121 MiB after each Parquet run, and the next run's peak grew by it
     (bench/README.md). Called once a run ends; fixing the threshold instead cost the COPY path
     a fifth more CPU."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once per process: ``find_library`` runs
+    ``ldconfig -p`` in a child process each time, which a worker did after every run (a fork
+    of the whole worker for a tiny run's few milliseconds, bench/README.md, the drain)."""
     try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
     except (OSError, AttributeError):
-        return
-    trim(0)
+        return None
+    return trim

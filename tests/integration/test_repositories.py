@@ -501,3 +501,28 @@ def test_a_data_table_load_merged_before_the_cancel_stays_completed(repos: Repos
     eid, claimed = _claimed_with_cancel_requested(repos, ws, cfg)
     assert repos.queue.finish(claimed, Outcome(RunStatus.COMPLETED, 5), T0) is RunStatus.COMPLETED
     assert repos.executions.get(ws, cfg, eid).latest.status is RunStatus.COMPLETED
+
+
+def test_the_row_estimate_goes_with_the_heartbeats_and_the_outcome(repos: Repos) -> None:
+    """The source's estimate has no transaction of its own: the first heartbeat records it
+    (later ones without it keep it), and so does the outcome of a run shorter than a heartbeat
+    (a cancelled or failed run shows it with its progress)."""
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg, short_cfg = repos.configuration(ws, "x"), repos.configuration(ws, "y")
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    claimed = repos.queue.claim("w1", LEASE, T0)
+    assert claimed is not None
+    assert repos.queue.heartbeat(claimed.run_id, claimed.lease_token, 0, LEASE, T0, 1234).alive
+    assert repos.executions.get(ws, cfg, ex.id).latest.estimated_rows == 1234
+    assert repos.queue.heartbeat(claimed.run_id, claimed.lease_token, 9, LEASE, T0).alive
+    assert repos.queue.finish(claimed, Outcome.stopped(RunStatus.FAILED, 9, "x"), T0)
+    assert repos.executions.get(ws, cfg, ex.id).latest.estimated_rows == 1234
+
+    short, _ = repos.executions.create(ws, short_cfg, BARE_SPEC, "api", T0)
+    claimed = repos.queue.claim("w1", LEASE, T0)
+    assert claimed is not None and claimed.execution_id == short.id
+    cancelled = Outcome(RunStatus.COMPLETED, 2, estimated_rows=77).cancelled()
+    assert cancelled.estimated_rows == 77
+    assert repos.queue.finish(claimed, cancelled, T0) is RunStatus.CANCELLED
+    latest = repos.executions.get(ws, short_cfg, short.id).latest
+    assert (latest.status, latest.estimated_rows) == (RunStatus.CANCELLED, 77)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from egress.db.engine import Repository
-from egress.db.run_records import ClaimedRun, Heartbeat, Leftover, Outcome, ReapCounts
+from egress.db.run_records import (
+    Attempt,
+    ClaimedRun,
+    Heartbeat,
+    Leftover,
+    Outcome,
+    ReapCounts,
+)
+from egress.db.run_statements import CLAIM_PARAMETERS, estimate_values, leased
 from egress.db.tables import executions, pending_publications, requests, run_files, runs
 from egress.db.transitions import cancel_wins, notify, release_next, transition
 from egress.db.watermarks import (
@@ -41,26 +48,6 @@ __all__ = ["ClaimedRun", "Heartbeat", "IncrementalState", "Leftover", "Outcome",
 
 class _LeaseLost(Exception):
     """Rolls back an outcome whose lease was lost before it could be recorded."""
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """An IN_PROGRESS run's attempt as the row said when it was locked."""
-
-    run_id: str
-    lease_token: str
-    attempt: int
-    cancel_requested: bool
-    configuration_id: str
-
-
-def _leased(run_id: str, lease_token: str) -> list[sa.ColumnElement[bool]]:
-    """The lease fence: the run is still IN_PROGRESS under this very lease."""
-    return [
-        runs.c.id == run_id,
-        runs.c.lease_token == lease_token,
-        runs.c.status == RunStatus.IN_PROGRESS.value,
-    ]
 
 
 class RunQueue(Repository):
@@ -110,6 +97,7 @@ class RunQueue(Repository):
                     runs.c.run_number,
                     runs.c.kind,
                     runs.c.attempt,
+                    CLAIM_PARAMETERS,
                 ),
             )
             if row is None:
@@ -122,10 +110,8 @@ class RunQueue(Repository):
                 export = ExportSpec.from_json(request.spec)
                 spec, execution_id = export.execution, request.id
             else:
-                params = conn.execute(
-                    sa.select(executions.c.parameters).where(executions.c.id == row.execution_id)
-                ).scalar_one()
-                spec, execution_id = ExecutionSpec.from_json(params), row.execution_id
+                spec = ExecutionSpec.from_json(row.parameters)
+                execution_id = row.execution_id
         return ClaimedRun(
             run_id=row.id,
             workspace_id=row.workspace_id,
@@ -142,29 +128,25 @@ class RunQueue(Repository):
         )
 
     def heartbeat(
-        self, run_id: str, lease_token: str, processed: int, lease: timedelta, now: datetime
+        self,
+        run_id: str,
+        lease_token: str,
+        processed: int,
+        lease: timedelta,
+        now: datetime,
+        estimated_rows: int | None = None,
     ) -> Heartbeat:
         with self._engine.begin() as conn:
             row = conn.execute(
                 runs.update()
-                .where(
-                    *_leased(run_id, lease_token),
-                )
+                .where(*leased(run_id, lease_token))
                 .values(lease_expires_at=now + lease, processed=processed, progress_at=now)
+                .values(estimate_values(estimated_rows))
                 .returning(runs.c.cancel_requested)
             ).one_or_none()
         if row is None:
             return Heartbeat(alive=False, cancel_requested=False)
         return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
-
-    def estimate(self, claimed: ClaimedRun, rows: int) -> None:
-        """Record the source's estimate of the rows the run reads (fenced by the lease)."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                runs.update()
-                .where(*_leased(claimed.run_id, claimed.lease_token))
-                .values(estimated_rows=rows)
-            )
 
     def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
         """Record the keys about to be published, fenced; False when the lease is gone."""
@@ -220,9 +202,7 @@ class RunQueue(Repository):
         """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
         held = conn.execute(
             sa.select(runs.c.id)
-            .where(
-                *_leased(claimed.run_id, claimed.lease_token),
-            )
+            .where(*leased(claimed.run_id, claimed.lease_token))
             .with_for_update()
         ).first()
         if held is None:
@@ -232,7 +212,7 @@ class RunQueue(Repository):
         with self._reads.connect() as conn:
             expires = conn.execute(
                 sa.select(runs.c.lease_expires_at).where(
-                    *_leased(claimed.run_id, claimed.lease_token),
+                    *leased(claimed.run_id, claimed.lease_token)
                 )
             ).scalar_one_or_none()
         return expires is not None and expires > now
@@ -303,6 +283,7 @@ class RunQueue(Repository):
                 "manifest_key": outcome.manifest_key,
                 "warnings": outcome.warnings or None,
                 "retryable": outcome.retryable,
+                **estimate_values(outcome.estimated_rows),
             },
             where=[runs.c.lease_token == claimed.lease_token],
         )
@@ -362,9 +343,7 @@ class RunQueue(Repository):
         with self._engine.begin() as conn:
             row = conn.execute(
                 sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)
-                .where(
-                    *_leased(claimed.run_id, claimed.lease_token),
-                )
+                .where(*leased(claimed.run_id, claimed.lease_token))
                 .with_for_update()
             ).one_or_none()
             if row is None:
@@ -375,7 +354,7 @@ class RunQueue(Repository):
             )
             return self._end_attempt(
                 conn,
-                _Attempt(
+                Attempt(
                     row.id,
                     claimed.lease_token,
                     row.attempt,
@@ -391,7 +370,7 @@ class RunQueue(Repository):
     def _end_attempt(
         self,
         conn: Connection,
-        run: _Attempt,
+        run: Attempt,
         now: datetime,
         max_attempts: int | None,
         reason: str | None,
@@ -469,7 +448,7 @@ class RunQueue(Repository):
                 )
                 conn.execute(pending_publications.delete().where(pending))
                 leftovers.append(Leftover(r.id, r.workspace_id, r.lease_token, keys))
-                attempt = _Attempt(
+                attempt = Attempt(
                     r.id, r.lease_token, r.attempt, bool(r.cancel_requested), r.configuration_id
                 )
                 target = self._end_attempt(conn, attempt, now, max_attempts, None)

@@ -3,7 +3,7 @@ answer, a run's outcome, and what the reaper found (counts and leftovers to clea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,8 @@ class Outcome:
     window: FrozenWindow | None = None
     retryable: bool | None = None  # a FAILED outcome: whether its failure was transient
     result: dict[str, Any] | None = None  # recorded on the run's request (an export's cursor)
+    # The source's estimate of the rows read (RunControl.estimated_rows); None: leave it be.
+    estimated_rows: int | None = None
 
     @classmethod
     def stopped(
@@ -65,7 +67,8 @@ class Outcome:
     def cancelled(self) -> Outcome:
         """This success undone by a cancel that came while it published: what it read stays."""
         read = self.processed if self.processed is not None else self.record_count
-        return Outcome.stopped(RunStatus.CANCELLED, read or 0)
+        stopped = Outcome.stopped(RunStatus.CANCELLED, read or 0)
+        return replace(stopped, estimated_rows=self.estimated_rows)
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,14 @@ class ReapCounts:
     failed: int
     cancelled: int = 0
     leftovers: list[Leftover] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An IN_PROGRESS run's attempt as the row said when it was locked."""
+
+    run_id: str
+    lease_token: str
+    attempt: int
+    cancel_requested: bool
+    configuration_id: str

@@ -313,7 +313,33 @@ def _releasable_statement() -> sa.Select[tuple[str]]:
 
 
 _RELEASABLE = _releasable_statement()
-_NEXT_RELEASABLE = _RELEASABLE.limit(1)
+
+
+def _label_waiting(conn: Connection, workspace_id: str, reason: str) -> None:
+    """Held runs that wait for nothing but a free slot say they wait for the workspace's limit.
+    Most already say so (rewriting them all on every finish of a full workspace, 950 rows a
+    finish with 1,000 queued, was most of a drain's time), and finding the releasable ones
+    sorts every held run: a plain look for a held run saying something else comes first."""
+    ws = {"held_workspace": workspace_id}
+    unlabelled = conn.execute(
+        sa.select(runs.c.id)
+        .where(
+            runs.c.workspace_id == workspace_id,
+            runs.c.status == RunStatus.ON_HOLD.value,
+            runs.c.hold_reason.is_distinct_from(reason),
+        )
+        .limit(1)
+    ).first()
+    if unlabelled is None:
+        return
+    conn.execute(
+        runs.update()
+        .where(
+            runs.c.id.in_(_RELEASABLE.order_by(None).params(ws)),
+            runs.c.hold_reason.is_distinct_from(reason),
+        )
+        .values(hold_reason=reason)
+    )
 
 
 def release_next(
@@ -323,29 +349,17 @@ def release_next(
     become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
     active; the rest say they wait for the workspace's limit."""
     lock_workspace(conn, workspace_id)
+    # Under the workspace's lock only this function makes its runs active, so the free slots
+    # are counted once and the releasable runs found with one query (each costs a sort of
+    # every held run): the one to release and, past the free slots, whether any is left.
+    statement = _RELEASABLE
+    free: int | None = None
+    if max_per_workspace is not None:
+        free = max(0, max_per_workspace - _active(conn, workspace_id))
+        statement = statement.limit(free + 1)
+    releasable = conn.execute(statement, {"held_workspace": workspace_id}).scalars().all()
     released = False
-    ws = {"held_workspace": workspace_id}
-    # Counted once, and only when a run could be released (most finishes have none held):
-    # under the workspace's lock only this loop changes it.
-    active: int | None = None
-    while (run_id := conn.execute(_NEXT_RELEASABLE, ws).scalar_one_or_none()) is not None:
-        if max_per_workspace is not None:
-            if active is None:
-                active = _active(conn, workspace_id)
-            if active >= max_per_workspace:
-                reason = workspace_hold_reason(max_per_workspace)
-                conn.execute(
-                    runs.update()
-                    .where(
-                        runs.c.id.in_(_RELEASABLE.order_by(None).params(ws)),
-                        # Most already say so: rewriting them all on every finish of a full
-                        # workspace (1,000 queued runs: 950 rows a finish) was most of a
-                        # drain's time.
-                        runs.c.hold_reason.is_distinct_from(reason),
-                    )
-                    .values(hold_reason=reason)
-                )
-                break
+    for run_id in releasable[:free]:
         try:
             with conn.begin_nested():  # a concurrent release took this configuration's slot
                 changed = transition(
@@ -356,8 +370,9 @@ def release_next(
         if changed is None:
             break
         released = True
-        if active is not None:
-            active += 1
+    else:  # every free slot taken: what is left waits for the workspace's limit
+        if max_per_workspace is not None and len(releasable) > (free or 0):
+            _label_waiting(conn, workspace_id, workspace_hold_reason(max_per_workspace))
     if released:
         notify(conn)
 

@@ -101,3 +101,8 @@ def system_column_clash(fields: list[str]) -> str | None:
         f"the extracted fields include {', '.join(map(repr, clash))}, which the data table's "
         "system columns (account_id, account_name, __insert_date) would overwrite"
     )
+
+
+def physical_name(workspace_id: str, name: str) -> str:
+    """Warehouse table of a workspace's data table: distinct per workspace, a valid identifier."""
+    return f"dt_{workspace_id.replace('-', '')[:12]}_{name}"[:63]

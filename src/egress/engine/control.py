@@ -43,6 +43,9 @@ class RunControl:
 
     def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.processed = 0
+        # The source's estimate of the rows the run reads, once asked: the heartbeats (or the
+        # outcome) record it with the progress.
+        self.estimated_rows: int | None = None
         self._now = now
         self._lock = threading.Lock()
         self._cancel = threading.Event()

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 
 import adbc_driver_manager
 import psycopg
+import pyarrow as pa
 import pymysql
 from obstore.exceptions import GenericError
 
-from egress.sources.base import COULD_NOT_CONNECT, TIMED_OUT, ConnectFailed
+from egress.engine.job import RunFailure
+from egress.sources.base import COULD_NOT_CONNECT, TIMED_OUT, ConnectFailed, SourceError
+from egress.storage import STORAGE_ERRORS
 
 
 class TransientFailure(Exception):
@@ -105,3 +108,14 @@ def _transient(exc: BaseException) -> bool:
 
 def _transient_sqlstate(sqlstate: str) -> bool:
     return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a failed run says: the error's own words where they are meant for users."""
+    if isinstance(exc, SourceError | RunFailure | ValueError):
+        return str(exc)
+    if isinstance(exc, pa.ArrowException):
+        return f"data conversion failed: {exc}"
+    if isinstance(exc, STORAGE_ERRORS):
+        return f"storage error: {exc}"
+    return f"internal error ({type(exc).__name__}): {exc}"

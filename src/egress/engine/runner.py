@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -30,7 +31,13 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Leftover, Outcome, RunQueue
 from egress.domain.clock import Clock
-from egress.domain.data_tables import UPSERT, Loading, loading_conflict, system_column_clash
+from egress.domain.data_tables import (
+    UPSERT,
+    Loading,
+    loading_conflict,
+    physical_name,
+    system_column_clash,
+)
 from egress.domain.export import WAREHOUSE
 from egress.domain.naming import DEFAULT_FILE_NAME_PATTERN, file_extension
 from egress.domain.plan import ReadPlan, plan_from_snapshot
@@ -46,7 +53,7 @@ from egress.engine.control import (
     RunStalled,
 )
 from egress.engine.export import ExportParts, run_export, warehouse_source
-from egress.engine.faults import TransientFailure, is_transient
+from egress.engine.faults import TransientFailure, failure_message, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
 from egress.engine.parts import write_parted, writes_in_parts
 from egress.engine.publish import publish
@@ -140,29 +147,29 @@ class Runner:
                 raise
         except RunCancelled:
             self._storage.delete_prefix(prefix)
-            self._finish(claimed, Outcome.stopped(RunStatus.CANCELLED, control.processed))
+            self._finish(claimed, Outcome.stopped(RunStatus.CANCELLED, control.processed), control)
             return
         except (LeaseLost, RunReleased, RunStalled):
             self._storage.delete_prefix(prefix)
             raise
         except LoadError as exc:
-            self._finish(claimed, Outcome.stopped(RunStatus.FAILED, control.processed, str(exc)))
+            stopped = Outcome.stopped(RunStatus.FAILED, control.processed, str(exc))
+            self._finish(claimed, stopped, control)
             return
         except Exception as exc:  # every failure ends the run with a message a user can act on
             self._storage.delete_prefix(prefix)
             if is_transient(exc):
-                raise TransientFailure(_message(exc)) from exc
+                raise TransientFailure(failure_message(exc)) from exc
             if not isinstance(exc, (SourceError, RunFailure, ValueError, *STORAGE_ERRORS)):
                 log.exception("run %s failed unexpectedly", claimed.run_id)
-            self._finish(
-                claimed, Outcome.stopped(RunStatus.FAILED, control.processed, _message(exc))
-            )
+            stopped = Outcome.stopped(RunStatus.FAILED, control.processed, failure_message(exc))
+            self._finish(claimed, stopped, control)
             return
         finally:
             if source is not None:
                 source.close()  # ends a snapshot transaction a failed run left open
             return_freed_memory()
-        recorded = self._queue.finish(claimed, outcome, self._clock())
+        recorded = self._record(claimed, outcome, control)
         if recorded is not outcome.status:  # lost the lease, or cancelled meanwhile
             # What we published (publishing never overwrites), unless the attempt that
             # replaced us has published under the same names since.
@@ -257,13 +264,13 @@ class Runner:
 
     def _estimate(self, job: Job, source: Source, control: RunControl) -> None:
         """The source's estimate of the rows the run reads, recorded for its progress (a
-        client's percentage and ETA); a source that cannot say leaves it unknown."""
+        client's percentage and ETA) with the first heartbeat, or the outcome of a run shorter
+        than one (a transaction of its own cost every tiny run a commit); a source that cannot
+        say leaves it unknown."""
         if not isinstance(source, RowEstimates):
             return
         with control.awaiting_source():
-            rows = source.estimate_rows(job.plan)
-        if rows is not None:
-            self._queue.estimate(job.claimed, rows)
+            control.estimated_rows = source.estimate_rows(job.plan)
 
     def _check_columns(self, job: Job, source: Source, control: RunControl) -> None:
         """A column the template knows but the table no longer has fails the run up front,
@@ -475,25 +482,18 @@ class Runner:
             source.reuse_sessions(self._sessions, claimed.spec.connection.id)
         return source
 
-    def _finish(self, claimed: ClaimedRun, outcome: Outcome) -> None:
-        if not self._queue.finish(claimed, outcome, self._clock()):
+    def _record(
+        self, claimed: ClaimedRun, outcome: Outcome, control: RunControl
+    ) -> RunStatus | None:
+        """Record the outcome, with the row estimate when the run ended before a heartbeat
+        could record it (``RunControl.estimated_rows``)."""
+        outcome = replace(outcome, estimated_rows=control.estimated_rows)
+        return self._queue.finish(claimed, outcome, self._clock())
+
+    def _finish(self, claimed: ClaimedRun, outcome: Outcome, control: RunControl) -> None:
+        if not self._record(claimed, outcome, control):
             raise LeaseLost
-
-
-def physical_name(workspace_id: str, name: str) -> str:
-    """Warehouse table of a workspace's data table: distinct per workspace, a valid identifier."""
-    return f"dt_{workspace_id.replace('-', '')[:12]}_{name}"[:63]
 
 
 def _warnings(source: Source) -> list[str]:
     return source.warnings() if isinstance(source, Noticing) else []
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, SourceError | RunFailure | ValueError):
-        return str(exc)
-    if isinstance(exc, pa.ArrowException):
-        return f"data conversion failed: {exc}"
-    if isinstance(exc, STORAGE_ERRORS):
-        return f"storage error: {exc}"
-    return f"internal error ({type(exc).__name__}): {exc}"

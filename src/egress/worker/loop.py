@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -176,7 +177,12 @@ class Worker:
         """One heartbeat; False when the lease is gone (nothing more to watch)."""
         try:
             beat = self._queue.heartbeat(
-                claimed.run_id, claimed.lease_token, control.processed, self._lease, self._clock()
+                claimed.run_id,
+                claimed.lease_token,
+                control.processed,
+                self._lease,
+                self._clock(),
+                control.estimated_rows,
             )
         except Exception:
             log.exception("heartbeat of run %s failed; will retry", claimed.run_id)
@@ -196,6 +202,7 @@ class Worker:
         ended: RunStatus | None = None
         if isinstance(reason, RunCancelled):
             outcome = Outcome.stopped(RunStatus.CANCELLED, control.processed)
+            outcome = replace(outcome, estimated_rows=control.estimated_rows)
             ended = self._queue.finish(claimed, outcome, now)
         elif isinstance(reason, RunStalled):
             ended = self._retry_later(claimed, str(reason), now)
