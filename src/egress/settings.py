@@ -32,9 +32,10 @@ DEFAULT_RETRY_MAX_S = 300.0
 # Arrow batches of this many rows keep memory flat while amortising per-batch overhead.
 DEFAULT_BATCH_ROWS = 65_536
 # ...and end at this many bytes of values: 65,536 rows of 2 KB held 1.2 GB as Python objects;
-# 16 MiB (ADBC's own batch size) kept MySQL's peak at 343 MiB against 577 MiB at 64 MiB, and
-# was no slower (bench/README.md).
-DEFAULT_BATCH_BYTES = 16 << 20
+# 16 MiB (ADBC's own batch size) kept MySQL's peak at 343 MiB against 577 MiB at 64 MiB; 8 MiB
+# (with ADBC's batches as large) took a Parquet run's peak from 126 to 112 MiB above idle and
+# was no slower for Parquet, JSONL or CSV (bench/README.md, 2026-12-02).
+DEFAULT_BATCH_BYTES = 8 << 20
 # Each part of a split run keeps a file open; this bounds open files and memory per run.
 DEFAULT_MAX_SPLIT_PARTS = 1000
 DEFAULT_MAX_PARALLELISM = 4

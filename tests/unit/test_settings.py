@@ -45,7 +45,7 @@ def test_max_body_bytes_defaults_to_8_mib(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_batch_bytes_defaults_to_16_mib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EGRESS_BATCH_BYTES", raising=False)
-    assert Settings().batch_bytes == DEFAULT_BATCH_BYTES == 16 << 20
+    assert Settings().batch_bytes == DEFAULT_BATCH_BYTES == 8 << 20
     monkeypatch.setenv("EGRESS_BATCH_BYTES", str(1 << 20))
     assert Settings().batch_bytes == 1 << 20
     monkeypatch.setenv("EGRESS_BATCH_BYTES", "100")

@@ -91,8 +91,8 @@ from egress.sources.postgresql.snapshot import (
 from egress.sources.postgresql.tracking import track_adbc, track_psycopg
 from egress.sources.session_cache import SessionCache, session_key
 
-# ADBC ends a batch once it holds this many bytes (its own default): kept unless
-# EGRESS_BATCH_BYTES is smaller (larger ADBC batches saved no time in the bench).
+# ADBC ends a batch once it holds this many bytes (its own default), or EGRESS_BATCH_BYTES when
+# smaller, as it is by default (larger ADBC batches saved no time in the bench).
 ADBC_BATCH_HINT_BYTES = 16 << 20
 BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
 # ADBC's own table of PostgreSQL's built-in types instead of reading pg_type and every
