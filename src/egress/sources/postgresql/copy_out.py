@@ -72,7 +72,7 @@ def copy_out(
     pg.send_query(statement.encode(encoding))
     pg.nonblocking = 1
     try:
-        _expect(pg, _result(pg), pq.ExecStatus.COPY_OUT, encoding)
+        expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
         block = bytearray()
         last: Any = b""
         rows = 0
@@ -99,10 +99,7 @@ def copy_out(
                 pg.consume_input()
             else:  # -1: the copy ended (-2, an error, is in the result read next)
                 break
-        done = _result(pg)
-        while _result(pg) is not None:  # the connection goes back idle
-            pass
-        _expect(pg, done, pq.ExecStatus.COMMAND_OK, encoding)
+        done = end_copy(pg, encoding)
         _write_block(out, block)
         on_progress(rows)
         assert done is not None
@@ -111,7 +108,17 @@ def copy_out(
         pg.nonblocking = 0
 
 
-def _result(pg: Any) -> Any:
+def end_copy(pg: Any, encoding: str) -> Any:
+    """The COPY's closing result, once the connection is idle again; raises the server's
+    error if the COPY failed."""
+    done = next_result(pg)
+    while next_result(pg) is not None:  # the connection goes back idle
+        pass
+    expect_status(pg, done, pq.ExecStatus.COMMAND_OK, encoding)
+    return done
+
+
+def next_result(pg: Any) -> Any:
     """libpq's next result, waiting on the socket (not holding the GIL) until it is whole."""
     while pg.is_busy():
         select.select([pg.socket], [], [])
@@ -119,12 +126,12 @@ def _result(pg: Any) -> Any:
     return pg.get_result()
 
 
-def _expect(pg: Any, result: Any, status: pq.ExecStatus, encoding: str) -> None:
+def expect_status(pg: Any, result: Any, status: pq.ExecStatus, encoding: str) -> None:
     if result is not None and result.status == status:
         return
     if result is None:
         raise psycopg.OperationalError(pg.get_error_message(encoding))
-    while _result(pg) is not None:
+    while next_result(pg) is not None:
         pass
     raise errors.error_from_result(result, encoding=encoding)
 

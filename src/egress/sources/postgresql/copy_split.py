@@ -26,7 +26,13 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql
 from egress.sources.base import ProgressFn
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_out import BLOCK_BYTES, REPORT_S, _expect, _result
+from egress.sources.postgresql.copy_out import (
+    BLOCK_BYTES,
+    REPORT_S,
+    end_copy,
+    expect_status,
+    next_result,
+)
 
 # Split fields whose text (as copy_sql renders it) is the text of the value the Arrow path's
 # router sees: ``canonical_value`` of a string, an integer, a boolean ('true'/'false').
@@ -82,7 +88,7 @@ def copy_split(
     pg.send_query(statement.encode(encoding))
     pg.nonblocking = 1
     try:
-        _expect(pg, _result(pg), pq.ExecStatus.COPY_OUT, encoding)
+        expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
         pending: dict[bytes, list[bytes]] = {}  # each key's rows not written yet
         counts: dict[bytes, int] = {}  # each key's rows written
         streams: dict[bytes, BinaryIO] = {}
@@ -122,10 +128,7 @@ def copy_split(
                 _wait(pg)
             else:  # -1: the copy ended (-2, an error, is in the result read next)
                 break
-        done = _result(pg)
-        while _result(pg) is not None:  # the connection goes back idle
-            pass
-        _expect(pg, done, pq.ExecStatus.COMMAND_OK, encoding)
+        end_copy(pg, encoding)
         _write(pending, streams, counts)
         on_progress(sum(counts.values()))
         return {_value(key, encoding): n for key, n in counts.items()}
