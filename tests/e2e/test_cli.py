@@ -205,6 +205,7 @@ def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, pg_db: 
         stdin=secondary,
         stdout=secondary,
         stderr=secondary,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     os.close(secondary)
     screen = _read_until(primary, "ETA")
@@ -226,6 +227,13 @@ def test_ctrl_c_asks_and_cancels_the_run(logged_in: Cli, server: Server, pg_db: 
     assert proc.wait(timeout=60) == 1
     assert "cancelling" in screen
     os.close(primary)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT at its default, as a shell in a terminal starts a command: a test run started
+    in the background (``make test &``) ignores SIGINT, its children inherit that, and Python
+    then installs no KeyboardInterrupt handler, so the CLI never saw the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_until(fd: int, text: str) -> str:
