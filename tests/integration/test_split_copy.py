@@ -14,6 +14,7 @@ import pytest
 from egress.container import Container
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
+from egress.sources.postgresql import copy_split
 from egress.sources.postgresql.source import PostgresSource
 from tests.conftest import PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
@@ -210,3 +211,30 @@ def test_an_incremental_split_copies_each_window_in_its_snapshot(
         db.execute("INSERT INTO t (id, code) VALUES (3001, 7), (3002, NULL)")
     assert run() == {"7": 1, None: 1}
     assert held == [True, True]
+
+
+LATE = ["late", "latex", 'late,"1"', "", "late\r\n2", "x" * 20 + ',\n"' + "y" * 20]  # '' came early
+
+
+@pytest.mark.parametrize(("split_by", "hot_keys"), [("region", 16), ("region", 3), ("code", 2)])
+def test_copy_split_routes_block_by_block_exactly_as_the_arrow_path(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch, split_by: str, hot_keys: int
+) -> None:
+    """Blocks of 2 KiB: every block mixes quoted keys (commas, quotes, newlines, the empty text)
+    with plain ones and NULL; keys first come in late blocks, in rows longer than a block; and
+    past ``hot_keys`` keys, a block's rows are routed row by row."""
+    monkeypatch.setattr(copy_split, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(copy_split, "HOT_KEYS", hot_keys)
+    with pg.connect() as db, db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO t (id, region, code, note) VALUES (%s, %s, %s, %s)",
+            [(3001 + i, LATE[i % len(LATE)], 100 + i % 3, f"{i:02d}" * 1100) for i in range(40)],
+        )
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, pg)
+    by_copy = _parts(c, ws, tpl, split_by, None, "by_copy")
+    monkeypatch.setattr(PostgresSource, "can_copy_csv_split", lambda *_: False)
+    assert by_copy == _parts(c, ws, tpl, split_by, None, "by_arrow")
+    assert sum(p[2] for p in by_copy.values()) == 3040
+    if split_by == "region":
+        assert {p[0] for p in by_copy.values()} == {*AWKWARD, *LATE}
