@@ -159,30 +159,30 @@ class _Parts:
         )
         found = self._matches(rows) if len(self._keys) <= HOT_KEYS else []
         routed = 0
-        for rank, mask in found:  # known keys: before any key that first comes here
-            rests = pc.binary_slice(rows.filter(mask), len(self._keys[rank]) + 1, len(block))
+        for rank, _, matched in found:  # known keys: before any key that first comes here
+            rests = pc.binary_slice(matched, len(self._keys[rank]) + 1, len(block))
             self._write(rank, _data(rests), len(rests))
             routed += len(rests)
         if routed < n:
-            cold = self._by_row(_unmatched(rows, [mask for _, mask in found]))
+            cold = self._by_row(_unmatched(rows, [mask for _, mask, _ in found]))
             for key in sorted(cold, key=self._ranks.__getitem__):
                 self._write(self._ranks[key], b"".join(cold[key]), len(cold[key]))
         self.rows += n
 
-    def _matches(self, rows: pa.LargeBinaryArray) -> list[tuple[int, pa.BooleanArray]]:
-        """Each known key that holds rows of ``rows``: its rank, and which rows. A key's rows
-        start with the key and a comma, as no other key's do: an unquoted key holds no comma;
-        a quoted one ends at its first undoubled quote."""
+    def _matches(self, rows: pa.LargeBinaryArray) -> list[tuple[int, Any, Any]]:
+        """Each known key that holds rows of ``rows``: its rank, which rows, and those rows. A
+        key's rows start with the key and a comma, as no other key's do: an unquoted key holds
+        no comma; a quoted one ends at its first undoubled quote."""
         found = []
         matched = 0
         for rank, key in enumerate(self._keys):
             if matched == len(rows):
                 break
             mask = pc.starts_with(rows, key + b",")
-            count = pc.sum(mask).as_py()
-            if count:
-                found.append((rank, mask))
-                matched += count
+            held = rows.filter(mask)
+            if len(held):
+                found.append((rank, mask, held))
+                matched += len(held)
         return found
 
     def _by_row(self, rows: list[bytes]) -> dict[bytes, list[bytes]]:
