@@ -1,7 +1,7 @@
 """Bulk export (seed 003) throughput, end to end, side by side with `psql \\copy`.
 
-    .venv/bin/python bench/export.py [--rows 1000000] [--recreate] [--formats csv,jsonl]
-        [--poll 0.05] [--wait 30]
+    .venv/bin/python bench/export.py [--rows 1000000] [--recreate]
+        [--formats csv,csv-postgres,jsonl] [--poll 0.05] [--wait 30]
 
 Uses the `orders` table of `bench/extract_throughput.py` (database `egress_bench`, or
 EGRESS_BENCH_DB; created once), starts a real `egress serve` (SQLite metadata, local files,
@@ -9,11 +9,13 @@ embedded worker, the warehouse in a PostgreSQL database `<that database>_wh`), l
 into a data table once, then exports --rows objects by following cursors with the default job
 size (10 jobs for 1,000,000): POST export, poll every --poll seconds until Completed, download
 the file from its `fileUrl`, next cursor — from the PostgreSQL template and from the data
-table. `psql \\copy` of the same columns is timed once at the start and again just before each
-case (the ratio is to that one). With --wait, each case runs twice: polling every --poll
-seconds, then long-polling (``GET /api/v1/request/{id}?wait=<--wait>``, the Egress extra that
-answers as soon as the status changes). Each case prints the median timeline of its jobs (POST →
-queued → claimed → completed → seen by the poll → downloaded) and the server's CPU seconds.
+table. `csv-postgres` is CSV with `"csvDialect": "postgres"` in the POST body (PostgreSQL's
+own rendering; the data table's too, its warehouse being PostgreSQL). `psql \\copy` of the same
+columns is timed once at the start and again just before each case (the ratio is to that one).
+With --wait, each case runs twice: polling every --poll seconds, then long-polling
+(``GET /api/v1/request/{id}?wait=<--wait>``, the Egress extra that answers as soon as the status
+changes). Each case prints the median timeline of its jobs (POST → queued → claimed → completed
+→ seen by the poll → downloaded) and the server's CPU seconds.
 """
 
 from __future__ import annotations
@@ -121,8 +123,11 @@ def chain(
     """Follow the cursors from none to the end: exports and downloads timed apart."""
     cursor: str | None = None
     done = Chain()
+    fmt, _, dialect = fmt.partition("-")  # csv-postgres: CSV in PostgreSQL's own rendering
     while True:
         body: dict[str, object] = {"format": fmt, "fields": FIELDS}
+        if dialect:
+            body["csvDialect"] = dialect
         if cursor:
             body["cursor"] = cursor
         job = Job("", time.time())
@@ -177,7 +182,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--recreate", action="store_true")
-    parser.add_argument("--formats", default="csv,jsonl")
+    parser.add_argument("--formats", default="csv,csv-postgres,jsonl")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between status polls")
     parser.add_argument(
         "--wait", type=float, default=0, help="also long-poll each case with ?wait= seconds"
@@ -217,7 +222,8 @@ def main() -> int:
                 server_marks(work / "data" / "egress.db", done.jobs)
                 rows.append(
                     (
-                        f"{fmt.upper()} from the {label}{how}",
+                        f"{fmt.upper().replace('-POSTGRES', ' (csvDialect postgres)')} from the "
+                        f"{label}{how}",
                         done.exporting,
                         done.exporting + done.downloading,
                         done.total,
