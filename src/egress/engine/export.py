@@ -168,6 +168,10 @@ def run_export(
     keyset = source if isinstance(source, KeysetSource) else None
     if native and keyset is None:  # the warehouse changed since the request was admitted
         raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
+    plan = export_plan(export)
+    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
+    copy_plan = replace(plan, fields=output, limit=export.limit)
+    fast = fmt == "csv" and keyset is not None and (native or keyset.can_copy_csv(copy_plan))
     name = f"{claimed.execution_id}.{file_extension(fmt, 'none')}"  # the request id
     sink = FileSink(
         parts.storage,
@@ -177,11 +181,8 @@ def run_export(
         arrow_schema(output),
         parts.buffer_bytes,
         name,
+        blocks=fast,
     )
-    plan = export_plan(export)
-    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
-    copy_plan = replace(plan, fields=output, limit=export.limit)
-    fast = fmt == "csv" and keyset is not None and (native or keyset.can_copy_csv(copy_plan))
     try:
         if fast:
             assert keyset is not None
