@@ -15,7 +15,7 @@ columns is timed once at the start and again just before each case (the ratio is
 With --wait, each case runs twice: polling every --poll seconds, then long-polling
 (``GET /api/v1/request/{id}?wait=<--wait>``, the Egress extra that answers as soon as the status
 changes). Each case prints the median timeline of its jobs (POST → queued → claimed → completed
-→ seen by the poll → downloaded) and the server's CPU seconds.
+→ seen by the poll → downloaded), the server's CPU seconds and its PostgreSQL backends'.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent))
 from extract_throughput import create_table
 from references import ADMIN, COLUMNS, DB, psql_copy
-from serving import cpu_s, scratch_dir, start_server
+from serving import backend_cpu, cpu_growth, cpu_s, scratch_dir, start_server
 
 # Beside the bench database, named after it (EGRESS_BENCH_DB keeps concurrent benchmarks apart).
 WAREHOUSE = f"{DB}_wh"
@@ -206,7 +206,7 @@ def main() -> int:
             print("loading the data table …", flush=True)
             load_data_table(http, template)
             copy_s = psql_copy(work / "psql.csv")
-            rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1, copy_s, 0.0)]
+            rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1, copy_s, 0.0, 0.0)]
             waits = [("", 0.0)] + ([(", long poll", args.wait)] if args.wait else [])
             cases = [
                 (fmt, label, obj, how, wait_s)
@@ -216,9 +216,10 @@ def main() -> int:
             ]
             for fmt, label, obj, how, wait_s in cases:
                 before = psql_copy(work / "psql.csv")  # the reference just before
-                cpu = cpu_s(server.process.pid)
+                cpu, backends = cpu_s(server.process.pid), backend_cpu(ADMIN, [DB, WAREHOUSE])
                 done = chain(http, firm, obj, fmt, work / "out", args.poll, wait_s)
                 cpu = cpu_s(server.process.pid) - cpu
+                pg_cpu = cpu_growth(backends, backend_cpu(ADMIN, [DB, WAREHOUSE]))
                 server_marks(work / "data" / "egress.db", done.jobs)
                 rows.append(
                     (
@@ -230,6 +231,7 @@ def main() -> int:
                         len(done.jobs),
                         before,
                         cpu,
+                        pg_cpu,
                     )
                 )
                 print(rows[-1], timeline(done.jobs), sep="\n  ", flush=True)
@@ -238,13 +240,13 @@ def main() -> int:
         server.process.wait(30)
     print(
         "\n| case | jobs | seconds (exports) | with downloads | objects/s | vs psql just before "
-        "(exports / with downloads) | server CPU s |"
+        "(exports / with downloads) | server CPU s | PostgreSQL backends' CPU s |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, exp_s, all_s, total, jobs, ref_s, cpu in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, exp_s, all_s, total, jobs, ref_s, cpu, pg_cpu in rows:
         print(
             f"| {label} | {jobs} | {exp_s:.2f} | {all_s:.2f} | {total / all_s:,.0f} | "
-            f"{ref_s / exp_s:.2f}x / {ref_s / all_s:.2f}x | {cpu:.2f} |"
+            f"{ref_s / exp_s:.2f}x / {ref_s / all_s:.2f}x | {cpu:.2f} | {pg_cpu:.2f} |"
         )
     return 0
 
