@@ -39,12 +39,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, pg_factory: Any) -> Iterato
         yield s
 
 
+# A key that is not its written text (a date) among the written fields: the cursor is found by
+# a bound query in the COPY's snapshot.
+DATED = """CREATE TABLE dated (day date, n int, label text, PRIMARY KEY (day, n));
+INSERT INTO dated SELECT date '2026-01-01' + g / 2, g % 2, 'x' || g FROM generate_series(0, 4) g"""
+
+
 @pytest.fixture(scope="module")
 def source(pg_factory: Any) -> PgDatabase:
     db: PgDatabase = pg_factory()
     with db.connect() as conn:
         conn.execute(TABLE)
         conn.execute(ROWS)
+        conn.execute(DATED)
     return db
 
 
@@ -116,6 +123,22 @@ def test_a_templates_jobs_are_plain_copies_of_their_slices(
     default = _chain(server, path, {"format": "csv", "fields": ["id", "b"]})
     named = _chain(server, path, {"format": "csv", "fields": ["id", "b"], "csvDialect": "egress"})
     assert default == named == [('"id","b"\n1,true\n2,false\n', 2), ('"id","b"\n3,\n', 1)]
+
+
+def test_a_date_key_is_followed_to_the_end(
+    server: Server, http: httpx.Client, source: PgDatabase, pg_template: str
+) -> None:
+    connection = next(
+        c["id"] for c in http.get(f"{API}/connections").json()["data"] if c["name"] == "pg"
+    )
+    dated = template(http, connection, "public.dated")["id"]
+    path = f"{API}/idm/{workspace_id(server)}/t-{dated}/export"
+    files = _chain(server, path, {"format": "csv", "csvDialect": "postgres"})
+    assert [n for _, n in files] == [2, 2, 1]
+    assert [f.splitlines()[0] for f, _ in files] == ["day,n,label"] * 3
+    rows = [line for f, _ in files for line in f.splitlines()[1:]]
+    assert rows == _copy(source, "SELECT * FROM dated ORDER BY day, n").splitlines()[1:]
+    assert rows[:2] == ["2026-01-01,0,x0", "2026-01-01,1,x1"]
 
 
 def test_a_data_table_in_a_postgresql_warehouse_is_a_plain_copy_too(
