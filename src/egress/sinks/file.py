@@ -43,8 +43,8 @@ class FileSink:
         headers = ObjectHeaders(content_type(fmt, compression), download_name)
         self._raw = storage.open_writer(key, buffer_bytes, headers, one_of_many=one_of_many)
         self._hashing = HashingStream(self._raw)
-        # ``blocks``: the caller writes large blocks itself (a COPY's): buffered again, a
-        # file's last ``buffer_bytes`` went to storage only when it closed, after the read.
+        # ``blocks``: the caller writes large blocks itself (a COPY's 1 MiB): a buffer here
+        # would hold up to ``buffer_bytes`` of the file back until ``close``, after the read.
         self._buffered: BinaryIO = (
             self._hashing  # type: ignore[assignment]
             if blocks

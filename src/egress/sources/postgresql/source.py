@@ -327,8 +327,9 @@ class PostgresSource:
         snapshot (``native``: PostgreSQL's own rendering, as ``copy_csv``): its row count, its
         last key when it is full (None: fewer rows remained), and whether any row follows
         (``keyset.py``)."""
-        refuse_native_sql_ascii(native, self._is_sql_ascii())
         with self._idle.use() as conn:
+            # Known once the session is set up: no session taken for the question alone.
+            refuse_native_sql_ascii(native, self._is_sql_ascii())
             try:
                 found = copy_slice(
                     conn,
