@@ -1,7 +1,7 @@
 """Bulk export (seed 003) throughput, end to end, side by side with `psql \\copy`.
 
-    .venv/bin/python bench/export.py [--rows 1000000] [--recreate] [--formats csv,jsonl]
-        [--poll 0.05] [--wait 30]
+    .venv/bin/python bench/export.py [--rows 1000000] [--recreate]
+        [--formats csv,csv-postgres,jsonl] [--poll 0.05] [--wait 30]
 
 Uses the `orders` table of `bench/extract_throughput.py` (database `egress_bench`, or
 EGRESS_BENCH_DB; created once), starts a real `egress serve` (SQLite metadata, local files,
@@ -9,11 +9,13 @@ embedded worker, the warehouse in a PostgreSQL database `<that database>_wh`), l
 into a data table once, then exports --rows objects by following cursors with the default job
 size (10 jobs for 1,000,000): POST export, poll every --poll seconds until Completed, download
 the file from its `fileUrl`, next cursor — from the PostgreSQL template and from the data
-table. `psql \\copy` of the same columns is timed once at the start and again just before each
-case (the ratio is to that one). With --wait, each case runs twice: polling every --poll
-seconds, then long-polling (``GET /api/v1/request/{id}?wait=<--wait>``, the Egress extra that
-answers as soon as the status changes). Each case prints the median timeline of its jobs (POST →
-queued → claimed → completed → seen by the poll → downloaded) and the server's CPU seconds.
+table. `csv-postgres` is CSV with `"csvDialect": "postgres"` in the POST body (PostgreSQL's
+own rendering; the data table's too, its warehouse being PostgreSQL). `psql \\copy` of the same
+columns is timed once at the start and again just before each case (the ratio is to that one).
+With --wait, each case runs twice: polling every --poll seconds, then long-polling
+(``GET /api/v1/request/{id}?wait=<--wait>``, the Egress extra that answers as soon as the status
+changes). Each case prints the median timeline of its jobs (POST → queued → claimed → completed
+→ seen by the poll → downloaded), the server's CPU seconds and its PostgreSQL backends'.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent))
 from extract_throughput import create_table
 from references import ADMIN, COLUMNS, DB, psql_copy
-from serving import cpu_s, scratch_dir, start_server
+from serving import backend_cpu, cpu_growth, cpu_s, scratch_dir, start_server
 
 # Beside the bench database, named after it (EGRESS_BENCH_DB keeps concurrent benchmarks apart).
 WAREHOUSE = f"{DB}_wh"
@@ -121,8 +123,11 @@ def chain(
     """Follow the cursors from none to the end: exports and downloads timed apart."""
     cursor: str | None = None
     done = Chain()
+    fmt, _, dialect = fmt.partition("-")  # csv-postgres: CSV in PostgreSQL's own rendering
     while True:
         body: dict[str, object] = {"format": fmt, "fields": FIELDS}
+        if dialect:
+            body["csvDialect"] = dialect
         if cursor:
             body["cursor"] = cursor
         job = Job("", time.time())
@@ -177,7 +182,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--recreate", action="store_true")
-    parser.add_argument("--formats", default="csv,jsonl")
+    parser.add_argument("--formats", default="csv,csv-postgres,jsonl")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between status polls")
     parser.add_argument(
         "--wait", type=float, default=0, help="also long-poll each case with ?wait= seconds"
@@ -201,7 +206,7 @@ def main() -> int:
             print("loading the data table …", flush=True)
             load_data_table(http, template)
             copy_s = psql_copy(work / "psql.csv")
-            rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1, copy_s, 0.0)]
+            rows = [("psql `\\copy` CSV", copy_s, copy_s, args.rows, 1, copy_s, 0.0, "n/a")]
             waits = [("", 0.0)] + ([(", long poll", args.wait)] if args.wait else [])
             cases = [
                 (fmt, label, obj, how, wait_s)
@@ -211,19 +216,25 @@ def main() -> int:
             ]
             for fmt, label, obj, how, wait_s in cases:
                 before = psql_copy(work / "psql.csv")  # the reference just before
-                cpu = cpu_s(server.process.pid)
+                cpu, backends = cpu_s(server.process.pid), backend_cpu(ADMIN, [DB, WAREHOUSE])
                 done = chain(http, firm, obj, fmt, work / "out", args.poll, wait_s)
                 cpu = cpu_s(server.process.pid) - cpu
+                # Only the COPY path (CSV) keeps its session from job to job; the Arrow path's
+                # (ADBC) sessions end with each job, before this reading could count them.
+                pg_cpu = cpu_growth(backends, backend_cpu(ADMIN, [DB, WAREHOUSE]))
+                pg_cpu_shown = f"{pg_cpu:.2f}" if fmt.startswith("csv") else "n/a"
                 server_marks(work / "data" / "egress.db", done.jobs)
                 rows.append(
                     (
-                        f"{fmt.upper()} from the {label}{how}",
+                        f"{fmt.upper().replace('-POSTGRES', ' (csvDialect postgres)')} from the "
+                        f"{label}{how}",
                         done.exporting,
                         done.exporting + done.downloading,
                         done.total,
                         len(done.jobs),
                         before,
                         cpu,
+                        pg_cpu_shown,
                     )
                 )
                 print(rows[-1], timeline(done.jobs), sep="\n  ", flush=True)
@@ -232,13 +243,13 @@ def main() -> int:
         server.process.wait(30)
     print(
         "\n| case | jobs | seconds (exports) | with downloads | objects/s | vs psql just before "
-        "(exports / with downloads) | server CPU s |"
+        "(exports / with downloads) | server CPU s | PostgreSQL backends' CPU s |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, exp_s, all_s, total, jobs, ref_s, cpu in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, exp_s, all_s, total, jobs, ref_s, cpu, pg_cpu in rows:
         print(
             f"| {label} | {jobs} | {exp_s:.2f} | {all_s:.2f} | {total / all_s:,.0f} | "
-            f"{ref_s / exp_s:.2f}x / {ref_s / all_s:.2f}x | {cpu:.2f} |"
+            f"{ref_s / exp_s:.2f}x / {ref_s / all_s:.2f}x | {cpu:.2f} | {pg_cpu} |"
         )
     return 0
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' support code
 
@@ -106,6 +107,34 @@ def cpu_s(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(admin_url: str, databases: list[str]) -> dict[int, float]:
+    """User + system CPU seconds so far of each PostgreSQL backend connected to ``databases``
+    (but this query's own), by pid: a case's cost is the growth of each (``cpu_growth``)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s)"
+                " AND pid <> pg_backend_pid()",
+                (databases,),
+            )
+        ]
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def cpu_growth(before: dict[int, float], after: dict[int, float]) -> float:
+    """The backends' CPU between two ``backend_cpu`` readings (a backend that ended in between
+    is not counted: sessions are reused, so that is rare)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 class PeakRss:

@@ -215,6 +215,7 @@ class Container:
                 self.settings.export_url_ttl_s,
                 self.settings.public_url,
                 audit,
+                self.warehouse.engine.url.get_backend_name(),
             ),
             extraction_runs=ExtractionRunService(configurations, self.templates, executions),
             element_configurations=ElementConfigurationService(

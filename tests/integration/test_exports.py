@@ -493,8 +493,8 @@ def test_csv_from_postgresql_is_the_same_through_copy_and_through_arrow(
     real = PostgresSource.copy_keyset
     slices: list[Any] = []
 
-    def counted(self: PostgresSource, plan: ReadPlan, *args: Any) -> Any:
-        slices.append(real(self, plan, *args))
+    def counted(self: PostgresSource, plan: ReadPlan, *args: Any, **kwargs: Any) -> Any:
+        slices.append(real(self, plan, *args, **kwargs))
         return slices[-1]
 
     monkeypatch.setattr(PostgresSource, "copy_keyset", counted)

@@ -290,14 +290,14 @@ class ExecutionSpec:
         )
 
 
-def postgres_dialect_problem(source_type: str, values: dict[str, Any]) -> str | None:
+def postgres_dialect_problem(
+    source_type: str, values: dict[str, Any], what: str = "template"
+) -> str | None:
     """Why a configuration's ``values`` cannot take csvDialect "postgres", or None: PostgreSQL's
     own rendering is one plain ``COPY`` (one per session of a parallel read) into one CSV file in
-    storage."""
+    storage. ``what`` names the thing read (a template, or an export's data table)."""
     if source_type != "postgresql":
-        return (
-            f"'postgres' is PostgreSQL's own rendering; this template reads a {source_type} source"
-        )
+        return f"'postgres' is PostgreSQL's own rendering; this {what} reads a {source_type} source"
     if values["format"] != "csv":
         return f"'postgres' renders CSV; the format is {values['format']}"
     if values["destination"]["type"] != "storage" or values.get("split_by") is not None:

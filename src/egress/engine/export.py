@@ -7,7 +7,8 @@ so the last job of a chain ends with no next cursor rather than with an empty jo
 The key columns are read even when the request's ``fields`` leave them out: the next cursor
 is the last written row's key. CSV from a ``KeysetSource`` (PostgreSQL) goes through its COPY
 path instead, which tells the last key and whether more follow from the same snapshot
-(``sources/postgresql/keyset.py``).
+(``sources/postgresql/keyset.py``); with csvDialect "postgres" (admitted only there) that COPY
+writes PostgreSQL's own rendering.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from egress.domain.catalog import TableInfo
 from egress.domain.export import EXPORT_FOLDER, ExportSpec
 from egress.domain.naming import file_extension, storage_key
 from egress.domain.plan import ReadPlan, plan_from_snapshot, select_fields
+from egress.domain.spec import POSTGRES_DIALECT
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import LeaseLost, RunControl
+from egress.engine.job import RunFailure
 from egress.sinks.data_table import Warehouse
 from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.writers import content_type
@@ -161,6 +164,14 @@ def run_export(
     output = select_fields(spec.template.fields, spec.configuration.fields)
     names = [f.name for f in output]
     fmt = spec.configuration.format
+    native = spec.configuration.csv_dialect == POSTGRES_DIALECT
+    keyset = source if isinstance(source, KeysetSource) else None
+    if native and keyset is None:  # the warehouse changed since the request was admitted
+        raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
+    plan = export_plan(export)
+    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
+    copy_plan = replace(plan, fields=output, limit=export.limit)
+    fast = fmt == "csv" and keyset is not None and (native or keyset.can_copy_csv(copy_plan))
     name = f"{claimed.execution_id}.{file_extension(fmt, 'none')}"  # the request id
     sink = FileSink(
         parts.storage,
@@ -170,16 +181,15 @@ def run_export(
         arrow_schema(output),
         parts.buffer_bytes,
         name,
+        blocks=fast,
     )
-    plan = export_plan(export)
-    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
-    copy_plan = replace(plan, fields=output, limit=export.limit)
-    fast = fmt == "csv" and isinstance(source, KeysetSource) and source.can_copy_csv(copy_plan)
     try:
         if fast:
-            assert isinstance(source, KeysetSource)
+            assert keyset is not None
             with control.awaiting_source():
-                rows, last, more = source.copy_keyset(copy_plan, sink.stream, control.report)
+                rows, last, more = keyset.copy_keyset(
+                    copy_plan, sink.stream, control.report, native=native
+                )
             file = sink.close(rows)
         else:
             file, last, more = _write(sink, plan, export, names, source, control, parts)

@@ -39,7 +39,14 @@ from egress.domain.export import (
 )
 from egress.domain.identity import Principal, Subject, own_workspace
 from egress.domain.paging import PageRequest
-from egress.domain.spec import ConfigurationSnapshot, ConnectionRef, ExecutionSpec, TemplateSnapshot
+from egress.domain.spec import (
+    POSTGRES_DIALECT,
+    ConfigurationSnapshot,
+    ConnectionRef,
+    ExecutionSpec,
+    TemplateSnapshot,
+    postgres_dialect_problem,
+)
 from egress.domain.status import RunKind, RunStatus
 from egress.services.audit import AuditService
 from egress.services.links import EXPORT_FILE, LinkTarget, SignedLinks
@@ -108,8 +115,10 @@ class ExportService:
         url_ttl_s: int,
         public_url: str | None,
         audit: AuditService,
+        warehouse_type: str,
     ) -> None:
         self._audit = audit
+        self._warehouse_type = warehouse_type  # the database its data tables are read from
         self._requests = requests
         self._templates = templates
         self._connections = connections
@@ -148,6 +157,7 @@ class ExportService:
         cursor: str | None,
         fmt: str,
         fields: list[str] | None,
+        csv_dialect: str | None = None,
     ) -> RequestView:
         """Queue one export job; Busy naming the user's active request instead."""
         workspace_id = _firm(principal, firm_id)
@@ -155,6 +165,8 @@ class ExportService:
         template, connection, kind = self._object(workspace_id, object_name)
         after = self._after(workspace_id, object_name, cursor, len(template.primary_key))
         chosen = export_fields(template.fields, fields)
+        if csv_dialect == POSTGRES_DIALECT:
+            self._check_postgres_dialect(connection, kind, fmt)
         if chosen is None and kind == DATA_TABLE:
             chosen = [f.name for f in template.fields if f.name != ROW_ID]
         spec = ExportSpec(
@@ -174,6 +186,7 @@ class ExportService:
                     destination={"type": "storage", "path": EXPORT_FOLDER},
                     file_name_pattern=None,
                     split_by=None,
+                    csv_dialect=csv_dialect,
                 ),
                 template=template,
                 connection=connection,
@@ -221,6 +234,16 @@ class ExportService:
         if table is None:
             raise missing
         return _table_snapshot(table), ConnectionRef("", WAREHOUSE), DATA_TABLE
+
+    def _check_postgres_dialect(self, connection: ConnectionRef, kind: str, fmt: str) -> None:
+        """csvDialect "postgres" under the configurations' rule: a CSV file of a PostgreSQL
+        source (a data table's is the warehouse)."""
+        source_type = self._warehouse_type if kind == DATA_TABLE else connection.type
+        values = {"format": fmt, "destination": {"type": "storage"}, "split_by": None}
+        what = "data table" if kind == DATA_TABLE else "template"
+        problem = postgres_dialect_problem(source_type, values, what)
+        if problem:
+            raise Invalid.at(("body", "csv_dialect"), problem)
 
     def _after(
         self, workspace_id: str, object_name: str, cursor: str | None, width: int

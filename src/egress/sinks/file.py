@@ -37,12 +37,19 @@ class FileSink:
         *,
         one_of_many: bool = False,
         encoded: bool = False,
+        blocks: bool = False,
     ) -> None:
         self.key = key
         headers = ObjectHeaders(content_type(fmt, compression), download_name)
         self._raw = storage.open_writer(key, buffer_bytes, headers, one_of_many=one_of_many)
         self._hashing = HashingStream(self._raw)
-        self._buffered = io.BufferedWriter(self._hashing, buffer_bytes)  # type: ignore[type-var]
+        # ``blocks``: the caller writes large blocks itself (a COPY's 1 MiB): a buffer here
+        # would hold up to ``buffer_bytes`` of the file back until ``close``, after the read.
+        self._buffered: BinaryIO = (
+            self._hashing  # type: ignore[assignment]
+            if blocks
+            else io.BufferedWriter(self._hashing, buffer_bytes)  # type: ignore[type-var]
+        )
         self.stream: BinaryIO = self._buffered
         # ``encoded``: the caller writes the format's bytes, compressed, into ``stream`` itself
         # (a parallel read's parts, each its own gzip member).

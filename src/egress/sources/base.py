@@ -269,11 +269,12 @@ class KeysetSource(Protocol):
     (PostgreSQL): an export job then writes through its COPY."""
 
     def copy_keyset(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
     ) -> tuple[int, list[Any] | None, bool]:
-        """Write the plan's ``limit`` rows after ``after`` (Egress's CSV, with a header) in
-        one snapshot; the row count, the last row's key when ``limit`` rows were written
-        (None: fewer remained), and whether any row follows it in that snapshot."""
+        """Write the plan's ``limit`` rows after ``after`` (Egress's CSV, or with ``native``
+        the source's own, with a header) in one snapshot; the row count, the last row's key
+        when ``limit`` rows were written (None: fewer remained), and whether any row follows
+        it in that snapshot."""
 
     def can_copy_csv(self, plan: ReadPlan) -> bool: ...
 

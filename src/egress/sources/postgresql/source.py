@@ -321,19 +321,27 @@ class PostgresSource:
         return mark
 
     def copy_keyset(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn
+        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
     ) -> tuple[int, list[Any] | None, bool]:
         """An export job's slice (``limit`` rows after ``after`` in key order) as CSV in one
-        snapshot: its row count, its last key when it is full (None: fewer rows remained),
-        and whether any row follows (``keyset.py``)."""
+        snapshot (``native``: PostgreSQL's own rendering, as ``copy_csv``): its row count, its
+        last key when it is full (None: fewer rows remained), and whether any row follows
+        (``keyset.py``)."""
         with self._idle.use() as conn:
+            # Known once the session is set up: no session taken for the question alone.
+            refuse_native_sql_ascii(native, self._is_sql_ascii())
             try:
                 found = copy_slice(
                     conn,
                     plan,
                     lambda part: self._select(conn, part, plain_column),
                     lambda: copy_csv(
-                        partial(self._select, conn, plan), plan, conn, out, on_progress
+                        partial(self._select, conn, plan),
+                        plan,
+                        conn,
+                        out,
+                        on_progress,
+                        native=native,
                     ),
                 )
                 # The snapshot's read-only transaction: ended, the session serves on.

@@ -53,7 +53,7 @@ def export(
     body: Annotated[ExportBody | None, Body()] = None,
 ) -> dict[str, str]:
     b = body or ExportBody()
-    view = s.exports.export(p, firmId, objects, b.cursor, b.format, b.fields)
+    view = s.exports.export(p, firmId, objects, b.cursor, b.format, b.fields, b.csv_dialect)
     return {"requestId": view.request_id}
 
 
