@@ -1,7 +1,9 @@
 """Single stream against ``parallelism: 2``, each format's pair back to back on one server in
 ABBA order (single, parallel; then parallel, single), ``--rounds`` rounds: on a shared machine
 the load moves within a run, and a pair timed side by side shares it. Medians and the median
-of the per-round ratios (single ÷ parallel). Uses ``extract_throughput``'s table and cases.
+of the per-round ratios (single ÷ parallel), each run's CPU seconds beside its time: Egress's
+(the server's process tree) and the PostgreSQL backends' of the bench database (``pg``;
+``serving.BackendCpu``). Uses ``extract_throughput``'s table and cases.
 
     EGRESS_BENCH_DB=egress_bench_C PYTHONPATH=src .venv/bin/python bench/parallel_pairs.py
 """
