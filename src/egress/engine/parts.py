@@ -7,7 +7,7 @@ encodes (its own ``COPY``, or its own CSV/JSONL writer over its batches: Arrow's
 the drivers release the GIL) and, when compressed, compresses its part as a gzip member of its
 own (members concatenated are one gzip stream). The first partition writes straight into the
 file; each later one into a local spill file, appended in key order as it is written once the
-parts before it are done (a COPY's first range is cut narrower for that), so the file holds
+parts before it are done (the first key range is cut narrower for that), so the file holds
 the parts concatenated — the single stream's bytes, rows in key-range order. The file is
 still one temporary object published by the commit protocol (all or nothing).
 

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import psycopg
 
-from egress.domain.plan import ReadPlan, first_part_weight, key_ranges
+from egress.domain.plan import ReadPlan, key_ranges
 from egress.query.select import ColumnSql, Quote, bounds_statement
 from egress.sources.base import FilePart, ProgressFn
 from egress.sources.postgresql.batches import read_error
@@ -49,8 +49,7 @@ def copy_parts(
         exported, low, high = one_row(
             first, f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
         )
-        n = plan.parallelism
-        ranges = [None] if low is None else key_ranges(key, low, high, n, first_part_weight(n))
+        ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
         parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
         for _ in parts[1:]:
             sessions.append(connect())
