@@ -1,7 +1,9 @@
 """Single stream against ``parallelism: 2``, each format's pair back to back on one server in
 ABBA order (single, parallel; then parallel, single), ``--rounds`` rounds: on a shared machine
 the load moves within a run, and a pair timed side by side shares it. Medians and the median
-of the per-round ratios (single ÷ parallel). Uses ``extract_throughput``'s table and cases.
+of the per-round ratios (single ÷ parallel), each run's CPU seconds beside its time: Egress's
+(the server's process tree) and the PostgreSQL backends' of the bench database (``pg``;
+``serving.BackendCpu``). Uses ``extract_throughput``'s table and cases.
 
     EGRESS_BENCH_DB=egress_bench_C PYTHONPATH=src .venv/bin/python bench/parallel_pairs.py
 """
@@ -16,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 import extract_throughput as et
-from references import COLUMNS, mysql_orders, psql_copy
+from references import COLUMNS, DB, mysql_orders, psql_copy
+from serving import BackendCpu
 
 PAIRS = [
     ("csv (COPY fast path)", "parallel 2: csv"),
@@ -46,6 +49,7 @@ def main() -> int:
     fields = [c.strip() for c in COLUMNS.split(",")]
     times: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
+    pg_cpus: dict[str, list[float]] = {}  # the PostgreSQL backends' (MySQL: not counted)
     try:
         with et.serving(work, kinds, None) as on:
             et.run_case(on, pairs[0][0], fields)  # warm-up: the worker's one-time costs
@@ -54,11 +58,16 @@ def main() -> int:
                 print(f"round {r + 1} load {os.getloadavg()[0]:.1f} psql {psql_s:.2f}s", flush=True)
                 for a, b in pairs:
                     for case in (a, b) if r % 2 == 0 else (b, a):
-                        secs, count, _peak, cpu, _span = et.run_case(on, case, fields)
+                        with BackendCpu(DB) as pg:
+                            secs, count, _peak, cpu, _span = et.run_case(on, case, fields)
                         assert count == args.rows, (case, count)
                         times.setdefault(case, []).append(secs)
                         cpus.setdefault(case, []).append(cpu)
-                        print(f"  {case:40} {secs:6.2f}s cpu {cpu:5.2f}", flush=True)
+                        pg_cpus.setdefault(case, []).append(pg.cpu)
+                        print(
+                            f"  {case:40} {secs:6.2f}s cpu {cpu:5.2f} pg {pg.cpu:5.2f}",
+                            flush=True,
+                        )
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the runs' files: gigabytes
     print(f"\nmedians over {args.rounds} rounds (load now {os.getloadavg()[0]:.1f})")
@@ -66,7 +75,9 @@ def main() -> int:
         ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
         print(
             f"{a:28} {statistics.median(times[a]):6.2f}s cpu {statistics.median(cpus[a]):5.2f}"
+            f" pg {statistics.median(pg_cpus[a]):5.2f}"
             f" | {b:40} {statistics.median(times[b]):6.2f}s cpu {statistics.median(cpus[b]):5.2f}"
+            f" pg {statistics.median(pg_cpus[b]):5.2f}"
             f" | {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
         )
     return 0

@@ -96,17 +96,22 @@ def rss_kb(pid: int) -> int:
     return total
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far; raises OSError once it has ended."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of the server's process tree so far (robust to a shared
     machine's load, unlike wall time)."""
-    total = 0
+    total = 0.0
     for p in _tree(pid):
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += proc_cpu_s(p)
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def backend_cpu(admin_url: str, databases: list[str]) -> dict[int, float]:
@@ -159,3 +164,53 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         self.cpu += cpu_s(self.pid)
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends serving ``database`` while a run goes on: every
+    backend's ``/proc/<pid>/stat`` sampled every 20 ms (a backend's title names its database),
+    each counted from its first sample (0 for one started meanwhile) to its last; a session
+    closed between two samples loses at most one interval of its CPU."""
+
+    def __init__(self, database: str) -> None:
+        self._title = f" {database} ".encode()
+        self._ours: dict[int, bool] = {}
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.cpu = 0.0
+
+    def _sample(self, started: bool) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                if pid not in self._ours:
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not title.startswith(b"postgres: "):  # not (yet) a named backend
+                        continue
+                    self._ours[pid] = self._title in title
+                if not self._ours[pid]:
+                    continue
+                cpu = proc_cpu_s(pid)
+            except OSError:
+                continue  # the process ended meanwhile
+            self._first.setdefault(pid, cpu if not started else 0.0)
+            self._last[pid] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample(True)
+
+    def __enter__(self) -> BackendCpu:
+        self._sample(False)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(True)
+        self.cpu = sum(self._last[p] - self._first[p] for p in self._last)

@@ -6,7 +6,13 @@ import pytest
 
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
-from egress.domain.plan import plan_from_snapshot, select_fields
+from egress.domain.plan import (
+    KeyRange,
+    first_part_weight,
+    key_ranges,
+    plan_from_snapshot,
+    select_fields,
+)
 from egress.domain.spec import ExecutionSpec
 from egress.domain.types import decimal_type, is_valid, parse_decimal
 
@@ -58,3 +64,30 @@ def test_decimal_types() -> None:
     assert parse_decimal("decimal(12,2)") == (12, 2)
     assert parse_decimal("decimal") is None
     assert is_valid("timestamptz") and is_valid("decimal(3,0)") and not is_valid("money")
+
+
+def _keys_of(ranges: list[KeyRange], keys: range) -> list[list[int]]:
+    return [
+        [k for k in keys if (r.low is None or k >= r.low) and (r.high is None or k < r.high)]
+        for r in ranges
+    ]
+
+
+def test_key_ranges_hold_every_key_once_the_first_narrower() -> None:
+    # The first range 0.9 times as wide as the later one (its part is appended to first).
+    assert first_part_weight(2) == 0.9
+    assert key_ranges("id", 1, 1_000_000, 2) == [
+        KeyRange("id", None, 473_685),
+        KeyRange("id", 473_685, None),
+    ]
+    assert [first_part_weight(n) for n in (1, 3, 4, 12)] == [1.0, 0.8, 0.7, 0.5]
+    assert key_ranges("id", 0, 269, 3) == [  # 0.8 : 1 : 1 of 270 values
+        KeyRange("id", None, 77),
+        KeyRange("id", 77, 173),
+        KeyRange("id", 173, None),
+    ]
+    for low, high, parts in [(1, 2, 2), (1, 3, 3), (-5, 5, 4), (7, 7, 3), (0, 99, 4)]:
+        ranges = key_ranges("id", low, high, parts)
+        held = _keys_of(ranges, range(low - 3, high + 4))
+        assert sorted(k for keys in held for k in keys) == list(range(low - 3, high + 4))
+        assert len(ranges) == min(parts, high - low + 1) and all(held)  # none empty

@@ -33,11 +33,32 @@ class KeyRange:
 INTEGER_TYPES = frozenset({"int16", "int32", "int64"})
 
 
+# A file written in parts (engine/parts.py) takes the first part as it is read and each later
+# one from its spill file once the parts before it are done, appended (copied and hashed) about
+# ten times as fast as a part is read (bench/README.md, issue 19). With equal ranges every part
+# ended together and the appending came after them all (~0.1 s a million rows of CSV); the
+# first range narrower by that much per later one lets it overlap their reading. (A read into
+# one shared writer, Parquet or a split, is bound by that writer: the ranges' sizes matter
+# little there.)
+APPEND_COST = 0.1
+
+
+def first_part_weight(parts: int) -> float:
+    """The first range's width against each later one's."""
+    return max(0.5, 1 - APPEND_COST * (parts - 1))
+
+
 def key_ranges(field: str, low: int, high: int, parts: int) -> list[KeyRange]:
-    """[low, high] cut into ``parts`` ranges of equal width (fewer when it holds fewer
-    values); the first and the last stay open, so every row of the plan is in exactly one."""
+    """[low, high] cut into ``parts`` ranges (fewer when it holds fewer values) of equal
+    width but the first, ``first_part_weight`` times as wide; the first and the last stay
+    open, so every row of the plan is in exactly one."""
     parts = max(1, min(parts, high - low + 1))
-    cuts = [low + (high - low + 1) * i // parts for i in range(1, parts)]
+    first = round(100 * first_part_weight(parts))  # in hundredths of a later range's width
+    total = first + 100 * (parts - 1)
+    cuts = [
+        max(low + i, low + (high - low + 1) * (first + 100 * (i - 1)) // total)  # none empty
+        for i in range(1, parts)
+    ]
     bounds: list[int | None] = [None, *cuts, None]
     return [KeyRange(field, bounds[i], bounds[i + 1]) for i in range(parts)]
 

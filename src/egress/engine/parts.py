@@ -6,9 +6,10 @@ writer was the bottleneck: bench/README.md, issue 19). Here each partition's thr
 encodes (its own ``COPY``, or its own CSV/JSONL writer over its batches: Arrow's kernels and
 the drivers release the GIL) and, when compressed, compresses its part as a gzip member of its
 own (members concatenated are one gzip stream). The first partition writes straight into the
-file; each later one into a local spill file, appended in key order once all are done, so the
-file holds the parts concatenated — the single stream's bytes, rows in key-range order. The
-file is still one temporary object published by the commit protocol (all or nothing).
+file; each later one into a local spill file, appended in key order as it is written once the
+parts before it are done (the first key range is cut narrower for that), so the file holds
+the parts concatenated — the single stream's bytes, rows in key-range order. The file is
+still one temporary object published by the commit protocol (all or nothing).
 
 Parquet is not written so: its parts cannot be concatenated bytewise (a file is one footer),
 and a split run keeps routing rows to its files on one thread; both stay on the shared writer.
