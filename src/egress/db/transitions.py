@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from egress.db.changes import announced, announcement
 from egress.db.tables import requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
@@ -80,9 +81,10 @@ def transition(
         runs.update()
         .where(runs.c.id == run_id, runs.c.status == before.value, *where)
         .values(status=after.value, **(values or {}))
-        .returning(runs.c.id, runs.c.workspace_id, *returning)
+        .returning(runs.c.id, runs.c.workspace_id, *returning, *announcement(conn))
     ).one_or_none()
     if row is not None:
+        announced(conn)
         _events(conn, [row], before, after, now)
     return row
 
