@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from egress.db.changes import announced, announcement
-from egress.db.tables import requests, run_events, runs
+from egress.db.tables import UTCDateTime, requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
     ACTIVE,
@@ -40,27 +40,55 @@ def notify(conn: Connection) -> None:
         conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_CHANNEL})
 
 
-def _events(
+def _with_outbox(update: sa.Update, before: RunStatus, after: RunStatus) -> sa.Select[Any]:
+    """``update`` (RETURNING at least id, workspace_id, queued_at) and the INSERT of its changed
+    runs' outbox rows, oldest first, as one statement (PostgreSQL's data-modifying CTE); the
+    time is the bound parameter ``outbox_at``."""
+    changed = update.cte("changed")
+    outbox = run_events.insert().from_select(
+        ["workspace_id", "run_id", "from_status", "to_status", "at"],
+        sa.select(
+            changed.c.workspace_id,
+            changed.c.id,
+            sa.literal(before.value, sa.String()),
+            sa.literal(after.value, sa.String()),
+            sa.bindparam("outbox_at", type_=UTCDateTime()),
+        ).order_by(changed.c.queued_at, changed.c.id),
+    )
+    return sa.select(changed).add_cte(outbox.cte("outbox"))
+
+
+def _change(
     conn: Connection,
-    changed: Sequence[Row[Any]],
-    before: RunStatus | None,
+    update: sa.Update,
+    params: dict[str, Any],
+    before: RunStatus,
     after: RunStatus,
     now: datetime,
-) -> None:
-    """The outbox rows of runs that changed status, in one statement."""
-    conn.execute(
-        run_events.insert(),
-        [
-            {
-                "workspace_id": row.workspace_id,
-                "run_id": row.id,
-                "from_status": before.value if before else None,
-                "to_status": after.value,
-                "at": now,
-            }
-            for row in changed
-        ],
-    )
+    outboxed: sa.Select[Any] | None = None,
+) -> Sequence[Row[Any]]:
+    """Run a transition's ``update`` and write the outbox rows of the runs it changed: on
+    PostgreSQL in the same statement (``outboxed``, or ``_with_outbox`` of ``update``: one round
+    trip less per status change), elsewhere in a second one. The changed rows."""
+    if conn.dialect.name == "postgresql":
+        statement = outboxed if outboxed is not None else _with_outbox(update, before, after)
+        return conn.execute(statement, {**params, "outbox_at": now}).all()
+    changed = sorted(conn.execute(update, params).all(), key=lambda r: (r.queued_at, r.id))
+    if changed:
+        conn.execute(
+            run_events.insert(),
+            [
+                {
+                    "workspace_id": row.workspace_id,
+                    "run_id": row.id,
+                    "from_status": before.value,
+                    "to_status": after.value,
+                    "at": now,
+                }
+                for row in changed
+            ],
+        )
+    return changed
 
 
 def transition(
@@ -77,16 +105,19 @@ def transition(
     ``after``, setting ``values``, if it is still ``before`` and matches ``where``. The changed
     row (its id, workspace and ``returning``), or None when nothing matched."""
     check_transition(before, after)
-    row = conn.execute(
+    update = (
         runs.update()
         .where(runs.c.id == run_id, runs.c.status == before.value, *where)
         .values(status=after.value, **(values or {}))
-        .returning(runs.c.id, runs.c.workspace_id, *returning, *announcement(conn))
-    ).one_or_none()
-    if row is not None:
-        announced(conn)
-        _events(conn, [row], before, after, now)
-    return row
+        .returning(
+            runs.c.id, runs.c.workspace_id, runs.c.queued_at, *returning, *announcement(conn)
+        )
+    )
+    changed = _change(conn, update, {}, before, after, now)
+    if not changed:
+        return None
+    announced(conn)
+    return changed[0]
 
 
 @dataclass(frozen=True)
@@ -355,10 +386,16 @@ def _label_waiting(conn: Connection, workspace_id: str, reason: str) -> None:
 
 
 @functools.cache
+def _release_outboxed(limited: bool) -> sa.Select[Any]:
+    """PostgreSQL's ``_release`` with its outbox rows (``_with_outbox``), built once."""
+    return _with_outbox(_release(limited, True), RunStatus.ON_HOLD, RunStatus.PENDING)
+
+
+@functools.cache
 def _release(limited: bool, notifying: bool) -> sa.Update:
     """The transition ON_HOLD → PENDING of the releasable runs (the first ``free`` of them when
-    ``limited``), returning the changed rows; ``notifying`` wakes the workers with it. Built
-    once per kind."""
+    ``limited``), returning the changed rows; ``notifying`` (PostgreSQL) wakes the workers with
+    it. Built once per kind."""
     check_transition(RunStatus.ON_HOLD, RunStatus.PENDING)
     chosen = _RELEASABLE.limit(sa.bindparam("free")) if limited else _RELEASABLE
     wake = [sa.func.pg_notify(RUNS_CHANNEL, "").label("notified")] if notifying else []
@@ -390,12 +427,18 @@ def release_next(
         look = conn.execute(_LOOK, {**params, "reason": reason}).one()
         free, unlabelled = max(0, max_per_workspace - look.active), bool(look.unlabelled)
         params["free"] = free
-    released: list[Row[Any]] = []
+    released: Sequence[Row[Any]] = []
     if free != 0:
-        statement = _release(free is not None, conn.dialect.name == "postgresql")
-        released = sorted(conn.execute(statement, params).all(), key=lambda r: (r.queued_at, r.id))
-        if released:
-            _events(conn, released, RunStatus.ON_HOLD, RunStatus.PENDING, now)
+        limited, pg = free is not None, conn.dialect.name == "postgresql"
+        released = _change(
+            conn,
+            _release(limited, pg),
+            params,
+            RunStatus.ON_HOLD,
+            RunStatus.PENDING,
+            now,
+            _release_outboxed(limited) if pg else None,
+        )
     if unlabelled and len(released) == free:  # every free slot taken: the rest wait for it
         _label_waiting(conn, workspace_id, reason)
 
