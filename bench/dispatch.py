@@ -9,6 +9,9 @@ Phase 1 (idle): one trigger at a time while every worker is idle; trigger → IN
 the run's started_at minus its queued_at (both written by this machine's clock).
 Phase 2 (burst): --executions triggers of a tiny extraction (each on its own configuration, so
 none waits ON_HOLD), then executions completed per second and trigger → IN_PROGRESS under load.
+Phase 3 (drain): the same executions queued while the workers are stopped (most wait ON_HOLD
+behind the workspace's limit), then timed to the last; CPU per execution of the workers and of
+the PostgreSQL backends of both databases, from /proc.
 """
 
 from __future__ import annotations
