@@ -78,7 +78,7 @@ def announce_commits(engine: Engine) -> None:
 def announcement(conn: Connection) -> list[sa.ColumnElement[Any]]:
     """``announce_commits``'s NOTIFY as a column of a statement that writes (PostgreSQL;
     nothing elsewhere): when the statement changed a row, ``announced`` spares the commit the
-    round trip of its own NOTIFY (one of a worker's claim and of its finish)."""
+    round trip of its own NOTIFY (one of each of a worker's claim, publishing and finish)."""
     if conn.dialect.name != "postgresql":
         return []
     return [sa.func.pg_notify(CHANNEL, "").label("announced")]
