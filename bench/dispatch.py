@@ -9,6 +9,9 @@ Phase 1 (idle): one trigger at a time while every worker is idle; trigger → IN
 the run's started_at minus its queued_at (both written by this machine's clock).
 Phase 2 (burst): --executions triggers of a tiny extraction (each on its own configuration, so
 none waits ON_HOLD), then executions completed per second and trigger → IN_PROGRESS under load.
+Phase 3 (drain): the same executions queued while the workers are stopped (most wait ON_HOLD
+behind the workspace's limit), then timed to the last; CPU per execution of the workers and of
+the PostgreSQL backends of both databases, from /proc.
 """
 
 from __future__ import annotations
@@ -75,6 +78,21 @@ def _cpu_s(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_pids(databases: tuple[str, ...]) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to these databases (the metadata and the
+    source; this process's own connections are among them, idle while the drain runs)."""
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s)", [list(databases)]
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def _backends_cpu_s(pids: list[int]) -> float:
+    """CPU seconds of those backends still alive (a backend that exits takes its CPU along)."""
+    return _cpu_s([pid for pid in pids if Path(f"/proc/{pid}").exists()])
 
 
 def _wait_all_done(c: Container, timeout: float) -> None:
@@ -173,12 +191,15 @@ def main() -> int:
         for cfg_id in config_ids[args.idle_samples :]:
             c.services.executions.trigger(ws, cfg_id, {})
         cpu_before = _cpu_s([p.popen.pid for p in procs])
+        backends = _backend_pids((meta, source))
+        pg_before = _backends_cpu_s(backends)
         started = time.monotonic()
         for p in procs:
             p.popen.send_signal(signal.SIGCONT)
         _wait_all_done(c, 600)
         drain_s = time.monotonic() - started
         drain_cpu = _cpu_s([p.popen.pid for p in procs]) - cpu_before
+        pg_cpu = _backends_cpu_s(backends) - pg_before
         print(f"workers: {args.workers} processes x 2 slots, PostgreSQL metadata, LISTEN/NOTIFY")
         print(
             f"idle   trigger→IN_PROGRESS  median {statistics.median(idle):7.1f} ms"
@@ -192,7 +213,9 @@ def main() -> int:
         print(
             f"drain  {args.executions} queued executions in {drain_s:.1f} s"
             f" = {args.executions / drain_s:.1f} executions/s;"
-            f" workers' CPU {drain_cpu:.1f} s = {drain_cpu / args.executions * 1000:.1f} ms each"
+            f" workers' CPU {drain_cpu:.1f} s = {drain_cpu / args.executions * 1000:.1f} ms each;"
+            f" PostgreSQL backends' CPU {pg_cpu:.1f} s = {pg_cpu / args.executions * 1000:.1f} ms"
+            f" each; load average {os.getloadavg()[0]:.1f}"
         )
         c.engine.dispose()
     finally:

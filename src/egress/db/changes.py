@@ -29,13 +29,15 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "egress_metadata"
 _COMMITTED = "egress_committed"  # pool record flag: a commit went through this connection
+_ANNOUNCED = "egress_announced"  # pool record flag: this transaction's NOTIFY is already sent
 LISTEN_TIMEOUT_S = 1.0  # how long the listener blocks before checking whether to stop
 RECONNECT_DELAY_S = 2.0
 
@@ -52,6 +54,9 @@ def announce_commits(engine: Engine) -> None:
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: Any) -> None:
+        if conn.info.pop(_ANNOUNCED, False):  # sent with a write (``announcement``)
+            conn.connection.info[_COMMITTED] = True
+            return
         # Only a transaction that wrote has a transaction id: the worker's empty claims and
         # the transactions that only read leave every cache as it is.
         wrote = conn.connection.dbapi_connection.execute(
@@ -59,6 +64,30 @@ def announce_commits(engine: Engine) -> None:
         ).fetchall()
         if wrote:
             conn.connection.info[_COMMITTED] = True
+
+    @event.listens_for(engine, "rollback")
+    @event.listens_for(engine, "rollback_savepoint")
+    def _on_rollback(conn: Any, *_savepoint: Any) -> None:
+        conn.info.pop(_ANNOUNCED, None)  # the NOTIFY went with what was rolled back
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi: Any, record: Any) -> None:
+        record.info.pop(_ANNOUNCED, None)  # whatever ended the transaction, the flag ends too
+
+
+def announcement(conn: Connection) -> list[sa.ColumnElement[Any]]:
+    """``announce_commits``'s NOTIFY as a column of a statement that writes (PostgreSQL;
+    nothing elsewhere): when the statement changed a row, ``announced`` spares the commit the
+    round trip of its own NOTIFY (one of each of a worker's claim, publishing and finish)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    return [sa.func.pg_notify(CHANNEL, "").label("announced")]
+
+
+def announced(conn: Connection) -> None:
+    """A statement with ``announcement`` returned a row: its NOTIFY is sent."""
+    if conn.dialect.name == "postgresql":
+        conn.info[_ANNOUNCED] = True
 
 
 def listen(

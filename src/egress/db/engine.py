@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +16,9 @@ from egress.domain.clock import Clock, utcnow
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option marking an engine whose transactions only read (see ``read_only``).
 READ_ONLY = "egress_read_only"
+# A PostgreSQL connection back in the pool for less than this is used without a ping first.
+PING_AFTER_IDLE_S = 1.0
+_IDLE_SINCE = "egress_idle_since"  # pool record: when the connection was last checked in
 
 
 def make_engine(url: str) -> Engine:
@@ -22,9 +26,34 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20)
+    _ping_after_idle(engine)
     announce_commits(engine)  # what keeps other processes' read caches current
     return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Ping a connection before its use only when it sat idle for ``PING_AFTER_IDLE_S`` or
+    more (a server restarted meanwhile: the pool replaces it). A ping on every checkout was a
+    round trip before each transaction, five of a tiny run's; a connection busy a moment ago
+    was alive then."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _idle(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_conn, None):
+                raise sa.exc.DisconnectionError(str(exc)) from exc  # the pool reconnects
+            raise
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from egress.db.changes import announced, announcement
 from egress.db.engine import Repository
 from egress.db.run_records import (
     Attempt,
@@ -153,10 +154,12 @@ class RunQueue(Repository):
         try:
             with self._engine.begin() as conn:
                 self._fence(conn, claimed)
+                # The read caches' NOTIFY rides on the INSERT: no statement of its own.
                 conn.execute(
-                    pending_publications.insert(),
+                    pending_publications.insert().returning(*announcement(conn)),
                     [{"run_id": claimed.run_id, "storage_key": key} for key in keys],
                 )
+                announced(conn)
         except _LeaseLost:
             return False
         return True

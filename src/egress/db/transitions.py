@@ -7,6 +7,7 @@ first, and the change's ``run_events`` row is written in the same transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
 
-from egress.db.tables import requests, run_events, runs
+from egress.db.changes import announced, announcement
+from egress.db.tables import UTCDateTime, requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
     ACTIVE,
@@ -39,23 +40,55 @@ def notify(conn: Connection) -> None:
         conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_CHANNEL})
 
 
-def _event(
+def _with_outbox(update: sa.Update, before: RunStatus, after: RunStatus) -> sa.Select[Any]:
+    """``update`` (RETURNING at least id, workspace_id, queued_at) and the INSERT of its changed
+    runs' outbox rows, oldest first, as one statement (PostgreSQL's data-modifying CTE); the
+    time is the bound parameter ``outbox_at``."""
+    changed = update.cte("changed")
+    outbox = run_events.insert().from_select(
+        ["workspace_id", "run_id", "from_status", "to_status", "at"],
+        sa.select(
+            changed.c.workspace_id,
+            changed.c.id,
+            sa.literal(before.value, sa.String()),
+            sa.literal(after.value, sa.String()),
+            sa.bindparam("outbox_at", type_=UTCDateTime()),
+        ).order_by(changed.c.queued_at, changed.c.id),
+    )
+    return sa.select(changed).add_cte(outbox.cte("outbox"))
+
+
+def _change(
     conn: Connection,
-    workspace_id: str,
-    run_id: str,
-    before: RunStatus | None,
+    update: sa.Update,
+    params: dict[str, Any],
+    before: RunStatus,
     after: RunStatus,
     now: datetime,
-) -> None:
-    conn.execute(
-        run_events.insert().values(
-            workspace_id=workspace_id,
-            run_id=run_id,
-            from_status=before.value if before else None,
-            to_status=after.value,
-            at=now,
+    outboxed: sa.Select[Any] | None = None,
+) -> Sequence[Row[Any]]:
+    """Run a transition's ``update`` and write the outbox rows of the runs it changed: on
+    PostgreSQL in the same statement (``outboxed``, or ``_with_outbox`` of ``update``: one round
+    trip less per status change), elsewhere in a second one. The changed rows."""
+    if conn.dialect.name == "postgresql":
+        statement = outboxed if outboxed is not None else _with_outbox(update, before, after)
+        return conn.execute(statement, {**params, "outbox_at": now}).all()
+    changed = sorted(conn.execute(update, params).all(), key=lambda r: (r.queued_at, r.id))
+    if changed:
+        conn.execute(
+            run_events.insert(),
+            [
+                {
+                    "workspace_id": row.workspace_id,
+                    "run_id": row.id,
+                    "from_status": before.value,
+                    "to_status": after.value,
+                    "at": now,
+                }
+                for row in changed
+            ],
         )
-    )
+    return changed
 
 
 def transition(
@@ -72,15 +105,19 @@ def transition(
     ``after``, setting ``values``, if it is still ``before`` and matches ``where``. The changed
     row (its id, workspace and ``returning``), or None when nothing matched."""
     check_transition(before, after)
-    row = conn.execute(
+    update = (
         runs.update()
         .where(runs.c.id == run_id, runs.c.status == before.value, *where)
         .values(status=after.value, **(values or {}))
-        .returning(runs.c.id, runs.c.workspace_id, *returning)
-    ).one_or_none()
-    if row is not None:
-        _event(conn, row.workspace_id, row.id, before, after, now)
-    return row
+        .returning(
+            runs.c.id, runs.c.workspace_id, runs.c.queued_at, *returning, *announcement(conn)
+        )
+    )
+    changed = _change(conn, update, {}, before, after, now)
+    if not changed:
+        return None
+    announced(conn)
+    return changed[0]
 
 
 @dataclass(frozen=True)
@@ -256,14 +293,20 @@ def lock_workspace(conn: Connection, workspace_id: str) -> None:
         )
 
 
-def _active(conn: Connection, workspace_id: str) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(runs)
-            .where(runs.c.workspace_id == workspace_id, runs.c.status.in_(_ACTIVE_VALUES))
-        ).scalar_one()
+def _active_count(workspace: sa.BindParameter[str]) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(runs.c.workspace_id == workspace, runs.c.status.in_(_ACTIVE_VALUES))
+        .scalar_subquery()
     )
+
+
+_ACTIVE_RUNS = sa.select(_active_count(sa.bindparam("held_workspace")))
+
+
+def _active(conn: Connection, workspace_id: str) -> int:
+    return int(conn.execute(_ACTIVE_RUNS, {"held_workspace": workspace_id}).scalar_one())
 
 
 def _releasable_statement() -> sa.Select[tuple[str]]:
@@ -313,32 +356,54 @@ def _releasable_statement() -> sa.Select[tuple[str]]:
 
 
 _RELEASABLE = _releasable_statement()
+# Under the workspace's lock, in one round trip: its active runs, and whether a held run says
+# something else than the workspace's limit (most already say so, and finding the releasable
+# ones sorts every held run, so relabelling waits for this plain look to find one).
+_LOOK = sa.select(
+    _active_count(sa.bindparam("held_workspace")).label("active"),
+    sa.exists()
+    .where(
+        runs.c.workspace_id == sa.bindparam("held_workspace"),
+        runs.c.status == RunStatus.ON_HOLD.value,
+        runs.c.hold_reason.is_distinct_from(sa.bindparam("reason")),
+    )
+    .label("unlabelled"),
+)
 
 
 def _label_waiting(conn: Connection, workspace_id: str, reason: str) -> None:
-    """Held runs that wait for nothing but a free slot say they wait for the workspace's limit.
-    Most already say so (rewriting them all on every finish of a full workspace, 950 rows a
-    finish with 1,000 queued, was most of a drain's time), and finding the releasable ones
-    sorts every held run: a plain look for a held run saying something else comes first."""
-    ws = {"held_workspace": workspace_id}
-    unlabelled = conn.execute(
-        sa.select(runs.c.id)
-        .where(
-            runs.c.workspace_id == workspace_id,
-            runs.c.status == RunStatus.ON_HOLD.value,
-            runs.c.hold_reason.is_distinct_from(reason),
-        )
-        .limit(1)
-    ).first()
-    if unlabelled is None:
-        return
+    """Held runs that wait for nothing but a free slot say they wait for the workspace's limit
+    (rewriting them all on every finish of a full workspace, 950 rows a finish with 1,000
+    queued, was most of a drain's time: only those saying something else)."""
     conn.execute(
         runs.update()
         .where(
-            runs.c.id.in_(_RELEASABLE.order_by(None).params(ws)),
+            runs.c.id.in_(_RELEASABLE.order_by(None).params(held_workspace=workspace_id)),
             runs.c.hold_reason.is_distinct_from(reason),
         )
         .values(hold_reason=reason)
+    )
+
+
+@functools.cache
+def _release_outboxed(limited: bool) -> sa.Select[Any]:
+    """PostgreSQL's ``_release`` with its outbox rows (``_with_outbox``), built once."""
+    return _with_outbox(_release(limited, True), RunStatus.ON_HOLD, RunStatus.PENDING)
+
+
+@functools.cache
+def _release(limited: bool, notifying: bool) -> sa.Update:
+    """The transition ON_HOLD → PENDING of the releasable runs (the first ``free`` of them when
+    ``limited``), returning the changed rows; ``notifying`` (PostgreSQL) wakes the workers with
+    it. Built once per kind."""
+    check_transition(RunStatus.ON_HOLD, RunStatus.PENDING)
+    chosen = _RELEASABLE.limit(sa.bindparam("free")) if limited else _RELEASABLE
+    wake = [sa.func.pg_notify(RUNS_CHANNEL, "").label("notified")] if notifying else []
+    return (
+        runs.update()
+        .where(runs.c.id.in_(chosen), runs.c.status == RunStatus.ON_HOLD.value)
+        .values(status=RunStatus.PENDING.value, hold_reason=None)
+        .returning(runs.c.id, runs.c.workspace_id, runs.c.queued_at, *wake)
     )
 
 
@@ -347,34 +412,35 @@ def release_next(
 ) -> None:
     """A run of the workspace stopped being active: held runs that wait for nothing else
     become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
-    active; the rest say they wait for the workspace's limit."""
+    active; the rest say they wait for the workspace's limit.
+
+    Every finish of a full workspace queues on its lock, held to the commit, so the work under
+    it is a few round trips: the look, one UPDATE releasing every free slot (it wakes the
+    workers too), their outbox rows. Only this function and ``enqueue_runs``, both under the
+    lock, make a run active, so the releasable runs read after the lock have no active run of
+    their configuration (the unique index never refuses one)."""
     lock_workspace(conn, workspace_id)
-    # Under the workspace's lock only this function makes its runs active, so the free slots
-    # are counted once and the releasable runs found with one query (each costs a sort of
-    # every held run): the one to release and, past the free slots, whether any is left.
-    statement = _RELEASABLE
-    free: int | None = None
+    params: dict[str, Any] = {"held_workspace": workspace_id}
+    free, unlabelled, reason = None, False, ""
     if max_per_workspace is not None:
-        free = max(0, max_per_workspace - _active(conn, workspace_id))
-        statement = statement.limit(free + 1)
-    releasable = conn.execute(statement, {"held_workspace": workspace_id}).scalars().all()
-    released = False
-    for run_id in releasable[:free]:
-        try:
-            with conn.begin_nested():  # a concurrent release took this configuration's slot
-                changed = transition(
-                    conn, run_id, RunStatus.ON_HOLD, RunStatus.PENDING, now, {"hold_reason": None}
-                )
-        except IntegrityError:
-            break
-        if changed is None:
-            break
-        released = True
-    else:  # every free slot taken: what is left waits for the workspace's limit
-        if max_per_workspace is not None and len(releasable) > (free or 0):
-            _label_waiting(conn, workspace_id, workspace_hold_reason(max_per_workspace))
-    if released:
-        notify(conn)
+        reason = workspace_hold_reason(max_per_workspace)
+        look = conn.execute(_LOOK, {**params, "reason": reason}).one()
+        free, unlabelled = max(0, max_per_workspace - look.active), bool(look.unlabelled)
+        params["free"] = free
+    released: Sequence[Row[Any]] = []
+    if free != 0:
+        limited, pg = free is not None, conn.dialect.name == "postgresql"
+        released = _change(
+            conn,
+            _release(limited, pg),
+            params,
+            RunStatus.ON_HOLD,
+            RunStatus.PENDING,
+            now,
+            _release_outboxed(limited) if pg else None,
+        )
+    if unlabelled and len(released) == free:  # every free slot taken: the rest wait for it
+        _label_waiting(conn, workspace_id, reason)
 
 
 def cancel_wins(conn: Connection, run_id: str, lease_token: str, outcome: Outcome) -> bool:

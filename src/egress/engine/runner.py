@@ -52,6 +52,7 @@ from egress.engine.control import (
     RunReleased,
     RunStalled,
 )
+from egress.engine.drift import dropped_columns_named
 from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, failure_message, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
@@ -61,7 +62,6 @@ from egress.engine.read_ahead import read_ahead
 from egress.engine.split_copy import write_split_copy
 from egress.engine.system_columns import with_system_columns, with_system_fields
 from egress.engine.windows import with_window
-from egress.query.select import columns_read, star_query
 from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink
 from egress.sinks.split import SplitRouter, TooManyParts
@@ -71,7 +71,6 @@ from egress.sources.arrow_types import arrow_schema, byte_slices
 from egress.sources.base import (
     Noticing,
     PartitionedSource,
-    QuerySource,
     ReusesSessions,
     RowEstimates,
 )
@@ -185,61 +184,63 @@ class Runner:
     ) -> Outcome:
         """An extraction: its files published (or its data table loaded); the outcome."""
         job = self._job(claimed)
-        self._check_columns(job, source, control)
-        # Before the window: whether a partitioned read follows decides the snapshot's session.
-        job = with_window(with_parallelism(job, source), source, control, self._queue, self._clock)
-        window = job.plan.window
-        watermark = window.high if window is not None else None
-        if window is not None and window.high is None:  # nothing to take (yet)
+        with dropped_columns_named(job, source, control):
+            # Before the window: whether a partitioned read follows decides the snapshot's
+            # session.
+            job = with_parallelism(job, source)
+            job = with_window(job, source, control, self._queue, self._clock)
+            window = job.plan.window
+            watermark = window.high if window is not None else None
+            if window is not None and window.high is None:  # nothing to take (yet)
+                return Outcome(
+                    RunStatus.COMPLETED_NO_DATA, 0, warnings=[*job.notes, *_warnings(source)]
+                )
+            self._estimate(job, source, control)
+            if job.data_table is not None:
+                rows = self._load(job, source, control)
+                status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
+                return Outcome(
+                    status,
+                    rows,
+                    watermark=watermark,
+                    warnings=[*job.notes, *_warnings(source)],
+                    window=job.window,
+                )
+            written = self._write(job, source, control)
+            control.checkpoint()
+            if sum(w.file.rows for w in written) == 0:
+                self._storage.delete_prefix(prefix)
+                return Outcome(
+                    RunStatus.COMPLETED_NO_DATA,
+                    0,
+                    watermark=watermark,
+                    warnings=[*job.notes, *_warnings(source)],
+                    window=job.window,
+                )
+            manifest_key = publish(self._storage, self._queue, job, written)
+            self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
+            files = [
+                FileRecord(
+                    sub_extract_id=w.sub_extract_id,
+                    sub_extract_value=w.value,
+                    storage_key=w.final_key,
+                    file_name=w.name,
+                    content_type=content_type(job.fmt, job.compression),
+                    size_bytes=w.file.size,
+                    sha256=w.file.sha256,
+                    record_count=w.file.rows,
+                )
+                for w in written
+            ]
             return Outcome(
-                RunStatus.COMPLETED_NO_DATA, 0, warnings=[*job.notes, *_warnings(source)]
-            )
-        self._estimate(job, source, control)
-        if job.data_table is not None:
-            rows = self._load(job, source, control)
-            status = RunStatus.COMPLETED if rows else RunStatus.COMPLETED_NO_DATA
-            return Outcome(
-                status,
-                rows,
+                RunStatus.COMPLETED,
+                sum(f.record_count for f in files),
+                files=files,
+                manifest_key=manifest_key,
                 watermark=watermark,
                 warnings=[*job.notes, *_warnings(source)],
                 window=job.window,
             )
-        written = self._write(job, source, control)
-        control.checkpoint()
-        if sum(w.file.rows for w in written) == 0:
-            self._storage.delete_prefix(prefix)
-            return Outcome(
-                RunStatus.COMPLETED_NO_DATA,
-                0,
-                watermark=watermark,
-                warnings=[*job.notes, *_warnings(source)],
-                window=job.window,
-            )
-        manifest_key = publish(self._storage, self._queue, job, written)
-        self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
-        files = [
-            FileRecord(
-                sub_extract_id=w.sub_extract_id,
-                sub_extract_value=w.value,
-                storage_key=w.final_key,
-                file_name=w.name,
-                content_type=content_type(job.fmt, job.compression),
-                size_bytes=w.file.size,
-                sha256=w.file.sha256,
-                record_count=w.file.rows,
-            )
-            for w in written
-        ]
-        return Outcome(
-            RunStatus.COMPLETED,
-            sum(f.record_count for f in files),
-            files=files,
-            manifest_key=manifest_key,
-            watermark=watermark,
-            warnings=[*job.notes, *_warnings(source)],
-            window=job.window,
-        )
 
     def _export_parts(self, prefix: str) -> ExportParts:
         return ExportParts(self._storage, self._queue, prefix, self._batches, FILE_BUFFER_BYTES)
@@ -271,25 +272,6 @@ class Runner:
             return
         with control.awaiting_source():
             control.estimated_rows = source.estimate_rows(job.plan)
-
-    def _check_columns(self, job: Job, source: Source, control: RunControl) -> None:
-        """A column the template knows but the table no longer has fails the run up front,
-        named, instead of as the driver's error halfway (files check their own columns)."""
-        table = job.plan.table
-        if table is None or not isinstance(source, QuerySource):
-            return
-        spec = job.claimed.spec
-        cursor = spec.template.cursor_field if spec.incremental else None
-        with control.awaiting_source():
-            present = {c.name for c in source.describe(star_query(table, source.dialect))}
-        missing = [name for name in columns_read(job.plan, cursor) if name not in present]
-        if missing:
-            raise RunFailure(
-                f"the source table {table.display} no longer has the column(s) "
-                f"{', '.join(map(repr, missing))} this run reads; listing the connection's "
-                "templates refreshes a discovered template (then choose the configuration's "
-                "fields again), a custom template must be recreated"
-            )
 
     def _load(self, job: Job, source: Source, control: RunControl) -> int:
         """Load into the data table in one warehouse transaction, committed only while this
