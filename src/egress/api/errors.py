@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -199,6 +200,24 @@ def _unexpected(request: Request, exc: Exception, dialect: Dialect) -> JSONRespo
     return problem(500, "an unexpected error occurred; it has been logged", dialect=dialect)
 
 
+# A database dropped a pooled connection (a restart: the metadata pool pings only connections
+# idle for a second, db/engine.py): the pool has let that connection go, so the request can
+# simply be sent again.
+LOST_CONNECTION_RETRY_S = 1
+
+
+def _lost_connection(request: Request, exc: DBAPIError, dialect: Dialect) -> JSONResponse:
+    if not exc.connection_invalidated:
+        return _unexpected(request, exc, dialect)
+    log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+    return problem(
+        503,
+        "the database connection was lost; try again",
+        headers={"Retry-After": str(LOST_CONNECTION_RETRY_S)},
+        dialect=dialect,
+    )
+
+
 def install(
     app: FastAPI,
     wire_name: WireName,
@@ -215,6 +234,7 @@ def install(
     for source_error in source_errors:
         app.add_exception_handler(source_error, lambda r, e: _source(r, e, dialect))
     app.add_exception_handler(StarletteHTTPException, lambda r, e: _http(r, e, dialect))
+    app.add_exception_handler(DBAPIError, lambda r, e: _lost_connection(r, e, dialect))
     app.add_exception_handler(Exception, lambda r, e: _unexpected(r, e, dialect))
     app.add_middleware(CancelledAtShutdown)
 

@@ -68,7 +68,10 @@ def announce_commits(engine: Engine) -> None:
     @event.listens_for(engine, "rollback")
     @event.listens_for(engine, "rollback_savepoint")
     def _on_rollback(conn: Any, *_savepoint: Any) -> None:
-        conn.info.pop(_ANNOUNCED, None)  # the NOTIFY went with what was rolled back
+        # A lost connection's info cannot be read (SQLAlchemy raises PendingRollbackError,
+        # hiding the loss); its record is let go and the check-in clears the flag anyway.
+        if not conn.invalidated:
+            conn.info.pop(_ANNOUNCED, None)  # the NOTIFY went with what was rolled back
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi: Any, record: Any) -> None:
