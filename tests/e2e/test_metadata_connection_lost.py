@@ -1,6 +1,6 @@
 """The metadata PostgreSQL drops the server's connections (a restart, a failover, an admin's
-``pg_terminate_backend``): a request that was using one answers 503 problem JSON with
-``Retry-After``, never a 500, and the next request is served on a new connection."""
+``pg_terminate_backend``) or is down altogether: a request that needs it answers 503 problem
+JSON with ``Retry-After``, never a 500, and requests are served again once it is back."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PgDatabase, Server, start_server, stop_server
+from tests.support.tcp_switch import TcpSwitch
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -69,3 +70,36 @@ def test_lost_metadata_connections_answer_503_then_recover(pg_server: Server) ->
         assert response.json()["detail"] == "the database connection was lost; try again"
     assert statuses[-1] == 200  # served again on new connections
     assert len(lost) < 10  # the pool replaced its connections; it did not keep failing
+
+
+def test_metadata_database_down_answers_503_until_it_is_back(
+    tmp_path: Path, pg_factory: Any, pg_migrated: str
+) -> None:
+    db: PgDatabase = pg_factory("egress_meta", pg_migrated)
+    switch = TcpSwitch(5432)
+    url = db.sqlalchemy_url.replace("127.0.0.1:5432", f"127.0.0.1:{switch.port}")
+    server = start_server(tmp_path, {"EGRESS_DATABASE_URL": url})
+    try:
+        with server.client() as client:
+            assert client.get("/api/v1/connections").status_code == 200
+            switch.off()  # open connections closed, new ones refused
+            down = [client.get("/api/v1/connections") for _ in range(5)]
+            for response in down:
+                assert response.status_code == 503, response.text
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.headers["retry-after"] == "1"
+                assert response.json()["detail"] in {
+                    "the database connection was lost; try again",
+                    "the database is unreachable; try again",
+                }
+            assert down[-1].json()["detail"] == "the database is unreachable; try again"
+            switch.on()
+            deadline = time.monotonic() + 10
+            while (status := client.get("/api/v1/connections").status_code) != 200:
+                assert status == 503 and time.monotonic() < deadline
+        log = server.log()
+        assert " 500 " not in log
+        assert "Traceback" not in log  # the background loops log one line a round, not a trace
+    finally:
+        switch.off()
+        stop_server(server)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from egress.db.engine import unavailable
 from egress.domain.errors import (
     BadRequest,
     Busy,
@@ -196,25 +197,25 @@ def _http(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
 
 
 def _unexpected(request: Request, exc: Exception, dialect: Dialect) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # exc_info=exc: a sync handler runs in a thread pool, outside the except block
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "an unexpected error occurred; it has been logged", dialect=dialect)
 
 
 # A database dropped a pooled connection (a restart: the metadata pool pings only connections
 # idle for a second, db/engine.py): the pool has let that connection go, so the request can
-# simply be sent again.
+# simply be sent again. A database that refuses new connections (down, restarting) is the same
+# to the client: nothing was done, try again shortly.
 LOST_CONNECTION_RETRY_S = 1
 
 
 def _lost_connection(request: Request, exc: DBAPIError, dialect: Dialect) -> JSONResponse:
-    if not exc.connection_invalidated:
+    detail = unavailable(exc)
+    if detail is None:
         return _unexpected(request, exc, dialect)
-    log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+    log.warning("%s on %s %s: %s", detail, request.method, request.url.path, exc.orig)
     return problem(
-        503,
-        "the database connection was lost; try again",
-        headers={"Retry-After": str(LOST_CONNECTION_RETRY_S)},
-        dialect=dialect,
+        503, detail, headers={"Retry-After": str(LOST_CONNECTION_RETRY_S)}, dialect=dialect
     )
 
 

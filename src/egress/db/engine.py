@@ -18,6 +18,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "egress_read_only"
 # A PostgreSQL connection back in the pool for less than this is used without a ping first.
 PING_AFTER_IDLE_S = 1.0
+# A metadata PostgreSQL that does not answer a connection attempt (a host down without a
+# refusal) fails the request after this long, not after the OS's TCP timeout (~2 minutes).
+CONNECT_TIMEOUT_S = 10
 _IDLE_SINCE = "egress_idle_since"  # pool record: when the connection was last checked in
 
 
@@ -26,7 +29,8 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = sa.create_engine(url, pool_size=10, max_overflow=20)
+    connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT_S}
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
     _ping_after_idle(engine)
     announce_commits(engine)  # what keeps other processes' read caches current
     return engine
@@ -54,6 +58,18 @@ def _ping_after_idle(engine: Engine) -> None:
             if engine.dialect.is_disconnect(exc, dbapi_conn, None):
                 raise sa.exc.DisconnectionError(str(exc)) from exc  # the pool reconnects
             raise
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """What a client may be told when ``exc`` means the database could not be used, not that
+    a statement was wrong: nothing was done, and the same request can be sent again."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return "the database connection was lost; try again"
+    if isinstance(exc, sa.exc.OperationalError) and exc.statement is None:
+        return "the database is unreachable; try again"  # raised while connecting
+    return None
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -27,7 +27,7 @@ from egress.engine.control import (
 )
 from egress.engine.faults import TransientFailure
 from egress.engine.runner import Runner
-from egress.worker.periodic import Periodic
+from egress.worker.periodic import Periodic, log_round_error
 from egress.worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,8 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 worked = self.run_once(slot)
-            except Exception:
-                log.exception("worker slot %s: unexpected error", slot)
+            except Exception as exc:
+                log_round_error(f"worker slot {slot}", exc)
                 worked = False
             if not worked:
                 self.wakeup.wait(self._poll_s)

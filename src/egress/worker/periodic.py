@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from egress.db.engine import unavailable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -34,8 +36,8 @@ class Periodic(Generic[T]):
         """One round as the loop runs it: an error is logged, and the loop goes on."""
         try:
             return self.run_once()
-        except Exception:
-            log.exception("%s: unexpected error", self.name)
+        except Exception as exc:
+            log_round_error(self.name, exc)
             return None
 
     def start(self) -> None:
@@ -58,3 +60,12 @@ class Periodic(Generic[T]):
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.tick()
+
+
+def log_round_error(what: str, exc: Exception) -> None:
+    """A background round's failure: one line when the metadata database is down or restarting
+    (the next round retries; a traceback a second would bury the log), a traceback otherwise."""
+    if (detail := unavailable(exc)) is not None:
+        log.warning("%s: %s (%s)", what, detail, getattr(exc, "orig", exc))
+    else:
+        log.error("%s: unexpected error", what, exc_info=exc)
