@@ -5,7 +5,10 @@ the body field refused (422 naming csvDialect) wherever it cannot apply."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from egress.client import Client, EgressError
 from tests.conftest import PgDatabase, Server
 from tests.e2e.helpers import anonymous, api, problem, running_server, workspace_id
 from tests.support.http import sqlite_template, submitted_configuration, template
@@ -194,3 +198,37 @@ def test_csv_dialect_is_refused_where_it_cannot_apply(
     assert "this template reads a sqlite source" in refused["detail"]
     # A refused request queued nothing: the user has no active job.
     assert http.get(f"{API}/requests", params={"status": "Pending"}).json()["data"] == []
+
+
+def test_the_sdk_and_the_cli_export_all_in_the_postgres_dialect(
+    server: Server, source: PgDatabase, pg_template: str, tmp_path: Path
+) -> None:
+    firm = workspace_id(server)
+    with Client(server.base_url, server.token) as client:
+        index = client.export_all(
+            f"t-{pg_template}", tmp_path / "sdk", format="csv", csv_dialect="postgres"
+        )
+        assert index.csv_dialect == "postgres" and index.complete
+        with pytest.raises(EgressError, match=r"csvDialect postgres.*use another directory"):
+            client.export_all(f"t-{pg_template}", tmp_path / "sdk", format="csv")
+    parts = [(tmp_path / "sdk" / job.file).read_text() for job in index.jobs]
+    assert parts == [
+        _copy(source, "SELECT * FROM t WHERE id <= 2 ORDER BY id"),
+        _copy(source, "SELECT * FROM t WHERE id > 2 ORDER BY id"),
+    ]
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
+    env.update(
+        EGRESS_URL=server.base_url, EGRESS_TOKEN=server.token, PYTHONPATH=os.pathsep.join(sys.path)
+    )
+    cli = [sys.executable, "-m", "egress.cli.main", "export", f"t-{pg_template}", "--all"]
+    cli += ["--firm", firm, "-o", str(tmp_path / "cli"), "--format", "csv"]
+    done = subprocess.run(
+        [*cli, "--csv-dialect", "postgres"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert [(tmp_path / "cli" / f"part-0000{i}.csv").read_text() for i in (1, 2)] == parts
+    refused = subprocess.run(
+        [*cli, "--csv-dialect", "excel"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0 and "csvDialect" in refused.stderr

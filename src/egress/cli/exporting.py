@@ -29,6 +29,9 @@ def export(
     format: str = typer.Option("jsonl", "--format", help="jsonl, csv or parquet"),
     fields: str | None = typer.Option(None, "--fields", help="comma-separated (default all)"),
     firm: str | None = typer.Option(None, "--firm", help="workspace id (default: the token's)"),
+    csv_dialect: str | None = typer.Option(
+        None, "--csv-dialect", help="postgres: PostgreSQL's own CSV rendering (CSV only)"
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Export an object to DIR, one file per job; run it again to resume after an
@@ -61,6 +64,7 @@ def export(
                 firm=firm,
                 on_progress=update,
                 jobs=None if all_jobs else 1,
+                csv_dialect=csv_dialect,
             )
             state = "complete" if index.complete else "more remain"
             progress.update(

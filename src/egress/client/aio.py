@@ -224,4 +224,5 @@ class AsyncExports(Protocol):
         firm: str | None = None,
         on_progress: ex.ExportCallback | None = None,
         jobs: int | None = None,
+        csv_dialect: str | None = None,
     ) -> ex.ExportIndex: ...

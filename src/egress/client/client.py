@@ -130,10 +130,18 @@ class Client:
         firm: str | None = None,
         on_progress: ExportCallback | None = None,
         jobs: int | None = None,
+        csv_dialect: str | None = None,
     ) -> ExportIndex:
         """See ``Exports.export_all``."""
         return self.exports.export_all(
-            object, to, format=format, fields=fields, firm=firm, on_progress=on_progress, jobs=jobs
+            object,
+            to,
+            format=format,
+            fields=fields,
+            firm=firm,
+            on_progress=on_progress,
+            jobs=jobs,
+            csv_dialect=csv_dialect,
         )
 
 
@@ -205,7 +213,15 @@ class AsyncClient:
         firm: str | None = None,
         on_progress: ExportCallback | None = None,
         jobs: int | None = None,
+        csv_dialect: str | None = None,
     ) -> ExportIndex:
         return await self.exports.export_all(
-            object, to, format=format, fields=fields, firm=firm, on_progress=on_progress, jobs=jobs
+            object,
+            to,
+            format=format,
+            fields=fields,
+            firm=firm,
+            on_progress=on_progress,
+            jobs=jobs,
+            csv_dialect=csv_dialect,
         )

@@ -62,6 +62,7 @@ class ExportIndex(Model):
     object: str
     format: str
     fields: list[str] | None
+    csv_dialect: str | None = None
     jobs: list[ExportJob] = Field(default_factory=list)
     active: ActiveJob | None = None
     complete: bool = False
@@ -98,17 +99,25 @@ def _write_index(directory: Path, index: ExportIndex) -> None:
     os.replace(tmp, directory / INDEX)
 
 
-def _read_index(directory: Path, object: str, format: str, fields: list[str] | None) -> ExportIndex:
-    fresh = ExportIndex(object=object, format=format, fields=fields)
+def _read_index(
+    directory: Path, object: str, format: str, fields: list[str] | None, csv_dialect: str | None
+) -> ExportIndex:
+    fresh = ExportIndex(object=object, format=format, fields=fields, csv_dialect=csv_dialect)
     try:
         text = (directory / INDEX).read_text(encoding="utf-8")
     except FileNotFoundError:
         return fresh
     index = ExportIndex.model_validate_json(text)
-    if (index.object, index.format, index.fields) != (object, format, fields):
+    if (index.object, index.format, index.fields, index.csv_dialect) != (
+        object,
+        format,
+        fields,
+        csv_dialect,
+    ):
+        dialect = f", csvDialect {index.csv_dialect}" if index.csv_dialect else ""
         raise EgressError(
             f"{directory} holds an export of {index.object!r} as {index.format} "
-            f"(fields {index.fields}): use another directory"
+            f"(fields {index.fields}{dialect}): use another directory"
         )
     return index
 
@@ -208,10 +217,12 @@ def export_all(
     firm: str | None,
     on_progress: ExportCallback | None,
     jobs: int | None = None,
+    csv_dialect: str | None = None,
 ) -> Flow[ExportIndex]:
-    """``jobs``: stop after that many more jobs (None: until the last one)."""
+    """``jobs``: stop after that many more jobs (None: until the last one); ``csv_dialect``:
+    ``"postgres"`` for PostgreSQL's own CSV rendering (CSV from PostgreSQL only)."""
     directory.mkdir(parents=True, exist_ok=True)
-    index = _read_index(directory, object, format, fields)
+    index = _read_index(directory, object, format, fields, csv_dialect)
     firm_id = yield from workspace(firm)
 
     def report(request_id: str | None, status: str, processed: int) -> None:
@@ -222,7 +233,12 @@ def export_all(
     while not index.complete and (stop_at is None or len(index.jobs) < stop_at):
         if index.active is None:
             cursor = index.next_cursor
-            body: dict[str, Any] = {"format": format, "cursor": cursor, "fields": fields}
+            body: dict[str, Any] = {
+                "format": format,
+                "cursor": cursor,
+                "fields": fields,
+                "csvDialect": csv_dialect,
+            }
             request_id = yield from _start(
                 firm_id, object, {k: v for k, v in body.items() if v is not None}, report
             )

@@ -429,9 +429,11 @@ class Exports(_Area):
         firm: str | None = None,
         on_progress: ex.ExportCallback | None = None,
         jobs: int | None = None,
+        csv_dialect: str | None = None,
     ) -> ex.ExportIndex:
         """Every object, job after job following ``nextCursor``: one file per job in ``to``
         plus ``index.json``; run again after an interruption, it resumes where it stopped.
-        ``jobs``: stop after that many more jobs (the index says whether it is complete)."""
-        flow = ex.export_all(object, Path(to), format, fields, firm, on_progress, jobs)
+        ``jobs``: stop after that many more jobs (the index says whether it is complete);
+        ``csv_dialect="postgres"``: PostgreSQL's own CSV rendering (see the README)."""
+        flow = ex.export_all(object, Path(to), format, fields, firm, on_progress, jobs, csv_dialect)
         return self._run(flow)
