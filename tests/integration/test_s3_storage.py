@@ -4,6 +4,7 @@ what a download answers when the store cannot sign)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Iterator
@@ -12,12 +13,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pyarrow as pa
 import pytest
 from starlette.requests import Request
 
 from egress.api.downloads import serve_file
 from egress.api.errors import PROBLEM
 from egress.db.executions import FileRecord
+from egress.sinks.file import FileSink
 from egress.storage import STREAM_CHUNK, DestinationExists, ObjectHeaders, Storage, tmp_key
 from tests.support.s3 import S3Server
 
@@ -192,6 +195,40 @@ def test_a_local_folder_streams_any_range_from_the_file(tmp_path: Path) -> None:
         assert b"".join(storage.stream("out/big.bin", start, end)) == data[start:end]
     with pytest.raises(FileNotFoundError):
         list(storage.stream("out/missing.bin"))
+
+
+def _write_through_a_reused_buffer(storage: Storage, key: str, one_of_many: bool) -> bytes:
+    """A file sink's writes as a COPY's blocks come: views of a buffer that the caller fills
+    again as soon as each write returns. The bytes that should have been written."""
+    # A split's part (its own small buffer; a bucket spools it), or one file written in blocks.
+    options = {"one_of_many": True} if one_of_many else {"blocks": True}
+    sink = FileSink(storage, key, "csv", "none", pa.schema([]), 64 << 10, "a.csv", **options)
+    wanted = b""
+    block = bytearray()
+    for i in range(40):
+        block[:] = bytes([65 + i % 26]) * (3000 + i * 997)  # past 64 KiB a write goes through
+        sink.stream.write(memoryview(block)[1:])
+        wanted += bytes(block[1:])
+    written = sink.close(40)
+    assert (written.size, written.sha256) == (len(wanted), hashlib.sha256(wanted).hexdigest())
+    return wanted
+
+
+@pytest.mark.parametrize("one_of_many", [False, True])
+def test_writers_are_done_with_a_buffer_when_a_write_returns(
+    storage: Storage, tmp_path: Path, one_of_many: bool
+) -> None:
+    """Nothing copies a block on its way from a sink to the store (a local file is written in
+    place; an obstore upload copies what it may keep): the bytes, their size and sha256 are
+    the blocks' as they were when written, on a bucket and in a local folder."""
+    local = Storage((tmp_path / "files").as_uri())
+    for store in (storage, local):
+        key = tmp_key("ws", "run", "lease", f"a-{one_of_many}.csv")
+        wanted = _write_through_a_reused_buffer(store, key, one_of_many)
+        assert _read(store, key) == wanted
+    # In place: the local file is the temporary key itself, no staging file beside it.
+    folder = tmp_path / "files" / tmp_key("ws", "run", "lease", "")
+    assert [p.name for p in folder.iterdir()] == [f"a-{one_of_many}.csv"]
 
 
 def test_a_store_that_cannot_sign_answers_503(

@@ -6,9 +6,11 @@ import hashlib
 import io
 from typing import Protocol
 
+from egress.storage import Buffer
+
 
 class RawWriter(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: Buffer, /) -> object: ...  # done with ``data`` when it returns
 
     def close(self) -> None: ...
 
@@ -25,12 +27,14 @@ class HashingStream(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        view = bytes(data)
-        self._target.write(view)
-        self._sha.update(view)
-        self.size += len(view)
-        return len(view)
+    def write(self, data: Buffer) -> int:  # type: ignore[override]
+        # No copy: the target is done with ``data`` when it returns (an upload that keeps
+        # what it is given copies it itself).
+        self._target.write(data)
+        self._sha.update(data)
+        size = memoryview(data).nbytes
+        self.size += size
+        return size
 
     def tell(self) -> int:
         return self.size
