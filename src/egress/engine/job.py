@@ -71,6 +71,12 @@ class Job:
             and (self.split_by is None or self._copies_split(source))
         )
 
+    def copies_blocks(self, source: Source) -> bool:
+        """Whether the one file receives a COPY's own 1 MiB blocks (a parallel read's parts'
+        too), uncompressed: its sink then buffers nothing and hashes and stores them on a
+        thread of its own (``FileSink(blocks=True)``)."""
+        return self.compression == "none" and self.split_by is None and self.copies_csv(source)
+
     def _copies_parts(self, source: Source) -> bool:
         return self.split_by is None and hasattr(source, "copy_partitions")
 
