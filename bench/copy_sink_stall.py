@@ -1,7 +1,7 @@
 """Whether the single COPY's backend waits on Egress: ``PostgresSource.copy_csv`` in process
 into a plain file, into a ``FileSink`` as the runner opened it before (8 MiB buffer, hashed
-on the reading thread: ``buffered``) and as a COPY's sink (``blocks``: unbuffered; in this
-tree hashed and stored on a thread of its own), in turns. Per run: wall, Egress's CPU, the
+on the reading thread: ``buffered``) and as a COPY's sink now is (``blocks``: unbuffered),
+in turns. Per run: wall, Egress's CPU, the
 backend's CPU, its time waiting for a core (``/proc/<pid>/schedstat``) and the rest of the
 wall, ``blocked``: the backend asleep, i.e. waiting for the client to drain the socket (its
 reads of a cached table do not wait on the disk) — a figure a loaded machine does not hide

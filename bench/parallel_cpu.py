@@ -151,8 +151,8 @@ def main() -> int:
     parser.add_argument(
         "--sinks",
         help="instead of single against parallel: the parallel read into the runner's FileSink,"
-        " 'buffered' (8 MiB, hashed on the writing thread) against 'blocks' (this tree: hashed"
-        " and stored on a thread of its own), e.g. --sinks buffered,blocks",
+        " 'buffered' (8 MiB, as the runner opened it before) against 'blocks' (unbuffered, as a"
+        " COPY's sink now is), e.g. --sinks buffered,blocks",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="egress-pcpu-"))

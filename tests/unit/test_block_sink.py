@@ -1,7 +1,7 @@
-"""A file sink fed a COPY's blocks (``FileSink(blocks=True)``) hashes and stores them on a
-thread of its own: the stored bytes, size and sha256 are exactly what was written, although
-the caller reuses its buffer after each write, and a failing storage write fails the writer
-(or its close) with the storage's own error instead of hanging or passing."""
+"""A file sink fed a COPY's blocks unbuffered (``FileSink(blocks=True)``, the runner's COPY
+paths): the stored bytes, size and sha256 are exactly what was written, although the caller
+reuses its buffer after each write, and a failing storage write fails the writer (or its
+close) with the storage's own error."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_blocks_are_stored_and_hashed_exactly(tmp_path: Path) -> None:
     sink = _sink(storage, "out/f.csv")
     block, expected = bytearray(), hashlib.sha256()
     written = b""
-    for n in range(20):  # more blocks than the background queue holds
+    for n in range(20):
         block += os.urandom(BLOCK - n)  # each block differs in size and content
         written += block
         expected.update(block)
@@ -63,4 +63,4 @@ def test_a_failing_storage_write_fails_the_writer(tmp_path: Path, file_size_limi
         for _ in range(4 * file_size_limit // BLOCK):
             sink.stream.write(b"x" * BLOCK)
         sink.close(1)
-    sink.abort()  # returns: the background thread has ended
+    sink.abort()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from egress.sinks.stream import BackgroundHashingStream, HashingStream
+from egress.sinks.stream import HashingStream
 from egress.sinks.writers import WRITERS, BatchWriter, content_type
 from egress.storage import ObjectHeaders, Storage
 
@@ -43,10 +42,9 @@ class FileSink:
         self.key = key
         headers = ObjectHeaders(content_type(fmt, compression), download_name)
         self._raw = storage.open_writer(key, buffer_bytes, headers, one_of_many=one_of_many)
+        self._hashing = HashingStream(self._raw)
         # ``blocks``: the caller writes large blocks itself (a COPY's 1 MiB): a buffer here
-        # would hold up to ``buffer_bytes`` of the file back until ``close``, after the read,
-        # and they are hashed and stored on a thread of their own while the caller reads on.
-        self._hashing = BackgroundHashingStream(self._raw) if blocks else HashingStream(self._raw)
+        # would hold up to ``buffer_bytes`` of the file back until ``close``, after the read.
         self._buffered: BinaryIO = (
             self._hashing  # type: ignore[assignment]
             if blocks
@@ -82,10 +80,7 @@ class FileSink:
                 self.stream.close()
             self._buffered.flush()
         finally:
-            try:
-                self._hashing.finish()  # the background writes, if any, all stored
-            finally:
-                self._raw.close()
+            self._raw.close()
         return WrittenFile(
             rows=self.rows if rows is None else rows,
             size=self._hashing.size,
@@ -94,6 +89,4 @@ class FileSink:
 
     def abort(self) -> None:
         """Stop writing; the caller deletes the temporary object."""
-        with contextlib.suppress(Exception):  # the write's own error is the caller's to raise
-            self._hashing.finish()
         self._raw.discard()
