@@ -11,7 +11,7 @@ follower still copies from the spill files). "floor" is the run's CPU spread ove
 no schedule of that work can be shorter on an idle machine.
 
     EGRESS_BENCH_DB=egress_bench_D PYTHONPATH=src .venv/bin/python bench/parallel_cpu.py \
-        [--rounds 4] [--native] [--parts 2]
+        [--rounds 4] [--native] [--parts 2] [--sinks buffered,blocks]
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ from egress.domain.plan import ReadPlan
 from egress.engine.control import RunControl
 from egress.engine.parts import write_parts
 from egress.settings import Settings
+from egress.sinks.file import FileSink
+from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import FilePart
 from egress.sources.policy import SourcePolicy
 from egress.sources.postgresql.settings import PostgresSettings
 from egress.sources.postgresql.source import PostgresSource
+from egress.storage import Storage
 from references import COLUMNS, DB
 from serving import proc_cpu_s
 
@@ -89,7 +92,7 @@ def single(work: Path, native: bool) -> Measured:
     return m
 
 
-def parallel(work: Path, native: bool, parts: int) -> Measured:
+def parallel(work: Path, native: bool, parts: int, sink: str | None = None) -> Measured:
     src = source(work)
     plan = plan_of(src, parts)
     m = Measured()
@@ -98,8 +101,18 @@ def parallel(work: Path, native: bool, parts: int) -> Measured:
     m.timeline.append(f"setup {(time.perf_counter() - t0) * 1000:.0f} ms")
     m.backends = [0.0] * len(made)
     timed = [_timed(i, part, m, t0) for i, part in enumerate(made)]
-    with (work / "out.csv").open("wb") as out:
-        write_parts(out, timed, "none", RunControl())
+    if sink is None:
+        with (work / "out.csv").open("wb") as out:
+            write_parts(out, timed, "none", RunControl())
+    else:  # as the runner writes the file: hashed, into the local store
+        storage = Storage((work / "files").as_uri())
+        schema = arrow_schema(plan.fields)
+        blocks = sink == "blocks"
+        into = FileSink(
+            storage, "k/out.csv", "csv", "none", schema, 8 << 20, "out.csv", blocks=blocks
+        )
+        into.close(write_parts(into.stream, timed, "none", RunControl()))
+        shutil.rmtree(work / "files", ignore_errors=True)
     m.wall, m.egress = time.perf_counter() - t0, own_cpu() - c0
     m.timeline.append(f"tail {(m.wall - max(m.ends)) * 1000:.0f} ms")
     src.close()
@@ -135,18 +148,27 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--native", action="store_true", help='csvDialect "postgres"')
     parser.add_argument("--parts", type=int, default=2)
+    parser.add_argument(
+        "--sinks",
+        help="instead of single against parallel: the parallel read into the runner's FileSink,"
+        " 'buffered' (8 MiB, as the runner opened it before) against 'blocks' (unbuffered, as a"
+        " COPY's sink now is), e.g. --sinks buffered,blocks",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="egress-pcpu-"))
     cores = os.cpu_count() or 1
-    runs: dict[str, list[Measured]] = {"single": [], "parallel": []}
+    kinds = args.sinks.split(",") if args.sinks else ["single", "parallel"]
+    runs: dict[str, list[Measured]] = {kind: [] for kind in kinds}
     try:
         for r in range(args.rounds):
-            for kind in ("single", "parallel") if r % 2 == 0 else ("parallel", "single"):
+            for kind in kinds if r % 2 == 0 else kinds[::-1]:
                 load = os.getloadavg()[0]
                 if kind == "single":
                     m = single(work, args.native)
-                else:
+                elif kind == "parallel":
                     m = parallel(work, args.native, args.parts)
+                else:
+                    m = parallel(work, args.native, args.parts, kind)
                 runs[kind].append(m)
                 pg = " + ".join(f"{b:.2f}" for b in m.backends)
                 print(
@@ -158,7 +180,6 @@ def main() -> int:
                     print(f"    {line}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ratios = [s.wall / p.wall for s, p in zip(runs["single"], runs["parallel"], strict=True)]
     for kind, ms in runs.items():
         print(
             f"{kind:8} medians: wall {statistics.median(m.wall for m in ms):.2f}s"
@@ -166,6 +187,13 @@ def main() -> int:
             f" pg {statistics.median(sum(m.backends) for m in ms):.2f}"
             f" floor {statistics.median(m.total / cores for m in ms):.2f}s"
         )
+    if args.sinks:
+        for kind, ms in runs.items():
+            tails = [m.wall - max(m.ends) for m in ms]
+            tail = statistics.median(tails) * 1000
+            print(f"{kind:8} tail after the last part, median {tail:.0f} ms")
+        return 0
+    ratios = [s.wall / p.wall for s, p in zip(runs["single"], runs["parallel"], strict=True)]
     spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
     print(f"single / parallel: {statistics.median(ratios):.2f}x ({spread})")
     return 0

@@ -40,7 +40,10 @@ class Server:
     token: str
 
 
-def start_server(work: Path, extra_env: dict[str, str] | None = None) -> Server:
+def start_server(
+    work: Path, extra_env: dict[str, str] | None = None, preload: str | None = None
+) -> Server:
+    """``preload``: a module imported before the service (run_timeline.py's instrumentation)."""
     port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -54,9 +57,11 @@ def start_server(work: Path, extra_env: dict[str, str] | None = None) -> Server:
         **(extra_env or {}),
     }
     log = (work.parent / f"{work.name}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "egress.cli.main", "serve"], env=env, stdout=log, stderr=log
-    )
+    command = [sys.executable, "-m", "egress.cli.main", "serve"]
+    if preload is not None:
+        run = f"import {preload}, runpy; runpy.run_module('egress.cli.main', run_name='__main__')"
+        command = [sys.executable, "-c", run, "serve"]
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

@@ -349,9 +349,9 @@ class Runner:
     def _write(self, job: Job, source: Source, control: RunControl) -> list[Written]:
         if job.split_by:
             return self._write_split(job, source, control)
-        in_parts = writes_in_parts(job, source)
+        in_parts, blocks = writes_in_parts(job, source), job.copies_blocks(source)
         name = job.file_name()
-        sink = self._sink(job, name, FILE_BUFFER_BYTES, name, encoded=in_parts)
+        sink = self._sink(job, name, FILE_BUFFER_BYTES, name, encoded=in_parts, blocks=blocks)
         try:
             if in_parts:
                 file = write_parted(sink, job, source, control, self._batch_rows, self._batch_bytes)
