@@ -26,7 +26,7 @@ from egress.db.run_records import (
     Outcome,
     ReapCounts,
 )
-from egress.db.run_statements import CLAIM_PARAMETERS, estimate_values, leased
+from egress.db.run_statements import CLAIM_RETURNING, OLDEST_PENDING, estimate_values, leased
 from egress.db.tables import executions, pending_publications, requests, run_files, runs
 from egress.db.transitions import cancel_wins, notify, release_next, transition
 from egress.db.watermarks import (
@@ -62,24 +62,10 @@ class RunQueue(Repository):
     def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
         """Take the oldest PENDING run, if any, under a fresh lease."""
         token = secrets.token_hex(16)
-        oldest = (
-            sa.select(runs.c.id)
-            # A queued run with a cancel request is the reaper's to cancel, never to run; one
-            # waiting for a retry runs when its backoff is over.
-            .where(
-                runs.c.status == RunStatus.PENDING.value,
-                runs.c.cancel_requested.is_(False),
-                sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
-            )
-            .order_by(runs.c.queued_at, runs.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
         with self._engine.begin() as conn:
             row = transition(
                 conn,
-                oldest,
+                OLDEST_PENDING,
                 RunStatus.PENDING,
                 RunStatus.IN_PROGRESS,
                 now,
@@ -92,14 +78,8 @@ class RunQueue(Repository):
                     "progress_at": now,
                     "not_before": None,
                 },
-                returning=(
-                    runs.c.execution_id,
-                    runs.c.configuration_id,
-                    runs.c.run_number,
-                    runs.c.kind,
-                    runs.c.attempt,
-                    CLAIM_PARAMETERS,
-                ),
+                returning=CLAIM_RETURNING,
+                params={"claim_now": now},
             )
             if row is None:
                 return None
@@ -288,7 +268,7 @@ class RunQueue(Repository):
                 "retryable": outcome.retryable,
                 **estimate_values(outcome.estimated_rows),
             },
-            where=[runs.c.lease_token == claimed.lease_token],
+            lease_token=claimed.lease_token,
         )
         if recorded is None:
             raise _LeaseLost
@@ -410,7 +390,7 @@ class RunQueue(Repository):
             target,
             now,
             values,
-            where=[runs.c.lease_token == run.lease_token],
+            lease_token=run.lease_token,
         )
         if ended is None:
             return None

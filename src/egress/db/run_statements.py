@@ -1,5 +1,5 @@
 """Pieces of the run queue's statements: the lease fence, the row estimate's values, the
-claimed execution's parameters."""
+claim's choice and what it returns (built once: see ``transitions._transition_statement``)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,36 @@ def estimate_values(rows: int | None) -> dict[str, int]:
     return {} if rows is None else {"estimated_rows": rows}
 
 
-# The claimed extraction's parameters, returned by the claim's UPDATE: a round trip less.
-CLAIM_PARAMETERS = (
+# The oldest PENDING run, as of the bound parameter ``claim_now``. A queued run with a cancel
+# request is the reaper's to cancel, never to run; one waiting for a retry runs when its
+# backoff is over.
+OLDEST_PENDING = (
+    sa.select(runs.c.id)
+    .where(
+        runs.c.status == RunStatus.PENDING.value,
+        runs.c.cancel_requested.is_(False),
+        sa.or_(
+            runs.c.not_before.is_(None),
+            runs.c.not_before <= sa.bindparam("claim_now", type_=runs.c.not_before.type),
+        ),
+    )
+    .order_by(runs.c.queued_at, runs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+
+# What the claim's UPDATE returns besides the run's id and workspace, the claimed
+# extraction's parameters included (a scalar subquery: a round trip less).
+CLAIM_RETURNING = (
+    runs.c.execution_id,
+    runs.c.configuration_id,
+    runs.c.run_number,
+    runs.c.kind,
+    runs.c.attempt,
     sa.select(executions.c.parameters)
     .where(executions.c.id == runs.c.execution_id)
     .correlate(runs)
     .scalar_subquery()
-    .label("parameters")
+    .label("parameters"),
 )
