@@ -5,17 +5,39 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from egress.db.tables import executions, runs
+from egress.db.changes import ANNOUNCEMENT
+from egress.db.tables import executions, pending_publications, runs
 from egress.domain.status import RunStatus
 
+# The lease fence, over the bound parameters ``fenced_run`` and ``fenced_lease``
+# (``fence_params``): the run is still IN_PROGRESS under this very lease.
+LEASED = (
+    runs.c.id == sa.bindparam("fenced_run", type_=runs.c.id.type),
+    runs.c.lease_token == sa.bindparam("fenced_lease", type_=runs.c.lease_token.type),
+    runs.c.status == RunStatus.IN_PROGRESS.value,
+)
+# Statements a run's worker makes on every run, built once (building them cost more than
+# running them; see ``transitions._transition_statement``):
+# the run row locked while the lease holds,
+FENCE = sa.select(runs.c.id).where(*LEASED).with_for_update()
+# when the lease expires,
+LEASE_EXPIRY = sa.select(runs.c.lease_expires_at).where(*LEASED)
+# whether a cancel was asked for meanwhile (``transitions.cancel_wins``),
+CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(*LEASED[:2])
+# and the keys it was about to publish, dropped once recorded or given up.
+DROP_PENDING = pending_publications.delete().where(
+    pending_publications.c.run_id == sa.bindparam("fenced_run", type_=runs.c.id.type)
+)
 
-def leased(run_id: str, lease_token: str) -> list[sa.ColumnElement[bool]]:
-    """The lease fence: the run is still IN_PROGRESS under this very lease."""
-    return [
-        runs.c.id == run_id,
-        runs.c.lease_token == lease_token,
-        runs.c.status == RunStatus.IN_PROGRESS.value,
-    ]
+
+# The keys about to be published; on PostgreSQL the read caches' NOTIFY rides on it.
+PUBLISHING = pending_publications.insert()
+PUBLISHING_ANNOUNCED = PUBLISHING.returning(ANNOUNCEMENT)
+
+
+def fence_params(run_id: str, lease_token: str) -> dict[str, str]:
+    """The bound parameters of ``LEASED``."""
+    return {"fenced_run": run_id, "fenced_lease": lease_token}
 
 
 def estimate_values(rows: int | None) -> dict[str, int]:

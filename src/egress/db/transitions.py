@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from egress.db.changes import ANNOUNCEMENT, announced
+from egress.db.run_statements import CANCEL_REQUESTED, fence_params
 from egress.db.tables import UTCDateTime, requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
@@ -316,14 +317,14 @@ def cancel_run(
     return ended is not None
 
 
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+
+
 def lock_workspace(conn: Connection, workspace_id: str) -> None:
     """Serialise the workspace's queue changes, so two replicas never both take its last
     free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"egress-runs:{workspace_id}"},
-        )
+        conn.execute(_LOCK, {"key": f"egress-runs:{workspace_id}"})
 
 
 def _active_count(workspace: sa.BindParameter[str]) -> sa.ScalarSelect[int]:
@@ -480,8 +481,6 @@ def cancel_wins(conn: Connection, run_id: str, lease_token: str, outcome: Outcom
     if not outcome.files and outcome.record_count:
         return False
     requested = conn.execute(
-        sa.select(runs.c.cancel_requested).where(
-            runs.c.id == run_id, runs.c.lease_token == lease_token
-        )
+        CANCEL_REQUESTED, fence_params(run_id, lease_token)
     ).scalar_one_or_none()
     return bool(requested)
