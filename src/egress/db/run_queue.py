@@ -25,6 +25,7 @@ from egress.db.run_records import (
     Leftover,
     Outcome,
     ReapCounts,
+    SourceConnection,
 )
 from egress.db.run_statements import (
     CLAIM_RETURNING,
@@ -95,6 +96,7 @@ class RunQueue(Repository):
             if row is None:
                 return None
             export: ExportSpec | None = None
+            connection: SourceConnection | None = None
             if row.execution_id is None:  # an export job: its request holds what it does
                 request = conn.execute(
                     sa.select(requests.c.id, requests.c.spec).where(requests.c.run_id == row.id)
@@ -104,6 +106,10 @@ class RunQueue(Repository):
             else:
                 spec = ExecutionSpec.from_json(row.parameters)
                 execution_id = row.execution_id
+                if row.connection_type is not None:
+                    connection = SourceConnection(
+                        row.connection_type, dict(row.connection_settings), row.connection_secrets
+                    )
         return ClaimedRun(
             run_id=row.id,
             workspace_id=row.workspace_id,
@@ -117,6 +123,7 @@ class RunQueue(Repository):
             started_at=now,
             spec=spec,
             export=export,
+            connection=connection,
         )
 
     def heartbeat(

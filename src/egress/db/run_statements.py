@@ -3,10 +3,12 @@ claim's choice and what it returns (built once: see ``transitions._transition_st
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from egress.db.changes import ANNOUNCEMENT
-from egress.db.tables import executions, pending_publications, runs
+from egress.db.tables import connections, executions, pending_publications, runs
 from egress.domain.status import RunStatus
 
 # The lease fence, over the bound parameters ``fenced_run`` and ``fenced_lease``
@@ -65,8 +67,30 @@ OLDEST_PENDING = (
     .scalar_subquery()
 )
 
+# The claimed extraction's connection, by the id frozen in its parameters.
+_FROZEN_CONNECTION = (
+    sa.select(executions.c.parameters["connection"]["id"].as_string())
+    .where(executions.c.id == runs.c.execution_id)
+    .correlate(runs)
+    .scalar_subquery()
+)
+
+
+def _connection(column: sa.Column[Any]) -> sa.Label[Any]:
+    return (
+        sa.select(column)
+        .where(
+            connections.c.id == _FROZEN_CONNECTION,
+            connections.c.workspace_id == runs.c.workspace_id,
+        )
+        .correlate(runs)
+        .scalar_subquery()
+        .label(f"connection_{column.name}")
+    )
+
+
 # What the claim's UPDATE returns besides the run's id and workspace, the claimed
-# extraction's parameters included (a scalar subquery: a round trip less).
+# extraction's parameters and connection included (scalar subqueries: round trips less).
 CLAIM_RETURNING = (
     runs.c.execution_id,
     runs.c.configuration_id,
@@ -78,4 +102,7 @@ CLAIM_RETURNING = (
     .correlate(runs)
     .scalar_subquery()
     .label("parameters"),
+    _connection(connections.c.type),
+    _connection(connections.c.settings),
+    _connection(connections.c.secrets),
 )
