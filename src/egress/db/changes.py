@@ -78,13 +78,17 @@ def announce_commits(engine: Engine) -> None:
         record.info.pop(_ANNOUNCED, None)  # whatever ended the transaction, the flag ends too
 
 
+# ``announce_commits``'s NOTIFY as a column of a PostgreSQL statement that writes.
+ANNOUNCEMENT = sa.func.pg_notify(CHANNEL, "").label("announced")
+
+
 def announcement(conn: Connection) -> list[sa.ColumnElement[Any]]:
     """``announce_commits``'s NOTIFY as a column of a statement that writes (PostgreSQL;
     nothing elsewhere): when the statement changed a row, ``announced`` spares the commit the
     round trip of its own NOTIFY (one of each of a worker's claim, publishing and finish)."""
     if conn.dialect.name != "postgresql":
         return []
-    return [sa.func.pg_notify(CHANNEL, "").label("announced")]
+    return [ANNOUNCEMENT]
 
 
 def announced(conn: Connection) -> None:

@@ -44,6 +44,13 @@ def _record(row: Row[Any]) -> ConnectionRecord:
     )
 
 
+# Built once: a worker reads its run's connection on every run.
+_ONE = sa.select(connections).where(
+    connections.c.workspace_id == sa.bindparam("workspace", type_=connections.c.workspace_id.type),
+    connections.c.id == sa.bindparam("connection", type_=connections.c.id.type),
+)
+
+
 def _name_taken(name: str) -> Conflict:
     return Conflict(f"a connection named {name!r} already exists in this workspace")
 
@@ -106,9 +113,7 @@ class ConnectionRepo(Repository):
     def get(self, workspace_id: str, conn_id: str) -> ConnectionRecord:
         with self._reads.connect() as conn:
             row = conn.execute(
-                sa.select(connections).where(
-                    connections.c.workspace_id == workspace_id, connections.c.id == conn_id
-                )
+                _ONE, {"workspace": workspace_id, "connection": conn_id}
             ).one_or_none()
         if row is None:
             raise NotFound(f"connection {conn_id} not found")

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from egress.db.changes import announced, announcement
+from egress.db.changes import announced
 from egress.db.engine import Repository
 from egress.db.run_records import (
     Attempt,
@@ -25,8 +25,20 @@ from egress.db.run_records import (
     Leftover,
     Outcome,
     ReapCounts,
+    SourceConnection,
 )
-from egress.db.run_statements import CLAIM_PARAMETERS, estimate_values, leased
+from egress.db.run_statements import (
+    CLAIM_RETURNING,
+    DROP_PENDING,
+    FENCE,
+    LEASE_EXPIRY,
+    LEASED,
+    OLDEST_PENDING,
+    PUBLISHING,
+    PUBLISHING_ANNOUNCED,
+    estimate_values,
+    fence_params,
+)
 from egress.db.tables import executions, pending_publications, requests, run_files, runs
 from egress.db.transitions import cancel_wins, notify, release_next, transition
 from egress.db.watermarks import (
@@ -62,24 +74,10 @@ class RunQueue(Repository):
     def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
         """Take the oldest PENDING run, if any, under a fresh lease."""
         token = secrets.token_hex(16)
-        oldest = (
-            sa.select(runs.c.id)
-            # A queued run with a cancel request is the reaper's to cancel, never to run; one
-            # waiting for a retry runs when its backoff is over.
-            .where(
-                runs.c.status == RunStatus.PENDING.value,
-                runs.c.cancel_requested.is_(False),
-                sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
-            )
-            .order_by(runs.c.queued_at, runs.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
         with self._engine.begin() as conn:
             row = transition(
                 conn,
-                oldest,
+                OLDEST_PENDING,
                 RunStatus.PENDING,
                 RunStatus.IN_PROGRESS,
                 now,
@@ -92,18 +90,13 @@ class RunQueue(Repository):
                     "progress_at": now,
                     "not_before": None,
                 },
-                returning=(
-                    runs.c.execution_id,
-                    runs.c.configuration_id,
-                    runs.c.run_number,
-                    runs.c.kind,
-                    runs.c.attempt,
-                    CLAIM_PARAMETERS,
-                ),
+                returning=CLAIM_RETURNING,
+                params={"claim_now": now},
             )
             if row is None:
                 return None
             export: ExportSpec | None = None
+            connection: SourceConnection | None = None
             if row.execution_id is None:  # an export job: its request holds what it does
                 request = conn.execute(
                     sa.select(requests.c.id, requests.c.spec).where(requests.c.run_id == row.id)
@@ -113,6 +106,10 @@ class RunQueue(Repository):
             else:
                 spec = ExecutionSpec.from_json(row.parameters)
                 execution_id = row.execution_id
+                if row.connection_type is not None:
+                    connection = SourceConnection(
+                        row.connection_type, dict(row.connection_settings), row.connection_secrets
+                    )
         return ClaimedRun(
             run_id=row.id,
             workspace_id=row.workspace_id,
@@ -126,6 +123,7 @@ class RunQueue(Repository):
             started_at=now,
             spec=spec,
             export=export,
+            connection=connection,
         )
 
     def heartbeat(
@@ -140,10 +138,11 @@ class RunQueue(Repository):
         with self._engine.begin() as conn:
             row = conn.execute(
                 runs.update()
-                .where(*leased(run_id, lease_token))
+                .where(*LEASED)
                 .values(lease_expires_at=now + lease, processed=processed, progress_at=now)
                 .values(estimate_values(estimated_rows))
-                .returning(runs.c.cancel_requested)
+                .returning(runs.c.cancel_requested),
+                fence_params(run_id, lease_token),
             ).one_or_none()
         if row is None:
             return Heartbeat(alive=False, cancel_requested=False)
@@ -155,8 +154,9 @@ class RunQueue(Repository):
             with self._engine.begin() as conn:
                 self._fence(conn, claimed)
                 # The read caches' NOTIFY rides on the INSERT: no statement of its own.
+                pg = conn.dialect.name == "postgresql"
                 conn.execute(
-                    pending_publications.insert().returning(*announcement(conn)),
+                    PUBLISHING_ANNOUNCED if pg else PUBLISHING,
                     [{"run_id": claimed.run_id, "storage_key": key} for key in keys],
                 )
                 announced(conn)
@@ -203,20 +203,14 @@ class RunQueue(Repository):
 
     def _fence(self, conn: Connection, claimed: ClaimedRun) -> None:
         """Lock the run row if this worker still holds its lease; else raise _LeaseLost."""
-        held = conn.execute(
-            sa.select(runs.c.id)
-            .where(*leased(claimed.run_id, claimed.lease_token))
-            .with_for_update()
-        ).first()
+        held = conn.execute(FENCE, fence_params(claimed.run_id, claimed.lease_token)).first()
         if held is None:
             raise _LeaseLost
 
     def holds_lease(self, claimed: ClaimedRun, now: datetime) -> bool:
         with self._reads.connect() as conn:
             expires = conn.execute(
-                sa.select(runs.c.lease_expires_at).where(
-                    *leased(claimed.run_id, claimed.lease_token)
-                )
+                LEASE_EXPIRY, fence_params(claimed.run_id, claimed.lease_token)
             ).scalar_one_or_none()
         return expires is not None and expires > now
 
@@ -288,13 +282,11 @@ class RunQueue(Repository):
                 "retryable": outcome.retryable,
                 **estimate_values(outcome.estimated_rows),
             },
-            where=[runs.c.lease_token == claimed.lease_token],
+            lease_token=claimed.lease_token,
         )
         if recorded is None:
             raise _LeaseLost
-        conn.execute(
-            pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
-        )
+        conn.execute(DROP_PENDING, {"fenced_run": claimed.run_id})
         if outcome.result is not None:
             conn.execute(
                 requests.update()
@@ -305,15 +297,19 @@ class RunQueue(Repository):
             advance_snapshot(conn, claimed.configuration_id, outcome.window)
         elif outcome.watermark is not None:
             advance_watermark(conn, claimed.configuration_id, outcome.watermark)
-        for f in outcome.files:
+        if outcome.files:
             conn.execute(
-                run_files.insert().values(
-                    id=new_id(),
-                    workspace_id=claimed.workspace_id,
-                    run_id=claimed.run_id,
-                    created_at=now,
-                    **f.__dict__,
-                )
+                run_files.insert(),
+                [
+                    {
+                        "id": new_id(),
+                        "workspace_id": claimed.workspace_id,
+                        "run_id": claimed.run_id,
+                        "created_at": now,
+                        **f.__dict__,
+                    }
+                    for f in outcome.files
+                ],
             )
         release_next(conn, claimed.workspace_id, now, self._max_runs)
 
@@ -344,17 +340,17 @@ class RunQueue(Repository):
         not_before: datetime | None,
     ) -> RunStatus | None:
         with self._engine.begin() as conn:
+            fenced = fence_params(claimed.run_id, claimed.lease_token)
             row = conn.execute(
                 sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)
-                .where(*leased(claimed.run_id, claimed.lease_token))
-                .with_for_update()
+                .where(*LEASED)
+                .with_for_update(),
+                fenced,
             ).one_or_none()
             if row is None:
                 return None
             # The attempt removed what it was publishing; the next one may choose those keys.
-            conn.execute(
-                pending_publications.delete().where(pending_publications.c.run_id == claimed.run_id)
-            )
+            conn.execute(DROP_PENDING, fenced)
             return self._end_attempt(
                 conn,
                 Attempt(
@@ -410,7 +406,7 @@ class RunQueue(Repository):
             target,
             now,
             values,
-            where=[runs.c.lease_token == run.lease_token],
+            lease_token=run.lease_token,
         )
         if ended is None:
             return None

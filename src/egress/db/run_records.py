@@ -14,6 +14,16 @@ from egress.domain.status import RunKind, RunStatus
 
 
 @dataclass(frozen=True)
+class SourceConnection:
+    """The run's connection as its claim read it: reading it in a statement of its own was a
+    round trip and a pool checkout of every run (issue 19)."""
+
+    type: str
+    settings: dict[str, Any]
+    sealed_secrets: str | None
+
+
+@dataclass(frozen=True)
 class ClaimedRun:
     run_id: str
     workspace_id: str
@@ -27,6 +37,8 @@ class ClaimedRun:
     started_at: datetime
     spec: ExecutionSpec  # an export job's: what its request reads and how it writes it
     export: ExportSpec | None = None  # set for a run of kind export
+    # None: the runner reads it (an export job's, or a connection deleted since the trigger).
+    connection: SourceConnection | None = None
 
 
 @dataclass(frozen=True)

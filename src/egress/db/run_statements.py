@@ -1,21 +1,45 @@
 """Pieces of the run queue's statements: the lease fence, the row estimate's values, the
-claimed execution's parameters."""
+claim's choice and what it returns (built once: see ``transitions._transition_statement``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
-from egress.db.tables import executions, runs
+from egress.db.changes import ANNOUNCEMENT
+from egress.db.tables import connections, executions, pending_publications, runs
 from egress.domain.status import RunStatus
 
+# The lease fence, over the bound parameters ``fenced_run`` and ``fenced_lease``
+# (``fence_params``): the run is still IN_PROGRESS under this very lease.
+LEASED = (
+    runs.c.id == sa.bindparam("fenced_run", type_=runs.c.id.type),
+    runs.c.lease_token == sa.bindparam("fenced_lease", type_=runs.c.lease_token.type),
+    runs.c.status == RunStatus.IN_PROGRESS.value,
+)
+# Statements a run's worker makes on every run, built once (building them cost more than
+# running them; see ``transitions._transition_statement``):
+# the run row locked while the lease holds,
+FENCE = sa.select(runs.c.id).where(*LEASED).with_for_update()
+# when the lease expires,
+LEASE_EXPIRY = sa.select(runs.c.lease_expires_at).where(*LEASED)
+# whether a cancel was asked for meanwhile (``transitions.cancel_wins``),
+CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(*LEASED[:2])
+# and the keys it was about to publish, dropped once recorded or given up.
+DROP_PENDING = pending_publications.delete().where(
+    pending_publications.c.run_id == sa.bindparam("fenced_run", type_=runs.c.id.type)
+)
 
-def leased(run_id: str, lease_token: str) -> list[sa.ColumnElement[bool]]:
-    """The lease fence: the run is still IN_PROGRESS under this very lease."""
-    return [
-        runs.c.id == run_id,
-        runs.c.lease_token == lease_token,
-        runs.c.status == RunStatus.IN_PROGRESS.value,
-    ]
+
+# The keys about to be published; on PostgreSQL the read caches' NOTIFY rides on it.
+PUBLISHING = pending_publications.insert()
+PUBLISHING_ANNOUNCED = PUBLISHING.returning(ANNOUNCEMENT)
+
+
+def fence_params(run_id: str, lease_token: str) -> dict[str, str]:
+    """The bound parameters of ``LEASED``."""
+    return {"fenced_run": run_id, "fenced_lease": lease_token}
 
 
 def estimate_values(rows: int | None) -> dict[str, int]:
@@ -24,11 +48,61 @@ def estimate_values(rows: int | None) -> dict[str, int]:
     return {} if rows is None else {"estimated_rows": rows}
 
 
-# The claimed extraction's parameters, returned by the claim's UPDATE: a round trip less.
-CLAIM_PARAMETERS = (
+# The oldest PENDING run, as of the bound parameter ``claim_now``. A queued run with a cancel
+# request is the reaper's to cancel, never to run; one waiting for a retry runs when its
+# backoff is over.
+OLDEST_PENDING = (
+    sa.select(runs.c.id)
+    .where(
+        runs.c.status == RunStatus.PENDING.value,
+        runs.c.cancel_requested.is_(False),
+        sa.or_(
+            runs.c.not_before.is_(None),
+            runs.c.not_before <= sa.bindparam("claim_now", type_=runs.c.not_before.type),
+        ),
+    )
+    .order_by(runs.c.queued_at, runs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+
+# The claimed extraction's connection, by the id frozen in its parameters.
+_FROZEN_CONNECTION = (
+    sa.select(executions.c.parameters["connection"]["id"].as_string())
+    .where(executions.c.id == runs.c.execution_id)
+    .correlate(runs)
+    .scalar_subquery()
+)
+
+
+def _connection(column: sa.Column[Any]) -> sa.Label[Any]:
+    return (
+        sa.select(column)
+        .where(
+            connections.c.id == _FROZEN_CONNECTION,
+            connections.c.workspace_id == runs.c.workspace_id,
+        )
+        .correlate(runs)
+        .scalar_subquery()
+        .label(f"connection_{column.name}")
+    )
+
+
+# What the claim's UPDATE returns besides the run's id and workspace, the claimed
+# extraction's parameters and connection included (scalar subqueries: round trips less).
+CLAIM_RETURNING = (
+    runs.c.execution_id,
+    runs.c.configuration_id,
+    runs.c.run_number,
+    runs.c.kind,
+    runs.c.attempt,
     sa.select(executions.c.parameters)
     .where(executions.c.id == runs.c.execution_id)
     .correlate(runs)
     .scalar_subquery()
-    .label("parameters")
+    .label("parameters"),
+    _connection(connections.c.type),
+    _connection(connections.c.settings),
+    _connection(connections.c.secrets),
 )

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from egress.db.changes import announced, announcement
+from egress.db.changes import ANNOUNCEMENT, announced
+from egress.db.run_statements import CANCEL_REQUESTED, fence_params
 from egress.db.tables import UTCDateTime, requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
@@ -58,22 +59,15 @@ def _with_outbox(update: sa.Update, before: RunStatus, after: RunStatus) -> sa.S
     return sa.select(changed).add_cte(outbox.cte("outbox"))
 
 
-def _change(
+def _outbox(
     conn: Connection,
-    update: sa.Update,
-    params: dict[str, Any],
+    changed: Sequence[Row[Any]],
     before: RunStatus,
     after: RunStatus,
     now: datetime,
-    outboxed: sa.Select[Any] | None = None,
-) -> Sequence[Row[Any]]:
-    """Run a transition's ``update`` and write the outbox rows of the runs it changed: on
-    PostgreSQL in the same statement (``outboxed``, or ``_with_outbox`` of ``update``: one round
-    trip less per status change), elsewhere in a second one. The changed rows."""
-    if conn.dialect.name == "postgresql":
-        statement = outboxed if outboxed is not None else _with_outbox(update, before, after)
-        return conn.execute(statement, {**params, "outbox_at": now}).all()
-    changed = sorted(conn.execute(update, params).all(), key=lambda r: (r.queued_at, r.id))
+) -> None:
+    """The outbox rows of the runs a transition changed, oldest first, in a statement of their
+    own (elsewhere than PostgreSQL, where ``_with_outbox`` writes them with the change)."""
     if changed:
         conn.execute(
             run_events.insert(),
@@ -85,10 +79,9 @@ def _change(
                     "to_status": after.value,
                     "at": now,
                 }
-                for row in changed
+                for row in sorted(changed, key=lambda r: (r.queued_at, r.id))
             ],
         )
-    return changed
 
 
 def transition(
@@ -98,26 +91,67 @@ def transition(
     after: RunStatus,
     now: datetime,
     values: dict[str, Any] | None = None,
-    where: Sequence[sa.ColumnElement[bool]] = (),
-    returning: Sequence[sa.ColumnElement[Any]] = (),
+    lease_token: str | None = None,
+    returning: tuple[sa.ColumnElement[Any], ...] = (),
+    params: dict[str, Any] | None = None,
 ) -> Row[Any] | None:
-    """Move run ``run_id`` (an id, or a scalar subquery choosing one) from ``before`` to
-    ``after``, setting ``values``, if it is still ``before`` and matches ``where``. The changed
-    row (its id, workspace and ``returning``), or None when nothing matched."""
+    """Move run ``run_id`` from ``before`` to ``after``, setting ``values``, if it is still
+    ``before`` (and still holds ``lease_token``, when given). ``run_id`` is an id, or a scalar
+    subquery choosing one built once by the caller (its bind parameters in ``params``). The
+    changed row (its id, workspace and ``returning``), or None when nothing matched."""
     check_transition(before, after)
-    update = (
-        runs.update()
-        .where(runs.c.id == run_id, runs.c.status == before.value, *where)
-        .values(status=after.value, **(values or {}))
-        .returning(
-            runs.c.id, runs.c.workspace_id, runs.c.queued_at, *returning, *announcement(conn)
-        )
+    values, pg = values or {}, conn.dialect.name == "postgresql"
+    chooser = run_id if isinstance(run_id, sa.ScalarSelect) else None
+    statement = _transition_statement(
+        chooser, before, after, tuple(values), lease_token is not None, returning, pg
     )
-    changed = _change(conn, update, {}, before, after, now)
+    # Only the statement's own parameters: an UPDATE takes any other name for a column to set.
+    bound = {f"new_{name}": value for name, value in values.items()} | (params or {})
+    if chooser is None:
+        bound["run_id"] = run_id
+    if lease_token is not None:
+        bound["lease"] = lease_token
+    if pg:
+        bound["outbox_at"] = now
+    changed = conn.execute(statement, bound).all()
     if not changed:
         return None
+    if not pg:
+        _outbox(conn, changed, before, after, now)
     announced(conn)
     return changed[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _transition_statement(
+    chooser: sa.ScalarSelect[Any] | None,
+    before: RunStatus,
+    after: RunStatus,
+    names: tuple[str, ...],
+    fenced: bool,
+    returning: tuple[sa.ColumnElement[Any], ...],
+    pg: bool,
+) -> sa.Executable:
+    """``transition``'s UPDATE for one shape of change, built once with bound parameters:
+    building it (and its cache key) anew on every call was most of a claim's and a finish's
+    Python (bench/README.md, issue 19). On PostgreSQL with its outbox rows and the read
+    caches' NOTIFY in the same statement."""
+    target = chooser if chooser is not None else sa.bindparam("run_id", type_=sa.String())
+    where = [runs.c.id == target, runs.c.status == before.value]
+    if fenced:
+        where.append(runs.c.lease_token == sa.bindparam("lease", type_=sa.String()))
+    update = (
+        runs.update()
+        .where(*where)
+        .values(
+            {"status": after.value}
+            | {name: sa.bindparam(f"new_{name}", type_=runs.c[name].type) for name in names}
+        )
+        .returning(runs.c.id, runs.c.workspace_id, runs.c.queued_at, *returning)
+    )
+    if not pg:
+        return update
+    return _with_outbox(update.returning(ANNOUNCEMENT), before, after)
 
 
 @dataclass(frozen=True)
@@ -283,14 +317,14 @@ def cancel_run(
     return ended is not None
 
 
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+
+
 def lock_workspace(conn: Connection, workspace_id: str) -> None:
     """Serialise the workspace's queue changes, so two replicas never both take its last
     free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"egress-runs:{workspace_id}"},
-        )
+        conn.execute(_LOCK, {"key": f"egress-runs:{workspace_id}"})
 
 
 def _active_count(workspace: sa.BindParameter[str]) -> sa.ScalarSelect[int]:
@@ -430,15 +464,10 @@ def release_next(
     released: Sequence[Row[Any]] = []
     if free != 0:
         limited, pg = free is not None, conn.dialect.name == "postgresql"
-        released = _change(
-            conn,
-            _release(limited, pg),
-            params,
-            RunStatus.ON_HOLD,
-            RunStatus.PENDING,
-            now,
-            _release_outboxed(limited) if pg else None,
-        )
+        statement = _release_outboxed(limited) if pg else _release(limited, False)
+        released = conn.execute(statement, params | ({"outbox_at": now} if pg else {})).all()
+        if not pg:
+            _outbox(conn, released, RunStatus.ON_HOLD, RunStatus.PENDING, now)
     if unlabelled and len(released) == free:  # every free slot taken: the rest wait for it
         _label_waiting(conn, workspace_id, reason)
 
@@ -452,8 +481,6 @@ def cancel_wins(conn: Connection, run_id: str, lease_token: str, outcome: Outcom
     if not outcome.files and outcome.record_count:
         return False
     requested = conn.execute(
-        sa.select(runs.c.cancel_requested).where(
-            runs.c.id == run_id, runs.c.lease_token == lease_token
-        )
+        CANCEL_REQUESTED, fence_params(run_id, lease_token)
     ).scalar_one_or_none()
     return bool(requested)

@@ -451,17 +451,16 @@ class Runner:
         )
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
-        if claimed.spec.connection.type == WAREHOUSE:  # an export of a data table
-            source = warehouse_source(
-                self._warehouse, self._policy, claimed.spec.template.source_table
-            )
-        else:
-            record = self._connections.get(claimed.workspace_id, claimed.spec.connection.id)
+        ref, policy = claimed.spec.connection, self._policy
+        if ref.type == WAREHOUSE:  # an export of a data table
+            source = warehouse_source(self._warehouse, policy, claimed.spec.template.source_table)
+        else:  # the connection as the claim read it, else read now
+            record = claimed.connection or self._connections.get(claimed.workspace_id, ref.id)
             source = open_source(
-                record.type, record.settings, self._box.open(record.sealed_secrets), self._policy
+                record.type, record.settings, self._box.open(record.sealed_secrets), policy
             )
         if isinstance(source, ReusesSessions):
-            source.reuse_sessions(self._sessions, claimed.spec.connection.id)
+            source.reuse_sessions(self._sessions, ref.id)
         return source
 
     def _record(

@@ -27,7 +27,7 @@ from egress.query.select import (
     bounds_statement,
     max_statement,
     plain_column,
-    select_statement,
+    quoted_select,
     table_sql,
 )
 from egress.sources import base
@@ -268,7 +268,7 @@ class PostgresSource:
         return quoter(conn, self._s.sourceEncoding if legacy else None)
 
     def _select(self, conn: psycopg.Connection[Any], plan: ReadPlan, column_sql: ColumnSql) -> str:
-        return select_statement(plan, self.dialect, column_sql, quote=self._quoter(conn)).sql
+        return quoted_select(plan, self.dialect, column_sql, self._quoter(conn))
 
     def estimate_rows(self, plan: ReadPlan) -> int | None:
         """The planner's estimate for the plan's SELECT (EXPLAIN: nothing is read). Its rows do
