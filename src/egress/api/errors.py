@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from egress.db.engine import unavailable
 from egress.domain.errors import (
     BadRequest,
     Busy,
@@ -209,7 +208,12 @@ def _unexpected(request: Request, exc: Exception, dialect: Dialect) -> JSONRespo
 LOST_CONNECTION_RETRY_S = 1
 
 
-def _lost_connection(request: Request, exc: DBAPIError, dialect: Dialect) -> JSONResponse:
+def _lost_connection(
+    request: Request,
+    exc: DBAPIError,
+    dialect: Dialect,
+    unavailable: Callable[[BaseException], str | None],
+) -> JSONResponse:
     detail = unavailable(exc)
     if detail is None:
         return _unexpected(request, exc, dialect)
@@ -223,11 +227,12 @@ def install(
     app: FastAPI,
     wire_name: WireName,
     source_errors: tuple[type[Exception], ...],
+    unavailable: Callable[[BaseException], str | None],
     dialect: Dialect = NATIVE,
 ) -> None:
     """A face's error format: problem JSON naming fields by ``wire_name``, worded by
     ``dialect``; ``source_errors`` (a connection's source could not be read) answer 422 (or
-    the dialect's status for it)."""
+    the dialect's status for it); a database error ``unavailable`` explains answers 503."""
     app.add_exception_handler(
         RequestValidationError, lambda r, e: _validation(r, e, dialect)
     )  # already in wire names
@@ -235,7 +240,7 @@ def install(
     for source_error in source_errors:
         app.add_exception_handler(source_error, lambda r, e: _source(r, e, dialect))
     app.add_exception_handler(StarletteHTTPException, lambda r, e: _http(r, e, dialect))
-    app.add_exception_handler(DBAPIError, lambda r, e: _lost_connection(r, e, dialect))
+    app.add_exception_handler(DBAPIError, lambda r, e: _lost_connection(r, e, dialect, unavailable))
     app.add_exception_handler(Exception, lambda r, e: _unexpected(r, e, dialect))
     app.add_middleware(CancelledAtShutdown)
 

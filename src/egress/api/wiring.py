@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from egress.api.downloads import Downloads
 from egress.container import Container
+from egress.db.engine import unavailable
 from egress.domain.identity import ADMIN, EDITOR, VIEWER, Principal, require_role
 from egress.services import Services
 from egress.services.links import LinkIssuer
@@ -37,6 +38,8 @@ from egress.sources.pool import SourcePool
 T = TypeVar("T")
 # What a source raises when it cannot be read: every face answers it as a problem of its own.
 SOURCE_ERRORS: tuple[type[Exception], ...] = (SourceError,)
+# What a database error means to a client when it is not the request's fault (503), if anything.
+DATABASE_UNAVAILABLE = unavailable
 
 # What a downloaded file can be, for the OpenAPI document: each format, gzipped, or a split
 # run's parts zipped together.

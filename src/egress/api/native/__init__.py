@@ -24,7 +24,7 @@ from egress.api.native.routes import (
     schedules,
     templates,
 )
-from egress.api.wiring import SOURCE_ERRORS, declare_roles
+from egress.api.wiring import DATABASE_UNAVAILABLE, SOURCE_ERRORS, declare_roles
 
 
 def wire_name(logical: str) -> str:
@@ -42,7 +42,7 @@ def install(app: FastAPI) -> None:
     # Added before the error format's middleware, so inside it: a poll cancelled at shutdown
     # answers 503 like any request.
     app.add_middleware(FastPoll, route=poll)
-    errors.install(app, wire_name, SOURCE_ERRORS)
+    errors.install(app, wire_name, SOURCE_ERRORS, DATABASE_UNAVAILABLE)
     openapi.install(app)
     for module in (
         health,

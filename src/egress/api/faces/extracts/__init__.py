@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from egress.api import errors, limits, openapi
 from egress.api.faces.extracts.routes import v3, v31
-from egress.api.wiring import SOURCE_ERRORS, declare_roles
+from egress.api.wiring import DATABASE_UNAVAILABLE, SOURCE_ERRORS, declare_roles
 
 DIALECT = errors.Dialect(unprocessable=400, details=True)
 
@@ -29,7 +29,7 @@ def install(app: FastAPI) -> None:
             dependencies=[Depends(limits.reject_nul)],
         )
         face.state.container = app.state.container
-        errors.install(face, wire_name, SOURCE_ERRORS, DIALECT)
+        errors.install(face, wire_name, SOURCE_ERRORS, DATABASE_UNAVAILABLE, DIALECT)
         openapi.install(face, DIALECT)
         declare_roles(router)
         face.include_router(router)
