@@ -138,17 +138,17 @@ def create_table(rows: int, recreate: bool) -> None:
         conn.execute("VACUUM (ANALYZE) orders")
 
 
-def extract(
+def submitted_configuration(
     http: httpx.Client,
     template: str,
     name: str,
     fmt: str,
     fields: list[str],
-    pid: int,
     split_by: str | None = None,
     parallelism: int = 1,
     csv_dialect: str | None = None,
-) -> tuple[float, int, int, float, float]:
+) -> str:
+    """A submitted configuration of one case writing to storage; its id."""
     body: dict[str, object] = {
         "name": name,
         "templateId": template,
@@ -164,6 +164,25 @@ def extract(
         body["csvDialect"] = csv_dialect
     cfg = http.post("/api/v1/extraction-configurations", json=body).raise_for_status().json()
     http.post(f"/api/v1/extraction-configurations/{cfg['id']}/submit").raise_for_status()
+    return str(cfg["id"])
+
+
+def extract(
+    http: httpx.Client,
+    template: str,
+    name: str,
+    fmt: str,
+    fields: list[str],
+    pid: int,
+    split_by: str | None = None,
+    parallelism: int = 1,
+    csv_dialect: str | None = None,
+) -> tuple[float, int, int, float, float]:
+    cfg = {
+        "id": submitted_configuration(
+            http, template, name, fmt, fields, split_by, parallelism, csv_dialect
+        )
+    }
     with PeakRss(pid) as rss:
         started = time.perf_counter()
         ex = http.post(f"/api/v1/extraction-configurations/{cfg['id']}/executions").json()

@@ -29,21 +29,14 @@ def timed_run(
     """One extraction of ``case``; (trigger sent, COMPLETED seen) as wall-clock times, the
     client's requests appended to ``log``."""
     fmt, extra, split, _source, parallelism = et.CASES[case]
-    body: dict[str, object] = {
-        "name": f"t{secrets.token_hex(3)}",
-        "templateId": template,
-        "fields": [*[c.strip() for c in COLUMNS.split(",")], *extra],
-        "format": fmt,
-        "destination": {"type": "storage", "path": "bench"},
+    fields = [*[c.strip() for c in COLUMNS.split(",")], *extra]
+    dialect = "postgres" if case in et.POSTGRES_DIALECT_CASES else None
+    name = f"t{secrets.token_hex(3)}"
+    cfg = {
+        "id": et.submitted_configuration(
+            http, template, name, fmt, fields, split, parallelism, dialect
+        )
     }
-    if split:
-        body["splitBy"] = split
-    if parallelism > 1:
-        body["parallelism"] = parallelism
-    if case in et.POSTGRES_DIALECT_CASES:
-        body["csvDialect"] = "postgres"
-    cfg = http.post("/api/v1/extraction-configurations", json=body).raise_for_status().json()
-    http.post(f"/api/v1/extraction-configurations/{cfg['id']}/submit").raise_for_status()
     events = []
     sent = time.time()
     ex = http.post(f"/api/v1/extraction-configurations/{cfg['id']}/executions").json()
