@@ -4,12 +4,14 @@ API answers 503 for and the background loops log in one line."""
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
 import sqlalchemy as sa
 
 from egress.db import engine as metadata_engine
+from tests.support.tcp_switch import TcpSwitch
 
 
 def test_an_unanswering_server_times_out_and_is_unavailable(
@@ -41,3 +43,30 @@ def test_a_refused_connection_is_unavailable_and_a_bad_statement_is_not() -> Non
         conn.execute(sa.text("SELECT no_such_column FROM pg_class"))
     live.dispose()
     assert metadata_engine.unavailable(wrong.value) is None
+
+
+def test_a_connection_lost_before_the_commit_notify_is_invalidated_and_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The commit's NOTIFY (db/changes.announce_commits) goes out on the DBAPI connection, past
+    # SQLAlchemy's error handling: a loss there must still invalidate the connection (not return
+    # it to the pool, whose reset would log a traceback) and read as "unavailable".
+    switch = TcpSwitch(5432)
+    engine = metadata_engine.make_engine(
+        f"postgresql+psycopg://postgres@127.0.0.1:{switch.port}/postgres"
+    )
+    try:
+        with pytest.raises(sa.exc.OperationalError) as lost, engine.begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            switch.off()  # after the statement, before the commit's NOTIFY
+        assert lost.value.connection_invalidated
+        assert (
+            metadata_engine.unavailable(lost.value) == "the database connection was lost; try again"
+        )
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+        switch.on()
+        with engine.connect() as conn:  # a fresh connection, not the dead one from the pool
+            assert conn.execute(sa.text("SELECT 2")).scalar_one() == 2
+    finally:
+        engine.dispose()
+        switch.off()

@@ -40,6 +40,7 @@ _COMMITTED = "egress_committed"  # pool record flag: a commit went through this 
 _ANNOUNCED = "egress_announced"  # pool record flag: this transaction's NOTIFY is already sent
 LISTEN_TIMEOUT_S = 1.0  # how long the listener blocks before checking whether to stop
 RECONNECT_DELAY_S = 2.0
+_NOTIFY_IF_WROTE = "SELECT pg_notify(%s, '') WHERE txid_current_if_assigned() IS NOT NULL"
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -59,9 +60,18 @@ def announce_commits(engine: Engine) -> None:
             return
         # Only a transaction that wrote has a transaction id: the worker's empty claims and
         # the transactions that only read leave every cache as it is.
-        wrote = conn.connection.dbapi_connection.execute(
-            "SELECT pg_notify(%s, '') WHERE txid_current_if_assigned() IS NOT NULL", (CHANNEL,)
-        ).fetchall()
+        try:
+            wrote = conn.connection.dbapi_connection.execute(
+                _NOTIFY_IF_WROTE, (CHANNEL,)
+            ).fetchall()
+        except psycopg.OperationalError as exc:
+            # Sent on the DBAPI connection, so SQLAlchemy never sees the loss: left valid, the
+            # dead connection would go back to the pool (its reset then logs a traceback) and
+            # the raw error would not read as "unavailable" to the API and the worker loops.
+            conn.invalidate(exc)
+            raise sa.exc.OperationalError(
+                _NOTIFY_IF_WROTE, (CHANNEL,), exc, connection_invalidated=True
+            ) from exc
         if wrote:
             conn.connection.info[_COMMITTED] = True
 
