@@ -81,6 +81,7 @@ POSTGRES_DIALECT_CASES = {
 }
 # psql again, just before each CSV/JSONL case: a shared machine's load moves within a run.
 PSQL_AGAIN = "psql \\copy CSV (again, just before)"
+LONG_POLL_S = 30  # each status read waits up to this long for the status to change
 REFERENCES = {
     "csv (COPY fast path)": PSQL_AGAIN,
     "csv (Arrow path)": PSQL_AGAIN,
@@ -186,19 +187,20 @@ def extract(
     with PeakRss(pid) as rss:
         started = time.perf_counter()
         ex = http.post(f"/api/v1/extraction-configurations/{cfg['id']}/executions").json()
-        while True:
+        while True:  # long polls (?wait=): answered as soon as the status changes
             d = http.get(
-                f"/api/v1/extraction-configurations/{cfg['id']}/executions/{ex['id']}"
+                f"/api/v1/extraction-configurations/{cfg['id']}/executions/{ex['id']}",
+                params={"wait": LONG_POLL_S},
+                timeout=LONG_POLL_S + 30,
             ).json()
             if d["latestStatus"] in ("COMPLETED", "FAILED", "COMPLETED_NO_DATA"):
                 break
-            time.sleep(0.05)
         elapsed = time.perf_counter() - started
     run = d["runs"][-1]
     if d["latestStatus"] != "COMPLETED":
         raise RuntimeError(f"{name}: {run['errorMessage']}")
-    # The server's own span of the run (queued → completed): what the client's polling adds
-    # to ``elapsed`` is the difference (half the poll interval on average, plus the GETs).
+    # The server's own span of the run (queued → completed): what the client adds to
+    # ``elapsed`` is the difference (the trigger's answer, the long poll's answer).
     served = datetime.fromisoformat(run["completedAt"]) - datetime.fromisoformat(run["queuedAt"])
     return elapsed, int(d["latestRecordCount"]), rss.peak, rss.cpu, served.total_seconds()
 

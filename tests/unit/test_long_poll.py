@@ -67,3 +67,15 @@ def test_no_wait_and_a_full_cap_answer_at_once() -> None:
     store = Store(changes_after=1)
     assert _wait(store, 30, full) == "Pending"
     assert store.reads == 1
+
+
+def test_a_plain_poll_reads_the_status_once_and_not_the_version() -> None:
+    store = Store(changes_after=None)
+    versions: list[object | None] = []
+
+    def version() -> object | None:
+        versions.append(store.version())
+        return versions[-1]
+
+    answer = asyncio.run(until_changed(store.read, _same, 0, version, WaitSlots()))
+    assert (answer, store.reads, versions) == ("Pending", 1, [])  # a poll costs one read only

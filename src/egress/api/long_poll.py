@@ -1,4 +1,5 @@
-"""Holding a status read until the status changes: the Egress extra ``?wait=<seconds>``.
+"""Holding a status read until the status changes: the Egress extra ``?wait=<seconds>`` (an
+export request's status, an execution's details).
 
 A client that polls a job every 50 ms learns of its end 25 ms late on average, and each poll
 costs a request; one that long-polls asks once and is answered as soon as the status differs
@@ -16,7 +17,9 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+from fastapi import Query
 
 T = TypeVar("T")
 
@@ -25,9 +28,19 @@ MAX_WAITERS = 100  # requests holding a wait at once in this process
 TICK_S = 0.005  # how often a waiter looks at the version (a memory read or one PRAGMA)
 BLIND_READ_S = 0.1  # while the version is unknown, how often a waiter reads the status
 
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Egress extra: hold the answer up to this many seconds until the status "
+        "differs from the one it has now (0: answer at once)",
+    ),
+]
+
 
 class WaitSlots:
-    """The cap on concurrent waiters."""
+    """The cap on concurrent waiters (``WAITERS``: every route's of this process)."""
 
     def __init__(self, limit: int = MAX_WAITERS) -> None:
         self._limit = limit
@@ -47,6 +60,9 @@ class WaitSlots:
             self._used -= 1
 
 
+WAITERS = WaitSlots()
+
+
 async def until_changed(
     read: Callable[[], Awaitable[T]],
     state: Callable[[T], Hashable],
@@ -57,9 +73,11 @@ async def until_changed(
 ) -> T:
     """``read()``'s answer once ``state`` of it differs from the first read's, or the last
     read when ``wait_s`` ends (at once when ``wait_s`` is 0 or no slot is free)."""
+    if wait_s <= 0:  # a plain poll: not even the version is read
+        return await read()
     seen = version()  # before the read: a change committed after it moves the version
     current = await read()
-    if wait_s <= 0 or not slots.enter():
+    if not slots.enter():
         return current
     try:
         first = state(current)

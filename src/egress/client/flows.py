@@ -93,11 +93,13 @@ def empty(method: str, path: str, **kwargs: Any) -> Flow[None]:
     yield from request(method, path, **kwargs)
 
 
-def polled(kind: type[M], path: str, *, attempts: int = 5) -> Flow[M]:
+def polled(
+    kind: type[M], path: str, *, attempts: int = 5, params: Mapping[str, Any] | None = None
+) -> Flow[M]:
     """A GET that waits out ``429`` and ``503`` as their ``Retry-After`` says, a few times."""
     for attempt in range(attempts):
         try:
-            return (yield from parsed(kind, "GET", path))
+            return (yield from parsed(kind, "GET", path, params=params))
         except (RateLimited, ServerError) as exc:
             if exc.status not in (429, 503) or attempt == attempts - 1:
                 raise
@@ -105,8 +107,9 @@ def polled(kind: type[M], path: str, *, attempts: int = 5) -> Flow[M]:
     raise AssertionError("attempts must be at least 1")
 
 
-# Polling backoff of ``wait``: from quick (short runs finish in well under a second) to a poll
-# every few seconds for long ones.
+# The polls of ``wait``, each a long poll (``?wait=``) of this long: from short (a short run's
+# progress is seen soon) to a few seconds for long ones. A change of status answers a long poll
+# at once, however long it was asked to be.
 FIRST_POLL_S = 0.2
 MAX_POLL_S = 5.0
 
@@ -117,23 +120,30 @@ def wait(
     on_progress: Callable[[Execution], None] | None,
     clock: Callable[[], float],
 ) -> Flow[Execution]:
-    """Poll the execution at ``path`` until its latest run is terminal, backing off (and
-    honouring ``Retry-After``); ``on_progress`` sees every answer. FAILED raises ``RunFailed``;
+    """Long-poll the execution at ``path`` until its latest run is terminal (honouring
+    ``Retry-After``); ``on_progress`` sees every answer. FAILED raises ``RunFailed``;
     COMPLETED, COMPLETED_NO_DATA and CANCELLED return the execution."""
     deadline = None if timeout is None else clock() + timeout
-    delay = FIRST_POLL_S
+    delay, held = FIRST_POLL_S, 0.0  # held: the first poll answers at once
+    seen: tuple[int, str] | None = None
     while True:
-        current = yield from polled(Execution, path)
+        asked = clock()
+        params = {"wait": round(held, 3)} if held else None
+        current = yield from polled(Execution, path, params=params)
+        before, seen = seen, (len(current.runs), current.latest_status)
         if on_progress is not None:
             on_progress(current)
         if current.latest_status == "FAILED":
             raise RunFailed(current)
         if current.done:
             return current
-        if deadline is not None:
-            left = deadline - clock()
-            if left <= 0:
-                raise WaitTimeout(current, timeout or 0.0)
-            delay = min(delay, left)
-        yield Sleep(delay)
+        left = None if deadline is None else deadline - clock()
+        if left is not None and left <= 0:
+            raise WaitTimeout(current, timeout or 0.0)
+        # Answered before its wait ended with nothing new (the server's waits were all taken,
+        # or it changed and changed back): wait out the rest here, as a plain poll would.
+        early = held - (clock() - asked)
+        if held and early > 0 and seen == before:
+            yield Sleep(early if left is None else min(early, left))
+        held = delay if left is None else min(delay, left)
         delay = min(delay * 1.5, MAX_POLL_S)

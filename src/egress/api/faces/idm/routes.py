@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from egress.api.faces.idm.presenters import object_out, request_out, request_summary_out
 from egress.api.faces.idm.schemas import ExportBody
-from egress.api.long_poll import MAX_WAIT_S, WaitSlots, until_changed
+from egress.api.long_poll import WAITERS, WaitSeconds, until_changed
 from egress.api.native.routes.common import page_request
 from egress.api.wiring import (
     FILE_CONTENT,
@@ -29,8 +29,6 @@ router = APIRouter(prefix="/api/v1", tags=["bulk export (seed 003)"])
 # Signed file links live outside /api/, whose every route needs a bearer token: the link's
 # signature is its credential.
 links = APIRouter(prefix=link_path(EXPORT_FILE), tags=["bulk export (seed 003)"])
-# Long polls of requests held at once by this process (api/long_poll.py).
-WAITERS = WaitSlots()
 StatusName = Annotated[str | None, Query(pattern="^(Pending|InProgress|Completed|Failed)$")]
 
 
@@ -64,15 +62,7 @@ async def get_request(
     s: ServicesDep,
     p: Viewer,
     version: ChangeVersion,
-    wait: Annotated[
-        float,
-        Query(
-            ge=0,
-            le=MAX_WAIT_S,
-            description="Egress extra: hold the answer up to this many seconds until the "
-            "request's status differs from the one it has now (0: answer at once)",
-        ),
-    ] = 0,
+    wait: WaitSeconds = 0,
 ) -> dict[str, Any]:
     base = _base(request)
 

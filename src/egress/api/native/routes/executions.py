@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from egress.api.downloads import Downloads
+from egress.api.long_poll import WAITERS, WaitSeconds, until_changed
 from egress.api.native.presenters import (
     execution_out,
     execution_summary_out,
@@ -27,6 +28,7 @@ from egress.api.native.schemas import (
 )
 from egress.api.wiring import (
     FILE_CONTENT,
+    ChangeVersion,
     Editor,
     FileDownloads,
     ServicesDep,
@@ -34,6 +36,7 @@ from egress.api.wiring import (
     Viewer,
 )
 from egress.domain.paging import PageRequest
+from egress.domain.status import RunStatus
 from egress.services.executions import ExecutionRecord, FileRecord, RunRecord
 from egress.services.links import LinkIssuer
 
@@ -89,12 +92,26 @@ def list_executions(
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
 async def get_execution(
-    config_id: str, execution_id: str, s: ServicesDep, p: Viewer, links: SignedUrls
+    config_id: str,
+    execution_id: str,
+    s: ServicesDep,
+    p: Viewer,
+    links: SignedUrls,
+    version: ChangeVersion,
+    wait: WaitSeconds = 0,
 ) -> ExecutionOut:
     """The status poll: its read is the one hop to the thread pool; presenting and checking
-    the answer stay in the event loop (a sync route costs a hop for each)."""
-    execution = await run_in_threadpool(s.executions.get, p.workspace_id, config_id, execution_id)
-    return execution_out(execution, links)
+    the answer stay in the event loop (a sync route costs a hop for each). With ``wait``, a
+    long poll: answered when the latest run's status changes or a run is added."""
+
+    async def read() -> ExecutionRecord:
+        return await run_in_threadpool(s.executions.get, p.workspace_id, config_id, execution_id)
+
+    return execution_out(await until_changed(read, _runs_state, wait, version, WAITERS), links)
+
+
+def _runs_state(execution: ExecutionRecord) -> tuple[int, RunStatus]:
+    return len(execution.runs), execution.latest.status
 
 
 @router.post("/{execution_id}/rerun", status_code=202, response_model=ExecutionOut)
