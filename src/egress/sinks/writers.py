@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from egress.sinks.jsonl import JsonlWriter
+from egress.sinks.pipeline import Pipeline
 from egress.sinks.render import (
     base64_column,
     date_text,
@@ -66,7 +67,13 @@ def _csv_text(field: pa.Field) -> Callable[[pa.Array], pa.Array] | None:
     return None
 
 
+_CSV_ROWS = pacsv.WriteOptions(include_header=False)
+
+
 class CsvWriter:
+    """Each batch encoded by Arrow's CSV writer on its own (``sinks/pipeline``: on threads,
+    written in order), the header once, first."""
+
     def __init__(self, out: BinaryIO, schema: pa.Schema, *, header: bool = True) -> None:
         self._text = [_csv_text(f) for f in schema]
         self._schema = pa.schema(
@@ -75,23 +82,33 @@ class CsvWriter:
                 for f, text in zip(schema, self._text, strict=True)
             ]
         )
-        options = pacsv.WriteOptions(include_header=header)
-        self._writer = pacsv.CSVWriter(out, self._schema, write_options=options)
+        if header:
+            out.write(_csv(self._schema.empty_table(), pacsv.WriteOptions(include_header=True)))
+        self._pipeline = Pipeline(out, self._encode)
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def _encode(self, batch: pa.RecordBatch) -> pa.Buffer:
         refuse_years_beyond_text(batch)
         columns = [
             c if text is None else text(c)
             for c, text in zip(batch.columns, self._text, strict=True)
         ]
-        self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self._schema))
+        return _csv(pa.RecordBatch.from_arrays(columns, schema=self._schema), _CSV_ROWS)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._pipeline.write(batch)
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         for batch in batches:
             self.write(batch)
 
     def close(self) -> None:
-        self._writer.close()
+        self._pipeline.flush()
+
+
+def _csv(data: pa.RecordBatch | pa.Table, options: pacsv.WriteOptions) -> pa.Buffer:
+    text = pa.BufferOutputStream()
+    pacsv.write_csv(data, text, write_options=options)
+    return text.getvalue()
 
 
 def refuse_infinities(batch: pa.RecordBatch, target: str) -> None:

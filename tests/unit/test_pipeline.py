@@ -1,0 +1,77 @@
+"""``sinks/pipeline``: batches encoded on threads, their bytes written in the order the batches
+came (whatever order the encodings end in), an encoding's error raised to the writer, and
+nothing written after it."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pyarrow as pa
+import pytest
+
+from egress.sinks.pipeline import IN_FLIGHT, Pipeline
+
+
+def _batch(i: int) -> pa.RecordBatch:
+    return pa.record_batch([pa.array([i])], names=["i"])
+
+
+def test_bytes_are_written_in_the_order_the_batches_came() -> None:
+    first_may_end = threading.Event()
+
+    def encode(batch: pa.RecordBatch) -> bytes:
+        i = batch.column(0)[0].as_py()
+        if i == 0:  # the first encoding ends last
+            assert first_may_end.wait(10)
+        elif i == 1:
+            first_may_end.set()
+        return f"{i}\n".encode()
+
+    out = io.BytesIO()
+    pipeline = Pipeline(out, encode)
+    for i in range(10):
+        pipeline.write(_batch(i))
+    pipeline.flush()
+    assert out.getvalue() == b"".join(f"{i}\n".encode() for i in range(10))
+
+
+def test_an_encoding_error_is_raised_and_nothing_after_it_is_written() -> None:
+    def encode(batch: pa.RecordBatch) -> bytes:
+        i = batch.column(0)[0].as_py()
+        if i == 2:
+            raise ValueError("column 'd' holds year 10000")
+        return f"{i}\n".encode()
+
+    out = io.BytesIO()
+    pipeline = Pipeline(out, encode)
+    with pytest.raises(ValueError, match="year 10000"):
+        for i in range(10):
+            pipeline.write(_batch(i))
+        pipeline.flush()
+    assert out.getvalue() == b"0\n1\n"
+    pipeline.flush()  # nothing left queued: a later close writes nothing more
+    assert out.getvalue() == b"0\n1\n"
+
+
+def test_at_most_in_flight_batches_wait() -> None:
+    started = threading.Semaphore(0)
+    release = threading.Event()
+
+    def encode(batch: pa.RecordBatch) -> bytes:
+        started.release()
+        assert release.wait(10)
+        return b"x"
+
+    out = io.BytesIO()
+    pipeline = Pipeline(out, encode)
+    for i in range(IN_FLIGHT):
+        pipeline.write(_batch(i))  # queued, none written: the caller is not held up
+    for _ in range(IN_FLIGHT):
+        assert started.acquire(timeout=10)  # all of them are being encoded at once
+    assert out.getvalue() == b""
+    release.set()
+    pipeline.write(_batch(IN_FLIGHT))  # one more than IN_FLIGHT: the oldest is written
+    assert out.getvalue() == b"x"
+    pipeline.flush()
+    assert out.getvalue() == b"x" * (IN_FLIGHT + 1)
