@@ -5,6 +5,8 @@ nothing written after it."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 import threading
 
 import pyarrow as pa
@@ -75,3 +77,20 @@ def test_at_most_in_flight_batches_wait() -> None:
     assert out.getvalue() == b"x"
     pipeline.flush()
     assert out.getvalue() == b"x" * (IN_FLIGHT + 1)
+
+
+def test_a_forked_child_encodes_with_a_pool_of_its_own() -> None:
+    # The worker process is forked from the API's: an inherited pool would have no threads.
+    parent = Pipeline(io.BytesIO(), lambda batch: b"x")
+    parent.write(_batch(0))
+    parent.flush()  # the parent's pool has started its threads
+    pid = os.fork()
+    if pid == 0:  # the child: encode, and report by exit status (never run pytest's exit)
+        signal.alarm(10)  # a pool without threads would wait forever: killed, it fails
+        out = io.BytesIO()
+        child = Pipeline(out, lambda batch: b"y")
+        child.write(_batch(0))
+        child.flush()
+        os._exit(0 if out.getvalue() == b"y" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -12,6 +12,7 @@ after the other. Memory: at most ``IN_FLIGHT`` batches and their text are held.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,9 +22,20 @@ import pyarrow as pa
 
 # Batches being encoded at once per writer: two keep two cores busy while the caller writes.
 IN_FLIGHT = 2
-_ENCODERS = ThreadPoolExecutor(
-    max_workers=max(IN_FLIGHT, os.cpu_count() or 1), thread_name_prefix="egress-encode"
-)
+_pools: dict[int, ThreadPoolExecutor] = {}  # by process: a forked child makes its own
+_pools_lock = threading.Lock()
+
+
+def _encoders() -> ThreadPoolExecutor:
+    """This process's pool (a pool inherited through a fork has no threads behind it)."""
+    pid = os.getpid()
+    with _pools_lock:
+        pool = _pools.get(pid)
+        if pool is None:
+            workers = max(IN_FLIGHT, os.cpu_count() or 1)
+            pool = _pools[pid] = ThreadPoolExecutor(workers, thread_name_prefix="egress-encode")
+        return pool
+
 
 Encode = Callable[[pa.RecordBatch], pa.Buffer | bytes]
 
@@ -37,7 +49,7 @@ class Pipeline:
     def write(self, batch: pa.RecordBatch) -> None:
         """Queue ``batch``; the oldest batches' bytes are written once more than
         ``IN_FLIGHT`` wait. An encoding's error is raised here or by ``flush``."""
-        self._pending.append(_ENCODERS.submit(self._encode, batch))
+        self._pending.append(_encoders().submit(self._encode, batch))
         while len(self._pending) > IN_FLIGHT:
             self._write_oldest()
 
