@@ -16,7 +16,9 @@ from __future__ import annotations
 import select
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, BinaryIO
 
@@ -44,6 +46,8 @@ from egress.sources.postgresql.copy_out import (
 SPLIT_KEYS = {"int16", "int32", "int64", "boolean", "string", "json", "uuid"}
 KEY_ALIAS = "egress split key"
 QUOTE = ord('"')
+# Blocks read but not yet routed, at most (1 MiB each).
+ROUTING_AHEAD = 2
 # Up to this many keys, a block's rows are routed in C, a pass over the block for each key;
 # past it (a split of many values), row by row, as that then costs less.
 HOT_KEYS = 16
@@ -94,15 +98,16 @@ def copy_split(
     encoding = conn.info.encoding
     pg.send_query(statement.encode(encoding))
     pg.nonblocking = 1
+    parts = _Parts(open_part, csv_header(output), encoding)
+    router = _Router(parts)
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        parts = _Parts(open_part, csv_header(output), encoding)
         block, ends = bytearray(), array("q", [0])  # the rows, and where each ends
         end, note = 0, ends.append
         due = time.monotonic() + REPORT_S
         get = pg.get_copy_data
         # Per row about what the unsplit COPY does (append it, note where it ends): a block's
-        # rows are routed together (``_Parts.route``).
+        # rows are routed together (``_Parts.route``), on the router's thread.
         while True:
             size, data = get(1)
             if size > 0:
@@ -110,8 +115,8 @@ def copy_split(
                 end += size
                 note(end)
                 if end >= BLOCK_BYTES:
-                    parts.route(block, ends)
-                    block, ends = bytearray(), array("q", [0])  # new: Arrow lent the old
+                    router.route(block, ends)
+                    block, ends = bytearray(), array("q", [0])  # new: the router has the old
                     end, note = 0, ends.append
                     if time.monotonic() >= due:
                         on_progress(parts.rows)
@@ -124,11 +129,42 @@ def copy_split(
             else:  # -1: the copy ended (-2, an error, is in the result read next)
                 break
         end_copy(pg, encoding)
-        parts.route(block, ends)
+        router.route(block, ends)
+        router.finish()
         on_progress(parts.rows)
         return {_value(key, encoding): n for key, n in parts.counts.items()}
     finally:
+        router.stop()
         pg.nonblocking = 0
+
+
+class _Router:
+    """``_Parts.route`` on a thread of its own, the blocks in the order they came: the reading
+    thread goes back to the socket at once (routing, hashing and storing a block cost about as
+    much as reading it, and the server waits while nobody reads). At most ``ROUTING_AHEAD``
+    blocks wait; a routing error is raised by the next ``route`` or by ``finish``."""
+
+    def __init__(self, parts: _Parts) -> None:
+        self._parts = parts
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="egress-split")
+        self._pending: deque[Future[None]] = deque()
+
+    def route(self, block: bytearray, ends: array[int]) -> None:
+        self._pending.append(self._thread.submit(self._parts.route, block, ends))
+        while len(self._pending) > ROUTING_AHEAD:
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        """Every block routed (its rows handed to their streams)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def stop(self) -> None:
+        """No more blocks; those still waiting are dropped, the one being routed ends first
+        (its streams are the caller's to abort after)."""
+        for future in self._pending:
+            future.cancel()
+        self._thread.shutdown(wait=True)
 
 
 class _Parts:
