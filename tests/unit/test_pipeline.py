@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from egress.sinks.pipeline import IN_FLIGHT, Pipeline
+from egress.sinks.writers import CsvWriter
 
 
 def _batch(i: int) -> pa.RecordBatch:
@@ -94,3 +95,14 @@ def test_a_forked_child_encodes_with_a_pool_of_its_own() -> None:
         os._exit(0 if out.getvalue() == b"y" else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_split_parts_csv_writer_holds_nothing_back_between_calls() -> None:
+    # A split writes its parts in turns: a part's batches must not wait, encoded, in memory
+    # while the other parts are written (CsvWriter(ahead=False), as FileSink opens a part's).
+    out = io.BytesIO()
+    writer = CsvWriter(out, pa.schema([("i", pa.int64())]), ahead=False)
+    writer.write_many([_batch(1), _batch(2)])
+    assert out.getvalue() == b'"i"\n1\n2\n'
+    writer.write_many([_batch(3)])
+    assert out.getvalue() == b'"i"\n1\n2\n3\n'

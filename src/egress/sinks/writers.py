@@ -72,9 +72,15 @@ _CSV_ROWS = pacsv.WriteOptions(include_header=False)
 
 class CsvWriter:
     """Each batch encoded by Arrow's CSV writer on its own (``sinks/pipeline``: on threads,
-    written in order), the header once, first."""
+    written in order), the header once, first. ``ahead``: batches may still be encoding when
+    ``write_many`` returns (one file: the next call's batches overlap them); without it every
+    call's batches are written out before it returns (one of a split's many parts, written in
+    turns: nothing is held for a part while the others are written)."""
 
-    def __init__(self, out: BinaryIO, schema: pa.Schema, *, header: bool = True) -> None:
+    def __init__(
+        self, out: BinaryIO, schema: pa.Schema, *, header: bool = True, ahead: bool = True
+    ) -> None:
+        self._ahead = ahead
         self._text = [_csv_text(f) for f in schema]
         self._schema = pa.schema(
             [
@@ -100,6 +106,8 @@ class CsvWriter:
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         for batch in batches:
             self.write(batch)
+        if not self._ahead:
+            self._pipeline.flush()
 
     def close(self) -> None:
         self._pipeline.flush()
@@ -177,6 +185,13 @@ WRITERS: dict[str, Callable[[BinaryIO, pa.Schema], BatchWriter]] = {
     "jsonl": JsonlWriter,
     "parquet": ParquetWriter,
 }
+
+
+def open_writer(fmt: str, out: BinaryIO, schema: pa.Schema, *, ahead: bool) -> BatchWriter:
+    """The format's writer (``ahead``: ``CsvWriter``'s)."""
+    if fmt == "csv":
+        return CsvWriter(out, schema, ahead=ahead)
+    return WRITERS[fmt](out, schema)
 
 
 def content_type(fmt: str, compression: str) -> str:
