@@ -83,3 +83,37 @@ def test_runs_beyond_the_workspace_limit_wait_on_hold_with_the_reason(repos: Rep
     repos.executions.cancel(ws, cfgs[2], exs[2], T0 + timedelta(seconds=21))
     assert _state(repos, ws, cfgs[3], exs[3]) == (RunStatus.PENDING, None)
     assert _state(repos, ws, cfgs[0], again.id) == (RunStatus.ON_HOLD, FULL)
+
+
+def test_a_freed_slot_goes_to_the_oldest_run_waiting_for_nothing_else(repos: Repos) -> None:
+    """One slot frees at a time: it goes past an older run still behind its configuration's
+    active run, and of a configuration's held runs to the first."""
+    ws = repos.workspaces.ensure_workspace("a")
+    a, b, c, d = (repos.configuration(ws, n) for n in "abcd")
+
+    def trigger(cfg: str, second: int) -> str:
+        return repos.executions.create(ws, cfg, BARE_SPEC, "api", T0 + timedelta(seconds=second))[
+            0
+        ].id
+
+    a1, b1, a2, c1, d1, d2 = (trigger(cfg, i) for i, cfg in enumerate([a, b, a, c, d, d]))
+    running = {r.execution_id: r for r in (repos.queue.claim("w", LEASE, T0) for _ in "ab") if r}
+    assert set(running) == {a1, b1}
+
+    def finish(execution_id: str, second: int) -> None:
+        done = Outcome(RunStatus.COMPLETED, 1)
+        assert repos.queue.finish(running[execution_id], done, T0 + timedelta(seconds=second))
+
+    finish(b1, 20)  # a2 is older than c1, but a1 still runs
+    assert _state(repos, ws, a, a2) == (RunStatus.ON_HOLD, CONFIGURATION_HOLD_REASON)
+    assert _state(repos, ws, c, c1) == (RunStatus.PENDING, None)
+    assert _state(repos, ws, d, d1) == (RunStatus.ON_HOLD, FULL)
+
+    finish(a1, 21)  # a2 is free of its configuration now, and the oldest
+    assert _state(repos, ws, a, a2) == (RunStatus.PENDING, None)
+    claimed = repos.queue.claim("w", LEASE, T0)
+    assert claimed is not None
+    running[claimed.execution_id] = claimed
+    finish(claimed.execution_id, 22)  # of d's two held runs, the first
+    assert _state(repos, ws, d, d1) == (RunStatus.PENDING, None)
+    assert _state(repos, ws, d, d2) == (RunStatus.ON_HOLD, CONFIGURATION_HOLD_REASON)

@@ -35,7 +35,7 @@ from egress.db.run_statements import (
     LEASED,
     OLDEST_PENDING,
     PUBLISHING,
-    PUBLISHING_ANNOUNCED,
+    PUBLISHING_FENCED,
     estimate_values,
     fence_params,
 )
@@ -149,16 +149,19 @@ class RunQueue(Repository):
         return Heartbeat(alive=True, cancel_requested=bool(row.cancel_requested))
 
     def mark_publishing(self, claimed: ClaimedRun, keys: list[str]) -> bool:
-        """Record the keys about to be published, fenced; False when the lease is gone."""
+        """Record the keys (at least one) about to be published, fenced; False when the lease
+        is gone."""
         try:
             with self._engine.begin() as conn:
-                self._fence(conn, claimed)
-                # The read caches' NOTIFY rides on the INSERT: no statement of its own.
-                pg = conn.dialect.name == "postgresql"
-                conn.execute(
-                    PUBLISHING_ANNOUNCED if pg else PUBLISHING,
-                    [{"run_id": claimed.run_id, "storage_key": key} for key in keys],
-                )
+                if conn.dialect.name != "postgresql":
+                    self._fence(conn, claimed)
+                    conn.execute(
+                        PUBLISHING, [{"run_id": claimed.run_id, "storage_key": k} for k in keys]
+                    )
+                    return True
+                fenced = fence_params(claimed.run_id, claimed.lease_token)
+                if not conn.execute(PUBLISHING_FENCED, {**fenced, "keys": keys}).all():
+                    raise _LeaseLost
                 announced(conn)
         except _LeaseLost:
             return False

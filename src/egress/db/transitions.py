@@ -11,17 +11,23 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from egress.db.changes import ANNOUNCEMENT, announced
+from egress.db.hold_statements import (
+    ACTIVE_VALUES,
+    LOOK,
+    OLDEST_RELEASABLE,
+    RELEASABLE,
+    active_count,
+)
 from egress.db.run_statements import CANCEL_REQUESTED, fence_params
 from egress.db.tables import UTCDateTime, requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
-    ACTIVE,
     RunKind,
     RunStatus,
     check_transition,
@@ -32,7 +38,6 @@ if TYPE_CHECKING:  # run_records imports executions, which imports this module
     from egress.db.run_records import Outcome
 
 RUNS_CHANNEL = "egress_runs"
-_ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
 def notify(conn: Connection) -> None:
@@ -235,7 +240,7 @@ def enqueue_runs(
         sa.select(runs.c.configuration_id, runs.c.status)
         .where(
             runs.c.configuration_id.in_(cfg_ids),
-            runs.c.status.in_([*_ACTIVE_VALUES, RunStatus.ON_HOLD.value]),
+            runs.c.status.in_([*ACTIVE_VALUES, RunStatus.ON_HOLD.value]),
         )
         .distinct()
     ).all()
@@ -327,82 +332,11 @@ def lock_workspace(conn: Connection, workspace_id: str) -> None:
         conn.execute(_LOCK, {"key": f"egress-runs:{workspace_id}"})
 
 
-def _active_count(workspace: sa.BindParameter[str]) -> sa.ScalarSelect[int]:
-    return (
-        sa.select(sa.func.count())
-        .select_from(runs)
-        .where(runs.c.workspace_id == workspace, runs.c.status.in_(_ACTIVE_VALUES))
-        .scalar_subquery()
-    )
-
-
-_ACTIVE_RUNS = sa.select(_active_count(sa.bindparam("held_workspace")))
+_ACTIVE_RUNS = sa.select(active_count(sa.bindparam("held_workspace")))
 
 
 def _active(conn: Connection, workspace_id: str) -> int:
     return int(conn.execute(_ACTIVE_RUNS, {"held_workspace": workspace_id}).scalar_one())
-
-
-def _releasable_statement() -> sa.Select[tuple[str]]:
-    """The workspace's (bound parameter ``held_workspace``) held runs that wait for nothing but a
-    free slot: first of their configuration's held runs (FIFO per configuration), with no
-    active run of it; oldest first. Built once: building it cost more than the rest of a
-    finish's Python.
-
-    A window numbers each configuration's held runs and the active configurations are one
-    hashed list: correlated ``NOT EXISTS`` subqueries were planned as nested loops over every
-    held run (the statistics of a table that just grew say it is empty), 300 to 390 ms a finish
-    with 950 held, against 6 ms now (bench/README.md, drain)."""
-    # No column of ``runs`` unaliased: used inside an UPDATE of it, nothing may correlate.
-    candidates = runs.alias("candidates")
-    active = runs.alias("active")
-    held = (
-        sa.select(
-            candidates.c.id,
-            candidates.c.configuration_id,
-            candidates.c.queued_at,
-            sa.func.row_number()
-            .over(
-                partition_by=candidates.c.configuration_id,
-                order_by=(candidates.c.queued_at, candidates.c.id),
-            )
-            .label("place"),
-        )
-        .where(
-            candidates.c.workspace_id == sa.bindparam("held_workspace"),
-            candidates.c.status == RunStatus.ON_HOLD.value,
-        )
-        .subquery("held")
-    )
-    active_configurations = sa.select(active.c.configuration_id).where(
-        active.c.status.in_(_ACTIVE_VALUES), active.c.configuration_id.is_not(None)
-    )
-    # A run without a configuration (an export job) waits for no other run.
-    unconfigured = held.c.configuration_id.is_(None)
-    return (
-        sa.select(held.c.id)
-        .where(
-            sa.or_(held.c.place == 1, unconfigured),
-            sa.or_(unconfigured, held.c.configuration_id.not_in(active_configurations)),
-        )
-        .order_by(held.c.queued_at, held.c.id)
-    )
-
-
-_RELEASABLE = _releasable_statement()
-# Under the workspace's lock, in one round trip: its active runs, and whether a held run says
-# something else than the workspace's limit (most already say so, and finding the releasable
-# ones sorts every held run, so relabelling waits for this plain look to find one).
-_LOOK = sa.select(
-    _active_count(sa.bindparam("held_workspace")).label("active"),
-    sa.exists()
-    .where(
-        runs.c.workspace_id == sa.bindparam("held_workspace"),
-        runs.c.status == RunStatus.ON_HOLD.value,
-        runs.c.hold_reason.is_distinct_from(sa.bindparam("reason")),
-    )
-    .label("unlabelled"),
-)
 
 
 def _label_waiting(conn: Connection, workspace_id: str, reason: str) -> None:
@@ -412,30 +346,39 @@ def _label_waiting(conn: Connection, workspace_id: str, reason: str) -> None:
     conn.execute(
         runs.update()
         .where(
-            runs.c.id.in_(_RELEASABLE.order_by(None).params(held_workspace=workspace_id)),
+            runs.c.id.in_(RELEASABLE.order_by(None).params(held_workspace=workspace_id)),
             runs.c.hold_reason.is_distinct_from(reason),
         )
         .values(hold_reason=reason)
     )
 
 
+# How many held runs a release may take: the oldest releasable one (one slot free, as after
+# each finish of a full workspace), the first ``free`` (a bound parameter), or all of them.
+Releasing = Literal["one", "some", "all"]
+
+
 @functools.cache
-def _release_outboxed(limited: bool) -> sa.Select[Any]:
+def _release_outboxed(releasing: Releasing) -> sa.Select[Any]:
     """PostgreSQL's ``_release`` with its outbox rows (``_with_outbox``), built once."""
-    return _with_outbox(_release(limited, True), RunStatus.ON_HOLD, RunStatus.PENDING)
+    return _with_outbox(_release(releasing, True), RunStatus.ON_HOLD, RunStatus.PENDING)
 
 
 @functools.cache
-def _release(limited: bool, notifying: bool) -> sa.Update:
-    """The transition ON_HOLD → PENDING of the releasable runs (the first ``free`` of them when
-    ``limited``), returning the changed rows; ``notifying`` (PostgreSQL) wakes the workers with
-    it. Built once per kind."""
+def _release(releasing: Releasing, notifying: bool) -> sa.Update:
+    """The transition ON_HOLD → PENDING of the releasable runs (``releasing`` says how many),
+    returning the changed rows; ``notifying`` (PostgreSQL) wakes the workers with it. Built
+    once per kind."""
     check_transition(RunStatus.ON_HOLD, RunStatus.PENDING)
-    chosen = _RELEASABLE.limit(sa.bindparam("free")) if limited else _RELEASABLE
+    if releasing == "one":  # found without sorting every held run (``OLDEST_RELEASABLE``)
+        chosen = runs.c.id == OLDEST_RELEASABLE
+    else:
+        some = RELEASABLE.limit(sa.bindparam("free")) if releasing == "some" else RELEASABLE
+        chosen = runs.c.id.in_(some)
     wake = [sa.func.pg_notify(RUNS_CHANNEL, "").label("notified")] if notifying else []
     return (
         runs.update()
-        .where(runs.c.id.in_(chosen), runs.c.status == RunStatus.ON_HOLD.value)
+        .where(chosen, runs.c.status == RunStatus.ON_HOLD.value)
         .values(status=RunStatus.PENDING.value, hold_reason=None)
         .returning(runs.c.id, runs.c.workspace_id, runs.c.queued_at, *wake)
     )
@@ -456,15 +399,18 @@ def release_next(
     lock_workspace(conn, workspace_id)
     params: dict[str, Any] = {"held_workspace": workspace_id}
     free, unlabelled, reason = None, False, ""
+    releasing: Releasing = "all"
     if max_per_workspace is not None:
         reason = workspace_hold_reason(max_per_workspace)
-        look = conn.execute(_LOOK, {**params, "reason": reason}).one()
+        look = conn.execute(LOOK, {**params, "reason": reason}).one()
         free, unlabelled = max(0, max_per_workspace - look.active), bool(look.unlabelled)
-        params["free"] = free
+        releasing = "one" if free == 1 else "some"
+        if releasing == "some":
+            params["free"] = free
     released: Sequence[Row[Any]] = []
     if free != 0:
-        limited, pg = free is not None, conn.dialect.name == "postgresql"
-        statement = _release_outboxed(limited) if pg else _release(limited, False)
+        pg = conn.dialect.name == "postgresql"
+        statement = _release_outboxed(releasing) if pg else _release(releasing, False)
         released = conn.execute(statement, params | ({"outbox_at": now} if pg else {})).all()
         if not pg:
             _outbox(conn, released, RunStatus.ON_HOLD, RunStatus.PENDING, now)
