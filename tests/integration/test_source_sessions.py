@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from egress.container import Container
@@ -65,6 +66,32 @@ def test_the_next_run_reuses_the_session_without_its_state(
     second.close()
     cache.close()
     assert len(cache) == 0
+
+
+def test_a_reused_session_is_reset_and_set_up_in_one_round_trip(
+    pg_db: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SessionCache()
+    first = _source(pg_db, tmp_path, cache)
+    pid = _pid(first)
+    first.close()
+    sent: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    second = _source(pg_db, tmp_path, cache)
+    conn = second._idle.take()
+    monkeypatch.undo()
+    assert len(sent) == 1 and sent[0].startswith("CLOSE ALL;")
+    assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] == pid  # type: ignore[index]
+    assert conn.execute("SHOW TimeZone").fetchone()[0] == "UTC"  # type: ignore[index]
+    second._idle.put(conn)
+    second.close()
+    cache.close()
 
 
 def test_a_session_serves_many_runs_that_repeat_their_statements(

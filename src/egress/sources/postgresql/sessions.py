@@ -15,7 +15,23 @@ import psycopg
 from egress.sources.session_cache import SessionCache
 
 Connect = Callable[[], psycopg.Connection[Any]]
-Reset = Callable[[psycopg.Connection[Any]], None]
+# Sets a session up, in one round trip with the given statements before its own.
+Reset = Callable[[psycopg.Connection[Any], tuple[str, ...]], None]
+
+# What DISCARD ALL is (PostgreSQL's documentation of it), statement by statement: DISCARD ALL
+# itself refuses to run beside other statements (they make one implicit transaction), so it
+# cost a reused session a round trip of its own before the set-up's (issue 19).
+DISCARD_ALL = (
+    "CLOSE ALL",
+    "SET SESSION AUTHORIZATION DEFAULT",
+    "RESET ALL",
+    "DEALLOCATE ALL",
+    "UNLISTEN *",
+    "SELECT pg_advisory_unlock_all()",
+    "DISCARD PLANS",
+    "DISCARD TEMP",
+    "DISCARD SEQUENCES",
+)
 
 
 class IdleSession:
@@ -32,8 +48,8 @@ class IdleSession:
         self._reset: Reset | None = None
 
     def lend(self, cache: SessionCache, key: str, reset: Reset) -> None:
-        """Take sessions from ``cache`` under ``key`` (each reset, then set up by ``reset``,
-        which raises ``psycopg.Error`` on a broken session) and give the idle one back at
+        """Take sessions from ``cache`` under ``key`` (each reset and set up by ``reset``, which
+        raises ``psycopg.Error`` on a broken session) and give the idle one back at
         ``close``."""
         if self._keep:
             self._cache, self._key, self._reset = cache, key, reset
@@ -52,11 +68,11 @@ class IdleSession:
         if conn is None:
             return None
         try:
-            # Like a new session: DISCARD ALL drops the SET parameters, temporary tables,
-            # prepared statements, advisory locks and LISTENs a run left (and fails if a
-            # transaction were open), then ``reset`` sets the session up again.
-            conn.execute("DISCARD ALL")
-            self._reset(conn)
+            # Like a new session: DISCARD ALL's statements drop the SET parameters, temporary
+            # tables, prepared statements, advisory locks and LISTENs a run left, and the set-up
+            # follows in the same round trip. Only an idle session is kept (``put``, ``close``):
+            # none has a transaction open.
+            self._reset(conn, DISCARD_ALL)
         except psycopg.Error:
             conn.close()
             return None

@@ -162,12 +162,12 @@ class PostgresSource:
         self._prepare(conn)
         return conn
 
-    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
-        """A new session, or a reused one just reset, made this source's: tracked (so that
-        ``interrupt`` stops it) and set up."""
+    def _prepare(self, conn: psycopg.Connection[Any], reset: tuple[str, ...] = ()) -> None:
+        """A new session, or a reused one (``reset``: the statements that reset it first),
+        made this source's: tracked (so that ``interrupt`` stops it) and set up."""
         track_psycopg(self._calls, conn, self._policy.connect_timeout_s)
         # One round trip for all of them (a tiny run's sessions are most of its work).
-        conn.execute("; ".join(session_settings(self._policy.read_timeout_s)))
+        conn.execute("; ".join((*reset, *session_settings(self._policy.read_timeout_s))))
         self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
         if self._sql_ascii and self._s.sourceEncoding != "utf-8":
             # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
