@@ -58,6 +58,10 @@ def announce_commits(engine: Engine) -> None:
         if conn.info.pop(_ANNOUNCED, False):  # sent with a write (``announcement``)
             conn.connection.info[_COMMITTED] = True
             return
+        if conn.connection.dbapi_connection.autocommit:
+            # Each statement committed on its own (``db.engine.one_statement``); one that
+            # wrote announced itself, and a NOTIFY now would go out in a transaction of its own.
+            return
         # Only a transaction that wrote has a transaction id: the worker's empty claims and
         # the transactions that only read leave every cache as it is.
         try:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from egress.db.changes import announced
-from egress.db.engine import Repository
+from egress.db.engine import Repository, one_statement
 from egress.db.run_records import (
     Attempt,
     ClaimedRun,
@@ -68,13 +68,15 @@ class RunQueue(Repository):
         self, engine: Engine, clock: Clock = utcnow, max_runs_per_workspace: int | None = None
     ) -> None:
         super().__init__(engine, clock)
+        # The claim and the publishing intent: one statement each (on PostgreSQL).
+        self._one = one_statement(engine)
         # Runs of a workspace active at once; held runs are released only below it.
         self._max_runs = max_runs_per_workspace
 
     def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
         """Take the oldest PENDING run, if any, under a fresh lease."""
         token = secrets.token_hex(16)
-        with self._engine.begin() as conn:
+        with self._one.begin() as conn:
             row = transition(
                 conn,
                 OLDEST_PENDING,
@@ -152,7 +154,7 @@ class RunQueue(Repository):
         """Record the keys (at least one) about to be published, fenced; False when the lease
         is gone."""
         try:
-            with self._engine.begin() as conn:
+            with self._one.begin() as conn:
                 if conn.dialect.name != "postgresql":
                     self._fence(conn, claimed)
                     conn.execute(
@@ -289,7 +291,6 @@ class RunQueue(Repository):
         )
         if recorded is None:
             raise _LeaseLost
-        conn.execute(DROP_PENDING, {"fenced_run": claimed.run_id})
         if outcome.result is not None:
             conn.execute(
                 requests.update()
@@ -314,7 +315,8 @@ class RunQueue(Repository):
                     for f in outcome.files
                 ],
             )
-        release_next(conn, claimed.workspace_id, now, self._max_runs)
+        # The keys it was publishing are recorded: they go with the workspace's lock.
+        release_next(conn, claimed.workspace_id, now, self._max_runs, claimed.run_id)
 
     def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a

@@ -24,7 +24,7 @@ from egress.db.hold_statements import (
     RELEASABLE,
     active_count,
 )
-from egress.db.run_statements import CANCEL_REQUESTED, fence_params
+from egress.db.run_statements import CANCEL_REQUESTED, DROP_PENDING, fence_params
 from egress.db.tables import UTCDateTime, requests, run_events, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
@@ -323,13 +323,28 @@ def cancel_run(
 
 
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+# ``_LOCK`` with a finished run's pending keys' DELETE (``DROP_PENDING``): one round trip.
+_LOCK_DROPPING_PENDING = sa.select(
+    sa.func.pg_advisory_xact_lock(sa.func.hashtext(sa.bindparam("key", type_=sa.String())))
+).add_cte(DROP_PENDING.cte("dropped"))
 
 
-def lock_workspace(conn: Connection, workspace_id: str) -> None:
+def lock_workspace(
+    conn: Connection, workspace_id: str, dropping_pending: str | None = None
+) -> None:
     """Serialise the workspace's queue changes, so two replicas never both take its last
-    free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK, {"key": f"egress-runs:{workspace_id}"})
+    free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer).
+    ``dropping_pending``: a run whose pending keys are deleted too (in the same round trip on
+    PostgreSQL)."""
+    pg, key = conn.dialect.name == "postgresql", f"egress-runs:{workspace_id}"
+    if dropping_pending is not None:
+        dropped = {"fenced_run": dropping_pending}
+        if not pg:
+            conn.execute(DROP_PENDING, dropped)
+            return
+        conn.execute(_LOCK_DROPPING_PENDING, {**dropped, "key": key})
+    elif pg:
+        conn.execute(_LOCK, {"key": key})
 
 
 _ACTIVE_RUNS = sa.select(active_count(sa.bindparam("held_workspace")))
@@ -385,18 +400,23 @@ def _release(releasing: Releasing, notifying: bool) -> sa.Update:
 
 
 def release_next(
-    conn: Connection, workspace_id: str, now: datetime, max_per_workspace: int | None = None
+    conn: Connection,
+    workspace_id: str,
+    now: datetime,
+    max_per_workspace: int | None = None,
+    dropping_pending: str | None = None,
 ) -> None:
     """A run of the workspace stopped being active: held runs that wait for nothing else
     become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
-    active; the rest say they wait for the workspace's limit.
+    active; the rest say they wait for the workspace's limit. ``dropping_pending``: the
+    finished run, whose pending keys go with the lock (``lock_workspace``).
 
     Every finish of a full workspace queues on its lock, held to the commit, so the work under
     it is a few round trips: the look, one UPDATE releasing every free slot (it wakes the
     workers too), their outbox rows. Only this function and ``enqueue_runs``, both under the
     lock, make a run active, so the releasable runs read after the lock have no active run of
     their configuration (the unique index never refuses one)."""
-    lock_workspace(conn, workspace_id)
+    lock_workspace(conn, workspace_id, dropping_pending)
     params: dict[str, Any] = {"held_workspace": workspace_id}
     free, unlabelled, reason = None, False, ""
     releasing: Releasing = "all"
