@@ -38,9 +38,16 @@ from egress.db.run_statements import (
     PUBLISHING_FENCED,
     estimate_values,
     fence_params,
+    held_keys,
 )
 from egress.db.tables import executions, pending_publications, requests, run_files, runs
-from egress.db.transitions import cancel_wins, notify, release_next, transition
+from egress.db.transitions import (
+    cancel_may_undo,
+    cancel_requested,
+    notify,
+    release_next,
+    transition,
+)
 from egress.db.watermarks import (
     IncrementalState,
     advance_snapshot,
@@ -235,37 +242,41 @@ class RunQueue(Repository):
             ).scalar_one_or_none()
             claimed: set[str] = set()
             if holder != lease_token:  # the lease is lost: its pending keys are not its own
-                claimed = set(
-                    conn.execute(
-                        sa.select(pending_publications.c.storage_key)
-                        .where(pending_publications.c.storage_key.in_(keys))
-                        .union_all(
-                            sa.select(run_files.c.storage_key).where(
-                                run_files.c.storage_key.in_(keys)
-                            ),
-                            sa.select(runs.c.manifest_key).where(runs.c.manifest_key.in_(keys)),
-                        )
-                    ).scalars()
-                )
+                claimed = set(conn.execute(held_keys(keys)).scalars())
             for key in keys:
                 if key not in claimed:
                     delete(key)
 
     def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> RunStatus | None:
-        """Record the outcome, fenced by the lease token: the status recorded (``cancel_wins``),
-        None when the lease was lost first."""
+        """Record the outcome, fenced by the lease token: the status recorded (CANCELLED when
+        a cancel requested meanwhile undoes it), None when the lease was lost first."""
         try:
             with self._engine.begin() as conn:
-                if cancel_wins(conn, claimed.run_id, claimed.lease_token, outcome):
+                # The cancel is read only when it stopped the outcome's UPDATE (issue 19).
+                undoable = cancel_may_undo(outcome)
+                try:
+                    self._record_outcome(conn, claimed, outcome, now, undoable)
+                except _LeaseLost:
+                    if not undoable or not cancel_requested(
+                        conn, claimed.run_id, claimed.lease_token
+                    ):
+                        raise
                     outcome = outcome.cancelled()
-                self._record_outcome(conn, claimed, outcome, now)
+                    self._record_outcome(conn, claimed, outcome, now)
         except _LeaseLost:
             return None
         return outcome.status
 
     def _record_outcome(
-        self, conn: Connection, claimed: ClaimedRun, outcome: Outcome, now: datetime
+        self,
+        conn: Connection,
+        claimed: ClaimedRun,
+        outcome: Outcome,
+        now: datetime,
+        unless_cancelled: bool = False,
     ) -> None:
+        """Record ``outcome`` (``unless_cancelled``: unless a cancel was requested); raises
+        _LeaseLost, before anything else is written, when the run's row did not match."""
         recorded = transition(
             conn,
             claimed.run_id,
@@ -288,6 +299,7 @@ class RunQueue(Repository):
                 **estimate_values(outcome.estimated_rows),
             },
             lease_token=claimed.lease_token,
+            unless_cancelled=unless_cancelled,
         )
         if recorded is None:
             raise _LeaseLost

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from egress.db.changes import ANNOUNCEMENT
-from egress.db.tables import connections, executions, pending_publications, runs
+from egress.db.tables import connections, executions, pending_publications, run_files, runs
 from egress.domain.status import RunStatus
 
 # The lease fence, over the bound parameters ``fenced_run`` and ``fenced_lease``
@@ -25,7 +25,7 @@ LEASED = (
 FENCE = sa.select(runs.c.id).where(*LEASED).with_for_update()
 # when the lease expires,
 LEASE_EXPIRY = sa.select(runs.c.lease_expires_at).where(*LEASED)
-# whether a cancel was asked for meanwhile (``transitions.cancel_wins``),
+# whether a cancel was asked for meanwhile (``transitions.cancel_requested``),
 CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(*LEASED[:2])
 # and the keys it was about to publish, dropped once recorded or given up.
 DROP_PENDING = pending_publications.delete().where(
@@ -53,6 +53,18 @@ def _fenced_publishing() -> sa.Insert:
 
 
 PUBLISHING_FENCED = _fenced_publishing()
+
+
+def held_keys(keys: list[str]) -> sa.CompoundSelect[Any]:
+    """Which of ``keys`` a run holds: pending publication, a recorded file or a manifest."""
+    return (
+        sa.select(pending_publications.c.storage_key)
+        .where(pending_publications.c.storage_key.in_(keys))
+        .union_all(
+            sa.select(run_files.c.storage_key).where(run_files.c.storage_key.in_(keys)),
+            sa.select(runs.c.manifest_key).where(runs.c.manifest_key.in_(keys)),
+        )
+    )
 
 
 def fence_params(run_id: str, lease_token: str) -> dict[str, str]:

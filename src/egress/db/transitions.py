@@ -99,16 +99,19 @@ def transition(
     lease_token: str | None = None,
     returning: tuple[sa.ColumnElement[Any], ...] = (),
     params: dict[str, Any] | None = None,
+    unless_cancelled: bool = False,
 ) -> Row[Any] | None:
     """Move run ``run_id`` from ``before`` to ``after``, setting ``values``, if it is still
     ``before`` (and still holds ``lease_token``, when given). ``run_id`` is an id, or a scalar
-    subquery choosing one built once by the caller (its bind parameters in ``params``). The
-    changed row (its id, workspace and ``returning``), or None when nothing matched."""
+    subquery choosing one built once by the caller (its bind parameters in ``params``);
+    ``unless_cancelled``: nor asked to stop. The changed row (its id, workspace and
+    ``returning``), or None when nothing matched."""
     check_transition(before, after)
     values, pg = values or {}, conn.dialect.name == "postgresql"
     chooser = run_id if isinstance(run_id, sa.ScalarSelect) else None
+    fenced = lease_token is not None
     statement = _transition_statement(
-        chooser, before, after, tuple(values), lease_token is not None, returning, pg
+        chooser, before, after, tuple(values), fenced, unless_cancelled, returning, pg
     )
     # Only the statement's own parameters: an UPDATE takes any other name for a column to set.
     bound = {f"new_{name}": value for name, value in values.items()} | (params or {})
@@ -134,6 +137,7 @@ def _transition_statement(
     after: RunStatus,
     names: tuple[str, ...],
     fenced: bool,
+    unless_cancelled: bool,
     returning: tuple[sa.ColumnElement[Any], ...],
     pg: bool,
 ) -> sa.Executable:
@@ -145,6 +149,8 @@ def _transition_statement(
     where = [runs.c.id == target, runs.c.status == before.value]
     if fenced:
         where.append(runs.c.lease_token == sa.bindparam("lease", type_=sa.String()))
+    if unless_cancelled:
+        where.append(runs.c.cancel_requested.is_(False))
     update = (
         runs.update()
         .where(*where)
@@ -438,14 +444,17 @@ def release_next(
         _label_waiting(conn, workspace_id, reason)
 
 
-def cancel_wins(conn: Connection, run_id: str, lease_token: str, outcome: Outcome) -> bool:
-    """A success that published files (or nothing) while its cancel was requested is undone
-    (the caller deletes the files): the API answered that cancel 200. A data table's merged
-    rows cannot be: that run stays COMPLETED."""
+def cancel_may_undo(outcome: Outcome) -> bool:
+    """Whether a cancel requested before ``outcome`` is recorded undoes it: a success that
+    published files (or nothing) is undone (the caller deletes the files), as the API answered
+    that cancel 200. A data table's merged rows cannot be: that run stays COMPLETED."""
     if outcome.status not in (RunStatus.COMPLETED, RunStatus.COMPLETED_NO_DATA):
         return False
-    if not outcome.files and outcome.record_count:
-        return False
+    return bool(outcome.files) or not outcome.record_count
+
+
+def cancel_requested(conn: Connection, run_id: str, lease_token: str) -> bool:
+    """Whether the run, still under this lease, was asked to stop."""
     requested = conn.execute(
         CANCEL_REQUESTED, fence_params(run_id, lease_token)
     ).scalar_one_or_none()

@@ -82,6 +82,7 @@ class Worker:
         self._backoff = backoff
         self._random = random_source
         self.wakeup = wakeup or Wakeup()
+        self.wakeup.keep_at_most(concurrency)
         self._name = name
         self._listener = listener
         self._stopping = threading.Event()

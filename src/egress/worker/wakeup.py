@@ -14,17 +14,31 @@ class Wakeup:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._pending = 0
+        self._most: int | None = None
+
+    def keep_at_most(self, pending: int) -> None:
+        """Remember no more than ``pending`` notifications nobody waited for: one for each of
+        the worker's slots is all it needs (a slot that claimed a run claims again before it
+        waits). Counted without a bound, the notifications of a drain's runs, heard while
+        every slot was busy, became as many empty claims once the queue was empty (issue 19)."""
+        self._most = pending
 
     def notify(self) -> None:
         with self._cond:
             self._pending += 1
+            if self._most is not None:
+                self._pending = min(self._pending, self._most)
             self._cond.notify_all()
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> bool:
+        """Until a notification (one nobody waited for counts), at most ``timeout`` seconds;
+        whether one came."""
         with self._cond:
             if self._pending == 0:
                 self._cond.wait(timeout)
+            woken = self._pending > 0
             self._pending = max(0, self._pending - 1)
+            return woken
 
 
 class PipeWakeup(Wakeup):
