@@ -57,7 +57,9 @@ def test_wait_answers_on_a_change_or_when_it_ends(server: Server, tmp_path: Path
         assert changed.json()["latestStatus"] in ("IN_PROGRESS", "COMPLETED"), changed.json()
         while http.get(path).json()["latestStatus"] != "COMPLETED":
             time.sleep(0.05)
-        done = http.get(path, params={"wait": 0.2}).json()
+        # A finished run is answered at once (nothing changes it on its own): a wait of 30 s
+        # held would outlast the client's 10 s timeout.
+        done = http.get(path, params={"wait": 30}, timeout=10).json()
         assert done["latestStatus"] == "COMPLETED" and done["latestRecordCount"] == 2
 
 

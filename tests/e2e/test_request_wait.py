@@ -45,10 +45,11 @@ def test_wait_answers_on_a_change_or_when_it_ends(server: Server, tmp_path: Path
         changed = waiting.result()
         assert changed.status_code == 200, changed.text
         assert changed.json()["status"] in ("InProgress", "Completed"), changed.json()
-        # A long poll of a finished request ends with the wait, unchanged.
+        # A finished request is answered at once (nothing changes it on its own): a wait of
+        # 30 s held would outlast the client's 10 s timeout.
         while http.get(f"{API}/request/{rid}").json()["status"] != "Completed":
             time.sleep(0.05)
-        done = http.get(f"{API}/request/{rid}", params={"wait": 0.2}).json()
+        done = http.get(f"{API}/request/{rid}", params={"wait": 30}, timeout=10).json()
         assert done["status"] == "Completed" and done["result"]["total"] == 2
 
 

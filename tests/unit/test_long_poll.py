@@ -79,3 +79,19 @@ def test_a_plain_poll_reads_the_status_once_and_not_the_version() -> None:
 
     answer = asyncio.run(until_changed(store.read, _same, 0, version, WaitSlots()))
     assert (answer, store.reads, versions) == ("Pending", 1, [])  # a poll costs one read only
+
+
+def test_a_settled_answer_is_given_at_once() -> None:
+    store = Store(changes_after=None)
+    looks: list[object | None] = []
+
+    def version() -> object | None:
+        looks.append(store.version())
+        return looks[-1]
+
+    settled = asyncio.run(
+        until_changed(store.read, _same, 0.2, version, WaitSlots(), lambda s: s == "Pending")
+    )
+    assert (settled, store.reads, len(looks)) == ("Pending", 1, 1)  # never held: finished
+    asyncio.run(until_changed(store.read, _same, 0.2, version, WaitSlots(), lambda s: False))
+    assert len(looks) > 2  # not settled: the version is looked at while it waits

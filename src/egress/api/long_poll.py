@@ -69,15 +69,17 @@ async def until_changed(
     wait_s: float,
     version: Callable[[], object | None],
     slots: WaitSlots,
+    settled: Callable[[T], bool] = lambda _: False,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> T:
     """``read()``'s answer once ``state`` of it differs from the first read's, or the last
-    read when ``wait_s`` ends (at once when ``wait_s`` is 0 or no slot is free)."""
+    read when ``wait_s`` ends (at once when ``wait_s`` is 0, no slot is free, or the first
+    read is ``settled``: finished, nothing changes it on its own any more)."""
     if wait_s <= 0:  # a plain poll: not even the version is read
         return await read()
     seen = version()  # before the read: a change committed after it moves the version
     current = await read()
-    if not slots.enter():
+    if settled(current) or not slots.enter():
         return current
     try:
         first = state(current)

@@ -69,11 +69,15 @@ async def get_request(
     async def read() -> RequestView:
         return await run_in_threadpool(s.exports.get, p, requestId, base)
 
-    return request_out(await until_changed(read, _status, wait, version, WAITERS))
+    return request_out(await until_changed(read, _status, wait, version, WAITERS, _finished))
 
 
 def _status(view: RequestView) -> RequestStatus:
     return view.status
+
+
+def _finished(view: RequestView) -> bool:
+    return view.status in (RequestStatus.COMPLETED, RequestStatus.FAILED)
 
 
 @router.delete("/request/{requestId}")

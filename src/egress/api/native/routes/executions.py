@@ -36,7 +36,7 @@ from egress.api.wiring import (
     Viewer,
 )
 from egress.domain.paging import PageRequest
-from egress.domain.status import RunStatus
+from egress.domain.status import TERMINAL, RunStatus
 from egress.services.executions import ExecutionRecord, FileRecord, RunRecord
 from egress.services.links import LinkIssuer
 
@@ -102,16 +102,22 @@ async def get_execution(
 ) -> ExecutionOut:
     """The status poll: its read is the one hop to the thread pool; presenting and checking
     the answer stay in the event loop (a sync route costs a hop for each). With ``wait``, a
-    long poll: answered when the latest run's status changes or a run is added."""
+    long poll: answered when the latest run's status changes or a run is added (at once when
+    the latest run is finished)."""
 
     async def read() -> ExecutionRecord:
         return await run_in_threadpool(s.executions.get, p.workspace_id, config_id, execution_id)
 
-    return execution_out(await until_changed(read, _runs_state, wait, version, WAITERS), links)
+    execution = await until_changed(read, _runs_state, wait, version, WAITERS, _finished)
+    return execution_out(execution, links)
 
 
 def _runs_state(execution: ExecutionRecord) -> tuple[int, RunStatus]:
     return len(execution.runs), execution.latest.status
+
+
+def _finished(execution: ExecutionRecord) -> bool:
+    return execution.latest.status in TERMINAL
 
 
 @router.post("/{execution_id}/rerun", status_code=202, response_model=ExecutionOut)
