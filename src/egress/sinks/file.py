@@ -10,7 +10,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from egress.sinks.stream import HashingStream
-from egress.sinks.writers import BatchWriter, content_type, open_writer
+from egress.sinks.writers import WRITERS, BatchWriter, content_type
 from egress.storage import ObjectHeaders, Storage
 
 
@@ -57,7 +57,6 @@ class FileSink:
             self.stream = gzip.GzipFile(fileobj=self._buffered, mode="wb", mtime=0)  # type: ignore[assignment]
         self._fmt = fmt
         self._schema = schema
-        self._one_of_many = one_of_many
         self._writer: BatchWriter | None = None
         self.rows = 0
 
@@ -66,18 +65,15 @@ class FileSink:
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         if self._writer is None:
-            self._writer = self._open_writer()
+            self._writer = WRITERS[self._fmt](self.stream, self._schema)
         self._writer.write_many(batches)
         self.rows += sum(b.num_rows for b in batches)
-
-    def _open_writer(self) -> BatchWriter:
-        return open_writer(self._fmt, self.stream, self._schema, ahead=not self._one_of_many)
 
     def close(self, rows: int | None = None) -> WrittenFile:
         """Finish the format and the upload; ``rows`` overrides the count (fast paths)."""
         try:
             if self._writer is None and rows is None:
-                self._writer = self._open_writer()
+                self._writer = WRITERS[self._fmt](self.stream, self._schema)
             if self._writer is not None:
                 self._writer.close()
             if self.stream is not self._buffered:

@@ -24,7 +24,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from egress.sinks.jsonl import JsonlWriter
-from egress.sinks.pipeline import Pipeline
 from egress.sinks.render import (
     base64_column,
     date_text,
@@ -67,20 +66,8 @@ def _csv_text(field: pa.Field) -> Callable[[pa.Array], pa.Array] | None:
     return None
 
 
-_CSV_ROWS = pacsv.WriteOptions(include_header=False)
-
-
 class CsvWriter:
-    """Each batch encoded by Arrow's CSV writer on its own (``sinks/pipeline``: on threads,
-    written in order), the header once, first. ``ahead``: batches may still be encoding when
-    ``write_many`` returns (one file: the next call's batches overlap them); without it every
-    call's batches are written out before it returns (one of a split's many parts, written in
-    turns: nothing is held for a part while the others are written)."""
-
-    def __init__(
-        self, out: BinaryIO, schema: pa.Schema, *, header: bool = True, ahead: bool = True
-    ) -> None:
-        self._ahead = ahead
+    def __init__(self, out: BinaryIO, schema: pa.Schema, *, header: bool = True) -> None:
         self._text = [_csv_text(f) for f in schema]
         self._schema = pa.schema(
             [
@@ -88,35 +75,23 @@ class CsvWriter:
                 for f, text in zip(schema, self._text, strict=True)
             ]
         )
-        if header:
-            out.write(_csv(self._schema.empty_table(), pacsv.WriteOptions(include_header=True)))
-        self._pipeline = Pipeline(out, self._encode)
+        options = pacsv.WriteOptions(include_header=header)
+        self._writer = pacsv.CSVWriter(out, self._schema, write_options=options)
 
-    def _encode(self, batch: pa.RecordBatch) -> pa.Buffer:
+    def write(self, batch: pa.RecordBatch) -> None:
         refuse_years_beyond_text(batch)
         columns = [
             c if text is None else text(c)
             for c, text in zip(batch.columns, self._text, strict=True)
         ]
-        return _csv(pa.RecordBatch.from_arrays(columns, schema=self._schema), _CSV_ROWS)
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._pipeline.write(batch)
+        self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self._schema))
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         for batch in batches:
             self.write(batch)
-        if not self._ahead:
-            self._pipeline.flush()
 
     def close(self) -> None:
-        self._pipeline.flush()
-
-
-def _csv(data: pa.RecordBatch | pa.Table, options: pacsv.WriteOptions) -> pa.Buffer:
-    text = pa.BufferOutputStream()
-    pacsv.write_csv(data, text, write_options=options)
-    return text.getvalue()
+        self._writer.close()
 
 
 def refuse_infinities(batch: pa.RecordBatch, target: str) -> None:
@@ -185,13 +160,6 @@ WRITERS: dict[str, Callable[[BinaryIO, pa.Schema], BatchWriter]] = {
     "jsonl": JsonlWriter,
     "parquet": ParquetWriter,
 }
-
-
-def open_writer(fmt: str, out: BinaryIO, schema: pa.Schema, *, ahead: bool) -> BatchWriter:
-    """The format's writer (``ahead``: ``CsvWriter``'s)."""
-    if fmt == "csv":
-        return CsvWriter(out, schema, ahead=ahead)
-    return WRITERS[fmt](out, schema)
 
 
 def content_type(fmt: str, compression: str) -> str:
