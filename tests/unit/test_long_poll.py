@@ -14,6 +14,7 @@ class Store:
 
     def __init__(self, changes_after: int | None, versioned: bool = True) -> None:
         self.reads = 0
+        self.looks = 0
         self._after = changes_after
         self._versioned = versioned
 
@@ -23,6 +24,11 @@ class Store:
 
     def status(self) -> str:
         return "Completed" if self._after is not None and self.reads > self._after else "Pending"
+
+    def looked_at(self) -> object | None:
+        """``version``, counted in ``looks``."""
+        self.looks += 1
+        return self.version()
 
     def version(self) -> object | None:
         if not self._versioned:
@@ -71,27 +77,15 @@ def test_no_wait_and_a_full_cap_answer_at_once() -> None:
 
 def test_a_plain_poll_reads_the_status_once_and_not_the_version() -> None:
     store = Store(changes_after=None)
-    versions: list[object | None] = []
-
-    def version() -> object | None:
-        versions.append(store.version())
-        return versions[-1]
-
-    answer = asyncio.run(until_changed(store.read, _same, 0, version, WaitSlots()))
-    assert (answer, store.reads, versions) == ("Pending", 1, [])  # a poll costs one read only
+    answer = asyncio.run(until_changed(store.read, _same, 0, store.looked_at, WaitSlots()))
+    assert (answer, store.reads, store.looks) == ("Pending", 1, 0)  # a poll costs one read only
 
 
 def test_a_settled_answer_is_given_at_once() -> None:
     store = Store(changes_after=None)
-    looks: list[object | None] = []
-
-    def version() -> object | None:
-        looks.append(store.version())
-        return looks[-1]
-
-    settled = asyncio.run(
-        until_changed(store.read, _same, 0.2, version, WaitSlots(), lambda s: s == "Pending")
+    finished = asyncio.run(
+        until_changed(store.read, _same, 0.2, store.looked_at, WaitSlots(), lambda s: True)
     )
-    assert (settled, store.reads, len(looks)) == ("Pending", 1, 1)  # never held: finished
-    asyncio.run(until_changed(store.read, _same, 0.2, version, WaitSlots(), lambda s: False))
-    assert len(looks) > 2  # not settled: the version is looked at while it waits
+    assert (finished, store.reads, store.looks) == ("Pending", 1, 1)  # never held
+    asyncio.run(until_changed(store.read, _same, 0.2, store.looked_at, WaitSlots()))
+    assert store.looks > 2  # not settled: the version is looked at while it waits
