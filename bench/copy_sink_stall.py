@@ -1,4 +1,4 @@
-"""Whether the single COPY's backend waits on Egress: ``PostgresSource.copy_csv`` in process
+"""Whether the single COPY's backend waits on Egress: ``PostgresSource.copy_rows`` in process
 into a plain file, into a ``FileSink`` as the runner opened it before (8 MiB buffer, hashed
 on the reading thread: ``buffered``) and as a COPY's sink now is (``blocks``: unbuffered),
 in turns. Per run: wall, Egress's CPU, the
@@ -36,7 +36,7 @@ def schedstat(pid: int) -> tuple[float, float]:
 def one(work: Path, kind: str) -> dict[str, float]:
     src = source(work)
     plan = plan_of(src, 1)
-    with src._idle.use() as conn:  # the session copy_csv will use, already open
+    with src._idle.use() as conn:  # the session copy_rows will use, already open
         pid = conn.info.backend_pid
     ran0, waited0 = schedstat(pid)
     storage = Storage((work / "files").as_uri())
@@ -44,13 +44,13 @@ def one(work: Path, kind: str) -> dict[str, float]:
     cpu0, t0 = own_cpu(), time.perf_counter()
     if kind == "file":
         with (work / "out.csv").open("wb") as out:
-            src.copy_csv(plan, out, lambda _rows: None)
+            src.copy_rows(plan, out, lambda _rows: None)
     else:
         schema = arrow_schema(plan.fields)
         sink = FileSink(
             storage, "k/out.csv", "csv", "none", schema, 8 << 20, "out.csv", blocks=kind == "blocks"
         )
-        rows = src.copy_csv(plan, sink.stream, lambda _rows: None)
+        rows = src.copy_rows(plan, sink.stream, lambda _rows: None)
         closing = time.perf_counter()
         sink.close(rows)
         closing = time.perf_counter() - closing

@@ -1,4 +1,4 @@
-"""Where a parallel read's COPY time goes: the single ``COPY`` (``PostgresSource.copy_csv``)
+"""Where a parallel read's COPY time goes: the single ``COPY`` (``PostgresSource.copy_rows``)
 against ``parallelism: N`` in parts (``copy_partitions`` + ``engine/parts.write_parts``), in
 process (no server, no HTTP, no hashing sink: a local file), in alternating order, with CPU
 accounting per process and each part's timeline.
@@ -34,7 +34,7 @@ from egress.engine.parts import write_parts
 from egress.settings import Settings
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
-from egress.sources.base import FilePart
+from egress.sources.base import FilePart, Rendering
 from egress.sources.policy import SourcePolicy
 from egress.sources.postgresql.settings import PostgresSettings
 from egress.sources.postgresql.source import PostgresSource
@@ -77,15 +77,19 @@ def plan_of(src: PostgresSource, parallelism: int) -> ReadPlan:
     )
 
 
+def _rendering(native: bool) -> Rendering:
+    return Rendering.POSTGRES_CSV if native else Rendering.CSV
+
+
 def single(work: Path, native: bool) -> Measured:
     src = source(work)
     plan = plan_of(src, 1)
-    with src._idle.use() as conn:  # the session copy_csv will use, already open
+    with src._idle.use() as conn:  # the session copy_rows will use, already open
         pid = conn.info.backend_pid
     m, pg0 = Measured(), proc_cpu_s(pid)
     c0, t0 = own_cpu(), time.perf_counter()
     with (work / "out.csv").open("wb") as out:
-        src.copy_csv(plan, out, lambda _rows: None, native=native)
+        src.copy_rows(plan, out, lambda _rows: None, _rendering(native))
     m.wall, m.egress = time.perf_counter() - t0, own_cpu() - c0
     m.backends = [proc_cpu_s(pid) - pg0]
     src.close()
@@ -97,7 +101,7 @@ def parallel(work: Path, native: bool, parts: int, sink: str | None = None) -> M
     plan = plan_of(src, parts)
     m = Measured()
     c0, t0 = own_cpu(), time.perf_counter()
-    made = src.copy_partitions(plan, native=native)
+    made = src.copy_partitions(plan, _rendering(native))
     m.timeline.append(f"setup {(time.perf_counter() - t0) * 1000:.0f} ms")
     m.backends = [0.0] * len(made)
     timed = [_timed(i, part, m, t0) for i, part in enumerate(made)]

@@ -35,6 +35,7 @@ from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import Rendering
 from egress.sources.postgresql import PostgresSettings, PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import extract_once, submitted_configuration
@@ -229,13 +230,13 @@ def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
         if col.type not in ("float32", "float64", "time", "binary")
     ]
     plan = ReadPlan(TableRef("public", "everything"), safe, safe)
-    assert source.can_copy_csv(plan)
+    assert source.can_copy(plan, Rendering.CSV)
 
     def render(fast: bool) -> bytes:
         key = f"cmp/{fast}.csv"
         sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20, "x.csv")
         if fast:
-            rows = source.copy_csv(plan, sink.stream, lambda n: None)
+            rows = source.copy_rows(plan, sink.stream, lambda n: None)
             sink.close(rows)
         else:
             for batch in source.read(plan, 1000):
@@ -751,25 +752,30 @@ def test_postgres_multidimensional_array_fails_naming_the_column(
         )
 
 
+@pytest.mark.parametrize("rendering", [Rendering.CSV, Rendering.JSONL])
 def test_copy_fast_path_matches_the_arrow_path_on_special_values(
-    c: Container, special: PgDatabase
+    c: Container, special: PgDatabase, rendering: Rendering
 ) -> None:
     """Infinite dates/timestamps, BC and five-digit years, money, oids and numeric NaN: COPY
-    and Arrow agree byte for byte (arrays and floats always take the Arrow path)."""
+    and Arrow agree byte for byte, CSV and JSONL (arrays and floats always take the Arrow
+    path, and JSON columns too for JSONL)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
+    fmt = str(rendering)
     for name in ("inf", "special", "odd"):
         fields = [
             col
             for col in tables[name].columns
-            if not col.type.startswith("list<") and col.type not in ("float32", "float64")
+            if not col.type.startswith("list<")
+            and col.type not in ("float32", "float64")
+            and (col.type != "json" or rendering is Rendering.CSV)
         ]
         plan = ReadPlan(TableRef("public", name), fields, fields)
-        assert source.can_copy_csv(plan)
+        assert source.can_copy(plan, rendering)
         fast = io.BytesIO()
-        source.copy_csv(plan, fast, lambda n: None)
-        key = f"cmp/{name}.csv"
-        sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20, "x.csv")
+        source.copy_rows(plan, fast, lambda n: None, rendering)
+        key = f"cmp/{name}.{fmt}"
+        sink = FileSink(c.storage, key, fmt, "none", arrow_schema(plan.fields), 1 << 20, "x")
         for batch in source.read(plan, 1000):
             sink.write(batch)
         sink.close()
@@ -806,7 +812,7 @@ def test_copy_fast_path_pads_every_fraction_and_renders_odd_years(
     source = PostgresSource(PostgresSettings(**_pg_settings(pg_db)), {}, c.policy)
     fields = {t.name: t for t in source.catalog()}["stamps"].columns
     out = io.BytesIO()
-    source.copy_csv(ReadPlan(TableRef("public", "stamps"), fields, fields), out, lambda n: None)
+    source.copy_rows(ReadPlan(TableRef("public", "stamps"), fields, fields), out, lambda n: None)
     assert out.getvalue().decode().splitlines() == [
         '"id","ts","tz"',
         '0,"2026-05-28 14:00:00.000000","2026-05-28 12:00:00.000000Z"',
@@ -880,18 +886,27 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
 ) -> None:
     """Arrow writes years -32767 to 32767 as text, and ADBC reads timestamps up to int64
     microseconds from 1970 (294247 AD): past those a run fails rather than write
-    "<value out of range>" or a wrapped-around instant. The COPY path writes PostgreSQL's
-    own digits for both, exactly."""
+    "<value out of range>" or a wrapped-around instant. The COPY path (CSV and JSONL) writes
+    PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (a float column
+    keeps it there) fails naming the column."""
     with pg_db.connect() as conn:
         conn.execute("CREATE TABLE late (id int PRIMARY KEY, d date)")
         conn.execute("INSERT INTO late VALUES (1, '32768-01-01'), (2, '5874897-12-31')")
         conn.execute("CREATE TABLE latest (id int PRIMARY KEY, ts timestamp)")
         conn.execute("INSERT INTO latest VALUES (1, '294276-12-31 23:59:59.999999')")
+        for name in ("late", "latest"):
+            conn.execute(f"CREATE TABLE {name}_float AS SELECT *, 0.5::float8 AS f FROM {name}")
     settings = _pg_settings(pg_db)
     run, data = extract_once(c, "postgresql", settings, "late", "csv")
     assert run.status is RunStatus.COMPLETED, run.error_message
     assert data.decode().splitlines() == ['"id","d"', '1,"32768-01-01"', '2,"5874897-12-31"']
     run, data = extract_once(c, "postgresql", settings, "late", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '{"id":1,"d":"32768-01-01"}',
+        '{"id":2,"d":"5874897-12-31"}',
+    ]
+    run, data = extract_once(c, "postgresql", settings, "late_float", "jsonl")
     assert run.status is RunStatus.FAILED and data == b""
     assert run.error_message == (
         "column 'd' holds a value dated outside the years -32767 to 32767, which Egress"
@@ -905,8 +920,11 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
     run, data = extract_once(c, "postgresql", settings, "latest", "csv")
     assert run.status is RunStatus.COMPLETED, run.error_message
     assert data.decode().splitlines() == ['"id","ts"', '1,"294276-12-31 23:59:59.999999"']
-    for fmt in ("jsonl", "parquet"):
-        run, data = extract_once(c, "postgresql", settings, "latest", fmt)
+    run, data = extract_once(c, "postgresql", settings, "latest", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == ['{"id":1,"ts":"294276-12-31T23:59:59.999999"}']
+    for table, fmt in (("latest_float", "jsonl"), ("latest", "parquet")):
+        run, data = extract_once(c, "postgresql", settings, table, fmt)
         assert run.status is RunStatus.FAILED and data == b"", fmt
         assert run.error_message == (
             "column 'ts' holds a timestamp after 294247-01-10 04:00:54.775807 UTC, which the"

@@ -24,6 +24,7 @@ from egress.engine.control import RunControl
 from egress.engine.faults import is_transient
 from egress.engine.parts import write_parts
 from egress.sources import SourceError, open_source
+from egress.sources.base import Rendering
 from egress.sources.postgresql import copy_parts
 from egress.sources.postgresql.source import PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase
@@ -84,6 +85,20 @@ def test_postgres_csv_parts_are_each_a_copy_and_concatenate_to_the_single_stream
     assert data.count(one.splitlines()[0]) == 1  # the header once
 
 
+def test_postgres_jsonl_parts_are_each_a_copy_and_concatenate_to_the_single_stream(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server renders each range's JSON lines: the parts hold the single stream's lines."""
+    source = Source(c, "postgresql", _pg(pg))
+    serial, one = source.run("everything", "jsonl", fields=COPY_FIELDS)
+    calls = _spy_copy_parts(monkeypatch)
+    run, data = source.run("everything", "jsonl", fields=COPY_FIELDS, parallelism=3)
+    assert calls == [3]
+    assert run.status is RunStatus.COMPLETED and run.warnings == [], run.error_message
+    assert run.record_count == serial.record_count == ROWS
+    assert _rows("jsonl", data) == _rows("jsonl", one)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_arrow_parts_in_gzip_hold_exactly_the_rows_of_the_serial_read(
     c: Container, pg: PgDatabase, fmt: str
@@ -113,7 +128,7 @@ def test_a_failing_part_fails_the_run_and_publishes_nothing(
 ) -> None:
     """A later part fails after writing some rows: the first part stops too, the run fails
     with that part's error, and no file (final or temporary) is left."""
-    real = copy_parts.copy_csv
+    real = copy_parts.copy_rendered
 
     def failing(*args: Any, header: bool, **kwargs: Any) -> Any:
         if header:
@@ -121,7 +136,7 @@ def test_a_failing_part_fails_the_run_and_publishes_nothing(
         args[3].write(b"1,partial\n")
         raise SourceError("the second range broke")
 
-    monkeypatch.setattr(copy_parts, "copy_csv", failing)
+    monkeypatch.setattr(copy_parts, "copy_rendered", failing)
     source = Source(c, "postgresql", _pg(pg))
     run, data = source.run("everything", "csv", fields=COPY_FIELDS, parallelism=2)
     assert run.status is RunStatus.FAILED and run.error_message == "the second range broke"
@@ -194,7 +209,7 @@ def test_losing_the_session_that_holds_the_snapshot_fails_every_part_for_a_retry
     plan = ReadPlan(
         table=TableRef("public", "everything"), fields=fields, parallelism=2, partition_key="id"
     )
-    parts = src.copy_partitions(plan)
+    parts = src.copy_partitions(plan, Rendering.CSV)
     with pg.connect() as conn:
         killed = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

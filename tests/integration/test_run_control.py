@@ -279,7 +279,7 @@ def test_interrupt_returns_a_postgresql_call_blocked_on_a_lock(
     if path == "arrow":
         call = lambda: list(source.read(HANG_PLAN, 10))  # noqa: E731
     else:
-        call = lambda: source.copy_csv(HANG_PLAN, io.BytesIO(), lambda n: None)  # type: ignore[attr-defined]  # noqa: E731
+        call = lambda: source.copy_rows(HANG_PLAN, io.BytesIO(), lambda n: None)  # type: ignore[attr-defined]  # noqa: E731
     locker = psycopg.connect(pg_db.url)
     try:
         locker.execute("LOCK TABLE hang IN ACCESS EXCLUSIVE MODE")

@@ -1,10 +1,11 @@
-"""Where an export job's COPY ends: which keys are read back from the last CSV row, and the
-row's parsing (CSV quoting, embedded newlines, big integers, composite keys)."""
+"""Where an export job's COPY ends: which keys are read back from the last CSV row or JSON
+line, and the row's parsing (CSV quoting, embedded newlines, big integers, composite keys)."""
 
 from __future__ import annotations
 
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.plan import ReadPlan
+from egress.sources.base import Rendering
 from egress.sources.postgresql.keyset import key_in_rows, row_key
 
 
@@ -31,6 +32,14 @@ def test_integer_and_text_keys_are_read_from_the_row_others_are_bounded_first() 
 def test_the_last_row_gives_the_key_in_the_plans_order() -> None:
     plan = _plan(["part", "w"], ("w", "string"), ("n", "int32"), ("part", "int64"))
     row = b'"a, ""quoted""\r\nline",,9000000000000000000\n'
-    assert row_key(row, "utf-8", plan) == [9000000000000000000, 'a, "quoted"\r\nline']
-    assert row_key('"ünï",1,-2\n'.encode(), "utf-8", plan) == [-2, "ünï"]
-    assert row_key(b'"",1,0\n', "utf-8", plan) == [0, ""]
+    want = [9000000000000000000, 'a, "quoted"\r\nline']
+    assert row_key(row, "utf-8", plan, Rendering.CSV) == want
+    assert row_key('"ünï",1,-2\n'.encode(), "utf-8", plan, Rendering.CSV) == [-2, "ünï"]
+    assert row_key(b'"",1,0\n', "utf-8", plan, Rendering.CSV) == [0, ""]
+
+
+def test_the_last_json_line_gives_the_key_in_the_plans_order() -> None:
+    plan = _plan(["part", "w"], ("w", "string"), ("n", "int32"), ("part", "int64"))
+    line = '{"w":"a, \\"quoted\\"\\r\\nlïne","n":null,"part":9000000000000000000}\n'
+    want = [9000000000000000000, 'a, "quoted"\r\nlïne']
+    assert row_key(line.encode(), "utf-8", plan, Rendering.JSONL) == want

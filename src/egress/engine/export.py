@@ -30,7 +30,7 @@ from egress.domain.spec import POSTGRES_DIALECT
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.engine.control import LeaseLost, RunControl
-from egress.engine.job import RunFailure
+from egress.engine.job import RunFailure, copy_rendering
 from egress.sinks.data_table import Warehouse
 from egress.sinks.file import FileSink, WrittenFile
 from egress.sinks.writers import content_type
@@ -169,9 +169,14 @@ def run_export(
     if native and keyset is None:  # the warehouse changed since the request was admitted
         raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
     plan = export_plan(export)
-    # CSV from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
+    # CSV or JSONL from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
     copy_plan = replace(plan, fields=output, limit=export.limit)
-    fast = fmt == "csv" and keyset is not None and (native or keyset.can_copy_csv(copy_plan))
+    rendering = copy_rendering(fmt, native)
+    fast = (
+        rendering is not None
+        and keyset is not None
+        and (native or keyset.can_copy(copy_plan, rendering))
+    )
     name = f"{claimed.execution_id}.{file_extension(fmt, 'none')}"  # the request id
     sink = FileSink(
         parts.storage,
@@ -187,8 +192,9 @@ def run_export(
         if fast:
             assert keyset is not None
             with control.awaiting_source():
+                assert rendering is not None
                 rows, last, more = keyset.copy_keyset(
-                    copy_plan, sink.stream, control.report, native=native
+                    copy_plan, sink.stream, control.report, rendering
                 )
             file = sink.close(rows)
         else:

@@ -13,7 +13,14 @@ from egress.domain.plan import ReadPlan
 from egress.domain.spec import FrozenWindow
 from egress.sinks.file import WrittenFile
 from egress.sources import Source
-from egress.sources.base import PartitionedSource
+from egress.sources.base import PartitionedSource, Rendering
+
+
+def copy_rendering(fmt: str, native_csv: bool) -> Rendering | None:
+    """How a source's own COPY would write ``fmt`` (None: no COPY writes it)."""
+    if native_csv:
+        return Rendering.POSTGRES_CSV
+    return Rendering(fmt) if fmt in (Rendering.CSV, Rendering.JSONL) else None
 
 
 class RunFailure(Exception):
@@ -51,23 +58,28 @@ class Job:
     notes: tuple[str, ...] = ()  # run warnings of its own (a parallel plan read serially)
     native_csv: bool = False  # csvDialect "postgres": the source's own CSV rendering
 
-    def copies_csv(self, source: Source) -> bool:
-        """Whether the rows go through the source's own CSV writer (CSV): always in the
-        source's own rendering (the configuration admits it only there), else when the source
-        renders Egress's CSV exactly — a split run too when it can also route the rows by its
-        field's values (in one session: a parallel split goes through Arrow), a parallel read
-        of one file in one part per session (``engine/parts.py``)."""
-        fast = getattr(source, "can_copy_csv", None)
+    @property
+    def rendering(self) -> Rendering | None:
+        return copy_rendering(self.fmt, self.native_csv)
+
+    def copies(self, source: Source) -> bool:
+        """Whether the rows go through the source's own COPY (CSV, JSONL): always in the
+        source's own CSV rendering (the configuration admits it only there), else when the
+        source renders Egress's format exactly — a split CSV run too when it can also route
+        the rows by its field's values (in one session: a parallel split goes through Arrow),
+        a parallel read of one file in one part per session (``engine/parts.py``)."""
+        fast = getattr(source, "can_copy", None)
         if self.native_csv:
             if fast is None:
                 raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
             return True
+        rendering = self.rendering
         return (
-            self.fmt == "csv"
+            rendering is not None
             and (self.plan.parallelism == 1 or self._copies_parts(source))
             and self.data_table is None
             and fast is not None
-            and bool(fast(self.plan))
+            and bool(fast(self.plan, rendering))
             and (self.split_by is None or self._copies_split(source))
         )
 
@@ -75,14 +87,14 @@ class Job:
         """Whether the one file receives a COPY's own 1 MiB blocks (a parallel read's parts'
         too), uncompressed: its sink then buffers nothing (``FileSink(blocks=True)``), so no
         8 MiB is hashed at once while the socket fills, nor after the COPY at close."""
-        return self.compression == "none" and self.split_by is None and self.copies_csv(source)
+        return self.compression == "none" and self.split_by is None and self.copies(source)
 
     def _copies_parts(self, source: Source) -> bool:
         return self.split_by is None and hasattr(source, "copy_partitions")
 
     def _copies_split(self, source: Source) -> bool:
         split = getattr(source, "can_copy_csv_split", None)
-        return split is not None and bool(split(self.plan, self.split_by))
+        return self.fmt == "csv" and split is not None and bool(split(self.plan, self.split_by))
 
     def file_name(self, value: str | None = None, *, split: bool = False) -> str:
         name = self.configuration_name

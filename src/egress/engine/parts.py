@@ -62,8 +62,8 @@ def file_parts(job: Job, source: Source, batch_rows: int, batch_bytes: int) -> l
     """The partitions' writers, sessions open in the shared snapshot: the source's own CSV
     (``COPY``) where the single stream would use it, else its batches through the format's
     writer."""
-    if job.copies_csv(source):
-        return source.copy_partitions(job.plan, native=job.native_csv)  # type: ignore[attr-defined, no-any-return]
+    if job.copies(source):
+        return source.copy_partitions(job.plan, job.rendering)  # type: ignore[attr-defined, no-any-return]
     assert isinstance(source, PartitionedSource)
     streams = source.read_partitions(job.plan, batch_rows, batch_bytes)
     schema = arrow_schema(job.output)

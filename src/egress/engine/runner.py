@@ -355,10 +355,10 @@ class Runner:
         try:
             if in_parts:
                 file = write_parted(sink, job, source, control, self._batch_rows, self._batch_bytes)
-            elif job.copies_csv(source):
+            elif job.copies(source):
                 with control.awaiting_source():
-                    rows = source.copy_csv(  # type: ignore[attr-defined]
-                        job.plan, sink.stream, control.report, native=job.native_csv
+                    rows = source.copy_rows(  # type: ignore[attr-defined]
+                        job.plan, sink.stream, control.report, job.rendering
                     )
                 file = sink.close(rows)
             else:
@@ -388,7 +388,7 @@ class Runner:
         )
         rows = 0
         try:
-            if job.copies_csv(source):
+            if job.copies(source):
                 return write_split_copy(job, source, control, router)
             for grouped in self._batches(job.plan, source, control, router.group):
                 router.write(grouped)

@@ -72,7 +72,7 @@ def freeze_window(
     mark = None
     if isinstance(source, SnapshotSource):
         with control.awaiting_source():
-            mark = source.begin_snapshot(job.plan, cursor, copy_csv=job.copies_csv(source))
+            mark = source.begin_snapshot(job.plan, cursor, by_copy=job.copies(source))
     observations = None
     notes: tuple[str, ...] = ()
     if mark is not None:

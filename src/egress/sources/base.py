@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import quote
 
@@ -248,9 +249,9 @@ class SnapshotMark:
 
 @runtime_checkable
 class SnapshotSource(Protocol):
-    def begin_snapshot(self, plan: ReadPlan, field: str, *, copy_csv: bool) -> SnapshotMark | None:
+    def begin_snapshot(self, plan: ReadPlan, field: str, *, by_copy: bool) -> SnapshotMark | None:
         """Open one snapshot transaction, read the mark in it and keep it for the next
-        ``read`` (or ``copy_csv`` when asked); None when the plan's relation has no row
+        ``read`` (or ``copy_rows`` when asked); None when the plan's relation has no row
         versions to see (a view, a SQL template): the run falls back to the safety lag."""
 
 
@@ -263,20 +264,31 @@ class OpenTransactionsSource(Protocol):
         transaction's start (None when the user may not see them)."""
 
 
+class Rendering(StrEnum):
+    """What a source's own ``COPY`` writes (``CopyFastPath``)."""
+
+    CSV = "csv"  # Egress's CSV: byte for byte what the Arrow path's writer writes
+    POSTGRES_CSV = "postgres"  # csvDialect "postgres": the source's own CSV text
+    JSONL = "jsonl"  # Egress's JSONL: byte for byte what the Arrow path's writer writes
+
+
 @runtime_checkable
 class KeysetSource(Protocol):
-    """A source that can copy a keyset slice as CSV and still tell where it ends
+    """A source that can copy a keyset slice as CSV or JSONL and still tell where it ends
     (PostgreSQL): an export job then writes through its COPY."""
 
     def copy_keyset(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+        self,
+        plan: ReadPlan,
+        out: BinaryIO,
+        on_progress: ProgressFn,
+        rendering: Rendering = Rendering.CSV,
     ) -> tuple[int, list[Any] | None, bool]:
-        """Write the plan's ``limit`` rows after ``after`` (Egress's CSV, or with ``native``
-        the source's own, with a header) in one snapshot; the row count, the last row's key
-        when ``limit`` rows were written (None: fewer remained), and whether any row follows
-        it in that snapshot."""
+        """Write the plan's ``limit`` rows after ``after`` (as ``CopyFastPath.copy_rows``) in
+        one snapshot; the row count, the last row's key when ``limit`` rows were written (None:
+        fewer remained), and whether any row follows it in that snapshot."""
 
-    def can_copy_csv(self, plan: ReadPlan) -> bool: ...
+    def can_copy(self, plan: ReadPlan, rendering: Rendering) -> bool: ...
 
 
 # Why a source reads a parallel plan in one session (a run warning says so).
@@ -298,16 +310,21 @@ class PartitionedSource(Protocol):
         (each stream may run on a thread of its own); together exactly ``read``'s rows."""
 
 
-class CsvFastPath(Protocol):
-    """A source that can write the plan's rows as CSV itself, faster than through Arrow."""
+class CopyFastPath(Protocol):
+    """A source that can write the plan's rows as CSV or JSONL itself, faster than through
+    Arrow."""
 
-    def can_copy_csv(self, plan: ReadPlan) -> bool: ...
+    def can_copy(self, plan: ReadPlan, rendering: Rendering) -> bool:
+        """Whether ``copy_rows`` renders every field of the plan exactly so."""
 
-    def copy_csv(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+    def copy_rows(
+        self,
+        plan: ReadPlan,
+        out: BinaryIO,
+        on_progress: ProgressFn,
+        rendering: Rendering = Rendering.CSV,
     ) -> int:
-        """Write the header and rows in Egress's CSV format (``native``: the source's own
-        rendering, csvDialect "postgres"); return the row count."""
+        """Write the rows (after a header, for CSV) as ``rendering`` says; return their count."""
 
 
 class ProgressFn(Protocol):
@@ -324,12 +341,12 @@ class FilePart:
     close: Callable[[], None]
 
 
-class CsvPartitions(Protocol):
-    """A ``CsvFastPath`` that also writes a parallel read's CSV itself, one part per key
+class CopyPartitions(Protocol):
+    """A ``CopyFastPath`` that also writes a parallel read's file itself, one part per key
     range in sessions of one snapshot."""
 
-    def copy_partitions(self, plan: ReadPlan, *, native: bool = False) -> list[FilePart]:
-        """The parts, in key order: their bytes concatenated are ``copy_csv``'s (rows in
+    def copy_partitions(self, plan: ReadPlan, rendering: Rendering) -> list[FilePart]:
+        """The parts, in key order: their bytes concatenated are ``copy_rows``'s (rows in
         key-range order)."""
 
 

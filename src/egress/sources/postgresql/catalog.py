@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import psycopg
+
 from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
+from egress.sources import base
 from egress.sources.postgresql.columns import logical_type
+from egress.sources.postgresql.connect import first_line
 
 CATALOG_SQL = """
 SELECT n.nspname AS schema_name, c.relname AS table_name, c.relkind,
@@ -100,3 +104,34 @@ def tables_from(
             tables[(schema, table)] = info
         info.columns.append(ColumnInfo(col, logical_type(typname, typmod), not notnull))
     return with_enforced_keys(list(tables.values()), group_unique_keys(unique_rows or []))
+
+
+def describe_query(conn: psycopg.Connection[Any], probe: str, limit_s: float) -> list[ColumnInfo]:
+    """The columns of ``probe`` (a query that returns no rows), run within ``limit_s``; the
+    session keeps that statement timeout."""
+    timeout_ms = str(int(limit_s * 1000))
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+    try:
+        cur = conn.execute(probe)
+    except psycopg.errors.QueryCanceled as exc:
+        raise base.QueryError(base.probe_too_slow(limit_s)) from exc
+    except (psycopg.Error, UnicodeDecodeError) as exc:
+        raise base.QueryError(first_line(exc)) from exc
+    columns = cur.description or []
+    result = cur.pgresult
+    assert result is not None, "an executed statement has a result"
+    # The probe reports type OIDs (domains already resolved to their base type) and typmods:
+    # the same inputs the catalog maps from pg_attribute.
+    try:
+        typnames = dict(
+            conn.execute(
+                "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s::oid[])",
+                ([c.type_code for c in columns],),
+            ).fetchall()
+        )
+    except psycopg.Error as exc:
+        raise base.SourceError(first_line(exc)) from exc
+    return [
+        ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
+        for i, c in enumerate(columns)
+    ]

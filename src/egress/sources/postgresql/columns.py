@@ -146,6 +146,13 @@ def raw_text_sql(field: ColumnInfo) -> exp.Expression:
 
 # Types the COPY fast path renders exactly as Egress's Arrow CSV writer does.
 COPY_SAFE = {"boolean", "int16", "int32", "int64", "date", "timestamp", "timestamptz"}
+
+
+def can_render_csv(logical: str) -> bool:
+    """Types the COPY fast path renders exactly as the CSV writer (text types as text)."""
+    return logical in COPY_SAFE or is_text(logical)
+
+
 # Quoted by Arrow's CSV writer (it writes them as text: an infinite one is a word).
 COPY_QUOTED = AS_TEXT | {"date", "timestamp", "timestamptz"}
 
@@ -197,16 +204,17 @@ def _odd_year(value: exp.Expression, rest: str) -> exp.Expression:
     )
 
 
-def _timestamp_sql(field: ColumnInfo) -> exp.Expression:
-    """``YYYY-MM-DD HH:MI:SS.ffffff`` (``Z`` when time-zoned, in UTC): the value's own text
-    padded to six fraction digits by its byte length (a simple CASE, cheap for the server),
-    ``to_char`` with an ISO year outside years 1 to 9999, the word for an infinity."""
+def timestamp_sql(field: ColumnInfo, separator: str = " ") -> exp.Expression:
+    """``YYYY-MM-DD HH:MI:SS.ffffff`` (``Z`` when time-zoned, in UTC; ``separator`` between
+    date and time, ``T`` for JSON): the value's own text padded to six fraction digits by its
+    byte length (a simple CASE, cheap for the server), ``to_char`` with an ISO year outside
+    years 1 to 9999, the word for an infinity."""
     col = column(field.name)
     utc = field.type == "timestamptz"
     wall = exp.AtTimeZone(this=col.copy(), zone=exp.Literal.string("UTC")) if utc else col.copy()
     zone = "Z" if utc else ""
     text = exp.cast(wall.copy(), "TEXT")
-    padded = exp.Case(
+    padded: exp.Expression = exp.Case(
         this=exp.Anonymous(this="octet_length", expressions=[text.copy()]),
         ifs=[
             exp.If(
@@ -224,7 +232,12 @@ def _timestamp_sql(field: ColumnInfo) -> exp.Expression:
     plain_year = exp.and_(
         exp.GTE(this=col.copy(), expression=low), exp.LT(this=col.copy(), expression=high)
     )
-    rest = '-MM-DD HH24:MI:SS.US"Z"' if utc else "-MM-DD HH24:MI:SS.US"
+    if separator != " ":  # the text of years 1 to 9999 has its space at byte 11
+        padded = exp.Anonymous(
+            this="overlay",
+            expressions=[padded, exp.Literal.string(separator), exp.Literal.number(11)],
+        )
+    rest = f'-MM-DD"{separator}"HH24:MI:SS.US' + ('"Z"' if utc else "")
     # to_char gives NULL for 'infinity'; its text form is the word itself.
     finite = exp.Anonymous(this="isfinite", expressions=[col.copy()])
     return exp.Case(
@@ -236,7 +249,7 @@ def _timestamp_sql(field: ColumnInfo) -> exp.Expression:
     )
 
 
-def _date_sql(field: ColumnInfo) -> exp.Expression:
+def date_sql(field: ColumnInfo) -> exp.Expression:
     """PostgreSQL's text of a date (``YYYY-MM-DD``, five-digit years too, infinities as
     words) except BC, which gets its ISO year: one comparison per row."""
     col = column(field.name)
@@ -256,9 +269,9 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
     if field.type == "boolean":  # 'true'/'false' (COPY itself writes t/f)
         return exp.cast(col, "TEXT")
     if field.type in ("timestamp", "timestamptz"):
-        return _timestamp_sql(field)
+        return timestamp_sql(field)
     if field.type == "date":
-        return _date_sql(field)
+        return date_sql(field)
     return arrow_path_sql(field)
 
 

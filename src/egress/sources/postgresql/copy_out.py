@@ -18,7 +18,8 @@ from psycopg import errors, pq
 
 from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql, plain_column
-from egress.sources.base import ProgressFn, SourceError
+from egress.sources.base import ProgressFn, Rendering, SourceError
+from egress.sources.postgresql import jsonl_copy
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
 
 BLOCK_BYTES = 1 << 20
@@ -30,20 +31,23 @@ class Copied(NamedTuple):
     last: bytes  # the last row's data, whole (libpq hands over one row at a time); b"" if none
 
 
-def copy_csv(
+def copy_rendered(
     select: Callable[[ColumnSql], str],
     plan: ReadPlan,
     conn: psycopg.Connection[Any],
     out: BinaryIO,
     on_progress: ProgressFn,
+    rendering: Rendering = Rendering.CSV,
     *,
-    native: bool = False,
     header: bool = True,
 ) -> Copied:
-    """The plan's rows as CSV, with a header unless told (a parallel read's later parts)
-    (``select``: the plan's SELECT with a column rendering): Egress's rendering, or with
-    ``native`` PostgreSQL's own."""
-    if native:
+    """The plan's rows as ``rendering`` says, a CSV with a header unless told (a parallel
+    read's later parts) (``select``: the plan's SELECT with a column rendering)."""
+    if rendering is Rendering.JSONL:
+        query = jsonl_copy.jsonl_select(select(jsonl_copy.subquery_sql), plan)
+        statement = f"COPY ({query}) TO STDOUT WITH ({jsonl_copy.COPY_OPTIONS})"
+        return copy_out(conn, statement, out, on_progress)
+    if rendering is Rendering.POSTGRES_CSV:
         column_sql, options = plain_column, ", HEADER" if header else ""
     else:
         column_sql, options = copy_sql, force_quote(plan)
@@ -53,8 +57,8 @@ def copy_csv(
     return copy_out(conn, statement, out, on_progress)
 
 
-def refuse_native_sql_ascii(native: bool, sql_ascii: bool) -> None:
-    if native and sql_ascii:
+def refuse_sql_ascii(rendering: Rendering, sql_ascii: bool) -> None:
+    if rendering is Rendering.POSTGRES_CSV and sql_ascii:
         raise SourceError(
             "csvDialect 'postgres' cannot read a SQL_ASCII database (its text is bytes"
             " that Egress decodes itself); use the default csvDialect"

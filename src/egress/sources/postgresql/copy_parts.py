@@ -1,7 +1,7 @@
-"""A parallel read's CSV as one ``COPY`` per key range, each in a session of its own, all in
-the first session's exported snapshot (as ``read_partitions`` does for the Arrow path).
+"""A parallel read's CSV or JSONL as one ``COPY`` per key range, each in a session of its own,
+all in the first session's exported snapshot (as ``read_partitions`` does for the Arrow path).
 
-Each part is what the single ``COPY`` writes for its range (the first with the header): the
+Each part is what the single ``COPY`` writes for its range (the first with a CSV header): the
 parts concatenated in key order are the single stream's bytes, rows in key-range order. The
 server renders each range in a backend of its own and the client only appends blocks, so two
 ranges use two cores where one ``COPY`` used about one (bench/README.md, issue 19)."""
@@ -17,9 +17,9 @@ import psycopg
 
 from egress.domain.plan import ReadPlan, key_ranges
 from egress.query.select import ColumnSql, Quote, bounds_statement
-from egress.sources.base import FilePart, ProgressFn
+from egress.sources.base import FilePart, ProgressFn, Rendering
 from egress.sources.postgresql.batches import read_error
-from egress.sources.postgresql.copy_out import copy_csv
+from egress.sources.postgresql.copy_out import copy_rendered
 from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, one_row
 
 Conn = psycopg.Connection[Any]
@@ -32,10 +32,9 @@ def copy_parts(
     plan: ReadPlan,
     select: Select,
     quoter: Callable[[Conn], Quote],
-    *,
-    native: bool,
+    rendering: Rendering,
 ) -> list[FilePart]:
-    """The parts of ``plan``'s CSV. ``first``: the session whose snapshot the others share
+    """The parts of ``plan``'s file. ``first``: the session whose snapshot the others share
     (an incremental run's, already in its snapshot transaction, or an idle one); the parts own
     every session from here on (each closes its own)."""
     sessions = [first]
@@ -62,7 +61,7 @@ def copy_parts(
             raise read_error(exc) from exc
         raise
     return [
-        FilePart(partial(_copy, conn, part, select, native), conn.close)
+        FilePart(partial(_copy, conn, part, select, rendering), conn.close)
         for conn, part in zip(sessions, parts, strict=True)
     ]
 
@@ -71,14 +70,14 @@ def _copy(
     conn: Conn,
     plan: ReadPlan,
     select: Select,
-    native: bool,
+    rendering: Rendering,
     out: BinaryIO,
     first: bool,
     on_progress: ProgressFn,
 ) -> int:
     try:
-        return copy_csv(
-            partial(select, conn, plan), plan, conn, out, on_progress, native=native, header=first
-        ).rows
+        part_select = partial(select, conn, plan)
+        copied = copy_rendered(part_select, plan, conn, out, on_progress, rendering, header=first)
+        return copied.rows
     except psycopg.Error as exc:
         raise read_error(exc) from exc

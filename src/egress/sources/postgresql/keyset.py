@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import psycopg
 
 from egress.domain.plan import ReadPlan
+from egress.sources.base import Rendering
 from egress.sources.postgresql.columns import is_text
 from egress.sources.postgresql.copy_out import Copied
 from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, one_row
@@ -31,8 +33,12 @@ def key_in_rows(plan: ReadPlan) -> bool:
     return all(types.get(k) in INTEGERS or is_text(types.get(k, "")) for k in plan.order)
 
 
-def row_key(row: bytes, encoding: str, plan: ReadPlan) -> list[Any]:
-    """The key of one CSV row of the plan's fields (a key column is never null)."""
+def row_key(row: bytes, encoding: str, plan: ReadPlan, rendering: Rendering) -> list[Any]:
+    """The key of one CSV row (or JSON line) of the plan's fields (a key column is never
+    null)."""
+    if rendering is Rendering.JSONL:  # integers are JSON numbers, text keys JSON strings
+        line = json.loads(row.decode(encoding))
+        return [line[k] for k in plan.order]
     values = next(csv.reader(io.StringIO(row.decode(encoding), newline="")))
     at = {f.name: (i, f.type in INTEGERS) for i, f in enumerate(plan.fields)}
     return [int(values[at[k][0]]) if at[k][1] else values[at[k][0]] for k in plan.order]
@@ -49,6 +55,7 @@ def copy_slice(
     plan: ReadPlan,
     select: Callable[[ReadPlan], str],
     copy: Callable[[], Copied],
+    rendering: Rendering,
 ) -> tuple[int, list[Any] | None, bool]:
     """On ``conn``, in one snapshot: ``copy`` of the plan's slice, its row count, its last
     key when the slice is full (None: fewer rows remained) and whether any row follows."""
@@ -61,6 +68,6 @@ def copy_slice(
     rows, tail = copy()
     if rows < plan.limit:
         return rows, None, False
-    last = row_key(tail, conn.info.encoding, plan)
+    last = row_key(tail, conn.info.encoding, plan, rendering)
     follows = conn.execute(select(key_plan(plan, after=last, limit=1))).fetchall()
     return rows, last, bool(follows)

@@ -38,7 +38,7 @@ from egress.sources.base import (
     FilePart,
     OpenCalls,
     ProgressFn,
-    QueryError,
+    Rendering,
     SnapshotMark,
     SourceError,
 )
@@ -52,13 +52,12 @@ from egress.sources.postgresql.catalog import (
     CATALOG_SQL,
     PK_SQL,
     UNIQUE_SQL,
+    describe_query,
     tables_from,
 )
 from egress.sources.postgresql.columns import (
-    COPY_SAFE,
     arrow_path_sql,
-    is_text,
-    logical_type,
+    can_render_csv,
     raw_text_sql,
 )
 from egress.sources.postgresql.connect import (
@@ -67,9 +66,10 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
-from egress.sources.postgresql.copy_out import copy_csv, refuse_native_sql_ascii
+from egress.sources.postgresql.copy_out import copy_rendered, refuse_sql_ascii
 from egress.sources.postgresql.copy_parts import copy_parts
 from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
+from egress.sources.postgresql.jsonl_copy import can_render_jsonl
 from egress.sources.postgresql.keyset import copy_slice
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
@@ -234,34 +234,10 @@ class PostgresSource:
     def describe(self, query: str) -> list[ColumnInfo]:
         limit_s = base.probe_limit_s(self._policy.read_timeout_s)
         with self._idle.use() as conn:
-            timeout_ms = str(int(limit_s * 1000))
-            conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
-            try:
-                cur = conn.execute(probe_statement(query, self.dialect))
-            except psycopg.errors.QueryCanceled as exc:
-                raise QueryError(base.probe_too_slow(limit_s)) from exc
-            except (psycopg.Error, UnicodeDecodeError) as exc:
-                raise QueryError(first_line(exc)) from exc
-            columns = cur.description or []
-            result = cur.pgresult
-            assert result is not None, "an executed statement has a result"
-            # The probe reports type OIDs (domains already resolved to their base type) and
-            # typmods: the same inputs the catalog maps from pg_attribute.
-            try:
-                typnames = dict(
-                    conn.execute(
-                        "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s::oid[])",
-                        ([c.type_code for c in columns],),
-                    ).fetchall()
-                )
-            except psycopg.Error as exc:
-                raise SourceError(first_line(exc)) from exc
+            columns = describe_query(conn, probe_statement(query, self.dialect), limit_s)
             # The session may serve the run's next calls.
             conn.execute(statement_limit(self._policy.read_timeout_s))
-        return [
-            ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
-            for i, c in enumerate(columns)
-        ]
+        return columns
 
     def _quoter(self, conn: psycopg.Connection[Any]) -> Quote:
         legacy = self._is_sql_ascii() and self._s.sourceEncoding != "utf-8"
@@ -298,14 +274,14 @@ class PostgresSource:
             raise SourceError(first_line(exc)) from exc
         return row[0] if row else None
 
-    def begin_snapshot(self, plan: ReadPlan, field: str, *, copy_csv: bool) -> SnapshotMark | None:
+    def begin_snapshot(self, plan: ReadPlan, field: str, *, by_copy: bool) -> SnapshotMark | None:
         if plan.query is not None:
             return None
         assert plan.table is not None  # a table, not a SQL template (checked above)
         rel = table_sql(plan.table).sql("postgres")
         pre = SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
         sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
-        conn: Any = self._idle.take() if copy_csv else self._adbc_session()
+        conn: Any = self._idle.take() if by_copy else self._adbc_session()
         try:
             mark = take_mark(conn, pre, sql)
         except SourceError:
@@ -321,28 +297,27 @@ class PostgresSource:
         return mark
 
     def copy_keyset(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+        self,
+        plan: ReadPlan,
+        out: BinaryIO,
+        on_progress: ProgressFn,
+        rendering: Rendering = Rendering.CSV,
     ) -> tuple[int, list[Any] | None, bool]:
-        """An export job's slice (``limit`` rows after ``after`` in key order) as CSV in one
-        snapshot (``native``: PostgreSQL's own rendering, as ``copy_csv``): its row count, its
-        last key when it is full (None: fewer rows remained), and whether any row follows
-        (``keyset.py``)."""
+        """An export job's slice (``limit`` rows after ``after`` in key order) in one
+        snapshot, rendered as ``copy_rows`` does: its row count, its last key when it is full
+        (None: fewer rows remained), and whether any row follows (``keyset.py``)."""
         with self._idle.use() as conn:
             # Known once the session is set up: no session taken for the question alone.
-            refuse_native_sql_ascii(native, self._is_sql_ascii())
+            refuse_sql_ascii(rendering, self._is_sql_ascii())
             try:
                 found = copy_slice(
                     conn,
                     plan,
                     lambda part: self._select(conn, part, plain_column),
-                    lambda: copy_csv(
-                        partial(self._select, conn, plan),
-                        plan,
-                        conn,
-                        out,
-                        on_progress,
-                        native=native,
+                    lambda: copy_rendered(
+                        partial(self._select, conn, plan), plan, conn, out, on_progress, rendering
                     ),
+                    rendering,
                 )
                 # The snapshot's read-only transaction: ended, the session serves on.
                 conn.execute("ROLLBACK")
@@ -444,29 +419,35 @@ class PostgresSource:
             for conn, part, query in zip(sessions, parts, queries, strict=True)
         ]
 
-    def can_copy_csv(self, plan: ReadPlan) -> bool:
+    def can_copy(self, plan: ReadPlan, rendering: Rendering) -> bool:
+        if rendering is Rendering.POSTGRES_CSV:
+            return True  # PostgreSQL's own text of every type (SQL_ASCII: refused on copying)
+        renders = can_render_jsonl if rendering is Rendering.JSONL else can_render_csv
         # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
-        return not self._is_sql_ascii() and all(
-            f.type in COPY_SAFE or is_text(f.type) for f in plan.fields
-        )
+        return not self._is_sql_ascii() and all(renders(f.type) for f in plan.fields)
 
-    def copy_csv(
-        self, plan: ReadPlan, out: BinaryIO, on_progress: ProgressFn, *, native: bool = False
+    def copy_rows(
+        self,
+        plan: ReadPlan,
+        out: BinaryIO,
+        on_progress: ProgressFn,
+        rendering: Rendering = Rendering.CSV,
     ) -> int:
-        """The plan's rows as CSV with a header: Egress's rendering, or with ``native``
-        (csvDialect "postgres") PostgreSQL's own, the plain ``COPY`` that costs the server
-        least (no expression per value: ``to_char`` alone costs more than the whole copy)."""
-        refuse_native_sql_ascii(native, self._is_sql_ascii())
+        """The plan's rows through one ``COPY``: Egress's CSV with a header, its JSONL
+        (rendered by the server, ``jsonl_copy.py``), or PostgreSQL's own CSV (csvDialect
+        "postgres"), the plain ``COPY`` that costs the server least (no expression per value:
+        ``to_char`` alone costs more than the whole copy)."""
+        refuse_sql_ascii(rendering, self._is_sql_ascii())
         held = self._take_held()
         with held if held is not None else self._idle.use() as conn:
             try:
                 select = partial(self._select, conn, plan)
-                return copy_csv(select, plan, conn, out, on_progress, native=native).rows
+                return copy_rendered(select, plan, conn, out, on_progress, rendering).rows
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
 
     def can_copy_csv_split(self, plan: ReadPlan, split_by: str) -> bool:
-        return self.can_copy_csv(plan) and can_copy_split(split_field(plan, split_by))
+        return self.can_copy(plan, Rendering.CSV) and can_copy_split(split_field(plan, split_by))
 
     def copy_csv_split(
         self,
@@ -486,11 +467,11 @@ class PostgresSource:
             except psycopg.Error as exc:
                 raise read_error(exc) from exc
 
-    def copy_partitions(self, plan: ReadPlan, *, native: bool = False) -> list[FilePart]:
-        """``copy_csv`` in parts, one per key range (``copy_parts.py``)."""
-        refuse_native_sql_ascii(native, self._is_sql_ascii())
+    def copy_partitions(self, plan: ReadPlan, rendering: Rendering) -> list[FilePart]:
+        """``copy_rows`` in parts, one per key range (``copy_parts.py``)."""
+        refuse_sql_ascii(rendering, self._is_sql_ascii())
         first = self._take_held() or self._idle.take()
-        return copy_parts(first, self._psycopg, plan, self._select, self._quoter, native=native)
+        return copy_parts(first, self._psycopg, plan, self._select, self._quoter, rendering)
 
     def close(self) -> None:
         held = self._take_held()
