@@ -204,17 +204,16 @@ def _odd_year(value: exp.Expression, rest: str) -> exp.Expression:
     )
 
 
-def timestamp_sql(field: ColumnInfo, separator: str = " ") -> exp.Expression:
-    """``YYYY-MM-DD HH:MI:SS.ffffff`` (``Z`` when time-zoned, in UTC; ``separator`` between
-    date and time, ``T`` for JSON): the value's own text padded to six fraction digits by its
-    byte length (a simple CASE, cheap for the server), ``to_char`` with an ISO year outside
-    years 1 to 9999, the word for an infinity."""
+def timestamp_sql(field: ColumnInfo) -> exp.Expression:
+    """``YYYY-MM-DD HH:MI:SS.ffffff`` (``Z`` when time-zoned, in UTC): the value's own text
+    padded to six fraction digits by its byte length (a simple CASE, cheap for the server),
+    ``to_char`` with an ISO year outside years 1 to 9999, the word for an infinity."""
     col = column(field.name)
     utc = field.type == "timestamptz"
     wall = exp.AtTimeZone(this=col.copy(), zone=exp.Literal.string("UTC")) if utc else col.copy()
     zone = "Z" if utc else ""
     text = exp.cast(wall.copy(), "TEXT")
-    padded: exp.Expression = exp.Case(
+    padded = exp.Case(
         this=exp.Anonymous(this="octet_length", expressions=[text.copy()]),
         ifs=[
             exp.If(
@@ -232,12 +231,7 @@ def timestamp_sql(field: ColumnInfo, separator: str = " ") -> exp.Expression:
     plain_year = exp.and_(
         exp.GTE(this=col.copy(), expression=low), exp.LT(this=col.copy(), expression=high)
     )
-    if separator != " ":  # the text of years 1 to 9999 has its space at byte 11
-        padded = exp.Anonymous(
-            this="overlay",
-            expressions=[padded, exp.Literal.string(separator), exp.Literal.number(11)],
-        )
-    rest = f'-MM-DD"{separator}"HH24:MI:SS.US' + ('"Z"' if utc else "")
+    rest = '-MM-DD HH24:MI:SS.US"Z"' if utc else "-MM-DD HH24:MI:SS.US"
     # to_char gives NULL for 'infinity'; its text form is the word itself.
     finite = exp.Anonymous(this="isfinite", expressions=[col.copy()])
     return exp.Case(

@@ -66,7 +66,13 @@ def value_sql(field: ColumnInfo) -> exp.Expression:
     if field.type in ("int16", "int32", "int64"):
         return exp.cast(col, "TEXT")
     if field.type in ("timestamp", "timestamptz"):
-        return _quoted(timestamp_sql(field, "T"))
+        # The CSV text's one space becomes ISO 8601's T (replace: ~free; overlay cost ~10 %
+        # of a timestamp's rendering).
+        text = exp.Anonymous(
+            this="replace",
+            expressions=[timestamp_sql(field), exp.Literal.string(" "), exp.Literal.string("T")],
+        )
+        return _quoted(text)
     if field.type == "date":
         return _quoted(date_sql(field))
     if field.type == "string":
