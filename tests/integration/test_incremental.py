@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import random
 import threading
 import time
@@ -81,6 +82,8 @@ class Env:
         data = b"".join(self.c.storage.stream(run.files[0].storage_key))
         if self.fmt == "parquet":
             return sorted(pq.read_table(io.BytesIO(data)).column("id").to_pylist())
+        if self.fmt == "jsonl":
+            return sorted(json.loads(line)["id"] for line in data.splitlines())
         return sorted(int(r["id"]) for r in csv.DictReader(io.StringIO(data.decode())))
 
 
@@ -132,7 +135,8 @@ def _pg_ev(db: PgDatabase) -> None:
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])  # the COPY path and the Arrow path
+# The COPY path (CSV, JSONL) and the Arrow path.
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_postgres_late_commit_behind_the_mark_is_delivered(
     c: Container, pg_db: PgDatabase, fmt: str
 ) -> None:
