@@ -8,8 +8,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +20,8 @@ from egress.sinks.writers import WRITERS
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import Rendering
 from egress.sources.postgresql import PostgresSettings, PostgresSource
-from tests.conftest import PgDatabase, make_settings
+from tests.conftest import PgDatabase
 from tests.support.factories import extract_once
-from tests.support.migrated import migrate
 
 # Every C0 control character (JSON escapes them all), quotes, backslashes, a slash (not
 # escaped), DEL and the line/paragraph separators (not escaped by json.dumps either).
@@ -39,16 +36,6 @@ TEXTS = [
     "\\u0041 is not an escape in the data",
 ]
 NAMES = ['we"ird', "back\\slash", "it's", "ünï", "a,b", "tab\there", "{}:"]
-
-
-@pytest.fixture
-def c(tmp_path: Path) -> Iterator[Container]:
-    settings = make_settings(tmp_path)
-    settings.ensure_data_dir()
-    migrate(settings.resolved_database_url)
-    container = Container.build(settings)
-    yield container
-    container.engine.dispose()
 
 
 @pytest.fixture
@@ -110,9 +97,9 @@ def _arrow_jsonl(source: PostgresSource, plan: ReadPlan) -> bytes:
 
 @pytest.mark.parametrize("table", ["texts", "odd names"])
 def test_the_server_writes_the_jsonl_writers_bytes(
-    c: Container, db: PgDatabase, table: str
+    container: Container, db: PgDatabase, table: str
 ) -> None:
-    source = _source(c, db)
+    source = _source(container, db)
     plan = _plan(source, table)
     assert source.can_copy(plan, Rendering.JSONL)
     copied = io.BytesIO()
@@ -140,9 +127,9 @@ def test_the_server_writes_the_jsonl_writers_bytes(
 
 
 def test_floats_and_json_columns_keep_jsonl_on_the_arrow_path(
-    c: Container, db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+    container: Container, db: PgDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = _source(c, db)
+    source = _source(container, db)
     plan = _plan(source, "floaty")
     for fields in ([plan.fields[1]], [plan.fields[2]]):
         assert not source.can_copy(ReadPlan(plan.table, fields, fields), Rendering.JSONL)
@@ -152,13 +139,13 @@ def test_floats_and_json_columns_keep_jsonl_on_the_arrow_path(
     copies: list[Any] = []
     monkeypatch.setattr(PostgresSource, "copy_rows", lambda *a: copies.append(a))
     settings = {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"}
-    run, data = extract_once(c, "postgresql", settings, "floaty", "jsonl")
+    run, data = extract_once(container, "postgresql", settings, "floaty", "jsonl")
     assert run.status is RunStatus.COMPLETED and copies == [], run.error_message
     assert data == b'{"id":1,"f":0.5,"j":{"a":[1,2]}}\n'
 
 
 def test_a_jsonl_run_goes_through_the_copy_and_writes_the_arrow_paths_file(
-    c: Container, db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+    container: Container, db: PgDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"}
     real = PostgresSource.copy_rows
@@ -169,10 +156,12 @@ def test_a_jsonl_run_goes_through_the_copy_and_writes_the_arrow_paths_file(
         return real(self, plan, out, report, rendering)
 
     monkeypatch.setattr(PostgresSource, "copy_rows", spy)
-    run, fast = extract_once(c, "postgresql", settings, "texts", "jsonl")
+    run, fast = extract_once(container, "postgresql", settings, "texts", "jsonl")
     assert run.status is RunStatus.COMPLETED and run.record_count == len(TEXTS)
     assert renderings == [Rendering.JSONL]
     monkeypatch.setattr(PostgresSource, "can_copy", lambda *_: False)
-    run, slow = extract_once(c, "postgresql", settings, "texts", "jsonl", compression="gzip")
+    run, slow = extract_once(
+        container, "postgresql", settings, "texts", "jsonl", compression="gzip"
+    )
     assert run.status is RunStatus.COMPLETED and renderings == [Rendering.JSONL]
     assert fast == gzip.decompress(slow)
