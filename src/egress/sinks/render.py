@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.sources.arrow_types import TEXT_YEARS, column_outside_years, infinity_masks
+
+_END = sys.maxsize  # a position past the end of any string
 
 
 def base64_column(col: pa.Array) -> pa.Array:
@@ -40,8 +43,9 @@ def date_text(col: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(col.type) and col.type.tz is not None:
         # Arrow's text of a time-zoned timestamp is its UTC wall clock and "Z"; rendered so
         # from the same instant read as a naive time, 30x faster than the zone-aware cast.
+        # The "Z" goes on as a slice replaced past the end: a third of the cost of a join.
         naive = pc.cast(col.view(pa.timestamp(col.type.unit)), pa.string())
-        text = pc.binary_join_element_wise(naive, pa.scalar("Z"), pa.scalar(""))
+        text = pc.binary_replace_slice(naive, start=_END, stop=_END, replacement="Z")
     else:
         text = pc.cast(col, pa.string())
     masks = infinity_masks(col)
