@@ -48,3 +48,13 @@ def test_a_failing_watch_leaves_its_thread_serving() -> None:
     assert watchers.watch("bad").wait(5)
     assert watchers.watch("good").wait(5)
     assert calls == ["bad", "good"]
+
+
+def test_a_watch_thread_idle_for_long_ends_and_the_next_run_gets_a_new_one() -> None:
+    threads: list[threading.Thread] = []
+    watchers = Watchers(lambda: threads.append(threading.current_thread()), idle_s=0.05)
+    assert watchers.watch().wait(5)
+    threads[0].join(5)
+    assert not threads[0].is_alive()
+    assert watchers.watch().wait(5)
+    assert threads[1] is not threads[0]

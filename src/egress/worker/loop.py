@@ -41,6 +41,8 @@ TAKEOVER_S = 1.0
 # takeover. A thread still busy then is left behind (the reaper recovers its run).
 RELEASE_WAIT_S = TAKEOVER_S + 1.0
 _STOPPED_TICK_S = 0.1
+# A watchdog thread left idle this long ends (``Watchers``); a drain's runs come back to back.
+WATCHER_IDLE_S = 10.0
 
 
 class Listener(Protocol):
@@ -59,12 +61,14 @@ class Watchers:
     """The threads that watch runs (``Worker._watch``), each kept for a next run once its run
     ended: a thread started and joined for every run cost ~0.3 ms of CPU on a 2-core VM, where
     a tiny run may spend ~13 ms in all for the drain to reach 150 runs/s (bench/README.md,
-    issue 19). There are never more of them than runs watched at once: a slot waits for its
-    run's watch to end. Daemon threads, like the slots: a watch that never ends (its run's
-    thread stuck past stop()) does not keep the process alive."""
+    issue 19). There are never more of them than runs watched at once (a slot waits for its
+    run's watch to end), and one idle for ``idle_s`` ends: a stopped or idle worker keeps none.
+    Daemon threads, like the slots: a watch that never ends (its run's thread stuck past
+    stop()) does not keep the process alive."""
 
-    def __init__(self, watch: Callable[..., None]) -> None:
+    def __init__(self, watch: Callable[..., None], idle_s: float = WATCHER_IDLE_S) -> None:
         self._watch = watch
+        self._idle_s = idle_s
         self._lock = threading.Lock()
         self._idle: list[queue.SimpleQueue[_Watch]] = []
 
@@ -84,7 +88,14 @@ class Watchers:
 
     def _serve(self, inbox: queue.SimpleQueue[_Watch]) -> None:
         while True:
-            args, ended = inbox.get()
+            try:
+                args, ended = inbox.get(timeout=self._idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if any(idle is inbox for idle in self._idle):
+                        self._idle.remove(inbox)
+                        return
+                continue  # taken off the idle list just now: its watch is on the way
             try:
                 self._watch(*args)
             except Exception:  # the run goes on unwatched, as it would have on a thread of its own
