@@ -494,6 +494,24 @@ def test_a_cancel_accepted_while_the_run_published_wins_over_its_files(repos: Re
     )
 
 
+def test_a_finish_records_its_files_as_given(repos: Repos) -> None:
+    """The files go in with the workspace's lock (one statement on PostgreSQL, the rows a JSON
+    array): every value comes back as given, whatever the text, and sizes past 32 bits."""
+    ws = repos.workspaces.ensure_workspace("a")
+    cfg = repos.configuration(ws, "x")
+    ex, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0)
+    claimed = repos.queue.claim("w1", LEASE, T0)
+    assert claimed is not None
+    files = [
+        FileRecord("1", 'Zürich "Nord"\n\\', "k/z.csv", "z.csv", "text/csv", 5 << 32, "a" * 64, 7),
+        FileRecord("2", None, "k/n.csv", "n.csv", "text/csv", 0, "b" * 64, 0),
+    ]
+    done = Outcome(RunStatus.COMPLETED, 7, files=files)
+    assert repos.queue.finish(claimed, done, T0 + timedelta(microseconds=1)) is RunStatus.COMPLETED
+    run = repos.executions.get(ws, cfg, ex.id).latest
+    assert run.files == files
+
+
 def test_a_data_table_load_merged_before_the_cancel_stays_completed(repos: Repos) -> None:
     """Merged rows cannot be taken back: the late cancel loses (no files, rows delivered)."""
     ws = repos.workspaces.ensure_workspace("a")

@@ -40,8 +40,9 @@ from egress.db.run_statements import (
     fence_params,
     held_keys,
 )
-from egress.db.tables import executions, pending_publications, requests, run_files, runs
+from egress.db.tables import executions, pending_publications, requests, runs
 from egress.db.transitions import (
+    FinishedRun,
     cancel_may_undo,
     cancel_requested,
     notify,
@@ -313,22 +314,19 @@ class RunQueue(Repository):
             advance_snapshot(conn, claimed.configuration_id, outcome.window)
         elif outcome.watermark is not None:
             advance_watermark(conn, claimed.configuration_id, outcome.watermark)
-        if outcome.files:
-            conn.execute(
-                run_files.insert(),
-                [
-                    {
-                        "id": new_id(),
-                        "workspace_id": claimed.workspace_id,
-                        "run_id": claimed.run_id,
-                        "created_at": now,
-                        **f.__dict__,
-                    }
-                    for f in outcome.files
-                ],
-            )
-        # The keys it was publishing are recorded: they go with the workspace's lock.
-        release_next(conn, claimed.workspace_id, now, self._max_runs, claimed.run_id)
+        files = [
+            {
+                "id": new_id(),
+                "workspace_id": claimed.workspace_id,
+                "run_id": claimed.run_id,
+                "created_at": now,
+                **f.__dict__,
+            }
+            for f in outcome.files
+        ]
+        # Its files, and the keys it was publishing, go with the workspace's lock.
+        finished = FinishedRun(claimed.run_id, files)
+        release_next(conn, claimed.workspace_id, now, self._max_runs, finished)
 
     def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a

@@ -55,6 +55,23 @@ def _fenced_publishing() -> sa.Insert:
 PUBLISHING_FENCED = _fenced_publishing()
 
 
+def _recording_files() -> sa.Insert:
+    """A finished run's files as one INSERT whatever their number, on PostgreSQL: the rows are
+    the bound JSON array ``files`` (an object per row, keyed by column), each value typed as its
+    column by ``json_populate_recordset``, so the text never changes and the statement can ride
+    as a CTE on the finish's lock (``transitions.lock_workspace``): one round trip less a run."""
+    names = [c.name for c in run_files.c]
+    rows = sa.func.json_populate_recordset(
+        sa.literal_column(f"NULL::{run_files.name}"),
+        sa.cast(sa.bindparam("files", type_=sa.Text()), sa.JSON),
+    ).alias("recorded_rows")
+    columns: list[sa.ColumnElement[Any]] = [sa.literal_column(f"recorded_rows.{n}") for n in names]
+    return run_files.insert().from_select(names, sa.select(*columns).select_from(rows))
+
+
+RECORDING_FILES = _recording_files()
+
+
 def held_keys(keys: list[str]) -> sa.CompoundSelect[Any]:
     """Which of ``keys`` a run holds: pending publication, a recorded file or a manifest."""
     return (

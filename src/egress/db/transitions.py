@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
@@ -24,8 +25,13 @@ from egress.db.hold_statements import (
     RELEASABLE,
     active_count,
 )
-from egress.db.run_statements import CANCEL_REQUESTED, DROP_PENDING, fence_params
-from egress.db.tables import UTCDateTime, requests, run_events, runs
+from egress.db.run_statements import (
+    CANCEL_REQUESTED,
+    DROP_PENDING,
+    RECORDING_FILES,
+    fence_params,
+)
+from egress.db.tables import UTCDateTime, requests, run_events, run_files, runs
 from egress.domain.clock import new_id
 from egress.domain.status import (
     RunKind,
@@ -329,26 +335,44 @@ def cancel_run(
 
 
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
-# ``_LOCK`` with a finished run's pending keys' DELETE (``DROP_PENDING``): one round trip.
-_LOCK_DROPPING_PENDING = sa.select(
-    sa.func.pg_advisory_xact_lock(sa.func.hashtext(sa.bindparam("key", type_=sa.String())))
-).add_cte(DROP_PENDING.cte("dropped"))
+# ``_LOCK`` with a finished run's pending keys' DELETE (``DROP_PENDING``) and its files' INSERT
+# (``RECORDING_FILES``): one round trip.
+_LOCK_FINISHING = (
+    sa.select(
+        sa.func.pg_advisory_xact_lock(sa.func.hashtext(sa.bindparam("key", type_=sa.String())))
+    )
+    .add_cte(DROP_PENDING.cte("dropped"))
+    .add_cte(RECORDING_FILES.cte("recorded"))
+)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run whose outcome the transaction records: its pending keys are dropped and its files
+    (``run_files`` rows, keyed by column) recorded with the workspace's lock."""
+
+    run_id: str
+    files: list[dict[str, Any]]
 
 
 def lock_workspace(
-    conn: Connection, workspace_id: str, dropping_pending: str | None = None
+    conn: Connection, workspace_id: str, finished: FinishedRun | None = None
 ) -> None:
     """Serialise the workspace's queue changes, so two replicas never both take its last
-    free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer).
-    ``dropping_pending``: a run whose pending keys are deleted too (in the same round trip on
-    PostgreSQL)."""
+    free slot (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer), and
+    write what ``finished`` leaves to write (in the same round trip on PostgreSQL)."""
     pg, key = conn.dialect.name == "postgresql", f"egress-runs:{workspace_id}"
-    if dropping_pending is not None:
-        dropped = {"fenced_run": dropping_pending}
+    if finished is not None:
+        dropped = {"fenced_run": finished.run_id}
         if not pg:
+            if finished.files:
+                conn.execute(run_files.insert(), finished.files)
             conn.execute(DROP_PENDING, dropped)
             return
-        conn.execute(_LOCK_DROPPING_PENDING, {**dropped, "key": key})
+        # orjson writes the created_at as ISO 8601 with its offset, which the column reads back
+        # to the microsecond.
+        files = orjson.dumps(finished.files).decode()
+        conn.execute(_LOCK_FINISHING, {**dropped, "key": key, "files": files})
     elif pg:
         conn.execute(_LOCK, {"key": key})
 
@@ -410,19 +434,20 @@ def release_next(
     workspace_id: str,
     now: datetime,
     max_per_workspace: int | None = None,
-    dropping_pending: str | None = None,
+    finished: FinishedRun | None = None,
 ) -> None:
     """A run of the workspace stopped being active: held runs that wait for nothing else
     become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
-    active; the rest say they wait for the workspace's limit. ``dropping_pending``: the
-    finished run, whose pending keys go with the lock (``lock_workspace``).
+    active; the rest say they wait for the workspace's limit. ``finished``: the run
+    whose outcome is recorded, its pending keys and files written with the lock
+    (``lock_workspace``).
 
     Every finish of a full workspace queues on its lock, held to the commit, so the work under
     it is a few round trips: the look, one UPDATE releasing every free slot (it wakes the
     workers too), their outbox rows. Only this function and ``enqueue_runs``, both under the
     lock, make a run active, so the releasable runs read after the lock have no active run of
     their configuration (the unique index never refuses one)."""
-    lock_workspace(conn, workspace_id, dropping_pending)
+    lock_workspace(conn, workspace_id, finished)
     params: dict[str, Any] = {"held_workspace": workspace_id}
     free, unlabelled, reason = None, False, ""
     releasing: Releasing = "all"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import random
 import socket
 import threading
@@ -40,6 +41,8 @@ TAKEOVER_S = 1.0
 # takeover. A thread still busy then is left behind (the reaper recovers its run).
 RELEASE_WAIT_S = TAKEOVER_S + 1.0
 _STOPPED_TICK_S = 0.1
+# A watchdog thread left idle this long ends (``Watchers``); a drain's runs come back to back.
+WATCHER_IDLE_S = 10.0
 
 
 class Listener(Protocol):
@@ -48,6 +51,59 @@ class Listener(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+# A watch's arguments, and the event set when it returned.
+_Watch = tuple[tuple[Any, ...], threading.Event]
+
+
+class Watchers:
+    """The threads that watch runs (``Worker._watch``), each kept for a next run once its run
+    ended: a thread started and joined for every run cost ~0.3 ms of CPU on a 2-core VM, where
+    a tiny run may spend ~13 ms in all for the drain to reach 150 runs/s (bench/README.md,
+    issue 19). There are never more of them than runs watched at once (a slot waits for its
+    run's watch to end), and one idle for ``idle_s`` ends: a stopped or idle worker keeps none.
+    Daemon threads, like the slots: a watch that never ends (its run's thread stuck past
+    stop()) does not keep the process alive."""
+
+    def __init__(self, watch: Callable[..., None], idle_s: float = WATCHER_IDLE_S) -> None:
+        self._watch = watch
+        self._idle_s = idle_s
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Watch]] = []
+
+    def watch(self, *args: Any) -> threading.Event:
+        """``watch(*args)`` on a thread of its own; the event is set when it returned."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._serve, args=(inbox,), daemon=True, name="watchdog"
+            )
+            thread.start()
+        ended = threading.Event()
+        inbox.put((args, ended))
+        return ended
+
+    def _serve(self, inbox: queue.SimpleQueue[_Watch]) -> None:
+        while True:
+            try:
+                args, ended = inbox.get(timeout=self._idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if any(idle is inbox for idle in self._idle):
+                        self._idle.remove(inbox)
+                        return
+                continue  # taken off the idle list just now: its watch is on the way
+            try:
+                self._watch(*args)
+            except Exception:  # the run goes on unwatched, as it would have on a thread of its own
+                log.exception("the watchdog of run %s failed", getattr(args[0], "run_id", "?"))
+            finally:
+                with self._lock:  # idle before the run's slot hears it ended: a slot's next
+                    self._idle.append(inbox)  # run finds this thread
+                ended.set()
 
 
 class Worker:
@@ -91,6 +147,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._active: dict[str, RunControl] = {}
         self._lock = threading.Lock()
+        self._watchers = Watchers(self._watch)
         # Often enough that a dead worker's run is back within a third of a lease.
         reap_every = max(0.5, min(self._lease.total_seconds() / 3, 5.0))
         self.reaper = Periodic("reaper", reap_every, self.reap_once)
@@ -112,10 +169,7 @@ class Worker:
             if self._releasing:  # claimed while stop() was giving runs back
                 control.request_release()
         done = threading.Event()
-        watchdog = threading.Thread(
-            target=self._watch, args=(claimed, control, done), daemon=True, name="watchdog"
-        )
-        watchdog.start()
+        watched = self._watchers.watch(claimed, control, done)
         try:
             self._runner.execute(claimed, control)
         except RunReleased:
@@ -128,7 +182,7 @@ class Worker:
             log.warning("run %s: lease lost; committed nothing", claimed.run_id)
         finally:
             done.set()
-            watchdog.join()
+            watched.wait()
             with self._lock:
                 self._active.pop(claimed.run_id, None)
         return True
