@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -29,20 +28,38 @@ MiB = 1 << 20
 BINARY = ObjectHeaders("application/octet-stream", "data.bin")
 
 
-@pytest.fixture(params=["check-then-move", "copy-if-not-exists"])
-def storage(
-    request: pytest.FixtureRequest, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Storage]:
+BUCKET_MODES = ["check-then-move", "copy-if-not-exists"]
+
+
+def _bucket(mode: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Storage:
     """A Storage on a fresh bucket, configured only through the environment as in production:
-    once as plain S3 (publish checks, then moves), once with AWS_COPY_IF_NOT_EXISTS=multipart
-    (publish is one conditional copy)."""
+    plain S3 (publish checks, then moves), or with AWS_COPY_IF_NOT_EXISTS=multipart (publish is
+    one conditional copy)."""
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
-    if request.param == "copy-if-not-exists":
+    if mode == "copy-if-not-exists":
         monkeypatch.setenv("AWS_COPY_IF_NOT_EXISTS", "multipart")
     else:
         monkeypatch.delenv("AWS_COPY_IF_NOT_EXISTS", raising=False)
-    yield Storage(f"s3://{s3_server.new_bucket()}/{PREFIX}")
+    return Storage(f"s3://{s3_server.new_bucket()}/{PREFIX}")
+
+
+@pytest.fixture(params=BUCKET_MODES)
+def storage(
+    request: pytest.FixtureRequest, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> Storage:
+    return _bucket(request.param, s3_server, monkeypatch)
+
+
+@pytest.fixture(params=["local-folder", *BUCKET_MODES])
+def any_storage(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Storage:
+    """A local folder (its files handled directly, not through obstore) or a bucket in each
+    mode: the same rules hold for all."""
+    if request.param == "local-folder":
+        return Storage((tmp_path / "files").as_uri())
+    return _bucket(request.param, request.getfixturevalue("s3_server"), monkeypatch)
 
 
 def _put(storage: Storage, key: str, data: bytes) -> None:
@@ -88,7 +105,8 @@ def test_streams_a_multipart_upload_and_reads_it_back(
     assert b"".join(storage.stream(key, len(data) - 100)) == data[-100:]
 
 
-def test_publish_moves_the_temporary_file(storage: Storage) -> None:
+def test_publish_moves_the_temporary_file(any_storage: Storage) -> None:
+    storage = any_storage
     src, dst = tmp_key("ws", "run", "lease", "a.csv"), "out/a.csv"
     _put(storage, src, b"id\n1\n")
     storage.publish(src, dst)
@@ -96,7 +114,8 @@ def test_publish_moves_the_temporary_file(storage: Storage) -> None:
     assert _read(storage, dst) == b"id\n1\n"
 
 
-def test_publish_never_overwrites(storage: Storage) -> None:
+def test_publish_never_overwrites(any_storage: Storage) -> None:
+    storage = any_storage
     src, dst = tmp_key("ws", "run", "lease", "a.csv"), "out/a.csv"
     _put(storage, dst, b"someone else's file")
     _put(storage, src, b"ours")
@@ -137,7 +156,8 @@ def test_a_published_object_downloads_with_its_type_and_name(
         assert name in r.headers["content-disposition"]
 
 
-def test_list_head_and_delete_prefix(storage: Storage) -> None:
+def test_list_head_and_delete_prefix(any_storage: Storage) -> None:
+    storage = any_storage
     mine = [tmp_key("ws", "run", "lease", name) for name in ("a.csv", "b.csv", "c/d.csv")]
     for key in mine:
         _put(storage, key, key.encode())
@@ -250,3 +270,54 @@ def test_a_store_that_cannot_sign_answers_503(
     assert response.status_code == 503
     assert response.media_type == PROBLEM
     assert "sign" in bytes(response.body).decode()
+
+
+def test_a_local_folder_refuses_keys_that_would_leave_it(tmp_path: Path) -> None:
+    """The local folder's files are opened directly: a key with a ``..`` (or empty) segment is
+    refused by every operation, as obstore refuses it, and nothing appears outside."""
+    storage = Storage((tmp_path / "files").as_uri())
+    storage.put("ws/in.csv", b"x", BINARY)
+    for bad in ("ws/../../outside.csv", "../outside.csv", "ws//a.csv", "ws/./a.csv"):
+        with pytest.raises(ValueError, match="not a valid storage key"):
+            storage.put(bad, b"x", BINARY)
+        with pytest.raises(ValueError, match="not a valid storage key"):
+            storage.open_writer(bad, 1024, BINARY)
+        with pytest.raises(ValueError, match="not a valid storage key"):
+            storage.head(bad)
+        with pytest.raises(ValueError, match="not a valid storage key"):
+            storage.publish("ws/in.csv", bad)
+        with pytest.raises(ValueError, match="not a valid storage key"):
+            storage.delete_prefix(bad)
+        with pytest.raises(ValueError, match="not a valid storage key"):
+            list(storage.stream(bad))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["files", "in.csv", "ws"]
+
+
+def test_a_local_put_replaces_the_file_whole_and_leaves_no_staging_file(tmp_path: Path) -> None:
+    storage = Storage((tmp_path / "files").as_uri())
+    storage.put("ws/deep/er/m.json", b"first", BINARY)  # its folders are created
+    storage.put("ws/deep/er/m.json", b"second", BINARY)
+    folder = tmp_path / "files" / "ws" / "deep" / "er"
+    assert [p.name for p in folder.iterdir()] == ["m.json"]
+    assert _read(storage, "ws/deep/er/m.json") == b"second"
+
+
+def test_a_local_publish_without_hard_links_still_never_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem that has no hard links (os.link fails with EPERM, as on some network
+    and FAT mounts) publishing checks, then renames: still never over someone's file."""
+    storage = Storage((tmp_path / "files").as_uri())
+
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    storage.put("ws/.tmp/run/lease/a.csv", b"ours", BINARY)
+    storage.put("out/taken.csv", b"theirs", BINARY)
+    with pytest.raises(DestinationExists):
+        storage.publish("ws/.tmp/run/lease/a.csv", "out/taken.csv")
+    assert _read(storage, "out/taken.csv") == b"theirs"
+    storage.publish("ws/.tmp/run/lease/a.csv", "out/new/a.csv")
+    assert _read(storage, "out/new/a.csv") == b"ours"
+    assert storage.head("ws/.tmp/run/lease/a.csv") is None
