@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 import extract_throughput as et
-from references import COLUMNS, DB
+from references import COLUMNS, DB, mysql_orders
 from serving import scratch_dir, start_server
 
 
@@ -85,6 +85,16 @@ def main() -> int:
     args = parser.parse_args()
     et.create_table(args.rows, False)
     work = scratch_dir("egress-timeline-")
+    # The case's own source: its files (a Parquet folder of the table) or its MySQL copy.
+    kind = et.CASES[args.case][3]
+    connections: dict[str, dict[str, object]] = {
+        "postgresql": {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"},
+        "mysql": {"host": "127.0.0.1", "port": 3306, "database": DB, "user": "root"},
+    }
+    if kind == "files":
+        connections["files"] = {"url": et.parquet_folder(work / "lake").as_uri()}
+    elif kind == "mysql":
+        mysql_orders(args.rows)
     log = work / "timeline.log"
     bench = str(Path(__file__).resolve().parent)
     env = {
@@ -92,12 +102,11 @@ def main() -> int:
         "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), bench) if p),
     }
     server = start_server(work / "data", env, preload="timeline_hook")
-    pg = {"host": "127.0.0.1", "port": 5432, "database": DB, "user": "postgres"}
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
         ) as http:
-            template = et.source_template(http, "postgresql", pg)
+            template = et.source_template(http, kind, connections[kind])
             timed_run(http, template, args.case, args.poll, log)  # warm-up
             for n in range(args.runs):
                 sent, seen = timed_run(http, template, args.case, args.poll, log)
