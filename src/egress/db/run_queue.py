@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -248,22 +249,26 @@ class RunQueue(Repository):
                 if key not in claimed:
                     delete(key)
 
-    def finish(self, claimed: ClaimedRun, outcome: Outcome, now: datetime) -> RunStatus | None:
+    def finish(
+        self, claimed: ClaimedRun, outcome: Outcome, now: datetime, *, claiming_next: bool = True
+    ) -> RunStatus | None:
         """Record the outcome, fenced by the lease token: the status recorded (CANCELLED when
-        a cancel requested meanwhile undoes it), None when the lease was lost first."""
+        a cancel requested meanwhile undoes it), None when the lease was lost first.
+        ``claiming_next``: the caller's slot claims again right after (``release_next``)."""
         try:
             with self._engine.begin() as conn:
                 # The cancel is read only when it stopped the outcome's UPDATE (issue 19).
                 undoable = cancel_may_undo(outcome)
+                record = partial(self._record_outcome, conn, claimed, claiming_next=claiming_next)
                 try:
-                    self._record_outcome(conn, claimed, outcome, now, undoable)
+                    record(outcome, now, undoable)
                 except _LeaseLost:
                     if not undoable or not cancel_requested(
                         conn, claimed.run_id, claimed.lease_token
                     ):
                         raise
                     outcome = outcome.cancelled()
-                    self._record_outcome(conn, claimed, outcome, now)
+                    record(outcome, now)
         except _LeaseLost:
             return None
         return outcome.status
@@ -275,6 +280,8 @@ class RunQueue(Repository):
         outcome: Outcome,
         now: datetime,
         unless_cancelled: bool = False,
+        *,
+        claiming_next: bool,
     ) -> None:
         """Record ``outcome`` (``unless_cancelled``: unless a cancel was requested); raises
         _LeaseLost, before anything else is written, when the run's row did not match."""
@@ -326,7 +333,9 @@ class RunQueue(Repository):
         ]
         # Its files, and the keys it was publishing, go with the workspace's lock.
         finished = FinishedRun(claimed.run_id, files)
-        release_next(conn, claimed.workspace_id, now, self._max_runs, finished)
+        release_next(
+            conn, claimed.workspace_id, now, self._max_runs, finished, claiming_next=claiming_next
+        )
 
     def release(self, claimed: ClaimedRun, now: datetime) -> RunStatus | None:
         """Give a run back to the queue at once (graceful shutdown), fenced by the lease; a

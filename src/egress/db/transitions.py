@@ -404,9 +404,9 @@ Releasing = Literal["one", "some", "all"]
 
 
 @functools.cache
-def _release_outboxed(releasing: Releasing) -> sa.Select[Any]:
+def _release_outboxed(releasing: Releasing, notifying: bool) -> sa.Select[Any]:
     """PostgreSQL's ``_release`` with its outbox rows (``_with_outbox``), built once."""
-    return _with_outbox(_release(releasing, True), RunStatus.ON_HOLD, RunStatus.PENDING)
+    return _with_outbox(_release(releasing, notifying), RunStatus.ON_HOLD, RunStatus.PENDING)
 
 
 @functools.cache
@@ -435,12 +435,18 @@ def release_next(
     now: datetime,
     max_per_workspace: int | None = None,
     finished: FinishedRun | None = None,
+    *,
+    claiming_next: bool = False,
 ) -> None:
     """A run of the workspace stopped being active: held runs that wait for nothing else
     become PENDING, oldest first, while the workspace has fewer than ``max_per_workspace``
     active; the rest say they wait for the workspace's limit. ``finished``: the run
     whose outcome is recorded, its pending keys and files written with the lock
-    (``lock_workspace``).
+    (``lock_workspace``). The release wakes the listening workers, unless it made one run
+    PENDING for a caller ``claiming_next`` (a worker's slot that claims again as soon as this
+    commits): that claim takes a PENDING run at once, and waking every worker (each one's
+    LISTEN backend and thread) cost each finish of a full workspace ~0.5 ms of CPU in the
+    drain (issue 19); a run another worker could have started meanwhile is found by its poll.
 
     Every finish of a full workspace queues on its lock, held to the commit, so the work under
     it is a few round trips: the look, one UPDATE releasing every free slot (it wakes the
@@ -461,7 +467,8 @@ def release_next(
     released: Sequence[Row[Any]] = []
     if free != 0:
         pg = conn.dialect.name == "postgresql"
-        statement = _release_outboxed(releasing) if pg else _release(releasing, False)
+        notifying = not (claiming_next and releasing == "one")
+        statement = _release_outboxed(releasing, notifying) if pg else _release(releasing, False)
         released = conn.execute(statement, params | ({"outbox_at": now} if pg else {})).all()
         if not pg:
             _outbox(conn, released, RunStatus.ON_HOLD, RunStatus.PENDING, now)

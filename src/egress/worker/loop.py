@@ -258,7 +258,8 @@ class Worker:
         if isinstance(reason, RunCancelled):
             outcome = Outcome.stopped(RunStatus.CANCELLED, control.processed)
             outcome = replace(outcome, estimated_rows=control.estimated_rows)
-            ended = self._queue.finish(claimed, outcome, now)
+            # The run's slot is still in its driver call: nothing claims after this.
+            ended = self._queue.finish(claimed, outcome, now, claiming_next=False)
         elif isinstance(reason, RunStalled):
             ended = self._retry_later(claimed, str(reason), now)
         elif isinstance(reason, RunReleased):
