@@ -49,15 +49,21 @@ def _ping_after_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get(_IDLE_SINCE)
-        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_S:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_conn)
-        except engine.dialect.loaded_dbapi.Error as exc:
-            if engine.dialect.is_disconnect(exc, dbapi_conn, None):
-                raise sa.exc.DisconnectionError(str(exc)) from exc  # the pool reconnects
-            raise
+        ping_if_idle(engine, dbapi_conn, record.info)  # a DisconnectionError: the pool reconnects
+
+
+def ping_if_idle(engine: Engine, dbapi_conn: Any, info: dict[Any, Any]) -> None:
+    """Ping ``dbapi_conn`` (its pool record's ``info``) if it sat idle for
+    ``PING_AFTER_IDLE_S`` or more; raises ``DisconnectionError`` when it is dead."""
+    since = info.get(_IDLE_SINCE)
+    if since is not None and time.monotonic() - since < PING_AFTER_IDLE_S:
+        return
+    try:
+        engine.dialect.do_ping(dbapi_conn)
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if engine.dialect.is_disconnect(exc, dbapi_conn, None):
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        raise
 
 
 def unavailable(exc: BaseException) -> str | None:

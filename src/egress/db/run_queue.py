@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from egress.db.changes import announced
-from egress.db.engine import Repository, one_statement
+from egress.db.engine import Repository
 from egress.db.run_records import (
     Attempt,
     ClaimedRun,
@@ -41,6 +42,7 @@ from egress.db.run_statements import (
     fence_params,
     held_keys,
 )
+from egress.db.slot_connection import SlotConnection
 from egress.db.tables import executions, pending_publications, requests, runs
 from egress.db.transitions import (
     FinishedRun,
@@ -77,15 +79,19 @@ class RunQueue(Repository):
         self, engine: Engine, clock: Clock = utcnow, max_runs_per_workspace: int | None = None
     ) -> None:
         super().__init__(engine, clock)
-        # The claim and the publishing intent: one statement each (on PostgreSQL).
-        self._one = one_statement(engine)
+        # A slot's transactions, on the connection it keeps from claim to finish (``kept``).
+        self._slot = SlotConnection(engine)
         # Runs of a workspace active at once; held runs are released only below it.
         self._max_runs = max_runs_per_workspace
+
+    def kept_connection(self) -> AbstractContextManager[None]:
+        """Within the block, this thread's writes share one connection (``slot_connection``)."""
+        return self._slot.kept()
 
     def claim(self, process_id: str, lease: timedelta, now: datetime) -> ClaimedRun | None:
         """Take the oldest PENDING run, if any, under a fresh lease."""
         token = secrets.token_hex(16)
-        with self._one.begin() as conn:
+        with self._slot.begin(autocommit=True) as conn:
             row = transition(
                 conn,
                 OLDEST_PENDING,
@@ -163,7 +169,7 @@ class RunQueue(Repository):
         """Record the keys (at least one) about to be published, fenced; False when the lease
         is gone."""
         try:
-            with self._one.begin() as conn:
+            with self._slot.begin(autocommit=True) as conn:
                 if conn.dialect.name != "postgresql":
                     self._fence(conn, claimed)
                     conn.execute(
@@ -191,7 +197,7 @@ class RunQueue(Repository):
         """Store the incremental window on the execution once, fenced; re-runs reuse it. A
         lagged window records the configuration's observations (with the run's own) with it."""
         try:
-            with self._engine.begin() as conn:
+            with self._slot.begin() as conn:
                 self._fence(conn, claimed)
                 if observations is not None:
                     set_state(
@@ -238,7 +244,7 @@ class RunQueue(Repository):
         takes before any publication, so no key can be claimed between the two."""
         if not keys:
             return
-        with self._engine.begin() as conn:
+        with self._slot.begin() as conn:
             holder = conn.execute(
                 sa.select(runs.c.lease_token).where(runs.c.id == run_id).with_for_update()
             ).scalar_one_or_none()
@@ -256,7 +262,7 @@ class RunQueue(Repository):
         a cancel requested meanwhile undoes it), None when the lease was lost first.
         ``claiming_next``: the caller's slot claims again right after (``release_next``)."""
         try:
-            with self._engine.begin() as conn:
+            with self._slot.begin() as conn:
                 # The cancel is read only when it stopped the outcome's UPDATE (issue 19).
                 undoable = cancel_may_undo(outcome)
                 record = partial(self._record_outcome, conn, claimed, claiming_next=claiming_next)
@@ -363,7 +369,7 @@ class RunQueue(Repository):
         reason: str | None,
         not_before: datetime | None,
     ) -> RunStatus | None:
-        with self._engine.begin() as conn:
+        with self._slot.begin() as conn:
             fenced = fence_params(claimed.run_id, claimed.lease_token)
             row = conn.execute(
                 sa.select(runs.c.id, runs.c.attempt, runs.c.cancel_requested)

@@ -160,6 +160,10 @@ class Worker:
     # ------------------------------------------------------------ one step each
     def run_once(self, slot: int = 0) -> bool:
         """Claim and carry out one run; False when the queue was empty."""
+        with self._queue.kept_connection():  # from the claim to the outcome
+            return self._run_one(slot)
+
+    def _run_one(self, slot: int) -> bool:
         claimed = self._queue.claim(self.process_id(slot), self._lease, self._clock())
         if claimed is None:
             return False
@@ -299,13 +303,20 @@ class Worker:
 
     def _slot_loop(self, slot: int) -> None:
         while not self._stopping.is_set():
-            try:
-                worked = self.run_once(slot)
-            except Exception as exc:
-                log_round_error(f"worker slot {slot}", exc)
-                worked = False
-            if not worked:
-                self.wakeup.wait(self._poll_s)
+            # The slot keeps its metadata connection while runs come back to back (issue 19's
+            # drain), and waits for work without it.
+            with self._queue.kept_connection():
+                while not self._stopping.is_set() and self._round(slot):
+                    pass
+            self.wakeup.wait(self._poll_s)
+
+    def _round(self, slot: int) -> bool:
+        """``run_once``; False when it failed (logged)."""
+        try:
+            return self.run_once(slot)
+        except Exception as exc:
+            log_round_error(f"worker slot {slot}", exc)
+            return False
 
     def stop(self, grace_s: float) -> None:
         """Stop claiming; let running runs finish for ``grace_s``, then interrupt them and give
