@@ -10,13 +10,16 @@ from egress.db.tables import runs
 from egress.domain.status import ACTIVE, RunStatus
 
 ACTIVE_VALUES = [s.value for s in ACTIVE]
+# The same as SQL literals: a list of values is an expanding parameter, which SQLAlchemy
+# rewrites the statement's text for on every execution (~0.05 ms of CPU; two a finish).
+_ACTIVE_LITERALS = [sa.literal_column(f"'{v}'", sa.String()) for v in ACTIVE_VALUES]
 
 
 def active_count(workspace: sa.BindParameter[str]) -> sa.ScalarSelect[int]:
     return (
         sa.select(sa.func.count())
         .select_from(runs)
-        .where(runs.c.workspace_id == workspace, runs.c.status.in_(ACTIVE_VALUES))
+        .where(runs.c.workspace_id == workspace, runs.c.status.in_(_ACTIVE_LITERALS))
         .scalar_subquery()
     )
 
@@ -53,7 +56,7 @@ def _releasable_statement() -> sa.Select[tuple[str]]:
         .subquery("held")
     )
     active_configurations = sa.select(active.c.configuration_id).where(
-        active.c.status.in_(ACTIVE_VALUES), active.c.configuration_id.is_not(None)
+        active.c.status.in_(_ACTIVE_LITERALS), active.c.configuration_id.is_not(None)
     )
     # A run without a configuration (an export job) waits for no other run.
     unconfigured = held.c.configuration_id.is_(None)
@@ -80,7 +83,7 @@ def _oldest_releasable_statement() -> sa.ScalarSelect[str]:
     candidates = runs.alias("candidates")
     active = runs.alias("active")
     active_configurations = sa.select(active.c.configuration_id).where(
-        active.c.status.in_(ACTIVE_VALUES), active.c.configuration_id.is_not(None)
+        active.c.status.in_(_ACTIVE_LITERALS), active.c.configuration_id.is_not(None)
     )
     return (
         sa.select(candidates.c.id)
