@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 import egress.db.engine
 from egress.container import Container
+from egress.db.run_queue import RunQueue
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from tests.conftest import PgDatabase, make_settings
@@ -53,11 +54,11 @@ def _trigger(c: Container, tmp_path: Path, runs: int) -> tuple[str, list[tuple[s
     return ws, queued
 
 
-def _checkouts_on_this_thread(c: Container) -> list[int]:
+def _checkouts_on_this_thread(engine: sa.Engine) -> list[int]:
     count = [0]
     me = threading.current_thread()
 
-    @event.listens_for(c.engine, "checkout")
+    @event.listens_for(engine, "checkout")
     def _counted(*_args: Any) -> None:
         if threading.current_thread() is me:  # not a watchdog's heartbeat
             count[0] += 1
@@ -68,7 +69,7 @@ def _checkouts_on_this_thread(c: Container) -> list[int]:
 def test_a_slot_keeps_one_connection_from_claim_to_outcome(c: Container, tmp_path: Path) -> None:
     ws, queued = _trigger(c, tmp_path, 4)
     worker = c.worker()
-    checkouts = _checkouts_on_this_thread(c)
+    checkouts = _checkouts_on_this_thread(c.engine)
     with c.run_queue.kept_connection():  # what a slot loop does around runs back to back
         assert worker.run_once() and worker.run_once() and worker.run_once()
         assert checkouts[0] == 1, "one checkout for three runs' claims, intents and outcomes"
@@ -77,6 +78,10 @@ def test_a_slot_keeps_one_connection_from_claim_to_outcome(c: Container, tmp_pat
     assert checkouts[0] == 2
     for cfg, eid in queued:
         assert c.executions.get(ws, cfg, eid).latest.status is RunStatus.COMPLETED
+
+
+def _refused() -> sa.Connection:
+    raise sa.exc.OperationalError("connect", None, Exception("connection refused"))
 
 
 def test_a_kept_connection_that_broke_is_replaced_and_the_next_run_completes(
@@ -97,6 +102,12 @@ def test_a_kept_connection_that_broke_is_replaced_and_the_next_run_completes(
         with pytest.raises(sa.exc.DBAPIError) as lost:
             worker.run_once()
         assert lost.value.connection_invalidated
+        # The server still down for the next one: nothing is kept that the one after would use.
+        connect = c.engine.connect
+        monkeypatch.setattr(c.engine, "connect", _refused)
+        with pytest.raises(sa.exc.OperationalError):
+            worker.run_once()
+        monkeypatch.setattr(c.engine, "connect", connect)
         assert worker.run_once(), "the next run takes a fresh connection"
     for cfg, eid in queued:
         assert c.executions.get(ws, cfg, eid).latest.status is RunStatus.COMPLETED
@@ -146,3 +157,34 @@ def test_each_thread_keeps_its_own_connection(c: Container) -> None:
         t.join()
     assert len(pids["slot-0"]) == len(pids["slot-1"]) == 1
     assert pids["slot-0"] != pids["slot-1"]
+
+
+def test_slots_beyond_half_the_pool_take_the_pools_connections(meta: PgDatabase) -> None:
+    engine = sa.create_engine(meta.sqlalchemy_url, pool_size=2)  # room for one kept
+    queue, lease = RunQueue(engine), timedelta(seconds=30)
+    keeping, done = threading.Event(), threading.Event()
+
+    def keeper() -> None:
+        with queue.kept_connection():
+            assert queue.claim("w-0", lease, datetime.now(UTC)) is None
+            keeping.set()
+            done.wait(30)
+
+    other = threading.Thread(target=keeper)
+    other.start()
+    try:
+        assert keeping.wait(30)
+        checkouts = _checkouts_on_this_thread(engine)
+        with queue.kept_connection():
+            for _ in range(3):
+                assert queue.claim("w-1", lease, datetime.now(UTC)) is None
+        assert checkouts[0] == 3, "no room left: one checkout a transaction, as before"
+    finally:
+        done.set()
+        other.join()
+    checkouts[0] = 0
+    with queue.kept_connection():  # the keeper's room is free again
+        for _ in range(3):
+            assert queue.claim("w-1", lease, datetime.now(UTC)) is None
+    assert checkouts[0] == 1
+    engine.dispose()
