@@ -306,9 +306,11 @@ class Worker:
             # The slot keeps its metadata connection while runs come back to back (issue 19's
             # drain), and waits for work without it.
             with self._queue.kept_connection():
-                while not self._stopping.is_set() and self._round(slot):
-                    pass
-            self.wakeup.wait(self._poll_s)
+                worked = self._round(slot)
+                while worked and not self._stopping.is_set():
+                    worked = self._round(slot)
+            if not worked:
+                self.wakeup.wait(self._poll_s)
 
     def _round(self, slot: int) -> bool:
         """``run_once``; False when it failed (logged)."""
