@@ -13,7 +13,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -38,6 +37,7 @@ from egress.db.run_statements import (
     OLDEST_PENDING,
     PUBLISHING,
     PUBLISHING_FENCED,
+    ended_attempt_values,
     estimate_values,
     fence_params,
     held_keys,
@@ -408,27 +408,7 @@ class RunQueue(Repository):
         """End an attempt that has no outcome of its own: one conditional UPDATE, fenced by
         the attempt's lease, to where ``after_lost_attempt`` says."""
         target = after_lost_attempt(run.attempt, max_attempts, run.cancel_requested)
-        values: dict[str, Any] = {
-            "lease_token": None,
-            "lease_expires_at": None,
-        }
-        if target is RunStatus.PENDING:
-            values |= {
-                "attempt": run.attempt + 1,
-                "processed": None,
-                "estimated_rows": None,
-                "not_before": not_before,
-            }
-        else:
-            values["completed_at"] = now
-        if target is RunStatus.CANCELLED:
-            values |= {"error_message": None, "retryable": None}
-        elif reason is not None:
-            values["error_message"] = f"{reason}; attempt {run.attempt} of {max_attempts}"
-        elif target is RunStatus.FAILED:
-            values["error_message"] = f"worker lost after {run.attempt} attempts"
-        if values.get("error_message"):
-            values["retryable"] = True  # every attempt lost this way may succeed another time
+        values = ended_attempt_values(run.attempt, target, now, max_attempts, reason, not_before)
         ended = transition(
             conn,
             run.run_id,

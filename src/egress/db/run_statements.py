@@ -1,8 +1,10 @@
-"""Pieces of the run queue's statements: the lease fence, the row estimate's values, the
-claim's choice and what it returns (built once: see ``transitions._transition_statement``)."""
+"""Pieces of the run queue's statements: the lease fence, the row estimate's values, an
+attempt's end without an outcome, the claim's choice and what it returns (built once: see
+``transitions._transition_statement``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,3 +155,34 @@ CLAIM_RETURNING = (
     _connection(connections.c.settings),
     _connection(connections.c.secrets),
 )
+
+
+def ended_attempt_values(
+    attempt: int,
+    target: RunStatus,
+    now: datetime,
+    max_attempts: int | None,
+    reason: str | None,
+    not_before: datetime | None,
+) -> dict[str, Any]:
+    """What ending ``attempt`` without an outcome of its own writes on its run, moving it to
+    ``target`` (``after_lost_attempt``): another attempt, or its end."""
+    values: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
+    if target is RunStatus.PENDING:
+        values |= {
+            "attempt": attempt + 1,
+            "processed": None,
+            "estimated_rows": None,
+            "not_before": not_before,
+        }
+    else:
+        values["completed_at"] = now
+    if target is RunStatus.CANCELLED:
+        values |= {"error_message": None, "retryable": None}
+    elif reason is not None:
+        values["error_message"] = f"{reason}; attempt {attempt} of {max_attempts}"
+    elif target is RunStatus.FAILED:
+        values["error_message"] = f"worker lost after {attempt} attempts"
+    if values.get("error_message"):
+        values["retryable"] = True  # every attempt lost this way may succeed another time
+    return values
