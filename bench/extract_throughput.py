@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import secrets
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -301,51 +303,141 @@ def run_case(on: Served, case: str, fields: list[str]) -> tuple[float, int, int,
     )
 
 
-def run_suite(rows: int, cases: list[str], label: str, fresh: bool = False) -> None:
+# Issue 19's ratios between cases of one round: (case, the case it is compared with, "time"
+# for seconds ÷ the other's seconds, "speed-up" for the other's ÷ this one's).
+RELATIVE = {
+    "parquet split by region (8)": ("parquet", "time"),
+    "csv split by region (8)": ("csv (COPY fast path)", "time"),
+    "parallel 2: csv": ("csv (COPY fast path)", "speed-up"),
+    "parallel 2: csv (Arrow path)": ("csv (Arrow path)", "speed-up"),
+    "parallel 2: csv (csvDialect postgres)": ("csv (csvDialect postgres)", "speed-up"),
+    "parallel 2: jsonl": ("jsonl", "speed-up"),
+    "parallel 2: parquet": ("parquet", "speed-up"),
+    "parallel 2: mysql csv": ("mysql: csv", "speed-up"),
+}
+
+
+@dataclass
+class Timed:
+    """One case's run in one round."""
+
+    secs: float
+    psql_s: float  # the round's first psql \copy
+    ref_s: float | None
+    above_idle_kb: int
+    cpu: float
+
+
+def drop_caches() -> None:
+    """Page cache emptied before a round where the benchmark may (root on Linux): a case's
+    output otherwise lands in memory an earlier case's filled."""
+    os.sync()
+    with contextlib.suppress(OSError):
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def run_suite(
+    rows: int, cases: list[str], label: str, fresh: bool = False, rounds: int = 1
+) -> None:
     """Every case in turn, on one server, or (``fresh``) on a server of its own each, so that
-    no case's peak includes what an earlier one left mapped."""
+    no case's peak includes what an earlier one left mapped; ``rounds`` times, the cases'
+    order reversed every other round (no case always follows the same one), then each
+    figure's median over the rounds."""
     work = scratch_dir("egress-bench-")
-    fields = [c.strip() for c in COLUMNS.split(",")]
     kinds = {CASES[case][3] for case in cases}
     lake = parquet_folder(work / "lake") if "files" in kinds else None
     if "mysql" in kinds:
         mysql_orders(rows)
+    timed: dict[str, list[Timed]] = {case: [] for case in cases}
     with contextlib.ExitStack() as shared:
         served = None if fresh else shared.enter_context(serving(work, kinds, lake))
         idle = f"{served.idle_kb / 1024:.0f} MiB" if served else "per case, fresh servers"
-        print(f"\n{label}: {rows:,} rows, 12 columns; server memory at idle {idle} (PSS)")
+        for n in range(rounds):
+            drop_caches()
+            order = cases if n % 2 == 0 else cases[::-1]
+            round_label = f"{label}, round {n + 1} of {rounds}" if rounds > 1 else label
+            print(f"\n{round_label}: {rows:,} rows, 12 columns; server memory at idle {idle} (PSS)")
+            run_round(rows, order, work, lake, served, warm=n == 0, into=timed)
+    if rounds > 1:
+        print_medians(rows, cases, timed)
+
+
+def run_round(
+    rows: int,
+    cases: list[str],
+    work: Path,
+    lake: Path | None,
+    served: Served | None,
+    warm: bool,
+    into: dict[str, list[Timed]],
+) -> None:
+    fields = [c.strip() for c in COLUMNS.split(",")]
+    print(
+        f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
+        f" {'peak PSS':>9} {'> idle':>8} {'CPU s':>7} {'server s':>8}"
+    )
+    os.sync()
+    psql_s = psql_copy(work / "psql.csv")
+    psql_label = "psql \\copy CSV"
+    print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
+    for case in cases:
+        with contextlib.ExitStack() as own:
+            on = served or own.enter_context(serving(work, {CASES[case][3]}, lake))
+            if served is None or (warm and case == cases[0]):
+                # A fresh server's first run pays its forked worker's one-time costs
+                # (imports, sqlglot's first PostgreSQL statement: ~0.1-0.3 s of CPU): run
+                # once untimed so that the case is measured warm like the others.
+                warm_run = run_case(on, case, fields)
+                print(f"{'(warm-up: ' + case + ')':38} {warm_run[0]:8.2f}  CPU s {warm_run[3]:.2f}")
+            ref_s = None
+            if case in REFERENCES:
+                os.sync()
+                ref_s = time_reference(case, work, lake)
+                print(
+                    f"{REFERENCES[case]:38} {ref_s:8.2f} {rows / ref_s:10,.0f}"
+                    f" {psql_s / ref_s:7.2f}x {'1.00x':>7}"
+                )
+            os.sync()  # no earlier output's write-back competes with the timed run
+            secs, count, peak, cpu, span = run_case(on, case, fields)
+        assert count == rows, (case, count)
+        into[case].append(Timed(secs, psql_s, ref_s, peak - on.idle_kb, cpu))
+        vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
         print(
-            f"{'case':38} {'seconds':>8} {'rows/s':>10} {'vs psql':>8} {'vs ref':>7}"
-            f" {'peak PSS':>9} {'> idle':>8} {'CPU s':>7} {'server s':>8}"
+            f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
+            f" {vs_ref:>7} {peak / 1024:5.0f} MiB {(peak - on.idle_kb) / 1024:4.0f} MiB"
+            f" {cpu:7.2f} {span:8.2f}",
+            flush=True,
         )
-        psql_s = psql_copy(work / "psql.csv")
-        psql_label = "psql \\copy CSV"
-        print(f"{psql_label:38} {psql_s:8.2f} {rows / psql_s:10,.0f} {'1.00x':>8}")
-        for case in cases:
-            with contextlib.ExitStack() as own:
-                on = served or own.enter_context(serving(work, {CASES[case][3]}, lake))
-                if served is None or case == cases[0]:
-                    # A fresh server's first run pays its forked worker's one-time costs
-                    # (imports, sqlglot's first PostgreSQL statement: ~0.1-0.3 s of CPU): run
-                    # once untimed so that the case is measured warm like the others.
-                    warm = run_case(on, case, fields)
-                    print(f"{'(warm-up: ' + case + ')':38} {warm[0]:8.2f}  CPU s {warm[3]:.2f}")
-                ref_s = None
-                if case in REFERENCES:
-                    ref_s = time_reference(case, work, lake)
-                    print(
-                        f"{REFERENCES[case]:38} {ref_s:8.2f} {rows / ref_s:10,.0f}"
-                        f" {psql_s / ref_s:7.2f}x {'1.00x':>7}"
-                    )
-                secs, count, peak, cpu, span = run_case(on, case, fields)
-            assert count == rows, (case, count)
-            vs_ref = f"{ref_s / secs:6.2f}x" if ref_s else "-"
-            print(
-                f"{case:38} {secs:8.2f} {rows / secs:10,.0f} {psql_s / secs:7.2f}x"
-                f" {vs_ref:>7} {peak / 1024:5.0f} MiB {(peak - on.idle_kb) / 1024:4.0f} MiB"
-                f" {cpu:7.2f} {span:8.2f}",
-                flush=True,
-            )
+
+
+def print_medians(rows: int, cases: list[str], timed: dict[str, list[Timed]]) -> None:
+    """Each figure's median over the rounds; "vs ref" and the ratio to the related case are
+    the medians of each round's own ratio (both timed in the same round)."""
+    rounds = len(timed[cases[0]])
+    print(f"\nmedians of {rounds} rounds: {rows:,} rows")
+    print(
+        f"{'case':38} {'seconds':>8} {'vs psql':>8} {'vs ref':>7} {'related':>18}"
+        f" {'> idle':>8} {'CPU s':>7}"
+    )
+    for case in cases:
+        runs = timed[case]
+        refs = [r.ref_s / r.secs for r in runs if r.ref_s]
+        related = "-"
+        if case in RELATIVE and RELATIVE[case][0] in timed:
+            other, kind = RELATIVE[case]
+            pairs = zip(runs, timed[other], strict=True)
+            ratios = [
+                mine.secs / theirs.secs if kind == "time" else theirs.secs / mine.secs
+                for mine, theirs in pairs
+            ]
+            related = f"{statistics.median(ratios):.2f}x {kind}"
+        vs_ref = f"{statistics.median(refs):6.2f}x" if refs else "-"
+        print(
+            f"{case:38} {statistics.median(r.secs for r in runs):8.2f}"
+            f" {statistics.median(r.psql_s / r.secs for r in runs):7.2f}x {vs_ref:>7}"
+            f" {related:>18} {statistics.median(r.above_idle_kb for r in runs) / 1024:4.0f} MiB"
+            f" {statistics.median(r.cpu for r in runs):7.2f}"
+        )
 
 
 WIDE_TEXT_BYTES = 2000
@@ -457,6 +549,9 @@ def main() -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="a fresh server for each case (memory per case)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the cases, then print each figure's median"
+    )
     args = parser.parse_args()
     if args.wide:
         run_wide(args.wide)
@@ -466,7 +561,7 @@ def main() -> int:
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",")]
         all_cases = [c for c in all_cases if any(c.startswith(w) for w in wanted)]
-    run_suite(args.rows, all_cases, "full", args.fresh)
+    run_suite(args.rows, all_cases, "full", args.fresh, args.rounds)
     if args.scaling:
         large = args.rows * args.scale
         create_table(large, False)

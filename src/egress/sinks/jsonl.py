@@ -12,15 +12,23 @@ before.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egress.json_lines import (
+    Rendered,
+    bare,
+    content,
+    dumps,
+    json_lines,
+    keys,
+    strings,
+    write_lines,
+)
 from egress.sinks.render import (
     date_text,
     json_renderer,
@@ -34,57 +42,9 @@ from egress.sources.arrow_types import infinity_masks
 # Rows rendered at once: the Python-rendered columns cost ~10x their Arrow size.
 JSONL_SLICE_ROWS = 32768
 
-# allow_nan=False: a non-finite float left anywhere fails the run, never invalid JSON.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-# What json.dumps escapes with ensure_ascii=False: '"', '\' and the C0 control characters.
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
-_QUOTE = pa.scalar('"')
-_EMPTY = pa.scalar("")
 _FLOAT_WORDS = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
 
-
-@dataclass(frozen=True)
-class Rendered:
-    """A column's values as JSON text (NULL for a null). ``quoted``: the text is a string's
-    escaped content, still to be put in quotes with ``suffix`` (e.g. ``Z``) before the closing
-    one; when a column has no nulls, the quotes go into the glue between values, for free."""
-
-    text: pa.Array
-    quoted: bool
-    suffix: str = ""
-
-
 Render = Callable[[pa.Array], Rendered]
-
-
-def _bare(text: pa.Array) -> Rendered:
-    return Rendered(text, quoted=False)
-
-
-def _content(text: pa.Array, suffix: str = "") -> Rendered:
-    return Rendered(text, quoted=True, suffix=suffix)
-
-
-def _needs_no_escape(col: pa.Array) -> bool:
-    """Whether no value of a string column has a character JSON escapes: one C pass over the
-    column's text (``bytes.translate``), ~3x cheaper than the regex kernel on every value."""
-    _validity, offsets, data = col.buffers()
-    if data is None:
-        return True
-    ends = memoryview(offsets).cast("i")  # int32 offsets: string, not large_string
-    text = bytes(memoryview(data)[ends[col.offset] : ends[col.offset + len(col)]])
-    return len(text.translate(None, _ESCAPED_BYTES)) == len(text)
-
-
-def _strings(col: pa.Array) -> Rendered:
-    if pa.types.is_string(col.type) and _needs_no_escape(col):
-        return _content(col)
-    escape = pc.fill_null(pc.match_substring_regex(col, _NEEDS_ESCAPE), False)
-    if not pc.any(escape).as_py():
-        return _content(col)
-    escaped = [_dumps(v)[1:-1] for v in pc.filter(col, escape).to_pylist()]
-    return _content(pc.replace_with_mask(col, escape, pa.array(escaped, pa.string())))
 
 
 def _float_text(v: float | None) -> str | None:
@@ -109,10 +69,10 @@ def _floats(col: pa.Array) -> Rendered:
         pc.match_substring(text, "."), text, pc.binary_join_element_wise(text, ".0", "")
     )
     if pc.all(plain).as_py():
-        return _bare(text)
+        return bare(text)
     other = pc.invert(plain)
     rest = [_float_text(v) for v in pc.filter(col, other).to_pylist()]
-    return _bare(pc.replace_with_mask(text, other, pa.array(rest, pa.string())))
+    return bare(pc.replace_with_mask(text, other, pa.array(rest, pa.string())))
 
 
 def _by_value(field: pa.Field) -> Render:
@@ -121,7 +81,7 @@ def _by_value(field: pa.Field) -> Render:
 
     def rendered(col: pa.Array) -> Rendered:
         values = render(col)
-        return _bare(pa.array([None if v is None else _dumps(v) for v in values], pa.string()))
+        return bare(pa.array([None if v is None else dumps(v) for v in values], pa.string()))
 
     return rendered
 
@@ -132,11 +92,11 @@ def _timestamps(t: pa.TimestampType) -> Render:
 
     def rendered(col: pa.Array) -> Rendered:
         if infinity_masks(col) is not None:  # rare: words among the values
-            return _content(timestamp_text(col, json_timestamp_format(t)))
+            return content(timestamp_text(col, json_timestamp_format(t)))
         # Arrow's cast is strftime's text with a space for the T, and much faster; the UTC
         # instant read as a naive time is its UTC wall clock.
         text = pc.cast(col.view(naive), pa.string())
-        return _content(pc.replace_substring(text, " ", "T", max_replacements=1), zone)
+        return content(pc.replace_substring(text, " ", "T", max_replacements=1), zone)
 
     return rendered
 
@@ -145,7 +105,7 @@ def _decimals(col: pa.Array) -> Rendered:
     text = pc.cast(col, pa.string())
     if pc.any(pc.match_substring(text, "E")).as_py():
         text = pa.array(plain_decimals(col), pa.string())
-    return _content(text)
+    return content(text)
 
 
 def renderer_for(field: pa.Field) -> Render:
@@ -157,9 +117,9 @@ def renderer_for(field: pa.Field) -> Render:
     if pa.types.is_duration(t):
         return _by_value(field)
     if pa.types.is_boolean(t):
-        return lambda col: _bare(pc.if_else(col, "true", "false"))
+        return lambda col: bare(pc.if_else(col, "true", "false"))
     if pa.types.is_integer(t):
-        return lambda col: _bare(pc.cast(col, pa.string()))
+        return lambda col: bare(pc.cast(col, pa.string()))
     if pa.types.is_floating(t):
         return _floats
     if pa.types.is_timestamp(t):
@@ -167,12 +127,12 @@ def renderer_for(field: pa.Field) -> Render:
     if pa.types.is_decimal(t):
         return _decimals
     if pa.types.is_date(t):
-        return lambda col: _content(date_text(col))
+        return lambda col: content(date_text(col))
     if pa.types.is_time(t):
-        return lambda col: _content(pc.cast(col, pa.string()))
+        return lambda col: content(pc.cast(col, pa.string()))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         # Also decimals and UUIDs as text: a SQLite column so declared may hold any text.
-        return _strings
+        return strings
     return _by_value(field)
 
 
@@ -180,7 +140,7 @@ class JsonlWriter:
     def __init__(self, out: BinaryIO, schema: pa.Schema) -> None:
         self._out = out
         self._renders = [renderer_for(f) for f in schema]
-        self._keys = [_dumps(name) + ":" for name in schema.names]
+        self._keys = keys(schema.names)
 
     def write(self, batch: pa.RecordBatch) -> None:
         refuse_years_beyond_text(batch)
@@ -190,33 +150,8 @@ class JsonlWriter:
     def _write_slice(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
             return
-        parts: list[pa.Array | pa.Scalar] = []
-        glue = "{"  # what goes between the previous value and the next one
-        for key, render, col in zip(self._keys, self._renders, batch.columns, strict=True):
-            value = render(col)
-            text = value.text
-            if value.quoted and not text.null_count:
-                parts += [pa.scalar(glue + key + '"'), text]
-                glue = value.suffix + '",'
-                continue
-            if value.quoted:
-                text = pc.binary_join_element_wise(
-                    _QUOTE, text, pa.scalar(value.suffix + '"'), _EMPTY
-                )
-            parts += [
-                pa.scalar(glue + key),
-                pc.fill_null(text, "null") if text.null_count else text,
-            ]
-            glue = ","
-        end = pa.scalar(("{}" if glue == "{" else glue[:-1] + "}") + "\n")
-        if not parts:  # no columns: '{}' per row
-            parts = [pa.repeat(_EMPTY, batch.num_rows)]
-        lines = pc.binary_join_element_wise(*parts, end, _EMPTY)
-        # The lines sit back to back in the array's data buffer: written as they are.
-        _validity, offsets, data = lines.buffers()
-        ends = memoryview(offsets).cast("i")  # int32 offsets: a slice's text is < 2 GiB
-        first, last = ends[lines.offset], ends[lines.offset + len(lines)]
-        self._out.write(memoryview(data)[first:last])
+        values = [render(col) for render, col in zip(self._renders, batch.columns, strict=True)]
+        write_lines(self._out, json_lines(self._keys, values, batch.num_rows))
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         for batch in batches:

@@ -11,19 +11,27 @@ from __future__ import annotations
 import select
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 import psycopg
 from psycopg import errors, pq
 
 from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql, plain_column
+from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ProgressFn, Rendering, SourceError
-from egress.sources.postgresql import jsonl_copy
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
+from egress.sources.postgresql.jsonl_copy import JsonlFromCsv
 
 BLOCK_BYTES = 1 << 20
 REPORT_S = 0.2
+
+
+class Blocks(Protocol):
+    """Where ``copy_out`` writes its blocks (each a run of whole rows): a file, or a
+    converter (``JsonlFromCsv``)."""
+
+    def write(self, block: bytearray, /) -> object: ...
 
 
 class Copied(NamedTuple):
@@ -43,10 +51,10 @@ def copy_rendered(
 ) -> Copied:
     """The plan's rows as ``rendering`` says, a CSV with a header unless told (a parallel
     read's later parts) (``select``: the plan's SELECT with a column rendering)."""
-    if rendering is Rendering.JSONL:
-        query = jsonl_copy.jsonl_select(select(jsonl_copy.subquery_sql), plan)
-        statement = f"COPY ({query}) TO STDOUT WITH ({jsonl_copy.COPY_OPTIONS})"
-        return copy_out(conn, statement, out, on_progress)
+    if rendering is Rendering.JSONL:  # the CSV's text, made JSON lines as it arrives
+        lines = JsonlFromCsv(out, arrow_schema(plan.fields))
+        statement = f"COPY ({select(copy_sql)}) TO STDOUT WITH (FORMAT csv{force_quote(plan)})"
+        return copy_out(conn, statement, lines, on_progress)._replace(last=lines.last)
     if rendering is Rendering.POSTGRES_CSV:
         column_sql, options = plain_column, ", HEADER" if header else ""
     else:
@@ -66,7 +74,7 @@ def refuse_sql_ascii(rendering: Rendering, sql_ascii: bool) -> None:
 
 
 def copy_out(
-    conn: psycopg.Connection[Any], statement: str, out: BinaryIO, on_progress: ProgressFn
+    conn: psycopg.Connection[Any], statement: str, out: Blocks, on_progress: ProgressFn
 ) -> Copied:
     """Run ``statement`` on ``conn`` and write its data to ``out``.
     Rows are written and their count reported a block (or, from a slow source, a fraction of
@@ -140,6 +148,6 @@ def expect_status(pg: Any, result: Any, status: pq.ExecStatus, encoding: str) ->
     raise errors.error_from_result(result, encoding=encoding)
 
 
-def _write_block(out: BinaryIO, block: bytearray) -> None:
+def _write_block(out: Blocks, block: bytearray) -> None:
     out.write(block)
     block.clear()

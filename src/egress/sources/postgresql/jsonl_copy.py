@@ -1,106 +1,86 @@
-"""Egress's JSONL rendered by PostgreSQL itself: the COPY fast path's SELECT for JSON lines.
+"""Egress's JSONL from PostgreSQL at ``COPY`` speed: the CSV fast path's ``COPY`` (the server
+renders each value's text, ``columns.py``), its blocks of whole rows parsed by Arrow's CSV
+reader and joined into the JSONL writer's lines (``json_lines``) as they arrive.
 
-Each row becomes one text value, ``{"key":value,…}``, built by the server from the same
-per-type text the CSV fast path renders (``columns.py``), so the client only appends blocks
-(as for CSV) and ``parallelism`` spreads the rendering over the partitions' backends. The
-bytes are exactly the JSONL writer's (``sinks/jsonl.py``: ``json.dumps`` with ``,``/``:``
-separators, ``ensure_ascii=False``); ``tests/integration/test_jsonl_copy.py`` compares them.
-
-The lines travel as COPY's CSV with a delimiter and a quote character that JSON text never
-holds unescaped (``\\x02``, ``\\x01``), so COPY writes each line as it is."""
+The JSON text of each value is its CSV text: integers and booleans bare, timestamps with
+ISO 8601's ``T`` for the text's one space, text escaped where JSON needs it, the rest (dates,
+decimals, UUIDs) quoted as it is. So the bytes are exactly the JSONL writer's
+(``sinks/jsonl.py``; ``tests/integration/test_jsonl_copy.py`` compares them), and the server
+spends on JSONL what it spends on CSV: building each line in SQL cost it ~2.2x that
+(bench/README.md, issue 19)."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from typing import BinaryIO
 
-from sqlglot import exp
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
-from egress.domain.catalog import ColumnInfo
-from egress.domain.plan import ReadPlan
-from egress.query.select import column
-from egress.sources.postgresql.columns import (
-    arrow_path_sql,
-    can_render_csv,
-    date_sql,
-    timestamp_sql,
-)
-
-COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
-# The subquery the line is built over (its columns: the plan's fields, by name).
-_ROWS = "egress_rows"
+from egress.json_lines import Rendered, bare, content, json_lines, keys, strings, write_lines
+from egress.sources.postgresql.columns import can_render_csv
 
 
 def can_render_jsonl(logical: str) -> bool:
-    """Types the server renders exactly as the JSONL writer: the CSV fast path's, less JSON
-    columns (embedded as values, re-encoded by the writer)."""
+    """Types whose CSV text is their JSON text (or a cheap step from it): the CSV fast path's,
+    less JSON columns (embedded as values, re-encoded by the writer)."""
     return logical != "json" and can_render_csv(logical)
 
 
-def _e_string(text: str) -> exp.Expression:
-    """A string literal read the same whatever ``standard_conforming_strings`` says."""
-    return exp.Var(this="E'" + text.replace("\\", "\\\\").replace("'", "''") + "'")
+def _from_text(field: pa.Field) -> Callable[[pa.Array], Rendered]:
+    """How the CSV text of ``field``'s values becomes their JSON text."""
+    t = field.type
+    if pa.types.is_boolean(t) or pa.types.is_integer(t):
+        return bare  # 'true'/'false', digits
+    if pa.types.is_timestamp(t):
+        # 'YYYY-MM-DD HH:MI:SS.ffffff[Z]', an ISO year outside 1-9999, or an infinity's word.
+        return lambda text: content(pc.replace_substring(text, " ", "T", max_replacements=1))
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return strings
+    return content  # dates, decimals: digits, hyphens, words
 
 
-# What json.dumps escapes (with ensure_ascii=False): '"', '\' and the C0 controls (no NUL in
-# PostgreSQL text). Only such values pay for to_json (~0.5 µs a value: it looks up the type).
-_NEEDS_ESCAPE = _e_string(r'[\x01-\x1f"\\]')
-_QUOTE = exp.Literal.string('"')
+class JsonlFromCsv:
+    """Takes the CSV ``COPY``'s blocks (whole rows, no header, the CSV fast path's quoting)
+    and writes their JSON lines to ``out``; ``last``: the last line written. Converted on the
+    ``COPY``'s own thread: one on a thread of its own gained nothing on 2 cores, which the
+    server's ``COPY`` processes already keep busy (bench/README.md, issue 19)."""
 
-
-def _quoted(text: exp.Expression) -> exp.Expression:
-    return exp.DPipe(this=exp.DPipe(this=_QUOTE.copy(), expression=text), expression=_QUOTE.copy())
-
-
-def _string(text: exp.Expression) -> exp.Expression:
-    escape = exp.RegexpLike(this=text.copy(), expression=_NEEDS_ESCAPE.copy())
-    to_json = exp.cast(exp.Anonymous(this="to_json", expressions=[text.copy()]), "TEXT")
-    return exp.Case(ifs=[exp.If(this=escape, true=to_json)], default=_quoted(text))
-
-
-def value_sql(field: ColumnInfo) -> exp.Expression:
-    """A column's JSON text (NULL for a null). ``field.name`` is a column of the subquery,
-    which reads the table's column as the Arrow path does (``arrow_path_sql``)."""
-    col = column(field.name)
-    if field.type == "boolean":
-        return exp.cast(col, "TEXT")  # 'true'/'false'
-    if field.type in ("int16", "int32", "int64"):
-        return exp.cast(col, "TEXT")
-    if field.type in ("timestamp", "timestamptz"):
-        # The CSV text's one space becomes ISO 8601's T (replace: ~free; overlay cost ~10 %
-        # of a timestamp's rendering).
-        text = exp.Anonymous(
-            this="replace",
-            expressions=[timestamp_sql(field), exp.Literal.string(" "), exp.Literal.string("T")],
+    def __init__(self, out: BinaryIO, schema: pa.Schema) -> None:
+        self._out = out
+        self._keys = keys(schema.names)
+        self._renders = [_from_text(f) for f in schema]
+        names = [f"c{i}" for i in range(len(schema))]  # Arrow's own: a field's name is free text
+        self._read = pcsv.ReadOptions(column_names=names, use_threads=False)
+        # Text of any kind, newlines in it too, is always quoted; an empty unquoted value
+        # (an integer's or a boolean's) is a null, a quoted empty one an empty string.
+        self._parse = pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
+        self._convert = pcsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,  # the server's UTF-8 (a SQL_ASCII database never comes here)
         )
-        return _quoted(text)
-    if field.type == "date":
-        return _quoted(date_sql(field))
-    if field.type == "string":
-        return _string(col)
-    return _quoted(col)  # decimals, money and UUIDs as text: digits, hyphens, 'NaN'
+        self.last = b""
 
-
-def subquery_sql(field: ColumnInfo) -> exp.Expression:
-    """What the subquery selects: integers as the Arrow path reads them (oids as BIGINT),
-    text types as text; dates and timestamps as they are (``value_sql`` renders them)."""
-    if field.type in ("boolean", "date", "timestamp", "timestamptz"):
-        return column(field.name)
-    return arrow_path_sql(field)
-
-
-def jsonl_select(rows_select: str, plan: ReadPlan) -> str:
-    """One ``{"key":value,…}`` text per row of ``rows_select`` (the plan's SELECT, its
-    columns rendered by ``subquery_sql``)."""
-    pieces: list[exp.Expression] = []
-    glue = "{"
-    for field in plan.fields:
-        key = json.dumps(field.name, ensure_ascii=False)
-        pieces.append(_e_string(f"{glue}{key}:"))
-        value = exp.Coalesce(this=value_sql(field), expressions=[exp.Literal.string("null")])
-        pieces.append(value)
-        glue = ","
-    pieces.append(exp.Literal.string("}" if pieces else "{}"))
-    line = pieces[0]
-    for piece in pieces[1:]:
-        line = exp.DPipe(this=line, expression=piece)
-    return f"SELECT {line.sql('postgres')} FROM ({rows_select}) AS {_ROWS}"
+    def write(self, block: bytearray) -> int:
+        if not block:
+            return 0
+        if not self._renders:  # no columns: each row is an empty line
+            self._out.write(b"{}\n" * block.count(b"\n"))
+            self.last = b"{}\n"
+            return len(block)
+        table = pcsv.read_csv(
+            pa.BufferReader(pa.py_buffer(block)),
+            read_options=self._read,
+            parse_options=self._parse,
+            convert_options=self._convert,
+        )
+        for batch in table.to_batches():
+            values = [render(col) for render, col in zip(self._renders, batch.columns, strict=True)]
+            lines = json_lines(self._keys, values, batch.num_rows)
+            write_lines(self._out, lines)
+        self.last = lines[-1].as_py().encode()
+        return len(block)
