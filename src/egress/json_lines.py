@@ -8,6 +8,7 @@ those of ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -32,6 +33,10 @@ class Rendered:
     text: pa.Array
     quoted: bool
     suffix: str = ""
+
+
+# How a column's values become their JSON text.
+Render = Callable[[pa.Array], Rendered]
 
 
 def bare(text: pa.Array) -> Rendered:

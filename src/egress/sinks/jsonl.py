@@ -13,13 +13,13 @@ before.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.json_lines import (
+    Render,
     Rendered,
     bare,
     content,
@@ -43,8 +43,6 @@ from egress.sources.arrow_types import infinity_masks
 JSONL_SLICE_ROWS = 32768
 
 _FLOAT_WORDS = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
-
-Render = Callable[[pa.Array], Rendered]
 
 
 def _float_text(v: float | None) -> str | None:

@@ -11,14 +11,13 @@ spends on JSONL what it spends on CSV: building each line in SQL cost it ~2.2x t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from egress.json_lines import Rendered, bare, content, json_lines, keys, strings, write_lines
+from egress.json_lines import Render, bare, content, json_lines, keys, strings, write_lines
 from egress.sources.postgresql.columns import can_render_csv
 
 
@@ -28,7 +27,7 @@ def can_render_jsonl(logical: str) -> bool:
     return logical != "json" and can_render_csv(logical)
 
 
-def _from_text(field: pa.Field) -> Callable[[pa.Array], Rendered]:
+def _from_text(field: pa.Field) -> Render:
     """How the CSV text of ``field``'s values becomes their JSON text."""
     t = field.type
     if pa.types.is_boolean(t) or pa.types.is_integer(t):
