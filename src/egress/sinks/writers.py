@@ -110,13 +110,17 @@ def refuse_infinities(batch: pa.RecordBatch, target: str) -> None:
 # distinct ones only past a 1 MiB dictionary page: on the benchmark's mostly distinct columns
 # that hashing doubled the writer's CPU and the file's size (bench/README.md, issue 19).
 DICTIONARY_REPEATS = 8
+# ... among this many first rows: counting a whole first batch's distinct values (tens of
+# thousands of rows, every column hashed) cost a 1 M-row run ~50-90 ms (bench/README.md).
+DICTIONARY_SAMPLE_ROWS = 8192
 
 
 def dictionary_columns(batch: pa.RecordBatch) -> list[str]:
-    """The columns of ``batch`` with few distinct values (flat columns only: a nested one is
-    named by its leaf paths, and stays plain)."""
+    """The columns with few distinct values among ``batch``'s first rows (flat columns only: a
+    nested one is named by its leaf paths, and stays plain)."""
     chosen = []
-    for field, column in zip(batch.schema, batch.columns, strict=True):
+    sample = batch.slice(0, DICTIONARY_SAMPLE_ROWS)
+    for field, column in zip(sample.schema, sample.columns, strict=True):
         if pa.types.is_nested(field.type) or pa.types.is_boolean(field.type):
             continue
         try:

@@ -56,6 +56,11 @@ def infinity_masks(col: pa.Array) -> tuple[pa.Array, pa.Array] | None:
     """Where a date/timestamp column holds +infinity and -infinity; None when it holds neither."""
     storage = col.view(pa.int64() if pa.types.is_timestamp(col.type) else pa.int32())
     high, low = _INFINITY[storage.type]
+    # One pass for the common answer, "neither": the sentinels are the storage's extremes.
+    bounds = pc.min_max(storage)
+    lowest, highest = bounds["min"].as_py(), bounds["max"].as_py()
+    if lowest is None or (lowest != low and highest != high):
+        return None
     positive = pc.fill_null(pc.equal(storage, high), False)
     negative = pc.fill_null(pc.equal(storage, low), False)
     if not (pc.any(positive).as_py() or pc.any(negative).as_py()):

@@ -70,6 +70,8 @@ def read_error(exc: BaseException) -> SourceError:
 def infinities(batch: pa.RecordBatch) -> pa.RecordBatch:
     """ADBC's wrapped-around infinite dates and timestamps as Egress's infinity sentinels;
     a timestamp ADBC wrapped around (past int64 microseconds from 1970) fails the read."""
+    if not any(_reaches_sentinels(col) for col in batch.columns):
+        return batch
     for field, col in zip(batch.schema, batch.columns, strict=True):
         if _wrapped_timestamps(col):
             raise SourceError(
@@ -78,6 +80,19 @@ def infinities(batch: pa.RecordBatch) -> pa.RecordBatch:
             )
     columns = [_column_infinities(col) for col in batch.columns]
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _reaches_sentinels(col: pa.Array) -> bool:
+    """Whether a date/timestamp column's smallest value is as low as ADBC's sentinels (all of
+    them, and every wrapped-around timestamp, sit at the bottom of the storage's range): one
+    pass that spares the common batch the checks below."""
+    if pa.types.is_list(col.type):
+        return _reaches_sentinels(col.flatten())
+    if not can_be_infinite(col.type):
+        return False
+    storage_type = pa.int64() if pa.types.is_timestamp(col.type) else pa.int32()
+    lowest = pc.min(col.view(storage_type)).as_py()
+    return lowest is not None and lowest <= max(_ADBC_INFINITY[storage_type])
 
 
 def _wrapped_timestamps(col: pa.Array) -> bool:
