@@ -8,10 +8,13 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import Server
+import pytest
+
+from tests.conftest import Server, start_server, stop_server
 from tests.e2e.helpers import api, problem, workers_paused
 
 API = "/api/v1"
@@ -42,7 +45,19 @@ def _configuration(server: Server, tmp_path: Path) -> str:
     return f"{API}/extraction-configurations/{cfg}/executions"
 
 
-def test_wait_answers_on_a_change_or_when_it_ends(server: Server, tmp_path: Path) -> None:
+@pytest.fixture(params=["cache off", "cache on"])
+def waited_on(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A server as the tests run it (the revocation cache off, every poll routed) and one as
+    deployed (the cache on: a remembered caller's plain poll is answered ahead of the routing,
+    ``api/native/poll.py``, which must leave a ``?wait=`` to the route)."""
+    env = {"EGRESS_REVOCATION_CACHE_S": "60"} if request.param == "cache on" else None
+    s = start_server(tmp_path, env)
+    yield s
+    stop_server(s)
+
+
+def test_wait_answers_on_a_change_or_when_it_ends(waited_on: Server, tmp_path: Path) -> None:
+    server = waited_on
     executions = _configuration(server, tmp_path)
     with api(server) as http, api(server) as waiter, ThreadPoolExecutor(1) as pool:
         with workers_paused(server):

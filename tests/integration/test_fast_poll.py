@@ -2,7 +2,8 @@
 route's own answer: same status, headers and body, on SQLite (read in the event loop) and
 PostgreSQL (read in a thread). Whatever it does not answer itself — a caller not yet
 remembered, no or another scheme of credential, an unknown id, another workspace's execution,
-a request with a body — the route answers, with its usual status and problem JSON."""
+a request with a body or a query string (``?wait=``) — the route answers, with its usual status
+and problem JSON."""
 
 from __future__ import annotations
 
@@ -129,4 +130,8 @@ def test_what_it_does_not_answer_the_route_answers(polled: Polled) -> None:
         content=b'{"a": "\\u0000"}',
     )
     problem(with_body, 422)
-    assert p.answered == [False] * 7
+    # ``?wait=`` is the route's to check and to hold (the long poll), a remembered caller's too.
+    problem(p.http.get(f"{url}/{p.completed}", params={"wait": "soon"}, headers=viewer), 422)
+    held = p.http.get(f"{url}/{p.pending}", params={"wait": 0.2}, headers=viewer)
+    assert (held.status_code, held.json()["latestStatus"]) == (200, "PENDING")
+    assert p.answered == [False] * 9

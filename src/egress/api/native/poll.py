@@ -4,9 +4,10 @@ Clients poll this route more than all the others together, and there the framewo
 query, was most of the cost: routing among every route, solving the dependencies, validating
 the answer again against ``response_model`` and encoding it twice. ``FastPoll`` answers the
 common case — a bearer token the revocation cache remembers, a viewer or above, an execution
-that exists, no request body — with the route's own pieces: the same role check, service
-call and presenter, the answer serialized once by pydantic. Anything else (no or unknown
-token, a role too low, an unknown id, a body, any error at all) goes on to the FastAPI route,
+that exists, no request body, no query string — with the route's own pieces: the same role
+check, service call and presenter, the answer serialized once by pydantic. Anything else (no
+or unknown token, a role too low, an unknown id, a body, ``?wait=`` — the long poll, which
+the route validates and holds —, any error at all) goes on to the FastAPI route,
 which answers it with the same rules and errors as every route; the route also keeps the
 OpenAPI document's description of the operation.
 """
@@ -67,6 +68,8 @@ class FastPoll:
         """The answer's body, or None: let the route answer (or refuse) it."""
         if any(name in _BODY_HEADERS for name, _ in request.scope["headers"]):
             return None  # the route's body checks apply
+        if request.scope["query_string"]:
+            return None  # ``?wait=``: the route validates it and holds the answer (long poll)
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
         if scheme.lower() != "bearer" or not token:
             return None
