@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from egress.api.long_poll import WaitSlots, until_changed
+from egress.api.long_poll import TICK_S, WaitSlots, until_changed
 
 
 class Store:
@@ -89,3 +89,40 @@ def test_a_settled_answer_is_given_at_once() -> None:
     assert (finished, store.reads, store.looks) == ("Pending", 1, 1)  # never held
     asyncio.run(until_changed(store.read, _same, 0.2, store.looked_at, WaitSlots()))
     assert store.looks > 2  # not settled: the version is looked at while it waits
+
+
+def test_waiters_share_one_look_at_the_version_per_tick() -> None:
+    store = Store(changes_after=None)
+
+    async def twenty() -> list[str]:
+        wait = until_changed
+        waits = [wait(store.read, _same, 0.2, store.looked_at, WaitSlots()) for _ in "x" * 20]
+        return await asyncio.gather(*waits)
+
+    assert asyncio.run(twenty()) == ["Pending"] * 20
+    # One look per request before its read, then one per tick for all of them (0.2 s of
+    # 5 ms ticks: 40 at most), where a look per waiter and tick would be 800.
+    assert store.looks <= 20 + 1 + 0.2 / TICK_S
+
+
+def test_a_change_answers_every_waiter() -> None:
+    status, version, reads = ["Pending"], [0], []
+
+    async def read() -> str:
+        reads.append(status[0])
+        return status[0]
+
+    def looked_at() -> int:  # one source for all the waiters, as a process's cache is
+        return version[0]
+
+    async def change_later() -> str:
+        await asyncio.sleep(0.05)
+        status[0], version[0] = "Completed", 1
+        return "changed"
+
+    async def ten() -> list[str]:
+        waits = [until_changed(read, _same, 30, looked_at, WaitSlots()) for _ in "x" * 10]
+        return await asyncio.gather(*waits, change_later())
+
+    assert asyncio.run(ten()) == ["Completed"] * 10 + ["changed"]
+    assert reads.count("Pending") == 10 and reads.count("Completed") == 10
