@@ -122,11 +122,12 @@ class _Ticks:
     @classmethod
     def joined(cls, version: Callable[[], object | None]) -> _Ticks:
         """The running ticks of ``version`` (started if none), with one waiter more."""
-        key = (asyncio.get_running_loop(), version)
-        ticks = _TICKING.get(key)
+        loop = asyncio.get_running_loop()
+        running = _TICKING.setdefault(loop, {})
+        ticks = running.get(version)
         if ticks is None:
-            ticks = _TICKING[key] = cls(version)
-            ticks._task = asyncio.get_running_loop().create_task(ticks._run(key))
+            ticks = running[version] = cls(version)
+            ticks._task = loop.create_task(ticks._run(loop))
         ticks._waiters += 1
         return ticks
 
@@ -138,7 +139,7 @@ class _Ticks:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._moved.wait(), timeout)
 
-    async def _run(self, key: _TicksKey) -> None:
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             while self._waiters:
                 await asyncio.sleep(TICK_S)
@@ -152,10 +153,12 @@ class _Ticks:
                     moved, self._moved = self._moved, asyncio.Event()
                     moved.set()
         finally:  # at once when the last waiter left: no await between, none joins meanwhile
-            if _TICKING.get(key) is self:
-                del _TICKING[key]
+            running = _TICKING.get(loop, {})
+            if running.get(self._version) is self:
+                del running[self._version]
+            if not running:
+                _TICKING.pop(loop, None)
 
 
-_TicksKey = tuple[asyncio.AbstractEventLoop, Callable[[], object | None]]
-# Per event loop (asyncio's events belong to one) and version source.
-_TICKING: dict[_TicksKey, _Ticks] = {}
+# Per event loop (asyncio's events belong to one) and version source, while anyone waits.
+_TICKING: dict[asyncio.AbstractEventLoop, dict[Callable[[], object | None], _Ticks]] = {}
