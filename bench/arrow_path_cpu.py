@@ -23,7 +23,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -40,15 +39,8 @@ from egress.sources.postgresql.settings import PostgresSettings
 from egress.sources.postgresql.source import PostgresSource
 from egress.storage import Storage
 from references import COLUMNS, DB, DB_URL, adbc_parquet
+from rounds import Figures, alternated, print_medians
 from serving import proc_cpu_s
-
-
-@dataclass
-class Measured:
-    wall: float
-    user: float
-    sys: float
-    backend: float
 
 
 def _backends() -> dict[int, float]:
@@ -65,7 +57,7 @@ def _backends() -> dict[int, float]:
     return seen
 
 
-def measured(run: Callable[[], object]) -> Measured:
+def measured(run: Callable[[], object]) -> Figures:
     """``run`` timed, its backend's CPU read while it still runs (it ends with the run)."""
     backend: dict[int, float] = {}
     done = False
@@ -84,8 +76,12 @@ def measured(run: Callable[[], object]) -> Measured:
     wall, c1 = time.perf_counter() - t0, os.times()
     done = True
     watcher.join()
-    used = sum(cpu for pid, cpu in backend.items() if pid not in before)
-    return Measured(wall, c1.user - c0.user, c1.system - c0.system, used)
+    return {
+        "wall": wall,
+        "user": c1.user - c0.user,
+        "sys": c1.system - c0.system,
+        "backend": sum(cpu for pid, cpu in backend.items() if pid not in before),
+    }
 
 
 def egress_parquet(work: Path) -> None:
@@ -126,28 +122,14 @@ def main() -> int:
         "egress": lambda: egress_parquet(work),
         "reference": lambda: adbc_parquet(work / "ref.parquet"),
     }
-    runs: dict[str, list[Measured]] = {kind: [] for kind in kinds}
     try:
         kinds["egress"]()  # warm-up: imports, the first statement's compilation
-        for r in range(args.rounds):
-            for kind in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
-                m = measured(kinds[kind])
-                runs[kind].append(m)
-                print(
-                    f"{kind:9} wall {m.wall:5.2f}s user {m.user:4.2f} sys {m.sys:4.2f}"
-                    f" backend {m.backend:4.2f}",
-                    flush=True,
-                )
+        runs = alternated(list(kinds), args.rounds, lambda kind: measured(kinds[kind]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for kind, ms in runs.items():
-        print(
-            f"{kind:9} medians: wall {statistics.median(m.wall for m in ms):.2f}s"
-            f" user {statistics.median(m.user for m in ms):.2f}"
-            f" sys {statistics.median(m.sys for m in ms):.2f}"
-            f" backend {statistics.median(m.backend for m in ms):.2f}"
-        )
-    ratios = [r.wall / e.wall for e, r in zip(runs["egress"], runs["reference"], strict=True)]
+    print_medians(runs)
+    pairs = zip(runs["egress"], runs["reference"], strict=True)
+    ratios = [r["wall"] / e["wall"] for e, r in pairs]
     print(f"egress speed vs reference: {statistics.median(ratios):.2f}x by the median of pairs")
     return 0
 

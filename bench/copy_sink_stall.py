@@ -14,9 +14,7 @@ as it does the wall. And how long the sink's close took after the COPY ended.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.storage import Storage
 from parallel_cpu import own_cpu, plan_of, source
+from rounds import alternated, print_medians
 
 
 def schedstat(pid: int) -> tuple[float, float]:
@@ -77,24 +76,11 @@ def main() -> int:
     args = parser.parse_args()
     kinds = args.kinds.split(",")
     work = Path(tempfile.mkdtemp(prefix="egress-stall-"))
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     try:
-        for r in range(args.rounds):
-            for kind in kinds if r % 2 == 0 else kinds[::-1]:
-                load = os.getloadavg()[0]
-                m = one(work, kind)
-                runs[kind].append(m)
-                print(
-                    f"{kind:9} load {load:4.1f} " + " ".join(f"{k} {v:5.2f}" for k, v in m.items()),
-                    flush=True,
-                )
+        runs = alternated(kinds, args.rounds, lambda kind: one(work, kind))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for kind, ms in runs.items():
-        print(
-            f"{kind:9} medians: "
-            + " ".join(f"{k} {statistics.median(m[k] for m in ms):5.2f}" for k in ms[0])
-        )
+    print_medians(runs)
     return 0
 
 
