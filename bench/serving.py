@@ -148,27 +148,47 @@ def cpu_growth(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 class PeakRss:
-    """Samples the server's memory (its process tree's PSS) every 50 ms while an extraction
-    runs; ``cpu`` is the tree's CPU seconds over the extraction."""
+    """The server's memory peak over an extraction, without sampling it: each process of its
+    tree has its peak RSS (``VmHWM``) reset as the run starts (``/proc/<pid>/clear_refs``, 5)
+    and read as it ends; ``peak`` is the tree's PSS at the start plus each process's growth to
+    its own peak (what a run adds is private memory, counted alike by both). Sampling the PSS
+    every 50 ms instead (``smaps_rollup`` walks the worker's page tables under its memory map's
+    lock) slowed a split CSV run by 0.1-0.3 s (bench/README.md, 2026-12-03). ``cpu``: the
+    tree's CPU seconds over the run."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self.cpu, self._stop = pid, 0, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, rss_kb(self.pid))
+        self.pid, self.peak, self.cpu = pid, 0, 0.0
+        self._start_kb = 0
+        self._rss_kb: dict[int, int] = {}
 
     def __enter__(self) -> PeakRss:
-        self.peak = rss_kb(self.pid)
+        self._start_kb = rss_kb(self.pid)
+        for p in _tree(self.pid):
+            try:
+                Path(f"/proc/{p}/clear_refs").write_text("5\n")
+                self._rss_kb[p] = _status_kb(p, "VmRSS")
+            except OSError:
+                continue  # ended meanwhile
         self.cpu = -cpu_s(self.pid)
-        self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
         self.cpu += cpu_s(self.pid)
+        growth = 0
+        for p, before in self._rss_kb.items():
+            try:
+                growth += max(0, _status_kb(p, "VmHWM") - before)
+            except OSError:
+                continue
+        self.peak = self._start_kb + growth
+
+
+def _status_kb(pid: int, field: str) -> int:
+    """A ``kB`` figure of ``/proc/<pid>/status``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/{pid}/status")
 
 
 class BackendCpu:
