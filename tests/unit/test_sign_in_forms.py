@@ -31,7 +31,7 @@ def test_a_form_token_is_bound_to_its_browser_request_and_time() -> None:
         (token, None, REQUEST),  # no cookie (SameSite kept it back)
         (token, new_browser_id(), REQUEST),  # another browser's cookie
         (token, browser, [*REQUEST[:2], ("state", "s2")]),  # another authorization request
-        (token[:-2] + "xx", browser, REQUEST),  # tampered
+        (token[:-1] + ("B" if token.endswith("A") else "A"), browser, REQUEST),  # tampered
         (forms(now, K2).issue(browser, REQUEST), browser, REQUEST),  # not this server's key
     ]
     for args in refused:

@@ -62,6 +62,22 @@ def test_tampered_values_do_not_verify(tamper: Callable[[str], str]) -> None:
         signer.verify(tamper(signer.sign(b"payload")))
 
 
+def test_only_the_spelling_it_signed_verifies() -> None:
+    """A 32-byte MAC leaves two spare bits in its last base64 character: setting them decodes
+    to the same bytes, and must still be refused (a tampered token that passes by chance)."""
+    signer = ring(K1).signer("test")
+    signed = signer.sign(b"payload")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signed[-1])
+    assert last & 0b11 == 0  # sign() writes the canonical form
+    respelled = signed[:-1] + alphabet[last | 0b01]
+    assert base64.urlsafe_b64decode(respelled.split(".")[2] + "=") == base64.urlsafe_b64decode(
+        signed.split(".")[2] + "="
+    )
+    with pytest.raises(BadSignature):
+        signer.verify(respelled)
+
+
 def test_another_ring_does_not_verify() -> None:
     with pytest.raises(BadSignature):
         ring(K2.replace(K2.split(":")[0], K1.split(":")[0])).signer("t").verify(
