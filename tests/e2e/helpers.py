@@ -102,6 +102,9 @@ def workers_paused(server: Server) -> Iterator[None]:
     for _ in range(200):
         for pid in stopped:
             os.kill(pid, signal.SIGSTOP)
+        # kill() returns before the signal lands: a process still running could take the
+        # write lock after the check below and stop holding it.
+        _wait_until_stopped(stopped)
         if _metadata_writable(server):
             break
         # Stopped inside a write transaction (a claim, a lease renewal): every write the
@@ -116,6 +119,22 @@ def workers_paused(server: Server) -> Iterator[None]:
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
+
+
+def _wait_until_stopped(pids: list[int]) -> None:
+    """Every thread of ``pids`` stopped (or gone)."""
+    for _ in range(2000):
+        if all(_stopped(task) for pid in pids for task in Path(f"/proc/{pid}/task").glob("*")):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"processes {pids} did not stop")
+
+
+def _stopped(task: Path) -> bool:
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X")
+    except OSError:  # ended meanwhile: holds nothing
+        return True
 
 
 def _metadata_writable(server: Server) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -70,3 +72,26 @@ def test_a_connection_lost_before_the_commit_notify_is_invalidated_and_unavailab
     finally:
         engine.dispose()
         switch.off()
+
+
+def test_a_sqlite_write_lock_held_past_the_busy_timeout_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Another process holding SQLite's one write lock longer than the busy timeout: the
+    # request's transaction never began, so the client may send it again (503, not 500).
+    monkeypatch.setattr(metadata_engine, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "meta.db"
+    engine = metadata_engine.make_engine(f"sqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sa.exc.OperationalError) as busy, engine.begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        assert "database is locked" in str(busy.value.orig)
+        assert metadata_engine.unavailable(busy.value) == "the database is busy; try again"
+        holder.execute("ROLLBACK")
+        with engine.begin() as conn:  # the lock free again: the same request goes through
+            assert conn.execute(sa.text("SELECT 2")).scalar_one() == 2
+    finally:
+        holder.close()
+        engine.dispose()

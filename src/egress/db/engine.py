@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -73,6 +74,10 @@ def unavailable(exc: BaseException) -> str | None:
         return None
     if exc.connection_invalidated:
         return "the database connection was lost; try again"
+    if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+        # SQLite's one write lock not had within the busy timeout: the transaction was
+        # rolled back, nothing was written.
+        return "the database is busy; try again"
     if isinstance(exc, sa.exc.OperationalError) and exc.statement is None:
         return "the database is unreachable; try again"  # raised while connecting
     return None
