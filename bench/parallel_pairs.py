@@ -1,11 +1,15 @@
-"""Single stream against ``parallelism: 2``, each format's pair back to back on one server in
-ABBA order (single, parallel; then parallel, single), ``--rounds`` rounds: on a shared machine
-the load moves within a run, and a pair timed side by side shares it. Medians and the median
-of the per-round ratios (single ÷ parallel), each run's CPU seconds beside its time: Egress's
-(the server's process tree) and the PostgreSQL backends' of the bench database (``pg``;
-``serving.BackendCpu``). Uses ``extract_throughput``'s table and cases.
+"""Single stream against ``parallelism: 2`` (or, ``--split``, unsplit against split by
+region), each format's pair back to back on one server in ABBA order (A, B; then B, A),
+``--rounds`` rounds: on a shared machine the load moves within a run, and a pair timed side by
+side shares it; in ``extract_throughput``'s suite the two cases of a pair follow different
+neighbours (a reference tool's output, another case's). Medians and the median of the
+per-round ratios (parallel: single ÷ parallel; split: split ÷ unsplit, as issue 19 states
+them), each run's CPU seconds beside its time: Egress's (the server's process tree) and the
+PostgreSQL backends' of the bench database (``pg``; ``serving.BackendCpu``). Uses
+``extract_throughput``'s table, cases and ratios.
 
     EGRESS_BENCH_DB=egress_bench_C PYTHONPATH=src .venv/bin/python bench/parallel_pairs.py
+    PYTHONPATH=src .venv/bin/python bench/parallel_pairs.py --split --rounds 4
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ PAIRS = [
     ("parquet", "parallel 2: parquet"),
     ("mysql: csv", "parallel 2: mysql csv"),
 ]
+SPLIT_PAIRS = [
+    ("csv (COPY fast path)", "csv split by region (8)"),
+    ("parquet", "parquet split by region (8)"),
+]
 
 
 def main() -> int:
@@ -36,8 +44,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cases", help="comma-separated prefixes of the single cases")
+    parser.add_argument("--split", action="store_true", help="unsplit against split pairs")
     args = parser.parse_args()
-    pairs = [(a, b) for a, b in PAIRS if b in et.CASES]
+    pairs = [(a, b) for a, b in (SPLIT_PAIRS if args.split else PAIRS) if b in et.CASES]
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",")]
         pairs = [p for p in pairs if any(p[0].startswith(w) for w in wanted)]
@@ -73,6 +82,8 @@ def main() -> int:
     print(f"\nmedians over {args.rounds} rounds (load now {os.getloadavg()[0]:.1f})")
     for a, b in pairs:
         ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
+        if et.RELATIVE[b][1] == "time":  # the later case's time ÷ the first's
+            ratios = [1 / r for r in ratios]
         print(
             f"{a:28} {statistics.median(times[a]):6.2f}s cpu {statistics.median(cpus[a]):5.2f}"
             f" pg {statistics.median(pg_cpus[a]):5.2f}"
