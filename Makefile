@@ -5,11 +5,13 @@ BIN    := $(VENV)/bin
 # Test processes: most of a test's time is a server subprocess starting, a poll or a timeout,
 # so more processes than cores still shortens the run (pytest-xdist; a module stays on one).
 TEST_WORKERS ?= 3
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
+# The C part is built by the install: a change to it installs again.
+BUILT  := pyproject.toml requirements.lock setup.py src/egress/sources/postgresql/copy_drain.c
+STAMP  := $(VENV)/.installed-$(shell cat $(BUILT) | sha1sum | cut -c1-12)
 
 .PHONY: demo test install lint typecheck unit services bench clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): $(BUILT)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'

@@ -2,9 +2,10 @@
 
 libpq hands over COPY data one row per call. psycopg's ``Copy`` wraps each call in Python
 generators and waits that cost about as much client CPU as the server spends on the whole
-COPY; here each row costs one C call and an append. The loop stays non-blocking (a ``select``
-on the socket between reads) so the GIL is free while the server is slow, and a cancel that
-shuts the socket down (``PostgresSource.interrupt``) ends the wait with an error."""
+COPY; here the rows are read in C (``copy_native``), or, where that was not built, each row
+costs one C call and an append in Python. Either loop stays non-blocking (waiting on the
+socket between reads, the GIL free) and a cancel that shuts the socket down
+(``PostgresSource.interrupt``) ends the wait with an error."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from egress.query.select import ColumnSql, plain_column
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ProgressFn, Rendering, SourceError
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
+from egress.sources.postgresql.copy_native import CopyDrain
 from egress.sources.postgresql.jsonl_copy import JsonlFromCsv
 
 BLOCK_BYTES = 1 << 20
@@ -31,7 +33,7 @@ class Blocks(Protocol):
     """Where ``copy_out`` writes its blocks (each a run of whole rows): a file, or a
     converter (``JsonlFromCsv``)."""
 
-    def write(self, block: bytearray, /) -> object: ...
+    def write(self, block: bytearray | memoryview, /) -> object: ...
 
 
 class Copied(NamedTuple):
@@ -85,39 +87,49 @@ def copy_out(
     pg.nonblocking = 1
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        block = bytearray()
-        last: Any = b""
-        rows = 0
-        due = time.monotonic() + REPORT_S
-        get = pg.get_copy_data
-        # Per row only what must be: the row appended, counted and kept as the last one (no
-        # clock read: a row costs the server about a microsecond).
-        while True:
-            size, data = get(1)
-            if size > 0:
-                block += data
-                last = data
-                rows += 1
-                if len(block) >= BLOCK_BYTES:
-                    _write_block(out, block)
-                    on_progress(rows)
-                    due = time.monotonic() + REPORT_S
-            elif size == 0:  # nothing buffered: wait for the socket, then read what came
-                if block and time.monotonic() >= due:  # a slow source: report meanwhile
-                    _write_block(out, block)
-                    on_progress(rows)
-                    due = time.monotonic() + REPORT_S
-                select.select([pg.socket], [], [])
-                pg.consume_input()
-            else:  # -1: the copy ended (-2, an error, is in the result read next)
-                break
+        drain = CopyDrain.open(pg, BLOCK_BYTES)
+        rest: bytearray | memoryview
+        if drain is None:
+            rows, last, rest = read_in_python(pg, out, on_progress)
+        else:
+            rows, last, rest = drain.read(out.write, on_progress, REPORT_S)
         done = end_copy(pg, encoding)
-        _write_block(out, block)
+        out.write(rest)
         on_progress(rows)
         assert done is not None
-        return Copied(int(done.command_tuples or 0), bytes(last))
+        return Copied(int(done.command_tuples or 0), last)
     finally:
         pg.nonblocking = 0
+
+
+def read_in_python(pg: Any, out: Blocks, on_progress: ProgressFn) -> tuple[int, bytes, bytearray]:
+    """``CopyDrain.read`` in Python, where the C loop was not built."""
+    block = bytearray()
+    last: Any = b""
+    rows = 0
+    due = time.monotonic() + REPORT_S
+    get = pg.get_copy_data
+    # Per row only what must be: the row appended, counted and kept as the last one (no
+    # clock read: a row costs the server about a microsecond).
+    while True:
+        size, data = get(1)
+        if size > 0:
+            block += data
+            last = data
+            rows += 1
+            if len(block) >= BLOCK_BYTES:
+                _write_block(out, block)
+                on_progress(rows)
+                due = time.monotonic() + REPORT_S
+        elif size == 0:  # nothing buffered: wait for the socket, then read what came
+            if block and time.monotonic() >= due:  # a slow source: report meanwhile
+                _write_block(out, block)
+                on_progress(rows)
+                due = time.monotonic() + REPORT_S
+            select.select([pg.socket], [], [])
+            pg.consume_input()
+        else:  # -1: the copy ended (-2, an error, is in the result read next)
+            return rows, bytes(last), block
 
 
 def end_copy(pg: Any, encoding: str) -> Any:

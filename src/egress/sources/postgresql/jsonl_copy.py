@@ -64,11 +64,11 @@ class JsonlFromCsv:
         )
         self.last = b""
 
-    def write(self, block: bytearray) -> int:
+    def write(self, block: bytearray | memoryview) -> int:
         if not block:
             return 0
         if not self._renders:  # no columns: each row is an empty line
-            self._out.write(b"{}\n" * block.count(b"\n"))
+            self._out.write(b"{}\n" * bytes(block).count(b"\n"))
             self.last = b"{}\n"
             return len(block)
         table = pcsv.read_csv(

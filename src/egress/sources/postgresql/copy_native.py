@@ -1,0 +1,153 @@
+"""A COPY's rows read in C (``copy_drain.c``, built with the package) without the GIL.
+
+libpq hands COPY data over one row per call. In Python each row cost a call, an append and
+the GIL: ~1 µs a row, as much client CPU as the server's own rendering, and a parallel read's
+parts took turns at the GIL instead of reading side by side (bench/README.md, issue 19). The
+C loop takes libpq's functions from the libpq psycopg loaded (a connection is only good with
+the library that made it). Where the library was not built (no C compiler at install) or
+libpq cannot be found, ``CopyDrain.open`` answers None and ``copy_out`` reads in Python."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from egress.sources.base import ProgressFn
+
+log = logging.getLogger(__name__)
+
+LIBRARY_NAME = "_copy_drain"
+READY, HELD, DUE, ENDED, FAILED, LOST = 1, 2, 0, -1, -2, -3
+
+
+class _Libpq(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("get", "free", "consume", "socket")]
+
+
+class _Block(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("capacity", ctypes.c_long),
+        ("ready", ctypes.c_long),
+        ("used", ctypes.c_long),
+        ("rows", ctypes.c_long),
+        ("last", ctypes.c_long),
+        ("held", ctypes.c_void_p),
+        ("held_size", ctypes.c_int),
+    ]
+
+
+class _Native:
+    """The built loop and the loaded libpq's functions."""
+
+    def __init__(self, drain: Any, libpq: ctypes.CDLL) -> None:
+        self.drain = drain
+        self.free = libpq.PQfreemem
+        self.free.argtypes = [ctypes.c_void_p]  # not ctypes' default int: a 64-bit pointer
+        self.free.restype = None
+        self.libpq = _Libpq(
+            *(
+                ctypes.cast(getattr(libpq, name), ctypes.c_void_p).value
+                for name in ("PQgetCopyData", "PQfreemem", "PQconsumeInput", "PQsocket")
+            )
+        )
+
+
+def _library() -> Path | None:
+    here = Path(__file__).parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if (path := here / f"{LIBRARY_NAME}{suffix}").exists():
+            return path
+    return None
+
+
+def _loaded_libpq() -> str | None:
+    """The path of the one libpq this process has loaded (psycopg's), from the memory map."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux
+        return None
+    found = {line.split()[-1] for line in maps.splitlines() if "/libpq" in line}
+    return found.pop() if len(found) == 1 else None
+
+
+def _load() -> _Native | None:
+    psycopg.pq.version()  # libpq loaded, whichever implementation psycopg uses
+    library, libpq = _library(), _loaded_libpq()
+    if library is None or libpq is None or not sys.platform.startswith("linux"):
+        log.info("COPY rows read in Python (drain library %s, libpq %s)", library, libpq)
+        return None
+    drain = ctypes.CDLL(str(library)).egress_copy_drain
+    drain.restype = ctypes.c_int
+    drain.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(_Libpq),
+        ctypes.POINTER(_Block),
+        ctypes.c_long,
+    ]
+    return _Native(drain, ctypes.CDLL(libpq))
+
+
+NATIVE = _load()
+
+
+class CopyDrain:
+    """One COPY's rows read into blocks of about ``block_bytes`` by the C loop."""
+
+    def __init__(self, native: _Native, pg: Any, block_bytes: int) -> None:
+        self._native = native
+        self._conn = ctypes.c_void_p(pg.pgconn_ptr)
+        self._pg = pg
+        # Twice the block: a block is handed back once it reaches ``block_bytes``, so a row
+        # up to that long always fits; only longer rows are handed back on their own.
+        self._buffer = bytearray(2 * block_bytes)
+        self._view = memoryview(self._buffer)
+        data = ctypes.addressof(ctypes.c_char.from_buffer(self._buffer))
+        self._block = _Block(data, len(self._buffer), block_bytes, 0, 0, 0, None, 0)
+
+    @classmethod
+    def open(cls, pg: Any, block_bytes: int) -> CopyDrain | None:
+        return None if NATIVE is None else cls(NATIVE, pg, block_bytes)
+
+    def read(
+        self, write: Any, on_progress: ProgressFn, report_s: float
+    ) -> tuple[int, bytes, memoryview]:
+        """Every row of the COPY in progress, block by block to ``write`` with the row count
+        reported after each block (and every ``report_s`` while the server is slow); the
+        rows, the last row, and the rows not yet written (the caller writes them once the
+        COPY's result says it succeeded). Raises ``psycopg.OperationalError`` when the
+        connection fails; a failed COPY's error is in its result."""
+        block, view = self._block, self._view
+        last = b""
+        due = time.monotonic() + report_s
+        while True:
+            wait_ms = max(0, int((due - time.monotonic()) * 1000))
+            status = self._native.drain(self._conn, self._native.libpq, block, wait_ms)
+            if status in (ENDED, FAILED):
+                if block.used:
+                    last = bytes(view[block.last : block.used])
+                return block.rows, last, view[: block.used]
+            if status == LOST:
+                self._pg.consume_input()  # raises the connection's error
+                raise psycopg.OperationalError(self._pg.get_error_message())
+            if status == DUE and not block.used:  # nothing new to report
+                due = time.monotonic() + report_s
+                continue
+            if block.used:
+                last = bytes(view[block.last : block.used])
+                write(view[: block.used])
+                block.used = 0
+            if status == HELD:
+                last = ctypes.string_at(block.held, block.held_size)
+                self._native.free(block.held)
+                block.held, block.rows = None, block.rows + 1
+                write(last)
+            on_progress(block.rows)
+            due = time.monotonic() + report_s
