@@ -221,3 +221,26 @@ def test_losing_the_session_that_holds_the_snapshot_fails_every_part_for_a_retry
         write_parts(io.BytesIO(), parts, "none", RunControl())
     src.close()
     assert is_transient(exc.value)
+
+
+def test_the_parts_sessions_start_no_parallel_workers_of_their_own(
+    tmp_path: Path, pg: PgDatabase
+) -> None:
+    # N sessions are the run's parallelism: a Gather per range on top only contends with the
+    # other ranges for the cores. The setting is the parts' transaction's, not the sessions'.
+    src = open_source("postgresql", _pg(pg), {}, policy_for(tmp_path))
+    assert isinstance(src, PostgresSource)
+    plan = ReadPlan(
+        table=TableRef("public", "everything"),
+        fields=[ColumnInfo("id", "int64")],
+        parallelism=2,
+        partition_key="id",
+    )
+    parts = src.copy_partitions(plan, Rendering.CSV)
+    sessions = [part.write.args[0] for part in parts]  # type: ignore[attr-defined]
+    settings = [s.execute("SHOW max_parallel_workers_per_gather").fetchone() for s in sessions]
+    assert settings == [("0",), ("0",)]
+    write_parts(io.BytesIO(), parts, "none", RunControl())
+    with pg.connect() as conn:
+        assert conn.execute("SHOW max_parallel_workers_per_gather").fetchone() != ("0",)
+    src.close()

@@ -20,7 +20,7 @@ from egress.query.select import ColumnSql, Quote, bounds_statement
 from egress.sources.base import FilePart, ProgressFn, Rendering
 from egress.sources.postgresql.batches import read_error
 from egress.sources.postgresql.copy_out import copy_rendered
-from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, one_row
+from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, NO_GATHER, join_snapshot, one_row
 
 Conn = psycopg.Connection[Any]
 Select = Callable[[Conn, ReadPlan, ColumnSql], str]
@@ -45,6 +45,7 @@ def copy_parts(
         key = plan.partition_key
         assert key is not None  # partition_blocker let only a keyed plan through
         bounds = bounds_statement(plan, key, "postgres", quote)
+        one_row(first, NO_GATHER)
         exported, low, high = one_row(
             first, f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
         )
@@ -52,8 +53,7 @@ def copy_parts(
         parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
         for _ in parts[1:]:
             sessions.append(connect())
-            one_row(sessions[-1], BEGIN_SNAPSHOT)
-            one_row(sessions[-1], f"SET TRANSACTION SNAPSHOT {quote(exported)}")
+            join_snapshot(sessions[-1], quote(exported))
     except BaseException as exc:
         for conn in sessions:
             conn.close()

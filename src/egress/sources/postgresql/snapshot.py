@@ -42,6 +42,22 @@ BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 SNAPSHOT_TRIES = 5
 
 
+# A parallel read's sessions read a key range each: those N sessions are the run's
+# parallelism, and PostgreSQL's own workers on top of them (a Gather per range, the leader
+# waiting to pass their rows on) only contended with the other ranges for the cores: on 2
+# cores, parallelism 2 of Egress's CSV took 0.94-0.99x the single COPY's time with them and
+# 0.69x without (bench/README.md, 2026-12-03). The single stream keeps them.
+NO_GATHER = "SET LOCAL max_parallel_workers_per_gather = 0"
+
+
+def join_snapshot(conn: Any, exported: str) -> None:
+    """A parallel read's later session in the first one's exported snapshot (``exported``:
+    quoted), without workers of its own."""
+    one_row(conn, BEGIN_SNAPSHOT)
+    one_row(conn, f"SET TRANSACTION SNAPSHOT {exported}")
+    one_row(conn, NO_GATHER)
+
+
 def one_row(conn: Any, sql: str) -> Any:
     """One row of a statement on a psycopg or an ADBC connection (both DB-API cursors)."""
     if isinstance(conn, psycopg.Connection):

@@ -83,8 +83,10 @@ from egress.sources.postgresql.settings import (
 )
 from egress.sources.postgresql.snapshot import (
     BEGIN_SNAPSHOT,
+    NO_GATHER,
     SNAPSHOT_PRE_SQL,
     SNAPSHOT_SQL,
+    join_snapshot,
     one_row,
     take_mark,
 )
@@ -398,6 +400,7 @@ class PostgresSource:
                 key = plan.partition_key
                 assert key is not None
                 bounds = bounds_statement(plan, key, self.dialect, quote)
+                one_row(sessions[0], NO_GATHER)
                 exported, low, high = one_row(
                     sessions[0], f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
                 )
@@ -405,8 +408,7 @@ class PostgresSource:
                 parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
                 for _ in parts[1:]:
                     sessions.append(self._adbc_session())
-                    one_row(sessions[-1], BEGIN_SNAPSHOT)
-                    one_row(sessions[-1], f"SET TRANSACTION SNAPSHOT {quote(exported)}")
+                    join_snapshot(sessions[-1], quote(exported))
                 queries = [self._select(pconn, part, self._column_sql()) for part in parts]
         except BaseException as exc:
             for conn in sessions:
