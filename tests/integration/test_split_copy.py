@@ -14,7 +14,7 @@ import pytest
 from egress.container import Container
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
-from egress.sources.postgresql import copy_split
+from egress.sources.postgresql import copy_native, copy_split
 from egress.sources.postgresql.source import PostgresSource
 from tests.conftest import PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
@@ -216,19 +216,33 @@ def test_an_incremental_split_copies_each_window_in_its_snapshot(
 LATE = ["late", "latex", 'late,"1"', "", "late\r\n2", "x" * 20 + ',\n"' + "y" * 20]  # '' came early
 
 
+@pytest.mark.parametrize("reader", ["native", "python"])
 @pytest.mark.parametrize(("split_by", "hot_keys"), [("region", 16), ("region", 3), ("code", 2)])
 def test_copy_split_routes_block_by_block_exactly_as_the_arrow_path(
-    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch, split_by: str, hot_keys: int
+    c: Container,
+    pg: PgDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    split_by: str,
+    hot_keys: int,
+    reader: str,
 ) -> None:
     """Blocks of 2 KiB: every block mixes quoted keys (commas, quotes, newlines, the empty text)
-    with plain ones and NULL; keys first come in late blocks, in rows longer than a block; and
-    past ``hot_keys`` keys, a block's rows are routed row by row."""
+    with plain ones and NULL; keys first come in late blocks, in rows longer than a block (and
+    than the C loop's buffer of two blocks); and past ``hot_keys`` keys, a block's rows are
+    routed row by row. Rows read in C and, where that was not built, in Python."""
     monkeypatch.setattr(copy_split, "BLOCK_BYTES", 2048)
     monkeypatch.setattr(copy_split, "HOT_KEYS", hot_keys)
+    if reader == "python":
+        monkeypatch.setattr(copy_native, "NATIVE", None)
+    else:
+        assert copy_native.NATIVE is not None, "the C loop was not built (make install)"
     with pg.connect() as db, db.cursor() as cur:
         cur.executemany(
             "INSERT INTO t (id, region, code, note) VALUES (%s, %s, %s, %s)",
-            [(3001 + i, LATE[i % len(LATE)], 100 + i % 3, f"{i:02d}" * 1100) for i in range(40)],
+            [
+                (3001 + i, LATE[i % len(LATE)], 100 + i % 3, f"{i:02d}" * (1100 + 1500 * (i % 9)))
+                for i in range(40)
+            ],
         )
     ws = c.workspaces.ensure_workspace("t")
     tpl = _template(c, ws, pg)

@@ -26,6 +26,9 @@ struct egress_block {
     long last;      /* where the last row in the block starts */
     char *held;     /* a row that did not fit: the caller writes it and frees it */
     int held_size;
+    long *ends;     /* if not NULL, where each row in the block ends (a split routes by them) */
+    long ends_capacity;
+    long ends_used;
 };
 
 enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3 };
@@ -36,9 +39,10 @@ static long now_ms(void) {
     return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
-/* Appends rows to b until it is ready (READY), a row does not fit (HELD), the server has
-   sent nothing for a while and wait_ms have passed since the call (DUE), the copy ended
-   (ENDED), its error result follows (FAILED), or the socket failed (LOST). */
+/* Appends rows to b until it is ready (READY: `ready` bytes, or `ends` full), a row does
+   not fit (HELD), the server has sent nothing for a while and wait_ms have passed since the
+   call (DUE), the copy ended (ENDED), its error result follows (FAILED), or the socket failed
+   (LOST). */
 int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_block *b,
                       long wait_ms) {
     long deadline = now_ms() + wait_ms;
@@ -56,6 +60,11 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
             b->last = b->used;
             b->used += size;
             b->rows += 1;
+            if (b->ends != NULL) {
+                b->ends[b->ends_used++] = b->used;
+                if (b->ends_used == b->ends_capacity)
+                    return READY;
+            }
             if (b->used >= b->ready)
                 return READY;
             continue;

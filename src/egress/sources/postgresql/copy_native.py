@@ -14,12 +14,12 @@ import importlib.machinery
 import logging
 import sys
 import time
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-
-from egress.sources.base import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ class _Block(ctypes.Structure):
         ("last", ctypes.c_long),
         ("held", ctypes.c_void_p),
         ("held_size", ctypes.c_int),
+        ("ends", ctypes.c_void_p),
+        ("ends_capacity", ctypes.c_long),
+        ("ends_used", ctypes.c_long),
     ]
 
 
@@ -98,10 +101,14 @@ def _load() -> _Native | None:
 NATIVE = _load()
 
 
+# A run of whole rows, and where each ends (0 first: Arrow's offsets) when asked for.
+Chunk = tuple[bytes | memoryview, "array[int] | None"]
+
+
 class CopyDrain:
     """One COPY's rows read into blocks of about ``block_bytes`` by the C loop."""
 
-    def __init__(self, native: _Native, pg: Any, block_bytes: int) -> None:
+    def __init__(self, native: _Native, pg: Any, block_bytes: int, with_ends: bool) -> None:
         self._native = native
         self._conn = ctypes.c_void_p(pg.pgconn_ptr)
         self._pg = pg
@@ -111,43 +118,57 @@ class CopyDrain:
         self._view = memoryview(self._buffer)
         data = ctypes.addressof(ctypes.c_char.from_buffer(self._buffer))
         self._block = _Block(data, len(self._buffer), block_bytes, 0, 0, 0, None, 0)
+        self._ends: array[int] | None = None
+        if with_ends:  # a row is one byte at least (its newline)
+            self._ends = array("q", bytes(8 * (block_bytes // 64)))
+            self._block.ends = self._ends.buffer_info()[0]
+            self._block.ends_capacity = len(self._ends)
+        self.last = b""  # the last row read
 
     @classmethod
-    def open(cls, pg: Any, block_bytes: int) -> CopyDrain | None:
-        return None if NATIVE is None else cls(NATIVE, pg, block_bytes)
+    def open(cls, pg: Any, block_bytes: int, *, with_ends: bool = False) -> CopyDrain | None:
+        return None if NATIVE is None else cls(NATIVE, pg, block_bytes, with_ends)
 
-    def read(
-        self, write: Any, on_progress: ProgressFn, report_s: float
-    ) -> tuple[int, bytes, memoryview]:
-        """Every row of the COPY in progress, block by block to ``write`` with the row count
-        reported after each block (and every ``report_s`` while the server is slow); the
-        rows, the last row, and the rows not yet written (the caller writes them once the
-        COPY's result says it succeeded). Raises ``psycopg.OperationalError`` when the
-        connection fails; a failed COPY's error is in its result."""
-        block, view = self._block, self._view
-        last = b""
+    @property
+    def rows(self) -> int:
+        return int(self._block.rows)
+
+    def chunks(self, report_s: float) -> Iterator[Chunk]:
+        """The COPY in progress's rows, a block at a time as each is ready (and every
+        ``report_s`` while the server is slow), each good until the next; the rows still
+        held when the COPY ends are ``rest()`` (the caller writes them once the COPY's result
+        says it succeeded). Raises ``psycopg.OperationalError`` when the connection fails; a
+        failed COPY's error is in its result."""
+        block = self._block
         due = time.monotonic() + report_s
         while True:
             wait_ms = max(0, int((due - time.monotonic()) * 1000))
             status = self._native.drain(self._conn, self._native.libpq, block, wait_ms)
             if status in (ENDED, FAILED):
-                if block.used:
-                    last = bytes(view[block.last : block.used])
-                return block.rows, last, view[: block.used]
+                return
             if status == LOST:
                 self._pg.consume_input()  # raises the connection's error
                 raise psycopg.OperationalError(self._pg.get_error_message())
-            if status == DUE and not block.used:  # nothing new to report
-                due = time.monotonic() + report_s
-                continue
             if block.used:
-                last = bytes(view[block.last : block.used])
-                write(view[: block.used])
-                block.used = 0
+                yield self.rest()
             if status == HELD:
-                last = ctypes.string_at(block.held, block.held_size)
+                self.last = ctypes.string_at(block.held, block.held_size)
                 self._native.free(block.held)
                 block.held, block.rows = None, block.rows + 1
-                write(last)
-            on_progress(block.rows)
+                ends = None if self._ends is None else array("q", [0, len(self.last)])
+                yield self.last, ends
             due = time.monotonic() + report_s
+
+    def rest(self) -> Chunk:
+        """The rows in the block (a view good until the next read), the block emptied."""
+        block = self._block
+        if block.used:
+            self.last = bytes(self._view[block.last : block.used])
+        data = self._view[: block.used]
+        block.used = 0
+        if self._ends is None:
+            return data, None
+        ends = array("q", [0])
+        ends.extend(self._ends[: block.ends_used])
+        block.ends_used = 0
+        return data, ends

@@ -33,7 +33,7 @@ class Blocks(Protocol):
     """Where ``copy_out`` writes its blocks (each a run of whole rows): a file, or a
     converter (``JsonlFromCsv``)."""
 
-    def write(self, block: bytearray | memoryview, /) -> object: ...
+    def write(self, block: bytes | bytearray | memoryview, /) -> object: ...
 
 
 class Copied(NamedTuple):
@@ -88,11 +88,15 @@ def copy_out(
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
         drain = CopyDrain.open(pg, BLOCK_BYTES)
-        rest: bytearray | memoryview
+        rest: bytes | bytearray | memoryview
         if drain is None:
             rows, last, rest = read_in_python(pg, out, on_progress)
         else:
-            rows, last, rest = drain.read(out.write, on_progress, REPORT_S)
+            for data, _ in drain.chunks(REPORT_S):
+                out.write(data)
+                on_progress(drain.rows)
+            rest, _ = drain.rest()
+            rows, last = drain.rows, drain.last
         done = end_copy(pg, encoding)
         out.write(rest)
         on_progress(rows)

@@ -33,6 +33,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql
 from egress.sources.base import ProgressFn
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
+from egress.sources.postgresql.copy_native import CopyDrain
 from egress.sources.postgresql.copy_out import (
     BLOCK_BYTES,
     REPORT_S,
@@ -102,32 +103,19 @@ def copy_split(
     router = _Router(parts)
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        block, ends = bytearray(), array("q", [0])  # the rows, and where each ends
-        end, note = 0, ends.append
-        due = time.monotonic() + REPORT_S
-        get = pg.get_copy_data
-        # Per row about what the unsplit COPY does (append it, note where it ends): a block's
-        # rows are routed together (``_Parts.route``), on the router's thread.
-        while True:
-            size, data = get(1)
-            if size > 0:
-                block += data
-                end += size
-                note(end)
-                if end >= BLOCK_BYTES:
-                    router.route(block, ends)
-                    block, ends = bytearray(), array("q", [0])  # new: the router has the old
-                    end, note = 0, ends.append
-                    if time.monotonic() >= due:
-                        on_progress(parts.rows)
-                        due = time.monotonic() + REPORT_S
-            elif size == 0:  # nothing buffered: wait for the socket, then read what came
-                if time.monotonic() >= due:  # a slow source: report meanwhile
+        drain = CopyDrain.open(pg, BLOCK_BYTES, with_ends=True)
+        if drain is None:
+            block, ends = _read_in_python(pg, router, parts, on_progress)
+        else:
+            due = time.monotonic() + REPORT_S
+            for data, chunk_ends in drain.chunks(REPORT_S):
+                assert chunk_ends is not None
+                router.route(bytearray(data), chunk_ends)  # a copy: routed meanwhile
+                if time.monotonic() >= due:
                     on_progress(parts.rows)
                     due = time.monotonic() + REPORT_S
-                _wait(pg)
-            else:  # -1: the copy ended (-2, an error, is in the result read next)
-                break
+            data, rest_ends = drain.rest()
+            block, ends = bytearray(data), rest_ends or array("q", [0])
         end_copy(pg, encoding)
         router.route(block, ends)
         router.finish()
@@ -136,6 +124,39 @@ def copy_split(
     finally:
         router.stop()
         pg.nonblocking = 0
+
+
+def _read_in_python(
+    pg: Any, router: _Router, parts: _Parts, on_progress: ProgressFn
+) -> tuple[bytearray, array[int]]:
+    """The rows read in Python, where the C loop was not built; the last block's rows and
+    ends, not yet routed."""
+    block, ends = bytearray(), array("q", [0])  # the rows, and where each ends
+    end, note = 0, ends.append
+    due = time.monotonic() + REPORT_S
+    get = pg.get_copy_data
+    # Per row about what the unsplit COPY does (append it, note where it ends): a block's
+    # rows are routed together (``_Parts.route``), on the router's thread.
+    while True:
+        size, data = get(1)
+        if size > 0:
+            block += data
+            end += size
+            note(end)
+            if end >= BLOCK_BYTES:
+                router.route(block, ends)
+                block, ends = bytearray(), array("q", [0])  # new: the router has the old
+                end, note = 0, ends.append
+                if time.monotonic() >= due:
+                    on_progress(parts.rows)
+                    due = time.monotonic() + REPORT_S
+        elif size == 0:  # nothing buffered: wait for the socket, then read what came
+            if time.monotonic() >= due:  # a slow source: report meanwhile
+                on_progress(parts.rows)
+                due = time.monotonic() + REPORT_S
+            _wait(pg)
+        else:  # -1: the copy ended (-2, an error, is in the result read next)
+            return block, ends
 
 
 class _Router:

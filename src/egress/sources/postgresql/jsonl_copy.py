@@ -64,7 +64,7 @@ class JsonlFromCsv:
         )
         self.last = b""
 
-    def write(self, block: bytearray | memoryview) -> int:
+    def write(self, block: bytes | bytearray | memoryview) -> int:
         if not block:
             return 0
         if not self._renders:  # no columns: each row is an empty line
