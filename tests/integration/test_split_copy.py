@@ -217,21 +217,15 @@ LATE = ["late", "latex", 'late,"1"', "", "late\r\n2", "x" * 20 + ',\n"' + "y" * 
 
 
 @pytest.mark.parametrize("reader", ["native", "python"])
-@pytest.mark.parametrize(("split_by", "hot_keys"), [("region", 16), ("region", 3), ("code", 2)])
+@pytest.mark.parametrize("split_by", ["region", "code"])
 def test_copy_split_routes_block_by_block_exactly_as_the_arrow_path(
-    c: Container,
-    pg: PgDatabase,
-    monkeypatch: pytest.MonkeyPatch,
-    split_by: str,
-    hot_keys: int,
-    reader: str,
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch, split_by: str, reader: str
 ) -> None:
     """Blocks of 2 KiB: every block mixes quoted keys (commas, quotes, newlines, the empty text)
-    with plain ones and NULL; keys first come in late blocks, in rows longer than a block (and
-    than the C loop's buffer of two blocks); and past ``hot_keys`` keys, a block's rows are
-    routed row by row. Rows read in C and, where that was not built, in Python."""
+    with plain ones and NULL, and keys that share a part's file; keys first come in late
+    blocks, in rows longer than a block (and than the C loop's buffer of two blocks). Rows read
+    in C and, where that was not built, in Python."""
     monkeypatch.setattr(copy_split, "BLOCK_BYTES", 2048)
-    monkeypatch.setattr(copy_split, "HOT_KEYS", hot_keys)
     if reader == "python":
         monkeypatch.setattr(copy_native, "NATIVE", None)
     else:

@@ -19,19 +19,24 @@ struct egress_libpq {
 
 struct egress_block {
     char *data;
-    long capacity;  /* bytes at data */
+    long capacity;  /* bytes at data (and at keys, when keyed) */
     long ready;     /* a block this long or longer is handed back */
     long used;      /* bytes of whole rows at data */
     long rows;      /* rows read in all (a held row is counted by the caller) */
     long last;      /* where the last row in the block starts */
     char *held;     /* a row that did not fit: the caller writes it and frees it */
     int held_size;
-    long *ends;     /* if not NULL, where each row in the block ends (a split routes by them) */
+    long *ends;     /* if not NULL, where each row in the block ends */
     long ends_capacity;
     long ends_used;
+    /* Keyed (a split CSV; ends too): each row's first CSV field, its key, goes to keys, the
+       rest of the row (after the key's comma) to data. */
+    char *keys;
+    long *key_ends; /* where each row's key ends in keys */
+    long keys_used;
 };
 
-enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3 };
+enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3, NO_KEY = -4 };
 
 static long now_ms(void) {
     struct timespec t;
@@ -39,10 +44,36 @@ static long now_ms(void) {
     return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
+/* The length of a row's first CSV field as written: unquoted, up to the first comma; quoted,
+   up to its first quote that is not doubled. -1 if no comma follows it. */
+static long key_length(const char *row, long size) {
+    long at = 0;
+    if (size > 0 && row[0] == '"') {
+        long from = 1;
+        for (;;) {
+            const char *quote = memchr(row + from, '"', (size_t)(size - from));
+            if (quote == NULL)
+                return -1;
+            at = quote - row + 1;
+            if (at < size && row[at] == '"') {
+                from = at + 1;
+                continue;
+            }
+            break;
+        }
+    } else {
+        const char *comma = memchr(row, ',', (size_t)size);
+        if (comma == NULL)
+            return -1;
+        at = comma - row;
+    }
+    return at < size && row[at] == ',' ? at : -1;
+}
+
 /* Appends rows to b until it is ready (READY: `ready` bytes, or `ends` full), a row does
    not fit (HELD), the server has sent nothing for a while and wait_ms have passed since the
-   call (DUE), the copy ended (ENDED), its error result follows (FAILED), or the socket failed
-   (LOST). */
+   call (DUE), the copy ended (ENDED), its error result follows (FAILED), the socket failed
+   (LOST), or a keyed row has no key (NO_KEY: the row is held). */
 int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_block *b,
                       long wait_ms) {
     long deadline = now_ms() + wait_ms;
@@ -50,22 +81,36 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
         char *row = NULL;
         int size = pq->get_copy_data(conn, &row, 1);
         if (size > 0) {
-            if (size > b->capacity - b->used) {
+            if (size > b->capacity - b->used - b->keys_used) {
                 b->held = row;
                 b->held_size = size;
                 return HELD;
             }
-            memcpy(b->data + b->used, row, (size_t)size);
-            pq->freemem(row);
             b->last = b->used;
-            b->used += size;
+            if (b->keys != NULL) {
+                long key = key_length(row, size);
+                if (key < 0) {
+                    b->held = row;
+                    b->held_size = size;
+                    return NO_KEY;
+                }
+                memcpy(b->keys + b->keys_used, row, (size_t)key);
+                b->keys_used += key;
+                b->key_ends[b->ends_used] = b->keys_used;
+                memcpy(b->data + b->used, row + key + 1, (size_t)(size - key - 1));
+                b->used += size - key - 1;
+            } else {
+                memcpy(b->data + b->used, row, (size_t)size);
+                b->used += size;
+            }
+            pq->freemem(row);
             b->rows += 1;
             if (b->ends != NULL) {
                 b->ends[b->ends_used++] = b->used;
                 if (b->ends_used == b->ends_capacity)
                     return READY;
             }
-            if (b->used >= b->ready)
+            if (b->used + b->keys_used >= b->ready)
                 return READY;
             continue;
         }

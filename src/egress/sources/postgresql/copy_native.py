@@ -17,6 +17,7 @@ import sys
 import time
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ import psycopg
 log = logging.getLogger(__name__)
 
 LIBRARY_NAME = "_copy_drain"
-READY, HELD, DUE, ENDED, FAILED, LOST = 1, 2, 0, -1, -2, -3
+# copy_drain.c's statuses
+READY, HELD, DUE, ENDED, FAILED, LOST, NO_KEY = 1, 2, 0, -1, -2, -3, -4
 
 
 class _Libpq(ctypes.Structure):
@@ -45,6 +47,9 @@ class _Block(ctypes.Structure):
         ("ends", ctypes.c_void_p),
         ("ends_capacity", ctypes.c_long),
         ("ends_used", ctypes.c_long),
+        ("keys", ctypes.c_void_p),
+        ("key_ends", ctypes.c_void_p),
+        ("keys_used", ctypes.c_long),
     ]
 
 
@@ -109,14 +114,22 @@ def _say_python_once() -> None:
     )
 
 
-# A run of whole rows, and where each ends (0 first: Arrow's offsets) when asked for.
-Chunk = tuple[bytes | memoryview, "array[int] | None"]
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole rows, or, keyed (a split), the rows' rests after their keys with where
+    each ends and their keys end to end with where each ends (0 first: Arrow's offsets; copies
+    the caller keeps). A row longer than the buffer comes whole and alone, without ends."""
+
+    data: bytes | memoryview
+    ends: array[int] | None = None
+    keys: bytes = b""
+    key_ends: array[int] | None = None
 
 
 class CopyDrain:
     """One COPY's rows read into blocks of about ``block_bytes`` by the C loop."""
 
-    def __init__(self, native: _Native, pg: Any, block_bytes: int, with_ends: bool) -> None:
+    def __init__(self, native: _Native, pg: Any, block_bytes: int, keyed: bool) -> None:
         self._native = native
         self._conn = ctypes.c_void_p(pg.pgconn_ptr)
         self._pg = pg
@@ -124,21 +137,24 @@ class CopyDrain:
         # up to that long always fits; only longer rows are handed back on their own.
         self._buffer = bytearray(2 * block_bytes)
         self._view = memoryview(self._buffer)
-        data = ctypes.addressof(ctypes.c_char.from_buffer(self._buffer))
-        self._block = _Block(data, len(self._buffer), block_bytes, 0, 0, 0, None, 0)
-        self._ends: array[int] | None = None
-        if with_ends:  # a row is one byte at least (its newline)
+        self._block = _Block(_address(self._buffer), len(self._buffer), block_bytes, 0, 0, 0)
+        self._keyed = keyed
+        if keyed:  # a row is two bytes at least (the key's comma, its newline)
             self._ends = array("q", bytes(8 * (block_bytes // 64)))
+            self._key_ends = array("q", bytes(len(self._ends) * 8))
+            self._keys = bytearray(len(self._buffer))
             self._block.ends = self._ends.buffer_info()[0]
             self._block.ends_capacity = len(self._ends)
-        self.last = b""  # the last row read
+            self._block.keys = _address(self._keys)
+            self._block.key_ends = self._key_ends.buffer_info()[0]
+        self.last = b""  # the last row read (unkeyed)
 
     @classmethod
-    def open(cls, pg: Any, block_bytes: int, *, with_ends: bool = False) -> CopyDrain | None:
+    def open(cls, pg: Any, block_bytes: int, *, keyed: bool = False) -> CopyDrain | None:
         if NATIVE is None:
             _say_python_once()
             return None
-        return cls(NATIVE, pg, block_bytes, with_ends)
+        return cls(NATIVE, pg, block_bytes, keyed)
 
     @property
     def rows(self) -> int:
@@ -160,26 +176,42 @@ class CopyDrain:
             if status == LOST:
                 self._pg.consume_input()  # raises the connection's error
                 raise psycopg.OperationalError(self._pg.get_error_message())
-            if block.used:
+            if block.used or block.keys_used:
                 yield self.rest()
-            if status == HELD:
-                self.last = ctypes.string_at(block.held, block.held_size)
+            if status in (HELD, NO_KEY):
+                row = ctypes.string_at(block.held, block.held_size)
                 self._native.free(block.held)
                 block.held, block.rows = None, block.rows + 1
-                ends = None if self._ends is None else array("q", [0, len(self.last)])
-                yield self.last, ends
+                if status == NO_KEY:
+                    raise psycopg.DataError(f"a split COPY's row without its key: {row[:80]!r}")
+                self.last = row
+                yield Chunk(row)
             due = time.monotonic() + report_s
 
     def rest(self) -> Chunk:
-        """The rows in the block (a view good until the next read), the block emptied."""
+        """The rows in the block (unkeyed: a view good until the next read), the block
+        emptied."""
         block = self._block
-        if block.used:
-            self.last = bytes(self._view[block.last : block.used])
-        data = self._view[: block.used]
-        block.used = 0
-        if self._ends is None:
-            return data, None
-        ends = array("q", [0])
-        ends.extend(self._ends[: block.ends_used])
-        block.ends_used = 0
-        return data, ends
+        used, block.used = block.used, 0
+        if not self._keyed:
+            if used:
+                self.last = bytes(self._view[block.last : used])
+            return Chunk(self._view[:used])
+        rows, block.ends_used = block.ends_used, 0
+        keys_used, block.keys_used = block.keys_used, 0
+        return Chunk(
+            bytes(self._view[:used]),
+            _offsets(self._ends, rows),
+            bytes(self._keys[:keys_used]),
+            _offsets(self._key_ends, rows),
+        )
+
+
+def _address(buffer: bytearray) -> int:
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+
+
+def _offsets(ends: array[int], rows: int) -> array[int]:
+    offsets = array("q", [0])
+    offsets.extend(ends[:rows])
+    return offsets

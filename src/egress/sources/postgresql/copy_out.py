@@ -92,10 +92,10 @@ def copy_out(
         if drain is None:
             rows, last, rest = read_in_python(pg, out, on_progress)
         else:
-            for data, _ in drain.chunks(REPORT_S):
-                out.write(data)
+            for chunk in drain.chunks(REPORT_S):
+                out.write(chunk.data)
                 on_progress(drain.rows)
-            rest, _ = drain.rest()
+            rest = drain.rest().data
             rows, last = drain.rows, drain.last
         done = end_copy(pg, encoding)
         out.write(rest)

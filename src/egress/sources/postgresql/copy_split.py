@@ -33,7 +33,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql
 from egress.sources.base import ProgressFn
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_native import CopyDrain
+from egress.sources.postgresql.copy_native import Chunk, CopyDrain
 from egress.sources.postgresql.copy_out import (
     BLOCK_BYTES,
     REPORT_S,
@@ -49,9 +49,6 @@ KEY_ALIAS = "egress split key"
 QUOTE = ord('"')
 # Blocks read but not yet routed, at most (1 MiB each).
 ROUTING_AHEAD = 2
-# Up to this many keys, a block's rows are routed in C, a pass over the block for each key;
-# past it (a split of many values), row by row, as that then costs less.
-HOT_KEYS = 16
 
 # The stream a part's rows go to, given the split value's text (None: NULL); the same stream
 # for two values means one file (values whose ids coincide).
@@ -103,21 +100,19 @@ def copy_split(
     router = _Router(parts)
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        drain = CopyDrain.open(pg, BLOCK_BYTES, with_ends=True)
+        drain = CopyDrain.open(pg, BLOCK_BYTES, keyed=True)
         if drain is None:
-            block, ends = _read_in_python(pg, router, parts, on_progress)
+            rest = _read_in_python(pg, router, parts, on_progress)
         else:
             due = time.monotonic() + REPORT_S
-            for data, chunk_ends in drain.chunks(REPORT_S):
-                assert chunk_ends is not None
-                router.route(bytearray(data), chunk_ends)  # a copy: routed meanwhile
+            for chunk in drain.chunks(REPORT_S):
+                router.route(chunk if chunk.ends else _keyed([bytes(chunk.data)]))
                 if time.monotonic() >= due:
                     on_progress(parts.rows)
                     due = time.monotonic() + REPORT_S
-            data, rest_ends = drain.rest()
-            block, ends = bytearray(data), rest_ends or array("q", [0])
+            rest = drain.rest()
         end_copy(pg, encoding)
-        router.route(block, ends)
+        router.route(rest)
         router.finish()
         on_progress(parts.rows)
         return {_value(key, encoding): n for key, n in parts.counts.items()}
@@ -126,27 +121,21 @@ def copy_split(
         pg.nonblocking = 0
 
 
-def _read_in_python(
-    pg: Any, router: _Router, parts: _Parts, on_progress: ProgressFn
-) -> tuple[bytearray, array[int]]:
-    """The rows read in Python, where the C loop was not built; the last block's rows and
-    ends, not yet routed."""
-    block, ends = bytearray(), array("q", [0])  # the rows, and where each ends
-    end, note = 0, ends.append
+def _read_in_python(pg: Any, router: _Router, parts: _Parts, on_progress: ProgressFn) -> Chunk:
+    """The rows read in Python, where the C loop was not built; the last block's, not yet
+    routed."""
+    rows: list[bytes] = []
+    size_read = 0
     due = time.monotonic() + REPORT_S
     get = pg.get_copy_data
-    # Per row about what the unsplit COPY does (append it, note where it ends): a block's
-    # rows are routed together (``_Parts.route``), on the router's thread.
     while True:
         size, data = get(1)
         if size > 0:
-            block += data
-            end += size
-            note(end)
-            if end >= BLOCK_BYTES:
-                router.route(block, ends)
-                block, ends = bytearray(), array("q", [0])  # new: the router has the old
-                end, note = 0, ends.append
+            rows.append(bytes(data))
+            size_read += size
+            if size_read >= BLOCK_BYTES:
+                router.route(_keyed(rows))
+                rows, size_read = [], 0
                 if time.monotonic() >= due:
                     on_progress(parts.rows)
                     due = time.monotonic() + REPORT_S
@@ -156,7 +145,35 @@ def _read_in_python(
                 due = time.monotonic() + REPORT_S
             _wait(pg)
         else:  # -1: the copy ended (-2, an error, is in the result read next)
-            return block, ends
+            return _keyed(rows)
+
+
+def _keyed(rows: list[bytes]) -> Chunk:
+    """Whole rows as the C loop hands them over keyed: the rests, the keys, where each ends."""
+    keys, rests = zip(*map(_key_and_rest, rows), strict=True) if rows else ((), ())
+    return Chunk(b"".join(rests), _ends(rests), b"".join(keys), _ends(keys))
+
+
+def _key_and_rest(row: bytes) -> tuple[bytes, bytes]:
+    """A row's key as written (its quotes included) and the rest of it, after the key's
+    comma: unquoted, the key ends at the first comma; quoted, at its first undoubled quote."""
+    if row[0] != QUOTE:
+        key, _, rest = row.partition(b",")
+        return key, rest
+    at = 1
+    while True:
+        end = row.index(b'"', at)
+        if row[end + 1 : end + 2] != b'"':  # not a doubled quote: the field ends (a comma)
+            return row[: end + 1], row[end + 2 :]
+        at = end + 2
+
+
+def _ends(values: tuple[bytes, ...]) -> array[int]:
+    offsets, end = array("q", [0]), 0
+    for value in values:
+        end += len(value)
+        offsets.append(end)
+    return offsets
 
 
 class _Router:
@@ -170,8 +187,8 @@ class _Router:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="egress-split")
         self._pending: deque[Future[None]] = deque()
 
-    def route(self, block: bytearray, ends: array[int]) -> None:
-        self._pending.append(self._thread.submit(self._parts.route, block, ends))
+    def route(self, rows: Chunk) -> None:
+        self._pending.append(self._thread.submit(self._parts.route, rows))
         while len(self._pending) > ROUTING_AHEAD:
             self._pending.popleft().result()
 
@@ -204,59 +221,36 @@ class _Parts:
         self.counts: dict[bytes, int] = {}
         self.rows = 0
 
-    def route(self, block: bytearray, ends: array[int]) -> None:
-        """A block's rows (``ends``: 0, then where each row ends) to their keys' streams, each
-        key's rows in one write: while there are few keys, the known keys' rows found in C
-        and the others row by row; else all row by row."""
-        n = len(ends) - 1
+    def route(self, rows: Chunk) -> None:
+        """A block's rows (keyed) to their keys' streams, each key's rows in one write: the
+        rows grouped by key in Arrow's C (one stable sort of the keys' dictionary indices,
+        one gather), the keys in the order they first came overall."""
+        assert rows.ends is not None and rows.key_ends is not None
+        n = len(rows.ends) - 1
         if n == 0:
             return
-        rows = pa.LargeBinaryArray.from_buffers(  # no copy: the block's bytes as they are
-            pa.large_binary(), n, [None, pa.py_buffer(ends), pa.py_buffer(block)]
-        )
-        found = self._matches(rows) if len(self._keys) <= HOT_KEYS else []
-        routed = 0
-        for rank, _, matched in found:  # known keys: before any key that first comes here
-            rests = pc.binary_slice(matched, len(self._keys[rank]) + 1, len(block))
-            self._write(rank, _data(rests), len(rests))
-            routed += len(rests)
-        if routed < n:
-            cold = self._by_row(_unmatched(rows, [mask for _, mask, _ in found]))
-            for key in sorted(cold, key=self._ranks.__getitem__):
-                self._write(self._ranks[key], b"".join(cold[key]), len(cold[key]))
+        rests, keys = _binary(rows.data, rows.ends), _binary(rows.keys, rows.key_ends)
+        encoded = keys.dictionary_encode()  # the dictionary in the order keys first come
+        grouped = rests.take(pc.sort_indices(encoded.indices))
+        counts = pc.value_counts(encoded.indices)
+        values, tallies = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+        sizes = dict(zip(values, tallies, strict=True))
+        starts, at = [], 0
+        for index in range(len(encoded.dictionary)):
+            starts.append(at)
+            at += sizes[index]
+        ranks = [self._rank(key) for key in encoded.dictionary.to_pylist()]
+        for index in sorted(range(len(ranks)), key=ranks.__getitem__):
+            part = grouped.slice(starts[index], sizes[index])
+            self._write(ranks[index], _data(part), sizes[index])
         self.rows += n
 
-    def _matches(self, rows: pa.LargeBinaryArray) -> list[tuple[int, Any, Any]]:
-        """Each known key that holds rows of ``rows``: its rank, which rows, and those rows. A
-        key's rows start with the key and a comma, as no other key's do: an unquoted key holds
-        no comma; a quoted one ends at its first undoubled quote."""
-        found = []
-        matched = 0
-        for rank, key in enumerate(self._keys):
-            if matched == len(rows):
-                break
-            mask = pc.starts_with(rows, key + b",")
-            held = rows.filter(mask)
-            if len(held):
-                found.append((rank, mask, held))
-                matched += len(held)
-        return found
-
-    def _by_row(self, rows: list[bytes]) -> dict[bytes, list[bytes]]:
-        """The rest of each row by its key; a new key's part opened as it first comes."""
-        pending: dict[bytes, list[bytes]] = {}
-        for row in rows:
-            if row[0] == QUOTE:
-                key, rest = _quoted(row)
-            else:
-                key, _, rest = row.partition(b",")
-            rests = pending.get(key)
-            if rests is None:
-                if key not in self._ranks:
-                    self._add(key)
-                rests = pending[key] = []
-            rests.append(rest)
-        return pending
+    def _rank(self, key: bytes) -> int:
+        rank = self._ranks.get(key)
+        if rank is None:
+            self._add(key)
+            rank = self._ranks[key]
+        return rank
 
     def _add(self, key: bytes) -> None:
         """A new key, its stream opened (and given the header, once a stream)."""
@@ -274,15 +268,10 @@ class _Parts:
         self.counts[self._keys[rank]] += rows
 
 
-def _unmatched(rows: pa.LargeBinaryArray, masks: list[pa.BooleanArray]) -> list[bytes]:
-    """The rows that none of ``masks`` holds."""
-    if masks:
-        seen = masks[0]
-        for mask in masks[1:]:
-            seen = pc.or_(seen, mask)
-        rows = rows.filter(pc.invert(seen))
-    unmatched: list[bytes] = rows.to_pylist()
-    return unmatched
+def _binary(data: bytes | memoryview, ends: array[int]) -> pa.LargeBinaryArray:
+    return pa.LargeBinaryArray.from_buffers(  # no copy: the bytes as they are
+        pa.large_binary(), len(ends) - 1, [None, pa.py_buffer(ends), pa.py_buffer(data)]
+    )
 
 
 def _data(array: pa.LargeBinaryArray) -> memoryview:
@@ -290,16 +279,6 @@ def _data(array: pa.LargeBinaryArray) -> memoryview:
     _, offsets, data = array.buffers()
     at = memoryview(offsets).cast("q")
     return memoryview(data)[at[array.offset] : at[array.offset + len(array)]]
-
-
-def _quoted(row: bytes) -> tuple[bytes, bytes]:
-    """A row whose key is quoted: the key as written, its quotes included, and the rest."""
-    at = 1
-    while True:
-        end = row.index(b'"', at)
-        if row[end + 1 : end + 2] != b'"':  # not a doubled quote: the field ends (a comma)
-            return row[: end + 1], row[end + 2 :]
-        at = end + 2
 
 
 def _value(key: bytes, encoding: str) -> str | None:
