@@ -217,14 +217,28 @@ LATE = ["late", "latex", 'late,"1"', "", "late\r\n2", "x" * 20 + ',\n"' + "y" * 
 
 
 @pytest.mark.parametrize("reader", ["native", "python"])
-@pytest.mark.parametrize("split_by", ["region", "code"])
+@pytest.mark.parametrize(
+    ("split_by", "fields"),
+    [
+        ("region", None),  # the key is the row's 2nd field (id, region, …)
+        ("code", None),
+        ("region", ["id", "note", "code"]),  # left out of the files: a leading key, cut off
+        ("code", ["note", "region", "code"]),  # the last field, after quoted newlines
+    ],
+)
 def test_copy_split_routes_block_by_block_exactly_as_the_arrow_path(
-    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch, split_by: str, reader: str
+    c: Container,
+    pg: PgDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    split_by: str,
+    fields: list[str] | None,
+    reader: str,
 ) -> None:
     """Blocks of 2 KiB: every block mixes quoted keys (commas, quotes, newlines, the empty text)
     with plain ones and NULL, and keys that share a part's file; keys first come in late
-    blocks, in rows longer than a block (and than the C loop's buffer of two blocks). Rows read
-    in C and, where that was not built, in Python."""
+    blocks, in rows longer than a block (and than the C loop's buffer of two blocks); the key
+    is a field of the row, or a leading one of its own. Rows read in C and, where that was not
+    built, in Python."""
     monkeypatch.setattr(copy_split, "BLOCK_BYTES", 2048)
     if reader == "python":
         monkeypatch.setattr(copy_native, "NATIVE", None)
@@ -240,9 +254,9 @@ def test_copy_split_routes_block_by_block_exactly_as_the_arrow_path(
         )
     ws = c.workspaces.ensure_workspace("t")
     tpl = _template(c, ws, pg)
-    by_copy = _parts(c, ws, tpl, split_by, None, "by_copy")
+    by_copy = _parts(c, ws, tpl, split_by, fields, "by_copy")
     monkeypatch.setattr(PostgresSource, "can_copy_csv_split", lambda *_: False)
-    assert by_copy == _parts(c, ws, tpl, split_by, None, "by_arrow")
+    assert by_copy == _parts(c, ws, tpl, split_by, fields, "by_arrow")
     assert sum(p[2] for p in by_copy.values()) == 3040
     if split_by == "region":
         assert {p[0] for p in by_copy.values()} == {*AWKWARD, *LATE}

@@ -29,11 +29,13 @@ struct egress_block {
     long *ends;     /* if not NULL, where each row in the block ends */
     long ends_capacity;
     long ends_used;
-    /* Keyed (a split CSV; ends too): each row's first CSV field, its key, goes to keys, the
-       rest of the row (after the key's comma) to data. */
+    /* Keyed (a split CSV; ends too): each row's field `key_field`, its key, goes to keys, and
+       the row to data; with strip_key (a leading key field of its own), the rest after it. */
     char *keys;
     long *key_ends; /* where each row's key ends in keys */
     long keys_used;
+    long key_field;
+    long strip_key;
 };
 
 enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3, NO_KEY = -4 };
@@ -44,30 +46,39 @@ static long now_ms(void) {
     return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
-/* The length of a row's first CSV field as written: unquoted, up to the first comma; quoted,
-   up to its first quote that is not doubled. -1 if no comma follows it. */
-static long key_length(const char *row, long size) {
+/* Where field `index` of a CSV row starts and ends as written (its quotes included): 0, or
+   -1 if the row has fewer fields. A quoted field ends at its first quote that is not doubled;
+   an unquoted one at the next comma, or at the row's newline. */
+static int field_bounds(const char *row, long size, long index, long *start, long *end) {
     long at = 0;
-    if (size > 0 && row[0] == '"') {
-        long from = 1;
-        for (;;) {
-            const char *quote = memchr(row + from, '"', (size_t)(size - from));
-            if (quote == NULL)
-                return -1;
-            at = quote - row + 1;
-            if (at < size && row[at] == '"') {
-                from = at + 1;
-                continue;
+    for (long field = 0;; field++) {
+        long stop;
+        if (at < size && row[at] == '"') {
+            long from = at + 1;
+            for (;;) {
+                const char *quote = memchr(row + from, '"', (size_t)(size - from));
+                if (quote == NULL)
+                    return -1;
+                stop = quote - row + 1;
+                if (stop < size && row[stop] == '"') {
+                    from = stop + 1;
+                    continue;
+                }
+                break;
             }
-            break;
+        } else {
+            const char *comma = memchr(row + at, ',', (size_t)(size - at));
+            stop = comma != NULL ? comma - row : size - 1;
         }
-    } else {
-        const char *comma = memchr(row, ',', (size_t)size);
-        if (comma == NULL)
+        if (field == index) {
+            *start = at;
+            *end = stop;
+            return 0;
+        }
+        if (stop >= size || row[stop] != ',')
             return -1;
-        at = comma - row;
+        at = stop + 1;
     }
-    return at < size && row[at] == ',' ? at : -1;
 }
 
 /* Appends rows to b until it is ready (READY: `ready` bytes, or `ends` full), a row does
@@ -88,17 +99,19 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
             }
             b->last = b->used;
             if (b->keys != NULL) {
-                long key = key_length(row, size);
-                if (key < 0) {
+                long start, end;
+                int found = field_bounds(row, size, b->key_field, &start, &end);
+                if (found < 0 || (b->strip_key && (end >= size || row[end] != ','))) {
                     b->held = row;
                     b->held_size = size;
                     return NO_KEY;
                 }
-                memcpy(b->keys + b->keys_used, row, (size_t)key);
-                b->keys_used += key;
+                memcpy(b->keys + b->keys_used, row + start, (size_t)(end - start));
+                b->keys_used += end - start;
                 b->key_ends[b->ends_used] = b->keys_used;
-                memcpy(b->data + b->used, row + key + 1, (size_t)(size - key - 1));
-                b->used += size - key - 1;
+                long from = b->strip_key ? end + 1 : 0;
+                memcpy(b->data + b->used, row + from, (size_t)(size - from));
+                b->used += size - from;
             } else {
                 memcpy(b->data + b->used, row, (size_t)size);
                 b->used += size;

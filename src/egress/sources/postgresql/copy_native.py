@@ -50,6 +50,8 @@ class _Block(ctypes.Structure):
         ("keys", ctypes.c_void_p),
         ("key_ends", ctypes.c_void_p),
         ("keys_used", ctypes.c_long),
+        ("key_field", ctypes.c_long),
+        ("strip_key", ctypes.c_long),
     ]
 
 
@@ -115,10 +117,20 @@ def _say_python_once() -> None:
 
 
 @dataclass(frozen=True)
+class Key:
+    """Where a split COPY's rows hold their key: CSV field ``field`` (0 first), and whether it
+    is a leading field of its own, cut off the rows (``strip``)."""
+
+    field: int
+    strip: bool
+
+
+@dataclass(frozen=True)
 class Chunk:
-    """A run of whole rows, or, keyed (a split), the rows' rests after their keys with where
-    each ends and their keys end to end with where each ends (0 first: Arrow's offsets; copies
-    the caller keeps). A row longer than the buffer comes whole and alone, without ends."""
+    """A run of whole rows, or, keyed (a split), the rows (their rests after the key when it
+    is stripped) with where each ends and their keys end to end with where each ends (0 first:
+    Arrow's offsets; copies the caller keeps). A row longer than the buffer comes whole and
+    alone, without ends."""
 
     data: bytes | memoryview
     ends: array[int] | None = None
@@ -129,7 +141,7 @@ class Chunk:
 class CopyDrain:
     """One COPY's rows read into blocks of about ``block_bytes`` by the C loop."""
 
-    def __init__(self, native: _Native, pg: Any, block_bytes: int, keyed: bool) -> None:
+    def __init__(self, native: _Native, pg: Any, block_bytes: int, key: Key | None) -> None:
         self._native = native
         self._conn = ctypes.c_void_p(pg.pgconn_ptr)
         self._pg = pg
@@ -138,8 +150,8 @@ class CopyDrain:
         self._buffer = bytearray(2 * block_bytes)
         self._view = memoryview(self._buffer)
         self._block = _Block(_address(self._buffer), len(self._buffer), block_bytes, 0, 0, 0)
-        self._keyed = keyed
-        if keyed:  # a row is two bytes at least (the key's comma, its newline)
+        self._keyed = key is not None
+        if key is not None:  # a row is two bytes at least (a comma, its newline)
             self._ends = array("q", bytes(8 * (block_bytes // 64)))
             self._key_ends = array("q", bytes(len(self._ends) * 8))
             self._keys = bytearray(len(self._buffer))
@@ -147,14 +159,15 @@ class CopyDrain:
             self._block.ends_capacity = len(self._ends)
             self._block.keys = _address(self._keys)
             self._block.key_ends = self._key_ends.buffer_info()[0]
+            self._block.key_field, self._block.strip_key = key.field, key.strip
         self.last = b""  # the last row read (unkeyed)
 
     @classmethod
-    def open(cls, pg: Any, block_bytes: int, *, keyed: bool = False) -> CopyDrain | None:
+    def open(cls, pg: Any, block_bytes: int, key: Key | None = None) -> CopyDrain | None:
         if NATIVE is None:
             _say_python_once()
             return None
-        return cls(NATIVE, pg, block_bytes, keyed)
+        return cls(NATIVE, pg, block_bytes, key)
 
     @property
     def rows(self) -> int:

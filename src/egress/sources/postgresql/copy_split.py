@@ -1,15 +1,17 @@
-"""A split run's CSV through one ``COPY``: every row led by its split key, routed to its part's
-file (issue 19: a split CSV took the Arrow path, 1.35 times the COPY path). Rows are gathered
-as the unsplit COPY gathers them and routed a block at a time, mostly in Arrow's C: routing
-each row in Python as it came cost the client ~0.2 µs a row more than the unsplit COPY.
+"""A split run's CSV through one ``COPY``, each row routed by its split key to its part's
+file (issue 19: a split CSV took the Arrow path, 1.35 times the COPY path). Rows are read as
+the unsplit COPY reads them, cut into key and row in C (``copy_drain.c``; in Python where that
+was not built), and routed a block at a time in Arrow's C.
 
 libpq hands COPY data over one row per call, so a row's bounds are exact whatever its fields
 hold (quoted newlines included). The key is the split column's text as the Arrow path reads it
-(the same rendering), written once more as the row's first CSV field: unquoted it holds no
-comma, so the first comma ends it; quoted (a comma, a quote, a newline, the empty text) it ends
-at the first quote that is not doubled; empty and unquoted it is NULL. The rest of the row is
-exactly the unsplit COPY's row, so parts, ids, names and bytes are the Arrow path's. (A key
-that never needs quoting, such as the hex of the text, cost the server a quarter more.)"""
+(the same rendering): its own field of the row when the files have the column (a field of
+a FORCE_QUOTE column is quoted, the same value always the same way), else written once more
+as a leading field of its own, cut off the row. Unquoted a field holds no comma, so the next
+comma (or the newline) ends it; quoted (a comma, a quote, a newline, the empty text) it ends
+at the first quote that is not doubled; empty and unquoted it is NULL. The row is exactly the
+unsplit COPY's row, so parts, ids, names and bytes are the Arrow path's. (A key that never
+needs quoting, such as the hex of the text, cost the server a quarter more.)"""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql
 from egress.sources.base import ProgressFn
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_native import Chunk, CopyDrain
+from egress.sources.postgresql.copy_native import Chunk, CopyDrain, Key
 from egress.sources.postgresql.copy_out import (
     BLOCK_BYTES,
     REPORT_S,
@@ -65,9 +67,16 @@ def split_field(plan: ReadPlan, split_by: str) -> ColumnInfo:
 
 def split_statement(
     select_sql: Callable[[ColumnSql], str], plan: ReadPlan, output: list[str], split_by: str
-) -> str:
-    """The COPY of ``plan``'s rows as Egress's CSV of the ``output`` columns, each led by the
-    key of ``split_by`` (``plan`` reads it even when the files leave it out)."""
+) -> tuple[str, Key]:
+    """The COPY of ``plan``'s rows as Egress's CSV of the ``output`` columns, and where each
+    row holds its key: the split column's own field when the files have it, else a leading
+    field of its own (``plan`` reads it even when the files leave it out), cut off."""
+    out_plan = replace(plan, fields=[f for f in plan.fields if f.name in output])
+    options = f"(FORMAT csv{force_quote(out_plan)})"
+    if split_by in output:
+        return f"COPY ({select_sql(copy_sql)}) TO STDOUT WITH {options}", Key(
+            output.index(split_by), strip=False
+        )
     key = f"q.{_name(split_by)}"  # what copy_sql made of it: the Arrow path's text
     columns = ", ".join(f"q.{_name(n)}" for n in output)
     # A name of its own: FORCE_QUOTE names columns, and the first of a name would take it.
@@ -75,8 +84,7 @@ def split_statement(
     while alias in output:
         alias += "_"
     query = f"SELECT {key} AS {_name(alias)}, {columns} FROM ({select_sql(copy_sql)}) AS q"
-    out_plan = replace(plan, fields=[f for f in plan.fields if f.name in output])
-    return f"COPY ({query}) TO STDOUT WITH (FORMAT csv{force_quote(out_plan)})"
+    return f"COPY ({query}) TO STDOUT WITH {options}", Key(0, strip=True)
 
 
 def copy_split(
@@ -91,7 +99,7 @@ def copy_split(
     """``plan``'s rows of the ``output`` columns as Egress's CSV, each part's rows (after a
     header) to ``open_part``'s stream for its value of ``split_by``; the rows of each value.
     Raises ``psycopg.Error``, and whatever ``open_part`` raises (too many parts)."""
-    statement = split_statement(select_sql, plan, output, split_by)
+    statement, key = split_statement(select_sql, plan, output, split_by)
     pg = conn.pgconn
     encoding = conn.info.encoding
     pg.send_query(statement.encode(encoding))
@@ -100,13 +108,13 @@ def copy_split(
     router = _Router(parts)
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        drain = CopyDrain.open(pg, BLOCK_BYTES, keyed=True)
+        drain = CopyDrain.open(pg, BLOCK_BYTES, key)
         if drain is None:
-            rest = _read_in_python(pg, router, parts, on_progress)
+            rest = _read_in_python(pg, key, router, parts, on_progress)
         else:
             due = time.monotonic() + REPORT_S
             for chunk in drain.chunks(REPORT_S):
-                router.route(chunk if chunk.ends else _keyed([bytes(chunk.data)]))
+                router.route(chunk if chunk.ends else _keyed([bytes(chunk.data)], key))
                 if time.monotonic() >= due:
                     on_progress(parts.rows)
                     due = time.monotonic() + REPORT_S
@@ -121,7 +129,9 @@ def copy_split(
         pg.nonblocking = 0
 
 
-def _read_in_python(pg: Any, router: _Router, parts: _Parts, on_progress: ProgressFn) -> Chunk:
+def _read_in_python(
+    pg: Any, key: Key, router: _Router, parts: _Parts, on_progress: ProgressFn
+) -> Chunk:
     """The rows read in Python, where the C loop was not built; the last block's, not yet
     routed."""
     rows: list[bytes] = []
@@ -134,7 +144,7 @@ def _read_in_python(pg: Any, router: _Router, parts: _Parts, on_progress: Progre
             rows.append(bytes(data))
             size_read += size
             if size_read >= BLOCK_BYTES:
-                router.route(_keyed(rows))
+                router.route(_keyed(rows, key))
                 rows, size_read = [], 0
                 if time.monotonic() >= due:
                     on_progress(parts.rows)
@@ -145,27 +155,33 @@ def _read_in_python(pg: Any, router: _Router, parts: _Parts, on_progress: Progre
                 due = time.monotonic() + REPORT_S
             _wait(pg)
         else:  # -1: the copy ended (-2, an error, is in the result read next)
-            return _keyed(rows)
+            return _keyed(rows, key)
 
 
-def _keyed(rows: list[bytes]) -> Chunk:
-    """Whole rows as the C loop hands them over keyed: the rests, the keys, where each ends."""
-    keys, rests = zip(*map(_key_and_rest, rows), strict=True) if rows else ((), ())
-    return Chunk(b"".join(rests), _ends(rests), b"".join(keys), _ends(keys))
+def _keyed(rows: list[bytes], key: Key) -> Chunk:
+    """Whole rows as the C loop hands them over keyed: the rows (or rests), the keys, where
+    each ends."""
+    cut = [_key_and_row(row, key) for row in rows]
+    keys, kept = tuple(k for k, _ in cut), tuple(r for _, r in cut)
+    return Chunk(b"".join(kept), _ends(kept), b"".join(keys), _ends(keys))
 
 
-def _key_and_rest(row: bytes) -> tuple[bytes, bytes]:
-    """A row's key as written (its quotes included) and the rest of it, after the key's
-    comma: unquoted, the key ends at the first comma; quoted, at its first undoubled quote."""
-    if row[0] != QUOTE:
-        key, _, rest = row.partition(b",")
-        return key, rest
-    at = 1
-    while True:
-        end = row.index(b'"', at)
-        if row[end + 1 : end + 2] != b'"':  # not a doubled quote: the field ends (a comma)
-            return row[: end + 1], row[end + 2 :]
-        at = end + 2
+def _key_and_row(row: bytes, key: Key) -> tuple[bytes, bytes]:
+    """A row's key as written (its quotes included), and the row (its rest after the key's
+    comma when the key is stripped): copy_drain.c's ``field_bounds`` in Python."""
+    at = 0
+    for field in range(key.field + 1):
+        if row[at] == QUOTE:  # ends at its first undoubled quote
+            end = row.index(b'"', at + 1)
+            while row[end + 1 : end + 2] == b'"':
+                end = row.index(b'"', end + 2)
+            end += 1
+        else:  # at the next comma, or the newline
+            end = row.find(b",", at)
+            end = len(row) - 1 if end < 0 else end
+        if field < key.field:
+            at = end + 1
+    return row[at:end], (row[end + 1 :] if key.strip else row)
 
 
 def _ends(values: tuple[bytes, ...]) -> array[int]:
