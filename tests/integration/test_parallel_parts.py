@@ -29,7 +29,16 @@ from egress.sources.postgresql import copy_parts
 from egress.sources.postgresql.source import PostgresSource
 from tests.conftest import MysqlDatabase, PgDatabase
 from tests.integration.test_extract_types import PG_ROWS
-from tests.integration.test_parallel_reads import MORE_ROWS, Source, _pg, _rows, c, maria, pg
+from tests.integration.test_parallel_reads import (
+    MORE_ROWS,
+    TWO_RANGES,
+    Source,
+    _pg,
+    _rows,
+    c,
+    maria,
+    pg,
+)
 from tests.support.factories import submitted_configuration
 from tests.support.policy import policy_for
 
@@ -230,13 +239,7 @@ def test_the_parts_sessions_start_no_parallel_workers_of_their_own(
     # other ranges for the cores. The setting is the parts' transaction's, not the sessions'.
     src = open_source("postgresql", _pg(pg), {}, policy_for(tmp_path))
     assert isinstance(src, PostgresSource)
-    plan = ReadPlan(
-        table=TableRef("public", "everything"),
-        fields=[ColumnInfo("id", "int64")],
-        parallelism=2,
-        partition_key="id",
-    )
-    parts = src.copy_partitions(plan, Rendering.CSV)
+    parts = src.copy_partitions(TWO_RANGES, Rendering.CSV)
     sessions = [part.write.args[0] for part in parts]  # type: ignore[attr-defined]
     settings = [s.execute("SHOW max_parallel_workers_per_gather").fetchone() for s in sessions]
     assert settings == [("0",), ("0",)]

@@ -38,6 +38,13 @@ from tests.support.migrated import migrate
 from tests.support.policy import files_root, policy_for
 
 MORE_ROWS = 500  # beyond the edge rows: ranges with many rows each
+# ``everything``'s ids in two ranges.
+TWO_RANGES = ReadPlan(
+    table=TableRef("public", "everything"),
+    fields=[ColumnInfo("id", "int64")],
+    parallelism=2,
+    partition_key="id",
+)
 
 
 @pytest.fixture
@@ -272,13 +279,7 @@ def test_losing_the_session_that_holds_the_snapshot_fails_every_partition_for_a_
     delivers a partial answer) with a failure the worker retries as a whole."""
     src = open_source("postgresql", _pg(pg), {}, policy_for(tmp_path))
     assert isinstance(src, PartitionedSource)
-    plan = ReadPlan(
-        table=TableRef("public", "everything"),
-        fields=[ColumnInfo("id", "int64")],
-        parallelism=2,
-        partition_key="id",
-    )
-    streams = src.read_partitions(plan, 50)
+    streams = src.read_partitions(TWO_RANGES, 50)
     with pg.connect() as conn:
         killed = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -13,6 +13,7 @@ import ctypes
 import functools
 import importlib.machinery
 import logging
+import select
 import sys
 import time
 from array import array
@@ -24,6 +25,8 @@ from typing import Any
 import psycopg
 
 log = logging.getLogger(__name__)
+
+QUOTE = ord('"')
 
 LIBRARY_NAME = "_copy_drain"
 # copy_drain.c's statuses
@@ -138,6 +141,14 @@ class Chunk:
     key_ends: array[int] | None = None
 
 
+def open_drain(pg: Any, block_bytes: int, key: Key | None = None) -> CopyDrain | PythonDrain:
+    """The reader of the COPY in progress on ``pg``: the C loop, else the Python one."""
+    if NATIVE is None:
+        _say_python_once()
+        return PythonDrain(pg, block_bytes, key)
+    return CopyDrain(NATIVE, pg, block_bytes, key)
+
+
 class CopyDrain:
     """One COPY's rows read into blocks of about ``block_bytes`` by the C loop."""
 
@@ -150,7 +161,7 @@ class CopyDrain:
         self._buffer = bytearray(2 * block_bytes)
         self._view = memoryview(self._buffer)
         self._block = _Block(_address(self._buffer), len(self._buffer), block_bytes, 0, 0, 0)
-        self._keyed = key is not None
+        self._key = key
         if key is not None:  # a row is two bytes at least (a comma, its newline)
             self._ends = array("q", bytes(8 * (block_bytes // 64)))
             self._key_ends = array("q", bytes(len(self._ends) * 8))
@@ -161,13 +172,6 @@ class CopyDrain:
             self._block.key_ends = self._key_ends.buffer_info()[0]
             self._block.key_field, self._block.strip_key = key.field, key.strip
         self.last = b""  # the last row read (unkeyed)
-
-    @classmethod
-    def open(cls, pg: Any, block_bytes: int, key: Key | None = None) -> CopyDrain | None:
-        if NATIVE is None:
-            _say_python_once()
-            return None
-        return cls(NATIVE, pg, block_bytes, key)
 
     @property
     def rows(self) -> int:
@@ -198,7 +202,7 @@ class CopyDrain:
                 if status == NO_KEY:
                     raise psycopg.DataError(f"a split COPY's row without its key: {row[:80]!r}")
                 self.last = row
-                yield Chunk(row)
+                yield Chunk(row) if self._key is None else keyed_rows([row], self._key)
             due = time.monotonic() + report_s
 
     def rest(self) -> Chunk:
@@ -206,7 +210,7 @@ class CopyDrain:
         emptied."""
         block = self._block
         used, block.used = block.used, 0
-        if not self._keyed:
+        if self._key is None:
             if used:
                 self.last = bytes(self._view[block.last : used])
             return Chunk(self._view[:used])
@@ -227,4 +231,88 @@ def _address(buffer: bytearray) -> int:
 def _offsets(ends: array[int], rows: int) -> array[int]:
     offsets = array("q", [0])
     offsets.extend(ends[:rows])
+    return offsets
+
+
+class PythonDrain:
+    """``CopyDrain`` in Python, where the C loop was not built: one libpq call and an append
+    a row, under the GIL (~1 µs a row)."""
+
+    def __init__(self, pg: Any, block_bytes: int, key: Key | None) -> None:
+        self._pg = pg
+        self._block_bytes = block_bytes
+        self._key = key
+        self._pending: list[Any] = []  # the rows read and not yet handed over
+        self.rows = 0  # handed over
+        self.last = b""
+
+    def chunks(self, report_s: float) -> Iterator[Chunk]:
+        """As ``CopyDrain.chunks``."""
+        pg, pending = self._pg, self._pending
+        get, append = pg.get_copy_data, pending.append
+        held = 0  # bytes pending
+        due = time.monotonic() + report_s
+        # Per row only what must be (no clock read: a row costs the server about a µs).
+        while True:
+            size, data = get(1)
+            if size > 0:
+                append(data)
+                held += size
+                if held >= self._block_bytes:
+                    yield self.rest()
+                    held, due = 0, time.monotonic() + report_s
+            elif size == 0:  # nothing buffered: wait for the socket, then read what came
+                if pending and time.monotonic() >= due:  # a slow source: report meanwhile
+                    yield self.rest()
+                    held, due = 0, time.monotonic() + report_s
+                select.select([pg.socket], [], [])
+                pg.consume_input()
+            else:  # -1: the copy ended (-2, an error, is in the result read next)
+                return
+
+    def rest(self) -> Chunk:
+        """As ``CopyDrain.rest``."""
+        pending = self._pending
+        self.rows += len(pending)
+        if pending:
+            self.last = bytes(pending[-1])
+        if self._key is None:
+            chunk = Chunk(b"".join(pending))
+        else:
+            chunk = keyed_rows([bytes(row) for row in pending], self._key)
+        pending.clear()
+        return chunk
+
+
+def keyed_rows(rows: list[bytes], key: Key) -> Chunk:
+    """Whole rows as the C loop hands them over keyed: the rows (or rests), the keys, where
+    each ends."""
+    cut = [_key_and_row(row, key) for row in rows]
+    keys, kept = tuple(k for k, _ in cut), tuple(r for _, r in cut)
+    return Chunk(b"".join(kept), _ends(kept), b"".join(keys), _ends(keys))
+
+
+def _key_and_row(row: bytes, key: Key) -> tuple[bytes, bytes]:
+    """A row's key as written (its quotes included), and the row (its rest after the key's
+    comma when the key is stripped): copy_drain.c's ``field_bounds`` in Python."""
+    at = end = 0
+    for field in range(key.field + 1):
+        if row[at] == QUOTE:  # ends at its first undoubled quote
+            end = row.index(b'"', at + 1)
+            while row[end + 1 : end + 2] == b'"':
+                end = row.index(b'"', end + 2)
+            end += 1
+        else:  # at the next comma, or the newline
+            end = row.find(b",", at)
+            end = len(row) - 1 if end < 0 else end
+        if field < key.field:
+            at = end + 1
+    return row[at:end], (row[end + 1 :] if key.strip else row)
+
+
+def _ends(values: tuple[bytes, ...]) -> array[int]:
+    offsets, end = array("q", [0]), 0
+    for value in values:
+        end += len(value)
+        offsets.append(end)
     return offsets

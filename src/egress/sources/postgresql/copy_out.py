@@ -10,7 +10,6 @@ socket between reads, the GIL free) and a cancel that shuts the socket down
 from __future__ import annotations
 
 import select
-import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
@@ -22,7 +21,7 @@ from egress.query.select import ColumnSql, plain_column
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ProgressFn, Rendering, SourceError
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_native import CopyDrain
+from egress.sources.postgresql.copy_native import open_drain
 from egress.sources.postgresql.jsonl_copy import JsonlFromCsv
 
 BLOCK_BYTES = 1 << 20
@@ -87,53 +86,18 @@ def copy_out(
     pg.nonblocking = 1
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        drain = CopyDrain.open(pg, BLOCK_BYTES)
-        rest: bytes | bytearray | memoryview
-        if drain is None:
-            rows, last, rest = read_in_python(pg, out, on_progress)
-        else:
-            for chunk in drain.chunks(REPORT_S):
-                out.write(chunk.data)
-                on_progress(drain.rows)
-            rest = drain.rest().data
-            rows, last = drain.rows, drain.last
+        drain = open_drain(pg, BLOCK_BYTES)
+        for chunk in drain.chunks(REPORT_S):
+            out.write(chunk.data)
+            on_progress(drain.rows)
+        rest = drain.rest().data
         done = end_copy(pg, encoding)
         out.write(rest)
-        on_progress(rows)
+        on_progress(drain.rows)
         assert done is not None
-        return Copied(int(done.command_tuples or 0), last)
+        return Copied(int(done.command_tuples or 0), drain.last)
     finally:
         pg.nonblocking = 0
-
-
-def read_in_python(pg: Any, out: Blocks, on_progress: ProgressFn) -> tuple[int, bytes, bytearray]:
-    """``CopyDrain.read`` in Python, where the C loop was not built."""
-    block = bytearray()
-    last: Any = b""
-    rows = 0
-    due = time.monotonic() + REPORT_S
-    get = pg.get_copy_data
-    # Per row only what must be: the row appended, counted and kept as the last one (no
-    # clock read: a row costs the server about a microsecond).
-    while True:
-        size, data = get(1)
-        if size > 0:
-            block += data
-            last = data
-            rows += 1
-            if len(block) >= BLOCK_BYTES:
-                _write_block(out, block)
-                on_progress(rows)
-                due = time.monotonic() + REPORT_S
-        elif size == 0:  # nothing buffered: wait for the socket, then read what came
-            if block and time.monotonic() >= due:  # a slow source: report meanwhile
-                _write_block(out, block)
-                on_progress(rows)
-                due = time.monotonic() + REPORT_S
-            select.select([pg.socket], [], [])
-            pg.consume_input()
-        else:  # -1: the copy ended (-2, an error, is in the result read next)
-            return rows, bytes(last), block
 
 
 def end_copy(pg: Any, encoding: str) -> Any:
@@ -162,8 +126,3 @@ def expect_status(pg: Any, result: Any, status: pq.ExecStatus, encoding: str) ->
     while next_result(pg) is not None:
         pass
     raise errors.error_from_result(result, encoding=encoding)
-
-
-def _write_block(out: Blocks, block: bytearray) -> None:
-    out.write(block)
-    block.clear()

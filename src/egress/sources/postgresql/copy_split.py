@@ -15,7 +15,6 @@ needs quoting, such as the hex of the text, cost the server a quarter more.)"""
 
 from __future__ import annotations
 
-import select
 import time
 from array import array
 from collections import deque
@@ -35,7 +34,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql
 from egress.sources.base import ProgressFn
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_native import Chunk, CopyDrain, Key
+from egress.sources.postgresql.copy_native import QUOTE, Chunk, Key, open_drain
 from egress.sources.postgresql.copy_out import (
     BLOCK_BYTES,
     REPORT_S,
@@ -48,7 +47,6 @@ from egress.sources.postgresql.copy_out import (
 # router sees: ``canonical_value`` of a string, an integer, a boolean ('true'/'false').
 SPLIT_KEYS = {"int16", "int32", "int64", "boolean", "string", "json", "uuid"}
 KEY_ALIAS = "egress split key"
-QUOTE = ord('"')
 # Blocks read but not yet routed, at most (1 MiB each).
 ROUTING_AHEAD = 2
 
@@ -108,17 +106,14 @@ def copy_split(
     router = _Router(parts)
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        drain = CopyDrain.open(pg, BLOCK_BYTES, key)
-        if drain is None:
-            rest = _read_in_python(pg, key, router, parts, on_progress)
-        else:
-            due = time.monotonic() + REPORT_S
-            for chunk in drain.chunks(REPORT_S):
-                router.route(chunk if chunk.ends else _keyed([bytes(chunk.data)], key))
-                if time.monotonic() >= due:
-                    on_progress(parts.rows)
-                    due = time.monotonic() + REPORT_S
-            rest = drain.rest()
+        drain = open_drain(pg, BLOCK_BYTES, key)
+        due = time.monotonic() + REPORT_S
+        for chunk in drain.chunks(REPORT_S):
+            router.route(chunk)
+            if time.monotonic() >= due:
+                on_progress(parts.rows)
+                due = time.monotonic() + REPORT_S
+        rest = drain.rest()
         end_copy(pg, encoding)
         router.route(rest)
         router.finish()
@@ -127,69 +122,6 @@ def copy_split(
     finally:
         router.stop()
         pg.nonblocking = 0
-
-
-def _read_in_python(
-    pg: Any, key: Key, router: _Router, parts: _Parts, on_progress: ProgressFn
-) -> Chunk:
-    """The rows read in Python, where the C loop was not built; the last block's, not yet
-    routed."""
-    rows: list[bytes] = []
-    size_read = 0
-    due = time.monotonic() + REPORT_S
-    get = pg.get_copy_data
-    while True:
-        size, data = get(1)
-        if size > 0:
-            rows.append(bytes(data))
-            size_read += size
-            if size_read >= BLOCK_BYTES:
-                router.route(_keyed(rows, key))
-                rows, size_read = [], 0
-                if time.monotonic() >= due:
-                    on_progress(parts.rows)
-                    due = time.monotonic() + REPORT_S
-        elif size == 0:  # nothing buffered: wait for the socket, then read what came
-            if time.monotonic() >= due:  # a slow source: report meanwhile
-                on_progress(parts.rows)
-                due = time.monotonic() + REPORT_S
-            _wait(pg)
-        else:  # -1: the copy ended (-2, an error, is in the result read next)
-            return _keyed(rows, key)
-
-
-def _keyed(rows: list[bytes], key: Key) -> Chunk:
-    """Whole rows as the C loop hands them over keyed: the rows (or rests), the keys, where
-    each ends."""
-    cut = [_key_and_row(row, key) for row in rows]
-    keys, kept = tuple(k for k, _ in cut), tuple(r for _, r in cut)
-    return Chunk(b"".join(kept), _ends(kept), b"".join(keys), _ends(keys))
-
-
-def _key_and_row(row: bytes, key: Key) -> tuple[bytes, bytes]:
-    """A row's key as written (its quotes included), and the row (its rest after the key's
-    comma when the key is stripped): copy_drain.c's ``field_bounds`` in Python."""
-    at = 0
-    for field in range(key.field + 1):
-        if row[at] == QUOTE:  # ends at its first undoubled quote
-            end = row.index(b'"', at + 1)
-            while row[end + 1 : end + 2] == b'"':
-                end = row.index(b'"', end + 2)
-            end += 1
-        else:  # at the next comma, or the newline
-            end = row.find(b",", at)
-            end = len(row) - 1 if end < 0 else end
-        if field < key.field:
-            at = end + 1
-    return row[at:end], (row[end + 1 :] if key.strip else row)
-
-
-def _ends(values: tuple[bytes, ...]) -> array[int]:
-    offsets, end = array("q", [0]), 0
-    for value in values:
-        end += len(value)
-        offsets.append(end)
-    return offsets
 
 
 class _Router:
@@ -304,11 +236,6 @@ def _value(key: bytes, encoding: str) -> str | None:
     if key[0] == QUOTE:
         key = key[1:-1].replace(b'""', b'"')
     return key.decode(encoding)
-
-
-def _wait(pg: Any) -> None:
-    select.select([pg.socket], [], [])
-    pg.consume_input()
 
 
 def _name(name: str) -> str:
