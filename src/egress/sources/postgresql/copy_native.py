@@ -5,7 +5,7 @@ the GIL: ~1 µs a row, as much client CPU as the server's own rendering, and a p
 parts took turns at the GIL instead of reading side by side (bench/README.md, issue 19). The
 C loop takes libpq's functions from the libpq psycopg loaded (a connection is only good with
 the library that made it). Where the library was not built (no C compiler at install) or
-libpq cannot be found, ``CopyDrain.open`` answers None and ``copy_out`` reads in Python."""
+libpq cannot be found, ``open_drain`` gives ``PythonDrain``, the same loop in Python."""
 
 from __future__ import annotations
 
