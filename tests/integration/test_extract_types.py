@@ -224,11 +224,7 @@ def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
 ) -> None:
     source = PostgresSource(PostgresSettings(**_pg_settings(pg)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
-    safe = [
-        col
-        for col in tables["everything"].columns
-        if col.type not in ("float32", "float64", "time", "binary")
-    ]
+    safe = [col for col in tables["everything"].columns if col.type not in ("time", "binary")]
     plan = ReadPlan(TableRef("public", "everything"), safe, safe)
     assert source.can_copy(plan, Rendering.CSV)
 
@@ -756,9 +752,9 @@ def test_postgres_multidimensional_array_fails_naming_the_column(
 def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     c: Container, special: PgDatabase, rendering: Rendering
 ) -> None:
-    """Infinite dates/timestamps, BC and five-digit years, money, oids and numeric NaN: COPY
-    and Arrow agree byte for byte, CSV and JSONL (arrays and floats always take the Arrow
-    path, and JSON columns too for JSONL)."""
+    """Infinite dates/timestamps, BC and five-digit years, money, oids, numeric NaN and
+    float NaN and infinities: COPY and Arrow agree byte for byte, CSV and JSONL (arrays always
+    take the Arrow path, and floats and JSON columns too for JSONL)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     fmt = str(rendering)
@@ -767,8 +763,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
             col
             for col in tables[name].columns
             if not col.type.startswith("list<")
-            and col.type not in ("float32", "float64")
-            and (col.type != "json" or rendering is Rendering.CSV)
+            and (col.type not in ("float32", "float64", "json") or rendering is Rendering.CSV)
         ]
         plan = ReadPlan(TableRef("public", name), fields, fields)
         assert source.can_copy(plan, rendering)

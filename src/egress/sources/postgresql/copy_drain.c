@@ -7,6 +7,8 @@
    library that made it, so this file links against none. */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,9 +38,17 @@ struct egress_block {
     long keys_used;
     long key_field;
     long strip_key;
+    /* Fields holding PostgreSQL's text of a float (see egress_copy_floats; none: NULL),
+       written as Arrow's CSV writer writes the same value (see egress_float_text). */
+    const long *float_fields;
+    long float_count;
 };
 
-enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3, NO_KEY = -4 };
+/* Bytes a float's text may grow by when re-laid out (1e-06 -> 0.000001, 12345678901 ->
+   1.2345678901e+10). */
+#define FLOAT_GROWTH 8
+
+enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3, NO_KEY = -4, NO_FLOAT = -5 };
 
 static long now_ms(void) {
     struct timespec t;
@@ -81,6 +91,196 @@ static int field_bounds(const char *row, long size, long index, long *start, lon
     }
 }
 
+/* The value of 0.<digits> x 10^point as a double or, single, a float. */
+static double parsed(const char *digits, long count, long point, int single) {
+    char text[48];
+    text[0] = '0';
+    text[1] = '.';
+    memcpy(text + 2, digits, (size_t)count);
+    snprintf(text + 2 + count, sizeof text - 2 - (size_t)count, "e%ld", point);
+    return single ? (double)strtof(text, NULL) : strtod(text, NULL);
+}
+
+/* The shortest digits of the same value: PostgreSQL's Ryu leaves out a shorter candidate that
+   lies exactly on the edge of the value's rounding interval (2.2357217958216088e+16, where
+   double-conversion and Python write 2.235721795821609e+16), so the digits one shorter,
+   rounded down and up, are tried; a count of digits, point moved on a carry. */
+static long shortest(char *digits, long count, long *point, int single) {
+    while (count > 1) {
+        double value = parsed(digits, count, *point, single);
+        char up[32];
+        long n = count - 1;
+        while (n > 0 && digits[n - 1] == '0')
+            n--;
+        if (n > 0 && parsed(digits, n, *point, single) == value) {
+            count = n;
+            continue;
+        }
+        memcpy(up, digits, (size_t)(count - 1));
+        long i = count - 2, carry = 1;
+        for (; i >= 0 && carry; i--) {
+            if (up[i] == '9') {
+                up[i] = '0';
+            } else {
+                up[i] += 1;
+                carry = 0;
+            }
+        }
+        long up_point = *point;
+        n = count - 1;
+        if (carry) {  /* 99…9 -> 1 followed by zeros */
+            up[0] = '1';
+            n = 1;
+            up_point += 1;
+        }
+        while (n > 1 && up[n - 1] == '0')
+            n--;
+        if (parsed(up, n, up_point, single) != value)
+            break;
+        memcpy(digits, up, (size_t)n);
+        count = n;
+        *point = up_point;
+    }
+    return count;
+}
+
+/* PostgreSQL's shortest text of a float (extra_float_digits = 1: `1e-05`, `1.5e+300`,
+   `123.25`, `NaN`, `-Infinity`) as Arrow's float-to-string cast writes the same value
+   (double-conversion's ToShortest, flags EMIT_POSITIVE_EXPONENT_SIGN, fixed notation for
+   decimal exponents -6 to 9: `0.00001`, `1.5e+300`, `123.25`, `nan`, `-inf`). Both are the
+   shortest digits that read back as the value; only the layout differs. Writes to out (at
+   least n + FLOAT_GROWTH bytes) and returns the length; -1 if in is not such a text. */
+long egress_float_text(const char *in, long n, int single, char *out) {
+    long at = 0, w = 0;
+    if (n == 3 && memcmp(in, "NaN", 3) == 0) {
+        memcpy(out, "nan", 3);
+        return 3;
+    }
+    if (at < n && in[at] == '-')
+        out[w++] = in[at++];
+    if (n - at == 8 && memcmp(in + at, "Infinity", 8) == 0) {
+        memcpy(out + w, "inf", 3);
+        return w + 3;
+    }
+    char digits[32];
+    long count = 0, point = 0, seen_point = 0, any = 0;
+    for (; at < n && in[at] != 'e'; at++) {
+        char c = in[at];
+        if (c == '.') {
+            if (seen_point)
+                return -1;
+            seen_point = 1;
+            continue;
+        }
+        if (c < '0' || c > '9')
+            return -1;
+        any = 1;
+        if (c == '0' && count == 0) {  /* a leading zero: after the point it moves the point */
+            if (seen_point)
+                point -= 1;
+            continue;
+        }
+        if (count == (long)sizeof digits)
+            return -1;
+        digits[count++] = c;
+        if (!seen_point)
+            point += 1;
+    }
+    if (!any)
+        return -1;
+    if (at < n) {  /* e[+-]ddd */
+        long sign = 1, value = 0;
+        at++;
+        if (at < n && (in[at] == '+' || in[at] == '-'))
+            sign = in[at++] == '-' ? -1 : 1;
+        if (at == n)
+            return -1;
+        for (; at < n; at++) {
+            if (in[at] < '0' || in[at] > '9' || value > 10000)
+                return -1;
+            value = value * 10 + (in[at] - '0');
+        }
+        point += sign * value;
+    }
+    while (count > 0 && digits[count - 1] == '0')
+        count--;
+    if (count == 0) {  /* zero, its sign kept */
+        out[w++] = '0';
+        return w;
+    }
+    count = shortest(digits, count, &point, single);
+    long exponent = point - 1;
+    if (exponent >= -6 && exponent < 10) {
+        if (point <= 0) {
+            out[w++] = '0';
+            out[w++] = '.';
+            for (long i = 0; i < -point; i++)
+                out[w++] = '0';
+            memcpy(out + w, digits, (size_t)count);
+            w += count;
+        } else if (point >= count) {
+            memcpy(out + w, digits, (size_t)count);
+            w += count;
+            for (long i = count; i < point; i++)
+                out[w++] = '0';
+        } else {
+            memcpy(out + w, digits, (size_t)point);
+            w += point;
+            out[w++] = '.';
+            memcpy(out + w, digits + point, (size_t)(count - point));
+            w += count - point;
+        }
+        return w;
+    }
+    out[w++] = digits[0];
+    if (count > 1) {
+        out[w++] = '.';
+        memcpy(out + w, digits + 1, (size_t)(count - 1));
+        w += count - 1;
+    }
+    out[w++] = 'e';
+    out[w++] = exponent < 0 ? '-' : '+';
+    long magnitude = exponent < 0 ? -exponent : exponent;
+    char reversed[8];
+    long k = 0;
+    do {
+        reversed[k++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    while (k > 0)
+        out[w++] = reversed[--k];
+    return w;
+}
+
+/* Copies a row to out with its float fields re-laid out; the bytes written, or -1. fields:
+   each float field's index times two, plus one for a single-precision float, ascending. */
+long egress_copy_floats(const char *row, long size, const long *fields, long count, char *out) {
+    long at = 0, w = 0, next = 0;  /* next: the index of the field that starts at `at` */
+    for (long i = 0; i < count; i++) {
+        long field = fields[i] >> 1, start, end;
+        if (field_bounds(row + at, size - at, field - next, &start, &end) < 0)
+            return -1;
+        start += at;
+        end += at;
+        memcpy(out + w, row + at, (size_t)(start - at));
+        w += start - at;
+        if (end > start) {  /* empty: NULL */
+            long n = egress_float_text(row + start, end - start, (int)(fields[i] & 1), out + w);
+            if (n < 0)
+                return -1;
+            w += n;
+        }
+        at = end;
+        next = field + 1;
+        if (at < size && row[at] == ',') {
+            out[w++] = ',';
+            at++;
+        }
+    }
+    memcpy(out + w, row + at, (size_t)(size - at));
+    return w + size - at;
+}
+
 /* Appends rows to b until it is ready (READY: `ready` bytes, or `ends` full), a row does
    not fit (HELD), the server has sent nothing for a while and wait_ms have passed since the
    call (DUE), the copy ended (ENDED), its error result follows (FAILED), the socket failed
@@ -92,7 +292,7 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
         char *row = NULL;
         int size = pq->get_copy_data(conn, &row, 1);
         if (size > 0) {
-            if (size > b->capacity - b->used - b->keys_used) {
+            if (size + b->float_count * FLOAT_GROWTH > b->capacity - b->used - b->keys_used) {
                 b->held = row;
                 b->held_size = size;
                 return HELD;
@@ -112,6 +312,15 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
                 long from = b->strip_key ? end + 1 : 0;
                 memcpy(b->data + b->used, row + from, (size_t)(size - from));
                 b->used += size - from;
+            } else if (b->float_count > 0) {
+                long n = egress_copy_floats(row, size, b->float_fields, b->float_count,
+                                     b->data + b->used);
+                if (n < 0) {
+                    b->held = row;
+                    b->held_size = size;
+                    return NO_FLOAT;
+                }
+                b->used += n;
             } else {
                 memcpy(b->data + b->used, row, (size_t)size);
                 b->used += size;

@@ -24,13 +24,19 @@ from typing import Any
 
 import psycopg
 
+from egress.domain.plan import ReadPlan
+
 log = logging.getLogger(__name__)
 
 QUOTE = ord('"')
 
 LIBRARY_NAME = "_copy_drain"
 # copy_drain.c's statuses
-READY, HELD, DUE, ENDED, FAILED, LOST, NO_KEY = 1, 2, 0, -1, -2, -3, -4
+READY, HELD, DUE, ENDED, FAILED, LOST, NO_KEY, NO_FLOAT = 1, 2, 0, -1, -2, -3, -4, -5
+# Bytes a float's text may grow by (copy_drain.c's FLOAT_GROWTH).
+FLOAT_GROWTH = 8
+# Float types whose PostgreSQL text the C loop re-lays out as Arrow's CSV writer writes them.
+FLOAT_TYPES = {"float32", "float64"}
 
 
 class _Libpq(ctypes.Structure):
@@ -55,14 +61,17 @@ class _Block(ctypes.Structure):
         ("keys_used", ctypes.c_long),
         ("key_field", ctypes.c_long),
         ("strip_key", ctypes.c_long),
+        ("float_fields", ctypes.c_void_p),
+        ("float_count", ctypes.c_long),
     ]
 
 
 class _Native:
     """The built loop and the loaded libpq's functions."""
 
-    def __init__(self, drain: Any, libpq: ctypes.CDLL) -> None:
+    def __init__(self, drain: Any, copy_floats: Any, libpq: ctypes.CDLL) -> None:
         self.drain = drain
+        self.copy_floats = copy_floats
         self.free = libpq.PQfreemem
         self.free.argtypes = [ctypes.c_void_p]  # not ctypes' default int: a 64-bit pointer
         self.free.restype = None
@@ -97,7 +106,8 @@ def _load() -> _Native | None:
     library, libpq = _library(), _loaded_libpq()
     if library is None or libpq is None or not sys.platform.startswith("linux"):
         return None
-    drain = ctypes.CDLL(str(library)).egress_copy_drain
+    built = ctypes.CDLL(str(library))
+    drain = built.egress_copy_drain
     drain.restype = ctypes.c_int
     drain.argtypes = [
         ctypes.c_void_p,
@@ -105,7 +115,16 @@ def _load() -> _Native | None:
         ctypes.POINTER(_Block),
         ctypes.c_long,
     ]
-    return _Native(drain, ctypes.CDLL(libpq))
+    copy_floats = built.egress_copy_floats
+    copy_floats.restype = ctypes.c_long
+    copy_floats.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_long,
+        ctypes.c_void_p,
+        ctypes.c_long,
+        ctypes.c_void_p,
+    ]
+    return _Native(drain, copy_floats, ctypes.CDLL(libpq))
 
 
 NATIVE = _load()
@@ -141,18 +160,38 @@ class Chunk:
     key_ends: array[int] | None = None
 
 
-def open_drain(pg: Any, block_bytes: int, key: Key | None = None) -> CopyDrain | PythonDrain:
-    """The reader of the COPY in progress on ``pg``: the C loop, else the Python one."""
+def floats_in_c() -> bool:
+    """Whether a COPY may carry float columns (only the C loop re-lays them out)."""
+    return NATIVE is not None
+
+
+def float_fields(plan: ReadPlan) -> list[int]:
+    """The plan's float columns as the C loop takes them: index times 2, plus 1 if single."""
+    return [
+        i << 1 | (field.type == "float32")
+        for i, field in enumerate(plan.fields)
+        if field.type in FLOAT_TYPES
+    ]
+
+
+def open_drain(
+    pg: Any, block_bytes: int, key: Key | None = None, floats: list[int] | None = None
+) -> CopyDrain | PythonDrain:
+    """The reader of the COPY in progress on ``pg``: the C loop, else the Python one (which
+    cannot re-lay out ``floats``: a plan with floats does not take the COPY path then)."""
     if NATIVE is None:
         _say_python_once()
+        assert not floats, "float columns on the COPY path need the C loop"
         return PythonDrain(pg, block_bytes, key)
-    return CopyDrain(NATIVE, pg, block_bytes, key)
+    return CopyDrain(NATIVE, pg, block_bytes, key, floats or [])
 
 
 class CopyDrain:
     """One COPY's rows read into blocks of about ``block_bytes`` by the C loop."""
 
-    def __init__(self, native: _Native, pg: Any, block_bytes: int, key: Key | None) -> None:
+    def __init__(
+        self, native: _Native, pg: Any, block_bytes: int, key: Key | None, floats: list[int]
+    ) -> None:
         self._native = native
         self._conn = ctypes.c_void_p(pg.pgconn_ptr)
         self._pg = pg
@@ -171,6 +210,11 @@ class CopyDrain:
             self._block.keys = _address(self._keys)
             self._block.key_ends = self._key_ends.buffer_info()[0]
             self._block.key_field, self._block.strip_key = key.field, key.strip
+        assert not (floats and key), "a split COPY carries no float column"
+        self._floats = array("q", floats)
+        if floats:
+            self._block.float_fields = self._floats.buffer_info()[0]
+            self._block.float_count = len(floats)
         self.last = b""  # the last row read (unkeyed)
 
     @property
@@ -195,15 +239,26 @@ class CopyDrain:
                 raise psycopg.OperationalError(self._pg.get_error_message())
             if block.used or block.keys_used:
                 yield self.rest()
-            if status in (HELD, NO_KEY):
+            if status in (HELD, NO_KEY, NO_FLOAT):
                 row = ctypes.string_at(block.held, block.held_size)
                 self._native.free(block.held)
                 block.held, block.rows = None, block.rows + 1
-                if status == NO_KEY:
-                    raise psycopg.DataError(f"a split COPY's row without its key: {row[:80]!r}")
+                if status == HELD and self._floats:
+                    row = self._relaid(row)
+                if status != HELD:
+                    raise psycopg.DataError(f"a COPY row Egress cannot read: {row[:80]!r}")
                 self.last = row
                 yield Chunk(row) if self._key is None else keyed_rows([row], self._key)
             due = time.monotonic() + report_s
+
+    def _relaid(self, row: bytes) -> bytes:
+        """A held row with its floats re-laid out (as the C loop does with the others)."""
+        out = ctypes.create_string_buffer(len(row) + FLOAT_GROWTH * len(self._floats))
+        floats = self._floats.buffer_info()[0]
+        size = self._native.copy_floats(row, len(row), floats, len(self._floats), out)
+        if size < 0:
+            raise psycopg.DataError(f"a COPY row Egress cannot read: {row[:80]!r}")
+        return out.raw[:size]
 
     def rest(self) -> Chunk:
         """The rows in the block (unkeyed: a view good until the next read), the block

@@ -21,7 +21,7 @@ from egress.query.select import ColumnSql, plain_column
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ProgressFn, Rendering, SourceError
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_native import open_drain
+from egress.sources.postgresql.copy_native import float_fields, open_drain
 from egress.sources.postgresql.jsonl_copy import JsonlFromCsv
 
 BLOCK_BYTES = 1 << 20
@@ -63,7 +63,8 @@ def copy_rendered(
         if header:
             out.write(csv_header([f.name for f in plan.fields]))
     statement = f"COPY ({select(column_sql)}) TO STDOUT WITH (FORMAT csv{options})"
-    return copy_out(conn, statement, out, on_progress)
+    floats = float_fields(plan) if rendering is Rendering.CSV else []
+    return copy_out(conn, statement, out, on_progress, floats)
 
 
 def refuse_sql_ascii(rendering: Rendering, sql_ascii: bool) -> None:
@@ -75,9 +76,14 @@ def refuse_sql_ascii(rendering: Rendering, sql_ascii: bool) -> None:
 
 
 def copy_out(
-    conn: psycopg.Connection[Any], statement: str, out: Blocks, on_progress: ProgressFn
+    conn: psycopg.Connection[Any],
+    statement: str,
+    out: Blocks,
+    on_progress: ProgressFn,
+    floats: list[int] | None = None,
 ) -> Copied:
-    """Run ``statement`` on ``conn`` and write its data to ``out``.
+    """Run ``statement`` on ``conn`` and write its data to ``out`` (``floats``: the float
+    fields PostgreSQL writes, re-laid out as Arrow writes them: ``copy_native.float_fields``).
     Rows are written and their count reported a block (or, from a slow source, a fraction of
     a second: progress also keeps the stall limit off) at a time. Raises ``psycopg.Error``."""
     pg = conn.pgconn
@@ -86,7 +92,7 @@ def copy_out(
     pg.nonblocking = 1
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        drain = open_drain(pg, BLOCK_BYTES)
+        drain = open_drain(pg, BLOCK_BYTES, floats=floats or [])
         for chunk in drain.chunks(REPORT_S):
             out.write(chunk.data)
             on_progress(drain.rows)

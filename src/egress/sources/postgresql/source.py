@@ -66,6 +66,7 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
+from egress.sources.postgresql.copy_native import FLOAT_TYPES, float_fields, floats_in_c
 from egress.sources.postgresql.copy_out import copy_rendered, refuse_sql_ascii
 from egress.sources.postgresql.copy_parts import copy_parts
 from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
@@ -424,7 +425,7 @@ class PostgresSource:
     def can_copy(self, plan: ReadPlan, rendering: Rendering) -> bool:
         if rendering is Rendering.POSTGRES_CSV:
             return True  # PostgreSQL's own text of every type (SQL_ASCII: refused on copying)
-        renders = can_render_jsonl if rendering is Rendering.JSONL else can_render_csv
+        renders = can_render_jsonl if rendering is Rendering.JSONL else _can_render_csv
         # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
         return not self._is_sql_ascii() and all(renders(f.type) for f in plan.fields)
 
@@ -449,7 +450,11 @@ class PostgresSource:
                 raise read_error(exc) from exc
 
     def can_copy_csv_split(self, plan: ReadPlan, split_by: str) -> bool:
-        return self.can_copy(plan, Rendering.CSV) and can_copy_split(split_field(plan, split_by))
+        return (
+            self.can_copy(plan, Rendering.CSV)
+            and not float_fields(plan)  # the split's C loop cuts keys, not floats
+            and can_copy_split(split_field(plan, split_by))
+        )
 
     def copy_csv_split(
         self,
@@ -484,3 +489,8 @@ class PostgresSource:
 
     def interrupt(self) -> None:
         self._calls.interrupt()
+
+
+def _can_render_csv(logical: str) -> bool:
+    """Egress's CSV by ``COPY``: floats too where the C loop re-lays out their text."""
+    return can_render_csv(logical) or (logical in FLOAT_TYPES and floats_in_c())

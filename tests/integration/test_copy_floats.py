@@ -1,0 +1,121 @@
+"""Floats on the CSV COPY path: PostgreSQL writes its shortest text (``1e-05``, ``NaN``), the C
+loop lays each value out as Arrow's CSV writer does (``0.00001``, ``nan``) — the Arrow path's
+bytes, value for value, for random doubles and singles, their edges, and rows longer than a
+block. Where the C loop was not built, floats keep the Arrow path."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+import struct
+from pathlib import Path
+
+import pytest
+
+from egress.container import Container
+from egress.domain.catalog import TableRef
+from egress.domain.plan import ReadPlan
+from egress.sinks.file import FileSink
+from egress.sources.arrow_types import arrow_schema
+from egress.sources.base import Rendering
+from egress.sources.postgresql import PostgresSettings, PostgresSource, copy_native, copy_out
+from tests.conftest import PgDatabase, make_settings
+from tests.support.migrated import migrate
+
+EDGES = [
+    0.0, -0.0, 1.0, -1.5, 0.1, 1e-5, 1e-6, 1e-7, 2.5e-6, 9.999999e-7, 123456789.0, 999999999.5,
+    1e9, 1e10, 12345678901.0, 1e15, 1e16, 1e21, 1.5e300, 5e-324, 2.2250738585072014e-308,
+    1.7976931348623157e308, 2.2357217958216088e16, 0.000123, 1234567890123456789.0, math.nan,
+    math.inf, -math.inf,
+]  # fmt: skip
+# Singles: edges PostgreSQL's real can hold (no subnormals through float8, no overflow).
+SINGLE_EDGES = [v for v in EDGES if not math.isfinite(v) or v == 0 or 1.2e-38 < abs(v) < 3.4e38]
+
+
+def _doubles(n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    values = []
+    for i in range(n):
+        if i % 3 == 0:  # any bit pattern: subnormals, huge, NaN payloads
+            values.append(struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0])
+        elif i % 3 == 1:  # around the fixed / exponent switch of both layouts
+            values.append(rng.uniform(-1, 1) * 10 ** rng.randint(-9, 18))
+        else:  # a few decimals, as prices and measurements are
+            values.append(round(rng.uniform(-1e6, 1e6), rng.randint(0, 6)))
+    return values
+
+
+@pytest.fixture
+def c(tmp_path: Path) -> Container:
+    settings = make_settings(tmp_path)
+    settings.ensure_data_dir()
+    migrate(settings.resolved_database_url)
+    return Container.build(settings)
+
+
+@pytest.fixture
+def floats(pg_db: PgDatabase) -> PgDatabase:
+    doubles = EDGES + _doubles(6000, 19)
+    singles = SINGLE_EDGES + [
+        v for v in _doubles(6000, 23) if not math.isfinite(v) or 1.2e-38 < abs(v) < 3.4e38
+    ]
+    with pg_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE floats (id int PRIMARY KEY, d float8, r real, note text)")
+        cur.executemany(
+            "INSERT INTO floats VALUES (%s, %s, %s::float8::real, %s)",
+            [
+                (
+                    i,
+                    doubles[i] if i < len(doubles) else None,
+                    singles[i] if i < len(singles) else None,
+                    "x" * 10000 if i % 500 == 0 else "n",  # rows longer than a small buffer
+                )
+                for i in range(max(len(doubles), len(singles)))
+            ],
+        )
+    return pg_db
+
+
+def _render(c: Container, source: PostgresSource, plan: ReadPlan, fast: bool) -> bytes:
+    if fast:
+        out = io.BytesIO()
+        source.copy_rows(plan, out, lambda n: None, Rendering.CSV)
+        return out.getvalue()
+    key = "cmp/arrow.csv"
+    sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20, "x")
+    for batch in source.read(plan, 1000):
+        sink.write(batch)
+    sink.close()
+    return b"".join(c.storage.stream(key))
+
+
+@pytest.mark.parametrize("block_bytes", [copy_out.BLOCK_BYTES, 4096])
+def test_floats_on_the_copy_path_are_the_arrow_paths_bytes(
+    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    monkeypatch.setattr(copy_out, "BLOCK_BYTES", block_bytes)
+    settings = {"host": "127.0.0.1", "port": 5432, "database": floats.name, "user": "postgres"}
+    source = PostgresSource(PostgresSettings(**settings), {}, c.policy)
+    fields = next(t for t in source.catalog() if t.name == "floats").columns
+    plan = ReadPlan(TableRef("public", "floats"), fields, fields)
+    assert source.can_copy(plan, Rendering.CSV)
+    fast, arrow = _render(c, source, plan, True), _render(c, source, plan, False)
+    assert fast.count(b"\n") == arrow.count(b"\n") > 6000
+    assert b"0.00001" in fast and b"nan" in fast and b"2.235721795821609e+16" in fast
+    assert fast == arrow
+    source.close()
+
+
+def test_without_the_c_loop_floats_keep_the_arrow_path(
+    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(copy_native, "NATIVE", None)
+    settings = {"host": "127.0.0.1", "port": 5432, "database": floats.name, "user": "postgres"}
+    source = PostgresSource(PostgresSettings(**settings), {}, c.policy)
+    fields = next(t for t in source.catalog() if t.name == "floats").columns
+    plan = ReadPlan(TableRef("public", "floats"), fields, fields)
+    assert not source.can_copy(plan, Rendering.CSV)
+    ints = [f for f in fields if f.name in ("id", "note")]
+    assert source.can_copy(ReadPlan(TableRef("public", "floats"), ints, ints), Rendering.CSV)
+    source.close()
