@@ -28,7 +28,7 @@ from serving import BackendCpu
 PAIRS = [
     ("csv (COPY fast path)", "parallel 2: csv"),
     ("csv (csvDialect postgres)", "parallel 2: csv (csvDialect postgres)"),
-    ("csv (Arrow path)", "parallel 2: csv (Arrow path)"),
+    ("csv (+ the float)", "parallel 2: csv (+ the float)"),
     ("jsonl", "parallel 2: jsonl"),
     ("parquet", "parallel 2: parquet"),
     ("mysql: csv", "parallel 2: mysql csv"),
