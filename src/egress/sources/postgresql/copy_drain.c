@@ -208,7 +208,11 @@ long egress_float_text(const char *in, long n, int single, char *out) {
         out[w++] = '0';
         return w;
     }
-    count = shortest(digits, count, &point, single);
+    /* Only an integer can sit exactly on an interval's edge with fewer digits: a value of 2^53
+       (2^24 for a single) or more, whose edges are whole numbers; below, an edge has more
+       decimal digits than the value's shortest text. */
+    if (point >= (single ? 8 : 16))
+        count = shortest(digits, count, &point, single);
     long exponent = point - 1;
     if (exponent >= -6 && exponent < 10) {
         if (point <= 0) {
