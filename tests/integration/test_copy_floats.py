@@ -77,6 +77,13 @@ def floats(pg_db: PgDatabase) -> PgDatabase:
     return pg_db
 
 
+def _source_and_plan(c: Container, floats: PgDatabase) -> tuple[PostgresSource, ReadPlan]:
+    settings = {"host": "127.0.0.1", "port": 5432, "database": floats.name, "user": "postgres"}
+    source = PostgresSource(PostgresSettings(**settings), {}, c.policy)
+    fields = next(t for t in source.catalog() if t.name == "floats").columns
+    return source, ReadPlan(TableRef("public", "floats"), fields, fields)
+
+
 def _render(c: Container, source: PostgresSource, plan: ReadPlan, fast: bool) -> bytes:
     if fast:
         out = io.BytesIO()
@@ -95,10 +102,7 @@ def test_floats_on_the_copy_path_are_the_arrow_paths_bytes(
     c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch, block_bytes: int
 ) -> None:
     monkeypatch.setattr(copy_out, "BLOCK_BYTES", block_bytes)
-    settings = {"host": "127.0.0.1", "port": 5432, "database": floats.name, "user": "postgres"}
-    source = PostgresSource(PostgresSettings(**settings), {}, c.policy)
-    fields = next(t for t in source.catalog() if t.name == "floats").columns
-    plan = ReadPlan(TableRef("public", "floats"), fields, fields)
+    source, plan = _source_and_plan(c, floats)
     assert source.can_copy(plan, Rendering.CSV)
     fast, arrow = _render(c, source, plan, True), _render(c, source, plan, False)
     assert fast.count(b"\n") == arrow.count(b"\n") > 6000
@@ -111,11 +115,8 @@ def test_without_the_c_loop_floats_keep_the_arrow_path(
     c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(copy_native, "NATIVE", None)
-    settings = {"host": "127.0.0.1", "port": 5432, "database": floats.name, "user": "postgres"}
-    source = PostgresSource(PostgresSettings(**settings), {}, c.policy)
-    fields = next(t for t in source.catalog() if t.name == "floats").columns
-    plan = ReadPlan(TableRef("public", "floats"), fields, fields)
+    source, plan = _source_and_plan(c, floats)
     assert not source.can_copy(plan, Rendering.CSV)
-    ints = [f for f in fields if f.name in ("id", "note")]
+    ints = [f for f in plan.fields if f.name in ("id", "note")]
     assert source.can_copy(ReadPlan(TableRef("public", "floats"), ints, ints), Rendering.CSV)
     source.close()
