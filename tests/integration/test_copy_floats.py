@@ -20,6 +20,7 @@ from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import Rendering
 from egress.sources.postgresql import PostgresSettings, PostgresSource, copy_native, copy_out
+from egress.sources.postgresql import source as postgres_source
 from tests.conftest import PgDatabase, make_settings
 from tests.support.migrated import migrate
 
@@ -119,4 +120,15 @@ def test_without_the_c_loop_floats_keep_the_arrow_path(
     assert not source.can_copy(plan, Rendering.CSV)
     ints = [f for f in plan.fields if f.name in ("id", "note")]
     assert source.can_copy(ReadPlan(TableRef("public", "floats"), ints, ints), Rendering.CSV)
+    source.close()
+
+
+def test_a_server_older_than_12_keeps_floats_on_the_arrow_path(
+    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before PostgreSQL 12, extra_float_digits = 1 meant 16 significant digits, not the
+    # shortest text that reads back as the value: nothing for the C loop to lay out.
+    monkeypatch.setattr(postgres_source, "SHORTEST_FLOATS_SINCE", 10**7)
+    source, plan = _source_and_plan(c, floats)
+    assert not source.can_copy(plan, Rendering.CSV)
     source.close()

@@ -104,6 +104,10 @@ BATCH_HINT_OPTION = StatementOptions.BATCH_SIZE_HINT_BYTES.value
 TYPE_RESOLVER_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 
 
+# server_version_num from which a float's text (extra_float_digits = 1) is its shortest.
+SHORTEST_FLOATS_SINCE = 120000
+
+
 class PostgresSource:
     dialect = "postgres"
 
@@ -117,6 +121,9 @@ class PostgresSource:
         # An incremental run's snapshot transaction, between the mark and the rows.
         self._held: psycopg.Connection[Any] | Any | None = None
         self._sql_ascii: bool | None = None  # known from the first session's server_encoding
+        # PostgreSQL 12 and later write a float's shortest text (extra_float_digits = 1), which
+        # the COPY path's C loop lays out as Egress writes floats; older servers do not.
+        self._shortest_floats = False
         self._idle = IdleSession(self._psycopg, keep=policy.read_timeout_s is None)
 
     def _where(self) -> str:
@@ -172,6 +179,7 @@ class PostgresSource:
         # One round trip for all of them (a tiny run's sessions are most of its work).
         conn.execute("; ".join((*reset, *session_settings(self._policy.read_timeout_s))))
         self._sql_ascii = conn.info.parameter_status("server_encoding") == SQL_ASCII
+        self._shortest_floats = conn.info.server_version >= SHORTEST_FLOATS_SINCE
         if self._sql_ascii and self._s.sourceEncoding != "utf-8":
             # The server passes SQL_ASCII bytes unchanged: labelled with their real encoding,
             # psycopg decodes names and values as what they are.
@@ -425,9 +433,15 @@ class PostgresSource:
     def can_copy(self, plan: ReadPlan, rendering: Rendering) -> bool:
         if rendering is Rendering.POSTGRES_CSV:
             return True  # PostgreSQL's own text of every type (SQL_ASCII: refused on copying)
-        renders = can_render_jsonl if rendering is Rendering.JSONL else _can_render_csv
+        renders = can_render_jsonl if rendering is Rendering.JSONL else self._renders_csv
         # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
         return not self._is_sql_ascii() and all(renders(f.type) for f in plan.fields)
+
+    def _renders_csv(self, logical: str) -> bool:
+        """Egress's CSV by ``COPY``: floats too where the C loop re-lays out their shortest
+        text (``_is_sql_ascii`` has opened a session: ``_shortest_floats`` is known)."""
+        floats = logical in FLOAT_TYPES and floats_in_c() and self._shortest_floats
+        return can_render_csv(logical) or floats
 
     def copy_rows(
         self,
@@ -489,8 +503,3 @@ class PostgresSource:
 
     def interrupt(self) -> None:
         self._calls.interrupt()
-
-
-def _can_render_csv(logical: str) -> bool:
-    """Egress's CSV by ``COPY``: floats too where the C loop re-lays out their text."""
-    return can_render_csv(logical) or (logical in FLOAT_TYPES and floats_in_c())
