@@ -224,8 +224,8 @@ def test_copy_fast_path_writes_the_same_bytes_as_the_arrow_path(
 ) -> None:
     source = PostgresSource(PostgresSettings(**_pg_settings(pg)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
-    safe = [col for col in tables["everything"].columns if col.type not in ("time", "binary")]
-    plan = ReadPlan(TableRef("public", "everything"), safe, safe)
+    every = tables["everything"].columns  # times and binary too (2026-12-03)
+    plan = ReadPlan(TableRef("public", "everything"), every, every)
     assert source.can_copy(plan, Rendering.CSV)
 
     def render(fast: bool) -> bytes:
@@ -628,6 +628,16 @@ ODD_YEARS = [
 ]
 
 
+# Times of day with every fraction length, PostgreSQL's end of a day (24:00), and bytea whose
+# base64 is empty, short, and longer than the 76 characters PostgreSQL's encode() breaks at.
+CLOCK_TABLE = "CREATE TABLE clock (id int PRIMARY KEY, t time, t3 time(3), b bytea)"
+CLOCK_ROWS = r"""INSERT INTO clock VALUES
+ (1, '24:00:00', '12:00:00.5', '\x'), (2, '00:00:00', '23:59:59.999', '\x00ff'),
+ (3, '12:34:56.000001', '01:02:03.12', decode(repeat('ab01', 100), 'hex')),
+ (4, '23:59:59.99999', '00:00:00.001', '\x3e3f'), (5, NULL, NULL, NULL),
+ (6, '06:07:08.1234', NULL, NULL)"""
+
+
 @pytest.fixture
 def special(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.connect() as conn:
@@ -642,6 +652,8 @@ def special(pg_db: PgDatabase) -> PgDatabase:
         for i, (stamp, day) in enumerate(ODD_YEARS):
             conn.execute("INSERT INTO odd VALUES (%s, %s, %s, %s)", (i, stamp, stamp, day))
         conn.execute("INSERT INTO odd VALUES (%s, NULL, NULL, NULL)", (len(ODD_YEARS),))
+        conn.execute(CLOCK_TABLE)
+        conn.execute(CLOCK_ROWS)
     return pg_db
 
 
@@ -671,6 +683,40 @@ def test_postgres_infinity_fails_a_parquet_run_naming_the_column(
     assert run.error_message == (
         "column 'a' holds 'infinity', which Parquet cannot represent; export it as CSV or"
         " JSONL, or filter it out with a whereClause"
+    )
+
+
+def test_the_end_of_a_day_is_24_00_in_text_and_fails_parquet(
+    c: Container, special: PgDatabase
+) -> None:
+    """PostgreSQL's ``time '24:00'`` (Arrow's text of it was "<value out of range: …>", in a
+    COMPLETED run): ``24:00:00.000000`` in CSV and JSONL; Parquet's TIME cannot hold it."""
+    settings = _pg_settings(special)
+    run, data = extract_once(c, "postgresql", settings, "clock", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    lines = data.decode().splitlines()
+    assert lines[:3] == [
+        '"id","t","t3","b"',
+        '1,"24:00:00.000000","12:00:00.500000",""',
+        '2,"00:00:00.000000","23:59:59.999000","AP8="',
+    ]
+    assert (
+        lines[3].split(",")[3] == '"' + base64.b64encode(bytes.fromhex("ab01" * 100)).decode() + '"'
+    )
+    assert lines[5] == "5,,,"
+    run, data = extract_once(c, "postgresql", settings, "clock", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert strict_json_lines(data)[0] == {
+        "id": 1,
+        "t": "24:00:00.000000",
+        "t3": "12:00:00.500000",
+        "b": "",
+    }
+    run, data = extract_once(c, "postgresql", settings, "clock", "parquet")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "column 't' holds a time of day at or past 24:00:00, which Parquet cannot represent;"
+        " export it as CSV or JSONL, or filter it out with a whereClause"
     )
 
 
@@ -758,7 +804,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     fmt = str(rendering)
-    for name in ("inf", "special", "odd"):
+    for name in ("inf", "special", "odd", "clock"):
         fields = [
             col
             for col in tables[name].columns

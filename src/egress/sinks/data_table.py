@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal
-from egress.sinks.writers import refuse_infinities
+from egress.sinks.writers import refuse_unrepresentable
 from egress.sources.arrow_types import PYTHON_YEARS, arrow_schema, column_outside_years
 from egress.sources.rows import bounded_rows, rows_to_batch
 
@@ -158,7 +158,7 @@ class Warehouse:
         return stage
 
     def _insert(self, conn: Connection, stage: sa.Table, batch: pa.RecordBatch) -> None:
-        refuse_infinities(batch, "a data table")
+        refuse_unrepresentable(batch, "a data table")
         _refuse_years_beyond_python(batch)
         names = batch.schema.names
         columns = [_values(col) for col in batch.columns]

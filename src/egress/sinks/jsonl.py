@@ -34,7 +34,8 @@ from egress.sinks.render import (
     json_renderer,
     json_timestamp_format,
     plain_decimals,
-    refuse_years_beyond_text,
+    refuse_beyond_text,
+    time_text,
     timestamp_text,
 )
 from egress.sources.arrow_types import infinity_masks
@@ -127,7 +128,7 @@ def renderer_for(field: pa.Field) -> Render:
     if pa.types.is_date(t):
         return lambda col: content(date_text(col))
     if pa.types.is_time(t):
-        return lambda col: content(pc.cast(col, pa.string()))
+        return lambda col: content(time_text(col))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         # Also decimals and UUIDs as text: a SQLite column so declared may hold any text.
         return strings
@@ -141,7 +142,7 @@ class JsonlWriter:
         self._keys = keys(schema.names)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        refuse_years_beyond_text(batch)
+        refuse_beyond_text(batch)
         for offset in range(0, batch.num_rows, JSONL_SLICE_ROWS):
             self._write_slice(batch.slice(offset, JSONL_SLICE_ROWS))
 

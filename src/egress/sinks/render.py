@@ -14,7 +14,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress.sources.arrow_types import TEXT_YEARS, column_outside_years, infinity_masks
+from egress.sources.arrow_types import (
+    TEXT_YEARS,
+    column_outside_years,
+    column_past_day,
+    day_end,
+    infinity_masks,
+    time_ticks,
+)
 
 _END = sys.maxsize  # a position past the end of any string
 
@@ -26,9 +33,10 @@ def base64_column(col: pa.Array) -> pa.Array:
     )
 
 
-def refuse_years_beyond_text(batch: pa.RecordBatch) -> None:
+def refuse_beyond_text(batch: pa.RecordBatch) -> None:
     """Fail, naming the column, rather than write Arrow's "<value out of range>" text for a
-    date or timestamp outside years -32767 to 32767."""
+    date or timestamp outside years -32767 to 32767 or a time of day outside 00:00:00 to
+    24:00:00 (only a file can hold one)."""
     name = column_outside_years(batch, TEXT_YEARS)
     if name is not None:
         raise ValueError(
@@ -36,6 +44,25 @@ def refuse_years_beyond_text(batch: pa.RecordBatch) -> None:
             " Egress cannot write as text; export it as Parquet, or filter it out with a"
             " whereClause"
         )
+    name = column_past_day(batch, end=False)
+    if name is not None:
+        raise ValueError(
+            f"column {name!r} holds a time of day outside 00:00:00 to 24:00:00, which Egress"
+            " cannot write as text; filter it out with a whereClause"
+        )
+
+
+def time_text(col: pa.Array) -> pa.Array:
+    """Times of day as Arrow prints them (``HH:MM:SS.ffffff`` for microseconds), and
+    PostgreSQL's end of a day as ``24:00:00.000000``, which Arrow prints "<value out of range>"
+    (``refuse_beyond_text`` has refused later times)."""
+    text = pc.cast(col, pa.string())
+    ticks = time_ticks(col)
+    end = day_end(col.type)
+    if not pc.any(pc.equal(ticks, end)).as_py():
+        return text
+    midnight = pc.cast(pa.array([0], col.type), pa.string())[0].as_py()
+    return pc.if_else(pc.equal(ticks, end), "24" + midnight[2:], text)
 
 
 def date_text(col: pa.Array) -> pa.Array:
@@ -141,7 +168,7 @@ def json_renderer(field: pa.Field) -> Callable[[pa.Array], list[Any]]:
     if pa.types.is_date(t):
         return lambda col: date_text(col).to_pylist()
     if pa.types.is_time(t):
-        return lambda col: pc.cast(col, pa.string()).to_pylist()
+        return lambda col: time_text(col).to_pylist()
     if pa.types.is_duration(t):
         return lambda col: duration_column(col).to_pylist()
     if pa.types.is_binary(t):

@@ -3,13 +3,15 @@
 Value rendering rules (the same for every source):
 - CSV: RFC 4180 via Arrow's writer; header quoted; NULL is an empty field, an empty string is "";
   timestamps ``YYYY-MM-DD HH:MM:SS.ffffff`` (``Z`` suffix when time-zoned, always UTC) and dates
-  as quoted text (``"infinity"``/``"-infinity"`` for PostgreSQL's infinite values); durations
+  as quoted text (``"infinity"``/``"-infinity"`` for PostgreSQL's infinite values); times of
+  day quoted ``HH:MM:SS.ffffff`` (``24:00:00.000000``: PostgreSQL's end of a day); durations
   ``[-]HH:MM:SS.ffffff``; binary values as base64; lists as JSON array text.
 - JSONL: one object per line, strict JSON; timestamps ISO 8601 (``Z`` when time-zoned), decimals
   as strings, binary as base64, JSON columns embedded as JSON, lists as arrays; float NaN and
   infinities as the strings "NaN", "Infinity", "-Infinity".
 - Parquet: zstd-compressed, Arrow types kept (decimals as DECIMAL, timestamps in µs, lists as
-  LIST); an infinite date or timestamp fails the run (Parquet has no value for it); dictionary
+  LIST); an infinite date or timestamp, or a time of 24:00, fails the run (Parquet has no value
+  for it); dictionary
   encoding only for columns whose first rows repeat their values.
 """
 
@@ -30,9 +32,10 @@ from egress.sinks.render import (
     duration_column,
     json_list_column,
     json_renderer,
-    refuse_years_beyond_text,
+    refuse_beyond_text,
+    time_text,
 )
-from egress.sources.arrow_types import can_be_infinite, first_infinity
+from egress.sources.arrow_types import can_be_infinite, column_past_day, first_infinity
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -60,6 +63,8 @@ def _csv_text(field: pa.Field) -> Callable[[pa.Array], pa.Array] | None:
         return date_text
     if pa.types.is_duration(t):
         return duration_column
+    if pa.types.is_time(t):
+        return time_text
     if pa.types.is_list(t):
         render = json_renderer(field)
         return lambda col: json_list_column(col, render)
@@ -79,7 +84,7 @@ class CsvWriter:
         self._writer = pacsv.CSVWriter(out, self._schema, write_options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        refuse_years_beyond_text(batch)
+        refuse_beyond_text(batch)
         columns = [
             c if text is None else text(c)
             for c, text in zip(batch.columns, self._text, strict=True)
@@ -94,15 +99,24 @@ class CsvWriter:
         self._writer.close()
 
 
-def refuse_infinities(batch: pa.RecordBatch, target: str) -> None:
-    """Fail, naming the column and the value, when ``target`` cannot hold an infinite date."""
+def refuse_unrepresentable(batch: pa.RecordBatch, target: str) -> None:
+    """Fail, naming the column and the value, when ``target`` cannot hold an infinite date or
+    a time of day at or past 24:00:00 (PostgreSQL's end of a day: no Parquet reader's time
+    type holds it)."""
     for field, col in zip(batch.schema, batch.columns, strict=True):
         value = first_infinity(col)
         if value is not None:
-            raise ValueError(
-                f"column {field.name!r} holds {value!r}, which {target} cannot represent;"
-                " export it as CSV or JSONL, or filter it out with a whereClause"
-            )
+            _refuse(field.name, repr(value), target)
+    name = column_past_day(batch, end=True)
+    if name is not None:
+        _refuse(name, "a time of day at or past 24:00:00", target)
+
+
+def _refuse(name: str, value: str, target: str) -> None:
+    raise ValueError(
+        f"column {name!r} holds {value}, which {target} cannot represent;"
+        " export it as CSV or JSONL, or filter it out with a whereClause"
+    )
 
 
 # A column is dictionary-encoded when its first rows repeat values at least this many times
@@ -151,7 +165,7 @@ class ParquetWriter:
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         for batch in batches:
-            refuse_infinities(batch, "Parquet")
+            refuse_unrepresentable(batch, "Parquet")
         writer = self._open(batches[0] if batches else None)
         writer.write_table(pa.Table.from_batches(batches, self._schema), row_group_size=1 << 30)
 

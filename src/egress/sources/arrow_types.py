@@ -128,6 +128,37 @@ def _outside_years(col: pa.Array, years: tuple[int, int]) -> bool:
     return pc.any(outside).as_py() is True
 
 
+def day_end(t: pa.DataType) -> int:
+    """24:00:00 in a time type's unit: PostgreSQL's end of a day (``time '24:00'``), which
+    Arrow's text of a time (and its validation) puts out of range."""
+    return _PER_DAY[t.unit]
+
+
+def time_ticks(col: pa.Array) -> pa.Array | None:
+    """A time column's (or a list's items') values as integers in its unit; None otherwise."""
+    if pa.types.is_list(col.type):
+        return time_ticks(col.flatten())
+    if not pa.types.is_time(col.type):
+        return None
+    return col.view(pa.int64() if col.type.bit_width == 64 else pa.int32())
+
+
+def column_past_day(batch: pa.RecordBatch, *, end: bool) -> str | None:
+    """The first time column holding a time of day outside 00:00:00 to 24:00:00, or (``end``)
+    24:00:00 itself; None if none does."""
+    for field, col in zip(batch.schema, batch.columns, strict=True):
+        ticks = time_ticks(col)
+        if ticks is None:
+            continue
+        item = col.type.value_type if pa.types.is_list(col.type) else col.type
+        last = day_end(item) - (1 if end else 0)
+        bounds = pc.min_max(ticks)
+        lowest, highest = bounds["min"].as_py(), bounds["max"].as_py()
+        if lowest is not None and (lowest < 0 or highest > last):
+            return str(field.name)
+    return None
+
+
 def logical_from_arrow(t: pa.DataType) -> str:
     """The logical type of an Arrow type a driver or file reader reports (best fit)."""
     if isinstance(t, pa.ExtensionType):

@@ -145,7 +145,17 @@ def raw_text_sql(field: ColumnInfo) -> exp.Expression:
 
 
 # Types the COPY fast path renders exactly as Egress's Arrow CSV writer does.
-COPY_SAFE = {"boolean", "int16", "int32", "int64", "date", "timestamp", "timestamptz"}
+COPY_SAFE = {
+    "boolean",
+    "int16",
+    "int32",
+    "int64",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "binary",
+}
 
 
 def can_render_csv(logical: str) -> bool:
@@ -154,16 +164,18 @@ def can_render_csv(logical: str) -> bool:
 
 
 # Quoted by Arrow's CSV writer (it writes them as text: an infinite one is a word).
-COPY_QUOTED = AS_TEXT | {"date", "timestamp", "timestamptz"}
+COPY_QUOTED = AS_TEXT | {"date", "time", "timestamp", "timestamptz", "binary"}
 
 
 # The years whose ISO text (DateStyle ISO) is ``YYYY-MM-DD HH:MI:SS[.f…]``: other timestamps
 # (BC, five-digit years) are rendered by ``to_char`` after their ISO year, which is exact but
 # costs the server about as much as the rest of the COPY; infinities are words.
 _PLAIN_YEARS = ("0001-01-01 00:00:00", "10000-01-01 00:00:00")
-# PostgreSQL's text of a timestamp drops trailing zeros of the fraction: what each length
-# lacks of Egress's six digits (19: whole seconds; 20 never occurs).
-_FRACTION_PADDING = {19: ".000000", 21: "00000", 22: "0000", 23: "000", 24: "00", 25: "0"}
+# PostgreSQL's text of a time of day drops trailing zeros of the fraction: what each length
+# lacks of Egress's six digits (8: whole seconds, ``HH:MI:SS``; 9 never occurs). A
+# timestamp's text is its date's 11 characters longer.
+_FRACTION_PADDING = {8: ".000000", 10: "00000", 11: "0000", 12: "000", 13: "00", 14: "0"}
+_DATE_AND_SPACE = 11
 
 
 def _iso_year(value: exp.Expression) -> exp.Expression:
@@ -204,6 +216,38 @@ def _odd_year(value: exp.Expression, rest: str) -> exp.Expression:
     )
 
 
+def _six_digits(text: exp.Expression, before_time: int, suffix: str = "") -> exp.Expression:
+    """``text`` (a time of day ``before_time`` characters in) padded to six fraction digits
+    by its byte length, then ``suffix``: a simple CASE, cheap for the server."""
+    return exp.Case(
+        this=exp.Anonymous(this="octet_length", expressions=[text.copy()]),
+        ifs=[
+            exp.If(
+                this=exp.Literal.number(before_time + length),
+                true=exp.DPipe(this=text.copy(), expression=exp.Literal.string(pad + suffix)),
+            )
+            for length, pad in _FRACTION_PADDING.items()
+        ],
+        default=exp.DPipe(this=text.copy(), expression=exp.Literal.string(suffix))
+        if suffix
+        else text,
+    )
+
+
+def time_sql(field: ColumnInfo) -> exp.Expression:
+    """``HH:MI:SS.ffffff``, ``24:00:00.000000`` for the end of a day (as ``sinks.render``)."""
+    return _six_digits(exp.cast(column(field.name), "TEXT"), 0)
+
+
+def base64_sql(field: ColumnInfo) -> exp.Expression:
+    """Base64 on one line: PostgreSQL's ``encode`` breaks it every 76 characters."""
+    encoded = exp.Anonymous(
+        this="encode", expressions=[column(field.name), exp.Literal.string("base64")]
+    )
+    newline = exp.Anonymous(this="chr", expressions=[exp.Literal.number(10)])
+    return exp.Anonymous(this="translate", expressions=[encoded, newline, exp.Literal.string("")])
+
+
 def timestamp_sql(field: ColumnInfo) -> exp.Expression:
     """``YYYY-MM-DD HH:MI:SS.ffffff`` (``Z`` when time-zoned, in UTC): the value's own text
     padded to six fraction digits by its byte length (a simple CASE, cheap for the server),
@@ -212,18 +256,7 @@ def timestamp_sql(field: ColumnInfo) -> exp.Expression:
     utc = field.type == "timestamptz"
     wall = exp.AtTimeZone(this=col.copy(), zone=exp.Literal.string("UTC")) if utc else col.copy()
     zone = "Z" if utc else ""
-    text = exp.cast(wall.copy(), "TEXT")
-    padded = exp.Case(
-        this=exp.Anonymous(this="octet_length", expressions=[text.copy()]),
-        ifs=[
-            exp.If(
-                this=exp.Literal.number(length),
-                true=exp.DPipe(this=text.copy(), expression=exp.Literal.string(pad + zone)),
-            )
-            for length, pad in _FRACTION_PADDING.items()
-        ],
-        default=exp.DPipe(this=text.copy(), expression=exp.Literal.string(zone)) if utc else text,
-    )
+    padded = _six_digits(exp.cast(wall.copy(), "TEXT"), _DATE_AND_SPACE, zone)
     low, high = (
         exp.cast(exp.Literal.string(f"{t}+00" if utc else t), "TIMESTAMPTZ" if utc else "TIMESTAMP")
         for t in _PLAIN_YEARS
@@ -266,6 +299,10 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
         return timestamp_sql(field)
     if field.type == "date":
         return date_sql(field)
+    if field.type == "time":
+        return time_sql(field)
+    if field.type == "binary":
+        return base64_sql(field)
     return arrow_path_sql(field)
 
 
