@@ -11,8 +11,7 @@ Value rendering rules (the same for every source):
   infinities as the strings "NaN", "Infinity", "-Infinity".
 - Parquet: zstd-compressed, Arrow types kept (decimals as DECIMAL, timestamps in µs, lists as
   LIST); an infinite date or timestamp, or a time of 24:00, fails the run (Parquet has no value
-  for it); dictionary
-  encoding only for columns whose first rows repeat their values.
+  for it); dictionary encoding only for columns whose first rows repeat their values.
 """
 
 from __future__ import annotations
