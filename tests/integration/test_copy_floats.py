@@ -10,18 +10,27 @@ import math
 import random
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from egress.container import Container
 from egress.domain.catalog import TableRef
+from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import Rendering
-from egress.sources.postgresql import PostgresSettings, PostgresSource, copy_native, copy_out
+from egress.sources.postgresql import (
+    PostgresSettings,
+    PostgresSource,
+    copy_native,
+    copy_out,
+    copy_split,
+)
 from egress.sources.postgresql import source as postgres_source
 from tests.conftest import PgDatabase, make_settings
+from tests.integration.test_split_copy import _parts as split_parts
 from tests.support.migrated import migrate
 
 EDGES = [
@@ -30,6 +39,8 @@ EDGES = [
     1.7976931348623157e308, 2.2357217958216088e16, 0.000123, 1234567890123456789.0, math.nan,
     math.inf, -math.inf,
 ]  # fmt: skip
+# A split's keys: quoted (a comma, the empty text), plain, NULL.
+SPLIT_KEYS = ["a,b", "k1", "", None]
 # Singles: edges PostgreSQL's real can hold (no subnormals through float8, no overflow).
 SINGLE_EDGES = [v for v in EDGES if not math.isfinite(v) or v == 0 or 1.2e-38 < abs(v) < 3.4e38]
 
@@ -62,15 +73,16 @@ def floats(pg_db: PgDatabase) -> PgDatabase:
         v for v in _doubles(6000, 23) if not math.isfinite(v) or 1.2e-38 < abs(v) < 3.4e38
     ]
     with pg_db.connect() as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE floats (id int PRIMARY KEY, d float8, r real, note text)")
+        cur.execute("CREATE TABLE floats (id int PRIMARY KEY, d float8, r real, note text, k text)")
         cur.executemany(
-            "INSERT INTO floats VALUES (%s, %s, %s::float8::real, %s)",
+            "INSERT INTO floats VALUES (%s, %s, %s::float8::real, %s, %s)",
             [
                 (
                     i,
                     doubles[i] if i < len(doubles) else None,
                     singles[i] if i < len(singles) else None,
                     "x" * 10000 if i % 500 == 0 else "n",  # rows longer than a small buffer
+                    SPLIT_KEYS[i % len(SPLIT_KEYS)],
                 )
                 for i in range(max(len(doubles), len(singles)))
             ],
@@ -132,3 +144,38 @@ def test_a_server_older_than_12_keeps_floats_on_the_arrow_path(
     source, plan = _source_and_plan(c, floats)
     assert not source.can_copy(plan, Rendering.CSV)
     source.close()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        None,  # the key is a field of the row, after the floats
+        ["id", "note", "r", "d"],  # the key left out of the files: a leading field, cut off
+    ],
+)
+def test_a_split_with_floats_copies_the_arrow_paths_parts(
+    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch, fields: list[str] | None
+) -> None:
+    """Blocks of 2 KiB (rows of 10 KB are handed over alone, their floats re-laid out in
+    Python): every part the Arrow path's, byte for byte."""
+    monkeypatch.setattr(copy_split, "BLOCK_BYTES", 2048)
+    ws = c.workspaces.ensure_workspace("t")
+    settings = {"host": "127.0.0.1", "port": 5432, "database": floats.name, "user": "postgres"}
+    conn = c.connections.create(ws, "pg", "postgresql", settings, None)
+    c.services.catalog.discover(ws, conn.id)
+    page = c.templates.list_page(ws, conn.id, PageRequest(0, 100))
+    tpl = next(t.id for t in page.items if t.name.endswith("floats"))
+    copied: list[str] = []
+    real = PostgresSource.copy_csv_split
+
+    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
+        copied.append(args[1])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    by_copy = split_parts(c, ws, tpl, "k", fields, "by_copy")
+    assert copied == ["k"]
+    monkeypatch.setattr(PostgresSource, "can_copy_csv_split", lambda *_: False)
+    assert by_copy == split_parts(c, ws, tpl, "k", fields, "by_arrow")
+    assert {p[0] for p in by_copy.values()} == set(SPLIT_KEYS)
+    assert any(b"2.235721795821609e+16" in p[3] for p in by_copy.values())

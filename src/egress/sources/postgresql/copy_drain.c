@@ -32,7 +32,8 @@ struct egress_block {
     long ends_capacity;
     long ends_used;
     /* Keyed (a split CSV; ends too): each row's field `key_field`, its key, goes to keys, and
-       the row to data; with strip_key (a leading key field of its own), the rest after it. */
+       the row to data; with strip_key (a leading key field of its own), the rest after it
+       (the float fields below count from there). */
     char *keys;
     long *key_ends; /* where each row's key ends in keys */
     long keys_used;
@@ -302,23 +303,20 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
                 return HELD;
             }
             b->last = b->used;
+            long start = 0, end = 0, from = 0;
             if (b->keys != NULL) {
-                long start, end;
                 int found = field_bounds(row, size, b->key_field, &start, &end);
                 if (found < 0 || (b->strip_key && (end >= size || row[end] != ','))) {
                     b->held = row;
                     b->held_size = size;
                     return NO_KEY;
                 }
-                memcpy(b->keys + b->keys_used, row + start, (size_t)(end - start));
-                b->keys_used += end - start;
-                b->key_ends[b->ends_used] = b->keys_used;
-                long from = b->strip_key ? end + 1 : 0;
-                memcpy(b->data + b->used, row + from, (size_t)(size - from));
-                b->used += size - from;
-            } else if (b->float_count > 0) {
-                long n = egress_copy_floats(row, size, b->float_fields, b->float_count,
-                                     b->data + b->used);
+                from = b->strip_key ? end + 1 : 0;
+            }
+            /* The row (a stripped key's rest): float fields count from where it starts. */
+            if (b->float_count > 0) {
+                long n = egress_copy_floats(row + from, size - from, b->float_fields,
+                                            b->float_count, b->data + b->used);
                 if (n < 0) {
                     b->held = row;
                     b->held_size = size;
@@ -326,8 +324,13 @@ int egress_copy_drain(void *conn, const struct egress_libpq *pq, struct egress_b
                 }
                 b->used += n;
             } else {
-                memcpy(b->data + b->used, row, (size_t)size);
-                b->used += size;
+                memcpy(b->data + b->used, row + from, (size_t)(size - from));
+                b->used += size - from;
+            }
+            if (b->keys != NULL) {
+                memcpy(b->keys + b->keys_used, row + start, (size_t)(end - start));
+                b->keys_used += end - start;
+                b->key_ends[b->ends_used] = b->keys_used;
             }
             pq->freemem(row);
             b->rows += 1;

@@ -210,7 +210,6 @@ class CopyDrain:
             self._block.keys = _address(self._keys)
             self._block.key_ends = self._key_ends.buffer_info()[0]
             self._block.key_field, self._block.strip_key = key.field, key.strip
-        assert not (floats and key), "a split COPY carries no float column"
         self._floats = array("q", floats)
         if floats:
             self._block.float_fields = self._floats.buffer_info()[0]
@@ -243,16 +242,24 @@ class CopyDrain:
                 row = ctypes.string_at(block.held, block.held_size)
                 self._native.free(block.held)
                 block.held, block.rows = None, block.rows + 1
-                if status == HELD and self._floats:
-                    row = self._relaid(row)
                 if status != HELD:
                     raise psycopg.DataError(f"a COPY row Egress cannot read: {row[:80]!r}")
-                self.last = row
-                yield Chunk(row) if self._key is None else keyed_rows([row], self._key)
+                yield self._held(row)
             due = time.monotonic() + report_s
 
+    def _held(self, row: bytes) -> Chunk:
+        """A row too long for the block as the C loop would have handed it over."""
+        if self._key is None:
+            self.last = self._relaid(row)
+            return Chunk(self.last)
+        key, rest = _key_and_row(row, self._key)
+        return keyed_chunk([(key, self._relaid(rest))])
+
     def _relaid(self, row: bytes) -> bytes:
-        """A held row with its floats re-laid out (as the C loop does with the others)."""
+        """A held row (a stripped key's rest) with its floats re-laid out (as the C loop does
+        with the others)."""
+        if not self._floats:
+            return row
         out = ctypes.create_string_buffer(len(row) + FLOAT_GROWTH * len(self._floats))
         floats = self._floats.buffer_info()[0]
         size = self._native.copy_floats(row, len(row), floats, len(self._floats), out)
@@ -342,7 +349,11 @@ class PythonDrain:
 def keyed_rows(rows: list[bytes], key: Key) -> Chunk:
     """Whole rows as the C loop hands them over keyed: the rows (or rests), the keys, where
     each ends."""
-    cut = [_key_and_row(row, key) for row in rows]
+    return keyed_chunk([_key_and_row(row, key) for row in rows])
+
+
+def keyed_chunk(cut: list[tuple[bytes, bytes]]) -> Chunk:
+    """Rows cut into (key, row) as a keyed chunk."""
     keys, kept = tuple(k for k, _ in cut), tuple(r for _, r in cut)
     return Chunk(b"".join(kept), _ends(kept), b"".join(keys), _ends(keys))
 

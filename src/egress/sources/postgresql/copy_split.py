@@ -34,7 +34,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql
 from egress.sources.base import ProgressFn
 from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
-from egress.sources.postgresql.copy_native import QUOTE, Chunk, Key, open_drain
+from egress.sources.postgresql.copy_native import QUOTE, Chunk, Key, float_fields, open_drain
 from egress.sources.postgresql.copy_out import (
     BLOCK_BYTES,
     REPORT_S,
@@ -65,24 +65,25 @@ def split_field(plan: ReadPlan, split_by: str) -> ColumnInfo:
 
 def split_statement(
     select_sql: Callable[[ColumnSql], str], plan: ReadPlan, output: list[str], split_by: str
-) -> tuple[str, Key]:
-    """The COPY of ``plan``'s rows as Egress's CSV of the ``output`` columns, and where each
+) -> tuple[str, Key, list[int]]:
+    """The COPY of ``plan``'s rows as Egress's CSV of the ``output`` columns, where each
     row holds its key: the split column's own field when the files have it, else a leading
-    field of its own (``plan`` reads it even when the files leave it out), cut off."""
+    field of its own (``plan`` reads it even when the files leave it out), cut off; and the
+    float fields of the row (after that key) for the C loop to re-lay out."""
     out_plan = replace(plan, fields=[f for f in plan.fields if f.name in output])
+    floats = float_fields(out_plan)
     options = f"(FORMAT csv{force_quote(out_plan)})"
     if split_by in output:
-        return f"COPY ({select_sql(copy_sql)}) TO STDOUT WITH {options}", Key(
-            output.index(split_by), strip=False
-        )
-    key = f"q.{_name(split_by)}"  # what copy_sql made of it: the Arrow path's text
+        key = Key(output.index(split_by), strip=False)
+        return f"COPY ({select_sql(copy_sql)}) TO STDOUT WITH {options}", key, floats
+    value = f"q.{_name(split_by)}"  # what copy_sql made of it: the Arrow path's text
     columns = ", ".join(f"q.{_name(n)}" for n in output)
     # A name of its own: FORCE_QUOTE names columns, and the first of a name would take it.
     alias = KEY_ALIAS
     while alias in output:
         alias += "_"
-    query = f"SELECT {key} AS {_name(alias)}, {columns} FROM ({select_sql(copy_sql)}) AS q"
-    return f"COPY ({query}) TO STDOUT WITH {options}", Key(0, strip=True)
+    query = f"SELECT {value} AS {_name(alias)}, {columns} FROM ({select_sql(copy_sql)}) AS q"
+    return f"COPY ({query}) TO STDOUT WITH {options}", Key(0, strip=True), floats
 
 
 def copy_split(
@@ -97,7 +98,7 @@ def copy_split(
     """``plan``'s rows of the ``output`` columns as Egress's CSV, each part's rows (after a
     header) to ``open_part``'s stream for its value of ``split_by``; the rows of each value.
     Raises ``psycopg.Error``, and whatever ``open_part`` raises (too many parts)."""
-    statement, key = split_statement(select_sql, plan, output, split_by)
+    statement, key, floats = split_statement(select_sql, plan, output, split_by)
     pg = conn.pgconn
     encoding = conn.info.encoding
     pg.send_query(statement.encode(encoding))
@@ -106,7 +107,7 @@ def copy_split(
     router = _Router(parts)
     try:
         expect_status(pg, next_result(pg), pq.ExecStatus.COPY_OUT, encoding)
-        drain = open_drain(pg, BLOCK_BYTES, key)
+        drain = open_drain(pg, BLOCK_BYTES, key, floats)
         due = time.monotonic() + REPORT_S
         for chunk in drain.chunks(REPORT_S):
             router.route(chunk)

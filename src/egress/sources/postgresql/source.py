@@ -66,7 +66,7 @@ from egress.sources.postgresql.connect import (
     connect_error_class,
     first_line,
 )
-from egress.sources.postgresql.copy_native import FLOAT_TYPES, float_fields, floats_in_c
+from egress.sources.postgresql.copy_native import FLOAT_TYPES, floats_in_c
 from egress.sources.postgresql.copy_out import copy_rendered, refuse_sql_ascii
 from egress.sources.postgresql.copy_parts import copy_parts
 from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
@@ -464,11 +464,7 @@ class PostgresSource:
                 raise read_error(exc) from exc
 
     def can_copy_csv_split(self, plan: ReadPlan, split_by: str) -> bool:
-        return (
-            self.can_copy(plan, Rendering.CSV)
-            and not float_fields(plan)  # the split's C loop cuts keys, not floats
-            and can_copy_split(split_field(plan, split_by))
-        )
+        return self.can_copy(plan, Rendering.CSV) and can_copy_split(split_field(plan, split_by))
 
     def copy_csv_split(
         self,
