@@ -63,6 +63,7 @@ CASES: dict[str, tuple[str, list[str], str | None, str, int]] = {
     "parquet": ("parquet", [], None, "postgresql", 1),
     "parquet split by region (8)": ("parquet", [], "region", "postgresql", 1),
     "csv split by region (8)": ("csv", [], "region", "postgresql", 1),
+    "csv split by region (8, + the float)": ("csv", ["weight"], "region", "postgresql", 1),
     "files: parquet folder → csv": ("csv", [], None, "files", 1),
     "files: parquet folder → parquet": ("parquet", [], None, "files", 1),
     "mysql: csv": ("csv", [], None, "mysql", 1),
@@ -82,12 +83,14 @@ POSTGRES_DIALECT_CASES = {
 }
 # psql again, just before each CSV/JSONL case: a shared machine's load moves within a run.
 PSQL_AGAIN = "psql \\copy CSV (again, just before)"
+# ... and with the float column too, just before each case that copies it: the same columns.
+PSQL_FLOAT = "psql \\copy CSV + the float (just before)"
 LONG_POLL_S = 30  # each status read waits up to this long for the status to change
 REFERENCES = {
     "csv (COPY fast path)": PSQL_AGAIN,
-    "csv (+ the float)": PSQL_AGAIN,
+    "csv (+ the float)": PSQL_FLOAT,
     "csv (csvDialect postgres)": PSQL_AGAIN,
-    "csv (csvDialect postgres, + the float)": PSQL_AGAIN,
+    "csv (csvDialect postgres, + the float)": PSQL_FLOAT,
     "jsonl": PSQL_AGAIN,
     "parquet": "ADBC → pyarrow Parquet (raw Python)",
     "files: parquet folder → csv": "DuckDB folder → CSV (2 threads)",
@@ -247,6 +250,8 @@ def time_reference(case: str, work: Path, lake: Path | None) -> float:
         return adbc_parquet(work / "reference.parquet")
     if REFERENCES[case] == PSQL_AGAIN:
         return psql_copy(work / "psql-again.csv")
+    if REFERENCES[case] == PSQL_FLOAT:
+        return psql_copy(work / "psql-float.csv", ("weight",))
     if case == "mysql: csv":
         return mariadb_batch(work / "mariadb.tsv")
     assert lake is not None
@@ -307,6 +312,7 @@ def run_case(on: Served, case: str, fields: list[str]) -> tuple[float, int, int,
 RELATIVE = {
     "parquet split by region (8)": ("parquet", "time"),
     "csv split by region (8)": ("csv (COPY fast path)", "time"),
+    "csv split by region (8, + the float)": ("csv (+ the float)", "time"),
     "parallel 2: csv": ("csv (COPY fast path)", "speed-up"),
     "parallel 2: csv (+ the float)": ("csv (+ the float)", "speed-up"),
     "parallel 2: csv (csvDialect postgres)": ("csv (csvDialect postgres)", "speed-up"),

@@ -35,6 +35,7 @@ PAIRS = [
 ]
 SPLIT_PAIRS = [
     ("csv (COPY fast path)", "csv split by region (8)"),
+    ("csv (+ the float)", "csv split by region (8, + the float)"),
     ("parquet", "parquet split by region (8)"),
 ]
 

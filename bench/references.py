@@ -28,7 +28,9 @@ COLUMNS = (
 DECIMAL = pa.decimal128(12, 2)
 
 
-def psql_copy(out: Path) -> float:
+def psql_copy(out: Path, extra: tuple[str, ...] = ()) -> float:
+    """``psql \\copy`` of the benchmark's columns (and ``extra`` ones) into a CSV file."""
+    columns = ", ".join([COLUMNS, *extra])
     started = time.perf_counter()
     subprocess.run(
         [
@@ -41,7 +43,7 @@ def psql_copy(out: Path) -> float:
             DB,
             "-q",
             "-c",
-            f"\\copy (SELECT {COLUMNS} FROM orders) TO '{out}' CSV HEADER",
+            f"\\copy (SELECT {columns} FROM orders) TO '{out}' CSV HEADER",
         ],
         check=True,
     )

@@ -97,13 +97,20 @@ def _source_and_plan(c: Container, floats: PgDatabase) -> tuple[PostgresSource, 
     return source, ReadPlan(TableRef("public", "floats"), fields, fields)
 
 
-def _render(c: Container, source: PostgresSource, plan: ReadPlan, fast: bool) -> bytes:
+def _render(
+    c: Container,
+    source: PostgresSource,
+    plan: ReadPlan,
+    fast: bool,
+    rendering: Rendering = Rendering.CSV,
+) -> bytes:
     if fast:
         out = io.BytesIO()
-        source.copy_rows(plan, out, lambda n: None, Rendering.CSV)
+        source.copy_rows(plan, out, lambda n: None, rendering)
         return out.getvalue()
-    key = "cmp/arrow.csv"
-    sink = FileSink(c.storage, key, "csv", "none", arrow_schema(plan.fields), 1 << 20, "x")
+    fmt = str(rendering)
+    key = f"cmp/arrow.{fmt}"
+    sink = FileSink(c.storage, key, fmt, "none", arrow_schema(plan.fields), 1 << 20, "x")
     for batch in source.read(plan, 1000):
         sink.write(batch)
     sink.close()
@@ -124,12 +131,40 @@ def test_floats_on_the_copy_path_are_the_arrow_paths_bytes(
     source.close()
 
 
+@pytest.mark.parametrize("block_bytes", [copy_out.BLOCK_BYTES, 4096])
+def test_doubles_in_jsonl_by_copy_are_the_arrow_paths_bytes(
+    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    """Python's layout (``1e-05``, ``100.0``, ``1e+16``, ``"NaN"``): the JSONL writer's."""
+    monkeypatch.setattr(copy_out, "BLOCK_BYTES", block_bytes)
+    source, plan = _source_and_plan(c, floats)
+    doubles = [f for f in plan.fields if f.name != "r"]
+    plan = ReadPlan(TableRef("public", "floats"), doubles, doubles)
+    assert source.can_copy(plan, Rendering.JSONL)
+    fast = _render(c, source, plan, True, Rendering.JSONL)
+    arrow = _render(c, source, plan, False, Rendering.JSONL)
+    assert fast.count(b"\n") == arrow.count(b"\n") > 6000
+    for text in (b'"d":1e-05,', b'"d":"NaN",', b'"d":-0.0,', b'"d":123456789.0,', b'"d":1e+16,'):
+        assert text in fast, text
+    assert fast == arrow
+    source.close()
+
+
+def test_singles_keep_jsonl_on_the_arrow_path(c: Container, floats: PgDatabase) -> None:
+    """A single's JSON is the double it widens to (0.10000000149011612), not its own text."""
+    source, plan = _source_and_plan(c, floats)
+    assert source.can_copy(plan, Rendering.CSV) and not source.can_copy(plan, Rendering.JSONL)
+    source.close()
+
+
 def test_without_the_c_loop_floats_keep_the_arrow_path(
     c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(copy_native, "NATIVE", None)
     source, plan = _source_and_plan(c, floats)
+    doubles = [f for f in plan.fields if f.name != "r"]
     assert not source.can_copy(plan, Rendering.CSV)
+    assert not source.can_copy(ReadPlan(plan.table, doubles, doubles), Rendering.JSONL)
     ints = [f for f in plan.fields if f.name in ("id", "note")]
     assert source.can_copy(ReadPlan(TableRef("public", "floats"), ints, ints), Rendering.CSV)
     source.close()

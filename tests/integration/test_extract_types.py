@@ -800,7 +800,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
 ) -> None:
     """Infinite dates/timestamps, BC and five-digit years, money, oids, numeric NaN and
     float NaN and infinities: COPY and Arrow agree byte for byte, CSV and JSONL (arrays always
-    take the Arrow path, and floats and JSON columns too for JSONL)."""
+    take the Arrow path, and singles and JSON columns too for JSONL)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     fmt = str(rendering)
@@ -809,7 +809,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
             col
             for col in tables[name].columns
             if not col.type.startswith("list<")
-            and (col.type not in ("float32", "float64", "json") or rendering is Rendering.CSV)
+            and (col.type not in ("float32", "json") or rendering is Rendering.CSV)
         ]
         plan = ReadPlan(TableRef("public", name), fields, fields)
         assert source.can_copy(plan, rendering)
@@ -928,7 +928,7 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
     """Arrow writes years -32767 to 32767 as text, and ADBC reads timestamps up to int64
     microseconds from 1970 (294247 AD): past those a run fails rather than write
     "<value out of range>" or a wrapped-around instant. The COPY path (CSV and JSONL) writes
-    PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (a float column
+    PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (an array column
     keeps it there) fails naming the column."""
     with pg_db.connect() as conn:
         conn.execute("CREATE TABLE late (id int PRIMARY KEY, d date)")
@@ -936,7 +936,7 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
         conn.execute("CREATE TABLE latest (id int PRIMARY KEY, ts timestamp)")
         conn.execute("INSERT INTO latest VALUES (1, '294276-12-31 23:59:59.999999')")
         for name in ("late", "latest"):
-            conn.execute(f"CREATE TABLE {name}_float AS SELECT *, 0.5::float8 AS f FROM {name}")
+            conn.execute(f"CREATE TABLE {name}_array AS SELECT *, ARRAY[1] AS a FROM {name}")
     settings = _pg_settings(pg_db)
     run, data = extract_once(c, "postgresql", settings, "late", "csv")
     assert run.status is RunStatus.COMPLETED, run.error_message
@@ -947,7 +947,7 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
         '{"id":1,"d":"32768-01-01"}',
         '{"id":2,"d":"5874897-12-31"}',
     ]
-    run, data = extract_once(c, "postgresql", settings, "late_float", "jsonl")
+    run, data = extract_once(c, "postgresql", settings, "late_array", "jsonl")
     assert run.status is RunStatus.FAILED and data == b""
     assert run.error_message == (
         "column 'd' holds a value dated outside the years -32767 to 32767, which Egress"
@@ -964,7 +964,7 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
     run, data = extract_once(c, "postgresql", settings, "latest", "jsonl")
     assert run.status is RunStatus.COMPLETED, run.error_message
     assert data.decode().splitlines() == ['{"id":1,"ts":"294276-12-31T23:59:59.999999"}']
-    for table, fmt in (("latest_float", "jsonl"), ("latest", "parquet")):
+    for table, fmt in (("latest_array", "jsonl"), ("latest", "parquet")):
         run, data = extract_once(c, "postgresql", settings, table, fmt)
         assert run.status is RunStatus.FAILED and data == b"", fmt
         assert run.error_message == (

@@ -40,14 +40,14 @@ struct egress_block {
     long key_field;
     long strip_key;
     /* Fields holding PostgreSQL's text of a float (see egress_copy_floats; none: NULL),
-       written as Arrow's CSV writer writes the same value (see egress_float_text). */
+       written as Egress's CSV or JSONL writer writes the same value (see egress_float_text). */
     const long *float_fields;
     long float_count;
 };
 
 /* Bytes a float's text may grow by when re-laid out (1e-06 -> 0.000001, 12345678901 ->
-   1.2345678901e+10). */
-#define FLOAT_GROWTH 8
+   1.2345678901e+10; Python's 1e+15 -> 1000000000000000.0). */
+#define FLOAT_GROWTH 16
 
 enum { READY = 1, HELD = 2, DUE = 0, ENDED = -1, FAILED = -2, LOST = -3, NO_KEY = -4, NO_FLOAT = -5 };
 
@@ -145,23 +145,77 @@ static long shortest(char *digits, long count, long *point, int single) {
     return count;
 }
 
+/* The layouts a float's text is re-laid out in (a float field's flag). */
+enum { ARROW_LAYOUT = 0, PYTHON_LAYOUT = 1 };
+
+static long exponent_text(long exponent, int two_digits, char *out) {
+    long w = 0;
+    out[w++] = exponent < 0 ? '-' : '+';
+    long magnitude = exponent < 0 ? -exponent : exponent;
+    char reversed[8];
+    long k = 0;
+    do {
+        reversed[k++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (two_digits && k == 1)
+        reversed[k++] = '0';
+    while (k > 0)
+        out[w++] = reversed[--k];
+    return w;
+}
+
+/* 0.<digits> x 10^point laid out in fixed notation (Python's: `.0` after a whole number). */
+static long fixed_text(const char *digits, long count, long point, int python, char *out) {
+    long w = 0;
+    if (point <= 0) {
+        out[w++] = '0';
+        out[w++] = '.';
+        for (long i = 0; i < -point; i++)
+            out[w++] = '0';
+        memcpy(out + w, digits, (size_t)count);
+        return w + count;
+    }
+    if (point >= count) {
+        memcpy(out + w, digits, (size_t)count);
+        w += count;
+        for (long i = count; i < point; i++)
+            out[w++] = '0';
+        if (python) {
+            out[w++] = '.';
+            out[w++] = '0';
+        }
+        return w;
+    }
+    memcpy(out + w, digits, (size_t)point);
+    w += point;
+    out[w++] = '.';
+    memcpy(out + w, digits + point, (size_t)(count - point));
+    return w + count - point;
+}
+
 /* PostgreSQL's shortest text of a float (extra_float_digits = 1: `1e-05`, `1.5e+300`,
-   `123.25`, `NaN`, `-Infinity`) as Arrow's float-to-string cast writes the same value
-   (double-conversion's ToShortest, flags EMIT_POSITIVE_EXPONENT_SIGN, fixed notation for
-   decimal exponents -6 to 9: `0.00001`, `1.5e+300`, `123.25`, `nan`, `-inf`). Both are the
-   shortest digits that read back as the value; only the layout differs. Writes to out (at
-   least n + FLOAT_GROWTH bytes) and returns the length; -1 if in is not such a text. */
-long egress_float_text(const char *in, long n, int single, char *out) {
+   `123.25`, `NaN`, `-Infinity`) laid out as
+   - ARROW_LAYOUT: Arrow's float-to-string cast (double-conversion's ToShortest, flags
+     EMIT_POSITIVE_EXPONENT_SIGN, fixed notation for decimal exponents -6 to 9: `0.00001`,
+     `1.5e+300`, `123.25`, `nan`, `-inf`), what Egress's CSV holds;
+   - PYTHON_LAYOUT: Python's repr of a double (fixed notation for decimal exponents -4 to 15,
+     `.0` after a whole number, two exponent digits at least: `1e-05`, `100.0`, `1.5e+300`;
+     `NaN`, `Infinity`, `-Infinity` kept for the caller to quote), what Egress's JSONL holds.
+   All are the shortest digits that read back as the value; only the layout differs. Writes to
+   out (at least n + FLOAT_GROWTH bytes) and returns the length; -1 if in is not such a text. */
+long egress_float_text(const char *in, long n, int single, int layout, char *out) {
     long at = 0, w = 0;
+    int python = layout == PYTHON_LAYOUT;
     if (n == 3 && memcmp(in, "NaN", 3) == 0) {
-        memcpy(out, "nan", 3);
+        memcpy(out, python ? "NaN" : "nan", 3);
         return 3;
     }
     if (at < n && in[at] == '-')
         out[w++] = in[at++];
     if (n - at == 8 && memcmp(in + at, "Infinity", 8) == 0) {
-        memcpy(out + w, "inf", 3);
-        return w + 3;
+        memcpy(out + w, python ? "Infinity" : "inf", python ? 8 : 3);
+        return w + (python ? 8 : 3);
     }
     char digits[32];
     long count = 0, point = 0, seen_point = 0, any = 0;
@@ -207,6 +261,10 @@ long egress_float_text(const char *in, long n, int single, char *out) {
         count--;
     if (count == 0) {  /* zero, its sign kept */
         out[w++] = '0';
+        if (python) {
+            out[w++] = '.';
+            out[w++] = '0';
+        }
         return w;
     }
     /* Only an integer can sit exactly on an interval's edge with fewer digits: a value of 2^53
@@ -215,28 +273,8 @@ long egress_float_text(const char *in, long n, int single, char *out) {
     if (point >= (single ? 8 : 16))
         count = shortest(digits, count, &point, single);
     long exponent = point - 1;
-    if (exponent >= -6 && exponent < 10) {
-        if (point <= 0) {
-            out[w++] = '0';
-            out[w++] = '.';
-            for (long i = 0; i < -point; i++)
-                out[w++] = '0';
-            memcpy(out + w, digits, (size_t)count);
-            w += count;
-        } else if (point >= count) {
-            memcpy(out + w, digits, (size_t)count);
-            w += count;
-            for (long i = count; i < point; i++)
-                out[w++] = '0';
-        } else {
-            memcpy(out + w, digits, (size_t)point);
-            w += point;
-            out[w++] = '.';
-            memcpy(out + w, digits + point, (size_t)(count - point));
-            w += count - point;
-        }
-        return w;
-    }
+    if (python ? (exponent >= -4 && exponent < 16) : (exponent >= -6 && exponent < 10))
+        return w + fixed_text(digits, count, point, python, out + w);
     out[w++] = digits[0];
     if (count > 1) {
         out[w++] = '.';
@@ -244,25 +282,16 @@ long egress_float_text(const char *in, long n, int single, char *out) {
         w += count - 1;
     }
     out[w++] = 'e';
-    out[w++] = exponent < 0 ? '-' : '+';
-    long magnitude = exponent < 0 ? -exponent : exponent;
-    char reversed[8];
-    long k = 0;
-    do {
-        reversed[k++] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude > 0);
-    while (k > 0)
-        out[w++] = reversed[--k];
-    return w;
+    return w + exponent_text(exponent, python, out + w);
 }
 
 /* Copies a row to out with its float fields re-laid out; the bytes written, or -1. fields:
-   each float field's index times two, plus one for a single-precision float, ascending. */
+   each float field's index times four, plus one for a single-precision float, plus two for
+   PYTHON_LAYOUT, ascending. */
 long egress_copy_floats(const char *row, long size, const long *fields, long count, char *out) {
     long at = 0, w = 0, next = 0;  /* next: the index of the field that starts at `at` */
     for (long i = 0; i < count; i++) {
-        long field = fields[i] >> 1, start, end;
+        long field = fields[i] >> 2, start, end;
         if (field_bounds(row + at, size - at, field - next, &start, &end) < 0)
             return -1;
         start += at;
@@ -270,7 +299,8 @@ long egress_copy_floats(const char *row, long size, const long *fields, long cou
         memcpy(out + w, row + at, (size_t)(start - at));
         w += start - at;
         if (end > start) {  /* empty: NULL */
-            long n = egress_float_text(row + start, end - start, (int)(fields[i] & 1), out + w);
+            long n = egress_float_text(row + start, end - start, (int)(fields[i] & 1),
+                                       (int)(fields[i] >> 1 & 1), out + w);
             if (n < 0)
                 return -1;
             w += n;

@@ -34,7 +34,9 @@ LIBRARY_NAME = "_copy_drain"
 # copy_drain.c's statuses
 READY, HELD, DUE, ENDED, FAILED, LOST, NO_KEY, NO_FLOAT = 1, 2, 0, -1, -2, -3, -4, -5
 # Bytes a float's text may grow by (copy_drain.c's FLOAT_GROWTH).
-FLOAT_GROWTH = 8
+FLOAT_GROWTH = 16
+# How a float's text is laid out (copy_drain.c's): as Arrow's cast (CSV), as Python's repr (JSONL).
+ARROW_LAYOUT, PYTHON_LAYOUT = 0, 1
 # Float types whose PostgreSQL text the C loop re-lays out as Arrow's CSV writer writes them.
 FLOAT_TYPES = {"float32", "float64"}
 
@@ -165,10 +167,11 @@ def floats_in_c() -> bool:
     return NATIVE is not None
 
 
-def float_fields(plan: ReadPlan) -> list[int]:
-    """The plan's float columns as the C loop takes them: index times 2, plus 1 if single."""
+def float_fields(plan: ReadPlan, layout: int = ARROW_LAYOUT) -> list[int]:
+    """The plan's float columns as the C loop takes them: index times 4, plus 1 if single,
+    plus 2 for Python's layout (JSONL's; copy_drain.c's ``egress_float_text``)."""
     return [
-        i << 1 | (field.type == "float32")
+        i << 2 | layout << 1 | (field.type == "float32")
         for i, field in enumerate(plan.fields)
         if field.type in FLOAT_TYPES
     ]

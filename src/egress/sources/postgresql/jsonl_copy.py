@@ -17,14 +17,38 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from egress.json_lines import Render, bare, content, json_lines, keys, strings, write_lines
+from egress.json_lines import (
+    Render,
+    Rendered,
+    bare,
+    content,
+    json_lines,
+    keys,
+    strings,
+    write_lines,
+)
 from egress.sources.postgresql.columns import can_render_csv
 
 
 def can_render_jsonl(logical: str) -> bool:
     """Types whose CSV text is their JSON text (or a cheap step from it): the CSV fast path's,
-    less JSON columns (embedded as values, re-encoded by the writer)."""
+    less JSON columns (embedded as values, re-encoded by the writer). Doubles too where the C
+    loop re-lays them out (``PostgresSource``); not singles: Egress's JSONL writes a single as
+    the double it widens to (``0.10000000149011612``), which is not its PostgreSQL text."""
     return logical != "json" and can_render_csv(logical)
+
+
+# PostgreSQL's words for a float that is not a number, the C loop leaves as they are: JSON
+# has no such numbers, and Egress's JSONL writes them as strings.
+_FLOAT_WORDS = pa.array(["NaN", "Infinity", "-Infinity"])
+
+
+def _floats(text: pa.Array) -> Rendered:
+    """Doubles already in Python's layout (the C loop's ``PYTHON_LAYOUT``), the words quoted."""
+    words = pc.is_in(text, value_set=_FLOAT_WORDS)
+    if not pc.any(words).as_py():
+        return bare(text)
+    return bare(pc.if_else(words, pc.binary_join_element_wise('"', text, '"', ""), text))
 
 
 def _from_text(field: pa.Field) -> Render:
@@ -32,6 +56,8 @@ def _from_text(field: pa.Field) -> Render:
     t = field.type
     if pa.types.is_boolean(t) or pa.types.is_integer(t):
         return bare  # 'true'/'false', digits
+    if pa.types.is_float64(t):
+        return _floats
     if pa.types.is_timestamp(t):
         # 'YYYY-MM-DD HH:MI:SS.ffffff[Z]', an ISO year outside 1-9999, or an infinity's word.
         return lambda text: content(pc.replace_substring(text, " ", "T", max_replacements=1))

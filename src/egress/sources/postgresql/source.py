@@ -433,15 +433,22 @@ class PostgresSource:
     def can_copy(self, plan: ReadPlan, rendering: Rendering) -> bool:
         if rendering is Rendering.POSTGRES_CSV:
             return True  # PostgreSQL's own text of every type (SQL_ASCII: refused on copying)
-        renders = can_render_jsonl if rendering is Rendering.JSONL else self._renders_csv
+        renders = self._renders_jsonl if rendering is Rendering.JSONL else self._renders_csv
         # SQL_ASCII text is decoded (strictly, naming the column) on the Arrow path only.
         return not self._is_sql_ascii() and all(renders(f.type) for f in plan.fields)
 
+    def _relays_floats(self) -> bool:
+        """Whether the C loop re-lays out floats' shortest text (``_is_sql_ascii`` has opened a
+        session: ``_shortest_floats`` is known)."""
+        return floats_in_c() and self._shortest_floats
+
     def _renders_csv(self, logical: str) -> bool:
-        """Egress's CSV by ``COPY``: floats too where the C loop re-lays out their shortest
-        text (``_is_sql_ascii`` has opened a session: ``_shortest_floats`` is known)."""
-        floats = logical in FLOAT_TYPES and floats_in_c() and self._shortest_floats
-        return can_render_csv(logical) or floats
+        """Egress's CSV by ``COPY``: floats too where the C loop re-lays them out."""
+        return can_render_csv(logical) or (logical in FLOAT_TYPES and self._relays_floats())
+
+    def _renders_jsonl(self, logical: str) -> bool:
+        """Egress's JSONL by ``COPY``: doubles too where the C loop re-lays them out."""
+        return can_render_jsonl(logical) or (logical == "float64" and self._relays_floats())
 
     def copy_rows(
         self,
