@@ -33,10 +33,12 @@ from egress.domain.catalog import TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
+from egress.domain.types import parse_list
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import Rendering
 from egress.sources.postgresql import PostgresSettings, PostgresSource
+from egress.sources.postgresql.columns import JSON_ARRAYS
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import extract_once, submitted_configuration
 from tests.support.migrated import migrate
@@ -638,6 +640,30 @@ CLOCK_ROWS = r"""INSERT INTO clock VALUES
  (6, '06:07:08.1234', NULL, NULL)"""
 
 
+# Arrays the COPY path writes as JSON itself: every character JSON escapes (the C0 controls,
+# quotes, backslashes), non-ASCII, NULL elements, empty and NULL arrays, a lower bound of 0,
+# and element types read as text (uuid, char(3) with its padding, json).
+ARRAYS_TABLE = """CREATE TABLE arrays (id int PRIMARY KEY, t text[], i int8[], s int2[],
+    b bool[], v varchar(10)[], u uuid[], c char(3)[], j json[])"""
+AWKWARD_TEXTS = [
+    'a"b',
+    "back\\slash",
+    "tab\tnew\nline\rcr",
+    "".join(map(chr, range(1, 32))),
+    "\x7f del",
+    "Zürich 🎉 \u2028",
+    "",
+    None,
+    "{braces}",
+    "NULL",
+]
+ARRAYS_ROWS = """INSERT INTO arrays VALUES
+ (1, %s, '{1,-9223372036854775808,NULL}', '{32767}', '{t,f,NULL}', '{"a,b",""}',
+  '{f47ac10b-58cc-4372-a567-0e02b2c3d479}', '{ab,x}', ARRAY['{"k": [1, "x"]}'::json, NULL]),
+ (2, '{}', '[0:1]={7,8}', '{}', '{}', '{}', '{}', '{}', '{}'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
+
+
 @pytest.fixture
 def special(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.connect() as conn:
@@ -654,6 +680,8 @@ def special(pg_db: PgDatabase) -> PgDatabase:
         conn.execute("INSERT INTO odd VALUES (%s, NULL, NULL, NULL)", (len(ODD_YEARS),))
         conn.execute(CLOCK_TABLE)
         conn.execute(CLOCK_ROWS)
+        conn.execute(ARRAYS_TABLE)
+        conn.execute(ARRAYS_ROWS, (AWKWARD_TEXTS,))
     return pg_db
 
 
@@ -798,17 +826,18 @@ def test_postgres_multidimensional_array_fails_naming_the_column(
 def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     c: Container, special: PgDatabase, rendering: Rendering
 ) -> None:
-    """Infinite dates/timestamps, BC and five-digit years, money, oids, numeric NaN and
-    float NaN and infinities: COPY and Arrow agree byte for byte, CSV and JSONL (arrays always
-    take the Arrow path, and singles and JSON columns too for JSONL)."""
+    """Infinite dates/timestamps, BC and five-digit years, money, oids, numeric NaN, float
+    NaN and infinities, times, bytea, arrays of integers, booleans and text: COPY and Arrow
+    agree byte for byte, CSV and JSONL (other arrays take the Arrow path, and singles and JSON
+    columns too for JSONL)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     fmt = str(rendering)
-    for name in ("inf", "special", "odd", "clock"):
+    for name in ("inf", "special", "odd", "clock", "arrays"):
         fields = [
             col
             for col in tables[name].columns
-            if not col.type.startswith("list<")
+            if (not col.type.startswith("list<") or parse_list(col.type) in JSON_ARRAYS)
             and (col.type not in ("float32", "json") or rendering is Rendering.CSV)
         ]
         plan = ReadPlan(TableRef("public", name), fields, fields)
@@ -929,14 +958,14 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
     microseconds from 1970 (294247 AD): past those a run fails rather than write
     "<value out of range>" or a wrapped-around instant. The COPY path (CSV and JSONL) writes
     PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (an array column
-    keeps it there) fails naming the column."""
+    keeps it there: numeric[]) fails naming the column."""
     with pg_db.connect() as conn:
         conn.execute("CREATE TABLE late (id int PRIMARY KEY, d date)")
         conn.execute("INSERT INTO late VALUES (1, '32768-01-01'), (2, '5874897-12-31')")
         conn.execute("CREATE TABLE latest (id int PRIMARY KEY, ts timestamp)")
         conn.execute("INSERT INTO latest VALUES (1, '294276-12-31 23:59:59.999999')")
         for name in ("late", "latest"):
-            conn.execute(f"CREATE TABLE {name}_array AS SELECT *, ARRAY[1] AS a FROM {name}")
+            conn.execute(f"CREATE TABLE {name}_array AS SELECT *, ARRAY[1.5] AS a FROM {name}")
     settings = _pg_settings(pg_db)
     run, data = extract_once(c, "postgresql", settings, "late", "csv")
     assert run.status is RunStatus.COMPLETED, run.error_message

@@ -158,13 +158,25 @@ COPY_SAFE = {
 }
 
 
+# Arrays whose elements PostgreSQL's ``array_to_json`` writes as Egress's JSON does: integers
+# and booleans bare, text escaped as Python's encoder escapes it (``"``, ``\``, the C0 controls,
+# ``\n`` style where it has one, else ``\u00XX``), ``null``. Other elements (floats, decimals,
+# timestamps, …) it writes its own way: those arrays take the Arrow path.
+JSON_ARRAYS = {"boolean", "int16", "int32", "int64", "string"}
+
+
 def can_render_csv(logical: str) -> bool:
     """Types the COPY fast path renders exactly as the CSV writer (text types as text)."""
-    return logical in COPY_SAFE or is_text(logical)
+    return logical in COPY_SAFE or is_text(logical) or parse_list(logical) in JSON_ARRAYS
 
 
-# Quoted by Arrow's CSV writer (it writes them as text: an infinite one is a word).
+# Quoted by Arrow's CSV writer (it writes them as text: an infinite one is a word; a list is
+# its JSON text).
 COPY_QUOTED = AS_TEXT | {"date", "time", "timestamp", "timestamptz", "binary"}
+
+
+def _quoted(logical: str) -> bool:
+    return logical in COPY_QUOTED or parse_list(logical) is not None
 
 
 # The years whose ISO text (DateStyle ISO) is ``YYYY-MM-DD HH:MI:SS[.f…]``: other timestamps
@@ -303,6 +315,12 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
         return time_sql(field)
     if field.type == "binary":
         return base64_sql(field)
+    element = parse_list(field.type)
+    if element is not None:  # a one-dimensional array as the Arrow path reads it, as JSON
+        json_array = exp.Anonymous(
+            this="array_to_json", expressions=[_array_sql(field.name, element)]
+        )
+        return exp.cast(json_array, "TEXT")
     return arrow_path_sql(field)
 
 
@@ -313,7 +331,7 @@ def csv_header(names: list[str]) -> bytes:
 
 def force_quote(plan: ReadPlan) -> str:
     """COPY's option quoting the columns Arrow's CSV writer quotes (Egress's rendering)."""
-    quoted = [f.name for f in plan.fields if f.type in COPY_QUOTED]
+    quoted = [f.name for f in plan.fields if _quoted(f.type)]
     if not quoted:
         return ""
     names = ", ".join(exp.to_identifier(n, quoted=True).sql("postgres") for n in quoted)

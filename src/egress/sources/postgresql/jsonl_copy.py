@@ -54,8 +54,8 @@ def _floats(text: pa.Array) -> Rendered:
 def _from_text(field: pa.Field) -> Render:
     """How the CSV text of ``field``'s values becomes their JSON text."""
     t = field.type
-    if pa.types.is_boolean(t) or pa.types.is_integer(t):
-        return bare  # 'true'/'false', digits
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_list(t):
+        return bare  # 'true'/'false', digits, an array's JSON
     if pa.types.is_float64(t):
         return _floats
     if pa.types.is_timestamp(t):
