@@ -576,6 +576,8 @@ def main() -> int:
             large,
             [
                 "csv (COPY fast path)",
+                "csv (+ the float)",
+                "csv split by region (8, + the float)",
                 "jsonl",
                 "parquet",
                 "parquet split by region (8)",

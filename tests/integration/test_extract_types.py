@@ -644,7 +644,7 @@ CLOCK_ROWS = r"""INSERT INTO clock VALUES
 # quotes, backslashes), non-ASCII, NULL elements, empty and NULL arrays, a lower bound of 0,
 # and element types read as text (uuid, char(3) with its padding, json).
 ARRAYS_TABLE = """CREATE TABLE arrays (id int PRIMARY KEY, t text[], i int8[], s int2[],
-    b bool[], v varchar(10)[], u uuid[], c char(3)[], j json[])"""
+    b bool[], v varchar(10)[], u uuid[], c char(3)[], j json[], n numeric(8,3)[], m money[])"""
 AWKWARD_TEXTS = [
     'a"b',
     "back\\slash",
@@ -659,9 +659,10 @@ AWKWARD_TEXTS = [
 ]
 ARRAYS_ROWS = """INSERT INTO arrays VALUES
  (1, %s, '{1,-9223372036854775808,NULL}', '{32767}', '{t,f,NULL}', '{"a,b",""}',
-  '{f47ac10b-58cc-4372-a567-0e02b2c3d479}', '{ab,x}', ARRAY['{"k": [1, "x"]}'::json, NULL]),
- (2, '{}', '[0:1]={7,8}', '{}', '{}', '{}', '{}', '{}', '{}'),
- (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
+  '{f47ac10b-58cc-4372-a567-0e02b2c3d479}', '{ab,x}', ARRAY['{"k": [1, "x"]}'::json, NULL],
+  '{1.5,-0.0001,NaN,NULL,12345.678}', '{12.34,-0.01}'),
+ (2, '{}', '[0:1]={7,8}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
 
 
 @pytest.fixture
@@ -827,9 +828,9 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     c: Container, special: PgDatabase, rendering: Rendering
 ) -> None:
     """Infinite dates/timestamps, BC and five-digit years, money, oids, numeric NaN, float
-    NaN and infinities, times, bytea, arrays of integers, booleans and text: COPY and Arrow
-    agree byte for byte, CSV and JSONL (other arrays take the Arrow path, and singles and JSON
-    columns too for JSONL)."""
+    NaN and infinities, times, bytea, arrays of integers, booleans, text and decimals: COPY
+    and Arrow agree byte for byte, CSV and JSONL (other arrays take the Arrow path, and singles
+    and JSON columns too for JSONL)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     fmt = str(rendering)
@@ -958,14 +959,16 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
     microseconds from 1970 (294247 AD): past those a run fails rather than write
     "<value out of range>" or a wrapped-around instant. The COPY path (CSV and JSONL) writes
     PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (an array column
-    keeps it there: numeric[]) fails naming the column."""
+    keeps it there: float8[]) fails naming the column."""
     with pg_db.connect() as conn:
         conn.execute("CREATE TABLE late (id int PRIMARY KEY, d date)")
         conn.execute("INSERT INTO late VALUES (1, '32768-01-01'), (2, '5874897-12-31')")
         conn.execute("CREATE TABLE latest (id int PRIMARY KEY, ts timestamp)")
         conn.execute("INSERT INTO latest VALUES (1, '294276-12-31 23:59:59.999999')")
         for name in ("late", "latest"):
-            conn.execute(f"CREATE TABLE {name}_array AS SELECT *, ARRAY[1.5] AS a FROM {name}")
+            conn.execute(
+                f"CREATE TABLE {name}_array AS SELECT *, ARRAY[0.5::float8] AS a FROM {name}"
+            )
     settings = _pg_settings(pg_db)
     run, data = extract_once(c, "postgresql", settings, "late", "csv")
     assert run.status is RunStatus.COMPLETED, run.error_message

@@ -160,9 +160,10 @@ COPY_SAFE = {
 
 # Arrays whose elements PostgreSQL's ``array_to_json`` writes as Egress's JSON does: integers
 # and booleans bare, text escaped as Python's encoder escapes it (``"``, ``\``, the C0 controls,
-# ``\n`` style where it has one, else ``\u00XX``), ``null``. Other elements (floats, decimals,
-# timestamps, …) it writes its own way: those arrays take the Arrow path.
-JSON_ARRAYS = {"boolean", "int16", "int32", "int64", "string"}
+# ``\n`` style where it has one, else ``\u00XX``), ``null``; decimals are read as text (the
+# Arrow path's ``TEXT[]``: strings of their digits). Other elements (floats, timestamps, dates,
+# times, bytea) it writes its own way: those arrays take the Arrow path.
+JSON_ARRAYS = {"boolean", "int16", "int32", "int64", "string", "decimal"}
 
 
 def can_render_csv(logical: str) -> bool:
