@@ -10,7 +10,6 @@ import math
 import random
 import struct
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,6 +30,7 @@ from egress.sources.postgresql import (
 from egress.sources.postgresql import source as postgres_source
 from tests.conftest import PgDatabase, make_settings
 from tests.integration.test_split_copy import _parts as split_parts
+from tests.integration.test_split_copy import copy_splits
 from tests.support.migrated import migrate
 
 EDGES = [
@@ -118,34 +118,34 @@ def _render(
 
 
 @pytest.mark.parametrize("block_bytes", [copy_out.BLOCK_BYTES, 4096])
+@pytest.mark.parametrize(
+    ("rendering", "marks"),
+    [
+        # Arrow's layout: fixed notation from 1e-6 to 1e10, no ".0".
+        (Rendering.CSV, [b"0.00001", b"nan", b"2.235721795821609e+16"]),
+        # Python's: fixed from 1e-4 to 1e16, ".0" on a whole number, words as strings.
+        (Rendering.JSONL, [b'"d":1e-05,', b'"d":"NaN",', b'"d":-0.0,', b'"d":123456789.0,']),
+    ],
+)
 def test_floats_on_the_copy_path_are_the_arrow_paths_bytes(
-    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+    c: Container,
+    floats: PgDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    block_bytes: int,
+    rendering: Rendering,
+    marks: list[bytes],
 ) -> None:
     monkeypatch.setattr(copy_out, "BLOCK_BYTES", block_bytes)
     source, plan = _source_and_plan(c, floats)
-    assert source.can_copy(plan, Rendering.CSV)
-    fast, arrow = _render(c, source, plan, True), _render(c, source, plan, False)
+    if rendering is Rendering.JSONL:  # singles keep JSONL on the Arrow path (below)
+        doubles = [f for f in plan.fields if f.name != "r"]
+        plan = ReadPlan(plan.table, doubles, doubles)
+    assert source.can_copy(plan, rendering)
+    fast = _render(c, source, plan, True, rendering)
+    arrow = _render(c, source, plan, False, rendering)
     assert fast.count(b"\n") == arrow.count(b"\n") > 6000
-    assert b"0.00001" in fast and b"nan" in fast and b"2.235721795821609e+16" in fast
-    assert fast == arrow
-    source.close()
-
-
-@pytest.mark.parametrize("block_bytes", [copy_out.BLOCK_BYTES, 4096])
-def test_doubles_in_jsonl_by_copy_are_the_arrow_paths_bytes(
-    c: Container, floats: PgDatabase, monkeypatch: pytest.MonkeyPatch, block_bytes: int
-) -> None:
-    """Python's layout (``1e-05``, ``100.0``, ``1e+16``, ``"NaN"``): the JSONL writer's."""
-    monkeypatch.setattr(copy_out, "BLOCK_BYTES", block_bytes)
-    source, plan = _source_and_plan(c, floats)
-    doubles = [f for f in plan.fields if f.name != "r"]
-    plan = ReadPlan(TableRef("public", "floats"), doubles, doubles)
-    assert source.can_copy(plan, Rendering.JSONL)
-    fast = _render(c, source, plan, True, Rendering.JSONL)
-    arrow = _render(c, source, plan, False, Rendering.JSONL)
-    assert fast.count(b"\n") == arrow.count(b"\n") > 6000
-    for text in (b'"d":1e-05,', b'"d":"NaN",', b'"d":-0.0,', b'"d":123456789.0,', b'"d":1e+16,'):
-        assert text in fast, text
+    for mark in marks:
+        assert mark in fast, mark
     assert fast == arrow
     source.close()
 
@@ -200,14 +200,7 @@ def test_a_split_with_floats_copies_the_arrow_paths_parts(
     c.services.catalog.discover(ws, conn.id)
     page = c.templates.list_page(ws, conn.id, PageRequest(0, 100))
     tpl = next(t.id for t in page.items if t.name.endswith("floats"))
-    copied: list[str] = []
-    real = PostgresSource.copy_csv_split
-
-    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
-        copied.append(args[1])
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    copied = copy_splits(monkeypatch)
     by_copy = split_parts(c, ws, tpl, "k", fields, "by_copy")
     assert copied == ["k"]
     monkeypatch.setattr(PostgresSource, "can_copy_csv_split", lambda *_: False)

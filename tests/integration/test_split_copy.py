@@ -121,6 +121,19 @@ def _parts(
     }
 
 
+def copy_splits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The split fields of the runs that go through ``copy_csv_split`` from now on."""
+    copied: list[str] = []
+    real = PostgresSource.copy_csv_split
+
+    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
+        copied.append(args[1])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    return copied
+
+
 @pytest.mark.parametrize(
     ("split_by", "fields"),
     [
@@ -139,14 +152,7 @@ def test_copy_split_writes_exactly_the_arrow_paths_parts(
 ) -> None:
     ws = c.workspaces.ensure_workspace("t")
     tpl = _template(c, ws, pg)
-    copied: list[str] = []
-    real = PostgresSource.copy_csv_split
-
-    def spy(self: PostgresSource, *args: Any, **kwargs: Any) -> Any:
-        copied.append(args[1])
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(PostgresSource, "copy_csv_split", spy)
+    copied = copy_splits(monkeypatch)
     by_copy = _parts(c, ws, tpl, split_by, fields, "by_copy")
     assert copied == [split_by]
     monkeypatch.setattr(PostgresSource, "can_copy_csv_split", lambda *_: False)

@@ -4,24 +4,14 @@ file can hold any integer) fails the text writers naming the column; Parquet ref
 
 from __future__ import annotations
 
-import io
 import json
 
 import pyarrow as pa
 import pytest
 
-from egress.sinks.writers import WRITERS
+from tests.support.written import written
 
 DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
-
-
-def _write(fmt: str, table: pa.Table) -> bytes:
-    out = io.BytesIO()
-    writer = WRITERS[fmt](out, table.schema)
-    for batch in table.to_batches():
-        writer.write(batch)
-    writer.close()
-    return out.getvalue()
 
 
 def _times(unit: str, values: list[int | None]) -> pa.Array:
@@ -42,16 +32,16 @@ def _times(unit: str, values: list[int | None]) -> pa.Array:
 def test_the_end_of_a_day_in_every_unit(unit: str, end: str, noon: str) -> None:
     half = DAY[unit] // 2 + (0 if unit == "s" else DAY[unit] // 86_400 // 2)
     table = pa.table({"t": _times(unit, [DAY[unit], half, None])})
-    assert _write("csv", table).decode().splitlines() == ['"t"', f'"{end}"', f'"{noon}"', ""]
-    lines = [json.loads(line) for line in _write("jsonl", table).decode().splitlines()]
+    assert written("csv", table).decode().splitlines() == ['"t"', f'"{end}"', f'"{noon}"', ""]
+    lines = [json.loads(line) for line in written("jsonl", table).decode().splitlines()]
     assert lines == [{"t": end}, {"t": noon}, {"t": None}]
 
 
 def test_a_list_of_times_holds_the_end_of_a_day() -> None:
     times = pa.ListArray.from_arrays([0, 2], _times("us", [0, DAY["us"]]))
     table = pa.table({"l": times})
-    assert _write("jsonl", table) == b'{"l":["00:00:00.000000","24:00:00.000000"]}\n'
-    assert _write("csv", table).decode().splitlines()[1] == (
+    assert written("jsonl", table) == b'{"l":["00:00:00.000000","24:00:00.000000"]}\n'
+    assert written("csv", table).decode().splitlines()[1] == (
         '"[""00:00:00.000000"",""24:00:00.000000""]"'
     )
 
@@ -61,7 +51,7 @@ def test_a_list_of_times_holds_the_end_of_a_day() -> None:
 def test_a_time_outside_the_day_fails_text_naming_the_column(fmt: str, value: int) -> None:
     table = pa.table({"id": [1, 2], "clock": _times("us", [0, value])})
     with pytest.raises(ValueError) as failed:
-        _write(fmt, table)
+        written(fmt, table)
     assert str(failed.value) == (
         "column 'clock' holds a time of day outside 00:00:00 to 24:00:00, which Egress cannot"
         " write as text; filter it out with a whereClause"
@@ -70,9 +60,9 @@ def test_a_time_outside_the_day_fails_text_naming_the_column(fmt: str, value: in
 
 def test_parquet_refuses_the_end_of_a_day() -> None:
     table = pa.table({"clock": _times("us", [0, DAY["us"] - 1])})
-    assert _write("parquet", table)  # the last microsecond of a day is a TIME
+    assert written("parquet", table)  # the last microsecond of a day is a TIME
     with pytest.raises(ValueError) as failed:
-        _write("parquet", pa.table({"clock": _times("us", [0, DAY["us"]])}))
+        written("parquet", pa.table({"clock": _times("us", [0, DAY["us"]])}))
     assert str(failed.value) == (
         "column 'clock' holds a time of day at or past 24:00:00, which Parquet cannot"
         " represent; export it as CSV or JSONL, or filter it out with a whereClause"

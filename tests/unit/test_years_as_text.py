@@ -4,13 +4,11 @@ the writer fails naming the column rather than write "<value out of range>"."""
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
 import pytest
 
-from egress.sinks.writers import WRITERS
 from egress.sources.arrow_types import with_infinities
+from tests.support.written import written
 
 DAY_US = 86_400_000_000
 # Days from 1970: 44 BC-03-15, 1 BC-01-01, 10000-01-01, 32767-12-31, -32767-01-01.
@@ -18,12 +16,7 @@ DAYS = [-735_160, -719_528, 2_932_897, 11_248_737, -12_687_428]
 
 
 def _write(fmt: str, table: pa.Table) -> str:
-    out = io.BytesIO()
-    writer = WRITERS[fmt](out, table.schema)
-    for batch in table.to_batches():
-        writer.write(batch)
-    writer.close()
-    return out.getvalue().decode()
+    return written(fmt, table).decode()
 
 
 def _table(days: list[int]) -> pa.Table:
