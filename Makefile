@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 # so more processes than cores still shortens the run (pytest-xdist; a module stays on one).
 TEST_WORKERS ?= 3
 # The C part is built by the install: a change to it installs again.
-BUILT  := pyproject.toml requirements.lock setup.py src/egress/sources/postgresql/copy_drain.c
+BUILT  := pyproject.toml requirements.lock setup.py src/egress/sources/postgresql/copy_drain.c \
+          src/egress/sources/mysql/fetch_rows.c
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILT) | sha1sum | cut -c1-12)
 
 .PHONY: demo test install lint typecheck unit services bench clean

@@ -1,6 +1,7 @@
-"""The package's one C part (everything else is in pyproject.toml): the COPY path's row loop
-(src/egress/sources/postgresql/copy_native.py). Optional: without a C compiler the package
-installs and reads COPY rows in Python."""
+"""The package's C parts (everything else is in pyproject.toml): the PostgreSQL COPY path's row
+loop (src/egress/sources/postgresql/copy_native.py) and the MySQL rows' loop
+(src/egress/sources/mysql/fetch_native.py). Optional: without a C compiler the package installs
+and reads those rows in Python."""
 
 from setuptools import Extension, setup
 
@@ -11,6 +12,12 @@ setup(
             ["src/egress/sources/postgresql/copy_drain.c"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "egress.sources.mysql._fetch_rows",
+            ["src/egress/sources/mysql/fetch_rows.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

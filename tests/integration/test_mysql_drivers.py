@@ -16,7 +16,7 @@ import pytest
 from egress.domain.catalog import TableRef
 from egress.domain.plan import ReadPlan
 from egress.sources import SourceError
-from egress.sources.mysql import MysqlSettings, MysqlSource, raw
+from egress.sources.mysql import MysqlSettings, MysqlSource, fetch_native, raw
 from tests.conftest import MysqlDatabase
 from tests.support.policy import policy_for
 
@@ -169,3 +169,43 @@ def _waiting(conn: Any, database: str) -> bool:
         )
         row = cur.fetchone()
     return bool(row and row[0])
+
+
+def test_rows_read_in_c_are_the_rows_read_in_python(
+    mysql_db: MysqlDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libmysqlclient's rows copied into Arrow's buffers in C (``fetch_rows.c``) against one
+    call a row in Python: values bigger than a column's first buffer (64 KiB) alone and after
+    other rows, NULL and empty values, many batches by rows and by bytes."""
+    assert fetch_native.NATIVE is not None, "the C part was not built (make install)"
+    sizes = [0, 10, 100_000, 3, 300_000, 70_000, 1]
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE sizes (id INT PRIMARY KEY, t LONGTEXT, b LONGBLOB, n INT)")
+        cur.executemany(
+            "INSERT INTO sizes VALUES (%s, %s, %s, %s)",
+            [
+                (
+                    i,
+                    None if i % 11 == 0 else "é" * sizes[i % len(sizes)],
+                    None if i % 13 == 0 else bytes([i % 256]) * sizes[(i + 3) % len(sizes)],
+                    None if i % 5 == 0 else i,
+                )
+                for i in range(1, 401)
+            ],
+        )
+    source = _source(mysql_db, tmp_path)
+    plan = _plan(source, mysql_db, "sizes")
+    batches = fetch_native.batches_of
+    calls: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return batches(*args)
+
+    monkeypatch.setattr(fetch_native, "batches_of", counted)
+    in_c = pa.Table.from_batches(list(source.read(plan, 64, 1 << 20)))
+    assert calls == [1]
+    monkeypatch.setattr(fetch_native, "NATIVE", None)
+    in_python = pa.Table.from_batches(list(source.read(plan, 64, 1 << 20)))
+    assert calls == [1]
+    assert in_c.num_rows == 400 and in_c.to_pylist() == in_python.to_pylist()

@@ -1,8 +1,10 @@
-"""A run's streamed read through libmysqlclient (mysql-connector-python's C extension, raw
-rows): the C library splits each row into its values' bytes, and each column becomes Arrow in
-one vectorised cast. PyMySQL decodes every packet in Python (~20 µs a row of 12 columns);
-this path spends about 1 µs. Interactive calls, TLS with a CA (whose host name check needs
-PyMySQL's own socket) and parallel reads stay on PyMySQL (``source``).
+"""A run's streamed read through libmysqlclient (mysql-connector-python's C extension's
+connection): Egress's C loop copies each row's values into Arrow's column buffers
+(``fetch_native``; where it was not built or its checks fail, one ``fetch_row`` call a row
+here), and each column becomes Arrow in one vectorised cast. PyMySQL decodes every packet in
+Python (~20 µs a row of 12 columns); this path spends well under 1 µs. Interactive calls, TLS
+with a CA (whose host name check needs PyMySQL's own socket) and parallel reads stay on
+PyMySQL (``source``).
 
 What a value becomes is PyMySQL's own rule: a column whose vectorised cast fails, or whose
 type has no such cast (TIME, BIT, geometries, unbounded decimals), goes through PyMySQL's
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from importlib.util import find_spec
 from itertools import chain, islice
 from typing import Any
@@ -28,6 +30,7 @@ from egress.domain.catalog import ColumnInfo
 from egress.domain.types import parse_decimal
 from egress.sources import base
 from egress.sources.base import OpenCalls, SocketRef, SourceError
+from egress.sources.mysql import fetch_native
 from egress.sources.mysql.columns import column_fixes
 from egress.sources.mysql.connect import clean_error, connect_error_class
 from egress.sources.mysql.settings import MysqlSettings
@@ -211,47 +214,75 @@ class RawSession:
         batch_bytes: int | None,
     ) -> Iterator[pa.RecordBatch]:
         """The query's rows in Arrow batches; the session is closed at the end."""
-        conn = self._conn
+        read: Generator[Any, None, None] | None = None
         try:
-            try:
-                conn.query(sql.encode())
-                described = conn.fetch_fields()
-                # (name, type code) as PyMySQL's description, for the source's fixes.
-                description = [(d[4], d[8]) for d in described]
-                fixes = column_fixes(description, fields, settings)
-                casts = [
-                    _cast_for(f.type, d[8], d[6]) for f, d in zip(fields, described, strict=True)
-                ]
-                decoders = [_pymysql_decoder(d[8], d[6]) for d in described]
-                width = len(fields)
-                for flat in _bounded(conn.fetch_row, batch_rows, batch_bytes):
-                    # Every value of the batch, row after row: column i is every width-th.
-                    starts = pa.array(range(0, len(flat), width), pa.int64())
-                    arrays = []
-                    for i, f in enumerate(fields):
-                        raw = flat.take(pc.add(starts, i)).cast(pa.binary())
-                        cast = casts[i]
-                        array = None
-                        # A fix acts on values no cast accepts (a zero date, a TINYINT(1) of 2).
-                        if cast is not None:
-                            try:
-                                array = cast(raw)
-                            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                                array = None
-                        if array is None:  # PyMySQL's rule, value by value
-                            values = [
-                                None if v is None else decoders[i](v) for v in raw.to_pylist()
-                            ]
-                            if i in fixes:
-                                values = fixes[i](f.name, values)
-                            array = column_array(f.name, values, f.type)
-                        arrays.append(array)
-                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-            except _mysql_connector.MySQLInterfaceError as exc:
-                error = as_pymysql(exc)
-                raise SourceError(clean_error(error)) from error
+            mysql = fetch_native.handle(self._conn)
+            if mysql is None:
+                read = self._python_columns(sql.encode(), batch_rows, batch_bytes)
+            else:
+                read = _native_columns(mysql, sql.encode(), batch_rows, batch_bytes)
+            description = next(read)
+            # (name, type code) as PyMySQL's description, for the source's fixes.
+            fixes = column_fixes([(d[0], d[1]) for d in description], fields, settings)
+            casts = [
+                _cast_for(f.type, d[1], d[2]) for f, d in zip(fields, description, strict=True)
+            ]
+            decoders = [_pymysql_decoder(d[1], d[2]) for d in description]
+            for raws in read:
+                arrays = []
+                for i, f in enumerate(fields):
+                    raw = raws[i].cast(pa.binary())
+                    cast = casts[i]
+                    array = None
+                    # A fix acts on values no cast accepts (a zero date, a TINYINT(1) of 2).
+                    if cast is not None:
+                        try:
+                            array = cast(raw)
+                        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                            array = None
+                    if array is None:  # PyMySQL's rule, value by value
+                        values = [None if v is None else decoders[i](v) for v in raw.to_pylist()]
+                        if i in fixes:
+                            values = fixes[i](f.name, values)
+                        array = column_array(f.name, values, f.type)
+                    arrays.append(array)
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        except (_mysql_connector.MySQLInterfaceError, fetch_native.NativeError) as exc:
+            error = as_pymysql(exc)
+            raise SourceError(clean_error(error)) from error
         finally:
-            conn.close()
+            # Closed first, then the rows' reader: a result ended early is then let go without
+            # reading the rest of it from the server (libmysqlclient marks it cancelled).
+            self._conn.close()
+            if read is not None:
+                read.close()
+
+    def _python_columns(
+        self, sql: bytes, batch_rows: int, batch_bytes: int | None
+    ) -> Generator[Any, None, None]:
+        """The description (name, type code, character set) first, then each batch's columns
+        (the server's text of each value) from the C extension's rows, one call a row."""
+        conn = self._conn
+        conn.query(sql)
+        yield [(d[4], d[8], d[6]) for d in conn.fetch_fields()]
+        width = len(conn.fetch_fields())
+        for flat in _bounded(conn.fetch_row, batch_rows, batch_bytes):
+            # Every value of the batch, row after row: column i is every width-th.
+            starts = pa.array(range(0, len(flat), width), pa.int64())
+            yield [flat.take(pc.add(starts, i)) for i in range(width)]
+
+
+def _native_columns(
+    mysql: int, sql: bytes, batch_rows: int, batch_bytes: int | None
+) -> Generator[Any, None, None]:
+    """As ``RawSession._python_columns``, the rows read in C (``fetch_native``)."""
+    result = fetch_native.query(mysql, sql)
+    try:
+        description = fetch_native.description(result)
+        yield description
+        yield from fetch_native.batches_of(mysql, result, len(description), batch_rows, batch_bytes)
+    finally:
+        fetch_native.free(result)
 
 
 def _bounded(
