@@ -209,3 +209,31 @@ def test_rows_read_in_c_are_the_rows_read_in_python(
     in_python = pa.Table.from_batches(list(source.read(plan, 64, 1 << 20)))
     assert calls == [1]
     assert in_c.num_rows == 400 and in_c.to_pylist() == in_python.to_pylist()
+
+
+def test_the_c_reader_checks_the_connection_first(
+    mysql_db: MysqlDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe statement checks libmysqlclient's field layout once a process: a failed probe
+    (the session's fault) is asked again; a layout that does not check out reads in Python."""
+    source = _source(mysql_db, tmp_path)
+    monkeypatch.setattr(fetch_native, "_checks", [])
+    monkeypatch.setattr(fetch_native, "_PROBE", b"SELECT * FROM no_such_table")
+    session = source._raw_session()
+    try:
+        assert fetch_native.handle(session._conn) is None and fetch_native._checks == []
+        monkeypatch.setattr(fetch_native, "_PROBE", b"SELECT 1 AS egress_probe")
+        assert fetch_native.handle(session._conn) is not None and fetch_native._checks == [True]
+    finally:
+        session.close()
+    monkeypatch.setattr(fetch_native, "_checks", [False])
+
+    def not_in_c(*args: Any) -> Any:
+        raise AssertionError("read in C although the layout did not check out")
+
+    monkeypatch.setattr(fetch_native, "batches_of", not_in_c)
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE few (id INT PRIMARY KEY, s TEXT)")
+        cur.execute("INSERT INTO few VALUES (1, 'a'), (2, NULL)")
+    read = pa.Table.from_batches(list(source.read(_plan(source, mysql_db, "few"), 10)))
+    assert read.to_pylist() == [{"id": 1, "s": "a"}, {"id": 2, "s": None}]

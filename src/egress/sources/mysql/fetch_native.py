@@ -167,21 +167,20 @@ _checks: list[bool] = []  # the probe's answer, once a process: the layout is th
 
 def _checked(mysql: int) -> bool:
     if not _checks:
-        _checks.append(_probe(mysql))
+        try:
+            _checks.append(_probe(mysql))
+        except NativeError:  # the session failed, not the layout: ask again next time
+            return False
     return _checks[0]
 
 
 def _probe(mysql: int) -> bool:
-    """Whether a known statement's column and row read back as they should."""
-    try:
-        result = query(mysql, _PROBE)
-    except NativeError:
-        return False
+    """Whether a known statement's column and row read back as they should. Raises
+    ``NativeError`` when the statement fails."""
+    result = query(mysql, _PROBE)
     try:
         columns = description(result)
         batches = list(batches_of(mysql, result, len(columns), 10, None))
-    except NativeError:
-        return False
     finally:
         free(result)
     if len(columns) != 1 or columns[0][:2] != ("egress_probe", columns[0][1]):
