@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.machinery
 import logging
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from egress.sources.native import address, built_library
 
 LIBRARY_NAME = "_fetch_rows"
 DONE, BATCH, FULL, FAILED = 0, 1, 2, -1
@@ -125,11 +126,7 @@ class _Native:
 
 
 def _library() -> Path | None:
-    here = Path(__file__).parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        if (path := here / f"{LIBRARY_NAME}{suffix}").exists():
-            return path
-    return None
+    return built_library(__file__, LIBRARY_NAME)
 
 
 def _load() -> _Native | None:
@@ -240,7 +237,7 @@ class _Columns:
         self.nulls = (ctypes.c_long * width)()
         self.capacity = (ctypes.c_long * width)(*data_bytes)
         self._pointers = [
-            (ctypes.c_void_p * width)(*map(_address, buffers))
+            (ctypes.c_void_p * width)(*(address(b) if b else 0 for b in buffers))
             for buffers in (self.offsets, self.validity, self.data)
         ]
 
@@ -264,10 +261,6 @@ class _Columns:
             ]
             out.append(pa.LargeBinaryArray.from_buffers(pa.large_binary(), rows, buffers, nulls))
         return out
-
-
-def _address(buffer: bytearray) -> int:
-    return ctypes.addressof(ctypes.c_char.from_buffer(buffer)) if buffer else 0
 
 
 def batches_of(

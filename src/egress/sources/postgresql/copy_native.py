@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.machinery
 import logging
 import select
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import psycopg
 
 from egress.domain.plan import ReadPlan
+from egress.sources.native import address, built_library
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,7 @@ class _Native:
 
 
 def _library() -> Path | None:
-    here = Path(__file__).parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        if (path := here / f"{LIBRARY_NAME}{suffix}").exists():
-            return path
-    return None
+    return built_library(__file__, LIBRARY_NAME)
 
 
 def _loaded_libpq() -> str | None:
@@ -202,7 +198,7 @@ class CopyDrain:
         # up to that long always fits; only longer rows are handed back on their own.
         self._buffer = bytearray(2 * block_bytes)
         self._view = memoryview(self._buffer)
-        self._block = _Block(_address(self._buffer), len(self._buffer), block_bytes, 0, 0, 0)
+        self._block = _Block(address(self._buffer), len(self._buffer), block_bytes, 0, 0, 0)
         self._key = key
         if key is not None:  # a row is two bytes at least (a comma, its newline)
             self._ends = array("q", bytes(8 * (block_bytes // 64)))
@@ -210,7 +206,7 @@ class CopyDrain:
             self._keys = bytearray(len(self._buffer))
             self._block.ends = self._ends.buffer_info()[0]
             self._block.ends_capacity = len(self._ends)
-            self._block.keys = _address(self._keys)
+            self._block.keys = address(self._keys)
             self._block.key_ends = self._key_ends.buffer_info()[0]
             self._block.key_field, self._block.strip_key = key.field, key.strip
         self._floats = array("q", floats)
@@ -287,10 +283,6 @@ class CopyDrain:
             bytes(self._keys[:keys_used]),
             _offsets(self._key_ends, rows),
         )
-
-
-def _address(buffer: bytearray) -> int:
-    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
 
 
 def _offsets(ends: array[int], rows: int) -> array[int]:
