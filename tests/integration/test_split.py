@@ -287,3 +287,34 @@ def test_a_pattern_that_names_every_run_alike_fails_the_later_run(
     assert run.error_message is not None
     assert "'fixed_v1.csv'" in run.error_message and "same names" in run.error_message
     assert sorted(o.key.rsplit("/", 1)[-1] for o in c.storage.list()) == keys
+
+
+def test_parquet_parts_of_one_run_share_one_dictionary_choice(c: Container, source: Path) -> None:
+    """Which columns a Parquet file dictionary-encodes is decided once a run, from the first
+    rows written (``sinks.writers.DictionaryChoice``), so every part of a split has the same
+    column encodings: here ``note`` repeats in the first part's rows, is distinct in the
+    other's, and is dictionary-encoded in both."""
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE mixed (id INTEGER PRIMARY KEY, k TEXT, note TEXT)")
+        rows = [(i, "a", "same") for i in range(1, 101)]
+        rows += [(i, "b", f"note {i}") for i in range(101, 201)]
+        db.executemany("INSERT INTO mixed VALUES (?, ?, ?)", rows)
+    ws, cfg = _setup(c, source, "k", "parquet", table="mixed")
+    execution, _ = c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, execution.id).latest
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    encodings = {}
+    for f in run.files:
+        data = b"".join(c.storage.stream(f.storage_key))
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+        column = next(
+            meta.column(i)
+            for i in range(meta.num_columns)
+            if meta.column(i).path_in_schema == "note"
+        )
+        encodings[f.sub_extract_value] = "RLE_DICTIONARY" in column.encodings
+        assert [r["id"] for r in _read(c, f.storage_key, "parquet")] == [
+            r[0] for r in rows if r[1] == f.sub_extract_value
+        ]
+    assert encodings == {"a": True, "b": True}

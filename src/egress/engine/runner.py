@@ -65,7 +65,7 @@ from egress.engine.windows import with_window
 from egress.sinks.data_table import LoadError, Warehouse
 from egress.sinks.file import FileSink
 from egress.sinks.split import SplitRouter, TooManyParts
-from egress.sinks.writers import content_type
+from egress.sinks.writers import DictionaryChoice, content_type
 from egress.sources import Source, SourceError, open_source
 from egress.sources.arrow_types import arrow_schema, byte_slices
 from egress.sources.base import (
@@ -333,7 +333,15 @@ class Runner:
         return result.rows
 
     # ----------------------------------------------------------------- writing
-    def _sink(self, job: Job, temp_name: str, buffer: int, name: str, **options: bool) -> FileSink:
+    def _sink(
+        self,
+        job: Job,
+        temp_name: str,
+        buffer: int,
+        name: str,
+        dictionary: DictionaryChoice | None = None,
+        **options: bool,
+    ) -> FileSink:
         claimed = job.claimed
         return FileSink(
             self._storage,
@@ -343,6 +351,7 @@ class Runner:
             arrow_schema(job.output),
             buffer,
             name,
+            dictionary=dictionary,
             **options,  # one_of_many (a split's part), encoded (parts of a parallel read)
         )
 
@@ -373,6 +382,7 @@ class Runner:
 
     def _write_split(self, job: Job, source: Source, control: RunControl) -> list[Written]:
         assert job.split_by is not None
+        dictionary = DictionaryChoice()
         router = SplitRouter(
             job.split_by,
             [f.name for f in job.output],
@@ -382,6 +392,7 @@ class Runner:
                 f"{pid}.{job.ext}",
                 PART_BUFFER_BYTES,
                 job.file_name(value, split=True),
+                dictionary,
                 one_of_many=True,
             ),
             flush_rows=self._batch_rows,

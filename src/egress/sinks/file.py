@@ -10,7 +10,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from egress.sinks.stream import HashingStream
-from egress.sinks.writers import WRITERS, BatchWriter, content_type
+from egress.sinks.writers import BatchWriter, DictionaryChoice, content_type, format_writer
 from egress.storage import ObjectHeaders, Storage
 
 
@@ -38,6 +38,7 @@ class FileSink:
         one_of_many: bool = False,
         encoded: bool = False,
         blocks: bool = False,
+        dictionary: DictionaryChoice | None = None,
     ) -> None:
         self.key = key
         headers = ObjectHeaders(content_type(fmt, compression), download_name)
@@ -57,6 +58,7 @@ class FileSink:
             self.stream = gzip.GzipFile(fileobj=self._buffered, mode="wb", mtime=0)  # type: ignore[assignment]
         self._fmt = fmt
         self._schema = schema
+        self._dictionary = dictionary  # Parquet: the choice a split's parts share
         self._writer: BatchWriter | None = None
         self.rows = 0
 
@@ -65,7 +67,7 @@ class FileSink:
 
     def write_many(self, batches: list[pa.RecordBatch]) -> None:
         if self._writer is None:
-            self._writer = WRITERS[self._fmt](self.stream, self._schema)
+            self._writer = format_writer(self._fmt, self.stream, self._schema, self._dictionary)
         self._writer.write_many(batches)
         self.rows += sum(b.num_rows for b in batches)
 
@@ -73,7 +75,7 @@ class FileSink:
         """Finish the format and the upload; ``rows`` overrides the count (fast paths)."""
         try:
             if self._writer is None and rows is None:
-                self._writer = WRITERS[self._fmt](self.stream, self._schema)
+                self._writer = format_writer(self._fmt, self.stream, self._schema, self._dictionary)
             if self._writer is not None:
                 self._writer.close()
             if self.stream is not self._buffered:
