@@ -33,12 +33,10 @@ from egress.domain.catalog import TableRef
 from egress.domain.paging import PageRequest
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
-from egress.domain.types import parse_list
 from egress.sinks.file import FileSink
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import Rendering
 from egress.sources.postgresql import PostgresSettings, PostgresSource
-from egress.sources.postgresql.columns import JSON_ARRAYS
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import extract_once, submitted_configuration
 from tests.support.migrated import migrate
@@ -664,6 +662,29 @@ ARRAYS_ROWS = """INSERT INTO arrays VALUES
  (2, '{}', '[0:1]={7,8}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'),
  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
 
+# Arrays whose elements the COPY path renders one by one in SQL (``array_to_json`` writes
+# them its own way): doubles around Python's switch to exponents (1e15 to 1e16), whole numbers,
+# negative zero, the extremes, NaN and infinities; singles (written as the double they widen
+# to); dates, times, timestamps with infinities, BC and five-digit years, every fraction
+# length, 24:00; bytea longer than encode()'s 76-character lines; empty, NULL and [0:1] arrays.
+ELEMENTS_TABLE = """CREATE TABLE elements (id int PRIMARY KEY, f float8[], r real[], d date[],
+    t time[], ts timestamp[], tz timestamptz[], b bytea[])"""
+ELEMENTS_ROWS = r"""INSERT INTO elements VALUES
+ (1, '{1e15,-1e15,1.5e15,1234567890123456.7,-9999999999999998,1e16,1.5e16,100,-0,0.1,5e-324,
+       1.7976931348623157e308,NaN,Infinity,-Infinity,NULL,1e-05,0.0001,123.456,-2.5e-300,
+       1e150,-1.5e151,2e-15}',
+  '{0.1,1e-45,3.4028235e38,NaN,-Infinity,16777216,NULL,-0,1e15}',
+  '{infinity,-infinity,0044-03-15 BC,10000-01-01,0001-01-01,NULL,2026-05-28}',
+  '{24:00:00,00:00:00,12:34:56.5,01:02:03.123456,NULL,23:59:59.99}',
+  '{infinity,-infinity,0044-03-15 12:00:00.5 BC,10000-01-01 00:00:00,2026-05-28 14:00:00,
+    2026-05-28 14:00:00.120,NULL}',
+  '{infinity,2026-05-28 16:00:00+02,0001-01-01 00:00:00+00 BC,2026-01-01 00:00:00.000001+00}',
+  ARRAY['\x'::bytea, '\x00ff', NULL, decode(repeat('ab01', 100), 'hex')]),
+ (2, '{}', '{}', '{}', '{}', '{}', '{}', '{}'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, '[0:1]={2.5,3}', '[0:0]={1}', '{2026-01-01}', '{00:00:01}', '{2026-01-01 00:00:00}',
+  '{2026-01-01 00:00:00+00}', '{"\\x41"}')"""
+
 
 @pytest.fixture
 def special(pg_db: PgDatabase) -> PgDatabase:
@@ -683,6 +704,8 @@ def special(pg_db: PgDatabase) -> PgDatabase:
         conn.execute(CLOCK_ROWS)
         conn.execute(ARRAYS_TABLE)
         conn.execute(ARRAYS_ROWS, (AWKWARD_TEXTS,))
+        conn.execute(ELEMENTS_TABLE)
+        conn.execute(ELEMENTS_ROWS)
     return pg_db
 
 
@@ -811,16 +834,23 @@ def test_postgres_special_types_in_every_format(c: Container, special: PgDatabas
 def test_postgres_multidimensional_array_fails_naming_the_column(
     c: Container, pg_db: PgDatabase
 ) -> None:
+    """Arrays by ``array_to_json`` (int) and element by element (float8, timestamp) alike."""
     with pg_db.connect() as conn:
-        conn.execute("CREATE TABLE grid (id int PRIMARY KEY, g int[])")
-        conn.execute("INSERT INTO grid VALUES (1, '{1,2}'), (2, '{{1,2},{3,4}}')")
-    for fmt in ("csv", "jsonl", "parquet"):
-        run, data = extract_once(c, "postgresql", _pg_settings(pg_db), "grid", fmt)
-        assert run.status is RunStatus.FAILED and data == b""
-        assert run.error_message == (
-            "column 'g' holds a 2-dimensional array; only one-dimensional arrays can be"
-            " exported (list<T>)"
-        )
+        for name, element, one, two in (
+            ("grid", "int", "{1,2}", "{{1,2},{3,4}}"),
+            ("fgrid", "float8", "{1.5}", "{{1.5},{2}}"),
+            ("tgrid", "timestamp", "{2026-01-01}", "{{2026-01-01},{2026-01-02}}"),
+        ):
+            conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, g {element}[])")
+            conn.execute(f"INSERT INTO {name} VALUES (1, '{one}'), (2, '{two}')")
+    for name in ("grid", "fgrid", "tgrid"):
+        for fmt in ("csv", "jsonl", "parquet"):
+            run, data = extract_once(c, "postgresql", _pg_settings(pg_db), name, fmt)
+            assert run.status is RunStatus.FAILED and data == b"", (name, fmt)
+            assert run.error_message == (
+                "column 'g' holds a 2-dimensional array; only one-dimensional arrays can be"
+                " exported (list<T>)"
+            )
 
 
 @pytest.mark.parametrize("rendering", [Rendering.CSV, Rendering.JSONL])
@@ -828,18 +858,16 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     c: Container, special: PgDatabase, rendering: Rendering
 ) -> None:
     """Infinite dates/timestamps, BC and five-digit years, money, oids, numeric NaN, float
-    NaN and infinities, times, bytea, arrays of integers, booleans, text and decimals: COPY
-    and Arrow agree byte for byte, CSV and JSONL (other arrays take the Arrow path, and singles
-    and JSON columns too for JSONL)."""
+    NaN and infinities, times, bytea, arrays of every element type: COPY and Arrow agree
+    byte for byte, CSV and JSONL (singles and JSON columns take the Arrow path for JSONL)."""
     source = PostgresSource(PostgresSettings(**_pg_settings(special)), {}, c.policy)
     tables = {t.name: t for t in source.catalog()}
     fmt = str(rendering)
-    for name in ("inf", "special", "odd", "clock", "arrays"):
+    for name in ("inf", "special", "odd", "clock", "arrays", "elements"):
         fields = [
             col
             for col in tables[name].columns
-            if (not col.type.startswith("list<") or parse_list(col.type) in JSON_ARRAYS)
-            and (col.type not in ("float32", "json") or rendering is Rendering.CSV)
+            if col.type not in ("float32", "json") or rendering is Rendering.CSV
         ]
         plan = ReadPlan(TableRef("public", name), fields, fields)
         assert source.can_copy(plan, rendering)
@@ -958,17 +986,15 @@ def test_years_a_path_cannot_write_fail_that_path_naming_the_column(
     """Arrow writes years -32767 to 32767 as text, and ADBC reads timestamps up to int64
     microseconds from 1970 (294247 AD): past those a run fails rather than write
     "<value out of range>" or a wrapped-around instant. The COPY path (CSV and JSONL) writes
-    PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (an array column
-    keeps it there: float8[]) fails naming the column."""
+    PostgreSQL's own digits for both, exactly; a JSONL run on the Arrow path (a real column
+    keeps it there) fails naming the column."""
     with pg_db.connect() as conn:
         conn.execute("CREATE TABLE late (id int PRIMARY KEY, d date)")
         conn.execute("INSERT INTO late VALUES (1, '32768-01-01'), (2, '5874897-12-31')")
         conn.execute("CREATE TABLE latest (id int PRIMARY KEY, ts timestamp)")
         conn.execute("INSERT INTO latest VALUES (1, '294276-12-31 23:59:59.999999')")
         for name in ("late", "latest"):
-            conn.execute(
-                f"CREATE TABLE {name}_array AS SELECT *, ARRAY[0.5::float8] AS a FROM {name}"
-            )
+            conn.execute(f"CREATE TABLE {name}_array AS SELECT *, 0.5::real AS a FROM {name}")
     settings = _pg_settings(pg_db)
     run, data = extract_once(c, "postgresql", settings, "late", "csv")
     assert run.status is RunStatus.COMPLETED, run.error_message

@@ -30,12 +30,12 @@ from egress.json_lines import (
 from egress.sources.postgresql.columns import can_render_csv
 
 
-def can_render_jsonl(logical: str) -> bool:
+def can_render_jsonl(logical: str, shortest_floats: bool = False) -> bool:
     """Types whose CSV text is their JSON text (or a cheap step from it): the CSV fast path's,
     less JSON columns (embedded as values, re-encoded by the writer). Doubles too where the C
     loop re-lays them out (``PostgresSource``); not singles: Egress's JSONL writes a single as
     the double it widens to (``0.10000000149011612``), which is not its PostgreSQL text."""
-    return logical != "json" and can_render_csv(logical)
+    return logical != "json" and can_render_csv(logical, shortest_floats)
 
 
 # PostgreSQL's words for a float that is not a number, the C loop leaves as they are: JSON

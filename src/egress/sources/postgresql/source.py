@@ -444,11 +444,15 @@ class PostgresSource:
 
     def _renders_csv(self, logical: str) -> bool:
         """Egress's CSV by ``COPY``: floats too where the C loop re-lays them out."""
-        return can_render_csv(logical) or (logical in FLOAT_TYPES and self._relays_floats())
+        return can_render_csv(logical, self._shortest_floats) or (
+            logical in FLOAT_TYPES and self._relays_floats()
+        )
 
     def _renders_jsonl(self, logical: str) -> bool:
         """Egress's JSONL by ``COPY``: doubles too where the C loop re-lays them out."""
-        return can_render_jsonl(logical) or (logical == "float64" and self._relays_floats())
+        return can_render_jsonl(logical, self._shortest_floats) or (
+            logical == "float64" and self._relays_floats()
+        )
 
     def copy_rows(
         self,
