@@ -1,6 +1,7 @@
 """A split CSV run on PostgreSQL goes through one COPY whose rows are routed by their split key:
 every part byte for byte the Arrow path's part (names, ids, counts too), whatever the values
-hold — NULL, the empty text, the text 'null', commas, quotes, newlines, non-ASCII."""
+hold — NULL, the empty text, the text 'null', commas, quotes, newlines, non-ASCII, arrays
+(whose JSON holds commas and quotes)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from tests.support.migrated import migrate
 
 TABLE = """CREATE TABLE t (
     id int PRIMARY KEY, region text, code bigint, small smallint, flag boolean,
-    tag varchar(8), c char(4), note text, ts timestamp, d date, u uuid,
-    "egress split key" text)"""  # the name the COPY gives its key column
+    tag varchar(8), c char(4), note text, ts timestamp, d date, u uuid, fa float8[],
+    ta timestamp[], "egress split key" text)"""  # the name the COPY gives its key column
 AWKWARD = [
     "EU",
     None,
@@ -66,6 +67,8 @@ def _rows() -> list[tuple[Any, ...]]:
                 f"2026-01-0{1 + i % 5} 10:00",
                 f"2026-02-0{1 + i % 3}",
                 uid,
+                None if i % 13 == 0 else [i * 0.5, 1e15, float("nan"), None],
+                [f"2026-01-0{1 + i % 5} 10:00:0{i % 10}.5", None],
                 f"k{i % 2}",
             )
         )
@@ -87,7 +90,8 @@ def pg(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.connect() as conn, conn.cursor() as cur:
         cur.execute(TABLE)
         cur.executemany(
-            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", _rows()
+            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            _rows(),
         )
     return pg_db
 
