@@ -325,10 +325,16 @@ def _parsed(sql: str) -> exp.Expression:
 
 
 def _filled(template: exp.Expression, **values: exp.Expression) -> exp.Expression:
-    """``template`` with each column named ``egress_<key>`` replaced by ``values[key]``."""
+    """``template`` with each unquoted column ``egress_<key>`` replaced by ``values[key]`` (a
+    table's columns are quoted: one named ``egress_text`` is left alone)."""
 
     def fill(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table and node.name.startswith("egress_"):
+        if (
+            isinstance(node, exp.Column)
+            and not node.table
+            and not node.this.quoted
+            and node.name.startswith("egress_")
+        ):
             return values[node.name.removeprefix("egress_")].copy()
         return node
 
