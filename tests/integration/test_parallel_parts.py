@@ -44,8 +44,7 @@ from tests.support.policy import policy_for
 
 __all__ = ["c", "maria", "pg"]  # the fixtures, shared with test_parallel_reads
 
-# The COPY path's columns of ``everything`` (no float, decimal, binary, JSON: those read
-# through Arrow), and every column (the Arrow path).
+# Some of ``everything``'s columns, all of them on the COPY path.
 COPY_FIELDS = ["id", "i2", "i4", "i8", "b", "t", "v", "dt", "ts", "tz"]
 ROWS = len(PG_ROWS) + MORE_ROWS
 
@@ -106,6 +105,32 @@ def test_postgres_jsonl_parts_are_each_a_copy_and_concatenate_to_the_single_stre
     assert run.status is RunStatus.COMPLETED and run.warnings == [], run.error_message
     assert run.record_count == serial.record_count == ROWS
     assert _rows("jsonl", data) == _rows("jsonl", one)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_array_columns_in_copy_parts_hold_exactly_the_rows_of_the_serial_read(
+    c: Container, pg: PgDatabase, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Arrays rendered element by element in SQL (floats, timestamps, bytea) and by
+    ``array_to_json`` (text), in each range's own COPY: the single stream's rows."""
+    with pg.connect() as conn:
+        conn.execute(
+            "CREATE TABLE arrays AS SELECT g AS id,"
+            " ARRAY[g * 0.5, 1e15, 'NaN', NULL]::float8[] AS f,"
+            " ARRAY[timestamp '2026-01-01' + g * interval '1.5 second', NULL] AS ts,"
+            " ARRAY[decode(md5(g::text), 'hex')] AS b, ARRAY['a,\"' || g, NULL] AS t"
+            " FROM generate_series(1, 300) g"
+        )
+        conn.execute("ALTER TABLE arrays ADD PRIMARY KEY (id)")
+    source = Source(c, "postgresql", _pg(pg))
+    calls = _spy_copy_parts(monkeypatch)
+    serial, one = source.run("arrays", fmt)
+    run, data = source.run("arrays", fmt, parallelism=3)
+    assert calls == [3]
+    assert run.status is RunStatus.COMPLETED and run.warnings == [], run.error_message
+    assert run.record_count == serial.record_count == 300
+    assert _rows(fmt, data) == _rows(fmt, one)
+    assert '[150.0,1000000000000000.0,"NaN",null]' in data.decode().replace('""', '"')
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
