@@ -428,6 +428,14 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
     return arrow_path_sql(field)
 
 
+def jsonl_copy_sql(field: ColumnInfo) -> exp.Expression:
+    """``copy_sql`` for JSONL: a single widened to a double (exact), whose shortest text is
+    what Egress's JSON writes for a single (``0.10000000149011612``, not ``0.1``)."""
+    if field.type == "float32":
+        return exp.cast(column(field.name), "DOUBLE PRECISION")
+    return copy_sql(field)
+
+
 def csv_header(names: list[str]) -> bytes:
     """The header line exactly as pyarrow's CSV writer renders it."""
     return (",".join('"' + n.replace('"', '""') + '"' for n in names) + "\n").encode()

@@ -165,9 +165,10 @@ def floats_in_c() -> bool:
 
 def float_fields(plan: ReadPlan, layout: int = ARROW_LAYOUT) -> list[int]:
     """The plan's float columns as the C loop takes them: index times 4, plus 1 if single,
-    plus 2 for Python's layout (JSONL's; copy_drain.c's ``egress_float_text``)."""
+    plus 2 for Python's layout (JSONL's; copy_drain.c's ``egress_float_text``). In Python's
+    layout a single is the double it widens to (``columns.jsonl_copy_sql``)."""
     return [
-        i << 2 | layout << 1 | (field.type == "float32")
+        i << 2 | layout << 1 | (field.type == "float32" and layout == ARROW_LAYOUT)
         for i, field in enumerate(plan.fields)
         if field.type in FLOAT_TYPES
     ]

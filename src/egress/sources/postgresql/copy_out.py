@@ -20,7 +20,7 @@ from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql, plain_column
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import ProgressFn, Rendering, SourceError
-from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote
+from egress.sources.postgresql.columns import copy_sql, csv_header, force_quote, jsonl_copy_sql
 from egress.sources.postgresql.copy_native import PYTHON_LAYOUT, float_fields, open_drain
 from egress.sources.postgresql.jsonl_copy import JsonlFromCsv
 
@@ -54,7 +54,9 @@ def copy_rendered(
     read's later parts) (``select``: the plan's SELECT with a column rendering)."""
     if rendering is Rendering.JSONL:  # the CSV's text, made JSON lines as it arrives
         lines = JsonlFromCsv(out, arrow_schema(plan.fields))
-        statement = f"COPY ({select(copy_sql)}) TO STDOUT WITH (FORMAT csv{force_quote(plan)})"
+        statement = (
+            f"COPY ({select(jsonl_copy_sql)}) TO STDOUT WITH (FORMAT csv{force_quote(plan)})"
+        )
         floats = float_fields(plan, PYTHON_LAYOUT)
         return copy_out(conn, statement, lines, on_progress, floats)._replace(last=lines.last)
     if rendering is Rendering.POSTGRES_CSV:

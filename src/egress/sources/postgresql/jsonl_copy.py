@@ -32,9 +32,8 @@ from egress.sources.postgresql.columns import can_render_csv
 
 def can_render_jsonl(logical: str, shortest_floats: bool = False) -> bool:
     """Types whose CSV text is their JSON text (or a cheap step from it): the CSV fast path's,
-    less JSON columns (embedded as values, re-encoded by the writer). Doubles too where the C
-    loop re-lays them out (``PostgresSource``); not singles: Egress's JSONL writes a single as
-    the double it widens to (``0.10000000149011612``), which is not its PostgreSQL text."""
+    less JSON columns (embedded as values, re-encoded by the writer). Floats too where the C
+    loop re-lays them out (``PostgresSource``; a single read as the double it widens to)."""
     return logical != "json" and can_render_csv(logical, shortest_floats)
 
 
@@ -56,7 +55,7 @@ def _from_text(field: pa.Field) -> Render:
     t = field.type
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_list(t):
         return bare  # 'true'/'false', digits, an array's JSON
-    if pa.types.is_float64(t):
+    if pa.types.is_floating(t):  # a single too: the C loop had the double it widens to
         return _floats
     if pa.types.is_timestamp(t):
         # 'YYYY-MM-DD HH:MI:SS.ffffff[Z]', an ISO year outside 1-9999, or an infinity's word.

@@ -449,9 +449,9 @@ class PostgresSource:
         )
 
     def _renders_jsonl(self, logical: str) -> bool:
-        """Egress's JSONL by ``COPY``: doubles too where the C loop re-lays them out."""
+        """Egress's JSONL by ``COPY``: floats too where the C loop re-lays them out."""
         return can_render_jsonl(logical, self._shortest_floats) or (
-            logical == "float64" and self._relays_floats()
+            logical in FLOAT_TYPES and self._relays_floats()
         )
 
     def copy_rows(
