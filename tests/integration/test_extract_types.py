@@ -195,6 +195,25 @@ def test_postgres_jsonl(c: Container, pg: PgDatabase) -> None:
     assert all(v is None for k, v in nulls.items() if k != "id")
 
 
+def test_json_numbers_keep_the_sources_digits_in_jsonl(c: Container, pg_db: PgDatabase) -> None:
+    """A JSON column's numbers are written as the database holds them: Python's float would
+    round 123.456789012345678901 and fail on 1E400 (a run once COMPLETED with
+    123.45678901234568, and a json 1E400 failed it with "Out of range float values")."""
+    with pg_db.connect() as conn:
+        conn.execute("CREATE TABLE js (id int PRIMARY KEY, jb jsonb, j json)")
+        conn.execute(
+            """INSERT INTO js VALUES (1, '{"x": 123.456789012345678901, "y": 1.10, "z": 1e2}',
+            '{"n": 1E400, "m": [0.1, -2.50]}'), (2, '"NaN"', NULL)"""
+        )
+    run, data = extract_once(c, "postgresql", _pg_settings(pg_db), "js", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '{"id":1,"jb":{"x":123.456789012345678901,"y":1.10,"z":100},'
+        '"j":{"n":1E400,"m":[0.1,-2.50]}}',
+        '{"id":2,"jb":"NaN","j":null}',
+    ]
+
+
 def test_postgres_parquet(c: Container, pg: PgDatabase) -> None:
     _run, data = extract_once(c, "postgresql", _pg_settings(pg), "everything", "parquet")
     table = pq.read_table(io.BytesIO(data))
@@ -865,9 +884,7 @@ def test_copy_fast_path_matches_the_arrow_path_on_special_values(
     fmt = str(rendering)
     for name in ("inf", "special", "odd", "clock", "arrays", "elements"):
         fields = [
-            col
-            for col in tables[name].columns
-            if col.type != "json" or rendering is Rendering.CSV
+            col for col in tables[name].columns if col.type != "json" or rendering is Rendering.CSV
         ]
         plan = ReadPlan(TableRef("public", name), fields, fields)
         assert source.can_copy(plan, rendering)

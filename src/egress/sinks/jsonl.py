@@ -7,7 +7,8 @@ columns Arrow can render exactly (integers, booleans, dates, times, timestamps, 
 without characters JSON escapes) are rendered by Arrow's kernels; floats by Arrow's cast where
 its text is Python's ``repr`` (JSON's own float text), by ``repr`` elsewhere; the rest (JSON
 columns, lists, binary, durations, the rare strings that need escaping) value by value, as
-before.
+before. A JSON column's numbers are the source's text, not Python's float of it
+(``render.json_document``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from egress.json_lines import (
 )
 from egress.sinks.render import (
     date_text,
+    json_document,
     json_renderer,
     json_timestamp_format,
     plain_decimals,
@@ -107,11 +109,21 @@ def _decimals(col: pa.Array) -> Rendered:
     return content(text)
 
 
+def _json_documents(name: str) -> Render:
+    def rendered(col: pa.Array) -> Rendered:
+        texts = [None if v is None else json_document(v, name) for v in col.to_pylist()]
+        return bare(pa.array(texts, pa.string()))
+
+    return rendered
+
+
 def renderer_for(field: pa.Field) -> Render:
     """How one column becomes the JSON text of each of its values."""
     t = field.type
     logical = (field.metadata or {}).get(b"egress.type", b"").decode()
-    if logical == "json" or pa.types.is_list(t) or pa.types.is_binary(t):
+    if logical == "json" and not pa.types.is_list(t):
+        return _json_documents(field.name)
+    if pa.types.is_list(t) or pa.types.is_binary(t):
         return _by_value(field)
     if pa.types.is_duration(t):
         return _by_value(field)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -95,9 +96,13 @@ def duration_column(col: pa.Array) -> pa.Array:
     return pa.array([None if v is None else duration_text(v) for v in micros], pa.string())
 
 
+# Python's compact JSON, as the JSONL writer's lines (a non-finite float fails, never
+# invalid JSON).
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def json_list_column(col: pa.Array, render: Callable[[pa.Array], list[Any]]) -> pa.Array:
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-    return pa.array([None if v is None else dumps(v) for v in render(col)], pa.string())
+    return pa.array([None if v is None else _compact(v) for v in render(col)], pa.string())
 
 
 def plain_decimals(col: pa.Array) -> list[str | None]:
@@ -149,6 +154,66 @@ def _json_list(item: Callable[[pa.Array], list[Any]]) -> Callable[[pa.Array], li
         return out
 
     return render
+
+
+# Private-use characters, one of which (absent from the document) marks a number's text
+# through ``json.dumps`` (see ``json_document``); almost always the first.
+_MARK = "\ue000"
+_MARKED = re.compile(f'"{_MARK}([^"]*)"')
+_OTHER_MARKS = range(0xE001, 0xF900)
+
+
+def _absent_mark(text: str) -> tuple[str, re.Pattern[str]]:
+    if _MARK not in text and "ue000" not in text and "uE000" not in text:
+        return _MARK, _MARKED
+    lowered = text.lower()
+    for code in _OTHER_MARKS:
+        mark = chr(code)
+        if mark not in text and f"\\u{code:04x}" not in lowered:
+            return mark, re.compile(f'"{mark}([^"]*)"')
+    raise ValueError("a JSON document holding every private-use character")  # not in practice
+
+
+class _NotJson(ValueError):
+    """A token Python's JSON reader takes that JSON has not (NaN, Infinity)."""
+
+
+def json_document(text: str, column: str) -> str:
+    """A JSON column's value as Egress's JSONL embeds it: Python's compact JSON of the
+    document (no whitespace, strings re-escaped as ``json.dumps`` escapes them, a repeated
+    key's last value), each number as the source wrote it (an integer as Python's ``int``
+    writes it: ``-0`` is ``0``). Python's own float would round a number (``123.456789012345
+    678901`` to ``123.45678901234568``) or overflow (``1E400``): those travel through
+    ``json.dumps`` as strings behind a mark, then lose mark and quotes. Not JSON (or
+    NaN/Infinity, which Python's reader takes): fails naming the column."""
+    mark, marked = _absent_mark(text)
+    floats = False
+
+    def number(digits: str) -> str:
+        nonlocal floats
+        floats = True
+        return mark + digits
+
+    def refuse(token: str) -> Any:
+        raise _NotJson(
+            f"column {column!r} holds {token}, which is not a JSON value;"
+            " export it as CSV, or filter it out with a whereClause"
+        )
+
+    try:
+        try:
+            value = json.loads(text, parse_float=number, parse_constant=refuse)
+        except (json.JSONDecodeError, _NotJson):
+            raise
+        except ValueError:  # an integer past Python's 4,300-digit limit on int()
+            value = json.loads(text, parse_float=number, parse_int=number, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"column {column!r} holds text that is not JSON ({exc.msg} at character"
+            f" {exc.pos}); export it as CSV, or filter it out with a whereClause"
+        ) from None
+    compact = _compact(value)
+    return marked.sub(r"\1", compact) if floats else compact
 
 
 def json_renderer(field: pa.Field) -> Callable[[pa.Array], list[Any]]:

@@ -7,7 +7,8 @@ Value rendering rules (the same for every source):
   day quoted ``HH:MM:SS.ffffff`` (``24:00:00.000000``: PostgreSQL's end of a day); durations
   ``[-]HH:MM:SS.ffffff``; binary values as base64; lists as JSON array text.
 - JSONL: one object per line, strict JSON; timestamps ISO 8601 (``Z`` when time-zoned), decimals
-  as strings, binary as base64, JSON columns embedded as JSON, lists as arrays; float NaN and
+  as strings, binary as base64, JSON columns embedded as JSON (numbers as the source wrote
+  them: ``render.json_document``), lists as arrays; float NaN and
   infinities as the strings "NaN", "Infinity", "-Infinity".
 - Parquet: zstd-compressed, Arrow types kept (decimals as DECIMAL, timestamps in µs, lists as
   LIST); an infinite date or timestamp, or a time of 24:00, fails the run (Parquet has no value
