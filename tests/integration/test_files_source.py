@@ -512,3 +512,34 @@ def test_gzipped_parquet_files_are_read(c: Container, tmp_path: Path) -> None:
     broken = next(t for t in source.catalog() if t.qualified_name == "sales/b.parquet.gz")
     assert broken.error is not None
     assert broken.error.startswith("sales/b.parquet.gz: "), broken.error
+
+
+def test_unsigned_integers_keep_every_value(c: Container, tmp_path: Path) -> None:
+    """uint64 (hashes, ids from numpy) past int64's range is decimal(20,0), as MySQL's BIGINT
+    UNSIGNED: exact in every format (it failed the run: "not in range: 0 to 2^63-1")."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "u64": pa.array([2**64 - 1, 0, None], pa.uint64()),
+            "u32": pa.array([2**32 - 1, 0, None], pa.uint32()),
+        }
+    )
+    pq.write_table(table, folder / "hashes.parquet")
+    settings = {"url": folder.as_uri()}
+    run, data = extract_once(c, "files", settings, "hashes.parquet", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines() == [
+        '"id","u64","u32"',
+        "1,18446744073709551615,4294967295",
+        "2,0,0",
+        "3,,",
+    ]
+    run, data = extract_once(c, "files", settings, "hashes.parquet", "jsonl")
+    assert data.decode().splitlines()[0] == '{"id":1,"u64":"18446744073709551615","u32":4294967295}'
+    run, data = extract_once(c, "files", settings, "hashes.parquet", "parquet")
+    got = pq.read_table(io.BytesIO(data))
+    assert got.schema.field("u64").type == pa.decimal128(20, 0)
+    assert got.column("u64").to_pylist() == [Decimal(2**64 - 1), Decimal(0), None]
+    assert got.column("u32").to_pylist() == [2**32 - 1, 0, None]

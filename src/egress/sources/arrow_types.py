@@ -171,6 +171,8 @@ def logical_from_arrow(t: pa.DataType) -> str:
         return "int16"
     if pa.types.is_int32(t) or pa.types.is_uint16(t):
         return "int32"
+    if pa.types.is_uint64(t):  # past int64 from 2^63 (hashes): exact as MySQL's BIGINT UNSIGNED
+        return "decimal(20,0)"
     if pa.types.is_integer(t):
         return "int64"
     if pa.types.is_float16(t) or pa.types.is_float32(t):
