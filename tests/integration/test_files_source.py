@@ -543,3 +543,24 @@ def test_unsigned_integers_keep_every_value(c: Container, tmp_path: Path) -> Non
     assert got.schema.field("u64").type == pa.decimal128(20, 0)
     assert got.column("u64").to_pylist() == [Decimal(2**64 - 1), Decimal(0), None]
     assert got.column("u32").to_pylist() == [2**32 - 1, 0, None]
+
+
+def test_a_value_finer_than_microseconds_fails_naming_its_column(
+    c: Container, tmp_path: Path
+) -> None:
+    """Egress keeps microseconds: a nanosecond timestamp with nanoseconds in it fails the run
+    (never truncated), naming the file, the column and the value; whole microseconds pass."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    stamps = pa.array([1_700_000_000_123_456_000, 1_700_000_000_123_456_789], pa.timestamp("ns"))
+    pq.write_table(pa.table({"id": [1, 2], "at": stamps}), folder / "fine.parquet")
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "fine.parquet", "csv")
+    assert run.status is RunStatus.FAILED and data == b""
+    assert run.error_message == (
+        "fine.parquet: column 'at' holds 2023-11-14 22:13:20.123456789 (timestamp[ns]), which"
+        " timestamp[us] cannot hold without changing it; filter it out with a whereClause"
+    )
+    pq.write_table(pa.table({"id": [1], "at": stamps[:1]}), folder / "whole.parquet")
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "whole.parquet", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1] == '1,"2023-11-14 22:13:20.123456"'

@@ -414,7 +414,9 @@ class FilesSource:
             except StopIteration:
                 return
             except (OSError, pa.ArrowException) as exc:
-                raise SourceError(self._explain(exc, files[0], len(files) > 1)) from exc
+                text = self._explain(exc, files[0], len(files) > 1)
+                native = self._native_schema(files)
+                raise SourceError(_lossy_cast(text, native, dataset.schema) or text) from exc
             if batch.num_rows:
                 yield batch
 
@@ -495,3 +497,37 @@ class FilesSource:
         elif (row := JSON_ROW.search(text)) is not None:
             where = f" line {int(row.group(1)) + 1}"  # JSON rows count from 0
         return f"{name}{where}: {text}"
+
+
+# Arrow's refusal to cast a value it would change: "Casting from timestamp[ns] to
+# timestamp[us] would lose data: 1700000000123456789".
+_LOSSY = re.compile(r"Casting from (\S+) to (\S+) would lose data: (-?\d+)")
+
+
+def _lossy_cast(text: str, native: pa.Schema, target: pa.Schema) -> str | None:
+    """``text`` naming the column(s) and the value Arrow would not cast without changing it,
+    or None when it is no such refusal."""
+    found = _LOSSY.search(text)
+    if found is None:
+        return None
+    source, wanted, raw = found.groups()
+    names = [
+        f.name
+        for f in target
+        if f.name in native.names
+        and str(native.field(f.name).type) == source
+        and str(f.type) == wanted
+    ]
+    if not names:
+        return None
+    try:  # the raw integer as the column's own text (a nanosecond timestamp, say)
+        typed = pa.array([int(raw)], pa.int64()).view(native.field(names[0]).type)
+        value = str(pc.cast(typed, pa.string())[0].as_py())
+    except (pa.ArrowException, OverflowError, ValueError):
+        value = raw
+    columns = " or ".join(repr(n) for n in names)
+    where = text[: found.start()].rstrip(": ")
+    return (
+        f"{where}: column {columns} holds {value} ({source}), which {wanted} cannot hold"
+        " without changing it; filter it out with a whereClause"
+    )
