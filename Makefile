@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TEST_WORKERS ?= 3
 # The C part is built by the install: a change to it installs again.
 BUILT  := pyproject.toml requirements.lock setup.py src/egress/sources/postgresql/copy_drain.c \
-          src/egress/sources/mysql/fetch_rows.c
+          src/egress/sources/mysql/fetch_rows.c src/egress/sinks/json_compact.c
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILT) | sha1sum | cut -c1-12)
 
 .PHONY: demo test install lint typecheck unit services bench clean

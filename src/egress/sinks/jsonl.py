@@ -30,9 +30,9 @@ from egress.json_lines import (
     strings,
     write_lines,
 )
+from egress.sinks.json_native import json_documents
 from egress.sinks.render import (
     date_text,
-    json_document,
     json_renderer,
     json_timestamp_format,
     plain_decimals,
@@ -110,11 +110,7 @@ def _decimals(col: pa.Array) -> Rendered:
 
 
 def _json_documents(name: str) -> Render:
-    def rendered(col: pa.Array) -> Rendered:
-        texts = [None if v is None else json_document(v, name) for v in col.to_pylist()]
-        return bare(pa.array(texts, pa.string()))
-
-    return rendered
+    return lambda col: bare(json_documents(col, name))
 
 
 def renderer_for(field: pa.Field) -> Render:
