@@ -120,26 +120,42 @@ static int word(Doc *d, const char *w, long n) {
     return 1;
 }
 
-static int array(Doc *d) {
+/* The bracket opening an array or object, copied; 1 if ``close`` follows (empty), copied. */
+static int opened_empty(Doc *d, char close) {
     *d->o++ = *d->p++;
     blanks(d);
-    if (d->p < d->end && *d->p == ']') {
+    if (d->p < d->end && *d->p == close) {
         *d->o++ = *d->p++;
         return 1;
     }
+    return 0;
+}
+
+/* After an item of an array or object: a comma (1: another item follows) or ``close`` (2: the
+   end), copied; 0: neither. */
+static int next_item(Doc *d, char close) {
+    blanks(d);
+    if (d->p >= d->end)
+        return 0;
+    char c = *d->p;
+    *d->o++ = *d->p++;
+    if (c == close)
+        return 2;
+    if (c != ',')
+        return 0;
+    blanks(d);
+    return 1;
+}
+
+static int array(Doc *d) {
+    if (opened_empty(d, ']'))
+        return 1;
     for (;;) {
         if (!value(d))
             return 0;
-        blanks(d);
-        if (d->p >= d->end)
-            return 0;
-        char c = *d->p;
-        *d->o++ = *d->p++;
-        if (c == ']')
-            return 1;
-        if (c != ',')
-            return 0;
-        blanks(d);
+        int next = next_item(d, ']');
+        if (next != 1)
+            return next == 2;
     }
 }
 
@@ -147,12 +163,8 @@ static int object(Doc *d) {
     const char *keys[MAX_KEYS];
     long lengths[MAX_KEYS];
     int count = 0;
-    *d->o++ = *d->p++;
-    blanks(d);
-    if (d->p < d->end && *d->p == '}') {
-        *d->o++ = *d->p++;
+    if (opened_empty(d, '}'))
         return 1;
-    }
     for (;;) {
         int plain;
         const char *key = d->p;
@@ -171,16 +183,9 @@ static int object(Doc *d) {
         blanks(d);
         if (!value(d))
             return 0;
-        blanks(d);
-        if (d->p >= d->end)
-            return 0;
-        char c = *d->p;
-        *d->o++ = *d->p++;
-        if (c == '}')
-            return 1;
-        if (c != ',')
-            return 0;
-        blanks(d);
+        int next = next_item(d, '}');
+        if (next != 1)
+            return next == 2;
     }
 }
 
