@@ -850,6 +850,103 @@ def test_postgres_special_types_in_every_format(c: Container, special: PgDatabas
     assert parquet_rows[2]["ia"] == [] and parquet_rows[3]["ia"] is None
 
 
+# char(n) holds its value blank-padded to n (psql, pg_dump and the drivers all show the
+# padding); a cast to text strips it. A domain over char(n) is the same; varchar keeps what it
+# was given; char(n)[] elements were already read padded (array_to_json).
+PADDED_TABLE = """CREATE DOMAIN code5 AS char(5);
+CREATE TABLE padded (id int PRIMARY KEY, c char(4), d code5, v varchar(5), a char(3)[], f real);
+INSERT INTO padded VALUES (1, 'ab', 'x', 'y  ', '{ab,x}', 1.5), (2, NULL, NULL, NULL, NULL, NULL),
+ (3, '', 'é', '', '{""}', 0), (4, 'abcd', 'ab', ' z', '{}', -1)"""
+PADDED = [
+    {"id": 1, "c": "ab  ", "d": "x    ", "v": "y  ", "a": ["ab ", "x  "]},
+    {"id": 2, "c": None, "d": None, "v": None, "a": None},
+    {"id": 3, "c": "    ", "d": "é    ", "v": "", "a": ["   "]},
+    {"id": 4, "c": "abcd", "d": "ab   ", "v": " z", "a": []},
+]
+
+
+@pytest.fixture
+def padded(pg_db: PgDatabase) -> PgDatabase:
+    with pg_db.connect() as conn:
+        conn.execute(PADDED_TABLE)
+    return pg_db
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_char_n_keeps_its_padding_in_every_format(
+    c: Container, padded: PgDatabase, fmt: str
+) -> None:
+    """``char(n)`` was read through a cast to text, which strips the padding: a COMPLETED run
+    wrote ``ab`` for ``'ab  '``."""
+    run, data = extract_once(c, "postgresql", _pg_settings(padded), "padded", fmt)
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    if fmt == "parquet":
+        rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    elif fmt == "jsonl":
+        rows = strict_json_lines(data)
+    else:  # NULL is an empty field ("" from the reader), an empty string "" a quoted one
+        assert data.decode().splitlines()[2].startswith("2,,,,")
+        rows = [
+            {**r, "id": int(r["id"]), "a": json.loads(r["a"]) if r["a"] else None}
+            for r in csv.DictReader(io.StringIO(data.decode()))
+        ]
+    got = sorted(({k: r[k] for k in PADDED[0]} for r in rows), key=lambda r: r["id"])
+    if fmt == "csv":
+        assert got == [
+            {k: "" if v is None and k != "a" else v for k, v in r.items()} for r in PADDED
+        ]
+    else:
+        assert got == PADDED
+
+
+@pytest.mark.parametrize("rendering", [Rendering.CSV, Rendering.JSONL])
+def test_char_n_reads_padded_on_the_arrow_path_as_on_copy(
+    c: Container, padded: PgDatabase, rendering: Rendering
+) -> None:
+    source = PostgresSource(PostgresSettings(**_pg_settings(padded)), {}, c.policy)
+    fields = {t.name: t for t in source.catalog()}["padded"].columns
+    assert [f.name for f in fields if f.padded] == ["c", "d", "a"]
+    described = source.describe("SELECT c, c::text AS t, d, a FROM padded")  # a SQL template
+    # A SQL template's array is its text (a string): bpchar[]'s text keeps the padding anyway.
+    assert [(f.type, f.padded) for f in described] == [
+        ("string", True),
+        ("string", False),
+        ("string", True),
+        ("string", False),
+    ]
+    plan = ReadPlan(TableRef("public", "padded"), fields, fields)
+    arrow = [row for batch in source.read(plan, 1000) for row in batch.to_pylist()]
+    assert [{k: r[k] for k in PADDED[0]} for r in sorted(arrow, key=lambda r: r["id"])] == PADDED
+    fast = io.BytesIO()
+    source.copy_rows(plan, fast, lambda n: None, rendering)
+    sink = FileSink(
+        c.storage, "cmp/padded", str(rendering), "none", arrow_schema(fields), 1 << 20, "x"
+    )
+    for batch in source.read(plan, 1000):
+        sink.write(batch)
+    sink.close()
+    assert fast.getvalue() == b"".join(c.storage.stream("cmp/padded"))
+
+
+def test_char_n_split_values_and_parallel_parts_keep_the_padding(
+    c: Container, padded: PgDatabase
+) -> None:
+    """A split's sub-extract values are the padded values; a parallel read's parts too."""
+    run, data = extract_once(
+        c, "postgresql", _pg_settings(padded), "padded", "jsonl", parallelism=2
+    )
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert [r["c"] for r in strict_json_lines(data)] == [r["c"] for r in PADDED]
+    run, _ = extract_once(c, "postgresql", _pg_settings(padded), "padded", "csv", split_by="d")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert sorted(str(f.sub_extract_value) for f in run.files) == [
+        "None",
+        "ab   ",
+        "x    ",
+        "é    ",
+    ]
+
+
 def test_postgres_multidimensional_array_fails_naming_the_column(
     c: Container, pg_db: PgDatabase
 ) -> None:
@@ -859,10 +956,11 @@ def test_postgres_multidimensional_array_fails_naming_the_column(
             ("grid", "int", "{1,2}", "{{1,2},{3,4}}"),
             ("fgrid", "float8", "{1.5}", "{{1.5},{2}}"),
             ("tgrid", "timestamp", "{2026-01-01}", "{{2026-01-01},{2026-01-02}}"),
+            ("cgrid", "char(2)", "{a}", "{{a},{b}}"),  # read as bpchar[] (padded)
         ):
             conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, g {element}[])")
             conn.execute(f"INSERT INTO {name} VALUES (1, '{one}'), (2, '{two}')")
-    for name in ("grid", "fgrid", "tgrid"):
+    for name in ("grid", "fgrid", "tgrid", "cgrid"):
         for fmt in ("csv", "jsonl", "parquet"):
             run, data = extract_once(c, "postgresql", _pg_settings(pg_db), name, fmt)
             assert run.status is RunStatus.FAILED and data == b"", (name, fmt)

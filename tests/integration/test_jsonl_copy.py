@@ -139,7 +139,7 @@ def test_the_server_writes_the_jsonl_writers_bytes(
     assert rows == len(lines)
     if table == "texts":
         assert [line["t"] for line in lines] == TEXTS
-        assert lines[0]["c"] == "ab"  # char(n) read as text: no padding
+        assert lines[0]["c"] == "ab    "  # char(6): its padding is its value
         assert lines[0]["big"] == -(2**63) and lines[1]["big"] == 2**63 - 1
         assert [line["d"] for line in lines[:5]] == [
             "NaN",

@@ -158,6 +158,28 @@ def test_a_sql_ascii_database_is_decoded_with_its_source_encoding(
     assert filtered.record_count == 2
 
 
+def test_a_sql_ascii_databases_char_n_keeps_its_padding(
+    c: Container, database: Any, postgres_admin_url: str
+) -> None:
+    """SQL_ASCII text is read as its bytes (``convert_to``): char(n) through its own text."""
+    name = database("SQL_ASCII")
+    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True, client_encoding="LATIN1") as conn:
+        conn.execute("CREATE TABLE p (id int PRIMARY KEY, c char(6))")
+        conn.execute("INSERT INTO p VALUES (1, 'café'), (2, NULL), (3, '')")
+    ws = c.workspaces.ensure_workspace("t")
+    latin = _connection(c, ws, name, sourceEncoding="latin-1")
+    c.services.catalog.discover(ws, latin)
+    tpl = next(
+        t for t in c.templates.list_page(ws, latin, PageRequest()).items if t.name == "public.p"
+    )
+    cfg = submitted_configuration(c, ws, tpl.id, "ascii_padded", format="csv")
+    run = _run(c, ws, cfg)
+    assert run.status == RunStatus.COMPLETED, run.error_message
+    data = b"".join(c.storage.stream(run.files[0].storage_key))
+    assert data.decode() == '"id","c"\n1,"café  "\n2,\n3,"      "\n'
+
+
 def test_sql_ascii_bytes_that_do_not_decode_fail_the_run_naming_the_column(
     c: Container, database: Any, postgres_admin_url: str
 ) -> None:

@@ -114,9 +114,13 @@ class ColumnInfo:
     name: str
     type: str  # a logical type, see egress.domain.types
     nullable: bool = True
+    # A string blank-padded to its declared width (PostgreSQL's char(n)): its value holds the
+    # padding, which a cast to text would strip, so the source reads it in its own type.
+    padded: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "type": self.type, "nullable": self.nullable}
+        shown: dict[str, object] = {"padded": True} if self.padded else {}
+        return {"name": self.name, "type": self.type, "nullable": self.nullable, **shown}
 
 
 @dataclass(frozen=True)

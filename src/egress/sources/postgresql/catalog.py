@@ -10,7 +10,7 @@ import psycopg
 
 from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
 from egress.sources import base
-from egress.sources.postgresql.columns import logical_type
+from egress.sources.postgresql.columns import is_padded, logical_type
 from egress.sources.postgresql.connect import first_line
 
 CATALOG_SQL = """
@@ -102,7 +102,9 @@ def tables_from(
                 kind="table" if relkind in ("r", "p", "f") else "view",
             )
             tables[(schema, table)] = info
-        info.columns.append(ColumnInfo(col, logical_type(typname, typmod), not notnull))
+        info.columns.append(
+            ColumnInfo(col, logical_type(typname, typmod), not notnull, is_padded(typname))
+        )
     return with_enforced_keys(list(tables.values()), group_unique_keys(unique_rows or []))
 
 
@@ -132,6 +134,10 @@ def describe_query(conn: psycopg.Connection[Any], probe: str, limit_s: float) ->
     except psycopg.Error as exc:
         raise base.SourceError(first_line(exc)) from exc
     return [
-        ColumnInfo(c.name, logical_type(typnames.get(c.type_code, ""), result.fmod(i)))
+        ColumnInfo(
+            c.name,
+            logical_type(typname := typnames.get(c.type_code, ""), result.fmod(i)),
+            padded=is_padded(typname),
+        )
         for i, c in enumerate(columns)
     ]

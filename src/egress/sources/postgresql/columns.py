@@ -88,6 +88,12 @@ def logical_type(typname: str, typmod: int) -> str:
     return _NATIVE.get(typname, "string")
 
 
+def is_padded(typname: str) -> bool:
+    """A blank-padded character type: char(n) or an array of it, or a domain over either (the
+    catalog and a query's probe report the base type)."""
+    return typname in ("bpchar", "bpchar[]")
+
+
 def _text_element(logical: str) -> str:
     """Array elements read as text: decimals stay decimals, anything else is a string."""
     return "decimal" if logical == "decimal" or parse_decimal(logical) else "string"
@@ -102,15 +108,17 @@ def arrow_path_sql(field: ColumnInfo) -> exp.Expression:
     col = column(field.name)
     element = parse_list(field.type)
     if element is not None:
-        return _array_sql(field.name, element)
+        return _array_sql(field.name, element, field.padded)
     if field.type == "decimal" or parse_decimal(field.type):  # also money, as digits
         return exp.cast(exp.cast(col, "NUMERIC"), "TEXT")
     if field.type == "int64":  # also oid and reg* (unsigned 32-bit)
         return exp.cast(col, "BIGINT")
+    if field.padded:  # as bpchar, whose text keeps the padding (a cast to text strips it)
+        return exp.cast(col, exp.DataType.build("BPCHAR", udt=True))
     return exp.cast(col, "TEXT") if is_text(field.type) else col
 
 
-def _array_sql(name: str, element: str) -> exp.Expression:
+def _array_sql(name: str, element: str, padded: bool = False) -> exp.Expression:
     """A one-dimensional array as its element's array type; a multi-dimensional value fails
     (ADBC would flatten it silently) with an error naming the column."""
     col = column(name)
@@ -120,7 +128,9 @@ def _array_sql(name: str, element: str) -> exp.Expression:
     else:
         if element == "decimal":  # money[] too: digits, not '$12.34'
             value = exp.cast(col, exp.DataType.build("NUMERIC[]", dialect="postgres"))
-        target = exp.DataType.build("TEXT[]", dialect="postgres")
+        # char(n)'s elements as bpchar: their text keeps the padding (text's strips it).
+        text = "BPCHAR[]" if padded else "TEXT[]"
+        target = exp.DataType.build(text, dialect="postgres")
     ndims = exp.Anonymous(this="array_ndims", expressions=[col.copy()])
     # Not a constant (PostgreSQL would fold it when planning): cast only where it is reached.
     marker = exp.DPipe(
@@ -140,8 +150,19 @@ def raw_text_sql(field: ColumnInfo) -> exp.Expression:
     if field.type not in RAW_TEXT:
         return arrow_path_sql(field)
     return exp.Anonymous(
-        this="convert_to",
-        expressions=[exp.cast(column(field.name), "TEXT"), exp.Literal.string(SQL_ASCII)],
+        this="convert_to", expressions=[_text_sql(field), exp.Literal.string(SQL_ASCII)]
+    )
+
+
+def _text_sql(field: ColumnInfo) -> exp.Expression:
+    """A column as text: a padded one by its type's own text (``format``'s ``%s``), NULL kept."""
+    col = column(field.name)
+    if not field.padded:
+        return exp.cast(col, "TEXT")
+    formatted = exp.Anonymous(this="format", expressions=[exp.Literal.string("%s"), col.copy()])
+    return exp.Case(
+        ifs=[exp.If(this=exp.Is(this=col, expression=exp.Null()), true=exp.Null())],
+        default=formatted,
     )
 
 
@@ -422,7 +443,7 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
         return _elements_json(field.name, element)
     if element is not None:  # a one-dimensional array as the Arrow path reads it, as JSON
         json_array = exp.Anonymous(
-            this="array_to_json", expressions=[_array_sql(field.name, element)]
+            this="array_to_json", expressions=[_array_sql(field.name, element, field.padded)]
         )
         return exp.cast(json_array, "TEXT")
     return arrow_path_sql(field)
