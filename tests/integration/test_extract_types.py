@@ -907,12 +907,11 @@ def test_char_n_reads_padded_on_the_arrow_path_as_on_copy(
     fields = {t.name: t for t in source.catalog()}["padded"].columns
     assert [f.name for f in fields if f.padded] == ["c", "d", "a"]
     described = source.describe("SELECT c, c::text AS t, d, a FROM padded")  # a SQL template
-    # A SQL template's array is its text (a string): bpchar[]'s text keeps the padding anyway.
     assert [(f.type, f.padded) for f in described] == [
         ("string", True),
         ("string", False),
         ("string", True),
-        ("string", False),
+        ("list<string>", True),
     ]
     plan = ReadPlan(TableRef("public", "padded"), fields, fields)
     arrow = [row for batch in source.read(plan, 1000) for row in batch.to_pylist()]
@@ -926,6 +925,40 @@ def test_char_n_reads_padded_on_the_arrow_path_as_on_copy(
         sink.write(batch)
     sink.close()
     assert fast.getvalue() == b"".join(c.storage.stream("cmp/padded"))
+
+
+def test_a_sql_templates_arrays_are_lists_as_a_tables_are(c: Container, padded: PgDatabase) -> None:
+    """A query's result types map as the catalog's do: an array was its text (``_int4`` is no
+    type name the mapping knew), ``"{1,NULL}"`` in a string column."""
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, "pg_sql_arrays", "postgresql", _pg_settings(padded), None)
+    query = "SELECT id, a, ARRAY[id, NULL] AS ia, ARRAY[1.5::float8] AS fa FROM padded"
+    tpl = c.services.catalog.create_query_template(
+        ws, conn.id, "arrays", query, ["id"], None, None, role="admin"
+    )
+    assert [(f.name, f.type) for f in tpl.fields] == [
+        ("id", "int32"),
+        ("a", "list<string>"),
+        ("ia", "list<int32>"),
+        ("fa", "list<float64>"),
+    ]
+    for fmt in ("jsonl", "parquet"):
+        cfg = submitted_configuration(c, ws, tpl.id, f"sql_arrays_{fmt}", format=fmt)
+        execution, _ = c.services.executions.trigger(ws, cfg, {})
+        assert c.worker().run_once()
+        run = c.executions.get(ws, cfg, execution.id).latest
+        assert run is not None and run.status is RunStatus.COMPLETED, run and run.error_message
+        data = b"".join(c.storage.stream(run.files[0].storage_key))
+        rows = (
+            strict_json_lines(data)
+            if fmt == "jsonl"
+            else pq.read_table(io.BytesIO(data)).to_pylist()
+        )
+        assert sorted((r["id"], r["a"], r["ia"], r["fa"]) for r in rows if r["id"] != 2) == [
+            (1, ["ab ", "x  "], [1, None], [1.5]),
+            (3, ["   "], [3, None], [1.5]),
+            (4, [], [4, None], [1.5]),
+        ]
 
 
 def test_char_n_split_values_and_parallel_parts_keep_the_padding(

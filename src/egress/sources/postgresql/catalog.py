@@ -61,6 +61,14 @@ WHERE i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indimmediate
 ORDER BY n.nspname, c.relname, ic.relname, key.pos
 """
 
+# A probe's result types by the names CATALOG_SQL gives them (an array as ``int4[]``, not
+# ``_int4``): a SQL template's columns map as a table's do.
+TYPNAMES_SQL = """
+SELECT t.oid, CASE WHEN t.typcategory = 'A' AND et.oid IS NOT NULL
+                   THEN et.typname || '[]' ELSE t.typname END
+FROM pg_type t LEFT JOIN pg_type et ON et.oid = t.typelem
+WHERE t.oid = ANY(%s::oid[])
+"""
 
 ACCESS_SQL = """
 SELECT r.rolsuper,
@@ -125,12 +133,7 @@ def describe_query(conn: psycopg.Connection[Any], probe: str, limit_s: float) ->
     # The probe reports type OIDs (domains already resolved to their base type) and typmods:
     # the same inputs the catalog maps from pg_attribute.
     try:
-        typnames = dict(
-            conn.execute(
-                "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s::oid[])",
-                ([c.type_code for c in columns],),
-            ).fetchall()
-        )
+        typnames = dict(conn.execute(TYPNAMES_SQL, ([c.type_code for c in columns],)).fetchall())
     except psycopg.Error as exc:
         raise base.SourceError(first_line(exc)) from exc
     return [
