@@ -91,3 +91,9 @@ def test_key_ranges_hold_every_key_once_the_first_narrower() -> None:
         held = _keys_of(ranges, range(low - 3, high + 4))
         assert sorted(k for keys in held for k in keys) == list(range(low - 3, high + 4))
         assert len(ranges) == min(parts, high - low + 1) and all(held)  # none empty
+    # A key that may be NULL: the first range also takes the NULL keys, no other does.
+    assert key_ranges("k", 0, 269, 3, nulls=True) == [
+        KeyRange("k", None, 77, nulls=True),
+        KeyRange("k", 77, 173),
+        KeyRange("k", 173, None),
+    ]

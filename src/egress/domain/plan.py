@@ -23,11 +23,13 @@ class KeySelection:
 
 @dataclass(frozen=True)
 class KeyRange:
-    """One partition of a parallel read: rows whose ``field`` is in [low, high) (None: open)."""
+    """One partition of a parallel read: rows whose ``field`` is in [low, high) (None: open),
+    and, with ``nulls``, the rows whose ``field`` is NULL (no range holds them)."""
 
     field: str
     low: int | None
     high: int | None
+    nulls: bool = False
 
 
 INTEGER_TYPES = frozenset({"int16", "int32", "int64"})
@@ -48,10 +50,11 @@ def first_part_weight(parts: int) -> float:
     return max(0.5, 1 - APPEND_COST * (parts - 1))
 
 
-def key_ranges(field: str, low: int, high: int, parts: int) -> list[KeyRange]:
+def key_ranges(field: str, low: int, high: int, parts: int, nulls: bool = False) -> list[KeyRange]:
     """[low, high] cut into ``parts`` ranges (fewer when it holds fewer values) of equal
     width but the first, ``first_part_weight`` times as wide; the first and the last stay
-    open, so every row of the plan is in exactly one."""
+    open, and the first also takes the NULL keys of a key that may be NULL (``nulls``: a view's
+    or a SQL template's declared key), so every row of the plan is in exactly one."""
     parts = max(1, min(parts, high - low + 1))
     first = round(100 * first_part_weight(parts))  # in hundredths of a later range's width
     total = first + 100 * (parts - 1)
@@ -60,7 +63,7 @@ def key_ranges(field: str, low: int, high: int, parts: int) -> list[KeyRange]:
         for i in range(1, parts)
     ]
     bounds: list[int | None] = [None, *cuts, None]
-    return [KeyRange(field, bounds[i], bounds[i + 1]) for i in range(parts)]
+    return [KeyRange(field, bounds[i], bounds[i + 1], nulls and i == 0) for i in range(parts)]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,14 @@ class ReadPlan:
     def column_type(self, name: str) -> str:
         found = next((c for c in self.columns or self.fields if c.name == name), None)
         return found.type if found else "string"
+
+    def key_ranges(self, low: int, high: int) -> list[KeyRange]:
+        """The partitions of a parallel read whose key runs from ``low`` to ``high``."""
+        key = self.partition_key
+        assert key is not None  # only a keyed plan is read in parallel
+        found = next((c for c in self.columns or self.fields if c.name == key), None)
+        nulls = found is None or found.nullable
+        return key_ranges(key, low, high, self.parallelism, nulls)
 
 
 def select_fields(template_fields: list[ColumnInfo], wanted: list[str] | None) -> list[ColumnInfo]:

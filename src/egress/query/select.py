@@ -124,7 +124,10 @@ def _in_range(key_range: KeyRange, params: Params) -> list[exp.Expr]:
     if key_range.low is not None:
         out.append(exp.GTE(this=col.copy(), expression=params.bind(key_range.low)))
     if key_range.high is not None:
-        out.append(exp.LT(this=col.copy(), expression=params.bind(key_range.high)))
+        below: exp.Expr = exp.LT(this=col.copy(), expression=params.bind(key_range.high))
+        if key_range.nulls:
+            below = exp.Paren(this=exp.or_(below, exp.Is(this=col.copy(), expression=exp.Null())))
+        out.append(below)
     return out
 
 

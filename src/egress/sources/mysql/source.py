@@ -19,7 +19,7 @@ import pymysql.cursors
 from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
 from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
-from egress.domain.plan import ReadPlan, key_ranges
+from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
 from egress.query.select import bounds_statement, max_statement, select_statement
 from egress.sources import base, confine
@@ -387,7 +387,7 @@ class MysqlSource:
                 raise SourceError(clean_error(exc)) from exc
             raise
         # The key is an integer column: its bounds come as the server's text.
-        ranges = [None] if low is None else key_ranges(key, int(low), int(high), plan.parallelism)
+        ranges = [None] if low is None else plan.key_ranges(int(low), int(high))
         for session in sessions[len(ranges) :]:  # fewer key values than sessions
             session.close()
         return [

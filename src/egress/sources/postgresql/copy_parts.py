@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import psycopg
 
-from egress.domain.plan import ReadPlan, key_ranges
+from egress.domain.plan import ReadPlan
 from egress.query.select import ColumnSql, Quote, bounds_statement
 from egress.sources.base import FilePart, ProgressFn, Rendering
 from egress.sources.postgresql.batches import read_error
@@ -49,7 +49,7 @@ def copy_parts(
         exported, low, high = one_row(
             first, f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
         )
-        ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
+        ranges = [None] if low is None else plan.key_ranges(low, high)
         parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
         for _ in parts[1:]:
             sessions.append(connect())

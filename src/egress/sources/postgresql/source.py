@@ -19,7 +19,7 @@ from psycopg import sql
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
-from egress.domain.plan import ReadPlan, key_ranges
+from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
 from egress.query.select import (
     ColumnSql,
@@ -413,7 +413,7 @@ class PostgresSource:
                 exported, low, high = one_row(
                     sessions[0], f"SELECT pg_export_snapshot(), b.* FROM ({bounds}) AS b"
                 )
-                ranges = [None] if low is None else key_ranges(key, low, high, plan.parallelism)
+                ranges = [None] if low is None else plan.key_ranges(low, high)
                 parts = [replace(plan, key_range=r, parallelism=1) for r in ranges]
                 for _ in parts[1:]:
                     sessions.append(self._adbc_session())
