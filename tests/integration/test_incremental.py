@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -618,3 +619,70 @@ def test_mysql_concurrent_writers_lose_nothing_within_the_lag(
     while sum(map(len, delivered)) < len(table_ids) and time.monotonic() < deadline:
         delivered.append(env.run()[1])
     _assert_exactly_once(delivered, table_ids)
+
+
+# --------------------------------------------------------------------------- number cursors
+# A decimal cursor's mark is kept as its text, and was compared as text: "10.5" came before
+# "9.5", so once the cursor passed a power of ten a run took nothing new, ever (lag sources), or
+# took rows again (PostgreSQL tables). An unsigned 64-bit mark past int64 was stored by SQLite
+# (the metadata database) as a rounded REAL: the same. Each case: two rows, then one past them.
+NUMBER_CURSORS = {
+    "mysql_decimal": ("DECIMAL(10,1)", ["8.5", "9.5"], "10.5"),
+    "mysql_unsigned": (
+        "BIGINT UNSIGNED",
+        [str(2**63), str(2**64 - 6)],
+        str(2**64 - 5),
+    ),
+    "pg_numeric": ("numeric(10,1)", ["8.5", "9.5"], "10.5"),
+    "pg_view_numeric": ("numeric", ["99", "99.5"], "100"),
+    "sqlite_decimal": ("DECIMAL(10,1)", ["8.5", "9.5"], "10.5"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMBER_CURSORS))
+def test_number_cursors_move_by_value_past_a_power_of_ten_and_past_int64(
+    c: Container, request: pytest.FixtureRequest, tmp_path: Path, case: str
+) -> None:
+    sql_type, first, later_value = NUMBER_CURSORS[case]
+    create = f"CREATE TABLE nums (id int PRIMARY KEY, c {sql_type})"
+    rows = [(i, v) for i, v in enumerate(first, 1)]
+    if case.startswith("mysql"):
+        db = request.getfixturevalue("mysql_db")
+        settings, table = db.settings, f"{db.name}.nums"
+
+        def execute(sql: str, args: Any = ()) -> None:
+            with db.connect() as conn, conn.cursor() as cur:
+                cur.execute(sql, args)
+                conn.commit()
+
+    elif case.startswith("pg"):
+        db = request.getfixturevalue("pg_db")
+        settings, table = _pg_settings(db), "public.nums"
+
+        def execute(sql: str, args: Any = ()) -> None:
+            with db.connect() as conn:
+                conn.execute(sql.replace("?", "%s"), args)  # type: ignore[arg-type]
+
+    else:
+        path = tmp_path / "nums.db"
+        settings, table = {"path": str(path)}, "main.nums"
+
+        def execute(sql: str, args: Any = ()) -> None:
+            with sqlite3.connect(path) as conn:
+                conn.execute(sql.replace("%s", "?"), args)
+
+    execute(create)
+    for row in rows:
+        execute("INSERT INTO nums VALUES (%s, %s)", row)
+    if case == "pg_view_numeric":  # a view: no snapshot, the lag rules
+        execute("CREATE VIEW numsv AS SELECT * FROM nums")
+        table = "public.numsv"
+    env = _env(c, _KINDS[case.split("_")[0]], settings, table, cursor="c", lag=0)
+    assert env.run()[1] == [1, 2]
+    execute("INSERT INTO nums VALUES (%s, %s)", (3, later_value))
+    assert env.run()[1] == [3]
+    assert env.run()[1] == []
+    assert str(c.configurations.get(env.ws, env.cfg).watermark) == later_value
+
+
+_KINDS = {"mysql": "mysql", "pg": "postgresql", "sqlite": "sqlite"}

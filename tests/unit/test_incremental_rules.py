@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -12,9 +13,12 @@ from egress.domain.incremental import (
     TRX_START_MARGIN_S,
     Observation,
     ServerClock,
+    cursor_value,
     held_back_by,
     kept_observations,
     lagged_mark,
+    later,
+    numeric_cursor,
     parse_lag,
 )
 
@@ -142,3 +146,20 @@ def test_observations_keep_the_server_clock_in_json() -> None:
     assert Observation.from_json(clocked.to_json()) == clocked
     assert plain.to_json() == [T0.isoformat(), 12]  # as stored before the server's clock
     assert Observation.from_json(plain.to_json()) == plain
+
+
+def test_number_marks_compare_by_value_text_marks_as_text() -> None:
+    assert later("10.5", "9.5", numeric=True) and not later("9.5", "10.5", numeric=True)
+    assert later(str(2**64 - 5), str(2**64 - 6), numeric=True)
+    assert later("-1", "-10", numeric=True) and later(10, 9.5)
+    # Text cursors keep the text order their database sorts "9" after "10" by.
+    assert later("9", "10") and not later("10", "9")
+    assert cursor_value("10.5", numeric=True) == Decimal("10.5")
+    assert cursor_value(str(2**64 - 5), numeric=True) == 2**64 - 5
+    assert cursor_value("10.5", numeric=False) == "10.5" and cursor_value(7, numeric=True) == 7
+    assert [numeric_cursor(t) for t in ("int64", "decimal(20,0)", "decimal", "string")] == [
+        True,
+        True,
+        True,
+        False,
+    ]

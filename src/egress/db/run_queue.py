@@ -325,8 +325,8 @@ class RunQueue(Repository):
             )
         if outcome.window is not None and outcome.window.snapshot is not None:
             advance_snapshot(conn, claimed.configuration_id, outcome.window)
-        elif outcome.watermark is not None:
-            advance_watermark(conn, claimed.configuration_id, outcome.watermark)
+        elif outcome.window is not None and outcome.window.high is not None:
+            advance_watermark(conn, claimed.configuration_id, outcome.window)
         files = [
             {
                 "id": new_id(),

@@ -55,11 +55,10 @@ class Outcome:
     files: list[FileRecord] = field(default_factory=list)
     manifest_key: str | None = None
     warnings: list[str] = field(default_factory=list)
-    # Incremental runs: the configuration's watermark moves to this on success, never back.
-    watermark: Any = None
     processed: int | None = None  # records read, when they differ from those delivered
-    # A snapshot window (PostgreSQL): the watermark and snapshot move together, and only
-    # from the state the window was built on (a re-run of an older execution moves nothing).
+    # Incremental runs: the configuration's watermark moves to the window's high on success,
+    # never back. A snapshot window (PostgreSQL): the watermark and snapshot move together, and
+    # only from the state the window was built on (a re-run of an older execution moves nothing).
     window: FrozenWindow | None = None
     retryable: bool | None = None  # a FAILED outcome: whether its failure was transient
     result: dict[str, Any] | None = None  # recorded on the run's request (an export's cursor)

@@ -54,10 +54,11 @@ def set_state(conn: Connection, configuration_id: str, **changes: Any) -> None:
     )
 
 
-def advance_watermark(conn: Connection, configuration_id: str, value: Any) -> None:
-    """The watermark moves forward only, never back."""
+def advance_watermark(conn: Connection, configuration_id: str, window: FrozenWindow) -> None:
+    """The watermark moves forward (to the window's high), never back."""
     current, _ = _locked(conn, configuration_id)
-    if current is None or later(value, current):
+    value = window.high
+    if current is None or later(value, current, window.numeric):
         conn.execute(T.update().where(T.c.id == configuration_id).values(watermark=value))
 
 
@@ -73,7 +74,9 @@ def advance_snapshot(conn: Connection, configuration_id: str, window: FrozenWind
         T.update()
         .where(T.c.id == configuration_id)
         .values(
-            watermark=high if watermark is None or later(high, watermark) else watermark,
+            watermark=high
+            if watermark is None or later(high, watermark, window.numeric)
+            else watermark,
             incremental_state={
                 **state,
                 "snapshot": window.snapshot.snapshot,

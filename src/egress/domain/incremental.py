@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from egress.domain.errors import Invalid
+from egress.domain.types import parse_decimal
 
 # Default lag per source type, for sources that cannot read the rows' commit visibility.
 DEFAULT_LAGS: dict[str, timedelta] = {
@@ -74,11 +76,29 @@ def lag_seconds(value: Any, loc: tuple[str | int, ...]) -> float | None:
     return None if lag is None else lag.total_seconds()
 
 
-def later(value: Any, current: Any) -> bool:
-    """Watermarks are ints, floats or ISO-like text of one source: compare like with like."""
+def numeric_cursor(logical: str) -> bool:
+    """A cursor whose marks are numbers, some stored as their text (``json_value``)."""
+    return logical in _NUMBERS or logical == "decimal" or parse_decimal(logical) is not None
+
+
+_NUMBERS = frozenset({"int16", "int32", "int64", "float32", "float64"})
+
+
+def later(value: Any, current: Any, numeric: bool = False) -> bool:
+    """Watermarks are ints, floats or ISO-like text of one source: compare like with like.
+    A numeric cursor's text (a decimal's, an integer's past int64) compares by value: as text
+    "10" came before "9", and a run then took nothing new, ever."""
     if isinstance(value, int | float) and isinstance(current, int | float):
         return value > current
+    if numeric:
+        return Decimal(str(value)) > Decimal(str(current))
     return str(value) > str(current)
+
+
+def cursor_value(stored: Any, numeric: bool) -> Any:
+    """A stored mark as it is bound into a query: a number's text as the number (MySQL
+    compares a number column with text as doubles, which rounds past 15 digits)."""
+    return Decimal(stored) if numeric and isinstance(stored, str) else stored
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,7 @@ def held_back_by(
     lag: timedelta,
     server: ServerClock,
     watermark: Any,
+    numeric: bool = False,
 ) -> str | None:
     """Why the run stopped short, when the oldest open transaction (not the lag) held its mark
     back: without it the run would have taken records past ``watermark`` and past the mark it
@@ -147,9 +168,9 @@ def held_back_by(
         return None
     free = lagged_mark(observations, now, lag)
     held = lagged_mark(observations, now, lag, server.oldest_open)
-    if free is None or (held is not None and not later(free, held)):
+    if free is None or (held is not None and not later(free, held, numeric)):
         return None
-    if watermark is not None and not later(free, watermark):
+    if watermark is not None and not later(free, watermark, numeric):
         return None
     started = datetime.fromtimestamp(server.oldest_open, UTC).replace(tzinfo=None)
     open_s = max(0, round(server.now - server.oldest_open))

@@ -216,9 +216,12 @@ class FrozenWindow:
     high: Any
     snapshot: SnapshotMark | None = None
     lag: float | None = None
+    numeric: bool = False  # a number cursor: its marks compare by value (incremental.later)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"field": self.field, "low": self.low, "high": self.high}
+        if self.numeric:
+            out["numeric"] = True
         if self.snapshot is not None:
             out |= {
                 "snapshot": self.snapshot.snapshot,
@@ -240,7 +243,14 @@ class FrozenWindow:
                 previous_snapshot=data.get("previousSnapshot"),
                 after=data.get("after"),
             )
-        return cls(data["field"], data.get("low"), data.get("high"), mark, data.get("lag"))
+        return cls(
+            data["field"],
+            data.get("low"),
+            data.get("high"),
+            mark,
+            data.get("lag"),
+            bool(data.get("numeric")),
+        )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import asdict
+from typing import Any
 
 import orjson
 
@@ -14,6 +15,7 @@ from egress.db.run_queue import RunQueue
 from egress.domain.naming import manifest_name, name_candidates, storage_key, varies_per_run
 from egress.engine.control import LeaseLost
 from egress.engine.job import Job, RunFailure, Written
+from egress.engine.windows import json_value
 from egress.storage import STORAGE_ERRORS, DestinationExists, ObjectHeaders, Storage
 
 
@@ -84,6 +86,12 @@ def publish(storage: Storage, queue: RunQueue, job: Job, written: list[Written])
     return manifest_key
 
 
+def _window(job: Job) -> dict[str, Any] | None:
+    """The window the run read, its marks as they are stored (a number's as its text)."""
+    window = job.plan.window
+    return None if window is None else {k: json_value(v) for k, v in asdict(window).items()}
+
+
 def manifest(job: Job, written: list[Written]) -> bytes:
     """The run's manifest: what it ran with and every file it published."""
     spec = job.claimed.spec
@@ -94,7 +102,7 @@ def manifest(job: Job, written: list[Written]) -> bytes:
         "run": job.claimed.run_number,
         "startedAt": job.claimed.started_at.isoformat(),
         "parameters": spec.options.to_json(),
-        "window": asdict(job.plan.window) if job.plan.window else None,
+        "window": _window(job),
         "files": [
             {
                 "name": w.name,

@@ -190,7 +190,6 @@ class Runner:
             job = with_parallelism(job, source)
             job = with_window(job, source, control, self._queue, self._clock)
             window = job.plan.window
-            watermark = window.high if window is not None else None
             if window is not None and window.high is None:  # nothing to take (yet)
                 return Outcome(
                     RunStatus.COMPLETED_NO_DATA, 0, warnings=[*job.notes, *_warnings(source)]
@@ -202,7 +201,6 @@ class Runner:
                 return Outcome(
                     status,
                     rows,
-                    watermark=watermark,
                     warnings=[*job.notes, *_warnings(source)],
                     window=job.window,
                 )
@@ -213,7 +211,6 @@ class Runner:
                 return Outcome(
                     RunStatus.COMPLETED_NO_DATA,
                     0,
-                    watermark=watermark,
                     warnings=[*job.notes, *_warnings(source)],
                     window=job.window,
                 )
@@ -237,7 +234,6 @@ class Runner:
                 sum(f.record_count for f in files),
                 files=files,
                 manifest_key=manifest_key,
-                watermark=watermark,
                 warnings=[*job.notes, *_warnings(source)],
                 window=job.window,
             )

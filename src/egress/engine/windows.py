@@ -17,10 +17,12 @@ from egress.domain.incremental import (
     DEFAULT_LAGS,
     Observation,
     ServerClock,
+    cursor_value,
     held_back_by,
     kept_observations,
     lagged_mark,
     later,
+    numeric_cursor,
 )
 from egress.domain.options import Window
 from egress.domain.plan import ReadPlan
@@ -48,8 +50,8 @@ def with_window(
         within = frozen.snapshot.snapshot
     window = Window(
         field=frozen.field,
-        low=frozen.low,
-        high=frozen.high,
+        low=cursor_value(frozen.low, frozen.numeric),
+        high=cursor_value(frozen.high, frozen.numeric),
         after=frozen.snapshot.after if frozen.snapshot else None,
         within=within,
     )
@@ -69,6 +71,7 @@ def freeze_window(
     cursor = claimed.spec.template.cursor_field
     assert cursor is not None  # checked when triggered: only new records need a cursor
     state = queue.incremental_state(claimed.configuration_id)
+    numeric = numeric_cursor(job.plan.column_type(cursor))
     mark = None
     if isinstance(source, SnapshotSource):
         with control.awaiting_source():
@@ -89,6 +92,7 @@ def freeze_window(
                 # nothing was in progress in the previous snapshot.
                 after=state.snapshot if late else None,
             ),
+            numeric=numeric,
         )
     else:
         lag = run_lag(claimed.spec)
@@ -104,12 +108,16 @@ def freeze_window(
         held = (
             None
             if server is None
-            else held_back_by(observations, now, lag, server, state.watermark)
+            else held_back_by(observations, now, lag, server, state.watermark, numeric)
         )
         notes = () if held is None else (held,)
-        if state.watermark is not None and (high is None or not later(high, state.watermark)):
+        if state.watermark is not None and (
+            high is None or not later(high, state.watermark, numeric)
+        ):
             high = state.watermark  # nothing new is old enough yet
-        frozen = FrozenWindow(cursor, state.watermark, high, lag=lag.total_seconds())
+        frozen = FrozenWindow(
+            cursor, state.watermark, high, lag=lag.total_seconds(), numeric=numeric
+        )
     if not queue.freeze_window(claimed, frozen, observations):
         raise LeaseLost
     return frozen, notes
@@ -132,6 +140,10 @@ def _max_and_clock(source: Source, plan: ReadPlan, field: str) -> tuple[Any, Ser
 
 def json_value(value: Any) -> Any:
     """A cursor value as it is stored in JSON and bound back into queries."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        # As text: SQLite stores a bare JSON number past int64 (the watermark column) as a
+        # REAL, rounded (an unsigned 64-bit cursor then took nothing new, ever).
+        return str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime):
@@ -140,4 +152,4 @@ def json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
-    return str(value)  # Decimal, UUID, …: their text form sorts and casts back
+    return str(value)  # Decimal, UUID, …: their text (a number's compares by value: later)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -92,6 +93,8 @@ def sqlite_value(value: Any) -> Any:
         return naive_utc(value).isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):  # no SQLite type: its text, which a column's affinity reads
+        return str(value)
     return value
 
 
