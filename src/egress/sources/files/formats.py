@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from itertools import islice
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -49,9 +53,10 @@ def gzipped_parquet(file: DataFile) -> bool:
 
 
 def shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema | None:
-    """One schema for a folder's files: all readable, same format, same columns, types that
-    widen into one another (int32 and int64, int and float, an all-empty CSV column and
-    anything)."""
+    """One schema for a folder's files: all readable, same format, same columns, and for each
+    column one type its files' types widen into (int32 and int64, int and float, an all-empty
+    CSV column and anything) without changing a value (``_keeps``). A CSV column with no such
+    type is ``string``, its text as written; another format's makes no shared schema."""
     schemas = [schema for _, schema in members if schema is not None]
     if len(schemas) != len(members):
         return None
@@ -59,10 +64,68 @@ def shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema
     names = {tuple(schema.names) for schema in schemas}
     if len(formats) != 1 or len(names) != 1:
         return None
-    try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
+    fmt = formats.pop()
+    fields = []
+    for i, name in enumerate(schemas[0].names):
+        types = [schema.field(i).type for schema in schemas]
+        try:
+            wide = (
+                pa.unify_schemas(
+                    [pa.schema([(name, t)]) for t in types], promote_options="permissive"
+                )
+                .field(0)
+                .type
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            wide = None
+        if wide is None or not all(_keeps(wide, t, fmt) for t in types):
+            if fmt != "csv":
+                return None
+            wide = pa.string()
+        fields.append(pa.field(name, wide, any(schema.field(i).nullable for schema in schemas)))
+    return pa.schema(fields)
+
+
+def _keeps(wide: pa.DataType, narrow: pa.DataType, fmt: str) -> bool:
+    """Whether a file's ``narrow`` values read as ``wide`` each keep their value or fail the
+    read. Arrow's casts refuse an integer a float cannot hold (float64: beyond 2^53), and so
+    does the JSONL read's check (``jsonl``); but a decimal is rounded to a float without a word,
+    and CSV text is parsed straight into a float, rounded too (``9007199254740993``)."""
+    if pa.types.is_struct(wide) and pa.types.is_struct(narrow):
+        return all(_keeps(wide.field(f.name).type, f.type, fmt) for f in narrow)
+    if pa.types.is_map(wide) and pa.types.is_map(narrow):
+        return _keeps(wide.key_type, narrow.key_type, fmt) and _keeps(
+            wide.item_type, narrow.item_type, fmt
+        )
+    if _is_list(wide) and _is_list(narrow):
+        return _keeps(wide.value_type, narrow.value_type, fmt)
+    if not is_float(wide) or narrow.equals(wide) or pa.types.is_null(narrow):
+        return True
+    if is_float(narrow):
+        return bool(narrow.bit_width <= wide.bit_width)
+    return bool(pa.types.is_integer(narrow)) and fmt != "csv"
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def json_strings(schema: pa.Schema) -> pa.Schema:
+    """A JSONL file's inferred schema with every date, time and timestamp made ``string``.
+    Arrow's JSON reader takes a string that looks like a timestamp for one, losing its UTC
+    offset (``"2026-01-31T10:00:00+02:00"`` became 08:00, no zone) and adding a time to a date;
+    JSON has no such type, so a JSON string stays the string it is."""
+    return pa.schema([f.with_type(_strings(f.type)) for f in schema])
+
+
+def _strings(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
+        return pa.string()
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_strings(f.type)) for f in t])
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_strings(t.value_type)))
+    return t
 
 
 def file_version(info: pafs.FileInfo) -> tuple[int | None, int | None]:
@@ -97,6 +160,23 @@ def exact_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
     return inferred
 
 
+def float_keeps(number: str) -> bool:
+    """Whether the float64 nearest a JSON number's text is written back as the same number
+    (``1.10`` as 1.1 is; ``123.456789012345678901`` as 123.45678901234568 is not)."""
+    return Decimal(repr(float(number))) == Decimal(number)
+
+
+def exact_json_type(numbers: list[str]) -> pa.DataType:
+    """The type for a JSONL column Arrow inferred as float64 from ``numbers`` (their texts):
+    float64 while it keeps every one, else the decimal ``exact_type`` finds for them (Arrow
+    reads a JSON number into a decimal exactly or fails), else float64 all the same: the read
+    then fails on the first number it would change (``jsonl``)."""
+    if all(map(float_keeps, numbers)):
+        return pa.float64()
+    exact = exact_type(pa.float64(), numbers)
+    return exact if pa.types.is_decimal(exact) else pa.float64()
+
+
 def _significant_digits(text: str) -> int:
     mantissa = re.split(r"[eE]", text, maxsplit=1)[0]
     return len(mantissa.lstrip("+-").replace(".", "").lstrip("0"))
@@ -126,15 +206,60 @@ def file_format(fmt: str, schema: pa.Schema | None, null_values: tuple[str, ...]
 
 
 def nested_as_json(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Structs, lists and maps become JSON text (the ``json`` logical type)."""
+    """Structs, lists and maps become JSON text (the ``json`` logical type), each value inside
+    as Egress's JSONL writes it (``_json_values``), so the text is JSON and every value exact."""
     if not any(pa.types.is_nested(t) for t in batch.schema.types):
         return batch
     columns = []
-    for col in batch.columns:
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
         if pa.types.is_nested(col.type):
-            col = pa.array(
-                [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
-                pa.string(),
-            )
+            try:
+                text = [None if v is None else _dumps(v) for v in _json_values(col)]
+            except (TypeError, ValueError) as exc:  # a type no JSON renderer knows
+                raise ValueError(f"column {name!r} cannot be written as JSON: {exc}") from exc
+            col = pa.array(text, pa.string())
         columns.append(col)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+# Python's JSON of a nested value; no NaN (``_json_values`` made it a string), never a repr.
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def _json_values(col: pa.Array) -> list[Any]:
+    """A nested column's values as Python's JSON encoder takes them, every leaf rendered as a
+    top-level column of its type is in JSONL (``json_renderer``): binary base64, timestamps ISO
+    (``2026-01-01T00:00:00.000000Z``), decimals strings of their digits, NaN and infinities
+    the strings "NaN", "Infinity", "-Infinity". A map is a list of [key, value] pairs."""
+    # Here, not at the top: render imports arrow_types, whose package imports this module.
+    from egress.sinks.render import json_renderer
+
+    t = col.type
+    if pa.types.is_struct(t):
+        names = [f.name for f in t]
+        children = [_json_values(child) for child in col.flatten()]
+        valid = col.is_valid().to_pylist()
+        return [
+            dict(zip(names, row, strict=True)) if ok else None
+            for ok, *row in zip(valid, *children, strict=True)
+        ]
+    if pa.types.is_map(t):  # a list of {key, value} structs: no list kernel takes a map
+        entries = pa.struct([("key", t.key_type), ("value", t.item_type)])
+        maps = _json_values(col.cast(pa.list_(entries)))
+        return [None if m is None else [[e["key"], e["value"]] for e in m] for m in maps]
+    if _is_list(t):
+        items = iter(_json_values(col.flatten()))
+        lengths = pc.list_value_length(col).to_pylist()
+        return [None if n is None else list(islice(items, n)) for n in lengths]
+    if pa.types.is_dictionary(t):
+        col = col.dictionary_decode()
+    elif pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        col = col.cast(pa.binary())
+    elif pa.types.is_large_string(t):
+        col = col.cast(pa.string())
+    elif pa.types.is_float16(t):
+        col = col.cast(pa.float32())
+    elif pa.types.is_timestamp(t):  # microseconds at least, and "Z" means the UTC wall clock
+        unit = "us" if t.unit in ("s", "ms") else t.unit
+        col = col.cast(pa.timestamp(unit, None if t.tz is None else "UTC"))
+    return json_renderer(pa.field("item", col.type))(col)

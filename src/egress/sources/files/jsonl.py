@@ -27,10 +27,20 @@ import pyarrow as pa
 import pyarrow.json as pjson
 
 from egress.sources.base import SourceError, clean
+from egress.sources.files.formats import float_keeps
 
 # Arrow's own block size: the first block is the one a template's columns were inferred from.
 BLOCK_BYTES = 1 << 20
 _ROW = re.compile(r" in row (\d+)")  # Arrow counts the non-blank lines of a block from 0
+# Arrow parses a JSON number into a float64 column as the nearest float64, without a word. Only
+# a number of 16 digits or more, or with a three-digit exponent, can be changed so: a float64
+# gives back every decimal of up to 15 significant digits in its normal range. Such a number
+# after ':', ',' or '[' (digits inside a string seldom follow one) has its line checked.
+_LONG_NUMBER = re.compile(rb"[:,\[]\s*-?(?:\d\.?){16}|[:,\[]\s*-?\d[\d.]*[eE][+-]?\d{3}")
+
+
+class _Number(str):
+    """A JSON number's text, as written."""
 
 
 class Readable(Protocol):
@@ -49,12 +59,15 @@ def read_jsonl(
     not to report (the file's first-block columns: a folder's other files are compared with
     the template before the read); every other key is reported once through ``notice``."""
     seen = _Seen(path, {*known, *schema.names}, notice)
+    floats = any(_has_float(f.type) for f in schema)
     # The next block is parsed (Arrow lets go of the GIL) while the caller writes this one,
     # as the dataset scan's read-ahead did; one block in flight keeps memory bounded.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="egress-jsonl") as pool:
         ahead: deque[tuple[int, bytes, Future[_Parsed]]] = deque()
         for first_line, block in _blocks(stream, check):
-            ahead.append((first_line, block, pool.submit(_parse, block, schema, path, first_line)))
+            ahead.append(
+                (first_line, block, pool.submit(_parse, block, schema, path, first_line, floats))
+            )
             if len(ahead) > 1:
                 yield seen.table(*ahead.popleft())
         while ahead:
@@ -114,7 +127,9 @@ def _blocks(stream: Readable, check: Callable[[], None]) -> Iterator[tuple[int, 
             return
 
 
-def _parse(block: bytes, schema: pa.Schema, path: str, first_line: int) -> _Parsed:
+def _parse(block: bytes, schema: pa.Schema, path: str, first_line: int, floats: bool) -> _Parsed:
+    if floats:
+        _refuse_rounded(block, schema, path, first_line)
     try:
         table = _read(block, schema, "infer")
     except pa.ArrowException:
@@ -129,6 +144,69 @@ def _parse(block: bytes, schema: pa.Schema, path: str, first_line: int) -> _Pars
     except pa.ArrowException as exc:
         raise SourceError(_located(exc, path, block, first_line)) from exc
     return _Parsed(table, list(_first_lines(block, first_line, schema.names)), [])
+
+
+def _has_float(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return any(_has_float(f.type) for f in t)
+    if pa.types.is_list(t):
+        return _has_float(t.value_type)
+    return bool(pa.types.is_floating(t))
+
+
+def _refuse_rounded(block: bytes, schema: pa.Schema, path: str, first_line: int) -> None:
+    """Fail, naming the line, the column and the number, on a number a float column (or a
+    float inside a nested one) would change: ``123.456789012345678901``, ``9007199254740993``.
+    ``1.10`` passes: its float64 is written 1.1, the same number."""
+    if _LONG_NUMBER.search(block) is None:
+        return  # nearly always: one scan of the block in C
+    for offset, text in enumerate(block.split(b"\n")):
+        if _LONG_NUMBER.search(text) is None:
+            continue
+        try:
+            row = json.loads(text, parse_float=_Number, parse_int=_Number)
+        except ValueError:
+            continue  # not a row: Arrow's read names the line
+        if not isinstance(row, dict):
+            continue
+        for f in schema:
+            number = _rounded(row.get(f.name), f.type)
+            if number is not None:
+                raise SourceError(
+                    f"{path} line {first_line + offset}: column {f.name!r} holds {number},"
+                    f" which float64 cannot hold without changing it ({float(number)!r});"
+                    " a JSONL column is a decimal only when the file's first 1 MiB needs one"
+                )
+
+
+def _rounded(value: object, t: pa.DataType) -> _Number | None:
+    """The first number in ``value`` that its float place in ``t`` would change, or None."""
+    if isinstance(value, _Number):
+        return None if not pa.types.is_floating(t) or float_keeps(value) else value
+    if isinstance(value, dict) and pa.types.is_struct(t):
+        found = (_rounded(value.get(f.name), f.type) for f in t)
+    elif isinstance(value, list) and pa.types.is_list(t):
+        found = (_rounded(item, t.value_type) for item in value)
+    else:
+        return None
+    return next((n for n in found if n is not None), None)
+
+
+def first_numbers(stream: Readable, names: Collection[str]) -> dict[str, list[str]]:
+    """The texts of the numbers under the top-level keys ``names`` in the whole lines of a
+    file's first block, the one its template's columns are inferred from."""
+    block = stream.read(BLOCK_BYTES)
+    numbers: dict[str, list[str]] = {name: [] for name in names}
+    for text in block[: block.rfind(b"\n") + 1 or len(block)].split(b"\n"):
+        try:
+            row = json.loads(text, parse_float=_Number, parse_int=_Number)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            for name, found in numbers.items():
+                if isinstance(value := row.get(name), _Number):
+                    found.append(value)
+    return numbers
 
 
 def _read(block: bytes, schema: pa.Schema, unexpected: str) -> pa.Table:

@@ -39,15 +39,17 @@ from egress.sources.files.formats import (
     columns_of,
     csv_convert,
     data_format,
+    exact_json_type,
     exact_type,
     file_format,
     file_version,
     gzipped_parquet,
     is_float,
+    json_strings,
     nested_as_json,
     shared_schema,
 )
-from egress.sources.files.jsonl import read_jsonl
+from egress.sources.files.jsonl import first_numbers, read_jsonl
 from egress.sources.files.schemas import SCHEMAS
 from egress.sources.files.settings import FilesSettings, checked_location, s3_filesystem
 from egress.sources.policy import HostDenied, SourcePolicy
@@ -255,6 +257,8 @@ class FilesSource:
                 ).schema
             if first.format == "csv":
                 schema = self._exact_csv_schema(first, schema, nulls)
+            elif first.format == "json":
+                schema = self._exact_jsonl_schema(first, json_strings(schema))
         except (OSError, pa.ArrowException) as exc:
             problem = self._explain(exc, first)
             if key is not None:
@@ -283,6 +287,20 @@ class FilesSource:
             inferred = inferred.set(
                 index, pa.field(name, exact_type(inferred.field(name).type, values))
             )
+        return inferred
+
+    def _exact_jsonl_schema(self, file: DataFile, inferred: pa.Schema) -> pa.Schema:
+        """Arrow's inference, corrected where a float64 would change a number of the first
+        block: the texts of the float columns' numbers are read again and typed by
+        ``exact_json_type``."""
+        floats = [f.name for f in inferred if is_float(f.type)]
+        if not floats:
+            return inferred
+        with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+            numbers = first_numbers(stream, floats)
+        for name in floats:
+            index = inferred.get_field_index(name)
+            inferred = inferred.set(index, pa.field(name, exact_json_type(numbers[name])))
         return inferred
 
     # -------------------------------------------------------------- reading
@@ -509,7 +527,7 @@ def _lossy_cast(text: str, native: pa.Schema, target: pa.Schema) -> str | None:
     or None when it is no such refusal."""
     found = _LOSSY.search(text)
     if found is None:
-        return None
+        return _inexact_float(text, target)
     source, wanted, raw = found.groups()
     names = [
         f.name
@@ -530,4 +548,21 @@ def _lossy_cast(text: str, native: pa.Schema, target: pa.Schema) -> str | None:
     return (
         f"{where}: column {columns} holds {value} ({source}), which {wanted} cannot hold"
         " without changing it; filter it out with a whereClause"
+    )
+
+
+# Arrow's refusal to cast an integer to a float64 that would change it (a folder whose files
+# hold a column as integers and as floats): "Integer value 9007199254740993 not in range: …".
+_INEXACT_FLOAT = re.compile(r"Integer value (-?\d+) not in range: -9007199254740992 to \d+")
+
+
+def _inexact_float(text: str, target: pa.Schema) -> str | None:
+    found = _INEXACT_FLOAT.search(text)
+    if found is None:
+        return None
+    columns = " or ".join(repr(f.name) for f in target if pa.types.is_float64(f.type))
+    where = text[: found.start()].rstrip(": ")
+    return (
+        f"{where}: column {columns} holds the integer {found.group(1)}, which float64 cannot"
+        " hold without changing it"
     )
