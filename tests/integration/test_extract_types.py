@@ -850,18 +850,39 @@ def test_postgres_special_types_in_every_format(c: Container, special: PgDatabas
     assert parquet_rows[2]["ia"] == [] and parquet_rows[3]["ia"] is None
 
 
-# char(n) holds its value blank-padded to n (psql, pg_dump and the drivers all show the
-# padding); a cast to text strips it. A domain over char(n) is the same; varchar keeps what it
-# was given; char(n)[] elements were already read padded (array_to_json).
+# Types whose cast to text is not their own text. char(n) holds its value blank-padded to n
+# (psql, pg_dump and the drivers all show the padding), which a cast to text strips; a domain
+# over it is the same; varchar keeps what it was given. inet's cast to text adds a host's /32
+# (psql shows '192.168.1.5'). Arrays of them too, with bounds and quoted elements.
 PADDED_TABLE = """CREATE DOMAIN code5 AS char(5);
-CREATE TABLE padded (id int PRIMARY KEY, c char(4), d code5, v varchar(5), a char(3)[], f real);
-INSERT INTO padded VALUES (1, 'ab', 'x', 'y  ', '{ab,x}', 1.5), (2, NULL, NULL, NULL, NULL, NULL),
- (3, '', 'é', '', '{""}', 0), (4, 'abcd', 'ab', ' z', '{}', -1)"""
+CREATE TABLE padded (id int PRIMARY KEY, c char(4), d code5, v varchar(5), a char(3)[], f real,
+  ip inet, ips inet[]);
+INSERT INTO padded VALUES
+ (1, 'ab', 'x', 'y  ', '{ab,x}', 1.5, '192.168.1.5', '{10.0.0.1/8,NULL,2001:db8::1}'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (3, '', 'é', '', '{"", "a,b"}', 0, '2001:db8::1/128', '[0:0]={::ffff:1.2.3.4}'),
+ (4, 'abcd', 'ab', ' z', '{}', -1, '10.1.0.0/16', '{}')"""
 PADDED = [
-    {"id": 1, "c": "ab  ", "d": "x    ", "v": "y  ", "a": ["ab ", "x  "]},
-    {"id": 2, "c": None, "d": None, "v": None, "a": None},
-    {"id": 3, "c": "    ", "d": "é    ", "v": "", "a": ["   "]},
-    {"id": 4, "c": "abcd", "d": "ab   ", "v": " z", "a": []},
+    {
+        "id": 1,
+        "c": "ab  ",
+        "d": "x    ",
+        "v": "y  ",
+        "a": ["ab ", "x  "],
+        "ip": "192.168.1.5",
+        "ips": ["10.0.0.1/8", None, "2001:db8::1"],
+    },
+    {"id": 2, "c": None, "d": None, "v": None, "a": None, "ip": None, "ips": None},
+    {
+        "id": 3,
+        "c": "    ",
+        "d": "é    ",
+        "v": "",
+        "a": ["   ", "a,b"],
+        "ip": "2001:db8::1",
+        "ips": ["::ffff:1.2.3.4"],
+    },
+    {"id": 4, "c": "abcd", "d": "ab   ", "v": " z", "a": [], "ip": "10.1.0.0/16", "ips": []},
 ]
 
 
@@ -873,7 +894,7 @@ def padded(pg_db: PgDatabase) -> PgDatabase:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_char_n_keeps_its_padding_in_every_format(
+def test_char_n_and_inet_keep_their_own_text_in_every_format(
     c: Container, padded: PgDatabase, fmt: str
 ) -> None:
     """``char(n)`` was read through a cast to text, which strips the padding: a COMPLETED run
@@ -887,31 +908,43 @@ def test_char_n_keeps_its_padding_in_every_format(
     else:  # NULL is an empty field ("" from the reader), an empty string "" a quoted one
         assert data.decode().splitlines()[2].startswith("2,,,,")
         rows = [
-            {**r, "id": int(r["id"]), "a": json.loads(r["a"]) if r["a"] else None}
+            {
+                **r,
+                "id": int(r["id"]),
+                **{k: json.loads(r[k]) if r[k] else None for k in ("a", "ips")},
+            }
             for r in csv.DictReader(io.StringIO(data.decode()))
         ]
     got = sorted(({k: r[k] for k in PADDED[0]} for r in rows), key=lambda r: r["id"])
     if fmt == "csv":
         assert got == [
-            {k: "" if v is None and k != "a" else v for k, v in r.items()} for r in PADDED
+            {k: "" if v is None and k not in ("a", "ips") else v for k, v in r.items()}
+            for r in PADDED
         ]
     else:
         assert got == PADDED
 
 
 @pytest.mark.parametrize("rendering", [Rendering.CSV, Rendering.JSONL])
-def test_char_n_reads_padded_on_the_arrow_path_as_on_copy(
+def test_char_n_and_inet_read_on_the_arrow_path_as_on_copy(
     c: Container, padded: PgDatabase, rendering: Rendering
 ) -> None:
     source = PostgresSource(PostgresSettings(**_pg_settings(padded)), {}, c.policy)
     fields = {t.name: t for t in source.catalog()}["padded"].columns
-    assert [f.name for f in fields if f.padded] == ["c", "d", "a"]
-    described = source.describe("SELECT c, c::text AS t, d, a FROM padded")  # a SQL template
-    assert [(f.type, f.padded) for f in described] == [
-        ("string", True),
-        ("string", False),
-        ("string", True),
-        ("list<string>", True),
+    assert [(f.name, f.native) for f in fields if f.native] == [
+        ("c", "bpchar"),
+        ("d", "bpchar"),
+        ("a", "bpchar[]"),
+        ("ip", "inet"),
+        ("ips", "inet[]"),
+    ]
+    described = source.describe("SELECT c, c::text AS t, d, a, ips FROM padded")  # SQL template
+    assert [(f.type, f.native) for f in described] == [
+        ("string", "bpchar"),
+        ("string", None),
+        ("string", "bpchar"),
+        ("list<string>", "bpchar[]"),
+        ("list<string>", "inet[]"),
     ]
     plan = ReadPlan(TableRef("public", "padded"), fields, fields)
     arrow = [row for batch in source.read(plan, 1000) for row in batch.to_pylist()]
@@ -956,7 +989,7 @@ def test_a_sql_templates_arrays_are_lists_as_a_tables_are(c: Container, padded: 
         )
         assert sorted((r["id"], r["a"], r["ia"], r["fa"]) for r in rows if r["id"] != 2) == [
             (1, ["ab ", "x  "], [1, None], [1.5]),
-            (3, ["   "], [3, None], [1.5]),
+            (3, ["   ", "a,b"], [3, None], [1.5]),
             (4, [], [4, None], [1.5]),
         ]
 
@@ -989,7 +1022,7 @@ def test_postgres_multidimensional_array_fails_naming_the_column(
             ("grid", "int", "{1,2}", "{{1,2},{3,4}}"),
             ("fgrid", "float8", "{1.5}", "{{1.5},{2}}"),
             ("tgrid", "timestamp", "{2026-01-01}", "{{2026-01-01},{2026-01-02}}"),
-            ("cgrid", "char(2)", "{a}", "{{a},{b}}"),  # read as bpchar[] (padded)
+            ("cgrid", "char(2)", "{a}", "{{a},{b}}"),  # read by the array's own text
         ):
             conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, g {element}[])")
             conn.execute(f"INSERT INTO {name} VALUES (1, '{one}'), (2, '{two}')")

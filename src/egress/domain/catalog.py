@@ -114,12 +114,13 @@ class ColumnInfo:
     name: str
     type: str  # a logical type, see egress.domain.types
     nullable: bool = True
-    # A string blank-padded to its declared width (PostgreSQL's char(n)): its value holds the
-    # padding, which a cast to text would strip, so the source reads it in its own type.
-    padded: bool = False
+    # The source's own type where reading a value exactly takes more than the logical type
+    # (PostgreSQL's char(n) and inet: a cast to text strips the one's padding and adds a /32
+    # to the other); None for every other column.
+    native: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        shown: dict[str, object] = {"padded": True} if self.padded else {}
+        shown: dict[str, object] = {} if self.native is None else {"native": self.native}
         return {"name": self.name, "type": self.type, "nullable": self.nullable, **shown}
 
 

@@ -10,7 +10,7 @@ import psycopg
 
 from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
 from egress.sources import base
-from egress.sources.postgresql.columns import is_padded, logical_type
+from egress.sources.postgresql.columns import logical_type, native_type
 from egress.sources.postgresql.connect import first_line
 
 CATALOG_SQL = """
@@ -111,7 +111,7 @@ def tables_from(
             )
             tables[(schema, table)] = info
         info.columns.append(
-            ColumnInfo(col, logical_type(typname, typmod), not notnull, is_padded(typname))
+            ColumnInfo(col, logical_type(typname, typmod), not notnull, native_type(typname))
         )
     return with_enforced_keys(list(tables.values()), group_unique_keys(unique_rows or []))
 
@@ -140,7 +140,7 @@ def describe_query(conn: psycopg.Connection[Any], probe: str, limit_s: float) ->
         ColumnInfo(
             c.name,
             logical_type(typname := typnames.get(c.type_code, ""), result.fmod(i)),
-            padded=is_padded(typname),
+            native=native_type(typname),
         )
         for i, c in enumerate(columns)
     ]

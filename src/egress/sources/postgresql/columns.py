@@ -88,10 +88,15 @@ def logical_type(typname: str, typmod: int) -> str:
     return _NATIVE.get(typname, "string")
 
 
-def is_padded(typname: str) -> bool:
-    """A blank-padded character type: char(n) or an array of it, or a domain over either (the
-    catalog and a query's probe report the base type)."""
-    return typname in ("bpchar", "bpchar[]")
+# Types whose cast to text is not their own text: char(n)'s strips its padding, inet's adds
+# the netmask of a single host ('192.168.1.5/32'; psql shows '192.168.1.5').
+OWN_TEXT = frozenset({"bpchar", "inet"})
+
+
+def native_type(typname: str) -> str | None:
+    """What a column of ``typname`` (or an array of it, or a domain over either: the catalog
+    and a query's probe report the base type) keeps of its type: the types of OWN_TEXT."""
+    return typname if typname.removesuffix("[]") in OWN_TEXT else None
 
 
 def _text_element(logical: str) -> str:
@@ -108,17 +113,19 @@ def arrow_path_sql(field: ColumnInfo) -> exp.Expression:
     col = column(field.name)
     element = parse_list(field.type)
     if element is not None:
-        return _array_sql(field.name, element, field.padded)
+        return _array_sql(field.name, element, field.native)
     if field.type == "decimal" or parse_decimal(field.type):  # also money, as digits
         return exp.cast(exp.cast(col, "NUMERIC"), "TEXT")
     if field.type == "int64":  # also oid and reg* (unsigned 32-bit)
         return exp.cast(col, "BIGINT")
-    if field.padded:  # as bpchar, whose text keeps the padding (a cast to text strips it)
+    if field.native == "bpchar":  # as itself: its text keeps the padding
         return exp.cast(col, exp.DataType.build("BPCHAR", udt=True))
+    if field.native == "inet":  # inet's own text (PostgreSQL's documentation says so)
+        return exp.Anonymous(this="abbrev", expressions=[col])
     return exp.cast(col, "TEXT") if is_text(field.type) else col
 
 
-def _array_sql(name: str, element: str, padded: bool = False) -> exp.Expression:
+def _array_sql(name: str, element: str, native: str | None = None) -> exp.Expression:
     """A one-dimensional array as its element's array type; a multi-dimensional value fails
     (ADBC would flatten it silently) with an error naming the column."""
     col = column(name)
@@ -128,9 +135,9 @@ def _array_sql(name: str, element: str, padded: bool = False) -> exp.Expression:
     else:
         if element == "decimal":  # money[] too: digits, not '$12.34'
             value = exp.cast(col, exp.DataType.build("NUMERIC[]", dialect="postgres"))
-        # char(n)'s elements as bpchar: their text keeps the padding (text's strips it).
-        text = "BPCHAR[]" if padded else "TEXT[]"
-        target = exp.DataType.build(text, dialect="postgres")
+        target = exp.DataType.build("TEXT[]", dialect="postgres")
+        if native is not None:  # each element by its own text: the array's text, read back
+            value = exp.cast(col, "TEXT")
     ndims = exp.Anonymous(this="array_ndims", expressions=[col.copy()])
     # Not a constant (PostgreSQL would fold it when planning): cast only where it is reached.
     marker = exp.DPipe(
@@ -155,9 +162,10 @@ def raw_text_sql(field: ColumnInfo) -> exp.Expression:
 
 
 def _text_sql(field: ColumnInfo) -> exp.Expression:
-    """A column as text: a padded one by its type's own text (``format``'s ``%s``), NULL kept."""
+    """A column as text; one of OWN_TEXT by its type's own text (``format``'s ``%s``), NULL
+    kept."""
     col = column(field.name)
-    if not field.padded:
+    if field.native is None:
         return exp.cast(col, "TEXT")
     formatted = exp.Anonymous(this="format", expressions=[exp.Literal.string("%s"), col.copy()])
     return exp.Case(
@@ -443,7 +451,7 @@ def copy_sql(field: ColumnInfo) -> exp.Expression:
         return _elements_json(field.name, element)
     if element is not None:  # a one-dimensional array as the Arrow path reads it, as JSON
         json_array = exp.Anonymous(
-            this="array_to_json", expressions=[_array_sql(field.name, element, field.padded)]
+            this="array_to_json", expressions=[_array_sql(field.name, element, field.native)]
         )
         return exp.cast(json_array, "TEXT")
     return arrow_path_sql(field)
