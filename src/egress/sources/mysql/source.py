@@ -21,7 +21,7 @@ from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
-from egress.query.select import bounds_statement, max_statement, select_statement
+from egress.query.select import bounds_statement, select_statement
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import (
@@ -41,7 +41,13 @@ from egress.sources.mysql.catalog import (
     UNIQUE_SQL,
     WRITES,
 )
-from egress.sources.mysql.columns import column_fixes, logical_type, result_column
+from egress.sources.mysql.columns import (
+    column_fixes,
+    column_sql,
+    logical_type,
+    max_sql,
+    result_column,
+)
 from egress.sources.mysql.connect import (
     BAD_SSL_CA,
     EXECUTION_TIMEOUT,
@@ -253,7 +259,7 @@ class MysqlSource:
     def _max(self, plan: ReadPlan, field: str, with_clock: bool) -> tuple[Any, ServerClock | None]:
         try:
             with self._connect() as conn, conn.cursor() as cur:
-                cur.execute(max_statement(plan, field, "mysql"))
+                cur.execute(max_sql(plan, field))
                 row = cur.fetchone()
                 # After the maximum: every id or NOW() taken later lies above it.
                 clock = server_clock(cur) if with_clock else None
@@ -307,7 +313,9 @@ class MysqlSource:
         self, session: raw.RawSession, plan: ReadPlan, batch_rows: int, batch_bytes: int | None
     ) -> Iterator[pa.RecordBatch]:
         """The plan's batches read on ``session`` (perhaps in its snapshot), closed at the end."""
-        query = select_statement(plan, self.dialect, convert=naive_utc, quote=session.escape).sql
+        query = select_statement(
+            plan, self.dialect, column_sql, convert=naive_utc, quote=session.escape
+        ).sql
         schema = arrow_schema(plan.fields)
         yield from session.stream(query, plan.fields, schema, self._s, batch_rows, batch_bytes)
 
@@ -345,7 +353,9 @@ class MysqlSource:
         # (which knows the session's charset and NO_BACKSLASH_ESCAPES) renders each value
         # into its place in the tree, and the text is executed without arguments.
         # PyMySQL writes an aware datetime without its offset: it gets the UTC one.
-        return select_statement(plan, self.dialect, convert=naive_utc, quote=conn.escape).sql
+        return select_statement(
+            plan, self.dialect, column_sql, convert=naive_utc, quote=conn.escape
+        ).sql
 
     def partition_blocker(self, plan: ReadPlan) -> str | None:
         if plan.partition_key is None:
