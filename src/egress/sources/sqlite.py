@@ -28,7 +28,7 @@ from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import OpenCalls, QueryError, SourceError
 from egress.sources.policy import SourcePolicy
-from egress.sources.rows import bounded_rows, rows_to_batch
+from egress.sources.rows import ColumnFix, bounded_rows, rows_to_batch
 
 SCHEMA = "main"
 _PROBE_VIEW = "egress_probe"
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # SQLite virtual machine steps between two looks at the interrupt flag (well under 1 ms).
 _PROGRESS_STEPS = 10_000
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+# Bytes of a BLOB shown in an error, as a SQLite literal (X'00FF'); a longer one is cut.
+_BLOB_SHOWN = 32
 
 
 class SqliteSettings(BaseModel):
@@ -96,6 +98,28 @@ def _sampled_type(values: list[Any]) -> str:
         return logical_from_arrow(pa.array([v for v in values if v is not None]).type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return "string"
+
+
+def _no_blobs(logical: str) -> ColumnFix:
+    """SQLite lets any column hold a BLOB; only a binary column reads one. Anywhere else no
+    reading of bytes is exact: they may be text in any encoding, a binary UUID or SQLite's
+    JSONB, and rows.py reads bytes in an integer or boolean column as MySQL's BIT (X'0102'
+    would be 258)."""
+
+    def fix(name: str, values: list[Any]) -> list[Any]:
+        if bytes in map(type, values):  # sqlite3 gives a BLOB as bytes; this pass runs in C
+            blob = next(v for v in values if isinstance(v, bytes))
+            shown = f"X'{blob[:_BLOB_SHOWN].hex().upper()}'"
+            if len(blob) > _BLOB_SHOWN:
+                shown = f"{shown[:-1]}…' ({len(blob)} bytes)"
+            raise SourceError(
+                f"column {name!r} is declared {logical} but holds the BLOB {shown}: a BLOB is"
+                " read only into a binary column; convert it in a SQL template (e.g. hex() or"
+                " CAST(… AS TEXT))"
+            )
+        return values
+
+    return fix
 
 
 def _cannot_open(path: str) -> str:
@@ -224,8 +248,9 @@ class SqliteSource:
                 raise SourceError(str(exc)) from exc
             except OverflowError as exc:  # a filter value beyond SQLite's 64-bit integers
                 raise SourceError(f"a value in the filter does not fit SQLite: {exc}") from exc
+            fixes = {i: _no_blobs(f.type) for i, f in enumerate(plan.fields) if f.type != "binary"}
             for rows in bounded_rows(cur, plan.fields, batch_rows, batch_bytes):
-                yield rows_to_batch(rows, plan.fields, schema)
+                yield rows_to_batch(rows, plan.fields, schema, fixes)
         finally:
             conn.close()
 
