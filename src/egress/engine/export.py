@@ -13,18 +13,20 @@ writes PostgreSQL's own rendering.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import date, time
 from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
 from egress.domain.catalog import TableInfo
 from egress.domain.export import EXPORT_FOLDER, ExportSpec
 from egress.domain.naming import file_extension, storage_key
+from egress.domain.paging import key_json, key_types, key_values
 from egress.domain.plan import ReadPlan, plan_from_snapshot, select_fields
 from egress.domain.spec import POSTGRES_DIALECT
 from egress.domain.split import ALL
@@ -86,9 +88,13 @@ class WarehouseTable:
 def warehouse_source(warehouse: Warehouse, policy: SourcePolicy, physical_name: str) -> Source:
     """What a data table's export reads: on a PostgreSQL warehouse the PostgreSQL connector
     (ADBC, Arrow all the way; read-only sessions), under a policy that lets Egress reach its
-    own warehouse, which tenant connections may not; elsewhere (SQLite) ``Warehouse.read``."""
+    own warehouse, which tenant connections may not; elsewhere (SQLite) ``Warehouse.read``.
+    A table whose first load never committed does not exist yet: ``Warehouse.read`` reads
+    it as empty (the connector would fail on the missing relation)."""
     url = warehouse.engine.url
-    if url.get_backend_name() != "postgresql":
+    if url.get_backend_name() != "postgresql" or not sa.inspect(warehouse.engine).has_table(
+        physical_name
+    ):
         return WarehouseTable(warehouse, physical_name)
     settings = {
         "host": url.host or "localhost",
@@ -109,21 +115,47 @@ def export_plan(export: ExportSpec) -> ReadPlan:
     plan = plan_from_snapshot(export.execution)
     have = {f.name for f in plan.fields}
     extra = [c for c in plan.columns if c.name in export.key and c.name not in have]
+    template = export.execution.template
+    after = export.after
+    if after is not None:  # typed, so each source compares it as the key column's type
+        after = key_values(after, key_types(template.fields, export.key))
     return replace(
         plan,
         fields=[*plan.fields, *extra],
         order=list(export.key),
-        after=export.after,
+        after=after,
         limit=export.limit + 1,
         parallelism=1,  # in key order, one job's slice at a time
     )
 
 
-def json_values(values: list[Any]) -> list[Any]:
-    """Key values as JSON keeps them (dates and decimals as text, which every source's
-    comparison converts back to the column's type)."""
-    loaded: list[Any] = json.loads(json.dumps(values, default=str))
-    return loaded
+_ORDERED = (int, float, bytes, date, time)
+
+
+def _check_advances(first: list[Any], after: list[Any]) -> None:
+    """Fail unless the job's first row comes after the cursor. A source whose stored values
+    do not order like their values (SQLite text '2026-01-01T00:00:00' in a TIMESTAMP column,
+    compared with the cursor's '2026-01-01 00:00:00') returns rows the chain has already
+    delivered: a duplicate, or a chain that never ends. Text keys are left to the source's
+    collation, which Python's order is not, and so are decimals (a SQLite warehouse orders
+    their exact text); numbers, times and bytes order in Python as in every source."""
+    for new, old in zip(first, after, strict=True):
+        if new == old:
+            continue
+        try:
+            behind = isinstance(new, _ORDERED) and bool(new < old)
+        except TypeError:  # naive vs aware: the source decides
+            behind = False
+        if not behind:
+            return
+        break
+    shown = ", ".join(str(key_json(v)) for v in first)
+    raise RunFailure(
+        f"the source returned the key ({shown}) again after the job's cursor: the key "
+        "column's stored values do not compare as their type (e.g. SQLite text in another "
+        "date format than ISO 'YYYY-MM-DD HH:MM:SS'), so this object cannot be paged by "
+        "its key; export it whole with an extraction"
+    )
 
 
 def _write(
@@ -144,6 +176,8 @@ def _write(
         if batch.num_rows > room:
             more, batch = True, batch.slice(0, room)
         if batch.num_rows:
+            if last is None and plan.after is not None:
+                _check_advances([batch.column(k)[0].as_py() for k in export.key], plan.after)
             end = batch.num_rows - 1
             last = [batch.column(k)[end].as_py() for k in export.key]
             sink.write(batch.select(names))
@@ -166,7 +200,9 @@ def run_export(
     fmt = spec.configuration.format
     native = spec.configuration.csv_dialect == POSTGRES_DIALECT
     keyset = source if isinstance(source, KeysetSource) else None
-    if native and keyset is None:  # the warehouse changed since the request was admitted
+    if native and keyset is None and not isinstance(source, WarehouseTable):
+        # the warehouse changed since the request was admitted (a table never loaded is read
+        # by Warehouse.read: its empty file is the same in either rendering)
         raise RunFailure("csvDialect 'postgres' needs a PostgreSQL source")
     plan = export_plan(export)
     # CSV or JSONL from PostgreSQL: the slice is fixed in a snapshot, then COPY writes it.
@@ -219,5 +255,5 @@ def run_export(
         sha256=file.sha256,
         record_count=file.rows,
     )
-    after = json_values(last) if more and last is not None else None
+    after = [key_json(v) for v in last] if more and last is not None else None
     return Outcome(RunStatus.COMPLETED, file.rows, files=[record], result={"after": after})

@@ -5,17 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from egress.db.data_tables import DataTableRecord as DataTableRecord
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
+from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import BadRequest
-from egress.domain.paging import KeysetCursor, PageRequest
+from egress.domain.paging import BadKey, KeysetCursor, PageRequest, key_types, key_values
 from egress.signing import BadSignature, SigningRing
-from egress.sinks.data_table import HIDDEN_ID, Warehouse
+from egress.sinks.data_table import HIDDEN_ID, Warehouse, sa_type
 
 # Mixed into the cursor's HMAC: no other signed value (token hash, URL) passes for a cursor.
 ROWS_CURSOR = "data-table-rows"
 _NOT_OURS = "is not a cursor this endpoint returned"
+_OLD_KEY = (
+    "was returned by an older release that did not keep this table's key exactly; "
+    "page again from the first page"
+)
 
 
 @dataclass(frozen=True)
@@ -51,23 +58,32 @@ class DataTableService:
     def _encode(self, cursor: KeysetCursor) -> str:
         return self._signing.signer(ROWS_CURSOR).sign(cursor.to_json())
 
-    def _decode(self, table_id: str, cursor: str, width: int) -> list[Any]:
+    def _decode(self, t: DataTableRecord, cursor: str, order: list[str]) -> list[Any]:
+        """The cursor's key values, each bound as the load wrote its column (``sa_type``): a
+        SQLite warehouse compares the very text it stores (a bare datetime would be bound
+        without the '+00:00' its timestamptz text has), PostgreSQL the column's type."""
         try:
             raw = self._signing.signer(ROWS_CURSOR).verify(cursor)
         except (BadSignature, ValueError) as exc:
             raise BadRequest.at(("query", "cursor"), _NOT_OURS) from exc
         # Signed by us, yet for another table (or by an older release): still not this page's.
-        found = KeysetCursor.from_json(raw, table_id, width)
+        found = KeysetCursor.from_json(raw, t.id, len(order))
         if found is None:
             raise BadRequest.at(("query", "cursor"), _NOT_OURS)
-        return found.after
+        # Typed by the key columns, so the warehouse compares each as its column's type.
+        types = key_types([*t.fields, ColumnInfo(HIDDEN_ID, "int64", False)], order)
+        try:
+            values = key_values(found.after, types)
+        except BadKey:  # an older release's text of a binary key (str(bytes)): not exact
+            raise BadRequest.at(("query", "cursor"), _OLD_KEY) from None
+        return [sa.literal(v, sa_type(k)) for v, k in zip(values, types, strict=True)]
 
     def rows_page(
         self, workspace_id: str, table_id: str, limit: int, cursor: str | None
     ) -> RowsPage:
         t = self._data_tables.get(workspace_id, table_id)
         order = t.primary_key or [HIDDEN_ID]
-        after = self._decode(t.id, cursor, len(order)) if cursor else None
+        after = self._decode(t, cursor, order) if cursor else None
         rows = self._warehouse.rows(t.physical_name, order, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]

@@ -38,7 +38,7 @@ from egress.domain.export import (
     unenforced_key_reason,
 )
 from egress.domain.identity import Principal, Subject, own_workspace
-from egress.domain.paging import PageRequest
+from egress.domain.paging import BadKey, PageRequest, key_json, key_types, key_values
 from egress.domain.spec import (
     POSTGRES_DIALECT,
     ConfigurationSnapshot,
@@ -62,6 +62,10 @@ ENFORCING_SOURCES = frozenset({"postgresql", "mysql", "sqlite"})
 # A client told to come back: about when a small job has moved on.
 RETRY_AFTER_S = 5
 _BAD_CURSOR = "is not a nextCursor this server returned for this object"
+_BAD_KEY = (
+    "was returned by an older release that did not keep this object's key exactly; "
+    "start the chain again without a cursor"
+)
 # The retention task deletes at most this many files a round (the next round goes on).
 RETENTION_BATCH = 500
 
@@ -163,7 +167,7 @@ class ExportService:
         workspace_id = _firm(principal, firm_id)
         request_id = new_request_id()
         template, connection, kind = self._object(workspace_id, object_name)
-        after = self._after(workspace_id, object_name, cursor, len(template.primary_key))
+        after = self._after(workspace_id, object_name, cursor, template)
         chosen = export_fields(template.fields, fields)
         if csv_dialect == POSTGRES_DIALECT:
             self._check_postgres_dialect(connection, kind, fmt)
@@ -246,18 +250,25 @@ class ExportService:
             raise Invalid.at(("body", "csv_dialect"), problem)
 
     def _after(
-        self, workspace_id: str, object_name: str, cursor: str | None, width: int
+        self, workspace_id: str, object_name: str, cursor: str | None, template: TemplateSnapshot
     ) -> list[Any] | None:
+        """The cursor's key values as the job keeps them (``key_json``): read by the key
+        columns' types first, so one that does not read as them is refused here, not
+        misread by the job."""
         if cursor is None:
             return None
         try:
             raw = self._cursors.verify(cursor)
         except (BadSignature, ValueError) as exc:
             raise BadRequest.at(("body", "cursor"), _BAD_CURSOR) from exc
-        after = decode_cursor(raw, workspace_id, object_name, width)
+        after = decode_cursor(raw, workspace_id, object_name, len(template.primary_key))
         if after is None:  # ours, but for another workspace, object or key
             raise BadRequest.at(("body", "cursor"), _BAD_CURSOR)
-        return after
+        try:
+            typed = key_values(after, key_types(template.fields, template.primary_key))
+        except BadKey:  # an older release's text of a binary key (str(bytes)): not exact
+            raise BadRequest.at(("body", "cursor"), _BAD_KEY) from None
+        return [key_json(v) for v in typed]
 
     # ---------------------------------------------------------------- requests
     def get(self, principal: Principal, request_id: str, base_url: str) -> RequestView:

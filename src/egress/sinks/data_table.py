@@ -11,17 +11,20 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import time
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal
+from egress.sinks.render import json_list_column, json_renderer
 from egress.sinks.writers import refuse_unrepresentable
 from egress.sources.arrow_types import PYTHON_YEARS, arrow_schema, column_outside_years
 from egress.sources.rows import bounded_rows, rows_to_batch
@@ -40,10 +43,92 @@ class LoadResult:
     table_rows: int  # rows in the table afterwards
 
 
+class SqliteDecimal(sa.types.TypeDecorator[Any]):
+    """A decimal on SQLite as its exact text (SQLite has no exact numeric type: NUMERIC is a
+    float past 15 digits). ``decimal(p,s)`` is stored as its plain digits at scale ``s``, one
+    text per value, so GROUP BY and ON CONFLICT compare values exactly; the unbounded
+    ``decimal`` (text already) as the source wrote it. Ordered as text, not numerically."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, scale: int | None) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or (self.scale is None and isinstance(value, str)):
+            return value
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        if self.scale is not None and number.is_finite():
+            room = Context(prec=len(number.as_tuple().digits) + self.scale + 1)  # not 28 digits
+            exact = number.quantize(Decimal(1).scaleb(-self.scale), context=room)
+            if exact != number:  # never rounded to fit
+                raise ValueError(f"{value!r} has more than {self.scale} decimal places")
+            number = exact
+        return format(number, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or self.scale is None:
+            return value
+        return Decimal(value)
+
+
+class SqliteInterval(sa.types.UserDefinedType[timedelta]):
+    """A duration on SQLite as whole microseconds (SQLAlchemy's Interval stores a datetime
+    past 1970-01-01): exact, ordered, and read back by any reader as a number. Declared
+    ``INTERVAL``, which SQLite gives INTEGER affinity, so a reader can tell it is a duration."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "INTERVAL"
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        def process(value: Any) -> Any:
+            return _micros(value) if isinstance(value, timedelta) else value
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        return lambda v: timedelta(microseconds=v) if isinstance(v, int) else v
+
+
+class SqliteUtcTimestamp(sqlite.DATETIME):
+    """A timestamptz on SQLite as its UTC wall clock with ``+00:00``: read back (by
+    ``fromisoformat``) in UTC, not as a naive time. Declared ``TIMESTAMP`` (a naive
+    timestamp is ``DATETIME``) so a table made before, holding naive text, is told apart."""
+
+    __visit_name__ = "TIMESTAMP"
+
+    def __init__(self) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            storage_format=(
+                "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
+                ".%(microsecond)06d+00:00"
+            )
+        )
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        text = super().bind_processor(dialect)
+        assert text is not None
+
+        def process(value: Any) -> Any:  # the text is the UTC wall clock, whatever the zone
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                value = value.astimezone(UTC)
+            return text(value)
+
+        return process
+
+
+def _micros(value: timedelta) -> int:
+    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+
+
 def sa_type(logical: str) -> sa.types.TypeEngine[Any]:
     dec = parse_decimal(logical)
     if dec is not None:
-        return sa.Numeric(*dec)
+        return sa.Numeric(*dec).with_variant(SqliteDecimal(dec[1]), "sqlite")
     simple: dict[str, sa.types.TypeEngine[Any]] = {
         "boolean": sa.Boolean(),
         "int16": sa.SmallInteger(),
@@ -51,12 +136,12 @@ def sa_type(logical: str) -> sa.types.TypeEngine[Any]:
         "int64": sa.BigInteger(),
         "float32": sa.Float(precision=24),
         "float64": sa.Double(),
-        "decimal": sa.Numeric(),
+        "decimal": sa.Numeric().with_variant(SqliteDecimal(None), "sqlite"),
         "date": sa.Date(),
         "time": sa.Time(),
         "timestamp": sa.DateTime(),
-        "timestamptz": sa.DateTime(timezone=True),
-        "duration": sa.Interval(),
+        "timestamptz": sa.DateTime(timezone=True).with_variant(SqliteUtcTimestamp(), "sqlite"),
+        "duration": sa.Interval().with_variant(SqliteInterval(), "sqlite"),
         "binary": sa.LargeBinary(),
     }
     return simple.get(logical, sa.Text())  # strings, JSON, UUIDs, and lists as JSON text
@@ -129,6 +214,7 @@ class Warehouse:
             if done is not None:  # an earlier attempt of this run committed its load
                 return LoadResult(int(done), _count(conn, table))
             table.create(conn, checkfirst=True)
+            _refuse_inexact_columns(conn, table.name, fields)
             _add_new_columns(conn, table, fields)
             stage = self._stage(conn, fields)
             rows = 0
@@ -161,7 +247,7 @@ class Warehouse:
         refuse_unrepresentable(batch, "a data table")
         _refuse_years_beyond_python(batch)
         names = batch.schema.names
-        columns = [_values(col) for col in batch.columns]
+        columns = [_values(f, col) for f, col in zip(batch.schema, batch.columns, strict=True)]
         if conn.dialect.name == "postgresql":
             raw = conn.connection.driver_connection
             assert raw is not None
@@ -171,10 +257,8 @@ class Warehouse:
                 for row in zip(*columns, strict=True):
                     copy.write_row(row)
             return
-        rows = [
-            {n: _sqlite_value(v) for n, v in zip(names, row, strict=True)}
-            for row in zip(*columns, strict=True)
-        ]
+        _refuse_nan(batch)
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
         if rows:
             conn.execute(stage.insert(), rows)
 
@@ -186,6 +270,10 @@ class Warehouse:
             if not sa.inspect(conn).has_table(name):  # its first load has not committed yet
                 return []
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+            if conn.dialect.name == "sqlite":  # durations are reflected as their integer
+                for column, declared in _declared_types(conn, name).items():
+                    if declared == "INTERVAL":
+                        table.c[column].type = SqliteInterval()
             keys = [table.c[k] for k in order]
             query = sa.select(table).order_by(*keys).limit(limit)
             if after is not None:
@@ -202,32 +290,56 @@ class Warehouse:
             if not sa.inspect(conn).has_table(name):  # never loaded yet: no rows
                 return
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+            # Each column read and each cursor value bound through the type the load wrote it
+            # with (``sa_type``): SQLite compares the very text or number it stores, and
+            # reflection alone does not tell a duration from an integer.
+            typed = {f.name: sa_type(f.type) for f in plan.fields}
             keys = [table.c[k] for k in plan.order]
-            query = sa.select(*[table.c[f.name] for f in plan.fields]).order_by(*keys)
+            query = sa.select(
+                *[sa.type_coerce(table.c[f.name], typed[f.name]) for f in plan.fields]
+            ).order_by(*keys)
             if plan.after is not None:
-                query = query.where(sa.tuple_(*keys) > sa.tuple_(*plan.after))
+                # The cursor's values are typed (``key_value``): never compared as their text.
+                bound = [
+                    sa.literal(v, typed[k]) for k, v in zip(plan.order, plan.after, strict=True)
+                ]
+                query = query.where(sa.tuple_(*keys) > sa.tuple_(*bound))
             if plan.limit is not None:
                 query = query.limit(plan.limit)
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                 query
             )
+            lists = [i for i, f in enumerate(plan.fields) if f.type.startswith("list<")]
             for rows in bounded_rows(result, plan.fields, batch_rows, batch_bytes):
+                if lists:  # stored as JSON array text (``_values``), read back as a list
+                    rows = [
+                        [
+                            json.loads(v) if i in lists and v is not None else v
+                            for i, v in enumerate(r)
+                        ]
+                        for r in rows
+                    ]
                 yield rows_to_batch(rows, plan.fields, schema)
 
 
-def _values(col: pa.Array) -> list[Any]:
+def _values(field: pa.Field, col: pa.Array) -> list[Any]:
+    if pa.types.is_list(col.type):  # stored as the JSON text a JSONL export writes
+        text: list[Any] = json_list_column(col, json_renderer(field)).to_pylist()
+        return text
     values: list[Any] = col.to_pylist()
-    if pa.types.is_list(col.type):  # stored as JSON array text
-        return [None if v is None else json.dumps(v, default=str) for v in values]
     return values
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, time):
-        return value.isoformat()
-    return value
+def _refuse_nan(batch: pa.RecordBatch) -> None:
+    """SQLite stores a NaN REAL as NULL: rather than lose it, the load fails (a text 'NaN' in
+    the column would be exact, but no reader of a REAL column takes it back)."""
+    for field, col in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+            raise LoadError(
+                f"column {field.name!r} holds NaN, which a data table in a SQLite warehouse"
+                " cannot hold (SQLite stores it as NULL); use a PostgreSQL warehouse"
+                " (EGRESS_WAREHOUSE_URL), or filter it out with a whereClause"
+            )
 
 
 def _refuse_years_beyond_python(batch: pa.RecordBatch) -> None:
@@ -258,6 +370,35 @@ def _check_types(fields: list[ColumnInfo], known: list[ColumnInfo]) -> None:
             raise LoadError(
                 f"column {f.name!r} of the data table is {before[f.name]} but the extraction now "
                 f"delivers {f.type}; load into a new data table or restore the source type"
+            )
+
+
+def _declared_types(conn: Connection, name: str) -> dict[str, str]:
+    prep = conn.dialect.identifier_preparer
+    info = conn.exec_driver_sql(f"PRAGMA table_info({prep.quote(name)})")
+    return {row[1]: str(row[2]).upper() for row in info}
+
+
+# Types whose SQLite storage changed (see SqliteDecimal, SqliteInterval, SqliteUtcTimestamp).
+_RESTORED = ("decimal", "duration", "timestamptz")
+
+
+def _refuse_inexact_columns(conn: Connection, name: str, fields: list[ColumnInfo]) -> None:
+    """A SQLite table made by an earlier release holds decimals as floats (NUMERIC affinity
+    turns even exact text back into a float), durations as datetimes and timestamptz as
+    naive text: a new load could neither store exactly nor match its keys, so it fails."""
+    if conn.dialect.name != "sqlite":
+        return
+    declared = _declared_types(conn, name)
+    for f in fields:
+        if f.name not in declared or not f.type.startswith(_RESTORED):
+            continue
+        wanted = str(sa_type(f.type).compile(dialect=conn.dialect)).upper()
+        if declared[f.name] != wanted:
+            raise LoadError(
+                f"column {f.name!r} ({f.type}) of the data table was made by an earlier Egress"
+                f" release as {declared[f.name]}, in which SQLite cannot store its values"
+                " exactly; load into a new data table"
             )
 
 

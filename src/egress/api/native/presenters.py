@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -153,12 +154,27 @@ def data_table_out(d: DataTableDetails) -> DataTableOut:
 
 
 def plain(value: Any) -> Any:
-    """A data table's value as JSON."""
+    """A data table's value as JSON, as a JSONL export writes it (``sinks.render``): JSON has
+    no NaN or infinities (pydantic would write null), nor decimals, bytes or durations."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, Decimal):
-        return str(value)  # exact, as in JSONL exports
+        return format(value, "f")  # exact and plain: 0.0000000001, never 1E-10
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    if isinstance(value, timedelta):
+        return _duration_text(value // timedelta(microseconds=1))
     return value
+
+
+def _duration_text(micros: int) -> str:
+    """``[-]HH:MM:SS.ffffff``, as ``sinks.render.duration_text`` (the API may not import the
+    data plane: tests/unit/test_api_layering.py)."""
+    sign = "-" if micros < 0 else ""
+    seconds, fraction = divmod(abs(micros), 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{sign}{hours:02d}:{minute:02d}:{second:02d}.{fraction:06d}"
 
 
 def execution_summary_out(s: ExecutionSummary) -> ExecutionSummaryOut:
