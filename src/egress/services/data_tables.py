@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from egress.db.data_tables import DataTableRecord as DataTableRecord
 from egress.db.data_tables import DataTableRepo
 from egress.db.paging import Page
@@ -14,7 +12,7 @@ from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import BadRequest
 from egress.domain.paging import BadKey, KeysetCursor, PageRequest, key_types, key_values
 from egress.signing import BadSignature, SigningRing
-from egress.sinks.data_table import HIDDEN_ID, Warehouse, sa_type
+from egress.sinks.data_table import HIDDEN_ID, Warehouse
 
 # Mixed into the cursor's HMAC: no other signed value (token hash, URL) passes for a cursor.
 ROWS_CURSOR = "data-table-rows"
@@ -58,10 +56,10 @@ class DataTableService:
     def _encode(self, cursor: KeysetCursor) -> str:
         return self._signing.signer(ROWS_CURSOR).sign(cursor.to_json())
 
-    def _decode(self, t: DataTableRecord, cursor: str, order: list[str]) -> list[Any]:
-        """The cursor's key values, each bound as the load wrote its column (``sa_type``): a
-        SQLite warehouse compares the very text it stores (a bare datetime would be bound
-        without the '+00:00' its timestamptz text has), PostgreSQL the column's type."""
+    def _decode(
+        self, t: DataTableRecord, cursor: str, types: list[str], order: list[str]
+    ) -> list[Any]:
+        """The cursor's key values, typed by the key columns' logical ``types``."""
         try:
             raw = self._signing.signer(ROWS_CURSOR).verify(cursor)
         except (BadSignature, ValueError) as exc:
@@ -70,21 +68,19 @@ class DataTableService:
         found = KeysetCursor.from_json(raw, t.id, len(order))
         if found is None:
             raise BadRequest.at(("query", "cursor"), _NOT_OURS)
-        # Typed by the key columns, so the warehouse compares each as its column's type.
-        types = key_types([*t.fields, ColumnInfo(HIDDEN_ID, "int64", False)], order)
         try:
-            values = key_values(found.after, types)
+            return key_values(found.after, types)
         except BadKey:  # an older release's text of a binary key (str(bytes)): not exact
             raise BadRequest.at(("query", "cursor"), _OLD_KEY) from None
-        return [sa.literal(v, sa_type(k)) for v, k in zip(values, types, strict=True)]
 
     def rows_page(
         self, workspace_id: str, table_id: str, limit: int, cursor: str | None
     ) -> RowsPage:
         t = self._data_tables.get(workspace_id, table_id)
         order = t.primary_key or [HIDDEN_ID]
-        after = self._decode(t, cursor, order) if cursor else None
-        rows = self._warehouse.rows(t.physical_name, order, after, limit + 1)
+        types = key_types([*t.fields, ColumnInfo(HIDDEN_ID, "int64", False)], order)
+        after = self._decode(t, cursor, types, order) if cursor else None
+        rows = self._warehouse.rows(t.physical_name, order, types, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         following = KeysetCursor(t.id, [rows[-1][k] for k in order]) if more else None

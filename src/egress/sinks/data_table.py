@@ -263,9 +263,11 @@ class Warehouse:
             conn.execute(stage.insert(), rows)
 
     def rows(
-        self, name: str, order: list[str], after: list[Any] | None, limit: int
+        self, name: str, order: list[str], types: list[str], after: list[Any] | None, limit: int
     ) -> list[dict[str, Any]]:
-        """Keyset page of a table, for previews."""
+        """Keyset page of a table, for previews: keys ``order`` of logical ``types``, whose
+        values ``after`` are bound as the load wrote their columns (``sa_type``): SQLite
+        compares the very text it stores (a bare datetime lacks its timestamptz's '+00:00')."""
         with self.engine.connect() as conn:
             if not sa.inspect(conn).has_table(name):  # its first load has not committed yet
                 return []
@@ -277,7 +279,8 @@ class Warehouse:
             keys = [table.c[k] for k in order]
             query = sa.select(table).order_by(*keys).limit(limit)
             if after is not None:
-                query = query.where(sa.tuple_(*keys) > sa.tuple_(*after))
+                bound = [sa.literal(v, sa_type(t)) for v, t in zip(after, types, strict=True)]
+                query = query.where(sa.tuple_(*keys) > sa.tuple_(*bound))
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def read(
