@@ -17,6 +17,7 @@ import pytest
 from egress.api.native.presenters import plain
 from egress.api.native.schemas import RowsOut
 from egress.container import Container
+from egress.domain.identity import Principal, Subject
 from egress.domain.paging import PageRequest
 from tests.conftest import make_settings
 from tests.support.factories import submitted_configuration
@@ -264,6 +265,25 @@ def test_timestamptz_time_and_lists(c: Container, pg_factory: Any) -> None:
         | dict(zip(names, lists, strict=True)),
         {"id": 2, "tz": None, "t": "00:00:00"} | empty,
     ]
+    # Exported (JSONL), the lists are arrays again, each element as the source held it: they
+    # failed on both warehouses ("array_ndims(text) does not exist", "does not fit list<…>").
+    assert _export_jsonl(c, ws, "v") == [
+        '{"id":1,"tz":"2026-05-28T08:30:00.000000Z","t":"23:59:59.999999",'
+        '"li":[1,9223372036854775807,null],"lf":["NaN","Infinity",0.1],"lb":["AP8="],'
+        '"lt":["2026-01-01T00:00:00.500000Z"],"ln":["1.10"]}',
+        '{"id":2,"tz":null,"t":"00:00:00.000000","li":[],"lf":null,"lb":[],"lt":[],"ln":[]}',
+    ]
+
+
+def _export_jsonl(c: Container, ws: str, table: str) -> list[str]:
+    """The data table's lines through one bulk export job."""
+    who = Principal(ws, "editor", Subject("user", "id-ann", "ann"))
+    job = c.services.exports.export(who, ws, f"{table}_copy", None, "jsonl", None)
+    assert c.worker().run_once()
+    done = c.services.exports.get(who, job.request_id, "http://egress.test/")
+    assert done.status.value == "Completed", done.error
+    file = c.services.exports.file(done.file_url.rsplit("/", 1)[-1])
+    return b"".join(c.storage.stream(file.storage_key)).decode().splitlines()
 
 
 def test_an_old_sqlite_table_holding_decimals_as_floats_is_not_loaded(

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
-from egress.domain.catalog import TableInfo
+from egress.domain.catalog import ColumnInfo, TableInfo
 from egress.domain.export import EXPORT_FOLDER, ExportSpec
 from egress.domain.naming import file_extension, storage_key
 from egress.domain.paging import key_json, key_types, key_values
@@ -31,6 +31,7 @@ from egress.domain.plan import ReadPlan, plan_from_snapshot, select_fields
 from egress.domain.spec import POSTGRES_DIALECT
 from egress.domain.split import ALL
 from egress.domain.status import RunStatus
+from egress.domain.types import parse_list
 from egress.engine.control import LeaseLost, RunControl
 from egress.engine.job import RunFailure, copy_rendering
 from egress.sinks.data_table import Warehouse
@@ -85,15 +86,21 @@ class WarehouseTable:
         return None
 
 
-def warehouse_source(warehouse: Warehouse, policy: SourcePolicy, physical_name: str) -> Source:
+def warehouse_source(
+    warehouse: Warehouse, policy: SourcePolicy, physical_name: str, fields: list[ColumnInfo]
+) -> Source:
     """What a data table's export reads: on a PostgreSQL warehouse the PostgreSQL connector
     (ADBC, Arrow all the way; read-only sessions), under a policy that lets Egress reach its
     own warehouse, which tenant connections may not; elsewhere (SQLite) ``Warehouse.read``.
-    A table whose first load never committed does not exist yet: ``Warehouse.read`` reads
-    it as empty (the connector would fail on the missing relation)."""
+    ``Warehouse.read`` also reads a table whose first load never committed (it does not exist
+    yet: empty, where the connector would fail on the missing relation) and one with lists or
+    durations (stored as JSON text and ``interval``, which the connector does not read as
+    the fields' types)."""
     url = warehouse.engine.url
-    if url.get_backend_name() != "postgresql" or not sa.inspect(warehouse.engine).has_table(
-        physical_name
+    if (
+        url.get_backend_name() != "postgresql"
+        or any(f.type == "duration" or parse_list(f.type) for f in fields)
+        or not sa.inspect(warehouse.engine).has_table(physical_name)
     ):
         return WarehouseTable(warehouse, physical_name)
     settings = {

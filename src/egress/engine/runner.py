@@ -460,7 +460,10 @@ class Runner:
     def _open_source(self, claimed: ClaimedRun) -> Source:
         ref, policy = claimed.spec.connection, self._policy
         if ref.type == WAREHOUSE:  # an export of a data table
-            source = warehouse_source(self._warehouse, policy, claimed.spec.template.source_table)
+            template = claimed.spec.template
+            source = warehouse_source(
+                self._warehouse, policy, template.source_table, template.fields
+            )
         else:  # the connection as the claim read it, else read now
             record = claimed.connection or self._connections.get(claimed.workspace_id, ref.id)
             source = open_source(

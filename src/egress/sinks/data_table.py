@@ -7,11 +7,12 @@ run whose worker died after the load committed is not loaded twice by its next a
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
-from egress.domain.types import parse_decimal
+from egress.domain.types import parse_decimal, parse_list
 from egress.sinks.render import json_list_column, json_renderer
 from egress.sinks.writers import refuse_unrepresentable
 from egress.sources.arrow_types import PYTHON_YEARS, arrow_schema, column_outside_years
@@ -312,17 +313,45 @@ class Warehouse:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                 query
             )
-            lists = [i for i, f in enumerate(plan.fields) if f.type.startswith("list<")]
+            # Stored as the JSONL writer's JSON text (``_values``), read back as lists.
+            lists = {
+                i: _list_items(element)
+                for i, f in enumerate(plan.fields)
+                if (element := parse_list(f.type)) is not None
+            }
             for rows in bounded_rows(result, plan.fields, batch_rows, batch_bytes):
-                if lists:  # stored as JSON array text (``_values``), read back as a list
+                if lists:
                     rows = [
-                        [
-                            json.loads(v) if i in lists and v is not None else v
-                            for i, v in enumerate(r)
-                        ]
+                        [v if v is None or i not in lists else lists[i](v) for i, v in enumerate(r)]
                         for r in rows
                     ]
                 yield rows_to_batch(rows, plan.fields, schema)
+
+
+def _list_items(element: str) -> Callable[[str], list[Any]]:
+    """A list's stored JSON text back to its values: each element as the JSONL writer renders
+    it (binary base64, floats' NaN and infinities as words, timestamps, dates and times ISO,
+    decimals as strings of their digits) parsed back to the element's type."""
+    item: Callable[[Any], Any] = _ITEMS.get(element, lambda v: v)
+    if parse_decimal(element) is not None:
+        item = Decimal
+
+    def values(text: str) -> list[Any]:
+        return [None if v is None else item(v) for v in json.loads(text)]
+
+    return values
+
+
+_ITEMS: dict[str, Callable[[Any], Any]] = {
+    "binary": base64.b64decode,
+    "float32": float,  # a number, or "NaN", "Infinity", "-Infinity"
+    "float64": float,
+    "timestamp": datetime.fromisoformat,
+    "timestamptz": datetime.fromisoformat,  # "…Z": UTC
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "decimal": Decimal,
+}
 
 
 def _values(field: pa.Field, col: pa.Array) -> list[Any]:
