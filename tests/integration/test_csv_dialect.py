@@ -52,6 +52,10 @@ def pg(pg_db: PgDatabase) -> PgDatabase:
     with pg_db.connect() as conn:
         conn.execute(TABLE)
         conn.execute(ROWS)
+        # Settings a database may carry that change PostgreSQL's text: Egress's sessions pin
+        # their own (bytea was written '\000\377' under this one).
+        conn.execute(f'ALTER DATABASE "{pg_db.name}" SET bytea_output = \'escape\'')
+        conn.execute(f'ALTER DATABASE "{pg_db.name}" SET DateStyle = \'SQL, DMY\'')
     return pg_db
 
 
@@ -86,6 +90,8 @@ def test_postgres_dialect_writes_exactly_what_plain_copy_writes(
         # Egress's session settings: ISO dates, UTC, shortest-exact floats.
         cur.execute("SET TIME ZONE 'UTC'")
         cur.execute("SET extra_float_digits = 1")
+        cur.execute("SET bytea_output = 'hex'")
+        cur.execute("SET DateStyle = 'ISO, YMD'")
         copy_sql = "COPY (SELECT * FROM t) TO STDOUT WITH (FORMAT csv, HEADER)"
         with cur.copy(copy_sql) as copy:  # type: ignore[arg-type]
             for chunk in copy:

@@ -861,7 +861,12 @@ INSERT INTO padded VALUES
  (1, 'ab', 'x', 'y  ', '{ab,x}', 1.5, '192.168.1.5', '{10.0.0.1/8,NULL,2001:db8::1}'),
  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (3, '', 'é', '', '{"", "a,b"}', 0, '2001:db8::1/128', '[0:0]={::ffff:1.2.3.4}'),
- (4, 'abcd', 'ab', ' z', '{}', -1, '10.1.0.0/16', '{}')"""
+ (4, 'abcd', 'ab', ' z', '{}', -1, '10.1.0.0/16', '{}');
+CREATE DOMAIN code5b AS code5; CREATE DOMAIN host AS inet; CREATE DOMAIN host2 AS host;
+CREATE DOMAIN cents AS numeric(10,2); CREATE DOMAIN cents2 AS cents;
+CREATE TABLE nested (id int PRIMARY KEY, d2 code5b, da code5[], h2 host2, ha host[], m2 cents2);
+INSERT INTO nested VALUES (1, 'x', '{x,NULL}', '192.168.1.5', '{192.168.1.5}', 12.5),
+ (2, NULL, NULL, NULL, NULL, NULL)"""
 PADDED = [
     {
         "id": 1,
@@ -923,6 +928,41 @@ def test_char_n_and_inet_keep_their_own_text_in_every_format(
         ]
     else:
         assert got == PADDED
+
+
+def test_domains_over_domains_and_arrays_of_domains_are_read_as_their_base_type(
+    c: Container, padded: PgDatabase
+) -> None:
+    """The catalog resolved one level of domain, and an array of a domain not at all: a domain
+    over a domain over char(n) lost its padding, an array of a domain over inet got /32s, and
+    a domain over a domain over numeric(10,2) was a string."""
+    source = PostgresSource(PostgresSettings(**_pg_settings(padded)), {}, c.policy)
+    fields = {t.name: t for t in source.catalog()}["nested"].columns
+    assert [(f.name, f.type, f.native) for f in fields] == [
+        ("id", "int32", None),
+        ("d2", "string", "bpchar"),
+        ("da", "list<string>", "bpchar[]"),
+        ("h2", "string", "inet"),
+        ("ha", "list<string>", "inet[]"),
+        ("m2", "decimal(10,2)", None),
+    ]
+    described = source.describe("SELECT d2, da, h2, ha, m2 FROM nested")  # a SQL template
+    assert [(f.type, f.native) for f in described] == [(f.type, f.native) for f in fields[1:]]
+    for fmt in ("csv", "jsonl"):
+        run, data = extract_once(c, "postgresql", _pg_settings(padded), "nested", fmt)
+        assert run.status is RunStatus.COMPLETED, run.error_message
+        assert data.decode().splitlines()[-2:] == (
+            [
+                '1,"x    ","[""x    "",null]","192.168.1.5","[""192.168.1.5""]",12.50',
+                "2,,,,,",
+            ]
+            if fmt == "csv"
+            else [
+                '{"id":1,"d2":"x    ","da":["x    ",null],"h2":"192.168.1.5",'
+                '"ha":["192.168.1.5"],"m2":"12.50"}',
+                '{"id":2,"d2":null,"da":null,"h2":null,"ha":null,"m2":null}',
+            ]
+        )
 
 
 @pytest.mark.parametrize("rendering", [Rendering.CSV, Rendering.JSONL])

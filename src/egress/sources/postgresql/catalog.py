@@ -13,19 +13,34 @@ from egress.sources import base
 from egress.sources.postgresql.columns import logical_type, native_type
 from egress.sources.postgresql.connect import first_line
 
-CATALOG_SQL = """
+# Every type's base type, through any depth of domains (a domain over a domain over char(n)
+# is read as char(n)), with the innermost typmod a domain declared (-1: none).
+_BASE_TYPES = """
+WITH RECURSIVE base (oid, base_oid, typmod) AS (
+  SELECT oid, oid, -1 FROM pg_type WHERE typtype <> 'd'
+  UNION ALL
+  SELECT d.oid, b.base_oid, CASE WHEN b.typmod = -1 THEN d.typtypmod ELSE b.typmod END
+  FROM pg_type d JOIN base b ON d.typbasetype = b.oid WHERE d.typtype = 'd'
+)"""
+# A type's name as the mapping knows it: its base type's; an array's, its element's base
+# type's name and "[]" (an array of a domain over char(n) is bpchar[]).
+_TYPNAME = """CASE WHEN bt.typcategory = 'A' AND et.oid IS NOT NULL
+            THEN et.typname || '[]' ELSE bt.typname END"""
+_TYPE_JOINS = """JOIN base b ON b.oid = {type_oid}
+JOIN pg_type bt ON bt.oid = b.base_oid
+LEFT JOIN base eb ON eb.oid = bt.typelem
+LEFT JOIN pg_type et ON et.oid = eb.base_oid"""
+
+CATALOG_SQL = f"""{_BASE_TYPES}
 SELECT n.nspname AS schema_name, c.relname AS table_name, c.relkind,
        a.attname,
-       CASE WHEN COALESCE(bt.typcategory, t.typcategory) = 'A' AND et.oid IS NOT NULL
-            THEN et.typname || '[]' ELSE COALESCE(bt.typname, t.typname) END AS typname,
-       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+       {_TYPNAME} AS typname,
+       CASE WHEN b.oid <> b.base_oid THEN b.typmod ELSE a.atttypmod END AS typmod,
        a.attnotnull
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
-LEFT JOIN pg_type et ON et.oid = COALESCE(bt.typelem, t.typelem)
+{_TYPE_JOINS.format(type_oid="a.atttypid")}
 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -63,10 +78,10 @@ ORDER BY n.nspname, c.relname, ic.relname, key.pos
 
 # A probe's result types by the names CATALOG_SQL gives them (an array as ``int4[]``, not
 # ``_int4``): a SQL template's columns map as a table's do.
-TYPNAMES_SQL = """
-SELECT t.oid, CASE WHEN t.typcategory = 'A' AND et.oid IS NOT NULL
-                   THEN et.typname || '[]' ELSE t.typname END
-FROM pg_type t LEFT JOIN pg_type et ON et.oid = t.typelem
+TYPNAMES_SQL = f"""{_BASE_TYPES}
+SELECT t.oid, {_TYPNAME}
+FROM pg_type t
+{_TYPE_JOINS.format(type_oid="t.oid")}
 WHERE t.oid = ANY(%s::oid[])
 """
 

@@ -15,6 +15,8 @@ SESSION_SETTINGS = (
     "SET DateStyle = 'ISO, YMD'",
     "SET IntervalStyle = 'iso_8601'",
     "SET extra_float_digits = 1",
+    # csvDialect "postgres" writes bytea as PostgreSQL's text: hex, whatever the database says.
+    "SET bytea_output = 'hex'",
 )
 
 
