@@ -54,8 +54,8 @@ def pg(pg_db: PgDatabase) -> PgDatabase:
         conn.execute(ROWS)
         # Settings a database may carry that change PostgreSQL's text: Egress's sessions pin
         # their own (bytea was written '\000\377' under this one).
-        conn.execute(f'ALTER DATABASE "{pg_db.name}" SET bytea_output = \'escape\'')
-        conn.execute(f'ALTER DATABASE "{pg_db.name}" SET DateStyle = \'SQL, DMY\'')
+        conn.execute(f"ALTER DATABASE \"{pg_db.name}\" SET bytea_output = 'escape'")
+        conn.execute(f"ALTER DATABASE \"{pg_db.name}\" SET DateStyle = 'SQL, DMY'")
     return pg_db
 
 
