@@ -152,6 +152,9 @@ def test_number_marks_compare_by_value_text_marks_as_text() -> None:
     assert later("10.5", "9.5", numeric=True) and not later("9.5", "10.5", numeric=True)
     assert later(str(2**64 - 5), str(2**64 - 6), numeric=True)
     assert later("-1", "-10", numeric=True) and later(10, 9.5)
+    # A numeric column's NaN is its greatest value (PostgreSQL), and compares without an error.
+    assert later("NaN", "10", numeric=True) and not later("10", "NaN", numeric=True)
+    assert not later("NaN", "NaN", numeric=True) and later("Infinity", "1e300", numeric=True)
     # Text cursors keep the text order their database sorts "9" after "10" by.
     assert later("9", "10") and not later("10", "9")
     assert cursor_value("10.5", numeric=True) == Decimal("10.5")

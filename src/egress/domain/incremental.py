@@ -91,7 +91,10 @@ def later(value: Any, current: Any, numeric: bool = False) -> bool:
     if isinstance(value, int | float) and isinstance(current, int | float):
         return value > current
     if numeric:
-        return Decimal(str(value)) > Decimal(str(current))
+        new, old = Decimal(str(value)), Decimal(str(current))
+        if new.is_nan() or old.is_nan():  # PostgreSQL's numeric NaN sorts above every number
+            return new.is_nan() and not old.is_nan()
+        return new > old
     return str(value) > str(current)
 
 
