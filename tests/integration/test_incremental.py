@@ -686,3 +686,64 @@ def test_number_cursors_move_by_value_past_a_power_of_ten_and_past_int64(
 
 
 _KINDS = {"mysql": "mysql", "pg": "postgresql", "sqlite": "sqlite"}
+
+
+# --------------------------------------------------------------------------- text cursors
+# A text mark was compared in Python's code-point order ('B2' < 'a1'), while the source orders
+# by the column's collation (MySQL's case-insensitive default, en_US, SQLite NOCASE): 'B2'
+# after 'a1' was never taken by a lag source, and taken again on every run of a PostgreSQL table.
+TEXT_CURSORS = {
+    "mysql": "varchar(20) COLLATE utf8mb4_general_ci",
+    "pg": 'text COLLATE "en-x-icu"',
+    "pg_view": 'text COLLATE "en-x-icu"',
+    "sqlite": "TEXT COLLATE NOCASE",
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CURSORS))
+def test_text_cursors_move_in_the_source_collation(
+    c: Container, request: pytest.FixtureRequest, tmp_path: Path, case: str
+) -> None:
+    kind = case.split("_")[0]
+    if kind == "mysql":
+        db = request.getfixturevalue("mysql_db")
+        settings, table = db.settings, f"{db.name}.t"
+
+        def execute(sql: str) -> None:
+            with db.connect() as conn, conn.cursor() as cur:
+                cur.execute(sql)
+                conn.commit()
+
+    elif kind == "pg":
+        db = request.getfixturevalue("pg_db")
+        settings, table = _pg_settings(db), "public.t"
+
+        def execute(sql: str) -> None:
+            with db.connect() as conn:
+                conn.execute(sql)  # type: ignore[arg-type]
+
+    else:
+        path = tmp_path / "t.db"
+        settings, table = {"path": str(path)}, "main.t"
+
+        def execute(sql: str) -> None:
+            with sqlite3.connect(path) as conn:
+                conn.execute(sql)
+
+    execute(f"CREATE TABLE t (id int PRIMARY KEY, c {TEXT_CURSORS[case]})")
+    execute("INSERT INTO t VALUES (1, 'a1')")
+    if case == "pg_view":  # no snapshot: the lag rules
+        execute("CREATE VIEW tv AS SELECT * FROM t")
+        table = "public.tv"
+    env = _env(c, _KINDS[kind], settings, table, cursor="c", lag=0)
+    assert env.run()[1] == [1]
+    execute("INSERT INTO t VALUES (2, 'B2')")
+    assert env.run()[1] == [2]
+    assert env.run()[1] == []
+    assert c.configurations.get(env.ws, env.cfg).watermark == "B2"
+    # The newest row deleted: the source's maximum falls back below the mark, which stays.
+    execute("DELETE FROM t WHERE id = 2")
+    assert env.run()[1] == []
+    assert c.configurations.get(env.ws, env.cfg).watermark == "B2"
+    execute("INSERT INTO t VALUES (3, 'c3')")
+    assert env.run()[1] == [3]

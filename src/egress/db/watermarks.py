@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from egress.db.tables import extraction_configurations as T
-from egress.domain.incremental import Observation, later
+from egress.domain.incremental import Observation
 from egress.domain.spec import FrozenWindow
 
 
@@ -55,11 +55,13 @@ def set_state(conn: Connection, configuration_id: str, **changes: Any) -> None:
 
 
 def advance_watermark(conn: Connection, configuration_id: str, window: FrozenWindow) -> None:
-    """The watermark moves forward (to the window's high), never back."""
+    """The watermark moves to the window's high, only from the mark the window was built on:
+    the window was frozen with a high no earlier than its low in the source's own order
+    (``engine/windows.py``), which Python cannot tell for a collated text cursor; a re-run of
+    an older execution moves nothing."""
     current, _ = _locked(conn, configuration_id)
-    value = window.high
-    if current is None or later(value, current, window.numeric):
-        conn.execute(T.update().where(T.c.id == configuration_id).values(watermark=value))
+    if current == window.low and window.high != current:
+        conn.execute(T.update().where(T.c.id == configuration_id).values(watermark=window.high))
 
 
 def advance_snapshot(conn: Connection, configuration_id: str, window: FrozenWindow) -> None:
@@ -69,14 +71,11 @@ def advance_snapshot(conn: Connection, configuration_id: str, window: FrozenWind
     watermark, state = _locked(conn, configuration_id)
     if watermark != window.low or state.get("snapshot") != window.snapshot.previous_snapshot:
         return
-    high = window.high
     conn.execute(
         T.update()
         .where(T.c.id == configuration_id)
         .values(
-            watermark=high
-            if watermark is None or later(high, watermark, window.numeric)
-            else watermark,
+            watermark=window.high,  # frozen no earlier than its low (engine/windows.py)
             incremental_state={
                 **state,
                 "snapshot": window.snapshot.snapshot,

@@ -14,6 +14,7 @@ every maximum read before. Both rules must hold.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -161,7 +162,7 @@ def held_back_by(
     lag: timedelta,
     server: ServerClock,
     watermark: Any,
-    numeric: bool = False,
+    is_later: Callable[[Any, Any], bool] = later,
 ) -> str | None:
     """Why the run stopped short, when the oldest open transaction (not the lag) held its mark
     back: without it the run would have taken records past ``watermark`` and past the mark it
@@ -171,9 +172,9 @@ def held_back_by(
         return None
     free = lagged_mark(observations, now, lag)
     held = lagged_mark(observations, now, lag, server.oldest_open)
-    if free is None or (held is not None and not later(free, held, numeric)):
+    if free is None or (held is not None and not is_later(free, held)):
         return None
-    if watermark is not None and not later(free, watermark, numeric):
+    if watermark is not None and not is_later(free, watermark):
         return None
     started = datetime.fromtimestamp(server.oldest_open, UTC).replace(tzinfo=None)
     open_s = max(0, round(server.now - server.oldest_open))

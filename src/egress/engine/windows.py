@@ -7,8 +7,10 @@ mark it already held ``incrementalLag`` ago, by the pure rules of ``domain/incre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from egress.db.run_queue import RunQueue
@@ -30,7 +32,7 @@ from egress.domain.spec import ExecutionSpec, FrozenWindow, SnapshotMark
 from egress.engine.control import LeaseLost, RunControl
 from egress.engine.job import Job
 from egress.sources import Source
-from egress.sources.base import OpenTransactionsSource, SnapshotSource
+from egress.sources.base import CollatingSource, OpenTransactionsSource, SnapshotSource
 
 
 def with_window(
@@ -72,6 +74,7 @@ def freeze_window(
     assert cursor is not None  # checked when triggered: only new records need a cursor
     state = queue.incremental_state(claimed.configuration_id)
     numeric = numeric_cursor(job.plan.column_type(cursor))
+    is_later = _comparison(source, job.plan, cursor, numeric)
     mark = None
     if isinstance(source, SnapshotSource):
         with control.awaiting_source():
@@ -80,10 +83,13 @@ def freeze_window(
     notes: tuple[str, ...] = ()
     if mark is not None:
         late = state.snapshot is not None and not state.quiet
+        high = json_value(mark.high)
+        if state.watermark is not None and (high is None or not is_later(high, state.watermark)):
+            high = state.watermark  # nothing past the mark in the source's order
         frozen = FrozenWindow(
             cursor,
             state.watermark,
-            json_value(mark.high),
+            high,
             SnapshotMark(
                 snapshot=mark.snapshot,
                 quiet=mark.quiet,
@@ -108,12 +114,10 @@ def freeze_window(
         held = (
             None
             if server is None
-            else held_back_by(observations, now, lag, server, state.watermark, numeric)
+            else held_back_by(observations, now, lag, server, state.watermark, is_later)
         )
         notes = () if held is None else (held,)
-        if state.watermark is not None and (
-            high is None or not later(high, state.watermark, numeric)
-        ):
+        if state.watermark is not None and (high is None or not is_later(high, state.watermark)):
             high = state.watermark  # nothing new is old enough yet
         frozen = FrozenWindow(
             cursor, state.watermark, high, lag=lag.total_seconds(), numeric=numeric
@@ -121,6 +125,24 @@ def freeze_window(
     if not queue.freeze_window(claimed, frozen, observations):
         raise LeaseLost
     return frozen, notes
+
+
+def _comparison(
+    source: Source, plan: ReadPlan, field: str, numeric: bool
+) -> Callable[[Any, Any], bool]:
+    """Whether one mark is later than another: numbers by value, dates and times by their ISO
+    text, text in a database's own collation — Python's code-point order held a MySQL
+    (case-insensitive by default) or ``en_US`` mark back (``B2`` after ``a1``): its rows were
+    never taken, or on PostgreSQL tables taken again on every run."""
+    if numeric or plan.column_type(field) != "string" or not isinstance(source, CollatingSource):
+        return partial(later, numeric=numeric)
+
+    def in_source(value: Any, current: Any) -> bool:
+        if value == current:
+            return False
+        return source.later_text(plan, field, str(value), str(current))
+
+    return in_source
 
 
 def run_lag(spec: ExecutionSpec) -> timedelta:

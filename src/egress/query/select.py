@@ -313,6 +313,34 @@ def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:
     )
 
 
+def later_statement(
+    plan: ReadPlan, field_name: str, value: Any, current: Any, dialect: str, params: Params
+) -> str:
+    """Whether the source orders ``value`` after ``current`` in the cursor column's own
+    collation: 1 when it does, 2 when not (equal there included). The two values are rows of
+    a UNION under an empty SELECT of the column, whose collation (and type) the union's column
+    takes on PostgreSQL, MySQL and SQLite alike; a case-insensitive or linguistic order (MySQL's
+    defaults, ``en_US``) is not Python's code-point order."""
+    empty = (
+        exp.select(exp.alias_(column(field_name), "v"), exp.alias_(exp.Literal.number(0), "n"))
+        .from_(relation(plan, dialect))
+        .where(exp.false())
+    )
+    rows = [
+        exp.select(exp.alias_(params.bind(v), "v"), exp.alias_(exp.Literal.number(n), "n"))
+        for n, v in ((1, value), (2, current))
+    ]
+    both = exp.union(exp.union(empty, rows[0], distinct=False), rows[1], distinct=False)
+    return (
+        exp.select("n")
+        .from_(both.subquery("x"))
+        .order_by(exp.Ordered(this=exp.column("v"), desc=True))
+        .order_by(exp.Ordered(this=exp.column("n"), desc=True), append=True)
+        .limit(1)
+        .sql(dialect=dialect)
+    )
+
+
 def bounds_statement(plan: ReadPlan, key: str, dialect: str, quote: Quote | None = None) -> str:
     """The smallest and largest ``key`` among the plan's rows (its filters applied): what a
     parallel read cuts into ranges."""

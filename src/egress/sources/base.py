@@ -264,6 +264,16 @@ class OpenTransactionsSource(Protocol):
         transaction's start (None when the user may not see them)."""
 
 
+@runtime_checkable
+class CollatingSource(Protocol):
+    """A database: its text is ordered by the column's collation (MySQL's case-insensitive
+    defaults, ``en_US``), not Python's code points, so which of two text marks is later is
+    asked of it."""
+
+    def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
+        """Whether ``value`` sorts after ``current`` in ``field``'s own order (equal: no)."""
+
+
 class Rendering(StrEnum):
     """What a source's own ``COPY`` writes (``CopyFastPath``)."""
 

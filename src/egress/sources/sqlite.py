@@ -23,7 +23,14 @@ from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement, subquery
-from egress.query.select import column, max_statement, select_statement, sqlite_value
+from egress.query.select import (
+    Params,
+    column,
+    later_statement,
+    max_statement,
+    select_statement,
+    sqlite_value,
+)
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import OpenCalls, QueryError, SourceError
@@ -234,6 +241,18 @@ class SqliteSource:
         finally:
             conn.close()
         return row[0] if row else None
+
+    def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
+        params = Params()
+        sql = later_statement(plan, field, value, current, "sqlite", params)
+        conn = self._connect()
+        try:
+            row = conn.execute(sql, params.values).fetchone()
+        except sqlite3.Error as exc:
+            raise SourceError(str(exc)) from exc
+        finally:
+            conn.close()
+        return row is not None and row[0] == 1
 
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None

@@ -21,7 +21,7 @@ from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
-from egress.query.select import bounds_statement, select_statement
+from egress.query.select import Params, bounds_statement, later_statement, select_statement
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import (
@@ -252,6 +252,16 @@ class MysqlSource:
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         return self._max(plan, field, with_clock=False)[0]
+
+    def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                params = Params(quote=conn.escape)
+                cur.execute(later_statement(plan, field, value, current, "mysql", params))
+                row = cur.fetchone()
+        except pymysql.Error as exc:
+            raise SourceError(clean_error(exc)) from exc
+        return row is not None and row[0] == 1
 
     def max_value_and_clock(self, plan: ReadPlan, field: str) -> tuple[Any, ServerClock | None]:
         return self._max(plan, field, with_clock=True)

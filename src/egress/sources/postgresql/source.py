@@ -23,8 +23,10 @@ from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
 from egress.query.select import (
     ColumnSql,
+    Params,
     Quote,
     bounds_statement,
+    later_statement,
     max_statement,
     plain_column,
     quoted_select,
@@ -284,6 +286,16 @@ class PostgresSource:
         except (psycopg.Error, UnicodeDecodeError) as exc:
             raise SourceError(first_line(exc)) from exc
         return row[0] if row else None
+
+    def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
+        try:
+            with self._idle.use() as conn:
+                params = Params(quote=self._quoter(conn))
+                sql = later_statement(plan, field, value, current, "postgres", params)
+                row = conn.execute(sql).fetchone()
+        except (psycopg.Error, UnicodeDecodeError) as exc:
+            raise SourceError(first_line(exc)) from exc
+        return row is not None and row[0] == 1
 
     def begin_snapshot(self, plan: ReadPlan, field: str, *, by_copy: bool) -> SnapshotMark | None:
         if plan.query is not None:
