@@ -580,3 +580,53 @@ def _cancel_while_writing(http: httpx.Client, cfg: str, root: Path) -> str:
     _wait_writing(http, cfg, eid, root)
     assert http.post(f"{CONFIGS}/{cfg}/executions/{eid}/cancel").status_code == 202
     return str(wait_for_status(http, cfg, eid, DONE)["latestStatus"])
+
+
+# ------------------------------------------------------------------ free-form client JSON
+def test_additional_params_are_bounded_so_every_response_can_show_them(
+    http: httpx.Client, orders: str
+) -> None:
+    """Seed 001's additional_params takes any JSON: one nested 400 levels deep was stored, then
+    the create, GET of the extract and the workspace's lists on both faces answered 500 (the
+    serializer's depth limit). Now it is refused at once and nothing is stored."""
+    url = "/api/v3.1/extracts/"
+    before = _count(http, CONFIGS)
+    deep = "[" * 400 + "]" * 400
+    body = (
+        f'{{"data_table_title": "deep_params", "template_id": "{orders}",'
+        f' "template_settings": {{"additional_params": {{"a": {deep}}}}}}}'
+    )
+    r = http.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 422), r.text
+    assert "nests deeper than 32 levels" in r.text
+    assert "additional_params" in r.text
+    big = {"a": "x" * (64 << 10)}
+    r = http.post(
+        url,
+        json={
+            "data_table_title": "big_params",
+            "template_id": orders,
+            "template_settings": {"additional_params": big},
+        },
+    )
+    assert r.status_code in (400, 422) and "larger than 65536 bytes" in r.text, r.text
+    assert _count(http, CONFIGS) == before
+    assert http.get("/api/v3/extracts").status_code == 200
+    nested: object = 1
+    for _ in range(31):  # 31 lists inside the object: 32 levels
+        nested = [nested]
+    r = http.post(
+        url,
+        json={
+            "data_table_title": "deep_enough",
+            "template_id": orders,
+            "template_settings": {"additional_params": {"a": nested}},
+        },
+    )
+    assert r.status_code == 201, r.text
+    extract = r.json()
+    assert extract["additional_params"] == {"a": nested}
+    one = f"/api/v3/extracts/{extract['id']}"
+    r = http.patch(one, json={"additional_params": {"a": [nested]}})
+    assert r.status_code in (400, 422) and "nests deeper than 32 levels" in r.text, r.text
+    assert http.get(one).json()["additional_params"] == {"a": nested}

@@ -3,6 +3,7 @@ window and triggerability."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, get_args, get_type_hints
@@ -50,6 +51,30 @@ class Configuration(ConfigurationSnapshot):
         """The frozen form stored on every execution."""
         kept = {f.name: getattr(self, f.name) for f in fields(ConfigurationSnapshot)}
         return ConfigurationSnapshot(**kept)
+
+
+# ``additional_params`` is the client's own JSON, kept and shown back in every response about
+# the configuration: bounded so those responses can always be written (a value nested a few
+# hundred levels deep was stored, then the extract and the workspace's lists on both faces
+# answered 500: the serializer's depth limit).
+MAX_PARAMS_DEPTH = 32
+MAX_PARAMS_BYTES = 64 << 10
+
+
+def params_problem(value: Any) -> str | None:
+    """What is wrong with an ``additional_params`` value (None: nothing); iterative, so no
+    depth overflows the check itself."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_PARAMS_DEPTH:
+                return f"nests deeper than {MAX_PARAMS_DEPTH} levels"
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_PARAMS_BYTES:
+        return f"is larger than {MAX_PARAMS_BYTES} bytes as JSON"
+    return None
 
 
 # The format stored for a data-table destination left without one: nothing is written as a file,

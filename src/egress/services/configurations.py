@@ -21,6 +21,7 @@ from egress.domain.configuration import (
     SETTABLE,
     format_for,
     is_active,
+    params_problem,
 )
 from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
 from egress.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -294,6 +295,9 @@ class ConfigurationService:
                     "with splitBy, the pattern must contain {configurationName}: "
                     "each part's value is added after it",
                 )
+        problem = params_problem(values.get("additional_params"))
+        if problem:
+            raise Invalid.at(("body", "additional_params"), problem)
         if values.get("conditions") is not None:
             conditions = [Condition(**c) for c in values["conditions"]]
             values = {
