@@ -5,6 +5,8 @@ hold — NULL, the empty text, the text 'null', commas, quotes, newlines, non-AS
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,9 @@ import pytest
 
 from egress.container import Container
 from egress.domain.paging import PageRequest
+from egress.domain.split import sub_extract_id
 from egress.domain.status import RunStatus
+from egress.sinks import split
 from egress.sources.postgresql import copy_native, copy_split
 from egress.sources.postgresql.source import PostgresSource
 from tests.conftest import PgDatabase, make_settings
@@ -270,3 +274,68 @@ def test_copy_split_routes_block_by_block_exactly_as_the_arrow_path(
     assert sum(p[2] for p in by_copy.values()) == 3040
     if split_by == "region":
         assert {p[0] for p in by_copy.values()} == {*AWKWARD, *LATE}
+
+
+# Same 40-character slug and the same first 6 hex digits of sha256: one sub-extract id before,
+# and the COPY routed both values' rows to the first value's file.
+LONG_A = "product-category-electronics-item-000000000822"
+LONG_B = "product-category-electronics-item-000000002892"
+
+
+def _sku_template(c: Container, ws: str, pg_db: PgDatabase) -> str:
+    with pg_db.connect() as db, db.cursor() as cur:
+        cur.execute("CREATE TABLE sku (id int PRIMARY KEY, k text, note text)")
+        cur.executemany(
+            "INSERT INTO sku VALUES (%s, %s, %s)",
+            [(i, [LONG_A, LONG_B, None][(i - 1) % 3], f"n{i}") for i in range(1, 10)],
+        )
+    settings = {"host": "127.0.0.1", "port": 5432, "database": pg_db.name, "user": "postgres"}
+    conn = c.connections.create(ws, "pg", "postgresql", settings, None)
+    c.services.catalog.discover(ws, conn.id)
+    page = c.templates.list_page(ws, conn.id, PageRequest(0, 100))
+    return next(t.id for t in page.items if t.name == "public.sku")
+
+
+def _csv(data: bytes) -> tuple[list[str], list[list[str]]]:
+    """A CSV file's header and its rows, sorted."""
+    header, *rows = csv.reader(io.StringIO(data.decode()))
+    return header, sorted(rows)
+
+
+def test_copy_split_gives_values_whose_ids_used_to_coincide_their_own_parts(
+    c: Container, pg_db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _sku_template(c, ws, pg_db)
+    copied = copy_splits(monkeypatch)
+    parts = _parts(c, ws, tpl, "k", None, "sku")
+    assert copied == ["k"]
+    files = {p[0]: (p[2], *_csv(p[3])) for p in parts.values()}
+    header = ["id", "k", "note"]
+    assert files == {
+        LONG_A: (3, header, [["1", LONG_A, "n1"], ["4", LONG_A, "n4"], ["7", LONG_A, "n7"]]),
+        LONG_B: (3, header, [["2", LONG_B, "n2"], ["5", LONG_B, "n5"], ["8", LONG_B, "n8"]]),
+        None: (3, header, [["3", "", "n3"], ["6", "", "n6"], ["9", "", "n9"]]),
+    }
+    assert {pid: p[0] for pid, p in parts.items()} == {
+        sub_extract_id(v): v for v in (LONG_A, LONG_B, None)
+    }
+
+
+def test_copy_split_fails_naming_both_values_that_got_one_id(
+    c: Container, pg_db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last check (ids are made never to coincide), raised while the COPY routes rows."""
+    monkeypatch.setattr(split, "sub_extract_id", lambda value: "same-000000")
+    ws = c.workspaces.ensure_workspace("t")
+    cfg = submitted_configuration(
+        c, ws, _sku_template(c, ws, pg_db), "sku", format="csv", split_by="k"
+    )
+    copied = copy_splits(monkeypatch)
+    ex, _ = c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, ex.id).latest
+    assert copied == ["k"]
+    assert run.status is RunStatus.FAILED
+    assert f"{LONG_A!r} and {LONG_B!r}" in (run.error_message or "")
+    assert run.files == [] and list(c.storage.list()) == []

@@ -217,9 +217,37 @@ def test_split_values_that_sanitise_alike_get_distinct_stable_labels() -> None:
     labels = [split_label(v) for v in values]
     assert len(set(labels)) == len(values)
     assert labels[2] == "a_b" and labels[5] == "null"  # already safe: the value itself
-    assert all(label.startswith("a_b_") and len(label) == 12 for label in labels[:2])
+    assert all(label.startswith("a_b_") and len(label) == 20 for label in labels[:2])
     assert labels[4].startswith("null_") and labels[3].startswith("a_b_")
     assert [split_label(v) for v in reversed(values)] == labels[::-1]  # order plays no part
+    assert all(sanitize_segment(label) == label for label in labels)
+
+
+def test_a_safe_value_keeps_its_name_unless_it_is_shaped_like_a_hashed_label() -> None:
+    """``a/b``'s label used to be ``a_b_c14cddc0``, which is also the safe value
+    ``a_b_c14cddc0`` itself: the two parts got one name. A hashed label now ends with 16 hex
+    digits, and a safe value shaped like that is hashed too."""
+    assert split_label("a/b") == "a_b_c14cddc033f64b9d"  # the same on every run
+    for safe in (
+        "EU",
+        "a_b",
+        "a_b_c14cddc0",
+        "report_20240101",
+        "Zürich",
+        "1.5",
+        "x_ABCDEF0123456789",
+    ):
+        assert split_label(safe) == safe
+    shaped = split_label("a/b")
+    assert split_label(shaped) == f"{shaped}_caef71eb08f6b3ee"
+    values = ["a/b", "a_b_c14cddc0", shaped, split_label(shaped), "null", None]
+    assert len({split_label(v) for v in values}) == len(values)
+
+
+def test_long_values_that_share_their_kept_prefix_get_distinct_labels() -> None:
+    values = [f"{'x' * 250}/{i}" for i in range(2000)] + [f"{'y' * 250}{i}" for i in range(2000)]
+    labels = [split_label(v) for v in values]
+    assert len(set(labels)) == len(values)
     assert all(sanitize_segment(label) == label for label in labels)
 
 

@@ -30,6 +30,10 @@ _DIGEST_CHARS = 8
 
 MANIFEST_SUFFIX = ".manifest.json"
 NULL_LABEL = "null"  # the split part of NULL values
+# After a split value's sanitised form: the only thing that tells apart the values that
+# sanitise alike (a long value's sanitised form is also cut), so long enough never to coincide.
+_LABEL_HASH_CHARS = 16
+_HASHED_LABEL = re.compile(rf"_[0-9a-f]{{{_LABEL_HASH_CHARS}}}\Z")
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _FORMATS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
@@ -192,15 +196,19 @@ def manifest_name(file_name: str) -> str:
 
 def split_label(value: str | None) -> str:
     """What a split part's name shows of its value: the value itself when it is already a safe
-    name segment, else its sanitised form plus 8 hex digits of a hash of the value — so a value
+    name segment, else its sanitised form plus 16 hex digits of a hash of the value — so a value
     gets the same name on every run, and values that sanitise alike (``a/b``, ``a b``, ``a?b``
-    beside ``a_b``) never compete for one name. NULL is ``null``; the text ``null`` is hashed."""
+    beside ``a_b``) never compete for one name. NULL is ``null``; the text ``null`` is hashed,
+    and so is a safe value shaped like a hashed label (``x_<16 hex>``), which could otherwise
+    be another value's label."""
     if value is None:
         return NULL_LABEL
     clean = sanitize_segment(value)
-    if clean == value and value != NULL_LABEL:
+    if clean == value and value != NULL_LABEL and not _HASHED_LABEL.search(value):
         return value
-    return f"{clean}_{hashlib.sha256(value.encode()).hexdigest()[:_DIGEST_CHARS]}"
+    digest = hashlib.sha256(value.encode()).hexdigest()[:_LABEL_HASH_CHARS]
+    # Cut so that the label with its hash is a segment of MAX_SEGMENT_BYTES too.
+    return f"{truncate_utf8(clean, MAX_SEGMENT_BYTES - 1 - len(digest))}_{digest}"
 
 
 def storage_key(workspace_id: str, destination_path: str, file_name: str) -> str:

@@ -39,6 +39,7 @@ def final_names(storage: Storage, job: Job, written: list[Written]) -> str:
     runs = candidates(job.file_name())
     for i, base in enumerate(runs):
         names = [options[i] for options in files]
+        _refuse_shared_names(job, written, names)
         keys = [key(n) for n in names] + [key(manifest_name(base))]
         if len(set(keys)) == len(keys) and not any(map(storage.exists, keys)):
             for w, name in zip(written, names, strict=True):
@@ -52,6 +53,20 @@ def final_names(storage: Storage, job: Job, written: list[Written]) -> str:
             "or {executionId} and {run}"
         )
     raise RunFailure(f"every candidate file name{where} is taken ({runs[0]!r})")
+
+
+def _refuse_shared_names(job: Job, written: list[Written], names: list[str]) -> None:
+    """Two parts of a run under one name would be one file: the run fails, naming both values,
+    not "taken" (no stored file holds it). Split labels never coincide, but a name cut to fit
+    keeps only 8 hex digits of a hash of the rest: this is the last check."""
+    by_name: dict[str, Written] = {}
+    for w, name in zip(written, names, strict=True):
+        first = by_name.setdefault(name, w)
+        if first is not w:
+            raise RunFailure(
+                f"split by {job.split_by!r}: the values {first.value!r} and {w.value!r} both "
+                f"have the file name {name!r}; nothing was published"
+            )
 
 
 def publish(storage: Storage, queue: RunQueue, job: Job, written: list[Written]) -> str:

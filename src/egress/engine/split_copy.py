@@ -4,9 +4,6 @@ the parts exactly as on the Arrow path)."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-from egress.domain.split import sub_extract_id
 from egress.engine.control import RunControl
 from egress.engine.job import Job, Written
 from egress.sinks.split import SplitRouter
@@ -26,10 +23,8 @@ def write_split_copy(
             lambda value: router.part(value).sink.stream,
             control.report,
         )
-    rows: Counter[str] = Counter()
-    for value, n in counts.items():  # values whose ids coincide share one part, as on Arrow
-        rows[sub_extract_id(value)] += n
+    # The COPY's values are text (or NULL), each its own canonical value: the key of its part.
     return [
-        Written(p.sub_extract_id, p.value, p.sink.key, p.sink.close(rows[p.sub_extract_id]))
+        Written(p.sub_extract_id, p.value, p.sink.key, p.sink.close(counts[p.value]))
         for p in router.parts.values()
     ]

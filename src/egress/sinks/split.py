@@ -19,6 +19,12 @@ class TooManyParts(Exception):
     pass
 
 
+class PartsClash(ValueError):
+    """Two distinct values of one run came to one sub-extract id: the run fails rather than
+    give both the one id (ids are made never to coincide; this is the last check). A
+    ValueError, so the failed run says this message as it is (``faults.failure_message``)."""
+
+
 @dataclass
 class Part:
     sub_extract_id: str
@@ -44,9 +50,11 @@ class SplitRouter:
         self._max_parts = max_parts
         self._open = open_sink
         self._flush_rows = flush_rows
-        self.parts: dict[str, Part] = {}
-        self._pending: dict[str, list[pa.RecordBatch]] = {}
-        self._pending_rows: dict[str, int] = {}
+        # By canonical value, never by id: a part holds the rows of its one value only.
+        self.parts: dict[str | None, Part] = {}
+        self._ids: dict[str, str | None] = {}  # each part's id, the value it was given to
+        self._pending: dict[str | None, list[pa.RecordBatch]] = {}
+        self._pending_rows: dict[str | None, int] = {}
         self._total = 0
 
     def group(self, batch: pa.RecordBatch) -> Grouped:
@@ -79,33 +87,39 @@ class SplitRouter:
 
     def close(self) -> None:
         """Write out everything still gathered."""
-        for pid in list(self._pending):
-            self._flush(pid)
+        for value in list(self._pending):
+            self._flush(value)
 
     def _gather(self, part: Part, rows: pa.RecordBatch) -> None:
-        pid = part.sub_extract_id
-        self._pending.setdefault(pid, []).append(rows)
-        self._pending_rows[pid] = self._pending_rows.get(pid, 0) + rows.num_rows
+        value = part.value
+        self._pending.setdefault(value, []).append(rows)
+        self._pending_rows[value] = self._pending_rows.get(value, 0) + rows.num_rows
         self._total += rows.num_rows
-        if self._pending_rows[pid] >= self._flush_rows:
-            self._flush(pid)
+        if self._pending_rows[value] >= self._flush_rows:
+            self._flush(value)
 
-    def _flush(self, pid: str) -> None:
-        batches = self._pending.pop(pid)
-        self._total -= self._pending_rows.pop(pid)
-        self.parts[pid].sink.write_many(batches)
+    def _flush(self, value: str | None) -> None:
+        batches = self._pending.pop(value)
+        self._total -= self._pending_rows.pop(value)
+        self.parts[value].sink.write_many(batches)
 
     def part(self, raw: object) -> Part:
         """The part of a value of the split field, its file opened when it is the first."""
         value = canonical_value(raw)
-        pid = sub_extract_id(value)
-        part = self.parts.get(pid)
+        part = self.parts.get(value)
         if part is None:
             if len(self.parts) >= self._max_parts:
                 raise TooManyParts(
                     f"split by {self._field!r} produced more than {self._max_parts} distinct "
                     "values (EGRESS_MAX_SPLIT_PARTS); split by a coarser field"
                 )
+            pid = sub_extract_id(value)
+            if pid in self._ids:
+                raise PartsClash(
+                    f"split by {self._field!r}: the values {self._ids[pid]!r} and {value!r} "
+                    f"both have the sub-extract id {pid!r}; nothing was published"
+                )
             part = Part(pid, value, self._open(pid, value))
-            self.parts[pid] = part
+            self._ids[pid] = value
+            self.parts[value] = part
         return part
