@@ -50,8 +50,7 @@ KEY_ALIAS = "egress split key"
 # Blocks read but not yet routed, at most (1 MiB each).
 ROUTING_AHEAD = 2
 
-# The stream a part's rows go to, given the split value's text (None: NULL); the same stream
-# for two values means one file (values whose ids coincide).
+# The stream a part's rows go to, given the split value's text (None: NULL): one per value.
 OpenPart = Callable[[str | None], BinaryIO]
 
 
@@ -156,8 +155,7 @@ class _Router:
 
 class _Parts:
     """Each key's stream and its rows written. A block's rows go out grouped by key, the keys
-    in the order they first came, as when each row was routed on its own: two keys that share
-    a stream (their ids coincide) share it in that order."""
+    in the order they first came, as when each row was routed on its own."""
 
     def __init__(self, open_part: OpenPart, header: bytes, encoding: str) -> None:
         self._open = open_part
