@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from egress.domain.catalog import MAX_CSV_NULL_VALUES
 from egress.domain.errors import Invalid
 from egress.sources import confine
+from egress.sources.guarded_proxy import proxy_options
 from egress.sources.policy import HostDenied, SourcePolicy, allowed_addresses
 
 
@@ -86,7 +87,8 @@ def checked_location(settings: FilesSettings, policy: SourcePolicy) -> str:
     if policy.own_bucket is not None and parsed.netloc == policy.own_bucket:
         raise confine.PathRefused("names Egress's own storage bucket")
     if settings.endpoint:
-        # S3 clients resolve the name again themselves; this narrows, not closes, the window.
+        # A clear refusal up front; every request (and every redirect the S3 client follows)
+        # is checked again by the guarded proxy, which connects to the address it checked.
         _, host, port = endpoint_address(settings.endpoint)
         allowed_addresses(host, port, policy)
     return f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
@@ -105,6 +107,10 @@ def s3_filesystem(
         scheme, _, _ = endpoint_address(settings.endpoint)
         options["endpoint_override"] = urlsplit(settings.endpoint).netloc
         options["scheme"] = scheme
+        # A tenant's endpoint may redirect anywhere (169.254.169.254) or change its DNS answer:
+        # every request goes through Egress's guarded proxy, which resolves and checks each
+        # destination itself and connects to the checked address.
+        options["proxy_options"] = proxy_options(policy)
     if settings.region:
         options["region"] = settings.region
     if "accessKeyId" in secrets:
