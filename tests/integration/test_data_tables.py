@@ -202,6 +202,62 @@ def test_a_null_key_fails_the_run_and_is_never_invented(c: Container, tmp_path: 
     assert c.services.data_tables.rows_page(ws, table.id, 10, None).rows == []
 
 
+def test_a_key_repeated_in_one_load_fails_the_run_and_loads_nothing(
+    c: Container, tmp_path: Path
+) -> None:
+    """A Parquet file's declared key is not enforced: ids 1 and 3 twice completed with one
+    arbitrary row each ("the last one") and a record count above the rows kept. Now the run
+    fails naming the key, how many values repeat and the first one; the table is as it was."""
+
+    def rows(ids: list[int], v: list[str]) -> pa.Table:
+        return pa.table({"id": pa.array(ids, pa.int64()), "v": pa.array(v)})
+
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _files_template(c, tmp_path, rows([1, 2], ["a", "b"]), ["id"])
+    parquet = next(tmp_path.glob("in*/keys.parquet"))
+    destination = {"type": "dataTable", "dataTable": "repeats", "mode": "upsert"}
+    cfg = submitted_configuration(c, ws, tpl, "repeats", destination=destination)
+    assert _run(c, ws, cfg).latest.status is RunStatus.COMPLETED
+    table = c.data_tables.find(ws, "repeats")
+    assert table is not None
+
+    def stored() -> list[tuple[Any, ...]]:
+        with c.warehouse.engine.connect() as conn:
+            got = conn.execute(sa.text(f'SELECT id, v FROM "{table.physical_name}" ORDER BY id'))
+            return [tuple(r) for r in got]
+
+    pq.write_table(rows([3, 1, 2, 1, 3, 3], ["c1", "a1", "b1", "a2", "c2", "c3"]), parquet)
+    run = _run(c, ws, cfg).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "the data table's key cannot repeat in one load, and the source repeats 2 values of key"
+        " column 'id' (e.g. id = 1 in 2 rows); nothing was loaded"
+    )
+    assert (run.record_count, run.processed) == (0, 6)
+    assert stored() == [(1, "a"), (2, "b")]
+    # Without the repeats the same configuration loads.
+    pq.write_table(rows([3, 1, 2], ["c", "a1", "b1"]), parquet)
+    run = _run(c, ws, cfg).latest
+    assert run.status is RunStatus.COMPLETED and run.record_count == 3
+    assert stored() == [(1, "a1"), (2, "b1"), (3, "c")]
+
+
+def test_a_key_only_table_repeating_a_key_fails_too(c: Container, tmp_path: Path) -> None:
+    """With no other column the merge is ON CONFLICT DO NOTHING, which neither warehouse
+    refuses by itself: the repeat still fails the run."""
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _files_template(c, tmp_path, pa.table({"id": pa.array([2, 1, 2], pa.int64())}), ["id"])
+    destination = {"type": "dataTable", "dataTable": "ids", "mode": "upsert"}
+    run = _run(c, ws, submitted_configuration(c, ws, tpl, "ids", destination=destination)).latest
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "the data table's key cannot repeat in one load, and the source repeats 1 value of key"
+        " column 'id' (id = 2 in 2 rows); nothing was loaded"
+    )
+    table = c.data_tables.find(ws, "ids")
+    assert table is not None and table.row_count == 0
+
+
 def test_a_year_outside_1_to_9999_fails_the_load_naming_the_column(
     c: Container, tmp_path: Path
 ) -> None:

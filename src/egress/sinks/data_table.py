@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Context, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -44,23 +44,41 @@ class LoadResult:
     table_rows: int  # rows in the table afterwards
 
 
+def canonical_decimal(number: Decimal) -> str:
+    """The one text of a decimal's value: plain digits, no exponent, no trailing fractional
+    zeros, ``0`` for any zero (``-0.00`` too), ``NaN``, ``Infinity``, ``-Infinity``. ``1.0``,
+    ``1.00`` and ``1E+0`` are all ``1``, as they are one value (one key) in PostgreSQL."""
+    if number.is_nan():
+        return "NaN"
+    if number.is_zero():
+        return "0"
+    # normalize() rounds to its context's precision, and overflows past its exponents
+    exact = Context(prec=len(number.as_tuple().digits), Emax=MAX_EMAX, Emin=MIN_EMIN)
+    return format(number.normalize(exact), "f")
+
+
 class SqliteDecimal(sa.types.TypeDecorator[Any]):
     """A decimal on SQLite as its exact text (SQLite has no exact numeric type: NUMERIC is a
     float past 15 digits). ``decimal(p,s)`` is stored as its plain digits at scale ``s``, one
     text per value, so GROUP BY and ON CONFLICT compare values exactly; the unbounded
-    ``decimal`` (text already) as the source wrote it. Ordered as text, not numerically."""
+    ``decimal`` (text already) as the source wrote it, or, as an upsert key (``canonical``), as
+    its ``canonical_decimal`` text, so that keys equal by value are one key. Ordered as text,
+    not numerically."""
 
     impl = sa.Text
     cache_ok = True
 
-    def __init__(self, scale: int | None) -> None:
+    def __init__(self, scale: int | None, canonical: bool = False) -> None:
         super().__init__()
         self.scale = scale
+        self.canonical = canonical
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None or (self.scale is None and isinstance(value, str)):
+        if value is None or (self.scale is None and isinstance(value, str) and not self.canonical):
             return value
         number = value if isinstance(value, Decimal) else Decimal(str(value))
+        if self.canonical:
+            return canonical_decimal(number)
         if self.scale is not None and number.is_finite():
             room = Context(prec=len(number.as_tuple().digits) + self.scale + 1)  # not 28 digits
             exact = number.quantize(Decimal(1).scaleb(-self.scale), context=room)
@@ -217,7 +235,8 @@ class Warehouse:
             table.create(conn, checkfirst=True)
             _refuse_inexact_columns(conn, table.name, fields)
             _add_new_columns(conn, table, fields)
-            stage = self._stage(conn, fields)
+            _canonicalise_old_decimal_keys(conn, table.name, fields, primary_key)
+            stage = self._stage(conn, fields, primary_key)
             rows = 0
             null_keys = dict.fromkeys(primary_key, 0)
             for batch in batches:
@@ -228,18 +247,21 @@ class Warehouse:
                 on_rows(rows)
             _refuse_null_keys(null_keys)
             if rows:
-                _merge(conn, table, stage, [f.name for f in fields], primary_key, mode)
+                _merge(conn, table, stage, fields, primary_key, mode)
             conn.execute(ledger.insert().values(run_id=run_id, table_name=name, rows=rows))
             stage.drop(conn)
             count = _count(conn, table)
             before_commit()
         return LoadResult(rows, count)
 
-    def _stage(self, conn: Connection, fields: list[ColumnInfo]) -> sa.Table:
+    def _stage(self, conn: Connection, fields: list[ColumnInfo], keys: list[str]) -> sa.Table:
         name = f"egress_stage_{secrets.token_hex(6)}"
-        columns = [sa.Column(f.name, sa_type(f.type)) for f in fields]
-        if conn.dialect.name == "postgresql":  # load order; SQLite has its rowid
-            columns.insert(0, sa.Column("_seq", sa.BigInteger(), sa.Identity()))
+        columns = [
+            sa.Column(
+                f.name, _key_type() if f.name in keys and f.type == "decimal" else sa_type(f.type)
+            )
+            for f in fields
+        ]
         stage = sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
         stage.create(conn)
         return stage
@@ -445,15 +467,116 @@ def _add_new_columns(conn: Connection, table: sa.Table, fields: list[ColumnInfo]
             )
 
 
+def _key_type() -> sa.types.TypeEngine[Any]:
+    """An unbounded decimal upsert key: on SQLite its canonical text (see SqliteDecimal)."""
+    return sa.Numeric().with_variant(SqliteDecimal(None, canonical=True), "sqlite")
+
+
+_CANONICAL = "egress_canonical_decimal"
+
+# Every text that is not its canonical_decimal matches one of these (native, so the Python
+# function runs on those rows only): anything but digits, "." and "-" (an exponent, NaN…),
+# a "-" inside, two points, a point first or last, a trailing fractional zero, a leading zero,
+# "-0". What matches none is -?(0|[1-9][0-9]*)(.[0-9]*[1-9])?, canonical already.
+_MAYBE_NOT_CANONICAL = (
+    "*[^0-9.-]*",
+    "?*-*",
+    "*.*.*",
+    ".*",
+    "-.*",
+    "*.",
+    "*.*0",
+    "0[0-9]*",
+    "-0[0-9]*",
+    "-0",
+)
+
+
+def _canonical_text(text: str | None) -> str | None:
+    return None if text is None else canonical_decimal(Decimal(text))
+
+
+def _canonicalise_old_decimal_keys(
+    conn: Connection, name: str, fields: list[ColumnInfo], primary_key: list[str]
+) -> None:
+    """An earlier release stored a SQLite upsert key of the unbounded ``decimal`` as the
+    source's text, so ``1.0`` and a later ``1.00`` were two rows. Such old keys are rewritten
+    to their canonical text (in the load's transaction) so that the merge matches them; a
+    table that already holds two keys equal by value cannot tell which row is current: it
+    fails. A scan of the key column(s) each load; a row is rewritten once."""
+    keys = [f.name for f in fields if f.name in primary_key and f.type == "decimal"]
+    if conn.dialect.name != "sqlite" or not keys:
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.create_function(_CANONICAL, 1, _canonical_text, deterministic=True)
+    q = conn.dialect.identifier_preparer.quote
+    updates = ", ".join(f"{q(k)} = {_CANONICAL}({q(k)})" for k in keys)
+    # Canonical NaN and infinities match too: rewritten to themselves, as are their rows.
+    where = " OR ".join(f"{q(k)} GLOB '{shape}'" for k in keys for shape in _MAYBE_NOT_CANONICAL)
+    try:
+        conn.exec_driver_sql(f"UPDATE {q(name)} SET {updates} WHERE {where}")
+    except sa.exc.IntegrityError:
+        raise LoadError(
+            f"the data table holds keys equal by value but written differently (e.g. 1.0 and"
+            f" 1.00) in key column {', '.join(map(repr, keys))}, as an earlier Egress release"
+            " stored them on SQLite, and one of each is stale; load into a new data table"
+        ) from None
+
+
+def _refuse_repeated_keys(
+    conn: Connection, stage: sa.Table, fields: list[ColumnInfo], primary_key: list[str]
+) -> None:
+    """A key the source delivers twice in one load has no one row to merge (which of them is
+    "last" depends on the read's order): the whole load fails, naming the key, how many of its
+    values repeat, and the first of them. One GROUP BY over the stage; memory stays in SQL."""
+    keys = [stage.c[k] for k in primary_key]
+    found = conn.execute(
+        sa.select(*keys, sa.func.count(), sa.func.count().over())  # its rows; values repeated
+        .group_by(*keys)
+        .having(sa.func.count() > 1)
+        .order_by(*keys)
+        .limit(1)
+    ).first()
+    if found is None:
+        return
+    *example, rows, repeated = found
+    types = {f.name: f.type for f in fields}
+    shown = ", ".join(
+        f"{k} = {_shown(v, types[k])}" for k, v in zip(primary_key, example, strict=True)
+    )
+    raise LoadError(
+        f"the data table's key cannot repeat in one load, and the source repeats {repeated}"
+        f" value{'s' if repeated > 1 else ''} of key column{'s' if len(keys) > 1 else ''}"
+        f" {', '.join(map(repr, primary_key))} ({'e.g. ' if repeated > 1 else ''}{shown} in"
+        f" {rows} rows); nothing was loaded"
+    )
+
+
+def _shown(value: Any, logical: str) -> str:
+    """A key value in a message: text quoted, a decimal as its digits, cut at 60 characters."""
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+    elif isinstance(value, str) and logical != "decimal" and parse_decimal(logical) is None:
+        text = repr(value)
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else f"{text[:59]}…"
+
+
+_CARDINALITY_VIOLATION = "21000"  # SQLSTATE
+
+
 def _merge(
     conn: Connection,
     table: sa.Table,
     stage: sa.Table,
-    names: list[str],
+    fields: list[ColumnInfo],
     primary_key: list[str],
     mode: str,
 ) -> None:
     q = conn.dialect.identifier_preparer.quote
+    names = [f.name for f in fields]
     cols = ", ".join(q(n) for n in names)
     target, staged = q(table.name), q(stage.name)
     if mode == "append":
@@ -462,17 +585,25 @@ def _merge(
     keys = ", ".join(q(k) for k in primary_key)
     updates = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in names if n not in primary_key)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    # Within one load the last row for a key wins.
-    if conn.dialect.name == "postgresql":
-        source = (
-            f"SELECT DISTINCT ON ({keys}) {cols} FROM {staged} ORDER BY {keys}, {q('_seq')} DESC"
-        )
-    else:
-        source = (
-            f"SELECT {cols} FROM {staged} WHERE rowid IN"
-            f" (SELECT max(rowid) FROM {staged} GROUP BY {keys})"
-        )
-    conn.exec_driver_sql(f"INSERT INTO {target} ({cols}) {source} ON CONFLICT ({keys}) {action}")
+    # "WHERE true": SQLite would read the ON of ON CONFLICT as a join's constraint.
+    merge = (
+        f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged} WHERE true"
+        f" ON CONFLICT ({keys}) {action}"
+    )
+    if conn.dialect.name == "postgresql" and updates:
+        # PostgreSQL's DO UPDATE refuses a key twice in one statement (a cardinality
+        # violation, 21000) by itself: the stage is grouped only to tell which key repeats.
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(merge)
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _CARDINALITY_VIOLATION:
+                _refuse_repeated_keys(conn, stage, fields, primary_key)
+            raise
+        return
+    # SQLite's DO UPDATE lets the last row win, and DO NOTHING keeps the first, silently.
+    _refuse_repeated_keys(conn, stage, fields, primary_key)
+    conn.exec_driver_sql(merge)
 
 
 def _count(conn: Connection, table: sa.Table) -> int:
