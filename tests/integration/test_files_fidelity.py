@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -190,3 +191,104 @@ def test_jsonl_numbers_a_float_would_change_are_decimals_or_fail(
         " cannot hold without changing it (12345678.901234567); a JSONL column is a decimal"
         " only when the file's first 1 MiB needs one"
     )
+
+
+def _parquet_folder(tmp_path: Path, files: dict[str, pa.Table]) -> Path:
+    folder = tmp_path / "in"
+    for name, table in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / name)
+    return folder
+
+
+def test_a_folders_nested_columns_take_every_files_type(c: Container, tmp_path: Path) -> None:
+    """They took the first file's: b's nested key y was dropped without a word, and a list of
+    floats after a list of integers failed ("Float value 0.500000 was truncated")."""
+    folder = _parquet_folder(
+        tmp_path,
+        {
+            "ev/a.parquet": pa.table({"id": [1], "doc": pa.array([{"x": 1}])}),
+            "ev/b.parquet": pa.table({"id": [2], "doc": pa.array([{"x": 2, "y": "kept"}])}),
+            "n/a.parquet": pa.table({"v": pa.array([[1]], pa.list_(pa.int64()))}),
+            "n/b.parquet": pa.table({"v": pa.array([[0.5]], pa.list_(pa.float64()))}),
+        },
+    )
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "ev", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode() == ('{"id":1,"doc":{"x":1,"y":null}}\n{"id":2,"doc":{"x":2,"y":"kept"}}\n')
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "n", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode() == '{"v":[1.0]}\n{"v":[0.5]}\n'
+
+
+def test_a_folder_of_integers_and_decimals_has_room_for_both(c: Container, tmp_path: Path) -> None:
+    """Arrow unifies int64 and decimal(10,1) as decimal(19,1), one integer digit short of
+    int64's: every run failed ("Precision is not great enough … at least 20")."""
+    folder = _parquet_folder(
+        tmp_path,
+        {
+            "d/a.parquet": pa.table({"v": pa.array([1, -(2**63)], pa.int64())}),
+            "d/b.parquet": pa.table({"v": pa.array([Decimal("1.5")], pa.decimal128(10, 1))}),
+        },
+    )
+    assert _types(folder, tmp_path)["d"] == [("v", "decimal(20,1)")]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "d", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == ["1.0", "-9223372036854775808.0", "1.5"]
+
+
+def test_extreme_parquet_timestamps_and_dates_fail_the_run(c: Container, tmp_path: Path) -> None:
+    """The sinks write a timestamp at int64's extremes (a date at int32's) as PostgreSQL's
+    infinity: a file's sentinel value was delivered as "infinity"."""
+    folder = _parquet_folder(
+        tmp_path,
+        {
+            "x.parquet": pa.table(
+                {"id": [1, 2], "at": pa.array([5, 2**63 - 1], pa.timestamp("us"))}
+            ),
+            "y.parquet": pa.table({"day": pa.array([1, -(2**31)], pa.date32())}),
+        },
+    )
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "x.parquet", "csv")
+    assert b"infinity" not in data
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "x.parquet: column 'at' holds 9223372036854775807 (timestamp[us]), the largest "
+        "timestamp[us] value, which Egress writes only for PostgreSQL's infinity; filter it "
+        "out with a whereClause"
+    )
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "y.parquet", "jsonl")
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == (
+        "y.parquet: column 'day' holds -2147483648 (date32[day]), the smallest date32[day] "
+        "value, which Egress writes only for PostgreSQL's -infinity; filter it out with a "
+        "whereClause"
+    )
+
+
+def test_parquet_canonical_extension_columns(c: Container, tmp_path: Path) -> None:
+    """arrow.uuid (a BaseExtensionType, not an ExtensionType) was typed string: the run failed
+    "Invalid UTF8 payload", or wrote 16 ASCII bytes as text. A UUID is its canonical text, as
+    PostgreSQL's uuid is delivered; arrow.bool8 a boolean."""
+    u = uuid.UUID("8f0e4b2a-9c1d-4e5f-a6b7-c8d9e0f1a2b3")
+    ascii_bytes = b"0123456789abcdef"
+    table = pa.table(
+        {
+            "id": [1, 2, 3],
+            "v": pa.array([u.bytes, ascii_bytes, None], pa.uuid()),
+            "b": pa.array([1, 0, None], pa.bool8()),
+        }
+    )
+    folder = _parquet_folder(tmp_path, {"u.parquet": table})
+    assert _types(folder, tmp_path)["u.parquet"] == [
+        ("id", "int64"),
+        ("v", "uuid"),
+        ("b", "boolean"),
+    ]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "u.parquet", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == [
+        '1,"8f0e4b2a-9c1d-4e5f-a6b7-c8d9e0f1a2b3",true',
+        f'2,"{uuid.UUID(bytes=ascii_bytes)}",false',
+        "3,,",
+    ]

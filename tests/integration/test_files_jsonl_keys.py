@@ -148,3 +148,20 @@ def test_a_key_another_file_of_the_folder_starts_with_is_named_once(tmp_path: Pa
         "events/b.jsonl: column 'extra' is not in the template (events/a.jsonl has no such "
         "column); it was not read"
     ]
+
+
+def test_a_key_only_null_in_the_first_block_says_so(tmp_path: Path) -> None:
+    """Its type was unknown, so the template read it as string, and a later number failed
+    "changed from string to number" although the file holds no string for it."""
+    (tmp_path / "n.jsonl").write_text('{"a":1,"b":null}\n' * 80_000 + '{"a":2,"b":5}\n')
+    source = FilesSource(FilesSettings(url=tmp_path.as_uri()), {}, policy_for(tmp_path))
+    table = next(t for t in source.catalog() if t.qualified_name == "n.jsonl")
+    plan = ReadPlan(TableRef(None, "n.jsonl"), table.columns, table.columns)
+    with pytest.raises(SourceError) as caught:
+        list(source.read(plan, 10_000))
+    assert str(caught.value) == (
+        "n.jsonl line 80001: JSON parse error: Column(/b) changed from string to number; "
+        "column 'b' held only null in the first 1 MiB of n.jsonl, so its type is unknown and "
+        "the template reads it as string: put a line with a value for it within the first "
+        "1 MiB and list the templates again"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -161,7 +162,13 @@ def column_past_day(batch: pa.RecordBatch, *, end: bool) -> str | None:
 
 def logical_from_arrow(t: pa.DataType) -> str:
     """The logical type of an Arrow type a driver or file reader reports (best fit)."""
-    if isinstance(t, pa.ExtensionType):
+    # Canonical extension types (arrow.uuid, arrow.bool8, arrow.json) are BaseExtensionTypes,
+    # not ExtensionTypes: each is read as its storage, a UUID as its text.
+    if is_uuid(t):
+        return "uuid"
+    if isinstance(t, pa.BaseExtensionType):
+        if t.extension_name == "arrow.bool8":
+            return "boolean"
         t = t.storage_type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -196,6 +203,18 @@ def logical_from_arrow(t: pa.DataType) -> str:
     return "string"
 
 
+def is_uuid(t: pa.DataType) -> bool:
+    return isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.uuid"
+
+
+def uuid_text(col: pa.Array) -> pa.Array:
+    """An ``arrow.uuid`` column as the text PostgreSQL writes a uuid in (lowercase 8-4-4-4-12),
+    not its 16 bytes taken for text."""
+    return pa.array(
+        [None if b is None else str(UUID(bytes=b)) for b in col.storage.to_pylist()], pa.string()
+    )
+
+
 def arrow_schema(fields: list[ColumnInfo]) -> pa.Schema:
     return pa.schema(
         [
@@ -210,7 +229,9 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     columns = []
     for i, target in enumerate(schema):
         col = batch.column(i)
-        if isinstance(col.type, pa.ExtensionType):
+        if is_uuid(col.type):
+            col = uuid_text(col)
+        elif isinstance(col.type, pa.BaseExtensionType):
             col = col.storage
         if not col.type.equals(target.type):
             try:

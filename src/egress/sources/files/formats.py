@@ -4,7 +4,9 @@ of a CSV column, and the shape of a folder's shared schema."""
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import islice
@@ -31,6 +33,16 @@ CSV_ROW = re.compile(r"Row #(\d+)")
 # A number written plainly: digits with an optional decimal point, no exponent.
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d*)(?:\.(\d*))?$")
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
+# An integer as Egress reads one: decimal digits. Arrow's integer parser also takes hex
+# (``0x10`` as 16, ``0xFFFFFFFFFFFFFFFF`` as -1), which is text, not a number.
+_DECIMAL_INTEGER = r"^[+-]?\d+$"
+# Arrow's CSV parser trims these around a number (`` 007`` is 7): a number's text without them.
+_PADDING = " \t"
+# A float's text that names an infinity, and one whose digits before any exponent are not all
+# zero: a float that reads it as 0, or as a subnormal (fewer digits kept), changed it.
+_INFINITY_WORD = r"^[+-]?inf(inity)?$"
+_NONZERO_MANTISSA = r"^[+-]?[0-9.]*[1-9]"
+_MIN_NORMAL = {32: 1.1754943508222875e-38, 64: sys.float_info.min}
 # A float64 holds every decimal number of up to 15 significant digits exactly (round trip).
 _FLOAT_DIGITS = 15
 JSON_ROW = re.compile(r"in row (\d+)")
@@ -78,12 +90,43 @@ def shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             wide = None
+        if wide is not None and pa.types.is_decimal(wide):
+            wide = _with_integer_digits(wide, types)
         if wide is None or not all(_keeps(wide, t, fmt) for t in types):
             if fmt != "csv":
                 return None
             wide = pa.string()
         fields.append(pa.field(name, wide, any(schema.field(i).nullable for schema in schemas)))
     return pa.schema(fields)
+
+
+def _with_integer_digits(wide: pa.DataType, types: list[pa.DataType]) -> pa.DataType:
+    """``wide`` (a decimal) with room for the integer digits of every one of ``types``: Arrow's
+    unification of int64 and decimal(10,1) is decimal(19,1), one digit short of int64's 19,
+    and reading the int64 file into it then fails on every value."""
+    digits = max(_integer_digits(t) for t in types)
+    precision = digits + wide.scale
+    if precision <= wide.precision:
+        return wide
+    if pa.types.is_decimal128(wide) and precision <= 38:
+        return pa.decimal128(precision, wide.scale)
+    if pa.types.is_decimal256(wide) and precision <= 76:
+        return pa.decimal256(precision, wide.scale)
+    return wide  # no decimal holds them: ``_keeps`` refuses it
+
+
+# The decimal digits of each integer type's extremes (uint64's 18446744073709551615: 20).
+_INTEGER_DIGITS = {8: 3, 16: 5, 32: 10, 64: 19}
+
+
+def _integer_digits(t: pa.DataType) -> int:
+    if pa.types.is_decimal(t):
+        return int(t.precision - t.scale)
+    if pa.types.is_uint64(t):
+        return 20
+    if pa.types.is_integer(t):
+        return _INTEGER_DIGITS[t.bit_width]
+    return 0
 
 
 def _keeps(wide: pa.DataType, narrow: pa.DataType, fmt: str) -> bool:
@@ -99,6 +142,10 @@ def _keeps(wide: pa.DataType, narrow: pa.DataType, fmt: str) -> bool:
         )
     if _is_list(wide) and _is_list(narrow):
         return _keeps(wide.value_type, narrow.value_type, fmt)
+    if pa.types.is_decimal(wide) and (pa.types.is_integer(narrow) or pa.types.is_decimal(narrow)):
+        return _integer_digits(narrow) <= _integer_digits(wide) and (
+            not pa.types.is_decimal(narrow) or narrow.scale <= wide.scale
+        )
     if not is_float(wide) or narrow.equals(wide) or pa.types.is_null(narrow):
         return True
     if is_float(narrow):
@@ -143,21 +190,38 @@ def is_float(t: pa.DataType) -> bool:
 def exact_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
     """The type for a CSV column Arrow inferred as ``inferred`` (an integer or float type) from
     ``values`` (its non-NULL texts), such that every value keeps its exact value: a leading
-    zero (``01234``) keeps the column text, integers beyond int64 are ``decimal(38,0)``, numbers
-    written with a decimal point are ``decimal(38,s)`` with the largest scale seen, and only
-    exponents, ``nan`` and ``inf`` make a float — of at most 15 significant digits."""
-    if any(_LEADING_ZERO.match(v) for v in values):
+    zero (``01234``), spaces around a number (Arrow trims them: `` 007`` would be 7) or a hex
+    integer (``0x10``) keep the column text, integers beyond int64 are ``decimal(38,0)``,
+    numbers written with a decimal point are ``decimal(38,s)`` with the largest scale seen, and
+    only exponents, ``nan`` and ``inf`` make a float — of at most 15 significant digits, within
+    float64's normal range (``1e400``, ``1e-400`` and subnormals keep the column text)."""
+    if any(v != v.strip(_PADDING) or _LEADING_ZERO.match(v) for v in values):
         return pa.string()
     if pa.types.is_integer(inferred):
-        return inferred
+        return inferred if all(re.match(_DECIMAL_INTEGER, v) for v in values) else pa.string()
     plain = [m for v in values if (m := _PLAIN_NUMBER.match(v)) and any(map(str.isdigit, v))]
     if len(plain) == len(values):
         scale = max((len(m.group(2) or "") for m in plain), default=0)
         whole = max((len(m.group(1)) for m in plain), default=1)
         return pa.decimal128(38, scale) if whole + scale <= 38 else pa.string()
-    if any(_significant_digits(v) > _FLOAT_DIGITS for v in values):
+    if any(_float_changes(v) for v in values):
         return pa.string()
     return inferred
+
+
+def _float_changes(text: str) -> bool:
+    """Whether the float64 read from ``text`` may be another number: more than 15 significant
+    digits, beyond its range (inf) or below its normal range (0, or a subnormal)."""
+    if _significant_digits(text) > _FLOAT_DIGITS:
+        return True
+    if re.match(_INFINITY_WORD, text, re.IGNORECASE) or text.lower().lstrip("+-") == "nan":
+        return False
+    try:
+        number = abs(float(text))
+    except ValueError:
+        return True
+    nonzero = re.match(_NONZERO_MANTISSA, text) is not None
+    return math.isinf(number) or (nonzero and number < _MIN_NORMAL[64])
 
 
 def float_keeps(number: str) -> bool:
@@ -193,13 +257,95 @@ def csv_convert(null_values: tuple[str, ...]) -> pcsv.ConvertOptions:
     )
 
 
-def file_format(fmt: str, schema: pa.Schema | None, null_values: tuple[str, ...]) -> ds.FileFormat:
-    """The dataset format; ``schema`` (the template's types) when reading, None to infer."""
+def csv_checked(t: pa.DataType) -> bool:
+    """Whether a CSV column of type ``t`` is read as text and parsed by ``csv_numbers``: Arrow's
+    own parsing reads ``0x10`` into an integer and ``1e400`` into a float as inf, no error."""
+    return bool(pa.types.is_integer(t) or is_float(t))
+
+
+def csv_text_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its ``csv_checked`` columns as ``string``: how a CSV file is scanned."""
+    return pa.schema([f.with_type(pa.string()) if csv_checked(f.type) else f for f in schema])
+
+
+class ChangedValue(ValueError):
+    """A CSV value its column's type would change or cannot hold, at ``row`` of a batch."""
+
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(message)
+        self.row = row
+
+
+def csv_numbers(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch scanned as ``csv_text_schema`` with its checked columns parsed into their
+    ``schema`` type, or ``ChangedValue`` at the first value that would not keep its number."""
+    columns = []
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        target = schema.field(name).type
+        if csv_checked(target) and pa.types.is_string(col.type):
+            col = _parsed(name, col, target)
+        columns.append(col)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _parsed(name: str, col: pa.Array, target: pa.DataType) -> pa.Array:
+    text = pc.utf8_trim(col, _PADDING)
+    if pa.types.is_integer(target):
+        digits = pc.match_substring_regex(text, _DECIMAL_INTEGER)
+        _refuse(name, col, pc.invert(digits), "is not an integer in decimal digits")
+    try:
+        values = pc.cast(text, target)
+    except pa.ArrowInvalid:  # rare: find the value, one at a time
+        bad = [v is not None and not _casts(v, target) for v in text.to_pylist()]
+        _refuse(name, col, pa.array(bad, pa.bool_()), f"{target} cannot read")
+        raise
+    if is_float(target):
+        infinite = pc.and_(
+            pc.is_inf(values),
+            pc.invert(pc.match_substring_regex(text, _INFINITY_WORD, ignore_case=True)),
+        )
+        tiny = pc.and_(
+            pc.less(pc.abs(values), _MIN_NORMAL[target.bit_width]),
+            pc.match_substring_regex(text, _NONZERO_MANTISSA),
+        )
+        _refuse(name, col, pc.or_(infinite, tiny), f"{target} cannot hold without changing it")
+    return values
+
+
+def _casts(text: str, target: pa.DataType) -> bool:
+    try:
+        pc.cast(pa.array([text]), target)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _refuse(name: str, col: pa.Array, bad: pa.Array, why: str) -> None:
+    row = pc.index(pc.fill_null(bad, False), True).as_py()
+    if row < 0:
+        return
+    raise ChangedValue(
+        row,
+        f"column {name!r} holds {col[row].as_py()!r}, which {why}; set the column's type "
+        "(string keeps the text) with a custom template's columnTypes",
+    )
+
+
+def file_format(
+    fmt: str,
+    schema: pa.Schema | None,
+    null_values: tuple[str, ...],
+    one_column: bool = False,
+) -> ds.FileFormat:
+    """The dataset format; ``schema`` (the template's types) when reading, None to infer.
+    ``one_column``: the CSV file's header has one column, so an empty line is a NULL (as
+    Egress writes one), not a line to skip."""
     if fmt == "csv":
         convert = csv_convert(null_values)
         if schema is not None:  # read every column as its template type, never re-inferred
-            convert.column_types = {f.name: f.type for f in schema}
-        return ds.CsvFileFormat(convert_options=convert)
+            convert.column_types = {f.name: f.type for f in csv_text_schema(schema)}
+        parse = pcsv.ParseOptions(ignore_empty_lines=not one_column)
+        return ds.CsvFileFormat(parse_options=parse, convert_options=convert)
     if fmt == "json":
         return ds.JsonFileFormat()
     return ds.ParquetFileFormat()

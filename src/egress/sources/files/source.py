@@ -30,14 +30,24 @@ from egress.domain.errors import Invalid
 from egress.domain.plan import ReadPlan
 from egress.query.arrow_filter import plan_filter
 from egress.sources import confine
-from egress.sources.arrow_types import arrow_schema, arrow_type, conform
+from egress.sources.arrow_types import (
+    arrow_schema,
+    arrow_type,
+    can_be_infinite,
+    conform,
+    infinity_masks,
+)
 from egress.sources.base import OpenCalls, SourceError, clean
+from egress.sources.confined_fs import confined_local_filesystem
 from egress.sources.files.formats import (
     CSV_ROW,
     JSON_ROW,
+    ChangedValue,
     DataFile,
     columns_of,
     csv_convert,
+    csv_numbers,
+    csv_text_schema,
     data_format,
     exact_json_type,
     exact_type,
@@ -55,6 +65,8 @@ from egress.sources.files.settings import FilesSettings, checked_location, s3_fi
 from egress.sources.policy import HostDenied, SourcePolicy
 from egress.sources.walk import Entry, walk
 
+# A time's fraction beyond microseconds: Arrow infers timestamp[ns], Egress reads microseconds.
+_NANOS = re.compile(r"[.,]\d{7}")
 _BATCH_READAHEAD = 2
 _FRAGMENT_READAHEAD = 1
 
@@ -91,7 +103,8 @@ class FilesSource:
         except (confine.PathRefused, HostDenied) as exc:
             raise SourceError(f"{settings.url}: {exc}") from exc
         if self._local:
-            self._fs: pafs.FileSystem = pafs.LocalFileSystem()
+            # Each file checked when it is opened, on the descriptor read (confined_fs).
+            self._fs: pafs.FileSystem = confined_local_filesystem(policy)
         else:
             self._fs = s3_filesystem(settings, secrets, policy)
 
@@ -272,21 +285,25 @@ class FilesSource:
         self, file: DataFile, inferred: pa.Schema, nulls: tuple[str, ...]
     ) -> pa.Schema:
         """Arrow's inference, corrected where it would change a value: the numeric columns
-        are read again as text from the same first block and typed by ``exact_type``."""
+        are read again as text from the same first block and typed by ``exact_type``, and a
+        timestamp column with a value finer than microseconds (Egress's timestamps) is text."""
         numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or is_float(f.type)]
-        if not numeric:
+        nanos = [f.name for f in inferred if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
+        if not numeric and not nanos:
             return inferred
         convert = csv_convert(nulls)
-        convert.column_types = dict.fromkeys(numeric, pa.string())
-        convert.include_columns = numeric
+        convert.column_types = dict.fromkeys([*numeric, *nanos], pa.string())
+        convert.include_columns = [*numeric, *nanos]
         with self._fs.open_input_stream(self._absolute(file.path)) as stream:
             first = pcsv.open_csv(stream, convert_options=convert).read_next_batch()
-        for name in numeric:
+        for name in [*numeric, *nanos]:
             values = [v for v in first.column(name).to_pylist() if v is not None]
-            index = inferred.get_field_index(name)
-            inferred = inferred.set(
-                index, pa.field(name, exact_type(inferred.field(name).type, values))
-            )
+            if name in nanos:
+                nanoseconds = any(map(_NANOS.search, values))
+                exact = pa.string() if nanoseconds else inferred.field(name).type
+            else:
+                exact = exact_type(inferred.field(name).type, values)
+            inferred = inferred.set(inferred.get_field_index(name), pa.field(name, exact))
         return inferred
 
     def _exact_jsonl_schema(self, file: DataFile, inferred: pa.Schema) -> pa.Schema:
@@ -368,75 +385,155 @@ class FilesSource:
 
     def _dataset(
         self, plan: ReadPlan, scratch: contextlib.ExitStack
-    ) -> tuple[ds.Dataset, list[DataFile]]:
+    ) -> tuple[ds.Dataset | None, list[DataFile], pa.Schema]:
+        """The dataset of the plan's files, and the template's schema: the types its batches
+        are delivered in (a CSV dataset reads numbers as text, ``csv_numbers`` parses them)."""
         path = _path(plan)
         files = self._resolve(path)
         if not files:
-            return None, files
+            return None, files, pa.schema([])
         native = self._native_schema(files)
+        shape = self._folder_schema(files, native)
         # The template's logical types decide how text is parsed, so every file of a folder
-        # (and every later version of a file) is read the same way; nested values stay native.
+        # (and every later version of a file) is read the same way; nested values (of the whole
+        # folder's type) and extension types (``conform`` unwraps them) stay native.
         fields = []
         for col in plan.columns or plan.fields:
             if col.name not in native.names:
                 raise SourceError(f"{path}: column {col.name!r} no longer exists")
-            wanted = native.field(col.name).type if col.type == "json" else arrow_type(col.type)
-            fields.append(pa.field(col.name, wanted))
+            own = shape.field(col.name).type
+            keep = col.type == "json" or isinstance(own, pa.BaseExtensionType)
+            fields.append(pa.field(col.name, own if keep else arrow_type(col.type)))
         schema = pa.schema(fields)
         self._notice_differences(files, native, schema.names)
+        fmt = files[0].format
+        read = csv_text_schema(schema) if fmt == "csv" else schema
+        nulls = self._nulls if plan.null_values is None else plan.null_values
         try:
-            nulls = self._nulls if plan.null_values is None else plan.null_values
-            fmt = file_format(files[0].format, schema, nulls)
-            dataset = self._open_dataset(files, fmt, schema, scratch)
+            parts = [
+                self._open_dataset(group, file_format(fmt, schema, nulls, one), read, scratch)
+                for one, group in self._csv_groups(files)
+            ]
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(self._explain(exc, files[0])) from exc
-        return dataset, files
+        return parts[0] if len(parts) == 1 else ds.dataset(parts), files, schema
+
+    def _folder_schema(self, files: list[DataFile], native: pa.Schema) -> pa.Schema:
+        """The folder's shared schema (the catalog's), whose nested types hold every file's
+        keys; the first file's when there is one file or no shared schema."""
+        if len(files) == 1:
+            return native
+        try:
+            shared = shared_schema([(f, self._native_schema([f])) for f in files])
+        except SourceError:
+            return native  # the scan fails on that file, naming it
+        return native if shared is None else shared
+
+    def _csv_groups(self, files: list[DataFile]) -> list[tuple[bool, list[DataFile]]]:
+        """Runs of consecutive files, in order, by whether each is a CSV file whose own header
+        has one column (there an empty line is a NULL, see ``file_format``)."""
+        groups: list[tuple[bool, list[DataFile]]] = []
+        for file in files:
+            one = False
+            if file.format == "csv":
+                with contextlib.suppress(SourceError):  # the scan fails on it, naming it
+                    one = len(self._native_schema([file]).names) == 1
+            if groups and groups[-1][0] == one:
+                groups[-1][1].append(file)
+            else:
+                groups.append((one, [file]))
+        return groups
 
     def _scan(
         self, plan: ReadPlan, columns: list[str], batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """The plan's rows as (the file they come from, batch)."""
         with contextlib.ExitStack() as scratch:
             yield from self._scan_in(plan, columns, batch_rows, scratch)
 
     def _scan_in(
         self, plan: ReadPlan, columns: list[str], batch_rows: int, scratch: contextlib.ExitStack
-    ) -> Iterator[pa.RecordBatch]:
-        dataset, files = self._dataset(plan, scratch)
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        dataset, files, schema = self._dataset(plan, scratch)
         if dataset is None:
             return
         try:
-            condition = plan_filter(plan, dataset.schema)
+            condition = plan_filter(plan, schema)
         except Invalid as exc:
             raise SourceError("; ".join(f"whereClause: {e.msg}" for e in exc.errors)) from exc
         except OverflowError as exc:  # a filter value beyond Arrow's 64-bit integers
             raise SourceError(f"a value in the filter does not fit Arrow: {exc}") from exc
+        batches: Iterator[tuple[str, pa.RecordBatch]]
         if files[0].format == "json":
-            batches = self._jsonl_batches(files, dataset.schema, condition, columns, batch_rows)
+            batches = self._jsonl_batches(files, schema, condition, columns, batch_rows)
+        elif files[0].format == "csv":
+            batches = self._csv_batches(dataset, schema, condition, columns, batch_rows)
         else:
-            batches = dataset.scanner(
-                columns=columns,
-                filter=condition,
-                batch_size=batch_rows,
-                # Bounded read-ahead needs all three: the threaded scanner (whatever its
-                # read-ahead) and the default read-ahead (even serial) each held 800-900 MiB
-                # behind a slower sink on 4 M rows; together they keep a few batches in flight
-                # (bench/README.md).
-                batch_readahead=_BATCH_READAHEAD,
-                fragment_readahead=_FRAGMENT_READAHEAD,
-                use_threads=False,
-            ).to_batches()
+            batches = self._tagged(dataset, columns, condition, batch_rows)
         while True:
             self._calls.check()
             try:
-                batch = next(batches)
+                path, batch = next(batches)
             except StopIteration:
                 return
             except (OSError, pa.ArrowException) as exc:
                 text = self._explain(exc, files[0], len(files) > 1)
                 native = self._native_schema(files)
-                raise SourceError(_lossy_cast(text, native, dataset.schema) or text) from exc
+                raise SourceError(_lossy_cast(text, native, schema) or text) from exc
             if batch.num_rows:
-                yield batch
+                yield path, batch
+
+    def _tagged(
+        self,
+        dataset: ds.Dataset,
+        columns: list[str],
+        condition: pc.Expression | None,
+        batch_rows: int,
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        scanner = dataset.scanner(
+            columns=columns,
+            filter=condition,
+            batch_size=batch_rows,
+            # Bounded read-ahead needs all three: the threaded scanner (whatever its
+            # read-ahead) and the default read-ahead (even serial) each held 800-900 MiB
+            # behind a slower sink on 4 M rows; together they keep a few batches in flight
+            # (bench/README.md).
+            batch_readahead=_BATCH_READAHEAD,
+            fragment_readahead=_FRAGMENT_READAHEAD,
+            use_threads=False,
+        )
+        for tagged in scanner.scan_batches():
+            yield self._relative(tagged.fragment.path), tagged.record_batch
+
+    def _csv_batches(
+        self,
+        dataset: ds.Dataset,
+        schema: pa.Schema,
+        condition: pc.Expression | None,
+        columns: list[str],
+        batch_rows: int,
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """CSV rows with their numbers parsed by ``csv_numbers`` (failing naming the line) and
+        only then filtered: the filter compares numbers, the scan reads text. Every template
+        column is read when there is a filter, which may name any of them."""
+        rows: dict[str, int] = {}
+        read = columns if condition is None else schema.names
+        for path, batch in self._tagged(dataset, read, None, batch_rows):
+            start = rows.get(path, 0)
+            rows[path] = start + batch.num_rows
+            try:
+                batch = csv_numbers(batch, schema)
+            except ChangedValue as exc:  # the header is line 1, as in Arrow's "Row #"
+                raise SourceError(f"{path} line {start + exc.row + 2}: {exc}") from exc
+            if condition is not None:
+                table = pa.Table.from_batches([batch]).filter(condition).select(columns)
+                yield from ((path, b) for b in table.to_batches(max_chunksize=batch_rows))
+            else:
+                yield path, batch
+
+    def _relative(self, location: str) -> str:
+        """A file's name relative to the connection's root (a decompressed copy's original)."""
+        return self._unzipped.get(location) or location[len(self._root) :].lstrip("/")
 
     def _jsonl_batches(
         self,
@@ -445,7 +542,7 @@ class FilesSource:
         condition: pc.Expression | None,
         columns: list[str],
         batch_rows: int,
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
         """JSONL files one after the other, read by ``jsonl`` so that keys the template lacks
         are named on the run (the dataset scan drops them silently)."""
         for file in files:
@@ -461,9 +558,31 @@ class FilesSource:
                     ):
                         if condition is not None:
                             table = table.filter(condition)
-                        yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+                        for batch in table.select(columns).to_batches(max_chunksize=batch_rows):
+                            yield file.path, batch
             except (OSError, pa.ArrowException) as exc:
                 raise SourceError(f"{file.path}: {clean(exc)}") from exc
+            except SourceError as exc:
+                raise SourceError(self._only_null(str(exc), files[0])) from exc
+
+    def _only_null(self, text: str, first: DataFile) -> str:
+        """``text`` saying why a column changed type when the template's first 1 MiB held
+        only null for it: Arrow's "changed from string to number" names a string never seen."""
+        found = _CHANGED.search(text)
+        if found is None:
+            return text
+        name = found.group(1)
+        try:
+            native = self._native_schema([first])
+        except SourceError:
+            return text
+        if name not in native.names or not pa.types.is_null(native.field(name).type):
+            return text
+        return (
+            f"{text}; column {name!r} held only null in the first 1 MiB of {first.path}, so "
+            "its type is unknown and the template reads it as string: put a line with a value "
+            "for it within the first 1 MiB and list the templates again"
+        )
 
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
@@ -471,17 +590,19 @@ class FilesSource:
         # The scan's batches are rows of one block (CSV, JSONL) or row group (Parquet): the
         # runner slices any over the byte bound before a writer sees it.
         schema = arrow_schema(plan.fields)
-        for batch in self._scan(plan, [f.name for f in plan.fields], batch_rows):
+        for path, batch in self._scan(plan, [f.name for f in plan.fields], batch_rows):
             try:
-                yield conform(nested_as_json(batch), schema)
+                conformed = conform(nested_as_json(batch), schema)
             except ValueError as exc:
                 raise SourceError(f"{_path(plan)}: {exc}") from exc
+            _refuse_extremes(path, conformed)
+            yield conformed
 
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         # The high-water mark is over all records: no filter, like the databases' MAX().
         unfiltered = replace(plan, dates=None, where=None, keys=None, window=None)
         best: Any = None
-        for batch in self._scan(unfiltered, [field], 65_536):
+        for _, batch in self._scan(unfiltered, [field], 65_536):
             value = pc.max(batch.column(0)).as_py()
             if value is not None and (best is None or value > best):
                 best = value
@@ -509,12 +630,45 @@ class FilesSource:
             text = text[quoted.end() :].lstrip(": ").removeprefix("Invalid: ")
         elif several:
             name = f"{_parent(file.path)}/*"
+        if _STRADDLING in text:  # Arrow's hint is a block size no setting changes
+            return (
+                f"{name}: a row is longer than 1 MiB, the block a CSV file is read in, so the "
+                "file cannot be read; keep each row (with its quoted fields) under 1 MiB, or "
+                "write such values in Parquet or JSONL"
+            )
         where = ""
         if (row := CSV_ROW.search(text)) is not None:
             where = f" line {row.group(1)}"  # Arrow counts the header as row 1: a line number
         elif (row := JSON_ROW.search(text)) is not None:
             where = f" line {int(row.group(1)) + 1}"  # JSON rows count from 0
         return f"{name}{where}: {text}"
+
+
+# Arrow's CSV reader on a row longer than its block: "straddling object straddles two block
+# boundaries (try to increase block size?)".
+_STRADDLING = "straddles two block boundaries"
+
+# Arrow's JSON reader on a value of another type than the column's: "Column(/b) changed from
+# string to number".
+_CHANGED = re.compile(r"Column\(/([^)/]+)\) changed from")
+
+
+def _refuse_extremes(path: str, batch: pa.RecordBatch) -> None:
+    """Fail on a date or timestamp at its storage type's extreme (int64's for a timestamp,
+    int32's for a date): the sinks write those as PostgreSQL's 'infinity' and '-infinity',
+    which a file's real (sentinel) value is not."""
+    for field, col in zip(batch.schema, batch.columns, strict=True):
+        masks = infinity_masks(col) if can_be_infinite(col.type) else None
+        if masks is None:
+            continue
+        largest = pc.any(masks[0]).as_py()
+        bits = 64 if pa.types.is_timestamp(col.type) else 32
+        value = 2 ** (bits - 1) - 1 if largest else -(2 ** (bits - 1))
+        raise SourceError(
+            f"{path}: column {field.name!r} holds {value} ({col.type}), the "
+            f"{'largest' if largest else 'smallest'} {col.type} value, which Egress writes only "
+            f"for PostgreSQL's {'' if largest else '-'}infinity; filter it out with a whereClause"
+        )
 
 
 # Arrow's refusal to cast a value it would change: "Casting from timestamp[ns] to

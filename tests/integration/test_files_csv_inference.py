@@ -1,0 +1,225 @@
+"""CSV values Arrow would read into another value, in the first 1 MiB (the column keeps its
+text) and after it (the run fails naming the line): hex integers, floats beyond float64's
+range, spaces around a number, nanosecond timestamps; a one-column file's empty lines (its
+NULLs); a row longer than a block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from egress.container import Container
+from egress.domain.catalog import TableRef
+from egress.domain.plan import ReadPlan
+from egress.domain.status import RunStatus
+from egress.sources.files import FilesSettings, FilesSource
+from tests.support.factories import extract_once, sqlite_container
+from tests.support.policy import policy_for
+
+PAST_FIRST_BLOCK = 120_000  # rows of ~25 bytes: past the first 1 MiB a type is inferred from
+
+
+@pytest.fixture
+def c(tmp_path: Path) -> Iterator[Container]:
+    with sqlite_container(tmp_path) as container:
+        yield container
+
+
+def _folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "in"
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(content)
+    return folder
+
+
+def _late(first: str, later: str) -> str:
+    """Rows of ``first`` past the first block, then one row of ``later`` (line 120002)."""
+    body = "".join(f"{i},{first}\n" for i in range(PAST_FIRST_BLOCK))
+    return f"id,v\n{body}{PAST_FIRST_BLOCK},{later}\n"
+
+
+def _types(folder: Path, policy_root: Path) -> dict[str, list[tuple[str, str]]]:
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(policy_root))
+    return {t.qualified_name: [(c.name, c.type) for c in t.columns] for t in source.catalog()}
+
+
+def test_hex_text_is_not_read_as_an_integer(c: Container, tmp_path: Path) -> None:
+    """Arrow's integer parser takes 0x hex: two codes became 16 and a hash became -1."""
+    folder = _folder(
+        tmp_path,
+        {
+            "codes.csv": "id,v\n1,0x10\n2,0x0010\n3,0xFFFFFFFFFFFFFFFF\n",
+            "f/a.csv": "v\n0x10\n",
+            "f/b.csv": "v\n5\n",
+        },
+    )
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "codes.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == [
+        '1,"0x10"',
+        '2,"0x0010"',
+        '3,"0xFFFFFFFFFFFFFFFF"',
+    ]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "f", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == ['"0x10"', '"5"']
+
+
+@pytest.mark.parametrize(
+    ("first", "later", "message"),
+    [
+        (
+            "123456789012345678",
+            "0xFFFFFFFFFFFFFFFF",
+            "late.csv line 120002: column 'v' holds '0xFFFFFFFFFFFFFFFF', which is not an "
+            "integer in decimal digits; set the column's type (string keeps the text) with a "
+            "custom template's columnTypes",
+        ),
+        (
+            "123456789012345678",
+            "99999999999999999999",
+            "late.csv line 120002: column 'v' holds '99999999999999999999', which int64 cannot "
+            "read; set the column's type (string keeps the text) with a custom template's "
+            "columnTypes",
+        ),
+        (
+            "1.5e3",
+            "1e400",
+            "late.csv line 120002: column 'v' holds '1e400', which double cannot hold without "
+            "changing it; set the column's type (string keeps the text) with a custom "
+            "template's columnTypes",
+        ),
+        (
+            "1.5e3",
+            "1e-400",
+            "late.csv line 120002: column 'v' holds '1e-400', which double cannot hold without "
+            "changing it; set the column's type (string keeps the text) with a custom "
+            "template's columnTypes",
+        ),
+        (
+            "1.5e3",
+            "1.5e-310",
+            "late.csv line 120002: column 'v' holds '1.5e-310', which double cannot hold "
+            "without changing it; set the column's type (string keeps the text) with a custom "
+            "template's columnTypes",
+        ),
+    ],
+)
+def test_a_later_number_the_type_would_change_fails_naming_the_line(
+    c: Container, tmp_path: Path, first: str, later: str, message: str
+) -> None:
+    """After the first block, 0xFFFFFFFFFFFFFFFF was -1, 1e400 inf and 1e-400 0: COMPLETED."""
+    folder = _folder(tmp_path, {"late.csv": _late(first, later)})
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "late.csv", "csv")
+    assert run.status is RunStatus.FAILED, data.decode()[-40:]
+    assert run.error_message == message
+
+
+def test_later_numbers_that_keep_their_value_are_read(tmp_path: Path) -> None:
+    """The text is checked, not refused: spaces (Arrow trims them), a minus zero, infinities by
+    name; and the filter compares the numbers, not their text."""
+    body = "".join(f"{i},{i},{i % 7}.5e3\n" for i in range(PAST_FIRST_BLOCK))
+    late = f'{PAST_FIRST_BLOCK}, -0 ,inf\n{PAST_FIRST_BLOCK + 1},"\t42",-Infinity\n'
+    folder = _folder(tmp_path, {"ok.csv": f"id,n,f\n{body}{late}"})
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(tmp_path))
+    (table,) = [t for t in source.catalog() if t.qualified_name == "ok.csv"]
+    assert [c.type for c in table.columns] == ["int64", "int64", "float64"]
+    where = f"n >= 0 AND id >= {PAST_FIRST_BLOCK} AND f < 1e300"
+    plan = ReadPlan(TableRef(None, "ok.csv"), table.columns, table.columns, where=where)
+    rows = pa.Table.from_batches(list(source.read(plan, 1000))).to_pylist()
+    assert rows == [{"id": 120001, "n": 42, "f": float("-inf")}]
+
+
+def test_floats_beyond_float64_range_keep_their_text(c: Container, tmp_path: Path) -> None:
+    """1e400 was inf, 1e-400 was 0 and a subnormal lost digits (1.2347e-320)."""
+    folder = _folder(
+        tmp_path, {"m.csv": "id,v\n1,1e400\n2,1e-400\n3,1.23456789012345e-320\n4,1.5\n"}
+    )
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "m.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == [
+        '1,"1e400"',
+        '2,"1e-400"',
+        '3,"1.23456789012345e-320"',
+        '4,"1.5"',
+    ]
+
+
+def test_spaces_around_a_number_keep_its_text(c: Container, tmp_path: Path) -> None:
+    """Arrow trims them, the leading-zero and scale rules did not: ' 007' was 7, '0.10 ' 0.1."""
+    folder = _folder(tmp_path, {"z.csv": 'id,zip,amount\n1, 007,0.10 \n2,"  0042",2.5\n3,\t7,1\n'})
+    types = _types(folder, tmp_path)
+    assert types["z.csv"] == [("id", "int64"), ("zip", "string"), ("amount", "string")]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "z.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == [
+        '1," 007","0.10 "',
+        '2,"  0042","2.5"',
+        '3,"\t7","1"',
+    ]
+
+
+def test_one_column_csv_keeps_its_null_rows(c: Container, tmp_path: Path) -> None:
+    """Egress writes a one-column NULL as an empty line; reading it back dropped the row."""
+    source = tmp_path / "in" / "src"
+    source.mkdir(parents=True)
+    pq.write_table(pa.table({"v": pa.array([1, None, 3])}), source / "one.parquet")
+    run, written = extract_once(c, "files", {"url": source.as_uri()}, "one.parquet", "csv")
+    assert written == b'"v"\n1\n\n3\n'
+    back = _folder(
+        tmp_path,
+        {
+            "back/one.csv": written.decode(),
+            "back/trailing.csv": "v\n1\n2\n\n",
+            "back/unended.csv": "v\n1\n2",
+            "back/two.csv": "id,v\n1,a\n\n2,b\n",
+        },
+    )
+    url = {"url": (back / "back").as_uri()}
+    run, data = extract_once(c, "files", url, "one.csv", "jsonl")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert run.record_count == 3
+    assert data.decode() == '{"v":1}\n{"v":null}\n{"v":3}\n'
+    run, data = extract_once(c, "files", url, "trailing.csv", "jsonl")
+    assert data.decode() == '{"v":1}\n{"v":2}\n{"v":null}\n'
+    run, data = extract_once(c, "files", url, "unended.csv", "jsonl")
+    assert data.decode() == '{"v":1}\n{"v":2}\n'
+    run, data = extract_once(c, "files", url, "two.csv", "jsonl")  # a blank line is no row
+    assert data.decode() == '{"id":1,"v":"a"}\n{"id":2,"v":"b"}\n'
+
+
+def test_nanosecond_timestamps_in_the_first_block_keep_their_text(
+    c: Container, tmp_path: Path
+) -> None:
+    """Typed timestamp (microseconds), every run failed at line 2 on its nanoseconds."""
+    folder = _folder(
+        tmp_path,
+        {
+            "ns.csv": "id,at\n1,2026-01-31 10:00:00.123456789\n",
+            "ms.csv": "id,at\n1,2026-01-31 10:00:00.123\n",
+        },
+    )
+    types = _types(folder, tmp_path)
+    assert types["ns.csv"] == [("id", "int64"), ("at", "string")]
+    assert types["ms.csv"] == [("id", "int64"), ("at", "timestamp")]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "ns.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1] == '1,"2026-01-31 10:00:00.123456789"'
+
+
+def test_a_row_longer_than_a_block_is_explained(tmp_path: Path) -> None:
+    """Arrow's "straddling object … (try to increase block size?)" names no setting there is."""
+    big = "x" * (2 << 20)
+    folder = _folder(tmp_path, {"big.csv": f"id,v\n1,{big}\n2,y\n"})
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(tmp_path))
+    (table,) = [t for t in source.catalog() if t.qualified_name == "big.csv"]
+    assert table.error == (
+        "big.csv: a row is longer than 1 MiB, the block a CSV file is read in, so the file "
+        "cannot be read; keep each row (with its quoted fields) under 1 MiB, or write such "
+        "values in Parquet or JSONL"
+    )
