@@ -289,27 +289,42 @@ def csv_numbers(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def _parsed(name: str, col: pa.Array, target: pa.DataType) -> pa.Array:
-    text = pc.utf8_trim(col, _PADDING)
-    if pa.types.is_integer(target):
-        digits = pc.match_substring_regex(text, _DECIMAL_INTEGER)
-        _refuse(name, col, pc.invert(digits), "is not an integer in decimal digits")
     try:
-        values = pc.cast(text, target)
-    except pa.ArrowInvalid:  # rare: find the value, one at a time
-        bad = [v is not None and not _casts(v, target) for v in text.to_pylist()]
-        _refuse(name, col, pa.array(bad, pa.bool_()), f"{target} cannot read")
-        raise
+        values, text = pc.cast(col, target), col  # plain numbers: no trimmed copy
+    except pa.ArrowInvalid:
+        text = pc.utf8_trim(col, _PADDING)  # Arrow's CSV reader took " 12 " as 12
+        try:
+            values = pc.cast(text, target)
+        except pa.ArrowInvalid:  # rare: find the value, one at a time
+            bad = [v is not None and not _casts(v, target) for v in text.to_pylist()]
+            _refuse(
+                name, col, pc.indices_nonzero(pa.array(bad, pa.bool_())), f"{target} cannot read"
+            )
+            raise
+    if pa.types.is_integer(target):
+        # Of what is not [+-]digits, Arrow's integer cast reads only hex (0x10 as 16).
+        hexed = pc.match_substring(text, "x", ignore_case=True)
+        _refuse(name, col, pc.indices_nonzero(pc.fill_null(hexed, False)), _NOT_DECIMAL)
     if is_float(target):
-        infinite = pc.and_(
-            pc.is_inf(values),
-            pc.invert(pc.match_substring_regex(text, _INFINITY_WORD, ignore_case=True)),
-        )
-        tiny = pc.and_(
-            pc.less(pc.abs(values), _MIN_NORMAL[target.bit_width]),
-            pc.match_substring_regex(text, _NONZERO_MANTISSA),
-        )
-        _refuse(name, col, pc.or_(infinite, tiny), f"{target} cannot hold without changing it")
+        # The regexes run only on the few rows whose number may not be their text's.
+        infinite = _matching(text, pc.is_inf(values), _INFINITY_WORD, match=False)
+        tiny = pc.less(pc.abs(values), _MIN_NORMAL[target.bit_width])
+        lost = _matching(text, tiny, _NONZERO_MANTISSA, match=True)
+        changed = pa.concat_arrays([infinite, lost])
+        _refuse(name, col, changed, f"{target} cannot hold without changing it")
     return values
+
+
+_NOT_DECIMAL = "is not an integer in decimal digits"
+
+
+def _matching(text: pa.Array, mask: pa.Array, pattern: str, match: bool) -> pa.Array:
+    """The rows ``mask`` selects whose text matches ``pattern`` (``match``) or does not."""
+    rows = pc.indices_nonzero(pc.fill_null(mask, False))
+    if not len(rows):
+        return rows
+    hits = pc.match_substring_regex(text.take(rows), pattern, ignore_case=True)
+    return rows.filter(hits if match else pc.invert(hits))
 
 
 def _casts(text: str, target: pa.DataType) -> bool:
@@ -320,10 +335,11 @@ def _casts(text: str, target: pa.DataType) -> bool:
     return True
 
 
-def _refuse(name: str, col: pa.Array, bad: pa.Array, why: str) -> None:
-    row = pc.index(pc.fill_null(bad, False), True).as_py()
-    if row < 0:
+def _refuse(name: str, col: pa.Array, rows: pa.Array, why: str) -> None:
+    """Raise ChangedValue at the first of ``rows`` (row numbers in ``col``), if any."""
+    if not len(rows):
         return
+    row = pc.min(rows).as_py()
     raise ChangedValue(
         row,
         f"column {name!r} holds {col[row].as_py()!r}, which {why}; set the column's type "
