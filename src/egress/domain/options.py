@@ -67,6 +67,22 @@ def naive_utc(value: Any) -> Any:
     return value
 
 
+def utc_text(value: Any) -> Any:
+    """ISO timestamp text with a UTC offset (``Z``, ``+02:00``) as the naive UTC text that a
+    date or time column is compared with, as ``dateFrom`` is: PostgreSQL's ``timestamp`` and
+    MySQL's DATETIME and TIMESTAMP dropped the offset without applying it. Any other value
+    unchanged, for the source to read as it reads it."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            return value
+        return naive_utc(checked_utc(moment)).isoformat(sep=" ")
+    except ValueError:  # not a timestamp, or none in UTC (0001-01-01T00:00:00+14:00)
+        return value
+
+
 def parse_when(text: str, loc: tuple[str, ...]) -> date | datetime:
     """``2026-01-31`` is a date; ISO timestamps are UTC unless they carry an offset."""
     try:

@@ -29,9 +29,12 @@ from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.options import Window, naive_utc
 from egress.domain.plan import KeyRange, ReadPlan
 from egress.query.custom import ALIAS, subquery
-from egress.query.where import bind_where, parse_where
+from egress.query.where import Comparisons, bind_where, parse_where
 
 ColumnSql = Callable[[ColumnInfo], exp.Expr]
+
+# Logical types compared as instants (``Comparisons``): SQLite holds them as text or numbers.
+TEMPORAL = frozenset({"date", "timestamp", "timestamptz"})
 
 
 # A driver's quoting of one value as a SQL literal (psycopg's ``sql.Literal``, PyMySQL's
@@ -88,32 +91,66 @@ def table_sql(table: TableRef) -> exp.Table:
 
 
 def sqlite_value(value: Any) -> Any:
-    """SQLite keeps dates as ISO text (UTC): compare with the same text form."""
+    """A value as SQLite compares it: a date as ISO text (UTC) where the column is not read as
+    a date (a text ``dateField``); a Decimal (a literal such as ``1.5``) as a REAL. As text it
+    compared as text with an expression without affinity (``abs(a) > '1.5'``); a DECIMAL
+    column's NUMERIC affinity turns text into the same REAL (or INTEGER) anyway, so no
+    exactness is lost: SQLite's decimals are those numbers."""
     if isinstance(value, datetime):
         return naive_utc(value).isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Decimal):  # no SQLite type: its text, which a column's affinity reads
-        return str(value)
+    if isinstance(value, Decimal):
+        return float(value)
     return value
 
 
-def conditions(plan: ReadPlan, params: Params) -> list[exp.Expr]:
+def temporal_fields(plan: ReadPlan) -> frozenset[str]:
+    """The plan's date and time columns: compared as instants (``Comparisons``)."""
+    return frozenset(c.name for c in plan.columns or plan.fields if c.type in TEMPORAL)
+
+
+@dataclass(frozen=True)
+class _Operands:
+    """A plan's columns and values as its source compares them: a date or time column's by
+    ``rules`` (SQLite: as instants), every value bound in ``params``."""
+
+    params: Params
+    rules: Comparisons
+    temporal: frozenset[str]
+
+    def column(self, name: str) -> exp.Expr:
+        col = column(name)
+        return self.rules.instant(col) if name in self.temporal else col
+
+    def value(self, name: str, value: Any) -> exp.Expr:
+        if name in self.temporal:
+            value = self.rules.instant_value(value)
+        return self.params.bind(value)
+
+
+def conditions(
+    plan: ReadPlan, params: Params, rules: Comparisons = Comparisons()
+) -> list[exp.Expr]:
+    sides = _Operands(params, rules, temporal_fields(plan))
     out: list[exp.Expr] = []
     if plan.dates is not None:
-        col = column(plan.dates.field)
+        name = plan.dates.field
         if plan.dates.start is not None:
-            out.append(exp.GTE(this=col.copy(), expression=params.bind(plan.dates.start.value)))
+            start = sides.value(name, plan.dates.start.value)
+            out.append(exp.GTE(this=sides.column(name), expression=start))
         if plan.dates.end is not None:
             op = exp.LTE if plan.dates.end.inclusive else exp.LT
-            out.append(op(this=col.copy(), expression=params.bind(plan.dates.end.value)))
+            out.append(
+                op(this=sides.column(name), expression=sides.value(name, plan.dates.end.value))
+            )
     if plan.window is not None:
-        out.extend(_window(plan.window, params))
+        out.extend(_window(plan.window, sides))
     if plan.where:
         tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
-        out.append(exp.Paren(this=bind_where(tree, params.bind)))
+        out.append(exp.Paren(this=bind_where(tree, params.bind, sides.temporal, rules)))
     if plan.keys is not None:
-        out.append(_key_match(plan.keys.fields, plan.keys.values, params))
+        out.append(_key_match(plan.keys.fields, plan.keys.values, sides))
     if plan.after is not None:
         out.append(_after(plan.order, plan.after, params))
     if plan.key_range is not None:
@@ -154,17 +191,17 @@ def _after(order: list[str], after: list[Any], params: Params) -> exp.Expr:
     )
 
 
-def _window(window: Window, params: Params) -> list[exp.Expr]:
+def _window(window: Window, sides: _Operands) -> list[exp.Expr]:
     """(low, high] on the cursor; on PostgreSQL snapshot windows also the rows at or below low
     that committed after the previous run's snapshot, and only rows its own snapshot saw."""
-    col = column(window.field)
+    name, params = window.field, sides.params
     out: list[exp.Expr] = []
     if window.low is not None:
-        out.append(exp.GT(this=col.copy(), expression=params.bind(window.low)))
-    out.append(exp.LTE(this=col.copy(), expression=params.bind(window.high)))
+        out.append(exp.GT(this=sides.column(name), expression=sides.value(name, window.low)))
+    out.append(exp.LTE(this=sides.column(name), expression=sides.value(name, window.high)))
     if window.after is not None and window.low is not None:
         late = exp.and_(
-            exp.LTE(this=col.copy(), expression=params.bind(window.low)),
+            exp.LTE(this=sides.column(name), expression=sides.value(name, window.low)),
             exp.Not(this=_visible_in(window.after, params)),
         )
         out = [exp.Paren(this=exp.or_(exp.Paren(this=exp.and_(*out)), exp.Paren(this=late)))]
@@ -219,13 +256,15 @@ def _visible_in(snapshot: str, params: Params) -> exp.Expr:
     )
 
 
-def _key_match(fields: list[str], values: list[list[Any]], params: Params) -> exp.Expr:
+def _key_match(fields: list[str], values: list[list[Any]], sides: _Operands) -> exp.Expr:
     if len(fields) == 1:
-        return exp.In(this=column(fields[0]), expressions=[params.bind(v[0]) for v in values])
+        (name,) = fields
+        keys = [sides.value(name, v[0]) for v in values]
+        return exp.In(this=sides.column(name), expressions=keys)
     rows = [
         exp.and_(
             *[
-                exp.EQ(this=column(f), expression=params.bind(v))
+                exp.EQ(this=sides.column(f), expression=sides.value(f, v))
                 for f, v in zip(fields, row, strict=True)
             ]
         )
@@ -240,8 +279,10 @@ def select_statement(
     column_sql: ColumnSql = plain_column,
     convert: Callable[[Any], Any] | None = None,
     quote: Quote | None = None,
+    rules: Comparisons = Comparisons(),
 ) -> Statement:
-    """The plan's SELECT; values bound by name, or quoted in place when ``quote`` is given."""
+    """The plan's SELECT; values bound by name, or quoted in place when ``quote`` is given;
+    date and time columns compared as ``rules`` says."""
     params = Params(convert=convert or (lambda v: v), quote=quote)
     projections = [
         exp.alias_(exp.Var(this=_column_text(column_sql, f, dialect)), f.name, quoted=True)
@@ -249,7 +290,7 @@ def select_statement(
     ]
     # The tree is this call's own: the builders need not copy it at each step.
     query = exp.select(*projections).from_(relation(plan, dialect), copy=False)
-    where = conditions(plan, params)
+    where = conditions(plan, params, rules)
     if where:
         query = query.where(exp.and_(*where), copy=False)
     if plan.order:
@@ -304,10 +345,14 @@ def _column_text(column_sql: ColumnSql, field: ColumnInfo, dialect: str) -> str:
     return column_sql(field).sql(dialect=dialect)
 
 
-def max_statement(plan: ReadPlan, field_name: str, dialect: str) -> str:
-    """The high-water mark of the cursor field (no filters: the window is on the cursor)."""
+def max_statement(
+    plan: ReadPlan, field_name: str, dialect: str, rules: Comparisons = Comparisons()
+) -> str:
+    """The high-water mark of the cursor field (no filters: the window is on the cursor), the
+    greatest in the order the window compares the cursor in (``rules``)."""
+    sides = _Operands(Params(), rules, temporal_fields(plan))
     return (
-        exp.select(exp.Max(this=column(field_name)))
+        exp.select(exp.Max(this=sides.column(field_name)))
         .from_(relation(plan, dialect))
         .sql(dialect=dialect)
     )

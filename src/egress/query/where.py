@@ -9,7 +9,9 @@ quotes the offending part. Literals never reach SQL text: they become bound para
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlglot
@@ -17,6 +19,7 @@ from sqlglot import TokenType, exp
 from sqlglot.errors import ParseError, TokenError
 
 from egress.domain.errors import Invalid
+from egress.domain.options import utc_text
 
 MAX_LENGTH = 4000
 MAX_DEPTH = 64
@@ -134,6 +137,8 @@ def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
                 )
         if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest")):
             raise _refuse(f"IN takes a list of values, not a query (in {node.sql()!r})")
+        if isinstance(node, exp.Literal) and not node.is_string:
+            _number(node.this)
     if not _is_boolean(tree):
         raise _refuse("must be a boolean condition, e.g. region = 'EU' AND amount > 100")
     return tree
@@ -175,25 +180,109 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def literal_value(node: exp.Literal) -> Any:
-    """The Python value of a SQL literal (text, int or float)."""
-    if node.is_string:
-        return node.this
-    text = node.this
+def _number(text: str) -> int | Decimal:
     try:
         return int(text)
     except ValueError:
-        return float(text)
+        pass
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise _refuse(f"{text!r} is not a number") from None
 
 
-def bind_where(tree: exp.Expr, bind: Callable[[Any], exp.Expr]) -> exp.Expr:
-    """A copy of ``tree`` with quoted columns and every literal replaced by ``bind(value)``."""
+def literal_value(node: exp.Literal) -> str | int | Decimal:
+    """The Python value of a SQL literal: a string literal's text (str), an integer (int), any
+    other number (with a point or an exponent: ``1.5``, ``1e3``) as the exact Decimal it spells.
+    A float rounded ``12345678901234567.1`` before the source compared it."""
+    return node.this if node.is_string else _number(node.this)
+
+
+def _itself(node: exp.Expr) -> exp.Expr:
+    return node
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    """What a source needs in a comparison beyond sqlglot's rendering of it.
+
+    A date or time column (``date``, ``timestamp``, ``timestamptz``) compared with anything:
+    ``instant`` wraps each side that is not a value (SQLite: its ``egress_instant()``),
+    ``instant_value`` converts each value (a literal, a bound, a key); by default a value's UTC
+    offset is applied and dropped (``utc_text``), as for ``dateFrom``. ``like_escape``: the
+    escape character LIKE is given explicitly (SQLite has no default one)."""
+
+    instant: Callable[[exp.Expr], exp.Expr] = _itself
+    instant_value: Callable[[Any], Any] = utc_text
+    like_escape: str | None = None
+
+
+# Comparisons whose operands are all read alike: one date or time among them makes each an instant.
+_COMPARED = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.In)
+_SIDES = ("this", "expression", "low", "high")
+
+
+def _bare(node: exp.Expr) -> exp.Expr:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def _operands(node: exp.Expr) -> list[exp.Expr]:
+    sides = [node.args[key] for key in _SIDES if node.args.get(key) is not None]
+    return [*sides, *node.expressions] if isinstance(node, exp.In) else sides
+
+
+def _is_instant(node: exp.Expr, temporal: Collection[str]) -> bool:
+    """Whether ``node`` yields a date or time: a column among ``temporal``, or date()."""
+    node = _bare(node)
+    return isinstance(node, exp.Date) or (isinstance(node, exp.Column) and node.name in temporal)
+
+
+def _escaped(tree: exp.Expr, escape: str) -> exp.Expr:
+    """``tree`` with ``escape`` as every LIKE's ESCAPE character: a literal, bound as any."""
+    for like in list(tree.find_all(exp.Like, exp.ILike)):
+        escaped = exp.Escape(expression=exp.Literal.string(escape))
+        if like is tree:
+            tree = escaped
+        else:
+            like.replace(escaped)
+        escaped.set("this", like)
+    return tree
+
+
+def bind_where(
+    tree: exp.Expr,
+    bind: Callable[[Any], exp.Expr],
+    temporal: Collection[str] = (),
+    rules: Comparisons = Comparisons(),
+) -> exp.Expr:
+    """A copy of ``tree`` with quoted columns and every literal replaced by ``bind(value)``;
+    comparisons with the ``temporal`` columns (and date()) as ``rules`` says."""
+
+    def side(node: exp.Expr) -> exp.Expr:
+        bare = _bare(node)
+        if isinstance(bare, exp.Literal):
+            return bind(rules.instant_value(literal_value(bare)))
+        return node if isinstance(bare, exp.Null) else rules.instant(node)
 
     def visit(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Literal):
             return bind(literal_value(node))
         if isinstance(node, exp.Column):
             return exp.column(node.name, quoted=True)
+        # Changed in place: transform() goes on into the node's children as they are now.
+        if isinstance(node, _COMPARED) and any(_is_instant(o, temporal) for o in _operands(node)):
+            for key in _SIDES:
+                if node.args.get(key) is not None:
+                    node.set(key, side(node.args[key]))
+            if isinstance(node, exp.In):
+                node.set("expressions", [side(e) for e in node.expressions])
+        elif isinstance(node, exp.Date) and _is_instant(node.this, temporal):
+            node.set("this", rules.instant(node.this))
         return node
 
-    return tree.copy().transform(visit)
+    copied = tree.copy()
+    if rules.like_escape is not None:
+        copied = _escaped(copied, rules.like_escape)
+    return copied.transform(visit, copy=False)

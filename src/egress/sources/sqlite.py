@@ -12,6 +12,9 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +27,7 @@ from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
 from egress.query.custom import probe_statement, subquery
 from egress.query.select import (
+    TEMPORAL,
     Params,
     column,
     later_statement,
@@ -31,11 +35,13 @@ from egress.query.select import (
     select_statement,
     sqlite_value,
 )
+from egress.query.where import Comparisons
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import OpenCalls, QueryError, SourceError
 from egress.sources.policy import SourcePolicy
 from egress.sources.rows import ColumnFix, bounded_rows, rows_to_batch
+from egress.sources.rows import _timestamp as read_timestamp
 
 SCHEMA = "main"
 _PROBE_VIEW = "egress_probe"
@@ -129,6 +135,68 @@ def _no_blobs(logical: str) -> ColumnFix:
     return fix
 
 
+_INSTANT = "egress_instant"
+# Text already a prefix of the canonical form (Python's sqlite3 and most writers store it): once
+# Python reads it as a date and time, it only lacks zeros. Formatting each row cost more.
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\d(?: \d\d:\d\d:\d\d(?:\.\d{6})?)?", re.ASCII)
+_PADDING = {10: " 00:00:00.000000", 19: ".000000", 26: ""}
+
+
+def instant_text(value: Any) -> str | None:
+    """``egress_instant()``: a date or time as a run reads it (rows.py: ISO 8601 text in any
+    form, its offset applied; a date is its midnight; a number is unix seconds), as UTC text
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` of fixed width, which sorts as the instants do. NULL for
+    anything else (text that is no date, a BLOB): such a value compares as unknown, so a
+    filter leaves its row out (a run that selects the row fails reading it)."""
+    try:
+        if type(value) is str and _CANONICAL.fullmatch(value):
+            datetime.fromisoformat(value)  # a real day and time of day
+            return value + _PADDING[len(value)]
+        if isinstance(value, bool):
+            return None
+        moment = read_timestamp(value, True).astimezone(UTC)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    text = moment.replace(tzinfo=None).isoformat(" ")
+    return text if len(text) == 26 else f"{text}.000000"
+
+
+def _instant_column(node: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this=_INSTANT, expressions=[node])
+
+
+def _instant_value(value: Any) -> str | None:
+    """A value compared with a date or time column, as ``egress_instant()`` reads the column;
+    one that is no date or time fails the run (PostgreSQL refuses it too)."""
+    if value is None:
+        return None
+    text = instant_text(float(value) if isinstance(value, Decimal) else value)
+    if text is None:
+        raise SourceError(
+            f"{value!r} is compared with a date or time column but is neither an ISO 8601 date"
+            " or timestamp nor unix seconds"
+        )
+    return text
+
+
+# SQLite stores a date or time as text in any ISO 8601 form or as unix seconds: every filter
+# compares them as instants, not as the stored text ('2026-01-02' < '2026-01-02 00:00:00' as
+# text). An index on the raw column cannot serve these comparisons: a scan, one Python call a
+# row. And LIKE has no default escape character: '\' as on the other sources.
+COMPARISONS = Comparisons(instant=_instant_column, instant_value=_instant_value, like_escape="\\")
+
+
+def _mark(text: str, logical: str) -> date | datetime:
+    """A cursor's greatest instant as the value of its column's type: a mark of the same form
+    on every run, whose text sorts as the instants do (``incremental.later``)."""
+    moment = datetime.fromisoformat(text)
+    if logical == "timestamptz":
+        return moment.replace(tzinfo=UTC)
+    if logical == "date" and moment.time() == time_of_day():
+        return moment.date()
+    return moment
+
+
 def _cannot_open(path: str) -> str:
     return (
         f"cannot open {path} as a SQLite database: it is missing, not a SQLite database file, "
@@ -158,6 +226,7 @@ class SqliteSource:
             raise SourceError(_cannot_open(self._path)) from exc
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            conn.create_function(_INSTANT, 1, instant_text, deterministic=True)
         except sqlite3.Error as exc:
             conn.close()
             log.info("sqlite source %s: %s", self._path, exc)
@@ -235,12 +304,14 @@ class SqliteSource:
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         conn = self._connect()
         try:
-            row = conn.execute(max_statement(plan, field, "sqlite")).fetchone()
+            row = conn.execute(max_statement(plan, field, "sqlite", COMPARISONS)).fetchone()
         except sqlite3.Error as exc:
             raise SourceError(str(exc)) from exc
         finally:
             conn.close()
-        return row[0] if row else None
+        high = row[0] if row else None
+        logical = plan.column_type(field)
+        return _mark(high, logical) if high is not None and logical in TEMPORAL else high
 
     def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
         params = Params()
@@ -260,7 +331,7 @@ class SqliteSource:
         schema = arrow_schema(plan.fields)
         conn = self._connect()
         try:
-            statement = select_statement(plan, "sqlite", convert=sqlite_value)
+            statement = select_statement(plan, "sqlite", convert=sqlite_value, rules=COMPARISONS)
             try:
                 cur = conn.execute(statement.sql, statement.params)
             except sqlite3.Error as exc:
