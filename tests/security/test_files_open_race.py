@@ -1,4 +1,6 @@
-"""A files connection's data file swapped for a symlink after the run listed and checked it:
+"""Files a tenant names, checked when they are opened.
+
+A files connection's data file swapped for a symlink after the run listed and checked it:
 Arrow opened each file by name, lazily, seconds later, and read the symlink's target — another
 workspace's output in Egress's storage came out in the caller's file. Every file is now checked
 when it is opened, on the descriptor that is read (``sources/confined_fs.py``)."""
@@ -6,6 +8,7 @@ when it is opened, on the descriptor that is read (``sources/confined_fs.py``)."
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +17,11 @@ import pytest
 
 from egress.container import Container
 from egress.domain.status import RunStatus
+from egress.sources.base import SourceError
 from egress.sources.files import FilesSource
+from egress.sources.sqlite import SqliteSettings, SqliteSource
 from tests.support.factories import extract_once, sqlite_container
+from tests.support.policy import policy_for
 
 
 @pytest.fixture
@@ -52,3 +58,31 @@ def test_a_file_swapped_for_a_symlink_after_listing_is_not_read(
     assert b"SECRET" not in data
     assert run.status is RunStatus.FAILED, run.status
     assert "must be inside a files root" in (run.error_message or ""), run.error_message
+
+
+def test_a_fifo_named_as_a_sqlite_database_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO blocked in C until a writer came, past every timeout: each /test or
+    browse held a slot of the shared source pool for good, and once the pool was full every
+    workspace's calls were 429."""
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    source = SqliteSource(SqliteSettings(path=str(fifo)), {}, policy_for(tmp_path))
+    outcome: list[BaseException | None] = []
+
+    def check() -> None:
+        try:
+            source.check()
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=check, daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # let the blocked open() return, so the thread ends
+            pass
+        pytest.fail("opening a FIFO as a SQLite database blocked")
+    assert isinstance(outcome[0], SourceError), outcome
+    assert "as a SQLite database" in str(outcome[0])

@@ -8,8 +8,10 @@ dynamically typed, so we read with sqlite3 and build batches against the declare
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -220,8 +222,12 @@ class SqliteSource:
         the error tells nothing about what exists outside the roots."""
         try:
             real = confine.confined(self._path, self._policy)
+            # Opening a FIFO blocks in C until a writer comes, past every timeout: it held a
+            # slot of the shared source pool for good. Only a regular file is opened.
+            if not stat.S_ISREG(os.stat(real).st_mode):
+                raise confine.PathRefused("not a regular file")
             conn = sqlite3.connect(f"{real.as_uri()}?mode=ro", uri=True)
-        except (confine.PathRefused, sqlite3.Error) as exc:
+        except (confine.PathRefused, OSError, sqlite3.Error) as exc:
             log.info("sqlite source %s: %s", self._path, exc)
             raise SourceError(_cannot_open(self._path)) from exc
         try:
