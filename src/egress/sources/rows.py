@@ -84,7 +84,7 @@ def rows_to_batch(
 def _parse_python(logical: str) -> Callable[[Any], Any]:
     """Per-value fallback when a column's stored values need more than an Arrow cast."""
     if logical in ("timestamp", "timestamptz"):
-        return lambda v: _timestamp(v, logical == "timestamptz")
+        return lambda v: read_timestamp(v, logical == "timestamptz")
     if logical == "date":
         return _date
     if logical == "time":
@@ -255,7 +255,7 @@ def _unix_integers(seconds: pa.Array, logical: str, target: pa.DataType) -> pa.A
     return days.cast(pa.int32()).cast(target)
 
 
-def _timestamp(value: Any, tz: bool) -> datetime:
+def read_timestamp(value: Any, tz: bool) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, int | float):

@@ -42,8 +42,7 @@ from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import OpenCalls, QueryError, SourceError
 from egress.sources.policy import SourcePolicy
-from egress.sources.rows import ColumnFix, bounded_rows, rows_to_batch
-from egress.sources.rows import _timestamp as read_timestamp
+from egress.sources.rows import ColumnFix, bounded_rows, read_timestamp, rows_to_batch
 
 SCHEMA = "main"
 _PROBE_VIEW = "egress_probe"
