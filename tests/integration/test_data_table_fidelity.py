@@ -20,7 +20,7 @@ from egress.container import Container
 from egress.domain.identity import Principal, Subject
 from egress.domain.paging import PageRequest
 from tests.conftest import make_settings
-from tests.support.factories import submitted_configuration
+from tests.support.factories import submitted_configuration, warehouse_container
 from tests.support.migrated import migrate
 
 pytestmark = pytest.mark.postgres
@@ -29,16 +29,9 @@ _n = itertools.count()
 
 @pytest.fixture(params=["sqlite", "pg"])
 def c(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Container]:
-    extra: dict[str, Any] = {"batch_rows": 10}
-    if request.param == "pg":
-        extra["warehouse_url"] = request.getfixturevalue("pg_factory")("egress_wh").sqlalchemy_url
-    settings = make_settings(tmp_path, **extra)
-    settings.ensure_data_dir()
-    migrate(settings.resolved_database_url)
-    container = Container.build(settings)
-    yield container
-    container.engine.dispose()
-    container.warehouse.engine.dispose()
+    pg = request.getfixturevalue("pg_factory") if request.param == "pg" else None
+    with warehouse_container(request.param, tmp_path, pg) as container:
+        yield container
 
 
 def _sqlite(c: Container) -> bool:

@@ -16,9 +16,10 @@ from tests.support.migrated import migrate
 
 
 @contextmanager
-def sqlite_container(tmp_path: Path) -> Iterator[Container]:
-    """A container on a migrated SQLite metadata database in ``tmp_path`` (its own data dir)."""
-    settings = make_settings(tmp_path)
+def sqlite_container(tmp_path: Path, **extra: Any) -> Iterator[Container]:
+    """A container on a migrated SQLite metadata database in ``tmp_path`` (its own data dir),
+    with ``extra`` settings."""
+    settings = make_settings(tmp_path, **extra)
     settings.ensure_data_dir()
     migrate(settings.resolved_database_url)
     container = Container.build(settings)
@@ -26,6 +27,20 @@ def sqlite_container(tmp_path: Path) -> Iterator[Container]:
         yield container
     finally:
         container.engine.dispose()
+
+
+@contextmanager
+def warehouse_container(warehouse: str, tmp_path: Path, pg_factory: Any) -> Iterator[Container]:
+    """A container with batches of 10 rows loading data tables into the default SQLite
+    warehouse (``warehouse`` "sqlite") or a new PostgreSQL database ("pg")."""
+    extra: dict[str, Any] = {"batch_rows": 10}
+    if warehouse == "pg":
+        extra["warehouse_url"] = pg_factory("egress_wh").sqlalchemy_url
+    with sqlite_container(tmp_path, **extra) as container:
+        try:
+            yield container
+        finally:
+            container.warehouse.engine.dispose()
 
 
 # A frozen spec for queue tests whose runs are never carried out: table main.t, one int column.
