@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
-from egress.domain.catalog import TableRef
+from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.plan import ReadPlan
 from egress.domain.status import RunStatus
+from egress.sources.base import SourceError
 from egress.sources.files import FilesSettings, FilesSource
 from tests.support.factories import extract_once, sqlite_container
 from tests.support.policy import policy_for
@@ -222,4 +223,47 @@ def test_a_row_longer_than_a_block_is_explained(tmp_path: Path) -> None:
         "big.csv: a row is longer than 1 MiB, the block a CSV file is read in, so the file "
         "cannot be read; keep each row (with its quoted fields) under 1 MiB, or write such "
         "values in Parquet or JSONL"
+    )
+
+
+def _typed_read(
+    folder: Path, root: Path, name: str, types: dict[str, str], where: str | None
+) -> list[dict[str, object]]:
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(root))
+    columns = [ColumnInfo(n, t) for n, t in types.items()]
+    plan = ReadPlan(TableRef(None, name), columns, columns, where=where)
+    rows: list[dict[str, object]] = pa.Table.from_batches(list(source.read(plan, 1000))).to_pylist()
+    return rows
+
+
+def test_a_folder_of_small_files_is_parsed_exactly_and_fails_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    """Small files' batches are parsed together: the rows, a filter's result and a refused
+    value's file and line must still be each file's own."""
+    files = {f"f/{i:03d}.csv": f"id,v\n{2 * i},{i}\n{2 * i + 1},-{i}.5e1\n" for i in range(40)}
+    folder = _folder(tmp_path, files)
+    types = {"id": "int64", "v": "float64"}
+    rows = _typed_read(folder, tmp_path, "f", types, None)
+    assert rows == [
+        {"id": 2 * i + k, "v": [float(i), -10.0 * i - 5][k]} for i in range(40) for k in (0, 1)
+    ]
+    assert _typed_read(folder, tmp_path, "f", types, "v < -380") == [
+        {"id": 77, "v": -385.0},
+        {"id": 79, "v": -395.0},
+    ]
+    (folder / "f/017.csv").write_text("id,v\n34,17\n35,1e400\n")
+    with pytest.raises(SourceError) as refused:
+        _typed_read(folder, tmp_path, "f", types, None)
+    assert str(refused.value) == (
+        "f/017.csv line 3: column 'v' holds '1e400', which double cannot hold without "
+        "changing it; set the column's type (string keeps the text) with a custom "
+        "template's columnTypes"
+    )
+    (folder / "f/017.csv").write_text("id,v\n34,17\n35,1\n")
+    (folder / "f/031.csv").write_text("id,v\n62,1\n0x3F,1\n")
+    with pytest.raises(SourceError) as refused:
+        _typed_read(folder, tmp_path, "f", types, "v > 0")
+    assert str(refused.value).startswith(
+        "f/031.csv line 3: column 'id' holds '0x3F', which is not an integer in decimal digits"
     )

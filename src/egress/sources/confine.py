@@ -64,10 +64,9 @@ def is_own(real: Path, policy: SourcePolicy) -> bool:
     data_dir = policy.data_dir
     if is_inside(real, data_dir) and not is_inside(real, data_dir / SOURCES_FOLDER):
         return True
+    text = str(real)
     for own in policy.own_paths:
-        if is_inside(real, own):
-            return True
-        if real.parent == own.parent and real.name in {own.name + s for s in SQLITE_SIBLINGS}:
+        if is_inside(real, own) or any(text == f"{own}{s}" for s in SQLITE_SIBLINGS):
             return True
     return False
 

@@ -269,26 +269,28 @@ def csv_text_schema(schema: pa.Schema) -> pa.Schema:
 
 
 class ChangedValue(ValueError):
-    """A CSV value its column's type would change or cannot hold, at ``row`` of a batch."""
+    """A CSV value its column's type would change or cannot hold, at ``row`` of a table."""
 
     def __init__(self, row: int, message: str) -> None:
         super().__init__(message)
         self.row = row
 
 
-def csv_numbers(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """A batch scanned as ``csv_text_schema`` with its checked columns parsed into their
-    ``schema`` type, or ``ChangedValue`` at the first value that would not keep its number."""
+def csv_numbers(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table scanned as ``csv_text_schema`` with its checked columns parsed into their
+    ``schema`` type, or ``ChangedValue`` at the first value that would not keep its number.
+    A table of many small batches (a folder of tiny files) costs one set of compute calls,
+    not one per batch: each call costs ~15 µs however short its input."""
     columns = []
-    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+    for name, col in zip(table.schema.names, table.columns, strict=True):
         target = schema.field(name).type
         if csv_checked(target) and pa.types.is_string(col.type):
             col = _parsed(name, col, target)
         columns.append(col)
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+    return pa.Table.from_arrays(columns, names=table.schema.names)
 
 
-def _parsed(name: str, col: pa.Array, target: pa.DataType) -> pa.Array:
+def _parsed(name: str, col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
     try:
         values, text = pc.cast(col, target), col  # plain numbers: no trimmed copy
     except pa.ArrowInvalid:
@@ -318,12 +320,12 @@ def _parsed(name: str, col: pa.Array, target: pa.DataType) -> pa.Array:
 _NOT_DECIMAL = "is not an integer in decimal digits"
 
 
-def _matching(text: pa.Array, mask: pa.Array, pattern: str, match: bool) -> pa.Array:
+def _matching(text: pa.ChunkedArray, mask: pa.ChunkedArray, pattern: str, match: bool) -> pa.Array:
     """The rows ``mask`` selects whose text matches ``pattern`` (``match``) or does not."""
     rows = pc.indices_nonzero(pc.fill_null(mask, False))
     if not len(rows):
         return rows
-    hits = pc.match_substring_regex(text.take(rows), pattern, ignore_case=True)
+    hits = pc.match_substring_regex(text.take(rows).combine_chunks(), pattern, ignore_case=True)
     return rows.filter(hits if match else pc.invert(hits))
 
 
@@ -335,7 +337,7 @@ def _casts(text: str, target: pa.DataType) -> bool:
     return True
 
 
-def _refuse(name: str, col: pa.Array, rows: pa.Array, why: str) -> None:
+def _refuse(name: str, col: pa.ChunkedArray, rows: pa.Array, why: str) -> None:
     """Raise ChangedValue at the first of ``rows`` (row numbers in ``col``), if any."""
     if not len(rows):
         return

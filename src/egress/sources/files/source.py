@@ -515,21 +515,37 @@ class FilesSource:
     ) -> Iterator[tuple[str, pa.RecordBatch]]:
         """CSV rows with their numbers parsed by ``csv_numbers`` (failing naming the line) and
         only then filtered: the filter compares numbers, the scan reads text. Every template
-        column is read when there is a filter, which may name any of them."""
-        rows: dict[str, int] = {}
+        column is read when there is a filter, which may name any of them. Small batches (a
+        folder of tiny files) are parsed together, up to ``batch_rows`` rows at a time."""
         read = columns if condition is None else schema.names
+        group = _CsvGroup()
         for path, batch in self._tagged(dataset, read, None, batch_rows):
-            start = rows.get(path, 0)
-            rows[path] = start + batch.num_rows
-            try:
-                batch = csv_numbers(batch, schema)
-            except ChangedValue as exc:  # the header is line 1, as in Arrow's "Row #"
-                raise SourceError(f"{path} line {start + exc.row + 2}: {exc}") from exc
+            group.add(path, batch)
+            if group.rows >= batch_rows:
+                yield from self._parsed_group(group, schema, condition, columns, batch_rows)
+        yield from self._parsed_group(group, schema, condition, columns, batch_rows)
+
+    def _parsed_group(
+        self,
+        group: _CsvGroup,
+        schema: pa.Schema,
+        condition: pc.Expression | None,
+        columns: list[str],
+        batch_rows: int,
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """The group's batches parsed, as (file, batch) again; the group is emptied."""
+        if not group.parts:
+            return
+        try:
+            table = csv_numbers(pa.Table.from_batches(group.batches), schema)
+        except ChangedValue as exc:  # the header is line 1, as in Arrow's "Row #"
+            path, line = group.line_of(exc.row)
+            raise SourceError(f"{path} line {line}: {exc}") from exc
+        for path, offset, rows in group.take_parts():
+            part = table.slice(offset, rows)
             if condition is not None:
-                table = pa.Table.from_batches([batch]).filter(condition).select(columns)
-                yield from ((path, b) for b in table.to_batches(max_chunksize=batch_rows))
-            else:
-                yield path, batch
+                part = part.filter(condition).select(columns)
+            yield from ((path, b) for b in part.to_batches(max_chunksize=batch_rows))
 
     def _relative(self, location: str) -> str:
         """A file's name relative to the connection's root (a decompressed copy's original)."""
@@ -647,6 +663,41 @@ class FilesSource:
 # Arrow's CSV reader on a row longer than its block: "straddling object straddles two block
 # boundaries (try to increase block size?)".
 _STRADDLING = "straddles two block boundaries"
+
+
+class _CsvGroup:
+    """Consecutive scanned CSV batches, each with its file and its first row's place there."""
+
+    def __init__(self) -> None:
+        self.batches: list[pa.RecordBatch] = []
+        self.parts: list[tuple[str, int, int]] = []  # (file, first row in the file, rows)
+        self.rows = 0
+        self._read: dict[str, int] = {}  # rows read of each file so far
+
+    def add(self, path: str, batch: pa.RecordBatch) -> None:
+        start = self._read.get(path, 0)
+        self._read[path] = start + batch.num_rows
+        self.batches.append(batch)
+        self.parts.append((path, start, batch.num_rows))
+        self.rows += batch.num_rows
+
+    def line_of(self, row: int) -> tuple[str, int]:
+        """The file and line (the header is line 1) of the group's ``row``."""
+        for path, start, rows in self.parts:
+            if row < rows:
+                return path, start + row + 2
+            row -= rows
+        raise IndexError(row)
+
+    def take_parts(self) -> list[tuple[str, int, int]]:
+        """(file, offset in the group, rows) of each batch, and the group emptied."""
+        taken, offset = [], 0
+        for path, _, rows in self.parts:
+            taken.append((path, offset, rows))
+            offset += rows
+        self.batches, self.parts, self.rows = [], [], 0
+        return taken
+
 
 # Arrow's JSON reader on a value of another type than the column's: "Column(/b) changed from
 # string to number".
