@@ -371,3 +371,22 @@ def test_a_number_in_a_text_column_is_its_text_in_every_batch(c: Container, tmp_
         '{"id":3,"v":"100.0"}',
         '{"id":4,"v":"x"}',
     ]
+
+
+def test_text_that_is_not_utf8_fails_the_run_naming_the_column(
+    c: Container, tmp_path: Path
+) -> None:
+    """SQLite stores TEXT bytes as given: sqlite3's decoding error was an internal error with
+    a traceback in the log."""
+    settings = _database(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)", [(1, "ok")])
+    with sqlite3.connect(settings["path"]) as db:
+        db.execute("INSERT INTO t VALUES (2, CAST(X'61FF62' AS TEXT))")
+    db.close()
+    for fmt in ("csv", "jsonl", "parquet"):
+        run = _failed(c, settings, fmt)
+        assert run.error_message == (
+            "column 's' holds TEXT that is not UTF-8 ('a\ufffdb', undecodable bytes shown as "
+            "U+FFFD): Egress reads SQLite text as UTF-8; correct the value, or read the "
+            "column's bytes in a SQL template (CAST(s AS BLOB) is a binary column)"
+        )
+        assert not run.retryable

@@ -198,6 +198,24 @@ def _mark(text: str, logical: str) -> date | datetime:
     return moment
 
 
+# sqlite3's refusal of TEXT bytes that are not UTF-8 (SQLite stores whatever it is given).
+_NOT_UTF8 = re.compile(r"Could not decode to UTF-8 column '(.*)' with text '(.*)'\Z", re.S)
+
+
+def _undecodable(exc: sqlite3.OperationalError) -> SourceError | None:
+    """A clear error for TEXT that is not UTF-8 (it surfaced as an internal error with a
+    traceback); None for any other error."""
+    found = _NOT_UTF8.match(str(exc))
+    if found is None:
+        return None
+    name, shown = found.groups()
+    return SourceError(
+        f"column {name!r} holds TEXT that is not UTF-8 ({shown!r}, undecodable bytes shown as "
+        "U+FFFD): Egress reads SQLite text as UTF-8; correct the value, or read the column's "
+        f"bytes in a SQL template (CAST({name} AS BLOB) is a binary column)"
+    )
+
+
 def _cannot_open(path: str) -> str:
     return (
         f"cannot open {path} as a SQLite database: it is missing, not a SQLite database file, "
@@ -344,8 +362,14 @@ class SqliteSource:
             except OverflowError as exc:  # a filter value beyond SQLite's 64-bit integers
                 raise SourceError(f"a value in the filter does not fit SQLite: {exc}") from exc
             fixes = {i: _no_blobs(f.type) for i, f in enumerate(plan.fields) if f.type != "binary"}
-            for rows in bounded_rows(cur, plan.fields, batch_rows, batch_bytes):
-                yield rows_to_batch(rows, plan.fields, schema, fixes)
+            try:
+                for rows in bounded_rows(cur, plan.fields, batch_rows, batch_bytes):
+                    yield rows_to_batch(rows, plan.fields, schema, fixes)
+            except sqlite3.OperationalError as exc:
+                undecodable = _undecodable(exc)
+                if undecodable is None:
+                    raise
+                raise undecodable from exc
         finally:
             conn.close()
 
