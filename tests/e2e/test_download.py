@@ -152,6 +152,11 @@ def test_conditional_requests(http: httpx.Client, done: dict[str, Any]) -> None:
     assert fresh.status_code == 206 and fresh.content == data[:10]
     stale = http.get(url, headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
     assert stale.status_code == 200 and stale.content == data
+    # A stale copy gets the whole file even when its Range is beyond this one (it was 416).
+    beyond = http.get(url, headers={"Range": f"bytes={len(data) + 5}-", "If-Range": '"stale"'})
+    assert beyond.status_code == 200 and beyond.content == data
+    current = http.get(url, headers={"Range": f"bytes={len(data) + 5}-", "If-Range": etag})
+    assert current.status_code == 416
 
 
 def test_gzip_compression(http: httpx.Client, connection_id: str, done: dict[str, Any]) -> None:

@@ -60,17 +60,18 @@ def stream_file(request: Request, storage: Storage, file: FileRecord) -> Respons
     }
     if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
+    # A stale If-Range (another file than the client's copy) means: ignore the Range and send
+    # the whole file (RFC 9110 §13.2.2), even a Range this file could not satisfy.
+    if_range = request.headers.get("if-range")
+    wanted = request.headers.get("range") if if_range is None or if_range == etag else None
     try:
-        byte_range = parse_range(request.headers.get("range"), file.size_bytes)
+        byte_range = parse_range(wanted, file.size_bytes)
     except Unsatisfiable:
         return problem(
             416,
             f"the range is outside the file ({file.size_bytes} bytes)",
             headers={"Content-Range": f"bytes */{file.size_bytes}"},
         )
-    if_range = request.headers.get("if-range")
-    if byte_range is not None and if_range is not None and if_range != etag:
-        byte_range = None  # the client's copy is stale: send the whole current file
     if byte_range is None:
         headers["Content-Length"] = str(file.size_bytes)
         return StreamingResponse(
