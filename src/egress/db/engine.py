@@ -115,6 +115,14 @@ def read_only(engine: Engine) -> Engine:
     e.g. the token check and the query of every status poll."""
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+    return snapshot_reads(engine)
+
+
+def snapshot_reads(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read, each in one snapshot: on SQLite a deferred
+    ``BEGIN`` (a WAL snapshot that neither waits for nor takes the write lock, which a data
+    table's load holds for its whole source read); on PostgreSQL an ordinary transaction, which
+    a server-side cursor needs (``read_only``'s autocommit has none)."""
     return engine.execution_options(**{READ_ONLY: True})
 
 

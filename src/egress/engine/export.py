@@ -19,7 +19,6 @@ from datetime import date, time
 from typing import Any
 
 import pyarrow as pa
-import sqlalchemy as sa
 
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
@@ -100,7 +99,7 @@ def warehouse_source(
     if (
         url.get_backend_name() != "postgresql"
         or any(f.type == "duration" or parse_list(f.type) for f in fields)
-        or not sa.inspect(warehouse.engine).has_table(physical_name)
+        or not warehouse.has_table(physical_name)
     ):
         return WarehouseTable(warehouse, physical_name)
     settings = {

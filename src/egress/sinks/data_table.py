@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from egress.db.engine import snapshot_reads
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal, parse_list
@@ -201,6 +202,13 @@ def target_table(
 class Warehouse:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Reads never queue behind a load (on SQLite it holds the write lock throughout).
+        self._reads = snapshot_reads(engine)
+
+    def has_table(self, name: str) -> bool:
+        """Whether a table's first load has committed."""
+        with self._reads.connect() as conn:
+            return sa.inspect(conn).has_table(name)
 
     def load(
         self,
@@ -291,7 +299,7 @@ class Warehouse:
         """Keyset page of a table, for previews: keys ``order`` of logical ``types``, whose
         values ``after`` are bound as the load wrote their columns (``sa_type``): SQLite
         compares the very text it stores (a bare datetime lacks its timestamptz's '+00:00')."""
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             if not sa.inspect(conn).has_table(name):  # its first load has not committed yet
                 return []
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
@@ -312,7 +320,7 @@ class Warehouse:
         """A table's rows as ``plan`` asks (fields; keyset ``after``/``order``/``limit``),
         streamed through a server-side cursor in bounded batches: a bulk export's reader."""
         schema = arrow_schema(plan.fields)
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             if not sa.inspect(conn).has_table(name):  # never loaded yet: no rows
                 return
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
