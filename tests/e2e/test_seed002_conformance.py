@@ -461,5 +461,6 @@ def test_oauth_authorization_code_token(
         url = run_url(setup, submitted_configuration(http, setup["template"], "oauth"))
         r = web.post(url, headers={"Authorization": f"Bearer {token}"}, json={"selectAll": True})
         assert r.status_code == 202, r.text
-        assert poll(http, r.json()["requestId"])["status"] == "Completed"
+        with api(server, token) as ada:  # her request: only she polls it
+            assert poll(ada, r.json()["requestId"])["status"] == "Completed"
         assert problem(web.post(url, json={"selectAll": True}), 401)

@@ -5,21 +5,26 @@ an old cursor whose key text was not exact is a 400."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 from itertools import count
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
 from egress.container import Container
-from egress.domain.errors import BadRequest
+from egress.db.tables import templates
+from egress.domain.errors import BadRequest, Invalid
 from egress.domain.export import RequestStatus, encode_cursor
 from egress.domain.identity import Principal, Subject
 from egress.domain.paging import KeysetCursor, PageRequest
 from egress.services.data_tables import ROWS_CURSOR
-from egress.services.exports import CURSOR_PURPOSE
+from egress.services.exports import CURSOR_PURPOSE, RequestView
 from tests.conftest import PgDatabase, make_settings
 from tests.support.factories import submitted_configuration
 from tests.support.migrated import migrate
@@ -54,23 +59,35 @@ def _template(c: Container, ws: str, kind: str, settings: dict[str, Any], table:
     return tpl.id
 
 
-def _chain(c: Container, ws: str, obj: str) -> list[list[str]]:
+def _chain(c: Container, ws: str, obj: str, fmt: str = "jsonl") -> list[list[str]]:
     """Every job's ``v`` values, following nextCursor until it is null (at most 20 jobs)."""
     p = _user(ws)
     jobs: list[list[str]] = []
     cursor = None
     for _ in range(20):
-        view = c.services.exports.export(p, ws, obj, cursor, "jsonl", None)
-        assert c.worker().run_once()
-        done = c.services.exports.get(p, view.request_id, "http://egress.test/")
+        done = _job(c, p, obj, cursor, fmt)
         assert done.status is RequestStatus.COMPLETED, done
         record = c.services.exports.file(done.file_url.rsplit("/", 1)[-1])  # type: ignore[union-attr]
-        text = b"".join(c.storage.stream(record.storage_key)).decode()
-        jobs.append([json.loads(line)["v"] for line in text.splitlines()])
+        jobs.append(_values(b"".join(c.storage.stream(record.storage_key)), fmt))
         cursor = done.next_cursor
         if cursor is None:
             return jobs
     raise AssertionError(f"the chain never ended: {jobs}")
+
+
+def _job(c: Container, p: Principal, obj: str, cursor: str | None, fmt: str) -> RequestView:
+    view = c.services.exports.export(p, p.workspace_id, obj, cursor, fmt, None)
+    assert c.worker().run_once()
+    return c.services.exports.get(p, view.request_id, "http://egress.test/")
+
+
+def _values(data: bytes, fmt: str) -> list[str]:
+    """The ``v`` column of an export file."""
+    if fmt == "jsonl":
+        return [json.loads(line)["v"] for line in data.decode().splitlines()]
+    if fmt == "csv":
+        return [row["v"] for row in csv.DictReader(io.StringIO(data.decode(), newline=""))]
+    return [str(v) for v in pq.read_table(io.BytesIO(data)).column("v").to_pylist()]
 
 
 def _pg(db: PgDatabase, *statements: str) -> dict[str, Any]:
@@ -286,3 +303,121 @@ def test_a_postgresql_warehouse_table_never_loaded_exports_empty(
     assert c.worker().run_once()  # fails: a year a data table cannot hold
     assert [t.name for t in c.data_tables.list_page(ws, PageRequest(0, 100)).items] == ["far_copy"]
     assert _chain(c, ws, "far_copy") == [[]]
+
+
+def test_postgresql_real_keys_are_exported_each_once(tmp_path: Path, pg_factory: Any) -> None:
+    """A real key's last value is its stored single, not the double of its shortest text:
+    the next job's ``k > 0.3`` took the boundary row (0.30000001192092896) again."""
+    settings = _pg(
+        pg_factory(),
+        "CREATE TABLE r (k real PRIMARY KEY, v text)",
+        "INSERT INTO r SELECT g / 10.0, 'r' || g FROM generate_series(1, 7) g",
+    )
+    c = _container(tmp_path, limit=3)
+    ws = c.workspaces.ensure_workspace("firm")
+    reals = f"t-{_template(c, ws, 'postgresql', settings, 'r')}"
+    for fmt in ("jsonl", "csv", "parquet"):
+        expected = [["r1", "r2", "r3"], ["r4", "r5", "r6"], ["r7"]]
+        assert _chain(c, ws, reals, fmt) == expected, fmt
+
+
+def test_postgresql_interval_keys_are_exported_each_once(tmp_path: Path, pg_factory: Any) -> None:
+    """An interval key pages on its ISO 8601 text; asking whether rows follow read that text
+    back through psycopg, which cannot parse it (the second job failed)."""
+    settings = _pg(
+        pg_factory(),
+        "CREATE TABLE iv (k interval PRIMARY KEY, v text)",
+        "INSERT INTO iv VALUES ('-1 hour','a'),('1 microsecond','b'),('1 hour','c'),"
+        "('1 day 1 hour','d'),('1 mon','e'),('1 year -2 days','f'),('100 years','g')",
+        # With a date in the key, the last key is read by a query before the COPY.
+        "CREATE TABLE ivd (k interval, d date, v text, PRIMARY KEY (k, d))",
+        "INSERT INTO ivd SELECT k, '2026-01-01', v FROM iv",
+    )
+    c = _container(tmp_path, limit=3)
+    ws = c.workspaces.ensure_workspace("firm")
+    for table in ("iv", "ivd"):
+        intervals = f"t-{_template(c, ws, 'postgresql', dict(settings), table)}"
+        for fmt in ("jsonl", "csv", "parquet"):
+            expected = [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+            assert _chain(c, ws, intervals, fmt) == expected, (table, fmt)
+
+
+def _refusal(c: Container, ws: str, obj: str) -> str:
+    """Why ``obj`` cannot be exported: it is not offered, and a request is a 422."""
+    p = _user(ws)
+    assert obj not in {o.name for o in c.services.exports.objects(p, ws)}
+    with pytest.raises(Invalid) as refused:
+        c.services.exports.export(p, ws, obj, None, "jsonl", None)
+    return refused.value.errors[0].msg
+
+
+def test_postgresql_money_and_array_keys_are_refused(tmp_path: Path, pg_factory: Any) -> None:
+    settings = _pg(
+        pg_factory(),
+        "CREATE TABLE m (k money PRIMARY KEY, v text)",
+        "CREATE TABLE a (k int[] PRIMARY KEY, v text)",
+        "CREATE TABLE ok (k int PRIMARY KEY, n money, l int[])",
+    )
+    c = _container(tmp_path)
+    ws = c.workspaces.ensure_workspace("firm")
+    money, array, ok = (
+        f"t-{_template(c, ws, 'postgresql', dict(settings), t)}" for t in ("m", "a", "ok")
+    )
+    assert _refusal(c, ws, money) == (
+        f"{money} cannot be exported: its key column 'k' is PostgreSQL money, which does not "
+        "compare with the cursor's decimal: jobs after the first would fail"
+    )
+    assert _refusal(c, ws, array) == (
+        f"{array} cannot be exported: its key column 'k' is an array, whose element type the "
+        "cursor does not keep: jobs after the first would fail"
+    )
+    # Such columns outside the key are no obstacle.
+    assert ok in {o.name for o in c.services.exports.objects(_user(ws), ws)}
+
+
+_ENUM_REFUSAL = (
+    "its key column 'k' is a MySQL ENUM, which sorts by its declared position but compares "
+    "with the cursor's text as text: jobs after the first would repeat or skip rows"
+)
+
+
+def test_mysql_enum_and_set_keys_are_refused(tmp_path: Path, mysql_db: Any) -> None:
+    """MySQL orders an ENUM by its declared position and a SET by its members' bits, but
+    compares them with the cursor's text as text: the chain delivered sad, ok, happy, sad, ok,
+    zzz and every job Completed."""
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE e (k ENUM('sad','ok','happy','zzz','aaa') PRIMARY KEY, v INT)")
+        cur.execute("CREATE TABLE st (k SET('x','a','m') PRIMARY KEY, v INT)")
+        cur.execute("CREATE TABLE ok (k VARCHAR(5) PRIMARY KEY, e ENUM('b','a'))")
+    c = _container(tmp_path)
+    ws = c.workspaces.ensure_workspace("firm")
+    settings = {**mysql_db.settings, "_secrets": mysql_db.secrets}
+    enum, sets, ok = (
+        f"t-{_template(c, ws, 'mysql', dict(settings), t)}" for t in ("e", "st", "ok")
+    )
+    assert _refusal(c, ws, enum) == f"{enum} cannot be exported: {_ENUM_REFUSAL}"
+    assert _refusal(c, ws, sets) == (
+        f"{sets} cannot be exported: its key column 'k' is a MySQL SET, which sorts by its "
+        "members' bits but compares with the cursor's text as text: jobs after the first "
+        "would repeat or skip rows"
+    )
+    assert ok in {o.name for o in c.services.exports.objects(_user(ws), ws)}
+
+
+def test_mysql_enum_key_of_an_older_template_fails_the_job(tmp_path: Path, mysql_db: Any) -> None:
+    """A template discovered before ENUM columns kept their native type is offered; its job
+    fails, naming why, rather than completing and starting a chain that repeats rows."""
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE e (k ENUM('sad','ok','happy','zzz','aaa') PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO e VALUES ('sad',1),('ok',2),('happy',3),('zzz',4),('aaa',5)")
+    c = _container(tmp_path, limit=3)
+    ws = c.workspaces.ensure_workspace("firm")
+    settings = {**mysql_db.settings, "_secrets": mysql_db.secrets}
+    tpl = _template(c, ws, "mysql", settings, "e")
+    with c.engine.begin() as db:
+        fields = db.execute(sa.select(templates.c.fields).where(templates.c.id == tpl)).scalar_one()
+        older = [{k: v for k, v in f.items() if k != "native"} for f in fields]
+        db.execute(sa.update(templates).where(templates.c.id == tpl).values(fields=older))
+    done = _job(c, _user(ws), f"t-{tpl}", None, "jsonl")
+    assert done.status is RequestStatus.FAILED, done
+    assert done.error == f"this object cannot be exported: {_ENUM_REFUSAL}"

@@ -91,21 +91,21 @@ def test_hex_text_is_not_read_as_an_integer(c: Container, tmp_path: Path) -> Non
         (
             "1.5e3",
             "1e400",
-            "late.csv line 120002: column 'v' holds '1e400', which double cannot hold without "
+            "late.csv line 120002: column 'v' holds '1e400', which float64 cannot hold without "
             "changing it; set the column's type (string keeps the text) with a custom "
             "template's columnTypes",
         ),
         (
             "1.5e3",
             "1e-400",
-            "late.csv line 120002: column 'v' holds '1e-400', which double cannot hold without "
+            "late.csv line 120002: column 'v' holds '1e-400', which float64 cannot hold without "
             "changing it; set the column's type (string keeps the text) with a custom "
             "template's columnTypes",
         ),
         (
             "1.5e3",
             "1.5e-310",
-            "late.csv line 120002: column 'v' holds '1.5e-310', which double cannot hold "
+            "late.csv line 120002: column 'v' holds '1.5e-310', which float64 cannot hold "
             "without changing it; set the column's type (string keeps the text) with a custom "
             "template's columnTypes",
         ),
@@ -256,7 +256,7 @@ def test_a_folder_of_small_files_is_parsed_exactly_and_fails_naming_the_file(
     with pytest.raises(SourceError) as refused:
         _typed_read(folder, tmp_path, "f", types, None)
     assert str(refused.value) == (
-        "f/017.csv line 3: column 'v' holds '1e400', which double cannot hold without "
+        "f/017.csv line 3: column 'v' holds '1e400', which float64 cannot hold without "
         "changing it; set the column's type (string keeps the text) with a custom "
         "template's columnTypes"
     )
@@ -267,3 +267,145 @@ def test_a_folder_of_small_files_is_parsed_exactly_and_fails_naming_the_file(
     assert str(refused.value).startswith(
         "f/031.csv line 3: column 'id' holds '0x3F', which is not an integer in decimal digits"
     )
+
+
+def test_padded_dates_and_times_in_the_first_block_keep_their_text(
+    c: Container, tmp_path: Path
+) -> None:
+    """Arrow trims spaces and tabs around a date or time as around a number: ' 2026-01-02' was
+    the date 2026-01-02 and ' 10:00:00' the time 10:00:00, in COMPLETED runs."""
+    folder = _folder(
+        tmp_path,
+        {
+            "d.csv": "id,v\n1,2026-01-01\n2, 2026-01-02\n3,2026-01-03 \n",
+            "tab.csv": "id,v\n1,\t2026-01-02\n",
+            "t.csv": "id,v\n1, 10:00:00\n",
+            "ts.csv": "id,v\n1,2026-01-01 10:00:00\t\n",
+            "plain.csv": "id,d,t,ts\n1,2026-01-02,10:00:00,2026-01-01 10:00:00\n",
+        },
+    )
+    types = _types(folder, tmp_path)
+    for name in ("d.csv", "tab.csv", "t.csv", "ts.csv"):
+        assert types[name] == [("id", "int64"), ("v", "string")], name
+    assert [t for _, t in types["plain.csv"]] == ["int64", "date", "time", "timestamp"]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "d.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == [
+        '1,"2026-01-01"',
+        '2," 2026-01-02"',
+        '3,"2026-01-03 "',
+    ]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "t.csv", "jsonl")
+    assert data.decode() == '{"id":1,"v":" 10:00:00"}\n'
+
+
+def test_booleans_are_true_or_false_and_1_or_0_is_a_number(c: Container, tmp_path: Path) -> None:
+    """Arrow reads 1 and 0 as booleans: a column of true,1,0,FALSE,True was delivered
+    true,true,false,false,true."""
+    folder = _folder(
+        tmp_path,
+        {
+            "mixed.csv": "id,v\n1,true\n2,1\n3,0\n4,FALSE\n5,True\n",
+            "words.csv": "id,v\n1,true\n2,FALSE\n3,True\n4,false\n5,TRUE\n6,False\n",
+            "digits.csv": "id,v\n1,1\n2,0\n",
+        },
+    )
+    types = _types(folder, tmp_path)
+    assert types["mixed.csv"] == [("id", "int64"), ("v", "string")]
+    assert types["words.csv"] == [("id", "int64"), ("v", "boolean")]
+    assert types["digits.csv"] == [("id", "int64"), ("v", "int64")]
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "mixed.csv", "csv")
+    assert run.status is RunStatus.COMPLETED, run.error_message
+    assert data.decode().splitlines()[1:] == ['1,"true"', '2,"1"', '3,"0"', '4,"FALSE"', '5,"True"']
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "words.csv", "csv")
+    assert data.decode().splitlines()[1:] == [
+        "1,true",
+        "2,false",
+        "3,true",
+        "4,false",
+        "5,true",
+        "6,false",
+    ]
+
+
+_SET_TYPE = "; set the column's type (string keeps the text) with a custom template's columnTypes"
+
+
+@pytest.mark.parametrize(
+    ("first", "later", "why"),
+    [
+        ("true", "1", "boolean cannot read"),
+        ("false", "0", "boolean cannot read"),
+        ("2026-01-01", "2026-02-29", "date cannot read"),
+        ("2026-01-01 10:00:00Z", "2026-01-01 10:00:00", "timestamptz cannot read"),
+        ("2026-01-01 10:00:00", " 2026-01-01 10:00:00", "timestamp cannot read"),
+        ("10:00:00", "24:00:00", "time cannot read"),
+        ("1.25", "1.505", "decimal(38,2) cannot read"),
+    ],
+)
+def test_a_later_value_the_type_cannot_read_fails_naming_the_line(
+    c: Container, tmp_path: Path, first: str, later: str, why: str
+) -> None:
+    """Arrow read a later 1 in a boolean column as true (COMPLETED), and its failures were its
+    own text: "In CSV column #1: Row #120002: CSV conversion error to date32[day]: invalid
+    value '2026-02-29'", "Rescaling Decimal value would cause data loss" (no value)."""
+    folder = _folder(tmp_path, {"late.csv": _late(first, later)})
+    run, data = extract_once(c, "files", {"url": folder.as_uri()}, "late.csv", "jsonl")
+    assert run.status is RunStatus.FAILED, data.decode()[-60:]
+    assert run.error_message == f"late.csv line 120002: column 'v' holds {later!r}, which {why}" + (
+        _SET_TYPE
+    )
+
+
+def test_later_spellings_of_the_same_value_are_read(tmp_path: Path) -> None:
+    """What the README documents as read although the text differs: spaces and tabs around a
+    number or time (Arrow refuses them around a timestamp); a decimal's sign, missing digits,
+    leading zero and exponent; a timestamp's T and missing seconds; TRUE."""
+    body = "".join(f"{i},1.25,2026-01-01 10:00:00,10:00:00,true\n" for i in range(PAST_FIRST_BLOCK))
+    late = f"{PAST_FIRST_BLOCK},+1.50,2026-01-02T10:00,10:30,TRUE\n"
+    late += f"{PAST_FIRST_BLOCK + 1},.5,2026-01-03,10:00:00.5,False\n"
+    late += f"{PAST_FIRST_BLOCK + 2},01.5,2026-01-04 10:00:00,\t10:00:00,\n"
+    late += f"{PAST_FIRST_BLOCK + 3},1e1,,,\n{PAST_FIRST_BLOCK + 4},-0.00,,,\n"
+    late += f"{PAST_FIRST_BLOCK + 5}, 1.50 ,,,\n"
+    folder = _folder(tmp_path, {"ok.csv": f"id,d,ts,t,b\n{body}{late}"})
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(tmp_path))
+    (table,) = [t for t in source.catalog() if t.qualified_name == "ok.csv"]
+    types = [c.type for c in table.columns]
+    assert types == ["int64", "decimal(38,2)", "timestamp", "time", "boolean"]
+    plan = ReadPlan(
+        TableRef(None, "ok.csv"), table.columns, table.columns, where=f"id >= {PAST_FIRST_BLOCK}"
+    )
+    rows = pa.Table.from_batches(list(source.read(plan, 1000))).to_pylist()
+    assert [(str(r["d"]), str(r["ts"]), str(r["t"]), r["b"]) for r in rows] == [
+        ("1.50", "2026-01-02 10:00:00", "10:30:00", True),
+        ("0.50", "2026-01-03 00:00:00", "10:00:00.500000", False),
+        ("1.50", "2026-01-04 10:00:00", "10:00:00", None),
+        ("10.00", "None", "None", None),
+        ("0.00", "None", "None", None),
+        ("1.50", "None", "None", None),
+    ]
+
+
+def test_a_csv_that_is_not_utf8_fails_naming_the_file_and_line(
+    c: Container, tmp_path: Path
+) -> None:
+    """Latin-1 text in the first block made the column binary: a COMPLETED run delivered
+    "UGFyaXM=" for Paris. After it, the run failed with Arrow's own text."""
+    latin = "Zürich".encode("latin-1")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "early.csv").write_bytes(b"id,city\n1,Paris\n2," + latin + b"\n")
+    lines = b"".join(b"%d,Paris\n" % i for i in range(PAST_FIRST_BLOCK))
+    (folder / "late.csv").write_bytes(b"id,city\n" + lines + b"120000," + latin + b"\n")
+    fix = "is not UTF-8 text; a CSV file must be UTF-8: convert it (for example iconv -f latin1"
+    fix += " -t utf-8) and list the templates again"
+    source = FilesSource(FilesSettings(url=folder.as_uri()), {}, policy_for(tmp_path))
+    errors = {t.qualified_name: t.error for t in source.catalog()}
+    assert errors["early.csv"] == f"early.csv line 3: column 'city' {fix}"
+    assert errors["late.csv"] is None
+    with pytest.raises(SourceError) as refused:
+        _typed_read(folder, tmp_path, "early.csv", {"id": "int64", "city": "string"}, None)
+    assert str(refused.value) == f"early.csv line 3: column 'city' {fix}"
+    run, _ = extract_once(c, "files", {"url": folder.as_uri()}, "late.csv", "csv")
+    assert run.status is RunStatus.FAILED
+    assert run.error_message == f"late.csv line 120002: column 'city' {fix}"

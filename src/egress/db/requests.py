@@ -172,8 +172,12 @@ class RequestRepo(Repository):
             ).scalar_one_or_none()
         return None if found is None else str(found)
 
-    def get(self, workspace_id: str, request_id: str) -> RequestRecord:
+    def get(self, workspace_id: str, request_id: str, owner: str | None = None) -> RequestRecord:
+        """The request; with ``owner``, only that user's (another's is not found, as the list
+        never shows it)."""
         query = _query().where(requests.c.workspace_id == workspace_id, requests.c.id == request_id)
+        if owner is not None:
+            query = query.where(requests.c.owner == owner)
         with self._reads.connect() as conn:
             row = conn.execute(query).one_or_none()
             if row is None:
@@ -202,9 +206,15 @@ class RequestRepo(Repository):
         return Page([_record(r, []) for r in rows], total, page)
 
     def cancel(
-        self, workspace_id: str, request_id: str, now: datetime, audit: AuditHook | None = None
+        self,
+        workspace_id: str,
+        request_id: str,
+        owner: str,
+        now: datetime,
+        audit: AuditHook | None = None,
     ) -> RequestRecord:
-        found = self.get(workspace_id, request_id)
+        """Cancel ``owner``'s request (another's is not found)."""
+        found = self.get(workspace_id, request_id, owner)
         run = found.run
         blocker = cancel_blocker(run.status)
         if blocker:

@@ -18,6 +18,7 @@ from egress.domain.errors import Invalid
 from egress.domain.paging import KeysetCursor
 from egress.domain.spec import ExecutionSpec
 from egress.domain.status import RunStatus
+from egress.domain.types import parse_list
 
 REQUEST_PREFIX = "export-"
 # A seed-002 extraction run's request, polled through the same request store.
@@ -149,6 +150,39 @@ def unenforced_key_reason(kind: str, primary_key: list[str], enforced: bool) -> 
             "UNIQUE NOT NULL constraint; files and views have none): paging over it could "
             "skip or repeat rows at a job boundary"
         )
+    return None
+
+
+# Source types (``ColumnInfo.native``) whose order a job cannot resume after a cursor value.
+UNPAGEABLE_NATIVE = {
+    "enum": (
+        "a MySQL ENUM, which sorts by its declared position but compares with the cursor's "
+        "text as text: jobs after the first would repeat or skip rows"
+    ),
+    "set": (
+        "a MySQL SET, which sorts by its members' bits but compares with the cursor's text "
+        "as text: jobs after the first would repeat or skip rows"
+    ),
+    "money": (
+        "PostgreSQL money, which does not compare with the cursor's decimal: jobs after the "
+        "first would fail"
+    ),
+}
+_UNPAGEABLE_ARRAY = (
+    "an array, whose element type the cursor does not keep: jobs after the first would fail"
+)
+
+
+def unpageable_key_reason(fields: list[ColumnInfo], primary_key: list[str]) -> str | None:
+    """Why a key cannot be paged (each job after the previous one's last key), or None."""
+    by_name = {f.name: f for f in fields}
+    for name in primary_key:
+        f = by_name.get(name)
+        what = None if f is None else UNPAGEABLE_NATIVE.get(f.native or "")
+        if f is not None and what is None and parse_list(f.type) is not None:
+            what = _UNPAGEABLE_ARRAY
+        if what is not None:
+            return f"its key column {name!r} is {what}"
     return None
 
 

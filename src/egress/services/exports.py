@@ -36,8 +36,9 @@ from egress.domain.export import (
     new_request_id,
     request_status,
     unenforced_key_reason,
+    unpageable_key_reason,
 )
-from egress.domain.identity import Principal, Subject, own_workspace
+from egress.domain.identity import Principal, own_workspace
 from egress.domain.paging import BadKey, PageRequest, key_json, key_types, key_values
 from egress.domain.spec import (
     POSTGRES_DIALECT,
@@ -219,7 +220,7 @@ class ExportService:
                 retry_after_s=RETRY_AFTER_S,
             ) from None
         self._wakeup.notify()
-        return self._view(record, None)
+        return self._view(record, None, principal)
 
     def _object(self, workspace_id: str, name: str) -> tuple[TemplateSnapshot, ConnectionRef, str]:
         """What the object reads, as a template snapshot, and through which connection."""
@@ -271,8 +272,12 @@ class ExportService:
         return [key_json(v) for v in typed]
 
     # ---------------------------------------------------------------- requests
+    # A request is its user's, as the seed's "1 active job per user" and the list count it:
+    # another user's (an admin's too: the runs API is where a workspace's runs are overseen)
+    # reads as unknown, never revealing it exists.
     def get(self, principal: Principal, request_id: str, base_url: str) -> RequestView:
-        return self._view(self._requests.get(principal.workspace_id, request_id), base_url)
+        record = self._requests.get(principal.workspace_id, request_id, owner_of(principal))
+        return self._view(record, base_url, principal)
 
     def list_page(
         self,
@@ -282,16 +287,16 @@ class ExportService:
         base_url: str,
     ) -> Page[RequestView]:
         found = self._requests.list_page(principal.workspace_id, owner_of(principal), status, page)
-        return Page([self._view(r, base_url) for r in found.items], found.total, page)
+        return Page([self._view(r, base_url, principal) for r in found.items], found.total, page)
 
     def cancel(self, principal: Principal, request_id: str) -> RequestView:
         ws = principal.workspace_id
         hook = self._audit.hook(a.EXPORT_CANCEL, "export", by=principal, workspace_id=ws)
-        record = self._requests.cancel(ws, request_id, self._clock(), hook)
+        record = self._requests.cancel(ws, request_id, owner_of(principal), self._clock(), hook)
         self._wakeup.notify()
-        return self._view(record, None)
+        return self._view(record, None, principal)
 
-    def _view(self, r: RequestRecord, base_url: str | None) -> RequestView:
+    def _view(self, r: RequestRecord, base_url: str | None, reader: Principal) -> RequestView:
         run = r.run
         status = request_status(run.status, run.attempt)
         view = RequestView(r.id, status, r.object, r.created_at, execution_id=r.execution_id)
@@ -312,11 +317,9 @@ class ExportService:
         # An extraction has a file to link only when it wrote one (not a data-table load).
         has_file = r.kind is RunKind.EXPORT or len(run.files) == 1
         if base_url is not None and run.completed_at is not None and has_file:
-            # Issued to the request's owner, expiring with the file: the same URL for every read.
-            owner_type, _, owner_id = r.owner.partition(":")
-            target = LinkTarget(
-                EXPORT_FILE, r.workspace_id, (r.id,), Subject(owner_type, owner_id, "")
-            )
+            # Issued to who reads it (the download's audit actor), expiring with the file: the
+            # same URL for every read of theirs.
+            target = LinkTarget(EXPORT_FILE, r.workspace_id, (r.id,), reader.actor)
             expires = file_expiry(run.completed_at, self._ttl_s)
             url = self._links.issue(target, self._public_url or base_url, expires).url
         return replace(view, total=run.record_count or 0, file_url=url, next_cursor=cursor)
@@ -365,7 +368,9 @@ def _template_reason(t: TemplateRecord, connection_type: str) -> str | None:
     # A discovered template's key is the table's PRIMARY KEY as its catalog read it; a custom
     # template's key, a view's or a file's is only declared.
     enforced = t.kind == "discovered" and connection_type in ENFORCING_SOURCES
-    return unenforced_key_reason("table", t.primary_key, enforced)
+    return unenforced_key_reason("table", t.primary_key, enforced) or unpageable_key_reason(
+        t.fields, t.primary_key
+    )
 
 
 def _table_snapshot(t: DataTableRecord) -> TemplateSnapshot:

@@ -36,8 +36,13 @@ _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 # An integer as Egress reads one: decimal digits. Arrow's integer parser also takes hex
 # (``0x10`` as 16, ``0xFFFFFFFFFFFFFFFF`` as -1), which is text, not a number.
 _DECIMAL_INTEGER = r"^[+-]?\d+$"
-# Arrow's CSV parser trims these around a number (`` 007`` is 7): a number's text without them.
+# Arrow's CSV parser trims these around a number, date or time (`` 007`` is 7).
 _PADDING = " \t"
+# A time's fraction beyond microseconds: Arrow infers timestamp[ns], Egress reads microseconds.
+_NANOS = re.compile(r"[.,]\d{7}")
+# The spellings of a CSV boolean. Arrow's default also reads 1 and 0, numbers in the text.
+_TRUE = ["true", "True", "TRUE"]
+_FALSE = ["false", "False", "FALSE"]
 # A float's text that names an infinity, and one whose digits before any exponent are not all
 # zero: a float that reads it as 0, or as a subnormal (fewer digits kept), changed it.
 _INFINITY_WORD = r"^[+-]?inf(inity)?$"
@@ -187,6 +192,24 @@ def is_float(t: pa.DataType) -> bool:
     return bool(pa.types.is_floating(t))
 
 
+def exact_csv_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
+    """The type for a CSV column Arrow inferred as ``inferred`` (a number, date, time or
+    timestamp type) from ``values`` (its non-NULL texts of the first block) that keeps every
+    one: numbers by ``exact_type``; a date or time with spaces or tabs around it (Arrow trims
+    them) or a timestamp finer than microseconds keeps the column text."""
+    if pa.types.is_integer(inferred) or is_float(inferred):
+        return exact_type(inferred, values)
+    if any(map(_padded, values)):
+        return pa.string()
+    if pa.types.is_timestamp(inferred) and any(map(_NANOS.search, values)):
+        return pa.string()
+    return inferred
+
+
+def _padded(text: str) -> bool:
+    return text != text.strip(_PADDING)
+
+
 def exact_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
     """The type for a CSV column Arrow inferred as ``inferred`` (an integer or float type) from
     ``values`` (its non-NULL texts), such that every value keeps its exact value: a leading
@@ -195,7 +218,7 @@ def exact_type(inferred: pa.DataType, values: list[str]) -> pa.DataType:
     numbers written with a decimal point are ``decimal(38,s)`` with the largest scale seen, and
     only exponents, ``nan`` and ``inf`` make a float — of at most 15 significant digits, within
     float64's normal range (``1e400``, ``1e-400`` and subnormals keep the column text)."""
-    if any(v != v.strip(_PADDING) or _LEADING_ZERO.match(v) for v in values):
+    if any(_padded(v) or _LEADING_ZERO.match(v) for v in values):
         return pa.string()
     if pa.types.is_integer(inferred):
         return inferred if all(re.match(_DECIMAL_INTEGER, v) for v in values) else pa.string()
@@ -249,18 +272,31 @@ def _significant_digits(text: str) -> int:
 def csv_convert(null_values: tuple[str, ...]) -> pcsv.ConvertOptions:
     """Only an empty field is NULL (plus the connection's own spellings), and a quoted ""
     is the empty string: the rule Egress writes by. Arrow's default also reads NA, N/A,
-    null, NULL, nan, #N/A… as NULL, which would erase Namibia's country code."""
+    null, NULL, nan, #N/A… as NULL, which would erase Namibia's country code. A boolean is
+    true or false in one of three cases (``_TRUE``): a column mixing them with 1 and 0 is
+    text, and a later 1 in a boolean column fails the run."""
     return pcsv.ConvertOptions(
         null_values=["", *null_values],
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
+        true_values=_TRUE,
+        false_values=_FALSE,
     )
 
 
 def csv_checked(t: pa.DataType) -> bool:
     """Whether a CSV column of type ``t`` is read as text and parsed by ``csv_numbers``: Arrow's
-    own parsing reads ``0x10`` into an integer and ``1e400`` into a float as inf, no error."""
-    return bool(pa.types.is_integer(t) or is_float(t))
+    own parsing reads ``0x10`` into an integer and ``1e400`` into a float as inf, no error, and
+    fails on a decimal's third digit without naming the value."""
+    return bool(pa.types.is_integer(t) or is_float(t) or pa.types.is_decimal(t))
+
+
+def csv_trimmed(t: pa.DataType) -> bool:
+    """Whether Arrow's CSV reader trims spaces and tabs around a value of type ``t``: a number,
+    date, time or timestamp (`` 007`` is 7, `` 2026-01-02`` that date)."""
+    return bool(
+        csv_checked(t) or pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_timestamp(t)
+    )
 
 
 def csv_text_schema(schema: pa.Schema) -> pa.Schema:
@@ -274,6 +310,26 @@ class ChangedValue(ValueError):
     def __init__(self, row: int, message: str) -> None:
         super().__init__(message)
         self.row = row
+
+
+def not_utf8(name: str) -> str:
+    """Why a CSV column's text cannot be read: Arrow infers ``binary`` for it in the first
+    block (delivered as base64 before 2026-12-03) and fails on it after."""
+    return (
+        f"column {name!r} is not UTF-8 text; a CSV file must be UTF-8: convert it (for example "
+        "iconv -f latin1 -t utf-8) and list the templates again"
+    )
+
+
+def first_not_utf8(values: pa.Array) -> int | None:
+    """The row of the first of ``values`` (binary) that is not UTF-8 text, if any."""
+    for row, value in enumerate(values.to_pylist()):
+        try:
+            if value is not None:
+                value.decode("utf-8")
+        except UnicodeDecodeError:
+            return row
+    return None
 
 
 def csv_numbers(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -294,14 +350,14 @@ def _parsed(name: str, col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedA
     try:
         values, text = pc.cast(col, target), col  # plain numbers: no trimmed copy
     except pa.ArrowInvalid:
-        text = pc.utf8_trim(col, _PADDING)  # Arrow's CSV reader took " 12 " as 12
+        # Spaces and tabs around a number of a typed column are not part of it, as Arrow's
+        # reader has it (`` 12 `` is 12): a custom template can type a padded column.
+        text = pc.utf8_trim(col, _PADDING)
         try:
             values = pc.cast(text, target)
         except pa.ArrowInvalid:  # rare: find the value, one at a time
             bad = [v is not None and not _casts(v, target) for v in text.to_pylist()]
-            _refuse(
-                name, col, pc.indices_nonzero(pa.array(bad, pa.bool_())), f"{target} cannot read"
-            )
+            _refuse(name, col, pc.indices_nonzero(pa.array(bad, pa.bool_())), unreadable(target))
             raise
     if pa.types.is_integer(target):
         # Of what is not [+-]digits, Arrow's integer cast reads only hex (0x10 as 16).
@@ -313,8 +369,13 @@ def _parsed(name: str, col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedA
         tiny = pc.less(pc.abs(values), _MIN_NORMAL[target.bit_width])
         lost = _matching(text, tiny, _NONZERO_MANTISSA, match=True)
         changed = pa.concat_arrays([infinite, lost])
-        _refuse(name, col, changed, f"{target} cannot hold without changing it")
+        _refuse(name, col, changed, f"{logical_from_arrow(target)} cannot hold without changing it")
     return values
+
+
+def unreadable(target: pa.DataType) -> str:
+    """Why a value its column's type does not read fails the run."""
+    return f"{logical_from_arrow(target)} cannot read"
 
 
 _NOT_DECIMAL = "is not an integer in decimal digits"
@@ -342,10 +403,14 @@ def _refuse(name: str, col: pa.ChunkedArray, rows: pa.Array, why: str) -> None:
     if not len(rows):
         return
     row = pc.min(rows).as_py()
-    raise ChangedValue(
-        row,
-        f"column {name!r} holds {col[row].as_py()!r}, which {why}; set the column's type "
-        "(string keeps the text) with a custom template's columnTypes",
+    raise ChangedValue(row, holds(name, col[row].as_py(), why))
+
+
+def holds(name: str, value: str, why: str) -> str:
+    """Why a run fails on a CSV value, and what to do."""
+    return (
+        f"column {name!r} holds {value!r}, which {why}; set the column's type (string keeps "
+        "the text) with a custom template's columnTypes"
     )
 
 

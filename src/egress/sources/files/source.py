@@ -48,16 +48,21 @@ from egress.sources.files.formats import (
     csv_convert,
     csv_numbers,
     csv_text_schema,
+    csv_trimmed,
     data_format,
+    exact_csv_type,
     exact_json_type,
-    exact_type,
     file_format,
     file_version,
+    first_not_utf8,
     gzipped_parquet,
+    holds,
     is_float,
     json_strings,
     nested_as_json,
+    not_utf8,
     shared_schema,
+    unreadable,
 )
 from egress.sources.files.jsonl import first_numbers, read_jsonl
 from egress.sources.files.schemas import SCHEMAS
@@ -65,8 +70,6 @@ from egress.sources.files.settings import FilesSettings, checked_location, s3_fi
 from egress.sources.policy import HostDenied, SourcePolicy
 from egress.sources.walk import Entry, walk
 
-# A time's fraction beyond microseconds: Arrow infers timestamp[ns], Egress reads microseconds.
-_NANOS = re.compile(r"[.,]\d{7}")
 _BATCH_READAHEAD = 2
 _FRAGMENT_READAHEAD = 1
 
@@ -277,6 +280,10 @@ class FilesSource:
             if key is not None:
                 SCHEMAS.put(key, problem)
             raise SourceError(problem) from exc
+        except SourceError as exc:  # the file's own text (not UTF-8): remembered the same
+            if key is not None:
+                SCHEMAS.put(key, str(exc))
+            raise
         if key is not None:
             SCHEMAS.put(key, schema)
         return schema
@@ -284,25 +291,29 @@ class FilesSource:
     def _exact_csv_schema(
         self, file: DataFile, inferred: pa.Schema, nulls: tuple[str, ...]
     ) -> pa.Schema:
-        """Arrow's inference, corrected where it would change a value: the numeric columns
-        are read again as text from the same first block and typed by ``exact_type``, and a
-        timestamp column with a value finer than microseconds (Egress's timestamps) is text."""
-        numeric = [f.name for f in inferred if pa.types.is_integer(f.type) or is_float(f.type)]
-        nanos = [f.name for f in inferred if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
-        if not numeric and not nanos:
+        """Arrow's inference, corrected where it would change a value: the number, date, time
+        and timestamp columns are read again as text from the same first block and typed by
+        ``exact_csv_type``. A ``binary`` column (text that is not UTF-8) fails, naming its
+        first such line: its base64 is not the file's text."""
+        typed = [f.name for f in inferred if csv_trimmed(f.type)]
+        binary = [f.name for f in inferred if pa.types.is_binary(f.type)]
+        if not typed and not binary:
             return inferred
         convert = csv_convert(nulls)
-        convert.column_types = dict.fromkeys([*numeric, *nanos], pa.string())
-        convert.include_columns = [*numeric, *nanos]
+        convert.column_types = {
+            **dict.fromkeys(typed, pa.string()),
+            **dict.fromkeys(binary, pa.binary()),
+        }
+        convert.include_columns = [*typed, *binary]
         with self._fs.open_input_stream(self._absolute(file.path)) as stream:
             first = pcsv.open_csv(stream, convert_options=convert).read_next_batch()
-        for name in [*numeric, *nanos]:
+        for name in binary:
+            row = first_not_utf8(first.column(name))
+            line = "" if row is None else f" line {row + 2}"  # the header is line 1
+            raise SourceError(f"{file.path}{line}: {not_utf8(name)}")
+        for name in typed:
             values = [v for v in first.column(name).to_pylist() if v is not None]
-            if name in nanos:
-                nanoseconds = any(map(_NANOS.search, values))
-                exact = pa.string() if nanoseconds else inferred.field(name).type
-            else:
-                exact = exact_type(inferred.field(name).type, values)
+            exact = exact_csv_type(inferred.field(name).type, values)
             inferred = inferred.set(inferred.get_field_index(name), pa.field(name, exact))
         return inferred
 
@@ -479,7 +490,8 @@ class FilesSource:
             except (OSError, pa.ArrowException) as exc:
                 text = self._explain(exc, files[0], len(files) > 1)
                 native = self._native_schema(files)
-                raise SourceError(_lossy_cast(text, native, schema) or text) from exc
+                explained = _lossy_cast(text, native, schema) or _unread(text, native, schema)
+                raise SourceError(explained or text) from exc
             if batch.num_rows:
                 yield path, batch
 
@@ -720,6 +732,30 @@ def _refuse_extremes(path: str, batch: pa.RecordBatch) -> None:
             f"{'largest' if largest else 'smallest'} {col.type} value, which Egress writes only "
             f"for PostgreSQL's {'' if largest else '-'}infinity; filter it out with a whereClause"
         )
+
+
+# Arrow's CSV reader on a value its column's type cannot read (a boolean's 1, a date's
+# 2026-02-29, a timestamptz without an offset) or on text that is not UTF-8: "In CSV column #1:
+# Row #200002: CSV conversion error to bool: invalid value '1'".
+_UNREAD = re.compile(
+    r"In CSV column #(\d+): Row #\d+: CSV conversion error to [^:]+: (?:invalid value '(.*)'"
+    r"|expected (?:no|a) zone offset in '(.*?)'.*|invalid UTF8 data)$",
+    re.DOTALL,
+)
+
+
+def _unread(text: str, native: pa.Schema, target: pa.Schema) -> str | None:
+    """``text`` naming the column and the value Arrow's CSV reader could not read, or None
+    when it is no such refusal. Arrow numbers the file's columns (the first file's)."""
+    found = _UNREAD.search(text)
+    if found is None:
+        return None
+    index, value = int(found.group(1)), found.group(2) or found.group(3)
+    if index >= len(native.names) or native.names[index] not in target.names:
+        return None
+    name = native.names[index]
+    why = unreadable(target.field(name).type)
+    return text[: found.start()] + (not_utf8(name) if value is None else holds(name, value, why))
 
 
 # Arrow's refusal to cast a value it would change: "Casting from timestamp[ns] to

@@ -36,6 +36,12 @@ WHERE s.TABLE_SCHEMA = %s AND s.NON_UNIQUE = 0 AND s.INDEX_NAME <> 'PRIMARY'
       AND f.INDEX_NAME = s.INDEX_NAME AND f.COLUMN_NAME IS NULL)
 ORDER BY s.TABLE_NAME, s.INDEX_NAME, s.SEQ_IN_INDEX
 """
+# The DATA_TYPE of some columns of one table: an export job's key, which an ENUM or a SET
+# cannot be (``domain.export.unpageable_key_reason``).
+KEY_TYPES_SQL = """
+SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME IN %s
+"""
 WRITES = {"INSERT", "UPDATE", "DELETE", "CREATE"}
 # The current user's privileges at every level; information_schema lists other users' too
 # when the user may read the grant tables, hence the GRANTEE filter.

@@ -79,6 +79,16 @@ def logical_type(
     return "string"  # char, varchar, text, enum, set, …
 
 
+# Types kept as a column's ``native``: read as text like any string, but sorted by their
+# declared position (an ENUM) or members' bits (a SET), not as text (domain.export).
+ORDERED_AS_NUMBERS = frozenset({"enum", "set"})
+
+
+def native_type(data_type: str) -> str | None:
+    t = data_type.lower()
+    return t if t in ORDERED_AS_NUMBERS else None
+
+
 def _bits(column_type: str) -> int:
     """BIT(n)'s n (a bare BIT is BIT(1))."""
     found = re.fullmatch(r"bit\((\d+)\)", column_type)

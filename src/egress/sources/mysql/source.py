@@ -17,6 +17,7 @@ import pymysql
 import pymysql.cursors
 
 from egress.domain.catalog import ColumnInfo, TableInfo, group_unique_keys, with_enforced_keys
+from egress.domain.export import unpageable_key_reason
 from egress.domain.incremental import ServerClock
 from egress.domain.options import naive_utc
 from egress.domain.plan import ReadPlan
@@ -36,6 +37,7 @@ from egress.sources.mysql import raw
 from egress.sources.mysql.catalog import (
     CATALOG_SQL,
     JSON_CHECKS_SQL,
+    KEY_TYPES_SQL,
     PK_SQL,
     SYSTEM_SCHEMAS,
     UNIQUE_SQL,
@@ -46,6 +48,7 @@ from egress.sources.mysql.columns import (
     column_sql,
     logical_type,
     max_sql,
+    native_type,
     result_column,
 )
 from egress.sources.mysql.connect import (
@@ -230,7 +233,7 @@ class MysqlSource:
             logical = logical_type(dtype, ctype, prec, scale, self._s.tinyint1AsBoolean)
             if (table, col) in json_columns and logical == "string":
                 logical = "json"
-            info.columns.append(ColumnInfo(col, logical, nullable == "YES"))
+            info.columns.append(ColumnInfo(col, logical, nullable == "YES", native_type(dtype)))
         return with_enforced_keys(list(tables.values()), group_unique_keys(unique_rows))
 
     def describe(self, query: str) -> list[ColumnInfo]:
@@ -297,10 +300,32 @@ class MysqlSource:
     def read(
         self, plan: ReadPlan, batch_rows: int, batch_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch]:
+        self._check_pageable(plan)
         if not self._reads_raw():
             yield from self._stream(self._connect(unbuffered=True), plan, batch_rows, batch_bytes)
             return
         yield from self._raw_stream(self._raw_session(), plan, batch_rows, batch_bytes)
+
+    def _check_pageable(self, plan: ReadPlan) -> None:
+        """An export job pages by key (``order``), which an ENUM or a SET key cannot be; a
+        template discovered before its column's native type was kept does not tell, so the
+        server is asked (only of text keys: ENUM and SET read as text)."""
+        if not plan.order or plan.table is None:
+            return
+        text = tuple(k for k in plan.order if plan.column_type(k) == "string")
+        if not text:
+            return
+        where = (plan.table.schema or self._s.database, plan.table.name, text)
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                cur.execute(KEY_TYPES_SQL, where)
+                found = cur.fetchall()
+        except pymysql.Error as exc:
+            raise SourceError(clean_error(exc)) from exc
+        columns = [ColumnInfo(name, "string", native=native_type(t)) for name, t in found]
+        reason = unpageable_key_reason(columns, list(plan.order))
+        if reason is not None:
+            raise SourceError(f"this object cannot be exported: {reason}")
 
     def _reads_raw(self) -> bool:
         # The host name check of TLS with a CA needs PyMySQL's TLS on our own socket.

@@ -95,7 +95,11 @@ OWN_TEXT = frozenset({"bpchar", "inet"})
 
 def native_type(typname: str) -> str | None:
     """What a column of ``typname`` (or an array of it, or a domain over either: the catalog
-    and a query's probe report the base type) keeps of its type: the types of OWN_TEXT."""
+    and a query's probe report the base type) keeps of its type: the types of OWN_TEXT, and
+    money (read as its digits like any decimal, but no key after a decimal cursor: it has no
+    comparison with numeric; domain.export)."""
+    if typname == "money":
+        return typname
     return typname if typname.removesuffix("[]") in OWN_TEXT else None
 
 

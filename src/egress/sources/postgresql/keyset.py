@@ -17,10 +17,13 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+from sqlglot import exp
 
+from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
+from egress.query.select import ColumnSql, column, plain_column
 from egress.sources.base import Rendering
-from egress.sources.postgresql.columns import is_text
+from egress.sources.postgresql.columns import arrow_path_sql, is_text
 from egress.sources.postgresql.copy_out import Copied
 from egress.sources.postgresql.snapshot import BEGIN_SNAPSHOT, one_row
 
@@ -44,6 +47,19 @@ def row_key(row: bytes, encoding: str, plan: ReadPlan, rendering: Rendering) -> 
     return [int(values[at[k][0]]) if at[k][1] else values[at[k][0]] for k in plan.order]
 
 
+def key_sql(field: ColumnInfo) -> exp.Expr:
+    """A key column as the bound query reads it, each value exactly: a text key as the COPY
+    writes it (psycopg would read an inet as an address object, a jsonb as a dict, and an
+    interval in ISO 8601 not at all), a real widened to double precision (psycopg reads a
+    real's shortest text, 0.3, as the double 0.3, below the stored 0.30000001192092896: the
+    next job's ``k > 0.3`` took the boundary row again)."""
+    if is_text(field.type):
+        return arrow_path_sql(field)
+    if field.type == "float32":
+        return exp.cast(column(field.name), "DOUBLE PRECISION")
+    return plain_column(field)
+
+
 def key_plan(plan: ReadPlan, **changes: Any) -> ReadPlan:
     """The plan reading only its key columns."""
     by_name = {c.name: c for c in plan.columns or plan.fields}
@@ -53,7 +69,7 @@ def key_plan(plan: ReadPlan, **changes: Any) -> ReadPlan:
 def copy_slice(
     conn: psycopg.Connection[Any],
     plan: ReadPlan,
-    select: Callable[[ReadPlan], str],
+    select: Callable[[ReadPlan, ColumnSql], str],
     copy: Callable[[], Copied],
     rendering: Rendering,
 ) -> tuple[int, list[Any] | None, bool]:
@@ -63,11 +79,13 @@ def copy_slice(
     one_row(conn, BEGIN_SNAPSHOT)
     if not key_in_rows(plan):
         bound = key_plan(plan, limit=2, offset=plan.limit - 1)
-        found = conn.execute(select(bound)).fetchall()
+        found = conn.execute(select(bound, key_sql)).fetchall()
         return copy().rows, (list(found[0]) if found else None), len(found) == 2
     rows, tail = copy()
     if rows < plan.limit:
         return rows, None, False
     last = row_key(tail, conn.info.encoding, plan, rendering)
-    follows = conn.execute(select(key_plan(plan, after=last, limit=1))).fetchall()
-    return rows, last, bool(follows)
+    # Whether, not which: the key's values are not read back (nor parsed by psycopg).
+    next_row = select(key_plan(plan, after=last, limit=1), plain_column)
+    follows = one_row(conn, f"SELECT EXISTS ({next_row})")
+    return rows, last, bool(follows[0])

@@ -336,7 +336,7 @@ class PostgresSource:
                 found = copy_slice(
                     conn,
                     plan,
-                    lambda part: self._select(conn, part, plain_column),
+                    partial(self._select, conn),
                     lambda: copy_rendered(
                         partial(self._select, conn, plan), plan, conn, out, on_progress, rendering
                     ),
