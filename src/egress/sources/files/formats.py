@@ -70,21 +70,22 @@ def gzipped_parquet(file: DataFile) -> bool:
 
 
 def shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema | None:
-    """One schema for a folder's files: all readable, same format, same columns, and for each
-    column one type its files' types widen into (int32 and int64, int and float, an all-empty
-    CSV column and anything) without changing a value (``_keeps``). A CSV column with no such
-    type is ``string``, its text as written; another format's makes no shared schema."""
+    """One schema for a folder's files: all readable, same format, same columns (in any order:
+    every read matches a file's columns to the template's by name; the first file's order),
+    and for each column one type its files' types widen into (int32 and int64, int and float,
+    an all-empty CSV column and anything) without changing a value (``_keeps``). A CSV column
+    with no such type is ``string``, its text as written; another format's makes no shared
+    schema."""
     schemas = [schema for _, schema in members if schema is not None]
     if len(schemas) != len(members):
         return None
     formats = {f.format for f, _ in members}
-    names = {tuple(schema.names) for schema in schemas}
-    if len(formats) != 1 or len(names) != 1:
+    if len(formats) != 1 or not _same_columns(schemas):
         return None
     fmt = formats.pop()
     fields = []
     for i, name in enumerate(schemas[0].names):
-        types = [schema.field(i).type for schema in schemas]
+        types = [_field(schema, name, i).type for schema in schemas]
         try:
             wide = (
                 pa.unify_schemas(
@@ -101,8 +102,25 @@ def shared_schema(members: list[tuple[DataFile, pa.Schema | None]]) -> pa.Schema
             if fmt != "csv":
                 return None
             wide = pa.string()
-        fields.append(pa.field(name, wide, any(schema.field(i).nullable for schema in schemas)))
+        nullable = any(_field(schema, name, i).nullable for schema in schemas)
+        fields.append(pa.field(name, wide, nullable))
     return pa.schema(fields)
+
+
+def _same_columns(schemas: list[pa.Schema]) -> bool:
+    """Whether ``schemas`` have the same column names: in any order when each name is one
+    column's (a read finds it by name), else in the same order."""
+    first = schemas[0].names
+    if len(set(first)) != len(first):
+        return all(schema.names == first for schema in schemas)
+    return all(
+        len(schema.names) == len(first) and set(schema.names) == set(first) for schema in schemas
+    )
+
+
+def _field(schema: pa.Schema, name: str, index: int) -> pa.Field:
+    """``schema``'s column ``name``: by name when the name is unique, else at ``index``."""
+    return schema.field(name) if schema.names.count(name) == 1 else schema.field(index)
 
 
 def _with_integer_digits(wide: pa.DataType, types: list[pa.DataType]) -> pa.DataType:

@@ -276,10 +276,15 @@ class FilesSource:
             elif first.format == "json":
                 schema = self._exact_jsonl_schema(first, json_strings(schema))
         except (OSError, pa.ArrowException) as exc:
-            problem = self._explain(exc, first)
-            if key is not None:
-                SCHEMAS.put(key, problem)
-            raise SourceError(problem) from exc
+            header = None
+            if first.format == "csv" and _NO_LINE in clean(exc):
+                header = self._header_only(first, nulls)
+            if header is None:
+                problem = self._explain(exc, first)
+                if key is not None:
+                    SCHEMAS.put(key, problem)
+                raise SourceError(problem) from exc
+            schema = header
         except SourceError as exc:  # the file's own text (not UTF-8): remembered the same
             if key is not None:
                 SCHEMAS.put(key, str(exc))
@@ -287,6 +292,33 @@ class FilesSource:
         if key is not None:
             SCHEMAS.put(key, schema)
         return schema
+
+    def _header_only(self, file: DataFile, nulls: tuple[str, ...]) -> pa.Schema | None:
+        """The columns of a CSV file that is its header line and nothing else, without a
+        final newline (Arrow's reader finds no complete line in it, and fails), marked
+        ``_HEADER_ONLY`` so that runs skip the file: it has no rows. None for any other file."""
+        try:
+            with self._fs.open_input_stream(self._absolute(file.path)) as stream:
+                text = stream.read(_BLOCK + 1)
+            if len(text) > _BLOCK or not text.strip():
+                return None
+            table = pcsv.read_csv(pa.BufferReader(text + b"\n"), convert_options=csv_convert(nulls))
+        except (OSError, pa.ArrowException):
+            return None
+        if table.num_rows:
+            return None
+        return table.schema.with_metadata({_HEADER_ONLY: b"1"})
+
+    def _has_rows(self, file: DataFile) -> bool:
+        """Whether a run reads ``file``: not a header-only CSV file (``_header_only``), which
+        Arrow's reader cannot open. An unreadable file is read, and fails naming itself."""
+        if file.format != "csv":
+            return True
+        try:
+            metadata = self._native_schema([file]).metadata
+        except SourceError:
+            return True
+        return not metadata or _HEADER_ONLY not in metadata
 
     def _exact_csv_schema(
         self, file: DataFile, inferred: pa.Schema, nulls: tuple[str, ...]
@@ -405,6 +437,7 @@ class FilesSource:
             return None, files, pa.schema([])
         native = self._native_schema(files)
         shape = self._folder_schema(files, native)
+        readable = [f for f in files if self._has_rows(f)]
         # The template's logical types decide how text is parsed, so every file of a folder
         # (and every later version of a file) is read the same way; nested values (of the whole
         # folder's type) and extension types (``conform`` unwraps them) stay native.
@@ -417,17 +450,19 @@ class FilesSource:
             fields.append(pa.field(col.name, own if keep else arrow_type(col.type)))
         schema = pa.schema(fields)
         self._notice_differences(files, native, schema.names)
+        if not readable:  # header-only CSV files: no rows
+            return None, files, schema
         fmt = files[0].format
         read = csv_text_schema(schema) if fmt == "csv" else schema
         nulls = self._nulls if plan.null_values is None else plan.null_values
         try:
             parts = [
                 self._open_dataset(group, file_format(fmt, schema, nulls, one), read, scratch)
-                for one, group in self._csv_groups(files)
+                for one, group in self._csv_groups(readable)
             ]
         except (OSError, pa.ArrowException) as exc:
-            raise SourceError(self._explain(exc, files[0])) from exc
-        return parts[0] if len(parts) == 1 else ds.dataset(parts), files, schema
+            raise SourceError(self._explain(exc, readable[0])) from exc
+        return parts[0] if len(parts) == 1 else ds.dataset(parts), readable, schema
 
     def _folder_schema(self, files: list[DataFile], native: pa.Schema) -> pa.Schema:
         """The folder's shared schema (the catalog's), whose nested types hold every file's
@@ -490,10 +525,20 @@ class FilesSource:
             except (OSError, pa.ArrowException) as exc:
                 text = self._explain(exc, files[0], len(files) > 1)
                 native = self._native_schema(files)
-                explained = _lossy_cast(text, native, schema) or _unread(text, native, schema)
+                explained = _lossy_cast(text, native, schema) or _unread(
+                    text, self._natives(files), schema, f"{_parent(files[0].path)}/*"
+                )
                 raise SourceError(explained or text) from exc
             if batch.num_rows:
                 yield path, batch
+
+    def _natives(self, files: list[DataFile]) -> list[tuple[str, pa.Schema]]:
+        """Each readable file's own schema (cached), by its path."""
+        natives = []
+        for file in files:
+            with contextlib.suppress(SourceError):
+                natives.append((file.path, self._native_schema([file])))
+        return natives
 
     def _tagged(
         self,
@@ -672,6 +717,14 @@ class FilesSource:
         return f"{name}{where}: {text}"
 
 
+# Arrow's CSV reader on a file with no complete line (empty, or a header without a final
+# newline): "CSV parse error: Empty CSV file or block: cannot infer number of columns".
+_NO_LINE = "Empty CSV file or block"
+# The block Arrow's CSV reader reads (and infers types from): its default, 1 MiB.
+_BLOCK = 1 << 20
+# Schema metadata of a header-only CSV file (``FilesSource._header_only``).
+_HEADER_ONLY = b"egress.header_only"
+
 # Arrow's CSV reader on a row longer than its block: "straddling object straddles two block
 # boundaries (try to increase block size?)".
 _STRADDLING = "straddles two block boundaries"
@@ -738,24 +791,42 @@ def _refuse_extremes(path: str, batch: pa.RecordBatch) -> None:
 # 2026-02-29, a timestamptz without an offset) or on text that is not UTF-8: "In CSV column #1:
 # Row #200002: CSV conversion error to bool: invalid value '1'".
 _UNREAD = re.compile(
-    r"In CSV column #(\d+): Row #\d+: CSV conversion error to [^:]+: (?:invalid value '(.*)'"
+    r"In CSV column #(\d+): Row #\d+: CSV conversion error to ([^:]+): (?:invalid value '(.*)'"
     r"|expected (?:no|a) zone offset in '(.*?)'.*|invalid UTF8 data)$",
     re.DOTALL,
 )
 
 
-def _unread(text: str, native: pa.Schema, target: pa.Schema) -> str | None:
+def _unread(
+    text: str, natives: list[tuple[str, pa.Schema]], target: pa.Schema, several: str
+) -> str | None:
     """``text`` naming the column and the value Arrow's CSV reader could not read, or None
-    when it is no such refusal. Arrow numbers the file's columns (the first file's)."""
+    when it is no such refusal or the column is not known for sure. Arrow numbers the columns
+    of the file it read (``natives``: each file's own), whose header may order them otherwise
+    than another's: the column is the one at that place in the files whose column there has
+    the type Arrow read it as, and when that is one file, it replaces the folder's ``several``
+    (``orders/*``) that Arrow's scan error leaves."""
     found = _UNREAD.search(text)
     if found is None:
         return None
-    index, value = int(found.group(1)), found.group(2) or found.group(3)
-    if index >= len(native.names) or native.names[index] not in target.names:
+    index, wanted = int(found.group(1)), found.group(2)
+    value = found.group(3) or found.group(4)
+    read = csv_text_schema(target)
+    placed = [
+        (path, native.names[index])
+        for path, native in natives
+        if index < len(native.names) and native.names[index] in target.names
+    ]
+    typed = [(path, name) for path, name in placed if str(read.field(name).type) == wanted]
+    names = {name for _, name in typed or placed}
+    if len(names) != 1:
         return None
-    name = native.names[index]
+    name = names.pop()
+    where = text[: found.start()]
+    if len(typed) == 1 and where.startswith(f"{several} "):
+        where = typed[0][0] + where.removeprefix(several)
     why = unreadable(target.field(name).type)
-    return text[: found.start()] + (not_utf8(name) if value is None else holds(name, value, why))
+    return where + (not_utf8(name) if value is None else holds(name, value, why))
 
 
 # Arrow's refusal to cast a value it would change: "Casting from timestamp[ns] to
