@@ -18,6 +18,7 @@ from egress.db.data_tables import DataTableRepo
 from egress.db.engine import make_engine
 from egress.db.execution_cache import DetailsCache
 from egress.db.executions import ExecutionRepo
+from egress.db.leftovers import LeftoverRepo
 from egress.db.oauth import GrantRepo
 from egress.db.rate_buckets import RateBucketRepo
 from egress.db.requests import RequestRepo
@@ -29,6 +30,7 @@ from egress.db.workspaces import WorkspaceRepo
 from egress.domain.clock import Clock, utcnow
 from egress.domain.export import RETENTION_EVERY_S
 from egress.domain.retry import Backoff
+from egress.engine.leftovers import Cleanup
 from egress.engine.runner import Runner
 from egress.services import Services
 from egress.services.audit import AuditService
@@ -285,6 +287,9 @@ class Container:
             self.settings.batch_rows,
             self.settings.batch_bytes,
             self.settings.max_split_parts,
+            Cleanup(
+                self.storage, self.run_queue, LeftoverRepo(self.engine, self.clock), self.clock
+            ),
         )
 
     def worker(self, name: str = "worker") -> Worker:

@@ -47,6 +47,12 @@ Buffer = bytes | bytearray | memoryview
 STREAM_CHUNK = 1 << 20
 
 
+def error_text(exc: BaseException) -> str:
+    """What a store's error says, without the debug dump obstore appends to it (a few dozen
+    lines of its internal structures after a blank line)."""
+    return str(exc).split("\n\nDebug source:", 1)[0].strip()
+
+
 class DestinationExists(Exception):
     """The final key is taken; publishing would overwrite someone else's file."""
 

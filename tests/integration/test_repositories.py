@@ -17,6 +17,7 @@ from egress.db.configurations import ConfigurationRepo
 from egress.db.connections import ConnectionRepo
 from egress.db.engine import make_engine
 from egress.db.executions import ExecutionRepo, FileRecord
+from egress.db.leftovers import LeftoverRepo
 from egress.db.migrate import upgrade
 from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
 from egress.db.tables import metadata, runs
@@ -161,6 +162,11 @@ def test_one_active_run_per_configuration_is_a_database_invariant(repos: Repos) 
         )
 
 
+def _leftover_tokens(repos: Repos, now: datetime) -> list[str]:
+    """The attempts whose storage leftovers the reaper has recorded for deleting."""
+    return [s.leftover.lease_token for s in LeftoverRepo(repos.engine).due(now, 10)]
+
+
 def test_fencing_a_zombie_cannot_finish_after_its_lease_was_taken(repos: Repos) -> None:
     ws = repos.workspaces.ensure_workspace("a")
     cfg = repos.configuration(ws, "x")
@@ -169,7 +175,7 @@ def test_fencing_a_zombie_cannot_finish_after_its_lease_was_taken(repos: Repos) 
     assert zombie is not None
     counts = repos.queue.reap(T0 + LEASE * 2, max_attempts=3)
     assert (counts.requeued, counts.failed) == (1, 0)
-    assert counts.leftovers[0].lease_token == zombie.lease_token
+    assert _leftover_tokens(repos, T0 + LEASE * 2) == [zombie.lease_token]
     fresh = repos.queue.claim("w2", LEASE, T0 + LEASE * 2)
     assert fresh is not None and fresh.lease_token != zombie.lease_token and fresh.attempt == 2
     assert not repos.queue.finish(zombie, Outcome(RunStatus.COMPLETED, 1), T0)
@@ -253,7 +259,7 @@ def test_the_reaper_ends_a_cancel_requested_run_cancelled_never_pending(repos: R
     held, _ = repos.executions.create(ws, cfg, BARE_SPEC, "api", T0 + timedelta(seconds=1))
     counts = repos.queue.reap(T0 + LEASE * 2, max_attempts=3)
     assert (counts.requeued, counts.failed, counts.cancelled) == (0, 0, 1)
-    assert counts.leftovers[0].lease_token == zombie.lease_token
+    assert _leftover_tokens(repos, T0 + LEASE * 2) == [zombie.lease_token]
     run = repos.executions.get(ws, cfg, eid).latest
     assert (run.status, run.attempt, run.error_message) == (RunStatus.CANCELLED, 1, None)
     assert run.completed_at is not None

@@ -5,6 +5,7 @@ and the next attempt at the moment the first one would have frozen."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,10 @@ from egress.container import Container
 from egress.db.run_records import ClaimedRun, Outcome
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.identity import ADMIN
+from egress.domain.naming import MANIFEST_SUFFIX
 from egress.domain.status import RunStatus
 from egress.engine.control import LeaseLost, RunControl
-from egress.storage import Storage
+from egress.storage import TMP_PREFIX, ObjectHeaders, Storage
 from tests.conftest import make_settings
 from tests.support.factories import configuration_values
 from tests.support.identity import caller
@@ -52,7 +54,7 @@ def c(tmp_path: Path, clock: Clock) -> Iterator[Container]:
     container.warehouse.engine.dispose()
 
 
-def _queued_execution(c: Container, tmp_path: Path, **values: Any) -> tuple[str, str, str]:
+def queued_execution(c: Container, tmp_path: Path, **values: Any) -> tuple[str, str, str]:
     path = tmp_path / "src.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, part TEXT)")
@@ -118,7 +120,7 @@ def _completed_rows(c: Container, ws: str, cfg: str, execution_id: str) -> int:
 def test_a_zombie_that_loses_its_lease_after_publishing_keeps_the_next_attempts_file(
     c: Container, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws, cfg, execution_id = _queued_execution(c, tmp_path)
+    ws, cfg, execution_id = queued_execution(c, tmp_path)
     zombie = _zombie(c, clock)
     runner = c.runner()
     queue = c.run_queue
@@ -139,7 +141,7 @@ def test_a_zombie_that_loses_its_lease_after_publishing_keeps_the_next_attempts_
 def test_a_zombie_that_freezes_mid_publish_keeps_the_next_attempts_file(
     c: Container, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws, cfg, execution_id = _queued_execution(c, tmp_path, split_by="part")
+    ws, cfg, execution_id = queued_execution(c, tmp_path, split_by="part")
     zombie = _zombie(c, clock)
     runner = c.runner()
     # It moved its first part into place, then froze before the second.
@@ -149,3 +151,53 @@ def test_a_zombie_that_freezes_mid_publish_keeps_the_next_attempts_file(
     with pytest.raises(Exception):  # noqa: B017 - whatever its stale move ran into
         runner.execute(zombie, RunControl())
     assert _completed_rows(c, ws, cfg, execution_id) == 100
+
+
+class FrozenAtManifest:
+    """The zombie's storage: its worker freezes just before its manifest reaches its final key
+    (however it gets there), ``freeze`` playing what happens meanwhile."""
+
+    def __init__(self, real: Storage, freeze: Callable[[], None]) -> None:
+        self._real, self._freeze = real, freeze
+
+    def _arriving(self, key: str) -> None:
+        if key.endswith(MANIFEST_SUFFIX) and f"/{TMP_PREFIX}/" not in f"/{key}":
+            self._freeze()
+
+    def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None:
+        self._arriving(key)
+        self._real.put(key, data, headers)
+
+    def publish(self, src: str, dst: str) -> None:
+        self._arriving(dst)
+        self._real.publish(src, dst)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_zombie_frozen_before_its_manifest_never_replaces_the_next_attempts_manifest(
+    c: Container, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, cfg, execution_id = queued_execution(c, tmp_path)
+    zombie = _zombie(c, clock)
+    runner = c.runner()
+
+    def meanwhile() -> None:
+        # A row arrives, then the zombie's lease runs out: the reaper deletes the file it had
+        # moved into place, so attempt 2 publishes 101 rows under the very same names.
+        with sqlite3.connect(tmp_path / "src.db") as db:
+            db.execute("INSERT INTO t VALUES (100, 'a')")
+        _replace_zombie(c, clock)
+
+    monkeypatch.setattr(runner, "_storage", FrozenAtManifest(c.storage, meanwhile))
+    with pytest.raises(Exception):  # noqa: B017 - whatever its stale manifest ran into
+        runner.execute(zombie, RunControl())
+    assert _completed_rows(c, ws, cfg, execution_id) == 101
+    run = c.executions.get(ws, cfg, execution_id).latest
+    assert run.manifest_key is not None
+    manifest = json.loads(b"".join(c.storage.stream(run.manifest_key)))
+    (file,) = run.files
+    assert [(f["key"], f["recordCount"], f["sha256"]) for f in manifest["files"]] == [
+        (file.storage_key, 101, file.sha256)
+    ]

@@ -17,6 +17,7 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from egress.db import leftovers
 from egress.db.changes import announced
 from egress.db.engine import Repository
 from egress.db.run_records import (
@@ -428,10 +429,10 @@ class RunQueue(Repository):
 
     def reap(self, now: datetime, max_attempts: int) -> ReapCounts:
         """Runs whose lease expired: back to PENDING (attempt + 1), FAILED after the last,
-        CANCELLED when their cancel was requested. Queued runs with a cancel request (left by
+        CANCELLED when their cancel was requested; what each attempt left in storage is
+        recorded in ``storage_leftovers`` for deleting. Queued runs with a cancel request (left by
         an older version) end CANCELLED too: a cancelled run never runs again."""
         requeued = failed = cancelled = 0
-        leftovers: list[Leftover] = []
         with self._engine.begin() as conn:
             expired = conn.execute(
                 sa.select(
@@ -456,7 +457,8 @@ class RunQueue(Repository):
                     ).scalars()
                 )
                 conn.execute(pending_publications.delete().where(pending))
-                leftovers.append(Leftover(r.id, r.workspace_id, r.lease_token, keys))
+                # Its temporary files and those keys, kept until the store has deleted them.
+                leftovers.record(conn, Leftover(r.id, r.workspace_id, r.lease_token, keys), now)
                 attempt = Attempt(
                     r.id, r.lease_token, r.attempt, bool(r.cancel_requested), r.configuration_id
                 )
@@ -465,9 +467,7 @@ class RunQueue(Repository):
                 failed += target is RunStatus.FAILED
                 cancelled += target is RunStatus.CANCELLED
             cancelled += self._cancel_queued(conn, now)
-        return ReapCounts(
-            requeued=requeued, failed=failed, cancelled=cancelled, leftovers=leftovers
-        )
+        return ReapCounts(requeued=requeued, failed=failed, cancelled=cancelled)
 
     def _cancel_queued(self, conn: Connection, now: datetime) -> int:
         queued = conn.execute(

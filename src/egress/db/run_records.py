@@ -1,5 +1,5 @@
 """What the run queue hands to workers and takes back from them: a claimed run, a heartbeat's
-answer, a run's outcome, and what the reaper found (counts and leftovers to clean up)."""
+answer, a run's outcome, what the reaper found, and what an attempt left in storage."""
 
 from __future__ import annotations
 
@@ -97,7 +97,6 @@ class ReapCounts:
     requeued: int
     failed: int
     cancelled: int = 0
-    leftovers: list[Leftover] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -416,6 +416,23 @@ pending_publications = sa.Table(
     sa.Column("storage_key", sa.String(1000), primary_key=True),
 )
 
+# What an attempt left in storage that could not be deleted when it ended (the store failed,
+# or the attempt died): its temporary prefix and the keys it was publishing. The reaper deletes
+# them, retrying while the store fails, and only then the row. No foreign key: the objects
+# outlive a run deleted with its configuration.
+storage_leftovers = sa.Table(
+    "storage_leftovers",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("run_id", ID, nullable=False),
+    sa.Column("workspace_id", ID, nullable=False),
+    sa.Column("lease_token", sa.String(64), nullable=False),
+    sa.Column("storage_keys", sa.JSON(), nullable=False),
+    sa.Column("tries", sa.Integer(), nullable=False),
+    sa.Column("next_try_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_storage_leftovers_next_try", "next_try_at"),
+)
+
 # Managed tables in the warehouse database; `physical_name` is unique across workspaces.
 data_tables = sa.Table(
     "data_tables",

@@ -51,7 +51,7 @@ class ExportParts:
 
     storage: Storage
     queue: RunQueue
-    prefix: str  # the attempt's temporary prefix
+    clean: Callable[[], None]  # the attempt's temporary files deleted (or left to the reaper)
     batches: Batches  # the runner's bounded, stall-watched batches of a plan
     buffer_bytes: int
 
@@ -250,7 +250,7 @@ def run_export(
     if not parts.queue.mark_publishing(claimed, [final]):
         raise LeaseLost
     parts.storage.publish(sink.key, final)
-    parts.storage.delete_prefix(parts.prefix)
+    parts.clean()  # its file moved out; the empty folders go too
     record = FileRecord(
         sub_extract_id=ALL,
         sub_extract_value=None,

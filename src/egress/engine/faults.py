@@ -24,7 +24,7 @@ from obstore.exceptions import GenericError
 
 from egress.engine.job import RunFailure
 from egress.sources.base import COULD_NOT_CONNECT, TIMED_OUT, ConnectFailed, SourceError
-from egress.storage import STORAGE_ERRORS
+from egress.storage import STORAGE_ERRORS, error_text
 
 
 class TransientFailure(Exception):
@@ -54,6 +54,9 @@ _TRANSIENT_STORE_TEXT = re.compile(
     r"SERVICE_UNAVAILABLE|INTERNAL_FAILURE|THROTTLING|REQUEST_TIMEOUT)",
     re.IGNORECASE,
 )
+
+
+_STORE_OS_ERROR = re.compile(r"AWS Error|^Generic \w+ error: ")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -99,9 +102,11 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, GenericError):
         return bool(_TRANSIENT_STORE_TEXT.search(str(exc)))
     if isinstance(exc, OSError):
-        aws = "AWS Error" in str(exc)  # pyarrow's S3 filesystem
+        # pyarrow's S3 filesystem ("AWS Error …"), and obstore's writer, which raises a plain
+        # OSError with the store's words when an upload fails ("Generic S3 error: …").
+        store = _STORE_OS_ERROR.search(str(exc)) is not None
         return exc.errno in _TRANSIENT_ERRNOS or (
-            aws and bool(_TRANSIENT_STORE_TEXT.search(str(exc)))
+            store and bool(_TRANSIENT_STORE_TEXT.search(str(exc)))
         )
     return False
 
@@ -117,5 +122,5 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, pa.ArrowException):
         return f"data conversion failed: {exc}"
     if isinstance(exc, STORAGE_ERRORS):
-        return f"storage error: {exc}"
+        return f"storage error: {error_text(exc)}"
     return f"internal error ({type(exc).__name__}): {exc}"

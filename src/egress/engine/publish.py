@@ -1,22 +1,22 @@
 """Publishing a run's files (DESIGN §5, step 2): choose final names no other file holds,
 record them as pending (fenced by the lease), move every file to its final key without
-overwriting, then write the run's manifest. All or nothing: a failure removes what moved."""
+overwriting, then the run's manifest likewise. All or nothing: a failure removes what moved."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict
 from typing import Any
 
 import orjson
 
-from egress.db.run_queue import RunQueue
+from egress.db.run_queue import Leftover, RunQueue
 from egress.domain.naming import manifest_name, name_candidates, storage_key, varies_per_run
 from egress.engine.control import LeaseLost
 from egress.engine.job import Job, RunFailure, Written
+from egress.engine.leftovers import Cleanup
 from egress.engine.windows import json_value
-from egress.storage import STORAGE_ERRORS, DestinationExists, ObjectHeaders, Storage
+from egress.storage import DestinationExists, ObjectHeaders, Storage, tmp_key
 
 
 def final_names(storage: Storage, job: Job, written: list[Written]) -> str:
@@ -69,32 +69,36 @@ def _refuse_shared_names(job: Job, written: list[Written], names: list[str]) -> 
             )
 
 
-def publish(storage: Storage, queue: RunQueue, job: Job, written: list[Written]) -> str:
-    """Move every file to a free final key, then publish the manifest; returns its key."""
+def publish(
+    storage: Storage, queue: RunQueue, cleanup: Cleanup, job: Job, written: list[Written]
+) -> str:
+    """Move every file to a free final key, then the manifest; returns the manifest's key.
+    The manifest is written under the attempt's temporary prefix first and moved like the
+    files: a put would replace the manifest of an attempt that took over this run while this
+    one was frozen, and a frozen attempt's temporary files are gone once it is reaped."""
+    claimed = job.claimed
     manifest_key = final_names(storage, job, written)
     manifest_file = manifest_key.rsplit("/", 1)[-1]
+    # In a folder of its own: no data file's temporary name can be the manifest's.
+    staged = tmp_key(
+        claimed.workspace_id, claimed.run_id, claimed.lease_token, f"manifest/{manifest_file}"
+    )
+    storage.put(staged, manifest(job, written), ObjectHeaders("application/json", manifest_file))
     taken = [w.final_key for w in written] + [manifest_key]
-    if not queue.mark_publishing(job.claimed, sorted(taken)):
+    if not queue.mark_publishing(claimed, sorted(taken)):
         raise LeaseLost
     published: list[str] = []
     try:
         for w in written:
             storage.publish(w.temp_key, w.final_key)
             published.append(w.final_key)
-        storage.put(
-            manifest_key,
-            manifest(job, written),
-            ObjectHeaders("application/json", manifest_file),
-        )
+        storage.publish(staged, manifest_key)
     except Exception as exc:  # publish all or nothing: what this attempt moved goes again
-        claimed = job.claimed
-
-        def delete(key: str) -> None:
-            with contextlib.suppress(*STORAGE_ERRORS):  # the failure may be the store's own
-                storage.delete(key)
-
-        # Unless this attempt was frozen past its lease and the next one took those names.
-        queue.unpublish(claimed.run_id, claimed.lease_token, published, delete)
+        # Unless this attempt was frozen past its lease and the next one took those names;
+        # what the store refuses to delete now, the reaper deletes later.
+        cleanup.now_or_later(
+            Leftover(claimed.run_id, claimed.workspace_id, claimed.lease_token, published)
+        )
         if isinstance(exc, DestinationExists):
             raise RunFailure(f"a file appeared at {exc.key!r} while publishing; run again") from exc
         raise

@@ -56,6 +56,7 @@ from egress.engine.drift import dropped_columns_named
 from egress.engine.export import ExportParts, run_export, warehouse_source
 from egress.engine.faults import TransientFailure, failure_message, is_transient
 from egress.engine.job import Job, RunFailure, Written, with_parallelism, with_split_field
+from egress.engine.leftovers import Cleanup
 from egress.engine.parts import write_parted, writes_in_parts
 from egress.engine.publish import publish
 from egress.engine.read_ahead import read_ahead
@@ -76,7 +77,7 @@ from egress.sources.base import (
 )
 from egress.sources.policy import SourcePolicy
 from egress.sources.session_cache import SessionCache
-from egress.storage import STORAGE_ERRORS, Storage, tmp_key, tmp_prefix
+from egress.storage import STORAGE_ERRORS, Storage, tmp_key
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class Runner:
         batch_rows: int,
         batch_bytes: int,
         max_split_parts: int,
+        cleanup: Cleanup,
     ) -> None:
         self._connections = connections
         self._queue = queue
@@ -112,6 +114,8 @@ class Runner:
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
         self._max_parts = max_split_parts
+        # What a failed or lost attempt leaves in storage; the worker's reaper retries it.
+        self.cleanup = cleanup
         # Idle source sessions, reused by the next run of the same connection (an export
         # chain's jobs): a new session was a fixed cost of every job (issue 17).
         self._sessions = SessionCache()
@@ -124,7 +128,6 @@ class Runner:
     def execute(self, claimed: ClaimedRun, control: RunControl) -> None:
         """Run to an outcome. Raises RunReleased/RunStalled/LeaseLost without committing
         anything (the worker gives the run back, fails the attempt, or lets it go)."""
-        prefix = tmp_prefix(claimed.workspace_id, claimed.run_id, claimed.lease_token)
         source: Source | None = None
         try:
             try:
@@ -132,10 +135,10 @@ class Runner:
                 control.attach(source.interrupt)
                 if claimed.export is not None:
                     outcome = run_export(
-                        claimed, claimed.export, source, control, self._export_parts(prefix)
+                        claimed, claimed.export, source, control, self._export_parts(claimed)
                     )
                 else:
-                    outcome = self._extract(claimed, source, control, prefix)
+                    outcome = self._extract(claimed, source, control)
             except Exception as exc:
                 if isinstance(source, ReusesSessions):  # a failed run's session is not reused
                     source.drop_sessions()
@@ -145,18 +148,18 @@ class Runner:
                     control.checkpoint()
                 raise
         except RunCancelled:
-            self._storage.delete_prefix(prefix)
+            self._clean(claimed)
             self._finish(claimed, Outcome.stopped(RunStatus.CANCELLED, control.processed), control)
             return
         except (LeaseLost, RunReleased, RunStalled):
-            self._storage.delete_prefix(prefix)
+            self._clean(claimed)
             raise
         except LoadError as exc:
             stopped = Outcome.stopped(RunStatus.FAILED, control.processed, str(exc))
             self._finish(claimed, stopped, control)
             return
         except Exception as exc:  # every failure ends the run with a message a user can act on
-            self._storage.delete_prefix(prefix)
+            self._clean(claimed)
             if is_transient(exc):
                 raise TransientFailure(failure_message(exc)) from exc
             if not isinstance(exc, (SourceError, RunFailure, ValueError, *STORAGE_ERRORS)):
@@ -175,13 +178,11 @@ class Runner:
             keys = [f.storage_key for f in outcome.files]
             if outcome.manifest_key is not None:
                 keys.append(outcome.manifest_key)
-            self._queue.unpublish(claimed.run_id, claimed.lease_token, keys, self._storage.delete)
+            self._clean(claimed, keys)
             if recorded is None:
                 raise LeaseLost
 
-    def _extract(
-        self, claimed: ClaimedRun, source: Source, control: RunControl, prefix: str
-    ) -> Outcome:
+    def _extract(self, claimed: ClaimedRun, source: Source, control: RunControl) -> Outcome:
         """An extraction: its files published (or its data table loaded); the outcome."""
         job = self._job(claimed)
         with dropped_columns_named(job, source, control):
@@ -207,15 +208,15 @@ class Runner:
             written = self._write(job, source, control)
             control.checkpoint()
             if sum(w.file.rows for w in written) == 0:
-                self._storage.delete_prefix(prefix)
+                self._clean(claimed)
                 return Outcome(
                     RunStatus.COMPLETED_NO_DATA,
                     0,
                     warnings=[*job.notes, *_warnings(source)],
                     window=job.window,
                 )
-            manifest_key = publish(self._storage, self._queue, job, written)
-            self._storage.delete_prefix(prefix)  # its files moved out; the empty folders go too
+            manifest_key = publish(self._storage, self._queue, self.cleanup, job, written)
+            self._clean(claimed)  # its files moved out; the empty folders go too
             files = [
                 FileRecord(
                     sub_extract_id=w.sub_extract_id,
@@ -238,8 +239,14 @@ class Runner:
                 window=job.window,
             )
 
-    def _export_parts(self, prefix: str) -> ExportParts:
-        return ExportParts(self._storage, self._queue, prefix, self._batches, FILE_BUFFER_BYTES)
+    def _export_parts(self, claimed: ClaimedRun) -> ExportParts:
+        return ExportParts(
+            self._storage,
+            self._queue,
+            lambda: self._clean(claimed),
+            self._batches,
+            FILE_BUFFER_BYTES,
+        )
 
     def _job(self, claimed: ClaimedRun) -> Job:
         cfg = claimed.spec.configuration
@@ -448,14 +455,14 @@ class Runner:
             yield from ahead
 
     # ------------------------------------------------------------------ helpers
-    def discard(self, leftover: Leftover) -> None:
-        """Remove what a dead attempt left behind: temporary files, unrecorded publications."""
-        self._storage.delete_prefix(
-            tmp_prefix(leftover.workspace_id, leftover.run_id, leftover.lease_token)
+    def _clean(self, claimed: ClaimedRun, published: list[str] | None = None) -> None:
+        """The attempt's temporary files, and the keys it ``published`` without recording
+        them, deleted now or recorded for the reaper: a store failing here must not stop the
+        attempt from recording its outcome."""
+        leftover = Leftover(
+            claimed.run_id, claimed.workspace_id, claimed.lease_token, published or []
         )
-        self._queue.unpublish(
-            leftover.run_id, leftover.lease_token, leftover.publishing_keys, self._storage.delete
-        )
+        self.cleanup.now_or_later(leftover)
 
     def _open_source(self, claimed: ClaimedRun) -> Source:
         ref, policy = claimed.spec.connection, self._policy

@@ -14,6 +14,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
+
 from egress.db.run_queue import ClaimedRun, Outcome, ReapCounts, RunQueue
 from egress.domain.clock import Clock
 from egress.domain.retry import Backoff
@@ -193,8 +195,8 @@ class Worker:
 
     def reap_once(self) -> ReapCounts:
         counts = self._queue.reap(self._clock(), self._max_attempts)
-        for leftover in counts.leftovers:
-            self._runner.discard(leftover)
+        # What these and earlier attempts left in storage (kept while the store failed).
+        self._runner.cleanup.retry_due()
         if counts.requeued or counts.failed or counts.cancelled:
             log.warning(
                 "reaper: %s runs requeued, %s failed, %s cancelled",
@@ -243,6 +245,10 @@ class Worker:
                 self._clock(),
                 control.estimated_rows,
             )
+        except sa.exc.DBAPIError as exc:  # the metadata database is unreachable or failing
+            # One line a beat, not a traceback: an outage would flood the log.
+            log.warning("heartbeat of run %s failed (%s); will retry", claimed.run_id, exc.orig)
+            return True
         except Exception:
             log.exception("heartbeat of run %s failed; will retry", claimed.run_id)
             return True
