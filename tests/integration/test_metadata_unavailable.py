@@ -7,12 +7,18 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from egress.container import Container
 from egress.db import engine as metadata_engine
+from egress.engine.control import RunControl
+from tests.conftest import PgDatabase, make_settings
+from tests.integration.test_zombie_publish import queued_execution
 from tests.support.tcp_switch import TcpSwitch
 
 
@@ -95,3 +101,37 @@ def test_a_sqlite_write_lock_held_past_the_busy_timeout_is_unavailable(
     finally:
         holder.close()
         engine.dispose()
+
+
+def test_a_heartbeat_while_the_metadata_database_is_down_logs_one_line(
+    tmp_path: Path, pg_factory: Any, pg_migrated: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A run's watchdog beats every few seconds: a traceback each time buried the log for as
+    # long as the database was down.
+    db: PgDatabase = pg_factory("egress_meta", pg_migrated)
+    switch = TcpSwitch(5432)
+    url = db.sqlalchemy_url.replace("127.0.0.1:5432", f"127.0.0.1:{switch.port}")
+    c = Container.build(make_settings(tmp_path, url))
+    try:
+        queued_execution(c, tmp_path)
+        claimed = c.run_queue.claim("w1", timedelta(seconds=c.settings.lease_s), c.clock())
+        assert claimed is not None
+        switch.off()
+        caplog.clear()
+        control = RunControl()
+        assert c.worker()._beat(claimed, control)  # the watch goes on; the next beat retries
+        assert control.reason() is None  # not stopped: the lease is not known to be lost
+        beats = [r for r in caplog.records if "heartbeat" in r.getMessage()]
+        assert [(r.levelno, r.exc_info) for r in beats] == [(logging.WARNING, None)]
+        lead = f"heartbeat of run {claimed.run_id}: the database "
+        assert (
+            beats[0]
+            .getMessage()
+            .startswith(
+                (f"{lead}is unreachable; try again (", f"{lead}connection was lost; try again (")
+            )
+        )
+    finally:
+        switch.off()
+        c.engine.dispose()
+        c.warehouse.engine.dispose()

@@ -14,8 +14,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-
 from egress.db.run_queue import ClaimedRun, Outcome, ReapCounts, RunQueue
 from egress.domain.clock import Clock
 from egress.domain.retry import Backoff
@@ -245,12 +243,8 @@ class Worker:
                 self._clock(),
                 control.estimated_rows,
             )
-        except sa.exc.DBAPIError as exc:  # the metadata database is unreachable or failing
-            # One line a beat, not a traceback: an outage would flood the log.
-            log.warning("heartbeat of run %s failed (%s); will retry", claimed.run_id, exc.orig)
-            return True
-        except Exception:
-            log.exception("heartbeat of run %s failed; will retry", claimed.run_id)
+        except Exception as exc:  # the next beat retries
+            log_round_error(f"heartbeat of run {claimed.run_id}", exc)
             return True
         if not beat.alive:
             control.lease_lost()
