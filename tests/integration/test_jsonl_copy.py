@@ -95,6 +95,9 @@ def db(pg_db: PgDatabase) -> PgDatabase:
             "INSERT INTO many SELECT g, repeat('x', g % 50) || E'\\n' || g"
             " FROM generate_series(1, 40000) g"
         )
+        # A value longer than the CSV reader's default block (1 MiB), between short ones.
+        conn.execute("CREATE TABLE huge (id int PRIMARY KEY, t text)")
+        conn.execute("INSERT INTO huge VALUES (1, 'a'), (2, repeat('ü\"x', 1000000)), (3, 'c')")
         conn.execute("CREATE TABLE floaty (id int PRIMARY KEY, f float8, j jsonb)")
         conn.execute("""INSERT INTO floaty VALUES (1, 0.5, '{"a": [1, 2]}')""")
     return pg_db
@@ -119,7 +122,7 @@ def _arrow_jsonl(source: PostgresSource, plan: ReadPlan) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("table", ["texts", "odd names", "times", "lone", "many"])
+@pytest.mark.parametrize("table", ["texts", "odd names", "times", "lone", "many", "huge"])
 def test_the_server_writes_the_jsonl_writers_bytes(
     container: Container, db: PgDatabase, table: str
 ) -> None:
@@ -162,6 +165,8 @@ def test_the_server_writes_the_jsonl_writers_bytes(
         assert [line["d"] for line in lines[5:8]] == ["infinity", "-infinity", None]
     elif table == "lone":
         assert lines == [{"n": 1}, {"n": None}, {"n": 3}, {"n": None}]
+    elif table == "huge":
+        assert lines == [{"id": 1, "t": "a"}, {"id": 2, "t": 'ü"x' * 1000000}, {"id": 3, "t": "c"}]
     elif table == "many":
         by_id = {line["id"]: line["t"] for line in lines}
         assert sorted(by_id) == list(range(1, 40001))

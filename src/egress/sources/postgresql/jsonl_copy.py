@@ -96,9 +96,17 @@ class JsonlFromCsv:
             self._out.write(b"{}\n" * bytes(block).count(b"\n"))
             self.last = b"{}\n"
             return len(block)
+        read = self._read
+        if len(block) >= read.block_size:
+            # A block holds whole rows, one of them maybe longer than the reader's block
+            # (1 MiB), which it refuses ("straddles two block boundaries"): the block is
+            # in memory already, so parse it as one.
+            read = pcsv.ReadOptions(
+                column_names=read.column_names, use_threads=False, block_size=len(block) + 1
+            )
         table = pcsv.read_csv(
             pa.BufferReader(pa.py_buffer(block)),
-            read_options=self._read,
+            read_options=read,
             parse_options=self._parse,
             convert_options=self._convert,
         )
