@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from egress.container import Container
+from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.split import sub_extract_id
 from egress.domain.status import RunStatus
@@ -339,3 +340,49 @@ def test_copy_split_fails_naming_both_values_that_got_one_id(
     assert run.status is RunStatus.FAILED
     assert f"{LONG_A!r} and {LONG_B!r}" in (run.error_message or "")
     assert run.files == [] and list(c.storage.list()) == []
+
+
+def test_a_list_field_cannot_split_a_run(c: Container, pg: PgDatabase) -> None:
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, pg)
+    with pytest.raises(Invalid) as refused:
+        submitted_configuration(c, ws, tpl, "lists", format="csv", split_by="fa")
+    (problem,) = refused.value.errors
+    assert problem.loc == ("body", "split_by")
+    assert problem.msg == (
+        "cannot split by 'fa': a list<float64> column holds lists of values; split by a "
+        "column of single values"
+    )
+    # A configuration saved before the rule (its data conversion failed mid-run): the run
+    # fails saying why, and publishes nothing.
+    cfg = submitted_configuration(c, ws, tpl, "older", format="csv", split_by="region")
+    c.configurations.update(ws, cfg, {"split_by": "fa"})
+    ex, _ = c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, ex.id).latest
+    assert (run.status, run.error_message) == (RunStatus.FAILED, problem.msg)
+    assert list(c.storage.list()) == []
+
+
+def test_a_split_value_beyond_the_years_python_names_fails_the_run_saying_which(
+    c: Container, pg: PgDatabase
+) -> None:
+    with pg.connect() as conn:
+        conn.execute("CREATE TABLE bc (id int PRIMARY KEY, ts timestamptz)")
+        conn.execute("INSERT INTO bc VALUES (1, '2026-01-01 00:00Z'), (2, '0044-03-15 12:00Z BC')")
+    ws = c.workspaces.ensure_workspace("t")
+    _template(c, ws, pg)
+    conn_id = c.connections.list_page(ws, PageRequest(0, 10)).items[0].id
+    page = c.templates.list_page(ws, conn_id, PageRequest(0, 100))
+    tpl = next(t.id for t in page.items if t.name.endswith("bc"))
+    cfg = submitted_configuration(c, ws, tpl, "bc", format="csv", split_by="ts")
+    ex, _ = c.services.executions.trigger(ws, cfg, {})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, ex.id).latest
+    assert (run.status, run.error_message) == (
+        RunStatus.FAILED,
+        "split by 'ts': the value -0043-03-15 12:00:00.000000Z is outside the years 1-9999 "
+        "that a sub-extract can be named by; filter it out (whereClause) or split by "
+        "another field",
+    )
+    assert list(c.storage.list()) == []

@@ -7,6 +7,8 @@ import re
 from datetime import date, datetime, time
 from decimal import Decimal
 
+from egress.domain.types import parse_list
+
 ALL = "all"  # the whole extract, when it is not split
 NULL_ID = "null"
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
@@ -33,6 +35,14 @@ def canonical_value(value: object) -> str | None:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def split_field_problem(logical: str) -> str | None:
+    """Why a column of type ``logical`` cannot split a run's rows, or None: a part holds the
+    rows of one value, and a list is many."""
+    if parse_list(logical) is not None:
+        return f"a {logical} column holds lists of values; split by a column of single values"
+    return None
 
 
 def sub_extract_id(canonical: str | None) -> str:

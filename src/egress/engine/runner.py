@@ -42,7 +42,7 @@ from egress.domain.export import WAREHOUSE
 from egress.domain.naming import DEFAULT_FILE_NAME_PATTERN, file_extension
 from egress.domain.plan import ReadPlan, plan_from_snapshot
 from egress.domain.spec import POSTGRES_DIALECT
-from egress.domain.split import ALL
+from egress.domain.split import ALL, split_field_problem
 from egress.domain.status import RunStatus
 from egress.engine.control import (
     LeaseLost,
@@ -385,6 +385,9 @@ class Runner:
 
     def _write_split(self, job: Job, source: Source, control: RunControl) -> list[Written]:
         assert job.split_by is not None
+        field = next(f for f in job.plan.fields if f.name == job.split_by)
+        if (problem := split_field_problem(field.type)) is not None:  # the template changed
+            raise RunFailure(f"cannot split by {job.split_by!r}: {problem}")
         dictionary = DictionaryChoice()
         router = SplitRouter(
             job.split_by,

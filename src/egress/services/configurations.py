@@ -40,6 +40,7 @@ from egress.domain.schedules import (
     upcoming,
 )
 from egress.domain.spec import POSTGRES_DIALECT, postgres_dialect_problem
+from egress.domain.split import split_field_problem
 from egress.domain.status import ConfigStatus
 from egress.query.conditions import Condition, compile_conditions
 from egress.query.where import parse_where
@@ -283,12 +284,15 @@ class ConfigurationService:
                 raise Invalid.at(("body", "csv_dialect"), problem)
         split_by = values.get("split_by")
         if split_by is not None:
-            if template.field(split_by) is None:
+            split_field = template.field(split_by)
+            if split_field is None:
                 raise Invalid.at(
                     ("body", "split_by"),
                     f"unknown field {split_by!r}; the template has: "
                     f"{', '.join(f.name for f in template.fields)}",
                 )
+            if (problem := split_field_problem(split_field.type)) is not None:
+                raise Invalid.at(("body", "split_by"), f"cannot split by {split_by!r}: {problem}")
             if pattern is not None and "{configurationName}" not in pattern:
                 raise Invalid.at(
                     ("body", "file_name_pattern"),

@@ -65,6 +65,7 @@ class SplitRouter:
         encoded = pc.dictionary_encode(column, null_encoding="encode")
         batch = batch.select(self._output)
         dictionary = encoded.dictionary
+        _refuse_beyond_python(self._field, dictionary)
         if len(dictionary) == 1:
             return [(dictionary[0].as_py(), batch)]
         # One sort and one gather, then a zero-copy slice per value.
@@ -123,3 +124,24 @@ class SplitRouter:
             self._ids[pid] = value
             self.parts[value] = part
         return part
+
+
+def _refuse_beyond_python(field: str, values: pa.Array) -> None:
+    """A date or timestamp outside the years 1-9999 (PostgreSQL's BC dates, its five-digit
+    years) has no text in the names and ids of sub-extracts, which Python's dates give: the
+    run fails naming the value, which a whereClause can filter out."""
+    if not pa.types.is_temporal(values.type):
+        return
+    try:
+        values.to_pylist()
+    except (OverflowError, ValueError):
+        texts = pc.cast(values, pa.string()).to_pylist()
+        for value, text in zip(values, texts, strict=True):
+            try:
+                value.as_py()
+            except (OverflowError, ValueError):
+                raise ValueError(
+                    f"split by {field!r}: the value {text} is outside the years 1-9999 that a "
+                    "sub-extract can be named by; filter it out (whereClause) or split by "
+                    "another field"
+                ) from None
