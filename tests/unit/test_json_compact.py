@@ -118,6 +118,6 @@ def test_without_the_c_part_every_document_is_rendered_in_python(
     texts = ['{"a": [1, 2.50]}', '{"a": 1, "a": 2}', None]
     assert json_native.json_documents(pa.array(texts), "j").to_pylist() == [
         '{"a":[1,2.50]}',
-        '{"a":2}',
+        '{"a":1,"a":2}',
         None,
     ]

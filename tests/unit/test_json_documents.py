@@ -28,9 +28,12 @@ def test_an_integer_past_pythons_digit_limit_is_kept() -> None:
 
 def test_the_rest_is_pythons_compact_json() -> None:
     """Whitespace dropped, strings re-escaped as json.dumps escapes them (non-ASCII raw), a
-    repeated key's last value, scalars and empty containers as they are."""
+    repeated key with each of its values in order (a dict keeps only the last: the source's
+    value would change), scalars and empty containers as they are."""
     text = '{ "a" : 1.50 ,\n "a" : "\\u00e9\\t\\/" , "b" : [ true , null , { } ] , "c": -0 }'
-    assert json_document(text, "j") == '{"a":"é\\t/","b":[true,null,{}],"c":0}'
+    assert json_document(text, "j") == '{"a":1.50,"a":"é\\t/","b":[true,null,{}],"c":0}'
+    nested = '{"k": {"x": 1, "x": 2}, "k": [{"y": 1, "y": 1}]}'
+    assert json_document(nested, "j") == '{"k":{"x":1,"x":2},"k":[{"y":1,"y":1}]}'
     for scalar in ("42", '"x"', "[]", "true", "null", "-1.0e+3"):
         assert json_document(scalar, "j") == scalar
 

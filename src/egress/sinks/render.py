@@ -98,6 +98,18 @@ def duration_column(col: pa.Array) -> pa.Array:
 
 # Python's compact JSON, as the JSONL writer's lines (a non-finite float fails, never
 # invalid JSON).
+class _Object(dict[str, Any]):
+    """A JSON object as its document lists it: the encoder writes ``items()``, so a repeated
+    key keeps each of its values, in order (a dict would keep the last only)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self._pairs = pairs
+
+    def items(self) -> Any:
+        return self._pairs
+
+
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -181,11 +193,11 @@ class _NotJson(ValueError):
 def json_document(text: str, column: str) -> str:
     """A JSON column's value as Egress's JSONL embeds it: Python's compact JSON of the
     document (no whitespace, strings re-escaped as ``json.dumps`` escapes them, a repeated
-    key's last value), each number as the source wrote it (an integer as Python's ``int``
-    writes it: ``-0`` is ``0``). Python's own float would round a number (``123.456789012345
-    678901`` to ``123.45678901234568``) or overflow (``1E400``): those travel through
-    ``json.dumps`` as strings behind a mark, then lose mark and quotes. Not JSON (or
-    NaN/Infinity, which Python's reader takes): fails naming the column."""
+    key with each of its values, as the source holds them), each number as the source wrote
+    it (an integer as Python's ``int`` writes it: ``-0`` is ``0``). Python's own float would
+    round a number (``123.456789012345678901`` to ``123.45678901234568``) or overflow
+    (``1E400``): those travel through ``json.dumps`` as strings behind a mark, then lose mark
+    and quotes. Not JSON (or NaN/Infinity, which Python's reader takes): fails naming the column."""
     mark, marked = _absent_mark(text)
     floats = False
 
@@ -202,11 +214,19 @@ def json_document(text: str, column: str) -> str:
 
     try:
         try:
-            value = json.loads(text, parse_float=number, parse_constant=refuse)
+            value = json.loads(
+                text, parse_float=number, parse_constant=refuse, object_pairs_hook=_Object
+            )
         except (json.JSONDecodeError, _NotJson):
             raise
         except ValueError:  # an integer past Python's 4,300-digit limit on int()
-            value = json.loads(text, parse_float=number, parse_int=number, parse_constant=refuse)
+            value = json.loads(
+                text,
+                parse_float=number,
+                parse_int=number,
+                parse_constant=refuse,
+                object_pairs_hook=_Object,
+            )
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"column {column!r} holds text that is not JSON ({exc.msg} at character"
