@@ -58,7 +58,10 @@ def advance_watermark(conn: Connection, configuration_id: str, window: FrozenWin
     """The watermark moves to the window's high, only from the mark the window was built on:
     the window was frozen with a high no earlier than its low in the source's own order
     (``engine/windows.py``), which Python cannot tell for a collated text cursor; a re-run of
-    an older execution moves nothing."""
+    an older execution moves nothing, nor a run that read only part of its window (its
+    trigger's own dateFrom/dateTo, whereClause or rows: ``keeps_watermark``)."""
+    if window.keeps_watermark:
+        return
     current, _ = _locked(conn, configuration_id)
     if current == window.low and window.high != current:
         conn.execute(T.update().where(T.c.id == configuration_id).values(watermark=window.high))
@@ -66,8 +69,12 @@ def advance_watermark(conn: Connection, configuration_id: str, window: FrozenWin
 
 def advance_snapshot(conn: Connection, configuration_id: str, window: FrozenWindow) -> None:
     """Move the watermark and snapshot to the window's, only from the pair it was built on:
-    rows at or below the watermark visible in the snapshot are all delivered."""
+    rows at or below the watermark visible in the snapshot are all delivered. A run that read
+    only part of its window (``keeps_watermark``) moves neither: its late commits too are
+    taken by the next run that reads the whole window."""
     assert window.snapshot is not None
+    if window.keeps_watermark:
+        return
     watermark, state = _locked(conn, configuration_id)
     if watermark != window.low or state.get("snapshot") != window.snapshot.previous_snapshot:
         return

@@ -165,6 +165,10 @@ class RunOptions:
     extract_only_new: bool = False
     incremental_lag: float | None = None  # seconds; None: the source's default
     date_to_exclusive: bool = False  # half-open [dateFrom, dateTo) (schedules, backfill)
+    # An incremental run narrowed by the trigger itself (its own dateFrom/dateTo, whereClause
+    # or rows, other than the configuration's): those options, by their wire names. It reads
+    # only some of its window's records, so it never moves the watermark.
+    narrowed_by: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -178,6 +182,8 @@ class RunOptions:
         }
         if self.date_to_exclusive:  # written only when set: older specs read back unchanged
             out["dateToExclusive"] = True
+        if self.narrowed_by:  # likewise
+            out["narrowedBy"] = list(self.narrowed_by)
         return out
 
     @classmethod
@@ -192,6 +198,7 @@ class RunOptions:
             extract_only_new=bool(data.get("extractOnlyNew")),
             incremental_lag=data.get("incrementalLag"),
             date_to_exclusive=bool(data.get("dateToExclusive")),
+            narrowed_by=tuple(data.get("narrowedBy") or ()),
         )
 
 
@@ -217,11 +224,15 @@ class FrozenWindow:
     snapshot: SnapshotMark | None = None
     lag: float | None = None
     numeric: bool = False  # a number cursor: its marks compare by value (incremental.later)
+    # The run reads only part of its window (RunOptions.narrowed_by): the watermark stays.
+    keeps_watermark: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"field": self.field, "low": self.low, "high": self.high}
         if self.numeric:
             out["numeric"] = True
+        if self.keeps_watermark:
+            out["keepsWatermark"] = True
         if self.snapshot is not None:
             out |= {
                 "snapshot": self.snapshot.snapshot,
@@ -250,6 +261,7 @@ class FrozenWindow:
             mark,
             data.get("lag"),
             bool(data.get("numeric")),
+            bool(data.get("keepsWatermark")),
         )
 
 

@@ -32,7 +32,13 @@ from egress.domain.spec import ExecutionSpec, FrozenWindow, SnapshotMark
 from egress.engine.control import LeaseLost, RunControl
 from egress.engine.job import Job
 from egress.sources import Source
-from egress.sources.base import CollatingSource, OpenTransactionsSource, SnapshotSource
+from egress.sources.base import (
+    CollatingSource,
+    CursorNullsSource,
+    OpenTransactionsSource,
+    SnapshotSource,
+)
+from egress.sources.marks import may_be_null
 
 
 def with_window(
@@ -50,6 +56,8 @@ def with_window(
         frozen, notes = freeze_window(job, source, control, queue, clock)
     elif frozen.snapshot is not None:  # read again outside that snapshot: only its rows
         within = frozen.snapshot.snapshot
+    if frozen.keeps_watermark:
+        notes = (*notes, kept_watermark_note(spec.options.narrowed_by))
     window = Window(
         field=frozen.field,
         low=cursor_value(frozen.low, frozen.numeric),
@@ -75,6 +83,7 @@ def freeze_window(
     state = queue.incremental_state(claimed.configuration_id)
     numeric = numeric_cursor(job.plan.column_type(cursor))
     is_later = _comparison(source, job.plan, cursor, numeric)
+    keeps = bool(claimed.spec.options.narrowed_by)
     mark = None
     if isinstance(source, SnapshotSource):
         with control.awaiting_source():
@@ -99,6 +108,7 @@ def freeze_window(
                 after=state.snapshot if late else None,
             ),
             numeric=numeric,
+            keeps_watermark=keeps,
         )
     else:
         lag = run_lag(claimed.spec)
@@ -120,11 +130,55 @@ def freeze_window(
         if state.watermark is not None and (high is None or not is_later(high, state.watermark)):
             high = state.watermark  # nothing new is old enough yet
         frozen = FrozenWindow(
-            cursor, state.watermark, high, lag=lag.total_seconds(), numeric=numeric
+            cursor,
+            state.watermark,
+            high,
+            lag=lag.total_seconds(),
+            numeric=numeric,
+            keeps_watermark=keeps,
         )
+    nulls = null_cursor_note(source, job.plan, cursor, first=state.watermark is None)
+    if nulls is not None:
+        notes = (nulls, *notes)
     if not queue.freeze_window(claimed, frozen, observations):
         raise LeaseLost
     return frozen, notes
+
+
+def null_cursor_note(source: Source, plan: ReadPlan, cursor: str, *, first: bool) -> str | None:
+    """The run's warning that records without a cursor value are not taken: a NULL is never
+    in (watermark, mark], on the first run as on every later one (README "Run options").
+    Counted with the mark where the source can (PostgreSQL, MySQL/MariaDB, SQLite): said on
+    every run that leaves such records out. A source that cannot count them says it on a
+    configuration's first incremental run only (when its cursor column may hold NULLs)."""
+    if isinstance(source, CursorNullsSource):
+        count = source.cursor_nulls()
+        if count is not None:
+            if not count:
+                return None
+            records = "1 record has" if count == 1 else f"{count} records have"
+            return (
+                f"{records} no value (NULL) in the cursorField {cursor!r}: incremental runs"
+                f" never take them (take them with extractOnlyNew: false and whereClause"
+                f' "{cursor} IS NULL", or give them a value)'
+            )
+    if not first or not may_be_null(plan, cursor):
+        return None
+    return (
+        f"records with no value (NULL) in the cursorField {cursor!r} are not taken by"
+        f" incremental runs, nor counted on this source (take them with extractOnlyNew: false"
+        f' and whereClause "{cursor} IS NULL")'
+    )
+
+
+def kept_watermark_note(narrowed_by: tuple[str, ...]) -> str:
+    """The warning of an incremental run its trigger narrowed (``RunOptions.narrowed_by``)."""
+    names = ", ".join(narrowed_by)
+    return (
+        f"extractOnlyNew with this trigger's own {names}: the run takes only the new records"
+        " that match them, so the watermark does not move (the next incremental run takes"
+        " the new records they left out)"
+    )
 
 
 def _comparison(

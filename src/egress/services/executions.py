@@ -86,6 +86,11 @@ def resolve_options(
             ("body", "extract_only_new"),
             "the template has no cursorField, so it cannot extract only new records",
         )
+    narrowed_by: tuple[str, ...] = ()
+    if only_new:
+        narrowed_by = trigger_narrowing(
+            cfg, date_from, date_to, to_exclusive, where, chosen is not None
+        )
     return RunOptions(
         date_from=date_from,
         date_to=date_to,
@@ -95,7 +100,33 @@ def resolve_options(
         extract_only_new=only_new,
         incremental_lag=lag,
         date_to_exclusive=to_exclusive,
+        narrowed_by=narrowed_by,
     )
+
+
+def trigger_narrowing(
+    cfg: ConfigurationRecord,
+    date_from: str | None,
+    date_to: str | None,
+    to_exclusive: bool,
+    where: str | None,
+    rows: bool,
+) -> tuple[str, ...]:
+    """The options by which an incremental trigger reads fewer records than its configuration
+    would (wire names): its own dateFrom, dateTo (or dateToExclusive), whereClause, or rows.
+
+    Such a run takes only part of its window (watermark, mark], so it must not move the
+    watermark past the rest: it runs and keeps the watermark, with a run warning (README
+    "Run options"). The configuration's own filter and dates narrow every run alike: records
+    they leave out are never wanted, so the watermark moves past them as before. A trigger
+    that drops one (``null``) reads more, not fewer."""
+    narrowed = [
+        ("dateFrom", date_from is not None and date_from != cfg.date_from),
+        ("dateTo", date_to is not None and (date_to != cfg.date_to or to_exclusive)),
+        ("whereClause", where is not None and where != cfg.filter),
+        ("rows", rows),
+    ]
+    return tuple(name for name, narrows in narrowed if narrows)
 
 
 class ExecutionService:

@@ -245,6 +245,7 @@ class SnapshotMark:
     high: Any  # the cursor's largest value visible in the snapshot
     snapshot: str  # the snapshot (pg_snapshot text; subtransactions in progress included)
     quiet: bool  # nothing was in progress: no row can commit later behind ``high``
+    nulls: int | None = None  # records whose cursor is NULL in the snapshot (None: not counted)
 
 
 @runtime_checkable
@@ -253,6 +254,16 @@ class SnapshotSource(Protocol):
         """Open one snapshot transaction, read the mark in it and keep it for the next
         ``read`` (or ``copy_rows`` when asked); None when the plan's relation has no row
         versions to see (a view, a SQL template): the run falls back to the safety lag."""
+
+
+@runtime_checkable
+class CursorNullsSource(Protocol):
+    """A source that counts, with each mark it reads, the records whose cursor is NULL: no
+    incremental run takes them (a NULL is never past a watermark), and the run says how many."""
+
+    def cursor_nulls(self) -> int | None:
+        """The records with a NULL cursor when this source last read a mark (``max_value``,
+        ``max_value_and_clock``, ``begin_snapshot``); None when it read none."""
 
 
 @runtime_checkable

@@ -33,7 +33,6 @@ from egress.query.select import (
     Params,
     column,
     later_statement,
-    max_statement,
     select_statement,
     sqlite_value,
 )
@@ -41,6 +40,7 @@ from egress.query.where import Comparisons
 from egress.sources import base, confine
 from egress.sources.arrow_types import arrow_schema, logical_from_arrow
 from egress.sources.base import OpenCalls, QueryError, SourceError
+from egress.sources.marks import mark_statement
 from egress.sources.policy import SourcePolicy
 from egress.sources.rows import ColumnFix, bounded_rows, read_timestamp, rows_to_batch
 
@@ -232,6 +232,7 @@ class SqliteSource:
         self._policy = policy
         self._path = settings.path
         self._calls = OpenCalls()
+        self._cursor_nulls: int | None = None  # counted with the last mark read
 
     def _connect(self) -> sqlite3.Connection:
         """A read-only connection to the checked real path (read-only never creates a file).
@@ -327,14 +328,17 @@ class SqliteSource:
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         conn = self._connect()
         try:
-            row = conn.execute(max_statement(plan, field, "sqlite", COMPARISONS)).fetchone()
+            row = conn.execute(mark_statement(plan, field, "sqlite", COMPARISONS)).fetchone()
         except sqlite3.Error as exc:
             raise SourceError(str(exc)) from exc
         finally:
             conn.close()
-        high = row[0] if row else None
+        high, self._cursor_nulls = row if row else (None, None)
         logical = plan.column_type(field)
         return _mark(high, logical) if high is not None and logical in TEMPORAL else high
+
+    def cursor_nulls(self) -> int | None:
+        return self._cursor_nulls
 
     def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
         params = Params()

@@ -15,8 +15,9 @@ from sqlglot import exp
 from egress.domain.catalog import ColumnInfo
 from egress.domain.plan import ReadPlan
 from egress.domain.types import decimal_type
-from egress.query.select import max_statement, plain_column
+from egress.query.select import plain_column
 from egress.sources.base import SourceError
+from egress.sources.marks import mark_statement
 from egress.sources.mysql.settings import MysqlSettings
 from egress.sources.rows import ColumnFix
 
@@ -111,9 +112,15 @@ def column_sql(field: ColumnInfo) -> exp.Expr:
 def max_sql(plan: ReadPlan, field: str) -> str:
     """The cursor's maximum, a FLOAT's widened as ``column_sql`` widens it: its 6-digit text
     put the mark below the stored maximum (3.40282e38 for 3.4028234663852886e38), and the row
-    holding it fell out of every window."""
-    statement = max_statement(plan, field, "mysql")
-    return f"SELECT ({statement}) * 1e0" if plan.column_type(field) == "float32" else statement
+    holding it fell out of every window; with it the records whose cursor is NULL
+    (``marks.mark_statement``: columns high, nulls)."""
+
+    def exact(node: exp.Expr) -> exp.Expr:
+        if plan.column_type(field) != "float32":
+            return node
+        return exp.Mul(this=node, expression=exp.Literal.number("1e0"))
+
+    return mark_statement(plan, field, "mysql", exact=exact)
 
 
 # Result-column type codes as information_schema's DATA_TYPE, so ``logical_type`` maps both.

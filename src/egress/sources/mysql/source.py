@@ -92,6 +92,7 @@ class MysqlSource:
         self._s = settings
         self._password = secrets.get("password", "")
         self._calls = OpenCalls()
+        self._cursor_nulls: int | None = None  # counted with the last mark read
 
     def _failed(self, kind: str, detail: object) -> ConnectFailed:
         where = f"mysql {self._s.host}:{self._s.port}/{self._s.database}"
@@ -278,7 +279,12 @@ class MysqlSource:
                 clock = server_clock(cur) if with_clock else None
         except pymysql.Error as exc:
             raise SourceError(clean_error(exc)) from exc
-        return (row[0] if row else None), clock
+        high, nulls = row if row else (None, None)
+        self._cursor_nulls = None if nulls is None else int(nulls)
+        return high, clock
+
+    def cursor_nulls(self) -> int | None:
+        return self._cursor_nulls
 
     def estimate_rows(self, plan: ReadPlan) -> int | None:
         """The optimizer's estimate (EXPLAIN: nothing is read): the first table's rows, times

@@ -56,8 +56,17 @@ def key_sql(field: ColumnInfo) -> exp.Expr:
     if is_text(field.type):
         return arrow_path_sql(field)
     if field.type == "float32":
-        return exp.cast(column(field.name), "DOUBLE PRECISION")
+        return exact_number(column(field.name), field.type)
     return plain_column(field)
+
+
+def exact_number(node: exp.Expr, logical: str) -> exp.Expr:
+    """A number as psycopg and ADBC read it exactly: a real (float4) widened to double
+    precision, whose text is the stored single exactly (psycopg reads a real's shortest text,
+    0.2, as the double 0.2, below the stored 0.20000000298023224): a key (``key_sql``) and an
+    incremental run's mark (``PostgresSource.max_value``, ``begin_snapshot``) alike. Without it
+    the window's ``c <= 0.2`` left out the row holding the maximum until a later insert."""
+    return exp.cast(node, "DOUBLE PRECISION") if logical == "float32" else node
 
 
 def key_plan(plan: ReadPlan, **changes: Any) -> ReadPlan:

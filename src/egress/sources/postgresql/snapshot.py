@@ -23,18 +23,20 @@ SNAPSHOT_PRE_SQL = f"""
 SELECT (SELECT c.relkind IN ('r', 'p', 'm') FROM pg_class c WHERE c.oid = to_regclass({{rel}})),
        pg_is_in_recovery(), pg_current_snapshot()::text, {IDLE_SQL}
 """
-# The first statement of the run's REPEATABLE READ transaction: its snapshot, the mark, and
+# The first statement of the run's REPEATABLE READ transaction: its snapshot, the mark and
+# the records without a cursor value (``marks.mark_statement``: columns high, nulls), and
 # which ids between the snapshot's xmin and xmax are still in progress. pg_snapshot lists
 # top-level transactions only; a row written under a savepoint carries its subtransaction's
 # id, which pg_xact_status reports in progress while its top-level transaction runs. (One
 # status lookup per id started since the oldest transaction in progress.)
 SNAPSHOT_SQL = f"""
-SELECT pg_current_snapshot()::text, ({{max}}),
+SELECT pg_current_snapshot()::text, m.high, m.nulls,
        (SELECT string_agg(x::text, ',')
         FROM generate_series(pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
                              pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1) AS x
         WHERE pg_xact_status(x::text::xid8) = 'in progress'),
        {IDLE_SQL}
+FROM ({{mark}}) AS m
 """
 BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 # A transaction in progress in the snapshot that ended before the statuses were read leaves
@@ -77,7 +79,7 @@ def take_mark(conn: Any, pre: str, sql: str) -> SnapshotMark | None:
         if not has_xmin:
             return None
         one_row(conn, BEGIN_SNAPSHOT)
-        snapshot, high, running, still_idle = one_row(conn, sql)
+        snapshot, high, nulls, running, still_idle = one_row(conn, sql)
         # A standby's snapshot lists subtransactions among the ids in progress itself.
         complete = snapshot if standby else with_subtransactions(snapshot, running or "")
         # Quiet: no session of this database was inside a transaction just before or just
@@ -96,7 +98,7 @@ def take_mark(conn: Any, pre: str, sql: str) -> SnapshotMark | None:
         if not again or attempt == SNAPSHOT_TRIES - 1:
             break
         one_row(conn, "ROLLBACK")
-    return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet)
+    return SnapshotMark(high=high, snapshot=complete or snapshot, quiet=quiet, nulls=nulls)
 
 
 def xmax_of(snapshot: str) -> int:

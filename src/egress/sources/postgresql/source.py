@@ -27,7 +27,6 @@ from egress.query.select import (
     Quote,
     bounds_statement,
     later_statement,
-    max_statement,
     plain_column,
     quoted_select,
     table_sql,
@@ -44,6 +43,7 @@ from egress.sources.base import (
     SnapshotMark,
     SourceError,
 )
+from egress.sources.marks import mark_statement
 from egress.sources.policy import (
     SourcePolicy,
     connect_timeout_s,
@@ -73,7 +73,7 @@ from egress.sources.postgresql.copy_out import copy_rendered, refuse_sql_ascii
 from egress.sources.postgresql.copy_parts import copy_parts
 from egress.sources.postgresql.copy_split import OpenPart, can_copy_split, copy_split, split_field
 from egress.sources.postgresql.jsonl_copy import can_render_jsonl
-from egress.sources.postgresql.keyset import copy_slice
+from egress.sources.postgresql.keyset import copy_slice, exact_number
 from egress.sources.postgresql.quoting import quoter
 from egress.sources.postgresql.sessions import IdleSession
 from egress.sources.postgresql.settings import (
@@ -122,6 +122,7 @@ class PostgresSource:
         self._calls = OpenCalls()
         # An incremental run's snapshot transaction, between the mark and the rows.
         self._held: psycopg.Connection[Any] | Any | None = None
+        self._cursor_nulls: int | None = None  # counted with the last mark read
         self._sql_ascii: bool | None = None  # known from the first session's server_encoding
         # PostgreSQL 12 and later write a float's shortest text (extra_float_digits = 1), which
         # the COPY path's C loop lays out as Egress writes floats; older servers do not.
@@ -282,10 +283,14 @@ class PostgresSource:
     def max_value(self, plan: ReadPlan, field: str) -> Any:
         try:
             with self._idle.use() as conn:
-                row = conn.execute(max_statement(plan, field, "postgres")).fetchone()
+                row = conn.execute(_mark_sql(plan, field)).fetchone()
         except (psycopg.Error, UnicodeDecodeError) as exc:
             raise SourceError(first_line(exc)) from exc
-        return row[0] if row else None
+        high, self._cursor_nulls = row if row else (None, None)
+        return high
+
+    def cursor_nulls(self) -> int | None:
+        return self._cursor_nulls
 
     def later_text(self, plan: ReadPlan, field: str, value: str, current: str) -> bool:
         try:
@@ -303,7 +308,7 @@ class PostgresSource:
         assert plan.table is not None  # a table, not a SQL template (checked above)
         rel = table_sql(plan.table).sql("postgres")
         pre = SNAPSHOT_PRE_SQL.format(rel=exp.Literal.string(rel).sql("postgres"))
-        sql = SNAPSHOT_SQL.format(max=max_statement(plan, field, "postgres"))
+        sql = SNAPSHOT_SQL.format(mark=_mark_sql(plan, field))
         conn: Any = self._idle.take() if by_copy else self._adbc_session()
         try:
             mark = take_mark(conn, pre, sql)
@@ -317,6 +322,7 @@ class PostgresSource:
             conn.close()
             return None
         self._held = conn
+        self._cursor_nulls = mark.nulls
         return mark
 
     def copy_keyset(
@@ -522,3 +528,9 @@ class PostgresSource:
 
     def interrupt(self) -> None:
         self._calls.interrupt()
+
+
+def _mark_sql(plan: ReadPlan, field: str) -> str:
+    """The cursor's maximum, read exactly (``keyset.exact_number``), and its NULL records."""
+    logical = plan.column_type(field)
+    return mark_statement(plan, field, "postgres", exact=lambda m: exact_number(m, logical))

@@ -1,0 +1,302 @@
+"""What an incremental run's mark covers: a PostgreSQL ``real`` cursor's maximum read exactly,
+records whose cursor is NULL (never taken, and said so), and a trigger's own narrowing options
+(dateFrom, whereClause, rows), which take part of the window and so keep the watermark."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import sqlite3
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from egress.container import Container
+from egress.domain.status import RunStatus
+from tests.conftest import MysqlDatabase, PgDatabase, make_settings
+from tests.support.factories import source_connection, submitted_configuration
+from tests.support.migrated import migrate
+
+# PostgreSQL's snapshot and MariaDB's open transactions are the server's: as test_incremental.
+pytestmark = pytest.mark.serial
+
+_names = itertools.count()
+
+
+@dataclass
+class Env:
+    c: Container
+    ws: str
+    cfg: str
+    fmt: str
+
+    def run(self, **options: Any) -> tuple[list[int], list[str]]:
+        """Trigger an incremental run and carry it out: the ids it delivered, its warnings."""
+        execution, _ = self.c.services.executions.trigger(
+            self.ws, self.cfg, {"extractOnlyNew": True, **options}
+        )
+        assert self.c.worker().run_once()
+        run = self.c.executions.get(self.ws, self.cfg, execution.id).latest
+        assert run.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_NO_DATA), run.error_message
+        self.last = execution.id
+        return self._ids(run.files[0].storage_key if run.files else None), list(run.warnings)
+
+    def _ids(self, key: str | None) -> list[int]:
+        if key is None:
+            return []
+        data = b"".join(self.c.storage.stream(key))
+        if self.fmt == "parquet":
+            return sorted(pq.read_table(io.BytesIO(data)).column("id").to_pylist())
+        if self.fmt == "jsonl":
+            return sorted(json.loads(line)["id"] for line in data.splitlines())
+        return sorted(int(r["id"]) for r in csv.DictReader(io.StringIO(data.decode())))
+
+    def window(self) -> dict[str, Any]:
+        window = self.c.executions.get(self.ws, self.cfg, self.last).spec.window
+        assert window is not None
+        return window.to_json()
+
+    def watermark(self) -> Any:
+        return self.c.configurations.get(self.ws, self.cfg).watermark
+
+
+@pytest.fixture
+def c(tmp_path: Path) -> Iterator[Container]:
+    settings = make_settings(tmp_path)
+    settings.ensure_data_dir()
+    migrate(settings.resolved_database_url)
+    container = Container.build(settings)
+    yield container
+    container.engine.dispose()
+
+
+def _env(
+    c: Container,
+    kind: str,
+    settings: dict[str, Any],
+    table: str,
+    cursor: str = "c",
+    fmt: str = "csv",
+    date_field: str | None = None,
+    secrets: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Env:
+    ws = c.workspaces.ensure_workspace("t")
+    conn = source_connection(c, ws, f"src{next(_names)}", kind, settings, secrets)
+    tpl = c.services.catalog.create_custom_template(
+        ws, conn, f"tpl{next(_names)}", table, None, ["id"], cursor, date_field
+    )
+    # Lag 0: the lagged sources take what they see (the lag's rules: test_incremental).
+    overrides.setdefault("incremental_lag", 0)
+    cfg = submitted_configuration(c, ws, tpl.id, f"cfg{next(_names)}", format=fmt, **overrides)
+    return Env(c, ws, cfg, fmt)
+
+
+def _pg_settings(db: PgDatabase) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": 5432, "database": db.name, "user": "postgres"}
+
+
+def _pg(db: PgDatabase, *statements: str) -> None:
+    with db.connect() as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+# ------------------------------------------------------------ a PostgreSQL real (float4) cursor
+def _as_real(value: float) -> float:
+    # The stored single, as double precision reads it: 0.2 -> 0.20000000298023224.
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "relation", "parallelism"),
+    [
+        ("csv", "t", 1),  # COPY, the mark read in its snapshot over psycopg
+        ("jsonl", "t", 1),
+        ("parquet", "t", 1),  # Arrow, the mark read over ADBC
+        ("csv", "t", 2),  # parallel ranges in the one exported snapshot
+        ("csv", "v", 1),  # a view: no snapshot, the mark is max_value's
+        ("parquet", "v", 1),
+    ],
+)
+def test_postgres_real_cursor_delivers_the_row_holding_the_mark(
+    c: Container, pg_db: PgDatabase, fmt: str, relation: str, parallelism: int
+) -> None:
+    """The mark of a ``real`` cursor was read as the double of its shortest text (0.2), below
+    the stored 0.20000000298023224: ``c <= 0.2`` left the row holding it out of its run, and
+    it came only after a later insert moved the mark past it."""
+    _pg(
+        pg_db,
+        "CREATE TABLE t (id int PRIMARY KEY, c real)",
+        "CREATE VIEW v AS SELECT * FROM t",
+        "INSERT INTO t VALUES (1, 0.1), (2, 0.2)",
+    )
+    env = _env(
+        c, "postgresql", _pg_settings(pg_db), f"public.{relation}", fmt=fmt, parallelism=parallelism
+    )
+    assert env.run()[0] == [1, 2]
+    assert env.window()["high"] == env.watermark() == _as_real(0.2)
+    assert env.run()[0] == []
+    _pg(pg_db, "INSERT INTO t VALUES (3, 0.3)")
+    assert env.run()[0] == [3]
+    assert env.watermark() == _as_real(0.3)
+    assert env.run()[0] == []
+
+
+# ------------------------------------------------------------------------- NULL cursors
+def _null_table(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, ...]:
+    """A table t(id, c) with rows (1, 1), (2, NULL), (3, 2) on ``kind``: its connection
+    settings and secrets, its name, and how to run a statement on it."""
+    create = "CREATE TABLE t (id int PRIMARY KEY, c int)"
+    rows = "INSERT INTO t VALUES (1, 1), (2, NULL), (3, 2)"
+    execute: Callable[[str], None]
+    if kind == "postgresql":
+        db: PgDatabase = request.getfixturevalue("pg_db")
+        _pg(db, create, rows)
+        return _pg_settings(db), None, "public.t", lambda s: _pg(db, s)
+    if kind == "mysql":
+        my: MysqlDatabase = request.getfixturevalue("mysql_db")
+
+        def execute(statement: str) -> None:
+            with my.connect() as conn, conn.cursor() as cur:
+                cur.execute(statement)  # autocommit
+
+        execute(create)
+        execute(rows)
+        # Without PROCESS: what other sessions of the shared server hold open does not matter.
+        settings, secrets = request.getfixturevalue("mysql_reader")
+        return settings, secrets, f"{my.name}.t", execute
+    path = tmp_path / "src.db"
+
+    def execute(statement: str) -> None:
+        with sqlite3.connect(path) as db3:
+            db3.execute(statement)
+        db3.close()
+
+    execute(create)
+    execute(rows)
+    return {"path": str(path)}, None, "main.t", execute
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+def test_records_with_a_null_cursor_are_never_taken_and_each_run_says_so(
+    c: Container, kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A NULL cursor is never in (watermark, mark], on the first run as on every later one:
+    each run that leaves such records out says how many, naming the cursor."""
+    settings, secrets, table, execute = _null_table(kind, request, tmp_path)
+    env = _env(c, kind, settings, table, secrets=secrets)
+    ids, warnings = env.run()
+    assert ids == [1, 3]
+    assert env.watermark() == 2
+    (note,) = [w for w in warnings if "NULL" in w]
+    assert note.startswith("1 record has no value (NULL) in the cursorField 'c'")
+    assert 'whereClause "c IS NULL"' in note
+
+    execute("INSERT INTO t VALUES (4, NULL), (5, 3)")
+    ids, warnings = env.run()
+    assert ids == [5]
+    assert env.watermark() == 3
+    assert any(w.startswith("2 records have no value (NULL) in the cursorField") for w in warnings)
+
+    execute("UPDATE t SET c = 4 WHERE c IS NULL")
+    ids, warnings = env.run()
+    assert ids == [2, 4]
+    assert not any("NULL" in w for w in warnings)  # none left out: nothing to say
+
+
+# ------------------------------------------------------------- a trigger's own narrowing
+@pytest.mark.parametrize(
+    ("options", "narrowed", "taken"),
+    [
+        ({"selectAll": False, "rows": [{"id": 1}]}, "rows", [1]),
+        ({"whereClause": "x = 1"}, "whereClause", [1]),
+        ({"dateFrom": "2026-01-03"}, "dateFrom", [3]),
+        ({"dateTo": "2026-01-01"}, "dateTo", [1]),
+    ],
+)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_trigger_narrowing_an_incremental_run_keeps_the_watermark(
+    c: Container,
+    kind: str,
+    options: dict[str, Any],
+    narrowed: str,
+    taken: list[int],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The run takes the new records its own options keep, and moves nothing: the records of
+    its window they leave out are taken by the next incremental run (the mark is the whole
+    table's; moving the watermark to it lost them)."""
+    create = "CREATE TABLE t (id int PRIMARY KEY, c int, d date, x int)"
+    rows = "INSERT INTO t VALUES (1, 1, '2026-01-01', 1), (2, 2, '2026-01-02', 2),"
+    rows += " (3, 3, '2026-01-03', 3)"
+    if kind == "postgresql":
+        db: PgDatabase = request.getfixturevalue("pg_db")
+        _pg(db, create, rows)
+        settings, table = _pg_settings(db), "public.t"
+    else:
+        path = tmp_path / "src.db"
+        with sqlite3.connect(path) as db3:
+            db3.execute(create)
+            db3.execute(rows)
+        db3.close()
+        settings, table = {"path": str(path)}, "main.t"
+    env = _env(c, kind, settings, table, date_field="d")
+
+    ids, warnings = env.run(**options)
+    assert ids == taken
+    assert env.watermark() is None
+    assert env.window()["keepsWatermark"] is True
+    (note,) = [w for w in warnings if "watermark" in w]
+    assert f"extractOnlyNew with this trigger's own {narrowed}" in note
+    options_shown = env.c.executions.get(env.ws, env.cfg, env.last).spec.options.to_json()
+    assert options_shown["narrowedBy"] == [narrowed]
+
+    ids, warnings = env.run()
+    assert ids == [1, 2, 3]
+    assert env.watermark() == 3
+    assert "keepsWatermark" not in env.window()
+    assert not any("watermark does not move" in w for w in warnings)
+    assert env.run()[0] == []
+
+
+def test_the_configurations_own_filter_and_dates_move_the_watermark(
+    c: Container, tmp_path: Path
+) -> None:
+    """A configuration's filter and date range narrow every run alike: the records they leave
+    out are never wanted, so its runs move the watermark (and a trigger repeating them is no
+    narrowing of its own)."""
+    path = tmp_path / "src.db"
+    with sqlite3.connect(path) as db3:
+        db3.execute("CREATE TABLE t (id int PRIMARY KEY, c int, d date, x int)")
+        db3.execute(
+            "INSERT INTO t VALUES (1, 1, '2026-01-01', 1), (2, 2, '2026-01-02', 2),"
+            " (3, 3, '2026-01-03', 1)"
+        )
+    db3.close()
+    env = _env(
+        c,
+        "sqlite",
+        {"path": str(path)},
+        "main.t",
+        date_field="d",
+        filter="x = 1",
+        date_from="2026-01-02",
+    )
+    ids, warnings = env.run()
+    assert ids == [3]
+    assert env.watermark() == 3
+    assert not any("watermark" in w for w in warnings)
+    with sqlite3.connect(path) as db3:
+        db3.execute("INSERT INTO t VALUES (4, 4, '2026-01-04', 1), (5, 5, '2026-01-05', 2)")
+    db3.close()
+    assert env.run(whereClause="x = 1", dateFrom="2026-01-02")[0] == [4]
+    assert env.watermark() == 5
