@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
+from egress.domain.catalog import ColumnInfo, TableRef
+from egress.domain.errors import Invalid
 from egress.domain.status import RunStatus
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import source_connection, submitted_configuration
@@ -300,3 +302,79 @@ def test_the_configurations_own_filter_and_dates_move_the_watermark(
     db3.close()
     assert env.run(whereClause="x = 1", dateFrom="2026-01-02")[0] == [4]
     assert env.watermark() == 5
+
+
+# ------------------------------------------------- MySQL cursors whose MAX is not the column's
+def _mysql_table(request: pytest.FixtureRequest, create: str) -> tuple[Any, ...]:
+    my: MysqlDatabase = request.getfixturevalue("mysql_db")
+
+    def execute(statement: str) -> None:
+        with my.connect() as conn, conn.cursor() as cur:
+            cur.execute(statement)  # autocommit
+
+    execute(create)
+    settings, secrets = request.getfixturevalue("mysql_reader")
+    return settings, secrets, f"{my.name}.t", execute
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("BIT(8)", ["1", "2", "3", "b'11111111'"]),
+        ("BIT(64)", ["1", "2", "300", "18446744073709551615"]),
+        ("VARBINARY(8)", ["x'01'", "x'02'", "x'0201'", "x'ff'"]),
+        ("BINARY(2)", ["x'0001'", "x'0002'", "x'0100'", "x'ff00'"]),
+    ],
+)
+def test_mysql_bit_and_binary_cursors_take_each_new_record_once(
+    c: Container, request: pytest.FixtureRequest, column: str, values: list[str]
+) -> None:
+    """MAX() of a BIT column is its bytes, and a binary mark was stored as hex text and bound
+    back as that text: every run after the first took nothing while the watermark moved."""
+    settings, secrets, table, execute = _mysql_table(
+        request, f"CREATE TABLE t (id int PRIMARY KEY, c {column})"
+    )
+    env = _env(c, "mysql", settings, table, secrets=secrets)
+    execute(f"INSERT INTO t VALUES (1, {values[0]})")
+    assert env.run()[0] == [1]
+    execute(f"INSERT INTO t VALUES (2, {values[1]})")
+    assert env.run()[0] == [2]
+    execute(f"INSERT INTO t VALUES (3, {values[2]}), (4, {values[3]})")
+    assert env.run()[0] == [3, 4]
+    assert env.run()[0] == []
+
+
+def test_a_mysql_time_column_cannot_be_a_cursor(
+    c: Container, request: pytest.FixtureRequest
+) -> None:
+    """TIME is a span (up to ±838:59:59): its marks were compared and bound as
+    ``str(timedelta)`` text, so runs after the first took nothing (or nothing at all past
+    24 hours) while COMPLETED."""
+    settings, secrets, table, _ = _mysql_table(
+        request, "CREATE TABLE t (id int PRIMARY KEY, c TIME)"
+    )
+    ws = c.workspaces.ensure_workspace("t")
+    conn = source_connection(c, ws, "times", "mysql", settings, secrets)
+    with pytest.raises(Invalid) as refused:
+        c.services.catalog.create_custom_template(ws, conn, "bad", table, None, ["id"], "c", None)
+    (problem,) = refused.value.errors
+    assert (problem.loc, problem.msg) == (
+        ("body", "cursor_field"),
+        "'c' cannot be a cursor: a duration is a span of time, not a position in the table",
+    )
+    # A template made before the rule: its incremental run fails saying so, moving nothing.
+    fields = [ColumnInfo("id", "int32", False), ColumnInfo("c", "duration", True)]
+    schema, name = table.split(".")
+    tpl = c.templates.create_custom(
+        ws, conn, "older", TableRef(schema, name), fields, ["id"], "c", None
+    )
+    cfg = submitted_configuration(c, ws, tpl.id, "older", format="csv")
+    execution, _ = c.services.executions.trigger(ws, cfg, {"extractOnlyNew": True})
+    assert c.worker().run_once()
+    run = c.executions.get(ws, cfg, execution.id).latest
+    assert (run.status, run.error_message) == (
+        RunStatus.FAILED,
+        "the cursorField 'c' cannot take only new records: a duration is a span of time, not "
+        "a position in the table",
+    )
+    assert c.configurations.get(ws, cfg).watermark is None

@@ -157,9 +157,12 @@ def test_number_marks_compare_by_value_text_marks_as_text() -> None:
     assert not later("NaN", "NaN", numeric=True) and later("Infinity", "1e300", numeric=True)
     # Text cursors keep the text order their database sorts "9" after "10" by.
     assert later("9", "10") and not later("10", "9")
-    assert cursor_value("10.5", numeric=True) == Decimal("10.5")
-    assert cursor_value(str(2**64 - 5), numeric=True) == 2**64 - 5
-    assert cursor_value("10.5", numeric=False) == "10.5" and cursor_value(7, numeric=True) == 7
+    assert cursor_value("10.5", "decimal(10,1)") == Decimal("10.5")
+    assert cursor_value(str(2**64 - 5), "decimal(20,0)") == 2**64 - 5
+    assert cursor_value("10.5", "string") == "10.5" and cursor_value(7, "int64") == 7
+    # A binary mark is stored as its hex and bound back as its bytes.
+    assert cursor_value("00ff", "binary") == b"\x00\xff"
+    assert later("0201", "02") and not later("01ff", "02")  # hex text sorts as the bytes do
     assert [numeric_cursor(t) for t in ("int64", "decimal(20,0)", "decimal", "string")] == [
         True,
         True,

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from egress.domain.errors import Invalid
-from egress.domain.types import parse_decimal
+from egress.domain.types import parse_decimal, parse_list
 
 # Default lag per source type, for sources that cannot read the rows' commit visibility.
 DEFAULT_LAGS: dict[str, timedelta] = {
@@ -85,6 +85,18 @@ def numeric_cursor(logical: str) -> bool:
 _NUMBERS = frozenset({"int16", "int32", "int64", "float32", "float64"})
 
 
+def cursor_problem(logical: str) -> str | None:
+    """Why a column of type ``logical`` cannot be a cursorField, or None. A duration (MySQL's
+    ``TIME``, PostgreSQL's ``interval``) is a span, not a position: MySQL's reached past 24
+    hours and below zero, and its marks were compared as text (``9:00:00`` after
+    ``10:00:00``), so runs took nothing new while COMPLETED. JSON and lists have no order."""
+    if logical == "duration":
+        return "a duration is a span of time, not a position in the table"
+    if logical == "json" or parse_list(logical) is not None:
+        return f"a {logical} value has no order"
+    return None
+
+
 def later(value: Any, current: Any, numeric: bool = False) -> bool:
     """Watermarks are ints, floats or ISO-like text of one source: compare like with like.
     A numeric cursor's text (a decimal's, an integer's past int64) compares by value: as text
@@ -99,10 +111,15 @@ def later(value: Any, current: Any, numeric: bool = False) -> bool:
     return str(value) > str(current)
 
 
-def cursor_value(stored: Any, numeric: bool) -> Any:
+def cursor_value(stored: Any, logical: str) -> Any:
     """A stored mark as it is bound into a query: a number's text as the number (MySQL
-    compares a number column with text as doubles, which rounds past 15 digits)."""
-    return Decimal(stored) if numeric and isinstance(stored, str) else stored
+    compares a number column with text as doubles, which rounds past 15 digits), binary's
+    hex as its bytes (as text it compared with the column's bytes as the hex's characters)."""
+    if not isinstance(stored, str):
+        return stored
+    if numeric_cursor(logical):
+        return Decimal(stored)
+    return bytes.fromhex(stored) if logical == "binary" else stored
 
 
 @dataclass(frozen=True)

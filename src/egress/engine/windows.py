@@ -19,6 +19,7 @@ from egress.domain.incremental import (
     DEFAULT_LAGS,
     Observation,
     ServerClock,
+    cursor_problem,
     cursor_value,
     held_back_by,
     kept_observations,
@@ -30,7 +31,7 @@ from egress.domain.options import Window
 from egress.domain.plan import ReadPlan
 from egress.domain.spec import ExecutionSpec, FrozenWindow, SnapshotMark
 from egress.engine.control import LeaseLost, RunControl
-from egress.engine.job import Job
+from egress.engine.job import Job, RunFailure
 from egress.sources import Source
 from egress.sources.base import (
     CollatingSource,
@@ -58,10 +59,11 @@ def with_window(
         within = frozen.snapshot.snapshot
     if frozen.keeps_watermark:
         notes = (*notes, kept_watermark_note(spec.options.narrowed_by))
+    logical = job.plan.column_type(frozen.field)
     window = Window(
         field=frozen.field,
-        low=cursor_value(frozen.low, frozen.numeric),
-        high=cursor_value(frozen.high, frozen.numeric),
+        low=cursor_value(frozen.low, logical),
+        high=cursor_value(frozen.high, logical),
         after=frozen.snapshot.after if frozen.snapshot else None,
         within=within,
     )
@@ -80,6 +82,9 @@ def freeze_window(
     claimed = job.claimed
     cursor = claimed.spec.template.cursor_field
     assert cursor is not None  # checked when triggered: only new records need a cursor
+    problem = cursor_problem(job.plan.column_type(cursor))
+    if problem is not None:  # a template made before the rule
+        raise RunFailure(f"the cursorField {cursor!r} cannot take only new records: {problem}")
     state = queue.incremental_state(claimed.configuration_id)
     numeric = numeric_cursor(job.plan.column_type(cursor))
     is_later = _comparison(source, job.plan, cursor, numeric)

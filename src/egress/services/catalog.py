@@ -20,6 +20,7 @@ from egress.domain.catalog import (
 )
 from egress.domain.errors import FieldError, Invalid, NotFound
 from egress.domain.identity import require_admin
+from egress.domain.incremental import cursor_problem
 from egress.domain.paging import PageRequest
 from egress.query.custom import LOC as QUERY_LOC
 from egress.query.custom import check_query
@@ -81,6 +82,13 @@ def _check_query_shape(new: NewTemplate) -> None:
 def _check_field(loc: str, name: str | None, fields: list[ColumnInfo]) -> None:
     if name is not None and name not in {f.name for f in fields}:
         raise Invalid.at(("body", loc), f"unknown field {name!r}")
+
+
+def _check_cursor(name: str | None, fields: list[ColumnInfo]) -> None:
+    _check_field("cursor_field", name, fields)
+    found = next((f for f in fields if f.name == name), None)
+    if found is not None and (problem := cursor_problem(found.type)) is not None:
+        raise Invalid.at(("body", "cursor_field"), f"{name!r} cannot be a cursor: {problem}")
 
 
 class CatalogService:
@@ -246,7 +254,7 @@ class CatalogService:
         chosen = with_column_types(chosen, column_types or {}, base)
         for key in primary_key or []:
             _check_field("primary_key", key, chosen)
-        _check_field("cursor_field", cursor_field, chosen)
+        _check_cursor(cursor_field, chosen)
         _check_field("date_field", date_field, chosen)
         names = {col.name for col in chosen}
         if primary_key is None:  # inherit the table's key only if every key column is kept
@@ -312,7 +320,7 @@ class CatalogService:
             )
         for key in primary_key or []:
             _check_field("primary_key", key, columns)
-        _check_field("cursor_field", cursor_field, columns)
+        _check_cursor(cursor_field, columns)
         _check_field("date_field", date_field, columns)
         return self._templates.create_custom(
             workspace_id,

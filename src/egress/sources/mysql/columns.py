@@ -112,16 +112,24 @@ def column_sql(field: ColumnInfo) -> exp.Expr:
 def max_sql(plan: ReadPlan, field: str) -> str:
     """The cursor's maximum, a FLOAT's widened as ``column_sql`` widens it: its 6-digit text
     put the mark below the stored maximum (3.40282e38 for 3.4028234663852886e38), and the row
-    holding it fell out of every window; with it the records whose cursor is NULL
+    holding it fell out of every window; an integer's ``+ 0``, which a BIT column's maximum
+    (its bytes: the mark was their hex, and runs after the first took nothing) needs to be a
+    number and any other integer leaves as it is. With it the records whose cursor is NULL
     (``marks.mark_statement``: columns high, nulls)."""
+    logical = plan.column_type(field)
 
     def exact(node: exp.Expr) -> exp.Expr:
-        if plan.column_type(field) != "float32":
-            return node
-        return exp.Mul(this=node, expression=exp.Literal.number("1e0"))
+        if logical == "float32":
+            return exp.Mul(this=node, expression=exp.Literal.number("1e0"))
+        if logical in _INTEGERS:
+            return exp.Add(this=node, expression=exp.Literal.number(0))
+        return node
 
     return mark_statement(plan, field, "mysql", exact=exact)
 
+
+# The logical types of MySQL's integer columns, BIT(n > 1) among them (``logical_type``).
+_INTEGERS = frozenset({"int16", "int32", "int64", "decimal(20,0)"})
 
 # Result-column type codes as information_schema's DATA_TYPE, so ``logical_type`` maps both.
 _DATA_TYPES = {
