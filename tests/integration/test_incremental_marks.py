@@ -214,6 +214,26 @@ def test_records_with_a_null_cursor_are_never_taken_and_each_run_says_so(
     assert not any("NULL" in w for w in warnings)  # none left out: nothing to say
 
 
+def test_a_csv_folders_records_with_an_empty_cursor_are_counted_on_every_run(
+    c: Container, tmp_path: Path
+) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,c\n1,1\n2,\n3,2\n")
+    env = _env(c, "files", {"url": tmp_path.as_uri()}, "t")
+    ids, warnings = env.run()
+    assert ids == [1, 3]
+    assert [w for w in warnings if "NULL" in w] == [
+        "1 record has no value (NULL) in the cursorField 'c': incremental runs never take them"
+        ' (take them with extractOnlyNew: false and whereClause "c IS NULL", or give them a'
+        " value)"
+    ]
+    (folder / "b.csv").write_text("id,c\n4,\n5,3\n")
+    ids, warnings = env.run()
+    assert ids == [5]
+    assert any(w.startswith("2 records have no value (NULL)") for w in warnings)
+
+
 # ------------------------------------------------------------- a trigger's own narrowing
 @pytest.mark.parametrize(
     ("options", "narrowed", "taken"),

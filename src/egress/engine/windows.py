@@ -39,7 +39,6 @@ from egress.sources.base import (
     OpenTransactionsSource,
     SnapshotSource,
 )
-from egress.sources.marks import may_be_null
 
 
 def with_window(
@@ -142,7 +141,7 @@ def freeze_window(
             numeric=numeric,
             keeps_watermark=keeps,
         )
-    nulls = null_cursor_note(source, job.plan, cursor, first=state.watermark is None)
+    nulls = null_cursor_note(source, cursor)
     if nulls is not None:
         notes = (nulls, *notes)
     if not queue.freeze_window(claimed, frozen, observations):
@@ -150,29 +149,19 @@ def freeze_window(
     return frozen, notes
 
 
-def null_cursor_note(source: Source, plan: ReadPlan, cursor: str, *, first: bool) -> str | None:
+def null_cursor_note(source: Source, cursor: str) -> str | None:
     """The run's warning that records without a cursor value are not taken: a NULL is never
     in (watermark, mark], on the first run as on every later one (README "Run options").
-    Counted with the mark where the source can (PostgreSQL, MySQL/MariaDB, SQLite): said on
-    every run that leaves such records out. A source that cannot count them says it on a
-    configuration's first incremental run only (when its cursor column may hold NULLs)."""
-    if isinstance(source, CursorNullsSource):
-        count = source.cursor_nulls()
-        if count is not None:
-            if not count:
-                return None
-            records = "1 record has" if count == 1 else f"{count} records have"
-            return (
-                f"{records} no value (NULL) in the cursorField {cursor!r}: incremental runs"
-                f" never take them (take them with extractOnlyNew: false and whereClause"
-                f' "{cursor} IS NULL", or give them a value)'
-            )
-    if not first or not may_be_null(plan, cursor):
+    Counted with the mark (``CursorNullsSource``: every source an incremental run reads), and
+    said on every run that leaves such records out."""
+    count = source.cursor_nulls() if isinstance(source, CursorNullsSource) else None
+    if not count:
         return None
+    records = "1 record has" if count == 1 else f"{count} records have"
     return (
-        f"records with no value (NULL) in the cursorField {cursor!r} are not taken by"
-        f" incremental runs, nor counted on this source (take them with extractOnlyNew: false"
-        f' and whereClause "{cursor} IS NULL")'
+        f"{records} no value (NULL) in the cursorField {cursor!r}: incremental runs"
+        f" never take them (take them with extractOnlyNew: false and whereClause"
+        f' "{cursor} IS NULL", or give them a value)'
     )
 
 

@@ -101,6 +101,7 @@ class FilesSource:
         self._nulls = tuple(settings.csvNullValues)
         self._unzipped: dict[str, str] = {}  # a decompressed copy → the file's relative path
         self._noticed: dict[str, None] = {}  # warnings, in order, each once
+        self._cursor_nulls: int | None = None  # with the last mark read (``max_value``)
         try:
             self._root = checked_location(settings, policy)
         except (confine.PathRefused, HostDenied) as exc:
@@ -675,11 +676,17 @@ class FilesSource:
         # The high-water mark is over all records: no filter, like the databases' MAX().
         unfiltered = replace(plan, dates=None, where=None, keys=None, window=None)
         best: Any = None
+        nulls = 0
         for _, batch in self._scan(unfiltered, [field], 65_536):
+            nulls += batch.column(0).null_count
             value = pc.max(batch.column(0)).as_py()
             if value is not None and (best is None or value > best):
                 best = value
+        self._cursor_nulls = nulls
         return best
+
+    def cursor_nulls(self) -> int | None:
+        return self._cursor_nulls
 
     def close(self) -> None:
         return None
