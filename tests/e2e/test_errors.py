@@ -338,6 +338,16 @@ def test_missing_sqlite_file_is_a_clear_4xx(http: httpx.Client, tmp_path: Path) 
         ({"startDate": "2026-05-01T10:00:00"}, "startDate", "timezone"),
         ({"splitBy": "nope"}, "splitBy", "unknown field"),
         ({"filter": "x = 1"}, "whereClause", "unknown column"),
+        (
+            {"filter": "is_gift = 'yes'"},
+            "whereClause",
+            "'yes' cannot be compared with boolean column 'is_gift': write 'true' or 'false'",
+        ),
+        (
+            {"filter": "length(region, 2) = 3"},
+            "whereClause",
+            "function length() takes 1 argument, not 2 (in 'length(region, 2)')",
+        ),
         ({"extra": 1}, "extra", "not permitted"),
     ],
 )
@@ -508,6 +518,36 @@ def test_unknown_ids_are_404(http: httpx.Client, world: dict[str, Any]) -> None:
         r = http.request(method, path, json=bodies.get(method))
         body = problem(r, 404)
         assert body["type"].endswith("/404") and body["title"] == "Not Found", (method, path)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (
+            "is_gift = 't'",
+            "'t' cannot be compared with boolean column 'is_gift': write 'true' or 'false'"
+            " (in any letter case), or TRUE or FALSE (in \"is_gift = 't'\")",
+        ),
+        (
+            "is_gift IN ('true', '1')",
+            "'1' cannot be compared with boolean column 'is_gift': write 'true' or 'false'"
+            " (in any letter case), or TRUE or FALSE (in \"is_gift IN ('true', '1')\")",
+        ),
+        (
+            "date(ordered_at, 'start of month') = '2026-01-01'",
+            "function date() takes 1 argument, not 2 (in \"date(ordered_at, 'start of month')\")",
+        ),
+        ("abs(amount, 1) > 0", "function abs() takes 1 argument, not 2 (in 'abs(amount, 1)')"),
+    ],
+)
+def test_a_where_clause_is_checked_against_its_columns_types_and_functions_arguments(
+    http: httpx.Client, world: dict[str, Any], where: str, message: str
+) -> None:
+    """Refused before any run: MariaDB read `b = 'true'` as `b = 0`, and `length(s, 2)` or
+    `date(dt, 'x')` completed on some sources and failed on others."""
+    r = http.post(f"{world['base']}/executions", json={"whereClause": where})
+    body = problem(r, 422, "whereClause")
+    assert body["detail"] == f"body.whereClause: {message}"
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from egress.container import Container
+from egress.domain.errors import Invalid
 from egress.domain.status import RunStatus
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import source_connection, submitted_configuration
@@ -303,3 +304,105 @@ def test_timestamp_offsets_are_applied_on_mysql(c: Container, mysql_db: MysqlDat
     assert table.ids(whereClause="tz < '2026-01-01T13:00:00+02:00'") == [1]
     keyed = Table(c, "mysql", settings, f"{mysql_db.name}.t", ["ts"])
     assert keyed.ids(selectAll=False, rows=[{"ts": "2026-01-01T14:00:00+02:00"}]) == [2]
+
+
+# ---- text compared with a boolean column ----------------------------------------------------
+
+_BOOLEAN_WHERE = [
+    ("b = 'true'", [1]),  # MariaDB [2] (its BOOLEAN is a TINYINT: 'true' is 0), SQLite []
+    ("b != 'true'", [2]),  # MariaDB [1], SQLite [1, 2]
+    ("b <> 'TRUE'", [2]),
+    ("b IN ('true')", [1]),
+    ("b IN ('true', 'False')", [1, 2]),
+    ("b NOT IN ('false')", [1]),
+    ("b = 'false' OR b IS NULL", [2, 3]),
+]
+
+
+def test_text_compared_with_a_boolean_column_selects_the_same_rows_on_every_source(
+    c: Container, pg_db: PgDatabase, mysql_db: MysqlDatabase, tmp_path: Path
+) -> None:
+    """A text literal compared with a boolean column is read as a boolean, as `day =
+    '2026-01-31'` is read as a date: PostgreSQL and files did; MariaDB selected the opposite
+    rows and SQLite (which stores 1 and 0) none. A seed-001 structured condition compiles to
+    the same clause."""
+    create = "CREATE TABLE t (id int PRIMARY KEY, b boolean)"
+    insert = "INSERT INTO t VALUES (1, true), (2, false), (3, NULL)"
+    folder = tmp_path / "files" / "t"
+    folder.mkdir(parents=True)
+    (folder / "part-0.csv").write_text("id,b\n1,true\n2,false\n3,\n")
+    sqlite_rows: list[tuple[Any, ...]] = [(1, 1), (2, 0), (3, None)]
+    tables = {
+        "postgresql": Table(c, "postgresql", _pg(pg_db, create, insert), "public.t", ["id"]),
+        "mysql": Table(c, "mysql", _mysql(mysql_db, create, insert), f"{mysql_db.name}.t", ["id"]),
+        "sqlite": Table(
+            c,
+            "sqlite",
+            _sqlite(tmp_path, "CREATE TABLE t (id integer PRIMARY KEY, b boolean)", sqlite_rows),
+            "main.t",
+            ["id"],
+        ),
+        "files": Table(c, "files", {"url": (tmp_path / "files").as_uri()}, "t", ["id"]),
+    }
+    got = {
+        where: {k: t.ids(whereClause=where) for k, t in tables.items()}
+        for where, _ in _BOOLEAN_WHERE
+    }
+    assert got == {where: {k: ids for k in tables} for where, ids in _BOOLEAN_WHERE}
+
+    for table in tables.values():  # {"field": "b", "operator": "=", "value": "true"}
+        c.services.configurations.update(
+            table.ws, table.cfg, {"conditions": [{"field": "b", "operator": "=", "value": "true"}]}
+        )
+    assert {k: t.ids() for k, t in tables.items()} == {k: [1] for k in tables}
+
+
+def test_text_no_boolean_is_spelt_as_is_refused_before_any_run(
+    c: Container, tmp_path: Path
+) -> None:
+    """On the configuration (a whereClause or a structured condition) and on a trigger: a 422
+    naming the column and the literal, not a run whose rows depend on the source."""
+    settings = _sqlite(tmp_path, "CREATE TABLE t (id integer PRIMARY KEY, b boolean)", [(1, 1)])
+    table = Table(c, "sqlite", settings, "main.t", ["id"])
+
+    def message(part: str) -> str:
+        return (
+            "'yes' cannot be compared with boolean column 'b': write 'true' or 'false' (in any"
+            f" letter case), or TRUE or FALSE (in {part!r})"
+        )
+
+    cases: list[tuple[Any, tuple[str, ...], str]] = [
+        (
+            lambda: c.services.executions.trigger(
+                table.ws, table.cfg, {"whereClause": "b = 'yes'"}
+            ),
+            ("body", "where_clause"),
+            message("b = 'yes'"),
+        ),
+        (
+            lambda: c.services.configurations.update(table.ws, table.cfg, {"filter": "b = 'yes'"}),
+            ("body", "where_clause"),
+            message("b = 'yes'"),
+        ),
+        (
+            lambda: c.services.configurations.update(
+                table.ws,
+                table.cfg,
+                {"conditions": [{"field": "b", "operator": "=", "value": "yes"}]},
+            ),
+            ("body", "filters"),
+            message("\"b\" = 'yes'"),
+        ),
+        (
+            lambda: c.services.executions.trigger(
+                table.ws, table.cfg, {"whereClause": "length(b, 2) = 1"}
+            ),
+            ("body", "where_clause"),
+            "function length() takes 1 argument, not 2 (in 'length(b, 2)')",
+        ),
+    ]
+    for attempt, loc, expected in cases:
+        with pytest.raises(Invalid) as err:
+            attempt()
+        assert [(e.loc, e.msg) for e in err.value.errors] == [(loc, expected)]
+    assert table.ids(whereClause="b = 'True'") == [1]

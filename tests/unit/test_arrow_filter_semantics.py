@@ -177,3 +177,35 @@ def test_an_incremental_window_on_a_date_column() -> None:
 )
 def test_selected_rows(keys: KeySelection, expected: list[int]) -> None:
     assert ids(keys=keys) == expected
+
+
+BOOLEANS = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "b": pa.array([True, False, None])})
+BOOLEAN_COLUMNS = [ColumnInfo("id", "int64"), ColumnInfo("b", "boolean")]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("b = 'true'", [1]),
+        ("b = 'TRUE'", [1]),
+        ("b != 'true'", [2]),
+        ("b <> 'False'", [1]),
+        ("b IN ('true')", [1]),
+        ("b IN ('true', 'false')", [1, 2]),
+        ("b NOT IN ('false')", [1]),
+        ("b BETWEEN 'false' AND 'true'", [1, 2]),
+        ("b > 'false'", [1]),
+        ("coalesce(b, 'false') = 'false'", [2, 3]),
+    ],
+)
+def test_text_compared_with_a_boolean_column_is_a_boolean(where: str, expected: list[int]) -> None:
+    """As on every database source (MySQL read 'true' as 0, SQLite compared it with 1 and 0)."""
+    plan = ReadPlan(TableRef(None, "t"), BOOLEAN_COLUMNS, BOOLEAN_COLUMNS, where=where)
+    condition = plan_filter(plan, BOOLEANS.schema)
+    assert sorted(ds.dataset(BOOLEANS).to_table(filter=condition)["id"].to_pylist()) == expected
+
+
+def test_text_no_boolean_is_spelt_as_is_refused_on_files_too() -> None:
+    plan = ReadPlan(TableRef(None, "t"), BOOLEAN_COLUMNS, BOOLEAN_COLUMNS, where="b = '1'")
+    with pytest.raises(Invalid, match="'1' cannot be compared with boolean column 'b'"):
+        plan_filter(plan, BOOLEANS.schema)

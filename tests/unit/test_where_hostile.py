@@ -108,6 +108,10 @@ _PAYLOADS = [
     "id = 1 GROUP BY id",
     "id = 1 HAVING 1 = 1",
     "id = 1 WINDOW w AS ()",
+    "length(note, 2) = 3",  # sqlglot read the 2 as an encoding: MySQL and files ignored it
+    "date(happened, '+1 day') = '2026-01-03'",  # SQLite's modifier: files ignored it
+    "abs(amount, 1) = 1",
+    "coalesce(amount) = 1",
 ]
 
 
@@ -163,6 +167,8 @@ REFUSALS = [
     "must not name a table",
     "unknown column",
     "is not allowed",  # a function or an expression kind outside the grammar
+    "takes 1 argument, not 2",
+    "takes 2 or more arguments, not 1",
 ]
 
 
@@ -208,6 +214,7 @@ ROWS = [
         ("(amount * 2 + 1) / 3 > id % 7", [1, 2, 15]),
         ("region = 'O''Brien'", [12]),
         ("region = ';' AND note = '--'", [15]),
+        ("trim(region, 'E') = 'U' OR coalesce(amount, id, 0) = 12", [1, 12]),
     ],
 )
 def test_allowed_grammar_parses_to_the_condition_written(text: str, ids: list[int]) -> None:
@@ -228,3 +235,80 @@ def test_messages_point_at_the_offending_part() -> None:
         parse_where("secret = 1", FIELDS)
     with pytest.raises(Invalid, match="a subquery is not allowed"):
         parse_where("id = (SELECT 1)", FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # sqlglot read these: length(s, 2) failed on PostgreSQL and SQLite and ignored the 2 on
+        # MySQL and files; date(dt, 'x') selected rows on files and none on SQLite.
+        ("length(note, 2) = 3", "function length() takes 1 argument, not 2 (in 'length(note, 2)')"),
+        (
+            "length(note, 'utf8') = 3",
+            "function length() takes 1 argument, not 2 (in \"length(note, 'utf8')\")",
+        ),
+        (
+            "LENGTH(note,1,2) = 3",
+            "function length() takes 1 argument, not 3 (in 'LENGTH(note,1,2)')",
+        ),
+        (
+            "date(happened, 'x') = '2026-01-03'",
+            "function date() takes 1 argument, not 2 (in \"date(happened, 'x')\")",
+        ),
+        (
+            "date (happened, '+1 day', 'utc') = '2026-01-03'",
+            "function date() takes 1 argument, not 3 (in \"date (happened, '+1 day', 'utc')\")",
+        ),
+        ("date() = '2026-01-03'", "function date() takes 1 argument, not 0 (in 'date()')"),
+        # sqlglot refused these in its own words, naming no function:
+        ("abs(amount, 1) = 1", "function abs() takes 1 argument, not 2 (in 'abs(amount, 1)')"),
+        (
+            "upper(region, 1) = 'EU'",
+            "function upper() takes 1 argument, not 2 (in 'upper(region, 1)')",
+        ),
+        ("lower() = 'eu'", "function lower() takes 1 argument, not 0 (in 'lower()')"),
+        (
+            "trim(region, 'x', 'y') = 'EU'",
+            "function trim() takes 1 or 2 arguments: the text, and the characters to remove,"
+            " not 3 (in \"trim(region, 'x', 'y')\")",
+        ),
+        (
+            "coalesce(amount) = 1",
+            "function coalesce() takes 2 or more arguments, not 1 (in 'coalesce(amount)')",
+        ),
+        # nested, and at any depth of parentheses
+        (
+            "lower(trim(region)) = 'eu' AND (length((note), (1 + 2)) = 1)",
+            "function length() takes 1 argument, not 2 (in 'length((note), (1 + 2))')",
+        ),
+        # another spelling sqlglot reads as one of the functions: counted in the tree
+        (
+            "char_length(note, 2) = 3",
+            "function length() takes 1 argument, not 2 (in 'LENGTH(note, 2)')",
+        ),
+        (
+            "ifnull(amount) = 1",
+            "function coalesce() takes 2 or more arguments, not 1 (in 'COALESCE(amount)')",
+        ),
+    ],
+)
+def test_a_function_given_other_than_its_arguments_is_refused(text: str, message: str) -> None:
+    with pytest.raises(Invalid) as err:
+        parse_where(text, FIELDS)
+    (error,) = err.value.errors
+    assert error.loc == ("body", "where_clause")
+    assert error.msg == message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "length(note) = 3 AND date(happened) = '2026-01-01' AND abs(amount) > 1",
+        "trim(region) = 'EU' AND trim(region, 'E') = 'U' AND trim(both 'x' from note) = 'y'",
+        "trim(leading from region) = 'EU' AND lower(upper(region)) = 'eu'",
+        "coalesce(amount, 0) = 0 AND coalesce(note, region, 'x') = 'x'",
+        "region IN ('a', 'b', 'c') AND 'length(x, 2)' = note",  # a text is no call
+    ],
+)
+def test_a_function_given_its_arguments_is_allowed(text: str) -> None:
+    parse_where(text, FIELDS)

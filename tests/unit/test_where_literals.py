@@ -14,6 +14,7 @@ from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
 from egress.domain.options import utc_text
 from egress.domain.plan import KeySelection, ReadPlan
+from egress.query.conditions import Condition, compile_conditions
 from egress.query.select import max_statement, select_statement, sqlite_value
 from egress.query.where import literal_value, parse_where
 from egress.sources.base import SourceError
@@ -165,9 +166,99 @@ def test_other_sources_get_a_value_in_utc_and_their_own_columns() -> None:
 
 
 def test_every_literal_stays_a_parameter_where_sqlite_rewrites() -> None:
-    plan = _plan("date(ts, '+1 day') IN ('2026-01-02', d) AND (s LIKE 'x') = (s NOT ILIKE 'y')")
+    plan = _plan(
+        "date(coalesce(ts, '+1 day')) IN ('2026-01-02', d) AND (s LIKE 'x') = (s NOT ILIKE 'y')"
+    )
     statement = select_statement(plan, "sqlite", convert=sqlite_value, rules=COMPARISONS)
     assert "'" not in statement.sql
     assert sorted(map(str, statement.params.values())) == sorted(
         ["+1 day", "2026-01-02 00:00:00.000000", "x", "y", "\\", "\\"]
     )
+
+
+# ---- a text literal compared with a boolean column ------------------------------------------
+
+TYPED = [*FIELDS, ColumnInfo("b", "boolean"), ColumnInfo("t", "string")]
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("b = 'true'", "b = TRUE"),
+        ("b = 'TRUE'", "b = TRUE"),
+        ("b != 'false'", "b <> FALSE"),
+        ("b <> 'False'", "b <> FALSE"),
+        ("'true' = (b)", "TRUE = (b)"),
+        ("b IN ('true', 'FALSE')", "b IN (TRUE, FALSE)"),
+        ("b NOT IN ('true', NULL)", "NOT b IN (TRUE, NULL)"),
+        ("b BETWEEN 'false' AND 'true'", "b BETWEEN FALSE AND TRUE"),
+        ("coalesce(b, 'false') = 'true'", "COALESCE(b, FALSE) = TRUE"),
+        ("b = true AND NOT b = 'false'", "b = TRUE AND NOT b = FALSE"),
+        ("t = 'true' AND s IN ('false')", "t = 'true' AND s IN ('false')"),  # text stays text
+    ],
+)
+def test_a_text_literal_compared_with_a_boolean_column_is_a_boolean(text: str, read: str) -> None:
+    """MySQL's BOOLEAN is a TINYINT(1) that reads 'true' as 0 (b = 'true' selected the false
+    rows) and SQLite stores 1 and 0 (none): the tree every source renders holds TRUE/FALSE."""
+    assert parse_where(text, TYPED).sql() == read
+
+
+@pytest.mark.parametrize(
+    ("text", "literal", "part"),
+    [
+        ("b = 'yes'", "'yes'", "b = 'yes'"),
+        ("b = 't'", "'t'", "b = 't'"),
+        ("b = '1'", "'1'", "b = '1'"),
+        ("b = ' true'", "' true'", "b = ' true'"),
+        ("b = ''", "''", "b = ''"),
+        ("b IN ('true', 'on')", "'on'", "b IN ('true', 'on')"),
+        ("b NOT IN ('false', 'no')", "'no'", "b IN ('false', 'no')"),
+        ("b BETWEEN 'false' AND 'y'", "'y'", "b BETWEEN 'false' AND 'y'"),
+        ("coalesce(b, 'n') = true", "'n'", "COALESCE(b, 'n')"),
+    ],
+)
+def test_a_text_literal_no_boolean_is_spelt_as_is_refused_naming_the_column(
+    text: str, literal: str, part: str
+) -> None:
+    with pytest.raises(Invalid) as err:
+        parse_where(text, TYPED)
+    (error,) = err.value.errors
+    assert error.loc == ("body", "where_clause")
+    assert error.msg == (
+        f"{literal} cannot be compared with boolean column 'b': write 'true' or 'false'"
+        f" (in any letter case), or TRUE or FALSE (in {part!r})"
+    )
+
+
+def test_without_the_columns_types_a_boolean_literal_is_left_to_the_run() -> None:
+    assert parse_where("b = 'yes'", [f.name for f in TYPED]).sql() == "b = 'yes'"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "column"),
+    [("postgres", '"b"'), ("mysql", "`b`"), ("sqlite", '"b"')],
+)
+def test_every_dialect_compares_a_boolean_column_with_a_boolean(dialect: str, column: str) -> None:
+    plan = ReadPlan(
+        TableRef("main", "t"),
+        TYPED[:1],
+        TYPED,
+        where="b = 'true' AND b <> 'FALSE' AND b IN ('true') AND t = 'true'",
+    )
+    statement = select_statement(plan, dialect)
+    assert statement.sql.split(" WHERE ", 1)[1] == (
+        f"({column} = TRUE AND {column} <> FALSE AND {column} IN (TRUE)"
+        f" AND {column.replace('b', 't')} = {'%(p0)s' if dialect == 'postgres' else ':p0'})"
+    )
+    assert list(statement.params.values()) == ["true"]  # only the text column's text
+
+
+def test_a_structured_condition_on_a_boolean_field_is_read_the_same_way() -> None:
+    text = compile_conditions([Condition("b", "=", "true"), Condition("b", "in", ["False"])], TYPED)
+    assert text == "\"b\" = 'true' AND \"b\" IN ('False')"
+    assert parse_where(text, TYPED).sql() == '"b" = TRUE AND "b" IN (FALSE)'
+    with pytest.raises(Invalid) as err:
+        compile_conditions([Condition("b", "=", "yes")], TYPED)
+    (error,) = err.value.errors
+    assert error.loc == ("body", "filters")
+    assert error.msg.startswith("'yes' cannot be compared with boolean column 'b'")

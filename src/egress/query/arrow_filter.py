@@ -89,7 +89,7 @@ def plan_filter(plan: ReadPlan, schema: pa.Schema) -> Expression | None:
             parts.append(_bound(field, operator.gt, plan.window.low, schema))
         parts.append(_bound(field, operator.le, plan.window.high, schema))
     if plan.where:
-        tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
+        tree = parse_where(plan.where, plan.columns or plan.fields)
         parts.append(_checked(_Renderer(schema).render(tree), schema))
     if plan.keys is not None:
         parts.append(_key_match(plan.keys, schema))

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
 from egress.query.where import parse_where
 
@@ -83,12 +84,16 @@ def _condition(c: Condition, loc: tuple[str | int, ...]) -> exp.Expr:
     raise Invalid.at((*loc, "operator"), f"unknown operator; one of: {', '.join(OPERATORS)}")
 
 
-def compile_conditions(conditions: Sequence[Condition], fields: Iterable[str]) -> str | None:
+def compile_conditions(
+    conditions: Sequence[Condition], fields: Iterable[str | ColumnInfo]
+) -> str | None:
     """The whereClause the conditions mean (None for none), checked against the template's
-    ``fields``; a problem names the condition (``filters.2.value``)."""
+    ``fields`` (names, or columns: then a text value for a boolean field must be 'true' or
+    'false', as in any whereClause); a problem names the condition (``filters.2.value``)."""
     if len(conditions) > MAX_CONDITIONS:
         raise Invalid.at(LOC, f"at most {MAX_CONDITIONS} conditions")
-    known = list(fields)
+    columns = list(fields)
+    known = [c.name if isinstance(c, ColumnInfo) else c for c in columns]
     parts = []
     for i, c in enumerate(conditions):
         if c.field not in known:
@@ -101,7 +106,7 @@ def compile_conditions(conditions: Sequence[Condition], fields: Iterable[str]) -
         return None
     text = exp.and_(*parts).sql(dialect="postgres")
     try:
-        parse_where(text, known)
+        parse_where(text, columns)
     except Invalid as exc:  # e.g. too long: the client wrote filters, not a whereClause
         raise Invalid.at(LOC, exc.errors[0].msg) from exc
     return text

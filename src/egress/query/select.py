@@ -147,7 +147,7 @@ def conditions(
     if plan.window is not None:
         out.extend(_window(plan.window, sides))
     if plan.where:
-        tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
+        tree = parse_where(plan.where, plan.columns or plan.fields)
         out.append(exp.Paren(this=bind_where(tree, params.bind, sides.temporal, rules)))
     if plan.keys is not None:
         out.append(_key_match(plan.keys.fields, plan.keys.values, sides))
@@ -409,7 +409,7 @@ def columns_read(plan: ReadPlan, cursor_field: str | None = None) -> list[str]:
     if plan.keys is not None:
         names.extend(plan.keys.fields)
     if plan.where:
-        tree = parse_where(plan.where, [c.name for c in plan.columns or plan.fields])
+        tree = parse_where(plan.where, plan.columns or plan.fields)
         names.extend(col.name for col in tree.find_all(exp.Column))
     return list(dict.fromkeys(names))
 

@@ -2,9 +2,12 @@
 
 Allowed: column references to the template's fields, literals, comparisons, AND/OR/NOT,
 IN (list), BETWEEN, LIKE/ILIKE, IS [NOT] NULL, arithmetic, parentheses, and the pure functions
-lower, upper, trim, coalesce, date, abs, length. Everything else — subqueries, other tables,
-comments, several statements, unknown columns or functions — is refused with a message that
-quotes the offending part. Literals never reach SQL text: they become bound parameters.
+lower, upper, trim, coalesce, date, abs, length, each given the arguments it takes.
+Everything else — subqueries, other tables, comments, several statements, unknown columns or
+functions, a function given too many or too few arguments — is refused with a message that
+quotes the offending part. Given the columns' types, a text literal compared with a boolean
+column is read as a boolean ('true' or 'false'), so that every source compares the same values.
+Literals never reach SQL text: they become bound parameters.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlglot
-from sqlglot import TokenType, exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.errors import ParseError, TokenError
 
+from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
 from egress.domain.options import utc_text
 
@@ -63,6 +67,28 @@ _ALLOWED: tuple[type[exp.Expr], ...] = (
 )
 _FUNCTIONS = "lower, upper, trim, coalesce, date, abs, length"
 
+# How many arguments each function takes: (fewest, most or None, as told). sqlglot reads more
+# into some than a source takes (``length(s, 'utf8')``, SQLite's ``date(dt, '+1 day')``), and
+# refuses others in its own words: a run of ``length(s, 2)`` failed on PostgreSQL and SQLite
+# and ignored the 2 on MySQL and files.
+_ARITY: dict[type[exp.Func], tuple[int, int | None, str]] = {
+    exp.Lower: (1, 1, "1 argument"),
+    exp.Upper: (1, 1, "1 argument"),
+    exp.Abs: (1, 1, "1 argument"),
+    exp.Length: (1, 1, "1 argument"),
+    exp.Date: (1, 1, "1 argument"),
+    exp.Trim: (1, 2, "1 or 2 arguments: the text, and the characters to remove"),
+    exp.Coalesce: (2, None, "2 or more arguments"),  # SQLite's takes no fewer
+}
+_ARITY_BY_NAME = {cls.key: arity for cls, arity in _ARITY.items()}
+# Tokens that name no function even when a '(' follows them.
+_NOT_NAMES = (TokenType.STRING, TokenType.IDENTIFIER, TokenType.NUMBER)
+
+# A text literal compared with a boolean column is read as one of these, in any letter case.
+# Bound as text, MySQL's BOOLEAN (a TINYINT) read 'true' as 0 and SQLite's stored 1 and 0 equal
+# no text: `b = 'true'` selected the false rows on MariaDB and none on SQLite.
+BOOLEAN_TEXT = {"true": True, "false": False}
+
 
 def _refuse(message: str) -> Invalid:
     return Invalid.at(LOC, message)
@@ -82,8 +108,13 @@ def _comments(nodes: Iterable[exp.Expr]) -> bool:
     return any(n.comments for n in nodes)
 
 
-def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
-    """Validate ``text`` against the grammar and the template's fields; return its AST."""
+def parse_where(text: str, fields: Iterable[str | ColumnInfo]) -> exp.Expr:
+    """Validate ``text`` against the grammar and the template's fields; return its AST.
+
+    ``fields``: the template's column names, or its columns. Given their types, a text literal
+    compared with a boolean column must spell a boolean and is TRUE or FALSE in the tree, which
+    every source renders: a run parses with the columns, and so should a check of a
+    configuration or a trigger, to refuse such a literal before any run."""
     if len(text) > MAX_LENGTH:
         raise _refuse(f"is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if not text.strip():
@@ -98,6 +129,7 @@ def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
         raise _refuse("must be a single expression; ';' is not allowed")
     if any(t.comments for t in tokens):
         raise _refuse("comments are not allowed")
+    _check_calls(text, tokens)
     try:
         statements = sqlglot.parse(text, read="postgres")
     except (ParseError, TokenError) as exc:
@@ -112,7 +144,8 @@ def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
     nodes = list(tree.walk())
     if _comments(nodes):
         raise _refuse("comments are not allowed")
-    known = set(fields)
+    columns = [f if isinstance(f, ColumnInfo) else ColumnInfo(f, "") for f in fields]
+    known = {c.name for c in columns}
     for node in nodes:
         if isinstance(node, exp.Anonymous):
             raise _refuse(
@@ -127,6 +160,8 @@ def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
             )
         if not isinstance(node, _ALLOWED):
             raise _refuse(f"{_describe(node)} is not allowed (in {node.sql()!r})")
+        if isinstance(node, exp.Func):
+            _check_arguments(node)
         if isinstance(node, exp.Column):
             if node.table or node.args.get("db") or node.args.get("catalog"):
                 raise _refuse(f"column {node.sql()!r} must not name a table")
@@ -141,7 +176,101 @@ def parse_where(text: str, fields: Iterable[str]) -> exp.Expr:
             _number(node.this)
     if not _is_boolean(tree):
         raise _refuse("must be a boolean condition, e.g. region = 'EU' AND amount > 100")
+    _read_booleans(tree, {c.name for c in columns if c.type == "boolean"})
     return tree
+
+
+def _arity_problem(function: str, given: int, written: str) -> Invalid | None:
+    fewest, most, told = _ARITY_BY_NAME[function]
+    if fewest <= given and (most is None or given <= most):
+        return None
+    return _refuse(f"function {function}() takes {told}, not {given} (in {written!r})")
+
+
+def _check_calls(text: str, tokens: list[Token]) -> None:
+    """Each call of a function of the grammar given the arguments it takes, counted as written:
+    sqlglot drops a third argument of length() and refuses abs(x, 1) without naming abs."""
+    calls: list[_Call] = []  # one per open parenthesis
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        if calls and kind is not TokenType.R_PAREN:
+            calls[-1].filled = True
+            if kind is TokenType.COMMA:
+                calls[-1].commas += 1
+        if kind is TokenType.L_PAREN:
+            before = tokens[i - 1] if i else None
+            named = before is not None and before.token_type not in _NOT_NAMES
+            function = before.text.lower() if named and before is not None else ""
+            calls.append(_Call(before if function in _ARITY_BY_NAME else None))
+        elif kind is TokenType.R_PAREN and calls:
+            call = calls.pop()
+            if call.name is not None:
+                given = call.commas + 1 if call.filled else 0
+                written = text[call.name.start : token.end + 1]
+                problem = _arity_problem(call.name.text.lower(), given, written)
+                if problem is not None:
+                    raise problem
+
+
+@dataclass
+class _Call:
+    """An open parenthesis: the name of the function it calls (None: no function of the
+    grammar), the commas at its own depth so far, and whether anything stands inside it."""
+
+    name: Token | None
+    commas: int = 0
+    filled: bool = False
+
+
+def _check_arguments(node: exp.Func) -> None:
+    """``node`` given the arguments it takes, counted in the tree: a function spelt another way
+    (char_length, ifnull) is checked too, and an argument sqlglot keeps in a slot of its own
+    (length's encoding, date's zone) counts."""
+    if type(node) not in _ARITY:
+        return
+    given = 0
+    for value in node.args.values():
+        items = value if isinstance(value, list) else [value]
+        given += sum(isinstance(item, exp.Expr) for item in items)
+    problem = _arity_problem(node.key, given, node.sql())
+    if problem is not None:
+        raise problem
+
+
+def _read_booleans(tree: exp.Expr, booleans: Collection[str]) -> None:
+    """Replace, in ``tree``, each text literal compared with a boolean column (or coalesced with
+    one) by TRUE or FALSE; refuse one that spells neither, naming the column."""
+    if not booleans:
+        return
+
+    def column_of(node: exp.Expr) -> str | None:
+        """The boolean column ``node`` yields the value of, if it does."""
+        node = _bare(node)
+        if isinstance(node, exp.Column):
+            return node.name if node.name in booleans else None
+        if isinstance(node, exp.Coalesce):
+            return next(filter(None, map(column_of, [node.this, *node.expressions])), None)
+        return None
+
+    for node in list(tree.find_all(*_COMPARED, exp.Coalesce)):
+        if isinstance(node, exp.Coalesce):
+            operands = [node.this, *node.expressions]
+        else:
+            operands = _operands(node)
+        name = next(filter(None, map(column_of, operands)), None)
+        if name is None:
+            continue
+        literals = [_bare(o) for o in operands]
+        texts = [t for t in literals if isinstance(t, exp.Literal) and t.is_string]
+        for literal in texts:  # each checked before any is replaced: the message quotes them
+            if literal.this.lower() not in BOOLEAN_TEXT:
+                raise _refuse(
+                    f"{literal.sql()} cannot be compared with boolean column {name!r}: write "
+                    f"'true' or 'false' (in any letter case), or TRUE or FALSE "
+                    f"(in {node.sql()!r})"
+                )
+        for literal in texts:
+            literal.replace(exp.Boolean(this=BOOLEAN_TEXT[literal.this.lower()]))
 
 
 def _is_boolean(tree: exp.Expr) -> bool:

@@ -306,10 +306,10 @@ class ConfigurationService:
             conditions = [Condition(**c) for c in values["conditions"]]
             values = {
                 **values,
-                "filter": compile_conditions(conditions, [f.name for f in template.fields]),
+                "filter": compile_conditions(conditions, template.fields),
             }
         if values.get("filter") is not None:
-            parse_where(values["filter"], [f.name for f in template.fields])
+            parse_where(values["filter"], template.fields)
         if values.get("extract_only_new") and template.cursor_field is None:
             raise Invalid.at(("body", "extract_only_new"), "the template has no cursorField")
         date_range(template.date_field, values.get("date_from"), values.get("date_to"))

@@ -77,7 +77,7 @@ def resolve_options(
     lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incremental_lag"))
     date_range(template.date_field, date_from, date_to, to_exclusive)
     if where is not None:
-        parse_where(where, [f.name for f in template.fields])
+        parse_where(where, template.fields)
     chosen = selection(
         body.get("rows"), body.get("selectAll"), template.fields, template.primary_key, max_rows
     )
