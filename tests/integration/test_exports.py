@@ -524,3 +524,43 @@ def test_postgresql_text_is_the_same_through_copy_and_through_arrow(
             keys = [w for (w,) in conn.execute("SELECT w FROM words ORDER BY w")]
         assert [r[0] for r in rows] == keys and len(keys) == 9
     assert len(rows) == 9
+
+
+def test_a_dead_attempts_file_still_in_the_store_makes_the_next_attempt_retry(
+    tmp_path: Path, pg_db: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt published its file and died before recording it; the store refused the
+    reaper's delete, so the file is a leftover when attempt 2 publishes the same name (one
+    name per request). Attempt 2 tried again later instead of failing with an internal error."""
+    clock = Clock()
+    c = _container(tmp_path, clock=clock, retry_base_s=10, retry_max_s=10)
+    ws = c.workspaces.ensure_workspace("firm")
+    p = _user(ws)
+    view = c.services.exports.export(p, ws, _pg_object(c, pg_db, ws, 10), None, "jsonl", None)
+    claimed = c.run_queue.claim("doomed", timedelta(seconds=30), clock())
+    assert claimed is not None
+
+    def killed(*_: Any) -> bool:
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(c.run_queue, "finish", killed)
+        with pytest.raises(_Killed):
+            c.runner().execute(claimed, RunControl())
+    clock.now += timedelta(seconds=31)
+    worker = c.worker()
+    with monkeypatch.context() as m:
+
+        def refused(*_: Any) -> None:
+            raise OSError("the store is down")
+
+        m.setattr(c.storage, "delete", refused)
+        assert worker.reap_once().requeued == 1
+    assert worker.run_once()  # before the leftover's next try is due
+    run = c.requests.get(ws, view.request_id).run
+    assert (run.status.value, run.attempt) == ("PENDING", 3)
+    assert run.error_message is not None and "still in the store" in run.error_message
+    clock.now += timedelta(seconds=11)  # past the retry's backoff and the leftover's pause
+    worker.reap_once()
+    done = _run(c, p, view)
+    assert [line["id"] for line in _lines(c, p, done)] == list(range(1, 11))

@@ -32,6 +32,7 @@ from egress.domain.split import ALL
 from egress.domain.status import RunStatus
 from egress.domain.types import parse_list
 from egress.engine.control import LeaseLost, RunControl
+from egress.engine.faults import TransientFailure
 from egress.engine.job import RunFailure, copy_rendering
 from egress.sinks.data_table import Warehouse
 from egress.sinks.file import FileSink, WrittenFile
@@ -40,7 +41,7 @@ from egress.sources import Source, open_source
 from egress.sources.arrow_types import arrow_schema
 from egress.sources.base import KeysetSource
 from egress.sources.policy import SourcePolicy
-from egress.storage import Storage, tmp_key
+from egress.storage import DestinationExists, Storage, tmp_key
 
 Batches = Callable[[ReadPlan, Source, RunControl], Iterator[pa.RecordBatch]]
 
@@ -249,7 +250,14 @@ def run_export(
     final = storage_key(claimed.workspace_id, EXPORT_FOLDER, name)
     if not parts.queue.mark_publishing(claimed, [final]):
         raise LeaseLost
-    parts.storage.publish(sink.key, final)
+    try:
+        parts.storage.publish(sink.key, final)
+    except DestinationExists as exc:
+        # An earlier attempt's file, published but never recorded: the reaper deletes it
+        # (storage_leftovers), after which another attempt publishes.
+        raise TransientFailure(
+            f"an earlier attempt's file is still in the store at {exc.key!r}; the reaper deletes it"
+        ) from exc
     parts.clean()  # its file moved out; the empty folders go too
     record = FileRecord(
         sub_extract_id=ALL,

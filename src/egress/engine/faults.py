@@ -79,6 +79,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientFailure):  # the engine's own word for it
+        return True
     if isinstance(exc, psycopg.Error):
         # No SQLSTATE: the client lost the connection (closed, reset, consuming input failed).
         return (
@@ -117,7 +119,7 @@ def _transient_sqlstate(sqlstate: str) -> bool:
 
 def failure_message(exc: BaseException) -> str:
     """What a failed run says: the error's own words where they are meant for users."""
-    if isinstance(exc, SourceError | RunFailure | ValueError):
+    if isinstance(exc, SourceError | RunFailure | TransientFailure | ValueError):
         return str(exc)
     if isinstance(exc, pa.ArrowException):
         return f"data conversion failed: {exc}"
