@@ -398,3 +398,19 @@ def test_a_mysql_time_column_cannot_be_a_cursor(
         "a position in the table",
     )
     assert c.configurations.get(ws, cfg).watermark is None
+
+
+def test_a_postgres_time_cursor_takes_the_last_time_of_day(c: Container, pg_db: PgDatabase) -> None:
+    """``24:00:00`` is a PostgreSQL time no Python time holds: reading it as the mark failed
+    every incremental run until the row went."""
+    _pg(
+        pg_db,
+        "CREATE TABLE t (id int PRIMARY KEY, c time)",
+        "INSERT INTO t VALUES (1, '10:00:00.5'), (2, '23:59:59.999999')",
+    )
+    env = _env(c, "postgresql", _pg_settings(pg_db), "public.t")
+    assert env.run()[0] == [1, 2]
+    _pg(pg_db, "INSERT INTO t VALUES (3, '24:00:00')")
+    assert env.run()[0] == [3]
+    assert env.watermark() == "24:00:00"
+    assert env.run()[0] == []

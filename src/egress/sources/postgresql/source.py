@@ -531,6 +531,13 @@ class PostgresSource:
 
 
 def _mark_sql(plan: ReadPlan, field: str) -> str:
-    """The cursor's maximum, read exactly (``keyset.exact_number``), and its NULL records."""
+    """The cursor's maximum, read exactly (``keyset.exact_number``), and its NULL records. A
+    time of day as its text: ``24:00:00``, PostgreSQL's last, is no Python time (psycopg
+    failed every incremental run past it), and a time mark is kept as its text anyway
+    (two-digit hours: text order is time order)."""
     logical = plan.column_type(field)
-    return mark_statement(plan, field, "postgres", exact=lambda m: exact_number(m, logical))
+
+    def exact(maximum: exp.Expr) -> exp.Expr:
+        return exp.cast(maximum, "TEXT") if logical == "time" else exact_number(maximum, logical)
+
+    return mark_statement(plan, field, "postgres", exact=exact)
