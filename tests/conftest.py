@@ -87,6 +87,20 @@ class PgDatabase:
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.url, autocommit=True)
 
+    def end_connections(self) -> None:
+        """End every session still open on this database once its test is over. A finished
+        test's containers, pools and idle source sessions (kept 10 s for reuse) stay open
+        until garbage collection, and three test processes' leftovers together reached the
+        server's 100 connections ("too many clients" in unrelated tests). The database itself
+        is dropped at the end of the session (``pg_factory``)."""
+        admin = self.url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.name,),
+            )
+
 
 @pytest.fixture(scope="session")
 def pg_factory(postgres_admin_url: str) -> Iterator[object]:
@@ -214,8 +228,10 @@ def mysql_reader(mysql_db: MysqlDatabase) -> Iterator[tuple[dict[str, Any], dict
 
 
 @pytest.fixture
-def pg_db(pg_factory: object) -> PgDatabase:
-    return pg_factory()  # type: ignore[operator,no-any-return]
+def pg_db(pg_factory: object) -> Iterator[PgDatabase]:
+    db: PgDatabase = pg_factory()  # type: ignore[operator]
+    yield db
+    db.end_connections()
 
 
 @pytest.fixture(scope="session")
@@ -235,6 +251,7 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return url
     template = request.getfixturevalue("pg_migrated")
     db: PgDatabase = request.getfixturevalue("pg_factory")("egress_meta", template)
+    request.addfinalizer(db.end_connections)
     return db.sqlalchemy_url
 
 

@@ -34,13 +34,16 @@ def warehouse_container(warehouse: str, tmp_path: Path, pg_factory: Any) -> Iter
     """A container with batches of 10 rows loading data tables into the default SQLite
     warehouse (``warehouse`` "sqlite") or a new PostgreSQL database ("pg")."""
     extra: dict[str, Any] = {"batch_rows": 10}
-    if warehouse == "pg":
-        extra["warehouse_url"] = pg_factory("egress_wh").sqlalchemy_url
+    db = pg_factory("egress_wh") if warehouse == "pg" else None
+    if db is not None:
+        extra["warehouse_url"] = db.sqlalchemy_url
     with sqlite_container(tmp_path, **extra) as container:
         try:
             yield container
         finally:
             container.warehouse.engine.dispose()
+            if db is not None:
+                db.end_connections()
 
 
 # A frozen spec for queue tests whose runs are never carried out: table main.t, one int column.
