@@ -21,6 +21,7 @@ import pytest
 from egress.container import Container
 from egress.domain.catalog import ColumnInfo, TableRef
 from egress.domain.errors import Invalid
+from egress.domain.identity import ADMIN
 from egress.domain.status import RunStatus
 from tests.conftest import MysqlDatabase, PgDatabase, make_settings
 from tests.support.factories import source_connection, submitted_configuration
@@ -414,3 +415,55 @@ def test_a_postgres_time_cursor_takes_the_last_time_of_day(c: Container, pg_db: 
     assert env.run()[0] == [3]
     assert env.watermark() == "24:00:00"
     assert env.run()[0] == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "relation", "kind", "high"),
+    [
+        ("csv", "t", "timestamptz", "infinity"),  # the mark read in its snapshot over psycopg
+        ("parquet", "t", "timestamp", "10000-01-01 00:00:00"),  # over ADBC
+        ("csv", "v", "date", "infinity"),  # a view: no snapshot, the mark is max_value's
+    ],
+)
+def test_a_postgres_date_cursor_beyond_year_9999_fails_naming_it_and_a_filter_goes_on(
+    c: Container, pg_db: PgDatabase, fmt: str, relation: str, kind: str, high: str
+) -> None:
+    """``infinity`` or year 10000 as a date cursor's greatest value is no Python date: every
+    run failed with the driver's text (``timestamp too large (after year 10K)``, or ADBC's
+    ``date value out of range``), naming no column; now it names it and the ways out, and a
+    SQL template that leaves such records out lets the runs go on."""
+    _pg(
+        pg_db,
+        f"CREATE TABLE t (id int PRIMARY KEY, c {kind})",
+        "CREATE VIEW v AS SELECT * FROM t",
+        f"INSERT INTO t VALUES (1, '2026-01-01'), (2, '{high}')",
+    )
+    settings = _pg_settings(pg_db)
+    env = _env(c, "postgresql", settings, f"public.{relation}", fmt=fmt)
+    execution, _ = c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
+    assert c.worker().run_once()
+    run = c.executions.get(env.ws, env.cfg, execution.id).latest
+    assert run.status == RunStatus.FAILED
+    assert run.error_message == (
+        f"cursorField 'c' holds '{high}' as its greatest value, and an incremental mark is a"
+        " date or time within years 1-9999, so no run can read past it: give those records a"
+        " value within those years, or read the table through a SQL template that leaves them"
+        " out (WHERE c < '10000-01-01')"
+    )
+    assert env.watermark() is None
+    conn = source_connection(c, env.ws, "template", "postgresql", settings, None)
+    tpl = c.services.catalog.create_query_template(
+        env.ws,
+        conn,
+        "finite",
+        f"SELECT * FROM {relation} WHERE c < '10000-01-01'",
+        ["id"],
+        "c",
+        None,
+        role=ADMIN,
+    )
+    cfg = submitted_configuration(c, env.ws, tpl.id, "finite", format=fmt, incremental_lag=0)
+    finite = Env(c, env.ws, cfg, fmt)
+    assert finite.run()[0] == [1]
+    _pg(pg_db, "INSERT INTO t VALUES (3, '2026-02-01')")
+    assert finite.run()[0] == [3]

@@ -13,6 +13,7 @@ from egress.domain.incremental import (
     TRX_START_MARGIN_S,
     Observation,
     ServerClock,
+    beyond_mark_problem,
     cursor_value,
     held_back_by,
     kept_observations,
@@ -169,3 +170,22 @@ def test_number_marks_compare_by_value_text_marks_as_text() -> None:
         True,
         False,
     ]
+
+
+@pytest.mark.parametrize(
+    ("high", "beyond"),
+    [
+        ("infinity", True),
+        ("-infinity", True),
+        ("0044-03-15 BC", True),
+        ("10000-01-01 00:00:00+00", True),
+        ("9999-12-31 23:59:59.999999+00", False),
+        ("0001-01-01", False),
+        ("2026-01-01 10:00:00", False),
+    ],
+)
+def test_a_date_mark_beyond_years_1_to_9999_is_named(high: str, beyond: bool) -> None:
+    problem = beyond_mark_problem("c", high)
+    assert (problem is not None) == beyond
+    if problem is not None:
+        assert problem.startswith(f"cursorField 'c' holds {high!r} as its greatest value")

@@ -97,6 +97,23 @@ def cursor_problem(logical: str) -> str | None:
     return None
 
 
+_BEYOND_YEARS = re.compile(r"^-?infinity$|^\d{5,}-| BC$")
+
+
+def beyond_mark_problem(field: str, high: str) -> str | None:
+    """Why a date or time cursor whose greatest value is ``high`` (the source's text) cannot
+    move, or None: a mark is a date or time of years 1-9999, and ``infinity``, a BC date or
+    year 10000 is none (every run failed on the driver's text, naming no column)."""
+    if not _BEYOND_YEARS.search(high):
+        return None
+    return (
+        f"cursorField {field!r} holds {high!r} as its greatest value, and an incremental mark"
+        " is a date or time within years 1-9999, so no run can read past it: give those"
+        " records a value within those years, or read the table through a SQL template that"
+        f" leaves them out (WHERE {field} < '10000-01-01')"
+    )
+
+
 def later(value: Any, current: Any, numeric: bool = False) -> bool:
     """Watermarks are ints, floats or ISO-like text of one source: compare like with like.
     A numeric cursor's text (a decimal's, an integer's past int64) compares by value: as text

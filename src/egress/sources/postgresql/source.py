@@ -19,6 +19,7 @@ from psycopg import sql
 from sqlglot import exp
 
 from egress.domain.catalog import ColumnInfo, TableInfo
+from egress.domain.incremental import beyond_mark_problem
 from egress.domain.plan import ReadPlan
 from egress.query.custom import probe_statement
 from egress.query.select import (
@@ -285,9 +286,23 @@ class PostgresSource:
             with self._idle.use() as conn:
                 row = conn.execute(_mark_sql(plan, field)).fetchone()
         except (psycopg.Error, UnicodeDecodeError) as exc:
-            raise SourceError(first_line(exc)) from exc
+            raise SourceError(self._beyond_mark(plan, field) or first_line(exc)) from exc
         high, self._cursor_nulls = row if row else (None, None)
         return high
+
+    def _beyond_mark(self, plan: ReadPlan, field: str) -> str | None:
+        """Why the cursor's maximum could not be read as a mark, when it is a date or time
+        outside Python's years 1-9999 (``infinity``, a BC date, year 10000): the driver's own
+        text named neither the column nor a way out, and every later run failed alike."""
+        if plan.column_type(field) not in ("date", "timestamp", "timestamptz"):
+            return None
+        try:
+            with self._idle.use() as conn:
+                row = conn.execute(_mark_sql(plan, field, as_text=True)).fetchone()
+        except psycopg.Error:
+            return None
+        high = row[0] if row else None
+        return None if high is None else beyond_mark_problem(field, high)
 
     def cursor_nulls(self) -> int | None:
         return self._cursor_nulls
@@ -317,7 +332,7 @@ class PostgresSource:
             raise
         except Exception as exc:  # psycopg's or ADBC's error: the driver's message
             conn.close()
-            raise SourceError(first_line(exc)) from exc
+            raise SourceError(self._beyond_mark(plan, field) or first_line(exc)) from exc
         if mark is None:
             conn.close()
             return None
@@ -530,14 +545,16 @@ class PostgresSource:
         self._calls.interrupt()
 
 
-def _mark_sql(plan: ReadPlan, field: str) -> str:
+def _mark_sql(plan: ReadPlan, field: str, *, as_text: bool = False) -> str:
     """The cursor's maximum, read exactly (``keyset.exact_number``), and its NULL records. A
     time of day as its text: ``24:00:00``, PostgreSQL's last, is no Python time (psycopg
     failed every incremental run past it), and a time mark is kept as its text anyway
-    (two-digit hours: text order is time order)."""
+    (two-digit hours: text order is time order). ``as_text``: any maximum as its text."""
     logical = plan.column_type(field)
 
     def exact(maximum: exp.Expr) -> exp.Expr:
-        return exp.cast(maximum, "TEXT") if logical == "time" else exact_number(maximum, logical)
+        if as_text or logical == "time":
+            return exp.cast(maximum, "TEXT")
+        return exact_number(maximum, logical)
 
     return mark_statement(plan, field, "postgres", exact=exact)
