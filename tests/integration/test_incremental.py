@@ -335,19 +335,36 @@ def _past_the_start_margin(db: MysqlDatabase) -> None:
     raise AssertionError("the server's clock did not move")
 
 
-def _first_delivery(env: Env, clock: FakeClock) -> list[int]:
+def _first_delivery(env: Env, clock: FakeClock, db: MysqlDatabase) -> list[int]:
     """Runs until one delivers something. The server is shared: another session's open
     transaction holds the mark too (as it should) until it ends."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         clock.now += timedelta(seconds=1)
-        ids = env.run()[1]
+        execution, ids = env.run()
         if ids:
             return ids
         # InnoDB refreshes innodb_trx's cache only when it was not read for 0.1 s: runs read
         # closer than that see the ended transaction for as long as they keep coming.
         time.sleep(0.15)
-    raise AssertionError("no run delivered anything")
+    run = env.c.executions.get(env.ws, env.cfg, execution).latest
+    raise AssertionError(
+        f"no run delivered anything: the last run's window {env.window(execution)},"
+        f" warnings {run.warnings}; open on the server: {_open_transactions(db)}"
+    )
+
+
+def _open_transactions(db: MysqlDatabase) -> list[tuple[Any, ...]]:
+    """What holds the mark: each open transaction's start and its session (a failure's
+    evidence: another client of the shared server holding a write transaction open)."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT t.trx_started, t.trx_is_read_only, t.trx_autocommit_non_locking,"
+            " p.user, p.host, p.db, p.command, p.time, p.info"
+            " FROM information_schema.innodb_trx t"
+            " LEFT JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
+        )
+        return list(cur.fetchall())
 
 
 def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
@@ -366,7 +383,7 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
     try:
         assert c.services.catalog.test_connection(env.ws, env.connection) == (None, [])
         assert env.run()[1] == []
-        assert _first_delivery(env, clock) == list(range(1, 11))
+        assert _first_delivery(env, clock, mysql_db) == list(range(1, 11))
         with b.cursor() as cur:
             cur.execute("INSERT INTO ev (v) VALUES ('before')")  # id 11
         assert env.run()[1] == []  # 11 seen now: not yet lag old
@@ -379,7 +396,7 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
             cur.execute("INSERT INTO ev (v) VALUES ('fast')")
             assert cur.lastrowid == 13
         # 11 was seen before the transaction started: taken while it is still open.
-        assert _first_delivery(env, clock) == [11]
+        assert _first_delivery(env, clock, mysql_db) == [11]
         for _ in range(3):  # held three lags: 13 is old enough, but seen after it started
             clock.now += lag
             execution, ids = env.run()
@@ -389,7 +406,7 @@ def test_mysql_with_process_holds_the_mark_while_an_older_transaction_is_open(
             assert "a transaction open on the source server since" in warning
             assert "holds this run's window back" in warning
         a.commit()
-        assert _first_delivery(env, clock) == [12, 13]
+        assert _first_delivery(env, clock, mysql_db) == [12, 13]
         execution, ids = env.run()  # nothing open any more: no warning
         assert (ids, c.executions.get(env.ws, env.cfg, execution).latest.warnings) == ([], [])
         assert c.configurations.get(env.ws, env.cfg).watermark == 13
@@ -432,7 +449,7 @@ def test_mysql_transaction_open_in_another_database_holds_the_mark(
             (warning,) = latest.warnings  # the user learns why nothing came, and what to end
             assert "holds this run's window back" in warning
         holder.rollback()
-        assert _first_delivery(env, clock) == list(range(1, 11))
+        assert _first_delivery(env, clock, mysql_db) == list(range(1, 11))
         assert c.configurations.get(env.ws, env.cfg).watermark == 10
     finally:
         holder.close()
