@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from egress.container import Container
+from egress.db.watermarks import read_state
 from egress.domain.errors import Invalid
 from egress.domain.incremental import TRX_START_MARGIN_S
 from egress.domain.status import RunStatus
@@ -348,9 +349,12 @@ def _first_delivery(env: Env, clock: FakeClock, db: MysqlDatabase) -> list[int]:
         # closer than that see the ended transaction for as long as they keep coming.
         time.sleep(0.15)
     run = env.c.executions.get(env.ws, env.cfg, execution).latest
+    with env.c.engine.connect() as conn:
+        seen = read_state(conn, env.cfg).observations
     raise AssertionError(
         f"no run delivered anything: the last run's window {env.window(execution)},"
-        f" warnings {run.warnings}; open on the server: {_open_transactions(db)}"
+        f" warnings {run.warnings}; observations {seen}; open on the server:"
+        f" {_open_transactions(db)}"
     )
 
 
