@@ -291,6 +291,53 @@ def test_nul_bytes_in_trigger_options_are_422(
     assert _count(http, f"{CONFIGS}/{cfg}/executions") == 0
 
 
+# ---------------------------------------------- lone surrogates, numbers that are not finite
+@pytest.mark.parametrize(
+    ("raw", "field", "words"),
+    [
+        ('{"selectAll": false, "rows": [{"id": 1e400}]}', "rows.0.id", "finite"),
+        ('{"selectAll": false, "rows": [{"id": NaN}]}', "rows.0.id", "finite"),
+        ('{"selectAll": false, "rows": [{"id": -Infinity}]}', "rows.0.id", "finite"),
+        ('{"selectAll": false, "rows": [{"id": "a\\ud800"}]}', "rows.0.id", "lone surrogate"),
+        ('{"whereClause": "region = \'\\udc00\'"}', "whereClause", "lone surrogate"),
+    ],
+)
+def test_unstorable_trigger_values_are_422_and_the_queue_runs_on(
+    http: httpx.Client, orders: str, raw: str, field: str, words: str
+) -> None:
+    """Python's JSON reads 1e400 as infinity and takes NaN and lone surrogates: such a trigger
+    was 202, and its options (not strict JSON) made every claim of the run queue fail on
+    SQLite metadata, so no run of any workspace ran until it was cancelled; a lone surrogate
+    answered 500 with the execution stored, and every read of it failed."""
+    cfg = _configuration(http, orders, f"unstorable_{field}_{words}_{len(raw)}")
+    r = http.post(
+        f"{CONFIGS}/{cfg}/executions", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert words in problem(r, 422, field)["detail"]
+    assert _count(http, f"{CONFIGS}/{cfg}/executions") == 0
+    assert _run(http, cfg)["latestStatus"] == "COMPLETED"
+
+
+def test_unstorable_values_elsewhere_are_refused_naming_them(
+    http: httpx.Client, orders: str
+) -> None:
+    """A connection's settings and seed 001's extract (its own 400 dialect) alike."""
+    r = http.post(
+        f"{API}/connections",
+        content='{"name": "n", "type": "sqlite", "settings": {"path": "/x\\ud800.db"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert "lone surrogate" in problem(r, 422, "settings.path")["detail"]
+    r = http.post(
+        "/api/v3.1/extracts/",
+        content='{"data_table_title": "t", "template_id": "x", "accounts": ["a"],'
+        ' "template_settings": {"additional_params": {"k": 1e400}}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code in (400, 422), r.text
+    assert "finite" in r.text and "additional_params" in r.text
+
+
 # ------------------------------------------------------------------------ dates, rows
 EARLY = "0001-01-01T00:00:00+14:00"  # before 0001-01-01 in UTC
 LATE = "9999-12-31T23:59:59-14:00"  # after 9999-12-31 in UTC

@@ -47,7 +47,7 @@ def create_app(
         version=egress.__version__,
         description="Asynchronous data extraction and bulk export.",
         lifespan=lifespan,
-        dependencies=[Depends(limits.reject_nul)],
+        dependencies=[Depends(limits.reject_unstorable)],
         docs_url=None,  # served from the package by api.docs, not from a CDN
         redoc_url=None,
     )

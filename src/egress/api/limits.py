@@ -1,8 +1,10 @@
 """Request hygiene applied to every route: a body size limit enforced before anything parses the
-body, and no NUL byte in any string of a JSON body."""
+body, and no value in a JSON body that cannot be stored and read back: a NUL byte or a lone
+surrogate in a string, a number that is not finite."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import Request
@@ -82,9 +84,17 @@ async def _answer(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send)
     await response(scope, receive, send)
 
 
-async def reject_nul(request: Request) -> None:
-    """A NUL byte in any string (or key) of a JSON body is 422 naming where: drivers and C
-    libraries cut strings at NUL, so ``"127.0.0.1\\u0000x"`` would silently mean 127.0.0.1.
+async def reject_unstorable(request: Request) -> None:
+    """A JSON body value that cannot be stored as it was sent is 422 naming where:
+
+    - a NUL byte in a string or key: drivers and C libraries cut strings at NUL, so
+      ``"127.0.0.1\\u0000x"`` would silently mean 127.0.0.1;
+    - a lone surrogate (``"\\ud800"``) in a string or key: no UTF-8 holds it, so storing it
+      failed (500, with the execution already stored and failing every later read of it);
+    - a number that is not finite: Python's JSON reads ``NaN``, ``Infinity`` and ``1e400``
+      (as infinity), which no strict JSON holds: on SQLite metadata such a trigger's options
+      made the run queue's claim fail for every workspace (``malformed JSON``), on PostgreSQL
+      the trigger answered 500.
 
     FastAPI has already read and parsed the body of a route that takes one (both are cached
     on the request), so this walks the parsed value once, for every route and model alike,
@@ -96,32 +106,54 @@ async def reject_nul(request: Request) -> None:
     except ValueError:
         return  # not JSON: the route's own parsing answers 400
     errors = [
-        {
-            "type": "string_pattern_mismatch",
-            "loc": ("body", *path),
-            "msg": "must not contain a NUL character (\\u0000)",
-            "input": None,
-        }
-        for path in _nul_paths(data)
+        {"type": "value_error", "loc": ("body", *path), "msg": msg, "input": None}
+        for path, msg in unstorable_values(data)
     ]
     if errors:
         raise RequestValidationError(errors)
 
 
-def _nul_paths(value: Any) -> list[tuple[str | int, ...]]:
-    """Where NUL occurs in a parsed JSON value; iterative, so no nesting depth can overflow."""
-    found: list[tuple[str | int, ...]] = []
+_NUL = "must not contain a NUL character (\\u0000)"
+_SURROGATE = "must not contain a lone surrogate (\\ud800-\\udfff): it is no Unicode character"
+_NOT_FINITE = "must be a finite number: JSON has no NaN or Infinity (1e400 is beyond a double)"
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return _NUL
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE
+    return None
+
+
+def _shown_key(key: str) -> str:
+    """A key as a problem's location names it: NUL and surrogates escaped, so the answer is
+    itself valid JSON."""
+    return key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
+
+
+def unstorable_values(value: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Where a parsed JSON value holds what cannot be stored, and why; iterative, so no
+    nesting depth can overflow."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                found.append(path)
+            problem_text = _text_problem(item)
+            if problem_text is not None:
+                found.append((path, problem_text))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                found.append((path, _NOT_FINITE))
         elif isinstance(item, list):
             stack.extend((child, (*path, i)) for i, child in enumerate(item))
         elif isinstance(item, dict):
             for key, child in item.items():
-                if "\x00" in key:
-                    found.append((*path, key.replace("\x00", "\\u0000")))
-                stack.append((child, (*path, key)))
-    return sorted(found, key=str)
+                key_problem = _text_problem(key)
+                if key_problem is not None:
+                    found.append(((*path, _shown_key(key)), key_problem))
+                stack.append((child, (*path, key if key_problem is None else _shown_key(key))))
+    return sorted(found, key=lambda f: str(f[0]))

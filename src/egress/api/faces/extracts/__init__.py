@@ -26,7 +26,7 @@ def install(app: FastAPI) -> None:
     for prefix, router in (("/api/v3.1", v31), ("/api/v3", v3)):
         face = FastAPI(
             title="Egress — extracts (seed 001)",
-            dependencies=[Depends(limits.reject_nul)],
+            dependencies=[Depends(limits.reject_unstorable)],
         )
         face.state.container = app.state.container
         errors.install(face, wire_name, SOURCE_ERRORS, DATABASE_UNAVAILABLE, DIALECT)
