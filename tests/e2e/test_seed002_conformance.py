@@ -293,6 +293,36 @@ def test_element_types(http: httpx.Client, setup: dict[str, Any]) -> None:
     assert problem(r, 404)  # a column the configuration does not extract
 
 
+def test_an_incremental_column_run_keeps_the_watermark(
+    http: httpx.Client, server: Server, tmp_path: Path
+) -> None:
+    """A COLUMN run takes one column of the new records: with extractOnlyNew it keeps the
+    watermark, so the next FILE run still takes those records whole. Before 2026-12-04 it
+    moved the watermark: the FILE run took nothing, and the data table kept the new record
+    with only that column."""
+    db = _source(tmp_path / "growing.db")
+    s = catalog(http, server, db, "growing")
+    destination = {"type": "dataTable", "dataTable": "people_feed", "mode": "upsert"}
+    cfg = submitted_configuration(http, s["incremental"], "feed", destination=destination)
+    assert run(http, run_url(s, cfg), True)["done"]["result"]["total"] == 3
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO people VALUES ('d', 'Di', 20, 4)")
+    conn.close()
+    column = run(http, run_url(s, cfg, "COLUMN", s["columns"]["age"]), True)
+    assert column["done"]["result"]["total"] == 1
+    details = http.get(f"{API}/extraction-configurations/{cfg}/executions/{column['executionId']}")
+    assert details.json()["options"]["narrowedBy"] == ["elementId"]
+    assert http.get(f"{API}/extraction-configurations/{cfg}").json()["watermark"] == 3
+    assert run(http, run_url(s, cfg), True)["done"]["result"]["total"] == 1
+    rows = table_rows(http, "people_feed")
+    assert {k: (r["name"], r["age"]) for k, r in rows.items()} == {
+        "a": ("Ann", 30),
+        "b": ("Bob", 40),
+        "c": ("Cy", 50),
+        "d": ("Di", 20),
+    }
+
+
 def test_request_resource_is_shared_with_bulk_export(
     http: httpx.Client, setup: dict[str, Any]
 ) -> None:

@@ -282,6 +282,19 @@ def test_where_clause_combines_with_date_range(env: Env) -> None:
     assert ids == expected(lambda r: r[1] != "NA" and lo <= r[3] < hi)
 
 
+def test_a_triggers_where_clause_narrows_the_configurations_filter(env: Env) -> None:
+    """The configuration's filter holds on every run: a trigger's whereClause is ANDed with
+    it, and ``null`` adds nothing. Before 2026-12-04 it replaced the filter (``null`` dropped
+    it), and rows the filter keeps out were delivered in COMPLETED runs."""
+    env.c.services.configurations.update(env.ws, env.cfg, {"filter": "region = 'EU'"})
+    execution, ids = env.run(whereClause="id <= 30")
+    assert ids == expected(lambda r: r[1] == "EU" and r[0] <= 30)
+    frozen = env.c.executions.get(env.ws, env.cfg, execution).spec.options.where_clause
+    assert frozen == "(region = 'EU') AND (id <= 30)"
+    assert env.run(whereClause=None)[1] == expected(lambda r: r[1] == "EU")
+    assert env.run(whereClause="region = 'EU'")[1] == expected(lambda r: r[1] == "EU")
+
+
 def test_a_huge_number_in_a_filter_matches_nothing_or_fails_clearly(
     env: Env, source: Source
 ) -> None:

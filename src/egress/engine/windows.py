@@ -169,9 +169,9 @@ def kept_watermark_note(narrowed_by: tuple[str, ...]) -> str:
     """The warning of an incremental run its trigger narrowed (``RunOptions.narrowed_by``)."""
     names = ", ".join(narrowed_by)
     return (
-        f"extractOnlyNew with this trigger's own {names}: the run takes only the new records"
-        " that match them, so the watermark does not move (the next incremental run takes"
-        " the new records they left out)"
+        f"extractOnlyNew with this trigger's own {names}: the run takes only part of the new"
+        " records (those that match, or some of their fields), so the watermark does not move"
+        " (the next incremental run takes all of them)"
     )
 
 

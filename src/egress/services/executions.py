@@ -72,7 +72,8 @@ def resolve_options(
     date_from = body.get("dateFrom", cfg.date_from)
     date_to = body.get("dateTo", cfg.date_to)
     to_exclusive = bool(body.get("dateToExclusive"))
-    where = body.get("whereClause", cfg.filter)
+    own_where = body.get("whereClause")
+    where = narrowed_filter(cfg.filter, own_where)
     only_new = bool(body.get("extractOnlyNew", cfg.extract_only_new))
     lag = lag_seconds(body.get("incrementalLag", cfg.incremental_lag), ("body", "incremental_lag"))
     date_range(template.date_field, date_from, date_to, to_exclusive)
@@ -89,7 +90,7 @@ def resolve_options(
     narrowed_by: tuple[str, ...] = ()
     if only_new:
         narrowed_by = trigger_narrowing(
-            cfg, date_from, date_to, to_exclusive, where, chosen is not None
+            cfg, date_from, date_to, to_exclusive, own_where, chosen is not None
         )
     return RunOptions(
         date_from=date_from,
@@ -102,6 +103,28 @@ def resolve_options(
         date_to_exclusive=to_exclusive,
         narrowed_by=narrowed_by,
     )
+
+
+def with_fields(spec: ExecutionSpec, fields: list[str]) -> ExecutionSpec:
+    """``spec`` reading only ``fields`` (seed 002's run from one column). An incremental run
+    of fewer fields than its configuration reads keeps the watermark, as one narrowed by its
+    rows does: before 2026-12-04 it moved it, so the next whole-record incremental run skipped
+    the records it had taken (a data table held them with only that column)."""
+    read = spec.configuration.fields or [f.name for f in spec.template.fields]
+    options = spec.options
+    if options.extract_only_new and set(fields) < set(read):
+        options = replace(options, narrowed_by=(*options.narrowed_by, "elementId"))
+    return replace(spec, configuration=replace(spec.configuration, fields=fields), options=options)
+
+
+def narrowed_filter(configured: str | None, own: str | None) -> str | None:
+    """The run's whereClause: the configuration's filter AND the trigger's own. A trigger
+    narrows what its configuration takes, never widens it: before 2026-12-04 its whereClause
+    replaced the filter (``null`` dropped it), so rows the filter keeps out reached files and
+    the configuration's data table."""
+    if own is None or own == configured:
+        return configured
+    return own if configured is None else f"({configured}) AND ({own})"
 
 
 def trigger_narrowing(
@@ -119,7 +142,8 @@ def trigger_narrowing(
     watermark past the rest: it runs and keeps the watermark, with a run warning (README
     "Run options"). The configuration's own filter and dates narrow every run alike: records
     they leave out are never wanted, so the watermark moves past them as before. A trigger
-    that drops one (``null``) reads more, not fewer."""
+    that drops a date (``null``) reads more, not fewer; its whereClause (``where``, its own)
+    only adds to the configuration's filter (``narrowed_filter``)."""
     narrowed = [
         ("dateFrom", date_from is not None and date_from != cfg.date_from),
         ("dateTo", date_to is not None and (date_to != cfg.date_to or to_exclusive)),
@@ -236,7 +260,7 @@ class ExecutionService:
         cfg = self._configurations.get(workspace_id, cfg_id, details=False)
         spec = self._freeze(workspace_id, cfg, options, now, {})
         if fields is not None:
-            spec = replace(spec, configuration=replace(spec.configuration, fields=fields))
+            spec = with_fields(spec, fields)
         if by is not None:  # a valid trigger spends one of the caller's (a refused one none)
             self._limits.trigger(by)
         execution, created = self._executions.create(
