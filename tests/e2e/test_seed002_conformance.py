@@ -179,6 +179,10 @@ def test_path_parameters(http: httpx.Client, setup: dict[str, Any], server: Serv
         mine = run_url(setup, cfg).replace(setup["workspace"], other_ws)
         assert problem(other.post(mine), 404)  # its own workspace, not its configuration
     assert problem(http.post(run_url(setup, "no-such-config")), 404)
+    # A UUID is read in either case (RFC 9562): the upper-case id is the same workspace.
+    upper = run_url(setup, cfg).replace(setup["workspace"], setup["workspace"].upper())
+    assert setup["workspace"] != setup["workspace"].upper()
+    assert http.post(upper).status_code == 202
     bad_type = run_url(setup, cfg).replace("/FILE/", "/TABLE/")
     assert problem(http.post(bad_type), 422, "path.elementType")
     assert problem(http.post(run_url(setup, cfg, "FILE", setup["folder"])), 404)
@@ -321,6 +325,24 @@ def test_an_incremental_column_run_keeps_the_watermark(
         "c": ("Cy", 50),
         "d": ("Di", 20),
     }
+
+
+def test_the_request_list_links_an_extractions_file(
+    http: httpx.Client, setup: dict[str, Any]
+) -> None:
+    """``GET /api/v1/requests`` shows an extraction request as its own GET does: with its
+    ``fileUrl`` (null in the list before 2026-12-04) and ``createdAt`` in UTC with ``Z``."""
+    cfg = submitted_configuration(http, setup["template"], "listed", format="jsonl")
+    accepted = run(http, run_url(setup, cfg))
+    one = http.get(f"{API}/request/{accepted['requestId']}").json()
+    listed = next(
+        r
+        for r in http.get(f"{API}/requests").json()["data"]
+        if r["requestId"] == accepted["requestId"]
+    )
+    assert listed["result"] == one["result"] and one["result"]["fileUrl"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", listed["createdAt"])
+    assert len(httpx.get(listed["result"]["fileUrl"]).text.splitlines()) == 3
 
 
 def test_request_resource_is_shared_with_bulk_export(

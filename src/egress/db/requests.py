@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from egress.db.audit import AuditHook
@@ -182,18 +182,15 @@ class RequestRepo(Repository):
             row = conn.execute(query).one_or_none()
             if row is None:
                 raise NotFound(f"request {request_id} not found")
-            files = [
-                file_record(f)
-                for f in conn.execute(
-                    sa.select(run_files).where(run_files.c.run_id == row._mapping["run_id"])
-                )
-            ]
-        return _record(row, files)
+            files = _files_by_run(conn, [row._mapping["run_id"]])
+        return _record(row, files.get(row._mapping["run_id"], []))
 
     def list_page(
         self, workspace_id: str, owner: str, status: RequestStatus | None, page: PageRequest
     ) -> Page[RequestRecord]:
-        """The owner's requests, newest first (files are not loaded: list entries show none)."""
+        """The owner's requests, newest first, with their files (an extraction's entry links
+        its file as its GET does: before 2026-12-04 list entries had no files, so an
+        extraction request's ``fileUrl`` was null in the list)."""
         query = (
             _query()
             .where(requests.c.workspace_id == workspace_id, requests.c.owner == owner)
@@ -203,7 +200,8 @@ class RequestRepo(Repository):
             query = query.where(_in_status(status))
         with self._reads.connect() as conn:
             rows, total = fetch_page(conn, query, page)
-        return Page([_record(r, []) for r in rows], total, page)
+            files = _files_by_run(conn, [r._mapping["run_id"] for r in rows])
+        return Page([_record(r, files.get(r._mapping["run_id"], [])) for r in rows], total, page)
 
     def cancel(
         self,
@@ -245,3 +243,12 @@ class RequestRepo(Repository):
         """The file was deleted: its record goes (the request reads as expired)."""
         with self._engine.begin() as conn:
             conn.execute(run_files.delete().where(run_files.c.storage_key == storage_key))
+
+
+def _files_by_run(conn: Connection, run_ids: list[str]) -> dict[str, list[FileRecord]]:
+    """The files of these runs (one query), by run id."""
+    found: dict[str, list[FileRecord]] = {}
+    if run_ids:
+        for f in conn.execute(sa.select(run_files).where(run_files.c.run_id.in_(run_ids))):
+            found.setdefault(f._mapping["run_id"], []).append(file_record(f))
+    return found

@@ -72,10 +72,11 @@ class Principal:
 
 def own_workspace(principal: Principal, workspace_id: str, noun: str = "workspace") -> str:
     """A workspace named in a path (seed 003's firm, seed 002's workspace) is the caller's own;
-    any other is not found, never forbidden (no existence oracle)."""
-    if workspace_id != principal.workspace_id:
+    any other is not found, never forbidden (no existence oracle). A UUID's hex digits are
+    read in either case (RFC 9562), so an upper-case id names the same workspace."""
+    if workspace_id.lower() != principal.workspace_id.lower():
         raise NotFound(f"{noun} {workspace_id} not found")
-    return workspace_id
+    return principal.workspace_id
 
 
 # Long enough that a guessed password is not the weak point (NIST SP 800-63B asks for 8+).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from egress.domain.export import RequestStatus
+from egress.domain.schedules import utc_iso
 from egress.services.exports import ExportObject, RequestView
 
 
@@ -23,7 +24,7 @@ def request_out(v: RequestView) -> dict[str, Any]:
 
 def request_summary_out(v: RequestView) -> dict[str, Any]:
     """A list entry: the request as GET shows it, with what it exported and when."""
-    return {**request_out(v), "object": v.object, "createdAt": v.created_at.isoformat()}
+    return {**request_out(v), "object": v.object, "createdAt": utc_iso(v.created_at)}
 
 
 def object_out(o: ExportObject) -> dict[str, Any]:
