@@ -130,6 +130,32 @@ def test_options_over_http(server: Server, source: tuple[str, Callable[[int], No
         assert tables[table]["rowCount"] == 42
 
 
+@pytest.mark.parametrize(("value", "shown"), [("row1", "'row1'"), (True, "true"), (1.5, "1.5")])
+def test_selected_row_keys_must_fit_the_key_type(
+    server: Server, source: tuple[str, Callable[[int], None]], value: Any, shown: str
+) -> None:
+    """A key value the key column's type cannot hold is 422 naming it, on every source, and
+    starts nothing. Before 2026-12-04 it was 202: PostgreSQL failed the run with its own error
+    (``invalid input syntax for type integer: "row1"``, ``operator does not exist: integer =
+    boolean``) and SQLite read ``true`` as 1, selecting id 1 in a COMPLETED run."""
+    conn_id, _ = source
+    with server.client() as http:
+        tpl = _template(http, conn_id)
+        fields = http.get(f"{API}/templates/{tpl}").json()["fields"]
+        kind = next(f["type"] for f in fields if f["name"] == "id")  # int32 (PG), int64 (SQLite)
+        cfg = submitted_configuration(http, tpl, f"keys_{conn_id[:8]}")
+        url = f"{API}/extraction-configurations/{cfg}/executions"
+        r = http.post(url, json={"selectAll": False, "rows": [{"id": 7}, {"id": value}]})
+        assert r.status_code == 422, r.text
+        message = f"{shown} is not an integer (field 'id' is {kind})"
+        assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [("rows.1.id", message)]
+        assert http.get(url).json()["totalSize"] == 0  # nothing ran
+        # digits as text are the integer they spell; an empty rows list with selectAll: true
+        # (seed 002's own example) is every record
+        assert _ids(http, cfg, selectAll=False, rows=[{"id": "7"}, {"id": 39}]) == [7, 39]
+        assert _ids(http, cfg, selectAll=True, rows=[]) == list(range(1, 41))
+
+
 def test_hostile_where_clauses_never_reach_the_source(
     server: Server, source: tuple[str, Callable[[int], None]]
 ) -> None:

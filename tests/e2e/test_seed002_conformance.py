@@ -232,7 +232,7 @@ def test_extract_only_new_false_upserts(http: httpx.Client, server: Server, tmp_
 
 def test_body_fields(http: httpx.Client, setup: dict[str, Any]) -> None:
     """Lines 27-36 and 54-57: rows (specific rows), whereClause (a filter), selectAll (every
-    matching record; rows must then be omitted); selectAll false needs rows, each carrying
+    matching record; rows must then be omitted or empty); selectAll false needs rows, each carrying
     the template's primary key."""
     cfg = submitted_configuration(http, setup["template"], "body", format="jsonl")
     url = run_url(setup, cfg)
@@ -254,6 +254,27 @@ def test_body_fields(http: httpx.Client, setup: dict[str, Any]) -> None:
     assert "selectAll" in [e["field"] for e in problem(r, 422)["errors"]]
     r = http.post(url, json={"extra": 1})
     assert "extra" in [e["field"] for e in problem(r, 422)["errors"]]
+
+
+def test_the_seed_request_body_example_with_empty_rows(
+    http: httpx.Client, setup: dict[str, Any]
+) -> None:
+    """The seed's request body example sends ``"rows": []`` beside ``"selectAll": true``: every
+    record matching whereClause (before 2026-12-04 it was 422 ``rows: must be omitted when
+    selectAll is true``). A non-empty rows list with selectAll true stays 422, and a key value
+    of another JSON type than the key column's is 422 naming it."""
+    cfg = submitted_configuration(http, setup["template"], "empty-rows", format="jsonl")
+    url = run_url(setup, cfg)
+    done = run(http, url, rows=[], whereClause="age >= 40", selectAll=True)["done"]
+    assert done["result"]["total"] == 2
+    assert run(http, url, rows=[], selectAll=True)["done"]["result"]["total"] == 3
+    r = http.post(url, json={"selectAll": True, "rows": [{"id": "a"}]})
+    assert [e["field"] for e in problem(r, 422)["errors"]] == ["rows"]
+    r = http.post(url, json={"selectAll": False, "rows": [{"id": "a"}, {"id": 1}]})
+    errors = problem(r, 422)["errors"]
+    assert [(e["field"], e["message"]) for e in errors] == [
+        ("rows.1.id", "1 is not a string (field 'id' is string): write it as text, in quotes")
+    ]
 
 
 def test_content_type_is_optional(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from egress.domain.catalog import ColumnInfo
 from egress.domain.errors import Invalid
+from egress.domain.types import parse_decimal
 
 # Selected rows travel inside the execution and the query: keep them a bounded list.
 DEFAULT_MAX_SELECTED_ROWS = 10_000
@@ -145,12 +149,15 @@ def selection(
     primary_key: list[str],
     max_rows: int,
 ) -> tuple[list[str], list[list[Any]]] | None:
-    """(key fields, key values per row) for selected rows, or None for "all records"."""
+    """(key fields, key values per row) for selected rows, or None for "all records".
+
+    ``selectAll: true`` takes an absent or empty ``rows`` (seed 002's own example sends
+    ``"rows": []``); each key value must suit its field's logical type (``row_key_value``)."""
     if select_all is None:
         select_all = rows is None
     if select_all:
-        if rows is not None:
-            raise Invalid.at(("body", "rows"), "must be omitted when selectAll is true")
+        if rows:  # None or [] select nothing beyond "all"; a non-empty list contradicts it
+            raise Invalid.at(("body", "rows"), "must be empty or omitted when selectAll is true")
         return None
     if not rows:
         raise Invalid.at(("body", "rows"), "is required (and not empty) when selectAll is false")
@@ -159,7 +166,9 @@ def selection(
             ("body", "rows"), f"has {len(rows)} rows; at most {max_rows} can be selected"
         )
     known = {f.name for f in fields}
+    types = {f.name: f.type for f in fields}
     keys = list(primary_key) if primary_key else sorted(rows[0])
+    chosen: list[list[Any]] = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise Invalid.at(("body", "rows", i), "must be an object")
@@ -184,7 +193,97 @@ def selection(
                     ("body", "rows", i),
                     "without a primary key every row must give the same fields",
                 )
-    return keys, [[row[k] for k in keys] for row in rows]
+        values = []
+        for k in keys:
+            try:
+                values.append(row_key_value(row[k], k, types.get(k)))
+            except ValueError as exc:
+                raise Invalid.at(("body", "rows", i, k), str(exc)) from exc
+        chosen.append(values)
+    return keys, chosen
+
+
+_INTEGER_RANGES = {
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+}
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+_NUMBER_TEXT = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
+_TEXT_TYPES = frozenset({"string", "json", "binary"})
+_TEMPORAL_TYPES = frozenset({"date", "time", "timestamp", "timestamptz", "duration"})
+
+
+def row_key_value(value: Any, field: str, logical: str | None) -> Any:
+    """A selected row's key value for a field of type ``logical``, checked before the run so
+    that no source reads it its own way (PostgreSQL fails the run on ``'row1'`` for an integer,
+    SQLite takes ``true`` for 1). ValueError naming the problem otherwise (README "Run
+    options", ``rows``).
+
+    - null: allowed for every type; it matches no record (SQL's ``=`` is never true for NULL).
+    - int16/int32/int64: a JSON integer, or a string of ASCII digits with an optional ``-``
+      (``"17"``, read as 17), within the type's range.
+    - float32/float64, decimal(p,s), decimal: a finite number, or a string spelling one
+      (``"10.5"``, as data tables give decimals), kept as given.
+    - boolean: ``true`` or ``false`` only.
+    - string, json, binary: a string. uuid: a string in UUID form (hyphens optional).
+    - date, time, timestamp, timestamptz, duration and any other type: a string or a number
+      (SQLite keeps times as unix seconds too), as before.
+
+    A boolean is never a number, nor a number a boolean (Python's ``bool`` is an ``int``)."""
+    if value is None or logical is None:
+        return value
+    where = f"(field {field!r} is {logical})"
+    is_bool = isinstance(value, bool)
+    is_number = isinstance(value, int | float | Decimal) and not is_bool
+    if logical in _INTEGER_RANGES:
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+            # int() refuses over 4,300 digits (leading zeros too); past 40 no type holds it
+            digits = value.lstrip("-").lstrip("0") or "0"
+            number: Any = int(digits) if len(digits) <= 40 else 10**40
+            number = -number if value.startswith("-") else number
+        elif isinstance(value, int) and not is_bool:
+            number = value
+        else:
+            raise ValueError(f"{_shown(value)} is not an integer {where}")
+        low, high = _INTEGER_RANGES[logical]
+        if not low <= number <= high:
+            raise ValueError(f"{_shown(value)} is out of range {where}: {low} to {high}")
+        return number
+    if logical in ("float32", "float64", "decimal") or parse_decimal(logical) is not None:
+        if is_number and not (isinstance(value, float | Decimal) and not math.isfinite(value)):
+            return value
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+            if logical.startswith("float") and not math.isfinite(float(value)):
+                raise ValueError(f"{_shown(value)} is not a finite number {where}")
+            return value
+        raise ValueError(f"{_shown(value)} is not a finite number {where}")
+    if logical == "boolean":
+        if is_bool:
+            return value
+        raise ValueError(f"{_shown(value)} is not a boolean {where}: write true or false")
+    if logical in _TEXT_TYPES or logical == "uuid":
+        if not isinstance(value, str):
+            raise ValueError(
+                f"{_shown(value)} is not a string {where}: write it as text, in quotes"
+            )
+        if logical == "uuid" and not _UUID_TEXT.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not a UUID {where}")
+        return value
+    if is_bool or not (is_number or isinstance(value, str)):
+        kind = "a date or time" if logical in _TEMPORAL_TYPES else "a string or a number"
+        raise ValueError(f"{_shown(value)} is not {kind} {where}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A value as the request spelled it: ``'row1'``, ``true``, ``1.5`` (long text cut)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else f"{value[:40]!r}… ({len(value)} characters)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,7 @@ class TriggerRequest(Request):
         default=None, description="selected rows, by primary key"
     )
     select_all: bool | None = Field(
-        default=None, description="true: all matching records (rows must be absent)"
+        default=None, description="true: all matching records (rows absent or empty)"
     )
 
 

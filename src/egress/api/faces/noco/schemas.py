@@ -24,7 +24,7 @@ class RunBody(BaseModel):
         default=None, max_length=100_000, description="SQL condition over the template's fields"
     )
     selectAll: bool | None = Field(
-        default=None, description="true: every matching record (then no rows)"
+        default=None, description="true: every matching record (rows absent or empty)"
     )
 
 
