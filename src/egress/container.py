@@ -166,6 +166,7 @@ class Container:
             self.settings.schedules_limit,
             audit,
             self.settings.max_parallelism,
+            self.warehouse.backend,
         )
         executions = self._executions(audit)
         connections = ConnectionService(self.connections, self.secret_box, self.policy, audit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from egress.domain.catalog import ColumnInfo
@@ -101,6 +102,38 @@ def system_column_clash(fields: list[str]) -> str | None:
         f"the extracted fields include {', '.join(map(repr, clash))}, which the data table's "
         "system columns (account_id, account_name, __insert_date) would overwrite"
     )
+
+
+# Warehouses whose column names are case-insensitive: SQLite folds ASCII letters, so "id" and
+# "ID" are one column there (PostgreSQL keeps quoted names apart).
+_FOLDS_CASE = frozenset({"sqlite"})
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def folds_case(warehouse: str) -> bool:
+    """Whether a ``warehouse`` (its backend: ``sqlite``, ``postgresql``) holds column names
+    differing only in letter case as one column."""
+    return warehouse in _FOLDS_CASE
+
+
+def case_clash(names: Iterable[str], warehouse: str) -> str | None:
+    """Why a data table in a ``warehouse`` (its backend: ``sqlite``, ``postgresql``) cannot
+    hold columns ``names`` — the first two that differ only in ASCII letter case, as SQLite
+    compares column names — or None. A name given twice is one column (a table's existing
+    column and the same one loaded again)."""
+    if not folds_case(warehouse):
+        return None
+    seen: dict[str, str] = {}
+    for name in names:
+        first = seen.setdefault(name.translate(_ASCII_LOWER), name)
+        if first != name:
+            return (
+                f"columns {first!r} and {name!r} differ only in letter case, which a data table"
+                " cannot hold apart in a SQLite warehouse (SQLite's column names are"
+                " case-insensitive): leave one out with fields, or use a PostgreSQL warehouse"
+                " (EGRESS_WAREHOUSE_URL)"
+            )
+    return None
 
 
 def physical_name(workspace_id: str, name: str) -> str:

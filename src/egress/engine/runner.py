@@ -296,6 +296,9 @@ class Runner:
             template.id,
             template.name,
         )
+        # Checked when the configuration was saved; checked here, before the table is recorded,
+        # for one saved before that rule or whose template changed since.
+        self._warehouse.refuse_unholdable_columns(physical_name(claimed.workspace_id, name), fields)
         table = self._data_tables.ensure(
             claimed.workspace_id,
             name,
@@ -331,7 +334,9 @@ class Runner:
             before_commit=still_leased,
             on_rows=control.report,
         )
-        merged = {f.name: f for f in table.fields} | {f.name: f for f in fields}
+        # A table this load made has only its columns (not those of a failed first attempt).
+        before = [] if result.created else table.fields
+        merged = {f.name: f for f in before} | {f.name: f for f in fields}
         self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template.id)
         return result.rows
 

@@ -23,7 +23,14 @@ from egress.domain.configuration import (
     is_active,
     params_problem,
 )
-from egress.domain.data_tables import APPEND, UPSERT, Loading, loading_conflict
+from egress.domain.data_tables import (
+    APPEND,
+    SYSTEM_COLUMNS,
+    UPSERT,
+    Loading,
+    case_clash,
+    loading_conflict,
+)
 from egress.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from egress.domain.identity import ADMIN, Principal
 from egress.domain.incremental import lag_seconds
@@ -61,7 +68,9 @@ class ConfigurationService:
         schedules_limit: int,
         audit: AuditService,
         max_parallelism: int = 1,
+        warehouse: str = "sqlite",
     ) -> None:
+        """``warehouse``: the database data tables are loaded into (``sqlite``, ``postgresql``)."""
         self._configurations = configurations
         self._templates = templates
         self._connections = connections
@@ -72,6 +81,7 @@ class ConfigurationService:
         self._schedules_limit = schedules_limit
         self._audit = audit
         self._max_parallelism = max_parallelism
+        self._warehouse = warehouse
 
     def _audit_hook(
         self,
@@ -328,7 +338,14 @@ class ConfigurationService:
                 )
             if split_by is not None:
                 raise Invalid.at(("body", "split_by"), "is only for storage destinations")
-            self._check_loading(workspace_id, template, values["fields"], destination, cfg_id)
+            self._check_loading(
+                workspace_id,
+                template,
+                values["fields"],
+                destination,
+                cfg_id,
+                bool(values.get("system_columns")),
+            )
         parallelism = values.get("parallelism", 1)
         if parallelism > self._max_parallelism:
             raise Invalid.at(
@@ -405,9 +422,12 @@ class ConfigurationService:
         fields: list[str] | None,
         destination: dict[str, Any],
         cfg_id: str | None,
+        system_columns: bool,
     ) -> None:
-        """An upsert delivers its whole key, and a data table is loaded as it was created (by its
-        catalogue entry, or before its first load by the configurations that already target it)."""
+        """An upsert delivers its whole key, the warehouse can hold its columns apart (those
+        read and the system columns), and a data table is loaded as it was created (by its
+        catalogue entry, or before its first load by the configurations that already target
+        it)."""
         mode = destination.get("mode", APPEND)
         key = template.primary_key if mode == UPSERT else []
         missing = [k for k in key if fields is not None and k not in fields]
@@ -417,6 +437,12 @@ class ConfigurationService:
                 f"an upsert merges by the key ({', '.join(key)}); fields must include "
                 f"{', '.join(map(repr, missing))}",
             )
+        # A clash with a column the table has already fails the run (the warehouse, not the
+        # catalogue, knows which columns a table has).
+        read = [f.name for f in template.fields] if fields is None else fields
+        columns = [*read, *(c.name for c in SYSTEM_COLUMNS if system_columns)]
+        if clash := case_clash(columns, self._warehouse):
+            raise Invalid.at(("body", "fields"), clash)
         name = destination["dataTable"]
         wanted = Loading(mode, key, template.id, template.name)
         table = self._data_tables.find(workspace_id, name)

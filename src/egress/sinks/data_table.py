@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from egress.db.engine import snapshot_reads
 from egress.domain.catalog import ColumnInfo
+from egress.domain.data_tables import case_clash, folds_case
 from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal, parse_list
 from egress.sinks.render import json_list_column, json_renderer
@@ -43,6 +44,7 @@ class LoadError(Exception):
 class LoadResult:
     rows: int  # records this run delivered
     table_rows: int  # rows in the table afterwards
+    created: bool = False  # this load made the table: it has only the columns loaded now
 
 
 def canonical_decimal(number: Decimal) -> str:
@@ -205,10 +207,24 @@ class Warehouse:
         # Reads never queue behind a load (on SQLite it holds the write lock throughout).
         self._reads = snapshot_reads(engine)
 
+    @property
+    def backend(self) -> str:
+        """The warehouse's database: ``sqlite`` or ``postgresql``."""
+        return self.engine.url.get_backend_name()
+
     def has_table(self, name: str) -> bool:
         """Whether a table's first load has committed."""
         with self._reads.connect() as conn:
             return sa.inspect(conn).has_table(name)
+
+    def refuse_unholdable_columns(self, name: str, fields: list[ColumnInfo]) -> None:
+        """Before a load (before its data table is recorded): ``LoadError`` when table
+        ``name``, with the columns it has so far (none before its first load), cannot hold
+        ``fields`` apart. ``load`` checks it again in its transaction."""
+        if not folds_case(self.backend):
+            return
+        with self._reads.connect() as conn:
+            _refuse_case_clash(conn, name, fields)
 
     def load(
         self,
@@ -222,8 +238,8 @@ class Warehouse:
         before_commit: Callable[[], None],
         on_rows: Callable[[int], None],
     ) -> LoadResult:
-        """Load ``batches`` into ``name``; ``known`` is the schema the table had so far."""
-        _check_types(fields, known)
+        """Load ``batches`` into ``name``; ``known`` is the schema the table had so far (that
+        of a failed first load's attempt, which made no table, is not checked)."""
         missing = [k for k in primary_key if k not in {f.name for f in fields}]
         if missing:
             raise LoadError(
@@ -240,6 +256,10 @@ class Warehouse:
             table = target_table(meta, name, fields, primary_key)
             if done is not None:  # an earlier attempt of this run committed its load
                 return LoadResult(int(done), _count(conn, table))
+            created = not sa.inspect(conn).has_table(name)
+            if not created:
+                _check_types(fields, known)
+            _refuse_case_clash(conn, name, fields)
             table.create(conn, checkfirst=True)
             _refuse_inexact_columns(conn, table.name, fields)
             _add_new_columns(conn, table, fields)
@@ -260,7 +280,7 @@ class Warehouse:
             stage.drop(conn)
             count = _count(conn, table)
             before_commit()
-        return LoadResult(rows, count)
+        return LoadResult(rows, count, created)
 
     def _stage(self, conn: Connection, fields: list[ColumnInfo], keys: list[str]) -> sa.Table:
         name = f"egress_stage_{secrets.token_hex(6)}"
@@ -462,6 +482,18 @@ def _refuse_inexact_columns(conn: Connection, name: str, fields: list[ColumnInfo
                 f" release as {declared[f.name]}, in which SQLite cannot store its values"
                 " exactly; load into a new data table"
             )
+
+
+def _refuse_case_clash(conn: Connection, name: str, fields: list[ColumnInfo]) -> None:
+    """Columns whose names differ only in letter case are one column to SQLite: a load that
+    would make them fails naming them (``case_clash``), before the table or a column is made."""
+    if not folds_case(conn.dialect.name):  # PostgreSQL keeps them apart: nothing to ask
+        return
+    inspector = sa.inspect(conn)
+    existing = [c["name"] for c in inspector.get_columns(name)] if inspector.has_table(name) else []
+    problem = case_clash([*existing, *(f.name for f in fields)], conn.dialect.name)
+    if problem is not None:
+        raise LoadError(problem)
 
 
 def _add_new_columns(conn: Connection, table: sa.Table, fields: list[ColumnInfo]) -> None:
