@@ -338,6 +338,18 @@ def test_unstorable_values_elsewhere_are_refused_naming_them(
     assert "finite" in r.text and "additional_params" in r.text
 
 
+def test_a_json_body_sent_as_another_type_says_so(http: httpx.Client, orders: str) -> None:
+    """FastAPI reads a body as JSON only under a JSON Content-Type: the 422 said only "Input
+    should be a valid dictionary" (seed 003's export, the native API's bodies alike)."""
+    before = _count(http, CONFIGS)
+    body = '{"name": "typed", "templateId": "x", "format": "csv"}'
+    for sent, named in (("text/plain", "Content-Type 'text/plain'"), (None, "no Content-Type")):
+        headers = {} if sent is None else {"Content-Type": sent}
+        detail = problem(http.post(CONFIGS, content=body, headers=headers), 422, "body")["detail"]
+        assert f"sent with {named}: send it as JSON, Content-Type: application/json" in detail
+    assert _count(http, CONFIGS) == before
+
+
 # ------------------------------------------------------------------------ dates, rows
 EARLY = "0001-01-01T00:00:00+14:00"  # before 0001-01-01 in UTC
 LATE = "9999-12-31T23:59:59-14:00"  # after 9999-12-31 in UTC

@@ -97,12 +97,28 @@ def _validation(request: Request, exc: Exception, dialect: Dialect) -> JSONRespo
         err = next(e for e in raw if e.get("type") == "json_invalid")
         reason = (err.get("ctx") or {}).get("error", "invalid JSON")
         return problem(400, f"the request body is not valid JSON: {reason}", dialect=dialect)
+    hint = _content_type_hint(request)
     errors = [
-        {"field": _pointer(e["loc"]), "location": str(e["loc"][0]), "message": e["msg"]}
+        {
+            "field": _pointer(e["loc"]),
+            "location": str(e["loc"][0]),
+            "message": e["msg"] + (hint if tuple(e["loc"]) == ("body",) else ""),
+        }
         for e in raw
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, f"invalid request: {summary}", errors, dialect=dialect)
+
+
+def _content_type_hint(request: Request) -> str:
+    """Why a body that may well be JSON was not read as one: FastAPI parses a body as JSON
+    only when its Content-Type says so, and the bare "Input should be a valid dictionary"
+    did not say that."""
+    sent = request.headers.get("content-type", "")
+    if "json" in sent:
+        return ""
+    named = f"Content-Type {sent!r}" if sent else "no Content-Type"
+    return f" (the body was sent with {named}: send it as JSON, Content-Type: application/json)"
 
 
 # Sent with every 401, so clients know to present (another) bearer token.
