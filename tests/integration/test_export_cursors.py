@@ -143,42 +143,6 @@ def test_sqlite_blob_keys_are_exported_each_once(tmp_path: Path) -> None:
     assert _chain(c, ws, f"t-{tpl}") == [["a"], ["b"], ["c"]]
 
 
-@pytest.mark.parametrize("limit", [1, 2])
-def test_sqlite_text_in_another_date_form_fails_instead_of_repeating_rows(
-    tmp_path: Path, limit: int
-) -> None:
-    """'T'-separated text compares above any cursor bound as '… 00:00:00': the job that would
-    repeat a delivered row fails, saying why, and nothing is delivered twice."""
-    src = tmp_path / "sources" / "s.db"
-    src.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(src) as db:
-        db.execute("CREATE TABLE ts (id TIMESTAMP PRIMARY KEY, v TEXT)")
-        rows = [
-            ("2026-01-01T00:00:00", "a"),
-            ("2026-01-01T00:00:01", "b"),
-            ("2026-01-01T00:00:02", "c"),
-        ]
-        db.executemany("INSERT INTO ts VALUES (?,?)", rows)
-    c = _container(tmp_path, limit=limit)
-    ws = c.workspaces.ensure_workspace("firm")
-    p = _user(ws)
-    obj = f"t-{_template(c, ws, 'sqlite', {'path': str(src)}, 'ts')}"
-    first = c.services.exports.export(p, ws, obj, None, "jsonl", None)
-    assert c.worker().run_once()
-    done = c.services.exports.get(p, first.request_id, "http://egress.test/")
-    assert done.status is RequestStatus.COMPLETED and done.total == limit
-    second = c.services.exports.export(p, ws, obj, done.next_cursor, "jsonl", None)
-    assert c.worker().run_once()
-    failed = c.services.exports.get(p, second.request_id, "http://egress.test/")
-    assert failed.status is RequestStatus.FAILED and failed.retryable is False
-    assert failed.error == (
-        "the source returned the key (2026-01-01T00:00:00) again after the job's cursor: the "
-        "key column's stored values do not compare as their type (e.g. SQLite text in another "
-        "date format than ISO 'YYYY-MM-DD HH:MM:SS'), so this object cannot be paged by its "
-        "key; export it whole with an extraction"
-    )
-
-
 KEYS = {
     "ts": (
         "CREATE TABLE ts (id timestamp PRIMARY KEY, v text)",

@@ -23,7 +23,7 @@ import pyarrow as pa
 from egress.db.executions import FileRecord
 from egress.db.run_queue import ClaimedRun, Outcome, RunQueue
 from egress.domain.catalog import ColumnInfo, TableInfo
-from egress.domain.export import EXPORT_FOLDER, ExportSpec
+from egress.domain.export import DATA_TABLE, EXPORT_FOLDER, ExportSpec
 from egress.domain.naming import file_extension, storage_key
 from egress.domain.paging import key_json, key_types, key_values
 from egress.domain.plan import ReadPlan, plan_from_snapshot, select_fields
@@ -141,11 +141,13 @@ _ORDERED = (int, float, bytes, date, time)
 
 def _check_advances(first: list[Any], after: list[Any]) -> None:
     """Fail unless the job's first row comes after the cursor. A source whose stored values
-    do not order like their values (SQLite text '2026-01-01T00:00:00' in a TIMESTAMP column,
-    compared with the cursor's '2026-01-01 00:00:00') returns rows the chain has already
-    delivered: a duplicate, or a chain that never ends. Text keys are left to the source's
-    collation, which Python's order is not, and so are decimals (a SQLite warehouse orders
-    their exact text); numbers, times and bytes order in Python as in every source."""
+    do not order like their values (before 2026-12-04 a SQLite source's text
+    '2026-01-01T00:00:00' in a TIMESTAMP column, compared with the cursor's '2026-01-01
+    00:00:00'; it now orders and compares dates as instants: ``sources/sqlite.py``) returns
+    rows the chain has already delivered: a duplicate, or a chain that never ends. Text keys
+    are left to the source's collation, which Python's order is not, and so are decimals (a
+    SQLite warehouse orders their exact text); numbers, times and bytes order in Python as in
+    every source."""
     for new, old in zip(first, after, strict=True):
         if new == old:
             continue
@@ -165,6 +167,36 @@ def _check_advances(first: list[Any], after: list[Any]) -> None:
     )
 
 
+def _check_resumable(table: str, key: list[str], last: list[Any], following: list[Any]) -> None:
+    """Fail unless the next job, which starts after ``last``, starts with ``following``.
+    A key holding NULL compares with no cursor (``(a, b) > (1, NULL)`` is never true: a
+    SQLite PRIMARY KEY column other than an INTEGER PRIMARY KEY may hold NULLs), and a row
+    whose key reads the same as the last one's (SQLite text of one instant in two forms)
+    is not after it: either way the next job would skip rows."""
+    for name, value in zip(key, last, strict=True):
+        if value is None:
+            raise RunFailure(
+                f"the job would end on a key holding NULL in its column {name!r} (table "
+                f"{table}): a NULL compares with no cursor, so the next job would skip rows "
+                "and this object cannot be paged by its key; export it whole with an extraction"
+            )
+    if following == last:
+        shown = ", ".join(str(key_json(v)) for v in last)
+        raise RunFailure(
+            f"two rows of table {table} read as the same key ({shown}) where the job would "
+            "end: the next job, which starts after that key, would skip the second (e.g. SQLite "
+            "text of one instant in two forms, '2026-01-01 05:00:00' and '2026-01-01 "
+            "10:00:00+05:00'), so this object cannot be paged by its key; export it whole with "
+            "an extraction"
+        )
+
+
+def _table_name(export: ExportSpec) -> str:
+    """The table an export reads, as errors name it: a data table by its name."""
+    source = export.execution.template.source
+    return export.object if export.kind == DATA_TABLE or source is None else source.display
+
+
 def _write(
     sink: FileSink,
     plan: ReadPlan,
@@ -177,10 +209,12 @@ def _write(
     """Through Arrow: the file, the last written row's key, and whether more rows remain
     (the plan reads one row past the job for that)."""
     last: list[Any] | None = None
+    following: list[Any] = []  # the first row past the job's end (not written)
     more = False
     for batch in parts.batches(plan, source, control):
         room = export.limit - sink.rows
         if batch.num_rows > room:
+            following = [batch.column(k)[room].as_py() for k in export.key]
             more, batch = True, batch.slice(0, room)
         if batch.num_rows:
             if last is None and plan.after is not None:
@@ -191,6 +225,8 @@ def _write(
             control.report(sink.rows)
         if more:
             break
+    if more and last is not None:
+        _check_resumable(_table_name(export), export.key, last, following)
     return sink.close(), last, more
 
 
