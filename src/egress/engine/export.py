@@ -159,11 +159,16 @@ def _check_advances(first: list[Any], after: list[Any]) -> None:
             return
         break
     shown = ", ".join(str(key_json(v)) for v in first)
-    raise RunFailure(
+    raise _unpageable(
         f"the source returned the key ({shown}) again after the job's cursor: the key "
         "column's stored values do not compare as their type (e.g. SQLite text in another "
-        "date format than ISO 'YYYY-MM-DD HH:MM:SS'), so this object cannot be paged by "
-        "its key; export it whole with an extraction"
+        "date format than ISO 'YYYY-MM-DD HH:MM:SS')"
+    )
+
+
+def _unpageable(reason: str) -> RunFailure:
+    return RunFailure(
+        f"{reason}, so this object cannot be paged by its key; export it whole with an extraction"
     )
 
 
@@ -182,12 +187,11 @@ def _check_resumable(table: str, key: list[str], last: list[Any], following: lis
             )
     if following == last:
         shown = ", ".join(str(key_json(v)) for v in last)
-        raise RunFailure(
+        raise _unpageable(
             f"two rows of table {table} read as the same key ({shown}) where the job would "
             "end: the next job, which starts after that key, would skip the second (e.g. SQLite "
             "text of one instant in two forms, '2026-01-01 05:00:00' and '2026-01-01 "
-            "10:00:00+05:00'), so this object cannot be paged by its key; export it whole with "
-            "an extraction"
+            "10:00:00+05:00')"
         )
 
 
