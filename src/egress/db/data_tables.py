@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,17 +101,51 @@ class DataTableRepo(Repository):
         return found
 
     def loaded(
-        self, table_id: str, fields: list[ColumnInfo], row_count: int, template_id: str
+        self,
+        table_id: str,
+        fields: list[ColumnInfo],
+        row_count: int,
+        template_id: str,
+        columns: Callable[[], list[str] | None],
+        recount: Callable[[], int],
     ) -> None:
         """After a load: the table's schema and size; a table that had no template recorded
-        is bound to the one it was just loaded from."""
+        is bound to the one it was just loaded from.
+
+        The recorded fields are the warehouse table's columns as committed (``columns``:
+        None when it has none yet), typed by this load's ``fields`` or else as recorded so
+        far. They are read while the catalogue row is locked, so two loads that commit
+        different new columns each record the other's too, whichever records last (each
+        wrote "what it read before its load | its own" before 2026-12-04, and the later
+        write dropped the other's column); columns only a failed first attempt recorded
+        (it made no table) are not kept.
+
+        ``row_count`` is the table's count taken once this load committed. A data table only
+        grows (an upsert never deletes): a count below the one recorded was taken before
+        another load committed (or rows were deleted in the warehouse by hand), and the table
+        is counted again (``recount``) under the lock. So the count of the last commit stays,
+        whichever load records last (before 2026-12-04 the later record's count was kept,
+        which could be one taken before the other load committed)."""
         with self._engine.begin() as conn:
+            # FOR UPDATE on PostgreSQL; a SQLite write transaction holds the lock already.
+            current = conn.execute(
+                sa.select(T.c.fields, T.c.row_count).where(T.c.id == table_id).with_for_update()
+            ).one_or_none()
+            if current is None:  # deleted meanwhile
+                return
+            present = columns()
+            if present is None:
+                recorded = fields
+            else:
+                known = {f["name"]: ColumnInfo(**f) for f in current.fields}
+                known |= {f.name: f for f in fields}
+                recorded = [known[name] for name in present if name in known]
             conn.execute(
                 T.update()
                 .where(T.c.id == table_id)
                 .values(
-                    fields=[f.as_dict() for f in fields],
-                    row_count=row_count,
+                    fields=[f.as_dict() for f in recorded],
+                    row_count=row_count if row_count >= current.row_count else recount(),
                     template_id=sa.func.coalesce(T.c.template_id, template_id),
                     updated_at=self._clock(),
                 )

@@ -136,6 +136,29 @@ def case_clash(names: Iterable[str], warehouse: str) -> str | None:
     return None
 
 
+# The hidden row id of a data table without a primary key (keyset paging of its rows and
+# exports, docs/architecture.md), left out of what they deliver.
+ROW_ID_COLUMN = "_egress_id"
+
+
+def reserved_column(names: Iterable[str], warehouse: str) -> str | None:
+    """Why a data table in a ``warehouse`` cannot load a column of ``names``: one named as its
+    hidden row id (``_egress_id``; in any letter case on a warehouse that folds it), or None.
+    A key-less table has that column already, and any table's rows and exports leave it
+    out."""
+    folded = folds_case(warehouse)
+    for name in names:
+        if name == ROW_ID_COLUMN or (folded and name.translate(_ASCII_LOWER) == ROW_ID_COLUMN):
+            return (
+                f"column {name!r} cannot be loaded into a data table: {ROW_ID_COLUMN!r} is the"
+                " name of a data table's hidden row id (its rows and exports leave it out)"
+                + (", in any letter case in a SQLite warehouse" if name != ROW_ID_COLUMN else "")
+                + "; leave it out with fields, or rename it in the source (e.g. a SQL template's"
+                " AS)"
+            )
+    return None
+
+
 def physical_name(workspace_id: str, name: str) -> str:
     """Warehouse table of a workspace's data table: distinct per workspace, a valid identifier."""
     return f"dt_{workspace_id.replace('-', '')[:12]}_{name}"[:63]

@@ -334,10 +334,19 @@ class Runner:
             before_commit=still_leased,
             on_rows=control.report,
         )
-        # A table this load made has only its columns (not those of a failed first attempt).
-        before = [] if result.created else table.fields
-        merged = {f.name: f for f in before} | {f.name: f for f in fields}
-        self._data_tables.loaded(table.id, list(merged.values()), result.table_rows, template.id)
+        # Recorded as the columns the table has once committed (not those of a failed first
+        # attempt, nor without those another load committed meanwhile), read under the
+        # catalogue row's lock; its rows counted once this load has committed (and again
+        # under the lock when another load recorded more).
+        physical = table.physical_name
+        self._data_tables.loaded(
+            table.id,
+            fields,
+            self._warehouse.row_count(physical),
+            template.id,
+            columns=lambda: self._warehouse.columns(physical),
+            recount=lambda: self._warehouse.row_count(physical),
+        )
         return result.rows
 
     # ----------------------------------------------------------------- writing

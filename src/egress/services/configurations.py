@@ -30,6 +30,7 @@ from egress.domain.data_tables import (
     Loading,
     case_clash,
     loading_conflict,
+    reserved_column,
 )
 from egress.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from egress.domain.identity import ADMIN, Principal
@@ -443,6 +444,8 @@ class ConfigurationService:
         columns = [*read, *(c.name for c in SYSTEM_COLUMNS if system_columns)]
         if clash := case_clash(columns, self._warehouse):
             raise Invalid.at(("body", "fields"), clash)
+        if reserved := reserved_column(columns, self._warehouse):
+            raise Invalid.at(("body", "fields"), reserved)
         name = destination["dataTable"]
         wanted = Loading(mode, key, template.id, template.name)
         table = self._data_tables.find(workspace_id, name)

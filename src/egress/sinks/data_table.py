@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from egress.db.engine import snapshot_reads
 from egress.domain.catalog import ColumnInfo
-from egress.domain.data_tables import case_clash, folds_case
+from egress.domain.data_tables import ROW_ID_COLUMN, case_clash, folds_case, reserved_column
 from egress.domain.plan import ReadPlan
 from egress.domain.types import parse_decimal, parse_list
 from egress.sinks.render import json_list_column, json_renderer
@@ -32,8 +32,18 @@ from egress.sinks.writers import refuse_unrepresentable
 from egress.sources.arrow_types import PYTHON_YEARS, arrow_schema, column_outside_years
 from egress.sources.rows import bounded_rows, rows_to_batch
 
-HIDDEN_ID = "_egress_id"  # row id of tables without a primary key (keyset paging)
+HIDDEN_ID = ROW_ID_COLUMN  # row id of tables without a primary key (keyset paging)
 LEDGER = "egress_loads"
+
+
+def raw_quote(name: str) -> str:
+    """``name`` as a quoted identifier in a statement the driver sends as it is, with no
+    parameters to format (a psycopg ``COPY``). Not the dialect's
+    ``identifier_preparer.quote``, which doubles ``%`` for psycopg's pyformat: right in a
+    statement executed with parameters (``exec_driver_sql``, whose ``%%`` psycopg turns back
+    into ``%``), wrong in a ``COPY`` (before 2026-12-04 a column ``rate%`` failed every load
+    into a PostgreSQL warehouse: column "rate%%" does not exist)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 class LoadError(Exception):
@@ -43,7 +53,6 @@ class LoadError(Exception):
 @dataclass(frozen=True)
 class LoadResult:
     rows: int  # records this run delivered
-    table_rows: int  # rows in the table afterwards
     created: bool = False  # this load made the table: it has only the columns loaded now
 
 
@@ -206,6 +215,7 @@ class Warehouse:
         self.engine = engine
         # Reads never queue behind a load (on SQLite it holds the write lock throughout).
         self._reads = snapshot_reads(engine)
+        self._ledger_made = False
 
     @property
     def backend(self) -> str:
@@ -217,14 +227,30 @@ class Warehouse:
         with self._reads.connect() as conn:
             return sa.inspect(conn).has_table(name)
 
+    def columns(self, name: str) -> list[str] | None:
+        """The columns of table ``name`` as last committed, in their order (the hidden row id
+        left out); None before its first load has committed."""
+        with self._reads.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table(name):
+                return None
+            return [c["name"] for c in inspector.get_columns(name) if c["name"] != HIDDEN_ID]
+
+    def row_count(self, name: str) -> int:
+        """The rows of table ``name`` as last committed (0 before its first load has)."""
+        with self._reads.connect() as conn:
+            return _count(conn, name)
+
     def refuse_unholdable_columns(self, name: str, fields: list[ColumnInfo]) -> None:
         """Before a load (before its data table is recorded): ``LoadError`` when table
         ``name``, with the columns it has so far (none before its first load), cannot hold
-        ``fields`` apart. ``load`` checks it again in its transaction."""
-        if not folds_case(self.backend):
-            return
-        with self._reads.connect() as conn:
-            _refuse_case_clash(conn, name, fields)
+        ``fields`` apart, or one of them is named as the hidden row id (``reserved_column``).
+        ``load`` checks both again in its transaction."""
+        if folds_case(self.backend):
+            with self._reads.connect() as conn:
+                _refuse_case_clash(conn, name, fields)
+        if problem := reserved_column((f.name for f in fields), self.backend):
+            raise LoadError(problem)
 
     def load(
         self,
@@ -246,20 +272,22 @@ class Warehouse:
                 f"the data table merges by ({', '.join(primary_key)}) and the extraction does "
                 f"not deliver {', '.join(map(repr, missing))}"
             )
+        self._ensure_ledger()
         with self.engine.begin() as conn:
             meta = sa.MetaData()
             ledger = _ledger(meta)
-            ledger.create(conn, checkfirst=True)
             done = conn.execute(
                 sa.select(ledger.c.rows).where(ledger.c.run_id == run_id)
             ).scalar_one_or_none()
             table = target_table(meta, name, fields, primary_key)
             if done is not None:  # an earlier attempt of this run committed its load
-                return LoadResult(int(done), _count(conn, table))
-            created = not sa.inspect(conn).has_table(name)
+                return LoadResult(int(done))
+            created = not _exists_or_locked(conn, name)
             if not created:
                 _check_types(fields, known)
             _refuse_case_clash(conn, name, fields)
+            if problem := reserved_column((f.name for f in fields), self.backend):
+                raise LoadError(problem)
             table.create(conn, checkfirst=True)
             _refuse_inexact_columns(conn, table.name, fields)
             _add_new_columns(conn, table, fields)
@@ -278,9 +306,18 @@ class Warehouse:
                 _merge(conn, table, stage, fields, primary_key, mode)
             conn.execute(ledger.insert().values(run_id=run_id, table_name=name, rows=rows))
             stage.drop(conn)
-            count = _count(conn, table)
             before_commit()
-        return LoadResult(rows, count, created)
+        return LoadResult(rows, created)
+
+    def _ensure_ledger(self) -> None:
+        """The ledger table, made once by the first load (its own short transaction: another
+        first load, of any table, waits only for that)."""
+        if self._ledger_made:
+            return
+        with self.engine.begin() as conn:
+            if not _exists_or_locked(conn, LEDGER):
+                _ledger(sa.MetaData()).create(conn, checkfirst=True)
+        self._ledger_made = True
 
     def _stage(self, conn: Connection, fields: list[ColumnInfo], keys: list[str]) -> sa.Table:
         name = f"egress_stage_{secrets.token_hex(6)}"
@@ -302,8 +339,8 @@ class Warehouse:
         if conn.dialect.name == "postgresql":
             raw = conn.connection.driver_connection
             assert raw is not None
-            cols = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
-            quoted = conn.dialect.identifier_preparer.quote(stage.name)
+            cols = ", ".join(raw_quote(n) for n in names)
+            quoted = raw_quote(stage.name)
             with raw.cursor() as cur, cur.copy(f"COPY {quoted} ({cols}) FROM STDIN") as copy:
                 for row in zip(*columns, strict=True):
                     copy.write_row(row)
@@ -445,6 +482,26 @@ def _refuse_null_keys(null_keys: dict[str, int]) -> None:
         )
 
 
+# pg_advisory_xact_lock(space, hashtext(table)): its two-key space is apart from the one-key
+# locks of a metadata database that may share the warehouse's (db.transitions).
+_CREATING = sa.text("SELECT pg_advisory_xact_lock(hashtext('egress warehouse'), hashtext(:name))")
+
+
+def _exists_or_locked(conn: Connection, name: str) -> bool:
+    """Whether table ``name`` exists; when it does not, this transaction takes (on
+    PostgreSQL) the lock of its creation first, held to its end, and asks again: of two
+    transactions about to create the same table, the second waits for the first's commit and
+    then finds it. Two first loads at once failed one run with an internal UniqueViolation on
+    ``CREATE TABLE`` before 2026-12-04 (each had found no table). A SQLite warehouse's write
+    transaction is one at a time already."""
+    if sa.inspect(conn).has_table(name):
+        return True
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.execute(_CREATING, {"name": name})
+    return sa.inspect(conn).has_table(name)
+
+
 def _check_types(fields: list[ColumnInfo], known: list[ColumnInfo]) -> None:
     before = {f.name: f.type for f in known}
     for f in fields:
@@ -502,9 +559,11 @@ def _add_new_columns(conn: Connection, table: sa.Table, fields: list[ColumnInfo]
     for f in fields:
         if f.name not in existing:
             ddl = sa_type(f.type).compile(dialect=conn.dialect)
-            conn.exec_driver_sql(
-                f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN {prep.quote(f.name)} {ddl}"
-            )
+            # Another load may add the same column meanwhile: it waits for that one's commit,
+            # then finds the column (SQLite's write transactions are one at a time).
+            maybe = " IF NOT EXISTS" if conn.dialect.name == "postgresql" else ""
+            column = f"{prep.quote(f.name)} {ddl}"
+            conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN{maybe} {column}")
 
 
 def _key_type() -> sa.types.TypeEngine[Any]:
@@ -646,8 +705,7 @@ def _merge(
     conn.exec_driver_sql(merge)
 
 
-def _count(conn: Connection, table: sa.Table) -> int:
-    exists = sa.inspect(conn).has_table(table.name)
-    if not exists:
+def _count(conn: Connection, name: str) -> int:
+    if not sa.inspect(conn).has_table(name):
         return 0
-    return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+    return int(conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one())
