@@ -18,9 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from egress.api.app import create_app
 from egress.container import Container
 from egress.db.engine import make_engine
 from egress.domain.catalog import ColumnInfo
@@ -30,6 +28,7 @@ from egress.domain.status import RunStatus
 from egress.services.extracts import NewExtract
 from egress.sinks.data_table import LoadError, Warehouse
 from tests.support.factories import (
+    assert_faces_refuse_loading,
     sqlite_container,
     submitted_configuration,
     warehouse_container,
@@ -230,41 +229,7 @@ def test_file_outputs_hold_both_columns(tmp_path: Path, fmt: str) -> None:
 def test_the_faces_refuse_it_naming_them(tmp_path: Path) -> None:
     """Seed 001 answers its invalid input with 400 (as it does any), the native API with 422;
     both name the field and the columns."""
-    with sqlite_container(tmp_path / "c") as c:
-        identity = c.services.identity
-        workspace = identity.create_workspace("w")
-        admin = identity.create_token(workspace, "admin", "setup").token
-        folder = tmp_path / "files"  # inside the files root of the container's settings
-        (folder / "odd").mkdir(parents=True)
-        (folder / "odd" / "o.csv").write_text("id,ID\n1,10\n")
-        app = create_app(c, with_worker=False)
-        with TestClient(app, headers={"Authorization": f"Bearer {admin}"}) as http:
-            made = http.post(
-                "/api/v1/connections",
-                json={"name": "files", "type": "files", "settings": {"url": folder.as_uri()}},
-            )
-            assert made.status_code == 201, made.text
-            templates = http.get("/api/v1/templates", params={"connectionId": made.json()["id"]})
-            tpl = next(t["id"] for t in templates.json()["data"] if t["name"] == "odd/o.csv")
-            body = {"data_table_title": "odd_cols", "template_id": tpl, "accounts": ["odd"]}
-            answer = http.post("/api/v3.1/extracts/", json=body)
-            assert answer.status_code == 400, answer.text
-            assert answer.json()["errors"] == [
-                {"field": "template_settings.fields", "location": "body", "message": CLASH}
-            ]
-            native = http.post(
-                "/api/v1/extraction-configurations",
-                json={
-                    "name": "odd",
-                    "templateId": tpl,
-                    "destination": {"type": "dataTable", "dataTable": "odd", "mode": "append"},
-                },
-            )
-            assert native.status_code == 422, native.text
-            assert native.json()["errors"] == [
-                {"field": "fields", "location": "body", "message": CLASH}
-            ]
-        assert c.configurations.list_page(workspace, None, PageRequest(0, 10)).items == []
+    assert_faces_refuse_loading(tmp_path, "odd/o.csv", "id,ID", CLASH)
 
 
 def test_the_warehouse_refuses_such_a_load_itself(tmp_path: Path) -> None:

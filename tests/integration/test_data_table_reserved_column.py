@@ -14,16 +14,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from egress.api.app import create_app
 from egress.container import Container
 from egress.domain.errors import Invalid
 from egress.domain.paging import PageRequest
 from egress.domain.status import RunStatus
 from egress.services.extracts import NewExtract
 from tests.support.factories import (
-    sqlite_container,
+    assert_faces_refuse_loading,
     submitted_configuration,
     warehouse_container,
 )
@@ -145,38 +143,4 @@ def test_another_letter_case_is_refused_on_sqlite_only(c: Container, tmp_path: P
 
 def test_the_faces_refuse_it_naming_it(tmp_path: Path) -> None:
     """Seed 001 answers with 400 (as any invalid input), the native API with 422."""
-    with sqlite_container(tmp_path / "c") as c:
-        identity = c.services.identity
-        workspace = identity.create_workspace("w")
-        admin = identity.create_token(workspace, "admin", "setup").token
-        folder = tmp_path / "files"  # inside the files root of the container's settings
-        (folder / "acc").mkdir(parents=True)
-        (folder / "acc" / "r.csv").write_text("id,_egress_id\n1,10\n")
-        with TestClient(
-            create_app(c, with_worker=False), headers={"Authorization": f"Bearer {admin}"}
-        ) as http:
-            made = http.post(
-                "/api/v1/connections",
-                json={"name": "files", "type": "files", "settings": {"url": folder.as_uri()}},
-            )
-            assert made.status_code == 201, made.text
-            templates = http.get("/api/v1/templates", params={"connectionId": made.json()["id"]})
-            tpl = next(t["id"] for t in templates.json()["data"] if t["name"] == "acc/r.csv")
-            body = {"data_table_title": "r", "template_id": tpl, "accounts": ["acc"]}
-            answer = http.post("/api/v3.1/extracts/", json=body)
-            assert answer.status_code == 400, answer.text
-            assert answer.json()["errors"] == [
-                {"field": "template_settings.fields", "location": "body", "message": RESERVED}
-            ]
-            native = http.post(
-                "/api/v1/extraction-configurations",
-                json={
-                    "name": "r",
-                    "templateId": tpl,
-                    "destination": {"type": "dataTable", "dataTable": "r", "mode": "append"},
-                },
-            )
-            assert native.status_code == 422, native.text
-            assert native.json()["errors"] == [
-                {"field": "fields", "location": "body", "message": RESERVED}
-            ]
+    assert_faces_refuse_loading(tmp_path, "acc/r.csv", "id,_egress_id", RESERVED)

@@ -7,6 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
+
+from egress.api.app import create_app
 from egress.container import Container
 from egress.db.executions import RunRecord
 from egress.domain.paging import PageRequest
@@ -133,3 +136,43 @@ def extract_once(
     run = c.executions.get(ws, cfg_id, ex.id).latest
     data = b"".join(c.storage.stream(run.files[0].storage_key)) if run.files else b""
     return run, data
+
+
+def assert_faces_refuse_loading(tmp_path: Path, csv_path: str, header: str, message: str) -> None:
+    """A CSV file of ``header`` (at ``csv_path`` under a files connection) loaded into a data
+    table is refused by seed 001's extract (400, its dialect for invalid input) and by the
+    native API (422), both naming the field with ``message``; nothing is saved."""
+    with sqlite_container(tmp_path / "c") as c:
+        identity = c.services.identity
+        workspace = identity.create_workspace("w")
+        admin = identity.create_token(workspace, "admin", "setup").token
+        folder = tmp_path / "files"  # inside the files root of the container's settings
+        (folder / csv_path).parent.mkdir(parents=True)
+        (folder / csv_path).write_text(f"{header}\n1,10\n")
+        with TestClient(
+            create_app(c, with_worker=False), headers={"Authorization": f"Bearer {admin}"}
+        ) as http:
+            made = http.post(
+                "/api/v1/connections",
+                json={"name": "files", "type": "files", "settings": {"url": folder.as_uri()}},
+            )
+            assert made.status_code == 201, made.text
+            templates = http.get("/api/v1/templates", params={"connectionId": made.json()["id"]})
+            tpl = next(t["id"] for t in templates.json()["data"] if t["name"] == csv_path)
+            account = csv_path.split("/")[0]
+            body = {"data_table_title": "refused", "template_id": tpl, "accounts": [account]}
+            answer = http.post("/api/v3.1/extracts/", json=body)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["errors"] == [
+                {"field": "template_settings.fields", "location": "body", "message": message}
+            ]
+            destination = {"type": "dataTable", "dataTable": "refused", "mode": "append"}
+            native = http.post(
+                "/api/v1/extraction-configurations",
+                json={"name": "refused", "templateId": tpl, "destination": destination},
+            )
+            assert native.status_code == 422, native.text
+            assert native.json()["errors"] == [
+                {"field": "fields", "location": "body", "message": message}
+            ]
+        assert c.configurations.list_page(workspace, None, PageRequest(0, 10)).items == []
