@@ -351,3 +351,25 @@ def test_canonical_date_text_pages_by_the_column_itself(tmp_path: Path) -> None:
         "two rows of table main.tie read as the same key (2026-01-01T00:00:00) where the job "
         "would end"
     )
+
+
+def test_a_source_column_named_like_the_hidden_row_id_can_be_chosen(tmp_path: Path) -> None:
+    """Only a data table's ``_egress_id`` is hidden; a source table's own column of that name
+    is a field like any other (``fields`` naming it was 422 "unknown field(s)")."""
+    c = _container(tmp_path, 10)
+    ws = c.workspaces.ensure_workspace("t")
+    src = _source(
+        tmp_path,
+        "CREATE TABLE acc (id INTEGER PRIMARY KEY, _egress_id INTEGER, v TEXT)",
+        rows={"acc": [(1, 1001, "a"), (2, 1002, "b")]},
+    )
+    p = _user(ws)
+    view = c.services.exports.export(
+        p, ws, _object(c, ws, src, "acc"), None, "jsonl", ["_egress_id"]
+    )
+    assert c.worker().run_once()
+    done = c.services.exports.get(p, view.request_id, "http://egress.test/")
+    assert done.status is RequestStatus.COMPLETED
+    record = c.services.exports.file(done.file_url.rsplit("/", 1)[-1])  # type: ignore[union-attr]
+    lines = b"".join(c.storage.stream(record.storage_key)).decode().splitlines()
+    assert [json.loads(line) for line in lines] == [{"_egress_id": 1001}, {"_egress_id": 1002}]

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from egress.domain.catalog import ColumnInfo
+from egress.domain.data_tables import ROW_ID_COLUMN
 from egress.domain.errors import Invalid
 from egress.domain.paging import KeysetCursor
 from egress.domain.spec import ExecutionSpec
@@ -30,7 +31,7 @@ DEFAULT_EXPORT_URL_TTL_S = 7 * 24 * 3600
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 EXPORT_FOLDER = "exports"
 # What a data table without a primary key is ordered by (sinks.data_table.HIDDEN_ID).
-ROW_ID = "_egress_id"
+ROW_ID = ROW_ID_COLUMN
 DATA_TABLE = "dataTable"
 TEMPLATE = "template"
 # The connection type of a data table's export: its rows are in the warehouse database.
@@ -119,11 +120,15 @@ def decode_cursor(raw: bytes, workspace_id: str, object_name: str, width: int) -
     return None if found is None else found.after
 
 
-def export_fields(fields: list[ColumnInfo], wanted: list[str] | None) -> list[str] | None:
-    """The fields written (None: all); ``wanted`` must name known fields."""
+def export_fields(
+    fields: list[ColumnInfo], wanted: list[str] | None, data_table: bool
+) -> list[str] | None:
+    """The fields written (None: all); ``wanted`` must name known fields. A data table's
+    hidden row id is none of them; a source's own column of that name is (it was refused as
+    unknown before 2026-12-04)."""
     if wanted is None:
         return None
-    known = {f.name for f in fields} - {ROW_ID}
+    known = {f.name for f in fields} - ({ROW_ID} if data_table else set())
     unknown = [w for w in wanted if w not in known]
     if unknown or not wanted:
         raise Invalid.at(

@@ -169,7 +169,7 @@ class ExportService:
         request_id = new_request_id()
         template, connection, kind = self._object(workspace_id, object_name)
         after = self._after(workspace_id, object_name, cursor, template)
-        chosen = export_fields(template.fields, fields)
+        chosen = export_fields(template.fields, fields, kind == DATA_TABLE)
         if csv_dialect == POSTGRES_DIALECT:
             self._check_postgres_dialect(connection, kind, fmt)
         if chosen is None and kind == DATA_TABLE:
