@@ -467,3 +467,52 @@ def test_a_postgres_date_cursor_beyond_year_9999_fails_naming_it_and_a_filter_go
     assert finite.run()[0] == [1]
     _pg(pg_db, "INSERT INTO t VALUES (3, '2026-02-01')")
     assert finite.run()[0] == [3]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "relation", "kind", "high", "shown"),
+    [
+        ("csv", "t", "float8", "NaN", "NaN"),  # the mark read in its snapshot over psycopg
+        ("parquet", "t", "float8", "Infinity", "Infinity"),  # over ADBC
+        ("csv", "v", "numeric", "NaN", "NaN"),  # a view: no snapshot, the mark is max_value's
+    ],
+)
+def test_a_postgres_number_cursor_at_nan_or_infinity_fails_naming_it(
+    c: Container, pg_db: PgDatabase, fmt: str, relation: str, kind: str, high: str, shown: str
+) -> None:
+    """PostgreSQL sorts NaN above every number: a NaN (or +Infinity) cursor value became the
+    watermark, and every later run was COMPLETED_NO_DATA while new rows arrived, for ever."""
+    _pg(
+        pg_db,
+        f"CREATE TABLE t (id int PRIMARY KEY, c {kind})",
+        "CREATE VIEW v AS SELECT * FROM t",
+        f"INSERT INTO t VALUES (1, 1.5), (2, '{high}')",
+    )
+    settings = _pg_settings(pg_db)
+    env = _env(c, "postgresql", settings, f"public.{relation}", fmt=fmt)
+    execution, _ = c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
+    assert c.worker().run_once()
+    run = c.executions.get(env.ws, env.cfg, execution.id).latest
+    assert run.status == RunStatus.FAILED
+    assert run.error_message == (
+        f"cursorField 'c' holds {shown} as its greatest value, and no value comes after it, so"
+        " incremental runs would take nothing new, ever: give those records a number, or read"
+        " the table through a SQL template that leaves them out (WHERE c < 'Infinity')"
+    )
+    assert env.watermark() is None
+    conn = source_connection(c, env.ws, "template", "postgresql", settings, None)
+    tpl = c.services.catalog.create_query_template(
+        env.ws,
+        conn,
+        "finite",
+        f"SELECT * FROM {relation} WHERE c < 'Infinity'",
+        ["id"],
+        "c",
+        None,
+        role=ADMIN,
+    )
+    cfg = submitted_configuration(c, env.ws, tpl.id, "finite", format=fmt, incremental_lag=0)
+    finite = Env(c, env.ws, cfg, fmt)
+    assert finite.run()[0] == [1]
+    _pg(pg_db, "INSERT INTO t VALUES (3, 2.5)")
+    assert finite.run()[0] == [3]

@@ -15,6 +15,7 @@ from egress.domain.incremental import (
     ServerClock,
     beyond_mark_problem,
     cursor_value,
+    endless_mark_problem,
     held_back_by,
     kept_observations,
     lagged_mark,
@@ -189,3 +190,22 @@ def test_a_date_mark_beyond_years_1_to_9999_is_named(high: str, beyond: bool) ->
     assert (problem is not None) == beyond
     if problem is not None:
         assert problem.startswith(f"cursorField 'c' holds {high!r} as its greatest value")
+
+
+@pytest.mark.parametrize(
+    ("high", "endless"),
+    [
+        (float("nan"), True),
+        (float("inf"), True),
+        ("NaN", True),  # a numeric's text
+        (Decimal("Infinity"), True),
+        (float("-inf"), False),  # every number comes after it
+        (1.5, False),
+        ("12345678901234567890.5", False),
+        (7, False),
+        ("2026-01-01", False),
+    ],
+)
+def test_a_number_mark_with_nothing_after_it_is_named(high: object, endless: bool) -> None:
+    problem = endless_mark_problem("c", high)
+    assert (problem is not None) == endless

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from egress.domain.errors import Invalid
@@ -111,6 +111,28 @@ def beyond_mark_problem(field: str, high: str) -> str | None:
         " is a date or time within years 1-9999, so no run can read past it: give those"
         " records a value within those years, or read the table through a SQL template that"
         f" leaves them out (WHERE {field} < '10000-01-01')"
+    )
+
+
+def endless_mark_problem(field: str, high: Any) -> str | None:
+    """Why a number cursor's greatest value ``high`` can be no mark, or None: NaN (PostgreSQL
+    sorts it above every number, and a float NaN compares with none) and +Infinity have no
+    value after them, so once such a mark was the watermark every later run took nothing new
+    while COMPLETED (before 2026-12-04)."""
+    if isinstance(high, bool) or not isinstance(high, int | float | str | Decimal):
+        return None
+    try:
+        number = Decimal(str(high))
+    except InvalidOperation:
+        return None
+    if number.is_finite() or (number.is_infinite() and number.is_signed()):
+        return None
+    shown = "NaN" if number.is_nan() else "Infinity"
+    return (
+        f"cursorField {field!r} holds {shown} as its greatest value, and no value comes after"
+        " it, so incremental runs would take nothing new, ever: give those records a number,"
+        " or read the table through a SQL template that leaves them out"
+        f" (WHERE {field} < 'Infinity')"
     )
 
 

@@ -21,6 +21,7 @@ from egress.domain.incremental import (
     ServerClock,
     cursor_problem,
     cursor_value,
+    endless_mark_problem,
     held_back_by,
     kept_observations,
     lagged_mark,
@@ -92,6 +93,8 @@ def freeze_window(
     if isinstance(source, SnapshotSource):
         with control.awaiting_source():
             mark = source.begin_snapshot(job.plan, cursor, by_copy=job.copies(source))
+        if mark is not None:
+            _refuse_endless(cursor, mark.high, numeric)
     observations = None
     notes: tuple[str, ...] = ()
     if mark is not None:
@@ -118,6 +121,7 @@ def freeze_window(
         lag = run_lag(claimed.spec)
         with control.awaiting_source():
             seen, server = _max_and_clock(source, job.plan, cursor)
+        _refuse_endless(cursor, seen, numeric)
         now = clock()
         server_at, oldest = (None, None) if server is None else (server.now, server.oldest_open)
         observations = state.observations
@@ -147,6 +151,12 @@ def freeze_window(
     if not queue.freeze_window(claimed, frozen, observations):
         raise LeaseLost
     return frozen, notes
+
+
+def _refuse_endless(cursor: str, high: Any, numeric: bool) -> None:
+    problem = endless_mark_problem(cursor, high) if numeric else None
+    if problem is not None:
+        raise RunFailure(problem)
 
 
 def null_cursor_note(source: Source, cursor: str) -> str | None:
