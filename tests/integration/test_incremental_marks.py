@@ -8,6 +8,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -496,8 +498,8 @@ def test_a_postgres_number_cursor_at_nan_or_infinity_fails_naming_it(
     assert run.status == RunStatus.FAILED
     assert run.error_message == (
         f"cursorField 'c' holds {shown} as its greatest value, and no value comes after it, so"
-        " incremental runs would take nothing new, ever: give those records a number, or read"
-        " the table through a SQL template that leaves them out (WHERE c < 'Infinity')"
+        " incremental runs would take nothing new, ever: give those records a number, or leave"
+        " them out of what the template reads (a SQL template's WHERE c < 'Infinity')"
     )
     assert env.watermark() is None
     conn = source_connection(c, env.ws, "template", "postgresql", settings, None)
@@ -516,3 +518,18 @@ def test_a_postgres_number_cursor_at_nan_or_infinity_fails_naming_it(
     assert finite.run()[0] == [1]
     _pg(pg_db, "INSERT INTO t VALUES (3, 2.5)")
     assert finite.run()[0] == [3]
+
+
+def test_a_files_float_cursor_holding_nan_fails_naming_it(c: Container, tmp_path: Path) -> None:
+    """Arrow's maximum skips NaN, and no comparison takes a NaN record: its record was never
+    delivered, without a word. As on PostgreSQL, the run now fails naming it."""
+    root = tmp_path / "in"
+    (root / "t").mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1, 2], "c": [1.5, math.nan]}), root / "t" / "a.parquet")
+    env = _env(c, "files", {"url": root.as_uri()}, "t")
+    execution, _ = c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
+    assert c.worker().run_once()
+    run = c.executions.get(env.ws, env.cfg, execution.id).latest
+    assert run.status == RunStatus.FAILED
+    assert (run.error_message or "").startswith("cursorField 'c' holds NaN as its greatest value")
+    assert env.watermark() is None

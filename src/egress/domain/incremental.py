@@ -131,8 +131,8 @@ def endless_mark_problem(field: str, high: Any) -> str | None:
     return (
         f"cursorField {field!r} holds {shown} as its greatest value, and no value comes after"
         " it, so incremental runs would take nothing new, ever: give those records a number,"
-        " or read the table through a SQL template that leaves them out"
-        f" (WHERE {field} < 'Infinity')"
+        " or leave them out of what the template reads (a SQL template's"
+        f" WHERE {field} < 'Infinity')"
     )
 
 

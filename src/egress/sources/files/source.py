@@ -9,6 +9,7 @@ Parquet footers or from inference over the first block of a CSV/JSONL file; read
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import stat
@@ -678,8 +679,14 @@ class FilesSource:
         best: Any = None
         nulls = 0
         for _, batch in self._scan(unfiltered, [field], 65_536):
-            nulls += batch.column(0).null_count
-            value = pc.max(batch.column(0)).as_py()
+            column = batch.column(0)
+            nulls += column.null_count
+            if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
+                # Arrow's max skips NaN, and no comparison takes a NaN record: as PostgreSQL
+                # (NaN above every number), the run then fails naming it (``freeze_window``).
+                best = math.nan
+                break
+            value = pc.max(column).as_py()
             if value is not None and (best is None or value > best):
                 best = value
         self._cursor_nulls = nulls
