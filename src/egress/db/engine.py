@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Any
@@ -25,13 +26,31 @@ CONNECT_TIMEOUT_S = 10
 _IDLE_SINCE = "egress_idle_since"  # pool record: when the connection was last checked in
 
 
+def strict_json(value: Any) -> str:
+    """JSON columns are written as strict JSON: Python's default writes NaN and Infinity as
+    bare words, which SQLite's JSON functions refuse (``malformed JSON``) — a trigger's
+    options holding one made the run queue's claim fail for every workspace. A value that
+    cannot be written fails where it is written, not where it is read."""
+    return json.dumps(value, allow_nan=False)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=strict_json,
+        )
         _configure_sqlite(engine)
         return engine
     connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT_S}
-    engine = sa.create_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
+    engine = sa.create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
+        json_serializer=strict_json,
+    )
     _ping_after_idle(engine)
     announce_commits(engine)  # what keeps other processes' read caches current
     return engine
