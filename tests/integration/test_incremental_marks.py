@@ -419,105 +419,88 @@ def test_a_postgres_time_cursor_takes_the_last_time_of_day(c: Container, pg_db: 
     assert env.run()[0] == []
 
 
+def _endless_mark(
+    c: Container, pg_db: PgDatabase, case: tuple[str, str, str], rows: str, later: str, where: str
+) -> str | None:
+    """A cursor ``c`` of type ``kind`` over ``rows``, read as ``relation`` (``t``, or the view
+    ``v``) in ``fmt``: the incremental run's error (its watermark unmoved); then a SQL
+    template that leaves the endless records out (``WHERE c < where``) takes the first row,
+    and, once ``later`` is inserted, the new one."""
+    fmt, relation, kind = case
+    _pg(
+        pg_db,
+        f"CREATE TABLE t (id int PRIMARY KEY, c {kind})",
+        "CREATE VIEW v AS SELECT * FROM t",
+        f"INSERT INTO t VALUES {rows}",
+    )
+    settings = _pg_settings(pg_db)
+    env = _env(c, "postgresql", settings, f"public.{relation}", fmt=fmt)
+    execution, _ = c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
+    assert c.worker().run_once()
+    run = c.executions.get(env.ws, env.cfg, execution.id).latest
+    assert run.status == RunStatus.FAILED
+    assert env.watermark() is None
+    conn = source_connection(c, env.ws, "template", "postgresql", settings, None)
+    query = f"SELECT * FROM {relation} WHERE c < '{where}'"
+    tpl = c.services.catalog.create_query_template(
+        env.ws, conn, "finite", query, ["id"], "c", None, role=ADMIN
+    )
+    cfg = submitted_configuration(c, env.ws, tpl.id, "finite", format=fmt, incremental_lag=0)
+    finite = Env(c, env.ws, cfg, fmt)
+    assert finite.run()[0] == [1]
+    _pg(pg_db, f"INSERT INTO t VALUES (3, '{later}')")
+    assert finite.run()[0] == [3]
+    return run.error_message
+
+
+# The mark read in its snapshot over psycopg (csv) or ADBC (parquet); a view has no snapshot:
+# the mark is max_value's.
+READS = [("csv", "t"), ("parquet", "t"), ("csv", "v")]
+
+
 @pytest.mark.parametrize(
-    ("fmt", "relation", "kind", "high"),
-    [
-        ("csv", "t", "timestamptz", "infinity"),  # the mark read in its snapshot over psycopg
-        ("parquet", "t", "timestamp", "10000-01-01 00:00:00"),  # over ADBC
-        ("csv", "v", "date", "infinity"),  # a view: no snapshot, the mark is max_value's
-    ],
+    ("read", "kind", "high"),
+    list(
+        zip(
+            READS,
+            ["timestamptz", "timestamp", "date"],
+            ["infinity", "10000-01-01 00:00:00", "infinity"],
+            strict=True,
+        )
+    ),
 )
-def test_a_postgres_date_cursor_beyond_year_9999_fails_naming_it_and_a_filter_goes_on(
-    c: Container, pg_db: PgDatabase, fmt: str, relation: str, kind: str, high: str
+def test_a_postgres_date_cursor_beyond_year_9999_fails_naming_it_and_a_template_goes_on(
+    c: Container, pg_db: PgDatabase, read: tuple[str, str], kind: str, high: str
 ) -> None:
     """``infinity`` or year 10000 as a date cursor's greatest value is no Python date: every
     run failed with the driver's text (``timestamp too large (after year 10K)``, or ADBC's
     ``date value out of range``), naming no column; now it names it and the ways out, and a
     SQL template that leaves such records out lets the runs go on."""
-    _pg(
-        pg_db,
-        f"CREATE TABLE t (id int PRIMARY KEY, c {kind})",
-        "CREATE VIEW v AS SELECT * FROM t",
-        f"INSERT INTO t VALUES (1, '2026-01-01'), (2, '{high}')",
-    )
-    settings = _pg_settings(pg_db)
-    env = _env(c, "postgresql", settings, f"public.{relation}", fmt=fmt)
-    execution, _ = c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
-    assert c.worker().run_once()
-    run = c.executions.get(env.ws, env.cfg, execution.id).latest
-    assert run.status == RunStatus.FAILED
-    assert run.error_message == (
+    rows = f"(1, '2026-01-01'), (2, '{high}')"
+    error = _endless_mark(c, pg_db, (*read, kind), rows, "2026-02-01", "10000-01-01")
+    assert error == (
         f"cursorField 'c' holds '{high}' as its greatest value, and an incremental mark is a"
         " date or time within years 1-9999, so no run can read past it: give those records a"
         " value within those years, or read the table through a SQL template that leaves them"
         " out (WHERE c < '10000-01-01')"
     )
-    assert env.watermark() is None
-    conn = source_connection(c, env.ws, "template", "postgresql", settings, None)
-    tpl = c.services.catalog.create_query_template(
-        env.ws,
-        conn,
-        "finite",
-        f"SELECT * FROM {relation} WHERE c < '10000-01-01'",
-        ["id"],
-        "c",
-        None,
-        role=ADMIN,
-    )
-    cfg = submitted_configuration(c, env.ws, tpl.id, "finite", format=fmt, incremental_lag=0)
-    finite = Env(c, env.ws, cfg, fmt)
-    assert finite.run()[0] == [1]
-    _pg(pg_db, "INSERT INTO t VALUES (3, '2026-02-01')")
-    assert finite.run()[0] == [3]
 
 
 @pytest.mark.parametrize(
-    ("fmt", "relation", "kind", "high", "shown"),
-    [
-        ("csv", "t", "float8", "NaN", "NaN"),  # the mark read in its snapshot over psycopg
-        ("parquet", "t", "float8", "Infinity", "Infinity"),  # over ADBC
-        ("csv", "v", "numeric", "NaN", "NaN"),  # a view: no snapshot, the mark is max_value's
-    ],
+    ("read", "kind", "high"),
+    list(zip(READS, ["float8", "float8", "numeric"], ["NaN", "Infinity", "NaN"], strict=True)),
 )
 def test_a_postgres_number_cursor_at_nan_or_infinity_fails_naming_it(
-    c: Container, pg_db: PgDatabase, fmt: str, relation: str, kind: str, high: str, shown: str
+    c: Container, pg_db: PgDatabase, read: tuple[str, str], kind: str, high: str
 ) -> None:
     """PostgreSQL sorts NaN above every number: a NaN (or +Infinity) cursor value became the
     watermark, and every later run was COMPLETED_NO_DATA while new rows arrived, for ever."""
-    _pg(
-        pg_db,
-        f"CREATE TABLE t (id int PRIMARY KEY, c {kind})",
-        "CREATE VIEW v AS SELECT * FROM t",
-        f"INSERT INTO t VALUES (1, 1.5), (2, '{high}')",
-    )
-    settings = _pg_settings(pg_db)
-    env = _env(c, "postgresql", settings, f"public.{relation}", fmt=fmt)
-    execution, _ = c.services.executions.trigger(env.ws, env.cfg, {"extractOnlyNew": True})
-    assert c.worker().run_once()
-    run = c.executions.get(env.ws, env.cfg, execution.id).latest
-    assert run.status == RunStatus.FAILED
-    assert run.error_message == (
-        f"cursorField 'c' holds {shown} as its greatest value, and no value comes after it, so"
+    error = _endless_mark(c, pg_db, (*read, kind), f"(1, 1.5), (2, '{high}')", "2.5", "Infinity")
+    assert error == (
+        f"cursorField 'c' holds {high} as its greatest value, and no value comes after it, so"
         " incremental runs would take nothing new, ever: give those records a number, or leave"
         " them out of what the template reads (a SQL template's WHERE c < 'Infinity')"
     )
-    assert env.watermark() is None
-    conn = source_connection(c, env.ws, "template", "postgresql", settings, None)
-    tpl = c.services.catalog.create_query_template(
-        env.ws,
-        conn,
-        "finite",
-        f"SELECT * FROM {relation} WHERE c < 'Infinity'",
-        ["id"],
-        "c",
-        None,
-        role=ADMIN,
-    )
-    cfg = submitted_configuration(c, env.ws, tpl.id, "finite", format=fmt, incremental_lag=0)
-    finite = Env(c, env.ws, cfg, fmt)
-    assert finite.run()[0] == [1]
-    _pg(pg_db, "INSERT INTO t VALUES (3, 2.5)")
-    assert finite.run()[0] == [3]
 
 
 def test_a_files_float_cursor_holding_nan_fails_naming_it(c: Container, tmp_path: Path) -> None:
