@@ -199,3 +199,19 @@ def test_an_every_minute_schedule_fires_within_the_minute(
     assert execution["catchUp"] is False and execution["latestStatus"] == "COMPLETED"
     after = http.get(f"{CONFIGS}/{cfg}").json()
     assert after["lastSync"] is not None and after["schedules"][0]["lastFiredAt"] is not None
+
+
+def test_a_patched_schedule_without_a_timezone_is_utc(http: httpx.Client, template_id: str) -> None:
+    """PATCH passed its items as sent, and one without ``timezone`` was a KeyError (500)."""
+    r = _create(http, template_id, "zoneless", schedules=[DAILY])
+    assert r.status_code == 201, r.text
+    cfg = r.json()
+    sid = cfg["schedules"][0]["id"]
+    patched = http.patch(
+        f"{CONFIGS}/{cfg['id']}",
+        json={"schedules": [{"id": sid, "cron": "@hourly"}, {"cron": "0 3 * * *"}]},
+    )
+    assert patched.status_code == 200, patched.text
+    shown = patched.json()["schedules"]
+    assert [(s["cron"], s["timezone"]) for s in shown] == [("@hourly", "UTC"), ("0 3 * * *", "UTC")]
+    assert shown[0]["id"] == sid

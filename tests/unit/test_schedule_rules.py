@@ -305,3 +305,19 @@ def test_sync_status_precedence(
         sync_status(active=active, paused=paused, running=running, last_finished_failed=failed)
         == expected
     )
+
+
+def test_a_schedule_moved_east_never_moves_its_window_back() -> None:
+    """UTC 01:00 previousDay windows end at 00:00 UTC; moved to 23:00 Asia/Tokyo, the next
+    slot's natural window ends 15:00 UTC the day before: its window is empty at the previous
+    end, which stays, and the following one starts there. Before 2026-12-04 the stored end
+    moved back to 15:00 UTC, and the next window re-took 15:00-24:00 UTC."""
+    tokyo = ZoneInfo("Asia/Tokyo")
+    previous_end = utc(2026, 6, 13)  # the UTC schedule's last window ended here
+    due = next_fire("0 23 * * *", tokyo, utc(2026, 6, 13))  # 13 June 23:00 JST = 14:00 UTC
+    first = plan_firing("0 23 * * *", tokyo, due, due, "previousDay", previous_end, DAY)
+    assert first.window == (previous_end, previous_end)
+    second = plan_firing(
+        "0 23 * * *", tokyo, first.next_due_at, first.next_due_at, "previousDay", previous_end, DAY
+    )
+    assert second.window == (previous_end, utc(2026, 6, 13, 15))

@@ -230,7 +230,11 @@ def plan_firing(
         if start < floor:
             gap = (start, floor)
             start = floor
-        window = (min(start, end), end)
+        # A slot whose natural window ends before the previous one did (its schedule moved
+        # to a zone further east, or to a shorter dateWindow) has an empty window there: the
+        # stored end never moves back (it did before 2026-12-04, and the next window took
+        # records the previous ones had delivered).
+        window = (start, max(start, end))
     return Firing(due, due != stored_due, next_fire(expr, zone, due), window, gap)
 
 

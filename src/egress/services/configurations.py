@@ -234,24 +234,27 @@ class ConfigurationService:
             if sid is not None and sid in {s.id for s in out}:
                 raise Invalid.at((*loc, "id"), f"schedule {sid!r} is listed twice")
             cron = check_cron(item["cron"], (*loc, "cron"))
-            check_timezone(item["timezone"], (*loc, "timezone"))
+            # PATCH passes items as sent: an item without a timezone is UTC, as everywhere
+            # (it was a KeyError, 500, before 2026-12-04).
+            zone = item.get("timezone") or "UTC"
+            check_timezone(zone, (*loc, "timezone"))
             enabled = bool(item.get("enabled", True))
             old = known.get(sid) if sid else None
             same = old is not None and (old.cron, old.timezone, old.enabled) == (
                 cron,
-                item["timezone"],
+                zone,
                 enabled,
             )
             out.append(
                 ScheduleRecord(
                     id=sid or new_id(),
                     cron=cron,
-                    timezone=item["timezone"],
+                    timezone=zone,
                     enabled=enabled,
                     date_window=item.get("date_window"),
                     next_due_at=old.next_due_at
                     if same and old is not None
-                    else _first_due(cron, item["timezone"], enabled, now),
+                    else _first_due(cron, zone, enabled, now),
                 )
             )
         return out
