@@ -378,3 +378,31 @@ def test_only_configurations_within_their_dates_fire(
     clock.now = starts + timedelta(hours=2, seconds=1)  # the end date has come: no more
     assert scheduler.run_once() == []
     assert c.executions.list_page(ws, cfg, PageRequest(0, 100)).total == 2
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin", "UTC"])
+def test_a_date_field_takes_the_day_whose_midnight_is_in_the_window(
+    c: Container, clock: Clock, tmp_path: Path, zone: str
+) -> None:
+    """A date belongs to the window holding its midnight in the schedule's zone: compared with
+    its UTC midnight instead, New York's 02:00 previousDay run took the rows dated that very
+    day (still open) rather than the day before (before 2026-12-04)."""
+    path = tmp_path / "days.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, happened DATE)")
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?)", [(d, f"2026-06-{d:02d}") for d in (2, 3, 4)]
+        )
+    ws = c.workspaces.ensure_workspace("t")
+    conn = c.connections.create(ws, "days", "sqlite", {"path": str(path)}, None)
+    fields = [ColumnInfo("id", "int64", False), ColumnInfo("happened", "date", True)]
+    tpl = c.templates.create_custom(
+        ws, conn.id, "events", TableRef("main", "events"), fields, ["id"], "id", "happened"
+    )
+    cfg = _configuration(c, ws, tpl.id, "days", schedules=[_daily("0 2 * * *", zone)])
+    clock.now = datetime(2026, 6, 4, 12, tzinfo=UTC)  # past 02:00 on the 4th in every zone
+    [fired] = c.scheduler_service().run_once()
+    options = c.executions.get(ws, cfg, fired.execution_id).spec.options
+    assert (options.date_from, options.date_to) == ("2026-06-03", "2026-06-04")
+    assert c.worker().run_once()
+    assert _records(c, ws, cfg, fired.execution_id) == ["3"]

@@ -23,6 +23,7 @@ from egress.domain.schedules import (
     sync_status,
     upcoming,
     utc_iso,
+    window_in_days,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -321,3 +322,21 @@ def test_a_schedule_moved_east_never_moves_its_window_back() -> None:
         "0 23 * * *", tokyo, first.next_due_at, first.next_due_at, "previousDay", previous_end, DAY
     )
     assert second.window == (previous_end, utc(2026, 6, 13, 15))
+
+
+@pytest.mark.parametrize(
+    ("window", "days"),
+    [
+        (("2026-06-03T00:00:00-04:00", "2026-06-04T00:00:00-04:00"), ("2026-06-03", "2026-06-04")),
+        # an hour holding midnight takes that day; any other hour none
+        (("2026-06-03T00:00:00+02:00", "2026-06-03T01:00:00+02:00"), ("2026-06-03", "2026-06-04")),
+        (("2026-06-03T10:00:00+02:00", "2026-06-03T11:00:00+02:00"), ("2026-06-04", "2026-06-04")),
+    ],
+)
+def test_a_window_in_days_takes_the_dates_whose_midnight_it_holds(
+    window: tuple[str, str], days: tuple[str, str]
+) -> None:
+    options = {"dateFrom": window[0], "dateTo": window[1], "dateToExclusive": True}
+    converted = window_in_days(options)
+    assert (converted["dateFrom"], converted["dateTo"]) == days
+    assert converted["dateToExclusive"] is True

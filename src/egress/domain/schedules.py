@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -140,6 +141,22 @@ def upcoming(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list[dat
 def local_iso(t: datetime, zone: tzinfo) -> str:
     """ISO 8601 with the zone's offset at ``t``."""
     return t.astimezone(zone).isoformat()
+
+
+def window_in_days(options: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's window (``dateFrom``/``dateTo`` with the zone's offset, half-open) for a
+    dateField holding dates: a date belongs to the window holding its midnight in the
+    schedule's zone, so each bound becomes the first date whose midnight is at or after it.
+    Compared with each date's UTC midnight, New York's 02:00 ``previousDay`` window took the
+    rows dated the day after (before 2026-12-04)."""
+    out = dict(options)
+    for key in ("dateFrom", "dateTo"):
+        text = options.get(key)
+        if isinstance(text, str) and "T" in text:
+            t = datetime.fromisoformat(text)
+            day = t.date() if t.time() == time(0) else t.date() + timedelta(days=1)
+            out[key] = day.isoformat()
+    return out
 
 
 def utc_iso(t: datetime) -> str:

@@ -31,7 +31,7 @@ from egress.domain.incremental import lag_seconds
 from egress.domain.options import date_range, selection
 from egress.domain.paging import PageRequest
 from egress.domain.plan import KeySelection
-from egress.domain.schedules import Slot, SlotTaken
+from egress.domain.schedules import Slot, SlotTaken, window_in_days
 from egress.domain.spec import ConnectionRef, ExecutionSpec, RunOptions
 from egress.domain.split import ALL
 from egress.domain.status import TERMINAL, RunStatus
@@ -220,9 +220,11 @@ class ExecutionService:
         options: dict[str, Any],
         now: datetime,
         parents: dict[str, Any],
+        scheduled: bool = False,
     ) -> ExecutionSpec:
         """The configuration and the trigger's options frozen into a spec, or why it cannot
-        run now. ``parents`` caches the templates and connections a batch shares."""
+        run now. ``parents`` caches the templates and connections a batch shares;
+        ``scheduled``: a schedule's window, taken in whole days on a dateField of dates."""
         blocker = trigger_blocker(cfg.status, cfg.start_date, cfg.end_date, now)
         if blocker:
             raise Conflict(blocker)
@@ -233,6 +235,10 @@ class ExecutionService:
             workspace_id, template.connection_id
         )
         parents[cfg.template_id], parents[template.connection_id] = template, connection
+        if scheduled and any(
+            f.name == template.date_field and f.type == "date" for f in template.fields
+        ):
+            options = window_in_days(options)
         return ExecutionSpec(
             configuration=cfg.snapshot(),
             template=template.snapshot(),
@@ -296,7 +302,7 @@ class ExecutionService:
                     cfg = cfgs.get(t.cfg_id)
                     if cfg is None:
                         raise NotFound(f"extraction configuration {t.cfg_id} not found")
-                    spec = self._freeze(ws, cfg, t.options, now, parents)
+                    spec = self._freeze(ws, cfg, t.options, now, parents, t.kind == "schedule")
                 except EgressError as exc:
                     out[i] = exc
                     continue
