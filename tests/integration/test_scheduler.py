@@ -406,3 +406,25 @@ def test_a_date_field_takes_the_day_whose_midnight_is_in_the_window(
     assert (options.date_from, options.date_to) == ("2026-06-03", "2026-06-04")
     assert c.worker().run_once()
     assert _records(c, ws, cfg, fired.execution_id) == ["3"]
+
+
+def test_a_scheduled_window_cancelled_by_pause_is_listed_in_gaps(
+    c: Container, clock: Clock, tmp_path: Path
+) -> None:
+    """``pause?cancelQueued=true`` cancels a queued scheduled run: the next window starts
+    after it, so its window is owed and listed in ``gaps`` (it was left out without a trace)."""
+    path = _source(tmp_path, [(1, "2026-06-10 12:00:00"), (2, "2026-06-11 12:00:00")])
+    ws = c.workspaces.ensure_workspace("t")
+    cfg = _configuration(c, ws, _template(c, ws, path), "paused", schedules=[_daily()])
+    clock.now = datetime(2026, 6, 11, 1, 0, 1, tzinfo=UTC)
+    [fired] = c.scheduler_service().run_once()  # [06-10, 06-11), queued
+    c.services.configurations.pause(ws, cfg, cancel_queued=True)
+    assert c.executions.get(ws, cfg, fired.execution_id).latest.status is RunStatus.CANCELLED
+    c.services.configurations.resume(ws, cfg)
+    clock.now = datetime(2026, 6, 12, 1, 0, 1, tzinfo=UTC)
+    [later] = c.scheduler_service().run_once()
+    assert c.worker().run_once()
+    assert _records(c, ws, cfg, later.execution_id) == ["2"]
+    assert c.services.configurations.get(ws, cfg).schedules[0].gaps == [
+        {"from": "2026-06-10T00:00:00+00:00", "to": "2026-06-11T00:00:00+00:00"}
+    ]

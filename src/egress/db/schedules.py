@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -261,14 +261,22 @@ class ScheduleRepo(Repository):
 
         A backfill window cancelled this way gives up its slot key, so the backfill enqueues
         it again when it resumes; with ``backfill_only`` (the backfill was cleared) every
-        backfill execution does, so a backfill set again later starts afresh."""
+        backfill execution does, so a backfill set again later starts afresh. A scheduled
+        window cancelled this way is listed in its schedule's ``gaps``: the next window starts
+        after it (before 2026-12-04 its records were left out without a trace)."""
         slotted: sa.ColumnElement[bool] = executions.c.schedule_id.is_not(None)
         if backfill_only:
             slotted = executions.c.schedule_id == BACKFILL
         cancelled: list[str] = []  # their executions
         with self._engine.begin() as conn:
             queued = conn.execute(
-                sa.select(runs.c.id, runs.c.status, runs.c.execution_id, executions.c.schedule_id)
+                sa.select(
+                    runs.c.id,
+                    runs.c.status,
+                    runs.c.execution_id,
+                    executions.c.schedule_id,
+                    executions.c.parameters,
+                )
                 .join(executions, executions.c.id == runs.c.execution_id)
                 .where(
                     executions.c.workspace_id == workspace_id,
@@ -285,6 +293,8 @@ class ScheduleRepo(Repository):
                 if transition(conn, run.id, before, RunStatus.CANCELLED, now, done):
                     cancelled.append(run.execution_id)
                     freed = freed or before is RunStatus.PENDING
+                    if run.schedule_id != BACKFILL:
+                        _note_gap(conn, run.schedule_id, run.parameters)
             if freed:  # the active slot is free: a manual trigger held behind them goes next
                 release_next(conn, workspace_id, now, self._max_runs)
             released: sa.ColumnElement[bool] = executions.c.id.in_(cancelled)
@@ -296,6 +306,27 @@ class ScheduleRepo(Repository):
                 .values(schedule_id=None)
             )
         return len(cancelled)
+
+
+def _note_gap(conn: Connection, schedule_id: str, parameters: dict[str, Any] | None) -> None:
+    """List a cancelled scheduled run's window in its schedule's ``gaps``."""
+    options = (parameters or {}).get("options") or {}
+    start, end = options.get("dateFrom"), options.get("dateTo")
+    if start is None or end is None:
+        return  # a schedule without a dateWindow: no window to owe
+    gaps = conn.execute(sa.select(S.c.gaps).where(S.c.id == schedule_id)).scalar_one_or_none()
+    conn.execute(
+        S.update()
+        .where(S.c.id == schedule_id)
+        .values(gaps=[*(gaps or []), {"from": _utc_text(start), "to": _utc_text(end)}])
+    )
+
+
+def _utc_text(when: str) -> str:
+    """A window bound as ``gaps`` shows them: an instant in UTC, or a date as it is."""
+    if "T" not in when:
+        return when
+    return datetime.fromisoformat(when).astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True)
