@@ -230,3 +230,25 @@ def test_the_backfill_end_is_today_and_moves_as_days_pass(
     progress = configs.get(ws, record.id).backfill
     assert progress is not None
     assert (progress.windows_total, progress.windows_done) == (2, 2)
+
+
+def test_a_window_whose_run_is_cancelled_counts_as_failed(c: Container, tmp_path: Path) -> None:
+    """Cancelled on its own (not by a pause), a window is not retried, like a failed one: it
+    counts among windowsFailed, so the progress adds up (it was counted nowhere: 3 = 2 + 0)."""
+    ws = c.workspaces.ensure_workspace("t")
+    tpl = _template(c, ws, _source(tmp_path))
+    configs = c.services.configurations
+    record = configs.create(
+        ws,
+        configuration_values(
+            tpl, "cancelled", sync_historical_data="2026-06-07", backfill_window="day"
+        ),
+    )
+    configs.submit(ws, record.id)
+    [first] = c.scheduler_service().run_once()
+    c.services.executions.cancel(ws, record.id, first.execution_id)
+    windows = _drain(c, ws, record.id)
+    assert [lo[:10] for lo, _, _ in windows] == ["2026-06-08", "2026-06-09"]
+    progress = configs.get(ws, record.id).backfill
+    assert progress is not None
+    assert (progress.windows_total, progress.windows_done, progress.windows_failed) == (3, 2, 1)

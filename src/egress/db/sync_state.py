@@ -123,7 +123,9 @@ def backfill_state(
         covered.append((lo.date(), hi.date()))
         busy = busy or status in _UNFINISHED
         done += status in _SUCCESS
-        failed += status == RunStatus.FAILED.value
+        # Not retried by itself either way: a cancelled window counts as failed, so the
+        # progress adds up (it was counted nowhere before 2026-12-04).
+        failed += status in (RunStatus.FAILED.value, RunStatus.CANCELLED.value)
     remaining = backfill_plan(date.fromisoformat(start), end, window, covered)
     total = len(covered) + len(remaining)
     return BackfillState(busy, remaining, BackfillProgress(start, total, done, failed))
